@@ -1,0 +1,1 @@
+# Tests of the arena, rings and reader library.
