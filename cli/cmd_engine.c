@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "engine/synthetic.h"
+#include "xring/arena.h"
+#include "xring/error.h"
+#include "xring/writer.h"
+
+static const char engine_help[] =
+	"usage: xring engine --name NAME [options]\n"
+	"\n"
+	"Creates the arena NAME and writes Experience records into it until stopped\n"
+	"(SIGINT/SIGTERM), or until --count records. The arena is removed on exit.\n"
+	"\n"
+	"  --name NAME              engine name readers attach by (required)\n"
+	"  --stream NAME            stream name (default: experience)\n"
+	"  --ring-size SIZE         ring bytes, e.g. 64M; rounded up to a power of two\n"
+	"                           and to the page size (default: 64M)\n"
+	"  --policy lossless|lossy  what happens when readers fall behind (default: lossless)\n"
+	"  --hugepages require|prefer|off   memory backing (default: prefer)\n"
+	"  --numa-node N            bind memory and the writer to node N\n"
+	"                           (default: the node of the first allowed CPU)\n"
+	"  --max-readers N          reader slots (default: 64)\n"
+	"synthetic writer (until the engine issue brings games):\n"
+	"  --record-bytes N         observation bytes per record (default: 1024)\n"
+	"  --count N                records to write, 0 = forever (default: 0)\n"
+	"  --rate N                 records per second, 0 = as fast as possible (default: 0)\n"
+	"  --games N                game ids cycle over N games (default: 1000)\n"
+	"  --quiet                  print nothing but errors\n";
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+enum {
+	O_NAME, O_STREAM, O_RING, O_POLICY, O_HUGE, O_NUMA, O_READERS, O_BYTES, O_COUNT,
+	O_RATE, O_GAMES, O_QUIET, O_HELP,
+};
+
+static const struct xr_opt engine_opts[] = {
+	[O_NAME] = {"--name", true},         [O_STREAM] = {"--stream", true},
+	[O_RING] = {"--ring-size", true},    [O_POLICY] = {"--policy", true},
+	[O_HUGE] = {"--hugepages", true},    [O_NUMA] = {"--numa-node", true},
+	[O_READERS] = {"--max-readers", true}, [O_BYTES] = {"--record-bytes", true},
+	[O_COUNT] = {"--count", true},       [O_RATE] = {"--rate", true},
+	[O_GAMES] = {"--games", true},       [O_QUIET] = {"--quiet", false},
+	[O_HELP] = {"--help", false},        {NULL, false},
+};
+
+int xr_cmd_engine(int argc, char **argv)
+{
+	xr_stream_spec ss = {.policy = XR_POLICY_LOSSLESS, .n_rings = 1,
+			     .ring_bytes = 64ull << 20, .kind = XR_RECORD_EXPERIENCE};
+	xr_arena_spec spec = {.streams = &ss, .n_streams = 1, .hugepages = XR_HUGEPAGES_PREFER,
+			      .numa_node = XR_NUMA_DEFAULT};
+	struct xr_synth_opts so = {.games = 1000, .stop = &stop_flag};
+	uint64_t record_bytes = 1024;
+	bool quiet = false;
+	const char *v;
+	long n;
+	int i = 1, k;
+
+	while (i < argc) {
+		k = xr_next_opt("engine", argc, argv, &i, engine_opts, &v);
+		switch (k) {
+		case -2:
+			return XR_EXIT_USAGE;
+		case -1:
+			xr_cli_err("engine", "unexpected argument '%s'; see `xring engine --help`", v);
+			return XR_EXIT_USAGE;
+		case O_HELP:
+			fputs(engine_help, stdout);
+			return 0;
+		case O_NAME: spec.name = v; break;
+		case O_STREAM: ss.name = v; break;
+		case O_RING:
+			if (!xr_parse_size(v, &ss.ring_bytes) || ss.ring_bytes < 4096 ||
+			    ss.ring_bytes > (1ull << 36)) {
+				xr_cli_err("engine", "--ring-size '%s' is not a size between 4K and 64G", v);
+				return XR_EXIT_USAGE;
+			}
+			break;
+		case O_POLICY:
+			if (!strcmp(v, "lossless")) ss.policy = XR_POLICY_LOSSLESS;
+			else if (!strcmp(v, "lossy")) ss.policy = XR_POLICY_LOSSY;
+			else {
+				xr_cli_err("engine", "--policy must be lossless or lossy, not '%s'", v);
+				return XR_EXIT_USAGE;
+			}
+			break;
+		case O_HUGE:
+			if (!strcmp(v, "prefer")) spec.hugepages = XR_HUGEPAGES_PREFER;
+			else if (!strcmp(v, "require")) spec.hugepages = XR_HUGEPAGES_REQUIRE;
+			else if (!strcmp(v, "off")) spec.hugepages = XR_HUGEPAGES_OFF;
+			else {
+				xr_cli_err("engine", "--hugepages must be require, prefer or off, not '%s'", v);
+				return XR_EXIT_USAGE;
+			}
+			break;
+		case O_NUMA:
+			if (!xr_parse_int(v, 0, 1023, &n)) {
+				xr_cli_err("engine", "--numa-node '%s' is not a node number", v);
+				return XR_EXIT_USAGE;
+			}
+			spec.numa_node = (int)n;
+			break;
+		case O_READERS:
+			if (!xr_parse_int(v, 1, 256, &n)) {
+				xr_cli_err("engine", "--max-readers must be 1..256, not '%s'", v);
+				return XR_EXIT_USAGE;
+			}
+			spec.max_readers = (uint32_t)n;
+			break;
+		case O_BYTES:
+			if (!xr_parse_size(v, &record_bytes) || record_bytes < 1 ||
+			    record_bytes > (256ull << 20)) {
+				xr_cli_err("engine", "--record-bytes must be 1..256M, not '%s'", v);
+				return XR_EXIT_USAGE;
+			}
+			break;
+		case O_COUNT:
+			if (!xr_parse_count(v, &so.count)) {
+				xr_cli_err("engine", "--count '%s' is not a count", v);
+				return XR_EXIT_USAGE;
+			}
+			break;
+		case O_RATE:
+			if (!xr_parse_count(v, &so.rate)) {
+				xr_cli_err("engine", "--rate '%s' is not records per second", v);
+				return XR_EXIT_USAGE;
+			}
+			break;
+		case O_GAMES:
+			if (!xr_parse_int(v, 1, 100000000, &n)) {
+				xr_cli_err("engine", "--games must be 1..100000000, not '%s'", v);
+				return XR_EXIT_USAGE;
+			}
+			so.games = (uint32_t)n;
+			break;
+		case O_QUIET: quiet = true; break;
+		}
+	}
+	if (!spec.name) {
+		xr_cli_err("engine", "--name is required; see `xring engine --help`");
+		return XR_EXIT_USAGE;
+	}
+
+	xr_exp_template t;
+	ss.shape = (xr_exp_shape){.obs_dtype = XR_DTYPE_U8, .obs_ndim = 1,
+				  .obs_dims = {(int32_t)record_bytes}, .mask_len = 16};
+	int rc = xr_exp_template_init(&t, &ss.shape);
+	if (rc < 0) {
+		xr_cli_err("engine", "--record-bytes %llu gives no valid record layout",
+			   (unsigned long long)record_bytes);
+		return XR_EXIT_USAGE;
+	}
+	if ((uint64_t)t.size * 2 + 64 > ss.ring_bytes) {
+		xr_cli_err("engine", "--ring-size must hold at least two %u-byte records; raise it",
+			   t.size);
+		return XR_EXIT_USAGE;
+	}
+
+	xr_arena *a;
+	rc = xr_arena_create(&spec, &a);
+	if (rc < 0) {
+		const char *note = xr_arena_last_note();
+		if (rc == -EEXIST)
+			xr_cli_err("engine", "an engine named '%s' is already running; pick another --name",
+				   spec.name);
+		else if (rc == XR_ENOHUGE)
+			xr_cli_err("engine", "--hugepages require: %s", note[0] ? note : xr_strerror(rc));
+		else if (rc == -EINVAL && note[0])
+			xr_cli_err("engine", "%s; check --numa-node", note);
+		else
+			xr_cli_err("engine", "cannot create arena '%s': %s%s%s", spec.name,
+				   xr_strerror(rc), note[0] ? " — " : "", note);
+		return XR_EXIT_FAIL;
+	}
+
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	xr_arena_facts f;
+	xr_arena_facts_get(a, &f);
+	if (!quiet) {
+		printf("xring engine '%s': %s %s, %llu KiB pages, node %d, %llu MiB; stream %s %s, "
+		       "%u-byte records\n",
+		       spec.name, xr_backing_name(f.backing), f.path,
+		       (unsigned long long)(f.page_size >> 10), f.numa_node,
+		       (unsigned long long)(f.total_size >> 20), ss.name ? ss.name : XR_DEFAULT_STREAM,
+		       ss.policy == XR_POLICY_LOSSY ? "lossy" : "lossless", t.size);
+		if (f.note[0])
+			printf("xring engine: note: %s\n", f.note);
+		fflush(stdout);
+	}
+
+	xr_writer *w;
+	xr_arena_writer(a, 0, 0, &w);
+	struct xr_synth_result res;
+	rc = xr_synth_run(a, w, &t, &so, &res);
+	xr_arena_destroy(a);
+	if (rc < 0) {
+		xr_cli_err("engine", "writer failed: %s", xr_strerror(rc));
+		return XR_EXIT_FAIL;
+	}
+	if (!quiet) {
+		double s = (double)res.elapsed_ns / 1e9;
+		printf("xring engine '%s': wrote %llu records in %.2f s (%.0f/s), dropped %llu, "
+		       "ring full %llu times\n",
+		       spec.name, (unsigned long long)res.written, s,
+		       s > 0 ? (double)res.written / s : 0.0, (unsigned long long)res.dropped,
+		       (unsigned long long)res.waits);
+	}
+	return 0;
+}

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `xring info`: reads the arena's header and reader table directly (both are
+ * in shared memory), without attaching as a reader and without asking the
+ * engine anything. Reader figures come from the readers' own cursors and
+ * are as fresh as the readers' last call.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "shm/arena_priv.h"
+#include "shm/atomics.h"
+#include "util/clock.h"
+#include "xring/error.h"
+
+static const char info_help[] =
+	"usage: xring info NAME [--json]\n"
+	"\n"
+	"Shows engine NAME's arena: backing (path, page size, NUMA node), streams,\n"
+	"rings (capacity, records written) and readers (read, dropped, pending, lag).\n"
+	"\n"
+	"  --json   one JSON object instead of text\n";
+
+static const char *policy_name(uint32_t p)
+{
+	return p == XR_POLICY_LOSSY ? "lossy" : "lossless";
+}
+
+static const char *slot_state(uint32_t s)
+{
+	switch (s) {
+	case XR_SLOT_CLAIMED: return "attaching";
+	case XR_SLOT_ACTIVE: return "active";
+	case XR_SLOT_EVICTED: return "evicted";
+	case XR_SLOT_REAPING: return "reaping";
+	}
+	return "free";
+}
+
+struct rdr {
+	uint32_t slot, ring;
+	int32_t pid;
+	uint32_t state, policy;
+	uint64_t read, dropped, pending, lag;
+	char label[sizeof(((struct xr_reader_slot *)0)->label) + 1];
+};
+
+/* One reader's view of one ring, from its cursor. pending is what remains
+ * between its next expected seq and the ring's written count (records that
+ * will turn out dropped for a lossy reader are included). */
+static void reader_ring(const struct xr_arena *a, uint32_t slot, uint32_t ring, struct rdr *o)
+{
+	const struct xr_ring_desc *rd = &a->hdr->rings[ring];
+	const struct xr_cursor *c = xr__cursor(a, ring, slot);
+	uint64_t head = xr_load_acquire(&rd->head), written = xr_load_acquire(&rd->written);
+	uint64_t pos = xr_load_relaxed(&c->pos), next = xr_load_relaxed(&c->next_seq);
+
+	o->read = xr_load_relaxed(&c->read);
+	o->dropped = xr_load_relaxed(&c->dropped);
+	o->pending = written >= next ? written - next : 0;
+	o->lag = head - pos <= rd->capacity ? head - pos : rd->capacity;
+}
+
+int xr_cmd_info(int argc, char **argv)
+{
+	static const struct xr_opt opts[] = {{"--json", false}, {"--help", false}, {NULL, false}};
+	const char *name = NULL, *v;
+	bool json = false;
+	int i = 1, k, rc;
+
+	while (i < argc) {
+		k = xr_next_opt("info", argc, argv, &i, opts, &v);
+		if (k == -2)
+			return XR_EXIT_USAGE;
+		if (k == 1) {
+			fputs(info_help, stdout);
+			return 0;
+		}
+		if (k == 0)
+			json = true;
+		if (k == -1) {
+			if (name) {
+				xr_cli_err("info", "unexpected argument '%s'; see `xring info --help`", v);
+				return XR_EXIT_USAGE;
+			}
+			name = v;
+		}
+	}
+	if (!name) {
+		xr_cli_err("info", "which engine? usage: xring info NAME [--json]");
+		return XR_EXIT_USAGE;
+	}
+
+	struct xr_arena *a;
+	rc = xr__arena_open(name, 0, -1, &a);
+	if (rc < 0) {
+		if (rc == -ENOENT)
+			xr_cli_err("info", "no engine '%s' is running; start one with `xring engine --name %s`",
+				   name, name);
+		else if (rc == XR_ECLOSED)
+			xr_cli_err("info", "engine '%s' has stopped (its arena is closed)", name);
+		else
+			xr_cli_err("info", "cannot open engine '%s': %s", name, xr_strerror(rc));
+		return XR_EXIT_FAIL;
+	}
+	const struct xr_arena_hdr *h = a->hdr;
+	uint64_t now = xr__now_ns(), hb = xr_load_relaxed(&h->heartbeat_ns);
+	double hb_age = now > hb ? (double)(now - hb) / 1e9 : 0.0;
+
+	if (json) {
+		printf("{\"name\":\"%s\",\"path\":\"%s\",\"backing\":\"%s\",\"page_size\":%" PRIu64
+		       ",\"numa_node\":%d,\"size\":%" PRIu64 ",\"writer_pid\":%d,"
+		       "\"heartbeat_age_s\":%.3f,\"note\":\"",
+		       h->name, h->path, xr_backing_name((xr_backing)h->backing), h->page_size,
+		       h->numa_node, h->total_size, h->writer_pid, hb_age);
+		for (const char *p = h->note; *p; p++)
+			if (*p == '"' || *p == '\\')
+				printf("\\%c", *p);
+			else if ((unsigned char)*p >= 0x20)
+				putchar(*p);
+		printf("\",\"streams\":[");
+	} else {
+		printf("engine %s (pid %d, heartbeat %.1f s ago)\n", h->name, h->writer_pid, hb_age);
+		printf("  backing  %s %s, %" PRIu64 " KiB pages, NUMA node %d, %.1f MiB\n",
+		       xr_backing_name((xr_backing)h->backing), h->path, h->page_size >> 10,
+		       h->numa_node, (double)h->total_size / 1048576.0);
+		if (h->note[0])
+			printf("  note     %s\n", h->note);
+	}
+
+	for (uint32_t s = 0; s < h->n_streams; s++) {
+		const struct xr_stream_desc *sd = &h->streams[s];
+
+		if (json)
+			printf("%s{\"name\":\"%s\",\"policy\":\"%s\",\"rings\":[", s ? "," : "", sd->name,
+			       policy_name(sd->policy));
+		else
+			printf("  stream   %s: %s, %u ring(s) of %" PRIu64 " KiB, frames aligned to %u\n",
+			       sd->name, policy_name(sd->policy), sd->n_rings, sd->ring_capacity >> 10,
+			       sd->frame_align);
+		for (uint32_t r = sd->first_ring; r < sd->first_ring + sd->n_rings; r++) {
+			const struct xr_ring_desc *rd = &h->rings[r];
+			uint64_t written = xr_load_acquire(&rd->written);
+			uint64_t records = xr_load_relaxed(&rd->records);
+			uint64_t bytes = xr_load_relaxed(&rd->bytes);
+			uint64_t stalls = xr_load_relaxed(&rd->lease_stalls);
+			uint64_t waits = xr_load_relaxed(&rd->full_waits);
+			uint64_t wait_ns = xr_load_relaxed(&rd->wait_ns);
+			uint64_t evict = xr_load_relaxed(&rd->evictions);
+
+			if (json) {
+				printf("%s{\"ring\":%u,\"capacity\":%" PRIu64 ",\"written\":%" PRIu64
+				       ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"lease_stalls\":%" PRIu64
+				       ",\"full_waits\":%" PRIu64 ",\"wait_ns\":%" PRIu64
+				       ",\"evictions\":%" PRIu64 ",\"readers\":[",
+				       r == sd->first_ring ? "" : ",", r - sd->first_ring, rd->capacity,
+				       written, records, bytes, stalls, waits, wait_ns, evict);
+			} else {
+				printf("    ring %u: written %" PRIu64 " (%" PRIu64 " MiB), lease stalls %" PRIu64
+				       ", full %" PRIu64 " times (%.3f s), evictions %" PRIu64 "\n",
+				       r - sd->first_ring, written, bytes >> 20, stalls, waits,
+				       (double)wait_ns / 1e9, evict);
+			}
+			bool first = true;
+			for (uint32_t slot = 0; slot < h->max_readers; slot++) {
+				const struct xr_reader_slot *sl = &a->slots[slot];
+				struct rdr o = {.slot = slot, .ring = r};
+
+				o.pid = xr_load_acquire(&sl->pid);
+				o.state = xr_load_acquire(&sl->state);
+				if (o.pid == 0 || sl->stream != s)
+					continue;
+				o.policy = sl->policy;
+				memcpy(o.label, sl->label, sizeof(sl->label));
+				o.label[sizeof(sl->label)] = '\0';
+				for (char *p = o.label; *p; p++)
+					if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+						*p = '?';
+				reader_ring(a, slot, r, &o);
+				if (json)
+					printf("%s{\"slot\":%u,\"pid\":%d,\"label\":\"%s\",\"state\":\"%s\","
+					       "\"policy\":\"%s\",\"read\":%" PRIu64 ",\"dropped\":%" PRIu64
+					       ",\"pending\":%" PRIu64 ",\"lag_bytes\":%" PRIu64 "}",
+					       first ? "" : ",", slot, o.pid, o.label, slot_state(o.state),
+					       policy_name(o.policy), o.read, o.dropped, o.pending, o.lag);
+				else
+					printf("      reader %u pid %d %s (%s, %s): read %" PRIu64 ", dropped %" PRIu64
+					       ", pending %" PRIu64 ", lag %" PRIu64 " KiB\n",
+					       slot, o.pid, o.label, slot_state(o.state), policy_name(o.policy),
+					       o.read, o.dropped, o.pending, o.lag >> 10);
+				first = false;
+			}
+			if (json)
+				printf("]}");
+			else if (first)
+				printf("      no readers\n");
+		}
+		if (json)
+			printf("]}");
+	}
+	if (json)
+		printf("]}\n");
+	xr__arena_close(a);
+	return 0;
+}

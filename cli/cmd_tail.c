@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "xring/error.h"
+#include "xring/reader.h"
+#include "xring/record.h"
+
+static const char tail_help[] =
+	"usage: xring tail NAME [options]\n"
+	"\n"
+	"Attaches to engine NAME as an ordinary reader and prints its records, one\n"
+	"line each, until -n records, the engine stops, or SIGINT.\n"
+	"\n"
+	"  --stream S               stream to read (default: experience)\n"
+	"  -n N                     stop after N records (default: no limit)\n"
+	"  --json                   one JSON object per line: seq, t_ns, game_id,\n"
+	"                           player_id, turn, action, reward, done, truncated,\n"
+	"                           obs_dtype, obs_shape\n"
+	"  --raw DIR                write each record's FlatBuffer bytes to DIR/<seq>.bin\n"
+	"                           instead of printing it\n"
+	"  --policy lossless|lossy  reader policy (default: the stream's)\n"
+	"  --timeout SEC            give up when no record arrives for SEC seconds\n"
+	"                           (default: wait as long as the engine runs)\n";
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+enum { T_STREAM, T_N, T_JSON, T_RAW, T_POLICY, T_TIMEOUT, T_HELP };
+
+static const struct xr_opt tail_opts[] = {
+	[T_STREAM] = {"--stream", true}, [T_N] = {"-n", true},
+	[T_JSON] = {"--json", false},    [T_RAW] = {"--raw", true},
+	[T_POLICY] = {"--policy", true}, [T_TIMEOUT] = {"--timeout", true},
+	[T_HELP] = {"--help", false},    {NULL, false},
+};
+
+static void print_shape(FILE *out, const xr_exp_view *v)
+{
+	fputc('[', out);
+	for (uint32_t d = 0; d < v->obs_ndim; d++)
+		fprintf(out, "%s%d", d ? "," : "", v->obs_dims[d]);
+	fputc(']', out);
+}
+
+static void print_record(FILE *out, const xr_exp_view *v, bool json)
+{
+	const xr_exp_fields *f = &v->f;
+	const char *dt = v->obs ? xr_dtype_name(v->obs_dtype) : NULL;
+
+	if (json) {
+		fprintf(out,
+			"{\"seq\":%" PRIu64 ",\"t_ns\":%" PRIu64 ",\"game_id\":%u,\"player_id\":%u,"
+			"\"turn\":%u,\"action\":%d,\"reward\":%.9g,\"done\":%s,\"truncated\":%s,"
+			"\"obs_dtype\":",
+			f->seq, f->t_ns, f->game_id, f->player_id, f->turn, f->action,
+			(double)f->reward, f->done ? "true" : "false", f->truncated ? "true" : "false");
+		if (dt)
+			fprintf(out, "\"%s\",\"obs_shape\":", dt);
+		else
+			fputs("null,\"obs_shape\":", out);
+		if (v->obs)
+			print_shape(out, v);
+		else
+			fputs("null", out);
+		fputs("}\n", out);
+		return;
+	}
+	fprintf(out, "seq=%" PRIu64 " game=%u player=%u turn=%u action=%d reward=%.3f done=%d%s obs=",
+		f->seq, f->game_id, f->player_id, f->turn, f->action, (double)f->reward, f->done,
+		f->truncated ? " truncated" : "");
+	if (v->obs) {
+		fputs(dt, out);
+		print_shape(out, v);
+	} else {
+		fputs("none", out);
+	}
+	fputc('\n', out);
+}
+
+static int write_raw(const char *dir, uint64_t seq, const void *p, uint32_t len)
+{
+	char path[4096];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/%" PRIu64 ".bin", dir, seq);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, p, len);
+	close(fd);
+	return n == (ssize_t)len ? 0 : -EIO;
+}
+
+int xr_cmd_tail(int argc, char **argv)
+{
+	xr_reader_opts ro = {.label = "xring-tail"};
+	const char *name = NULL, *raw = NULL, *v;
+	uint64_t limit = 0, got = 0, bad = 0;
+	double timeout = -1;
+	bool json = false;
+	int i = 1, k, rc;
+
+	while (i < argc) {
+		k = xr_next_opt("tail", argc, argv, &i, tail_opts, &v);
+		switch (k) {
+		case -2:
+			return XR_EXIT_USAGE;
+		case -1:
+			if (name) {
+				xr_cli_err("tail", "unexpected argument '%s'; see `xring tail --help`", v);
+				return XR_EXIT_USAGE;
+			}
+			name = v;
+			break;
+		case T_HELP:
+			fputs(tail_help, stdout);
+			return 0;
+		case T_STREAM: ro.stream = v; break;
+		case T_N:
+			if (!xr_parse_count(v, &limit) || limit == 0) {
+				xr_cli_err("tail", "-n '%s' is not a positive count", v);
+				return XR_EXIT_USAGE;
+			}
+			break;
+		case T_JSON: json = true; break;
+		case T_RAW: raw = v; break;
+		case T_POLICY:
+			if (!strcmp(v, "lossless")) ro.policy = XR_POLICY_LOSSLESS;
+			else if (!strcmp(v, "lossy")) ro.policy = XR_POLICY_LOSSY;
+			else {
+				xr_cli_err("tail", "--policy must be lossless or lossy, not '%s'", v);
+				return XR_EXIT_USAGE;
+			}
+			break;
+		case T_TIMEOUT:
+			if (!xr_parse_seconds(v, &timeout)) {
+				xr_cli_err("tail", "--timeout '%s' is not a number of seconds", v);
+				return XR_EXIT_USAGE;
+			}
+			break;
+		}
+	}
+	if (!name) {
+		xr_cli_err("tail", "which engine? usage: xring tail NAME (see --help)");
+		return XR_EXIT_USAGE;
+	}
+	if (raw) {
+		struct stat st;
+		if (stat(raw, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			xr_cli_err("tail", "--raw %s: not a directory; create it first", raw);
+			return XR_EXIT_USAGE;
+		}
+	}
+
+	xr_reader *r;
+	rc = xr_reader_attach(name, &ro, &r);
+	if (rc < 0) {
+		if (rc == -ENOENT)
+			xr_cli_err("tail", "no engine '%s' (or no stream '%s') is running; start one with "
+				   "`xring engine --name %s`", name, ro.stream ? ro.stream : XR_DEFAULT_STREAM,
+				   name);
+		else if (rc == XR_ELAYOUT)
+			xr_cli_err("tail", "engine '%s' runs an incompatible xring version; use the xring "
+				   "that built it", name);
+		else
+			xr_cli_err("tail", "cannot attach to '%s': %s", name, xr_strerror(rc));
+		return XR_EXIT_FAIL;
+	}
+
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int64_t wait_ns = timeout < 0 ? 100000000 : (int64_t)(timeout * 1e9);
+	int status = 0;
+	while (!stop_flag && (!limit || got < limit)) {
+		xr_batch b;
+		uint32_t want = limit && limit - got < 256 ? (uint32_t)(limit - got) : 256;
+
+		rc = xr_reader_read(r, 1, want, wait_ns, &b);
+		if (rc == 0) {
+			if (timeout >= 0) {
+				xr_cli_err("tail", "no record from '%s' in %.3g s; is its writer running?",
+					   name, timeout);
+				status = XR_EXIT_FAIL;
+				break;
+			}
+			continue;
+		}
+		if (rc == XR_ECLOSED)
+			break; /* the engine finished: not an error for tail */
+		if (rc < 0) {
+			xr_cli_err("tail", "reading '%s' failed: %s", name, xr_strerror(rc));
+			status = XR_EXIT_FAIL;
+			break;
+		}
+		const xr_frame *f = b.first;
+		for (uint32_t j = 0; j < b.count; j++, f = xr_frame_next(f)) {
+			xr_exp_view ev;
+			if (raw) {
+				int e = write_raw(raw, f->seq, xr_frame_data(f), f->len);
+				if (e < 0) {
+					xr_cli_err("tail", "--raw %s: %s", raw, strerror(-e));
+					status = XR_EXIT_FAIL;
+					break;
+				}
+			} else if (xr_exp_view_init(&ev, xr_frame_data(f), f->len) == 0) {
+				print_record(stdout, &ev, json);
+			} else {
+				bad++;
+				fprintf(stderr, "xring tail: record seq %" PRIu64 " is malformed (%u bytes); "
+						"skipped\n", f->seq, f->len);
+			}
+		}
+		got += b.count;
+		xr_batch_release(r, &b);
+		if (status)
+			break;
+	}
+	fflush(stdout);
+	xr_reader_detach(r);
+	if (!status && bad)
+		status = XR_EXIT_FAIL;
+	return status;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "xring/version.h"
+
+static const char usage[] =
+	"usage: xring <command> [options]\n"
+	"\n"
+	"commands:\n"
+	"  engine   create an arena and write records into it (synthetic writer for now)\n"
+	"  info     show an engine's arena: backing, streams, rings, readers\n"
+	"  tail     read records from an engine and print them\n"
+	"  setup    reserve huge pages and mount hugetlbfs (root), or say why not\n"
+	"\n"
+	"`xring <command> --help` describes each command's options.\n";
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} cmds[] = {
+		{"engine", xr_cmd_engine},
+		{"info", xr_cmd_info},
+		{"tail", xr_cmd_tail},
+		{"setup", xr_cmd_setup},
+	};
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? XR_EXIT_USAGE : 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("xring %s\n", XRING_VERSION_STRING);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "xring: unknown command '%s'; run `xring --help` for the list\n", argv[1]);
+	return XR_EXIT_USAGE;
+}

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef XRING_WRITER_H
+#define XRING_WRITER_H
+
+/*
+ * Writing records into one ring. A writer belongs to its arena
+ * (xr_arena_writer()) and is used by one thread at a time: the ring has one
+ * writer, which is why no call here takes a lock or makes a system call on
+ * the fast path.
+ *
+ * Writing is reserve, fill, commit; publishing is separate and covers every
+ * record committed since the last publish with one release store, so the
+ * cost per record is a handful of plain stores:
+ *
+ *     void *p;
+ *     for (...) {
+ *         int rc = xr_writer_reserve(w, len, &p);
+ *         if (rc == -EAGAIN)       wait (xr_writer_wait) or pause the game
+ *         else if (rc == XR_EDROPPED)  the record was dropped and counted
+ *         else { fill p[0..len); xr_writer_commit(w); }
+ *     }
+ *     xr_writer_publish(w);
+ *
+ * Readers see a record only after the publish that covers it, and only
+ * whole (DESIGN.md invariant 1).
+ */
+
+#include <stdint.h>
+
+#include "xring/arena.h"
+#include "xring/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Reserves room for a record of len bytes and returns where to write it in
+ * *payload: contiguous, writable, aligned to the stream's frame alignment
+ * plus 16 (the frame header in front of it). The frame header (size, len,
+ * sequence number) is filled in already. The reservation stands until the
+ * next xr_writer_commit() or xr_writer_reserve().
+ *
+ * Returns 0, or:
+ *   -EAGAIN      lossless stream and no room: an attached reader (or a held
+ *                lease) has not moved on yet. Everything committed so far has
+ *                been published. Retry, wait with xr_writer_wait(), or pause.
+ *   XR_EDROPPED  lossy stream and a reader's held lease stands where the
+ *                record must go: the record is dropped, which consumes its
+ *                sequence number and is counted as a lease stall.
+ *   -EMSGSIZE    the frame would be larger than half the ring.
+ */
+XR_API int xr_writer_reserve(xr_writer *w, uint32_t len, void **payload);
+
+/* Makes the reserved record part of the next publish. */
+XR_API void xr_writer_commit(xr_writer *w);
+
+/* Makes every committed record visible to readers (one release store).
+ * Cheap when nothing is pending. */
+XR_API void xr_writer_publish(xr_writer *w);
+
+/* Copies len bytes from data into a new record and commits it (not
+ * published). Returns as xr_writer_reserve(). */
+XR_API int xr_writer_write(xr_writer *w, const void *data, uint32_t len);
+
+/*
+ * Waits until a record of len bytes fits, for at most timeout_ns (negative:
+ * forever). Spins, then backs off to sleeping; checks that the readers it
+ * waits for are alive and reaps the dead ones. Returns 0 when there is room,
+ * -ETIMEDOUT, or -EINTR when a signal arrived (so a SIGTERM handler can
+ * stop the engine).
+ */
+XR_API int xr_writer_wait(xr_writer *w, uint32_t len, int64_t timeout_ns);
+
+/* The sequence number the next reserved record will carry. */
+XR_API uint64_t xr_writer_next_seq(const xr_writer *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

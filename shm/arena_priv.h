@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef XR_SHM_ARENA_PRIV_H
+#define XR_SHM_ARENA_PRIV_H
+
+/* The process-local handles behind xr_arena and xr_writer, and the internal
+ * API the reader library and tools use to open an existing arena. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shm/layout.h"
+#include "xring/arena.h"
+
+/* Slot states beyond the public four: a reaper owns the slot. */
+#define XR_SLOT_REAPING 4u
+
+struct xr_writer {
+	struct xr_arena *arena;
+	struct xr_ring_desc *rd;
+	struct xr_cursor *cursors;   /* this ring's cursors, [max_readers] */
+	struct xr_reader_slot *slots;
+	uint8_t *data;               /* ring bytes, mapped twice back to back */
+	uint64_t cap;
+	uint64_t mask;
+	uint64_t chunk;              /* how far tail advances at once */
+	uint32_t align;
+	uint32_t max_frame;
+	uint32_t max_readers;
+	uint32_t policy;
+
+	/* Writer-private state: only this thread touches it. */
+	uint64_t head;               /* committed bytes (published or not) */
+	uint64_t published;          /* last head stored to rd->head */
+	uint64_t seq;                /* next sequence number */
+	uint64_t seq_published;
+	uint64_t tail;               /* last tail stored to rd->tail */
+	uint64_t limit;              /* head + size <= limit: room, no scan */
+	uint32_t reserved;           /* size of the reserved frame, 0 if none */
+	uint64_t records, bytes;     /* not yet flushed to rd stats */
+	int blocker;                 /* slot that blocked the last make-room */
+};
+
+struct xr_arena {
+	int fd;
+	bool owner;                  /* created it: writer side */
+	uint64_t map_len;            /* writer: whole file mapped at hdr */
+	struct xr_arena_hdr *hdr;
+	struct xr_reader_slot *slots;
+	struct xr_cursor *cursors;
+	uint8_t *ring_data[XR_MAX_RINGS];
+	struct xr_writer *writers;   /* owner only, [n_rings] */
+	char path[XR_PATH_MAX];
+	char note[XR_NOTE_MAX];
+};
+
+/* How xr__arena_open maps things. */
+enum {
+	XR_OPEN_CTL_RW = 1,   /* map the control region writable (readers) */
+	XR_OPEN_RINGS = 2,    /* map ring data (of stream `stream`, or all) */
+};
+
+/*
+ * Opens the arena of engine `name` read-only (header, rings) with the control
+ * region read-only or read-write per flags. With XR_OPEN_RINGS maps the rings
+ * of stream index `stream`, or of every stream if stream < 0.
+ * Returns 0, -ENOENT (no such engine), XR_ENOTARENA, XR_ELAYOUT, XR_ECLOSED
+ * (closed, or its engine is dead), or -errno.
+ */
+int xr__arena_open(const char *name, int flags, int stream, struct xr_arena **out);
+void xr__arena_close(struct xr_arena *a);
+
+/* Whether the engine behind an opened arena still runs and has not closed. */
+bool xr__arena_alive(const struct xr_arena *a);
+
+static inline struct xr_cursor *xr__cursor(const struct xr_arena *a, uint32_t ring,
+					   uint32_t slot)
+{
+	return &a->cursors[(uint64_t)ring * a->hdr->max_readers + slot];
+}
+
+/* Writer side: reap one slot whose process is gone. Returns 1 if this call
+ * reaped it. */
+int xr__reap_slot(struct xr_arena *a, uint32_t slot);
+
+/* Writer side: evict a reader that broke the protocol. */
+void xr__evict_slot(struct xr_arena *a, uint32_t slot, uint32_t reason);
+
+void xr__writer_init(struct xr_writer *w, struct xr_arena *a, uint32_t ring);
+
+#endif

@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef XR_SHM_LAYOUT_H
+#define XR_SHM_LAYOUT_H
+
+/*
+ * The arena file, as every process maps it. Plain fixed-width data, no
+ * pointers: valid at any mapping address and in any process.
+ *
+ *   offset 0          HEADER region  (readers map it read-only)
+ *                       struct xr_arena_hdr: identity, backing, sizes,
+ *                       streams[], rings[] (producer indices and stats)
+ *   hdr->ctl_off      CONTROL region (readers map it read-write)
+ *                       struct xr_reader_slot slots[max_readers]
+ *                       struct xr_cursor cursors[n_rings][max_readers]
+ *   rings[i].data_off RING DATA, one per ring (readers map it read-only,
+ *                       twice, back to back)
+ *
+ * Each region starts on a backing page boundary (2 MiB on hugetlbfs), so that
+ * protections can differ per region. Everything a reader can write lives in
+ * the control region and is untrusted input to the writer.
+ *
+ * The layout is frozen by the static asserts at the end of this file; any
+ * change to them must bump XR_LAYOUT_VERSION. The build fingerprint
+ * (shm/fingerprint.c) hashes the same sizes and offsets, so two builds that
+ * disagree refuse to share an arena even if someone forgets the bump.
+ */
+
+#include <assert.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "xring/record.h"
+#include "xring/types.h"
+
+#define XR_MAGIC 0x31414e4552415258ull /* "XRARENA1" little-endian */
+#define XR_LAYOUT_VERSION 1u
+
+#define XR_CACHELINE 64
+#define XR_MAX_STREAMS 8
+#define XR_MAX_RINGS 32
+#define XR_MAX_READERS_LIMIT 256
+#define XR_PATH_MAX 192
+#define XR_NOTE_MAX 160
+
+/* Arena lifecycle, hdr->state. */
+enum {
+	XR_ARENA_CREATING = 0,
+	XR_ARENA_READY = 1,
+	XR_ARENA_CLOSED = 2,
+};
+
+/* Reader slot lifecycle, slot->state. */
+enum {
+	XR_SLOT_FREE = 0,
+	XR_SLOT_CLAIMED = 1, /* a reader is filling it in */
+	XR_SLOT_ACTIVE = 2,  /* the writer honours its leases */
+	XR_SLOT_EVICTED = 3, /* the writer stopped honouring it; see reason */
+};
+
+/* Why the writer evicted a reader, slot->evict_reason. */
+enum {
+	XR_EVICT_NONE = 0,
+	XR_EVICT_CURSOR = 1, /* lease outside [head - capacity, head] */
+	XR_EVICT_DEAD = 2,   /* process gone */
+};
+
+/* A lease value meaning "this reader holds nothing in this ring". */
+#define XR_NO_LEASE UINT64_MAX
+
+struct xr_stream_desc {
+	char name[XR_STREAM_NAME_MAX + 1];
+	uint32_t policy;       /* xr_policy: LOSSLESS or LOSSY */
+	uint32_t n_rings;
+	uint32_t first_ring;   /* rings[first_ring .. first_ring + n_rings) */
+	uint32_t frame_align;  /* power of two, >= 16 */
+	uint32_t record_kind;  /* xr_record_kind */
+	uint32_t max_frame;    /* largest frame a writer may reserve */
+	uint64_t ring_capacity;
+	xr_exp_shape shape;    /* valid when record_kind == EXPERIENCE */
+	uint8_t pad_[16];
+};
+
+/*
+ * One ring's producer side. Written only by the ring's writer; readers and
+ * tools only load. Cache lines: constants; publication (head, written), which
+ * every reader polls; reclamation (tail), touched once per chunk; stats.
+ */
+struct xr_ring_desc {
+	uint64_t data_off;     /* file offset of the ring's bytes */
+	uint64_t capacity;     /* bytes, a power of two, multiple of page size */
+	uint32_t stream;
+	uint32_t frame_align;
+	uint32_t index;        /* this ring's index in rings[] */
+	uint32_t pad0_;
+	uint8_t pad1_[XR_CACHELINE - 32];
+
+	/* publication */
+	_Atomic uint64_t head;    /* bytes published, free-running */
+	_Atomic uint64_t written; /* records produced = next seq (includes dropped) */
+	_Atomic int32_t writer_tid;
+	uint8_t pad2_[XR_CACHELINE - 20];
+
+	/* reclamation */
+	_Atomic uint64_t tail;    /* oldest byte a new lease may start at */
+	uint8_t pad3_[XR_CACHELINE - 8];
+
+	/* stats, writer-written with relaxed stores */
+	_Atomic uint64_t records;      /* records written (not dropped) */
+	_Atomic uint64_t bytes;        /* frame bytes written */
+	_Atomic uint64_t lease_stalls; /* lossy: records dropped at the writer */
+	_Atomic uint64_t full_waits;   /* lossless: times the writer found no room */
+	_Atomic uint64_t wait_ns;      /* lossless: time spent waiting for room */
+	_Atomic uint64_t evictions;    /* readers evicted from this ring */
+	_Atomic uint64_t publishes;    /* head stores (batch commits) */
+	uint8_t pad4_[XR_CACHELINE - 56];
+};
+
+struct xr_arena_hdr {
+	/* identity: written once while CREATING, then read-only */
+	uint64_t magic;
+	uint32_t layout_version;
+	uint32_t hdr_size;
+	uint64_t fingerprint;
+	uint64_t total_size;
+	uint64_t page_size;
+	uint64_t ctl_off;
+	uint64_t ctl_size;
+	uint64_t created_ns;     /* CLOCK_REALTIME */
+	uint64_t writer_start;   /* writer's start time (/proc/PID/stat field 22) */
+	int32_t writer_pid;
+	int32_t numa_node;       /* node the memory is bound to, -1 = unbound */
+	uint32_t backing;        /* xr_backing */
+	uint32_t n_streams;
+	uint32_t n_rings;
+	uint32_t max_readers;
+	char name[XR_NAME_MAX + 1];
+	char path[XR_PATH_MAX];
+	char note[XR_NOTE_MAX];  /* what backing choice was made and why */
+	uint8_t pad0_[16];
+
+	/* liveness */
+	_Atomic uint32_t state;         /* XR_ARENA_* */
+	uint32_t pad1_;
+	_Atomic uint64_t heartbeat_ns;  /* CLOCK_MONOTONIC, engine loop */
+	_Atomic uint64_t attaches;      /* readers ever attached */
+	uint8_t pad2_[XR_CACHELINE - 24];
+
+	struct xr_stream_desc streams[XR_MAX_STREAMS];
+	struct xr_ring_desc rings[XR_MAX_RINGS];
+};
+
+/* Reader slot, in the control region. Written by its reader (and by the
+ * writer only to evict or reap); every field is untrusted to the writer. */
+struct xr_reader_slot {
+	_Atomic uint32_t state;        /* XR_SLOT_* */
+	_Atomic uint32_t evict_reason; /* XR_EVICT_*, set by the writer */
+	uint32_t stream;
+	uint32_t policy;               /* LOSSLESS or LOSSY */
+	_Atomic int32_t pid;           /* the claim word: 0 = free, CAS to claim */
+	uint32_t gen;                  /* bumped at every claim */
+	uint64_t pid_start;
+	uint64_t attach_ns;            /* CLOCK_REALTIME */
+	char label[24];
+};
+
+/* One reader's position in one ring, in the control region:
+ * cursors[ring * max_readers + slot]. The writer loads only `lease`. */
+struct xr_cursor {
+	_Atomic uint64_t lease;    /* writer may not overwrite at or past this */
+	_Atomic uint64_t pos;      /* next byte the reader will read */
+	_Atomic uint64_t next_seq; /* seq the reader expects next */
+	_Atomic uint64_t read;     /* records handed to the reader */
+	_Atomic uint64_t dropped;  /* records the reader lost */
+	uint8_t pad_[XR_CACHELINE - 40];
+};
+
+/* ---- the frozen layout ---- */
+_Static_assert(sizeof(_Atomic uint64_t) == 8 && _Alignof(_Atomic uint64_t) == 8,
+	       "_Atomic uint64_t must be a plain 8-byte word to live in shared memory");
+_Static_assert(sizeof(_Atomic uint32_t) == 4, "_Atomic uint32_t must be 4 bytes");
+_Static_assert(sizeof(xr_frame) == XR_FRAME_HDR, "frame header is 16 bytes");
+_Static_assert(offsetof(xr_frame, seq) == 8, "frame seq at 8");
+_Static_assert(sizeof(xr_exp_shape) == 48, "xr_exp_shape is 48 bytes");
+_Static_assert(sizeof(struct xr_stream_desc) == 128, "stream desc size");
+_Static_assert(offsetof(struct xr_stream_desc, ring_capacity) == 56, "stream desc");
+_Static_assert(offsetof(struct xr_stream_desc, shape) == 64, "stream desc");
+_Static_assert(sizeof(struct xr_ring_desc) == 4 * XR_CACHELINE, "ring desc is 4 lines");
+_Static_assert(offsetof(struct xr_ring_desc, head) == 1 * XR_CACHELINE, "ring head line");
+_Static_assert(offsetof(struct xr_ring_desc, tail) == 2 * XR_CACHELINE, "ring tail line");
+_Static_assert(offsetof(struct xr_ring_desc, records) == 3 * XR_CACHELINE, "ring stats line");
+_Static_assert(offsetof(struct xr_arena_hdr, name) == 96, "hdr name");
+_Static_assert(offsetof(struct xr_arena_hdr, state) == 512, "hdr state line");
+_Static_assert(offsetof(struct xr_arena_hdr, streams) == 576, "hdr streams");
+_Static_assert(offsetof(struct xr_arena_hdr, rings) % XR_CACHELINE == 0, "rings aligned");
+_Static_assert(sizeof(struct xr_arena_hdr) ==
+		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 4 * XR_CACHELINE,
+	       "hdr size");
+_Static_assert(sizeof(struct xr_reader_slot) == 64, "reader slot is one line");
+_Static_assert(sizeof(struct xr_cursor) == XR_CACHELINE, "cursor is one line");
+
+uint64_t xr__layout_fingerprint(void);
+
+#endif

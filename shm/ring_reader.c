@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ring protocol, reader side. The specification, with the writer's half
+ * and the ordering argument, opens shm/ring_writer.c; labels here (R1...)
+ * refer to it.
+ *
+ * Positions. `pos` is the next byte to read; `lease` is what the writer must
+ * not overwrite (the start of the oldest batch still held, or for lossless
+ * readers pos when none is held). Counting is by sequence numbers: a frame
+ * whose seq is ahead of the one expected means records were lost in between
+ * (overrun, or dropped at the writer), and they are counted as dropped.
+ *
+ * Attach point. A reader counts the records from the first one at or after
+ * the head it starts at. It cannot read head and `written` as one consistent
+ * pair, so it loads head (acquire), then written: written is then at least the
+ * seq of the frame at head. The first frame it takes tells the exact value;
+ * if that seq is lower, start_seq moves down to it (first_adjust).
+ */
+#include <errno.h>
+
+#include "shm/atomics.h"
+#include "shm/ring_reader.h"
+
+void xr__rr_init(struct xr_ring_rd *rr, const struct xr_ring_desc *rd,
+		 struct xr_cursor *cur, const uint8_t *data, bool lossless)
+{
+	*rr = (struct xr_ring_rd){
+		.rd = rd,
+		.cur = cur,
+		.data = data,
+		.cap = rd->capacity,
+		.mask = rd->capacity - 1,
+		.align = rd->frame_align,
+		.lossless = lossless,
+		.lease = XR_NO_LEASE,
+	};
+}
+
+static const xr_frame *frame_at(const struct xr_ring_rd *rr, uint64_t pos)
+{
+	return (const xr_frame *)(rr->data + (pos & rr->mask));
+}
+
+/* R1/R2: hold a lease at pos that the writer is bound to see, moving pos
+ * forward past anything it has already given up on. */
+static void lease_at_pos(struct xr_ring_rd *rr)
+{
+	for (;;) {
+		/* R1: pairs with W3. */
+		xr_store_sc(&rr->cur->lease, rr->pos);
+		/* R2: pairs with W2. */
+		uint64_t tail = xr_load_sc(&rr->rd->tail);
+		if ((int64_t)(tail - rr->pos) <= 0)
+			break;
+		rr->pos = tail; /* overrun: the seq gap at tail counts the loss */
+	}
+	rr->lease = rr->pos;
+}
+
+void xr__rr_start(struct xr_ring_rd *rr)
+{
+	/* R3: pairs with W1; then `written` is >= seq of the frame at head. */
+	rr->pos = xr_load_acquire(&rr->rd->head);
+	rr->start_seq = xr_load_acquire(&rr->rd->written);
+	rr->next_seq = rr->start_seq;
+	rr->seen_first = false;
+	if (rr->lossless)
+		lease_at_pos(rr);
+	xr__rr_mirror(rr);
+}
+
+/* Walks frames from pos towards head: at most max frames and max_bytes
+ * (the first frame always counts). */
+static int walk(const struct xr_ring_rd *rr, uint64_t head, uint32_t max, uint64_t max_bytes,
+		struct xr_take *t)
+{
+	uint64_t p = rr->pos, expect = rr->next_seq;
+	uint32_t n = 0, stride = 0;
+	bool mixed = false;
+
+	*t = (struct xr_take){.start = p, .end = p};
+	while (n < max && p != head) {
+		const xr_frame *f = frame_at(rr, p);
+		uint32_t size = f->size;
+		uint64_t seq = f->seq;
+
+		/* The writer is trusted, but a reader must not walk off into
+		 * the weeds on a bug: check what we step by. */
+		if (size < XR_FRAME_HDR || size % rr->align || size > head - p ||
+		    f->len > size - XR_FRAME_HDR)
+			return -EPROTO;
+		if (n > 0 && p + size - t->start > max_bytes)
+			break;
+		if (seq < expect) {
+			if (rr->seen_first || n > 0)
+				return -EPROTO;
+			t->first_adjust = true; /* see "Attach point" */
+		} else {
+			t->gaps += seq - expect;
+		}
+		if (n == 0)
+			t->first_seq = seq;
+		else if (size != stride)
+			mixed = true;
+		stride = size;
+		expect = seq + 1;
+		p += size;
+		n++;
+	}
+	t->end = p;
+	t->count = n;
+	t->next_seq = expect;
+	t->stride = n && !mixed ? stride : 0;
+	return 0;
+}
+
+int xr__rr_peek(struct xr_ring_rd *rr, uint32_t max, uint64_t max_bytes, struct xr_take *t)
+{
+	if (rr->lease == XR_NO_LEASE)
+		lease_at_pos(rr);
+	/* R3: pairs with W1: frames below head are complete. */
+	return walk(rr, xr_load_acquire(&rr->rd->head), max, max_bytes, t);
+}
+
+void xr__rr_commit(struct xr_ring_rd *rr, const struct xr_take *t)
+{
+	if (t->first_adjust)
+		rr->start_seq = t->first_seq;
+	rr->dropped += t->gaps;
+	rr->read += t->count;
+	rr->next_seq = t->next_seq;
+	rr->pos = t->end;
+	rr->seen_first = rr->seen_first || t->count > 0;
+	rr->held++;
+	xr__rr_mirror(rr);
+}
+
+void xr__rr_unpeek(struct xr_ring_rd *rr)
+{
+	if (!rr->lossless && rr->held == 0 && rr->lease != XR_NO_LEASE) {
+		/* R4 */
+		xr_store_release(&rr->cur->lease, XR_NO_LEASE);
+		rr->lease = XR_NO_LEASE;
+	}
+}
+
+void xr__rr_set_lease(struct xr_ring_rd *rr, uint64_t oldest)
+{
+	uint64_t v = oldest;
+
+	if (v == XR_NO_LEASE && rr->lossless)
+		v = rr->pos;
+	/* R4: the reader's reads of released frames happen before the writer's
+	 * overwrite of them (W3 is an acquire load). */
+	xr_store_release(&rr->cur->lease, v);
+	rr->lease = v;
+}
+
+int xr__rr_count(struct xr_ring_rd *rr, uint64_t *pending, uint64_t *unseen_drops,
+		 uint64_t *written, uint64_t *lag)
+{
+	struct xr_take t;
+	uint64_t head, wr;
+	int rc;
+
+	if (rr->lease == XR_NO_LEASE)
+		lease_at_pos(rr);
+	head = xr_load_acquire(&rr->rd->head); /* R3 */
+	rc = walk(rr, head, UINT32_MAX, UINT64_MAX, &t);
+	/* Loaded after head: covers the seq of every frame walked. */
+	wr = xr_load_acquire(&rr->rd->written);
+	xr__rr_unpeek(rr);
+	if (rc < 0)
+		return rc;
+	*pending = t.count;
+	*unseen_drops = t.gaps + (wr - t.next_seq);
+	*written = wr - (t.first_adjust ? t.first_seq : rr->start_seq);
+	*lag = head - rr->pos;
+	return 0;
+}
+
+void xr__rr_mirror(struct xr_ring_rd *rr)
+{
+	xr_store_relaxed(&rr->cur->pos, rr->pos);
+	xr_store_relaxed(&rr->cur->next_seq, rr->next_seq);
+	xr_store_relaxed(&rr->cur->read, rr->read);
+	xr_store_relaxed(&rr->cur->dropped, rr->dropped);
+}

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef XR_SHM_RING_READER_H
+#define XR_SHM_RING_READER_H
+
+/* One reader's side of one ring: the protocol of shm/ring_writer.c seen
+ * from the reader. Used by client/reader.c; one thread at a time. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shm/layout.h"
+
+struct xr_ring_rd {
+	const struct xr_ring_desc *rd;
+	struct xr_cursor *cur;   /* ours, in the control region */
+	const uint8_t *data;     /* read-only, mapped twice */
+	uint64_t cap, mask;
+	uint32_t align;
+	bool lossless;
+
+	uint64_t pos;            /* next byte to read */
+	uint64_t lease;          /* mirror of cur->lease */
+	uint64_t start_seq;      /* first seq counted as written for us */
+	uint64_t next_seq;       /* seq expected next */
+	bool seen_first;         /* a frame has been taken since attach */
+	uint64_t read, dropped;
+	uint32_t held;           /* batches held on this ring */
+};
+
+/* What a walk of the ring from pos found. */
+struct xr_take {
+	uint64_t start, end;     /* byte positions */
+	uint32_t count;
+	uint32_t stride;         /* common frame size, 0 if mixed */
+	uint64_t first_seq, next_seq;
+	uint64_t gaps;           /* records lost before/among these frames */
+	bool first_adjust;       /* the first frame redefines start_seq */
+};
+
+void xr__rr_init(struct xr_ring_rd *rr, const struct xr_ring_desc *rd,
+		 struct xr_cursor *cur, const uint8_t *data, bool lossless);
+
+/* Puts the reader at the newest record (attach). Slot must be ACTIVE. */
+void xr__rr_start(struct xr_ring_rd *rr);
+
+/*
+ * Walks up to max frames (and at most max_bytes) from pos, taking a lease
+ * first if none is held. Fills *t; does not move pos. Returns 0 or -EPROTO
+ * for a malformed frame.
+ */
+int xr__rr_peek(struct xr_ring_rd *rr, uint32_t max, uint64_t max_bytes, struct xr_take *t);
+
+/* Takes what peek found: pos moves past it, counters move, held++. */
+void xr__rr_commit(struct xr_ring_rd *rr, const struct xr_take *t);
+
+/* After a peek that was not committed: drops a lease nobody needs. */
+void xr__rr_unpeek(struct xr_ring_rd *rr);
+
+/* Moves the lease to `oldest` (start of the oldest batch still held), or,
+ * when none is held (oldest == XR_NO_LEASE), to pos (lossless) or off
+ * (lossy). R4: release store. */
+void xr__rr_set_lease(struct xr_ring_rd *rr, uint64_t oldest);
+
+/* Counts pending records and not-yet-seen drops up to the current head.
+ * *written is records produced since start. */
+int xr__rr_count(struct xr_ring_rd *rr, uint64_t *pending, uint64_t *unseen_drops,
+		 uint64_t *written, uint64_t *lag);
+
+/* Mirrors the local counters into the cursor, for `xring info`. */
+void xr__rr_mirror(struct xr_ring_rd *rr);
+
+#endif

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+#include <sched.h>
+#include <time.h>
+
+#include "shm/atomics.h"
+#include "util/clock.h"
+
+uint64_t xr__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t xr__wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void xr__sleep_ns(uint64_t ns)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(ns / 1000000000ull),
+		.tv_nsec = (long)(ns % 1000000000ull),
+	};
+
+	nanosleep(&ts, NULL);
+}
+
+#define XR_SPIN_ROUNDS 256
+#define XR_YIELD_ROUNDS 16
+#define XR_SLEEP_MIN_NS 20000ull
+#define XR_SLEEP_MAX_NS 1000000ull
+
+void xr__backoff_init(struct xr_backoff *b)
+{
+	b->round = 0;
+	b->sleep_ns = XR_SLEEP_MIN_NS;
+}
+
+void xr__backoff_wait(struct xr_backoff *b)
+{
+	if (b->round < XR_SPIN_ROUNDS) {
+		for (int i = 0; i < 16; i++)
+			xr_cpu_relax();
+	} else if (b->round < XR_SPIN_ROUNDS + XR_YIELD_ROUNDS) {
+		sched_yield();
+	} else {
+		xr__sleep_ns(b->sleep_ns);
+		if (b->sleep_ns < XR_SLEEP_MAX_NS)
+			b->sleep_ns *= 2;
+	}
+	if (b->round < UINT32_MAX)
+		b->round++;
+}
