@@ -77,7 +77,7 @@ XR_API int xr_dtype_parse(const char *name);
 /* The shapes shared by every record of a stream. */
 typedef struct xr_exp_shape {
 	xr_dtype obs_dtype;
-	uint32_t obs_ndim;                  /* 0..XR_EXP_MAX_DIMS */
+	uint32_t obs_ndim;                  /* 0..XR_EXP_MAX_DIMS; 0: one element */
 	int32_t obs_dims[XR_EXP_MAX_DIMS];  /* each >= 1 */
 	uint32_t mask_len;                  /* legal-action mask bytes; 0 = none */
 	uint32_t extras_len;                /* opaque extra bytes; 0 = none */
@@ -87,7 +87,9 @@ typedef struct xr_exp_shape {
  * between threads read-only, and placed in shared memory. */
 typedef struct xr_exp_template {
 	uint32_t size;        /* bytes of one record (a multiple of 8) */
-	uint32_t head_len;    /* bytes of head[] copied by xr_exp_build() */
+	uint32_t head_len;    /* bytes of head[] copied by xr_exp_build():
+			       * all bytes before the first mask, extras or
+			       * obs byte */
 	xr_exp_shape shape;
 	uint64_t obs_bytes;   /* bytes of observation data */
 	/* Offsets from the record start of each field's value. */
@@ -143,16 +145,19 @@ typedef struct xr_exp_view {
 	int32_t obs_dims[XR_EXP_MAX_DIMS];
 	const void *obs;        /* NULL if the record has no observation */
 	uint64_t obs_bytes;
-	const uint8_t *mask;    /* NULL if absent */
+	const uint8_t *mask;    /* NULL if absent or empty */
 	uint32_t mask_len;
-	const uint8_t *extras;  /* NULL if absent */
+	const uint8_t *extras;  /* NULL if absent or empty */
 	uint32_t extras_len;
 } xr_exp_view;
 
 /* Verifies that buf[0..len) is a well-formed Experience FlatBuffer and fills
- * *v. Absent scalar fields read as their schema defaults (0 / false).
+ * *v. Absent scalar fields read as their schema defaults (0 / false); any
+ * non-zero bool byte reads as true. The file identifier is optional, but a
+ * buffer carrying a different one is rejected. buf needs no alignment.
  * Returns 0, or XR_EBADREC for anything malformed (v is then undefined).
- * Safe on arbitrary bytes: never reads outside buf[0..len). */
+ * Safe on arbitrary bytes: never reads outside buf[0..len). Thread-safe.
+ * docs/record-format.md lists every check. */
 XR_API int xr_exp_view_init(xr_exp_view *v, const void *buf, size_t len);
 
 /* Only verifies; same rules and returns as xr_exp_view_init(). */
