@@ -10,6 +10,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "util/clock.h"
 #include "xring/error.h"
 #include "xring/reader.h"
 #include "xring/record.h"
@@ -29,7 +30,11 @@ static const char tail_help[] =
 	"                           instead of printing it\n"
 	"  --policy lossless|lossy  reader policy (default: the stream's)\n"
 	"  --timeout SEC            give up when no record arrives for SEC seconds\n"
-	"                           (default: wait as long as the engine runs)\n";
+	"                           (default: wait as long as the engine runs)\n"
+	"  --stats                  print one line per second (records/s, GB/s, batches,\n"
+	"                           dropped, pending) instead of records; every record is\n"
+	"                           still verified\n"
+	"  --seconds S              stop after S seconds\n";
 
 static volatile sig_atomic_t stop_flag;
 
@@ -39,12 +44,13 @@ static void on_signal(int sig)
 	stop_flag = 1;
 }
 
-enum { T_STREAM, T_N, T_JSON, T_RAW, T_POLICY, T_TIMEOUT, T_HELP };
+enum { T_STREAM, T_N, T_JSON, T_RAW, T_POLICY, T_TIMEOUT, T_STATS, T_SECONDS, T_HELP };
 
 static const struct xr_opt tail_opts[] = {
 	[T_STREAM] = {"--stream", true}, [T_N] = {"-n", true},
 	[T_JSON] = {"--json", false},    [T_RAW] = {"--raw", true},
 	[T_POLICY] = {"--policy", true}, [T_TIMEOUT] = {"--timeout", true},
+	[T_STATS] = {"--stats", false},  [T_SECONDS] = {"--seconds", true},
 	[T_HELP] = {"--help", false},    {NULL, false},
 };
 
@@ -91,6 +97,36 @@ static void print_record(FILE *out, const xr_exp_view *v, bool json)
 	fputc('\n', out);
 }
 
+struct tail_stats {
+	uint64_t last_ns, records, bytes, batches;
+};
+
+/* --stats: one line a second, from this reader's own counters. */
+static void stats_tick(xr_reader *r, struct tail_stats *ts, const xr_batch *b)
+{
+	uint64_t now = xr__now_ns();
+	xr_reader_stats s;
+
+	if (b) {
+		ts->records += b->count;
+		ts->bytes += b->bytes;
+		ts->batches++;
+	}
+	if (now - ts->last_ns < 1000000000ull)
+		return;
+	double dt = (double)(now - ts->last_ns) / 1e9;
+	if (xr_reader_stats_get(r, &s) == 0)
+		printf("%10.0f records/s  %6.3f GB/s  %8.0f batches/s (avg %5.1f)  read %" PRIu64
+		       "  dropped %" PRIu64 "  pending %" PRIu64 "\n",
+		       (double)ts->records / dt, (double)ts->bytes / dt / 1e9,
+		       (double)ts->batches / dt,
+		       ts->batches ? (double)ts->records / (double)ts->batches : 0.0, s.read,
+		       s.dropped, s.pending);
+	fflush(stdout);
+	ts->last_ns = now;
+	ts->records = ts->bytes = ts->batches = 0;
+}
+
 static int write_raw(const char *dir, uint64_t seq, const void *p, uint32_t len)
 {
 	char path[4096];
@@ -111,8 +147,8 @@ int xr_cmd_tail(int argc, char **argv)
 	xr_reader_opts ro = {.label = "xring-tail"};
 	const char *name = NULL, *raw = NULL, *v;
 	uint64_t limit = 0, got = 0, bad = 0;
-	double timeout = -1;
-	bool json = false;
+	double timeout = -1, seconds = -1;
+	bool json = false, stats = false;
 	int i = 1, k, rc;
 
 	while (i < argc) {
@@ -144,6 +180,13 @@ int xr_cmd_tail(int argc, char **argv)
 			else if (!strcmp(v, "lossy")) ro.policy = XR_POLICY_LOSSY;
 			else {
 				xr_cli_err("tail", "--policy must be lossless or lossy, not '%s'", v);
+				return XR_EXIT_USAGE;
+			}
+			break;
+		case T_STATS: stats = true; break;
+		case T_SECONDS:
+			if (!xr_parse_seconds(v, &seconds)) {
+				xr_cli_err("tail", "--seconds '%s' is not a number of seconds", v);
 				return XR_EXIT_USAGE;
 			}
 			break;
@@ -189,11 +232,16 @@ int xr_cmd_tail(int argc, char **argv)
 
 	int64_t wait_ns = timeout < 0 ? 100000000 : (int64_t)(timeout * 1e9);
 	int status = 0;
-	while (!stop_flag && (!limit || got < limit)) {
+	struct tail_stats ts = {0};
+	uint64_t t0 = xr__now_ns(), end = seconds < 0 ? UINT64_MAX : t0 + (uint64_t)(seconds * 1e9);
+	ts.last_ns = t0;
+	while (!stop_flag && (!limit || got < limit) && xr__now_ns() < end) {
 		xr_batch b;
 		uint32_t want = limit && limit - got < 256 ? (uint32_t)(limit - got) : 256;
 
 		rc = xr_reader_read(r, 1, want, wait_ns, &b);
+		if (stats)
+			stats_tick(r, &ts, rc > 0 ? &b : NULL);
 		if (rc == 0) {
 			if (timeout >= 0) {
 				xr_cli_err("tail", "no record from '%s' in %.3g s; is its writer running?",
@@ -213,7 +261,10 @@ int xr_cmd_tail(int argc, char **argv)
 		const xr_frame *f = b.first;
 		for (uint32_t j = 0; j < b.count; j++, f = xr_frame_next(f)) {
 			xr_exp_view ev;
-			if (raw) {
+			if (stats) {
+				if (xr_exp_verify(xr_frame_data(f), f->len) < 0)
+					bad++;
+			} else if (raw) {
 				int e = write_raw(raw, f->seq, xr_frame_data(f), f->len);
 				if (e < 0) {
 					xr_cli_err("tail", "--raw %s: %s", raw, strerror(-e));

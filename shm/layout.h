@@ -99,7 +99,8 @@ struct xr_ring_desc {
 	_Atomic uint64_t head;    /* bytes published, free-running */
 	_Atomic uint64_t written; /* records produced = next seq (includes dropped) */
 	_Atomic int32_t writer_tid;
-	uint8_t pad2_[XR_CACHELINE - 20];
+	_Atomic uint32_t pub_gen; /* seqlock over (head, written): odd = updating */
+	uint8_t pad2_[XR_CACHELINE - 24];
 
 	/* reclamation */
 	_Atomic uint64_t tail;    /* oldest byte a new lease may start at */

@@ -10,11 +10,13 @@
  * whose seq is ahead of the one expected means records were lost in between
  * (overrun, or dropped at the writer), and they are counted as dropped.
  *
- * Attach point. A reader counts the records from the first one at or after
- * the head it starts at. It cannot read head and `written` as one consistent
- * pair, so it loads head (acquire), then written: written is then at least the
- * seq of the frame at head. The first frame it takes tells the exact value;
- * if that seq is lower, start_seq moves down to it (first_adjust).
+ * Attach point and accounting. A reader counts every record whose seq is at
+ * or after `written` at the moment it attaches, at the head of that moment.
+ * snapshot() reads (head, written) as one pair through the writer's seqlock
+ * (R6); a frame seq lower than expected is then impossible and is treated as
+ * corruption. Stats use the same snapshot: frames walked up to head are
+ * pending, seq gaps among them and [last frame + 1, written) were dropped, so
+ * written == read + dropped + pending holds exactly, not just when quiet.
  */
 #include <errno.h>
 
@@ -34,6 +36,26 @@ void xr__rr_init(struct xr_ring_rd *rr, const struct xr_ring_desc *rd,
 		.lossless = lossless,
 		.lease = XR_NO_LEASE,
 	};
+}
+
+/* R6: a consistent (head, written) pair; pairs with W1c. */
+static void snapshot(const struct xr_ring_rd *rr, uint64_t *head, uint64_t *written)
+{
+	uint32_t g1, g2;
+
+	for (;;) {
+		g1 = xr_load_acquire(&rr->rd->pub_gen);
+		if (g1 & 1) {
+			xr_cpu_relax();
+			continue;
+		}
+		*head = xr_load_acquire(&rr->rd->head);
+		*written = xr_load_acquire(&rr->rd->written);
+		atomic_thread_fence(memory_order_acquire);
+		g2 = xr_load_relaxed(&rr->rd->pub_gen);
+		if (g1 == g2)
+			return;
+	}
 }
 
 static const xr_frame *frame_at(const struct xr_ring_rd *rr, uint64_t pos)
@@ -59,11 +81,8 @@ static void lease_at_pos(struct xr_ring_rd *rr)
 
 void xr__rr_start(struct xr_ring_rd *rr)
 {
-	/* R3: pairs with W1; then `written` is >= seq of the frame at head. */
-	rr->pos = xr_load_acquire(&rr->rd->head);
-	rr->start_seq = xr_load_acquire(&rr->rd->written);
+	snapshot(rr, &rr->pos, &rr->start_seq);
 	rr->next_seq = rr->start_seq;
-	rr->seen_first = false;
 	if (rr->lossless)
 		lease_at_pos(rr);
 	xr__rr_mirror(rr);
@@ -91,13 +110,9 @@ static int walk(const struct xr_ring_rd *rr, uint64_t head, uint32_t max, uint64
 			return -EPROTO;
 		if (n > 0 && p + size - t->start > max_bytes)
 			break;
-		if (seq < expect) {
-			if (rr->seen_first || n > 0)
-				return -EPROTO;
-			t->first_adjust = true; /* see "Attach point" */
-		} else {
-			t->gaps += seq - expect;
-		}
+		if (seq < expect)
+			return -EPROTO;
+		t->gaps += seq - expect;
 		if (n == 0)
 			t->first_seq = seq;
 		else if (size != stride)
@@ -124,13 +139,10 @@ int xr__rr_peek(struct xr_ring_rd *rr, uint32_t max, uint64_t max_bytes, struct 
 
 void xr__rr_commit(struct xr_ring_rd *rr, const struct xr_take *t)
 {
-	if (t->first_adjust)
-		rr->start_seq = t->first_seq;
 	rr->dropped += t->gaps;
 	rr->read += t->count;
 	rr->next_seq = t->next_seq;
 	rr->pos = t->end;
-	rr->seen_first = rr->seen_first || t->count > 0;
 	rr->held++;
 	xr__rr_mirror(rr);
 }
@@ -165,16 +177,14 @@ int xr__rr_count(struct xr_ring_rd *rr, uint64_t *pending, uint64_t *unseen_drop
 
 	if (rr->lease == XR_NO_LEASE)
 		lease_at_pos(rr);
-	head = xr_load_acquire(&rr->rd->head); /* R3 */
+	snapshot(rr, &head, &wr);
 	rc = walk(rr, head, UINT32_MAX, UINT64_MAX, &t);
-	/* Loaded after head: covers the seq of every frame walked. */
-	wr = xr_load_acquire(&rr->rd->written);
 	xr__rr_unpeek(rr);
 	if (rc < 0)
 		return rc;
 	*pending = t.count;
 	*unseen_drops = t.gaps + (wr - t.next_seq);
-	*written = wr - (t.first_adjust ? t.first_seq : rr->start_seq);
+	*written = wr - rr->start_seq;
 	*lag = head - rr->pos;
 	return 0;
 }

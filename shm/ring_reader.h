@@ -22,7 +22,6 @@ struct xr_ring_rd {
 	uint64_t lease;          /* mirror of cur->lease */
 	uint64_t start_seq;      /* first seq counted as written for us */
 	uint64_t next_seq;       /* seq expected next */
-	bool seen_first;         /* a frame has been taken since attach */
 	uint64_t read, dropped;
 	uint32_t held;           /* batches held on this ring */
 };
@@ -34,7 +33,6 @@ struct xr_take {
 	uint32_t stride;         /* common frame size, 0 if mixed */
 	uint64_t first_seq, next_seq;
 	uint64_t gaps;           /* records lost before/among these frames */
-	bool first_adjust;       /* the first frame redefines start_seq */
 };
 
 void xr__rr_init(struct xr_ring_rd *rr, const struct xr_ring_desc *rd,

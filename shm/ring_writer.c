@@ -17,7 +17,9 @@
  *
  * PRODUCER STATE (read-only to readers, struct xr_ring_desc):
  *   head     bytes published. Frames in [tail, head) are complete.
- *   written  records produced (next seq), stored before head.
+ *   written  records produced (next seq). head and written are updated
+ *            together under a seqlock (pub_gen) so that they can be read as
+ *            a consistent pair where that matters (attach, stats).
  *   tail     oldest position a reader may start a new lease at. Bytes before
  *            tail may be overwritten at any moment.
  *
@@ -126,16 +128,23 @@ static void flush_stats(struct xr_writer *w)
 
 void xr_writer_publish(xr_writer *w)
 {
-	if (w->seq != w->seq_published) {
-		xr_store_release(&w->rd->written, w->seq);
-		w->seq_published = w->seq;
-	}
-	if (w->head != w->published) {
-		/* W1: publishes every frame below head; pairs with R3. */
-		xr_store_release(&w->rd->head, w->head);
-		w->published = w->head;
+	if (w->head == w->published && w->seq == w->seq_published)
+		return;
+	/* head and written change together under a seqlock (pub_gen odd while
+	 * they move), so attach and stats can read them as one pair (R6). The
+	 * hot read path loads head alone and never looks at pub_gen. */
+	uint32_t gen = xr_load_relaxed(&w->rd->pub_gen);
+	xr_store_relaxed(&w->rd->pub_gen, gen + 1);
+	atomic_thread_fence(memory_order_release);
+	/* W1: publishes every frame below head; pairs with R3. */
+	xr_store_release(&w->rd->head, w->head);
+	xr_store_release(&w->rd->written, w->seq);
+	/* W1c: closes the seqlock; pairs with R6. */
+	xr_store_release(&w->rd->pub_gen, gen + 2);
+	if (w->head != w->published)
 		xr_counter_add(&w->rd->publishes, 1);
-	}
+	w->published = w->head;
+	w->seq_published = w->seq;
 	flush_stats(w);
 }
 

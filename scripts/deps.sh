@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what xring builds, runs and tests with, from Debian's archive.
+# Idempotent: a machine that has everything makes no network call.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config
+  liburing-dev libhugetlbfs-dev libhugetlbfs-bin libnuma-dev numactl
+  flatbuffers-compiler python3-flatbuffers
+  python3 python3-numpy python3-pytest
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  echo "deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+echo "deps: all ${#PKGS[@]} Debian packages present"

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef XR_TESTS_RING_HELPERS_H
+#define XR_TESTS_RING_HELPERS_H
+
+/*
+ * Shared by the ring tests: unique engine names, arenas with one opaque
+ * stream, and stamped records whose every byte is a function of their
+ * sequence number, so a reader can prove a record is the one it expects and
+ * is intact.
+ */
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xring/arena.h"
+#include "xring/error.h"
+#include "xring/reader.h"
+#include "xring/writer.h"
+
+#define XR_SKIP 77
+
+static void xr_test_fail(const char *file, int line, const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 3, 4)));
+
+static void xr_test_fail(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "FAIL %s:%d (pid %d): ", file, line, (int)getpid());
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+#define FAILF(...) xr_test_fail(__FILE__, __LINE__, __VA_ARGS__)
+#define CHECK(cond) do { if (!(cond)) FAILF("%s", #cond); } while (0)
+#define CHECK_RC(expr, want) do { \
+	long _rc = (long)(expr), _w = (long)(want); \
+	if (_rc != _w) FAILF("%s = %ld (%s), want %ld (%s)", #expr, _rc, xr_err_name((int)_rc), \
+			     _w, xr_err_name((int)_w)); \
+} while (0)
+#define CHECK_EQ(a, b) do { \
+	unsigned long long _a = (unsigned long long)(a), _b = (unsigned long long)(b); \
+	if (_a != _b) FAILF("%s = %llu, want %s = %llu", #a, _a, #b, _b); \
+} while (0)
+
+static inline void xr_test_name(char *buf, size_t len, const char *tag)
+{
+	snprintf(buf, len, "t%d-%s", (int)getpid(), tag);
+}
+
+/* An arena with one opaque stream. Skips the test (exit 77) if the machine
+ * cannot make one at all. */
+static inline xr_arena *xr_test_arena(const char *name, xr_policy policy, uint64_t ring_bytes,
+				      uint32_t align, xr_hugepages hp)
+{
+	xr_stream_spec ss = {.policy = policy, .ring_bytes = ring_bytes, .frame_align = align};
+	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1, .hugepages = hp,
+			      .numa_node = XR_NUMA_DEFAULT, .max_readers = 16};
+	xr_arena *a;
+	int rc = xr_arena_create(&spec, &a);
+
+	if (rc < 0)
+		FAILF("xr_arena_create(%s): %s (%s)", name, xr_strerror(rc), xr_arena_last_note());
+	return a;
+}
+
+static inline xr_writer *xr_test_writer(xr_arena *a)
+{
+	xr_writer *w;
+
+	CHECK_RC(xr_arena_writer(a, 0, 0, &w), 0);
+	return w;
+}
+
+/* ---- stamped records ---- */
+
+static inline uint64_t xr_mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	x ^= x >> 33;
+	return x;
+}
+
+/* Record length for seq: 16..max_len, varied. */
+static inline uint32_t xr_stamp_len(uint64_t seq, uint32_t max_len)
+{
+	return 16 + (uint32_t)(xr_mix(seq ^ 0x5eed) % (max_len - 15));
+}
+
+static inline void xr_stamp(uint8_t *p, uint64_t seq, uint32_t len)
+{
+	uint64_t x = xr_mix(seq + 1);
+	uint32_t i = 16;
+
+	memcpy(p, &seq, 8);
+	memcpy(p + 8, &len, 4);
+	memset(p + 12, 0xa5, 4);
+	for (; i + 8 <= len; i += 8) {
+		x = xr_mix(x);
+		memcpy(p + i, &x, 8);
+	}
+	x = xr_mix(x);
+	for (; i < len; i++)
+		p[i] = (uint8_t)(x >> (8 * (i & 7)));
+}
+
+/* 0 if p[0..len) is the stamped record seq, else a description. */
+static inline const char *xr_stamp_check(const uint8_t *p, uint32_t len, uint64_t seq)
+{
+	uint64_t got_seq, x = xr_mix(seq + 1), w;
+	uint32_t got_len, i = 16;
+
+	if (len < 16)
+		return "record shorter than its stamp";
+	memcpy(&got_seq, p, 8);
+	memcpy(&got_len, p + 8, 4);
+	if (got_seq != seq)
+		return "stamped seq differs from frame seq";
+	if (got_len != len)
+		return "stamped length differs from frame length";
+	for (; i + 8 <= len; i += 8) {
+		x = xr_mix(x);
+		memcpy(&w, p + i, 8);
+		if (w != x)
+			return "payload bytes corrupted";
+	}
+	x = xr_mix(x);
+	for (; i < len; i++)
+		if (p[i] != (uint8_t)(x >> (8 * (i & 7))))
+			return "payload tail corrupted";
+	return NULL;
+}
+
+/* Writes one stamped record of length len with the writer's next seq;
+ * returns as xr_writer_reserve(). */
+static inline int xr_test_put(xr_writer *w, uint32_t len)
+{
+	void *p;
+	uint64_t seq = xr_writer_next_seq(w);
+	int rc = xr_writer_reserve(w, len, &p);
+
+	if (rc < 0)
+		return rc;
+	xr_stamp(p, seq, len);
+	xr_writer_commit(w);
+	return 0;
+}
+
+#endif

@@ -1,0 +1,517 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ring protocol, one step at a time, writer and readers in one thread so
+ * that every interleaving here is the one written down. Covers DESIGN.md
+ * invariants 1 (whole records), 3 (leases), 4 (lossless waits), 5 (lossy
+ * drops, counted), 6 (exact accounting), 7 (contiguous across the wrap) and
+ * 8 (untrusted cursors), and the reader library's errors.
+ * Runs without huge pages (small rings on /dev/shm); runs under ASan/UBSan.
+ */
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "ring_helpers.h"
+#include "shm/arena_priv.h"
+#include "shm/atomics.h"
+#include "util/clock.h"
+
+#define RING (64 << 10)
+
+static xr_arena *arena(const char *tag, xr_policy policy, char *name)
+{
+	xr_test_name(name, 64, tag);
+	return xr_test_arena(name, policy, RING, 64, XR_HUGEPAGES_OFF);
+}
+
+static xr_reader *attach(const char *name, xr_policy policy)
+{
+	xr_reader_opts o = {.policy = policy, .label = "test"};
+	xr_reader *r;
+
+	CHECK_RC(xr_reader_attach(name, &o, &r), 0);
+	return r;
+}
+
+/* Reads every available record, checking stamps and order; returns count. */
+static uint64_t drain(xr_reader *r, uint64_t *next_seq, uint64_t *dropped)
+{
+	uint64_t n = 0;
+	xr_batch b;
+	int rc;
+
+	while ((rc = xr_reader_read(r, 1, 100, 0, &b)) > 0) {
+		const xr_frame *f = b.first;
+		for (uint32_t i = 0; i < b.count; i++, f = xr_frame_next(f)) {
+			const char *bad = xr_stamp_check(xr_frame_data(f), f->len, f->seq);
+			if (bad)
+				FAILF("seq %llu: %s", (unsigned long long)f->seq, bad);
+			if (f->seq < *next_seq)
+				FAILF("seq %llu after %llu: out of order", (unsigned long long)f->seq,
+				      (unsigned long long)*next_seq);
+			if (dropped)
+				*dropped += f->seq - *next_seq;
+			else if (f->seq != *next_seq)
+				FAILF("lossless reader missed seq %llu..%llu",
+				      (unsigned long long)*next_seq, (unsigned long long)f->seq);
+			*next_seq = f->seq + 1;
+		}
+		n += b.count;
+		CHECK_RC(xr_batch_release(r, &b), 0);
+	}
+	CHECK_RC(rc, 0);
+	return n;
+}
+
+static void check_accounting(xr_reader *r, const char *when)
+{
+	xr_reader_stats s;
+
+	CHECK_RC(xr_reader_stats_get(r, &s), 0);
+	if (s.written != s.read + s.dropped + s.pending)
+		FAILF("%s: written %llu != read %llu + dropped %llu + pending %llu", when,
+		      (unsigned long long)s.written, (unsigned long long)s.read,
+		      (unsigned long long)s.dropped, (unsigned long long)s.pending);
+}
+
+static void test_publish_makes_whole_records_visible(void)
+{
+	char name[64];
+	xr_arena *a = arena("pub", XR_POLICY_LOSSLESS, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT);
+	xr_batch b;
+	uint64_t next = 0;
+
+	for (int i = 0; i < 10; i++)
+		CHECK_RC(xr_test_put(w, 100), 0);
+	/* Committed but not published: invisible. */
+	CHECK_RC(xr_reader_read(r, 1, 100, 0, &b), 0);
+	xr_writer_publish(w);
+	CHECK_EQ(drain(r, &next, NULL), 10);
+	CHECK_EQ(next, 10);
+	check_accounting(r, "after publish");
+	xr_reader_detach(r);
+	xr_arena_destroy(a);
+}
+
+static void test_wrap_is_contiguous(void)
+{
+	char name[64];
+	xr_arena *a = arena("wrap", XR_POLICY_LOSSLESS, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT);
+	uint64_t next = 0, total = 0;
+	bool spanned = false;
+
+	/* 5000-byte frames do not divide 64 KiB: records straddle the end. */
+	for (int round = 0; round < 60; round++) {
+		for (int i = 0; i < 5; i++)
+			CHECK_RC(xr_test_put(w, 4990), 0);
+		xr_writer_publish(w);
+		xr_batch b;
+		int n = xr_reader_read(r, 5, 5, 0, &b);
+		CHECK_RC(n, 5);
+		uint64_t off = (uint64_t)((const uint8_t *)b.first - (const uint8_t *)a->ring_data[0]);
+		(void)off;
+		const xr_frame *f = b.first;
+		for (int i = 0; i < n; i++, f = xr_frame_next(f)) {
+			const char *bad = xr_stamp_check(xr_frame_data(f), f->len, f->seq);
+			if (bad)
+				FAILF("seq %llu: %s", (unsigned long long)f->seq, bad);
+			CHECK_EQ(f->seq, next);
+			next++;
+		}
+		/* The reader's own mapping: did this batch cross its ring's end? */
+		const struct xr_ring_rd *rr = NULL;
+		(void)rr;
+		uint64_t start = total % RING;
+		if (start + b.bytes > RING)
+			spanned = true;
+		total += b.bytes;
+		CHECK_RC(xr_batch_release(r, &b), 0);
+	}
+	CHECK(spanned);
+	xr_reader_detach(r);
+	xr_arena_destroy(a);
+}
+
+static void test_lossless_writer_waits_for_reader(void)
+{
+	char name[64];
+	xr_arena *a = arena("lossless", XR_POLICY_LOSSLESS, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT);
+	uint64_t put = 0, next = 0;
+	xr_batch b;
+	int rc;
+
+	while ((rc = xr_test_put(w, 1000)) == 0)
+		put++;
+	CHECK_RC(rc, -EAGAIN);
+	CHECK(put >= RING / 1024 - 1);
+	CHECK_RC(xr_writer_wait(w, 1000, 0), -ETIMEDOUT);
+	/* A held batch keeps the writer out too. */
+	CHECK_RC(xr_reader_read(r, 5, 5, 0, &b), 5);
+	CHECK_RC(xr_test_put(w, 1000), -EAGAIN);
+	CHECK_RC(xr_batch_release(r, &b), 0);
+	CHECK_RC(xr_test_put(w, 1000), 0);
+	put++;
+	xr_writer_publish(w);
+	next = 5;
+	CHECK_EQ(drain(r, &next, NULL) + 5, put);
+	check_accounting(r, "lossless");
+	xr_reader_detach(r);
+	/* With no reader attached, a lossless writer never waits. */
+	for (int i = 0; i < 1000; i++)
+		CHECK_RC(xr_test_put(w, 1000), 0);
+	xr_arena_destroy(a);
+}
+
+static void test_lossy_reader_overrun_is_counted(void)
+{
+	char name[64];
+	xr_arena *a = arena("overrun", XR_POLICY_LOSSY, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT);
+	uint64_t next = 0, dropped = 0, got;
+	xr_reader_stats s;
+
+	for (int i = 0; i < 3; i++)
+		CHECK_RC(xr_test_put(w, 500), 0);
+	xr_writer_publish(w);
+	got = drain(r, &next, &dropped);
+	CHECK_EQ(got, 3);
+	/* Five laps of the ring while the reader holds nothing. */
+	for (int i = 0; i < 5 * RING / 512; i++)
+		CHECK_RC(xr_test_put(w, 500), 0);
+	xr_writer_publish(w);
+	check_accounting(r, "overrun, before reading");
+	CHECK_RC(xr_reader_stats_get(r, &s), 0);
+	CHECK(s.dropped > 0);
+	got += drain(r, &next, &dropped);
+	CHECK(dropped > 0);
+	CHECK_RC(xr_reader_stats_get(r, &s), 0);
+	CHECK_EQ(s.read, got);
+	CHECK_EQ(s.dropped, dropped);
+	CHECK_EQ(s.pending, 0);
+	CHECK_EQ(s.written, xr_writer_next_seq(w));
+	xr_reader_detach(r);
+	xr_arena_destroy(a);
+}
+
+static void test_lossy_lease_is_never_overwritten(void)
+{
+	char name[64];
+	xr_arena *a = arena("stall", XR_POLICY_LOSSY, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT);
+	struct xr_ring_desc *rd = &a->hdr->rings[0];
+	uint64_t next, dropped = 0, stalls = 0, got;
+	xr_batch b;
+	int rc;
+
+	for (int i = 0; i < 20; i++)
+		CHECK_RC(xr_test_put(w, 700), 0);
+	xr_writer_publish(w);
+	CHECK_RC(xr_reader_read(r, 20, 20, 0, &b), 20);
+	/* Write many laps: the writer must drop rather than touch the lease. */
+	for (int i = 0; i < 4 * RING / 700; i++) {
+		rc = xr_test_put(w, 700);
+		if (rc == XR_EDROPPED)
+			stalls++;
+		else
+			CHECK_RC(rc, 0);
+	}
+	xr_writer_publish(w);
+	CHECK(stalls > 0);
+	CHECK_EQ(xr_load_relaxed(&rd->lease_stalls), stalls);
+	const xr_frame *f = b.first;
+	for (uint32_t i = 0; i < b.count; i++, f = xr_frame_next(f)) {
+		const char *bad = xr_stamp_check(xr_frame_data(f), f->len, f->seq);
+		if (bad)
+			FAILF("held record seq %llu overwritten: %s", (unsigned long long)f->seq, bad);
+		CHECK_EQ(f->seq, i);
+	}
+	check_accounting(r, "while holding");
+	CHECK_RC(xr_batch_release(r, &b), 0);
+	next = 20;
+	got = 20 + drain(r, &next, &dropped);
+	xr_reader_stats s;
+	CHECK_RC(xr_reader_stats_get(r, &s), 0);
+	CHECK_EQ(s.read, got);
+	CHECK_EQ(s.written, xr_writer_next_seq(w));
+	CHECK_EQ(s.read + s.dropped + s.pending, s.written);
+	CHECK(s.dropped >= stalls);
+	xr_reader_detach(r);
+	xr_arena_destroy(a);
+}
+
+static void test_lossy_reader_on_lossless_stream(void)
+{
+	char name[64];
+	xr_arena *a = arena("mixed", XR_POLICY_LOSSLESS, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *lossy = attach(name, XR_POLICY_LOSSY);
+	xr_reader_stats s;
+	xr_batch b;
+
+	/* Not holding: the lossy reader does not slow the writer. */
+	for (int i = 0; i < 3 * RING / 1000; i++)
+		CHECK_RC(xr_test_put(w, 1000), 0);
+	xr_writer_publish(w);
+	CHECK_RC(xr_reader_stats_get(lossy, &s), 0);
+	CHECK(s.dropped > 0);
+	CHECK_EQ(s.written, s.read + s.dropped + s.pending);
+	/* Holding: a lossless stream never drops, so the writer waits. */
+	CHECK(xr_reader_read(lossy, 1, 4, 0, &b) > 0);
+	int rc = 0;
+	for (int i = 0; i < 2 * RING / 1000 && rc == 0; i++)
+		rc = xr_test_put(w, 1000);
+	CHECK_RC(rc, -EAGAIN);
+	CHECK_EQ(xr_load_relaxed(&a->hdr->rings[0].lease_stalls), 0);
+	CHECK_RC(xr_batch_release(lossy, &b), 0);
+	CHECK_RC(xr_test_put(w, 1000), 0);
+	xr_reader_detach(lossy);
+
+	/* And a lossless reader is refused on a lossy stream. */
+	char name2[64];
+	xr_arena *a2 = arena("policy", XR_POLICY_LOSSY, name2);
+	xr_reader_opts o = {.policy = XR_POLICY_LOSSLESS};
+	xr_reader *r;
+	CHECK_RC(xr_reader_attach(name2, &o, &r), XR_EPOLICY);
+	xr_arena_destroy(a2);
+	xr_arena_destroy(a);
+}
+
+static void test_batches_released_out_of_order(void)
+{
+	char name[64];
+	xr_arena *a = arena("order", XR_POLICY_LOSSLESS, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT);
+	xr_batch b1, b2, b3, dup;
+	int rc;
+
+	while (xr_test_put(w, 1000) == 0)
+		;
+	xr_writer_publish(w);
+	CHECK_RC(xr_reader_read(r, 2, 2, 0, &b1), 2);
+	CHECK_RC(xr_reader_read(r, 2, 2, 0, &b2), 2);
+	CHECK_RC(xr_reader_read(r, 2, 2, 0, &b3), 2);
+	dup = b2;
+	CHECK_RC(xr_batch_release(r, &b2), 0);
+	CHECK_RC(xr_batch_release(r, &dup), -EINVAL);
+	CHECK_RC(xr_batch_release(r, &b3), 0);
+	/* b1 is the oldest and still held: no room yet. */
+	CHECK_RC(xr_test_put(w, 1000), -EAGAIN);
+	CHECK_RC(xr_batch_release(r, &b1), 0);
+	rc = xr_test_put(w, 1000);
+	CHECK_RC(rc, 0);
+	xr_reader_detach(r);
+	xr_arena_destroy(a);
+}
+
+static void test_garbage_cursor_evicts_only_that_reader(void)
+{
+	char name[64];
+	xr_arena *a = arena("garbage", XR_POLICY_LOSSLESS, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *good = attach(name, XR_POLICY_DEFAULT);
+	const uint64_t bad_values[] = {XR_NO_LEASE - 1, 1ull << 62, 0x8000000000000000ull};
+	uint64_t next = 0;
+
+	for (size_t k = 0; k < sizeof(bad_values) / sizeof(bad_values[0]); k++) {
+		xr_reader *bad = attach(name, XR_POLICY_LOSSLESS);
+		struct xr_cursor *c = NULL;
+		/* Find the bad reader's cursor: the slot whose pid is ours and that
+		 * is not the good reader's (attached first, slot 0). */
+		for (uint32_t s = 1; s < a->hdr->max_readers; s++)
+			if (xr_load_relaxed(&a->slots[s].pid) != 0)
+				c = xr__cursor(a, 0, s);
+		CHECK(c != NULL);
+		xr_store_relaxed(&c->lease, bad_values[k]);
+		/* The writer goes on for three laps (draining the good reader)
+		 * and never waits for the bad one. */
+		for (int i = 0; i < 3 * RING / 1000; i++) {
+			int rc = xr_test_put(w, 1000);
+			if (rc == -EAGAIN) {
+				xr_writer_publish(w);
+				drain(good, &next, NULL);
+				rc = xr_test_put(w, 1000);
+			}
+			CHECK_RC(rc, 0);
+		}
+		xr_writer_publish(w);
+		xr_batch b;
+		CHECK_RC(xr_reader_read(bad, 1, 1, 0, &b), XR_EEVICTED);
+		CHECK_RC(xr_reader_stats_get(bad, &(xr_reader_stats){0}), XR_EEVICTED);
+		xr_reader_detach(bad);
+		drain(good, &next, NULL);
+	}
+	CHECK_EQ(xr_load_relaxed(&a->hdr->rings[0].evictions), 3);
+	CHECK_EQ(next, xr_writer_next_seq(w));
+
+	/* A value inside the window cannot be told from a slow reader: it is
+	 * honoured (the writer waits), and the reader recovers by releasing. */
+	xr_reader *odd = attach(name, XR_POLICY_LOSSLESS);
+	struct xr_cursor *c = xr__cursor(a, 0, 1);
+	uint64_t head = xr_load_relaxed(&a->hdr->rings[0].head);
+	xr_store_relaxed(&c->lease, head - RING / 2);
+	int rc = 0;
+	for (int i = 0; i < RING / 1000 && rc == 0; i++) {
+		rc = xr_test_put(w, 1000);
+		xr_writer_publish(w);
+		drain(good, &next, NULL);
+	}
+	CHECK_RC(rc, -EAGAIN);
+	xr_batch b;
+	CHECK(xr_reader_read(odd, 1, 1, 0, &b) == 1);
+	CHECK_RC(xr_batch_release(odd, &b), 0);
+	xr_reader_detach(odd);
+	CHECK_RC(xr_test_put(w, 1000), 0);
+	xr_reader_detach(good);
+	xr_arena_destroy(a);
+}
+
+static void test_errors(void)
+{
+	char name[64], missing[64];
+	xr_reader *r;
+	xr_batch b;
+
+	xr_test_name(missing, sizeof(missing), "missing");
+	CHECK_RC(xr_reader_attach(missing, NULL, &r), -ENOENT);
+	CHECK_RC(xr_reader_attach("bad/name", NULL, &r), -EINVAL);
+	CHECK_RC(xr_reader_attach("", NULL, &r), -EINVAL);
+
+	xr_arena *a = arena("errors", XR_POLICY_LOSSLESS, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader_opts o = {.stream = "nope"};
+	CHECK_RC(xr_reader_attach(name, &o, &r), -ENOENT);
+	r = attach(name, XR_POLICY_DEFAULT);
+	CHECK_RC(xr_reader_read(r, 0, 1, 0, &b), -EINVAL);
+	CHECK_RC(xr_reader_read(r, 2, 1, 0, &b), -EINVAL);
+	CHECK_RC(xr_reader_read(r, 1, XR_BATCH_MAX + 1, 0, &b), -EINVAL);
+
+	/* A second engine of the same name is refused while the first runs. */
+	xr_stream_spec ss = {0};
+	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
+			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE};
+	xr_arena *dup;
+	CHECK_RC(xr_arena_create(&spec, &dup), -EEXIST);
+	spec.name = "bad name";
+	CHECK_RC(xr_arena_create(&spec, &dup), -EINVAL);
+
+	/* Layout mismatch and foreign files are refused, not misread. */
+	a->hdr->layout_version++;
+	xr_reader *r2;
+	CHECK_RC(xr_reader_attach(name, NULL, &r2), XR_ELAYOUT);
+	a->hdr->layout_version--;
+	a->hdr->fingerprint ^= 1;
+	CHECK_RC(xr_reader_attach(name, NULL, &r2), XR_ELAYOUT);
+	a->hdr->fingerprint ^= 1;
+	a->hdr->magic ^= 1;
+	CHECK_RC(xr_reader_attach(name, NULL, &r2), XR_ENOTARENA);
+	a->hdr->magic ^= 1;
+
+	/* Closing: what was published is still read, then XR_ECLOSED. */
+	for (int i = 0; i < 7; i++)
+		CHECK_RC(xr_test_put(w, 64), 0);
+	xr_arena_destroy(a); /* publishes the 7 */
+	uint64_t next = 0;
+	int n = xr_reader_read(r, 1, 100, 0, &b);
+	CHECK_RC(n, 7);
+	CHECK_RC(xr_batch_release(r, &b), 0);
+	CHECK_RC(xr_reader_read(r, 1, 100, 1000000, &b), XR_ECLOSED);
+	(void)next;
+	xr_reader_detach(r);
+	CHECK_RC(xr_reader_attach(name, NULL, &r), -ENOENT);
+}
+
+static void test_reader_table_full(void)
+{
+	char name[64];
+	xr_arena *a = arena("full", XR_POLICY_LOSSLESS, name);
+	xr_reader *rs[16], *extra;
+
+	for (int i = 0; i < 16; i++)
+		rs[i] = attach(name, XR_POLICY_DEFAULT);
+	CHECK_RC(xr_reader_attach(name, NULL, &extra), -EBUSY);
+	xr_reader_detach(rs[3]);
+	rs[3] = attach(name, XR_POLICY_DEFAULT);
+	for (int i = 0; i < 16; i++)
+		xr_reader_detach(rs[i]);
+	xr_arena_destroy(a);
+}
+
+static void test_dead_reader_is_reaped(void)
+{
+	char name[64];
+	xr_arena *a = arena("reap", XR_POLICY_LOSSLESS, name);
+	xr_writer *w = xr_test_writer(a);
+	int ready[2];
+	pid_t pid;
+
+	CHECK(pipe(ready) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		xr_reader *r;
+		xr_batch b;
+		if (xr_reader_attach(name, NULL, &r) < 0)
+			_exit(2);
+		if (write(ready[1], "a", 1) != 1)
+			_exit(3);
+		if (xr_reader_read(r, 1, 1, -1, &b) != 1)
+			_exit(4);
+		/* Dies holding a lease, without detaching. */
+		_exit(0);
+	}
+	char c;
+	CHECK(read(ready[0], &c, 1) == 1);
+	CHECK_RC(xr_test_put(w, 100), 0);
+	xr_writer_publish(w);
+	int status;
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	int rc;
+	while ((rc = xr_test_put(w, 1000)) == 0)
+		;
+	CHECK_RC(rc, -EAGAIN);
+	uint64_t t0 = xr__now_ns();
+	CHECK_RC(xr_writer_wait(w, 1000, 5000000000ll), 0);
+	printf("  dead reader reaped after %.1f ms\n", (double)(xr__now_ns() - t0) / 1e6);
+	CHECK_RC(xr_test_put(w, 1000), 0);
+	close(ready[0]);
+	close(ready[1]);
+	xr_arena_destroy(a);
+}
+
+int main(void)
+{
+	static const struct {
+		const char *name;
+		void (*fn)(void);
+	} tests[] = {
+		{"publish makes whole records visible", test_publish_makes_whole_records_visible},
+		{"wrap is contiguous", test_wrap_is_contiguous},
+		{"lossless writer waits for reader", test_lossless_writer_waits_for_reader},
+		{"lossy reader overrun is counted", test_lossy_reader_overrun_is_counted},
+		{"lossy lease is never overwritten", test_lossy_lease_is_never_overwritten},
+		{"lossy reader on lossless stream", test_lossy_reader_on_lossless_stream},
+		{"batches released out of order", test_batches_released_out_of_order},
+		{"garbage cursor evicts only that reader", test_garbage_cursor_evicts_only_that_reader},
+		{"errors", test_errors},
+		{"reader table full", test_reader_table_full},
+		{"dead reader is reaped", test_dead_reader_is_reaped},
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		printf("ring protocol: %s\n", tests[i].name);
+		fflush(stdout);
+		tests[i].fn();
+	}
+	printf("ring protocol: all %zu cases passed\n", sizeof(tests) / sizeof(tests[0]));
+	return 0;
+}
