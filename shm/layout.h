@@ -61,7 +61,7 @@ enum {
 /* Why the writer evicted a reader, slot->evict_reason. */
 enum {
 	XR_EVICT_NONE = 0,
-	XR_EVICT_CURSOR = 1, /* lease outside [head - capacity, head] */
+	XR_EVICT_CURSOR = 1, /* lease ahead of head: no reader can hold that */
 	XR_EVICT_DEAD = 2,   /* process gone */
 };
 

@@ -67,6 +67,11 @@ static const xr_frame *frame_at(const struct xr_ring_rd *rr, uint64_t pos)
  * forward past anything it has already given up on. */
 static void lease_at_pos(struct xr_ring_rd *rr)
 {
+	/* Catch up first, so the lease published below is rarely stale (a
+	 * stale one is harmless, merely ignored by the writer). */
+	uint64_t t0 = xr_load_acquire(&rr->rd->tail);
+	if ((int64_t)(t0 - rr->pos) > 0)
+		rr->pos = t0;
 	for (;;) {
 		/* R1: pairs with W3. */
 		xr_store_sc(&rr->cur->lease, rr->pos);

@@ -57,14 +57,21 @@
  * record: its seq is consumed, lease_stalls counts it, and every reader sees
  * the gap in seq and counts it as dropped (invariant 5).
  *
- * UNTRUSTED LEASES (invariant 8). A lease is honoured only if it lies in
- * [head - cap, head] (as an unsigned distance from head); any other value
- * cannot be a real position, so the reader is evicted (its slot marked
- * EVICTED, its leases ignored from then on), counted, and the writer goes on.
- * A garbage value inside the window is indistinguishable from a slow reader
- * and is honoured: at worst it slows the writer down, until the reader
- * writes a sane value or dies and is reaped. The writer never dereferences
- * anything a reader wrote; it walks frames by the sizes it wrote itself.
+ * UNTRUSTED LEASES (invariant 8). Three cases, by where the lease L lies:
+ *   L > head         no reader can ever hold that: garbage. The reader is
+ *                    evicted (slot EVICTED, its leases ignored from then on,
+ *                    XR_EEVICTED on its next call), counted, and the writer
+ *                    goes on.
+ *   L < head - cap   stale, or garbage: a lease the writer honoured bounds
+ *                    head to L + cap, so such an L was never honoured. A lossy
+ *                    reader coming back after an overrun publishes its old
+ *                    position for an instant (R1) before R2 moves it; that is
+ *                    this case, and must not be punished. Ignored.
+ *   otherwise        honoured. A garbage value here is indistinguishable from
+ *                    a slow reader: at worst it slows the writer down, until
+ *                    the reader writes a sane value or dies and is reaped.
+ * The writer never dereferences anything a reader wrote; it walks frames by
+ * the sizes it wrote itself.
  *
  * CRASHES. A writer that dies leaves head at its last publish: readers see
  * only whole records, and then XR_ECLOSED. A reader that dies leaves its
@@ -187,12 +194,16 @@ static int make_room(struct xr_writer *w, uint64_t size)
 		 * is a leftover and ignored. */
 		if (xr_load_acquire(&w->slots[i].state) != XR_SLOT_ACTIVE)
 			continue;
-		dist = w->head - lease;
-		if (dist > w->cap) {
+		/* Positions start at 0 and never reach 2^64 in practice, so
+		 * plain comparison orders them. */
+		if (lease > w->head) {
 			xr__evict_slot(w->arena, i, XR_EVICT_CURSOR);
 			xr_counter_add(&w->rd->evictions, 1);
 			continue;
 		}
+		dist = w->head - lease;
+		if (dist > w->cap)
+			continue; /* stale: see UNTRUSTED LEASES */
 		if (dist > worst) {
 			worst = dist;
 			blocker = (int)i;

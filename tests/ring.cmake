@@ -1,2 +1,9 @@
 # Tests of the arena, rings and reader library.
 xr_test(NAME test_ring_protocol SOURCES test_ring_protocol.c LABELS "unit;ring")
+# One writer, three reader processes, a million random-size records per
+# phase; every record stamped and checked. Runs with or without huge pages.
+xr_test(NAME test_ring_stress_proc SOURCES test_ring_stress_proc.c LABELS "stress;ring"
+  ARGS 1000000 TIMEOUT 600)
+# Its threaded twin: the same scenario where ThreadSanitizer can see it.
+xr_test(NAME test_ring_stress_threads SOURCES test_ring_stress_threads.c LABELS "stress;ring;threads"
+  ARGS 200000 TIMEOUT 600)

@@ -351,6 +351,29 @@ static void test_garbage_cursor_evicts_only_that_reader(void)
 	CHECK_EQ(xr_load_relaxed(&a->hdr->rings[0].evictions), 3);
 	CHECK_EQ(next, xr_writer_next_seq(w));
 
+	/* A value more than a lap old is what an overrun lossy reader publishes
+	 * for an instant; it is ignored (the writer does not wait for it) and
+	 * not punished. */
+	{
+		xr_reader *old = attach(name, XR_POLICY_LOSSLESS);
+		struct xr_cursor *oc = xr__cursor(a, 0, 1);
+		xr_store_relaxed(&oc->lease, 0);
+		for (int i = 0; i < 2 * RING / 1000; i++) {
+			int rc = xr_test_put(w, 1000);
+			if (rc == -EAGAIN) {
+				xr_writer_publish(w);
+				drain(good, &next, NULL);
+				rc = xr_test_put(w, 1000);
+			}
+			CHECK_RC(rc, 0);
+		}
+		CHECK_EQ(xr_load_relaxed(&a->slots[1].state), XR_SLOT_ACTIVE);
+		CHECK_EQ(xr_load_relaxed(&a->hdr->rings[0].evictions), 3);
+		xr_reader_detach(old);
+		xr_writer_publish(w);
+		drain(good, &next, NULL);
+	}
+
 	/* A value inside the window cannot be told from a slow reader: it is
 	 * honoured (the writer waits), and the reader recovers by releasing. */
 	xr_reader *odd = attach(name, XR_POLICY_LOSSLESS);
