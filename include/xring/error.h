@@ -13,6 +13,8 @@
  * xr_strerror() and xr_err_name() cover both kinds.
  */
 
+#include <errno.h>
+
 #include "xring/export.h"
 
 #ifdef __cplusplus

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef XRING_XRING_H
+#define XRING_XRING_H
+
+/* Everything public: include this one header. */
+#include "xring/arena.h"
+#include "xring/error.h"
+#include "xring/reader.h"
+#include "xring/record.h"
+#include "xring/types.h"
+#include "xring/version.h"
+#include "xring/writer.h"
+
+#endif

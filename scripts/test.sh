@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs, builds,
+# prepares huge pages (root) and runs
+#   1. every C test through ctest, release build with -Werror
+#   2. the Python tests through pytest (Debian's /usr/bin/python3)
+#   3. every C test again under ASan+UBSan
+#   4. the threaded ring tests under TSan
+# Long soaks and benchmarks live in perf/, not here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+scripts/build.sh build
+scripts/hugepages.sh build/xring
+
+echo "== 1. ctest (release)"
+ctest --test-dir build --output-on-failure -LE interop
+
+echo "== 2. pytest"
+XRING_BUILD_DIR="$PWD/build" PYTHONDONTWRITEBYTECODE=1 \
+  /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python
+
+echo "== 3. ctest under ASan+UBSan"
+scripts/build.sh build-asan -DXRING_ASAN=ON -DXRING_UBSAN=ON -DXRING_PERF=OFF
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure -LE interop
+
+echo "== 4. threaded ring tests under TSan"
+scripts/build.sh build-tsan -DXRING_TSAN=ON -DXRING_PERF=OFF
+TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -L threads
+
+echo "== all suites passed"
