@@ -38,6 +38,8 @@ struct xr_writer {
 	uint32_t reserved;           /* size of the reserved frame, 0 if none */
 	uint64_t records, bytes;     /* not yet flushed to rd stats */
 	int blocker;                 /* slot that blocked the last make-room */
+	uint32_t stalls_since_reap;  /* lossy: drops since the last reap check */
+	uint64_t last_reap_ns;
 };
 
 struct xr_arena {

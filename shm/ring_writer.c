@@ -229,9 +229,19 @@ int xr_writer_reserve(xr_writer *w, uint32_t len, void **payload)
 		if (w->policy == XR_POLICY_LOSSLESS)
 			return -EAGAIN;
 		/* Lossy: never wait. The record is lost to every reader; the seq
-		 * gap tells them so. */
+		 * gap tells them so. A lease holder that died would stall us for
+		 * good: look for the dead every 10 ms of stalling (the clock is
+		 * read once per 64 drops, not per record). */
 		w->seq++;
 		xr_counter_add(&w->rd->lease_stalls, 1);
+		if (++w->stalls_since_reap >= 64) {
+			uint64_t now = xr__now_ns();
+			w->stalls_since_reap = 0;
+			if (now - w->last_reap_ns >= XR_REAP_INTERVAL_NS) {
+				w->last_reap_ns = now;
+				xr_arena_reap(w->arena);
+			}
+		}
 		return XR_EDROPPED;
 	}
 	f = frame_at(w, w->head);

@@ -7,3 +7,5 @@ xr_test(NAME test_ring_stress_proc SOURCES test_ring_stress_proc.c LABELS "stres
 # Its threaded twin: the same scenario where ThreadSanitizer can see it.
 xr_test(NAME test_ring_stress_threads SOURCES test_ring_stress_threads.c LABELS "stress;ring;threads"
   ARGS 200000 TIMEOUT 600)
+# A reader SIGKILLed holding a lease: others unharmed, the writer goes on.
+xr_test(NAME test_ring_kill SOURCES test_ring_kill.c LABELS "stress;ring" TIMEOUT 300)

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A reader killed with SIGKILL while it holds a lease corrupts nothing for
+ * the others, and does not stop the writer for long: the writer notices the
+ * dead process (pid and start time; a zombie counts as dead), clears its
+ * leases and goes on. Lossless and lossy streams; readers in other processes.
+ */
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "ring_helpers.h"
+#include "shm/arena_priv.h"
+#include "shm/atomics.h"
+#include "util/clock.h"
+
+#define TOTAL 300000
+#define MAXLEN 512
+
+/* Reads every record, checks each; reports its accounting on fd. */
+static void verifier(const char *name, xr_policy policy, int ready_fd, int out_fd)
+{
+	xr_reader_opts o = {.policy = policy, .label = "verifier"};
+	xr_reader *r;
+	xr_reader_stats s;
+	uint64_t next = 0, got = 0;
+
+	if (xr_reader_attach(name, &o, &r) < 0)
+		_exit(2);
+	if (write(ready_fd, "v", 1) != 1)
+		_exit(3);
+	for (;;) {
+		xr_batch b;
+		int n = xr_reader_read(r, 1, 256, 200000000, &b);
+		if (n < 0)
+			FAILF("verifier read: %s", xr_strerror(n));
+		if (n == 0) {
+			CHECK_RC(xr_reader_stats_get(r, &s), 0);
+			if (s.written == TOTAL && s.pending == 0)
+				break;
+			continue;
+		}
+		const xr_frame *f = b.first;
+		for (uint32_t i = 0; i < b.count; i++, f = xr_frame_next(f)) {
+			const char *bad = xr_stamp_check(xr_frame_data(f), f->len, f->seq);
+			if (bad)
+				FAILF("verifier: seq %llu: %s", (unsigned long long)f->seq, bad);
+			if (f->seq < next || (policy == XR_POLICY_LOSSLESS && f->seq != next))
+				FAILF("verifier: seq %llu, expected %llu", (unsigned long long)f->seq,
+				      (unsigned long long)next);
+			next = f->seq + 1;
+		}
+		got += b.count;
+		xr_batch_release(r, &b);
+	}
+	CHECK_RC(xr_reader_stats_get(r, &s), 0);
+	CHECK_EQ(s.read, got);
+	CHECK_EQ(s.written, s.read + s.dropped + s.pending);
+	if (policy == XR_POLICY_LOSSLESS)
+		CHECK_EQ(got, TOTAL);
+	if (write(out_fd, &s, sizeof(s)) != (ssize_t)sizeof(s))
+		_exit(4);
+	xr_reader_detach(r);
+	_exit(0);
+}
+
+/* Reads a while, then holds a batch, says so, and waits to be killed. */
+static void victim(const char *name, xr_policy policy, int ready_fd, int holding_fd)
+{
+	xr_reader_opts o = {.policy = policy, .label = "victim"};
+	xr_reader *r;
+	uint64_t got = 0;
+	xr_batch b;
+
+	if (xr_reader_attach(name, &o, &r) < 0)
+		_exit(2);
+	if (write(ready_fd, "k", 1) != 1)
+		_exit(3);
+	while (got < TOTAL / 4) {
+		int n = xr_reader_read(r, 1, 256, -1, &b);
+		if (n <= 0)
+			_exit(5);
+		got += (uint64_t)n;
+		xr_batch_release(r, &b);
+	}
+	if (xr_reader_read(r, 1, 16, -1, &b) <= 0)
+		_exit(6);
+	if (write(holding_fd, "h", 1) != 1)
+		_exit(7);
+	for (;;)
+		pause();
+}
+
+static void scenario(const char *tag, xr_policy policy)
+{
+	char name[64];
+	int ready[2], holding[2], out[2];
+	pid_t v, k;
+
+	xr_test_name(name, sizeof(name), tag);
+	xr_arena *a = xr_test_arena(name, policy, 2u << 20, 16, XR_HUGEPAGES_PREFER);
+	xr_writer *w = xr_test_writer(a);
+	CHECK(pipe(ready) == 0 && pipe(holding) == 0 && pipe(out) == 0);
+	if ((v = fork()) == 0)
+		verifier(name, policy, ready[1], out[1]);
+	if ((k = fork()) == 0)
+		victim(name, policy, ready[1], holding[1]);
+	CHECK(v > 0 && k > 0);
+	char c;
+	CHECK(read(ready[0], &c, 1) == 1 && read(ready[0], &c, 1) == 1);
+
+	uint64_t longest_wait = 0, stalls = 0, written = 0;
+	bool killed = false;
+	while (written + stalls < TOTAL) {
+		uint64_t seq = xr_writer_next_seq(w);
+		uint32_t len = xr_stamp_len(seq, MAXLEN);
+		int rc = xr_test_put(w, len);
+
+		if (rc == -EAGAIN) {
+			uint64_t t0 = xr__now_ns();
+			rc = xr_writer_wait(w, len, 20000000000ll);
+			if (rc < 0)
+				FAILF("%s: writer stuck for 20 s at seq %llu", tag, (unsigned long long)seq);
+			if (xr__now_ns() - t0 > longest_wait)
+				longest_wait = xr__now_ns() - t0;
+			continue;
+		}
+		if (rc == XR_EDROPPED)
+			stalls++;
+		else
+			CHECK_RC(rc, 0);
+		written += rc == 0;
+		if ((seq & 31) == 0)
+			xr_writer_publish(w);
+		if (!killed) {
+			/* Once the victim says it holds a batch, kill it: it stays a
+			 * zombie until the end (not waited for), which must count as
+			 * dead. */
+			struct timeval tv = {0, 0};
+			fd_set fds;
+			FD_ZERO(&fds);
+			FD_SET(holding[0], &fds);
+			if ((seq & 1023) == 0 && select(holding[0] + 1, &fds, NULL, NULL, &tv) == 1) {
+				CHECK(read(holding[0], &c, 1) == 1);
+				CHECK(kill(k, SIGKILL) == 0);
+				killed = true;
+			}
+		}
+	}
+	xr_writer_publish(w);
+	CHECK(killed);
+
+	xr_reader_stats s;
+	CHECK(read(out[0], &s, sizeof(s)) == (ssize_t)sizeof(s));
+	int status;
+	CHECK(waitpid(v, &status, 0) == v && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(waitpid(k, &status, 0) == k && WIFSIGNALED(status));
+	/* The victim's slot was reaped by the writer, not by anyone else. */
+	for (uint32_t i = 0; i < a->hdr->max_readers; i++)
+		CHECK(xr_load_relaxed(&a->slots[i].pid) != k);
+	printf("  %s: verifier read %llu, dropped %llu; writer dropped %llu, longest wait %.1f ms\n",
+	       tag, (unsigned long long)s.read, (unsigned long long)s.dropped,
+	       (unsigned long long)stalls, (double)longest_wait / 1e6);
+	if (policy == XR_POLICY_LOSSY)
+		CHECK(s.dropped >= stalls);
+	xr_arena_destroy(a);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	alarm(300);
+	scenario("kill-lossless", XR_POLICY_LOSSLESS);
+	scenario("kill-lossy", XR_POLICY_LOSSY);
+	printf("reader SIGKILL: passed\n");
+	return 0;
+}
