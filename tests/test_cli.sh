@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The CLI contract of issue 2: spellings, --help everywhere, one-line errors
+# with a non-zero exit, tail's --json and --raw output (decoded by Debian's
+# flatc), --hugepages require failing clearly, SIGTERM removing the arena.
+# Usage: test_cli.sh XRING SCHEMA
+set -uo pipefail
+xring=$1 schema=$2
+name="t$$-cli"
+work=$(mktemp -d)
+fails=0
+engine=
+cleanup() { [ -n "$engine" ] && kill "$engine" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# expect_err CODE PATTERN -- command...: exits CODE, prints exactly one line matching PATTERN
+expect_err() {
+  local code=$1 pat=$2; shift 3
+  local out rc
+  out=$("$@" 2>&1 >/dev/null); rc=$?
+  [ "$rc" -eq "$code" ] || fail "'$*' exited $rc, want $code ($out)"
+  [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] || fail "'$*' printed more than one line: $out"
+  grep -qE -- "$pat" <<<"$out" || fail "'$*' said '$out', want /$pat/"
+}
+
+for cmd in engine info tail setup; do
+  "$xring" "$cmd" --help | grep -q "usage: xring $cmd" || fail "$cmd --help"
+done
+"$xring" --help | grep -q "commands:" || fail "xring --help"
+expect_err 2 "unknown command 'bogus'" -- "$xring" bogus
+expect_err 2 "unknown option '--bogus'" -- "$xring" engine --name x --bogus
+expect_err 2 "--name is required" -- "$xring" engine
+expect_err 2 "--policy must be lossless or lossy" -- "$xring" engine --name x --policy sometimes
+expect_err 2 "--hugepages must be require, prefer or off" -- "$xring" engine --name x --hugepages maybe
+expect_err 2 "--ring-size 'lots' is not a size" -- "$xring" engine --name x --ring-size lots
+expect_err 2 "--record-bytes must be" -- "$xring" engine --name x --record-bytes 0
+expect_err 2 "--numa-node 'x' is not a node number" -- "$xring" engine --name x --numa-node x
+expect_err 2 "--count needs a value" -- "$xring" engine --name x --count
+expect_err 1 "NUMA node 999 does not exist" -- "$xring" engine --name "$name-numa" --numa-node 999
+expect_err 1 "no engine '$name-none' .*is running" -- "$xring" tail "$name-none"
+expect_err 1 "no engine '$name-none' is running" -- "$xring" info "$name-none"
+expect_err 2 "-n '0' is not a positive count" -- "$xring" tail x -n 0
+expect_err 2 "which engine" -- "$xring" tail
+# require, where no hugetlbfs can be had: a directory on another file system.
+mkdir -p "$work/plain"
+expect_err 1 "--hugepages require: .*not on hugetlbfs" -- env XRING_DIR="$work/plain" "$xring" engine --name "$name-req" --hugepages require
+
+# A running engine: tail prints the fields, --json parses, --raw is FlatBuffers.
+"$xring" engine --name "$name" --record-bytes 400 --rate 5000 --quiet &
+engine=$!
+for _ in $(seq 100); do "$xring" info "$name" >/dev/null 2>&1 && break; sleep 0.05; done
+expect_err 1 "already running" -- "$xring" engine --name "$name"
+"$xring" tail "$name" -n 3 | grep -cE '^seq=[0-9]+ game=[0-9]+ player=[0-9]+ turn=[0-9]+ action=-?[0-9]+ reward=-?[0-9.]+ done=[01] obs=u8\[400\]$' \
+  | grep -qx 3 || fail "tail text lines"
+"$xring" tail "$name" -n 4 --json > "$work/j"
+/usr/bin/python3 - "$work/j" <<'PY' || fail "tail --json"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 4, rows
+keys = {"seq", "t_ns", "game_id", "player_id", "turn", "action", "reward", "done",
+        "truncated", "obs_dtype", "obs_shape"}
+for r in rows:
+    assert keys <= set(r), r
+    assert r["obs_dtype"] == "u8" and r["obs_shape"] == [400], r
+assert [r["seq"] for r in rows] == list(range(rows[0]["seq"], rows[0]["seq"] + 4)), rows
+PY
+mkdir -p "$work/raw"
+"$xring" tail "$name" -n 2 --raw "$work/raw" || fail "tail --raw"
+[ "$(ls "$work/raw" | wc -l)" -eq 2 ] || fail "tail --raw wrote $(ls "$work/raw")"
+for f in "$work"/raw/*.bin; do
+  seq=$(basename "$f" .bin)
+  flatc --json --strict-json --raw-binary -o "$work/raw" "$schema" -- "$f" || fail "flatc $f"
+  grep -q "\"seq\": $seq" "$work/raw/$seq.json" || fail "flatc decoded $f without seq $seq"
+done
+"$xring" info "$name" --json | /usr/bin/python3 -c '
+import json, sys
+i = json.load(sys.stdin)
+assert i["backing"] in ("hugetlbfs", "shm", "shm+thp"), i
+r = i["streams"][0]["rings"][0]
+assert i["streams"][0]["name"] == "experience" and r["written"] > 0, i
+' || fail "info --json"
+path=$("$xring" info "$name" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["path"])')
+[ -e "$path" ] || fail "arena file $path missing while running"
+kill -TERM "$engine"; wait "$engine"; rc=$?; engine=
+[ "$rc" -eq 0 ] || fail "engine exit status $rc after SIGTERM"
+[ ! -e "$path" ] || fail "arena $path left behind after SIGTERM"
+
+# --count: the engine writes N and exits by itself.
+"$xring" engine --name "$name-count" --count 1000 --quiet || fail "engine --count"
+
+[ "$fails" -eq 0 ] && echo "cli: all checks passed" || { echo "cli: $fails failed"; exit 1; }
