@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <numa.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -203,6 +204,10 @@ int xr_cmd_engine(int argc, char **argv)
 			printf("xring engine: note: %s\n", f.note);
 		fflush(stdout);
 	}
+
+	/* The writer runs where its memory is: pin to the arena's node. */
+	if (f.numa_node >= 0 && numa_run_on_node(f.numa_node) < 0 && !quiet)
+		printf("xring engine: note: could not pin the writer to node %d\n", f.numa_node);
 
 	xr_writer *w;
 	xr_arena_writer(a, 0, 0, &w);

@@ -9,3 +9,5 @@ xr_test(NAME test_ring_stress_threads SOURCES test_ring_stress_threads.c LABELS 
   ARGS 200000 TIMEOUT 600)
 # A reader SIGKILLed holding a lease: others unharmed, the writer goes on.
 xr_test(NAME test_ring_kill SOURCES test_ring_kill.c LABELS "stress;ring" TIMEOUT 300)
+# A reader process scribbling over its cursor: evicted, nobody else harmed.
+xr_test(NAME test_ring_garbage SOURCES test_ring_garbage.c LABELS "stress;ring" TIMEOUT 300)
