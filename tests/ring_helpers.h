@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +141,27 @@ static inline const char *xr_stamp_check(const uint8_t *p, uint32_t len, uint64_
 		if (p[i] != (uint8_t)(x >> (8 * (i & 7))))
 			return "payload tail corrupted";
 	return NULL;
+}
+
+/* Checks every frame of batch b: an intact stamp, seq >= *next (== *next
+ * when exact, as for a lossless reader). Advances *next; returns the records
+ * skipped. Fails the test on anything else. */
+static inline uint64_t xr_test_check_batch(const xr_batch *b, uint64_t *next, bool exact)
+{
+	const xr_frame *f = b->first;
+	uint64_t gaps = 0;
+
+	for (uint32_t i = 0; i < b->count; i++, f = xr_frame_next(f)) {
+		const char *bad = xr_stamp_check(xr_frame_data(f), f->len, f->seq);
+		if (bad)
+			FAILF("seq %llu: %s", (unsigned long long)f->seq, bad);
+		if (f->seq < *next || (exact && f->seq != *next))
+			FAILF("seq %llu where %llu was expected%s", (unsigned long long)f->seq,
+			      (unsigned long long)*next, exact ? " (a lossless reader missed records)" : "");
+		gaps += f->seq - *next;
+		*next = f->seq + 1;
+	}
+	return gaps;
 }
 
 /* Writes one stamped record of length len with the writer's next seq;

@@ -83,14 +83,7 @@ int main(void)
 		xr_batch b;
 		int n;
 		while ((n = xr_reader_read(v, 1, 512, 0, &b)) > 0) {
-			const xr_frame *f = b.first;
-			for (int i = 0; i < n; i++, f = xr_frame_next(f)) {
-				const char *bad = xr_stamp_check(xr_frame_data(f), f->len, f->seq);
-				if (bad)
-					FAILF("seq %llu: %s", (unsigned long long)f->seq, bad);
-				CHECK_EQ(f->seq, next);
-				next++;
-			}
+			xr_test_check_batch(&b, &next, true);
 			CHECK_RC(xr_batch_release(v, &b), 0);
 		}
 		CHECK_RC(n, 0);

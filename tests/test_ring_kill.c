@@ -39,16 +39,7 @@ static void verifier(const char *name, xr_policy policy, int ready_fd, int out_f
 				break;
 			continue;
 		}
-		const xr_frame *f = b.first;
-		for (uint32_t i = 0; i < b.count; i++, f = xr_frame_next(f)) {
-			const char *bad = xr_stamp_check(xr_frame_data(f), f->len, f->seq);
-			if (bad)
-				FAILF("verifier: seq %llu: %s", (unsigned long long)f->seq, bad);
-			if (f->seq < next || (policy == XR_POLICY_LOSSLESS && f->seq != next))
-				FAILF("verifier: seq %llu, expected %llu", (unsigned long long)f->seq,
-				      (unsigned long long)next);
-			next = f->seq + 1;
-		}
+		xr_test_check_batch(&b, &next, policy == XR_POLICY_LOSSLESS);
 		got += b.count;
 		xr_batch_release(r, &b);
 	}

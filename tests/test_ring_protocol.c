@@ -40,21 +40,9 @@ static uint64_t drain(xr_reader *r, uint64_t *next_seq, uint64_t *dropped)
 	int rc;
 
 	while ((rc = xr_reader_read(r, 1, 100, 0, &b)) > 0) {
-		const xr_frame *f = b.first;
-		for (uint32_t i = 0; i < b.count; i++, f = xr_frame_next(f)) {
-			const char *bad = xr_stamp_check(xr_frame_data(f), f->len, f->seq);
-			if (bad)
-				FAILF("seq %llu: %s", (unsigned long long)f->seq, bad);
-			if (f->seq < *next_seq)
-				FAILF("seq %llu after %llu: out of order", (unsigned long long)f->seq,
-				      (unsigned long long)*next_seq);
-			if (dropped)
-				*dropped += f->seq - *next_seq;
-			else if (f->seq != *next_seq)
-				FAILF("lossless reader missed seq %llu..%llu",
-				      (unsigned long long)*next_seq, (unsigned long long)f->seq);
-			*next_seq = f->seq + 1;
-		}
+		uint64_t gaps = xr_test_check_batch(&b, next_seq, dropped == NULL);
+		if (dropped)
+			*dropped += gaps;
 		n += b.count;
 		CHECK_RC(xr_batch_release(r, &b), 0);
 	}
@@ -225,13 +213,9 @@ static void test_lossy_lease_is_never_overwritten(void)
 	xr_writer_publish(w);
 	CHECK(stalls > 0);
 	CHECK_EQ(xr_load_relaxed(&rd->lease_stalls), stalls);
-	const xr_frame *f = b.first;
-	for (uint32_t i = 0; i < b.count; i++, f = xr_frame_next(f)) {
-		const char *bad = xr_stamp_check(xr_frame_data(f), f->len, f->seq);
-		if (bad)
-			FAILF("held record seq %llu overwritten: %s", (unsigned long long)f->seq, bad);
-		CHECK_EQ(f->seq, i);
-	}
+	/* The held batch is exactly as it was written. */
+	next = 0;
+	xr_test_check_batch(&b, &next, true);
 	check_accounting(r, "while holding");
 	CHECK_RC(xr_batch_release(r, &b), 0);
 	next = 20;
