@@ -69,20 +69,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "record/schema_ids.h"
 #include "xring/record.h"
-
-#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "xring records are stored in host order, which must be little-endian"
-#endif
-
-/* Schema ids of Experience (schema/experience.fbs). */
-enum {
-	EXP_SEQ, EXP_T_NS, EXP_GAME_ID, EXP_PLAYER_ID, EXP_TURN, EXP_OBS,
-	EXP_ACTION, EXP_REWARD, EXP_DONE, EXP_TRUNCATED, EXP_LEGAL_MASK,
-	EXP_EXTRAS, EXP_NFIELDS
-};
-/* Schema ids of Tensor. */
-enum { TEN_DTYPE, TEN_SHAPE, TEN_DATA, TEN_NFIELDS };
 
 /* Fixed part of the layout; see the table at the top of the file. */
 enum {

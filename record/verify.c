@@ -38,20 +38,8 @@
 #include <string.h>
 
 #include "xring/error.h"
+#include "record/schema_ids.h"
 #include "xring/record.h"
-
-#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "xring records are read in host order, which must be little-endian"
-#endif
-
-/* Schema ids (= vtable slots) of schema/experience.fbs; the builder in
- * record/experience.c uses the same numbers. */
-enum {
-	EXP_SEQ, EXP_T_NS, EXP_GAME_ID, EXP_PLAYER_ID, EXP_TURN, EXP_OBS,
-	EXP_ACTION, EXP_REWARD, EXP_DONE, EXP_TRUNCATED, EXP_LEGAL_MASK,
-	EXP_EXTRAS
-};
-enum { TEN_DTYPE, TEN_SHAPE, TEN_DATA };
 
 /* Experience -> Tensor is two levels; anything deeper is not our schema.
  * The bound keeps the depth argument honest if the schema grows nesting. */
