@@ -45,6 +45,9 @@ expect_err 2 "which engine" -- "$xring" tail
 mkdir -p "$work/plain"
 expect_err 1 "--hugepages require: .*not on hugetlbfs" -- env XRING_DIR="$work/plain" "$xring" engine --name "$name-req" --hugepages require
 
+# require, with far more huge pages wanted than any machine here has free.
+expect_err 1 "--hugepages require: .*(too few free .* huge pages \(need [0-9]+, have [0-9]+|no hugetlbfs mount)" -- "$xring" engine --name "$name-big" --hugepages require --ring-size 64G
+
 # A running engine: tail prints the fields, --json parses, --raw is FlatBuffers.
 "$xring" engine --name "$name" --record-bytes 400 --rate 5000 --quiet &
 engine=$!
