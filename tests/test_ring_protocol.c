@@ -494,6 +494,35 @@ static void test_dead_reader_is_reaped(void)
 	xr_arena_destroy(a);
 }
 
+static void test_readers_map_records_read_only(void)
+{
+	char name[64];
+	xr_arena *a = arena("readonly", XR_POLICY_LOSSLESS, name);
+	xr_writer *w = xr_test_writer(a);
+	pid_t pid;
+	int status;
+
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT);
+	CHECK_RC(xr_test_put(w, 100), 0);
+	xr_writer_publish(w);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		xr_batch b;
+		if (xr_reader_read(r, 1, 1, 0, &b) != 1)
+			_exit(2);
+		signal(SIGSEGV, SIG_DFL);
+		/* Must fault: records are mapped read-only in readers. */
+		((volatile uint8_t *)xr_frame_data(b.first))[0] = 0xff;
+		_exit(0);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid);
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSEGV)
+		FAILF("a reader's write to ring memory did not fault (status %#x)", status);
+	xr_reader_detach(r);
+	xr_arena_destroy(a);
+}
+
 int main(void)
 {
 	static const struct {
@@ -511,6 +540,7 @@ int main(void)
 		{"errors", test_errors},
 		{"reader table full", test_reader_table_full},
 		{"dead reader is reaped", test_dead_reader_is_reaped},
+		{"readers map records read-only", test_readers_map_records_read_only},
 	};
 
 	signal(SIGPIPE, SIG_IGN);
