@@ -1,0 +1,49 @@
+#!/bin/sh
+# Builds the benchmarks if needed and runs each of them; results go to stdout,
+# build output and notes to stderr.
+#
+#   perf/run.sh                    every benchmark with its defaults
+#   perf/run.sh --json             one JSON object per line
+#   perf/run.sh --sizes 64,64k     other options go to bench_ring
+#   BUILD_DIR=out perf/run.sh      another build tree (default: build)
+#
+# probe_coherence runs first and again last: it measures the machine (how
+# fast cache lines move between the two CPUs), which on a VM drifts, so that
+# bench_ring's numbers can be read against the state the machine was in.
+#
+# Exit status: 0 when every benchmark measured (a missed target is still 0),
+# otherwise the first non-zero status (1: a data check failed).
+set -eu
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$root/build}
+
+if [ ! -f "$build/CMakeCache.txt" ]; then
+	cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >&2
+fi
+cmake --build "$build" -j "$(nproc)" --target benchmarks >&2
+
+free=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo 2>/dev/null || true)
+if [ "${free:-0}" -lt 16 ]; then
+	echo "run.sh: only ${free:-0} free huge pages; rings fall back to /dev/shm" \
+	     "(raise vm.nr_hugepages, e.g. scripts/hugepages.sh)" >&2
+fi
+
+json=
+for a in "$@"; do
+	[ "$a" = "--json" ] && json=--json
+done
+
+status=0
+run() {
+	echo "run.sh: $*" >&2
+	rc=0
+	"$build/perf/$@" || rc=$?
+	if [ "$rc" -ne 0 ] && [ "$status" -eq 0 ]; then
+		status=$rc
+	fi
+}
+run probe_coherence $json
+run bench_ring "$@"
+run probe_coherence $json
+exit "$status"
