@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "engine/synthetic.h"
+#include "shm/backing.h"
 #include "xring/arena.h"
 #include "xring/error.h"
 #include "xring/writer.h"
@@ -154,6 +155,16 @@ int xr_cmd_engine(int argc, char **argv)
 		xr_cli_err("engine", "--name is required; see `xring engine --help`");
 		return XR_EXIT_USAGE;
 	}
+	if (xr__check_name(spec.name, XR_NAME_MAX) < 0) {
+		xr_cli_err("engine", "--name '%s': use 1-%d characters of A-Z a-z 0-9 _ . - "
+			   "(not starting with '.')", spec.name, XR_NAME_MAX);
+		return XR_EXIT_USAGE;
+	}
+	if (ss.name && xr__check_name(ss.name, XR_STREAM_NAME_MAX) < 0) {
+		xr_cli_err("engine", "--stream '%s': use 1-%d characters of A-Z a-z 0-9 _ . - "
+			   "(not starting with '.')", ss.name, XR_STREAM_NAME_MAX);
+		return XR_EXIT_USAGE;
+	}
 
 	xr_exp_template t;
 	ss.shape = (xr_exp_shape){.obs_dtype = XR_DTYPE_U8, .obs_ndim = 1,
@@ -175,8 +186,8 @@ int xr_cmd_engine(int argc, char **argv)
 	if (rc < 0) {
 		const char *note = xr_arena_last_note();
 		if (rc == -EEXIST)
-			xr_cli_err("engine", "an engine named '%s' is already running; pick another --name",
-				   spec.name);
+			xr_cli_err("engine", "%s; pick another --name",
+				   note[0] ? note : "an engine of that name is already running");
 		else if (rc == XR_ENOHUGE)
 			xr_cli_err("engine", "--hugepages require: %s", note[0] ? note : xr_strerror(rc));
 		else if (rc == -EINVAL && note[0])

@@ -20,7 +20,7 @@
 static const char setup_help[] =
 	"usage: xring setup [--pages N] [--mount DIR] [--require]\n"
 	"\n"
-	"Reserves N default-size huge pages (vm.nr_hugepages; default 512, i.e. 1 GiB of\n"
+	"Reserves N default-size huge pages (vm.nr_hugepages; default 1024, i.e. 2 GiB of\n"
 	"2 MiB pages) and mounts hugetlbfs at DIR (default /dev/hugepages) if no\n"
 	"hugetlbfs mount exists. Needs root; without it, says what to run instead.\n"
 	"\n"
@@ -62,7 +62,7 @@ int xr_cmd_setup(int argc, char **argv)
 		{NULL, false},
 	};
 	const char *mnt_dir = "/dev/hugepages", *v;
-	long want = 512;
+	long want = 1024;
 	bool require = false;
 	int i = 1, k;
 
@@ -105,11 +105,16 @@ int xr_cmd_setup(int argc, char **argv)
 	}
 
 	const char *found = hugetlbfs_find_path();
+	bool mounted = found != NULL;
 	if (found) {
 		printf("xring setup: hugetlbfs is mounted at %s\n", found);
 	} else {
 		mkdir(mnt_dir, 0755);
-		if (mount("none", mnt_dir, "hugetlbfs", 0, "mode=1777") == 0)
+		/* libhugetlbfs reads the mount table once per process, so what we
+		 * mount here is judged by hugetlbfs_test_path(), not found again. */
+		mounted = mount("none", mnt_dir, "hugetlbfs", 0, "mode=1777") == 0 &&
+			  hugetlbfs_test_path(mnt_dir) == 1;
+		if (mounted)
 			printf("xring setup: mounted hugetlbfs at %s\n", mnt_dir);
 		else
 			printf("xring setup: cannot mount hugetlbfs at %s (%s); as root run `mount -t "
@@ -118,7 +123,7 @@ int xr_cmd_setup(int argc, char **argv)
 	}
 
 	long free_pages = xr__hugepages_free((uint64_t)page_kb << 10);
-	bool usable = free_pages > 0 && hugetlbfs_find_path_for_size(page_kb << 10) != NULL;
+	bool usable = free_pages > 0 && mounted;
 	printf("xring setup: %ld free %ld kB huge pages; engines will use %s\n",
 	       free_pages < 0 ? 0 : free_pages, page_kb,
 	       usable ? "hugetlbfs" : "/dev/shm (no usable huge pages)");

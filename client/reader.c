@@ -57,7 +57,6 @@ static int claim_slot(struct xr_reader *r, const xr_reader_opts *o)
 							     memory_order_acq_rel,
 							     memory_order_relaxed))
 			continue;
-		xr_store_relaxed(&s->state, XR_SLOT_CLAIMED);
 		s->pid_start = xr__proc_start(me);
 		s->stream = r->stream;
 		s->policy = r->policy;
@@ -67,6 +66,9 @@ static int claim_slot(struct xr_reader *r, const xr_reader_opts *o)
 		memset(s->label, 0, sizeof(s->label));
 		strncpy(s->label, o && o->label ? o->label : program_invocation_short_name,
 			sizeof(s->label) - 1);
+		/* R5b: the claim's fields, pid_start above all, before the state a
+		 * reaper reads them by (xr__reap_slot). */
+		xr_store_release(&s->state, XR_SLOT_CLAIMED);
 		r->slot = s;
 		r->slot_idx = i;
 		return 0;

@@ -50,8 +50,21 @@ int xr_synth_run(xr_arena *a, xr_writer *w, const xr_exp_template *t,
 			/* Pace: the n-th record is due at start + n / rate. */
 			uint64_t due = start + (res->written + res->dropped) * 1000000000ull / o->rate;
 			if ((int64_t)(due - now) > 0) {
+				/* Sleep in slices so heartbeat and reaping keep their
+				 * 10 Hz even at a record a second. */
+				uint64_t slice = due - now;
+				if (slice > XR_SYNTH_HOUSEKEEPING_NS)
+					slice = XR_SYNTH_HOUSEKEEPING_NS;
 				xr_writer_publish(w);
-				xr__sleep_ns(due - now);
+				xr__sleep_ns(slice);
+				now = xr__now_ns();
+				if (now >= next_house) {
+					xr_arena_heartbeat(a);
+					xr_arena_reap(a);
+					next_house = now + XR_SYNTH_HOUSEKEEPING_NS;
+				}
+				if ((int64_t)(due - now) > 0)
+					continue;
 			}
 		}
 		now = xr__now_ns();

@@ -318,6 +318,11 @@ static int owned_by_live_engine(const char *path)
 	close(fd);
 	if (n != (ssize_t)sizeof(h) || h.magic != XR_MAGIC)
 		return 0;
+	/* Another layout: its pid and state are not where we would look, so
+	 * we cannot tell it is dead. Presume it alive rather than destroy it. */
+	if (h.layout_version != XR_LAYOUT_VERSION || h.hdr_size != sizeof(h) ||
+	    h.fingerprint != xr__layout_fingerprint())
+		return 1;
 	if (atomic_load(&h.state) == XR_ARENA_CLOSED)
 		return 0;
 	return xr__proc_alive(h.writer_pid, h.writer_start) ? 1 : 0;
@@ -383,6 +388,24 @@ int xr_arena_create(const xr_arena_spec *spec, xr_arena **out)
 			 spec->numa_node);
 		free(a);
 		return -EINVAL;
+	}
+
+	/* One name, one engine, whichever place it lives in: an engine on
+	 * hugetlbfs and another on /dev/shm would each see only their own. */
+	{
+		struct xr_place all[XR_MAX_CANDIDATES];
+		char ignore[XR_NOTE_MAX];
+		int na = xr__places(XR_HUGEPAGES_PREFER, all, ignore, sizeof(ignore));
+		for (int i = 0; i < na; i++) {
+			char other[XR_PATH_MAX];
+			if (xr__arena_path(other, sizeof(other), all[i].dir, spec->name) == 0 &&
+			    owned_by_live_engine(other)) {
+				snprintf(last_note, sizeof(last_note), "an engine named '%s' is already running",
+					 spec->name);
+				free(a);
+				return -EEXIST;
+			}
+		}
 	}
 
 	err = XR_ENOHUGE;
@@ -542,14 +565,17 @@ void xr_arena_facts_get(const xr_arena *a, xr_arena_facts *f)
 int xr__reap_slot(struct xr_arena *a, uint32_t slot)
 {
 	struct xr_reader_slot *s = &a->slots[slot];
-	/* R5 pairs with the reader's claim CAS: seeing the pid means the rest
-	 * of the claim that preceded it is visible too. */
+	/* R5: pairs with the claim CAS, so the state seen next is the new
+	 * claimer's or the FREE its predecessor left, never older. */
 	int32_t pid = xr_load_acquire(&s->pid);
+	/* R5b: pairs with the claimer's release of CLAIMED, which follows its
+	 * pid_start store. While the state is still FREE the claim is under
+	 * way and pid_start may be the previous reader's: check the pid only. */
 	uint32_t st = xr_load_acquire(&s->state);
 
 	if (pid == 0 || st == XR_SLOT_REAPING)
 		return 0;
-	if (xr__proc_alive(pid, s->pid_start))
+	if (xr__proc_alive(pid, st == XR_SLOT_FREE ? 0 : s->pid_start))
 		return 0;
 	if (!xr_cas(&s->state, &st, XR_SLOT_REAPING))
 		return 0; /* another reaper, or the reader itself, got there */
@@ -582,22 +608,21 @@ void xr__evict_slot(struct xr_arena *a, uint32_t slot, uint32_t reason)
 
 /* ---- opening (readers, tools) ---- */
 
-static int open_file(const char *name, bool rw, char *path, size_t path_len)
+/* Opens the arena file of `name` in the k-th place (k = 0, 1, ...).
+ * Returns an fd, -ENOENT if no file is there, -ERANGE past the last place,
+ * or -errno. */
+static int open_file(const char *name, int k, bool rw, char *path, size_t path_len)
 {
 	struct xr_place places[XR_MAX_CANDIDATES];
 	char why[XR_NOTE_MAX];
 	int n = xr__places(XR_HUGEPAGES_PREFER, places, why, sizeof(why));
 
-	for (int i = 0; i < n; i++) {
-		if (xr__arena_path(path, path_len, places[i].dir, name) < 0)
-			continue;
-		int fd = open(path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-		if (fd >= 0)
-			return fd;
-		if (errno != ENOENT)
-			return -errno;
-	}
-	return -ENOENT;
+	if (k >= n)
+		return -ERANGE;
+	if (xr__arena_path(path, path_len, places[k].dir, name) < 0)
+		return -ENOENT;
+	int fd = open(path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	return fd >= 0 ? fd : -errno;
 }
 
 static int validate_header(const struct xr_arena_hdr *h, uint64_t file_size)
@@ -640,7 +665,26 @@ bool xr__arena_alive(const struct xr_arena *a)
 	return xr__proc_alive(a->hdr->writer_pid, a->hdr->writer_start);
 }
 
+static int open_at(const char *name, int k, int flags, int stream, struct xr_arena **out);
+
 int xr__arena_open(const char *name, int flags, int stream, struct xr_arena **out)
+{
+	int err = -ENOENT;
+
+	if (xr__check_name(name, XR_NAME_MAX) < 0)
+		return -EINVAL;
+	/* Every place, best first. A file whose engine is gone (left by a
+	 * SIGKILL) must not hide a live engine of the same name elsewhere. */
+	for (int k = 0;; k++) {
+		int rc = open_at(name, k, flags, stream, out);
+		if (rc == 0 || rc == -ERANGE)
+			return rc == 0 ? 0 : err;
+		if (rc != -ENOENT && (err == -ENOENT || err == XR_ECLOSED))
+			err = rc;
+	}
+}
+
+static int open_at(const char *name, int k, int flags, int stream, struct xr_arena **out)
 {
 	struct xr_arena_hdr h;
 	struct stat st;
@@ -653,7 +697,7 @@ int xr__arena_open(const char *name, int flags, int stream, struct xr_arena **ou
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
-	fd = open_file(name, rw, a->path, sizeof(a->path));
+	fd = open_file(name, k, rw, a->path, sizeof(a->path));
 	if (fd < 0) {
 		free(a);
 		return fd;

@@ -98,7 +98,7 @@ struct xr_ring_desc {
 	/* publication */
 	_Atomic uint64_t head;    /* bytes published, free-running */
 	_Atomic uint64_t written; /* records produced = next seq (includes dropped) */
-	_Atomic int32_t writer_tid;
+	uint32_t reserved0_;
 	_Atomic uint32_t pub_gen; /* seqlock over (head, written): odd = updating */
 	uint8_t pad2_[XR_CACHELINE - 24];
 
@@ -144,7 +144,7 @@ struct xr_arena_hdr {
 	_Atomic uint32_t state;         /* XR_ARENA_* */
 	uint32_t pad1_;
 	_Atomic uint64_t heartbeat_ns;  /* CLOCK_MONOTONIC, engine loop */
-	_Atomic uint64_t attaches;      /* readers ever attached */
+	uint64_t reserved1_;
 	uint8_t pad2_[XR_CACHELINE - 24];
 
 	struct xr_stream_desc streams[XR_MAX_STREAMS];

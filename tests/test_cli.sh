@@ -36,6 +36,8 @@ expect_err 2 "--ring-size 'lots' is not a size" -- "$xring" engine --name x --ri
 expect_err 2 "--record-bytes must be" -- "$xring" engine --name x --record-bytes 0
 expect_err 2 "--numa-node 'x' is not a node number" -- "$xring" engine --name x --numa-node x
 expect_err 2 "--count needs a value" -- "$xring" engine --name x --count
+expect_err 2 "--name 'a b': use 1-47 characters" -- "$xring" engine --name "a b"
+expect_err 2 "--stream '.s': use 1-31 characters" -- "$xring" engine --name x --stream .s
 expect_err 1 "NUMA node 999 does not exist" -- "$xring" engine --name "$name-numa" --numa-node 999
 expect_err 1 "no engine '$name-none' .*is running" -- "$xring" tail "$name-none"
 expect_err 1 "no engine '$name-none' is running" -- "$xring" info "$name-none"
@@ -87,6 +89,28 @@ path=$("$xring" info "$name" --json | /usr/bin/python3 -c 'import json,sys; prin
 kill -TERM "$engine"; wait "$engine"; rc=$?; engine=
 [ "$rc" -eq 0 ] || fail "engine exit status $rc after SIGTERM"
 [ ! -e "$path" ] || fail "arena $path left behind after SIGTERM"
+
+# One name, one engine, across backings; a stale file left on hugetlbfs by a
+# killed engine does not hide a live engine of that name on /dev/shm.
+if "$xring" setup --help >/dev/null && [ -d /dev/hugepages ] && grep -q hugetlbfs /proc/mounts; then
+  "$xring" engine --name "$name-x" --rate 1000 --quiet &
+  e1=$!
+  for _ in $(seq 100); do "$xring" info "$name-x" >/dev/null 2>&1 && break; sleep 0.05; done
+  if "$xring" info "$name-x" | grep -q hugetlbfs; then
+    expect_err 1 "already running" -- "$xring" engine --name "$name-x" --hugepages off
+    kill -KILL "$e1"; wait "$e1" 2>/dev/null
+    expect_err 1 "has stopped" -- "$xring" info "$name-x"
+    "$xring" engine --name "$name-x" --hugepages off --rate 1000 --quiet &
+    engine=$!
+    for _ in $(seq 100); do "$xring" info "$name-x" >/dev/null 2>&1 && break; sleep 0.05; done
+    "$xring" info "$name-x" | grep -q "backing  shm /dev/shm/xring-$name-x" || fail "live /dev/shm engine hidden by a stale file"
+    "$xring" tail "$name-x" -n 1 --timeout 5 >/dev/null || fail "tail of the live engine behind a stale file"
+    kill -TERM "$engine"; wait "$engine"; engine=
+    rm -f "/dev/hugepages/xring-$name-x"
+  else
+    kill -TERM "$e1"; wait "$e1"
+  fi
+fi
 
 # --count: the engine writes N and exits by itself.
 "$xring" engine --name "$name-count" --count 1000 --quiet || fail "engine --count"

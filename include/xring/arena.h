@@ -68,7 +68,8 @@ typedef struct xr_arena_spec {
 XR_API int xr_arena_create(const xr_arena_spec *spec, xr_arena **out);
 
 /* Why the last xr_arena_create() in this thread chose (or failed to find)
- * its backing, e.g. "no free 2048 kB huge pages (need 12, have 0)". Static
+ * its backing, e.g. "too few free 2048 kB huge pages (need 36, have 0; run
+ * `xring setup` or raise vm.nr_hugepages)". Static
  * thread-local storage; "" if nothing to say. */
 XR_API const char *xr_arena_last_note(void);
 

@@ -41,7 +41,8 @@ enum xr_error {
 	/* Lossy writer: a reader's lease stands where the record must go,
 	 * so the record was dropped (and counted) instead of written. */
 	XR_EDROPPED = -(XR_ERRNO_BASE + 7),
-	/* The file is not an xring arena (bad magic). */
+	/* The file is not an xring arena: bad magic, or sizes and offsets in
+	 * its header that cannot be right. */
 	XR_ENOTARENA = -(XR_ERRNO_BASE + 8),
 };
 

@@ -60,7 +60,8 @@ typedef enum xr_record_kind {
 typedef struct xr_frame {
 	uint32_t size; /* whole frame in bytes: header + record + padding */
 	uint32_t len;  /* record bytes */
-	uint64_t seq;  /* per-ring sequence number, from 0, no gaps at the writer */
+	uint64_t seq;  /* per-ring sequence number, from 0; a record dropped at the
+			* writer (lossy lease stall) uses up its seq, so gaps mean loss */
 } xr_frame;
 
 #define XR_FRAME_HDR 16u
