@@ -597,13 +597,15 @@ int xr_arena_reap(xr_arena *a)
 	return n;
 }
 
-void xr__evict_slot(struct xr_arena *a, uint32_t slot, uint32_t reason)
+bool xr__evict_slot(struct xr_arena *a, uint32_t slot, uint32_t reason)
 {
 	struct xr_reader_slot *s = &a->slots[slot];
 	uint32_t st = XR_SLOT_ACTIVE;
 
-	if (xr_cas(&s->state, &st, XR_SLOT_EVICTED))
-		xr_store_relaxed(&s->evict_reason, reason);
+	if (!xr_cas(&s->state, &st, XR_SLOT_EVICTED))
+		return false;
+	xr_store_relaxed(&s->evict_reason, reason);
+	return true;
 }
 
 /* ---- opening (readers, tools) ---- */

@@ -84,8 +84,9 @@ static inline struct xr_cursor *xr__cursor(const struct xr_arena *a, uint32_t ri
  * reaped it. */
 int xr__reap_slot(struct xr_arena *a, uint32_t slot);
 
-/* Writer side: evict a reader that broke the protocol. */
-void xr__evict_slot(struct xr_arena *a, uint32_t slot, uint32_t reason);
+/* Writer side: evict a reader that broke the protocol. Returns whether this
+ * call evicted it (false: it was not ACTIVE, or another writer got there). */
+bool xr__evict_slot(struct xr_arena *a, uint32_t slot, uint32_t reason);
 
 void xr__writer_init(struct xr_writer *w, struct xr_arena *a, uint32_t ring);
 

@@ -157,8 +157,8 @@ void xr_writer_publish(xr_writer *w)
 
 /*
  * Tries to make [head, head + size) writable: advances tail (W2), scans the
- * leases (W3). Returns 0, or the slot index (>= 0 encoded as 1 + slot in
- * *blocker) of a lease in the way with -EAGAIN.
+ * leases (W3), sets limit. Returns 0, or -EAGAIN when a lease is in the way
+ * (w->blocker names its slot).
  */
 static int make_room(struct xr_writer *w, uint64_t size)
 {
@@ -197,8 +197,8 @@ static int make_room(struct xr_writer *w, uint64_t size)
 		/* Positions start at 0 and never reach 2^64 in practice, so
 		 * plain comparison orders them. */
 		if (lease > w->head) {
-			xr__evict_slot(w->arena, i, XR_EVICT_CURSOR);
-			xr_counter_add(&w->rd->evictions, 1);
+			if (xr__evict_slot(w->arena, i, XR_EVICT_CURSOR))
+				xr_counter_add(&w->rd->evictions, 1);
 			continue;
 		}
 		dist = w->head - lease;
