@@ -36,10 +36,16 @@ struct xr_writer {
 	uint64_t tail;               /* last tail stored to rd->tail */
 	uint64_t limit;              /* head + size <= limit: room, no scan */
 	uint32_t reserved;           /* size of the reserved frame, 0 if none */
-	uint64_t records, bytes;     /* not yet flushed to rd stats */
+	uint64_t records;            /* not yet flushed to rd stats */
+	uint64_t bytes;              /* head at the last stats flush */
 	int blocker;                 /* slot that blocked the last make-room */
 	uint32_t stalls_since_reap;  /* lossy: drops since the last reap check */
 	uint64_t last_reap_ns;
+	/* Frame boundaries recorded every cap/32 bytes, so that advancing tail
+	 * does not walk every frame. */
+	uint64_t next_mark;
+	uint32_t mark_first, mark_end;
+	uint64_t marks[64];
 };
 
 struct xr_arena {

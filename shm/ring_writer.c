@@ -127,9 +127,9 @@ static void flush_stats(struct xr_writer *w)
 
 	if (w->records) {
 		xr_counter_add(&rd->records, w->records);
-		xr_counter_add(&rd->bytes, w->bytes);
+		xr_counter_add(&rd->bytes, w->head - w->bytes);
 		w->records = 0;
-		w->bytes = 0;
+		w->bytes = w->head;
 	}
 }
 
@@ -174,6 +174,21 @@ static int make_room(struct xr_writer *w, uint64_t size)
 	goal = need;
 	if (w->head - t > w->chunk && goal - t < w->chunk)
 		goal = t + w->chunk;
+	/* The first recorded boundary at or past goal, else walk. */
+	while (w->mark_first != w->mark_end) {
+		uint64_t m = w->marks[w->mark_first & 63];
+		if ((int64_t)(m - t) <= 0) {
+			w->mark_first++;
+			continue;
+		}
+		if ((int64_t)(m - goal) >= 0) {
+			t = m;
+			w->mark_first++;
+			break;
+		}
+		t = m; /* a boundary closer to goal: walk from here */
+		w->mark_first++;
+	}
 	while ((int64_t)(goal - t) > 0)
 		t += frame_at(w, t)->size;
 	if (t != w->tail) {
@@ -256,10 +271,15 @@ int xr_writer_reserve(xr_writer *w, uint32_t len, void **payload)
 void xr_writer_commit(xr_writer *w)
 {
 	w->head += w->reserved;
-	w->bytes += w->reserved;
 	w->records++;
 	w->seq++;
 	w->reserved = 0;
+	if (w->head >= w->next_mark) {
+		if (w->mark_end - w->mark_first == 64)
+			w->mark_first++;
+		w->marks[w->mark_end++ & 63] = w->head;
+		w->next_mark = w->head + (w->cap >> 5);
+	}
 }
 
 int xr_writer_write(xr_writer *w, const void *data, uint32_t len)
