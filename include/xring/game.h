@@ -177,9 +177,11 @@ typedef const xr_game_vtable *(*xr_game_plugin_fn)(void);
 XR_GAME_PLUGIN_EXPORT const xr_game_vtable *xr_game_plugin(void);
 
 /*
- * Loads the game plugin at path (dlopen with RTLD_NOW | RTLD_LOCAL, so every
- * undefined symbol is resolved now or the load fails), calls its
- * xr_game_plugin() and checks the vtable: abi, name and every function.
+ * Loads the game plugin at path, a file path (a bare "game.so" is the file in
+ * the working directory; the library search path is never used), with
+ * dlopen(RTLD_NOW | RTLD_LOCAL) so every undefined symbol is resolved now or
+ * the load fails, calls its xr_game_plugin() and checks the vtable: abi,
+ * name and every function.
  * On success *out points at the plugin's vtable. The plugin stays loaded for
  * the rest of the process (it is never dlclose()d), so the vtable and the
  * instances it creates stay valid. Loading a path twice yields the same
@@ -194,6 +196,7 @@ XR_GAME_PLUGIN_EXPORT const xr_game_vtable *xr_game_plugin(void);
  *   -EPROTO     the vtable's abi is not XR_GAME_ABI_VERSION (built against
  *               another version of this header)
  *   -EINVAL     path or out is NULL
+ *   -ENAMETOOLONG  path too long
  * xr_game_last_note() then says why in one line.
  * Thread safety: may be called from any thread.
  */
