@@ -25,6 +25,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "engine/grid_game.h"
 
@@ -495,55 +498,182 @@ static int grid_step(void *game, const int32_t *actions, float *rewards, uint32_
 }
 
 /*
- * One loop body for both dtypes. Everything is a select on per-cell loads so
- * the compiler can vectorise it; army counts go through CLAMP (u8: min 255).
+ * Observation. Channel c of cell i goes to out[c * n + i]. Per cell, with
+ * o = owner, v = visible to p, t = terrain, a = armies:
+ *   0 own armies      o == p ? a : 0
+ *   1 enemy armies    v && o >= 0 && o != p ? a : 0
+ *   2 neutral armies  v && o < 0 ? a : 0
+ *   3 own land        o == p
+ *   4 enemy land      v && o >= 0 && o != p
+ *   5 obstacle        t == mountain || (!v && t == city)
+ *   6 city            v && t == city
+ *   7 general         v && t == general
+ *   8 visible         v
+ * u8 clamps a at 255. The scalar loop is the definition. With SSE2 (every
+ * x86-64), blocks of 16 cells compute the same selects as byte-lane masks,
+ * several times faster than the scalar loop (which GCC does not vectorise
+ * at -O2: the loop count is not known); the scalar loop does the rest.
  */
-#define GRID_OBSERVE_BODY(T, CLAMP)                                                    \
+#define GRID_OBSERVE_SCALAR(T, CLAMP, from)                                            \
 	do {                                                                           \
+		/* Locals, so stores through out (a char type may alias     \
+		 * anything) do not force the game's pointers to be reloaded. */ \
 		const int8_t *restrict own_ = g->owner;                                \
 		const uint32_t *restrict arm_ = g->armies;                             \
 		const uint8_t *restrict ter_ = g->terrain;                             \
 		const uint8_t *restrict vis_ = g->vis + (size_t)p * n;                 \
-		T *restrict c0 = out, *restrict c1 = c0 + n, *restrict c2 = c1 + n;     \
-		T *restrict c3 = c2 + n, *restrict c4 = c3 + n, *restrict c5 = c4 + n;  \
-		T *restrict c6 = c5 + n, *restrict c7 = c6 + n, *restrict c8 = c7 + n;  \
-		const int me = (int)p;                                                 \
-		for (uint32_t i = 0; i < n; i++) {                                     \
-			int o = own_[i];                                               \
-			T a = CLAMP(arm_[i]);                                          \
-			unsigned t = ter_[i];                                          \
-			int v = vis_[i] != 0;                                          \
-			int mine = o == me;                                            \
+		T *restrict out_ = out;                                                \
+		for (uint32_t j_ = (from); j_ < n; j_++) {                             \
+			int o = own_[j_];                                              \
+			uint32_t a = arm_[j_];                                         \
+			unsigned t = ter_[j_];                                         \
+			int v = vis_[j_] != 0;                                         \
+			int mine = o == (int)p;                                        \
+			/* & and * rather than && and ?: -- no branches to    \
+			 * mispredict on a random board. */                       \
 			int enemy = v & (o >= 0) & !mine;                              \
 			int neutral = v & (o < 0);                                     \
-			c0[i] = mine ? a : (T)0;                                       \
-			c1[i] = enemy ? a : (T)0;                                      \
-			c2[i] = neutral ? a : (T)0;                                    \
-			c3[i] = (T)mine;                                               \
-			c4[i] = (T)enemy;                                              \
-			c5[i] = (T)((t == XR_GRID_MOUNTAIN) | (!v & (t == XR_GRID_CITY))); \
-			c6[i] = (T)(v & (t == XR_GRID_CITY));                          \
-			c7[i] = (T)(v & (t == XR_GRID_GENERAL));                       \
-			c8[i] = (T)v;                                                  \
+			T ca = CLAMP(a);                                               \
+			out_[0 * (size_t)n + j_] = (T)(mine * ca);                     \
+			out_[1 * (size_t)n + j_] = (T)(enemy * ca);                    \
+			out_[2 * (size_t)n + j_] = (T)(neutral * ca);                  \
+			out_[3 * (size_t)n + j_] = (T)mine;                            \
+			out_[4 * (size_t)n + j_] = (T)enemy;                           \
+			out_[5 * (size_t)n + j_] = (T)((t == XR_GRID_MOUNTAIN) |       \
+						      (!v & (t == XR_GRID_CITY)));     \
+			out_[6 * (size_t)n + j_] = (T)(v & (t == XR_GRID_CITY));       \
+			out_[7 * (size_t)n + j_] = (T)(v & (t == XR_GRID_GENERAL));    \
+			out_[8 * (size_t)n + j_] = (T)v;                               \
 		}                                                                      \
 	} while (0)
 
 #define CLAMP_U8(a) ((uint8_t)((a) > 255 ? 255 : (a)))
 #define CLAMP_F32(a) ((float)(a))
 
+#if defined(__SSE2__)
+/* The lane masks (0xff / 0x00) of every channel for cells i..i+15, as
+ * locals (an array of them would be kept on the stack at -O2). */
+#define GRID_LANES(i)                                                                  \
+	const __m128i zero_ = _mm_setzero_si128(), ones_ = _mm_set1_epi8(-1);           \
+	__m128i own_ = _mm_loadu_si128((const void *)(g->owner + (i)));                \
+	__m128i vis_ = _mm_loadu_si128((const void *)(vis_row + (i)));                 \
+	__m128i ter_ = _mm_loadu_si128((const void *)(g->terrain + (i)));              \
+	__m128i fog_ = _mm_cmpeq_epi8(vis_, zero_);                                    \
+	__m128i city_ = _mm_cmpeq_epi8(ter_, _mm_set1_epi8(XR_GRID_CITY));             \
+	__m128i neg_ = _mm_cmplt_epi8(own_, zero_);                                    \
+	__m128i m_mine = _mm_cmpeq_epi8(own_, _mm_set1_epi8((char)p));                 \
+	__m128i m_enemy = _mm_andnot_si128(_mm_or_si128(_mm_or_si128(neg_, m_mine), fog_), ones_); \
+	__m128i m_neutral = _mm_andnot_si128(fog_, neg_);                              \
+	__m128i m_obstacle = _mm_or_si128(                                             \
+		_mm_cmpeq_epi8(ter_, _mm_set1_epi8(XR_GRID_MOUNTAIN)), _mm_and_si128(city_, fog_)); \
+	__m128i m_city = _mm_andnot_si128(fog_, city_);                                \
+	__m128i m_general = _mm_andnot_si128(fog_, _mm_cmpeq_epi8(ter_, _mm_set1_epi8(XR_GRID_GENERAL))); \
+	__m128i m_visible = _mm_andnot_si128(fog_, ones_);                             \
+	__m128i arm0 = _mm_loadu_si128((const void *)(g->armies + (i)));               \
+	__m128i arm1 = _mm_loadu_si128((const void *)(g->armies + (i) + 4));           \
+	__m128i arm2 = _mm_loadu_si128((const void *)(g->armies + (i) + 8));           \
+	__m128i arm3 = _mm_loadu_si128((const void *)(g->armies + (i) + 12))
+
+/* min(a, 255) for u32 lanes: SSE2 compares signed only, so both sides are
+ * offset by 2^31. */
+static inline __m128i clamp255(__m128i a)
+{
+	const __m128i bias = _mm_set1_epi32(INT32_MIN);
+	__m128i big = _mm_cmpgt_epi32(_mm_xor_si128(a, bias), _mm_set1_epi32(INT32_MIN + 255));
+
+	return _mm_or_si128(_mm_and_si128(big, _mm_set1_epi32(255)), _mm_andnot_si128(big, a));
+}
+
+/* u32 lanes to float, over the whole u32 range (SSE2 converts signed only):
+ * hi * 65536 + lo. */
+static inline __m128i u32_to_f32(__m128i a)
+{
+	__m128 hi = _mm_cvtepi32_ps(_mm_srli_epi32(a, 16));
+	__m128 lo = _mm_cvtepi32_ps(_mm_and_si128(a, _mm_set1_epi32(0xffff)));
+
+	return _mm_castps_si128(_mm_add_ps(_mm_mul_ps(hi, _mm_set1_ps(65536.0f)), lo));
+}
+
+static inline void put_u8(uint8_t *dst, __m128i m, __m128i v)
+{
+	_mm_storeu_si128((void *)dst, _mm_and_si128(m, v));
+}
+
+/* 16 floats: v0..v3 (or 1.0f) where the byte mask m is set, 0 elsewhere. */
+static inline void put_f32(float *dst, __m128i m, __m128i v0, __m128i v1, __m128i v2, __m128i v3)
+{
+	__m128i lo = _mm_unpacklo_epi8(m, m), hi = _mm_unpackhi_epi8(m, m);
+
+	_mm_storeu_si128((void *)dst, _mm_and_si128(_mm_unpacklo_epi16(lo, lo), v0));
+	_mm_storeu_si128((void *)(dst + 4), _mm_and_si128(_mm_unpackhi_epi16(lo, lo), v1));
+	_mm_storeu_si128((void *)(dst + 8), _mm_and_si128(_mm_unpacklo_epi16(hi, hi), v2));
+	_mm_storeu_si128((void *)(dst + 12), _mm_and_si128(_mm_unpackhi_epi16(hi, hi), v3));
+}
+
+static void observe_u8(const struct xr_grid *g, uint32_t p, uint8_t *out)
+{
+	const __m128i one = _mm_set1_epi8(1);
+	const uint8_t *vis_row = g->vis + (size_t)p * g->n;
+	uint32_t n = g->n, i = 0;
+
+	for (; i + 16 <= n; i += 16) {
+		GRID_LANES(i);
+		__m128i a8 = _mm_packus_epi16(_mm_packs_epi32(clamp255(arm0), clamp255(arm1)),
+					      _mm_packs_epi32(clamp255(arm2), clamp255(arm3)));
+		uint8_t *o = out + i;
+
+		put_u8(o, m_mine, a8);
+		put_u8(o + n, m_enemy, a8);
+		put_u8(o + 2 * (size_t)n, m_neutral, a8);
+		put_u8(o + 3 * (size_t)n, m_mine, one);
+		put_u8(o + 4 * (size_t)n, m_enemy, one);
+		put_u8(o + 5 * (size_t)n, m_obstacle, one);
+		put_u8(o + 6 * (size_t)n, m_city, one);
+		put_u8(o + 7 * (size_t)n, m_general, one);
+		put_u8(o + 8 * (size_t)n, m_visible, one);
+	}
+	GRID_OBSERVE_SCALAR(uint8_t, CLAMP_U8, i);
+}
+
+static void observe_f32(const struct xr_grid *g, uint32_t p, float *out)
+{
+	const __m128i one = _mm_castps_si128(_mm_set1_ps(1.0f));
+	const uint8_t *vis_row = g->vis + (size_t)p * g->n;
+	uint32_t n = g->n, i = 0;
+
+	for (; i + 16 <= n; i += 16) {
+		GRID_LANES(i);
+		__m128i f0 = u32_to_f32(arm0), f1 = u32_to_f32(arm1);
+		__m128i f2 = u32_to_f32(arm2), f3 = u32_to_f32(arm3);
+		float *o = out + i;
+
+		put_f32(o, m_mine, f0, f1, f2, f3);
+		put_f32(o + n, m_enemy, f0, f1, f2, f3);
+		put_f32(o + 2 * (size_t)n, m_neutral, f0, f1, f2, f3);
+		put_f32(o + 3 * (size_t)n, m_mine, one, one, one, one);
+		put_f32(o + 4 * (size_t)n, m_enemy, one, one, one, one);
+		put_f32(o + 5 * (size_t)n, m_obstacle, one, one, one, one);
+		put_f32(o + 6 * (size_t)n, m_city, one, one, one, one);
+		put_f32(o + 7 * (size_t)n, m_general, one, one, one, one);
+		put_f32(o + 8 * (size_t)n, m_visible, one, one, one, one);
+	}
+	GRID_OBSERVE_SCALAR(float, CLAMP_F32, i);
+}
+#else
 static void observe_u8(const struct xr_grid *g, uint32_t p, uint8_t *out)
 {
 	uint32_t n = g->n;
 
-	GRID_OBSERVE_BODY(uint8_t, CLAMP_U8);
+	GRID_OBSERVE_SCALAR(uint8_t, CLAMP_U8, 0);
 }
 
 static void observe_f32(const struct xr_grid *g, uint32_t p, float *out)
 {
 	uint32_t n = g->n;
 
-	GRID_OBSERVE_BODY(float, CLAMP_F32);
+	GRID_OBSERVE_SCALAR(float, CLAMP_F32, 0);
 }
+#endif
 
 static int grid_observe(void *game, uint32_t player, xr_dtype dtype, void *out)
 {
@@ -560,6 +690,12 @@ static int grid_observe(void *game, uint32_t player, xr_dtype dtype, void *out)
 	return 0;
 }
 
+/*
+ * Legal moves of player p: from each cell p owns with at least 2 armies,
+ * in each direction nbr[] allows (on the board, not a mountain); plus the
+ * no-op. With SSE2, 16 cells at a time: their 4-bit masks are spread to
+ * 4 bytes each by unpacking, then tested against 1, 2, 4, 8.
+ */
 static int grid_legal_actions(void *game, uint32_t player, uint8_t *mask)
 {
 	/* The four mask bytes of a cell for each neighbour mask. */
@@ -570,12 +706,40 @@ static int grid_legal_actions(void *game, uint32_t player, uint8_t *mask)
 		{0, 0, 1, 1}, {1, 0, 1, 1}, {0, 1, 1, 1}, {1, 1, 1, 1},
 	};
 	const struct xr_grid *g = game;
-	uint32_t n = g->n;
+	uint32_t n = g->n, c = 0;
 	int8_t me = (int8_t)player;
 
 	if (player >= g->players)
 		return -EINVAL;
-	for (uint32_t c = 0; c < n; c++) {
+#if defined(__SSE2__)
+	{
+		const __m128i zero = _mm_setzero_si128(), one = _mm_set1_epi8(1);
+		const __m128i dirs = _mm_set1_epi32(0x08040201); /* bytes 1, 2, 4, 8 */
+		const __m128i mev = _mm_set1_epi8(me);
+
+		for (; c + 16 <= n; c += 16) {
+			const uint32_t *arm = g->armies + c;
+			uint8_t *out = mask + (size_t)c * 4;
+			/* Lanes with fewer than 2 armies: a >> 1 == 0. */
+#define FEW(k) _mm_cmpeq_epi32(_mm_srli_epi32(_mm_loadu_si128((const void *)(arm + 4 * (k))), 1), zero)
+			__m128i few = _mm_packs_epi16(_mm_packs_epi32(FEW(0), FEW(1)),
+						      _mm_packs_epi32(FEW(2), FEW(3)));
+#undef FEW
+			__m128i mine = _mm_cmpeq_epi8(_mm_loadu_si128((const void *)(g->owner + c)), mev);
+			__m128i bits = _mm_and_si128(_mm_andnot_si128(few, mine),
+						     _mm_loadu_si128((const void *)(g->nbr + c)));
+			__m128i lo = _mm_unpacklo_epi8(bits, bits), hi = _mm_unpackhi_epi8(bits, bits);
+#define PUT(k, e) _mm_storeu_si128((void *)(out + 16 * (k)), \
+				   _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128((e), dirs), dirs), one))
+			PUT(0, _mm_unpacklo_epi16(lo, lo));
+			PUT(1, _mm_unpackhi_epi16(lo, lo));
+			PUT(2, _mm_unpacklo_epi16(hi, hi));
+			PUT(3, _mm_unpackhi_epi16(hi, hi));
+#undef PUT
+		}
+	}
+#endif
+	for (; c < n; c++) {
 		unsigned bits = g->owner[c] == me && g->armies[c] >= 2 ? g->nbr[c] : 0;
 
 		memcpy(mask + (size_t)c * 4, pat[bits], 4);
