@@ -1,3 +1,2 @@
 # Tests of the engine's parts (engine/).
-xr_test(NAME test_timer_wheel SOURCES test_timer_wheel.c ${PROJECT_SOURCE_DIR}/engine/timer_wheel.c
-  LABELS "unit;engine")
+xr_test(NAME test_timer_wheel SOURCES test_timer_wheel.c LABELS "unit;engine")

@@ -1,10 +1,6 @@
-# Games (engine/grid_game.c, engine/policy_random.c, engine/game_loader.c):
-# the built-in grid game's rules and determinism, and plugin loading. The
-# engine sources are compiled into the tests directly until the library
-# carries them.
-set(XR_GAME_SOURCES
-  ${PROJECT_SOURCE_DIR}/engine/grid_game.c
-  ${PROJECT_SOURCE_DIR}/engine/policy_random.c)
+# Games (engine/grid_game.c, engine/policy_random.c, engine/game_loader.c,
+# all in the library): the built-in grid game's rules and determinism, and
+# plugin loading.
 
 # The example plugin (examples/plugins/coin_game.c): a module, as any plugin
 # loaded with dlopen() is, with hidden visibility so only xr_game_plugin()
@@ -26,13 +22,13 @@ foreach(variant nosym badabi)
 endforeach()
 
 xr_test(NAME test_grid_game_rules
-  SOURCES test_grid_game_rules.c ${XR_GAME_SOURCES}
+  SOURCES test_grid_game_rules.c
   LABELS "unit;engine")
 xr_test(NAME test_grid_game_determinism
-  SOURCES test_grid_game_determinism.c ${XR_GAME_SOURCES}
+  SOURCES test_grid_game_determinism.c
   LABELS "unit;engine" TIMEOUT 300)
 xr_test(NAME test_game_plugin
-  SOURCES test_game_plugin.c ${PROJECT_SOURCE_DIR}/engine/game_loader.c ${XR_GAME_SOURCES}
+  SOURCES test_game_plugin.c
   LABELS "unit;engine"
   ARGS $<TARGET_FILE:xr_coin_game> $<TARGET_FILE:xr_test_plugin_nosym>
        $<TARGET_FILE:xr_test_plugin_badabi>)

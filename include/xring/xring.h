@@ -5,6 +5,7 @@
 /* Everything public: include this one header. */
 #include "xring/arena.h"
 #include "xring/error.h"
+#include "xring/game.h"
 #include "xring/reader.h"
 #include "xring/record.h"
 #include "xring/types.h"
