@@ -7,6 +7,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "engine/shard.h"
 #include "engine/synthetic.h"
 #include "shm/backing.h"
 #include "xring/arena.h"
@@ -28,11 +29,18 @@ static const char engine_help[] =
 	"  --numa-node N            bind memory and the writer to node N\n"
 	"                           (default: the node of the first allowed CPU)\n"
 	"  --max-readers N          reader slots (default: 64)\n"
-	"synthetic writer (until the engine issue brings games):\n"
-	"  --record-bytes N         observation bytes per record (default: 1024)\n"
+	"games (the default source of records; one writer thread for now):\n"
+	"  --game grid|PATH.so      the built-in grid game, or a game plugin (default: grid)\n"
+	"  --games N                concurrent games (default: 1000)\n"
+	"  --board HxW              board size (default: the game's, 20x20 for grid)\n"
+	"  --players K              players per game (default: 2)\n"
+	"  --seed X                 seed of game 0's first episode (default: 1)\n"
+	"  --turn-limit T           turns before an episode is truncated (default: the game's)\n"
+	"  --obs-dtype u8|f32       observation element type (default: u8)\n"
 	"  --count N                records to write, 0 = forever (default: 0)\n"
+	"synthetic writer instead of games (records whose bytes a reader can check):\n"
+	"  --record-bytes N         observation bytes per record; selects the synthetic writer\n"
 	"  --rate N                 records per second, 0 = as fast as possible (default: 0)\n"
-	"  --games N                game ids cycle over N games (default: 1000)\n"
 	"  --quiet                  print nothing but errors\n";
 
 static volatile sig_atomic_t stop_flag;
@@ -45,7 +53,7 @@ static void on_signal(int sig)
 
 enum {
 	O_NAME, O_STREAM, O_RING, O_POLICY, O_HUGE, O_NUMA, O_READERS, O_BYTES, O_COUNT,
-	O_RATE, O_GAMES, O_QUIET, O_HELP,
+	O_RATE, O_GAMES, O_QUIET, O_HELP, O_GAME, O_BOARD, O_PLAYERS, O_SEED, O_TURNS, O_DTYPE,
 };
 
 static const struct xr_opt engine_opts[] = {
@@ -55,7 +63,10 @@ static const struct xr_opt engine_opts[] = {
 	[O_READERS] = {"--max-readers", true}, [O_BYTES] = {"--record-bytes", true},
 	[O_COUNT] = {"--count", true},       [O_RATE] = {"--rate", true},
 	[O_GAMES] = {"--games", true},       [O_QUIET] = {"--quiet", false},
-	[O_HELP] = {"--help", false},        {NULL, false},
+	[O_HELP] = {"--help", false},        [O_GAME] = {"--game", true},
+	[O_BOARD] = {"--board", true},       [O_PLAYERS] = {"--players", true},
+	[O_SEED] = {"--seed", true},         [O_TURNS] = {"--turn-limit", true},
+	[O_DTYPE] = {"--obs-dtype", true},   {NULL, false},
 };
 
 int xr_cmd_engine(int argc, char **argv)
@@ -65,8 +76,11 @@ int xr_cmd_engine(int argc, char **argv)
 	xr_arena_spec spec = {.streams = &ss, .n_streams = 1, .hugepages = XR_HUGEPAGES_PREFER,
 			      .numa_node = XR_NUMA_DEFAULT};
 	struct xr_synth_opts so = {.games = 1000, .stop = &stop_flag};
-	uint64_t record_bytes = 1024;
+	uint64_t record_bytes = 0;
 	bool quiet = false;
+	const char *game = "grid";
+	xr_game_config gcfg = {.players = 2, .seed = 1};
+	xr_dtype obs_dtype = XR_DTYPE_U8;
 	const char *v;
 	long n;
 	int i = 1, k;
@@ -149,6 +163,47 @@ int xr_cmd_engine(int argc, char **argv)
 			so.games = (uint32_t)n;
 			break;
 		case O_QUIET: quiet = true; break;
+		case O_GAME: game = v; break;
+		case O_BOARD: {
+			unsigned h, w2;
+			char extra;
+			if (sscanf(v, "%ux%u%c", &h, &w2, &extra) != 2 || h < 1 || w2 < 1 || h > 4096 ||
+			    w2 > 4096) {
+				xr_cli_err("engine", "--board '%s' is not HxW (e.g. 20x20)", v);
+				return XR_EXIT_USAGE;
+			}
+			gcfg.board_h = h;
+			gcfg.board_w = w2;
+			break;
+		}
+		case O_PLAYERS:
+			if (!xr_parse_int(v, 1, XR_GAME_MAX_PLAYERS, &n)) {
+				xr_cli_err("engine", "--players must be 1..%u, not '%s'", XR_GAME_MAX_PLAYERS, v);
+				return XR_EXIT_USAGE;
+			}
+			gcfg.players = (uint32_t)n;
+			break;
+		case O_SEED:
+			if (!xr_parse_count(v, &gcfg.seed)) {
+				xr_cli_err("engine", "--seed '%s' is not a number", v);
+				return XR_EXIT_USAGE;
+			}
+			break;
+		case O_TURNS:
+			if (!xr_parse_int(v, 1, 100000000, &n)) {
+				xr_cli_err("engine", "--turn-limit must be 1..100000000, not '%s'", v);
+				return XR_EXIT_USAGE;
+			}
+			gcfg.turn_limit = (uint32_t)n;
+			break;
+		case O_DTYPE:
+			if (!strcmp(v, "u8")) obs_dtype = XR_DTYPE_U8;
+			else if (!strcmp(v, "f32")) obs_dtype = XR_DTYPE_F32;
+			else {
+				xr_cli_err("engine", "--obs-dtype must be u8 or f32, not '%s'", v);
+				return XR_EXIT_USAGE;
+			}
+			break;
 		}
 	}
 	if (!spec.name) {
@@ -167,12 +222,29 @@ int xr_cmd_engine(int argc, char **argv)
 	}
 
 	xr_exp_template t;
-	ss.shape = (xr_exp_shape){.obs_dtype = XR_DTYPE_U8, .obs_ndim = 1,
-				  .obs_dims = {(int32_t)record_bytes}, .mask_len = 16};
-	int rc = xr_exp_template_init(&t, &ss.shape);
+	const xr_game_vtable *vt = NULL;
+	int rc;
+	if (record_bytes) {
+		ss.shape = (xr_exp_shape){.obs_dtype = XR_DTYPE_U8, .obs_ndim = 1,
+					  .obs_dims = {(int32_t)record_bytes}, .mask_len = 16};
+	} else {
+		if (!strcmp(game, "grid") || !strcmp(game, "builtin")) {
+			vt = xr_game_builtin_grid();
+		} else if ((rc = xr_game_load(game, &vt)) < 0) {
+			xr_cli_err("engine", "--game %s: %s", game,
+				   xr_game_last_note()[0] ? xr_game_last_note() : xr_strerror(rc));
+			return XR_EXIT_FAIL;
+		}
+		rc = xr_shard_shape(vt, &gcfg, obs_dtype, &ss.shape);
+		if (rc < 0) {
+			xr_cli_err("engine", "game '%s' refuses this configuration (--board, --players, "
+				   "--turn-limit): %s", vt->name, xr_strerror(rc));
+			return XR_EXIT_USAGE;
+		}
+	}
+	rc = xr_exp_template_init(&t, &ss.shape);
 	if (rc < 0) {
-		xr_cli_err("engine", "--record-bytes %llu gives no valid record layout",
-			   (unsigned long long)record_bytes);
+		xr_cli_err("engine", "these shapes give no valid record layout (observation too large?)");
 		return XR_EXIT_USAGE;
 	}
 	if ((uint64_t)t.size * 2 + 64 > ss.ring_bytes) {
@@ -223,6 +295,33 @@ int xr_cmd_engine(int argc, char **argv)
 	xr_writer *w;
 	xr_arena_writer(a, 0, 0, &w);
 	struct xr_synth_result res;
+	if (vt) {
+		struct xr_shard_opts sh = {.vt = vt, .cfg = gcfg, .games = so.games,
+					   .obs_dtype = obs_dtype, .count = so.count, .stop = &stop_flag};
+		struct xr_shard_result sr;
+		if (!quiet) {
+			printf("xring engine: %u %s games, %u players, obs %s[%d,%d,%d], %u actions\n",
+			       so.games, vt->name, gcfg.players, xr_dtype_name(obs_dtype),
+			       ss.shape.obs_dims[0], ss.shape.obs_dims[1], ss.shape.obs_dims[2],
+			       ss.shape.mask_len);
+			fflush(stdout);
+		}
+		rc = xr_shard_run(a, w, &t, &sh, &sr);
+		xr_arena_destroy(a);
+		if (rc < 0) {
+			xr_cli_err("engine", "games failed: %s", xr_strerror(rc));
+			return XR_EXIT_FAIL;
+		}
+		if (!quiet) {
+			double s = (double)sr.elapsed_ns / 1e9;
+			printf("xring engine '%s': %llu experiences from %llu game steps, %llu episodes, in "
+			       "%.2f s (%.0f/s); dropped %llu, ring full %llu times\n",
+			       spec.name, (unsigned long long)sr.records, (unsigned long long)sr.steps,
+			       (unsigned long long)sr.episodes, s, s > 0 ? (double)sr.records / s : 0.0,
+			       (unsigned long long)sr.dropped, (unsigned long long)sr.waits);
+		}
+		return 0;
+	}
 	rc = xr_synth_run(a, w, &t, &so, &res);
 	xr_arena_destroy(a);
 	if (rc < 0) {

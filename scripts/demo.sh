@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # From a fresh machine: installs, builds, prepares huge pages (root), starts an
-# engine and reads from it, printing what flows. Until the engine issue lands
-# the engine's games are a synthetic writer of Experience records with a
-# 9x20x20 u8 observation (3600 bytes), the shape of the built-in grid game.
+# engine playing 1,000 games of the built-in grid game (20x20, 2 players,
+# random legal moves) and reads its experience, printing what flows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +13,7 @@ xring=build/xring
 name="demo-$$"
 seconds=${XRING_DEMO_SECONDS:-5}
 
-"$xring" engine --name "$name" --record-bytes "${XRING_DEMO_OBS_BYTES:-3600}" &
+"$xring" engine --name "$name" --games "${XRING_DEMO_GAMES:-1000}" &
 engine=$!
 trap 'kill "$engine" 2>/dev/null; wait "$engine" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do "$xring" info "$name" >/dev/null 2>&1 && break; sleep 0.05; done

@@ -1,2 +1,3 @@
 # Tests of the engine's parts (engine/).
 xr_test(NAME test_timer_wheel SOURCES test_timer_wheel.c LABELS "unit;engine")
+xr_test(NAME test_engine_shard SOURCES test_engine_shard.c LABELS "unit;engine")

@@ -112,7 +112,27 @@ if "$xring" setup --help >/dev/null && [ -d /dev/hugepages ] && grep -q hugetlbf
   fi
 fi
 
+# The built-in game: shapes from --board, experiences flow, bad values refused.
+expect_err 2 "--board '0x5' is not HxW" -- "$xring" engine --name x --board 0x5
+expect_err 2 "--obs-dtype must be u8 or f32" -- "$xring" engine --name x --obs-dtype f64
+expect_err 2 "--players must be 1..8" -- "$xring" engine --name x --players 9
+expect_err 1 "--game $work/nope.so: " -- "$xring" engine --name x --game "$work/nope.so"
+"$xring" engine --name "$name-game" --games 20 --board 10x12 --players 3 --obs-dtype f32 --quiet &
+engine=$!
+for _ in $(seq 100); do "$xring" info "$name-game" >/dev/null 2>&1 && break; sleep 0.05; done
+"$xring" tail "$name-game" -n 6 --json > "$work/g" || fail "tail of a game engine"
+/usr/bin/python3 - "$work/g" <<'PY' || fail "game records: shapes, players"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 6, rows
+for r in rows:
+    assert r["obs_dtype"] == "f32" and r["obs_shape"] == [9, 10, 12], r
+    assert 0 <= r["player_id"] < 3 and r["action"] >= 0, r
+PY
+kill -TERM "$engine"; wait "$engine"; engine=
+
 # --count: the engine writes N and exits by itself.
 "$xring" engine --name "$name-count" --count 1000 --quiet || fail "engine --count"
+"$xring" engine --name "$name-count" --record-bytes 100 --count 1000 --quiet || fail "synthetic --count"
 
 [ "$fails" -eq 0 ] && echo "cli: all checks passed" || { echo "cli: $fails failed"; exit 1; }
