@@ -37,6 +37,8 @@ static const char engine_help[] =
 	"  --seed X                 seed of game 0's first episode (default: 1)\n"
 	"  --turn-limit T           turns before an episode is truncated (default: the game's)\n"
 	"  --obs-dtype u8|f32       observation element type (default: u8)\n"
+	"  --tick-ms T              each game takes a turn every T ms (timer wheel, io_uring);\n"
+	"                           0 = as fast as the ring allows (default: 0)\n"
 	"  --count N                records to write, 0 = forever (default: 0)\n"
 	"synthetic writer instead of games (records whose bytes a reader can check):\n"
 	"  --record-bytes N         observation bytes per record; selects the synthetic writer\n"
@@ -53,7 +55,7 @@ static void on_signal(int sig)
 
 enum {
 	O_NAME, O_STREAM, O_RING, O_POLICY, O_HUGE, O_NUMA, O_READERS, O_BYTES, O_COUNT,
-	O_RATE, O_GAMES, O_QUIET, O_HELP, O_GAME, O_BOARD, O_PLAYERS, O_SEED, O_TURNS, O_DTYPE,
+	O_RATE, O_GAMES, O_QUIET, O_HELP, O_GAME, O_BOARD, O_PLAYERS, O_SEED, O_TURNS, O_DTYPE, O_TICK,
 };
 
 static const struct xr_opt engine_opts[] = {
@@ -66,7 +68,8 @@ static const struct xr_opt engine_opts[] = {
 	[O_HELP] = {"--help", false},        [O_GAME] = {"--game", true},
 	[O_BOARD] = {"--board", true},       [O_PLAYERS] = {"--players", true},
 	[O_SEED] = {"--seed", true},         [O_TURNS] = {"--turn-limit", true},
-	[O_DTYPE] = {"--obs-dtype", true},   {NULL, false},
+	[O_DTYPE] = {"--obs-dtype", true},   [O_TICK] = {"--tick-ms", true},
+	{NULL, false},
 };
 
 int xr_cmd_engine(int argc, char **argv)
@@ -81,6 +84,7 @@ int xr_cmd_engine(int argc, char **argv)
 	const char *game = "grid";
 	xr_game_config gcfg = {.players = 2, .seed = 1};
 	xr_dtype obs_dtype = XR_DTYPE_U8;
+	double tick_ms = 0;
 	const char *v;
 	long n;
 	int i = 1, k;
@@ -196,6 +200,12 @@ int xr_cmd_engine(int argc, char **argv)
 			}
 			gcfg.turn_limit = (uint32_t)n;
 			break;
+		case O_TICK:
+			if (!xr_parse_seconds(v, &tick_ms) || tick_ms > 3600000) {
+				xr_cli_err("engine", "--tick-ms '%s' is not a number of milliseconds", v);
+				return XR_EXIT_USAGE;
+			}
+			break;
 		case O_DTYPE:
 			if (!strcmp(v, "u8")) obs_dtype = XR_DTYPE_U8;
 			else if (!strcmp(v, "f32")) obs_dtype = XR_DTYPE_F32;
@@ -297,7 +307,8 @@ int xr_cmd_engine(int argc, char **argv)
 	struct xr_synth_result res;
 	if (vt) {
 		struct xr_shard_opts sh = {.vt = vt, .cfg = gcfg, .games = so.games,
-					   .obs_dtype = obs_dtype, .count = so.count, .stop = &stop_flag};
+					   .obs_dtype = obs_dtype, .count = so.count, .stop = &stop_flag,
+					   .tick_ns = (uint64_t)(tick_ms * 1e6)};
 		struct xr_shard_result sr;
 		if (!quiet) {
 			printf("xring engine: %u %s games, %u players, obs %s[%d,%d,%d], %u actions\n",

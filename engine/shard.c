@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/shard.h"
+#include "engine/timer_wheel.h"
+#include "engine/uring_clock.h"
 #include "util/clock.h"
 #include "xring/error.h"
 #include "xring/writer.h"
@@ -13,6 +16,7 @@
 #define XR_SHARD_PUBLISH 64                   /* records per publish */
 
 struct game_slot {
+	struct xr_timer timer;          /* turn deadline (tick mode) */
 	void *g;
 	uint64_t episode;
 	uint32_t turn;
@@ -42,8 +46,9 @@ int xr_shard_shape(const xr_game_vtable *vt, const xr_game_config *cfg, xr_dtype
 	return 0;
 }
 
-/* Reserves a record, waiting while a lossless ring is full. 0, XR_EDROPPED,
- * -EINTR (stop asked) or -errno. */
+/* Reserves a record, waiting while a lossless ring is full (the shard's games
+ * pause meanwhile: backpressure). 0, XR_EDROPPED, -EINTR (stop asked) or
+ * -errno. */
 static int reserve(xr_writer *w, uint32_t size, void **p, const struct xr_shard_opts *o,
 		   struct xr_shard_result *res)
 {
@@ -60,119 +65,203 @@ static int reserve(xr_writer *w, uint32_t size, void **p, const struct xr_shard_
 	}
 }
 
+/* Everything a turn needs; one per running shard. */
+struct shard {
+	xr_arena *a;
+	xr_writer *w;
+	const xr_exp_template *t;
+	const struct xr_shard_opts *o;
+	struct xr_shard_result *res;
+	struct game_slot *gs;
+	uint8_t *scratch;
+	struct xr_wheel *wheel;         /* tick mode only */
+	uint64_t rng;
+	uint64_t now;
+	uint32_t since_publish;
+	int err;              /* first error, or -EINTR when asked to stop */
+};
+
+/* Plays one turn of game i: a record per live player, then a step (or, after
+ * the episode ended, the terminal records and a reset). */
+static void play_turn(struct shard *sh, uint32_t i)
+{
+	const struct xr_shard_opts *o = sh->o;
+	const xr_exp_template *t = sh->t;
+	struct game_slot *s = &sh->gs[i];
+	int32_t actions[XR_GAME_MAX_PLAYERS];
+
+	if (s->ended) {
+		s->episode++;
+		o->vt->reset(s->g, o->cfg.seed + i + s->episode * (uint64_t)o->games);
+		memset(s->reward, 0, sizeof(s->reward));
+		memset(s->flags, 0, sizeof(s->flags));
+		s->turn = 0;
+		s->ended = s->terminal = false;
+	}
+	for (uint32_t p = 0; p < o->cfg.players; p++) {
+		void *rec;
+
+		actions[p] = 0;
+		if (s->flags[p] & XR_GAME_OUT)
+			continue;
+		xr_exp_fields f = {
+			.seq = xr_writer_next_seq(sh->w),
+			.t_ns = sh->now,
+			.game_id = o->first_game_id + i,
+			.player_id = p,
+			.turn = s->turn,
+			.reward = s->reward[p],
+			.done = (s->flags[p] & XR_GAME_DONE) != 0,
+			.truncated = (s->flags[p] & XR_GAME_TRUNCATED) != 0,
+		};
+		int rc = reserve(sh->w, t->size, &rec, o, sh->res);
+		if (rc == XR_EDROPPED) {
+			/* Lost to readers, but the game goes on. */
+			sh->res->dropped++;
+			o->vt->legal_actions(s->g, p, sh->scratch);
+			actions[p] = xr_policy_random_legal(sh->scratch, t->shape.mask_len, &sh->rng);
+			continue;
+		}
+		if (rc < 0) {
+			sh->err = rc;
+			return;
+		}
+		xr_exp_slots sl;
+		xr_exp_build(t, rec, &f, &sl);
+		o->vt->observe(s->g, p, o->obs_dtype, sl.obs);
+		o->vt->legal_actions(s->g, p, sl.mask);
+		actions[p] = xr_policy_random_legal(sl.mask, t->shape.mask_len, &sh->rng);
+		memcpy((uint8_t *)rec + t->off_action, &actions[p], sizeof(int32_t));
+		xr_writer_commit(sh->w);
+		sh->res->records++;
+		if (++sh->since_publish == XR_SHARD_PUBLISH) {
+			xr_writer_publish(sh->w);
+			sh->since_publish = 0;
+		}
+	}
+	if (s->terminal) {
+		/* The terminal observations are out: start over next turn. */
+		s->ended = true;
+		sh->res->episodes++;
+	} else {
+		int r = o->vt->step(s->g, actions, s->reward, s->flags);
+		sh->res->steps++;
+		s->turn++;
+		s->terminal = r == 1;
+	}
+}
+
+static bool done(const struct shard *sh)
+{
+	const struct xr_shard_opts *o = sh->o;
+
+	return sh->err || (o->stop && *o->stop) ||
+	       (o->count && sh->res->records + sh->res->dropped >= o->count);
+}
+
+static void housekeeping(struct shard *sh, uint64_t *next_house)
+{
+	xr_writer_publish(sh->w);
+	sh->since_publish = 0;
+	sh->now = xr__now_ns();
+	if (sh->now >= *next_house) {
+		xr_arena_heartbeat(sh->a);
+		xr_arena_reap(sh->a);
+		*next_house = sh->now + XR_SHARD_HOUSEKEEPING_NS;
+	}
+}
+
+/* Turn deadlines: each game's timer fires once per tick; its callback plays
+ * the turn and re-arms for the next tick. */
+static void on_deadline(struct xr_timer *tm, void *ctx)
+{
+	struct shard *sh = ctx;
+	struct game_slot *s = (struct game_slot *)((uint8_t *)tm - offsetof(struct game_slot, timer));
+	uint32_t i = (uint32_t)(s - sh->gs);
+
+	if (done(sh))
+		return; /* stopping: leave it disarmed */
+	play_turn(sh, i);
+	xr_wheel_arm(sh->wheel, tm, tm->expires + 1);
+}
+
 int xr_shard_run(xr_arena *a, xr_writer *w, const xr_exp_template *t,
 		 const struct xr_shard_opts *o, struct xr_shard_result *res)
 {
-	uint32_t n = o->games, players = o->cfg.players, since_publish = 0;
-	struct game_slot *gs = calloc(n, sizeof(*gs));
-	uint8_t *scratch = malloc(t->shape.mask_len ? t->shape.mask_len : 1);
-	uint64_t rng = o->cfg.seed * 0x9e3779b97f4a7c15ull + 1, start = xr__now_ns();
-	uint64_t next_house = start + XR_SHARD_HOUSEKEEPING_NS;
+	struct shard sh = {.a = a, .w = w, .t = t, .o = o, .res = res,
+			   .rng = o->cfg.seed * 0x9e3779b97f4a7c15ull + 1};
+	uint64_t start = xr__now_ns(), next_house = start + XR_SHARD_HOUSEKEEPING_NS;
+	struct xr_uclock clock;
+	bool clock_ok = false;
 	int rc = 0;
 
 	memset(res, 0, sizeof(*res));
-	if (!gs || !scratch) {
+	sh.gs = calloc(o->games, sizeof(*sh.gs));
+	sh.scratch = malloc(t->shape.mask_len ? t->shape.mask_len : 1);
+	sh.wheel = o->tick_ns ? malloc(sizeof(*sh.wheel)) : NULL;
+	if (!sh.gs || !sh.scratch || (o->tick_ns && !sh.wheel)) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t i = 0; i < o->games; i++) {
 		xr_game_config c = o->cfg;
 		c.seed = o->cfg.seed + i;
-		rc = o->vt->create(&c, &gs[i].g);
+		rc = o->vt->create(&c, &sh.gs[i].g);
 		if (rc < 0)
 			goto out;
 	}
+	sh.now = start;
 
-	while (!(o->stop && *o->stop)) {
-		uint64_t now = xr__now_ns();
-
-		for (uint32_t i = 0; i < n; i++) {
-			struct game_slot *s = &gs[i];
-			int32_t actions[XR_GAME_MAX_PLAYERS];
-
-			if (s->ended) {
-				s->episode++;
-				o->vt->reset(s->g, o->cfg.seed + i + s->episode * (uint64_t)n);
-				memset(s->reward, 0, sizeof(s->reward));
-				memset(s->flags, 0, sizeof(s->flags));
-				s->turn = 0;
-				s->ended = s->terminal = false;
-			}
-			for (uint32_t p = 0; p < players; p++) {
-				void *rec;
-				uint8_t *mask;
-
-				actions[p] = 0;
-				if (s->flags[p] & XR_GAME_OUT)
-					continue;
-				xr_exp_fields f = {
-					.seq = xr_writer_next_seq(w),
-					.t_ns = now,
-					.game_id = o->first_game_id + i,
-					.player_id = p,
-					.turn = s->turn,
-					.reward = s->reward[p],
-					.done = (s->flags[p] & XR_GAME_DONE) != 0,
-					.truncated = (s->flags[p] & XR_GAME_TRUNCATED) != 0,
-				};
-				rc = reserve(w, t->size, &rec, o, res);
-				if (rc == -EINTR) {
-					rc = 0;
-					goto out;
-				}
-				if (rc == XR_EDROPPED) {
-					/* Lost to readers, but the game goes on. */
-					res->dropped++;
-					mask = scratch;
-					o->vt->legal_actions(s->g, p, mask);
-					actions[p] = xr_policy_random_legal(mask, t->shape.mask_len, &rng);
-					continue;
-				}
-				if (rc < 0)
-					goto out;
-				xr_exp_slots sl;
-				xr_exp_build(t, rec, &f, &sl);
-				o->vt->observe(s->g, p, o->obs_dtype, sl.obs);
-				o->vt->legal_actions(s->g, p, sl.mask);
-				actions[p] = xr_policy_random_legal(sl.mask, t->shape.mask_len, &rng);
-				memcpy((uint8_t *)rec + t->off_action, &actions[p], sizeof(int32_t));
-				xr_writer_commit(w);
-				res->records++;
-				if (++since_publish == XR_SHARD_PUBLISH) {
-					xr_writer_publish(w);
-					since_publish = 0;
-				}
-			}
-			if (s->terminal) {
-				/* The terminal observations are out: start over next time. */
-				s->ended = true;
-				res->episodes++;
-			} else {
-				int r = o->vt->step(s->g, actions, s->reward, s->flags);
-				res->steps++;
-				s->turn++;
-				s->terminal = r == 1;
-			}
-			if (o->count && res->records + res->dropped >= o->count)
-				goto out;
+	if (!o->tick_ns) {
+		/* As fast as the ring allows: round robin over the games. */
+		while (!done(&sh)) {
+			for (uint32_t i = 0; i < o->games && !done(&sh); i++)
+				play_turn(&sh, i);
+			housekeeping(&sh, &next_house);
 		}
-		xr_writer_publish(w);
-		since_publish = 0;
-		now = xr__now_ns();
-		if (now >= next_house) {
-			xr_arena_heartbeat(a);
-			xr_arena_reap(a);
-			next_house = now + XR_SHARD_HOUSEKEEPING_NS;
+	} else {
+		rc = xr_uclock_init(&clock);
+		if (rc < 0)
+			goto out;
+		clock_ok = true;
+		/* Tick k is at start + k * tick_ns; every game's first turn is at
+		 * tick 1, and each turn arms the next one tick later. */
+		xr_wheel_init(sh.wheel, 0);
+		for (uint32_t i = 0; i < o->games; i++) {
+			xr_timer_init(&sh.gs[i].timer, on_deadline);
+			xr_wheel_arm(sh.wheel, &sh.gs[i].timer, 1);
+		}
+		while (!done(&sh)) {
+			uint64_t tick = (sh.now - start) / o->tick_ns;
+			xr_wheel_advance(sh.wheel, tick, &sh);
+			housekeeping(&sh, &next_house);
+			uint64_t next = xr_wheel_next(sh.wheel);
+			if (next == UINT64_MAX || done(&sh))
+				break;
+			uint64_t due = start + next * o->tick_ns;
+			/* Sleep until the next deadline, but keep housekeeping alive. */
+			if (due > next_house)
+				due = next_house;
+			rc = xr_uclock_sleep_until(&clock, due);
+			if (rc < 0 && rc != -EINTR)
+				goto out;
+			rc = 0;
+			sh.now = xr__now_ns();
 		}
 	}
+	if (sh.err && sh.err != -EINTR)
+		rc = sh.err;
 out:
 	xr_writer_publish(w);
 	res->elapsed_ns = xr__now_ns() - start;
-	if (gs)
-		for (uint32_t i = 0; i < n; i++)
-			if (gs[i].g)
-				o->vt->destroy(gs[i].g);
-	free(gs);
-	free(scratch);
+	if (clock_ok)
+		xr_uclock_fini(&clock);
+	if (sh.gs)
+		for (uint32_t i = 0; i < o->games; i++)
+			if (sh.gs[i].g)
+				o->vt->destroy(sh.gs[i].g);
+	free(sh.gs);
+	free(sh.scratch);
+	free(sh.wheel);
 	return rc;
 }

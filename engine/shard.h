@@ -15,9 +15,13 @@
  * reset after it. Pair consecutive records of one (game_id, player_id) to
  * form transitions.
  *
- * This first version steps games as fast as the ring allows, with the
- * random-legal policy; turn deadlines through the timer wheel and io_uring,
- * several shards and attached agents come next.
+ * Time: with tick_ns = 0 games step round robin as fast as the ring allows.
+ * Otherwise each game has a turn deadline on the shard's timer wheel
+ * (engine/timer_wheel.c), every tick_ns; the shard sleeps until the wheel's
+ * next tick on an io_uring absolute timeout (engine/uring_clock.c). A turn
+ * is never played before its deadline; a shard that falls behind catches up.
+ * Actions come from the random-legal policy; several shards and attached
+ * agents come next.
  */
 
 #include <signal.h>
@@ -34,6 +38,7 @@ struct xr_shard_opts {
 	uint32_t first_game_id;
 	xr_dtype obs_dtype;    /* U8 or F32 */
 	uint64_t count;        /* records to write; 0 = until *stop */
+	uint64_t tick_ns;      /* turn deadline period; 0 = step as fast as possible */
 	volatile sig_atomic_t *stop;
 };
 

@@ -116,6 +116,7 @@ fi
 expect_err 2 "--board '0x5' is not HxW" -- "$xring" engine --name x --board 0x5
 expect_err 2 "--obs-dtype must be u8 or f32" -- "$xring" engine --name x --obs-dtype f64
 expect_err 2 "--players must be 1..8" -- "$xring" engine --name x --players 9
+expect_err 2 "--tick-ms 'soon' is not a number of milliseconds" -- "$xring" engine --name x --tick-ms soon
 expect_err 1 "--game $work/nope.so: " -- "$xring" engine --name x --game "$work/nope.so"
 "$xring" engine --name "$name-game" --games 20 --board 10x12 --players 3 --obs-dtype f32 --quiet &
 engine=$!

@@ -112,6 +112,45 @@ static uint64_t run(uint64_t seed, uint64_t *episodes_seen)
 	return hash;
 }
 
+/* Turn deadlines: no game takes a turn before its deadline. With a 2 ms
+ * tick, 25 turns of every game cannot finish in less than 24 ticks. (A lower
+ * bound only: how late a slow machine runs is not this test's business.) */
+static void deadlines(void)
+{
+	char name[64];
+	xr_game_config cfg = {.board_h = 6, .board_w = 6, .players = 2, .turn_limit = 1000,
+			      .seed = 3};
+	const xr_game_vtable *vt = xr_game_builtin_grid();
+	xr_stream_spec ss = {.policy = XR_POLICY_LOSSY, .ring_bytes = 8u << 20,
+			     .kind = XR_RECORD_EXPERIENCE};
+	xr_exp_template t;
+	const uint64_t tick = 2000000, turns = 25, games = 20;
+
+	CHECK_RC(xr_shard_shape(vt, &cfg, XR_DTYPE_U8, &ss.shape), 0);
+	CHECK_RC(xr_exp_template_init(&t, &ss.shape), 0);
+	xr_test_name(name, sizeof(name), "shard-tick");
+	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
+			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE};
+	xr_arena *a;
+	CHECK_RC(xr_arena_create(&spec, &a), 0);
+	struct xr_shard_opts o = {.vt = vt, .cfg = cfg, .games = (uint32_t)games,
+				  .obs_dtype = XR_DTYPE_U8, .count = turns * games * 2,
+				  .tick_ns = tick};
+	struct xr_shard_result res;
+	CHECK_RC(xr_shard_run(a, xr_test_writer(a), &t, &o, &res), 0);
+	CHECK_EQ(res.records, turns * games * 2);
+	/* A turn is a step, or the emission of an episode's terminal records;
+	 * every game takes one per tick, so this many ticks have passed. */
+	uint64_t ticks = (res.steps + res.episodes) / games;
+	CHECK(ticks >= turns - 2);
+	if (res.elapsed_ns < (ticks - 1) * tick)
+		FAILF("%llu turns of 2 ms took %.1f ms: turns ran before their deadlines",
+		      (unsigned long long)ticks, (double)res.elapsed_ns / 1e6);
+	printf("shard: %llu turns at a 2 ms tick took %.1f ms\n", (unsigned long long)ticks,
+	       (double)res.elapsed_ns / 1e6);
+	xr_arena_destroy(a);
+}
+
 int main(void)
 {
 	uint64_t e1, e2, e3;
@@ -120,6 +159,7 @@ int main(void)
 	CHECK_EQ(h1, h2);
 	CHECK_EQ(e1, e2);
 	CHECK(h1 != h3);
+	deadlines();
 	printf("shard: %d records per run, %llu episodes, deterministic per seed\n", RECORDS,
 	       (unsigned long long)e1);
 	return 0;
