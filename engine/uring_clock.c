@@ -32,6 +32,8 @@ int xr_uclock_sleep_until(struct xr_uclock *c, uint64_t deadline_ns)
 	if (rc < 0)
 		return rc; /* -EINTR: the timeout is still armed; the next wait reaps it */
 	rc = io_uring_peek_cqe(&c->ring, &cqe);
+	if (rc == -EAGAIN)
+		return -EINTR; /* woken by a signal before the timeout completed */
 	if (rc < 0)
 		return rc;
 	rc = cqe->res;

@@ -132,6 +132,14 @@ for r in rows:
 PY
 kill -TERM "$engine"; wait "$engine"; engine=
 
+# SIGTERM while the engine sleeps on its io_uring tick: a clean exit, 0.
+"$xring" engine --name "$name-tick" --games 50 --tick-ms 50 --quiet &
+engine=$!
+for _ in $(seq 100); do "$xring" info "$name-tick" >/dev/null 2>&1 && break; sleep 0.05; done
+"$xring" tail "$name-tick" -n 1 >/dev/null || fail "tail of a ticking engine"
+kill -TERM "$engine"; wait "$engine"; rc=$?; engine=
+[ "$rc" -eq 0 ] || fail "ticking engine exited $rc after SIGTERM"
+
 # --count: the engine writes N and exits by itself.
 "$xring" engine --name "$name-count" --count 1000 --quiet || fail "engine --count"
 "$xring" engine --name "$name-count" --record-bytes 100 --count 1000 --quiet || fail "synthetic --count"
