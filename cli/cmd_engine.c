@@ -7,7 +7,9 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "engine/engine.h"
 #include "engine/shard.h"
+#include "shm/layout.h"
 #include "engine/synthetic.h"
 #include "shm/backing.h"
 #include "xring/arena.h"
@@ -32,6 +34,8 @@ static const char engine_help[] =
 	"games (the default source of records; one writer thread for now):\n"
 	"  --game grid|PATH.so      the built-in grid game, or a game plugin (default: grid)\n"
 	"  --games N                concurrent games (default: 1000)\n"
+	"  --shards S               writer threads, pinned to the node's CPUs, one ring\n"
+	"                           each; games are spread evenly (default: 1)\n"
 	"  --board HxW              board size (default: the game's, 20x20 for grid)\n"
 	"  --players K              players per game (default: 2)\n"
 	"  --seed X                 seed of game 0's first episode (default: 1)\n"
@@ -55,7 +59,7 @@ static void on_signal(int sig)
 
 enum {
 	O_NAME, O_STREAM, O_RING, O_POLICY, O_HUGE, O_NUMA, O_READERS, O_BYTES, O_COUNT,
-	O_RATE, O_GAMES, O_QUIET, O_HELP, O_GAME, O_BOARD, O_PLAYERS, O_SEED, O_TURNS, O_DTYPE, O_TICK,
+	O_RATE, O_GAMES, O_QUIET, O_HELP, O_GAME, O_BOARD, O_PLAYERS, O_SEED, O_TURNS, O_DTYPE, O_TICK, O_SHARDS,
 };
 
 static const struct xr_opt engine_opts[] = {
@@ -69,7 +73,7 @@ static const struct xr_opt engine_opts[] = {
 	[O_BOARD] = {"--board", true},       [O_PLAYERS] = {"--players", true},
 	[O_SEED] = {"--seed", true},         [O_TURNS] = {"--turn-limit", true},
 	[O_DTYPE] = {"--obs-dtype", true},   [O_TICK] = {"--tick-ms", true},
-	{NULL, false},
+	[O_SHARDS] = {"--shards", true},     {NULL, false},
 };
 
 int xr_cmd_engine(int argc, char **argv)
@@ -85,6 +89,7 @@ int xr_cmd_engine(int argc, char **argv)
 	xr_game_config gcfg = {.players = 2, .seed = 1};
 	xr_dtype obs_dtype = XR_DTYPE_U8;
 	double tick_ms = 0;
+	uint32_t shards = 1;
 	const char *v;
 	long n;
 	int i = 1, k;
@@ -200,6 +205,13 @@ int xr_cmd_engine(int argc, char **argv)
 			}
 			gcfg.turn_limit = (uint32_t)n;
 			break;
+		case O_SHARDS:
+			if (!xr_parse_int(v, 1, XR_MAX_RINGS, &n)) {
+				xr_cli_err("engine", "--shards must be 1..%d, not '%s'", XR_MAX_RINGS, v);
+				return XR_EXIT_USAGE;
+			}
+			shards = (uint32_t)n;
+			break;
 		case O_TICK:
 			if (!xr_parse_seconds(v, &tick_ms) || tick_ms > 3600000) {
 				xr_cli_err("engine", "--tick-ms '%s' is not a number of milliseconds", v);
@@ -231,6 +243,15 @@ int xr_cmd_engine(int argc, char **argv)
 		return XR_EXIT_USAGE;
 	}
 
+	if (shards > 1 && record_bytes) {
+		xr_cli_err("engine", "--shards is for games; the synthetic writer (--record-bytes) has one");
+		return XR_EXIT_USAGE;
+	}
+	if (shards > so.games) {
+		xr_cli_err("engine", "--shards %u needs at least as many --games", shards);
+		return XR_EXIT_USAGE;
+	}
+	ss.n_rings = shards;
 	xr_exp_template t;
 	const xr_game_vtable *vt = NULL;
 	int rc;
@@ -306,18 +327,23 @@ int xr_cmd_engine(int argc, char **argv)
 	xr_arena_writer(a, 0, 0, &w);
 	struct xr_synth_result res;
 	if (vt) {
-		struct xr_shard_opts sh = {.vt = vt, .cfg = gcfg, .games = so.games,
-					   .obs_dtype = obs_dtype, .count = so.count, .stop = &stop_flag,
-					   .tick_ns = (uint64_t)(tick_ms * 1e6)};
+		struct xr_engine_opts eo = {
+			.shard = {.vt = vt, .cfg = gcfg, .games = so.games, .obs_dtype = obs_dtype,
+				  .count = so.count, .stop = &stop_flag,
+				  .tick_ns = (uint64_t)(tick_ms * 1e6)},
+			.shards = shards,
+			.numa_node = f.numa_node,
+		};
 		struct xr_shard_result sr;
 		if (!quiet) {
-			printf("xring engine: %u %s games, %u players, obs %s[%d,%d,%d], %u actions\n",
-			       so.games, vt->name, gcfg.players, xr_dtype_name(obs_dtype),
+			printf("xring engine: %u %s games on %u shard(s), %u players, obs %s[%d,%d,%d], "
+			       "%u actions\n",
+			       so.games, vt->name, shards, gcfg.players, xr_dtype_name(obs_dtype),
 			       ss.shape.obs_dims[0], ss.shape.obs_dims[1], ss.shape.obs_dims[2],
 			       ss.shape.mask_len);
 			fflush(stdout);
 		}
-		rc = xr_shard_run(a, w, &t, &sh, &sr);
+		rc = xr_engine_run(a, &t, &eo, &sr);
 		xr_arena_destroy(a);
 		if (rc < 0) {
 			xr_cli_err("engine", "games failed: %s", xr_strerror(rc));

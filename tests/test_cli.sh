@@ -132,6 +132,24 @@ for r in rows:
 PY
 kill -TERM "$engine"; wait "$engine"; engine=
 
+# Shards: one ring each, all of them read.
+expect_err 2 "--shards must be 1..32" -- "$xring" engine --name x --shards 0
+expect_err 2 "--shards 5 needs at least as many --games" -- "$xring" engine --name x --shards 5 --games 4
+"$xring" engine --name "$name-sh" --games 9 --shards 3 --board 8x8 --quiet &
+engine=$!
+for _ in $(seq 100); do "$xring" info "$name-sh" >/dev/null 2>&1 && break; sleep 0.05; done
+"$xring" info "$name-sh" --json | /usr/bin/python3 -c '
+import json, sys
+rings = json.load(sys.stdin)["streams"][0]["rings"]
+assert len(rings) == 3, rings
+' || fail "3 shards, 3 rings"
+"$xring" tail "$name-sh" -n 3000 --json | /usr/bin/python3 -c '
+import json, sys
+games = {json.loads(l)["game_id"] for l in sys.stdin}
+assert games == set(range(9)), games
+' || fail "records from every shard's games"
+kill -TERM "$engine"; wait "$engine"; engine=
+
 # SIGTERM while the engine sleeps on its io_uring tick: a clean exit, 0.
 "$xring" engine --name "$name-tick" --games 50 --tick-ms 50 --quiet &
 engine=$!

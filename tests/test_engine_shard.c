@@ -7,6 +7,7 @@
  * turn 0; terminal rewards are in {-1, 0, +1}; the shard's counts match what
  * a reader sees; and the same seed gives the same records.
  */
+#include "engine/engine.h"
 #include "engine/shard.h"
 #include "ring_helpers.h"
 
@@ -151,6 +152,66 @@ static void deadlines(void)
 	xr_arena_destroy(a);
 }
 
+/* Shards: each thread owns its share of the games and writes only its own
+ * ring; together they cover every game once. */
+static void shards(void)
+{
+	char name[64];
+	xr_game_config cfg = {.board_h = 6, .board_w = 6, .players = 2, .seed = 5};
+	const xr_game_vtable *vt = xr_game_builtin_grid();
+	xr_stream_spec ss = {.policy = XR_POLICY_LOSSLESS, .ring_bytes = 16u << 20, .n_rings = 3,
+			     .kind = XR_RECORD_EXPERIENCE};
+	xr_exp_template t;
+	enum { G = 11, PER_SHARD = 3000 };
+
+	CHECK_RC(xr_shard_shape(vt, &cfg, XR_DTYPE_U8, &ss.shape), 0);
+	CHECK_RC(xr_exp_template_init(&t, &ss.shape), 0);
+	xr_test_name(name, sizeof(name), "shards");
+	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
+			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE};
+	xr_arena *a;
+	xr_reader *r;
+	CHECK_RC(xr_arena_create(&spec, &a), 0);
+	CHECK_RC(xr_reader_attach(name, NULL, &r), 0);
+	struct xr_engine_opts eo = {
+		.shard = {.vt = vt, .cfg = cfg, .games = G, .first_game_id = 0,
+			  .obs_dtype = XR_DTYPE_U8, .count = 3 * PER_SHARD},
+		.shards = 3,
+		.numa_node = -1,
+	};
+	struct xr_shard_result res;
+	CHECK_RC(xr_engine_run(a, &t, &eo, &res), 0);
+	CHECK_EQ(res.records, 3 * PER_SHARD);
+
+	/* Shares of 11 over 3 shards: 4, 4, 3 games, ids 0-3, 4-7, 8-10. */
+	static const uint32_t lo[3] = {0, 4, 8}, hi[3] = {4, 8, 11};
+	uint64_t per_ring[3] = {0}, seen_games = 0;
+	xr_batch b;
+	int n;
+	while ((n = xr_reader_read(r, 1, 1000, 0, &b)) > 0) {
+		const xr_frame *f = b.first;
+		CHECK(b.ring < 3);
+		for (int i = 0; i < n; i++, f = xr_frame_next(f)) {
+			xr_exp_view v;
+			CHECK_RC(xr_exp_view_init(&v, xr_frame_data(f), f->len), 0);
+			if (v.f.game_id < lo[b.ring] || v.f.game_id >= hi[b.ring])
+				FAILF("ring %u holds game %u, outside its shard's %u..%u", b.ring,
+				      v.f.game_id, lo[b.ring], hi[b.ring] - 1);
+			seen_games |= 1ull << v.f.game_id;
+		}
+		per_ring[b.ring] += (uint64_t)n;
+		CHECK_RC(xr_batch_release(r, &b), 0);
+	}
+	CHECK_RC(n, 0);
+	for (int k = 0; k < 3; k++)
+		CHECK_EQ(per_ring[k], PER_SHARD);
+	CHECK_EQ(seen_games, (1ull << G) - 1);
+	printf("shard: 3 shards wrote %d records each, every game in its own shard's ring\n",
+	       PER_SHARD);
+	xr_reader_detach(r);
+	xr_arena_destroy(a);
+}
+
 int main(void)
 {
 	uint64_t e1, e2, e3;
@@ -160,6 +221,7 @@ int main(void)
 	CHECK_EQ(e1, e2);
 	CHECK(h1 != h3);
 	deadlines();
+	shards();
 	printf("shard: %d records per run, %llu episodes, deterministic per seed\n", RECORDS,
 	       (unsigned long long)e1);
 	return 0;
