@@ -3,10 +3,12 @@
 #include <numa.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/config.h"
 #include "engine/engine.h"
 #include "engine/shard.h"
 #include "shm/layout.h"
@@ -47,7 +49,9 @@ static const char engine_help[] =
 	"synthetic writer instead of games (records whose bytes a reader can check):\n"
 	"  --record-bytes N         observation bytes per record; selects the synthetic writer\n"
 	"  --rate N                 records per second, 0 = as fast as possible (default: 0)\n"
-	"  --quiet                  print nothing but errors\n";
+	"  --quiet                  print nothing but errors\n"
+	"  --config FILE            options from a YAML file, one key per long option without\n"
+	"                           the dashes (games: 10000); flags given here win\n";
 
 static volatile sig_atomic_t stop_flag;
 
@@ -59,7 +63,7 @@ static void on_signal(int sig)
 
 enum {
 	O_NAME, O_STREAM, O_RING, O_POLICY, O_HUGE, O_NUMA, O_READERS, O_BYTES, O_COUNT,
-	O_RATE, O_GAMES, O_QUIET, O_HELP, O_GAME, O_BOARD, O_PLAYERS, O_SEED, O_TURNS, O_DTYPE, O_TICK, O_SHARDS,
+	O_RATE, O_GAMES, O_QUIET, O_HELP, O_GAME, O_BOARD, O_PLAYERS, O_SEED, O_TURNS, O_DTYPE, O_TICK, O_SHARDS, O_CONFIG,
 };
 
 static const struct xr_opt engine_opts[] = {
@@ -73,7 +77,8 @@ static const struct xr_opt engine_opts[] = {
 	[O_BOARD] = {"--board", true},       [O_PLAYERS] = {"--players", true},
 	[O_SEED] = {"--seed", true},         [O_TURNS] = {"--turn-limit", true},
 	[O_DTYPE] = {"--obs-dtype", true},   [O_TICK] = {"--tick-ms", true},
-	[O_SHARDS] = {"--shards", true},     {NULL, false},
+	[O_SHARDS] = {"--shards", true},     [O_CONFIG] = {"--config", true},
+	{NULL, false},
 };
 
 int xr_cmd_engine(int argc, char **argv)
@@ -93,6 +98,38 @@ int xr_cmd_engine(int argc, char **argv)
 	const char *v;
 	long n;
 	int i = 1, k;
+
+	/* A config file's options go before the command line's, so that the
+	 * command line wins. */
+	char **args = NULL;
+	int nargs = 0;
+	for (int j = 1; j < argc; j++) {
+		const char *path = NULL;
+		if (!strcmp(argv[j], "--config") && j + 1 < argc)
+			path = argv[j + 1];
+		else if (!strncmp(argv[j], "--config=", 9))
+			path = argv[j] + 9;
+		if (!path)
+			continue;
+		int crc = xr_config_load("engine", path, engine_opts, &args, &nargs);
+		if (crc) {
+			xr_config_free(args, nargs);
+			return crc;
+		}
+	}
+	if (args) {
+		char **merged = calloc((size_t)(argc + nargs + 1), sizeof(char *));
+		if (!merged) {
+			xr_config_free(args, nargs);
+			xr_cli_err("engine", "out of memory");
+			return XR_EXIT_FAIL;
+		}
+		merged[0] = argv[0];
+		memcpy(merged + 1, args, (size_t)nargs * sizeof(char *));
+		memcpy(merged + 1 + nargs, argv + 1, (size_t)(argc - 1) * sizeof(char *));
+		argv = merged; /* lives until exit: the strings back spec fields */
+		argc += nargs;
+	}
 
 	while (i < argc) {
 		k = xr_next_opt("engine", argc, argv, &i, engine_opts, &v);
@@ -205,6 +242,7 @@ int xr_cmd_engine(int argc, char **argv)
 			}
 			gcfg.turn_limit = (uint32_t)n;
 			break;
+		case O_CONFIG: break; /* read above */
 		case O_SHARDS:
 			if (!xr_parse_int(v, 1, XR_MAX_RINGS, &n)) {
 				xr_cli_err("engine", "--shards must be 1..%d, not '%s'", XR_MAX_RINGS, v);

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential cmake pkg-config
-  liburing-dev libhugetlbfs-dev libhugetlbfs-bin libnuma-dev numactl
+  liburing-dev libhugetlbfs-dev libhugetlbfs-bin libnuma-dev numactl libyaml-dev
   flatbuffers-compiler python3-flatbuffers
   python3 python3-numpy python3-pytest
 )

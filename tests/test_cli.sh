@@ -158,6 +158,32 @@ for _ in $(seq 100); do "$xring" info "$name-tick" >/dev/null 2>&1 && break; sle
 kill -TERM "$engine"; wait "$engine"; rc=$?; engine=
 [ "$rc" -eq 0 ] || fail "ticking engine exited $rc after SIGTERM"
 
+# --config: every long option is a key, nothing else is; the command line wins.
+for opt in $("$xring" engine --help | grep -oE '^  --[a-z-]+' | sed 's/^  --//' | sort -u); do
+  case "$opt" in name|config|help) continue ;; esac
+  printf '%s: 1\n' "$opt" > "$work/k.yaml"
+  out=$("$xring" engine --config "$work/k.yaml" 2>&1)
+  grep -q "unknown key" <<<"$out" && fail "config key '$opt' refused: $out"
+done
+printf 'name: %s\ngames: 30\nboard: 8x8\nquiet: true\nbogus-key: 3\n' "$name-cfg" > "$work/bad.yaml"
+expect_err 2 "--config .*bad.yaml: line 5: unknown key 'bogus-key'" -- "$xring" engine --config "$work/bad.yaml"
+printf 'name: [a, b]\n' > "$work/list.yaml"
+expect_err 2 "'name' must be a plain value, not a list" -- "$xring" engine --config "$work/list.yaml"
+printf 'quiet: maybe\n' > "$work/bool.yaml"
+expect_err 2 "'quiet' takes true or false, not 'maybe'" -- "$xring" engine --config "$work/bool.yaml"
+expect_err 1 "--config $work/none.yaml: No such file" -- "$xring" engine --config "$work/none.yaml"
+printf 'name: %s\ngames: 30\nboard: 8x8\nquiet: true\n' "$name-cfg" > "$work/ok.yaml"
+"$xring" engine --config "$work/ok.yaml" --games 40 &
+engine=$!
+for _ in $(seq 100); do "$xring" info "$name-cfg" >/dev/null 2>&1 && break; sleep 0.05; done
+"$xring" tail "$name-cfg" -n 400 --json | /usr/bin/python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+assert rows[0]["obs_shape"] == [9, 8, 8], rows[0]
+assert {r["game_id"] for r in rows} == set(range(40)), "the command line --games 40 must win"
+' || fail "engine from --config"
+kill -TERM "$engine"; wait "$engine"; engine=
+
 # --count: the engine writes N and exits by itself.
 "$xring" engine --name "$name-count" --count 1000 --quiet || fail "engine --count"
 "$xring" engine --name "$name-count" --record-bytes 100 --count 1000 --quiet || fail "synthetic --count"
