@@ -46,4 +46,5 @@ run() {
 run probe_coherence $json
 run bench_ring "$@"
 run probe_coherence $json
+run bench_engine
 exit "$status"

@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_engine: experiences per second end to end, from N grid games on the
+ * engine's shards to one reader process that verifies every record, for
+ * several N; with CPU time per experience, threads and resident memory as N
+ * grows. The bound printed beside each result, measured in the same run, is
+ * memcpy bandwidth over the same bytes (how fast the records' bytes could be
+ * moved at all) and the issue's target (1,000,000 experiences/s at 10,000
+ * games on this 2-core machine). A sampler thread reads the engine's
+ * thread count and RSS while the shards run.
+ *
+ *   bench_engine [--games 100,1000,10000] [--seconds S] [--shards S]
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "xring/error.h"
+#include "xring/reader.h"
+#include "xring/record.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* KiB of a /proc/self/status field ("VmRSS:", "Threads:"). */
+static long status_field(const char *field)
+{
+	char line[256];
+	long v = -1;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, strlen(field)))
+			v = strtol(line + strlen(field), NULL, 10);
+	fclose(f);
+	return v;
+}
+
+static double memcpy_gbps(size_t len, double seconds)
+{
+	char *a = malloc(len), *b = malloc(len);
+	double t0, t;
+	size_t n = 0;
+
+	memset(a, 1, len);
+	memset(b, 2, len);
+	t0 = now_s();
+	do {
+		memcpy(b, a, len);
+		a[n % len]++;
+		n++;
+		t = now_s() - t0;
+	} while (t < seconds);
+	free(a);
+	free(b);
+	return (double)len * (double)n / t / 1e9;
+}
+
+/* Watches the process while the shards run: peak thread count and RSS. */
+struct sampler {
+	volatile int done;
+	long threads, rss;
+};
+
+static void *sampler_main(void *p)
+{
+	struct sampler *s = p;
+	const struct timespec tick = {0, 50000000};
+
+	while (!s->done) {
+		long th = status_field("Threads:"), rss = status_field("VmRSS:");
+		if (th > s->threads)
+			s->threads = th;
+		if (rss > s->rss)
+			s->rss = rss;
+		nanosleep(&tick, NULL);
+	}
+	return NULL;
+}
+
+static volatile sig_atomic_t stop;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+/* The reader process: reads and verifies for `seconds`, reports
+ * experiences and bytes through fd. */
+static void reader_main(const char *name, double seconds, int fd)
+{
+	xr_reader *r;
+	uint64_t got[3] = {0, 0, 0}; /* records, bytes, malformed */
+	int rc;
+
+	for (int i = 0; i < 200 && (rc = xr_reader_attach(name, NULL, &r)) == -ENOENT; i++)
+		usleep(10000);
+	if (rc < 0)
+		_exit(2);
+	if (write(fd, got, 1) != 1) /* attached */
+		_exit(3);
+	double end = now_s() + seconds;
+	while (now_s() < end) {
+		xr_batch b;
+		int n = xr_reader_read(r, 64, 1024, 10000000, &b);
+		if (n <= 0)
+			continue;
+		const xr_frame *f = b.first;
+		for (int i = 0; i < n; i++, f = xr_frame_next(f))
+			got[2] += xr_exp_verify(xr_frame_data(f), f->len) != 0;
+		got[0] += (uint64_t)n;
+		got[1] += b.bytes;
+		xr_batch_release(r, &b);
+	}
+	xr_reader_detach(r);
+	_exit(write(fd, got, sizeof(got)) == (ssize_t)sizeof(got) ? 0 : 4);
+}
+
+int main(int argc, char **argv)
+{
+	uint32_t sizes[8] = {100, 1000, 10000}, n_sizes = 3, shards = 2;
+	double seconds = 3;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
+			seconds = atof(argv[++i]);
+		} else if (!strcmp(argv[i], "--shards") && i + 1 < argc) {
+			shards = (uint32_t)atoi(argv[++i]);
+		} else if (!strcmp(argv[i], "--games") && i + 1 < argc) {
+			n_sizes = 0;
+			for (char *tok = strtok(argv[++i], ","); tok && n_sizes < 8; tok = strtok(NULL, ","))
+				sizes[n_sizes++] = (uint32_t)strtoul(tok, NULL, 10);
+		} else {
+			fprintf(stderr, "usage: bench_engine [--games N,N,...] [--seconds S] [--shards S]\n");
+			return 2;
+		}
+	}
+
+	const xr_game_vtable *vt = xr_game_builtin_grid();
+	xr_game_config cfg = {.players = 2, .seed = 1};
+	xr_stream_spec ss = {.policy = XR_POLICY_LOSSLESS, .ring_bytes = 64u << 20,
+			     .n_rings = shards, .kind = XR_RECORD_EXPERIENCE};
+	xr_exp_template t;
+
+	if (xr_shard_shape(vt, &cfg, XR_DTYPE_U8, &ss.shape) < 0 ||
+	    xr_exp_template_init(&t, &ss.shape) < 0) {
+		fprintf(stderr, "bench_engine: cannot lay out grid records\n");
+		return 2;
+	}
+	double mc = memcpy_gbps(64u << 20, 0.5);
+	printf("bench_engine: grid 20x20, 2 players, u8 obs 9x20x20, %u-byte records, %u shard(s), "
+	       "one verifying reader process, %.1f s per N\n", t.size, shards, seconds);
+	printf("bound: memcpy %.2f GB/s (64 MiB blocks, this run); target: >= 1,000,000 "
+	       "experiences/s at 10,000 games\n\n", mc);
+	printf("%8s %12s %8s %9s %10s %8s %10s %10s\n", "games", "exp/s", "GB/s", "x memcpy",
+	       "cpu ns/exp", "threads", "rss MiB", "KiB/game");
+
+	for (uint32_t s = 0; s < n_sizes; s++) {
+		char name[64];
+		int fds[2];
+		uint32_t games = sizes[s] < shards ? shards : sizes[s];
+
+		snprintf(name, sizeof(name), "bench-engine-%d-%u", (int)getpid(), games);
+		xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
+				      .hugepages = XR_HUGEPAGES_PREFER, .numa_node = XR_NUMA_DEFAULT};
+		xr_arena *a;
+		if (xr_arena_create(&spec, &a) < 0) {
+			fprintf(stderr, "bench_engine: %s\n", xr_arena_last_note());
+			return 2;
+		}
+		if (pipe(fds) < 0)
+			return 2;
+		pid_t pid = fork();
+		if (pid == 0)
+			reader_main(name, seconds, fds[1]);
+		char c;
+		if (read(fds[0], &c, 1) != 1)
+			return 2;
+
+		long rss0 = status_field("VmRSS:");
+		struct rusage ru0, ru1;
+		getrusage(RUSAGE_SELF, &ru0);
+		stop = 0;
+		signal(SIGALRM, on_alarm);
+		struct itimerval it = {.it_value = {.tv_sec = (long)seconds,
+						    .tv_usec = (long)((seconds - (long)seconds) * 1e6)}};
+		struct xr_engine_opts eo = {
+			.shard = {.vt = vt, .cfg = cfg, .games = games, .obs_dtype = XR_DTYPE_U8,
+				  .stop = &stop},
+			.shards = shards,
+			.numa_node = -1,
+		};
+		struct xr_shard_result res;
+		struct sampler sm = {0};
+		pthread_t sth;
+		setitimer(ITIMER_REAL, &it, NULL);
+		pthread_create(&sth, NULL, sampler_main, &sm);
+		int rc = xr_engine_run(a, &t, &eo, &res);
+		getrusage(RUSAGE_SELF, &ru1);
+		sm.done = 1;
+		pthread_join(sth, NULL);
+		/* The sampler itself is one of the threads it counted. */
+		long threads = sm.threads - 1, rss1 = sm.rss;
+		uint64_t got[3];
+		if (read(fds[0], got, sizeof(got)) != (ssize_t)sizeof(got))
+			got[0] = got[1] = got[2] = 0;
+		waitpid(pid, NULL, 0);
+		xr_arena_destroy(a);
+		close(fds[0]);
+		close(fds[1]);
+		if (rc < 0 || got[2]) {
+			fprintf(stderr, "bench_engine: run failed (%s, %llu malformed records)\n",
+				xr_strerror(rc), (unsigned long long)got[2]);
+			return 1;
+		}
+		double el = (double)res.elapsed_ns / 1e9;
+		double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec +
+				      ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+			     (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec +
+				      ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+		double eps = (double)got[0] / seconds, gbps = (double)got[1] / seconds / 1e9;
+		printf("%8u %12.0f %8.3f %9.3f %10.0f %8ld %10.1f %10.2f\n", games, eps, gbps, gbps / mc,
+		       res.records ? cpu * 1e9 / (double)res.records : 0.0, threads,
+		       (double)rss1 / 1024.0, (double)(rss1 - rss0) / games);
+		(void)el;
+	}
+	printf("\nexp/s: experiences verified by the reader per second; GB/s: their bytes; cpu: "
+	       "engine process (shards) only;\nthreads: engine threads while running (main + "
+	       "shards); KiB/game: RSS growth per game beyond ring space (hugetlbfs pages are "
+	       "not in RSS).\n");
+	return 0;
+}
