@@ -86,10 +86,21 @@ static void lease_at_pos(struct xr_ring_rd *rr)
 
 void xr__rr_start(struct xr_ring_rd *rr)
 {
-	snapshot(rr, &rr->pos, &rr->start_seq);
-	rr->next_seq = rr->start_seq;
-	if (rr->lossless)
+	for (;;) {
+		uint64_t at;
+
+		snapshot(rr, &rr->pos, &rr->start_seq);
+		rr->next_seq = rr->start_seq;
+		if (!rr->lossless)
+			break;
+		at = rr->pos;
 		lease_at_pos(rr);
+		/* The writer lapped the ring between the snapshot and the
+		 * lease: the snapshot's head is gone. Attach again, later,
+		 * rather than count records from before the attach as lost. */
+		if (rr->pos == at)
+			break;
+	}
 	xr__rr_mirror(rr);
 }
 
