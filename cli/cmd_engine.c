@@ -43,6 +43,9 @@ static const char engine_help[] =
 	"  --seed X                 seed of game 0's first episode (default: 1)\n"
 	"  --turn-limit T           turns before an episode is truncated (default: the game's)\n"
 	"  --obs-dtype u8|f32       observation element type (default: u8)\n"
+	"  --high-watermark F       lossless: pause the games past this fraction of the ring\n"
+	"                           unread (default: 0.9; 0 = only when full)\n"
+	"  --low-watermark F        ...and resume them below this fraction (default: 0.5)\n"
 	"  --tick-ms T              each game takes a turn every T ms (timer wheel, io_uring);\n"
 	"                           0 = as fast as the ring allows (default: 0)\n"
 	"  --count N                records to write, 0 = forever (default: 0)\n"
@@ -63,7 +66,7 @@ static void on_signal(int sig)
 
 enum {
 	O_NAME, O_STREAM, O_RING, O_POLICY, O_HUGE, O_NUMA, O_READERS, O_BYTES, O_COUNT,
-	O_RATE, O_GAMES, O_QUIET, O_HELP, O_GAME, O_BOARD, O_PLAYERS, O_SEED, O_TURNS, O_DTYPE, O_TICK, O_SHARDS, O_CONFIG,
+	O_RATE, O_GAMES, O_QUIET, O_HELP, O_GAME, O_BOARD, O_PLAYERS, O_SEED, O_TURNS, O_DTYPE, O_TICK, O_SHARDS, O_CONFIG, O_HIGH, O_LOW,
 };
 
 static const struct xr_opt engine_opts[] = {
@@ -78,6 +81,7 @@ static const struct xr_opt engine_opts[] = {
 	[O_SEED] = {"--seed", true},         [O_TURNS] = {"--turn-limit", true},
 	[O_DTYPE] = {"--obs-dtype", true},   [O_TICK] = {"--tick-ms", true},
 	[O_SHARDS] = {"--shards", true},     [O_CONFIG] = {"--config", true},
+	[O_HIGH] = {"--high-watermark", true}, [O_LOW] = {"--low-watermark", true},
 	{NULL, false},
 };
 
@@ -95,6 +99,7 @@ int xr_cmd_engine(int argc, char **argv)
 	xr_dtype obs_dtype = XR_DTYPE_U8;
 	double tick_ms = 0;
 	uint32_t shards = 1;
+	double high_wm = 0.9, low_wm = 0.5;
 	const char *v;
 	long n;
 	int i = 1, k;
@@ -243,6 +248,16 @@ int xr_cmd_engine(int argc, char **argv)
 			gcfg.turn_limit = (uint32_t)n;
 			break;
 		case O_CONFIG: break; /* read above */
+		case O_HIGH:
+		case O_LOW: {
+			double *dst = k == O_HIGH ? &high_wm : &low_wm;
+			if (!xr_parse_seconds(v, dst) || *dst > 1) {
+				xr_cli_err("engine", "%s must be a fraction between 0 and 1, not '%s'",
+					   engine_opts[k].name, v);
+				return XR_EXIT_USAGE;
+			}
+			break;
+		}
 		case O_SHARDS:
 			if (!xr_parse_int(v, 1, XR_MAX_RINGS, &n)) {
 				xr_cli_err("engine", "--shards must be 1..%d, not '%s'", XR_MAX_RINGS, v);
@@ -281,6 +296,11 @@ int xr_cmd_engine(int argc, char **argv)
 		return XR_EXIT_USAGE;
 	}
 
+	if (high_wm > 0 && low_wm >= high_wm) {
+		xr_cli_err("engine", "--low-watermark %.2f must be below --high-watermark %.2f", low_wm,
+			   high_wm);
+		return XR_EXIT_USAGE;
+	}
 	if (shards > 1 && record_bytes) {
 		xr_cli_err("engine", "--shards is for games; the synthetic writer (--record-bytes) has one");
 		return XR_EXIT_USAGE;
@@ -368,7 +388,8 @@ int xr_cmd_engine(int argc, char **argv)
 		struct xr_engine_opts eo = {
 			.shard = {.vt = vt, .cfg = gcfg, .games = so.games, .obs_dtype = obs_dtype,
 				  .count = so.count, .stop = &stop_flag,
-				  .tick_ns = (uint64_t)(tick_ms * 1e6)},
+				  .tick_ns = (uint64_t)(tick_ms * 1e6),
+				  .high_watermark = high_wm, .low_watermark = low_wm},
 			.shards = shards,
 			.numa_node = f.numa_node,
 		};
@@ -390,10 +411,12 @@ int xr_cmd_engine(int argc, char **argv)
 		if (!quiet) {
 			double s = (double)sr.elapsed_ns / 1e9;
 			printf("xring engine '%s': %llu experiences from %llu game steps, %llu episodes, in "
-			       "%.2f s (%.0f/s); dropped %llu, ring full %llu times\n",
+			       "%.2f s (%.0f/s); dropped %llu, ring full %llu times, paused %llu times "
+			       "(%.2f s)\n",
 			       spec.name, (unsigned long long)sr.records, (unsigned long long)sr.steps,
 			       (unsigned long long)sr.episodes, s, s > 0 ? (double)sr.records / s : 0.0,
-			       (unsigned long long)sr.dropped, (unsigned long long)sr.waits);
+			       (unsigned long long)sr.dropped, (unsigned long long)sr.waits,
+			       (unsigned long long)sr.pauses, (double)sr.paused_ns / 1e9);
 		}
 		return 0;
 	}

@@ -106,6 +106,8 @@ int xr_engine_run(xr_arena *a, const xr_exp_template *t, const struct xr_engine_
 		total->steps += r->steps;
 		total->episodes += r->episodes;
 		total->waits += r->waits;
+		total->pauses += r->pauses;
+		total->paused_ns += r->paused_ns;
 		if (r->elapsed_ns > total->elapsed_ns)
 			total->elapsed_ns = r->elapsed_ns;
 	}

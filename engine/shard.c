@@ -8,6 +8,7 @@
 #include "engine/shard.h"
 #include "engine/timer_wheel.h"
 #include "engine/uring_clock.h"
+#include "shm/arena_priv.h"
 #include "util/clock.h"
 #include "xring/error.h"
 #include "xring/writer.h"
@@ -81,6 +82,8 @@ struct shard {
 	int err;              /* first error, or -EINTR when asked to stop */
 };
 
+static void backpressure(struct shard *sh);
+
 /* Plays one turn of game i: a record per live player, then a step (or, after
  * the episode ended, the terminal records and a reset). */
 static void play_turn(struct shard *sh, uint32_t i)
@@ -137,6 +140,7 @@ static void play_turn(struct shard *sh, uint32_t i)
 		if (++sh->since_publish == XR_SHARD_PUBLISH) {
 			xr_writer_publish(sh->w);
 			sh->since_publish = 0;
+			backpressure(sh);
 		}
 	}
 	if (s->terminal) {
@@ -151,6 +155,36 @@ static void play_turn(struct shard *sh, uint32_t i)
 	}
 }
 
+static bool done(const struct shard *sh);
+static void housekeeping_base(struct shard *sh, uint64_t *next_house);
+
+/* Backpressure: past the high watermark the shard stops playing (its games
+ * pause) until the readers bring the backlog under the low one; counted
+ * and timed in the ring's stats. Checked once per publish. */
+static void backpressure(struct shard *sh)
+{
+	const struct xr_shard_opts *o = sh->o;
+	uint64_t cap = sh->w->cap, t0, next_house;
+	struct xr_backoff b;
+
+	if (o->high_watermark <= 0 || sh->w->policy != XR_POLICY_LOSSLESS ||
+	    (double)xr__writer_backlog(sh->w) <= o->high_watermark * (double)cap)
+		return;
+	t0 = xr__now_ns();
+	next_house = t0;
+	xr__writer_count_pause(sh->w, 0);
+	xr__backoff_init(&b);
+	while (!done(sh) && (double)xr__writer_backlog(sh->w) >= o->low_watermark * (double)cap) {
+		housekeeping_base(sh, &next_house); /* publishes, reaps the dead */
+		xr__backoff_wait(&b);
+	}
+	uint64_t ns = xr__now_ns() - t0;
+	xr__writer_count_pause(sh->w, ns ? ns : 1);
+	sh->res->pauses++;
+	sh->res->paused_ns += ns;
+	sh->now = xr__now_ns();
+}
+
 static bool done(const struct shard *sh)
 {
 	const struct xr_shard_opts *o = sh->o;
@@ -159,7 +193,8 @@ static bool done(const struct shard *sh)
 	       (o->count && sh->res->records + sh->res->dropped >= o->count);
 }
 
-static void housekeeping(struct shard *sh, uint64_t *next_house)
+/* Publish, heartbeat and reaping (10 Hz), without backpressure. */
+static void housekeeping_base(struct shard *sh, uint64_t *next_house)
 {
 	xr_writer_publish(sh->w);
 	sh->since_publish = 0;
@@ -169,6 +204,13 @@ static void housekeeping(struct shard *sh, uint64_t *next_house)
 		xr_arena_reap(sh->a);
 		*next_house = sh->now + XR_SHARD_HOUSEKEEPING_NS;
 	}
+}
+
+/* After each round of games: the above, then backpressure. */
+static void housekeeping(struct shard *sh, uint64_t *next_house)
+{
+	housekeeping_base(sh, next_house);
+	backpressure(sh);
 }
 
 /* Turn deadlines: each game's timer fires once per tick; its callback plays

@@ -39,6 +39,10 @@ struct xr_shard_opts {
 	xr_dtype obs_dtype;    /* U8 or F32 */
 	uint64_t count;        /* records to write; 0 = until *stop */
 	uint64_t tick_ns;      /* turn deadline period; 0 = step as fast as possible */
+	/* Backpressure on lossless streams: past high * capacity of unread
+	 * bytes the shard pauses its games, until below low * capacity.
+	 * 0 = off (the games then wait only when the ring is full). */
+	double high_watermark, low_watermark;
 	volatile sig_atomic_t *stop;
 };
 
@@ -48,6 +52,8 @@ struct xr_shard_result {
 	uint64_t steps;        /* game steps */
 	uint64_t episodes;     /* finished */
 	uint64_t waits;        /* lossless: times the ring was full */
+	uint64_t pauses;       /* lossless: watermark pauses */
+	uint64_t paused_ns;
 	uint64_t elapsed_ns;
 };
 

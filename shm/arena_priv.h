@@ -96,4 +96,14 @@ bool xr__evict_slot(struct xr_arena *a, uint32_t slot, uint32_t reason);
 
 void xr__writer_init(struct xr_writer *w, struct xr_arena *a, uint32_t ring);
 
+/* Bytes committed that the slowest honoured lease has not released yet (0
+ * with no lease): how full the ring is for backpressure. Scans the leases
+ * like a reclaim does, without moving tail or evicting anyone. */
+uint64_t xr__writer_backlog(const struct xr_writer *w);
+
+/* Counts a stop of the writer for its readers in the ring's stats: call
+ * with ns == 0 when it starts (full_waits++, visible at once to `xring
+ * info`), and with its length when it ends (wait_ns). */
+void xr__writer_count_pause(struct xr_writer *w, uint64_t ns);
+
 #endif

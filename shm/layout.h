@@ -110,8 +110,9 @@ struct xr_ring_desc {
 	_Atomic uint64_t records;      /* records written (not dropped) */
 	_Atomic uint64_t bytes;        /* frame bytes written */
 	_Atomic uint64_t lease_stalls; /* lossy: records dropped at the writer */
-	_Atomic uint64_t full_waits;   /* lossless: times the writer found no room */
-	_Atomic uint64_t wait_ns;      /* lossless: time spent waiting for room */
+	_Atomic uint64_t full_waits;   /* lossless: times the writer stopped for its
+					* readers (no room, or past the high watermark) */
+	_Atomic uint64_t wait_ns;      /* lossless: time spent stopped */
 	_Atomic uint64_t evictions;    /* readers evicted from this ring */
 	_Atomic uint64_t publishes;    /* head stores (batch commits) */
 	uint8_t pad4_[XR_CACHELINE - 56];

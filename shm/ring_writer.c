@@ -294,6 +294,31 @@ int xr_writer_write(xr_writer *w, const void *data, uint32_t len)
 	return 0;
 }
 
+uint64_t xr__writer_backlog(const struct xr_writer *w)
+{
+	uint64_t worst = 0;
+
+	for (uint32_t i = 0; i < w->max_readers; i++) {
+		/* Same classification as make_room (W3), acquire suffices: this
+		 * only estimates fill, it never decides an overwrite. */
+		uint64_t lease = xr_load_acquire(&w->cursors[i].lease);
+		if (lease == XR_NO_LEASE || lease > w->head ||
+		    xr_load_acquire(&w->slots[i].state) != XR_SLOT_ACTIVE)
+			continue;
+		if (w->head - lease <= w->cap && w->head - lease > worst)
+			worst = w->head - lease;
+	}
+	return worst;
+}
+
+void xr__writer_count_pause(struct xr_writer *w, uint64_t ns)
+{
+	if (ns == 0)
+		xr_counter_add(&w->rd->full_waits, 1);
+	else
+		xr_counter_add(&w->rd->wait_ns, ns);
+}
+
 uint64_t xr_writer_next_seq(const xr_writer *w)
 {
 	return w->seq;

@@ -7,7 +7,12 @@
  * turn 0; terminal rewards are in {-1, 0, +1}; the shard's counts match what
  * a reader sees; and the same seed gives the same records.
  */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
 #include "engine/engine.h"
+#include "shm/arena_priv.h"
 #include "engine/shard.h"
 #include "ring_helpers.h"
 
@@ -212,6 +217,98 @@ static void shards(void)
 	xr_arena_destroy(a);
 }
 
+/* Backpressure: with a reader that does not read, a lossless shard pauses
+ * its games once half the ring is unread (high watermark 0.5), not when the
+ * ring is full; it resumes once the reader brings the backlog under 0.25,
+ * and nothing is lost. */
+struct bp_reader {
+	const char *name;
+	const struct xr_ring_desc *rd;
+	uint64_t want, got, backlog_at_pause, cap;
+	atomic_int *writer_done;
+	pthread_barrier_t *attached;
+};
+
+static void *bp_reader_main(void *p)
+{
+	struct bp_reader *br = p;
+	xr_reader *r;
+	xr_reader_stats s;
+	xr_batch b;
+	uint64_t next = 0;
+
+	CHECK_RC(xr_reader_attach(br->name, NULL, &r), 0);
+	pthread_barrier_wait(br->attached);
+	/* Read nothing until the writer stops for us (an observable state,
+	 * polled; no timed sleep). */
+	while (atomic_load_explicit(&br->rd->full_waits, memory_order_relaxed) == 0 &&
+	       !atomic_load(br->writer_done))
+		sched_yield();
+	CHECK_RC(xr_reader_stats_get(r, &s), 0);
+	br->backlog_at_pause = s.lag_bytes;
+	while (br->got < br->want) {
+		int n = xr_reader_read(r, 1, 512, 1000000000, &b);
+		CHECK(n > 0);
+		const xr_frame *f = b.first;
+		for (int i = 0; i < n; i++, f = xr_frame_next(f)) {
+			CHECK_EQ(f->seq, next);
+			next++;
+		}
+		br->got += (uint64_t)n;
+		CHECK_RC(xr_batch_release(r, &b), 0);
+	}
+	xr_reader_detach(r);
+	return NULL;
+}
+
+static void watermarks(void)
+{
+	char name[64];
+	xr_game_config cfg = {.board_h = 6, .board_w = 6, .players = 2, .seed = 9};
+	const xr_game_vtable *vt = xr_game_builtin_grid();
+	xr_stream_spec ss = {.policy = XR_POLICY_LOSSLESS, .ring_bytes = 1u << 20,
+			     .kind = XR_RECORD_EXPERIENCE};
+	xr_exp_template t;
+	pthread_barrier_t attached;
+	pthread_t th;
+	atomic_int writer_done = 0;
+	enum { N = 6000 };
+
+	CHECK_RC(xr_shard_shape(vt, &cfg, XR_DTYPE_U8, &ss.shape), 0);
+	CHECK_RC(xr_exp_template_init(&t, &ss.shape), 0);
+	xr_test_name(name, sizeof(name), "watermark");
+	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
+			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE};
+	xr_arena *a;
+	CHECK_RC(xr_arena_create(&spec, &a), 0);
+	struct bp_reader br = {.name = name, .rd = &a->hdr->rings[0], .want = N,
+			       .cap = a->hdr->rings[0].capacity, .writer_done = &writer_done,
+			       .attached = &attached};
+	pthread_barrier_init(&attached, NULL, 2);
+	CHECK(pthread_create(&th, NULL, bp_reader_main, &br) == 0);
+	pthread_barrier_wait(&attached);
+	struct xr_shard_opts o = {.vt = vt, .cfg = cfg, .games = 10, .obs_dtype = XR_DTYPE_U8,
+				  .count = N, .high_watermark = 0.5, .low_watermark = 0.25};
+	struct xr_shard_result res;
+	CHECK_RC(xr_shard_run(a, xr_test_writer(a), &t, &o, &res), 0);
+	atomic_store(&writer_done, 1);
+	pthread_join(th, NULL);
+	pthread_barrier_destroy(&attached);
+
+	CHECK_EQ(br.got, N);
+	CHECK(res.pauses >= 1);
+	/* Paused at half the ring (checked once per 64-record publish), well
+	 * before full. */
+	uint64_t slack = 64ull * (t.size + 64);
+	if (br.backlog_at_pause > br.cap / 2 + slack || br.backlog_at_pause < br.cap / 2)
+		FAILF("backlog when the shard paused: %llu bytes of a %llu-byte ring; want about half",
+		      (unsigned long long)br.backlog_at_pause, (unsigned long long)br.cap);
+	printf("shard: paused %llu time(s) at a backlog of %.0f%% (high watermark 50%%), "
+	       "nothing lost\n", (unsigned long long)res.pauses,
+	       100.0 * (double)br.backlog_at_pause / (double)br.cap);
+	xr_arena_destroy(a);
+}
+
 int main(void)
 {
 	uint64_t e1, e2, e3;
@@ -222,6 +319,7 @@ int main(void)
 	CHECK(h1 != h3);
 	deadlines();
 	shards();
+	watermarks();
 	printf("shard: %d records per run, %llu episodes, deterministic per seed\n", RECORDS,
 	       (unsigned long long)e1);
 	return 0;
