@@ -17,18 +17,7 @@
 #include "xring/error.h"
 #include "xring/record.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                      \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: check failed: %s: ",          \
-				__FILE__, __LINE__, #cond);                   \
-			fprintf(stderr, __VA_ARGS__);                         \
-			fputc('\n', stderr);                                  \
-			failures++;                                           \
-		}                                                             \
-	} while (0)
+#include "record_check.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 

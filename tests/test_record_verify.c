@@ -17,18 +17,7 @@
 
 #include "record_samples.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                      \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: check failed: %s: ",          \
-				__FILE__, __LINE__, #cond);                   \
-			fprintf(stderr, __VA_ARGS__);                         \
-			fputc('\n', stderr);                                  \
-			failures++;                                           \
-		}                                                             \
-	} while (0)
+#include "record_check.h"
 
 /* Verify buf[0..len) from an exact-size heap copy; fill *v (may be NULL).
  * On success, check that every pointer of the view stays inside the copy
