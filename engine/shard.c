@@ -167,7 +167,12 @@ static void backpressure(struct shard *sh)
 	uint64_t cap = sh->w->cap, t0, next_house;
 	struct xr_backoff b;
 
-	if (o->high_watermark <= 0 || sh->w->policy != XR_POLICY_LOSSLESS ||
+	if (o->high_watermark <= 0 || sh->w->policy != XR_POLICY_LOSSLESS)
+		return;
+	/* limit - cap is the oldest lease the writer saw at its last reclaim;
+	 * leases only move forward since, so head minus it bounds the backlog
+	 * from above. Under the watermark, the lease scan is not needed. */
+	if ((double)(sh->w->head - (sh->w->limit - cap)) <= o->high_watermark * (double)cap ||
 	    (double)xr__writer_backlog(sh->w) <= o->high_watermark * (double)cap)
 		return;
 	t0 = xr__now_ns();
