@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <numa.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,6 +35,11 @@ static const char engine_help[] =
 	"  --numa-node N            bind memory and the writer to node N\n"
 	"                           (default: the node of the first allowed CPU)\n"
 	"  --max-readers N          reader slots (default: 64)\n"
+	"  --control PATH           control socket readers attach through (default:\n"
+	"                           $XRING_RUN_DIR, /run/xring or /tmp/xring, + /NAME.sock)\n"
+	"  --allow-uid LIST         also let these users attach (names or uids, comma-\n"
+	"                           separated; the engine's own uid always may)\n"
+	"  --allow-gid LIST         ...and members of these groups\n"
 	"games (the default source of records; one writer thread for now):\n"
 	"  --game grid|PATH.so      the built-in grid game, or a game plugin (default: grid)\n"
 	"  --games N                concurrent games (default: 1000)\n"
@@ -67,6 +74,7 @@ static void on_signal(int sig)
 enum {
 	O_NAME, O_STREAM, O_RING, O_POLICY, O_HUGE, O_NUMA, O_READERS, O_BYTES, O_COUNT,
 	O_RATE, O_GAMES, O_QUIET, O_HELP, O_GAME, O_BOARD, O_PLAYERS, O_SEED, O_TURNS, O_DTYPE, O_TICK, O_SHARDS, O_CONFIG, O_HIGH, O_LOW,
+	O_CONTROL, O_ALLOW_UID, O_ALLOW_GID,
 };
 
 static const struct xr_opt engine_opts[] = {
@@ -82,11 +90,46 @@ static const struct xr_opt engine_opts[] = {
 	[O_DTYPE] = {"--obs-dtype", true},   [O_TICK] = {"--tick-ms", true},
 	[O_SHARDS] = {"--shards", true},     [O_CONFIG] = {"--config", true},
 	[O_HIGH] = {"--high-watermark", true}, [O_LOW] = {"--low-watermark", true},
+	[O_CONTROL] = {"--control", true},   [O_ALLOW_UID] = {"--allow-uid", true},
+	[O_ALLOW_GID] = {"--allow-gid", true},
 	{NULL, false},
 };
 
+#define XR_ALLOW_MAX 32
+
+/* "alice,1001,bob" into ids, by name (passwd/group) or number. */
+static bool parse_ids(const char *v, bool groups, uint32_t *ids, uint32_t *n)
+{
+	char buf[1024], *save = NULL;
+
+	if (strlen(v) >= sizeof(buf))
+		return false;
+	strcpy(buf, v);
+	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		long id;
+		if (*n == XR_ALLOW_MAX)
+			return false;
+		if (xr_parse_int(tok, 0, UINT32_MAX - 1, &id)) {
+			ids[(*n)++] = (uint32_t)id;
+		} else if (groups) {
+			struct group *g = getgrnam(tok);
+			if (!g)
+				return false;
+			ids[(*n)++] = g->gr_gid;
+		} else {
+			struct passwd *pw = getpwnam(tok);
+			if (!pw)
+				return false;
+			ids[(*n)++] = pw->pw_uid;
+		}
+	}
+	return *n > 0;
+}
+
 int xr_cmd_engine(int argc, char **argv)
 {
+	uint32_t allow_uid[XR_ALLOW_MAX], allow_gid[XR_ALLOW_MAX];
+	xr_control_opts co = {.allow_uid = allow_uid, .allow_gid = allow_gid};
 	xr_stream_spec ss = {.policy = XR_POLICY_LOSSLESS, .n_rings = 1,
 			     .ring_bytes = 64ull << 20, .kind = XR_RECORD_EXPERIENCE};
 	xr_arena_spec spec = {.streams = &ss, .n_streams = 1, .hugepages = XR_HUGEPAGES_PREFER,
@@ -248,6 +291,18 @@ int xr_cmd_engine(int argc, char **argv)
 			gcfg.turn_limit = (uint32_t)n;
 			break;
 		case O_CONFIG: break; /* read above */
+		case O_CONTROL: co.path = v; break;
+		case O_ALLOW_UID:
+		case O_ALLOW_GID:
+			if (!parse_ids(v, k == O_ALLOW_GID, k == O_ALLOW_GID ? allow_gid : allow_uid,
+				       k == O_ALLOW_GID ? &co.n_allow_gid : &co.n_allow_uid)) {
+				xr_cli_err("engine", "%s '%s': not a comma-separated list of known %s "
+					   "or numeric ids (at most %d)",
+					   engine_opts[k].name, v, k == O_ALLOW_GID ? "groups" : "users",
+					   XR_ALLOW_MAX);
+				return XR_EXIT_USAGE;
+			}
+			break;
 		case O_HIGH:
 		case O_LOW: {
 			double *dst = k == O_HIGH ? &high_wm : &low_wm;
@@ -359,9 +414,20 @@ int xr_cmd_engine(int argc, char **argv)
 		return XR_EXIT_FAIL;
 	}
 
+	rc = xr_arena_serve(a, &co);
+	if (rc < 0) {
+		xr_cli_err("engine", "cannot serve the control socket%s%s: %s; %s",
+			   co.path ? " at " : "", co.path ? co.path : "", xr_strerror(rc),
+			   rc == -EADDRINUSE ? "another engine serves that path; pick another --control"
+					     : "check --control and the directory's permissions");
+		xr_arena_destroy(a);
+		return XR_EXIT_FAIL;
+	}
+
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
 
 	xr_arena_facts f;
 	xr_arena_facts_get(a, &f);
@@ -374,6 +440,7 @@ int xr_cmd_engine(int argc, char **argv)
 		       ss.policy == XR_POLICY_LOSSY ? "lossy" : "lossless", t.size);
 		if (f.note[0])
 			printf("xring engine: note: %s\n", f.note);
+		printf("xring engine: control socket %s\n", xr_arena_control_path(a));
 		fflush(stdout);
 	}
 

@@ -2,14 +2,22 @@
 /*
  * The reader library: attach by name, read batches in place, release,
  * stats, detach. The ring protocol itself is in shm/ring_reader.c; this file
- * owns the reader's slot in the arena, the set of held batches, and waiting.
+ * owns the reader's slot in the arena, the set of held batches, filtering,
+ * and waiting: the reader's half of the sleep/wake protocol, whose writer
+ * half and ordering argument open shm/wake.c (labels RS0...).
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "control/client.h"
+#include "record/filter.h"
 #include "shm/arena_priv.h"
 #include "shm/atomics.h"
 #include "shm/ring_reader.h"
@@ -19,6 +27,8 @@
 #include "xring/reader.h"
 
 #define XR_ALIVE_CHECK_NS 50000000ull /* engine death noticed within ~50 ms */
+#define XR_SPIN_BEFORE_SLEEP_NS 20000 /* spin this long before the eventfd */
+#define XR_SLEEP_SLICE_NS 100000000ll /* re-check eviction this often asleep */
 
 struct xr_held {
 	uint64_t start;
@@ -26,7 +36,22 @@ struct xr_held {
 	uint32_t ring;
 };
 
+/* What the last walk of one ring found, for going to sleep on it. */
+struct xr_scan {
+	uint64_t end, next_seq, head;
+	uint32_t count;
+};
+
 struct xr_reader {
+	/* What attach was asked, kept for xr_reader_reattach(). */
+	char name[XR_NAME_MAX + 1];
+	char stream_name[XR_STREAM_NAME_MAX + 1];
+	char label[16];
+	xr_reader_opts opts;
+	xr_filter filter;
+	xr_id_range games[XR_FILTER_RANGES_MAX], players[XR_FILTER_RANGES_MAX];
+	struct xr_filt filt;
+
 	struct xr_arena *arena;
 	struct xr_reader_slot *slot;
 	uint32_t slot_idx;
@@ -34,14 +59,30 @@ struct xr_reader {
 	uint32_t first_ring, n_rings;
 	uint32_t next_ring;
 	uint32_t policy;
+	int sock;            /* control connection, -1: attached directly */
+	int efd;             /* our eventfd, -1: none */
+	uint32_t sleep_gen;  /* last generation used to sleep */
+	bool armed;          /* xr_reader_arm() left us asleep */
+	uint64_t sleeps, wakeups;
 	uint64_t next_id;
 	bool engine_gone;    /* died without closing: drain, then XR_ECLOSED */
 	uint32_t n_held;
 	struct xr_held held[XR_HELD_MAX];
+	const xr_frame **idx[XR_HELD_MAX]; /* frames of filtered batches */
+	uint32_t idx_cap[XR_HELD_MAX];
 	struct xr_ring_rd rings[XR_MAX_RINGS];
 };
 
-static int claim_slot(struct xr_reader *r, const xr_reader_opts *o)
+static void slot_label(char *dst, size_t n, const struct xr_reader *r)
+{
+	const char *src = r->label[0] ? r->label : program_invocation_short_name;
+
+	memset(dst, 0, n);
+	memcpy(dst, src, strnlen(src, n - 1));
+}
+
+/* Direct attach: the reader claims a free slot itself. */
+static int claim_slot(struct xr_reader *r)
 {
 	struct xr_arena_hdr *h = r->arena->hdr;
 	int32_t me = (int32_t)getpid();
@@ -62,10 +103,10 @@ static int claim_slot(struct xr_reader *r, const xr_reader_opts *o)
 		s->policy = r->policy;
 		s->gen++;
 		s->attach_ns = xr__wall_ns();
+		s->flags = 0;
+		xr_store_relaxed(&s->sleep_gen, 0);
 		xr_store_relaxed(&s->evict_reason, XR_EVICT_NONE);
-		memset(s->label, 0, sizeof(s->label));
-		strncpy(s->label, o && o->label ? o->label : program_invocation_short_name,
-			sizeof(s->label) - 1);
+		slot_label(s->label, sizeof(s->label), r);
 		/* R5b: the claim's fields, pid_start above all, before the state a
 		 * reaper reads them by (xr__reap_slot). */
 		xr_store_release(&s->state, XR_SLOT_CLAIMED);
@@ -76,50 +117,168 @@ static int claim_slot(struct xr_reader *r, const xr_reader_opts *o)
 	return -EBUSY;
 }
 
-int xr_reader_attach(const char *engine, const xr_reader_opts *o, xr_reader **out)
+static int find_stream(const struct xr_arena *a, const char *name)
 {
-	struct xr_reader *r;
-	struct xr_arena_hdr *h;
-	const char *sname = o && o->stream ? o->stream : XR_DEFAULT_STREAM;
-	int rc, stream = -1;
+	for (uint32_t i = 0; i < a->hdr->n_streams; i++)
+		if (!strncmp(a->hdr->streams[i].name, name, sizeof(a->hdr->streams[i].name)))
+			return (int)i;
+	return -ENOENT;
+}
 
-	if (!engine || !out || (o && o->policy > XR_POLICY_LOSSY))
-		return -EINVAL;
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		return -ENOMEM;
+/* Maps the arena (from the engine's fd, or by name when fd < 0), with the
+ * rings of our stream only. */
+static int map_arena(struct xr_reader *r, int fd)
+{
+	struct xr_arena *a;
+	int rc, stream;
 
-	/* Open without rings first to find the stream, then map its rings. */
-	rc = xr__arena_open(engine, XR_OPEN_CTL_RW, -1, &r->arena);
-	if (rc < 0)
-		goto fail;
-	h = r->arena->hdr;
-	for (uint32_t i = 0; i < h->n_streams; i++)
-		if (!strncmp(h->streams[i].name, sname, sizeof(h->streams[i].name)))
-			stream = (int)i;
-	if (stream < 0) {
-		rc = -ENOENT;
-		goto fail;
+	/* Without rings first to find the stream, then with its rings. */
+	if (fd >= 0) {
+		int fd2 = dup(fd);
+		if (fd2 < 0) {
+			close(fd);
+			return -errno;
+		}
+		rc = xr__arena_open_fd(fd2, XR_OPEN_CTL_RW, -1, &a);
+	} else {
+		rc = xr__arena_open(r->name, XR_OPEN_CTL_RW, -1, &a);
 	}
-	xr__arena_close(r->arena);
-	r->arena = NULL;
-	rc = xr__arena_open(engine, XR_OPEN_CTL_RW | XR_OPEN_RINGS, stream, &r->arena);
+	if (rc < 0) {
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	stream = find_stream(a, r->stream_name);
+	xr__arena_close(a);
+	if (stream < 0) {
+		if (fd >= 0)
+			close(fd);
+		return stream;
+	}
+	rc = fd >= 0 ? xr__arena_open_fd(fd, XR_OPEN_CTL_RW | XR_OPEN_RINGS, stream, &r->arena)
+		     : xr__arena_open(r->name, XR_OPEN_CTL_RW | XR_OPEN_RINGS, stream, &r->arena);
 	if (rc < 0)
-		goto fail;
-	h = r->arena->hdr;
-
-	const struct xr_stream_desc *sd = &h->streams[stream];
+		return rc;
 	r->stream = (uint32_t)stream;
+	return 0;
+}
+
+/* The policy in force and the compiled filter, checked against the stream. */
+static int check_stream(struct xr_reader *r)
+{
+	const struct xr_stream_desc *sd = &r->arena->hdr->streams[r->stream];
+	bool filtered = r->opts.filter != NULL;
+
 	r->first_ring = sd->first_ring;
 	r->n_rings = sd->n_rings;
-	r->policy = o && o->policy ? o->policy : sd->policy;
-	if (r->policy == XR_POLICY_LOSSLESS && sd->policy == XR_POLICY_LOSSY) {
-		rc = XR_EPOLICY;
-		goto fail;
+	r->policy = r->opts.policy ? r->opts.policy : sd->policy;
+	if (r->policy == XR_POLICY_LOSSLESS && sd->policy == XR_POLICY_LOSSY)
+		return XR_EPOLICY;
+	return xr__filter_compile(&r->filt, filtered ? &r->filter : NULL,
+				  sd->record_kind == XR_RECORD_EXPERIENCE ? &sd->shape : NULL);
+}
+
+/* Through the control socket: ATTACH, map, SUBSCRIBE with our eventfd. */
+static int attach_control(struct xr_reader *r)
+{
+	struct xr_ctl_attached att;
+	struct xr_ctl_subscribe m;
+	struct xr_ctl_subscribed sub;
+	int afd, rc;
+
+	rc = xr__ctl_attach(r->sock, &afd, &att);
+	if (rc < 0)
+		return rc;
+	if (att.layout_version != XR_LAYOUT_VERSION || att.fingerprint != xr__layout_fingerprint()) {
+		close(afd);
+		return XR_ELAYOUT;
 	}
-	rc = claim_slot(r, o);
+	rc = map_arena(r, afd);
+	if (rc < 0)
+		return rc;
+	rc = check_stream(r);
+	if (rc < 0)
+		return rc;
+	if (r->opts.wait != XR_WAIT_SPIN) {
+		r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (r->efd < 0)
+			return -errno;
+	}
+	memset(&m, 0, sizeof(m));
+	memcpy(m.stream, r->stream_name, sizeof(m.stream));
+	m.policy = r->opts.policy;
+	m.flags = r->efd >= 0 ? XR_CTL_SUB_EVENTFD : 0;
+	slot_label(m.label, sizeof(m.label), r);
+	xr__ctl_filter_to_wire(&m.filter, r->opts.filter ? &r->filter : NULL);
+	rc = xr__ctl_subscribe(r->sock, &m, r->efd, &sub);
+	if (rc < 0)
+		return rc;
+	if (sub.slot >= r->arena->hdr->max_readers || sub.stream != r->stream ||
+	    sub.policy != r->policy)
+		return -EPROTO;
+	r->slot = &r->arena->slots[sub.slot];
+	r->slot_idx = sub.slot;
+	return 0;
+}
+
+/* Undoes what attach built, leaving the options. */
+static void teardown(struct xr_reader *r)
+{
+	if (r->slot && r->arena) {
+		for (uint32_t k = 0; k < r->n_rings; k++)
+			xr_store_release(&r->rings[k].cur->lease, XR_NO_LEASE);
+		if (r->sock >= 0) {
+			/* The engine frees the slot; wait for it, so that a
+			 * new attach right after finds it free. */
+			xr__ctl_detach(r->sock, r->slot_idx);
+		} else if (xr_load_acquire(&r->slot->pid) == (int32_t)getpid()) {
+			uint32_t st = xr_load_acquire(&r->slot->state);
+			if (st == XR_SLOT_ACTIVE || st == XR_SLOT_EVICTED || st == XR_SLOT_CLAIMED) {
+				xr_store_release(&r->slot->state, XR_SLOT_FREE);
+				xr_store_release(&r->slot->pid, 0);
+			}
+		}
+	}
+	if (r->sock >= 0)
+		close(r->sock);
+	if (r->efd >= 0)
+		close(r->efd);
+	xr__arena_close(r->arena);
+	r->arena = NULL;
+	r->slot = NULL;
+	r->sock = r->efd = -1;
+	r->engine_gone = r->armed = false;
+	r->n_held = 0;
+	memset(r->held, 0, sizeof(r->held));
+	r->sleeps = r->wakeups = 0;
+}
+
+static int attach(struct xr_reader *r)
+{
+	int rc;
+
+	if (r->opts.transport != XR_TRANSPORT_DIRECT) {
+		r->sock = xr__ctl_connect(r->name);
+		if (r->sock < 0) {
+			rc = r->sock;
+			r->sock = -1;
+			if (rc != -ENOENT || r->opts.transport == XR_TRANSPORT_CONTROL)
+				goto fail;
+		}
+	}
+	if (r->sock >= 0) {
+		rc = attach_control(r);
+	} else {
+		rc = map_arena(r, -1);
+		if (rc == 0)
+			rc = check_stream(r);
+		if (rc == 0)
+			rc = claim_slot(r);
+	}
 	if (rc < 0)
 		goto fail;
+
+	struct xr_arena_hdr *h = r->arena->hdr;
 	for (uint32_t k = 0; k < r->n_rings; k++) {
 		uint32_t ring = r->first_ring + k;
 		struct xr_cursor *c = xr__cursor(r->arena, ring, r->slot_idx);
@@ -135,17 +294,101 @@ int xr_reader_attach(const char *engine, const xr_reader_opts *o, xr_reader **ou
 	xr_store_release(&r->slot->state, XR_SLOT_ACTIVE);
 	for (uint32_t k = 0; k < r->n_rings; k++)
 		xr__rr_start(&r->rings[k]);
-	*out = r;
 	return 0;
 fail:
-	if (r->arena)
-		xr__arena_close(r->arena);
-	free(r);
+	teardown(r);
 	return rc;
+}
+
+static int copy_opts(struct xr_reader *r, const char *engine, const xr_reader_opts *o)
+{
+	const char *sname = o && o->stream ? o->stream : XR_DEFAULT_STREAM;
+
+	if (strlen(engine) > XR_NAME_MAX || strlen(sname) > XR_STREAM_NAME_MAX)
+		return -EINVAL;
+	strcpy(r->name, engine);
+	strcpy(r->stream_name, sname);
+	if (o) {
+		r->opts = *o;
+		if (o->label)
+			memcpy(r->label, o->label, strnlen(o->label, sizeof(r->label) - 1));
+	}
+	if (r->opts.policy > XR_POLICY_LOSSY || r->opts.wait > XR_WAIT_SPIN ||
+	    r->opts.transport > XR_TRANSPORT_DIRECT)
+		return -EINVAL;
+	r->opts.stream = r->stream_name;
+	r->opts.label = r->label;
+	if (o && o->filter) {
+		const xr_filter *f = o->filter;
+		if (f->n_games > XR_FILTER_RANGES_MAX || f->n_players > XR_FILTER_RANGES_MAX ||
+		    (f->n_games && !f->games) || (f->n_players && !f->players))
+			return -EINVAL;
+		r->filter = *f;
+		if (f->n_games)
+			memcpy(r->games, f->games, f->n_games * sizeof(*f->games));
+		if (f->n_players)
+			memcpy(r->players, f->players, f->n_players * sizeof(*f->players));
+		r->filter.games = r->games;
+		r->filter.players = r->players;
+		r->opts.filter = &r->filter;
+		/* Checked here too, so that a bad filter is -EINVAL before
+		 * anything is asked of the engine. */
+		struct xr_filt tmp;
+		xr_exp_shape any = {.obs_dtype = XR_DTYPE_U8, .obs_ndim = 1, .obs_dims = {1}};
+		if (xr__filter_compile(&tmp, &r->filter, &any) < 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int xr_reader_attach(const char *engine, const xr_reader_opts *o, xr_reader **out)
+{
+	struct xr_reader *r;
+	int rc;
+
+	if (!engine || !out)
+		return -EINVAL;
+	xr__set_last_reason("%s", "");
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->sock = r->efd = -1;
+	rc = copy_opts(r, engine, o);
+	if (rc == 0)
+		rc = attach(r);
+	if (rc < 0) {
+		free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+int xr_reader_reattach(xr_reader *r, int64_t timeout_ns)
+{
+	uint64_t start = xr__now_ns();
+
+	if (!r)
+		return -EINVAL;
+	teardown(r);
+	for (;;) {
+		int rc = attach(r);
+		if (rc == 0)
+			return 0;
+		/* Not up yet: no socket or arena, the old one's leftovers, or
+		 * an engine still starting or stopping. */
+		if (rc != -ENOENT && rc != XR_ECLOSED && rc != -ECONNRESET && rc != -ECONNREFUSED)
+			return rc;
+		if (timeout_ns >= 0 && xr__now_ns() - start >= (uint64_t)timeout_ns)
+			return -ETIMEDOUT;
+		xr__sleep_ns(5000000);
+	}
 }
 
 static int check_slot(const struct xr_reader *r)
 {
+	if (!r->slot)
+		return XR_ECLOSED; /* a reattach that failed */
 	if (xr_load_acquire(&r->slot->state) != XR_SLOT_ACTIVE)
 		return XR_EEVICTED;
 	return 0;
@@ -164,17 +407,26 @@ static uint64_t oldest_held(const struct xr_reader *r, uint32_t k)
 	return oldest;
 }
 
-static void fill_batch(struct xr_reader *r, uint32_t k, const struct xr_take *t, xr_batch *b)
+static uint32_t free_held(const struct xr_reader *r)
 {
-	struct xr_ring_rd *rr = &r->rings[k];
 	uint32_t i = 0;
 
 	while (r->held[i].id)
 		i++;
+	return i;
+}
+
+static void fill_batch(struct xr_reader *r, uint32_t k, uint32_t i, const struct xr_take *t,
+		       xr_batch *b)
+{
+	struct xr_ring_rd *rr = &r->rings[k];
+	bool contiguous = r->filt.all || t->contiguous;
+
 	r->held[i] = (struct xr_held){.start = t->start, .id = ++r->next_id, .ring = k};
 	r->n_held++;
 	*b = (xr_batch){
 		.first = (const xr_frame *)(rr->data + (t->start & rr->mask)),
+		.frames = contiguous ? NULL : r->idx[i],
 		.count = t->count,
 		.ring = k,
 		.bytes = t->end - t->start,
@@ -185,11 +437,97 @@ static void fill_batch(struct xr_reader *r, uint32_t k, const struct xr_take *t,
 	};
 }
 
+/* The frames index of held entry i must hold max pointers. */
+static int reserve_idx(struct xr_reader *r, uint32_t i, uint32_t max)
+{
+	if (r->filt.all || r->idx_cap[i] >= max)
+		return 0;
+	const xr_frame **p = realloc(r->idx[i], max * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	r->idx[i] = p;
+	r->idx_cap[i] = max;
+	return 0;
+}
+
+/* Peeks ring k for a batch; consumes a leading run of filtered-out frames
+ * at once, so that a sparse filter does not walk them again. */
+static int peek(struct xr_reader *r, uint32_t k, uint32_t max, uint32_t hi, struct xr_take *t)
+{
+	struct xr_ring_rd *rr = &r->rings[k];
+	int rc = xr__rr_peek(rr, max, rr->cap / 2, &r->filt, r->filt.all ? NULL : r->idx[hi], t);
+
+	if (rc < 0)
+		return rc;
+	if (t->skip_frames && t->count == 0) {
+		xr__rr_skip(rr, t);
+		if (rr->lossless)
+			xr__rr_set_lease(rr, oldest_held(r, k));
+		t->skip_frames = 0;
+	}
+	return 0;
+}
+
+/* Sleeps on the eventfd until a writer says a batch of min is ready in
+ * some ring, max_wait_ns passes, or the engine goes away: RS0-RS6 (top of
+ * shm/wake.c). sc[k] is what the last walk of ring k found. */
+static void sleep_on_eventfd(struct xr_reader *r, uint32_t min, int64_t wait_ns,
+			     const struct xr_scan *sc)
+{
+	uint64_t drain;
+	bool cancel = false;
+
+	/* RS0: a wakeup meant for an earlier sleep must not end this one. */
+	while (read(r->efd, &drain, sizeof(drain)) > 0)
+		;
+	/* RS1 */
+	for (uint32_t k = 0; k < r->n_rings; k++) {
+		struct xr_cursor *c = r->rings[k].cur;
+		xr_store_relaxed(&c->wake_pos, sc[k].end);
+		xr_store_relaxed(&c->wake_seq, sc[k].next_seq);
+		xr_store_relaxed(&c->wake_need, min - sc[k].count);
+	}
+	/* A generation no earlier sleep of this slot used, so that a
+	 * writer's memory of an old sleep is never taken for this one. */
+	if (!r->sleep_gen)
+		r->sleep_gen = (uint32_t)xr__now_ns() | 1;
+	if (++r->sleep_gen == 0)
+		r->sleep_gen = 1;
+	/* RS2, RS3: pair with the writer's W1, WK1, WK2. */
+	xr_store_release(&r->slot->sleep_gen, r->sleep_gen);
+	atomic_thread_fence(memory_order_seq_cst);
+	/* RS4 */
+	for (uint32_t k = 0; k < r->n_rings && !cancel; k++)
+		cancel = xr_load_relaxed(&r->rings[k].rd->head) != sc[k].head;
+	if (!cancel) {
+		struct pollfd pf[2] = {{.fd = r->efd, .events = POLLIN},
+				       {.fd = r->sock, .events = POLLIN}};
+		int64_t ns = wait_ns < 0 || wait_ns > XR_SLEEP_SLICE_NS ? XR_SLEEP_SLICE_NS : wait_ns;
+		struct timespec ts = {ns / 1000000000, ns % 1000000000};
+
+		/* RS5 */
+		ppoll(pf, 2, &ts, NULL);
+		r->sleeps++;
+		if (pf[1].revents) {
+			char c;
+			/* The engine never talks first: readable means closed. */
+			if ((pf[1].revents & (POLLHUP | POLLERR)) ||
+			    recv(r->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+				r->engine_gone = true;
+		}
+	}
+	/* RS6: 0 means a writer took the sleep and signalled (or will). */
+	if (xr_atomic_xchg(&r->slot->sleep_gen, 0) == 0 && !cancel)
+		r->wakeups++;
+}
+
 int xr_reader_read(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wait_ns, xr_batch *b)
 {
 	uint64_t start = 0, last_alive = 0;
+	struct xr_scan sc[XR_MAX_RINGS];
 	struct xr_backoff bo;
 	struct xr_take t;
+	uint32_t hi;
 	int rc;
 
 	if (!r || !b || min == 0 || min > max || max > XR_BATCH_MAX)
@@ -197,6 +535,14 @@ int xr_reader_read(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wait_ns
 	if (r->n_held >= XR_HELD_MAX)
 		return -ENOBUFS;
 	rc = check_slot(r);
+	if (rc < 0)
+		return rc;
+	if (r->armed) {
+		xr_atomic_xchg(&r->slot->sleep_gen, 0);
+		r->armed = false;
+	}
+	hi = free_held(r);
+	rc = reserve_idx(r, hi, max);
 	if (rc < 0)
 		return rc;
 
@@ -210,15 +556,16 @@ int xr_reader_read(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wait_ns
 			uint32_t k = (r->next_ring + j) % r->n_rings;
 			struct xr_ring_rd *rr = &r->rings[k];
 
-			rc = xr__rr_peek(rr, max, rr->cap / 2, &t);
+			rc = peek(r, k, max, hi, &t);
 			if (rc < 0)
 				return rc;
-			if (t.count >= min || (closed && t.count > 0)) {
+			if (t.count >= min || (t.count > 0 && (closed || t.full))) {
 				xr__rr_commit(rr, &t);
-				fill_batch(r, k, &t, b);
+				fill_batch(r, k, hi, &t, b);
 				r->next_ring = (k + 1) % r->n_rings;
 				return (int)t.count;
 			}
+			sc[k] = (struct xr_scan){t.end, t.next_seq, t.head, t.count};
 			if (t.count > best) {
 				best = t.count;
 				best_k = k;
@@ -232,11 +579,11 @@ int xr_reader_read(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wait_ns
 		bool expired = max_wait_ns >= 0 && now - start >= (uint64_t)max_wait_ns;
 		if (expired && best > 0) {
 			struct xr_ring_rd *rr = &r->rings[best_k];
-			rc = xr__rr_peek(rr, max, rr->cap / 2, &t);
+			rc = peek(r, best_k, max, hi, &t);
 			if (rc < 0)
 				return rc;
 			xr__rr_commit(rr, &t);
-			fill_batch(r, best_k, &t, b);
+			fill_batch(r, best_k, hi, &t, b);
 			r->next_ring = (best_k + 1) % r->n_rings;
 			return (int)t.count;
 		}
@@ -255,8 +602,77 @@ int xr_reader_read(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wait_ns
 		}
 		if (expired)
 			return 0;
-		xr__backoff_wait(&bo);
+		if (r->opts.wait == XR_WAIT_SPIN) {
+			xr_cpu_relax();
+		} else if (r->efd >= 0 && now - start >= XR_SPIN_BEFORE_SLEEP_NS) {
+			int64_t left = max_wait_ns < 0 ? -1 : max_wait_ns - (int64_t)(now - start);
+			sleep_on_eventfd(r, min, left, sc);
+			/* Asleep, the alive check's clock ran: check now. */
+			last_alive = 0;
+		} else if (r->efd >= 0) {
+			xr_cpu_relax();
+		} else {
+			xr__backoff_wait(&bo);
+		}
 	}
+}
+
+int xr_reader_arm(xr_reader *r, uint32_t min)
+{
+	struct xr_scan sc[XR_MAX_RINGS];
+	struct xr_take t;
+	int rc;
+
+	if (!r || min == 0 || min > XR_BATCH_MAX)
+		return -EINVAL;
+	if (r->efd < 0)
+		return -ENOTSUP;
+	rc = check_slot(r);
+	if (rc < 0)
+		return rc;
+	uint32_t hi = free_held(r);
+	if (hi == XR_HELD_MAX)
+		return -ENOBUFS;
+	rc = reserve_idx(r, hi, min);
+	if (rc < 0)
+		return rc;
+	for (uint32_t k = 0; k < r->n_rings; k++) {
+		rc = peek(r, k, min, hi, &t);
+		xr__rr_unpeek(&r->rings[k]);
+		if (rc < 0)
+			return rc;
+		if (t.count >= min || t.full)
+			return 1;
+		sc[k] = (struct xr_scan){t.end, t.next_seq, t.head, t.count};
+	}
+	/* As sleep_on_eventfd, without the sleep: the caller polls the fd. */
+	uint64_t drain;
+	while (read(r->efd, &drain, sizeof(drain)) > 0)
+		;
+	for (uint32_t k = 0; k < r->n_rings; k++) {
+		struct xr_cursor *c = r->rings[k].cur;
+		xr_store_relaxed(&c->wake_pos, sc[k].end);
+		xr_store_relaxed(&c->wake_seq, sc[k].next_seq);
+		xr_store_relaxed(&c->wake_need, min - sc[k].count);
+	}
+	if (!r->sleep_gen)
+		r->sleep_gen = (uint32_t)xr__now_ns() | 1;
+	if (++r->sleep_gen == 0)
+		r->sleep_gen = 1;
+	xr_store_release(&r->slot->sleep_gen, r->sleep_gen);
+	atomic_thread_fence(memory_order_seq_cst);
+	for (uint32_t k = 0; k < r->n_rings; k++)
+		if (xr_load_relaxed(&r->rings[k].rd->head) != sc[k].head) {
+			xr_atomic_xchg(&r->slot->sleep_gen, 0);
+			return 1;
+		}
+	r->armed = true;
+	return 0;
+}
+
+int xr_reader_fd(const xr_reader *r)
+{
+	return r ? r->efd : -1;
 }
 
 int xr_batch_release(xr_reader *r, xr_batch *b)
@@ -279,6 +695,7 @@ int xr_batch_release(xr_reader *r, xr_batch *b)
 	xr__rr_set_lease(rr, oldest_held(r, e->ring));
 	b->id_ = 0;
 	b->first = NULL;
+	b->frames = NULL;
 	return 0;
 }
 
@@ -289,6 +706,8 @@ int xr_reader_stats_get(xr_reader *r, xr_reader_stats *s)
 	memset(s, 0, sizeof(*s));
 	s->policy = r->policy;
 	s->held = r->n_held;
+	s->sleeps = r->sleeps;
+	s->wakeups = r->wakeups;
 	if (rc < 0)
 		return rc;
 	for (uint32_t k = 0; k < r->n_rings; k++) {
@@ -300,6 +719,7 @@ int xr_reader_stats_get(xr_reader *r, xr_reader_stats *s)
 			return rc;
 		s->written += written;
 		s->read += rr->read;
+		s->filtered += rr->filtered;
 		s->dropped += rr->dropped + unseen;
 		s->pending += pending;
 		s->lag_bytes += lag;
@@ -311,16 +731,9 @@ void xr_reader_detach(xr_reader *r)
 {
 	if (!r)
 		return;
-	if (r->slot && xr_load_acquire(&r->slot->pid) == (int32_t)getpid()) {
-		uint32_t st = xr_load_acquire(&r->slot->state);
-		if (st == XR_SLOT_ACTIVE || st == XR_SLOT_EVICTED || st == XR_SLOT_CLAIMED) {
-			for (uint32_t k = 0; k < r->n_rings; k++)
-				xr_store_release(&r->rings[k].cur->lease, XR_NO_LEASE);
-			xr_store_release(&r->slot->state, XR_SLOT_FREE);
-			xr_store_release(&r->slot->pid, 0);
-		}
-	}
-	xr__arena_close(r->arena);
+	teardown(r);
+	for (uint32_t i = 0; i < XR_HELD_MAX; i++)
+		free(r->idx[i]);
 	free(r);
 }
 

@@ -20,10 +20,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "control/server.h"
 #include "shm/arena_priv.h"
 #include "shm/atomics.h"
 #include "shm/backing.h"
 #include "shm/map.h"
+#include "shm/wake.h"
 #include "util/clock.h"
 #include "util/proc.h"
 #include "xring/error.h"
@@ -503,6 +505,10 @@ void xr_arena_destroy(xr_arena *a)
 		/* A2: readers that see CLOSED (acquire) also see the last publish. */
 		xr_store_release(&a->hdr->state, XR_ARENA_CLOSED);
 		unlink(a->path);
+		/* Hanging up wakes every reader sleeping on its socket. */
+		xr__ctl_stop(a->ctl);
+		a->ctl = NULL;
+		xr__wake_detach(a);
 	}
 	xr__arena_close(a);
 }
@@ -573,7 +579,10 @@ int xr__reap_slot(struct xr_arena *a, uint32_t slot)
 	 * way and pid_start may be the previous reader's: check the pid only. */
 	uint32_t st = xr_load_acquire(&s->state);
 
-	if (pid == 0 || st == XR_SLOT_REAPING)
+	if (pid <= 0 || st == XR_SLOT_REAPING)
+		return 0;
+	/* The control server frees the slots it handed out, on hangup. */
+	if (s->flags & XR_SLOT_F_CONTROL)
 		return 0;
 	if (xr__proc_alive(pid, st == XR_SLOT_FREE ? 0 : s->pid_start))
 		return 0;
@@ -686,12 +695,12 @@ int xr__arena_open(const char *name, int flags, int stream, struct xr_arena **ou
 	}
 }
 
+static int open_mapped(struct xr_arena *a, int fd, int flags, int stream, struct xr_arena **out);
+
 static int open_at(const char *name, int k, int flags, int stream, struct xr_arena **out)
 {
-	struct xr_arena_hdr h;
-	struct stat st;
 	struct xr_arena *a;
-	int fd, err;
+	int fd;
 	bool rw = flags & XR_OPEN_CTL_RW;
 
 	if (xr__check_name(name, XR_NAME_MAX) < 0)
@@ -704,6 +713,28 @@ static int open_at(const char *name, int k, int flags, int stream, struct xr_are
 		free(a);
 		return fd;
 	}
+	return open_mapped(a, fd, flags, stream, out);
+}
+
+int xr__arena_open_fd(int fd, int flags, int stream, struct xr_arena **out)
+{
+	struct xr_arena *a = calloc(1, sizeof(*a));
+
+	if (!a) {
+		close(fd);
+		return -ENOMEM;
+	}
+	return open_mapped(a, fd, flags, stream, out);
+}
+
+/* Validates and maps the arena open on fd into a (both consumed). */
+static int open_mapped(struct xr_arena *a, int fd, int flags, int stream, struct xr_arena **out)
+{
+	struct xr_arena_hdr h;
+	struct stat st;
+	int err;
+	bool rw = flags & XR_OPEN_CTL_RW;
+
 	a->fd = fd;
 	if (fstat(fd, &st) < 0 || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
 		err = fstat(fd, &st) < 0 ? -errno : XR_ENOTARENA;

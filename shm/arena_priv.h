@@ -46,6 +46,10 @@ struct xr_writer {
 	uint64_t next_mark;
 	uint32_t mark_first, mark_end;
 	uint64_t marks[64];
+	/* Waking sleeping readers after a publish (shm/wake.c); NULL when no
+	 * control server runs. */
+	struct xr_wake *wake;
+	struct xr_wake_memo *memo;   /* [max_readers] */
 };
 
 struct xr_arena {
@@ -57,6 +61,8 @@ struct xr_arena {
 	struct xr_cursor *cursors;
 	uint8_t *ring_data[XR_MAX_RINGS];
 	struct xr_writer *writers;   /* owner only, [n_rings] */
+	struct xr_wake *wake;        /* owner only, with a control server */
+	struct xr_ctl *ctl;          /* owner only: the control server */
 	char path[XR_PATH_MAX];
 	char note[XR_NOTE_MAX];
 };
@@ -76,6 +82,10 @@ enum {
  */
 int xr__arena_open(const char *name, int flags, int stream, struct xr_arena **out);
 void xr__arena_close(struct xr_arena *a);
+
+/* The same, for an arena file already open on fd (handed over by the
+ * engine's control socket). Takes ownership of fd, also on failure. */
+int xr__arena_open_fd(int fd, int flags, int stream, struct xr_arena **out);
 
 /* Whether the engine behind an opened arena still runs and has not closed. */
 bool xr__arena_alive(const struct xr_arena *a);

@@ -28,6 +28,7 @@
 #define xr_store_sc(p, v) atomic_store_explicit((p), (v), memory_order_seq_cst)
 #define xr_load_relaxed(p) atomic_load_explicit((p), memory_order_relaxed)
 #define xr_store_relaxed(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
+#define xr_atomic_xchg(p, v) atomic_exchange_explicit((p), (v), memory_order_acq_rel)
 #define xr_cas(p, expp, v) \
 	atomic_compare_exchange_strong_explicit((p), (expp), (v), \
 		memory_order_acq_rel, memory_order_acquire)

@@ -34,7 +34,7 @@
 #include "xring/types.h"
 
 #define XR_MAGIC 0x31414e4552415258ull /* "XRARENA1" little-endian */
-#define XR_LAYOUT_VERSION 1u
+#define XR_LAYOUT_VERSION 2u
 
 #define XR_CACHELINE 64
 #define XR_MAX_STREAMS 8
@@ -115,7 +115,7 @@ struct xr_ring_desc {
 	_Atomic uint64_t wait_ns;      /* lossless: time spent stopped */
 	_Atomic uint64_t evictions;    /* readers evicted from this ring */
 	_Atomic uint64_t publishes;    /* head stores (batch commits) */
-	uint8_t pad4_[XR_CACHELINE - 56];
+	_Atomic uint64_t wakeups;      /* eventfd wakeups sent to readers */
 };
 
 struct xr_arena_hdr {
@@ -163,8 +163,17 @@ struct xr_reader_slot {
 	uint32_t gen;                  /* bumped at every claim */
 	uint64_t pid_start;
 	uint64_t attach_ns;            /* CLOCK_REALTIME */
-	char label[24];
+	/* Sleep/wake (shm/wake.c): nonzero while the reader sleeps on its
+	 * eventfd, a generation the reader picks; a writer that wakes it swaps
+	 * it back to 0, so one sleep gets one wakeup however many rings fill. */
+	_Atomic uint32_t sleep_gen;
+	uint32_t flags;                /* XR_SLOT_F_* */
+	char label[16];
 };
+
+/* slot->flags, set when the slot is claimed. */
+#define XR_SLOT_F_CONTROL 1u /* claimed through the control socket: the
+			      * engine frees it when the connection ends */
 
 /* One reader's position in one ring, in the control region:
  * cursors[ring * max_readers + slot]. The writer loads only `lease`. */
@@ -174,7 +183,15 @@ struct xr_cursor {
 	_Atomic uint64_t next_seq; /* seq the reader expects next */
 	_Atomic uint64_t read;     /* records handed to the reader */
 	_Atomic uint64_t dropped;  /* records the reader lost */
-	uint8_t pad_[XR_CACHELINE - 40];
+	/* While the slot sleeps (sleep_gen != 0): what would make a batch in
+	 * this ring. The reader has walked up to wake_pos (wake_seq is the seq
+	 * expected there) and needs wake_need more records that pass its
+	 * filter. Hints only: a wrong value costs the reader a late or early
+	 * wakeup, never the writer anything. */
+	_Atomic uint64_t wake_pos;
+	_Atomic uint64_t wake_seq;
+	_Atomic uint32_t wake_need;
+	uint32_t pad_;
 };
 
 /* ---- the frozen layout ---- */

@@ -104,59 +104,98 @@ void xr__rr_start(struct xr_ring_rd *rr)
 	xr__rr_mirror(rr);
 }
 
-/* Walks frames from pos towards head: at most max frames and max_bytes
- * (the first frame always counts). */
+/* Walks frames from pos towards head: until max frames passed the filter,
+ * or max_bytes from the first of them would be exceeded (that first frame
+ * always counts). */
 static int walk(const struct xr_ring_rd *rr, uint64_t head, uint32_t max, uint64_t max_bytes,
-		struct xr_take *t)
+		const struct xr_filt *flt, const xr_frame **idx, struct xr_take *t)
 {
 	uint64_t p = rr->pos, expect = rr->next_seq;
-	uint32_t n = 0, stride = 0;
-	bool mixed = false;
+	uint32_t n = 0, stride = 0, seen = 0;
+	bool mixed = false, hole = false;
 
-	*t = (struct xr_take){.start = p, .end = p};
-	while (n < max && p != head) {
+	if (flt && flt->all)
+		flt = NULL;
+	*t = (struct xr_take){.start = p, .end = p, .head = head, .contiguous = true,
+			      .skip_end = p, .skip_next_seq = expect};
+	while (p != head) {
 		const xr_frame *f = frame_at(rr, p);
 		uint32_t size = f->size;
 		uint64_t seq = f->seq;
 
+		if (n == max) {
+			t->full = true;
+			break;
+		}
 		/* The writer is trusted, but a reader must not walk off into
 		 * the weeds on a bug: check what we step by. */
 		if (size < XR_FRAME_HDR || size % rr->align || size > head - p ||
 		    f->len > size - XR_FRAME_HDR)
 			return -EPROTO;
-		if (n > 0 && p + size - t->start > max_bytes)
+		if (n > 0 && p + size - t->start > max_bytes) {
+			t->full = true;
 			break;
+		}
 		if (seq < expect)
 			return -EPROTO;
 		t->gaps += seq - expect;
+		expect = seq + 1;
+		p += size;
+		seen++;
+		if (flt && !xr__filter_pass_slow(flt, (const uint8_t *)(f + 1), f->len)) {
+			if (n == 0) {
+				t->start = p;
+				t->skip_end = p;
+				t->skip_frames = seen;
+				t->skip_gaps = t->gaps;
+				t->skip_next_seq = expect;
+			} else {
+				hole = true; /* matters only if another frame passes */
+			}
+			continue;
+		}
+		if (hole)
+			t->contiguous = false;
 		if (n == 0)
 			t->first_seq = seq;
 		else if (size != stride)
 			mixed = true;
 		stride = size;
-		expect = seq + 1;
-		p += size;
+		if (idx)
+			idx[n] = f;
 		n++;
 	}
 	t->end = p;
 	t->count = n;
+	t->seen = seen;
 	t->next_seq = expect;
 	t->stride = n && !mixed ? stride : 0;
 	return 0;
 }
 
-int xr__rr_peek(struct xr_ring_rd *rr, uint32_t max, uint64_t max_bytes, struct xr_take *t)
+int xr__rr_peek(struct xr_ring_rd *rr, uint32_t max, uint64_t max_bytes,
+		const struct xr_filt *filter, const xr_frame **idx, struct xr_take *t)
 {
 	if (rr->lease == XR_NO_LEASE)
 		lease_at_pos(rr);
 	/* R3: pairs with W1: frames below head are complete. */
-	return walk(rr, xr_load_acquire(&rr->rd->head), max, max_bytes, t);
+	return walk(rr, xr_load_acquire(&rr->rd->head), max, max_bytes, filter, idx, t);
+}
+
+void xr__rr_skip(struct xr_ring_rd *rr, const struct xr_take *t)
+{
+	rr->filtered += t->skip_frames;
+	rr->dropped += t->skip_gaps;
+	rr->next_seq = t->skip_next_seq;
+	rr->pos = t->skip_end;
+	xr__rr_mirror(rr);
 }
 
 void xr__rr_commit(struct xr_ring_rd *rr, const struct xr_take *t)
 {
 	rr->dropped += t->gaps;
 	rr->read += t->count;
+	rr->filtered += t->seen - t->count;
 	rr->next_seq = t->next_seq;
 	rr->pos = t->end;
 	rr->held++;
@@ -194,7 +233,7 @@ int xr__rr_count(struct xr_ring_rd *rr, uint64_t *pending, uint64_t *unseen_drop
 	if (rr->lease == XR_NO_LEASE)
 		lease_at_pos(rr);
 	snapshot(rr, &head, &wr);
-	rc = walk(rr, head, UINT32_MAX, UINT64_MAX, &t);
+	rc = walk(rr, head, UINT32_MAX, UINT64_MAX, NULL, NULL, &t);
 	xr__rr_unpeek(rr);
 	if (rc < 0)
 		return rc;

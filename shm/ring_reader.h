@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "record/filter.h"
 #include "shm/layout.h"
 
 struct xr_ring_rd {
@@ -23,16 +24,25 @@ struct xr_ring_rd {
 	uint64_t start_seq;      /* first seq counted as written for us */
 	uint64_t next_seq;       /* seq expected next */
 	uint64_t read, dropped;
+	uint64_t filtered;       /* records skipped by the reader's filter */
 	uint32_t held;           /* batches held on this ring */
 };
 
-/* What a walk of the ring from pos found. */
+/* What a walk of the ring from pos found. With a filter, frames that fail
+ * it are walked over: those before the first that passes form the "skip"
+ * prefix, which may be consumed on its own (xr__rr_skip). */
 struct xr_take {
-	uint64_t start, end;     /* byte positions */
-	uint32_t count;
+	uint64_t start, end;     /* byte positions: first taken frame, past the last walked */
+	uint64_t head;           /* the head the walk went towards */
+	uint32_t count;          /* frames taken (that passed the filter) */
+	uint32_t seen;           /* frames walked, taken or skipped */
 	uint32_t stride;         /* common frame size, 0 if mixed */
+	bool full;               /* stopped at max frames or max bytes, not at head */
+	bool contiguous;         /* the taken frames are back to back from start */
 	uint64_t first_seq, next_seq;
 	uint64_t gaps;           /* records lost before/among these frames */
+	uint64_t skip_end, skip_next_seq, skip_gaps;
+	uint32_t skip_frames;
 };
 
 void xr__rr_init(struct xr_ring_rd *rr, const struct xr_ring_desc *rd,
@@ -42,14 +52,21 @@ void xr__rr_init(struct xr_ring_rd *rr, const struct xr_ring_desc *rd,
 void xr__rr_start(struct xr_ring_rd *rr);
 
 /*
- * Walks up to max frames (and at most max_bytes) from pos, taking a lease
- * first if none is held. Fills *t; does not move pos. Returns 0 or -EPROTO
- * for a malformed frame.
+ * Walks from pos until max frames pass the filter (NULL or f->all: every
+ * frame passes), max_bytes would be exceeded, or head, taking a lease first
+ * if none is held. With idx, stores a pointer to each frame that passes in
+ * idx[0..count). Fills *t; does not move pos. Returns 0 or -EPROTO for a
+ * malformed frame.
  */
-int xr__rr_peek(struct xr_ring_rd *rr, uint32_t max, uint64_t max_bytes, struct xr_take *t);
+int xr__rr_peek(struct xr_ring_rd *rr, uint32_t max, uint64_t max_bytes,
+		const struct xr_filt *filter, const xr_frame **idx, struct xr_take *t);
 
 /* Takes what peek found: pos moves past it, counters move, held++. */
 void xr__rr_commit(struct xr_ring_rd *rr, const struct xr_take *t);
+
+/* Consumes only the skip prefix of a peek: frames that failed the filter
+ * before the first that passed. The lease is the caller's to move. */
+void xr__rr_skip(struct xr_ring_rd *rr, const struct xr_take *t);
 
 /* After a peek that was not committed: drops a lease nobody needs. */
 void xr__rr_unpeek(struct xr_ring_rd *rr);

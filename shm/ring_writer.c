@@ -83,6 +83,7 @@
 
 #include "shm/arena_priv.h"
 #include "shm/atomics.h"
+#include "shm/wake.h"
 #include "util/clock.h"
 #include "xring/error.h"
 #include "xring/writer.h"
@@ -153,6 +154,8 @@ void xr_writer_publish(xr_writer *w)
 	w->published = w->head;
 	w->seq_published = w->seq;
 	flush_stats(w);
+	if (w->wake)
+		xr__wake_check(w);
 }
 
 /*

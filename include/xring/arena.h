@@ -99,6 +99,33 @@ XR_API int xr_arena_writer(xr_arena *a, uint32_t stream, uint32_t ring, xr_write
  */
 XR_API int xr_arena_reap(xr_arena *a);
 
+/* Who may attach through the control socket, and where it is. */
+typedef struct xr_control_opts {
+	const char *path;            /* NULL: $XRING_RUN_DIR, /run/xring or
+				      * /tmp/xring, then "/NAME.sock" */
+	const uint32_t *allow_uid;   /* peers with one of these uids, */
+	uint32_t n_allow_uid;
+	const uint32_t *allow_gid;   /* or one of these among their groups, */
+	uint32_t n_allow_gid;        /* may attach; the engine's own uid always may */
+} xr_control_opts;
+
+/*
+ * Starts the arena's control server: a thread serving the Unix socket
+ * (mode 0660) through which readers attach, subscribe (with their eventfd
+ * and filter) and detach, as docs/control-protocol.md describes. Readers it
+ * admits sleep until their batch is ready; writers wake them after each
+ * publish. Call once, before the writers start; xr_arena_destroy() stops
+ * it, hanging up on every reader.
+ *
+ * Returns 0, or -EEXIST (already serving), -EINVAL (path too long),
+ * -EADDRINUSE (another process serves that path), or -errno from making
+ * the socket.
+ */
+XR_API int xr_arena_serve(xr_arena *a, const xr_control_opts *o);
+
+/* The control socket's path, or NULL if the arena does not serve one. */
+XR_API const char *xr_arena_control_path(const xr_arena *a);
+
 /* Stores the current time as the engine's heartbeat, shown by `xring info`. */
 XR_API void xr_arena_heartbeat(xr_arena *a);
 

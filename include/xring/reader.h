@@ -35,10 +35,69 @@ extern "C" {
 
 typedef struct xr_reader xr_reader;
 
+/* A closed range of ids, [lo, hi]. */
+typedef struct xr_id_range {
+	uint32_t lo, hi;
+} xr_id_range;
+
+#define XR_FILTER_RANGES_MAX 64
+
+enum xr_terminal_filter {
+	XR_TERMINAL_ANY = 0,
+	XR_TERMINAL_ONLY = 1, /* records with done or truncated set */
+	XR_TERMINAL_NONE = 2, /* records with neither */
+};
+
+/*
+ * Which records a reader wants, fixed at attach time (Experience streams
+ * only). A record passes when it passes every test that is set. The engine
+ * knows the filter too, so that it wakes the reader once per batch of
+ * records that pass, not per record written. Records that do not pass are
+ * skipped in place (counted in stats.filtered); those that do are handed out
+ * in place, as usual. The caller owns the struct and its arrays; attach
+ * copies what it needs.
+ */
+typedef struct xr_filter {
+	const xr_id_range *games;   /* game_id in one of these; n_games == 0: any */
+	uint32_t n_games;           /* <= XR_FILTER_RANGES_MAX */
+	const xr_id_range *players; /* player_id in one of these; 0: any */
+	uint32_t n_players;         /* <= XR_FILTER_RANGES_MAX */
+	uint32_t min_turn;          /* turn >= min_turn */
+	uint32_t terminal;          /* enum xr_terminal_filter */
+	int has_reward_range;       /* if set: reward_min <= reward <= reward_max */
+	float reward_min, reward_max;
+	/* Keep this fraction of records, 0 < rate <= 1 (0 means 1). The choice
+	 * is a hash of (seq, game_id, player_id, turn, sample_seed): the same
+	 * records for every reader with the same rate and seed, on every run
+	 * of a deterministic engine. */
+	double sample_rate;
+	uint64_t sample_seed;
+} xr_filter;
+
+/* How xr_reader_read() waits for records. */
+enum xr_wait_mode {
+	XR_WAIT_DEFAULT = 0, /* spin briefly, then sleep on the eventfd (when
+			      * attached through the engine's control socket;
+			      * else sleep in growing steps) */
+	XR_WAIT_SPIN = 1,    /* never sleep: lowest latency, one busy CPU */
+};
+
+/* How a reader reaches the arena. */
+enum xr_transport {
+	XR_TRANSPORT_AUTO = 0,    /* the control socket if the engine has one,
+				   * else the arena file directly */
+	XR_TRANSPORT_CONTROL = 1, /* only through the control socket */
+	XR_TRANSPORT_DIRECT = 2,  /* only the arena file: no eventfd, no filter
+				   * known to the writer (wakeups poll) */
+};
+
 typedef struct xr_reader_opts {
 	const char *stream;  /* NULL: XR_DEFAULT_STREAM */
 	xr_policy policy;    /* DEFAULT: the stream's policy */
 	const char *label;   /* shown by `xring info`; NULL: the program name */
+	const xr_filter *filter; /* NULL: every record */
+	uint32_t wait;       /* enum xr_wait_mode */
+	uint32_t transport;  /* enum xr_transport */
 } xr_reader_opts;
 
 /* At most this many records in one batch, and this many batches held. */
@@ -46,13 +105,18 @@ typedef struct xr_reader_opts {
 #define XR_HELD_MAX 64
 
 /*
- * A batch: `count` records taken from one ring, contiguous in memory starting
- * at `first`, in sequence order. Plain data filled by xr_reader_read(); the
- * caller owns the struct, the reader owns the memory it points to, which is
- * valid until xr_batch_release().
+ * A batch: `count` records taken from one ring, in sequence order. Plain
+ * data filled by xr_reader_read(); the caller owns the struct, the reader
+ * owns the memory it points to, which is valid until xr_batch_release().
+ *
+ * Without a filter the records are contiguous from `first` (step with
+ * xr_frame_next()) and `frames` is NULL. With a filter the records that
+ * passed are not contiguous: frames[0..count) point at each of them, still
+ * in place in the ring; `first` is frames[0].
  */
 typedef struct xr_batch {
 	const xr_frame *first;
+	const xr_frame *const *frames; /* NULL: contiguous from first */
 	uint32_t count;
 	uint32_t ring;       /* which ring of the stream (one per shard) */
 	uint64_t bytes;      /* frame bytes from first to the end of the batch */
@@ -63,12 +127,17 @@ typedef struct xr_batch {
 } xr_batch;
 
 typedef struct xr_reader_stats {
-	/* Exact at any quiet point (writer idle): written == read + dropped + pending. */
+	/* Exact at every call: written == read + filtered + dropped + pending. */
 	uint64_t written;    /* records produced since this reader attached */
 	uint64_t read;       /* records handed to this reader */
+	uint64_t filtered;   /* records skipped by the reader's filter */
 	uint64_t dropped;    /* records this reader lost (lossy only) */
-	uint64_t pending;    /* records waiting in the rings for this reader */
+	uint64_t pending;    /* records waiting in the rings for this reader
+			      * (whether or not they will pass its filter) */
 	uint64_t lag_bytes;  /* bytes published but not yet read */
+	uint64_t sleeps;     /* times xr_reader_read() slept on the eventfd */
+	uint64_t wakeups;    /* ...and was woken by the engine (not by its
+			      * own max_wait) */
 	uint32_t held;       /* batches held (leases) */
 	uint32_t policy;     /* the policy in force, LOSSLESS or LOSSY */
 } xr_reader_stats;
@@ -78,15 +147,26 @@ typedef struct xr_reader_stats {
  * start at the newest record and see every record after it; lossy readers
  * likewise, minus what they are too slow for.
  *
+ * Through the engine's control socket (docs/control-protocol.md) the engine
+ * checks the caller's uid/gid, hands over the arena and takes the reader's
+ * eventfd, so that reads sleep until a batch is ready. The socket's end is
+ * the reader's end: the engine frees the reader's slot and leases when this
+ * process dies or detaches.
+ *
  * Returns 0 and the handle in *out (owned by the caller, freed by
  * xr_reader_detach()), or:
- *   -EINVAL       bad name or options
+ *   -EINVAL       bad name or options (a filter on a stream that is not of
+ *                 Experience records, too many ranges, a rate out of range)
  *   -ENOENT       no engine of that name, or no such stream
  *   XR_ELAYOUT    the engine was built with an incompatible xring
  *   XR_ECLOSED    the engine has closed its arena or died
  *   XR_EPOLICY    a lossless reader asked for on a lossy stream
- *   -EBUSY        the engine's reader table is full
- *   -EACCES       no permission to open the arena
+ *   -EBUSY        the engine's reader table is full (--max-readers)
+ *   -EACCES       refused: this uid/gid is not allowed (--allow-uid), or no
+ *                 permission to open the arena
+ *   -EPROTO       the engine answered with something that is not the
+ *                 control protocol
+ * After a refusal by the engine, xr_last_reason() has its one-line reason.
  */
 XR_API int xr_reader_attach(const char *engine, const xr_reader_opts *opts, xr_reader **out);
 
@@ -94,8 +174,9 @@ XR_API int xr_reader_attach(const char *engine, const xr_reader_opts *opts, xr_r
  * Takes the next batch: between min and max records from one ring, waiting
  * at most max_wait_ns (negative: forever; 0: do not wait) for min records to
  * be there. When the wait ends with fewer than min, returns what there is.
- * Waiting spins briefly, then sleeps in growing steps (eventfd wakeups come
- * with the engine).
+ * Waiting spins briefly, then sleeps on the reader's eventfd until the engine
+ * says min records are there (one wakeup per batch) or max_wait_ns passes;
+ * readers attached without the control socket sleep in growing steps.
  *
  * Returns the number of records in *b (> 0; the batch is leased), 0 if none
  * arrived in time, or:
@@ -122,6 +203,33 @@ XR_API int xr_reader_stats_get(xr_reader *r, xr_reader_stats *s);
 /* Releases every lease, frees the reader's slot and the handle. Safe after
  * any error, including XR_ECLOSED and XR_EEVICTED. NULL is ignored. */
 XR_API void xr_reader_detach(xr_reader *r);
+
+/*
+ * Attaches this reader again, with the same options, to the engine of the
+ * same name, after that engine restarted (the old one is gone: reads
+ * returned XR_ECLOSED, or XR_EEVICTED). Held batches are dropped; stats
+ * start again from zero. Waits up to timeout_ns (negative: forever) for the
+ * engine to come up. Returns 0, -ETIMEDOUT, or as xr_reader_attach(); on
+ * failure the reader stays detached and may be retried or detached.
+ */
+XR_API int xr_reader_reattach(xr_reader *r, int64_t timeout_ns);
+
+/*
+ * A file descriptor that becomes readable when a batch may be ready: the
+ * reader's eventfd, for epoll loops. Call xr_reader_read() with
+ * max_wait_ns = 0 when it fires. -1 if the reader has no eventfd
+ * (XR_TRANSPORT_DIRECT, or XR_WAIT_SPIN). Owned by the reader.
+ *
+ * For the engine to signal it, the reader must say it is about to wait:
+ * xr_reader_arm(r, min) returns 0 when armed (wait on the fd now), or 1
+ * when min records are there already (read them instead).
+ */
+XR_API int xr_reader_fd(const xr_reader *r);
+XR_API int xr_reader_arm(xr_reader *r, uint32_t min);
+
+/* The one-line reason the engine gave for the last refused attach in this
+ * thread, or "" if none. */
+XR_API const char *xr_last_reason(void);
 
 /* Facts about the stream this reader reads. */
 typedef struct xr_stream_facts {
