@@ -172,10 +172,17 @@ static int check_stream(struct xr_reader *r)
 	r->first_ring = sd->first_ring;
 	r->n_rings = sd->n_rings;
 	r->policy = r->opts.policy ? r->opts.policy : sd->policy;
-	if (r->policy == XR_POLICY_LOSSLESS && sd->policy == XR_POLICY_LOSSY)
+	if (r->policy == XR_POLICY_LOSSLESS && sd->policy == XR_POLICY_LOSSY) {
+		xr__set_last_reason("stream %s is lossy: attach with policy lossy", sd->name);
 		return XR_EPOLICY;
-	return xr__filter_compile(&r->filt, filtered ? &r->filter : NULL,
-				  sd->record_kind == XR_RECORD_EXPERIENCE ? &sd->shape : NULL);
+	}
+	if (xr__filter_compile(&r->filt, filtered ? &r->filter : NULL,
+			       sd->record_kind == XR_RECORD_EXPERIENCE ? &sd->shape : NULL) < 0) {
+		xr__set_last_reason("stream %s does not carry Experience records: it cannot be "
+				    "filtered", sd->name);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* Through the control socket: ATTACH, map, SUBSCRIBE with our eventfd. */
