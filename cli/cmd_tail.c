@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,10 +32,20 @@ static const char tail_help[] =
 	"  --policy lossless|lossy  reader policy (default: the stream's)\n"
 	"  --timeout SEC            give up when no record arrives for SEC seconds\n"
 	"                           (default: wait as long as the engine runs)\n"
-	"  --stats                  print one line per second (records/s, GB/s, batches,\n"
-	"                           dropped, pending) instead of records; every record is\n"
-	"                           still verified\n"
-	"  --seconds S              stop after S seconds\n";
+	"  --stats                  print one line per second instead of records:\n"
+	"                           experiences/s, GB/s, batches/s, distinct games,\n"
+	"                           wakeups/s and wakeup latency (p50/p99 since attach),\n"
+	"                           dropped, pending; every record is still verified\n"
+	"  --seconds S              stop after S seconds\n"
+	"  --spin                   spin while waiting instead of sleeping on the eventfd\n"
+	"filters (applied at subscribe time; the engine wakes this reader per batch\n"
+	"of records that pass):\n"
+	"  --games LIST             game ids, e.g. 0-99,512\n"
+	"  --players LIST           player ids, e.g. 0 or 1-3\n"
+	"  --min-turn N             turn >= N\n"
+	"  --terminal only|none     only records with done/truncated, or only without\n"
+	"  --reward LO:HI           LO <= reward <= HI\n"
+	"  --sample RATE            keep this fraction, chosen by a hash (deterministic)\n";
 
 static volatile sig_atomic_t stop_flag;
 
@@ -44,15 +55,49 @@ static void on_signal(int sig)
 	stop_flag = 1;
 }
 
-enum { T_STREAM, T_N, T_JSON, T_RAW, T_POLICY, T_TIMEOUT, T_STATS, T_SECONDS, T_HELP };
+enum {
+	T_STREAM, T_N, T_JSON, T_RAW, T_POLICY, T_TIMEOUT, T_STATS, T_SECONDS, T_HELP, T_SPIN,
+	T_GAMES, T_PLAYERS, T_MIN_TURN, T_TERMINAL, T_REWARD, T_SAMPLE,
+};
 
 static const struct xr_opt tail_opts[] = {
 	[T_STREAM] = {"--stream", true}, [T_N] = {"-n", true},
 	[T_JSON] = {"--json", false},    [T_RAW] = {"--raw", true},
 	[T_POLICY] = {"--policy", true}, [T_TIMEOUT] = {"--timeout", true},
 	[T_STATS] = {"--stats", false},  [T_SECONDS] = {"--seconds", true},
-	[T_HELP] = {"--help", false},    {NULL, false},
+	[T_HELP] = {"--help", false},    [T_SPIN] = {"--spin", false},
+	[T_GAMES] = {"--games", true},   [T_PLAYERS] = {"--players", true},
+	[T_MIN_TURN] = {"--min-turn", true}, [T_TERMINAL] = {"--terminal", true},
+	[T_REWARD] = {"--reward", true}, [T_SAMPLE] = {"--sample", true},
+	{NULL, false},
 };
+
+/* "0-99,512" into ranges. */
+static bool parse_ranges(const char *v, xr_id_range *out, uint32_t *n)
+{
+	const char *p = v;
+
+	*n = 0;
+	while (*p) {
+		char *end;
+		unsigned long lo = strtoul(p, &end, 10), hi = lo;
+		if (end == p || lo > UINT32_MAX || *n == XR_FILTER_RANGES_MAX)
+			return false;
+		p = end;
+		if (*p == '-') {
+			hi = strtoul(p + 1, &end, 10);
+			if (end == p + 1 || hi > UINT32_MAX || hi < lo)
+				return false;
+			p = end;
+		}
+		out[(*n)++] = (xr_id_range){(uint32_t)lo, (uint32_t)hi};
+		if (*p == ',')
+			p++;
+		else if (*p)
+			return false;
+	}
+	return *n > 0;
+}
 
 static void print_shape(FILE *out, const xr_exp_view *v)
 {
@@ -97,9 +142,24 @@ static void print_record(FILE *out, const xr_exp_view *v, bool json)
 	fputc('\n', out);
 }
 
+#define XR_TAIL_GAME_BITS (1u << 20) /* distinct games counted modulo this */
+
 struct tail_stats {
-	uint64_t last_ns, records, bytes, batches;
+	uint64_t last_ns, records, bytes, batches, wakeups;
+	uint32_t games;
+	uint8_t seen[XR_TAIL_GAME_BITS / 8];
 };
+
+static void saw_game(struct tail_stats *ts, uint32_t game)
+{
+	uint32_t g = game % XR_TAIL_GAME_BITS;
+	uint8_t bit = (uint8_t)(1u << (g % 8));
+
+	if (!(ts->seen[g / 8] & bit)) {
+		ts->seen[g / 8] |= bit;
+		ts->games++;
+	}
+}
 
 /* --stats: one line a second, from this reader's own counters. */
 static void stats_tick(xr_reader *r, struct tail_stats *ts, const xr_batch *b)
@@ -115,16 +175,22 @@ static void stats_tick(xr_reader *r, struct tail_stats *ts, const xr_batch *b)
 	if (now - ts->last_ns < 1000000000ull)
 		return;
 	double dt = (double)(now - ts->last_ns) / 1e9;
-	if (xr_reader_stats_get(r, &s) == 0)
-		printf("%10.0f records/s  %6.3f GB/s  %8.0f batches/s (avg %5.1f)  read %" PRIu64
+	if (xr_reader_stats_get(r, &s) == 0) {
+		printf("%10.0f exp/s  %6.3f GB/s  %7.0f batches/s (avg %5.1f)  %6u games  "
+		       "%6.0f wakeups/s  wake p50 %5.1f us p99 %6.1f us  read %" PRIu64
 		       "  dropped %" PRIu64 "  pending %" PRIu64 "\n",
 		       (double)ts->records / dt, (double)ts->bytes / dt / 1e9,
 		       (double)ts->batches / dt,
-		       ts->batches ? (double)ts->records / (double)ts->batches : 0.0, s.read,
-		       s.dropped, s.pending);
+		       ts->batches ? (double)ts->records / (double)ts->batches : 0.0, ts->games,
+		       (double)(s.wakeups - ts->wakeups) / dt, (double)s.wake_ns_p50 / 1e3,
+		       (double)s.wake_ns_p99 / 1e3, s.read, s.dropped, s.pending);
+		ts->wakeups = s.wakeups;
+	}
 	fflush(stdout);
 	ts->last_ns = now;
 	ts->records = ts->bytes = ts->batches = 0;
+	ts->games = 0;
+	memset(ts->seen, 0, sizeof(ts->seen));
 }
 
 static int write_raw(const char *dir, uint64_t seq, const void *p, uint32_t len)
@@ -145,6 +211,9 @@ static int write_raw(const char *dir, uint64_t seq, const void *p, uint32_t len)
 int xr_cmd_tail(int argc, char **argv)
 {
 	xr_reader_opts ro = {.label = "xring-tail"};
+	static xr_id_range games[XR_FILTER_RANGES_MAX], players[XR_FILTER_RANGES_MAX];
+	xr_filter flt = {.games = games, .players = players};
+	bool filtered = false;
 	const char *name = NULL, *raw = NULL, *v;
 	uint64_t limit = 0, got = 0, bad = 0;
 	double timeout = -1, seconds = -1;
@@ -184,6 +253,57 @@ int xr_cmd_tail(int argc, char **argv)
 			}
 			break;
 		case T_STATS: stats = true; break;
+		case T_SPIN: ro.wait = XR_WAIT_SPIN; break;
+		case T_GAMES:
+		case T_PLAYERS:
+			if (!parse_ranges(v, k == T_GAMES ? games : players,
+					  k == T_GAMES ? &flt.n_games : &flt.n_players)) {
+				xr_cli_err("tail", "%s '%s' is not a list of ids and ranges like 0-9,42 "
+					   "(at most %d)", tail_opts[k].name, v, XR_FILTER_RANGES_MAX);
+				return XR_EXIT_USAGE;
+			}
+			filtered = true;
+			break;
+		case T_MIN_TURN: {
+			long t;
+			if (!xr_parse_int(v, 0, UINT32_MAX, &t)) {
+				xr_cli_err("tail", "--min-turn '%s' is not a turn number", v);
+				return XR_EXIT_USAGE;
+			}
+			flt.min_turn = (uint32_t)t;
+			filtered = true;
+			break;
+		}
+		case T_TERMINAL:
+			if (!strcmp(v, "only")) flt.terminal = XR_TERMINAL_ONLY;
+			else if (!strcmp(v, "none")) flt.terminal = XR_TERMINAL_NONE;
+			else {
+				xr_cli_err("tail", "--terminal must be only or none, not '%s'", v);
+				return XR_EXIT_USAGE;
+			}
+			filtered = true;
+			break;
+		case T_REWARD: {
+			char *end;
+			flt.reward_min = strtof(v, &end);
+			if (end == v || *end != ':' ||
+			    (flt.reward_max = strtof(end + 1, &end), *end) ||
+			    !(flt.reward_min <= flt.reward_max)) {
+				xr_cli_err("tail", "--reward '%s' is not LO:HI with LO <= HI", v);
+				return XR_EXIT_USAGE;
+			}
+			flt.has_reward_range = 1;
+			filtered = true;
+			break;
+		}
+		case T_SAMPLE:
+			if (!xr_parse_seconds(v, &flt.sample_rate) || flt.sample_rate <= 0 ||
+			    flt.sample_rate > 1) {
+				xr_cli_err("tail", "--sample must be a fraction in (0, 1], not '%s'", v);
+				return XR_EXIT_USAGE;
+			}
+			filtered = true;
+			break;
 		case T_SECONDS:
 			if (!xr_parse_seconds(v, &seconds)) {
 				xr_cli_err("tail", "--seconds '%s' is not a number of seconds", v);
@@ -210,10 +330,14 @@ int xr_cmd_tail(int argc, char **argv)
 		}
 	}
 
+	if (filtered)
+		ro.filter = &flt;
 	xr_reader *r;
 	rc = xr_reader_attach(name, &ro, &r);
 	if (rc < 0) {
-		if (rc == -ENOENT)
+		if (xr_last_reason()[0])
+			xr_cli_err("tail", "cannot attach to '%s': %s", name, xr_last_reason());
+		else if (rc == -ENOENT)
 			xr_cli_err("tail", "no engine '%s' (or no stream '%s') is running; start one with "
 				   "`xring engine --name %s`", name, ro.stream ? ro.stream : XR_DEFAULT_STREAM,
 				   name);
@@ -232,7 +356,7 @@ int xr_cmd_tail(int argc, char **argv)
 
 	int64_t wait_ns = timeout < 0 ? 100000000 : (int64_t)(timeout * 1e9);
 	int status = 0;
-	struct tail_stats ts = {0};
+	static struct tail_stats ts;
 	uint64_t t0 = xr__now_ns(), end = seconds < 0 ? UINT64_MAX : t0 + (uint64_t)(seconds * 1e9);
 	ts.last_ns = t0;
 	while (!stop_flag && (!limit || got < limit) && xr__now_ns() < end) {
@@ -258,12 +382,15 @@ int xr_cmd_tail(int argc, char **argv)
 			status = XR_EXIT_FAIL;
 			break;
 		}
-		const xr_frame *f = b.first;
-		for (uint32_t j = 0; j < b.count; j++, f = xr_frame_next(f)) {
+		const xr_frame *f = NULL;
+		for (uint32_t j = 0; j < b.count; j++) {
 			xr_exp_view ev;
+			f = b.frames ? b.frames[j] : j ? xr_frame_next(f) : b.first;
 			if (stats) {
-				if (xr_exp_verify(xr_frame_data(f), f->len) < 0)
+				if (xr_exp_view_init(&ev, xr_frame_data(f), f->len) < 0)
 					bad++;
+				else
+					saw_game(&ts, ev.f.game_id);
 			} else if (raw) {
 				int e = write_raw(raw, f->seq, xr_frame_data(f), f->len);
 				if (e < 0) {

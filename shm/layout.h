@@ -100,7 +100,10 @@ struct xr_ring_desc {
 	_Atomic uint64_t written; /* records produced = next seq (includes dropped) */
 	uint32_t reserved0_;
 	_Atomic uint32_t pub_gen; /* seqlock over (head, written): odd = updating */
-	uint8_t pad2_[XR_CACHELINE - 24];
+	_Atomic uint64_t publish_ns; /* CLOCK_MONOTONIC of the last publish, when
+				      * the engine wakes readers (else 0): what
+				      * wakeup latency is measured from */
+	uint8_t pad2_[XR_CACHELINE - 32];
 
 	/* reclamation */
 	_Atomic uint64_t tail;    /* oldest byte a new lease may start at */

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "xring/export.h"
+#include "xring/record.h"
 #include "xring/types.h"
 
 #ifdef __cplusplus
@@ -138,6 +139,9 @@ typedef struct xr_reader_stats {
 	uint64_t sleeps;     /* times xr_reader_read() slept on the eventfd */
 	uint64_t wakeups;    /* ...and was woken by the engine (not by its
 			      * own max_wait) */
+	/* Wakeup latency since attach: from the engine's last publish to the
+	 * reader running again, over every wakeup (0 when none yet). */
+	uint64_t wake_ns_p50, wake_ns_p99, wake_ns_max;
 	uint32_t held;       /* batches held (leases) */
 	uint32_t policy;     /* the policy in force, LOSSLESS or LOSSY */
 } xr_reader_stats;
@@ -239,6 +243,7 @@ typedef struct xr_stream_facts {
 	uint64_t ring_capacity;
 	uint32_t frame_align;
 	uint32_t record_kind; /* xr_record_kind */
+	xr_exp_shape shape;   /* when record_kind is XR_RECORD_EXPERIENCE */
 } xr_stream_facts;
 
 XR_API void xr_reader_stream_facts(const xr_reader *r, xr_stream_facts *f);
