@@ -151,19 +151,36 @@ int xr_cmd_info(int argc, char **argv)
 			uint64_t waits = xr_load_relaxed(&rd->full_waits);
 			uint64_t wait_ns = xr_load_relaxed(&rd->wait_ns);
 			uint64_t evict = xr_load_relaxed(&rd->evictions);
+			uint64_t wakeups = xr_load_relaxed(&rd->wakeups);
+			const struct xr_shard_stats *ss = &h->shards[r];
+			uint64_t games = xr_load_relaxed(&ss->games), steps = xr_load_relaxed(&ss->steps);
+			uint64_t episodes = xr_load_relaxed(&ss->episodes);
+			uint64_t late = xr_load_relaxed(&ss->turns_late);
+			uint64_t cpu = xr_load_relaxed(&ss->cpu_ns);
 
 			if (json) {
 				printf("%s{\"ring\":%u,\"capacity\":%" PRIu64 ",\"written\":%" PRIu64
 				       ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"lease_stalls\":%" PRIu64
 				       ",\"full_waits\":%" PRIu64 ",\"wait_ns\":%" PRIu64
-				       ",\"evictions\":%" PRIu64 ",\"readers\":[",
+				       ",\"evictions\":%" PRIu64 ",\"wakeups\":%" PRIu64
+				       ",\"shard\":{\"games\":%" PRIu64 ",\"steps\":%" PRIu64
+				       ",\"episodes\":%" PRIu64 ",\"turns_late\":%" PRIu64
+				       ",\"cpu_ns\":%" PRIu64 "},\"readers\":[",
 				       r == sd->first_ring ? "" : ",", r - sd->first_ring, rd->capacity,
-				       written, records, bytes, stalls, waits, wait_ns, evict);
+				       written, records, bytes, stalls, waits, wait_ns, evict, wakeups,
+				       games, steps, episodes, late, cpu);
 			} else {
 				printf("    ring %u: written %" PRIu64 " (%" PRIu64 " MiB), lease stalls %" PRIu64
-				       ", full %" PRIu64 " times (%.3f s), evictions %" PRIu64 "\n",
+				       ", full %" PRIu64 " times (%.3f s), evictions %" PRIu64
+				       ", wakeups sent %" PRIu64 "\n",
 				       r - sd->first_ring, written, bytes >> 20, stalls, waits,
-				       (double)wait_ns / 1e9, evict);
+				       (double)wait_ns / 1e9, evict, wakeups);
+				if (xr_load_relaxed(&ss->tick_ns))
+					printf("      shard: %" PRIu64 " games, %" PRIu64 " steps, %" PRIu64
+					       " episodes, %" PRIu64 " turns late, %.2f s CPU (%.0f ns per "
+					       "record)\n",
+					       games, steps, episodes, late, (double)cpu / 1e9,
+					       written ? (double)cpu / (double)written : 0.0);
 			}
 			bool first = true;
 			for (uint32_t slot = 0; slot < h->max_readers; slot++) {

@@ -108,6 +108,7 @@ int xr_engine_run(xr_arena *a, const xr_exp_template *t, const struct xr_engine_
 		total->waits += r->waits;
 		total->pauses += r->pauses;
 		total->paused_ns += r->paused_ns;
+		total->turns_late += r->turns_late;
 		if (r->elapsed_ns > total->elapsed_ns)
 			total->elapsed_ns = r->elapsed_ns;
 	}

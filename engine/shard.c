@@ -4,17 +4,21 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/shard.h"
 #include "engine/timer_wheel.h"
 #include "engine/uring_clock.h"
 #include "shm/arena_priv.h"
+#include "shm/atomics.h"
 #include "util/clock.h"
 #include "xring/error.h"
 #include "xring/writer.h"
 
-#define XR_SHARD_HOUSEKEEPING_NS 100000000ull /* reap + heartbeat, 10 Hz */
-#define XR_SHARD_PUBLISH 64                   /* records per publish */
+#define XR_SHARD_HEARTBEAT_NS 100000000ull /* heartbeat + reap, 10 Hz */
+#define XR_SHARD_STATS_NS 500000000ull     /* shard stats to the arena, 2 Hz */
+#define XR_SHARD_FAST_TICK_NS 1000000ull   /* wheel tick without --tick-ms */
+#define XR_SHARD_PUBLISH 64                /* records per publish */
 
 struct game_slot {
 	struct xr_timer timer;          /* turn deadline (tick mode) */
@@ -75,7 +79,12 @@ struct shard {
 	struct xr_shard_result *res;
 	struct game_slot *gs;
 	uint8_t *scratch;
-	struct xr_wheel *wheel;         /* tick mode only */
+	struct xr_wheel *wheel;         /* turn deadlines (tick mode), heartbeat, stats */
+	uint64_t tick_ns;               /* the wheel's tick */
+	uint64_t start;                 /* tick 0 */
+	uint64_t tick_now;              /* the tick being processed */
+	struct xr_timer heartbeat, stats;
+	struct xr_shard_stats *st;      /* ours, in the arena header */
 	uint64_t rng;
 	uint64_t now;
 	uint32_t since_publish;
@@ -156,7 +165,7 @@ static void play_turn(struct shard *sh, uint32_t i)
 }
 
 static bool done(const struct shard *sh);
-static void housekeeping_base(struct shard *sh, uint64_t *next_house);
+static void pause_housekeeping(struct shard *sh, uint64_t *next_beat);
 
 /* Backpressure: past the high watermark the shard stops playing (its games
  * pause) until the readers bring the backlog under the low one; counted
@@ -164,7 +173,7 @@ static void housekeeping_base(struct shard *sh, uint64_t *next_house);
 static void backpressure(struct shard *sh)
 {
 	const struct xr_shard_opts *o = sh->o;
-	uint64_t cap = sh->w->cap, t0, next_house;
+	uint64_t cap = sh->w->cap, t0, next_beat;
 	struct xr_backoff b;
 
 	if (o->high_watermark <= 0 || sh->w->policy != XR_POLICY_LOSSLESS)
@@ -176,11 +185,11 @@ static void backpressure(struct shard *sh)
 	    (double)xr__writer_backlog(sh->w) <= o->high_watermark * (double)cap)
 		return;
 	t0 = xr__now_ns();
-	next_house = t0;
+	next_beat = t0;
 	xr__writer_count_pause(sh->w, 0);
 	xr__backoff_init(&b);
 	while (!done(sh) && (double)xr__writer_backlog(sh->w) >= o->low_watermark * (double)cap) {
-		housekeeping_base(sh, &next_house); /* publishes, reaps the dead */
+		pause_housekeeping(sh, &next_beat); /* publishes, reaps the dead */
 		xr__backoff_wait(&b);
 	}
 	uint64_t ns = xr__now_ns() - t0;
@@ -198,23 +207,74 @@ static bool done(const struct shard *sh)
 	       (o->count && sh->res->records + sh->res->dropped >= o->count);
 }
 
-/* Publish, heartbeat and reaping (10 Hz), without backpressure. */
-static void housekeeping_base(struct shard *sh, uint64_t *next_house)
+/* While paused the wheel stands still (its turn deadlines would play
+ * games): heartbeat and reaping go on by the clock. */
+static void pause_housekeeping(struct shard *sh, uint64_t *next_beat)
 {
 	xr_writer_publish(sh->w);
 	sh->since_publish = 0;
 	sh->now = xr__now_ns();
-	if (sh->now >= *next_house) {
+	if (sh->now >= *next_beat) {
 		xr_arena_heartbeat(sh->a);
 		xr_arena_reap(sh->a);
-		*next_house = sh->now + XR_SHARD_HOUSEKEEPING_NS;
+		*next_beat = sh->now + XR_SHARD_HEARTBEAT_NS;
 	}
 }
 
-/* After each round of games: the above, then backpressure. */
-static void housekeeping(struct shard *sh, uint64_t *next_house)
+static uint64_t ticks_of(const struct shard *sh, uint64_t ns)
 {
-	housekeeping_base(sh, next_house);
+	uint64_t t = ns / sh->tick_ns;
+	return t ? t : 1;
+}
+
+/* Heartbeat timer: the engine is alive; readers that died are reaped (those
+ * attached through the control socket are reaped by it, on hangup). */
+static void on_heartbeat(struct xr_timer *tm, void *ctx)
+{
+	struct shard *sh = ctx;
+
+	xr_arena_heartbeat(sh->a);
+	xr_arena_reap(sh->a);
+	xr_wheel_arm(sh->wheel, tm, sh->tick_now + ticks_of(sh, XR_SHARD_HEARTBEAT_NS));
+}
+
+static void report_stats(struct shard *sh)
+{
+	struct xr_shard_stats *st = sh->st;
+	struct timespec cpu;
+
+	xr_store_relaxed(&st->games, sh->o->games);
+	xr_store_relaxed(&st->steps, sh->res->steps);
+	xr_store_relaxed(&st->episodes, sh->res->episodes);
+	xr_store_relaxed(&st->turns_late, sh->res->turns_late);
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
+		xr_store_relaxed(&st->cpu_ns, (uint64_t)cpu.tv_sec * 1000000000ull +
+						      (uint64_t)cpu.tv_nsec);
+	xr_store_relaxed(&st->ticks, xr_load_relaxed(&st->ticks) + 1);
+	xr_store_relaxed(&st->tick_ns, xr__now_ns());
+}
+
+/* Stats timer: the shard's counters into the arena, for tools. */
+static void on_stats(struct xr_timer *tm, void *ctx)
+{
+	struct shard *sh = ctx;
+
+	report_stats(sh);
+	xr_wheel_arm(sh->wheel, tm, sh->tick_now + ticks_of(sh, XR_SHARD_STATS_NS));
+}
+
+/* After each round of games (fast mode) or each wheel advance (tick mode):
+ * publish what the round committed, run the due housekeeping timers, and
+ * apply backpressure. */
+static void housekeeping(struct shard *sh)
+{
+	xr_writer_publish(sh->w);
+	sh->since_publish = 0;
+	sh->now = xr__now_ns();
+	if (!sh->o->tick_ns) {
+		sh->tick_now = (sh->now - sh->start) / sh->tick_ns;
+		xr_wheel_advance(sh->wheel, sh->tick_now, sh);
+	}
 	backpressure(sh);
 }
 
@@ -228,6 +288,8 @@ static void on_deadline(struct xr_timer *tm, void *ctx)
 
 	if (done(sh))
 		return; /* stopping: leave it disarmed */
+	if (tm->expires < sh->tick_now)
+		sh->res->turns_late++;
 	play_turn(sh, i);
 	xr_wheel_arm(sh->wheel, tm, tm->expires + 1);
 }
@@ -237,16 +299,18 @@ int xr_shard_run(xr_arena *a, xr_writer *w, const xr_exp_template *t,
 {
 	struct shard sh = {.a = a, .w = w, .t = t, .o = o, .res = res,
 			   .rng = o->cfg.seed * 0x9e3779b97f4a7c15ull + 1};
-	uint64_t start = xr__now_ns(), next_house = start + XR_SHARD_HOUSEKEEPING_NS;
 	struct xr_uclock clock;
 	bool clock_ok = false;
 	int rc = 0;
 
 	memset(res, 0, sizeof(*res));
+	sh.start = xr__now_ns();
+	sh.tick_ns = o->tick_ns ? o->tick_ns : XR_SHARD_FAST_TICK_NS;
+	sh.st = &a->hdr->shards[w->rd->index];
 	sh.gs = calloc(o->games, sizeof(*sh.gs));
 	sh.scratch = malloc(t->shape.mask_len ? t->shape.mask_len : 1);
-	sh.wheel = o->tick_ns ? malloc(sizeof(*sh.wheel)) : NULL;
-	if (!sh.gs || !sh.scratch || (o->tick_ns && !sh.wheel)) {
+	sh.wheel = malloc(sizeof(*sh.wheel));
+	if (!sh.gs || !sh.scratch || !sh.wheel) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -257,39 +321,45 @@ int xr_shard_run(xr_arena *a, xr_writer *w, const xr_exp_template *t,
 		if (rc < 0)
 			goto out;
 	}
-	sh.now = start;
+	sh.now = sh.start;
+
+	/* One wheel for everything timed: tick k is at start + k * tick_ns.
+	 * Heartbeat and stats are timers on it like the turn deadlines. */
+	xr_wheel_init(sh.wheel, 0);
+	xr_timer_init(&sh.heartbeat, on_heartbeat);
+	xr_timer_init(&sh.stats, on_stats);
+	xr_wheel_arm(sh.wheel, &sh.heartbeat, ticks_of(&sh, XR_SHARD_HEARTBEAT_NS));
+	xr_wheel_arm(sh.wheel, &sh.stats, ticks_of(&sh, XR_SHARD_STATS_NS));
+	report_stats(&sh);
 
 	if (!o->tick_ns) {
-		/* As fast as the ring allows: round robin over the games. */
+		/* As fast as the ring allows: round robin over the games, the
+		 * wheel advanced between rounds. */
 		while (!done(&sh)) {
 			for (uint32_t i = 0; i < o->games && !done(&sh); i++)
 				play_turn(&sh, i);
-			housekeeping(&sh, &next_house);
+			housekeeping(&sh);
 		}
 	} else {
 		rc = xr_uclock_init(&clock);
 		if (rc < 0)
 			goto out;
 		clock_ok = true;
-		/* Tick k is at start + k * tick_ns; every game's first turn is at
-		 * tick 1, and each turn arms the next one tick later. */
-		xr_wheel_init(sh.wheel, 0);
+		/* Every game's first turn is at tick 1, and each turn arms the
+		 * next one tick later. */
 		for (uint32_t i = 0; i < o->games; i++) {
 			xr_timer_init(&sh.gs[i].timer, on_deadline);
 			xr_wheel_arm(sh.wheel, &sh.gs[i].timer, 1);
 		}
 		while (!done(&sh)) {
-			uint64_t tick = (sh.now - start) / o->tick_ns;
-			xr_wheel_advance(sh.wheel, tick, &sh);
-			housekeeping(&sh, &next_house);
+			sh.tick_now = (sh.now - sh.start) / o->tick_ns;
+			xr_wheel_advance(sh.wheel, sh.tick_now, &sh);
+			housekeeping(&sh);
 			uint64_t next = xr_wheel_next(sh.wheel);
 			if (next == UINT64_MAX || done(&sh))
 				break;
-			uint64_t due = start + next * o->tick_ns;
-			/* Sleep until the next deadline, but keep housekeeping alive. */
-			if (due > next_house)
-				due = next_house;
-			rc = xr_uclock_sleep_until(&clock, due);
+			/* One absolute io_uring timeout for the whole shard. */
+			rc = xr_uclock_sleep_until(&clock, sh.start + next * o->tick_ns);
 			if (rc < 0 && rc != -EINTR)
 				goto out;
 			rc = 0;
@@ -300,7 +370,9 @@ int xr_shard_run(xr_arena *a, xr_writer *w, const xr_exp_template *t,
 		rc = sh.err;
 out:
 	xr_writer_publish(w);
-	res->elapsed_ns = xr__now_ns() - start;
+	res->elapsed_ns = xr__now_ns() - sh.start;
+	if (sh.gs && sh.wheel)
+		report_stats(&sh);
 	if (clock_ok)
 		xr_uclock_fini(&clock);
 	if (sh.gs)

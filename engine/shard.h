@@ -54,6 +54,7 @@ struct xr_shard_result {
 	uint64_t waits;        /* lossless: times the ring was full */
 	uint64_t pauses;       /* lossless: watermark pauses */
 	uint64_t paused_ns;
+	uint64_t turns_late;   /* tick mode: turns played a tick or more late */
 	uint64_t elapsed_ns;
 };
 

@@ -17,6 +17,7 @@ uint64_t xr__layout_fingerprint(void)
 		F(offsetof(struct xr_arena_hdr, state)),
 		F(offsetof(struct xr_arena_hdr, streams)),
 		F(offsetof(struct xr_arena_hdr, rings)),
+		F(offsetof(struct xr_arena_hdr, shards)),
 		F(sizeof(struct xr_stream_desc)),
 		F(offsetof(struct xr_stream_desc, shape)),
 		F(sizeof(struct xr_ring_desc)),

@@ -121,6 +121,19 @@ struct xr_ring_desc {
 	_Atomic uint64_t wakeups;      /* eventfd wakeups sent to readers */
 };
 
+/* What a shard of the engine reports on its stats tick (engine/shard.c),
+ * for tools; relaxed stores by that shard only. */
+struct xr_shard_stats {
+	_Atomic uint64_t games;       /* games it hosts */
+	_Atomic uint64_t steps;       /* game steps so far */
+	_Atomic uint64_t episodes;    /* episodes finished */
+	_Atomic uint64_t turns_late;  /* --tick-ms: turns played a tick or more late */
+	_Atomic uint64_t cpu_ns;      /* the shard thread's CPU time */
+	_Atomic uint64_t tick_ns;     /* CLOCK_MONOTONIC of this update; 0: no shard */
+	_Atomic uint64_t ticks;       /* stats ticks so far */
+	uint64_t pad_;
+};
+
 struct xr_arena_hdr {
 	/* identity: written once while CREATING, then read-only */
 	uint64_t magic;
@@ -153,6 +166,7 @@ struct xr_arena_hdr {
 
 	struct xr_stream_desc streams[XR_MAX_STREAMS];
 	struct xr_ring_desc rings[XR_MAX_RINGS];
+	struct xr_shard_stats shards[XR_MAX_RINGS]; /* the shard writing ring i */
 };
 
 /* Reader slot, in the control region. Written by its reader (and by the
@@ -215,8 +229,9 @@ _Static_assert(offsetof(struct xr_arena_hdr, name) == 96, "hdr name");
 _Static_assert(offsetof(struct xr_arena_hdr, state) == 512, "hdr state line");
 _Static_assert(offsetof(struct xr_arena_hdr, streams) == 576, "hdr streams");
 _Static_assert(offsetof(struct xr_arena_hdr, rings) % XR_CACHELINE == 0, "rings aligned");
+_Static_assert(sizeof(struct xr_shard_stats) == XR_CACHELINE, "shard stats are one line");
 _Static_assert(sizeof(struct xr_arena_hdr) ==
-		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 4 * XR_CACHELINE,
+		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 5 * XR_CACHELINE,
 	       "hdr size");
 _Static_assert(sizeof(struct xr_reader_slot) == 64, "reader slot is one line");
 _Static_assert(sizeof(struct xr_cursor) == XR_CACHELINE, "cursor is one line");
