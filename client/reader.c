@@ -544,9 +544,11 @@ static void sleep_on_eventfd(struct xr_reader *r, uint32_t min, int64_t wait_ns,
 	/* RS2, RS3: pair with the writer's W1, WK1, WK2. */
 	xr_store_release(&r->slot->sleep_gen, r->sleep_gen);
 	atomic_thread_fence(memory_order_seq_cst);
-	/* RS4 */
+	/* RS4; and a writer blocked while we hold records short of min (its
+	 * kick may have come before our sleep_gen store). */
 	for (uint32_t k = 0; k < r->n_rings && !cancel; k++)
-		cancel = xr_load_relaxed(&r->rings[k].rd->head) != sc[k].head;
+		cancel = xr_load_relaxed(&r->rings[k].rd->head) != sc[k].head ||
+			 (sc[k].count > 0 && xr_load_relaxed(&r->rings[k].rd->blocked));
 	if (!cancel) {
 		struct pollfd pf[2] = {{.fd = r->efd, .events = POLLIN},
 				       {.fd = r->sock, .events = POLLIN}};
@@ -621,7 +623,11 @@ int xr_reader_read(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wait_ns
 			rc = peek(r, k, max, hi, &t);
 			if (rc < 0)
 				return rc;
-			if (t.count >= min || (t.count > 0 && (closed || t.full))) {
+			/* Short of min, still hand out what there is when no more
+			 * can come: closed, a full walk, or a writer blocked on
+			 * the lease this very batch holds (shm/wake.c). */
+			if (t.count >= min ||
+			    (t.count > 0 && (closed || t.full || xr_load_acquire(&rr->rd->blocked)))) {
 				xr__rr_commit(rr, &t);
 				fill_batch(r, k, hi, &t, b);
 				r->next_ring = (k + 1) % r->n_rings;

@@ -11,6 +11,7 @@
 #include "engine/uring_clock.h"
 #include "shm/arena_priv.h"
 #include "shm/atomics.h"
+#include "shm/wake.h"
 #include "util/clock.h"
 #include "xring/error.h"
 #include "xring/writer.h"
@@ -187,11 +188,13 @@ static void backpressure(struct shard *sh)
 	t0 = xr__now_ns();
 	next_beat = t0;
 	xr__writer_count_pause(sh->w, 0);
+	xr__wake_blocked(sh->w, true);
 	xr__backoff_init(&b);
 	while (!done(sh) && (double)xr__writer_backlog(sh->w) >= o->low_watermark * (double)cap) {
 		pause_housekeeping(sh, &next_beat); /* publishes, reaps the dead */
 		xr__backoff_wait(&b);
 	}
+	xr__wake_blocked(sh->w, false);
 	uint64_t ns = xr__now_ns() - t0;
 	xr__writer_count_pause(sh->w, ns ? ns : 1);
 	sh->res->pauses++;

@@ -26,6 +26,7 @@ uint64_t xr__layout_fingerprint(void)
 		F(offsetof(struct xr_ring_desc, tail)),
 		F(offsetof(struct xr_ring_desc, pub_gen)),
 		F(offsetof(struct xr_ring_desc, publish_ns)),
+		F(offsetof(struct xr_ring_desc, blocked)),
 		F(sizeof(struct xr_reader_slot)),
 		F(offsetof(struct xr_reader_slot, pid_start)),
 		F(offsetof(struct xr_reader_slot, sleep_gen)),

@@ -98,7 +98,9 @@ struct xr_ring_desc {
 	/* publication */
 	_Atomic uint64_t head;    /* bytes published, free-running */
 	_Atomic uint64_t written; /* records produced = next seq (includes dropped) */
-	uint32_t reserved0_;
+	_Atomic uint32_t blocked; /* lossless writer stopped for its readers (ring
+				   * full, or past the high watermark): readers
+				   * hand out partial batches instead of waiting */
 	_Atomic uint32_t pub_gen; /* seqlock over (head, written): odd = updating */
 	_Atomic uint64_t publish_ns; /* CLOCK_MONOTONIC of the last publish, when
 				      * the engine wakes readers (else 0): what

@@ -345,6 +345,7 @@ int xr_writer_wait(xr_writer *w, uint32_t len, int64_t timeout_ns)
 
 	start = last_reap = xr__now_ns();
 	xr_counter_add(&w->rd->full_waits, 1);
+	xr__wake_blocked(w, true);
 	xr__backoff_init(&b);
 	for (;;) {
 		xr__backoff_wait(&b);
@@ -362,6 +363,7 @@ int xr_writer_wait(xr_writer *w, uint32_t len, int64_t timeout_ns)
 			break;
 		}
 	}
+	xr__wake_blocked(w, false);
 	xr_counter_add(&w->rd->wait_ns, xr__now_ns() - start);
 	return rc;
 }

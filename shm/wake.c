@@ -29,6 +29,14 @@
  * stays within what this writer published, and a bad value only wakes the
  * reader early or late (its max_wait still holds).
  *
+ * BLOCKED RINGS. A reader asleep for min records while its lease holds a
+ * lossless writer back would wait forever when min records that pass its
+ * filter cannot fit in the ring. So a writer that stops for its readers
+ * stores blocked = 1 (seq_cst), fences, and wakes every sleeper; a reader
+ * checks blocked after RS3 (RS4), and while it is set hands out a partial
+ * batch. The same store-buffering argument as above: either the reader sees
+ * blocked, or the writer sees it asleep.
+ *
  * Closing an eventfd a writer may be signalling (the reader left): the
  * control server stores live = 0 and then waits for busy == 0; a writer
  * increments busy, then loads live, and only then writes. Both sides are
@@ -137,6 +145,24 @@ void xr__wake_kick(struct xr_wake *wk, struct xr_reader_slot *s, uint32_t slot)
 
 	if (g && xr_cas(&s->sleep_gen, &g, 0))
 		signal_sub(&wk->subs[slot]);
+}
+
+void xr__wake_blocked(struct xr_writer *w, bool on)
+{
+	struct xr_wake *wk = w->wake;
+
+	xr_store_sc(&w->rd->blocked, on ? 1u : 0u);
+	if (!on || !wk)
+		return;
+	atomic_thread_fence(memory_order_seq_cst);
+	for (uint32_t word = 0; word * 64 < wk->n; word++) {
+		uint64_t bits = xr_load_acquire(&wk->live_mask[word]);
+		while (bits) {
+			uint32_t slot = word * 64 + (uint32_t)__builtin_ctzll(bits);
+			bits &= bits - 1;
+			xr__wake_kick(wk, &w->slots[slot], slot);
+		}
+	}
 }
 
 /* Whether ring w now holds the batch the sleep m (of a reader with filter

@@ -55,6 +55,13 @@ void xr__wake_remove(struct xr_wake *wk, uint32_t slot);
  * now holds the batch it waits for. Called by xr_writer_publish(). */
 void xr__wake_check(struct xr_writer *w);
 
+/* Writer: the ring is blocked (on = true) by its readers, or no longer.
+ * While blocked, readers hand out what they have rather than wait for
+ * min records, and this wakes those asleep, so that a reader whose batch
+ * cannot fill (a sparse filter holding the ring) releases it. Works with
+ * or without a wake table. */
+void xr__wake_blocked(struct xr_writer *w, bool on);
+
 /* Wakes slot whatever it waits for (eviction, shutdown), if it sleeps. */
 void xr__wake_kick(struct xr_wake *wk, struct xr_reader_slot *s, uint32_t slot);
 

@@ -2,3 +2,7 @@
 xr_test(NAME test_timer_wheel SOURCES test_timer_wheel.c LABELS "unit;engine")
 # Threads (shards): TSan runs it too.
 xr_test(NAME test_engine_shard SOURCES test_engine_shard.c LABELS "unit;engine;threads")
+# 10,000 games on 2 shards for a bounded time, two reader processes through
+# the control socket: zero loss and exact accounting.
+xr_test(NAME test_engine_readers SOURCES test_engine_readers.c LABELS "stress;engine"
+  ARGS 2 TIMEOUT 300)
