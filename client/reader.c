@@ -541,14 +541,13 @@ static void sleep_on_eventfd(struct xr_reader *r, uint32_t min, int64_t wait_ns,
 		r->sleep_gen = (uint32_t)xr__now_ns() | 1;
 	if (++r->sleep_gen == 0)
 		r->sleep_gen = 1;
-	/* RS2, RS3: pair with the writer's W1, WK1, WK2. */
-	xr_store_release(&r->slot->sleep_gen, r->sleep_gen);
-	atomic_thread_fence(memory_order_seq_cst);
+	/* RS2: pairs with the writer's W1, WK2. */
+	xr_store_sc(&r->slot->sleep_gen, r->sleep_gen);
 	/* RS4; and a writer blocked while we hold records short of min (its
 	 * kick may have come before our sleep_gen store). */
 	for (uint32_t k = 0; k < r->n_rings && !cancel; k++)
-		cancel = xr_load_relaxed(&r->rings[k].rd->head) != sc[k].head ||
-			 (sc[k].count > 0 && xr_load_relaxed(&r->rings[k].rd->blocked));
+		cancel = xr_load_sc(&r->rings[k].rd->head) != sc[k].head ||
+			 (sc[k].count > 0 && xr_load_sc(&r->rings[k].rd->blocked));
 	if (!cancel) {
 		struct pollfd pf[2] = {{.fd = r->efd, .events = POLLIN},
 				       {.fd = r->sock, .events = POLLIN}};
@@ -727,10 +726,11 @@ int xr_reader_arm(xr_reader *r, uint32_t min)
 		r->sleep_gen = (uint32_t)xr__now_ns() | 1;
 	if (++r->sleep_gen == 0)
 		r->sleep_gen = 1;
-	xr_store_release(&r->slot->sleep_gen, r->sleep_gen);
-	atomic_thread_fence(memory_order_seq_cst);
+	/* RS2, RS4 as in sleep_on_eventfd. */
+	xr_store_sc(&r->slot->sleep_gen, r->sleep_gen);
 	for (uint32_t k = 0; k < r->n_rings; k++)
-		if (xr_load_relaxed(&r->rings[k].rd->head) != sc[k].head) {
+		if (xr_load_sc(&r->rings[k].rd->head) != sc[k].head ||
+		    (sc[k].count > 0 && xr_load_sc(&r->rings[k].rd->blocked))) {
 			xr_atomic_xchg(&r->slot->sleep_gen, 0);
 			return 1;
 		}

@@ -146,8 +146,13 @@ void xr_writer_publish(xr_writer *w)
 	atomic_thread_fence(memory_order_release);
 	if (w->wake)
 		xr_store_relaxed(&w->rd->publish_ns, xr__now_ns());
-	/* W1: publishes every frame below head; pairs with R3. */
-	xr_store_release(&w->rd->head, w->head);
+	/* W1: publishes every frame below head; pairs with R3. With sleeping
+	 * readers to wake it is seq_cst, for the sleep/wake handshake
+	 * (shm/wake.c): one locked store per publish, not per record. */
+	if (w->wake)
+		xr_store_sc(&w->rd->head, w->head);
+	else
+		xr_store_release(&w->rd->head, w->head);
 	xr_store_release(&w->rd->written, w->seq);
 	/* W1c: closes the seqlock; pairs with R6. */
 	xr_store_release(&w->rd->pub_gen, gen + 2);

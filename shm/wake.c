@@ -4,27 +4,29 @@
  * (client/reader.c, sleep_on_eventfd):
  *
  *   reader                                 writer (each ring's)
- *   RS0 drain its eventfd                  W1  store_release(head)  (publish)
- *   RS1 cursor.wake_* = what it needs      WK1 fence(seq_cst)
- *       per ring (relaxed)                 WK2 load_acquire(slot.sleep_gen)
- *   RS2 store_release(slot.sleep_gen, g)       if g != 0 and this ring has
- *   RS3 fence(seq_cst)                         the batch: CAS(g -> 0), and
- *   RS4 load(head) of every ring; if any       if won, write(eventfd)
- *       moved since its walk: cancel
+ *   RS0 drain its eventfd                  W1  store_sc(head)  (publish)
+ *   RS1 cursor.wake_* = what it needs      WK2 load_sc(slot.sleep_gen)
+ *       per ring (relaxed)                     if g != 0 and this ring has
+ *   RS2 store_sc(slot.sleep_gen, g)            the batch: CAS(g -> 0), and
+ *   RS4 load_sc(head) of every ring; if        if won, write(eventfd)
+ *       any moved since its walk: cancel
  *   RS5 poll(eventfd, control socket, max_wait)
  *   RS6 exchange(slot.sleep_gen, 0): 0 means a writer woke it
  *
  * The race that loses wakeups is a reader deciding to sleep on an old head
  * while the writer publishes and looks at sleep_gen before the reader set
- * it. RS2-RS3-RS4 against W1-WK1-WK2 is the store-buffering pattern with a
- * seq_cst fence on each side, which C11 forbids from ending with both loads
- * missing the other side's store: either the reader's RS4 sees the new head
- * (and does not sleep), or the writer's WK2 sees the sleep (and counts the
- * new records for it). The CAS lets exactly one writer signal one sleep, so
- * a reader whose batch fills in two rings at once is woken once.
+ * it. RS2-RS4 against W1-WK2 is the store-buffering pattern; all four are
+ * seq_cst, so they fall in one total order, and whichever store comes first
+ * in it is seen by the other side's load: either the reader's RS4 sees the
+ * new head (and does not sleep), or the writer's WK2 sees the sleep (and
+ * counts the new records for it). (seq_cst accesses rather than fences, so
+ * that ThreadSanitizer can check the argument too.) The CAS lets exactly
+ * one writer signal one sleep, so a reader whose batch fills in two rings at
+ * once is woken once.
  *
  * What a sleeping reader needs (wake_pos, wake_seq, wake_need) is read
- * after WK2's acquire, so it is at least as new as the sleep_gen seen. The
+ * after WK2 (seq_cst, so also acquire: RS1 comes before RS2's release), so
+ * it is at least as new as the sleep_gen seen. The
  * reader can write anything there: values are checked before use, a walk
  * stays within what this writer published, and a bad value only wakes the
  * reader early or late (its max_wait still holds).
@@ -32,10 +34,10 @@
  * BLOCKED RINGS. A reader asleep for min records while its lease holds a
  * lossless writer back would wait forever when min records that pass its
  * filter cannot fit in the ring. So a writer that stops for its readers
- * stores blocked = 1 (seq_cst), fences, and wakes every sleeper; a reader
- * checks blocked after RS3 (RS4), and while it is set hands out a partial
- * batch. The same store-buffering argument as above: either the reader sees
- * blocked, or the writer sees it asleep.
+ * stores blocked = 1 and then loads every sleep_gen, waking the sleepers;
+ * a reader loads blocked after RS2 (in RS4), and while it is set hands out
+ * a partial batch. All seq_cst: the same store-buffering argument as above,
+ * either the reader sees blocked, or the writer sees it asleep.
  *
  * Closing an eventfd a writer may be signalling (the reader left): the
  * control server stores live = 0 and then waits for busy == 0; a writer
@@ -141,7 +143,7 @@ static bool signal_sub(struct xr_wake_sub *s)
 
 void xr__wake_kick(struct xr_wake *wk, struct xr_reader_slot *s, uint32_t slot)
 {
-	uint32_t g = xr_load_acquire(&s->sleep_gen);
+	uint32_t g = xr_load_sc(&s->sleep_gen);
 
 	if (g && xr_cas(&s->sleep_gen, &g, 0))
 		signal_sub(&wk->subs[slot]);
@@ -154,7 +156,6 @@ void xr__wake_blocked(struct xr_writer *w, bool on)
 	xr_store_sc(&w->rd->blocked, on ? 1u : 0u);
 	if (!on || !wk)
 		return;
-	atomic_thread_fence(memory_order_seq_cst);
 	for (uint32_t word = 0; word * 64 < wk->n; word++) {
 		uint64_t bits = xr_load_acquire(&wk->live_mask[word]);
 		while (bits) {
@@ -196,8 +197,6 @@ void xr__wake_check(struct xr_writer *w)
 {
 	struct xr_wake *wk = w->wake;
 
-	/* WK1: pairs with RS3; see the top of this file. */
-	atomic_thread_fence(memory_order_seq_cst);
 	for (uint32_t word = 0; word * 64 < wk->n; word++) {
 		uint64_t bits = xr_load_acquire(&wk->live_mask[word]);
 		while (bits) {
@@ -206,8 +205,8 @@ void xr__wake_check(struct xr_writer *w)
 			struct xr_wake_memo *m = &w->memo[slot];
 			bits &= bits - 1;
 
-			/* WK2 */
-			uint32_t g = xr_load_acquire(&s->sleep_gen);
+			/* WK2: pairs with RS2; see the top of this file. */
+			uint32_t g = xr_load_sc(&s->sleep_gen);
 			if (!g)
 				continue;
 			if (m->gen != g) {
