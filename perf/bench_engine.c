@@ -102,17 +102,17 @@ static void on_alarm(int sig)
 	stop = 1;
 }
 
-/* The reader process: reads and verifies for `seconds`, reports
- * experiences and bytes through fd. */
-static void reader_main(const char *name, double seconds, int fd)
+/* The reader process: once told to go, attaches through the control
+ * socket (so it sleeps on its eventfd between batches, as trainers do),
+ * reads and verifies for `seconds`, reports experiences and bytes. */
+static void reader_main(const char *name, double seconds, int go_fd, int fd)
 {
+	xr_reader_opts o = {.transport = XR_TRANSPORT_CONTROL};
 	xr_reader *r;
 	uint64_t got[3] = {0, 0, 0}; /* records, bytes, malformed */
-	int rc;
+	char c;
 
-	for (int i = 0; i < 200 && (rc = xr_reader_attach(name, NULL, &r)) == -ENOENT; i++)
-		usleep(10000);
-	if (rc < 0)
+	if (read(go_fd, &c, 1) != 1 || xr_reader_attach(name, &o, &r) < 0)
 		_exit(2);
 	if (write(fd, got, 1) != 1) /* attached */
 		_exit(3);
@@ -177,22 +177,28 @@ int main(int argc, char **argv)
 		int fds[2];
 		uint32_t games = sizes[s] < shards ? shards : sizes[s];
 
+		int go[2];
+
 		snprintf(name, sizeof(name), "bench-engine-%d-%u", (int)getpid(), games);
-		xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
-				      .hugepages = XR_HUGEPAGES_PREFER, .numa_node = XR_NUMA_DEFAULT};
-		xr_arena *a;
-		if (xr_arena_create(&spec, &a) < 0) {
-			fprintf(stderr, "bench_engine: %s\n", xr_arena_last_note());
-			return 2;
-		}
-		if (pipe(fds) < 0)
+		/* The reader is forked before this process has more threads than
+		 * main, and attaches when the engine serves. */
+		if (pipe(fds) < 0 || pipe(go) < 0)
 			return 2;
 		pid_t pid = fork();
 		if (pid == 0)
-			reader_main(name, seconds, fds[1]);
-		char c;
-		if (read(fds[0], &c, 1) != 1)
+			reader_main(name, seconds, go[0], fds[1]);
+		close(go[0]);
+		xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
+				      .hugepages = XR_HUGEPAGES_PREFER, .numa_node = XR_NUMA_DEFAULT};
+		xr_arena *a;
+		if (xr_arena_create(&spec, &a) < 0 || xr_arena_serve(a, NULL) < 0) {
+			fprintf(stderr, "bench_engine: %s\n", xr_arena_last_note());
 			return 2;
+		}
+		char c;
+		if (write(go[1], "g", 1) != 1 || read(fds[0], &c, 1) != 1)
+			return 2;
+		close(go[1]);
 
 		long rss0 = status_field("VmRSS:");
 		struct rusage ru0, ru1;
@@ -243,7 +249,7 @@ int main(int argc, char **argv)
 	}
 	printf("\nexp/s: experiences verified by the reader per second; GB/s: their bytes; cpu: "
 	       "engine process (shards) only;\nthreads: engine threads while running (main + "
-	       "shards); KiB/game: RSS growth per game beyond ring space (hugetlbfs pages are "
+	       "control server + shards); KiB/game: RSS growth per game beyond ring space (hugetlbfs pages are "
 	       "not in RSS).\n");
 	return 0;
 }
