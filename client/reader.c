@@ -584,7 +584,10 @@ static void sleep_on_eventfd(struct xr_reader *r, uint32_t min, int64_t wait_ns,
 	}
 }
 
-int xr_reader_read(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wait_ns, xr_batch *b)
+/* xr_reader_read() when b is given; xr_reader_wait() (count only, take
+ * nothing) when b is NULL. */
+static int read_or_wait(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wait_ns,
+			xr_batch *b)
 {
 	uint64_t start = 0, last_alive = 0;
 	struct xr_scan sc[XR_MAX_RINGS];
@@ -593,7 +596,7 @@ int xr_reader_read(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wait_ns
 	uint32_t hi;
 	int rc;
 
-	if (!r || !b || min == 0 || min > max || max > XR_BATCH_MAX)
+	if (!r || min == 0 || min > max || max > XR_BATCH_MAX)
 		return -EINVAL;
 	if (r->n_held >= XR_HELD_MAX)
 		return -ENOBUFS;
@@ -627,6 +630,10 @@ int xr_reader_read(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wait_ns
 			 * the lease this very batch holds (shm/wake.c). */
 			if (t.count >= min ||
 			    (t.count > 0 && (closed || t.full || xr_load_acquire(&rr->rd->blocked)))) {
+				if (!b) {
+					xr__rr_unpeek(rr);
+					return (int)t.count;
+				}
 				xr__rr_commit(rr, &t);
 				fill_batch(r, k, hi, &t, b);
 				r->next_ring = (k + 1) % r->n_rings;
@@ -644,6 +651,8 @@ int xr_reader_read(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wait_ns
 		if (!start)
 			start = last_alive = now;
 		bool expired = max_wait_ns >= 0 && now - start >= (uint64_t)max_wait_ns;
+		if (expired && best > 0 && !b)
+			return (int)best;
 		if (expired && best > 0) {
 			struct xr_ring_rd *rr = &r->rings[best_k];
 			rc = peek(r, best_k, max, hi, &t);
@@ -682,6 +691,18 @@ int xr_reader_read(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wait_ns
 			xr__backoff_wait(&bo);
 		}
 	}
+}
+
+int xr_reader_read(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wait_ns, xr_batch *b)
+{
+	if (!b)
+		return -EINVAL;
+	return read_or_wait(r, min, max, max_wait_ns, b);
+}
+
+int xr_reader_wait(xr_reader *r, uint32_t min, int64_t max_wait_ns)
+{
+	return read_or_wait(r, min, min, max_wait_ns, NULL);
 }
 
 int xr_reader_arm(xr_reader *r, uint32_t min)
@@ -735,6 +756,15 @@ int xr_reader_arm(xr_reader *r, uint32_t min)
 			return 1;
 		}
 	r->armed = true;
+	return 0;
+}
+
+int xr_reader_ring_memory(const xr_reader *r, uint32_t k, const void **base, uint64_t *len)
+{
+	if (!r || !r->arena || k >= r->n_rings)
+		return -EINVAL;
+	*base = r->rings[k].data;
+	*len = 2 * r->rings[k].cap;
 	return 0;
 }
 

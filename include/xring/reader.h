@@ -195,6 +195,15 @@ XR_API int xr_reader_attach(const char *engine, const xr_reader_opts *opts, xr_r
 XR_API int xr_reader_read(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wait_ns,
 			  xr_batch *b);
 
+/*
+ * Waits as xr_reader_read() would for min records (at most max_wait_ns),
+ * without taking them: returns how many are ready in one ring (>= min, or
+ * fewer when the wait ended or the engine closed), 0 if none, or an error
+ * as xr_reader_read(). For callers that wait in slices, e.g. to handle
+ * signals between them, then take with xr_reader_read(..., 0, &b).
+ */
+XR_API int xr_reader_wait(xr_reader *r, uint32_t min, int64_t max_wait_ns);
+
 /* Ends the lease on b; its memory may be overwritten from now on. Batches
  * may be released in any order. Returns 0, or -EINVAL if b is not a batch
  * this reader holds (released twice, or from another reader). */
@@ -230,6 +239,15 @@ XR_API int xr_reader_reattach(xr_reader *r, int64_t timeout_ns);
  */
 XR_API int xr_reader_fd(const xr_reader *r);
 XR_API int xr_reader_arm(xr_reader *r, uint32_t min);
+
+/*
+ * Where ring k (0 <= k < n_rings) of the reader's stream is mapped in this
+ * process: *base, *len = 2 * capacity bytes (the ring twice, back to back),
+ * read-only. Every batch of that ring lies inside. For bindings that hand out
+ * views of batches and want to prove they are views. 0 or -EINVAL.
+ */
+XR_API int xr_reader_ring_memory(const xr_reader *r, uint32_t k, const void **base,
+				 uint64_t *len);
 
 /* The one-line reason the engine gave for the last refused attach in this
  * thread, or "" if none. */
