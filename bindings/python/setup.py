@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: MIT
+"""Builds xring's Python package on its own, with the reader library compiled
+in from the repository's sources (no installed libxring needed):
+
+    pip install --no-build-isolation --no-index ./bindings/python
+
+Needs Debian's python3-dev, python3-numpy, python3-setuptools, libnuma-dev,
+libhugetlbfs-dev. The top-level CMake build makes the same module (target
+xring_python) without pip.
+"""
+
+import os
+
+import numpy
+from setuptools import Extension, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+
+# The reader's side of the library: arena, rings, records, control client.
+# (The engine's sources, games and io_uring, are not needed to read.)
+LIB_SOURCES = [
+    "util/error.c", "util/clock.c", "util/proc.c",
+    "shm/fingerprint.c", "shm/backing.c", "shm/map.c", "shm/arena.c",
+    "shm/ring_writer.c", "shm/ring_reader.c", "shm/wake.c",
+    "record/experience.c", "record/verify.c", "record/filter.c",
+    "control/wire.c", "control/server.c", "control/client.c",
+    "client/reader.c",
+]
+
+
+def rel(p):
+    # setuptools wants source paths relative to this directory.
+    return os.path.relpath(os.path.join(ROOT, p), HERE)
+
+
+ext = Extension(
+    "xring._xring",
+    sources=["src/_xring.c"] + [rel(p) for p in LIB_SOURCES],
+    include_dirs=[os.path.join(ROOT, "include"), ROOT, numpy.get_include()],
+    define_macros=[("_GNU_SOURCE", None)],
+    extra_compile_args=["-std=c11", "-O2", "-fvisibility=hidden"],
+    libraries=["numa", "hugetlbfs", "pthread"],
+)
+
+setup(
+    name="xring",
+    version="0.1.0",
+    description="Zero-copy RL experience from an xring engine, as numpy arrays and torch tensors",
+    packages=["xring"],
+    ext_modules=[ext],
+    python_requires=">=3.9",
+)

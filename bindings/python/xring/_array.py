@@ -1,0 +1,131 @@
+# SPDX-License-Identifier: MIT
+"""LeasedArray: the numpy arrays of a batch, which check its lease.
+
+A batch's arrays are views of the ring. Their base (followed through views of
+views) is the batch's lease; every way of touching the data that Python code
+goes through checks that the batch was not released, and raises
+ReleasedError if it was. The ring under the array stays leased while the
+array lives, so even code that reaches the memory another way (the buffer
+protocol, a torch tensor) never reads recycled records.
+"""
+
+import numpy as np
+
+from ._errors import ReleasedError
+
+__all__ = ["LeasedArray"]
+
+
+def _lease_of(a):
+    b = a.base
+    while isinstance(b, np.ndarray):
+        b = b.base
+    return b
+
+
+def _check(a):
+    lease = _lease_of(a)
+    if lease is not None and getattr(lease, "released", False):
+        raise ReleasedError(
+            "this array belongs to a released batch: its records may be overwritten "
+            "(copy what you keep, e.g. arr.copy(), before batch.release())")
+
+
+def _plain(x):
+    if isinstance(x, LeasedArray):
+        _check(x)
+        return x.view(np.ndarray)
+    if isinstance(x, (tuple, list)):
+        return type(x)(_plain(y) for y in x)
+    return x
+
+
+class LeasedArray(np.ndarray):
+    """An ndarray over ring memory that refuses use after its batch's release."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key):
+        _check(self)
+        return super().__getitem__(key)
+
+    def __setitem__(self, key, value):
+        _check(self)
+        return super().__setitem__(key, value)
+
+    def __array__(self, dtype=None):
+        _check(self)
+        a = self.view(np.ndarray)
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        inputs = _plain(inputs)
+        if "out" in kwargs:
+            kwargs["out"] = _plain(kwargs["out"])
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        args = _plain(args)
+        kwargs = {k: _plain(v) for k, v in kwargs.items()}
+        return func(*args, **kwargs)
+
+    def __iter__(self):
+        _check(self)
+        return super().__iter__()
+
+    def __repr__(self):
+        _check(self)
+        return repr(self.view(np.ndarray)).replace("array(", "LeasedArray(", 1)
+
+    def __str__(self):
+        _check(self)
+        return str(self.view(np.ndarray))
+
+    def __reduce__(self):
+        _check(self)
+        return self.view(np.ndarray).copy().__reduce__()
+
+    def __bool__(self):
+        _check(self)
+        return bool(self.view(np.ndarray))
+
+    def __float__(self):
+        _check(self)
+        return float(self.view(np.ndarray))
+
+    def __int__(self):
+        _check(self)
+        return int(self.view(np.ndarray))
+
+    def __index__(self):
+        _check(self)
+        return self.view(np.ndarray).__index__()
+
+    def __dlpack__(self, stream=None):
+        _check(self)
+        from . import _xring
+        return _xring.dlpack(self)
+
+    def __dlpack_device__(self):
+        return (1, 0)
+
+    def tolist(self):
+        _check(self)
+        return self.view(np.ndarray).tolist()
+
+    def item(self, *args):
+        _check(self)
+        return self.view(np.ndarray).item(*args)
+
+    def tobytes(self, order="C"):
+        _check(self)
+        return self.view(np.ndarray).tobytes(order)
+
+    def copy(self, order="C"):
+        """A plain ndarray with the data: keep this past release()."""
+        _check(self)
+        return self.view(np.ndarray).copy(order)
+
+    def astype(self, dtype, *args, **kwargs):
+        _check(self)
+        return self.view(np.ndarray).astype(dtype, *args, **kwargs)

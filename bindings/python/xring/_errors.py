@@ -1,0 +1,98 @@
+# SPDX-License-Identifier: MIT
+"""xring's exceptions, and how C error codes map to them."""
+
+import errno
+
+__all__ = [
+    "XringError", "NoEngineError", "PermissionRefusedError", "EngineClosedError",
+    "EvictedError", "TooManyReadersError", "PolicyError", "LayoutError",
+    "TooManyBatchesHeldError", "ReleasedError",
+]
+
+_XR_BASE = 5000
+
+
+class XringError(Exception):
+    """Base of xring's errors. ``code`` is the C code (negative errno or
+    XR_E*), ``name`` its symbol, ``reason`` the one-line explanation (from the
+    engine when it refused us)."""
+
+    def __init__(self, message, code=0, name="", reason=""):
+        super().__init__(message)
+        self.code = code
+        self.name = name
+        self.reason = reason
+
+
+class NoEngineError(XringError, FileNotFoundError):
+    """No engine of that name runs (or it has no such stream)."""
+
+
+class PermissionRefusedError(XringError, PermissionError):
+    """The engine refused this user (--allow-uid/--allow-gid), or the arena
+    cannot be opened."""
+
+
+class EngineClosedError(XringError):
+    """The engine stopped (or died), and everything it wrote has been read."""
+
+
+class EvictedError(XringError):
+    """The engine detached this reader (a cursor that cannot be right, or it
+    was taken for dead). Reattach."""
+
+
+class TooManyReadersError(XringError):
+    """The engine's reader slots are all taken (--max-readers)."""
+
+
+class PolicyError(XringError, ValueError):
+    """A lossless reader on a lossy stream."""
+
+
+class LayoutError(XringError):
+    """The engine was built with an incompatible xring."""
+
+
+class TooManyBatchesHeldError(XringError):
+    """64 batches are held already (their arrays alive count): release some."""
+
+
+class ReleasedError(XringError, RuntimeError):
+    """A released batch's arrays were touched: their records may be
+    overwritten. Copy what you keep before release()."""
+
+
+class _InvalidError(XringError, ValueError):
+    pass
+
+
+class _TimeoutError(XringError, TimeoutError):
+    pass
+
+
+_BY_CODE = {
+    -errno.ENOENT: NoEngineError,
+    -errno.EACCES: PermissionRefusedError,
+    -errno.EPERM: PermissionRefusedError,
+    -(_XR_BASE + 2): EngineClosedError,
+    -(_XR_BASE + 3): EvictedError,
+    -errno.EBUSY: TooManyReadersError,
+    -(_XR_BASE + 6): PolicyError,
+    -(_XR_BASE + 1): LayoutError,
+    -errno.ENOBUFS: TooManyBatchesHeldError,
+    -errno.EINVAL: _InvalidError,
+    -errno.ETIMEDOUT: _TimeoutError,
+    -errno.ECONNRESET: EngineClosedError,
+}
+
+
+def make(code, what, reason):
+    """The exception for C error `code` from operation `what`."""
+    from . import _xring
+    name, text = _xring.strerror(code)
+    cls = _BY_CODE.get(code, XringError)
+    msg = f"{what}: {reason}" if reason else f"{what}: {text}"
+    if reason and reason != text:
+        msg += f" [{name}]"
+    return cls(msg, code, name, reason or text)
