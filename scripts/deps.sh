@@ -8,6 +8,7 @@ PKGS=(
   liburing-dev libhugetlbfs-dev libhugetlbfs-bin libnuma-dev numactl libyaml-dev
   flatbuffers-compiler python3-flatbuffers
   python3 python3-numpy python3-pytest
+  python3-dev python3-setuptools python3-pip python3-venv python3-torch python3-grpcio
 )
 
 missing=()

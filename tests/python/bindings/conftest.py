@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: MIT
+"""Fixtures for the tests of the Python package (bindings/python).
+
+The package comes from the CMake build ($XRING_BUILD_DIR/python, the build
+directory defaulting to <repo>/build), engines from the xring program of the
+same build. Each test gets its own control-socket directory (XRING_RUN_DIR)
+and engine names, so tests do not see each other's engines. A missing build
+fails the tests with what to build; nothing is skipped silently.
+"""
+import os
+import pathlib
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
+BUILD = pathlib.Path(os.environ.get("XRING_BUILD_DIR") or REPO / "build")
+PYDIR = BUILD / "python"
+XRING_BIN = BUILD / "xring"
+
+if not (PYDIR / "xring" / "__init__.py").is_file() or not list((PYDIR / "xring").glob("_xring*.so")):
+    pytest.exit(f"the Python extension is not built in {PYDIR}: run "
+                f"'cmake -S {REPO} -B {BUILD} && cmake --build {BUILD}'", returncode=1)
+sys.path.insert(0, str(PYDIR))
+
+
+@pytest.fixture
+def run_dir(tmp_path, monkeypatch):
+    """A control-socket directory of this test's own (short: sun_path is 108)."""
+    d = pathlib.Path("/tmp") / f"xr-{uuid.uuid4().hex[:10]}"
+    d.mkdir()
+    monkeypatch.setenv("XRING_RUN_DIR", str(d))
+    yield d
+    for p in d.iterdir():
+        p.unlink()
+    d.rmdir()
+
+
+class Engine:
+    """An `xring engine` process."""
+
+    def __init__(self, name, args, env):
+        self.name = name
+        self.args = args
+        self.env = env
+        self.proc = None
+
+    def start(self, timeout=10):
+        self.proc = subprocess.Popen(
+            [str(XRING_BIN), "engine", "--name", self.name, "--quiet"] + self.args,
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        sock = pathlib.Path(self.env["XRING_RUN_DIR"]) / f"{self.name}.sock"
+        deadline = time.monotonic() + timeout
+        while not sock.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"engine {self.name} exited: "
+                                   f"{self.proc.stderr.read().decode()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"engine {self.name} did not come up in {timeout} s")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, sig=None, timeout=10):
+        import signal
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig or signal.SIGTERM)
+            self.proc.wait(timeout)
+        return self.proc.returncode if self.proc else None
+
+    def kill(self):
+        import signal
+        return self.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def engines(run_dir):
+    """engines(games=100, args=[...], name=None) starts an engine (stopped at
+    the end of the test)."""
+    started = []
+    env = dict(os.environ, XRING_RUN_DIR=str(run_dir))
+
+    def make(*args, name=None, games=100, ring_size="16M", start=True):
+        name = name or f"py-{uuid.uuid4().hex[:8]}"
+        e = Engine(name, ["--games", str(games), "--ring-size", ring_size] + list(args), env)
+        started.append(e)
+        return e.start() if start else e
+
+    yield make
+    for e in started:
+        e.stop()
+
+
+@pytest.fixture
+def engine(engines):
+    """One engine playing 100 grid games as fast as its readers allow."""
+    return engines()
