@@ -10,6 +10,7 @@ xring_python) without pip.
 """
 
 import os
+import shutil
 
 import numpy
 from setuptools import Extension, setup
@@ -29,15 +30,26 @@ LIB_SOURCES = [
 ]
 
 
-def rel(p):
-    # setuptools wants source paths relative to this directory.
-    return os.path.relpath(os.path.join(ROOT, p), HERE)
+# A copy of the library's sources under build/, so that compiling them leaves
+# nothing outside this directory's build/ (setuptools puts objects beside
+# relative source paths, which '../..' would send up the tree).
+SRC = os.path.join("build", "xring-src")
 
+
+def copy_sources():
+    for d in ("include", "util", "shm", "record", "control", "client"):
+        dst = os.path.join(HERE, SRC, d)
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(os.path.join(ROOT, d), dst,
+                        ignore=shutil.ignore_patterns("*.in", "*.o"))
+
+
+copy_sources()
 
 ext = Extension(
     "xring._xring",
-    sources=["src/_xring.c"] + [rel(p) for p in LIB_SOURCES],
-    include_dirs=[os.path.join(ROOT, "include"), ROOT, numpy.get_include()],
+    sources=["src/_xring.c"] + [os.path.join(SRC, p) for p in LIB_SOURCES],
+    include_dirs=[os.path.join(SRC, "include"), SRC, numpy.get_include()],
     define_macros=[("_GNU_SOURCE", None)],
     extra_compile_args=["-std=c11", "-O2", "-fvisibility=hidden"],
     libraries=["numa", "hugetlbfs", "pthread"],
