@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -70,7 +71,9 @@ static int request(int sock, uint16_t type, const void *body, uint32_t len, int 
 	struct pollfd pf = {.fd = sock, .events = POLLIN};
 
 	rc = xr__ctl_send(sock, type, id, body, len, efd >= 0 ? &efd : NULL, efd >= 0);
-	if (rc < 0)
+	/* A refusal at accept comes before our request is read, and the engine
+	 * hangs up: the send fails, but its ERROR may wait in the socket. */
+	if (rc < 0 && rc != -EPIPE && rc != -ECONNRESET)
 		goto hung_up;
 	do
 		rc = poll(&pf, 1, XR_CTL_REPLY_TIMEOUT_MS);
@@ -81,10 +84,16 @@ static int request(int sock, uint16_t type, const void *body, uint32_t len, int 
 		return -ETIMEDOUT;
 	}
 	n = xr__ctl_recv(sock, u.b, sizeof(u.b), fds, &n_fds, 0);
+	/* An engine that hangs up with our request unread makes the kernel
+	 * report ECONNRESET once, ahead of the reply it queued: read on. */
+	if (n == -ECONNRESET)
+		n = xr__ctl_recv(sock, u.b, sizeof(u.b), fds, &n_fds, MSG_DONTWAIT);
 	if (n <= 0) {
 		rc = n;
 		goto hung_up;
 	}
+	/* An ERROR before any request was read carries id 0. */
+	bool early = (size_t)n >= sizeof(u.h) && u.h.type == XR_CTL_ERROR && u.h.id == 0;
 	if (fd_out && n_fds == 1) {
 		*fd_out = fds[0];
 	} else {
@@ -94,7 +103,7 @@ static int request(int sock, uint16_t type, const void *body, uint32_t len, int 
 			*fd_out = -1;
 	}
 	if ((size_t)n < sizeof(u.h) || u.h.magic != XR_CTL_MAGIC || u.h.version != XR_CTL_VERSION ||
-	    u.h.len != (uint32_t)n - sizeof(u.h) || u.h.id != id)
+	    u.h.len != (uint32_t)n - sizeof(u.h) || (u.h.id != id && !early))
 		goto proto;
 	if (u.h.type == XR_CTL_ERROR && u.h.len == sizeof(struct xr_ctl_error)) {
 		struct xr_ctl_error e;

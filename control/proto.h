@@ -114,8 +114,9 @@ int xr__ctl_send(int sock, uint16_t type, uint32_t id, const void *body, uint32_
 		 const int *fds, int n_fds);
 
 /* Receives one message into buf[0..cap) and up to 2 fds (close-on-exec);
- * returns its length, 0 at end of connection, -EMSGSIZE if it was cut
- * (fds closed), or -errno. Extra fds beyond 2 are closed. */
+ * returns its length, 0 at end of connection, -EMSGSIZE if it was cut,
+ * -ETOOMANYREFS if more fds came than the buffer holds (8; fds closed), or
+ * -errno. Extra fds beyond 2 are closed. */
 int xr__ctl_recv(int sock, void *buf, uint32_t cap, int *fds, int *n_fds, int flags);
 
 /* The directory control sockets live in: $XRING_RUN_DIR if set, else

@@ -42,7 +42,7 @@
 
 #define XR_CTL_BURST 32      /* requests a connection may send at once */
 #define XR_CTL_RATE 16       /* ...and per second after that */
-#define XR_CTL_GROUPS_MAX 64
+#define XR_CTL_IDLE_NS 5000000000ull /* a connection must ATTACH within this */
 
 struct conn {
 	int fd;
@@ -53,6 +53,7 @@ struct conn {
 	int slot;                /* -1: none */
 	double tokens;
 	uint64_t last_ns;
+	uint64_t born_ns;
 };
 
 struct xr_ctl {
@@ -119,21 +120,33 @@ static bool in_list(const uint32_t *l, uint32_t n, uint32_t v)
 }
 
 /* SO_PEERCRED's uid against the allow-list; its groups (SO_PEERGROUPS,
- * supplementary ones included) against the gid list. */
+ * supplementary ones included, however many) against the gid list. */
 static bool peer_allowed(const struct xr_ctl *c, const struct conn *k)
 {
-	gid_t groups[XR_CTL_GROUPS_MAX];
-	socklen_t len = sizeof(groups);
+	gid_t small[64], *groups = small;
+	socklen_t len = sizeof(small);
+	bool ok = false;
 
 	if (k->uid == geteuid() || in_list(c->allow_uid, c->n_uid, k->uid))
 		return true;
 	if (in_list(c->allow_gid, c->n_gid, k->gid))
 		return true;
-	if (c->n_gid && getsockopt(k->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
-		for (size_t i = 0; i < len / sizeof(gid_t); i++)
-			if (in_list(c->allow_gid, c->n_gid, groups[i]))
-				return true;
-	return false;
+	if (!c->n_gid)
+		return false;
+	if (getsockopt(k->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+		/* ERANGE: more groups than fit; len now says how many bytes. */
+		if (errno != ERANGE || !(groups = malloc(len)) ||
+		    getsockopt(k->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+			if (groups != small)
+				free(groups);
+			return false;
+		}
+	}
+	for (size_t i = 0; i < len / sizeof(gid_t) && !ok; i++)
+		ok = in_list(c->allow_gid, c->n_gid, groups[i]);
+	if (groups != small)
+		free(groups);
+	return ok;
 }
 
 static bool is_eventfd(int fd)
@@ -184,18 +197,24 @@ static int claim_slot(struct xr_ctl *c, const struct conn *k, uint32_t stream, u
 	return -EBUSY;
 }
 
+static void refuse_peer(const struct xr_ctl *c, struct conn *k, uint32_t id)
+{
+	send_error(k, id, -EACCES,
+		   "engine %s refuses uid %u (gid %u): allowed are uid %u%s; start it with "
+		   "--allow-uid %u or --allow-gid %u",
+		   c->a->hdr->name, (unsigned)k->uid, (unsigned)k->gid, (unsigned)geteuid(),
+		   c->n_uid || c->n_gid ? " and its --allow-uid/--allow-gid lists" : " only",
+		   (unsigned)k->uid, (unsigned)k->gid);
+}
+
 static void do_attach(struct xr_ctl *c, uint32_t ci, const struct xr_ctl_hdr *h)
 {
 	struct conn *k = &c->conns[ci];
 	const struct xr_arena_hdr *ah = c->a->hdr;
 
+	/* Checked at accept already; again here, where the reply has an id. */
 	if (!peer_allowed(c, k)) {
-		send_error(k, h->id, -EACCES,
-			   "engine %s refuses uid %u (gid %u): allowed are uid %u%s; start it with "
-			   "--allow-uid %u or --allow-gid %u",
-			   ah->name, (unsigned)k->uid, (unsigned)k->gid, (unsigned)geteuid(),
-			   c->n_uid || c->n_gid ? " and its --allow-uid/--allow-gid lists" : " only",
-			   (unsigned)k->uid, (unsigned)k->gid);
+		refuse_peer(c, k, h->id);
 		drop_conn(c, ci);
 		return;
 	}
@@ -228,8 +247,11 @@ static void do_subscribe(struct xr_ctl *c, uint32_t ci, const struct xr_ctl_hdr 
 		FAIL(-EINVAL, "this connection has a reader already: one reader per connection");
 	if (!memchr(m->stream, 0, sizeof(m->stream)) || !memchr(m->label, 0, sizeof(m->label)))
 		FAIL(-EPROTO, "malformed SUBSCRIBE: stream or label not NUL-terminated");
-	if (!(m->flags & XR_CTL_SUB_EVENTFD) != (efd < 0) || m->flags & ~XR_CTL_SUB_EVENTFD)
-		FAIL(-EPROTO, "malformed SUBSCRIBE: flags and passed fds disagree");
+	if (m->flags & ~XR_CTL_SUB_EVENTFD)
+		FAIL(-EPROTO, "malformed SUBSCRIBE: unknown flag bits 0x%x",
+		     m->flags & ~XR_CTL_SUB_EVENTFD);
+	if (!(m->flags & XR_CTL_SUB_EVENTFD) != (efd < 0))
+		FAIL(-EPROTO, "malformed SUBSCRIBE: the EVENTFD flag and the fds passed disagree");
 	if (efd >= 0 && !is_eventfd(efd))
 		FAIL(-EPROTO, "malformed SUBSCRIBE: the fd passed is not an eventfd");
 	for (uint32_t i = 0; i < a->hdr->n_streams; i++)
@@ -317,8 +339,10 @@ static void on_message(struct xr_ctl *c, uint32_t ci)
 
 	if (n == -EAGAIN)
 		return;
-	if (n == -EMSGSIZE) {
-		send_error(k, 0, -EPROTO, "malformed message: longer than any in the protocol");
+	if (n == -EMSGSIZE || n == -ETOOMANYREFS) {
+		send_error(k, 0, -EPROTO, "malformed message: %s",
+			   n == -EMSGSIZE ? "longer than any in the protocol"
+					  : "more file descriptors than any message carries");
 		drop_conn(c, ci);
 		return;
 	}
@@ -398,18 +422,28 @@ static void on_accept(struct xr_ctl *c)
 
 	if (fd < 0)
 		return;
-	if (c->n_conns == c->max_conns ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
-		struct conn k = {.fd = fd};
-		send_error(&k, 0, -EBUSY, "engine %s has too many connections (%u)", c->a->hdr->name,
-			   c->max_conns);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
 		close(fd);
 		return;
 	}
-	c->conns[c->n_conns++] = (struct conn){
+	struct conn k = {
 		.fd = fd, .pid = cr.pid, .uid = cr.uid, .gid = cr.gid, .slot = -1,
-		.tokens = XR_CTL_BURST, .last_ns = xr__now_ns(),
+		.tokens = XR_CTL_BURST, .last_ns = xr__now_ns(), .born_ns = xr__now_ns(),
 	};
+	/* A peer not on the allow-list gets no connection to hold: the
+	 * table is for those who may read. (Id 0: no request yet.) */
+	if (!peer_allowed(c, &k)) {
+		refuse_peer(c, &k, 0);
+		close(fd);
+		return;
+	}
+	if (c->n_conns == c->max_conns) {
+		send_error(&k, 0, -EBUSY, "engine %s has too many connections (%u)",
+			   c->a->hdr->name, c->max_conns);
+		close(fd);
+		return;
+	}
+	c->conns[c->n_conns++] = k;
 }
 
 static void *serve(void *p)
@@ -426,13 +460,29 @@ static void *serve(void *p)
 		pf[1] = (struct pollfd){.fd = c->lfd, .events = POLLIN};
 		for (uint32_t i = 0; i < n; i++)
 			pf[2 + i] = (struct pollfd){.fd = c->conns[i].fd, .events = POLLIN};
-		if (poll(pf, n + 2, -1) < 0) {
+		bool idle = false;
+		for (uint32_t i = 0; i < n; i++)
+			idle |= !c->conns[i].attached;
+		/* While someone has not ATTACHed, look at the clock each second. */
+		if (poll(pf, n + 2, idle ? 1000 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
 		if (pf[0].revents)
 			break;
+		uint64_t now = xr__now_ns();
+		for (uint32_t i = n; i-- > 0;) {
+			struct conn *k = &c->conns[i];
+			if (!k->attached && !pf[2 + i].revents && now - k->born_ns > XR_CTL_IDLE_NS) {
+				send_error(k, 0, -ETIMEDOUT,
+					   "no ATTACH within %llu s of connecting",
+					   (unsigned long long)(XR_CTL_IDLE_NS / 1000000000ull));
+				drop_conn(c, i);
+				pf[2 + i] = pf[2 + c->n_conns]; /* drop_conn moved the last into i */
+			}
+		}
+		n = c->n_conns;
 		/* Backwards: drop_conn moves the last connection into i. */
 		for (uint32_t i = n; i-- > 0;) {
 			if (!pf[2 + i].revents)

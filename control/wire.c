@@ -117,7 +117,7 @@ int xr__ctl_recv(int sock, void *buf, uint32_t cap, int *fds, int *n_fds, int fl
 		for (int i = 0; i < *n_fds; i++)
 			close(fds[i]);
 		*n_fds = 0;
-		return -EMSGSIZE;
+		return m.msg_flags & MSG_TRUNC ? -EMSGSIZE : -ETOOMANYREFS;
 	}
 	return (int)n;
 }

@@ -83,10 +83,10 @@
  *   as "not the protocol" because its id (0) is not the request's.
  */
 #ifndef XR_FIXED_PEERGROUPS_MAX
-#define XR_FIXED_PEERGROUPS_MAX 0
+#define XR_FIXED_PEERGROUPS_MAX 1
 #endif
 #ifndef XR_FIXED_ACCEPT_REFUSAL
-#define XR_FIXED_ACCEPT_REFUSAL 0
+#define XR_FIXED_ACCEPT_REFUSAL 1
 #endif
 
 static xr_arena *make_arena(const char *name, xr_policy policy, uint64_t ring_bytes,
