@@ -35,12 +35,13 @@ static const char engine_help[] =
 	"  --numa-node N            bind memory and the writer to node N\n"
 	"                           (default: the node of the first allowed CPU)\n"
 	"  --max-readers N          reader slots (default: 64)\n"
-	"  --control PATH           control socket readers attach through (default:\n"
-	"                           $XRING_RUN_DIR, /run/xring or /tmp/xring, + /NAME.sock)\n"
 	"  --allow-uid LIST         also let these users attach (names or uids, comma-\n"
-	"                           separated; the engine's own uid always may)\n"
-	"  --allow-gid LIST         ...and members of these groups\n"
-	"games (the default source of records; one writer thread for now):\n"
+	"                           separated; the engine's own uid always may); makes\n"
+	"                           the control socket mode 0666, the list being the gate\n"
+	"  --allow-gid LIST         ...and members of these groups (the socket's group\n"
+	"                           becomes the first); the socket is DIR/NAME.sock, DIR\n"
+	"                           = $XRING_RUN_DIR, /run/xring or /tmp/xring\n"
+	"games (the default source of records):\n"
 	"  --game grid|PATH.so      the built-in grid game, or a game plugin (default: grid)\n"
 	"  --games N                concurrent games (default: 1000)\n"
 	"  --shards S               writer threads, pinned to the node's CPUs, one ring\n"
@@ -74,7 +75,7 @@ static void on_signal(int sig)
 enum {
 	O_NAME, O_STREAM, O_RING, O_POLICY, O_HUGE, O_NUMA, O_READERS, O_BYTES, O_COUNT,
 	O_RATE, O_GAMES, O_QUIET, O_HELP, O_GAME, O_BOARD, O_PLAYERS, O_SEED, O_TURNS, O_DTYPE, O_TICK, O_SHARDS, O_CONFIG, O_HIGH, O_LOW,
-	O_CONTROL, O_ALLOW_UID, O_ALLOW_GID,
+	O_ALLOW_UID, O_ALLOW_GID,
 };
 
 static const struct xr_opt engine_opts[] = {
@@ -90,7 +91,7 @@ static const struct xr_opt engine_opts[] = {
 	[O_DTYPE] = {"--obs-dtype", true},   [O_TICK] = {"--tick-ms", true},
 	[O_SHARDS] = {"--shards", true},     [O_CONFIG] = {"--config", true},
 	[O_HIGH] = {"--high-watermark", true}, [O_LOW] = {"--low-watermark", true},
-	[O_CONTROL] = {"--control", true},   [O_ALLOW_UID] = {"--allow-uid", true},
+	[O_ALLOW_UID] = {"--allow-uid", true},
 	[O_ALLOW_GID] = {"--allow-gid", true},
 	{NULL, false},
 };
@@ -291,7 +292,6 @@ int xr_cmd_engine(int argc, char **argv)
 			gcfg.turn_limit = (uint32_t)n;
 			break;
 		case O_CONFIG: break; /* read above */
-		case O_CONTROL: co.path = v; break;
 		case O_ALLOW_UID:
 		case O_ALLOW_GID:
 			if (!parse_ids(v, k == O_ALLOW_GID, k == O_ALLOW_GID ? allow_gid : allow_uid,
@@ -416,10 +416,9 @@ int xr_cmd_engine(int argc, char **argv)
 
 	rc = xr_arena_serve(a, &co);
 	if (rc < 0) {
-		xr_cli_err("engine", "cannot serve the control socket%s%s: %s; %s",
-			   co.path ? " at " : "", co.path ? co.path : "", xr_strerror(rc),
-			   rc == -EADDRINUSE ? "another engine serves that path; pick another --control"
-					     : "check --control and the directory's permissions");
+		xr_cli_err("engine", "cannot serve the control socket: %s; %s", xr_strerror(rc),
+			   rc == -EADDRINUSE ? "another engine serves that name; pick another --name"
+					     : "check XRING_RUN_DIR and the directory's permissions");
 		xr_arena_destroy(a);
 		return XR_EXIT_FAIL;
 	}

@@ -169,7 +169,12 @@ static void stats_tick(xr_reader *r, struct tail_stats *ts, const xr_batch *b)
 
 	if (b) {
 		ts->records += b->count;
-		ts->bytes += b->bytes;
+		/* Filtered batches span skipped frames too: count what passed. */
+		if (b->frames)
+			for (uint32_t i = 0; i < b->count; i++)
+				ts->bytes += b->frames[i]->size;
+		else
+			ts->bytes += b->bytes;
 		ts->batches++;
 	}
 	if (now - ts->last_ns < 1000000000ull)

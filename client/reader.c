@@ -522,7 +522,7 @@ static int peek(struct xr_reader *r, uint32_t k, uint32_t max, uint32_t hi, stru
 static void sleep_on_eventfd(struct xr_reader *r, uint32_t min, int64_t wait_ns,
 			     const struct xr_scan *sc)
 {
-	uint64_t drain;
+	uint64_t drain, slept_at = xr__now_ns();
 	bool cancel = false;
 
 	/* RS0: a wakeup meant for an earlier sleep must not end this one. */
@@ -576,7 +576,9 @@ static void sleep_on_eventfd(struct xr_reader *r, uint32_t min, int64_t wait_ns,
 			if (t > last)
 				last = t;
 		}
-		if (last && now > last) {
+		/* Only a publish during the sleep woke us; a kick for a
+		 * blocked ring or an eviction is not a wakeup latency. */
+		if (last > slept_at && now > last) {
 			r->wake_hist[lat_bucket(now - last)]++;
 			if (now - last > r->wake_max)
 				r->wake_max = now - last;

@@ -5,11 +5,12 @@
  * the control path only: after SUBSCRIBED, records and wakeups go through
  * shared memory and eventfds without it.
  *
- * It owns the reader slots it hands out (flag XR_SLOT_F_CONTROL): only this
- * thread frees them, when the reader detaches or its connection ends, which
- * the kernel reports the moment the reader's process dies. Writers still
- * evict such a reader for a bad cursor, but never reap it by pid, so a slot
- * is never freed twice or freed under a new owner.
+ * It owns the reader slots it hands out: only this thread frees them, when
+ * the reader detaches or its connection ends, which the kernel reports the
+ * moment the reader's process dies. Ownership is recorded in the engine's
+ * own memory (arena->ctl_owned), not in the slot, which its reader could
+ * rewrite. Writers still evict such a reader for a bad cursor, but never
+ * reap it by pid, so a slot is never freed twice or under a new owner.
  *
  * Everything a peer sends is untrusted: a message that is not exactly one
  * of the protocol's gets ERROR with a one-line reason, and its connection
@@ -96,6 +97,7 @@ static void release_slot(struct xr_ctl *c, uint32_t slot)
 		xr_store_release(&xr__cursor(a, r, slot)->lease, XR_NO_LEASE);
 	xr_store_relaxed(&s->sleep_gen, 0);
 	s->flags = 0;
+	atomic_store_explicit(&a->ctl_owned[slot], 0, memory_order_relaxed);
 	xr_store_release(&s->state, XR_SLOT_FREE);
 	/* Last: a zero pid is what makes the slot claimable again. */
 	xr_store_release(&s->pid, 0);
@@ -185,7 +187,8 @@ static int claim_slot(struct xr_ctl *c, const struct conn *k, uint32_t stream, u
 		s->policy = policy;
 		s->gen++;
 		s->attach_ns = xr__wall_ns();
-		s->flags = XR_SLOT_F_CONTROL;
+		s->flags = XR_SLOT_F_CONTROL; /* for tools; reapers look at ctl_owned */
+		atomic_store_explicit(&a->ctl_owned[i], 1, memory_order_relaxed);
 		xr_store_relaxed(&s->sleep_gen, 0);
 		xr_store_relaxed(&s->evict_reason, XR_EVICT_NONE);
 		memset(s->label, 0, sizeof(s->label));
@@ -500,8 +503,11 @@ static void *serve(void *p)
 }
 
 /* Binds the listening socket at c->path, replacing a stale file (a socket
- * nobody answers on), mode 0660. */
-static int listen_at(struct xr_ctl *c)
+ * nobody answers on). Mode 0660, group the first --allow-gid group if any,
+ * so that its members can connect; 0666 when --allow-uid names users, who
+ * could not connect otherwise: the allow-list checked at accept is then
+ * the gate. */
+static int listen_at(struct xr_ctl *c, const xr_control_opts *o)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd, rc;
@@ -528,8 +534,13 @@ static int listen_at(struct xr_ctl *c)
 			goto fail;
 	}
 	/* The umask must not decide who may connect. */
-	if (chmod(c->path, 0660) < 0 || listen(fd, 64) < 0)
-		goto fail;
+	if ((o && o->n_allow_gid && chown(c->path, (uid_t)-1, o->allow_gid[0]) < 0) ||
+	    chmod(c->path, o && o->n_allow_uid ? 0666 : 0660) < 0 || listen(fd, 64) < 0) {
+		rc = -errno;
+		unlink(c->path);
+		close(fd);
+		return rc;
+	}
 	c->lfd = fd;
 	return 0;
 fail:
@@ -569,18 +580,22 @@ int xr_arena_serve(xr_arena *a, const xr_control_opts *o)
 	rc = -ENOMEM;
 	if (!c->conns || (c->n_uid && !c->allow_uid) || (c->n_gid && !c->allow_gid))
 		goto fail;
-	if (o && o->path) {
-		rc = strlen(o->path) < sizeof(c->path) ? 0 : -EINVAL;
-		if (!rc)
-			strcpy(c->path, o->path);
-	} else {
-		rc = xr__ctl_path(c->path, sizeof(c->path), a->hdr->name, 0, true);
-		if (rc == -EACCES || rc == -EROFS || rc == -EPERM)
-			rc = xr__ctl_path(c->path, sizeof(c->path), a->hdr->name, 1, true);
-	}
-	if (rc < 0)
+	a->ctl_owned = calloc(a->hdr->max_readers, sizeof(*a->ctl_owned));
+	if (!a->ctl_owned)
 		goto fail;
-	rc = listen_at(c);
+	/* The first place that works: $XRING_RUN_DIR alone, or /run/xring and
+	 * then /tmp/xring when /run/xring cannot be made or written (an engine
+	 * without root, a directory of root's). */
+	for (int k = 0;; k++) {
+		int err = xr__ctl_path(c->path, sizeof(c->path), a->hdr->name, k, true);
+		if (err == -ERANGE)
+			break; /* no more places: rc keeps the last place's reason */
+		if (err == 0)
+			err = listen_at(c, o);
+		rc = err;
+		if (rc == 0 || (rc != -EACCES && rc != -EPERM && rc != -EROFS))
+			break;
+	}
 	if (rc < 0)
 		goto fail;
 	c->stop_fd = eventfd(0, EFD_CLOEXEC);
@@ -599,6 +614,8 @@ int xr_arena_serve(xr_arena *a, const xr_control_opts *o)
 	a->ctl = c;
 	return 0;
 fail:
+	free(a->ctl_owned);
+	a->ctl_owned = NULL;
 	if (c->lfd >= 0) {
 		close(c->lfd);
 		unlink(c->path);

@@ -94,8 +94,14 @@ int xr_engine_run(xr_arena *a, const xr_exp_template *t, const struct xr_engine_
 	}
 	uint32_t started = 0;
 	for (; rc == 0 && started < s; started++)
-		if (pthread_create(&sts[started].th, NULL, shard_main, &sts[started]) != 0)
+		if (pthread_create(&sts[started].th, NULL, shard_main, &sts[started]) != 0) {
 			rc = -EAGAIN;
+			break;
+		}
+	/* A shard that could not start: stop those that did, rather than
+	 * join them for ever. */
+	if (rc < 0 && started && o->shard.stop)
+		*o->shard.stop = 1;
 	for (uint32_t k = 0; k < started; k++) {
 		struct xr_shard_result *r = &sts[k].res;
 		pthread_join(sts[k].th, NULL);

@@ -53,10 +53,11 @@ int xr_shard_shape(const xr_game_vtable *vt, const xr_game_config *cfg, xr_dtype
 }
 
 /* Reserves a record, waiting while a lossless ring is full (the shard's games
- * pause meanwhile: backpressure). 0, XR_EDROPPED, -EINTR (stop asked) or
- * -errno. */
-static int reserve(xr_writer *w, uint32_t size, void **p, const struct xr_shard_opts *o,
-		   struct xr_shard_result *res)
+ * pause meanwhile: backpressure). The heartbeat goes on while it waits: the
+ * engine is alive, its readers are not reading. 0, XR_EDROPPED, -EINTR (stop
+ * asked) or -errno. */
+static int reserve(xr_arena *a, xr_writer *w, uint32_t size, void **p,
+		   const struct xr_shard_opts *o, struct xr_shard_result *res)
 {
 	for (;;) {
 		int rc = xr_writer_reserve(w, size, p);
@@ -68,6 +69,7 @@ static int reserve(xr_writer *w, uint32_t size, void **p, const struct xr_shard_
 			return -EINTR;
 		if (rc < 0 && rc != -ETIMEDOUT)
 			return rc;
+		xr_arena_heartbeat(a);
 	}
 }
 
@@ -127,7 +129,7 @@ static void play_turn(struct shard *sh, uint32_t i)
 			.done = (s->flags[p] & XR_GAME_DONE) != 0,
 			.truncated = (s->flags[p] & XR_GAME_TRUNCATED) != 0,
 		};
-		int rc = reserve(sh->w, t->size, &rec, o, sh->res);
+		int rc = reserve(sh->a, sh->w, t->size, &rec, o, sh->res);
 		if (rc == XR_EDROPPED) {
 			/* Lost to readers, but the game goes on. */
 			sh->res->dropped++;
@@ -361,8 +363,14 @@ int xr_shard_run(xr_arena *a, xr_writer *w, const xr_exp_template *t,
 			uint64_t next = xr_wheel_next(sh.wheel);
 			if (next == UINT64_MAX || done(&sh))
 				break;
-			/* One absolute io_uring timeout for the whole shard. */
-			rc = xr_uclock_sleep_until(&clock, sh.start + next * o->tick_ns);
+			/* One absolute io_uring timeout for the whole shard; at
+			 * most XR_SHARD_HEARTBEAT_NS away, so that a stop request
+			 * (a flag: the signal goes to another thread) is seen
+			 * within that even with long ticks. */
+			uint64_t due = sh.start + next * o->tick_ns;
+			if (due > sh.now + XR_SHARD_HEARTBEAT_NS)
+				due = sh.now + XR_SHARD_HEARTBEAT_NS;
+			rc = xr_uclock_sleep_until(&clock, due);
 			if (rc < 0 && rc != -EINTR)
 				goto out;
 			rc = 0;

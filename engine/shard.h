@@ -20,8 +20,8 @@
  * (engine/timer_wheel.c), every tick_ns; the shard sleeps until the wheel's
  * next tick on an io_uring absolute timeout (engine/uring_clock.c). A turn
  * is never played before its deadline; a shard that falls behind catches up.
- * Actions come from the random-legal policy; several shards and attached
- * agents come next.
+ * Actions come from the random-legal policy (attached agents are on the
+ * roadmap). The same wheel carries the shard's heartbeat and stats ticks.
  */
 
 #include <signal.h>

@@ -4,9 +4,9 @@
 
 /*
  * A hierarchical timing wheel: O(1) arm, cancel and re-arm, for one thread
- * (a shard) holding up to millions of timers (game turn deadlines, batch
- * flush deadlines, heartbeats). Time is counted in ticks; the caller chooses
- * what a tick is (the engine: 1 ms) and drives the wheel with
+ * (a shard) holding up to millions of timers (game turn deadlines,
+ * heartbeat and stats ticks). Time is counted in ticks; the caller chooses
+ * what a tick is (the engine: --tick-ms, or 1 ms) and drives the wheel with
  * xr_wheel_advance() from its io_uring timeout.
  *
  * Four levels of 256 slots. Level L slot s holds timers due in the tick range

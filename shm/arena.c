@@ -505,10 +505,16 @@ void xr_arena_destroy(xr_arena *a)
 		/* A2: readers that see CLOSED (acquire) also see the last publish. */
 		xr_store_release(&a->hdr->state, XR_ARENA_CLOSED);
 		unlink(a->path);
-		/* Hanging up wakes every reader sleeping on its socket. */
+		/* Wake every sleeper (those polling only their eventfd too), then
+		 * hang up, which readers asleep on the socket see as well. */
+		if (a->wake)
+			for (uint32_t i = 0; i < a->hdr->max_readers; i++)
+				xr__wake_kick(a->wake, &a->slots[i], i);
 		xr__ctl_stop(a->ctl);
 		a->ctl = NULL;
 		xr__wake_detach(a);
+		free(a->ctl_owned);
+		a->ctl_owned = NULL;
 	}
 	xr__arena_close(a);
 }
@@ -581,8 +587,9 @@ int xr__reap_slot(struct xr_arena *a, uint32_t slot)
 
 	if (pid <= 0 || st == XR_SLOT_REAPING)
 		return 0;
-	/* The control server frees the slots it handed out, on hangup. */
-	if (s->flags & XR_SLOT_F_CONTROL)
+	/* The control server frees the slots it handed out, on hangup. (Its
+	 * own record, set before the pid above was stored with release.) */
+	if (a->ctl_owned && atomic_load_explicit(&a->ctl_owned[slot], memory_order_relaxed))
 		return 0;
 	if (xr__proc_alive(pid, st == XR_SLOT_FREE ? 0 : s->pid_start))
 		return 0;
@@ -614,6 +621,9 @@ bool xr__evict_slot(struct xr_arena *a, uint32_t slot, uint32_t reason)
 	if (!xr_cas(&s->state, &st, XR_SLOT_EVICTED))
 		return false;
 	xr_store_relaxed(&s->evict_reason, reason);
+	/* A sleeping reader learns it at once, not at its next re-check. */
+	if (a->wake)
+		xr__wake_kick(a->wake, s, slot);
 	return true;
 }
 

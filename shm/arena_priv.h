@@ -63,6 +63,8 @@ struct xr_arena {
 	struct xr_writer *writers;   /* owner only, [n_rings] */
 	struct xr_wake *wake;        /* owner only, with a control server */
 	struct xr_ctl *ctl;          /* owner only: the control server */
+	_Atomic uint8_t *ctl_owned;  /* owner only, [max_readers]: slots the
+				      * control server handed out (and frees) */
 	char path[XR_PATH_MAX];
 	char note[XR_NOTE_MAX];
 };

@@ -99,10 +99,11 @@ XR_API int xr_arena_writer(xr_arena *a, uint32_t stream, uint32_t ring, xr_write
  */
 XR_API int xr_arena_reap(xr_arena *a);
 
-/* Who may attach through the control socket, and where it is. */
+/* Who may attach through the control socket. It is served at
+ * DIR/NAME.sock, DIR being $XRING_RUN_DIR if set, else /run/xring, else
+ * /tmp/xring (when /run/xring cannot be made or written): the places readers
+ * look. */
 typedef struct xr_control_opts {
-	const char *path;            /* NULL: $XRING_RUN_DIR, /run/xring or
-				      * /tmp/xring, then "/NAME.sock" */
 	const uint32_t *allow_uid;   /* peers with one of these uids, */
 	uint32_t n_allow_uid;
 	const uint32_t *allow_gid;   /* or one of these among their groups, */
@@ -111,15 +112,16 @@ typedef struct xr_control_opts {
 
 /*
  * Starts the arena's control server: a thread serving the Unix socket
- * (mode 0660) through which readers attach, subscribe (with their eventfd
+ * (mode 0660; its group is allow_gid[0] if given; 0666 if allow_uid names
+ * users, since the allow-list, checked at connect, then decides) through which readers attach, subscribe (with their eventfd
  * and filter) and detach, as docs/control-protocol.md describes. Readers it
  * admits sleep until their batch is ready; writers wake them after each
  * publish. Call once, before the writers start; xr_arena_destroy() stops
  * it, hanging up on every reader.
  *
- * Returns 0, or -EEXIST (already serving), -EINVAL (path too long),
- * -EADDRINUSE (another process serves that path), or -errno from making
- * the socket.
+ * Returns 0, or -EEXIST (already serving), -EINVAL (name too long for a
+ * socket path), -EADDRINUSE (another process serves that path), or -errno
+ * from making the directory or the socket.
  */
 XR_API int xr_arena_serve(xr_arena *a, const xr_control_opts *o);
 

@@ -111,9 +111,10 @@ typedef struct xr_reader_opts {
  * owns the memory it points to, which is valid until xr_batch_release().
  *
  * Without a filter the records are contiguous from `first` (step with
- * xr_frame_next()) and `frames` is NULL. With a filter the records that
- * passed are not contiguous: frames[0..count) point at each of them, still
- * in place in the ring; `first` is frames[0].
+ * xr_frame_next()) and `frames` is NULL. With a filter, records that did not
+ * pass may lie between those that did: then frames[0..count) point at each
+ * of them, still in place in the ring, and `first` is frames[0]; when the
+ * ones that passed happen to be back to back, frames is NULL as above.
  */
 typedef struct xr_batch {
 	const xr_frame *first;
@@ -210,7 +211,8 @@ XR_API int xr_reader_wait(xr_reader *r, uint32_t min, int64_t max_wait_ns);
 XR_API int xr_batch_release(xr_reader *r, xr_batch *b);
 
 /* Fills *s. Takes a short lease to count what is pending. Returns 0, or
- * XR_EEVICTED. */
+ * XR_EEVICTED, XR_ECLOSED (after a failed xr_reader_reattach()), -EPROTO
+ * (a malformed frame in the ring). */
 XR_API int xr_reader_stats_get(xr_reader *r, xr_reader_stats *s);
 
 /* Releases every lease, frees the reader's slot and the handle. Safe after
