@@ -516,14 +516,14 @@ static int peek(struct xr_reader *r, uint32_t k, uint32_t max, uint32_t hi, stru
 	return 0;
 }
 
-/* Sleeps on the eventfd until a writer says a batch of min is ready in
- * some ring, max_wait_ns passes, or the engine goes away: RS0-RS6 (top of
- * shm/wake.c). sc[k] is what the last walk of ring k found. */
-static void sleep_on_eventfd(struct xr_reader *r, uint32_t min, int64_t wait_ns,
-			     const struct xr_scan *sc)
+/* RS0-RS4 (top of shm/wake.c): tells the writers what would make a batch
+ * of min (sc[k]: what the last walk of ring k found) and marks the slot
+ * asleep. Returns false, and is awake again, when something came in the
+ * meantime (a new head, or a writer blocked on records we hold): the
+ * caller must look again rather than wait. */
+static bool go_to_sleep(struct xr_reader *r, uint32_t min, const struct xr_scan *sc)
 {
-	uint64_t drain, slept_at = xr__now_ns();
-	bool cancel = false;
+	uint64_t drain;
 
 	/* RS0: a wakeup meant for an earlier sleep must not end this one. */
 	while (read(r->efd, &drain, sizeof(drain)) > 0)
@@ -545,28 +545,41 @@ static void sleep_on_eventfd(struct xr_reader *r, uint32_t min, int64_t wait_ns,
 	xr_store_sc(&r->slot->sleep_gen, r->sleep_gen);
 	/* RS4; and a writer blocked while we hold records short of min (its
 	 * kick may have come before our sleep_gen store). */
-	for (uint32_t k = 0; k < r->n_rings && !cancel; k++)
-		cancel = xr_load_sc(&r->rings[k].rd->head) != sc[k].head ||
-			 (sc[k].count > 0 && xr_load_sc(&r->rings[k].rd->blocked));
-	if (!cancel) {
-		struct pollfd pf[2] = {{.fd = r->efd, .events = POLLIN},
-				       {.fd = r->sock, .events = POLLIN}};
-		int64_t ns = wait_ns < 0 || wait_ns > XR_SLEEP_SLICE_NS ? XR_SLEEP_SLICE_NS : wait_ns;
-		struct timespec ts = {ns / 1000000000, ns % 1000000000};
-
-		/* RS5 */
-		ppoll(pf, 2, &ts, NULL);
-		r->sleeps++;
-		if (pf[1].revents) {
-			char c;
-			/* The engine never talks first: readable means closed. */
-			if ((pf[1].revents & (POLLHUP | POLLERR)) ||
-			    recv(r->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
-				r->engine_gone = true;
+	for (uint32_t k = 0; k < r->n_rings; k++)
+		if (xr_load_sc(&r->rings[k].rd->head) != sc[k].head ||
+		    (sc[k].count > 0 && xr_load_sc(&r->rings[k].rd->blocked))) {
+			xr_atomic_xchg(&r->slot->sleep_gen, 0);
+			return false;
 		}
+	return true;
+}
+
+/* Sleeps on the eventfd until a writer says a batch of min is ready in
+ * some ring, max_wait_ns passes, or the engine goes away: RS0-RS6 (top of
+ * shm/wake.c). sc[k] is what the last walk of ring k found. */
+static void sleep_on_eventfd(struct xr_reader *r, uint32_t min, int64_t wait_ns,
+			     const struct xr_scan *sc)
+{
+	uint64_t slept_at = xr__now_ns();
+
+	struct pollfd pf[2] = {{.fd = r->efd, .events = POLLIN}, {.fd = r->sock, .events = POLLIN}};
+	int64_t ns = wait_ns < 0 || wait_ns > XR_SLEEP_SLICE_NS ? XR_SLEEP_SLICE_NS : wait_ns;
+	struct timespec ts = {ns / 1000000000, ns % 1000000000};
+
+	if (!go_to_sleep(r, min, sc))
+		return;
+	/* RS5 */
+	ppoll(pf, 2, &ts, NULL);
+	r->sleeps++;
+	if (pf[1].revents) {
+		char c;
+		/* The engine never talks first: readable means closed. */
+		if ((pf[1].revents & (POLLHUP | POLLERR)) ||
+		    recv(r->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+			r->engine_gone = true;
 	}
 	/* RS6: 0 means a writer took the sleep and signalled (or will). */
-	if (xr_atomic_xchg(&r->slot->sleep_gen, 0) == 0 && !cancel) {
+	if (xr_atomic_xchg(&r->slot->sleep_gen, 0) == 0) {
 		uint64_t now = xr__now_ns(), last = 0;
 		r->wakeups++;
 		/* From the newest publish: the one that woke us, or a later
@@ -736,27 +749,8 @@ int xr_reader_arm(xr_reader *r, uint32_t min)
 		sc[k] = (struct xr_scan){t.end, t.next_seq, t.head, t.count};
 	}
 	/* As sleep_on_eventfd, without the sleep: the caller polls the fd. */
-	uint64_t drain;
-	while (read(r->efd, &drain, sizeof(drain)) > 0)
-		;
-	for (uint32_t k = 0; k < r->n_rings; k++) {
-		struct xr_cursor *c = r->rings[k].cur;
-		xr_store_relaxed(&c->wake_pos, sc[k].end);
-		xr_store_relaxed(&c->wake_seq, sc[k].next_seq);
-		xr_store_relaxed(&c->wake_need, min - sc[k].count);
-	}
-	if (!r->sleep_gen)
-		r->sleep_gen = (uint32_t)xr__now_ns() | 1;
-	if (++r->sleep_gen == 0)
-		r->sleep_gen = 1;
-	/* RS2, RS4 as in sleep_on_eventfd. */
-	xr_store_sc(&r->slot->sleep_gen, r->sleep_gen);
-	for (uint32_t k = 0; k < r->n_rings; k++)
-		if (xr_load_sc(&r->rings[k].rd->head) != sc[k].head ||
-		    (sc[k].count > 0 && xr_load_sc(&r->rings[k].rd->blocked))) {
-			xr_atomic_xchg(&r->slot->sleep_gen, 0);
-			return 1;
-		}
+	if (!go_to_sleep(r, min, sc))
+		return 1;
 	r->armed = true;
 	return 0;
 }
