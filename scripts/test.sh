@@ -21,12 +21,12 @@ XRING_BUILD_DIR="$PWD/build" PYTHONDONTWRITEBYTECODE=1 \
   /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python
 
 echo "== 3. ctest under ASan+UBSan"
-scripts/build.sh build-asan -DXRING_ASAN=ON -DXRING_UBSAN=ON -DXRING_PERF=OFF
+scripts/build.sh build-asan -DXRING_ASAN=ON -DXRING_UBSAN=ON -DXRING_PERF=OFF -DXRING_PYTHON=OFF
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -LE interop
 
 echo "== 4. threaded ring tests under TSan"
-scripts/build.sh build-tsan -DXRING_TSAN=ON -DXRING_PERF=OFF
+scripts/build.sh build-tsan -DXRING_TSAN=ON -DXRING_PERF=OFF -DXRING_PYTHON=OFF
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -L threads
 
 echo "== all suites passed"
