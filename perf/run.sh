@@ -7,9 +7,11 @@
 #   perf/run.sh --sizes 64,64k     other options go to bench_ring
 #   BUILD_DIR=out perf/run.sh      another build tree (default: build)
 #
-# probe_coherence runs first and again last: it measures the machine (how
-# fast cache lines move between the two CPUs), which on a VM drifts, so that
-# bench_ring's numbers can be read against the state the machine was in.
+# probe_coherence runs before and after bench_ring: it measures the machine
+# (how fast cache lines move between the two CPUs), which on a VM drifts, so
+# that bench_ring's numbers can be read against the state the machine was in.
+# bench_wakeup (latency from publish to the reader's return, eventfd and spin)
+# runs last, with --json when given.
 #
 # Exit status: 0 when every benchmark measured (a missed target is still 0),
 # otherwise the first non-zero status (1: a data check failed).
@@ -47,4 +49,5 @@ run probe_coherence $json
 run bench_ring "$@"
 run probe_coherence $json
 run bench_engine
+run bench_wakeup $json
 exit "$status"
