@@ -28,7 +28,6 @@
 
 #define XR_ALIVE_CHECK_NS 50000000ull /* engine death noticed within ~50 ms */
 #define XR_SPIN_BEFORE_SLEEP_NS 20000 /* spin this long before the eventfd */
-#define XR_SLEEP_SLICE_NS 100000000ll /* re-check eviction this often asleep */
 
 /* Latency histogram: 4 buckets per power of two of nanoseconds, so a
  * percentile is known within 19% (ample for telling 10 µs from 50 µs). */
@@ -563,13 +562,14 @@ static void sleep_on_eventfd(struct xr_reader *r, uint32_t min, int64_t wait_ns,
 	uint64_t slept_at = xr__now_ns();
 
 	struct pollfd pf[2] = {{.fd = r->efd, .events = POLLIN}, {.fd = r->sock, .events = POLLIN}};
-	int64_t ns = wait_ns < 0 || wait_ns > XR_SLEEP_SLICE_NS ? XR_SLEEP_SLICE_NS : wait_ns;
-	struct timespec ts = {ns / 1000000000, ns % 1000000000};
+	struct timespec ts = {wait_ns / 1000000000, wait_ns % 1000000000};
 
 	if (!go_to_sleep(r, min, sc))
 		return;
-	/* RS5 */
-	ppoll(pf, 2, &ts, NULL);
+	/* RS5. Without a deadline, no timeout at all: everything that must
+	 * end a sleep writes the eventfd (a batch, a blocked ring, an eviction,
+	 * the engine closing) or hangs up the socket (the engine dying). */
+	ppoll(pf, 2, wait_ns < 0 ? NULL : &ts, NULL);
 	r->sleeps++;
 	if (pf[1].revents) {
 		char c;

@@ -102,9 +102,9 @@ struct xr_ring_desc {
 				   * full, or past the high watermark): readers
 				   * hand out partial batches instead of waiting */
 	_Atomic uint32_t pub_gen; /* seqlock over (head, written): odd = updating */
-	_Atomic uint64_t publish_ns; /* CLOCK_MONOTONIC of the last publish, when
-				      * the engine wakes readers (else 0): what
-				      * wakeup latency is measured from */
+	_Atomic uint64_t publish_ns; /* CLOCK_MONOTONIC of the last publish that
+				      * woke a reader (0: none yet): what wakeup
+				      * latency is measured from */
 	uint8_t pad2_[XR_CACHELINE - 32];
 
 	/* reclamation */

@@ -144,8 +144,6 @@ void xr_writer_publish(xr_writer *w)
 	uint32_t gen = xr_load_relaxed(&w->rd->pub_gen);
 	xr_store_relaxed(&w->rd->pub_gen, gen + 1);
 	atomic_thread_fence(memory_order_release);
-	if (w->wake)
-		xr_store_relaxed(&w->rd->publish_ns, xr__now_ns());
 	/* W1: publishes every frame below head; pairs with R3. With sleeping
 	 * readers to wake it is seq_cst, for the sleep/wake handshake
 	 * (shm/wake.c): one locked store per publish, not per record. */

@@ -55,6 +55,7 @@
 #include "shm/arena_priv.h"
 #include "shm/atomics.h"
 #include "shm/wake.h"
+#include "util/clock.h"
 
 int xr__wake_attach(struct xr_arena *a)
 {
@@ -196,6 +197,7 @@ static bool batch_ready(struct xr_writer *w, struct xr_wake_memo *m, const struc
 void xr__wake_check(struct xr_writer *w)
 {
 	struct xr_wake *wk = w->wake;
+	bool stamped = false;
 
 	for (uint32_t word = 0; word * 64 < wk->n; word++) {
 		uint64_t bits = xr_load_acquire(&wk->live_mask[word]);
@@ -218,7 +220,16 @@ void xr__wake_check(struct xr_writer *w)
 			}
 			if (!batch_ready(w, m, &wk->subs[slot].filter))
 				continue;
-			if (xr_cas(&s->sleep_gen, &g, 0) && signal_sub(&wk->subs[slot]))
+			if (!xr_cas(&s->sleep_gen, &g, 0))
+				continue;
+			/* When this publish woke someone: what the reader
+			 * measures its wakeup latency from. A clock read per
+			 * wakeup, not per publish. */
+			if (!stamped) {
+				xr_store_relaxed(&w->rd->publish_ns, xr__now_ns());
+				stamped = true;
+			}
+			if (signal_sub(&wk->subs[slot]))
 				xr_counter_add(&w->rd->wakeups, 1);
 		}
 	}
