@@ -7,6 +7,7 @@
  * half and ordering argument open shm/wake.c (labels RS0...).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -97,6 +98,7 @@ struct xr_reader {
 	uint32_t policy;
 	int sock;            /* control connection, -1: attached directly */
 	int efd;             /* our eventfd, -1: none */
+	int qos_fd;          /* /dev/cpu_dma_latency held at 0, -1: none */
 	uint32_t sleep_gen;  /* last generation used to sleep */
 	bool armed;          /* xr_reader_arm() left us asleep */
 	uint64_t sleeps, wakeups;
@@ -288,10 +290,12 @@ static void teardown(struct xr_reader *r)
 		close(r->sock);
 	if (r->efd >= 0)
 		close(r->efd);
+	if (r->qos_fd >= 0)
+		close(r->qos_fd); /* the kernel drops the request with the fd */
 	xr__arena_close(r->arena);
 	r->arena = NULL;
 	r->slot = NULL;
-	r->sock = r->efd = -1;
+	r->sock = r->efd = r->qos_fd = -1;
 	r->engine_gone = r->armed = false;
 	r->n_held = 0;
 	memset(r->held, 0, sizeof(r->held));
@@ -325,6 +329,16 @@ static int attach(struct xr_reader *r)
 	if (rc < 0)
 		goto fail;
 
+	if (r->opts.wait == XR_WAIT_IDLE_POLL && r->efd >= 0) {
+		/* PM QoS: a CPU latency of 0 keeps idle CPUs out of halt for as
+		 * long as this fd is open. Best effort. */
+		int32_t zero = 0;
+		r->qos_fd = open("/dev/cpu_dma_latency", O_WRONLY | O_CLOEXEC);
+		if (r->qos_fd >= 0 && write(r->qos_fd, &zero, sizeof(zero)) != sizeof(zero)) {
+			close(r->qos_fd);
+			r->qos_fd = -1;
+		}
+	}
 	struct xr_arena_hdr *h = r->arena->hdr;
 	for (uint32_t k = 0; k < r->n_rings; k++) {
 		uint32_t ring = r->first_ring + k;
@@ -360,7 +374,7 @@ static int copy_opts(struct xr_reader *r, const char *engine, const xr_reader_op
 		if (o->label)
 			memcpy(r->label, o->label, strnlen(o->label, sizeof(r->label) - 1));
 	}
-	if (r->opts.policy > XR_POLICY_LOSSY || r->opts.wait > XR_WAIT_SPIN ||
+	if (r->opts.policy > XR_POLICY_LOSSY || r->opts.wait > XR_WAIT_IDLE_POLL ||
 	    r->opts.transport > XR_TRANSPORT_DIRECT)
 		return -EINVAL;
 	r->opts.stream = r->stream_name;
@@ -399,7 +413,7 @@ int xr_reader_attach(const char *engine, const xr_reader_opts *o, xr_reader **ou
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	r->sock = r->efd = -1;
+	r->sock = r->efd = r->qos_fd = -1;
 	rc = copy_opts(r, engine, o);
 	if (rc == 0)
 		rc = attach(r);
@@ -802,6 +816,7 @@ int xr_reader_stats_get(xr_reader *r, xr_reader_stats *s)
 	s->held = r->n_held;
 	s->sleeps = r->sleeps;
 	s->wakeups = r->wakeups;
+	s->idle_poll = r->qos_fd >= 0;
 	uint64_t n = 0;
 	for (uint32_t b = 0; b < XR_LAT_BUCKETS; b++)
 		n += r->wake_hist[b];

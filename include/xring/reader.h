@@ -81,6 +81,13 @@ enum xr_wait_mode {
 			      * attached through the engine's control socket;
 			      * else sleep in growing steps) */
 	XR_WAIT_SPIN = 1,    /* never sleep: lowest latency, one busy CPU */
+	XR_WAIT_IDLE_POLL = 2, /* as DEFAULT, and while attached hold
+				* /dev/cpu_dma_latency at 0, so that idle CPUs
+				* poll instead of halting: on a VM, wakeups in a
+				* few us instead of tens, for the power idle CPUs
+				* then burn. Needs write access to that device
+				* (root); without it, the same as DEFAULT
+				* (stats.idle_poll says which). */
 };
 
 /* How a reader reaches the arena. */
@@ -145,6 +152,7 @@ typedef struct xr_reader_stats {
 	uint64_t wake_ns_p50, wake_ns_p99, wake_ns_max;
 	uint32_t held;       /* batches held (leases) */
 	uint32_t policy;     /* the policy in force, LOSSLESS or LOSSY */
+	uint32_t idle_poll;  /* XR_WAIT_IDLE_POLL in force */
 } xr_reader_stats;
 
 /*
