@@ -655,12 +655,13 @@ static PyObject *reader_stats(Reader *self, PyObject *unused)
 	if (rc < 0)
 		return raise_xr(rc, "stats");
 	return Py_BuildValue(
-		"{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I,s:K,s:K,s:d,s:d,s:d}", "written", s.written,
+		"{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I,s:K,s:K,s:d,s:d,s:d,s:O}", "written", s.written,
 		"read", s.read, "filtered", s.filtered, "dropped", s.dropped, "pending", s.pending,
 		"sleeps", s.sleeps, "wakeups", s.wakeups, "lag_bytes", s.lag_bytes, "held", s.held,
 		"batches", self->batches, "copies", self->copies, "wake_p50_us",
 		(double)s.wake_ns_p50 / 1e3, "wake_p99_us", (double)s.wake_ns_p99 / 1e3,
-		"wake_max_us", (double)s.wake_ns_max / 1e3);
+		"wake_max_us", (double)s.wake_ns_max / 1e3, "idle_poll",
+		s.idle_poll ? Py_True : Py_False);
 }
 
 static PyObject *reader_close(Reader *self, PyObject *unused)
@@ -861,23 +862,24 @@ static PyObject *mod_open_reader(PyObject *mod, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"name", "stream", "batch", "min_batch", "max_wait", "policy",
 				 "games", "players", "min_turn", "terminal", "reward_range",
-				 "sample_rate", "sample_seed", "spin", "transport", "label", NULL};
+				 "sample_rate", "sample_seed", "spin", "transport", "label",
+				 "idle_poll", NULL};
 	const char *name, *stream = NULL, *policy = NULL, *terminal = NULL, *transport = NULL;
 	const char *label = "python";
 	unsigned batch = 256, min_batch = 0, min_turn = 0;
 	double max_wait = 0.01, sample_rate = 0;
 	unsigned long long sample_seed = 0;
 	PyObject *games = Py_None, *players = Py_None, *reward = Py_None;
-	int spin = 0;
+	int spin = 0, idle_poll = 0;
 	static xr_id_range g[XR_FILTER_RANGES_MAX], p[XR_FILTER_RANGES_MAX];
 	xr_filter f = {.games = g, .players = p};
 	bool filtered = false;
 
 	(void)mod;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|zIIdzOOIzOdKpzs", kwlist, &name, &stream,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|zIIdzOOIzOdKpzsp", kwlist, &name, &stream,
 					 &batch, &min_batch, &max_wait, &policy, &games, &players,
 					 &min_turn, &terminal, &reward, &sample_rate, &sample_seed,
-					 &spin, &transport, &label))
+					 &spin, &transport, &label, &idle_poll))
 		return NULL;
 	if (batch == 0 || batch > XR_BATCH_MAX)
 		return PyErr_Format(PyExc_ValueError, "batch must be 1..%d", XR_BATCH_MAX);
@@ -916,7 +918,8 @@ static PyObject *mod_open_reader(PyObject *mod, PyObject *args, PyObject *kw)
 		   (f.sample_rate > 0 && f.sample_rate < 1);
 
 	xr_reader_opts o = {.stream = stream, .label = label, .filter = filtered ? &f : NULL,
-			    .wait = spin ? XR_WAIT_SPIN : XR_WAIT_DEFAULT};
+			    .wait = spin ? XR_WAIT_SPIN
+					 : idle_poll ? XR_WAIT_IDLE_POLL : XR_WAIT_DEFAULT};
 	if (policy) {
 		if (!strcmp(policy, "lossless"))
 			o.policy = XR_POLICY_LOSSLESS;

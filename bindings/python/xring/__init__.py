@@ -81,13 +81,17 @@ class Engine:
         reward_range: (lo, hi); sample_rate: keep this fraction, chosen by a
         hash of the record (the same records for the same sample_seed).
         spin: spin instead of sleeping on the eventfd while waiting.
+        idle_poll: while attached, keep idle CPUs polling instead of halting
+        (/dev/cpu_dma_latency 0; needs root): faster wakeups on VMs, more
+        power; stats()["idle_poll"] says whether it took.
         """
         term = None if terminal is None else ("only" if terminal else "none")
         return _xring.open_reader(
             self.name, stream, batch, min_batch or 0, max_wait, policy,
             _ranges(games, "games"), _ranges(players, "players"), min_turn or 0, term,
             None if reward_range is None else tuple(float(x) for x in reward_range),
-            float(sample_rate or 0), int(sample_seed), bool(spin), transport, label)
+            float(sample_rate or 0), int(sample_seed), bool(spin), transport, label,
+            bool(idle_poll))
 
     def info(self):
         """What the engine's arena says: streams, their shapes and policies,
