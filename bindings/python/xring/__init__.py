@@ -69,7 +69,7 @@ class Engine:
     def reader(self, stream="experience", batch=256, min_batch=None, max_wait=0.01,
                policy=None, games=None, players=None, min_turn=None, terminal=None,
                reward_range=None, sample_rate=None, *, sample_seed=0, spin=False,
-               transport="auto", label="python"):
+               idle_poll=False, transport="auto", label="python"):
         """Attaches a reader to `stream`.
 
         batch: at most this many records per batch. min_batch: wait for this
