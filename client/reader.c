@@ -490,7 +490,7 @@ static void fill_batch(struct xr_reader *r, uint32_t k, uint32_t i, const struct
 		.frames = contiguous ? NULL : r->idx[i],
 		.count = t->count,
 		.ring = k,
-		.bytes = t->end - t->start,
+		.bytes = t->taken_end - t->start,
 		.first_seq = t->first_seq,
 		.stride = t->stride,
 		.dropped = t->gaps > UINT32_MAX ? UINT32_MAX : (uint32_t)t->gaps,

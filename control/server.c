@@ -97,10 +97,13 @@ static void release_slot(struct xr_ctl *c, uint32_t slot)
 		xr_store_release(&xr__cursor(a, r, slot)->lease, XR_NO_LEASE);
 	xr_store_relaxed(&s->sleep_gen, 0);
 	s->flags = 0;
-	atomic_store_explicit(&a->ctl_owned[slot], 0, memory_order_relaxed);
 	xr_store_release(&s->state, XR_SLOT_FREE);
-	/* Last: a zero pid is what makes the slot claimable again. */
+	/* A zero pid is what makes the slot claimable again. Ownership goes
+	 * after it: a reaper that saw the old (dead) pid must still find the
+	 * slot ours, or it could free it under a new claim. (A new direct
+	 * claim that finds it ours for an instant is merely not reaped.) */
 	xr_store_release(&s->pid, 0);
+	atomic_store_explicit(&a->ctl_owned[slot], 0, memory_order_release);
 }
 
 static void drop_conn(struct xr_ctl *c, uint32_t i)
@@ -177,7 +180,7 @@ static int claim_slot(struct xr_ctl *c, const struct conn *k, uint32_t stream, u
 			continue;
 		/* Claimed with -1 first: a reaper skips a slot whose pid is not
 		 * positive, so it cannot free this one while it is filled in,
-		 * and sees the CONTROL flag by the time it sees the pid. */
+		 * and finds it in ctl_owned by the time it sees the pid. */
 		if (!atomic_compare_exchange_strong_explicit(&s->pid, &zero, -1,
 							     memory_order_acq_rel,
 							     memory_order_relaxed))

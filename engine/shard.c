@@ -375,6 +375,10 @@ int xr_shard_run(xr_arena *a, xr_writer *w, const xr_exp_template *t,
 				goto out;
 			rc = 0;
 			sh.now = xr__now_ns();
+			/* With ticks longer than the heartbeat's period the wheel's
+			 * heartbeat timer fires once a tick; the wake does it too. */
+			if (o->tick_ns > XR_SHARD_HEARTBEAT_NS)
+				xr_arena_heartbeat(a);
 		}
 	}
 	if (sh.err && sh.err != -EINTR)

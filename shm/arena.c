@@ -589,7 +589,7 @@ int xr__reap_slot(struct xr_arena *a, uint32_t slot)
 		return 0;
 	/* The control server frees the slots it handed out, on hangup. (Its
 	 * own record, set before the pid above was stored with release.) */
-	if (a->ctl_owned && atomic_load_explicit(&a->ctl_owned[slot], memory_order_relaxed))
+	if (a->ctl_owned && atomic_load_explicit(&a->ctl_owned[slot], memory_order_acquire))
 		return 0;
 	if (xr__proc_alive(pid, st == XR_SLOT_FREE ? 0 : s->pid_start))
 		return 0;

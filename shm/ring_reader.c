@@ -116,7 +116,7 @@ static int walk(const struct xr_ring_rd *rr, uint64_t head, uint32_t max, uint64
 
 	if (flt && flt->all)
 		flt = NULL;
-	*t = (struct xr_take){.start = p, .end = p, .head = head, .contiguous = true,
+	*t = (struct xr_take){.start = p, .end = p, .taken_end = p, .head = head, .contiguous = true,
 			      .skip_end = p, .skip_next_seq = expect};
 	while (p != head) {
 		const xr_frame *f = frame_at(rr, p);
@@ -164,6 +164,7 @@ static int walk(const struct xr_ring_rd *rr, uint64_t head, uint32_t max, uint64
 		if (idx)
 			idx[n] = f;
 		n++;
+		t->taken_end = p;
 	}
 	t->end = p;
 	t->count = n;

@@ -33,6 +33,7 @@ struct xr_ring_rd {
  * prefix, which may be consumed on its own (xr__rr_skip). */
 struct xr_take {
 	uint64_t start, end;     /* byte positions: first taken frame, past the last walked */
+	uint64_t taken_end;      /* past the last taken frame */
 	uint64_t head;           /* the head the walk went towards */
 	uint32_t count;          /* frames taken (that passed the filter) */
 	uint32_t seen;           /* frames walked, taken or skipped */

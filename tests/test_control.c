@@ -285,8 +285,8 @@ static void attach_ok(void)
 
 	/* A read that has to wait sleeps on the eventfd, and the writer's
 	 * publish is what ends the sleep. The waker publishes only once this
-	 * thread is blocked; a sleep can still be cut short by the reader's own
-	 * 100 ms re-check racing the publish, hence a few tries. */
+	 * thread is blocked; a stale eventfd count from an earlier sleep can
+	 * still cut one short, hence a few tries. */
 	struct waker k = {.w = w, .sleep_gen = &s->sleep_gen, .tid = gettid_()};
 	for (int tries = 0; tries < 5 && rs.wakeups == 0; tries++) {
 		pthread_t th;
@@ -314,9 +314,7 @@ static void attach_ok(void)
 	CHECK(rs.wakeups <= rs.sleeps);
 	CHECK_EQ(rs.read, next);
 
-	/* The wakeup is the eventfd's: a sleep the engine took but did not
-	 * signal also counts as a wakeup once its 100 ms slice ends, so
-	 * watch the fd itself. Armed, it stays quiet until a publish brings
+	/* The wakeup is the eventfd's: watch the fd itself. Armed, it stays quiet until a publish brings
 	 * the batch, and then it fires. */
 	struct pollfd pf = {.fd = xr_reader_fd(r), .events = POLLIN};
 	CHECK_RC(xr_reader_arm(r, 2), 0);

@@ -128,7 +128,8 @@ typedef struct xr_batch {
 	const xr_frame *const *frames; /* NULL: contiguous from first */
 	uint32_t count;
 	uint32_t ring;       /* which ring of the stream (one per shard) */
-	uint64_t bytes;      /* frame bytes from first to the end of the batch */
+	uint64_t bytes;      /* bytes from first to the end of the last record's frame
+			      * (filtered: records skipped between included) */
 	uint64_t first_seq;
 	uint32_t stride;     /* frame size if every frame has the same size, else 0 */
 	uint32_t dropped;    /* records lost just before this batch */
@@ -147,8 +148,9 @@ typedef struct xr_reader_stats {
 	uint64_t sleeps;     /* times xr_reader_read() slept on the eventfd */
 	uint64_t wakeups;    /* ...and was woken by the engine (not by its
 			      * own max_wait) */
-	/* Wakeup latency since attach: from the engine's last publish to the
-	 * reader running again, over every wakeup (0 when none yet). */
+	/* Wakeup latency since attach: from the publish that woke the reader to
+	 * the reader running again, over the wakeups a publish made (not the
+	 * kicks of a blocked ring or an eviction); 0 when none yet. */
 	uint64_t wake_ns_p50, wake_ns_p99, wake_ns_max;
 	uint32_t held;       /* batches held (leases) */
 	uint32_t policy;     /* the policy in force, LOSSLESS or LOSSY */
