@@ -81,7 +81,21 @@ typedef struct {
 	bool closed;            /* close() called: detach when no lease is out */
 	Py_ssize_t outstanding; /* Leases (and ring views) alive */
 	uint64_t batches, copies;
+	/* A thread is in read() with the GIL released: the C reader is its
+	 * alone. Leases that end meanwhile (in other threads) queue here and
+	 * are released when it returns. */
+	bool busy;
+	uint32_t n_deferred;
+	xr_batch deferred[XR_HELD_MAX];
 } Reader;
+
+static void reader_flush_deferred(Reader *self)
+{
+	for (uint32_t i = 0; i < self->n_deferred; i++)
+		if (self->r)
+			xr_batch_release(self->r, &self->deferred[i]);
+	self->n_deferred = 0;
+}
 
 static void reader_detach_now(Reader *self)
 {
@@ -105,8 +119,12 @@ static void lease_end(Lease *self)
 {
 	Reader *rd = self->reader;
 
-	if (self->held && rd->r)
-		xr_batch_release(rd->r, &self->b);
+	if (self->held && rd->r) {
+		if (rd->busy && rd->n_deferred < XR_HELD_MAX)
+			rd->deferred[rd->n_deferred++] = self->b;
+		else
+			xr_batch_release(rd->r, &self->b);
+	}
 	self->held = false;
 }
 
@@ -562,6 +580,12 @@ static int check_open(Reader *self)
 		PyErr_SetString(PyExc_ValueError, "this reader is closed");
 		return -1;
 	}
+	if (self->busy) {
+		PyErr_SetString(PyExc_RuntimeError,
+				"another thread is in read() on this reader: a Reader is used by one "
+				"thread at a time (attach one per thread)");
+		return -1;
+	}
 	return 0;
 }
 
@@ -596,9 +620,12 @@ static PyObject *reader_read(Reader *self, PyObject *args, PyObject *kw)
 			slice = SLICE_NS;
 		if (slice < 0)
 			slice = 0;
+		self->busy = true;
 		Py_BEGIN_ALLOW_THREADS
 		n = xr_reader_wait(self->r, want, slice);
 		Py_END_ALLOW_THREADS
+		self->busy = false;
+		reader_flush_deferred(self);
 		if (n == XR_ECLOSED)
 			return raise_xr(n, "read");
 		if (n < 0)
@@ -667,6 +694,10 @@ static PyObject *reader_stats(Reader *self, PyObject *unused)
 static PyObject *reader_close(Reader *self, PyObject *unused)
 {
 	(void)unused;
+	if (self->busy) {
+		PyErr_SetString(PyExc_RuntimeError, "close(): another thread is in read()");
+		return NULL;
+	}
 	if (!self->closed) {
 		self->closed = true;
 		if (self->outstanding == 0)
@@ -689,9 +720,11 @@ static PyObject *reader_reattach(Reader *self, PyObject *args, PyObject *kw)
 				"release and drop them first");
 		return NULL;
 	}
+	self->busy = true;
 	Py_BEGIN_ALLOW_THREADS
 	rc = xr_reader_reattach(self->r, timeout < 0 ? -1 : (int64_t)(timeout * 1e9));
 	Py_END_ALLOW_THREADS
+	self->busy = false;
 	if (rc < 0)
 		return raise_xr(rc, "reattach");
 	xr_reader_stream_facts(self->r, &self->facts);
@@ -945,6 +978,8 @@ static PyObject *mod_open_reader(PyObject *mod, PyObject *args, PyObject *kw)
 	self->closed = false;
 	self->outstanding = 0;
 	self->batches = self->copies = 0;
+	self->busy = false;
+	self->n_deferred = 0;
 	self->min = min_batch;
 	self->max = batch;
 	self->max_wait_ns = (int64_t)(max_wait * 1e9);
