@@ -186,10 +186,15 @@ static int map_arena(struct xr_reader *r, int fd)
 	if (rc < 0) {
 		if (fd >= 0)
 			close(fd);
+		if (rc == -ENOENT)
+			xr__set_last_reason("no engine '%s' is running (no control socket, no arena)",
+					    r->name);
 		return rc;
 	}
 	stream = find_stream(a, r->stream_name);
 	xr__arena_close(a);
+	if (stream < 0)
+		xr__set_last_reason("engine %s has no stream \"%s\"", r->name, r->stream_name);
 	if (stream < 0) {
 		if (fd >= 0)
 			close(fd);

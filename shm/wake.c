@@ -171,12 +171,11 @@ void xr__wake_blocked(struct xr_writer *w, bool on)
  * f) waits for. Moves m's count forward. */
 static bool batch_ready(struct xr_writer *w, struct xr_wake_memo *m, const struct xr_filt *f)
 {
-	if (f->all) {
-		uint64_t avail = w->seq_published - m->seq;
-		return (int64_t)avail >= (int64_t)m->need;
-	}
-	/* Count the records that pass, from where the reader stopped. A pos
-	 * this writer cannot vouch for wakes the reader rather than be walked. */
+	/* Count the records there (that pass the filter), from where the reader
+	 * stopped: frames, not sequence numbers, which records dropped at a
+	 * lease stall use up too. Once per record and sleep, remembered in m.
+	 * A pos this writer cannot vouch for wakes the reader rather than be
+	 * walked. */
 	uint64_t p = m->pos, head = w->published;
 	if ((int64_t)(head - p) < 0 || head - p > w->cap || (int64_t)(p - w->tail) < 0)
 		return true;

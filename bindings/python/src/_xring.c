@@ -46,7 +46,9 @@ static PyObject *leased_array_type; /* xring._array.LeasedArray */
 static PyObject *raise_xr(int code, const char *what)
 {
 	PyObject *mod = PyImport_ImportModule("xring._errors");
-	const char *reason = xr_last_reason();
+	/* The engine's reason belongs to a refused attach, nothing else. */
+	bool attaching = !strcmp(what, "attach") || !strcmp(what, "reattach");
+	const char *reason = attaching ? xr_last_reason() : NULL;
 
 	if (!mod)
 		return NULL;
@@ -658,12 +660,22 @@ static PyObject *reader_iternext(Reader *self)
 			continue;
 		}
 		if (!b) {
-			/* The engine finished: the iteration ends, like EOF. */
+			/* The engine finished: the iteration ends, like EOF. Any
+			 * other error (KeyboardInterrupt...) goes on up. The error
+			 * is set aside while the class is looked up. */
+			PyObject *type, *val, *tb;
+			PyErr_Fetch(&type, &val, &tb);
 			PyObject *mod = PyImport_ImportModule("xring._errors");
 			PyObject *cls = mod ? PyObject_GetAttrString(mod, "EngineClosedError") : NULL;
 			Py_XDECREF(mod);
-			if (cls && PyErr_ExceptionMatches(cls))
-				PyErr_Clear();
+			PyErr_Clear();
+			if (cls && type && PyErr_GivenExceptionMatches(type, cls)) {
+				Py_XDECREF(type);
+				Py_XDECREF(val);
+				Py_XDECREF(tb);
+			} else {
+				PyErr_Restore(type, val, tb);
+			}
 			Py_XDECREF(cls);
 		}
 		return b;
@@ -730,6 +742,26 @@ static PyObject *reader_reattach(Reader *self, PyObject *args, PyObject *kw)
 	xr_reader_stream_facts(self->r, &self->facts);
 	self->batches = self->copies = 0;
 	Py_RETURN_NONE;
+}
+
+/* arm(min=None) -> True: asleep, wait for fileno() to be readable; False:
+ * min records are there already, read them. */
+static PyObject *reader_arm(Reader *self, PyObject *args)
+{
+	unsigned min = 0;
+	int rc;
+
+	if (!PyArg_ParseTuple(args, "|I", &min) || check_open(self) < 0)
+		return NULL;
+	rc = xr_reader_arm(self->r, min ? min : self->min);
+	if (rc == -ENOTSUP) {
+		PyErr_SetString(PyExc_ValueError, "arm(): this reader has no eventfd (spin=True, "
+						  "or attached without the control socket)");
+		return NULL;
+	}
+	if (rc < 0)
+		return raise_xr(rc, "arm");
+	return PyBool_FromLong(rc == 0);
 }
 
 static PyObject *reader_fileno(Reader *self, PyObject *unused)
@@ -828,7 +860,12 @@ static PyMethodDef reader_methods[] = {
 	{"reattach", (PyCFunction)(void (*)(void))reader_reattach, METH_VARARGS | METH_KEYWORDS,
 	 "reattach(timeout=-1): the same reader, attached to a restarted engine."},
 	{"fileno", (PyCFunction)reader_fileno, METH_NOARGS,
-	 "The reader's eventfd (for selectors), or -1."},
+	 "The reader's eventfd (for selectors), or -1. Call arm() before waiting on it."},
+	{"arm", (PyCFunction)reader_arm, METH_VARARGS,
+	 "arm(min=min_batch) -> bool\n\n"
+	 "Tells the engine to write fileno() when min records are there. True: wait\n"
+	 "for fileno() to be readable, then read(timeout=0). False: they are there\n"
+	 "already, read now."},
 	{"ring_buffer", (PyCFunction)reader_ring_buffer, METH_VARARGS,
 	 "ring_buffer(k) -> read-only uint8 array over ring k's mapping."},
 	{"facts", (PyCFunction)reader_facts, METH_NOARGS, "The stream's shape and policy."},
@@ -904,7 +941,7 @@ static PyObject *mod_open_reader(PyObject *mod, PyObject *args, PyObject *kw)
 	unsigned long long sample_seed = 0;
 	PyObject *games = Py_None, *players = Py_None, *reward = Py_None;
 	int spin = 0, idle_poll = 0;
-	static xr_id_range g[XR_FILTER_RANGES_MAX], p[XR_FILTER_RANGES_MAX];
+	xr_id_range g[XR_FILTER_RANGES_MAX], p[XR_FILTER_RANGES_MAX];
 	xr_filter f = {.games = g, .players = p};
 	bool filtered = false;
 

@@ -109,6 +109,34 @@ class LeasedArray(np.ndarray):
     def __dlpack_device__(self):
         return (1, 0)
 
+    # Comparisons: numpy turns an error inside them into a warning and an
+    # answer, so check first.
+    def __eq__(self, other):
+        _check(self)
+        return super().__eq__(other)
+
+    def __ne__(self, other):
+        _check(self)
+        return super().__ne__(other)
+
+    def __lt__(self, other):
+        _check(self)
+        return super().__lt__(other)
+
+    def __le__(self, other):
+        _check(self)
+        return super().__le__(other)
+
+    def __gt__(self, other):
+        _check(self)
+        return super().__gt__(other)
+
+    def __ge__(self, other):
+        _check(self)
+        return super().__ge__(other)
+
+    __hash__ = None
+
     def tolist(self):
         _check(self)
         return self.view(np.ndarray).tolist()
@@ -129,3 +157,28 @@ class LeasedArray(np.ndarray):
     def astype(self, dtype, *args, **kwargs):
         _check(self)
         return self.view(np.ndarray).astype(dtype, *args, **kwargs)
+
+
+def _checked(name, keep_type):
+    impl = getattr(np.ndarray, name)
+
+    def method(self, *args, **kwargs):
+        _check(self)
+        # Views stay LeasedArrays; anything computed comes back plain.
+        return impl(self if keep_type else self.view(np.ndarray), *args, **kwargs)
+    method.__name__ = name
+    method.__doc__ = impl.__doc__
+    return method
+
+
+# Reductions and the like: checked before numpy runs them. (numpy 1.24 also
+# leaks a reference to the array when one of them fails inside, which would
+# keep the batch leased for ever.)
+for _name in ("sum", "mean", "max", "min", "any", "all", "prod", "std", "var", "argmax",
+              "argmin", "cumsum", "cumprod", "ptp", "round", "clip", "nonzero", "sort",
+              "argsort", "searchsorted", "dot", "trace", "take", "compress", "repeat",
+              "choose", "flatten", "fill", "tofile", "dump", "dumps", "byteswap"):
+    setattr(LeasedArray, _name, _checked(_name, False))
+for _name in ("ravel", "reshape", "transpose", "squeeze", "swapaxes", "diagonal", "view"):
+    setattr(LeasedArray, _name, _checked(_name, True))
+del _name

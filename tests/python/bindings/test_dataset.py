@@ -122,11 +122,6 @@ def test_dataloader_two_workers_broadcast(engines, run_dir):
         assert torch.equal(w0[k][:n], w1[k][:n]), f"the workers saw different {k}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bindings/python/src/_xring.c reader_iternext() raises SystemError instead of "
-    "ending the iteration when the engine closes (PyImport_ImportModule called with "
-    "EngineClosedError pending), so ExperienceDataset's `for batch in reader` never "
-    "ends cleanly with the engine as its docstring says"))
 def test_dataset_ends_with_the_engine(engines):
     n = 3000
     e = engines("--tick-ms", "5", "--count", str(n))

@@ -31,22 +31,12 @@ def test_no_engine(run_dir):
     assert isinstance(ei.value, FileNotFoundError)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "client/reader.c attach(): when no control socket answers it falls back to "
-    "map_arena() by name, whose -ENOENT sets no xr_last_reason(), so "
-    "xring.Engine(name).reader() says only 'attach: No such file or directory' "
-    "without naming the engine"))
 def test_no_engine_reader_message_names_the_engine(run_dir):
     name = f"missing-{uuid.uuid4().hex[:6]}"
     with pytest.raises(xring.NoEngineError, match=name):
         xring.Engine(name).reader()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "client/reader.c map_arena()/find_stream(): a stream the engine does not have is "
-    "-ENOENT with no xr_last_reason() (the library looks locally before SUBSCRIBE, so "
-    "the server's 'engine NAME has no stream \"S\"' of docs/control-protocol.md never "
-    "comes): the message is 'attach: No such file or directory'"))
 def test_no_stream_message_names_the_stream(engine):
     with pytest.raises(xring.NoEngineError, match="nosuchstream"):
         reader(engine, stream="nosuchstream")
@@ -179,7 +169,6 @@ ITER_BUG = (
     "KeyboardInterrupt on)")
 
 
-@pytest.mark.xfail(strict=True, raises=SystemError, reason=ITER_BUG)
 def test_iteration_ends_with_the_engine(engines):
     n = 5000
     e = engines("--tick-ms", "5", "--count", str(n))
@@ -194,11 +183,6 @@ def test_iteration_ends_with_the_engine(engines):
     assert list(r) == []                        # a second loop ends at once
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bindings/python/src/_xring.c raise_xr(): every error takes xr_last_reason(), which "
-    "is the reason of the last refused attach in this thread, so after one refusal a "
-    "read() that finds the engine gone says e.g. 'read: engine X has all 1 reader slots "
-    "taken (--max-readers 1) [XR_ECLOSED]'"))
 def test_read_error_does_not_repeat_an_old_refusal(engines):
     e = engines("--tick-ms", "10", "--max-readers", "1")
     r = reader(e, batch=16)

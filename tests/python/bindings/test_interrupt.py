@@ -84,11 +84,6 @@ def test_ctrl_c_ends_a_blocked_read(engines, run_dir):
     assert elapsed < 0.5, f"took {elapsed:.2f} s"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bindings/python/src/_xring.c reader_iternext(): with KeyboardInterrupt pending it "
-    "calls PyImport_ImportModule(\"xring._errors\"), which fails with SystemError "
-    "('<built-in function __import__> returned a result with an exception set'): "
-    "Ctrl-C in `for batch in reader` raises SystemError, not KeyboardInterrupt"))
 def test_ctrl_c_ends_a_blocked_iteration(engines, run_dir):
     e = engines("--tick-ms", "100000", games=2)
     rc, out, err, elapsed = _interrupt(e, run_dir, "iterate")

@@ -118,10 +118,6 @@ def test_released_arrays_raise(engine):
     assert len(before) == 8
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bindings/python/xring/_array.py: LeasedArray has no __eq__/__ne__; numpy 1.24's "
-    "rich comparison swallows the ReleasedError raised in __array_ufunc__ and answers a "
-    "plain bool (arr == arr is True, arr != 3 is True) with a DeprecationWarning"))
 def test_comparing_released_arrays_raises(engine):
     r = reader(engine, batch=8)
     b = r.read(timeout=5)
@@ -134,13 +130,6 @@ def test_comparing_released_arrays_raises(engine):
                 cmp()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bindings/python/xring/_array.py: a reduction method (arr.sum(), .mean(), .max(), "
-    ".any(), .all(), .min(), .std(), .prod(), .cumsum()) on a released LeasedArray raises "
-    "ReleasedError from __array_ufunc__, and numpy 1.24's PyUFunc_GenericReduction leaks "
-    "its argument tuple on that error path (numpy issue #31677), so the array, its Lease "
-    "and the C lease on the ring are never freed: the writer stalls behind it for ever. "
-    "LeasedArray should check in these methods before numpy's reduction runs"))
 def test_reduction_on_a_released_array_does_not_leak_the_lease(engine):
     r = reader(engine, batch=8)
     b = r.read(timeout=5)
@@ -283,12 +272,6 @@ def test_closing_the_reader_invalidates_arrays_but_keeps_the_mapping(engines):
     assert r2.read(timeout=5) is not None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "shm/wake.c batch_ready(): for an unfiltered reader it counts seq_published - "
-    "wake_seq, and records a lossy writer drops at a lease stall consume seqs without "
-    "frames, so while one reader's lease stalls the ring every other sleeping reader "
-    "is woken on each drop with nothing to read: ~27,000 wakeups/s and half a core "
-    "spent inside one read(timeout=0.5) that returns None"))
 def test_a_stalled_lossy_ring_does_not_spin_other_readers(engines):
     import time
     e = engines(*LOSSY, ring_size="2M")
