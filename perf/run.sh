@@ -49,5 +49,6 @@ run probe_coherence $json
 run bench_ring "$@"
 run probe_coherence $json
 run bench_engine
+cmake --build "$build" -j "$(nproc)" --target xring_cli xring_python >&2 && echo "run.sh: bench_python.py $json" >&2 && "$root/perf/bench_python.py" --build "$build" $json || { rc=$?; [ "$status" -ne 0 ] || status=$rc; }
 run bench_wakeup $json
 exit "$status"
