@@ -38,7 +38,10 @@ rounds; the median round is reported, the range beside it.
   perf/bench_python.py [--seconds S] [--rounds R] [--batches 32,256,1024]
                        [--dtypes u8,f32] [--quick] [--json] [--build DIR]
                        [--grpc tcp|unix] [--ring-size 128M] [--games N]
-                       [--breakdown] [--no-pin]
+                       [--breakdown] [--cold] [--queue-default-pipe]
+                       [--no-synthetic] [--no-pin] [--verbose]
+
+Results and how to read them: docs/benchmarks.md, section Python.
 
 Runs with Debian's /usr/bin/python3 (numpy, grpcio); the package and the
 xring program come from the CMake build (default: build/ beside perf/).
@@ -577,7 +580,7 @@ def print_text(meta, results, args):
             p(f"  {n:>5}: " + "; ".join(parts))
             if "xring_breakdown_us" in s:
                 bd = s["xring_breakdown_us"]
-                p(f"         drain cycle in parts (median us): " +
+                p("         drain cycle in parts (median us): " +
                   ", ".join(f"{k} {v:.2f}" for k, v in bd.items()))
     p()
     for t in targets(results):
@@ -615,7 +618,7 @@ def main():
     ap.add_argument("--batches", default="32,256,1024", help="batch sizes (default 32,256,1024)")
     ap.add_argument("--dtypes", default="u8,f32", help="observation dtypes (default u8,f32)")
     ap.add_argument("--quick", action="store_true",
-                    help="one round of 0.5 s per pipeline (about 25 s in all)")
+                    help="one round of 0.5 s per pipeline (about 20 s in all)")
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
     ap.add_argument("--build", default=os.environ.get("BUILD_DIR") or os.path.join(ROOT, "build"),
                     help="the CMake build (xring program, python/ package)")
