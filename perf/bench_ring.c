@@ -60,6 +60,7 @@
 #include "xring/reader.h"
 #include "xring/types.h"
 #include "xring/writer.h"
+#include "bench_util.h"
 
 #define MAX_SIZES 16
 #define MAX_ROUNDS 64
@@ -254,49 +255,6 @@ static inline uint64_t check_record(const xr_frame *f, uint32_t size, uint64_t *
 		sum = sum_words(w, size / 8);
 	(*expect)++;
 	return sum;
-}
-
-static int pin_to(int cpu)
-{
-	cpu_set_t set;
-
-	if (cpu < 0)
-		return 0;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int read_all(int fd, void *buf, size_t len)
-{
-	char *p = buf;
-
-	while (len) {
-		ssize_t n = read(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n == 0 ? -EPIPE : -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 static inline uint64_t frame_size(const struct cfg *c, uint32_t size)

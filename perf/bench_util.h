@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef XR_PERF_BENCH_UTIL_H
+#define XR_PERF_BENCH_UTIL_H
+
+/* Small helpers the two-process benchmarks share: pinning, and whole
+ * reads and writes on their control pipes. */
+
+#include <errno.h>
+#include <sched.h>
+#include <stddef.h>
+#include <unistd.h>
+
+static inline int pin_to(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return 0;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
+}
+
+static inline int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static inline int read_all(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n == 0 ? -EPIPE : -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+#endif
