@@ -909,30 +909,6 @@ static int parse_sizes(const char *s, struct cfg *c)
 	return c->n_sizes ? 0 : -1;
 }
 
-static void cpu_model(char *buf, size_t len)
-{
-	FILE *f = fopen("/proc/cpuinfo", "re");
-	char line[256];
-
-	snprintf(buf, len, "unknown");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, "model name", 10)) {
-			char *p = strchr(line, ':');
-			if (p) {
-				p++;
-				while (*p == ' ')
-					p++;
-				p[strcspn(p, "\n")] = '\0';
-				snprintf(buf, len, "%s", p);
-			}
-			break;
-		}
-	}
-	fclose(f);
-}
-
 static void json_str(const char *s)
 {
 	putchar('"');

@@ -2,12 +2,14 @@
 #ifndef XR_PERF_BENCH_UTIL_H
 #define XR_PERF_BENCH_UTIL_H
 
-/* Small helpers the two-process benchmarks share: pinning, and whole
- * reads and writes on their control pipes. */
+/* Small helpers the two-process benchmarks share: pinning, whole reads
+ * and writes on their control pipes, the CPU model for their headers. */
 
 #include <errno.h>
 #include <sched.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 static inline int pin_to(int cpu)
@@ -51,6 +53,31 @@ static inline int read_all(int fd, void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+/* The CPU's model name from /proc/cpuinfo, or "unknown". */
+static inline void cpu_model(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/cpuinfo", "re");
+	char line[256];
+
+	snprintf(buf, len, "unknown");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "model name", 10)) {
+			char *p = strchr(line, ':');
+			if (p) {
+				p++;
+				while (*p == ' ')
+					p++;
+				p[strcspn(p, "\n")] = '\0';
+				snprintf(buf, len, "%s", p);
+			}
+			break;
+		}
+	}
+	fclose(f);
 }
 
 #endif

@@ -539,30 +539,6 @@ static const char usage[] =
 	"Exit status: 0 measured (target met or not), 1 a data check failed,\n"
 	"2 bad usage or setup failure.\n";
 
-static void cpu_model(char *buf, size_t len)
-{
-	FILE *f = fopen("/proc/cpuinfo", "re");
-	char line[256];
-
-	snprintf(buf, len, "unknown");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, "model name", 10)) {
-			char *p = strchr(line, ':');
-			if (p) {
-				p++;
-				while (*p == ' ')
-					p++;
-				p[strcspn(p, "\n")] = '\0';
-				snprintf(buf, len, "%s", p);
-			}
-			break;
-		}
-	}
-	fclose(f);
-}
-
 /* First line of a sysfs file, or "-". */
 static void sysfs_line(const char *path, char *buf, size_t len)
 {
