@@ -498,6 +498,7 @@ static void fill_batch(struct xr_reader *r, uint32_t k, uint32_t i, const struct
 		.bytes = t->taken_end - t->start,
 		.first_seq = t->first_seq,
 		.stride = t->stride,
+		.len = t->len,
 		.dropped = t->gaps > UINT32_MAX ? UINT32_MAX : (uint32_t)t->gaps,
 		.id_ = ((uint64_t)i << 48) | r->next_id,
 	};

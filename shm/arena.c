@@ -666,7 +666,8 @@ static int validate_header(const struct xr_arena_hdr *h, uint64_t file_size)
 		const struct xr_ring_desc *rd = &h->rings[r];
 		if (!is_pow2(rd->capacity) || rd->capacity % h->page_size ||
 		    rd->data_off % h->page_size || rd->data_off < h->ctl_off + h->ctl_size ||
-		    rd->data_off + rd->capacity > h->total_size || rd->stream >= h->n_streams)
+		    rd->data_off + rd->capacity > h->total_size || rd->stream >= h->n_streams ||
+		    !is_pow2(rd->frame_align) || rd->frame_align < 16 || rd->frame_align > 4096)
 			return XR_ENOTARENA;
 	}
 	for (uint32_t i = 0; i < h->n_streams; i++) {

@@ -38,6 +38,7 @@ struct xr_take {
 	uint32_t count;          /* frames taken (that passed the filter) */
 	uint32_t seen;           /* frames walked, taken or skipped */
 	uint32_t stride;         /* common frame size, 0 if mixed */
+	uint32_t len;            /* common record length, 0 if mixed */
 	bool full;               /* stopped at max frames or max bytes, not at head */
 	bool contiguous;         /* the taken frames are back to back from start */
 	uint64_t first_seq, next_seq;

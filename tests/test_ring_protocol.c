@@ -82,6 +82,42 @@ static void test_publish_makes_whole_records_visible(void)
 	xr_arena_destroy(a);
 }
 
+/* stride and len say whether a batch is one fixed-size record after
+ * another (the bindings then view it as strided arrays without a walk). */
+static void test_batch_says_uniform_sizes(void)
+{
+	char name[64];
+	xr_arena *a = arena("uniform", XR_POLICY_LOSSLESS, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT);
+	static const struct {
+		uint32_t lens[3];
+		bool same_stride, same_len;
+	} cases[] = {
+		{{100, 100, 100}, true, true},
+		{{100, 90, 100}, true, false},   /* same frame, different lengths */
+		{{100, 100, 90}, true, false},   /* ...at the end */
+		{{100, 300, 100}, false, false}, /* different frames */
+	};
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		xr_batch b;
+		for (int i = 0; i < 3; i++)
+			CHECK_RC(xr_test_put(w, cases[c].lens[i]), 0);
+		xr_writer_publish(w);
+		CHECK_RC(xr_reader_read(r, 3, 3, 0, &b), 3);
+		const xr_frame *f = b.first;
+		uint32_t size0 = f->size;
+		CHECK_EQ(b.stride, cases[c].same_stride ? size0 : 0);
+		CHECK_EQ(b.len, cases[c].same_len ? cases[c].lens[0] : 0);
+		for (int i = 0; i < 3; i++, f = xr_frame_next(f))
+			CHECK_EQ(f->len, cases[c].lens[i]);
+		CHECK_RC(xr_batch_release(r, &b), 0);
+	}
+	xr_reader_detach(r);
+	xr_arena_destroy(a);
+}
+
 static void test_wrap_is_contiguous(void)
 {
 	char name[64];
@@ -420,6 +456,13 @@ static void test_errors(void)
 	a->hdr->magic ^= 1;
 	CHECK_RC(xr_reader_attach(name, NULL, &r2), XR_ENOTARENA);
 	a->hdr->magic ^= 1;
+	/* A frame alignment the reader would divide or mask by. */
+	uint32_t fa = a->hdr->rings[0].frame_align;
+	a->hdr->rings[0].frame_align = 0;
+	CHECK_RC(xr_reader_attach(name, NULL, &r2), XR_ENOTARENA);
+	a->hdr->rings[0].frame_align = 48;
+	CHECK_RC(xr_reader_attach(name, NULL, &r2), XR_ENOTARENA);
+	a->hdr->rings[0].frame_align = fa;
 
 	/* Closing: what was published is still read, then XR_ECLOSED. */
 	for (int i = 0; i < 7; i++)
@@ -530,6 +573,7 @@ int main(void)
 		void (*fn)(void);
 	} tests[] = {
 		{"publish makes whole records visible", test_publish_makes_whole_records_visible},
+		{"batch says uniform sizes", test_batch_says_uniform_sizes},
 		{"wrap is contiguous", test_wrap_is_contiguous},
 		{"lossless writer waits for reader", test_lossless_writer_waits_for_reader},
 		{"lossy reader overrun is counted", test_lossy_reader_overrun_is_counted},

@@ -132,6 +132,9 @@ typedef struct xr_batch {
 			      * (filtered: records skipped between included) */
 	uint64_t first_seq;
 	uint32_t stride;     /* frame size if every frame has the same size, else 0 */
+	uint32_t len;        /* record length if every record has the same length,
+			      * else 0: with stride, a batch of fixed-size
+			      * records is known as such without a walk */
 	uint32_t dropped;    /* records lost just before this batch */
 	uint64_t id_;        /* internal: identifies the lease */
 } xr_batch;
