@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -43,7 +44,7 @@
 
 #define XR_CTL_BURST 32      /* requests a connection may send at once */
 #define XR_CTL_RATE 16       /* ...and per second after that */
-#define XR_CTL_IDLE_NS 5000000000ull /* a connection must ATTACH within this */
+#define XR_CTL_IDLE_MS 5000  /* a connection must ATTACH within this (default) */
 
 struct conn {
 	int fd;
@@ -67,6 +68,7 @@ struct xr_ctl {
 	uint32_t *allow_gid, n_gid;
 	uint32_t max_conns, n_conns;
 	struct conn *conns;
+	uint32_t idle_ms;        /* a connection must ATTACH within this */
 };
 
 static void send_error(struct conn *k, uint32_t id, int code, const char *fmt, ...)
@@ -466,24 +468,38 @@ static void *serve(void *p)
 		pf[1] = (struct pollfd){.fd = c->lfd, .events = POLLIN};
 		for (uint32_t i = 0; i < n; i++)
 			pf[2 + i] = (struct pollfd){.fd = c->conns[i].fd, .events = POLLIN};
-		bool idle = false;
-		for (uint32_t i = 0; i < n; i++)
-			idle |= !c->conns[i].attached;
-		/* While someone has not ATTACHed, look at the clock each second. */
-		if (poll(pf, n + 2, idle ? 1000 : -1) < 0) {
+		/* While someone has not ATTACHed, wake when the first of them
+		 * is due, so that a short period is kept to the millisecond. */
+		uint64_t idle_ns = c->idle_ms * 1000000ull, now = xr__now_ns();
+		int timeout = -1;
+		for (uint32_t i = 0; i < n; i++) {
+			const struct conn *k = &c->conns[i];
+			if (k->attached)
+				continue;
+			uint64_t age = now - k->born_ns;
+			uint64_t ms = age >= idle_ns ? 0 : (idle_ns - age + 999999) / 1000000;
+			if (ms > INT_MAX)
+				ms = INT_MAX;
+			if (timeout < 0 || (int)ms < timeout)
+				timeout = (int)ms;
+		}
+		if (poll(pf, n + 2, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
 		if (pf[0].revents)
 			break;
-		uint64_t now = xr__now_ns();
+		now = xr__now_ns();
 		for (uint32_t i = n; i-- > 0;) {
 			struct conn *k = &c->conns[i];
-			if (!k->attached && !pf[2 + i].revents && now - k->born_ns > XR_CTL_IDLE_NS) {
-				send_error(k, 0, -ETIMEDOUT,
-					   "no ATTACH within %llu s of connecting",
-					   (unsigned long long)(XR_CTL_IDLE_NS / 1000000000ull));
+			if (!k->attached && !pf[2 + i].revents && now - k->born_ns >= idle_ns) {
+				if (c->idle_ms % 1000 == 0)
+					send_error(k, 0, -ETIMEDOUT, "no ATTACH within %u s of connecting",
+						   c->idle_ms / 1000);
+				else
+					send_error(k, 0, -ETIMEDOUT, "no ATTACH within %u ms of connecting",
+						   c->idle_ms);
 				drop_conn(c, i);
 				pf[2 + i] = pf[2 + c->n_conns]; /* drop_conn moved the last into i */
 			}
@@ -567,6 +583,7 @@ int xr_arena_serve(xr_arena *a, const xr_control_opts *o)
 	c->a = a;
 	c->lfd = c->stop_fd = -1;
 	c->max_conns = 2 * a->hdr->max_readers + 16;
+	c->idle_ms = o && o->idle_timeout_ms ? o->idle_timeout_ms : XR_CTL_IDLE_MS;
 	c->conns = calloc(c->max_conns, sizeof(*c->conns));
 	if (o && o->n_allow_uid) {
 		c->allow_uid = malloc(o->n_allow_uid * sizeof(uint32_t));

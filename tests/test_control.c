@@ -28,6 +28,11 @@
  *                    attach/detach three times in a row
  *   conn_table_full  a connection past the server's table is refused at
  *                    accept with -EBUSY and a reason; room once others close
+ *   idle_timeout     with idle_timeout_ms 200, a connection that sends
+ *                    nothing gets ERROR -ETIMEDOUT and a hangup after 200 ms
+ *                    (not before, and well before the 5 s default); a reader
+ *                    that attached in time outlives three such periods and
+ *                    reads on
  *   engine_closes    xr_arena_destroy() under a sleeping reader: it gets
  *                    what was published, then XR_ECLOSED, at once
  *
@@ -1212,6 +1217,100 @@ static void conn_table_full(void)
 }
 
 /* ======================================================================
+ * 9. a connection that does not ATTACH in time is closed
+ * ====================================================================== */
+
+#define IDLE_MS 200u
+
+/* Connects raw and sends nothing. The server must send ERROR -ETIMEDOUT and
+ * hang up IDLE_MS after it accepted: not before, and not at the 5 s default
+ * nor at a once-a-second look at the clock. Returns the time from just
+ * before connect() to the hangup being readable, in ns. */
+static uint64_t idle_closed(const char *path, const char *what)
+{
+	uint64_t t0 = xr__now_ns(), deadline = t0 + 5 * SEC, dt;
+	int s = raw_connect(path);
+	struct pollfd pf = {.fd = s, .events = POLLIN};
+	int rc;
+
+	for (;;) {
+		int64_t left = (int64_t)(deadline - xr__now_ns());
+		if (left <= 0)
+			FAILF("%s: still open after 5 s (idle_timeout_ms %u)", what, IDLE_MS);
+		rc = poll(&pf, 1, (int)(left / (int64_t)MS) + 1);
+		if (rc < 0 && errno != EINTR)
+			FAILF("poll: %s", strerror(errno));
+		if (rc > 0)
+			break;
+	}
+	dt = xr__now_ns() - t0;
+	CHECK(pf.revents & (POLLIN | POLLHUP));
+	/* The server counts from accept, which is after t0. The upper
+	 * bound leaves 600 ms for scheduling, and is still under the
+	 * second the server once took between looks at the clock. */
+	if (dt < IDLE_MS * MS)
+		FAILF("%s: closed %.1f ms after connect, before the %u ms period", what,
+		      (double)dt / 1e6, IDLE_MS);
+	if (dt > 800 * MS)
+		FAILF("%s: closed %.1f ms after connect; the period is %u ms", what,
+		      (double)dt / 1e6, IDLE_MS);
+	expect_error(s, what, 0, -ETIMEDOUT, "no ATTACH within 200 ms");
+	return dt;
+}
+
+static void idle_timeout(void)
+{
+	char name[64];
+	xr_control_opts o = {.idle_timeout_ms = IDLE_MS};
+	uint64_t dt_max = 0;
+	xr_batch b;
+	enum { N = 20 };
+
+	xr_test_name(name, sizeof(name), "idle");
+	xr_arena *a = make_arena(name, XR_POLICY_LOSSLESS, 64 << 10, 4);
+	xr_writer *w = xr_test_writer(a);
+	serve(a, &o);
+	const char *path = xr_arena_control_path(a);
+	printf("idle_timeout: (what was sent, code, reason)\n");
+
+	/* A reader that attached at once is not idle, however long it stays:
+	 * it outlives three idle connections closed one after the other,
+	 * each closed by the rule after a full period. */
+	xr_reader *r = attach_ctl(name, "not-idle");
+	uint64_t t_attached = xr__now_ns();
+	int si = slot_of(a, getpid());
+	CHECK(si >= 0);
+	for (int i = 0; i < 3; i++) {
+		uint64_t dt = idle_closed(path, "nothing, one connection");
+		if (dt > dt_max)
+			dt_max = dt;
+	}
+	uint64_t held = xr__now_ns() - t_attached;
+	CHECK(held >= 3 * IDLE_MS * MS);
+	CHECK_EQ(slot_of(a, getpid()), si);
+	CHECK_EQ(xr_load_acquire(&a->slots[si].state), XR_SLOT_ACTIVE);
+	CHECK_EQ(slots_taken(a), 1);
+	uint64_t next = 0;
+	for (int i = 0; i < N; i++)
+		put_published(w);
+	while (next < N) {
+		int n = xr_reader_read(r, 1, N, 5 * (int64_t)SEC, &b);
+		if (n <= 0)
+			FAILF("the attached reader, after %u ms: read = %d (%s)",
+			      3 * IDLE_MS, n, xr_strerror(n));
+		xr_test_check_batch(&b, &next, true);
+		CHECK_RC(xr_batch_release(r, &b), 0);
+	}
+	xr_reader_detach(r);
+	CHECK_EQ(slots_taken(a), 0);
+	server_survives(name, "idle connections");
+	printf("idle_timeout: idle connections closed %.1f ms after connect at most (period "
+	       "%u ms); a reader attached for %.0f ms kept reading\n", (double)dt_max / 1e6,
+	       IDLE_MS, (double)held / 1e6);
+	xr_arena_destroy(a);
+}
+
+/* ======================================================================
  * 5. a blocking reader SIGKILLed: the server frees it on hangup
  * ====================================================================== */
 
@@ -1537,6 +1636,7 @@ int main(void)
 	detach_frees();
 	malformed();
 	conn_table_full();
+	idle_timeout();
 	reader_killed();
 	engine_closes();
 	engine_killed_then_reattach();

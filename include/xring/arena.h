@@ -99,15 +99,16 @@ XR_API int xr_arena_writer(xr_arena *a, uint32_t stream, uint32_t ring, xr_write
  */
 XR_API int xr_arena_reap(xr_arena *a);
 
-/* Who may attach through the control socket. It is served at
- * DIR/NAME.sock, DIR being $XRING_RUN_DIR if set, else /run/xring, else
- * /tmp/xring (when /run/xring cannot be made or written): the places readers
- * look. */
+/* Who may attach through the control socket, and how long a connection may
+ * stay without attaching. It is served at DIR/NAME.sock, DIR being
+ * $XRING_RUN_DIR if set, else /run/xring, else /tmp/xring (when /run/xring
+ * cannot be made or written): the places readers look. */
 typedef struct xr_control_opts {
 	const uint32_t *allow_uid;   /* peers with one of these uids, */
 	uint32_t n_allow_uid;
 	const uint32_t *allow_gid;   /* or one of these among their groups, */
 	uint32_t n_allow_gid;        /* may attach; the engine's own uid always may */
+	uint32_t idle_timeout_ms;    /* a connection must ATTACH within this; 0: 5000 */
 } xr_control_opts;
 
 /*
@@ -116,8 +117,9 @@ typedef struct xr_control_opts {
  * users, since the allow-list, checked at connect, then decides) through which readers attach, subscribe (with their eventfd
  * and filter) and detach, as docs/control-protocol.md describes. Readers it
  * admits sleep until their batch is ready; writers wake them after each
- * publish. Call once, before the writers start; xr_arena_destroy() stops
- * it, hanging up on every reader.
+ * publish. A connection that has not sent ATTACH idle_timeout_ms after it
+ * was accepted gets ERROR -ETIMEDOUT and is closed. Call once, before the
+ * writers start; xr_arena_destroy() stops it, hanging up on every reader.
  *
  * Returns 0, or -EEXIST (already serving), -EINVAL (name too long for a
  * socket path), -EADDRINUSE (another process serves that path), or -errno
