@@ -241,6 +241,11 @@ static void init_header(struct xr_arena *a, const xr_arena_spec *spec, const str
 			rd->stream = i;
 			rd->frame_align = sd->frame_align;
 			rd->index = r;
+			if (s->kind == XR_RECORD_EXPERIENCE) {
+				xr_exp_template t;
+				xr_exp_template_init(&t, &s->shape); /* checked above */
+				rd->record_len = t.size;
+			}
 		}
 	}
 	/* The file is new, so every byte is zero; only non-zero initial values
@@ -667,7 +672,8 @@ static int validate_header(const struct xr_arena_hdr *h, uint64_t file_size)
 		if (!is_pow2(rd->capacity) || rd->capacity % h->page_size ||
 		    rd->data_off % h->page_size || rd->data_off < h->ctl_off + h->ctl_size ||
 		    rd->data_off + rd->capacity > h->total_size || rd->stream >= h->n_streams ||
-		    !is_pow2(rd->frame_align) || rd->frame_align < 16 || rd->frame_align > 4096)
+		    !is_pow2(rd->frame_align) || rd->frame_align < 16 || rd->frame_align > 4096 ||
+		    (uint64_t)rd->record_len + XR_FRAME_HDR > rd->capacity / 2)
 			return XR_ENOTARENA;
 	}
 	for (uint32_t i = 0; i < h->n_streams; i++) {

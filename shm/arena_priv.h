@@ -25,6 +25,7 @@ struct xr_writer {
 	uint64_t chunk;              /* how far tail advances at once */
 	uint32_t align;
 	uint32_t max_frame;
+	uint32_t record_len;         /* nonzero: the only length accepted */
 	uint32_t max_readers;
 	uint32_t policy;
 

@@ -92,7 +92,11 @@ struct xr_ring_desc {
 	uint32_t stream;
 	uint32_t frame_align;
 	uint32_t index;        /* this ring's index in rings[] */
-	uint32_t pad0_;
+	uint32_t record_len;   /* every record is exactly this long (an Experience
+				* stream: its shape's record size), so every
+				* frame is one size; 0: any length. The writer
+				* refuses other lengths, which lets a reader
+				* take a run of frames without a walk. */
 	uint8_t pad1_[XR_CACHELINE - 32];
 
 	/* publication */

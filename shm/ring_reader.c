@@ -33,6 +33,11 @@ void xr__rr_init(struct xr_ring_rd *rr, const struct xr_ring_desc *rd,
 		.cap = rd->capacity,
 		.mask = rd->capacity - 1,
 		.align = rd->frame_align,
+		.fixed_len = rd->record_len,
+		.fixed_size = rd->record_len ? (uint32_t)(((uint64_t)rd->record_len + XR_FRAME_HDR +
+							   rd->frame_align - 1) &
+							  ~(uint64_t)(rd->frame_align - 1))
+					     : 0,
 		.lossless = lossless,
 		.lease = XR_NO_LEASE,
 	};
@@ -104,6 +109,50 @@ void xr__rr_start(struct xr_ring_rd *rr)
 	xr__rr_mirror(rr);
 }
 
+/*
+ * walk() without the walk, for a ring whose frames all have one size and no
+ * filter: the run from pos is counted from the bytes, and only its first and
+ * last frames are read. A walk reads one header per record, each address
+ * depending on the size read before it; on big records that is a cache miss
+ * per record, most of a batch's cost. The writer refuses records of any other
+ * length on such a ring (shm/ring_writer.c), so the frames between are of
+ * that size too; the checks below catch a writer that broke the rule at the
+ * ends of the run, and keep every access inside [pos, head) regardless.
+ * Sequence numbers only grow, so the gaps inside the run are last - first
+ * - (count - 1), the same total a walk would add up.
+ */
+static int take_fixed(const struct xr_ring_rd *rr, uint64_t head, uint32_t max,
+		      uint64_t max_bytes, struct xr_take *t)
+{
+	uint64_t p = rr->pos, expect = rr->next_seq, size = rr->fixed_size;
+	uint64_t avail = (head - p) / size, n = avail;
+
+	*t = (struct xr_take){.start = p, .end = p, .taken_end = p, .head = head, .contiguous = true,
+			      .skip_end = p, .skip_next_seq = expect, .next_seq = expect};
+	if ((head - p) % size)
+		return -EPROTO;
+	if (n > max)
+		n = max;
+	if (n > 1 && n * size > max_bytes)
+		n = max_bytes / size > 1 ? max_bytes / size : 1;
+	if (n == 0)
+		return 0;
+	const xr_frame *first = frame_at(rr, p), *last = frame_at(rr, p + (n - 1) * size);
+	uint64_t s0 = first->seq, s1 = last->seq;
+	if (first->size != size || last->size != size || first->len != rr->fixed_len ||
+	    last->len != rr->fixed_len || s0 < expect || s1 < s0 || s1 - s0 < n - 1)
+		return -EPROTO;
+	t->end = t->taken_end = p + n * size;
+	t->count = t->seen = (uint32_t)n;
+	t->full = n < avail;
+	t->first_seq = s0;
+	t->next_seq = s1 + 1;
+	t->gaps = (s0 - expect) + (s1 - s0 - (n - 1));
+	t->stride = (uint32_t)size;
+	t->len = rr->fixed_len;
+	return 0;
+}
+
 /* Walks frames from pos towards head: until max frames passed the filter,
  * or max_bytes from the first of them would be exceeded (that first frame
  * always counts). */
@@ -116,6 +165,8 @@ static int walk(const struct xr_ring_rd *rr, uint64_t head, uint32_t max, uint64
 
 	if (flt && flt->all)
 		flt = NULL;
+	if (!flt && rr->fixed_size)
+		return take_fixed(rr, head, max, max_bytes, t);
 	*t = (struct xr_take){.start = p, .end = p, .taken_end = p, .head = head, .contiguous = true,
 			      .skip_end = p, .skip_next_seq = expect};
 	while (p != head) {

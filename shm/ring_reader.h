@@ -17,6 +17,8 @@ struct xr_ring_rd {
 	const uint8_t *data;     /* read-only, mapped twice */
 	uint64_t cap, mask;
 	uint32_t align;
+	uint32_t fixed_len;      /* every record this long (rd->record_len), 0: any */
+	uint32_t fixed_size;     /* ...and so every frame this size */
 	bool lossless;
 
 	uint64_t pos;            /* next byte to read */

@@ -107,6 +107,7 @@ void xr__writer_init(struct xr_writer *w, struct xr_arena *a, uint32_t ring)
 	w->chunk = rd->capacity / 8;
 	w->align = rd->frame_align;
 	w->max_frame = sd->max_frame;
+	w->record_len = rd->record_len;
 	w->max_readers = h->max_readers;
 	w->policy = sd->policy;
 	/* Empty ring: nothing to reclaim until the first wrap. */
@@ -248,6 +249,8 @@ int xr_writer_reserve(xr_writer *w, uint32_t len, void **payload)
 
 	if (size > w->max_frame)
 		return -EMSGSIZE;
+	if (w->record_len && len != w->record_len)
+		return -EINVAL;
 	if (w->head + size > w->limit && make_room(w, size) < 0) {
 		if (w->policy == XR_POLICY_LOSSLESS)
 			return -EAGAIN;

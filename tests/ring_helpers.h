@@ -73,6 +73,31 @@ static inline xr_arena *xr_test_arena(const char *name, xr_policy policy, uint64
 	return a;
 }
 
+/* An arena whose one stream has Experience records of a fixed shape, so
+ * every record is *len bytes long (the ring's record_len: readers then take
+ * runs of frames without walking them). Records need not be Experience
+ * records to the ring: stamped records of *len bytes do. */
+static inline xr_arena *xr_test_arena_fixed(const char *name, xr_policy policy,
+					    uint64_t ring_bytes, uint32_t align, uint32_t *len)
+{
+	static const xr_exp_shape shape = {.obs_dtype = XR_DTYPE_U8, .obs_ndim = 1,
+					   .obs_dims = {300}, .mask_len = 7};
+	xr_stream_spec ss = {.policy = policy, .ring_bytes = ring_bytes, .frame_align = align,
+			     .kind = XR_RECORD_EXPERIENCE, .shape = shape};
+	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
+			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_DEFAULT,
+			      .max_readers = 16};
+	xr_exp_template t;
+	xr_arena *a;
+	int rc = xr_arena_create(&spec, &a);
+
+	if (rc < 0)
+		FAILF("xr_arena_create(%s): %s (%s)", name, xr_strerror(rc), xr_arena_last_note());
+	CHECK_RC(xr_exp_template_init(&t, &shape), 0);
+	*len = t.size;
+	return a;
+}
+
 static inline xr_writer *xr_test_writer(xr_arena *a)
 {
 	xr_writer *w;

@@ -30,6 +30,15 @@
 
 #define STRESS_MAX_LEN 1024
 
+/* Nonzero: every record is this long (a ring with a record_len, which
+ * readers take without walking); 0: random lengths up to STRESS_MAX_LEN. */
+static uint32_t stress_fixed_len;
+
+static inline uint32_t stress_len(uint64_t seq)
+{
+	return stress_fixed_len ? stress_fixed_len : xr_stamp_len(seq, STRESS_MAX_LEN);
+}
+
 enum { ROLE_LOSSLESS, ROLE_LOSSLESS_HOLD2, ROLE_LOSSY_STALL, ROLE_LOSSY_FAST, ROLE_LOSSY_HOLD };
 
 struct stress_result {
@@ -110,6 +119,9 @@ static inline int stress_read(xr_reader *r, int role, uint64_t total, struct str
 			continue;
 		}
 		res->batches++;
+		if (stress_fixed_len && (b.len != stress_fixed_len || b.stride != b.first->size))
+			return stress_fail(res, "fixed-length batch says len %u stride %u (frame %u)",
+					   b.len, b.stride, b.first->size);
 		if (b.first_seq < next)
 			return stress_fail(res, "batch starts at seq %llu, expected >= %llu",
 					   ULL(b.first_seq), ULL(next));
@@ -118,7 +130,7 @@ static inline int stress_read(xr_reader *r, int role, uint64_t total, struct str
 			const char *bad = xr_stamp_check(xr_frame_data(f), f->len, f->seq);
 			if (bad)
 				return stress_fail(res, "seq %llu (len %u): %s", ULL(f->seq), f->len, bad);
-			if (f->len != xr_stamp_len(f->seq, STRESS_MAX_LEN))
+			if (f->len != stress_len(f->seq))
 				return stress_fail(res, "seq %llu has length %u", ULL(f->seq), f->len);
 			if (f->seq < next || (lossless && f->seq != next))
 				return stress_fail(res, "seq %llu where %llu was expected%s", ULL(f->seq),
@@ -189,7 +201,7 @@ static inline int stress_write(xr_writer *w, uint64_t total, struct stress_write
 	memset(res, 0, sizeof(*res));
 	while (res->written + res->dropped < total) {
 		uint64_t seq = xr_writer_next_seq(w);
-		uint32_t len = xr_stamp_len(seq, STRESS_MAX_LEN);
+		uint32_t len = stress_len(seq);
 		int rc = xr_test_put(w, len);
 
 		if (rc == -EAGAIN) {

@@ -118,6 +118,55 @@ static void test_batch_says_uniform_sizes(void)
 	xr_arena_destroy(a);
 }
 
+/* A ring of one record length (an Experience stream): the writer refuses
+ * other lengths; readers take runs of frames reading only the first and
+ * last, and refuse a run whose ends break the rule. */
+static void test_fixed_length_ring(void)
+{
+	char name[64];
+	uint32_t len;
+	xr_test_name(name, sizeof(name), "fixed");
+	xr_arena *a = xr_test_arena_fixed(name, XR_POLICY_LOSSLESS, RING, 64, &len);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT);
+	void *p;
+	xr_batch b;
+	uint64_t next = 0;
+
+	CHECK_RC(xr_writer_reserve(w, len - 1, &p), -EINVAL);
+	CHECK_RC(xr_writer_reserve(w, len + 64, &p), -EINVAL);
+	for (int i = 0; i < 10; i++)
+		CHECK_RC(xr_test_put(w, len), 0);
+	xr_writer_publish(w);
+	CHECK_RC(xr_reader_read(r, 1, 4, 0, &b), 4);
+	CHECK_EQ(b.len, len);
+	CHECK_EQ(b.stride, b.first->size);
+	CHECK_EQ(b.bytes, 4ull * b.stride);
+	uint32_t stride = b.stride;
+	CHECK_EQ(xr_test_check_batch(&b, &next, true), 0);
+	CHECK_RC(xr_batch_release(r, &b), 0);
+	CHECK_RC(xr_reader_read(r, 1, 100, 0, &b), 6);
+	CHECK_EQ(xr_test_check_batch(&b, &next, true), 0);
+	CHECK_EQ(next, 10);
+	CHECK_RC(xr_batch_release(r, &b), 0);
+	check_accounting(r, "fixed");
+
+	/* A writer that broke the rule: the last frame of the run says a
+	 * shorter length (which a walk would take as legal padding). */
+	for (int i = 0; i < 5; i++)
+		CHECK_RC(xr_test_put(w, len), 0);
+	xr_writer_publish(w);
+	xr_frame *last = (xr_frame *)((uint8_t *)a->ring_data[0] + 14ull * stride % RING);
+	CHECK_EQ(last->seq, 14);
+	last->len--;
+	CHECK_RC(xr_reader_read(r, 1, 100, 0, &b), -EPROTO);
+	last->len++;
+	CHECK_RC(xr_reader_read(r, 1, 100, 0, &b), 5);
+	CHECK_RC(xr_batch_release(r, &b), 0);
+	xr_reader_detach(r);
+	xr_arena_destroy(a);
+}
+
 static void test_wrap_is_contiguous(void)
 {
 	char name[64];
@@ -574,6 +623,7 @@ int main(void)
 	} tests[] = {
 		{"publish makes whole records visible", test_publish_makes_whole_records_visible},
 		{"batch says uniform sizes", test_batch_says_uniform_sizes},
+		{"fixed-length ring", test_fixed_length_ring},
 		{"wrap is contiguous", test_wrap_is_contiguous},
 		{"lossless writer waits for reader", test_lossless_writer_waits_for_reader},
 		{"lossy reader overrun is counted", test_lossy_reader_overrun_is_counted},

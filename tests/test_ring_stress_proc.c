@@ -75,7 +75,9 @@ static void phase(const char *tag, xr_policy policy, const int *roles, int n_rol
 	struct stress_writer_result wr;
 
 	xr_test_name(name, sizeof(name), tag);
-	xr_arena *a = xr_test_arena(name, policy, 2u << 20, 16, XR_HUGEPAGES_PREFER);
+	xr_arena *a = stress_fixed_len
+			      ? xr_test_arena_fixed(name, policy, 2u << 20, 16, &stress_fixed_len)
+			      : xr_test_arena(name, policy, 2u << 20, 16, XR_HUGEPAGES_PREFER);
 	xr_writer *w = xr_test_writer(a);
 
 	CHECK(pipe(ready) == 0);
@@ -119,6 +121,9 @@ int main(int argc, char **argv)
 	printf("stress (processes): %llu records per phase\n", (unsigned long long)total);
 	phase("lossless", XR_POLICY_LOSSLESS, lossless_roles, 3, total);
 	phase("lossy", XR_POLICY_LOSSY, lossy_roles, 2, total / 4);
+	stress_fixed_len = 1; /* one record length: readers take runs unwalked */
+	phase("fixed-lossless", XR_POLICY_LOSSLESS, lossless_roles, 3, total);
+	phase("fixed-lossy", XR_POLICY_LOSSY, lossy_roles, 2, total / 4);
 	printf("stress (processes): passed\n");
 	return 0;
 }

@@ -46,7 +46,9 @@ static void phase(const char *tag, xr_policy policy, const int *roles, int n, ui
 	struct stress_writer_result wr;
 
 	xr_test_name(name, sizeof(name), tag);
-	xr_arena *a = xr_test_arena(name, policy, 256u << 10, 16, XR_HUGEPAGES_OFF);
+	xr_arena *a = stress_fixed_len
+			      ? xr_test_arena_fixed(name, policy, 256u << 10, 16, &stress_fixed_len)
+			      : xr_test_arena(name, policy, 256u << 10, 16, XR_HUGEPAGES_OFF);
 	xr_writer *w = xr_test_writer(a);
 
 	pthread_barrier_init(&ready, NULL, (unsigned)n + 1);
@@ -84,6 +86,11 @@ int main(int argc, char **argv)
 	printf("stress (threads): %llu records per phase\n", (unsigned long long)total);
 	phase("tlossless", XR_POLICY_LOSSLESS, lossless_roles, 3, total);
 	phase("tlossy", XR_POLICY_LOSSY, lossy_roles, 2, total / 4);
+	/* Again on a ring of one record length, which readers take without
+	 * walking its frames (shm/ring_reader.c, take_fixed). */
+	stress_fixed_len = 1;
+	phase("tfixed-lossless", XR_POLICY_LOSSLESS, lossless_roles, 3, total);
+	phase("tfixed-lossy", XR_POLICY_LOSSY, lossy_roles, 2, total / 4);
 	printf("stress (threads): passed\n");
 	return 0;
 }

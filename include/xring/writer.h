@@ -49,6 +49,9 @@ extern "C" {
  *                record must go: the record is dropped, which consumes its
  *                sequence number and is counted as a lease stall.
  *   -EMSGSIZE    the frame would be larger than half the ring.
+ *   -EINVAL      an Experience stream, and len is not its shape's record
+ *                size (xr_exp_template.size): every record of such a
+ *                stream has that one size.
  */
 XR_API int xr_writer_reserve(xr_writer *w, uint32_t len, void **payload);
 
