@@ -143,7 +143,7 @@ static int claim_slot(struct xr_reader *r)
 		s->policy = r->policy;
 		s->gen++;
 		s->attach_ns = xr__wall_ns();
-		s->flags = 0;
+		xr_store_relaxed(&s->flags, 0);
 		xr_store_relaxed(&s->sleep_gen, 0);
 		xr_store_relaxed(&s->evict_reason, XR_EVICT_NONE);
 		slot_label(s->label, sizeof(s->label), r);

@@ -98,7 +98,7 @@ static void release_slot(struct xr_ctl *c, uint32_t slot)
 	for (uint32_t r = 0; r < a->hdr->n_rings; r++)
 		xr_store_release(&xr__cursor(a, r, slot)->lease, XR_NO_LEASE);
 	xr_store_relaxed(&s->sleep_gen, 0);
-	s->flags = 0;
+	xr_store_relaxed(&s->flags, 0);
 	xr_store_release(&s->state, XR_SLOT_FREE);
 	/* A zero pid is what makes the slot claimable again. Ownership goes
 	 * after it: a reaper that saw the old (dead) pid must still find the
@@ -192,7 +192,7 @@ static int claim_slot(struct xr_ctl *c, const struct conn *k, uint32_t stream, u
 		s->policy = policy;
 		s->gen++;
 		s->attach_ns = xr__wall_ns();
-		s->flags = XR_SLOT_F_CONTROL; /* for tools; reapers look at ctl_owned */
+		xr_store_relaxed(&s->flags, XR_SLOT_F_CONTROL); /* for tools; reapers look at ctl_owned */
 		atomic_store_explicit(&a->ctl_owned[i], 1, memory_order_relaxed);
 		xr_store_relaxed(&s->sleep_gen, 0);
 		xr_store_relaxed(&s->evict_reason, XR_EVICT_NONE);

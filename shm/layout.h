@@ -190,7 +190,7 @@ struct xr_reader_slot {
 	 * eventfd, a generation the reader picks; a writer that wakes it swaps
 	 * it back to 0, so one sleep gets one wakeup however many rings fill. */
 	_Atomic uint32_t sleep_gen;
-	uint32_t flags;                /* XR_SLOT_F_* */
+	_Atomic uint32_t flags;        /* XR_SLOT_F_*: informational, relaxed */
 	char label[16];
 };
 

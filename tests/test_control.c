@@ -262,7 +262,7 @@ static void attach_ok(void)
 	CHECK(si >= 0);
 	struct xr_reader_slot *s = &a->slots[si];
 	CHECK_EQ(xr_load_acquire(&s->state), XR_SLOT_ACTIVE);
-	CHECK(s->flags & XR_SLOT_F_CONTROL);
+	CHECK(xr_load_relaxed(&s->flags) & XR_SLOT_F_CONTROL);
 	CHECK(strncmp(s->label, "ctl-test", sizeof(s->label)) == 0);
 	CHECK_EQ(slots_taken(a), 1);
 
@@ -462,7 +462,7 @@ static bool perm_run(const struct perm_case *pc)
 		 * arena fd the engine handed over. */
 		int si = slot_of(a, pid);
 		CHECK(si >= 0);
-		CHECK(a->slots[si].flags & XR_SLOT_F_CONTROL);
+		CHECK(xr_load_relaxed(&a->slots[si].flags) & XR_SLOT_F_CONTROL);
 		CHECK_EQ(xr_writer_next_seq(w), 0);
 		put_published(w);
 		CHECK(write(go[1], "g", 1) == 1);
@@ -837,7 +837,7 @@ static void malformed(void)
 	uint32_t slot = raw_subscribe(s, 2);
 	CHECK(slot < a->hdr->max_readers);
 	CHECK_EQ(xr_load_acquire(&a->slots[slot].pid), getpid());
-	CHECK(a->slots[slot].flags & XR_SLOT_F_CONTROL);
+	CHECK(xr_load_relaxed(&a->slots[slot].flags) & XR_SLOT_F_CONTROL);
 	struct xr_ctl_detach d = {.slot = slot};
 	CHECK_RC(msg_send(s, XR_CTL_DETACH, 3, &d, sizeof(d), NULL, 0), 0);
 	int n_fds;
@@ -1353,7 +1353,7 @@ static void reader_killed(void)
 		FAILF("the reader process died before attaching");
 	int si = slot_of(a, pid);
 	CHECK(si >= 0);
-	CHECK(a->slots[si].flags & XR_SLOT_F_CONTROL);
+	CHECK(xr_load_relaxed(&a->slots[si].flags) & XR_SLOT_F_CONTROL);
 	for (int i = 0; i < 4; i++)
 		CHECK_RC(xr_test_put(w, 1000), 0);
 	xr_writer_publish(w);
