@@ -171,10 +171,9 @@ def measure_drain(r, eng, n, seconds, fill, evict=None):
     """Per-batch cost with the data already there: fill the ring (the engine
     pauses at its high watermark), then time draining whole batches of what
     is pending; again until `seconds` have passed. Only the drains count.
-    Counting what is pending (stats()) walks the frame headers, so the drain
-    finds them in this CPU's caches, as it would records the engine has just
-    written; with evict (a big buffer, --cold) they are pushed out to DRAM
-    first, as for a reader far behind."""
+    With evict (a big buffer, --cold) the caches are flushed to DRAM between
+    the count and the drain, as for a reader far behind. (An Experience
+    stream's batches read only their first and last frame headers.)"""
     read = r.read
     timed_ns = 0
     batches = 0
@@ -538,7 +537,7 @@ def print_text(meta, results, args):
       f"arrays; gRPC over {'loopback TCP' if args.grpc == 'tcp' else 'a Unix socket'}; "
       f"Queue pipe {pipe // 1024 if pipe else 64} KiB")
     p("  xring us/batch: read + fields + release with the records already in the ring "
-      + ("(caches evicted before each drain)" if args.cold else "(frame headers in cache)")
+      + ("(caches evicted before each drain)" if args.cold else "(warm caches)")
       + "; xring rec/s = N / that; reader defaults (max_wait 10 ms, lossless)")
     p("  e2e: end to end while the engine plays 20x20 grid games (one shard); synthetic: "
       "its synthetic writer, same record size")
