@@ -17,9 +17,11 @@
  * array holds it. A Reader closed while leases are out detaches when the
  * last one goes, so the mapping outlives every view of it.
  *
- * Waiting. read() waits in slices of at most 50 ms with the GIL released
- * (xr_reader_wait), checking for signals between slices, so Ctrl-C ends a
- * blocked read promptly, then takes the batch without waiting.
+ * Waiting. read() waits in slices of at most 50 ms with the GIL released,
+ * checking for signals between slices, so Ctrl-C ends a blocked read
+ * promptly. A slice that reaches the end of its phase takes the batch in the
+ * same call (xr_reader_read); an earlier slice only waits (xr_reader_wait),
+ * so that a partial batch is never handed out before max_wait.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -38,6 +40,18 @@
 #include "xring/record.h"
 
 #define SLICE_NS 50000000ll /* longest wait without looking at signals */
+#define FOREVER_NS 1000000000000000000ll /* 31 years: "no limit", and no overflow */
+
+/* Seconds from Python into ns, clamped (a float past int64 is undefined
+ * behaviour to convert): inf and anything past 31 years is FOREVER_NS. */
+static int64_t secs_to_ns(double s)
+{
+	if (!(s > 0))
+		return 0;
+	if (s >= 1e9)
+		return FOREVER_NS;
+	return (int64_t)(s * 1e9);
+}
 
 static PyObject *leased_array_type; /* xring._array.LeasedArray */
 
@@ -77,7 +91,8 @@ typedef struct {
 	xr_reader *r;
 	uint32_t min, max;
 	int64_t max_wait_ns;
-	xr_stream_facts facts;
+	xr_stream_facts facts;  /* facts.name points at stream_name */
+	char stream_name[XR_STREAM_NAME_MAX + 1];
 	xr_exp_template tpl;
 	bool experience;        /* records are Experience with a template */
 	bool closed;            /* close() called: detach when no lease is out */
@@ -97,6 +112,18 @@ static void reader_flush_deferred(Reader *self)
 		if (self->r)
 			xr_batch_release(self->r, &self->deferred[i]);
 	self->n_deferred = 0;
+}
+
+/* Gives a batch back now, or when the thread in read() returns (the C
+ * reader is its alone meanwhile). */
+static void reader_release(Reader *self, xr_batch *b)
+{
+	if (!self->r)
+		return;
+	if (self->busy && self->n_deferred < XR_HELD_MAX)
+		self->deferred[self->n_deferred++] = *b;
+	else
+		xr_batch_release(self->r, b); /* not busy (deferred holds every lease) */
 }
 
 static void reader_detach_now(Reader *self)
@@ -121,12 +148,8 @@ static void lease_end(Lease *self)
 {
 	Reader *rd = self->reader;
 
-	if (self->held && rd->r) {
-		if (rd->busy && rd->n_deferred < XR_HELD_MAX)
-			rd->deferred[rd->n_deferred++] = self->b;
-		else
-			xr_batch_release(rd->r, &self->b);
-	}
+	if (self->held)
+		reader_release(rd, &self->b);
 	self->held = false;
 }
 
@@ -368,10 +391,12 @@ static PyObject *batch_new(Reader *rd, const xr_batch *b)
 	self->copy_reason = why_copy(rd, b);
 	rd->batches++;
 	if (self->copy_reason) {
-		/* Copy out, then give the records back at once. */
+		/* Copy out, then give the records back at once. Allocating may run
+		 * other threads, one of which may be in read() by the time we
+		 * release: reader_release defers then. */
 		int rc = gather(self, b);
 		xr_batch tmp = *b;
-		xr_batch_release(rd->r, &tmp);
+		reader_release(rd, &tmp);
 		rd->copies++;
 		PyObject_GC_Track(self);
 		if (rc < 0) {
@@ -383,7 +408,7 @@ static PyObject *batch_new(Reader *rd, const xr_batch *b)
 	self->lease = lease_new(rd, b);
 	if (!self->lease) {
 		xr_batch tmp = *b;
-		xr_batch_release(rd->r, &tmp);
+		reader_release(rd, &tmp);
 		self->reader = rd;
 		PyObject_GC_Track(self);
 		Py_DECREF(self);
@@ -606,7 +631,7 @@ static PyObject *reader_read(Reader *self, PyObject *args, PyObject *kw)
 		double t = PyFloat_AsDouble(timeout_obj);
 		if (t == -1 && PyErr_Occurred())
 			return NULL;
-		end = start + (int64_t)(t > 0 ? t * 1e9 : 0);
+		end = start + secs_to_ns(t);
 	}
 	/* Until max_wait: a full batch of min. After it: any record. The wait
 	 * is cut in slices so that signals are seen; a slice that reaches the
@@ -639,14 +664,20 @@ static PyObject *reader_read(Reader *self, PyObject *args, PyObject *kw)
 			return raise_xr(n, "read");
 		if (n > 0 && (last || !full_phase))
 			return batch_new(self, &b);
-		if ((uint32_t)n >= want)
+		/* A wait ends early with fewer than want only when no more can
+		 * come (the engine closed, a full walk, a writer blocked on our
+		 * lease): take them now rather than spin until max_wait. */
+		if (n > 0 && ((uint32_t)n >= want || now_ns() - now < slice))
 			break;
 		if (PyErr_CheckSignals() < 0)
 			return NULL;
 		if (!full_phase && end >= 0 && now_ns() >= end)
 			Py_RETURN_NONE;
 	}
-	n = xr_reader_read(self->r, 1, self->max, 0, &b);
+	/* Only a wait of the first phase gets here. With min, not 1: of several
+	 * rings, the one that has the batch (a zero wait still takes the best
+	 * ring when none has, which is what a wait that ended early saw). */
+	n = xr_reader_read(self->r, self->min, self->max, 0, &b);
 	if (n < 0)
 		return raise_xr(n, "read");
 	if (n == 0)
@@ -710,6 +741,25 @@ static PyObject *reader_stats(Reader *self, PyObject *unused)
 		s.idle_poll ? Py_True : Py_False);
 }
 
+/* The stream's facts and record layout, at attach and after a reattach. The
+ * name is copied: the facts point into the arena, which detach unmaps. */
+static int reader_learn_stream(Reader *self)
+{
+	xr_reader_stream_facts(self->r, &self->facts);
+	snprintf(self->stream_name, sizeof(self->stream_name), "%s", self->facts.name);
+	self->facts.name = self->stream_name;
+	self->experience = self->facts.record_kind == XR_RECORD_EXPERIENCE &&
+			   xr_exp_template_init(&self->tpl, &self->facts.shape) == 0;
+	if (!self->experience) {
+		PyErr_Format(PyExc_ValueError,
+			     "stream %s does not carry Experience records: the Python reader "
+			     "reads Experience streams only",
+			     self->stream_name);
+		return -1;
+	}
+	return 0;
+}
+
 static PyObject *reader_close(Reader *self, PyObject *unused)
 {
 	(void)unused;
@@ -741,12 +791,14 @@ static PyObject *reader_reattach(Reader *self, PyObject *args, PyObject *kw)
 	}
 	self->busy = true;
 	Py_BEGIN_ALLOW_THREADS
-	rc = xr_reader_reattach(self->r, timeout < 0 ? -1 : (int64_t)(timeout * 1e9));
+	rc = xr_reader_reattach(self->r, timeout < 0 ? -1 : secs_to_ns(timeout));
 	Py_END_ALLOW_THREADS
 	self->busy = false;
 	if (rc < 0)
 		return raise_xr(rc, "reattach");
-	xr_reader_stream_facts(self->r, &self->facts);
+	/* The restarted engine may have another shape: arrays follow it. */
+	if (reader_learn_stream(self) < 0)
+		return NULL;
 	self->batches = self->copies = 0;
 	Py_RETURN_NONE;
 }
@@ -798,8 +850,12 @@ static PyObject *reader_ring_buffer(Reader *self, PyObject *args)
 		return NULL;
 	/* A lease without records keeps the mapping alive under the array. */
 	Lease *l = lease_new(self, NULL);
-	if (!l || PyArray_SetBaseObject((PyArrayObject *)a, (PyObject *)l) < 0) {
-		Py_XDECREF(l);
+	if (!l) {
+		Py_DECREF(a);
+		return NULL;
+	}
+	/* Steals l, even when it fails. */
+	if (PyArray_SetBaseObject((PyArrayObject *)a, (PyObject *)l) < 0) {
 		Py_DECREF(a);
 		return NULL;
 	}
@@ -812,6 +868,11 @@ static PyObject *reader_facts(Reader *self, PyObject *unused)
 	PyObject *dims = PyTuple_New(s->obs_ndim);
 
 	(void)unused;
+	if (self->closed || !self->r) {
+		Py_XDECREF(dims);
+		PyErr_SetString(PyExc_ValueError, "this reader is closed");
+		return NULL;
+	}
 	if (!dims)
 		return NULL;
 	for (uint32_t d = 0; d < s->obs_ndim; d++)
@@ -1026,7 +1087,7 @@ static PyObject *mod_open_reader(PyObject *mod, PyObject *args, PyObject *kw)
 	self->n_deferred = 0;
 	self->min = min_batch;
 	self->max = batch;
-	self->max_wait_ns = (int64_t)(max_wait * 1e9);
+	self->max_wait_ns = secs_to_ns(max_wait);
 	int rc;
 	Py_BEGIN_ALLOW_THREADS
 	rc = xr_reader_attach(name, &o, &self->r);
@@ -1035,15 +1096,9 @@ static PyObject *mod_open_reader(PyObject *mod, PyObject *args, PyObject *kw)
 		Py_DECREF(self);
 		return raise_xr(rc, "attach");
 	}
-	xr_reader_stream_facts(self->r, &self->facts);
-	self->experience = self->facts.record_kind == XR_RECORD_EXPERIENCE &&
-			   xr_exp_template_init(&self->tpl, &self->facts.shape) == 0;
-	if (!self->experience) {
+	if (reader_learn_stream(self) < 0) {
 		Py_DECREF(self);
-		return PyErr_Format(PyExc_ValueError,
-				    "stream %s does not carry Experience records: the Python reader "
-				    "reads Experience streams only",
-				    stream ? stream : XR_DEFAULT_STREAM);
+		return NULL;
 	}
 	return (PyObject *)self;
 }

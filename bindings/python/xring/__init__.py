@@ -86,9 +86,13 @@ class Engine:
         power; stats()["idle_poll"] says whether it took.
         """
         term = None if terminal is None else ("only" if terminal else "none")
+        if min_turn is not None and not 0 <= int(min_turn) <= 0xFFFFFFFF:
+            raise ValueError(f"min_turn must be 0..{0xFFFFFFFF}, not {min_turn}")
+        if sample_rate is not None and not 0 < float(sample_rate) <= 1:
+            raise ValueError(f"sample_rate must be in (0, 1], not {sample_rate}")
         return _xring.open_reader(
             self.name, stream, batch, min_batch or 0, max_wait, policy,
-            _ranges(games, "games"), _ranges(players, "players"), min_turn or 0, term,
+            _ranges(games, "games"), _ranges(players, "players"), int(min_turn or 0), term,
             None if reward_range is None else tuple(float(x) for x in reward_range),
             float(sample_rate or 0), int(sample_seed), bool(spin), transport, label,
             bool(idle_poll))
@@ -108,6 +112,10 @@ def _ranges(ids, what):
     """ints, ranges and (lo, hi) pairs into a list of (lo, hi), merged."""
     if ids is None:
         return None
+    if isinstance(ids, tuple) and len(ids) == 2:
+        # (lo, hi) or the ids lo and hi? Make the caller say.
+        raise ValueError(f"{what}={ids!r} is ambiguous: write [{ids[0]}, {ids[1]}] for two ids, "
+                         f"or [({ids[0]}, {ids[1]})] or range({ids[0]}, {ids[1]} + 1) for a range")
     if isinstance(ids, (int, range)):
         ids = [ids]
     out = []

@@ -35,3 +35,34 @@ def test_batch_is_a_view_of_the_ring(engine):
             assert lo <= a.ctypes.data < hi, name
         assert b.torch()["obs"].data_ptr() == b.obs.ctypes.data
         b.release()
+
+
+def _arena_mappings(engine_name):
+    """This process's mappings of the engine's arena file, from the kernel's
+    own list: (lo, hi, perms) of every line naming the file."""
+    out = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split(maxsplit=5)
+            if len(parts) == 6 and f"xring-{engine_name}" in parts[5]:
+                lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                out.append((lo, hi, parts[1]))
+    return out
+
+
+def test_batch_arrays_lie_in_the_arena_mapping(engine):
+    """Every byte every field array can reach is inside a shared, read-only
+    mapping of the arena file: the arrays are the engine's memory."""
+    with xring.attach(engine.name, timeout=5).reader(batch=64) as r:
+        b = r.read(timeout=5)
+        assert b is not None and len(b) > 1 and b.copied is None
+        maps = _arena_mappings(engine.name)
+        assert maps, "no mapping of the arena file in /proc/self/maps"
+        for name in xring.FIELDS:
+            a = getattr(b, name)
+            first = a.ctypes.data
+            last = first + sum((n - 1) * st for n, st in zip(a.shape, a.strides)) + a.itemsize - 1
+            inside = [m for m in maps if m[0] <= first and last < m[1]]
+            assert inside, f"{name}: [{first:#x}, {last:#x}] is in no arena mapping {maps}"
+            assert inside[0][2].startswith("r-") and inside[0][2][3] == "s", (name, inside)
+        b.release()

@@ -47,9 +47,10 @@ def test_blocked_read_releases_the_gil(engines):
 
 SIGINT_CHILD = textwrap.dedent("""
     import sys, xring
-    r = xring.attach(sys.argv[1], timeout=10).reader(batch=16)
+    max_wait = 30.0 if sys.argv[2] == "long" else 0.01
+    r = xring.attach(sys.argv[1], timeout=10).reader(batch=16, max_wait=max_wait)
     print("reading", flush=True)
-    if sys.argv[2] == "read":
+    if sys.argv[2] in ("read", "long"):
         r.read(timeout=30)
     else:
         for b in r:
@@ -87,6 +88,17 @@ def test_ctrl_c_ends_a_blocked_read(engines, run_dir):
 def test_ctrl_c_ends_a_blocked_iteration(engines, run_dir):
     e = engines("--tick-ms", "100000", games=2)
     rc, out, err, elapsed = _interrupt(e, run_dir, "iterate")
+    assert err.rstrip().endswith("KeyboardInterrupt"), err
+    assert rc == -signal.SIGINT, (rc, err)
+    assert elapsed < 0.5, f"took {elapsed:.2f} s"
+
+
+def test_ctrl_c_ends_a_long_max_wait(engines, run_dir):
+    # Inside max_wait, waiting for min_batch (not only after it): a 30 s
+    # max_wait is cut as promptly.
+    e = engines("--tick-ms", "100000", games=2)
+    rc, out, err, elapsed = _interrupt(e, run_dir, "long")
+    assert "returned" not in out
     assert err.rstrip().endswith("KeyboardInterrupt"), err
     assert rc == -signal.SIGINT, (rc, err)
     assert elapsed < 0.5, f"took {elapsed:.2f} s"

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Many readers (threads of one process, and several processes) each see
+"""Many readers (in one process, and in several processes) each see
 every record; a reader survives its engine's restart with reattach()."""
 import json
 import os
