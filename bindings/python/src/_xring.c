@@ -98,6 +98,7 @@ typedef struct {
 	bool closed;            /* close() called: detach when no lease is out */
 	Py_ssize_t outstanding; /* Leases (and ring views) alive */
 	uint64_t batches, copies;
+	uint64_t deferred_total; /* releases that waited for a read() to end */
 	/* A thread is in read() with the GIL released: the C reader is its
 	 * alone. Leases that end meanwhile (in other threads) queue here and
 	 * are released when it returns. */
@@ -120,9 +121,10 @@ static void reader_release(Reader *self, xr_batch *b)
 {
 	if (!self->r)
 		return;
-	if (self->busy && self->n_deferred < XR_HELD_MAX)
+	if (self->busy && self->n_deferred < XR_HELD_MAX) {
 		self->deferred[self->n_deferred++] = *b;
-	else
+		self->deferred_total++;
+	} else
 		xr_batch_release(self->r, b); /* not busy (deferred holds every lease) */
 }
 
@@ -732,10 +734,11 @@ static PyObject *reader_stats(Reader *self, PyObject *unused)
 	if (rc < 0)
 		return raise_xr(rc, "stats");
 	return Py_BuildValue(
-		"{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I,s:K,s:K,s:d,s:d,s:d,s:O}", "written", s.written,
+		"{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I,s:K,s:K,s:K,s:d,s:d,s:d,s:O}", "written", s.written,
 		"read", s.read, "filtered", s.filtered, "dropped", s.dropped, "pending", s.pending,
 		"sleeps", s.sleeps, "wakeups", s.wakeups, "lag_bytes", s.lag_bytes, "held", s.held,
-		"batches", self->batches, "copies", self->copies, "wake_p50_us",
+		"batches", self->batches, "copies", self->copies, "deferred", self->deferred_total,
+		"wake_p50_us",
 		(double)s.wake_ns_p50 / 1e3, "wake_p99_us", (double)s.wake_ns_p99 / 1e3,
 		"wake_max_us", (double)s.wake_ns_max / 1e3, "idle_poll",
 		s.idle_poll ? Py_True : Py_False);
@@ -1083,6 +1086,7 @@ static PyObject *mod_open_reader(PyObject *mod, PyObject *args, PyObject *kw)
 	self->closed = false;
 	self->outstanding = 0;
 	self->batches = self->copies = 0;
+	self->deferred_total = 0;
 	self->busy = false;
 	self->n_deferred = 0;
 	self->min = min_batch;

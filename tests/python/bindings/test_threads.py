@@ -43,4 +43,6 @@ def test_second_thread_refused_and_release_deferred(engines):
         del first                        # its lease ends while the other thread waits
         t.join()
         assert out["batch"] is None      # nothing came in 1 s
-        assert r.stats()["held"] == held_before - 1
+        s = r.stats()
+        assert s["held"] == held_before - 1
+        assert s["deferred"] == 1, "the lease ended while the C reader was the waiter's" 
