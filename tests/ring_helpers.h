@@ -9,6 +9,7 @@
  * is intact.
  */
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -28,6 +29,33 @@
 static void xr_test_fail(const char *file, int line, const char *fmt, ...)
 	__attribute__((noreturn, format(printf, 3, 4)));
 
+/* A failing test exits without destroying its arenas: remove what this
+ * process named (xr_test_name: "t<pid>-..."), arena files and control
+ * sockets, so that failed runs do not pile up in /dev/hugepages. */
+static void xr_test_remove_own_files(void)
+{
+	const char *dirs[] = {"/dev/hugepages", "/dev/shm", getenv("XRING_RUN_DIR"), "/run/xring",
+			      "/tmp/xring"};
+	char mine[32];
+	int n = snprintf(mine, sizeof(mine), "t%d-", (int)getpid());
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		DIR *d = dirs[i] ? opendir(dirs[i]) : NULL;
+		struct dirent *e;
+
+		if (!d)
+			continue;
+		while ((e = readdir(d))) {
+			const char *s = e->d_name;
+			s += *s == '.';
+			s += strncmp(s, "xring-", 6) ? 0 : 6;
+			if (!strncmp(s, mine, (size_t)n))
+				unlinkat(dirfd(d), e->d_name, 0);
+		}
+		closedir(d);
+	}
+}
+
 static void xr_test_fail(const char *file, int line, const char *fmt, ...)
 {
 	va_list ap;
@@ -37,6 +65,7 @@ static void xr_test_fail(const char *file, int line, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	xr_test_remove_own_files();
 	exit(1);
 }
 
