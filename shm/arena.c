@@ -156,6 +156,30 @@ static void make_plan(const xr_arena_spec *spec, uint64_t page, struct plan *p)
 	p->total = off;
 }
 
+/* The frame of an Experience stream's record (its one size) must fit half
+ * of its ring, as every frame must (max_frame); readers refuse an arena
+ * where it does not. Returns the stream that does not fit, or -1. */
+static int plan_misfit(const xr_arena_spec *spec, const struct plan *p, uint64_t *frame,
+		       uint64_t *cap)
+{
+	uint32_t r = 0;
+
+	for (uint32_t i = 0; i < spec->n_streams; i++) {
+		const xr_stream_spec *s = &spec->streams[i];
+		uint64_t align = s->frame_align ? s->frame_align : XR_DEFAULT_ALIGN;
+		xr_exp_template t;
+
+		if (s->kind == XR_RECORD_EXPERIENCE && xr_exp_template_init(&t, &s->shape) == 0) {
+			*frame = ((uint64_t)t.size + XR_FRAME_HDR + align - 1) & ~(align - 1);
+			*cap = p->ring_cap[r];
+			if (*frame > p->ring_cap[r] / 2 || *frame > UINT32_MAX)
+				return (int)i;
+		}
+		r += s->n_rings ? s->n_rings : 1;
+	}
+	return -1;
+}
+
 /* ---- NUMA ---- */
 
 static int default_node(void)
@@ -421,6 +445,17 @@ int xr_arena_create(const xr_arena_spec *spec, xr_arena **out)
 		char msg[XR_NOTE_MAX + 256];
 
 		make_plan(spec, pl->page_size, &p);
+		uint64_t frame, cap;
+		int bad = plan_misfit(spec, &p, &frame, &cap);
+		if (bad >= 0) {
+			snprintf(msg, sizeof(msg),
+				 "stream %d: its %llu-byte record frames do not fit half a ring of "
+				 "%llu bytes (raise the ring size)",
+				 bad, (unsigned long long)frame, (unsigned long long)cap);
+			note_add(a->note, sizeof(a->note), msg);
+			err = -EMSGSIZE;
+			continue;
+		}
 		if (pl->kind == XR_BACKING_HUGETLBFS) {
 			long have = xr__hugepages_free(pl->page_size);
 			uint64_t need = p.total / pl->page_size;
@@ -651,6 +686,15 @@ static int open_file(const char *name, int k, bool rw, char *path, size_t path_l
 	return fd >= 0 ? fd : -errno;
 }
 
+/* The one frame size of a ring with a record_len (64-bit: a foreign header
+ * may hold anything). */
+static uint64_t fixed_frame(const struct xr_ring_desc *rd)
+{
+	uint64_t a = rd->frame_align;
+
+	return ((uint64_t)rd->record_len + XR_FRAME_HDR + a - 1) & ~(a - 1);
+}
+
 static int validate_header(const struct xr_arena_hdr *h, uint64_t file_size)
 {
 	if (h->magic != XR_MAGIC)
@@ -673,7 +717,7 @@ static int validate_header(const struct xr_arena_hdr *h, uint64_t file_size)
 		    rd->data_off % h->page_size || rd->data_off < h->ctl_off + h->ctl_size ||
 		    rd->data_off + rd->capacity > h->total_size || rd->stream >= h->n_streams ||
 		    !is_pow2(rd->frame_align) || rd->frame_align < 16 || rd->frame_align > 4096 ||
-		    (uint64_t)rd->record_len + XR_FRAME_HDR > rd->capacity / 2)
+		    fixed_frame(rd) > rd->capacity / 2 || fixed_frame(rd) > UINT32_MAX)
 			return XR_ENOTARENA;
 	}
 	for (uint32_t i = 0; i < h->n_streams; i++) {

@@ -512,6 +512,20 @@ static void test_errors(void)
 	a->hdr->rings[0].frame_align = 48;
 	CHECK_RC(xr_reader_attach(name, NULL, &r2), XR_ENOTARENA);
 	a->hdr->rings[0].frame_align = fa;
+	/* A record length whose frames would not fit half the ring. */
+	a->hdr->rings[0].record_len = RING / 2;
+	CHECK_RC(xr_reader_attach(name, NULL, &r2), XR_ENOTARENA);
+	a->hdr->rings[0].record_len = 0;
+	/* ...which create refuses in the first place. */
+	xr_stream_spec big = {.ring_bytes = 8192, .kind = XR_RECORD_EXPERIENCE,
+			      .shape = {.obs_dtype = XR_DTYPE_U8, .obs_ndim = 1, .obs_dims = {6000}}};
+	xr_arena_spec bspec = {.name = "big-records", .streams = &big, .n_streams = 1,
+			       .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE};
+	char bname[64];
+	xr_test_name(bname, sizeof(bname), "big");
+	bspec.name = bname;
+	CHECK_RC(xr_arena_create(&bspec, &dup), -EMSGSIZE);
+	CHECK(strstr(xr_arena_last_note(), "do not fit half a ring"));
 
 	/* Closing: what was published is still read, then XR_ECLOSED. */
 	for (int i = 0; i < 7; i++)

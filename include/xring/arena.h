@@ -62,6 +62,8 @@ typedef struct xr_arena_spec {
  *                 dead engine is replaced silently)
  *   XR_ENOHUGE    hugepages == REQUIRE and no hugetlbfs mount or too few free
  *                 huge pages; xr_arena_last_note() says which
+ *   -EMSGSIZE     an Experience stream whose record frame would not fit half
+ *                 its ring (xr_arena_last_note() names the stream)
  *   -ENOMEM, -ENOSPC, other -errno from the system
  * The caller owns the handle and must xr_arena_destroy() it.
  */
