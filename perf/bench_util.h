@@ -23,6 +23,31 @@ static inline int pin_to(int cpu)
 	return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
 }
 
+/* The first two CPUs this process may run on: *writer and *reader (the
+ * two sides of a two-process benchmark), both -1 if there are fewer than
+ * two. Returns how many CPUs are allowed (0 if that cannot be known). */
+static inline int two_cpus(int *writer, int *reader)
+{
+	cpu_set_t allowed;
+	int n = 0;
+
+	*writer = *reader = -1;
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
+		return 0;
+	for (int i = 0; i < CPU_SETSIZE; i++) {
+		if (!CPU_ISSET(i, &allowed))
+			continue;
+		if (n == 0)
+			*writer = i;
+		else if (n == 1)
+			*reader = i;
+		n++;
+	}
+	if (n < 2)
+		*writer = *reader = -1;
+	return n;
+}
+
 static inline int write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;

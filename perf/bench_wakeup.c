@@ -825,21 +825,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	/* Writer on the first CPU we may use, reader on the second. */
-	cpu_set_t allowed;
-	int ncpu_allowed = 0;
-	if (c.pin && sched_getaffinity(0, sizeof(allowed), &allowed) == 0) {
-		for (int i = 0; i < CPU_SETSIZE; i++) {
-			if (!CPU_ISSET(i, &allowed))
-				continue;
-			if (ncpu_allowed == 0)
-				c.cpu_writer = i;
-			else if (ncpu_allowed == 1)
-				c.cpu_reader = i;
-			ncpu_allowed++;
-		}
-		if (ncpu_allowed < 2)
-			c.cpu_writer = c.cpu_reader = -1;
-	}
+	if (c.pin)
+		two_cpus(&c.cpu_writer, &c.cpu_reader);
 
 	/* The benchmark's own shared pages and the bare eventfd: all the two
 	 * processes share before the reader starts. */
