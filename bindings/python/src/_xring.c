@@ -586,12 +586,29 @@ static PyMethodDef batch_methods[] = {
 
 static PySequenceMethods batch_as_seq = {.sq_length = (lenfunc)batch_len};
 
+static PyObject *batch_repr(Batch *self)
+{
+	unsigned long long last = self->first_seq + (self->count ? self->count - 1 : 0);
+
+	if (self->copy_reason)
+		return PyUnicode_FromFormat("<xring.Batch of %u records from ring %u, seq %llu.., "
+					    "copied (%s)%s>",
+					    self->count, self->ring,
+					    (unsigned long long)self->first_seq, self->copy_reason,
+					    self->released ? ", released" : "");
+	return PyUnicode_FromFormat("<xring.Batch of %u records from ring %u, seq %llu..%llu, "
+				    "in place%s>",
+				    self->count, self->ring, (unsigned long long)self->first_seq,
+				    last, self->released ? ", released" : "");
+}
+
 static PyTypeObject BatchType = {
 	PyVarObject_HEAD_INIT(NULL, 0)
 	.tp_name = "xring._xring.Batch",
 	.tp_basicsize = sizeof(Batch),
 	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
 	.tp_doc = "Records read in one call, as numpy arrays over the ring.",
+	.tp_repr = (reprfunc)batch_repr,
 	.tp_dealloc = (destructor)batch_dealloc,
 	.tp_traverse = (traverseproc)batch_traverse,
 	.tp_clear = (inquiry)batch_clear,
@@ -950,12 +967,25 @@ static PyGetSetDef reader_getset[] = {
 	{NULL, NULL, NULL, NULL, NULL},
 };
 
+static PyObject *reader_repr(Reader *self)
+{
+	char wait[32];
+
+	/* %f is not among PyUnicode_FromFormat's formats. */
+	snprintf(wait, sizeof(wait), "%g", (double)self->max_wait_ns / 1e9);
+	return PyUnicode_FromFormat("<xring.Reader of stream %s: batch %u, min_batch %u, "
+				    "max_wait %s s, %s>",
+				    self->stream_name, self->max, self->min, wait,
+				    self->closed ? "closed" : "open");
+}
+
 static PyTypeObject ReaderType = {
 	PyVarObject_HEAD_INIT(NULL, 0)
 	.tp_name = "xring._xring.Reader",
 	.tp_basicsize = sizeof(Reader),
 	.tp_flags = Py_TPFLAGS_DEFAULT,
 	.tp_doc = "A reader of one stream of an engine (use xring.Engine.reader()).",
+	.tp_repr = (reprfunc)reader_repr,
 	.tp_dealloc = (destructor)reader_dealloc,
 	.tp_iter = PyObject_SelfIter,
 	.tp_iternext = (iternextfunc)reader_iternext,

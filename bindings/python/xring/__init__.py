@@ -104,6 +104,7 @@ class Engine:
         with self.reader(batch=1, max_wait=0, label="xring-info") as r:
             facts = r.facts()
             stats = r.stats()
+        facts.pop("batch", None)  # this probe's, not the stream's
         return {"name": self.name, "control": control_path(self.name),
                 "streams": [dict(facts, written_since_attach=stats["written"])]}
 

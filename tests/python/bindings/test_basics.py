@@ -66,3 +66,20 @@ def test_batch_arrays_lie_in_the_arena_mapping(engine):
             assert inside, f"{name}: [{first:#x}, {last:#x}] is in no arena mapping {maps}"
             assert inside[0][2].startswith("r-") and inside[0][2][3] == "s", (name, inside)
         b.release()
+
+
+def test_reprs_say_what_they_are(engine):
+    e = xring.attach(engine.name, timeout=5)
+    assert "batch" not in e.info()["streams"][0]    # the probe reader's, not the stream's
+    r = e.reader(batch=8, max_wait=0.5)
+    assert repr(r) == ("<xring.Reader of stream experience: batch 8, min_batch 8, "
+                       "max_wait 0.5 s, open>")
+    b = r.read(timeout=5)
+    s = b.seq
+    want = f"of {len(b)} records from ring {b.ring}, seq {int(s[0])}..{int(s[-1])}, in place"
+    assert want in repr(b), repr(b)
+    del s
+    b.release()
+    assert repr(b).endswith(", released>")
+    r.close()
+    assert repr(r).endswith("closed>")
