@@ -76,29 +76,25 @@ def _interrupt(e, run_dir, how):
             p.wait()
 
 
-def test_ctrl_c_ends_a_blocked_read(engines, run_dir):
-    e = engines("--tick-ms", "100000", games=2)
-    rc, out, err, elapsed = _interrupt(e, run_dir, "read")
+def _check_interrupted(e, run_dir, how):
+    """SIGINT to a child blocked in read(): KeyboardInterrupt within 0.5 s."""
+    rc, out, err, elapsed = _interrupt(e, run_dir, how)
     assert "returned" not in out
     assert err.rstrip().endswith("KeyboardInterrupt"), err
     assert rc == -signal.SIGINT, (rc, err)
     assert elapsed < 0.5, f"took {elapsed:.2f} s"
 
 
+# An engine whose first turn is 100 s away: a read blocks.
+def test_ctrl_c_ends_a_blocked_read(engines, run_dir):
+    _check_interrupted(engines("--tick-ms", "100000", games=2), run_dir, "read")
+
+
 def test_ctrl_c_ends_a_blocked_iteration(engines, run_dir):
-    e = engines("--tick-ms", "100000", games=2)
-    rc, out, err, elapsed = _interrupt(e, run_dir, "iterate")
-    assert err.rstrip().endswith("KeyboardInterrupt"), err
-    assert rc == -signal.SIGINT, (rc, err)
-    assert elapsed < 0.5, f"took {elapsed:.2f} s"
+    _check_interrupted(engines("--tick-ms", "100000", games=2), run_dir, "iterate")
 
 
 def test_ctrl_c_ends_a_long_max_wait(engines, run_dir):
     # Inside max_wait, waiting for min_batch (not only after it): a 30 s
     # max_wait is cut as promptly.
-    e = engines("--tick-ms", "100000", games=2)
-    rc, out, err, elapsed = _interrupt(e, run_dir, "long")
-    assert "returned" not in out
-    assert err.rstrip().endswith("KeyboardInterrupt"), err
-    assert rc == -signal.SIGINT, (rc, err)
-    assert elapsed < 0.5, f"took {elapsed:.2f} s"
+    _check_interrupted(engines("--tick-ms", "100000", games=2), run_dir, "long")
