@@ -170,7 +170,7 @@ static int plan_misfit(const xr_arena_spec *spec, const struct plan *p, uint64_t
 		xr_exp_template t;
 
 		if (s->kind == XR_RECORD_EXPERIENCE && xr_exp_template_init(&t, &s->shape) == 0) {
-			*frame = ((uint64_t)t.size + XR_FRAME_HDR + align - 1) & ~(align - 1);
+			*frame = xr__frame_size(t.size, align);
 			*cap = p->ring_cap[r];
 			if (*frame > p->ring_cap[r] / 2 || *frame > UINT32_MAX)
 				return (int)i;
@@ -686,15 +686,6 @@ static int open_file(const char *name, int k, bool rw, char *path, size_t path_l
 	return fd >= 0 ? fd : -errno;
 }
 
-/* The one frame size of a ring with a record_len (64-bit: a foreign header
- * may hold anything). */
-static uint64_t fixed_frame(const struct xr_ring_desc *rd)
-{
-	uint64_t a = rd->frame_align;
-
-	return ((uint64_t)rd->record_len + XR_FRAME_HDR + a - 1) & ~(a - 1);
-}
-
 static int validate_header(const struct xr_arena_hdr *h, uint64_t file_size)
 {
 	if (h->magic != XR_MAGIC)
@@ -717,7 +708,8 @@ static int validate_header(const struct xr_arena_hdr *h, uint64_t file_size)
 		    rd->data_off % h->page_size || rd->data_off < h->ctl_off + h->ctl_size ||
 		    rd->data_off + rd->capacity > h->total_size || rd->stream >= h->n_streams ||
 		    !is_pow2(rd->frame_align) || rd->frame_align < 16 || rd->frame_align > 4096 ||
-		    fixed_frame(rd) > rd->capacity / 2 || fixed_frame(rd) > UINT32_MAX)
+		    xr__frame_size(rd->record_len, rd->frame_align) > rd->capacity / 2 ||
+		    xr__frame_size(rd->record_len, rd->frame_align) > UINT32_MAX)
 			return XR_ENOTARENA;
 	}
 	for (uint32_t i = 0; i < h->n_streams; i++) {

@@ -190,7 +190,9 @@ struct xr_reader_slot {
 	 * eventfd, a generation the reader picks; a writer that wakes it swaps
 	 * it back to 0, so one sleep gets one wakeup however many rings fill. */
 	_Atomic uint32_t sleep_gen;
-	_Atomic uint32_t flags;        /* XR_SLOT_F_*: informational, relaxed */
+	_Atomic uint32_t flags;        /* XR_SLOT_F_*: relaxed, stored by the claimer or
+					* the control server, loaded by tools; informational,
+					* nothing is ordered by it */
 	char label[16];
 };
 
@@ -222,12 +224,21 @@ _Static_assert(sizeof(_Atomic uint64_t) == 8 && _Alignof(_Atomic uint64_t) == 8,
 	       "_Atomic uint64_t must be a plain 8-byte word to live in shared memory");
 _Static_assert(sizeof(_Atomic uint32_t) == 4, "_Atomic uint32_t must be 4 bytes");
 _Static_assert(sizeof(xr_frame) == XR_FRAME_HDR, "frame header is 16 bytes");
+
+/* The frame a record of len bytes takes: header + record, rounded up to the
+ * ring's alignment (a power of two). 64-bit, so no len can wrap it. */
+static inline uint64_t xr__frame_size(uint64_t len, uint64_t align)
+{
+	return (len + XR_FRAME_HDR + align - 1) & ~(align - 1);
+}
 _Static_assert(offsetof(xr_frame, seq) == 8, "frame seq at 8");
 _Static_assert(sizeof(xr_exp_shape) == 48, "xr_exp_shape is 48 bytes");
 _Static_assert(sizeof(struct xr_stream_desc) == 128, "stream desc size");
 _Static_assert(offsetof(struct xr_stream_desc, ring_capacity) == 56, "stream desc");
 _Static_assert(offsetof(struct xr_stream_desc, shape) == 64, "stream desc");
 _Static_assert(sizeof(struct xr_ring_desc) == 4 * XR_CACHELINE, "ring desc is 4 lines");
+_Static_assert(offsetof(struct xr_ring_desc, record_len) == 28,
+	       "ring record_len in what was padding: older engines leave it 0");
 _Static_assert(offsetof(struct xr_ring_desc, head) == 1 * XR_CACHELINE, "ring head line");
 _Static_assert(offsetof(struct xr_ring_desc, tail) == 2 * XR_CACHELINE, "ring tail line");
 _Static_assert(offsetof(struct xr_ring_desc, records) == 3 * XR_CACHELINE, "ring stats line");
@@ -240,6 +251,7 @@ _Static_assert(sizeof(struct xr_arena_hdr) ==
 		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 5 * XR_CACHELINE,
 	       "hdr size");
 _Static_assert(sizeof(struct xr_reader_slot) == 64, "reader slot is one line");
+_Static_assert(offsetof(struct xr_reader_slot, flags) == 44, "slot flags");
 _Static_assert(sizeof(struct xr_cursor) == XR_CACHELINE, "cursor is one line");
 
 uint64_t xr__layout_fingerprint(void);

@@ -34,10 +34,10 @@ void xr__rr_init(struct xr_ring_rd *rr, const struct xr_ring_desc *rd,
 		.mask = rd->capacity - 1,
 		.align = rd->frame_align,
 		.fixed_len = rd->record_len,
-		.fixed_size = rd->record_len ? (uint32_t)(((uint64_t)rd->record_len + XR_FRAME_HDR +
-							   rd->frame_align - 1) &
-							  ~(uint64_t)(rd->frame_align - 1))
-					     : 0,
+		/* Fits 32 bits: checked when the arena was opened. */
+		.fixed_size = rd->record_len
+				      ? (uint32_t)xr__frame_size(rd->record_len, rd->frame_align)
+				      : 0,
 		.lossless = lossless,
 		.lease = XR_NO_LEASE,
 	};

@@ -244,7 +244,7 @@ static int make_room(struct xr_writer *w, uint64_t size)
 
 int xr_writer_reserve(xr_writer *w, uint32_t len, void **payload)
 {
-	uint64_t size = ((uint64_t)len + XR_FRAME_HDR + w->align - 1) & ~(uint64_t)(w->align - 1);
+	uint64_t size = xr__frame_size(len, w->align);
 	struct xr_frame_rw *f;
 
 	if (size > w->max_frame)
@@ -337,7 +337,7 @@ uint64_t xr_writer_next_seq(const xr_writer *w)
 
 int xr_writer_wait(xr_writer *w, uint32_t len, int64_t timeout_ns)
 {
-	uint64_t size = ((uint64_t)len + XR_FRAME_HDR + w->align - 1) & ~(uint64_t)(w->align - 1);
+	uint64_t size = xr__frame_size(len, w->align);
 	uint64_t start, now, last_reap;
 	struct xr_backoff b;
 	int rc = 0;
