@@ -27,26 +27,39 @@ struct track {
 	bool ended;
 };
 
+/* An arena whose one Experience stream is shaped for the grid game under
+ * cfg (u8 observations); ss gives its policy, ring size and rings. *t gets
+ * the record template, name the arena's name ("t<pid>-tag"). */
+static xr_arena *grid_arena(const char *tag, const xr_game_config *cfg, xr_stream_spec ss,
+			    xr_exp_template *t, char name[64])
+{
+	xr_arena *a;
+
+	ss.kind = XR_RECORD_EXPERIENCE;
+	CHECK_RC(xr_shard_shape(xr_game_builtin_grid(), cfg, XR_DTYPE_U8, &ss.shape), 0);
+	CHECK_RC(xr_exp_template_init(t, &ss.shape), 0);
+	xr_test_name(name, 64, tag);
+	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
+			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE};
+	CHECK_RC(xr_arena_create(&spec, &a), 0);
+	return a;
+}
+
 static uint64_t run(uint64_t seed, uint64_t *episodes_seen)
 {
 	char name[64];
 	xr_game_config cfg = {.board_h = 8, .board_w = 8, .players = PLAYERS, .turn_limit = 40,
 			      .seed = seed};
 	const xr_game_vtable *vt = xr_game_builtin_grid();
-	xr_stream_spec ss = {.policy = XR_POLICY_LOSSLESS, .ring_bytes = 64u << 20,
-			     .kind = XR_RECORD_EXPERIENCE};
 	xr_exp_template t;
+	xr_arena *a = grid_arena(seed == 7 ? "shard-a" : "shard-b", &cfg,
+				 (xr_stream_spec){.policy = XR_POLICY_LOSSLESS,
+						  .ring_bytes = 64u << 20},
+				 &t, name);
 
-	CHECK_RC(xr_shard_shape(vt, &cfg, XR_DTYPE_U8, &ss.shape), 0);
-	CHECK_EQ(ss.shape.obs_dims[0], 9);
-	CHECK_EQ(ss.shape.obs_dims[1], 8);
-	CHECK_EQ(ss.shape.mask_len, 8 * 8 * 4 + 1);
-	CHECK_RC(xr_exp_template_init(&t, &ss.shape), 0);
-	xr_test_name(name, sizeof(name), seed == 7 ? "shard-a" : "shard-b");
-	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
-			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE};
-	xr_arena *a;
-	CHECK_RC(xr_arena_create(&spec, &a), 0);
+	CHECK_EQ(t.shape.obs_dims[0], 9);
+	CHECK_EQ(t.shape.obs_dims[1], 8);
+	CHECK_EQ(t.shape.mask_len, 8 * 8 * 4 + 1);
 	xr_writer *w = xr_test_writer(a);
 	xr_reader *r;
 	CHECK_RC(xr_reader_attach(name, NULL, &r), 0);
@@ -77,7 +90,7 @@ static uint64_t run(uint64_t seed, uint64_t *episodes_seen)
 			CHECK(v.f.game_id >= 100 && v.f.game_id < 100 + GAMES);
 			CHECK(v.f.player_id < PLAYERS);
 			CHECK_EQ(v.obs_ndim, 3);
-			CHECK_EQ(v.mask_len, ss.shape.mask_len);
+			CHECK_EQ(v.mask_len, t.shape.mask_len);
 			CHECK(v.f.action >= 0 && (uint32_t)v.f.action < v.mask_len);
 			if (v.mask[v.f.action] != 1)
 				FAILF("seq %llu: action %d is not legal in its own mask",
@@ -129,18 +142,11 @@ static void deadlines(void)
 	xr_game_config cfg = {.board_h = 6, .board_w = 6, .players = 2, .turn_limit = 1000,
 			      .seed = 3};
 	const xr_game_vtable *vt = xr_game_builtin_grid();
-	xr_stream_spec ss = {.policy = XR_POLICY_LOSSY, .ring_bytes = 8u << 20,
-			     .kind = XR_RECORD_EXPERIENCE};
 	xr_exp_template t;
 	const uint64_t tick = 2000000, turns = 25, games = 20;
-
-	CHECK_RC(xr_shard_shape(vt, &cfg, XR_DTYPE_U8, &ss.shape), 0);
-	CHECK_RC(xr_exp_template_init(&t, &ss.shape), 0);
-	xr_test_name(name, sizeof(name), "shard-tick");
-	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
-			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE};
-	xr_arena *a;
-	CHECK_RC(xr_arena_create(&spec, &a), 0);
+	xr_arena *a = grid_arena("shard-tick", &cfg,
+				 (xr_stream_spec){.policy = XR_POLICY_LOSSY, .ring_bytes = 8u << 20},
+				 &t, name);
 	struct xr_shard_opts o = {.vt = vt, .cfg = cfg, .games = (uint32_t)games,
 				  .obs_dtype = XR_DTYPE_U8, .count = turns * games * 2,
 				  .tick_ns = tick};
@@ -166,19 +172,13 @@ static void shards(void)
 	char name[64];
 	xr_game_config cfg = {.board_h = 6, .board_w = 6, .players = 2, .seed = 5};
 	const xr_game_vtable *vt = xr_game_builtin_grid();
-	xr_stream_spec ss = {.policy = XR_POLICY_LOSSLESS, .ring_bytes = 16u << 20, .n_rings = 3,
-			     .kind = XR_RECORD_EXPERIENCE};
 	xr_exp_template t;
 	enum { G = 11, PER_SHARD = 3000 };
-
-	CHECK_RC(xr_shard_shape(vt, &cfg, XR_DTYPE_U8, &ss.shape), 0);
-	CHECK_RC(xr_exp_template_init(&t, &ss.shape), 0);
-	xr_test_name(name, sizeof(name), "shards");
-	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
-			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE};
-	xr_arena *a;
+	xr_arena *a = grid_arena("shards", &cfg,
+				 (xr_stream_spec){.policy = XR_POLICY_LOSSLESS,
+						  .ring_bytes = 16u << 20, .n_rings = 3},
+				 &t, name);
 	xr_reader *r;
-	CHECK_RC(xr_arena_create(&spec, &a), 0);
 	CHECK_RC(xr_reader_attach(name, NULL, &r), 0);
 	struct xr_engine_opts eo = {
 		.shard = {.vt = vt, .cfg = cfg, .games = G, .first_game_id = 0,
@@ -268,21 +268,14 @@ static void watermarks(void)
 	char name[64];
 	xr_game_config cfg = {.board_h = 6, .board_w = 6, .players = 2, .seed = 9};
 	const xr_game_vtable *vt = xr_game_builtin_grid();
-	xr_stream_spec ss = {.policy = XR_POLICY_LOSSLESS, .ring_bytes = 1u << 20,
-			     .kind = XR_RECORD_EXPERIENCE};
 	xr_exp_template t;
 	pthread_barrier_t attached;
 	pthread_t th;
 	atomic_int writer_done = 0;
 	enum { N = 6000 };
-
-	CHECK_RC(xr_shard_shape(vt, &cfg, XR_DTYPE_U8, &ss.shape), 0);
-	CHECK_RC(xr_exp_template_init(&t, &ss.shape), 0);
-	xr_test_name(name, sizeof(name), "watermark");
-	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
-			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE};
-	xr_arena *a;
-	CHECK_RC(xr_arena_create(&spec, &a), 0);
+	xr_arena *a = grid_arena("watermark", &cfg,
+				 (xr_stream_spec){.policy = XR_POLICY_LOSSLESS, .ring_bytes = 1u << 20},
+				 &t, name);
 	struct bp_reader br = {.name = name, .rd = &a->hdr->rings[0], .want = N,
 			       .cap = a->hdr->rings[0].capacity, .writer_done = &writer_done,
 			       .attached = &attached};
@@ -336,22 +329,15 @@ static void heartbeat_while_full(void)
 	char name[64];
 	xr_game_config cfg = {.board_h = 6, .board_w = 6, .players = 2, .seed = 11};
 	const xr_game_vtable *vt = xr_game_builtin_grid();
-	xr_stream_spec ss = {.policy = XR_POLICY_LOSSLESS, .ring_bytes = 64u << 10,
-			     .kind = XR_RECORD_EXPERIENCE};
 	xr_exp_template t;
 	xr_reader_stats s0, s1;
 	xr_reader *r;
 	xr_batch b;
 	pthread_t th;
 	const uint64_t N = 2000;
-
-	CHECK_RC(xr_shard_shape(vt, &cfg, XR_DTYPE_U8, &ss.shape), 0);
-	CHECK_RC(xr_exp_template_init(&t, &ss.shape), 0);
-	xr_test_name(name, sizeof(name), "shard-hb");
-	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
-			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE};
-	xr_arena *a;
-	CHECK_RC(xr_arena_create(&spec, &a), 0);
+	xr_arena *a = grid_arena("shard-hb", &cfg,
+				 (xr_stream_spec){.policy = XR_POLICY_LOSSLESS, .ring_bytes = 64u << 10},
+				 &t, name);
 	CHECK_RC(xr_reader_attach(name, NULL, &r), 0);
 	const struct xr_ring_desc *rd = &a->hdr->rings[0];
 	_Atomic uint64_t *hb = &a->hdr->heartbeat_ns;

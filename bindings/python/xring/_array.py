@@ -45,14 +45,6 @@ class LeasedArray(np.ndarray):
 
     __slots__ = ()
 
-    def __getitem__(self, key):
-        _check(self)
-        return super().__getitem__(key)
-
-    def __setitem__(self, key, value):
-        _check(self)
-        return super().__setitem__(key, value)
-
     def __array__(self, dtype=None):
         _check(self)
         a = self.view(np.ndarray)
@@ -69,37 +61,13 @@ class LeasedArray(np.ndarray):
         kwargs = {k: _plain(v) for k, v in kwargs.items()}
         return func(*args, **kwargs)
 
-    def __iter__(self):
-        _check(self)
-        return super().__iter__()
-
     def __repr__(self):
         _check(self)
         return repr(self.view(np.ndarray)).replace("array(", "LeasedArray(", 1)
 
-    def __str__(self):
-        _check(self)
-        return str(self.view(np.ndarray))
-
     def __reduce__(self):
         _check(self)
         return self.view(np.ndarray).copy().__reduce__()
-
-    def __bool__(self):
-        _check(self)
-        return bool(self.view(np.ndarray))
-
-    def __float__(self):
-        _check(self)
-        return float(self.view(np.ndarray))
-
-    def __int__(self):
-        _check(self)
-        return int(self.view(np.ndarray))
-
-    def __index__(self):
-        _check(self)
-        return self.view(np.ndarray).__index__()
 
     def __dlpack__(self, stream=None):
         _check(self)
@@ -109,54 +77,12 @@ class LeasedArray(np.ndarray):
     def __dlpack_device__(self):
         return (1, 0)
 
-    # Comparisons: numpy turns an error inside them into a warning and an
-    # answer, so check first.
-    def __eq__(self, other):
-        _check(self)
-        return super().__eq__(other)
-
-    def __ne__(self, other):
-        _check(self)
-        return super().__ne__(other)
-
-    def __lt__(self, other):
-        _check(self)
-        return super().__lt__(other)
-
-    def __le__(self, other):
-        _check(self)
-        return super().__le__(other)
-
-    def __gt__(self, other):
-        _check(self)
-        return super().__gt__(other)
-
-    def __ge__(self, other):
-        _check(self)
-        return super().__ge__(other)
-
     __hash__ = None
-
-    def tolist(self):
-        _check(self)
-        return self.view(np.ndarray).tolist()
-
-    def item(self, *args):
-        _check(self)
-        return self.view(np.ndarray).item(*args)
-
-    def tobytes(self, order="C"):
-        _check(self)
-        return self.view(np.ndarray).tobytes(order)
 
     def copy(self, order="C"):
         """A plain ndarray with the data: keep this past release()."""
         _check(self)
         return self.view(np.ndarray).copy(order)
-
-    def astype(self, dtype, *args, **kwargs):
-        _check(self)
-        return self.view(np.ndarray).astype(dtype, *args, **kwargs)
 
 
 def _checked(name, keep_type):
@@ -174,11 +100,17 @@ def _checked(name, keep_type):
 # Reductions and the like: checked before numpy runs them. (numpy 1.24 also
 # leaks a reference to the array when one of them fails inside, which would
 # keep the batch leased for ever.)
+# Conversions to Python values, str, astype, tolist: the same. Comparisons
+# too: numpy turns an error inside them into a warning and an answer.
 for _name in ("sum", "mean", "max", "min", "any", "all", "prod", "std", "var", "argmax",
               "argmin", "cumsum", "cumprod", "ptp", "round", "clip", "nonzero", "sort",
               "argsort", "searchsorted", "dot", "trace", "take", "compress", "repeat",
-              "choose", "flatten", "fill", "tofile", "dump", "dumps", "byteswap"):
+              "choose", "flatten", "fill", "tofile", "dump", "dumps", "byteswap",
+              "tolist", "item", "tobytes", "astype", "__str__", "__bool__", "__float__",
+              "__int__", "__index__"):
     setattr(LeasedArray, _name, _checked(_name, False))
-for _name in ("ravel", "reshape", "transpose", "squeeze", "swapaxes", "diagonal", "view"):
+for _name in ("ravel", "reshape", "transpose", "squeeze", "swapaxes", "diagonal", "view",
+              "__getitem__", "__setitem__", "__iter__",
+              "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"):
     setattr(LeasedArray, _name, _checked(_name, True))
 del _name

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 import xring
-from xrtest import child_env, python, reader, wait_for
+from xrtest import attach_when_free, child_env, python, reader
 
 
 def test_no_engine(run_dir):
@@ -100,12 +100,7 @@ def test_too_many_readers(engines):
     assert "--max-readers 1" in str(ei.value) and e.name in str(ei.value)
     r.close()
 
-    def attach():
-        try:
-            return reader(e, batch=8)
-        except xring.TooManyReadersError:
-            return None
-    r2 = wait_for(attach, 5, "the freed slot")
+    r2 = attach_when_free(e)
     assert r2.read(timeout=5) is not None
 
 

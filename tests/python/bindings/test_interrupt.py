@@ -7,7 +7,6 @@ import textwrap
 import threading
 import time
 
-import pytest
 
 from xrtest import child_env, python, reader, wait_blocked_in_read, wait_for
 

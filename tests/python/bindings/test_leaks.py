@@ -14,7 +14,7 @@ import tracemalloc
 import pytest
 
 import xring
-from xrtest import UNDER_ASAN, reader, wait_for
+from xrtest import UNDER_ASAN, attach_when_free, reader
 
 
 def _status(field):
@@ -23,15 +23,6 @@ def _status(field):
             if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     raise KeyError(field)
-
-
-def _attach_when_free(e):
-    def attach():
-        try:
-            return reader(e, batch=16)
-        except xring.TooManyReadersError:
-            return None
-    return wait_for(attach, 5, "the reader slot to be freed")
 
 
 def _loop(r, n, mark, touch_torch_every=0):
@@ -76,7 +67,7 @@ def test_100k_batches_do_not_leak(engines):
     assert sys.getrefcount(r) == base_refs, "Lease or Batch objects still refer to the reader"
     r.close()
     # The reader detached at close (no lease was alive): its only slot is free.
-    r2 = _attach_when_free(e)
+    r2 = attach_when_free(e)
     r2.close()
 
 
@@ -121,7 +112,7 @@ def test_live_arrays_hold_the_lease_and_dropping_them_frees_it(engines):
     keep.clear()
     gc.collect()
     assert sys.getrefcount(r) == base_refs
-    _attach_when_free(e).close()
+    attach_when_free(e).close()
 
 
 def test_ring_buffer_views_hold_the_mapping(engines):
@@ -139,4 +130,4 @@ def test_ring_buffer_views_hold_the_mapping(engines):
         reader(e, batch=8)
     del ring
     gc.collect()
-    _attach_when_free(e).close()
+    attach_when_free(e).close()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import xring
-from xrtest import check_accounting, info, reader, wait_for
+from xrtest import attach_when_free, check_accounting, info, reader, wait_for
 
 LOSSY = ("--policy", "lossy")
 
@@ -33,11 +33,17 @@ def _drain(r, limit=100000):
     return n
 
 
-def test_held_batch_survives_a_lossy_writer_lapping(engines):
+def _lossy_pair(engines):
+    """A lossy engine with a 2 MiB ring, the reader under test (batches of 64)
+    and another that keeps up: (engine, reader, other, reader's facts)."""
     e = engines(*LOSSY, ring_size="2M")
     r = reader(e, batch=64)
     other = reader(e, batch=256, max_wait=0.001)
-    facts = r.facts()
+    return e, r, other, r.facts()
+
+
+def test_held_batch_survives_a_lossy_writer_lapping(engines):
+    e, r, other, facts = _lossy_pair(engines)
     assert facts["policy"] == "lossy" and facts["ring_capacity"] == 2 << 20
 
     b = r.read(timeout=5)
@@ -168,10 +174,7 @@ def test_released_arrays_still_hold_the_lease(engine):
 
 
 def test_torch_tensor_keeps_the_ring_until_deleted(engines):
-    e = engines(*LOSSY, ring_size="2M")
-    r = reader(e, batch=64)
-    other = reader(e, batch=256, max_wait=0.001)
-    facts = r.facts()
+    e, r, other, facts = _lossy_pair(engines)
 
     b = r.read(timeout=5)
     t = b.torch()["obs"]             # the other tensors of the dict go now
@@ -263,21 +266,13 @@ def test_closing_the_reader_invalidates_arrays_but_keeps_the_mapping(engines):
     del obs, b
     gc.collect()
     # Detached when the last lease went: the slot is free again.
-    def attach():
-        try:
-            return reader(e, batch=8)
-        except xring.TooManyReadersError:
-            return None
-    r2 = wait_for(attach, 5, "the slot to be freed")
+    r2 = attach_when_free(e)
     assert r2.read(timeout=5) is not None
 
 
 def test_a_stalled_lossy_ring_does_not_spin_other_readers(engines):
     import time
-    e = engines(*LOSSY, ring_size="2M")
-    r = reader(e, batch=64)
-    other = reader(e, batch=256, max_wait=0.001)
-    facts = r.facts()
+    e, r, other, facts = _lossy_pair(engines)
     b = r.read(timeout=5)
     w0 = r.stats()["written"]
     wait_for(lambda: (r.stats()["written"] - w0) * facts["record_bytes"]

@@ -4,7 +4,6 @@ installed: `pip install --no-build-isolation --no-index ./bindings/python`
 into a venv that sees Debian's numpy/torch, then reads from an engine."""
 import os
 import subprocess
-import sys
 
 from conftest import REPO
 

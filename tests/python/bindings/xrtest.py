@@ -50,6 +50,16 @@ def reader(engine, **kw):
     return xring.attach(engine.name, timeout=5).reader(**kw)
 
 
+def attach_when_free(engine, batch=8):
+    """A reader of `engine` as soon as a reader slot is free (within 5 s)."""
+    def attach():
+        try:
+            return reader(engine, batch=batch)
+        except xring.TooManyReadersError:
+            return None
+    return wait_for(attach, 5, "a free reader slot")
+
+
 def info(engine):
     """`xring info NAME --json` of the engine: its first stream's first ring."""
     out = subprocess.run([str(XRING_BIN), "info", engine.name, "--json"], env=engine.env,
