@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * `xring info`: reads the arena's header and reader table directly (both are
- * in shared memory), without attaching as a reader and without asking the
- * engine anything. Reader figures come from the readers' own cursors and
- * are as fresh as the readers' last call.
+ * in shared memory, and the engine's uid may open the file), without
+ * attaching as a reader and without asking the engine anything. Reader
+ * figures are the engine's copies of the readers' cursors, refreshed by its
+ * housekeeping ten times a second.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -27,7 +28,9 @@ static const char info_help[] =
 
 static const char *policy_name(uint32_t p)
 {
-	return p == XR_POLICY_LOSSY ? "lossy" : "lossless";
+	const char *n = xr_policy_name((xr_policy)p);
+
+	return n ? n : "?";
 }
 
 static const char *slot_state(uint32_t s)
@@ -36,7 +39,6 @@ static const char *slot_state(uint32_t s)
 	case XR_SLOT_CLAIMED: return "attaching";
 	case XR_SLOT_ACTIVE: return "active";
 	case XR_SLOT_EVICTED: return "evicted";
-	case XR_SLOT_REAPING: return "reaping";
 	}
 	return "free";
 }
@@ -46,23 +48,25 @@ struct rdr {
 	int32_t pid;
 	uint32_t state, policy;
 	uint64_t read, dropped, pending, lag;
-	char label[sizeof(((struct xr_reader_slot *)0)->label) + 1];
+	char label[sizeof(((struct xr_reader_info *)0)->label) + 1];
 };
 
-/* One reader's view of one ring, from its cursor. pending is what remains
- * between its next expected seq and the ring's written count (records that
- * will turn out dropped for a lossy reader are included). */
+/* One reader's view of one ring, from the engine's copy of its cursor.
+ * pending is what remains between its next expected seq and the ring's
+ * written count (records that will turn out dropped for a lossy reader are
+ * included). Numbers a reader wrote: shown, clamped, never followed. */
 static void reader_ring(const struct xr_arena *a, uint32_t slot, uint32_t ring, struct rdr *o)
 {
 	const struct xr_ring_desc *rd = &a->hdr->rings[ring];
-	const struct xr_cursor *c = xr__cursor(a, ring, slot);
+	const struct xr_cursor_view *c = xr__view(a, ring, slot);
+	uint64_t cap = a->lay.rings[ring].capacity;
 	uint64_t head = xr_load_acquire(&rd->head), written = xr_load_acquire(&rd->written);
 	uint64_t pos = xr_load_relaxed(&c->pos), next = xr_load_relaxed(&c->next_seq);
 
 	o->read = xr_load_relaxed(&c->read);
 	o->dropped = xr_load_relaxed(&c->dropped);
 	o->pending = written >= next ? written - next : 0;
-	o->lag = head - pos <= rd->capacity ? head - pos : rd->capacity;
+	o->lag = head - pos <= cap ? head - pos : cap;
 }
 
 int xr_cmd_info(int argc, char **argv)
@@ -103,6 +107,9 @@ int xr_cmd_info(int argc, char **argv)
 				   name, name);
 		else if (rc == XR_ECLOSED)
 			xr_cli_err("info", "engine '%s' has stopped (its arena is closed)", name);
+		else if (rc == XR_EUNTRUSTED)
+			xr_cli_err("info", "the arena named '%s' belongs to another user; run `xring info` "
+				   "as the engine's user", name);
 		else
 			xr_cli_err("info", "cannot open engine '%s': %s", name, xr_strerror(rc));
 		return XR_EXIT_FAIL;
@@ -132,8 +139,9 @@ int xr_cmd_info(int argc, char **argv)
 			printf("  note     %s\n", h->note);
 	}
 
-	for (uint32_t s = 0; s < h->n_streams; s++) {
-		const struct xr_stream_desc *sd = &h->streams[s];
+	/* Loops and indices from the validated private copy of the layout. */
+	for (uint32_t s = 0; s < a->lay.n_streams; s++) {
+		const struct xr_stream_desc *sd = &a->lay.streams[s];
 
 		if (json)
 			printf("%s{\"name\":\"%s\",\"policy\":\"%s\",\"rings\":[", s ? "," : "", sd->name,
@@ -166,7 +174,8 @@ int xr_cmd_info(int argc, char **argv)
 				       ",\"shard\":{\"games\":%" PRIu64 ",\"steps\":%" PRIu64
 				       ",\"episodes\":%" PRIu64 ",\"turns_late\":%" PRIu64
 				       ",\"cpu_ns\":%" PRIu64 "},\"readers\":[",
-				       r == sd->first_ring ? "" : ",", r - sd->first_ring, rd->capacity,
+				       r == sd->first_ring ? "" : ",", r - sd->first_ring,
+				       a->lay.rings[r].capacity,
 				       written, records, bytes, stalls, waits, wait_ns, evict, wakeups,
 				       games, steps, episodes, late, cpu);
 			} else {
@@ -183,14 +192,15 @@ int xr_cmd_info(int argc, char **argv)
 					       written ? (double)cpu / (double)written : 0.0);
 			}
 			bool first = true;
-			for (uint32_t slot = 0; slot < h->max_readers; slot++) {
-				const struct xr_reader_slot *sl = &a->slots[slot];
+			for (uint32_t slot = 0; slot < a->lay.max_readers; slot++) {
+				const struct xr_reader_info *sl = &a->infos[slot];
 				struct rdr o = {.slot = slot, .ring = r};
 
-				o.pid = xr_load_acquire(&sl->pid);
+				/* Pairs with PI1 (shm/peers.c): the entry's fields. */
 				o.state = xr_load_acquire(&sl->state);
-				if (o.pid == 0 || sl->stream != s)
+				if (o.state == XR_SLOT_FREE || sl->stream != s)
 					continue;
+				o.pid = sl->pid;
 				o.policy = sl->policy;
 				memcpy(o.label, sl->label, sizeof(sl->label));
 				o.label[sizeof(sl->label)] = '\0';

@@ -37,7 +37,9 @@ static const char tail_help[] =
 	"                           wakeups/s and wakeup latency (p50/p99 since attach),\n"
 	"                           dropped, pending; every record is still verified\n"
 	"  --seconds S              stop after S seconds\n"
-	"  --spin                   spin while waiting instead of sleeping on the eventfd\n"
+	"  --spin                   spin while waiting instead of sleeping until woken\n"
+	"  --engine-uid UID         also trust an engine run by this uid (default: only\n"
+	"                           root's and this user's)\n"
 	"filters (applied at subscribe time; the engine wakes this reader per batch\n"
 	"of records that pass):\n"
 	"  --games LIST             game ids, e.g. 0-99,512\n"
@@ -57,7 +59,7 @@ static void on_signal(int sig)
 
 enum {
 	T_STREAM, T_N, T_JSON, T_RAW, T_POLICY, T_TIMEOUT, T_STATS, T_SECONDS, T_HELP, T_SPIN,
-	T_GAMES, T_PLAYERS, T_MIN_TURN, T_TERMINAL, T_REWARD, T_SAMPLE,
+	T_GAMES, T_PLAYERS, T_MIN_TURN, T_TERMINAL, T_REWARD, T_SAMPLE, T_ENGINE_UID,
 };
 
 static const struct xr_opt tail_opts[] = {
@@ -69,6 +71,7 @@ static const struct xr_opt tail_opts[] = {
 	[T_GAMES] = {"--games", true},   [T_PLAYERS] = {"--players", true},
 	[T_MIN_TURN] = {"--min-turn", true}, [T_TERMINAL] = {"--terminal", true},
 	[T_REWARD] = {"--reward", true}, [T_SAMPLE] = {"--sample", true},
+	[T_ENGINE_UID] = {"--engine-uid", true},
 	{NULL, false},
 };
 
@@ -250,13 +253,20 @@ int xr_cmd_tail(int argc, char **argv)
 		case T_JSON: json = true; break;
 		case T_RAW: raw = v; break;
 		case T_POLICY:
-			if (!strcmp(v, "lossless")) ro.policy = XR_POLICY_LOSSLESS;
-			else if (!strcmp(v, "lossy")) ro.policy = XR_POLICY_LOSSY;
-			else {
+			if (xr_policy_parse(v, &ro.policy) < 0) {
 				xr_cli_err("tail", "--policy must be lossless or lossy, not '%s'", v);
 				return XR_EXIT_USAGE;
 			}
 			break;
+		case T_ENGINE_UID: {
+			long uid;
+			if (!xr_parse_int(v, 0, UINT32_MAX - 1, &uid)) {
+				xr_cli_err("tail", "--engine-uid '%s' is not a uid", v);
+				return XR_EXIT_USAGE;
+			}
+			ro.engine_uid = (uint32_t)uid;
+			break;
+		}
 		case T_STATS: stats = true; break;
 		case T_SPIN: ro.wait = XR_WAIT_SPIN; break;
 		case T_GAMES:

@@ -2,18 +2,30 @@
 /*
  * The reader library: attach by name, read batches in place, release,
  * stats, detach. The ring protocol itself is in shm/ring_reader.c; this file
- * owns the reader's slot in the arena, the set of held batches, filtering,
- * and waiting: the reader's half of the sleep/wake protocol, whose writer
- * half and ordering argument open shm/wake.c (labels RS0...).
+ * owns the reader's side of its slot (its peer page: cursors, leases, the
+ * sleep word), the set of held batches, filtering, and waiting: the
+ * reader's half of the sleep/wake protocol, whose writer half and ordering
+ * argument open shm/wake.c (labels RS0...).
+ *
+ * What the reader trusts: the engine it attached to after checking it
+ * (control/client.c; the arena's owner here), and nothing in shared memory
+ * beyond what it validated (shm/arena.c keeps its own copy of the layout).
+ * Its slot's state it learns from the reader table, which only the engine
+ * writes:
+ *   RI1  load_acquire(info.state); pairs with PI1 (shm/peers.c), so an
+ *        EVICTED seen comes with its evict_reason.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -90,14 +102,17 @@ struct xr_reader {
 	struct xr_filt filt;
 
 	struct xr_arena *arena;
-	struct xr_reader_slot *slot;
+	struct xr_peer_page *page; /* ours to write, mapped from the engine's memfd */
+	const struct xr_reader_info *info; /* our slot in the reader table (read-only) */
 	uint32_t slot_idx;
 	uint32_t stream;
 	uint32_t first_ring, n_rings;
 	uint32_t next_ring;
 	uint32_t policy;
-	int sock;            /* control connection, -1: attached directly */
-	int efd;             /* our eventfd, -1: none */
+	int sock;            /* control connection: requests, wakeups, hangup */
+	bool woken;          /* the engine sends wakeups (not XR_WAIT_SPIN) */
+	int cancel_fd;       /* eventfd: xr_reader_cancel() */
+	_Atomic uint32_t cancel;
 	int qos_fd;          /* /dev/cpu_dma_latency held at 0, -1: none */
 	uint32_t sleep_gen;  /* last generation used to sleep */
 	bool armed;          /* xr_reader_arm() left us asleep */
@@ -121,87 +136,59 @@ static void slot_label(char *dst, size_t n, const struct xr_reader *r)
 	memcpy(dst, src, strnlen(src, n - 1));
 }
 
-/* Direct attach: the reader claims a free slot itself. */
-static int claim_slot(struct xr_reader *r)
-{
-	struct xr_arena_hdr *h = r->arena->hdr;
-	int32_t me = (int32_t)getpid();
-
-	for (uint32_t i = 0; i < h->max_readers; i++) {
-		struct xr_reader_slot *s = &r->arena->slots[i];
-		int32_t zero = 0;
-
-		if (xr_load_relaxed(&s->pid) != 0)
-			continue;
-		/* The claim: whoever swaps the pid in from 0 owns the slot. */
-		if (!atomic_compare_exchange_strong_explicit(&s->pid, &zero, me,
-							     memory_order_acq_rel,
-							     memory_order_relaxed))
-			continue;
-		s->pid_start = xr__proc_start(me);
-		s->stream = r->stream;
-		s->policy = r->policy;
-		s->gen++;
-		s->attach_ns = xr__wall_ns();
-		xr_store_relaxed(&s->flags, 0);
-		xr_store_relaxed(&s->sleep_gen, 0);
-		xr_store_relaxed(&s->evict_reason, XR_EVICT_NONE);
-		slot_label(s->label, sizeof(s->label), r);
-		/* R5b: the claim's fields, pid_start above all, before the state a
-		 * reaper reads them by (xr__reap_slot). */
-		xr_store_release(&s->state, XR_SLOT_CLAIMED);
-		r->slot = s;
-		r->slot_idx = i;
-		return 0;
-	}
-	return -EBUSY;
-}
-
 static int find_stream(const struct xr_arena *a, const char *name)
 {
-	for (uint32_t i = 0; i < a->hdr->n_streams; i++)
-		if (!strncmp(a->hdr->streams[i].name, name, sizeof(a->hdr->streams[i].name)))
+	for (uint32_t i = 0; i < a->lay.n_streams; i++)
+		if (!strncmp(a->lay.streams[i].name, name, sizeof(a->lay.streams[i].name)))
 			return (int)i;
 	return -ENOENT;
 }
 
-/* Maps the arena (from the engine's fd, or by name when fd < 0), with the
- * rings of our stream only. */
-static int map_arena(struct xr_reader *r, int fd)
+/* Maps the arena from the engine's fd, with the rings of our stream only,
+ * after checking that the file is what its server says: a regular file
+ * owned by the uid serving the socket, written by that process. */
+static int map_arena(struct xr_reader *r, int fd, const struct ucred *peer)
 {
 	struct xr_arena *a;
-	int rc, stream;
+	struct stat st;
+	int rc, stream, fd2;
 
-	/* Without rings first to find the stream, then with its rings. */
-	if (fd >= 0) {
-		int fd2 = dup(fd);
-		if (fd2 < 0) {
-			close(fd);
-			return -errno;
-		}
-		rc = xr__arena_open_fd(fd2, XR_OPEN_CTL_RW, -1, &a);
-	} else {
-		rc = xr__arena_open(r->name, XR_OPEN_CTL_RW, -1, &a);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != peer->uid) {
+		xr__set_last_reason("engine %s handed over %s, not its own arena file (owner uid %u, "
+				    "server uid %u): refusing it",
+				    r->name, S_ISREG(st.st_mode) ? "a file" : "something", (unsigned)st.st_uid,
+				    (unsigned)peer->uid);
+		close(fd);
+		return XR_EUNTRUSTED;
 	}
+	/* Without rings first to find the stream, then with its rings. */
+	fd2 = dup(fd);
+	if (fd2 < 0) {
+		close(fd);
+		return -errno;
+	}
+	rc = xr__arena_open_fd(fd2, 0, -1, &a);
 	if (rc < 0) {
-		if (fd >= 0)
-			close(fd);
-		if (rc == -ENOENT)
-			xr__set_last_reason("no engine '%s' is running (no control socket, no arena)",
-					    r->name);
+		close(fd);
 		return rc;
+	}
+	if (a->lay.writer_uid != peer->uid || (peer->pid > 0 && a->lay.writer_pid != peer->pid)) {
+		xr__set_last_reason("engine %s's arena says it was written by pid %d uid %u, but pid %d "
+				    "uid %u serves it: refusing it",
+				    r->name, a->lay.writer_pid, a->lay.writer_uid, (int)peer->pid,
+				    (unsigned)peer->uid);
+		xr__arena_close(a);
+		close(fd);
+		return XR_EUNTRUSTED;
 	}
 	stream = find_stream(a, r->stream_name);
 	xr__arena_close(a);
-	if (stream < 0)
-		xr__set_last_reason("engine %s has no stream \"%s\"", r->name, r->stream_name);
 	if (stream < 0) {
-		if (fd >= 0)
-			close(fd);
+		xr__set_last_reason("engine %s has no stream \"%s\"", r->name, r->stream_name);
+		close(fd);
 		return stream;
 	}
-	rc = fd >= 0 ? xr__arena_open_fd(fd, XR_OPEN_CTL_RW | XR_OPEN_RINGS, stream, &r->arena)
-		     : xr__arena_open(r->name, XR_OPEN_CTL_RW | XR_OPEN_RINGS, stream, &r->arena);
+	rc = xr__arena_open_fd(fd, XR_OPEN_RINGS, stream, &r->arena);
 	if (rc < 0)
 		return rc;
 	r->stream = (uint32_t)stream;
@@ -211,7 +198,7 @@ static int map_arena(struct xr_reader *r, int fd)
 /* The policy in force and the compiled filter, checked against the stream. */
 static int check_stream(struct xr_reader *r)
 {
-	const struct xr_stream_desc *sd = &r->arena->hdr->streams[r->stream];
+	const struct xr_stream_desc *sd = &r->arena->lay.streams[r->stream];
 	bool filtered = r->opts.filter != NULL;
 
 	r->first_ring = sd->first_ring;
@@ -230,14 +217,44 @@ static int check_stream(struct xr_reader *r)
 	return 0;
 }
 
-/* Through the control socket: ATTACH, map, SUBSCRIBE with our eventfd. */
+/* Maps the page the engine made for us: a sealed memfd of one page. */
+static int map_page(struct xr_reader *r, int fd)
+{
+	struct stat st;
+	void *p;
+
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < XR_PEER_PAGE_SIZE) {
+		close(fd);
+		xr__set_last_reason("engine %s handed over a reader page that is not one", r->name);
+		return -EPROTO;
+	}
+	p = mmap(NULL, XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return -errno;
+	r->page = p;
+	return 0;
+}
+
+/* Through the control socket: check who serves it, ATTACH, check and map
+ * the arena, SUBSCRIBE, map our page. */
 static int attach_control(struct xr_reader *r)
 {
+	struct xr_trust trust = {.extra = r->opts.engine_uid ? r->opts.engine_uid : (uid_t)-1};
 	struct xr_ctl_attached att;
 	struct xr_ctl_subscribe m;
 	struct xr_ctl_subscribed sub;
-	int afd, rc;
+	struct ucred peer;
+	int afd, pfd, rc;
 
+	r->sock = xr__ctl_connect(r->name, &trust, &peer);
+	if (r->sock < 0) {
+		rc = r->sock;
+		r->sock = -1;
+		if (rc == -ENOENT)
+			xr__set_last_reason("no engine '%s' is running (no control socket)", r->name);
+		return rc;
+	}
 	rc = xr__ctl_attach(r->sock, &afd, &att);
 	if (rc < 0)
 		return rc;
@@ -245,30 +262,29 @@ static int attach_control(struct xr_reader *r)
 		close(afd);
 		return XR_ELAYOUT;
 	}
-	rc = map_arena(r, afd);
+	rc = map_arena(r, afd, &peer);
 	if (rc < 0)
 		return rc;
 	rc = check_stream(r);
 	if (rc < 0)
 		return rc;
-	if (r->opts.wait != XR_WAIT_SPIN) {
-		r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (r->efd < 0)
-			return -errno;
-	}
+	r->woken = r->opts.wait != XR_WAIT_SPIN;
 	memset(&m, 0, sizeof(m));
 	memcpy(m.stream, r->stream_name, sizeof(m.stream));
 	m.policy = r->opts.policy;
-	m.flags = r->efd >= 0 ? XR_CTL_SUB_EVENTFD : 0;
+	m.flags = r->woken ? XR_CTL_SUB_WAKE : 0;
 	slot_label(m.label, sizeof(m.label), r);
 	xr__ctl_filter_to_wire(&m.filter, r->opts.filter ? &r->filter : NULL);
-	rc = xr__ctl_subscribe(r->sock, &m, r->efd, &sub);
+	rc = xr__ctl_subscribe(r->sock, &m, &pfd, &sub);
 	if (rc < 0)
 		return rc;
-	if (sub.slot >= r->arena->hdr->max_readers || sub.stream != r->stream ||
+	rc = map_page(r, pfd);
+	if (rc < 0)
+		return rc;
+	if (sub.slot >= r->arena->lay.max_readers || sub.stream != r->stream ||
 	    sub.policy != r->policy)
 		return -EPROTO;
-	r->slot = &r->arena->slots[sub.slot];
+	r->info = &r->arena->infos[sub.slot];
 	r->slot_idx = sub.slot;
 	return 0;
 }
@@ -276,31 +292,24 @@ static int attach_control(struct xr_reader *r)
 /* Undoes what attach built, leaving the options. */
 static void teardown(struct xr_reader *r)
 {
-	if (r->slot && r->arena) {
+	if (r->page && r->info) {
 		for (uint32_t k = 0; k < r->n_rings; k++)
 			xr_store_release(&r->rings[k].cur->lease, XR_NO_LEASE);
-		if (r->sock >= 0) {
-			/* The engine frees the slot; wait for it, so that a
-			 * new attach right after finds it free. */
-			xr__ctl_detach(r->sock, r->slot_idx);
-		} else if (xr_load_acquire(&r->slot->pid) == (int32_t)getpid()) {
-			uint32_t st = xr_load_acquire(&r->slot->state);
-			if (st == XR_SLOT_ACTIVE || st == XR_SLOT_EVICTED || st == XR_SLOT_CLAIMED) {
-				xr_store_release(&r->slot->state, XR_SLOT_FREE);
-				xr_store_release(&r->slot->pid, 0);
-			}
-		}
+		/* The engine frees the slot; wait for it, so that a new attach
+		 * right after finds it free. */
+		xr__ctl_detach(r->sock, r->slot_idx);
 	}
 	if (r->sock >= 0)
 		close(r->sock);
-	if (r->efd >= 0)
-		close(r->efd);
 	if (r->qos_fd >= 0)
 		close(r->qos_fd); /* the kernel drops the request with the fd */
+	if (r->page)
+		munmap(r->page, XR_PEER_PAGE_SIZE);
 	xr__arena_close(r->arena);
 	r->arena = NULL;
-	r->slot = NULL;
-	r->sock = r->efd = r->qos_fd = -1;
+	r->page = NULL;
+	r->info = NULL;
+	r->sock = r->qos_fd = -1;
 	r->engine_gone = r->armed = false;
 	r->n_held = 0;
 	memset(r->held, 0, sizeof(r->held));
@@ -313,28 +322,16 @@ static int attach(struct xr_reader *r)
 {
 	int rc;
 
-	if (r->opts.transport != XR_TRANSPORT_DIRECT) {
-		r->sock = xr__ctl_connect(r->name);
-		if (r->sock < 0) {
-			rc = r->sock;
-			r->sock = -1;
-			if (rc != -ENOENT || r->opts.transport == XR_TRANSPORT_CONTROL)
-				goto fail;
-		}
+	if (r->opts.transport == XR_TRANSPORT_DIRECT) {
+		xr__set_last_reason("XR_TRANSPORT_DIRECT is gone: readers attach through the engine's "
+				    "control socket, which is how it knows who holds each slot");
+		return -ENOTSUP;
 	}
-	if (r->sock >= 0) {
-		rc = attach_control(r);
-	} else {
-		rc = map_arena(r, -1);
-		if (rc == 0)
-			rc = check_stream(r);
-		if (rc == 0)
-			rc = claim_slot(r);
-	}
+	rc = attach_control(r);
 	if (rc < 0)
 		goto fail;
 
-	if (r->opts.wait == XR_WAIT_IDLE_POLL && r->efd >= 0) {
+	if (r->opts.wait == XR_WAIT_IDLE_POLL && r->woken) {
 		/* PM QoS: a CPU latency of 0 keeps idle CPUs out of halt for as
 		 * long as this fd is open. Best effort. */
 		int32_t zero = 0;
@@ -344,20 +341,16 @@ static int attach(struct xr_reader *r)
 			r->qos_fd = -1;
 		}
 	}
-	struct xr_arena_hdr *h = r->arena->hdr;
+	const struct xr_arena *a = r->arena;
 	for (uint32_t k = 0; k < r->n_rings; k++) {
 		uint32_t ring = r->first_ring + k;
-		struct xr_cursor *c = xr__cursor(r->arena, ring, r->slot_idx);
+		struct xr_cursor *c = &r->page->cursors[ring];
 
-		xr_store_relaxed(&c->lease, XR_NO_LEASE);
-		xr_store_relaxed(&c->read, 0);
-		xr_store_relaxed(&c->dropped, 0);
-		xr__rr_init(&r->rings[k], &h->rings[ring], c, r->arena->ring_data[ring],
-			    r->policy == XR_POLICY_LOSSLESS);
+		xr__rr_init(&r->rings[k], &a->hdr->rings[ring], &a->lay.rings[ring], c,
+			    a->ring_data[ring], r->policy == XR_POLICY_LOSSLESS);
 	}
-	/* R0: the slot is complete before the writer can see any lease of
-	 * ours (the writer checks state with acquire after loading a lease). */
-	xr_store_release(&r->slot->state, XR_SLOT_ACTIVE);
+	/* The engine made the slot ACTIVE before it answered (shm/peers.c):
+	 * our leases count from the first. */
 	for (uint32_t k = 0; k < r->n_rings; k++)
 		xr__rr_start(&r->rings[k]);
 	return 0;
@@ -382,6 +375,11 @@ static int copy_opts(struct xr_reader *r, const char *engine, const xr_reader_op
 	if (r->opts.policy > XR_POLICY_LOSSY || r->opts.wait > XR_WAIT_IDLE_POLL ||
 	    r->opts.transport > XR_TRANSPORT_DIRECT)
 		return -EINVAL;
+	if (r->opts.transport == XR_TRANSPORT_DIRECT) {
+		xr__set_last_reason("XR_TRANSPORT_DIRECT is gone: readers attach through the engine's "
+				    "control socket, which is how it knows who holds each slot");
+		return -ENOTSUP;
+	}
 	r->opts.stream = r->stream_name;
 	r->opts.label = r->label;
 	if (o && o->filter) {
@@ -418,11 +416,14 @@ int xr_reader_attach(const char *engine, const xr_reader_opts *o, xr_reader **ou
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	r->sock = r->efd = r->qos_fd = -1;
-	rc = copy_opts(r, engine, o);
+	r->sock = r->qos_fd = -1;
+	r->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	rc = r->cancel_fd < 0 ? -errno : copy_opts(r, engine, o);
 	if (rc == 0)
 		rc = attach(r);
 	if (rc < 0) {
+		if (r->cancel_fd >= 0)
+			close(r->cancel_fd);
 		free(r);
 		return rc;
 	}
@@ -453,9 +454,10 @@ int xr_reader_reattach(xr_reader *r, int64_t timeout_ns)
 
 static int check_slot(const struct xr_reader *r)
 {
-	if (!r->slot)
+	if (!r->info)
 		return XR_ECLOSED; /* a reattach that failed */
-	if (xr_load_acquire(&r->slot->state) != XR_SLOT_ACTIVE)
+	/* RI1: pairs with PI1. */
+	if (xr_load_acquire(&r->info->state) != XR_SLOT_ACTIVE)
 		return XR_EEVICTED;
 	return 0;
 }
@@ -538,20 +540,19 @@ static int peek(struct xr_reader *r, uint32_t k, uint32_t max, uint32_t hi, stru
 /* RS0-RS4 (top of shm/wake.c): tells the writers what would make a batch
  * of min (sc[k]: what the last walk of ring k found) and marks the slot
  * asleep. Returns false, and is awake again, when something came in the
- * meantime (a new head, or a writer blocked on records we hold): the
- * caller must look again rather than wait. */
+ * meantime (a new head, or a writer blocked on records we hold), or the
+ * engine hung up: the caller must look again rather than wait. */
 static bool go_to_sleep(struct xr_reader *r, uint32_t min, const struct xr_scan *sc)
 {
-	uint64_t drain;
-
 	/* RS0: a wakeup meant for an earlier sleep must not end this one. */
-	while (read(r->efd, &drain, sizeof(drain)) > 0)
-		;
+	if (xr__ctl_drain(r->sock)) {
+		r->engine_gone = true;
+		return false;
+	}
 	/* RS1 */
 	for (uint32_t k = 0; k < r->n_rings; k++) {
 		struct xr_cursor *c = r->rings[k].cur;
 		xr_store_relaxed(&c->wake_pos, sc[k].end);
-		xr_store_relaxed(&c->wake_seq, sc[k].next_seq);
 		xr_store_relaxed(&c->wake_need, min - sc[k].count);
 	}
 	/* A generation no earlier sleep of this slot used, so that a
@@ -561,62 +562,98 @@ static bool go_to_sleep(struct xr_reader *r, uint32_t min, const struct xr_scan 
 	if (++r->sleep_gen == 0)
 		r->sleep_gen = 1;
 	/* RS2: pairs with the writer's W1, WK2. */
-	xr_store_sc(&r->slot->sleep_gen, r->sleep_gen);
+	xr_store_sc(&r->page->sleep_gen, r->sleep_gen);
 	/* RS4; and a writer blocked while we hold records short of min (its
 	 * kick may have come before our sleep_gen store). */
 	for (uint32_t k = 0; k < r->n_rings; k++)
 		if (xr_load_sc(&r->rings[k].rd->head) != sc[k].head ||
 		    (sc[k].count > 0 && xr_load_sc(&r->rings[k].rd->blocked))) {
-			xr_atomic_xchg(&r->slot->sleep_gen, 0);
+			xr_atomic_xchg(&r->page->sleep_gen, 0);
 			return false;
 		}
 	return true;
 }
 
-/* Sleeps on the eventfd until a writer says a batch of min is ready in
- * some ring, max_wait_ns passes, or the engine goes away: RS0-RS6 (top of
+/* RS6: ends a sleep; counts it, and its latency when a publish woke it. */
+static void wake_up(struct xr_reader *r, uint64_t slept_at)
+{
+	/* 0 means a writer took the sleep and signalled (or will). */
+	if (xr_atomic_xchg(&r->page->sleep_gen, 0) != 0)
+		return;
+	uint64_t now = xr__now_ns(), last = 0;
+	r->wakeups++;
+	/* From the newest publish: the one that woke us, or a later one (then
+	 * this reads a little low). */
+	for (uint32_t k = 0; k < r->n_rings; k++) {
+		uint64_t t = xr_load_relaxed(&r->rings[k].rd->publish_ns);
+		if (t > last)
+			last = t;
+	}
+	/* Only a publish during the sleep woke us; a kick for a blocked ring
+	 * or an eviction is not a wakeup latency. */
+	if (last > slept_at && now > last) {
+		r->wake_hist[lat_bucket(now - last)]++;
+		if (now - last > r->wake_max)
+			r->wake_max = now - last;
+	}
+}
+
+/* Whether xr_reader_cancel() asked this wait to end (and takes the ask). */
+static bool cancelled(struct xr_reader *r)
+{
+	uint64_t drain;
+
+	if (!xr_load_acquire(&r->cancel))
+		return false;
+	xr_store_relaxed(&r->cancel, 0);
+	while (read(r->cancel_fd, &drain, sizeof(drain)) > 0)
+		;
+	return true;
+}
+
+/* Sleeps until a writer says a batch of min is ready in some ring,
+ * max_wait_ns passes, the engine goes away, or the wait is cancelled
+ * (-EINTR: xr_reader_cancel, or a signal handler ran): RS0-RS6 (top of
  * shm/wake.c). sc[k] is what the last walk of ring k found. */
-static void sleep_on_eventfd(struct xr_reader *r, uint32_t min, int64_t wait_ns,
+static int sleep_until_woken(struct xr_reader *r, uint32_t min, int64_t wait_ns,
 			     const struct xr_scan *sc)
 {
 	uint64_t slept_at = xr__now_ns();
-
-	struct pollfd pf[2] = {{.fd = r->efd, .events = POLLIN}, {.fd = r->sock, .events = POLLIN}};
+	struct pollfd pf[2] = {{.fd = r->sock, .events = POLLIN},
+			       {.fd = r->cancel_fd, .events = POLLIN}};
 	struct timespec ts = {wait_ns / 1000000000, wait_ns % 1000000000};
+	int rc;
 
 	if (!go_to_sleep(r, min, sc))
-		return;
+		return 0;
 	/* RS5. Without a deadline, no timeout at all: everything that must
-	 * end a sleep writes the eventfd (a batch, a blocked ring, an eviction,
-	 * the engine closing) or hangs up the socket (the engine dying). */
-	ppoll(pf, 2, wait_ns < 0 ? NULL : &ts, NULL);
+	 * end a sleep sends a WAKE (a batch, a blocked ring, an eviction, the
+	 * engine closing) or hangs up the socket (the engine dying), and a
+	 * cancel writes the cancel eventfd. */
+	rc = ppoll(pf, 2, wait_ns < 0 ? NULL : &ts, NULL);
 	r->sleeps++;
-	if (pf[1].revents) {
-		char c;
-		/* The engine never talks first: readable means closed. */
-		if ((pf[1].revents & (POLLHUP | POLLERR)) ||
-		    recv(r->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
-			r->engine_gone = true;
+	if (pf[0].revents & (POLLHUP | POLLERR))
+		r->engine_gone = true;
+	wake_up(r, slept_at);
+	if (rc < 0 && errno == EINTR)
+		return -EINTR;
+	return cancelled(r) ? -EINTR : 0;
+}
+
+/* Takes what one walk of ring k found into b (or with b NULL, only counts
+ * it). Returns the count. */
+static int take(struct xr_reader *r, uint32_t k, uint32_t hi, struct xr_take *t, xr_batch *b)
+{
+	struct xr_ring_rd *rr = &r->rings[k];
+
+	if (!b) {
+		xr__rr_unpeek(rr);
+		return (int)t->count;
 	}
-	/* RS6: 0 means a writer took the sleep and signalled (or will). */
-	if (xr_atomic_xchg(&r->slot->sleep_gen, 0) == 0) {
-		uint64_t now = xr__now_ns(), last = 0;
-		r->wakeups++;
-		/* From the newest publish: the one that woke us, or a later
-		 * one (then this reads a little low). */
-		for (uint32_t k = 0; k < r->n_rings; k++) {
-			uint64_t t = xr_load_relaxed(&r->rings[k].rd->publish_ns);
-			if (t > last)
-				last = t;
-		}
-		/* Only a publish during the sleep woke us; a kick for a
-		 * blocked ring or an eviction is not a wakeup latency. */
-		if (last > slept_at && now > last) {
-			r->wake_hist[lat_bucket(now - last)]++;
-			if (now - last > r->wake_max)
-				r->wake_max = now - last;
-		}
-	}
+	xr__rr_commit(rr, t);
+	fill_batch(r, k, hi, t, b);
+	r->next_ring = (k + 1) % r->n_rings;
+	return (int)t->count;
 }
 
 /* xr_reader_read() when b is given; xr_reader_wait() (count only, take
@@ -626,7 +663,6 @@ static int read_or_wait(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wa
 {
 	uint64_t start = 0, last_alive = 0;
 	struct xr_scan sc[XR_MAX_RINGS];
-	struct xr_backoff bo;
 	struct xr_take t;
 	uint32_t hi;
 	int rc;
@@ -639,7 +675,7 @@ static int read_or_wait(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wa
 	if (rc < 0)
 		return rc;
 	if (r->armed) {
-		xr_atomic_xchg(&r->slot->sleep_gen, 0);
+		xr_atomic_xchg(&r->page->sleep_gen, 0);
 		r->armed = false;
 	}
 	hi = free_held(r);
@@ -647,7 +683,6 @@ static int read_or_wait(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wa
 	if (rc < 0)
 		return rc;
 
-	xr__backoff_init(&bo);
 	for (;;) {
 		uint32_t best = 0, best_k = 0;
 		bool closed = r->engine_gone ||
@@ -664,16 +699,8 @@ static int read_or_wait(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wa
 			 * can come: closed, a full walk, or a writer blocked on
 			 * the lease this very batch holds (shm/wake.c). */
 			if (t.count >= min ||
-			    (t.count > 0 && (closed || t.full || xr_load_acquire(&rr->rd->blocked)))) {
-				if (!b) {
-					xr__rr_unpeek(rr);
-					return (int)t.count;
-				}
-				xr__rr_commit(rr, &t);
-				fill_batch(r, k, hi, &t, b);
-				r->next_ring = (k + 1) % r->n_rings;
-				return (int)t.count;
-			}
+			    (t.count > 0 && (closed || t.full || xr_load_acquire(&rr->rd->blocked))))
+				return take(r, k, hi, &t, b);
 			sc[k] = (struct xr_scan){t.end, t.next_seq, t.head, t.count};
 			if (t.count > best) {
 				best = t.count;
@@ -686,17 +713,9 @@ static int read_or_wait(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wa
 		if (!start)
 			start = last_alive = now;
 		bool expired = max_wait_ns >= 0 && now - start >= (uint64_t)max_wait_ns;
-		if (expired && best > 0 && !b)
-			return (int)best;
 		if (expired && best > 0) {
-			struct xr_ring_rd *rr = &r->rings[best_k];
 			rc = peek(r, best_k, max, hi, &t);
-			if (rc < 0)
-				return rc;
-			xr__rr_commit(rr, &t);
-			fill_batch(r, best_k, hi, &t, b);
-			r->next_ring = (best_k + 1) % r->n_rings;
-			return (int)t.count;
+			return rc < 0 ? rc : take(r, best_k, hi, &t, b);
 		}
 		/* Everything published has been read: a closed arena ends here. */
 		if (closed)
@@ -713,18 +732,18 @@ static int read_or_wait(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wa
 		}
 		if (expired)
 			return 0;
-		if (r->opts.wait == XR_WAIT_SPIN) {
+		if (cancelled(r))
+			return -EINTR;
+		if (!r->woken || now - start < XR_SPIN_BEFORE_SLEEP_NS) {
 			xr_cpu_relax();
-		} else if (r->efd >= 0 && now - start >= XR_SPIN_BEFORE_SLEEP_NS) {
-			int64_t left = max_wait_ns < 0 ? -1 : max_wait_ns - (int64_t)(now - start);
-			sleep_on_eventfd(r, min, left, sc);
-			/* Asleep, the alive check's clock ran: check now. */
-			last_alive = 0;
-		} else if (r->efd >= 0) {
-			xr_cpu_relax();
-		} else {
-			xr__backoff_wait(&bo);
+			continue;
 		}
+		int64_t left = max_wait_ns < 0 ? -1 : max_wait_ns - (int64_t)(now - start);
+		rc = sleep_until_woken(r, min, left, sc);
+		if (rc < 0)
+			return rc;
+		/* Asleep, the alive check's clock ran: check now. */
+		last_alive = 0;
 	}
 }
 
@@ -748,7 +767,7 @@ int xr_reader_arm(xr_reader *r, uint32_t min)
 
 	if (!r || min == 0 || min > XR_BATCH_MAX)
 		return -EINVAL;
-	if (r->efd < 0)
+	if (!r->woken)
 		return -ENOTSUP;
 	rc = check_slot(r);
 	if (rc < 0)
@@ -768,7 +787,7 @@ int xr_reader_arm(xr_reader *r, uint32_t min)
 			return 1;
 		sc[k] = (struct xr_scan){t.end, t.next_seq, t.head, t.count};
 	}
-	/* As sleep_on_eventfd, without the sleep: the caller polls the fd. */
+	/* As sleep_until_woken, without the sleep: the caller polls the fd. */
 	if (!go_to_sleep(r, min, sc))
 		return 1;
 	r->armed = true;
@@ -786,7 +805,20 @@ int xr_reader_ring_memory(const xr_reader *r, uint32_t k, const void **base, uin
 
 int xr_reader_fd(const xr_reader *r)
 {
-	return r ? r->efd : -1;
+	return r && r->woken ? r->sock : -1;
+}
+
+void xr_reader_cancel(xr_reader *r)
+{
+	uint64_t one = 1;
+
+	if (!r)
+		return;
+	xr_store_release(&r->cancel, 1);
+	/* Async-signal-safe: a store and a write. A full counter (EAGAIN) is
+	 * already readable. */
+	if (write(r->cancel_fd, &one, sizeof(one)) < 0)
+		return;
 }
 
 int xr_batch_release(xr_reader *r, xr_batch *b)
@@ -853,6 +885,7 @@ void xr_reader_detach(xr_reader *r)
 	if (!r)
 		return;
 	teardown(r);
+	close(r->cancel_fd);
 	for (uint32_t i = 0; i < XR_HELD_MAX; i++)
 		free(r->idx[i]);
 	free(r);
@@ -860,7 +893,7 @@ void xr_reader_detach(xr_reader *r)
 
 void xr_reader_stream_facts(const xr_reader *r, xr_stream_facts *f)
 {
-	const struct xr_stream_desc *sd = &r->arena->hdr->streams[r->stream];
+	const struct xr_stream_desc *sd = &r->arena->lay.streams[r->stream];
 
 	f->name = sd->name;
 	f->policy = sd->policy;

@@ -1,4 +1,13 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The reader's side of the control protocol. Before it believes anything an
+ * engine says, a reader checks who the engine is: the directory the socket
+ * is in (control/run_dir.c), the uid at the other end of the socket
+ * (SO_PEERCRED), and later the owner of the arena it is handed
+ * (client/reader.c): root, the reader's own uid, or the engine uid it was
+ * told to expect. A local user who moved the socket aside and answered in
+ * its place is refused with XR_EUNTRUSTED and a reason naming the uid.
+ */
 #include <errno.h>
 #include <stdbool.h>
 #include <poll.h>
@@ -10,12 +19,16 @@
 #include <unistd.h>
 
 #include "control/client.h"
+#include "control/run_dir.h"
+#include "util/clock.h"
 #include "xring/error.h"
 #include "xring/reader.h"
 
 #define XR_CTL_REPLY_TIMEOUT_MS 5000 /* an engine answers in microseconds */
 
-static _Thread_local char last_reason[XR_CTL_REASON_MAX];
+#define XR_REASON_MAX 512
+
+static _Thread_local char last_reason[XR_REASON_MAX];
 
 const char *xr_last_reason(void)
 {
@@ -31,35 +44,81 @@ void xr__set_last_reason(const char *fmt, ...)
 	va_end(ap);
 }
 
-int xr__ctl_connect(const char *name)
+/* Connects to path; -ENOENT for no engine there (no file, or nobody
+ * listening: its engine was killed), else the socket or -errno. */
+static int connect_to(const char *path)
 {
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, rc;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		return fd;
+	rc = -errno;
+	close(fd);
+	return rc == -ECONNREFUSED ? -ENOENT : rc;
+}
+
+int xr__ctl_connect(const char *name, const struct xr_trust *t, struct ucred *peer)
+{
+	char path[108], why[XR_REASON_MAX], first[XR_REASON_MAX] = "";
 	int err = -ENOENT;
 
 	for (int k = 0;; k++) {
-		struct sockaddr_un sa = {.sun_family = AF_UNIX};
-		int rc = xr__ctl_path(sa.sun_path, sizeof(sa.sun_path), name, k, false);
-		if (rc == -ERANGE)
-			return err;
-		if (rc < 0)
-			return rc;
-		int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return -errno;
-		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			return fd;
-		rc = -errno;
-		close(fd);
-		/* No file, or a file nobody listens on (its engine was
-		 * killed): no engine here. */
-		if (rc != -ENOENT && rc != -ECONNREFUSED && err == -ENOENT)
+		int rc = xr__run_dir_lookup(name, t, k, path, sizeof(path), why, sizeof(why));
+		if (rc == -ERANGE || rc == -EINVAL)
+			break;
+		if (rc == 0) {
+			rc = connect_to(path);
+			if (rc == -EACCES)
+				snprintf(why, sizeof(why),
+					 "cannot connect to %s: permission denied (its mode does not let "
+					 "uid %u in; the engine's --allow-uid/--allow-gid set it)",
+					 path, (unsigned)geteuid());
+			else if (rc < 0 && rc != -ENOENT)
+				snprintf(why, sizeof(why), "cannot connect to %s: %s", path,
+					 strerror(-rc));
+		}
+		if (rc >= 0) {
+			socklen_t len = sizeof(*peer);
+			if (getsockopt(rc, SOL_SOCKET, SO_PEERCRED, peer, &len) < 0) {
+				close(rc);
+				return -errno;
+			}
+			if (xr__trusted_uid(t, peer->uid))
+				return rc;
+			close(rc);
+			snprintf(why, sizeof(why),
+				 "%s is served by uid %u, which is not root, this user, or the engine uid "
+				 "this reader was told to expect: refusing to trust it",
+				 path, (unsigned)peer->uid);
+			rc = XR_EUNTRUSTED;
+		}
+		if (rc == -ENOENT)
+			continue;
+		/* Remember the first thing that went wrong where an engine
+		 * might be, to say it if no engine is found anywhere. */
+		if (err == -ENOENT) {
 			err = rc;
+			snprintf(first, sizeof(first), "%s", why);
+		}
 	}
+	if (err != -ENOENT)
+		xr__set_last_reason("%s", first);
+	return err;
 }
 
-/* Sends a request and waits for its reply of type ok_type into body.
+/* Sends a request and waits for its reply of type ok_type into body, and
+ * an fd with it when fd_out is given. WAKE messages met on the way are
+ * dropped: they only say a batch may be ready.
  * Returns 0, the engine's error code (reason saved), or -errno. */
-static int request(int sock, uint16_t type, const void *body, uint32_t len, int efd,
-		   uint16_t ok_type, void *reply, uint32_t reply_len, int *fd_out)
+static int request(int sock, uint16_t type, const void *body, uint32_t len, uint16_t ok_type,
+		   void *reply, uint32_t reply_len, int *fd_out)
 {
 	static _Thread_local uint32_t next_id;
 	uint32_t id = ++next_id;
@@ -67,42 +126,49 @@ static int request(int sock, uint16_t type, const void *body, uint32_t len, int 
 		struct xr_ctl_hdr h;
 		uint8_t b[sizeof(struct xr_ctl_hdr) + sizeof(struct xr_ctl_error) + 8];
 	} u;
-	int fds[2], n_fds, n, rc;
+	int fds[XR_CTL_FDS_MAX], n_fds, n, rc;
 	struct pollfd pf = {.fd = sock, .events = POLLIN};
+	uint64_t deadline = xr__now_ns() + XR_CTL_REPLY_TIMEOUT_MS * 1000000ull;
 
-	rc = xr__ctl_send(sock, type, id, body, len, efd >= 0 ? &efd : NULL, efd >= 0);
+	if (fd_out)
+		*fd_out = -1;
+	rc = xr__ctl_send(sock, type, id, body, len, NULL, 0);
 	/* A refusal at accept comes before our request is read, and the engine
 	 * hangs up: the send fails, but its ERROR may wait in the socket. */
 	if (rc < 0 && rc != -EPIPE && rc != -ECONNRESET)
 		goto hung_up;
-	do
-		rc = poll(&pf, 1, XR_CTL_REPLY_TIMEOUT_MS);
-	while (rc < 0 && errno == EINTR);
-	if (rc == 0) {
-		xr__set_last_reason("the engine did not answer within %d ms",
-				    XR_CTL_REPLY_TIMEOUT_MS);
-		return -ETIMEDOUT;
-	}
-	n = xr__ctl_recv(sock, u.b, sizeof(u.b), fds, &n_fds, 0);
-	/* An engine that hangs up with our request unread makes the kernel
-	 * report ECONNRESET once, ahead of the reply it queued: read on. */
-	if (n == -ECONNRESET)
-		n = xr__ctl_recv(sock, u.b, sizeof(u.b), fds, &n_fds, MSG_DONTWAIT);
-	if (n <= 0) {
-		rc = n;
-		goto hung_up;
+	for (;;) {
+		uint64_t now = xr__now_ns();
+		int ms = now >= deadline ? 0 : (int)((deadline - now) / 1000000) + 1;
+		do
+			rc = poll(&pf, 1, ms);
+		while (rc < 0 && errno == EINTR);
+		if (rc == 0) {
+			xr__set_last_reason("the engine did not answer within %d ms",
+					    XR_CTL_REPLY_TIMEOUT_MS);
+			return -ETIMEDOUT;
+		}
+		n = xr__ctl_recv(sock, u.b, sizeof(u.b), fds, &n_fds, 0);
+		/* An engine that hangs up with our request unread makes the kernel
+		 * report ECONNRESET once, ahead of the reply it queued: read on. */
+		if (n == -ECONNRESET)
+			n = xr__ctl_recv(sock, u.b, sizeof(u.b), fds, &n_fds, MSG_DONTWAIT);
+		if (n <= 0 && n != -EMSGSIZE) {
+			rc = n;
+			goto hung_up;
+		}
+		if (n >= (int)sizeof(u.h) && u.h.magic == XR_CTL_MAGIC && u.h.type == XR_CTL_WAKE &&
+		    n_fds == 0)
+			continue;
+		break;
 	}
 	/* An ERROR before any request was read carries id 0. */
-	bool early = (size_t)n >= sizeof(u.h) && u.h.type == XR_CTL_ERROR && u.h.id == 0;
-	if (fd_out && n_fds == 1) {
+	bool early = n >= (int)sizeof(u.h) && u.h.type == XR_CTL_ERROR && u.h.id == 0;
+	for (int i = fd_out && n_fds == 1 ? 1 : 0; i < n_fds; i++)
+		close(fds[i]);
+	if (fd_out && n_fds == 1)
 		*fd_out = fds[0];
-	} else {
-		for (int i = 0; i < n_fds; i++)
-			close(fds[i]);
-		if (fd_out)
-			*fd_out = -1;
-	}
-	if ((size_t)n < sizeof(u.h) || u.h.magic != XR_CTL_MAGIC || u.h.version != XR_CTL_VERSION ||
+	if (n < (int)sizeof(u.h) || u.h.magic != XR_CTL_MAGIC || u.h.version != XR_CTL_VERSION ||
 	    u.h.len != (uint32_t)n - sizeof(u.h) || (u.h.id != id && !early))
 		goto proto;
 	if (u.h.type == XR_CTL_ERROR && u.h.len == sizeof(struct xr_ctl_error)) {
@@ -110,8 +176,10 @@ static int request(int sock, uint16_t type, const void *body, uint32_t len, int 
 		memcpy(&e, u.b + sizeof(u.h), sizeof(e));
 		e.reason[sizeof(e.reason) - 1] = '\0';
 		xr__set_last_reason("%s", e.reason);
-		if (fd_out && *fd_out >= 0)
+		if (fd_out && *fd_out >= 0) {
 			close(*fd_out);
+			*fd_out = -1;
+		}
 		/* Only codes an engine can mean; anything else is garbage. */
 		return e.code < 0 && e.code > -(XR_ERRNO_BASE + 100) ? e.code : -EPROTO;
 	}
@@ -121,8 +189,10 @@ static int request(int sock, uint16_t type, const void *body, uint32_t len, int 
 		memcpy(reply, u.b + sizeof(u.h), reply_len);
 	return 0;
 proto:
-	if (fd_out && *fd_out >= 0)
+	if (fd_out && *fd_out >= 0) {
 		close(*fd_out);
+		*fd_out = -1;
+	}
 	xr__set_last_reason("the engine's reply is not the xring control protocol");
 	return -EPROTO;
 hung_up:
@@ -132,19 +202,37 @@ hung_up:
 
 int xr__ctl_attach(int sock, int *arena_fd, struct xr_ctl_attached *out)
 {
-	return request(sock, XR_CTL_ATTACH, NULL, 0, -1, XR_CTL_ATTACHED, out, sizeof(*out),
-		       arena_fd);
+	return request(sock, XR_CTL_ATTACH, NULL, 0, XR_CTL_ATTACHED, out, sizeof(*out), arena_fd);
 }
 
-int xr__ctl_subscribe(int sock, const struct xr_ctl_subscribe *m, int efd,
+int xr__ctl_subscribe(int sock, const struct xr_ctl_subscribe *m, int *page_fd,
 		      struct xr_ctl_subscribed *out)
 {
-	return request(sock, XR_CTL_SUBSCRIBE, m, sizeof(*m), efd, XR_CTL_SUBSCRIBED, out,
-		       sizeof(*out), NULL);
+	return request(sock, XR_CTL_SUBSCRIBE, m, sizeof(*m), XR_CTL_SUBSCRIBED, out, sizeof(*out),
+		       page_fd);
 }
 
 int xr__ctl_detach(int sock, uint32_t slot)
 {
 	struct xr_ctl_detach m = {.slot = slot};
-	return request(sock, XR_CTL_DETACH, &m, sizeof(m), -1, XR_CTL_OK, NULL, 0, NULL);
+	return request(sock, XR_CTL_DETACH, &m, sizeof(m), XR_CTL_OK, NULL, 0, NULL);
+}
+
+bool xr__ctl_drain(int sock)
+{
+	struct xr_ctl_hdr h;
+	int fds[XR_CTL_FDS_MAX], n_fds;
+
+	for (;;) {
+		int n = xr__ctl_recv(sock, &h, sizeof(h), fds, &n_fds, MSG_DONTWAIT);
+		for (int i = 0; i < n_fds; i++)
+			close(fds[i]);
+		if (n == -EAGAIN)
+			return false;
+		/* End of connection, or an error on it: the engine is gone.
+		 * Anything else an engine sends unasked is a wake (or, after
+		 * an eviction, a kick): dropped, it said all it had to. */
+		if (n == 0 || (n < 0 && n != -EMSGSIZE))
+			return true;
+	}
 }

@@ -5,24 +5,36 @@
 /* The reader's side of the control protocol (control/proto.h). Each call
  * is one request and its reply; a refusal's reason goes to xr_last_reason(). */
 
-#include "control/proto.h"
+#include <stdbool.h>
+#include <sys/socket.h>
 
-/* Connects to engine name's control socket. Returns the socket, -ENOENT
- * when no engine of that name serves one (no socket, or a stale one
- * nobody answers on), or -errno (-EACCES: the socket's mode refused us). */
-int xr__ctl_connect(const char *name);
+#include "control/proto.h"
+#include "util/fs.h"
+
+/* Connects to engine name's control socket, looking only in directories t
+ * trusts, and checks who answers: *peer has its credentials. Returns the
+ * socket; -ENOENT when no engine of that name serves one (no socket, or a
+ * stale one nobody answers on); XR_EUNTRUSTED when the only one found is
+ * served by, or lives in a directory of, a uid t does not trust; -EACCES
+ * when this user may not reach it; or -errno. The reason, naming the path,
+ * is in xr_last_reason(). */
+int xr__ctl_connect(const char *name, const struct xr_trust *t, struct ucred *peer);
 
 /* ATTACH: on success *arena_fd is the engine's arena, ours to close. */
 int xr__ctl_attach(int sock, int *arena_fd, struct xr_ctl_attached *out);
 
-/* SUBSCRIBE, passing efd (or -1). */
-int xr__ctl_subscribe(int sock, const struct xr_ctl_subscribe *m, int efd,
+/* SUBSCRIBE: on success *page_fd is this reader's peer page, ours to close. */
+int xr__ctl_subscribe(int sock, const struct xr_ctl_subscribe *m, int *page_fd,
 		      struct xr_ctl_subscribed *out);
 
 /* DETACH slot; waits for the engine's OK (so that the slot is free when
  * this returns). */
 int xr__ctl_detach(int sock, uint32_t slot);
 
-void xr__set_last_reason(const char *fmt, ...);
+/* Reads and drops every WAKE waiting on sock without blocking. Returns
+ * whether the engine hung up. */
+bool xr__ctl_drain(int sock);
+
+void xr__set_last_reason(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

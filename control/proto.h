@@ -11,16 +11,20 @@
  * same tables with the sequence of a session.
  *
  *   reader                              engine
+ *   (checks the socket's peer: SO_PEERCRED uid trusted)
  *   ATTACH            ------------>     checks SO_PEERCRED against the allow-list
- *                     <------------     ATTACHED + SCM_RIGHTS(arena fd)
- *   SUBSCRIBE         ------------>     claims a reader slot, keeps the eventfd
- *    + SCM_RIGHTS(eventfd)
- *                     <------------     SUBSCRIBED (slot)
- *   ... reads through shared memory; the engine writes the eventfd ...
- *   DETACH            ------------>     frees the slot, closes the eventfd
+ *                     <------------     ATTACHED + SCM_RIGHTS(arena fd, O_RDONLY)
+ *   (checks the file: regular, owned by the peer's uid)
+ *   SUBSCRIBE         ------------>     claims a reader slot with a new page
+ *                     <------------     SUBSCRIBED + SCM_RIGHTS(page memfd)
+ *   ... reads through shared memory, writes only its page ...
+ *                     <------------     WAKE (when the batch it sleeps for is there)
+ *   DETACH            ------------>     frees the slot
  *                     <------------     OK
  * Closing the socket (or dying) is a detach. The engine closing it means the
- * engine is gone.
+ * engine is gone. The engine takes no file descriptors from a peer: the
+ * socket refuses them where the kernel can (SO_PASSRIGHTS), and a message
+ * that brings any is an error.
  */
 
 #include <stdbool.h>
@@ -31,7 +35,7 @@
 #include "xring/reader.h"
 
 #define XR_CTL_MAGIC 0x31435258u /* "XRC1" */
-#define XR_CTL_VERSION 1u
+#define XR_CTL_VERSION 2u
 
 enum xr_ctl_type {
 	XR_CTL_ATTACH = 1,
@@ -40,6 +44,7 @@ enum xr_ctl_type {
 	XR_CTL_OK = 0x81,
 	XR_CTL_ATTACHED = 0x82,
 	XR_CTL_SUBSCRIBED = 0x83,
+	XR_CTL_WAKE = 0x84,     /* unsolicited, no body: a sleep's batch is there */
 	XR_CTL_ERROR = 0xff,
 };
 
@@ -72,7 +77,7 @@ struct xr_ctl_filter {
 	xr_id_range players[XR_FILTER_RANGES_MAX];
 };
 
-#define XR_CTL_SUB_EVENTFD 1u /* an eventfd comes with the message */
+#define XR_CTL_SUB_WAKE 1u /* send WAKE messages when this reader sleeps */
 
 struct xr_ctl_subscribe {
 	char stream[XR_STREAM_NAME_MAX + 1];
@@ -86,7 +91,7 @@ struct xr_ctl_subscribed {
 	uint32_t slot;
 	uint32_t stream;
 	uint32_t policy;  /* in force */
-	uint32_t pad_;
+	uint32_t gen;     /* the slot's claim count, as the reader table shows it */
 };
 
 struct xr_ctl_detach {
@@ -94,7 +99,7 @@ struct xr_ctl_detach {
 	uint32_t pad_;
 };
 
-#define XR_CTL_REASON_MAX 200
+#define XR_CTL_REASON_MAX 256
 
 struct xr_ctl_error {
 	int32_t code;    /* negative errno or XR_E* */
@@ -113,17 +118,12 @@ int xr__ctl_filter_from_wire(xr_filter *f, const struct xr_ctl_filter *w);
 int xr__ctl_send(int sock, uint16_t type, uint32_t id, const void *body, uint32_t len,
 		 const int *fds, int n_fds);
 
-/* Receives one message into buf[0..cap) and up to 2 fds (close-on-exec);
- * returns its length, 0 at end of connection, -EMSGSIZE if it was cut,
- * -ETOOMANYREFS if more fds came than the buffer holds (8; fds closed), or
- * -errno. Extra fds beyond 2 are closed. */
+/* Receives one message into buf[0..cap), and every fd that came with it
+ * (close-on-exec) into fds[0..*n_fds), up to XR_CTL_FDS_MAX: the kernel's
+ * own limit per message, so none is ever left for the kernel to close
+ * here. The caller owns them all. Returns its length, 0 at end of
+ * connection, -EMSGSIZE if it was cut, or -errno. */
+#define XR_CTL_FDS_MAX 253
 int xr__ctl_recv(int sock, void *buf, uint32_t cap, int *fds, int *n_fds, int flags);
-
-/* The directory control sockets live in: $XRING_RUN_DIR if set, else
- * /run/xring, or /tmp/xring when /run is not writable (the engine's side:
- * creating = true makes it). Writes DIR/NAME.sock into path. 0, -EINVAL
- * for a bad name or too long a path, or -errno. k picks among candidates
- * for readers (0, 1, ...): -ERANGE past the last. */
-int xr__ctl_path(char *path, size_t len, const char *name, int k, bool creating);
 
 #endif

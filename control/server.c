@@ -2,20 +2,30 @@
 /*
  * The control server: one thread per engine, whatever the number of readers,
  * serving the Unix socket readers attach through (control/proto.h). It is on
- * the control path only: after SUBSCRIBED, records and wakeups go through
- * shared memory and eventfds without it.
+ * the control path only: after SUBSCRIBED, records go through shared memory,
+ * and wakeups are the writers' sends on the same connection (shm/wake.c).
  *
- * It owns the reader slots it hands out: only this thread frees them, when
- * the reader detaches or its connection ends, which the kernel reports the
- * moment the reader's process dies. Ownership is recorded in the engine's
- * own memory (arena->ctl_owned), not in the slot, which its reader could
- * rewrite. Writers still evict such a reader for a bad cursor, but never
- * reap it by pid, so a slot is never freed twice or under a new owner.
- *
- * Everything a peer sends is untrusted: a message that is not exactly one
- * of the protocol's gets ERROR with a one-line reason, and its connection
- * is closed; fds that come with it are closed unless the message is a
- * SUBSCRIBE that wants exactly one eventfd.
+ * Every peer is hostile until proven otherwise, and even then untrusted:
+ *   - Who: SO_PEERCRED (and SO_PEERGROUPS) against the allow-list, at accept
+ *     and again at ATTACH. A peer is known by its connection (an owner id
+ *     the engine gives out), never by a pid.
+ *   - How much: per connection a request rate; per uid, over all its
+ *     connections, connections, reader slots and a request rate
+ *     (control/limits.c). Every refusal names the limit.
+ *   - What it sends: a message that is not exactly one of the protocol's gets
+ *     ERROR with a one-line reason and the connection is closed. The engine
+ *     takes no descriptors: the listening socket refuses SCM_RIGHTS where
+ *     the kernel can (SO_PASSRIGHTS, inherited by every connection), and
+ *     where it cannot, a message that brings any is an error.
+ *   - What it could make us wait on: nothing. This thread makes no blocking
+ *     call on anything a peer owns. Sends are MSG_DONTWAIT on sockets the
+ *     engine accepted. Descriptors a peer touched (what it passed, the
+ *     connection itself, whose unread messages may hold descriptors in
+ *     flight) are shut down here, which cannot block, and closed by the
+ *     closing thread (control/closer.c), which may.
+ *   - What it holds: its reader slot, owned in the engine's memory by its
+ *     connection (shm/peers.c) and released the moment the connection
+ *     ends: DETACH, hangup, or death.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,40 +37,76 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "control/closer.h"
+#include "control/limits.h"
 #include "control/proto.h"
+#include "control/run_dir.h"
 #include "control/server.h"
 #include "record/filter.h"
 #include "shm/arena_priv.h"
-#include "shm/atomics.h"
-#include "shm/wake.h"
+#include "shm/peers.h"
 #include "util/clock.h"
-#include "util/proc.h"
 #include "xring/error.h"
+#include "xring/server.h"
+
+#ifndef SO_PASSRIGHTS
+#define SO_PASSRIGHTS 83 /* Linux 6.16 */
+#endif
 
 #define XR_CTL_BURST 32      /* requests a connection may send at once */
 #define XR_CTL_RATE 16       /* ...and per second after that */
+#define XR_CTL_UID_BURST 128 /* requests a uid may send at once, all connections */
+#define XR_CTL_UID_RATE 64   /* ...and per second after that */
 #define XR_CTL_IDLE_MS 5000  /* a connection must ATTACH within this (default) */
+#define XR_CTL_CLOSING_MAX 64 /* a uid's descriptors still closing: refuse it */
+#define XR_CTL_ACCEPT_PAUSE_MS 100 /* out of descriptors: stop accepting this long */
+
+static bool use_passrights = true;
+static _Thread_local char server_note[XR_CTL_REASON_MAX];
+
+const char *xr_server_last_note(void)
+{
+	return server_note;
+}
+
+static void set_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void set_note(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(server_note, sizeof(server_note), fmt, ap);
+	va_end(ap);
+}
+
+void xr__server_test_passrights(bool on)
+{
+	use_passrights = on;
+}
 
 struct conn {
 	int fd;
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
+	struct xr_owner owner;
 	bool attached;
 	int slot;                /* -1: none */
-	double tokens;
-	uint64_t last_ns;
+	struct xr_bucket bucket;
 	uint64_t born_ns;
 };
 
-struct xr_ctl {
+struct xr_server {
 	struct xr_arena *a;
 	int lfd;
+	int ro_fd;               /* the arena, O_RDONLY: what peers are given */
 	int stop_fd;             /* eventfd: stop the thread */
 	pthread_t th;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -69,9 +115,16 @@ struct xr_ctl {
 	uint32_t max_conns, n_conns;
 	struct conn *conns;
 	uint32_t idle_ms;        /* a connection must ATTACH within this */
+	struct xr_limits lim;
+	struct xr_closer *closer;
+	uint64_t accept_after_ns; /* out of descriptors: no accept before */
+	uint8_t wake_msg[sizeof(struct xr_ctl_hdr)];
 };
 
-static void send_error(struct conn *k, uint32_t id, int code, const char *fmt, ...)
+static void send_error(int fd, uint32_t id, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void send_error(int fd, uint32_t id, int code, const char *fmt, ...)
 {
 	struct xr_ctl_error e = {.code = code};
 	va_list ap;
@@ -79,42 +132,37 @@ static void send_error(struct conn *k, uint32_t id, int code, const char *fmt, .
 	va_start(ap, fmt);
 	vsnprintf(e.reason, sizeof(e.reason), fmt, ap);
 	va_end(ap);
-	/* Best effort: the peer may be gone already. */
-	xr__ctl_send(k->fd, XR_CTL_ERROR, id, &e, sizeof(e), NULL, 0);
+	/* Best effort, never waiting: the peer may be gone, or not reading. */
+	xr__ctl_send(fd, XR_CTL_ERROR, id, &e, sizeof(e), NULL, 0);
 }
 
-/* Frees a slot this server handed out. Writers may be evicting it at the
- * same moment (ACTIVE -> EVICTED); nobody else frees it. */
-static void release_slot(struct xr_ctl *c, uint32_t slot)
+/* The end of a peer's descriptor: hung up here (the peer sees it at once),
+ * closed by the closing thread. */
+static void dispose(struct xr_server *c, int fd, uint32_t uid)
 {
-	struct xr_arena *a = c->a;
-	struct xr_reader_slot *s = &a->slots[slot];
-	uint32_t st = xr_load_acquire(&s->state);
-
-	if (a->wake)
-		xr__wake_remove(a->wake, slot);
-	while (!xr_cas(&s->state, &st, XR_SLOT_REAPING))
-		;
-	for (uint32_t r = 0; r < a->hdr->n_rings; r++)
-		xr_store_release(&xr__cursor(a, r, slot)->lease, XR_NO_LEASE);
-	xr_store_relaxed(&s->sleep_gen, 0);
-	xr_store_relaxed(&s->flags, 0);
-	xr_store_release(&s->state, XR_SLOT_FREE);
-	/* A zero pid is what makes the slot claimable again. Ownership goes
-	 * after it: a reaper that saw the old (dead) pid must still find the
-	 * slot ours, or it could free it under a new claim. (A new direct
-	 * claim that finds it ours for an instant is merely not reaped.) */
-	xr_store_release(&s->pid, 0);
-	atomic_store_explicit(&a->ctl_owned[slot], 0, memory_order_release);
+	shutdown(fd, SHUT_RDWR);
+	xr__closer_put(c->closer, fd, uid);
 }
 
-static void drop_conn(struct xr_ctl *c, uint32_t i)
+static void dispose_fds(struct xr_server *c, const int *fds, int n, uint32_t uid)
+{
+	for (int i = 0; i < n; i++)
+		xr__closer_put(c->closer, fds[i], uid);
+}
+
+static void drop_conn(struct xr_server *c, uint32_t i)
 {
 	struct conn *k = &c->conns[i];
+	struct xr_uid_use *u = xr__limits_uid(&c->lim, k->uid, k->born_ns);
 
-	if (k->slot >= 0)
-		release_slot(c, (uint32_t)k->slot);
-	close(k->fd);
+	if (k->slot >= 0) {
+		xr__peers_release_owner(c->a, &k->owner);
+		if (u)
+			u->readers--;
+	}
+	if (u)
+		u->conns--;
+	dispose(c, k->fd, k->uid);
 	c->conns[i] = c->conns[--c->n_conns];
 }
 
@@ -128,22 +176,22 @@ static bool in_list(const uint32_t *l, uint32_t n, uint32_t v)
 
 /* SO_PEERCRED's uid against the allow-list; its groups (SO_PEERGROUPS,
  * supplementary ones included, however many) against the gid list. */
-static bool peer_allowed(const struct xr_ctl *c, const struct conn *k)
+static bool peer_allowed(const struct xr_server *c, int fd, uid_t uid, gid_t gid)
 {
 	gid_t small[64], *groups = small;
 	socklen_t len = sizeof(small);
 	bool ok = false;
 
-	if (k->uid == geteuid() || in_list(c->allow_uid, c->n_uid, k->uid))
+	if (uid == geteuid() || in_list(c->allow_uid, c->n_uid, uid))
 		return true;
-	if (in_list(c->allow_gid, c->n_gid, k->gid))
+	if (in_list(c->allow_gid, c->n_gid, gid))
 		return true;
 	if (!c->n_gid)
 		return false;
-	if (getsockopt(k->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
 		/* ERANGE: more groups than fit; len now says how many bytes. */
 		if (errno != ERANGE || !(groups = malloc(len)) ||
-		    getsockopt(k->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+		    getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
 			if (groups != small)
 				free(groups);
 			return false;
@@ -156,201 +204,221 @@ static bool peer_allowed(const struct xr_ctl *c, const struct conn *k)
 	return ok;
 }
 
-static bool is_eventfd(int fd)
+static void refuse_peer(const struct xr_server *c, int fd, uint32_t id, uid_t uid, gid_t gid)
 {
-	char path[64], link[64];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0)
-		return false;
-	link[n] = '\0';
-	return strcmp(link, "anon_inode:[eventfd]") == 0;
-}
-
-static int claim_slot(struct xr_ctl *c, const struct conn *k, uint32_t stream, uint32_t policy,
-		      const char *label)
-{
-	struct xr_arena *a = c->a;
-
-	for (uint32_t i = 0; i < a->hdr->max_readers; i++) {
-		struct xr_reader_slot *s = &a->slots[i];
-		int32_t zero = 0;
-
-		if (xr_load_relaxed(&s->pid) != 0)
-			continue;
-		/* Claimed with -1 first: a reaper skips a slot whose pid is not
-		 * positive, so it cannot free this one while it is filled in,
-		 * and finds it in ctl_owned by the time it sees the pid. */
-		if (!atomic_compare_exchange_strong_explicit(&s->pid, &zero, -1,
-							     memory_order_acq_rel,
-							     memory_order_relaxed))
-			continue;
-		s->pid_start = xr__proc_start(k->pid);
-		s->stream = stream;
-		s->policy = policy;
-		s->gen++;
-		s->attach_ns = xr__wall_ns();
-		xr_store_relaxed(&s->flags, XR_SLOT_F_CONTROL); /* for tools; reapers look at ctl_owned */
-		atomic_store_explicit(&a->ctl_owned[i], 1, memory_order_relaxed);
-		xr_store_relaxed(&s->sleep_gen, 0);
-		xr_store_relaxed(&s->evict_reason, XR_EVICT_NONE);
-		memset(s->label, 0, sizeof(s->label));
-		memcpy(s->label, label, strnlen(label, sizeof(s->label) - 1));
-		xr_store_release(&s->state, XR_SLOT_CLAIMED);
-		xr_store_release(&s->pid, (int32_t)k->pid);
-		return (int)i;
-	}
-	return -EBUSY;
-}
-
-static void refuse_peer(const struct xr_ctl *c, struct conn *k, uint32_t id)
-{
-	send_error(k, id, -EACCES,
+	send_error(fd, id, -EACCES,
 		   "engine %s refuses uid %u (gid %u): allowed are uid %u%s; start it with "
 		   "--allow-uid %u or --allow-gid %u",
-		   c->a->hdr->name, (unsigned)k->uid, (unsigned)k->gid, (unsigned)geteuid(),
+		   c->a->lay.name, (unsigned)uid, (unsigned)gid, (unsigned)geteuid(),
 		   c->n_uid || c->n_gid ? " and its --allow-uid/--allow-gid lists" : " only",
-		   (unsigned)k->uid, (unsigned)k->gid);
+		   (unsigned)uid, (unsigned)gid);
 }
 
-static void do_attach(struct xr_ctl *c, uint32_t ci, const struct xr_ctl_hdr *h)
+static void do_attach(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr *h)
 {
 	struct conn *k = &c->conns[ci];
-	const struct xr_arena_hdr *ah = c->a->hdr;
+	const struct xr_layout *l = &c->a->lay;
 
 	/* Checked at accept already; again here, where the reply has an id. */
-	if (!peer_allowed(c, k)) {
-		refuse_peer(c, k, h->id);
+	if (!peer_allowed(c, k->fd, k->uid, k->gid)) {
+		refuse_peer(c, k->fd, h->id, k->uid, k->gid);
 		drop_conn(c, ci);
 		return;
 	}
 	struct xr_ctl_attached r = {
-		.layout_version = ah->layout_version,
-		.max_readers = ah->max_readers,
-		.fingerprint = ah->fingerprint,
-		.engine_pid = ah->writer_pid,
+		.layout_version = XR_LAYOUT_VERSION,
+		.max_readers = l->max_readers,
+		.fingerprint = xr__layout_fingerprint(),
+		.engine_pid = l->writer_pid,
 	};
-	if (xr__ctl_send(k->fd, XR_CTL_ATTACHED, h->id, &r, sizeof(r), &c->a->fd, 1) < 0) {
+	if (xr__ctl_send(k->fd, XR_CTL_ATTACHED, h->id, &r, sizeof(r), &c->ro_fd, 1) < 0) {
 		drop_conn(c, ci);
 		return;
 	}
 	k->attached = true;
 }
 
-static void do_subscribe(struct xr_ctl *c, uint32_t ci, const struct xr_ctl_hdr *h,
-			 const struct xr_ctl_subscribe *m, int efd)
+/* The stream and policy a SUBSCRIBE asks for, checked against the engine's
+ * own copy of the layout; its filter compiled. 0, or an error with the
+ * reason sent. */
+static int check_subscribe(struct xr_server *c, struct conn *k, const struct xr_ctl_hdr *h,
+			   const struct xr_ctl_subscribe *m, uint32_t *stream, uint32_t *policy,
+			   struct xr_filt *filt)
 {
-	struct conn *k = &c->conns[ci];
-	struct xr_arena *a = c->a;
-	struct xr_filt filt;
+	const struct xr_layout *l = &c->a->lay;
 	xr_filter f;
-	int stream = -1, slot;
+	int s = -1;
 
-#define FAIL(code, ...) do { send_error(k, h->id, code, __VA_ARGS__); goto fail; } while (0)
+#define REFUSE(code, ...) do { send_error(k->fd, h->id, code, __VA_ARGS__); return code; } while (0)
 	if (!k->attached)
-		FAIL(-EPROTO, "SUBSCRIBE before ATTACH");
+		REFUSE(-EPROTO, "SUBSCRIBE before ATTACH");
 	if (k->slot >= 0)
-		FAIL(-EINVAL, "this connection has a reader already: one reader per connection");
+		REFUSE(-EINVAL, "this connection has a reader already: one reader per connection");
 	if (!memchr(m->stream, 0, sizeof(m->stream)) || !memchr(m->label, 0, sizeof(m->label)))
-		FAIL(-EPROTO, "malformed SUBSCRIBE: stream or label not NUL-terminated");
-	if (m->flags & ~XR_CTL_SUB_EVENTFD)
-		FAIL(-EPROTO, "malformed SUBSCRIBE: unknown flag bits 0x%x",
-		     m->flags & ~XR_CTL_SUB_EVENTFD);
-	if (!(m->flags & XR_CTL_SUB_EVENTFD) != (efd < 0))
-		FAIL(-EPROTO, "malformed SUBSCRIBE: the EVENTFD flag and the fds passed disagree");
-	if (efd >= 0 && !is_eventfd(efd))
-		FAIL(-EPROTO, "malformed SUBSCRIBE: the fd passed is not an eventfd");
-	for (uint32_t i = 0; i < a->hdr->n_streams; i++)
-		if (!strncmp(a->hdr->streams[i].name, m->stream, sizeof(m->stream)))
-			stream = (int)i;
-	if (stream < 0)
-		FAIL(-ENOENT, "engine %s has no stream \"%s\"", a->hdr->name, m->stream);
-	const struct xr_stream_desc *sd = &a->hdr->streams[stream];
-	uint32_t policy = m->policy ? m->policy : sd->policy;
-	if (policy > XR_POLICY_LOSSY)
-		FAIL(-EINVAL, "unknown policy %u", m->policy);
-	if (policy == XR_POLICY_LOSSLESS && sd->policy == XR_POLICY_LOSSY)
-		FAIL(XR_EPOLICY, "stream %s is lossy: a lossless reader cannot be promised "
-				 "every record; attach with policy lossy",
-		     sd->name);
+		REFUSE(-EPROTO, "malformed SUBSCRIBE: stream or label not NUL-terminated");
+	if (m->flags & ~XR_CTL_SUB_WAKE)
+		REFUSE(-EPROTO, "malformed SUBSCRIBE: unknown flag bits 0x%x",
+		       m->flags & ~XR_CTL_SUB_WAKE);
+	for (uint32_t i = 0; i < l->n_streams; i++)
+		if (!strncmp(l->streams[i].name, m->stream, sizeof(m->stream)))
+			s = (int)i;
+	if (s < 0)
+		REFUSE(-ENOENT, "engine %s has no stream \"%s\"", c->a->lay.name, m->stream);
+	const struct xr_stream_desc *sd = &l->streams[s];
+	*stream = (uint32_t)s;
+	*policy = m->policy ? m->policy : sd->policy;
+	if (*policy > XR_POLICY_LOSSY)
+		REFUSE(-EINVAL, "unknown policy %u", m->policy);
+	if (*policy == XR_POLICY_LOSSLESS && sd->policy == XR_POLICY_LOSSY)
+		REFUSE(XR_EPOLICY, "stream %s is lossy: a lossless reader cannot be promised every "
+				   "record; attach with policy lossy",
+		       sd->name);
 	if (xr__ctl_filter_from_wire(&f, &m->filter) < 0 ||
-	    xr__filter_compile(&filt, &f,
+	    xr__filter_compile(filt, &f,
 			       sd->record_kind == XR_RECORD_EXPERIENCE ? &sd->shape : NULL) < 0)
-		FAIL(-EINVAL, "bad filter: ranges out of order or too many, rate not in [0, 1], "
-			      "or a filter on a stream without Experience records");
-	slot = claim_slot(c, k, (uint32_t)stream, policy, m->label);
-	if (slot < 0)
-		FAIL(-EBUSY, "engine %s has all %u reader slots taken (--max-readers %u)",
-		     a->hdr->name, a->hdr->max_readers, a->hdr->max_readers);
-	k->slot = slot;
-	if (efd >= 0 && a->wake) {
-		xr__wake_add(a->wake, (uint32_t)slot, efd, &filt);
-		efd = -1; /* the wake table owns it now */
-	}
-	if (efd >= 0)
-		close(efd);
-	struct xr_ctl_subscribed r = {.slot = (uint32_t)slot, .stream = (uint32_t)stream,
-				      .policy = policy};
-	if (xr__ctl_send(k->fd, XR_CTL_SUBSCRIBED, h->id, &r, sizeof(r), NULL, 0) < 0)
-		drop_conn(c, ci);
-	return;
-fail:
-#undef FAIL
-	if (efd >= 0)
-		close(efd);
-	drop_conn(c, ci);
+		REFUSE(-EINVAL, "bad filter: ranges out of order or too many, rate not in [0, 1], or "
+				"a filter on a stream without Experience records");
+#undef REFUSE
+	return 0;
 }
 
-static void do_detach(struct xr_ctl *c, uint32_t ci, const struct xr_ctl_hdr *h,
+static void do_subscribe(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr *h,
+			 const struct xr_ctl_subscribe *m)
+{
+	struct conn *k = &c->conns[ci];
+	const struct xr_layout *l = &c->a->lay;
+	struct xr_uid_use *u = xr__limits_uid(&c->lim, k->uid, xr__now_ns());
+	struct xr_filt filt;
+	uint32_t stream, policy;
+	int slot, page_fd = -1;
+
+	if (check_subscribe(c, k, h, m, &stream, &policy, &filt) < 0) {
+		drop_conn(c, ci);
+		return;
+	}
+	if (!u || u->readers >= c->lim.readers_per_uid) {
+		send_error(k->fd, h->id, -EBUSY,
+			   "uid %u holds %u readers of engine %s, its limit (--max-readers-per-uid "
+			   "%u)",
+			   (unsigned)k->uid, u ? u->readers : 0, c->a->lay.name,
+			   c->lim.readers_per_uid);
+		drop_conn(c, ci);
+		return;
+	}
+	struct xr_peer_claim claim = {.owner = k->owner, .stream = stream, .policy = policy,
+				      .uid = k->uid, .pid = k->pid, .label = m->label};
+	slot = xr__peer_claim(c->a, &claim, &page_fd);
+	if (slot < 0) {
+		if (slot == -EBUSY)
+			send_error(k->fd, h->id, -EBUSY,
+				   "engine %s has all %u reader slots taken (--max-readers %u)",
+				   c->a->lay.name, l->max_readers, l->max_readers);
+		else
+			send_error(k->fd, h->id, slot, "engine %s cannot make a reader page: %s",
+				   c->a->lay.name, strerror(-slot));
+		drop_conn(c, ci);
+		return;
+	}
+	k->slot = slot;
+	u->readers++;
+	/* ACTIVE before the reply: a reader's first lease, stored after it
+	 * reads SUBSCRIBED, is honoured (shm/peers.c, ORDERING). */
+	xr__peer_activate(c->a, (uint32_t)slot, (m->flags & XR_CTL_SUB_WAKE) ? k->fd : -1,
+			  c->wake_msg, sizeof(c->wake_msg), &filt);
+	struct xr_ctl_subscribed r = {.slot = (uint32_t)slot, .stream = stream, .policy = policy,
+				      .gen = c->a->infos[slot].gen};
+	int rc = xr__ctl_send(k->fd, XR_CTL_SUBSCRIBED, h->id, &r, sizeof(r), &page_fd, 1);
+	/* The engine made this memfd: closing it cannot block. Its mapping
+	 * stays, and the reader has its own descriptor. */
+	close(page_fd);
+	if (rc < 0)
+		drop_conn(c, ci);
+}
+
+static void do_detach(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr *h,
 		      const struct xr_ctl_detach *m)
 {
 	struct conn *k = &c->conns[ci];
 
 	if (k->slot < 0 || m->slot != (uint32_t)k->slot) {
-		send_error(k, h->id, -EINVAL, "DETACH of slot %u, which is not this connection's",
+		send_error(k->fd, h->id, -EINVAL, "DETACH of slot %u, which is not this connection's",
 			   m->slot);
 		drop_conn(c, ci);
 		return;
 	}
-	release_slot(c, (uint32_t)k->slot);
+	xr__peers_release_owner(c->a, &k->owner);
+	struct xr_uid_use *u = xr__limits_uid(&c->lim, k->uid, xr__now_ns());
+	if (u)
+		u->readers--;
 	k->slot = -1;
 	xr__ctl_send(k->fd, XR_CTL_OK, h->id, NULL, 0, NULL, 0);
 }
 
-/* Token bucket per connection: a peer cannot make the engine spin. */
-static bool take_token(struct conn *k)
+/* What is wrong with a message of n bytes with n_fds descriptors, or NULL. */
+static const char *malformed(const struct xr_ctl_hdr *h, int n, int n_fds)
+{
+	uint32_t want;
+
+	if ((size_t)n < sizeof(*h))
+		return "shorter than a header";
+	if (h->magic != XR_CTL_MAGIC)
+		return "bad magic (not an xring control message)";
+	if (h->version != XR_CTL_VERSION)
+		return "unsupported protocol version";
+	if (h->len != (uint32_t)n - sizeof(*h))
+		return "length field disagrees with the message";
+	switch (h->type) {
+	case XR_CTL_ATTACH: want = 0; break;
+	case XR_CTL_SUBSCRIBE: want = sizeof(struct xr_ctl_subscribe); break;
+	case XR_CTL_DETACH: want = sizeof(struct xr_ctl_detach); break;
+	default: return "unknown message type";
+	}
+	if (h->len != want)
+		return "wrong body length for its type";
+	if (n_fds)
+		return "file descriptors are not accepted";
+	return NULL;
+}
+
+/* Rate limits: the connection's, then its uid's over all its connections. */
+static bool rate_ok(struct xr_server *c, struct conn *k, uint32_t id)
 {
 	uint64_t now = xr__now_ns();
+	struct xr_uid_use *u = xr__limits_uid(&c->lim, k->uid, now);
 
-	k->tokens += (double)(now - k->last_ns) * XR_CTL_RATE / 1e9;
-	if (k->tokens > XR_CTL_BURST)
-		k->tokens = XR_CTL_BURST;
-	k->last_ns = now;
-	if (k->tokens < 1)
+	if (!xr__bucket_take(&k->bucket, c->lim.conn_rate, c->lim.conn_burst, now)) {
+		send_error(k->fd, id, -EAGAIN,
+			   "too many requests on one connection (%.0f/s); retry in %u ms",
+			   c->lim.conn_rate, xr__bucket_retry_ms(&k->bucket, c->lim.conn_rate));
 		return false;
-	k->tokens -= 1;
+	}
+	if (u && !xr__bucket_take(&u->bucket, c->lim.uid_rate, c->lim.uid_burst, now)) {
+		send_error(k->fd, id, -EAGAIN,
+			   "too many requests from uid %u (%.0f/s over all its connections); retry "
+			   "in %u ms",
+			   (unsigned)k->uid, c->lim.uid_rate,
+			   xr__bucket_retry_ms(&u->bucket, c->lim.uid_rate));
+		return false;
+	}
 	return true;
 }
 
-static void on_message(struct xr_ctl *c, uint32_t ci)
+static void on_message(struct xr_server *c, uint32_t ci)
 {
 	struct conn *k = &c->conns[ci];
 	union {
 		struct xr_ctl_hdr h;
 		uint8_t b[XR_CTL_MSG_MAX + 1];
 	} u;
-	int fds[2], n_fds;
+	int fds[XR_CTL_FDS_MAX], n_fds;
 	int n = xr__ctl_recv(k->fd, u.b, sizeof(u.b), fds, &n_fds, MSG_DONTWAIT);
-	int efd = -1;
 
+	/* Whatever came with it is not ours to keep, nor to close here. */
+	dispose_fds(c, fds, n_fds, k->uid);
 	if (n == -EAGAIN)
 		return;
-	if (n == -EMSGSIZE || n == -ETOOMANYREFS) {
-		send_error(k, 0, -EPROTO, "malformed message: %s",
-			   n == -EMSGSIZE ? "longer than any in the protocol"
-					  : "more file descriptors than any message carries");
+	if (n == -EMSGSIZE) {
+		send_error(k->fd, 0, -EPROTO, "malformed message: longer than any in the protocol");
 		drop_conn(c, ci);
 		return;
 	}
@@ -358,48 +426,14 @@ static void on_message(struct xr_ctl *c, uint32_t ci)
 		drop_conn(c, ci);
 		return;
 	}
-	/* Only a SUBSCRIBE keeps an fd, and only one. */
-	if (n_fds == 1 && (size_t)n >= sizeof(u.h) && u.h.type == XR_CTL_SUBSCRIBE)
-		efd = fds[0];
-	else
-		for (int i = 0; i < n_fds; i++)
-			close(fds[i]);
-
-	const char *bad = NULL;
-	uint32_t want = 0;
-	if ((size_t)n < sizeof(u.h))
-		bad = "shorter than a header";
-	else if (u.h.magic != XR_CTL_MAGIC)
-		bad = "bad magic (not an xring control message)";
-	else if (u.h.version != XR_CTL_VERSION)
-		bad = "unsupported protocol version";
-	else if (u.h.len != (uint32_t)n - sizeof(u.h))
-		bad = "length field disagrees with the message";
-	else {
-		switch (u.h.type) {
-		case XR_CTL_ATTACH: want = 0; break;
-		case XR_CTL_SUBSCRIBE: want = sizeof(struct xr_ctl_subscribe); break;
-		case XR_CTL_DETACH: want = sizeof(struct xr_ctl_detach); break;
-		default: bad = "unknown message type"; break;
-		}
-		if (!bad && u.h.len != want)
-			bad = "wrong body length for its type";
-	}
-	if (!bad && n_fds > (u.h.type == XR_CTL_SUBSCRIBE))
-		bad = "unexpected file descriptors";
+	const char *bad = malformed(&u.h, n, n_fds);
 	if (bad) {
-		if (efd >= 0)
-			close(efd);
-		send_error(k, (size_t)n >= sizeof(u.h) ? u.h.id : 0, -EPROTO, "malformed message: %s",
-			   bad);
+		send_error(k->fd, (size_t)n >= sizeof(u.h) ? u.h.id : 0, -EPROTO,
+			   "malformed message: %s", bad);
 		drop_conn(c, ci);
 		return;
 	}
-	if (!take_token(k)) {
-		if (efd >= 0)
-			close(efd);
-		send_error(k, u.h.id, -EAGAIN, "too many requests on one connection (%d/s)",
-			   XR_CTL_RATE);
+	if (!rate_ok(c, k, u.h.id)) {
 		drop_conn(c, ci);
 		return;
 	}
@@ -410,7 +444,7 @@ static void on_message(struct xr_ctl *c, uint32_t ci)
 	case XR_CTL_SUBSCRIBE: {
 		struct xr_ctl_subscribe m;
 		memcpy(&m, u.b + sizeof(u.h), sizeof(m));
-		do_subscribe(c, ci, &u.h, &m, efd);
+		do_subscribe(c, ci, &u.h, &m);
 		break;
 	}
 	case XR_CTL_DETACH: {
@@ -422,91 +456,139 @@ static void on_message(struct xr_ctl *c, uint32_t ci)
 	}
 }
 
-static void on_accept(struct xr_ctl *c)
+/* Whether a new connection of this peer may join the table; if not, the
+ * peer has been told why. */
+static bool admit(struct xr_server *c, int fd, uid_t uid, gid_t gid)
+{
+	struct xr_uid_use *u;
+	uint32_t closing;
+
+	/* A peer not on the allow-list gets no connection to hold: the table
+	 * is for those who may read. (Id 0: no request yet.) */
+	if (!peer_allowed(c, fd, uid, gid)) {
+		refuse_peer(c, fd, 0, uid, gid);
+		return false;
+	}
+	closing = xr__closer_pending(c->closer, uid);
+	if (closing >= XR_CTL_CLOSING_MAX) {
+		send_error(fd, 0, -EBUSY,
+			   "engine %s has %u descriptors of uid %u still closing (they linger); "
+			   "refusing its connections until they are gone",
+			   c->a->lay.name, closing, (unsigned)uid);
+		return false;
+	}
+	u = xr__limits_uid(&c->lim, uid, xr__now_ns());
+	if (!u || u->conns >= c->lim.conns_per_uid) {
+		send_error(fd, 0, -EBUSY,
+			   "uid %u has %u connections to engine %s, its limit "
+			   "(--max-conns-per-uid %u)",
+			   (unsigned)uid, u ? u->conns : 0, c->a->lay.name, c->lim.conns_per_uid);
+		return false;
+	}
+	if (c->n_conns == c->max_conns) {
+		send_error(fd, 0, -EBUSY, "engine %s has too many connections (%u, all uids)",
+			   c->a->lay.name, c->max_conns);
+		return false;
+	}
+	u->conns++;
+	return true;
+}
+
+static void on_accept(struct xr_server *c)
 {
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
 	int fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
-	if (fd < 0)
-		return;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
-		close(fd);
+	if (fd < 0) {
+		/* Out of descriptors (a peer's pile in the closer, say): stop
+		 * looking at the listener for a while rather than spin on it. */
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			c->accept_after_ns = xr__now_ns() + XR_CTL_ACCEPT_PAUSE_MS * 1000000ull;
 		return;
 	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+		dispose(c, fd, (uint32_t)-1);
+		return;
+	}
+	if (!admit(c, fd, cr.uid, cr.gid)) {
+		dispose(c, fd, cr.uid);
+		return;
+	}
+	uint64_t now = xr__now_ns();
 	struct conn k = {
 		.fd = fd, .pid = cr.pid, .uid = cr.uid, .gid = cr.gid, .slot = -1,
-		.tokens = XR_CTL_BURST, .last_ns = xr__now_ns(), .born_ns = xr__now_ns(),
+		.owner = {.kind = XR_OWNER_CONN, .id = xr__peers_new_owner(c->a)}, .born_ns = now,
 	};
-	/* A peer not on the allow-list gets no connection to hold: the
-	 * table is for those who may read. (Id 0: no request yet.) */
-	if (!peer_allowed(c, &k)) {
-		refuse_peer(c, &k, 0);
-		close(fd);
-		return;
-	}
-	if (c->n_conns == c->max_conns) {
-		send_error(&k, 0, -EBUSY, "engine %s has too many connections (%u)",
-			   c->a->hdr->name, c->max_conns);
-		close(fd);
-		return;
-	}
+	xr__bucket_init(&k.bucket, c->lim.conn_burst, now);
 	c->conns[c->n_conns++] = k;
+}
+
+/* Milliseconds until the first connection that has not ATTACHed is due,
+ * or until accepting resumes; -1 for none. */
+static int next_timeout(const struct xr_server *c, uint64_t now)
+{
+	uint64_t idle_ns = c->idle_ms * 1000000ull, due = UINT64_MAX;
+
+	for (uint32_t i = 0; i < c->n_conns; i++)
+		if (!c->conns[i].attached && c->conns[i].born_ns + idle_ns < due)
+			due = c->conns[i].born_ns + idle_ns;
+	if (c->accept_after_ns > now && c->accept_after_ns < due)
+		due = c->accept_after_ns;
+	if (due == UINT64_MAX)
+		return -1;
+	uint64_t ms = due <= now ? 0 : (due - now + 999999) / 1000000;
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+/* Connections that have not ATTACHed in time and said nothing now get
+ * ERROR and a hangup; pf[] follows the table as drop_conn reorders it. */
+static void close_idle(struct xr_server *c, struct pollfd *pf, uint64_t now)
+{
+	uint64_t idle_ns = c->idle_ms * 1000000ull;
+
+	for (uint32_t i = c->n_conns; i-- > 0;) {
+		struct conn *k = &c->conns[i];
+		if (k->attached || pf[2 + i].revents || now - k->born_ns < idle_ns)
+			continue;
+		if (c->idle_ms % 1000 == 0)
+			send_error(k->fd, 0, -ETIMEDOUT, "no ATTACH within %u s of connecting",
+				   c->idle_ms / 1000);
+		else
+			send_error(k->fd, 0, -ETIMEDOUT, "no ATTACH within %u ms of connecting",
+				   c->idle_ms);
+		drop_conn(c, i);
+		pf[2 + i] = pf[2 + c->n_conns]; /* drop_conn moved the last into i */
+	}
 }
 
 static void *serve(void *p)
 {
-	struct xr_ctl *c = p;
+	struct xr_server *c = p;
 	struct pollfd *pf = calloc(c->max_conns + 2, sizeof(*pf));
 
 	if (!pf)
 		return NULL;
 	for (;;) {
+		uint64_t now = xr__now_ns();
 		uint32_t n = c->n_conns;
+		bool accepting = now >= c->accept_after_ns;
 
 		pf[0] = (struct pollfd){.fd = c->stop_fd, .events = POLLIN};
-		pf[1] = (struct pollfd){.fd = c->lfd, .events = POLLIN};
+		pf[1] = (struct pollfd){.fd = accepting ? c->lfd : -1, .events = POLLIN};
 		for (uint32_t i = 0; i < n; i++)
 			pf[2 + i] = (struct pollfd){.fd = c->conns[i].fd, .events = POLLIN};
-		/* While someone has not ATTACHed, wake when the first of them
-		 * is due, so that a short period is kept to the millisecond. */
-		uint64_t idle_ns = c->idle_ms * 1000000ull, now = xr__now_ns();
-		int timeout = -1;
-		for (uint32_t i = 0; i < n; i++) {
-			const struct conn *k = &c->conns[i];
-			if (k->attached)
-				continue;
-			uint64_t age = now - k->born_ns;
-			uint64_t ms = age >= idle_ns ? 0 : (idle_ns - age + 999999) / 1000000;
-			if (ms > INT_MAX)
-				ms = INT_MAX;
-			if (timeout < 0 || (int)ms < timeout)
-				timeout = (int)ms;
-		}
-		if (poll(pf, n + 2, timeout) < 0) {
+		if (poll(pf, n + 2, next_timeout(c, now)) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
 		if (pf[0].revents)
 			break;
-		now = xr__now_ns();
-		for (uint32_t i = n; i-- > 0;) {
-			struct conn *k = &c->conns[i];
-			if (!k->attached && !pf[2 + i].revents && now - k->born_ns >= idle_ns) {
-				if (c->idle_ms % 1000 == 0)
-					send_error(k, 0, -ETIMEDOUT, "no ATTACH within %u s of connecting",
-						   c->idle_ms / 1000);
-				else
-					send_error(k, 0, -ETIMEDOUT, "no ATTACH within %u ms of connecting",
-						   c->idle_ms);
-				drop_conn(c, i);
-				pf[2 + i] = pf[2 + c->n_conns]; /* drop_conn moved the last into i */
-			}
-		}
-		n = c->n_conns;
-		/* Backwards: drop_conn moves the last connection into i. */
-		for (uint32_t i = n; i-- > 0;) {
+		close_idle(c, pf, xr__now_ns());
+		/* Backwards: drop_conn moves the last connection into i, which
+		 * was looked at already. */
+		for (uint32_t i = c->n_conns; i-- > 0;) {
 			if (!pf[2 + i].revents)
 				continue;
 			if (pf[2 + i].revents & POLLIN)
@@ -521,26 +603,55 @@ static void *serve(void *p)
 	return NULL;
 }
 
-/* Binds the listening socket at c->path, replacing a stale file (a socket
- * nobody answers on). Mode 0660, group the first --allow-gid group if any,
- * so that its members can connect; 0666 when --allow-uid names users, who
- * could not connect otherwise: the allow-list checked at accept is then
- * the gate. */
-static int listen_at(struct xr_ctl *c, const xr_control_opts *o)
+/* Sets the socket file's group and mode through a descriptor of the very
+ * inode bound, never through a path that someone could have swapped for a
+ * link in between (the directory is checked to be writable by nobody else,
+ * and this makes the path's last component not matter either). */
+static int set_mode(const char *path, const xr_server_opts *o)
+{
+	char proc[64];
+	struct stat st;
+	int pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC), rc = 0;
+
+	if (pfd < 0)
+		return -errno;
+	if (fstat(pfd, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
+		close(pfd);
+		return -EPERM;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+	/* The umask must not decide who may connect: 0660 with the first
+	 * allowed group, 0666 when --allow-uid names users (the allow-list,
+	 * checked at accept, is then the gate). */
+	if ((o && o->n_allow_gid &&
+	     fchownat(pfd, "", (uid_t)-1, o->allow_gid[0], AT_EMPTY_PATH) < 0) ||
+	    chmod(proc, o && o->n_allow_uid ? 0666 : 0660) < 0)
+		rc = -errno;
+	close(pfd);
+	return rc;
+}
+
+/* Binds the listening socket at c->path, replacing a stale socket (one
+ * nobody answers on) in a directory that only this uid or root can write. */
+static int listen_at(struct xr_server *c, const xr_server_opts *o)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd, rc;
+	int fd, rc, zero = 0;
 
 	memcpy(sa.sun_path, c->path, strlen(c->path) + 1);
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
+	/* No descriptors from peers, where the kernel can refuse them: every
+	 * connection inherits it from the moment it connects. */
+	if (use_passrights)
+		setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &zero, sizeof(zero));
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		if (errno != EADDRINUSE)
 			goto fail;
 		/* Someone answering there is a live engine; nobody is a stale
 		 * file left by a killed one. */
-		int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		rc = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 		if (probe >= 0)
 			close(probe);
@@ -552,10 +663,10 @@ static int listen_at(struct xr_ctl *c, const xr_control_opts *o)
 		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 			goto fail;
 	}
-	/* The umask must not decide who may connect. */
-	if ((o && o->n_allow_gid && chown(c->path, (uid_t)-1, o->allow_gid[0]) < 0) ||
-	    chmod(c->path, o && o->n_allow_uid ? 0666 : 0660) < 0 || listen(fd, 64) < 0) {
+	rc = set_mode(c->path, o);
+	if (rc == 0 && listen(fd, 64) < 0)
 		rc = -errno;
+	if (rc < 0) {
 		unlink(c->path);
 		close(fd);
 		return rc;
@@ -568,109 +679,149 @@ fail:
 	return rc;
 }
 
-int xr_arena_serve(xr_arena *a, const xr_control_opts *o)
+/* Descriptors enough for the connection table, the closer's backlog and
+ * the engine itself: the soft limit raised to the hard one. */
+static void raise_fd_limit(void)
 {
-	struct xr_ctl *c;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static uint32_t *copy_ids(const uint32_t *ids, uint32_t n)
+{
+	uint32_t *p = n ? malloc(n * sizeof(*p)) : NULL;
+
+	if (p)
+		memcpy(p, ids, n * sizeof(*p));
+	return p;
+}
+
+static void free_server(struct xr_server *c)
+{
+	if (c->lfd >= 0) {
+		unlink(c->path);
+		close(c->lfd); /* never listened, or bound without a peer yet */
+	}
+	if (c->stop_fd >= 0)
+		close(c->stop_fd);
+	if (c->ro_fd >= 0)
+		close(c->ro_fd);
+	xr__closer_stop(c->closer);
+	xr__limits_free(&c->lim);
+	free(c->conns);
+	free(c->allow_uid);
+	free(c->allow_gid);
+	free(c);
+}
+
+/* The limits, from the options or their defaults. */
+static void set_limits(struct xr_server *c, const xr_server_opts *o)
+{
+	uint32_t n = c->a->lay.max_readers;
+
+	c->max_conns = 2 * n + 16;
+	c->lim.conns_per_uid = o && o->max_conns_per_uid ? o->max_conns_per_uid : n + 8;
+	c->lim.readers_per_uid = o && o->max_readers_per_uid ? o->max_readers_per_uid : n;
+	c->lim.uid_rate = o && o->max_requests_per_uid ? o->max_requests_per_uid : XR_CTL_UID_RATE;
+	c->lim.uid_burst = 2 * c->lim.uid_rate > XR_CTL_UID_BURST ? 2 * c->lim.uid_rate
+								   : XR_CTL_UID_BURST;
+	c->lim.conn_rate = XR_CTL_RATE;
+	c->lim.conn_burst = XR_CTL_BURST;
+	c->idle_ms = o && o->idle_timeout_ms ? o->idle_timeout_ms : XR_CTL_IDLE_MS;
+}
+
+int xr_server_start(xr_arena *a, const xr_server_opts *o, xr_server **out)
+{
+	char proc[64], why[XR_CTL_REASON_MAX];
+	struct xr_server *c;
 	int rc;
 
-	if (!a || !a->owner)
+	server_note[0] = '\0';
+	if (!a || !a->owner || !out)
 		return -EINVAL;
-	if (a->ctl)
-		return -EEXIST;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	c->a = a;
-	c->lfd = c->stop_fd = -1;
-	c->max_conns = 2 * a->hdr->max_readers + 16;
-	c->idle_ms = o && o->idle_timeout_ms ? o->idle_timeout_ms : XR_CTL_IDLE_MS;
+	c->lfd = c->stop_fd = c->ro_fd = -1;
+	set_limits(c, o);
+	struct xr_ctl_hdr wake = {XR_CTL_MAGIC, XR_CTL_VERSION, XR_CTL_WAKE, 0, 0};
+	memcpy(c->wake_msg, &wake, sizeof(wake));
 	c->conns = calloc(c->max_conns, sizeof(*c->conns));
-	if (o && o->n_allow_uid) {
-		c->allow_uid = malloc(o->n_allow_uid * sizeof(uint32_t));
-		if (c->allow_uid)
-			memcpy(c->allow_uid, o->allow_uid, o->n_allow_uid * sizeof(uint32_t));
-		c->n_uid = o->n_allow_uid;
-	}
-	if (o && o->n_allow_gid) {
-		c->allow_gid = malloc(o->n_allow_gid * sizeof(uint32_t));
-		if (c->allow_gid)
-			memcpy(c->allow_gid, o->allow_gid, o->n_allow_gid * sizeof(uint32_t));
-		c->n_gid = o->n_allow_gid;
-	}
+	c->allow_uid = copy_ids(o ? o->allow_uid : NULL, o ? o->n_allow_uid : 0);
+	c->allow_gid = copy_ids(o ? o->allow_gid : NULL, o ? o->n_allow_gid : 0);
+	c->n_uid = c->allow_uid ? o->n_allow_uid : 0;
+	c->n_gid = c->allow_gid ? o->n_allow_gid : 0;
 	rc = -ENOMEM;
-	if (!c->conns || (c->n_uid && !c->allow_uid) || (c->n_gid && !c->allow_gid))
+	if (!c->conns || (o && o->n_allow_uid && !c->allow_uid) ||
+	    (o && o->n_allow_gid && !c->allow_gid))
 		goto fail;
-	a->ctl_owned = calloc(a->hdr->max_readers, sizeof(*a->ctl_owned));
-	if (!a->ctl_owned)
+	raise_fd_limit();
+	/* What peers are given: the arena, opened anew read-only, so that
+	 * nobody holding it can write the header, the tables or the rings. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", a->fd);
+	c->ro_fd = open(proc, O_RDONLY | O_CLOEXEC);
+	if (c->ro_fd < 0) {
+		rc = -errno;
 		goto fail;
-	/* The first place that works: $XRING_RUN_DIR alone, or /run/xring and
-	 * then /tmp/xring when /run/xring cannot be made or written (an engine
-	 * without root, a directory of root's). */
-	for (int k = 0;; k++) {
-		int err = xr__ctl_path(c->path, sizeof(c->path), a->hdr->name, k, true);
-		if (err == -ERANGE)
-			break; /* no more places: rc keeps the last place's reason */
-		if (err == 0)
-			err = listen_at(c, o);
-		rc = err;
-		if (rc == 0 || (rc != -EACCES && rc != -EPERM && rc != -EROFS))
-			break;
 	}
-	if (rc < 0)
+	rc = xr__run_dir_serve(a->lay.name, c->path, sizeof(c->path), why, sizeof(why));
+	if (rc < 0) {
+		set_note("%s", why);
 		goto fail;
+	}
+	rc = listen_at(c, o);
+	if (rc < 0) {
+		set_note("%s: %s", c->path,
+				    rc == -EADDRINUSE ? "another engine serves this name"
+						      : strerror(-rc));
+		goto fail;
+	}
 	c->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (c->stop_fd < 0) {
 		rc = -errno;
 		goto fail;
 	}
-	rc = xr__wake_attach(a);
+	rc = xr__closer_start(&c->closer);
 	if (rc < 0)
 		goto fail;
 	rc = -pthread_create(&c->th, NULL, serve, c);
-	if (rc < 0) {
-		xr__wake_detach(a);
+	if (rc < 0)
 		goto fail;
-	}
-	a->ctl = c;
+	xr__arena_hold(a);
+	*out = c;
 	return 0;
 fail:
-	free(a->ctl_owned);
-	a->ctl_owned = NULL;
-	if (c->lfd >= 0) {
-		close(c->lfd);
-		unlink(c->path);
-	}
-	if (c->stop_fd >= 0)
-		close(c->stop_fd);
-	free(c->conns);
-	free(c->allow_uid);
-	free(c->allow_gid);
-	free(c);
+	free_server(c);
 	return rc;
 }
 
-const char *xr_arena_control_path(const xr_arena *a)
+const char *xr_server_path(const xr_server *c)
 {
-	return a && a->ctl ? a->ctl->path : NULL;
+	return c ? c->path : NULL;
 }
 
-void xr__ctl_stop(struct xr_ctl *c)
+void xr_server_stop(xr_server *c)
 {
 	uint64_t one = 1;
 
 	if (!c)
 		return;
+	/* The thread never blocks on a peer, so the join is bounded. */
 	if (write(c->stop_fd, &one, sizeof(one)) == sizeof(one))
 		pthread_join(c->th, NULL);
 	unlink(c->path);
-	close(c->lfd);
-	/* Hang up: each reader sees POLLHUP on its socket at once. Slots are
-	 * not freed; the arena is closing. */
-	for (uint32_t i = 0; i < c->n_conns; i++)
-		close(c->conns[i].fd);
-	close(c->stop_fd);
-	free(c->conns);
-	free(c->allow_uid);
-	free(c->allow_gid);
-	free(c);
+	/* Hang up on everyone (each reader sees it at once) and free their
+	 * slots. The listener goes to the closer too: connections it never
+	 * accepted may hold descriptors in flight. */
+	while (c->n_conns)
+		drop_conn(c, c->n_conns - 1);
+	dispose(c, c->lfd, (uint32_t)-1);
+	c->lfd = -1;
+	xr__arena_unhold(c->a);
+	free_server(c);
 }

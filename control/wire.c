@@ -5,11 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "control/proto.h"
-#include "shm/backing.h"
 
 void xr__ctl_filter_to_wire(struct xr_ctl_filter *w, const xr_filter *f)
 {
@@ -83,9 +81,11 @@ int xr__ctl_send(int sock, uint16_t type, uint32_t id, const void *body, uint32_
 
 int xr__ctl_recv(int sock, void *buf, uint32_t cap, int *fds, int *n_fds, int flags)
 {
+	/* Room for the most the kernel puts in one message, so that it never
+	 * truncates the list and closes the rest itself, in this thread. */
 	union {
 		struct cmsghdr c;
-		char buf[CMSG_SPACE(8 * sizeof(int))];
+		char buf[CMSG_SPACE(XR_CTL_FDS_MAX * sizeof(int))];
 	} cm;
 	struct iovec iov = {buf, cap};
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
@@ -98,59 +98,14 @@ int xr__ctl_recv(int sock, void *buf, uint32_t cap, int *fds, int *n_fds, int fl
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
-	/* Take every fd that came, whatever the message: an fd left in a
-	 * cmsg we ignore would leak. */
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		for (int i = 0; i < k; i++) {
-			int fd;
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (*n_fds < 2)
-				fds[(*n_fds)++] = fd;
-			else
-				close(fd);
-		}
+		for (int i = 0; i < k && *n_fds < XR_CTL_FDS_MAX; i++)
+			memcpy(&fds[(*n_fds)++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
 	}
-	if (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-		for (int i = 0; i < *n_fds; i++)
-			close(fds[i]);
-		*n_fds = 0;
-		return m.msg_flags & MSG_TRUNC ? -EMSGSIZE : -ETOOMANYREFS;
-	}
+	if (m.msg_flags & MSG_TRUNC)
+		return -EMSGSIZE;
 	return (int)n;
-}
-
-int xr__ctl_path(char *path, size_t len, const char *name, int k, bool creating)
-{
-	const char *env = getenv("XRING_RUN_DIR");
-	const char *dirs[2] = {"/run/xring", "/tmp/xring"};
-	const char *dir;
-	int n;
-
-	if (xr__check_name(name, XR_NAME_MAX) < 0)
-		return -EINVAL;
-	if (env && *env) {
-		if (k > 0)
-			return -ERANGE;
-		dir = env;
-	} else {
-		if (k > 1)
-			return -ERANGE;
-		dir = dirs[k];
-	}
-	if (creating) {
-		/* World-searchable (the socket's own mode decides who may
-		 * connect); /tmp/xring is shared like /tmp itself. */
-		mode_t mode = dir == dirs[1] ? 01777 : 0755;
-		if (mkdir(dir, mode) == 0)
-			chmod(dir, mode); /* past the umask */
-		else if (errno != EEXIST)
-			return -errno;
-	}
-	n = snprintf(path, len, "%s/%s.sock", dir, name);
-	if (n < 0 || (size_t)n >= len)
-		return -EINVAL;
-	return 0;
 }

@@ -11,13 +11,21 @@
 
 struct shard_thread {
 	pthread_t th;
-	xr_arena *a;
 	xr_writer *w;
 	const xr_exp_template *t;
 	struct xr_shard_opts opts;
 	struct xr_shard_result res;
 	int cpu;                    /* -1: not pinned */
 	int rc;
+	struct xr_engine *e;
+};
+
+struct xr_engine {
+	uint32_t n;                 /* shards */
+	uint32_t started;
+	struct shard_thread *sts;
+	void (*ended)(void *);      /* called by each shard as it ends */
+	void *ended_arg;
 };
 
 /* The k-th CPU (cyclically) of node, or of this process's allowed set when
@@ -56,30 +64,35 @@ static void *shard_main(void *p)
 		/* Best effort: an unpinned shard is slower, not wrong. */
 		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	}
-	st->rc = xr_shard_run(st->a, st->w, st->t, &st->opts, &st->res);
+	st->rc = xr_shard_run(st->w, st->t, &st->opts, &st->res);
+	if (st->e->ended)
+		st->e->ended(st->e->ended_arg);
 	return NULL;
 }
 
-int xr_engine_run(xr_arena *a, const xr_exp_template *t, const struct xr_engine_opts *o,
-		  struct xr_shard_result *total)
+int xr_engine_start(xr_arena *a, const xr_exp_template *t, const struct xr_engine_opts *o,
+		    void (*ended)(void *), void *arg, struct xr_engine **out)
 {
 	uint32_t s = o->shards ? o->shards : 1, given = 0;
-	struct shard_thread *sts = calloc(s, sizeof(*sts));
+	struct xr_engine *e;
 	int rc = 0;
 
-	memset(total, 0, sizeof(*total));
-	if (!sts)
-		return -ENOMEM;
-	if (o->shard.games < s) {
-		free(sts);
+	if (o->shard.games < s)
 		return -EINVAL;
+	e = calloc(1, sizeof(*e));
+	if (!e || !(e->sts = calloc(s, sizeof(*e->sts)))) {
+		free(e);
+		return -ENOMEM;
 	}
-	for (uint32_t k = 0; k < s; k++) {
-		struct shard_thread *st = &sts[k];
+	e->n = s;
+	e->ended = ended;
+	e->ended_arg = arg;
+	for (uint32_t k = 0; k < s && rc == 0; k++) {
+		struct shard_thread *st = &e->sts[k];
 		/* Even shares; the first games % s shards take one more. */
 		uint32_t share = o->shard.games / s + (k < o->shard.games % s);
 
-		st->a = a;
+		st->e = e;
 		st->t = t;
 		st->opts = o->shard;
 		st->opts.games = share;
@@ -89,24 +102,47 @@ int xr_engine_run(xr_arena *a, const xr_exp_template *t, const struct xr_engine_
 		st->cpu = pick_cpu(o->numa_node, k);
 		given += share;
 		rc = xr_arena_writer(a, o->stream, k, &st->w);
-		if (rc < 0)
-			break;
 	}
-	uint32_t started = 0;
-	for (; rc == 0 && started < s; started++)
-		if (pthread_create(&sts[started].th, NULL, shard_main, &sts[started]) != 0) {
+	for (; rc == 0 && e->started < s; e->started++)
+		if (pthread_create(&e->sts[e->started].th, NULL, shard_main, &e->sts[e->started])) {
 			rc = -EAGAIN;
 			break;
 		}
-	/* A shard that could not start: stop those that did, rather than
-	 * join them for ever. */
-	if (rc < 0 && started && o->shard.stop)
-		*o->shard.stop = 1;
-	for (uint32_t k = 0; k < started; k++) {
-		struct xr_shard_result *r = &sts[k].res;
-		pthread_join(sts[k].th, NULL);
-		if (!rc && sts[k].rc < 0)
-			rc = sts[k].rc;
+	if (rc < 0) {
+		/* A shard that could not start: stop those that did, rather
+		 * than join them for ever. */
+		if (e->started && o->shard.stop)
+			*o->shard.stop = 1;
+		xr_engine_join(e, NULL);
+		return rc;
+	}
+	*out = e;
+	return 0;
+}
+
+uint32_t xr_engine_shards(const struct xr_engine *e)
+{
+	return e->n;
+}
+
+xr_writer *xr_engine_writer(const struct xr_engine *e, uint32_t k)
+{
+	return k < e->n ? e->sts[k].w : NULL;
+}
+
+int xr_engine_join(struct xr_engine *e, struct xr_shard_result *total)
+{
+	int rc = 0;
+
+	if (total)
+		memset(total, 0, sizeof(*total));
+	for (uint32_t k = 0; k < e->started; k++) {
+		struct xr_shard_result *r = &e->sts[k].res;
+		pthread_join(e->sts[k].th, NULL);
+		if (!rc && e->sts[k].rc < 0)
+			rc = e->sts[k].rc;
+		if (!total)
+			continue;
 		total->records += r->records;
 		total->dropped += r->dropped;
 		total->steps += r->steps;
@@ -118,6 +154,20 @@ int xr_engine_run(xr_arena *a, const xr_exp_template *t, const struct xr_engine_
 		if (r->elapsed_ns > total->elapsed_ns)
 			total->elapsed_ns = r->elapsed_ns;
 	}
-	free(sts);
+	free(e->sts);
+	free(e);
 	return rc;
+}
+
+int xr_engine_run(xr_arena *a, const xr_exp_template *t, const struct xr_engine_opts *o,
+		  struct xr_shard_result *total)
+{
+	struct xr_engine *e;
+	int rc = xr_engine_start(a, t, o, NULL, NULL, &e);
+
+	if (rc < 0) {
+		memset(total, 0, sizeof(*total));
+		return rc;
+	}
+	return xr_engine_join(e, total);
 }

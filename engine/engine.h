@@ -20,9 +20,24 @@ struct xr_engine_opts {
 	int numa_node;              /* CPUs to pin to; -1: any CPU this process may use */
 };
 
-/* Runs every shard until its share of opts->shard.count (each shard stops at
- * count / shards, rounded up) or *stop. Sums the shards' results into *total.
- * 0, or the first shard's error. */
+struct xr_engine;
+
+/* Starts every shard's thread; each runs until its share of opts->count
+ * (count / shards, rounded up) or *opts->shard.stop, and calls ended(arg)
+ * as it ends (from its own thread; may be NULL). 0 and the engine in *out,
+ * or -EINVAL (fewer games than shards), -ENOMEM, -EAGAIN. */
+int xr_engine_start(xr_arena *a, const xr_exp_template *t, const struct xr_engine_opts *o,
+		    void (*ended)(void *), void *arg, struct xr_engine **out);
+
+/* The number of shards, and the writer of shard k (to cancel its waits). */
+uint32_t xr_engine_shards(const struct xr_engine *e);
+xr_writer *xr_engine_writer(const struct xr_engine *e, uint32_t k);
+
+/* Waits for every shard to end, sums their results into *total (may be
+ * NULL) and frees e. 0, or the first shard's error. */
+int xr_engine_join(struct xr_engine *e, struct xr_shard_result *total);
+
+/* Start and join: for callers that have nothing to do meanwhile. */
 int xr_engine_run(xr_arena *a, const xr_exp_template *t, const struct xr_engine_opts *o,
 		  struct xr_shard_result *total);
 

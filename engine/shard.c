@@ -11,12 +11,11 @@
 #include "engine/uring_clock.h"
 #include "shm/arena_priv.h"
 #include "shm/atomics.h"
-#include "shm/wake.h"
 #include "util/clock.h"
 #include "xring/error.h"
 #include "xring/writer.h"
 
-#define XR_SHARD_HEARTBEAT_NS 100000000ull /* heartbeat + reap, 10 Hz */
+#define XR_SHARD_STOP_CHECK_NS 100000000ull /* longest sleep without looking at stop */
 #define XR_SHARD_STATS_NS 500000000ull     /* shard stats to the arena, 2 Hz */
 #define XR_SHARD_FAST_TICK_NS 1000000ull   /* wheel tick without --tick-ms */
 #define XR_SHARD_PUBLISH 64                /* records per publish */
@@ -52,49 +51,57 @@ int xr_shard_shape(const xr_game_vtable *vt, const xr_game_config *cfg, xr_dtype
 	return 0;
 }
 
-/* Reserves a record, waiting while a lossless ring is full (the shard's games
- * pause meanwhile: backpressure). The heartbeat goes on while it waits: the
- * engine is alive, its readers are not reading. 0, XR_EDROPPED, -EINTR (stop
- * asked) or -errno. */
-static int reserve(xr_arena *a, xr_writer *w, uint32_t size, void **p,
-		   const struct xr_shard_opts *o, struct xr_shard_result *res)
+/* Reserves a record, waiting while the writer may not go on: a lossless
+ * ring full, or past its high watermark (the shard's games pause
+ * meanwhile: backpressure; xr_writer_wait() is the one wait loop). 0,
+ * XR_EDROPPED, -EINTR (stop asked) or -errno. */
+static int reserve(xr_writer *w, uint32_t size, void **p, const struct xr_shard_opts *o,
+		   struct xr_shard_result *res)
 {
+	uint64_t t0 = 0;
+	int rc;
+
 	for (;;) {
-		int rc = xr_writer_reserve(w, size, p);
+		rc = xr_writer_reserve(w, size, p);
 		if (rc != -EAGAIN)
-			return rc;
+			break;
+		if (!t0) {
+			t0 = xr__now_ns();
+			res->pauses++;
+		}
 		res->waits++;
-		rc = xr_writer_wait(w, size, 100000000);
-		if (o->stop && *o->stop)
-			return -EINTR;
-		if (rc < 0 && rc != -ETIMEDOUT)
-			return rc;
-		xr_arena_heartbeat(a);
+		rc = xr_writer_wait(w, size, XR_SHARD_STOP_CHECK_NS);
+		if (o->stop && *o->stop) {
+			rc = -EINTR;
+			break;
+		}
+		if (rc < 0 && rc != -ETIMEDOUT && rc != -EINTR)
+			break;
 	}
+	if (t0)
+		res->paused_ns += xr__now_ns() - t0;
+	return rc;
 }
 
 /* Everything a turn needs; one per running shard. */
 struct shard {
-	xr_arena *a;
 	xr_writer *w;
 	const xr_exp_template *t;
 	const struct xr_shard_opts *o;
 	struct xr_shard_result *res;
 	struct game_slot *gs;
 	uint8_t *scratch;
-	struct xr_wheel *wheel;         /* turn deadlines (tick mode), heartbeat, stats */
+	struct xr_wheel *wheel;         /* turn deadlines (tick mode), stats */
 	uint64_t tick_ns;               /* the wheel's tick */
 	uint64_t start;                 /* tick 0 */
 	uint64_t tick_now;              /* the tick being processed */
-	struct xr_timer heartbeat, stats;
+	struct xr_timer stats;
 	struct xr_shard_stats *st;      /* ours, in the arena header */
 	uint64_t rng;
 	uint64_t now;
 	uint32_t since_publish;
 	int err;              /* first error, or -EINTR when asked to stop */
 };
-
-static void backpressure(struct shard *sh);
 
 /* Plays one turn of game i: a record per live player, then a step (or, after
  * the episode ended, the terminal records and a reset). */
@@ -129,7 +136,7 @@ static void play_turn(struct shard *sh, uint32_t i)
 			.done = (s->flags[p] & XR_GAME_DONE) != 0,
 			.truncated = (s->flags[p] & XR_GAME_TRUNCATED) != 0,
 		};
-		int rc = reserve(sh->a, sh->w, t->size, &rec, o, sh->res);
+		int rc = reserve(sh->w, t->size, &rec, o, sh->res);
 		if (rc == XR_EDROPPED) {
 			/* Lost to readers, but the game goes on. */
 			sh->res->dropped++;
@@ -150,9 +157,10 @@ static void play_turn(struct shard *sh, uint32_t i)
 		xr_writer_commit(sh->w);
 		sh->res->records++;
 		if (++sh->since_publish == XR_SHARD_PUBLISH) {
+			/* Past the high watermark, this publish pauses the
+			 * writer: the next reserve waits (backpressure). */
 			xr_writer_publish(sh->w);
 			sh->since_publish = 0;
-			backpressure(sh);
 		}
 	}
 	if (s->terminal) {
@@ -167,43 +175,6 @@ static void play_turn(struct shard *sh, uint32_t i)
 	}
 }
 
-static bool done(const struct shard *sh);
-static void pause_housekeeping(struct shard *sh, uint64_t *next_beat);
-
-/* Backpressure: past the high watermark the shard stops playing (its games
- * pause) until the readers bring the backlog under the low one; counted
- * and timed in the ring's stats. Checked once per publish. */
-static void backpressure(struct shard *sh)
-{
-	const struct xr_shard_opts *o = sh->o;
-	uint64_t cap = sh->w->cap, t0, next_beat;
-	struct xr_backoff b;
-
-	if (o->high_watermark <= 0 || sh->w->policy != XR_POLICY_LOSSLESS)
-		return;
-	/* limit - cap is the oldest lease the writer saw at its last reclaim;
-	 * leases only move forward since, so head minus it bounds the backlog
-	 * from above. Under the watermark, the lease scan is not needed. */
-	if ((double)(sh->w->head - (sh->w->limit - cap)) <= o->high_watermark * (double)cap ||
-	    (double)xr__writer_backlog(sh->w) <= o->high_watermark * (double)cap)
-		return;
-	t0 = xr__now_ns();
-	next_beat = t0;
-	xr__writer_count_pause(sh->w, 0);
-	xr__wake_blocked(sh->w, true);
-	xr__backoff_init(&b);
-	while (!done(sh) && (double)xr__writer_backlog(sh->w) >= o->low_watermark * (double)cap) {
-		pause_housekeeping(sh, &next_beat); /* publishes, reaps the dead */
-		xr__backoff_wait(&b);
-	}
-	xr__wake_blocked(sh->w, false);
-	uint64_t ns = xr__now_ns() - t0;
-	xr__writer_count_pause(sh->w, ns ? ns : 1);
-	sh->res->pauses++;
-	sh->res->paused_ns += ns;
-	sh->now = xr__now_ns();
-}
-
 static bool done(const struct shard *sh)
 {
 	const struct xr_shard_opts *o = sh->o;
@@ -212,35 +183,10 @@ static bool done(const struct shard *sh)
 	       (o->count && sh->res->records + sh->res->dropped >= o->count);
 }
 
-/* While paused the wheel stands still (its turn deadlines would play
- * games): heartbeat and reaping go on by the clock. */
-static void pause_housekeeping(struct shard *sh, uint64_t *next_beat)
-{
-	xr_writer_publish(sh->w);
-	sh->since_publish = 0;
-	sh->now = xr__now_ns();
-	if (sh->now >= *next_beat) {
-		xr_arena_heartbeat(sh->a);
-		xr_arena_reap(sh->a);
-		*next_beat = sh->now + XR_SHARD_HEARTBEAT_NS;
-	}
-}
-
 static uint64_t ticks_of(const struct shard *sh, uint64_t ns)
 {
 	uint64_t t = ns / sh->tick_ns;
 	return t ? t : 1;
-}
-
-/* Heartbeat timer: the engine is alive; readers that died are reaped (those
- * attached through the control socket are reaped by it, on hangup). */
-static void on_heartbeat(struct xr_timer *tm, void *ctx)
-{
-	struct shard *sh = ctx;
-
-	xr_arena_heartbeat(sh->a);
-	xr_arena_reap(sh->a);
-	xr_wheel_arm(sh->wheel, tm, sh->tick_now + ticks_of(sh, XR_SHARD_HEARTBEAT_NS));
 }
 
 static void report_stats(struct shard *sh)
@@ -269,9 +215,9 @@ static void on_stats(struct xr_timer *tm, void *ctx)
 }
 
 /* After each round of games (fast mode) or each wheel advance (tick mode):
- * publish what the round committed, run the due housekeeping timers, and
- * apply backpressure. */
-static void housekeeping(struct shard *sh)
+ * publish what the round committed and run the due timers. (The engine's
+ * heartbeat is the host's, once per engine: engine/host.c.) */
+static void round_end(struct shard *sh)
 {
 	xr_writer_publish(sh->w);
 	sh->since_publish = 0;
@@ -280,7 +226,6 @@ static void housekeeping(struct shard *sh)
 		sh->tick_now = (sh->now - sh->start) / sh->tick_ns;
 		xr_wheel_advance(sh->wheel, sh->tick_now, sh);
 	}
-	backpressure(sh);
 }
 
 /* Turn deadlines: each game's timer fires once per tick; its callback plays
@@ -299,10 +244,10 @@ static void on_deadline(struct xr_timer *tm, void *ctx)
 	xr_wheel_arm(sh->wheel, tm, tm->expires + 1);
 }
 
-int xr_shard_run(xr_arena *a, xr_writer *w, const xr_exp_template *t,
-		 const struct xr_shard_opts *o, struct xr_shard_result *res)
+int xr_shard_run(xr_writer *w, const xr_exp_template *t, const struct xr_shard_opts *o,
+		 struct xr_shard_result *res)
 {
-	struct shard sh = {.a = a, .w = w, .t = t, .o = o, .res = res,
+	struct shard sh = {.w = w, .t = t, .o = o, .res = res,
 			   .rng = o->cfg.seed * 0x9e3779b97f4a7c15ull + 1};
 	struct xr_uclock clock;
 	bool clock_ok = false;
@@ -311,7 +256,10 @@ int xr_shard_run(xr_arena *a, xr_writer *w, const xr_exp_template *t,
 	memset(res, 0, sizeof(*res));
 	sh.start = xr__now_ns();
 	sh.tick_ns = o->tick_ns ? o->tick_ns : XR_SHARD_FAST_TICK_NS;
-	sh.st = &a->hdr->shards[w->rd->index];
+	sh.st = xr__writer_shard_stats(w);
+	rc = xr_writer_set_watermarks(w, o->high_watermark, o->low_watermark);
+	if (rc < 0)
+		return rc;
 	sh.gs = calloc(o->games, sizeof(*sh.gs));
 	sh.scratch = malloc(t->shape.mask_len ? t->shape.mask_len : 1);
 	sh.wheel = malloc(sizeof(*sh.wheel));
@@ -329,11 +277,9 @@ int xr_shard_run(xr_arena *a, xr_writer *w, const xr_exp_template *t,
 	sh.now = sh.start;
 
 	/* One wheel for everything timed: tick k is at start + k * tick_ns.
-	 * Heartbeat and stats are timers on it like the turn deadlines. */
+	 * The stats tick is a timer on it like the turn deadlines. */
 	xr_wheel_init(sh.wheel, 0);
-	xr_timer_init(&sh.heartbeat, on_heartbeat);
 	xr_timer_init(&sh.stats, on_stats);
-	xr_wheel_arm(sh.wheel, &sh.heartbeat, ticks_of(&sh, XR_SHARD_HEARTBEAT_NS));
 	xr_wheel_arm(sh.wheel, &sh.stats, ticks_of(&sh, XR_SHARD_STATS_NS));
 	report_stats(&sh);
 
@@ -343,7 +289,7 @@ int xr_shard_run(xr_arena *a, xr_writer *w, const xr_exp_template *t,
 		while (!done(&sh)) {
 			for (uint32_t i = 0; i < o->games && !done(&sh); i++)
 				play_turn(&sh, i);
-			housekeeping(&sh);
+			round_end(&sh);
 		}
 	} else {
 		rc = xr_uclock_init(&clock);
@@ -359,26 +305,22 @@ int xr_shard_run(xr_arena *a, xr_writer *w, const xr_exp_template *t,
 		while (!done(&sh)) {
 			sh.tick_now = (sh.now - sh.start) / o->tick_ns;
 			xr_wheel_advance(sh.wheel, sh.tick_now, &sh);
-			housekeeping(&sh);
+			round_end(&sh);
 			uint64_t next = xr_wheel_next(sh.wheel);
 			if (next == UINT64_MAX || done(&sh))
 				break;
 			/* One absolute io_uring timeout for the whole shard; at
-			 * most XR_SHARD_HEARTBEAT_NS away, so that a stop request
+			 * most XR_SHARD_STOP_CHECK_NS away, so that a stop request
 			 * (a flag: the signal goes to another thread) is seen
 			 * within that even with long ticks. */
 			uint64_t due = sh.start + next * o->tick_ns;
-			if (due > sh.now + XR_SHARD_HEARTBEAT_NS)
-				due = sh.now + XR_SHARD_HEARTBEAT_NS;
+			if (due > sh.now + XR_SHARD_STOP_CHECK_NS)
+				due = sh.now + XR_SHARD_STOP_CHECK_NS;
 			rc = xr_uclock_sleep_until(&clock, due);
 			if (rc < 0 && rc != -EINTR)
 				goto out;
 			rc = 0;
 			sh.now = xr__now_ns();
-			/* With ticks longer than the heartbeat's period the wheel's
-			 * heartbeat timer fires once a tick; the wake does it too. */
-			if (o->tick_ns > XR_SHARD_HEARTBEAT_NS)
-				xr_arena_heartbeat(a);
 		}
 	}
 	if (sh.err && sh.err != -EINTR)

@@ -21,7 +21,8 @@
  * next tick on an io_uring absolute timeout (engine/uring_clock.c). A turn
  * is never played before its deadline; a shard that falls behind catches up.
  * Actions come from the random-legal policy (attached agents are on the
- * roadmap). The same wheel carries the shard's heartbeat and stats ticks.
+ * roadmap). The same wheel carries the shard's stats tick; the engine's
+ * heartbeat is its host's (engine/host.c), one per engine.
  */
 
 #include <signal.h>
@@ -51,8 +52,9 @@ struct xr_shard_result {
 	uint64_t dropped;      /* lossy: dropped at the writer */
 	uint64_t steps;        /* game steps */
 	uint64_t episodes;     /* finished */
-	uint64_t waits;        /* lossless: times the ring was full */
-	uint64_t pauses;       /* lossless: watermark pauses */
+	uint64_t waits;        /* lossless: calls to xr_writer_wait() */
+	uint64_t pauses;       /* lossless: times the games paused for readers
+				* (ring full, or past the high watermark) */
 	uint64_t paused_ns;
 	uint64_t turns_late;   /* tick mode: turns played a tick or more late */
 	uint64_t elapsed_ns;
@@ -64,7 +66,7 @@ int xr_shard_shape(const xr_game_vtable *vt, const xr_game_config *cfg, xr_dtype
 		   xr_exp_shape *out);
 
 /* Runs the shard until opts->count records or *opts->stop. 0 or -errno. */
-int xr_shard_run(xr_arena *a, xr_writer *w, const xr_exp_template *t,
-		 const struct xr_shard_opts *opts, struct xr_shard_result *res);
+int xr_shard_run(xr_writer *w, const xr_exp_template *t, const struct xr_shard_opts *opts,
+		 struct xr_shard_result *res);
 
 #endif

@@ -7,7 +7,7 @@
 #include "xring/error.h"
 #include "xring/writer.h"
 
-#define XR_SYNTH_HOUSEKEEPING_NS 100000000ull /* reap + heartbeat, 10 Hz */
+#define XR_SYNTH_STOP_CHECK_NS 100000000ull /* longest sleep without looking at stop */
 
 void xr_synth_fields(uint64_t seq, uint32_t games, xr_exp_fields *f)
 {
@@ -36,10 +36,10 @@ void xr_synth_fill(uint64_t seq, uint8_t *obs, uint64_t n)
 		obs[i] = (uint8_t)(w >> (8 * (i & 7)));
 }
 
-int xr_synth_run(xr_arena *a, xr_writer *w, const xr_exp_template *t,
+int xr_synth_run(xr_writer *w, const xr_exp_template *t,
 		 const struct xr_synth_opts *o, struct xr_synth_result *res)
 {
-	uint64_t start = xr__now_ns(), next_house = start + XR_SYNTH_HOUSEKEEPING_NS;
+	uint64_t start = xr__now_ns();
 	uint32_t batch = o->batch ? o->batch : 64;
 	uint64_t now = start;
 	int rc = 0;
@@ -50,19 +50,14 @@ int xr_synth_run(xr_arena *a, xr_writer *w, const xr_exp_template *t,
 			/* Pace: the n-th record is due at start + n / rate. */
 			uint64_t due = start + (res->written + res->dropped) * 1000000000ull / o->rate;
 			if ((int64_t)(due - now) > 0) {
-				/* Sleep in slices so heartbeat and reaping keep their
-				 * 10 Hz even at a record a second. */
+				/* Sleep in slices so that a stop is seen within one
+				 * even at a record a second. */
 				uint64_t slice = due - now;
-				if (slice > XR_SYNTH_HOUSEKEEPING_NS)
-					slice = XR_SYNTH_HOUSEKEEPING_NS;
+				if (slice > XR_SYNTH_STOP_CHECK_NS)
+					slice = XR_SYNTH_STOP_CHECK_NS;
 				xr_writer_publish(w);
 				xr__sleep_ns(slice);
 				now = xr__now_ns();
-				if (now >= next_house) {
-					xr_arena_heartbeat(a);
-					xr_arena_reap(a);
-					next_house = now + XR_SYNTH_HOUSEKEEPING_NS;
-				}
 				if ((int64_t)(due - now) > 0)
 					continue;
 			}
@@ -75,8 +70,8 @@ int xr_synth_run(xr_arena *a, xr_writer *w, const xr_exp_template *t,
 
 			if (r == -EAGAIN) {
 				res->waits++;
-				r = xr_writer_wait(w, t->size, 100000000);
-				if (r == -ETIMEDOUT || (o->stop && *o->stop))
+				r = xr_writer_wait(w, t->size, XR_SYNTH_STOP_CHECK_NS);
+				if (r == -ETIMEDOUT || r == -EINTR || (o->stop && *o->stop))
 					break;
 				continue;
 			}
@@ -102,11 +97,6 @@ int xr_synth_run(xr_arena *a, xr_writer *w, const xr_exp_template *t,
 				break;
 		}
 		xr_writer_publish(w);
-		if (now >= next_house) {
-			xr_arena_heartbeat(a);
-			xr_arena_reap(a);
-			next_house = now + XR_SYNTH_HOUSEKEEPING_NS;
-		}
 	}
 out:
 	xr_writer_publish(w);

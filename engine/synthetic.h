@@ -27,7 +27,8 @@ struct xr_synth_opts {
 struct xr_synth_result {
 	uint64_t written;      /* records committed */
 	uint64_t dropped;      /* lossy: records dropped at the writer */
-	uint64_t waits;        /* lossless: times the ring was full */
+	uint64_t waits;        /* lossless: waits for readers (ring full, or past the
+				* high watermark) */
 	uint64_t elapsed_ns;
 };
 
@@ -36,7 +37,7 @@ void xr_synth_fields(uint64_t seq, uint32_t games, xr_exp_fields *f);
 void xr_synth_fill(uint64_t seq, uint8_t *obs, uint64_t n);
 
 /* Runs the writer; returns 0 or a negative error (stop is not an error). */
-int xr_synth_run(xr_arena *a, xr_writer *w, const xr_exp_template *t,
+int xr_synth_run(xr_writer *w, const xr_exp_template *t,
 		 const struct xr_synth_opts *o, struct xr_synth_result *res);
 
 #endif

@@ -1,12 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Arena lifecycle: create (writer), open (readers, tools), reap, destroy.
+ * Arena lifecycle: create (the engine), close and destroy (the engine), open
+ * (readers and tools).
  *
- * Creation builds the whole file under a temporary name, prefaults and binds
- * its memory, marks it READY, and only then links it to its public name, so
- * a reader that finds the name always finds a complete arena. A file left
- * under the name by an engine that died is recognised (its writer pid and
- * start time no longer match a live process) and replaced.
+ * Creation builds the whole file unnamed (O_TMPFILE), prefaults and binds its
+ * memory, marks it READY, and only then links it to its public name, so a
+ * reader that finds the name always finds a complete arena. The name is in a
+ * directory every user can write (/dev/shm, /dev/hugepages), so nothing found
+ * there is trusted: a file left under the name by an engine of ours that died
+ * is replaced; anything else under it (another user's file, a FIFO, a link)
+ * is refused, named in the refusal, and never opened for real.
+ *
+ * The engine keeps its own copy of every layout field (struct xr_layout) and
+ * never reads one back from shared memory; so does a reader, from the header
+ * it validated. Shared memory holds the header for tools and readers, and the
+ * atomics of the protocol.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,13 +28,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "control/server.h"
 #include "shm/arena_priv.h"
 #include "shm/atomics.h"
 #include "shm/backing.h"
 #include "shm/map.h"
+#include "shm/peers.h"
 #include "shm/wake.h"
 #include "util/clock.h"
+#include "util/fs.h"
 #include "util/proc.h"
 #include "xring/error.h"
 #include "xring/writer.h"
@@ -38,6 +47,7 @@
 #define XR_DEFAULT_RING_BYTES (4ull << 20)
 #define XR_DEFAULT_MAX_READERS 64
 #define XR_DEFAULT_ALIGN 64
+#define XR_PAGE_MAX (1ull << 30)
 
 static _Thread_local char last_note[XR_NOTE_MAX];
 
@@ -65,6 +75,13 @@ static bool is_pow2(uint64_t v)
 	return v && !(v & (v - 1));
 }
 
+static void note_add(char *note, size_t len, const char *msg)
+{
+	size_t used = strlen(note);
+
+	snprintf(note + used, len - used, "%s%s", used ? "; " : "", msg);
+}
+
 const char *xr_backing_name(xr_backing b)
 {
 	switch (b) {
@@ -76,16 +93,14 @@ const char *xr_backing_name(xr_backing b)
 	return "unknown";
 }
 
-/* ---- sizing ---- */
+/* The reader table's size: an entry per slot, a view per slot and ring. */
+static uint64_t table_bytes(uint32_t max_readers, uint32_t n_rings)
+{
+	return (uint64_t)max_readers * sizeof(struct xr_reader_info) +
+	       (uint64_t)n_rings * max_readers * sizeof(struct xr_cursor_view);
+}
 
-struct plan {
-	uint64_t page;
-	uint64_t ctl_off, ctl_size, total;
-	uint64_t ring_off[XR_MAX_RINGS];
-	uint64_t ring_cap[XR_MAX_RINGS];
-	uint32_t n_rings;
-	uint32_t max_readers;
-};
+/* ---- sizing ---- */
 
 static int check_spec(const xr_arena_spec *spec)
 {
@@ -105,7 +120,7 @@ static int check_spec(const xr_arena_spec *spec)
 			return -EINVAL;
 		if (s->policy > XR_POLICY_LOSSY || !is_pow2(align) || align < 16 || align > 4096)
 			return -EINVAL;
-		if (s->ring_bytes > (1ull << 40))
+		if (s->ring_bytes > (1ull << 40) || s->n_rings > XR_MAX_RINGS)
 			return -EINVAL;
 		if (s->kind == XR_RECORD_EXPERIENCE) {
 			xr_exp_template t;
@@ -126,56 +141,78 @@ static int check_spec(const xr_arena_spec *spec)
 	return rings > XR_MAX_RINGS ? -EINVAL : 0;
 }
 
-static void make_plan(const xr_arena_spec *spec, uint64_t page, struct plan *p)
+/* The layout of an arena of spec on pages of page_size bytes: every field
+ * the engine will ever use, in its private copy. */
+static void make_layout(const xr_arena_spec *spec, uint64_t page, struct xr_layout *l)
 {
 	uint32_t r = 0;
 	uint64_t off;
 
-	p->page = page;
-	p->max_readers = spec->max_readers ? spec->max_readers : XR_DEFAULT_MAX_READERS;
+	memset(l, 0, sizeof(*l));
+	snprintf(l->name, sizeof(l->name), "%s", spec->name);
+	l->page_size = page;
+	l->max_readers = spec->max_readers ? spec->max_readers : XR_DEFAULT_MAX_READERS;
 	for (uint32_t i = 0; i < spec->n_streams; i++)
 		r += spec->streams[i].n_rings ? spec->streams[i].n_rings : 1;
-	p->n_rings = r;
-	p->ctl_off = round_up(sizeof(struct xr_arena_hdr), page);
-	p->ctl_size = round_up((uint64_t)p->max_readers * sizeof(struct xr_reader_slot) +
-				       (uint64_t)r * p->max_readers * sizeof(struct xr_cursor),
-			       page);
-	off = p->ctl_off + p->ctl_size;
+	l->n_rings = r;
+	l->n_streams = spec->n_streams;
+	l->tab_off = round_up(sizeof(struct xr_arena_hdr), page);
+	l->tab_size = round_up(table_bytes(l->max_readers, r), page);
+	l->writer_uid = (uint32_t)geteuid();
+	l->writer_pid = getpid();
+	l->writer_start = xr__proc_start(getpid());
+	off = l->tab_off + l->tab_size;
 	r = 0;
 	for (uint32_t i = 0; i < spec->n_streams; i++) {
 		const xr_stream_spec *s = &spec->streams[i];
+		struct xr_stream_desc *sd = &l->streams[i];
 		uint64_t want = s->ring_bytes ? s->ring_bytes : XR_DEFAULT_RING_BYTES;
 		uint64_t cap = pow2_at_least(want < page ? page : want);
+		uint32_t n = s->n_rings ? s->n_rings : 1;
+		uint32_t record_len = 0;
 
-		for (uint32_t k = 0; k < (s->n_rings ? s->n_rings : 1); k++, r++) {
-			p->ring_off[r] = off;
-			p->ring_cap[r] = cap;
+		if (s->kind == XR_RECORD_EXPERIENCE) {
+			xr_exp_template t;
+			xr_exp_template_init(&t, &s->shape); /* checked by check_spec */
+			record_len = t.size;
+			sd->shape = s->shape;
+		}
+		snprintf(sd->name, sizeof(sd->name), "%s", s->name ? s->name : XR_DEFAULT_STREAM);
+		sd->policy = s->policy == XR_POLICY_LOSSY ? XR_POLICY_LOSSY : XR_POLICY_LOSSLESS;
+		sd->n_rings = n;
+		sd->first_ring = r;
+		sd->frame_align = s->frame_align ? s->frame_align : XR_DEFAULT_ALIGN;
+		sd->record_kind = s->kind;
+		sd->ring_capacity = cap;
+		sd->max_frame = (uint32_t)(cap / 2 > UINT32_MAX ? UINT32_MAX : cap / 2);
+		for (uint32_t k = 0; k < n; k++, r++) {
+			l->rings[r] = (struct xr_ring_fixed){
+				.data_off = off,
+				.capacity = cap,
+				.stream = i,
+				.frame_align = sd->frame_align,
+				.record_len = record_len,
+			};
 			off += cap;
 		}
 	}
-	p->total = off;
+	l->total_size = off;
 }
 
 /* The frame of an Experience stream's record (its one size) must fit half
  * of its ring, as every frame must (max_frame); readers refuse an arena
  * where it does not. Returns the stream that does not fit, or -1. */
-static int plan_misfit(const xr_arena_spec *spec, const struct plan *p, uint64_t *frame,
-		       uint64_t *cap)
+static int layout_misfit(const struct xr_layout *l, uint64_t *frame, uint64_t *cap)
 {
-	uint32_t r = 0;
+	for (uint32_t i = 0; i < l->n_streams; i++) {
+		const struct xr_ring_fixed *rf = &l->rings[l->streams[i].first_ring];
 
-	for (uint32_t i = 0; i < spec->n_streams; i++) {
-		const xr_stream_spec *s = &spec->streams[i];
-		uint64_t align = s->frame_align ? s->frame_align : XR_DEFAULT_ALIGN;
-		xr_exp_template t;
-
-		if (s->kind == XR_RECORD_EXPERIENCE && xr_exp_template_init(&t, &s->shape) == 0) {
-			*frame = xr__frame_size(t.size, align);
-			*cap = p->ring_cap[r];
-			if (*frame > p->ring_cap[r] / 2 || *frame > UINT32_MAX)
-				return (int)i;
-		}
-		r += s->n_rings ? s->n_rings : 1;
+		if (!rf->record_len)
+			continue;
+		*frame = xr__frame_size(rf->record_len, rf->frame_align);
+		*cap = rf->capacity;
+		if (*frame > rf->capacity / 2 || *frame > UINT32_MAX)
+			return (int)i;
 	}
 	return -1;
 }
@@ -202,8 +239,7 @@ static int choose_node(int want, char *note, size_t note_len)
 	if (numa_available() < 0) {
 		if (want >= 0)
 			return -EINVAL;
-		snprintf(note + strlen(note), note_len - strlen(note), "%sno NUMA support: memory unbound",
-			 note[0] ? "; " : "");
+		note_add(note, note_len, "no NUMA support: memory unbound");
 		return -1;
 	}
 	int node = want >= 0 ? want : default_node();
@@ -215,118 +251,6 @@ static int choose_node(int want, char *note, size_t note_len)
 	return ok ? node : -EINVAL;
 }
 
-/* ---- creation ---- */
-
-static void init_header(struct xr_arena *a, const xr_arena_spec *spec, const struct plan *p,
-			const struct xr_place *pl, int node)
-{
-	struct xr_arena_hdr *h = a->hdr;
-	uint32_t r = 0;
-
-	h->magic = XR_MAGIC;
-	h->layout_version = XR_LAYOUT_VERSION;
-	h->hdr_size = sizeof(*h);
-	h->fingerprint = xr__layout_fingerprint();
-	h->total_size = p->total;
-	h->page_size = p->page;
-	h->ctl_off = p->ctl_off;
-	h->ctl_size = p->ctl_size;
-	h->created_ns = xr__wall_ns();
-	h->writer_pid = getpid();
-	h->writer_start = xr__proc_start(getpid());
-	h->numa_node = node;
-	h->backing = pl->kind;
-	h->n_streams = spec->n_streams;
-	h->n_rings = p->n_rings;
-	h->max_readers = p->max_readers;
-	snprintf(h->name, sizeof(h->name), "%s", spec->name);
-	snprintf(h->note, sizeof(h->note), "%s", a->note);
-
-	for (uint32_t i = 0; i < spec->n_streams; i++) {
-		const xr_stream_spec *s = &spec->streams[i];
-		struct xr_stream_desc *sd = &h->streams[i];
-		uint32_t n = s->n_rings ? s->n_rings : 1;
-
-		snprintf(sd->name, sizeof(sd->name), "%s", s->name ? s->name : XR_DEFAULT_STREAM);
-		sd->policy = s->policy == XR_POLICY_LOSSY ? XR_POLICY_LOSSY : XR_POLICY_LOSSLESS;
-		sd->n_rings = n;
-		sd->first_ring = r;
-		sd->frame_align = s->frame_align ? s->frame_align : XR_DEFAULT_ALIGN;
-		sd->record_kind = s->kind;
-		sd->ring_capacity = p->ring_cap[r];
-		sd->max_frame = (uint32_t)(p->ring_cap[r] / 2 > UINT32_MAX ? UINT32_MAX
-									  : p->ring_cap[r] / 2);
-		if (s->kind == XR_RECORD_EXPERIENCE)
-			sd->shape = s->shape;
-		for (uint32_t k = 0; k < n; k++, r++) {
-			struct xr_ring_desc *rd = &h->rings[r];
-			rd->data_off = p->ring_off[r];
-			rd->capacity = p->ring_cap[r];
-			rd->stream = i;
-			rd->frame_align = sd->frame_align;
-			rd->index = r;
-			if (s->kind == XR_RECORD_EXPERIENCE) {
-				xr_exp_template t;
-				xr_exp_template_init(&t, &s->shape); /* checked above */
-				rd->record_len = t.size;
-			}
-		}
-	}
-	/* The file is new, so every byte is zero; only non-zero initial values
-	 * need storing. No reader can see the arena yet: relaxed is enough. */
-	for (uint64_t c = 0; c < (uint64_t)p->n_rings * p->max_readers; c++)
-		xr_store_relaxed(&a->cursors[c].lease, XR_NO_LEASE);
-}
-
-/* Creates, sizes, maps and prefaults the file at tmp. 0 or -errno; on
- * failure the file is removed. */
-static int build_file(struct xr_arena *a, const char *tmp, const struct plan *p,
-		      const struct xr_place *pl, int node)
-{
-	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
-	int err;
-
-	if (fd < 0)
-		return -errno;
-	fchmod(fd, 0660);
-	if (ftruncate(fd, (off_t)p->total) < 0) {
-		err = -errno;
-		goto fail;
-	}
-	a->hdr = mmap(NULL, p->total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (a->hdr == MAP_FAILED) {
-		a->hdr = NULL;
-		err = -errno;
-		goto fail;
-	}
-	a->map_len = p->total;
-	if (pl->kind == XR_BACKING_SHM_THP)
-		madvise(a->hdr, p->total, MADV_HUGEPAGE);
-	/* Bind before the first touch: pages are placed when they fault in. */
-	if (node >= 0)
-		numa_tonode_memory(a->hdr, p->total, node);
-	/* Prefault now so that no record write ever takes a page fault, and so
-	 * that a shortage of huge pages is an error here instead of a SIGBUS
-	 * later. */
-	if (madvise(a->hdr, p->total, MADV_POPULATE_WRITE) < 0) {
-		if (errno != EINVAL) {
-			err = -errno;
-			goto fail;
-		}
-		for (uint64_t off = 0; off < p->total; off += p->page)
-			((volatile uint8_t *)a->hdr)[off] = 0;
-	}
-	a->fd = fd;
-	return 0;
-fail:
-	if (a->hdr)
-		munmap(a->hdr, p->total);
-	a->hdr = NULL;
-	close(fd);
-	unlink(tmp);
-	return err;
-}
-
 static int actual_node(void *addr)
 {
 	int node = -1;
@@ -336,65 +260,319 @@ static int actual_node(void *addr)
 	return node;
 }
 
-/* Reads the header of an existing arena file; 1 if a live engine owns it. */
-static int owned_by_live_engine(const char *path)
+/* ---- the name ---- */
+
+enum name_state {
+	NAME_FREE,     /* nothing there */
+	NAME_STALE,    /* our own arena, closed or its engine gone: replace it */
+	NAME_LIVE,     /* a running engine's arena */
+	NAME_FOREIGN,  /* anything else: refuse, never touch */
+};
+
+/* What holds path now. Opens nothing that could block or that is not ours;
+ * why says what holds it when that is not an engine of ours. */
+static enum name_state name_state(const char *path, char *why, size_t why_len)
 {
 	struct xr_arena_hdr h;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
+	struct stat st;
+	int fd = xr__open_trusted(path, O_RDONLY, NULL, &st);
 
-	if (fd < 0)
-		return 0;
-	n = pread(fd, &h, sizeof(h), 0);
+	if (fd == -ENOENT)
+		return NAME_FREE;
+	if (fd < 0 || st.st_uid != geteuid()) {
+		if (fd >= 0)
+			close(fd);
+		if (fd == XR_EUNTRUSTED || (fd >= 0 && st.st_uid != geteuid()))
+			snprintf(why, why_len, "%s is a file of uid %u, not an engine of this user",
+				 path, (unsigned)st.st_uid);
+		else if (fd == -ELOOP)
+			snprintf(why, why_len, "%s is a symbolic link", path);
+		else if (fd == -EMEDIUMTYPE)
+			snprintf(why, why_len, "%s is not a regular file", path);
+		else
+			snprintf(why, why_len, "%s cannot be examined: %s", path, strerror(-fd));
+		return NAME_FOREIGN;
+	}
+	ssize_t n = pread(fd, &h, sizeof(h), 0);
 	close(fd);
-	if (n != (ssize_t)sizeof(h) || h.magic != XR_MAGIC)
-		return 0;
+	if (n != (ssize_t)sizeof(h) || h.magic != XR_MAGIC) {
+		snprintf(why, why_len, "%s is a file of this user that is not an xring arena", path);
+		return NAME_FOREIGN;
+	}
 	/* Another layout: its pid and state are not where we would look, so
 	 * we cannot tell it is dead. Presume it alive rather than destroy it. */
 	if (h.layout_version != XR_LAYOUT_VERSION || h.hdr_size != sizeof(h) ||
 	    h.fingerprint != xr__layout_fingerprint())
-		return 1;
-	if (atomic_load(&h.state) == XR_ARENA_CLOSED)
-		return 0;
-	return xr__proc_alive(h.writer_pid, h.writer_start) ? 1 : 0;
+		return NAME_LIVE;
+	if (xr_load_relaxed(&h.state) == XR_ARENA_CLOSED)
+		return NAME_STALE;
+	return xr__proc_alive(h.writer_pid, h.writer_start) ? NAME_LIVE : NAME_STALE;
 }
 
-/* Gives the finished file at tmp its public name. */
-static int publish_name(const char *tmp, const char *path)
+/* Whether name is free to take in every place: an engine on hugetlbfs and
+ * another on /dev/shm would each see only their own. 0, -EEXIST with the
+ * reason in last_note. */
+static int name_free_everywhere(const char *name)
 {
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (link(tmp, path) == 0) {
-			unlink(tmp);
-			return 0;
-		}
-		if (errno == EPERM || errno == EOPNOTSUPP) {
-			/* No hard links here: rename, which may replace a stale file. */
-			if (owned_by_live_engine(path))
-				return -EEXIST;
-			return rename(tmp, path) < 0 ? -errno : 0;
-		}
-		if (errno != EEXIST)
-			return -errno;
-		if (owned_by_live_engine(path))
+	struct xr_place all[XR_MAX_CANDIDATES];
+	char ignore[XR_NOTE_MAX], why[XR_NOTE_MAX + 64];
+	int na = xr__places(XR_HUGEPAGES_PREFER, all, ignore, sizeof(ignore));
+
+	for (int i = 0; i < na; i++) {
+		char path[XR_PATH_MAX];
+		if (xr__arena_path(path, sizeof(path), all[i].dir, name) < 0)
+			continue;
+		why[0] = '\0';
+		switch (name_state(path, why, sizeof(why))) {
+		case NAME_LIVE:
+			snprintf(last_note, sizeof(last_note), "an engine named '%s' is already running",
+				 name);
 			return -EEXIST;
-		unlink(path); /* stale: its engine is gone */
+		case NAME_FOREIGN:
+			snprintf(last_note, sizeof(last_note), "the name '%s' is taken: %s", name, why);
+			return -EEXIST;
+		default:
+			break;
+		}
+	}
+	return 0;
+}
+
+/* ---- creation ---- */
+
+static void write_header(struct xr_arena *a, const struct xr_place *pl, int node)
+{
+	struct xr_arena_hdr *h = a->hdr;
+	const struct xr_layout *l = &a->lay;
+
+	h->magic = XR_MAGIC;
+	h->layout_version = XR_LAYOUT_VERSION;
+	h->hdr_size = sizeof(*h);
+	h->fingerprint = xr__layout_fingerprint();
+	h->total_size = l->total_size;
+	h->page_size = l->page_size;
+	h->tab_off = l->tab_off;
+	h->tab_size = l->tab_size;
+	h->created_ns = xr__wall_ns();
+	h->writer_pid = l->writer_pid;
+	h->writer_start = l->writer_start;
+	h->writer_uid = l->writer_uid;
+	h->numa_node = node;
+	h->backing = pl->kind;
+	h->n_streams = l->n_streams;
+	h->n_rings = l->n_rings;
+	h->max_readers = l->max_readers;
+	memcpy(h->name, l->name, sizeof(h->name));
+	snprintf(h->path, sizeof(h->path), "%s", a->path);
+	snprintf(h->note, sizeof(h->note), "%s", a->note);
+	memcpy(h->streams, l->streams, sizeof(l->streams));
+	for (uint32_t r = 0; r < l->n_rings; r++) {
+		struct xr_ring_desc *rd = &h->rings[r];
+		rd->data_off = l->rings[r].data_off;
+		rd->capacity = l->rings[r].capacity;
+		rd->stream = l->rings[r].stream;
+		rd->frame_align = l->rings[r].frame_align;
+		rd->record_len = l->rings[r].record_len;
+		rd->index = r;
+	}
+	/* The file is new, so every byte is zero: the reader table starts
+	 * FREE. No reader can see the arena yet. */
+}
+
+/* An unnamed file in dir (O_TMPFILE), or where the filesystem cannot make
+ * one, a file under a name nobody can guess (O_EXCL, not following links),
+ * removed again once the arena has its public name. */
+static int new_file(const char *dir, const char *name, char *tmp, size_t tmp_len)
+{
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	tmp[0] = '\0';
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+		return fd >= 0 ? fd : -errno;
+	for (int attempt = 0; attempt < 16; attempt++) {
+		snprintf(tmp, tmp_len, "%s/.xring-%s.%d.%llx.tmp", dir, name, (int)getpid(),
+			 (unsigned long long)(xr__now_ns() * 0x9e3779b97f4a7c15ull));
+		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd >= 0 ? fd : -errno;
 	}
 	return -EEXIST;
 }
 
-static void note_add(char *note, size_t len, const char *msg)
+/* Sizes, maps and prefaults a new file in the place. 0 or -errno. */
+static int build_file(struct xr_arena *a, const struct xr_place *pl, int node, const char *name,
+		      char *tmp, size_t tmp_len)
 {
-	size_t used = strlen(note);
+	const struct xr_layout *l = &a->lay;
+	int fd = new_file(pl->dir, name, tmp, tmp_len);
+	int err;
 
-	snprintf(note + used, len - used, "%s%s", used ? "; " : "", msg);
+	if (fd < 0)
+		return fd;
+	fchmod(fd, 0600); /* past the umask: the engine's uid only */
+	if (ftruncate(fd, (off_t)l->total_size) < 0) {
+		err = -errno;
+		goto fail;
+	}
+	a->hdr = mmap(NULL, l->total_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (a->hdr == MAP_FAILED) {
+		a->hdr = NULL;
+		err = -errno;
+		goto fail;
+	}
+	a->map_len = l->total_size;
+	if (pl->kind == XR_BACKING_SHM_THP)
+		madvise(a->hdr, l->total_size, MADV_HUGEPAGE);
+	/* Bind before the first touch: pages are placed when they fault in. */
+	if (node >= 0)
+		numa_tonode_memory(a->hdr, l->total_size, node);
+	/* Prefault now so that no record write ever takes a page fault, and so
+	 * that a shortage of huge pages is an error here instead of a SIGBUS
+	 * later. */
+	if (madvise(a->hdr, l->total_size, MADV_POPULATE_WRITE) < 0) {
+		if (errno != EINVAL) {
+			err = -errno;
+			goto fail;
+		}
+		for (uint64_t off = 0; off < l->total_size; off += l->page_size)
+			((volatile uint8_t *)a->hdr)[off] = 0;
+	}
+	a->fd = fd;
+	return 0;
+fail:
+	if (a->hdr)
+		munmap(a->hdr, l->total_size);
+	a->hdr = NULL;
+	a->map_len = 0;
+	close(fd);
+	if (tmp[0])
+		unlink(tmp);
+	return err;
+}
+
+/* Gives the finished file its public name: a link, which fails rather
+ * than replace anything; only a stale arena of ours is removed to make
+ * room. -EEXIST (reason in last_note) or -errno. */
+static int publish_name(struct xr_arena *a, const char *tmp, const char *name)
+{
+	char proc[64], why[XR_NOTE_MAX + 64];
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", a->fd);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int rc = tmp[0] ? link(tmp, a->path)
+				: linkat(AT_FDCWD, proc, AT_FDCWD, a->path, AT_SYMLINK_FOLLOW);
+		if (rc == 0)
+			return 0;
+		if (errno != EEXIST)
+			return -errno;
+		why[0] = '\0';
+		switch (name_state(a->path, why, sizeof(why))) {
+		case NAME_LIVE:
+			snprintf(last_note, sizeof(last_note), "an engine named '%s' is already running",
+				 name);
+			return -EEXIST;
+		case NAME_FOREIGN:
+			snprintf(last_note, sizeof(last_note), "the name '%s' is taken: %s", name, why);
+			return -EEXIST;
+		default:
+			unlink(a->path); /* ours, and its engine is gone */
+		}
+	}
+	snprintf(last_note, sizeof(last_note), "an engine named '%s' is already running", name);
+	return -EEXIST;
+}
+
+static void map_table(struct xr_arena *a)
+{
+	a->infos = (struct xr_reader_info *)((uint8_t *)a->hdr + a->lay.tab_off);
+	a->views = (struct xr_cursor_view *)(a->infos + a->lay.max_readers);
+}
+
+/* The private parts of the engine's handle: writers, peer slots, wakeups. */
+static int engine_parts(struct xr_arena *a)
+{
+	int rc;
+
+	a->writers = calloc(a->lay.n_rings, sizeof(*a->writers));
+	if (!a->writers)
+		return -ENOMEM;
+	rc = xr__peers_create(a);
+	if (rc < 0)
+		return rc;
+	for (uint32_t r = 0; r < a->lay.n_rings; r++)
+		xr__writer_init(&a->writers[r], a, r);
+	return xr__wake_create(a);
+}
+
+/* Tries one place; 0, or an error with the reason added to a->note. */
+static int create_in(struct xr_arena *a, const xr_arena_spec *spec, const struct xr_place *pl,
+		     int node)
+{
+	char tmp[XR_PATH_MAX + 64], msg[XR_NOTE_MAX + 256];
+	uint64_t frame, cap;
+	int err;
+
+	make_layout(spec, pl->page_size, &a->lay);
+	int bad = layout_misfit(&a->lay, &frame, &cap);
+	if (bad >= 0) {
+		snprintf(msg, sizeof(msg),
+			 "stream %d: its %llu-byte record frames do not fit half a ring of %llu "
+			 "bytes (raise the ring size)",
+			 bad, (unsigned long long)frame, (unsigned long long)cap);
+		note_add(a->note, sizeof(a->note), msg);
+		return -EMSGSIZE;
+	}
+	if (pl->kind == XR_BACKING_HUGETLBFS) {
+		long have = xr__hugepages_free(pl->page_size);
+		uint64_t need = a->lay.total_size / pl->page_size;
+		if (have >= 0 && (uint64_t)have < need) {
+			snprintf(msg, sizeof(msg),
+				 "too few free %llu kB huge pages (need %llu, have %ld; run `xring "
+				 "setup` or raise vm.nr_hugepages)",
+				 (unsigned long long)(pl->page_size >> 10), (unsigned long long)need,
+				 have);
+			note_add(a->note, sizeof(a->note), msg);
+			return XR_ENOHUGE;
+		}
+	}
+	if (xr__arena_path(a->path, sizeof(a->path), pl->dir, spec->name) < 0)
+		return -ENAMETOOLONG;
+	err = build_file(a, pl, node, spec->name, tmp, sizeof(tmp));
+	if (err < 0) {
+		snprintf(msg, sizeof(msg), "%s in %s: %s", xr_backing_name(pl->kind), pl->dir,
+			 strerror(-err));
+		note_add(a->note, sizeof(a->note), msg);
+		return pl->kind == XR_BACKING_HUGETLBFS && err == -ENOMEM ? XR_ENOHUGE : err;
+	}
+	if (node >= 0) {
+		int real = actual_node((uint8_t *)a->hdr + a->lay.tab_off + a->lay.tab_size);
+		if (real >= 0)
+			node = real;
+	}
+	write_header(a, pl, node);
+	map_table(a);
+	for (uint32_t r = 0; r < a->lay.n_rings && err == 0; r++)
+		err = xr__map_ring(a->fd, a->lay.rings[r].data_off, a->lay.rings[r].capacity,
+				   a->lay.page_size, true, (void **)&a->ring_data[r]);
+	if (err == 0)
+		err = engine_parts(a);
+	if (err == 0) {
+		xr_store_relaxed(&a->hdr->heartbeat_ns, xr__now_ns());
+		/* A0: publishes the whole header; pairs with the acquire of state
+		 * in xr__arena_alive (A1). */
+		xr_store_release(&a->hdr->state, XR_ARENA_READY);
+		err = publish_name(a, tmp, spec->name);
+	}
+	if (tmp[0])
+		unlink(tmp);
+	return err;
 }
 
 int xr_arena_create(const xr_arena_spec *spec, xr_arena **out)
 {
 	struct xr_place places[XR_MAX_CANDIDATES];
 	struct xr_arena *a;
-	struct plan p;
-	char tmp[XR_PATH_MAX + 32], why[XR_NOTE_MAX];
+	char why[XR_NOTE_MAX];
 	int n, err, node;
 
 	last_note[0] = '\0';
@@ -406,127 +584,45 @@ int xr_arena_create(const xr_arena_spec *spec, xr_arena **out)
 		snprintf(last_note, sizeof(last_note), "%s", why);
 		return n;
 	}
+	err = name_free_everywhere(spec->name);
+	if (err < 0)
+		return err;
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	a->fd = -1;
 	a->owner = true;
 	snprintf(a->note, sizeof(a->note), "%s", why);
-
 	node = choose_node(spec->numa_node, a->note, sizeof(a->note));
 	if (node == -EINVAL) {
-		snprintf(last_note, sizeof(last_note), "NUMA node %d does not exist or has no usable memory",
-			 spec->numa_node);
+		snprintf(last_note, sizeof(last_note),
+			 "NUMA node %d does not exist or has no usable memory", spec->numa_node);
 		free(a);
 		return -EINVAL;
 	}
 
-	/* One name, one engine, whichever place it lives in: an engine on
-	 * hugetlbfs and another on /dev/shm would each see only their own. */
-	{
-		struct xr_place all[XR_MAX_CANDIDATES];
-		char ignore[XR_NOTE_MAX];
-		int na = xr__places(XR_HUGEPAGES_PREFER, all, ignore, sizeof(ignore));
-		for (int i = 0; i < na; i++) {
-			char other[XR_PATH_MAX];
-			if (xr__arena_path(other, sizeof(other), all[i].dir, spec->name) == 0 &&
-			    owned_by_live_engine(other)) {
-				snprintf(last_note, sizeof(last_note), "an engine named '%s' is already running",
-					 spec->name);
-				free(a);
-				return -EEXIST;
-			}
-		}
-	}
-
 	err = XR_ENOHUGE;
 	for (int i = 0; i < n; i++) {
-		const struct xr_place *pl = &places[i];
-		char msg[XR_NOTE_MAX + 256];
-
-		make_plan(spec, pl->page_size, &p);
-		uint64_t frame, cap;
-		int bad = plan_misfit(spec, &p, &frame, &cap);
-		if (bad >= 0) {
-			snprintf(msg, sizeof(msg),
-				 "stream %d: its %llu-byte record frames do not fit half a ring of "
-				 "%llu bytes (raise the ring size)",
-				 bad, (unsigned long long)frame, (unsigned long long)cap);
-			note_add(a->note, sizeof(a->note), msg);
-			err = -EMSGSIZE;
-			continue;
+		char note[XR_NOTE_MAX];
+		snprintf(note, sizeof(note), "%s", a->note);
+		err = create_in(a, spec, &places[i], node);
+		if (err == 0) {
+			snprintf(last_note, sizeof(last_note), "%s", a->note);
+			*out = a;
+			return 0;
 		}
-		if (pl->kind == XR_BACKING_HUGETLBFS) {
-			long have = xr__hugepages_free(pl->page_size);
-			uint64_t need = p.total / pl->page_size;
-			if (have >= 0 && (uint64_t)have < need) {
-				snprintf(msg, sizeof(msg),
-					 "too few free %llu kB huge pages (need %llu, have %ld; run "
-					 "`xring setup` or raise vm.nr_hugepages)",
-					 (unsigned long long)(pl->page_size >> 10),
-					 (unsigned long long)need, have);
-				note_add(a->note, sizeof(a->note), msg);
-				err = XR_ENOHUGE;
-				continue;
-			}
-		}
-		if (xr__arena_path(a->path, sizeof(a->path), pl->dir, spec->name) < 0) {
-			err = -ENAMETOOLONG;
-			continue;
-		}
-		snprintf(tmp, sizeof(tmp), "%s/.xring-%s.%d.tmp", pl->dir, spec->name, (int)getpid());
-		unlink(tmp);
-		err = build_file(a, tmp, &p, pl, node);
-		if (err < 0) {
-			snprintf(msg, sizeof(msg), "%s in %s: %s", xr_backing_name(pl->kind), pl->dir,
-				 strerror(-err));
-			note_add(a->note, sizeof(a->note), msg);
-			if (pl->kind == XR_BACKING_HUGETLBFS && err == -ENOMEM)
-				err = XR_ENOHUGE;
-			continue;
-		}
-		/* Success with this place. */
-		a->slots = (struct xr_reader_slot *)((uint8_t *)a->hdr + p.ctl_off);
-		a->cursors = (struct xr_cursor *)(a->slots + p.max_readers);
-		if (node >= 0) {
-			int real = actual_node((uint8_t *)a->hdr + p.ctl_off + p.ctl_size);
-			if (real >= 0)
-				node = real;
-		}
-		init_header(a, spec, &p, pl, node);
-		snprintf(a->hdr->path, sizeof(a->hdr->path), "%s", a->path);
-		for (uint32_t r = 0; r < p.n_rings; r++) {
-			err = xr__map_ring(a->fd, p.ring_off[r], p.ring_cap[r], p.page, true,
-					   (void **)&a->ring_data[r]);
-			if (err < 0)
-				break;
-		}
-		a->writers = err < 0 ? NULL : calloc(p.n_rings, sizeof(*a->writers));
-		if (!a->writers) {
-			err = err < 0 ? err : -ENOMEM;
-			unlink(tmp);
+		if (a->hdr) {
+			/* Built but not published: undo all of it. */
 			xr__arena_close(a);
-			snprintf(last_note, sizeof(last_note), "mapping rings: %s", strerror(-err));
-			return err;
+			a = calloc(1, sizeof(*a));
+			if (!a)
+				return -ENOMEM;
+			a->fd = -1;
+			a->owner = true;
+			snprintf(a->note, sizeof(a->note), "%s", note);
+			if (err == -EEXIST)
+				return err; /* last_note says who holds the name */
 		}
-		for (uint32_t r = 0; r < p.n_rings; r++)
-			xr__writer_init(&a->writers[r], a, r);
-		xr_store_relaxed(&a->hdr->heartbeat_ns, xr__now_ns());
-		/* A0: publishes the whole header; pairs with the acquire of state
-		 * in xr__arena_open (A1). */
-		xr_store_release(&a->hdr->state, XR_ARENA_READY);
-		err = publish_name(tmp, a->path);
-		if (err < 0) {
-			unlink(tmp);
-			a->owner = false;
-			xr__arena_close(a);
-			snprintf(last_note, sizeof(last_note), "an engine named '%s' is already running",
-				 spec->name);
-			return err;
-		}
-		snprintf(last_note, sizeof(last_note), "%s", a->note);
-		*out = a;
-		return 0;
 	}
 	snprintf(last_note, sizeof(last_note), "%s", a->note);
 	free(a);
@@ -535,45 +631,62 @@ int xr_arena_create(const xr_arena_spec *spec, xr_arena **out)
 	return err;
 }
 
-void xr_arena_destroy(xr_arena *a)
+/* ---- closing and destruction (engine) ---- */
+
+void xr__arena_hold(struct xr_arena *a)
+{
+	a->holders++;
+}
+
+void xr__arena_unhold(struct xr_arena *a)
+{
+	a->holders--;
+}
+
+void xr_arena_close(xr_arena *a)
+{
+	if (!a || !a->owner || !a->hdr || xr_load_relaxed(&a->hdr->state) == XR_ARENA_CLOSED)
+		return;
+	for (uint32_t r = 0; r < a->lay.n_rings; r++)
+		xr_writer_publish(&a->writers[r]);
+	/* A2: readers that see CLOSED (acquire) also see the last publish. */
+	xr_store_release(&a->hdr->state, XR_ARENA_CLOSED);
+	unlink(a->path);
+	/* Wake every sleeper: each drains what was published, then learns. */
+	for (uint32_t i = 0; i < a->lay.max_readers; i++)
+		xr__wake_kick(a, i);
+}
+
+int xr_arena_destroy(xr_arena *a)
 {
 	if (!a)
-		return;
-	if (a->owner && a->hdr) {
-		for (uint32_t r = 0; r < a->hdr->n_rings; r++)
-			xr_writer_publish(&a->writers[r]);
-		/* A2: readers that see CLOSED (acquire) also see the last publish. */
-		xr_store_release(&a->hdr->state, XR_ARENA_CLOSED);
-		unlink(a->path);
-		/* Wake every sleeper (those polling only their eventfd too), then
-		 * hang up, which readers asleep on the socket see as well. */
-		if (a->wake)
-			for (uint32_t i = 0; i < a->hdr->max_readers; i++)
-				xr__wake_kick(a->wake, &a->slots[i], i);
-		xr__ctl_stop(a->ctl);
-		a->ctl = NULL;
-		xr__wake_detach(a);
-		free(a->ctl_owned);
-		a->ctl_owned = NULL;
-	}
+		return 0;
+	if (a->owner && (a->holders || (a->peers && xr__peers_taken(a))))
+		return -EBUSY;
+	xr_arena_close(a);
 	xr__arena_close(a);
+	return 0;
 }
 
 void xr__arena_close(struct xr_arena *a)
 {
 	if (!a)
 		return;
-	if (a->hdr) {
-		for (uint32_t r = 0; r < XR_MAX_RINGS; r++)
-			if (a->ring_data[r])
-				xr__unmap_ring(a->ring_data[r], a->hdr->rings[r].capacity);
-		if (a->map_len) {
-			munmap(a->hdr, a->map_len);
-		} else {
-			if (a->slots)
-				munmap(a->slots, a->hdr->ctl_size);
-			munmap(a->hdr, a->hdr->ctl_off);
-		}
+	if (a->owner)
+		xr__wake_destroy(a);
+	xr__peers_destroy(a);
+	/* Sizes from the private layout: never from the mapping, which another
+	 * process may have changed. */
+	for (uint32_t r = 0; r < XR_MAX_RINGS; r++)
+		if (a->ring_data[r])
+			xr__unmap_ring(a->ring_data[r], a->lay.rings[r].capacity);
+	if (a->map_len)
+		munmap(a->hdr, a->map_len);
+	else {
+		if (a->infos)
+			munmap(a->infos, a->tab_mapped);
+		if (a->hdr)
+			munmap(a->hdr, a->hdr_mapped);
 	}
 	if (a->fd >= 0)
 		close(a->fd);
@@ -583,17 +696,17 @@ void xr__arena_close(struct xr_arena *a)
 
 int xr_arena_stream(const xr_arena *a, const char *name)
 {
-	for (uint32_t i = 0; i < a->hdr->n_streams; i++)
-		if (!strcmp(a->hdr->streams[i].name, name ? name : XR_DEFAULT_STREAM))
+	for (uint32_t i = 0; i < a->lay.n_streams; i++)
+		if (!strcmp(a->lay.streams[i].name, name ? name : XR_DEFAULT_STREAM))
 			return (int)i;
 	return -ENOENT;
 }
 
 int xr_arena_writer(xr_arena *a, uint32_t stream, uint32_t ring, xr_writer **out)
 {
-	if (!a->owner || stream >= a->hdr->n_streams || ring >= a->hdr->streams[stream].n_rings)
+	if (!a->owner || stream >= a->lay.n_streams || ring >= a->lay.streams[stream].n_rings)
 		return -EINVAL;
-	*out = &a->writers[a->hdr->streams[stream].first_ring + ring];
+	*out = &a->writers[a->lay.streams[stream].first_ring + ring];
 	return 0;
 }
 
@@ -605,120 +718,122 @@ void xr_arena_heartbeat(xr_arena *a)
 void xr_arena_facts_get(const xr_arena *a, xr_arena_facts *f)
 {
 	f->backing = (xr_backing)a->hdr->backing;
-	f->page_size = a->hdr->page_size;
-	f->total_size = a->hdr->total_size;
+	f->page_size = a->lay.page_size;
+	f->total_size = a->lay.total_size;
 	f->numa_node = a->hdr->numa_node;
-	f->path = a->hdr->path;
-	f->note = a->hdr->note;
-}
-
-/* ---- reaping and eviction (writer side) ---- */
-
-int xr__reap_slot(struct xr_arena *a, uint32_t slot)
-{
-	struct xr_reader_slot *s = &a->slots[slot];
-	/* R5: pairs with the claim CAS, so the state seen next is the new
-	 * claimer's or the FREE its predecessor left, never older. */
-	int32_t pid = xr_load_acquire(&s->pid);
-	/* R5b: pairs with the claimer's release of CLAIMED, which follows its
-	 * pid_start store. While the state is still FREE the claim is under
-	 * way and pid_start may be the previous reader's: check the pid only. */
-	uint32_t st = xr_load_acquire(&s->state);
-
-	if (pid <= 0 || st == XR_SLOT_REAPING)
-		return 0;
-	/* The control server frees the slots it handed out, on hangup. (Its
-	 * own record, set before the pid above was stored with release.) */
-	if (a->ctl_owned && atomic_load_explicit(&a->ctl_owned[slot], memory_order_acquire))
-		return 0;
-	if (xr__proc_alive(pid, st == XR_SLOT_FREE ? 0 : s->pid_start))
-		return 0;
-	if (!xr_cas(&s->state, &st, XR_SLOT_REAPING))
-		return 0; /* another reaper, or the reader itself, got there */
-	for (uint32_t r = 0; r < a->hdr->n_rings; r++)
-		xr_store_release(&xr__cursor(a, r, slot)->lease, XR_NO_LEASE);
-	xr_store_relaxed(&s->evict_reason, XR_EVICT_DEAD);
-	xr_store_release(&s->state, XR_SLOT_FREE);
-	/* Last: a zero pid is what makes the slot claimable again. */
-	xr_store_release(&s->pid, 0);
-	return 1;
-}
-
-int xr_arena_reap(xr_arena *a)
-{
-	int n = 0;
-
-	for (uint32_t i = 0; i < a->hdr->max_readers; i++)
-		n += xr__reap_slot(a, i);
-	return n;
-}
-
-bool xr__evict_slot(struct xr_arena *a, uint32_t slot, uint32_t reason)
-{
-	struct xr_reader_slot *s = &a->slots[slot];
-	uint32_t st = XR_SLOT_ACTIVE;
-
-	if (!xr_cas(&s->state, &st, XR_SLOT_EVICTED))
-		return false;
-	xr_store_relaxed(&s->evict_reason, reason);
-	/* A sleeping reader learns it at once, not at its next re-check. */
-	if (a->wake)
-		xr__wake_kick(a->wake, s, slot);
-	return true;
+	f->path = a->path;
+	f->note = a->note;
 }
 
 /* ---- opening (readers, tools) ---- */
 
-/* Opens the arena file of `name` in the k-th place (k = 0, 1, ...).
- * Returns an fd, -ENOENT if no file is there, -ERANGE past the last place,
- * or -errno. */
-static int open_file(const char *name, int k, bool rw, char *path, size_t path_len)
+static bool inside(uint64_t off, uint64_t len, uint64_t size)
 {
-	struct xr_place places[XR_MAX_CANDIDATES];
-	char why[XR_NOTE_MAX];
-	int n = xr__places(XR_HUGEPAGES_PREFER, places, why, sizeof(why));
-
-	if (k >= n)
-		return -ERANGE;
-	if (xr__arena_path(path, path_len, places[k].dir, name) < 0)
-		return -ENOENT;
-	int fd = open(path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-	return fd >= 0 ? fd : -errno;
+	return off <= size && len <= size - off;
 }
 
-static int validate_header(const struct xr_arena_hdr *h, uint64_t file_size)
+static int validate_rings(const struct xr_arena_hdr *h)
+{
+	uint64_t data_start = h->tab_off + h->tab_size;
+
+	for (uint32_t r = 0; r < h->n_rings; r++) {
+		const struct xr_ring_desc *rd = &h->rings[r];
+		uint64_t frame = xr__frame_size(rd->record_len, rd->frame_align);
+
+		if (!is_pow2(rd->capacity) || rd->capacity % h->page_size ||
+		    rd->data_off % h->page_size || rd->data_off < data_start ||
+		    !inside(rd->data_off, rd->capacity, h->total_size) || rd->stream >= h->n_streams ||
+		    rd->index != r || !is_pow2(rd->frame_align) || rd->frame_align < 16 ||
+		    rd->frame_align > 4096 || frame > rd->capacity / 2 || frame > UINT32_MAX)
+			return XR_ENOTARENA;
+		/* No two rings share a byte: a writer's ring is its own. */
+		for (uint32_t q = 0; q < r; q++) {
+			const struct xr_ring_desc *o = &h->rings[q];
+			if (rd->data_off < o->data_off + o->capacity &&
+			    o->data_off < rd->data_off + rd->capacity)
+				return XR_ENOTARENA;
+		}
+	}
+	return 0;
+}
+
+static int validate_streams(const struct xr_arena_hdr *h)
+{
+	uint32_t covered = 0;
+
+	for (uint32_t i = 0; i < h->n_streams; i++) {
+		const struct xr_stream_desc *sd = &h->streams[i];
+
+		if (sd->n_rings < 1 || sd->first_ring >= h->n_rings ||
+		    sd->n_rings > h->n_rings - sd->first_ring || !memchr(sd->name, 0, sizeof(sd->name)) ||
+		    (sd->policy != XR_POLICY_LOSSLESS && sd->policy != XR_POLICY_LOSSY) ||
+		    sd->record_kind > XR_RECORD_EXPERIENCE)
+			return XR_ENOTARENA;
+		/* Every ring of a stream is the stream's, and like it. */
+		for (uint32_t r = sd->first_ring; r < sd->first_ring + sd->n_rings; r++) {
+			const struct xr_ring_desc *rd = &h->rings[r];
+			if (rd->stream != i || rd->capacity != sd->ring_capacity ||
+			    rd->frame_align != sd->frame_align || sd->max_frame > rd->capacity / 2)
+				return XR_ENOTARENA;
+		}
+		if (sd->record_kind == XR_RECORD_EXPERIENCE) {
+			xr_exp_template t;
+			if (xr_exp_template_init(&t, &sd->shape) < 0 ||
+			    h->rings[sd->first_ring].record_len != t.size)
+				return XR_ENOTARENA;
+		}
+		covered += sd->n_rings;
+	}
+	/* Streams' ring ranges are disjoint (each ring names its one stream,
+	 * checked above) and cover every ring. */
+	return covered == h->n_rings ? 0 : XR_ENOTARENA;
+}
+
+int xr__arena_validate(const struct xr_arena_hdr *h, uint64_t file_size)
 {
 	if (h->magic != XR_MAGIC)
 		return XR_ENOTARENA;
 	if (h->layout_version != XR_LAYOUT_VERSION || h->hdr_size != sizeof(*h) ||
 	    h->fingerprint != xr__layout_fingerprint())
 		return XR_ELAYOUT;
-	/* The engine is trusted, but a torn or foreign file must not make us
-	 * map or index out of range. */
-	if (!is_pow2(h->page_size) || h->total_size != file_size || h->ctl_off % h->page_size ||
-	    h->ctl_size % h->page_size || h->ctl_off < sizeof(*h) ||
-	    h->ctl_off + h->ctl_size > h->total_size || h->n_streams < 1 ||
-	    h->n_streams > XR_MAX_STREAMS || h->n_rings < 1 || h->n_rings > XR_MAX_RINGS ||
-	    h->max_readers < 1 || h->max_readers > XR_MAX_READERS_LIMIT ||
-	    (uint64_t)h->max_readers * (1 + h->n_rings) * XR_CACHELINE > h->ctl_size)
+	if (!is_pow2(h->page_size) || h->page_size < 4096 || h->page_size > XR_PAGE_MAX ||
+	    h->total_size != file_size || h->tab_off % h->page_size || h->tab_size % h->page_size ||
+	    h->tab_off < sizeof(*h) || !inside(h->tab_off, h->tab_size, h->total_size) ||
+	    h->n_streams < 1 || h->n_streams > XR_MAX_STREAMS || h->n_rings < 1 ||
+	    h->n_rings > XR_MAX_RINGS || h->max_readers < 1 ||
+	    h->max_readers > XR_MAX_READERS_LIMIT ||
+	    table_bytes(h->max_readers, h->n_rings) > h->tab_size ||
+	    !memchr(h->name, 0, sizeof(h->name)) || !memchr(h->path, 0, sizeof(h->path)) ||
+	    !memchr(h->note, 0, sizeof(h->note)))
 		return XR_ENOTARENA;
-	for (uint32_t r = 0; r < h->n_rings; r++) {
-		const struct xr_ring_desc *rd = &h->rings[r];
-		if (!is_pow2(rd->capacity) || rd->capacity % h->page_size ||
-		    rd->data_off % h->page_size || rd->data_off < h->ctl_off + h->ctl_size ||
-		    rd->data_off + rd->capacity > h->total_size || rd->stream >= h->n_streams ||
-		    !is_pow2(rd->frame_align) || rd->frame_align < 16 || rd->frame_align > 4096 ||
-		    xr__frame_size(rd->record_len, rd->frame_align) > rd->capacity / 2 ||
-		    xr__frame_size(rd->record_len, rd->frame_align) > UINT32_MAX)
-			return XR_ENOTARENA;
-	}
-	for (uint32_t i = 0; i < h->n_streams; i++) {
-		const struct xr_stream_desc *sd = &h->streams[i];
-		if (sd->first_ring + (uint64_t)sd->n_rings > h->n_rings || sd->n_rings < 1 ||
-		    !memchr(sd->name, 0, sizeof(sd->name)))
-			return XR_ENOTARENA;
-	}
-	return 0;
+	int rc = validate_rings(h);
+	return rc < 0 ? rc : validate_streams(h);
+}
+
+/* The private layout of a validated header snapshot. */
+static void layout_from_header(const struct xr_arena_hdr *h, struct xr_layout *l)
+{
+	memset(l, 0, sizeof(*l));
+	memcpy(l->name, h->name, sizeof(l->name));
+	l->total_size = h->total_size;
+	l->page_size = h->page_size;
+	l->tab_off = h->tab_off;
+	l->tab_size = h->tab_size;
+	l->n_streams = h->n_streams;
+	l->n_rings = h->n_rings;
+	l->max_readers = h->max_readers;
+	l->writer_uid = h->writer_uid;
+	l->writer_pid = h->writer_pid;
+	l->writer_start = h->writer_start;
+	memcpy(l->streams, h->streams, sizeof(l->streams));
+	for (uint32_t r = 0; r < h->n_rings; r++)
+		l->rings[r] = (struct xr_ring_fixed){
+			.data_off = h->rings[r].data_off,
+			.capacity = h->rings[r].capacity,
+			.stream = h->rings[r].stream,
+			.frame_align = h->rings[r].frame_align,
+			.record_len = h->rings[r].record_len,
+		};
 }
 
 bool xr__arena_alive(const struct xr_arena *a)
@@ -726,10 +841,99 @@ bool xr__arena_alive(const struct xr_arena *a)
 	/* A1: pairs with A0 / A2. */
 	if (xr_load_acquire(&a->hdr->state) != XR_ARENA_READY)
 		return false;
-	return xr__proc_alive(a->hdr->writer_pid, a->hdr->writer_start);
+	return xr__proc_alive(a->lay.writer_pid, a->lay.writer_start);
 }
 
-static int open_at(const char *name, int k, int flags, int stream, struct xr_arena **out);
+/* Validates and maps the arena open on fd into a (both consumed). */
+static int open_mapped(struct xr_arena *a, int fd, int flags, int stream, struct xr_arena **out)
+{
+	struct xr_arena_hdr h;
+	struct stat st;
+	int err;
+
+	a->fd = fd;
+	if (fstat(fd, &st) < 0) {
+		err = -errno;
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
+		err = XR_ENOTARENA;
+		goto fail;
+	}
+	err = xr__arena_validate(&h, (uint64_t)st.st_size);
+	if (err < 0)
+		goto fail;
+	layout_from_header(&h, &a->lay);
+	a->hdr = xr__map_region(fd, 0, a->lay.tab_off, false);
+	if (!a->hdr) {
+		err = -errno;
+		goto fail;
+	}
+	a->hdr_mapped = a->lay.tab_off;
+	if (!xr__arena_alive(a)) {
+		err = XR_ECLOSED;
+		goto fail;
+	}
+	a->infos = xr__map_region(fd, a->lay.tab_off, a->lay.tab_size, false);
+	if (!a->infos) {
+		err = -errno;
+		goto fail;
+	}
+	a->tab_mapped = a->lay.tab_size;
+	a->views = (struct xr_cursor_view *)(a->infos + a->lay.max_readers);
+	if (flags & XR_OPEN_RINGS) {
+		for (uint32_t r = 0; r < a->lay.n_rings; r++) {
+			const struct xr_ring_fixed *rf = &a->lay.rings[r];
+			if (stream >= 0 && rf->stream != (uint32_t)stream)
+				continue;
+			err = xr__map_ring(fd, rf->data_off, rf->capacity, a->lay.page_size, false,
+					   (void **)&a->ring_data[r]);
+			if (err < 0)
+				goto fail;
+		}
+	}
+	*out = a;
+	return 0;
+fail:
+	xr__arena_close(a);
+	return err;
+}
+
+int xr__arena_open_fd(int fd, int flags, int stream, struct xr_arena **out)
+{
+	struct xr_arena *a = calloc(1, sizeof(*a));
+
+	if (!a) {
+		close(fd);
+		return -ENOMEM;
+	}
+	return open_mapped(a, fd, flags, stream, out);
+}
+
+/* Opens the arena of `name` in the k-th place. -ENOENT if nothing is
+ * there, -ERANGE past the last place, or an error. */
+static int open_at(const char *name, int k, int flags, int stream, struct xr_arena **out)
+{
+	struct xr_place places[XR_MAX_CANDIDATES];
+	char why[XR_NOTE_MAX], path[XR_PATH_MAX];
+	struct stat st;
+	int n = xr__places(XR_HUGEPAGES_PREFER, places, why, sizeof(why));
+
+	if (k >= n)
+		return -ERANGE;
+	if (xr__arena_path(path, sizeof(path), places[k].dir, name) < 0)
+		return -ENOENT;
+	int fd = xr__open_trusted(path, O_RDONLY, NULL, &st);
+	if (fd < 0)
+		return fd == -ELOOP || fd == -EMEDIUMTYPE ? XR_ENOTARENA : fd;
+	struct xr_arena *a = calloc(1, sizeof(*a));
+	if (!a) {
+		close(fd);
+		return -ENOMEM;
+	}
+	snprintf(a->path, sizeof(a->path), "%s", path);
+	return open_mapped(a, fd, flags, stream, out);
+}
 
 int xr__arena_open(const char *name, int flags, int stream, struct xr_arena **out)
 {
@@ -746,90 +950,4 @@ int xr__arena_open(const char *name, int flags, int stream, struct xr_arena **ou
 		if (rc != -ENOENT && (err == -ENOENT || err == XR_ECLOSED))
 			err = rc;
 	}
-}
-
-static int open_mapped(struct xr_arena *a, int fd, int flags, int stream, struct xr_arena **out);
-
-static int open_at(const char *name, int k, int flags, int stream, struct xr_arena **out)
-{
-	struct xr_arena *a;
-	int fd;
-	bool rw = flags & XR_OPEN_CTL_RW;
-
-	if (xr__check_name(name, XR_NAME_MAX) < 0)
-		return -EINVAL;
-	a = calloc(1, sizeof(*a));
-	if (!a)
-		return -ENOMEM;
-	fd = open_file(name, k, rw, a->path, sizeof(a->path));
-	if (fd < 0) {
-		free(a);
-		return fd;
-	}
-	return open_mapped(a, fd, flags, stream, out);
-}
-
-int xr__arena_open_fd(int fd, int flags, int stream, struct xr_arena **out)
-{
-	struct xr_arena *a = calloc(1, sizeof(*a));
-
-	if (!a) {
-		close(fd);
-		return -ENOMEM;
-	}
-	return open_mapped(a, fd, flags, stream, out);
-}
-
-/* Validates and maps the arena open on fd into a (both consumed). */
-static int open_mapped(struct xr_arena *a, int fd, int flags, int stream, struct xr_arena **out)
-{
-	struct xr_arena_hdr h;
-	struct stat st;
-	int err;
-	bool rw = flags & XR_OPEN_CTL_RW;
-
-	a->fd = fd;
-	if (fstat(fd, &st) < 0 || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
-		err = fstat(fd, &st) < 0 ? -errno : XR_ENOTARENA;
-		goto fail;
-	}
-	err = validate_header(&h, (uint64_t)st.st_size);
-	if (err < 0)
-		goto fail;
-	a->hdr = xr__map_region(fd, 0, h.ctl_off, false);
-	if (!a->hdr) {
-		err = -errno;
-		goto fail;
-	}
-	/* From here on only the mapping is read. Fields that must not change
-	 * were validated in the copy; re-check the ones that size mappings. */
-	if (memcmp(&h, a->hdr, offsetof(struct xr_arena_hdr, state)) != 0) {
-		err = XR_ENOTARENA;
-		goto fail;
-	}
-	if (!xr__arena_alive(a)) {
-		err = XR_ECLOSED;
-		goto fail;
-	}
-	a->slots = xr__map_region(fd, h.ctl_off, h.ctl_size, rw);
-	if (!a->slots) {
-		err = -errno;
-		goto fail;
-	}
-	a->cursors = (struct xr_cursor *)(a->slots + h.max_readers);
-	if (flags & XR_OPEN_RINGS) {
-		for (uint32_t r = 0; r < h.n_rings; r++) {
-			if (stream >= 0 && h.rings[r].stream != (uint32_t)stream)
-				continue;
-			err = xr__map_ring(fd, h.rings[r].data_off, h.rings[r].capacity, h.page_size,
-					   false, (void **)&a->ring_data[r]);
-			if (err < 0)
-				goto fail;
-		}
-	}
-	*out = a;
-	return 0;
-fail:
-	xr__arena_close(a);
-	return err;
 }

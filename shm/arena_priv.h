@@ -3,7 +3,8 @@
 #define XR_SHM_ARENA_PRIV_H
 
 /* The process-local handles behind xr_arena and xr_writer, and the internal
- * API the reader library and tools use to open an existing arena. */
+ * API the reader library, the control server and tools use to open an
+ * existing arena. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -11,77 +12,125 @@
 #include "shm/layout.h"
 #include "xring/arena.h"
 
-/* Slot states beyond the public four: a reaper owns the slot. */
-#define XR_SLOT_REAPING 4u
+/*
+ * The layout as this process knows it: copied from the spec when the engine
+ * creates an arena, and from a validated snapshot of the header when a
+ * reader opens one. Everything that sizes a mapping, bounds a loop or
+ * indexes an array is read from here, never again from shared memory, which
+ * another process (or, for a reader, an engine that is not what it claims)
+ * may change after it was checked.
+ */
+struct xr_ring_fixed {
+	uint64_t data_off;
+	uint64_t capacity;
+	uint32_t stream;
+	uint32_t frame_align;
+	uint32_t record_len;
+};
+
+struct xr_layout {
+	char name[XR_NAME_MAX + 1];
+	uint64_t total_size;
+	uint64_t page_size;
+	uint64_t tab_off, tab_size;
+	uint32_t n_streams;
+	uint32_t n_rings;
+	uint32_t max_readers;
+	uint32_t writer_uid;
+	int32_t writer_pid;
+	uint64_t writer_start;
+	struct xr_stream_desc streams[XR_MAX_STREAMS]; /* plain data, no atomics */
+	struct xr_ring_fixed rings[XR_MAX_RINGS];
+};
+
+/* Watermark backpressure (xr_writer_set_watermarks): bytes unread past
+ * which a lossless writer stops, and under which it goes on. */
+struct xr_watermarks {
+	uint64_t high;               /* 0: off */
+	uint64_t low;
+};
 
 struct xr_writer {
 	struct xr_arena *arena;
 	struct xr_ring_desc *rd;
-	struct xr_cursor *cursors;   /* this ring's cursors, [max_readers] */
-	struct xr_reader_slot *slots;
+	struct xr_peers *peers;      /* who holds leases: the engine's own table */
 	uint8_t *data;               /* ring bytes, mapped twice back to back */
 	uint64_t cap;
 	uint64_t mask;
 	uint64_t chunk;              /* how far tail advances at once */
+	uint32_t ring;               /* index in the arena */
+	uint32_t stream;
 	uint32_t align;
 	uint32_t max_frame;
 	uint32_t record_len;         /* nonzero: the only length accepted */
 	uint32_t max_readers;
 	uint32_t policy;
+	struct xr_watermarks wm;
 
 	/* Writer-private state: only this thread touches it. */
 	uint64_t head;               /* committed bytes (published or not) */
 	uint64_t published;          /* last head stored to rd->head */
+	uint64_t prev_published;     /* the one before: where this publish began */
 	uint64_t seq;                /* next sequence number */
 	uint64_t seq_published;
+	uint64_t pub_frames;         /* frames in the last publish */
+	uint64_t frames;             /* frames committed, ever */
+	uint64_t frames_published;
 	uint64_t tail;               /* last tail stored to rd->tail */
 	uint64_t limit;              /* head + size <= limit: room, no scan */
 	uint32_t reserved;           /* size of the reserved frame, 0 if none */
+	bool paused;                 /* past the high watermark: waits until low */
+	uint64_t stop_ns;            /* a stop for readers began (0: none) */
+	uint64_t stop_acct;          /* ...and is counted in wait_ns up to here */
+	_Atomic uint32_t cancel;     /* xr_writer_cancel(): end the next wait */
 	uint64_t records;            /* not yet flushed to rd stats */
 	uint64_t bytes;              /* head at the last stats flush */
 	int blocker;                 /* slot that blocked the last make-room */
-	uint32_t stalls_since_reap;  /* lossy: drops since the last reap check */
-	uint64_t last_reap_ns;
 	/* Frame boundaries recorded every cap/32 bytes, so that advancing tail
 	 * does not walk every frame. */
 	uint64_t next_mark;
 	uint32_t mark_first, mark_end;
 	uint64_t marks[64];
-	/* Waking sleeping readers after a publish (shm/wake.c); NULL when no
-	 * control server runs. */
+	/* Waking sleeping readers after a publish (shm/wake.c). */
 	struct xr_wake *wake;
 	struct xr_wake_memo *memo;   /* [max_readers] */
+	uint64_t wake_walked;        /* frames examined for wakeups, ever (tests) */
 };
 
 struct xr_arena {
 	int fd;
 	bool owner;                  /* created it: writer side */
 	uint64_t map_len;            /* writer: whole file mapped at hdr */
-	struct xr_arena_hdr *hdr;
-	struct xr_reader_slot *slots;
-	struct xr_cursor *cursors;
+	struct xr_arena_hdr *hdr;    /* shared: read only its atomics from here */
+	struct xr_layout lay;        /* private copy of every layout field */
+	struct xr_reader_info *infos;     /* reader table */
+	struct xr_cursor_view *views;     /* [n_rings][max_readers] */
 	uint8_t *ring_data[XR_MAX_RINGS];
+	uint64_t tab_mapped;         /* reader: length of the table mapping */
+	uint64_t hdr_mapped;         /* reader: length of the header mapping */
 	struct xr_writer *writers;   /* owner only, [n_rings] */
-	struct xr_wake *wake;        /* owner only, with a control server */
-	struct xr_ctl *ctl;          /* owner only: the control server */
-	_Atomic uint8_t *ctl_owned;  /* owner only, [max_readers]: slots the
-				      * control server handed out (and frees) */
+	struct xr_peers *peers;      /* owner only: the slot table (shm/peers.c) */
+	struct xr_wake *wake;        /* owner only: wake targets (shm/wake.c) */
+	uint32_t holders;            /* owner only: what still uses the arena
+				      * (a control server): destroy refuses */
 	char path[XR_PATH_MAX];
 	char note[XR_NOTE_MAX];
 };
 
 /* How xr__arena_open maps things. */
 enum {
-	XR_OPEN_CTL_RW = 1,   /* map the control region writable (readers) */
 	XR_OPEN_RINGS = 2,    /* map ring data (of stream `stream`, or all) */
 };
 
 /*
- * Opens the arena of engine `name` read-only (header, rings) with the control
- * region read-only or read-write per flags. With XR_OPEN_RINGS maps the rings
- * of stream index `stream`, or of every stream if stream < 0.
+ * Opens the arena of engine `name` read-only (header, reader table, and with
+ * XR_OPEN_RINGS the rings of stream index `stream`, or of every stream if
+ * stream < 0). For tools run by the engine's uid: the file must be a regular
+ * file owned by the caller's euid or by root; FIFOs and links are refused
+ * without blocking.
  * Returns 0, -ENOENT (no such engine), XR_ENOTARENA, XR_ELAYOUT, XR_ECLOSED
- * (closed, or its engine is dead), or -errno.
+ * (closed, or its engine is dead), XR_EUNTRUSTED (another user's file), or
+ * -errno.
  */
 int xr__arena_open(const char *name, int flags, int stream, struct xr_arena **out);
 void xr__arena_close(struct xr_arena *a);
@@ -90,33 +139,31 @@ void xr__arena_close(struct xr_arena *a);
  * engine's control socket). Takes ownership of fd, also on failure. */
 int xr__arena_open_fd(int fd, int flags, int stream, struct xr_arena **out);
 
+/* Checks a snapshot of a header against the size of its file: every offset,
+ * size and ring range inside the file and consistent with each other, every
+ * stream's rings its own. 0, XR_ENOTARENA or XR_ELAYOUT. (Exposed for the
+ * fuzz test of the header.) */
+int xr__arena_validate(const struct xr_arena_hdr *h, uint64_t file_size);
+
 /* Whether the engine behind an opened arena still runs and has not closed. */
 bool xr__arena_alive(const struct xr_arena *a);
 
-static inline struct xr_cursor *xr__cursor(const struct xr_arena *a, uint32_t ring,
-					   uint32_t slot)
+/* An engine-side user of the arena (a control server) starts or stops
+ * holding it: xr_arena_destroy() refuses while anything holds it. */
+void xr__arena_hold(struct xr_arena *a);
+void xr__arena_unhold(struct xr_arena *a);
+
+/* Reader table entries, by slot, and one reader's view of one ring. */
+static inline struct xr_cursor_view *xr__view(const struct xr_arena *a, uint32_t ring,
+					      uint32_t slot)
 {
-	return &a->cursors[(uint64_t)ring * a->hdr->max_readers + slot];
+	return &a->views[(uint64_t)ring * a->lay.max_readers + slot];
 }
-
-/* Writer side: reap one slot whose process is gone. Returns 1 if this call
- * reaped it. */
-int xr__reap_slot(struct xr_arena *a, uint32_t slot);
-
-/* Writer side: evict a reader that broke the protocol. Returns whether this
- * call evicted it (false: it was not ACTIVE, or another writer got there). */
-bool xr__evict_slot(struct xr_arena *a, uint32_t slot, uint32_t reason);
 
 void xr__writer_init(struct xr_writer *w, struct xr_arena *a, uint32_t ring);
 
-/* Bytes committed that the slowest honoured lease has not released yet (0
- * with no lease): how full the ring is for backpressure. Scans the leases
- * like a reclaim does, without moving tail or evicting anyone. */
-uint64_t xr__writer_backlog(const struct xr_writer *w);
+/* Where the shard writing w's ring reports its stats, for tools. */
+struct xr_shard_stats *xr__writer_shard_stats(struct xr_writer *w);
 
-/* Counts a stop of the writer for its readers in the ring's stats: call
- * with ns == 0 when it starts (full_waits++, visible at once to `xring
- * info`), and with its length when it ends (wait_ns). */
-void xr__writer_count_pause(struct xr_writer *w, uint64_t ns);
 
 #endif

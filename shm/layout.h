@@ -3,24 +3,32 @@
 #define XR_SHM_LAYOUT_H
 
 /*
- * The arena file, as every process maps it. Plain fixed-width data, no
- * pointers: valid at any mapping address and in any process.
+ * The arena file, as every process maps it, and the one page each reader may
+ * write. Plain fixed-width data, no pointers: valid at any mapping address and
+ * in any process.
  *
- *   offset 0          HEADER region  (readers map it read-only)
- *                       struct xr_arena_hdr: identity, backing, sizes,
- *                       streams[], rings[] (producer indices and stats)
- *   hdr->ctl_off      CONTROL region (readers map it read-write)
- *                       struct xr_reader_slot slots[max_readers]
- *                       struct xr_cursor cursors[n_rings][max_readers]
- *   rings[i].data_off RING DATA, one per ring (readers map it read-only,
- *                       twice, back to back)
+ *   ARENA FILE (created by the engine, owned by its uid; peers get it by an
+ *   O_RDONLY fd and map it read-only: nothing in it is theirs to write)
+ *     offset 0         HEADER: struct xr_arena_hdr: identity, backing, sizes,
+ *                        streams[], rings[] (producer indices and stats),
+ *                        shards[] (shard stats)
+ *     hdr->tab_off     READER TABLE: written by the engine only
+ *                        struct xr_reader_info infos[max_readers]
+ *                        struct xr_cursor_view views[n_rings][max_readers]
+ *     rings[i].data_off RING DATA, one per ring (mapped twice, back to back)
  *
- * Each region starts on a backing page boundary (2 MiB on hugetlbfs), so that
- * protections can differ per region. Everything a reader can write lives in
- * the control region and is untrusted input to the writer.
+ *   PEER PAGE (one per reader: a sealed memfd the engine creates at
+ *   SUBSCRIBE and hands to that reader alone; the engine maps it too)
+ *     struct xr_peer_page: the reader's sleep word, and one cursor per ring
+ *     (lease, position, counts, wake hints). Everything in it is untrusted
+ *     input to the engine, and no other reader can see it.
  *
- * The layout is frozen by the static asserts at the end of this file; any
- * change to them must bump XR_LAYOUT_VERSION. The build fingerprint
+ * Who writes what, field by field, is in docs/shm-layout.md ("Who changes
+ * what"): one file per piece of shared state.
+ *
+ * Each region of the arena starts on a backing page boundary (2 MiB on
+ * hugetlbfs). The layout is frozen by the static asserts at the end of this
+ * file; any change to them must bump XR_LAYOUT_VERSION. The build fingerprint
  * (shm/fingerprint.c) hashes the same sizes and offsets, so two builds that
  * disagree refuse to share an arena even if someone forgets the bump.
  */
@@ -34,7 +42,7 @@
 #include "xring/types.h"
 
 #define XR_MAGIC 0x31414e4552415258ull /* "XRARENA1" little-endian */
-#define XR_LAYOUT_VERSION 2u
+#define XR_LAYOUT_VERSION 3u
 
 #define XR_CACHELINE 64
 #define XR_MAX_STREAMS 8
@@ -42,6 +50,7 @@
 #define XR_MAX_READERS_LIMIT 256
 #define XR_PATH_MAX 192
 #define XR_NOTE_MAX 160
+#define XR_PEER_PAGE_SIZE 4096u
 
 /* Arena lifecycle, hdr->state. */
 enum {
@@ -50,19 +59,20 @@ enum {
 	XR_ARENA_CLOSED = 2,
 };
 
-/* Reader slot lifecycle, slot->state. */
+/* A reader slot as the reader table shows it, info->state. The engine's own
+ * record of a slot (shm/peers.c) is the one that counts; this is its mirror,
+ * for the reader to learn it was evicted and for tools. */
 enum {
 	XR_SLOT_FREE = 0,
-	XR_SLOT_CLAIMED = 1, /* a reader is filling it in */
-	XR_SLOT_ACTIVE = 2,  /* the writer honours its leases */
-	XR_SLOT_EVICTED = 3, /* the writer stopped honouring it; see reason */
+	XR_SLOT_CLAIMED = 1, /* being handed out */
+	XR_SLOT_ACTIVE = 2,  /* the writers honour its leases */
+	XR_SLOT_EVICTED = 3, /* the writers stopped honouring it; see evict_reason */
 };
 
-/* Why the writer evicted a reader, slot->evict_reason. */
+/* Why the writer evicted a reader, info->evict_reason. */
 enum {
 	XR_EVICT_NONE = 0,
 	XR_EVICT_CURSOR = 1, /* lease ahead of head: no reader can hold that */
-	XR_EVICT_DEAD = 2,   /* process gone */
 };
 
 /* A lease value meaning "this reader holds nothing in this ring". */
@@ -124,7 +134,7 @@ struct xr_ring_desc {
 	_Atomic uint64_t wait_ns;      /* lossless: time spent stopped */
 	_Atomic uint64_t evictions;    /* readers evicted from this ring */
 	_Atomic uint64_t publishes;    /* head stores (batch commits) */
-	_Atomic uint64_t wakeups;      /* eventfd wakeups sent to readers */
+	_Atomic uint64_t wakeups;      /* wakeups sent to readers */
 };
 
 /* What a shard of the engine reports on its stats tick (engine/shard.c),
@@ -148,8 +158,8 @@ struct xr_arena_hdr {
 	uint64_t fingerprint;
 	uint64_t total_size;
 	uint64_t page_size;
-	uint64_t ctl_off;
-	uint64_t ctl_size;
+	uint64_t tab_off;        /* the reader table */
+	uint64_t tab_size;
 	uint64_t created_ns;     /* CLOCK_REALTIME */
 	uint64_t writer_start;   /* writer's start time (/proc/PID/stat field 22) */
 	int32_t writer_pid;
@@ -161,12 +171,13 @@ struct xr_arena_hdr {
 	char name[XR_NAME_MAX + 1];
 	char path[XR_PATH_MAX];
 	char note[XR_NOTE_MAX];  /* what backing choice was made and why */
-	uint8_t pad0_[16];
+	uint32_t writer_uid;     /* the engine's effective uid */
+	uint8_t pad0_[12];
 
 	/* liveness */
 	_Atomic uint32_t state;         /* XR_ARENA_* */
 	uint32_t pad1_;
-	_Atomic uint64_t heartbeat_ns;  /* CLOCK_MONOTONIC, engine loop */
+	_Atomic uint64_t heartbeat_ns;  /* CLOCK_MONOTONIC, engine housekeeping */
 	uint64_t reserved1_;
 	uint8_t pad2_[XR_CACHELINE - 24];
 
@@ -175,48 +186,72 @@ struct xr_arena_hdr {
 	struct xr_shard_stats shards[XR_MAX_RINGS]; /* the shard writing ring i */
 };
 
-/* Reader slot, in the control region. Written by its reader (and by the
- * writer only to evict or reap); every field is untrusted to the writer. */
-struct xr_reader_slot {
+/*
+ * A reader slot as tools and its reader see it, in the reader table. Written
+ * by the engine only (shm/peers.c): the identity fields while the slot is
+ * FREE, before the release store of CLAIMED/ACTIVE that publishes them; state
+ * and evict_reason at every transition. Readers map it read-only.
+ */
+struct xr_reader_info {
 	_Atomic uint32_t state;        /* XR_SLOT_* */
-	_Atomic uint32_t evict_reason; /* XR_EVICT_*, set by the writer */
+	_Atomic uint32_t evict_reason; /* XR_EVICT_* */
 	uint32_t stream;
 	uint32_t policy;               /* LOSSLESS or LOSSY */
-	_Atomic int32_t pid;           /* the claim word: 0 = free, CAS to claim */
+	int32_t pid;                   /* SO_PEERCRED at SUBSCRIBE: informational
+					* (0 when the peer is in another PID
+					* namespace); nothing is keyed by it */
+	uint32_t uid;
 	uint32_t gen;                  /* bumped at every claim */
-	uint64_t pid_start;
+	uint32_t pad_;
 	uint64_t attach_ns;            /* CLOCK_REALTIME */
-	/* Sleep/wake (shm/wake.c): nonzero while the reader sleeps on its
-	 * eventfd, a generation the reader picks; a writer that wakes it swaps
-	 * it back to 0, so one sleep gets one wakeup however many rings fill. */
-	_Atomic uint32_t sleep_gen;
-	_Atomic uint32_t flags;        /* XR_SLOT_F_*: relaxed, stored by the claimer or
-					* the control server, loaded by tools; informational,
-					* nothing is ordered by it */
 	char label[16];
+	uint8_t pad1_[8];
 };
 
-/* slot->flags, set when the slot is claimed. */
-#define XR_SLOT_F_CONTROL 1u /* claimed through the control socket: the
-			      * engine frees it when the connection ends */
+/*
+ * One reader's progress in one ring as tools see it: the engine's copy of
+ * what the reader wrote in its peer page, made by its housekeeping
+ * (xr__peers_mirror), a few times a second. Numbers to show, never to act on.
+ */
+struct xr_cursor_view {
+	_Atomic uint64_t pos;
+	_Atomic uint64_t next_seq;
+	_Atomic uint64_t read;
+	_Atomic uint64_t dropped;
+};
 
-/* One reader's position in one ring, in the control region:
- * cursors[ring * max_readers + slot]. The writer loads only `lease`. */
+/* One reader's position in one ring, in its peer page. The reader writes
+ * every field; the writer loads `lease`, and the wake hints while the reader
+ * sleeps, and treats them all as untrusted. */
 struct xr_cursor {
 	_Atomic uint64_t lease;    /* writer may not overwrite at or past this */
 	_Atomic uint64_t pos;      /* next byte the reader will read */
 	_Atomic uint64_t next_seq; /* seq the reader expects next */
 	_Atomic uint64_t read;     /* records handed to the reader */
 	_Atomic uint64_t dropped;  /* records the reader lost */
-	/* While the slot sleeps (sleep_gen != 0): what would make a batch in
-	 * this ring. The reader has walked up to wake_pos (wake_seq is the seq
-	 * expected there) and needs wake_need more records that pass its
-	 * filter. Hints only: a wrong value costs the reader a late or early
-	 * wakeup, never the writer anything. */
+	/* While the reader sleeps (sleep_gen != 0): what would make a batch in
+	 * this ring. The reader has walked up to wake_pos (the head it saw)
+	 * and needs wake_need more records that pass its filter. Hints only: a
+	 * wrong value costs the reader a late or early wakeup, never the
+	 * writer more than one publish's worth of work (shm/wake.c). */
 	_Atomic uint64_t wake_pos;
-	_Atomic uint64_t wake_seq;
 	_Atomic uint32_t wake_need;
-	uint32_t pad_;
+	uint32_t pad_[3];
+};
+
+/*
+ * The page one reader may write. The engine creates it (memfd, sealed so
+ * that it cannot shrink or grow under the engine's mapping), initialises it,
+ * and passes it to that reader only; a slot's next reader gets a new page.
+ */
+struct xr_peer_page {
+	/* Sleep/wake (shm/wake.c): nonzero while the reader sleeps, a
+	 * generation the reader picks; a writer that wakes it swaps it back to
+	 * 0, so one sleep gets one wakeup however many rings fill. */
+	_Atomic uint32_t sleep_gen;
+	uint32_t pad0_;
+	uint8_t pad1_[XR_CACHELINE - 8];
+	struct xr_cursor cursors[XR_MAX_RINGS]; /* by ring index in the arena */
 };
 
 /* ---- the frozen layout ---- */
@@ -250,9 +285,14 @@ _Static_assert(sizeof(struct xr_shard_stats) == XR_CACHELINE, "shard stats are o
 _Static_assert(sizeof(struct xr_arena_hdr) ==
 		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 5 * XR_CACHELINE,
 	       "hdr size");
-_Static_assert(sizeof(struct xr_reader_slot) == 64, "reader slot is one line");
-_Static_assert(offsetof(struct xr_reader_slot, flags) == 44, "slot flags");
+_Static_assert(offsetof(struct xr_arena_hdr, writer_uid) == 496, "hdr writer_uid");
+_Static_assert(sizeof(struct xr_reader_info) == 64, "reader info is one line");
+_Static_assert(offsetof(struct xr_reader_info, label) == 40, "reader info label");
+_Static_assert(sizeof(struct xr_cursor_view) == 32, "cursor view is half a line");
 _Static_assert(sizeof(struct xr_cursor) == XR_CACHELINE, "cursor is one line");
+_Static_assert(offsetof(struct xr_cursor, wake_pos) == 40, "cursor wake hints");
+_Static_assert(offsetof(struct xr_peer_page, cursors) == XR_CACHELINE, "peer page cursors");
+_Static_assert(sizeof(struct xr_peer_page) <= XR_PEER_PAGE_SIZE, "a peer page fits one page");
 
 uint64_t xr__layout_fingerprint(void);
 

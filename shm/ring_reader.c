@@ -24,19 +24,20 @@
 #include "shm/ring_reader.h"
 
 void xr__rr_init(struct xr_ring_rd *rr, const struct xr_ring_desc *rd,
-		 struct xr_cursor *cur, const uint8_t *data, bool lossless)
+		 const struct xr_ring_fixed *rf, struct xr_cursor *cur, const uint8_t *data,
+		 bool lossless)
 {
 	*rr = (struct xr_ring_rd){
 		.rd = rd,
 		.cur = cur,
 		.data = data,
-		.cap = rd->capacity,
-		.mask = rd->capacity - 1,
-		.align = rd->frame_align,
-		.fixed_len = rd->record_len,
+		.cap = rf->capacity,
+		.mask = rf->capacity - 1,
+		.align = rf->frame_align,
+		.fixed_len = rf->record_len,
 		/* Fits 32 bits: checked when the arena was opened. */
-		.fixed_size = rd->record_len
-				      ? (uint32_t)xr__frame_size(rd->record_len, rd->frame_align)
+		.fixed_size = rf->record_len
+				      ? (uint32_t)xr__frame_size(rf->record_len, rf->frame_align)
 				      : 0,
 		.lossless = lossless,
 		.lease = XR_NO_LEASE,
@@ -56,7 +57,7 @@ static void snapshot(const struct xr_ring_rd *rr, uint64_t *head, uint64_t *writ
 		}
 		*head = xr_load_acquire(&rr->rd->head);
 		*written = xr_load_acquire(&rr->rd->written);
-		atomic_thread_fence(memory_order_acquire);
+		xr_fence_acquire();
 		g2 = xr_load_relaxed(&rr->rd->pub_gen);
 		if (g1 == g2)
 			return;
@@ -165,6 +166,10 @@ static int walk(const struct xr_ring_rd *rr, uint64_t head, uint32_t max, uint64
 
 	if (flt && flt->all)
 		flt = NULL;
+	/* An honest writer never has more than a ring of bytes past a lease
+	 * it honours; anything else would walk off the mapping. */
+	if (head - p > rr->cap)
+		return -EPROTO;
 	if (!flt && rr->fixed_size)
 		return take_fixed(rr, head, max, max_bytes, t);
 	*t = (struct xr_take){.start = p, .end = p, .taken_end = p, .head = head, .contiguous = true,
@@ -189,7 +194,7 @@ static int walk(const struct xr_ring_rd *rr, uint64_t head, uint32_t max, uint64
 		/* The writer is trusted, but a reader must not walk off into
 		 * the weeds on a bug: check what we step by. */
 		if (size < XR_FRAME_HDR || (size & (rr->align - 1)) || size > head - p ||
-		    f->len > size - XR_FRAME_HDR)
+		    size > rr->cap / 2 || f->len > size - XR_FRAME_HDR)
 			return -EPROTO;
 		if (n > 0 && p + size - t->start > max_bytes) {
 			t->full = true;

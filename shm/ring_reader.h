@@ -9,11 +9,12 @@
 #include <stdint.h>
 
 #include "record/filter.h"
+#include "shm/arena_priv.h"
 #include "shm/layout.h"
 
 struct xr_ring_rd {
 	const struct xr_ring_desc *rd;
-	struct xr_cursor *cur;   /* ours, in the control region */
+	struct xr_cursor *cur;   /* ours, in our peer page */
 	const uint8_t *data;     /* read-only, mapped twice */
 	uint64_t cap, mask;
 	uint32_t align;
@@ -49,8 +50,12 @@ struct xr_take {
 	uint32_t skip_frames;
 };
 
+/* rd: the ring's shared producer state (atomics only are read from it);
+ * rf: its constants, from the reader's own validated copy of the layout;
+ * cur: this reader's cursor, in its peer page. */
 void xr__rr_init(struct xr_ring_rd *rr, const struct xr_ring_desc *rd,
-		 struct xr_cursor *cur, const uint8_t *data, bool lossless);
+		 const struct xr_ring_fixed *rf, struct xr_cursor *cur, const uint8_t *data,
+		 bool lossless);
 
 /* Puts the reader at the newest record (attach). Slot must be ACTIVE. */
 void xr__rr_start(struct xr_ring_rd *rr);

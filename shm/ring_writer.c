@@ -23,10 +23,15 @@
  *   tail     oldest position a reader may start a new lease at. Bytes before
  *            tail may be overwritten at any moment.
  *
- * READER STATE (read-write to its reader, untrusted here, struct xr_cursor):
+ * READER STATE (struct xr_cursor, in each reader's own peer page: written
+ * by that reader alone, untrusted here):
  *   lease    the writer must not overwrite any byte at or after `lease`, or
  *            XR_NO_LEASE. Lossless readers always hold a lease (their release
  *            cursor); lossy readers only while they hold a batch.
+ * Whose leases count is not theirs to say: the writer honours the lease of a
+ * slot only while the engine's own record of it (shm/peers.c, private
+ * memory) says ACTIVE and names this writer's stream:
+ *   W3a  load_acquire(peer.state) == ACTIVE; pairs with PS1 (peers.c).
  *
  * PUBLICATION (invariant 1). The writer fills frames beyond head with plain
  * stores, then stores `written` and, W1, head with release. A reader loads
@@ -47,15 +52,25 @@
  * All four are seq_cst, so in their single total order either R2 follows W2
  * (the reader sees the new tail and does not use the bytes being reclaimed)
  * or W3 follows R1 (the writer sees the lease and does not overwrite it).
- * That Dekker-style pair is the only place that needs seq_cst; everything
- * else is acquire/release. A reader ends a lease with a release store (R4);
- * the writer's W3 load is an acquire, so the reader's reads of the batch
- * happen before the writer's later overwrite of it.
+ * A reader ends a lease with a release store (R4); the writer's W3 load is
+ * seq_cst, hence an acquire, so the reader's reads of the batch happen
+ * before the writer's later overwrite of it. The other seq_cst accesses of
+ * the ring are the sleep/wake handshake's (W1 when readers may sleep, and
+ * `blocked`; shm/wake.c); everything else is acquire/release or relaxed.
  *
  * A blocked reclaim (some lease < needed position): lossless streams wait
  * (-EAGAIN to the caller, xr_writer_wait() to wait); lossy streams drop the
  * record: its seq is consumed, lease_stalls counts it, and every reader sees
  * the gap in seq and counts it as dropped (invariant 5).
+ *
+ * WATERMARKS (lossless, xr_writer_set_watermarks). After each publish the
+ * writer bounds its backlog (bytes committed that the slowest honoured lease
+ * has not released) from above by head - (limit - cap): leases only move
+ * forward since the scan that set limit. Past the high watermark it scans
+ * the leases for the true backlog, and if that is past too it pauses:
+ * reserve returns -EAGAIN until xr_writer_wait() sees the backlog under the
+ * low watermark. A pause and a full ring are one thing to the caller, waited
+ * out by one loop (xr_writer_wait), counted once (full_waits, wait_ns).
  *
  * UNTRUSTED LEASES (invariant 8). Three cases, by where the lease L lies:
  *   L > head         no reader can ever hold that: garbage. The reader is
@@ -70,45 +85,46 @@
  *   otherwise        honoured. A garbage value here is indistinguishable from
  *                    a slow reader: at worst it slows the writer down, until
  *                    the reader writes a sane value or dies and is reaped.
- * The writer never dereferences anything a reader wrote; it walks frames by
- * the sizes it wrote itself.
+ * The writer never dereferences anything a reader wrote: a lease is only
+ * compared, and frames are walked by the sizes the writer wrote itself, in
+ * ring data no reader can write (readers map it read-only; the fd they get is
+ * O_RDONLY).
  *
  * CRASHES. A writer that dies leaves head at its last publish: readers see
- * only whole records, and then XR_ECLOSED. A reader that dies leaves its
- * lease; xr_writer_wait() and xr_arena_reap() notice the dead process
- * (pid + start time) and clear its leases.
+ * only whole records, and then XR_ECLOSED. A reader that dies ends its
+ * control connection; the control server releases its slot at once
+ * (shm/peers.c), and from then on no lease of its page counts.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "shm/arena_priv.h"
 #include "shm/atomics.h"
+#include "shm/peers.h"
 #include "shm/wake.h"
 #include "util/clock.h"
 #include "xring/error.h"
 #include "xring/writer.h"
 
-#define XR_REAP_INTERVAL_NS 10000000ull /* 10 ms */
-
 void xr__writer_init(struct xr_writer *w, struct xr_arena *a, uint32_t ring)
 {
-	struct xr_arena_hdr *h = a->hdr;
-	struct xr_ring_desc *rd = &h->rings[ring];
-	struct xr_stream_desc *sd = &h->streams[rd->stream];
+	const struct xr_ring_fixed *rf = &a->lay.rings[ring];
+	const struct xr_stream_desc *sd = &a->lay.streams[rf->stream];
 
 	memset(w, 0, sizeof(*w));
 	w->arena = a;
-	w->rd = rd;
-	w->cursors = xr__cursor(a, ring, 0);
-	w->slots = a->slots;
+	w->rd = &a->hdr->rings[ring];
+	w->peers = a->peers;
 	w->data = a->ring_data[ring];
-	w->cap = rd->capacity;
-	w->mask = rd->capacity - 1;
-	w->chunk = rd->capacity / 8;
-	w->align = rd->frame_align;
+	w->ring = ring;
+	w->stream = rf->stream;
+	w->cap = rf->capacity;
+	w->mask = rf->capacity - 1;
+	w->chunk = rf->capacity / 8;
+	w->align = rf->frame_align;
 	w->max_frame = sd->max_frame;
-	w->record_len = rd->record_len;
-	w->max_readers = h->max_readers;
+	w->record_len = rf->record_len;
+	w->max_readers = a->lay.max_readers;
 	w->policy = sd->policy;
 	/* Empty ring: nothing to reclaim until the first wrap. */
 	w->limit = w->cap;
@@ -135,6 +151,60 @@ static void flush_stats(struct xr_writer *w)
 	}
 }
 
+/*
+ * W3: the leases of the slots the engine handed out for this stream.
+ * Returns the largest distance head - lease among those honoured (0: none)
+ * and its slot in *blocker; with evict, a lease ahead of head evicts its
+ * reader (see UNTRUSTED LEASES).
+ */
+static uint64_t scan_leases(struct xr_writer *w, bool evict, int *blocker)
+{
+	uint64_t worst = 0;
+
+	*blocker = -1;
+	for (uint32_t i = 0; i < w->max_readers; i++) {
+		struct xr_peer *p = &w->peers->slot[i];
+
+		/* W3a: pairs with PS1. The state that counts is the engine's,
+		 * never one a reader could have written. */
+		if (xr_load_acquire(&p->state) != XR_SLOT_ACTIVE ||
+		    xr_load_relaxed(&p->stream) != w->stream)
+			continue;
+		/* W3: pairs with R1 (seq_cst handshake, see top of file). */
+		uint64_t lease = xr_load_sc(&p->page->cursors[w->ring].lease);
+		if (lease == XR_NO_LEASE)
+			continue;
+		/* Positions start at 0 and never reach 2^64 in practice, so
+		 * plain comparison orders them. */
+		if (lease > w->head) {
+			if (evict && xr__peer_evict(w->arena, i, XR_EVICT_CURSOR))
+				xr_counter_add(&w->rd->evictions, 1);
+			continue;
+		}
+		uint64_t dist = w->head - lease;
+		if (dist > w->cap)
+			continue; /* stale: see UNTRUSTED LEASES */
+		if (dist > worst) {
+			worst = dist;
+			*blocker = (int)i;
+		}
+	}
+	return worst;
+}
+
+/* Past the high watermark: pause (lossless, watermarks set). Checked after
+ * each publish; cheap unless the bound says the backlog may be high. */
+static void check_watermark(struct xr_writer *w)
+{
+	int blocker;
+
+	if (w->paused || w->head - (w->limit - w->cap) <= w->wm.high)
+		return;
+	if (scan_leases(w, false, &blocker) <= w->wm.high)
+		return;
+	w->paused = true;
+}
+
 void xr_writer_publish(xr_writer *w)
 {
 	if (w->head == w->published && w->seq == w->seq_published)
@@ -144,7 +214,7 @@ void xr_writer_publish(xr_writer *w)
 	 * hot read path loads head alone and never looks at pub_gen. */
 	uint32_t gen = xr_load_relaxed(&w->rd->pub_gen);
 	xr_store_relaxed(&w->rd->pub_gen, gen + 1);
-	atomic_thread_fence(memory_order_release);
+	xr_fence_release();
 	/* W1: publishes every frame below head; pairs with R3. With sleeping
 	 * readers to wake it is seq_cst, for the sleep/wake handshake
 	 * (shm/wake.c): one locked store per publish, not per record. */
@@ -157,11 +227,16 @@ void xr_writer_publish(xr_writer *w)
 	xr_store_release(&w->rd->pub_gen, gen + 2);
 	if (w->head != w->published)
 		xr_counter_add(&w->rd->publishes, 1);
+	w->prev_published = w->published;
 	w->published = w->head;
 	w->seq_published = w->seq;
+	w->pub_frames = w->frames - w->frames_published;
+	w->frames_published = w->frames;
 	flush_stats(w);
 	if (w->wake)
 		xr__wake_check(w);
+	if (w->wm.high)
+		check_watermark(w);
 }
 
 /*
@@ -172,8 +247,8 @@ void xr_writer_publish(xr_writer *w)
 static int make_room(struct xr_writer *w, uint64_t size)
 {
 	uint64_t need = w->head + size - w->cap; /* tail must reach this */
-	uint64_t goal, t = w->tail, worst = 0;
-	int blocker = -1;
+	uint64_t goal, t = w->tail, worst;
+	int blocker;
 
 	/* Readers must be able to consume what is already committed. */
 	xr_writer_publish(w);
@@ -206,33 +281,7 @@ static int make_room(struct xr_writer *w, uint64_t size)
 		w->tail = t;
 	}
 
-	/* W3: the leases. worst = largest distance head - lease seen. */
-	for (uint32_t i = 0; i < w->max_readers; i++) {
-		uint64_t lease = xr_load_sc(&w->cursors[i].lease);
-		uint64_t dist;
-
-		if (lease == XR_NO_LEASE)
-			continue;
-		/* Leases are only ever set by ACTIVE readers (the reader stores
-		 * ACTIVE before its first lease, R0), so an inactive slot's lease
-		 * is a leftover and ignored. */
-		if (xr_load_acquire(&w->slots[i].state) != XR_SLOT_ACTIVE)
-			continue;
-		/* Positions start at 0 and never reach 2^64 in practice, so
-		 * plain comparison orders them. */
-		if (lease > w->head) {
-			if (xr__evict_slot(w->arena, i, XR_EVICT_CURSOR))
-				xr_counter_add(&w->rd->evictions, 1);
-			continue;
-		}
-		dist = w->head - lease;
-		if (dist > w->cap)
-			continue; /* stale: see UNTRUSTED LEASES */
-		if (dist > worst) {
-			worst = dist;
-			blocker = (int)i;
-		}
-	}
+	worst = scan_leases(w, true, &blocker);
 	/* Room up to min(tail, oldest lease) + cap. */
 	uint64_t floor = w->head - worst;
 	if ((int64_t)(w->tail - floor) < 0)
@@ -251,23 +300,17 @@ int xr_writer_reserve(xr_writer *w, uint32_t len, void **payload)
 		return -EMSGSIZE;
 	if (w->record_len && len != w->record_len)
 		return -EINVAL;
+	if (w->paused) {
+		xr_writer_publish(w);
+		return -EAGAIN;
+	}
 	if (w->head + size > w->limit && make_room(w, size) < 0) {
 		if (w->policy == XR_POLICY_LOSSLESS)
 			return -EAGAIN;
 		/* Lossy: never wait. The record is lost to every reader; the seq
-		 * gap tells them so. A lease holder that died would stall us for
-		 * good: look for the dead every 10 ms of stalling (the clock is
-		 * read once per 64 drops, not per record). */
+		 * gap tells them so. */
 		w->seq++;
 		xr_counter_add(&w->rd->lease_stalls, 1);
-		if (++w->stalls_since_reap >= 64) {
-			uint64_t now = xr__now_ns();
-			w->stalls_since_reap = 0;
-			if (now - w->last_reap_ns >= XR_REAP_INTERVAL_NS) {
-				w->last_reap_ns = now;
-				xr_arena_reap(w->arena);
-			}
-		}
 		return XR_EDROPPED;
 	}
 	f = frame_at(w, w->head);
@@ -283,6 +326,7 @@ void xr_writer_commit(xr_writer *w)
 {
 	w->head += w->reserved;
 	w->records++;
+	w->frames++;
 	w->seq++;
 	w->reserved = 0;
 	if (w->head >= w->next_mark) {
@@ -305,29 +349,9 @@ int xr_writer_write(xr_writer *w, const void *data, uint32_t len)
 	return 0;
 }
 
-uint64_t xr__writer_backlog(const struct xr_writer *w)
+struct xr_shard_stats *xr__writer_shard_stats(struct xr_writer *w)
 {
-	uint64_t worst = 0;
-
-	for (uint32_t i = 0; i < w->max_readers; i++) {
-		/* Same classification as make_room (W3), acquire suffices: this
-		 * only estimates fill, it never decides an overwrite. */
-		uint64_t lease = xr_load_acquire(&w->cursors[i].lease);
-		if (lease == XR_NO_LEASE || lease > w->head ||
-		    xr_load_acquire(&w->slots[i].state) != XR_SLOT_ACTIVE)
-			continue;
-		if (w->head - lease <= w->cap && w->head - lease > worst)
-			worst = w->head - lease;
-	}
-	return worst;
-}
-
-void xr__writer_count_pause(struct xr_writer *w, uint64_t ns)
-{
-	if (ns == 0)
-		xr_counter_add(&w->rd->full_waits, 1);
-	else
-		xr_counter_add(&w->rd->wait_ns, ns);
+	return &w->arena->hdr->shards[w->ring];
 }
 
 uint64_t xr_writer_next_seq(const xr_writer *w)
@@ -335,41 +359,92 @@ uint64_t xr_writer_next_seq(const xr_writer *w)
 	return w->seq;
 }
 
+int xr_writer_set_watermarks(xr_writer *w, double high, double low)
+{
+	if (!w || high < 0 || high > 1 || low < 0 || (high > 0 && low >= high))
+		return -EINVAL;
+	if (w->policy != XR_POLICY_LOSSLESS)
+		high = low = 0; /* a lossy writer never waits */
+	w->wm.high = (uint64_t)(high * (double)w->cap);
+	w->wm.low = (uint64_t)(low * (double)w->cap);
+	if (!w->wm.high)
+		w->paused = false;
+	return 0;
+}
+
+void xr_writer_cancel(xr_writer *w)
+{
+	xr_store_release(&w->cancel, 1);
+}
+
+/* Whether the writer may go on: not paused (a scan under the low
+ * watermark ends a pause) and room for size. */
+static bool may_go_on(struct xr_writer *w, uint64_t size)
+{
+	int blocker;
+
+	if (w->paused && scan_leases(w, false, &blocker) < w->wm.low)
+		w->paused = false;
+	if (w->paused)
+		return false;
+	return w->head + size <= w->limit || make_room(w, size) == 0;
+}
+
+/* The stop for readers ends: the ring is no longer blocked. */
+static void end_stop(struct xr_writer *w)
+{
+	if (!w->stop_ns)
+		return;
+	xr__wake_blocked(w, false);
+	w->stop_ns = 0;
+}
+
 int xr_writer_wait(xr_writer *w, uint32_t len, int64_t timeout_ns)
 {
 	uint64_t size = xr__frame_size(len, w->align);
-	uint64_t start, now, last_reap;
+	uint64_t start, now;
 	struct xr_backoff b;
 	int rc = 0;
 
 	if (size > w->max_frame)
 		return -EMSGSIZE;
-	if (w->head + size <= w->limit || make_room(w, size) == 0)
-		return 0;
 	if (w->policy == XR_POLICY_LOSSY)
 		return 0; /* a lossy writer never waits: reserve will drop */
-
-	start = last_reap = xr__now_ns();
-	xr_counter_add(&w->rd->full_waits, 1);
-	xr__wake_blocked(w, true);
+	xr_writer_publish(w);
+	if (may_go_on(w, size)) {
+		end_stop(w);
+		return 0;
+	}
+	/* A stop: counted once when it starts (visible at once to `xring
+	 * info`), however many waits it takes; readers hand out partial
+	 * batches while it lasts (shm/wake.c). */
+	start = xr__now_ns();
+	if (!w->stop_ns) {
+		w->stop_ns = w->stop_acct = start;
+		xr_counter_add(&w->rd->full_waits, 1);
+		xr__wake_blocked(w, true);
+	}
 	xr__backoff_init(&b);
 	for (;;) {
-		xr__backoff_wait(&b);
-		if (make_room(w, size) == 0)
+		if (xr_atomic_xchg(&w->cancel, 0)) {
+			rc = -EINTR;
 			break;
-		now = xr__now_ns();
-		if (now - last_reap >= XR_REAP_INTERVAL_NS) {
-			/* The reader in the way may be dead: check them all. */
-			if (xr_arena_reap(w->arena) > 0 && make_room(w, size) == 0)
-				break;
-			last_reap = now;
 		}
-		if (timeout_ns >= 0 && now - start >= (uint64_t)timeout_ns) {
+		if (xr__backoff_wait(&b) == -EINTR) {
+			rc = -EINTR;
+			break;
+		}
+		if (may_go_on(w, size))
+			break;
+		if (timeout_ns >= 0 && xr__now_ns() - start >= (uint64_t)timeout_ns) {
 			rc = -ETIMEDOUT;
 			break;
 		}
 	}
-	xr__wake_blocked(w, false);
-	xr_counter_add(&w->rd->wait_ns, xr__now_ns() - start);
+	now = xr__now_ns();
+	xr_counter_add(&w->rd->wait_ns, now - w->stop_acct);
+	w->stop_acct = now;
+	if (rc == 0)
+		end_stop(w);
 	return rc;
 }

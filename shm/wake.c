@@ -1,17 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The writer's half of sleep/wake. The protocol, with the reader's half
- * (client/reader.c, sleep_on_eventfd):
+ * (client/reader.c, go_to_sleep and sleep_until_woken):
  *
  *   reader                                 writer (each ring's)
- *   RS0 drain its eventfd                  W1  store_sc(head)  (publish)
- *   RS1 cursor.wake_* = what it needs      WK2 load_sc(slot.sleep_gen)
- *       per ring (relaxed)                     if g != 0 and this ring has
- *   RS2 store_sc(slot.sleep_gen, g)            the batch: CAS(g -> 0), and
- *   RS4 load_sc(head) of every ring; if        if won, write(eventfd)
- *       any moved since its walk: cancel
- *   RS5 poll(eventfd, control socket, max_wait)
- *   RS6 exchange(slot.sleep_gen, 0): 0 means a writer woke it
+ *   RS0 drain its control socket of wakes  W1  store_sc(head)  (publish)
+ *   RS1 page.cursor.wake_* = what it       WK2 load_sc(page.sleep_gen)
+ *       needs per ring (relaxed)               if g != 0 and this ring has
+ *   RS2 store_sc(page.sleep_gen, g)            the batch: CAS(g -> 0), and
+ *   RS4 load_sc(head) of every ring; if        if won, send a WAKE on the
+ *       any moved since its walk: cancel       reader's connection
+ *   RS5 poll(control socket, max_wait)
+ *   RS6 exchange(page.sleep_gen, 0): 0 means a writer woke it
  *
  * The race that loses wakeups is a reader deciding to sleep on an old head
  * while the writer publishes and looks at sleep_gen before the reader set
@@ -24,12 +24,26 @@
  * one writer signal one sleep, so a reader whose batch fills in two rings at
  * once is woken once.
  *
- * What a sleeping reader needs (wake_pos, wake_seq, wake_need) is read
- * after WK2 (seq_cst, so also acquire: RS1 comes before RS2's release), so
- * it is at least as new as the sleep_gen seen. The
- * reader can write anything there: values are checked before use, a walk
- * stays within what this writer published, and a bad value only wakes the
- * reader early or late (its max_wait still holds).
+ * WHAT A WAKE COSTS THE WRITER. A sleeping reader says what it waits for:
+ * wake_need more records (that pass its filter) after wake_pos, the head it
+ * walked to. All of it is untrusted, and none of it may make a publish cost
+ * more than that publish's own records: a writer never walks from a
+ * position a reader wrote. Its memory of a sleep (struct xr_wake_memo)
+ * holds a head it published itself:
+ *   - a new sleep whose wake_pos is this publish's head or the previous
+ *     one (the only heads an honest reader can have walked to and still be
+ *     asleep: an older head fails its RS4 re-check) starts counting there;
+ *   - any other wake_pos is woken at once: an honest reader cancels that
+ *     sleep anyway, a dishonest one buys itself one wakeup per sleep;
+ *   - counting covers [previous head, this head): the frames this publish
+ *     wrote, walked by the sizes the writer wrote, through the reader's
+ *     filter (from the engine's copy, compiled at SUBSCRIBE); an
+ *     unfiltered reader is counted by the number of frames alone.
+ * So a publish costs one load per sleeping reader, plus its own frames per
+ * sleeping filtered reader: what an honest reader costs, whatever any
+ * reader writes (tests/test_wake_bound.c counts it). What the hints are is
+ * read after WK2 (seq_cst, so also acquire: RS1 comes before RS2's
+ * release), so they are at least as new as the sleep_gen seen.
  *
  * BLOCKED RINGS. A reader asleep for min records while its lease holds a
  * lossless writer back would wait forever when min records that pass its
@@ -39,115 +53,118 @@
  * a partial batch. All seq_cst: the same store-buffering argument as above,
  * either the reader sees blocked, or the writer sees it asleep.
  *
- * Closing an eventfd a writer may be signalling (the reader left): the
- * control server stores live = 0 and then waits for busy == 0; a writer
- * increments busy, then loads live, and only then writes. Both sides are
- * seq_cst, so a writer that saw live == 1 is counted in busy before the
- * server looks, and the fd is closed only after that writer is done; the fd
- * number cannot be reused under a write.
+ * SENDING. A wake is a send with MSG_DONTWAIT | MSG_NOSIGNAL on a socket
+ * the engine accepted itself (the reader's control connection): nothing a
+ * peer does to its own end, or leaves unread, can make it block; a full
+ * queue (EAGAIN) loses nothing, since the socket is readable already. When
+ * a slot is released, its socket must not be closed under a send: the
+ * release stores live = 0 and then waits for busy == 0; a writer increments
+ * busy, then loads live, and sends only if it saw live == 1. All seq_cst
+ * (WS1: fetch_add busy / load live; WS2: store live / load busy), so a
+ * writer that saw live == 1 is counted in busy before the release looks;
+ * the wait is bounded by one non-blocking send.
  */
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "shm/arena_priv.h"
 #include "shm/atomics.h"
+#include "shm/peers.h"
 #include "shm/wake.h"
 #include "util/clock.h"
 
-int xr__wake_attach(struct xr_arena *a)
+int xr__wake_create(struct xr_arena *a)
 {
-	uint32_t n = a->hdr->max_readers;
+	uint32_t n = a->lay.max_readers;
 	struct xr_wake *wk = calloc(1, sizeof(*wk) + n * sizeof(wk->subs[0]));
 
 	if (!wk)
 		return -ENOMEM;
 	wk->n = n;
 	for (uint32_t i = 0; i < n; i++)
-		wk->subs[i].efd = -1;
-	for (uint32_t r = 0; r < a->hdr->n_rings; r++) {
+		wk->subs[i].fd = -1;
+	a->wake = wk;
+	for (uint32_t r = 0; r < a->lay.n_rings; r++) {
 		struct xr_writer *w = &a->writers[r];
 		w->memo = calloc(n, sizeof(*w->memo));
 		if (!w->memo) {
-			xr__wake_detach(a);
-			free(wk);
+			xr__wake_destroy(a);
 			return -ENOMEM;
 		}
+		w->wake = wk;
 	}
-	for (uint32_t r = 0; r < a->hdr->n_rings; r++)
-		a->writers[r].wake = wk;
-	a->wake = wk;
 	return 0;
 }
 
-void xr__wake_detach(struct xr_arena *a)
+void xr__wake_destroy(struct xr_arena *a)
 {
-	for (uint32_t r = 0; r < a->hdr->n_rings; r++) {
+	for (uint32_t r = 0; a->writers && r < a->lay.n_rings; r++) {
 		free(a->writers[r].memo);
 		a->writers[r].memo = NULL;
 		a->writers[r].wake = NULL;
 	}
-	if (a->wake) {
-		for (uint32_t i = 0; i < a->wake->n; i++)
-			xr__wake_remove(a->wake, i);
-		free(a->wake);
-		a->wake = NULL;
-	}
+	free(a->wake);
+	a->wake = NULL;
 }
 
-void xr__wake_add(struct xr_wake *wk, uint32_t slot, int efd, const struct xr_filt *f)
+void xr__wake_add(struct xr_wake *wk, uint32_t slot, int fd, const void *msg, uint32_t len,
+		  const struct xr_filt *f)
 {
 	struct xr_wake_sub *s = &wk->subs[slot];
 
-	s->efd = efd;
+	s->fd = fd;
+	s->msg_len = len < XR_WAKE_MSG_MAX ? len : XR_WAKE_MSG_MAX;
+	memcpy(s->msg, msg, s->msg_len);
 	s->filter = *f;
 	xr_store_sc(&s->live, 1);
-	/* Pairs with the writer's acquire load of the mask: efd and filter
-	 * are visible to a writer that sees the bit. */
-	atomic_fetch_or_explicit(&wk->live_mask[slot / 64], 1ull << (slot % 64),
-				 memory_order_release);
+	/* Pairs with the writer's acquire load of the mask: fd, message and
+	 * filter are visible to a writer that sees the bit. */
+	xr_fetch_or_release(&wk->live_mask[slot / 64], 1ull << (slot % 64));
 }
 
 void xr__wake_remove(struct xr_wake *wk, uint32_t slot)
 {
 	struct xr_wake_sub *s = &wk->subs[slot];
 
-	if (s->efd < 0)
+	if (s->fd < 0)
 		return;
-	atomic_fetch_and_explicit(&wk->live_mask[slot / 64], ~(1ull << (slot % 64)),
-				  memory_order_relaxed);
-	/* See the top of this file: live = 0, then wait out the writers that
-	 * saw live == 1. */
+	xr_fetch_and_relaxed(&wk->live_mask[slot / 64], ~(1ull << (slot % 64)));
+	/* WS2: live = 0, then wait out the writers that saw live == 1. */
 	xr_store_sc(&s->live, 0);
 	while (xr_load_sc(&s->busy) != 0)
 		sched_yield();
-	close(s->efd);
-	s->efd = -1;
+	s->fd = -1;
 }
 
-static bool signal_sub(struct xr_wake_sub *s)
+static bool send_wake(struct xr_wake_sub *s)
 {
 	bool sent = false;
 
-	atomic_fetch_add_explicit(&s->busy, 1, memory_order_seq_cst);
-	if (xr_load_sc(&s->live)) {
-		uint64_t one = 1;
-		/* EAGAIN (counter full) cannot lose a wakeup: the fd is
-		 * readable already. */
-		sent = write(s->efd, &one, sizeof(one)) == (ssize_t)sizeof(one);
-	}
-	atomic_fetch_sub_explicit(&s->busy, 1, memory_order_release);
+	/* WS1 */
+	xr_fetch_add_sc(&s->busy, 1);
+	if (xr_load_sc(&s->live))
+		sent = send(s->fd, s->msg, s->msg_len, MSG_DONTWAIT | MSG_NOSIGNAL) ==
+		       (ssize_t)s->msg_len;
+	xr_fetch_sub_release(&s->busy, 1);
 	return sent;
 }
 
-void xr__wake_kick(struct xr_wake *wk, struct xr_reader_slot *s, uint32_t slot)
+static _Atomic uint32_t *sleep_word(struct xr_peers *t, uint32_t slot)
 {
-	uint32_t g = xr_load_sc(&s->sleep_gen);
+	return &t->slot[slot].page->sleep_gen;
+}
 
-	if (g && xr_cas(&s->sleep_gen, &g, 0))
-		signal_sub(&wk->subs[slot]);
+void xr__wake_kick(struct xr_arena *a, uint32_t slot)
+{
+	_Atomic uint32_t *sw = sleep_word(a->peers, slot);
+	uint32_t g = xr_load_sc(sw);
+
+	if (g && xr_cas(sw, &g, 0))
+		send_wake(&a->wake->subs[slot]);
 }
 
 void xr__wake_blocked(struct xr_writer *w, bool on)
@@ -162,64 +179,74 @@ void xr__wake_blocked(struct xr_writer *w, bool on)
 		while (bits) {
 			uint32_t slot = word * 64 + (uint32_t)__builtin_ctzll(bits);
 			bits &= bits - 1;
-			xr__wake_kick(wk, &w->slots[slot], slot);
+			xr__wake_kick(w->arena, slot);
 		}
 	}
 }
 
-/* Whether ring w now holds the batch the sleep m (of a reader with filter
- * f) waits for. Moves m's count forward. */
+/* Counts this publish's frames [prev_published, published) for the sleep m
+ * of a reader with filter f. Returns whether its batch is there. */
 static bool batch_ready(struct xr_writer *w, struct xr_wake_memo *m, const struct xr_filt *f)
 {
-	/* Count the records there (that pass the filter), from where the reader
-	 * stopped: frames, not sequence numbers, which records dropped at a
-	 * lease stall use up too. Once per record and sleep, remembered in m.
-	 * A pos this writer cannot vouch for wakes the reader rather than be
-	 * walked. */
 	uint64_t p = m->pos, head = w->published;
-	if ((int64_t)(head - p) < 0 || head - p > w->cap || (int64_t)(p - w->tail) < 0)
+
+	if (p == head || m->need == 0)
+		return m->need == 0;
+	/* Counted up to the previous publish, always: anything else is a memo
+	 * this writer cannot vouch for. */
+	if (p != w->prev_published)
 		return true;
-	while (p != head && m->need) {
-		const xr_frame *fr = (const xr_frame *)(w->data + (p & w->mask));
-		uint32_t size = fr->size;
-		if (size < XR_FRAME_HDR || size % w->align || size > head - p ||
-		    fr->len > size - XR_FRAME_HDR)
-			return true; /* not a frame boundary: the reader's pos was wrong */
-		if (xr__filter_pass_slow(f, (const uint8_t *)(fr + 1), fr->len))
-			m->need--;
-		p += size;
+	if (f->all) {
+		m->need = w->pub_frames >= m->need ? 0 : m->need - (uint32_t)w->pub_frames;
+	} else {
+		while (p != head && m->need) {
+			const xr_frame *fr = (const xr_frame *)(w->data + (p & w->mask));
+			/* The writer's own frames: sizes it wrote itself, in ring
+			 * data no reader can write. */
+			if (xr__filter_pass_slow(f, (const uint8_t *)(fr + 1), fr->len))
+				m->need--;
+			p += fr->size;
+			w->wake_walked++;
+		}
 	}
-	m->pos = p;
+	m->pos = head;
 	return m->need == 0;
 }
 
 void xr__wake_check(struct xr_writer *w)
 {
 	struct xr_wake *wk = w->wake;
+	struct xr_peers *t = w->peers;
 	bool stamped = false;
 
 	for (uint32_t word = 0; word * 64 < wk->n; word++) {
 		uint64_t bits = xr_load_acquire(&wk->live_mask[word]);
 		while (bits) {
 			uint32_t slot = word * 64 + (uint32_t)__builtin_ctzll(bits);
-			struct xr_reader_slot *s = &w->slots[slot];
+			struct xr_peer_page *pg = t->slot[slot].page;
 			struct xr_wake_memo *m = &w->memo[slot];
+			bool ready;
 			bits &= bits - 1;
 
 			/* WK2: pairs with RS2; see the top of this file. */
-			uint32_t g = xr_load_sc(&s->sleep_gen);
+			uint32_t g = xr_load_sc(&pg->sleep_gen);
 			if (!g)
 				continue;
 			if (m->gen != g) {
-				const struct xr_cursor *c = &w->cursors[slot];
+				const struct xr_cursor *c = &pg->cursors[w->ring];
+				uint64_t at = xr_load_relaxed(&c->wake_pos);
 				m->gen = g;
-				m->pos = xr_load_relaxed(&c->wake_pos);
-				m->seq = xr_load_relaxed(&c->wake_seq);
 				m->need = xr_load_relaxed(&c->wake_need);
+				if (at == w->published || at == w->prev_published) {
+					m->pos = at;
+					ready = batch_ready(w, m, &wk->subs[slot].filter);
+				} else {
+					ready = true; /* see WHAT A WAKE COSTS */
+				}
+			} else {
+				ready = batch_ready(w, m, &wk->subs[slot].filter);
 			}
-			if (!batch_ready(w, m, &wk->subs[slot].filter))
-				continue;
-			if (!xr_cas(&s->sleep_gen, &g, 0))
+			if (!ready || !xr_cas(&pg->sleep_gen, &g, 0))
 				continue;
 			/* When this publish woke someone: what the reader
 			 * measures its wakeup latency from. A clock read per
@@ -228,7 +255,7 @@ void xr__wake_check(struct xr_writer *w)
 				xr_store_relaxed(&w->rd->publish_ns, xr__now_ns());
 				stamped = true;
 			}
-			if (signal_sub(&wk->subs[slot]))
+			if (send_wake(&wk->subs[slot]))
 				xr_counter_add(&w->rd->wakeups, 1);
 		}
 	}

@@ -3,14 +3,15 @@
 #define XR_SHM_WAKE_H
 
 /*
- * Waking sleeping readers through their eventfds: the writer's half of the
- * sleep/wake protocol (the reader's half is in client/reader.c; both are in
- * docs/wakeups.md). The table of subscriptions is filled by the control
- * server (control/server.c) and read by every writer of the arena after each
- * publish.
+ * Waking sleeping readers: the writer's half of the sleep/wake protocol (the
+ * reader's half is in client/reader.c; both are in docs/wakeups.md). The
+ * table is filled by shm/peers.c when a slot is activated and emptied when
+ * it is released; every writer of the arena reads it after each publish.
+ * A wake target is a socket the engine made or accepted itself, sent a few
+ * bytes with MSG_DONTWAIT: the engine never writes to a descriptor a peer
+ * handed it, and no send can block.
  */
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -20,10 +21,14 @@
 struct xr_writer;
 struct xr_arena;
 
+#define XR_WAKE_MSG_MAX 32
+
 struct xr_wake_sub {
-	_Atomic uint32_t live;  /* efd may be signalled */
-	_Atomic uint32_t busy;  /* writers between deciding to signal and done */
-	int efd;
+	_Atomic uint32_t live;  /* fd may be sent on */
+	_Atomic uint32_t busy;  /* writers between deciding to send and done */
+	int fd;                 /* not owned: its owner removes the sub first */
+	uint32_t msg_len;
+	uint8_t msg[XR_WAKE_MSG_MAX];
 	struct xr_filt filter;
 };
 
@@ -37,32 +42,35 @@ struct xr_wake {
 struct xr_wake_memo {
 	uint32_t gen;           /* the sleep it belongs to */
 	uint32_t need;          /* records still wanted */
-	uint64_t pos;           /* counted up to here (filtered readers) */
-	uint64_t seq;           /* seq at wake_pos (unfiltered readers) */
+	uint64_t pos;           /* counted up to here: always a head this writer
+				 * published, never a position a reader wrote */
 };
 
-/* Gives arena a (owner) a wake table, and each of its writers the memory
- * it needs. Call before the writers start. 0 or -ENOMEM. */
-int xr__wake_attach(struct xr_arena *a);
-void xr__wake_detach(struct xr_arena *a);
+/* Gives the arena (owner) a wake table, and each of its writers the memory
+ * it needs. At creation, before the writers start. 0 or -ENOMEM. */
+int xr__wake_create(struct xr_arena *a);
+void xr__wake_destroy(struct xr_arena *a);
 
-/* Control server: slot starts/stops being woken through efd. add takes
- * ownership of efd; remove closes it once no writer can be using it. */
-void xr__wake_add(struct xr_wake *wk, uint32_t slot, int efd, const struct xr_filt *f);
+/* shm/peers.c: slot starts / stops being woken through fd. After remove
+ * returns, no writer is sending on fd or will. */
+void xr__wake_add(struct xr_wake *wk, uint32_t slot, int fd, const void *msg, uint32_t len,
+		  const struct xr_filt *f);
 void xr__wake_remove(struct xr_wake *wk, uint32_t slot);
 
 /* Writer: after a publish, wakes each sleeping reader for which this ring
- * now holds the batch it waits for. Called by xr_writer_publish(). */
+ * now holds the batch it waits for. Called by xr_writer_publish(). Its work
+ * is bounded by what this writer published, whatever readers wrote: frames
+ * of this publish times the sleeping filtered readers, plus one look at
+ * each sleeping reader. */
 void xr__wake_check(struct xr_writer *w);
 
 /* Writer: the ring is blocked (on = true) by its readers, or no longer.
  * While blocked, readers hand out what they have rather than wait for
  * min records, and this wakes those asleep, so that a reader whose batch
- * cannot fill (a sparse filter holding the ring) releases it. Works with
- * or without a wake table. */
+ * cannot fill (a sparse filter holding the ring) releases it. */
 void xr__wake_blocked(struct xr_writer *w, bool on);
 
 /* Wakes slot whatever it waits for (eviction, shutdown), if it sleeps. */
-void xr__wake_kick(struct xr_wake *wk, struct xr_reader_slot *s, uint32_t slot);
+void xr__wake_kick(struct xr_arena *a, uint32_t slot);
 
 #endif

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
 #include <sched.h>
 #include <time.h>
 
@@ -21,14 +22,14 @@ uint64_t xr__wall_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-void xr__sleep_ns(uint64_t ns)
+int xr__sleep_ns(uint64_t ns)
 {
 	struct timespec ts = {
 		.tv_sec = (time_t)(ns / 1000000000ull),
 		.tv_nsec = (long)(ns % 1000000000ull),
 	};
 
-	nanosleep(&ts, NULL);
+	return nanosleep(&ts, NULL) < 0 && errno == EINTR ? -EINTR : 0;
 }
 
 #define XR_SPIN_ROUNDS 256
@@ -42,18 +43,21 @@ void xr__backoff_init(struct xr_backoff *b)
 	b->sleep_ns = XR_SLEEP_MIN_NS;
 }
 
-void xr__backoff_wait(struct xr_backoff *b)
+int xr__backoff_wait(struct xr_backoff *b)
 {
+	int rc = 0;
+
 	if (b->round < XR_SPIN_ROUNDS) {
 		for (int i = 0; i < 16; i++)
 			xr_cpu_relax();
 	} else if (b->round < XR_SPIN_ROUNDS + XR_YIELD_ROUNDS) {
 		sched_yield();
 	} else {
-		xr__sleep_ns(b->sleep_ns);
+		rc = xr__sleep_ns(b->sleep_ns);
 		if (b->sleep_ns < XR_SLEEP_MAX_NS)
 			b->sleep_ns *= 2;
 	}
 	if (b->round < UINT32_MAX)
 		b->round++;
+	return rc;
 }

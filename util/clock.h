@@ -8,9 +8,9 @@
 uint64_t xr__now_ns(void);
 /* CLOCK_REALTIME in nanoseconds. */
 uint64_t xr__wall_ns(void);
-/* Sleeps ns nanoseconds (restarting on EINTR is the caller's business:
- * this returns early on a signal so that SIGINT handlers get to run). */
-void xr__sleep_ns(uint64_t ns);
+/* Sleeps ns nanoseconds. Returns 0, or -EINTR when a signal handler ran
+ * (restarting is the caller's business: it may be a SIGTERM to act on). */
+int xr__sleep_ns(uint64_t ns);
 
 /*
  * Backoff for waits that have no wakeup channel yet: spin with pause for a
@@ -23,6 +23,8 @@ struct xr_backoff {
 };
 
 void xr__backoff_init(struct xr_backoff *b);
-void xr__backoff_wait(struct xr_backoff *b);
+/* One step of the backoff: 0, or -EINTR when a signal handler ran during
+ * its sleep. */
+int xr__backoff_wait(struct xr_backoff *b);
 
 #endif

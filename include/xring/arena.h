@@ -5,8 +5,9 @@
 /*
  * The writer's side: an arena is one named shared-memory file, created and
  * owned by one engine process, holding its streams' rings and the table of
- * attached readers. Readers find it by the engine's name alone
- * (xring/reader.h).
+ * attached readers. Readers attach through the engine's control server
+ * (xring/server.h), which hands them the arena read-only; tools of the
+ * engine's own uid may open it by name.
  *
  * Thread safety: an xr_arena may be used from several threads as long as
  * xr_arena_destroy() runs after all of them stop. Each ring has exactly one
@@ -53,13 +54,16 @@ typedef struct xr_arena_spec {
 /*
  * Creates, sizes, binds and maps the arena, then publishes it under its
  * name. Memory is prefaulted here, so no record write ever faults a page in.
- * The file appears under its final name only once it is complete: a reader
- * never sees a half-built arena.
+ * The file (mode 0600: the engine's uid only) appears under its final name
+ * only once it is complete: a reader never sees a half-built arena.
  *
  * Returns 0 and the handle in *out, or:
  *   -EINVAL       a bad spec (name, sizes, too many streams/rings/readers)
- *   -EEXIST       an engine of that name is running (a stale file left by a
- *                 dead engine is replaced silently)
+ *   -EEXIST       an engine of that name is running, or something else holds
+ *                 the name: another user's file, a link, a FIFO, a file of
+ *                 ours that is not an arena (xr_arena_last_note() says what
+ *                 and where). A stale arena of this user left by a dead
+ *                 engine is replaced.
  *   XR_ENOHUGE    hugepages == REQUIRE and no hugetlbfs mount or too few free
  *                 huge pages; xr_arena_last_note() says which
  *   -EMSGSIZE     an Experience stream whose record frame would not fit half
@@ -76,12 +80,21 @@ XR_API int xr_arena_create(const xr_arena_spec *spec, xr_arena **out);
 XR_API const char *xr_arena_last_note(void);
 
 /*
- * Marks the arena closed (readers' calls then fail with XR_ECLOSED once
- * they have read what was published), removes its name, unmaps it and frees
- * the handle and its writers. Readers that still map it keep their memory
- * until they detach.
+ * Marks the arena closed: publishes what every writer committed, stores
+ * CLOSED (readers then get XR_ECLOSED once they have read what was
+ * published), removes its name and wakes every sleeping reader. The memory
+ * stays mapped: stop the writers first. Idempotent.
  */
-XR_API void xr_arena_destroy(xr_arena *a);
+XR_API void xr_arena_close(xr_arena *a);
+
+/*
+ * Closes the arena (xr_arena_close) if not done yet, unmaps it and frees the
+ * handle and its writers. Readers that still map it keep their memory until
+ * they detach. Returns 0, or -EBUSY while something still uses the arena (a
+ * control server: stop it first with xr_server_stop(), which also releases
+ * every reader's slot); the arena is then left as it was. NULL is ignored.
+ */
+XR_API int xr_arena_destroy(xr_arena *a);
 
 /* Index of the stream called name, or -ENOENT. */
 XR_API int xr_arena_stream(const xr_arena *a, const char *name);
@@ -92,45 +105,6 @@ XR_API int xr_arena_stream(const xr_arena *a, const char *name);
  * of range.
  */
 XR_API int xr_arena_writer(xr_arena *a, uint32_t stream, uint32_t ring, xr_writer **out);
-
-/*
- * Checks every attached reader's process and detaches the dead ones,
- * releasing their cursors and leases so that a lossless writer resumes.
- * Returns how many readers were reaped (>= 0). Cheap enough to call a few
- * times a second; writers also reap on their own when a reader blocks them.
- */
-XR_API int xr_arena_reap(xr_arena *a);
-
-/* Who may attach through the control socket, and how long a connection may
- * stay without attaching. It is served at DIR/NAME.sock, DIR being
- * $XRING_RUN_DIR if set, else /run/xring, else /tmp/xring (when /run/xring
- * cannot be made or written): the places readers look. */
-typedef struct xr_control_opts {
-	const uint32_t *allow_uid;   /* peers with one of these uids, */
-	uint32_t n_allow_uid;
-	const uint32_t *allow_gid;   /* or one of these among their groups, */
-	uint32_t n_allow_gid;        /* may attach; the engine's own uid always may */
-	uint32_t idle_timeout_ms;    /* a connection must ATTACH within this; 0: 5000 */
-} xr_control_opts;
-
-/*
- * Starts the arena's control server: a thread serving the Unix socket
- * (mode 0660; its group is allow_gid[0] if given; 0666 if allow_uid names
- * users, since the allow-list, checked at connect, then decides) through which readers attach, subscribe (with their eventfd
- * and filter) and detach, as docs/control-protocol.md describes. Readers it
- * admits sleep until their batch is ready; writers wake them after each
- * publish. A connection that has not sent ATTACH idle_timeout_ms after it
- * was accepted gets ERROR -ETIMEDOUT and is closed. Call once, before the
- * writers start; xr_arena_destroy() stops it, hanging up on every reader.
- *
- * Returns 0, or -EEXIST (already serving), -EINVAL (name too long for a
- * socket path), -EADDRINUSE (another process serves that path), or -errno
- * from making the directory or the socket.
- */
-XR_API int xr_arena_serve(xr_arena *a, const xr_control_opts *o);
-
-/* The control socket's path, or NULL if the arena does not serve one. */
-XR_API const char *xr_arena_control_path(const xr_arena *a);
 
 /* Stores the current time as the engine's heartbeat, shown by `xring info`. */
 XR_API void xr_arena_heartbeat(xr_arena *a);

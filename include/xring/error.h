@@ -44,6 +44,11 @@ enum xr_error {
 	/* The file is not an xring arena: bad magic, or sizes and offsets in
 	 * its header that cannot be right. */
 	XR_ENOTARENA = -(XR_ERRNO_BASE + 8),
+	/* Who serves or owns what the reader was given is not who it trusts:
+	 * the control socket's peer, the arena file's owner, or the directory
+	 * holding them is another user (not the reader's own uid, root, or the
+	 * engine uid it was told to expect). The reader refuses to read it. */
+	XR_EUNTRUSTED = -(XR_ERRNO_BASE + 9),
 };
 
 /* A one-line human description of err (negative errno or XR_E*). Never NULL;

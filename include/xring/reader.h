@@ -77,9 +77,9 @@ typedef struct xr_filter {
 
 /* How xr_reader_read() waits for records. */
 enum xr_wait_mode {
-	XR_WAIT_DEFAULT = 0, /* spin briefly, then sleep on the eventfd (when
-			      * attached through the engine's control socket;
-			      * else sleep in growing steps) */
+	XR_WAIT_DEFAULT = 0, /* spin briefly, then sleep until the engine says a
+			      * batch is there (a message on the reader's
+			      * control connection) */
 	XR_WAIT_SPIN = 1,    /* never sleep: lowest latency, one busy CPU */
 	XR_WAIT_IDLE_POLL = 2, /* as DEFAULT, and while attached hold
 				* /dev/cpu_dma_latency at 0, so that idle CPUs
@@ -90,14 +90,18 @@ enum xr_wait_mode {
 				* (stats.idle_poll says which). */
 };
 
-/* How a reader reaches the arena. */
+/* How a reader reaches the arena: always through the engine's control
+ * socket, which is how the engine knows who holds each reader slot. */
 enum xr_transport {
-	XR_TRANSPORT_AUTO = 0,    /* the control socket if the engine has one,
-				   * else the arena file directly */
-	XR_TRANSPORT_CONTROL = 1, /* only through the control socket */
-	XR_TRANSPORT_DIRECT = 2,  /* only the arena file: no eventfd, no filter
-				   * known to the writer (wakeups poll) */
+	XR_TRANSPORT_AUTO = 0,    /* the control socket */
+	XR_TRANSPORT_CONTROL = 1, /* the same */
+	XR_TRANSPORT_DIRECT = 2,  /* refused (-ENOTSUP): a reader can no longer
+				   * claim a slot in shared memory by itself */
 };
+
+/* "auto", "control" or "direct" into *out (enum xr_transport): 0, or
+ * -EINVAL. */
+XR_API int xr_transport_parse(const char *s, uint32_t *out);
 
 typedef struct xr_reader_opts {
 	const char *stream;  /* NULL: XR_DEFAULT_STREAM */
@@ -106,6 +110,11 @@ typedef struct xr_reader_opts {
 	const xr_filter *filter; /* NULL: every record */
 	uint32_t wait;       /* enum xr_wait_mode */
 	uint32_t transport;  /* enum xr_transport */
+	/* The reader trusts an engine run by root or by its own uid; to read
+	 * from an engine of another user, name that user's uid here (0: no
+	 * other). The socket's peer and the arena's owner must be one of
+	 * these, or attach fails with XR_EUNTRUSTED. */
+	uint32_t engine_uid;
 } xr_reader_opts;
 
 /* At most this many records in one batch, and this many batches held. */
@@ -148,7 +157,7 @@ typedef struct xr_reader_stats {
 	uint64_t pending;    /* records waiting in the rings for this reader
 			      * (whether or not they will pass its filter) */
 	uint64_t lag_bytes;  /* bytes published but not yet read */
-	uint64_t sleeps;     /* times xr_reader_read() slept on the eventfd */
+	uint64_t sleeps;     /* times xr_reader_read() slept waiting for a wakeup */
 	uint64_t wakeups;    /* ...and was woken by the engine (not by its
 			      * own max_wait) */
 	/* Wakeup latency since attach: from the publish that woke the reader to
@@ -166,22 +175,27 @@ typedef struct xr_reader_stats {
  * likewise, minus what they are too slow for.
  *
  * Through the engine's control socket (docs/control-protocol.md) the engine
- * checks the caller's uid/gid, hands over the arena and takes the reader's
- * eventfd, so that reads sleep until a batch is ready. The socket's end is
- * the reader's end: the engine frees the reader's slot and leases when this
- * process dies or detaches.
+ * checks the caller's uid/gid and hands over the arena (read-only) and a page
+ * of the reader's own for its cursors; reads sleep until the engine says a
+ * batch is ready. The reader checks the engine first: the socket's directory,
+ * the uid serving it and the arena's owner must be root, its own uid, or
+ * opts->engine_uid. The socket's end is the reader's end: the engine frees
+ * the reader's slot and leases when this process dies or detaches.
  *
  * Returns 0 and the handle in *out (owned by the caller, freed by
  * xr_reader_detach()), or:
  *   -EINVAL       bad name or options (a filter on a stream that is not of
  *                 Experience records, too many ranges, a rate out of range)
+ *   -ENOTSUP      XR_TRANSPORT_DIRECT
+ *   XR_EUNTRUSTED the engine found is run by, or its socket lives in a
+ *                 directory of, a user this reader does not trust
  *   -ENOENT       no engine of that name, or no such stream
  *   XR_ELAYOUT    the engine was built with an incompatible xring
  *   XR_ECLOSED    the engine has closed its arena or died
  *   XR_EPOLICY    a lossless reader asked for on a lossy stream
  *   -EBUSY        the engine's reader table is full (--max-readers)
- *   -EACCES       refused: this uid/gid is not allowed (--allow-uid), or no
- *                 permission to open the arena
+ *   -EACCES       refused: this uid/gid is not allowed (--allow-uid), or the
+ *                 socket cannot be reached (the reason names the path)
  *   -EPROTO       the engine answered with something that is not the
  *                 control protocol
  * After a refusal by the engine, xr_last_reason() has its one-line reason.
@@ -192,9 +206,8 @@ XR_API int xr_reader_attach(const char *engine, const xr_reader_opts *opts, xr_r
  * Takes the next batch: between min and max records from one ring, waiting
  * at most max_wait_ns (negative: forever; 0: do not wait) for min records to
  * be there. When the wait ends with fewer than min, returns what there is.
- * Waiting spins briefly, then sleeps on the reader's eventfd until the engine
- * says min records are there (one wakeup per batch) or max_wait_ns passes;
- * readers attached without the control socket sleep in growing steps.
+ * Waiting spins briefly, then sleeps until the engine says min records are
+ * there (one wakeup per batch) or max_wait_ns passes.
  *
  * Returns the number of records in *b (> 0; the batch is leased), 0 if none
  * arrived in time, or:
@@ -205,6 +218,8 @@ XR_API int xr_reader_attach(const char *engine, const xr_reader_opts *opts, xr_r
  *   XR_EEVICTED   the engine detached this reader (it wrote a cursor that
  *                 cannot be right, or was taken for dead)
  *   -EPROTO       the ring holds a malformed frame (a bug or corruption)
+ *   -EINTR        the wait was cancelled (xr_reader_cancel), or a signal
+ *                 handler ran while it slept: nothing was taken
  */
 XR_API int xr_reader_read(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wait_ns,
 			  xr_batch *b);
@@ -243,10 +258,18 @@ XR_API void xr_reader_detach(xr_reader *r);
 XR_API int xr_reader_reattach(xr_reader *r, int64_t timeout_ns);
 
 /*
- * A file descriptor that becomes readable when a batch may be ready: the
- * reader's eventfd, for epoll loops. Call xr_reader_read() with
- * max_wait_ns = 0 when it fires. -1 if the reader has no eventfd
- * (XR_TRANSPORT_DIRECT, or XR_WAIT_SPIN). Owned by the reader.
+ * Ends the current xr_reader_read()/xr_reader_wait() on r, or else the next
+ * one, with -EINTR. For another thread, or a signal handler, to stop a
+ * reader that may be asleep: safe from any thread and async-signal-safe.
+ */
+XR_API void xr_reader_cancel(xr_reader *r);
+
+/*
+ * A file descriptor that becomes readable when a batch may be ready (the
+ * reader's control connection, on which the engine sends its wakeups), for
+ * epoll loops. Call xr_reader_read() with max_wait_ns = 0 when it fires.
+ * -1 with XR_WAIT_SPIN (the engine then sends no wakeups). Owned by the
+ * reader; do not read from it.
  *
  * For the engine to signal it, the reader must say it is about to wait:
  * xr_reader_arm(r, min) returns 0 when armed (wait on the fd now), or 1

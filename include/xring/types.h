@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#include "xring/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -31,12 +33,20 @@ typedef enum xr_policy {
 	XR_POLICY_LOSSY = 2,
 } xr_policy;
 
+/* "lossless" or "lossy" into *out: 0, or -EINVAL for any other name. */
+XR_API int xr_policy_parse(const char *s, xr_policy *out);
+/* "lossless", "lossy", or NULL for XR_POLICY_DEFAULT and unknown values. */
+XR_API const char *xr_policy_name(xr_policy p);
+
 /* Where the arena's memory comes from. */
 typedef enum xr_hugepages {
 	XR_HUGEPAGES_PREFER = 0,  /* hugetlbfs if possible, else /dev/shm */
 	XR_HUGEPAGES_REQUIRE = 1, /* hugetlbfs or fail with XR_ENOHUGE */
 	XR_HUGEPAGES_OFF = 2,     /* /dev/shm with base pages */
 } xr_hugepages;
+
+/* "prefer", "require" or "off" into *out: 0, or -EINVAL. */
+XR_API int xr_hugepages_parse(const char *s, xr_hugepages *out);
 
 typedef enum xr_backing {
 	XR_BACKING_HUGETLBFS = 1, /* hugetlbfs file, explicit huge pages */

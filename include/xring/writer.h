@@ -43,8 +43,9 @@ extern "C" {
  *
  * Returns 0, or:
  *   -EAGAIN      lossless stream and no room: an attached reader (or a held
- *                lease) has not moved on yet. Everything committed so far has
- *                been published. Retry, wait with xr_writer_wait(), or pause.
+ *                lease) has not moved on yet, or the backlog passed the high
+ *                watermark (xr_writer_set_watermarks). Everything committed
+ *                so far has been published. Wait with xr_writer_wait().
  *   XR_EDROPPED  lossy stream and a reader's held lease stands where the
  *                record must go: the record is dropped, which consumes its
  *                sequence number and is counted as a lease stall.
@@ -67,13 +68,36 @@ XR_API void xr_writer_publish(xr_writer *w);
 XR_API int xr_writer_write(xr_writer *w, const void *data, uint32_t len);
 
 /*
- * Waits until a record of len bytes fits, for at most timeout_ns (negative:
- * forever). Spins, then backs off to sleeping; checks that the readers it
- * waits for are alive and reaps the dead ones. Returns 0 when there is room,
- * -ETIMEDOUT, or -EINTR when a signal arrived (so a SIGTERM handler can
- * stop the engine).
+ * Waits until a record of len bytes may be reserved, for at most timeout_ns
+ * (negative: forever): until the ring has room and, with watermarks set, the
+ * backlog is under the low watermark. Spins, then backs off to sleeping.
+ * While it waits the ring is marked blocked, so that readers hand out
+ * partial batches; the stop is counted once in the ring's stats however
+ * many calls it takes (full_waits, wait_ns). A lossy writer never waits
+ * (returns 0: reserve drops instead).
+ *
+ * Returns 0 when the record may be reserved, -ETIMEDOUT, -EMSGSIZE (the
+ * frame would exceed half the ring), or -EINTR: xr_writer_cancel() was
+ * called, or a signal handler ran while this thread slept in the wait (so a
+ * SIGTERM handler can stop the engine; signals are seen in the wait's sleeps,
+ * which begin a few microseconds in).
  */
 XR_API int xr_writer_wait(xr_writer *w, uint32_t len, int64_t timeout_ns);
+
+/* Makes the current xr_writer_wait() on w, or else the next one, return
+ * -EINTR at once. Safe from any thread and from a signal handler. */
+XR_API void xr_writer_cancel(xr_writer *w);
+
+/*
+ * Backpressure before the ring is full (lossless streams): once more than
+ * high * capacity bytes are unread by the slowest reader, reserve returns
+ * -EAGAIN, and xr_writer_wait() waits until fewer than low * capacity are.
+ * Checked at each publish; 0 < low < high <= 1, or high = 0 to turn it off
+ * (the writer then stops only when the ring is full). On a lossy stream
+ * they have no effect: its writer never waits. Returns 0, or -EINVAL
+ * (values out of range).
+ */
+XR_API int xr_writer_set_watermarks(xr_writer *w, double high, double low);
 
 /* The sequence number the next reserved record will carry. */
 XR_API uint64_t xr_writer_next_seq(const xr_writer *w);

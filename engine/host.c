@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The engine host (engine/host.h). Its thread runs one loop while the
+ * writers run: sleep on an eventfd for up to the housekeeping period, then
+ * beat the heart and copy reader progress into the reader table for tools.
+ * Writers end by writing that eventfd (so the loop notices at once), and
+ * xr_host_stop() writes it too, from a signal handler if need be: the
+ * loop then cancels every writer's wait (xr_writer_cancel), so a shard
+ * paused for a slow reader stops at once instead of at its next timeout.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "engine/host.h"
+#include "shm/arena_priv.h"
+#include "shm/atomics.h"
+#include "shm/peers.h"
+#include "xring/error.h"
+#include "xring/writer.h"
+
+#define XR_HOUSEKEEPING_MS 100 /* heartbeat and reader progress, 10 Hz */
+
+struct xr_host {
+	xr_arena *a;
+	xr_server *srv;
+	int wake_fd;                  /* eventfd: a writer ended, or stop */
+	volatile sig_atomic_t stop;   /* the writers' stop flag */
+	_Atomic uint32_t ended;       /* writer threads that ended */
+	/* the synthetic writer's thread */
+	xr_writer *synth_w;
+	const xr_exp_template *synth_t;
+	const struct xr_synth_opts *synth_o;
+	struct xr_synth_result *synth_res;
+	int synth_rc;
+};
+
+int xr_host_create(const xr_arena_spec *spec, const xr_server_opts *so, struct xr_host **out,
+		   char *why, size_t why_len)
+{
+	struct xr_host *h = calloc(1, sizeof(*h));
+	int rc;
+
+	why[0] = '\0';
+	if (!h)
+		return -ENOMEM;
+	h->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (h->wake_fd < 0) {
+		rc = -errno;
+		free(h);
+		return rc;
+	}
+	rc = xr_arena_create(spec, &h->a);
+	if (rc < 0) {
+		snprintf(why, why_len, "%s", xr_arena_last_note());
+		goto fail;
+	}
+	rc = xr_server_start(h->a, so, &h->srv);
+	if (rc < 0) {
+		snprintf(why, why_len, "%s", xr_server_last_note());
+		xr_arena_destroy(h->a);
+		goto fail;
+	}
+	*out = h;
+	return 0;
+fail:
+	close(h->wake_fd);
+	free(h);
+	return rc;
+}
+
+xr_arena *xr_host_arena(struct xr_host *h)
+{
+	return h->a;
+}
+
+const char *xr_host_socket(const struct xr_host *h)
+{
+	return xr_server_path(h->srv);
+}
+
+void xr_host_stop(struct xr_host *h)
+{
+	uint64_t one = 1;
+
+	h->stop = 1;
+	if (write(h->wake_fd, &one, sizeof(one)) < 0)
+		return; /* a full counter is readable already */
+}
+
+static void writer_ended(void *p)
+{
+	struct xr_host *h = p;
+	uint64_t one = 1;
+
+	xr_fetch_add_sc(&h->ended, 1);
+	if (write(h->wake_fd, &one, sizeof(one)) < 0)
+		return;
+}
+
+/* The engine's one housekeeping timer: until `writers` writer threads have
+ * ended. On stop, every writer's wait is cancelled once. */
+static void keep_house(struct xr_host *h, xr_writer *const *ws, uint32_t writers)
+{
+	bool cancelled = false;
+
+	while (xr_load_sc(&h->ended) < writers) {
+		struct pollfd pf = {.fd = h->wake_fd, .events = POLLIN};
+		uint64_t v;
+
+		/* Drained, whatever woke it: a writer's end is counted in
+		 * `ended`, a stop in `stop`. */
+		if (poll(&pf, 1, XR_HOUSEKEEPING_MS) > 0 && read(h->wake_fd, &v, sizeof(v)) < 0)
+			v = 0;
+		xr_arena_heartbeat(h->a);
+		xr__peers_mirror(h->a);
+		if (h->stop && !cancelled) {
+			for (uint32_t k = 0; k < writers; k++)
+				xr_writer_cancel(ws[k]);
+			cancelled = true;
+		}
+	}
+	xr__peers_mirror(h->a);
+}
+
+int xr_host_run_games(struct xr_host *h, const xr_exp_template *t, struct xr_engine_opts *eo,
+		      struct xr_shard_result *res)
+{
+	xr_writer *ws[XR_MAX_RINGS];
+	struct xr_engine *e;
+	int rc;
+
+	eo->shard.stop = &h->stop;
+	xr_store_sc(&h->ended, 0);
+	rc = xr_engine_start(h->a, t, eo, writer_ended, h, &e);
+	if (rc < 0) {
+		memset(res, 0, sizeof(*res));
+		return rc;
+	}
+	for (uint32_t k = 0; k < xr_engine_shards(e); k++)
+		ws[k] = xr_engine_writer(e, k);
+	keep_house(h, ws, xr_engine_shards(e));
+	return xr_engine_join(e, res);
+}
+
+static void *synth_main(void *p)
+{
+	struct xr_host *h = p;
+
+	h->synth_rc = xr_synth_run(h->synth_w, h->synth_t, h->synth_o, h->synth_res);
+	writer_ended(h);
+	return NULL;
+}
+
+int xr_host_run_synth(struct xr_host *h, const xr_exp_template *t, struct xr_synth_opts *so,
+		      struct xr_synth_result *res)
+{
+	pthread_t th;
+	int rc = xr_arena_writer(h->a, 0, 0, &h->synth_w);
+
+	if (rc < 0)
+		return rc;
+	so->stop = &h->stop;
+	h->synth_t = t;
+	h->synth_o = so;
+	h->synth_res = res;
+	xr_store_sc(&h->ended, 0);
+	rc = -pthread_create(&th, NULL, synth_main, h);
+	if (rc < 0)
+		return rc;
+	keep_house(h, &h->synth_w, 1);
+	pthread_join(th, NULL);
+	return h->synth_rc;
+}
+
+void xr_host_destroy(struct xr_host *h)
+{
+	if (!h)
+		return;
+	/* Readers drain what was published, then see XR_ECLOSED; the hangup
+	 * that follows is then no news to them. */
+	xr_arena_close(h->a);
+	xr_server_stop(h->srv);
+	xr_arena_destroy(h->a);
+	close(h->wake_fd);
+	free(h);
+}

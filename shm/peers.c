@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Reader slots: the one state machine every reader's life goes through, and
+ * the only file that changes a slot's state, its reader-table entry, or the
+ * page behind it.
+ *
+ * WHERE THE STATE LIVES. A slot is three things:
+ *   - struct xr_peer, in the engine's private memory: the state that counts,
+ *     the stream and policy the writers go by, and the owner (who may
+ *     release it). No other process can write it.
+ *   - struct xr_reader_info, in the arena's reader table: a copy of the
+ *     state and the slot's identity, for its reader (to learn it was
+ *     evicted) and for tools. Peers map it read-only.
+ *   - struct xr_peer_page, one page of a memfd made for this holder alone:
+ *     its cursors, leases and sleep word. The only memory a peer may write,
+ *     untrusted input to the writers, invisible to every other peer. The
+ *     engine maps each slot's page at a fixed address for the arena's life
+ *     and swaps what backs it with MAP_FIXED, so a writer that loads through
+ *     a slot's page pointer always reads mapped memory: the current holder's
+ *     page, or zeros once it is gone.
+ *
+ * TRANSITIONS (private state; the reader table follows each one):
+ *   FREE -> CLAIMED       claim, control thread: a new page, the identity
+ *   CLAIMED -> ACTIVE     activate, control thread: leases count from now
+ *   ACTIVE -> EVICTED     evict, a writer: a lease no reader can hold
+ *   * -> RELEASING -> FREE  release, control thread (the owner's manager),
+ *                         at DETACH or when the owner's connection ends
+ * Only the control thread claims, activates and releases; writers only
+ * evict. So the one race is evict against release, and both are CASes on
+ * the private state: whichever comes second sees the other's state.
+ *
+ * ORDERING. Writers honour a lease only if the slot's private state is
+ * ACTIVE and its stream is theirs (W3a in shm/ring_writer.c):
+ *   PS1  store_release(state, ACTIVE) after stream, policy and the page
+ *        are set; pairs with W3a's load_acquire(state), so a writer that
+ *        sees ACTIVE sees them.
+ *   PS2  store_release(state, RELEASING) before the wake target is removed
+ *        and the page replaced; a writer that loaded ACTIVE before it may
+ *        still load the old page's lease once: that lease was honoured a
+ *        moment ago anyway, and at its next scan it sees the release.
+ *   PS3  CAS(state, ACTIVE -> EVICTED) by a writer, and the release's
+ *        CAS(state, any -> RELEASING): acq_rel, so the two are ordered.
+ * The reader loads its reader-table state with acquire (RI1, client/
+ * reader.c); the table's copy is stored with release after the private
+ * state (PI1), so a reader that sees EVICTED sees its evict_reason.
+ * A reader stores its first lease only after SUBSCRIBED reached it, which
+ * the control thread sends after PS1: the socket orders the two, so a
+ * writer that can see the lease can see ACTIVE (docs/ring-protocol.md).
+ *
+ * IDENTITY. Owners are control connections, named by an id the engine
+ * gives out and never reuses; nothing here is keyed by a pid, and nothing a
+ * peer writes decides who holds a slot. A peer's pid (SO_PEERCRED; 0 from
+ * another PID namespace) is only shown.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "shm/arena_priv.h"
+#include "shm/atomics.h"
+#include "shm/peers.h"
+#include "shm/wake.h"
+#include "util/clock.h"
+
+/* Private to this file: a release under way. */
+#define XR_SLOT_RELEASING 4u
+
+static struct xr_peer_page *page_at(const struct xr_peers *t, uint32_t i)
+{
+	return (struct xr_peer_page *)(t->base + (uint64_t)i * XR_PEER_PAGE_SIZE);
+}
+
+/* Backs slot i's address with zeros: what a slot without a holder reads. */
+static int zero_page(struct xr_peers *t, uint32_t i)
+{
+	void *p = mmap(page_at(t, i), XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+
+	return p == MAP_FAILED ? -errno : 0;
+}
+
+int xr__peers_create(struct xr_arena *a)
+{
+	uint32_t n = a->lay.max_readers;
+	struct xr_peers *t = calloc(1, sizeof(*t) + n * sizeof(t->slot[0]));
+
+	if (!t)
+		return -ENOMEM;
+	t->n = n;
+	t->base = mmap(NULL, (size_t)n * XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (t->base == MAP_FAILED) {
+		free(t);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		t->slot[i].page = page_at(t, i);
+	a->peers = t;
+	return 0;
+}
+
+void xr__peers_destroy(struct xr_arena *a)
+{
+	struct xr_peers *t = a->peers;
+
+	if (!t)
+		return;
+	munmap(t->base, (size_t)t->n * XR_PEER_PAGE_SIZE);
+	free(t);
+	a->peers = NULL;
+}
+
+uint64_t xr__peers_new_owner(struct xr_arena *a)
+{
+	return ++a->peers->next_owner;
+}
+
+/* A new page for slot i, mapped at its address: a memfd that the holder
+ * can write but neither shrink (the engine's loads would fault) nor grow. */
+static int new_page(struct xr_peers *t, uint32_t i, int *fd_out)
+{
+	int fd = memfd_create("xring-peer", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int err;
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, XR_PEER_PAGE_SIZE) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0 ||
+	    mmap(page_at(t, i), XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		 fd, 0) == MAP_FAILED) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	/* A new memfd is zeros: only the leases need setting. Nobody else
+	 * has the page yet: relaxed. */
+	struct xr_peer_page *pg = page_at(t, i);
+	for (uint32_t r = 0; r < XR_MAX_RINGS; r++)
+		xr_store_relaxed(&pg->cursors[r].lease, XR_NO_LEASE);
+	*fd_out = fd;
+	return 0;
+}
+
+int xr__peer_claim(struct xr_arena *a, const struct xr_peer_claim *c, int *page_fd)
+{
+	struct xr_peers *t = a->peers;
+
+	for (uint32_t i = 0; i < t->n; i++) {
+		struct xr_peer *p = &t->slot[i];
+		struct xr_reader_info *info = &a->infos[i];
+
+		/* The control thread is the only one that leaves FREE. */
+		if (xr_load_acquire(&p->state) != XR_SLOT_FREE)
+			continue;
+		int rc = new_page(t, i, page_fd);
+		if (rc < 0)
+			return rc;
+		xr_store_relaxed(&p->stream, c->stream);
+		xr_store_relaxed(&p->policy, c->policy);
+		p->owner = c->owner;
+		/* The reader-table entry is FREE: nobody reads these fields
+		 * until the release below publishes them (PI1). */
+		info->stream = c->stream;
+		info->policy = c->policy;
+		info->pid = c->pid;
+		info->uid = c->uid;
+		info->gen++;
+		info->attach_ns = xr__wall_ns();
+		memset(info->label, 0, sizeof(info->label));
+		if (c->label)
+			memcpy(info->label, c->label, strnlen(c->label, sizeof(info->label) - 1));
+		xr_store_relaxed(&info->evict_reason, XR_EVICT_NONE);
+		for (uint32_t r = 0; r < a->lay.n_rings; r++) {
+			struct xr_cursor_view *v = xr__view(a, r, i);
+			xr_store_relaxed(&v->pos, 0);
+			xr_store_relaxed(&v->next_seq, 0);
+			xr_store_relaxed(&v->read, 0);
+			xr_store_relaxed(&v->dropped, 0);
+		}
+		xr_store_release(&p->state, XR_SLOT_CLAIMED);
+		/* PI1: the entry's fields before its state. */
+		xr_store_release(&info->state, XR_SLOT_CLAIMED);
+		return (int)i;
+	}
+	return -EBUSY;
+}
+
+void xr__peer_activate(struct xr_arena *a, uint32_t slot, int wake_fd, const void *msg,
+		       uint32_t len, const struct xr_filt *f)
+{
+	struct xr_peer *p = &a->peers->slot[slot];
+
+	if (wake_fd >= 0)
+		xr__wake_add(a->wake, slot, wake_fd, msg, len, f);
+	/* PS1: pairs with W3a; stream, policy and page are set. */
+	xr_store_release(&p->state, XR_SLOT_ACTIVE);
+	xr_store_release(&a->infos[slot].state, XR_SLOT_ACTIVE); /* PI1 */
+}
+
+void xr__peer_release(struct xr_arena *a, uint32_t slot)
+{
+	struct xr_peers *t = a->peers;
+	struct xr_peer *p = &t->slot[slot];
+	uint32_t st = xr_load_acquire(&p->state);
+
+	if (st == XR_SLOT_FREE)
+		return;
+	/* PS2/PS3: a writer may be evicting it at this moment. */
+	while (!xr_cas(&p->state, &st, XR_SLOT_RELEASING))
+		;
+	/* From here no writer honours it or starts waking it: stop the
+	 * wakeups under way (bounded: a wake is one non-blocking send). */
+	xr__wake_remove(a->wake, slot);
+	/* The holder keeps its mapping of the old page; the engine's address
+	 * now reads zeros. Should the mmap fail (no memory for one page), the
+	 * old page stays: harmless, nobody honours a non-ACTIVE slot, and the
+	 * next claim replaces it. */
+	zero_page(t, slot);
+	p->owner = (struct xr_owner){0};
+	xr_store_release(&a->infos[slot].state, XR_SLOT_FREE);
+	xr_store_release(&p->state, XR_SLOT_FREE);
+}
+
+uint32_t xr__peers_release_owner(struct xr_arena *a, const struct xr_owner *owner)
+{
+	struct xr_peers *t = a->peers;
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < t->n; i++) {
+		const struct xr_owner *o = &t->slot[i].owner;
+		if (xr_load_acquire(&t->slot[i].state) != XR_SLOT_FREE && o->kind == owner->kind &&
+		    o->id == owner->id) {
+			xr__peer_release(a, i);
+			n++;
+		}
+	}
+	return n;
+}
+
+bool xr__peer_evict(struct xr_arena *a, uint32_t slot, uint32_t reason)
+{
+	struct xr_peer *p = &a->peers->slot[slot];
+	uint32_t st = XR_SLOT_ACTIVE;
+
+	/* PS3 */
+	if (!xr_cas(&p->state, &st, XR_SLOT_EVICTED))
+		return false;
+	xr_store_relaxed(&a->infos[slot].evict_reason, reason);
+	xr_store_release(&a->infos[slot].state, XR_SLOT_EVICTED); /* PI1 */
+	/* A sleeping reader learns it at once, not at its next re-check. */
+	xr__wake_kick(a, slot);
+	return true;
+}
+
+void xr__peers_mirror(struct xr_arena *a)
+{
+	struct xr_peers *t = a->peers;
+
+	for (uint32_t i = 0; i < t->n; i++) {
+		const struct xr_peer *p = &t->slot[i];
+		uint32_t st = xr_load_acquire(&p->state);
+
+		if (st != XR_SLOT_ACTIVE && st != XR_SLOT_EVICTED)
+			continue;
+		const struct xr_stream_desc *sd = &a->lay.streams[xr_load_relaxed(&p->stream)];
+		for (uint32_t r = sd->first_ring; r < sd->first_ring + sd->n_rings; r++) {
+			const struct xr_cursor *c = &p->page->cursors[r];
+			struct xr_cursor_view *v = xr__view(a, r, i);
+			xr_store_relaxed(&v->pos, xr_load_relaxed(&c->pos));
+			xr_store_relaxed(&v->next_seq, xr_load_relaxed(&c->next_seq));
+			xr_store_relaxed(&v->read, xr_load_relaxed(&c->read));
+			xr_store_relaxed(&v->dropped, xr_load_relaxed(&c->dropped));
+		}
+	}
+}
+
+uint32_t xr__peers_taken(const struct xr_arena *a)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; a->peers && i < a->peers->n; i++)
+		n += xr_load_acquire(&a->peers->slot[i].state) != XR_SLOT_FREE;
+	return n;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef XR_UTIL_FS_H
+#define XR_UTIL_FS_H
+
+/*
+ * Opening files and trusting directories in places other users can write
+ * (/dev/shm, /dev/hugepages, /tmp): nothing followed, nothing opened that
+ * could block, nothing trusted that someone else owns.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+/* The uids a process trusts with a file or directory: root and its own
+ * effective uid always, plus up to one more (an engine uid a reader was
+ * told to expect; (uid_t)-1 for none). */
+struct xr_trust {
+	uid_t extra;
+};
+
+bool xr__trusted_uid(const struct xr_trust *t, uid_t uid);
+
+/*
+ * Opens path with flags (O_RDONLY or O_RDWR; O_CLOEXEC added) if it is a
+ * regular file owned by a trusted uid, and *st describes it. Symbolic links
+ * are not followed and nothing but a regular file is ever opened for real
+ * (a FIFO, socket or device is looked at through an O_PATH descriptor only),
+ * so this never blocks. Returns the fd, or -ENOENT, -ELOOP (a symbolic
+ * link), -EMEDIUMTYPE (not a regular file), XR_EUNTRUSTED (owned by
+ * someone else: *st has the owner), or -errno.
+ */
+int xr__open_trusted(const char *path, int flags, const struct xr_trust *t, struct stat *st);
+
+/*
+ * Whether dir may hold what a process serves or looks up: a real directory
+ * (not a link), owned by a trusted uid, writable by nobody else (no group or
+ * other write bit, sticky or not). Returns 0, -ENOENT, -ENOTDIR (not a
+ * directory, or a link), XR_EUNTRUSTED (another owner, or writable by
+ * others), or -errno; with why, a one-line reason naming dir.
+ */
+int xr__check_dir(const char *dir, const struct xr_trust *t, char *why, size_t why_len);
+
+#endif
