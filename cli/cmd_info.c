@@ -14,7 +14,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "shm/arena_priv.h"
-#include "shm/atomics.h"
+#include "util/atomics.h"
 #include "util/clock.h"
 #include "xring/error.h"
 

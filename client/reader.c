@@ -29,10 +29,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client/reader_priv.h"
 #include "control/client.h"
 #include "record/filter.h"
 #include "shm/arena_priv.h"
-#include "shm/atomics.h"
+#include "shm/backing.h"
+#include "util/atomics.h"
 #include "shm/ring_reader.h"
 #include "util/clock.h"
 #include "util/proc.h"
@@ -363,7 +365,7 @@ static int copy_opts(struct xr_reader *r, const char *engine, const xr_reader_op
 {
 	const char *sname = o && o->stream ? o->stream : XR_DEFAULT_STREAM;
 
-	if (strlen(engine) > XR_NAME_MAX || strlen(sname) > XR_STREAM_NAME_MAX)
+	if (xr__check_name(engine, XR_NAME_MAX) < 0 || strlen(sname) > XR_STREAM_NAME_MAX)
 		return -EINVAL;
 	strcpy(r->name, engine);
 	strcpy(r->stream_name, sname);
@@ -456,8 +458,11 @@ static int check_slot(const struct xr_reader *r)
 {
 	if (!r->info)
 		return XR_ECLOSED; /* a reattach that failed */
-	/* RI1: pairs with PI1. */
-	if (xr_load_acquire(&r->info->state) != XR_SLOT_ACTIVE)
+	/* RI1: pairs with PI1. A closed engine frees every slot as it stops
+	 * (its writers stopped first): what was published is still ours to
+	 * read, then XR_ECLOSED. A2 orders CLOSED before the release. */
+	if (xr_load_acquire(&r->info->state) != XR_SLOT_ACTIVE &&
+	    xr_load_acquire(&r->arena->hdr->state) == XR_ARENA_READY)
 		return XR_EEVICTED;
 	return 0;
 }
@@ -902,4 +907,19 @@ void xr_reader_stream_facts(const xr_reader *r, xr_stream_facts *f)
 	f->frame_align = sd->frame_align;
 	f->record_kind = sd->record_kind;
 	f->shape = sd->shape;
+}
+
+uint32_t xr__reader_slot(const xr_reader *r)
+{
+	return r->slot_idx;
+}
+
+struct xr_peer_page *xr__reader_page(xr_reader *r)
+{
+	return r->page;
+}
+
+int xr__reader_sock(const xr_reader *r)
+{
+	return r->sock;
 }

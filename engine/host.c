@@ -19,7 +19,7 @@
 
 #include "engine/host.h"
 #include "shm/arena_priv.h"
-#include "shm/atomics.h"
+#include "util/atomics.h"
 #include "shm/peers.h"
 #include "xring/error.h"
 #include "xring/writer.h"

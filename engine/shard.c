@@ -10,7 +10,7 @@
 #include "engine/timer_wheel.h"
 #include "engine/uring_clock.h"
 #include "shm/arena_priv.h"
-#include "shm/atomics.h"
+#include "util/atomics.h"
 #include "util/clock.h"
 #include "xring/error.h"
 #include "xring/writer.h"

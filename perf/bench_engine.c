@@ -25,6 +25,7 @@
 
 #include "engine/engine.h"
 #include "xring/error.h"
+#include "xring/server.h"
 #include "xring/reader.h"
 #include "xring/record.h"
 
@@ -191,8 +192,13 @@ int main(int argc, char **argv)
 		xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
 				      .hugepages = XR_HUGEPAGES_PREFER, .numa_node = XR_NUMA_DEFAULT};
 		xr_arena *a;
-		if (xr_arena_create(&spec, &a) < 0 || xr_arena_serve(a, NULL) < 0) {
+		xr_server *srv;
+		if (xr_arena_create(&spec, &a) < 0) {
 			fprintf(stderr, "bench_engine: %s\n", xr_arena_last_note());
+			return 2;
+		}
+		if (xr_server_start(a, NULL, &srv) < 0) {
+			fprintf(stderr, "bench_engine: %s\n", xr_server_last_note());
 			return 2;
 		}
 		char c;
@@ -228,6 +234,8 @@ int main(int argc, char **argv)
 		if (read(fds[0], got, sizeof(got)) != (ssize_t)sizeof(got))
 			got[0] = got[1] = got[2] = 0;
 		waitpid(pid, NULL, 0);
+		xr_arena_close(a);
+		xr_server_stop(srv);
 		xr_arena_destroy(a);
 		close(fds[0]);
 		close(fds[1]);

@@ -56,6 +56,7 @@
 #endif
 
 #include "xring/arena.h"
+#include "xring/server.h"
 #include "xring/error.h"
 #include "xring/reader.h"
 #include "xring/types.h"
@@ -535,15 +536,25 @@ static int xr_round(const struct cfg *c, uint32_t size, double seconds, struct r
 	struct reader_result rr = {0};
 	xr_arena_facts f;
 	xr_arena *a;
+	xr_server *srv;
 	xr_writer *w;
 	int rc, result_fd = -1;
-	pid_t pid;
+	pid_t pid = -1;
 
 	snprintf(name, sizeof(name), "bench-ring-%d-%u", (int)getpid(), size);
 	rc = xr_arena_create(&as, &a);
 	if (rc < 0) {
 		fprintf(stderr, "bench_ring: xr_arena_create: %s (%s)\n", xr_strerror(rc),
 			xr_arena_last_note());
+		return rc;
+	}
+	/* Readers attach through the control socket: setup only, nothing of
+	 * it on the data path measured below. */
+	rc = xr_server_start(a, NULL, &srv);
+	if (rc < 0) {
+		fprintf(stderr, "bench_ring: xr_server_start: %s (%s)\n", xr_strerror(rc),
+			xr_server_last_note());
+		xr_arena_destroy(a);
 		return rc;
 	}
 	xr_arena_facts_get(a, &f);
@@ -554,22 +565,22 @@ static int xr_round(const struct cfg *c, uint32_t size, double seconds, struct r
 	snprintf(bi->path, sizeof(bi->path), "%s", f.path ? f.path : "");
 	snprintf(bi->note, sizeof(bi->note), "%s", f.note ? f.note : "");
 	rc = xr_arena_writer(a, 0, 0, &w);
-	if (rc < 0) {
+	if (rc == 0)
+		pid = start_reader(c, xr_reader_main, name, size, &result_fd);
+	if (rc < 0 || pid < 0) {
+		if (rc == 0)
+			fprintf(stderr, "bench_ring: reader: %s\n", xr_strerror(pid));
+		xr_server_stop(srv);
 		xr_arena_destroy(a);
-		return rc;
-	}
-	pid = start_reader(c, xr_reader_main, name, size, &result_fd);
-	if (pid < 0) {
-		fprintf(stderr, "bench_ring: reader: %s\n", xr_strerror(pid));
-		xr_arena_destroy(a);
-		return pid;
+		return rc < 0 ? rc : pid;
 	}
 	/* The reader is attached: its lease stands at head. Go. */
 	uint64_t t0 = now_ns();
 	rc = xr_write_loop(c, w, size, t0 + (uint64_t)(seconds * 1e9), &wo);
 	/* Closing is the end-of-stream mark: the reader drains, then XR_ECLOSED. */
-	xr_arena_destroy(a);
+	xr_arena_close(a);
 	int rrc = finish_reader(pid, result_fd, &rr);
+	xr_server_stop(srv);
 	if (rc < 0 || rrc < 0) {
 		fprintf(stderr, "bench_ring: %s: %s\n", rc < 0 ? "writer" : "reader result",
 			xr_strerror(rc < 0 ? rc : rrc));

@@ -76,6 +76,7 @@
 #include <unistd.h>
 
 #include "xring/arena.h"
+#include "xring/server.h"
 #include "xring/error.h"
 #include "xring/reader.h"
 #include "xring/types.h"
@@ -870,6 +871,7 @@ int main(int argc, char **argv)
 				.cmd_fd = cmd_p[1], .reply_fd = rep_p[0]};
 	xr_arena_facts facts;
 	xr_arena *a;
+	xr_server *srv = NULL;
 	int rc, status = 0;
 
 	snprintf(name, sizeof(name), "bench-wakeup-%d", (int)getpid());
@@ -880,7 +882,7 @@ int main(int argc, char **argv)
 		status = 2;
 		goto out_reader;
 	}
-	rc = xr_arena_serve(a, NULL);
+	rc = xr_server_start(a, NULL, &srv);
 	if (rc == 0)
 		rc = xr_arena_writer(a, 0, 0, &wc.w);
 	if (rc < 0) {
@@ -1011,6 +1013,8 @@ int main(int argc, char **argv)
 			status = 1;
 	}
 out_arena:
+	xr_arena_close(a);
+	xr_server_stop(srv);
 	xr_arena_destroy(a);
 out_reader:;
 	struct cmd quit = {.mode = M_QUIT};

@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "shm/arena_priv.h"
-#include "shm/atomics.h"
+#include "util/atomics.h"
 #include "shm/backing.h"
 #include "shm/map.h"
 #include "shm/peers.h"

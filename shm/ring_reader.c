@@ -20,7 +20,7 @@
  */
 #include <errno.h>
 
-#include "shm/atomics.h"
+#include "util/atomics.h"
 #include "shm/ring_reader.h"
 
 void xr__rr_init(struct xr_ring_rd *rr, const struct xr_ring_desc *rd,

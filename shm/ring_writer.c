@@ -99,7 +99,7 @@
 #include <string.h>
 
 #include "shm/arena_priv.h"
-#include "shm/atomics.h"
+#include "util/atomics.h"
 #include "shm/peers.h"
 #include "shm/wake.h"
 #include "util/clock.h"

@@ -72,7 +72,7 @@
 #include <unistd.h>
 
 #include "shm/arena_priv.h"
-#include "shm/atomics.h"
+#include "util/atomics.h"
 #include "shm/peers.h"
 #include "shm/wake.h"
 #include "util/clock.h"

@@ -22,6 +22,7 @@
 #include "xring/arena.h"
 #include "xring/error.h"
 #include "xring/reader.h"
+#include "xring/server.h"
 #include "xring/writer.h"
 
 #define XR_SKIP 77
@@ -34,8 +35,10 @@ static void xr_test_fail(const char *file, int line, const char *fmt, ...)
  * sockets, so that failed runs do not pile up in /dev/hugepages. */
 static void xr_test_remove_own_files(void)
 {
+	char own[64];
+	snprintf(own, sizeof(own), "/tmp/xring-%u", (unsigned)geteuid());
 	const char *dirs[] = {"/dev/hugepages", "/dev/shm", getenv("XRING_RUN_DIR"), "/run/xring",
-			      "/tmp/xring"};
+			      own};
 	char mine[32];
 	int n = snprintf(mine, sizeof(mine), "t%d-", (int)getpid());
 
@@ -86,8 +89,42 @@ static inline void xr_test_name(char *buf, size_t len, const char *tag)
 	snprintf(buf, len, "t%d-%s", (int)getpid(), tag);
 }
 
-/* An arena with one opaque stream. Skips the test (exit 77) if the machine
- * cannot make one at all. */
+/* The control servers of the arenas made here, so that readers can attach
+ * (they always do through the control socket) and so that
+ * xr_test_destroy() can stop a server before destroying its arena. */
+static struct {
+	xr_arena *a;
+	xr_server *s;
+} xr_test_served[16];
+
+static inline xr_server *xr_test_serve(xr_arena *a)
+{
+	for (size_t i = 0; i < sizeof(xr_test_served) / sizeof(xr_test_served[0]); i++)
+		if (!xr_test_served[i].a) {
+			int rc = xr_server_start(a, NULL, &xr_test_served[i].s);
+			if (rc < 0)
+				FAILF("xr_server_start: %s (%s)", xr_strerror(rc), xr_server_last_note());
+			xr_test_served[i].a = a;
+			return xr_test_served[i].s;
+		}
+	FAILF("more than 16 arenas served at once");
+}
+
+/* Closes a (readers drain, then see XR_ECLOSED), stops its server if it
+ * has one, destroys it. */
+static inline void xr_test_destroy(xr_arena *a)
+{
+	xr_arena_close(a);
+	for (size_t i = 0; i < sizeof(xr_test_served) / sizeof(xr_test_served[0]); i++)
+		if (xr_test_served[i].a == a) {
+			xr_server_stop(xr_test_served[i].s);
+			xr_test_served[i].a = NULL;
+		}
+	if (xr_arena_destroy(a) < 0)
+		FAILF("xr_arena_destroy: still in use");
+}
+
+/* An arena with one opaque stream, served. */
 static inline xr_arena *xr_test_arena(const char *name, xr_policy policy, uint64_t ring_bytes,
 				      uint32_t align, xr_hugepages hp)
 {
@@ -99,6 +136,7 @@ static inline xr_arena *xr_test_arena(const char *name, xr_policy policy, uint64
 
 	if (rc < 0)
 		FAILF("xr_arena_create(%s): %s (%s)", name, xr_strerror(rc), xr_arena_last_note());
+	xr_test_serve(a);
 	return a;
 }
 
@@ -122,6 +160,7 @@ static inline xr_arena *xr_test_arena_fixed(const char *name, xr_policy policy,
 
 	if (rc < 0)
 		FAILF("xr_arena_create(%s): %s (%s)", name, xr_strerror(rc), xr_arena_last_note());
+	xr_test_serve(a);
 	CHECK_RC(xr_exp_template_init(&t, &shape), 0);
 	*len = t.size;
 	return a;

@@ -14,6 +14,7 @@
 
 #include "engine/engine.h"
 #include "shm/arena_priv.h"
+#include "engine/host.h"
 #include "engine/shard.h"
 #include "ring_helpers.h"
 #include "util/clock.h"
@@ -42,6 +43,7 @@ static xr_arena *grid_arena(const char *tag, const xr_game_config *cfg, xr_strea
 	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
 			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE};
 	CHECK_RC(xr_arena_create(&spec, &a), 0);
+	xr_test_serve(a);
 	return a;
 }
 
@@ -68,7 +70,7 @@ static uint64_t run(uint64_t seed, uint64_t *episodes_seen)
 	struct xr_shard_opts o = {.vt = vt, .cfg = cfg, .games = GAMES, .first_game_id = 100,
 				  .obs_dtype = XR_DTYPE_U8, .count = RECORDS};
 	struct xr_shard_result res;
-	CHECK_RC(xr_shard_run(a, w, &t, &o, &res), 0);
+	CHECK_RC(xr_shard_run(w, &t, &o, &res), 0);
 	CHECK_EQ(res.records, RECORDS);
 	CHECK_EQ(res.dropped, 0);
 
@@ -129,7 +131,7 @@ static uint64_t run(uint64_t seed, uint64_t *episodes_seen)
 	CHECK(terminals >= res.episodes && terminals <= res.episodes * PLAYERS + GAMES * PLAYERS);
 	*episodes_seen = res.episodes;
 	xr_reader_detach(r);
-	xr_arena_destroy(a);
+	xr_test_destroy(a);
 	return hash;
 }
 
@@ -151,7 +153,7 @@ static void deadlines(void)
 				  .obs_dtype = XR_DTYPE_U8, .count = turns * games * 2,
 				  .tick_ns = tick};
 	struct xr_shard_result res;
-	CHECK_RC(xr_shard_run(a, xr_test_writer(a), &t, &o, &res), 0);
+	CHECK_RC(xr_shard_run(xr_test_writer(a), &t, &o, &res), 0);
 	CHECK_EQ(res.records, turns * games * 2);
 	/* A turn is a step, or the emission of an episode's terminal records;
 	 * every game takes one per tick, so this many ticks have passed. */
@@ -162,7 +164,7 @@ static void deadlines(void)
 		      (unsigned long long)ticks, (double)res.elapsed_ns / 1e6);
 	printf("shard: %llu turns at a 2 ms tick took %.1f ms\n", (unsigned long long)ticks,
 	       (double)res.elapsed_ns / 1e6);
-	xr_arena_destroy(a);
+	xr_test_destroy(a);
 }
 
 /* Shards: each thread owns its share of the games and writes only its own
@@ -216,7 +218,7 @@ static void shards(void)
 	printf("shard: 3 shards wrote %d records each, every game in its own shard's ring\n",
 	       PER_SHARD);
 	xr_reader_detach(r);
-	xr_arena_destroy(a);
+	xr_test_destroy(a);
 }
 
 /* Backpressure: with a reader that does not read, a lossless shard pauses
@@ -285,7 +287,7 @@ static void watermarks(void)
 	struct xr_shard_opts o = {.vt = vt, .cfg = cfg, .games = 10, .obs_dtype = XR_DTYPE_U8,
 				  .count = N, .high_watermark = 0.5, .low_watermark = 0.25};
 	struct xr_shard_result res;
-	CHECK_RC(xr_shard_run(a, xr_test_writer(a), &t, &o, &res), 0);
+	CHECK_RC(xr_shard_run(xr_test_writer(a), &t, &o, &res), 0);
 	atomic_store(&writer_done, 1);
 	pthread_join(th, NULL);
 	pthread_barrier_destroy(&attached);
@@ -301,32 +303,33 @@ static void watermarks(void)
 	printf("shard: paused %llu time(s) at a backlog of %.0f%% (high watermark 50%%), "
 	       "nothing lost\n", (unsigned long long)res.pauses,
 	       100.0 * (double)br.backlog_at_pause / (double)br.cap);
-	xr_arena_destroy(a);
+	xr_test_destroy(a);
 }
 
 /* Heartbeat under backpressure: a lossless shard whose ring is full waits in
- * reserve() for its reader, and the arena's heartbeat still advances while it
- * waits (the engine is alive; its reader is not reading). Then the reader
- * reads, the shard finishes, and nothing is lost. */
-struct hb_shard {
-	xr_arena *a;
+ * reserve() for its reader, and the engine's heartbeat (its host's
+ * housekeeping, once per engine) still advances while it waits: the engine
+ * is alive; its reader is not reading. Then the reader reads, the shard
+ * finishes, and nothing is lost. */
+struct hb_host {
+	struct xr_host *h;
 	const xr_exp_template *t;
-	const struct xr_shard_opts *o;
+	struct xr_engine_opts eo;
 	struct xr_shard_result res;
 	int rc;
 };
 
-static void *hb_shard_main(void *p)
+static void *hb_host_main(void *p)
 {
-	struct hb_shard *hs = p;
+	struct hb_host *hh = p;
 
-	hs->rc = xr_shard_run(hs->a, xr_test_writer(hs->a), hs->t, hs->o, &hs->res);
+	hh->rc = xr_host_run_games(hh->h, hh->t, &hh->eo, &hh->res);
 	return NULL;
 }
 
 static void heartbeat_while_full(void)
 {
-	char name[64];
+	char name[64], why[256];
 	xr_game_config cfg = {.board_h = 6, .board_w = 6, .players = 2, .seed = 11};
 	const xr_game_vtable *vt = xr_game_builtin_grid();
 	xr_exp_template t;
@@ -334,19 +337,29 @@ static void heartbeat_while_full(void)
 	xr_reader *r;
 	xr_batch b;
 	pthread_t th;
+	struct xr_host *h;
 	const uint64_t N = 2000;
-	xr_arena *a = grid_arena("shard-hb", &cfg,
-				 (xr_stream_spec){.policy = XR_POLICY_LOSSLESS, .ring_bytes = 64u << 10},
-				 &t, name);
+	xr_stream_spec ss = {.policy = XR_POLICY_LOSSLESS, .ring_bytes = 64u << 10,
+			     .kind = XR_RECORD_EXPERIENCE};
+
+	CHECK_RC(xr_shard_shape(vt, &cfg, XR_DTYPE_U8, &ss.shape), 0);
+	CHECK_RC(xr_exp_template_init(&t, &ss.shape), 0);
+	xr_test_name(name, sizeof(name), "shard-hb");
+	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
+			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE};
+	if (xr_host_create(&spec, NULL, &h, why, sizeof(why)) < 0)
+		FAILF("xr_host_create: %s", why);
+	xr_arena *a = xr_host_arena(h);
 	CHECK_RC(xr_reader_attach(name, NULL, &r), 0);
 	const struct xr_ring_desc *rd = &a->hdr->rings[0];
 	_Atomic uint64_t *hb = &a->hdr->heartbeat_ns;
 	/* No watermarks: the shard waits only in reserve(), for a full ring. */
-	struct xr_shard_opts o = {.vt = vt, .cfg = cfg, .games = 4, .obs_dtype = XR_DTYPE_U8,
-				  .count = N};
-	struct hb_shard hs = {.a = a, .t = &t, .o = &o};
+	struct hb_host hh = {.h = h, .t = &t,
+			     .eo = {.shard = {.vt = vt, .cfg = cfg, .games = 4,
+					      .obs_dtype = XR_DTYPE_U8, .count = N},
+				    .shards = 1, .numa_node = -1}};
 	CHECK(N * t.size > rd->capacity);
-	CHECK(pthread_create(&th, NULL, hb_shard_main, &hs) == 0);
+	CHECK(pthread_create(&th, NULL, hb_host_main, &hh) == 0);
 
 	/* The reader reads nothing until the writer waits for it. */
 	uint64_t deadline = xr__now_ns() + 5000000000ull;
@@ -359,8 +372,8 @@ static void heartbeat_while_full(void)
 	CHECK_RC(xr_reader_stats_get(r, &s0), 0);
 	CHECK(s0.written > 0 && s0.written < N);
 
-	/* While it waits, the heartbeat moves on: twice within 2 s (it beats
-	 * each 100 ms of waiting). */
+	/* While it waits, the heartbeat moves on: twice within 2 s (the host
+	 * beats every 100 ms). */
 	uint64_t t0 = xr__now_ns(), last = atomic_load_explicit(hb, memory_order_relaxed);
 	uint64_t first = last, beats = 0;
 	deadline = t0 + 2000000000ull;
@@ -396,17 +409,19 @@ static void heartbeat_while_full(void)
 		CHECK_RC(xr_batch_release(r, &b), 0);
 	}
 	pthread_join(th, NULL);
-	CHECK_RC(hs.rc, 0);
-	CHECK_EQ(hs.res.records, N);
-	CHECK_EQ(hs.res.dropped, 0);
-	CHECK(hs.res.waits >= 2);
+	CHECK_RC(hh.rc, 0);
+	CHECK_EQ(hh.res.records, N);
+	CHECK_EQ(hh.res.dropped, 0);
+	CHECK(hh.res.pauses >= 1);
 	CHECK_RC(xr_reader_read(r, 1, 512, 0, &b), 0);
-	printf("shard: ring full after %llu records; heartbeat advanced twice in %.0f ms "
+	printf("host: ring full after %llu records; heartbeat advanced twice in %.0f ms "
 	       "(%.0f ms apart) while the shard waited; all %llu records read in order\n",
 	       (unsigned long long)s0.written, (double)dt / 1e6, (double)(last - first) / 2e6,
 	       (unsigned long long)N);
+	xr_host_destroy(h);
+	/* The host closed the arena before hanging up: a clean end. */
+	CHECK_RC(xr_reader_read(r, 1, 512, 1000000000, &b), XR_ECLOSED);
 	xr_reader_detach(r);
-	xr_arena_destroy(a);
 }
 
 int main(void)

@@ -24,6 +24,7 @@
 
 #include "ring_helpers.h"
 #include "shm/arena_priv.h"
+#include "shm/peers.h"
 #include "xring/record.h"
 
 #define GAMES 100
@@ -57,7 +58,7 @@ static xr_arena *exp_arena(const char *name, uint64_t ring_bytes, uint32_t max_r
 
 	if (rc < 0)
 		FAILF("xr_arena_create: %s (%s)", xr_strerror(rc), xr_arena_last_note());
-	CHECK_RC(xr_arena_serve(a, NULL), 0);
+	xr_test_serve(a);
 	return a;
 }
 
@@ -208,7 +209,7 @@ static void filter_rules(void)
 		check_accounting(r[i], N);
 		xr_reader_detach(r[i]);
 	}
-	xr_arena_destroy(a);
+	xr_test_destroy(a);
 	printf("filter_rules: %d filters agree with the reference over %d records\n", NC, N);
 }
 
@@ -244,7 +245,7 @@ static void filter_sample(void)
 	xr_reader_detach(r1);
 	xr_reader_detach(r2);
 	xr_reader_detach(r3);
-	xr_arena_destroy(a);
+	xr_test_destroy(a);
 	printf("filter_sample: %llu and %llu of %d at rate 0.25, identical for one seed\n",
 	       (unsigned long long)n1, (unsigned long long)n3, N);
 }
@@ -271,17 +272,16 @@ static void filter_bad(void)
 		xr_reader_opts o = {.filter = &bad[i]};
 		CHECK_RC(xr_reader_attach(name, &o, &r), -EINVAL);
 	}
-	xr_arena_destroy(a);
+	xr_test_destroy(a);
 
 	/* A filter on a stream that does not carry Experience records. */
 	xr_test_name(name, sizeof(name), "bad2");
 	a = xr_test_arena(name, XR_POLICY_LOSSLESS, 1 << 20, 64, XR_HUGEPAGES_PREFER);
-	CHECK_RC(xr_arena_serve(a, NULL), 0);
 	const xr_filter ok = {.min_turn = 1};
 	xr_reader_opts o = {.filter = &ok};
 	CHECK_RC(xr_reader_attach(name, &o, &r), -EINVAL);
 	CHECK(strstr(xr_last_reason(), "filter") != NULL);
-	xr_arena_destroy(a);
+	xr_test_destroy(a);
 	printf("filter_bad: refused\n");
 }
 
@@ -296,16 +296,17 @@ struct wake_job {
 	uint64_t window;          /* ...staying at most this far ahead */
 	uint32_t sleep_every;     /* before one publish in this many, wait until
 				   * the reader sleeps (0: never) */
-	struct xr_reader_slot *slot;
+	_Atomic uint32_t *sleep_gen; /* the reader's sleep word, in its page */
 	uint64_t goal;            /* records the reader takes in all */
 };
 
-/* The slot of the only reader attached. */
-static struct xr_reader_slot *only_slot(xr_arena *a)
+/* The sleep word of the only reader attached, as the engine maps its
+ * page. */
+static _Atomic uint32_t *only_sleep_word(xr_arena *a)
 {
-	for (uint32_t i = 0; i < a->hdr->max_readers; i++)
-		if (atomic_load(&a->slots[i].state) == XR_SLOT_ACTIVE)
-			return &a->slots[i];
+	for (uint32_t i = 0; i < a->lay.max_readers; i++)
+		if (atomic_load(&a->peers->slot[i].state) == XR_SLOT_ACTIVE)
+			return &a->peers->slot[i].page->sleep_gen;
 	FAILF("no reader attached");
 }
 
@@ -326,7 +327,7 @@ static void *writer_main(void *p)
 		/* The reader must fall asleep: it needs records not yet
 		 * published, so it will. */
 		if (j->sleep_every && (rng >> 33) % j->sleep_every == 0)
-			while (atomic_load(&j->slot->sleep_gen) == 0 &&
+			while (atomic_load(j->sleep_gen) == 0 &&
 			       atomic_load(j->reader_read) < j->goal)
 				sched_yield();
 		xr_writer_publish(j->w);
@@ -358,7 +359,7 @@ static void wake_per_batch(void)
 
 	CHECK_RC(xr_reader_attach(name, &o, &r), 0);
 	CHECK(xr_reader_fd(r) >= 0);
-	j.slot = only_slot(a);
+	j.sleep_gen = only_sleep_word(a);
 	CHECK_RC(pthread_create(&th, NULL, writer_main, &j), 0);
 	/* Game 3 is one record in 100, so a batch of 8 spans 16 publishes. */
 	while (got < N / GAMES) {
@@ -381,7 +382,7 @@ static void wake_per_batch(void)
 	CHECK(s.wakeups >= batches - 1);
 	CHECK_EQ(s.sleeps, s.wakeups);
 	xr_reader_detach(r);
-	xr_arena_destroy(a);
+	xr_test_destroy(a);
 }
 
 static void wake_no_loss(void)
@@ -400,7 +401,7 @@ static void wake_no_loss(void)
 	xr_batch b;
 
 	CHECK_RC(xr_reader_attach(name, NULL, &r), 0);
-	j.slot = only_slot(a);
+	j.sleep_gen = only_sleep_word(a);
 	CHECK_RC(pthread_create(&th, NULL, writer_main, &j), 0);
 	while (got < N) {
 		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
@@ -428,7 +429,7 @@ static void wake_no_loss(void)
 	CHECK(s.sleeps > 500); /* about one publish in 8 waits for a sleep */
 	CHECK_EQ(s.sleeps, s.wakeups);
 	xr_reader_detach(r);
-	xr_arena_destroy(a);
+	xr_test_destroy(a);
 }
 
 int main(void)

@@ -9,8 +9,9 @@
 #include <sys/wait.h>
 
 #include "ring_helpers.h"
+#include "client/reader_priv.h"
 #include "shm/arena_priv.h"
-#include "shm/atomics.h"
+#include "util/atomics.h"
 #include "util/clock.h"
 
 #define TOTAL 400000
@@ -19,21 +20,16 @@
 static void scribbler(const char *name, int ready_fd)
 {
 	xr_reader_opts o = {.policy = XR_POLICY_LOSSLESS, .label = "scribbler"};
-	struct xr_arena *view;
 	xr_reader *r;
 	uint64_t x = 12345;
 
 	if (xr_reader_attach(name, &o, &r) < 0)
 		_exit(2);
-	/* A second, raw mapping of the control region: what any process that
-	 * can open the arena could do. Find our slot by pid. */
-	if (xr__arena_open(name, XR_OPEN_CTL_RW, -1, &view) < 0)
-		_exit(3);
-	struct xr_cursor *c = NULL;
-	for (uint32_t s = 0; s < view->hdr->max_readers; s++)
-		if (xr_load_relaxed(&view->slots[s].pid) == getpid())
-			c = xr__cursor(view, 0, s);
-	if (!c || write(ready_fd, "g", 1) != 1)
+	/* Everything this reader may write: its page, sleep word and wake
+	 * hints included, rewritten with random words as fast as it can. */
+	struct xr_peer_page *pg = xr__reader_page(r);
+	struct xr_cursor *c = &pg->cursors[0];
+	if (write(ready_fd, "g", 1) != 1)
 		_exit(4);
 	for (;;) {
 		x = xr_mix(x);
@@ -42,6 +38,9 @@ static void scribbler(const char *name, int ready_fd)
 		xr_store_relaxed(&c->next_seq, xr_mix(x + 2));
 		xr_store_relaxed(&c->read, xr_mix(x + 3));
 		xr_store_relaxed(&c->dropped, xr_mix(x + 4));
+		xr_store_relaxed(&c->wake_pos, xr_mix(x + 5));
+		xr_store_relaxed(&c->wake_need, (uint32_t)xr_mix(x + 6));
+		xr_store_relaxed(&pg->sleep_gen, (uint32_t)xr_mix(x + 7));
 	}
 }
 
@@ -99,6 +98,6 @@ int main(void)
 	int status;
 	CHECK(waitpid(g, &status, 0) == g);
 	xr_reader_detach(v);
-	xr_arena_destroy(a);
+	xr_test_destroy(a);
 	return 0;
 }

@@ -10,7 +10,7 @@
 
 #include "ring_helpers.h"
 #include "shm/arena_priv.h"
-#include "shm/atomics.h"
+#include "util/atomics.h"
 #include "util/clock.h"
 
 #define TOTAL 300000
@@ -83,10 +83,12 @@ static void victim(const char *name, xr_policy policy, int ready_fd, int holding
 		pause();
 }
 
+/* Whether the process pid holds a slot, as the engine's reader table shows
+ * it (the pid is SO_PEERCRED's, recorded by the engine). */
 static bool slot_of(const xr_arena *a, pid_t pid)
 {
-	for (uint32_t i = 0; i < a->hdr->max_readers; i++)
-		if (xr_load_relaxed(&a->slots[i].pid) == pid)
+	for (uint32_t i = 0; i < a->lay.max_readers; i++)
+		if (xr_load_acquire(&a->infos[i].state) != XR_SLOT_FREE && a->infos[i].pid == pid)
 			return true;
 	return false;
 }
@@ -161,7 +163,7 @@ static void scenario(const char *tag, xr_policy policy)
 	/* The loop ended, so the writer reaped the victim (the zombie is still
 	 * unwaited: dead all the same). Closing ends the verifier's reading. */
 	CHECK(!slot_of(a, k));
-	xr_arena_destroy(a);
+	xr_test_destroy(a);
 
 	xr_reader_stats s;
 	CHECK(read(out[0], &s, sizeof(s)) == (ssize_t)sizeof(s));
@@ -217,7 +219,7 @@ static void engine_killed(void)
 	xr_reader_detach(r);
 	/* The dead engine's file is stale: a new engine replaces it. */
 	xr_arena *a = xr_test_arena(name, XR_POLICY_LOSSLESS, 2u << 20, 16, XR_HUGEPAGES_PREFER);
-	xr_arena_destroy(a);
+	xr_test_destroy(a);
 	close(ready[0]);
 	close(ready[1]);
 }

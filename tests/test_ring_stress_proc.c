@@ -107,7 +107,7 @@ static void phase(const char *tag, xr_policy policy, const int *roles, int n_rol
 			      (unsigned long long)wr.dropped);
 	close(ready[0]);
 	close(ready[1]);
-	xr_arena_destroy(a);
+	xr_test_destroy(a);
 }
 
 int main(int argc, char **argv)

@@ -73,7 +73,7 @@ static void phase(const char *tag, xr_policy policy, const int *roles, int n, ui
 	else
 		CHECK_EQ(wr.waits, 0);
 	pthread_barrier_destroy(&ready);
-	xr_arena_destroy(a);
+	xr_test_destroy(a);
 }
 
 int main(int argc, char **argv)

@@ -3,7 +3,7 @@
 #include <sched.h>
 #include <time.h>
 
-#include "shm/atomics.h"
+#include "util/atomics.h"
 #include "util/clock.h"
 
 uint64_t xr__now_ns(void)

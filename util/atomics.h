@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-#ifndef XR_SHM_ATOMICS_H
-#define XR_SHM_ATOMICS_H
+#ifndef XR_UTIL_ATOMICS_H
+#define XR_UTIL_ATOMICS_H
 
 /*
  * The whole atomic vocabulary of xring: no other library file names a memory_order

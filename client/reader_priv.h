@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef XR_CLIENT_READER_PRIV_H
+#define XR_CLIENT_READER_PRIV_H
+
+/* What tests may reach of a reader beyond xring/reader.h: its slot, and
+ * the page it writes (to play a reader that writes nonsense there). */
+
+#include "shm/layout.h"
+#include "xring/reader.h"
+
+/* The reader's slot in its engine's reader table. */
+uint32_t xr__reader_slot(const xr_reader *r);
+
+/* The page this reader writes: its sleep word and cursors (cursors[ring],
+ * by the ring's index in the arena). */
+struct xr_peer_page *xr__reader_page(xr_reader *r);
+
+/* Its control connection. */
+int xr__reader_sock(const xr_reader *r);
+
+#endif
