@@ -66,6 +66,12 @@ static int connect_to(const char *path)
 
 int xr__ctl_connect(const char *name, const struct xr_trust *t, struct ucred *peer)
 {
+	return xr__ctl_connect_at(name, t, peer, NULL, 0);
+}
+
+int xr__ctl_connect_at(const char *name, const struct xr_trust *t, struct ucred *peer,
+		       char *where, size_t where_len)
+{
 	char path[108], why[XR_REASON_MAX], first[XR_REASON_MAX] = "";
 	int err = -ENOENT;
 
@@ -90,8 +96,11 @@ int xr__ctl_connect(const char *name, const struct xr_trust *t, struct ucred *pe
 				close(rc);
 				return -errno;
 			}
-			if (xr__trusted_uid(t, peer->uid))
+			if (xr__trusted_uid(t, peer->uid)) {
+				if (where)
+					snprintf(where, where_len, "%s", path);
 				return rc;
+			}
 			close(rc);
 			snprintf(why, sizeof(why),
 				 "%s is served by uid %u, which is not root, this user, or the engine uid "
@@ -198,6 +207,22 @@ proto:
 hung_up:
 	xr__set_last_reason("the engine hung up (it is stopping, or refused the connection)");
 	return rc == 0 || rc == -EPIPE || rc == -ECONNRESET ? -ECONNRESET : rc;
+}
+
+int xr_engine_socket(const char *engine, uint32_t engine_uid, char *path, size_t len)
+{
+	struct xr_trust t = {.extra = engine_uid ? engine_uid : (uid_t)-1};
+	struct ucred peer;
+	int fd;
+
+	if (!engine || !path)
+		return -EINVAL;
+	xr__set_last_reason("%s", "");
+	fd = xr__ctl_connect_at(engine, &t, &peer, path, len);
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
 }
 
 int xr__ctl_attach(int sock, int *arena_fd, struct xr_ctl_attached *out)

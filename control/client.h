@@ -20,6 +20,10 @@
  * is in xr_last_reason(). */
 int xr__ctl_connect(const char *name, const struct xr_trust *t, struct ucred *peer);
 
+/* The same, and the socket's path into where[0..where_len). */
+int xr__ctl_connect_at(const char *name, const struct xr_trust *t, struct ucred *peer,
+		       char *where, size_t where_len);
+
 /* ATTACH: on success *arena_fd is the engine's arena, ours to close. */
 int xr__ctl_attach(int sock, int *arena_fd, struct xr_ctl_attached *out);
 

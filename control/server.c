@@ -296,7 +296,9 @@ static void do_subscribe(struct xr_server *c, uint32_t ci, const struct xr_ctl_h
 		drop_conn(c, ci);
 		return;
 	}
-	if (!u || u->readers >= c->lim.readers_per_uid) {
+	/* A uid's own limit, when it is below the table's (which the claim
+	 * below reports, naming --max-readers). */
+	if (!u || (c->lim.readers_per_uid < l->max_readers && u->readers >= c->lim.readers_per_uid)) {
 		send_error(k->fd, h->id, -EBUSY,
 			   "uid %u holds %u readers of engine %s, its limit (--max-readers-per-uid "
 			   "%u)",
@@ -691,6 +693,31 @@ static void raise_fd_limit(void)
 	}
 }
 
+/* What peers are given: the arena, opened anew read-only, so that nobody
+ * holding it can write the header, the tables or the rings. By its public
+ * name when that still names the very file (so that /proc/PID/maps shows
+ * it), else through the engine's own descriptor. */
+static int open_read_only(struct xr_arena *a, int *out)
+{
+	struct stat mine, st;
+	char proc[64];
+	int fd = open(a->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd >= 0 && (fstat(fd, &st) < 0 || fstat(a->fd, &mine) < 0 || st.st_ino != mine.st_ino ||
+			st.st_dev != mine.st_dev)) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd < 0) {
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", a->fd);
+		fd = open(proc, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return -errno;
+	*out = fd;
+	return 0;
+}
+
 static uint32_t *copy_ids(const uint32_t *ids, uint32_t n)
 {
 	uint32_t *p = n ? malloc(n * sizeof(*p)) : NULL;
@@ -736,7 +763,7 @@ static void set_limits(struct xr_server *c, const xr_server_opts *o)
 
 int xr_server_start(xr_arena *a, const xr_server_opts *o, xr_server **out)
 {
-	char proc[64], why[XR_CTL_REASON_MAX];
+	char why[XR_CTL_REASON_MAX];
 	struct xr_server *c;
 	int rc;
 
@@ -761,14 +788,9 @@ int xr_server_start(xr_arena *a, const xr_server_opts *o, xr_server **out)
 	    (o && o->n_allow_gid && !c->allow_gid))
 		goto fail;
 	raise_fd_limit();
-	/* What peers are given: the arena, opened anew read-only, so that
-	 * nobody holding it can write the header, the tables or the rings. */
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", a->fd);
-	c->ro_fd = open(proc, O_RDONLY | O_CLOEXEC);
-	if (c->ro_fd < 0) {
-		rc = -errno;
+	rc = open_read_only(a, &c->ro_fd);
+	if (rc < 0)
 		goto fail;
-	}
 	rc = xr__run_dir_serve(a->lay.name, c->path, sizeof(c->path), why, sizeof(why));
 	if (rc < 0) {
 		set_note("%s", why);

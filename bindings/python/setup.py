@@ -21,11 +21,11 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 # The reader's side of the library: arena, rings, records, control client.
 # (The engine's sources, games and io_uring, are not needed to read.)
 LIB_SOURCES = [
-    "util/error.c", "util/clock.c", "util/proc.c",
-    "shm/fingerprint.c", "shm/backing.c", "shm/map.c", "shm/arena.c",
-    "shm/ring_writer.c", "shm/ring_reader.c", "shm/wake.c",
+    "util/error.c", "util/clock.c", "util/proc.c", "util/fs.c", "util/names.c",
     "record/experience.c", "record/verify.c", "record/filter.c",
-    "control/wire.c", "control/server.c", "control/client.c",
+    "shm/fingerprint.c", "shm/backing.c", "shm/map.c", "shm/arena.c", "shm/peers.c",
+    "shm/ring_writer.c", "shm/ring_reader.c", "shm/wake.c",
+    "control/wire.c", "control/run_dir.c", "control/client.c",
     "client/reader.c",
 ]
 
@@ -40,7 +40,9 @@ def copy_sources():
     for d in ("include", "util", "shm", "record", "control", "client"):
         dst = os.path.join(HERE, SRC, d)
         shutil.rmtree(dst, ignore_errors=True)
-        shutil.copytree(os.path.join(ROOT, d), dst,
+        # shutil.copy, not copy2: fresh mtimes, so that build_ext never
+        # takes an old module for up to date with sources it lacks.
+        shutil.copytree(os.path.join(ROOT, d), dst, copy_function=shutil.copy,
                         ignore=shutil.ignore_patterns("*.in", "*.o"))
 
 

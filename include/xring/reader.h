@@ -24,6 +24,7 @@
  * readers, in one process or many, each see every record (broadcast).
  */
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "xring/export.h"
@@ -286,6 +287,15 @@ XR_API int xr_reader_arm(xr_reader *r, uint32_t min);
  */
 XR_API int xr_reader_ring_memory(const xr_reader *r, uint32_t k, const void **base,
 				 uint64_t *len);
+
+/*
+ * Where engine `engine` serves its control socket, looking where readers
+ * look and trusting what they trust (root, this uid, or engine_uid when
+ * nonzero): writes the path into path[0..len). Returns 0, -ENOENT (no such
+ * engine answers), XR_EUNTRUSTED (only an untrusted one does), or -errno;
+ * xr_last_reason() says why.
+ */
+XR_API int xr_engine_socket(const char *engine, uint32_t engine_uid, char *path, size_t len);
 
 /* The one-line reason the engine gave for the last refused attach in this
  * thread, or "" if none. */

@@ -17,11 +17,15 @@
  * array holds it. A Reader closed while leases are out detaches when the
  * last one goes, so the mapping outlives every view of it.
  *
- * Waiting. read() waits in slices of at most 50 ms with the GIL released,
- * checking for signals between slices, so Ctrl-C ends a blocked read
- * promptly. A slice that reaches the end of its phase takes the batch in the
- * same call (xr_reader_read); an earlier slice only waits (xr_reader_wait),
- * so that a partial batch is never handed out before max_wait.
+ * Waiting. read() makes one xr_reader_read() per phase (a full batch until
+ * max_wait, then any record until its timeout) with the GIL released. A
+ * signal that arrives while the reader sleeps ends the call with -EINTR
+ * (CPython installs its handlers without SA_RESTART): signal handlers run,
+ * and unless one raised (Ctrl-C), the wait resumes with the time left. A
+ * spinning reader (spin=True) never sleeps, so signals cannot interrupt it:
+ * it waits in slices of at most 50 ms, checking for signals between them,
+ * and takes the batch only when the slice that ends its phase does, so that
+ * a partial batch is never handed out before max_wait.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -95,6 +99,7 @@ typedef struct {
 	char stream_name[XR_STREAM_NAME_MAX + 1];
 	xr_exp_template tpl;
 	bool experience;        /* records are Experience with a template */
+	bool spin;              /* XR_WAIT_SPIN: no sleep for a signal to cut */
 	bool closed;            /* close() called: detach when no lease is out */
 	Py_ssize_t outstanding; /* Leases (and ring views) alive */
 	uint64_t batches, copies;
@@ -634,12 +639,74 @@ static int check_open(Reader *self)
 	return 0;
 }
 
+/* A spinning reader's wait for want records until `until` (-1: forever),
+ * in slices with signals checked between them (see Waiting, above):
+ * returns what xr_reader_read returns, or -1 with an exception set. */
+static int spin_wait(Reader *self, uint32_t want, int64_t until, xr_batch *b)
+{
+	for (;;) {
+		int64_t now = now_ns(), left = until < 0 ? SLICE_NS : until - now;
+		bool last = until >= 0 && left <= SLICE_NS;
+		int n;
+
+		if (left < 0)
+			left = 0;
+		if (left > SLICE_NS)
+			left = SLICE_NS;
+		self->busy = true;
+		Py_BEGIN_ALLOW_THREADS
+		n = last ? xr_reader_read(self->r, want, self->max, left, b)
+			 : xr_reader_wait(self->r, want, left);
+		Py_END_ALLOW_THREADS
+		self->busy = false;
+		reader_flush_deferred(self);
+		if (last || n < 0)
+			return n;
+		/* A wait ends early with fewer than want only when no more can
+		 * come (the engine closed, a full walk, a writer blocked on our
+		 * lease): take them now rather than spin until the end. */
+		if (n > 0 && ((uint32_t)n >= want || now_ns() - now < left))
+			return xr_reader_read(self->r, want, self->max, 0, b);
+		if (PyErr_CheckSignals() < 0)
+			return -1;
+	}
+}
+
+/* Waits for want records until `until` (-1: forever) and takes them, or
+ * what is there when it ends: one call, resumed after a signal whose
+ * handlers did not raise. Returns the count (0: none came), or -1 with an
+ * exception set. */
+static int wait_and_take(Reader *self, uint32_t want, int64_t until, xr_batch *b)
+{
+	int n;
+
+	if (self->spin)
+		n = spin_wait(self, want, until, b);
+	else
+		for (;;) {
+			int64_t left = until < 0 ? -1 : until - now_ns();
+			self->busy = true;
+			Py_BEGIN_ALLOW_THREADS
+			n = xr_reader_read(self->r, want, self->max, left < -1 ? 0 : left, b);
+			Py_END_ALLOW_THREADS
+			self->busy = false;
+			reader_flush_deferred(self);
+			if (n != -EINTR)
+				break;
+			if (PyErr_CheckSignals() < 0)
+				return -1;
+		}
+	if (n < 0 && !PyErr_Occurred())
+		raise_xr(n, "read");
+	return n < 0 ? -1 : n;
+}
+
 /* read(timeout_s or None) -> Batch, or None when nothing came in time. */
 static PyObject *reader_read(Reader *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"timeout", NULL};
 	PyObject *timeout_obj = Py_None;
-	int64_t start = now_ns(), flush, end = -1;
+	int64_t start = now_ns(), end = -1;
 	xr_batch b;
 	int n;
 
@@ -652,55 +719,16 @@ static PyObject *reader_read(Reader *self, PyObject *args, PyObject *kw)
 			return NULL;
 		end = start + secs_to_ns(t);
 	}
-	/* Until max_wait: a full batch of min. After it: any record. The wait
-	 * is cut in slices so that signals are seen; a slice that reaches the
-	 * end of its phase reads directly (xr_reader_read hands out a partial
-	 * batch exactly when its own max_wait ends), which saves the separate
-	 * wait's walk over the frames: one walk per batch. */
-	flush = start + self->max_wait_ns;
-	for (;;) {
-		int64_t now = now_ns();
-		bool full_phase = now < flush;
-		uint32_t want = full_phase ? self->min : 1;
-		int64_t until = full_phase ? flush : end;
-		int64_t slice = until < 0 ? SLICE_NS : until - now;
-		bool last = until >= 0 && slice <= SLICE_NS;
-
-		if (slice > SLICE_NS)
-			slice = SLICE_NS;
-		if (slice < 0)
-			slice = 0;
-		self->busy = true;
-		Py_BEGIN_ALLOW_THREADS
-		if (last || !full_phase)
-			n = xr_reader_read(self->r, want, self->max, slice, &b);
-		else
-			n = xr_reader_wait(self->r, want, slice);
-		Py_END_ALLOW_THREADS
-		self->busy = false;
-		reader_flush_deferred(self);
-		if (n < 0)
-			return raise_xr(n, "read");
-		if (n > 0 && (last || !full_phase))
-			return batch_new(self, &b);
-		/* A wait ends early with fewer than want only when no more can
-		 * come (the engine closed, a full walk, a writer blocked on our
-		 * lease): take them now rather than spin until max_wait. */
-		if (n > 0 && ((uint32_t)n >= want || now_ns() - now < slice))
-			break;
-		if (PyErr_CheckSignals() < 0)
-			return NULL;
-		if (!full_phase && end >= 0 && now_ns() >= end)
-			Py_RETURN_NONE;
-	}
-	/* Only a wait of the first phase gets here. With min, not 1: of several
-	 * rings, the one that has the batch (a zero wait still takes the best
-	 * ring when none has, which is what a wait that ended early saw). */
-	n = xr_reader_read(self->r, self->min, self->max, 0, &b);
+	/* Until max_wait: a full batch of min, or what there is when it ends
+	 * (xr_reader_read's own max_wait). Then, until the timeout: any
+	 * record. The timeout does not cut the first phase. */
+	n = wait_and_take(self, self->min, start + self->max_wait_ns, &b);
+	if (n == 0 && (end < 0 || now_ns() < end))
+		n = wait_and_take(self, 1, end, &b);
 	if (n < 0)
-		return raise_xr(n, "read");
+		return NULL;
 	if (n == 0)
-		Py_RETURN_NONE; /* cannot happen: it was there and is ours */
+		Py_RETURN_NONE;
 	return batch_new(self, &b);
 }
 
@@ -834,8 +862,8 @@ static PyObject *reader_arm(Reader *self, PyObject *args)
 		return NULL;
 	rc = xr_reader_arm(self->r, min ? min : self->min);
 	if (rc == -ENOTSUP) {
-		PyErr_SetString(PyExc_ValueError, "arm(): this reader has no eventfd (spin=True, "
-						  "or attached without the control socket)");
+		PyErr_SetString(PyExc_ValueError, "arm(): a spinning reader (spin=True) is not "
+						  "woken: it has nothing to arm");
 		return NULL;
 	}
 	if (rc < 0)
@@ -1034,7 +1062,7 @@ static PyObject *mod_open_reader(PyObject *mod, PyObject *args, PyObject *kw)
 	static char *kwlist[] = {"name", "stream", "batch", "min_batch", "max_wait", "policy",
 				 "games", "players", "min_turn", "terminal", "reward_range",
 				 "sample_rate", "sample_seed", "spin", "transport", "label",
-				 "idle_poll", NULL};
+				 "idle_poll", "engine_uid", NULL};
 	const char *name, *stream = NULL, *policy = NULL, *terminal = NULL, *transport = NULL;
 	const char *label = "python";
 	unsigned batch = 256, min_batch = 0, min_turn = 0;
@@ -1042,15 +1070,16 @@ static PyObject *mod_open_reader(PyObject *mod, PyObject *args, PyObject *kw)
 	unsigned long long sample_seed = 0;
 	PyObject *games = Py_None, *players = Py_None, *reward = Py_None;
 	int spin = 0, idle_poll = 0;
+	unsigned int engine_uid = 0;
 	xr_id_range g[XR_FILTER_RANGES_MAX], p[XR_FILTER_RANGES_MAX];
 	xr_filter f = {.games = g, .players = p};
 	bool filtered = false;
 
 	(void)mod;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|zIIdzOOIzOdKpzsp", kwlist, &name, &stream,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|zIIdzOOIzOdKpzspI", kwlist, &name, &stream,
 					 &batch, &min_batch, &max_wait, &policy, &games, &players,
 					 &min_turn, &terminal, &reward, &sample_rate, &sample_seed,
-					 &spin, &transport, &label, &idle_poll))
+					 &spin, &transport, &label, &idle_poll, &engine_uid))
 		return NULL;
 	if (batch == 0 || batch > XR_BATCH_MAX)
 		return PyErr_Format(PyExc_ValueError, "batch must be 1..%d", XR_BATCH_MAX);
@@ -1090,24 +1119,17 @@ static PyObject *mod_open_reader(PyObject *mod, PyObject *args, PyObject *kw)
 
 	xr_reader_opts o = {.stream = stream, .label = label, .filter = filtered ? &f : NULL,
 			    .wait = spin ? XR_WAIT_SPIN
-					 : idle_poll ? XR_WAIT_IDLE_POLL : XR_WAIT_DEFAULT};
-	if (policy) {
-		if (!strcmp(policy, "lossless"))
-			o.policy = XR_POLICY_LOSSLESS;
-		else if (!strcmp(policy, "lossy"))
-			o.policy = XR_POLICY_LOSSY;
-		else
-			return PyErr_Format(PyExc_ValueError,
-					    "policy must be 'lossless', 'lossy' or None, not %s", policy);
-	}
-	if (transport) {
-		if (!strcmp(transport, "control"))
-			o.transport = XR_TRANSPORT_CONTROL;
-		else if (!strcmp(transport, "direct"))
-			o.transport = XR_TRANSPORT_DIRECT;
-		else if (strcmp(transport, "auto"))
-			return PyErr_Format(PyExc_ValueError, "transport must be auto, control or direct");
-	}
+					 : idle_poll ? XR_WAIT_IDLE_POLL : XR_WAIT_DEFAULT,
+			    .engine_uid = engine_uid};
+	if (policy && xr_policy_parse(policy, &o.policy) < 0)
+		return PyErr_Format(PyExc_ValueError,
+				    "policy must be 'lossless', 'lossy' or None, not %s", policy);
+	if (transport && xr_transport_parse(transport, &o.transport) < 0)
+		return PyErr_Format(PyExc_ValueError, "transport must be auto, control or direct");
+	if (o.transport == XR_TRANSPORT_DIRECT)
+		return PyErr_Format(PyExc_ValueError,
+				    "transport 'direct' is gone: readers attach through the engine's "
+				    "control socket, which is how it knows who holds each slot");
 
 	Reader *self = PyObject_New(Reader, &ReaderType);
 	if (!self)
@@ -1122,6 +1144,7 @@ static PyObject *mod_open_reader(PyObject *mod, PyObject *args, PyObject *kw)
 	self->min = min_batch;
 	self->max = batch;
 	self->max_wait_ns = secs_to_ns(max_wait);
+	self->spin = spin;
 	int rc;
 	Py_BEGIN_ALLOW_THREADS
 	rc = xr_reader_attach(name, &o, &self->r);
@@ -1253,7 +1276,30 @@ static PyObject *mod_set_array_type(PyObject *mod, PyObject *arg)
 	Py_RETURN_NONE;
 }
 
+/* control_path(name, engine_uid=0): where a trusted engine called name
+ * answers, or None. */
+static PyObject *mod_control_path(PyObject *mod, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"name", "engine_uid", NULL};
+	const char *name;
+	unsigned int uid = 0;
+	char path[128];
+	int rc;
+
+	(void)mod;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|I", kwlist, &name, &uid))
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = xr_engine_socket(name, uid, path, sizeof(path));
+	Py_END_ALLOW_THREADS
+	if (rc < 0)
+		Py_RETURN_NONE;
+	return PyUnicode_FromString(path);
+}
+
 static PyMethodDef mod_methods[] = {
+	{"control_path", (PyCFunction)(void (*)(void))mod_control_path, METH_VARARGS | METH_KEYWORDS,
+	 "Where a trusted engine of that name answers, or None."},
 	{"open_reader", (PyCFunction)(void (*)(void))mod_open_reader, METH_VARARGS | METH_KEYWORDS,
 	 "Attaches a Reader (use xring.Engine.reader())."},
 	{"dlpack", mod_dlpack, METH_O, "A DLPack capsule viewing a numpy array (no copy)."},

@@ -15,7 +15,6 @@ See docs/python.md for the whole API.
 
 import os
 import shutil
-import socket
 import time
 
 from . import _xring
@@ -40,28 +39,19 @@ __all__ = [
 ]
 
 
-def control_path(name):
-    """Where engine `name`'s control socket is, or None if none answers."""
-    env = os.environ.get("XRING_RUN_DIR")
-    dirs = [env] if env else ["/run/xring", "/tmp/xring"]
-    for d in dirs:
-        path = os.path.join(d, name + ".sock")
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            s.connect(path)
-            return path
-        except OSError:
-            continue
-        finally:
-            s.close()
-    return None
+def control_path(name, engine_uid=0):
+    """Where engine `name`'s control socket is, or None if no engine this
+    process trusts (root, this user, or engine_uid) answers there. The same
+    places and checks as the C library's (xr_engine_socket)."""
+    return _xring.control_path(name, engine_uid)
 
 
 class Engine:
     """A running engine, by name. Cheap: readers attach on their own."""
 
-    def __init__(self, name):
+    def __init__(self, name, engine_uid=0):
         self.name = name
+        self.engine_uid = int(engine_uid)
 
     def __repr__(self):
         return f"xring.Engine({self.name!r})"
@@ -80,7 +70,7 @@ class Engine:
         terminal: True (only done/truncated records), False (only others);
         reward_range: (lo, hi); sample_rate: keep this fraction, chosen by a
         hash of the record (the same records for the same sample_seed).
-        spin: spin instead of sleeping on the eventfd while waiting.
+        spin: spin instead of sleeping until the engine wakes the reader.
         idle_poll: while attached, keep idle CPUs polling instead of halting
         (/dev/cpu_dma_latency 0; needs root): faster wakeups on VMs, more
         power; stats()["idle_poll"] says whether it took.
@@ -95,7 +85,7 @@ class Engine:
             _ranges(games, "games"), _ranges(players, "players"), int(min_turn or 0), term,
             None if reward_range is None else tuple(float(x) for x in reward_range),
             float(sample_rate or 0), int(sample_seed), bool(spin), transport, label,
-            bool(idle_poll))
+            bool(idle_poll), self.engine_uid)
 
     def info(self):
         """What the engine's arena says: streams, their shapes and policies,
@@ -105,7 +95,7 @@ class Engine:
             facts = r.facts()
             stats = r.stats()
         facts.pop("batch", None)  # this probe's, not the stream's
-        return {"name": self.name, "control": control_path(self.name),
+        return {"name": self.name, "control": control_path(self.name, self.engine_uid),
                 "streams": [dict(facts, written_since_attach=stats["written"])]}
 
 
@@ -140,13 +130,15 @@ def _ranges(ids, what):
     return merged
 
 
-def attach(name, timeout=None):
+def attach(name, timeout=None, engine_uid=0):
     """The engine called `name`. With timeout (seconds), waits that long for
-    it to come up; raises NoEngineError if it does not."""
+    it to come up; raises NoEngineError if it does not. The engine must be
+    run by root or by this user, or by engine_uid when given (checked at
+    every attach: the socket's peer and the arena's owner)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        if control_path(name) is not None:
-            return Engine(name)
+        if control_path(name, engine_uid) is not None:
+            return Engine(name, engine_uid)
         if deadline is None or time.monotonic() >= deadline:
             raise NoEngineError(
                 f"attach: no engine '{name}' is running (start one with `xring engine "
