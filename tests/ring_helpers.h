@@ -110,6 +110,15 @@ static inline xr_server *xr_test_serve(xr_arena *a)
 	FAILF("more than 16 arenas served at once");
 }
 
+/* The server of an arena made here. */
+static inline xr_server *xr_test_serve_of(xr_arena *a)
+{
+	for (size_t i = 0; i < sizeof(xr_test_served) / sizeof(xr_test_served[0]); i++)
+		if (xr_test_served[i].a == a)
+			return xr_test_served[i].s;
+	FAILF("the arena has no server");
+}
+
 /* Closes a (readers drain, then see XR_ECLOSED), stops its server if it
  * has one, destroys it. */
 static inline void xr_test_destroy(xr_arena *a)

@@ -1,0 +1,6 @@
+# The trust boundary (docs/threat-model.md): what a hostile peer process, or
+# another local user, can do to an engine and its readers, tried by hand.
+# Each case was a way to stop or fool the engine before; each must fail on
+# that code and pass now.
+xr_test(NAME test_peer_cannot_stall SOURCES test_peer_cannot_stall.c
+        LABELS "unit;control;threads" TIMEOUT 180)

@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Nothing an admitted peer does can block, spin or slow the engine beyond
+ * its own share (docs/threat-model.md). Each case is an attack that stopped
+ * the engine before the trust-boundary work (defects 1, 4 and 7 of that
+ * issue), played here by hand:
+ *
+ *   wake_channel_never_blocks   a reader that sleeps and re-sleeps at every
+ *                    publish, made its end of the wake channel blocking and
+ *                    never reads it (formerly: cleared O_NONBLOCK on the
+ *                    eventfd it passed and filled its counter: the shard's
+ *                    write() blocked for ever). The writer goes through
+ *                    200,000 records; stopping the server and destroying the
+ *                    arena take well under a second. And an eventfd passed
+ *                    with SUBSCRIBE is refused.
+ *   passed_fd_never_blocks   a TCP socket with SO_LINGER and unsent data,
+ *                    passed to the engine and closed by the peer (formerly:
+ *                    the control thread's close() waited out the linger: no
+ *                    attach served, shutdown hung on the join). With the
+ *                    kernel's SO_PASSRIGHTS the sender gets EPERM; without
+ *                    it (the server told not to ask, as on kernels before
+ *                    6.16) the engine refuses the message, another reader
+ *                    attaches within a second, the server stops within a
+ *                    second, and the socket is closed in the background.
+ *   wake_work_is_bounded   eight filtered readers that re-sleep at every
+ *                    publish with a wake position far behind head
+ *                    (formerly: the writer walked the ring from there on
+ *                    every publish). The frames writers examine for wakeups
+ *                    never exceed the frames published times the sleepers.
+ */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+
+#include "control/server.h"
+#include "peer_helpers.h"
+#include "shm/arena_priv.h"
+#include "util/atomics.h"
+
+/* Keeps every page in pages[] asleep, always with a new generation and a
+ * wake position far behind head, until stop. */
+struct sleeper {
+	struct xr_peer_page *pages[8];
+	int n;
+	uint32_t ring;
+	atomic_int stop;
+	uint64_t toggles;
+};
+
+static void *sleeper_main(void *p)
+{
+	struct sleeper *s = p;
+	uint32_t g = 1;
+
+	while (!atomic_load(&s->stop)) {
+		for (int i = 0; i < s->n; i++) {
+			struct xr_cursor *c = &s->pages[i]->cursors[s->ring];
+			xr_store_relaxed(&c->wake_pos, 0);
+			xr_store_relaxed(&c->wake_need, 0xffffffffu);
+			if (++g == 0)
+				g = 1;
+			xr_store_sc(&s->pages[i]->sleep_gen, g);
+		}
+		s->toggles++;
+	}
+	return NULL;
+}
+
+static struct xr_peer_page *map_page(int fd)
+{
+	void *p = mmap(NULL, XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	CHECK(p != MAP_FAILED);
+	close(fd);
+	return p;
+}
+
+static void wake_channel_never_blocks(void)
+{
+	char name[64];
+	int afd, pfd;
+
+	xr_test_name(name, sizeof(name), "nostall");
+	xr_arena *a = xr_test_arena(name, XR_POLICY_LOSSY, 1u << 20, 64, XR_HUGEPAGES_OFF);
+	xr_writer *w = xr_test_writer(a);
+	const char *path = xr_server_path(xr_test_serve_of(a));
+
+	int s = peer_connect(path);
+	CHECK(s >= 0);
+	peer_subscribe(s, XR_CTL_SUB_WAKE, NULL, &afd, &pfd);
+	close(afd);
+	/* Its own end made blocking (that is all fcntl can reach), and never
+	 * read from. */
+	CHECK(fcntl(s, F_SETFL, fcntl(s, F_GETFL) & ~O_NONBLOCK) == 0);
+	struct sleeper sl = {.pages = {map_page(pfd)}, .n = 1, .ring = 0};
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, sleeper_main, &sl) == 0);
+
+	/* An eventfd for the engine to write, as readers used to pass: refused
+	 * by the kernel (SO_PASSRIGHTS) or by the server. */
+	int s2 = peer_connect(path), efd = eventfd(0, 0);
+	CHECK(s2 >= 0 && efd >= 0);
+	int rc = peer_send(s2, XR_CTL_ATTACH, 1, NULL, 0, &efd, 1);
+	if (rc == 0) {
+		char why[XR_CTL_REASON_MAX];
+		CHECK_RC(peer_error(s2, why, sizeof(why)), -EPROTO);
+		CHECK(strstr(why, "not accepted"));
+	} else {
+		CHECK_RC(rc, -EPERM);
+	}
+	close(s2);
+	close(efd);
+
+	uint64_t t0 = xr__now_ns();
+	for (uint64_t i = 0; i < 200000; i++) {
+		int r = xr_test_put(w, 64);
+		CHECK(r == 0 || r == XR_EDROPPED);
+		if ((i & 15) == 15)
+			xr_writer_publish(w);
+		if (xr__now_ns() - t0 > 30 * SEC)
+			FAILF("the writer is stuck after %llu records", (unsigned long long)i);
+	}
+	xr_writer_publish(w);
+	double write_ms = (double)(xr__now_ns() - t0) / 1e6;
+	uint64_t sent = xr_load_relaxed(&a->hdr->rings[0].wakeups);
+	atomic_store(&sl.stop, 1);
+	pthread_join(th, NULL);
+	/* The peer's queue filled long ago: the writer kept going anyway. */
+	CHECK(sent > 0);
+
+	t0 = xr__now_ns();
+	xr_test_destroy(a);
+	double stop_ms = (double)(xr__now_ns() - t0) / 1e6;
+	if (stop_ms > 1000)
+		FAILF("stopping the server and destroying the arena took %.0f ms", stop_ms);
+	printf("wake_channel_never_blocks: 200000 records in %.0f ms past a reader that never "
+	       "reads its wakeups (%llu sleeps, %llu wakes sent before its queue filled); "
+	       "shutdown %.1f ms; a passed eventfd refused (%s)\n",
+	       write_ms, (unsigned long long)sl.toggles, (unsigned long long)sent, stop_ms,
+	       rc == 0 ? "by the server" : "by the kernel: EPERM");
+	munmap(sl.pages[0], XR_PEER_PAGE_SIZE);
+	close(s);
+}
+
+/* A TCP socket whose close() lingers: connected over loopback to a
+ * listener that does not read, its send queue full, SO_LINGER 30 s.
+ * *acc is the listener's end, to drain later. */
+static int lingering_socket(int *acc)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int small = 4096, l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char buf[4096] = {0};
+
+	CHECK(l >= 0 && c >= 0);
+	CHECK(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) == 0);
+	CHECK(bind(l, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(l, 1) == 0);
+	CHECK(getsockname(l, (struct sockaddr *)&sa, &len) == 0);
+	CHECK(setsockopt(c, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)) == 0);
+	CHECK(connect(c, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	*acc = accept(l, NULL, NULL);
+	CHECK(*acc >= 0);
+	close(l);
+	CHECK(fcntl(c, F_SETFL, O_NONBLOCK) == 0);
+	while (send(c, buf, sizeof(buf), MSG_NOSIGNAL) > 0)
+		;
+	CHECK(errno == EAGAIN);
+	struct linger lg = {.l_onoff = 1, .l_linger = 30};
+	CHECK(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) == 0);
+	return c;
+}
+
+/* Reads what acc's peer sent until it closes (it can only close once its
+ * unsent data went): whether that happened within ms. */
+static bool drained_to_eof(int acc, int ms)
+{
+	char buf[65536];
+	uint64_t dl = xr__now_ns() + (uint64_t)ms * MS;
+
+	while (xr__now_ns() < dl) {
+		struct pollfd pf = {.fd = acc, .events = POLLIN};
+		if (poll(&pf, 1, 100) == 1) {
+			ssize_t n = read(acc, buf, sizeof(buf));
+			if (n == 0)
+				return true;
+			CHECK(n > 0);
+		}
+	}
+	return false;
+}
+
+static void passed_fd_never_blocks(bool kernel_refuses)
+{
+	char name[64];
+	int acc;
+
+	xr__server_test_passrights(kernel_refuses);
+	xr_test_name(name, sizeof(name), kernel_refuses ? "linger-k" : "linger-s");
+	xr_arena *a = xr_test_arena(name, XR_POLICY_LOSSLESS, 1u << 20, 64, XR_HUGEPAGES_OFF);
+	xr__server_test_passrights(true);
+	const char *path = xr_server_path(xr_test_serve_of(a));
+	int ling = lingering_socket(&acc);
+	int s = peer_connect(path);
+	CHECK(s >= 0);
+	int rc = peer_send(s, XR_CTL_ATTACH, 1, NULL, 0, &ling, 1);
+	if (kernel_refuses && rc == -EPERM) {
+		/* Nothing reached the engine. Our copy is the last one: end the
+		 * linger before closing it, or the close would wait here. */
+		struct linger off = {0, 0};
+		setsockopt(ling, SOL_SOCKET, SO_LINGER, &off, sizeof(off));
+		close(ling);
+		close(s);
+		close(acc);
+		xr_test_destroy(a);
+		printf("passed_fd_never_blocks: the kernel refuses descriptors (SO_PASSRIGHTS): "
+		       "EPERM at the sender\n");
+		return;
+	}
+	CHECK_RC(rc, 0);
+	/* Ours closed: the engine's is the last reference now. */
+	close(ling);
+	char why[XR_CTL_REASON_MAX];
+	CHECK_RC(peer_error(s, why, sizeof(why)), -EPROTO);
+	CHECK(strstr(why, "file descriptors are not accepted"));
+	close(s);
+
+	/* The control thread serves on while the socket lingers. */
+	uint64_t t0 = xr__now_ns();
+	xr_reader *r;
+	CHECK_RC(xr_reader_attach(name, NULL, &r), 0);
+	double attach_ms = (double)(xr__now_ns() - t0) / 1e6;
+	CHECK(attach_ms < 1000);
+	xr_reader_detach(r);
+	/* ...and its socket has not been closed yet: no end of stream to the
+	 * other side while the data cannot go. */
+	struct pollfd pf = {.fd = acc, .events = POLLRDHUP};
+	CHECK_EQ(poll(&pf, 1, 0), 0);
+
+	t0 = xr__now_ns();
+	xr_test_destroy(a);
+	double stop_ms = (double)(xr__now_ns() - t0) / 1e6;
+	CHECK(stop_ms < 1000);
+	/* Once the other side reads, the close completes, in the background. */
+	CHECK(drained_to_eof(acc, 10000));
+	close(acc);
+	printf("passed_fd_never_blocks: with the server's own refusal: attach %.1f ms and "
+	       "shutdown %.1f ms while the passed socket lingered; closed once drained\n",
+	       attach_ms, stop_ms);
+}
+
+/* A real Experience record of turn `turn` (filters read its fields). */
+static void put_exp(xr_writer *w, const xr_exp_template *t, uint32_t turn)
+{
+	void *p;
+	xr_exp_slots sl;
+	xr_exp_fields f = {.seq = xr_writer_next_seq(w), .game_id = 1, .turn = turn};
+	int rc = xr_writer_reserve(w, t->size, &p);
+
+	if (rc == XR_EDROPPED)
+		return;
+	CHECK_RC(rc, 0);
+	xr_exp_build(t, p, &f, &sl);
+	xr_writer_commit(w);
+}
+
+static void wake_work_is_bounded(void)
+{
+	static const xr_exp_shape shape = {.obs_dtype = XR_DTYPE_U8, .obs_ndim = 1,
+					   .obs_dims = {64}, .mask_len = 4};
+	char name[64];
+	xr_exp_template t;
+	enum { PEERS = 8, PUBLISHES = 3000, PER = 16 };
+
+	xr_test_name(name, sizeof(name), "wakebound");
+	xr_stream_spec ss = {.policy = XR_POLICY_LOSSY, .ring_bytes = 4u << 20,
+			     .kind = XR_RECORD_EXPERIENCE, .shape = shape};
+	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
+			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE,
+			      .max_readers = 16};
+	xr_arena *a;
+	CHECK_RC(xr_arena_create(&spec, &a), 0);
+	xr_test_serve(a);
+	CHECK_RC(xr_exp_template_init(&t, &shape), 0);
+	xr_writer *w = xr_test_writer(a);
+	const char *path = xr_server_path(xr_test_serve_of(a));
+	const xr_filter f = {.min_turn = 1};
+	struct sleeper sl = {.n = PEERS, .ring = 0};
+	int socks[PEERS];
+
+	/* A record behind head for the wake positions to point at. */
+	for (int i = 0; i < 1000; i++)
+		put_exp(w, &t, 5);
+	xr_writer_publish(w);
+	for (int i = 0; i < PEERS; i++) {
+		int afd, pfd;
+		socks[i] = peer_connect(path);
+		CHECK(socks[i] >= 0);
+		peer_subscribe(socks[i], XR_CTL_SUB_WAKE, &f, &afd, &pfd);
+		close(afd);
+		sl.pages[i] = map_page(pfd);
+	}
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, sleeper_main, &sl) == 0);
+	CHECK(WAIT_UNTIL(sl.toggles > 10, 5000));
+	uint64_t walked0 = w->wake_walked;
+	for (int p = 0; p < PUBLISHES; p++) {
+		for (int i = 0; i < PER; i++)
+			put_exp(w, &t, 7);
+		xr_writer_publish(w);
+	}
+	uint64_t walked = w->wake_walked - walked0;
+	atomic_store(&sl.stop, 1);
+	pthread_join(th, NULL);
+	/* Each publish walks at most its own frames once per sleeper. */
+	uint64_t bound = (uint64_t)PEERS * PUBLISHES * PER;
+	if (walked > bound)
+		FAILF("writers walked %llu frames for wakeups; %d sleepers of %d publishes of %d "
+		      "frames allow %llu",
+		      (unsigned long long)walked, PEERS, PUBLISHES, PER, (unsigned long long)bound);
+	printf("wake_work_is_bounded: %d filtered sleepers re-sleeping behind head (%llu sleeps): "
+	       "%llu frames walked for wakeups over %d publishes of %d (bound %llu)\n",
+	       PEERS, (unsigned long long)sl.toggles, (unsigned long long)walked, PUBLISHES, PER,
+	       (unsigned long long)bound);
+	for (int i = 0; i < PEERS; i++) {
+		munmap(sl.pages[i], XR_PEER_PAGE_SIZE);
+		close(socks[i]);
+	}
+	xr_test_destroy(a);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	alarm(120);
+	wake_channel_never_blocks();
+	passed_fd_never_blocks(true);
+	passed_fd_never_blocks(false);
+	wake_work_is_bounded();
+	return 0;
+}
