@@ -49,7 +49,7 @@ static const char engine_help[] =
 	"  --max-conns-per-uid N    connections one uid may hold (default: max-readers + 8)\n"
 	"  --max-readers-per-uid N  reader slots one uid may hold (default: max-readers)\n"
 	"  --max-requests-per-uid N requests per second of one uid, all its connections\n"
-	"                           (default: 64)\n"
+	"                           (default: 256)\n"
 	"games (the default source of records):\n"
 	"  --game grid|PATH.so      the built-in grid game, or a game plugin (default: grid)\n"
 	"  --games N                concurrent games (default: 1000)\n"

@@ -169,16 +169,17 @@ static int map_arena(struct xr_reader *r, int fd, const struct ucred *peer)
 		close(fd);
 		return -errno;
 	}
-	rc = xr__arena_open_fd(fd2, 0, -1, &a);
+	rc = xr__arena_open_fd(fd2, XR_OPEN_SERVED, -1, &a);
 	if (rc < 0) {
 		close(fd);
 		return rc;
 	}
-	if (a->lay.writer_uid != peer->uid || (peer->pid > 0 && a->lay.writer_pid != peer->pid)) {
-		xr__set_last_reason("engine %s's arena says it was written by pid %d uid %u, but pid %d "
-				    "uid %u serves it: refusing it",
-				    r->name, a->lay.writer_pid, a->lay.writer_uid, (int)peer->pid,
-				    (unsigned)peer->uid);
+	/* (Pids are not compared: the engine's names a process in its own PID
+	 * namespace, SO_PEERCRED's one in ours, or 0.) */
+	if (a->lay.writer_uid != peer->uid) {
+		xr__set_last_reason("engine %s's arena says it was written by uid %u, but uid %u "
+				    "serves it: refusing it",
+				    r->name, a->lay.writer_uid, (unsigned)peer->uid);
 		xr__arena_close(a);
 		close(fd);
 		return XR_EUNTRUSTED;
@@ -190,7 +191,7 @@ static int map_arena(struct xr_reader *r, int fd, const struct ucred *peer)
 		close(fd);
 		return stream;
 	}
-	rc = xr__arena_open_fd(fd, XR_OPEN_RINGS, stream, &r->arena);
+	rc = xr__arena_open_fd(fd, XR_OPEN_RINGS | XR_OPEN_SERVED, stream, &r->arena);
 	if (rc < 0)
 		return rc;
 	r->stream = (uint32_t)stream;
@@ -603,6 +604,18 @@ static void wake_up(struct xr_reader *r, uint64_t slept_at)
 	}
 }
 
+/* Whether the engine is still there: it has not closed the arena, nor hung
+ * up the connection (which it does when its process ends, however it
+ * ends). */
+static bool engine_alive(struct xr_reader *r)
+{
+	struct pollfd pf = {.fd = r->sock, .events = POLLRDHUP};
+
+	if (!xr__arena_alive(r->arena))
+		return false;
+	return poll(&pf, 1, 0) == 0 || !(pf.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 /* Whether xr_reader_cancel() asked this wait to end (and takes the ask). */
 static bool cancelled(struct xr_reader *r)
 {
@@ -727,7 +740,7 @@ static int read_or_wait(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wa
 			return XR_ECLOSED;
 		if (now - last_alive >= XR_ALIVE_CHECK_NS) {
 			last_alive = now;
-			if (!xr__arena_alive(r->arena)) {
+			if (!engine_alive(r)) {
 				r->engine_gone = true;
 				continue; /* one more pass drains what is left */
 			}
@@ -922,4 +935,9 @@ struct xr_peer_page *xr__reader_page(xr_reader *r)
 int xr__reader_sock(const xr_reader *r)
 {
 	return r->sock;
+}
+
+const struct xr_reader_info *xr__reader_info(const xr_reader *r)
+{
+	return r->info;
 }

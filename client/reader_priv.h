@@ -18,4 +18,7 @@ struct xr_peer_page *xr__reader_page(xr_reader *r);
 /* Its control connection. */
 int xr__reader_sock(const xr_reader *r);
 
+/* Its slot's entry in the reader table, as the engine wrote it. */
+const struct xr_reader_info *xr__reader_info(const xr_reader *r);
+
 #endif

@@ -61,8 +61,8 @@
 
 #define XR_CTL_BURST 32      /* requests a connection may send at once */
 #define XR_CTL_RATE 16       /* ...and per second after that */
-#define XR_CTL_UID_BURST 128 /* requests a uid may send at once, all connections */
-#define XR_CTL_UID_RATE 64   /* ...and per second after that */
+#define XR_CTL_UID_RATE 256  /* requests per second of a uid, all connections,
+			      * in bursts of up to twice that */
 #define XR_CTL_IDLE_MS 5000  /* a connection must ATTACH within this (default) */
 #define XR_CTL_CLOSING_MAX 64 /* a uid's descriptors still closing: refuse it */
 #define XR_CTL_ACCEPT_PAUSE_MS 100 /* out of descriptors: stop accepting this long */
@@ -754,8 +754,7 @@ static void set_limits(struct xr_server *c, const xr_server_opts *o)
 	c->lim.conns_per_uid = o && o->max_conns_per_uid ? o->max_conns_per_uid : n + 8;
 	c->lim.readers_per_uid = o && o->max_readers_per_uid ? o->max_readers_per_uid : n;
 	c->lim.uid_rate = o && o->max_requests_per_uid ? o->max_requests_per_uid : XR_CTL_UID_RATE;
-	c->lim.uid_burst = 2 * c->lim.uid_rate > XR_CTL_UID_BURST ? 2 * c->lim.uid_rate
-								   : XR_CTL_UID_BURST;
+	c->lim.uid_burst = 2 * c->lim.uid_rate;
 	c->lim.conn_rate = XR_CTL_RATE;
 	c->lim.conn_burst = XR_CTL_BURST;
 	c->idle_ms = o && o->idle_timeout_ms ? o->idle_timeout_ms : XR_CTL_IDLE_MS;

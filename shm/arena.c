@@ -841,7 +841,7 @@ bool xr__arena_alive(const struct xr_arena *a)
 	/* A1: pairs with A0 / A2. */
 	if (xr_load_acquire(&a->hdr->state) != XR_ARENA_READY)
 		return false;
-	return xr__proc_alive(a->lay.writer_pid, a->lay.writer_start);
+	return a->served || xr__proc_alive(a->lay.writer_pid, a->lay.writer_start);
 }
 
 /* Validates and maps the arena open on fd into a (both consumed). */
@@ -852,6 +852,7 @@ static int open_mapped(struct xr_arena *a, int fd, int flags, int stream, struct
 	int err;
 
 	a->fd = fd;
+	a->served = flags & XR_OPEN_SERVED;
 	if (fstat(fd, &st) < 0) {
 		err = -errno;
 		goto fail;

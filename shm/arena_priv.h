@@ -108,6 +108,7 @@ struct xr_arena {
 	uint8_t *ring_data[XR_MAX_RINGS];
 	uint64_t tab_mapped;         /* reader: length of the table mapping */
 	uint64_t hdr_mapped;         /* reader: length of the header mapping */
+	bool served;                 /* reader: XR_OPEN_SERVED */
 	struct xr_writer *writers;   /* owner only, [n_rings] */
 	struct xr_peers *peers;      /* owner only: the slot table (shm/peers.c) */
 	struct xr_wake *wake;        /* owner only: wake targets (shm/wake.c) */
@@ -120,6 +121,10 @@ struct xr_arena {
 /* How xr__arena_open maps things. */
 enum {
 	XR_OPEN_RINGS = 2,    /* map ring data (of stream `stream`, or all) */
+	XR_OPEN_SERVED = 4,   /* the fd came from a server the caller is
+			       * connected to: its liveness is the connection,
+			       * not the writer's pid (which names a process in
+			       * the engine's PID namespace, maybe not ours) */
 };
 
 /*
@@ -145,7 +150,8 @@ int xr__arena_open_fd(int fd, int flags, int stream, struct xr_arena **out);
  * fuzz test of the header.) */
 int xr__arena_validate(const struct xr_arena_hdr *h, uint64_t file_size);
 
-/* Whether the engine behind an opened arena still runs and has not closed. */
+/* Whether the engine behind an opened arena has not closed, and (for one
+ * opened by name) its writer's process still runs. */
 bool xr__arena_alive(const struct xr_arena *a);
 
 /* An engine-side user of the arena (a control server) starts or stops

@@ -4,3 +4,5 @@
 # that code and pass now.
 xr_test(NAME test_peer_cannot_stall SOURCES test_peer_cannot_stall.c
         LABELS "unit;control;threads" TIMEOUT 180)
+xr_test(NAME test_peer_isolation SOURCES test_peer_isolation.c
+        LABELS "unit;control;threads" TIMEOUT 180)

@@ -133,6 +133,8 @@ static inline uint32_t peer_subscribe(int s, uint32_t flags, const xr_filter *f,
 
 	CHECK_RC(peer_send(s, XR_CTL_ATTACH, 1, NULL, 0, NULL, 0), 0);
 	n = peer_recv(s, &r, sizeof(r), arena_fd, 5000);
+	if (n >= (int)sizeof(r.h) && r.h.type == XR_CTL_ERROR)
+		FAILF("ATTACH refused: %s", ((struct xr_ctl_error *)r.b)->reason);
 	if (n < (int)sizeof(r.h) || r.h.type != XR_CTL_ATTACHED || *arena_fd < 0)
 		FAILF("ATTACH: reply type 0x%x (%d bytes), fd %d", n > 0 ? r.h.type : 0, n, *arena_fd);
 	strcpy(m.stream, XR_DEFAULT_STREAM);

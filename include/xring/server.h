@@ -39,8 +39,9 @@ typedef struct xr_server_opts {
 				      * (the table holds 2 * max_readers + 16 in all) */
 	uint32_t max_readers_per_uid; /* reader slots one uid may hold; 0: max_readers */
 	uint32_t max_requests_per_uid; /* requests per second over all of one uid's
-					* connections; 0: 64 (each connection alone:
-					* 16/s, bursts of 32) */
+					* connections, in bursts of up to twice that;
+					* 0: 256. Each connection alone: 16/s, bursts
+					* of 32 */
 } xr_server_opts;
 
 /*
