@@ -64,6 +64,28 @@ static int connect_to(const char *path)
 	return rc == -ECONNREFUSED ? -ENOENT : rc;
 }
 
+/* Why connecting to path was denied: the directory, or the socket's mode. */
+static void say_denied(char *why, size_t len, const char *path)
+{
+	char dir[108];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	if (slash && access(dir, X_OK) < 0)
+		snprintf(why, len,
+			 "cannot reach %s: uid %u may not enter that directory (set XRING_RUN_DIR, "
+			 "for engine and readers alike, to one it may enter)",
+			 dir, (unsigned)geteuid());
+	else
+		snprintf(why, len,
+			 "cannot connect to %s: permission denied (its mode does not let uid %u in; "
+			 "the engine's --allow-uid/--allow-gid set it)",
+			 path, (unsigned)geteuid());
+}
+
 int xr__ctl_connect(const char *name, const struct xr_trust *t, struct ucred *peer)
 {
 	return xr__ctl_connect_at(name, t, peer, NULL, 0);
@@ -82,10 +104,7 @@ int xr__ctl_connect_at(const char *name, const struct xr_trust *t, struct ucred 
 		if (rc == 0) {
 			rc = connect_to(path);
 			if (rc == -EACCES)
-				snprintf(why, sizeof(why),
-					 "cannot connect to %s: permission denied (its mode does not let "
-					 "uid %u in; the engine's --allow-uid/--allow-gid set it)",
-					 path, (unsigned)geteuid());
+				say_denied(why, sizeof(why), path);
 			else if (rc < 0 && rc != -ENOENT)
 				snprintf(why, sizeof(why), "cannot connect to %s: %s", path,
 					 strerror(-rc));

@@ -97,8 +97,8 @@ int xr__run_dir_lookup(const char *name, const struct xr_trust *t, int k, char *
 		return -ERANGE;
 	}
 	int rc = xr__check_dir(dir, t, why, why_len);
-	if (rc == -ENOENT || rc == -ENOTDIR)
-		return rc == -ENOTDIR ? XR_EUNTRUSTED : -ENOENT;
+	if (rc == -ENOTDIR)
+		return XR_EUNTRUSTED;
 	if (rc < 0)
 		return rc;
 	return sock_path(path, len, dir, name);

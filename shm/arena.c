@@ -269,28 +269,33 @@ enum name_state {
 	NAME_FOREIGN,  /* anything else: refuse, never touch */
 };
 
+static const char *kind_of(mode_t m)
+{
+	return S_ISREG(m) ? "a file" : S_ISLNK(m) ? "a symbolic link" : S_ISFIFO(m) ? "a FIFO"
+	       : S_ISSOCK(m) ? "a socket" : S_ISDIR(m) ? "a directory" : "a device";
+}
+
 /* What holds path now. Opens nothing that could block or that is not ours;
  * why says what holds it when that is not an engine of ours. */
 static enum name_state name_state(const char *path, char *why, size_t why_len)
 {
 	struct xr_arena_hdr h;
-	struct stat st;
+	struct stat st = {0};
 	int fd = xr__open_trusted(path, O_RDONLY, NULL, &st);
 
 	if (fd == -ENOENT)
 		return NAME_FREE;
-	if (fd < 0 || st.st_uid != geteuid()) {
+	if (fd == XR_EUNTRUSTED || fd == -ELOOP || fd == -EMEDIUMTYPE ||
+	    (fd >= 0 && st.st_uid != geteuid())) {
 		if (fd >= 0)
 			close(fd);
-		if (fd == XR_EUNTRUSTED || (fd >= 0 && st.st_uid != geteuid()))
-			snprintf(why, why_len, "%s is a file of uid %u, not an engine of this user",
-				 path, (unsigned)st.st_uid);
-		else if (fd == -ELOOP)
-			snprintf(why, why_len, "%s is a symbolic link", path);
-		else if (fd == -EMEDIUMTYPE)
-			snprintf(why, why_len, "%s is not a regular file", path);
-		else
-			snprintf(why, why_len, "%s cannot be examined: %s", path, strerror(-fd));
+		snprintf(why, why_len, "%s is %s of uid %u%s", path, kind_of(st.st_mode),
+			 (unsigned)st.st_uid,
+			 st.st_uid == geteuid() ? ", not a regular file" : ", not an engine of this user");
+		return NAME_FOREIGN;
+	}
+	if (fd < 0) {
+		snprintf(why, why_len, "%s cannot be examined: %s", path, strerror(-fd));
 		return NAME_FOREIGN;
 	}
 	ssize_t n = pread(fd, &h, sizeof(h), 0);

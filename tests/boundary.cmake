@@ -6,3 +6,5 @@ xr_test(NAME test_peer_cannot_stall SOURCES test_peer_cannot_stall.c
         LABELS "unit;control;threads" TIMEOUT 180)
 xr_test(NAME test_peer_isolation SOURCES test_peer_isolation.c
         LABELS "unit;control;threads" TIMEOUT 180)
+xr_test(NAME test_names_and_identity SOURCES test_names_and_identity.c
+        LABELS "unit;control" TIMEOUT 120)

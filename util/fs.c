@@ -31,6 +31,10 @@ int xr__open_trusted(const char *path, int flags, const struct xr_trust *t, stru
 		close(pfd);
 		return err;
 	}
+	if (!xr__trusted_uid(t, st->st_uid)) {
+		close(pfd);
+		return XR_EUNTRUSTED;
+	}
 	if (S_ISLNK(st->st_mode)) {
 		close(pfd);
 		return -ELOOP;
@@ -38,10 +42,6 @@ int xr__open_trusted(const char *path, int flags, const struct xr_trust *t, stru
 	if (!S_ISREG(st->st_mode)) {
 		close(pfd);
 		return -EMEDIUMTYPE;
-	}
-	if (!xr__trusted_uid(t, st->st_uid)) {
-		close(pfd);
-		return XR_EUNTRUSTED;
 	}
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
 	fd = open(proc, (flags & O_ACCMODE) | O_CLOEXEC);
@@ -67,7 +67,8 @@ int xr__check_dir(const char *dir, const struct xr_trust *t, char *why, size_t w
 		if (why)
 			snprintf(why, why_len, "%s is %s, not a directory", dir,
 				 S_ISLNK(st.st_mode) ? "a symbolic link" : "a file");
-		return -ENOTDIR;
+		/* A link is a place someone could point elsewhere. */
+		return S_ISLNK(st.st_mode) ? XR_EUNTRUSTED : -ENOTDIR;
 	}
 	if (!xr__trusted_uid(t, st.st_uid)) {
 		if (why)

@@ -27,9 +27,9 @@ bool xr__trusted_uid(const struct xr_trust *t, uid_t uid);
  * regular file owned by a trusted uid, and *st describes it. Symbolic links
  * are not followed and nothing but a regular file is ever opened for real
  * (a FIFO, socket or device is looked at through an O_PATH descriptor only),
- * so this never blocks. Returns the fd, or -ENOENT, -ELOOP (a symbolic
- * link), -EMEDIUMTYPE (not a regular file), XR_EUNTRUSTED (owned by
- * someone else: *st has the owner), or -errno.
+ * so this never blocks. Returns the fd, or -ENOENT, XR_EUNTRUSTED (owned by
+ * someone else, whatever it is), -ELOOP (a symbolic link), -EMEDIUMTYPE
+ * (not a regular file), or -errno; *st describes what was there.
  */
 int xr__open_trusted(const char *path, int flags, const struct xr_trust *t, struct stat *st);
 
@@ -37,8 +37,8 @@ int xr__open_trusted(const char *path, int flags, const struct xr_trust *t, stru
  * Whether dir may hold what a process serves or looks up: a real directory
  * (not a link), owned by a trusted uid, writable by nobody else (no group or
  * other write bit, sticky or not). Returns 0, -ENOENT, -ENOTDIR (not a
- * directory, or a link), XR_EUNTRUSTED (another owner, or writable by
- * others), or -errno; with why, a one-line reason naming dir.
+ * directory), XR_EUNTRUSTED (a link, another owner, or writable by others),
+ * or -errno; with why, a one-line reason naming dir.
  */
 int xr__check_dir(const char *dir, const struct xr_trust *t, char *why, size_t why_len);
 
