@@ -8,3 +8,4 @@ xr_test(NAME test_peer_isolation SOURCES test_peer_isolation.c
         LABELS "unit;control;threads" TIMEOUT 180)
 xr_test(NAME test_names_and_identity SOURCES test_names_and_identity.c
         LABELS "unit;control" TIMEOUT 120)
+xr_test(NAME test_arena_validate SOURCES test_arena_validate.c LABELS "unit;fuzz" TIMEOUT 120)
