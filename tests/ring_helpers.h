@@ -84,6 +84,24 @@ static void xr_test_fail(const char *file, int line, const char *fmt, ...)
 	if (_a != _b) FAILF("%s = %llu, want %s = %llu", #a, _a, #b, _b); \
 } while (0)
 
+/* The scheduler state of thread tid of this process ('R', 'S', ...), from
+ * /proc: what a test waits on to know another thread is asleep. */
+static inline char xr_test_task_state(pid_t tid)
+{
+	char path[64], buf[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return '?';
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : '?';
+}
+
 static inline void xr_test_name(char *buf, size_t len, const char *tag)
 {
 	snprintf(buf, len, "t%d-%s", (int)getpid(), tag);

@@ -10,6 +10,11 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+
 #include "ring_helpers.h"
 #include "client/reader_priv.h"
 #include "shm/arena_priv.h"
@@ -636,6 +641,122 @@ static void test_readers_map_records_read_only(void)
 	xr_test_destroy(a);
 }
 
+/* ---- waits that can be ended from outside (-EINTR) ---- */
+
+struct waiter {
+	xr_writer *w;
+	xr_reader *r;
+	atomic_int done;
+	int rc;
+	pid_t tid;
+};
+
+static void *writer_waits(void *p)
+{
+	struct waiter *wt = p;
+
+	wt->tid = (pid_t)syscall(SYS_gettid);
+	wt->rc = xr_writer_wait(wt->w, 1000, -1);
+	atomic_store(&wt->done, 1);
+	return NULL;
+}
+
+static void *reader_waits(void *p)
+{
+	struct waiter *wt = p;
+	xr_batch b;
+
+	wt->tid = (pid_t)syscall(SYS_gettid);
+	wt->rc = xr_reader_read(wt->r, 1, 1, -1, &b);
+	atomic_store(&wt->done, 1);
+	return NULL;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+}
+
+/* Ends wt's wait with a signal: sent again until it lands in a sleep (one
+ * that lands between sleeps runs its handler and is gone). Bounded. */
+static void interrupt(struct waiter *wt, pthread_t th)
+{
+	for (int i = 0; i < 200 && !atomic_load(&wt->done); i++) {
+		uint64_t dl = xr__now_ns() + 5000000000ull;
+		while ((!wt->tid || xr_test_task_state(wt->tid) != 'S') && xr__now_ns() < dl)
+			sched_yield();
+		pthread_kill(th, SIGUSR1);
+		dl = xr__now_ns() + 20000000ull;
+		while (!atomic_load(&wt->done) && xr__now_ns() < dl)
+			sched_yield();
+	}
+	CHECK(atomic_load(&wt->done));
+}
+
+static void test_waits_are_cancellable(void)
+{
+	char name[64];
+	struct sigaction sa = {.sa_handler = on_usr1}; /* no SA_RESTART */
+	xr_arena *a = arena("cancel", XR_POLICY_LOSSLESS, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT);
+	pthread_t th;
+	int rc;
+
+	sigaction(SIGUSR1, &sa, NULL);
+	/* The writer, stopped by a reader that does not read. */
+	while ((rc = xr_test_put(w, 1000)) == 0)
+		;
+	CHECK_RC(rc, -EAGAIN);
+	for (int how = 0; how < 2; how++) {
+		struct waiter wt = {.w = w};
+		CHECK(pthread_create(&th, NULL, writer_waits, &wt) == 0);
+		if (how == 0) {
+			/* Once the stop began (it is counted as it starts). */
+			uint64_t dl = xr__now_ns() + 5000000000ull;
+			while (!xr_load_relaxed(&a->hdr->rings[0].full_waits) && xr__now_ns() < dl)
+				sched_yield();
+			xr_writer_cancel(w);
+		} else {
+			interrupt(&wt, th);
+		}
+		pthread_join(th, NULL);
+		CHECK_RC(wt.rc, -EINTR);
+	}
+	/* A cancel with nobody waiting ends the next wait at once. */
+	xr_writer_cancel(w);
+	CHECK_RC(xr_writer_wait(w, 1000, -1), -EINTR);
+
+	/* The reader, asleep for a record that does not come. */
+	xr_batch b;
+	while (xr_reader_read(r, 1, 1024, 0, &b) > 0)
+		CHECK_RC(xr_batch_release(r, &b), 0);
+	for (int how = 0; how < 2; how++) {
+		struct waiter wt = {.r = r};
+		CHECK(pthread_create(&th, NULL, reader_waits, &wt) == 0);
+		if (how == 0) {
+			uint64_t dl = xr__now_ns() + 5000000000ull;
+			while ((!wt.tid || xr_test_task_state(wt.tid) != 'S') && xr__now_ns() < dl)
+				sched_yield();
+			xr_reader_cancel(r);
+		} else {
+			interrupt(&wt, th);
+		}
+		pthread_join(th, NULL);
+		CHECK_RC(wt.rc, -EINTR);
+	}
+	xr_reader_cancel(r);
+	CHECK_RC(xr_reader_read(r, 1, 1, -1, &b), -EINTR);
+	/* ...and the reader reads on. */
+	CHECK_RC(xr_test_put(w, 1000), 0);
+	xr_writer_publish(w);
+	CHECK_RC(xr_reader_read(r, 1, 1024, 0, &b), 1);
+	CHECK_RC(xr_batch_release(r, &b), 0);
+	signal(SIGUSR1, SIG_DFL);
+	xr_reader_detach(r);
+	xr_test_destroy(a);
+}
+
 int main(void)
 {
 	static const struct {
@@ -656,6 +777,7 @@ int main(void)
 		{"reader table full", test_reader_table_full},
 		{"dead reader is reaped", test_dead_reader_is_reaped},
 		{"readers map records read-only", test_readers_map_records_read_only},
+		{"waits are cancellable", test_waits_are_cancellable},
 	};
 
 	signal(SIGPIPE, SIG_IGN);
