@@ -2,7 +2,7 @@
 /*
  * bench_wakeup: how long a record takes from the writer's publish to the
  * return of the reader's xr_reader_read(), when the reader has to be woken
- * (issue 3: eventfd wakeups), and when it spins.
+ * (a WAKE message on its control connection), and when it spins.
  *
  * Two processes: the reader is forked first, before anything but the
  * benchmark's own shared pages exists (no arena, no thread), and pinned to the
@@ -10,14 +10,15 @@
  * creates an arena with one lossless stream of 16-byte opaque records and
  * serves its control socket. For each record the writer takes CLOCK_MONOTONIC,
  * stores it in the record, commits and publishes it at once, then busy-waits a
- * random gap (default 50-500 us, uniform) before the next: long enough for an
- * eventfd reader, which spins about 20 us, to fall asleep every time. The
+ * random gap (default 50-500 us, uniform) before the next: long enough for a
+ * sleeping reader, which spins about 20 us, to fall asleep every time. The
  * reader asks for xr_reader_read(r, 1, 64, 1 s) and records, for each record
  * it gets, the time after the call returned minus the record's stamp.
  *
  * Modes, each for --records records:
- *   eventfd  xring, XR_WAIT_DEFAULT: spins, then sleeps on its eventfd, which
- *            the writer's publish signals once the batch (one record) is there
+ *   woken    xring, XR_WAIT_DEFAULT: spins, then sleeps on its control socket,
+ *            on which the writer's publish sends a WAKE (MSG_DONTWAIT) once the
+ *            batch (one record) is there
  *   spin     xring, XR_WAIT_SPIN: never sleeps
  * and the bounds they are measured against, in the same run, between the same
  * two processes on the same CPUs, with the same gaps:
@@ -34,7 +35,7 @@
  * not counted.
  *
  * Also printed: the time the writer spent in the publish (stamp to return,
- * which includes the eventfd write and the wakeup it starts), and the reader's
+ * which includes the wake send and the wakeup it starts), and the reader's
  * own counters (xr_reader_stats_get): sleeps, and wakeups by the engine, per
  * record. Each read returns one record here, so wakeups <= records shows that
  * a reader is woken once per batch, not more; sleeps == wakeups, that no
@@ -52,7 +53,7 @@
  * Honesty: every record carries its index; the reader checks the sequence and
  * count. A failed check exits 1; a missed target still exits 0.
  *
- * Target (issue 3): eventfd p99 at most 50 us.
+ * Target (issue 3): a woken reader's p99 at most 50 us.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -99,13 +100,13 @@ enum mode { M_BARE_EFD, M_XR_EFD, M_BARE_SPIN, M_XR_SPIN, M_COUNT, M_QUIT = M_CO
 
 static const char *const mode_name[M_COUNT] = {
 	[M_BARE_EFD] = "bare eventfd",
-	[M_XR_EFD] = "xring eventfd",
+	[M_XR_EFD] = "xring woken",
 	[M_BARE_SPIN] = "bare spin",
 	[M_XR_SPIN] = "xring spin",
 };
 static const char *const mode_key[M_COUNT] = {
 	[M_BARE_EFD] = "bare_eventfd",
-	[M_XR_EFD] = "xring_eventfd",
+	[M_XR_EFD] = "xring_woken",
 	[M_BARE_SPIN] = "bare_spin",
 	[M_XR_SPIN] = "xring_spin",
 };
@@ -521,7 +522,7 @@ static const char usage[] =
 	"usage: bench_wakeup [options]\n"
 	"\n"
 	"Latency from the writer's publish to the return of the reader's read, reader\n"
-	"asleep on its eventfd or spinning, writer and reader in two processes on two\n"
+	"asleep until woken or spinning, writer and reader in two processes on two\n"
 	"CPUs; against a bare eventfd and a bare spinning reader between the same two\n"
 	"processes.\n"
 	"\n"
@@ -643,7 +644,7 @@ static void print_json(const struct cfg *c, const char *model, long nproc, const
 		       r->q_rounds, r->q_n, r->q_p50, r->q_p99, r->q_p999, r->q_max,
 		       r->ok ? "true" : "false");
 	}
-	printf("],\"wake_kernel_us\":%.2f,\"target\":{\"text\":\"eventfd p99 <= 50 us\","
+	printf("],\"wake_kernel_us\":%.2f,\"target\":{\"text\":\"woken p99 <= 50 us\","
 	       "\"p99_us\":%.2f,\"met\":%s,\"quiet_p99_us\":%.2f,\"quiet_met\":%s},"
 	       "\"data_ok\":%s}\n",
 	       wake_ms * 1e3, xe->p99, met(xe->p99), xe->q_p99,
@@ -682,7 +683,7 @@ static void print_text(const struct cfg *c, const struct result *res, double wak
 	printf("%5s", "round");
 	for (int m = 0; m < M_COUNT; m++)
 		printf("  %-21s", mode_name[m]);
-	printf("  %s\n", "xring eventfd, library's own");
+	printf("  %s\n", "xring woken, library's own");
 	for (uint32_t k = 0; k < c->rounds; k++) {
 		printf("%5u", k);
 		for (int m = 0; m < M_COUNT; m++) {
@@ -709,7 +710,7 @@ static void print_text(const struct cfg *c, const struct result *res, double wak
 		printf("\n");
 	}
 	const struct result *xe = &res[M_XR_EFD];
-	printf("\ntarget: eventfd p99 <= 50 us: %.2f us, %s", xe->p99,
+	printf("\ntarget: woken p99 <= 50 us: %.2f us, %s", xe->p99,
 	       xe->p99 * 1e3 <= (double)TARGET_P99_NS ? "met" : "MISSED");
 	if (xe->q_n)
 		printf(" (quiet rounds: %.2f us, %s)", xe->q_p99,

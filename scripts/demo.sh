@@ -26,7 +26,7 @@ echo "== five records, as a trainer sees them (xring tail $name -n 5)"
 echo "== game 7's records only: a filter the engine knows, so it wakes this reader per batch"
 "$xring" tail "$name" --games 7 -n 4
 echo "== everything, for ${seconds} s: a lossless reader verifying every record, asleep on"
-echo "   its eventfd between batches (xring tail --stats)"
+echo "   until the engine wakes it, between batches (xring tail --stats)"
 "$xring" tail "$name" --stats --seconds "$seconds"
 echo "== the arena (xring info $name)"
 "$xring" info "$name"

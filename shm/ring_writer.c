@@ -84,7 +84,8 @@
  *                    this case, and must not be punished. Ignored.
  *   otherwise        honoured. A garbage value here is indistinguishable from
  *                    a slow reader: at worst it slows the writer down, until
- *                    the reader writes a sane value or dies and is reaped.
+ *                    the reader writes a sane value or its connection ends and the
+ *                    server releases its slot.
  * The writer never dereferences anything a reader wrote: a lease is only
  * compared, and frames are walked by the sizes the writer wrote itself, in
  * ring data no reader can write (readers map it read-only; the fd they get is

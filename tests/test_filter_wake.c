@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Subscribe-time filters and eventfd wakeups, with the writer, the control
+ * Subscribe-time filters and wakeups, with the writer, the control
  * server and the readers in one process (so that ThreadSanitizer sees the
  * whole sleep/wake protocol):
  *

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A reader killed with SIGKILL while it holds a lease corrupts nothing for
- * the others, and does not stop the writer for long: the writer notices the
- * dead process (pid and start time; a zombie counts as dead), clears its
- * leases and goes on. Lossless and lossy streams; readers in other processes.
+ * the others, and does not stop the writer for long: its connection ends with
+ * it (a zombie has closed its descriptors), the control server releases its
+ * slot, and the writer, which honours only leases of slots the engine holds
+ * for someone, goes on. Lossless and lossy streams; readers in other
+ * processes.
  */
 #include <signal.h>
 #include <sys/wait.h>
@@ -114,9 +116,8 @@ static void scenario(const char *tag, xr_policy policy)
 	uint64_t longest_wait = 0, stalls = 0, written = 0;
 	uint64_t deadline = xr__now_ns() + 60000000000ull;
 	bool killed = false;
-	/* Write TOTAL records, and go on until the writer itself has reaped
-	 * the victim: a lossy writer may drop through many records within one
-	 * 10 ms reap interval. */
+	/* Write TOTAL records, and go on until the engine has released the
+	 * victim's slot (at its hangup). */
 	while (written + stalls < TOTAL || !killed || slot_of(a, k)) {
 		uint64_t seq = xr_writer_next_seq(w);
 		uint32_t len = xr_stamp_len(seq, MAXLEN);
@@ -124,7 +125,7 @@ static void scenario(const char *tag, xr_policy policy)
 
 		if (xr__now_ns() > deadline)
 			FAILF("%s: not done after 60 s (killed %d, victim slot %s)", tag, killed,
-			      slot_of(a, k) ? "still held" : "reaped");
+			      slot_of(a, k) ? "still held" : "released");
 		if (rc == -EAGAIN) {
 			uint64_t t0 = xr__now_ns();
 			/* Short waits: the kill below must still get its turn. */
@@ -160,8 +161,9 @@ static void scenario(const char *tag, xr_policy policy)
 	}
 	xr_writer_publish(w);
 	CHECK(killed);
-	/* The loop ended, so the writer reaped the victim (the zombie is still
-	 * unwaited: dead all the same). Closing ends the verifier's reading. */
+	/* The loop ended, so the victim's slot was released (the zombie is
+	 * still unwaited: gone all the same). Closing ends the verifier's
+	 * reading. */
 	CHECK(!slot_of(a, k));
 	xr_test_destroy(a);
 

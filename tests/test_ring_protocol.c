@@ -559,10 +559,10 @@ static void test_reader_table_full(void)
 	xr_test_destroy(a);
 }
 
-static void test_dead_reader_is_reaped(void)
+static void test_dead_reader_is_released(void)
 {
 	char name[64];
-	xr_arena *a = arena("reap", XR_POLICY_LOSSLESS, name);
+	xr_arena *a = arena("release", XR_POLICY_LOSSLESS, name);
 	xr_writer *w = xr_test_writer(a);
 	int ready[2];
 	pid_t pid;
@@ -775,7 +775,7 @@ int main(void)
 		{"garbage cursor evicts only that reader", test_garbage_cursor_evicts_only_that_reader},
 		{"errors", test_errors},
 		{"reader table full", test_reader_table_full},
-		{"dead reader is reaped", test_dead_reader_is_reaped},
+		{"dead reader is released", test_dead_reader_is_released},
 		{"readers map records read-only", test_readers_map_records_read_only},
 		{"waits are cancellable", test_waits_are_cancellable},
 	};
