@@ -156,10 +156,11 @@ void xr__closer_stop(struct xr_closer *c)
 {
 	if (!c)
 		return;
+	/* Detached first: once it sees `stopping` the thread may free c at
+	 * any moment, c->th with it. */
+	pthread_detach(c->th);
 	pthread_mutex_lock(&c->mu);
 	c->stopping = true;
 	pthread_cond_signal(&c->cv);
 	pthread_mutex_unlock(&c->mu);
-	/* The thread frees c when it has closed everything. */
-	pthread_detach(c->th);
 }
