@@ -658,8 +658,10 @@ void xr_arena_close(xr_arena *a)
 	xr_store_release(&a->hdr->state, XR_ARENA_CLOSED);
 	unlink(a->path);
 	/* Wake every sleeper: each drains what was published, then learns. */
+	xr__peers_enter(a->peers, XR_PAGES_CLOSE);
 	for (uint32_t i = 0; i < a->lay.max_readers; i++)
 		xr__wake_kick(a, i);
+	xr__peers_leave(a->peers, XR_PAGES_CLOSE);
 }
 
 int xr_arena_destroy(xr_arena *a)

@@ -43,6 +43,23 @@
  * The reader loads its reader-table state with acquire (RI1, client/
  * reader.c); the table's copy is stored with release after the private
  * state (PI1), so a reader that sees EVICTED sees its evict_reason.
+ *
+ * GRACE. Releasing a slot replaces its page with zeros (and the next claim
+ * with a new memfd), and nothing may be reading the old one then: not a
+ * writer between its load of ACTIVE and its load of the lease, not a wake
+ * check, not housekeeping. Every thread but the control thread reads pages
+ * only inside a section (xr__peers_enter/leave), which makes its own
+ * counter odd; a release, after PS2, waits for every counter it finds odd
+ * to move on (a grace period, as in RCU):
+ *   PG1  enter: fetch_add_sc(epoch) (odd), then the section's loads of
+ *        private state are seq_cst
+ *   PG2  release: store_sc(state, RELEASING) (PS2), then load_sc(epoch)
+ * PG1 against PG2 is the store-buffering pattern: either the release sees
+ * the section (and waits for it), or the section sees RELEASING (and skips
+ * the slot). The wait ends on leave's release increment (PG3), which the
+ * release loads with acquire: every load of the section happens before the
+ * page is replaced. Sections are a scan of the slots, never blocking, so
+ * the wait is as long as a scan (or a preemption).
  * A reader stores its first lease only after SUBSCRIBED reached it, which
  * the control thread sends after PS1: the socket orders the two, so a
  * writer that can see the lease can see ACTIVE (docs/ring-protocol.md).
@@ -54,6 +71,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -100,6 +118,30 @@ int xr__peers_create(struct xr_arena *a)
 		t->slot[i].page = page_at(t, i);
 	a->peers = t;
 	return 0;
+}
+
+void xr__peers_enter(struct xr_peers *t, uint32_t who)
+{
+	/* PG1: pairs with PG2. */
+	xr_fetch_add_sc(&t->reading[who].epoch, 1);
+}
+
+void xr__peers_leave(struct xr_peers *t, uint32_t who)
+{
+	/* PG3: pairs with the acquire in grace(). */
+	xr_fetch_add_release(&t->reading[who].epoch, 1);
+}
+
+/* PG2: waits out every section under way (see GRACE). */
+static void grace(struct xr_peers *t)
+{
+	for (uint32_t who = 0; who < XR_PAGES_READERS; who++) {
+		uint64_t e = xr_load_sc(&t->reading[who].epoch);
+		if (!(e & 1))
+			continue;
+		while (xr_load_acquire(&t->reading[who].epoch) == e)
+			sched_yield();
+	}
 }
 
 void xr__peers_destroy(struct xr_arena *a)
@@ -208,12 +250,14 @@ void xr__peer_release(struct xr_arena *a, uint32_t slot)
 
 	if (st == XR_SLOT_FREE)
 		return;
-	/* PS2/PS3: a writer may be evicting it at this moment. */
-	while (!xr_cas(&p->state, &st, XR_SLOT_RELEASING))
+	/* PS2/PS3: a writer may be evicting it at this moment. (The CAS is
+	 * seq_cst on success, as PG2 wants.) */
+	while (!xr_cas_sc(&p->state, &st, XR_SLOT_RELEASING))
 		;
-	/* From here no writer honours it or starts waking it: stop the
-	 * wakeups under way (bounded: a wake is one non-blocking send). */
+	/* From here no new section honours it or starts waking it; then wait
+	 * out those under way (bounded: a scan, a non-blocking send). */
 	xr__wake_remove(a->wake, slot);
+	grace(t);
 	/* The holder keeps its mapping of the old page; the engine's address
 	 * now reads zeros. Should the mmap fail (no memory for one page), the
 	 * old page stays: harmless, nobody honours a non-ACTIVE slot, and the
@@ -259,9 +303,10 @@ void xr__peers_mirror(struct xr_arena *a)
 {
 	struct xr_peers *t = a->peers;
 
+	xr__peers_enter(t, XR_PAGES_HOUSEKEEPING);
 	for (uint32_t i = 0; i < t->n; i++) {
 		const struct xr_peer *p = &t->slot[i];
-		uint32_t st = xr_load_acquire(&p->state);
+		uint32_t st = xr_load_sc(&p->state); /* PG1 */
 
 		if (st != XR_SLOT_ACTIVE && st != XR_SLOT_EVICTED)
 			continue;
@@ -275,6 +320,7 @@ void xr__peers_mirror(struct xr_arena *a)
 			xr_store_relaxed(&v->dropped, xr_load_relaxed(&c->dropped));
 		}
 	}
+	xr__peers_leave(t, XR_PAGES_HOUSEKEEPING);
 }
 
 uint32_t xr__peers_taken(const struct xr_arena *a)

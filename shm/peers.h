@@ -44,10 +44,25 @@ struct xr_peer {
 	struct xr_peer_page *page;    /* fixed address for the arena's life */
 };
 
+/* Who reads peer pages outside the control thread: each ring's writer (by
+ * ring index), the host's housekeeping, and xr_arena_close(). Each has its
+ * own section counter (xr__peers_enter/leave). */
+enum {
+	XR_PAGES_HOUSEKEEPING = XR_MAX_RINGS,
+	XR_PAGES_CLOSE = XR_MAX_RINGS + 1,
+	XR_PAGES_READERS = XR_MAX_RINGS + 2,
+};
+
 struct xr_peers {
 	uint32_t n;                   /* = max_readers */
 	uint8_t *base;                /* n pages of address space */
 	uint64_t next_owner;          /* control thread only */
+	/* Odd while its owner reads pages (see GRACE in shm/peers.c); one
+	 * cache line each, written only by that owner. */
+	struct {
+		_Atomic uint64_t epoch;
+		uint8_t pad_[56];
+	} reading[XR_PAGES_READERS];
 	struct xr_peer slot[];
 };
 
@@ -94,6 +109,12 @@ uint32_t xr__peers_release_owner(struct xr_arena *a, const struct xr_owner *owne
 /* ACTIVE -> EVICTED, by a writer that found a lease no reader can hold.
  * Returns whether this call evicted it. */
 bool xr__peer_evict(struct xr_arena *a, uint32_t slot, uint32_t reason);
+
+/* A section in which `who` (a ring index, XR_PAGES_HOUSEKEEPING or
+ * XR_PAGES_CLOSE: one thread at a time each) may read any slot's page: no
+ * release replaces a page under it. Short, never blocking. */
+void xr__peers_enter(struct xr_peers *t, uint32_t who);
+void xr__peers_leave(struct xr_peers *t, uint32_t who);
 
 /* Copies every active reader's progress from its page into the reader
  * table, for tools. Housekeeping. */

@@ -163,12 +163,15 @@ static uint64_t scan_leases(struct xr_writer *w, bool evict, int *blocker)
 	uint64_t worst = 0;
 
 	*blocker = -1;
+	/* The pages read below are not replaced until this ends (GRACE in
+	 * shm/peers.c). */
+	xr__peers_enter(w->peers, w->ring);
 	for (uint32_t i = 0; i < w->max_readers; i++) {
 		struct xr_peer *p = &w->peers->slot[i];
 
-		/* W3a: pairs with PS1. The state that counts is the engine's,
-		 * never one a reader could have written. */
-		if (xr_load_acquire(&p->state) != XR_SLOT_ACTIVE ||
+		/* W3a: pairs with PS1 (and, seq_cst, with PG2). The state that
+		 * counts is the engine's, never one a reader could have written. */
+		if (xr_load_sc(&p->state) != XR_SLOT_ACTIVE ||
 		    xr_load_relaxed(&p->stream) != w->stream)
 			continue;
 		/* W3: pairs with R1 (seq_cst handshake, see top of file). */
@@ -190,6 +193,7 @@ static uint64_t scan_leases(struct xr_writer *w, bool evict, int *blocker)
 			*blocker = (int)i;
 		}
 	}
+	xr__peers_leave(w->peers, w->ring);
 	return worst;
 }
 

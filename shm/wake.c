@@ -56,16 +56,20 @@
  * SENDING. A wake is a send with MSG_DONTWAIT | MSG_NOSIGNAL on a socket
  * the engine accepted itself (the reader's control connection): nothing a
  * peer does to its own end, or leaves unread, can make it block; a full
- * queue (EAGAIN) loses nothing, since the socket is readable already. When
- * a slot is released, its socket must not be closed under a send: the
- * release stores live = 0 and then waits for busy == 0; a writer increments
- * busy, then loads live, and sends only if it saw live == 1. All seq_cst
- * (WS1: fetch_add busy / load live; WS2: store live / load busy), so a
- * writer that saw live == 1 is counted in busy before the release looks;
- * the wait is bounded by one non-blocking send.
+ * queue (EAGAIN) loses nothing, since the socket is readable already.
+ *
+ * PAGES AND SOCKETS OUTLIVE EVERY USE. Everything here that touches a
+ * reader's page or socket runs inside a section of shm/peers.c
+ * (xr__peers_enter/leave: the check and the blocked kick take their own;
+ * xr__wake_kick runs inside its caller's). Releasing a slot removes its
+ * target (WS1: live = 0, then its bit), then waits out every section under
+ * way (GRACE in shm/peers.c), and only then may the page be replaced and the
+ * socket closed. Inside its section, a writer loads live (WS2) before it
+ * touches the page or the socket; WS1 and WS2 are seq_cst, and so are the
+ * section's entry and the release's look at it (PG1, PG2): either the
+ * release saw the section and waited for it, or the section saw live == 0.
  */
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -132,25 +136,20 @@ void xr__wake_remove(struct xr_wake *wk, uint32_t slot)
 
 	if (s->fd < 0)
 		return;
-	xr_fetch_and_relaxed(&wk->live_mask[slot / 64], ~(1ull << (slot % 64)));
-	/* WS2: live = 0, then wait out the writers that saw live == 1. */
+	/* WS1: pairs with WS2. The caller then waits out the sections under
+	 * way (xr__peer_release: grace). */
 	xr_store_sc(&s->live, 0);
-	while (xr_load_sc(&s->busy) != 0)
-		sched_yield();
+	xr_fetch_and_relaxed(&wk->live_mask[slot / 64], ~(1ull << (slot % 64)));
 	s->fd = -1;
 }
 
+/* Inside a section (see the top of this file). */
 static bool send_wake(struct xr_wake_sub *s)
 {
-	bool sent = false;
-
-	/* WS1 */
-	xr_fetch_add_sc(&s->busy, 1);
-	if (xr_load_sc(&s->live))
-		sent = send(s->fd, s->msg, s->msg_len, MSG_DONTWAIT | MSG_NOSIGNAL) ==
-		       (ssize_t)s->msg_len;
-	xr_fetch_sub_release(&s->busy, 1);
-	return sent;
+	/* WS2: pairs with WS1. */
+	if (!xr_load_sc(&s->live))
+		return false;
+	return send(s->fd, s->msg, s->msg_len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)s->msg_len;
 }
 
 static _Atomic uint32_t *sleep_word(struct xr_peers *t, uint32_t slot)
@@ -160,11 +159,16 @@ static _Atomic uint32_t *sleep_word(struct xr_peers *t, uint32_t slot)
 
 void xr__wake_kick(struct xr_arena *a, uint32_t slot)
 {
+	struct xr_wake_sub *s = &a->wake->subs[slot];
+
+	/* WS2 before the page: a slot being released is not touched. */
+	if (!xr_load_sc(&s->live))
+		return;
 	_Atomic uint32_t *sw = sleep_word(a->peers, slot);
 	uint32_t g = xr_load_sc(sw);
 
 	if (g && xr_cas(sw, &g, 0))
-		send_wake(&a->wake->subs[slot]);
+		send_wake(s);
 }
 
 void xr__wake_blocked(struct xr_writer *w, bool on)
@@ -174,6 +178,7 @@ void xr__wake_blocked(struct xr_writer *w, bool on)
 	xr_store_sc(&w->rd->blocked, on ? 1u : 0u);
 	if (!on || !wk)
 		return;
+	xr__peers_enter(w->peers, w->ring);
 	for (uint32_t word = 0; word * 64 < wk->n; word++) {
 		uint64_t bits = xr_load_acquire(&wk->live_mask[word]);
 		while (bits) {
@@ -182,6 +187,7 @@ void xr__wake_blocked(struct xr_writer *w, bool on)
 			xr__wake_kick(w->arena, slot);
 		}
 	}
+	xr__peers_leave(w->peers, w->ring);
 }
 
 /* Counts this publish's frames [prev_published, published) for the sleep m
@@ -219,6 +225,7 @@ void xr__wake_check(struct xr_writer *w)
 	struct xr_peers *t = w->peers;
 	bool stamped = false;
 
+	xr__peers_enter(t, w->ring);
 	for (uint32_t word = 0; word * 64 < wk->n; word++) {
 		uint64_t bits = xr_load_acquire(&wk->live_mask[word]);
 		while (bits) {
@@ -228,6 +235,10 @@ void xr__wake_check(struct xr_writer *w)
 			bool ready;
 			bits &= bits - 1;
 
+			/* WS2 before the page (a stale bit of a slot being
+			 * released must not touch it). */
+			if (!xr_load_sc(&wk->subs[slot].live))
+				continue;
 			/* WK2: pairs with RS2; see the top of this file. */
 			uint32_t g = xr_load_sc(&pg->sleep_gen);
 			if (!g)
@@ -259,4 +270,5 @@ void xr__wake_check(struct xr_writer *w)
 				xr_counter_add(&w->rd->wakeups, 1);
 		}
 	}
+	xr__peers_leave(t, w->ring);
 }

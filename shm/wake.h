@@ -25,7 +25,6 @@ struct xr_arena;
 
 struct xr_wake_sub {
 	_Atomic uint32_t live;  /* fd may be sent on */
-	_Atomic uint32_t busy;  /* writers between deciding to send and done */
 	int fd;                 /* not owned: its owner removes the sub first */
 	uint32_t msg_len;
 	uint8_t msg[XR_WAKE_MSG_MAX];
@@ -52,7 +51,8 @@ int xr__wake_create(struct xr_arena *a);
 void xr__wake_destroy(struct xr_arena *a);
 
 /* shm/peers.c: slot starts / stops being woken through fd. After remove
- * returns, no writer is sending on fd or will. */
+ * returns, no writer starts a send on fd; those under way end with their
+ * section (shm/peers.c waits them out before the fd may be closed). */
 void xr__wake_add(struct xr_wake *wk, uint32_t slot, int fd, const void *msg, uint32_t len,
 		  const struct xr_filt *f);
 void xr__wake_remove(struct xr_wake *wk, uint32_t slot);
@@ -70,7 +70,8 @@ void xr__wake_check(struct xr_writer *w);
  * cannot fill (a sparse filter holding the ring) releases it. */
 void xr__wake_blocked(struct xr_writer *w, bool on);
 
-/* Wakes slot whatever it waits for (eviction, shutdown), if it sleeps. */
+/* Wakes slot whatever it waits for (eviction, shutdown), if it sleeps.
+ * Inside a section of shm/peers.c (xr__peers_enter). */
 void xr__wake_kick(struct xr_arena *a, uint32_t slot);
 
 #endif

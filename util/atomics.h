@@ -18,8 +18,11 @@
  *                                        loads must fall in one total order
  *   xr_load_relaxed / xr_store_relaxed   counters and hints nobody orders on
  *   xr_atomic_xchg, xr_cas               acq_rel read-modify-writes
- *   xr_fetch_add_sc, xr_fetch_sub_release, xr_fetch_or_release,
- *   xr_fetch_and_relaxed                 the few counters and bit masks that
+ *   xr_cas_sc                            a CAS that is also the store of a
+ *                                        store-then-load handshake
+ *   xr_fetch_add_sc, xr_fetch_add_release, xr_fetch_sub_release,
+ *   xr_fetch_or_release, xr_fetch_and_relaxed
+ *                                        the few counters and bit masks that
  *                                        several threads update
  *
  * Shared-memory fields are declared _Atomic so that no access can be plain by
@@ -41,7 +44,11 @@
 #define xr_cas(p, expp, v) \
 	atomic_compare_exchange_strong_explicit((p), (expp), (v), \
 		memory_order_acq_rel, memory_order_acquire)
+#define xr_cas_sc(p, expp, v) \
+	atomic_compare_exchange_strong_explicit((p), (expp), (v), \
+		memory_order_seq_cst, memory_order_acquire)
 #define xr_fetch_add_sc(p, v) atomic_fetch_add_explicit((p), (v), memory_order_seq_cst)
+#define xr_fetch_add_release(p, v) atomic_fetch_add_explicit((p), (v), memory_order_release)
 #define xr_fetch_sub_release(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_release)
 #define xr_fetch_or_release(p, v) atomic_fetch_or_explicit((p), (v), memory_order_release)
 #define xr_fetch_and_relaxed(p, v) atomic_fetch_and_explicit((p), (v), memory_order_relaxed)
