@@ -134,13 +134,15 @@ void xr__wake_remove(struct xr_wake *wk, uint32_t slot)
 {
 	struct xr_wake_sub *s = &wk->subs[slot];
 
-	if (s->fd < 0)
+	/* Only the control thread stores live: its own value, relaxed. */
+	if (!xr_load_relaxed(&s->live))
 		return;
 	/* WS1: pairs with WS2. The caller then waits out the sections under
-	 * way (xr__peer_release: grace). */
+	 * way (xr__peer_release: grace). fd and the rest stay as they are
+	 * (a section may still read them) until the next add, which comes
+	 * after that wait. */
 	xr_store_sc(&s->live, 0);
 	xr_fetch_and_relaxed(&wk->live_mask[slot / 64], ~(1ull << (slot % 64)));
-	s->fd = -1;
 }
 
 /* Inside a section (see the top of this file). */

@@ -338,6 +338,7 @@ static void unreachable_socket_reason(const char *good)
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0); /* nothing buffered to copy into a fork */
 	alarm(60);
 	if (geteuid() != 0) {
 		printf("not root: no other uid to play\n");

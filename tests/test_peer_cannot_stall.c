@@ -47,7 +47,7 @@ struct sleeper {
 	int n;
 	uint32_t ring;
 	atomic_int stop;
-	uint64_t toggles;
+	_Atomic uint64_t toggles;
 };
 
 static void *sleeper_main(void *p)
@@ -64,7 +64,7 @@ static void *sleeper_main(void *p)
 				g = 1;
 			xr_store_sc(&s->pages[i]->sleep_gen, g);
 		}
-		s->toggles++;
+		atomic_fetch_add(&s->toggles, 1);
 	}
 	return NULL;
 }
@@ -139,7 +139,7 @@ static void wake_channel_never_blocks(void)
 	printf("wake_channel_never_blocks: 200000 records in %.0f ms past a reader that never "
 	       "reads its wakeups (%llu sleeps, %llu wakes sent before its queue filled); "
 	       "shutdown %.1f ms; a passed eventfd refused (%s)\n",
-	       write_ms, (unsigned long long)sl.toggles, (unsigned long long)sent, stop_ms,
+	       write_ms, (unsigned long long)atomic_load(&sl.toggles), (unsigned long long)sent, stop_ms,
 	       rc == 0 ? "by the server" : "by the kernel: EPERM");
 	munmap(sl.pages[0], XR_PEER_PAGE_SIZE);
 	close(s);
@@ -305,7 +305,7 @@ static void wake_work_is_bounded(void)
 	}
 	pthread_t th;
 	CHECK(pthread_create(&th, NULL, sleeper_main, &sl) == 0);
-	CHECK(WAIT_UNTIL(sl.toggles > 10, 5000));
+	CHECK(WAIT_UNTIL(atomic_load(&sl.toggles) > 10, 5000));
 	uint64_t walked0 = w->wake_walked;
 	for (int p = 0; p < PUBLISHES; p++) {
 		for (int i = 0; i < PER; i++)
@@ -323,7 +323,7 @@ static void wake_work_is_bounded(void)
 		      (unsigned long long)walked, PEERS, PUBLISHES, PER, (unsigned long long)bound);
 	printf("wake_work_is_bounded: %d filtered sleepers re-sleeping behind head (%llu sleeps): "
 	       "%llu frames walked for wakeups over %d publishes of %d (bound %llu)\n",
-	       PEERS, (unsigned long long)sl.toggles, (unsigned long long)walked, PUBLISHES, PER,
+	       PEERS, (unsigned long long)atomic_load(&sl.toggles), (unsigned long long)walked, PUBLISHES, PER,
 	       (unsigned long long)bound);
 	for (int i = 0; i < PEERS; i++) {
 		munmap(sl.pages[i], XR_PEER_PAGE_SIZE);
@@ -335,6 +335,7 @@ static void wake_work_is_bounded(void)
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0); /* nothing buffered to copy into a fork */
 	alarm(120);
 	wake_channel_never_blocks();
 	passed_fd_never_blocks(true);

@@ -474,6 +474,7 @@ static void limits_per_uid(void)
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0); /* nothing buffered to copy into a fork */
 	alarm(120);
 	engine_keeps_its_own_layout();
 	dead_connection_leases_ignored();
