@@ -73,7 +73,8 @@ static inline int peer_send(int s, uint16_t type, uint32_t id, const void *body,
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
 
 	CHECK(len <= sizeof(p.b) && n_fds <= 16);
-	memcpy(p.b, body, len);
+	if (len)
+		memcpy(p.b, body, len);
 	if (n_fds > 0) {
 		memset(&cm, 0, sizeof(cm));
 		m.msg_control = cm.b;
