@@ -314,31 +314,36 @@ static enum name_state name_state(const char *path, char *why, size_t why_len)
 	return xr__proc_alive(h.writer_pid, h.writer_start) ? NAME_LIVE : NAME_STALE;
 }
 
+/* name_state of path; when an engine or anything else holds it, says so
+ * in last_note. */
+static enum name_state name_taken(const char *path, const char *name)
+{
+	char why[XR_NOTE_MAX + 64] = "";
+	enum name_state st = name_state(path, why, sizeof(why));
+
+	if (st == NAME_LIVE)
+		snprintf(last_note, sizeof(last_note), "an engine named '%s' is already running", name);
+	else if (st == NAME_FOREIGN)
+		snprintf(last_note, sizeof(last_note), "the name '%s' is taken: %s", name, why);
+	return st;
+}
+
 /* Whether name is free to take in every place: an engine on hugetlbfs and
  * another on /dev/shm would each see only their own. 0, -EEXIST with the
  * reason in last_note. */
 static int name_free_everywhere(const char *name)
 {
 	struct xr_place all[XR_MAX_CANDIDATES];
-	char ignore[XR_NOTE_MAX], why[XR_NOTE_MAX + 64];
+	char ignore[XR_NOTE_MAX];
 	int na = xr__places(XR_HUGEPAGES_PREFER, all, ignore, sizeof(ignore));
 
 	for (int i = 0; i < na; i++) {
 		char path[XR_PATH_MAX];
 		if (xr__arena_path(path, sizeof(path), all[i].dir, name) < 0)
 			continue;
-		why[0] = '\0';
-		switch (name_state(path, why, sizeof(why))) {
-		case NAME_LIVE:
-			snprintf(last_note, sizeof(last_note), "an engine named '%s' is already running",
-				 name);
+		enum name_state st = name_taken(path, name);
+		if (st != NAME_FREE && st != NAME_STALE)
 			return -EEXIST;
-		case NAME_FOREIGN:
-			snprintf(last_note, sizeof(last_note), "the name '%s' is taken: %s", name, why);
-			return -EEXIST;
-		default:
-			break;
-		}
 	}
 	return 0;
 }
@@ -460,7 +465,7 @@ fail:
  * room. -EEXIST (reason in last_note) or -errno. */
 static int publish_name(struct xr_arena *a, const char *tmp, const char *name)
 {
-	char proc[64], why[XR_NOTE_MAX + 64];
+	char proc[64];
 
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", a->fd);
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -470,18 +475,11 @@ static int publish_name(struct xr_arena *a, const char *tmp, const char *name)
 			return 0;
 		if (errno != EEXIST)
 			return -errno;
-		why[0] = '\0';
-		switch (name_state(a->path, why, sizeof(why))) {
-		case NAME_LIVE:
-			snprintf(last_note, sizeof(last_note), "an engine named '%s' is already running",
-				 name);
+		enum name_state st = name_taken(a->path, name);
+		if (st != NAME_FREE && st != NAME_STALE)
 			return -EEXIST;
-		case NAME_FOREIGN:
-			snprintf(last_note, sizeof(last_note), "the name '%s' is taken: %s", name, why);
-			return -EEXIST;
-		default:
+		if (st == NAME_STALE)
 			unlink(a->path); /* ours, and its engine is gone */
-		}
 	}
 	snprintf(last_note, sizeof(last_note), "an engine named '%s' is already running", name);
 	return -EEXIST;

@@ -56,36 +56,14 @@ static inline int peer_connect(const char *path)
 	return s;
 }
 
-/* Sends one message of the protocol (header + body) with n_fds fds.
- * 0 or -errno (EPERM: the socket refuses descriptors). */
+/* Sends one message of the protocol (header + body) with up to 2 fds, as
+ * the library's own side does. 0 or -errno (EPERM: the socket refuses
+ * descriptors). */
 static inline int peer_send(int s, uint16_t type, uint32_t id, const void *body, uint32_t len,
 			    const int *fds, int n_fds)
 {
-	struct {
-		struct xr_ctl_hdr h;
-		uint8_t b[XR_CTL_MSG_MAX];
-	} p = {.h = {XR_CTL_MAGIC, XR_CTL_VERSION, type, len, id}};
-	union {
-		struct cmsghdr c;
-		char b[CMSG_SPACE(16 * sizeof(int))];
-	} cm;
-	struct iovec iov = {&p, sizeof(p.h) + len};
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-
-	CHECK(len <= sizeof(p.b) && n_fds <= 16);
-	if (len)
-		memcpy(p.b, body, len);
-	if (n_fds > 0) {
-		memset(&cm, 0, sizeof(cm));
-		m.msg_control = cm.b;
-		m.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
-		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, n_fds * sizeof(int));
-	}
-	return sendmsg(s, &m, MSG_NOSIGNAL) < 0 ? -errno : 0;
+	CHECK(n_fds <= 2);
+	return xr__ctl_send(s, type, id, body, len, fds, n_fds);
 }
 
 /* The next message that is not a WAKE, within ms: its length (0: the
