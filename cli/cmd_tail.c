@@ -216,219 +216,251 @@ static int write_raw(const char *dir, uint64_t seq, const void *p, uint32_t len)
 	return n == (ssize_t)len ? 0 : -EIO;
 }
 
-int xr_cmd_tail(int argc, char **argv)
+/* Everything the options say. */
+struct tail_args {
+	xr_reader_opts ro;
+	xr_id_range games[XR_FILTER_RANGES_MAX], players[XR_FILTER_RANGES_MAX];
+	xr_filter flt;
+	bool filtered;
+	const char *name, *raw;
+	uint64_t limit;
+	double timeout, seconds;
+	bool json, stats;
+};
+
+#define USAGE(...) do { xr_cli_err("tail", __VA_ARGS__); return XR_EXIT_USAGE; } while (0)
+
+/* A filter option. 0, XR_EXIT_USAGE, or 1 when k is not one. */
+static int parse_filter_opt(int k, const char *v, struct tail_args *ta)
 {
-	xr_reader_opts ro = {.label = "xring-tail"};
-	static xr_id_range games[XR_FILTER_RANGES_MAX], players[XR_FILTER_RANGES_MAX];
-	xr_filter flt = {.games = games, .players = players};
-	bool filtered = false;
-	const char *name = NULL, *raw = NULL, *v;
-	uint64_t limit = 0, got = 0, bad = 0;
-	double timeout = -1, seconds = -1;
-	bool json = false, stats = false;
+	xr_filter *f = &ta->flt;
+	long n;
+	char *end;
+
+	switch (k) {
+	case T_GAMES:
+	case T_PLAYERS:
+		if (!parse_ranges(v, k == T_GAMES ? ta->games : ta->players,
+				  k == T_GAMES ? &f->n_games : &f->n_players))
+			USAGE("%s '%s' is not a list of ids and ranges like 0-9,42 (at most %d)",
+			      tail_opts[k].name, v, XR_FILTER_RANGES_MAX);
+		break;
+	case T_MIN_TURN:
+		if (!xr_parse_int(v, 0, UINT32_MAX, &n))
+			USAGE("--min-turn '%s' is not a turn number", v);
+		f->min_turn = (uint32_t)n;
+		break;
+	case T_TERMINAL:
+		if (!strcmp(v, "only"))
+			f->terminal = XR_TERMINAL_ONLY;
+		else if (!strcmp(v, "none"))
+			f->terminal = XR_TERMINAL_NONE;
+		else
+			USAGE("--terminal must be only or none, not '%s'", v);
+		break;
+	case T_REWARD:
+		f->reward_min = strtof(v, &end);
+		if (end == v || *end != ':' || (f->reward_max = strtof(end + 1, &end), *end) ||
+		    !(f->reward_min <= f->reward_max))
+			USAGE("--reward '%s' is not LO:HI with LO <= HI", v);
+		f->has_reward_range = 1;
+		break;
+	case T_SAMPLE:
+		if (!xr_parse_seconds(v, &f->sample_rate) || f->sample_rate <= 0 || f->sample_rate > 1)
+			USAGE("--sample must be a fraction in (0, 1], not '%s'", v);
+		break;
+	default:
+		return 1;
+	}
+	ta->filtered = true;
+	return 0;
+}
+
+/* Any other option. 0 or XR_EXIT_USAGE. */
+static int parse_read_opt(int k, const char *v, struct tail_args *ta)
+{
+	long uid;
+
+	switch (k) {
+	case T_STREAM: ta->ro.stream = v; break;
+	case T_N:
+		if (!xr_parse_count(v, &ta->limit) || ta->limit == 0)
+			USAGE("-n '%s' is not a positive count", v);
+		break;
+	case T_JSON: ta->json = true; break;
+	case T_RAW: ta->raw = v; break;
+	case T_POLICY:
+		if (xr_policy_parse(v, &ta->ro.policy) < 0)
+			USAGE("--policy must be lossless or lossy, not '%s'", v);
+		break;
+	case T_ENGINE_UID:
+		if (!xr_parse_int(v, 0, UINT32_MAX - 1, &uid))
+			USAGE("--engine-uid '%s' is not a uid", v);
+		ta->ro.engine_uid = (uint32_t)uid;
+		break;
+	case T_STATS: ta->stats = true; break;
+	case T_SPIN: ta->ro.wait = XR_WAIT_SPIN; break;
+	case T_SECONDS:
+		if (!xr_parse_seconds(v, &ta->seconds))
+			USAGE("--seconds '%s' is not a number of seconds", v);
+		break;
+	case T_TIMEOUT:
+		if (!xr_parse_seconds(v, &ta->timeout))
+			USAGE("--timeout '%s' is not a number of seconds", v);
+		break;
+	}
+	return 0;
+}
+
+/* 0, an exit code, or -1 after --help. */
+static int parse_args(int argc, char **argv, struct tail_args *ta)
+{
+	const char *v;
 	int i = 1, k, rc;
 
 	while (i < argc) {
 		k = xr_next_opt("tail", argc, argv, &i, tail_opts, &v);
-		switch (k) {
-		case -2:
+		if (k == -2)
 			return XR_EXIT_USAGE;
-		case -1:
-			if (name) {
-				xr_cli_err("tail", "unexpected argument '%s'; see `xring tail --help`", v);
-				return XR_EXIT_USAGE;
-			}
-			name = v;
-			break;
-		case T_HELP:
+		if (k == -1) {
+			if (ta->name)
+				USAGE("unexpected argument '%s'; see `xring tail --help`", v);
+			ta->name = v;
+			continue;
+		}
+		if (k == T_HELP) {
 			fputs(tail_help, stdout);
-			return 0;
-		case T_STREAM: ro.stream = v; break;
-		case T_N:
-			if (!xr_parse_count(v, &limit) || limit == 0) {
-				xr_cli_err("tail", "-n '%s' is not a positive count", v);
-				return XR_EXIT_USAGE;
-			}
-			break;
-		case T_JSON: json = true; break;
-		case T_RAW: raw = v; break;
-		case T_POLICY:
-			if (xr_policy_parse(v, &ro.policy) < 0) {
-				xr_cli_err("tail", "--policy must be lossless or lossy, not '%s'", v);
-				return XR_EXIT_USAGE;
-			}
-			break;
-		case T_ENGINE_UID: {
-			long uid;
-			if (!xr_parse_int(v, 0, UINT32_MAX - 1, &uid)) {
-				xr_cli_err("tail", "--engine-uid '%s' is not a uid", v);
-				return XR_EXIT_USAGE;
-			}
-			ro.engine_uid = (uint32_t)uid;
-			break;
+			return -1;
 		}
-		case T_STATS: stats = true; break;
-		case T_SPIN: ro.wait = XR_WAIT_SPIN; break;
-		case T_GAMES:
-		case T_PLAYERS:
-			if (!parse_ranges(v, k == T_GAMES ? games : players,
-					  k == T_GAMES ? &flt.n_games : &flt.n_players)) {
-				xr_cli_err("tail", "%s '%s' is not a list of ids and ranges like 0-9,42 "
-					   "(at most %d)", tail_opts[k].name, v, XR_FILTER_RANGES_MAX);
-				return XR_EXIT_USAGE;
-			}
-			filtered = true;
-			break;
-		case T_MIN_TURN: {
-			long t;
-			if (!xr_parse_int(v, 0, UINT32_MAX, &t)) {
-				xr_cli_err("tail", "--min-turn '%s' is not a turn number", v);
-				return XR_EXIT_USAGE;
-			}
-			flt.min_turn = (uint32_t)t;
-			filtered = true;
-			break;
-		}
-		case T_TERMINAL:
-			if (!strcmp(v, "only")) flt.terminal = XR_TERMINAL_ONLY;
-			else if (!strcmp(v, "none")) flt.terminal = XR_TERMINAL_NONE;
-			else {
-				xr_cli_err("tail", "--terminal must be only or none, not '%s'", v);
-				return XR_EXIT_USAGE;
-			}
-			filtered = true;
-			break;
-		case T_REWARD: {
-			char *end;
-			flt.reward_min = strtof(v, &end);
-			if (end == v || *end != ':' ||
-			    (flt.reward_max = strtof(end + 1, &end), *end) ||
-			    !(flt.reward_min <= flt.reward_max)) {
-				xr_cli_err("tail", "--reward '%s' is not LO:HI with LO <= HI", v);
-				return XR_EXIT_USAGE;
-			}
-			flt.has_reward_range = 1;
-			filtered = true;
-			break;
-		}
-		case T_SAMPLE:
-			if (!xr_parse_seconds(v, &flt.sample_rate) || flt.sample_rate <= 0 ||
-			    flt.sample_rate > 1) {
-				xr_cli_err("tail", "--sample must be a fraction in (0, 1], not '%s'", v);
-				return XR_EXIT_USAGE;
-			}
-			filtered = true;
-			break;
-		case T_SECONDS:
-			if (!xr_parse_seconds(v, &seconds)) {
-				xr_cli_err("tail", "--seconds '%s' is not a number of seconds", v);
-				return XR_EXIT_USAGE;
-			}
-			break;
-		case T_TIMEOUT:
-			if (!xr_parse_seconds(v, &timeout)) {
-				xr_cli_err("tail", "--timeout '%s' is not a number of seconds", v);
-				return XR_EXIT_USAGE;
-			}
-			break;
-		}
+		rc = parse_filter_opt(k, v, ta);
+		if (rc == 1)
+			rc = parse_read_opt(k, v, ta);
+		if (rc)
+			return rc;
 	}
-	if (!name) {
-		xr_cli_err("tail", "which engine? usage: xring tail NAME (see --help)");
-		return XR_EXIT_USAGE;
-	}
-	if (raw) {
-		struct stat st;
-		if (stat(raw, &st) < 0 || !S_ISDIR(st.st_mode)) {
-			xr_cli_err("tail", "--raw %s: not a directory; create it first", raw);
-			return XR_EXIT_USAGE;
-		}
-	}
+	if (!ta->name)
+		USAGE("which engine? usage: xring tail NAME (see --help)");
+	struct stat st;
+	if (ta->raw && (stat(ta->raw, &st) < 0 || !S_ISDIR(st.st_mode)))
+		USAGE("--raw %s: not a directory; create it first", ta->raw);
+	if (ta->filtered)
+		ta->ro.filter = &ta->flt;
+	return 0;
+}
 
-	if (filtered)
-		ro.filter = &flt;
+/* Attaches, or says in one line why not. */
+static int attach(struct tail_args *ta, xr_reader **r)
+{
+	int rc = xr_reader_attach(ta->name, &ta->ro, r);
+
+	if (rc == 0)
+		return 0;
+	if (xr_last_reason()[0])
+		xr_cli_err("tail", "cannot attach to '%s': %s", ta->name, xr_last_reason());
+	else if (rc == -ENOENT)
+		xr_cli_err("tail", "no engine '%s' (or no stream '%s') is running; start one with "
+				   "`xring engine --name %s`",
+			   ta->name, ta->ro.stream ? ta->ro.stream : XR_DEFAULT_STREAM, ta->name);
+	else if (rc == XR_ELAYOUT)
+		xr_cli_err("tail", "engine '%s' runs an incompatible xring version; use the xring "
+				   "that built it",
+			   ta->name);
+	else
+		xr_cli_err("tail", "cannot attach to '%s': %s", ta->name, xr_strerror(rc));
+	return XR_EXIT_FAIL;
+}
+
+/* Prints, saves or counts the records of b. 0 or an exit code. */
+static int take_batch(const struct tail_args *ta, struct tail_stats *ts, const xr_batch *b,
+		      uint64_t *bad)
+{
+	const xr_frame *f = NULL;
+
+	for (uint32_t j = 0; j < b->count; j++) {
+		xr_exp_view ev;
+		f = b->frames ? b->frames[j] : j ? xr_frame_next(f) : b->first;
+		if (ta->stats) {
+			if (xr_exp_view_init(&ev, xr_frame_data(f), f->len) < 0)
+				(*bad)++;
+			else
+				saw_game(ts, ev.f.game_id);
+		} else if (ta->raw) {
+			int e = write_raw(ta->raw, f->seq, xr_frame_data(f), f->len);
+			if (e < 0) {
+				xr_cli_err("tail", "--raw %s: %s", ta->raw, strerror(-e));
+				return XR_EXIT_FAIL;
+			}
+		} else if (xr_exp_view_init(&ev, xr_frame_data(f), f->len) == 0) {
+			print_record(stdout, &ev, ta->json);
+		} else {
+			(*bad)++;
+			fprintf(stderr, "xring tail: record seq %" PRIu64 " is malformed (%u bytes); "
+					"skipped\n",
+				f->seq, f->len);
+		}
+	}
+	return 0;
+}
+
+/* Reads until -n, --seconds, the engine's end or a signal. */
+static int run(const struct tail_args *ta, xr_reader *r)
+{
+	int64_t wait_ns = ta->timeout < 0 ? 100000000 : (int64_t)(ta->timeout * 1e9);
+	static struct tail_stats ts;
+	uint64_t got = 0, bad = 0, t0 = xr__now_ns();
+	uint64_t end = ta->seconds < 0 ? UINT64_MAX : t0 + (uint64_t)(ta->seconds * 1e9);
+	int status = 0;
+
+	ts.last_ns = t0;
+	while (!stop_flag && (!ta->limit || got < ta->limit) && xr__now_ns() < end) {
+		xr_batch b;
+		uint32_t want = ta->limit && ta->limit - got < 256 ? (uint32_t)(ta->limit - got) : 256;
+		int rc = xr_reader_read(r, 1, want, wait_ns, &b);
+
+		if (ta->stats)
+			stats_tick(r, &ts, rc > 0 ? &b : NULL);
+		if (rc == 0 && ta->timeout >= 0) {
+			xr_cli_err("tail", "no record from '%s' in %.3g s; is its writer running?",
+				   ta->name, ta->timeout);
+			return XR_EXIT_FAIL;
+		}
+		if (rc == 0 || rc == -EINTR)
+			continue;
+		if (rc == XR_ECLOSED)
+			break; /* the engine finished: not an error for tail */
+		if (rc < 0) {
+			xr_cli_err("tail", "reading '%s' failed: %s", ta->name, xr_strerror(rc));
+			return XR_EXIT_FAIL;
+		}
+		status = take_batch(ta, &ts, &b, &bad);
+		got += b.count;
+		xr_batch_release(r, &b);
+		if (status)
+			return status;
+	}
+	return bad ? XR_EXIT_FAIL : 0;
+}
+
+int xr_cmd_tail(int argc, char **argv)
+{
+	static struct tail_args ta = {.ro = {.label = "xring-tail"}, .timeout = -1,
+				      .seconds = -1};
 	xr_reader *r;
-	rc = xr_reader_attach(name, &ro, &r);
-	if (rc < 0) {
-		if (xr_last_reason()[0])
-			xr_cli_err("tail", "cannot attach to '%s': %s", name, xr_last_reason());
-		else if (rc == -ENOENT)
-			xr_cli_err("tail", "no engine '%s' (or no stream '%s') is running; start one with "
-				   "`xring engine --name %s`", name, ro.stream ? ro.stream : XR_DEFAULT_STREAM,
-				   name);
-		else if (rc == XR_ELAYOUT)
-			xr_cli_err("tail", "engine '%s' runs an incompatible xring version; use the xring "
-				   "that built it", name);
-		else
-			xr_cli_err("tail", "cannot attach to '%s': %s", name, xr_strerror(rc));
-		return XR_EXIT_FAIL;
-	}
+	int rc;
 
+	ta.flt = (xr_filter){.games = ta.games, .players = ta.players};
+	rc = parse_args(argc, argv, &ta);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	rc = attach(&ta, &r);
+	if (rc)
+		return rc;
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-
-	int64_t wait_ns = timeout < 0 ? 100000000 : (int64_t)(timeout * 1e9);
-	int status = 0;
-	static struct tail_stats ts;
-	uint64_t t0 = xr__now_ns(), end = seconds < 0 ? UINT64_MAX : t0 + (uint64_t)(seconds * 1e9);
-	ts.last_ns = t0;
-	while (!stop_flag && (!limit || got < limit) && xr__now_ns() < end) {
-		xr_batch b;
-		uint32_t want = limit && limit - got < 256 ? (uint32_t)(limit - got) : 256;
-
-		rc = xr_reader_read(r, 1, want, wait_ns, &b);
-		if (stats)
-			stats_tick(r, &ts, rc > 0 ? &b : NULL);
-		if (rc == 0) {
-			if (timeout >= 0) {
-				xr_cli_err("tail", "no record from '%s' in %.3g s; is its writer running?",
-					   name, timeout);
-				status = XR_EXIT_FAIL;
-				break;
-			}
-			continue;
-		}
-		if (rc == XR_ECLOSED)
-			break; /* the engine finished: not an error for tail */
-		if (rc < 0) {
-			xr_cli_err("tail", "reading '%s' failed: %s", name, xr_strerror(rc));
-			status = XR_EXIT_FAIL;
-			break;
-		}
-		const xr_frame *f = NULL;
-		for (uint32_t j = 0; j < b.count; j++) {
-			xr_exp_view ev;
-			f = b.frames ? b.frames[j] : j ? xr_frame_next(f) : b.first;
-			if (stats) {
-				if (xr_exp_view_init(&ev, xr_frame_data(f), f->len) < 0)
-					bad++;
-				else
-					saw_game(&ts, ev.f.game_id);
-			} else if (raw) {
-				int e = write_raw(raw, f->seq, xr_frame_data(f), f->len);
-				if (e < 0) {
-					xr_cli_err("tail", "--raw %s: %s", raw, strerror(-e));
-					status = XR_EXIT_FAIL;
-					break;
-				}
-			} else if (xr_exp_view_init(&ev, xr_frame_data(f), f->len) == 0) {
-				print_record(stdout, &ev, json);
-			} else {
-				bad++;
-				fprintf(stderr, "xring tail: record seq %" PRIu64 " is malformed (%u bytes); "
-						"skipped\n", f->seq, f->len);
-			}
-		}
-		got += b.count;
-		xr_batch_release(r, &b);
-		if (status)
-			break;
-	}
+	rc = run(&ta, r);
 	fflush(stdout);
 	xr_reader_detach(r);
-	if (!status && bad)
-		status = XR_EXIT_FAIL;
-	return status;
+	return rc;
 }
