@@ -69,12 +69,12 @@ static void reader_ring(const struct xr_arena *a, uint32_t slot, uint32_t ring, 
 	o->lag = head - pos <= cap ? head - pos : cap;
 }
 
-int xr_cmd_info(int argc, char **argv)
+/* NAME and --json; 0, an exit code, or -1 after --help. */
+static int parse_args(int argc, char **argv, const char **name, bool *json)
 {
 	static const struct xr_opt opts[] = {{"--json", false}, {"--help", false}, {NULL, false}};
-	const char *name = NULL, *v;
-	bool json = false;
-	int i = 1, k, rc;
+	const char *v;
+	int i = 1, k;
 
 	while (i < argc) {
 		k = xr_next_opt("info", argc, argv, &i, opts, &v);
@@ -82,38 +82,46 @@ int xr_cmd_info(int argc, char **argv)
 			return XR_EXIT_USAGE;
 		if (k == 1) {
 			fputs(info_help, stdout);
-			return 0;
+			return -1;
 		}
 		if (k == 0)
-			json = true;
-		if (k == -1) {
-			if (name) {
-				xr_cli_err("info", "unexpected argument '%s'; see `xring info --help`", v);
-				return XR_EXIT_USAGE;
-			}
-			name = v;
+			*json = true;
+		if (k == -1 && *name) {
+			xr_cli_err("info", "unexpected argument '%s'; see `xring info --help`", v);
+			return XR_EXIT_USAGE;
 		}
+		if (k == -1)
+			*name = v;
 	}
-	if (!name) {
+	if (!*name) {
 		xr_cli_err("info", "which engine? usage: xring info NAME [--json]");
 		return XR_EXIT_USAGE;
 	}
+	return 0;
+}
 
-	struct xr_arena *a;
-	rc = xr__arena_open(name, 0, -1, &a);
-	if (rc < 0) {
-		if (rc == -ENOENT)
-			xr_cli_err("info", "no engine '%s' is running; start one with `xring engine --name %s`",
-				   name, name);
-		else if (rc == XR_ECLOSED)
-			xr_cli_err("info", "engine '%s' has stopped (its arena is closed)", name);
-		else if (rc == XR_EUNTRUSTED)
-			xr_cli_err("info", "the arena named '%s' belongs to another user; run `xring info` "
-				   "as the engine's user", name);
-		else
-			xr_cli_err("info", "cannot open engine '%s': %s", name, xr_strerror(rc));
-		return XR_EXIT_FAIL;
-	}
+static int open_arena(const char *name, struct xr_arena **a)
+{
+	int rc = xr__arena_open(name, 0, -1, a);
+
+	if (rc == 0)
+		return 0;
+	if (rc == -ENOENT)
+		xr_cli_err("info", "no engine '%s' is running; start one with `xring engine --name %s`",
+			   name, name);
+	else if (rc == XR_ECLOSED)
+		xr_cli_err("info", "engine '%s' has stopped (its arena is closed)", name);
+	else if (rc == XR_EUNTRUSTED)
+		xr_cli_err("info", "the arena named '%s' belongs to another user; run `xring info` as "
+				   "the engine's user",
+			   name);
+	else
+		xr_cli_err("info", "cannot open engine '%s': %s", name, xr_strerror(rc));
+	return XR_EXIT_FAIL;
+}
+
+static void print_engine(const struct xr_arena *a, bool json)
+{
 	const struct xr_arena_hdr *h = a->hdr;
 	uint64_t now = xr__now_ns(), hb = xr_load_relaxed(&h->heartbeat_ns);
 	double hb_age = now > hb ? (double)(now - hb) / 1e9 : 0.0;
@@ -122,23 +130,114 @@ int xr_cmd_info(int argc, char **argv)
 		printf("{\"name\":\"%s\",\"path\":\"%s\",\"backing\":\"%s\",\"page_size\":%" PRIu64
 		       ",\"numa_node\":%d,\"size\":%" PRIu64 ",\"writer_pid\":%d,"
 		       "\"heartbeat_age_s\":%.3f,\"note\":\"",
-		       h->name, h->path, xr_backing_name((xr_backing)h->backing), h->page_size,
-		       h->numa_node, h->total_size, h->writer_pid, hb_age);
+		       a->lay.name, h->path, xr_backing_name((xr_backing)h->backing), a->lay.page_size,
+		       h->numa_node, a->lay.total_size, a->lay.writer_pid, hb_age);
 		for (const char *p = h->note; *p; p++)
 			if (*p == '"' || *p == '\\')
 				printf("\\%c", *p);
 			else if ((unsigned char)*p >= 0x20)
 				putchar(*p);
 		printf("\",\"streams\":[");
-	} else {
-		printf("engine %s (pid %d, heartbeat %.1f s ago)\n", h->name, h->writer_pid, hb_age);
-		printf("  backing  %s %s, %" PRIu64 " KiB pages, NUMA node %d, %.1f MiB\n",
-		       xr_backing_name((xr_backing)h->backing), h->path, h->page_size >> 10,
-		       h->numa_node, (double)h->total_size / 1048576.0);
-		if (h->note[0])
-			printf("  note     %s\n", h->note);
+		return;
 	}
+	printf("engine %s (pid %d, heartbeat %.1f s ago)\n", a->lay.name, a->lay.writer_pid, hb_age);
+	printf("  backing  %s %s, %" PRIu64 " KiB pages, NUMA node %d, %.1f MiB\n",
+	       xr_backing_name((xr_backing)h->backing), h->path, a->lay.page_size >> 10, h->numa_node,
+	       (double)a->lay.total_size / 1048576.0);
+	if (h->note[0])
+		printf("  note     %s\n", h->note);
+}
 
+static void print_ring(const struct xr_arena *a, uint32_t r, bool json)
+{
+	const struct xr_stream_desc *sd = &a->lay.streams[a->lay.rings[r].stream];
+	const struct xr_ring_desc *rd = &a->hdr->rings[r];
+	const struct xr_shard_stats *ss = &a->hdr->shards[r];
+	uint64_t written = xr_load_acquire(&rd->written), cpu = xr_load_relaxed(&ss->cpu_ns);
+
+	if (json) {
+		printf("%s{\"ring\":%u,\"capacity\":%" PRIu64 ",\"written\":%" PRIu64
+		       ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"lease_stalls\":%" PRIu64
+		       ",\"full_waits\":%" PRIu64 ",\"wait_ns\":%" PRIu64 ",\"evictions\":%" PRIu64
+		       ",\"wakeups\":%" PRIu64 ",\"shard\":{\"games\":%" PRIu64 ",\"steps\":%" PRIu64
+		       ",\"episodes\":%" PRIu64 ",\"turns_late\":%" PRIu64 ",\"cpu_ns\":%" PRIu64
+		       "},\"readers\":[",
+		       r == sd->first_ring ? "" : ",", r - sd->first_ring, a->lay.rings[r].capacity,
+		       written, xr_load_relaxed(&rd->records), xr_load_relaxed(&rd->bytes),
+		       xr_load_relaxed(&rd->lease_stalls), xr_load_relaxed(&rd->full_waits),
+		       xr_load_relaxed(&rd->wait_ns), xr_load_relaxed(&rd->evictions),
+		       xr_load_relaxed(&rd->wakeups), xr_load_relaxed(&ss->games),
+		       xr_load_relaxed(&ss->steps), xr_load_relaxed(&ss->episodes),
+		       xr_load_relaxed(&ss->turns_late), cpu);
+		return;
+	}
+	printf("    ring %u: written %" PRIu64 " (%" PRIu64 " MiB), lease stalls %" PRIu64
+	       ", full %" PRIu64 " times (%.3f s), evictions %" PRIu64 ", wakeups sent %" PRIu64 "\n",
+	       r - sd->first_ring, written, xr_load_relaxed(&rd->bytes) >> 20,
+	       xr_load_relaxed(&rd->lease_stalls), xr_load_relaxed(&rd->full_waits),
+	       (double)xr_load_relaxed(&rd->wait_ns) / 1e9, xr_load_relaxed(&rd->evictions),
+	       xr_load_relaxed(&rd->wakeups));
+	if (xr_load_relaxed(&ss->tick_ns))
+		printf("      shard: %" PRIu64 " games, %" PRIu64 " steps, %" PRIu64 " episodes, %" PRIu64
+		       " turns late, %.2f s CPU (%.0f ns per record)\n",
+		       xr_load_relaxed(&ss->games), xr_load_relaxed(&ss->steps),
+		       xr_load_relaxed(&ss->episodes), xr_load_relaxed(&ss->turns_late),
+		       (double)cpu / 1e9, written ? (double)cpu / (double)written : 0.0);
+}
+
+/* The readers of stream s in ring r. */
+static void print_readers(const struct xr_arena *a, uint32_t s, uint32_t r, bool json)
+{
+	bool first = true;
+
+	for (uint32_t slot = 0; slot < a->lay.max_readers; slot++) {
+		const struct xr_reader_info *sl = &a->infos[slot];
+		struct rdr o = {.slot = slot, .ring = r};
+
+		/* Pairs with PI1 (shm/peers.c): the entry's fields. */
+		o.state = xr_load_acquire(&sl->state);
+		if (o.state == XR_SLOT_FREE || sl->stream != s)
+			continue;
+		o.pid = sl->pid;
+		o.policy = sl->policy;
+		memcpy(o.label, sl->label, sizeof(sl->label));
+		o.label[sizeof(sl->label)] = '\0';
+		for (char *p = o.label; *p; p++)
+			if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+				*p = '?';
+		reader_ring(a, slot, r, &o);
+		if (json)
+			printf("%s{\"slot\":%u,\"pid\":%d,\"label\":\"%s\",\"state\":\"%s\",\"policy\":"
+			       "\"%s\",\"read\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"pending\":%" PRIu64
+			       ",\"lag_bytes\":%" PRIu64 "}",
+			       first ? "" : ",", slot, o.pid, o.label, slot_state(o.state),
+			       policy_name(o.policy), o.read, o.dropped, o.pending, o.lag);
+		else
+			printf("      reader %u pid %d %s (%s, %s): read %" PRIu64 ", dropped %" PRIu64
+			       ", pending %" PRIu64 ", lag %" PRIu64 " KiB\n",
+			       slot, o.pid, o.label, slot_state(o.state), policy_name(o.policy), o.read,
+			       o.dropped, o.pending, o.lag >> 10);
+		first = false;
+	}
+	if (json)
+		printf("]}");
+	else if (first)
+		printf("      no readers\n");
+}
+
+int xr_cmd_info(int argc, char **argv)
+{
+	const char *name = NULL;
+	bool json = false;
+	struct xr_arena *a;
+	int rc = parse_args(argc, argv, &name, &json);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	rc = open_arena(name, &a);
+	if (rc)
+		return rc;
+	print_engine(a, json);
 	/* Loops and indices from the validated private copy of the layout. */
 	for (uint32_t s = 0; s < a->lay.n_streams; s++) {
 		const struct xr_stream_desc *sd = &a->lay.streams[s];
@@ -151,80 +250,8 @@ int xr_cmd_info(int argc, char **argv)
 			       sd->name, policy_name(sd->policy), sd->n_rings, sd->ring_capacity >> 10,
 			       sd->frame_align);
 		for (uint32_t r = sd->first_ring; r < sd->first_ring + sd->n_rings; r++) {
-			const struct xr_ring_desc *rd = &h->rings[r];
-			uint64_t written = xr_load_acquire(&rd->written);
-			uint64_t records = xr_load_relaxed(&rd->records);
-			uint64_t bytes = xr_load_relaxed(&rd->bytes);
-			uint64_t stalls = xr_load_relaxed(&rd->lease_stalls);
-			uint64_t waits = xr_load_relaxed(&rd->full_waits);
-			uint64_t wait_ns = xr_load_relaxed(&rd->wait_ns);
-			uint64_t evict = xr_load_relaxed(&rd->evictions);
-			uint64_t wakeups = xr_load_relaxed(&rd->wakeups);
-			const struct xr_shard_stats *ss = &h->shards[r];
-			uint64_t games = xr_load_relaxed(&ss->games), steps = xr_load_relaxed(&ss->steps);
-			uint64_t episodes = xr_load_relaxed(&ss->episodes);
-			uint64_t late = xr_load_relaxed(&ss->turns_late);
-			uint64_t cpu = xr_load_relaxed(&ss->cpu_ns);
-
-			if (json) {
-				printf("%s{\"ring\":%u,\"capacity\":%" PRIu64 ",\"written\":%" PRIu64
-				       ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"lease_stalls\":%" PRIu64
-				       ",\"full_waits\":%" PRIu64 ",\"wait_ns\":%" PRIu64
-				       ",\"evictions\":%" PRIu64 ",\"wakeups\":%" PRIu64
-				       ",\"shard\":{\"games\":%" PRIu64 ",\"steps\":%" PRIu64
-				       ",\"episodes\":%" PRIu64 ",\"turns_late\":%" PRIu64
-				       ",\"cpu_ns\":%" PRIu64 "},\"readers\":[",
-				       r == sd->first_ring ? "" : ",", r - sd->first_ring,
-				       a->lay.rings[r].capacity,
-				       written, records, bytes, stalls, waits, wait_ns, evict, wakeups,
-				       games, steps, episodes, late, cpu);
-			} else {
-				printf("    ring %u: written %" PRIu64 " (%" PRIu64 " MiB), lease stalls %" PRIu64
-				       ", full %" PRIu64 " times (%.3f s), evictions %" PRIu64
-				       ", wakeups sent %" PRIu64 "\n",
-				       r - sd->first_ring, written, bytes >> 20, stalls, waits,
-				       (double)wait_ns / 1e9, evict, wakeups);
-				if (xr_load_relaxed(&ss->tick_ns))
-					printf("      shard: %" PRIu64 " games, %" PRIu64 " steps, %" PRIu64
-					       " episodes, %" PRIu64 " turns late, %.2f s CPU (%.0f ns per "
-					       "record)\n",
-					       games, steps, episodes, late, (double)cpu / 1e9,
-					       written ? (double)cpu / (double)written : 0.0);
-			}
-			bool first = true;
-			for (uint32_t slot = 0; slot < a->lay.max_readers; slot++) {
-				const struct xr_reader_info *sl = &a->infos[slot];
-				struct rdr o = {.slot = slot, .ring = r};
-
-				/* Pairs with PI1 (shm/peers.c): the entry's fields. */
-				o.state = xr_load_acquire(&sl->state);
-				if (o.state == XR_SLOT_FREE || sl->stream != s)
-					continue;
-				o.pid = sl->pid;
-				o.policy = sl->policy;
-				memcpy(o.label, sl->label, sizeof(sl->label));
-				o.label[sizeof(sl->label)] = '\0';
-				for (char *p = o.label; *p; p++)
-					if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
-						*p = '?';
-				reader_ring(a, slot, r, &o);
-				if (json)
-					printf("%s{\"slot\":%u,\"pid\":%d,\"label\":\"%s\",\"state\":\"%s\","
-					       "\"policy\":\"%s\",\"read\":%" PRIu64 ",\"dropped\":%" PRIu64
-					       ",\"pending\":%" PRIu64 ",\"lag_bytes\":%" PRIu64 "}",
-					       first ? "" : ",", slot, o.pid, o.label, slot_state(o.state),
-					       policy_name(o.policy), o.read, o.dropped, o.pending, o.lag);
-				else
-					printf("      reader %u pid %d %s (%s, %s): read %" PRIu64 ", dropped %" PRIu64
-					       ", pending %" PRIu64 ", lag %" PRIu64 " KiB\n",
-					       slot, o.pid, o.label, slot_state(o.state), policy_name(o.policy),
-					       o.read, o.dropped, o.pending, o.lag >> 10);
-				first = false;
-			}
-			if (json)
-				printf("]}");
-			else if (first)
-				printf("      no readers\n");
+			print_ring(a, r, json);
+			print_readers(a, s, r, json);
 		}
 		if (json)
 			printf("]}");
