@@ -29,6 +29,9 @@ LIB_SOURCES = [
     "client/reader.c",
 ]
 
+# The extension's own files (src/xring_py.h is their private header).
+MODULE_SOURCES = ["module.c", "options.c", "reader.c", "batch.c", "dlpack.c", "errors.c"]
+
 
 # A copy of the library's sources under build/, so that compiling them leaves
 # nothing outside this directory's build/ (setuptools puts objects beside
@@ -50,7 +53,8 @@ copy_sources()
 
 ext = Extension(
     "xring._xring",
-    sources=["src/_xring.c"] + [os.path.join(SRC, p) for p in LIB_SOURCES],
+    sources=[os.path.join("src", f) for f in MODULE_SOURCES]
+    + [os.path.join(SRC, p) for p in LIB_SOURCES],
     include_dirs=[os.path.join(SRC, "include"), SRC, numpy.get_include()],
     define_macros=[("_GNU_SOURCE", None)],
     extra_compile_args=["-std=c11", "-O2", "-fvisibility=hidden"],

@@ -157,7 +157,7 @@ def test_read_sees_the_end_of_the_stream(engines):
 
 
 ITER_BUG = (
-    "bindings/python/src/_xring.c reader_iternext(): when read() fails it calls "
+    "bindings/python/src/reader.c reader_iternext(): when read() fails it calls "
     "PyImport_ImportModule(\"xring._errors\") with the exception still set, so Python "
     "raises SystemError('<built-in function __import__> returned a result with an "
     "exception set') instead of ending the loop on EngineClosedError (or passing "

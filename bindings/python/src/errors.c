@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * xring error codes into Python exceptions. The classes are built by
+ * xring._errors, so that they live in Python.
+ */
+#include "xring_py.h"
+
+#include <string.h>
+
+PyObject *raise_xr(int code, const char *what)
+{
+	PyObject *mod = PyImport_ImportModule("xring._errors");
+	/* The engine's reason belongs to a refused attach, nothing else. */
+	bool attaching = !strcmp(what, "attach") || !strcmp(what, "reattach");
+	const char *reason = attaching ? xr_last_reason() : NULL;
+
+	if (!mod)
+		return NULL;
+	PyObject *exc = PyObject_CallMethod(mod, "make", "iss", code, what,
+					    reason && reason[0] ? reason : xr_strerror(code));
+	Py_DECREF(mod);
+	if (exc) {
+		PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+		Py_DECREF(exc);
+	}
+	return NULL;
+}

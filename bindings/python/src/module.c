@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * xring._xring: the CPython extension under the xring package. It wraps the
+ * C reader library (include/xring/reader.h) and turns batches into numpy
+ * arrays that are views of the ring, not copies.
+ *
+ * Its files, one concept each: module.c (this: the module and its
+ * functions), options.c (open_reader's arguments), reader.c (Reader),
+ * batch.c (Lease, Batch, their arrays), dlpack.c (torch's way in), errors.c
+ * (error codes into exceptions); xring_py.h declares what they share.
+ */
+#define XRING_PY_IMPORT_NUMPY /* this file fills the numpy C-API table */
+#include "xring_py.h"
+
+static PyObject *mod_open_reader(PyObject *mod, PyObject *args, PyObject *kw)
+{
+	struct open_args a;
+
+	(void)mod;
+	if (open_args_parse(args, kw, &a) < 0)
+		return NULL;
+	return reader_open(&a);
+}
+
+static PyObject *mod_strerror(PyObject *mod, PyObject *args)
+{
+	int code;
+
+	(void)mod;
+	if (!PyArg_ParseTuple(args, "i", &code))
+		return NULL;
+	return Py_BuildValue("(ss)", xr_err_name(code), xr_strerror(code));
+}
+
+static PyObject *mod_set_array_type(PyObject *mod, PyObject *arg)
+{
+	(void)mod;
+	if (!PyType_Check(arg) || !PyType_IsSubtype((PyTypeObject *)arg, &PyArray_Type))
+		return PyErr_Format(PyExc_TypeError, "an ndarray subclass is needed");
+	Py_XDECREF(leased_array_type);
+	Py_INCREF(arg);
+	leased_array_type = arg;
+	Py_RETURN_NONE;
+}
+
+/* control_path(name, engine_uid=0): where a trusted engine called name
+ * answers, or None. */
+static PyObject *mod_control_path(PyObject *mod, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"name", "engine_uid", NULL};
+	const char *name;
+	unsigned int uid = 0;
+	char path[128];
+	int rc;
+
+	(void)mod;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|I", kwlist, &name, &uid))
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = xr_engine_socket(name, uid, path, sizeof(path));
+	Py_END_ALLOW_THREADS
+	if (rc < 0)
+		Py_RETURN_NONE;
+	return PyUnicode_FromString(path);
+}
+
+static PyMethodDef mod_methods[] = {
+	{"control_path", (PyCFunction)(void (*)(void))mod_control_path, METH_VARARGS | METH_KEYWORDS,
+	 "Where a trusted engine of that name answers, or None."},
+	{"open_reader", (PyCFunction)(void (*)(void))mod_open_reader, METH_VARARGS | METH_KEYWORDS,
+	 "Attaches a Reader (use xring.Engine.reader())."},
+	{"dlpack", mod_dlpack, METH_O, "A DLPack capsule viewing a numpy array (no copy)."},
+	{"strerror", mod_strerror, METH_VARARGS, "(name, text) of an xring error code."},
+	{"_set_array_type", mod_set_array_type, METH_O, NULL},
+	{NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moddef = {
+	PyModuleDef_HEAD_INIT, "xring._xring", "xring's C extension (see the xring package).", -1,
+	mod_methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__xring(void);
+PyMODINIT_FUNC PyInit__xring(void)
+{
+	PyObject *m;
+
+	import_array();
+	if (PyType_Ready(&LeaseType) < 0 || PyType_Ready(&BatchType) < 0 ||
+	    PyType_Ready(&ReaderType) < 0)
+		return NULL;
+	m = PyModule_Create(&moddef);
+	if (!m)
+		return NULL;
+	Py_INCREF(&PyArray_Type);
+	leased_array_type = (PyObject *)&PyArray_Type;
+	Py_INCREF(&ReaderType);
+	PyModule_AddObject(m, "Reader", (PyObject *)&ReaderType);
+	Py_INCREF(&BatchType);
+	PyModule_AddObject(m, "Batch", (PyObject *)&BatchType);
+	Py_INCREF(&LeaseType);
+	PyModule_AddObject(m, "Lease", (PyObject *)&LeaseType);
+	PyModule_AddIntConstant(m, "BATCH_MAX", XR_BATCH_MAX);
+	PyModule_AddIntConstant(m, "HELD_MAX", XR_HELD_MAX);
+	return m;
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * xring._xring's private header: the objects its files share and the calls
+ * they make across files. What the extension is: atop module.c. Why ring
+ * memory under an array stays leased (Lease, Batch, arrays): the Lifetimes
+ * essay atop batch.c. How read() waits and lets signals in: the Waiting
+ * essay atop reader.c.
+ */
+#ifndef XRING_PY_H
+#define XRING_PY_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+/* One numpy C-API table for the whole extension: module.c fills it
+ * (import_array, with XRING_PY_IMPORT_NUMPY defined), the other files
+ * share it. Without this each file would have its own, never filled. */
+#define PY_ARRAY_UNIQUE_SYMBOL xring_py_numpy_api
+#ifndef XRING_PY_IMPORT_NUMPY
+#define NO_IMPORT_ARRAY
+#endif
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "xring/error.h"
+#include "xring/reader.h"
+#include "xring/record.h"
+
+/* ---- the objects ---- */
+
+typedef struct {
+	PyObject_HEAD
+	xr_reader *r;
+	uint32_t min, max;
+	int64_t max_wait_ns;
+	xr_stream_facts facts;  /* facts.name points at stream_name */
+	char stream_name[XR_STREAM_NAME_MAX + 1];
+	xr_exp_template tpl;
+	bool experience;        /* records are Experience with a template */
+	bool spin;              /* XR_WAIT_SPIN: no sleep for a signal to cut */
+	bool closed;            /* close() called: detach when no lease is out */
+	Py_ssize_t outstanding; /* Leases (and ring views) alive */
+	uint64_t batches, copies;
+	uint64_t deferred_total; /* releases that waited for a read() to end */
+	/* A thread is in read() with the GIL released: the C reader is its
+	 * alone. Leases that end meanwhile (in other threads) queue here and
+	 * are released when it returns. */
+	bool busy;
+	uint32_t n_deferred;
+	xr_batch deferred[XR_HELD_MAX];
+} Reader;
+
+typedef struct {
+	PyObject_HEAD
+	Reader *reader;         /* strong reference */
+	xr_batch b;
+	bool held;              /* the C lease is still ours */
+	bool released;          /* batch.release() was called */
+} Lease;
+
+enum {
+	F_OBS, F_ACTION, F_REWARD, F_DONE, F_TRUNCATED, F_MASK, F_GAME_ID, F_PLAYER_ID, F_TURN,
+	F_SEQ, F_T_NS, F_COUNT,
+};
+
+typedef struct {
+	PyObject_HEAD
+	Reader *reader;
+	Lease *lease;           /* NULL once released, or when copied */
+	uint32_t count, ring, dropped;
+	uint64_t first_seq;
+	const char *copy_reason; /* NULL: views of the ring */
+	bool released;
+	PyObject *fields[F_COUNT];
+} Batch;
+
+extern PyTypeObject ReaderType; /* reader.c */
+extern PyTypeObject LeaseType;  /* batch.c */
+extern PyTypeObject BatchType;  /* batch.c */
+extern PyObject *leased_array_type; /* xring._array.LeasedArray (batch.c; module.c sets it) */
+
+/* What open_reader's arguments ask for, checked. It points into itself
+ * (opts.filter at filter, filter.games at games...) and into the call's
+ * arguments (name, opts.stream...): use it in place, during that call. */
+struct open_args {
+	const char *name;        /* the engine's */
+	xr_reader_opts opts;     /* .filter: &filter, or NULL when it lets all through */
+	xr_filter filter;
+	xr_id_range games[XR_FILTER_RANGES_MAX], players[XR_FILTER_RANGES_MAX];
+	uint32_t min, max;       /* min_batch, batch */
+	int64_t max_wait_ns;
+	bool spin;
+};
+
+/* ---- calls across files ---- */
+
+/* errors.c: sets the xring._errors exception for code; returns NULL. */
+PyObject *raise_xr(int code, const char *what);
+
+/* options.c: seconds into ns, clamped: <= 0 or NaN is 0, past 31 years "forever". */
+int64_t secs_to_ns(double s);
+/* options.c: open_reader's arguments into *a: 0, or -1 with an exception set. */
+int open_args_parse(PyObject *args, PyObject *kw, struct open_args *a);
+
+/* reader.c: a new Reader attached as a asks, or NULL with an exception set. */
+PyObject *reader_open(const struct open_args *a);
+/* reader.c: gives a batch back now, or when the thread in read() returns. */
+void reader_release(Reader *self, xr_batch *b);
+/* reader.c: detaches the C reader, if still attached. */
+void reader_detach_now(Reader *self);
+
+/* batch.c: a Lease on b (NULL: on no records, only the mapping), or NULL. */
+Lease *lease_new(Reader *rd, const xr_batch *b);
+/* batch.c: the Batch over b (a lease on it, or a copy), or NULL with an exception set. */
+PyObject *batch_new(Reader *rd, const xr_batch *b);
+
+/* dlpack.c: dlpack(array) -> a DLPack capsule viewing it (no copy). */
+PyObject *mod_dlpack(PyObject *mod, PyObject *arg);
+
+#endif
