@@ -440,8 +440,7 @@ static int make_host(struct engine_args *ea, struct xr_host **h)
 	else if (rc == -EADDRINUSE)
 		xr_cli_err("engine", "cannot serve the control socket: %s; pick another --name", why);
 	else if (why[0])
-		xr_cli_err("engine", "cannot start engine '%s': %s: %s", ea->spec.name,
-			   xr_strerror(rc), why);
+		xr_cli_err("engine", "cannot start engine '%s': %s", ea->spec.name, why);
 	else
 		xr_cli_err("engine", "cannot start engine '%s': %s", ea->spec.name, xr_strerror(rc));
 	return XR_EXIT_FAIL;

@@ -51,22 +51,18 @@ struct rdr {
 	char label[sizeof(((struct xr_reader_info *)0)->label) + 1];
 };
 
-/* One reader's view of one ring, from the engine's copy of its cursor.
- * pending is what remains between its next expected seq and the ring's
- * written count (records that will turn out dropped for a lossy reader are
- * included). Numbers a reader wrote: shown, clamped, never followed. */
+/* One reader's view of one ring, as the engine worked it out at its last
+ * housekeeping tick (pending counts records that will turn out dropped for
+ * a lossy reader too). Numbers a reader wrote, clamped: shown, never
+ * followed. */
 static void reader_ring(const struct xr_arena *a, uint32_t slot, uint32_t ring, struct rdr *o)
 {
-	const struct xr_ring_desc *rd = &a->hdr->rings[ring];
 	const struct xr_cursor_view *c = xr__view(a, ring, slot);
-	uint64_t cap = a->lay.rings[ring].capacity;
-	uint64_t head = xr_load_acquire(&rd->head), written = xr_load_acquire(&rd->written);
-	uint64_t pos = xr_load_relaxed(&c->pos), next = xr_load_relaxed(&c->next_seq);
 
 	o->read = xr_load_relaxed(&c->read);
 	o->dropped = xr_load_relaxed(&c->dropped);
-	o->pending = written >= next ? written - next : 0;
-	o->lag = head - pos <= cap ? head - pos : cap;
+	o->pending = xr_load_relaxed(&c->pending);
+	o->lag = xr_load_relaxed(&c->lag);
 }
 
 /* NAME and --json; 0, an exit code, or -1 after --help. */

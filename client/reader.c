@@ -42,7 +42,7 @@
 #include "xring/reader.h"
 
 #define XR_ALIVE_CHECK_NS 50000000ull /* engine death noticed within ~50 ms */
-#define XR_SPIN_BEFORE_SLEEP_NS 20000 /* spin this long before the eventfd */
+#define XR_SPIN_BEFORE_SLEEP_NS 20000 /* spin this long before sleeping */
 
 /* Latency histogram: 4 buckets per power of two of nanoseconds, so a
  * percentile is known within 19% (ample for telling 10 µs from 50 µs). */

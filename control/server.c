@@ -18,8 +18,8 @@
  *     the kernel can (SO_PASSRIGHTS, inherited by every connection), and
  *     where it cannot, a message that brings any is an error.
  *   - What it could make us wait on: nothing. This thread makes no blocking
- *     call on anything a peer owns. Sends are MSG_DONTWAIT on sockets the
- *     engine accepted. Descriptors a peer touched (what it passed, the
+ *     call on anything a peer owns. Its sockets are non-blocking (accepted
+ *     with SOCK_NONBLOCK), the writers' wakes are sent with MSG_DONTWAIT. Descriptors a peer touched (what it passed, the
  *     connection itself, whose unread messages may hold descriptors in
  *     flight) are shut down here, which cannot block, and closed by the
  *     closing thread (control/closer.c), which may.

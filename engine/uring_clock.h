@@ -6,9 +6,9 @@
  * The engine's sense of time: one io_uring per shard, on which the shard
  * sleeps until its timer wheel's next tick with an absolute CLOCK_MONOTONIC
  * timeout. One timeout in flight per shard, whatever the number of games:
- * no timerfd, no thread and no sleep per game. (Eventfd wakeups are plain
- * write()s after a publish, one per batch; the control socket has its own
- * thread, control/server.c.)
+ * no timerfd, no thread and no sleep per game. (Readers are woken by a
+ * non-blocking send after a publish, one per batch, shm/wake.c; the control
+ * socket has its own thread, control/server.c.)
  */
 
 #include <liburing.h>

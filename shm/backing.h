@@ -12,7 +12,8 @@
  *   /dev/shm:        tmpfs, with transparent huge pages advised where the
  *                    kernel's shmem_enabled allows it (skipped with require)
  *
- * Readers search the same places, by name, in the same order.
+ * Tools of the engine's uid (xring info) search the same places, by name,
+ * in the same order; readers get the arena from the engine's socket.
  */
 
 #include <stdbool.h>

@@ -209,15 +209,16 @@ struct xr_reader_info {
 };
 
 /*
- * One reader's progress in one ring as tools see it: the engine's copy of
- * what the reader wrote in its peer page, made by its housekeeping
- * (xr__peers_mirror), a few times a second. Numbers to show, never to act on.
+ * One reader's progress in one ring as tools see it, worked out by the
+ * engine's housekeeping (xr__peers_mirror) ten times a second from what the
+ * reader wrote in its page and the ring's head at that moment. Numbers to
+ * show, never to act on.
  */
 struct xr_cursor_view {
-	_Atomic uint64_t pos;
-	_Atomic uint64_t next_seq;
-	_Atomic uint64_t read;
-	_Atomic uint64_t dropped;
+	_Atomic uint64_t read;     /* records handed to the reader */
+	_Atomic uint64_t dropped;  /* records it lost */
+	_Atomic uint64_t pending;  /* records written it has not reached yet */
+	_Atomic uint64_t lag;      /* bytes published it has not read yet */
 };
 
 /* One reader's position in one ring, in its peer page. The reader writes

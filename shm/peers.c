@@ -217,10 +217,10 @@ int xr__peer_claim(struct xr_arena *a, const struct xr_peer_claim *c, int *page_
 		xr_store_relaxed(&info->evict_reason, XR_EVICT_NONE);
 		for (uint32_t r = 0; r < a->lay.n_rings; r++) {
 			struct xr_cursor_view *v = xr__view(a, r, i);
-			xr_store_relaxed(&v->pos, 0);
-			xr_store_relaxed(&v->next_seq, 0);
 			xr_store_relaxed(&v->read, 0);
 			xr_store_relaxed(&v->dropped, 0);
+			xr_store_relaxed(&v->pending, 0);
+			xr_store_relaxed(&v->lag, 0);
 		}
 		xr_store_release(&p->state, XR_SLOT_CLAIMED);
 		/* PI1: the entry's fields before its state. */
@@ -313,11 +313,16 @@ void xr__peers_mirror(struct xr_arena *a)
 		const struct xr_stream_desc *sd = &a->lay.streams[xr_load_relaxed(&p->stream)];
 		for (uint32_t r = sd->first_ring; r < sd->first_ring + sd->n_rings; r++) {
 			const struct xr_cursor *c = &p->page->cursors[r];
+			const struct xr_ring_desc *rd = &a->hdr->rings[r];
 			struct xr_cursor_view *v = xr__view(a, r, i);
-			xr_store_relaxed(&v->pos, xr_load_relaxed(&c->pos));
-			xr_store_relaxed(&v->next_seq, xr_load_relaxed(&c->next_seq));
+			uint64_t cap = a->lay.rings[r].capacity;
+			uint64_t head = xr_load_acquire(&rd->head), wr = xr_load_acquire(&rd->written);
+			uint64_t pos = xr_load_relaxed(&c->pos), next = xr_load_relaxed(&c->next_seq);
+			/* What the reader wrote, clamped to what can be. */
 			xr_store_relaxed(&v->read, xr_load_relaxed(&c->read));
 			xr_store_relaxed(&v->dropped, xr_load_relaxed(&c->dropped));
+			xr_store_relaxed(&v->pending, wr >= next ? wr - next : 0);
+			xr_store_relaxed(&v->lag, head - pos <= cap ? head - pos : cap);
 		}
 	}
 	xr__peers_leave(t, XR_PAGES_HOUSEKEEPING);

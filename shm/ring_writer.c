@@ -55,8 +55,9 @@
  * A reader ends a lease with a release store (R4); the writer's W3 load is
  * seq_cst, hence an acquire, so the reader's reads of the batch happen
  * before the writer's later overwrite of it. The other seq_cst accesses of
- * the ring are the sleep/wake handshake's (W1 when readers may sleep, and
- * `blocked`; shm/wake.c); everything else is acquire/release or relaxed.
+ * the ring are the sleep/wake handshake's (W1 whenever the arena has a wake
+ * table, which every arena an engine creates has; and `blocked`;
+ * shm/wake.c); everything else is acquire/release or relaxed.
  *
  * A blocked reclaim (some lease < needed position): lossless streams wait
  * (-EAGAIN to the caller, xr_writer_wait() to wait); lossy streams drop the
@@ -220,9 +221,10 @@ void xr_writer_publish(xr_writer *w)
 	uint32_t gen = xr_load_relaxed(&w->rd->pub_gen);
 	xr_store_relaxed(&w->rd->pub_gen, gen + 1);
 	xr_fence_release();
-	/* W1: publishes every frame below head; pairs with R3. With sleeping
-	 * readers to wake it is seq_cst, for the sleep/wake handshake
-	 * (shm/wake.c): one locked store per publish, not per record. */
+	/* W1: publishes every frame below head; pairs with R3. With a wake
+	 * table (always, in an engine's arena) it is seq_cst, for the
+	 * sleep/wake handshake (shm/wake.c): one locked store per publish, not
+	 * per record. */
 	if (w->wake)
 		xr_store_sc(&w->rd->head, w->head);
 	else
@@ -296,6 +298,24 @@ static int make_room(struct xr_writer *w, uint64_t size)
 	return w->head + size <= w->limit ? 0 : -EAGAIN;
 }
 
+/* Counts the stop's time up to now in wait_ns. */
+static void account_stop(struct xr_writer *w)
+{
+	uint64_t now = xr__now_ns();
+
+	xr_counter_add(&w->rd->wait_ns, now - w->stop_acct);
+	w->stop_acct = now;
+}
+
+/* The stop for readers ends (the writer goes on, whether it waited until
+ * then or its caller retried the reserve): the ring is no longer blocked. */
+static void end_stop(struct xr_writer *w)
+{
+	account_stop(w);
+	xr__wake_blocked(w, false);
+	w->stop_ns = 0;
+}
+
 int xr_writer_reserve(xr_writer *w, uint32_t len, void **payload)
 {
 	uint64_t size = xr__frame_size(len, w->align);
@@ -318,6 +338,10 @@ int xr_writer_reserve(xr_writer *w, uint32_t len, void **payload)
 		xr_counter_add(&w->rd->lease_stalls, 1);
 		return XR_EDROPPED;
 	}
+	/* Room after a wait that timed out or was cancelled, found by the
+	 * caller's retry: the stop is over. */
+	if (w->stop_ns)
+		end_stop(w);
 	f = frame_at(w, w->head);
 	f->size = (uint32_t)size;
 	f->len = len;
@@ -395,19 +419,10 @@ static bool may_go_on(struct xr_writer *w, uint64_t size)
 	return w->head + size <= w->limit || make_room(w, size) == 0;
 }
 
-/* The stop for readers ends: the ring is no longer blocked. */
-static void end_stop(struct xr_writer *w)
-{
-	if (!w->stop_ns)
-		return;
-	xr__wake_blocked(w, false);
-	w->stop_ns = 0;
-}
-
 int xr_writer_wait(xr_writer *w, uint32_t len, int64_t timeout_ns)
 {
 	uint64_t size = xr__frame_size(len, w->align);
-	uint64_t start, now;
+	uint64_t start;
 	struct xr_backoff b;
 	int rc = 0;
 
@@ -417,7 +432,8 @@ int xr_writer_wait(xr_writer *w, uint32_t len, int64_t timeout_ns)
 		return 0; /* a lossy writer never waits: reserve will drop */
 	xr_writer_publish(w);
 	if (may_go_on(w, size)) {
-		end_stop(w);
+		if (w->stop_ns)
+			end_stop(w);
 		return 0;
 	}
 	/* A stop: counted once when it starts (visible at once to `xring
@@ -446,10 +462,9 @@ int xr_writer_wait(xr_writer *w, uint32_t len, int64_t timeout_ns)
 			break;
 		}
 	}
-	now = xr__now_ns();
-	xr_counter_add(&w->rd->wait_ns, now - w->stop_acct);
-	w->stop_acct = now;
 	if (rc == 0)
 		end_stop(w);
+	else
+		account_stop(w);
 	return rc;
 }

@@ -41,7 +41,7 @@
  *     unfiltered reader is counted by the number of frames alone.
  * So a publish costs one load per sleeping reader, plus its own frames per
  * sleeping filtered reader: what an honest reader costs, whatever any
- * reader writes (tests/test_wake_bound.c counts it). What the hints are is
+ * reader writes (test_peer_cannot_stall, wake_work_is_bounded, counts it). What the hints are is
  * read after WK2 (seq_cst, so also acquire: RS1 comes before RS2's
  * release), so they are at least as new as the sleep_gen seen.
  *

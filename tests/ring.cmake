@@ -11,7 +11,7 @@ xr_test(NAME test_ring_stress_threads SOURCES test_ring_stress_threads.c LABELS 
 xr_test(NAME test_ring_kill SOURCES test_ring_kill.c LABELS "stress;ring" TIMEOUT 300)
 # A reader process scribbling over its cursor: evicted, nobody else harmed.
 xr_test(NAME test_ring_garbage SOURCES test_ring_garbage.c LABELS "stress;ring" TIMEOUT 300)
-# Filters, and eventfd wakeups with writer, control server and readers in one
+# Filters, and wakeups with writer, control server and readers in one
 # process (ThreadSanitizer runs it: label threads).
 xr_test(NAME test_filter_wake SOURCES test_filter_wake.c LABELS "unit;ring;threads" TIMEOUT 300)
 target_link_libraries(test_filter_wake PRIVATE m)

@@ -757,6 +757,36 @@ static void test_waits_are_cancellable(void)
 	xr_test_destroy(a);
 }
 
+/* A stop for readers ends when the writer goes on, whether its wait saw
+ * the room or the caller's retried reserve did: the ring is unblocked, its
+ * time counted, and the next stop counted anew. */
+static void test_stop_ends_with_the_retry(void)
+{
+	char name[64];
+	xr_arena *a = arena("stopend", XR_POLICY_LOSSLESS, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT);
+	const struct xr_ring_desc *rd = &a->hdr->rings[0];
+	xr_batch b;
+	int rc;
+
+	for (int stop = 1; stop <= 2; stop++) {
+		while ((rc = xr_test_put(w, 1000)) == 0)
+			;
+		CHECK_RC(rc, -EAGAIN);
+		CHECK_RC(xr_writer_wait(w, 1000, 1000000), -ETIMEDOUT);
+		CHECK_EQ(xr_load_relaxed(&rd->blocked), 1);
+		CHECK_EQ(xr_load_relaxed(&rd->full_waits), stop);
+		while (xr_reader_read(r, 1, 1024, 0, &b) > 0)
+			CHECK_RC(xr_batch_release(r, &b), 0);
+		CHECK_RC(xr_test_put(w, 1000), 0); /* the retry, no wait between */
+		CHECK_EQ(xr_load_relaxed(&rd->blocked), 0);
+		CHECK(xr_load_relaxed(&rd->wait_ns) >= 1000000ull * (uint64_t)stop);
+	}
+	xr_reader_detach(r);
+	xr_test_destroy(a);
+}
+
 int main(void)
 {
 	static const struct {
@@ -778,6 +808,7 @@ int main(void)
 		{"dead reader is released", test_dead_reader_is_released},
 		{"readers map records read-only", test_readers_map_records_read_only},
 		{"waits are cancellable", test_waits_are_cancellable},
+		{"a stop ends with the retry", test_stop_ends_with_the_retry},
 	};
 
 	signal(SIGPIPE, SIG_IGN);

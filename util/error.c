@@ -21,7 +21,7 @@ static const struct xr_errdesc xr_errors[] = {
 	{XR_EDROPPED, "XR_EDROPPED", "record dropped: a reader's lease blocks the ring"},
 	{XR_ENOTARENA, "XR_ENOTARENA", "file is not an xring arena"},
 	{XR_EUNTRUSTED, "XR_EUNTRUSTED",
-	 "engine socket, arena or directory belongs to a user this reader does not trust"},
+	 "a file, socket or directory belongs to a user that is not trusted here"},
 };
 
 #define XR_NERR (sizeof(xr_errors) / sizeof(xr_errors[0]))

@@ -28,8 +28,8 @@ enum xr_error {
 	XR_ELAYOUT = -(XR_ERRNO_BASE + 1),
 	/* The engine closed the arena, or its process is no longer running. */
 	XR_ECLOSED = -(XR_ERRNO_BASE + 2),
-	/* The engine detached this reader (its cursor was out of range, or
-	 * it was reaped as dead). The reader must detach and attach again. */
+	/* The engine detached this reader (it wrote a lease no reader can
+	 * hold). The reader must detach and attach again. */
 	XR_EEVICTED = -(XR_ERRNO_BASE + 3),
 	/* A record failed verification: it is not a well-formed Experience. */
 	XR_EBADREC = -(XR_ERRNO_BASE + 4),
@@ -44,10 +44,11 @@ enum xr_error {
 	/* The file is not an xring arena: bad magic, or sizes and offsets in
 	 * its header that cannot be right. */
 	XR_ENOTARENA = -(XR_ERRNO_BASE + 8),
-	/* Who serves or owns what the reader was given is not who it trusts:
-	 * the control socket's peer, the arena file's owner, or the directory
-	 * holding them is another user (not the reader's own uid, root, or the
-	 * engine uid it was told to expect). The reader refuses to read it. */
+	/* A file, socket or directory belongs to a user that is not trusted
+	 * here: for a reader, not root, its own uid or the engine uid it was
+	 * told to expect (the control socket's peer, the arena's owner, the
+	 * directory holding them); for an engine, its run directory belongs to
+	 * another user or others may write it. */
 	XR_EUNTRUSTED = -(XR_ERRNO_BASE + 9),
 };
 

@@ -194,7 +194,9 @@ typedef struct xr_reader_stats {
  *   XR_ELAYOUT    the engine was built with an incompatible xring
  *   XR_ECLOSED    the engine has closed its arena or died
  *   XR_EPOLICY    a lossless reader asked for on a lossy stream
- *   -EBUSY        the engine's reader table is full (--max-readers)
+ *   -EBUSY        the engine's reader table is full (--max-readers), or a
+ *                 limit of this uid's is reached (connections, readers,
+ *                 descriptors still closing); the reason names it
  *   -EACCES       refused: this uid/gid is not allowed (--allow-uid), or the
  *                 socket cannot be reached (the reason names the path)
  *   -EPROTO       the engine answered with something that is not the
@@ -259,9 +261,11 @@ XR_API void xr_reader_detach(xr_reader *r);
 XR_API int xr_reader_reattach(xr_reader *r, int64_t timeout_ns);
 
 /*
- * Ends the current xr_reader_read()/xr_reader_wait() on r, or else the next
- * one, with -EINTR. For another thread, or a signal handler, to stop a
- * reader that may be asleep: safe from any thread and async-signal-safe.
+ * Ends the current xr_reader_read()/xr_reader_wait() on r with -EINTR, or
+ * else the next one that has to wait (a call that finds its batch returns it
+ * and leaves the cancel pending). For another thread, or a signal handler,
+ * to stop a reader that may be asleep: safe from any thread and
+ * async-signal-safe.
  */
 XR_API void xr_reader_cancel(xr_reader *r);
 

@@ -84,8 +84,10 @@ XR_API int xr_writer_write(xr_writer *w, const void *data, uint32_t len);
  */
 XR_API int xr_writer_wait(xr_writer *w, uint32_t len, int64_t timeout_ns);
 
-/* Makes the current xr_writer_wait() on w, or else the next one, return
- * -EINTR at once. Safe from any thread and from a signal handler. */
+/* Makes the current xr_writer_wait() on w return -EINTR at once, or else
+ * the next one that has to wait (a wait that finds room returns 0 and
+ * leaves the cancel pending). Safe from any thread and from a signal
+ * handler. */
 XR_API void xr_writer_cancel(xr_writer *w);
 
 /*

@@ -51,14 +51,15 @@ class ExperienceDataset(torch.utils.data.IterableDataset):
     you give them disjoint filters. The iteration ends when the engine stops.
     `limit` bounds the number of batches per iterator."""
 
-    def __init__(self, engine, limit=None, **reader_opts):
+    def __init__(self, engine, limit=None, engine_uid=0, **reader_opts):
         super().__init__()
         self.engine = engine if isinstance(engine, str) else engine.name
+        self.engine_uid = engine_uid if isinstance(engine, str) else engine.engine_uid
         self.limit = limit
         self.reader_opts = reader_opts
 
     def __iter__(self):
-        engine = xring.attach(self.engine, timeout=10)
+        engine = xring.attach(self.engine, timeout=10, engine_uid=self.engine_uid)
         with engine.reader(**self.reader_opts) as reader:
             n = 0
             for batch in reader:
