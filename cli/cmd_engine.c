@@ -50,6 +50,8 @@ static const char engine_help[] =
 	"  --max-readers-per-uid N  reader slots one uid may hold (default: max-readers)\n"
 	"  --max-requests-per-uid N requests per second of one uid, all its connections\n"
 	"                           (default: 256)\n"
+	"  --lease-timeout SEC      a lossy reader holding a batch in the writer's way this\n"
+	"                           long is evicted (default: 10; 0 = never)\n"
 	"games (the default source of records):\n"
 	"  --game grid|PATH.so      the built-in grid game, or a game plugin (default: grid)\n"
 	"  --games N                concurrent games (default: 1000)\n"
@@ -77,7 +79,7 @@ enum {
 	O_NAME, O_STREAM, O_RING, O_POLICY, O_HUGE, O_NUMA, O_READERS, O_BYTES, O_COUNT,
 	O_RATE, O_GAMES, O_QUIET, O_HELP, O_GAME, O_BOARD, O_PLAYERS, O_SEED, O_TURNS,
 	O_DTYPE, O_TICK, O_SHARDS, O_CONFIG, O_HIGH, O_LOW, O_ALLOW_UID, O_ALLOW_GID,
-	O_CONNS_UID, O_READERS_UID, O_REQS_UID,
+	O_CONNS_UID, O_READERS_UID, O_REQS_UID, O_LEASE_TIMEOUT,
 };
 
 static const struct xr_opt engine_opts[] = {
@@ -97,6 +99,7 @@ static const struct xr_opt engine_opts[] = {
 	[O_CONNS_UID] = {"--max-conns-per-uid", true},
 	[O_READERS_UID] = {"--max-readers-per-uid", true},
 	[O_REQS_UID] = {"--max-requests-per-uid", true},
+	[O_LEASE_TIMEOUT] = {"--lease-timeout", true},
 	{NULL, false},
 };
 
@@ -117,6 +120,7 @@ struct engine_args {
 	double tick_ms;
 	uint32_t shards;
 	double high_wm, low_wm;
+	double lease_timeout_s;
 };
 
 static struct xr_host *running_host;
@@ -263,6 +267,10 @@ static int parse_game_opt(int k, const char *v, struct engine_args *ea)
 					      xr_dtype_parse(v) != XR_DTYPE_F32))
 			USAGE("--obs-dtype must be u8 or f32, not '%s'", v);
 		ea->obs_dtype = (xr_dtype)xr_dtype_parse(v);
+		return 0;
+	case O_LEASE_TIMEOUT:
+		if (!xr_parse_seconds(v, &ea->lease_timeout_s) || ea->lease_timeout_s > 1e6)
+			USAGE("--lease-timeout '%s' is not a number of seconds", v);
 		return 0;
 	case O_HIGH:
 	case O_LOW: {
@@ -481,7 +489,9 @@ static int run_games(const struct engine_args *ea, struct xr_host *h, const xr_e
 		.shard = {.vt = vt, .cfg = ea->gcfg, .games = ea->synth.games,
 			  .obs_dtype = ea->obs_dtype, .count = ea->synth.count,
 			  .tick_ns = (uint64_t)(ea->tick_ms * 1e6), .high_watermark = ea->high_wm,
-			  .low_watermark = ea->low_wm},
+			  .low_watermark = ea->low_wm,
+			  .lease_timeout_ns = ea->lease_timeout_s > 0 ? (uint64_t)(ea->lease_timeout_s * 1e9)
+								     : UINT64_MAX},
 		.shards = ea->shards,
 		.numa_node = f.numa_node,
 	};
@@ -536,6 +546,7 @@ int xr_cmd_engine(int argc, char **argv)
 		.shards = 1,
 		.high_wm = 0.9,
 		.low_wm = 0.5,
+		.lease_timeout_s = 10,
 	};
 	const xr_game_vtable *vt;
 	xr_exp_template t;

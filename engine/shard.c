@@ -258,6 +258,8 @@ int xr_shard_run(xr_writer *w, const xr_exp_template *t, const struct xr_shard_o
 	sh.tick_ns = o->tick_ns ? o->tick_ns : XR_SHARD_FAST_TICK_NS;
 	sh.st = xr__writer_shard_stats(w);
 	rc = xr_writer_set_watermarks(w, o->high_watermark, o->low_watermark);
+	if (rc == 0 && o->lease_timeout_ns)
+		rc = xr_writer_set_lease_timeout(w, o->lease_timeout_ns);
 	if (rc < 0)
 		return rc;
 	sh.gs = calloc(o->games, sizeof(*sh.gs));

@@ -44,6 +44,9 @@ struct xr_shard_opts {
 	 * bytes the shard pauses its games, until below low * capacity.
 	 * 0 = off (the games then wait only when the ring is full). */
 	double high_watermark, low_watermark;
+	/* A lossy reader's held batch in the writer's way this long: evicted
+	 * (xr_writer_set_lease_timeout). 0: the writer's default (10 s). */
+	uint64_t lease_timeout_ns;
 	volatile sig_atomic_t *stop;
 };
 

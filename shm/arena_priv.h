@@ -66,6 +66,7 @@ struct xr_writer {
 	uint32_t max_readers;
 	uint32_t policy;
 	struct xr_watermarks wm;
+	uint64_t lease_timeout_ns;   /* a lossy lease in the way this long: evicted */
 
 	/* Writer-private state: only this thread touches it. */
 	uint64_t head;               /* committed bytes (published or not) */
@@ -86,6 +87,9 @@ struct xr_writer {
 	uint64_t records;            /* not yet flushed to rd stats */
 	uint64_t bytes;              /* head at the last stats flush */
 	int blocker;                 /* slot that blocked the last make-room */
+	int stall_slot;              /* the slot whose lease stops us, */
+	uint64_t stall_lease;        /* ...its lease, */
+	uint64_t stall_ns;           /* ...in the way since (0: nothing in the way) */
 	/* Frame boundaries recorded every cap/32 bytes, so that advancing tail
 	 * does not walk every frame. */
 	uint64_t next_mark;

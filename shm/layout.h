@@ -73,6 +73,8 @@ enum {
 enum {
 	XR_EVICT_NONE = 0,
 	XR_EVICT_CURSOR = 1, /* lease ahead of head: no reader can hold that */
+	XR_EVICT_LEASE = 2,  /* a lossy reader held a batch in the writer's way
+			      * longer than the lease timeout */
 };
 
 /* A lease value meaning "this reader holds nothing in this ring". */

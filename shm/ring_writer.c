@@ -108,6 +108,8 @@
 #include "xring/error.h"
 #include "xring/writer.h"
 
+#define XR_LEASE_TIMEOUT_NS (10 * 1000000000ull) /* default; xr_writer_set_lease_timeout */
+
 void xr__writer_init(struct xr_writer *w, struct xr_arena *a, uint32_t ring)
 {
 	const struct xr_ring_fixed *rf = &a->lay.rings[ring];
@@ -131,6 +133,7 @@ void xr__writer_init(struct xr_writer *w, struct xr_arena *a, uint32_t ring)
 	/* Empty ring: nothing to reclaim until the first wrap. */
 	w->limit = w->cap;
 	w->blocker = -1;
+	w->lease_timeout_ns = XR_LEASE_TIMEOUT_NS;
 }
 
 static inline struct xr_frame_rw {
@@ -247,6 +250,36 @@ void xr_writer_publish(xr_writer *w)
 }
 
 /*
+ * A lossy reader's lease is a batch it holds, and leases are meant to be
+ * short: one that has stood in the writer's way for the lease timeout gets
+ * its reader evicted (XR_EEVICTED), so that a reader that stopped (or a peer
+ * that holds a lease on purpose) cannot make a lossy stream drop every
+ * record, nor pause a lossless one, for longer than that. A lossless reader's
+ * lease is its place in the stream: it is waited for as long as it lives,
+ * which is what lossless means. Called when the lease at `lease` of slot
+ * stops a reservation.
+ */
+static void check_stall(struct xr_writer *w, uint32_t slot, uint64_t lease)
+{
+	uint64_t now = xr__now_ns();
+
+	if (!w->stall_ns || w->stall_slot != (int)slot || w->stall_lease != lease) {
+		w->stall_ns = now;
+		w->stall_slot = (int)slot;
+		w->stall_lease = lease;
+		return;
+	}
+	if (!w->lease_timeout_ns || now - w->stall_ns < w->lease_timeout_ns ||
+	    xr_load_relaxed(&w->peers->slot[slot].policy) != XR_POLICY_LOSSY)
+		return;
+	xr__peers_enter(w->peers, w->ring); /* the eviction kicks the reader */
+	if (xr__peer_evict(w->arena, slot, XR_EVICT_LEASE))
+		xr_counter_add(&w->rd->evictions, 1);
+	xr__peers_leave(w->peers, w->ring);
+	w->stall_ns = 0;
+}
+
+/*
  * Tries to make [head, head + size) writable: advances tail (W2), scans the
  * leases (W3), sets limit. Returns 0, or -EAGAIN when a lease is in the way
  * (w->blocker names its slot).
@@ -295,7 +328,13 @@ static int make_room(struct xr_writer *w, uint64_t size)
 		floor = w->tail;
 	w->limit = floor + w->cap;
 	w->blocker = blocker;
-	return w->head + size <= w->limit ? 0 : -EAGAIN;
+	if (w->head + size <= w->limit) {
+		w->stall_ns = 0;
+		return 0;
+	}
+	if (blocker >= 0)
+		check_stall(w, (uint32_t)blocker, w->head - worst);
+	return -EAGAIN;
 }
 
 /* Counts the stop's time up to now in wait_ns. */
@@ -398,6 +437,14 @@ int xr_writer_set_watermarks(xr_writer *w, double high, double low)
 	w->wm.low = (uint64_t)(low * (double)w->cap);
 	if (!w->wm.high)
 		w->paused = false;
+	return 0;
+}
+
+int xr_writer_set_lease_timeout(xr_writer *w, uint64_t timeout_ns)
+{
+	if (!w)
+		return -EINVAL;
+	w->lease_timeout_ns = timeout_ns;
 	return 0;
 }
 

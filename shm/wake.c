@@ -30,18 +30,21 @@
  * more than that publish's own records: a writer never walks from a
  * position a reader wrote. Its memory of a sleep (struct xr_wake_memo)
  * holds a head it published itself:
- *   - a new sleep whose wake_pos is this publish's head or the previous
- *     one (the only heads an honest reader can have walked to and still be
- *     asleep: an older head fails its RS4 re-check) starts counting there;
- *   - any other wake_pos is woken at once: an honest reader cancels that
- *     sleep anyway, a dishonest one buys itself one wakeup per sleep;
+ *   - a new sleep whose wake_pos is this publish's head starts counting
+ *     there; any other starts at the previous head: the only heads an
+ *     honest reader can have walked to and still be asleep when a writer
+ *     sees it (an older head fails its RS4 re-check, and the reader cancels
+ *     that sleep itself). A sleep asking for no records asks for one: no
+ *     sleep is woken by a publish that brings it nothing;
  *   - counting covers [previous head, this head): the frames this publish
  *     wrote, walked by the sizes the writer wrote, through the reader's
  *     filter (from the engine's copy, compiled at SUBSCRIBE); an
  *     unfiltered reader is counted by the number of frames alone.
  * So a publish costs one load per sleeping reader, plus its own frames per
- * sleeping filtered reader: what an honest reader costs, whatever any
- * reader writes (test_peer_cannot_stall, wake_work_is_bounded, counts it). What the hints are is
+ * sleeping filtered reader, plus at most one send per sleeping reader it
+ * brings records: what an honest reader of that kind costs, whatever any
+ * reader writes; a uid's share is bounded by how many readers it may hold
+ * (control/limits.c) (test_peer_cannot_stall, wake_work_is_bounded, counts it). What the hints are is
  * read after WK2 (seq_cst, so also acquire: RS1 comes before RS2's
  * release), so they are at least as new as the sleep_gen seen.
  *
@@ -200,10 +203,9 @@ static bool batch_ready(struct xr_writer *w, struct xr_wake_memo *m, const struc
 
 	if (p == head || m->need == 0)
 		return m->need == 0;
-	/* Counted up to the previous publish, always: anything else is a memo
-	 * this writer cannot vouch for. */
-	if (p != w->prev_published)
-		return true;
+	/* Counted up to the previous publish, always; a memo this writer
+	 * cannot vouch for counts from there too. */
+	p = w->prev_published;
 	if (f->all) {
 		m->need = w->pub_frames >= m->need ? 0 : m->need - (uint32_t)w->pub_frames;
 	} else {
@@ -250,12 +252,12 @@ void xr__wake_check(struct xr_writer *w)
 				uint64_t at = xr_load_relaxed(&c->wake_pos);
 				m->gen = g;
 				m->need = xr_load_relaxed(&c->wake_need);
-				if (at == w->published || at == w->prev_published) {
-					m->pos = at;
-					ready = batch_ready(w, m, &wk->subs[slot].filter);
-				} else {
-					ready = true; /* see WHAT A WAKE COSTS */
-				}
+				if (!m->need)
+					m->need = 1; /* see WHAT A WAKE COSTS */
+				/* Counted from the head it says, if that is this
+				 * publish's or the last; else from the last. */
+				m->pos = at == w->published ? at : w->prev_published;
+				ready = batch_ready(w, m, &wk->subs[slot].filter);
 			} else {
 				ready = batch_ready(w, m, &wk->subs[slot].filter);
 			}

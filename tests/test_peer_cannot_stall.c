@@ -40,12 +40,13 @@
 #include "shm/arena_priv.h"
 #include "util/atomics.h"
 
-/* Keeps every page in pages[] asleep, always with a new generation and a
- * wake position far behind head, until stop. */
+/* Keeps every page in pages[] asleep, always with a new generation, a
+ * wake position far behind head, and `need`, until stop. */
 struct sleeper {
 	struct xr_peer_page *pages[8];
 	int n;
 	uint32_t ring;
+	uint32_t need;            /* records each sleep asks for */
 	atomic_int stop;
 	_Atomic uint64_t toggles;
 };
@@ -59,7 +60,7 @@ static void *sleeper_main(void *p)
 		for (int i = 0; i < s->n; i++) {
 			struct xr_cursor *c = &s->pages[i]->cursors[s->ring];
 			xr_store_relaxed(&c->wake_pos, 0);
-			xr_store_relaxed(&c->wake_need, 0xffffffffu);
+			xr_store_relaxed(&c->wake_need, s->need);
 			if (++g == 0)
 				g = 1;
 			xr_store_sc(&s->pages[i]->sleep_gen, g);
@@ -95,7 +96,8 @@ static void wake_channel_never_blocks(void)
 	/* Its own end made blocking (that is all fcntl can reach), and never
 	 * read from. */
 	CHECK(fcntl(s, F_SETFL, fcntl(s, F_GETFL) & ~O_NONBLOCK) == 0);
-	struct sleeper sl = {.pages = {map_page(pfd)}, .n = 1, .ring = 0};
+	/* One record a sleep: every publish brings it one, and a wake. */
+	struct sleeper sl = {.pages = {map_page(pfd)}, .n = 1, .ring = 0, .need = 1};
 	pthread_t th;
 	CHECK(pthread_create(&th, NULL, sleeper_main, &sl) == 0);
 
@@ -288,7 +290,7 @@ static void wake_work_is_bounded(void)
 	xr_writer *w = xr_test_writer(a);
 	const char *path = xr_server_path(xr_test_serve_of(a));
 	const xr_filter f = {.min_turn = 1};
-	struct sleeper sl = {.n = PEERS, .ring = 0};
+	struct sleeper sl = {.n = PEERS, .ring = 0, .need = 0xffffffffu};
 	int socks[PEERS];
 
 	/* A record behind head for the wake positions to point at. */

@@ -787,6 +787,58 @@ static void test_stop_ends_with_the_retry(void)
 	xr_test_destroy(a);
 }
 
+/* A lossy reader's held batch that stands in the writer's way for the
+ * lease timeout gets its reader evicted, and the writer goes on; a lossless
+ * reader that does not read is waited for, however long. */
+static void test_held_lease_times_out(void)
+{
+	char name[64];
+	xr_arena *a = arena("leaseto", XR_POLICY_LOSSY, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT);
+	const struct xr_ring_desc *rd = &a->hdr->rings[0];
+	xr_batch b;
+
+	CHECK_RC(xr_writer_set_lease_timeout(w, 50000000), 0); /* 50 ms */
+	CHECK_RC(xr_test_put(w, 1000), 0);
+	xr_writer_publish(w);
+	CHECK_RC(xr_reader_read(r, 1, 1, 0, &b), 1); /* held from now on */
+	uint64_t t0 = xr__now_ns(), dropped = 0;
+	int rc = 0;
+	while (xr_load_relaxed(&rd->evictions) == 0) {
+		rc = xr_test_put(w, 1000);
+		CHECK(rc == 0 || rc == XR_EDROPPED);
+		dropped += rc == XR_EDROPPED;
+		if (xr__now_ns() - t0 > 5000000000ull)
+			FAILF("a held lease was not timed out in 5 s (%llu drops)",
+			      (unsigned long long)dropped);
+	}
+	double ms = (double)(xr__now_ns() - t0) / 1e6;
+	CHECK(dropped > 0 && ms >= 50);
+	CHECK_EQ(xr_load_relaxed(&a->infos[xr__reader_slot(r)].evict_reason), XR_EVICT_LEASE);
+	for (int i = 0; i < 2 * RING / 1000; i++)
+		CHECK_RC(xr_test_put(w, 1000), 0); /* nothing in the way now */
+	CHECK_RC(xr_reader_read(r, 1, 1, 0, &b), XR_EEVICTED);
+	xr_reader_detach(r);
+	xr_test_destroy(a);
+
+	a = arena("leaseto2", XR_POLICY_LOSSLESS, name);
+	w = xr_test_writer(a);
+	r = attach(name, XR_POLICY_DEFAULT);
+	CHECK_RC(xr_writer_set_lease_timeout(w, 50000000), 0);
+	while ((rc = xr_test_put(w, 1000)) == 0)
+		;
+	CHECK_RC(rc, -EAGAIN);
+	CHECK_RC(xr_writer_wait(w, 1000, 200000000), -ETIMEDOUT);
+	CHECK_EQ(xr_load_relaxed(&a->infos[xr__reader_slot(r)].state), XR_SLOT_ACTIVE);
+	CHECK(xr_reader_read(r, 1, 1024, 0, &b) > 0);
+	CHECK_RC(xr_batch_release(r, &b), 0);
+	xr_reader_detach(r);
+	xr_test_destroy(a);
+	printf("  a held lossy lease evicted after %.0f ms (timeout 50 ms, %llu drops); a "
+	       "lossless reader waited for\n", ms, (unsigned long long)dropped);
+}
+
 int main(void)
 {
 	static const struct {
@@ -809,6 +861,7 @@ int main(void)
 		{"readers map records read-only", test_readers_map_records_read_only},
 		{"waits are cancellable", test_waits_are_cancellable},
 		{"a stop ends with the retry", test_stop_ends_with_the_retry},
+		{"a held lease times out", test_held_lease_times_out},
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -101,6 +101,16 @@ XR_API void xr_writer_cancel(xr_writer *w);
  */
 XR_API int xr_writer_set_watermarks(xr_writer *w, double high, double low);
 
+/*
+ * How long a lossy reader's held batch may stand in the writer's way (the
+ * writer dropping every new record, or on a lossless stream waiting) before
+ * the reader is evicted: it gets XR_EEVICTED, and the writer goes on. Leases
+ * are for a training step; a reader that needs records longer copies them.
+ * Lossless readers are never evicted for being slow. Default 10 s; 0: never.
+ * Returns 0, or -EINVAL.
+ */
+XR_API int xr_writer_set_lease_timeout(xr_writer *w, uint64_t timeout_ns);
+
 /* The sequence number the next reserved record will carry. */
 XR_API uint64_t xr_writer_next_seq(const xr_writer *w);
 
