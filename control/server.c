@@ -59,10 +59,6 @@
 #define SO_PASSRIGHTS 83 /* Linux 6.16 */
 #endif
 
-#define XR_CTL_BURST 32      /* requests a connection may send at once */
-#define XR_CTL_RATE 16       /* ...and per second after that */
-#define XR_CTL_UID_RATE 256  /* requests per second of a uid, all connections,
-			      * in bursts of up to twice that */
 #define XR_CTL_IDLE_MS 5000  /* a connection must ATTACH within this (default) */
 #define XR_CTL_CLOSING_MAX 64 /* a uid's descriptors still closing: refuse it */
 #define XR_CTL_ACCEPT_PAUSE_MS 100 /* out of descriptors: stop accepting this long */
@@ -153,15 +149,12 @@ static void dispose_fds(struct xr_server *c, const int *fds, int n, uint32_t uid
 static void drop_conn(struct xr_server *c, uint32_t i)
 {
 	struct conn *k = &c->conns[i];
-	struct xr_uid_use *u = xr__limits_uid(&c->lim, k->uid, k->born_ns);
 
 	if (k->slot >= 0) {
 		xr__peers_release_owner(c->a, &k->owner);
-		if (u)
-			u->readers--;
+		xr__limits_drop_reader(&c->lim, k->uid);
 	}
-	if (u)
-		u->conns--;
+	xr__limits_drop_conn(&c->lim, k->uid);
 	dispose(c, k->fd, k->uid);
 	c->conns[i] = c->conns[--c->n_conns];
 }
@@ -287,7 +280,7 @@ static void do_subscribe(struct xr_server *c, uint32_t ci, const struct xr_ctl_h
 {
 	struct conn *k = &c->conns[ci];
 	const struct xr_layout *l = &c->a->lay;
-	struct xr_uid_use *u = xr__limits_uid(&c->lim, k->uid, xr__now_ns());
+	char why[XR_CTL_REASON_MAX];
 	struct xr_filt filt;
 	uint32_t stream, policy;
 	int slot, page_fd = -1;
@@ -296,14 +289,8 @@ static void do_subscribe(struct xr_server *c, uint32_t ci, const struct xr_ctl_h
 		drop_conn(c, ci);
 		return;
 	}
-	/* A uid's own limit, when it is below the table's (which the claim
-	 * below reports, naming --max-readers). */
-	if (!u || (c->lim.readers_per_uid < l->max_readers && u->readers >= c->lim.readers_per_uid)) {
-		send_error(k->fd, h->id, -EBUSY,
-			   "uid %u holds %u readers of engine %s, its limit (--max-readers-per-uid "
-			   "%u)",
-			   (unsigned)k->uid, u ? u->readers : 0, c->a->lay.name,
-			   c->lim.readers_per_uid);
+	if (xr__limits_add_reader(&c->lim, k->uid, why, sizeof(why)) < 0) {
+		send_error(k->fd, h->id, -EBUSY, "engine %s: %s", l->name, why);
 		drop_conn(c, ci);
 		return;
 	}
@@ -318,11 +305,11 @@ static void do_subscribe(struct xr_server *c, uint32_t ci, const struct xr_ctl_h
 		else
 			send_error(k->fd, h->id, slot, "engine %s cannot make a reader page: %s",
 				   c->a->lay.name, strerror(-slot));
+		xr__limits_drop_reader(&c->lim, k->uid);
 		drop_conn(c, ci);
 		return;
 	}
 	k->slot = slot;
-	u->readers++;
 	/* ACTIVE before the reply: a reader's first lease, stored after it
 	 * reads SUBSCRIBED, is honoured (shm/peers.c, ORDERING). */
 	xr__peer_activate(c->a, (uint32_t)slot, (m->flags & XR_CTL_SUB_WAKE) ? k->fd : -1,
@@ -349,9 +336,7 @@ static void do_detach(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr 
 		return;
 	}
 	xr__peers_release_owner(c->a, &k->owner);
-	struct xr_uid_use *u = xr__limits_uid(&c->lim, k->uid, xr__now_ns());
-	if (u)
-		u->readers--;
+	xr__limits_drop_reader(&c->lim, k->uid);
 	k->slot = -1;
 	xr__ctl_send(k->fd, XR_CTL_OK, h->id, NULL, 0, NULL, 0);
 }
@@ -462,7 +447,7 @@ static void on_message(struct xr_server *c, uint32_t ci)
  * peer has been told why. */
 static bool admit(struct xr_server *c, int fd, uid_t uid, gid_t gid)
 {
-	struct xr_uid_use *u;
+	char why[XR_CTL_REASON_MAX];
 	uint32_t closing;
 
 	/* A peer not on the allow-list gets no connection to hold: the table
@@ -479,20 +464,15 @@ static bool admit(struct xr_server *c, int fd, uid_t uid, gid_t gid)
 			   c->a->lay.name, closing, (unsigned)uid);
 		return false;
 	}
-	u = xr__limits_uid(&c->lim, uid, xr__now_ns());
-	if (!u || u->conns >= c->lim.conns_per_uid) {
-		send_error(fd, 0, -EBUSY,
-			   "uid %u has %u connections to engine %s, its limit "
-			   "(--max-conns-per-uid %u)",
-			   (unsigned)uid, u ? u->conns : 0, c->a->lay.name, c->lim.conns_per_uid);
-		return false;
-	}
 	if (c->n_conns == c->max_conns) {
 		send_error(fd, 0, -EBUSY, "engine %s has too many connections (%u, all uids)",
 			   c->a->lay.name, c->max_conns);
 		return false;
 	}
-	u->conns++;
+	if (xr__limits_add_conn(&c->lim, uid, why, sizeof(why)) < 0) {
+		send_error(fd, 0, -EBUSY, "engine %s: %s", c->a->lay.name, why);
+		return false;
+	}
 	return true;
 }
 
@@ -751,12 +731,8 @@ static void set_limits(struct xr_server *c, const xr_server_opts *o)
 	uint32_t n = c->a->lay.max_readers;
 
 	c->max_conns = 2 * n + 16;
-	c->lim.conns_per_uid = o && o->max_conns_per_uid ? o->max_conns_per_uid : n + 8;
-	c->lim.readers_per_uid = o && o->max_readers_per_uid ? o->max_readers_per_uid : n;
-	c->lim.uid_rate = o && o->max_requests_per_uid ? o->max_requests_per_uid : XR_CTL_UID_RATE;
-	c->lim.uid_burst = 2 * c->lim.uid_rate;
-	c->lim.conn_rate = XR_CTL_RATE;
-	c->lim.conn_burst = XR_CTL_BURST;
+	xr__limits_init(&c->lim, c->max_conns, n, o ? o->max_conns_per_uid : 0,
+			o ? o->max_readers_per_uid : 0, o ? o->max_requests_per_uid : 0);
 	c->idle_ms = o && o->idle_timeout_ms ? o->idle_timeout_ms : XR_CTL_IDLE_MS;
 }
 

@@ -32,10 +32,10 @@
  *                    SO_PASSRIGHTS exists; with it off
  *                    (xr__server_test_passrights), ERROR -EPROTO and a
  *                    hangup, and none of the fds stays open in the engine
- *   conn_table_full  a connection past one uid's limit, then past the
- *                    server's table (max_conns_per_uid raised), is refused
- *                    at accept with -EBUSY naming the limit, also for the
- *                    library's reader; room once others close
+ *   conn_table_full  a connection past a uid's limit (given), then past the
+ *                    server's table (the engine's own uid may fill it), is
+ *                    refused at accept with -EBUSY naming the limit, also
+ *                    for the library's reader; room once others close
  *   idle_timeout     with idle_timeout_ms 200, a connection that sends
  *                    nothing gets ERROR -ETIMEDOUT and a hangup after 200 ms
  *                    (not before, and well before the 5 s default); a reader
@@ -1387,9 +1387,8 @@ static void malformed(void)
 
 /* Connections that ATTACH and then idle, until one is refused at accept
  * with -EBUSY naming the limit (has); max_readers 1, so the server's table
- * holds 2 + 16 connections in all, and one uid 1 + 8 by default. The
- * library's reader refused the same way says the same. Room again once
- * connections close. */
+ * holds 2 + 16 connections in all. The library's reader refused the same
+ * way says the same. Room again once connections close. */
 static void conn_limit(const char *tag, const xr_server_opts *o, int want, const char *has)
 {
 	char name[64];
@@ -1453,11 +1452,11 @@ static void conn_limit(const char *tag, const xr_server_opts *o, int want, const
 
 static void conn_table_full(void)
 {
-	/* Everything here is one uid: its own limit comes first, */
-	conn_limit("conns-uid", NULL, 1 + 8, "--max-conns-per-uid 9");
-	/* and with that raised past the table, the table's. */
-	xr_server_opts o = {.max_conns_per_uid = 64};
-	conn_limit("conns", &o, 2 + 16, "too many connections");
+	/* Everything here is the engine's own uid, which by default may use
+	 * the whole table; a per-uid limit given applies to it too. */
+	xr_server_opts o = {.max_conns_per_uid = 9};
+	conn_limit("conns-uid", &o, 9, "--max-conns-per-uid 9");
+	conn_limit("conns", NULL, 2 + 16, "too many connections");
 }
 
 /* ======================================================================

@@ -28,6 +28,11 @@
  *                    another uid attaches; --max-readers-per-uid and the
  *                    per-uid request rate are enforced over all of a uid's
  *                    connections, naming the limits.
+ *   own_uid_keeps_its_share  (root only) with the default limits, other uids
+ *                    hold a quarter of the reader slots each and three
+ *                    quarters together; past that they are refused by name,
+ *                    and the engine's own uid still attaches (formerly: one
+ *                    admitted uid could take every slot and connection).
  */
 #include <pthread.h>
 #include <sched.h>
@@ -471,6 +476,100 @@ static void limits_per_uid(void)
 	       refused);
 }
 
+/* ---- the engine's own uid keeps its share ---- */
+
+struct holder {
+	const char *path;
+	int n;              /* readers to hold */
+	int ready_fd, quit_fd;
+};
+
+/* Holds h->n readers (as whatever uid it runs as) until told to quit;
+ * reports on ready_fd 'k' when all are held, or 'b' with the refusal's
+ * text when one is refused (and holds those it got). */
+static int hold_readers(void *p)
+{
+	const struct holder *h = p;
+	int socks[16], afd;
+	char c;
+
+	for (int i = 0; i < h->n; i++) {
+		char buf[512];
+		struct xr_ctl_subscribe m = {0};
+		socks[i] = peer_connect(h->path);
+		if (socks[i] < 0 || peer_send(socks[i], XR_CTL_ATTACH, 1, NULL, 0, NULL, 0) < 0 ||
+		    peer_recv(socks[i], buf, sizeof(buf), &afd, 5000) <= 0 || afd < 0)
+			return 1;
+		close(afd);
+		strcpy(m.stream, XR_DEFAULT_STREAM);
+		if (peer_send(socks[i], XR_CTL_SUBSCRIBE, 2, &m, sizeof(m), NULL, 0) < 0)
+			return 2;
+		int n = peer_recv(socks[i], buf, sizeof(buf), &afd, 5000);
+		const struct xr_ctl_hdr *hd = (const void *)buf;
+		if (afd >= 0)
+			close(afd);
+		if (n >= (int)sizeof(*hd) && hd->type == XR_CTL_ERROR) {
+			const struct xr_ctl_error *e = (const void *)(hd + 1);
+			char msg[300];
+			int len = snprintf(msg, sizeof(msg), "b%s", e->reason);
+			if (write(h->ready_fd, msg, (size_t)len + 1) <= 0)
+				return 3;
+			return read(h->quit_fd, &c, 1) < 0 ? 5 : 0;
+		}
+	}
+	if (write(h->ready_fd, "k", 2) != 2 || read(h->quit_fd, &c, 1) < 0)
+		return 4;
+	return 0;
+}
+
+static void own_uid_keeps_its_share(void)
+{
+	char name[64], msg[300];
+	uint32_t uids[4] = {NOBODY, NOBODY - 1, NOBODY - 2, NOBODY - 3};
+	xr_server_opts o = {.allow_uid = uids, .n_allow_uid = 4};
+	xr_server *srv;
+	xr_arena *a = served("share", name, XR_POLICY_LOSSY, &o, &srv);
+	int ready[2], quit[2];
+	pid_t kids[4];
+
+	CHECK(pipe(ready) == 0 && pipe(quit) == 0);
+	/* 16 slots: each other uid may hold 4, all of them together 12. */
+	for (int i = 0; i < 4; i++) {
+		struct holder h = {.path = xr_server_path(srv), .n = i == 0 ? 5 : 4,
+				   .ready_fd = ready[1], .quit_fd = quit[0]};
+		kids[i] = fork();
+		CHECK(kids[i] >= 0);
+		if (kids[i] == 0) {
+			close(quit[1]); /* EOF on quit is the parent's word */
+			if (setgroups(0, NULL) < 0 || setgid(uids[i]) < 0 || setuid(uids[i]) < 0)
+				_exit(99);
+			_exit(hold_readers(&h));
+		}
+		CHECK(read(ready[0], msg, sizeof(msg)) > 0);
+		if (i == 0) /* the fifth of one uid */
+			CHECK(msg[0] == 'b' && strstr(msg, "--max-readers-per-uid 4"));
+		else if (i < 3)
+			CHECK_EQ(msg[0], 'k');
+		else /* the fourth uid: others hold 12 */
+			CHECK(msg[0] == 'b' && strstr(msg, "other than the engine's"));
+	}
+	/* ...and the engine's own uid still gets in. */
+	xr_reader *r;
+	CHECK_RC(xr_reader_attach(name, NULL, &r), 0);
+	xr_reader_detach(r);
+	close(quit[1]);
+	for (int i = 0; i < 4; i++) {
+		int st;
+		CHECK(waitpid(kids[i], &st, 0) == kids[i] && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	close(ready[0]);
+	close(ready[1]);
+	close(quit[0]);
+	unserve(a, srv);
+	printf("own_uid_keeps_its_share: other uids held their quarter each and three quarters "
+	       "together, refused by name past that; the engine's uid attached\n");
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -485,5 +584,6 @@ int main(void)
 	arena_is_read_only();
 	slots_by_connection();
 	limits_per_uid();
+	own_uid_keeps_its_share();
 	return 0;
 }
