@@ -220,18 +220,26 @@ static int check_stream(struct xr_reader *r)
 	return 0;
 }
 
-/* Maps the page the engine made for us: a sealed memfd of one page. */
-static int map_page(struct xr_reader *r, int fd)
+/* Maps our page: page `slot` of the memfd the engine made for our uid,
+ * which must be sealed against shrinking (else the engine that handed it
+ * over could fault our every store). */
+static int map_page(struct xr_reader *r, int fd, uint32_t slot)
 {
+	uint64_t off = (uint64_t)slot * XR_PEER_PAGE_SIZE;
+	int seals = fcntl(fd, F_GET_SEALS);
 	struct stat st;
 	void *p;
 
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < XR_PEER_PAGE_SIZE) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size < off + XR_PEER_PAGE_SIZE || seals < 0 ||
+	    !(seals & F_SEAL_SHRINK)) {
 		close(fd);
-		xr__set_last_reason("engine %s handed over a reader page that is not one", r->name);
+		xr__set_last_reason("engine %s handed over a reader page that is not one (a sealed "
+				    "memfd holding page %u)",
+				    r->name, slot);
 		return -EPROTO;
 	}
-	p = mmap(NULL, XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	p = mmap(NULL, XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
 	close(fd);
 	if (p == MAP_FAILED)
 		return -errno;
@@ -281,12 +289,14 @@ static int attach_control(struct xr_reader *r)
 	rc = xr__ctl_subscribe(r->sock, &m, &pfd, &sub);
 	if (rc < 0)
 		return rc;
-	rc = map_page(r, pfd);
+	if (sub.slot >= r->arena->lay.max_readers || sub.stream != r->stream ||
+	    sub.policy != r->policy) {
+		close(pfd);
+		return -EPROTO;
+	}
+	rc = map_page(r, pfd, sub.slot);
 	if (rc < 0)
 		return rc;
-	if (sub.slot >= r->arena->lay.max_readers || sub.stream != r->stream ||
-	    sub.policy != r->policy)
-		return -EPROTO;
 	r->info = &r->arena->infos[sub.slot];
 	r->slot_idx = sub.slot;
 	return 0;

@@ -11,13 +11,19 @@
  *   - struct xr_reader_info, in the arena's reader table: a copy of the
  *     state and the slot's identity, for its reader (to learn it was
  *     evicted) and for tools. Peers map it read-only.
- *   - struct xr_peer_page, one page of a memfd made for this holder alone:
- *     its cursors, leases and sleep word. The only memory a peer may write,
- *     untrusted input to the writers, invisible to every other peer. The
- *     engine maps each slot's page at a fixed address for the arena's life
- *     and swaps what backs it with MAP_FIXED, so a writer that loads through
- *     a slot's page pointer always reads mapped memory: the current holder's
- *     page, or zeros once it is gone.
+ *   - struct xr_peer_page, page `slot` of a memfd the engine makes for the
+ *     holder's uid (one per uid, max_readers pages, sealed against shrinking
+ *     and growing): its cursors, leases and sleep word. The only memory a
+ *     peer may write, untrusted input to the writers, out of reach of every
+ *     other uid. (Peers of one uid share the memfd: they could reach each
+ *     other's memory anyway, through ptrace or /proc/PID/mem. One memfd per
+ *     uid also bounds what a uid's churn can make the engine hold: a peer
+ *     that keeps a page mapped after its slot is gone keeps a page of its
+ *     own uid's memfd, not a new one per claim.) The engine maps each slot's
+ *     page at a fixed address for the arena's life and swaps what backs it
+ *     with MAP_FIXED, so a writer that loads through a slot's page pointer
+ *     always reads mapped memory: the current holder's page, or zeros once
+ *     it is gone.
  *
  * TRANSITIONS (private state; the reader table follows each one):
  *   FREE -> CLAIMED       claim, control thread: a new page, the identity
@@ -108,9 +114,11 @@ int xr__peers_create(struct xr_arena *a)
 	if (!t)
 		return -ENOMEM;
 	t->n = n;
-	t->base = mmap(NULL, (size_t)n * XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	t->uids = calloc(n, sizeof(*t->uids));
+	t->base = t->uids ? mmap(NULL, (size_t)n * XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
 	if (t->base == MAP_FAILED) {
+		free(t->uids);
 		free(t);
 		return -ENOMEM;
 	}
@@ -151,6 +159,9 @@ void xr__peers_destroy(struct xr_arena *a)
 	if (!t)
 		return;
 	munmap(t->base, (size_t)t->n * XR_PEER_PAGE_SIZE);
+	for (uint32_t i = 0; i < t->n_uids; i++)
+		close(t->uids[i].fd);
+	free(t->uids);
 	free(t);
 	a->peers = NULL;
 }
@@ -160,29 +171,78 @@ uint64_t xr__peers_new_owner(struct xr_arena *a)
 	return ++a->peers->next_owner;
 }
 
-/* A new page for slot i, mapped at its address: a memfd that the holder
- * can write but neither shrink (the engine's loads would fault) nor grow. */
-static int new_page(struct xr_peers *t, uint32_t i, int *fd_out)
+/* The index in t->uids of uid's memfd, made on its first claim: n pages,
+ * which its holders can write but neither shrink (the engine's loads would
+ * fault) nor grow. It stays open for the uid's next claims, so that a uid
+ * that churns slots, keeping each page mapped, holds one memfd of pages the
+ * engine touched, not one per claim. At most n are kept: a new uid past
+ * that takes the place of one that holds no slot (there is one, as this
+ * claim's slot is free). Returns the index, or -errno. */
+static int uid_pages(struct xr_peers *t, uint32_t uid)
 {
-	int fd = memfd_create("xring-peer", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	int err;
+	uint32_t k = t->n_uids;
 
+	for (uint32_t i = 0; i < t->n_uids; i++) {
+		if (t->uids[i].uid == uid)
+			return (int)i;
+		if (!t->uids[i].held)
+			k = i;
+	}
+	if (t->n_uids < t->n) {
+		k = t->n_uids;
+	} else if (k == t->n_uids) {
+		return -EBUSY; /* not reached: see above */
+	}
+	int fd = memfd_create("xring-peer", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
-	if (ftruncate(fd, XR_PEER_PAGE_SIZE) < 0 ||
-	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0 ||
-	    mmap(page_at(t, i), XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-		 fd, 0) == MAP_FAILED) {
-		err = -errno;
+	if (ftruncate(fd, (off_t)t->n * XR_PEER_PAGE_SIZE) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		int err = -errno;
 		close(fd);
 		return err;
 	}
-	/* A new memfd is zeros: only the leases need setting. Nobody else
-	 * has the page yet: relaxed. */
+	if (k < t->n_uids)
+		close(t->uids[k].fd);
+	else
+		t->n_uids++;
+	t->uids[k] = (struct xr_uid_pages){.uid = uid, .fd = fd};
+	return (int)k;
+}
+
+/* Backs slot i with page i of uid's memfd, initialised (a page a former
+ * holder of this uid wrote is cleared), and returns a descriptor of the
+ * memfd to hand over. */
+static int new_page(struct xr_peers *t, uint32_t i, uint32_t uid, int *fd_out)
+{
+	int k = uid_pages(t, uid);
+
+	if (k < 0)
+		return k;
+	int fd = t->uids[k].fd;
+	if (mmap(page_at(t, i), XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		 fd, (off_t)i * XR_PEER_PAGE_SIZE) == MAP_FAILED ||
+	    (*fd_out = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		int err = -errno;
+		zero_page(t, i);
+		return err;
+	}
+	t->uids[k].held++;
+	t->slot[i].uid = uid;
+	/* Nobody reads this slot's page until it is ACTIVE (sections skip it;
+	 * its wake target is not live): relaxed. */
 	struct xr_peer_page *pg = page_at(t, i);
-	for (uint32_t r = 0; r < XR_MAX_RINGS; r++)
-		xr_store_relaxed(&pg->cursors[r].lease, XR_NO_LEASE);
-	*fd_out = fd;
+	xr_store_relaxed(&pg->sleep_gen, 0);
+	for (uint32_t r = 0; r < XR_MAX_RINGS; r++) {
+		struct xr_cursor *c = &pg->cursors[r];
+		xr_store_relaxed(&c->lease, XR_NO_LEASE);
+		xr_store_relaxed(&c->pos, 0);
+		xr_store_relaxed(&c->next_seq, 0);
+		xr_store_relaxed(&c->read, 0);
+		xr_store_relaxed(&c->dropped, 0);
+		xr_store_relaxed(&c->wake_pos, 0);
+		xr_store_relaxed(&c->wake_need, 0);
+	}
 	return 0;
 }
 
@@ -197,7 +257,7 @@ int xr__peer_claim(struct xr_arena *a, const struct xr_peer_claim *c, int *page_
 		/* The control thread is the only one that leaves FREE. */
 		if (xr_load_acquire(&p->state) != XR_SLOT_FREE)
 			continue;
-		int rc = new_page(t, i, page_fd);
+		int rc = new_page(t, i, c->uid, page_fd);
 		if (rc < 0)
 			return rc;
 		xr_store_relaxed(&p->stream, c->stream);
@@ -263,6 +323,11 @@ void xr__peer_release(struct xr_arena *a, uint32_t slot)
 	 * old page stays: harmless, nobody honours a non-ACTIVE slot, and the
 	 * next claim replaces it. */
 	zero_page(t, slot);
+	for (uint32_t k = 0; k < t->n_uids; k++)
+		if (t->uids[k].uid == p->uid && t->uids[k].held) {
+			t->uids[k].held--;
+			break;
+		}
 	p->owner = (struct xr_owner){0};
 	xr_store_release(&a->infos[slot].state, XR_SLOT_FREE);
 	xr_store_release(&p->state, XR_SLOT_FREE);

@@ -691,6 +691,23 @@ static int count_fds(void)
 	return n;
 }
 
+/* What this process has open, for a failure's report. */
+static void list_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	char path[300], to[256];
+
+	while (d && (e = readdir(d))) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		ssize_t n = readlink(path, to, sizeof(to) - 1);
+		if (n > 0)
+			fprintf(stderr, "  fd %s -> %.*s\n", e->d_name, (int)n, to);
+	}
+	if (d)
+		closedir(d);
+}
+
 /* Polls until this process (the server in it) has fds0 fds open again:
  * what came with garbage, and the connections the server hung up on, go to
  * its closing thread, which closes them soon after. */
@@ -700,9 +717,11 @@ static void wait_fds(int fds0, const char *what)
 	int fds1;
 
 	while ((fds1 = count_fds()) != fds0) {
-		if (xr__now_ns() > deadline)
+		if (xr__now_ns() > deadline) {
+			list_fds();
 			FAILF("%s: fds in this process (server included): %d before, %d after", what,
 			      fds0, fds1);
+		}
 		sched_yield();
 	}
 }
@@ -918,9 +937,10 @@ static struct xr_ctl_subscribe sub_body(uint32_t flags)
 }
 
 /* SUBSCRIBE asking for wakeups (no fd goes with it): SUBSCRIBED with the
- * slot and one fd, the slot's page. With `deep`, that page is what the
- * engine reads for the slot: a sealed memfd of one page, initialised, and
- * what this process writes into it the engine sees. Returns the slot. */
+ * slot and one fd, the memfd of this uid's pages. With `deep`, its page
+ * `slot` is what the engine reads for the slot: sealed, a page per slot,
+ * initialised, and what this process writes into it the engine sees.
+ * Returns the slot. */
 static uint32_t raw_subscribe(int s, uint32_t id, const xr_arena *a, bool deep)
 {
 	struct xr_ctl_subscribe m = sub_body(XR_CTL_SUB_WAKE);
@@ -943,14 +963,15 @@ static uint32_t raw_subscribe(int s, uint32_t id, const xr_arena *a, bool deep)
 	if (deep) {
 		CHECK(fstat(fd, &st) == 0);
 		CHECK(S_ISREG(st.st_mode));
-		CHECK_EQ(st.st_size, XR_PEER_PAGE_SIZE);
+		CHECK_EQ(st.st_size, (uint64_t)a->lay.max_readers * XR_PEER_PAGE_SIZE);
 		int seals = fcntl(fd, F_GET_SEALS);
 		CHECK(seals >= 0);
 		CHECK_EQ(seals & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
 			 F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
-		CHECK(ftruncate(fd, 2 * XR_PEER_PAGE_SIZE) < 0);
+		CHECK(ftruncate(fd, st.st_size + XR_PEER_PAGE_SIZE) < 0);
+		CHECK(ftruncate(fd, 0) < 0);
 		struct xr_peer_page *pg = mmap(NULL, XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE,
-					       MAP_SHARED, fd, 0);
+					       MAP_SHARED, fd, (off_t)sub.slot * XR_PEER_PAGE_SIZE);
 		CHECK(pg != MAP_FAILED);
 		CHECK_EQ(xr_load_relaxed(&pg->sleep_gen), 0);
 		for (uint32_t r = 0; r < a->lay.n_rings; r++)
@@ -1124,7 +1145,10 @@ static void malformed(void)
 	xr_server *srv = serve(a, &o);
 	const char *path = xr_server_path(srv);
 	int fds0 = count_fds();
+	/* A reader first. It leaves one fd for good: the memfd of this uid's
+	 * pages, made on its first SUBSCRIBE and kept for its next ones. */
 	server_survives(name, "start");
+	wait_fds(++fds0, "a first reader");
 	printf("malformed: (what was sent, code, reason)\n");
 
 	/* The well-formed session first, raw: so that what follows is
@@ -1144,6 +1168,8 @@ static void malformed(void)
 	slot = raw_subscribe(s, 4, a, false);
 	close(s);
 	wait_slot_free(a, slot, "hangup after SUBSCRIBE");
+	/* Not one fd more: the uid's memfd is the one the first reader got. */
+	wait_fds(fds0, "a session");
 	printf("  %-36s fine; a hangup frees the slot\n", "ATTACH, SUBSCRIBE, DETACH");
 
 	/* Too short for a header. */
@@ -1375,6 +1401,8 @@ static void malformed(void)
 	srv = serve(a, &o);
 	xr__server_test_passrights(true);
 	fds0 = count_fds();
+	server_survives(name, "start");
+	wait_fds(++fds0, "a first reader");
 	stray_fds(name, xr_server_path(srv), a, false);
 	wait_fds(fds0, "passrights off");
 	printf("  no fd left open (%d before and after)\n", fds0);

@@ -70,9 +70,11 @@ static void *sleeper_main(void *p)
 	return NULL;
 }
 
-static struct xr_peer_page *map_page(int fd)
+/* Page `slot` of the memfd of this uid's pages. */
+static struct xr_peer_page *map_page(int fd, uint32_t slot)
 {
-	void *p = mmap(NULL, XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *p = mmap(NULL, XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		       (off_t)slot * XR_PEER_PAGE_SIZE);
 
 	CHECK(p != MAP_FAILED);
 	close(fd);
@@ -91,13 +93,13 @@ static void wake_channel_never_blocks(void)
 
 	int s = peer_connect(path);
 	CHECK(s >= 0);
-	peer_subscribe(s, XR_CTL_SUB_WAKE, NULL, &afd, &pfd);
+	uint32_t slot = peer_subscribe(s, XR_CTL_SUB_WAKE, NULL, &afd, &pfd);
 	close(afd);
 	/* Its own end made blocking (that is all fcntl can reach), and never
 	 * read from. */
 	CHECK(fcntl(s, F_SETFL, fcntl(s, F_GETFL) & ~O_NONBLOCK) == 0);
 	/* One record a sleep: every publish brings it one, and a wake. */
-	struct sleeper sl = {.pages = {map_page(pfd)}, .n = 1, .ring = 0, .need = 1};
+	struct sleeper sl = {.pages = {map_page(pfd, slot)}, .n = 1, .ring = 0, .need = 1};
 	pthread_t th;
 	CHECK(pthread_create(&th, NULL, sleeper_main, &sl) == 0);
 
@@ -301,9 +303,9 @@ static void wake_work_is_bounded(void)
 		int afd, pfd;
 		socks[i] = peer_connect(path);
 		CHECK(socks[i] >= 0);
-		peer_subscribe(socks[i], XR_CTL_SUB_WAKE, &f, &afd, &pfd);
+		uint32_t slot = peer_subscribe(socks[i], XR_CTL_SUB_WAKE, &f, &afd, &pfd);
 		close(afd);
-		sl.pages[i] = map_page(pfd);
+		sl.pages[i] = map_page(pfd, slot);
 	}
 	pthread_t th;
 	CHECK(pthread_create(&th, NULL, sleeper_main, &sl) == 0);

@@ -75,15 +75,23 @@ static void unserve(xr_arena *a, xr_server *srv)
 
 /* ---- arena_is_read_only ---- */
 
+/* What a peer of another uid is given: the socket's path, and the inode
+ * and slot of the page of a reader of the engine's uid. */
+struct nobody_args {
+	const char *path;
+	ino_t root_pages;
+	uint32_t root_slot;
+};
+
 static int nobody_writes(void *p)
 {
-	const char *path = p;
+	const struct nobody_args *na = p;
 	char proc[64];
-	int afd, pfd, s = peer_connect(path);
+	int afd, pfd, s = peer_connect(na->path);
 
 	if (s < 0)
 		return 10;
-	peer_subscribe(s, 0, NULL, &afd, &pfd);
+	uint32_t slot = peer_subscribe(s, 0, NULL, &afd, &pfd);
 	if ((fcntl(afd, F_GETFL) & O_ACCMODE) != O_RDONLY)
 		return 11; /* handed over writable */
 	void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, afd, 0);
@@ -93,14 +101,24 @@ static int nobody_writes(void *p)
 	int rw = open(proc, O_RDWR);
 	if (rw >= 0 || errno != EACCES)
 		return 13; /* reopened writable */
-	/* Its own page: writable, of one size for good. */
+	/* Its own page: writable, in a memfd of one size for good. */
+	struct stat st;
 	struct xr_peer_page *pg = mmap(NULL, XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-				       pfd, 0);
-	if (pg == MAP_FAILED)
+				       pfd, (off_t)slot * XR_PEER_PAGE_SIZE);
+	if (pg == MAP_FAILED || fstat(pfd, &st) < 0)
 		return 14;
 	xr_store_relaxed(&pg->cursors[0].pos, 12345);
-	if (ftruncate(pfd, 0) == 0 || ftruncate(pfd, 2 * XR_PEER_PAGE_SIZE) == 0)
+	if (ftruncate(pfd, 0) == 0 || ftruncate(pfd, st.st_size + XR_PEER_PAGE_SIZE) == 0)
 		return 15; /* could shrink (the engine's loads would fault) or grow */
+	/* Not the memfd of the engine uid's pages: what it writes at the
+	 * other reader's offset lands in its own memfd. */
+	if (st.st_ino == na->root_pages)
+		return 16;
+	pg = mmap(NULL, XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, pfd,
+		  (off_t)na->root_slot * XR_PEER_PAGE_SIZE);
+	if (pg == MAP_FAILED)
+		return 17;
+	xr_store_relaxed(&pg->cursors[0].pos, 666);
 	return 0;
 }
 
@@ -111,16 +129,31 @@ static void arena_is_read_only(void)
 	xr_server_opts o = {.allow_uid = &uid, .n_allow_uid = 1};
 	xr_server *srv;
 	xr_arena *a = served("readonly", name, XR_POLICY_LOSSLESS, &o, &srv);
-	char path[128];
+	struct nobody_args na = {.path = xr_server_path(srv)};
+	struct stat st;
+	int afd, pfd, s = peer_connect(na.path);
 
-	snprintf(path, sizeof(path), "%s", xr_server_path(srv));
-	int st = run_as(NOBODY, NOBODY, nobody_writes, path);
-	if (st)
+	/* A reader of the engine's uid, first. */
+	CHECK(s >= 0);
+	na.root_slot = peer_subscribe(s, 0, NULL, &afd, &pfd);
+	CHECK(fstat(pfd, &st) == 0);
+	na.root_pages = st.st_ino;
+	struct xr_peer_page *mine = mmap(NULL, XR_PEER_PAGE_SIZE, PROT_READ, MAP_SHARED, pfd,
+					 (off_t)na.root_slot * XR_PEER_PAGE_SIZE);
+	CHECK(mine != MAP_FAILED);
+	int rc = run_as(NOBODY, NOBODY, nobody_writes, &na);
+	if (rc)
 		FAILF("a peer of uid %u got write access to what is not its own (check %d)", NOBODY,
-		      st);
+		      rc);
+	CHECK_EQ(xr_load_relaxed(&mine->cursors[0].pos), 0);
+	CHECK_EQ(xr_load_relaxed(&a->peers->slot[na.root_slot].page->cursors[0].pos), 0);
+	munmap(mine, XR_PEER_PAGE_SIZE);
+	close(afd);
+	close(pfd);
+	close(s);
 	unserve(a, srv);
 	printf("arena_is_read_only: uid %u: arena fd O_RDONLY, no writable mapping, no writable "
-	       "reopen; its page writable and sealed\n", NOBODY);
+	       "reopen; its page writable and sealed, in a memfd of its own uid's\n", NOBODY);
 }
 
 /* ---- engine_keeps_its_own_layout ---- */
@@ -350,14 +383,31 @@ static void no_fd_leaks(void)
 	xr_server_opts o = {.max_requests_per_uid = 1000000};
 	xr_arena *a = served("fdleak", name, XR_POLICY_LOSSLESS, &o, &srv);
 	const char *path = xr_server_path(srv);
+	int afd, pfd, s = peer_connect(path);
+
+	/* The memfd of this uid's pages is made on its first subscription and
+	 * kept for the next ones: count from there. */
+	CHECK(s >= 0);
+	struct stat st;
+	peer_subscribe(s, 0, NULL, &afd, &pfd);
+	CHECK(fstat(pfd, &st) == 0);
+	ino_t pages = st.st_ino;
+	close(afd);
+	close(pfd);
+	close(s);
+	CHECK(WAIT_UNTIL(xr__peers_taken(a) == 0, 5000));
 	int before = count_fds();
 
 	for (int i = 0; i < 300; i++) {
-		int afd, pfd, s = peer_connect(path);
+		s = peer_connect(path);
 		CHECK(s >= 0);
 		switch (i % 3) {
 		case 0: /* subscribed, then gone without a word */
 			peer_subscribe(s, XR_CTL_SUB_WAKE, NULL, &afd, &pfd);
+			/* The same memfd each time: what a churning peer that
+			 * kept its pages mapped would hold is one memfd. */
+			CHECK(fstat(pfd, &st) == 0);
+			CHECK_EQ(st.st_ino, pages);
 			close(afd);
 			close(pfd);
 			break;
