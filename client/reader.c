@@ -364,8 +364,15 @@ static int attach(struct xr_reader *r)
 	}
 	/* The engine made the slot ACTIVE before it answered (shm/peers.c):
 	 * our leases count from the first. */
-	for (uint32_t k = 0; k < r->n_rings; k++)
-		xr__rr_start(&r->rings[k]);
+	for (uint32_t k = 0; k < r->n_rings; k++) {
+		rc = xr__rr_start(&r->rings[k]);
+		if (rc < 0) {
+			xr__set_last_reason("engine %s stopped in the middle of a publish on ring "
+					    "%u; restart the engine",
+					    r->name, r->first_ring + k);
+			goto fail;
+		}
+	}
 	return 0;
 fail:
 	teardown(r);

@@ -19,8 +19,10 @@
  * written == read + dropped + pending holds exactly, not just when quiet.
  */
 #include <errno.h>
+#include <sched.h>
 
 #include "util/atomics.h"
+#include "util/clock.h"
 #include "shm/ring_reader.h"
 
 void xr__rr_init(struct xr_ring_rd *rr, const struct xr_ring_desc *rd,
@@ -44,15 +46,29 @@ void xr__rr_init(struct xr_ring_rd *rr, const struct xr_ring_desc *rd,
 	};
 }
 
-/* R6: a consistent (head, written) pair; pairs with W1c. */
-static void snapshot(const struct xr_ring_rd *rr, uint64_t *head, uint64_t *written)
+/* R6: a consistent (head, written) pair; pairs with W1c. A publish keeps
+ * pub_gen odd for a few stores; one odd for XR_SNAPSHOT_MAX_NS is a writer
+ * that died or was stopped mid-publish, and waiting on it would hang the
+ * reader for good: -EPROTO. The clock is read once per 1024 spins, and the
+ * CPU yielded, in case the writer is preempted in favour of this thread. */
+static int snapshot(const struct xr_ring_rd *rr, uint64_t *head, uint64_t *written)
 {
-	uint32_t g1, g2;
+	uint64_t deadline = 0;
+	uint32_t g1, g2, spins = 0;
 
 	for (;;) {
 		g1 = xr_load_acquire(&rr->rd->pub_gen);
 		if (g1 & 1) {
-			xr_cpu_relax();
+			if (++spins % 1024) {
+				xr_cpu_relax();
+				continue;
+			}
+			uint64_t now = xr__now_ns();
+			if (!deadline)
+				deadline = now + XR_SNAPSHOT_MAX_NS;
+			else if (now > deadline)
+				return -EPROTO;
+			sched_yield();
 			continue;
 		}
 		*head = xr_load_acquire(&rr->rd->head);
@@ -60,7 +76,7 @@ static void snapshot(const struct xr_ring_rd *rr, uint64_t *head, uint64_t *writ
 		xr_fence_acquire();
 		g2 = xr_load_relaxed(&rr->rd->pub_gen);
 		if (g1 == g2)
-			return;
+			return 0;
 	}
 }
 
@@ -90,12 +106,14 @@ static void lease_at_pos(struct xr_ring_rd *rr)
 	rr->lease = rr->pos;
 }
 
-void xr__rr_start(struct xr_ring_rd *rr)
+int xr__rr_start(struct xr_ring_rd *rr)
 {
 	for (;;) {
 		uint64_t at;
+		int rc = snapshot(rr, &rr->pos, &rr->start_seq);
 
-		snapshot(rr, &rr->pos, &rr->start_seq);
+		if (rc < 0)
+			return rc;
 		rr->next_seq = rr->start_seq;
 		if (!rr->lossless)
 			break;
@@ -108,6 +126,7 @@ void xr__rr_start(struct xr_ring_rd *rr)
 			break;
 	}
 	xr__rr_mirror(rr);
+	return 0;
 }
 
 /*
@@ -301,7 +320,9 @@ int xr__rr_count(struct xr_ring_rd *rr, uint64_t *pending, uint64_t *unseen_drop
 
 	if (rr->lease == XR_NO_LEASE)
 		lease_at_pos(rr);
-	snapshot(rr, &head, &wr);
+	rc = snapshot(rr, &head, &wr);
+	if (rc < 0)
+		return rc;
 	rc = walk(rr, head, UINT32_MAX, UINT64_MAX, NULL, NULL, &t);
 	xr__rr_unpeek(rr);
 	if (rc < 0)

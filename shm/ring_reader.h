@@ -57,8 +57,13 @@ void xr__rr_init(struct xr_ring_rd *rr, const struct xr_ring_desc *rd,
 		 const struct xr_ring_fixed *rf, struct xr_cursor *cur, const uint8_t *data,
 		 bool lossless);
 
-/* Puts the reader at the newest record (attach). Slot must be ACTIVE. */
-void xr__rr_start(struct xr_ring_rd *rr);
+/* How long a writer may stay mid-publish before a reader gives up on it. */
+#define XR_SNAPSHOT_MAX_NS 1000000000ull
+
+/* Puts the reader at the newest record (attach). Slot must be ACTIVE.
+ * Returns 0, or -EPROTO: the writer stayed mid-publish for
+ * XR_SNAPSHOT_MAX_NS (it died or was stopped in the middle of one). */
+int xr__rr_start(struct xr_ring_rd *rr);
 
 /*
  * Walks from pos until max frames pass the filter (NULL or f->all: every
@@ -86,7 +91,8 @@ void xr__rr_unpeek(struct xr_ring_rd *rr);
 void xr__rr_set_lease(struct xr_ring_rd *rr, uint64_t oldest);
 
 /* Counts pending records and not-yet-seen drops up to the current head.
- * *written is records produced since start. */
+ * *written is records produced since start. Returns 0, -EPROTO as
+ * xr__rr_start, or what the walk found wrong. */
 int xr__rr_count(struct xr_ring_rd *rr, uint64_t *pending, uint64_t *unseen_drops,
 		 uint64_t *written, uint64_t *lag);
 

@@ -19,6 +19,7 @@
 #include "client/reader_priv.h"
 #include "shm/arena_priv.h"
 #include "shm/peers.h"
+#include "shm/ring_reader.h"
 #include "util/atomics.h"
 #include "util/clock.h"
 
@@ -604,6 +605,10 @@ static void test_dead_reader_is_released(void)
 		}
 		CHECK_RC(rc, 0);
 	}
+	/* Ignored from RELEASING on; FREE after the grace period, soon. */
+	uint64_t dl = xr__now_ns() + 5000000000ull;
+	while (xr__peers_taken(a) && xr__now_ns() < dl)
+		sched_yield();
 	CHECK_EQ(xr__peers_taken(a), 0);
 	printf("  dead reader's slot freed; 3 laps written in %.1f ms, %.1f ms of it waiting\n",
 	       (double)(xr__now_ns() - t0) / 1e6, (double)waited / 1e6);
@@ -839,6 +844,39 @@ static void test_held_lease_times_out(void)
 	       "lossless reader waited for\n", ms, (unsigned long long)dropped);
 }
 
+/* A writer that died between W1a and W1c leaves pub_gen odd: readers say so
+ * within a bound (XR_SNAPSHOT_MAX_NS), rather than spin on it for good. */
+static void test_writer_dead_mid_publish(void)
+{
+	char name[64];
+	xr_arena *a = arena("midpub", XR_POLICY_LOSSLESS, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT), *r2;
+	struct xr_ring_desc *rd = &a->hdr->rings[0];
+	xr_reader_opts o = {.label = "late"};
+	xr_reader_stats st;
+
+	CHECK_RC(xr_test_put(w, 100), 0);
+	xr_writer_publish(w);
+	xr_fetch_add_release(&rd->pub_gen, 1); /* W1a, and no W1c */
+	uint64_t t0 = xr__now_ns();
+	CHECK_RC(xr_reader_stats_get(r, &st), -EPROTO);
+	CHECK_RC(xr_reader_attach(name, &o, &r2), -EPROTO);
+	CHECK(strstr(xr_last_reason(), "middle of a publish") != NULL);
+	double s = (double)(xr__now_ns() - t0) / 1e9;
+	CHECK(s >= 2 * XR_SNAPSHOT_MAX_NS / 1e9 && s < 10);
+	/* The publish completes: both work again. */
+	xr_fetch_add_release(&rd->pub_gen, 1);
+	CHECK_RC(xr_reader_stats_get(r, &st), 0);
+	CHECK_EQ(st.written, 1);
+	CHECK_RC(xr_reader_attach(name, &o, &r2), 0);
+	xr_reader_detach(r2);
+	xr_reader_detach(r);
+	xr_test_destroy(a);
+	printf("  a publish left half done: stats and attach refused in %.1f s, fine once it "
+	       "completed\n", s);
+}
+
 int main(void)
 {
 	static const struct {
@@ -857,6 +895,7 @@ int main(void)
 		{"garbage cursor evicts only that reader", test_garbage_cursor_evicts_only_that_reader},
 		{"errors", test_errors},
 		{"reader table full", test_reader_table_full},
+		{"writer dead mid-publish", test_writer_dead_mid_publish},
 		{"dead reader is released", test_dead_reader_is_released},
 		{"readers map records read-only", test_readers_map_records_read_only},
 		{"waits are cancellable", test_waits_are_cancellable},
