@@ -370,6 +370,41 @@ static int attach(struct tail_args *ta, xr_reader **r)
 	return XR_EXIT_FAIL;
 }
 
+/*
+ * Record j of b, prev being record j - 1. A batch with a stride is a run of
+ * frames of one size of which the reader checked only the first and the last
+ * (take_fixed in shm/ring_reader.c): it is stepped by that stride, never by
+ * the size field of a frame in between, so that a size written there cannot
+ * send the walk elsewhere. Other unfiltered batches were walked frame by
+ * frame by the reader; they are stepped by each frame's size, kept inside
+ * b->bytes. NULL: the batch is not what it claims to be.
+ */
+static const xr_frame *batch_frame(const xr_batch *b, const xr_frame *prev, uint32_t j)
+{
+	if (b->frames)
+		return b->frames[j];
+	if (j == 0)
+		return b->first;
+	if (b->stride)
+		return (const xr_frame *)((const uint8_t *)b->first + (uint64_t)j * b->stride);
+	uint64_t at = (uint64_t)((const uint8_t *)prev - (const uint8_t *)b->first) + prev->size;
+	if (prev->size < XR_FRAME_HDR || at + XR_FRAME_HDR > b->bytes)
+		return NULL;
+	return xr_frame_next(prev);
+}
+
+/* The length of record f of b: the batch's own when all have one (the frames
+ * between the first and last of a strided run were not checked), else the
+ * frame's, which the reader checked. */
+static uint32_t batch_len(const xr_batch *b, const xr_frame *f)
+{
+	if (b->len)
+		return b->len;
+	if (b->stride && f->len > b->stride - XR_FRAME_HDR)
+		return b->stride - XR_FRAME_HDR;
+	return f->len;
+}
+
 /* Prints, saves or counts the records of b. 0 or an exit code. */
 static int take_batch(const struct tail_args *ta, struct tail_stats *ts, const xr_batch *b,
 		      uint64_t *bad)
@@ -378,25 +413,32 @@ static int take_batch(const struct tail_args *ta, struct tail_stats *ts, const x
 
 	for (uint32_t j = 0; j < b->count; j++) {
 		xr_exp_view ev;
-		f = b->frames ? b->frames[j] : j ? xr_frame_next(f) : b->first;
+		f = batch_frame(b, f, j);
+		if (!f) {
+			xr_cli_err("tail", "batch of %u records from '%s' ends after %u: its frames "
+					   "do not add up (a bug or corruption in the engine)",
+				   b->count, ta->name, j);
+			return XR_EXIT_FAIL;
+		}
+		uint32_t len = batch_len(b, f);
 		if (ta->stats) {
-			if (xr_exp_view_init(&ev, xr_frame_data(f), f->len) < 0)
+			if (xr_exp_view_init(&ev, xr_frame_data(f), len) < 0)
 				(*bad)++;
 			else
 				saw_game(ts, ev.f.game_id);
 		} else if (ta->raw) {
-			int e = write_raw(ta->raw, f->seq, xr_frame_data(f), f->len);
+			int e = write_raw(ta->raw, f->seq, xr_frame_data(f), len);
 			if (e < 0) {
 				xr_cli_err("tail", "--raw %s: %s", ta->raw, strerror(-e));
 				return XR_EXIT_FAIL;
 			}
-		} else if (xr_exp_view_init(&ev, xr_frame_data(f), f->len) == 0) {
+		} else if (xr_exp_view_init(&ev, xr_frame_data(f), len) == 0) {
 			print_record(stdout, &ev, ta->json);
 		} else {
 			(*bad)++;
 			fprintf(stderr, "xring tail: record seq %" PRIu64 " is malformed (%u bytes); "
 					"skipped\n",
-				f->seq, f->len);
+				f->seq, len);
 		}
 	}
 	return 0;
