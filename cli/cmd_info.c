@@ -181,6 +181,22 @@ static void print_ring(const struct xr_arena *a, uint32_t r, bool json)
 		       (double)cpu / 1e9, written ? (double)cpu / (double)written : 0.0);
 }
 
+/* A reader's label, which that reader chose: shown, never obeyed. Each byte
+ * below 0x20, from 0x7f up (DEL, and the C1 controls of 8-bit terminals,
+ * 0x9b being CSI), or that JSON would need escaped, becomes '?', so that
+ * no label can move the cursor, retitle the terminal or break the JSON.
+ * dst holds n + 1 bytes. */
+static void printable_label(char *dst, const char *src, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && src[i]; i++) {
+		unsigned char c = (unsigned char)src[i];
+		dst[i] = c < 0x20 || c >= 0x7f || c == '"' || c == '\\' ? '?' : (char)c;
+	}
+	dst[i] = '\0';
+}
+
 /* The readers of stream s in ring r. */
 static void print_readers(const struct xr_arena *a, uint32_t s, uint32_t r, bool json)
 {
@@ -196,11 +212,7 @@ static void print_readers(const struct xr_arena *a, uint32_t s, uint32_t r, bool
 			continue;
 		o.pid = sl->pid;
 		o.policy = sl->policy;
-		memcpy(o.label, sl->label, sizeof(sl->label));
-		o.label[sizeof(sl->label)] = '\0';
-		for (char *p = o.label; *p; p++)
-			if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
-				*p = '?';
+		printable_label(o.label, sl->label, sizeof(sl->label));
 		reader_ring(a, slot, r, &o);
 		if (json)
 			printf("%s{\"slot\":%u,\"pid\":%d,\"label\":\"%s\",\"state\":\"%s\",\"policy\":"

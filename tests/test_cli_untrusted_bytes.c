@@ -9,6 +9,9 @@
  *                       reader does not check): a frame size that would skip
  *                       records, and a len that would cut one short, change
  *                       nothing it prints.
+ *   info_label_escapes  `xring info` prints a reader's label (a peer chose
+ *                       it) with every byte below 0x20 or from 0x7f up as
+ *                       '?', in text and in JSON: no terminal escapes.
  *
  * Usage: test_cli_untrusted_bytes XRING (the CLI program).
  */
@@ -168,6 +171,46 @@ static void tail_strided_batch(void)
 	       N_REC);
 }
 
+/* Every byte of s is printable ASCII or a newline. */
+static void check_printable(const char *what, const char *s)
+{
+	for (const char *c = s; *c; c++) {
+		unsigned char b = (unsigned char)*c;
+		if ((b < 0x20 && b != '\n') || b >= 0x7f)
+			FAILF("%s printed byte 0x%02x at offset %zu:\n%s", what, b, (size_t)(c - s), s);
+	}
+}
+
+static void info_label_escapes(void)
+{
+	/* An OSC title change, BEL, DEL and an 8-bit CSI. */
+	static const char label[] = "\x1b]0;pwn\x07\x7f\x9b";
+	char name[64], out[1 << 16];
+	uint32_t len;
+	xr_reader *r;
+	int fd;
+
+	xr_test_name(name, sizeof(name), "infolabel");
+	xr_arena *a = xr_test_arena_fixed(name, XR_POLICY_LOSSLESS, 1 << 20, 64, &len);
+	xr_reader_opts o = {.label = label};
+	CHECK_RC(xr_reader_attach(name, &o, &r), 0);
+
+	char *text[] = {(char *)xring, "info", name, NULL};
+	char *json[] = {(char *)xring, "info", name, "--json", NULL};
+	char *const *runs[] = {text, json};
+	for (int k = 0; k < 2; k++) {
+		pid_t pid = spawn_out(runs[k], &fd);
+		int st = collect(pid, fd, out, sizeof(out));
+		CHECK_EQ(st, 0);
+		check_printable(k ? "xring info --json" : "xring info", out);
+		if (!strstr(out, "?]0;pwn???"))
+			FAILF("the label is not shown as ?]0;pwn???:\n%s", out);
+	}
+	xr_reader_detach(r);
+	xr_test_destroy(a);
+	printf("  info_label_escapes: a label of escapes printed as ?]0;pwn???, text and JSON\n");
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -177,6 +220,7 @@ int main(int argc, char **argv)
 	xring = argv[1];
 	signal(SIGPIPE, SIG_IGN);
 	tail_strided_batch();
+	info_label_escapes();
 	printf("ok\n");
 	return 0;
 }
