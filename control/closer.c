@@ -1,14 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The closing thread (control/closer.h says why). A queue under a mutex and
- * a condition variable: the control thread appends, the closer takes one
+ * The closing threads (control/closer.h says why). One queue per tag (uid)
+ * under one mutex, and while a tag's queue is not empty one detached thread
+ * of its own that closes them in order. A close that blocks, for as long as
+ * the peer that arranged it likes, so holds up only that peer's uid: every
+ * other uid's descriptors are closed by their own thread, and their
+ * connections are not refused for someone else's lingering socket. The
+ * threads are as many as the uids with descriptors still closing, which the
+ * server bounds (it takes no connection from a uid with too many pending,
+ * and reads nothing more from one).
+ *
+ * The control thread appends under the mutex; a closing thread takes an
  * entry, drops the mutex, closes, and takes the mutex again only to count
  * the close done. Neither holds the mutex across a system call that a peer
  * could make slow, so the control thread's append never waits for a close.
  *
- * Shutdown detaches the thread: it closes what remains and frees the queue
- * itself, so the engine's exit never waits on a lingering socket, and the
- * process's exit ends the thread wherever it is.
+ * Shutdown never waits either: the closer is freed by whoever is last of
+ * the owner (xr__closer_stop) and the threads still closing, and the
+ * process's exit ends the threads wherever they are.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -21,98 +30,118 @@
 struct entry {
 	struct entry *next;
 	int fd;
-	uint32_t tag;
 };
 
-struct tag_count {
+/* A tag's queue: n counts those queued and the one being closed. */
+struct tag_queue {
 	uint32_t tag, n;
+	struct entry *head, *tail;
+	bool running; /* a thread is closing for this tag */
 };
 
 struct xr_closer {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	pthread_t th;
-	struct entry *head, *tail;
-	bool stopping;
-	/* Pending per tag: a short list, since only tags with pending
-	 * descriptors are in it. */
-	struct tag_count *counts;
-	uint32_t n_counts, cap_counts;
+	/* Only tags with descriptors pending are here: a short list. */
+	struct tag_queue *q;
+	uint32_t n_q, cap_q;
+	uint32_t threads; /* running */
+	bool stopped;     /* the owner let go: the last thread frees */
 };
 
-static struct tag_count *count_of(struct xr_closer *c, uint32_t tag, bool add)
+struct job {
+	struct xr_closer *c;
+	uint32_t tag;
+};
+
+static struct tag_queue *queue_of(struct xr_closer *c, uint32_t tag, bool add)
 {
-	for (uint32_t i = 0; i < c->n_counts; i++)
-		if (c->counts[i].tag == tag)
-			return &c->counts[i];
+	for (uint32_t i = 0; i < c->n_q; i++)
+		if (c->q[i].tag == tag)
+			return &c->q[i];
 	if (!add)
 		return NULL;
-	if (c->n_counts == c->cap_counts) {
-		uint32_t cap = c->cap_counts ? 2 * c->cap_counts : 16;
-		struct tag_count *p = realloc(c->counts, cap * sizeof(*p));
+	if (c->n_q == c->cap_q) {
+		uint32_t cap = c->cap_q ? 2 * c->cap_q : 16;
+		struct tag_queue *p = realloc(c->q, cap * sizeof(*p));
 		if (!p)
 			return NULL;
-		c->counts = p;
-		c->cap_counts = cap;
+		c->q = p;
+		c->cap_q = cap;
 	}
-	c->counts[c->n_counts] = (struct tag_count){.tag = tag};
-	return &c->counts[c->n_counts++];
+	c->q[c->n_q] = (struct tag_queue){.tag = tag};
+	return &c->q[c->n_q++];
 }
 
-static void count_done(struct xr_closer *c, uint32_t tag)
+static void free_closer(struct xr_closer *c)
 {
-	struct tag_count *t = count_of(c, tag, false);
-
-	if (t && --t->n == 0)
-		*t = c->counts[--c->n_counts];
+	pthread_mutex_destroy(&c->mu);
+	free(c->q);
+	free(c);
 }
 
+/* Closes tag's queue until it is empty. The queue is looked up by tag at
+ * each turn: the array moves when another tag's queue is added. */
 static void *closer_main(void *p)
 {
-	struct xr_closer *c = p;
+	struct job j = *(struct job *)p;
+	struct xr_closer *c = j.c;
 
+	free(p);
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
-		struct entry *e = c->head;
+		struct tag_queue *q = queue_of(c, j.tag, false);
+		struct entry *e = q->head;
 		if (!e) {
-			if (c->stopping)
-				break;
-			pthread_cond_wait(&c->cv, &c->mu);
-			continue;
+			*q = c->q[--c->n_q]; /* n is 0: nothing pending */
+			break;
 		}
-		c->head = e->next;
-		if (!c->head)
-			c->tail = NULL;
+		q->head = e->next;
+		if (!q->head)
+			q->tail = NULL;
 		pthread_mutex_unlock(&c->mu);
 		close(e->fd); /* may take as long as the peer arranged */
-		pthread_mutex_lock(&c->mu);
-		count_done(c, e->tag);
 		free(e);
+		pthread_mutex_lock(&c->mu);
+		queue_of(c, j.tag, false)->n--;
 	}
+	bool last = --c->threads == 0 && c->stopped;
 	pthread_mutex_unlock(&c->mu);
-	pthread_cond_destroy(&c->cv);
-	pthread_mutex_destroy(&c->mu);
-	free(c->counts);
-	free(c);
+	if (last)
+		free_closer(c);
 	return NULL;
+}
+
+/* Starts tag's thread, with c->mu held. On failure the queue stays, not
+ * running, for the next put to try again. */
+static void start_thread(struct xr_closer *c, struct tag_queue *q)
+{
+	struct job *j = malloc(sizeof(*j));
+	pthread_attr_t at;
+	pthread_t th;
+
+	if (!j)
+		return;
+	*j = (struct job){.c = c, .tag = q->tag};
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	/* Closing needs little stack. */
+	pthread_attr_setstacksize(&at, 64 << 10);
+	if (pthread_create(&th, &at, closer_main, j) == 0) {
+		q->running = true;
+		c->threads++;
+	} else {
+		free(j);
+	}
+	pthread_attr_destroy(&at);
 }
 
 int xr__closer_start(struct xr_closer **out)
 {
 	struct xr_closer *c = calloc(1, sizeof(*c));
-	int rc;
 
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->cv, NULL);
-	rc = pthread_create(&c->th, NULL, closer_main, c);
-	if (rc) {
-		pthread_cond_destroy(&c->cv);
-		pthread_mutex_destroy(&c->mu);
-		free(c);
-		return -rc;
-	}
 	*out = c;
 	return 0;
 }
@@ -125,29 +154,30 @@ void xr__closer_put(struct xr_closer *c, int fd, uint32_t tag)
 		return;
 	e = malloc(sizeof(*e));
 	pthread_mutex_lock(&c->mu);
-	struct tag_count *t = e ? count_of(c, tag, true) : NULL;
-	if (!t) {
+	struct tag_queue *q = e ? queue_of(c, tag, true) : NULL;
+	if (!q) {
 		pthread_mutex_unlock(&c->mu);
 		free(e);
 		close(fd); /* out of memory: the one close done here */
 		return;
 	}
-	t->n++;
-	*e = (struct entry){.fd = fd, .tag = tag};
-	if (c->tail)
-		c->tail->next = e;
+	*e = (struct entry){.fd = fd};
+	if (q->tail)
+		q->tail->next = e;
 	else
-		c->head = e;
-	c->tail = e;
-	pthread_cond_signal(&c->cv);
+		q->head = e;
+	q->tail = e;
+	q->n++;
+	if (!q->running)
+		start_thread(c, q);
 	pthread_mutex_unlock(&c->mu);
 }
 
 uint32_t xr__closer_pending(struct xr_closer *c, uint32_t tag)
 {
 	pthread_mutex_lock(&c->mu);
-	struct tag_count *t = count_of(c, tag, false);
-	uint32_t n = t ? t->n : 0;
+	struct tag_queue *q = queue_of(c, tag, false);
+	uint32_t n = q ? q->n : 0;
 	pthread_mutex_unlock(&c->mu);
 	return n;
 }
@@ -156,11 +186,22 @@ void xr__closer_stop(struct xr_closer *c)
 {
 	if (!c)
 		return;
-	/* Detached first: once it sees `stopping` the thread may free c at
-	 * any moment, c->th with it. */
-	pthread_detach(c->th);
 	pthread_mutex_lock(&c->mu);
-	c->stopping = true;
-	pthread_cond_signal(&c->cv);
+	c->stopped = true;
+	/* Queues whose thread could not be started: nobody else will close
+	 * them. Here, then, as on a failed malloc. */
+	for (uint32_t i = 0; i < c->n_q; i++) {
+		if (c->q[i].running)
+			continue;
+		for (struct entry *e = c->q[i].head, *next; e; e = next) {
+			next = e->next;
+			close(e->fd);
+			free(e);
+		}
+		c->q[i--] = c->q[--c->n_q];
+	}
+	bool last = c->threads == 0;
 	pthread_mutex_unlock(&c->mu);
+	if (last)
+		free_closer(c);
 }

@@ -15,8 +15,10 @@
  * releases. So the control thread closes neither: it hands both here, and a
  * thread that may block for as long as a peer likes does the closing.
  *
- * Each descriptor is put with a tag (the peer's uid), so that the server
- * can refuse a uid whose descriptors are piling up (xr__closer_pending).
+ * Each descriptor is put with a tag (the peer's uid). Each tag's are closed
+ * in order by a thread of its own, so that a close that blocks delays only
+ * the descriptors of the uid that arranged it; and the server refuses a uid
+ * whose descriptors are piling up (xr__closer_pending).
  */
 
 #include <stdbool.h>
@@ -24,20 +26,24 @@
 
 struct xr_closer;
 
-/* Starts the closing thread. 0 or -errno. */
+/* Makes a closer; its threads start with the first descriptor of each tag
+ * and end when that tag has none left. 0 or -ENOMEM. */
 int xr__closer_start(struct xr_closer **out);
 
-/* Queues fd to be closed (fd < 0 is ignored). Never blocks on fd; takes a
- * mutex that the closing thread holds only to dequeue. If memory for the
- * queue entry cannot be had, closes fd here (the one case). */
+/* Queues fd to be closed by tag's thread (fd < 0 is ignored), starting the
+ * thread if need be. Never blocks on fd; takes a mutex that closing threads
+ * hold only to dequeue. If memory for the queue entry cannot be had, closes
+ * fd here (the one case). Should the thread not start (no memory, thread
+ * limit), the next put for the tag tries again. */
 void xr__closer_put(struct xr_closer *c, int fd, uint32_t tag);
 
 /* How many descriptors with this tag are still waiting to be closed, or
  * being closed. */
 uint32_t xr__closer_pending(struct xr_closer *c, uint32_t tag);
 
-/* Stops taking descriptors and lets the thread finish those queued on its
- * own, in the background: never waits for a close. */
+/* Lets go of c: threads still closing finish their tags' queues on their
+ * own, in the background, and the last frees c. Never waits for a close
+ * (but closes, here, a queue whose thread never started). */
 void xr__closer_stop(struct xr_closer *c);
 
 #endif

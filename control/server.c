@@ -398,6 +398,20 @@ static void on_message(struct xr_server *c, uint32_t ci)
 		uint8_t b[XR_CTL_MSG_MAX + 1];
 	} u;
 	int fds[XR_CTL_FDS_MAX], n_fds;
+	uint32_t closing = xr__closer_pending(c->closer, k->uid);
+
+	/* Where the kernel cannot refuse descriptors (SO_PASSRIGHTS), reading
+	 * a message installs those it carries in the engine. A uid whose
+	 * descriptors linger has no more read: unread, they go with the
+	 * connection, closed by the uid's own closing thread. */
+	if (closing >= XR_CTL_CLOSING_MAX) {
+		send_error(k->fd, 0, -EBUSY,
+			   "engine %s has %u descriptors of uid %u still closing (they linger); "
+			   "hanging up",
+			   c->a->lay.name, closing, (unsigned)k->uid);
+		drop_conn(c, ci);
+		return;
+	}
 	int n = xr__ctl_recv(k->fd, u.b, sizeof(u.b), fds, &n_fds, MSG_DONTWAIT);
 
 	/* Whatever came with it is not ours to keep, nor to close here. */

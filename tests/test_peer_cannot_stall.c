@@ -22,6 +22,12 @@
  *                    6.16) the engine refuses the message, another reader
  *                    attaches within a second, the server stops within a
  *                    second, and the socket is closed in the background.
+ *   lingering_closes_stay_with_their_uid   the same socket, and then 40
+ *                    connections passing 2 descriptors each: another
+ *                    uid's readers are served on (formerly: their hangups
+ *                    queued behind the linger and, past 64, their
+ *                    connections were refused), and the peer's connections
+ *                    past its limit are hung up on unread.
  *   wake_work_is_bounded   eight filtered readers that re-sleep at every
  *                    publish with a wake position far behind head
  *                    (formerly: the writer walked the ring from there on
@@ -31,6 +37,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -197,40 +204,89 @@ static bool drained_to_eof(int acc, int ms)
 	return false;
 }
 
+struct passing {
+	int s, fd, rc;
+	atomic_bool done;
+};
+
+static void *pass_main(void *p)
+{
+	struct passing *c = p;
+
+	c->rc = peer_send(c->s, XR_CTL_ATTACH, 1, NULL, 0, &c->fd, 1);
+	close(c->fd);
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+/* Passes a lingering socket to the engine over a new connection to path,
+ * and closes our copy so that the engine's is the last. Who closes last
+ * pays the linger, and the engine may close its copy (hand it to its
+ * closing thread, which closes at once) before we close ours: then ours
+ * lingers, and the engine's close proved nothing. So a thread of ours
+ * sends and closes at once (real-time, where we may, so that it is not
+ * preempted between the two), while we watch: a close that is not the
+ * last returns at once; one that lingers means we lost that race, and we
+ * drain the other end to end it and try again with a new socket. Returns the other end of a socket whose last copy the
+ * engine holds (or held: closing). */
+static int pass_lingering(const char *path)
+{
+	char why[XR_CTL_REASON_MAX];
+
+	for (int tries = 0; tries < 10; tries++) {
+		int acc;
+		struct passing c = {.fd = lingering_socket(&acc), .s = peer_connect(path)};
+		pthread_t th;
+		pthread_attr_t at;
+		struct sched_param sp = {.sched_priority = 1};
+		CHECK(c.s >= 0);
+		pthread_attr_init(&at);
+		pthread_attr_setinheritsched(&at, PTHREAD_EXPLICIT_SCHED);
+		pthread_attr_setschedpolicy(&at, SCHED_FIFO);
+		pthread_attr_setschedparam(&at, &sp);
+		if (pthread_create(&th, &at, pass_main, &c) != 0) /* not allowed */
+			CHECK(pthread_create(&th, NULL, pass_main, &c) == 0);
+		pthread_attr_destroy(&at);
+		bool engines_last = WAIT_UNTIL(atomic_load(&c.done), 1000);
+		if (!engines_last)
+			CHECK(drained_to_eof(acc, 10000));
+		pthread_join(th, NULL);
+		CHECK_RC(c.rc, 0);
+		CHECK_RC(peer_error(c.s, why, sizeof(why)), -EPROTO);
+		CHECK(strstr(why, "file descriptors are not accepted"));
+		close(c.s);
+		if (engines_last)
+			return acc;
+		close(acc);
+	}
+	FAILF("the engine closed the passed socket before we could, 10 times");
+}
+
 static void passed_fd_never_blocks(bool kernel_refuses)
 {
 	char name[64];
-	int acc;
 
 	xr__server_test_passrights(kernel_refuses);
 	xr_test_name(name, sizeof(name), kernel_refuses ? "linger-k" : "linger-s");
 	xr_arena *a = xr_test_arena(name, XR_POLICY_LOSSLESS, 1u << 20, 64, XR_HUGEPAGES_OFF);
 	xr__server_test_passrights(true);
 	const char *path = xr_server_path(xr_test_serve_of(a));
-	int ling = lingering_socket(&acc);
-	int s = peer_connect(path);
-	CHECK(s >= 0);
-	int rc = peer_send(s, XR_CTL_ATTACH, 1, NULL, 0, &ling, 1);
-	if (kernel_refuses && rc == -EPERM) {
-		/* Nothing reached the engine. Our copy is the last one: end the
-		 * linger before closing it, or the close would wait here. */
-		struct linger off = {0, 0};
-		setsockopt(ling, SOL_SOCKET, SO_LINGER, &off, sizeof(off));
-		close(ling);
+	if (kernel_refuses) {
+		/* Any descriptor will do to see whether the kernel refuses. */
+		int e = eventfd(0, EFD_CLOEXEC), s = peer_connect(path);
+		CHECK(e >= 0 && s >= 0);
+		int rc = peer_send(s, XR_CTL_ATTACH, 1, NULL, 0, &e, 1);
+		close(e);
 		close(s);
-		close(acc);
-		xr_test_destroy(a);
-		printf("passed_fd_never_blocks: the kernel refuses descriptors (SO_PASSRIGHTS): "
-		       "EPERM at the sender\n");
-		return;
+		if (rc == -EPERM) {
+			xr_test_destroy(a);
+			printf("passed_fd_never_blocks: the kernel refuses descriptors "
+			       "(SO_PASSRIGHTS): EPERM at the sender\n");
+			return;
+		}
+		CHECK_RC(rc, 0);
 	}
-	CHECK_RC(rc, 0);
-	/* Ours closed: the engine's is the last reference now. */
-	close(ling);
-	char why[XR_CTL_REASON_MAX];
-	CHECK_RC(peer_error(s, why, sizeof(why)), -EPROTO);
-	CHECK(strstr(why, "file descriptors are not accepted"));
-	close(s);
+	int acc = pass_lingering(path);
 
 	/* The control thread serves on while the socket lingers. */
 	uint64_t t0 = xr__now_ns();
@@ -254,6 +310,95 @@ static void passed_fd_never_blocks(bool kernel_refuses)
 	printf("passed_fd_never_blocks: with the server's own refusal: attach %.1f ms and "
 	       "shutdown %.1f ms while the passed socket lingered; closed once drained\n",
 	       attach_ms, stop_ms);
+}
+
+/* Sessions of uid nobody: connect, subscribe, hang up, 100 times, more
+ * than the descriptors a uid may have closing. 0 if every one was served. */
+static int nobody_sessions(void *p)
+{
+	const char *path = p;
+
+	for (int i = 0; i < 100; i++) {
+		int afd, pfd, s = peer_connect(path);
+		if (s < 0)
+			return 1;
+		peer_subscribe(s, 0, NULL, &afd, &pfd); /* exits the child on refusal */
+		close(afd);
+		close(pfd);
+		close(s);
+	}
+	return 0;
+}
+
+/* Without SO_PASSRIGHTS, a peer's descriptors are installed in the engine
+ * as it reads them. One that lingers on close holds up the closing of its
+ * own uid's descriptors only: a reader of another uid is served 100 times
+ * (formerly: its hangups queued behind the linger in the one closing
+ * thread, and from the 65th on its connections were refused). And a uid
+ * with descriptors piling up has no more messages read: past the limit its
+ * connections are hung up on unread, so what it gets installed in the
+ * engine is bounded. */
+static void lingering_closes_stay_with_their_uid(void)
+{
+	enum { CONNS = 40, FDS = 2 };
+	char name[64], why[XR_CTL_REASON_MAX];
+	uint32_t uid = NOBODY;
+	xr_server_opts o = {.allow_uid = &uid, .n_allow_uid = 1};
+	xr_stream_spec ss = {.policy = XR_POLICY_LOSSLESS, .ring_bytes = 256u << 10,
+			     .frame_align = 64};
+	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
+			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE,
+			      .max_readers = 16};
+	xr_server *srv;
+	xr_arena *a;
+	int socks[CONNS], efds[FDS], before = count_fds();
+
+	xr_test_name(name, sizeof(name), "linger-uid");
+	CHECK_RC(xr_arena_create(&spec, &a), 0);
+	xr__server_test_passrights(false);
+	CHECK_RC(xr_server_start(a, &o, &srv), 0);
+	xr__server_test_passrights(true);
+	const char *path = xr_server_path(srv);
+	/* The lingering socket blocks this uid's closing thread... */
+	int acc = pass_lingering(path);
+	/* ...and 40 connections, admitted first, send 2 descriptors each. */
+	for (int i = 0; i < FDS; i++)
+		CHECK((efds[i] = eventfd(0, EFD_CLOEXEC)) >= 0);
+	for (int i = 0; i < CONNS; i++)
+		CHECK((socks[i] = peer_connect(path)) >= 0);
+	for (int i = 0; i < CONNS; i++)
+		CHECK_RC(peer_send(socks[i], XR_CTL_ATTACH, 2, NULL, 0, efds, FDS), 0);
+	int read_ = 0, unread = 0;
+	for (int i = 0; i < CONNS; i++) {
+		int rc = peer_error(socks[i], why, sizeof(why));
+		if (rc == -EPROTO && strstr(why, "file descriptors are not accepted"))
+			read_++;
+		else if (rc == -EBUSY && strstr(why, "still closing"))
+			unread++;
+		else
+			FAILF("connection %d: %d (%s)", i, rc, why);
+		close(socks[i]);
+	}
+	/* Read until 64 were closing, then no more. */
+	CHECK(read_ >= 1 && read_ <= 64 / (FDS + 1) + 2 && unread == CONNS - read_);
+
+	/* Another uid is served all the while. */
+	CHECK_EQ(run_as(NOBODY, NOBODY, nobody_sessions, (void *)path), 0);
+	struct pollfd pf = {.fd = acc, .events = POLLRDHUP};
+	CHECK_EQ(poll(&pf, 1, 0), 0); /* still lingering */
+
+	xr_arena_close(a);
+	xr_server_stop(srv);
+	CHECK_RC(xr_arena_destroy(a), 0);
+	/* Drained, the socket closes, and everything queued behind it. */
+	CHECK(drained_to_eof(acc, 10000));
+	close(acc);
+	for (int i = 0; i < FDS; i++)
+		close(efds[i]);
+	CHECK(WAIT_UNTIL(count_fds() <= before, 5000));
+	printf("lingering_closes_stay_with_their_uid: %d connections read, %d hung up on "
+	       "unread; 100 sessions of uid %u served while uid %u's close lingered\n",
+	       read_, unread, NOBODY, (unsigned)getuid());
 }
 
 /* A real Experience record of turn `turn` (filters read its fields). */
@@ -344,6 +489,7 @@ int main(void)
 	wake_channel_never_blocks();
 	passed_fd_never_blocks(true);
 	passed_fd_never_blocks(false);
+	lingering_closes_stay_with_their_uid();
 	wake_work_is_bounded();
 	return 0;
 }
