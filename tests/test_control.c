@@ -80,6 +80,7 @@
 #include "client/reader_priv.h"
 #include "control/proto.h"
 #include "control/server.h"
+#include "peer_helpers.h"
 #include "ring_helpers.h"
 #include "shm/arena_priv.h"
 #include "shm/peers.h"
@@ -101,9 +102,6 @@
 #define XR_TEST_TSAN 0
 #endif
 
-#define MS 1000000ull
-#define SEC 1000000000ull
-#define NOBODY 65534u
 #define MAXLEN 512
 
 /* Whether this kernel knows SO_PASSRIGHTS: then a server that sets it
@@ -678,18 +676,6 @@ static void detach_frees(void)
 /* ======================================================================
  * 5. malformed messages, raw
  * ====================================================================== */
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	CHECK(d != NULL);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
 
 /* What this process has open, for a failure's report. */
 static void list_fds(void)
