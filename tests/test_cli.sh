@@ -42,6 +42,24 @@ expect_err 1 "NUMA node 999 does not exist" -- "$xring" engine --name "$name-num
 expect_err 1 "no engine '$name-none' .*is running" -- "$xring" tail "$name-none"
 expect_err 1 "no engine '$name-none' is running" -- "$xring" info "$name-none"
 expect_err 2 "-n '0' is not a positive count" -- "$xring" tail x -n 0
+
+# info on an arena file of another user: whose it is and what to do, in one
+# line. As root: a file of uid 65534 (not trusted); as uid 65534: root's
+# (mode 0600, not readable). Needs root, and an xring that uid 65534 may run.
+if [ "$(id -u)" -eq 0 ]; then
+  mkdir -p "$work/other" "$work/rootd"
+  : > "$work/other/xring-$name-oth"
+  chown 65534 "$work/other/xring-$name-oth"
+  expect_err 1 "arena of engine '$name-oth' \($work/other/xring-$name-oth\) belongs to user nobody \(uid 65534\).*run \`sudo -u nobody env XRING_DIR=$work/other xring info $name-oth\`" \
+    -- env XRING_DIR="$work/other" "$xring" info "$name-oth"
+  install -m 0600 /dev/null "$work/rootd/xring-$name-root"
+  chmod 0711 "$work"; chmod 0755 "$work/rootd"
+  if setpriv --reuid=65534 --regid=65534 --clear-groups "$xring" --help >/dev/null 2>&1; then
+    expect_err 1 "arena of engine '$name-root' .* belongs to user root \(uid 0\).*run \`sudo env XRING_DIR=$work/rootd xring info $name-root\`" \
+      -- setpriv --reuid=65534 --regid=65534 --clear-groups env XRING_DIR="$work/rootd" "$xring" info "$name-root"
+  fi
+  chmod 0700 "$work"
+fi
 expect_err 2 "which engine" -- "$xring" tail
 # require, where no hugetlbfs can be had: a directory on another file system.
 mkdir -p "$work/plain"
