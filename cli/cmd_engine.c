@@ -433,7 +433,7 @@ static int make_shape(struct engine_args *ea, const xr_game_vtable **vt, xr_exp_
 /* The host: arena and control server. 0 or an exit code. */
 static int make_host(struct engine_args *ea, struct xr_host **h)
 {
-	char why[256];
+	char why[512]; /* as long as the server's note */
 	int rc = xr_host_create(&ea->spec, &ea->so, h, why, sizeof(why));
 
 	if (rc == 0)
@@ -443,7 +443,8 @@ static int make_host(struct engine_args *ea, struct xr_host **h)
 			   why[0] ? why : "an engine of that name is already running");
 	else if (rc == XR_ENOHUGE)
 		xr_cli_err("engine", "--hugepages require: %s", why[0] ? why : xr_strerror(rc));
-	else if (rc == -EINVAL && why[0])
+	else if (rc == -EINVAL && strncmp(why, "NUMA node", 9) == 0)
+		/* -EINVAL with a reason is also a relative XRING_RUN_DIR. */
 		xr_cli_err("engine", "%s; check --numa-node", why);
 	else if (rc == -EADDRINUSE)
 		xr_cli_err("engine", "cannot serve the control socket: %s; pick another --name", why);

@@ -99,7 +99,9 @@ int xr__ctl_connect_at(const char *name, const struct xr_trust *t, struct ucred 
 
 	for (int k = 0;; k++) {
 		int rc = xr__run_dir_lookup(name, t, k, path, sizeof(path), why, sizeof(why));
-		if (rc == -ERANGE || rc == -EINVAL)
+		/* -EINVAL without a reason is a bad name; with one, a bad
+		 * XRING_RUN_DIR, said below. */
+		if (rc == -ERANGE || (rc == -EINVAL && !why[0]))
 			break;
 		if (rc == 0) {
 			rc = connect_to(path);

@@ -5,7 +5,7 @@
 /*
  * Where control sockets live, and which of those places may be trusted.
  *
- *   $XRING_RUN_DIR   if set: that directory only
+ *   $XRING_RUN_DIR   if set: that directory only (an absolute path)
  *   /run/xring       engines of root (made 0755 by the first)
  *   /tmp/xring-UID   engines of uid UID that cannot use /run/xring
  *                    (made 0755 by that uid's first engine)
@@ -23,15 +23,18 @@
 #include "util/fs.h"
 
 /* Engine: prepares the directory to serve name from and writes the socket's
- * path into path. Returns 0, -EINVAL (bad name, path too long), or the
- * first usable place's error with why[] saying what is wrong with it and
- * what to do (XR_EUNTRUSTED for a directory of someone else's, -EACCES...). */
+ * path into path. Returns 0, -EINVAL (bad name; or, with why[], a relative
+ * XRING_RUN_DIR), -ENAMETOOLONG (the socket's path would not fit a
+ * sockaddr_un: why[] names the limit), or the first usable place's error
+ * with why[] saying what is wrong with it and what to do (XR_EUNTRUSTED
+ * for a directory of someone else's, -EACCES...). */
 int xr__run_dir_serve(const char *name, char *path, size_t len, char *why, size_t why_len);
 
 /* Reader: the k-th place to look for engine name (k = 0, 1, ...): 0 and
  * the socket's path, XR_EUNTRUSTED (that place exists but is not to be
- * trusted; why[] says why), -ENOENT (that place does not exist), -ERANGE
- * past the last place, or -EINVAL (bad name). */
+ * trusted; why[] says why and what to do), -ENOENT (that place does not
+ * exist), -ERANGE past the last place, -ENAMETOOLONG (as for serving), or
+ * -EINVAL (bad name; or, with why[], a relative XRING_RUN_DIR). */
 int xr__run_dir_lookup(const char *name, const struct xr_trust *t, int k, char *path,
 		       size_t len, char *why, size_t why_len);
 

@@ -64,7 +64,11 @@
 #define XR_CTL_ACCEPT_PAUSE_MS 100 /* out of descriptors: stop accepting this long */
 
 static bool use_passrights = true;
-static _Thread_local char server_note[XR_CTL_REASON_MAX];
+/* Room for a reason that names a run directory of any length allowed
+ * (control/run_dir.c) and says what to do: more than a peer is sent. */
+#define XR_SERVER_NOTE_MAX 512
+
+static _Thread_local char server_note[XR_SERVER_NOTE_MAX];
 
 const char *xr_server_last_note(void)
 {
@@ -752,7 +756,7 @@ static void set_limits(struct xr_server *c, const xr_server_opts *o)
 
 int xr_server_start(xr_arena *a, const xr_server_opts *o, xr_server **out)
 {
-	char why[XR_CTL_REASON_MAX];
+	char why[XR_SERVER_NOTE_MAX];
 	struct xr_server *c;
 	int rc;
 

@@ -60,6 +60,31 @@ if [ "$(id -u)" -eq 0 ]; then
   fi
   chmod 0700 "$work"
 fi
+
+# XRING_RUN_DIR: a relative one would name another directory in each working
+# directory, so engine and readers refuse it; one too long for a Unix socket
+# address (107 bytes, NUL aside) is refused with the limit named; one that
+# others may write is refused with what to use instead.
+expect_err 1 "cannot start engine '$name-rel': XRING_RUN_DIR must be an absolute path, not 'rel'" \
+  -- env -C "$work" XRING_RUN_DIR=rel "$xring" engine --name "$name-rel" --count 10 --quiet
+[ ! -e "$work/rel" ] || fail "a relative XRING_RUN_DIR was made"
+expect_err 1 "cannot attach to '$name-rel': XRING_RUN_DIR must be an absolute path, not 'rel'" \
+  -- env -C "$work" XRING_RUN_DIR=rel "$xring" tail "$name-rel"
+long="$work/$(printf 'd%.0s' $(seq 90))"
+mkdir -m 0700 "$long"
+tail_len=$(( ${#name} + 5 + 6 ))  # "/$name-long.sock"
+expect_err 1 "cannot start engine '$name-long': set XRING_RUN_DIR to a directory path of at most $((107 - tail_len)) bytes: a Unix socket address holds 107, and the control socket path would be $(( ${#long} + tail_len )): $long/$name-long.sock" \
+  -- env XRING_RUN_DIR="$long" "$xring" engine --name "$name-long" --count 10 --quiet
+expect_err 1 "cannot attach to '$name-long': set XRING_RUN_DIR to a directory path of at most $((107 - tail_len)) bytes: a Unix socket address holds 107, and the control socket path would be $(( ${#long} + tail_len )): $long/$name-long.sock" \
+  -- env XRING_RUN_DIR="$long" "$xring" tail "$name-long"
+# Past the 127 bytes the reader once copied the directory into.
+expect_err 1 "cannot attach to '$name-long': set XRING_RUN_DIR to a directory path of at most [0-9]+ bytes: .*: $long$long/" \
+  -- env XRING_RUN_DIR="$long$long" "$xring" tail "$name-long"
+mkdir -m 0777 "$work/open"; chmod 0777 "$work/open"
+expect_err 1 "cannot start engine '$name-open': .*$work/open is writable by every user \(mode 0777\).*; set XRING_RUN_DIR to a directory this user owns with mode 0700" \
+  -- env XRING_RUN_DIR="$work/open" "$xring" engine --name "$name-open" --count 10 --quiet
+expect_err 1 "cannot attach to '$name-open': $work/open is writable by every user \(mode 0777\).*; set XRING_RUN_DIR, for engine and readers alike, to a directory" \
+  -- env XRING_RUN_DIR="$work/open" "$xring" tail "$name-open"
 expect_err 2 "which engine" -- "$xring" tail
 # require, where no hugetlbfs can be had: a directory on another file system.
 mkdir -p "$work/plain"

@@ -53,10 +53,12 @@ typedef struct xr_server_opts {
  * when allow_uid names users (the allow-list, checked at connect, is then
  * the gate).
  *
- * Returns 0 and the server in *out, or -EINVAL, -EADDRINUSE (another
- * process serves that name), XR_EUNTRUSTED (the directory belongs to
- * another user or others may write it), or -errno; xr_server_last_note()
- * then says what is wrong and what to do.
+ * Returns 0 and the server in *out, or -EINVAL (also a relative
+ * XRING_RUN_DIR), -ENAMETOOLONG (the socket's path would be longer than a
+ * Unix socket address holds, 107 bytes), -EADDRINUSE (another process
+ * serves that name), XR_EUNTRUSTED (the directory belongs to another user
+ * or others may write it), or -errno; xr_server_last_note() then says what
+ * is wrong and what to do.
  */
 XR_API int xr_server_start(xr_arena *a, const xr_server_opts *o, xr_server **out);
 
