@@ -50,6 +50,18 @@ int xr__open_trusted(const char *path, int flags, const struct xr_trust *t, stru
 	return fd < 0 ? err : fd;
 }
 
+/*
+ * Only the last component of dir is checked: its owner and mode. The
+ * parents are the administrator's: /run is root's, 0755; /tmp is 1777 with
+ * the sticky bit, so no other user may rename or remove a directory of
+ * ours there and put theirs in its place. Checking every parent the same
+ * way would refuse /tmp itself (writable by every user). So the last
+ * component is the one another user could own or write, and the one a
+ * link could stand in for (lstat: a link is refused, not followed); a link
+ * among the parents is followed. Whoever sets XRING_RUN_DIR vouches for the
+ * parents of the directory it names: none writable by another user unless
+ * sticky.
+ */
 int xr__check_dir(const char *dir, const struct xr_trust *t, char *why, size_t why_len)
 {
 	struct stat st;

@@ -36,7 +36,8 @@ int xr__open_trusted(const char *path, int flags, const struct xr_trust *t, stru
 /*
  * Whether dir may hold what a process serves or looks up: a real directory
  * (not a link), owned by a trusted uid, writable by nobody else (no group or
- * other write bit, sticky or not). Returns 0, -ENOENT, -ENOTDIR (not a
+ * other write bit, sticky or not). Only dir itself is checked, not its
+ * parents (util/fs.c says why). Returns 0, -ENOENT, -ENOTDIR (not a
  * directory), XR_EUNTRUSTED (a link, another owner, or writable by others),
  * or -errno; with why, a one-line reason naming dir.
  */
