@@ -257,7 +257,7 @@ void xr_writer_publish(xr_writer *w)
  * record, nor pause a lossless one, for longer than that. A lossless reader's
  * lease is its place in the stream: it is waited for as long as it lives,
  * which is what lossless means. Called when the lease at `lease` of slot
- * stops a reservation.
+ * stops a reservation, or keeps a pause (watermarks) from ending.
  */
 static void check_stall(struct xr_writer *w, uint32_t slot, uint64_t lease)
 {
@@ -454,13 +454,21 @@ void xr_writer_cancel(xr_writer *w)
 }
 
 /* Whether the writer may go on: not paused (a scan under the low
- * watermark ends a pause) and room for size. */
+ * watermark ends a pause) and room for size. A pause is a wait on the
+ * worst lease like a full ring is, and is timed the same way (check_stall),
+ * or a lossy reader holding a batch would pause a lossless stream for as
+ * long as it liked. */
 static bool may_go_on(struct xr_writer *w, uint64_t size)
 {
 	int blocker;
 
-	if (w->paused && scan_leases(w, false, &blocker) < w->wm.low)
-		w->paused = false;
+	if (w->paused) {
+		uint64_t worst = scan_leases(w, false, &blocker);
+		if (worst < w->wm.low)
+			w->paused = false;
+		else if (blocker >= 0)
+			check_stall(w, (uint32_t)blocker, w->head - worst);
+	}
 	if (w->paused)
 		return false;
 	return w->head + size <= w->limit || make_room(w, size) == 0;

@@ -840,8 +840,32 @@ static void test_held_lease_times_out(void)
 	CHECK_RC(xr_batch_release(r, &b), 0);
 	xr_reader_detach(r);
 	xr_test_destroy(a);
+
+	/* A lossless stream paused at its high watermark by a lossy reader's
+	 * held batch: the pause is timed out too (formerly only a full ring
+	 * was, and the pause lasted as long as the peer liked). */
+	a = arena("leaseto3", XR_POLICY_LOSSLESS, name);
+	w = xr_test_writer(a);
+	r = attach(name, XR_POLICY_LOSSY);
+	CHECK_RC(xr_writer_set_lease_timeout(w, 50000000), 0);
+	CHECK_RC(xr_writer_set_watermarks(w, 0.5, 0.25), 0);
+	CHECK_RC(xr_test_put(w, 1000), 0);
+	xr_writer_publish(w);
+	CHECK_RC(xr_reader_read(r, 1, 1, 0, &b), 1); /* held from now on */
+	while ((rc = xr_test_put(w, 1000)) == 0)
+		;
+	CHECK_RC(rc, -EAGAIN);
+	CHECK(w->paused);
+	t0 = xr__now_ns();
+	CHECK_RC(xr_writer_wait(w, 1000, 5000000000), 0);
+	double pause_ms = (double)(xr__now_ns() - t0) / 1e6;
+	CHECK_EQ(xr_load_relaxed(&a->infos[xr__reader_slot(r)].evict_reason), XR_EVICT_LEASE);
+	CHECK_RC(xr_test_put(w, 1000), 0);
+	xr_reader_detach(r);
+	xr_test_destroy(a);
 	printf("  a held lossy lease evicted after %.0f ms (timeout 50 ms, %llu drops); a "
-	       "lossless reader waited for\n", ms, (unsigned long long)dropped);
+	       "lossless reader waited for; a pause at the high watermark timed out after "
+	       "%.0f ms\n", ms, (unsigned long long)dropped, pause_ms);
 }
 
 /* A writer that died between W1a and W1c leaves pub_gen odd: readers say so
