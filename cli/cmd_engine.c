@@ -46,8 +46,10 @@ static const char engine_help[] =
 	"  --allow-gid LIST         ...and members of these groups (the socket's group\n"
 	"                           becomes the first); the socket is DIR/NAME.sock, DIR\n"
 	"                           = $XRING_RUN_DIR, /run/xring or /tmp/xring-UID\n"
-	"  --max-conns-per-uid N    connections one uid may hold (default: max-readers + 8)\n"
-	"  --max-readers-per-uid N  reader slots one uid may hold (default: max-readers)\n"
+	"  --max-conns-per-uid N    connections one uid may hold (default: its reader\n"
+	"                           slots + 8; the engine's own uid: the whole table)\n"
+	"  --max-readers-per-uid N  reader slots one uid may hold (default: a quarter of\n"
+	"                           --max-readers, at least 1; the engine's own uid: all)\n"
 	"  --max-requests-per-uid N requests per second of one uid, all its connections\n"
 	"                           (default: 256)\n"
 	"  --lease-timeout SEC      a lossy reader holding a batch in the writer's way this\n"
@@ -165,6 +167,12 @@ static bool parse_ids(const char *v, bool groups, uint32_t *ids, uint32_t *n)
 
 /* The arena's and the server's options. 0, XR_EXIT_USAGE, or 1 when k is
  * not one of theirs. */
+/* --lease-timeout's seconds as the writer takes them: 0 means never. */
+static uint64_t lease_ns(double s)
+{
+	return s > 0 ? (uint64_t)(s * 1e9) : UINT64_MAX;
+}
+
 static int parse_arena_opt(int k, const char *v, struct engine_args *ea)
 {
 	long n;
@@ -271,6 +279,9 @@ static int parse_game_opt(int k, const char *v, struct engine_args *ea)
 	case O_LEASE_TIMEOUT:
 		if (!xr_parse_seconds(v, &ea->lease_timeout_s) || ea->lease_timeout_s > 1e6)
 			USAGE("--lease-timeout '%s' is not a number of seconds", v);
+		if (ea->lease_timeout_s > 0 && ea->lease_timeout_s < 1e-3)
+			USAGE("--lease-timeout must be 0 (never) or at least 0.001 s, not '%s'", v);
+		ea->synth.lease_timeout_ns = lease_ns(ea->lease_timeout_s);
 		return 0;
 	case O_HIGH:
 	case O_LOW: {
@@ -491,8 +502,7 @@ static int run_games(const struct engine_args *ea, struct xr_host *h, const xr_e
 			  .obs_dtype = ea->obs_dtype, .count = ea->synth.count,
 			  .tick_ns = (uint64_t)(ea->tick_ms * 1e6), .high_watermark = ea->high_wm,
 			  .low_watermark = ea->low_wm,
-			  .lease_timeout_ns = ea->lease_timeout_s > 0 ? (uint64_t)(ea->lease_timeout_s * 1e9)
-								     : UINT64_MAX},
+			  .lease_timeout_ns = lease_ns(ea->lease_timeout_s)},
 		.shards = ea->shards,
 		.numa_node = f.numa_node,
 	};

@@ -45,6 +45,8 @@ int xr_synth_run(xr_writer *w, const xr_exp_template *t,
 	int rc = 0;
 
 	memset(res, 0, sizeof(*res));
+	if (o->lease_timeout_ns)
+		xr_writer_set_lease_timeout(w, o->lease_timeout_ns);
 	while (!(o->stop && *o->stop) && (!o->count || res->written + res->dropped < o->count)) {
 		if (o->rate) {
 			/* Pace: the n-th record is due at start + n / rate. */

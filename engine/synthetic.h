@@ -21,6 +21,9 @@ struct xr_synth_opts {
 	uint64_t rate;         /* records per second; 0 = as fast as possible */
 	uint32_t games;        /* game ids cycle over [0, games) */
 	uint32_t batch;        /* records per publish */
+	/* How long a lossy reader's batch may stand in the writer's way
+	 * (xr_writer_set_lease_timeout). 0: the writer's default (10 s). */
+	uint64_t lease_timeout_ns;
 	volatile sig_atomic_t *stop;
 };
 

@@ -177,6 +177,7 @@ kill -TERM "$engine"; wait "$engine"; engine=
 
 # Shards: one ring each, all of them read.
 expect_err 2 "--shards must be 1..32" -- "$xring" engine --name x --shards 0
+expect_err 2 "--lease-timeout must be 0 \(never\) or at least 0.001 s, not .0.0000001." -- "$xring" engine --name x --lease-timeout 0.0000001
 expect_err 2 "--high-watermark must be a fraction between 0 and 1, not '2'" -- "$xring" engine --name x --high-watermark 2
 expect_err 2 "--low-watermark 0.95 must be below --high-watermark 0.90" -- "$xring" engine --name x --low-watermark 0.95
 expect_err 2 "--shards 5 needs at least as many --games" -- "$xring" engine --name x --shards 5 --games 4
