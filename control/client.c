@@ -9,6 +9,7 @@
  * its place is refused with XR_EUNTRUSTED and a reason naming the uid.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -44,23 +45,43 @@ void xr__set_last_reason(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* How long a full listen queue is waited out before connecting gives up. */
+#define XR_CONNECT_WAIT_MS 5000
+
 /* Connects to path; -ENOENT for no engine there (no file, or nobody
- * listening: its engine was killed), else the socket or -errno. */
+ * listening: its engine was killed), -ETIMEDOUT when its listen queue
+ * stayed full, else the socket or -errno. A blocking connect() to a full
+ * queue waits for as long as the engine does not accept, which a busy
+ * engine, or one that stopped accepting for a while (control/server.c:
+ * out of descriptors, or too many of them still closing), makes long:
+ * the connect is non-blocking and retried instead, within a deadline. */
 static int connect_to(const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	uint64_t deadline = xr__now_ns() + XR_CONNECT_WAIT_MS * 1000000ull;
 	int fd, rc;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-		return fd;
-	rc = -errno;
+	for (;;) {
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			/* The rest of the client waits with poll and timeouts,
+			 * on a blocking socket. */
+			if (fcntl(fd, F_SETFL, 0) == 0)
+				return fd;
+		}
+		rc = -errno;
+		if (rc != -EAGAIN || xr__now_ns() >= deadline)
+			break;
+		poll(NULL, 0, 10); /* the queue is full: try again shortly */
+	}
 	close(fd);
+	if (rc == -EAGAIN)
+		return -ETIMEDOUT;
 	return rc == -ECONNREFUSED ? -ENOENT : rc;
 }
 
@@ -107,6 +128,12 @@ int xr__ctl_connect_at(const char *name, const struct xr_trust *t, struct ucred 
 			rc = connect_to(path);
 			if (rc == -EACCES)
 				say_denied(why, sizeof(why), path);
+			else if (rc == -ETIMEDOUT)
+				snprintf(why, sizeof(why),
+					 "the engine at %s accepted no connection within %u s (its "
+					 "queue stayed full: it is busy, or a peer floods it); retry "
+					 "later",
+					 path, XR_CONNECT_WAIT_MS / 1000);
 			else if (rc < 0 && rc != -ENOENT)
 				snprintf(why, sizeof(why), "cannot connect to %s: %s", path,
 					 strerror(-rc));

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "control/closer.h"
+#include "util/clock.h"
 
 struct entry {
 	struct entry *next;
@@ -36,7 +37,8 @@ struct entry {
 struct tag_queue {
 	uint32_t tag, n;
 	struct entry *head, *tail;
-	bool running; /* a thread is closing for this tag */
+	bool running;      /* a thread is closing for this tag */
+	uint64_t since_ns; /* when the close in progress began; 0: none */
 };
 
 struct xr_closer {
@@ -45,6 +47,7 @@ struct xr_closer {
 	struct tag_queue *q;
 	uint32_t n_q, cap_q;
 	uint32_t threads; /* running */
+	uint32_t total;   /* descriptors queued or being closed, all tags */
 	bool stopped;     /* the owner let go: the last thread frees */
 };
 
@@ -98,11 +101,15 @@ static void *closer_main(void *p)
 		q->head = e->next;
 		if (!q->head)
 			q->tail = NULL;
+		q->since_ns = xr__now_ns();
 		pthread_mutex_unlock(&c->mu);
 		close(e->fd); /* may take as long as the peer arranged */
 		free(e);
 		pthread_mutex_lock(&c->mu);
-		queue_of(c, j.tag, false)->n--;
+		q = queue_of(c, j.tag, false);
+		q->n--;
+		q->since_ns = 0;
+		c->total--;
 	}
 	bool last = --c->threads == 0 && c->stopped;
 	pthread_mutex_unlock(&c->mu);
@@ -168,16 +175,29 @@ void xr__closer_put(struct xr_closer *c, int fd, uint32_t tag)
 		q->head = e;
 	q->tail = e;
 	q->n++;
+	c->total++;
 	if (!q->running)
 		start_thread(c, q);
 	pthread_mutex_unlock(&c->mu);
 }
 
-uint32_t xr__closer_pending(struct xr_closer *c, uint32_t tag)
+uint32_t xr__closer_stuck(struct xr_closer *c, uint32_t tag)
 {
+	uint64_t now = xr__now_ns();
+
 	pthread_mutex_lock(&c->mu);
 	struct tag_queue *q = queue_of(c, tag, false);
-	uint32_t n = q ? q->n : 0;
+	bool stuck = q && ((q->since_ns && now - q->since_ns > XR_CLOSER_SLOW_NS) ||
+			   (!q->running && q->n));
+	uint32_t n = stuck ? q->n : 0;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+uint32_t xr__closer_total(struct xr_closer *c)
+{
+	pthread_mutex_lock(&c->mu);
+	uint32_t n = c->total;
 	pthread_mutex_unlock(&c->mu);
 	return n;
 }

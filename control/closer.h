@@ -18,7 +18,7 @@
  * Each descriptor is put with a tag (the peer's uid). Each tag's are closed
  * in order by a thread of its own, so that a close that blocks delays only
  * the descriptors of the uid that arranged it; and the server refuses a uid
- * whose descriptors are piling up (xr__closer_pending).
+ * whose descriptors pile up behind a stuck close (xr__closer_stuck).
  */
 
 #include <stdbool.h>
@@ -37,9 +37,19 @@ int xr__closer_start(struct xr_closer **out);
  * limit), the next put for the tag tries again. */
 void xr__closer_put(struct xr_closer *c, int fd, uint32_t tag);
 
-/* How many descriptors with this tag are still waiting to be closed, or
- * being closed. */
-uint32_t xr__closer_pending(struct xr_closer *c, uint32_t tag);
+/* A close that has taken this long is one a peer made slow (an honest
+ * close takes microseconds). */
+#define XR_CLOSER_SLOW_NS (100 * 1000000ull)
+
+/* How many descriptors with this tag are waiting to be closed, or being
+ * closed, when the tag's queue is stuck: its close in progress has taken
+ * XR_CLOSER_SLOW_NS or more, or its thread could not be started; 0 when it
+ * is moving (a burst of honest hangups drains in microseconds). */
+uint32_t xr__closer_stuck(struct xr_closer *c, uint32_t tag);
+
+/* How many descriptors, of every tag, are waiting to be closed or being
+ * closed. */
+uint32_t xr__closer_total(struct xr_closer *c);
 
 /* Lets go of c: threads still closing finish their tags' queues on their
  * own, in the background, and the last frees c. Never waits for a close

@@ -37,11 +37,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #include "control/closer.h"
 #include "control/limits.h"
@@ -61,9 +63,12 @@
 
 #define XR_CTL_IDLE_MS 5000  /* a connection must ATTACH within this (default) */
 #define XR_CTL_CLOSING_MAX 64 /* a uid's descriptors still closing: refuse it */
+#define XR_CTL_CLOSING_TOTAL_MAX 1024 /* all uids' still closing: stop accepting */
 #define XR_CTL_ACCEPT_PAUSE_MS 100 /* out of descriptors: stop accepting this long */
+#define XR_CTL_DRAIN_CHECK_MS 100 /* how often hung-up connections are looked at */
 
 static bool use_passrights = true;
+static uint32_t closing_total_max = XR_CTL_CLOSING_TOTAL_MAX;
 /* Room for a reason that names a run directory of any length allowed
  * (control/run_dir.c) and says what to do: more than a peer is sent. */
 #define XR_SERVER_NOTE_MAX 512
@@ -91,6 +96,11 @@ void xr__server_test_passrights(bool on)
 	use_passrights = on;
 }
 
+void xr__server_test_closing_cap(uint32_t n)
+{
+	closing_total_max = n ? n : XR_CTL_CLOSING_TOTAL_MAX;
+}
+
 struct conn {
 	int fd;
 	pid_t pid;
@@ -101,6 +111,9 @@ struct conn {
 	int slot;                /* -1: none */
 	struct xr_bucket bucket;
 	uint64_t born_ns;
+	/* Hung up on, with replies the peer has not read: kept (not polled,
+	 * still counted against its uid) until it reads them or closes. */
+	bool draining;
 };
 
 struct xr_server {
@@ -150,17 +163,60 @@ static void dispose_fds(struct xr_server *c, const int *fds, int n, uint32_t uid
 		xr__closer_put(c->closer, fds[i], uid);
 }
 
-static void drop_conn(struct xr_server *c, uint32_t i)
+/* Bytes this end sent that the peer has not read. */
+static int unread(int fd)
+{
+	int n = 0;
+
+	return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : 0;
+}
+
+/* Removes connection i from the table (the last one moves into i). */
+static void forget_conn(struct xr_server *c, uint32_t i)
+{
+	struct conn *k = &c->conns[i];
+
+	xr__limits_drop_conn(&c->lim, k->uid);
+	dispose(c, k->fd, k->uid);
+	c->conns[i] = c->conns[--c->n_conns];
+}
+
+/*
+ * Ends connection i: its slot is released at once. The connection itself
+ * leaves the table at once too, unless the peer has not read what it was
+ * sent: then it is hung up on but kept, still counted against its uid,
+ * until the peer reads or closes (reap_drained). Why: a reply that carries
+ * a descriptor (ATTACHED, SUBSCRIBED) and sits unread counts against the
+ * engine's uid in the kernel (descriptors in flight, up to RLIMIT_NOFILE,
+ * past which every such reply fails), however long the peer keeps its end
+ * open; a peer that hung up on could open a new connection in its place
+ * would pile them up without bound. Kept, they stay within its uid's
+ * connections. Returns whether i left the table.
+ */
+static bool drop_conn(struct xr_server *c, uint32_t i)
 {
 	struct conn *k = &c->conns[i];
 
 	if (k->slot >= 0) {
 		xr__peers_release_owner(c->a, &k->owner);
 		xr__limits_drop_reader(&c->lim, k->uid);
+		k->slot = -1;
 	}
-	xr__limits_drop_conn(&c->lim, k->uid);
-	dispose(c, k->fd, k->uid);
-	c->conns[i] = c->conns[--c->n_conns];
+	if (!k->draining && unread(k->fd) > 0) {
+		shutdown(k->fd, SHUT_RDWR); /* it reads what is queued, then EOF */
+		k->draining = true;
+		return false;
+	}
+	forget_conn(c, i);
+	return true;
+}
+
+/* Connections whose peers have read all or closed leave the table. */
+static void reap_drained(struct xr_server *c)
+{
+	for (uint32_t i = c->n_conns; i-- > 0;)
+		if (c->conns[i].draining && unread(c->conns[i].fd) == 0)
+			forget_conn(c, i);
 }
 
 static bool in_list(const uint32_t *l, uint32_t n, uint32_t v)
@@ -216,6 +272,13 @@ static void do_attach(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr 
 	struct conn *k = &c->conns[ci];
 	const struct xr_layout *l = &c->a->lay;
 
+	/* One ATTACHED, with its descriptor, per connection (drop_conn says
+	 * why descriptors sent are counted). */
+	if (k->attached) {
+		send_error(k->fd, h->id, -EPROTO, "ATTACH twice on one connection");
+		drop_conn(c, ci);
+		return;
+	}
 	/* Checked at accept already; again here, where the reply has an id. */
 	if (!peer_allowed(c, k->fd, k->uid, k->gid)) {
 		refuse_peer(c, k->fd, h->id, k->uid, k->gid);
@@ -402,7 +465,7 @@ static void on_message(struct xr_server *c, uint32_t ci)
 		uint8_t b[XR_CTL_MSG_MAX + 1];
 	} u;
 	int fds[XR_CTL_FDS_MAX], n_fds;
-	uint32_t closing = xr__closer_pending(c->closer, k->uid);
+	uint32_t closing = xr__closer_stuck(c->closer, k->uid);
 
 	/* Where the kernel cannot refuse descriptors (SO_PASSRIGHTS), reading
 	 * a message installs those it carries in the engine. A uid whose
@@ -474,7 +537,7 @@ static bool admit(struct xr_server *c, int fd, uid_t uid, gid_t gid)
 		refuse_peer(c, fd, 0, uid, gid);
 		return false;
 	}
-	closing = xr__closer_pending(c->closer, uid);
+	closing = xr__closer_stuck(c->closer, uid);
 	if (closing >= XR_CTL_CLOSING_MAX) {
 		send_error(fd, 0, -EBUSY,
 			   "engine %s has %u descriptors of uid %u still closing (they linger); "
@@ -498,6 +561,17 @@ static void on_accept(struct xr_server *c)
 {
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
+
+	/* Every connection refused or ended is closed by the closing threads,
+	 * and a peer's lingering close holds up its uid's (control/closer.h):
+	 * past a bound on what waits there, of all uids (a uid not allowed in
+	 * included: it cannot be told before accept), stop accepting for a
+	 * while, so that the descriptors it holds stay bounded. Connections
+	 * wait in the listen queue meanwhile; connected readers are served. */
+	if (xr__closer_total(c->closer) >= closing_total_max) {
+		c->accept_after_ns = xr__now_ns() + XR_CTL_ACCEPT_PAUSE_MS * 1000000ull;
+		return;
+	}
 	int fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 	if (fd < 0) {
@@ -530,9 +604,13 @@ static int next_timeout(const struct xr_server *c, uint64_t now)
 {
 	uint64_t idle_ns = c->idle_ms * 1000000ull, due = UINT64_MAX;
 
-	for (uint32_t i = 0; i < c->n_conns; i++)
-		if (!c->conns[i].attached && c->conns[i].born_ns + idle_ns < due)
-			due = c->conns[i].born_ns + idle_ns;
+	for (uint32_t i = 0; i < c->n_conns; i++) {
+		const struct conn *k = &c->conns[i];
+		if (k->draining && now + XR_CTL_DRAIN_CHECK_MS * 1000000ull < due)
+			due = now + XR_CTL_DRAIN_CHECK_MS * 1000000ull;
+		else if (!k->draining && !k->attached && k->born_ns + idle_ns < due)
+			due = k->born_ns + idle_ns;
+	}
 	if (c->accept_after_ns > now && c->accept_after_ns < due)
 		due = c->accept_after_ns;
 	if (due == UINT64_MAX)
@@ -549,7 +627,7 @@ static void close_idle(struct xr_server *c, struct pollfd *pf, uint64_t now)
 
 	for (uint32_t i = c->n_conns; i-- > 0;) {
 		struct conn *k = &c->conns[i];
-		if (k->attached || pf[2 + i].revents || now - k->born_ns < idle_ns)
+		if (k->attached || k->draining || pf[2 + i].revents || now - k->born_ns < idle_ns)
 			continue;
 		if (c->idle_ms % 1000 == 0)
 			send_error(k->fd, 0, -ETIMEDOUT, "no ATTACH within %u s of connecting",
@@ -557,8 +635,8 @@ static void close_idle(struct xr_server *c, struct pollfd *pf, uint64_t now)
 		else
 			send_error(k->fd, 0, -ETIMEDOUT, "no ATTACH within %u ms of connecting",
 				   c->idle_ms);
-		drop_conn(c, i);
-		pf[2 + i] = pf[2 + c->n_conns]; /* drop_conn moved the last into i */
+		if (drop_conn(c, i))
+			pf[2 + i] = pf[2 + c->n_conns]; /* the last moved into i */
 	}
 }
 
@@ -570,14 +648,18 @@ static void *serve(void *p)
 	if (!pf)
 		return NULL;
 	for (;;) {
+		reap_drained(c);
 		uint64_t now = xr__now_ns();
 		uint32_t n = c->n_conns;
 		bool accepting = now >= c->accept_after_ns;
 
 		pf[0] = (struct pollfd){.fd = c->stop_fd, .events = POLLIN};
 		pf[1] = (struct pollfd){.fd = accepting ? c->lfd : -1, .events = POLLIN};
+		/* A draining connection is shut down: it would poll as hung up
+		 * for ever. It is looked at by reap_drained only. */
 		for (uint32_t i = 0; i < n; i++)
-			pf[2 + i] = (struct pollfd){.fd = c->conns[i].fd, .events = POLLIN};
+			pf[2 + i] = (struct pollfd){
+				.fd = c->conns[i].draining ? -1 : c->conns[i].fd, .events = POLLIN};
 		if (poll(pf, n + 2, next_timeout(c, now)) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -833,10 +915,18 @@ void xr_server_stop(xr_server *c)
 	/* Hang up on everyone (each reader sees it at once) and free their
 	 * slots. The listener goes to the closer too: connections it never
 	 * accepted may hold descriptors in flight. */
-	while (c->n_conns)
+	while (c->n_conns) {
 		drop_conn(c, c->n_conns - 1);
+		if (c->n_conns && c->conns[c->n_conns - 1].draining)
+			forget_conn(c, c->n_conns - 1); /* nobody is waiting now */
+	}
 	dispose(c, c->lfd, (uint32_t)-1);
 	c->lfd = -1;
 	xr__arena_unhold(c->a);
 	free_server(c);
+}
+
+uint32_t xr__server_closing_stuck(struct xr_server *c, uint32_t uid)
+{
+	return xr__closer_stuck(c->closer, uid);
 }

@@ -28,6 +28,20 @@
  *                    queued behind the linger and, past 64, their
  *                    connections were refused), and the peer's connections
  *                    past its limit are hung up on unread.
+ *   closing_cap_pauses_accept   with the closing threads' queues over a
+ *                    cap (of all uids), the server stops accepting, then
+ *                    accepts again once closes go on (formerly: a uid's
+ *                    refused connections piled up behind its lingering
+ *                    close until the engine ran out of descriptors).
+ *   full_queue_times_out   a reader's connect to a listen queue that stays
+ *                    full gives up after 5 s, saying so (formerly: it
+ *                    waited for as long as the engine did not accept).
+ *   unread_replies_stay_counted   a peer hung up on with ATTACHED (and
+ *                    its descriptor) unread keeps its place among its uid's
+ *                    connections until it reads (formerly: its place went
+ *                    to its next connection, and descriptors in flight,
+ *                    counted against the engine's uid, piled up until
+ *                    every ATTACHED failed).
  *   wake_work_is_bounded   eight filtered readers that re-sleep at every
  *                    publish with a wake position far behind head
  *                    (formerly: the writer walked the ring from there on
@@ -42,6 +56,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 
+#include "control/run_dir.h"
 #include "control/server.h"
 #include "peer_helpers.h"
 #include "shm/arena_priv.h"
@@ -361,6 +376,7 @@ static void lingering_closes_stay_with_their_uid(void)
 	const char *path = xr_server_path(srv);
 	/* The lingering socket blocks this uid's closing thread... */
 	int acc = pass_lingering(path);
+	CHECK(WAIT_UNTIL(xr__server_closing_stuck(srv, getuid()) >= 1, 5000));
 	/* ...and 40 connections, admitted first, send 2 descriptors each. */
 	for (int i = 0; i < FDS; i++)
 		CHECK((efds[i] = eventfd(0, EFD_CLOEXEC)) >= 0);
@@ -379,8 +395,10 @@ static void lingering_closes_stay_with_their_uid(void)
 			FAILF("connection %d: %d (%s)", i, rc, why);
 		close(socks[i]);
 	}
-	/* Read until 64 were closing, then no more. */
-	CHECK(read_ >= 1 && read_ <= 64 / (FDS + 1) + 2 && unread == CONNS - read_);
+	/* Read until 64 were closing, then no more: each read brings FDS (its
+	 * connection follows once we have read the reply and closed). */
+	if (!(read_ >= 1 && read_ <= 64 / FDS + 1 && unread == CONNS - read_))
+		FAILF("%d read, %d unread", read_, unread);
 
 	/* Another uid is served all the while. */
 	CHECK_EQ(run_as(NOBODY, NOBODY, nobody_sessions, (void *)path), 0);
@@ -399,6 +417,171 @@ static void lingering_closes_stay_with_their_uid(void)
 	printf("lingering_closes_stay_with_their_uid: %d connections read, %d hung up on "
 	       "unread; 100 sessions of uid %u served while uid %u's close lingered\n",
 	       read_, unread, NOBODY, (unsigned)getuid());
+}
+
+/* Descriptors of all uids waiting to be closed are bounded: past the cap
+ * (1024; 4 here), the server accepts nothing for a while, and connections
+ * wait in the listen queue, rather than its descriptors pile up without
+ * end behind a close a peer made linger (a uid not allowed in too: it is
+ * known only once accepted). Once the close completes, it accepts again. */
+static void closing_cap_pauses_accept(void)
+{
+	char name[64], why[XR_CTL_REASON_MAX], buf[512];
+	xr_stream_spec ss = {.policy = XR_POLICY_LOSSLESS, .ring_bytes = 256u << 10,
+			     .frame_align = 64};
+	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
+			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE,
+			      .max_readers = 8};
+	xr_server *srv;
+	xr_arena *a;
+	int e = eventfd(0, EFD_CLOEXEC), fd;
+
+	xr_test_name(name, sizeof(name), "closecap");
+	CHECK_RC(xr_arena_create(&spec, &a), 0);
+	xr__server_test_passrights(false);
+	xr__server_test_closing_cap(4);
+	CHECK_RC(xr_server_start(a, NULL, &srv), 0);
+	xr__server_test_passrights(true);
+	const char *path = xr_server_path(srv);
+	int acc = pass_lingering(path);
+	/* Behind it, in its uid's queue: two descriptors passed, and the
+	 * connection that passed them. */
+	int es[2] = {e, e};
+	CHECK(e >= 0);
+	int s = peer_connect(path);
+	CHECK(s >= 0);
+	CHECK_RC(peer_send(s, XR_CTL_ATTACH, 1, NULL, 0, es, 2), 0);
+	CHECK_RC(peer_error(s, why, sizeof(why)), -EPROTO);
+	close(s);
+	/* The next connection waits in the queue, unanswered. */
+	s = peer_connect(path);
+	CHECK(s >= 0);
+	CHECK_RC(peer_send(s, XR_CTL_ATTACH, 1, NULL, 0, NULL, 0), 0);
+	struct pollfd pf = {.fd = s, .events = POLLIN};
+	CHECK_EQ(poll(&pf, 1, 300), 0);
+	/* The linger ends (the other side reads): closes go on, and the
+	 * connection is served. */
+	uint64_t t0 = xr__now_ns();
+	CHECK(drained_to_eof(acc, 10000));
+	CHECK(peer_recv(s, buf, sizeof(buf), &fd, 5000) > 0 && fd >= 0);
+	double ms = (double)(xr__now_ns() - t0) / 1e6;
+	close(fd);
+	close(s);
+	close(acc);
+	close(e);
+	xr_arena_close(a);
+	xr_server_stop(srv);
+	xr__server_test_closing_cap(0);
+	CHECK_RC(xr_arena_destroy(a), 0);
+	printf("closing_cap_pauses_accept: with 4 descriptors closing, no connection taken for "
+	       "300 ms; served %.0f ms after the close completed\n", ms);
+}
+
+/* A reply that carries a descriptor and sits unread counts against the
+ * engine's uid in the kernel (in flight) for as long as the peer keeps its
+ * end. A peer hung up on with such replies unread stays counted against
+ * its uid's connections until it reads them or closes (formerly: dropped
+ * at once, its place taken by the next connection, and in flight
+ * descriptors piled up until every ATTACHED failed). */
+static void unread_replies_stay_counted(void)
+{
+	enum { CONNS = 3 };
+	char name[64], why[XR_CTL_REASON_MAX], buf[512];
+	xr_server_opts o = {.max_conns_per_uid = CONNS};
+	xr_stream_spec ss = {.policy = XR_POLICY_LOSSLESS, .ring_bytes = 256u << 10,
+			     .frame_align = 64};
+	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
+			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE,
+			      .max_readers = 8};
+	xr_server *srv;
+	xr_arena *a;
+	int s[CONNS + 1], fd;
+
+	xr_test_name(name, sizeof(name), "unread");
+	CHECK_RC(xr_arena_create(&spec, &a), 0);
+	CHECK_RC(xr_server_start(a, &o, &srv), 0);
+	const char *path = xr_server_path(srv);
+
+	/* ATTACHED (with the arena's descriptor) left unread, then garbage:
+	 * hung up on, replies unread. */
+	CHECK((s[0] = peer_connect(path)) >= 0);
+	CHECK_RC(peer_send(s[0], XR_CTL_ATTACH, 1, NULL, 0, NULL, 0), 0);
+	CHECK(send(s[0], "garbage!", 8, MSG_NOSIGNAL) == 8);
+	for (int i = 1; i < CONNS; i++) {
+		CHECK((s[i] = peer_connect(path)) >= 0);
+		CHECK_RC(peer_send(s[i], XR_CTL_ATTACH, 1, NULL, 0, NULL, 0), 0);
+		CHECK(peer_recv(s[i], buf, sizeof(buf), &fd, 5000) > 0 && fd >= 0);
+		close(fd);
+	}
+	/* Still counted: the uid has no room for another connection. */
+	CHECK((s[CONNS] = peer_connect(path)) >= 0);
+	CHECK_RC(peer_error(s[CONNS], why, sizeof(why)), -EBUSY);
+	CHECK(strstr(why, "--max-conns-per-uid 3"));
+	close(s[CONNS]);
+	/* Read: ATTACHED, the ERROR, the end. Then the place is free. */
+	CHECK(peer_recv(s[0], buf, sizeof(buf), &fd, 5000) > 0 && fd >= 0);
+	close(fd);
+	CHECK_RC(peer_error(s[0], why, sizeof(why)), -EPROTO);
+	CHECK_EQ(peer_recv(s[0], buf, sizeof(buf), &fd, 5000), 0);
+	uint64_t t0 = xr__now_ns();
+	for (;;) {
+		/* Refused (-EBUSY, the hangup: EPIPE) until the server has
+		 * looked again at the connection we read out. */
+		CHECK((s[CONNS] = peer_connect(path)) >= 0);
+		if (peer_send(s[CONNS], XR_CTL_ATTACH, 1, NULL, 0, NULL, 0) == 0 &&
+		    peer_recv(s[CONNS], buf, sizeof(buf), &fd, 5000) > 0 && fd >= 0)
+			break;
+		close(s[CONNS]);
+		if (xr__now_ns() - t0 > 5 * SEC)
+			FAILF("the place of a connection whose replies were read was not freed");
+	}
+	close(fd);
+	double ms = (double)(xr__now_ns() - t0) / 1e6;
+	for (int i = 0; i <= CONNS; i++)
+		close(s[i]);
+	xr_arena_close(a);
+	xr_server_stop(srv);
+	CHECK_RC(xr_arena_destroy(a), 0);
+	printf("unread_replies_stay_counted: a connection hung up on with ATTACHED unread kept "
+	       "its uid's place until read; freed %.0f ms after\n", ms);
+}
+
+/* An engine that does not accept (busy, or paused as above) with its
+ * listen queue full: a reader's connect gives up after 5 s with a reason
+ * (formerly: a blocking connect() waited for as long as that lasted). */
+static void full_queue_times_out(void)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char name[64], why[256];
+	int fds[64], n = 0;
+	xr_reader *r;
+
+	xr_test_name(name, sizeof(name), "fullq");
+	CHECK_RC(xr__run_dir_serve(name, sa.sun_path, sizeof(sa.sun_path), why, sizeof(why)), 0);
+	int l = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	CHECK(l >= 0);
+	CHECK(bind(l, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(l, 0) == 0);
+	for (; n < 64; n++) {
+		fds[n] = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		CHECK(fds[n] >= 0);
+		if (connect(fds[n], (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			CHECK_EQ(errno, EAGAIN);
+			close(fds[n]);
+			break;
+		}
+	}
+	CHECK(n < 64);
+	uint64_t t0 = xr__now_ns();
+	CHECK_RC(xr_reader_attach(name, NULL, &r), -ETIMEDOUT);
+	double s = (double)(xr__now_ns() - t0) / 1e9;
+	CHECK(strstr(xr_last_reason(), "accepted no connection within 5 s"));
+	CHECK(s >= 4.9 && s < 15);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	close(l);
+	unlink(sa.sun_path);
+	printf("full_queue_times_out: a full listen queue: attach gave up after %.1f s (%s)\n", s,
+	       xr_last_reason());
 }
 
 /* A real Experience record of turn `turn` (filters read its fields). */
@@ -490,6 +673,9 @@ int main(void)
 	passed_fd_never_blocks(true);
 	passed_fd_never_blocks(false);
 	lingering_closes_stay_with_their_uid();
+	unread_replies_stay_counted();
+	closing_cap_pauses_accept();
+	full_queue_times_out();
 	wake_work_is_bounded();
 	return 0;
 }

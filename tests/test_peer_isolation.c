@@ -438,6 +438,41 @@ static void slots_by_connection(void)
 
 /* ---- limits_per_uid ---- */
 
+/* One request on s, the next in its connection's ATTACH, SUBSCRIBE,
+ * DETACH, SUBSCRIBE, ... (*slot: -2 not attached, -1 no reader, else the
+ * reader's slot). Returns *sent if the uid's request limit refused it,
+ * else 0. */
+static int spread_request(int s, int *slot, const struct xr_ctl_subscribe *m, int *sent)
+{
+	struct xr_ctl_detach d = {.slot = (uint32_t)*slot};
+	char buf[512];
+	int afd;
+
+	CHECK_RC(*slot == -2   ? peer_send(s, XR_CTL_ATTACH, 1, NULL, 0, NULL, 0)
+		 : *slot == -1 ? peer_send(s, XR_CTL_SUBSCRIBE, 2, m, sizeof(*m), NULL, 0)
+			       : peer_send(s, XR_CTL_DETACH, 3, &d, sizeof(d), NULL, 0),
+		 0);
+	(*sent)++;
+	int n = peer_recv(s, buf, sizeof(buf), &afd, 5000);
+	if (afd >= 0)
+		close(afd);
+	const struct xr_ctl_hdr *h = (const void *)buf;
+	CHECK(n >= (int)sizeof(*h));
+	if (h->type == XR_CTL_ERROR) {
+		const struct xr_ctl_error *e = (const void *)(h + 1);
+		CHECK_RC(e->code, -EAGAIN);
+		CHECK(strstr(e->reason, "over all its connections"));
+		return *sent;
+	}
+	if (h->type == XR_CTL_SUBSCRIBED)
+		*slot = (int)((const struct xr_ctl_subscribed *)(h + 1))->slot;
+	else if (h->type == XR_CTL_ATTACHED || h->type == XR_CTL_OK)
+		*slot = -1;
+	else
+		FAILF("reply type 0x%x", h->type);
+	return 0;
+}
+
 static int nobody_attaches(void *p)
 {
 	xr_reader *r;
@@ -493,27 +528,16 @@ static void limits_per_uid(void)
 
 	/* Requests: within each connection's own rate (16/s, bursts of 32),
 	 * over the uid's when spread over four connections (10/s, bursts of
-	 * 20). */
-	int refused = 0, sent = 0;
+	 * 20). Each connection ATTACHes once, then SUBSCRIBEs and DETACHes in
+	 * turn (one reader at a time, under the uid's two). */
+	int refused = 0, sent = 0, slot[4] = {-2, -2, -2, -2}; /* -2: not attached */
 	for (int i = 0; i < 4; i++)
 		CHECK((s[i] = peer_connect(path)) >= 0);
-	for (int round = 0; round < 10 && !refused; round++)
-		for (int i = 0; i < 4 && !refused; i++) {
-			char buf[512];
-			if (peer_send(s[i], XR_CTL_ATTACH, (uint32_t)round, NULL, 0, NULL, 0) < 0)
-				continue;
-			sent++;
-			int n = peer_recv(s[i], buf, sizeof(buf), &afd, 5000);
-			if (afd >= 0)
-				close(afd);
-			const struct xr_ctl_hdr *h = (const void *)buf;
-			if (n >= (int)sizeof(*h) && h->type == XR_CTL_ERROR) {
-				const struct xr_ctl_error *e = (const void *)(h + 1);
-				CHECK_RC(e->code, -EAGAIN);
-				CHECK(strstr(e->reason, "over all its connections"));
-				refused = sent;
-			}
-		}
+	for (int round = 0; round < 30 && !refused; round++)
+		for (int i = 0; i < 4 && !refused; i++)
+			do /* a SUBSCRIBE's DETACH follows at once */
+				refused = spread_request(s[i], &slot[i], &m, &sent);
+			while (slot[i] >= 0 && !refused);
 	if (!refused || refused <= 10)
 		FAILF("the uid's request limit did not cut in (sent %d, refused at %d): a uid "
 		      "may not get more than its rate by spreading requests",
