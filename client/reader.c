@@ -220,7 +220,7 @@ static int check_stream(struct xr_reader *r)
 	return 0;
 }
 
-/* Maps our page: page `slot` of the memfd the engine made for our uid,
+/* Maps our page: page `slot` of the memfd the engine made for this reader,
  * which must be sealed against shrinking (else the engine that handed it
  * over could fault our every store). */
 static int map_page(struct xr_reader *r, int fd, uint32_t slot)

@@ -11,22 +11,22 @@
  *   - struct xr_reader_info, in the arena's reader table: a copy of the
  *     state and the slot's identity, for its reader (to learn it was
  *     evicted) and for tools. Peers map it read-only.
- *   - struct xr_peer_page, page `slot` of a memfd the engine makes for the
- *     holder's uid (one per uid, max_readers pages, sealed against shrinking
- *     and growing): its cursors, leases and sleep word. The only memory a
- *     peer may write, untrusted input to the writers, out of reach of every
- *     other uid. (Peers of one uid share the memfd: they could reach each
- *     other's memory anyway, through ptrace or /proc/PID/mem. One memfd per
- *     uid also bounds what a uid's churn can make the engine hold: a peer
- *     that keeps a page mapped after its slot is gone keeps a page of its
- *     own uid's memfd, not a new one per claim.) The engine maps each slot's
+ *   - struct xr_peer_page, page `slot` of a memfd the engine makes for this
+ *     claim alone (max_readers pages long, all but that one a hole; sealed
+ *     against shrinking and growing): its cursors, leases and sleep word.
+ *     The only memory a peer may write, untrusted input to the writers, out
+ *     of reach of every other peer, of its own uid too. At release the page
+ *     is punched out of the memfd: a peer that keeps its mapping after its
+ *     slot is gone keeps a hole (what it then writes there is memory of its
+ *     own making, charged to it), not a page the engine touched; what the
+ *     engine holds for its churn is nothing. The engine maps each slot's
  *     page at a fixed address for the arena's life and swaps what backs it
  *     with MAP_FIXED, so a writer that loads through a slot's page pointer
  *     always reads mapped memory: the current holder's page, or zeros once
  *     it is gone.
  *
  * TRANSITIONS (private state; the reader table follows each one):
- *   FREE -> CLAIMED       claim, control thread: a new page, the identity
+ *   FREE -> CLAIMED       claim, control thread: a new memfd, the identity
  *   CLAIMED -> ACTIVE     activate, control thread: leases count from now
  *   ACTIVE -> EVICTED     evict, a writer: a lease no reader can hold
  *   * -> RELEASING -> FREE  release, control thread (the owner's manager),
@@ -50,8 +50,8 @@
  * reader.c); the table's copy is stored with release after the private
  * state (PI1), so a reader that sees EVICTED sees its evict_reason.
  *
- * GRACE. Releasing a slot replaces its page with zeros (and the next claim
- * with a new memfd), and nothing may be reading the old one then: not a
+ * GRACE. Releasing a slot replaces its page with zeros (and punches the
+ * old one out), and nothing may be reading the old one then: not a
  * writer between its load of ACTIVE and its load of the lease, not a wake
  * check, not housekeeping. Every thread but the control thread reads pages
  * only inside a section (xr__peers_enter/leave), which makes its own
@@ -114,16 +114,16 @@ int xr__peers_create(struct xr_arena *a)
 	if (!t)
 		return -ENOMEM;
 	t->n = n;
-	t->uids = calloc(n, sizeof(*t->uids));
-	t->base = t->uids ? mmap(NULL, (size_t)n * XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
+	t->base = mmap(NULL, (size_t)n * XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (t->base == MAP_FAILED) {
-		free(t->uids);
 		free(t);
 		return -ENOMEM;
 	}
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < n; i++) {
 		t->slot[i].page = page_at(t, i);
+		t->slot[i].page_fd = -1;
+	}
 	a->peers = t;
 	return 0;
 }
@@ -159,9 +159,9 @@ void xr__peers_destroy(struct xr_arena *a)
 	if (!t)
 		return;
 	munmap(t->base, (size_t)t->n * XR_PEER_PAGE_SIZE);
-	for (uint32_t i = 0; i < t->n_uids; i++)
-		close(t->uids[i].fd);
-	free(t->uids);
+	for (uint32_t i = 0; i < t->n; i++)
+		if (t->slot[i].page_fd >= 0)
+			close(t->slot[i].page_fd);
 	free(t);
 	a->peers = NULL;
 }
@@ -171,79 +171,37 @@ uint64_t xr__peers_new_owner(struct xr_arena *a)
 	return ++a->peers->next_owner;
 }
 
-/* The index in t->uids of uid's memfd, made on its first claim: n pages,
- * which its holders can write but neither shrink (the engine's loads would
- * fault) nor grow. It stays open for the uid's next claims, so that a uid
- * that churns slots, keeping each page mapped, holds one memfd of pages the
- * engine touched, not one per claim. At most n are kept: a new uid past
- * that takes the place of one that holds no slot (there is one, as this
- * claim's slot is free). Returns the index, or -errno. */
-static int uid_pages(struct xr_peers *t, uint32_t uid)
+/* Backs slot i with page i of a new memfd of n pages, which its holder can
+ * write but neither shrink (the engine's loads would fault) nor grow, and
+ * returns a descriptor of it to hand over. Only page i is ever touched; the
+ * rest is a hole that costs nothing. */
+static int new_page(struct xr_peers *t, uint32_t i, int *fd_out)
 {
-	uint32_t k = t->n_uids;
+	int fd = memfd_create("xring-peer", MFD_CLOEXEC | MFD_ALLOW_SEALING), err;
 
-	for (uint32_t i = 0; i < t->n_uids; i++) {
-		if (t->uids[i].uid == uid)
-			return (int)i;
-		if (!t->uids[i].held)
-			k = i;
-	}
-	if (t->n_uids < t->n) {
-		k = t->n_uids;
-	} else if (k == t->n_uids) {
-		return -EBUSY; /* not reached: see above */
-	}
-	int fd = memfd_create("xring-peer", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
 	if (ftruncate(fd, (off_t)t->n * XR_PEER_PAGE_SIZE) < 0 ||
-	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
-	if (k < t->n_uids)
-		close(t->uids[k].fd);
-	else
-		t->n_uids++;
-	t->uids[k] = (struct xr_uid_pages){.uid = uid, .fd = fd};
-	return (int)k;
-}
-
-/* Backs slot i with page i of uid's memfd, initialised (a page a former
- * holder of this uid wrote is cleared), and returns a descriptor of the
- * memfd to hand over. */
-static int new_page(struct xr_peers *t, uint32_t i, uint32_t uid, int *fd_out)
-{
-	int k = uid_pages(t, uid);
-
-	if (k < 0)
-		return k;
-	int fd = t->uids[k].fd;
-	if (mmap(page_at(t, i), XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-		 fd, (off_t)i * XR_PEER_PAGE_SIZE) == MAP_FAILED ||
-	    (*fd_out = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
-		int err = -errno;
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0 ||
+	    mmap(page_at(t, i), XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		 fd, (off_t)i * XR_PEER_PAGE_SIZE) == MAP_FAILED)
+		goto fail;
+	if ((*fd_out = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
 		zero_page(t, i);
-		return err;
+		goto fail;
 	}
-	t->uids[k].held++;
-	t->slot[i].uid = uid;
+	t->slot[i].page_fd = fd;
 	/* Nobody reads this slot's page until it is ACTIVE (sections skip it;
 	 * its wake target is not live): relaxed. */
 	struct xr_peer_page *pg = page_at(t, i);
 	xr_store_relaxed(&pg->sleep_gen, 0);
-	for (uint32_t r = 0; r < XR_MAX_RINGS; r++) {
-		struct xr_cursor *c = &pg->cursors[r];
-		xr_store_relaxed(&c->lease, XR_NO_LEASE);
-		xr_store_relaxed(&c->pos, 0);
-		xr_store_relaxed(&c->next_seq, 0);
-		xr_store_relaxed(&c->read, 0);
-		xr_store_relaxed(&c->dropped, 0);
-		xr_store_relaxed(&c->wake_pos, 0);
-		xr_store_relaxed(&c->wake_need, 0);
-	}
+	for (uint32_t r = 0; r < XR_MAX_RINGS; r++)
+		xr_store_relaxed(&pg->cursors[r].lease, XR_NO_LEASE);
 	return 0;
+fail:
+	err = -errno;
+	close(fd);
+	return err;
 }
 
 int xr__peer_claim(struct xr_arena *a, const struct xr_peer_claim *c, int *page_fd)
@@ -257,7 +215,7 @@ int xr__peer_claim(struct xr_arena *a, const struct xr_peer_claim *c, int *page_
 		/* The control thread is the only one that leaves FREE. */
 		if (xr_load_acquire(&p->state) != XR_SLOT_FREE)
 			continue;
-		int rc = new_page(t, i, c->uid, page_fd);
+		int rc = new_page(t, i, page_fd);
 		if (rc < 0)
 			return rc;
 		xr_store_relaxed(&p->stream, c->stream);
@@ -318,16 +276,18 @@ void xr__peer_release(struct xr_arena *a, uint32_t slot)
 	 * out those under way (bounded: a scan, a non-blocking send). */
 	xr__wake_remove(a->wake, slot);
 	grace(t);
-	/* The holder keeps its mapping of the old page; the engine's address
-	 * now reads zeros. Should the mmap fail (no memory for one page), the
-	 * old page stays: harmless, nobody honours a non-ACTIVE slot, and the
-	 * next claim replaces it. */
+	/* The engine's address now reads zeros, and the page is punched out
+	 * of the memfd: its holder's mapping, if it keeps one, reads zeros too
+	 * and holds nothing of the engine's. Should the mmap fail (no memory
+	 * for one page), the old page stays mapped here: harmless, nobody
+	 * honours a non-ACTIVE slot, and the next claim replaces it. */
 	zero_page(t, slot);
-	for (uint32_t k = 0; k < t->n_uids; k++)
-		if (t->uids[k].uid == p->uid && t->uids[k].held) {
-			t->uids[k].held--;
-			break;
-		}
+	if (p->page_fd >= 0) {
+		fallocate(p->page_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			  (off_t)slot * XR_PEER_PAGE_SIZE, XR_PEER_PAGE_SIZE);
+		close(p->page_fd); /* made by the engine: a memfd's release waits on nobody */
+		p->page_fd = -1;
+	}
 	p->owner = (struct xr_owner){0};
 	xr_store_release(&a->infos[slot].state, XR_SLOT_FREE);
 	xr_store_release(&p->state, XR_SLOT_FREE);

@@ -39,7 +39,7 @@ struct xr_peer {
 				       * writer that saw an old ACTIVE may load it
 				       * while the next claim stores it */
 	_Atomic uint32_t policy;
-	uint32_t uid;                 /* control thread only: whose memfd backs the page */
+	int page_fd;                  /* control thread only: the holder's memfd; -1 */
 	struct xr_owner owner;        /* control thread only */
 	struct xr_peer_page *page;    /* fixed address for the arena's life */
 };
@@ -53,20 +53,10 @@ enum {
 	XR_PAGES_READERS = XR_MAX_RINGS + 2,
 };
 
-/* The memfd that backs the pages of one uid's slots: page i of it is slot
- * i's page while that uid holds slot i. */
-struct xr_uid_pages {
-	uint32_t uid;
-	uint32_t held;                /* slots of this uid backed by it */
-	int fd;
-};
-
 struct xr_peers {
 	uint32_t n;                   /* = max_readers */
 	uint8_t *base;                /* n pages of address space */
 	uint64_t next_owner;          /* control thread only */
-	struct xr_uid_pages *uids;    /* n of them; control thread only */
-	uint32_t n_uids;
 	/* Odd while its owner reads pages (see GRACE in shm/peers.c); one
 	 * cache line each, written only by that owner. */
 	struct {
@@ -94,8 +84,8 @@ void xr__peers_destroy(struct xr_arena *a);
 uint64_t xr__peers_new_owner(struct xr_arena *a);
 
 /*
- * Claims a free slot for c (FREE -> CLAIMED), backs it with its page of the
- * claimer's uid's memfd (sealed; page `slot` of it, initialised: no leases,
+ * Claims a free slot for c (FREE -> CLAIMED), backs it with page `slot` of
+ * a new memfd made for this claim alone (sealed; initialised: no leases,
  * not asleep) and fills its reader-table entry. *page_fd is that memfd, to
  * hand to the holder (who maps page `slot` of it) and then close. Returns
  * the slot, -EBUSY (none free), or -errno. Control thread.

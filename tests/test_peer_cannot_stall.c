@@ -92,7 +92,7 @@ static void *sleeper_main(void *p)
 	return NULL;
 }
 
-/* Page `slot` of the memfd of this uid's pages. */
+/* Page `slot` of the memfd made for this reader. */
 static struct xr_peer_page *map_page(int fd, uint32_t slot)
 {
 	void *p = mmap(NULL, XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,

@@ -110,7 +110,7 @@ static int nobody_writes(void *p)
 	xr_store_relaxed(&pg->cursors[0].pos, 12345);
 	if (ftruncate(pfd, 0) == 0 || ftruncate(pfd, st.st_size + XR_PEER_PAGE_SIZE) == 0)
 		return 15; /* could shrink (the engine's loads would fault) or grow */
-	/* Not the memfd of the engine uid's pages: what it writes at the
+	/* Not the memfd of the other reader's page: what it writes at the
 	 * other reader's offset lands in its own memfd. */
 	if (st.st_ino == na->root_pages)
 		return 16;
@@ -147,13 +147,35 @@ static void arena_is_read_only(void)
 		      rc);
 	CHECK_EQ(xr_load_relaxed(&mine->cursors[0].pos), 0);
 	CHECK_EQ(xr_load_relaxed(&a->peers->slot[na.root_slot].page->cursors[0].pos), 0);
+
+	/* A second reader of the same uid, another peer: a memfd of its own
+	 * too, and what it writes at the first one's offset stays there. */
+	int afd2, pfd2, s2 = peer_connect(na.path);
+	CHECK(s2 >= 0);
+	uint32_t slot2 = peer_subscribe(s2, 0, NULL, &afd2, &pfd2);
+	CHECK(slot2 != na.root_slot);
+	struct stat st2;
+	CHECK(fstat(pfd2, &st2) == 0 && st2.st_ino != st.st_ino);
+	struct xr_peer_page *theirs = mmap(NULL, XR_PEER_PAGE_SIZE, PROT_READ | PROT_WRITE,
+					   MAP_SHARED, pfd2,
+					   (off_t)na.root_slot * XR_PEER_PAGE_SIZE);
+	CHECK(theirs != MAP_FAILED);
+	xr_store_relaxed(&theirs->cursors[0].pos, 777);
+	CHECK_EQ(xr_load_relaxed(&mine->cursors[0].pos), 0);
+	CHECK_EQ(xr_load_relaxed(&a->peers->slot[na.root_slot].page->cursors[0].pos), 0);
+	munmap(theirs, XR_PEER_PAGE_SIZE);
+	close(afd2);
+	close(pfd2);
+	close(s2);
+
 	munmap(mine, XR_PEER_PAGE_SIZE);
 	close(afd);
 	close(pfd);
 	close(s);
 	unserve(a, srv);
 	printf("arena_is_read_only: uid %u: arena fd O_RDONLY, no writable mapping, no writable "
-	       "reopen; its page writable and sealed, in a memfd of its own uid's\n", NOBODY);
+	       "reopen; its page writable and sealed, in a memfd of its own; so has another "
+	       "reader of uid %u\n", NOBODY, (unsigned)getuid());
 }
 
 /* ---- engine_keeps_its_own_layout ---- */
@@ -383,34 +405,33 @@ static void no_fd_leaks(void)
 	xr_server_opts o = {.max_requests_per_uid = 1000000};
 	xr_arena *a = served("fdleak", name, XR_POLICY_LOSSLESS, &o, &srv);
 	const char *path = xr_server_path(srv);
-	int afd, pfd, s = peer_connect(path);
-
-	/* The memfd of this uid's pages is made on its first subscription and
-	 * kept for the next ones: count from there. */
-	CHECK(s >= 0);
-	struct stat st;
-	peer_subscribe(s, 0, NULL, &afd, &pfd);
-	CHECK(fstat(pfd, &st) == 0);
-	ino_t pages = st.st_ino;
-	close(afd);
-	close(pfd);
-	close(s);
-	CHECK(WAIT_UNTIL(xr__peers_taken(a) == 0, 5000));
-	int before = count_fds();
+	int afd, pfd, kept = -1, before = count_fds();
+	struct xr_peer_page *kept_pg = NULL;
+	ino_t last = 0;
 
 	for (int i = 0; i < 300; i++) {
-		s = peer_connect(path);
+		int s = peer_connect(path);
 		CHECK(s >= 0);
 		switch (i % 3) {
-		case 0: /* subscribed, then gone without a word */
-			peer_subscribe(s, XR_CTL_SUB_WAKE, NULL, &afd, &pfd);
-			/* The same memfd each time: what a churning peer that
-			 * kept its pages mapped would hold is one memfd. */
-			CHECK(fstat(pfd, &st) == 0);
-			CHECK_EQ(st.st_ino, pages);
+		case 0: /* subscribed, then gone without a word */ {
+			uint32_t slot = peer_subscribe(s, XR_CTL_SUB_WAKE, NULL, &afd, &pfd);
+			/* A new memfd each time. The first is kept, mapped,
+			 * as a churning peer would keep them all. */
+			struct stat st;
+			CHECK(fstat(pfd, &st) == 0 && st.st_ino != last);
+			last = st.st_ino;
 			close(afd);
-			close(pfd);
+			if (kept < 0) {
+				kept = pfd;
+				kept_pg = mmap(NULL, XR_PEER_PAGE_SIZE, PROT_READ, MAP_SHARED, pfd,
+					       (off_t)slot * XR_PEER_PAGE_SIZE);
+				CHECK(kept_pg != MAP_FAILED);
+				CHECK_EQ(xr_load_relaxed(&kept_pg->cursors[0].lease), XR_NO_LEASE);
+			} else {
+				close(pfd);
+			}
 			break;
+		}
 		case 1: /* garbage */
 			CHECK(send(s, "garbage!", 8, MSG_NOSIGNAL) == 8);
 			break;
@@ -420,10 +441,20 @@ static void no_fd_leaks(void)
 		}
 		close(s);
 	}
+	/* What the kept memfd still holds of the engine's: nothing. Its page
+	 * was punched out at release (reads zeros, no blocks). */
+	struct stat st;
+	CHECK(WAIT_UNTIL(xr__peers_taken(a) == 0, 5000));
+	CHECK(fstat(kept, &st) == 0);
+	CHECK_EQ(st.st_blocks, 0);
+	CHECK_EQ(xr_load_relaxed(&kept_pg->cursors[0].lease), 0);
+	munmap(kept_pg, XR_PEER_PAGE_SIZE);
+	close(kept);
 	/* The closer closes in the background: wait for it, bounded. */
 	CHECK(WAIT_UNTIL(count_fds() <= before && xr__peers_taken(a) == 0, 5000));
 	unserve(a, srv);
-	printf("slots_by_connection: 300 hostile sessions, descriptors back to %d\n", before);
+	printf("slots_by_connection: 300 hostile sessions, a memfd each, descriptors back to %d; "
+	       "a page kept mapped holds no block of the engine's\n", before);
 }
 
 static void slots_by_connection(void)
