@@ -87,9 +87,10 @@ struct xr_writer {
 	uint64_t records;            /* not yet flushed to rd stats */
 	uint64_t bytes;              /* head at the last stats flush */
 	int blocker;                 /* slot that blocked the last make-room */
-	int stall_slot;              /* the slot whose lease stops us, */
-	uint64_t stall_lease;        /* ...its lease, */
-	uint64_t stall_ns;           /* ...in the way since (0: nothing in the way) */
+	/* Lease timeout (check_stall): a leaky bucket of blocked time. */
+	bool stalled;                /* the last look found a lossy lease in the way */
+	uint64_t stall_at;           /* time of the last look that found a stop */
+	uint64_t stall_ns;           /* blocked time less free time, >= 0 */
 	/* Frame boundaries recorded every cap/32 bytes, so that advancing tail
 	 * does not walk every frame. */
 	uint64_t next_mark;

@@ -251,32 +251,70 @@ void xr_writer_publish(xr_writer *w)
 
 /*
  * A lossy reader's lease is a batch it holds, and leases are meant to be
- * short: one that has stood in the writer's way for the lease timeout gets
- * its reader evicted (XR_EEVICTED), so that a reader that stopped (or a peer
- * that holds a lease on purpose) cannot make a lossy stream drop every
- * record, nor pause a lossless one, for longer than that. A lossless reader's
- * lease is its place in the stream: it is waited for as long as it lives,
- * which is what lossless means. Called when the lease at `lease` of slot
- * stops a reservation, or keeps a pause (watermarks) from ending.
+ * short: a reader that keeps the writer stopped for the lease timeout gets
+ * evicted (XR_EEVICTED), so that a reader that stopped (or a peer that holds
+ * leases on purpose) cannot make a lossy stream drop every record, nor stop
+ * a lossless one, for longer than that. A lossless reader's lease is its
+ * place in the stream: it is waited for as long as it lives, which is what
+ * lossless means. Called at each look that finds the writer stopped: a
+ * reservation that fails (make_room), a pause that goes on (may_go_on);
+ * slot is the oldest lease's, the one in the way.
+ *
+ * What is timed is the writer's blocked time, not one lease's: a leaky
+ * bucket. From one look to the next, time counts as blocked if the former
+ * found a lossy lease in the way; any other time (room, or a stop by a
+ * lossless lease only) is free and drains the bucket at the same rate, down
+ * to 0. When the bucket reaches the timeout, the lossy reader in the way is
+ * evicted and the bucket empties. Formerly the clock restarted whenever the
+ * slot or the value of the lease in the way changed or the writer found room,
+ * so a reader that moved its lease a frame every few seconds (or let one
+ * record through, or two slots taking turns) stopped a stream for good and
+ * was never evicted. Now:
+ *   - a reader (or readers) that keeps the writer stopped most of the time
+ *     is evicted once the blocked time exceeds the free time by the
+ *     timeout: a stopped writer drains nothing, so a few moves or records
+ *     let through buy next to nothing;
+ *   - an honest lossy reader that holds a batch in the way for milliseconds
+ *     now and then never gets near it: the free time between its stops
+ *     pays for them;
+ *   - a lossless reader's stops only drain the bucket: its waiting is not
+ *     charged to a lossy reader that comes after it.
+ * The look that finds room (make_room, the end of a pause) reads no clock:
+ * it clears `stalled`, and the time since the last look that found the
+ * writer stopped counts as free. That time is one interval between looks:
+ * microseconds on a lossy stream (every dropped record is a look), at most
+ * a backoff step (1 ms) in xr_writer_wait, or as long as a writer that had
+ * nothing to write was idle, which is not time a lease stopped it. So the
+ * clock is read only here, once per look that finds the writer stopped, and
+ * the path that finds room costs one store.
  */
-static void check_stall(struct xr_writer *w, uint32_t slot, uint64_t lease)
+static void check_stall(struct xr_writer *w, uint32_t slot)
 {
-	uint64_t now = xr__now_ns();
+	uint64_t now, dt;
+	bool lossy;
 
-	if (!w->stall_ns || w->stall_slot != (int)slot || w->stall_lease != lease) {
-		w->stall_ns = now;
-		w->stall_slot = (int)slot;
-		w->stall_lease = lease;
-		return;
-	}
-	if (!w->lease_timeout_ns || now - w->stall_ns < w->lease_timeout_ns ||
-	    xr_load_relaxed(&w->peers->slot[slot].policy) != XR_POLICY_LOSSY)
+	if (!w->lease_timeout_ns)
+		return; /* never evict: nothing to count */
+	now = xr__now_ns();
+	dt = now - w->stall_at;
+	if (w->stalled)
+		w->stall_ns += dt;
+	else
+		w->stall_ns = w->stall_ns > dt ? w->stall_ns - dt : 0;
+	w->stall_at = now;
+	/* The engine's own record of the slot (private memory), not anything
+	 * the reader wrote. Relaxed: the scan that named the slot saw it
+	 * ACTIVE with an acquire (W3a), and policy is stored before PS1. */
+	lossy = xr_load_relaxed(&w->peers->slot[slot].policy) == XR_POLICY_LOSSY;
+	w->stalled = lossy;
+	if (!lossy || w->stall_ns < w->lease_timeout_ns)
 		return;
 	xr__peers_enter(w->peers, w->ring); /* the eviction kicks the reader */
 	if (xr__peer_evict(w->arena, slot, XR_EVICT_LEASE))
 		xr_counter_add(&w->rd->evictions, 1);
 	xr__peers_leave(w->peers, w->ring);
 	w->stall_ns = 0;
+	w->stalled = false;
 }
 
 /*
@@ -329,11 +367,11 @@ static int make_room(struct xr_writer *w, uint64_t size)
 	w->limit = floor + w->cap;
 	w->blocker = blocker;
 	if (w->head + size <= w->limit) {
-		w->stall_ns = 0;
+		w->stalled = false; /* room: free time from the last look on */
 		return 0;
 	}
 	if (blocker >= 0)
-		check_stall(w, (uint32_t)blocker, w->head - worst);
+		check_stall(w, (uint32_t)blocker);
 	return -EAGAIN;
 }
 
@@ -435,8 +473,10 @@ int xr_writer_set_watermarks(xr_writer *w, double high, double low)
 		high = low = 0; /* a lossy writer never waits */
 	w->wm.high = (uint64_t)(high * (double)w->cap);
 	w->wm.low = (uint64_t)(low * (double)w->cap);
-	if (!w->wm.high)
+	if (!w->wm.high) {
 		w->paused = false;
+		w->stalled = false; /* the pause ends here: as in may_go_on */
+	}
 	return 0;
 }
 
@@ -445,6 +485,10 @@ int xr_writer_set_lease_timeout(xr_writer *w, uint64_t timeout_ns)
 	if (!w)
 		return -EINVAL;
 	w->lease_timeout_ns = timeout_ns;
+	/* Start the count afresh: while the timeout was 0 nothing was
+	 * counted, and stale state must not pass for blocked time. */
+	w->stall_ns = 0;
+	w->stalled = false;
 	return 0;
 }
 
@@ -464,10 +508,12 @@ static bool may_go_on(struct xr_writer *w, uint64_t size)
 
 	if (w->paused) {
 		uint64_t worst = scan_leases(w, false, &blocker);
-		if (worst < w->wm.low)
+		if (worst < w->wm.low) {
 			w->paused = false;
-		else if (blocker >= 0)
-			check_stall(w, (uint32_t)blocker, w->head - worst);
+			w->stalled = false; /* as make_room finding room */
+		} else if (blocker >= 0) {
+			check_stall(w, (uint32_t)blocker);
+		}
 	}
 	if (w->paused)
 		return false;

@@ -868,6 +868,208 @@ static void test_held_lease_times_out(void)
 	       "%.0f ms\n", ms, (unsigned long long)dropped, pause_ms);
 }
 
+/* Lease creep (red team). A lossy reader that holds a batch and, well within
+ * the lease timeout each time, takes the next record and releases the batch
+ * (its lease moves one frame forward) keeps the writer stopped nearly all
+ * the time: the lossy stream drops almost every record. The lease moves, and
+ * the writer gets a frame of room after each move, so a timer restarted on
+ * either never ran out; blocked time counted against free time
+ * (check_stall) does. One thread drives both sides; time is read, never
+ * slept on. The next record is taken before the release: a lossy reader
+ * holding nothing starts again at tail, which a stopped writer has moved
+ * up to head. */
+static void test_creeping_lease_times_out(void)
+{
+	char name[64];
+	xr_arena *a = arena("creep", XR_POLICY_LOSSY, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT);
+	const struct xr_ring_desc *rd = &a->hdr->rings[0];
+	uint64_t t0, nudged, now, puts = 0, dropped = 0, nudges = 0;
+	xr_batch b, next;
+	int rc;
+
+	CHECK_RC(xr_writer_set_lease_timeout(w, 50000000), 0); /* 50 ms */
+	CHECK_RC(xr_test_put(w, 1000), 0);
+	xr_writer_publish(w);
+	CHECK_RC(xr_reader_read(r, 1, 1, 0, &b), 1); /* held from now on */
+	t0 = nudged = xr__now_ns();
+	for (;;) {
+		rc = xr_test_put(w, 1000);
+		CHECK(rc == 0 || rc == XR_EDROPPED);
+		puts++;
+		dropped += rc == XR_EDROPPED;
+		if (xr_load_relaxed(&rd->evictions))
+			break;
+		now = xr__now_ns();
+		if (now - t0 > 5000000000ull)
+			FAILF("a creeping lease was not timed out in 5 s (%llu nudges, %llu of "
+			      "%llu records dropped)", (unsigned long long)nudges,
+			      (unsigned long long)dropped, (unsigned long long)puts);
+		if (now - nudged >= 20000000) { /* 20 ms: under the timeout */
+			CHECK_RC(xr_reader_read(r, 1, 1, 0, &next), 1); /* the next frame */
+			CHECK_RC(xr_batch_release(r, &b), 0);
+			b = next;
+			nudged = now;
+			nudges++;
+		}
+	}
+	double ms = (double)(xr__now_ns() - t0) / 1e6;
+	CHECK(ms >= 50);
+	CHECK(nudges >= 1 && dropped > puts / 2);
+	CHECK_EQ(xr_load_relaxed(&a->infos[xr__reader_slot(r)].evict_reason), XR_EVICT_LEASE);
+	for (int i = 0; i < 2 * RING / 1000; i++)
+		CHECK_RC(xr_test_put(w, 1000), 0); /* nothing in the way now */
+	CHECK_RC(xr_reader_read(r, 1, 1, 0, &b), XR_EEVICTED);
+	xr_reader_detach(r);
+	xr_test_destroy(a);
+	printf("  a lease crept forward a frame every 20 ms: evicted after %.0f ms (timeout "
+	       "50 ms, %llu moves, %llu of %llu records dropped)\n", ms,
+	       (unsigned long long)nudges, (unsigned long long)dropped,
+	       (unsigned long long)puts);
+}
+
+/* Two colluding lossy readers take turns holding the oldest batch: every
+ * 20 ms the one holding it takes the record just past the other's batch and
+ * lets go of its own (and of what it read on the way). The blocker changes
+ * slot at every turn, the writer gets a frame of room at every turn, and the
+ * stream is stopped all the while: blocked time is the writer's, whoever's
+ * lease it is, and the slot in the way when it reaches the timeout is
+ * evicted. */
+static void test_colluding_leases_time_out(void)
+{
+	char name[64];
+	xr_arena *a = arena("collude", XR_POLICY_LOSSY, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *r[2] = {attach(name, XR_POLICY_DEFAULT), attach(name, XR_POLICY_DEFAULT)};
+	const struct xr_ring_desc *rd = &a->hdr->rings[0];
+	uint64_t t0, turned, now, puts = 0, dropped = 0, turns[2] = {0, 0};
+	xr_batch b[2], skip, next;
+	int rc;
+
+	CHECK_RC(xr_writer_set_lease_timeout(w, 50000000), 0); /* 50 ms */
+	CHECK_RC(xr_test_put(w, 1000), 0);
+	xr_writer_publish(w);
+	CHECK_RC(xr_test_put(w, 1000), 0);
+	xr_writer_publish(w);
+	CHECK_RC(xr_reader_read(r[0], 1, 1, 0, &b[0]), 1); /* seq 0 */
+	CHECK_RC(xr_reader_read(r[1], 1, 1, 0, &skip), 1);
+	CHECK_RC(xr_reader_read(r[1], 1, 1, 0, &b[1]), 1); /* seq 1 */
+	CHECK_RC(xr_batch_release(r[1], &skip), 0);
+	t0 = turned = xr__now_ns();
+	for (;;) {
+		rc = xr_test_put(w, 1000);
+		CHECK(rc == 0 || rc == XR_EDROPPED);
+		puts++;
+		dropped += rc == XR_EDROPPED;
+		if (xr_load_relaxed(&rd->evictions))
+			break;
+		now = xr__now_ns();
+		if (now - t0 > 5000000000ull)
+			FAILF("colluding leases were not timed out in 5 s (turns %llu + %llu, %llu "
+			      "of %llu records dropped)", (unsigned long long)turns[0],
+			      (unsigned long long)turns[1], (unsigned long long)dropped,
+			      (unsigned long long)puts);
+		if (now - turned >= 20000000) { /* 20 ms: under the timeout */
+			int o = b[0].first_seq < b[1].first_seq ? 0 : 1; /* the oldest */
+			/* Read up to the other's batch, then take the frame
+			 * after it: this one's lease is newest now. */
+			do {
+				CHECK_RC(xr_reader_read(r[o], 1, 1, 0, &skip), 1);
+				CHECK(skip.first_seq <= b[!o].first_seq);
+				CHECK_RC(xr_batch_release(r[o], &skip), 0);
+			} while (skip.first_seq < b[!o].first_seq);
+			CHECK_RC(xr_reader_read(r[o], 1, 1, 0, &next), 1);
+			CHECK_RC(xr_batch_release(r[o], &b[o]), 0);
+			b[o] = next;
+			turns[o]++;
+			turned = now;
+		}
+	}
+	double ms = (double)(xr__now_ns() - t0) / 1e6;
+	uint32_t why[2] = {
+		xr_load_relaxed(&a->infos[xr__reader_slot(r[0])].evict_reason),
+		xr_load_relaxed(&a->infos[xr__reader_slot(r[1])].evict_reason),
+	};
+	CHECK(ms >= 50 && turns[0] + turns[1] >= 1 && dropped > puts / 2);
+	CHECK(why[0] == XR_EVICT_LEASE || why[1] == XR_EVICT_LEASE);
+	CHECK_EQ(xr_load_relaxed(&rd->evictions), 1);
+	for (int i = 0; i < 2; i++)
+		xr_reader_detach(r[i]);
+	xr_test_destroy(a);
+	printf("  two lossy readers taking turns (%llu + %llu turns, every 20 ms): reader %d "
+	       "evicted after %.0f ms (timeout 50 ms, %llu of %llu records dropped)\n",
+	       (unsigned long long)turns[0], (unsigned long long)turns[1],
+	       why[0] == XR_EVICT_LEASE ? 0 : 1, ms, (unsigned long long)dropped,
+	       (unsigned long long)puts);
+}
+
+/* The other side of the two cases above: an honest lossy reader that holds
+ * a batch for a millisecond now and then, stopping a writer that writes at
+ * full speed (many laps of the ring) for about a fifth of a second in all,
+ * more than the timeout, is not evicted: the writer's free time between the
+ * stops pays for them. */
+static void test_honest_lossy_reader_is_not_evicted(void)
+{
+	char name[64];
+	xr_arena *a = arena("honest", XR_POLICY_LOSSY, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT);
+	const struct xr_ring_desc *rd = &a->hdr->rings[0];
+	uint32_t slot = xr__reader_slot(r);
+	uint64_t t0, t, now, puts = 0, dropped = 0, holds = 0, held_ns = 0;
+	xr_batch b;
+	int rc;
+
+	CHECK_RC(xr_writer_set_lease_timeout(w, 50000000), 0); /* 50 ms */
+	t0 = xr__now_ns();
+	while ((now = xr__now_ns()) - t0 < 1000000000ull) {
+		/* 4 ms of free writing... */
+		for (t = now; xr__now_ns() - t < 4000000;) {
+			rc = xr_test_put(w, 1000);
+			CHECK(rc == 0 || rc == XR_EDROPPED);
+			puts++;
+			dropped += rc == XR_EDROPPED;
+		}
+		xr_writer_publish(w);
+		/* ...then a batch held for 1 ms, the writer going on. */
+		rc = xr_reader_read(r, 1, 16, 0, &b);
+		if (rc == XR_EEVICTED)
+			FAILF("an honest lossy reader was evicted after %.0f ms (%llu holds, "
+			      "%.0f ms held in all)", (double)(now - t0) / 1e6,
+			      (unsigned long long)holds, (double)held_ns / 1e6);
+		CHECK(rc > 0);
+		for (t = xr__now_ns(); xr__now_ns() - t < 1000000;) {
+			rc = xr_test_put(w, 1000);
+			CHECK(rc == 0 || rc == XR_EDROPPED);
+			puts++;
+			dropped += rc == XR_EDROPPED;
+		}
+		CHECK_RC(xr_batch_release(r, &b), 0);
+		holds++;
+		held_ns += xr__now_ns() - t;
+	}
+	for (int i = 0; i < 2 * RING / 1000; i++)
+		CHECK_RC(xr_test_put(w, 1000), 0); /* nothing in the way */
+	xr_writer_publish(w);
+	CHECK(dropped > 0); /* the held batches did stop the writer */
+	CHECK(held_ns > 50000000ull); /* longer, in all, than the timeout */
+	uint64_t laps = w->head / RING;
+	CHECK(laps >= 10);
+	CHECK_EQ(xr_load_relaxed(&rd->evictions), 0);
+	CHECK_EQ(xr_load_relaxed(&a->infos[slot].evict_reason), 0);
+	CHECK_EQ(xr_load_relaxed(&a->infos[slot].state), XR_SLOT_ACTIVE);
+	CHECK(xr_reader_read(r, 1, 16, 0, &b) > 0);
+	CHECK_RC(xr_batch_release(r, &b), 0);
+	xr_reader_detach(r);
+	xr_test_destroy(a);
+	printf("  an honest lossy reader holding a batch 1 ms in every 5 (%llu times, %.0f ms in "
+	       "all; %llu laps, %llu of %llu records dropped) was not evicted\n",
+	       (unsigned long long)holds, (double)held_ns / 1e6,
+	       (unsigned long long)laps, (unsigned long long)dropped,
+	       (unsigned long long)puts);
+}
+
 /* A writer that died between W1a and W1c leaves pub_gen odd: readers say so
  * within a bound (XR_SNAPSHOT_MAX_NS), rather than spin on it for good. */
 static void test_writer_dead_mid_publish(void)
@@ -925,6 +1127,9 @@ int main(void)
 		{"waits are cancellable", test_waits_are_cancellable},
 		{"a stop ends with the retry", test_stop_ends_with_the_retry},
 		{"a held lease times out", test_held_lease_times_out},
+		{"a creeping lease times out", test_creeping_lease_times_out},
+		{"colluding leases time out", test_colluding_leases_time_out},
+		{"an honest lossy reader is not evicted", test_honest_lossy_reader_is_not_evicted},
 	};
 
 	signal(SIGPIPE, SIG_IGN);
