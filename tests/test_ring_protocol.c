@@ -1021,9 +1021,11 @@ static void test_honest_lossy_reader_is_not_evicted(void)
 	xr_batch b;
 	int rc;
 
-	CHECK_RC(xr_writer_set_lease_timeout(w, 50000000), 0); /* 50 ms */
+	/* 200 ms: a preemption of the test's one thread while it holds a
+	 * batch counts as held, and must not be mistaken for dishonesty. */
+	CHECK_RC(xr_writer_set_lease_timeout(w, 200000000), 0);
 	t0 = xr__now_ns();
-	while ((now = xr__now_ns()) - t0 < 1000000000ull) {
+	while ((now = xr__now_ns()) - t0 < 2000000000ull) {
 		/* 4 ms of free writing... */
 		for (t = now; xr__now_ns() - t < 4000000;) {
 			rc = xr_test_put(w, 1000);
@@ -1053,7 +1055,7 @@ static void test_honest_lossy_reader_is_not_evicted(void)
 		CHECK_RC(xr_test_put(w, 1000), 0); /* nothing in the way */
 	xr_writer_publish(w);
 	CHECK(dropped > 0); /* the held batches did stop the writer */
-	CHECK(held_ns > 50000000ull); /* longer, in all, than the timeout */
+	CHECK(held_ns > 200000000ull); /* longer, in all, than the timeout */
 	uint64_t laps = w->head / RING;
 	CHECK(laps >= 10);
 	CHECK_EQ(xr_load_relaxed(&rd->evictions), 0);
