@@ -12,6 +12,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "util/clock.h"
+#include "util/fs.h"
 #include "xring/error.h"
 #include "xring/reader.h"
 #include "xring/record.h"
@@ -201,19 +202,77 @@ static void stats_tick(xr_reader *r, struct tail_stats *ts, const xr_batch *b)
 	memset(ts->seen, 0, sizeof(ts->seen));
 }
 
-static int write_raw(const char *dir, uint64_t seq, const void *p, uint32_t len)
+/*
+ * Record seq into dirfd (the --raw directory, opened once). The names are
+ * predictable, so whoever may write there could plant DIR/<seq>.bin as a
+ * link to a file of their choosing and have a root tail overwrite it:
+ * O_EXCL creates a new file or fails, never following a link at the name
+ * (O_NOFOLLOW says so too) nor truncating what is there. -EEXIST when the
+ * name is taken, whatever by.
+ */
+static int write_raw(int dirfd, uint64_t seq, const void *p, uint32_t len)
 {
-	char path[4096];
+	char name[32];
 	int fd;
 	ssize_t n;
 
-	snprintf(path, sizeof(path), "%s/%" PRIu64 ".bin", dir, seq);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	snprintf(name, sizeof(name), "%" PRIu64 ".bin", seq);
+	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
 	n = write(fd, p, len);
 	close(fd);
 	return n == (ssize_t)len ? 0 : -EIO;
+}
+
+/*
+ * Opens --raw DIR once, for write_raw's openat(): what was checked is what
+ * is written into, even if the name is pointed elsewhere later. DIR must be
+ * the directory itself (not a link), owned by this user or root, writable by
+ * no one else: the rule of xr__check_dir (util/fs.c), read here off the
+ * open descriptor. Another user who may write DIR could not make tail write
+ * through a link (O_EXCL), but could still take the names of the records to
+ * come or swap files under them. The fd, or an exit code (as a negative
+ * number) after one line saying why.
+ */
+static int open_raw_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0) {
+		int err = errno;
+		/* A link there fails O_DIRECTORY | O_NOFOLLOW with ENOTDIR on Linux
+		 * (ELOOP elsewhere): lstat tells it from a file, for the message. */
+		if (err == ELOOP || (err == ENOTDIR && lstat(dir, &st) == 0 && S_ISLNK(st.st_mode))) {
+			xr_cli_err("tail", "--raw %s is a symbolic link; give --raw the directory "
+					   "itself", dir);
+			return -XR_EXIT_USAGE;
+		}
+		if (err == ENOENT || err == ENOTDIR) {
+			xr_cli_err("tail", "--raw %s: not a directory; create it first", dir);
+			return -XR_EXIT_USAGE;
+		}
+		xr_cli_err("tail", "--raw %s: %s", dir, strerror(err));
+		return -XR_EXIT_FAIL;
+	}
+	if (fstat(fd, &st) < 0 || !xr__trusted_uid(NULL, st.st_uid) ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		if (!xr__trusted_uid(NULL, st.st_uid))
+			xr_cli_err("tail", "--raw %s belongs to uid %u, not to this user or root, "
+					   "who could plant files there; give --raw a directory of "
+					   "this user's that no other user may write",
+				   dir, (unsigned)st.st_uid);
+		else
+			xr_cli_err("tail", "--raw %s is writable by %s (mode %04o), who could plant "
+					   "files there; give --raw a directory of this user's that no "
+					   "other user may write",
+				   dir, st.st_mode & S_IWOTH ? "every user" : "its group",
+				   (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -XR_EXIT_FAIL;
+	}
+	return fd;
 }
 
 /* Everything the options say. */
@@ -223,6 +282,7 @@ struct tail_args {
 	xr_filter flt;
 	bool filtered;
 	const char *name, *raw;
+	int raw_fd; /* raw, opened by open_raw_dir(); -1 without --raw */
 	uint64_t limit;
 	double timeout, seconds;
 	bool json, stats;
@@ -340,9 +400,11 @@ static int parse_args(int argc, char **argv, struct tail_args *ta)
 	}
 	if (!ta->name)
 		USAGE("which engine? usage: xring tail NAME (see --help)");
-	struct stat st;
-	if (ta->raw && (stat(ta->raw, &st) < 0 || !S_ISDIR(st.st_mode)))
-		USAGE("--raw %s: not a directory; create it first", ta->raw);
+	if (ta->raw) {
+		ta->raw_fd = open_raw_dir(ta->raw);
+		if (ta->raw_fd < 0)
+			return -ta->raw_fd;
+	}
 	if (ta->filtered)
 		ta->ro.filter = &ta->flt;
 	return 0;
@@ -427,7 +489,13 @@ static int take_batch(const struct tail_args *ta, struct tail_stats *ts, const x
 			else
 				saw_game(ts, ev.f.game_id);
 		} else if (ta->raw) {
-			int e = write_raw(ta->raw, f->seq, xr_frame_data(f), len);
+			int e = write_raw(ta->raw_fd, f->seq, xr_frame_data(f), len);
+			if (e == -EEXIST) {
+				xr_cli_err("tail", "--raw %s/%" PRIu64 ".bin already exists (tail "
+						   "overwrites nothing); give --raw an empty directory",
+					   ta->raw, f->seq);
+				return XR_EXIT_FAIL;
+			}
 			if (e < 0) {
 				xr_cli_err("tail", "--raw %s: %s", ta->raw, strerror(-e));
 				return XR_EXIT_FAIL;
@@ -486,7 +554,7 @@ static int run(const struct tail_args *ta, xr_reader *r)
 int xr_cmd_tail(int argc, char **argv)
 {
 	static struct tail_args ta = {.ro = {.label = "xring-tail"}, .timeout = -1,
-				      .seconds = -1};
+				      .seconds = -1, .raw_fd = -1};
 	xr_reader *r;
 	int rc;
 
@@ -495,8 +563,11 @@ int xr_cmd_tail(int argc, char **argv)
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	rc = attach(&ta, &r);
-	if (rc)
+	if (rc) {
+		if (ta.raw_fd >= 0)
+			close(ta.raw_fd);
 		return rc;
+	}
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -504,5 +575,7 @@ int xr_cmd_tail(int argc, char **argv)
 	rc = run(&ta, r);
 	fflush(stdout);
 	xr_reader_detach(r);
+	if (ta.raw_fd >= 0)
+		close(ta.raw_fd);
 	return rc;
 }

@@ -86,6 +86,9 @@ expect_err 1 "cannot start engine '$name-open': .*$work/open is writable by ever
 expect_err 1 "cannot attach to '$name-open': $work/open is writable by every user \(mode 0777\).*; set XRING_RUN_DIR, for engine and readers alike, to a directory" \
   -- env XRING_RUN_DIR="$work/open" "$xring" tail "$name-open"
 expect_err 2 "which engine" -- "$xring" tail
+expect_err 2 "--raw $work/nodir: not a directory; create it first" -- "$xring" tail "$name-none" --raw "$work/nodir"
+ln -s "$work" "$work/rawlink"
+expect_err 2 "--raw $work/rawlink is a symbolic link; give --raw the directory itself" -- "$xring" tail "$name-none" --raw "$work/rawlink"
 # require, where no hugetlbfs can be had: a directory on another file system.
 mkdir -p "$work/plain"
 expect_err 1 "--hugepages require: .*not on hugetlbfs" -- env XRING_DIR="$work/plain" "$xring" engine --name "$name-req" --hugepages require
@@ -132,6 +135,41 @@ path=$("$xring" info "$name" --json | /usr/bin/python3 -c 'import json,sys; prin
 kill -TERM "$engine"; wait "$engine"; rc=$?; engine=
 [ "$rc" -eq 0 ] || fail "engine exit status $rc after SIGTERM"
 [ ! -e "$path" ] || fail "arena $path left behind after SIGTERM"
+
+# --raw DIR writes DIR/<seq>.bin, names anyone can predict (seq from the
+# ring's head, which info gives as "records"). A root tail into a directory
+# where uid 65534 planted those names as links to a file of root's must not
+# write that file: a directory another user may write, or owns, is refused
+# before anything is read; in a directory of root's, a name that is taken
+# is an error (O_EXCL), not a link followed.
+if [ "$(id -u)" -eq 0 ]; then
+  "$xring" engine --name "$name-raw" --record-bytes 100 --rate 20 --quiet &
+  engine=$!
+  for _ in $(seq 100); do "$xring" info "$name-raw" >/dev/null 2>&1 && break; sleep 0.05; done
+  printf 'victim\n' > "$work/victim"
+  plant() {  # plant DIR: DIR/<seq>.bin -> $work/victim, of uid 65534, for the next 200 seqs
+    "$xring" info "$name-raw" --json | /usr/bin/python3 -c '
+import json, os, sys
+w = json.load(sys.stdin)["streams"][0]["rings"][0]["records"]
+for s in range(w, w + 200):
+    p = "%s/%d.bin" % (sys.argv[1], s)
+    os.symlink(sys.argv[2], p)
+    os.lchown(p, 65534, 65534)
+' "$1" "$work/victim" || fail "planting links in $1"
+  }
+  mkdir -m 1777 "$work/rawopen"; chmod 1777 "$work/rawopen"; plant "$work/rawopen"
+  expect_err 1 "^xring tail: --raw $work/rawopen is writable by every user \(mode 1777\), who could plant files there; give --raw a directory of this user's that no other user may write$" \
+    -- "$xring" tail "$name-raw" -n 1 --timeout 5 --raw "$work/rawopen"
+  mkdir -m 0755 "$work/rawnobody"; chown 65534 "$work/rawnobody"; plant "$work/rawnobody"
+  expect_err 1 "^xring tail: --raw $work/rawnobody belongs to uid 65534, not to this user or root, who could plant files there; give --raw a directory of this user's that no other user may write$" \
+    -- "$xring" tail "$name-raw" -n 1 --timeout 5 --raw "$work/rawnobody"
+  mkdir -m 0755 "$work/rawlinks"; plant "$work/rawlinks"
+  expect_err 1 "^xring tail: --raw $work/rawlinks/[0-9]+\.bin already exists \(tail overwrites nothing\); give --raw an empty directory$" \
+    -- "$xring" tail "$name-raw" -n 1 --timeout 5 --raw "$work/rawlinks"
+  [ "$(cat "$work/victim")" = victim ] || fail "tail --raw wrote through a planted link: $(head -c 40 "$work/victim" | od -c | head -1)"
+  [ -z "$(find "$work/rawlinks" -type f)" ] || fail "tail --raw wrote into $work/rawlinks"
+  kill -TERM "$engine"; wait "$engine"; engine=
+fi
 
 # One name, one engine, across backings; a stale file left on hugetlbfs by a
 # killed engine does not hide a live engine of that name on /dev/shm.
