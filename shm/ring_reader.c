@@ -318,12 +318,15 @@ int xr__rr_count(struct xr_ring_rd *rr, uint64_t *pending, uint64_t *unseen_drop
 	uint64_t head, wr;
 	int rc;
 
+	/* The walk needs a lease, as a read does; a lossy reader that holds no
+	 * batch takes one for it alone and gives it back on every way out (the
+	 * refusals included), or the writer would go on honouring it: on a
+	 * lossless stream, waiting for a reader that reads nothing. */
 	if (rr->lease == XR_NO_LEASE)
 		lease_at_pos(rr);
 	rc = snapshot(rr, &head, &wr);
-	if (rc < 0)
-		return rc;
-	rc = walk(rr, head, UINT32_MAX, UINT64_MAX, NULL, NULL, &t);
+	if (rc == 0)
+		rc = walk(rr, head, UINT32_MAX, UINT64_MAX, NULL, NULL, &t);
 	xr__rr_unpeek(rr);
 	if (rc < 0)
 		return rc;

@@ -1080,6 +1080,8 @@ static void test_writer_dead_mid_publish(void)
 	xr_arena *a = arena("midpub", XR_POLICY_LOSSLESS, name);
 	xr_writer *w = xr_test_writer(a);
 	xr_reader *r = attach(name, XR_POLICY_DEFAULT), *r2;
+	xr_reader *lossy = attach(name, XR_POLICY_LOSSY);
+	struct xr_cursor *lc = &xr__reader_page(lossy)->cursors[0];
 	struct xr_ring_desc *rd = &a->hdr->rings[0];
 	xr_reader_opts o = {.label = "late"};
 	xr_reader_stats st;
@@ -1093,12 +1095,19 @@ static void test_writer_dead_mid_publish(void)
 	CHECK(strstr(xr_last_reason(), "middle of a publish") != NULL);
 	double s = (double)(xr__now_ns() - t0) / 1e9;
 	CHECK(s >= 2 * XR_SNAPSHOT_MAX_NS / 1e9 && s < 10);
+	/* A lossy reader holding nothing has no lease; counting takes one for
+	 * its walk and must give it back on the refusal too, or the writer of
+	 * this lossless stream would wait for a reader that reads nothing. */
+	CHECK_EQ(xr_load_relaxed(&lc->lease), XR_NO_LEASE);
+	CHECK_RC(xr_reader_stats_get(lossy, &st), -EPROTO);
+	CHECK_EQ(xr_load_relaxed(&lc->lease), XR_NO_LEASE);
 	/* The publish completes: both work again. */
 	xr_fetch_add_release(&rd->pub_gen, 1);
 	CHECK_RC(xr_reader_stats_get(r, &st), 0);
 	CHECK_EQ(st.written, 1);
 	CHECK_RC(xr_reader_attach(name, &o, &r2), 0);
 	xr_reader_detach(r2);
+	xr_reader_detach(lossy);
 	xr_reader_detach(r);
 	xr_test_destroy(a);
 	printf("  a publish left half done: stats and attach refused in %.1f s, fine once it "
