@@ -903,6 +903,15 @@ int xr_reader_stats_get(xr_reader *r, xr_reader_stats *s)
 		uint64_t pending, unseen, written, lag;
 
 		rc = xr__rr_count(rr, &pending, &unseen, &written, &lag);
+		if (rc == -ETIMEDOUT) {
+			/* The -EPROTO of attach (xr__rr_start), with its reason:
+			 * without one a caller cannot tell it from a malformed
+			 * frame, nor say what to do. */
+			xr__set_last_reason("engine %s stopped in the middle of a publish on ring "
+					    "%u; restart the engine",
+					    r->name, r->first_ring + k);
+			return -EPROTO;
+		}
 		if (rc < 0)
 			return rc;
 		s->written += written;

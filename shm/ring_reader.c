@@ -325,7 +325,11 @@ int xr__rr_count(struct xr_ring_rd *rr, uint64_t *pending, uint64_t *unseen_drop
 	if (rr->lease == XR_NO_LEASE)
 		lease_at_pos(rr);
 	rc = snapshot(rr, &head, &wr);
-	if (rc == 0)
+	/* A publish left half done, told apart from a malformed frame (the
+	 * walk's -EPROTO) so that the caller can say which it was. */
+	if (rc < 0)
+		rc = -ETIMEDOUT;
+	else
 		rc = walk(rr, head, UINT32_MAX, UINT64_MAX, NULL, NULL, &t);
 	xr__rr_unpeek(rr);
 	if (rc < 0)

@@ -91,8 +91,9 @@ void xr__rr_unpeek(struct xr_ring_rd *rr);
 void xr__rr_set_lease(struct xr_ring_rd *rr, uint64_t oldest);
 
 /* Counts pending records and not-yet-seen drops up to the current head.
- * *written is records produced since start. Returns 0, -EPROTO as
- * xr__rr_start, or what the walk found wrong. */
+ * *written is records produced since start. Returns 0, -ETIMEDOUT where
+ * xr__rr_start returns -EPROTO (the writer stayed mid-publish), or -EPROTO
+ * for a malformed frame. */
 int xr__rr_count(struct xr_ring_rd *rr, uint64_t *pending, uint64_t *unseen_drops,
 		 uint64_t *written, uint64_t *lag);
 

@@ -243,7 +243,8 @@ XR_API int xr_batch_release(xr_reader *r, xr_batch *b);
 
 /* Fills *s. Takes a short lease to count what is pending. Returns 0, or
  * XR_EEVICTED, XR_ECLOSED (after a failed xr_reader_reattach()), -EPROTO
- * (a malformed frame in the ring). */
+ * (a malformed frame in the ring; or the engine stopped in the middle of a
+ * publish, and xr_last_reason() says so, as at attach). */
 XR_API int xr_reader_stats_get(xr_reader *r, xr_reader_stats *s);
 
 /* Releases every lease, frees the reader's slot and the handle. Safe after
@@ -302,7 +303,8 @@ XR_API int xr_reader_ring_memory(const xr_reader *r, uint32_t k, const void **ba
 XR_API int xr_engine_socket(const char *engine, uint32_t engine_uid, char *path, size_t len);
 
 /* The one-line reason the engine gave for the last refused attach in this
- * thread, or "" if none. */
+ * thread, or "" if none; also set when xr_reader_stats_get() finds a
+ * publish left half done. */
 XR_API const char *xr_last_reason(void);
 
 /* Facts about the stream this reader reads. */
