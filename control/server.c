@@ -163,7 +163,9 @@ static void dispose_fds(struct xr_server *c, const int *fds, int n, uint32_t uid
 		xr__closer_put(c->closer, fds[i], uid);
 }
 
-/* Bytes this end sent that the peer has not read. */
+/* Bytes this end sent that the peer has not read (SIOCOUTQ of a Unix
+ * socket: Linux has it for every socket type since 2.6; should it fail,
+ * 0, and the connection leaves the table at once, as before draining). */
 static int unread(int fd)
 {
 	int n = 0;
@@ -466,16 +468,28 @@ static void on_message(struct xr_server *c, uint32_t ci)
 	} u;
 	int fds[XR_CTL_FDS_MAX], n_fds;
 	uint32_t closing = xr__closer_stuck(c->closer, k->uid);
+	uint32_t total = xr__closer_total(c->closer);
 
 	/* Where the kernel cannot refuse descriptors (SO_PASSRIGHTS), reading
-	 * a message installs those it carries in the engine. A uid whose
-	 * descriptors linger has no more read: unread, they go with the
-	 * connection, closed by the uid's own closing thread. */
+	 * a message installs those it carries (up to XR_CTL_FDS_MAX) in the
+	 * engine. A uid whose descriptors linger has no more read, nor does
+	 * anyone while those of all uids waiting to be closed are past the cap
+	 * (a uid's queue counts as stuck only after a while, and several
+	 * uids may pile up at once): unread, they go with the connection. So
+	 * what waits to be closed stays under the cap plus one message's. */
 	if (closing >= XR_CTL_CLOSING_MAX) {
 		send_error(k->fd, 0, -EBUSY,
 			   "engine %s has %u descriptors of uid %u still closing (they linger); "
 			   "hanging up",
 			   c->a->lay.name, closing, (unsigned)k->uid);
+		drop_conn(c, ci);
+		return;
+	}
+	if (total >= closing_total_max) {
+		send_error(k->fd, 0, -EBUSY,
+			   "engine %s has %u descriptors of all uids still closing (they linger); "
+			   "hanging up",
+			   c->a->lay.name, total);
 		drop_conn(c, ci);
 		return;
 	}

@@ -29,7 +29,8 @@
  *                    connections were refused), and the peer's connections
  *                    past its limit are hung up on unread.
  *   closing_cap_pauses_accept   with the closing threads' queues over a
- *                    cap (of all uids), the server stops accepting, then
+ *                    cap (of all uids), the server reads no message (it
+ *                    could bring descriptors) and stops accepting, then
  *                    accepts again once closes go on (formerly: a uid's
  *                    refused connections piled up behind its lingering
  *                    close until the engine ran out of descriptors).
@@ -444,6 +445,12 @@ static void closing_cap_pauses_accept(void)
 	xr__server_test_passrights(true);
 	const char *path = xr_server_path(srv);
 	int acc = pass_lingering(path);
+	/* A connection taken in meanwhile. */
+	int pre = peer_connect(path);
+	CHECK(pre >= 0);
+	CHECK_RC(peer_send(pre, XR_CTL_ATTACH, 1, NULL, 0, NULL, 0), 0);
+	CHECK(peer_recv(pre, buf, sizeof(buf), &fd, 5000) > 0 && fd >= 0);
+	close(fd);
 	/* Behind it, in its uid's queue: two descriptors passed, and the
 	 * connection that passed them. */
 	int es[2] = {e, e};
@@ -453,6 +460,12 @@ static void closing_cap_pauses_accept(void)
 	CHECK_RC(peer_send(s, XR_CTL_ATTACH, 1, NULL, 0, es, 2), 0);
 	CHECK_RC(peer_error(s, why, sizeof(why)), -EPROTO);
 	close(s);
+	/* A message on a connection already taken is not read (it could
+	 * bring more): hung up on. */
+	CHECK_RC(peer_send(pre, XR_CTL_ATTACH, 2, NULL, 0, es, 2), 0);
+	CHECK_RC(peer_error(pre, why, sizeof(why)), -EBUSY);
+	CHECK(strstr(why, "of all uids still closing"));
+	close(pre);
 	/* The next connection waits in the queue, unanswered. */
 	s = peer_connect(path);
 	CHECK(s >= 0);
@@ -473,8 +486,8 @@ static void closing_cap_pauses_accept(void)
 	xr_server_stop(srv);
 	xr__server_test_closing_cap(0);
 	CHECK_RC(xr_arena_destroy(a), 0);
-	printf("closing_cap_pauses_accept: with 4 descriptors closing, no connection taken for "
-	       "300 ms; served %.0f ms after the close completed\n", ms);
+	printf("closing_cap_pauses_accept: with 4 descriptors closing, a message left unread and "
+	       "no connection taken for 300 ms; served %.0f ms after the close completed\n", ms);
 }
 
 /* A reply that carries a descriptor and sits unread counts against the
