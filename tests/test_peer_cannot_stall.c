@@ -172,6 +172,34 @@ static void wake_channel_never_blocks(void)
 	close(s);
 }
 
+/* A lossless arena of one small ring, named from tag, with a server of its
+ * own (options o); passrights false: as on kernels before 6.16, the
+ * kernel lets descriptors through and the server refuses them itself. */
+static xr_arena *served(const char *tag, char name[64], const xr_server_opts *o,
+			bool passrights, xr_server **srv)
+{
+	xr_stream_spec ss = {.policy = XR_POLICY_LOSSLESS, .ring_bytes = 256u << 10,
+			     .frame_align = 64};
+	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
+			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE,
+			      .max_readers = 16};
+	xr_arena *a;
+
+	xr_test_name(name, 64, tag);
+	CHECK_RC(xr_arena_create(&spec, &a), 0);
+	xr__server_test_passrights(passrights);
+	CHECK_RC(xr_server_start(a, o, srv), 0);
+	xr__server_test_passrights(true);
+	return a;
+}
+
+static void unserve(xr_arena *a, xr_server *srv)
+{
+	xr_arena_close(a);
+	xr_server_stop(srv);
+	CHECK_RC(xr_arena_destroy(a), 0);
+}
+
 /* A TCP socket whose close() lingers: connected over loopback to a
  * listener that does not read, its send queue full, SO_LINGER 30 s.
  * *acc is the listener's end, to drain later. */
@@ -360,20 +388,10 @@ static void lingering_closes_stay_with_their_uid(void)
 	char name[64], why[XR_CTL_REASON_MAX];
 	uint32_t uid = NOBODY;
 	xr_server_opts o = {.allow_uid = &uid, .n_allow_uid = 1};
-	xr_stream_spec ss = {.policy = XR_POLICY_LOSSLESS, .ring_bytes = 256u << 10,
-			     .frame_align = 64};
-	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
-			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE,
-			      .max_readers = 16};
 	xr_server *srv;
-	xr_arena *a;
 	int socks[CONNS], efds[FDS], before = count_fds();
 
-	xr_test_name(name, sizeof(name), "linger-uid");
-	CHECK_RC(xr_arena_create(&spec, &a), 0);
-	xr__server_test_passrights(false);
-	CHECK_RC(xr_server_start(a, &o, &srv), 0);
-	xr__server_test_passrights(true);
+	xr_arena *a = served("linger-uid", name, &o, false, &srv);
 	const char *path = xr_server_path(srv);
 	/* The lingering socket blocks this uid's closing thread... */
 	int acc = pass_lingering(path);
@@ -406,9 +424,7 @@ static void lingering_closes_stay_with_their_uid(void)
 	struct pollfd pf = {.fd = acc, .events = POLLRDHUP};
 	CHECK_EQ(poll(&pf, 1, 0), 0); /* still lingering */
 
-	xr_arena_close(a);
-	xr_server_stop(srv);
-	CHECK_RC(xr_arena_destroy(a), 0);
+	unserve(a, srv);
 	/* Drained, the socket closes, and everything queued behind it. */
 	CHECK(drained_to_eof(acc, 10000));
 	close(acc);
@@ -428,21 +444,11 @@ static void lingering_closes_stay_with_their_uid(void)
 static void closing_cap_pauses_accept(void)
 {
 	char name[64], why[XR_CTL_REASON_MAX], buf[512];
-	xr_stream_spec ss = {.policy = XR_POLICY_LOSSLESS, .ring_bytes = 256u << 10,
-			     .frame_align = 64};
-	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
-			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE,
-			      .max_readers = 8};
 	xr_server *srv;
-	xr_arena *a;
 	int e = eventfd(0, EFD_CLOEXEC), fd;
 
-	xr_test_name(name, sizeof(name), "closecap");
-	CHECK_RC(xr_arena_create(&spec, &a), 0);
-	xr__server_test_passrights(false);
 	xr__server_test_closing_cap(4);
-	CHECK_RC(xr_server_start(a, NULL, &srv), 0);
-	xr__server_test_passrights(true);
+	xr_arena *a = served("closecap", name, NULL, false, &srv);
 	const char *path = xr_server_path(srv);
 	int acc = pass_lingering(path);
 	/* A connection taken in meanwhile. */
@@ -482,10 +488,8 @@ static void closing_cap_pauses_accept(void)
 	close(s);
 	close(acc);
 	close(e);
-	xr_arena_close(a);
-	xr_server_stop(srv);
+	unserve(a, srv);
 	xr__server_test_closing_cap(0);
-	CHECK_RC(xr_arena_destroy(a), 0);
 	printf("closing_cap_pauses_accept: with 4 descriptors closing, a message left unread and "
 	       "no connection taken for 300 ms; served %.0f ms after the close completed\n", ms);
 }
@@ -501,18 +505,10 @@ static void unread_replies_stay_counted(void)
 	enum { CONNS = 3 };
 	char name[64], why[XR_CTL_REASON_MAX], buf[512];
 	xr_server_opts o = {.max_conns_per_uid = CONNS};
-	xr_stream_spec ss = {.policy = XR_POLICY_LOSSLESS, .ring_bytes = 256u << 10,
-			     .frame_align = 64};
-	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
-			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE,
-			      .max_readers = 8};
 	xr_server *srv;
-	xr_arena *a;
 	int s[CONNS + 1], fd;
 
-	xr_test_name(name, sizeof(name), "unread");
-	CHECK_RC(xr_arena_create(&spec, &a), 0);
-	CHECK_RC(xr_server_start(a, &o, &srv), 0);
+	xr_arena *a = served("unread", name, &o, true, &srv);
 	const char *path = xr_server_path(srv);
 
 	/* ATTACHED (with the arena's descriptor) left unread, then garbage:
@@ -552,9 +548,7 @@ static void unread_replies_stay_counted(void)
 	double ms = (double)(xr__now_ns() - t0) / 1e6;
 	for (int i = 0; i <= CONNS; i++)
 		close(s[i]);
-	xr_arena_close(a);
-	xr_server_stop(srv);
-	CHECK_RC(xr_arena_destroy(a), 0);
+	unserve(a, srv);
 	printf("unread_replies_stay_counted: a connection hung up on with ATTACHED unread kept "
 	       "its uid's place until read; freed %.0f ms after\n", ms);
 }

@@ -792,6 +792,16 @@ static void test_stop_ends_with_the_retry(void)
 	xr_test_destroy(a);
 }
 
+/* A put that a lossy writer may drop: counted, and whether it was. */
+static void lossy_put(xr_writer *w, uint64_t *puts, uint64_t *dropped)
+{
+	int rc = xr_test_put(w, 1000);
+
+	CHECK(rc == 0 || rc == XR_EDROPPED);
+	(*puts)++;
+	*dropped += rc == XR_EDROPPED;
+}
+
 /* A lossy reader's held batch that stands in the writer's way for the
  * lease timeout gets its reader evicted, and the writer goes on; a lossless
  * reader that does not read is waited for, however long. */
@@ -887,7 +897,6 @@ static void test_creeping_lease_times_out(void)
 	const struct xr_ring_desc *rd = &a->hdr->rings[0];
 	uint64_t t0, nudged, now, puts = 0, dropped = 0, nudges = 0;
 	xr_batch b, next;
-	int rc;
 
 	CHECK_RC(xr_writer_set_lease_timeout(w, 50000000), 0); /* 50 ms */
 	CHECK_RC(xr_test_put(w, 1000), 0);
@@ -895,10 +904,7 @@ static void test_creeping_lease_times_out(void)
 	CHECK_RC(xr_reader_read(r, 1, 1, 0, &b), 1); /* held from now on */
 	t0 = nudged = xr__now_ns();
 	for (;;) {
-		rc = xr_test_put(w, 1000);
-		CHECK(rc == 0 || rc == XR_EDROPPED);
-		puts++;
-		dropped += rc == XR_EDROPPED;
+		lossy_put(w, &puts, &dropped);
 		if (xr_load_relaxed(&rd->evictions))
 			break;
 		now = xr__now_ns();
@@ -945,7 +951,6 @@ static void test_colluding_leases_time_out(void)
 	const struct xr_ring_desc *rd = &a->hdr->rings[0];
 	uint64_t t0, turned, now, puts = 0, dropped = 0, turns[2] = {0, 0};
 	xr_batch b[2], skip, next;
-	int rc;
 
 	CHECK_RC(xr_writer_set_lease_timeout(w, 50000000), 0); /* 50 ms */
 	CHECK_RC(xr_test_put(w, 1000), 0);
@@ -958,10 +963,7 @@ static void test_colluding_leases_time_out(void)
 	CHECK_RC(xr_batch_release(r[1], &skip), 0);
 	t0 = turned = xr__now_ns();
 	for (;;) {
-		rc = xr_test_put(w, 1000);
-		CHECK(rc == 0 || rc == XR_EDROPPED);
-		puts++;
-		dropped += rc == XR_EDROPPED;
+		lossy_put(w, &puts, &dropped);
 		if (xr_load_relaxed(&rd->evictions))
 			break;
 		now = xr__now_ns();
@@ -1028,10 +1030,7 @@ static void test_honest_lossy_reader_is_not_evicted(void)
 	while ((now = xr__now_ns()) - t0 < 2000000000ull) {
 		/* 4 ms of free writing... */
 		for (t = now; xr__now_ns() - t < 4000000;) {
-			rc = xr_test_put(w, 1000);
-			CHECK(rc == 0 || rc == XR_EDROPPED);
-			puts++;
-			dropped += rc == XR_EDROPPED;
+			lossy_put(w, &puts, &dropped);
 		}
 		xr_writer_publish(w);
 		/* ...then a batch held for 1 ms, the writer going on. */
@@ -1042,10 +1041,7 @@ static void test_honest_lossy_reader_is_not_evicted(void)
 			      (unsigned long long)holds, (double)held_ns / 1e6);
 		CHECK(rc > 0);
 		for (t = xr__now_ns(); xr__now_ns() - t < 1000000;) {
-			rc = xr_test_put(w, 1000);
-			CHECK(rc == 0 || rc == XR_EDROPPED);
-			puts++;
-			dropped += rc == XR_EDROPPED;
+			lossy_put(w, &puts, &dropped);
 		}
 		CHECK_RC(xr_batch_release(r, &b), 0);
 		holds++;
