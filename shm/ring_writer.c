@@ -279,15 +279,30 @@ void xr_writer_publish(xr_writer *w)
  *     pays for them;
  *   - a lossless reader's stops only drain the bucket: its waiting is not
  *     charged to a lossy reader that comes after it.
- * The look that finds room (make_room, the end of a pause) reads no clock:
- * it clears `stalled`, and the time since the last look that found the
- * writer stopped counts as free. That time is one interval between looks:
- * microseconds on a lossy stream (every dropped record is a look), at most
- * a backoff step (1 ms) in xr_writer_wait, or as long as a writer that had
- * nothing to write was idle, which is not time a lease stopped it. So the
- * clock is read only here, once per look that finds the writer stopped, and
- * the path that finds room costs one store.
+ * A stop lasts until the look that finds room (make_room, the end of a
+ * pause): that look charges the time since the last look that found the
+ * writer stopped as blocked (stop_over), since the lease was in the way all
+ * along. Counting it as free let a reader hold a writer that writes in
+ * bursts (a shard: a tick's records, then idle) by moving its lease a frame
+ * while the writer was idle: one record through a tick, every other one
+ * dropped, and each idle gap, lease held, drained the bucket (red team,
+ * second pass). An honest reader's stop is charged up to the writer's next
+ * look, at most the gap between two of its writes: still paid back by the
+ * free time that follows. The clock is read once per look that finds the
+ * writer stopped, and once when such a stop ends; the path that never
+ * stops reads none.
  */
+/* The look that finds room after one that found a lossy lease in the way:
+ * the stop, up to now, was blocked time. */
+static void stop_over(struct xr_writer *w)
+{
+	uint64_t now = xr__now_ns();
+
+	w->stall_ns += now - w->stall_at;
+	w->stall_at = now;
+	w->stalled = false;
+}
+
 static void check_stall(struct xr_writer *w, uint32_t slot)
 {
 	uint64_t now, dt;
@@ -367,7 +382,8 @@ static int make_room(struct xr_writer *w, uint64_t size)
 	w->limit = floor + w->cap;
 	w->blocker = blocker;
 	if (w->head + size <= w->limit) {
-		w->stalled = false; /* room: free time from the last look on */
+		if (w->stalled)
+			stop_over(w);
 		return 0;
 	}
 	if (blocker >= 0)
@@ -510,7 +526,8 @@ static bool may_go_on(struct xr_writer *w, uint64_t size)
 		uint64_t worst = scan_leases(w, false, &blocker);
 		if (worst < w->wm.low) {
 			w->paused = false;
-			w->stalled = false; /* as make_room finding room */
+			if (w->stalled) /* as make_room finding room */
+				stop_over(w);
 		} else if (blocker >= 0) {
 			check_stall(w, (uint32_t)blocker);
 		}
