@@ -163,9 +163,11 @@ void xr__closer_put(struct xr_closer *c, int fd, uint32_t tag)
 	pthread_mutex_lock(&c->mu);
 	struct tag_queue *q = e ? queue_of(c, tag, true) : NULL;
 	if (!q) {
+		/* Out of memory. Not closed here: the close could block the
+		 * caller for as long as a peer likes. Left open (a leak, in a
+		 * process out of memory) until the process ends. */
 		pthread_mutex_unlock(&c->mu);
 		free(e);
-		close(fd); /* out of memory: the one close done here */
 		return;
 	}
 	*e = (struct entry){.fd = fd};
@@ -208,16 +210,21 @@ void xr__closer_stop(struct xr_closer *c)
 		return;
 	pthread_mutex_lock(&c->mu);
 	c->stopped = true;
-	/* Queues whose thread could not be started: nobody else will close
-	 * them. Here, then, as on a failed malloc. */
+	/* Queues whose thread could not be started: one more try. Should
+	 * that fail too, their descriptors are left open, never closed here
+	 * (the close could make the stop wait as long as a peer likes): the
+	 * process's exit closes them. */
 	for (uint32_t i = 0; i < c->n_q; i++) {
+		if (c->q[i].running)
+			continue;
+		start_thread(c, &c->q[i]);
 		if (c->q[i].running)
 			continue;
 		for (struct entry *e = c->q[i].head, *next; e; e = next) {
 			next = e->next;
-			close(e->fd);
 			free(e);
 		}
+		c->total -= c->q[i].n;
 		c->q[i--] = c->q[--c->n_q];
 	}
 	bool last = c->threads == 0;

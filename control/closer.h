@@ -31,10 +31,10 @@ struct xr_closer;
 int xr__closer_start(struct xr_closer **out);
 
 /* Queues fd to be closed by tag's thread (fd < 0 is ignored), starting the
- * thread if need be. Never blocks on fd; takes a mutex that closing threads
- * hold only to dequeue. If memory for the queue entry cannot be had, closes
- * fd here (the one case). Should the thread not start (no memory, thread
- * limit), the next put for the tag tries again. */
+ * thread if need be. Never blocks on fd, and never closes it here; takes a
+ * mutex that closing threads hold only to dequeue. If memory for the queue
+ * entry cannot be had, fd is left open (leaked). Should the thread not
+ * start (no memory, thread limit), the next put for the tag tries again. */
 void xr__closer_put(struct xr_closer *c, int fd, uint32_t tag);
 
 /* A close that has taken this long is one a peer made slow (an honest
@@ -52,8 +52,9 @@ uint32_t xr__closer_stuck(struct xr_closer *c, uint32_t tag);
 uint32_t xr__closer_total(struct xr_closer *c);
 
 /* Lets go of c: threads still closing finish their tags' queues on their
- * own, in the background, and the last frees c. Never waits for a close
- * (but closes, here, a queue whose thread never started). */
+ * own, in the background, and the last frees c. Never waits for a close:
+ * a queue whose thread never started gets one more try, and else its
+ * descriptors are left open for the process's exit. */
 void xr__closer_stop(struct xr_closer *c);
 
 #endif
