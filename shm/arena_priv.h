@@ -87,10 +87,20 @@ struct xr_writer {
 	uint64_t records;            /* not yet flushed to rd stats */
 	uint64_t bytes;              /* head at the last stats flush */
 	int blocker;                 /* slot that blocked the last make-room */
-	/* Lease timeout (check_stall): a leaky bucket of blocked time. */
+	/* Lease timeout (check_stall). A lossless stream's writer waits: a
+	 * leaky bucket of its blocked time. */
 	bool stalled;                /* the last look found a lossy lease in the way */
 	uint64_t stall_at;           /* time of the last look that found a stop */
 	uint64_t stall_ns;           /* blocked time less free time, >= 0 */
+	/* A lossy stream's writer drops: a debt of records, 2 a drop, paid 1
+	 * a record written (xr_writer_commit). */
+	uint64_t drop_debt;
+	uint64_t debt_since;         /* when the debt last rose from 0 */
+	uint64_t debt_max;
+	/* Evictions for leases lately, each halving the timeout, until a
+	 * quiet spell of 4 timeouts. */
+	uint32_t strikes;
+	uint64_t struck_at;
 	/* Frame boundaries recorded every cap/32 bytes, so that advancing tail
 	 * does not walk every frame. */
 	uint64_t next_mark;

@@ -134,6 +134,10 @@ void xr__writer_init(struct xr_writer *w, struct xr_arena *a, uint32_t ring)
 	w->limit = w->cap;
 	w->blocker = -1;
 	w->lease_timeout_ns = XR_LEASE_TIMEOUT_NS;
+	/* No cap that a reader could reach: a debt capped at N records is
+	 * paid back by N records written, and a reader that let them through
+	 * now and then would start the count afresh each time. */
+	w->debt_max = UINT64_MAX / 4;
 }
 
 static inline struct xr_frame_rw {
@@ -253,47 +257,64 @@ void xr_writer_publish(xr_writer *w)
  * A lossy reader's lease is a batch it holds, and leases are meant to be
  * short: a reader that keeps the writer stopped for the lease timeout gets
  * evicted (XR_EEVICTED), so that a reader that stopped (or a peer that holds
- * leases on purpose) cannot make a lossy stream drop every record, nor stop
+ * leases on purpose) cannot make a lossy stream drop its records, nor stop
  * a lossless one, for longer than that. A lossless reader's lease is its
  * place in the stream: it is waited for as long as it lives, which is what
  * lossless means. Called at each look that finds the writer stopped: a
  * reservation that fails (make_room), a pause that goes on (may_go_on);
  * slot is the oldest lease's, the one in the way.
  *
- * What is timed is the writer's blocked time, not one lease's: a leaky
- * bucket. From one look to the next, time counts as blocked if the former
- * found a lossy lease in the way; any other time (room, or a stop by a
- * lossless lease only) is free and drains the bucket at the same rate, down
- * to 0. When the bucket reaches the timeout, the lossy reader in the way is
- * evicted and the bucket empties. Formerly the clock restarted whenever the
- * slot or the value of the lease in the way changed or the writer found room,
- * so a reader that moved its lease a frame every few seconds (or let one
- * record through, or two slots taking turns) stopped a stream for good and
- * was never evicted. Now:
- *   - a reader (or readers) that keeps the writer stopped most of the time
- *     is evicted once the blocked time exceeds the free time by the
- *     timeout: a stopped writer drains nothing, so a few moves or records
- *     let through buy next to nothing;
- *   - an honest lossy reader that holds a batch in the way for milliseconds
- *     now and then never gets near it: the free time between its stops
- *     pays for them;
- *   - a lossless reader's stops only drain the bucket: its waiting is not
- *     charged to a lossy reader that comes after it.
- * A stop lasts until the look that finds room (make_room, the end of a
- * pause): that look charges the time since the last look that found the
- * writer stopped as blocked (stop_over), since the lease was in the way all
- * along. Counting it as free let a reader hold a writer that writes in
- * bursts (a shard: a tick's records, then idle) by moving its lease a frame
- * while the writer was idle: one record through a tick, every other one
- * dropped, and each idle gap, lease held, drained the bucket (red team,
- * second pass). An honest reader's stop is charged up to the writer's next
- * look, at most the gap between two of its writes: still paid back by the
- * free time that follows. The clock is read once per look that finds the
- * writer stopped, and once when such a stop ends; the path that never
- * stops reads none.
+ * What is counted is the damage, not one lease's age (a reader can move its
+ * lease, let records through, take turns with other slots, so any clock
+ * tied to a lease was restarted at will: red team, three passes):
+ *   - A lossy stream drops what a lease stops: a debt of records, 2 for
+ *     each record dropped, paid back 1 for each record written. When the
+ *     debt has been above 0 for the timeout (the stream has lost more than
+ *     a third of its records all that time, counted from when the debt was
+ *     last 0), the lossy reader in the way is evicted. Records, not time: a
+ *     writer that writes in bursts (a shard's tick, then idle) has idle
+ *     time that is neither blocked nor free, and a reader that timed its
+ *     moves to the bursts made it count as free. The debt has no cap a
+ *     reader could reach: what was dropped is paid back in full, so a
+ *     reader cannot start the count afresh by letting a lap through. So
+ *     the most a reader (or readers) can take from a lossy stream for long
+ *     is a third of its records.
+ *   - A lossless stream's writer waits (xr_writer_wait polls all along):
+ *     a leaky bucket of its time. From one look to the next, time counts
+ *     as blocked if the former found a lossy lease in the way; time with
+ *     room, or stopped by lossless readers only, drains the bucket at the
+ *     same rate. A stop lasts until the look that finds room (stop_over).
+ *     A lossless reader's waiting is never charged to a lossy one.
+ * Neither count starts afresh at an eviction: a second lease in the same
+ * place (colluding slots) is evicted at its first look. And each eviction
+ * halves the timeout for the next (strikes), back to the full timeout after
+ * a quiet spell of 4 timeouts: a peer that evicted subscribes again and
+ * takes the same place gets less each time. (Right after an eviction, so,
+ * a lossy reader found in the way before the debt is paid back goes at its
+ * first look.) An honest lossy reader, which holds a batch for less than
+ * the ring takes to fill, costs a few records now and then, paid back at
+ * once. The clock is read only on the paths that found the writer stopped.
  */
+static uint64_t timeout_now(struct xr_writer *w, uint64_t now)
+{
+	if (w->strikes && now - w->struck_at > 4 * w->lease_timeout_ns)
+		w->strikes = 0;
+	return w->lease_timeout_ns >> w->strikes;
+}
+
+static void evict_for_lease(struct xr_writer *w, uint32_t slot, uint64_t now)
+{
+	xr__peers_enter(w->peers, w->ring); /* the eviction kicks the reader */
+	if (xr__peer_evict(w->arena, slot, XR_EVICT_LEASE))
+		xr_counter_add(&w->rd->evictions, 1);
+	xr__peers_leave(w->peers, w->ring);
+	if (w->strikes < 10)
+		w->strikes++;
+	w->struck_at = now;
+}
+
 /* The look that finds room after one that found a lossy lease in the way:
- * the stop, up to now, was blocked time. */
+ * the stop, up to now, was blocked time. Lossless streams. */
 static void stop_over(struct xr_writer *w)
 {
 	uint64_t now = xr__now_ns();
@@ -305,31 +326,38 @@ static void stop_over(struct xr_writer *w)
 
 static void check_stall(struct xr_writer *w, uint32_t slot)
 {
-	uint64_t now, dt;
+	uint64_t now, dt, timeout;
 	bool lossy;
 
 	if (!w->lease_timeout_ns)
 		return; /* never evict: nothing to count */
 	now = xr__now_ns();
+	timeout = timeout_now(w, now);
+	/* The engine's own record of the slot (private memory), not anything
+	 * the reader wrote. Relaxed: the scan that named the slot saw it
+	 * ACTIVE with an acquire (W3a), and policy is stored before PS1. */
+	lossy = xr_load_relaxed(&w->peers->slot[slot].policy) == XR_POLICY_LOSSY;
+	if (w->policy == XR_POLICY_LOSSY) {
+		/* This look is a record dropped (xr_writer_reserve). */
+		if (!w->drop_debt)
+			w->debt_since = now;
+		if (w->drop_debt < w->debt_max)
+			w->drop_debt += 2;
+		if (lossy && now - w->debt_since >= timeout)
+			evict_for_lease(w, slot, now);
+		return;
+	}
 	dt = now - w->stall_at;
 	if (w->stalled)
 		w->stall_ns += dt;
 	else
 		w->stall_ns = w->stall_ns > dt ? w->stall_ns - dt : 0;
 	w->stall_at = now;
-	/* The engine's own record of the slot (private memory), not anything
-	 * the reader wrote. Relaxed: the scan that named the slot saw it
-	 * ACTIVE with an acquire (W3a), and policy is stored before PS1. */
-	lossy = xr_load_relaxed(&w->peers->slot[slot].policy) == XR_POLICY_LOSSY;
 	w->stalled = lossy;
-	if (!lossy || w->stall_ns < w->lease_timeout_ns)
-		return;
-	xr__peers_enter(w->peers, w->ring); /* the eviction kicks the reader */
-	if (xr__peer_evict(w->arena, slot, XR_EVICT_LEASE))
-		xr_counter_add(&w->rd->evictions, 1);
-	xr__peers_leave(w->peers, w->ring);
-	w->stall_ns = 0;
-	w->stalled = false;
+	if (w->stall_ns > w->lease_timeout_ns)
+		w->stall_ns = w->lease_timeout_ns; /* the most a stop can owe */
+	if (lossy && w->stall_ns >= timeout)
+		evict_for_lease(w, slot, now);
 }
 
 /*
@@ -446,6 +474,8 @@ int xr_writer_reserve(xr_writer *w, uint32_t len, void **payload)
 
 void xr_writer_commit(xr_writer *w)
 {
+	if (w->drop_debt) /* a record written pays 1 of the drops' debt */
+		w->drop_debt--;
 	w->head += w->reserved;
 	w->records++;
 	w->frames++;
@@ -501,10 +531,12 @@ int xr_writer_set_lease_timeout(xr_writer *w, uint64_t timeout_ns)
 	if (!w)
 		return -EINVAL;
 	w->lease_timeout_ns = timeout_ns;
-	/* Start the count afresh: while the timeout was 0 nothing was
+	/* Start the counts afresh: while the timeout was 0 nothing was
 	 * counted, and stale state must not pass for blocked time. */
 	w->stall_ns = 0;
 	w->stalled = false;
+	w->drop_debt = 0;
+	w->strikes = 0;
 	return 0;
 }
 
