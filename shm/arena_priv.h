@@ -91,7 +91,7 @@ struct xr_writer {
 	 * leaky bucket of its blocked time. */
 	bool stalled;                /* the last look found a lossy lease in the way */
 	uint64_t stall_at;           /* time of the last look that found a stop */
-	uint64_t stall_ns;           /* blocked time less free time, >= 0 */
+	uint64_t stall_ns;           /* blocked less free time, 0..lease_timeout_ns */
 	/* A lossy stream's writer drops: a debt of records, 2 a drop, paid 1
 	 * a record written (xr_writer_commit). */
 	uint64_t drop_debt;

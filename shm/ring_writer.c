@@ -255,10 +255,10 @@ void xr_writer_publish(xr_writer *w)
 
 /*
  * A lossy reader's lease is a batch it holds, and leases are meant to be
- * short: a reader that keeps the writer stopped for the lease timeout gets
- * evicted (XR_EEVICTED), so that a reader that stopped (or a peer that holds
- * leases on purpose) cannot make a lossy stream drop its records, nor stop
- * a lossless one, for longer than that. A lossless reader's lease is its
+ * short: a reader that keeps the writer stopped gets evicted (XR_EEVICTED)
+ * when the lease timeout runs out, so that a reader that stopped (or a peer
+ * that holds leases on purpose) cannot make a lossy stream drop more than a
+ * third of its records, nor stop a lossless one, for longer than that. A lossless reader's lease is its
  * place in the stream: it is waited for as long as it lives, which is what
  * lossless means. Called at each look that finds the writer stopped: a
  * reservation that fails (make_room), a pause that goes on (may_go_on);

@@ -883,8 +883,8 @@ static void test_held_lease_times_out(void)
  * (its lease moves one frame forward) keeps the writer stopped nearly all
  * the time: the lossy stream drops almost every record. The lease moves, and
  * the writer gets a frame of room after each move, so a timer restarted on
- * either never ran out; blocked time counted against free time
- * (check_stall) does. One thread drives both sides; time is read, never
+ * either never ran out; the stream's debt of dropped records (check_stall)
+ * does. One thread drives both sides; time is read, never
  * slept on. The next record is taken before the release: a lossy reader
  * holding nothing starts again at tail, which a stopped writer has moved
  * up to head.
@@ -958,9 +958,9 @@ static void test_creeping_lease_times_out(void)
  * 20 ms the one holding it takes the record just past the other's batch and
  * lets go of its own (and of what it read on the way). The blocker changes
  * slot at every turn, the writer gets a frame of room at every turn, and the
- * stream is stopped all the while: blocked time is the writer's, whoever's
- * lease it is, and the slot in the way when it reaches the timeout is
- * evicted. */
+ * stream is stopped all the while: the debt of dropped records is the
+ * stream's, whoever's lease it is, and the slot in the way when it has
+ * lasted the timeout is evicted. */
 static void test_colluding_leases_time_out(void)
 {
 	char name[64];
