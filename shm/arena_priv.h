@@ -50,6 +50,24 @@ struct xr_watermarks {
 	uint64_t low;
 };
 
+/* What one slot's holder has cost its stream (ring_writer.c, check_stall). */
+struct xr_lease_clock {
+	uint32_t gen;                /* the holder counted: infos[slot].gen */
+	uint64_t drops2;             /* lossy: 2 for each record it had dropped... */
+	uint64_t w0;                 /* ...since w->frames was this (its debt: drops2 less
+				      * the frames written since) */
+	uint64_t since;              /* lossy: when its debt last rose from 0 */
+	uint64_t bucket;             /* lossless: blocked time owed, as of end */
+	uint64_t end;                /* lossless: when its last stop ended */
+};
+
+/* Evictions for leases of one uid lately: each halves its timeout. */
+#define XR_STRIKE_UIDS 8
+struct xr_strike {
+	uint32_t uid, n;
+	uint64_t at;                 /* the last, or the last decay */
+};
+
 struct xr_writer {
 	struct xr_arena *arena;
 	struct xr_ring_desc *rd;
@@ -87,20 +105,12 @@ struct xr_writer {
 	uint64_t records;            /* not yet flushed to rd stats */
 	uint64_t bytes;              /* head at the last stats flush */
 	int blocker;                 /* slot that blocked the last make-room */
-	/* Lease timeout (check_stall). A lossless stream's writer waits: a
-	 * leaky bucket of its blocked time. */
-	bool stalled;                /* the last look found a lossy lease in the way */
-	uint64_t stall_at;           /* time of the last look that found a stop */
-	uint64_t stall_ns;           /* blocked less free time, 0..lease_timeout_ns */
-	/* A lossy stream's writer drops: a debt of records, 2 a drop, paid 1
-	 * a record written (xr_writer_commit). */
-	uint64_t drop_debt;
-	uint64_t debt_since;         /* when the debt last rose from 0 */
-	uint64_t debt_max;
-	/* Evictions for leases lately, each halving the timeout, until a
-	 * quiet spell of 4 timeouts. */
-	uint32_t strikes;
-	uint64_t struck_at;
+	/* Lease timeout (check_stall): what each slot's holder has cost the
+	 * stream, and how often each uid was evicted for it lately. */
+	struct xr_lease_clock lc[XR_MAX_READERS_LIMIT];
+	struct xr_strike strikes[XR_STRIKE_UIDS];
+	int stop_slot;               /* lossless: the slot the stop under way is charged to; -1 */
+	uint64_t stop_start;
 	/* Frame boundaries recorded every cap/32 bytes, so that advancing tail
 	 * does not walk every frame. */
 	uint64_t next_mark;

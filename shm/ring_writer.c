@@ -134,10 +134,7 @@ void xr__writer_init(struct xr_writer *w, struct xr_arena *a, uint32_t ring)
 	w->limit = w->cap;
 	w->blocker = -1;
 	w->lease_timeout_ns = XR_LEASE_TIMEOUT_NS;
-	/* No cap that a reader could reach: a debt capped at N records is
-	 * paid back by N records written, and a reader that let them through
-	 * now and then would start the count afresh each time. */
-	w->debt_max = UINT64_MAX / 4;
+	w->stop_slot = -1;
 }
 
 static inline struct xr_frame_rw {
@@ -258,106 +255,145 @@ void xr_writer_publish(xr_writer *w)
  * short: a reader that keeps the writer stopped gets evicted (XR_EEVICTED)
  * when the lease timeout runs out, so that a reader that stopped (or a peer
  * that holds leases on purpose) cannot make a lossy stream drop more than a
- * third of its records, nor stop a lossless one, for longer than that. A lossless reader's lease is its
- * place in the stream: it is waited for as long as it lives, which is what
- * lossless means. Called at each look that finds the writer stopped: a
- * reservation that fails (make_room), a pause that goes on (may_go_on);
- * slot is the oldest lease's, the one in the way.
+ * third of its records, nor stop a lossless one, for longer than that. A
+ * lossless reader's lease is its place in the stream: it is waited for as
+ * long as it lives, which is what lossless means. Called at each look that
+ * finds the writer stopped: a reservation that fails (make_room), a pause
+ * that goes on (may_go_on); slot is the oldest lease's, the one in the way.
  *
- * What is counted is the damage, not one lease's age (a reader can move its
- * lease, let records through, take turns with other slots, so any clock
- * tied to a lease was restarted at will: red team, three passes):
- *   - A lossy stream drops what a lease stops: a debt of records, 2 for
- *     each record dropped, paid back 1 for each record written. When the
- *     debt has been above 0 for the timeout (the stream has lost more than
- *     a third of its records all that time, counted from when the debt was
- *     last 0), the lossy reader in the way is evicted. Records, not time: a
+ * What is counted is the damage each holder did, not one lease's age (a
+ * reader can move its lease, let records through, take turns with other
+ * slots: any clock tied to a lease was restarted at will), and it is
+ * counted per slot's holder, not per stream (one holder's debt must not
+ * get the next reader in the way evicted for it: red team, four passes):
+ *   - A lossy stream drops what a lease stops: each holder runs a debt of
+ *     records, 2 for each record dropped while it was in the way, paid
+ *     back 1 for each record the writer writes. When a holder's debt has
+ *     been above 0 for the timeout (the stream lost more than a third of
+ *     its records to it all that time), it is evicted. Records, not time: a
  *     writer that writes in bursts (a shard's tick, then idle) has idle
- *     time that is neither blocked nor free, and a reader that timed its
- *     moves to the bursts made it count as free. The debt has no cap a
- *     reader could reach: what was dropped is paid back in full, so a
- *     reader cannot start the count afresh by letting a lap through. So
- *     the most a reader (or readers) can take from a lossy stream for long
- *     is a third of its records.
+ *     time that is neither blocked nor free. No cap: what was dropped is
+ *     paid back in full, so letting a lap through now and then does not
+ *     start the count afresh. The most readers can take from a lossy
+ *     stream for long is a third of its records.
  *   - A lossless stream's writer waits (xr_writer_wait polls all along):
- *     a leaky bucket of its time. From one look to the next, time counts
- *     as blocked if the former found a lossy lease in the way; time with
- *     room, or stopped by lossless readers only, drains the bucket at the
- *     same rate. A stop lasts until the look that finds room (stop_over).
- *     A lossless reader's waiting is never charged to a lossy one.
- * Neither count starts afresh at an eviction: a second lease in the same
- * place (colluding slots) is evicted at its first look. And each eviction
- * halves the timeout for the next (strikes), back to the full timeout after
- * a quiet spell of 4 timeouts: a peer that evicted subscribes again and
- * takes the same place gets less each time. (Right after an eviction, so,
- * a lossy reader found in the way before the debt is paid back goes at its
- * first look.) An honest lossy reader, which holds a batch for less than
- * the ring takes to fill, costs a few records now and then, paid back at
- * once. The clock is read only on the paths that found the writer stopped.
+ *     each holder has a leaky bucket of time, filled by the stops charged
+ *     to it (a stop lasts until the look that finds room, or until another
+ *     slot is in the way) and drained by all other time. Lossless readers
+ *     are charged nothing.
+ * A holder is a slot's claim (its reader-table gen): a new reader in a slot
+ * starts from nothing. So an evicted peer that subscribes again would get a
+ * fresh timeout: each eviction halves its uid's timeout (strikes, up to
+ * 10), one strike forgiven per quiet spell of 4 timeouts. An honest lossy
+ * reader, which holds a batch for less than the ring takes to fill, costs a
+ * few records now and then, paid back at once. The clock is read only on
+ * the paths that found the writer stopped.
  */
-static uint64_t timeout_now(struct xr_writer *w, uint64_t now)
+static struct xr_strike *strike_of(struct xr_writer *w, uint32_t uid, bool add)
 {
-	if (w->strikes && now - w->struck_at > 4 * w->lease_timeout_ns)
-		w->strikes = 0;
-	return w->lease_timeout_ns >> w->strikes;
+	struct xr_strike *s = NULL;
+
+	for (int i = 0; i < XR_STRIKE_UIDS; i++) {
+		if (w->strikes[i].n && w->strikes[i].uid == uid)
+			return &w->strikes[i];
+		if (!s || w->strikes[i].n < s->n)
+			s = &w->strikes[i]; /* the least struck makes room */
+	}
+	if (!add)
+		return NULL;
+	*s = (struct xr_strike){.uid = uid};
+	return s;
 }
 
-static void evict_for_lease(struct xr_writer *w, uint32_t slot, uint64_t now)
+/* uid's timeout now: halved for each strike left after forgiving one per
+ * quiet spell. */
+static uint64_t timeout_for(struct xr_writer *w, uint32_t uid, uint64_t now)
 {
+	struct xr_strike *s = strike_of(w, uid, false);
+	uint64_t spell = 4 * w->lease_timeout_ns;
+
+	if (!s)
+		return w->lease_timeout_ns;
+	while (s->n && now - s->at >= spell) {
+		s->n--;
+		s->at += spell;
+	}
+	return w->lease_timeout_ns >> s->n;
+}
+
+static void evict_for_lease(struct xr_writer *w, uint32_t slot, uint32_t uid, uint64_t now)
+{
+	bool evicted;
+
 	xr__peers_enter(w->peers, w->ring); /* the eviction kicks the reader */
-	if (xr__peer_evict(w->arena, slot, XR_EVICT_LEASE))
-		xr_counter_add(&w->rd->evictions, 1);
+	evicted = xr__peer_evict(w->arena, slot, XR_EVICT_LEASE);
 	xr__peers_leave(w->peers, w->ring);
-	if (w->strikes < 10)
-		w->strikes++;
-	w->struck_at = now;
+	if (!evicted)
+		return; /* released meanwhile: no strike */
+	xr_counter_add(&w->rd->evictions, 1);
+	struct xr_strike *s = strike_of(w, uid, true);
+	if (s->n < 10)
+		s->n++;
+	s->at = now;
 }
 
-/* The look that finds room after one that found a lossy lease in the way:
- * the stop, up to now, was blocked time. Lossless streams. */
-static void stop_over(struct xr_writer *w)
+/* Lossless: the stop under way ends now, charged to its slot. */
+static void stop_over(struct xr_writer *w, uint64_t now)
 {
-	uint64_t now = xr__now_ns();
+	struct xr_lease_clock *c = &w->lc[w->stop_slot];
 
-	w->stall_ns += now - w->stall_at;
-	w->stall_at = now;
-	w->stalled = false;
+	c->bucket += now - w->stop_start;
+	if (c->bucket > w->lease_timeout_ns)
+		c->bucket = w->lease_timeout_ns; /* the most a stop can owe */
+	c->end = now;
+	w->stop_slot = -1;
 }
 
 static void check_stall(struct xr_writer *w, uint32_t slot)
 {
-	uint64_t now, dt, timeout;
-	bool lossy;
+	struct xr_lease_clock *c = &w->lc[slot];
+	const struct xr_reader_info *info = &w->arena->infos[slot];
+	uint64_t now, timeout;
 
 	if (!w->lease_timeout_ns)
 		return; /* never evict: nothing to count */
 	now = xr__now_ns();
-	timeout = timeout_now(w, now);
-	/* The engine's own record of the slot (private memory), not anything
-	 * the reader wrote. Relaxed: the scan that named the slot saw it
-	 * ACTIVE with an acquire (W3a), and policy is stored before PS1. */
-	lossy = xr_load_relaxed(&w->peers->slot[slot].policy) == XR_POLICY_LOSSY;
-	if (w->policy == XR_POLICY_LOSSY) {
-		/* This look is a record dropped (xr_writer_reserve). */
-		if (!w->drop_debt)
-			w->debt_since = now;
-		if (w->drop_debt < w->debt_max)
-			w->drop_debt += 2;
-		if (lossy && now - w->debt_since >= timeout)
-			evict_for_lease(w, slot, now);
+	/* The engine's own records of the slot (private memory, and the
+	 * reader table, which readers map read-only), not anything the reader
+	 * wrote. Relaxed: the scan that named the slot saw it ACTIVE with an
+	 * acquire (W3a), and these are stored before PS1. */
+	if (xr_load_relaxed(&w->peers->slot[slot].policy) != XR_POLICY_LOSSY) {
+		if (w->stop_slot >= 0)
+			stop_over(w, now); /* a lossless reader's stop: nobody's */
 		return;
 	}
-	dt = now - w->stall_at;
-	if (w->stalled)
-		w->stall_ns += dt;
-	else
-		w->stall_ns = w->stall_ns > dt ? w->stall_ns - dt : 0;
-	w->stall_at = now;
-	w->stalled = lossy;
-	if (w->stall_ns > w->lease_timeout_ns)
-		w->stall_ns = w->lease_timeout_ns; /* the most a stop can owe */
-	if (lossy && w->stall_ns >= timeout)
-		evict_for_lease(w, slot, now);
+	if (c->gen != info->gen)
+		*c = (struct xr_lease_clock){.gen = info->gen, .end = now};
+	timeout = timeout_for(w, info->uid, now);
+	if (w->policy == XR_POLICY_LOSSY) {
+		/* This look is a record dropped (xr_writer_reserve). */
+		if ((int64_t)(c->drops2 - (w->frames - c->w0)) <= 0) {
+			c->drops2 = 0;
+			c->w0 = w->frames;
+			c->since = now;
+		}
+		c->drops2 += 2;
+		if (now - c->since >= timeout)
+			evict_for_lease(w, slot, info->uid, now);
+		return;
+	}
+	if (w->stop_slot != (int)slot) {
+		if (w->stop_slot >= 0)
+			stop_over(w, now);
+		uint64_t free_ns = now - c->end;
+		c->bucket = c->bucket > free_ns ? c->bucket - free_ns : 0;
+		w->stop_slot = (int)slot;
+		w->stop_start = now;
+	}
+	if (c->bucket + (now - w->stop_start) >= timeout) {
+		stop_over(w, now);
+		evict_for_lease(w, slot, info->uid, now);
+	}
 }
 
 /*
@@ -410,8 +446,8 @@ static int make_room(struct xr_writer *w, uint64_t size)
 	w->limit = floor + w->cap;
 	w->blocker = blocker;
 	if (w->head + size <= w->limit) {
-		if (w->stalled)
-			stop_over(w);
+		if (w->stop_slot >= 0)
+			stop_over(w, xr__now_ns());
 		return 0;
 	}
 	if (blocker >= 0)
@@ -474,8 +510,6 @@ int xr_writer_reserve(xr_writer *w, uint32_t len, void **payload)
 
 void xr_writer_commit(xr_writer *w)
 {
-	if (w->drop_debt) /* a record written pays 1 of the drops' debt */
-		w->drop_debt--;
 	w->head += w->reserved;
 	w->records++;
 	w->frames++;
@@ -521,7 +555,8 @@ int xr_writer_set_watermarks(xr_writer *w, double high, double low)
 	w->wm.low = (uint64_t)(low * (double)w->cap);
 	if (!w->wm.high) {
 		w->paused = false;
-		w->stalled = false; /* the pause ends here: as in may_go_on */
+		if (w->stop_slot >= 0) /* the pause ends here: as in may_go_on */
+			stop_over(w, xr__now_ns());
 	}
 	return 0;
 }
@@ -530,13 +565,18 @@ int xr_writer_set_lease_timeout(xr_writer *w, uint64_t timeout_ns)
 {
 	if (!w)
 		return -EINVAL;
+	/* Under 1 ms, timeout >> 10 (strikes) would be 0; past 2^50, 4
+	 * timeouts (a quiet spell) could wrap. */
+	if (timeout_ns && timeout_ns < 1000000)
+		timeout_ns = 1000000;
+	if (timeout_ns > 1ull << 50)
+		timeout_ns = 1ull << 50;
 	w->lease_timeout_ns = timeout_ns;
 	/* Start the counts afresh: while the timeout was 0 nothing was
 	 * counted, and stale state must not pass for blocked time. */
-	w->stall_ns = 0;
-	w->stalled = false;
-	w->drop_debt = 0;
-	w->strikes = 0;
+	memset(w->lc, 0, sizeof(w->lc));
+	memset(w->strikes, 0, sizeof(w->strikes));
+	w->stop_slot = -1;
 	return 0;
 }
 
@@ -558,8 +598,8 @@ static bool may_go_on(struct xr_writer *w, uint64_t size)
 		uint64_t worst = scan_leases(w, false, &blocker);
 		if (worst < w->wm.low) {
 			w->paused = false;
-			if (w->stalled) /* as make_room finding room */
-				stop_over(w);
+			if (w->stop_slot >= 0) /* as make_room finding room */
+				stop_over(w, xr__now_ns());
 		} else if (blocker >= 0) {
 			check_stall(w, (uint32_t)blocker);
 		}

@@ -102,12 +102,16 @@ XR_API void xr_writer_cancel(xr_writer *w);
 XR_API int xr_writer_set_watermarks(xr_writer *w, double high, double low);
 
 /*
- * How long a lossy reader's held batch may stand in the writer's way (the
- * writer dropping every new record, or on a lossless stream waiting) before
- * the reader is evicted: it gets XR_EEVICTED, and the writer goes on. Leases
- * are for a training step; a reader that needs records longer copies them.
- * Lossless readers are never evicted for being slow. Default 10 s; 0: never.
- * Returns 0, or -EINVAL.
+ * The lease timeout: how long a lossy reader may keep costing the stream
+ * what its held batches stop before it is evicted (XR_EEVICTED, and the
+ * writer goes on). On a lossy stream, while the records it made the writer
+ * drop are more than half the records written since it last owed nothing;
+ * on a lossless one, while its stops outweigh the time between them. Each
+ * eviction halves the timeout for that uid's readers for a while. Hold a
+ * lossy batch for less than the ring takes to fill; a reader that needs
+ * records longer copies them. Lossless readers are never evicted for being
+ * slow. Default 10 s; 0: never; values from 1 ns to 1 ms are taken as 1 ms,
+ * and the largest is 2^50 ns (13 days). Returns 0, or -EINVAL.
  */
 XR_API int xr_writer_set_lease_timeout(xr_writer *w, uint64_t timeout_ns);
 
