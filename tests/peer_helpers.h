@@ -24,6 +24,18 @@
 #include "util/clock.h"
 
 #define NOBODY 65534u
+
+/* Under TSan the process has a thread of the sanitizer's. */
+#if defined(__SANITIZE_THREAD__)
+#define XR_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define XR_TEST_TSAN 1
+#endif
+#endif
+#ifndef XR_TEST_TSAN
+#define XR_TEST_TSAN 0
+#endif
 #define MS 1000000ull
 #define SEC 1000000000ull
 
@@ -37,6 +49,34 @@ static inline int count_fds(void)
 		n++;
 	closedir(d);
 	return n;
+}
+
+/* Threads of this process. */
+static inline int count_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	int n = 0;
+
+	CHECK(d != NULL);
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Waits (bounded) until this process has no more than n threads: the
+ * closing threads of servers stopped before end on their own. Before a
+ * fork whose child starts threads: a sanitizer (TSan) refuses that in the
+ * child of a process that had several. */
+static inline void wait_threads(int n)
+{
+	uint64_t deadline = xr__now_ns() + 5 * SEC;
+
+	while (count_threads() > n) {
+		if (xr__now_ns() > deadline)
+			FAILF("%d threads still running after 5 s, want %d", count_threads(), n);
+		sched_yield();
+	}
 }
 
 /* Connects to path; the socket, or -errno. */

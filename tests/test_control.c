@@ -91,16 +91,6 @@
 #define SO_PASSRIGHTS 83 /* Linux 6.16 */
 #endif
 
-#if defined(__SANITIZE_THREAD__)
-#define XR_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define XR_TEST_TSAN 1
-#endif
-#endif
-#ifndef XR_TEST_TSAN
-#define XR_TEST_TSAN 0
-#endif
 
 #define MAXLEN 512
 

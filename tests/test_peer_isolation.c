@@ -48,6 +48,9 @@
 
 /* An arena of one opaque stream, served with o; its name into name (made
  * from tag, unless tag is NULL: name is given). */
+/* This process with no server running: its main thread, and TSan's. */
+static const int main_threads = 1 + XR_TEST_TSAN;
+
 static xr_arena *served(const char *tag, char name[64], xr_policy policy,
 			const xr_server_opts *o, xr_server **srv)
 {
@@ -340,6 +343,7 @@ static bool pid_namespaces(void)
 	/* Named here: inside its namespace the engine is pid 1. */
 	xr_test_name(made, sizeof(made), "pidns");
 	CHECK(pipe(ready) == 0 && pipe(go) == 0);
+	wait_threads(main_threads); /* the child starts an engine's threads */
 	pid_t outer = fork();
 	CHECK(outer >= 0);
 	if (outer == 0) {
