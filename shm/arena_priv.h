@@ -50,10 +50,12 @@ struct xr_watermarks {
 	uint64_t low;
 };
 
-/* What one slot's holder has cost its stream (ring_writer.c, check_stall). */
+/* What one uid's lossy readers have cost a stream (ring_writer.c,
+ * check_stall). */
 struct xr_lease_clock {
-	uint32_t gen;                /* the holder counted: infos[slot].gen */
-	uint64_t drops2;             /* lossy: 2 for each record it had dropped... */
+	uint32_t uid;
+	bool used;
+	uint64_t drops2;             /* lossy: 2 for each record they had dropped... */
 	uint64_t w0;                 /* ...since w->frames was this (its debt: drops2 less
 				      * the frames written since) */
 	uint64_t since;              /* lossy: when its debt last rose from 0 */
@@ -109,7 +111,7 @@ struct xr_writer {
 	 * stream, and how often each uid was evicted for it lately. */
 	struct xr_lease_clock lc[XR_MAX_READERS_LIMIT];
 	struct xr_strike strikes[XR_STRIKE_UIDS];
-	int stop_slot;               /* lossless: the slot the stop under way is charged to; -1 */
+	int stop_clock;              /* lossless: the lc[] the stop under way is charged to; -1 */
 	uint64_t stop_start;
 	/* Frame boundaries recorded every cap/32 bytes, so that advancing tail
 	 * does not walk every frame. */

@@ -134,7 +134,7 @@ void xr__writer_init(struct xr_writer *w, struct xr_arena *a, uint32_t ring)
 	w->limit = w->cap;
 	w->blocker = -1;
 	w->lease_timeout_ns = XR_LEASE_TIMEOUT_NS;
-	w->stop_slot = -1;
+	w->stop_clock = -1;
 }
 
 static inline struct xr_frame_rw {
@@ -261,30 +261,33 @@ void xr_writer_publish(xr_writer *w)
  * finds the writer stopped: a reservation that fails (make_room), a pause
  * that goes on (may_go_on); slot is the oldest lease's, the one in the way.
  *
- * What is counted is the damage each holder did, not one lease's age (a
- * reader can move its lease, let records through, take turns with other
- * slots: any clock tied to a lease was restarted at will), and it is
- * counted per slot's holder, not per stream (one holder's debt must not
- * get the next reader in the way evicted for it: red team, four passes):
- *   - A lossy stream drops what a lease stops: each holder runs a debt of
- *     records, 2 for each record dropped while it was in the way, paid
- *     back 1 for each record the writer writes. When a holder's debt has
- *     been above 0 for the timeout (the stream lost more than a third of
- *     its records to it all that time), it is evicted. Records, not time: a
+ * What is counted is the damage done, not one lease's age (a reader can
+ * move its lease, let records through, take turns with other slots: any
+ * clock tied to a lease was restarted at will), and it is counted per uid,
+ * the unit of trust: not per stream, or one uid's debt got the next reader
+ * in the way evicted for it; not per slot, or one uid's slots taking turns
+ * each paid the others' debts with the records written between their
+ * turns (red team, four passes; a docs pass).
+ *   - A lossy stream drops what a lease stops: each uid runs a debt of
+ *     records, 2 for each record dropped while a lease of its was in the
+ *     way, paid back 1 for each record the writer writes. When a uid's
+ *     debt has been above 0 for the timeout (the stream lost more than a
+ *     third of its records to it all that time), its reader in the way is
+ *     evicted. Records, not time: a
  *     writer that writes in bursts (a shard's tick, then idle) has idle
  *     time that is neither blocked nor free. No cap: what was dropped is
  *     paid back in full, so letting a lap through now and then does not
  *     start the count afresh. The most readers can take from a lossy
  *     stream for long is a third of its records.
  *   - A lossless stream's writer waits (xr_writer_wait polls all along):
- *     each holder has a leaky bucket of time, filled by the stops charged
- *     to it (a stop lasts until the look that finds room, or until another
- *     slot is in the way) and drained by all other time. Lossless readers
- *     are charged nothing.
- * A holder is a slot's claim (its reader-table gen): a new reader in a slot
- * starts from nothing. So an evicted peer that subscribes again would get a
- * fresh timeout: each eviction halves its uid's timeout (strikes, up to
- * 10), one strike forgiven per quiet spell of 4 timeouts. An honest lossy
+ *     each uid has a leaky bucket of time, filled by the stops charged to
+ *     it (a stop lasts until the look that finds room, or until another
+ *     uid's lease is in the way) and drained by all other time. Lossless
+ *     readers are charged nothing.
+ * A uid's readers share its count, old and new: an evicted peer that
+ * subscribes again finds its debt where it left it. And each eviction
+ * halves the uid's timeout (strikes, up to 10), one strike forgiven per
+ * quiet spell of 4 timeouts. An honest lossy
  * reader, which holds a batch for less than the ring takes to fill, costs a
  * few records now and then, paid back at once. The clock is read only on
  * the paths that found the writer stopped.
@@ -337,22 +340,44 @@ static void evict_for_lease(struct xr_writer *w, uint32_t slot, uint32_t uid, ui
 	s->at = now;
 }
 
-/* Lossless: the stop under way ends now, charged to its slot. */
+/* uid's clock: found, or made in place of one that owes nothing (at most
+ * max_readers uids hold slots at once; past that many, the first). */
+static struct xr_lease_clock *clock_of(struct xr_writer *w, uint32_t uid, uint64_t now)
+{
+	struct xr_lease_clock *free_c = NULL;
+
+	for (uint32_t i = 0; i < w->max_readers; i++) {
+		struct xr_lease_clock *c = &w->lc[i];
+		if (c->used && c->uid == uid)
+			return c;
+		if (free_c || (int)i == w->stop_clock)
+			continue;
+		if (!c->used || ((int64_t)(c->drops2 - (w->frames - c->w0)) <= 0 &&
+				 now - c->end >= c->bucket))
+			free_c = c;
+	}
+	if (!free_c)
+		free_c = &w->lc[w->stop_clock == 0 ? 1 : 0];
+	*free_c = (struct xr_lease_clock){.uid = uid, .used = true, .end = now};
+	return free_c;
+}
+
+/* Lossless: the stop under way ends now, charged to its clock. */
 static void stop_over(struct xr_writer *w, uint64_t now)
 {
-	struct xr_lease_clock *c = &w->lc[w->stop_slot];
+	struct xr_lease_clock *c = &w->lc[w->stop_clock];
 
 	c->bucket += now - w->stop_start;
 	if (c->bucket > w->lease_timeout_ns)
 		c->bucket = w->lease_timeout_ns; /* the most a stop can owe */
 	c->end = now;
-	w->stop_slot = -1;
+	w->stop_clock = -1;
 }
 
 static void check_stall(struct xr_writer *w, uint32_t slot)
 {
-	struct xr_lease_clock *c = &w->lc[slot];
 	const struct xr_reader_info *info = &w->arena->infos[slot];
+	struct xr_lease_clock *c;
 	uint64_t now, timeout;
 
 	if (!w->lease_timeout_ns)
@@ -363,12 +388,11 @@ static void check_stall(struct xr_writer *w, uint32_t slot)
 	 * wrote. Relaxed: the scan that named the slot saw it ACTIVE with an
 	 * acquire (W3a), and these are stored before PS1. */
 	if (xr_load_relaxed(&w->peers->slot[slot].policy) != XR_POLICY_LOSSY) {
-		if (w->stop_slot >= 0)
+		if (w->stop_clock >= 0)
 			stop_over(w, now); /* a lossless reader's stop: nobody's */
 		return;
 	}
-	if (c->gen != info->gen)
-		*c = (struct xr_lease_clock){.gen = info->gen, .end = now};
+	c = clock_of(w, info->uid, now);
 	timeout = timeout_for(w, info->uid, now);
 	if (w->policy == XR_POLICY_LOSSY) {
 		/* This look is a record dropped (xr_writer_reserve). */
@@ -382,12 +406,12 @@ static void check_stall(struct xr_writer *w, uint32_t slot)
 			evict_for_lease(w, slot, info->uid, now);
 		return;
 	}
-	if (w->stop_slot != (int)slot) {
-		if (w->stop_slot >= 0)
+	if (w->stop_clock != (int)(c - w->lc)) {
+		if (w->stop_clock >= 0)
 			stop_over(w, now);
 		uint64_t free_ns = now - c->end;
 		c->bucket = c->bucket > free_ns ? c->bucket - free_ns : 0;
-		w->stop_slot = (int)slot;
+		w->stop_clock = (int)(c - w->lc);
 		w->stop_start = now;
 	}
 	if (c->bucket + (now - w->stop_start) >= timeout) {
@@ -446,7 +470,7 @@ static int make_room(struct xr_writer *w, uint64_t size)
 	w->limit = floor + w->cap;
 	w->blocker = blocker;
 	if (w->head + size <= w->limit) {
-		if (w->stop_slot >= 0)
+		if (w->stop_clock >= 0)
 			stop_over(w, xr__now_ns());
 		return 0;
 	}
@@ -555,7 +579,7 @@ int xr_writer_set_watermarks(xr_writer *w, double high, double low)
 	w->wm.low = (uint64_t)(low * (double)w->cap);
 	if (!w->wm.high) {
 		w->paused = false;
-		if (w->stop_slot >= 0) /* the pause ends here: as in may_go_on */
+		if (w->stop_clock >= 0) /* the pause ends here: as in may_go_on */
 			stop_over(w, xr__now_ns());
 	}
 	return 0;
@@ -576,7 +600,7 @@ int xr_writer_set_lease_timeout(xr_writer *w, uint64_t timeout_ns)
 	 * counted, and stale state must not pass for blocked time. */
 	memset(w->lc, 0, sizeof(w->lc));
 	memset(w->strikes, 0, sizeof(w->strikes));
-	w->stop_slot = -1;
+	w->stop_clock = -1;
 	return 0;
 }
 
@@ -598,7 +622,7 @@ static bool may_go_on(struct xr_writer *w, uint64_t size)
 		uint64_t worst = scan_leases(w, false, &blocker);
 		if (worst < w->wm.low) {
 			w->paused = false;
-			if (w->stop_slot >= 0) /* as make_room finding room */
+			if (w->stop_clock >= 0) /* as make_room finding room */
 				stop_over(w, xr__now_ns());
 		} else if (blocker >= 0) {
 			check_stall(w, (uint32_t)blocker);
