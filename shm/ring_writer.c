@@ -277,8 +277,9 @@ void xr_writer_publish(xr_writer *w)
  *     writer that writes in bursts (a shard's tick, then idle) has idle
  *     time that is neither blocked nor free. No cap: what was dropped is
  *     paid back in full, so letting a lap through now and then does not
- *     start the count afresh. The most readers can take from a lossy
- *     stream for long is a third of its records.
+ *     start the count afresh. The most one uid's readers can take from a
+ *     lossy stream for long is a third of its records (N admitted uids
+ *     together: N/(N+2)).
  *   - A lossless stream's writer waits (xr_writer_wait polls all along):
  *     each uid has a leaky bucket of time, filled by the stops charged to
  *     it (a stop lasts until the look that finds room, or until another
