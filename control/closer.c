@@ -31,6 +31,7 @@
 struct entry {
 	struct entry *next;
 	int fd;
+	uint64_t at; /* when it was put */
 };
 
 /* A tag's queue: n counts those queued and the one being closed. */
@@ -38,7 +39,7 @@ struct tag_queue {
 	uint32_t tag, n;
 	struct entry *head, *tail;
 	bool running;      /* a thread is closing for this tag */
-	uint64_t since_ns; /* when the close in progress began; 0: none */
+	uint64_t since_ns; /* when the entry being closed was put; 0: none */
 };
 
 struct xr_closer {
@@ -101,7 +102,7 @@ static void *closer_main(void *p)
 		q->head = e->next;
 		if (!q->head)
 			q->tail = NULL;
-		q->since_ns = xr__now_ns();
+		q->since_ns = e->at; /* waited, and closing: one delay */
 		pthread_mutex_unlock(&c->mu);
 		close(e->fd); /* may take as long as the peer arranged */
 		free(e);
@@ -170,7 +171,7 @@ void xr__closer_put(struct xr_closer *c, int fd, uint32_t tag)
 		free(e);
 		return;
 	}
-	*e = (struct entry){.fd = fd};
+	*e = (struct entry){.fd = fd, .at = xr__now_ns()};
 	if (q->tail)
 		q->tail->next = e;
 	else

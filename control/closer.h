@@ -42,9 +42,10 @@ void xr__closer_put(struct xr_closer *c, int fd, uint32_t tag);
 #define XR_CLOSER_SLOW_NS (100 * 1000000ull)
 
 /* How many descriptors with this tag are waiting to be closed, or being
- * closed, when the tag's queue is stuck: its close in progress has taken
- * XR_CLOSER_SLOW_NS or more, or its thread could not be started; 0 when it
- * is moving (a burst of honest hangups drains in microseconds). */
+ * closed, when the tag's queue is stuck: the descriptor being closed was
+ * put XR_CLOSER_SLOW_NS ago or more (it waited behind others, or its close
+ * takes that long), or its thread could not be started; 0 when it is
+ * moving (a burst of honest hangups drains in microseconds). */
 uint32_t xr__closer_stuck(struct xr_closer *c, uint32_t tag);
 
 /* How many descriptors, of every tag, are waiting to be closed or being
