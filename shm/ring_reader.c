@@ -85,6 +85,27 @@ static const xr_frame *frame_at(const struct xr_ring_rd *rr, uint64_t pos)
 	return (const xr_frame *)(rr->data + (pos & rr->mask));
 }
 
+/*
+ * Where a lossy reader the writer lapped starts again: halfway from tail
+ * to head, on a frame boundary, in a ring whose frames are all of one size
+ * (tail and head move by whole frames, so tail + k frames is one). At tail,
+ * the batch it takes next is the first the writer reclaims: each hold of a
+ * reader slower than the writer stopped the writer for all its length, and
+ * such a reader, honest, cost the stream more than the lease timeout allows
+ * (red team, fifth pass). Halfway, it has half a lap before the writer gets
+ * there. In a ring of frames of any size, whose boundaries only a walk
+ * finds, tail. The records skipped are counted as dropped by the seq gap.
+ */
+static uint64_t restart_at(const struct xr_ring_rd *rr, uint64_t tail)
+{
+	if (rr->lossless || !rr->fixed_size)
+		return tail;
+	uint64_t head = xr_load_acquire(&rr->rd->head);
+	if ((int64_t)(head - tail) <= 0)
+		return tail;
+	return tail + (head - tail) / 2 / rr->fixed_size * rr->fixed_size;
+}
+
 /* R1/R2: hold a lease at pos that the writer is bound to see, moving pos
  * forward past anything it has already given up on. */
 static void lease_at_pos(struct xr_ring_rd *rr)
@@ -93,7 +114,7 @@ static void lease_at_pos(struct xr_ring_rd *rr)
 	 * stale one is harmless, merely ignored by the writer). */
 	uint64_t t0 = xr_load_acquire(&rr->rd->tail);
 	if ((int64_t)(t0 - rr->pos) > 0)
-		rr->pos = t0;
+		rr->pos = restart_at(rr, t0);
 	for (;;) {
 		/* R1: pairs with W3. */
 		xr_store_sc(&rr->cur->lease, rr->pos);
@@ -101,7 +122,7 @@ static void lease_at_pos(struct xr_ring_rd *rr)
 		uint64_t tail = xr_load_sc(&rr->rd->tail);
 		if ((int64_t)(tail - rr->pos) <= 0)
 			break;
-		rr->pos = tail; /* overrun: the seq gap at tail counts the loss */
+		rr->pos = restart_at(rr, tail); /* overrun: the seq gap counts the loss */
 	}
 	rr->lease = rr->pos;
 }

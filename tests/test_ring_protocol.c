@@ -802,6 +802,44 @@ static void lossy_put(xr_writer *w, uint64_t *puts, uint64_t *dropped)
 	*dropped += rc == XR_EDROPPED;
 }
 
+/* A lossy reader the writer lapped, on a ring of one record length,
+ * starts again halfway between tail and head, not at tail: there, each
+ * batch it held was the first the writer reclaimed, and a reader slower
+ * than the writer stopped it at every hold (red team, fifth pass). */
+static void test_lapped_reader_restarts_ahead(void)
+{
+	char name[64];
+	uint32_t len;
+	xr_test_name(name, sizeof(name), "lapped");
+	xr_arena *a = xr_test_arena_fixed(name, XR_POLICY_LOSSY, RING, 64, &len);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT);
+	const struct xr_ring_desc *rd = &a->hdr->rings[0];
+	xr_batch b;
+
+	CHECK_RC(xr_test_put(w, len), 0);
+	xr_writer_publish(w);
+	CHECK_RC(xr_reader_read(r, 1, 1, 0, &b), 1); /* seq 0 */
+	CHECK_RC(xr_batch_release(r, &b), 0);
+	for (int i = 0; i < 3 * RING / 64; i++) /* laps: the reader's place is gone */
+		CHECK_RC(xr_test_put(w, len), 0);
+	xr_writer_publish(w);
+	uint64_t fs = xr__frame_size(len, 64);
+	uint64_t tail = xr_load_acquire(&rd->tail), head = xr_load_acquire(&rd->head);
+	uint64_t tail_seq = w->seq - (head - tail) / fs, mid = tail_seq + (head - tail) / fs / 2;
+	CHECK(tail < head - fs);
+	CHECK_RC(xr_reader_read(r, 1, 1, 0, &b), 1);
+	if (b.first_seq != mid)
+		FAILF("lapped: restarted at seq %llu; tail is %llu, halfway %llu",
+		      (unsigned long long)b.first_seq, (unsigned long long)tail_seq,
+		      (unsigned long long)mid);
+	CHECK_RC(xr_batch_release(r, &b), 0);
+	xr_reader_detach(r);
+	xr_test_destroy(a);
+	printf("  lapped, a lossy reader started again at seq %llu, halfway from tail (%llu) to "
+	       "head\n", (unsigned long long)mid, (unsigned long long)tail_seq);
+}
+
 /* A lossy reader's held batch that stands in the writer's way for the
  * lease timeout gets its reader evicted, and the writer goes on; a lossless
  * reader that does not read is waited for, however long. */
@@ -1262,6 +1300,7 @@ int main(void)
 		{"publish makes whole records visible", test_publish_makes_whole_records_visible},
 		{"batch says uniform sizes", test_batch_says_uniform_sizes},
 		{"fixed-length ring", test_fixed_length_ring},
+		{"a lapped lossy reader restarts ahead", test_lapped_reader_restarts_ahead},
 		{"wrap is contiguous", test_wrap_is_contiguous},
 		{"lossless writer waits for reader", test_lossless_writer_waits_for_reader},
 		{"lossy reader overrun is counted", test_lossy_reader_overrun_is_counted},
