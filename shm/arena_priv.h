@@ -109,7 +109,7 @@ struct xr_writer {
 	int blocker;                 /* slot that blocked the last make-room */
 	/* Lease timeout (check_stall): what each slot's holder has cost the
 	 * stream, and how often each uid was evicted for it lately. */
-	struct xr_lease_clock lc[XR_MAX_READERS_LIMIT];
+	struct xr_lease_clock lc[XR_MAX_READERS_LIMIT + 1]; /* + the shared overflow */
 	struct xr_strike strikes[XR_STRIKE_UIDS];
 	int stop_clock;              /* lossless: the lc[] the stop under way is charged to; -1 */
 	uint64_t stop_start;

@@ -341,11 +341,14 @@ static void evict_for_lease(struct xr_writer *w, uint32_t slot, uint32_t uid, ui
 	s->at = now;
 }
 
-/* uid's clock: found, or made in place of one that owes nothing (at most
- * max_readers uids hold slots at once; past that many, the first). */
+/* uid's clock: found, or made in place of one that owes nothing. A clock
+ * that owes is never given up, or uids enough (one more than the clocks)
+ * could wipe each other's debts in turn (red team, fifth pass): when every
+ * clock owes, the newcomer shares the overflow clock, which is never
+ * wiped, with every other such uid (they are counted as one). */
 static struct xr_lease_clock *clock_of(struct xr_writer *w, uint32_t uid, uint64_t now)
 {
-	struct xr_lease_clock *free_c = NULL;
+	struct xr_lease_clock *free_c = NULL, *over = &w->lc[XR_MAX_READERS_LIMIT];
 
 	for (uint32_t i = 0; i < w->max_readers; i++) {
 		struct xr_lease_clock *c = &w->lc[i];
@@ -357,8 +360,11 @@ static struct xr_lease_clock *clock_of(struct xr_writer *w, uint32_t uid, uint64
 				 now - c->end >= c->bucket))
 			free_c = c;
 	}
-	if (!free_c)
-		free_c = &w->lc[w->stop_clock == 0 ? 1 : 0];
+	if (!free_c) {
+		if (!over->used)
+			*over = (struct xr_lease_clock){.used = true, .end = now};
+		return over;
+	}
 	*free_c = (struct xr_lease_clock){.uid = uid, .used = true, .end = now};
 	return free_c;
 }
