@@ -63,6 +63,10 @@ struct xr_lease_clock {
 	uint64_t end;                /* lossless: when its last stop ended */
 };
 
+/* Lease clocks per writer: more uids than any allow-list names; past that
+ * many uids owing at once, they share one (the overflow). */
+#define XR_LEASE_CLOCKS 1024
+
 /* Evictions for leases of one uid lately: each halves its timeout. */
 #define XR_STRIKE_UIDS 8
 struct xr_strike {
@@ -109,7 +113,7 @@ struct xr_writer {
 	int blocker;                 /* slot that blocked the last make-room */
 	/* Lease timeout (check_stall): what each slot's holder has cost the
 	 * stream, and how often each uid was evicted for it lately. */
-	struct xr_lease_clock lc[XR_MAX_READERS_LIMIT + 1]; /* + the shared overflow */
+	struct xr_lease_clock lc[XR_LEASE_CLOCKS + 1]; /* by uid, + the shared overflow */
 	struct xr_strike strikes[XR_STRIKE_UIDS];
 	int stop_clock;              /* lossless: the lc[] the stop under way is charged to; -1 */
 	uint64_t stop_start;

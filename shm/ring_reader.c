@@ -107,14 +107,15 @@ static uint64_t restart_at(const struct xr_ring_rd *rr, uint64_t tail)
 }
 
 /* R1/R2: hold a lease at pos that the writer is bound to see, moving pos
- * forward past anything it has already given up on. */
-static void lease_at_pos(struct xr_ring_rd *rr)
+ * forward past anything it has already given up on: to tail, or with
+ * `ahead` (a read, not a count for stats) to restart_at's place. */
+static void lease_at_pos(struct xr_ring_rd *rr, bool ahead)
 {
 	/* Catch up first, so the lease published below is rarely stale (a
 	 * stale one is harmless, merely ignored by the writer). */
 	uint64_t t0 = xr_load_acquire(&rr->rd->tail);
 	if ((int64_t)(t0 - rr->pos) > 0)
-		rr->pos = restart_at(rr, t0);
+		rr->pos = ahead ? restart_at(rr, t0) : t0;
 	for (;;) {
 		/* R1: pairs with W3. */
 		xr_store_sc(&rr->cur->lease, rr->pos);
@@ -122,7 +123,7 @@ static void lease_at_pos(struct xr_ring_rd *rr)
 		uint64_t tail = xr_load_sc(&rr->rd->tail);
 		if ((int64_t)(tail - rr->pos) <= 0)
 			break;
-		rr->pos = restart_at(rr, tail); /* overrun: the seq gap counts the loss */
+		rr->pos = ahead ? restart_at(rr, tail) : tail; /* overrun: the seq gap counts it */
 	}
 	rr->lease = rr->pos;
 }
@@ -139,7 +140,7 @@ int xr__rr_start(struct xr_ring_rd *rr)
 		if (!rr->lossless)
 			break;
 		at = rr->pos;
-		lease_at_pos(rr);
+		lease_at_pos(rr, true);
 		/* The writer lapped the ring between the snapshot and the
 		 * lease: the snapshot's head is gone. Attach again, later,
 		 * rather than count records from before the attach as lost. */
@@ -286,7 +287,7 @@ int xr__rr_peek(struct xr_ring_rd *rr, uint32_t max, uint64_t max_bytes,
 		const struct xr_filt *filter, const xr_frame **idx, struct xr_take *t)
 {
 	if (rr->lease == XR_NO_LEASE)
-		lease_at_pos(rr);
+		lease_at_pos(rr, true);
 	/* R3: pairs with W1: frames below head are complete. */
 	return walk(rr, xr_load_acquire(&rr->rd->head), max, max_bytes, filter, idx, t);
 }
@@ -344,7 +345,7 @@ int xr__rr_count(struct xr_ring_rd *rr, uint64_t *pending, uint64_t *unseen_drop
 	 * refusals included), or the writer would go on honouring it: on a
 	 * lossless stream, waiting for a reader that reads nothing. */
 	if (rr->lease == XR_NO_LEASE)
-		lease_at_pos(rr);
+		lease_at_pos(rr, false); /* a count moves nothing ahead */
 	rc = snapshot(rr, &head, &wr);
 	/* A publish left half done, told apart from a malformed frame (the
 	 * walk's -EPROTO) so that the caller can say which it was. */

@@ -325,7 +325,8 @@ static uint64_t timeout_for(struct xr_writer *w, uint32_t uid, uint64_t now)
 	return w->lease_timeout_ns >> s->n;
 }
 
-static void evict_for_lease(struct xr_writer *w, uint32_t slot, uint32_t uid, uint64_t now)
+static void evict_for_lease(struct xr_writer *w, uint32_t slot, uint32_t uid, uint64_t now,
+			    bool strike)
 {
 	bool evicted;
 
@@ -335,29 +336,39 @@ static void evict_for_lease(struct xr_writer *w, uint32_t slot, uint32_t uid, ui
 	if (!evicted)
 		return; /* released meanwhile: no strike */
 	xr_counter_add(&w->rd->evictions, 1);
+	if (!strike)
+		return;
 	struct xr_strike *s = strike_of(w, uid, true);
 	if (s->n < 10)
 		s->n++;
 	s->at = now;
 }
 
-/* uid's clock: found, or made in place of one that owes nothing. A clock
- * that owes is never given up, or uids enough (one more than the clocks)
- * could wipe each other's debts in turn (red team, fifth pass): when every
- * clock owes, the newcomer shares the overflow clock, which is never
- * wiped, with every other such uid (they are counted as one). */
+/* uid's clock: found, or made in place of one that owes nothing, probing
+ * from the uid's hash. A clock that owes is never given up, or uids enough
+ * could wipe each other's debts in turn (red team, fifth pass); the table
+ * is large enough that no allow-list fills it (sized by uids, not slots: a
+ * table of max_readers let max_readers + 1 uids push a newcomer onto the
+ * shared overflow clock, where another's debt got it evicted: sixth pass).
+ * Only past XR_LEASE_CLOCKS uids owing at once do newcomers share the
+ * overflow clock, and its evictions strike nobody. */
 static struct xr_lease_clock *clock_of(struct xr_writer *w, uint32_t uid, uint64_t now)
 {
-	struct xr_lease_clock *free_c = NULL, *over = &w->lc[XR_MAX_READERS_LIMIT];
+	struct xr_lease_clock *free_c = NULL, *over = &w->lc[XR_LEASE_CLOCKS];
+	uint32_t h = (uid * 2654435761u) % XR_LEASE_CLOCKS;
 
-	for (uint32_t i = 0; i < w->max_readers; i++) {
+	for (uint32_t k = 0; k < XR_LEASE_CLOCKS; k++) {
+		uint32_t i = (h + k) % XR_LEASE_CLOCKS;
 		struct xr_lease_clock *c = &w->lc[i];
 		if (c->used && c->uid == uid)
 			return c;
-		if (free_c || (int)i == w->stop_clock)
-			continue;
-		if (!c->used || ((int64_t)(c->drops2 - (w->frames - c->w0)) <= 0 &&
-				 now - c->end >= c->bucket))
+		if (!c->used) { /* the end of uid's probe: it has none */
+			if (!free_c)
+				free_c = c;
+			break;
+		}
+		if (!free_c && (int)i != w->stop_clock &&
+		    (int64_t)(c->drops2 - (w->frames - c->w0)) <= 0 && now - c->end >= c->bucket)
 			free_c = c;
 	}
 	if (!free_c) {
@@ -410,7 +421,7 @@ static void check_stall(struct xr_writer *w, uint32_t slot)
 		}
 		c->drops2 += 2;
 		if (now - c->since >= timeout)
-			evict_for_lease(w, slot, info->uid, now);
+			evict_for_lease(w, slot, info->uid, now, c != &w->lc[XR_LEASE_CLOCKS]);
 		return;
 	}
 	if (w->stop_clock != (int)(c - w->lc)) {
@@ -423,7 +434,7 @@ static void check_stall(struct xr_writer *w, uint32_t slot)
 	}
 	if (c->bucket + (now - w->stop_start) >= timeout) {
 		stop_over(w, now);
-		evict_for_lease(w, slot, info->uid, now);
+		evict_for_lease(w, slot, info->uid, now, c != &w->lc[XR_LEASE_CLOCKS]);
 	}
 }
 
