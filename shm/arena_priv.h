@@ -116,6 +116,7 @@ struct xr_writer {
 	struct xr_lease_clock lc[XR_LEASE_CLOCKS + 1]; /* by uid, + the shared overflow */
 	struct xr_strike strikes[XR_STRIKE_UIDS];
 	int stop_clock;              /* lossless: the lc[] the stop under way is charged to; -1 */
+	int last_clock;              /* the lc[] the last look found: drops come in runs */
 	uint64_t stop_start;
 	/* Frame boundaries recorded every cap/32 bytes, so that advancing tail
 	 * does not walk every frame. */

@@ -100,6 +100,7 @@ static uint64_t restart_at(const struct xr_ring_rd *rr, uint64_t tail)
 {
 	if (rr->lossless || !rr->fixed_size)
 		return tail;
+	/* R3-like: pairs with W1, so the frames up to head are published. */
 	uint64_t head = xr_load_acquire(&rr->rd->head);
 	if ((int64_t)(head - tail) <= 0)
 		return tail;
