@@ -54,9 +54,14 @@ if [ "$(id -u)" -eq 0 ]; then
     -- env XRING_DIR="$work/other" "$xring" info "$name-oth"
   install -m 0600 /dev/null "$work/rootd/xring-$name-root"
   chmod 0711 "$work"; chmod 0755 "$work/rootd"
-  if setpriv --reuid=65534 --regid=65534 --clear-groups "$xring" --help >/dev/null 2>&1; then
+  # A copy uid 65534 can run wherever the checkout lives (under /root,
+  # mode 0700, it could not reach the build's).
+  install -m 0755 "$xring" "$work/xring-nobody"
+  if setpriv --reuid=65534 --regid=65534 --clear-groups env "$work/xring-nobody" --help >/dev/null 2>&1; then
     expect_err 1 "arena of engine '$name-root' .* belongs to user root \(uid 0\).*run \`sudo env XRING_DIR=$work/rootd xring info $name-root\`" \
-      -- setpriv --reuid=65534 --regid=65534 --clear-groups env XRING_DIR="$work/rootd" "$xring" info "$name-root"
+      -- setpriv --reuid=65534 --regid=65534 --clear-groups env XRING_DIR="$work/rootd" "$work/xring-nobody" info "$name-root"
+  else
+    fail "uid 65534 cannot run a copy of xring in $work"
   fi
   chmod 0700 "$work"
 fi
