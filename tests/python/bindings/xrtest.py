@@ -89,9 +89,33 @@ def wait_blocked_in_read(pid, tid, timeout=5):
              f"thread {tid} of {pid} to block in ppoll")
 
 
+_CHILD_PYDIR = None
+
+
+def _child_pydir():
+    """A copy of the built package that any uid can import: children run as
+    uid 65534, and a checkout under /root (mode 0700) is out of their reach.
+    Made once per process, removed at exit."""
+    global _CHILD_PYDIR
+    if _CHILD_PYDIR is None:
+        import atexit
+        import shutil
+        import tempfile
+        d = tempfile.mkdtemp(prefix="xring-py-")
+        shutil.copytree(PYDIR / "xring", pathlib.Path(d) / "xring",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for root, dirs, files in os.walk(d):
+            os.chmod(root, 0o755)
+            for f in files:
+                os.chmod(os.path.join(root, f), 0o644)
+        atexit.register(shutil.rmtree, d, True)
+        _CHILD_PYDIR = d
+    return _CHILD_PYDIR
+
+
 def child_env(run_dir):
     """Environment for a child Python that imports xring from the build."""
-    env = dict(os.environ, XRING_RUN_DIR=str(run_dir), PYTHONPATH=str(PYDIR))
+    env = dict(os.environ, XRING_RUN_DIR=str(run_dir), PYTHONPATH=_child_pydir())
     return env
 
 
