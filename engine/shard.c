@@ -22,14 +22,48 @@
 
 struct game_slot {
 	struct xr_timer timer;          /* turn deadline (tick mode) */
+	const xr_game_vtable *vt;
 	void *g;
-	uint64_t episode;
+	uint64_t seed;                  /* of episode 0 */
+	uint64_t episode;               /* since the last seeding */
+	uint64_t episodes;              /* ended or cut short, since creation */
+	uint64_t rng;                   /* the game's random-legal policy */
+	uint32_t id;
+	uint32_t live_at;               /* index in the live list */
 	uint32_t turn;
+	uint16_t stream;
+	uint8_t players;
+	bool in_use;
+	bool shown;                     /* a record of this episode is out */
 	bool ended;                     /* terminal records emitted: reset next */
 	bool terminal;                  /* the last step ended the episode */
 	float reward[XR_GAME_MAX_PLAYERS];
 	uint32_t flags[XR_GAME_MAX_PLAYERS];
 };
+
+/* One stream the shard writes: its ring's writer and record template. */
+struct sstream {
+	xr_writer *w;
+	const xr_exp_template *t;
+	xr_dtype dtype;
+	uint32_t since_publish;
+	uint8_t *scratch;               /* a mask for a dropped record */
+};
+
+static uint64_t splitmix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+uint64_t xr_episode_seed(uint64_t s, uint64_t e)
+{
+	/* Hashed rather than s + e, so that games seeded 1, 2, 3... do not
+	 * replay each other's episodes one episode apart. */
+	return e ? splitmix64(s ^ splitmix64(e)) : s;
+}
 
 int xr_shard_shape(const xr_game_vtable *vt, const xr_game_config *cfg, xr_dtype dtype,
 		   xr_exp_shape *out)
@@ -51,27 +85,64 @@ int xr_shard_shape(const xr_game_vtable *vt, const xr_game_config *cfg, xr_dtype
 	return 0;
 }
 
+/* Everything a turn needs; one per running shard. */
+struct shard {
+	struct sstream ss[XR_SHARD_STREAMS_MAX];
+	uint32_t n_streams;
+	const struct xr_shard_opts *o;
+	struct xr_shard_result *res;
+	struct game_slot *gs;           /* [cap] */
+	uint32_t *live;                 /* slots in play, in round-robin order */
+	uint32_t n_live, cap;
+	struct xr_wheel *wheel;         /* turn deadlines (tick mode), stats */
+	uint64_t tick_ns;               /* the wheel's tick */
+	uint64_t start;                 /* tick 0 */
+	uint64_t tick_now;              /* the tick being processed */
+	struct xr_timer stats;
+	struct xr_shard_stats *st;      /* ours, in the arena header */
+	uint64_t now;
+	bool draining;                  /* stopping: final records only */
+	uint64_t drain_end;
+	int err;              /* first error, or -EINTR when asked to stop */
+};
+
+static bool stop_asked(const struct shard *sh)
+{
+	return sh->o->stop && *sh->o->stop;
+}
+
 /* Reserves a record, waiting while the writer may not go on: a lossless
  * ring full, or past its high watermark (the shard's games pause
- * meanwhile: backpressure; xr_writer_wait() is the one wait loop). 0,
- * XR_EDROPPED, -EINTR (stop asked) or -errno. */
-static int reserve(xr_writer *w, uint32_t size, void **p, const struct xr_shard_opts *o,
-		   struct xr_shard_result *res)
+ * meanwhile: backpressure; xr_writer_wait() is the one wait loop). While
+ * draining, waits past a stop but not past the drain's end. 0,
+ * XR_EDROPPED, -EINTR (stop asked), -ETIMEDOUT (drain over) or -errno. */
+static int reserve(struct shard *sh, struct sstream *ss, void **p)
 {
+	struct xr_shard_result *res = sh->res;
+	uint32_t size = ss->t->size;
 	uint64_t t0 = 0;
 	int rc;
 
 	for (;;) {
-		rc = xr_writer_reserve(w, size, p);
+		rc = xr_writer_reserve(ss->w, size, p);
 		if (rc != -EAGAIN)
 			break;
+		uint64_t now = xr__now_ns(), wait = XR_SHARD_STOP_CHECK_NS;
 		if (!t0) {
-			t0 = xr__now_ns();
+			t0 = now;
 			res->pauses++;
 		}
+		if (sh->draining) {
+			if (now >= sh->drain_end) {
+				rc = -ETIMEDOUT;
+				break;
+			}
+			if (sh->drain_end - now < wait)
+				wait = sh->drain_end - now;
+		}
 		res->waits++;
-		rc = xr_writer_wait(w, size, XR_SHARD_STOP_CHECK_NS);
-		if (o->stop && *o->stop) {
+		rc = xr_writer_wait(ss->w, size, (int64_t)wait);
+		if (!sh->draining && stop_asked(sh)) {
 			rc = -EINTR;
 			break;
 		}
@@ -83,103 +154,249 @@ static int reserve(xr_writer *w, uint32_t size, void **p, const struct xr_shard_
 	return rc;
 }
 
-/* Everything a turn needs; one per running shard. */
-struct shard {
-	xr_writer *w;
-	const xr_exp_template *t;
-	const struct xr_shard_opts *o;
-	struct xr_shard_result *res;
-	struct game_slot *gs;
-	uint8_t *scratch;
-	struct xr_wheel *wheel;         /* turn deadlines (tick mode), stats */
-	uint64_t tick_ns;               /* the wheel's tick */
-	uint64_t start;                 /* tick 0 */
-	uint64_t tick_now;              /* the tick being processed */
-	struct xr_timer stats;
-	struct xr_shard_stats *st;      /* ours, in the arena header */
-	uint64_t rng;
-	uint64_t now;
-	uint32_t since_publish;
-	int err;              /* first error, or -EINTR when asked to stop */
-};
-
-/* Plays one turn of game i: a record per live player, then a step (or, after
- * the episode ended, the terminal records and a reset). */
-static void play_turn(struct shard *sh, uint32_t i)
+/* Starts episode e of slot s from its seed: the game, the rewards and
+ * flags, and the policy's generator, so that the episode depends on the
+ * seed alone. */
+static void start_episode(struct game_slot *s, uint64_t e, bool fresh)
 {
-	const struct xr_shard_opts *o = sh->o;
-	const xr_exp_template *t = sh->t;
-	struct game_slot *s = &sh->gs[i];
+	uint64_t seed = xr_episode_seed(s->seed, e);
+
+	if (!fresh)
+		s->vt->reset(s->g, seed); /* a new instance is in reset(seed) already */
+	s->episode = e;
+	s->rng = splitmix64(seed ^ 0x243f6a8885a308d3ull);
+	memset(s->reward, 0, sizeof(s->reward));
+	memset(s->flags, 0, sizeof(s->flags));
+	s->turn = 0;
+	s->shown = s->ended = s->terminal = false;
+}
+
+/* Writes player p's record of slot s's current state: the reward and
+ * flags its last step left, the observation and mask now, and the action
+ * the policy draws from them (final: none, -1; no step follows). *action
+ * gets the action, drawn even when the record is dropped. 0 or an error
+ * of reserve() (XR_EDROPPED is not one: the record is counted as dropped). */
+static int write_record(struct shard *sh, struct game_slot *s, uint32_t p, bool done,
+			bool truncated, bool final, int32_t *action)
+{
+	struct sstream *ss = &sh->ss[s->stream];
+	const xr_exp_template *t = ss->t;
+	void *rec;
+	int rc = reserve(sh, ss, &rec);
+
+	s->shown = true;
+	if (rc == XR_EDROPPED) {
+		/* Lost to readers, but the game goes on, drawing as it would. */
+		sh->res->dropped++;
+		if (!final) {
+			s->vt->legal_actions(s->g, p, ss->scratch);
+			*action = xr_policy_random_legal(ss->scratch, t->shape.mask_len, &s->rng);
+		}
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	xr_exp_fields f = {
+		.seq = xr_writer_next_seq(ss->w),
+		.t_ns = sh->now,
+		.game_id = s->id,
+		.player_id = p,
+		.turn = s->turn,
+		.reward = s->reward[p],
+		.done = done,
+		.truncated = truncated,
+	};
+	xr_exp_slots sl;
+	xr_exp_build(t, rec, &f, &sl);
+	s->vt->observe(s->g, p, ss->dtype, sl.obs);
+	s->vt->legal_actions(s->g, p, sl.mask);
+	*action = final ? -1 : xr_policy_random_legal(sl.mask, t->shape.mask_len, &s->rng);
+	memcpy((uint8_t *)rec + t->off_action, action, sizeof(int32_t));
+	xr_writer_commit(ss->w);
+	sh->res->records++;
+	if (++ss->since_publish == XR_SHARD_PUBLISH) {
+		/* Past the high watermark, this publish pauses the writer:
+		 * the next reserve waits (backpressure). */
+		xr_writer_publish(ss->w);
+		ss->since_publish = 0;
+	}
+	return 0;
+}
+
+static void publish_all(struct shard *sh)
+{
+	for (uint32_t k = 0; k < sh->n_streams; k++) {
+		xr_writer_publish(sh->ss[k].w);
+		sh->ss[k].since_publish = 0;
+	}
+}
+
+static void episode_over(struct shard *sh, struct game_slot *s)
+{
+	s->ended = true;
+	s->episodes++;
+	sh->res->episodes++;
+	if (sh->o->pub)
+		xr_store_relaxed(&sh->o->pub[s - sh->gs].episodes, s->episodes);
+}
+
+/* Plays one turn of slot s: a record per live player, then a step (or,
+ * after the episode ended, the terminal records and a reset). */
+static void play_turn(struct shard *sh, struct game_slot *s)
+{
 	int32_t actions[XR_GAME_MAX_PLAYERS];
 
-	if (s->ended) {
-		s->episode++;
-		o->vt->reset(s->g, o->cfg.seed + i + s->episode * (uint64_t)o->games);
-		memset(s->reward, 0, sizeof(s->reward));
-		memset(s->flags, 0, sizeof(s->flags));
-		s->turn = 0;
-		s->ended = s->terminal = false;
-	}
-	for (uint32_t p = 0; p < o->cfg.players; p++) {
-		void *rec;
-
+	if (s->ended)
+		start_episode(s, s->episode + 1, false);
+	for (uint32_t p = 0; p < s->players; p++) {
 		actions[p] = 0;
 		if (s->flags[p] & XR_GAME_OUT)
 			continue;
-		xr_exp_fields f = {
-			.seq = xr_writer_next_seq(sh->w),
-			.t_ns = sh->now,
-			.game_id = o->first_game_id + i,
-			.player_id = p,
-			.turn = s->turn,
-			.reward = s->reward[p],
-			.done = (s->flags[p] & XR_GAME_DONE) != 0,
-			.truncated = (s->flags[p] & XR_GAME_TRUNCATED) != 0,
-		};
-		int rc = reserve(sh->w, t->size, &rec, o, sh->res);
-		if (rc == XR_EDROPPED) {
-			/* Lost to readers, but the game goes on. */
-			sh->res->dropped++;
-			o->vt->legal_actions(s->g, p, sh->scratch);
-			actions[p] = xr_policy_random_legal(sh->scratch, t->shape.mask_len, &sh->rng);
-			continue;
-		}
+		int rc = write_record(sh, s, p, (s->flags[p] & XR_GAME_DONE) != 0,
+				      (s->flags[p] & XR_GAME_TRUNCATED) != 0, false, &actions[p]);
 		if (rc < 0) {
 			sh->err = rc;
 			return;
 		}
-		xr_exp_slots sl;
-		xr_exp_build(t, rec, &f, &sl);
-		o->vt->observe(s->g, p, o->obs_dtype, sl.obs);
-		o->vt->legal_actions(s->g, p, sl.mask);
-		actions[p] = xr_policy_random_legal(sl.mask, t->shape.mask_len, &sh->rng);
-		memcpy((uint8_t *)rec + t->off_action, &actions[p], sizeof(int32_t));
-		xr_writer_commit(sh->w);
-		sh->res->records++;
-		if (++sh->since_publish == XR_SHARD_PUBLISH) {
-			/* Past the high watermark, this publish pauses the
-			 * writer: the next reserve waits (backpressure). */
-			xr_writer_publish(sh->w);
-			sh->since_publish = 0;
-		}
 	}
 	if (s->terminal) {
 		/* The terminal observations are out: start over next turn. */
-		s->ended = true;
-		sh->res->episodes++;
+		episode_over(sh, s);
 	} else {
-		int r = o->vt->step(s->g, actions, s->reward, s->flags);
+		int r = s->vt->step(s->g, actions, s->reward, s->flags);
 		sh->res->steps++;
 		s->turn++;
 		s->terminal = r == 1;
+		if (sh->o->pub)
+			xr_store_relaxed(&sh->o->pub[s - sh->gs].turn, s->turn);
 	}
+}
+
+/* Ends slot s's episode in flight, if a record of it is out: each player
+ * not out yet gets its last record now, truncated set (or done, where the
+ * last step ended it), action -1. A player is marked out as its record is
+ * written, so that a call cut short by an error can be taken up again. 0
+ * or reserve()'s error. */
+static int end_episode(struct shard *sh, struct game_slot *s)
+{
+	int32_t none;
+
+	if (!s->shown || s->ended)
+		return 0;
+	for (uint32_t p = 0; p < s->players; p++) {
+		uint32_t fl = s->flags[p];
+		if (fl & XR_GAME_OUT)
+			continue;
+		bool done = (fl & XR_GAME_DONE) != 0;
+		int rc = write_record(sh, s, p, done, !done || (fl & XR_GAME_TRUNCATED), true, &none);
+		if (rc < 0)
+			return rc;
+		s->flags[p] |= XR_GAME_OUT;
+		if (!done)
+			sh->res->finals++;
+	}
+	episode_over(sh, s);
+	return 0;
+}
+
+/* The players whose episode end end_episode() has not written yet. */
+static uint32_t ends_owed(const struct game_slot *s)
+{
+	uint32_t n = 0;
+
+	if (s->shown && !s->ended)
+		for (uint32_t p = 0; p < s->players; p++)
+			n += !(s->flags[p] & XR_GAME_OUT);
+	return n;
+}
+
+static void on_deadline(struct xr_timer *tm, void *ctx);
+
+static void go_live(struct shard *sh, struct game_slot *s)
+{
+	s->live_at = sh->n_live;
+	sh->live[sh->n_live++] = (uint32_t)(s - sh->gs);
+	s->in_use = true;
+	if (sh->o->pub) {
+		xr_store_relaxed(&sh->o->pub[s - sh->gs].turn, 0);
+		xr_store_relaxed(&sh->o->pub[s - sh->gs].episodes, 0);
+	}
+	if (sh->o->tick_ns) {
+		/* A game's first turn is one tick on, each turn arming the
+		 * next a tick later. */
+		xr_timer_init(&s->timer, on_deadline);
+		xr_wheel_arm(sh->wheel, &s->timer, sh->tick_now + 1);
+	}
+}
+
+/* Out of play: the last live slot takes its place in the round robin. */
+static void leave(struct shard *sh, struct game_slot *s)
+{
+	uint32_t last = sh->live[--sh->n_live];
+
+	sh->live[s->live_at] = last;
+	sh->gs[last].live_at = s->live_at;
+	if (sh->o->tick_ns)
+		xr_wheel_cancel(sh->wheel, &s->timer);
+	s->in_use = false;
+}
+
+/* One order of the directory. A slot of an order is the directory's
+ * choice, and it sends no order for a slot it has not been given back:
+ * the checks are for a directory with a bug, not a peer (peers never
+ * name slots). */
+static void take_order(struct shard *sh, const struct xr_lc_msg *m)
+{
+	struct game_slot *s = m->slot < sh->cap ? &sh->gs[m->slot] : NULL;
+
+	if (!s || (m->op == XR_LC_CREATE) == s->in_use || (m->op != XR_LC_CREATE && s->id != m->game_id))
+		return;
+	switch (m->op) {
+	case XR_LC_CREATE:
+		*s = (struct game_slot){.vt = m->vt, .g = m->g, .seed = m->seed, .id = m->game_id,
+					.stream = (uint16_t)m->stream, .players = (uint8_t)m->players};
+		start_episode(s, 0, true);
+		go_live(sh, s);
+		sh->res->created++;
+		break;
+	case XR_LC_RESET:
+		if ((sh->err = end_episode(sh, s)) < 0)
+			return;
+		s->seed = m->seed;
+		start_episode(s, 0, false);
+		if (sh->o->pub)
+			xr_store_relaxed(&sh->o->pub[m->slot].turn, 0);
+		sh->res->resets++;
+		break;
+	case XR_LC_DESTROY: {
+		if ((sh->err = end_episode(sh, s)) < 0)
+			return;
+		leave(sh, s);
+		struct xr_lc_msg back = {.op = XR_LC_FREED, .slot = m->slot, .game_id = s->id,
+					 .g = s->g, .vt = s->vt};
+		/* The queue back holds every slot: never full. */
+		xr__lc_push(sh->o->out, &back);
+		s->g = NULL;
+		sh->res->destroyed++;
+		break;
+	}
+	}
+}
+
+/* The directory's orders, between rounds. */
+static void take_orders(struct shard *sh)
+{
+	struct xr_lc_msg m;
+
+	while (!sh->err && sh->o->in && xr__lc_pop(sh->o->in, &m))
+		take_order(sh, &m);
 }
 
 static bool done(const struct shard *sh)
 {
 	const struct xr_shard_opts *o = sh->o;
 
-	return sh->err || (o->stop && *o->stop) ||
+	return sh->err || stop_asked(sh) ||
 	       (o->count && sh->res->records + sh->res->dropped >= o->count);
 }
 
@@ -194,7 +411,7 @@ static void report_stats(struct shard *sh)
 	struct xr_shard_stats *st = sh->st;
 	struct timespec cpu;
 
-	xr_store_relaxed(&st->games, sh->o->games);
+	xr_store_relaxed(&st->games, sh->n_live);
 	xr_store_relaxed(&st->steps, sh->res->steps);
 	xr_store_relaxed(&st->episodes, sh->res->episodes);
 	xr_store_relaxed(&st->turns_late, sh->res->turns_late);
@@ -215,13 +432,14 @@ static void on_stats(struct xr_timer *tm, void *ctx)
 }
 
 /* After each round of games (fast mode) or each wheel advance (tick mode):
- * publish what the round committed and run the due timers. (The engine's
- * heartbeat is the host's, once per engine: engine/host.c.) */
+ * publish what the round committed, take the directory's orders and run
+ * the due timers. (The engine's heartbeat is the host's, once per engine:
+ * engine/host.c.) */
 static void round_end(struct shard *sh)
 {
-	xr_writer_publish(sh->w);
-	sh->since_publish = 0;
+	publish_all(sh);
 	sh->now = xr__now_ns();
+	take_orders(sh);
 	if (!sh->o->tick_ns) {
 		sh->tick_now = (sh->now - sh->start) / sh->tick_ns;
 		xr_wheel_advance(sh->wheel, sh->tick_now, sh);
@@ -234,112 +452,177 @@ static void on_deadline(struct xr_timer *tm, void *ctx)
 {
 	struct shard *sh = ctx;
 	struct game_slot *s = (struct game_slot *)((uint8_t *)tm - offsetof(struct game_slot, timer));
-	uint32_t i = (uint32_t)(s - sh->gs);
 
 	if (done(sh))
 		return; /* stopping: leave it disarmed */
 	if (tm->expires < sh->tick_now)
 		sh->res->turns_late++;
-	play_turn(sh, i);
+	play_turn(sh, s);
 	xr_wheel_arm(sh->wheel, tm, tm->expires + 1);
+}
+
+/* Asked to stop: every episode in flight ends with its final records,
+ * waiting for lossless readers no longer than the drain allows; what is
+ * left then is counted as lost. */
+static void drain(struct shard *sh)
+{
+	uint64_t ns = sh->o->drain_ns ? sh->o->drain_ns : XR_SHARD_DRAIN_NS;
+
+	sh->draining = true;
+	sh->now = xr__now_ns();
+	sh->drain_end = sh->now + ns;
+	for (uint32_t i = 0; i < sh->n_live; i++) {
+		struct game_slot *s = &sh->gs[sh->live[i]];
+		if (sh->err == 0 && (sh->err = end_episode(sh, s)) < 0 && sh->err != -ETIMEDOUT)
+			break;
+		sh->res->finals_lost += ends_owed(s);
+	}
+	if (sh->err == -ETIMEDOUT)
+		sh->err = 0;
+	publish_all(sh);
+}
+
+/* The games given at start: slots 0.., stream 0. 0 or the game's error. */
+static int start_games(struct shard *sh)
+{
+	const struct xr_shard_opts *o = sh->o;
+
+	for (uint32_t i = 0; i < o->games; i++) {
+		struct game_slot *s = &sh->gs[i];
+		xr_game_config c = o->cfg;
+		c.seed = o->cfg.seed + i;
+		*s = (struct game_slot){.vt = o->vt, .seed = c.seed, .id = o->first_game_id + i,
+					.players = (uint8_t)o->cfg.players};
+		int rc = o->vt->create(&c, &s->g);
+		if (rc < 0)
+			return rc;
+		start_episode(s, 0, true);
+		go_live(sh, s);
+	}
+	return 0;
+}
+
+/* Fast mode: round robin over the games, as fast as the rings allow, the
+ * orders and the wheel between rounds. */
+static void run_fast(struct shard *sh)
+{
+	while (!done(sh)) {
+		for (uint32_t i = 0; i < sh->n_live && !done(sh); i++)
+			play_turn(sh, &sh->gs[sh->live[i]]);
+		round_end(sh);
+	}
+}
+
+/* Tick mode: sleep on io_uring until the wheel's next tick, play the
+ * turns due. 0 or -errno. */
+static int run_ticks(struct shard *sh)
+{
+	const struct xr_shard_opts *o = sh->o;
+	struct xr_uclock clock;
+	int rc = xr_uclock_init(&clock);
+
+	if (rc < 0)
+		return rc;
+	while (!done(sh)) {
+		sh->tick_now = (sh->now - sh->start) / o->tick_ns;
+		xr_wheel_advance(sh->wheel, sh->tick_now, sh);
+		round_end(sh);
+		uint64_t next = xr_wheel_next(sh->wheel);
+		if (next == UINT64_MAX || done(sh))
+			break;
+		/* One absolute io_uring timeout for the whole shard; at most
+		 * XR_SHARD_STOP_CHECK_NS away, so that a stop request (a flag:
+		 * the signal goes to another thread) is seen within that even
+		 * with long ticks. Orders wait for the next tick (or that). */
+		uint64_t due = sh->start + next * o->tick_ns;
+		if (due > sh->now + XR_SHARD_STOP_CHECK_NS)
+			due = sh->now + XR_SHARD_STOP_CHECK_NS;
+		rc = xr_uclock_sleep_until(&clock, due);
+		if (rc < 0 && rc != -EINTR)
+			break;
+		rc = 0;
+		sh->now = xr__now_ns();
+	}
+	xr_uclock_fini(&clock);
+	return rc;
+}
+
+static int set_up(struct shard *sh, xr_writer *w, const xr_exp_template *t)
+{
+	const struct xr_shard_opts *o = sh->o;
+	int rc;
+
+	sh->n_streams = 1 + o->n_more;
+	sh->ss[0] = (struct sstream){.w = w, .t = t, .dtype = o->obs_dtype};
+	for (uint32_t k = 0; k < o->n_more; k++)
+		sh->ss[1 + k] = (struct sstream){.w = o->more[k].w, .t = o->more[k].t,
+						 .dtype = o->more[k].obs_dtype};
+	for (uint32_t k = 0; k < sh->n_streams; k++) {
+		rc = xr_writer_set_watermarks(sh->ss[k].w, o->high_watermark, o->low_watermark);
+		if (rc == 0 && o->lease_timeout_ns)
+			rc = xr_writer_set_lease_timeout(sh->ss[k].w, o->lease_timeout_ns);
+		if (rc < 0)
+			return rc;
+		uint32_t ml = sh->ss[k].t->shape.mask_len;
+		if (!(sh->ss[k].scratch = malloc(ml ? ml : 1)))
+			return -ENOMEM;
+	}
+	sh->cap = o->capacity > o->games ? o->capacity : o->games;
+	sh->gs = calloc(sh->cap ? sh->cap : 1, sizeof(*sh->gs));
+	sh->live = calloc(sh->cap ? sh->cap : 1, sizeof(*sh->live));
+	sh->wheel = malloc(sizeof(*sh->wheel));
+	return sh->gs && sh->live && sh->wheel ? 0 : -ENOMEM;
 }
 
 int xr_shard_run(xr_writer *w, const xr_exp_template *t, const struct xr_shard_opts *o,
 		 struct xr_shard_result *res)
 {
-	struct shard sh = {.w = w, .t = t, .o = o, .res = res,
-			   .rng = o->cfg.seed * 0x9e3779b97f4a7c15ull + 1};
-	struct xr_uclock clock;
-	bool clock_ok = false;
-	int rc = 0;
+	struct shard sh = {.o = o, .res = res};
+	int rc;
 
 	memset(res, 0, sizeof(*res));
+	if (o->n_more >= XR_SHARD_STREAMS_MAX)
+		return -EINVAL;
 	sh.start = xr__now_ns();
+	sh.now = sh.start;
 	sh.tick_ns = o->tick_ns ? o->tick_ns : XR_SHARD_FAST_TICK_NS;
 	sh.st = xr__writer_shard_stats(w);
-	rc = xr_writer_set_watermarks(w, o->high_watermark, o->low_watermark);
-	if (rc == 0 && o->lease_timeout_ns)
-		rc = xr_writer_set_lease_timeout(w, o->lease_timeout_ns);
+	rc = set_up(&sh, w, t);
 	if (rc < 0)
-		return rc;
-	sh.gs = calloc(o->games, sizeof(*sh.gs));
-	sh.scratch = malloc(t->shape.mask_len ? t->shape.mask_len : 1);
-	sh.wheel = malloc(sizeof(*sh.wheel));
-	if (!sh.gs || !sh.scratch || !sh.wheel) {
-		rc = -ENOMEM;
 		goto out;
-	}
-	for (uint32_t i = 0; i < o->games; i++) {
-		xr_game_config c = o->cfg;
-		c.seed = o->cfg.seed + i;
-		rc = o->vt->create(&c, &sh.gs[i].g);
-		if (rc < 0)
-			goto out;
-	}
-	sh.now = sh.start;
-
 	/* One wheel for everything timed: tick k is at start + k * tick_ns.
 	 * The stats tick is a timer on it like the turn deadlines. */
 	xr_wheel_init(sh.wheel, 0);
 	xr_timer_init(&sh.stats, on_stats);
 	xr_wheel_arm(sh.wheel, &sh.stats, ticks_of(&sh, XR_SHARD_STATS_NS));
+	rc = start_games(&sh);
+	if (rc < 0)
+		goto out;
 	report_stats(&sh);
-
-	if (!o->tick_ns) {
-		/* As fast as the ring allows: round robin over the games, the
-		 * wheel advanced between rounds. */
-		while (!done(&sh)) {
-			for (uint32_t i = 0; i < o->games && !done(&sh); i++)
-				play_turn(&sh, i);
-			round_end(&sh);
-		}
-	} else {
-		rc = xr_uclock_init(&clock);
-		if (rc < 0)
-			goto out;
-		clock_ok = true;
-		/* Every game's first turn is at tick 1, and each turn arms the
-		 * next one tick later. */
-		for (uint32_t i = 0; i < o->games; i++) {
-			xr_timer_init(&sh.gs[i].timer, on_deadline);
-			xr_wheel_arm(sh.wheel, &sh.gs[i].timer, 1);
-		}
-		while (!done(&sh)) {
-			sh.tick_now = (sh.now - sh.start) / o->tick_ns;
-			xr_wheel_advance(sh.wheel, sh.tick_now, &sh);
-			round_end(&sh);
-			uint64_t next = xr_wheel_next(sh.wheel);
-			if (next == UINT64_MAX || done(&sh))
-				break;
-			/* One absolute io_uring timeout for the whole shard; at
-			 * most XR_SHARD_STOP_CHECK_NS away, so that a stop request
-			 * (a flag: the signal goes to another thread) is seen
-			 * within that even with long ticks. */
-			uint64_t due = sh.start + next * o->tick_ns;
-			if (due > sh.now + XR_SHARD_STOP_CHECK_NS)
-				due = sh.now + XR_SHARD_STOP_CHECK_NS;
-			rc = xr_uclock_sleep_until(&clock, due);
-			if (rc < 0 && rc != -EINTR)
-				goto out;
-			rc = 0;
-			sh.now = xr__now_ns();
-		}
+	if (o->tick_ns)
+		rc = run_ticks(&sh);
+	else
+		run_fast(&sh);
+	if (sh.err == -EINTR || (sh.err == 0 && stop_asked(&sh))) {
+		sh.err = 0;
+		drain(&sh);
 	}
-	if (sh.err && sh.err != -EINTR)
+	if (sh.err && rc == 0)
 		rc = sh.err;
 out:
-	xr_writer_publish(w);
+	if (sh.ss[0].w)
+		publish_all(&sh);
 	res->elapsed_ns = xr__now_ns() - sh.start;
 	if (sh.gs && sh.wheel)
 		report_stats(&sh);
-	if (clock_ok)
-		xr_uclock_fini(&clock);
 	if (sh.gs)
-		for (uint32_t i = 0; i < o->games; i++)
+		for (uint32_t i = 0; i < sh.cap; i++)
 			if (sh.gs[i].g)
-				o->vt->destroy(sh.gs[i].g);
+				sh.gs[i].vt->destroy(sh.gs[i].g);
+	for (uint32_t k = 0; k < XR_SHARD_STREAMS_MAX; k++)
+		free(sh.ss[k].scratch);
 	free(sh.gs);
-	free(sh.scratch);
+	free(sh.live);
 	free(sh.wheel);
 	return rc;
 }

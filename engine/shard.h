@@ -3,17 +3,32 @@
 #define XR_ENGINE_SHARD_H
 
 /*
- * A shard: one thread that owns a set of games and the ring it writes their
- * experience to. Every game step of every live player becomes one Experience
- * record, built in place in ring space: the observation and legal-action
- * mask are written by the game straight into the record.
+ * A shard: one thread that owns a set of games and the rings it writes their
+ * experience to (ring k of every stream, for shard k). Every game step of
+ * every live player becomes one Experience record, built in place in ring
+ * space: the observation and legal-action mask are written by the game
+ * straight into the record.
  *
  * Record convention (that of vectorised environments): the record of turn t
  * carries obs_t and mask_t, the action chosen at obs_t, and the reward and
  * done/truncated flags that the previous action led to. A terminal
  * observation therefore gets a record of its own with done set; the game is
  * reset after it. Pair consecutive records of one (game_id, player_id) to
- * form transitions.
+ * form transitions. An episode cut short (its game destroyed or reset, or
+ * the engine stopped) ends with a record of its own too, truncated set and
+ * action -1 (none was taken): a trainer sees every episode end.
+ *
+ * Games: those given at start (opts.games, ids first_game_id...), and those
+ * the game directory (engine/games.c) creates, destroys and resets while
+ * the shard runs, through the shard's lifecycle queue (engine/
+ * lifecycle_queue.h), drained between rounds: the shard never waits for
+ * the directory nor the directory for it. Per-game state lives in a slot
+ * table sized at start (opts.capacity); slots are reused.
+ *
+ * Seeds: episode e of a game seeded s is played from episode_seed(s, e)
+ * (s itself for e = 0), and the game's random-legal policy is reseeded from
+ * the same at each episode start, so that a game's records depend on its
+ * seed alone: a game reset to s writes what a new game seeded s writes.
  *
  * Time: with tick_ns = 0 games step round robin as fast as the ring allows.
  * Otherwise each game has a turn deadline on the shard's timer wheel
@@ -28,16 +43,43 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "engine/lifecycle_queue.h"
 #include "xring/arena.h"
 #include "xring/game.h"
 #include "xring/record.h"
 
+/* Streams beyond the first that a shard writes (one ring each). */
+struct xr_shard_stream {
+	xr_writer *w;
+	const xr_exp_template *t;
+	xr_dtype obs_dtype;
+};
+
+#define XR_SHARD_STREAMS_MAX 8
+
+/* What the directory may read of a slot while the shard plays it. */
+struct xr_game_pub {
+	_Atomic uint32_t turn;
+	_Atomic uint32_t pad_;
+	_Atomic uint64_t episodes;
+};
+
 struct xr_shard_opts {
-	const xr_game_vtable *vt;
+	const xr_game_vtable *vt; /* of the games given at start */
 	xr_game_config cfg;    /* seed: game i's first episode uses seed + i */
-	uint32_t games;
+	uint32_t games;        /* given at start, in stream 0 */
 	uint32_t first_game_id;
-	xr_dtype obs_dtype;    /* U8 or F32 */
+	uint32_t capacity;     /* slots: games at once, at start or created;
+				* 0: games */
+	xr_dtype obs_dtype;    /* stream 0's: U8 or F32 */
+	/* Streams 1.. (stream 0 is xr_shard_run()'s w and t). */
+	uint32_t n_more;
+	struct xr_shard_stream more[XR_SHARD_STREAMS_MAX - 1];
+	/* Runtime games: orders in, freed slots out (both NULL: none), and
+	 * where the shard shows each slot's turn and episodes ([capacity];
+	 * may be NULL). */
+	struct xr_lc_queue *in, *out;
+	struct xr_game_pub *pub;
 	uint64_t count;        /* records to write; 0 = until *stop */
 	uint64_t tick_ns;      /* turn deadline period; 0 = step as fast as possible */
 	/* Backpressure on lossless streams: past high * capacity of unread
@@ -47,28 +89,42 @@ struct xr_shard_opts {
 	/* A lossy reader's held batch in the writer's way this long: evicted
 	 * (xr_writer_set_lease_timeout). 0: the writer's default (10 s). */
 	uint64_t lease_timeout_ns;
+	/* On *stop, how long the final records of the episodes in flight may
+	 * wait for lossless readers; 0: XR_SHARD_DRAIN_NS. Past it, the rest
+	 * are counted in finals_lost. */
+	uint64_t drain_ns;
 	volatile sig_atomic_t *stop;
 };
+
+#define XR_SHARD_DRAIN_NS 2000000000ull
 
 struct xr_shard_result {
 	uint64_t records;      /* written */
 	uint64_t dropped;      /* lossy: dropped at the writer */
 	uint64_t steps;        /* game steps */
-	uint64_t episodes;     /* finished */
+	uint64_t episodes;     /* finished (ended, or cut short) */
 	uint64_t waits;        /* lossless: calls to xr_writer_wait() */
 	uint64_t pauses;       /* lossless: times the games paused for readers
 				* (ring full, or past the high watermark) */
 	uint64_t paused_ns;
 	uint64_t turns_late;   /* tick mode: turns played a tick or more late */
+	uint64_t created, destroyed, resets; /* runtime lifecycle orders done */
+	uint64_t finals;       /* truncated records of episodes cut short */
+	uint64_t finals_lost;  /* ...not written: the drain at stop timed out */
 	uint64_t elapsed_ns;
 };
+
+/* The seed episode e of a game seeded s is played from. */
+uint64_t xr_episode_seed(uint64_t s, uint64_t e);
 
 /* The record shape of the game's experience: obs (C, H, W) of dtype, mask
  * of n_actions bytes. Creates and destroys one game to ask. 0 or -errno. */
 int xr_shard_shape(const xr_game_vtable *vt, const xr_game_config *cfg, xr_dtype dtype,
 		   xr_exp_shape *out);
 
-/* Runs the shard until opts->count records or *opts->stop. 0 or -errno. */
+/* Runs the shard until opts->count records or *opts->stop. With a stop
+ * (not a count), the episodes in flight then end with final records.
+ * 0 or -errno. */
 int xr_shard_run(xr_writer *w, const xr_exp_template *t, const struct xr_shard_opts *opts,
 		 struct xr_shard_result *res);
 
