@@ -56,7 +56,14 @@ static const char engine_help[] =
 	"                           long is evicted (default: 10; 0 = never)\n"
 	"games (the default source of records):\n"
 	"  --game grid|PATH.so      the built-in grid game, or a game plugin (default: grid)\n"
-	"  --games N                concurrent games (default: 1000)\n"
+	"  --games N                games at start (default: 1000); more are created,\n"
+	"                           reset and destroyed at runtime (`xring games`)\n"
+	"  --max-games N            games live at once, at start and created (default:\n"
+	"                           100000, or --games if more)\n"
+	"  --max-games-per-uid N    games one other uid may create (default: a quarter of\n"
+	"                           --max-games; the engine's own uid: all)\n"
+	"  --max-creates-per-uid N  game creations and resets a second of one uid, in\n"
+	"                           bursts of twice that (default: 10000)\n"
 	"  --shards S               writer threads, pinned to the node's CPUs, one ring\n"
 	"                           each; games are spread evenly (default: 1)\n"
 	"  --board HxW              board size (default: the game's, 20x20 for grid)\n"
@@ -81,7 +88,8 @@ enum {
 	O_NAME, O_STREAM, O_RING, O_POLICY, O_HUGE, O_NUMA, O_READERS, O_BYTES, O_COUNT,
 	O_RATE, O_GAMES, O_QUIET, O_HELP, O_GAME, O_BOARD, O_PLAYERS, O_SEED, O_TURNS,
 	O_DTYPE, O_TICK, O_SHARDS, O_CONFIG, O_HIGH, O_LOW, O_ALLOW_UID, O_ALLOW_GID,
-	O_CONNS_UID, O_READERS_UID, O_REQS_UID, O_LEASE_TIMEOUT,
+	O_CONNS_UID, O_READERS_UID, O_REQS_UID, O_LEASE_TIMEOUT, O_MAX_GAMES, O_GAMES_UID,
+	O_CREATES_UID,
 };
 
 static const struct xr_opt engine_opts[] = {
@@ -102,6 +110,9 @@ static const struct xr_opt engine_opts[] = {
 	[O_READERS_UID] = {"--max-readers-per-uid", true},
 	[O_REQS_UID] = {"--max-requests-per-uid", true},
 	[O_LEASE_TIMEOUT] = {"--lease-timeout", true},
+	[O_MAX_GAMES] = {"--max-games", true},
+	[O_GAMES_UID] = {"--max-games-per-uid", true},
+	[O_CREATES_UID] = {"--max-creates-per-uid", true},
 	{NULL, false},
 };
 
@@ -123,6 +134,7 @@ struct engine_args {
 	uint32_t shards;
 	double high_wm, low_wm;
 	double lease_timeout_s;
+	uint32_t max_games, max_games_per_uid, creates_per_uid;
 };
 
 static struct xr_host *running_host;
@@ -234,10 +246,21 @@ static int parse_game_opt(int k, const char *v, struct engine_args *ea)
 	switch (k) {
 	case O_GAME: ea->game = v; return 0;
 	case O_GAMES:
-		if (!xr_parse_int(v, 1, 100000000, &n))
-			USAGE("--games must be 1..100000000, not '%s'", v);
+		if (!xr_parse_int(v, 0, 10000000, &n))
+			USAGE("--games must be 0..10000000, not '%s'", v);
 		ea->synth.games = (uint32_t)n;
 		return 0;
+	case O_MAX_GAMES:
+	case O_GAMES_UID:
+	case O_CREATES_UID: {
+		uint32_t *dst = k == O_MAX_GAMES ? &ea->max_games
+				: k == O_GAMES_UID ? &ea->max_games_per_uid
+						   : &ea->creates_per_uid;
+		if (!xr_parse_int(v, 1, 10000000, &n))
+			USAGE("%s must be 1..10000000, not '%s'", engine_opts[k].name, v);
+		*dst = (uint32_t)n;
+		return 0;
+	}
 	case O_BOARD: {
 		unsigned h, w;
 		char extra;
@@ -372,8 +395,8 @@ static int check_args(const struct engine_args *ea)
 		      ea->high_wm);
 	if (ea->shards > 1 && ea->record_bytes)
 		USAGE("--shards is for games; the synthetic writer (--record-bytes) has one");
-	if (ea->shards > ea->synth.games)
-		USAGE("--shards %u needs at least as many --games", ea->shards);
+	if (ea->max_games && ea->synth.games > ea->max_games)
+		USAGE("--games %u is more than --max-games %u", ea->synth.games, ea->max_games);
 	return 0;
 }
 
@@ -495,6 +518,32 @@ static int run_games(const struct engine_args *ea, struct xr_host *h, const xr_e
 {
 	xr_arena_facts f;
 	struct xr_shard_result sr;
+	/* The one shape this engine's stream carries; a board left to the
+	 * game's default is the observation's (C, H, W). */
+	struct xr_games_shape shape = {
+		.vt = vt,
+		.board_h = ea->gcfg.board_h ? ea->gcfg.board_h : (uint32_t)ea->ss.shape.obs_dims[1],
+		.board_w = ea->gcfg.board_w ? ea->gcfg.board_w : (uint32_t)ea->ss.shape.obs_dims[2],
+		.players = ea->gcfg.players,
+		.obs_dtype = ea->obs_dtype,
+		.stream = 0,
+		.stream_name = ea->ss.name ? ea->ss.name : XR_DEFAULT_STREAM,
+	};
+	uint32_t max_games = ea->max_games;
+	if (!max_games)
+		max_games = ea->synth.games > 100000 ? ea->synth.games : 100000;
+	struct xr_games_opts go = {
+		.shards = ea->shards,
+		.max_games = max_games,
+		.max_games_per_uid = ea->max_games_per_uid,
+		.creates_per_uid = ea->creates_per_uid,
+		.shapes = &shape,
+		.n_shapes = 1,
+		.params = ea->gcfg.params,
+		.start = ea->synth.games,
+		.start_seed = ea->gcfg.seed,
+		.start_turn_limit = ea->gcfg.turn_limit,
+	};
 
 	xr_arena_facts_get(xr_host_arena(h), &f);
 	struct xr_engine_opts eo = {
@@ -506,7 +555,7 @@ static int run_games(const struct engine_args *ea, struct xr_host *h, const xr_e
 		.shards = ea->shards,
 		.numa_node = f.numa_node,
 	};
-	int rc = xr_host_run_games(h, t, &eo, &sr);
+	int rc = xr_host_run_games(h, t, &eo, &go, &sr);
 	if (rc < 0) {
 		xr_cli_err("engine", "games failed: %s", xr_strerror(rc));
 		return XR_EXIT_FAIL;

@@ -12,24 +12,34 @@ void xr__bucket_init(struct xr_bucket *b, double burst, uint64_t now)
 	b->last_ns = now;
 }
 
-bool xr__bucket_take(struct xr_bucket *b, double rate, double burst, uint64_t now)
+bool xr__bucket_take_n(struct xr_bucket *b, double n, double rate, double burst, uint64_t now)
 {
 	if (now > b->last_ns)
 		b->tokens += (double)(now - b->last_ns) * rate / 1e9;
 	if (b->tokens > burst)
 		b->tokens = burst;
 	b->last_ns = now;
-	if (b->tokens < 1)
+	if (b->tokens < n)
 		return false;
-	b->tokens -= 1;
+	b->tokens -= n;
 	return true;
+}
+
+bool xr__bucket_take(struct xr_bucket *b, double rate, double burst, uint64_t now)
+{
+	return xr__bucket_take_n(b, 1, rate, burst, now);
+}
+
+uint32_t xr__bucket_retry_n_ms(const struct xr_bucket *b, double n, double rate)
+{
+	double missing = n - b->tokens;
+
+	return missing <= 0 || rate <= 0 ? 0 : (uint32_t)(missing / rate * 1000 + 1);
 }
 
 uint32_t xr__bucket_retry_ms(const struct xr_bucket *b, double rate)
 {
-	double missing = 1 - b->tokens;
-
-	return missing <= 0 || rate <= 0 ? 0 : (uint32_t)(missing / rate * 1000 + 1);
+	return xr__bucket_retry_n_ms(b, 1, rate);
 }
 
 struct xr_uid_use *xr__limits_uid(struct xr_limits *l, uint32_t uid, uint64_t now)

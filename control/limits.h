@@ -26,8 +26,11 @@ struct xr_bucket {
 void xr__bucket_init(struct xr_bucket *b, double burst, uint64_t now);
 /* Takes a token if there is one. */
 bool xr__bucket_take(struct xr_bucket *b, double rate, double burst, uint64_t now);
-/* Milliseconds until the next token (after a refused take). */
+/* Takes n tokens if there are n (n <= burst, or never). */
+bool xr__bucket_take_n(struct xr_bucket *b, double n, double rate, double burst, uint64_t now);
+/* Milliseconds until the next token (after a refused take), or until n. */
 uint32_t xr__bucket_retry_ms(const struct xr_bucket *b, double rate);
+uint32_t xr__bucket_retry_n_ms(const struct xr_bucket *b, double n, double rate);
 
 /* One uid's use of the server. */
 struct xr_uid_use {

@@ -41,10 +41,16 @@ enum xr_ctl_type {
 	XR_CTL_ATTACH = 1,
 	XR_CTL_SUBSCRIBE = 2,
 	XR_CTL_DETACH = 3,
+	XR_CTL_GAMES_CREATE = 4,
+	XR_CTL_GAMES_DESTROY = 5,
+	XR_CTL_GAME_RESET = 6,
+	XR_CTL_GAMES_LIST = 7,
 	XR_CTL_OK = 0x81,
 	XR_CTL_ATTACHED = 0x82,
 	XR_CTL_SUBSCRIBED = 0x83,
 	XR_CTL_WAKE = 0x84,     /* unsolicited, no body: a sleep's batch is there */
+	XR_CTL_GAMES_CREATED = 0x85,
+	XR_CTL_GAMES = 0x86,
 	XR_CTL_ERROR = 0xff,
 };
 
@@ -99,6 +105,75 @@ struct xr_ctl_detach {
 	uint32_t pad_;
 };
 
+/*
+ * Games at runtime (docs/control-protocol.md, "Games"). After ATTACH, a
+ * peer may create games, destroy and reset those of its uid (the engine's
+ * uid: any), and list them all. Ids are the engine's, never reused.
+ */
+#define XR_CTL_KIND_MAX 32       /* a game kind's name, with its NUL */
+#define XR_CTL_CREATE_MAX 1024u  /* games per GAMES_CREATE */
+#define XR_CTL_DESTROY_MAX 1024u /* ids per GAMES_DESTROY */
+#define XR_CTL_LIST_MAX 128u     /* entries per GAMES reply */
+
+#define XR_CTL_GAMES_OWNED 1u    /* destroyed when this connection ends */
+#define XR_CTL_GAME_MINE 2u      /* (list) owned by the asking connection */
+
+struct xr_ctl_games_create {
+	char kind[XR_CTL_KIND_MAX]; /* "": the engine's own (--game) */
+	uint32_t count;             /* 1..XR_CTL_CREATE_MAX */
+	uint32_t flags;             /* XR_CTL_GAMES_OWNED */
+	uint32_t board_h, board_w;  /* 0: any the streams carry */
+	uint32_t players;           /* 0: any */
+	uint32_t turn_limit;        /* 0: the game's default */
+	uint32_t obs_dtype;         /* 0: any; else 1 + xr_dtype */
+	uint32_t pad_;
+	uint64_t seed;              /* game j of the request: seed + j */
+};
+
+struct xr_ctl_games_created {
+	uint32_t first_id;          /* ids first_id .. first_id + count - 1 */
+	uint32_t count;
+	uint32_t stream;            /* the stream their records go to */
+	uint32_t pad_;
+};
+
+struct xr_ctl_games_destroy {
+	uint32_t count;             /* 1..XR_CTL_DESTROY_MAX */
+	uint32_t pad_;
+	uint32_t ids[XR_CTL_DESTROY_MAX];
+};
+
+struct xr_ctl_game_reset {
+	uint32_t id;
+	uint32_t pad_;
+	uint64_t seed;
+};
+
+struct xr_ctl_games_list {
+	uint32_t from_id;           /* entries with id >= this, in id order */
+	uint32_t max;               /* 1..XR_CTL_LIST_MAX */
+};
+
+struct xr_ctl_game_info {
+	uint32_t id, shard, stream, players;
+	uint32_t board_h, board_w, turn_limit, turn;
+	uint64_t seed;              /* of its creation or last reset */
+	uint64_t episodes;          /* ended or cut short */
+	uint32_t owner_uid;         /* who created it (the engine's: at start) */
+	int32_t owner_pid;          /* informational */
+	uint32_t flags;             /* XR_CTL_GAMES_OWNED, XR_CTL_GAME_MINE */
+	uint32_t obs_dtype;         /* xr_dtype */
+	char kind[XR_CTL_KIND_MAX];
+};
+
+/* GAMES: `n` entries follow (the message is that long); `total` games
+ * live; `next_id` is where the next page starts (0 once there is none). */
+struct xr_ctl_games {
+	uint32_t n, total;
+	uint32_t next_id, pad_;
+	struct xr_ctl_game_info games[XR_CTL_LIST_MAX];
+};
+
 #define XR_CTL_REASON_MAX 256
 
 struct xr_ctl_error {
@@ -106,8 +181,12 @@ struct xr_ctl_error {
 	char reason[XR_CTL_REASON_MAX]; /* one line, NUL-terminated */
 };
 
-/* The largest message either side sends. */
-#define XR_CTL_MSG_MAX (sizeof(struct xr_ctl_hdr) + sizeof(struct xr_ctl_subscribe))
+/* The largest request a peer sends, and the largest reply. */
+#define XR_CTL_MSG_MAX (sizeof(struct xr_ctl_hdr) + sizeof(struct xr_ctl_games_destroy))
+#define XR_CTL_REPLY_MAX (sizeof(struct xr_ctl_hdr) + sizeof(struct xr_ctl_games))
+_Static_assert(sizeof(struct xr_ctl_games_destroy) >= sizeof(struct xr_ctl_subscribe),
+	       "the largest request");
+_Static_assert(sizeof(struct xr_ctl_game_info) == 96, "game info");
 
 /* control/wire.c */
 void xr__ctl_filter_to_wire(struct xr_ctl_filter *w, const xr_filter *f);

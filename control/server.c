@@ -131,6 +131,11 @@ struct xr_server {
 	struct xr_limits lim;
 	struct xr_closer *closer;
 	uint64_t accept_after_ns; /* out of descriptors: no accept before */
+	/* The game verbs' server (engine/games.c), set and cleared by the
+	 * engine while this thread runs: games_mu orders the two. */
+	pthread_mutex_t games_mu;
+	const struct xr_server_games *games;
+	void *games_ctx;
 	uint8_t wake_msg[sizeof(struct xr_ctl_hdr)];
 };
 
@@ -199,6 +204,13 @@ static bool drop_conn(struct xr_server *c, uint32_t i)
 {
 	struct conn *k = &c->conns[i];
 
+	if (k->attached && !k->draining) {
+		/* The games it created as its own go with it. */
+		pthread_mutex_lock(&c->games_mu);
+		if (c->games)
+			c->games->gone(c->games_ctx, k->owner.id);
+		pthread_mutex_unlock(&c->games_mu);
+	}
 	if (k->slot >= 0) {
 		xr__peers_release_owner(c->a, &k->owner);
 		xr__limits_drop_reader(&c->lim, k->uid);
@@ -410,6 +422,124 @@ static void do_detach(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr 
 	xr__ctl_send(k->fd, XR_CTL_OK, h->id, NULL, 0, NULL, 0);
 }
 
+static bool is_game_verb(uint16_t type)
+{
+	return type >= XR_CTL_GAMES_CREATE && type <= XR_CTL_GAMES_LIST;
+}
+
+/* What is wrong with a game verb's body beyond its length, or NULL. */
+static const char *bad_game_body(uint16_t type, const void *body)
+{
+	switch (type) {
+	case XR_CTL_GAMES_CREATE: {
+		struct xr_ctl_games_create m;
+		memcpy(&m, body, sizeof(m));
+		if (!memchr(m.kind, 0, sizeof(m.kind)))
+			return "GAMES_CREATE's kind is not NUL-terminated";
+		if (m.count < 1 || m.count > XR_CTL_CREATE_MAX)
+			return "GAMES_CREATE's count is not 1..1024";
+		if (m.flags & ~XR_CTL_GAMES_OWNED)
+			return "GAMES_CREATE has unknown flag bits";
+		if (m.obs_dtype > 1u + XR_DTYPE_BOOL)
+			return "GAMES_CREATE's obs_dtype is not a dtype";
+		if (m.turn_limit > 100000000u)
+			return "GAMES_CREATE's turn limit is above 100000000";
+		return NULL;
+	}
+	case XR_CTL_GAMES_DESTROY: {
+		uint32_t n;
+		memcpy(&n, body, sizeof(n));
+		return n < 1 || n > XR_CTL_DESTROY_MAX ? "GAMES_DESTROY's count is not 1..1024" : NULL;
+	}
+	case XR_CTL_GAMES_LIST: {
+		struct xr_ctl_games_list m;
+		memcpy(&m, body, sizeof(m));
+		return m.max < 1 || m.max > XR_CTL_LIST_MAX ? "GAMES_LIST's max is not 1..128" : NULL;
+	}
+	}
+	return NULL;
+}
+
+/*
+ * The game verbs: the message checked here, the request decided by the
+ * engine's directory. A malformed message ends the connection like any
+ * other; a refusal (a limit, an unknown or foreign id) does not, for the
+ * connection's games would go with it.
+ */
+static void do_games(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr *h,
+		     const void *body)
+{
+	struct conn *k = &c->conns[ci];
+	const char *bad = bad_game_body(h->type, body);
+	struct xr_ctl_caller who = {.conn = k->owner.id, .uid = k->uid, .pid = k->pid};
+	char why[XR_CTL_REASON_MAX] = "";
+	int rc = 0;
+
+	if (!k->attached || bad) {
+		send_error(k->fd, h->id, -EPROTO, "malformed message: %s",
+			   bad ? bad : "a game request before ATTACH");
+		drop_conn(c, ci);
+		return;
+	}
+	pthread_mutex_lock(&c->games_mu);
+	if (!c->games) {
+		pthread_mutex_unlock(&c->games_mu);
+		send_error(k->fd, h->id, -ENOTSUP, "engine %s hosts no games (a synthetic writer, or "
+						   "stopping)",
+			   c->a->lay.name);
+		return;
+	}
+	switch (h->type) {
+	case XR_CTL_GAMES_CREATE: {
+		struct xr_ctl_games_create m;
+		struct xr_ctl_games_created r;
+		memcpy(&m, body, sizeof(m));
+		rc = c->games->create(c->games_ctx, &who, &m, &r, why, sizeof(why));
+		if (rc == 0)
+			xr__ctl_send(k->fd, XR_CTL_GAMES_CREATED, h->id, &r, sizeof(r), NULL, 0);
+		break;
+	}
+	case XR_CTL_GAMES_DESTROY: {
+		struct xr_ctl_games_destroy m;
+		memcpy(&m, body, sizeof(m));
+		rc = c->games->destroy(c->games_ctx, &who, m.ids, m.count, why, sizeof(why));
+		if (rc == 0)
+			xr__ctl_send(k->fd, XR_CTL_OK, h->id, NULL, 0, NULL, 0);
+		break;
+	}
+	case XR_CTL_GAME_RESET: {
+		struct xr_ctl_game_reset m;
+		memcpy(&m, body, sizeof(m));
+		rc = c->games->reset(c->games_ctx, &who, m.id, m.seed, why, sizeof(why));
+		if (rc == 0)
+			xr__ctl_send(k->fd, XR_CTL_OK, h->id, NULL, 0, NULL, 0);
+		break;
+	}
+	case XR_CTL_GAMES_LIST: {
+		struct xr_ctl_games r;
+		struct xr_ctl_games_list m;
+		memcpy(&m, body, sizeof(m));
+		c->games->list(c->games_ctx, &who, m.from_id, m.max, &r);
+		xr__ctl_send(k->fd, XR_CTL_GAMES, h->id, &r,
+			     (uint32_t)(offsetof(struct xr_ctl_games, games) +
+					r.n * sizeof(r.games[0])),
+			     NULL, 0);
+		break;
+	}
+	}
+	pthread_mutex_unlock(&c->games_mu);
+	if (rc < 0)
+		send_error(k->fd, h->id, rc, "engine %s: %s", c->a->lay.name, why);
+}
+
+void xr__server_set_games(struct xr_server *c, const struct xr_server_games *ops, void *ctx)
+{
+	pthread_mutex_lock(&c->games_mu);
+	c->games = ops;
+	c->games_ctx = ctx;
+	pthread_mutex_unlock(&c->games_mu);
+}
+
 /* What is wrong with a message of n bytes with n_fds descriptors, or NULL. */
 static const char *malformed(const struct xr_ctl_hdr *h, int n, int n_fds)
 {
@@ -427,6 +557,10 @@ static const char *malformed(const struct xr_ctl_hdr *h, int n, int n_fds)
 	case XR_CTL_ATTACH: want = 0; break;
 	case XR_CTL_SUBSCRIBE: want = sizeof(struct xr_ctl_subscribe); break;
 	case XR_CTL_DETACH: want = sizeof(struct xr_ctl_detach); break;
+	case XR_CTL_GAMES_CREATE: want = sizeof(struct xr_ctl_games_create); break;
+	case XR_CTL_GAMES_DESTROY: want = sizeof(struct xr_ctl_games_destroy); break;
+	case XR_CTL_GAME_RESET: want = sizeof(struct xr_ctl_game_reset); break;
+	case XR_CTL_GAMES_LIST: want = sizeof(struct xr_ctl_games_list); break;
 	default: return "unknown message type";
 	}
 	if (h->len != want)
@@ -516,7 +650,10 @@ static void on_message(struct xr_server *c, uint32_t ci)
 		return;
 	}
 	if (!rate_ok(c, k, u.h.id)) {
-		drop_conn(c, ci);
+		/* A connection that holds games is told to retry, not hung
+		 * up on: its games would go with it. */
+		if (!is_game_verb(u.h.type) || !k->attached)
+			drop_conn(c, ci);
 		return;
 	}
 	switch (u.h.type) {
@@ -535,6 +672,9 @@ static void on_message(struct xr_server *c, uint32_t ci)
 		do_detach(c, ci, &u.h, &m);
 		break;
 	}
+	default:
+		do_games(c, ci, &u.h, u.b + sizeof(u.h));
+		break;
 	}
 }
 
@@ -836,6 +976,7 @@ static void free_server(struct xr_server *c)
 	free(c->conns);
 	free(c->allow_uid);
 	free(c->allow_gid);
+	pthread_mutex_destroy(&c->games_mu);
 	free(c);
 }
 
@@ -864,6 +1005,7 @@ int xr_server_start(xr_arena *a, const xr_server_opts *o, xr_server **out)
 		return -ENOMEM;
 	c->a = a;
 	c->lfd = c->stop_fd = c->ro_fd = -1;
+	pthread_mutex_init(&c->games_mu, NULL);
 	set_limits(c, o);
 	struct xr_ctl_hdr wake = {XR_CTL_MAGIC, XR_CTL_VERSION, XR_CTL_WAKE, 0, 0};
 	memcpy(c->wake_msg, &wake, sizeof(wake));

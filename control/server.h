@@ -6,7 +6,10 @@
  * xring/server.h; this is what tests may reach in addition. */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "control/proto.h"
 
 /* Tests: whether servers started from now on ask the kernel to refuse
  * descriptors from peers (SO_PASSRIGHTS, Linux 6.16). Off, the server's own
@@ -23,5 +26,41 @@ struct xr_server;
 /* Tests: how many of uid's descriptors wait behind a stuck close (see
  * xr__closer_stuck): what the server refuses the uid for at 64. */
 uint32_t xr__server_closing_stuck(struct xr_server *c, uint32_t uid);
+
+/* Who sent a request: its connection (the owner of what it creates, never
+ * reused), and SO_PEERCRED's uid and pid at connect. */
+struct xr_ctl_caller {
+	uint64_t conn;
+	uint32_t uid;
+	int32_t pid;
+};
+
+/*
+ * The game verbs, served by the engine's game directory (engine/games.c)
+ * when it sets them: the server checks the message (length, type, NUL
+ * termination, counts in range, ATTACH first) and the rates of the
+ * connection and uid; the hooks decide and act. Each returns 0 or a
+ * negative errno with a one-line reason in why[0..len). Called on the
+ * control thread only, never concurrently with xr__server_set_games().
+ */
+struct xr_server_games {
+	int (*create)(void *ctx, const struct xr_ctl_caller *who,
+		      const struct xr_ctl_games_create *m, struct xr_ctl_games_created *r,
+		      char *why, size_t len);
+	int (*destroy)(void *ctx, const struct xr_ctl_caller *who, const uint32_t *ids,
+		       uint32_t n, char *why, size_t len);
+	int (*reset)(void *ctx, const struct xr_ctl_caller *who, uint32_t id, uint64_t seed,
+		     char *why, size_t len);
+	/* Fills r (r->n entries from m->from_id on); never fails. */
+	void (*list)(void *ctx, const struct xr_ctl_caller *who, uint32_t from_id, uint32_t max,
+		     struct xr_ctl_games *r);
+	/* A connection ended: what it owns goes. */
+	void (*gone)(void *ctx, uint64_t conn);
+};
+
+/* Serves the game verbs through ops (NULL: refuse them: "this engine
+ * hosts no games"). Waits for a request being served to finish, so that
+ * after it returns with NULL the old ctx is no longer used. */
+void xr__server_set_games(struct xr_server *c, const struct xr_server_games *ops, void *ctx);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine/engine.h"
+#include "engine/games.h"
 #include "xring/writer.h"
 
 struct shard_thread {
@@ -77,7 +78,7 @@ int xr_engine_start(xr_arena *a, const xr_exp_template *t, const struct xr_engin
 	struct xr_engine *e;
 	int rc = 0;
 
-	if (o->shard.games < s)
+	if (o->shard.games < s && !o->games)
 		return -EINVAL;
 	e = calloc(1, sizeof(*e));
 	if (!e || !(e->sts = calloc(s, sizeof(*e->sts)))) {
@@ -100,6 +101,8 @@ int xr_engine_start(xr_arena *a, const xr_exp_template *t, const struct xr_engin
 		st->opts.cfg.seed = o->shard.cfg.seed + given;
 		st->opts.count = o->shard.count ? (o->shard.count + s - 1) / s : 0;
 		st->cpu = pick_cpu(o->numa_node, k);
+		if (o->games)
+			xr__games_wire(o->games, k, &st->opts);
 		given += share;
 		rc = xr_arena_writer(a, o->stream, k, &st->w);
 	}

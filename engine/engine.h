@@ -13,11 +13,15 @@
 
 #include "engine/shard.h"
 
+struct xr_games;
+
 struct xr_engine_opts {
 	struct xr_shard_opts shard; /* games: the total; first_game_id: of shard 0 */
 	uint32_t shards;            /* = the stream's rings */
 	uint32_t stream;
 	int numa_node;              /* CPUs to pin to; -1: any CPU this process may use */
+	struct xr_games *games;     /* the game directory (engine/games.h), for
+				     * games at runtime; NULL: none */
 };
 
 struct xr_engine;
@@ -25,7 +29,8 @@ struct xr_engine;
 /* Starts every shard's thread; each runs until its share of opts->count
  * (count / shards, rounded up) or *opts->shard.stop, and calls ended(arg)
  * as it ends (from its own thread; may be NULL). 0 and the engine in *out,
- * or -EINVAL (fewer games than shards), -ENOMEM, -EAGAIN. */
+ * or -EINVAL (fewer games than shards, without a directory), -ENOMEM,
+ * -EAGAIN. */
 int xr_engine_start(xr_arena *a, const xr_exp_template *t, const struct xr_engine_opts *o,
 		    void (*ended)(void *), void *arg, struct xr_engine **out);
 

@@ -129,23 +129,37 @@ static void keep_house(struct xr_host *h, xr_writer *const *ws, uint32_t writers
 }
 
 int xr_host_run_games(struct xr_host *h, const xr_exp_template *t, struct xr_engine_opts *eo,
-		      struct xr_shard_result *res)
+		      const struct xr_games_opts *go, struct xr_shard_result *res)
 {
 	xr_writer *ws[XR_MAX_RINGS];
+	struct xr_games *d = NULL;
 	struct xr_engine *e;
 	int rc;
 
+	memset(res, 0, sizeof(*res));
 	eo->shard.stop = &h->stop;
+	eo->games = NULL;
 	xr_store_sc(&h->ended, 0);
+	if (go && (rc = xr__games_create(go, &d)) < 0)
+		return rc;
+	eo->games = d;
 	rc = xr_engine_start(h->a, t, eo, writer_ended, h, &e);
 	if (rc < 0) {
-		memset(res, 0, sizeof(*res));
+		xr__games_destroy(d);
 		return rc;
 	}
+	/* The directory is the control thread's from here until the shards
+	 * are joined: no order reaches a queue nobody drains. */
+	if (d)
+		xr__server_set_games(h->srv, &xr__games_hooks, d);
 	for (uint32_t k = 0; k < xr_engine_shards(e); k++)
 		ws[k] = xr_engine_writer(e, k);
 	keep_house(h, ws, xr_engine_shards(e));
-	return xr_engine_join(e, res);
+	if (d)
+		xr__server_set_games(h->srv, NULL, NULL);
+	rc = xr_engine_join(e, res);
+	xr__games_destroy(d);
+	return rc;
 }
 
 static void *synth_main(void *p)

@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "engine/engine.h"
+#include "engine/games.h"
 #include "engine/synthetic.h"
 #include "xring/arena.h"
 #include "xring/server.h"
@@ -34,9 +35,12 @@ xr_arena *xr_host_arena(struct xr_host *h);
 const char *xr_host_socket(const struct xr_host *h);
 
 /* Runs the games (eo->shard.stop is the host's own) until their count or
- * xr_host_stop(), keeping house meanwhile. 0 or the first shard's error. */
+ * xr_host_stop(), keeping house meanwhile. With go, a game directory
+ * (engine/games.h) serves the game verbs on the control socket meanwhile
+ * (eo->games is set to it). 0 or the first shard's error (or the
+ * directory's: -EINVAL, -ENOMEM). */
 int xr_host_run_games(struct xr_host *h, const xr_exp_template *t, struct xr_engine_opts *eo,
-		      struct xr_shard_result *res);
+		      const struct xr_games_opts *go, struct xr_shard_result *res);
 
 /* The same for the synthetic writer, on ring 0 of stream 0. */
 int xr_host_run_synth(struct xr_host *h, const xr_exp_template *t, struct xr_synth_opts *so,

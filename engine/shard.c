@@ -19,6 +19,7 @@
 #define XR_SHARD_STATS_NS 500000000ull     /* shard stats to the arena, 2 Hz */
 #define XR_SHARD_FAST_TICK_NS 1000000ull   /* wheel tick without --tick-ms */
 #define XR_SHARD_PUBLISH 64                /* records per publish */
+#define XR_SHARD_IDLE_NS 1000000L          /* no game: look for orders this often */
 
 struct game_slot {
 	struct xr_timer timer;          /* turn deadline (tick mode) */
@@ -388,7 +389,11 @@ static void take_orders(struct shard *sh)
 {
 	struct xr_lc_msg m;
 
+	/* Creations first, so that a reset of a game created meanwhile
+	 * finds it. */
 	while (!sh->err && sh->o->in && xr__lc_pop(sh->o->in, &m))
+		take_order(sh, &m);
+	while (!sh->err && sh->o->resets && xr__lc_pop(sh->o->resets, &m))
 		take_order(sh, &m);
 }
 
@@ -509,6 +514,12 @@ static void run_fast(struct shard *sh)
 	while (!done(sh)) {
 		for (uint32_t i = 0; i < sh->n_live && !done(sh); i++)
 			play_turn(sh, &sh->gs[sh->live[i]]);
+		if (!sh->n_live) {
+			/* No game to play: look for orders every idle tick
+			 * rather than spin on an empty queue. */
+			struct timespec ts = {0, XR_SHARD_IDLE_NS};
+			nanosleep(&ts, NULL);
+		}
 		round_end(sh);
 	}
 }

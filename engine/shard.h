@@ -75,10 +75,10 @@ struct xr_shard_opts {
 	/* Streams 1.. (stream 0 is xr_shard_run()'s w and t). */
 	uint32_t n_more;
 	struct xr_shard_stream more[XR_SHARD_STREAMS_MAX - 1];
-	/* Runtime games: orders in, freed slots out (both NULL: none), and
-	 * where the shard shows each slot's turn and episodes ([capacity];
-	 * may be NULL). */
-	struct xr_lc_queue *in, *out;
+	/* Runtime games: orders in (creations and destructions; resets),
+	 * freed slots out (all NULL: none), and where the shard shows each
+	 * slot's turn and episodes ([capacity]; may be NULL). */
+	struct xr_lc_queue *in, *resets, *out;
 	struct xr_game_pub *pub;
 	uint64_t count;        /* records to write; 0 = until *stop */
 	uint64_t tick_ns;      /* turn deadline period; 0 = step as fast as possible */

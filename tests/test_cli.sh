@@ -223,7 +223,7 @@ expect_err 2 "--shards must be 1..32" -- "$xring" engine --name x --shards 0
 expect_err 2 "--lease-timeout must be 0 \(never\) or at least 0.001 s, not .0.0000001." -- "$xring" engine --name x --lease-timeout 0.0000001
 expect_err 2 "--high-watermark must be a fraction between 0 and 1, not '2'" -- "$xring" engine --name x --high-watermark 2
 expect_err 2 "--low-watermark 0.95 must be below --high-watermark 0.90" -- "$xring" engine --name x --low-watermark 0.95
-expect_err 2 "--shards 5 needs at least as many --games" -- "$xring" engine --name x --shards 5 --games 4
+expect_err 2 "--games 5 is more than --max-games 4" -- "$xring" engine --name x --games 5 --max-games 4
 "$xring" engine --name "$name-sh" --games 9 --shards 3 --board 8x8 --quiet &
 engine=$!
 for _ in $(seq 100); do "$xring" info "$name-sh" >/dev/null 2>&1 && break; sleep 0.05; done

@@ -323,7 +323,7 @@ static void *hb_host_main(void *p)
 {
 	struct hb_host *hh = p;
 
-	hh->rc = xr_host_run_games(hh->h, hh->t, &hh->eo, &hh->res);
+	hh->rc = xr_host_run_games(hh->h, hh->t, &hh->eo, NULL, &hh->res);
 	return NULL;
 }
 

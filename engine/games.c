@@ -1,0 +1,682 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The game directory (engine/games.h). Control thread only, except the
+ * lifecycle queues (whose ORDERING is in engine/lifecycle_queue.c) and the
+ * turn/episode counters the shards show in xr_game_pub (relaxed: numbers
+ * for a list, nothing is ordered on them).
+ *
+ * Why the shards' queues never overflow: an order to create a game goes to
+ * a slot the directory holds free, and the slot comes back (FREED) only
+ * after the shard has taken the order to destroy that game. So the queue of
+ * creations and destructions holds at most two orders per slot: it is
+ * sized 2 x slots. Resets, whose number no slot bounds, have a queue of
+ * their own, and a reset that finds it full is refused (retry).
+ *
+ * Why a peer cannot use the directory to stall the control thread: a
+ * request creates at most XR_CTL_CREATE_MAX games, of a shape the operator
+ * declared (so of a board size the operator chose), at the rate of its
+ * uid's token bucket; every other request costs O(its ids), and a
+ * connection's end O(games).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "control/limits.h"
+#include "engine/games.h"
+#include "util/atomics.h"
+#include "util/clock.h"
+
+#define XR_GAMES_DEFAULT_MAX 100000u
+#define XR_GAMES_LIMIT 10000000u      /* --max-games at most: slots fit 24 bits */
+#define XR_GAMES_DEFAULT_RATE 10000.0 /* creations + resets a second, per uid */
+#define XR_GAMES_RESETS_QUEUE 4096u   /* resets waiting per shard */
+#define XR_GAMES_POOL_MAX 64u         /* idle instances kept per shard */
+
+struct entry {
+	uint32_t id;
+	uint16_t shape;
+	bool used;
+	bool owned;
+	uint32_t turn_limit;
+	uint32_t uid;
+	int32_t pid;
+	uint64_t seed;
+	uint64_t conn;                  /* the owner's, when owned */
+};
+
+struct pooled {
+	const xr_game_vtable *vt;
+	uint32_t h, w, players, turn_limit;
+	void *g;
+};
+
+struct dshard {
+	struct xr_lc_queue in, resets, out;
+	struct xr_game_pub *pub;        /* [cap] */
+	struct entry *ent;              /* [cap], by slot */
+	uint32_t *free;                 /* free slots, a stack */
+	uint32_t n_free;
+	uint32_t live;
+	struct pooled pool[XR_GAMES_POOL_MAX];
+	uint32_t n_pool;
+};
+
+struct uidrec {
+	uint32_t uid;
+	uint32_t games;                 /* live, created by this uid */
+	struct xr_bucket bucket;
+};
+
+struct xr_games {
+	struct xr_games_opts o;
+	struct xr_games_shape *shapes;
+	uint32_t cap;                   /* slots per shard */
+	uint32_t per_uid;
+	double rate, burst;
+	uint32_t own_uid;
+	struct dshard *sh;
+	uint32_t next_id;
+	uint32_t live;
+	uint32_t owned;                 /* live games owned by a connection */
+	/* id -> shard << 24 | slot, open addressing; key id + 1, 0 = empty */
+	uint64_t *hash;
+	uint32_t hmask;
+	/* live ids (and dead ones, skipped), ascending: ids only grow */
+	uint32_t *order;
+	uint32_t n_order;
+	struct uidrec *uids;
+	uint32_t n_uids, uids_cap;
+};
+
+static uint32_t pow2_at_least(uint64_t n)
+{
+	uint32_t p = 1;
+
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+/* --- the id index ------------------------------------------------------ */
+
+static uint32_t hslot(const struct xr_games *d, uint32_t id)
+{
+	return (uint32_t)(((uint64_t)id * 0x9e3779b97f4a7c15ull) >> 32) & d->hmask;
+}
+
+static bool lookup(const struct xr_games *d, uint32_t id, uint32_t *k, uint32_t *slot)
+{
+	for (uint32_t i = hslot(d, id);; i = (i + 1) & d->hmask) {
+		uint64_t v = d->hash[i];
+		if (!v)
+			return false;
+		if ((uint32_t)(v >> 32) == id + 1) {
+			*k = (uint32_t)(v >> 24) & 0xff;
+			*slot = (uint32_t)v & 0xffffff;
+			return true;
+		}
+	}
+}
+
+static void hash_put(struct xr_games *d, uint32_t id, uint32_t k, uint32_t slot)
+{
+	uint32_t i = hslot(d, id);
+
+	while (d->hash[i])
+		i = (i + 1) & d->hmask;
+	d->hash[i] = (uint64_t)(id + 1) << 32 | (uint64_t)k << 24 | slot;
+}
+
+/* Linear probing's deletion: later entries of the run move back into the
+ * hole when their home allows, so lookups never need tombstones. */
+static void hash_del(struct xr_games *d, uint32_t id)
+{
+	uint32_t i = hslot(d, id);
+
+	while ((uint32_t)(d->hash[i] >> 32) != id + 1)
+		i = (i + 1) & d->hmask;
+	d->hash[i] = 0;
+	for (uint32_t j = (i + 1) & d->hmask; d->hash[j]; j = (j + 1) & d->hmask) {
+		uint32_t home = hslot(d, (uint32_t)(d->hash[j] >> 32) - 1);
+		/* j's entry may fill i unless its home lies in (i, j]. */
+		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+		if (!stays) {
+			d->hash[i] = d->hash[j];
+			d->hash[j] = 0;
+			i = j;
+		}
+	}
+}
+
+/* The list of ids, compacted once half of it is dead. */
+static void order_add(struct xr_games *d, uint32_t id)
+{
+	uint32_t k, slot;
+
+	if (d->n_order == 2 * d->cap) {
+		uint32_t n = 0;
+		for (uint32_t i = 0; i < d->n_order; i++)
+			if (lookup(d, d->order[i], &k, &slot))
+				d->order[n++] = d->order[i];
+		d->n_order = n;
+	}
+	d->order[d->n_order++] = id;
+}
+
+/* --- per uid ------------------------------------------------------------ */
+
+static struct uidrec *uid_rec(struct xr_games *d, uint32_t uid)
+{
+	for (uint32_t i = 0; i < d->n_uids; i++)
+		if (d->uids[i].uid == uid)
+			return &d->uids[i];
+	if (d->n_uids == d->uids_cap) {
+		uint32_t cap = d->uids_cap ? 2 * d->uids_cap : 8;
+		struct uidrec *u = realloc(d->uids, cap * sizeof(*u));
+		if (!u)
+			return NULL;
+		d->uids = u;
+		d->uids_cap = cap;
+	}
+	struct uidrec *u = &d->uids[d->n_uids++];
+	*u = (struct uidrec){.uid = uid};
+	xr__bucket_init(&u->bucket, d->burst, xr__now_ns());
+	return u;
+}
+
+/* Takes n tokens of who's bucket, or says when to retry. */
+static int take_tokens(struct xr_games *d, struct uidrec *u, uint32_t n, const char *what,
+		       char *why, size_t len)
+{
+	if ((double)n > d->burst) {
+		snprintf(why, len, "%u %s in one request is more than uid %u may make at once "
+				   "(%.0f): ask for fewer",
+			 n, what, (unsigned)u->uid, d->burst);
+		return -EINVAL;
+	}
+	if (!xr__bucket_take_n(&u->bucket, n, d->rate, d->burst, xr__now_ns())) {
+		snprintf(why, len, "too many game creations and resets from uid %u (%.0f/s); retry "
+				   "in %u ms",
+			 (unsigned)u->uid, d->rate, xr__bucket_retry_n_ms(&u->bucket, n, d->rate));
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+/* --- shapes ------------------------------------------------------------- */
+
+static int find_shape(const struct xr_games *d, const struct xr_ctl_games_create *m)
+{
+	for (uint32_t i = 0; i < d->o.n_shapes; i++) {
+		const struct xr_games_shape *s = &d->shapes[i];
+		if ((m->kind[0] && strcmp(m->kind, s->vt->name)) ||
+		    (m->board_h && m->board_h != s->board_h) ||
+		    (m->board_w && m->board_w != s->board_w) ||
+		    (m->players && m->players != s->players) ||
+		    (m->obs_dtype && m->obs_dtype != 1u + (uint32_t)s->obs_dtype))
+			continue;
+		return (int)i;
+	}
+	return -1;
+}
+
+static void say_shapes(const struct xr_games *d, const struct xr_ctl_games_create *m, char *why,
+		       size_t len)
+{
+	int n = snprintf(why, len, "no stream of this engine carries %s games%s", m->kind[0] ? m->kind : "such",
+			 "; its shapes:");
+	for (uint32_t i = 0; i < d->o.n_shapes && n > 0 && (size_t)n < len; i++) {
+		const struct xr_games_shape *s = &d->shapes[i];
+		n += snprintf(why + n, len - (size_t)n, "%s %s %ux%u %u players %s (stream %s)",
+			      i ? "," : "", s->vt->name, s->board_h, s->board_w, s->players,
+			      xr_dtype_name(s->obs_dtype), s->stream_name);
+	}
+}
+
+/* --- instances ---------------------------------------------------------- */
+
+/* The shard's freed slots and instances, from its queue back. */
+static void take_back(struct xr_games *d, struct dshard *s)
+{
+	struct xr_lc_msg m;
+
+	while (xr__lc_pop(&s->out, &m)) {
+		/* The entry of a destroyed game stays as it was until its slot
+		 * is reused, which is not before now. */
+		const struct entry *e = &s->ent[m.slot];
+		const struct xr_games_shape *sh = &d->shapes[e->shape];
+		s->free[s->n_free++] = m.slot;
+		if (s->n_pool < XR_GAMES_POOL_MAX) {
+			s->pool[s->n_pool++] = (struct pooled){
+				.vt = m.vt, .g = m.g, .h = sh->board_h, .w = sh->board_w,
+				.players = sh->players, .turn_limit = e->turn_limit};
+		} else {
+			m.vt->destroy(m.g);
+		}
+	}
+}
+
+/* A game instance for shard s: a pooled one of the same config, reset to
+ * the seed (a game reset to a seed is what create makes of it: the games'
+ * determinism contract), or a new one. 0 or the game's error. */
+static int instance(struct xr_games *d, struct dshard *s, const struct xr_games_shape *sh,
+		    uint32_t turn_limit, uint64_t seed, void **g)
+{
+	for (uint32_t i = s->n_pool; i-- > 0;) {
+		struct pooled *p = &s->pool[i];
+		if (p->vt == sh->vt && p->h == sh->board_h && p->w == sh->board_w &&
+		    p->players == sh->players && p->turn_limit == turn_limit) {
+			*g = p->g;
+			*p = s->pool[--s->n_pool];
+			return sh->vt->reset(*g, seed);
+		}
+	}
+	xr_game_config c = {.board_h = sh->board_h, .board_w = sh->board_w,
+			    .players = sh->players, .turn_limit = turn_limit, .seed = seed,
+			    .params = d->o.params};
+	return sh->vt->create(&c, g);
+}
+
+/* The least-loaded shard with a free slot, or -1. */
+static int pick_shard(struct xr_games *d)
+{
+	int best = -1;
+
+	for (uint32_t k = 0; k < d->o.shards; k++) {
+		struct dshard *s = &d->sh[k];
+		if (s->n_free && (best < 0 || s->live < d->sh[best].live))
+			best = (int)k;
+	}
+	return best;
+}
+
+/* --- the verbs ---------------------------------------------------------- */
+
+static int games_create(void *ctx, const struct xr_ctl_caller *who,
+			const struct xr_ctl_games_create *m, struct xr_ctl_games_created *r,
+			char *why, size_t len)
+{
+	struct xr_games *d = ctx;
+	uint32_t n = m->count;
+	int shape = find_shape(d, m), rc;
+
+	if (shape < 0) {
+		say_shapes(d, m, why, len);
+		return -ENOENT;
+	}
+	const struct xr_games_shape *sh = &d->shapes[shape];
+	struct uidrec *u = uid_rec(d, who->uid);
+	if (!u) {
+		snprintf(why, len, "out of memory");
+		return -ENOMEM;
+	}
+	if (d->live + n > d->o.max_games) {
+		snprintf(why, len, "the engine hosts %u games and --max-games is %u: %u more do not fit",
+			 d->live, d->o.max_games, n);
+		return -EBUSY;
+	}
+	if (who->uid != d->own_uid && u->games + n > d->per_uid) {
+		snprintf(why, len, "uid %u has %u games and may have %u (--max-games-per-uid): %u more "
+				   "do not fit",
+			 (unsigned)who->uid, u->games, d->per_uid, n);
+		return -EBUSY;
+	}
+	if ((uint64_t)d->next_id + n >= UINT32_MAX) {
+		snprintf(why, len, "this engine has given out every game id; restart it");
+		return -ENOSPC;
+	}
+	rc = take_tokens(d, u, n, "games", why, len);
+	if (rc < 0)
+		return rc;
+	for (uint32_t k = 0; k < d->o.shards; k++)
+		take_back(d, &d->sh[k]);
+
+	/* Everything that can fail first (a slot, an instance), committed
+	 * only once all n have them: a refused request changes nothing. */
+	struct placed {
+		uint32_t k, slot;
+		void *g;
+	} *pl = calloc(n, sizeof(*pl));
+	if (!pl) {
+		snprintf(why, len, "out of memory");
+		return -ENOMEM;
+	}
+	uint32_t i;
+	for (i = 0; i < n; i++) {
+		int k = pick_shard(d);
+		if (k < 0) {
+			snprintf(why, len, "every slot is waiting for its shard to finish a "
+					   "destruction; retry in a moment");
+			rc = -EAGAIN;
+			break;
+		}
+		struct dshard *s = &d->sh[k];
+		pl[i].k = (uint32_t)k;
+		pl[i].slot = s->free[--s->n_free];
+		s->live++; /* for pick_shard; undone below on failure */
+		rc = instance(d, s, sh, m->turn_limit, m->seed + i, &pl[i].g);
+		if (rc < 0) {
+			s->free[s->n_free++] = pl[i].slot;
+			s->live--;
+			snprintf(why, len, "game %s refuses this configuration (turn limit %u): %s",
+				 sh->vt->name, m->turn_limit, strerror(-rc));
+			break;
+		}
+	}
+	if (i < n) {
+		u->bucket.tokens += n; /* a refusal costs nothing */
+		while (i-- > 0) {
+			struct dshard *s = &d->sh[pl[i].k];
+			s->free[s->n_free++] = pl[i].slot;
+			s->live--;
+			sh->vt->destroy(pl[i].g);
+		}
+		free(pl);
+		return rc;
+	}
+	uint64_t now = xr__now_ns();
+	for (i = 0; i < n; i++) {
+		struct dshard *s = &d->sh[pl[i].k];
+		uint32_t id = d->next_id++;
+		s->ent[pl[i].slot] = (struct entry){
+			.id = id, .shape = (uint16_t)shape, .used = true,
+			.owned = (m->flags & XR_CTL_GAMES_OWNED) != 0, .turn_limit = m->turn_limit,
+			.uid = who->uid, .pid = who->pid, .seed = m->seed + i, .conn = who->conn};
+		hash_put(d, id, pl[i].k, pl[i].slot);
+		order_add(d, id);
+		struct xr_lc_msg o = {.op = XR_LC_CREATE, .slot = pl[i].slot, .game_id = id,
+				      .stream = sh->stream, .players = sh->players,
+				      .seed = m->seed + i, .t_ns = now, .g = pl[i].g, .vt = sh->vt};
+		xr__lc_push(&s->in, &o); /* never full: see the top of this file */
+	}
+	d->live += n;
+	u->games += n;
+	if (m->flags & XR_CTL_GAMES_OWNED)
+		d->owned += n;
+	*r = (struct xr_ctl_games_created){.first_id = d->next_id - n, .count = n,
+					   .stream = sh->stream};
+	free(pl);
+	return 0;
+}
+
+static bool may_touch(const struct xr_games *d, const struct xr_ctl_caller *who,
+		      const struct entry *e)
+{
+	return who->uid == d->own_uid || who->uid == e->uid;
+}
+
+/* Whether id names a game who may destroy or reset; if not, why. */
+static int check_id(struct xr_games *d, const struct xr_ctl_caller *who, uint32_t id,
+		    uint32_t *k, uint32_t *slot, char *why, size_t len)
+{
+	if (!lookup(d, id, k, slot)) {
+		snprintf(why, len, "no game %u here (%s)", id,
+			 id < d->next_id ? "it was destroyed" : "never created");
+		return -ENOENT;
+	}
+	const struct entry *e = &d->sh[*k].ent[*slot];
+	if (!may_touch(d, who, e)) {
+		snprintf(why, len, "game %u belongs to uid %u: only its uid or the engine's may "
+				   "destroy or reset it",
+			 id, (unsigned)e->uid);
+		return -EPERM;
+	}
+	return 0;
+}
+
+static void destroy_one(struct xr_games *d, uint32_t k, uint32_t slot)
+{
+	struct dshard *s = &d->sh[k];
+	struct entry *e = &s->ent[slot];
+	struct uidrec *u = uid_rec(d, e->uid);
+	struct xr_lc_msg o = {.op = XR_LC_DESTROY, .slot = slot, .game_id = e->id};
+
+	hash_del(d, e->id);
+	e->used = false;
+	s->live--;
+	d->live--;
+	if (u)
+		u->games--;
+	if (e->owned)
+		d->owned--;
+	xr__lc_push(&s->in, &o); /* never full: see the top of this file */
+}
+
+static int games_destroy(void *ctx, const struct xr_ctl_caller *who, const uint32_t *ids,
+			 uint32_t n, char *why, size_t len)
+{
+	struct xr_games *d = ctx;
+	uint32_t k, slot;
+
+	for (uint32_t i = 0; i < n; i++) {
+		int rc = check_id(d, who, ids[i], &k, &slot, why, len);
+		if (rc < 0)
+			return rc;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		if (lookup(d, ids[i], &k, &slot)) /* an id given twice: gone already */
+			destroy_one(d, k, slot);
+	return 0;
+}
+
+static int games_reset(void *ctx, const struct xr_ctl_caller *who, uint32_t id, uint64_t seed,
+		       char *why, size_t len)
+{
+	struct xr_games *d = ctx;
+	uint32_t k, slot;
+	int rc = check_id(d, who, id, &k, &slot, why, len);
+
+	if (rc < 0)
+		return rc;
+	struct dshard *s = &d->sh[k];
+	if (!xr__lc_room(&s->resets, 1)) {
+		snprintf(why, len, "shard %u has %u resets waiting (it is paused for readers?); "
+				   "retry in a moment",
+			 k, XR_GAMES_RESETS_QUEUE);
+		return -EAGAIN;
+	}
+	struct uidrec *u = uid_rec(d, who->uid);
+	if (!u) {
+		snprintf(why, len, "out of memory");
+		return -ENOMEM;
+	}
+	rc = take_tokens(d, u, 1, "resets", why, len);
+	if (rc < 0)
+		return rc;
+	struct xr_lc_msg o = {.op = XR_LC_RESET, .slot = slot, .game_id = id, .seed = seed,
+			      .t_ns = xr__now_ns()};
+	xr__lc_push(&s->resets, &o);
+	s->ent[slot].seed = seed;
+	return 0;
+}
+
+/* The first index of order[] whose id is >= id. */
+static uint32_t order_from(const struct xr_games *d, uint32_t id)
+{
+	uint32_t lo = 0, hi = d->n_order;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (d->order[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void games_list(void *ctx, const struct xr_ctl_caller *who, uint32_t from_id,
+		       uint32_t max, struct xr_ctl_games *r)
+{
+	struct xr_games *d = ctx;
+	uint32_t k, slot;
+
+	r->n = 0;
+	r->total = d->live;
+	r->next_id = 0;
+	for (uint32_t i = order_from(d, from_id); i < d->n_order; i++) {
+		uint32_t id = d->order[i];
+		if (!lookup(d, id, &k, &slot))
+			continue;
+		if (r->n == max) {
+			r->next_id = id;
+			break;
+		}
+		const struct entry *e = &d->sh[k].ent[slot];
+		const struct xr_games_shape *sh = &d->shapes[e->shape];
+		const struct xr_game_pub *p = &d->sh[k].pub[slot];
+		struct xr_ctl_game_info *g = &r->games[r->n++];
+		*g = (struct xr_ctl_game_info){
+			.id = id, .shard = k, .stream = sh->stream, .players = sh->players,
+			.board_h = sh->board_h, .board_w = sh->board_w, .turn_limit = e->turn_limit,
+			.turn = xr_load_relaxed(&p->turn), .seed = e->seed,
+			.episodes = xr_load_relaxed(&p->episodes), .owner_uid = e->uid,
+			.owner_pid = e->pid, .obs_dtype = (uint32_t)sh->obs_dtype,
+			.flags = (e->owned ? XR_CTL_GAMES_OWNED : 0) |
+				 (e->owned && e->conn == who->conn ? XR_CTL_GAME_MINE : 0)};
+		snprintf(g->kind, sizeof(g->kind), "%s", sh->vt->name);
+	}
+}
+
+static void games_gone(void *ctx, uint64_t conn)
+{
+	struct xr_games *d = ctx;
+	uint32_t k, slot;
+
+	if (!d->owned)
+		return;
+	for (uint32_t i = 0; i < d->n_order && d->owned; i++) {
+		if (!lookup(d, d->order[i], &k, &slot))
+			continue;
+		const struct entry *e = &d->sh[k].ent[slot];
+		if (e->owned && e->conn == conn)
+			destroy_one(d, k, slot);
+	}
+}
+
+const struct xr_server_games xr__games_hooks = {
+	.create = games_create,
+	.destroy = games_destroy,
+	.reset = games_reset,
+	.list = games_list,
+	.gone = games_gone,
+};
+
+/* --- life --------------------------------------------------------------- */
+
+/* The games at start, where xr_engine_start puts them: shard k's share
+ * in slots 0.., ids after shard k-1's. */
+static void add_start_games(struct xr_games *d)
+{
+	uint32_t s = d->o.shards, given = 0;
+
+	for (uint32_t k = 0; k < s; k++) {
+		struct dshard *ds = &d->sh[k];
+		uint32_t share = d->o.start / s + (k < d->o.start % s);
+		for (uint32_t i = 0; i < share; i++) {
+			uint32_t id = given + i;
+			ds->ent[i] = (struct entry){.id = id, .used = true,
+						    .turn_limit = d->o.start_turn_limit,
+						    .uid = d->own_uid, .seed = d->o.start_seed + id};
+			hash_put(d, id, k, i);
+			order_add(d, id);
+		}
+		/* The free stack pops the lowest slot first. */
+		for (uint32_t j = d->cap; j-- > share;)
+			ds->free[ds->n_free++] = j;
+		ds->live = share;
+		given += share;
+	}
+	d->next_id = given;
+	d->live = given;
+}
+
+int xr__games_create(const struct xr_games_opts *o, struct xr_games **out)
+{
+	struct xr_games *d;
+	uint32_t max = o->max_games ? o->max_games : XR_GAMES_DEFAULT_MAX;
+
+	if (!o->n_shapes || !o->shards || o->shards > 255 || o->start > max ||
+	    max > XR_GAMES_LIMIT)
+		return -EINVAL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->o = *o;
+	d->o.max_games = max;
+	d->cap = max;
+	d->per_uid = o->max_games_per_uid ? o->max_games_per_uid : (max / 4 ? max / 4 : 1);
+	d->rate = o->creates_per_uid > 0 ? o->creates_per_uid : XR_GAMES_DEFAULT_RATE;
+	d->burst = 2 * d->rate;
+	d->own_uid = (uint32_t)geteuid();
+	d->shapes = calloc(o->n_shapes, sizeof(*d->shapes));
+	d->sh = calloc(o->shards, sizeof(*d->sh));
+	d->hmask = pow2_at_least(2ull * max + 2) - 1;
+	d->hash = calloc((size_t)d->hmask + 1, sizeof(*d->hash));
+	d->order = calloc(2ull * max + 1, sizeof(*d->order));
+	if (!d->shapes || !d->sh || !d->hash || !d->order)
+		goto nomem;
+	memcpy(d->shapes, o->shapes, o->n_shapes * sizeof(*d->shapes));
+	for (uint32_t k = 0; k < o->shards; k++) {
+		struct dshard *s = &d->sh[k];
+		if (xr__lc_init(&s->in, pow2_at_least(2ull * max)) < 0 ||
+		    xr__lc_init(&s->resets, XR_GAMES_RESETS_QUEUE) < 0 ||
+		    xr__lc_init(&s->out, pow2_at_least(max)) < 0 ||
+		    !(s->pub = calloc(max, sizeof(*s->pub))) ||
+		    !(s->ent = calloc(max, sizeof(*s->ent))) ||
+		    !(s->free = calloc(max, sizeof(*s->free))))
+			goto nomem;
+	}
+	add_start_games(d);
+	*out = d;
+	return 0;
+nomem:
+	xr__games_destroy(d);
+	return -ENOMEM;
+}
+
+void xr__games_wire(struct xr_games *d, uint32_t k, struct xr_shard_opts *so)
+{
+	so->in = &d->sh[k].in;
+	so->resets = &d->sh[k].resets;
+	so->out = &d->sh[k].out;
+	so->pub = d->sh[k].pub;
+	so->capacity = d->cap;
+}
+
+void xr__games_destroy(struct xr_games *d)
+{
+	struct xr_lc_msg m;
+
+	if (!d)
+		return;
+	for (uint32_t k = 0; d->sh && k < d->o.shards; k++) {
+		struct dshard *s = &d->sh[k];
+		/* Instances of creations no shard took, of destructions it
+		 * handed back, and the pool's. */
+		if (s->in.msgs)
+			while (xr__lc_pop(&s->in, &m))
+				if (m.op == XR_LC_CREATE)
+					m.vt->destroy(m.g);
+		if (s->out.msgs)
+			while (xr__lc_pop(&s->out, &m))
+				m.vt->destroy(m.g);
+		for (uint32_t i = 0; i < s->n_pool; i++)
+			s->pool[i].vt->destroy(s->pool[i].g);
+		xr__lc_fini(&s->in);
+		xr__lc_fini(&s->resets);
+		xr__lc_fini(&s->out);
+		free(s->pub);
+		free(s->ent);
+		free(s->free);
+	}
+	free(d->sh);
+	free(d->shapes);
+	free(d->hash);
+	free(d->order);
+	free(d->uids);
+	free(d);
+}

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef XR_ENGINE_GAMES_H
+#define XR_ENGINE_GAMES_H
+
+/*
+ * The game directory: the engine's record of every game, the one place game
+ * ids are given out (never reused), and where create, destroy, reset and
+ * list requests from the control socket are decided. It lives on the
+ * control thread (every call but the shard wiring comes from there); it
+ * reaches the shards only through their lifecycle queues (engine/
+ * lifecycle_queue.h), so no shard ever waits for it.
+ *
+ * What it decides: which stream a new game joins (the one whose shape,
+ * kind, board, players and observation dtype, the request names), which
+ * shard hosts it (the least loaded of its stream), and whether the caller
+ * may: --max-games over all, a share per uid, a token bucket per uid on
+ * creations and resets, and ownership (a uid destroys and resets only the
+ * games it created; the engine's uid, any). Game instances are built here,
+ * off the shards, from a per-shard pool of instances destroyed games left.
+ */
+
+#include <stdint.h>
+
+#include "control/server.h"
+#include "engine/shard.h"
+#include "xring/game.h"
+
+/* One shape of game an engine's streams carry: games of it go to stream
+ * `stream`. */
+struct xr_games_shape {
+	const xr_game_vtable *vt;
+	uint32_t board_h, board_w, players;
+	xr_dtype obs_dtype;
+	uint32_t stream;
+	const char *stream_name;
+};
+
+struct xr_games_opts {
+	uint32_t shards;
+	uint32_t max_games;          /* live games, all uids; 0: 100000 */
+	uint32_t max_games_per_uid;  /* games one other uid may create; 0: a
+				      * quarter of max_games (the engine's uid:
+				      * all) */
+	double creates_per_uid;      /* creations and resets a second, bursts of
+				      * twice that; 0: 10000 */
+	const struct xr_games_shape *shapes;
+	uint32_t n_shapes;
+	const char *params;          /* every game's xr_game_config.params */
+	/* The games given at start: `start` of shape 0, seeds from start_seed,
+	 * turn limit start_turn_limit, spread over the shards as xr_engine
+	 * spreads them (ids 0.., shard k's after shard k-1's). */
+	uint32_t start;
+	uint64_t start_seed;
+	uint32_t start_turn_limit;
+};
+
+struct xr_games;
+
+/* 0 and the directory in *out, or -EINVAL (more games at start than
+ * max_games, no shape), -ENOMEM. */
+int xr__games_create(const struct xr_games_opts *o, struct xr_games **out);
+
+/* What shard k runs on: its queues, its slot count, and where it shows
+ * its games' turns. Before the shards start. */
+void xr__games_wire(struct xr_games *d, uint32_t k, struct xr_shard_opts *so);
+
+/* The control server's hooks (control/server.h), with d as their ctx. */
+extern const struct xr_server_games xr__games_hooks;
+
+/* After every shard has ended (joined): frees every instance left in the
+ * pools and queues, and the directory. */
+void xr__games_destroy(struct xr_games *d);
+
+#endif
