@@ -13,6 +13,7 @@ static const char usage[] =
 	"  engine   create an arena and write records into it (synthetic writer for now)\n"
 	"  info     show an engine's arena: backing, streams, rings, readers\n"
 	"  tail     read records from an engine and print them\n"
+	"  games    create, destroy, reset and list a running engine's games\n"
 	"  setup    reserve huge pages and mount hugetlbfs (root), or say why not\n"
 	"\n"
 	"`xring <command> --help` describes each command's options.\n";
@@ -26,6 +27,7 @@ int main(int argc, char **argv)
 		{"engine", xr_cmd_engine},
 		{"info", xr_cmd_info},
 		{"tail", xr_cmd_tail},
+		{"games", xr_cmd_games},
 		{"setup", xr_cmd_setup},
 	};
 

@@ -170,18 +170,14 @@ int xr__ctl_connect_at(const char *name, const struct xr_trust *t, struct ucred 
 	return err;
 }
 
-/* Sends a request and waits for its reply of type ok_type into body, and
- * an fd with it when fd_out is given. WAKE messages met on the way are
- * dropped: they only say a batch may be ready.
- * Returns 0, the engine's error code (reason saved), or -errno. */
-static int request(int sock, uint16_t type, const void *body, uint32_t len, uint16_t ok_type,
-		   void *reply, uint32_t reply_len, int *fd_out)
+int xr__ctl_request(int sock, uint16_t type, const void *body, uint32_t len, uint16_t ok_type,
+		    void *reply, uint32_t reply_len, uint32_t *got, int *fd_out)
 {
 	static _Thread_local uint32_t next_id;
 	uint32_t id = ++next_id;
 	union {
 		struct xr_ctl_hdr h;
-		uint8_t b[sizeof(struct xr_ctl_hdr) + sizeof(struct xr_ctl_error) + 8];
+		uint8_t b[XR_CTL_REPLY_MAX];
 	} u;
 	int fds[XR_CTL_FDS_MAX], n_fds, n, rc;
 	struct pollfd pf = {.fd = sock, .events = POLLIN};
@@ -240,10 +236,13 @@ static int request(int sock, uint16_t type, const void *body, uint32_t len, uint
 		/* Only codes an engine can mean; anything else is garbage. */
 		return e.code < 0 && e.code > -(XR_ERRNO_BASE + 100) ? e.code : -EPROTO;
 	}
-	if (u.h.type != ok_type || u.h.len != reply_len || (fd_out && *fd_out < 0))
+	if (u.h.type != ok_type || (got ? u.h.len > reply_len : u.h.len != reply_len) ||
+	    (fd_out && *fd_out < 0))
 		goto proto;
-	if (reply_len)
-		memcpy(reply, u.b + sizeof(u.h), reply_len);
+	if (u.h.len)
+		memcpy(reply, u.b + sizeof(u.h), u.h.len);
+	if (got)
+		*got = u.h.len;
 	return 0;
 proto:
 	if (fd_out && *fd_out >= 0) {
@@ -275,20 +274,21 @@ int xr_engine_socket(const char *engine, uint32_t engine_uid, char *path, size_t
 
 int xr__ctl_attach(int sock, int *arena_fd, struct xr_ctl_attached *out)
 {
-	return request(sock, XR_CTL_ATTACH, NULL, 0, XR_CTL_ATTACHED, out, sizeof(*out), arena_fd);
+	return xr__ctl_request(sock, XR_CTL_ATTACH, NULL, 0, XR_CTL_ATTACHED, out, sizeof(*out), NULL,
+			       arena_fd);
 }
 
 int xr__ctl_subscribe(int sock, const struct xr_ctl_subscribe *m, int *page_fd,
 		      struct xr_ctl_subscribed *out)
 {
-	return request(sock, XR_CTL_SUBSCRIBE, m, sizeof(*m), XR_CTL_SUBSCRIBED, out, sizeof(*out),
-		       page_fd);
+	return xr__ctl_request(sock, XR_CTL_SUBSCRIBE, m, sizeof(*m), XR_CTL_SUBSCRIBED, out,
+			       sizeof(*out), NULL, page_fd);
 }
 
 int xr__ctl_detach(int sock, uint32_t slot)
 {
 	struct xr_ctl_detach m = {.slot = slot};
-	return request(sock, XR_CTL_DETACH, &m, sizeof(m), XR_CTL_OK, NULL, 0, NULL);
+	return xr__ctl_request(sock, XR_CTL_DETACH, &m, sizeof(m), XR_CTL_OK, NULL, 0, NULL, NULL);
 }
 
 bool xr__ctl_drain(int sock)

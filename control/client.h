@@ -24,6 +24,14 @@ int xr__ctl_connect(const char *name, const struct xr_trust *t, struct ucred *pe
 int xr__ctl_connect_at(const char *name, const struct xr_trust *t, struct ucred *peer,
 		       char *where, size_t where_len);
 
+/* Sends a request and waits for its reply of type ok_type into reply,
+ * and an fd with it when fd_out is given. The reply's body must be
+ * reply_len bytes long, or with got, at most that (its length into *got).
+ * WAKE messages met on the way are dropped: they only say a batch may be
+ * ready. Returns 0, the engine's error code (reason saved), or -errno. */
+int xr__ctl_request(int sock, uint16_t type, const void *body, uint32_t len, uint16_t ok_type,
+		    void *reply, uint32_t reply_len, uint32_t *got, int *fd_out);
+
 /* ATTACH: on success *arena_fd is the engine's arena, ours to close. */
 int xr__ctl_attach(int sock, int *arena_fd, struct xr_ctl_attached *out);
 

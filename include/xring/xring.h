@@ -6,6 +6,7 @@
 #include "xring/arena.h"
 #include "xring/error.h"
 #include "xring/game.h"
+#include "xring/games.h"
 #include "xring/reader.h"
 #include "xring/record.h"
 #include "xring/types.h"
