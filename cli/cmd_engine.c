@@ -246,8 +246,8 @@ static int parse_game_opt(int k, const char *v, struct engine_args *ea)
 	switch (k) {
 	case O_GAME: ea->game = v; return 0;
 	case O_GAMES:
-		if (!xr_parse_int(v, 0, 10000000, &n))
-			USAGE("--games must be 0..10000000, not '%s'", v);
+		if (!xr_parse_int(v, 0, 8000000, &n))
+			USAGE("--games must be 0..8000000, not '%s'", v);
 		ea->synth.games = (uint32_t)n;
 		return 0;
 	case O_MAX_GAMES:
@@ -256,8 +256,9 @@ static int parse_game_opt(int k, const char *v, struct engine_args *ea)
 		uint32_t *dst = k == O_MAX_GAMES ? &ea->max_games
 				: k == O_GAMES_UID ? &ea->max_games_per_uid
 						   : &ea->creates_per_uid;
-		if (!xr_parse_int(v, 1, 10000000, &n))
-			USAGE("%s must be 1..10000000, not '%s'", engine_opts[k].name, v);
+		if (!xr_parse_int(v, 1, k == O_CREATES_UID ? 10000000 : 8000000, &n))
+			USAGE("%s must be 1..%d, not '%s'", engine_opts[k].name,
+			      k == O_CREATES_UID ? 10000000 : 8000000, v);
 		*dst = (uint32_t)n;
 		return 0;
 	}
@@ -464,11 +465,44 @@ static int make_shape(struct engine_args *ea, const xr_game_vtable **vt, xr_exp_
 	return 0;
 }
 
+/* The game directory's options: the one shape this engine's stream
+ * carries (a board left to the game's default is the observation's
+ * (C, H, W)), the limits, the games at start. */
+static void games_opts(const struct engine_args *ea, const xr_game_vtable *vt,
+		       struct xr_gdir_shape *shape, struct xr_gdir_opts *go)
+{
+	uint32_t max_games = ea->max_games;
+
+	if (!max_games)
+		max_games = ea->synth.games > 100000 ? ea->synth.games : 100000;
+	*shape = (struct xr_gdir_shape){
+		.vt = vt,
+		.board_h = ea->gcfg.board_h ? ea->gcfg.board_h : (uint32_t)ea->ss.shape.obs_dims[1],
+		.board_w = ea->gcfg.board_w ? ea->gcfg.board_w : (uint32_t)ea->ss.shape.obs_dims[2],
+		.players = ea->gcfg.players,
+		.obs_dtype = ea->obs_dtype,
+		.stream = 0,
+		.stream_name = ea->ss.name ? ea->ss.name : XR_DEFAULT_STREAM,
+	};
+	*go = (struct xr_gdir_opts){
+		.shards = ea->shards,
+		.max_games = max_games,
+		.max_games_per_uid = ea->max_games_per_uid,
+		.creates_per_uid = ea->creates_per_uid,
+		.shapes = shape,
+		.n_shapes = 1,
+		.params = ea->gcfg.params,
+		.start = ea->synth.games,
+		.start_seed = ea->gcfg.seed,
+		.start_turn_limit = ea->gcfg.turn_limit,
+	};
+}
+
 /* The host: arena and control server. 0 or an exit code. */
-static int make_host(struct engine_args *ea, struct xr_host **h)
+static int make_host(struct engine_args *ea, const struct xr_gdir_opts *go, struct xr_host **h)
 {
 	char why[512]; /* as long as the server's note */
-	int rc = xr_host_create(&ea->spec, &ea->so, h, why, sizeof(why));
+	int rc = xr_host_create(&ea->spec, &ea->so, go, h, why, sizeof(why));
 
 	if (rc == 0)
 		return 0;
@@ -518,32 +552,6 @@ static int run_games(const struct engine_args *ea, struct xr_host *h, const xr_e
 {
 	xr_arena_facts f;
 	struct xr_shard_result sr;
-	/* The one shape this engine's stream carries; a board left to the
-	 * game's default is the observation's (C, H, W). */
-	struct xr_games_shape shape = {
-		.vt = vt,
-		.board_h = ea->gcfg.board_h ? ea->gcfg.board_h : (uint32_t)ea->ss.shape.obs_dims[1],
-		.board_w = ea->gcfg.board_w ? ea->gcfg.board_w : (uint32_t)ea->ss.shape.obs_dims[2],
-		.players = ea->gcfg.players,
-		.obs_dtype = ea->obs_dtype,
-		.stream = 0,
-		.stream_name = ea->ss.name ? ea->ss.name : XR_DEFAULT_STREAM,
-	};
-	uint32_t max_games = ea->max_games;
-	if (!max_games)
-		max_games = ea->synth.games > 100000 ? ea->synth.games : 100000;
-	struct xr_games_opts go = {
-		.shards = ea->shards,
-		.max_games = max_games,
-		.max_games_per_uid = ea->max_games_per_uid,
-		.creates_per_uid = ea->creates_per_uid,
-		.shapes = &shape,
-		.n_shapes = 1,
-		.params = ea->gcfg.params,
-		.start = ea->synth.games,
-		.start_seed = ea->gcfg.seed,
-		.start_turn_limit = ea->gcfg.turn_limit,
-	};
 
 	xr_arena_facts_get(xr_host_arena(h), &f);
 	struct xr_engine_opts eo = {
@@ -555,7 +563,7 @@ static int run_games(const struct engine_args *ea, struct xr_host *h, const xr_e
 		.shards = ea->shards,
 		.numa_node = f.numa_node,
 	};
-	int rc = xr_host_run_games(h, t, &eo, &go, &sr);
+	int rc = xr_host_run_games(h, t, &eo, &sr);
 	if (rc < 0) {
 		xr_cli_err("engine", "games failed: %s", xr_strerror(rc));
 		return XR_EXIT_FAIL;
@@ -622,7 +630,11 @@ int xr_cmd_engine(int argc, char **argv)
 	rc = make_shape(&ea, &vt, &t);
 	if (rc)
 		return rc;
-	rc = make_host(&ea, &h);
+	struct xr_gdir_shape shape;
+	struct xr_gdir_opts go;
+	if (vt)
+		games_opts(&ea, vt, &shape, &go);
+	rc = make_host(&ea, vt ? &go : NULL, &h);
 	if (rc)
 		return rc;
 	struct sigaction sa = {.sa_handler = on_signal};

@@ -20,8 +20,9 @@
 #include "xring/games.h"
 #include "xring/record.h"
 
-/* How long a call retries a request the engine's rate limits refused,
- * waiting as long as it is told to each time. */
+/* How long a list retries a page the engine's request rate refused,
+ * waiting as long as it is told to each time (a long list is many pages;
+ * the other calls return the refusal, with its retry time, to the caller). */
 #define XR_GAMES_RETRY_NS 30000000000ull
 
 struct xr_games {
@@ -77,9 +78,9 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* One request, retried while the engine says how long to wait (a rate
- * limit: the connection stays), for up to XR_GAMES_RETRY_NS. */
-static int call(xr_games *c, uint16_t type, const void *body, uint32_t len, uint16_t ok_type,
+/* One page of a list, retried while the engine says how long to wait (a
+ * rate limit: the connection stays), for up to XR_GAMES_RETRY_NS. */
+static int list_page(xr_games *c, uint16_t type, const void *body, uint32_t len, uint16_t ok_type,
 		void *reply, uint32_t reply_len, uint32_t *got)
 {
 	uint64_t end = now_ns() + XR_GAMES_RETRY_NS;
@@ -136,8 +137,8 @@ int xr_games_create(xr_games *c, const xr_game_spec *spec, uint32_t n, uint32_t 
 		struct xr_ctl_games_created r;
 		m.count = n - made < XR_CTL_CREATE_MAX ? n - made : XR_CTL_CREATE_MAX;
 		m.seed = spec->seed + made;
-		rc = call(c, XR_CTL_GAMES_CREATE, &m, sizeof(m), XR_CTL_GAMES_CREATED, &r, sizeof(r),
-			  NULL);
+		rc = xr__ctl_request(c->sock, XR_CTL_GAMES_CREATE, &m, sizeof(m),
+				     XR_CTL_GAMES_CREATED, &r, sizeof(r), NULL, NULL);
 		if (rc < 0)
 			return made ? (int)made : rc;
 		if (r.count != m.count || (uint64_t)r.first_id + r.count > UINT32_MAX) {
@@ -161,7 +162,8 @@ int xr_games_destroy(xr_games *c, const uint32_t *ids, uint32_t n)
 		memset(&m, 0, sizeof(m));
 		m.count = n - done < XR_CTL_DESTROY_MAX ? n - done : XR_CTL_DESTROY_MAX;
 		memcpy(m.ids, ids + done, m.count * sizeof(*ids));
-		int rc = call(c, XR_CTL_GAMES_DESTROY, &m, sizeof(m), XR_CTL_OK, NULL, 0, NULL);
+		int rc = xr__ctl_request(c->sock, XR_CTL_GAMES_DESTROY, &m, sizeof(m), XR_CTL_OK,
+					 NULL, 0, NULL, NULL);
 		if (rc < 0)
 			return rc;
 		done += m.count;
@@ -175,7 +177,8 @@ int xr_games_reset(xr_games *c, uint32_t id, uint64_t seed)
 
 	if (!c)
 		return -EINVAL;
-	return call(c, XR_CTL_GAME_RESET, &m, sizeof(m), XR_CTL_OK, NULL, 0, NULL);
+	return xr__ctl_request(c->sock, XR_CTL_GAME_RESET, &m, sizeof(m), XR_CTL_OK, NULL, 0, NULL,
+			       NULL);
 }
 
 static void info_from_wire(xr_game_info *o, const struct xr_ctl_game_info *g)
@@ -218,7 +221,7 @@ int xr_games_list(xr_games *c, uint32_t from_id, xr_game_info *out, uint32_t cap
 		m = (struct xr_ctl_games_list){.from_id = from_id, .max = XR_CTL_LIST_MAX};
 		if (cap - n < m.max)
 			m.max = cap - n ? cap - n : 1; /* cap 0: the total only */
-		rc = call(c, XR_CTL_GAMES_LIST, &m, sizeof(m), XR_CTL_GAMES, r, sizeof(*r), &got);
+		rc = list_page(c, XR_CTL_GAMES_LIST, &m, sizeof(m), XR_CTL_GAMES, r, sizeof(*r), &got);
 		if (rc < 0)
 			break;
 		if (got < offsetof(struct xr_ctl_games, games) || r->n > m.max ||

@@ -993,6 +993,12 @@ static void set_limits(struct xr_server *c, const xr_server_opts *o)
 
 int xr_server_start(xr_arena *a, const xr_server_opts *o, xr_server **out)
 {
+	return xr__server_start_games(a, o, NULL, NULL, out);
+}
+
+int xr__server_start_games(xr_arena *a, const xr_server_opts *o, const struct xr_server_games *ops,
+			   void *ctx, xr_server **out)
+{
 	char why[XR_SERVER_NOTE_MAX];
 	struct xr_server *c;
 	int rc;
@@ -1042,6 +1048,8 @@ int xr_server_start(xr_arena *a, const xr_server_opts *o, xr_server **out)
 	rc = xr__closer_start(&c->closer);
 	if (rc < 0)
 		goto fail;
+	c->games = ops;
+	c->games_ctx = ctx;
 	rc = -pthread_create(&c->th, NULL, serve, c);
 	if (rc < 0)
 		goto fail;

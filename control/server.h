@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "control/proto.h"
+#include "xring/server.h"
 
 /* Tests: whether servers started from now on ask the kernel to refuse
  * descriptors from peers (SO_PASSRIGHTS, Linux 6.16). Off, the server's own
@@ -57,6 +58,11 @@ struct xr_server_games {
 	/* A connection ended: what it owns goes. */
 	void (*gone)(void *ctx, uint64_t conn);
 };
+
+/* xr_server_start(), serving the game verbs through ops from the first
+ * connection on (ops NULL: as xr_server_start()). */
+int xr__server_start_games(xr_arena *a, const xr_server_opts *o, const struct xr_server_games *ops,
+			   void *ctx, xr_server **out);
 
 /* Serves the game verbs through ops (NULL: refuse them: "this engine
  * hosts no games"). Waits for a request being served to finish, so that

@@ -102,7 +102,7 @@ int xr_engine_start(xr_arena *a, const xr_exp_template *t, const struct xr_engin
 		st->opts.count = o->shard.count ? (o->shard.count + s - 1) / s : 0;
 		st->cpu = pick_cpu(o->numa_node, k);
 		if (o->games)
-			xr__games_wire(o->games, k, &st->opts);
+			xr__gdir_wire(o->games, k, &st->opts);
 		given += share;
 		rc = xr_arena_writer(a, o->stream, k, &st->w);
 	}
@@ -154,6 +154,11 @@ int xr_engine_join(struct xr_engine *e, struct xr_shard_result *total)
 		total->pauses += r->pauses;
 		total->paused_ns += r->paused_ns;
 		total->turns_late += r->turns_late;
+		total->created += r->created;
+		total->destroyed += r->destroyed;
+		total->resets += r->resets;
+		total->finals += r->finals;
+		total->finals_lost += r->finals_lost;
 		if (r->elapsed_ns > total->elapsed_ns)
 			total->elapsed_ns = r->elapsed_ns;
 	}

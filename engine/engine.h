@@ -13,14 +13,14 @@
 
 #include "engine/shard.h"
 
-struct xr_games;
+struct xr_gdir;
 
 struct xr_engine_opts {
 	struct xr_shard_opts shard; /* games: the total; first_game_id: of shard 0 */
 	uint32_t shards;            /* = the stream's rings */
 	uint32_t stream;
 	int numa_node;              /* CPUs to pin to; -1: any CPU this process may use */
-	struct xr_games *games;     /* the game directory (engine/games.h), for
+	struct xr_gdir *games;     /* the game directory (engine/games.h), for
 				     * games at runtime; NULL: none */
 };
 

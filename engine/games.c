@@ -30,7 +30,7 @@
 #include "util/clock.h"
 
 #define XR_GAMES_DEFAULT_MAX 100000u
-#define XR_GAMES_LIMIT 10000000u      /* --max-games at most: slots fit 24 bits */
+#define XR_GAMES_LIMIT 8000000u       /* --max-games at most: 2x slots fit 24 bits */
 #define XR_GAMES_DEFAULT_RATE 10000.0 /* creations + resets a second, per uid */
 #define XR_GAMES_RESETS_QUEUE 4096u   /* resets waiting per shard */
 #define XR_GAMES_POOL_MAX 64u         /* idle instances kept per shard */
@@ -70,9 +70,9 @@ struct uidrec {
 	struct xr_bucket bucket;
 };
 
-struct xr_games {
-	struct xr_games_opts o;
-	struct xr_games_shape *shapes;
+struct xr_gdir {
+	struct xr_gdir_opts o;
+	struct xr_gdir_shape *shapes;
 	uint32_t cap;                   /* slots per shard */
 	uint32_t per_uid;
 	double rate, burst;
@@ -102,12 +102,12 @@ static uint32_t pow2_at_least(uint64_t n)
 
 /* --- the id index ------------------------------------------------------ */
 
-static uint32_t hslot(const struct xr_games *d, uint32_t id)
+static uint32_t hslot(const struct xr_gdir *d, uint32_t id)
 {
 	return (uint32_t)(((uint64_t)id * 0x9e3779b97f4a7c15ull) >> 32) & d->hmask;
 }
 
-static bool lookup(const struct xr_games *d, uint32_t id, uint32_t *k, uint32_t *slot)
+static bool lookup(const struct xr_gdir *d, uint32_t id, uint32_t *k, uint32_t *slot)
 {
 	for (uint32_t i = hslot(d, id);; i = (i + 1) & d->hmask) {
 		uint64_t v = d->hash[i];
@@ -121,7 +121,7 @@ static bool lookup(const struct xr_games *d, uint32_t id, uint32_t *k, uint32_t 
 	}
 }
 
-static void hash_put(struct xr_games *d, uint32_t id, uint32_t k, uint32_t slot)
+static void hash_put(struct xr_gdir *d, uint32_t id, uint32_t k, uint32_t slot)
 {
 	uint32_t i = hslot(d, id);
 
@@ -132,7 +132,7 @@ static void hash_put(struct xr_games *d, uint32_t id, uint32_t k, uint32_t slot)
 
 /* Linear probing's deletion: later entries of the run move back into the
  * hole when their home allows, so lookups never need tombstones. */
-static void hash_del(struct xr_games *d, uint32_t id)
+static void hash_del(struct xr_gdir *d, uint32_t id)
 {
 	uint32_t i = hslot(d, id);
 
@@ -152,7 +152,7 @@ static void hash_del(struct xr_games *d, uint32_t id)
 }
 
 /* The list of ids, compacted once half of it is dead. */
-static void order_add(struct xr_games *d, uint32_t id)
+static void order_add(struct xr_gdir *d, uint32_t id)
 {
 	uint32_t k, slot;
 
@@ -168,7 +168,7 @@ static void order_add(struct xr_games *d, uint32_t id)
 
 /* --- per uid ------------------------------------------------------------ */
 
-static struct uidrec *uid_rec(struct xr_games *d, uint32_t uid)
+static struct uidrec *uid_rec(struct xr_gdir *d, uint32_t uid)
 {
 	for (uint32_t i = 0; i < d->n_uids; i++)
 		if (d->uids[i].uid == uid)
@@ -188,7 +188,7 @@ static struct uidrec *uid_rec(struct xr_games *d, uint32_t uid)
 }
 
 /* Takes n tokens of who's bucket, or says when to retry. */
-static int take_tokens(struct xr_games *d, struct uidrec *u, uint32_t n, const char *what,
+static int take_tokens(struct xr_gdir *d, struct uidrec *u, uint32_t n, const char *what,
 		       char *why, size_t len)
 {
 	if ((double)n > d->burst) {
@@ -208,10 +208,10 @@ static int take_tokens(struct xr_games *d, struct uidrec *u, uint32_t n, const c
 
 /* --- shapes ------------------------------------------------------------- */
 
-static int find_shape(const struct xr_games *d, const struct xr_ctl_games_create *m)
+static int find_shape(const struct xr_gdir *d, const struct xr_ctl_games_create *m)
 {
 	for (uint32_t i = 0; i < d->o.n_shapes; i++) {
-		const struct xr_games_shape *s = &d->shapes[i];
+		const struct xr_gdir_shape *s = &d->shapes[i];
 		if ((m->kind[0] && strcmp(m->kind, s->vt->name)) ||
 		    (m->board_h && m->board_h != s->board_h) ||
 		    (m->board_w && m->board_w != s->board_w) ||
@@ -223,13 +223,13 @@ static int find_shape(const struct xr_games *d, const struct xr_ctl_games_create
 	return -1;
 }
 
-static void say_shapes(const struct xr_games *d, const struct xr_ctl_games_create *m, char *why,
+static void say_shapes(const struct xr_gdir *d, const struct xr_ctl_games_create *m, char *why,
 		       size_t len)
 {
 	int n = snprintf(why, len, "no stream of this engine carries %s games%s", m->kind[0] ? m->kind : "such",
 			 "; its shapes:");
 	for (uint32_t i = 0; i < d->o.n_shapes && n > 0 && (size_t)n < len; i++) {
-		const struct xr_games_shape *s = &d->shapes[i];
+		const struct xr_gdir_shape *s = &d->shapes[i];
 		n += snprintf(why + n, len - (size_t)n, "%s %s %ux%u %u players %s (stream %s)",
 			      i ? "," : "", s->vt->name, s->board_h, s->board_w, s->players,
 			      xr_dtype_name(s->obs_dtype), s->stream_name);
@@ -239,7 +239,7 @@ static void say_shapes(const struct xr_games *d, const struct xr_ctl_games_creat
 /* --- instances ---------------------------------------------------------- */
 
 /* The shard's freed slots and instances, from its queue back. */
-static void take_back(struct xr_games *d, struct dshard *s)
+static void take_back(struct xr_gdir *d, struct dshard *s)
 {
 	struct xr_lc_msg m;
 
@@ -247,7 +247,7 @@ static void take_back(struct xr_games *d, struct dshard *s)
 		/* The entry of a destroyed game stays as it was until its slot
 		 * is reused, which is not before now. */
 		const struct entry *e = &s->ent[m.slot];
-		const struct xr_games_shape *sh = &d->shapes[e->shape];
+		const struct xr_gdir_shape *sh = &d->shapes[e->shape];
 		s->free[s->n_free++] = m.slot;
 		if (s->n_pool < XR_GAMES_POOL_MAX) {
 			s->pool[s->n_pool++] = (struct pooled){
@@ -262,7 +262,7 @@ static void take_back(struct xr_games *d, struct dshard *s)
 /* A game instance for shard s: a pooled one of the same config, reset to
  * the seed (a game reset to a seed is what create makes of it: the games'
  * determinism contract), or a new one. 0 or the game's error. */
-static int instance(struct xr_games *d, struct dshard *s, const struct xr_games_shape *sh,
+static int instance(struct xr_gdir *d, struct dshard *s, const struct xr_gdir_shape *sh,
 		    uint32_t turn_limit, uint64_t seed, void **g)
 {
 	for (uint32_t i = s->n_pool; i-- > 0;) {
@@ -281,7 +281,7 @@ static int instance(struct xr_games *d, struct dshard *s, const struct xr_games_
 }
 
 /* The least-loaded shard with a free slot, or -1. */
-static int pick_shard(struct xr_games *d)
+static int pick_shard(struct xr_gdir *d)
 {
 	int best = -1;
 
@@ -299,7 +299,7 @@ static int games_create(void *ctx, const struct xr_ctl_caller *who,
 			const struct xr_ctl_games_create *m, struct xr_ctl_games_created *r,
 			char *why, size_t len)
 {
-	struct xr_games *d = ctx;
+	struct xr_gdir *d = ctx;
 	uint32_t n = m->count;
 	int shape = find_shape(d, m), rc;
 
@@ -307,7 +307,7 @@ static int games_create(void *ctx, const struct xr_ctl_caller *who,
 		say_shapes(d, m, why, len);
 		return -ENOENT;
 	}
-	const struct xr_games_shape *sh = &d->shapes[shape];
+	const struct xr_gdir_shape *sh = &d->shapes[shape];
 	struct uidrec *u = uid_rec(d, who->uid);
 	if (!u) {
 		snprintf(why, len, "out of memory");
@@ -402,14 +402,14 @@ static int games_create(void *ctx, const struct xr_ctl_caller *who,
 	return 0;
 }
 
-static bool may_touch(const struct xr_games *d, const struct xr_ctl_caller *who,
+static bool may_touch(const struct xr_gdir *d, const struct xr_ctl_caller *who,
 		      const struct entry *e)
 {
 	return who->uid == d->own_uid || who->uid == e->uid;
 }
 
 /* Whether id names a game who may destroy or reset; if not, why. */
-static int check_id(struct xr_games *d, const struct xr_ctl_caller *who, uint32_t id,
+static int check_id(struct xr_gdir *d, const struct xr_ctl_caller *who, uint32_t id,
 		    uint32_t *k, uint32_t *slot, char *why, size_t len)
 {
 	if (!lookup(d, id, k, slot)) {
@@ -427,7 +427,7 @@ static int check_id(struct xr_games *d, const struct xr_ctl_caller *who, uint32_
 	return 0;
 }
 
-static void destroy_one(struct xr_games *d, uint32_t k, uint32_t slot)
+static void destroy_one(struct xr_gdir *d, uint32_t k, uint32_t slot)
 {
 	struct dshard *s = &d->sh[k];
 	struct entry *e = &s->ent[slot];
@@ -448,7 +448,7 @@ static void destroy_one(struct xr_games *d, uint32_t k, uint32_t slot)
 static int games_destroy(void *ctx, const struct xr_ctl_caller *who, const uint32_t *ids,
 			 uint32_t n, char *why, size_t len)
 {
-	struct xr_games *d = ctx;
+	struct xr_gdir *d = ctx;
 	uint32_t k, slot;
 
 	for (uint32_t i = 0; i < n; i++) {
@@ -465,7 +465,7 @@ static int games_destroy(void *ctx, const struct xr_ctl_caller *who, const uint3
 static int games_reset(void *ctx, const struct xr_ctl_caller *who, uint32_t id, uint64_t seed,
 		       char *why, size_t len)
 {
-	struct xr_games *d = ctx;
+	struct xr_gdir *d = ctx;
 	uint32_t k, slot;
 	int rc = check_id(d, who, id, &k, &slot, why, len);
 
@@ -494,7 +494,7 @@ static int games_reset(void *ctx, const struct xr_ctl_caller *who, uint32_t id, 
 }
 
 /* The first index of order[] whose id is >= id. */
-static uint32_t order_from(const struct xr_games *d, uint32_t id)
+static uint32_t order_from(const struct xr_gdir *d, uint32_t id)
 {
 	uint32_t lo = 0, hi = d->n_order;
 
@@ -511,7 +511,7 @@ static uint32_t order_from(const struct xr_games *d, uint32_t id)
 static void games_list(void *ctx, const struct xr_ctl_caller *who, uint32_t from_id,
 		       uint32_t max, struct xr_ctl_games *r)
 {
-	struct xr_games *d = ctx;
+	struct xr_gdir *d = ctx;
 	uint32_t k, slot;
 
 	r->n = 0;
@@ -526,7 +526,7 @@ static void games_list(void *ctx, const struct xr_ctl_caller *who, uint32_t from
 			break;
 		}
 		const struct entry *e = &d->sh[k].ent[slot];
-		const struct xr_games_shape *sh = &d->shapes[e->shape];
+		const struct xr_gdir_shape *sh = &d->shapes[e->shape];
 		const struct xr_game_pub *p = &d->sh[k].pub[slot];
 		struct xr_ctl_game_info *g = &r->games[r->n++];
 		*g = (struct xr_ctl_game_info){
@@ -543,7 +543,7 @@ static void games_list(void *ctx, const struct xr_ctl_caller *who, uint32_t from
 
 static void games_gone(void *ctx, uint64_t conn)
 {
-	struct xr_games *d = ctx;
+	struct xr_gdir *d = ctx;
 	uint32_t k, slot;
 
 	if (!d->owned)
@@ -557,7 +557,7 @@ static void games_gone(void *ctx, uint64_t conn)
 	}
 }
 
-const struct xr_server_games xr__games_hooks = {
+const struct xr_server_games xr__gdir_hooks = {
 	.create = games_create,
 	.destroy = games_destroy,
 	.reset = games_reset,
@@ -569,7 +569,7 @@ const struct xr_server_games xr__games_hooks = {
 
 /* The games at start, where xr_engine_start puts them: shard k's share
  * in slots 0.., ids after shard k-1's. */
-static void add_start_games(struct xr_games *d)
+static void add_start_games(struct xr_gdir *d)
 {
 	uint32_t s = d->o.shards, given = 0;
 
@@ -594,9 +594,9 @@ static void add_start_games(struct xr_games *d)
 	d->live = given;
 }
 
-int xr__games_create(const struct xr_games_opts *o, struct xr_games **out)
+int xr__gdir_create(const struct xr_gdir_opts *o, struct xr_gdir **out)
 {
-	struct xr_games *d;
+	struct xr_gdir *d;
 	uint32_t max = o->max_games ? o->max_games : XR_GAMES_DEFAULT_MAX;
 
 	if (!o->n_shapes || !o->shards || o->shards > 255 || o->start > max ||
@@ -607,7 +607,10 @@ int xr__games_create(const struct xr_games_opts *o, struct xr_games **out)
 		return -ENOMEM;
 	d->o = *o;
 	d->o.max_games = max;
-	d->cap = max;
+	/* Twice the games: a destroyed game's slot comes back only once its
+	 * shard has taken the order, and a burst of destructions and
+	 * creations should find slots meanwhile. */
+	d->cap = 2 * max;
 	d->per_uid = o->max_games_per_uid ? o->max_games_per_uid : (max / 4 ? max / 4 : 1);
 	d->rate = o->creates_per_uid > 0 ? o->creates_per_uid : XR_GAMES_DEFAULT_RATE;
 	d->burst = 2 * d->rate;
@@ -616,29 +619,29 @@ int xr__games_create(const struct xr_games_opts *o, struct xr_games **out)
 	d->sh = calloc(o->shards, sizeof(*d->sh));
 	d->hmask = pow2_at_least(2ull * max + 2) - 1;
 	d->hash = calloc((size_t)d->hmask + 1, sizeof(*d->hash));
-	d->order = calloc(2ull * max + 1, sizeof(*d->order));
+	d->order = calloc(2ull * d->cap + 1, sizeof(*d->order));
 	if (!d->shapes || !d->sh || !d->hash || !d->order)
 		goto nomem;
 	memcpy(d->shapes, o->shapes, o->n_shapes * sizeof(*d->shapes));
 	for (uint32_t k = 0; k < o->shards; k++) {
 		struct dshard *s = &d->sh[k];
-		if (xr__lc_init(&s->in, pow2_at_least(2ull * max)) < 0 ||
+		if (xr__lc_init(&s->in, pow2_at_least(2ull * d->cap)) < 0 ||
 		    xr__lc_init(&s->resets, XR_GAMES_RESETS_QUEUE) < 0 ||
-		    xr__lc_init(&s->out, pow2_at_least(max)) < 0 ||
-		    !(s->pub = calloc(max, sizeof(*s->pub))) ||
-		    !(s->ent = calloc(max, sizeof(*s->ent))) ||
-		    !(s->free = calloc(max, sizeof(*s->free))))
+		    xr__lc_init(&s->out, pow2_at_least(d->cap)) < 0 ||
+		    !(s->pub = calloc(d->cap, sizeof(*s->pub))) ||
+		    !(s->ent = calloc(d->cap, sizeof(*s->ent))) ||
+		    !(s->free = calloc(d->cap, sizeof(*s->free))))
 			goto nomem;
 	}
 	add_start_games(d);
 	*out = d;
 	return 0;
 nomem:
-	xr__games_destroy(d);
+	xr__gdir_destroy(d);
 	return -ENOMEM;
 }
 
-void xr__games_wire(struct xr_games *d, uint32_t k, struct xr_shard_opts *so)
+void xr__gdir_wire(struct xr_gdir *d, uint32_t k, struct xr_shard_opts *so)
 {
 	so->in = &d->sh[k].in;
 	so->resets = &d->sh[k].resets;
@@ -647,7 +650,7 @@ void xr__games_wire(struct xr_games *d, uint32_t k, struct xr_shard_opts *so)
 	so->capacity = d->cap;
 }
 
-void xr__games_destroy(struct xr_games *d)
+void xr__gdir_destroy(struct xr_gdir *d)
 {
 	struct xr_lc_msg m;
 

@@ -27,7 +27,7 @@
 
 /* One shape of game an engine's streams carry: games of it go to stream
  * `stream`. */
-struct xr_games_shape {
+struct xr_gdir_shape {
 	const xr_game_vtable *vt;
 	uint32_t board_h, board_w, players;
 	xr_dtype obs_dtype;
@@ -35,7 +35,7 @@ struct xr_games_shape {
 	const char *stream_name;
 };
 
-struct xr_games_opts {
+struct xr_gdir_opts {
 	uint32_t shards;
 	uint32_t max_games;          /* live games, all uids; 0: 100000 */
 	uint32_t max_games_per_uid;  /* games one other uid may create; 0: a
@@ -43,7 +43,7 @@ struct xr_games_opts {
 				      * all) */
 	double creates_per_uid;      /* creations and resets a second, bursts of
 				      * twice that; 0: 10000 */
-	const struct xr_games_shape *shapes;
+	const struct xr_gdir_shape *shapes;
 	uint32_t n_shapes;
 	const char *params;          /* every game's xr_game_config.params */
 	/* The games given at start: `start` of shape 0, seeds from start_seed,
@@ -54,21 +54,21 @@ struct xr_games_opts {
 	uint32_t start_turn_limit;
 };
 
-struct xr_games;
+struct xr_gdir;
 
 /* 0 and the directory in *out, or -EINVAL (more games at start than
  * max_games, no shape), -ENOMEM. */
-int xr__games_create(const struct xr_games_opts *o, struct xr_games **out);
+int xr__gdir_create(const struct xr_gdir_opts *o, struct xr_gdir **out);
 
 /* What shard k runs on: its queues, its slot count, and where it shows
  * its games' turns. Before the shards start. */
-void xr__games_wire(struct xr_games *d, uint32_t k, struct xr_shard_opts *so);
+void xr__gdir_wire(struct xr_gdir *d, uint32_t k, struct xr_shard_opts *so);
 
 /* The control server's hooks (control/server.h), with d as their ctx. */
-extern const struct xr_server_games xr__games_hooks;
+extern const struct xr_server_games xr__gdir_hooks;
 
 /* After every shard has ended (joined): frees every instance left in the
  * pools and queues, and the directory. */
-void xr__games_destroy(struct xr_games *d);
+void xr__gdir_destroy(struct xr_gdir *d);
 
 #endif

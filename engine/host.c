@@ -29,6 +29,7 @@
 struct xr_host {
 	xr_arena *a;
 	xr_server *srv;
+	struct xr_gdir *dir;          /* the game directory, or NULL */
 	int wake_fd;                  /* eventfd: a writer ended, or stop */
 	volatile sig_atomic_t stop;   /* the writers' stop flag */
 	_Atomic uint32_t ended;       /* writer threads that ended */
@@ -40,8 +41,8 @@ struct xr_host {
 	int synth_rc;
 };
 
-int xr_host_create(const xr_arena_spec *spec, const xr_server_opts *so, struct xr_host **out,
-		   char *why, size_t why_len)
+int xr_host_create(const xr_arena_spec *spec, const xr_server_opts *so,
+		   const struct xr_gdir_opts *go, struct xr_host **out, char *why, size_t why_len)
 {
 	struct xr_host *h = calloc(1, sizeof(*h));
 	int rc;
@@ -55,12 +56,19 @@ int xr_host_create(const xr_arena_spec *spec, const xr_server_opts *so, struct x
 		free(h);
 		return rc;
 	}
+	if (go && (rc = xr__gdir_create(go, &h->dir)) < 0) {
+		snprintf(why, why_len, "the game directory: %s", strerror(-rc));
+		goto fail;
+	}
 	rc = xr_arena_create(spec, &h->a);
 	if (rc < 0) {
 		snprintf(why, why_len, "%s", xr_arena_last_note());
 		goto fail;
 	}
-	rc = xr_server_start(h->a, so, &h->srv);
+	/* Game requests are served from the first connection on: a client
+	 * that finds the socket finds the games. Orders wait in the shards'
+	 * queues until the shards run. */
+	rc = xr__server_start_games(h->a, so, h->dir ? &xr__gdir_hooks : NULL, h->dir, &h->srv);
 	if (rc < 0) {
 		snprintf(why, why_len, "%s", xr_server_last_note());
 		xr_arena_destroy(h->a);
@@ -69,6 +77,7 @@ int xr_host_create(const xr_arena_spec *spec, const xr_server_opts *so, struct x
 	*out = h;
 	return 0;
 fail:
+	xr__gdir_destroy(h->dir);
 	close(h->wake_fd);
 	free(h);
 	return rc;
@@ -129,37 +138,27 @@ static void keep_house(struct xr_host *h, xr_writer *const *ws, uint32_t writers
 }
 
 int xr_host_run_games(struct xr_host *h, const xr_exp_template *t, struct xr_engine_opts *eo,
-		      const struct xr_games_opts *go, struct xr_shard_result *res)
+		      struct xr_shard_result *res)
 {
 	xr_writer *ws[XR_MAX_RINGS];
-	struct xr_games *d = NULL;
 	struct xr_engine *e;
 	int rc;
 
-	memset(res, 0, sizeof(*res));
 	eo->shard.stop = &h->stop;
-	eo->games = NULL;
+	eo->games = h->dir;
 	xr_store_sc(&h->ended, 0);
-	if (go && (rc = xr__games_create(go, &d)) < 0)
-		return rc;
-	eo->games = d;
 	rc = xr_engine_start(h->a, t, eo, writer_ended, h, &e);
 	if (rc < 0) {
-		xr__games_destroy(d);
+		memset(res, 0, sizeof(*res));
 		return rc;
 	}
-	/* The directory is the control thread's from here until the shards
-	 * are joined: no order reaches a queue nobody drains. */
-	if (d)
-		xr__server_set_games(h->srv, &xr__games_hooks, d);
 	for (uint32_t k = 0; k < xr_engine_shards(e); k++)
 		ws[k] = xr_engine_writer(e, k);
 	keep_house(h, ws, xr_engine_shards(e));
-	if (d)
+	/* No shard takes orders any more: say so to whoever asks. */
+	if (h->dir)
 		xr__server_set_games(h->srv, NULL, NULL);
-	rc = xr_engine_join(e, res);
-	xr__games_destroy(d);
-	return rc;
+	return xr_engine_join(e, res);
 }
 
 static void *synth_main(void *p)
@@ -201,6 +200,7 @@ void xr_host_destroy(struct xr_host *h)
 	xr_arena_close(h->a);
 	xr_server_stop(h->srv);
 	xr_arena_destroy(h->a);
+	xr__gdir_destroy(h->dir); /* no server to call it now */
 	close(h->wake_fd);
 	free(h);
 }

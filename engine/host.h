@@ -25,22 +25,23 @@
 
 struct xr_host;
 
-/* Creates the arena of spec and serves it. 0 and the host in *out, or the
- * error of the part that failed, with why[] saying what and what to do
- * (the arena's note, or the server's). */
-int xr_host_create(const xr_arena_spec *spec, const xr_server_opts *so, struct xr_host **out,
-		   char *why, size_t why_len);
+/* Creates the arena of spec and serves it; with go, a game directory
+ * (engine/games.h) that serves the game verbs from the first connection
+ * on, and plays them once xr_host_run_games() runs the shards. 0 and the
+ * host in *out, or the error of the part that failed, with why[] saying
+ * what and what to do (the arena's note, or the server's). */
+int xr_host_create(const xr_arena_spec *spec, const xr_server_opts *so,
+		   const struct xr_gdir_opts *go, struct xr_host **out, char *why, size_t why_len);
 
 xr_arena *xr_host_arena(struct xr_host *h);
 const char *xr_host_socket(const struct xr_host *h);
 
-/* Runs the games (eo->shard.stop is the host's own) until their count or
- * xr_host_stop(), keeping house meanwhile. With go, a game directory
- * (engine/games.h) serves the game verbs on the control socket meanwhile
- * (eo->games is set to it). 0 or the first shard's error (or the
- * directory's: -EINVAL, -ENOMEM). */
+/* Runs the games (eo->shard.stop is the host's own; eo->games its game
+ * directory, if any) until their count or xr_host_stop(), keeping house
+ * meanwhile. Once the shards end, game requests are refused (stopping).
+ * 0 or the first shard's error. */
 int xr_host_run_games(struct xr_host *h, const xr_exp_template *t, struct xr_engine_opts *eo,
-		      const struct xr_games_opts *go, struct xr_shard_result *res);
+		      struct xr_shard_result *res);
 
 /* The same for the synthetic writer, on ring 0 of stream 0. */
 int xr_host_run_synth(struct xr_host *h, const xr_exp_template *t, struct xr_synth_opts *so,

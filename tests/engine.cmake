@@ -6,3 +6,6 @@ xr_test(NAME test_engine_shard SOURCES test_engine_shard.c LABELS "unit;engine;t
 # the control socket: zero loss and exact accounting.
 xr_test(NAME test_engine_readers SOURCES test_engine_readers.c LABELS "stress;engine"
   ARGS 2 TIMEOUT 300)
+# Games created, reset and destroyed through the control socket while the
+# engine runs; refusals; garbage; episodes ended at stop. Threads: TSan too.
+xr_test(NAME test_engine_games SOURCES test_engine_games.c LABELS "unit;engine;threads;control")

@@ -323,7 +323,7 @@ static void *hb_host_main(void *p)
 {
 	struct hb_host *hh = p;
 
-	hh->rc = xr_host_run_games(hh->h, hh->t, &hh->eo, NULL, &hh->res);
+	hh->rc = xr_host_run_games(hh->h, hh->t, &hh->eo, &hh->res);
 	return NULL;
 }
 
@@ -347,7 +347,7 @@ static void heartbeat_while_full(void)
 	xr_test_name(name, sizeof(name), "shard-hb");
 	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
 			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE};
-	if (xr_host_create(&spec, NULL, &h, why, sizeof(why)) < 0)
+	if (xr_host_create(&spec, NULL, NULL, &h, why, sizeof(why)) < 0)
 		FAILF("xr_host_create: %s", why);
 	xr_arena *a = xr_host_arena(h);
 	CHECK_RC(xr_reader_attach(name, NULL, &r), 0);

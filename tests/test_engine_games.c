@@ -1,0 +1,707 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Games at runtime, through the control socket of an engine running in this
+ * process (host, shards, game directory) and the public API
+ * (xring/games.h), read back by an ordinary reader:
+ *
+ *   lifecycle     created games write records under their ids; a game reset
+ *                 to a seed ends its episode with truncated records (action
+ *                 -1) and then writes, turn for turn, the bytes a new game of
+ *                 that seed writes; a destroyed game's players each get a
+ *                 truncated last record and nothing after; the list shows
+ *                 config, owner, turns and episodes; owned games go when
+ *                 their handle closes.
+ *   refusals      --max-games names the cap and the count; the per-uid
+ *                 token bucket refuses with the retry time; a shape no
+ *                 stream carries is refused with the shapes; unknown ids;
+ *                 (root) another uid's games may not be destroyed or reset,
+ *                 and its share is capped; a refused request changes
+ *                 nothing.
+ *   garbage       malformed game requests (counts, flags, NUL, lengths,
+ *                 before ATTACH) get ERROR and a hangup and change nothing;
+ *                 the engine serves on.
+ *   stop_ends_episodes  on stop every episode in flight ends with a
+ *                 truncated record: a lossless reader sees every end.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include "engine/host.h"
+#include "peer_helpers.h"
+#include "xring/games.h"
+
+#define BOARD 8
+#define PLAYERS 2
+
+struct engine {
+	char name[64];
+	struct xr_host *h;
+	xr_exp_template t;
+	xr_stream_spec ss;
+	xr_arena_spec spec;
+	xr_server_opts so;
+	uint32_t allow[1];
+	struct xr_engine_opts eo;
+	struct xr_gdir_shape shape;
+	struct xr_gdir_opts go;
+	struct xr_shard_result res;
+	pthread_t th;
+	int rc;
+};
+
+static void *engine_main(void *p)
+{
+	struct engine *e = p;
+
+	e->rc = xr_host_run_games(e->h, &e->t, &e->eo, &e->res);
+	return NULL;
+}
+
+/* An engine of 8x8 grid games, `start` of them at start, on `shards`
+ * shards, ticking every tick_ms (0: as fast as the ring allows), serving
+ * games with go's limits; NOBODY is allowed in. */
+static void engine_start(struct engine *e, const char *tag, uint32_t start, uint32_t shards,
+			 double tick_ms, const struct xr_gdir_opts *limits)
+{
+	char why[512];
+	const xr_game_vtable *vt = xr_game_builtin_grid();
+	xr_game_config cfg = {.board_h = BOARD, .board_w = BOARD, .players = PLAYERS, .seed = 1};
+
+	memset(e, 0, sizeof(*e));
+	xr_test_name(e->name, sizeof(e->name), tag);
+	e->ss = (xr_stream_spec){.policy = XR_POLICY_LOSSLESS, .n_rings = shards,
+				 .ring_bytes = 1u << 20, .kind = XR_RECORD_EXPERIENCE};
+	CHECK_RC(xr_shard_shape(vt, &cfg, XR_DTYPE_U8, &e->ss.shape), 0);
+	CHECK_RC(xr_exp_template_init(&e->t, &e->ss.shape), 0);
+	e->spec = (xr_arena_spec){.name = e->name, .streams = &e->ss, .n_streams = 1,
+				  .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE};
+	e->allow[0] = NOBODY;
+	/* Requests of this uid: plenty, for the garbage below. */
+	e->so = (xr_server_opts){.allow_uid = e->allow, .n_allow_uid = 1,
+				 .max_requests_per_uid = 1000000};
+	e->eo = (struct xr_engine_opts){
+		.shard = {.vt = vt, .cfg = cfg, .games = start, .obs_dtype = XR_DTYPE_U8,
+			  .tick_ns = (uint64_t)(tick_ms * 1e6), .high_watermark = 0.9,
+			  .low_watermark = 0.5},
+		.shards = shards, .numa_node = -1};
+	e->shape = (struct xr_gdir_shape){.vt = vt, .board_h = BOARD, .board_w = BOARD,
+					  .players = PLAYERS, .obs_dtype = XR_DTYPE_U8,
+					  .stream_name = XR_DEFAULT_STREAM};
+	if (limits)
+		e->go = *limits;
+	e->go.shards = shards;
+	e->go.shapes = &e->shape;
+	e->go.n_shapes = 1;
+	e->go.start = start;
+	e->go.start_seed = 1;
+	CHECK_RC(xr_host_create(&e->spec, &e->so, &e->go, &e->h, why, sizeof(why)), 0);
+	CHECK(pthread_create(&e->th, NULL, engine_main, e) == 0);
+}
+
+static void engine_stop(struct engine *e)
+{
+	xr_host_stop(e->h);
+	CHECK(pthread_join(e->th, NULL) == 0);
+	CHECK_RC(e->rc, 0);
+	xr_host_destroy(e->h);
+}
+
+static xr_games *games_open(const struct engine *e)
+{
+	xr_games *c;
+	int rc = xr_games_open(e->name, NULL, &c);
+
+	if (rc < 0)
+		FAILF("xr_games_open(%s): %s (%s)", e->name, xr_strerror(rc), xr_last_reason());
+	return c;
+}
+
+static uint32_t live_games(xr_games *c)
+{
+	uint32_t total = UINT32_MAX;
+
+	int rc = xr_games_list(c, 0, NULL, 0, &total);
+	if (rc < 0)
+		FAILF("list: %s (%s)", xr_strerror(rc), xr_last_reason());
+	return total;
+}
+
+/* A record's fields, and a digest of its observation and mask. */
+struct rec {
+	uint32_t game, player, turn;
+	int32_t action;
+	float reward;
+	bool done, truncated;
+	uint64_t digest;
+};
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+#define MAX_RECS 200000
+
+struct log {
+	struct rec *r;
+	uint32_t n;
+};
+
+/* Reads whatever is there (up to a batch), into lg. Returns how many. */
+static uint32_t read_some(xr_reader *r, struct log *lg)
+{
+	xr_batch b;
+	int n = xr_reader_read(r, 1, 1024, 20 * (int64_t)MS, &b);
+
+	if (n == 0)
+		return 0;
+	if (n < 0)
+		FAILF("read: %s (%s)", xr_strerror(n), xr_last_reason());
+	const xr_frame *f = b.first;
+	for (uint32_t i = 0; i < b.count; i++, f = xr_frame_next(f)) {
+		xr_exp_view v;
+		CHECK_RC(xr_exp_view_init(&v, xr_frame_data(f), f->len), 0);
+		CHECK(lg->n < MAX_RECS);
+		struct rec *o = &lg->r[lg->n++];
+		*o = (struct rec){.game = v.f.game_id, .player = v.f.player_id, .turn = v.f.turn,
+				  .action = v.f.action, .reward = v.f.reward, .done = v.f.done,
+				  .truncated = v.f.truncated};
+		o->digest = fnv(fnv(0xcbf29ce484222325ull, v.obs, v.obs_bytes), v.mask, v.mask_len);
+	}
+	CHECK_RC(xr_batch_release(r, &b), 0);
+	return b.count;
+}
+
+/* Records of game g (player p, or any with p < 0) in lg, from index from. */
+static uint32_t count_of(const struct log *lg, uint32_t g, int p, uint32_t from)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = from; i < lg->n; i++)
+		n += lg->r[i].game == g && (p < 0 || lg->r[i].player == (uint32_t)p);
+	return n;
+}
+
+/* Reads until game g has `want` records (from index from), within 10 s. */
+static void read_until(xr_reader *r, struct log *lg, uint32_t g, uint32_t want, uint32_t from)
+{
+	uint64_t end = xr__now_ns() + 10 * SEC;
+
+	while (count_of(lg, g, -1, from) < want) {
+		if (xr__now_ns() > end)
+			FAILF("game %u: %u records after 10 s, want %u", g, count_of(lg, g, -1, from),
+			      want);
+		read_some(r, lg);
+	}
+}
+
+/* The i-th record of game g, player p, from index from; NULL if none. */
+static const struct rec *nth(const struct log *lg, uint32_t g, uint32_t p, uint32_t i,
+			     uint32_t from)
+{
+	for (uint32_t k = from; k < lg->n; k++)
+		if (lg->r[k].game == g && lg->r[k].player == p && i-- == 0)
+			return &lg->r[k];
+	return NULL;
+}
+
+static bool same(const struct rec *a, const struct rec *b)
+{
+	return a->player == b->player && a->turn == b->turn && a->action == b->action &&
+	       a->reward == b->reward && a->done == b->done && a->truncated == b->truncated &&
+	       a->digest == b->digest;
+}
+
+static xr_reader *reader_of(const struct engine *e, uint32_t lo, uint32_t hi)
+{
+	xr_id_range games = {lo, hi};
+	xr_filter f = {.games = &games, .n_games = 1};
+	xr_reader_opts ro = {.filter = &f, .label = "games-test"};
+	xr_reader *r;
+
+	CHECK_RC(xr_reader_attach(e->name, &ro, &r), 0);
+	return r;
+}
+
+static void lifecycle(void)
+{
+	struct engine e;
+	struct log lg = {.r = calloc(MAX_RECS, sizeof(struct rec))};
+	xr_game_spec spec = {.game = "grid", .board_h = BOARD, .board_w = BOARD,
+			     .players = PLAYERS, .obs_dtype = "u8", .seed = 100, .owned = 1};
+	uint32_t ids[2], fresh, from, finals = 0;
+	const uint32_t K = 40; /* turns compared */
+
+	CHECK(lg.r);
+	engine_start(&e, "games-life", 0, 2, 0, NULL);
+	xr_games *c = games_open(&e);
+	/* Ids start at 0 without games at start: a reader of 0..99 sees the
+	 * games below from their first record. */
+	xr_reader *r = reader_of(&e, 0, 99);
+	CHECK_EQ(live_games(c), 0);
+	CHECK_EQ(xr_games_create(c, &spec, 2, ids), 2);
+	CHECK_EQ(ids[0], 0);
+	CHECK_EQ(ids[1], 1);
+	read_until(r, &lg, ids[0], 2 * K, 0);
+	read_until(r, &lg, ids[1], 2 * K, 0);
+	for (uint32_t i = 0; i < lg.n; i++)
+		CHECK(lg.r[i].game == ids[0] || lg.r[i].game == ids[1]);
+	/* Each player's turns count from 0 in its first episode. */
+	for (uint32_t p = 0; p < PLAYERS; p++)
+		for (uint32_t i = 0; i < K; i++)
+			CHECK_EQ(nth(&lg, ids[0], p, i, 0)->turn, i);
+
+	/* The list: both games, ours, owned, on the two shards. */
+	xr_game_info gi[4];
+	uint32_t total;
+	CHECK_EQ(xr_games_list(c, 0, gi, 4, &total), 2);
+	CHECK_EQ(total, 2);
+	for (int i = 0; i < 2; i++) {
+		CHECK_EQ(gi[i].id, ids[i]);
+		CHECK_EQ(gi[i].board_h, BOARD);
+		CHECK_EQ(gi[i].players, PLAYERS);
+		CHECK_EQ(gi[i].seed, 100u + (uint32_t)i);
+		CHECK_EQ(gi[i].owner_uid, geteuid());
+		CHECK(gi[i].owned && gi[i].mine);
+		CHECK(!strcmp(gi[i].game, "grid") && !strcmp(gi[i].obs_dtype, "u8"));
+	}
+	CHECK(gi[0].shard != gi[1].shard); /* least loaded: one each */
+	printf("lifecycle: 2 games created, %u records read, on shards %u and %u\n", lg.n,
+	       gi[0].shard, gi[1].shard);
+
+	/* Reset game 0 to seed 555 and create a game of seed 555: from its
+	 * turn 0, game 0 writes what the new game writes. */
+	from = lg.n;
+	CHECK_RC(xr_games_reset(c, ids[0], 555), 0);
+	xr_game_spec s2 = spec;
+	s2.seed = 555;
+	CHECK_EQ(xr_games_create(c, &s2, 1, &fresh), 1);
+	CHECK_EQ(fresh, 2);
+	read_until(r, &lg, fresh, 2 * K, from);
+	read_until(r, &lg, ids[0], 2 * K + 2 * PLAYERS, from);
+	for (uint32_t p = 0; p < PLAYERS; p++) {
+		/* After the reset order, game 0 plays on until its shard takes
+		 * the order; then its episode in flight ends (a truncated
+		 * record, action -1, unless it had just ended by itself) and
+		 * the new one starts. Its start is found by what it is: the
+		 * record of seed 555's turn 0, which the new game writes too. */
+		const struct rec *f0 = nth(&lg, fresh, p, 0, from);
+		uint32_t i = 0;
+		const struct rec *x, *prev = NULL;
+		while ((x = nth(&lg, ids[0], p, i, from)) && !same(x, f0)) {
+			prev = x;
+			i++;
+		}
+		if (!x)
+			FAILF("player %u: game %u never starts seed 555's episode", p, ids[0]);
+		CHECK(prev && (prev->truncated || prev->done)); /* its next record is turn 0 */
+		finals += prev->action == -1 && prev->truncated;
+		for (uint32_t t = 0; t < K; t++) {
+			const struct rec *a = nth(&lg, ids[0], p, i + t, from);
+			const struct rec *b = nth(&lg, fresh, p, t, from);
+			CHECK(a && b);
+			if (!same(a, b))
+				FAILF("player %u turn %u: the reset game and the new game differ "
+				      "(turn %u/%u action %d/%d digest %llx/%llx)",
+				      p, t, a->turn, b->turn, a->action, b->action,
+				      (unsigned long long)a->digest, (unsigned long long)b->digest);
+		}
+	}
+	printf("lifecycle: game %u reset to seed 555 ends its episode (%u truncated records), "
+	       "then writes what a new game of seed 555 writes, %u turns x %u players\n",
+	       ids[0], finals, K, PLAYERS);
+
+	/* Destroy game 1: each player's last record is truncated, action -1,
+	 * and nothing of game 1 follows. */
+	from = lg.n;
+	CHECK_RC(xr_games_destroy(c, &ids[1], 1), 0);
+	/* A game created after it goes to its shard, now the least loaded,
+	 * which takes orders in order: once this one's records are read,
+	 * every record of game 1 is. */
+	uint32_t sentinel;
+	CHECK_EQ(xr_games_create(c, &spec, 1, &sentinel), 1);
+	CHECK_EQ(sentinel, 3);
+	read_until(r, &lg, sentinel, 1, from);
+	uint32_t gone = count_of(&lg, ids[1], -1, 0);
+	for (uint32_t p = 0; p < PLAYERS; p++) {
+		uint32_t n = count_of(&lg, ids[1], (int)p, from);
+		CHECK(n >= 1);
+		const struct rec *last = nth(&lg, ids[1], p, n - 1, from);
+		/* Cut short: truncated, no action; or it had just ended. */
+		CHECK((last->truncated && last->action == -1) || last->done || last->truncated);
+	}
+	read_until(r, &lg, sentinel, 2 * K, from);
+	CHECK_EQ(count_of(&lg, ids[1], -1, 0), gone); /* nothing after */
+	CHECK_EQ(xr_games_destroy(c, &ids[1], 1), -ENOENT);
+	CHECK(strstr(xr_last_reason(), "no game 1 here (it was destroyed)"));
+	CHECK_EQ(xr_games_reset(c, ids[1], 1), -ENOENT);
+	CHECK_EQ(live_games(c), 3); /* 0, 2 and the sentinel */
+	printf("lifecycle: destroyed game 1 ended with a truncated record per player, then "
+	       "nothing; its id is refused after\n");
+
+	/* Ids are never given again. */
+	uint32_t next;
+	CHECK_EQ(xr_games_create(c, &spec, 1, &next), 1);
+	CHECK_EQ(next, 4);
+	read_until(r, &lg, next, 1, from);
+
+	/* Owned games go with the handle that made them; games made by
+	 * another handle, not owned, stay. */
+	xr_games *other = games_open(&e);
+	xr_game_spec keep = spec;
+	keep.owned = 0;
+	uint32_t kept;
+	CHECK_EQ(xr_games_create(other, &keep, 1, &kept), 1);
+	CHECK_EQ(xr_games_list(other, 0, gi, 4, &total), 4);
+	CHECK_EQ(total, 5);
+	CHECK(!gi[0].mine && gi[0].owned && !gi[3].mine);
+	CHECK_EQ(xr_games_list(other, kept, gi, 4, &total), 1);
+	CHECK(gi[0].id == kept && !gi[0].owned);
+	read_until(r, &lg, kept, 1, from);
+	xr_games_close(c);
+	CHECK(WAIT_UNTIL(live_games(other) == 1, 5000));
+	CHECK_EQ(xr_games_list(other, 0, gi, 4, &total), 1);
+	CHECK_EQ(gi[0].id, kept);
+	xr_games_close(other);
+	printf("lifecycle: closing the handle destroyed its 4 owned games; the unowned one lives\n");
+
+	xr_reader_detach(r);
+	engine_stop(&e);
+	/* Every creation was played (each one's records were read); the
+	 * destructions of the owned games may still wait in their queues
+	 * when the engine stops. */
+	CHECK_EQ(e.res.created, 6);
+	CHECK(e.res.destroyed >= 1 && e.res.destroyed <= 5);
+	CHECK_EQ(e.res.resets, 1);
+	free(lg.r);
+}
+
+/* As NOBODY: create one game (its share allows 1), then try to destroy
+ * and reset game 0, the engine's. Exit 0 if all went as expected. */
+static int foreign_child(void *arg)
+{
+	const char *name = arg;
+	xr_games *c;
+	uint32_t id, ids[2];
+	xr_game_spec spec = {.seed = 9};
+
+	if (xr_games_open(name, NULL, &c) < 0)
+		return 10;
+	if (xr_games_create(c, &spec, 1, &id) != 1)
+		return 11;
+	if (xr_games_create(c, &spec, 2, ids) != -EBUSY ||
+	    !strstr(xr_last_reason(), "(--max-games-per-uid)"))
+		return 12;
+	uint32_t zero = 0;
+	if (xr_games_destroy(c, &zero, 1) != -EPERM || !strstr(xr_last_reason(), "belongs to uid"))
+		return 13;
+	if (xr_games_reset(c, 0, 1) != -EPERM)
+		return 14;
+	if (xr_games_destroy(c, &id, 1) != 0)
+		return 15;
+	xr_games_close(c);
+	return 0;
+}
+
+static void refusals(void)
+{
+	struct engine e;
+	struct xr_gdir_opts lim = {.max_games = 20, .max_games_per_uid = 2, .creates_per_uid = 4};
+	xr_game_spec spec = {.seed = 1};
+	uint32_t ids[8];
+
+	engine_start(&e, "games-no", 2, 1, 5, &lim);
+	xr_games *c = games_open(&e);
+	CHECK_EQ(live_games(c), 2);
+
+	/* A shape no stream carries: refused, naming the shapes there are. */
+	xr_game_spec big = spec;
+	big.board_h = big.board_w = 9;
+	CHECK_EQ(xr_games_create(c, &big, 1, ids), -ENOENT);
+	CHECK(strstr(xr_last_reason(), "its shapes: grid 8x8 2 players u8 (stream experience)"));
+	xr_game_spec f32 = spec;
+	f32.obs_dtype = "f32";
+	CHECK_EQ(xr_games_create(c, &f32, 1, ids), -ENOENT);
+	xr_game_spec coin = spec;
+	coin.game = "coin";
+	CHECK_EQ(xr_games_create(c, &coin, 1, ids), -ENOENT);
+	printf("refusals: %s\n", xr_last_reason());
+
+	/* --max-games 20 with 2 at start: 19 more do not fit, and nothing of
+	 * them is made. */
+	uint32_t many[19];
+	CHECK_EQ(xr_games_create(c, &spec, 19, many), -EBUSY);
+	CHECK(strstr(xr_last_reason(), "hosts 2 games and --max-games is 20: 19 more do not fit"));
+	printf("refusals: %s\n", xr_last_reason());
+	CHECK_EQ(live_games(c), 2);
+
+	/* The bucket: 4 a second, bursts of 8 (the refusals above took no
+	 * token). 4 now, 4 more, then a ninth is refused with a retry time. */
+	CHECK_EQ(xr_games_create(c, &spec, 4, ids), 4);
+	CHECK_EQ(xr_games_destroy(c, ids, 4), 0);
+	CHECK_EQ(xr_games_create(c, &spec, 4, ids), 4);
+	int rc = xr_games_reset(c, ids[0], 7);
+	CHECK_EQ(rc, -EAGAIN);
+	CHECK(strstr(xr_last_reason(), "too many game creations and resets from uid") &&
+	      strstr(xr_last_reason(), "retry in"));
+	printf("refusals: %s\n", xr_last_reason());
+	/* More than a burst at once can never be granted: said so. */
+	CHECK_EQ(xr_games_create(c, &spec, 9, ids + 4), -EINVAL);
+	CHECK(strstr(xr_last_reason(), "ask for fewer"));
+
+	/* Unknown ids, and an id list with one unknown: nothing destroyed. */
+	uint32_t mixed[2] = {ids[0], 12345};
+	CHECK_EQ(xr_games_destroy(c, mixed, 2), -ENOENT);
+	CHECK(strstr(xr_last_reason(), "no game 12345 here (never created)"));
+	CHECK_EQ(live_games(c), 6);
+
+	/* Another uid may not touch the engine's games, and has its share
+	 * (2 here; the engine's uid has them all). */
+	if (geteuid() == 0) {
+		CHECK_RC(xr_games_destroy(c, ids, 4), 0); /* room for its one */
+		CHECK_EQ(run_as(NOBODY, NOBODY, foreign_child, e.name), 0);
+		printf("refusals: uid %u may not destroy or reset the engine's games, and is held "
+		       "to its share\n",
+		       NOBODY);
+	} else {
+		printf("refusals: not root: the other-uid case is skipped\n");
+	}
+	xr_games_close(c);
+	engine_stop(&e);
+}
+
+/* A raw connection, ATTACHed. */
+static int raw_attached(const struct engine *e)
+{
+	char path[128];
+	struct {
+		struct xr_ctl_hdr h;
+		uint8_t b[512];
+	} r;
+	int fd;
+
+	CHECK_RC(xr_engine_socket(e->name, 0, path, sizeof(path)), 0);
+	int s = peer_connect(path);
+	CHECK(s >= 0);
+	CHECK_RC(peer_send(s, XR_CTL_ATTACH, 1, NULL, 0, NULL, 0), 0);
+	CHECK(peer_recv(s, &r, sizeof(r), &fd, 5000) > 0 && r.h.type == XR_CTL_ATTACHED);
+	close(fd);
+	return s;
+}
+
+/* Sends a game request and expects ERROR with code and a reason that has
+ * `has`, then a hangup when hangup. */
+static void expect_refusal(const struct engine *e, int s, uint16_t type, const void *body,
+			   uint32_t len, int code, const char *has, bool hangup)
+{
+	char why[XR_CTL_REASON_MAX];
+	struct xr_ctl_hdr h;
+	int fd;
+
+	CHECK_RC(peer_send(s, type, 9, body, len, NULL, 0), 0);
+	int got = peer_error(s, why, sizeof(why));
+	if (got != code || !strstr(why, has))
+		FAILF("type %u: ERROR %s (%s), want %s with \"%s\"", type, xr_err_name(got), why,
+		      xr_err_name(code), has);
+	if (hangup)
+		CHECK_EQ(peer_recv(s, &h, sizeof(h), &fd, 5000), 0);
+	(void)e;
+}
+
+static void garbage(void)
+{
+	struct engine e;
+	struct xr_ctl_games_create cr = {.count = 1};
+	struct xr_ctl_games_list li = {.max = 1};
+	struct xr_ctl_games_destroy de = {.count = 1};
+	int s;
+
+	engine_start(&e, "games-bad", 3, 1, 5, NULL);
+	xr_games *c = games_open(&e);
+
+	/* Before ATTACH. */
+	char path[128];
+	CHECK_RC(xr_engine_socket(e.name, 0, path, sizeof(path)), 0);
+	s = peer_connect(path);
+	expect_refusal(&e, s, XR_CTL_GAMES_LIST, &li, sizeof(li), -EPROTO, "before ATTACH", true);
+	close(s);
+
+	struct {
+		const char *what;
+		uint16_t type;
+		struct xr_ctl_games_create cr;
+		const char *has;
+	} bad_creates[] = {
+		{"count 0", 0, {.count = 0}, "count is not 1..1024"},
+		{"count 1025", 0, {.count = 1025}, "count is not 1..1024"},
+		{"flags", 0, {.count = 1, .flags = 0x80}, "unknown flag"},
+		{"dtype", 0, {.count = 1, .obs_dtype = 99}, "not a dtype"},
+		{"turn limit", 0, {.count = 1, .turn_limit = 200000000}, "turn limit"},
+	};
+	for (size_t i = 0; i < sizeof(bad_creates) / sizeof(bad_creates[0]); i++) {
+		s = raw_attached(&e);
+		expect_refusal(&e, s, XR_CTL_GAMES_CREATE, &bad_creates[i].cr,
+			       sizeof(bad_creates[i].cr), -EPROTO, bad_creates[i].has, true);
+		close(s);
+	}
+	s = raw_attached(&e);
+	memset(cr.kind, 'a', sizeof(cr.kind));
+	expect_refusal(&e, s, XR_CTL_GAMES_CREATE, &cr, sizeof(cr), -EPROTO, "NUL", true);
+	close(s);
+	s = raw_attached(&e);
+	expect_refusal(&e, s, XR_CTL_GAMES_CREATE, &cr, sizeof(cr) - 8, -EPROTO, "wrong body length",
+		       true);
+	close(s);
+	s = raw_attached(&e);
+	de.count = 0;
+	expect_refusal(&e, s, XR_CTL_GAMES_DESTROY, &de, sizeof(de), -EPROTO, "count", true);
+	close(s);
+	s = raw_attached(&e);
+	li.max = 1000;
+	expect_refusal(&e, s, XR_CTL_GAMES_LIST, &li, sizeof(li), -EPROTO, "max", true);
+	close(s);
+	/* Refusals of well-formed requests keep the connection: its games
+	 * would go with it. */
+	s = raw_attached(&e);
+	struct xr_ctl_game_reset rs = {.id = 777, .seed = 1};
+	expect_refusal(&e, s, XR_CTL_GAME_RESET, &rs, sizeof(rs), -ENOENT, "no game 777", false);
+	expect_refusal(&e, s, XR_CTL_GAME_RESET, &rs, sizeof(rs), -ENOENT, "no game 777", false);
+	close(s);
+	/* Random bytes in every game request, with the right length. */
+	uint64_t rng = 42;
+	for (int i = 0; i < 2000; i++) {
+		uint8_t body[sizeof(struct xr_ctl_games_destroy)];
+		uint16_t types[] = {XR_CTL_GAMES_CREATE, XR_CTL_GAMES_DESTROY, XR_CTL_GAME_RESET,
+				    XR_CTL_GAMES_LIST};
+		uint32_t lens[] = {sizeof(struct xr_ctl_games_create),
+				   sizeof(struct xr_ctl_games_destroy),
+				   sizeof(struct xr_ctl_game_reset), sizeof(struct xr_ctl_games_list)};
+		for (size_t j = 0; j < sizeof(body); j++) {
+			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+			body[j] = (uint8_t)(rng >> 56);
+		}
+		int k = i % 4;
+		if (k == 1)
+			memcpy(body, &(uint32_t){1 + (uint32_t)(rng >> 40) % 4}, 4); /* a few ids */
+		s = raw_attached(&e);
+		CHECK_RC(peer_send(s, types[k], 5, body, lens[k], NULL, 0), 0);
+		struct {
+			struct xr_ctl_hdr h;
+			uint8_t b[sizeof(struct xr_ctl_games)];
+		} r;
+		int fd, n = peer_recv(s, &r, sizeof(r), &fd, 5000);
+		CHECK(n >= (int)sizeof(r.h));
+		/* Random ids name no game; random creations are malformed or
+		 * name no shape, or (rarely) make games, which go with the
+		 * connection (owned) or are counted below. */
+		CHECK(r.h.type == XR_CTL_ERROR || r.h.type == XR_CTL_GAMES ||
+		      r.h.type == XR_CTL_GAMES_CREATED || r.h.type == XR_CTL_OK);
+		close(s);
+	}
+	/* The engine serves on, and its own games are there. */
+	xr_game_info gi[8];
+	uint32_t total;
+	int n = xr_games_list(c, 0, gi, 8, &total);
+	CHECK(n >= 3);
+	CHECK(gi[0].id == 0 && gi[1].id == 1 && gi[2].id == 2);
+	printf("garbage: malformed game requests refused and hung up on; 2000 random ones "
+	       "answered; the engine's 3 games stand (%u live)\n",
+	       total);
+	xr_games_close(c);
+	engine_stop(&e);
+}
+
+/* On stop, every episode in flight ends: each (game, player)'s last record
+ * has done or truncated set. The reader reads (on its own thread) while the
+ * engine stops, to the end of the stream. */
+struct stop_reader {
+	xr_reader *r;
+	struct log lg;
+	uint32_t before;               /* records to read before the stop */
+	_Atomic int ready;
+	int end;                       /* what ended the reading */
+};
+
+static void *stop_reader_main(void *p)
+{
+	struct stop_reader *sr = p;
+	xr_batch b;
+
+	for (;;) {
+		int n = xr_reader_read(sr->r, 1, 1024, 100 * (int64_t)MS, &b);
+		if (n == 0)
+			continue;
+		if (n < 0) {
+			sr->end = n;
+			return NULL;
+		}
+		const xr_frame *f = b.first;
+		for (uint32_t i = 0; i < b.count; i++, f = xr_frame_next(f)) {
+			xr_exp_view v;
+			CHECK_RC(xr_exp_view_init(&v, xr_frame_data(f), f->len), 0);
+			CHECK(sr->lg.n < MAX_RECS);
+			sr->lg.r[sr->lg.n++] = (struct rec){.game = v.f.game_id, .player = v.f.player_id,
+							    .done = v.f.done, .truncated = v.f.truncated};
+		}
+		CHECK_RC(xr_batch_release(sr->r, &b), 0);
+		if (sr->lg.n >= sr->before)
+			atomic_store(&sr->ready, 1);
+	}
+}
+
+static void stop_ends_episodes(void)
+{
+	struct engine e;
+	enum { GAMES = 50 };
+	struct stop_reader sr = {.lg.r = calloc(MAX_RECS, sizeof(struct rec)), .before = 2000};
+	bool seen[GAMES][PLAYERS] = {{false}}, ended[GAMES][PLAYERS] = {{false}};
+	pthread_t th;
+
+	CHECK(sr.lg.r);
+	engine_start(&e, "games-stop", GAMES, 2, 2, NULL);
+	sr.r = reader_of(&e, 0, GAMES - 1);
+	CHECK(pthread_create(&th, NULL, stop_reader_main, &sr) == 0);
+	CHECK(WAIT_UNTIL(atomic_load(&sr.ready), 10000));
+	engine_stop(&e);
+	CHECK(pthread_join(th, NULL) == 0);
+	CHECK_EQ(sr.end, XR_ECLOSED);
+	xr_reader_detach(sr.r);
+	for (uint32_t i = 0; i < sr.lg.n; i++) {
+		const struct rec *x = &sr.lg.r[i];
+		CHECK(x->game < GAMES && x->player < PLAYERS);
+		seen[x->game][x->player] = true;
+		ended[x->game][x->player] = x->done || x->truncated;
+	}
+	uint32_t open = 0, pairs = 0;
+	for (int g = 0; g < GAMES; g++)
+		for (int p = 0; p < PLAYERS; p++) {
+			open += seen[g][p] && !ended[g][p];
+			pairs += seen[g][p];
+		}
+	CHECK_EQ(e.res.finals_lost, 0);
+	CHECK(e.res.finals > 0);
+	if (open)
+		FAILF("%u (game, player) pairs' last record ends no episode", open);
+	printf("stop: %llu truncated records at stop; the last record of each of %u (game, "
+	       "player) pairs ends its episode\n",
+	       (unsigned long long)e.res.finals, pairs);
+	free(sr.lg.r);
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0); /* nothing buffered to copy into a fork */
+	signal(SIGPIPE, SIG_IGN);
+	lifecycle();
+	refusals();
+	garbage();
+	stop_ends_episodes();
+	printf("ok\n");
+	return 0;
+}
