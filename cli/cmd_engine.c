@@ -71,6 +71,11 @@ static const char engine_help[] =
 	"  --seed X                 seed of game 0's first episode (default: 1)\n"
 	"  --turn-limit T           turns before an episode is truncated (default: the game's)\n"
 	"  --obs-dtype u8|f32       observation element type (default: u8)\n"
+	"  --shape LIST             more streams, one per shape of game created at\n"
+	"                           runtime: NAME:HxW:K[:DTYPE[:GAME]],... (stream NAME\n"
+	"                           carries GAME (default: --game) games of an HxW board,\n"
+	"                           K players, DTYPE observations (default: u8)); the\n"
+	"                           options above are the first stream's\n"
 	"  --high-watermark F       lossless: pause the games past this fraction of the ring\n"
 	"                           unread (default: 0.9; 0 = only when full)\n"
 	"  --low-watermark F        ...and resume them below this fraction (default: 0.5)\n"
@@ -89,7 +94,7 @@ enum {
 	O_RATE, O_GAMES, O_QUIET, O_HELP, O_GAME, O_BOARD, O_PLAYERS, O_SEED, O_TURNS,
 	O_DTYPE, O_TICK, O_SHARDS, O_CONFIG, O_HIGH, O_LOW, O_ALLOW_UID, O_ALLOW_GID,
 	O_CONNS_UID, O_READERS_UID, O_REQS_UID, O_LEASE_TIMEOUT, O_MAX_GAMES, O_GAMES_UID,
-	O_CREATES_UID,
+	O_CREATES_UID, O_SHAPE,
 };
 
 static const struct xr_opt engine_opts[] = {
@@ -113,6 +118,7 @@ static const struct xr_opt engine_opts[] = {
 	[O_MAX_GAMES] = {"--max-games", true},
 	[O_GAMES_UID] = {"--max-games-per-uid", true},
 	[O_CREATES_UID] = {"--max-creates-per-uid", true},
+	[O_SHAPE] = {"--shape", true},
 	{NULL, false},
 };
 
@@ -135,6 +141,17 @@ struct engine_args {
 	double high_wm, low_wm;
 	double lease_timeout_s;
 	uint32_t max_games, max_games_per_uid, creates_per_uid;
+	/* Streams 1.. (--shape); stream 0 is ss. */
+	struct shape_arg {
+		const char *stream, *game;
+		uint32_t h, w, players;
+		xr_dtype dtype;
+	} shapes[XR_SHARD_STREAMS_MAX - 1];
+	uint32_t n_shapes;
+	char shape_text[1024];            /* what shapes[] point into */
+	xr_stream_spec streams[XR_SHARD_STREAMS_MAX];
+	xr_exp_template templates[XR_SHARD_STREAMS_MAX];
+	const xr_game_vtable *vts[XR_SHARD_STREAMS_MAX];
 };
 
 static struct xr_host *running_host;
@@ -238,6 +255,42 @@ static int parse_arena_opt(int k, const char *v, struct engine_args *ea)
 	return 1;
 }
 
+/* --shape's "NAME:HxW:K[:DTYPE[:GAME]],...", appended to ea->shapes. 0 or
+ * XR_EXIT_USAGE. */
+static int parse_shapes(const char *v, struct engine_args *ea)
+{
+	size_t used = strlen(ea->shape_text);
+	char *save = NULL, *buf = ea->shape_text + used + (used ? 1 : 0);
+
+	if (used + 1 + strlen(v) + 1 > sizeof(ea->shape_text))
+		USAGE("--shape '%s': too long", v);
+	strcpy(buf, v);
+	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *f[6] = {0}, *save2 = NULL;
+		int n = 0;
+		unsigned h, w;
+		long k;
+		char extra;
+		for (char *p = strtok_r(tok, ":", &save2); p && n < 6; p = strtok_r(NULL, ":", &save2))
+			f[n++] = p;
+		if (ea->n_shapes == XR_SHARD_STREAMS_MAX - 1)
+			USAGE("--shape: at most %d streams besides the first", XR_SHARD_STREAMS_MAX - 1);
+		if (n < 3 || n > 5 || xr__check_name(f[0], XR_STREAM_NAME_MAX) < 0 ||
+		    sscanf(f[1], "%ux%u%c", &h, &w, &extra) != 2 || h < 1 || w < 1 || h > 4096 ||
+		    w > 4096 || !xr_parse_int(f[2], 1, XR_GAME_MAX_PLAYERS, &k) ||
+		    (n > 3 && xr_dtype_parse(f[3]) != XR_DTYPE_U8 &&
+		     xr_dtype_parse(f[3]) != XR_DTYPE_F32))
+			USAGE("--shape '%s' is not NAME:HxW:PLAYERS[:u8|f32[:GAME]] (e.g. "
+			      "small:8x8:2:u8)",
+			      v);
+		ea->shapes[ea->n_shapes++] = (struct shape_arg){
+			.stream = f[0], .h = h, .w = w, .players = (uint32_t)k,
+			.dtype = n > 3 ? (xr_dtype)xr_dtype_parse(f[3]) : XR_DTYPE_U8,
+			.game = n > 4 ? f[4] : NULL};
+	}
+	return 0;
+}
+
 /* The games' options. 0, XR_EXIT_USAGE, or 1 when k is not one of theirs. */
 static int parse_game_opt(int k, const char *v, struct engine_args *ea)
 {
@@ -250,6 +303,8 @@ static int parse_game_opt(int k, const char *v, struct engine_args *ea)
 			USAGE("--games must be 0..8000000, not '%s'", v);
 		ea->synth.games = (uint32_t)n;
 		return 0;
+	case O_SHAPE:
+		return parse_shapes(v, ea);
 	case O_MAX_GAMES:
 	case O_GAMES_UID:
 	case O_CREATES_UID: {
@@ -431,6 +486,39 @@ static int parse_args(int argc, char **argv, struct engine_args *ea)
 	return check_args(ea);
 }
 
+/* Stream 1 + i, of --shape i: its game (grid, or the --game plugin by
+ * name), record shape and template. 0 or an exit code. */
+static int make_more_shape(struct engine_args *ea, const xr_game_vtable *vt, uint32_t i)
+{
+	const struct shape_arg *sa = &ea->shapes[i];
+	xr_game_config cfg = {.board_h = sa->h, .board_w = sa->w, .players = sa->players,
+			      .seed = 1, .params = ea->gcfg.params};
+	xr_stream_spec *ss = &ea->streams[1 + i];
+	int rc;
+
+	if (sa->game && !strcmp(sa->game, "grid"))
+		vt = xr_game_builtin_grid();
+	else if (sa->game && strcmp(sa->game, vt->name))
+		USAGE("--shape %s: game '%s' is neither grid nor --game's (%s)", sa->stream, sa->game,
+		      vt->name);
+	for (uint32_t j = 0; j < 1 + i; j++)
+		if (!strcmp(sa->stream, ea->streams[j].name ? ea->streams[j].name : XR_DEFAULT_STREAM))
+			USAGE("--shape %s: a stream of that name is declared already", sa->stream);
+	*ss = ea->ss;
+	ss->name = sa->stream;
+	rc = xr_shard_shape(vt, &cfg, sa->dtype, &ss->shape);
+	if (rc < 0)
+		USAGE("--shape %s: game '%s' refuses a %ux%u board with %u players: %s", sa->stream,
+		      vt->name, sa->h, sa->w, sa->players, xr_strerror(rc));
+	if (xr_exp_template_init(&ea->templates[1 + i], &ss->shape) < 0)
+		USAGE("--shape %s gives no valid record layout (observation too large?)", sa->stream);
+	if ((uint64_t)ea->templates[1 + i].size * 2 + 64 > ss->ring_bytes)
+		USAGE("--ring-size must hold at least two %u-byte records of --shape %s; raise it",
+		      ea->templates[1 + i].size, sa->stream);
+	ea->vts[1 + i] = vt;
+	return 0;
+}
+
 /* The record shape and its template: the synthetic writer's, or the
  * game's (*vt). 0 or an exit code. */
 static int make_shape(struct engine_args *ea, const xr_game_vtable **vt, xr_exp_template *t)
@@ -439,6 +527,9 @@ static int make_shape(struct engine_args *ea, const xr_game_vtable **vt, xr_exp_
 
 	*vt = NULL;
 	if (ea->record_bytes) {
+		if (ea->n_shapes)
+			USAGE("--shape is for games; the synthetic writer (--record-bytes) writes one "
+			      "stream");
 		ea->ss.shape = (xr_exp_shape){.obs_dtype = XR_DTYPE_U8, .obs_ndim = 1,
 					      .obs_dims = {(int32_t)ea->record_bytes},
 					      .mask_len = 16};
@@ -462,35 +553,49 @@ static int make_shape(struct engine_args *ea, const xr_game_vtable **vt, xr_exp_
 		USAGE("these shapes give no valid record layout (observation too large?)");
 	if ((uint64_t)t->size * 2 + 64 > ea->ss.ring_bytes)
 		USAGE("--ring-size must hold at least two %u-byte records; raise it", t->size);
+	ea->streams[0] = ea->ss;
+	ea->templates[0] = *t;
+	ea->vts[0] = *vt;
+	for (uint32_t i = 0; i < ea->n_shapes; i++)
+		if ((rc = make_more_shape(ea, *vt, i)))
+			return rc;
+	ea->spec.streams = ea->streams;
+	ea->spec.n_streams = 1 + ea->n_shapes;
 	return 0;
 }
 
 /* The game directory's options: the one shape this engine's stream
  * carries (a board left to the game's default is the observation's
  * (C, H, W)), the limits, the games at start. */
-static void games_opts(const struct engine_args *ea, const xr_game_vtable *vt,
-		       struct xr_gdir_shape *shape, struct xr_gdir_opts *go)
+static void games_opts(const struct engine_args *ea, struct xr_gdir_shape *shapes,
+		       struct xr_gdir_opts *go)
 {
 	uint32_t max_games = ea->max_games;
 
 	if (!max_games)
 		max_games = ea->synth.games > 100000 ? ea->synth.games : 100000;
-	*shape = (struct xr_gdir_shape){
-		.vt = vt,
-		.board_h = ea->gcfg.board_h ? ea->gcfg.board_h : (uint32_t)ea->ss.shape.obs_dims[1],
-		.board_w = ea->gcfg.board_w ? ea->gcfg.board_w : (uint32_t)ea->ss.shape.obs_dims[2],
-		.players = ea->gcfg.players,
-		.obs_dtype = ea->obs_dtype,
-		.stream = 0,
-		.stream_name = ea->ss.name ? ea->ss.name : XR_DEFAULT_STREAM,
-	};
+	for (uint32_t i = 0; i <= ea->n_shapes; i++) {
+		const xr_stream_spec *ss = &ea->streams[i];
+		const struct shape_arg *sa = i ? &ea->shapes[i - 1] : NULL;
+		shapes[i] = (struct xr_gdir_shape){
+			.vt = ea->vts[i],
+			.board_h = sa ? sa->h : ea->gcfg.board_h ? ea->gcfg.board_h
+							 : (uint32_t)ss->shape.obs_dims[1],
+			.board_w = sa ? sa->w : ea->gcfg.board_w ? ea->gcfg.board_w
+							 : (uint32_t)ss->shape.obs_dims[2],
+			.players = sa ? sa->players : ea->gcfg.players,
+			.obs_dtype = sa ? sa->dtype : ea->obs_dtype,
+			.stream = i,
+			.stream_name = ss->name ? ss->name : XR_DEFAULT_STREAM,
+		};
+	}
 	*go = (struct xr_gdir_opts){
 		.shards = ea->shards,
 		.max_games = max_games,
 		.max_games_per_uid = ea->max_games_per_uid,
 		.creates_per_uid = ea->creates_per_uid,
-		.shapes = shape,
-		.n_shapes = 1,
+		.shapes = shapes,
+		.n_shapes = 1 + ea->n_shapes,
 		.params = ea->gcfg.params,
 		.start = ea->synth.games,
 		.start_seed = ea->gcfg.seed,
@@ -544,6 +649,14 @@ static void say_started(const struct engine_args *ea, struct xr_host *h,
 		       ea->synth.games, vt->name, ea->shards, ea->gcfg.players,
 		       xr_dtype_name(ea->obs_dtype), ea->ss.shape.obs_dims[0], ea->ss.shape.obs_dims[1],
 		       ea->ss.shape.obs_dims[2], ea->ss.shape.mask_len);
+	for (uint32_t i = 0; i < ea->n_shapes; i++) {
+		const xr_exp_shape *sh = &ea->streams[1 + i].shape;
+		printf("xring engine: stream %s: %s games %ux%u, %u players, obs %s[%d,%d,%d], "
+		       "%u-byte records (created at runtime)\n",
+		       ea->shapes[i].stream, ea->vts[1 + i]->name, ea->shapes[i].h, ea->shapes[i].w,
+		       ea->shapes[i].players, xr_dtype_name(ea->shapes[i].dtype), sh->obs_dims[0],
+		       sh->obs_dims[1], sh->obs_dims[2], ea->templates[1 + i].size);
+	}
 	fflush(stdout);
 }
 
@@ -562,7 +675,12 @@ static int run_games(const struct engine_args *ea, struct xr_host *h, const xr_e
 			  .lease_timeout_ns = lease_ns(ea->lease_timeout_s)},
 		.shards = ea->shards,
 		.numa_node = f.numa_node,
+		.n_more = ea->n_shapes,
 	};
+	for (uint32_t i = 0; i < ea->n_shapes; i++) {
+		eo.more_t[i] = &ea->templates[1 + i];
+		eo.more_dtype[i] = ea->shapes[i].dtype;
+	}
 	int rc = xr_host_run_games(h, t, &eo, &sr);
 	if (rc < 0) {
 		xr_cli_err("engine", "games failed: %s", xr_strerror(rc));
@@ -621,7 +739,7 @@ int xr_cmd_engine(int argc, char **argv)
 	struct xr_host *h;
 	int rc;
 
-	ea.spec.streams = &ea.ss;
+	ea.spec.streams = ea.streams;
 	ea.so.allow_uid = ea.allow_uid;
 	ea.so.allow_gid = ea.allow_gid;
 	rc = parse_args(argc, argv, &ea);
@@ -630,10 +748,10 @@ int xr_cmd_engine(int argc, char **argv)
 	rc = make_shape(&ea, &vt, &t);
 	if (rc)
 		return rc;
-	struct xr_gdir_shape shape;
+	struct xr_gdir_shape shapes[XR_SHARD_STREAMS_MAX];
 	struct xr_gdir_opts go;
 	if (vt)
-		games_opts(&ea, vt, &shape, &go);
+		games_opts(&ea, shapes, &go);
 	rc = make_host(&ea, vt ? &go : NULL, &h);
 	if (rc)
 		return rc;

@@ -151,8 +151,7 @@ static int do_create(xr_games *c, struct games_args *ga)
 {
 	long n;
 
-	if (ga->n_pos != 3 || !xr_parse_int(ga->pos[2], 1, 1000000, &n))
-		USAGE("create takes a count of games, 1..1000000: xring games NAME create N");
+	xr_parse_int(ga->pos[2], 1, 1000000, &n); /* checked in check_args */
 	uint32_t *ids = malloc((size_t)n * sizeof(*ids));
 	if (!ids) {
 		xr_cli_err("games", "out of memory");
@@ -211,13 +210,8 @@ static int do_destroy(xr_games *c, struct games_args *ga)
 {
 	uint32_t *ids, n = 0;
 
-	if (ga->n_pos < 3)
-		USAGE("destroy takes game ids: xring games NAME destroy 3,5,10-20");
 	for (int i = 2; i < ga->n_pos; i++) {
-		if (parse_ids(ga->pos[i], &ids, &n) < 0) {
-			free(ids);
-			USAGE("'%s' is not a list of game ids (e.g. 3,5,10-20)", ga->pos[i]);
-		}
+		parse_ids(ga->pos[i], &ids, &n); /* checked in check_args */
 		int rc = xr_games_destroy(c, ids, n);
 		free(ids);
 		if (rc < 0)
@@ -232,9 +226,8 @@ static int do_reset(xr_games *c, struct games_args *ga)
 	long id;
 	uint64_t seed;
 
-	if (ga->n_pos != 4 || !xr_parse_int(ga->pos[2], 0, UINT32_MAX - 1, &id) ||
-	    !xr_parse_count(ga->pos[3], &seed))
-		USAGE("reset takes a game id and a seed: xring games NAME reset ID SEED");
+	xr_parse_int(ga->pos[2], 0, UINT32_MAX - 1, &id); /* checked in check_args */
+	xr_parse_count(ga->pos[3], &seed);
 	int rc = xr_games_reset(c, (uint32_t)id, seed);
 	if (rc < 0)
 		return fail("cannot reset the game", ga->pos[0], rc);
@@ -267,8 +260,6 @@ static int do_list(xr_games *c, struct games_args *ga)
 	uint32_t from = 0, total = 0, shown = 0;
 	int n;
 
-	if (ga->n_pos != 2)
-		USAGE("list takes no arguments but --json");
 	if (ga->json)
 		printf("{\"engine\":\"%s\",\"games\":[", ga->pos[0]);
 	else
@@ -292,6 +283,32 @@ static int do_list(xr_games *c, struct games_args *ga)
 	return 0;
 }
 
+/* The verb's arguments, before the engine is asked anything: usage errors
+ * are the same whether or not it runs. 0 or XR_EXIT_USAGE. */
+static int check_args(int (*fn)(xr_games *, struct games_args *), const struct games_args *ga)
+{
+	long n;
+	uint64_t u;
+
+	if (fn == do_create && (ga->n_pos != 3 || !xr_parse_int(ga->pos[2], 1, 1000000, &n)))
+		USAGE("create takes a count of games, 1..1000000: xring games NAME create N");
+	if (fn == do_destroy && ga->n_pos < 3)
+		USAGE("destroy takes game ids: xring games NAME destroy 3,5,10-20");
+	if (fn == do_reset && (ga->n_pos != 4 || !xr_parse_int(ga->pos[2], 0, UINT32_MAX - 1, &n) ||
+			       !xr_parse_count(ga->pos[3], &u)))
+		USAGE("reset takes a game id and a seed: xring games NAME reset ID SEED");
+	if (fn == do_list && ga->n_pos != 2)
+		USAGE("list takes no arguments but --json");
+	for (int i = 2; fn == do_destroy && i < ga->n_pos; i++) {
+		uint32_t *ids, k;
+		int bad = parse_ids(ga->pos[i], &ids, &k);
+		free(ids);
+		if (bad)
+			USAGE("'%s' is not a list of game ids (e.g. 3,5,10-20)", ga->pos[i]);
+	}
+	return 0;
+}
+
 int xr_cmd_games(int argc, char **argv)
 {
 	struct games_args ga = {0};
@@ -311,6 +328,9 @@ int xr_cmd_games(int argc, char **argv)
 		USAGE("unknown verb '%s': create, destroy, reset or list", verb);
 	if (ga.json && fn != do_list)
 		USAGE("--json is for list");
+	rc = check_args(fn, &ga);
+	if (rc)
+		return rc;
 	rc = xr_games_open(ga.pos[0], &ga.go, &c);
 	if (rc < 0)
 		return fail("cannot reach the engine", ga.pos[0], rc);

@@ -105,6 +105,12 @@ int xr_engine_start(xr_arena *a, const xr_exp_template *t, const struct xr_engin
 			xr__gdir_wire(o->games, k, &st->opts);
 		given += share;
 		rc = xr_arena_writer(a, o->stream, k, &st->w);
+		st->opts.n_more = o->n_more;
+		for (uint32_t i = 0; i < o->n_more && rc == 0; i++) {
+			st->opts.more[i].t = o->more_t[i];
+			st->opts.more[i].obs_dtype = o->more_dtype[i];
+			rc = xr_arena_writer(a, o->stream + 1 + i, k, &st->opts.more[i].w);
+		}
 	}
 	for (; rc == 0 && e->started < s; e->started++)
 		if (pthread_create(&e->sts[e->started].th, NULL, shard_main, &e->sts[e->started])) {

@@ -22,6 +22,12 @@ struct xr_engine_opts {
 	int numa_node;              /* CPUs to pin to; -1: any CPU this process may use */
 	struct xr_gdir *games;     /* the game directory (engine/games.h), for
 				     * games at runtime; NULL: none */
+	/* Streams 1.. of the arena, for games created at runtime: their
+	 * record templates and observation dtypes (stream 0's are t and
+	 * shard.obs_dtype). */
+	uint32_t n_more;
+	const xr_exp_template *more_t[XR_SHARD_STREAMS_MAX - 1];
+	xr_dtype more_dtype[XR_SHARD_STREAMS_MAX - 1];
 };
 
 struct xr_engine;

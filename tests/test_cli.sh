@@ -23,7 +23,7 @@ expect_err() {
   grep -qE -- "$pat" <<<"$out" || fail "'$*' said '$out', want /$pat/"
 }
 
-for cmd in engine info tail setup; do
+for cmd in engine info tail setup games; do
   "$xring" "$cmd" --help | grep -q "usage: xring $cmd" || fail "$cmd --help"
 done
 "$xring" --help | grep -q "commands:" || fail "xring --help"
@@ -279,6 +279,40 @@ assert rows[0]["obs_shape"] == [9, 8, 8], rows[0]
 assert {r["game_id"] for r in rows} == set(range(40)), "the command line --games 40 must win"
 ' || fail "engine from --config"
 kill -TERM "$engine"; wait "$engine"; engine=
+
+# Games at runtime: create, list (--json), reset, destroy; a --shape stream
+# its games join; one-line refusals naming the cap, the shapes, the id.
+expect_err 2 "--shape 'x:8' is not NAME:HxW:PLAYERS" -- "$xring" engine --name x --shape x:8
+expect_err 2 "--shape small: a stream of that name is declared already" -- "$xring" engine --name x --shape small:8x8:2,small:6x6:2
+expect_err 2 "--shape is for games" -- "$xring" engine --name x --record-bytes 100 --shape s:8x8:2
+expect_err 2 "unknown verb 'make'" -- "$xring" games x make 3
+expect_err 2 "create takes a count" -- "$xring" games x create
+expect_err 1 "no engine '$name-none' is running" -- "$xring" games "$name-none" list
+"$xring" engine --name "$name-g" --games 3 --board 8x8 --shape small:6x6:2:u8 --max-games 10 \
+  --tick-ms 20 --ring-size 1M --hugepages off --quiet &
+engine=$!
+for _ in $(seq 100); do "$xring" games "$name-g" list >/dev/null 2>&1 && break; sleep 0.05; done
+"$xring" games "$name-g" create 2 --board 6x6 --seed 40 | grep -qx "created 2 games: ids 3..4" \
+  || fail "games create"
+"$xring" games "$name-g" list --json | /usr/bin/python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+g = {x["id"]: x for x in j["games"]}
+assert j["live"] == 5 and sorted(g) == [0, 1, 2, 3, 4], j
+assert g[3]["board"] == [6, 6] and g[3]["seed"] == 40 and g[3]["stream"] == 1, g[3]
+assert g[0]["board"] == [8, 8] and g[0]["stream"] == 0 and not g[0]["owned"], g[0]
+' || fail "games list --json"
+"$xring" tail "$name-g" --stream small -n 4 | grep -cE '^seq=[0-9]+ game=[34] ' | grep -qx 4 \
+  || fail "tail of the created games' stream"
+"$xring" games "$name-g" reset 3 7 | grep -q "game 3 reset to seed 7" || fail "games reset"
+expect_err 1 "the engine hosts 5 games and --max-games is 10: 6 more do not fit" -- "$xring" games "$name-g" create 6
+expect_err 1 "no stream of this engine carries such games; its shapes: grid 8x8 2 players u8 \(stream experience\), grid 6x6 2 players u8 \(stream small\)" -- "$xring" games "$name-g" create 1 --board 5x5
+"$xring" games "$name-g" destroy 0,3-4 >/dev/null || fail "games destroy"
+expect_err 1 "no game 3 here \(it was destroyed\)" -- "$xring" games "$name-g" reset 3 1
+expect_err 2 "'3-x' is not a list of game ids" -- "$xring" games "$name-g" destroy 3-x
+[ "$("$xring" games "$name-g" list | tail -n 1)" = "2 games live" ] || fail "games list after destroy"
+kill -TERM "$engine"; wait "$engine"; rc=$?; engine=
+[ "$rc" -eq 0 ] || fail "engine with games exit status $rc after SIGTERM"
 
 # --count: the engine writes N and exits by itself.
 "$xring" engine --name "$name-count" --count 1000 --quiet || fail "engine --count"
