@@ -210,6 +210,50 @@ static void print_engine(const struct xr_arena *a, bool json)
 		printf("  note     %s\n", h->note);
 }
 
+/* The upper bound, in ns, of the creation latency bucket where the q-th
+ * quantile falls; 0 with no creation. */
+static uint64_t lat_quantile(const struct xr_game_stats *g, double q)
+{
+	uint64_t n = xr_load_relaxed(&g->lat_count), seen = 0;
+
+	if (!n)
+		return 0;
+	for (uint32_t b = 0; b < XR_GAME_LAT_BUCKETS; b++) {
+		seen += xr_load_relaxed(&g->lat_hist[b]);
+		if ((double)seen >= q * (double)n)
+			return 1ull << (10 + b);
+	}
+	return 1ull << (9 + XR_GAME_LAT_BUCKETS);
+}
+
+static void print_games(const struct xr_game_stats *g, bool json)
+{
+	uint64_t p50 = lat_quantile(g, 0.5), p99 = lat_quantile(g, 0.99);
+
+	if (json) {
+		printf(",\"games\":{\"created\":%" PRIu64 ",\"destroyed\":%" PRIu64
+		       ",\"resets\":%" PRIu64 ",\"finals\":%" PRIu64 ",\"created_per_s\":%" PRIu64
+		       ",\"destroyed_per_s\":%" PRIu64 ",\"resets_per_s\":%" PRIu64
+		       ",\"creation_p50_ns\":%" PRIu64 ",\"creation_p99_ns\":%" PRIu64 "}",
+		       xr_load_relaxed(&g->created), xr_load_relaxed(&g->destroyed),
+		       xr_load_relaxed(&g->resets), xr_load_relaxed(&g->finals),
+		       xr_load_relaxed(&g->created_per_s), xr_load_relaxed(&g->destroyed_per_s),
+		       xr_load_relaxed(&g->resets_per_s), p50, p99);
+		return;
+	}
+	printf("      games at runtime: created %" PRIu64 " (%" PRIu64 "/s), destroyed %" PRIu64
+	       " (%" PRIu64 "/s), reset %" PRIu64 " (%" PRIu64 "/s), %" PRIu64
+	       " episodes cut short",
+	       xr_load_relaxed(&g->created), xr_load_relaxed(&g->created_per_s),
+	       xr_load_relaxed(&g->destroyed), xr_load_relaxed(&g->destroyed_per_s),
+	       xr_load_relaxed(&g->resets), xr_load_relaxed(&g->resets_per_s),
+	       xr_load_relaxed(&g->finals));
+	if (p50)
+		printf("; first record after creation: p50 < %.3g ms, p99 < %.3g ms",
+		       (double)p50 / 1e6, (double)p99 / 1e6);
+	printf("\n");
+}
+
 static void print_ring(const struct xr_arena *a, uint32_t r, bool json)
 {
 	const struct xr_stream_desc *sd = &a->lay.streams[a->lay.rings[r].stream];
@@ -223,7 +267,7 @@ static void print_ring(const struct xr_arena *a, uint32_t r, bool json)
 		       ",\"full_waits\":%" PRIu64 ",\"wait_ns\":%" PRIu64 ",\"evictions\":%" PRIu64
 		       ",\"wakeups\":%" PRIu64 ",\"shard\":{\"games\":%" PRIu64 ",\"steps\":%" PRIu64
 		       ",\"episodes\":%" PRIu64 ",\"turns_late\":%" PRIu64 ",\"cpu_ns\":%" PRIu64
-		       "},\"readers\":[",
+		       "}",
 		       r == sd->first_ring ? "" : ",", r - sd->first_ring, a->lay.rings[r].capacity,
 		       written, xr_load_relaxed(&rd->records), xr_load_relaxed(&rd->bytes),
 		       xr_load_relaxed(&rd->lease_stalls), xr_load_relaxed(&rd->full_waits),
@@ -231,6 +275,8 @@ static void print_ring(const struct xr_arena *a, uint32_t r, bool json)
 		       xr_load_relaxed(&rd->wakeups), xr_load_relaxed(&ss->games),
 		       xr_load_relaxed(&ss->steps), xr_load_relaxed(&ss->episodes),
 		       xr_load_relaxed(&ss->turns_late), cpu);
+		print_games(&a->hdr->games[r], true);
+		printf(",\"readers\":[");
 		return;
 	}
 	printf("    ring %u: written %" PRIu64 " (%" PRIu64 " MiB), lease stalls %" PRIu64
@@ -245,6 +291,8 @@ static void print_ring(const struct xr_arena *a, uint32_t r, bool json)
 		       xr_load_relaxed(&ss->games), xr_load_relaxed(&ss->steps),
 		       xr_load_relaxed(&ss->episodes), xr_load_relaxed(&ss->turns_late),
 		       (double)cpu / 1e9, written ? (double)cpu / (double)written : 0.0);
+	if (xr_load_relaxed(&ss->tick_ns))
+		print_games(&a->hdr->games[r], false);
 }
 
 /* A reader's label, which that reader chose: shown, never obeyed. Each byte

@@ -29,6 +29,8 @@ struct game_slot {
 	uint64_t episode;               /* since the last seeding */
 	uint64_t episodes;              /* ended or cut short, since creation */
 	uint64_t rng;                   /* the game's random-legal policy */
+	uint64_t ordered_ns;            /* its creation order's time, until its
+					 * first record is out; then 0 */
 	uint32_t id;
 	uint32_t live_at;               /* index in the live list */
 	uint32_t turn;
@@ -101,6 +103,11 @@ struct shard {
 	uint64_t tick_now;              /* the tick being processed */
 	struct xr_timer stats;
 	struct xr_shard_stats *st;      /* ours, in the arena header */
+	struct xr_game_stats *gst;      /* ...and our games' */
+	uint64_t lat_hist[XR_GAME_LAT_BUCKETS]; /* creation latencies */
+	uint64_t lat_count;
+	uint64_t last_report_ns;        /* and the counts then, for rates */
+	uint64_t last_created, last_destroyed, last_resets;
 	uint64_t now;
 	bool draining;                  /* stopping: final records only */
 	uint64_t drain_end;
@@ -172,6 +179,20 @@ static void start_episode(struct game_slot *s, uint64_t e, bool fresh)
 	s->shown = s->ended = s->terminal = false;
 }
 
+/* A created game's first record is out (or dropped): how long since it
+ * was asked for. */
+static void creation_done(struct shard *sh, struct game_slot *s)
+{
+	uint64_t now = xr__now_ns(), ns = now > s->ordered_ns ? now - s->ordered_ns : 0;
+	uint32_t b = 0;
+
+	while (b + 1 < XR_GAME_LAT_BUCKETS && ns >= (1ull << (10 + b)))
+		b++;
+	sh->lat_hist[b]++;
+	sh->lat_count++;
+	s->ordered_ns = 0;
+}
+
 /* Writes player p's record of slot s's current state: the reward and
  * flags its last step left, the observation and mask now, and the action
  * the policy draws from them (final: none, -1; no step follows). *action
@@ -186,6 +207,8 @@ static int write_record(struct shard *sh, struct game_slot *s, uint32_t p, bool 
 	int rc = reserve(sh, ss, &rec);
 
 	s->shown = true;
+	if (s->ordered_ns)
+		creation_done(sh, s);
 	if (rc == XR_EDROPPED) {
 		/* Lost to readers, but the game goes on, drawing as it would. */
 		sh->res->dropped++;
@@ -355,7 +378,8 @@ static void take_order(struct shard *sh, const struct xr_lc_msg *m)
 	switch (m->op) {
 	case XR_LC_CREATE:
 		*s = (struct game_slot){.vt = m->vt, .g = m->g, .seed = m->seed, .id = m->game_id,
-					.stream = (uint16_t)m->stream, .players = (uint8_t)m->players};
+					.stream = (uint16_t)m->stream, .players = (uint8_t)m->players,
+					.ordered_ns = m->t_ns ? m->t_ns : 1};
 		start_episode(s, 0, true);
 		go_live(sh, s);
 		sh->res->created++;
@@ -411,6 +435,34 @@ static uint64_t ticks_of(const struct shard *sh, uint64_t ns)
 	return t ? t : 1;
 }
 
+static uint64_t per_s(uint64_t now, uint64_t last, uint64_t dt_ns)
+{
+	return dt_ns ? (uint64_t)((double)(now - last) * 1e9 / (double)dt_ns + 0.5) : 0;
+}
+
+/* The games' lifecycle counts and creation latencies, for tools. */
+static void report_games(struct shard *sh)
+{
+	struct xr_game_stats *g = sh->gst;
+	const struct xr_shard_result *r = sh->res;
+	uint64_t now = xr__now_ns(), dt = now - sh->last_report_ns;
+
+	xr_store_relaxed(&g->created, r->created);
+	xr_store_relaxed(&g->destroyed, r->destroyed);
+	xr_store_relaxed(&g->resets, r->resets);
+	xr_store_relaxed(&g->finals, r->finals);
+	xr_store_relaxed(&g->created_per_s, per_s(r->created, sh->last_created, dt));
+	xr_store_relaxed(&g->destroyed_per_s, per_s(r->destroyed, sh->last_destroyed, dt));
+	xr_store_relaxed(&g->resets_per_s, per_s(r->resets, sh->last_resets, dt));
+	for (uint32_t b = 0; b < XR_GAME_LAT_BUCKETS; b++)
+		xr_store_relaxed(&g->lat_hist[b], sh->lat_hist[b]);
+	xr_store_relaxed(&g->lat_count, sh->lat_count);
+	sh->last_report_ns = now;
+	sh->last_created = r->created;
+	sh->last_destroyed = r->destroyed;
+	sh->last_resets = r->resets;
+}
+
 static void report_stats(struct shard *sh)
 {
 	struct xr_shard_stats *st = sh->st;
@@ -424,6 +476,7 @@ static void report_stats(struct shard *sh)
 		xr_store_relaxed(&st->cpu_ns, (uint64_t)cpu.tv_sec * 1000000000ull +
 						      (uint64_t)cpu.tv_nsec);
 	xr_store_relaxed(&st->ticks, xr_load_relaxed(&st->ticks) + 1);
+	report_games(sh);
 	xr_store_relaxed(&st->tick_ns, xr__now_ns());
 }
 
@@ -598,6 +651,8 @@ int xr_shard_run(xr_writer *w, const xr_exp_template *t, const struct xr_shard_o
 	sh.now = sh.start;
 	sh.tick_ns = o->tick_ns ? o->tick_ns : XR_SHARD_FAST_TICK_NS;
 	sh.st = xr__writer_shard_stats(w);
+	sh.gst = xr__writer_game_stats(w);
+	sh.last_report_ns = sh.start;
 	rc = set_up(&sh, w, t);
 	if (rc < 0)
 		goto out;

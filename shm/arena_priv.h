@@ -202,6 +202,8 @@ void xr__writer_init(struct xr_writer *w, struct xr_arena *a, uint32_t ring);
 
 /* Where the shard writing w's ring reports its stats, for tools. */
 struct xr_shard_stats *xr__writer_shard_stats(struct xr_writer *w);
+/* The same for its games at runtime. */
+struct xr_game_stats *xr__writer_game_stats(struct xr_writer *w);
 
 
 #endif

@@ -42,7 +42,7 @@
 #include "xring/types.h"
 
 #define XR_MAGIC 0x31414e4552415258ull /* "XRARENA1" little-endian */
-#define XR_LAYOUT_VERSION 3u
+#define XR_LAYOUT_VERSION 4u
 
 #define XR_CACHELINE 64
 #define XR_MAX_STREAMS 8
@@ -152,6 +152,25 @@ struct xr_shard_stats {
 	uint64_t pad_;
 };
 
+/* Creation latency buckets: bucket 0 below 2^10 ns, bucket b (b >= 1)
+ * [2^(9+b), 2^(10+b)) ns, the last one everything from 2^(8+N) ns. */
+#define XR_GAME_LAT_BUCKETS 24
+
+/* A shard's games at runtime (engine/shard.c, on its stats tick; relaxed
+ * stores by that shard only): lifecycle orders it took, and how long each
+ * creation took from the request to the game's first record. */
+struct xr_game_stats {
+	_Atomic uint64_t created;
+	_Atomic uint64_t destroyed;
+	_Atomic uint64_t resets;
+	_Atomic uint64_t finals;        /* episodes cut short (destroy, reset, stop) */
+	_Atomic uint64_t created_per_s; /* over the last stats period */
+	_Atomic uint64_t destroyed_per_s;
+	_Atomic uint64_t resets_per_s;
+	_Atomic uint64_t lat_count;
+	_Atomic uint64_t lat_hist[XR_GAME_LAT_BUCKETS];
+};
+
 struct xr_arena_hdr {
 	/* identity: written once while CREATING, then read-only */
 	uint64_t magic;
@@ -186,6 +205,7 @@ struct xr_arena_hdr {
 	struct xr_stream_desc streams[XR_MAX_STREAMS];
 	struct xr_ring_desc rings[XR_MAX_RINGS];
 	struct xr_shard_stats shards[XR_MAX_RINGS]; /* the shard writing ring i */
+	struct xr_game_stats games[XR_MAX_RINGS];   /* ...and its games */
 };
 
 /*
@@ -285,8 +305,9 @@ _Static_assert(offsetof(struct xr_arena_hdr, state) == 512, "hdr state line");
 _Static_assert(offsetof(struct xr_arena_hdr, streams) == 576, "hdr streams");
 _Static_assert(offsetof(struct xr_arena_hdr, rings) % XR_CACHELINE == 0, "rings aligned");
 _Static_assert(sizeof(struct xr_shard_stats) == XR_CACHELINE, "shard stats are one line");
+_Static_assert(sizeof(struct xr_game_stats) == 4 * XR_CACHELINE, "game stats are 4 lines");
 _Static_assert(sizeof(struct xr_arena_hdr) ==
-		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 5 * XR_CACHELINE,
+		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 9 * XR_CACHELINE,
 	       "hdr size");
 _Static_assert(offsetof(struct xr_arena_hdr, writer_uid) == 496, "hdr writer_uid");
 _Static_assert(sizeof(struct xr_reader_info) == 64, "reader info is one line");

@@ -591,6 +591,11 @@ struct xr_shard_stats *xr__writer_shard_stats(struct xr_writer *w)
 	return &w->arena->hdr->shards[w->ring];
 }
 
+struct xr_game_stats *xr__writer_game_stats(struct xr_writer *w)
+{
+	return &w->arena->hdr->games[w->ring];
+}
+
 uint64_t xr_writer_next_seq(const xr_writer *w)
 {
 	return w->seq;

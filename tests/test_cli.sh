@@ -24,7 +24,8 @@ expect_err() {
 }
 
 for cmd in engine info tail setup games; do
-  "$xring" "$cmd" --help | grep -q "usage: xring $cmd" || fail "$cmd --help"
+  # Not piped: grep -q leaving early would SIGPIPE a long help (pipefail).
+  grep -q "usage: xring $cmd" <<<"$("$xring" "$cmd" --help)" || fail "$cmd --help"
 done
 "$xring" --help | grep -q "commands:" || fail "xring --help"
 expect_err 2 "unknown command 'bogus'" -- "$xring" bogus

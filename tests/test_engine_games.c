@@ -29,6 +29,8 @@
 #include <stdlib.h>
 
 #include "engine/host.h"
+#include "shm/arena_priv.h"
+#include "util/atomics.h"
 #include "peer_helpers.h"
 #include "xring/games.h"
 
@@ -47,6 +49,8 @@ struct engine {
 	struct xr_gdir_shape shape;
 	struct xr_gdir_opts go;
 	struct xr_shard_result res;
+	/* What the arena's stats said at the end, summed over the shards. */
+	uint64_t st_created, st_destroyed, st_resets, st_finals, st_lat_count;
 	pthread_t th;
 	int rc;
 };
@@ -105,6 +109,15 @@ static void engine_stop(struct engine *e)
 	xr_host_stop(e->h);
 	CHECK(pthread_join(e->th, NULL) == 0);
 	CHECK_RC(e->rc, 0);
+	const struct xr_arena *a = xr_host_arena(e->h);
+	for (uint32_t k = 0; k < e->ss.n_rings; k++) {
+		const struct xr_game_stats *g = &a->hdr->games[a->lay.streams[0].first_ring + k];
+		e->st_created += xr_load_relaxed(&g->created);
+		e->st_destroyed += xr_load_relaxed(&g->destroyed);
+		e->st_resets += xr_load_relaxed(&g->resets);
+		e->st_finals += xr_load_relaxed(&g->finals);
+		e->st_lat_count += xr_load_relaxed(&g->lat_count);
+	}
 	xr_host_destroy(e->h);
 }
 
@@ -378,6 +391,12 @@ static void lifecycle(void)
 	 * when the engine stops. */
 	CHECK_EQ(e.res.created, 6);
 	CHECK(e.res.destroyed >= 1 && e.res.destroyed <= 5);
+	/* The arena's stats, which tools show, say the same. */
+	CHECK_EQ(e.st_created, e.res.created);
+	CHECK_EQ(e.st_destroyed, e.res.destroyed);
+	CHECK_EQ(e.st_resets, e.res.resets);
+	CHECK_EQ(e.st_finals, e.res.finals);
+	CHECK_EQ(e.st_lat_count, 6); /* each creation's first record timed */
 	CHECK_EQ(e.res.resets, 1);
 	free(lg.r);
 }
