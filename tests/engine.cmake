@@ -9,3 +9,13 @@ xr_test(NAME test_engine_readers SOURCES test_engine_readers.c LABELS "stress;en
 # Games created, reset and destroyed through the control socket while the
 # engine runs; refusals; garbage; episodes ended at stop. Threads: TSan too.
 xr_test(NAME test_engine_games SOURCES test_engine_games.c LABELS "unit;engine;threads;control")
+# Games at runtime under load, short variants (perf/games_load.sh runs the
+# full ones): 0 -> 1,000 games by 10 creator processes; 2,000 games with two
+# lossless readers; 500 creations and destructions a second. Zero loss,
+# every episode ended, threads/fds/RSS flat, stats equal what was done.
+foreach(mode_secs "ramp;3" "sustained;20" "burst;6")
+  list(GET mode_secs 0 mode)
+  list(GET mode_secs 1 secs)
+  xr_test(NAME test_games_load_${mode} SOURCES test_games_load.c LABELS "stress;engine"
+          ARGS $<TARGET_FILE:xring_cli> ${mode} ${secs} TIMEOUT 300)
+endforeach()
