@@ -58,6 +58,7 @@ struct xr_uid_use *xr__limits_uid(struct xr_limits *l, uint32_t uid, uint64_t no
 	struct xr_uid_use *u = &l->use[l->n++];
 	*u = (struct xr_uid_use){.uid = uid};
 	xr__bucket_init(&u->bucket, l->uid_burst, now);
+	xr__bucket_init(&u->games, l->games_burst, now);
 	return u;
 }
 
@@ -87,6 +88,12 @@ void xr__limits_init(struct xr_limits *l, uint32_t conns, uint32_t readers,
 	l->uid_burst = 2 * l->uid_rate;
 	l->conn_rate = 16;
 	l->conn_burst = 32;
+	/* Game requests (create, destroy, reset, list) come in streams (a
+	 * trainer resetting its games, listing many pages): a rate of their
+	 * own, per uid over all its connections, which each request's bounded
+	 * cost (control/server.c, engine/games.c) makes safe to set high. */
+	l->games_rate = XR_CTL_GAME_REQS_PER_UID;
+	l->games_burst = 2 * l->games_rate;
 }
 
 int xr__limits_add_conn(struct xr_limits *l, uint32_t uid, char *why, size_t len)

@@ -17,6 +17,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Game requests a second of one uid, over all its connections. */
+#define XR_CTL_GAME_REQS_PER_UID 4096
+
 /* Token bucket: `rate` tokens a second, at most `burst` saved up. */
 struct xr_bucket {
 	double tokens;
@@ -38,6 +41,7 @@ struct xr_uid_use {
 	uint32_t conns;          /* connections open */
 	uint32_t readers;        /* reader slots held */
 	struct xr_bucket bucket; /* requests over all its connections */
+	struct xr_bucket games;  /* game requests over all its connections */
 };
 
 struct xr_limits {
@@ -48,6 +52,7 @@ struct xr_limits {
 	uint32_t others_conns, others_readers;           /* ...held now */
 	double uid_rate, uid_burst;
 	double conn_rate, conn_burst;
+	double games_rate, games_burst;  /* game requests, per uid */
 	uint32_t n, cap;
 	struct xr_uid_use *use;
 };

@@ -570,11 +570,24 @@ static const char *malformed(const struct xr_ctl_hdr *h, int n, int n_fds)
 	return NULL;
 }
 
-/* Rate limits: the connection's, then its uid's over all its connections. */
-static bool rate_ok(struct xr_server *c, struct conn *k, uint32_t id)
+/* Rate limits: the connection's, then its uid's over all its connections;
+ * for game requests, the uid's game request rate alone. */
+static bool rate_ok(struct xr_server *c, struct conn *k, uint32_t id, bool game)
 {
 	uint64_t now = xr__now_ns();
 	struct xr_uid_use *u = xr__limits_uid(&c->lim, k->uid, now);
+
+	if (game) {
+		if (u && !xr__bucket_take(&u->games, c->lim.games_rate, c->lim.games_burst, now)) {
+			send_error(k->fd, id, -EAGAIN,
+				   "too many game requests from uid %u (%.0f/s over all its "
+				   "connections); retry in %u ms",
+				   (unsigned)k->uid, c->lim.games_rate,
+				   xr__bucket_retry_ms(&u->games, c->lim.games_rate));
+			return false;
+		}
+		return true;
+	}
 
 	if (!xr__bucket_take(&k->bucket, c->lim.conn_rate, c->lim.conn_burst, now)) {
 		send_error(k->fd, id, -EAGAIN,
@@ -649,7 +662,7 @@ static void on_message(struct xr_server *c, uint32_t ci)
 		drop_conn(c, ci);
 		return;
 	}
-	if (!rate_ok(c, k, u.h.id)) {
+	if (!rate_ok(c, k, u.h.id, is_game_verb(u.h.type))) {
 		/* A connection that holds games is told to retry, not hung
 		 * up on: its games would go with it. */
 		if (!is_game_verb(u.h.type) || !k->attached)

@@ -11,7 +11,8 @@
 # (how fast cache lines move between the two CPUs), which on a VM drifts, so
 # that bench_ring's numbers can be read against the state the machine was in.
 # bench_wakeup (latency from publish to the reader's return, eventfd and spin)
-# runs last, with --json when given.
+# and bench_games (games created and destroyed while the engine runs flat
+# out; memory per game) run last, with --json when given.
 #
 # Exit status: 0 when every benchmark measured (a missed target is still 0),
 # otherwise the first non-zero status (1: a data check failed).
@@ -51,4 +52,5 @@ run probe_coherence $json
 run bench_engine
 cmake --build "$build" -j "$(nproc)" --target xring_cli xring_python >&2 && echo "run.sh: bench_python.py $json" >&2 && "$root/perf/bench_python.py" --build "$build" $json || { rc=$?; [ "$status" -ne 0 ] || status=$rc; }
 run bench_wakeup $json
+run bench_games $json
 exit "$status"
