@@ -71,6 +71,9 @@ static const char engine_help[] =
 	"  --seed X                 seed of game 0's first episode (default: 1)\n"
 	"  --turn-limit T           turns before an episode is truncated (default: the game's)\n"
 	"  --obs-dtype u8|f32       observation element type (default: u8)\n"
+	"  --observe all|subscribed records for every (game, player), or only for those\n"
+	"                           some attached reader's filter selects (its games and\n"
+	"                           players); the other games only step (default: all)\n"
 	"  --shape LIST             more streams, one per shape of game created at\n"
 	"                           runtime: NAME:HxW:K[:DTYPE[:GAME]],... (stream NAME\n"
 	"                           carries GAME (default: --game) games of an HxW board,\n"
@@ -94,7 +97,7 @@ enum {
 	O_RATE, O_GAMES, O_QUIET, O_HELP, O_GAME, O_BOARD, O_PLAYERS, O_SEED, O_TURNS,
 	O_DTYPE, O_TICK, O_SHARDS, O_CONFIG, O_HIGH, O_LOW, O_ALLOW_UID, O_ALLOW_GID,
 	O_CONNS_UID, O_READERS_UID, O_REQS_UID, O_LEASE_TIMEOUT, O_MAX_GAMES, O_GAMES_UID,
-	O_CREATES_UID, O_SHAPE,
+	O_CREATES_UID, O_SHAPE, O_OBSERVE,
 };
 
 static const struct xr_opt engine_opts[] = {
@@ -119,6 +122,7 @@ static const struct xr_opt engine_opts[] = {
 	[O_GAMES_UID] = {"--max-games-per-uid", true},
 	[O_CREATES_UID] = {"--max-creates-per-uid", true},
 	[O_SHAPE] = {"--shape", true},
+	[O_OBSERVE] = {"--observe", true},
 	{NULL, false},
 };
 
@@ -141,6 +145,7 @@ struct engine_args {
 	double high_wm, low_wm;
 	double lease_timeout_s;
 	uint32_t max_games, max_games_per_uid, creates_per_uid;
+	bool observe_subscribed;
 	/* Streams 1.. (--shape); stream 0 is ss. */
 	struct shape_arg {
 		const char *stream, *game;
@@ -305,6 +310,11 @@ static int parse_game_opt(int k, const char *v, struct engine_args *ea)
 		return 0;
 	case O_SHAPE:
 		return parse_shapes(v, ea);
+	case O_OBSERVE:
+		if (strcmp(v, "all") && strcmp(v, "subscribed"))
+			USAGE("--observe must be all or subscribed, not '%s'", v);
+		ea->observe_subscribed = !strcmp(v, "subscribed");
+		return 0;
 	case O_MAX_GAMES:
 	case O_GAMES_UID:
 	case O_CREATES_UID: {
@@ -600,6 +610,8 @@ static void games_opts(const struct engine_args *ea, struct xr_gdir_shape *shape
 		.start = ea->synth.games,
 		.start_seed = ea->gcfg.seed,
 		.start_turn_limit = ea->gcfg.turn_limit,
+		.observe_subscribed = ea->observe_subscribed,
+		.max_readers = ea->spec.max_readers ? ea->spec.max_readers : 64, /* xr_arena_create()'s default */
 	};
 }
 

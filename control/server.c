@@ -200,6 +200,17 @@ static void forget_conn(struct xr_server *c, uint32_t i)
  * would pile them up without bound. Kept, they stay within its uid's
  * connections. Returns whether i left the table.
  */
+/* Tells the engine's game directory (if any) that slot reads stream
+ * through f now, or (f NULL) no longer. */
+static void tell_reader(struct xr_server *c, uint32_t slot, uint32_t stream,
+			const struct xr_filt *f)
+{
+	pthread_mutex_lock(&c->games_mu);
+	if (c->games && c->games->reader)
+		c->games->reader(c->games_ctx, slot, stream, f);
+	pthread_mutex_unlock(&c->games_mu);
+}
+
 static bool drop_conn(struct xr_server *c, uint32_t i)
 {
 	struct conn *k = &c->conns[i];
@@ -212,6 +223,7 @@ static bool drop_conn(struct xr_server *c, uint32_t i)
 		pthread_mutex_unlock(&c->games_mu);
 	}
 	if (k->slot >= 0) {
+		tell_reader(c, (uint32_t)k->slot, 0, NULL);
 		xr__peers_release_owner(c->a, &k->owner);
 		xr__limits_drop_reader(&c->lim, k->uid);
 		k->slot = -1;
@@ -395,6 +407,9 @@ static void do_subscribe(struct xr_server *c, uint32_t ci, const struct xr_ctl_h
 	 * reads SUBSCRIBED, is honoured (shm/peers.c, ORDERING). */
 	xr__peer_activate(c->a, (uint32_t)slot, (m->flags & XR_CTL_SUB_WAKE) ? k->fd : -1,
 			  c->wake_msg, sizeof(c->wake_msg), &filt);
+	/* Before the reply: records the reader wants are built from the
+	 * shards' next round on. */
+	tell_reader(c, (uint32_t)slot, stream, &filt);
 	struct xr_ctl_subscribed r = {.slot = (uint32_t)slot, .stream = stream, .policy = policy,
 				      .gen = c->a->infos[slot].gen};
 	int rc = xr__ctl_send(k->fd, XR_CTL_SUBSCRIBED, h->id, &r, sizeof(r), &page_fd, 1);
@@ -416,6 +431,7 @@ static void do_detach(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr 
 		drop_conn(c, ci);
 		return;
 	}
+	tell_reader(c, (uint32_t)k->slot, 0, NULL);
 	xr__peers_release_owner(c->a, &k->owner);
 	xr__limits_drop_reader(&c->lim, k->uid);
 	k->slot = -1;

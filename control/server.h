@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "control/proto.h"
+#include "record/filter.h"
 #include "xring/server.h"
 
 /* Tests: whether servers started from now on ask the kernel to refuse
@@ -57,6 +58,9 @@ struct xr_server_games {
 		     struct xr_ctl_games *r);
 	/* A connection ended: what it owns goes. */
 	void (*gone)(void *ctx, uint64_t conn);
+	/* The reader in slot now reads stream through filter f (f NULL: the
+	 * slot is free again): for the records the engine builds. */
+	void (*reader)(void *ctx, uint32_t slot, uint32_t stream, const struct xr_filt *f);
 };
 
 /* xr_server_start(), serving the game verbs through ops from the first

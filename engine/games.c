@@ -26,6 +26,7 @@
 
 #include "control/limits.h"
 #include "engine/games.h"
+#include "engine/interest.h"
 #include "util/atomics.h"
 #include "util/clock.h"
 
@@ -89,6 +90,7 @@ struct xr_gdir {
 	uint32_t n_order;
 	struct uidrec *uids;
 	uint32_t n_uids, uids_cap;
+	struct xr_interest *interest;   /* --observe subscribed; else NULL */
 };
 
 static uint32_t pow2_at_least(uint64_t n)
@@ -557,12 +559,21 @@ static void games_gone(void *ctx, uint64_t conn)
 	}
 }
 
+static void games_reader(void *ctx, uint32_t slot, uint32_t stream, const struct xr_filt *f)
+{
+	struct xr_gdir *d = ctx;
+
+	if (d->interest)
+		xr__interest_set(d->interest, slot, stream, f);
+}
+
 const struct xr_server_games xr__gdir_hooks = {
 	.create = games_create,
 	.destroy = games_destroy,
 	.reset = games_reset,
 	.list = games_list,
 	.gone = games_gone,
+	.reader = games_reader,
 };
 
 /* --- life --------------------------------------------------------------- */
@@ -623,6 +634,9 @@ int xr__gdir_create(const struct xr_gdir_opts *o, struct xr_gdir **out)
 	if (!d->shapes || !d->sh || !d->hash || !d->order)
 		goto nomem;
 	memcpy(d->shapes, o->shapes, o->n_shapes * sizeof(*d->shapes));
+	if (o->observe_subscribed &&
+	    xr__interest_create(o->max_readers ? o->max_readers : 256, &d->interest) < 0)
+		goto nomem;
 	for (uint32_t k = 0; k < o->shards; k++) {
 		struct dshard *s = &d->sh[k];
 		if (xr__lc_init(&s->in, pow2_at_least(2ull * d->cap)) < 0 ||
@@ -648,6 +662,7 @@ void xr__gdir_wire(struct xr_gdir *d, uint32_t k, struct xr_shard_opts *so)
 	so->out = &d->sh[k].out;
 	so->pub = d->sh[k].pub;
 	so->capacity = d->cap;
+	so->interest = d->interest;
 }
 
 void xr__gdir_destroy(struct xr_gdir *d)
@@ -681,5 +696,6 @@ void xr__gdir_destroy(struct xr_gdir *d)
 	free(d->hash);
 	free(d->order);
 	free(d->uids);
+	xr__interest_destroy(d->interest);
 	free(d);
 }

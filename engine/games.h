@@ -52,6 +52,10 @@ struct xr_gdir_opts {
 	uint32_t start;
 	uint64_t start_seed;
 	uint32_t start_turn_limit;
+	/* --observe subscribed: records only for the (game, player) pairs some
+	 * reader's filter selects (engine/interest.h), of max_readers slots. */
+	bool observe_subscribed;
+	uint32_t max_readers;
 };
 
 struct xr_gdir;

@@ -36,6 +36,8 @@ struct game_slot {
 	uint32_t turn;
 	uint16_t stream;
 	uint8_t players;
+	uint8_t want;                   /* players some reader wants (lazy) */
+	uint32_t want_gen;              /* ...as of this interest generation */
 	bool in_use;
 	bool shown;                     /* a record of this episode is out */
 	bool ended;                     /* terminal records emitted: reset next */
@@ -109,6 +111,8 @@ struct shard {
 	uint64_t last_report_ns;        /* and the counts then, for rates */
 	uint64_t last_created, last_destroyed, last_resets;
 	uint64_t now;
+	struct xr_interest_view iv;     /* lazy: our copy of who wants what */
+	uint32_t igen;                  /* bumped at each new copy; 0: not lazy */
 	bool draining;                  /* stopping: final records only */
 	uint64_t drain_end;
 	int err;              /* first error, or -EINTR when asked to stop */
@@ -264,11 +268,27 @@ static void episode_over(struct shard *sh, struct game_slot *s)
 		xr_store_relaxed(&sh->o->pub[s - sh->gs].episodes, s->episodes);
 }
 
-/* Plays one turn of slot s: a record per live player, then a step (or,
- * after the episode ended, the terminal records and a reset). */
+/* The players of s whose records some reader wants: all, unless lazy. */
+static uint32_t wanted(struct shard *sh, struct game_slot *s)
+{
+	if (!sh->igen)
+		return UINT32_MAX;
+	if (s->want_gen != sh->igen) {
+		s->want = (uint8_t)xr__interest_players(&sh->iv, s->stream, s->id, s->players);
+		s->want_gen = sh->igen;
+	}
+	return s->want;
+}
+
+/* Plays one turn of slot s: a record per live player (lazy: per player
+ * some reader wants; the others' actions are drawn as if their records
+ * were written, so that what is played does not depend on who reads),
+ * then a step (or, after the episode ended, the terminal records and a
+ * reset). */
 static void play_turn(struct shard *sh, struct game_slot *s)
 {
 	int32_t actions[XR_GAME_MAX_PLAYERS];
+	uint32_t want = wanted(sh, s);
 
 	if (s->ended)
 		start_episode(s, s->episode + 1, false);
@@ -276,6 +296,13 @@ static void play_turn(struct shard *sh, struct game_slot *s)
 		actions[p] = 0;
 		if (s->flags[p] & XR_GAME_OUT)
 			continue;
+		if (!(want & (1u << p))) {
+			uint8_t *mask = sh->ss[s->stream].scratch;
+			s->vt->legal_actions(s->g, p, mask);
+			actions[p] = xr_policy_random_legal(
+				mask, sh->ss[s->stream].t->shape.mask_len, &s->rng);
+			continue;
+		}
 		int rc = write_record(sh, s, p, (s->flags[p] & XR_GAME_DONE) != 0,
 				      (s->flags[p] & XR_GAME_TRUNCATED) != 0, false, &actions[p]);
 		if (rc < 0) {
@@ -498,6 +525,10 @@ static void round_end(struct shard *sh)
 	publish_all(sh);
 	sh->now = xr__now_ns();
 	take_orders(sh);
+	if (sh->igen && xr__interest_changed(sh->o->interest, &sh->iv)) {
+		xr__interest_copy(sh->o->interest, &sh->iv);
+		sh->igen++;
+	}
 	if (!sh->o->tick_ns) {
 		sh->tick_now = (sh->now - sh->start) / sh->tick_ns;
 		xr_wheel_advance(sh->wheel, sh->tick_now, sh);
@@ -631,6 +662,12 @@ static int set_up(struct shard *sh, xr_writer *w, const xr_exp_template *t)
 		if (!(sh->ss[k].scratch = malloc(ml ? ml : 1)))
 			return -ENOMEM;
 	}
+	if (o->interest) {
+		if (xr__interest_view_init(o->interest, &sh->iv) < 0)
+			return -ENOMEM;
+		xr__interest_copy(o->interest, &sh->iv);
+		sh->igen = 1;
+	}
 	sh->cap = o->capacity > o->games ? o->capacity : o->games;
 	sh->gs = calloc(sh->cap ? sh->cap : 1, sizeof(*sh->gs));
 	sh->live = calloc(sh->cap ? sh->cap : 1, sizeof(*sh->live));
@@ -687,6 +724,7 @@ out:
 				sh.gs[i].vt->destroy(sh.gs[i].g);
 	for (uint32_t k = 0; k < XR_SHARD_STREAMS_MAX; k++)
 		free(sh.ss[k].scratch);
+	xr__interest_view_fini(&sh.iv);
 	free(sh.gs);
 	free(sh.live);
 	free(sh.wheel);

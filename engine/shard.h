@@ -43,6 +43,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "engine/interest.h"
 #include "engine/lifecycle_queue.h"
 #include "xring/arena.h"
 #include "xring/game.h"
@@ -80,6 +81,9 @@ struct xr_shard_opts {
 	 * slot's turn and episodes ([capacity]; may be NULL). */
 	struct xr_lc_queue *in, *resets, *out;
 	struct xr_game_pub *pub;
+	/* Lazy observations: records only for the pairs some reader wants
+	 * (engine/interest.h); NULL: for every pair. */
+	const struct xr_interest *interest;
 	uint64_t count;        /* records to write; 0 = until *stop */
 	uint64_t tick_ns;      /* turn deadline period; 0 = step as fast as possible */
 	/* Backpressure on lossless streams: past high * capacity of unread
