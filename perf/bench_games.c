@@ -9,6 +9,10 @@
  *           second during the churn as a fraction of its rate just before,
  *           in the same run. Targets: >= 5,000 creations/s, >= 0.8 of the
  *           steady rate.
+ *   observe steps a second of 10,000 games with a reader of 1 % of them
+ *           (games 0..99, lossless), with --observe subscribed (records for
+ *           those 1 % only) against --observe all (every record built, the
+ *           reader skipping 99 % in place), in the same run.
  *   memory  the engine's RSS with no game, then with 100,000 20x20 grid
  *           games: bytes per game beyond the rings (prefaulted at start, so
  *           in both). Target: <= 16 KiB.
@@ -19,6 +23,8 @@
  * 1 when something did not work.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
@@ -49,6 +55,8 @@ static void die(const char *what)
 	exit(1);
 }
 
+static const char *observe = "all";
+
 static void start_engine(const char *games, const char *tick_ms)
 {
 	engine = fork();
@@ -57,7 +65,7 @@ static void start_engine(const char *games, const char *tick_ms)
 	if (engine == 0) {
 		execl(xring_bin, xring_bin, "engine", "--name", name, "--games", games, "--max-games",
 		      "100000", "--max-creates-per-uid", "10000000", "--tick-ms", tick_ms,
-		      "--ring-size", "64M", "--quiet", (char *)NULL);
+		      "--ring-size", "64M", "--observe", observe, "--quiet", (char *)NULL);
 		_exit(127);
 	}
 	uint64_t end = xr__now_ns() + 30 * SEC;
@@ -166,6 +174,57 @@ static void churn(double seconds, struct churn *r)
 	stop_engine();
 }
 
+struct observed {
+	xr_reader *r;
+	_Atomic int stop;
+	uint64_t records;
+};
+
+static void *observer_main(void *p)
+{
+	struct observed *o = p;
+	xr_batch b;
+
+	while (!atomic_load(&o->stop)) {
+		int n = xr_reader_read(o->r, 1, 4096, 10000000, &b);
+		if (n < 0)
+			break;
+		if (n > 0) {
+			o->records += b.count;
+			xr_batch_release(o->r, &b);
+		}
+	}
+	return NULL;
+}
+
+/* Steps a second of `games` games with a lossless reader of games 0..99. */
+static double observe_rate(const char *mode, const char *games, uint64_t *records)
+{
+	xr_id_range some = {0, 99};
+	xr_filter f = {.games = &some, .n_games = 1};
+	xr_reader_opts ro = {.filter = &f, .label = "bench-1%"};
+	struct observed o = {0};
+	pthread_t th;
+
+	observe = mode;
+	start_engine(games, "0");
+	if (xr_reader_attach(name, &ro, &o.r) < 0)
+		die("attach");
+	if (pthread_create(&th, NULL, observer_main, &o))
+		die("pthread_create");
+	pause_ns(1 * SEC); /* warm up */
+	uint64_t s0 = info_sum("steps"), t0 = xr__now_ns();
+	pause_ns(3 * SEC);
+	double r = (double)(info_sum("steps") - s0) * 1e9 / (double)(xr__now_ns() - t0);
+	atomic_store(&o.stop, 1);
+	pthread_join(th, NULL);
+	*records = o.records;
+	xr_reader_detach(o.r);
+	stop_engine();
+	observe = "all";
+	return r;
+}
+
 struct memory {
 	long rss0, rss1;
 	uint32_t games;
@@ -234,15 +293,20 @@ int main(int argc, char **argv)
 
 	struct churn ch;
 	struct memory mem;
+	uint64_t rec_all, rec_sub;
 	churn(seconds, &ch);
+	double all = observe_rate("all", "10000", &rec_all);
+	double sub = observe_rate("subscribed", "10000", &rec_sub);
 	memory(games, &mem);
 	if (json) {
 		printf("{\"bench\":\"games\",\"creates_per_s\":%.0f,\"destroys_per_s\":%.0f,"
 		       "\"creates_target\":5000,\"engine_steady_per_s\":%.0f,\"engine_during_per_s\":%.0f,"
 		       "\"engine_fraction\":%.3f,\"games\":%u,\"rss0_kib\":%ld,\"rss1_kib\":%ld,"
-		       "\"bytes_per_game\":%.0f,\"bytes_per_game_target\":16384}\n",
+		       "\"bytes_per_game\":%.0f,\"bytes_per_game_target\":16384,"
+		       "\"steps_per_s_observe_all\":%.0f,\"steps_per_s_observe_subscribed\":%.0f,"
+		       "\"observe_speedup\":%.2f}\n",
 		       ch.creates_s, ch.destroys_s, ch.steady, ch.during, ch.during / ch.steady,
-		       mem.games, mem.rss0, mem.rss1, mem.per_game);
+		       mem.games, mem.rss0, mem.rss1, mem.per_game, all, sub, sub / all);
 		return 0;
 	}
 	printf("bench_games: churn, requests of %d games, one process, %.0f s, on 1,000 20x20 grid "
@@ -253,6 +317,10 @@ int main(int argc, char **argv)
 	printf("  engine       %8.0f records/s during, %.0f/s steady just before: %.2f of steady "
 	       "(target >= 0.80)\n",
 	       ch.during, ch.steady, ch.during / ch.steady);
+	printf("bench_games: observe, 10,000 20x20 grid games, a lossless reader of games 0..99:\n"
+	       "  --observe all         %9.0f steps/s (%llu records read)\n"
+	       "  --observe subscribed  %9.0f steps/s (%llu records read): %.2f x all\n",
+	       all, (unsigned long long)rec_all, sub, (unsigned long long)rec_sub, sub / all);
 	printf("bench_games: memory, %u 20x20 grid games: RSS %ld -> %ld KiB, %.0f bytes a game "
 	       "(%.2f of the 16 KiB target)\n",
 	       mem.games, mem.rss0, mem.rss1, mem.per_game, mem.per_game / 16384.0);
