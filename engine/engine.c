@@ -8,6 +8,7 @@
 
 #include "engine/engine.h"
 #include "engine/games.h"
+#include "util/atomics.h"
 #include "xring/writer.h"
 
 struct shard_thread {
@@ -121,7 +122,7 @@ int xr_engine_start(xr_arena *a, const xr_exp_template *t, const struct xr_engin
 		/* A shard that could not start: stop those that did, rather
 		 * than join them for ever. */
 		if (e->started && o->shard.stop)
-			*o->shard.stop = 1;
+			xr_store_relaxed(o->shard.stop, 1);
 		xr_engine_join(e, NULL);
 		return rc;
 	}

@@ -31,7 +31,8 @@ struct xr_host {
 	xr_server *srv;
 	struct xr_gdir *dir;          /* the game directory, or NULL */
 	int wake_fd;                  /* eventfd: a writer ended, or stop */
-	volatile sig_atomic_t stop;   /* the writers' stop flag */
+	_Atomic int stop;             /* the writers' stop flag (a lock-free
+				       * atomic: a signal handler sets it) */
 	_Atomic uint32_t ended;       /* writer threads that ended */
 	/* the synthetic writer's thread */
 	xr_writer *synth_w;
@@ -97,7 +98,7 @@ void xr_host_stop(struct xr_host *h)
 {
 	uint64_t one = 1;
 
-	h->stop = 1;
+	xr_store_relaxed(&h->stop, 1); /* a flag to look at: orders nothing */
 	if (write(h->wake_fd, &one, sizeof(one)) < 0)
 		return; /* a full counter is readable already */
 }
@@ -128,7 +129,7 @@ static void keep_house(struct xr_host *h, xr_writer *const *ws, uint32_t writers
 			v = 0;
 		xr_arena_heartbeat(h->a);
 		xr__peers_mirror(h->a);
-		if (h->stop && !cancelled) {
+		if (xr_load_relaxed(&h->stop) && !cancelled) {
 			for (uint32_t k = 0; k < writers; k++)
 				xr_writer_cancel(ws[k]);
 			cancelled = true;

@@ -120,7 +120,7 @@ struct shard {
 
 static bool stop_asked(const struct shard *sh)
 {
-	return sh->o->stop && *sh->o->stop;
+	return sh->o->stop && xr_load_relaxed(sh->o->stop);
 }
 
 /* Reserves a record, waiting while the writer may not go on: a lossless

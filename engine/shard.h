@@ -97,7 +97,8 @@ struct xr_shard_opts {
 	 * wait for lossless readers; 0: XR_SHARD_DRAIN_NS. Past it, the rest
 	 * are counted in finals_lost. */
 	uint64_t drain_ns;
-	volatile sig_atomic_t *stop;
+	_Atomic int *stop;     /* set (relaxed) from any thread or a signal handler:
+				* a lock-free atomic, so both may */
 };
 
 #define XR_SHARD_DRAIN_NS 2000000000ull

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "engine/synthetic.h"
+#include "util/atomics.h"
 #include "util/clock.h"
 #include "xring/error.h"
 #include "xring/writer.h"
@@ -47,7 +48,7 @@ int xr_synth_run(xr_writer *w, const xr_exp_template *t,
 	memset(res, 0, sizeof(*res));
 	if (o->lease_timeout_ns)
 		xr_writer_set_lease_timeout(w, o->lease_timeout_ns);
-	while (!(o->stop && *o->stop) && (!o->count || res->written + res->dropped < o->count)) {
+	while (!(o->stop && xr_load_relaxed(o->stop)) && (!o->count || res->written + res->dropped < o->count)) {
 		if (o->rate) {
 			/* Pace: the n-th record is due at start + n / rate. */
 			uint64_t due = start + (res->written + res->dropped) * 1000000000ull / o->rate;
@@ -73,7 +74,7 @@ int xr_synth_run(xr_writer *w, const xr_exp_template *t,
 			if (r == -EAGAIN) {
 				res->waits++;
 				r = xr_writer_wait(w, t->size, XR_SYNTH_STOP_CHECK_NS);
-				if (r == -ETIMEDOUT || r == -EINTR || (o->stop && *o->stop))
+				if (r == -ETIMEDOUT || r == -EINTR || (o->stop && xr_load_relaxed(o->stop)))
 					break;
 				continue;
 			}

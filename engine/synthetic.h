@@ -24,7 +24,7 @@ struct xr_synth_opts {
 	/* How long a lossy reader's batch may stand in the writer's way
 	 * (xr_writer_set_lease_timeout). 0: the writer's default (10 s). */
 	uint64_t lease_timeout_ns;
-	volatile sig_atomic_t *stop;
+	_Atomic int *stop;     /* set (relaxed) from any thread or a signal handler */
 };
 
 struct xr_synth_result {

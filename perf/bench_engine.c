@@ -12,6 +12,7 @@
  *   bench_engine [--games 100,1000,10000] [--seconds S] [--shards S]
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -95,12 +96,12 @@ static void *sampler_main(void *p)
 	return NULL;
 }
 
-static volatile sig_atomic_t stop;
+static _Atomic int stop;
 
 static void on_alarm(int sig)
 {
 	(void)sig;
-	stop = 1;
+	atomic_store(&stop, 1);
 }
 
 /* The reader process: once told to go, attaches through the control

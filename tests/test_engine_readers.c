@@ -10,6 +10,7 @@
  *
  *   test_engine_readers [seconds]     (default 2)
  */
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -90,12 +91,12 @@ static void reader_main(const char *name, int go_fd, int out_fd, bool filtered)
 	_exit(0);
 }
 
-static volatile sig_atomic_t stop;
+static _Atomic int stop;
 
 static void *stopper(void *p)
 {
 	xr__sleep_ns((uint64_t)(*(double *)p * 1e9));
-	stop = 1;
+	atomic_store(&stop, 1);
 	return NULL;
 }
 
