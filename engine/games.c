@@ -15,8 +15,10 @@
  * Why a peer cannot use the directory to stall the control thread: a
  * request creates at most XR_CTL_CREATE_MAX games, of a shape the operator
  * declared (so of a board size the operator chose), at the rate of its
- * uid's token bucket; every other request costs O(its ids), and a
- * connection's end O(games).
+ * uid's token bucket; a destruction or reset costs O(its ids); a page of
+ * the list O(live games + the page), the dead being compacted away once
+ * they outnumber the live; a connection's end O(the games it owns) (each
+ * owner has its list).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -36,6 +38,8 @@
 #define XR_GAMES_RESETS_QUEUE 4096u   /* resets waiting per shard */
 #define XR_GAMES_POOL_MAX 64u         /* idle instances kept per shard */
 
+#define NIL UINT32_MAX                 /* no game: the end of an owner's list */
+
 struct entry {
 	uint32_t id;
 	uint16_t shape;
@@ -46,6 +50,14 @@ struct entry {
 	int32_t pid;
 	uint64_t seed;
 	uint64_t conn;                  /* the owner's, when owned */
+	uint32_t own_prev, own_next;    /* its owner's games (ref(): shard, slot) */
+};
+
+/* A connection that owns games, and the head of their list: so that its
+ * end costs what it owns, not what the engine hosts. */
+struct owner {
+	uint64_t conn;
+	uint32_t head;
 };
 
 struct pooled {
@@ -81,13 +93,16 @@ struct xr_gdir {
 	struct dshard *sh;
 	uint32_t next_id;
 	uint32_t live;
-	uint32_t owned;                 /* live games owned by a connection */
 	/* id -> shard << 24 | slot, open addressing; key id + 1, 0 = empty */
 	uint64_t *hash;
 	uint32_t hmask;
-	/* live ids (and dead ones, skipped), ascending: ids only grow */
+	/* live ids (and dead ones, skipped), ascending: ids only grow;
+	 * compacted when the dead outnumber the live, so that a page of the
+	 * list costs O(live + page), never O(everything ever destroyed) */
 	uint32_t *order;
-	uint32_t n_order;
+	uint32_t n_order, n_dead;
+	struct owner *owners;           /* connections that own games */
+	uint32_t n_owners, owners_cap;
 	struct uidrec *uids;
 	uint32_t n_uids, uids_cap;
 	struct xr_interest *interest;   /* --observe subscribed; else NULL */
@@ -153,19 +168,83 @@ static void hash_del(struct xr_gdir *d, uint32_t id)
 	}
 }
 
-/* The list of ids, compacted once half of it is dead. */
+/* The list of ids. Compaction costs what the deaths before it did. */
 static void order_add(struct xr_gdir *d, uint32_t id)
 {
-	uint32_t k, slot;
-
-	if (d->n_order == 2 * d->cap) {
-		uint32_t n = 0;
-		for (uint32_t i = 0; i < d->n_order; i++)
-			if (lookup(d, d->order[i], &k, &slot))
-				d->order[n++] = d->order[i];
-		d->n_order = n;
-	}
 	d->order[d->n_order++] = id;
+}
+
+static void order_dead(struct xr_gdir *d)
+{
+	uint32_t k, slot, n = 0;
+
+	if (++d->n_dead <= d->live + 1024)
+		return;
+	for (uint32_t i = 0; i < d->n_order; i++)
+		if (lookup(d, d->order[i], &k, &slot))
+			d->order[n++] = d->order[i];
+	d->n_order = n;
+	d->n_dead = 0;
+}
+
+/* --- owners -------------------------------------------------------------- */
+
+static uint32_t ref(uint32_t k, uint32_t slot)
+{
+	return k << 24 | slot;
+}
+
+static struct entry *at(struct xr_gdir *d, uint32_t r)
+{
+	return &d->sh[r >> 24].ent[r & 0xffffff];
+}
+
+/* The owner record of conn; made (when make) if there is none. NULL if
+ * none, or out of memory. At most one per connection that owns games,
+ * so the server's connection table bounds their number. */
+static struct owner *owner_of(struct xr_gdir *d, uint64_t conn, bool make)
+{
+	for (uint32_t i = 0; i < d->n_owners; i++)
+		if (d->owners[i].conn == conn)
+			return &d->owners[i];
+	if (!make)
+		return NULL;
+	if (d->n_owners == d->owners_cap) {
+		uint32_t cap = d->owners_cap ? 2 * d->owners_cap : 16;
+		struct owner *o = realloc(d->owners, cap * sizeof(*o));
+		if (!o)
+			return NULL;
+		d->owners = o;
+		d->owners_cap = cap;
+	}
+	d->owners[d->n_owners] = (struct owner){.conn = conn, .head = NIL};
+	return &d->owners[d->n_owners++];
+}
+
+static void own(struct owner *o, struct xr_gdir *d, uint32_t r)
+{
+	struct entry *e = at(d, r);
+
+	e->own_prev = NIL;
+	e->own_next = o->head;
+	if (o->head != NIL)
+		at(d, o->head)->own_prev = r;
+	o->head = r;
+}
+
+static void disown(struct xr_gdir *d, uint32_t r)
+{
+	struct entry *e = at(d, r);
+	struct owner *o = owner_of(d, e->conn, false);
+
+	if (e->own_prev != NIL)
+		at(d, e->own_prev)->own_next = e->own_next;
+	else if (o)
+		o->head = e->own_next;
+	if (e->own_next != NIL)
+		at(d, e->own_next)->own_prev = e->own_prev;
+	if (o && o->head == NIL)
+		*o = d->owners[--d->n_owners]; /* owns nothing more */
 }
 
 /* --- per uid ------------------------------------------------------------ */
@@ -330,9 +409,17 @@ static int games_create(void *ctx, const struct xr_ctl_caller *who,
 		snprintf(why, len, "this engine has given out every game id; restart it");
 		return -ENOSPC;
 	}
+	struct owner *ow = NULL;
+	if ((m->flags & XR_CTL_GAMES_OWNED) && !(ow = owner_of(d, who->conn, true))) {
+		snprintf(why, len, "out of memory");
+		return -ENOMEM;
+	}
 	rc = take_tokens(d, u, n, "games", why, len);
-	if (rc < 0)
+	if (rc < 0) {
+		if (ow && ow->head == NIL)
+			*ow = d->owners[--d->n_owners];
 		return rc;
+	}
 	for (uint32_t k = 0; k < d->o.shards; k++)
 		take_back(d, &d->sh[k]);
 
@@ -370,6 +457,8 @@ static int games_create(void *ctx, const struct xr_ctl_caller *who,
 	}
 	if (i < n) {
 		u->bucket.tokens += n; /* a refusal costs nothing */
+		if (ow && ow->head == NIL)
+			*ow = d->owners[--d->n_owners];
 		while (i-- > 0) {
 			struct dshard *s = &d->sh[pl[i].k];
 			s->free[s->n_free++] = pl[i].slot;
@@ -389,6 +478,8 @@ static int games_create(void *ctx, const struct xr_ctl_caller *who,
 			.uid = who->uid, .pid = who->pid, .seed = m->seed + i, .conn = who->conn};
 		hash_put(d, id, pl[i].k, pl[i].slot);
 		order_add(d, id);
+		if (ow)
+			own(ow, d, ref(pl[i].k, pl[i].slot));
 		struct xr_lc_msg o = {.op = XR_LC_CREATE, .slot = pl[i].slot, .game_id = id,
 				      .stream = sh->stream, .players = sh->players,
 				      .seed = m->seed + i, .t_ns = now, .g = pl[i].g, .vt = sh->vt};
@@ -396,8 +487,6 @@ static int games_create(void *ctx, const struct xr_ctl_caller *who,
 	}
 	d->live += n;
 	u->games += n;
-	if (m->flags & XR_CTL_GAMES_OWNED)
-		d->owned += n;
 	*r = (struct xr_ctl_games_created){.first_id = d->next_id - n, .count = n,
 					   .stream = sh->stream};
 	free(pl);
@@ -437,13 +526,14 @@ static void destroy_one(struct xr_gdir *d, uint32_t k, uint32_t slot)
 	struct xr_lc_msg o = {.op = XR_LC_DESTROY, .slot = slot, .game_id = e->id};
 
 	hash_del(d, e->id);
+	if (e->owned)
+		disown(d, ref(k, slot));
 	e->used = false;
 	s->live--;
 	d->live--;
 	if (u)
 		u->games--;
-	if (e->owned)
-		d->owned--;
+	order_dead(d);
 	xr__lc_push(&s->in, &o); /* never full: see the top of this file */
 }
 
@@ -546,17 +636,12 @@ static void games_list(void *ctx, const struct xr_ctl_caller *who, uint32_t from
 static void games_gone(void *ctx, uint64_t conn)
 {
 	struct xr_gdir *d = ctx;
-	uint32_t k, slot;
+	struct owner *o;
 
-	if (!d->owned)
-		return;
-	for (uint32_t i = 0; i < d->n_order && d->owned; i++) {
-		if (!lookup(d, d->order[i], &k, &slot))
-			continue;
-		const struct entry *e = &d->sh[k].ent[slot];
-		if (e->owned && e->conn == conn)
-			destroy_one(d, k, slot);
-	}
+	/* Each destruction takes its game off the head of the list, and the
+	 * record goes with the last one. */
+	while ((o = owner_of(d, conn, false)) && o->head != NIL)
+		destroy_one(d, o->head >> 24, o->head & 0xffffff);
 }
 
 static void games_reader(void *ctx, uint32_t slot, uint32_t stream, const struct xr_filt *f)
@@ -630,7 +715,7 @@ int xr__gdir_create(const struct xr_gdir_opts *o, struct xr_gdir **out)
 	d->sh = calloc(o->shards, sizeof(*d->sh));
 	d->hmask = pow2_at_least(2ull * max + 2) - 1;
 	d->hash = calloc((size_t)d->hmask + 1, sizeof(*d->hash));
-	d->order = calloc(2ull * d->cap + 1, sizeof(*d->order));
+	d->order = calloc(2ull * max + 2048, sizeof(*d->order)); /* see order_dead */
 	if (!d->shapes || !d->sh || !d->hash || !d->order)
 		goto nomem;
 	memcpy(d->shapes, o->shapes, o->n_shapes * sizeof(*d->shapes));
@@ -696,6 +781,7 @@ void xr__gdir_destroy(struct xr_gdir *d)
 	free(d->hash);
 	free(d->order);
 	free(d->uids);
+	free(d->owners);
 	xr__interest_destroy(d->interest);
 	free(d);
 }
