@@ -71,6 +71,14 @@ static int proc_fds(pid_t pid)
 	return n;
 }
 
+/* A failing check exits: the engine must not outlive the test (it would
+ * hold the test's output open, and its name). */
+static void kill_engine(void)
+{
+	if (engine_pid > 0)
+		kill(engine_pid, SIGKILL);
+}
+
 static void start_engine(uint32_t games)
 {
 	char g[16];
@@ -79,6 +87,7 @@ static void start_engine(uint32_t games)
 	engine_pid = fork();
 	CHECK(engine_pid >= 0);
 	if (engine_pid == 0) {
+		engine_pid = 0;
 		execl(xring_bin, xring_bin, "engine", "--name", name, "--games", g, "--board", "8x8",
 		      "--players", "2", "--max-games", "4000", "--ring-size", "8M", "--hugepages",
 		      "off", "--quiet", (char *)NULL);
@@ -268,6 +277,7 @@ static void stop_and_check(struct reader rd[2], uint32_t start_games, const stru
 	CHECK(WAIT_UNTIL((info_counts(&ic, &id), ic == t->created && id == t->destroyed), 10000));
 	CHECK(kill(engine_pid, SIGTERM) == 0);
 	CHECK(waitpid(engine_pid, &st, 0) == engine_pid);
+	engine_pid = 0;
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	uint64_t pairs = 0;
 	for (int i = 0; i < 2; i++) {
@@ -317,7 +327,7 @@ static void check_flat(struct sample before, struct sample mid, struct sample af
 	       before.threads, after.threads, before.fds, after.fds, before.rss_kib, mid.rss_kib,
 	       after.rss_kib);
 	CHECK_EQ(after.threads, before.threads);
-	CHECK_EQ(after.fds, before.fds);
+	CHECK(after.fds <= before.fds); /* before may count a closing probe's */
 	if (after.rss_kib > mid.rss_kib + RSS_SLACK_KIB)
 		FAILF("RSS grew from %ld to %ld KiB over the second half of the load", mid.rss_kib,
 		      after.rss_kib);
@@ -343,6 +353,7 @@ int main(int argc, char **argv)
 			       -1, 0);
 	CHECK(t != MAP_FAILED);
 
+	atexit(kill_engine);
 	start_engine(start_games);
 	start_reader(&rd[0]);
 	start_reader(&rd[1]);
@@ -378,9 +389,9 @@ int main(int argc, char **argv)
 		printf("load: %.0f records/s with %u games\n", rate(&rd[0], 1 * SEC), start_games);
 	}
 	CHECK_EQ(t->failed, 0);
-	/* Every creator's connection is closed by now; give the engine's
-	 * closer a moment to close them (what is counted is its fds). */
-	CHECK(WAIT_UNTIL(proc_fds(engine_pid) == before.fds, 5000));
+	/* Every creator's connection is closed by now; the engine's closer
+	 * closes them on its own thread (what is counted is its fds). */
+	CHECK(WAIT_UNTIL(proc_fds(engine_pid) <= before.fds, 5000));
 	after.fds = proc_fds(engine_pid);
 	check_flat(before, mid, after);
 	stop_and_check(rd, start_games, t);
