@@ -496,6 +496,15 @@ static int parse_args(int argc, char **argv, struct engine_args *ea)
 	return check_args(ea);
 }
 
+/* The first stream's board: --board's, or the game's default, which is
+ * the observation's (C, H, W) (dim 1: H, 2: W). */
+static uint32_t board_of(const struct engine_args *ea, int dim)
+{
+	uint32_t b = dim == 1 ? ea->gcfg.board_h : ea->gcfg.board_w;
+
+	return b ? b : (uint32_t)ea->ss.shape.obs_dims[dim];
+}
+
 /* Stream 1 + i, of --shape i: its game (grid, or the --game plugin by
  * name), record shape and template. 0 or an exit code. */
 static int make_more_shape(struct engine_args *ea, const xr_game_vtable *vt, uint32_t i)
@@ -511,9 +520,20 @@ static int make_more_shape(struct engine_args *ea, const xr_game_vtable *vt, uin
 	else if (sa->game && strcmp(sa->game, vt->name))
 		USAGE("--shape %s: game '%s' is neither grid nor --game's (%s)", sa->stream, sa->game,
 		      vt->name);
-	for (uint32_t j = 0; j < 1 + i; j++)
-		if (!strcmp(sa->stream, ea->streams[j].name ? ea->streams[j].name : XR_DEFAULT_STREAM))
+	for (uint32_t j = 0; j < 1 + i; j++) {
+		const char *other = ea->streams[j].name ? ea->streams[j].name : XR_DEFAULT_STREAM;
+		bool same_shape = vt == ea->vts[j] && sa->players == (j ? ea->shapes[j - 1].players
+									  : ea->gcfg.players) &&
+				  sa->dtype == (j ? ea->shapes[j - 1].dtype : ea->obs_dtype) &&
+				  sa->h == (j ? ea->shapes[j - 1].h : board_of(ea, 1)) &&
+				  sa->w == (j ? ea->shapes[j - 1].w : board_of(ea, 2));
+		if (!strcmp(sa->stream, other))
 			USAGE("--shape %s: a stream of that name is declared already", sa->stream);
+		if (same_shape)
+			USAGE("--shape %s: stream %s carries that shape already (a game joins the "
+			      "stream of its shape: one stream per shape)",
+			      sa->stream, other);
+	}
 	*ss = ea->ss;
 	ss->name = sa->stream;
 	rc = xr_shard_shape(vt, &cfg, sa->dtype, &ss->shape);
@@ -569,6 +589,10 @@ static int make_shape(struct engine_args *ea, const xr_game_vtable **vt, xr_exp_
 	for (uint32_t i = 0; i < ea->n_shapes; i++)
 		if ((rc = make_more_shape(ea, *vt, i)))
 			return rc;
+	if ((1 + ea->n_shapes) * ea->shards > XR_MAX_RINGS)
+		USAGE("%u streams x %u shards make %u rings; an arena holds at most %d: fewer --shape "
+		      "or --shards",
+		      1 + ea->n_shapes, ea->shards, (1 + ea->n_shapes) * ea->shards, XR_MAX_RINGS);
 	ea->spec.streams = ea->streams;
 	ea->spec.n_streams = 1 + ea->n_shapes;
 	return 0;
@@ -589,10 +613,8 @@ static void games_opts(const struct engine_args *ea, struct xr_gdir_shape *shape
 		const struct shape_arg *sa = i ? &ea->shapes[i - 1] : NULL;
 		shapes[i] = (struct xr_gdir_shape){
 			.vt = ea->vts[i],
-			.board_h = sa ? sa->h : ea->gcfg.board_h ? ea->gcfg.board_h
-							 : (uint32_t)ss->shape.obs_dims[1],
-			.board_w = sa ? sa->w : ea->gcfg.board_w ? ea->gcfg.board_w
-							 : (uint32_t)ss->shape.obs_dims[2],
+			.board_h = sa ? sa->h : board_of(ea, 1),
+			.board_w = sa ? sa->w : board_of(ea, 2),
 			.players = sa ? sa->players : ea->gcfg.players,
 			.obs_dtype = sa ? sa->dtype : ea->obs_dtype,
 			.stream = i,
@@ -700,12 +722,17 @@ static int run_games(const struct engine_args *ea, struct xr_host *h, const xr_e
 	}
 	if (!ea->quiet) {
 		double s = (double)sr.elapsed_ns / 1e9;
+		char lost[96] = "";
+		if (sr.finals_lost)
+			snprintf(lost, sizeof(lost), " (%llu not written: readers did not read them "
+				 "within the 2 s drain)", (unsigned long long)sr.finals_lost);
 		printf("xring engine '%s': %llu experiences from %llu game steps, %llu episodes, in "
-		       "%.2f s (%.0f/s); dropped %llu, paused for readers %llu times (%.2f s)\n",
+		       "%.2f s (%.0f/s); dropped %llu, paused for readers %llu times (%.2f s); "
+		       "%llu truncated records ended episodes cut short%s\n",
 		       ea->spec.name, (unsigned long long)sr.records, (unsigned long long)sr.steps,
 		       (unsigned long long)sr.episodes, s, s > 0 ? (double)sr.records / s : 0.0,
 		       (unsigned long long)sr.dropped, (unsigned long long)sr.pauses,
-		       (double)sr.paused_ns / 1e9);
+		       (double)sr.paused_ns / 1e9, (unsigned long long)sr.finals, lost);
 	}
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -83,7 +84,7 @@ static int parse_opt(int k, const char *v, struct games_args *ga)
 		ga->spec.players = (uint32_t)n;
 		return 0;
 	case G_DTYPE:
-		if (xr_dtype_parse(v) < 0)
+		if (xr_dtype_parse(v) != XR_DTYPE_U8 && xr_dtype_parse(v) != XR_DTYPE_F32)
 			USAGE("--obs-dtype must be u8 or f32, not '%s'", v);
 		ga->spec.obs_dtype = v;
 		return 0;
@@ -147,9 +148,22 @@ static int fail(const char *what, const char *name, int rc)
 	return XR_EXIT_FAIL;
 }
 
+/* The "retry in N ms" of a rate refusal, in ns; 0 if none. */
+static uint64_t retry_ns(void)
+{
+	const char *p = strstr(xr_last_reason(), "retry in ");
+	unsigned ms;
+
+	return p && sscanf(p, "retry in %u ms", &ms) == 1 ? (uint64_t)ms * 1000000ull : 0;
+}
+
+/* Creates N games, as many requests as it takes; a rate refusal is waited
+ * out (as it says), up to 60 s in all: a command asked for N games. */
 static int do_create(xr_games *c, struct games_args *ga)
 {
 	long n;
+	uint32_t made = 0;
+	uint64_t waited = 0;
 
 	xr_parse_int(ga->pos[2], 1, 1000000, &n); /* checked in check_args */
 	uint32_t *ids = malloc((size_t)n * sizeof(*ids));
@@ -157,17 +171,30 @@ static int do_create(xr_games *c, struct games_args *ga)
 		xr_cli_err("games", "out of memory");
 		return XR_EXIT_FAIL;
 	}
-	int made = xr_games_create(c, &ga->spec, (uint32_t)n, ids);
-	if (made < 0) {
-		free(ids);
-		return fail("cannot create games", ga->pos[0], made);
+	xr_game_spec spec = ga->spec;
+	while (made < (uint32_t)n) {
+		int rc = xr_games_create(c, &spec, (uint32_t)n - made, ids + made);
+		if (rc > 0) {
+			made += (uint32_t)rc;
+			spec.seed += (uint32_t)rc;
+			continue;
+		}
+		uint64_t wait = rc == -EAGAIN ? retry_ns() : 0;
+		if (!wait || waited + wait > 60000000000ull) {
+			if (made)
+				printf("created %u game%s: ids %u..%u\n", made, made == 1 ? "" : "s",
+				       ids[0], ids[made - 1]);
+			free(ids);
+			return fail(made ? "created fewer than asked" : "cannot create games",
+				    ga->pos[0], rc);
+		}
+		struct timespec ts = {(time_t)(wait / 1000000000ull), (long)(wait % 1000000000ull)};
+		nanosleep(&ts, NULL); /* what the engine said to wait */
+		waited += wait;
 	}
-	if (made)
-		printf("created %d game%s: ids %u..%u\n", made, made == 1 ? "" : "s", ids[0],
-		       ids[made - 1]);
+	printf("created %u game%s: ids %u..%u\n", made, made == 1 ? "" : "s", ids[0],
+	       ids[made - 1]);
 	free(ids);
-	if (made < n)
-		return fail("created fewer than asked", ga->pos[0], -EAGAIN);
 	return 0;
 }
 
@@ -260,20 +287,25 @@ static int do_list(xr_games *c, struct games_args *ga)
 	uint32_t from = 0, total = 0, shown = 0;
 	int n;
 
-	if (ga->json)
+	/* The first page before anything is printed: a refusal prints one
+	 * line, nothing else. */
+	n = xr_games_list(c, from, page, 256, &total);
+	bool begun = n >= 0;
+	if (n >= 0 && ga->json)
 		printf("{\"engine\":\"%s\",\"games\":[", ga->pos[0]);
-	else
+	else if (n >= 0)
 		printf("%8s  %-6s %9s %7s  %-4s %10s %20s %6s %5s %8s %9s %9s\n", "id", "game", "board",
 		       "players", "obs", "turn_limit", "seed", "stream", "shard", "turn", "episodes",
 		       "owner_uid");
-	while ((n = xr_games_list(c, from, page, 256, &total)) > 0) {
+	while (n > 0) {
 		for (int i = 0; i < n; i++)
 			print_game(&page[i], ga->json, shown++ == 0);
 		from = page[n - 1].id + 1;
+		n = xr_games_list(c, from, page, 256, &total);
 	}
 	if (n < 0) {
-		if (ga->json)
-			printf("]}\n");
+		if (begun && ga->json)
+			printf("]}\n"); /* what was printed stays JSON */
 		return fail("cannot list games", ga->pos[0], n);
 	}
 	if (ga->json)

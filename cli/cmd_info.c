@@ -226,31 +226,46 @@ static uint64_t lat_quantile(const struct xr_game_stats *g, double q)
 	return 1ull << (9 + XR_GAME_LAT_BUCKETS);
 }
 
+/* ns as "1.05 ms" or "2.1 s", into buf. */
+static const char *ms_or_s(uint64_t ns, char buf[32])
+{
+	if (ns >= 1000000000ull)
+		snprintf(buf, 32, "%.3g s", (double)ns / 1e9);
+	else
+		snprintf(buf, 32, "%.3g ms", (double)ns / 1e6);
+	return buf;
+}
+
 static void print_games(const struct xr_game_stats *g, bool json)
 {
 	uint64_t p50 = lat_quantile(g, 0.5), p99 = lat_quantile(g, 0.99);
+	char a50[32], a99[32];
 
 	if (json) {
 		printf(",\"games\":{\"created\":%" PRIu64 ",\"destroyed\":%" PRIu64
-		       ",\"resets\":%" PRIu64 ",\"finals\":%" PRIu64 ",\"created_per_s\":%" PRIu64
+		       ",\"resets\":%" PRIu64 ",\"finals\":%" PRIu64 ",\"finals_lost\":%" PRIu64
+		       ",\"created_per_s\":%" PRIu64
 		       ",\"destroyed_per_s\":%" PRIu64 ",\"resets_per_s\":%" PRIu64
 		       ",\"creation_p50_ns\":%" PRIu64 ",\"creation_p99_ns\":%" PRIu64 "}",
 		       xr_load_relaxed(&g->created), xr_load_relaxed(&g->destroyed),
 		       xr_load_relaxed(&g->resets), xr_load_relaxed(&g->finals),
+		       xr_load_relaxed(&g->finals_lost),
 		       xr_load_relaxed(&g->created_per_s), xr_load_relaxed(&g->destroyed_per_s),
 		       xr_load_relaxed(&g->resets_per_s), p50, p99);
 		return;
 	}
 	printf("      games at runtime: created %" PRIu64 " (%" PRIu64 "/s), destroyed %" PRIu64
 	       " (%" PRIu64 "/s), reset %" PRIu64 " (%" PRIu64 "/s), %" PRIu64
-	       " episodes cut short",
+	       " truncated records of episodes cut short",
 	       xr_load_relaxed(&g->created), xr_load_relaxed(&g->created_per_s),
 	       xr_load_relaxed(&g->destroyed), xr_load_relaxed(&g->destroyed_per_s),
 	       xr_load_relaxed(&g->resets), xr_load_relaxed(&g->resets_per_s),
 	       xr_load_relaxed(&g->finals));
+	if (xr_load_relaxed(&g->finals_lost))
+		printf(" (%" PRIu64 " lost at stop)", xr_load_relaxed(&g->finals_lost));
 	if (p50)
-		printf("; first record after creation: p50 < %.3g ms, p99 < %.3g ms",
-		       (double)p50 / 1e6, (double)p99 / 1e6);
+		printf("; first record after creation: p50 < %s, p99 < %s", ms_or_s(p50, a50),
+		       ms_or_s(p99, a99));
 	printf("\n");
 }
 

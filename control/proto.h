@@ -119,7 +119,7 @@ struct xr_ctl_detach {
 #define XR_CTL_GAME_MINE 2u      /* (list) owned by the asking connection */
 
 struct xr_ctl_games_create {
-	char kind[XR_CTL_KIND_MAX]; /* "": the engine's own (--game) */
+	char kind[XR_CTL_KIND_MAX]; /* "grid", a plugin's name; "": any */
 	uint32_t count;             /* 1..XR_CTL_CREATE_MAX */
 	uint32_t flags;             /* XR_CTL_GAMES_OWNED */
 	uint32_t board_h, board_w;  /* 0: any the streams carry */

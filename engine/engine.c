@@ -140,6 +140,19 @@ xr_writer *xr_engine_writer(const struct xr_engine *e, uint32_t k)
 	return k < e->n ? e->sts[k].w : NULL;
 }
 
+uint32_t xr_engine_writers(const struct xr_engine *e, xr_writer **ws, uint32_t max)
+{
+	uint32_t n = 0;
+
+	for (uint32_t k = 0; k < e->n; k++) {
+		if (n < max)
+			ws[n++] = e->sts[k].w;
+		for (uint32_t i = 0; i < e->sts[k].opts.n_more && n < max; i++)
+			ws[n++] = e->sts[k].opts.more[i].w;
+	}
+	return n;
+}
+
 int xr_engine_join(struct xr_engine *e, struct xr_shard_result *total)
 {
 	int rc = 0;

@@ -40,9 +40,14 @@ struct xr_engine;
 int xr_engine_start(xr_arena *a, const xr_exp_template *t, const struct xr_engine_opts *o,
 		    void (*ended)(void *), void *arg, struct xr_engine **out);
 
-/* The number of shards, and the writer of shard k (to cancel its waits). */
+/* The number of shards, and the writer of shard k's ring of the first
+ * stream. */
 uint32_t xr_engine_shards(const struct xr_engine *e);
 xr_writer *xr_engine_writer(const struct xr_engine *e, uint32_t k);
+
+/* Every writer of every shard, of every stream (to cancel their waits),
+ * into ws[0..max). Returns how many. */
+uint32_t xr_engine_writers(const struct xr_engine *e, xr_writer **ws, uint32_t max);
 
 /* Waits for every shard to end, sums their results into *total (may be
  * NULL) and frees e. 0, or the first shard's error. */

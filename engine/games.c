@@ -93,6 +93,7 @@ struct xr_gdir {
 	struct dshard *sh;
 	uint32_t next_id;
 	uint32_t live;
+	uint32_t others;                /* live, created by uids not the engine's */
 	/* id -> shard << 24 | slot, open addressing; key id + 1, 0 = empty */
 	uint64_t *hash;
 	uint32_t hmask;
@@ -399,6 +400,12 @@ static int games_create(void *ctx, const struct xr_ctl_caller *who,
 			 d->live, d->o.max_games, n);
 		return -EBUSY;
 	}
+	if (who->uid != d->own_uid && d->others + n > d->o.max_games / 4 * 3) {
+		snprintf(why, len, "uids other than the engine's hold %u games and may hold %u "
+				   "together (three quarters of --max-games): %u more do not fit",
+			 d->others, d->o.max_games / 4 * 3, n);
+		return -EBUSY;
+	}
 	if (who->uid != d->own_uid && u->games + n > d->per_uid) {
 		snprintf(why, len, "uid %u has %u games and may have %u (--max-games-per-uid): %u more "
 				   "do not fit",
@@ -487,6 +494,8 @@ static int games_create(void *ctx, const struct xr_ctl_caller *who,
 	}
 	d->live += n;
 	u->games += n;
+	if (who->uid != d->own_uid)
+		d->others += n;
 	*r = (struct xr_ctl_games_created){.first_id = d->next_id - n, .count = n,
 					   .stream = sh->stream};
 	free(pl);
@@ -533,6 +542,8 @@ static void destroy_one(struct xr_gdir *d, uint32_t k, uint32_t slot)
 	d->live--;
 	if (u)
 		u->games--;
+	if (e->uid != d->own_uid)
+		d->others--;
 	order_dead(d);
 	xr__lc_push(&s->in, &o); /* never full: see the top of this file */
 }

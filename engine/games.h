@@ -10,12 +10,14 @@
  * reaches the shards only through their lifecycle queues (engine/
  * lifecycle_queue.h), so no shard ever waits for it.
  *
- * What it decides: which stream a new game joins (the one whose shape,
- * kind, board, players and observation dtype, the request names), which
- * shard hosts it (the least loaded of its stream), and whether the caller
- * may: --max-games over all, a share per uid, a token bucket per uid on
- * creations and resets, and ownership (a uid destroys and resets only the
- * games it created; the engine's uid, any). Game instances are built here,
+ * What it decides: which stream a new game joins (the first whose shape,
+ * kind, board, players and observation dtype, fits what the request names),
+ * which shard hosts it (the one with the fewest games, of every stream: a
+ * shard's time goes to all its games), and whether the caller may:
+ * --max-games over all, a share per uid and three quarters of the games
+ * for all other uids together (so that the engine's uid always has room),
+ * a token bucket per uid on creations and resets, and ownership (a uid
+ * destroys and resets only the games it created; the engine's uid, any). Game instances are built here,
  * off the shards, from a per-shard pool of instances destroyed games left.
  */
 

@@ -114,8 +114,8 @@ static void writer_ended(void *p)
 }
 
 /* The engine's one housekeeping timer: until `writers` writer threads have
- * ended. On stop, every writer's wait is cancelled once. */
-static void keep_house(struct xr_host *h, xr_writer *const *ws, uint32_t writers)
+ * ended. On stop, every one of the n_ws writers' waits is cancelled once. */
+static void keep_house(struct xr_host *h, xr_writer *const *ws, uint32_t n_ws, uint32_t writers)
 {
 	bool cancelled = false;
 
@@ -130,7 +130,7 @@ static void keep_house(struct xr_host *h, xr_writer *const *ws, uint32_t writers
 		xr_arena_heartbeat(h->a);
 		xr__peers_mirror(h->a);
 		if (xr_load_relaxed(&h->stop) && !cancelled) {
-			for (uint32_t k = 0; k < writers; k++)
+			for (uint32_t k = 0; k < n_ws; k++)
 				xr_writer_cancel(ws[k]);
 			cancelled = true;
 		}
@@ -153,9 +153,8 @@ int xr_host_run_games(struct xr_host *h, const xr_exp_template *t, struct xr_eng
 		memset(res, 0, sizeof(*res));
 		return rc;
 	}
-	for (uint32_t k = 0; k < xr_engine_shards(e); k++)
-		ws[k] = xr_engine_writer(e, k);
-	keep_house(h, ws, xr_engine_shards(e));
+	/* Every ring's writer: a shard may wait on any of its streams. */
+	keep_house(h, ws, xr_engine_writers(e, ws, XR_MAX_RINGS), xr_engine_shards(e));
 	/* No shard takes orders any more: say so to whoever asks. */
 	if (h->dir)
 		xr__server_set_games(h->srv, NULL, NULL);
@@ -187,7 +186,7 @@ int xr_host_run_synth(struct xr_host *h, const xr_exp_template *t, struct xr_syn
 	rc = -pthread_create(&th, NULL, synth_main, h);
 	if (rc < 0)
 		return rc;
-	keep_house(h, &h->synth_w, 1);
+	keep_house(h, &h->synth_w, 1, 1);
 	pthread_join(th, NULL);
 	return h->synth_rc;
 }

@@ -15,7 +15,8 @@
  * take.
  *
  * The table is a seqlock: the control thread writes, shards retry a copy
- * that raced a write. Shards never wait for the control thread.
+ * that raced a write; a shard waits at most for one entry's write (a few
+ * hundred stores, no system call), never for anything a peer does.
  */
 
 #include <stdbool.h>

@@ -330,6 +330,7 @@ static void play_turn(struct shard *sh, struct game_slot *s)
  * or reserve()'s error. */
 static int end_episode(struct shard *sh, struct game_slot *s)
 {
+	uint32_t want = wanted(sh, s); /* lazy: nobody reads the others */
 	int32_t none;
 
 	if (!s->shown || s->ended)
@@ -338,6 +339,10 @@ static int end_episode(struct shard *sh, struct game_slot *s)
 		uint32_t fl = s->flags[p];
 		if (fl & XR_GAME_OUT)
 			continue;
+		if (!(want & (1u << p))) {
+			s->flags[p] |= XR_GAME_OUT;
+			continue;
+		}
 		bool done = (fl & XR_GAME_DONE) != 0;
 		int rc = write_record(sh, s, p, done, !done || (fl & XR_GAME_TRUNCATED), true, &none);
 		if (rc < 0)
@@ -351,13 +356,13 @@ static int end_episode(struct shard *sh, struct game_slot *s)
 }
 
 /* The players whose episode end end_episode() has not written yet. */
-static uint32_t ends_owed(const struct game_slot *s)
+static uint32_t ends_owed(struct shard *sh, struct game_slot *s)
 {
-	uint32_t n = 0;
+	uint32_t n = 0, want = wanted(sh, s);
 
 	if (s->shown && !s->ended)
 		for (uint32_t p = 0; p < s->players; p++)
-			n += !(s->flags[p] & XR_GAME_OUT);
+			n += !(s->flags[p] & XR_GAME_OUT) && (want & (1u << p));
 	return n;
 }
 
@@ -478,6 +483,7 @@ static void report_games(struct shard *sh)
 	xr_store_relaxed(&g->destroyed, r->destroyed);
 	xr_store_relaxed(&g->resets, r->resets);
 	xr_store_relaxed(&g->finals, r->finals);
+	xr_store_relaxed(&g->finals_lost, r->finals_lost);
 	xr_store_relaxed(&g->created_per_s, per_s(r->created, sh->last_created, dt));
 	xr_store_relaxed(&g->destroyed_per_s, per_s(r->destroyed, sh->last_destroyed, dt));
 	xr_store_relaxed(&g->resets_per_s, per_s(r->resets, sh->last_resets, dt));
@@ -564,7 +570,7 @@ static void drain(struct shard *sh)
 		struct game_slot *s = &sh->gs[sh->live[i]];
 		if (sh->err == 0 && (sh->err = end_episode(sh, s)) < 0 && sh->err != -ETIMEDOUT)
 			break;
-		sh->res->finals_lost += ends_owed(s);
+		sh->res->finals_lost += ends_owed(sh, s);
 	}
 	if (sh->err == -ETIMEDOUT)
 		sh->err = 0;

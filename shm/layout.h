@@ -154,7 +154,7 @@ struct xr_shard_stats {
 
 /* Creation latency buckets: bucket 0 below 2^10 ns, bucket b (b >= 1)
  * [2^(9+b), 2^(10+b)) ns, the last one everything from 2^(8+N) ns. */
-#define XR_GAME_LAT_BUCKETS 24
+#define XR_GAME_LAT_BUCKETS 23
 
 /* A shard's games at runtime (engine/shard.c, on its stats tick; relaxed
  * stores by that shard only): lifecycle orders it took, and how long each
@@ -163,7 +163,9 @@ struct xr_game_stats {
 	_Atomic uint64_t created;
 	_Atomic uint64_t destroyed;
 	_Atomic uint64_t resets;
-	_Atomic uint64_t finals;        /* episodes cut short (destroy, reset, stop) */
+	_Atomic uint64_t finals;        /* truncated records of episodes cut short
+					 * (destroy, reset, stop): one per player */
+	_Atomic uint64_t finals_lost;   /* ...not written: the stop's drain timed out */
 	_Atomic uint64_t created_per_s; /* over the last stats period */
 	_Atomic uint64_t destroyed_per_s;
 	_Atomic uint64_t resets_per_s;

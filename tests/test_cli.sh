@@ -286,6 +286,9 @@ kill -TERM "$engine"; wait "$engine"; engine=
 expect_err 2 "--shape 'x:8' is not NAME:HxW:PLAYERS" -- "$xring" engine --name x --shape x:8
 expect_err 2 "--shape small: a stream of that name is declared already" -- "$xring" engine --name x --shape small:8x8:2,small:6x6:2
 expect_err 2 "--shape is for games" -- "$xring" engine --name x --record-bytes 100 --shape s:8x8:2
+expect_err 2 "--shape a: stream experience carries that shape already" -- "$xring" engine --name x --board 8x8 --shape a:8x8:2
+expect_err 2 "5 streams x 8 shards make 40 rings; an arena holds at most 32" -- "$xring" engine --name x --shards 8 --shape a:8x8:2,b:6x6:2,c:5x5:2,d:4x4:2
+expect_err 2 "--obs-dtype must be u8 or f32, not 'i8'" -- "$xring" games x create 1 --obs-dtype i8
 expect_err 2 "unknown verb 'make'" -- "$xring" games x make 3
 expect_err 2 "create takes a count" -- "$xring" games x create
 expect_err 1 "no engine '$name-none' is running" -- "$xring" games "$name-none" list

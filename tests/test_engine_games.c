@@ -435,6 +435,26 @@ static int foreign_child(void *arg)
 	return 0;
 }
 
+/* As NOBODY, on an engine of --max-games 8 and a share of 100: other uids
+ * together hold at most 6 (three quarters), whatever their share. */
+static int others_child(void *arg)
+{
+	const char *name = arg;
+	xr_games *c;
+	uint32_t ids[8];
+	xr_game_spec spec = {.seed = 3};
+
+	if (xr_games_open(name, NULL, &c) < 0)
+		return 10;
+	if (xr_games_create(c, &spec, 6, ids) != 6)
+		return 11;
+	if (xr_games_create(c, &spec, 1, ids) != -EBUSY ||
+	    !strstr(xr_last_reason(), "three quarters of --max-games"))
+		return 12;
+	xr_games_close(c);
+	return 0;
+}
+
 static void refusals(void)
 {
 	struct engine e;
@@ -495,6 +515,17 @@ static void refusals(void)
 		printf("refusals: uid %u may not destroy or reset the engine's games, and is held "
 		       "to its share\n",
 		       NOBODY);
+		struct engine e2;
+		struct xr_gdir_opts l2 = {.max_games = 8, .max_games_per_uid = 100};
+		engine_start(&e2, "games-3q", 0, 1, 5, &l2);
+		CHECK_EQ(run_as(NOBODY, NOBODY, others_child, e2.name), 0);
+		xr_games *c2 = games_open(&e2);
+		uint32_t two[2];
+		CHECK_EQ(xr_games_create(c2, &spec, 2, two), 2); /* the engine's uid: room */
+		xr_games_close(c2);
+		engine_stop(&e2);
+		printf("refusals: other uids together stop at three quarters of --max-games; the "
+		       "engine's uid still creates\n");
 	} else {
 		printf("refusals: not root: the other-uid case is skipped\n");
 	}
