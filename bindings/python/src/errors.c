@@ -7,21 +7,27 @@
 
 #include <string.h>
 
-PyObject *raise_xr(int code, const char *what)
+PyObject *raise_xr_reason(int code, const char *what, const char *reason, int games)
 {
 	PyObject *mod = PyImport_ImportModule("xring._errors");
-	/* The engine's reason belongs to a refused attach, nothing else. */
-	bool attaching = !strcmp(what, "attach") || !strcmp(what, "reattach");
-	const char *reason = attaching ? xr_last_reason() : NULL;
 
 	if (!mod)
 		return NULL;
-	PyObject *exc = PyObject_CallMethod(mod, "make", "iss", code, what,
-					    reason && reason[0] ? reason : xr_strerror(code));
+	PyObject *exc = PyObject_CallMethod(mod, "make", "issO", code, what,
+					    reason && reason[0] ? reason : xr_strerror(code),
+					    games ? Py_True : Py_False);
 	Py_DECREF(mod);
 	if (exc) {
 		PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
 		Py_DECREF(exc);
 	}
 	return NULL;
+}
+
+PyObject *raise_xr(int code, const char *what)
+{
+	/* The engine's reason belongs to a refused attach, nothing else. */
+	bool attaching = !strcmp(what, "attach") || !strcmp(what, "reattach");
+
+	return raise_xr_reason(code, what, attaching ? xr_last_reason() : NULL, 0);
 }

@@ -4,7 +4,7 @@
  * they make across files. What the extension is: atop module.c. Why ring
  * memory under an array stays leased (Lease, Batch, arrays): the Lifetimes
  * essay atop batch.c. How read() waits and lets signals in: the Waiting
- * essay atop reader.c.
+ * essay atop reader.c. Games at runtime (Games): atop games.c.
  */
 #ifndef XRING_PY_H
 #define XRING_PY_H
@@ -81,6 +81,7 @@ typedef struct {
 extern PyTypeObject ReaderType; /* reader.c */
 extern PyTypeObject LeaseType;  /* batch.c */
 extern PyTypeObject BatchType;  /* batch.c */
+extern PyTypeObject GamesType;  /* games.c */
 extern PyObject *leased_array_type; /* xring._array.LeasedArray (batch.c; module.c sets it) */
 
 /* What open_reader's arguments ask for, checked. It points into itself
@@ -100,6 +101,10 @@ struct open_args {
 
 /* errors.c: sets the xring._errors exception for code; returns NULL. */
 PyObject *raise_xr(int code, const char *what);
+/* errors.c: the same with the engine's reason (NULL or "": the code's
+ * text); games: a refusal of a game request (its codes map to the games'
+ * classes: NoSuchGameError, GameLimitError). */
+PyObject *raise_xr_reason(int code, const char *what, const char *reason, int games);
 
 /* options.c: seconds into ns, clamped: <= 0 or NaN is 0, past 31 years "forever". */
 int64_t secs_to_ns(double s);

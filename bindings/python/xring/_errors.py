@@ -6,7 +6,7 @@ import errno
 __all__ = [
     "XringError", "NoEngineError", "PermissionRefusedError", "EngineClosedError",
     "EvictedError", "TooManyReadersError", "PolicyError", "LayoutError",
-    "TooManyBatchesHeldError", "ReleasedError",
+    "TooManyBatchesHeldError", "ReleasedError", "NoSuchGameError", "GameLimitError",
 ]
 
 _XR_BASE = 5000
@@ -63,6 +63,22 @@ class ReleasedError(XringError, RuntimeError):
     overwritten. Copy what you keep before release()."""
 
 
+class NoSuchGameError(XringError, LookupError):
+    """A game request named what the engine does not have: destroy or reset
+    of an id that is no live game (the reason names the id, and says whether
+    it was destroyed or never created), or create of a shape (game, board,
+    players, obs_dtype) no stream of the engine carries (the reason lists
+    the shapes it does)."""
+
+
+class GameLimitError(XringError):
+    """The engine refused to create (or reset) games for a limit: ``code``
+    -EBUSY when --max-games or this uid's share (--max-games-per-uid) would
+    be passed (the reason says the cap and the count; destroy games first),
+    -EAGAIN when this uid's rate (--max-creates-per-uid) stayed exceeded for
+    30 s of retries, or a shard has too many resets waiting (retry later)."""
+
+
 class _InvalidError(XringError, ValueError):
     pass
 
@@ -87,11 +103,22 @@ _BY_CODE = {
 }
 
 
-def make(code, what, reason):
-    """The exception for C error `code` from operation `what`."""
+# A game request's codes, where they mean something else than at attach.
+_BY_CODE_GAMES = {
+    **_BY_CODE,
+    -errno.ENOENT: NoSuchGameError,
+    -errno.EBUSY: GameLimitError,
+    -errno.EAGAIN: GameLimitError,
+}
+
+
+def make(code, what, reason, games=False):
+    """The exception for C error `code` from operation `what` (a game
+    request's, with games=True; not opening the connection for them, which
+    is an attach)."""
     from . import _xring
     name, text = _xring.strerror(code)
-    cls = _BY_CODE.get(code, XringError)
+    cls = (_BY_CODE_GAMES if games else _BY_CODE).get(code, XringError)
     msg = f"{what}: {reason}" if reason else f"{what}: {text}"
     if reason and reason != text:
         msg += f" [{name}]"
