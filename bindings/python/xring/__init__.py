@@ -10,18 +10,24 @@ arrays and torch tensors that are the ring's memory.
             ...                             # train
             batch.release()
 
+    ids = engine.create_games(8, seed=1000)  # games of its own, at runtime
+    engine.reset_game(ids[0], seed=42)
+    engine.close()                           # owned games go with it
+
 See docs/python.md for the whole API.
 """
 
+import operator
 import os
 import shutil
+import threading
 import time
 
 from . import _xring
 from ._array import LeasedArray
-from ._errors import (EngineClosedError, EvictedError, LayoutError, NoEngineError,
-                      PermissionRefusedError, PolicyError, ReleasedError,
-                      TooManyBatchesHeldError, TooManyReadersError, XringError)
+from ._errors import (EngineClosedError, EvictedError, GameLimitError, LayoutError,
+                      NoEngineError, NoSuchGameError, PermissionRefusedError, PolicyError,
+                      ReleasedError, TooManyBatchesHeldError, TooManyReadersError, XringError)
 
 _xring._set_array_type(LeasedArray)
 
@@ -35,7 +41,7 @@ __all__ = [
     "attach", "Engine", "Reader", "Batch", "LeasedArray", "FIELDS", "XringError",
     "NoEngineError", "PermissionRefusedError", "EngineClosedError", "EvictedError",
     "TooManyReadersError", "PolicyError", "LayoutError", "TooManyBatchesHeldError",
-    "ReleasedError", "control_path",
+    "ReleasedError", "NoSuchGameError", "GameLimitError", "control_path",
 ]
 
 
@@ -47,14 +53,173 @@ def control_path(name, engine_uid=0):
 
 
 class Engine:
-    """A running engine, by name. Cheap: readers attach on their own."""
+    """A running engine, by name. Cheap: readers attach on their own.
+
+    The games methods (create_games, destroy_games, reset_game, games) go
+    through one control connection that the Engine opens on first use and
+    keeps until close(). Games created with owned=True belong to that
+    connection: the engine destroys them when it ends, which is close(),
+    the Engine's garbage collection, or this process's death, crash
+    included. Use ``with xring.attach(name) as engine:`` to close it at the
+    end of a block. An Engine may be shared by threads: its games requests
+    are served one at a time.
+    """
 
     def __init__(self, name, engine_uid=0):
         self.name = name
         self.engine_uid = int(engine_uid)
+        self._games = None          # _xring.Games, opened on first use...
+        self._pid = 0               # ...by this process
+        self._closed = False
+        self._lock = threading.Lock()
 
     def __repr__(self):
         return f"xring.Engine({self.name!r})"
+
+    # A copy in another process (pickled for a DataLoader worker, say) is
+    # the engine by name, with no connection: its games are its own.
+    def __getstate__(self):
+        return {"name": self.name, "engine_uid": self.engine_uid}
+
+    def __setstate__(self, state):
+        self.__init__(state["name"], state["engine_uid"])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    @property
+    def closed(self):
+        """close() was called."""
+        return self._closed
+
+    def close(self):
+        """Closes the Engine's games connection, if one was opened: the
+        engine destroys the games it created with owned=True (each player
+        with an episode in flight gets a last record, truncated set). Games
+        created with owned=False live on. Readers are not affected: they
+        are attached on their own. Afterwards the games methods raise
+        ValueError. Closing twice does nothing."""
+        with self._lock:
+            g, self._games, self._closed = self._games, None, True
+        if g is not None:
+            g.close()
+
+    def _conn(self):
+        with self._lock:
+            if self._closed:
+                raise ValueError(f"xring.Engine({self.name!r}) is closed: its games "
+                                 "connection is gone (make another Engine)")
+            if self._games is not None and self._pid != os.getpid():
+                # A forked child's copy of the parent's socket: requests
+                # from both would mix on it. The child drops its copy (the
+                # parent's connection, and its owned games, stay) and
+                # opens its own.
+                self._games = None
+            if self._games is None:
+                self._games = _xring.Games(self.name, self.engine_uid)
+                self._pid = os.getpid()
+            return self._games
+
+    def create_games(self, n, game=None, board=None, players=None, obs_dtype=None,
+                     turn_limit=0, seed=0, owned=True):
+        """Creates n games; returns their ids (a list of ints, ascending).
+
+        Game j of the call is seeded seed + j: its records depend on that
+        seed alone. game ("grid", or the engine's plugin), board (H, W),
+        players and obs_dtype ("u8"/"uint8", "f32"/"float32", or the numpy
+        dtype) pick the stream the games join; None picks what the engine
+        carries (the first stream that fits the rest). turn_limit: turns
+        before an episode is truncated (0: the game's default).
+
+        owned=True: the games go with this Engine's games connection (see
+        close()): the engine destroys them when it is closed, garbage
+        collected, or this process dies. owned=False: they live until
+        destroyed (by this uid or the engine's) or the engine stops.
+
+        All or nothing: if the engine refuses part of a large request (over
+        1024 games are several requests), the games made are destroyed again
+        before the exception is raised; should that fail too, the
+        exception's ``created`` lists those left. Raises NoSuchGameError (no
+        stream carries that shape: the message lists those that do),
+        GameLimitError (--max-games or this uid's share: the message says
+        the cap and the count; or the creation rate), ValueError/TypeError
+        (bad arguments, before the engine is asked; or a config the game
+        refuses), NoEngineError (no such engine), EngineClosedError."""
+        n = _int_arg(n, "n")
+        if not 1 <= n <= 10_000_000:
+            raise ValueError(f"n must be 1..10000000 games, not {n}")
+        bh, bw = _board_arg(board)
+        if players is not None:
+            players = _int_arg(players, "players")
+            if not 1 <= players <= 8:
+                raise ValueError(f"players must be 1..8, not {players}")
+        turn_limit = _int_arg(turn_limit or 0, "turn_limit")
+        if not 0 <= turn_limit <= 100_000_000:
+            raise ValueError(f"turn_limit must be 0..100000000 (0: the game's), not {turn_limit}")
+        seed = _int_arg(seed, "seed")
+        if not 0 <= seed or seed + n - 1 >= 1 << 64:
+            raise ValueError(f"seeds seed..seed + n - 1 must be 0..2**64 - 1, not "
+                             f"{seed}..{seed + n - 1}")
+        if game is not None and not isinstance(game, str):
+            raise TypeError(f"game must be a str or None, not {type(game).__name__}")
+        dtype = _dtype_arg(obs_dtype)
+        try:
+            return self._conn().create(n, game, bh, bw, players or 0, dtype, turn_limit, seed,
+                                       bool(owned))
+        except XringError as e:
+            made = getattr(e, "created", None)
+            if made:
+                try:
+                    self._conn().destroy(made)
+                    e.created = []
+                except (XringError, ValueError):
+                    pass
+            raise
+
+    def destroy_games(self, ids):
+        """Destroys games: an id, or an iterable of ids (a range...). Each
+        player with an episode in flight gets a last record, truncated set
+        and action -1; then no more records carry the id, which is never
+        given again. Requests of up to 1024 ids are all or nothing: one
+        bad id and none of its request is destroyed. Raises NoSuchGameError
+        (an id names no live game: the message names it),
+        PermissionRefusedError (a game of another uid; the engine's uid may
+        destroy any)."""
+        if isinstance(ids, (str, bytes)):
+            raise TypeError("ids must be an int or an iterable of ints, not a str")
+        ids = [_id_arg(i) for i in ids] if hasattr(ids, "__iter__") else [_id_arg(ids)]
+        self._conn().destroy(ids)
+
+    def reset_game(self, id, seed):
+        """Resets game `id` to `seed`: its episode in flight ends (a last
+        record, truncated set and action -1, for each player in it), and its
+        next records are turn 0 of the episode `seed` gives: the bytes a new
+        game seeded `seed` writes (all but seq, t_ns and game_id). Raises
+        NoSuchGameError, PermissionRefusedError, GameLimitError (the rate,
+        or the game's shard has too many resets waiting)."""
+        id = _id_arg(id)
+        seed = _int_arg(seed, "seed")
+        if not 0 <= seed < 1 << 64:
+            raise ValueError(f"seed must be 0..2**64 - 1, not {seed}")
+        self._conn().reset(id, seed)
+
+    def games(self):
+        """The engine's live games, by id: a list of dicts with id, game,
+        board (H, W), players, obs_dtype ("uint8" or "float32"), turn_limit
+        (0: the game's default), seed (of its creation or last reset),
+        stream (index), shard, turn (of the episode in play), episodes
+        (ended or cut short so far), owner_uid, owner_pid (0: another pid
+        namespace, or a game from the engine's start), owned (goes with its
+        creator's connection), mine (owned by this Engine's connection).
+        Every admitted user sees every game."""
+        out = self._conn().list()
+        for g in out:
+            g["obs_dtype"] = _DTYPE_NAMES.get(g["obs_dtype"], g["obs_dtype"])
+        return out
 
     def reader(self, stream="experience", batch=256, min_batch=None, max_wait=0.01,
                policy=None, games=None, players=None, min_turn=None, terminal=None,
@@ -97,6 +262,56 @@ class Engine:
         facts.pop("batch", None)  # this probe's, not the stream's
         return {"name": self.name, "control": control_path(self.name, self.engine_uid),
                 "streams": [dict(facts, written_since_attach=stats["written"])]}
+
+
+_DTYPE_NAMES = {"u8": "uint8", "f32": "float32"}
+
+
+def _int_arg(v, what):
+    """An int (or anything with __index__: numpy ints), not a bool or float."""
+    if isinstance(v, bool):
+        raise TypeError(f"{what} must be an int, not bool")
+    try:
+        return operator.index(v)
+    except TypeError:
+        raise TypeError(f"{what} must be an int, not {type(v).__name__}") from None
+
+
+def _id_arg(v):
+    """A game id: 0..2**32 - 2."""
+    v = _int_arg(v, "a game id")
+    if not 0 <= v < 0xFFFFFFFF:
+        raise ValueError(f"a game id is 0..{0xFFFFFFFF - 1}, not {v}")
+    return v
+
+
+def _board_arg(board):
+    """None, or (H, W) with 1 <= H, W <= 4096, into (h, w) (0, 0: any)."""
+    if board is None:
+        return 0, 0
+    if isinstance(board, (str, bytes)) or not hasattr(board, "__len__") or len(board) != 2:
+        raise TypeError(f"board must be (H, W), not {board!r}")
+    h, w = (_int_arg(x, "board") for x in board)
+    if not (1 <= h <= 4096 and 1 <= w <= 4096):
+        raise ValueError(f"board must be (H, W) with 1 <= H, W <= 4096, not {board!r}")
+    return h, w
+
+
+def _dtype_arg(dt):
+    """None, "u8", "f32", or a numpy dtype (or its name) into the engine's name."""
+    if dt is None:
+        return None
+    if isinstance(dt, str) and dt.lower() in ("u8", "f32"):
+        return dt.lower()
+    import numpy as np
+    try:
+        d = np.dtype(dt)
+    except TypeError:
+        d = None
+    name = {np.dtype(np.uint8): "u8", np.dtype(np.float32): "f32"}.get(d)
+    if name is None:
+        raise ValueError(f"obs_dtype must be uint8 ('u8') or float32 ('f32'), not {dt!r}")
+    return name
 
 
 def _ranges(ids, what):
