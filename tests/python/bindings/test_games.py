@@ -15,6 +15,7 @@ import gc
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import textwrap
@@ -25,6 +26,7 @@ import numpy as np
 import pytest
 
 import xring
+from conftest import REPO
 from xrtest import child_env, python, wait_for
 
 ALL = [(0, 2**32 - 1)]   # a reader filter that lets every game through
@@ -558,3 +560,17 @@ def test_engine_stopped(engines):
     eng.close()
     with pytest.raises(xring.NoEngineError, match=e.name):
         xring.Engine(e.name).games()
+
+
+def test_docs_example_runs(board8):
+    """docs/python.md's Games at runtime example, as written there (the
+    engine's name replaced): afterwards none of its games is left."""
+    text = (REPO / "docs" / "python.md").read_text()
+    section = text.split("### Games at runtime", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert 'xring.attach("demo")' in code and "create_games" in code
+    ns = {"__name__": "docs"}
+    exec(compile(code.replace('"demo"', repr(board8.name)), "python.md", "exec"), ns)
+    assert len(ns["ids"]) == 8 and ns["engine"].closed
+    with attach(board8) as watcher:
+        wait_for(lambda: not watcher.games(), 5, "the example's games to go")
