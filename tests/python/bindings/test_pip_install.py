@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """The package installs on its own with pip, offline, with no libxring
 installed: `pip install --no-build-isolation --no-index ./bindings/python`
-into a venv that sees Debian's numpy/torch, then reads from an engine."""
+into a venv that sees Debian's numpy/torch, then reads from an engine and
+creates a game in it (the games API's client is compiled in too)."""
 import os
 import subprocess
 
@@ -15,6 +16,9 @@ with xring.attach(sys.argv[1], timeout=5).reader(batch=32) as r:
     assert b is not None and len(b) > 0
     assert np.shares_memory(b.obs, r.ring_buffer(b.ring))
     print("read", len(b))
+with xring.attach(sys.argv[1]) as engine:
+    ids = engine.create_games(1, seed=5)
+    assert [g["seed"] for g in engine.games() if g["id"] == ids[0]] == [5]
 """
 
 
