@@ -574,3 +574,17 @@ def test_docs_example_runs(board8):
     assert len(ns["ids"]) == 8 and ns["engine"].closed
     with attach(board8) as watcher:
         wait_for(lambda: not watcher.games(), 5, "the example's games to go")
+
+
+def test_requests_past_the_connection_rate_wait_then_succeed(board8):
+    """The engine takes 32 requests of a connection at once, then 16 a
+    second, and tells the rest when to retry: the calls wait and succeed
+    (no GameLimitError), 16 a second."""
+    with attach(board8) as eng:
+        ids = eng.create_games(4)
+        t0 = time.monotonic()
+        for i in range(48):
+            eng.reset_game(ids[i % 4], i)
+        took = time.monotonic() - t0
+        assert took >= 0.9, f"48 requests past a burst of 32 in {took:.2f} s"
+        assert [g["seed"] for g in eng.games()] == [44, 45, 46, 47]
