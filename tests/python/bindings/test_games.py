@@ -576,15 +576,30 @@ def test_docs_example_runs(board8):
         wait_for(lambda: not watcher.games(), 5, "the example's games to go")
 
 
-def test_requests_past_the_connection_rate_wait_then_succeed(board8):
-    """The engine takes 32 requests of a connection at once, then 16 a
-    second, and tells the rest when to retry: the calls wait and succeed
-    (no GameLimitError), 16 a second."""
-    with attach(board8) as eng:
-        ids = eng.create_games(4)
-        t0 = time.monotonic()
-        for i in range(48):
-            eng.reset_game(ids[i % 4], i)
-        took = time.monotonic() - t0
-        assert took >= 0.9, f"48 requests past a burst of 32 in {took:.2f} s"
-        assert [g["seed"] for g in eng.games()] == [44, 45, 46, 47]
+def test_creation_rate_refusal_says_when_then_succeeds(engines):
+    """--max-creates-per-uid 4: bursts of 8 creations and resets, then 4 a
+    second. Past that the engine refuses with GameLimitError (-EAGAIN)
+    naming the retry time, and changes nothing; after that time the same
+    call succeeds."""
+    e = engines("--board", "8x8", "--tick-ms", "5", "--max-creates-per-uid", "4", games=0)
+    with attach(e) as eng:
+        ids = eng.create_games(4, seed=10)
+        for i in range(4):
+            eng.reset_game(ids[i], 100 + i)
+        with pytest.raises(xring.GameLimitError) as ei:
+            eng.reset_game(ids[0], 7)
+        assert ei.value.code == -errno.EAGAIN
+        m = re.search(r"retry in (\d+) ms", str(ei.value))
+        assert m, ei.value
+        assert [g["seed"] for g in eng.games()] == [100, 101, 102, 103]
+        assert 0 < int(m.group(1)) <= 1000, m.group(0)
+
+        def again():
+            try:
+                eng.reset_game(ids[0], 7)
+                return True
+            except xring.GameLimitError:
+                return False
+        # Refilled at 4 a second: the call goes through within the second.
+        wait_for(again, 5, "the bucket to refill")
+        assert eng.games()[0]["seed"] == 7
