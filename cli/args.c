@@ -72,6 +72,18 @@ bool xr_parse_int(const char *s, long lo, long hi, long *out)
 	return true;
 }
 
+bool xr_parse_board(const char *s, uint32_t *h, uint32_t *w)
+{
+	unsigned a, b;
+	char extra;
+
+	if (sscanf(s, "%ux%u%c", &a, &b, &extra) != 2 || a < 1 || b < 1 || a > 4096 || b > 4096)
+		return false;
+	*h = a;
+	*w = b;
+	return true;
+}
+
 bool xr_parse_seconds(const char *s, double *out)
 {
 	char *end;

@@ -22,6 +22,8 @@ bool xr_parse_size(const char *s, uint64_t *out);
 bool xr_parse_count(const char *s, uint64_t *out);
 /* Parses a decimal integer in [lo, hi]. */
 bool xr_parse_int(const char *s, long lo, long hi, long *out);
+/* Parses a board "HxW" (each 1..4096). */
+bool xr_parse_board(const char *s, uint32_t *h, uint32_t *w);
 /* Parses seconds as a decimal ("0.5", "10"). */
 bool xr_parse_seconds(const char *s, double *out);
 

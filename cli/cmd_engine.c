@@ -273,16 +273,14 @@ static int parse_shapes(const char *v, struct engine_args *ea)
 	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		char *f[6] = {0}, *save2 = NULL;
 		int n = 0;
-		unsigned h, w;
+		uint32_t h, w;
 		long k;
-		char extra;
 		for (char *p = strtok_r(tok, ":", &save2); p && n < 6; p = strtok_r(NULL, ":", &save2))
 			f[n++] = p;
 		if (ea->n_shapes == XR_SHARD_STREAMS_MAX - 1)
 			USAGE("--shape: at most %d streams besides the first", XR_SHARD_STREAMS_MAX - 1);
 		if (n < 3 || n > 5 || xr__check_name(f[0], XR_STREAM_NAME_MAX) < 0 ||
-		    sscanf(f[1], "%ux%u%c", &h, &w, &extra) != 2 || h < 1 || w < 1 || h > 4096 ||
-		    w > 4096 || !xr_parse_int(f[2], 1, XR_GAME_MAX_PLAYERS, &k) ||
+		    !xr_parse_board(f[1], &h, &w) || !xr_parse_int(f[2], 1, XR_GAME_MAX_PLAYERS, &k) ||
 		    (n > 3 && xr_dtype_parse(f[3]) != XR_DTYPE_U8 &&
 		     xr_dtype_parse(f[3]) != XR_DTYPE_F32))
 			USAGE("--shape '%s' is not NAME:HxW:PLAYERS[:u8|f32[:GAME]] (e.g. "
@@ -327,15 +325,10 @@ static int parse_game_opt(int k, const char *v, struct engine_args *ea)
 		*dst = (uint32_t)n;
 		return 0;
 	}
-	case O_BOARD: {
-		unsigned h, w;
-		char extra;
-		if (sscanf(v, "%ux%u%c", &h, &w, &extra) != 2 || h < 1 || w < 1 || h > 4096 || w > 4096)
+	case O_BOARD:
+		if (!xr_parse_board(v, &ea->gcfg.board_h, &ea->gcfg.board_w))
 			USAGE("--board '%s' is not HxW (e.g. 20x20)", v);
-		ea->gcfg.board_h = h;
-		ea->gcfg.board_w = w;
 		return 0;
-	}
 	case O_PLAYERS:
 		if (!xr_parse_int(v, 1, XR_GAME_MAX_PLAYERS, &n))
 			USAGE("--players must be 1..%u, not '%s'", XR_GAME_MAX_PLAYERS, v);

@@ -13,6 +13,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "control/client.h"
 #include "xring/error.h"
 #include "xring/games.h"
 #include "xring/reader.h"
@@ -69,15 +70,10 @@ static int parse_opt(int k, const char *v, struct games_args *ga)
 
 	switch (k) {
 	case G_GAME: ga->spec.game = v; return 0;
-	case G_BOARD: {
-		unsigned h, w;
-		char extra;
-		if (sscanf(v, "%ux%u%c", &h, &w, &extra) != 2 || h < 1 || w < 1 || h > 4096 || w > 4096)
+	case G_BOARD:
+		if (!xr_parse_board(v, &ga->spec.board_h, &ga->spec.board_w))
 			USAGE("--board '%s' is not HxW (e.g. 20x20)", v);
-		ga->spec.board_h = h;
-		ga->spec.board_w = w;
 		return 0;
-	}
 	case G_PLAYERS:
 		if (!xr_parse_int(v, 1, 8, &n))
 			USAGE("--players must be 1..8, not '%s'", v);
@@ -148,15 +144,6 @@ static int fail(const char *what, const char *name, int rc)
 	return XR_EXIT_FAIL;
 }
 
-/* The "retry in N ms" of a rate refusal, in ns; 0 if none. */
-static uint64_t retry_ns(void)
-{
-	const char *p = strstr(xr_last_reason(), "retry in ");
-	unsigned ms;
-
-	return p && sscanf(p, "retry in %u ms", &ms) == 1 ? (uint64_t)ms * 1000000ull : 0;
-}
-
 /* Creates N games, as many requests as it takes; a rate refusal is waited
  * out (as it says), up to 60 s in all: a command asked for N games. */
 static int do_create(xr_games *c, struct games_args *ga)
@@ -179,7 +166,7 @@ static int do_create(xr_games *c, struct games_args *ga)
 			spec.seed += (uint32_t)rc;
 			continue;
 		}
-		uint64_t wait = rc == -EAGAIN ? retry_ns() : 0;
+		uint64_t wait = rc == -EAGAIN ? xr__reason_retry_ns() : 0;
 		if (!wait || waited + wait > 60000000000ull) {
 			if (made)
 				printf("created %u game%s: ids %u..%u\n", made, made == 1 ? "" : "s",

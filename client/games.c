@@ -61,15 +61,6 @@ int xr_games_open(const char *engine, const xr_games_opts *opts, xr_games **out)
 	return 0;
 }
 
-/* The "retry in N ms" of a rate refusal, or 0. */
-static uint64_t retry_ns(void)
-{
-	const char *p = strstr(xr_last_reason(), "retry in ");
-	unsigned ms;
-
-	return p && sscanf(p, "retry in %u ms", &ms) == 1 ? (uint64_t)ms * 1000000ull : 0;
-}
-
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -88,7 +79,7 @@ static int list_page(xr_games *c, uint16_t type, const void *body, uint32_t len,
 	for (;;) {
 		int rc = xr__ctl_request(c->sock, type, body, len, ok_type, reply, reply_len, got,
 					 NULL);
-		uint64_t wait = rc == -EAGAIN ? retry_ns() : 0;
+		uint64_t wait = rc == -EAGAIN ? xr__reason_retry_ns() : 0;
 		if (!wait || now_ns() + wait > end)
 			return rc;
 		struct timespec ts = {(time_t)(wait / 1000000000ull), (long)(wait % 1000000000ull)};

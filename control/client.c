@@ -36,6 +36,14 @@ const char *xr_last_reason(void)
 	return last_reason;
 }
 
+uint64_t xr__reason_retry_ns(void)
+{
+	const char *p = strstr(xr_last_reason(), "retry in ");
+	unsigned ms;
+
+	return p && sscanf(p, "retry in %u ms", &ms) == 1 ? (uint64_t)ms * 1000000ull : 0;
+}
+
 void xr__set_last_reason(const char *fmt, ...)
 {
 	va_list ap;

@@ -49,4 +49,8 @@ bool xr__ctl_drain(int sock);
 
 void xr__set_last_reason(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The wait a rate refusal's reason names ("... retry in N ms"), in ns, or
+ * 0 when xr_last_reason() names none. */
+uint64_t xr__reason_retry_ns(void);
+
 #endif
