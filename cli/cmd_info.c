@@ -211,28 +211,32 @@ static void print_engine(const struct xr_arena *a, bool json)
 }
 
 /* The upper bound, in ns, of the creation latency bucket where the q-th
- * quantile falls; 0 with no creation. */
+ * quantile falls; 0 with no creation; UINT64_MAX in the last bucket,
+ * which has none. */
 static uint64_t lat_quantile(const struct xr_game_stats *g, double q)
 {
 	uint64_t n = xr_load_relaxed(&g->lat_count), seen = 0;
 
 	if (!n)
 		return 0;
-	for (uint32_t b = 0; b < XR_GAME_LAT_BUCKETS; b++) {
+	for (uint32_t b = 0; b + 1 < XR_GAME_LAT_BUCKETS; b++) {
 		seen += xr_load_relaxed(&g->lat_hist[b]);
 		if ((double)seen >= q * (double)n)
 			return 1ull << (10 + b);
 	}
-	return 1ull << (9 + XR_GAME_LAT_BUCKETS);
+	return UINT64_MAX;
 }
 
-/* ns as "1.05 ms" or "2.1 s", into buf. */
+/* A quantile's bound as "< 1.05 ms", "< 2.1 s" or ">= 2.15 s" (the last
+ * bucket's), into buf. */
 static const char *ms_or_s(uint64_t ns, char buf[32])
 {
-	if (ns >= 1000000000ull)
-		snprintf(buf, 32, "%.3g s", (double)ns / 1e9);
+	if (ns == UINT64_MAX)
+		snprintf(buf, 32, ">= %.3g s", (double)(1ull << (8 + XR_GAME_LAT_BUCKETS)) / 1e9);
+	else if (ns >= 1000000000ull)
+		snprintf(buf, 32, "< %.3g s", (double)ns / 1e9);
 	else
-		snprintf(buf, 32, "%.3g ms", (double)ns / 1e6);
+		snprintf(buf, 32, "< %.3g ms", (double)ns / 1e6);
 	return buf;
 }
 
@@ -264,7 +268,7 @@ static void print_games(const struct xr_game_stats *g, bool json)
 	if (xr_load_relaxed(&g->finals_lost))
 		printf(" (%" PRIu64 " lost at stop)", xr_load_relaxed(&g->finals_lost));
 	if (p50)
-		printf("; first record after creation: p50 < %s, p99 < %s", ms_or_s(p50, a50),
+		printf("; first record after creation: p50 %s, p99 %s", ms_or_s(p50, a50),
 		       ms_or_s(p99, a99));
 	printf("\n");
 }

@@ -15,7 +15,8 @@
  * which shard hosts it (the one with the fewest games, of every stream: a
  * shard's time goes to all its games), and whether the caller may:
  * --max-games over all, a share per uid and three quarters of the games
- * for all other uids together (so that the engine's uid always has room),
+ * for all other uids together (so that they cannot fill the engine: a
+ * quarter stays for the engine's uid),
  * a token bucket per uid on creations and resets, and ownership (a uid
  * destroys and resets only the games it created; the engine's uid, any). Game instances are built here,
  * off the shards, from a per-shard pool of instances destroyed games left.

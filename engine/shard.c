@@ -183,8 +183,8 @@ static void start_episode(struct game_slot *s, uint64_t e, bool fresh)
 	s->shown = s->ended = s->terminal = false;
 }
 
-/* A created game's first record is out (or dropped): how long since it
- * was asked for. */
+/* A created game's first turn is being played (its first records written,
+ * or dropped, or, lazy, not wanted): how long since it was asked for. */
 static void creation_done(struct shard *sh, struct game_slot *s)
 {
 	uint64_t now = xr__now_ns(), ns = now > s->ordered_ns ? now - s->ordered_ns : 0;
@@ -211,8 +211,6 @@ static int write_record(struct shard *sh, struct game_slot *s, uint32_t p, bool 
 	int rc = reserve(sh, ss, &rec);
 
 	s->shown = true;
-	if (s->ordered_ns)
-		creation_done(sh, s);
 	if (rc == XR_EDROPPED) {
 		/* Lost to readers, but the game goes on, drawing as it would. */
 		sh->res->dropped++;
@@ -290,6 +288,8 @@ static void play_turn(struct shard *sh, struct game_slot *s)
 	int32_t actions[XR_GAME_MAX_PLAYERS];
 	uint32_t want = wanted(sh, s);
 
+	if (s->ordered_ns)
+		creation_done(sh, s); /* its first turn: its first records, if read */
 	if (s->ended)
 		start_episode(s, s->episode + 1, false);
 	for (uint32_t p = 0; p < s->players; p++) {
@@ -324,8 +324,8 @@ static void play_turn(struct shard *sh, struct game_slot *s)
 }
 
 /* Ends slot s's episode in flight, if a record of it is out: each player
- * not out yet gets its last record now, truncated set (or done, where the
- * last step ended it), action -1. A player is marked out as its record is
+ * not out yet (and, lazy, that some reader wants) gets its last record now,
+ * truncated set (or done, where the last step ended it), action -1. A player is marked out as its record is
  * written, so that a call cut short by an error can be taken up again. 0
  * or reserve()'s error. */
 static int end_episode(struct shard *sh, struct game_slot *s)
@@ -378,8 +378,8 @@ static void go_live(struct shard *sh, struct game_slot *s)
 		xr_store_relaxed(&sh->o->pub[s - sh->gs].episodes, 0);
 	}
 	if (sh->o->tick_ns) {
-		/* A game's first turn is one tick on, each turn arming the
-		 * next a tick later. */
+		/* A game's first turn is at the next tick boundary (perhaps
+		 * at once), each turn arming the next a tick later. */
 		xr_timer_init(&s->timer, on_deadline);
 		xr_wheel_arm(sh->wheel, &s->timer, sh->tick_now + 1);
 	}

@@ -42,6 +42,11 @@ uint64_t xr__layout_fingerprint(void)
 		F(sizeof(xr_frame)),
 		F(sizeof(xr_exp_shape)),
 		XR_MAX_STREAMS, XR_MAX_RINGS,
+		/* The games' stats (layout 5), which tools read. */
+		F(offsetof(struct xr_arena_hdr, games)),
+		F(offsetof(struct xr_game_stats, finals_lost)),
+		F(offsetof(struct xr_game_stats, lat_count)),
+		XR_GAME_LAT_BUCKETS,
 	};
 	/* FNV-1a over the words: small, stable, good enough to tell layouts apart. */
 	uint64_t h = 0xcbf29ce484222325ull;

@@ -16,9 +16,10 @@
  * A call holds a reference to the object, so deallocation never meets one
  * in progress.
  *
- * Signals. The C calls wait for the engine's reply (5 s at most) and, when
- * its rate limit refuses, retry for up to 30 s as the engine says; they
- * resume after EINTR, so Ctrl-C takes effect when the call returns.
+ * Signals. The C calls wait for the engine's reply (5 s at most; a list
+ * page refused by the request rate is retried for up to 30 s as the engine
+ * says, other refusals come back at once); they resume after EINTR, so
+ * Ctrl-C takes effect when the call returns.
  */
 #include "xring_py.h"
 
