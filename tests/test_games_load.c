@@ -397,7 +397,15 @@ int main(int argc, char **argv)
 	after.fds = proc_fds(engine_pid);
 	/* A uid's closing thread (control/closer.c) lives while closes of
 	 * that uid are pending: the count settles once they are done. */
-	CHECK(WAIT_UNTIL(proc_status(engine_pid, "Threads") <= before.threads, 5000));
+	if (!WAIT_UNTIL(proc_status(engine_pid, "Threads") <= before.threads, 20000)) {
+		char cmd[96];
+		snprintf(cmd, sizeof(cmd), "cat /proc/%d/task/*/comm /proc/%d/task/*/stat >&2",
+			 (int)engine_pid, (int)engine_pid);
+		if (system(cmd) != 0)
+			fprintf(stderr, "(no task list)\n");
+		FAILF("the engine has %ld threads 20 s after the load, %ld before",
+		      proc_status(engine_pid, "Threads"), before.threads);
+	}
 	after.threads = proc_status(engine_pid, "Threads");
 	check_flat(before, mid, after);
 	stop_and_check(rd, start_games, t);
