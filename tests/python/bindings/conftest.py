@@ -52,9 +52,11 @@ class Engine:
         self.proc = subprocess.Popen(
             [str(XRING_BIN), "engine", "--name", self.name, "--quiet"] + self.args,
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        sock = pathlib.Path(self.env["XRING_RUN_DIR"]) / f"{self.name}.sock"
+        import xring
+        # Up means answering: the socket's file appears at bind(), a moment
+        # before listen(), and a connect in between is refused.
         deadline = time.monotonic() + timeout
-        while not sock.exists():
+        while not self._answers(xring):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"engine {self.name} exited: "
                                    f"{self.proc.stderr.read().decode()}")
@@ -62,6 +64,17 @@ class Engine:
                 raise RuntimeError(f"engine {self.name} did not come up in {timeout} s")
             time.sleep(0.01)
         return self
+
+    def _answers(self, xring):
+        old = os.environ.get("XRING_RUN_DIR")
+        os.environ["XRING_RUN_DIR"] = self.env["XRING_RUN_DIR"]
+        try:
+            return xring.control_path(self.name) is not None
+        finally:
+            if old is None:
+                del os.environ["XRING_RUN_DIR"]
+            else:
+                os.environ["XRING_RUN_DIR"] = old
 
     def stop(self, sig=None, timeout=10):
         import signal
