@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,7 +28,22 @@
 
 struct xr_games {
 	int sock;
+	pid_t pid; /* the process that opened it: the only one that uses it */
 };
+
+/* A forked child holds a copy of its parent's socket: requests of both
+ * would mix on one connection, and the child's copy keeps the connection
+ * (and the parent's owned games) alive after the parent closes it. So a
+ * handle is the opener's alone: other processes get -EINVAL. */
+static int mine(const xr_games *c)
+{
+	if (c->pid == getpid())
+		return 0;
+	xr__set_last_reason("this games handle was opened by process %d: a forked child opens "
+			    "its own",
+			    (int)c->pid);
+	return -EINVAL;
+}
 
 int xr_games_open(const char *engine, const xr_games_opts *opts, xr_games **out)
 {
@@ -43,6 +59,7 @@ int xr_games_open(const char *engine, const xr_games_opts *opts, xr_games **out)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
+	c->pid = getpid();
 	c->sock = xr__ctl_connect(engine, &trust, &peer);
 	if (c->sock < 0) {
 		rc = c->sock;
@@ -121,6 +138,8 @@ int xr_games_create(xr_games *c, const xr_game_spec *spec, uint32_t n, uint32_t 
 
 	if (!c || !spec || (n && !ids))
 		return -EINVAL;
+	if ((rc = mine(c)) < 0)
+		return rc;
 	rc = spec_to_wire(spec, &m);
 	if (rc < 0)
 		return rc;
@@ -149,6 +168,8 @@ int xr_games_destroy(xr_games *c, const uint32_t *ids, uint32_t n)
 
 	if (!c || (n && !ids))
 		return -EINVAL;
+	if (mine(c) < 0)
+		return -EINVAL;
 	for (uint32_t done = 0; done < n;) {
 		memset(&m, 0, sizeof(m));
 		m.count = n - done < XR_CTL_DESTROY_MAX ? n - done : XR_CTL_DESTROY_MAX;
@@ -167,6 +188,8 @@ int xr_games_reset(xr_games *c, uint32_t id, uint64_t seed)
 	struct xr_ctl_game_reset m = {.id = id, .seed = seed};
 
 	if (!c)
+		return -EINVAL;
+	if (mine(c) < 0)
 		return -EINVAL;
 	return xr__ctl_request(c->sock, XR_CTL_GAME_RESET, &m, sizeof(m), XR_CTL_OK, NULL, 0, NULL,
 			       NULL);
@@ -205,6 +228,8 @@ int xr_games_list(xr_games *c, uint32_t from_id, xr_game_info *out, uint32_t cap
 
 	if (!c || (cap && !out))
 		return -EINVAL;
+	if (mine(c) < 0)
+		return -EINVAL;
 	r = malloc(sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -237,6 +262,13 @@ void xr_games_close(xr_games *c)
 {
 	if (!c)
 		return;
+	/* Closing our descriptor ends the connection only if no other
+	 * process holds a copy (a forked child's, until it exits or execs):
+	 * the opener shuts it down, so that the engine sees the end now and
+	 * destroys the games it owns, as promised. A child closes only its
+	 * copy, leaving its parent's connection alone. */
+	if (c->sock >= 0 && c->pid == getpid())
+		shutdown(c->sock, SHUT_RDWR);
 	if (c->sock >= 0)
 		close(c->sock);
 	free(c);

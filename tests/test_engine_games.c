@@ -25,6 +25,10 @@
  *   lazy_observations  --observe subscribed: nothing written while nobody
  *                 reads; then only the pairs readers' filters select; what a
  *                 game plays does not depend on who reads it.
+ *   forked_child  a handle's owned games go when its opener closes it, even
+ *                 while a forked child (a data loader's worker, say) still
+ *                 holds a copy of its socket; the child's copy refuses
+ *                 requests and its close leaves the parent's games alone.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -829,6 +833,81 @@ static void lazy_observations(void)
 	free(ly.r);
 }
 
+/* A forked child inherits the socket of its parent's handle. The child's
+ * copy is not a connection of its own: requests from it are refused, and
+ * closing it leaves the parent's connection (and its owned games) alone;
+ * the parent's close ends the connection at once, child or not, and its
+ * owned games go (before the fix, they lived as long as the child). */
+static void forked_child(void)
+{
+	struct engine e;
+	xr_game_spec spec = {.seed = 5, .owned = 1};
+	uint32_t ids[4], id;
+	int to_child[2], from_child[2];
+	char ch;
+
+	engine_start(&e, "games-fork", 2, 1, 5, NULL);
+	xr_games *watch = games_open(&e);
+	xr_games *c = games_open(&e);
+	CHECK_EQ(xr_games_create(c, &spec, 4, ids), 4);
+	CHECK_EQ(live_games(watch), 6);
+	CHECK(pipe(to_child) == 0 && pipe(from_child) == 0);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		/* The parent's handle, in the child: refused, then closed here
+		 * (only the child's copy), then the child lives on until told
+		 * (or its parent is gone: the pipe's end). */
+		close(to_child[1]);
+		alarm(30);
+		int ok = xr_games_create(c, &spec, 1, &id) == -EINVAL &&
+			 strstr(xr_last_reason(), "a forked child opens its own") &&
+			 xr_games_reset(c, ids[0], 1) == -EINVAL;
+		xr_games_close(c);
+		ch = ok ? 'y' : 'n';
+		if (write(from_child[1], &ch, 1) != 1 || read(to_child[0], &ch, 1) != 1)
+			_exit(3);
+		_exit(0);
+	}
+	CHECK(read(from_child[0], &ch, 1) == 1);
+	CHECK(ch == 'y');
+	/* The child closed its copy: the parent's games stand. */
+	CHECK_EQ(live_games(watch), 6);
+	CHECK_EQ(xr_games_create(c, &spec, 1, &id), 1);
+	/* The parent closes while the child (holding no copy now, but it
+	 * might) lives: its owned games go. */
+	xr_games *c2 = games_open(&e);
+	CHECK_EQ(xr_games_create(c2, &spec, 2, ids), 2);
+	pid_t pid2 = fork();
+	CHECK(pid2 >= 0);
+	if (pid2 == 0) { /* keeps its copy of c2's socket until told */
+		close(to_child[1]);
+		alarm(30);
+		if (read(to_child[0], &ch, 1) != 1)
+			_exit(3);
+		_exit(0);
+	}
+	xr_games_close(c2);
+	if (!WAIT_UNTIL(live_games(watch) == 7, 5000))
+		FAILF("a handle closed while a forked child holds its socket: %u games live, want "
+		      "7 (its 2 owned games should be gone)",
+		      live_games(watch));
+	xr_games_close(c);
+	CHECK(WAIT_UNTIL(live_games(watch) == 2, 5000));
+	CHECK(write(to_child[1], "xx", 2) == 2);
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK(waitpid(pid2, &st, 0) == pid2 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	printf("forked_child: a child's copy of a handle is refused and its close changes "
+	       "nothing; the opener's close ends the owned games while a child holds the socket\n");
+	close(to_child[0]);
+	close(to_child[1]);
+	close(from_child[0]);
+	close(from_child[1]);
+	xr_games_close(watch);
+	engine_stop(&e);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0); /* nothing buffered to copy into a fork */
@@ -838,6 +917,7 @@ int main(void)
 	garbage();
 	stop_ends_episodes();
 	lazy_observations();
+	forked_child();
 	printf("ok\n");
 	return 0;
 }
