@@ -33,6 +33,23 @@ export PKG_CONFIG_PATH="$libdir/pkgconfig"
 cc -std=c11 -o "$work/pc" "$work/outside.c" $(pkg-config --cflags --libs xring)
 LD_LIBRARY_PATH="$libdir" "$work/pc" | grep -q "ENOENT"
 
+# Each public header stands on its own: what its comments tell a caller to
+# call is declared by including it alone (games.h: xr_last_reason()).
+cat > "$work/games_only.c" <<'C'
+#include <stdio.h>
+#include <xring/games.h>
+int main(void)
+{
+	xr_games *c;
+	int rc = xr_games_open("no-such-engine-here", NULL, &c);
+	printf("%d %s\n", rc, xr_last_reason());
+	return rc == -ENOENT ? 0 : 1;
+}
+C
+cc -std=c11 -Werror=implicit-function-declaration -o "$work/games_only" "$work/games_only.c" \
+  $(pkg-config --cflags --libs xring)
+LD_LIBRARY_PATH="$libdir" "$work/games_only" | grep -q "no engine"
+
 # find_package
 mkdir -p "$work/proj"
 cp "$work/outside.c" "$work/proj/"

@@ -30,12 +30,17 @@
  * Games created `owned` are destroyed when the handle that created them is
  * closed, or its process dies.
  *
- * Thread safety: one xr_games is used by one thread at a time.
+ * Thread safety: one xr_games is used by one thread at a time, in the
+ * process that opened it: a fork()ed child gets -EINVAL from its copy (it
+ * opens its own handle), and closing the copy there leaves the parent's
+ * connection, and its owned games, alone.
  */
 
 #include <stdint.h>
 
 #include "xring/export.h"
+#include "xring/error.h"  /* the codes below: -ENOENT..., XR_EUNTRUSTED */
+#include "xring/reader.h" /* xr_last_reason(), which every call below sets */
 
 #ifdef __cplusplus
 extern "C" {
@@ -134,8 +139,9 @@ XR_API int xr_games_reset(xr_games *c, uint32_t id, uint64_t seed);
 XR_API int xr_games_list(xr_games *c, uint32_t from_id, xr_game_info *out, uint32_t cap,
 			 uint32_t *total);
 
-/* Closes the connection; games it created owned are destroyed. NULL is
- * ignored. */
+/* Closes the connection; games it created owned are destroyed, even while a
+ * forked child still holds a copy of its socket (the opener shuts the
+ * connection down). NULL is ignored. */
 XR_API void xr_games_close(xr_games *c);
 
 #ifdef __cplusplus
