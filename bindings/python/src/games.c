@@ -381,6 +381,27 @@ static PyObject *games_close(Games *self, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
+/* In a fork()ed child (xring's at-fork handler): lets go of the parent's
+ * connection without taking the lock, which a thread of the parent may
+ * have held at the fork and which nobody in the child would ever release.
+ * xr_games_close() in a process other than the opener closes only this
+ * copy of the socket: the parent's connection and its games stay the
+ * parent's. The old lock is left as it is (freeing a lock that may be held
+ * is not allowed); a new one serves any later call, which finds the object
+ * closed. */
+static PyObject *games_drop_after_fork(Games *self, PyObject *unused)
+{
+	PyThread_type_lock fresh = PyThread_allocate_lock();
+
+	(void)unused;
+	if (!fresh)
+		return PyErr_NoMemory();
+	xr_games_close(self->c);
+	self->c = NULL;
+	self->lock = fresh;
+	Py_RETURN_NONE;
+}
+
 static PyObject *games_enter_ctx(PyObject *self, PyObject *unused)
 {
 	(void)unused;
@@ -469,6 +490,9 @@ static PyMethodDef games_methods[] = {
 	 "list() -> list of dicts, one per live game, by id."},
 	{"close", (PyCFunction)games_close, METH_NOARGS,
 	 "Closes the connection: the engine destroys the games it created owned."},
+	{"_drop_after_fork", (PyCFunction)games_drop_after_fork, METH_NOARGS,
+	 "In a forked child: closes this process's copy of the parent's connection (the\n"
+	 "parent's stays open, and its games), without waiting for the lock."},
 	{"__enter__", games_enter_ctx, METH_NOARGS, NULL},
 	{"__exit__", (PyCFunction)games_exit_ctx, METH_VARARGS, NULL},
 	{NULL, NULL, 0, NULL},

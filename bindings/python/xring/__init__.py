@@ -22,6 +22,7 @@ import os
 import shutil
 import threading
 import time
+import weakref
 
 from . import _xring
 from ._array import LeasedArray
@@ -52,6 +53,29 @@ def control_path(name, engine_uid=0):
     return _xring.control_path(name, engine_uid)
 
 
+# Every Engine of this process, for the fork handler below.
+_engines = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    """In a fork()ed child, right after the fork (os.register_at_fork): each
+    Engine gets a fresh lock (another thread of the parent may have held its
+    lock at the fork: the child would wait on it for ever) and lets go of
+    the games connection it inherited, closing the child's copy of the
+    socket without a word to the engine or a lock taken. So the parent's
+    connection ends when the parent closes it or dies, whatever the child
+    does and however long it lives, and the parent's owned games go then;
+    the child opens its own connection on first use."""
+    for eng in list(_engines):
+        eng._lock = threading.Lock()
+        g, eng._games = eng._games, None
+        if g is not None:
+            g._drop_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Engine:
     """A running engine, by name. Cheap: readers attach on their own.
 
@@ -72,6 +96,7 @@ class Engine:
         self._pid = 0               # ...by this process
         self._closed = False
         self._lock = threading.Lock()
+        _engines.add(self)
 
     def __repr__(self):
         return f"xring.Engine({self.name!r})"

@@ -324,6 +324,95 @@ def test_forked_child_and_pickled_copy_open_their_own_connection(board8):
         assert set(ours) <= live_ids(eng)
 
 
+
+FORKING_OWNER = textwrap.dedent("""
+    import json, os, sys, time
+    import xring
+    eng = xring.attach(sys.argv[1], timeout=5)
+    owned = eng.create_games(3, seed=1)
+    pid = os.fork()
+    if pid == 0:                      # a worker that never touches the Engine
+        time.sleep(60)
+        os._exit(0)
+    print(json.dumps({"owned": owned, "worker": pid}), flush=True)
+    if sys.argv[2] == "close":
+        eng.close()
+    sys.stdin.read()                  # until killed
+""")
+
+
+@pytest.mark.parametrize("how", ["close", "kill"])
+def test_owned_games_go_while_a_forked_worker_lives(board8, run_dir, how):
+    """A process forks a worker (a DataLoader's, say) after creating owned
+    games, then closes its Engine or is killed: its games go, though the
+    worker, which inherited the socket, lives on."""
+    watcher = attach(board8)
+    child = subprocess.Popen([python(), "-c", FORKING_OWNER, board8.name, how],
+                             env=child_env(run_dir), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker = None
+    try:
+        line = child.stdout.readline()
+        assert line, child.stderr.read()
+        made = json.loads(line)
+        worker = made["worker"]
+        if how == "kill":
+            assert set(made["owned"]) <= live_ids(watcher)
+            child.send_signal(signal.SIGKILL)
+            child.wait(10)
+        wait_for(lambda: not live_ids(watcher) & set(made["owned"]), 5,
+                 f"the owned games to go ({how}) while the forked worker lives")
+        os.kill(worker, 0)                       # it does
+    finally:
+        if worker:
+            try:
+                os.kill(worker, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
+        child.stdin.close()
+        child.stdout.close()
+        child.stderr.close()
+    watcher.close()
+
+
+def test_fork_while_another_thread_uses_the_engine(board8):
+    """Another thread is inside the Engine (holding its lock, as it does
+    while it finds its connection) when the main thread forks: the child's
+    Engine works all the same, on a connection of its own, instead of
+    waiting for ever for a lock no thread of the child will release."""
+    with attach(board8) as eng:
+        ours = eng.create_games(1)
+        held, done = threading.Event(), threading.Event()
+
+        def inside():
+            with eng._lock:
+                held.set()
+                done.wait(30)
+
+        t = threading.Thread(target=inside)
+        t.start()
+        try:
+            assert held.wait(10)
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    signal.alarm(10)
+                    mine = [g["id"] for g in eng.games() if g["mine"]]
+                    code = 0 if ours[0] not in mine else 2
+                finally:
+                    os._exit(code)
+            _, st = os.waitpid(pid, 0)
+            assert os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0, \
+                f"the forked child hung or failed (status {st:#x})"
+        finally:
+            done.set()
+            t.join()
+        assert ours[0] in live_ids(eng)
+
 # ---- what games() says ---------------------------------------------------
 
 def test_games_lists_config_owner_turn_episodes_shard(engines):
