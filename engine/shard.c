@@ -440,17 +440,36 @@ static void take_order(struct shard *sh, const struct xr_lc_msg *m)
 	}
 }
 
+/* Whether reset order m names the game in its slot now. */
+static bool reset_finds_game(const struct shard *sh, const struct xr_lc_msg *m)
+{
+	return m->slot < sh->cap && sh->gs[m->slot].in_use && sh->gs[m->slot].id == m->game_id;
+}
+
 /* The directory's orders, between rounds. */
 static void take_orders(struct shard *sh)
 {
-	struct xr_lc_msg m;
+	struct xr_lc_msg m, c;
 
 	/* Creations first, so that a reset of a game created meanwhile
 	 * finds it. */
 	while (!sh->err && sh->o->in && xr__lc_pop(sh->o->in, &m))
 		take_order(sh, &m);
-	while (!sh->err && sh->o->resets && xr__lc_pop(sh->o->resets, &m))
-		take_order(sh, &m);
+	while (!sh->err && sh->o->resets && xr__lc_pop(sh->o->resets, &m)) {
+		/* A reset whose game is not here may be of a game created since
+		 * `in` was drained (taking resets can take a while: their final
+		 * records wait for lossless readers): the directory pushed its
+		 * CREATE before the RESET, and popping the RESET (LQ2) makes
+		 * that CREATE visible, so take `in` again before giving up on
+		 * it. Otherwise the reset was dropped although its requester
+		 * was told OK. A reset of a game destroyed meanwhile is still
+		 * dropped by take_order. */
+		if (!reset_finds_game(sh, &m))
+			while (!sh->err && sh->o->in && xr__lc_pop(sh->o->in, &c))
+				take_order(sh, &c);
+		if (!sh->err)
+			take_order(sh, &m);
+	}
 }
 
 static bool done(const struct shard *sh)

@@ -25,6 +25,9 @@
  *   lazy_observations  --observe subscribed: nothing written while nobody
  *                 reads; then only the pairs readers' filters select; what a
  *                 game plays does not depend on who reads it.
+ *   reset_after_create  a game created and reset while its shard is in the
+ *                 middle of taking resets (paused there for a lossless
+ *                 reader) is reset, not the reset dropped.
  *   forked_child  a handle's owned games go when its opener closes it, even
  *                 while a forked child (a data loader's worker, say) still
  *                 holds a copy of its socket; the child's copy refuses
@@ -833,6 +836,67 @@ static void lazy_observations(void)
 	free(ly.r);
 }
 
+/* A shard takes creations before resets, so that a reset finds its game;
+ * but a creation and a reset that arrive while the shard is in the middle
+ * of taking resets (here: paused in a reset's final records for a lossless
+ * reader that stopped reading) found the creation not taken yet, and the
+ * reset was dropped although the requester was told OK. */
+static void reset_after_create(void)
+{
+	struct engine e;
+	struct xr_gdir_opts lim = {.max_games = 10000, .creates_per_uid = 100000};
+	enum { START = 2000 };
+	struct log lg = {.r = calloc(MAX_RECS, sizeof(struct rec))};
+	xr_game_spec spec = {.seed = 3};
+	uint32_t x;
+
+	CHECK(lg.r);
+	engine_start(&e, "games-rc", START, 1, 0, &lim);
+	xr_reader *r = reader_of(&e, 0, UINT32_MAX - 1);
+	xr_games *c = games_open(&e);
+	/* The reader does not read: the ring fills, the shard pauses in its
+	 * round. A reset for every game waits meanwhile. */
+	for (uint32_t i = 0; i < START; i++)
+		CHECK_RC(xr_games_reset(c, i, 1000 + i), 0);
+	/* Read until the first final record of a reset: the shard is taking
+	 * the resets. Then stop reading: their finals (2 a game) fill the
+	 * ring again, and the shard pauses in the middle of the resets. */
+	uint64_t end = xr__now_ns() + 20 * SEC;
+	bool finals = false;
+	while (!finals) {
+		CHECK(xr__now_ns() < end);
+		uint32_t from = lg.n;
+		read_some(r, &lg);
+		for (uint32_t i = from; i < lg.n && !finals; i++)
+			finals = lg.r[i].truncated && lg.r[i].action == -1;
+		lg.n = 0;
+	}
+	struct timespec ts = {0, 200 * (long)MS};
+	nanosleep(&ts, NULL);
+	/* A new game and its reset, while the shard is in there. */
+	CHECK_EQ(xr_games_create(c, &spec, 1, &x), 1);
+	CHECK_RC(xr_games_reset(c, x, 77), 0);
+	/* Everything read: the resets, then the new game's turns. */
+	end = xr__now_ns() + 20 * SEC;
+	while (count_of(&lg, x, -1, 0) < 10) {
+		CHECK(xr__now_ns() < end);
+		if (lg.n > MAX_RECS - 2048)
+			lg.n = 0; /* only x's records matter, and they come last */
+		read_some(r, &lg);
+	}
+	xr_reader_detach(r);
+	xr_games_close(c);
+	engine_stop(&e);
+	if (e.res.resets != START + 1)
+		FAILF("%llu resets taken, want %u: the reset of game %u, created while its shard "
+		      "was taking resets, was dropped",
+		      (unsigned long long)e.res.resets, START + 1, x);
+	printf("reset_after_create: a game created and reset while its shard was taking %u "
+	       "resets was reset too\n",
+	       START);
+	free(lg.r);
+}
+
 /* A forked child inherits the socket of its parent's handle. The child's
  * copy is not a connection of its own: requests from it are refused, and
  * closing it leaves the parent's connection (and its owned games) alone;
@@ -917,6 +981,7 @@ int main(void)
 	garbage();
 	stop_ends_episodes();
 	lazy_observations();
+	reset_after_create();
 	forked_child();
 	printf("ok\n");
 	return 0;
