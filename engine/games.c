@@ -12,6 +12,17 @@
  * sized 2 x slots. Resets, whose number no slot bounds, have a queue of
  * their own, and a reset that finds it full is refused (retry).
  *
+ * Resets. A game has at most one reset order waiting for its shard. The
+ * directory stores the seed (RS1), then loads how many of the game's reset
+ * orders the shard has taken (RS2), and sends an order only if that is all
+ * it sent; the shard, taking an order, stores the count (RS3) and then
+ * loads the seed (RS4). All four are seq_cst: if RS2 missed RS3, RS1 came
+ * before RS3 and so before RS4, and the waiting order takes the new seed;
+ * if RS2 saw RS3, a new order goes. No reset is lost, the last seed wins,
+ * and resets of a game arriving faster than its shard takes them cost it
+ * one reset a round. (A seed stored between RS3 and RS4 is taken by both
+ * orders: its episode starts twice, the first cut short like any reset's.)
+ *
  * Why a peer cannot use the directory to stall the control thread: a
  * request creates at most XR_CTL_CREATE_MAX games, of a shape the operator
  * declared (so of a board size the operator chose), at the rate of its
@@ -51,6 +62,7 @@ struct entry {
 	uint64_t seed;
 	uint64_t conn;                  /* the owner's, when owned */
 	uint32_t own_prev, own_next;    /* its owner's games (ref(): shard, slot) */
+	uint32_t resets;                /* reset orders sent (see "Resets") */
 };
 
 /* A connection that owns games, and the head of their list: so that its
@@ -483,6 +495,10 @@ static int games_create(void *ctx, const struct xr_ctl_caller *who,
 			.id = id, .shape = (uint16_t)shape, .used = true,
 			.owned = (m->flags & XR_CTL_GAMES_OWNED) != 0, .turn_limit = m->turn_limit,
 			.uid = who->uid, .pid = who->pid, .seed = m->seed + i, .conn = who->conn};
+		/* The slot's last game is gone from its shard (its FREED came
+		 * back), which touches the slot again only after taking this
+		 * CREATE (LQ1/LQ2 order the store before it). */
+		xr_store_relaxed(&s->pub[pl[i].slot].resets, 0);
 		hash_put(d, id, pl[i].k, pl[i].slot);
 		order_add(d, id);
 		if (ow)
@@ -589,10 +605,22 @@ static int games_reset(void *ctx, const struct xr_ctl_caller *who, uint32_t id, 
 	rc = take_tokens(d, u, 1, "resets", why, len);
 	if (rc < 0)
 		return rc;
-	struct xr_lc_msg o = {.op = XR_LC_RESET, .slot = slot, .game_id = id, .seed = seed,
-			      .t_ns = xr__now_ns()};
-	xr__lc_push(&s->resets, &o);
-	s->ent[slot].seed = seed;
+	/* At most one reset of a game waits for its shard: a later one only
+	 * changes the seed the waiting one takes ("Resets" above), so that a
+	 * peer resetting one game over and over costs its shard one reset a
+	 * round, not one per request (a reset costs what building the game
+	 * does: seconds of a shard's time for a few thousand large boards,
+	 * every game on it stopped meanwhile). */
+	struct entry *e = &s->ent[slot];
+	struct xr_game_pub *p = &s->pub[slot];
+	xr_store_sc(&p->reset_seed, seed);                    /* RS1 */
+	if (xr_load_sc(&p->resets) == e->resets) {           /* RS2: none waiting */
+		struct xr_lc_msg o = {.op = XR_LC_RESET, .slot = slot, .game_id = id,
+				      .seed = seed, .t_ns = xr__now_ns()};
+		xr__lc_push(&s->resets, &o);
+		e->resets++;
+	}
+	e->seed = seed;
 	return 0;
 }
 

@@ -61,3 +61,9 @@ bool xr__lc_pop(struct xr_lc_queue *q, struct xr_lc_msg *m)
 	xr_store_release(&q->tail, tail + 1); /* LQ3: pairs with LQ4 */
 	return true;
 }
+
+uint64_t xr__lc_waiting(const struct xr_lc_queue *q)
+{
+	/* LQ2: the messages counted are visible to the pops that follow. */
+	return xr_load_acquire(&q->head) - xr_load_relaxed(&q->tail);
+}

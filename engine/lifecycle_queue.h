@@ -57,5 +57,7 @@ bool xr__lc_room(const struct xr_lc_queue *q, uint32_t n);
 bool xr__lc_push(struct xr_lc_queue *q, const struct xr_lc_msg *m);
 /* Consumer: the oldest message into *m; false when empty. */
 bool xr__lc_pop(struct xr_lc_queue *q, struct xr_lc_msg *m);
+/* Consumer: how many messages are there now (more may come). */
+uint64_t xr__lc_waiting(const struct xr_lc_queue *q);
 
 #endif

@@ -38,6 +38,7 @@ struct game_slot {
 	uint8_t players;
 	uint8_t want;                   /* players some reader wants (lazy) */
 	uint32_t want_gen;              /* ...as of this interest generation */
+	uint32_t resets_taken;          /* reset orders of this game taken */
 	bool in_use;
 	bool shown;                     /* a record of this episode is out */
 	bool ended;                     /* terminal records emitted: reset next */
@@ -416,15 +417,24 @@ static void take_order(struct shard *sh, const struct xr_lc_msg *m)
 		go_live(sh, s);
 		sh->res->created++;
 		break;
-	case XR_LC_RESET:
+	case XR_LC_RESET: {
+		uint64_t seed = m->seed;
 		if ((sh->err = end_episode(sh, s)) < 0)
 			return;
-		s->seed = m->seed;
+		if (sh->o->pub) {
+			/* RS3, then RS4 (engine/games.c, "Resets"): taken, and only
+			 * then the seed, which resets asked for while this order
+			 * waited have changed. */
+			struct xr_game_pub *p = &sh->o->pub[m->slot];
+			xr_store_sc(&p->resets, ++s->resets_taken);
+			seed = xr_load_sc(&p->reset_seed);
+			xr_store_relaxed(&p->turn, 0);
+		}
+		s->seed = seed;
 		start_episode(s, 0, false);
-		if (sh->o->pub)
-			xr_store_relaxed(&sh->o->pub[m->slot].turn, 0);
 		sh->res->resets++;
 		break;
+	}
 	case XR_LC_DESTROY: {
 		if ((sh->err = end_episode(sh, s)) < 0)
 			return;
@@ -446,16 +456,35 @@ static bool reset_finds_game(const struct shard *sh, const struct xr_lc_msg *m)
 	return m->slot < sh->cap && sh->gs[m->slot].in_use && sh->gs[m->slot].id == m->game_id;
 }
 
-/* The directory's orders, between rounds. */
+/* The creations and destructions waiting now (not those that come
+ * meanwhile: see take_orders). */
+static void take_in(struct shard *sh)
+{
+	struct xr_lc_msg m;
+
+	if (!sh->o->in)
+		return;
+	for (uint64_t n = xr__lc_waiting(sh->o->in); n && !sh->err && xr__lc_pop(sh->o->in, &m); n--)
+		take_order(sh, &m);
+}
+
+/* The directory's orders, between rounds: those waiting when the round
+ * ended, not those that come while they are taken. A reset costs what
+ * building its game does (milliseconds for a large board) and its final
+ * records may wait for readers; a peer that kept ordering as fast as the
+ * shard took its orders (a game reset again the moment its reset is
+ * taken) would otherwise keep the shard here for as long as it liked,
+ * every game on it stopped. So a round's orders are bounded by what was
+ * there, at most one reset of each game (engine/games.c, "Resets"). */
 static void take_orders(struct shard *sh)
 {
-	struct xr_lc_msg m, c;
+	struct xr_lc_msg m;
 
 	/* Creations first, so that a reset of a game created meanwhile
 	 * finds it. */
-	while (!sh->err && sh->o->in && xr__lc_pop(sh->o->in, &m))
-		take_order(sh, &m);
-	while (!sh->err && sh->o->resets && xr__lc_pop(sh->o->resets, &m)) {
+	take_in(sh);
+	uint64_t n = sh->o->resets ? xr__lc_waiting(sh->o->resets) : 0;
+	for (; n && !sh->err && xr__lc_pop(sh->o->resets, &m); n--) {
 		/* A reset whose game is not here may be of a game created since
 		 * `in` was drained (taking resets can take a while: their final
 		 * records wait for lossless readers): the directory pushed its
@@ -465,8 +494,7 @@ static void take_orders(struct shard *sh)
 		 * was told OK. A reset of a game destroyed meanwhile is still
 		 * dropped by take_order. */
 		if (!reset_finds_game(sh, &m))
-			while (!sh->err && sh->o->in && xr__lc_pop(sh->o->in, &c))
-				take_order(sh, &c);
+			take_in(sh);
 		if (!sh->err)
 			take_order(sh, &m);
 	}

@@ -58,11 +58,17 @@ struct xr_shard_stream {
 
 #define XR_SHARD_STREAMS_MAX 8
 
-/* What the directory may read of a slot while the shard plays it. */
+/* What the directory may read of a slot while the shard plays it, and the
+ * handshake of its resets (engine/games.c, "Resets"): the directory
+ * stores the seed of the game's next reset, the shard counts the reset
+ * orders of the slot's game it has taken, and the directory sends a new
+ * order only when none is waiting, so that a game has at most one reset
+ * waiting however often it is reset (the later ones change its seed). */
 struct xr_game_pub {
 	_Atomic uint32_t turn;
-	_Atomic uint32_t pad_;
+	_Atomic uint32_t resets;        /* reset orders taken (shard; 0 at creation) */
 	_Atomic uint64_t episodes;
+	_Atomic uint64_t reset_seed;    /* its waiting reset's seed (directory) */
 };
 
 struct xr_shard_opts {

@@ -28,6 +28,9 @@
  *   reset_after_create  a game created and reset while its shard is in the
  *                 middle of taking resets (paused there for a lossless
  *                 reader) is reset, not the reset dropped.
+ *   reset_flood   5000 resets of one game while its shard is paused are all
+ *                 accepted and cost the shard one reset, to the last seed:
+ *                 the game then writes what a new game of that seed writes.
  *   forked_child  a handle's owned games go when its opener closes it, even
  *                 while a forked child (a data loader's worker, say) still
  *                 holds a copy of its socket; the child's copy refuses
@@ -897,6 +900,77 @@ static void reset_after_create(void)
 	free(lg.r);
 }
 
+/* A game reset over and over while its shard does not take orders (paused
+ * for a lossless reader here; or resets faster than its rounds) has one
+ * reset waiting, whose seed the later ones change: the shard then resets it
+ * once, to the last seed. Before, each reset was an order of its own, each
+ * costing the shard a reset (what building the game costs: with large
+ * boards, seconds of every game on the shard stopped), and after 4096 the
+ * shard's queue refused every uid's resets. */
+static void reset_flood(void)
+{
+	struct engine e;
+	struct xr_gdir_opts lim = {.creates_per_uid = 100000};
+	struct log lg = {.r = calloc(MAX_RECS, sizeof(struct rec))};
+	enum { N = 5000, K = 20 };
+	xr_game_spec spec = {.seed = N};
+	uint32_t twin;
+
+	CHECK(lg.r);
+	engine_start(&e, "games-rf", 4, 1, 0, &lim);
+	xr_reader *r = reader_of(&e, 0, UINT32_MAX - 1);
+	xr_games *c = games_open(&e);
+	/* The reader does not read yet: the shard pauses in its round. */
+	CHECK(WAIT_UNTIL(xr_load_relaxed(&xr_host_arena(e.h)->hdr->rings[0].written) > 100, 5000));
+	struct timespec ts = {0, 100 * (long)MS};
+	nanosleep(&ts, NULL);
+	for (uint32_t i = 1; i <= N; i++) {
+		int rc = xr_games_reset(c, 0, i);
+		if (rc < 0)
+			FAILF("reset %u of game 0 refused: %s (%s)", i, xr_strerror(rc),
+			      xr_last_reason());
+	}
+	/* Read on: game 0's episode ends (a final record per player), then it
+	 * plays seed N's; a new game of seed N plays it too. */
+	uint64_t end = xr__now_ns() + 20 * SEC;
+	uint32_t from = 0;
+	bool ended = false;
+	while (!ended) {
+		CHECK(xr__now_ns() < end);
+		if (lg.n > MAX_RECS - 2048)
+			lg.n = 0;
+		from = lg.n;
+		read_some(r, &lg);
+		for (uint32_t i = from; i < lg.n && !ended; i++)
+			ended = lg.r[i].game == 0 && lg.r[i].truncated && lg.r[i].action == -1;
+	}
+	CHECK_EQ(xr_games_create(c, &spec, 1, &twin), 1);
+	read_until(r, &lg, twin, 2 * K * PLAYERS, from);
+	read_until(r, &lg, 0, 4 * K * PLAYERS, from);
+	const struct rec *t0 = nth(&lg, twin, 0, 0, from);
+	uint32_t i = 0;
+	const struct rec *x;
+	while ((x = nth(&lg, 0, 0, i, from)) && !same(x, t0))
+		i++;
+	if (!x)
+		FAILF("game 0 never plays the episode of its last reset's seed %u", N);
+	for (uint32_t t = 0; t < K; t++)
+		CHECK(same(nth(&lg, 0, 0, i + t, from), nth(&lg, twin, 0, t, from)));
+	xr_game_info gi[1];
+	CHECK_EQ(xr_games_list(c, 0, gi, 1, NULL), 1);
+	CHECK_EQ(gi[0].seed, N);
+	xr_reader_detach(r);
+	xr_games_close(c);
+	engine_stop(&e);
+	if (e.res.resets > 2)
+		FAILF("%u resets of one game cost its shard %llu resets, want 1 (2 at most)", N,
+		      (unsigned long long)e.res.resets);
+	printf("reset_flood: %u resets of a game while its shard was paused cost it %llu, to the "
+	       "last seed\n",
+	       N, (unsigned long long)e.res.resets);
+	free(lg.r);
+}
+
 /* A forked child inherits the socket of its parent's handle. The child's
  * copy is not a connection of its own: requests from it are refused, and
  * closing it leaves the parent's connection (and its owned games) alone;
@@ -982,6 +1056,7 @@ int main(void)
 	stop_ends_episodes();
 	lazy_observations();
 	reset_after_create();
+	reset_flood();
 	forked_child();
 	printf("ok\n");
 	return 0;
