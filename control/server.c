@@ -66,6 +66,8 @@
 #define XR_CTL_CLOSING_TOTAL_MAX 1024 /* all uids' still closing: stop accepting */
 #define XR_CTL_ACCEPT_PAUSE_MS 100 /* out of descriptors: stop accepting this long */
 #define XR_CTL_DRAIN_CHECK_MS 100 /* how often hung-up connections are looked at */
+#define XR_CTL_GAMES_QUIET_MS 10 /* a game request refused for its rate: the connection is
+				  * not read for its retry time, and at least this */
 
 static bool use_passrights = true;
 static uint32_t closing_total_max = XR_CTL_CLOSING_TOTAL_MAX;
@@ -114,6 +116,11 @@ struct conn {
 	/* Hung up on, with replies the peer has not read: kept (not polled,
 	 * still counted against its uid) until it reads them or closes. */
 	bool draining;
+	/* A game request refused for the uid's rate: the connection (kept:
+	 * its games would go with it) is not read before this, so that a
+	 * peer sending as fast as it can costs this thread a refusal per
+	 * retry time, not one per message it manages to send. */
+	uint64_t quiet_until_ns;
 };
 
 struct xr_server {
@@ -595,11 +602,14 @@ static bool rate_ok(struct xr_server *c, struct conn *k, uint32_t id, bool game)
 
 	if (game) {
 		if (u && !xr__bucket_take(&u->games, c->lim.games_rate, c->lim.games_burst, now)) {
+			uint32_t ms = xr__bucket_retry_ms(&u->games, c->lim.games_rate);
 			send_error(k->fd, id, -EAGAIN,
 				   "too many game requests from uid %u (%.0f/s over all its "
 				   "connections); retry in %u ms",
-				   (unsigned)k->uid, c->lim.games_rate,
-				   xr__bucket_retry_ms(&u->games, c->lim.games_rate));
+				   (unsigned)k->uid, c->lim.games_rate, ms);
+			k->quiet_until_ns =
+				now + (uint64_t)(ms > XR_CTL_GAMES_QUIET_MS ? ms : XR_CTL_GAMES_QUIET_MS) *
+					      1000000ull;
 			return false;
 		}
 		return true;
@@ -793,6 +803,8 @@ static int next_timeout(const struct xr_server *c, uint64_t now)
 			due = now + XR_CTL_DRAIN_CHECK_MS * 1000000ull;
 		else if (!k->draining && !k->attached && k->born_ns + idle_ns < due)
 			due = k->born_ns + idle_ns;
+		if (!k->draining && k->quiet_until_ns > now && k->quiet_until_ns < due)
+			due = k->quiet_until_ns;
 	}
 	if (c->accept_after_ns > now && c->accept_after_ns < due)
 		due = c->accept_after_ns;
@@ -839,10 +851,14 @@ static void *serve(void *p)
 		pf[0] = (struct pollfd){.fd = c->stop_fd, .events = POLLIN};
 		pf[1] = (struct pollfd){.fd = accepting ? c->lfd : -1, .events = POLLIN};
 		/* A draining connection is shut down: it would poll as hung up
-		 * for ever. It is looked at by reap_drained only. */
+		 * for ever. It is looked at by reap_drained only. A quiet one
+		 * (rate_ok) is looked at again when its quiet ends. */
 		for (uint32_t i = 0; i < n; i++)
 			pf[2 + i] = (struct pollfd){
-				.fd = c->conns[i].draining ? -1 : c->conns[i].fd, .events = POLLIN};
+				.fd = c->conns[i].draining || c->conns[i].quiet_until_ns > now
+					      ? -1
+					      : c->conns[i].fd,
+				.events = POLLIN};
 		if (poll(pf, n + 2, next_timeout(c, now)) < 0) {
 			if (errno == EINTR)
 				continue;

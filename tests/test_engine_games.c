@@ -31,6 +31,10 @@
  *   reset_flood   5000 resets of one game while its shard is paused are all
  *                 accepted and cost the shard one reset, to the last seed:
  *                 the game then writes what a new game of that seed writes.
+ *   request_flood a connection sending game requests as fast as it can, past
+ *                 its uid's rate, is refused once per retry time (then not
+ *                 read meanwhile), not once per message: the control
+ *                 thread does not spin on refusals. It stays connected.
  *   forked_child  a handle's owned games go when its opener closes it, even
  *                 while a forked child (a data loader's worker, say) still
  *                 holds a copy of its socket; the child's copy refuses
@@ -971,6 +975,49 @@ static void reset_flood(void)
 	free(lg.r);
 }
 
+/* Game requests past the uid's rate are refused but keep the connection
+ * (its owned games would go with it). A peer that sends them as fast as it
+ * can had each one read and refused: the control thread spent itself on
+ * refusals (100,000 a second from one connection, half a core). Now a
+ * refused connection is not read for the retry time (10 ms at least). */
+static void request_flood(void)
+{
+	struct engine e;
+	struct xr_ctl_games_list li = {.from_id = 0, .max = 1};
+	uint64_t answered = 0, refused = 0;
+	static uint8_t buf[sizeof(struct xr_ctl_hdr) + sizeof(struct xr_ctl_games)];
+	const double secs = 2;
+
+	engine_start(&e, "games-flood", 2, 1, 5, NULL);
+	int s = raw_attached(&e);
+	CHECK(fcntl(s, F_SETFL, O_NONBLOCK) == 0);
+	uint64_t end = xr__now_ns() + (uint64_t)(secs * SEC);
+	while (xr__now_ns() < end) {
+		xr__ctl_send(s, XR_CTL_GAMES_LIST, 3, &li, sizeof(li), NULL, 0); /* may be full */
+		ssize_t n;
+		while ((n = recv(s, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+			const struct xr_ctl_hdr *h = (const void *)buf;
+			if (h->type == XR_CTL_ERROR)
+				refused++;
+			else if (h->type == XR_CTL_GAMES)
+				answered++;
+		}
+		CHECK(n < 0 && errno == EAGAIN); /* still connected */
+	}
+	close(s);
+	/* The burst and the rate: 8192 + 4096 a second. */
+	CHECK(answered >= 8192);
+	CHECK(answered <= 8192 + (uint64_t)(4096 * (secs + 1)));
+	if (refused > (uint64_t)(secs * 1000 / 10 * 2))
+		FAILF("%llu refusals in %.0f s on one connection (%llu answered): the control "
+		      "thread reads and refuses every message past the rate",
+		      (unsigned long long)refused, secs, (unsigned long long)answered);
+	printf("request_flood: %.0f s of game requests as fast as one connection sends them: %llu "
+	       "answered, %llu refused\n",
+	       secs, (unsigned long long)answered, (unsigned long long)refused);
+	engine_stop(&e);
+}
+
 /* A forked child inherits the socket of its parent's handle. The child's
  * copy is not a connection of its own: requests from it are refused, and
  * closing it leaves the parent's connection (and its owned games) alone;
@@ -1057,6 +1104,7 @@ int main(void)
 	lazy_observations();
 	reset_after_create();
 	reset_flood();
+	request_flood();
 	forked_child();
 	printf("ok\n");
 	return 0;
