@@ -363,9 +363,17 @@ static int instance(struct xr_gdir *d, struct dshard *s, const struct xr_gdir_sh
 		struct pooled *p = &s->pool[i];
 		if (p->vt == sh->vt && p->h == sh->board_h && p->w == sh->board_w &&
 		    p->players == sh->players && p->turn_limit == turn_limit) {
-			*g = p->g;
+			void *pg = p->g;
 			*p = s->pool[--s->n_pool];
-			return sh->vt->reset(*g, seed);
+			int rc = sh->vt->reset(pg, seed);
+			/* Out of the pool, and given to nobody if its reset
+			 * failed (a plugin may refuse a seed): ours to destroy. */
+			if (rc < 0) {
+				sh->vt->destroy(pg);
+				return rc;
+			}
+			*g = pg;
+			return 0;
 		}
 	}
 	xr_game_config c = {.board_h = sh->board_h, .board_w = sh->board_w,

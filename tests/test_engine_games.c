@@ -35,6 +35,8 @@
  *                 its uid's rate, is refused once per retry time (then not
  *                 read meanwhile), not once per message: the control
  *                 thread does not spin on refusals. It stays connected.
+ *   pooled_reset_fails  a creation refused because a pooled instance's reset
+ *                 failed leaks no instance.
  *   forked_child  a handle's owned games go when its opener closes it, even
  *                 while a forked child (a data loader's worker, say) still
  *                 holds a copy of its socket; the child's copy refuses
@@ -83,11 +85,14 @@ static void *engine_main(void *p)
 /* An engine of 8x8 grid games, `start` of them at start, on `shards`
  * shards, ticking every tick_ms (0: as fast as the ring allows), serving
  * games with go's limits; NOBODY is allowed in. */
+/* The game engine_start() serves: the grid, unless a test sets another. */
+static const xr_game_vtable *test_vt;
+
 static void engine_start(struct engine *e, const char *tag, uint32_t start, uint32_t shards,
 			 double tick_ms, const struct xr_gdir_opts *limits)
 {
 	char why[512];
-	const xr_game_vtable *vt = xr_game_builtin_grid();
+	const xr_game_vtable *vt = test_vt ? test_vt : xr_game_builtin_grid();
 	xr_game_config cfg = {.board_h = BOARD, .board_w = BOARD, .players = PLAYERS, .seed = 1};
 
 	memset(e, 0, sizeof(*e));
@@ -1018,6 +1023,67 @@ static void request_flood(void)
 	engine_stop(&e);
 }
 
+/* The grid, counting its instances, whose reset refuses seed 666. */
+static _Atomic long flaky_live;
+
+static int flaky_create(const xr_game_config *cfg, void **out)
+{
+	int rc = xr_game_builtin_grid()->create(cfg, out);
+	if (rc == 0)
+		atomic_fetch_add(&flaky_live, 1);
+	return rc;
+}
+
+static void flaky_destroy(void *g)
+{
+	atomic_fetch_sub(&flaky_live, 1);
+	xr_game_builtin_grid()->destroy(g);
+}
+
+static int flaky_reset(void *g, uint64_t seed)
+{
+	return seed == 666 ? -EINVAL : xr_game_builtin_grid()->reset(g, seed);
+}
+
+/* A creation takes a pooled instance (one a destroyed game left) and
+ * resets it to its seed; a game whose reset refuses that seed refuses the
+ * creation, and the instance, taken from the pool, was then neither given
+ * back nor destroyed. */
+static void pooled_reset_fails(void)
+{
+	struct engine e;
+	static xr_game_vtable flaky;
+	xr_game_spec spec = {.seed = 10};
+	uint32_t ids[4];
+
+	flaky = *xr_game_builtin_grid();
+	flaky.create = flaky_create;
+	flaky.destroy = flaky_destroy;
+	flaky.reset = flaky_reset;
+	test_vt = &flaky;
+	engine_start(&e, "games-flaky", 0, 1, 5, NULL);
+	xr_games *c = games_open(&e);
+	CHECK_EQ(xr_games_create(c, &spec, 4, ids), 4);
+	CHECK_RC(xr_games_destroy(c, ids, 4), 0);
+	/* Their instances come back to the directory's pool once the shard
+	 * has taken the destructions. */
+	struct timespec ts = {0, 100 * (long)MS};
+	nanosleep(&ts, NULL);
+	spec.seed = 666;
+	CHECK_EQ(xr_games_create(c, &spec, 1, ids), -EINVAL);
+	spec.seed = 11;
+	CHECK_EQ(xr_games_create(c, &spec, 2, ids), 2);
+	xr_games_close(c);
+	engine_stop(&e);
+	test_vt = NULL;
+	if (atomic_load(&flaky_live) != 0)
+		FAILF("%ld game instances left after the engine stopped (a pooled instance whose "
+		      "reset failed was dropped)",
+		      (long)atomic_load(&flaky_live));
+	printf("pooled_reset_fails: a creation refused by a pooled instance's reset leaks "
+	       "nothing\n");
+}
+
 /* A forked child inherits the socket of its parent's handle. The child's
  * copy is not a connection of its own: requests from it are refused, and
  * closing it leaves the parent's connection (and its owned games) alone;
@@ -1105,6 +1171,7 @@ int main(void)
 	reset_after_create();
 	reset_flood();
 	request_flood();
+	pooled_reset_fails();
 	forked_child();
 	printf("ok\n");
 	return 0;
