@@ -185,53 +185,85 @@ static int do_create(xr_games *c, struct games_args *ga)
 	return 0;
 }
 
-/* "3,5,10-20" into ids (grown as needed). 0, or -EINVAL. */
+#define XR_GAMES_IDS_MAX 10000000u /* ids in one command */
+
+/* "3,5,10-20" into *ids (grown as needed), appended to the *n there are.
+ * 0, -EINVAL (not a list of ids), -E2BIG (more than XR_GAMES_IDS_MAX in
+ * all) or -ENOMEM; on error *ids is freed and NULL. */
 static int parse_ids(const char *s, uint32_t **ids, uint32_t *n)
 {
-	uint32_t cap = 0;
+	uint32_t cap = *n;
+	const char *first = s;
 
-	*ids = NULL;
-	*n = 0;
 	while (*s) {
 		char *end;
 		unsigned long lo = strtoul(s, &end, 10), hi = lo;
 		if (end == s || lo >= UINT32_MAX)
-			return -EINVAL;
+			goto bad;
 		if (*end == '-') {
 			s = end + 1;
 			hi = strtoul(s, &end, 10);
-			if (end == s || hi >= UINT32_MAX || hi < lo || hi - lo >= 10000000)
-				return -EINVAL;
+			if (end == s || hi >= UINT32_MAX || hi < lo)
+				goto bad;
+		}
+		if (hi - lo >= XR_GAMES_IDS_MAX - *n) {
+			free(*ids), *ids = NULL;
+			return -E2BIG;
 		}
 		for (unsigned long id = lo; id <= hi; id++) {
 			if (*n == cap) {
-				cap = cap ? 2 * cap : 64;
+				cap = cap ? (2 * cap < XR_GAMES_IDS_MAX ? 2 * cap : XR_GAMES_IDS_MAX) : 64;
 				uint32_t *p = realloc(*ids, cap * sizeof(*p));
-				if (!p || cap > 10000000)
-					return free(p ? p : *ids), *ids = NULL, -EINVAL;
+				if (!p) {
+					free(*ids), *ids = NULL;
+					return -ENOMEM;
+				}
 				*ids = p;
 			}
 			(*ids)[(*n)++] = (uint32_t)id;
 		}
 		if (*end != ',' && *end)
-			return -EINVAL;
+			goto bad;
 		s = *end ? end + 1 : end;
 	}
-	return *n ? 0 : -EINVAL;
+	if (s != first)
+		return 0;
+bad:
+	free(*ids), *ids = NULL;
+	return -EINVAL;
 }
 
+/* Every id of the command, in requests of up to XR_GAMES_REQUEST_MAX, each
+ * all or nothing: so a command of that many ids at most, however many
+ * arguments carry them, destroys all or none; past that, a refusal says
+ * how many went before it (no longer one request per argument, which
+ * destroyed the earlier arguments' games and then said only "cannot"). */
 static int do_destroy(xr_games *c, struct games_args *ga)
 {
-	uint32_t *ids, n = 0;
+	uint32_t *ids = NULL, n = 0, done = 0;
 
-	for (int i = 2; i < ga->n_pos; i++) {
-		parse_ids(ga->pos[i], &ids, &n); /* checked in check_args */
-		int rc = xr_games_destroy(c, ids, n);
-		free(ids);
-		if (rc < 0)
-			return fail("cannot destroy games", ga->pos[0], rc);
+	for (int i = 2; i < ga->n_pos; i++)
+		if (parse_ids(ga->pos[i], &ids, &n) < 0) { /* checked in check_args */
+			xr_cli_err("games", "out of memory");
+			return XR_EXIT_FAIL;
+		}
+	while (done < n) {
+		uint32_t k = n - done < XR_GAMES_REQUEST_MAX ? n - done : XR_GAMES_REQUEST_MAX;
+		int rc = xr_games_destroy(c, ids + done, k);
+		if (rc < 0) {
+			free(ids);
+			if (!done)
+				return fail("cannot destroy games", ga->pos[0], rc);
+			char what[128];
+			snprintf(what, sizeof(what),
+				 "destroyed %u of the %u games, then could not destroy the next %u", done,
+				 n, k);
+			return fail(what, ga->pos[0], rc);
+		}
+		done += k;
 	}
-	printf("destroyed\n");
+	free(ids);
+	printf("destroyed %u game%s\n", n, n == 1 ? "" : "s");
 	return 0;
 }
 
@@ -311,6 +343,11 @@ static int check_args(int (*fn)(xr_games *, struct games_args *), const struct g
 
 	if (fn == do_create && (ga->n_pos != 3 || !xr_parse_int(ga->pos[2], 1, 1000000, &n)))
 		USAGE("create takes a count of games, 1..1000000: xring games NAME create N");
+	/* Game j is seeded X + j: no seed may wrap past 2^64 - 1 (to 0, a seed
+	 * another call may have used), as the Python API refuses too. */
+	if (fn == do_create && ga->spec.seed > UINT64_MAX - (uint64_t)(n - 1))
+		USAGE("--seed %llu: the seeds of %ld games, %llu + 0..%ld, pass 2^64 - 1",
+		      (unsigned long long)ga->spec.seed, n, (unsigned long long)ga->spec.seed, n - 1);
 	if (fn == do_destroy && ga->n_pos < 3)
 		USAGE("destroy takes game ids: xring games NAME destroy 3,5,10-20");
 	if (fn == do_reset && (ga->n_pos != 4 || !xr_parse_int(ga->pos[2], 0, UINT32_MAX - 1, &n) ||
@@ -318,13 +355,20 @@ static int check_args(int (*fn)(xr_games *, struct games_args *), const struct g
 		USAGE("reset takes a game id and a seed: xring games NAME reset ID SEED");
 	if (fn == do_list && ga->n_pos != 2)
 		USAGE("list takes no arguments but --json");
+	uint32_t *ids = NULL, k = 0;
 	for (int i = 2; fn == do_destroy && i < ga->n_pos; i++) {
-		uint32_t *ids, k;
 		int bad = parse_ids(ga->pos[i], &ids, &k);
-		free(ids);
+		if (bad == -E2BIG)
+			USAGE("more than %u game ids: destroy them in several commands",
+			      XR_GAMES_IDS_MAX);
+		if (bad == -ENOMEM) {
+			xr_cli_err("games", "out of memory");
+			return XR_EXIT_FAIL;
+		}
 		if (bad)
 			USAGE("'%s' is not a list of game ids (e.g. 3,5,10-20)", ga->pos[i]);
 	}
+	free(ids);
 	return 0;
 }
 

@@ -314,6 +314,18 @@ expect_err 1 "no stream of this engine carries such games; its shapes: grid 8x8 
 "$xring" games "$name-g" destroy 0,3-4 >/dev/null || fail "games destroy"
 expect_err 1 "no game 3 here \(it was destroyed\)" -- "$xring" games "$name-g" reset 3 1
 expect_err 2 "'3-x' is not a list of game ids" -- "$xring" games "$name-g" destroy 3-x
+# One command's ids are one all-or-nothing request (up to 1024): game 1 stays,
+# where each argument was a request of its own, game 1 destroyed before the
+# refusal of 99, which said only that it could not.
+expect_err 1 "cannot destroy games: .*no game 99 here" -- "$xring" games "$name-g" destroy 1 99
+"$xring" games "$name-g" list --json | /usr/bin/python3 -c '
+import json, sys
+assert 1 in {g["id"] for g in json.load(sys.stdin)["games"]}, "game 1 destroyed by a refused command"
+' || fail "games destroy of a command refused destroys nothing"
+expect_err 2 "more than 10000000 game ids" -- "$xring" games "$name-g" destroy 0-5000000 5000000-9999999
+expect_err 1 "no game 0 here" -- "$xring" games "$name-g" destroy 0-9999999
+# Seeds past 2^64 - 1 are refused, not wrapped to 0.
+expect_err 2 "--seed 18446744073709551615: the seeds of 2 games" -- "$xring" games "$name-g" create 2 --seed 18446744073709551615
 [ "$("$xring" games "$name-g" list | tail -n 1)" = "2 games live" ] || fail "games list after destroy"
 kill -TERM "$engine"; wait "$engine"; rc=$?; engine=
 [ "$rc" -eq 0 ] || fail "engine with games exit status $rc after SIGTERM"
