@@ -308,6 +308,12 @@ _Static_assert(offsetof(struct xr_arena_hdr, streams) == 576, "hdr streams");
 _Static_assert(offsetof(struct xr_arena_hdr, rings) % XR_CACHELINE == 0, "rings aligned");
 _Static_assert(sizeof(struct xr_shard_stats) == XR_CACHELINE, "shard stats are one line");
 _Static_assert(sizeof(struct xr_game_stats) == 4 * XR_CACHELINE, "game stats are 4 lines");
+_Static_assert(offsetof(struct xr_game_stats, finals_lost) == 32, "game stats finals_lost");
+_Static_assert(offsetof(struct xr_game_stats, lat_count) == 64, "game stats lat_count");
+_Static_assert(offsetof(struct xr_game_stats, lat_hist) == 72, "game stats lat_hist");
+_Static_assert(offsetof(struct xr_arena_hdr, games) ==
+		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 5 * XR_CACHELINE,
+	       "hdr games");
 _Static_assert(sizeof(struct xr_arena_hdr) ==
 		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 9 * XR_CACHELINE,
 	       "hdr size");
