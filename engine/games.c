@@ -13,14 +13,14 @@
  * their own, and a reset that finds it full is refused (retry).
  *
  * Resets. A game has at most one reset order waiting for its shard. The
- * directory stores the seed (RS1), then loads how many of the game's reset
- * orders the shard has taken (RS2), and sends an order only if that is all
- * it sent; the shard, taking an order, stores the count (RS3) and then
- * loads the seed (RS4). All four are seq_cst: if RS2 missed RS3, RS1 came
- * before RS3 and so before RS4, and the waiting order takes the new seed;
- * if RS2 saw RS3, a new order goes. No reset is lost, the last seed wins,
+ * directory stores the seed (GR1), then loads how many of the game's reset
+ * orders the shard has taken (GR2), and sends an order only if that is all
+ * it sent; the shard, taking an order, stores the count (GR3) and then
+ * loads the seed (GR4). All four are seq_cst: if GR2 missed GR3, GR1 came
+ * before GR3 and so before GR4, and the waiting order takes the new seed;
+ * if GR2 saw GR3, a new order goes. No reset is lost, the last seed wins,
  * and resets of a game arriving faster than its shard takes them cost it
- * one reset a round. (A seed stored between RS3 and RS4 is taken by both
+ * one reset a round. (A seed stored between GR3 and GR4 is taken by both
  * orders: its episode starts twice, the first cut short like any reset's.)
  *
  * Why a peer cannot use the directory to stall the control thread: a
@@ -621,8 +621,8 @@ static int games_reset(void *ctx, const struct xr_ctl_caller *who, uint32_t id, 
 	 * every game on it stopped meanwhile). */
 	struct entry *e = &s->ent[slot];
 	struct xr_game_pub *p = &s->pub[slot];
-	xr_store_sc(&p->reset_seed, seed);                    /* RS1 */
-	if (xr_load_sc(&p->resets) == e->resets) {           /* RS2: none waiting */
+	xr_store_sc(&p->reset_seed, seed);                    /* GR1 */
+	if (xr_load_sc(&p->resets) == e->resets) {           /* GR2: none waiting */
 		struct xr_lc_msg o = {.op = XR_LC_RESET, .slot = slot, .game_id = id,
 				      .seed = seed, .t_ns = xr__now_ns()};
 		xr__lc_push(&s->resets, &o);

@@ -422,7 +422,7 @@ static void take_order(struct shard *sh, const struct xr_lc_msg *m)
 		if ((sh->err = end_episode(sh, s)) < 0)
 			return;
 		if (sh->o->pub) {
-			/* RS3, then RS4 (engine/games.c, "Resets"): taken, and only
+			/* GR3, then GR4 (engine/games.c, "Resets"): taken, and only
 			 * then the seed, which resets asked for while this order
 			 * waited have changed. */
 			struct xr_game_pub *p = &sh->o->pub[m->slot];
