@@ -151,7 +151,9 @@ int xr_games_create(xr_games *c, const xr_game_spec *spec, uint32_t n, uint32_t 
 				     XR_CTL_GAMES_CREATED, &r, sizeof(r), NULL, NULL);
 		if (rc < 0)
 			return made ? (int)made : rc;
-		if (r.count != m.count || (uint64_t)r.first_id + r.count > UINT32_MAX) {
+		/* Fewer than asked: the engine builds a bounded cost of games a
+		 * request (xr__ctl_game_cost); the rest go in the next. */
+		if (r.count == 0 || r.count > m.count || (uint64_t)r.first_id + r.count > UINT32_MAX) {
 			xr__set_last_reason("the engine's reply is not the xring control protocol");
 			return made ? (int)made : -EPROTO;
 		}

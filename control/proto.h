@@ -112,6 +112,8 @@ struct xr_ctl_detach {
  */
 #define XR_CTL_KIND_MAX 32       /* a game kind's name, with its NUL */
 #define XR_CTL_CREATE_MAX 1024u  /* games per GAMES_CREATE */
+#define XR_CTL_GAME_UNIT 1024u   /* cells x players a creation token pays for */
+#define XR_CTL_CREATE_UNITS 1024u /* tokens one GAMES_CREATE may spend */
 #define XR_CTL_DESTROY_MAX 1024u /* ids per GAMES_DESTROY */
 #define XR_CTL_LIST_MAX 128u     /* entries per GAMES reply */
 
@@ -130,9 +132,25 @@ struct xr_ctl_games_create {
 	uint64_t seed;              /* game j of the request: seed + j */
 };
 
+/*
+ * What creating or resetting one game of a shape costs, in tokens of the
+ * uid's bucket: building a game is linear in its cells times its players,
+ * and the control thread (creation) or a shard (reset) does it while
+ * everyone else waits, so a big board pays for its size. A GAMES_CREATE
+ * spends at most XR_CTL_CREATE_UNITS tokens: of a shape costing c, it
+ * creates min(count, max(1, XR_CTL_CREATE_UNITS / c)) games and says how
+ * many; the client asks again for the rest.
+ */
+static inline uint32_t xr__ctl_game_cost(uint32_t board_h, uint32_t board_w, uint32_t players)
+{
+	uint64_t cells = (uint64_t)board_h * board_w * (players ? players : 1);
+	uint64_t c = (cells + XR_CTL_GAME_UNIT - 1) / XR_CTL_GAME_UNIT;
+	return c == 0 ? 1u : c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
+}
+
 struct xr_ctl_games_created {
 	uint32_t first_id;          /* ids first_id .. first_id + count - 1 */
-	uint32_t count;
+	uint32_t count;             /* 1..the request's: see xr__ctl_game_cost */
 	uint32_t stream;            /* the stream their records go to */
 	uint32_t pad_;
 };

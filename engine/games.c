@@ -24,8 +24,9 @@
  * orders: its episode starts twice, the first cut short like any reset's.)
  *
  * Why a peer cannot use the directory to stall the control thread: a
- * request creates at most XR_CTL_CREATE_MAX games, of a shape the operator
- * declared (so of a board size the operator chose), at the rate of its
+ * request creates at most XR_CTL_CREATE_MAX games and XR_CTL_CREATE_UNITS
+ * tokens' worth of them (a game costs its cells x players, the work of
+ * building it), of a shape the operator declared, at the rate of its
  * uid's token bucket; a destruction or reset costs O(its ids); a page of
  * the list O(live games + the page), the dead being compacted away once
  * they outnumber the live; a connection's end O(the games it owns) (each
@@ -281,20 +282,37 @@ static struct uidrec *uid_rec(struct xr_gdir *d, uint32_t uid)
 	return u;
 }
 
-/* Takes n tokens of who's bucket, or says when to retry. */
-static int take_tokens(struct xr_gdir *d, struct uidrec *u, uint32_t n, const char *what,
-		       char *why, size_t len)
+/* The tokens a creation or reset of a game of sh takes. */
+static uint32_t shape_cost(const struct xr_gdir_shape *sh)
 {
-	if ((double)n > d->burst) {
-		snprintf(why, len, "%u %s in one request is more than uid %u may make at once "
-				   "(%.0f): ask for fewer",
-			 n, what, (unsigned)u->uid, d->burst);
+	return xr__ctl_game_cost(sh->board_h, sh->board_w, sh->players);
+}
+
+/* Takes the tokens of n games costing cost each from who's bucket, or says
+ * when to retry. */
+static int take_tokens(struct xr_gdir *d, struct uidrec *u, uint32_t n, uint32_t cost,
+		       const char *what, char *why, size_t len)
+{
+	double need = (double)n * cost;
+
+	if (need > d->burst && n == 1) {
+		snprintf(why, len, "a game of %u cells x players costs %u tokens and uid %u may "
+				   "spend %.0f at once (twice --max-creates-per-uid): raise "
+				   "--max-creates-per-uid or use a smaller board",
+			 cost * XR_CTL_GAME_UNIT, cost, (unsigned)u->uid, d->burst);
 		return -EINVAL;
 	}
-	if (!xr__bucket_take_n(&u->bucket, n, d->rate, d->burst, xr__now_ns())) {
+	if (need > d->burst) {
+		snprintf(why, len, "%u %s in one request is more than uid %u may make at once "
+				   "(%.0f): ask for fewer",
+			 n, what, (unsigned)u->uid, d->burst / cost);
+		return -EINVAL;
+	}
+	if (!xr__bucket_take_n(&u->bucket, (uint32_t)need, d->rate, d->burst, xr__now_ns())) {
 		snprintf(why, len, "too many game creations and resets from uid %u (%.0f/s); retry "
 				   "in %u ms",
-			 (unsigned)u->uid, d->rate, xr__bucket_retry_n_ms(&u->bucket, n, d->rate));
+			 (unsigned)u->uid, d->rate,
+			 xr__bucket_retry_n_ms(&u->bucket, (uint32_t)need, d->rate));
 		return -EAGAIN;
 	}
 	return 0;
@@ -410,6 +428,12 @@ static int games_create(void *ctx, const struct xr_ctl_caller *who,
 		return -ENOENT;
 	}
 	const struct xr_gdir_shape *sh = &d->shapes[shape];
+	/* A request builds at most XR_CTL_CREATE_UNITS tokens' worth of games
+	 * (control/proto.h): the rest wait for the client's next request, and
+	 * the control thread's other peers for no longer than that. */
+	uint32_t cost = shape_cost(sh), most = XR_CTL_CREATE_UNITS / cost;
+	if (n > most)
+		n = most ? most : 1;
 	struct uidrec *u = uid_rec(d, who->uid);
 	if (!u) {
 		snprintf(why, len, "out of memory");
@@ -441,7 +465,7 @@ static int games_create(void *ctx, const struct xr_ctl_caller *who,
 		snprintf(why, len, "out of memory");
 		return -ENOMEM;
 	}
-	rc = take_tokens(d, u, n, "games", why, len);
+	rc = take_tokens(d, u, n, cost, "games", why, len);
 	if (rc < 0) {
 		if (ow && ow->head == NIL)
 			*ow = d->owners[--d->n_owners];
@@ -483,7 +507,7 @@ static int games_create(void *ctx, const struct xr_ctl_caller *who,
 		}
 	}
 	if (i < n) {
-		u->bucket.tokens += n; /* a refusal costs nothing */
+		u->bucket.tokens += (double)n * cost; /* a refusal costs nothing */
 		if (ow && ow->head == NIL)
 			*ow = d->owners[--d->n_owners];
 		while (i-- > 0) {
@@ -610,7 +634,7 @@ static int games_reset(void *ctx, const struct xr_ctl_caller *who, uint32_t id, 
 		snprintf(why, len, "out of memory");
 		return -ENOMEM;
 	}
-	rc = take_tokens(d, u, 1, "resets", why, len);
+	rc = take_tokens(d, u, 1, shape_cost(&d->shapes[s->ent[slot].shape]), "resets", why, len);
 	if (rc < 0)
 		return rc;
 	/* At most one reset of a game waits for its shard: a later one only

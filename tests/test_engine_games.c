@@ -87,13 +87,16 @@ static void *engine_main(void *p)
  * games with go's limits; NOBODY is allowed in. */
 /* The game engine_start() serves: the grid, unless a test sets another. */
 static const xr_game_vtable *test_vt;
+/* The board and players engine_start() serves, unless a test sets others. */
+static uint32_t test_board = BOARD, test_players = PLAYERS;
 
 static void engine_start(struct engine *e, const char *tag, uint32_t start, uint32_t shards,
 			 double tick_ms, const struct xr_gdir_opts *limits)
 {
 	char why[512];
 	const xr_game_vtable *vt = test_vt ? test_vt : xr_game_builtin_grid();
-	xr_game_config cfg = {.board_h = BOARD, .board_w = BOARD, .players = PLAYERS, .seed = 1};
+	xr_game_config cfg = {.board_h = test_board, .board_w = test_board,
+			      .players = test_players, .seed = 1};
 
 	memset(e, 0, sizeof(*e));
 	xr_test_name(e->name, sizeof(e->name), tag);
@@ -112,8 +115,9 @@ static void engine_start(struct engine *e, const char *tag, uint32_t start, uint
 			  .tick_ns = (uint64_t)(tick_ms * 1e6), .high_watermark = 0.9,
 			  .low_watermark = 0.5},
 		.shards = shards, .numa_node = -1};
-	e->shape = (struct xr_gdir_shape){.vt = vt, .board_h = BOARD, .board_w = BOARD,
-					  .players = PLAYERS, .obs_dtype = XR_DTYPE_U8,
+	e->shape = (struct xr_gdir_shape){.vt = vt, .board_h = test_board,
+					  .board_w = test_board, .players = test_players,
+					  .obs_dtype = XR_DTYPE_U8,
 					  .stream_name = XR_DEFAULT_STREAM};
 	if (limits)
 		e->go = *limits;
@@ -588,6 +592,68 @@ static void expect_refusal(const struct engine *e, int s, uint16_t type, const v
 	if (hangup)
 		CHECK_EQ(peer_recv(s, &h, sizeof(h), &fd, 5000), 0);
 	(void)e;
+}
+
+/* A big board costs its size: one token per 1,024 cells x players, a
+ * request at most 1,024 tokens' worth (control/proto.h). 32x32 boards of 4
+ * players cost 4 tokens a game, so 256 games a request. */
+static void big_boards(void)
+{
+	struct engine e;
+	struct xr_gdir_opts fast = {.creates_per_uid = 1000000};
+	struct xr_gdir_opts slow = {.creates_per_uid = 10}; /* 20 tokens: 5 games */
+	struct xr_gdir_opts tiny = {.creates_per_uid = 1}; /* 2 tokens: none */
+	xr_game_spec spec = {.seed = 7};
+	static uint32_t ids[600];
+	struct {
+		struct xr_ctl_hdr h;
+		struct xr_ctl_games_created c;
+	} r;
+	int fd;
+
+	test_board = 32;
+	test_players = 4;
+	CHECK_EQ(xr__ctl_game_cost(32, 32, 4), 4);
+	CHECK_EQ(xr__ctl_game_cost(20, 20, 2), 1);
+	CHECK_EQ(xr__ctl_game_cost(4096, 4096, 0xffffffffu), UINT32_MAX);
+
+	engine_start(&e, "games-big", 0, 2, 5, &fast);
+	int s = raw_attached(&e);
+	struct xr_ctl_games_create cr = {.count = 300, .seed = 1};
+	CHECK_RC(peer_send(s, XR_CTL_GAMES_CREATE, 3, &cr, sizeof(cr), NULL, 0), 0);
+	CHECK(peer_recv(s, &r, sizeof(r), &fd, 5000) > 0);
+	CHECK_EQ(r.h.type, XR_CTL_GAMES_CREATED);
+	CHECK_EQ(r.c.count, 256); /* the rest is the client's next request */
+	close(s);
+	xr_games *c = games_open(&e);
+	CHECK_EQ(xr_games_create(c, &spec, 600, ids), 600); /* in three requests */
+	for (uint32_t i = 1; i < 600; i++)
+		CHECK_EQ(ids[i], ids[i - 1] + 1);
+	CHECK_EQ(live_games(c), 856); /* with the raw request's 256, not owned */
+	xr_games_close(c);
+	engine_stop(&e);
+
+	engine_start(&e, "games-big-slow", 0, 1, 5, &slow);
+	c = games_open(&e);
+	CHECK_EQ(xr_games_create(c, &spec, 6, ids), -EINVAL);
+	CHECK(strstr(xr_last_reason(), "more than uid"));
+	CHECK(strstr(xr_last_reason(), "at once (5)"));
+	CHECK_EQ(xr_games_create(c, &spec, 5, ids), 5);
+	/* The bucket is empty: a reset of this game costs 4 tokens, 400 ms. */
+	CHECK_EQ(xr_games_reset(c, ids[0], 3), -EAGAIN);
+	CHECK(strstr(xr_last_reason(), "retry in"));
+	xr_games_close(c);
+	engine_stop(&e);
+
+	engine_start(&e, "games-big-tiny", 0, 1, 5, &tiny);
+	c = games_open(&e);
+	CHECK_EQ(xr_games_create(c, &spec, 1, ids), -EINVAL);
+	CHECK(strstr(xr_last_reason(), "raise --max-creates-per-uid"));
+	printf("big boards: %s\n", xr_last_reason());
+	xr_games_close(c);
+	engine_stop(&e);
+	test_board = BOARD;
+	test_players = PLAYERS;
 }
 
 static void garbage(void)
@@ -1173,6 +1239,7 @@ int main(void)
 	lifecycle();
 	refusals();
 	garbage();
+	big_boards();
 	stop_ends_episodes();
 	lazy_observations();
 	reset_after_create();

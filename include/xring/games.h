@@ -100,7 +100,10 @@ XR_API int xr_games_open(const char *engine, const xr_games_opts *opts, xr_games
 /*
  * Creates n games of spec; their ids into ids[0..n) (in order: game j has
  * seed spec->seed + j). Requests of up to XR_GAMES_REQUEST_MAX games are
- * all-or-nothing. Returns n, or fewer when a later request of a large n is
+ * all-or-nothing, of fewer for a large board: a request spends at most
+ * 1024 tokens of the uid's creation bucket, a game one per 1,024 cells x
+ * players (a 20x20 board of 2 players: 1; 128x128 of 8: 128, so 8 games a
+ * request). Returns n, or fewer when a later request of a large n is
  * refused (those made exist; xr_last_reason() says why the rest did not),
  * or an error with nothing created:
  *   -ENOENT   no stream carries that shape (the reason lists those that do)
