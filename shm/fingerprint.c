@@ -4,10 +4,53 @@
  * and offsets that two processes must agree on, so a reader built from
  * different sources (or with a different compiler's idea of a struct) refuses
  * the arena with XR_ELAYOUT instead of misreading it.
+ *
+ * The records in the rings are shared memory too: readers take every field
+ * of a batch at the offsets their own build's xr_exp_template_init() gives
+ * for the stream's shape, without parsing a record. So the fingerprint also
+ * covers the record layout: the template of a reference shape that has
+ * every part (dims, mask, extras), its offsets, size and fixed bytes (the
+ * vtables, hence every field's slot and position).
  */
 #include "shm/layout.h"
 
 #define F(x) ((uint64_t)(x))
+
+static uint64_t fnv_byte(uint64_t h, uint8_t b)
+{
+	return (h ^ b) * 0x100000001b3ull;
+}
+
+/* FNV-1a over the 8 little-endian bytes of each word. */
+static uint64_t fnv_words(uint64_t h, const uint64_t *w, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (int b = 0; b < 8; b++)
+			h = fnv_byte(h, (uint8_t)(w[i] >> (8 * b)));
+	return h;
+}
+
+/* The record layout's facts, hashed into h. */
+static uint64_t record_facts(uint64_t h)
+{
+	static const xr_exp_shape ref = {.obs_dtype = XR_DTYPE_F32, .obs_ndim = 3,
+					 .obs_dims = {2, 3, 5}, .mask_len = 7,
+					 .extras_len = 3};
+	xr_exp_template t;
+
+	if (xr_exp_template_init(&t, &ref) < 0)
+		return fnv_byte(h, 0xff); /* cannot happen: a valid shape */
+	const uint64_t facts[] = {
+		t.size, t.head_len, t.obs_bytes, t.off_seq, t.off_t_ns, t.off_game_id,
+		t.off_player_id, t.off_turn, t.off_action, t.off_reward, t.off_done,
+		t.off_truncated, t.off_obs, t.off_mask,
+		t.off_extras, XR_EXP_DEST_SKEW, XR_EXP_DATA_ALIGN,
+	};
+	h = fnv_words(h, facts, sizeof(facts) / sizeof(facts[0]));
+	for (uint32_t i = 0; i < t.head_len; i++)
+		h = fnv_byte(h, t.head[i]);
+	return h;
+}
 
 uint64_t xr__layout_fingerprint(void)
 {
@@ -49,12 +92,8 @@ uint64_t xr__layout_fingerprint(void)
 		XR_GAME_LAT_BUCKETS,
 	};
 	/* FNV-1a over the words: small, stable, good enough to tell layouts apart. */
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = fnv_words(0xcbf29ce484222325ull, facts, sizeof(facts) / sizeof(facts[0]));
 
-	for (size_t i = 0; i < sizeof(facts) / sizeof(facts[0]); i++)
-		for (int b = 0; b < 8; b++) {
-			h ^= (facts[i] >> (8 * b)) & 0xff;
-			h *= 0x100000001b3ull;
-		}
-	return h;
+	/* The record layout, after the arena's facts. */
+	return record_facts(h);
 }
