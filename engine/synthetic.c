@@ -23,6 +23,8 @@ void xr_synth_fields(uint64_t seq, uint32_t games, xr_exp_fields *f)
 	f->reward = (float)((int)((mix >> 32) % 2001) - 1000) / 1000.0f;
 	f->done = (f->turn % 100) == 99;
 	f->truncated = false;
+	f->applied = -1; /* no game is played: no step to report */
+	f->applied_by = XR_SRC_NONE;
 }
 
 void xr_synth_fill(uint64_t seq, uint8_t *obs, uint64_t n)

@@ -6,35 +6,40 @@
  * integers little-endian; FlatBuffers terms: uoffset = u32 forward offset from
  * where it is stored, soffset = s32, vtable = table - soffset, voffset = u16).
  *
- *   0    u32      root uoffset = 36              -> Experience table
+ *   0    u32      root uoffset = 44              -> Experience table
  *   4    char[4]  file identifier "XREX"
- *   8    Experience vtable, 28 bytes:
- *          u16 vtable size 28, u16 table size 56,
- *          12 x u16 field offsets (slot = schema id; 0 = field absent)
- *   36   Experience table, 56 bytes:
- *          +0  s32 soffset = 28 (36 - 8)
- *          +4  u64 seq          abs 40   slot 0
- *          +12 u64 t_ns         abs 48   slot 1
- *          +20 u32 game_id      abs 56   slot 2
- *          +24 u32 player_id    abs 60   slot 3
- *          +28 u32 turn         abs 64   slot 4
- *          +32 u32 obs          abs 68   slot 5  uoffset -> Tensor table
- *          +36 s32 action       abs 72   slot 6
- *          +40 f32 reward       abs 76   slot 7
- *          +44 u32 legal_mask   abs 80   slot 10 uoffset -> mask vector
- *          +48 u32 extras       abs 84   slot 11 uoffset -> extras vector
- *          +52 u8  done         abs 88   slot 8
- *          +53 u8  truncated    abs 89   slot 9
- *          +54 2 bytes zero padding
- *   92   Tensor vtable, 10 bytes: u16 10, u16 16, 3 x u16 field offsets
- *   102  2 bytes zero padding
- *   104  Tensor table, 16 bytes:
- *          +0  s32 soffset = 12 (104 - 92)
- *          +4  u32 shape        abs 108  slot 1  uoffset -> shape vector
- *          +8  u32 data         abs 112  slot 2  uoffset -> data vector
- *          +12 u8  dtype        abs 116  slot 0
+ *   8    Experience vtable, 32 bytes:
+ *          u16 vtable size 32, u16 table size 64,
+ *          14 x u16 field offsets (slot = schema id; 0 = field absent)
+ *   40   4 bytes zero padding (puts the table at 4 mod 8, so that its u64
+ *        fields at +4 and +12 are 8-aligned)
+ *   44   Experience table, 64 bytes:
+ *          +0  s32 soffset = 36 (44 - 8)
+ *          +4  u64 seq          abs 48   slot 0
+ *          +12 u64 t_ns         abs 56   slot 1
+ *          +20 u32 game_id      abs 64   slot 2
+ *          +24 u32 player_id    abs 68   slot 3
+ *          +28 u32 turn         abs 72   slot 4
+ *          +32 u32 obs          abs 76   slot 5  uoffset -> Tensor table
+ *          +36 s32 action       abs 80   slot 6
+ *          +40 f32 reward       abs 84   slot 7
+ *          +44 u32 legal_mask   abs 88   slot 10 uoffset -> mask vector
+ *          +48 u32 extras       abs 92   slot 11 uoffset -> extras vector
+ *          +52 u8  done         abs 96   slot 8
+ *          +53 u8  truncated    abs 97   slot 9
+ *          +54 u8  applied_by   abs 98   slot 13
+ *          +55 1 byte zero padding
+ *          +56 s32 applied      abs 100  slot 12
+ *          +60 4 bytes zero padding (the table size stays a multiple of 8)
+ *   108  Tensor vtable, 10 bytes: u16 10, u16 16, 3 x u16 field offsets
+ *   118  2 bytes zero padding
+ *   120  Tensor table, 16 bytes:
+ *          +0  s32 soffset = 12 (120 - 108)
+ *          +4  u32 shape        abs 124  slot 1  uoffset -> shape vector
+ *          +8  u32 data         abs 128  slot 2  uoffset -> data vector
+ *          +12 u8  dtype        abs 132  slot 0
  *          +13 3 bytes zero padding
- *   120  shape vector: u32 ndim, ndim x s32 dims (always present, may be empty)
+ *   136  shape vector: u32 ndim, ndim x s32 dims (always present, may be empty)
  *   then, only if mask_len > 0, at the next 4-aligned offset:
  *        mask vector: u32 mask_len, mask_len bytes
  *   then, only if extras_len > 0, at the next 4-aligned offset:
@@ -78,11 +83,11 @@ enum {
 	L_IDENT = 4,
 	L_EXP_VT = 8,
 	L_EXP_VT_SIZE = 4 + 2 * EXP_NFIELDS,
-	L_EXP = L_EXP_VT + L_EXP_VT_SIZE,
-	L_EXP_SIZE = 56,
+	L_EXP = L_EXP_VT + L_EXP_VT_SIZE + 4, /* + 4 bytes of padding */
+	L_EXP_SIZE = 64,
 	L_TEN_VT = L_EXP + L_EXP_SIZE,
 	L_TEN_VT_SIZE = 4 + 2 * TEN_NFIELDS,
-	L_TEN = 104,
+	L_TEN = 120,
 	L_TEN_SIZE = 16,
 	L_SHAPE = L_TEN + L_TEN_SIZE,
 };
@@ -101,6 +106,8 @@ static const uint16_t exp_field_off[EXP_NFIELDS] = {
 	[EXP_EXTRAS] = 48,
 	[EXP_DONE] = 52,
 	[EXP_TRUNCATED] = 53,
+	[EXP_APPLIED] = 56,
+	[EXP_APPLIED_BY] = 54,
 };
 
 static const uint16_t ten_field_off[TEN_NFIELDS] = {
@@ -109,8 +116,10 @@ static const uint16_t ten_field_off[TEN_NFIELDS] = {
 	[TEN_DATA] = 8,
 };
 
-_Static_assert(L_EXP == 36 && L_EXP % 8 == 4,
+_Static_assert(L_EXP == 44 && L_EXP % 8 == 4,
 	       "u64 fields at table +4/+12 must land 8-aligned");
+_Static_assert(L_EXP_SIZE % 8 == 0 && L_EXP_SIZE >= 60,
+	       "the table holds applied at +56..+60 and is a multiple of 8");
 _Static_assert(L_TEN_VT + L_TEN_VT_SIZE <= L_TEN && L_TEN % 4 == 0,
 	       "Tensor table must follow its vtable, 4-aligned");
 _Static_assert(XR_EXP_DATA_ALIGN == 64 && XR_EXP_DEST_SKEW % 8 == 0,
@@ -245,6 +254,8 @@ int xr_exp_template_init(xr_exp_template *t, const xr_exp_shape *s)
 	t->off_reward = L_EXP + exp_field_off[EXP_REWARD];
 	t->off_done = L_EXP + exp_field_off[EXP_DONE];
 	t->off_truncated = L_EXP + exp_field_off[EXP_TRUNCATED];
+	t->off_applied = L_EXP + exp_field_off[EXP_APPLIED];
+	t->off_applied_by = L_EXP + exp_field_off[EXP_APPLIED_BY];
 
 	/* The head: everything before the first variable byte. Scalars stay
 	 * zero here; xr_exp_build() stores them. Bytes of head past the
@@ -322,6 +333,8 @@ void xr_exp_build(const xr_exp_template *t, void *dst,
 	memcpy(d + t->off_reward, &f->reward, 4);
 	d[t->off_done] = f->done;
 	d[t->off_truncated] = f->truncated;
+	memcpy(d + t->off_applied, &f->applied, 4);
+	d[t->off_applied_by] = f->applied_by;
 
 	/* The head ends at the first variable byte; the headers of the
 	 * vectors after it are written here, around the caller's bytes. */

@@ -32,7 +32,17 @@
  *            Data alignment is not required: flatc does not align it.
  *
  * bool fields read any non-zero byte as true, as the official readers do.
- * An empty mask or extras vector reads as absent (NULL, 0).
+ * An empty mask or extras vector reads as absent (NULL, 0). Absent scalars
+ * read as the schema's defaults: 0 / false, but applied -1 (and applied_by
+ * NONE), so a record of a writer older than those fields reads as "no step
+ * reported".
+ *
+ * applied_by is an enum, yet any value is accepted and passed through: a
+ * newer schema may add action sources (FlatBuffers enums grow like tables
+ * do, and this reader already accepts a newer writer's longer vtables), and
+ * nothing here depends on the value -- unlike dtype, which sizes the obs
+ * data and so must be known. Refusing would also promise nothing to batch
+ * readers, who read the byte in place without this verifier.
  */
 #include <stdint.h>
 #include <string.h>
@@ -220,6 +230,7 @@ static int read_experience(const struct rd *r, xr_exp_view *v)
 	uint8_t done = 0, truncated = 0;
 
 	memset(v, 0, sizeof(*v));
+	v->f.applied = -1; /* the schema's default; NONE is 0 */
 	if (r->len < 8)
 		return -1;
 	root = ld32(r->b);
@@ -240,6 +251,8 @@ static int read_experience(const struct rd *r, xr_exp_view *v)
 	    scalar(r, &t, EXP_REWARD, 4, &v->f.reward) ||
 	    scalar(r, &t, EXP_DONE, 1, &done) ||
 	    scalar(r, &t, EXP_TRUNCATED, 1, &truncated) ||
+	    scalar(r, &t, EXP_APPLIED, 4, &v->f.applied) ||
+	    scalar(r, &t, EXP_APPLIED_BY, 1, &v->f.applied_by) ||
 	    vector(r, &t, EXP_LEGAL_MASK, 1, &v->mask, &v->mask_len) ||
 	    vector(r, &t, EXP_EXTRAS, 1, &v->extras, &v->extras_len))
 		return -1;

@@ -43,7 +43,7 @@ static uint64_t record_facts(uint64_t h)
 	const uint64_t facts[] = {
 		t.size, t.head_len, t.obs_bytes, t.off_seq, t.off_t_ns, t.off_game_id,
 		t.off_player_id, t.off_turn, t.off_action, t.off_reward, t.off_done,
-		t.off_truncated, t.off_obs, t.off_mask,
+		t.off_truncated, t.off_applied, t.off_applied_by, t.off_obs, t.off_mask,
 		t.off_extras, XR_EXP_DEST_SKEW, XR_EXP_DATA_ALIGN,
 	};
 	h = fnv_words(h, facts, sizeof(facts) / sizeof(facts[0]));
@@ -94,6 +94,6 @@ uint64_t xr__layout_fingerprint(void)
 	/* FNV-1a over the words: small, stable, good enough to tell layouts apart. */
 	uint64_t h = fnv_words(0xcbf29ce484222325ull, facts, sizeof(facts) / sizeof(facts[0]));
 
-	/* The record layout, after the arena's facts. */
+	/* The record layout (layout 6), after the arena's facts. */
 	return record_facts(h);
 }

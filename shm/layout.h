@@ -42,7 +42,7 @@
 #include "xring/types.h"
 
 #define XR_MAGIC 0x31414e4552415258ull /* "XRARENA1" little-endian */
-#define XR_LAYOUT_VERSION 5u
+#define XR_LAYOUT_VERSION 6u
 
 #define XR_CACHELINE 64
 #define XR_MAX_STREAMS 8

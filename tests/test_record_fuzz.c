@@ -291,6 +291,7 @@ int main(int argc, char **argv)
 	}
 	add_seed(flatc_full, sizeof(flatc_full));
 	add_seed(flatc_min, sizeof(flatc_min));
+	add_seed(flatc_applied, sizeof(flatc_applied));
 	/* Back to front: table at 8, its vtable after it at 16. */
 	put32(hand, 8);
 	put32(hand + 8, (uint32_t)-8);

@@ -78,6 +78,8 @@ static void random_fields(xr_exp_fields *f)
 	f->reward = rewards[r % 5] + (float)(r % 1000) / 7.0f;
 	f->done = (r >> 20) & 1;
 	f->truncated = (r >> 21) & 1;
+	f->applied = (int32_t)(uint32_t)rnd();
+	f->applied_by = (uint8_t)(r >> 24); /* any byte: unknown sources too */
 }
 
 static int fields_equal(const xr_exp_fields *a, const xr_exp_fields *b)
@@ -86,7 +88,8 @@ static int fields_equal(const xr_exp_fields *a, const xr_exp_fields *b)
 	       a->game_id == b->game_id && a->player_id == b->player_id &&
 	       a->turn == b->turn && a->action == b->action &&
 	       !memcmp(&a->reward, &b->reward, sizeof(float)) &&
-	       a->done == b->done && a->truncated == b->truncated;
+	       a->done == b->done && a->truncated == b->truncated &&
+	       a->applied == b->applied && a->applied_by == b->applied_by;
 }
 
 /* Build one record of shape s into a fresh destination, check it, and
@@ -162,12 +165,17 @@ static void check_one(const xr_exp_template *t, const xr_exp_fields *f,
 	CHECK(d->p[t->off_done] == f->done, "%s: off_done", what);
 	CHECK(d->p[t->off_truncated] == f->truncated, "%s: off_truncated",
 	      what);
+	CHECK(!memcmp(d->p + t->off_applied, &f->applied, 4),
+	      "%s: off_applied", what);
+	CHECK(d->p[t->off_applied_by] == f->applied_by, "%s: off_applied_by",
+	      what);
 	/* Scalars naturally aligned in memory, so numpy views need no
 	 * unaligned access. */
 	CHECK(((uintptr_t)(d->p + t->off_seq) & 7) == 0 &&
 	      ((uintptr_t)(d->p + t->off_t_ns) & 7) == 0 &&
 	      ((uintptr_t)(d->p + t->off_game_id) & 3) == 0 &&
-	      ((uintptr_t)(d->p + t->off_reward) & 3) == 0,
+	      ((uintptr_t)(d->p + t->off_reward) & 3) == 0 &&
+	      ((uintptr_t)(d->p + t->off_applied) & 3) == 0,
 	      "%s: scalars misaligned", what);
 	/* Verifier agrees with itself, and trailing padding is optional. */
 	CHECK(xr_exp_verify(d->p, t->size) == 0, "%s: verify", what);
@@ -229,6 +237,8 @@ static void check_shape(const xr_exp_shape *s, const char *what)
 	memcpy(d[1].p + t.off_reward, d[2].p + t.off_reward, 4);
 	d[1].p[t.off_done] = d[2].p[t.off_done];
 	d[1].p[t.off_truncated] = d[2].p[t.off_truncated];
+	memcpy(d[1].p + t.off_applied, d[2].p + t.off_applied, 4);
+	d[1].p[t.off_applied_by] = d[2].p[t.off_applied_by];
 	CHECK(!memcmp(d[1].p, d[2].p, t.size),
 	      "%s: records of one template differ outside their values",
 	      what);
@@ -276,15 +286,16 @@ static void test_shapes(void)
 		check_shape(&s, "docs example u8 9x20x20 mask 400");
 		/* docs/record-format.md prints these numbers. */
 		if (!xr_exp_template_init(&t, &s)) {
-			CHECK(t.off_seq == 40 && t.off_t_ns == 48 &&
-			      t.off_game_id == 56 && t.off_player_id == 60 &&
-			      t.off_turn == 64 && t.off_action == 72 &&
-			      t.off_reward == 76 && t.off_done == 88 &&
-			      t.off_truncated == 89,
+			CHECK(t.off_seq == 48 && t.off_t_ns == 56 &&
+			      t.off_game_id == 64 && t.off_player_id == 68 &&
+			      t.off_turn == 72 && t.off_action == 80 &&
+			      t.off_reward == 84 && t.off_done == 96 &&
+			      t.off_truncated == 97 && t.off_applied_by == 98 &&
+			      t.off_applied == 100,
 			      "docs example: scalar offsets moved");
-			CHECK(t.off_mask == 140 && t.off_obs == 560 &&
+			CHECK(t.off_mask == 156 && t.off_obs == 560 &&
 			      t.obs_bytes == 3600 && t.size == 4160 &&
-			      t.head_len == 140 && t.off_extras == 0,
+			      t.head_len == 156 && t.off_extras == 0,
 			      "docs example: mask %u obs %u size %u head %u",
 			      t.off_mask, t.off_obs, t.size, t.head_len);
 		}
@@ -381,11 +392,12 @@ static void test_edge_scalars(void)
 	xr_exp_shape s = {.obs_dtype = XR_DTYPE_F16, .obs_ndim = 2,
 			  .obs_dims = {2, 3}, .extras_len = 3};
 	xr_exp_fields cases[4] = {
-		{0, 0, 0, 0, 0, 0, 0.0f, false, false},
+		{0, 0, 0, 0, 0, 0, 0.0f, false, false, 0, XR_SRC_NONE},
 		{UINT64_MAX, UINT64_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX,
-		 INT32_MIN, -0.0f, true, true},
-		{1, 2, 3, 4, 5, INT32_MAX, INFINITY, true, false},
-		{42, 43, 44, 45, 46, -1, NAN, false, true},
+		 INT32_MIN, -0.0f, true, true, INT32_MIN, UINT8_MAX},
+		{1, 2, 3, 4, 5, INT32_MAX, INFINITY, true, false, INT32_MAX,
+		 XR_SRC_ILLEGAL},
+		{42, 43, 44, 45, 46, -1, NAN, false, true, -1, XR_SRC_NONE},
 	};
 	xr_exp_template t;
 	struct dest d;

@@ -5,7 +5,8 @@
  * handed over in a heap block of exactly its length, so under ASan a read
  * past the end is caught where it happens. Also: buffers built by Debian's
  * flatc 2.0.8 (back-to-front, defaults omitted) and by hand (vtable after its
- * table, short and long vtables, no identifier) read correctly.
+ * table, short and long vtables, no identifier) read correctly, and a record
+ * without applied/applied_by (an older writer's) reads them as -1 / NONE.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -83,6 +84,10 @@ static void check_flatc_full(void)
 	      v.f.game_id == 7 && v.f.player_id == 1 && v.f.turn == 3 &&
 	      v.f.action == -4 && v.f.reward == 0.5f && v.f.done &&
 	      !v.f.truncated, "flatc full: scalars");
+	/* Built before the schema had them: the defaults. */
+	CHECK(v.f.applied == -1 && v.f.applied_by == XR_SRC_NONE,
+	      "flatc full: applied %d by %u, want -1 by NONE", v.f.applied,
+	      v.f.applied_by);
 	CHECK(v.obs_dtype == XR_DTYPE_I16 && v.obs_ndim == 2 &&
 	      v.obs_dims[0] == 2 && v.obs_dims[1] == 3 && v.obs_bytes == 12,
 	      "flatc full: tensor header");
@@ -99,11 +104,27 @@ static void check_flatc_min(void)
 		return;
 	CHECK(v.f.turn == 5 && v.f.seq == 0 && v.f.t_ns == 0 &&
 	      v.f.game_id == 0 && v.f.player_id == 0 && v.f.action == 0 &&
-	      v.f.reward == 0.0f && !v.f.done && !v.f.truncated,
+	      v.f.reward == 0.0f && !v.f.done && !v.f.truncated &&
+	      v.f.applied == -1 && v.f.applied_by == XR_SRC_NONE,
 	      "flatc min: defaults");
 	CHECK(!v.obs && v.obs_bytes == 0 && v.obs_ndim == 0 && !v.mask &&
 	      !v.mask_len && !v.extras && !v.extras_len,
 	      "flatc min: absent vectors");
+}
+
+/* flatc with the fields: applied 0 (written, not its default -1) by POLICY. */
+static void check_flatc_applied(void)
+{
+	xr_exp_view v;
+	int rc = verify_copy(flatc_applied, sizeof(flatc_applied), &v);
+
+	CHECK(rc == 0, "flatc record with applied rejected");
+	if (rc)
+		return;
+	CHECK(v.f.turn == 2 && v.f.action == 5 && v.f.applied == 0 &&
+	      v.f.applied_by == XR_SRC_POLICY && !v.obs,
+	      "flatc applied: turn %u action %d applied %d by %u", v.f.turn,
+	      v.f.action, v.f.applied, v.f.applied_by);
 }
 
 /* Exact contents of the flatc data, checked once outside verify_copy. */
@@ -159,16 +180,23 @@ static void check_hand_built(void)
 	put16(b + 28, 4);
 	CHECK(verify_copy(b, 32, &v) == 0 && v.f.turn == 77 && !v.obs,
 	      "vtable after table rejected");
-	/* The same vtable with slots for 14 fields; slots 12 and 13 are
+	/* The same vtable with slots for 16 fields; slots 14 and 15 are
 	 * fields a newer schema added: ignored. */
-	put16(b + 16, 32);
-	put16(b + 44, 4);
-	put16(b + 46, 4);
-	CHECK(verify_copy(b, 48, &v) == 0 && v.f.turn == 77,
+	put16(b + 16, 36);
+	put16(b + 48, 4);
+	put16(b + 50, 4);
+	CHECK(verify_copy(b, 52, &v) == 0 && v.f.turn == 77 &&
+	      v.f.applied == -1 && v.f.applied_by == XR_SRC_NONE,
 	      "long vtable rejected");
 	/* ...but the vtable must fit in the buffer. */
-	CHECK(verify_copy(b, 47, NULL) == XR_EBADREC,
+	CHECK(verify_copy(b, 51, NULL) == XR_EBADREC,
 	      "vtable past the end accepted");
+	/* Slots 12 and 13, applied and applied_by, both on the u32 at +4
+	 * (77): read as stored. */
+	put16(b + 44, 4);
+	put16(b + 46, 4);
+	CHECK(verify_copy(b, 52, &v) == 0 && v.f.applied == 77 &&
+	      v.f.applied_by == 77, "applied/applied_by in a long vtable");
 
 	/* Root at 4, directly after the root offset: no room for an
 	 * identifier. table {soffset -8 -> vtable 12}, vtable {6, 4, 0}. */
@@ -194,7 +222,8 @@ static void make_good(const xr_exp_shape *s, xr_exp_template *t,
 {
 	xr_exp_fields f = {.seq = 1, .t_ns = 2, .game_id = 3, .player_id = 4,
 			   .turn = 5, .action = 6, .reward = 7.0f,
-			   .done = true};
+			   .done = true, .applied = 9,
+			   .applied_by = XR_SRC_AGENT};
 	xr_exp_slots slots;
 	int rc = xr_exp_template_init(t, s);
 
@@ -231,9 +260,12 @@ static void make_good(const xr_exp_shape *s, xr_exp_template *t,
 	} while (0)
 
 /* Positions in our layout (record/experience.c): the Experience table at
- * 36 with its vtable at 8, the Tensor table at 104 with its vtable at 92,
- * the shape vector at 120. */
-enum { EXP = 36, EXP_VT = 8, TEN = 104, TEN_VT = 92, SHAPE = 120 };
+ * 44 (64 bytes) with its vtable at 8, the Tensor table at 120 with its
+ * vtable at 108, the shape vector at 136. */
+enum { EXP = 44, EXP_SIZE = 64, EXP_VT = 8, TEN = 120, TEN_VT = 108, SHAPE = 136 };
+
+/* Vtable entry of schema id `id` in our layout. */
+#define SLOT(id) (EXP_VT + 4 + 2 * (id))
 
 static void check_targeted(void)
 {
@@ -274,12 +306,16 @@ static void check_targeted(void)
 	PATCH(0, "short vtable", put16(b + EXP_VT, 4 + 2 * 5));
 
 	/* Field placement. */
-	PATCH(XR_EBADREC, "seq outside table", put16(b + EXP_VT + 4, 56));
+	PATCH(XR_EBADREC, "seq outside table", put16(b + EXP_VT + 4, EXP_SIZE));
 	PATCH(XR_EBADREC, "seq straddles table end",
-	      put16(b + EXP_VT + 4, 52));
+	      put16(b + EXP_VT + 4, EXP_SIZE - 4));
 	PATCH(XR_EBADREC, "seq misaligned", put16(b + EXP_VT + 4, 6));
 	PATCH(XR_EBADREC, "seq over soffset", put16(b + EXP_VT + 4, 2));
 	PATCH(XR_EBADREC, "game_id misaligned", put16(b + EXP_VT + 8, 21));
+	PATCH(XR_EBADREC, "applied misaligned", put16(b + SLOT(12), 54));
+	PATCH(XR_EBADREC, "applied outside table", put16(b + SLOT(12), EXP_SIZE));
+	PATCH(XR_EBADREC, "applied_by outside table",
+	      put16(b + SLOT(13), EXP_SIZE));
 	PATCH(0, "seq absent", put16(b + EXP_VT + 4, 0));
 	PATCH(XR_EBADREC, "dtype outside tensor table",
 	      put16(b + TEN_VT + 4, 16));
@@ -331,6 +367,60 @@ static void check_targeted(void)
 	PATCH(XR_EBADREC, "data absent", put16(b + TEN_VT + 8, 0));
 	PATCH(0, "shape absent and data one element",
 	      put16(b + TEN_VT + 6, 0); put32(b + tmpl.off_obs - 4, 2));
+}
+
+/* A patched copy of good, read: 0 and *v, or the verifier's error. */
+static int read_patched(xr_exp_view *v, uint16_t slot12, uint16_t slot13,
+			int vt_fields, int by)
+{
+	uint8_t *b = malloc(tmpl.size);
+	int rc;
+
+	if (!b) {
+		perror("malloc");
+		exit(1);
+	}
+	memcpy(b, good, tmpl.size);
+	put16(b + SLOT(12), slot12);
+	put16(b + SLOT(13), slot13);
+	if (vt_fields >= 0)
+		put16(b + EXP_VT, (uint16_t)(4 + 2 * vt_fields));
+	if (by >= 0)
+		b[tmpl.off_applied_by] = (uint8_t)by;
+	rc = verify_copy(b, tmpl.size, v);
+	free(b);
+	return rc;
+}
+
+/* applied and applied_by: read where the vtable says, the schema's
+ * defaults (-1, NONE) where it says nothing -- absent slots or a vtable
+ * that ends before them, as an older writer's does -- and any applied_by
+ * byte accepted as it is (a newer writer's source; see record/verify.c). */
+static void check_applied(void)
+{
+	const uint16_t s12 = (uint16_t)(tmpl.off_applied - EXP);
+	const uint16_t s13 = (uint16_t)(tmpl.off_applied_by - EXP);
+	xr_exp_view v;
+
+	CHECK(read_patched(&v, s12, s13, -1, -1) == 0 && v.f.applied == 9 &&
+	      v.f.applied_by == XR_SRC_AGENT, "applied as built");
+	CHECK(read_patched(&v, 0, s13, -1, -1) == 0 && v.f.applied == -1 &&
+	      v.f.applied_by == XR_SRC_AGENT, "applied absent: not -1");
+	CHECK(read_patched(&v, s12, 0, -1, -1) == 0 && v.f.applied == 9 &&
+	      v.f.applied_by == XR_SRC_NONE, "applied_by absent: not NONE");
+	CHECK(read_patched(&v, s12, s13, 12, -1) == 0 && v.f.applied == -1 &&
+	      v.f.applied_by == XR_SRC_NONE && v.f.turn == 5 && v.mask_len == 3,
+	      "vtable of the 12 older fields: applied %d by %u", v.f.applied,
+	      v.f.applied_by);
+	CHECK(read_patched(&v, s12, s13, 13, -1) == 0 && v.f.applied == 9 &&
+	      v.f.applied_by == XR_SRC_NONE, "vtable ending after applied");
+	CHECK(read_patched(&v, s12, s13, -1, XR_SRC_ILLEGAL) == 0 &&
+	      v.f.applied_by == XR_SRC_ILLEGAL, "applied_by ILLEGAL");
+	CHECK(read_patched(&v, s12, s13, -1, XR_SRC_ILLEGAL + 1) == 0 &&
+	      v.f.applied_by == XR_SRC_ILLEGAL + 1,
+	      "applied_by past ILLEGAL not passed through");
+	CHECK(read_patched(&v, s12, s13, -1, 255) == 0 && v.f.applied_by == 255,
+	      "applied_by 255 not passed through");
 }
 
 /* ndim 9: a record with 8 dims of 1 whose shape length is bumped to 9.
@@ -430,9 +520,11 @@ int main(void)
 
 	check_flatc_full();
 	check_flatc_min();
+	check_flatc_applied();
 	check_flatc_data();
 	check_hand_built();
 	check_targeted();
+	check_applied();
 	check_ndim();
 	check_truncations(good, tmpl.size, tmpl.off_obs + tmpl.obs_bytes,
 			  "builder record");
@@ -440,6 +532,8 @@ int main(void)
 			  "flatc record");
 	check_truncations(flatc_min, sizeof(flatc_min), sizeof(flatc_min),
 			  "flatc minimal record");
+	check_truncations(flatc_applied, sizeof(flatc_applied),
+			  sizeof(flatc_applied), "flatc record with applied");
 	check_corruptions(good, tmpl.size, "builder record");
 	check_corruptions(flatc_full, sizeof(flatc_full), "flatc record");
 	free(good_base);

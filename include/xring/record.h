@@ -67,6 +67,22 @@ typedef enum xr_dtype {
  * address that is == XR_EXP_DEST_SKEW (mod 64). */
 #define XR_EXP_DEST_SKEW 16
 
+/* Who chose the action a record's `applied` field names. The values are the
+ * schema's ActionSource enum; xr_exp_fields.applied_by holds one. A record
+ * from a newer writer may carry a value past XR_SRC_ILLEGAL (a source this
+ * build does not know): the reader passes it through as it is, so treat
+ * unknown values as "some fallback" and never index a table with one
+ * unchecked. */
+typedef enum xr_action_source {
+	XR_SRC_NONE = 0,         /* no step yet in this episode (its first record) */
+	XR_SRC_POLICY = 1,       /* the engine's built-in policy (no agent holds the seat) */
+	XR_SRC_AGENT = 2,        /* the agent holding the seat: its action, for this turn, legal */
+	XR_SRC_TIMEOUT = 3,      /* fallback: the agent sent nothing for this turn in time */
+	XR_SRC_WRONG_TURN = 4,   /* fallback: the agent's action was tagged for another turn */
+	XR_SRC_OUT_OF_RANGE = 5, /* fallback: the agent's action is not 0..n_actions-1 */
+	XR_SRC_ILLEGAL = 6,      /* fallback: the agent's action is illegal under the mask */
+} xr_action_source;
+
 /* Size in bytes of one element of dtype, or 0 for an unknown dtype. */
 XR_API size_t xr_dtype_size(xr_dtype dtype);
 /* "u8", "f32", ... or NULL for an unknown dtype. */
@@ -95,6 +111,8 @@ typedef struct xr_exp_template {
 	/* Offsets from the record start of each field's value. */
 	uint32_t off_seq, off_t_ns, off_game_id, off_player_id, off_turn;
 	uint32_t off_action, off_reward, off_done, off_truncated;
+	uint32_t off_applied;    /* int32: xr_exp_fields.applied */
+	uint32_t off_applied_by; /* uint8: xr_exp_fields.applied_by */
 	uint32_t off_obs;     /* first byte of observation data */
 	uint32_t off_mask;    /* first byte of the mask (0 if mask_len == 0) */
 	uint32_t off_extras;  /* first byte of extras (0 if extras_len == 0) */
@@ -103,7 +121,10 @@ typedef struct xr_exp_template {
 	uint8_t head[512];
 } xr_exp_template;
 
-/* Scalar fields of one record. */
+/* Scalar fields of one record. The builder writes every one as given; a
+ * zeroed struct therefore says applied 0 (not the schema's default -1):
+ * a producer with no step to report sets applied = -1, applied_by =
+ * XR_SRC_NONE. */
 typedef struct xr_exp_fields {
 	uint64_t seq;
 	uint64_t t_ns;
@@ -114,6 +135,12 @@ typedef struct xr_exp_fields {
 	float reward;
 	bool done;
 	bool truncated;
+	/* The action applied at this player's previous step: the one that led
+	 * to this record's observation, reward and done/truncated; -1 in an
+	 * episode's first record (no step yet). */
+	int32_t applied;
+	/* Who chose `applied`: an xr_action_source (XR_SRC_NONE with -1). */
+	uint8_t applied_by;
 } xr_exp_fields;
 
 /* Where xr_exp_build() wants the variable bytes. NULL where the shape has
@@ -152,8 +179,10 @@ typedef struct xr_exp_view {
 } xr_exp_view;
 
 /* Verifies that buf[0..len) is a well-formed Experience FlatBuffer and fills
- * *v. Absent scalar fields read as their schema defaults (0 / false); any
- * non-zero bool byte reads as true. The file identifier is optional, but a
+ * *v. Absent scalar fields read as their schema defaults (0 / false, but
+ * applied -1 and applied_by XR_SRC_NONE, as in a record of an older writer);
+ * any non-zero bool byte reads as true; applied_by is passed through as
+ * stored, a value past XR_SRC_ILLEGAL included (see xr_action_source). The file identifier is optional, but a
  * buffer carrying a different one is rejected. buf needs no alignment.
  * Returns 0, or XR_EBADREC for anything malformed (v is then undefined).
  * Safe on arbitrary bytes: never reads outside buf[0..len). Thread-safe.

@@ -77,7 +77,7 @@ def gen(tmp_path_factory, flatc, schema):
     sys.path.insert(0, str(out))
     try:
         mods = {name: importlib.import_module(f"xring.{name}")
-                for name in ("Experience", "Tensor", "DType")}
+                for name in ("Experience", "Tensor", "DType", "ActionSource")}
         yield mods
     finally:
         sys.path.remove(str(out))

@@ -11,6 +11,11 @@
 
 Variable bytes written by `xr_record_tool encode` follow its documented
 fill: obs[i] = (seed + 7i) & 0xff, mask uses seed + 1, extras seed + 2.
+
+`applied` (default -1) and `applied_by` (an ActionSource) go every way too:
+values past the enum's last (a newer writer's source) are read as they are,
+and records that leave them out (older writers, default-omitting builders)
+read as -1 / NONE.
 """
 import json
 import math
@@ -26,6 +31,15 @@ DTYPES = ["u8", "i8", "u16", "i16", "u32", "i32", "u64", "i64",
 DSIZE = {"u8": 1, "i8": 1, "u16": 2, "i16": 2, "u32": 4, "i32": 4,
          "u64": 8, "i64": 8, "f16": 2, "f32": 4, "f64": 8, "bool": 1}
 SKEW = 16  # XR_EXP_DEST_SKEW: ring records start 16 bytes past 64
+# schema ActionSource, by value
+SOURCES = ["NONE", "POLICY", "AGENT", "TIMEOUT", "WRONG_TURN", "OUT_OF_RANGE",
+           "ILLEGAL"]
+
+
+def source_json(v):
+    """How flatc --json spells applied_by v: its name, or the number if the
+    schema has none for it."""
+    return SOURCES[v] if v < len(SOURCES) else v
 
 
 def fill(n, seed):
@@ -45,28 +59,31 @@ ENCODE_CASES = {
     "u8_9x20x20_mask400": dict(
         seq=123456789012345, t_ns=987654321, game=7, player=1, turn=42,
         action=17, reward=-1.25, done=True, truncated=False, dtype="u8",
-        shape=[9, 20, 20], mask_len=400, extras_len=0, seed=3),
+        shape=[9, 20, 20], mask_len=400, extras_len=0, seed=3, applied=16,
+        applied_by=1),
     "f32_scalar_extras": dict(
         seq=1, t_ns=2, game=3, player=4, turn=5, action=-6, reward=0.1,
         done=False, truncated=True, dtype="f32", shape=[], mask_len=0,
-        extras_len=5, seed=200),
+        extras_len=5, seed=200, applied=-1, applied_by=0),
     "i64_edge_values": dict(
         seq=2**64 - 1, t_ns=2**63, game=2**32 - 1, player=0,
         turn=2**32 - 1, action=-2**31, reward=3.4e38, done=True,
         truncated=True, dtype="i64", shape=[2, 3, 1], mask_len=1,
-        extras_len=1, seed=255),
+        extras_len=1, seed=255, applied=-2**31, applied_by=255),
     "bool_8_dims": dict(
         seq=5, t_ns=6, game=7, player=8, turn=9, action=2**31 - 1,
         reward=0.5, done=False, truncated=False, dtype="bool",
-        shape=[1, 2, 1, 2, 1, 2, 1, 2], mask_len=3, extras_len=64, seed=9),
+        shape=[1, 2, 1, 2, 1, 2, 1, 2], mask_len=3, extras_len=64, seed=9,
+        applied=2**31 - 1, applied_by=6),
     "f16_zero_scalars": dict(
         seq=0, t_ns=0, game=0, player=0, turn=0, action=0, reward=0.0,
         done=False, truncated=False, dtype="f16", shape=[5], mask_len=0,
-        extras_len=0, seed=0),
+        extras_len=0, seed=0, applied=0, applied_by=0),
     "u16_3x64x64_mask4096": dict(
         seq=77, t_ns=78, game=79, player=80, turn=81, action=82,
         reward=-3.0, done=True, truncated=False, dtype="u16",
-        shape=[3, 64, 64], mask_len=4096, extras_len=17, seed=41),
+        shape=[3, 64, 64], mask_len=4096, extras_len=17, seed=41, applied=3,
+        applied_by=7),
 }
 
 
@@ -76,7 +93,8 @@ def encode(tool, path, c):
             f"--game={c['game']}", f"--player={c['player']}",
             f"--turn={c['turn']}", f"--action={c['action']}",
             f"--reward={c['reward']!r}", f"--done={int(c['done'])}",
-            f"--truncated={int(c['truncated'])}", f"--dtype={c['dtype']}",
+            f"--truncated={int(c['truncated'])}", f"--applied={c['applied']}",
+            f"--applied-by={c['applied_by']}", f"--dtype={c['dtype']}",
             "--shape=" + "x".join(str(d) for d in c["shape"]),
             f"--mask-len={c['mask_len']}", f"--extras-len={c['extras_len']}",
             f"--seed={c['seed']}"]
@@ -128,6 +146,8 @@ def test_a_flatc_json_reads_our_bytes(encoded, flatc, schema, tmp_path):
     assert math.isclose(j["reward"], f32(c["reward"]), rel_tol=1e-6)
     assert j["done"] is c["done"]
     assert j["truncated"] is c["truncated"]
+    assert j["applied"] == c["applied"]
+    assert j["applied_by"] == source_json(c["applied_by"])
     obs = j["obs"]
     assert obs["dtype"] == c["dtype"].upper()
     assert obs.get("shape", []) == c["shape"]
@@ -149,6 +169,7 @@ def test_b_generated_python_reads_our_bytes(encoded, gen):
     c, _, buf = encoded
     Experience = gen["Experience"].Experience
     DType = gen["DType"].DType
+    ActionSource = gen["ActionSource"].ActionSource
 
     assert Experience.ExperienceBufferHasIdentifier(buf, 0)
     e = Experience.GetRootAs(buf, 0)
@@ -161,6 +182,11 @@ def test_b_generated_python_reads_our_bytes(encoded, gen):
     assert e.Reward() == f32(c["reward"])  # exact: read as float32
     assert e.Done() is c["done"]
     assert e.Truncated() is c["truncated"]
+    assert e.Applied() == c["applied"]
+    assert e.AppliedBy() == c["applied_by"]
+    if c["applied_by"] < len(SOURCES):
+        assert e.AppliedBy() == getattr(ActionSource,
+                                        SOURCES[c["applied_by"]])
 
     t = e.Obs()
     assert t is not None
@@ -196,6 +222,7 @@ def test_ab_tool_decode_agrees_with_encode(encoded, tool):
                              c["turn"], c["action"])
     assert d["reward_bits"] == f32_bits(f32(c["reward"]))
     assert (d["done"], d["truncated"]) == (c["done"], c["truncated"])
+    assert (d["applied"], d["applied_by"]) == (c["applied"], c["applied_by"])
     assert d["obs"]["dtype"] == c["dtype"]
     assert d["obs"]["shape"] == c["shape"]
     assert d["obs"]["hex"] == expected_obs(c).hex()
@@ -208,7 +235,7 @@ JSON_CASES = {
     "all_fields": {
         "seq": 1234567890123, "t_ns": 99, "game_id": 7, "player_id": 1,
         "turn": 3, "action": -4, "reward": 0.5, "done": True,
-        "truncated": True,
+        "truncated": True, "applied": 12, "applied_by": "WRONG_TURN",
         "obs": {"dtype": "I16", "shape": [2, 3],
                 "data": [1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 255, 255]},
         "legal_mask": [1, 0, 1], "extras": [255, 0, 7]},
@@ -224,6 +251,13 @@ JSON_CASES = {
                    "action": 2147483647},
     "empty_vectors": {"legal_mask": [], "extras": [],
                       "obs": {"shape": [1], "data": [42]}},
+    # 0 is not applied's default (-1): written even without
+    # --force-defaults; applied_by NONE is, and is left out.
+    "applied_zero": {"turn": 1, "applied": 0, "applied_by": "NONE"},
+    # -1 is the default: left out, read back as -1.
+    "applied_default": {"applied": -1, "applied_by": "ILLEGAL"},
+    # A source past the enum's end: a newer writer's; read as stored.
+    "applied_by_unknown": {"applied": 5, "applied_by": 200},
 }
 
 
@@ -233,7 +267,10 @@ def expect_from_json(j):
          "game_id": j.get("game_id", 0), "player_id": j.get("player_id", 0),
          "turn": j.get("turn", 0), "action": j.get("action", 0),
          "reward_bits": f32_bits(f32(j.get("reward", 0.0))),
-         "done": j.get("done", False), "truncated": j.get("truncated", False)}
+         "done": j.get("done", False), "truncated": j.get("truncated", False),
+         "applied": j.get("applied", -1)}
+    by = j.get("applied_by", 0)
+    e["applied_by"] = SOURCES.index(by) if isinstance(by, str) else by
     if "obs" in j:
         o = j["obs"]
         e["obs"] = {"dtype": o.get("dtype", "U8").lower(),
@@ -313,6 +350,9 @@ def py_build(gen, r, identifier):
     E.ExperienceAddReward(b, r["reward"])
     E.ExperienceAddDone(b, r["done"])
     E.ExperienceAddTruncated(b, r["truncated"])
+    if r["applied"] is not None:
+        E.ExperienceAddApplied(b, r["applied"])
+        E.ExperienceAddAppliedBy(b, r["applied_by"])
     if "mask" in vecs:
         E.ExperienceAddLegalMask(b, vecs["mask"])
     if "extras" in vecs:
@@ -337,6 +377,9 @@ def random_record(rnd):
          "reward": rnd.choice([0.0, 1.0, -1.0, f32(rnd.uniform(-1e6, 1e6))]),
          "done": rnd.random() < 0.5,
          "truncated": rnd.random() < 0.3,
+         # None: left out, as a builder of the schema before them would
+         "applied": rnd.choice([None, -1, 0, rnd.randint(-2**31, 2**31 - 1)]),
+         "applied_by": rnd.choice([0, 1, 2, 6, rnd.randint(0, 255)]),
          "force_defaults": rnd.random() < 0.3}
     if rnd.random() < 0.15:
         r["obs"] = None
@@ -376,6 +419,11 @@ def test_d_python_builder_read_by_us(identifier, gen, tool, tmp_path):
                   "done", "truncated"):
             assert d[k] == r[k], f"{k}: {ctx}"
         assert d["reward_bits"] == f32_bits(r["reward"]), ctx
+        if r["applied"] is None:
+            assert (d["applied"], d["applied_by"]) == (-1, 0), ctx
+        else:
+            assert (d["applied"], d["applied_by"]) == \
+                (r["applied"], r["applied_by"]), ctx
         if r["obs"] is None:
             assert d["obs"] is None, ctx
         else:
@@ -424,9 +472,11 @@ def test_e_malformed_rejected(tool, gen, tmp_path):
     cases["root_out_of_range"] = patched(0, struct.pack("<I", len(good)))
     cases["root_unaligned"] = patched(0, struct.pack("<I", 38))
     cases["wrong_identifier"] = patched(4, b"ABCD")
-    cases["vtable_out_of_range"] = patched(36, struct.pack("<i", -100000))
-    cases["bad_dtype"] = patched(116, b"\x0c")
-    cases["shape_mismatch"] = patched(124, struct.pack("<i", 10))
+    # Our layout (record/experience.c): Experience table at 44, Tensor
+    # table at 120 (dtype at +12), shape vector at 136.
+    cases["vtable_out_of_range"] = patched(44, struct.pack("<i", -100000))
+    cases["bad_dtype"] = patched(132, b"\x0c")
+    cases["shape_mismatch"] = patched(140, struct.pack("<i", 10))
     cases["mask_length_overflow"] = patched(lay["off_mask"] - 4,
                                             b"\xff\xff\xff\xff")
     # The Python runtime with someone else's identifier.
@@ -463,7 +513,7 @@ def test_f_batch_is_strided_view(tool, tmp_path):
     recs = []
     for i in range(n):
         c = dict(base, seq=1000 + i, reward=float(i) / 4, seed=i * 3,
-                 done=(i % 3 == 0), game=i)
+                 done=(i % 3 == 0), game=i, applied=i - 1, applied_by=i % 7)
         buf = encode(tool, tmp_path / f"r{i}.bin", c)
         assert len(buf) == lay["size"]
         off = start + i * stride + SKEW
@@ -480,6 +530,11 @@ def test_f_batch_is_strided_view(tool, tmp_path):
                         offset=SKEW + lay["off_reward"], strides=(stride,))
     done = np.ndarray((n,), np.bool_, mem.data,
                       offset=SKEW + lay["off_done"], strides=(stride,))
+    applied = np.ndarray((n,), np.int32, mem.data,
+                         offset=SKEW + lay["off_applied"], strides=(stride,))
+    applied_by = np.ndarray((n,), np.uint8, mem.data,
+                            offset=SKEW + lay["off_applied_by"],
+                            strides=(stride,))
     mask = np.ndarray((n, 400), np.uint8, mem.data,
                       offset=SKEW + lay["off_mask"], strides=(stride, 1))
 
@@ -487,6 +542,8 @@ def test_f_batch_is_strided_view(tool, tmp_path):
     assert seq.tolist() == [c["seq"] for c in recs]
     assert reward.tolist() == [f32(c["reward"]) for c in recs]
     assert done.tolist() == [c["done"] for c in recs]
+    assert applied.tolist() == [c["applied"] for c in recs]
+    assert applied_by.tolist() == [c["applied_by"] for c in recs]
     for i, c in enumerate(recs):
         assert obs[i].tobytes() == expected_obs(c)
         assert mask[i].tobytes() == fill(400, c["seed"] + 1)

@@ -9,6 +9,7 @@
  *       Builds one record with xr_exp_build() and writes its bytes.
  *       --seq N --t-ns N --game N --player N --turn N --action N
  *       --reward F --done[=0|1] --truncated[=0|1]
+ *       --applied N (default -1) --applied-by N (0..255, default 0 = NONE)
  *       --dtype NAME (u8 ... f64, bool; default u8)
  *       --shape DIMS (e.g. 9x20x20 or 9,20,20; "" or "scalar" = no dims;
  *                     default 4)
@@ -48,7 +49,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: %s encode OUT.bin [--seq N] [--t-ns N] [--game N] "
 		"[--player N] [--turn N] [--action N] [--reward F] [--done] "
-		"[--truncated] [--dtype NAME] [--shape AxBxC] [--mask-len N] "
+		"[--truncated] [--applied N] [--applied-by N] [--dtype NAME] "
+		"[--shape AxBxC] [--mask-len N] "
 		"[--extras-len N] [--seed N]\n"
 		"       %s decode IN.bin\n"
 		"       %s layout [--dtype NAME] [--shape AxBxC] "
@@ -116,7 +118,7 @@ static void parse_shape(const char *s, xr_exp_shape *shape)
 enum {
 	O_SEQ = 256, O_T_NS, O_GAME, O_PLAYER, O_TURN, O_ACTION, O_REWARD,
 	O_DONE, O_TRUNCATED, O_DTYPE, O_SHAPE, O_MASK_LEN, O_EXTRAS_LEN,
-	O_SEED,
+	O_SEED, O_APPLIED, O_APPLIED_BY,
 };
 
 static const struct option opts[] = {
@@ -134,6 +136,8 @@ static const struct option opts[] = {
 	{"mask-len", required_argument, NULL, O_MASK_LEN},
 	{"extras-len", required_argument, NULL, O_EXTRAS_LEN},
 	{"seed", required_argument, NULL, O_SEED},
+	{"applied", required_argument, NULL, O_APPLIED},
+	{"applied-by", required_argument, NULL, O_APPLIED_BY},
 	{NULL, 0, NULL, 0},
 };
 
@@ -149,6 +153,7 @@ static void parse_args(int argc, char **argv, struct args *a, int need_file)
 	int c;
 
 	memset(a, 0, sizeof(*a));
+	a->f.applied = -1; /* no step, as the schema's default says */
 	a->s.obs_dtype = XR_DTYPE_U8;
 	a->s.obs_ndim = 1;
 	a->s.obs_dims[0] = 4;
@@ -191,6 +196,14 @@ static void parse_args(int argc, char **argv, struct args *a, int need_file)
 		case O_TRUNCATED:
 			a->f.truncated = !optarg ||
 					 parse_u64(optarg, 1, "truncated");
+			break;
+		case O_APPLIED:
+			a->f.applied = (int32_t)parse_i64(optarg, INT32_MIN,
+							  INT32_MAX, "applied");
+			break;
+		case O_APPLIED_BY:
+			a->f.applied_by = (uint8_t)parse_u64(optarg, UINT8_MAX,
+							     "applied-by");
 			break;
 		case O_DTYPE: {
 			int d = xr_dtype_parse(optarg);
@@ -396,9 +409,11 @@ static int cmd_decode(int argc, char **argv)
 	       v.f.action);
 	print_float(v.f.reward);
 	printf(", \"reward_bits\": %" PRIu32 ", \"done\": %s, "
-	       "\"truncated\": %s, \"size\": %zu, \"obs\": ",
+	       "\"truncated\": %s, \"applied\": %" PRId32
+	       ", \"applied_by\": %u, \"size\": %zu, \"obs\": ",
 	       bits, v.f.done ? "true" : "false",
-	       v.f.truncated ? "true" : "false", len);
+	       v.f.truncated ? "true" : "false", v.f.applied,
+	       (unsigned int)v.f.applied_by, len);
 	if (v.obs) {
 		printf("{\"dtype\": \"%s\", \"shape\": [",
 		       xr_dtype_name(v.obs_dtype));
@@ -442,12 +457,13 @@ static int cmd_layout(int argc, char **argv)
 	       ", \"off_player_id\": %" PRIu32 ", \"off_turn\": %" PRIu32
 	       ", \"off_action\": %" PRIu32 ", \"off_reward\": %" PRIu32
 	       ", \"off_done\": %" PRIu32 ", \"off_truncated\": %" PRIu32
+	       ", \"off_applied\": %" PRIu32 ", \"off_applied_by\": %" PRIu32
 	       ", \"off_obs\": %" PRIu32 ", \"off_mask\": %" PRIu32
 	       ", \"off_extras\": %" PRIu32 "}\n",
 	       t.size, t.head_len, t.obs_bytes, t.off_seq, t.off_t_ns,
 	       t.off_game_id, t.off_player_id, t.off_turn, t.off_action,
-	       t.off_reward, t.off_done, t.off_truncated, t.off_obs,
-	       t.off_mask, t.off_extras);
+	       t.off_reward, t.off_done, t.off_truncated, t.off_applied,
+	       t.off_applied_by, t.off_obs, t.off_mask, t.off_extras);
 	return 0;
 }
 
