@@ -21,6 +21,7 @@
 #include "engine/shard.h"
 #include "shm/backing.h"
 #include "shm/layout.h"
+#include "xring/agent.h"
 #include "xring/arena.h"
 #include "xring/error.h"
 #include "xring/server.h"
@@ -84,6 +85,13 @@ static const char engine_help[] =
 	"  --low-watermark F        ...and resume them below this fraction (default: 0.5)\n"
 	"  --tick-ms T              each game takes a turn every T ms (timer wheel, io_uring);\n"
 	"                           0 = as fast as the ring allows (default: 0)\n"
+	"agents (processes that act for seats: docs/agents.md):\n"
+	"  --max-agents N           agents attached at once, 1..64 (default: 16)\n"
+	"  --action-timeout-ms D    without --tick-ms, how long a game waits for its\n"
+	"                           agents' actions before their fallbacks (default: 100)\n"
+	"  --fallback noop|repeat|policy  what a missing, late or bad action becomes:\n"
+	"                           the game's no-op, the seat's last action, or the\n"
+	"                           built-in policy's (default: noop)\n"
 	"  --count N                records to write, 0 = forever (default: 0)\n"
 	"synthetic writer instead of games (records whose bytes a reader can check):\n"
 	"  --record-bytes N         observation bytes per record; selects the synthetic writer\n"
@@ -97,7 +105,7 @@ enum {
 	O_RATE, O_GAMES, O_QUIET, O_HELP, O_GAME, O_BOARD, O_PLAYERS, O_SEED, O_TURNS,
 	O_DTYPE, O_TICK, O_SHARDS, O_CONFIG, O_HIGH, O_LOW, O_ALLOW_UID, O_ALLOW_GID,
 	O_CONNS_UID, O_READERS_UID, O_REQS_UID, O_LEASE_TIMEOUT, O_MAX_GAMES, O_GAMES_UID,
-	O_CREATES_UID, O_SHAPE, O_OBSERVE,
+	O_CREATES_UID, O_SHAPE, O_OBSERVE, O_MAX_AGENTS, O_ACTION_TIMEOUT, O_FALLBACK,
 };
 
 static const struct xr_opt engine_opts[] = {
@@ -123,6 +131,9 @@ static const struct xr_opt engine_opts[] = {
 	[O_CREATES_UID] = {"--max-creates-per-uid", true},
 	[O_SHAPE] = {"--shape", true},
 	[O_OBSERVE] = {"--observe", true},
+	[O_MAX_AGENTS] = {"--max-agents", true},
+	[O_ACTION_TIMEOUT] = {"--action-timeout-ms", true},
+	[O_FALLBACK] = {"--fallback", true},
 	{NULL, false},
 };
 
@@ -146,6 +157,8 @@ struct engine_args {
 	double lease_timeout_s;
 	uint32_t max_games, max_games_per_uid, creates_per_uid;
 	bool observe_subscribed;
+	uint32_t max_agents, fallback;
+	double action_timeout_ms;
 	/* Streams 1.. (--shape); stream 0 is ss. */
 	struct shape_arg {
 		const char *stream, *game;
@@ -312,6 +325,26 @@ static int parse_game_opt(int k, const char *v, struct engine_args *ea)
 		if (strcmp(v, "all") && strcmp(v, "subscribed"))
 			USAGE("--observe must be all or subscribed, not '%s'", v);
 		ea->observe_subscribed = !strcmp(v, "subscribed");
+		return 0;
+	case O_MAX_AGENTS:
+		if (!xr_parse_int(v, 1, XR_MAX_AGENTS, &n))
+			USAGE("--max-agents must be 1..%d, not '%s'", XR_MAX_AGENTS, v);
+		ea->max_agents = (uint32_t)n;
+		return 0;
+	case O_ACTION_TIMEOUT: {
+		char *end;
+		errno = 0;
+		double d = strtod(v, &end);
+		if (errno || end == v || *end || !(d > 0 && d <= 3600000))
+			USAGE("--action-timeout-ms must be a number of ms, above 0 and at most "
+			      "3600000, not '%s'",
+			      v);
+		ea->action_timeout_ms = d;
+		return 0;
+	}
+	case O_FALLBACK:
+		if (xr_fallback_parse(v, &ea->fallback) < 0)
+			USAGE("--fallback must be noop, repeat or policy, not '%s'", v);
 		return 0;
 	case O_MAX_GAMES:
 	case O_GAMES_UID:
@@ -626,6 +659,10 @@ static void games_opts(const struct engine_args *ea, struct xr_gdir_shape *shape
 		.start_seed = ea->gcfg.seed,
 		.start_turn_limit = ea->gcfg.turn_limit,
 		.observe_subscribed = ea->observe_subscribed,
+		.max_agents = ea->max_agents,
+		.fallback = ea->fallback,
+		.action_timeout_ns = (uint64_t)(ea->action_timeout_ms * 1e6),
+		.tick_ns = (uint64_t)(ea->tick_ms * 1e6),
 		.max_readers = ea->spec.max_readers ? ea->spec.max_readers : 64, /* xr_arena_create()'s default */
 	};
 }

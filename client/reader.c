@@ -967,3 +967,8 @@ const struct xr_reader_info *xr__reader_info(const xr_reader *r)
 {
 	return r->info;
 }
+
+const struct xr_arena *xr__reader_arena(const xr_reader *r)
+{
+	return r->arena;
+}

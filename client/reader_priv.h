@@ -21,4 +21,8 @@ int xr__reader_sock(const xr_reader *r);
 /* Its slot's entry in the reader table, as the engine wrote it. */
 const struct xr_reader_info *xr__reader_info(const xr_reader *r);
 
+/* The arena the reader maps (read-only): for the agent table. */
+struct xr_arena;
+const struct xr_arena *xr__reader_arena(const xr_reader *r);
+
 #endif

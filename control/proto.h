@@ -45,12 +45,17 @@ enum xr_ctl_type {
 	XR_CTL_GAMES_DESTROY = 5,
 	XR_CTL_GAME_RESET = 6,
 	XR_CTL_GAMES_LIST = 7,
+	XR_CTL_AGENT_OPEN = 8,
+	XR_CTL_SEATS_CLAIM = 9,
+	XR_CTL_SEATS_RELEASE = 10,
 	XR_CTL_OK = 0x81,
 	XR_CTL_ATTACHED = 0x82,
 	XR_CTL_SUBSCRIBED = 0x83,
 	XR_CTL_WAKE = 0x84,     /* unsolicited, no body: a sleep's batch is there */
 	XR_CTL_GAMES_CREATED = 0x85,
 	XR_CTL_GAMES = 0x86,
+	XR_CTL_AGENT_OPENED = 0x87,
+	XR_CTL_SEATS_CLAIMED = 0x88,
 	XR_CTL_ERROR = 0xff,
 };
 
@@ -190,6 +195,51 @@ struct xr_ctl_games {
 	uint32_t n, total;
 	uint32_t next_id, pad_;
 	struct xr_ctl_game_info games[XR_CTL_LIST_MAX];
+};
+
+/*
+ * Agents (docs/agents.md). After ATTACH, a connection may become an agent
+ * (AGENT_OPEN: the engine answers with the agent's page of action slots,
+ * a sealed memfd, writable), claim seats of games by id range and player
+ * mask, and release its claims. Its records it reads as a reader of the
+ * same connection (SUBSCRIBE). Its end ends the agent: its seats go back
+ * to the built-in policy.
+ */
+#define XR_CTL_AGENT_LABEL 16
+
+struct xr_ctl_agent_open {
+	uint32_t capacity;           /* games its page has room for, 1..--max-games */
+	uint32_t flags;              /* none yet: 0 */
+	char label[XR_CTL_AGENT_LABEL]; /* NUL-terminated; shown by xring info */
+};
+
+struct xr_ctl_agent_opened {
+	uint32_t agent;              /* its index, as the arena's agent table shows it */
+	uint32_t capacity;
+	uint64_t page_bytes;         /* capacity x XR_SEAT_BLOCK */
+	uint64_t timeout_ns;         /* a turn waits this long for its seats' actions
+				      * (--action-timeout-ms); 0 with a tick */
+	uint64_t tick_ns;            /* --tick-ms: actions are taken at each tick */
+	uint32_t fallback;           /* enum xr_fallback */
+	uint32_t block;              /* bytes of slots per game (64) */
+};
+
+struct xr_ctl_seats_claim {
+	uint32_t lo, hi;             /* game ids lo..hi */
+	uint32_t players;            /* bit p: player p; 0: all */
+	uint32_t pad_;
+};
+
+struct xr_ctl_seats_claimed {
+	uint32_t claim;              /* its id, for SEATS_RELEASE */
+	uint32_t base;               /* game lo's block in the page */
+	uint32_t lo, hi, players;
+	uint32_t pad_;
+};
+
+struct xr_ctl_seats_release {
+	uint32_t claim;
+	uint32_t pad_;
 };
 
 #define XR_CTL_REASON_MAX 256

@@ -445,9 +445,10 @@ static void do_detach(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr 
 	xr__ctl_send(k->fd, XR_CTL_OK, h->id, NULL, 0, NULL, 0);
 }
 
+/* The verbs the engine's directory serves: games, and agents' seats. */
 static bool is_game_verb(uint16_t type)
 {
-	return type >= XR_CTL_GAMES_CREATE && type <= XR_CTL_GAMES_LIST;
+	return type >= XR_CTL_GAMES_CREATE && type <= XR_CTL_SEATS_RELEASE;
 }
 
 /* What is wrong with a game verb's body beyond its length, or NULL. */
@@ -478,6 +479,20 @@ static const char *bad_game_body(uint16_t type, const void *body)
 		struct xr_ctl_games_list m;
 		memcpy(&m, body, sizeof(m));
 		return m.max < 1 || m.max > XR_CTL_LIST_MAX ? "GAMES_LIST's max is not 1..128" : NULL;
+	}
+	case XR_CTL_AGENT_OPEN: {
+		struct xr_ctl_agent_open m;
+		memcpy(&m, body, sizeof(m));
+		if (!memchr(m.label, 0, sizeof(m.label)))
+			return "AGENT_OPEN's label is not NUL-terminated";
+		return m.flags ? "AGENT_OPEN has unknown flag bits" : NULL;
+	}
+	case XR_CTL_SEATS_CLAIM: {
+		struct xr_ctl_seats_claim m;
+		memcpy(&m, body, sizeof(m));
+		if (m.players >> 8)
+			return "SEATS_CLAIM's players has bits past player 7";
+		return m.lo > m.hi ? "SEATS_CLAIM's lo is past its hi" : NULL;
 	}
 	}
 	return NULL;
@@ -549,6 +564,49 @@ static void do_games(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr *
 			     NULL, 0);
 		break;
 	}
+	case XR_CTL_AGENT_OPEN: {
+		struct xr_ctl_agent_open m;
+		struct xr_ctl_agent_opened r;
+		int fd = -1;
+		memcpy(&m, body, sizeof(m));
+		if (!c->games->agent_open) {
+			rc = -ENOTSUP;
+			snprintf(why, sizeof(why), "this engine takes no agents");
+			break;
+		}
+		rc = c->games->agent_open(c->games_ctx, &who, &m, &r, &fd, why, sizeof(why));
+		if (rc == 0) {
+			/* The engine made this memfd: closing it cannot block. */
+			xr__ctl_send(k->fd, XR_CTL_AGENT_OPENED, h->id, &r, sizeof(r), &fd, 1);
+			close(fd);
+		}
+		break;
+	}
+	case XR_CTL_SEATS_CLAIM: {
+		struct xr_ctl_seats_claim m;
+		struct xr_ctl_seats_claimed r;
+		memcpy(&m, body, sizeof(m));
+		rc = c->games->seats_claim ? c->games->seats_claim(c->games_ctx, &who, &m, &r, why,
+								    sizeof(why))
+					   : -ENOTSUP;
+		if (rc == 0)
+			xr__ctl_send(k->fd, XR_CTL_SEATS_CLAIMED, h->id, &r, sizeof(r), NULL, 0);
+		else if (rc == -ENOTSUP)
+			snprintf(why, sizeof(why), "this engine takes no agents");
+		break;
+	}
+	case XR_CTL_SEATS_RELEASE: {
+		struct xr_ctl_seats_release m;
+		memcpy(&m, body, sizeof(m));
+		rc = c->games->seats_release ? c->games->seats_release(c->games_ctx, &who, m.claim,
+									why, sizeof(why))
+					     : -ENOTSUP;
+		if (rc == 0)
+			xr__ctl_send(k->fd, XR_CTL_OK, h->id, NULL, 0, NULL, 0);
+		else if (rc == -ENOTSUP)
+			snprintf(why, sizeof(why), "this engine takes no agents");
+		break;
+	}
 	}
 	pthread_mutex_unlock(&c->games_mu);
 	if (rc < 0)
@@ -584,6 +642,9 @@ static const char *malformed(const struct xr_ctl_hdr *h, int n, int n_fds)
 	case XR_CTL_GAMES_DESTROY: want = sizeof(struct xr_ctl_games_destroy); break;
 	case XR_CTL_GAME_RESET: want = sizeof(struct xr_ctl_game_reset); break;
 	case XR_CTL_GAMES_LIST: want = sizeof(struct xr_ctl_games_list); break;
+	case XR_CTL_AGENT_OPEN: want = sizeof(struct xr_ctl_agent_open); break;
+	case XR_CTL_SEATS_CLAIM: want = sizeof(struct xr_ctl_seats_claim); break;
+	case XR_CTL_SEATS_RELEASE: want = sizeof(struct xr_ctl_seats_release); break;
 	default: return "unknown message type";
 	}
 	if (h->len != want)

@@ -61,6 +61,17 @@ struct xr_server_games {
 	/* The reader in slot now reads stream through filter f (f NULL: the
 	 * slot is free again): for the records the engine builds. */
 	void (*reader)(void *ctx, uint32_t slot, uint32_t stream, const struct xr_filt *f);
+	/* Agents (engine/seats.h). agent_open gives a descriptor of the
+	 * agent's page in *fd, which the server sends and closes. NULL:
+	 * refused ("this engine takes no agents"). */
+	int (*agent_open)(void *ctx, const struct xr_ctl_caller *who,
+			  const struct xr_ctl_agent_open *m, struct xr_ctl_agent_opened *r, int *fd,
+			  char *why, size_t len);
+	int (*seats_claim)(void *ctx, const struct xr_ctl_caller *who,
+			   const struct xr_ctl_seats_claim *m, struct xr_ctl_seats_claimed *r,
+			   char *why, size_t len);
+	int (*seats_release)(void *ctx, const struct xr_ctl_caller *who, uint32_t claim,
+			     char *why, size_t len);
 };
 
 /* xr_server_start(), serving the game verbs through ops from the first

@@ -41,6 +41,9 @@
 #include "control/limits.h"
 #include "engine/games.h"
 #include "engine/interest.h"
+#include "engine/seats.h"
+#include "shm/arena_priv.h"
+#include "xring/agent.h"
 #include "util/atomics.h"
 #include "util/clock.h"
 
@@ -120,6 +123,8 @@ struct xr_gdir {
 	struct uidrec *uids;
 	uint32_t n_uids, uids_cap;
 	struct xr_interest *interest;   /* --observe subscribed; else NULL */
+	struct xr_seats *seats;         /* who holds which seat */
+	struct xr_arena *arena;         /* where the agent table is shown */
 };
 
 static uint32_t pow2_at_least(uint64_t n)
@@ -713,6 +718,53 @@ static void games_gone(void *ctx, uint64_t conn)
 	 * record goes with the last one. */
 	while ((o = owner_of(d, conn, false)) && o->head != NIL)
 		destroy_one(d, o->head >> 24, o->head & 0xffffff);
+	xr__seats_gone(d->seats, conn); /* its seats back to the policy */
+}
+
+static int agent_open(void *ctx, const struct xr_ctl_caller *who,
+		      const struct xr_ctl_agent_open *m, struct xr_ctl_agent_opened *r, int *fd,
+		      char *why, size_t len)
+{
+	struct xr_gdir *d = ctx;
+	struct xr_seat_caller c = {.conn = who->conn, .uid = who->uid, .pid = who->pid};
+	uint32_t agent;
+	uint64_t bytes;
+	int rc = xr__seats_open(d->seats, &c, m->capacity, m->label, &agent, fd, &bytes, why, len);
+
+	if (rc < 0)
+		return rc;
+	*r = (struct xr_ctl_agent_opened){
+		.agent = agent, .capacity = m->capacity, .page_bytes = bytes,
+		.timeout_ns = d->o.tick_ns ? 0
+				: d->o.action_timeout_ns ? d->o.action_timeout_ns
+							 : XR_SHARD_ACTION_TIMEOUT_NS,
+		.tick_ns = d->o.tick_ns, .fallback = d->o.fallback, .block = XR_SEAT_BLOCK};
+	return 0;
+}
+
+static int seats_claim(void *ctx, const struct xr_ctl_caller *who,
+		       const struct xr_ctl_seats_claim *m, struct xr_ctl_seats_claimed *r,
+		       char *why, size_t len)
+{
+	struct xr_gdir *d = ctx;
+	struct xr_seat_caller c = {.conn = who->conn, .uid = who->uid, .pid = who->pid};
+	uint32_t id, base;
+	int rc = xr__seats_claim(d->seats, &c, m->lo, m->hi, m->players, &id, &base, why, len);
+
+	if (rc < 0)
+		return rc;
+	*r = (struct xr_ctl_seats_claimed){.claim = id, .base = base, .lo = m->lo, .hi = m->hi,
+					   .players = m->players ? m->players : 0xffu};
+	return 0;
+}
+
+static int seats_release(void *ctx, const struct xr_ctl_caller *who, uint32_t claim, char *why,
+			 size_t len)
+{
+	struct xr_gdir *d = ctx;
+	struct xr_seat_caller c = {.conn = who->conn, .uid = who->uid, .pid = who->pid};
+
+	return xr__seats_release(d->seats, &c, claim, why, len);
 }
 
 static void games_reader(void *ctx, uint32_t slot, uint32_t stream, const struct xr_filt *f)
@@ -730,6 +782,9 @@ const struct xr_server_games xr__gdir_hooks = {
 	.list = games_list,
 	.gone = games_gone,
 	.reader = games_reader,
+	.agent_open = agent_open,
+	.seats_claim = seats_claim,
+	.seats_release = seats_release,
 };
 
 /* --- life --------------------------------------------------------------- */
@@ -793,6 +848,10 @@ int xr__gdir_create(const struct xr_gdir_opts *o, struct xr_gdir **out)
 	if (o->observe_subscribed &&
 	    xr__interest_create(o->max_readers ? o->max_readers : 256, &d->interest) < 0)
 		goto nomem;
+	struct xr_seats_opts so = {.max_agents = o->max_agents ? o->max_agents : 16,
+				   .shards = o->shards, .max_capacity = max};
+	if (xr__seats_create(&so, &d->seats) < 0)
+		goto nomem;
 	for (uint32_t k = 0; k < o->shards; k++) {
 		struct dshard *s = &d->sh[k];
 		if (xr__lc_init(&s->in, pow2_at_least(2ull * d->cap)) < 0 ||
@@ -819,6 +878,22 @@ void xr__gdir_wire(struct xr_gdir *d, uint32_t k, struct xr_shard_opts *so)
 	so->pub = d->sh[k].pub;
 	so->capacity = d->cap;
 	so->interest = d->interest;
+	so->seats = d->seats;
+	so->index = k;
+	so->fallback = d->o.fallback;
+	so->action_timeout_ns = d->o.action_timeout_ns;
+	if (d->arena) {
+		/* Shard k writes ring k of stream 0 (and of every stream). */
+		so->agent_stats = &d->arena->agent_stats[d->arena->lay.streams[0].first_ring + k];
+		so->agent_stats_stride = d->arena->lay.n_rings;
+		so->agent_infos = d->arena->agents;
+	}
+}
+
+void xr__gdir_set_arena(struct xr_gdir *d, struct xr_arena *a)
+{
+	d->arena = a;
+	xr__seats_set_infos(d->seats, a->agents);
 }
 
 void xr__gdir_destroy(struct xr_gdir *d)
@@ -854,5 +929,6 @@ void xr__gdir_destroy(struct xr_gdir *d)
 	free(d->uids);
 	free(d->owners);
 	xr__interest_destroy(d->interest);
+	xr__seats_destroy(d->seats);
 	free(d);
 }

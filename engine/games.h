@@ -59,6 +59,14 @@ struct xr_gdir_opts {
 	 * reader's filter selects (engine/interest.h), of max_readers slots. */
 	bool observe_subscribed;
 	uint32_t max_readers;
+	/* Agents (engine/seats.h): at most max_agents (0: 16) at once; what
+	 * their seats' missing or bad actions become (enum xr_fallback); how
+	 * long a turn waits for them without a tick (0: the shard's default),
+	 * and the tick (0: none), which agents are told. */
+	uint32_t max_agents;
+	uint32_t fallback;
+	uint64_t action_timeout_ns;
+	uint64_t tick_ns;
 };
 
 struct xr_gdir;
@@ -66,6 +74,10 @@ struct xr_gdir;
 /* 0 and the directory in *out, or -EINVAL (more games at start than
  * max_games, no shape), -ENOMEM. */
 int xr__gdir_create(const struct xr_gdir_opts *o, struct xr_gdir **out);
+
+/* The arena the engine serves (after it is made, before the server
+ * starts): where the agent table is shown. */
+void xr__gdir_set_arena(struct xr_gdir *d, struct xr_arena *a);
 
 /* What shard k runs on: its queues, its slot count, and where it shows
  * its games' turns. Before the shards start. */

@@ -66,6 +66,8 @@ int xr_host_create(const xr_arena_spec *spec, const xr_server_opts *so,
 		snprintf(why, why_len, "%s", xr_arena_last_note());
 		goto fail;
 	}
+	if (h->dir)
+		xr__gdir_set_arena(h->dir, h->a);
 	/* Game requests are served from the first connection on: a client
 	 * that finds the socket finds the games. Orders wait in the shards'
 	 * queues until the shards run. */

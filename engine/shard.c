@@ -12,6 +12,7 @@
 #include "shm/arena_priv.h"
 #include "util/atomics.h"
 #include "util/clock.h"
+#include "xring/agent.h"
 #include "xring/error.h"
 #include "xring/writer.h"
 
@@ -20,6 +21,9 @@
 #define XR_SHARD_FAST_TICK_NS 1000000ull   /* wheel tick without --tick-ms */
 #define XR_SHARD_PUBLISH 64                /* records per publish */
 #define XR_SHARD_IDLE_NS 1000000L          /* no game: look for orders this often */
+#define XR_SHARD_SPIN_NS 50000ull          /* every game waits for agents: spin this
+					    * long for their answers... */
+#define XR_SHARD_NAP_NS 50000L             /* ...then look this often */
 
 struct game_slot {
 	struct xr_timer timer;          /* turn deadline (tick mode) */
@@ -45,6 +49,31 @@ struct game_slot {
 	bool terminal;                  /* the last step ended the episode */
 	float reward[XR_GAME_MAX_PLAYERS];
 	uint32_t flags[XR_GAME_MAX_PLAYERS];
+	/* The step that led here, for each player's next record. */
+	int32_t applied[XR_GAME_MAX_PLAYERS];
+	uint8_t applied_by[XR_GAME_MAX_PLAYERS];
+	/* This turn: the actions the step will take, and who chose them. */
+	int32_t act[XR_GAME_MAX_PLAYERS];
+	uint8_t src[XR_GAME_MAX_PLAYERS];
+	/* Agents: the seats held (as of seat_gen), and those whose records
+	 * of this turn went out held, waiting for answers (awaiting). */
+	uint32_t seat_gen;
+	uint8_t held;
+	uint8_t asked;
+	uint8_t timed_out;              /* players whose last turn timed out */
+	bool awaiting;
+	uint64_t out_ns;                /* when this turn's records went out */
+	uint64_t due_ns;                /* no tick: fallbacks from then on */
+	uint8_t agent[XR_GAME_MAX_PLAYERS];
+	uint32_t tag[XR_GAME_MAX_PLAYERS];      /* an answer to this turn's record */
+	uint32_t last_tag[XR_GAME_MAX_PLAYERS]; /* ...to the turn before */
+	_Atomic uint64_t *slot[XR_GAME_MAX_PLAYERS];
+};
+
+/* An agent's counts on this shard, published on the stats tick. */
+struct agent_ctr {
+	uint64_t actions, timeouts, late, wrong_turn, out_of_range, illegal, fallbacks;
+	uint64_t rtt_count, rtt_hist[XR_AGENT_RTT_BUCKETS];
 };
 
 /* One stream the shard writes: its ring's writer and record template. */
@@ -114,6 +143,11 @@ struct shard {
 	uint64_t now;
 	struct xr_interest_view iv;     /* lazy: our copy of who wants what */
 	uint32_t igen;                  /* bumped at each new copy; 0: not lazy */
+	struct xr_seats_view sv;        /* agents: our copy of who holds which seat */
+	uint32_t sgen;                  /* bumped at each new copy; 0: no agents */
+	struct agent_ctr *ag;           /* [XR_MAX_AGENTS] */
+	uint32_t ag_gen[XR_MAX_AGENTS]; /* ...counting for that open of the entry */
+	uint64_t idle_since;            /* fast: when the rounds stopped moving */
 	bool draining;                  /* stopping: final records only */
 	uint64_t drain_end;
 	int err;              /* first error, or -EINTR when asked to stop */
@@ -180,6 +214,11 @@ static void start_episode(struct game_slot *s, uint64_t e, bool fresh)
 	s->rng = splitmix64(seed ^ 0x243f6a8885a308d3ull);
 	memset(s->reward, 0, sizeof(s->reward));
 	memset(s->flags, 0, sizeof(s->flags));
+	for (uint32_t p = 0; p < XR_GAME_MAX_PLAYERS; p++) {
+		s->applied[p] = -1;
+		s->applied_by[p] = XR_SRC_NONE;
+	}
+	s->awaiting = false;
 	s->turn = 0;
 	s->shown = s->ended = s->terminal = false;
 }
@@ -198,13 +237,20 @@ static void creation_done(struct shard *sh, struct game_slot *s)
 	s->ordered_ns = 0;
 }
 
+/* What write_record() puts in a record's action field. */
+enum rec_mode {
+	REC_POLICY, /* the policy's draw at this observation, into *action */
+	REC_AGENT,  /* -1: an agent holds the seat; its tag into s->tag[p] */
+	REC_FINAL,  /* -1: no step follows */
+};
+
 /* Writes player p's record of slot s's current state: the reward and
- * flags its last step left, the observation and mask now, and the action
- * the policy draws from them (final: none, -1; no step follows). *action
- * gets the action, drawn even when the record is dropped. 0 or an error
+ * flags its last step left and the action that step applied, the
+ * observation and mask now, and the action field as mode says. The
+ * policy's draw is made even when the record is dropped. 0 or an error
  * of reserve() (XR_EDROPPED is not one: the record is counted as dropped). */
 static int write_record(struct shard *sh, struct game_slot *s, uint32_t p, bool done,
-			bool truncated, bool final, int32_t *action)
+			bool truncated, enum rec_mode mode, int32_t *action)
 {
 	struct sstream *ss = &sh->ss[s->stream];
 	const xr_exp_template *t = ss->t;
@@ -212,12 +258,17 @@ static int write_record(struct shard *sh, struct game_slot *s, uint32_t p, bool 
 	int rc = reserve(sh, ss, &rec);
 
 	s->shown = true;
+	*action = -1;
 	if (rc == XR_EDROPPED) {
-		/* Lost to readers, but the game goes on, drawing as it would. */
+		/* Lost to readers, but the game goes on, drawing as it would;
+		 * an agent cannot answer a record it never saw (tag 0 is
+		 * never an answer: the seat times out). */
 		sh->res->dropped++;
-		if (!final) {
+		if (mode == REC_POLICY) {
 			s->vt->legal_actions(s->g, p, ss->scratch);
 			*action = xr_policy_random_legal(ss->scratch, t->shape.mask_len, &s->rng);
+		} else if (mode == REC_AGENT) {
+			s->tag[p] = 0;
 		}
 		return 0;
 	}
@@ -232,12 +283,17 @@ static int write_record(struct shard *sh, struct game_slot *s, uint32_t p, bool 
 		.reward = s->reward[p],
 		.done = done,
 		.truncated = truncated,
+		.applied = s->applied[p],
+		.applied_by = s->applied_by[p],
 	};
 	xr_exp_slots sl;
 	xr_exp_build(t, rec, &f, &sl);
 	s->vt->observe(s->g, p, ss->dtype, sl.obs);
 	s->vt->legal_actions(s->g, p, sl.mask);
-	*action = final ? -1 : xr_policy_random_legal(sl.mask, t->shape.mask_len, &s->rng);
+	if (mode == REC_POLICY)
+		*action = xr_policy_random_legal(sl.mask, t->shape.mask_len, &s->rng);
+	else if (mode == REC_AGENT)
+		s->tag[p] = xr_seat_tag(f.seq);
 	memcpy((uint8_t *)rec + t->off_action, action, sizeof(int32_t));
 	xr_writer_commit(ss->w);
 	sh->res->records++;
@@ -279,49 +335,236 @@ static uint32_t wanted(struct shard *sh, struct game_slot *s)
 	return s->want;
 }
 
-/* Plays one turn of slot s: a record per live player (lazy: per player
- * some reader wants; the others' actions are drawn as if their records
- * were written, so that what is played does not depend on who reads),
- * then a step (or, after the episode ended, the terminal records and a
- * reset). */
-static void play_turn(struct shard *sh, struct game_slot *s)
+/* Which seats of s agents hold, from the shard's latest copy of the
+ * claims. Called before any use of s->slot[]: a page is unmapped only
+ * once every shard has copied a table without it (engine/seats.c). */
+static void refresh_seats(struct shard *sh, struct game_slot *s)
 {
-	int32_t actions[XR_GAME_MAX_PLAYERS];
-	uint32_t want = wanted(sh, s);
+	if (s->seat_gen == sh->sgen)
+		return;
+	s->seat_gen = sh->sgen;
+	s->held = 0;
+	for (uint32_t p = 0; sh->sgen && p < s->players; p++) {
+		uint32_t agent;
+		_Atomic uint64_t *slot;
+		if (!xr__seats_find(&sh->sv, s->id, p, &agent, &slot))
+			continue;
+		s->held |= (uint8_t)(1u << p);
+		if (s->agent[p] != agent || s->slot[p] != slot)
+			s->last_tag[p] = 0;
+		s->agent[p] = (uint8_t)agent;
+		s->slot[p] = slot;
+	}
+}
+
+static void rtt_add(struct agent_ctr *c, uint64_t ns)
+{
+	uint32_t b = 0;
+
+	while (b + 1 < XR_AGENT_RTT_BUCKETS && ns >= (1ull << (10 + b)))
+		b++;
+	c->rtt_hist[b]++;
+	c->rtt_count++;
+}
+
+/* The word in a held seat's action slot. ORDERING: AC2, relaxed: the word
+ * is all the shard takes from the agent, tag and action together in one
+ * 64-bit store (AC1, client/agent.c), so no other memory needs ordering
+ * with it, and it is never torn. */
+static uint64_t slot_word(const struct game_slot *s, uint32_t p)
+{
+	return xr_load_relaxed(s->slot[p]); /* AC2 */
+}
+
+/* Whether every seat of s asked for an answer has one tagged for this
+ * turn (whatever it says: it is checked when taken). */
+static bool answered(struct shard *sh, struct game_slot *s)
+{
+	refresh_seats(sh, s);
+	for (uint32_t p = 0; p < s->players; p++) {
+		if (!(s->asked & s->held & (1u << p)))
+			continue;
+		if (!s->tag[p] || (uint32_t)(slot_word(s, p) >> 32) != s->tag[p])
+			return false;
+	}
+	return true;
+}
+
+/* The fallback of player p of s, with the game's mask in mask. */
+static int32_t fallback(struct shard *sh, struct game_slot *s, uint32_t p, const uint8_t *mask,
+			uint32_t n)
+{
+	switch (sh->o->fallback) {
+	case XR_FALLBACK_REPEAT:
+		if (s->applied[p] >= 0 && (uint32_t)s->applied[p] < n && mask[s->applied[p]])
+			return s->applied[p];
+		return -1;
+	case XR_FALLBACK_POLICY:
+		return xr_policy_random_legal(mask, n, &s->rng);
+	default:
+		/* step() treats an action out of range as the game's no-op
+		 * (xring/game.h): -1 is every game's no-op. */
+		return -1;
+	}
+}
+
+/* Takes the answer of held player p of s, or its fallback and why. */
+static void take_answer(struct shard *sh, struct game_slot *s, uint32_t p, uint64_t now)
+{
+	struct sstream *ss = &sh->ss[s->stream];
+	uint32_t n = ss->t->shape.mask_len;
+	struct agent_ctr *c = &sh->ag[s->agent[p]];
+	uint64_t w = slot_word(s, p);
+	uint32_t tag = (uint32_t)(w >> 32);
+	int32_t a = (int32_t)(uint32_t)w;
+	uint8_t src;
+
+	s->vt->legal_actions(s->g, p, ss->scratch);
+	if (s->tag[p] && tag == s->tag[p]) {
+		rtt_add(c, now - s->out_ns);
+		if (a < 0 || (uint32_t)a >= n)
+			src = XR_SRC_OUT_OF_RANGE;
+		else
+			src = ss->scratch[a] ? XR_SRC_AGENT : XR_SRC_ILLEGAL;
+	} else if (tag == 0 || tag == s->last_tag[p]) {
+		src = XR_SRC_TIMEOUT; /* nothing for this turn yet */
+	} else {
+		src = XR_SRC_WRONG_TURN;
+	}
+	/* An answer to the turn before that came after it timed out. */
+	if ((s->timed_out >> p & 1u) && tag == s->last_tag[p] && tag)
+		c->late++;
+	s->timed_out = (uint8_t)((s->timed_out & ~(1u << p)) | (src == XR_SRC_TIMEOUT) << p);
+	s->last_tag[p] = s->tag[p];
+	switch (src) {
+	case XR_SRC_AGENT: c->actions++; sh->res->agent_actions++; break;
+	case XR_SRC_TIMEOUT: c->timeouts++; break;
+	case XR_SRC_WRONG_TURN: c->wrong_turn++; break;
+	case XR_SRC_OUT_OF_RANGE: c->out_of_range++; break;
+	default: c->illegal++; break;
+	}
+	if (src != XR_SRC_AGENT) {
+		c->fallbacks++;
+		sh->res->agent_fallbacks++;
+		a = fallback(sh, s, p, ss->scratch, n);
+	}
+	s->act[p] = a;
+	s->src[p] = src;
+}
+
+/* Steps s with s->act (or, after the episode ended, starts over next
+ * turn): what each player's next record says was applied. */
+static void step(struct shard *sh, struct game_slot *s)
+{
+	uint32_t before[XR_GAME_MAX_PLAYERS];
+
+	s->awaiting = false;
+	if (s->terminal) {
+		/* The terminal observations are out: start over next turn. */
+		episode_over(sh, s);
+		return;
+	}
+	memcpy(before, s->flags, sizeof(before));
+	int r = s->vt->step(s->g, s->act, s->reward, s->flags);
+	sh->res->steps++;
+	s->turn++;
+	s->terminal = r == 1;
+	for (uint32_t p = 0; p < s->players; p++) {
+		if (before[p] & XR_GAME_OUT)
+			continue;
+		s->applied[p] = s->act[p];
+		s->applied_by[p] = s->src[p];
+	}
+	if (sh->o->pub)
+		xr_store_relaxed(&sh->o->pub[s - sh->gs].turn, s->turn);
+}
+
+/* The answers of a game waiting for its agents are in (or its time is
+ * up): takes them, or the fallbacks, and steps. */
+static void act(struct shard *sh, struct game_slot *s)
+{
+	uint64_t now = xr__now_ns();
+
+	refresh_seats(sh, s);
+	for (uint32_t p = 0; p < s->players; p++) {
+		if (!(s->asked >> p & 1u))
+			continue;
+		if (s->held >> p & 1u) {
+			take_answer(sh, s, p, now);
+		} else {
+			/* Its agent went while the game waited: the policy's. */
+			struct sstream *ss = &sh->ss[s->stream];
+			s->vt->legal_actions(s->g, p, ss->scratch);
+			s->act[p] = xr_policy_random_legal(ss->scratch, ss->t->shape.mask_len,
+							   &s->rng);
+			s->src[p] = XR_SRC_POLICY;
+		}
+	}
+	step(sh, s);
+}
+
+/* Writes the records of s's turn: one per live player (lazy: per player
+ * some reader or agent wants; the others' actions are drawn as if their
+ * records were written, so that what is played does not depend on who
+ * reads). A seat an agent holds is asked for its action: the game then
+ * waits (awaiting); otherwise it steps at once. */
+static void observe(struct shard *sh, struct game_slot *s)
+{
+	refresh_seats(sh, s);
+	uint32_t want = wanted(sh, s) | s->held;
 
 	if (s->ordered_ns)
 		creation_done(sh, s); /* its first turn: its first records, if read */
 	if (s->ended)
 		start_episode(s, s->episode + 1, false);
+	s->asked = 0;
 	for (uint32_t p = 0; p < s->players; p++) {
-		actions[p] = 0;
+		s->act[p] = 0;
+		s->src[p] = XR_SRC_POLICY;
 		if (s->flags[p] & XR_GAME_OUT)
 			continue;
 		if (!(want & (1u << p))) {
 			uint8_t *mask = sh->ss[s->stream].scratch;
 			s->vt->legal_actions(s->g, p, mask);
-			actions[p] = xr_policy_random_legal(
+			s->act[p] = xr_policy_random_legal(
 				mask, sh->ss[s->stream].t->shape.mask_len, &s->rng);
 			continue;
 		}
+		bool held = (s->held >> p & 1u) && !s->terminal;
 		int rc = write_record(sh, s, p, (s->flags[p] & XR_GAME_DONE) != 0,
-				      (s->flags[p] & XR_GAME_TRUNCATED) != 0, false, &actions[p]);
+				      (s->flags[p] & XR_GAME_TRUNCATED) != 0,
+				      held ? REC_AGENT : REC_POLICY, &s->act[p]);
 		if (rc < 0) {
 			sh->err = rc;
 			return;
 		}
+		if (held)
+			s->asked |= (uint8_t)(1u << p);
 	}
-	if (s->terminal) {
-		/* The terminal observations are out: start over next turn. */
-		episode_over(sh, s);
-	} else {
-		int r = s->vt->step(s->g, actions, s->reward, s->flags);
-		sh->res->steps++;
-		s->turn++;
-		s->terminal = r == 1;
-		if (sh->o->pub)
-			xr_store_relaxed(&sh->o->pub[s - sh->gs].turn, s->turn);
+	if (s->asked) {
+		s->awaiting = true;
+		s->out_ns = xr__now_ns();
+		uint64_t t = sh->o->action_timeout_ns ? sh->o->action_timeout_ns
+						      : XR_SHARD_ACTION_TIMEOUT_NS;
+		s->due_ns = s->out_ns + t;
+		return;
 	}
+	step(sh, s);
+}
+
+/* Plays one turn of slot s: its step, when it waits for agents' answers
+ * and they are in (or its time is up: force, its tick), then the records
+ * of its next turn. Returns whether it moved. */
+static bool play_turn(struct shard *sh, struct game_slot *s, bool force)
+{
+	if (s->awaiting) {
+		if (!force && !answered(sh, s) && sh->now < s->due_ns &&
+		    (sh->now = xr__now_ns()) < s->due_ns)
+			return false;
+		act(sh, s);
+	}
+	observe(sh, s);
+	return true;
 }
 
 /* Ends slot s's episode in flight, if a record of it is out: each player
@@ -331,8 +574,15 @@ static void play_turn(struct shard *sh, struct game_slot *s)
  * or reserve()'s error. */
 static int end_episode(struct shard *sh, struct game_slot *s)
 {
-	uint32_t want = wanted(sh, s); /* lazy: nobody reads the others */
 	int32_t none;
+
+	/* Its agents' answers (or fallbacks) are taken first: the final
+	 * records then follow a step, as every record does, and say what it
+	 * applied. */
+	if (s->awaiting)
+		act(sh, s);
+	refresh_seats(sh, s);
+	uint32_t want = wanted(sh, s) | s->held; /* lazy: nobody reads the others */
 
 	if (!s->shown || s->ended)
 		return 0;
@@ -345,7 +595,8 @@ static int end_episode(struct shard *sh, struct game_slot *s)
 			continue;
 		}
 		bool done = (fl & XR_GAME_DONE) != 0;
-		int rc = write_record(sh, s, p, done, !done || (fl & XR_GAME_TRUNCATED), true, &none);
+		int rc = write_record(sh, s, p, done, !done || (fl & XR_GAME_TRUNCATED), REC_FINAL,
+				      &none);
 		if (rc < 0)
 			return rc;
 		s->flags[p] |= XR_GAME_OUT;
@@ -359,7 +610,7 @@ static int end_episode(struct shard *sh, struct game_slot *s)
 /* The players whose episode end end_episode() has not written yet. */
 static uint32_t ends_owed(struct shard *sh, struct game_slot *s)
 {
-	uint32_t n = 0, want = wanted(sh, s);
+	uint32_t n = 0, want = wanted(sh, s) | s->held;
 
 	if (s->shown && !s->ended)
 		for (uint32_t p = 0; p < s->players; p++)
@@ -543,6 +794,55 @@ static void report_games(struct shard *sh)
 	sh->last_resets = r->resets;
 }
 
+/* An agent entry opened again since our last copy of the claims starts
+ * its counts from 0. Its new agent had no claim before the copy that
+ * shows its first one (the control thread bumps the entry's gen before it
+ * publishes a claim, and the copy's acquire orders the two), so no count
+ * of it is lost. */
+static void new_agents(struct shard *sh)
+{
+	if (!sh->o->agent_infos)
+		return;
+	for (uint32_t a = 0; a < XR_MAX_AGENTS; a++) {
+		uint32_t gen = xr_load_relaxed(&sh->o->agent_infos[a].gen);
+		if (gen != sh->ag_gen[a]) {
+			memset(&sh->ag[a], 0, sizeof(sh->ag[a]));
+			sh->ag_gen[a] = gen;
+		}
+	}
+}
+
+/* Each agent's counts on this shard, for tools. */
+static void report_agents(struct shard *sh)
+{
+	uint64_t waiting[XR_MAX_AGENTS] = {0};
+
+	if (!sh->o->agent_stats || !sh->sgen)
+		return;
+	for (uint32_t i = 0; i < sh->n_live; i++) {
+		const struct game_slot *s = &sh->gs[sh->live[i]];
+		if (s->awaiting)
+			for (uint32_t p = 0; p < s->players; p++)
+				if (s->asked & s->held & (1u << p))
+					waiting[s->agent[p]]++;
+	}
+	for (uint32_t a = 0; a < XR_MAX_AGENTS; a++) {
+		const struct agent_ctr *c = &sh->ag[a];
+		struct xr_agent_counts *o = &sh->o->agent_stats[(size_t)a * sh->o->agent_stats_stride];
+		xr_store_relaxed(&o->actions, c->actions);
+		xr_store_relaxed(&o->timeouts, c->timeouts);
+		xr_store_relaxed(&o->late, c->late);
+		xr_store_relaxed(&o->wrong_turn, c->wrong_turn);
+		xr_store_relaxed(&o->out_of_range, c->out_of_range);
+		xr_store_relaxed(&o->illegal, c->illegal);
+		xr_store_relaxed(&o->fallbacks, c->fallbacks);
+		xr_store_relaxed(&o->waiting, waiting[a]);
+		for (uint32_t b = 0; b < XR_AGENT_RTT_BUCKETS; b++)
+			xr_store_relaxed(&o->rtt_hist[b], c->rtt_hist[b]);
+		xr_store_relaxed(&o->rtt_count, c->rtt_count);
+	}
+}
+
 static void report_stats(struct shard *sh)
 {
 	struct xr_shard_stats *st = sh->st;
@@ -557,6 +857,7 @@ static void report_stats(struct shard *sh)
 						      (uint64_t)cpu.tv_nsec);
 	xr_store_relaxed(&st->ticks, xr_load_relaxed(&st->ticks) + 1);
 	report_games(sh);
+	report_agents(sh);
 	xr_store_relaxed(&st->tick_ns, xr__now_ns());
 }
 
@@ -582,6 +883,11 @@ static void round_end(struct shard *sh)
 		xr__interest_copy(sh->o->interest, &sh->iv);
 		sh->igen++;
 	}
+	if (sh->sgen && xr__seats_changed(sh->o->seats, &sh->sv)) {
+		xr__seats_copy(sh->o->seats, &sh->sv, sh->o->index);
+		sh->sgen++;
+		new_agents(sh);
+	}
 	if (!sh->o->tick_ns) {
 		sh->tick_now = (sh->now - sh->start) / sh->tick_ns;
 		xr_wheel_advance(sh->wheel, sh->tick_now, sh);
@@ -599,7 +905,7 @@ static void on_deadline(struct xr_timer *tm, void *ctx)
 		return; /* stopping: leave it disarmed */
 	if (tm->expires < sh->tick_now)
 		sh->res->turns_late++;
-	play_turn(sh, s);
+	play_turn(sh, s, true); /* the tick is its agents' deadline */
 	xr_wheel_arm(sh->wheel, tm, tm->expires + 1);
 }
 
@@ -649,13 +955,30 @@ static int start_games(struct shard *sh)
 static void run_fast(struct shard *sh)
 {
 	while (!done(sh)) {
+		uint32_t moved = 0;
 		for (uint32_t i = 0; i < sh->n_live && !done(sh); i++)
-			play_turn(sh, &sh->gs[sh->live[i]]);
+			moved += play_turn(sh, &sh->gs[sh->live[i]], false);
 		if (!sh->n_live) {
 			/* No game to play: look for orders every idle tick
 			 * rather than spin on an empty queue. */
 			struct timespec ts = {0, XR_SHARD_IDLE_NS};
 			nanosleep(&ts, NULL);
+		} else if (!moved) {
+			/* Every game waits for its agents: spin a while, for
+			 * the answers of agents that answer in microseconds;
+			 * then look every XR_SHARD_NAP_NS, their deadlines
+			 * being milliseconds away. */
+			uint64_t now = xr__now_ns();
+			if (!sh->idle_since)
+				sh->idle_since = now;
+			if (now - sh->idle_since < XR_SHARD_SPIN_NS) {
+				xr_cpu_relax();
+			} else {
+				struct timespec ts = {0, XR_SHARD_NAP_NS};
+				nanosleep(&ts, NULL);
+			}
+		} else {
+			sh->idle_since = 0;
 		}
 		round_end(sh);
 	}
@@ -721,6 +1044,14 @@ static int set_up(struct shard *sh, xr_writer *w, const xr_exp_template *t)
 		xr__interest_copy(o->interest, &sh->iv);
 		sh->igen = 1;
 	}
+	if (o->seats) {
+		if (xr__seats_view_init(o->seats, &sh->sv) < 0)
+			return -ENOMEM;
+		xr__seats_copy(o->seats, &sh->sv, o->index);
+		sh->sgen = 1;
+	}
+	if (!(sh->ag = calloc(XR_MAX_AGENTS, sizeof(*sh->ag))))
+		return -ENOMEM;
 	sh->cap = o->capacity > o->games ? o->capacity : o->games;
 	sh->gs = calloc(sh->cap ? sh->cap : 1, sizeof(*sh->gs));
 	sh->live = calloc(sh->cap ? sh->cap : 1, sizeof(*sh->live));
@@ -778,6 +1109,8 @@ out:
 	for (uint32_t k = 0; k < XR_SHARD_STREAMS_MAX; k++)
 		free(sh.ss[k].scratch);
 	xr__interest_view_fini(&sh.iv);
+	xr__seats_view_fini(&sh.sv);
+	free(sh.ag);
 	free(sh.gs);
 	free(sh.live);
 	free(sh.wheel);

@@ -35,9 +35,17 @@
  * (engine/timer_wheel.c), every tick_ns; the shard sleeps until the wheel's
  * next tick on an io_uring absolute timeout (engine/uring_clock.c). A turn
  * is never played before its deadline; a shard that falls behind catches up.
- * Actions come from the random-legal policy (attached agents are on the
- * roadmap). The same wheel carries the shard's stats tick; the engine's
- * heartbeat is its host's (engine/host.c), one per engine.
+ * The same wheel carries the shard's stats tick; the engine's heartbeat is
+ * its host's (engine/host.c), one per engine.
+ *
+ * Agents (docs/agents.md): a seat an agent holds gets its record as any
+ * other, with action -1 (the agent chooses); the game then waits for the
+ * agent's answer in its action slot (engine/seats.h): without a tick it
+ * steps as soon as every held seat of it has answered, or at
+ * action_timeout_ns; with a tick, at its next tick. A missing, wrong-turn,
+ * out-of-range or illegal answer gets the fallback, and the seat's next
+ * record says which (applied_by). Games no agent holds a seat of step at
+ * once, as before.
  */
 
 #include <signal.h>
@@ -45,6 +53,7 @@
 
 #include "engine/interest.h"
 #include "engine/lifecycle_queue.h"
+#include "engine/seats.h"
 #include "xring/arena.h"
 #include "xring/game.h"
 #include "xring/record.h"
@@ -105,7 +114,23 @@ struct xr_shard_opts {
 	uint64_t drain_ns;
 	_Atomic int *stop;     /* set (relaxed) from any thread or a signal handler:
 				* a lock-free atomic, so both may */
+	/* Agents (engine/seats.h): where to look seats up (NULL: the
+	 * built-in policy plays every seat), this shard's index among the
+	 * engine's, what a seat's missing or bad action becomes (enum
+	 * xr_fallback), and, without a tick, how long a turn waits for its
+	 * agents (0: XR_SHARD_ACTION_TIMEOUT_NS). */
+	struct xr_seats *seats;
+	uint32_t index;
+	uint32_t fallback;
+	uint64_t action_timeout_ns;
+	/* Per agent, this shard's counts (NULL: none kept), in the arena's
+	 * agent table (shm/layout.h). */
+	struct xr_agent_counts *agent_stats;
+	uint32_t agent_stats_stride; /* agent a's: agent_stats[a * stride] */
+	const struct xr_agent_info *agent_infos; /* [XR_MAX_AGENTS]: their gens */
 };
+
+#define XR_SHARD_ACTION_TIMEOUT_NS 100000000ull
 
 #define XR_SHARD_DRAIN_NS 2000000000ull
 
@@ -122,6 +147,8 @@ struct xr_shard_result {
 	uint64_t created, destroyed, resets; /* runtime lifecycle orders done */
 	uint64_t finals;       /* truncated records of episodes cut short */
 	uint64_t finals_lost;  /* ...not written: the drain at stop timed out */
+	uint64_t agent_actions;   /* seats' actions taken from their agents */
+	uint64_t agent_fallbacks; /* ...and fallbacks in their place */
 	uint64_t elapsed_ns;
 };
 

@@ -93,11 +93,22 @@ const char *xr_backing_name(xr_backing b)
 	return "unknown";
 }
 
-/* The reader table's size: an entry per slot, a view per slot and ring. */
+/* Where the agent table starts in the reader table's region: after an
+ * entry per reader slot and a view per slot and ring, on a cache line. */
+static uint64_t agents_at(uint32_t max_readers, uint32_t n_rings)
+{
+	uint64_t n = (uint64_t)max_readers * sizeof(struct xr_reader_info) +
+		     (uint64_t)n_rings * max_readers * sizeof(struct xr_cursor_view);
+	return (n + XR_CACHELINE - 1) & ~(uint64_t)(XR_CACHELINE - 1);
+}
+
+/* The reader table's size: the readers' part, then the agents' (an entry
+ * per agent, and its counts per ring). */
 static uint64_t table_bytes(uint32_t max_readers, uint32_t n_rings)
 {
-	return (uint64_t)max_readers * sizeof(struct xr_reader_info) +
-	       (uint64_t)n_rings * max_readers * sizeof(struct xr_cursor_view);
+	return agents_at(max_readers, n_rings) +
+	       XR_MAX_AGENTS * (sizeof(struct xr_agent_info) +
+				(uint64_t)n_rings * sizeof(struct xr_agent_counts));
 }
 
 /* ---- sizing ---- */
@@ -485,10 +496,19 @@ static int publish_name(struct xr_arena *a, const char *tmp, const char *name)
 	return -EEXIST;
 }
 
+/* The agent table's two parts, in a mapped reader table. */
+static void map_agents(struct xr_arena *a)
+{
+	a->agents = (struct xr_agent_info *)((uint8_t *)a->infos +
+					     agents_at(a->lay.max_readers, a->lay.n_rings));
+	a->agent_stats = (struct xr_agent_counts *)(a->agents + XR_MAX_AGENTS);
+}
+
 static void map_table(struct xr_arena *a)
 {
 	a->infos = (struct xr_reader_info *)((uint8_t *)a->hdr + a->lay.tab_off);
 	a->views = (struct xr_cursor_view *)(a->infos + a->lay.max_readers);
+	map_agents(a);
 }
 
 /* The private parts of the engine's handle: writers, peer slots, wakeups. */
@@ -887,6 +907,7 @@ static int open_mapped(struct xr_arena *a, int fd, int flags, int stream, struct
 	}
 	a->tab_mapped = a->lay.tab_size;
 	a->views = (struct xr_cursor_view *)(a->infos + a->lay.max_readers);
+	map_agents(a);
 	if (flags & XR_OPEN_RINGS) {
 		for (uint32_t r = 0; r < a->lay.n_rings; r++) {
 			const struct xr_ring_fixed *rf = &a->lay.rings[r];

@@ -90,6 +90,12 @@ uint64_t xr__layout_fingerprint(void)
 		F(offsetof(struct xr_game_stats, finals_lost)),
 		F(offsetof(struct xr_game_stats, lat_count)),
 		XR_GAME_LAT_BUCKETS,
+		/* The agent table (layout 6), after the cursor views. */
+		XR_MAX_AGENTS, XR_AGENT_RTT_BUCKETS,
+		F(sizeof(struct xr_agent_info)),
+		F(offsetof(struct xr_agent_info, seats)),
+		F(sizeof(struct xr_agent_counts)),
+		F(offsetof(struct xr_agent_counts, rtt_hist)),
 	};
 	/* FNV-1a over the words: small, stable, good enough to tell layouts apart. */
 	uint64_t h = fnv_words(0xcbf29ce484222325ull, facts, sizeof(facts) / sizeof(facts[0]));

@@ -245,6 +245,67 @@ struct xr_cursor_view {
 	_Atomic uint64_t lag;      /* bytes published it has not read yet */
 };
 
+/*
+ * The agent table (engine/seats.h), after the cursor views in the reader
+ * table's region: XR_MAX_AGENTS entries, then each agent's counts on each
+ * ring's shard, [XR_MAX_AGENTS][n_rings]. Written by the engine only: the
+ * entries by the control thread (identity fields before the release store
+ * of state LIVE), the counts by each shard on its stats tick (relaxed).
+ */
+#define XR_MAX_AGENTS 64
+#define XR_AGENT_RTT_BUCKETS 23 /* as XR_GAME_LAT_BUCKETS: 2^10 ns .. */
+
+enum {
+	XR_AGENT_FREE = 0,
+	XR_AGENT_LIVE = 1,
+	XR_AGENT_GONE = 2, /* its seats are the policy's; its counts stay */
+};
+
+struct xr_agent_info {
+	_Atomic uint32_t state;        /* XR_AGENT_* */
+	uint32_t uid;
+	int32_t pid;                   /* SO_PEERCRED: informational */
+	_Atomic uint32_t claims;
+	uint32_t capacity;             /* games its page holds */
+	_Atomic uint32_t gen;          /* bumped at every open of this entry */
+	uint64_t attach_ns;            /* CLOCK_REALTIME */
+	_Atomic uint64_t seats;        /* (game, player) pairs its claims cover */
+	char label[16];
+	uint8_t pad_[8];
+};
+
+/* One agent's turns on one shard. A seat's turn is taken from the agent
+ * (actions) or falls back, for one of four reasons. */
+struct xr_agent_counts {
+	_Atomic uint64_t actions;      /* answers for the turn, in range, legal */
+	_Atomic uint64_t timeouts;     /* no answer for the turn by its deadline */
+	_Atomic uint64_t late;         /* ...of which the answer came afterwards */
+	_Atomic uint64_t wrong_turn;   /* an answer tagged for no turn of the seat's */
+	_Atomic uint64_t out_of_range; /* an action past the game's actions */
+	_Atomic uint64_t illegal;      /* an action the mask forbade */
+	_Atomic uint64_t fallbacks;    /* all but actions */
+	_Atomic uint64_t waiting;      /* seats whose records wait for an answer now */
+	_Atomic uint64_t rtt_count;    /* answers timed: record written -> seen */
+	_Atomic uint64_t rtt_hist[XR_AGENT_RTT_BUCKETS];
+};
+
+/*
+ * An agent's page (engine/seats.h): a sealed memfd of capacity blocks of
+ * XR_SEAT_BLOCK bytes, one per game it may hold seats of, in each one
+ * 64-bit action slot per player. The agent writes a slot with one store
+ * of (xr_seat_tag(seq of the record it answers) << 32 | (uint32_t)action);
+ * the engine reads it as untrusted input.
+ */
+#define XR_SEAT_BLOCK 64u
+#define XR_SEAT_CLAIMS_MAX 16u /* claims one agent holds at once */
+
+static inline uint32_t xr_seat_tag(uint64_t seq)
+{
+	/* +1: a slot never written (0) answers no record. */
+	return (uint32_t)seq + 1u;
+}
+_Static_assert(XR_SEAT_BLOCK / sizeof(uint64_t) >= 8, "a block holds a slot per player");
+
 /* One reader's position in one ring, in its peer page. The reader writes
  * every field; the writer loads `lease`, and the wake hints while the reader
  * sleeps, and treats them all as untrusted. */
@@ -322,6 +383,10 @@ _Static_assert(sizeof(struct xr_reader_info) == 64, "reader info is one line");
 _Static_assert(offsetof(struct xr_reader_info, label) == 40, "reader info label");
 _Static_assert(sizeof(struct xr_cursor_view) == 32, "cursor view is half a line");
 _Static_assert(sizeof(struct xr_cursor) == XR_CACHELINE, "cursor is one line");
+_Static_assert(sizeof(struct xr_agent_info) == XR_CACHELINE, "agent info is one line");
+_Static_assert(offsetof(struct xr_agent_info, seats) == 32, "agent info seats");
+_Static_assert(sizeof(struct xr_agent_counts) == 4 * XR_CACHELINE, "agent stats are 4 lines");
+_Static_assert(offsetof(struct xr_agent_counts, rtt_hist) == 72, "agent stats rtt_hist");
 _Static_assert(offsetof(struct xr_cursor, wake_pos) == 40, "cursor wake hints");
 _Static_assert(offsetof(struct xr_peer_page, cursors) == XR_CACHELINE, "peer page cursors");
 _Static_assert(sizeof(struct xr_peer_page) <= XR_PEER_PAGE_SIZE, "a peer page fits one page");

@@ -1,0 +1,486 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Acting for seats, the agent's side (xring/agent.h). Two connections to
+ * the engine: one for the agent verbs (AGENT_OPEN, SEATS_CLAIM, SEATS_
+ * RELEASE), whose end is the agent's end, and the reader's, which reads
+ * the agent's stream lossy (a slow or stopped agent gets fallbacks, never
+ * holds the engine up) through a filter of its claims' games and players.
+ * That filter is a product of ranges, a superset of the seats when claims
+ * differ in their players, so each batch is checked record by record and
+ * only the agent's seats are handed out.
+ *
+ * ORDERING: AC1. An answer is one 64-bit store into the seat's slot, the
+ * record's tag in the high half and the action in the low: the shard
+ * takes it with one relaxed load (AC2, engine/shard.c) and needs nothing
+ * else from this process, so relaxed would do; the store is release so
+ * that a tool reading slots sees them no earlier than the agent's own
+ * writes before them.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/reader_priv.h"
+#include "control/client.h"
+#include "control/proto.h"
+#include "shm/arena_priv.h"
+#include "util/atomics.h"
+#include "xring/agent.h"
+#include "xring/error.h"
+
+#define XR_AGENT_DEFAULT_CAPACITY 65536u
+
+struct aclaim {
+	uint32_t id, lo, hi, players, base;
+};
+
+struct xr_agent {
+	char name[XR_NAME_MAX + 1];
+	char stream[XR_STREAM_NAME_MAX + 1];
+	char label[16];
+	xr_agent_opts opts;
+	pid_t pid;
+	int sock;
+	uint32_t agent, capacity;
+	_Atomic uint64_t *page;
+	size_t page_bytes;
+	struct aclaim claims[XR_SEAT_CLAIMS_MAX];
+	uint32_t n_claims;
+	xr_reader *r;                   /* NULL while it holds no claim */
+	xr_exp_template t;
+	const xr_frame **frames;        /* the held batch's seats' records */
+	uint32_t frames_cap;
+	bool held;
+	xr_batch cur;
+	uint64_t records, sent, skipped, dropped;
+};
+
+int xr_fallback_parse(const char *s, uint32_t *out)
+{
+	static const char *const names[] = {"noop", "repeat", "policy"};
+
+	for (uint32_t i = 0; s && i < 3; i++)
+		if (!strcmp(s, names[i])) {
+			*out = i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *xr_fallback_name(uint32_t f)
+{
+	static const char *const names[] = {"noop", "repeat", "policy"};
+
+	return f < 3 ? names[f] : NULL;
+}
+
+static int mine(const xr_agent *a)
+{
+	if (a->pid == getpid())
+		return 0;
+	xr__set_last_reason("this agent was attached by process %d: a forked child attaches "
+			    "its own",
+			    (int)a->pid);
+	return -EINVAL;
+}
+
+int xr_agent_attach(const char *engine, const xr_agent_opts *opts, xr_agent **out)
+{
+	xr_agent_opts o = opts ? *opts : (xr_agent_opts){0};
+	struct xr_trust trust = {.extra = o.engine_uid ? o.engine_uid : (uid_t)-1};
+	struct xr_ctl_agent_open m = {.capacity = o.capacity ? o.capacity
+							      : XR_AGENT_DEFAULT_CAPACITY};
+	struct xr_ctl_agent_opened r;
+	struct xr_ctl_attached att;
+	struct ucred peer;
+	int afd, pfd = -1, rc;
+
+	if (!engine || !out || strlen(engine) > XR_NAME_MAX ||
+	    (o.stream && strlen(o.stream) > XR_STREAM_NAME_MAX))
+		return -EINVAL;
+	xr__set_last_reason("%s", "");
+	xr_agent *a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->pid = getpid();
+	a->sock = -1;
+	snprintf(a->name, sizeof(a->name), "%s", engine);
+	snprintf(a->stream, sizeof(a->stream), "%s", o.stream ? o.stream : XR_DEFAULT_STREAM);
+	snprintf(a->label, sizeof(a->label), "%s",
+		 o.label ? o.label : program_invocation_short_name);
+	memcpy(m.label, a->label, sizeof(m.label) - 1);
+	a->opts = o;
+	a->sock = xr__ctl_connect(engine, &trust, &peer);
+	if (a->sock < 0) {
+		rc = a->sock;
+		if (rc == -ENOENT)
+			xr__set_last_reason("no engine '%s' is running (no control socket)", engine);
+		goto fail;
+	}
+	if ((rc = xr__ctl_attach(a->sock, &afd, &att)) < 0)
+		goto fail;
+	close(afd);
+	rc = xr__ctl_request(a->sock, XR_CTL_AGENT_OPEN, &m, sizeof(m), XR_CTL_AGENT_OPENED, &r,
+			     sizeof(r), NULL, &pfd);
+	if (rc < 0)
+		goto fail;
+	if (pfd < 0 || r.block != XR_SEAT_BLOCK || r.capacity != m.capacity ||
+	    r.page_bytes != (uint64_t)m.capacity * XR_SEAT_BLOCK || r.agent >= XR_MAX_AGENTS) {
+		xr__set_last_reason("the engine's reply is not the xring control protocol");
+		rc = -EPROTO;
+		goto fail;
+	}
+	/* The engine sealed the page's size: mapping it all is safe. */
+	void *p = mmap(NULL, r.page_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, pfd, 0);
+	if (p == MAP_FAILED) {
+		rc = -errno;
+		xr__set_last_reason("cannot map the agent's page: %s", strerror(-rc));
+		goto fail;
+	}
+	close(pfd);
+	pfd = -1;
+	a->page = p;
+	a->page_bytes = r.page_bytes;
+	a->agent = r.agent;
+	a->capacity = r.capacity;
+	*out = a;
+	return 0;
+fail:
+	if (pfd >= 0)
+		close(pfd);
+	xr_agent_detach(a);
+	return rc;
+}
+
+/* The claim holding (game, player), or NULL. */
+static const struct aclaim *seat(const xr_agent *a, uint32_t game, uint32_t p)
+{
+	for (uint32_t i = 0; i < a->n_claims; i++) {
+		const struct aclaim *c = &a->claims[i];
+		if (game >= c->lo && game <= c->hi && p < 8 && (c->players >> p & 1u))
+			return c;
+	}
+	return NULL;
+}
+
+static void drop_held(xr_agent *a)
+{
+	if (a->held && a->r)
+		xr_batch_release(a->r, &a->cur);
+	a->held = false;
+}
+
+/* A reader of the claims' seats (none: no reader), from the newest
+ * record on. */
+static int resubscribe(xr_agent *a)
+{
+	xr_id_range games[XR_SEAT_CLAIMS_MAX], players[8];
+	uint32_t np = 0, mask = 0;
+
+	drop_held(a);
+	if (a->r) {
+		xr_reader_stats st;
+		if (xr_reader_stats_get(a->r, &st) == 0)
+			a->dropped += st.dropped;
+		xr_reader_detach(a->r);
+		a->r = NULL;
+	}
+	if (!a->n_claims)
+		return 0;
+	for (uint32_t i = 0; i < a->n_claims; i++) {
+		games[i] = (xr_id_range){a->claims[i].lo, a->claims[i].hi};
+		mask |= a->claims[i].players;
+	}
+	for (uint32_t p = 0; p < 8; p++)
+		if (mask >> p & 1u) {
+			if (np && players[np - 1].hi == p - 1)
+				players[np - 1].hi = p;
+			else
+				players[np++] = (xr_id_range){p, p};
+		}
+	xr_filter f = {.games = games, .n_games = a->n_claims, .players = players,
+		       .n_players = np};
+	xr_reader_opts ro = {.stream = a->stream, .policy = XR_POLICY_LOSSY, .label = a->label,
+			     .filter = &f, .wait = a->opts.wait, .engine_uid = a->opts.engine_uid};
+	int rc = xr_reader_attach(a->name, &ro, &a->r);
+	if (rc < 0) {
+		a->r = NULL;
+		return rc;
+	}
+	xr_stream_facts sf;
+	xr_reader_stream_facts(a->r, &sf);
+	if (sf.record_kind != XR_RECORD_EXPERIENCE ||
+	    xr_exp_template_init(&a->t, &sf.shape) < 0) {
+		xr__set_last_reason("stream %s does not carry a game's Experience records",
+				    a->stream);
+		xr_reader_detach(a->r);
+		a->r = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int xr_agent_claim(xr_agent *a, uint32_t lo, uint32_t hi, uint32_t players, uint32_t *claim)
+{
+	struct xr_ctl_seats_claim m = {.lo = lo, .hi = hi, .players = players};
+	struct xr_ctl_seats_claimed r;
+
+	if (!a || mine(a) < 0)
+		return -EINVAL;
+	if (lo > hi || players >> 8) {
+		xr__set_last_reason("games %u..%u, players 0x%x: not a claim (lo <= hi, players "
+				    "bits 0..7)",
+				    lo, hi, players);
+		return -EINVAL;
+	}
+	if (a->n_claims == XR_SEAT_CLAIMS_MAX) {
+		xr__set_last_reason("this agent holds %u claims, its most", XR_SEAT_CLAIMS_MAX);
+		return -EBUSY;
+	}
+	int rc = xr__ctl_request(a->sock, XR_CTL_SEATS_CLAIM, &m, sizeof(m), XR_CTL_SEATS_CLAIMED,
+				 &r, sizeof(r), NULL, NULL);
+	if (rc < 0)
+		return rc;
+	uint64_t games = (uint64_t)hi - lo + 1;
+	if (r.lo != lo || r.hi != hi || r.players >> 8 || !r.players ||
+	    (uint64_t)r.base + games > a->capacity) {
+		xr__set_last_reason("the engine's reply is not the xring control protocol");
+		return -EPROTO;
+	}
+	a->claims[a->n_claims++] = (struct aclaim){.id = r.claim, .lo = lo, .hi = hi,
+						   .players = r.players, .base = r.base};
+	if (claim)
+		*claim = r.claim;
+	return resubscribe(a);
+}
+
+int xr_agent_release(xr_agent *a, uint32_t claim)
+{
+	struct xr_ctl_seats_release m = {.claim = claim};
+
+	if (!a || mine(a) < 0)
+		return -EINVAL;
+	int rc = xr__ctl_request(a->sock, XR_CTL_SEATS_RELEASE, &m, sizeof(m), XR_CTL_OK, NULL, 0,
+				 NULL, NULL);
+	if (rc < 0)
+		return rc;
+	for (uint32_t i = 0; i < a->n_claims; i++)
+		if (a->claims[i].id == claim) {
+			a->claims[i] = a->claims[--a->n_claims];
+			break;
+		}
+	return resubscribe(a);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int xr_agent_recv(xr_agent *a, uint32_t min, uint32_t max, int64_t max_wait_ns, xr_obs_batch *b)
+{
+	if (!a || !b || mine(a) < 0 || !min || min > max || max > XR_BATCH_MAX)
+		return -EINVAL;
+	drop_held(a);
+	if (!a->r) {
+		xr__set_last_reason("this agent holds no seats: claim some first");
+		return -EINVAL;
+	}
+	if (a->frames_cap < max) {
+		const xr_frame **f = realloc(a->frames, max * sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		a->frames = f;
+		a->frames_cap = max;
+	}
+	uint64_t end = max_wait_ns < 0 ? UINT64_MAX : mono_ns() + (uint64_t)max_wait_ns;
+	for (;;) {
+		uint64_t now = mono_ns();
+		int64_t left = end == UINT64_MAX ? -1 : now >= end ? 0 : (int64_t)(end - now);
+		int n = xr_reader_read(a->r, min, max, left, &a->cur);
+		if (n <= 0)
+			return n;
+		uint32_t k = 0;
+		const xr_frame *f = a->cur.first;
+		for (uint32_t i = 0; i < (uint32_t)n; i++) {
+			if (a->cur.frames)
+				f = a->cur.frames[i];
+			const uint8_t *d = xr_frame_data(f);
+			if (f->len == a->t.size &&
+			    seat(a, get32(d + a->t.off_game_id), get32(d + a->t.off_player_id)))
+				a->frames[k++] = f;
+			else
+				a->skipped++;
+			if (!a->cur.frames)
+				f = xr_frame_next(f);
+		}
+		a->dropped += a->cur.dropped;
+		if (k == 0) {
+			/* Records of the filter's other seats only. */
+			xr_batch_release(a->r, &a->cur);
+			if (left == 0)
+				return 0;
+			continue;
+		}
+		a->held = true;
+		a->records += k;
+		*b = (xr_obs_batch){.frames = a->frames, .count = k, .ring = a->cur.ring,
+				    .dropped = a->cur.dropped, .reader = a->cur};
+		return (int)k;
+	}
+}
+
+static int check_batch(const xr_agent *a, const xr_obs_batch *b)
+{
+	if (!a->held || b->frames != a->frames || b->reader.id_ != a->cur.id_) {
+		xr__set_last_reason("not this agent's held batch (answered or released already?)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int xr_agent_send(xr_agent *a, xr_obs_batch *b, const int32_t *actions)
+{
+	if (!a || !b || mine(a) < 0 || (b->count && !actions))
+		return -EINVAL;
+	int rc = check_batch(a, b);
+	if (rc < 0)
+		return rc;
+	for (uint32_t i = 0; i < b->count; i++) {
+		const xr_frame *f = b->frames[i];
+		const uint8_t *d = xr_frame_data(f);
+		if (d[a->t.off_done] || d[a->t.off_truncated])
+			continue; /* no step follows: nothing is asked */
+		uint32_t g = get32(d + a->t.off_game_id), p = get32(d + a->t.off_player_id);
+		const struct aclaim *c = seat(a, g, p);
+		if (!c)
+			continue; /* released since it was received */
+		_Atomic uint64_t *slot = a->page + (size_t)(c->base + (g - c->lo)) *
+							   (XR_SEAT_BLOCK / sizeof(uint64_t)) + p;
+		uint64_t w = (uint64_t)xr_seat_tag(f->seq) << 32 | (uint32_t)actions[i];
+		xr_store_release(slot, w); /* AC1: pairs with nothing; see the top */
+		a->sent++;
+	}
+	drop_held(a);
+	b->count = 0;
+	return 0;
+}
+
+int xr_agent_release_batch(xr_agent *a, xr_obs_batch *b)
+{
+	if (!a || !b || mine(a) < 0)
+		return -EINVAL;
+	int rc = check_batch(a, b);
+	if (rc < 0)
+		return rc;
+	drop_held(a);
+	b->count = 0;
+	return 0;
+}
+
+/* The upper bound of the bucket holding quantile q of hist. */
+static uint64_t quantile(const uint64_t *hist, uint64_t count, double q)
+{
+	uint64_t want = (uint64_t)((double)count * q), seen = 0;
+
+	if (!count)
+		return 0;
+	for (uint32_t b = 0; b < XR_AGENT_RTT_BUCKETS; b++) {
+		seen += hist[b];
+		if (seen > want)
+			return 1ull << (10 + b);
+	}
+	return 1ull << (10 + XR_AGENT_RTT_BUCKETS - 1);
+}
+
+int xr_agent_stats_get(xr_agent *a, xr_agent_stats *s)
+{
+	uint64_t hist[XR_AGENT_RTT_BUCKETS] = {0};
+
+	if (!a || !s)
+		return -EINVAL;
+	memset(s, 0, sizeof(*s));
+	s->agent = a->agent;
+	s->claims = a->n_claims;
+	for (uint32_t i = 0; i < a->n_claims; i++)
+		s->seats += ((uint64_t)a->claims[i].hi - a->claims[i].lo + 1) *
+			    (uint64_t)__builtin_popcount(a->claims[i].players);
+	s->records = a->records;
+	s->sent = a->sent;
+	s->skipped = a->skipped;
+	s->dropped = a->dropped;
+	if (!a->r)
+		return 0;
+	const struct xr_arena *ar = xr__reader_arena(a->r);
+	for (uint32_t k = 0; k < ar->lay.n_rings; k++) {
+		const struct xr_agent_counts *c = &ar->agent_stats[(size_t)a->agent * ar->lay.n_rings + k];
+		s->actions += xr_load_relaxed(&c->actions);
+		s->timeouts += xr_load_relaxed(&c->timeouts);
+		s->late += xr_load_relaxed(&c->late);
+		s->wrong_turn += xr_load_relaxed(&c->wrong_turn);
+		s->out_of_range += xr_load_relaxed(&c->out_of_range);
+		s->illegal += xr_load_relaxed(&c->illegal);
+		s->fallbacks += xr_load_relaxed(&c->fallbacks);
+		s->waiting += xr_load_relaxed(&c->waiting);
+		s->rtt_count += xr_load_relaxed(&c->rtt_count);
+		for (uint32_t b = 0; b < XR_AGENT_RTT_BUCKETS; b++)
+			hist[b] += xr_load_relaxed(&c->rtt_hist[b]);
+	}
+	s->rtt_p50_ns = quantile(hist, s->rtt_count, 0.5);
+	s->rtt_p99_ns = quantile(hist, s->rtt_count, 0.99);
+	s->rtt_p999_ns = quantile(hist, s->rtt_count, 0.999);
+	return 0;
+}
+
+int xr_agent_fd(const xr_agent *a)
+{
+	return a && a->r ? xr_reader_fd(a->r) : -1;
+}
+
+int xr_agent_arm(xr_agent *a, uint32_t min)
+{
+	return a && a->r ? xr_reader_arm(a->r, min) : -EINVAL;
+}
+
+void xr_agent_cancel(xr_agent *a)
+{
+	if (a && a->r)
+		xr_reader_cancel(a->r);
+}
+
+xr_reader *xr_agent_reader(xr_agent *a)
+{
+	return a ? a->r : NULL;
+}
+
+void xr_agent_detach(xr_agent *a)
+{
+	if (!a)
+		return;
+	if (a->pid == getpid()) {
+		drop_held(a);
+		if (a->r)
+			xr_reader_detach(a->r);
+	}
+	if (a->page)
+		munmap((void *)a->page, a->page_bytes);
+	if (a->sock >= 0)
+		close(a->sock);
+	free(a->frames);
+	free(a);
+}
