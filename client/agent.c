@@ -241,21 +241,37 @@ int xr_agent_claim(xr_agent *a, uint32_t lo, uint32_t hi, uint32_t players, uint
 		xr__set_last_reason("this agent holds %u claims, its most", XR_SEAT_CLAIMS_MAX);
 		return -EBUSY;
 	}
-	int rc = xr__ctl_request(a->sock, XR_CTL_SEATS_CLAIM, &m, sizeof(m), XR_CTL_SEATS_CLAIMED,
-				 &r, sizeof(r), NULL, NULL);
-	if (rc < 0)
-		return rc;
+	/* The reader first, with the new seats in its filter: it starts at
+	 * the newest record, and the seats' first records that wait for this
+	 * agent come after the claim, so after it. (The other way round, the
+	 * records written between the two would be missed, and their games
+	 * would wait for their deadline.) */
+	a->claims[a->n_claims] = (struct aclaim){.id = 0, .lo = lo, .hi = hi,
+						 .players = players ? players : 0xffu};
+	a->n_claims++;
+	int rc = resubscribe(a);
+	if (rc == 0)
+		rc = xr__ctl_request(a->sock, XR_CTL_SEATS_CLAIM, &m, sizeof(m),
+				     XR_CTL_SEATS_CLAIMED, &r, sizeof(r), NULL, NULL);
 	uint64_t games = (uint64_t)hi - lo + 1;
-	if (r.lo != lo || r.hi != hi || r.players >> 8 || !r.players ||
-	    (uint64_t)r.base + games > a->capacity) {
+	if (rc == 0 && (r.lo != lo || r.hi != hi || r.players >> 8 || !r.players ||
+			(uint64_t)r.base + games > a->capacity)) {
 		xr__set_last_reason("the engine's reply is not the xring control protocol");
-		return -EPROTO;
+		rc = -EPROTO;
 	}
-	a->claims[a->n_claims++] = (struct aclaim){.id = r.claim, .lo = lo, .hi = hi,
-						   .players = r.players, .base = r.base};
+	if (rc < 0) {
+		char why[XR_CTL_REASON_MAX];
+		snprintf(why, sizeof(why), "%s", xr_last_reason());
+		a->n_claims--;
+		resubscribe(a); /* best effort: back to the seats it holds */
+		xr__set_last_reason("%s", why);
+		return rc;
+	}
+	a->claims[a->n_claims - 1] = (struct aclaim){.id = r.claim, .lo = lo, .hi = hi,
+						     .players = r.players, .base = r.base};
 	if (claim)
 		*claim = r.claim;
-	return resubscribe(a);
+	return 0;
 }
 
 int xr_agent_release(xr_agent *a, uint32_t claim)

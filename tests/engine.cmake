@@ -19,3 +19,7 @@ foreach(mode_secs "ramp;3" "sustained;20" "burst;6")
   xr_test(NAME test_games_load_${mode} SOURCES test_games_load.c LABELS "stress;engine"
           ARGS $<TARGET_FILE:xring_cli> ${mode} ${secs} TIMEOUT 300)
 endforeach()
+# Agents acting for seats through shared memory: the turn protocol paired
+# record by record, bad answers and their fallbacks, seat conflicts, an
+# agent stopped and killed. Threads: TSan too.
+xr_test(NAME test_agents SOURCES test_agents.c LABELS "unit;engine;threads;control")
