@@ -479,6 +479,15 @@ void xr_agent_cancel(xr_agent *a)
 		xr_reader_cancel(a->r);
 }
 
+int xr_agent_slots(const xr_agent *a, void **base, size_t *len)
+{
+	if (!a || !base || !len)
+		return -EINVAL;
+	*base = (void *)a->page;
+	*len = a->page_bytes;
+	return 0;
+}
+
 xr_reader *xr_agent_reader(xr_agent *a)
 {
 	return a ? a->r : NULL;

@@ -31,6 +31,7 @@
  * Thread safety: one xr_agent is used by one thread at a time.
  */
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "xring/export.h"
@@ -170,6 +171,11 @@ XR_API int xr_agent_arm(xr_agent *a, uint32_t min);
 /* Ends a wait in xr_agent_recv() with -EINTR (any thread, or a signal
  * handler). */
 XR_API void xr_agent_cancel(xr_agent *a);
+
+/* Where the agent's page of action slots is mapped in this process, and
+ * its length (xring's shm layout: docs/agents.md, "Action slots"), for
+ * bindings and tests that write slots themselves. 0 or -EINVAL. */
+XR_API int xr_agent_slots(const xr_agent *a, void **base, size_t *len);
 
 /* The reader under the agent (stream facts, ring memory); owned by a. */
 XR_API xr_reader *xr_agent_reader(xr_agent *a);
