@@ -10,13 +10,22 @@
  * straight into the record.
  *
  * Record convention (that of vectorised environments): the record of turn t
- * carries obs_t and mask_t, the action chosen at obs_t, and the reward and
- * done/truncated flags that the previous action led to. A terminal
- * observation therefore gets a record of its own with done set; the game is
- * reset after it. Pair consecutive records of one (game_id, player_id) to
- * form transitions. An episode cut short (its game destroyed or reset, or
+ * of a player carries obs_t and mask_t; the reward and done/truncated its
+ * previous step left; `applied` = the action applied at that step
+ * (a_{t-1}) and `applied_by` = who chose it (XR_SRC_POLICY: the built-in
+ * policy; -1 and XR_SRC_NONE in an episode's first record, no step yet);
+ * and `action` = what the built-in policy chose at obs_t, which is applied
+ * at the next step (-1 when an agent holds the seat: its answer, or a
+ * fallback, is what the next record's `applied` says). A transition of a seat is
+ *   (obs_t, mask_t, applied_{t+1}, reward_{t+1}, done_{t+1},
+ *    truncated_{t+1}, obs_{t+1})
+ * from two consecutive records of one (game_id, player_id); built from
+ * `applied` rather than `action`, it holds whoever plays the seat. A
+ * terminal observation gets a record of its own with done set; the game is
+ * reset after it. An episode cut short (its game destroyed or reset, or
  * the engine stopped) ends with a record of its own too, truncated set and
- * action -1 (none was taken): a trainer sees every episode end.
+ * action -1 (none is taken from it), its `applied` the last step's: a
+ * trainer sees every episode end.
  *
  * Games: those given at start (opts.games, ids first_game_id...), and those
  * the game directory (engine/games.c) creates, destroys and resets while

@@ -7,7 +7,10 @@
  *   lifecycle     created games write records under their ids; a game reset
  *                 to a seed ends its episode with truncated records (action
  *                 -1) and then writes, turn for turn, the bytes a new game of
- *                 that seed writes; a destroyed game's players each get a
+ *                 that seed writes; consecutive records of a (game, player)
+ *                 pair into transitions: each record's `applied` is the
+ *                 record before's `action`, by POLICY (a final record's
+ *                 too), and an episode's first says -1, NONE; a destroyed game's players each get a
  *                 truncated last record and nothing after; the list shows
  *                 config, owner, turns and episodes; owned games go when
  *                 their handle closes.
@@ -21,7 +24,8 @@
  *                 before ATTACH) get ERROR and a hangup and change nothing;
  *                 the engine serves on.
  *   stop_ends_episodes  on stop every episode in flight ends with a
- *                 truncated record: a lossless reader sees every end.
+ *                 truncated record: a lossless reader sees every end; the
+ *                 records pair as in lifecycle.
  *   lazy_observations  --observe subscribed: nothing written while nobody
  *                 reads; then only the pairs readers' filters select; what a
  *                 game plays does not depend on who reads it.
@@ -174,6 +178,8 @@ struct rec {
 	int32_t action;
 	float reward;
 	bool done, truncated;
+	int32_t applied;
+	uint8_t applied_by;
 	uint64_t digest;
 };
 
@@ -214,7 +220,8 @@ static uint32_t read_some(xr_reader *r, struct log *lg)
 		*o = (struct rec){.seq = v.f.seq, .game = v.f.game_id, .player = v.f.player_id,
 				  .turn = v.f.turn,
 				  .action = v.f.action, .reward = v.f.reward, .done = v.f.done,
-				  .truncated = v.f.truncated};
+				  .truncated = v.f.truncated, .applied = v.f.applied,
+				  .applied_by = v.f.applied_by};
 		o->digest = fnv(fnv(0xcbf29ce484222325ull, v.obs, v.obs_bytes), v.mask, v.mask_len);
 	}
 	CHECK_RC(xr_batch_release(r, &b), 0);
@@ -258,7 +265,53 @@ static bool same(const struct rec *a, const struct rec *b)
 {
 	return a->player == b->player && a->turn == b->turn && a->action == b->action &&
 	       a->reward == b->reward && a->done == b->done && a->truncated == b->truncated &&
+	       a->applied == b->applied && a->applied_by == b->applied_by &&
 	       a->digest == b->digest;
+}
+
+#define PAIR_GAMES 128
+
+/* Consecutive records of each (game, player) of lg (games < PAIR_GAMES)
+ * pair into transitions: a record after one that ended no episode says
+ * that the step between them applied the earlier record's action, chosen
+ * by the built-in policy (final records, action -1, included); the record
+ * after an episode's end, and any turn-0 record, is an episode's first:
+ * applied -1, NONE. A pair's first record seen may be mid-episode (the
+ * reader came later): only what follows it is judged. How many records
+ * were paired with the one before; *finals: how many of them were final
+ * records (truncated, action -1). */
+static uint32_t check_pairs(const struct log *lg, uint32_t *finals)
+{
+	static const struct rec *last[PAIR_GAMES][XR_GAME_MAX_PLAYERS];
+	uint32_t paired = 0;
+
+	memset(last, 0, sizeof(last));
+	*finals = 0;
+	for (uint32_t i = 0; i < lg->n; i++) {
+		const struct rec *x = &lg->r[i];
+		CHECK(x->game < PAIR_GAMES && x->player < XR_GAME_MAX_PLAYERS);
+		const struct rec *prev = last[x->game][x->player];
+		last[x->game][x->player] = x;
+		bool first = x->turn == 0 || (prev && (prev->done || prev->truncated));
+		if (first) {
+			if (x->turn != 0 || x->applied != -1 || x->applied_by != XR_SRC_NONE)
+				FAILF("game %u player %u seq %llu: an episode's first record says "
+				      "turn %u, applied %d by %u (want 0, -1 by NONE)", x->game,
+				      x->player, (unsigned long long)x->seq, x->turn, x->applied,
+				      x->applied_by);
+		} else if (prev) {
+			if (x->turn != prev->turn + 1 || x->applied != prev->action ||
+			    x->applied_by != XR_SRC_POLICY)
+				FAILF("game %u player %u seq %llu: turn %u applied %d by %u after "
+				      "turn %u chose %d (want turn %u applied %d by POLICY)", x->game,
+				      x->player, (unsigned long long)x->seq, x->turn, x->applied,
+				      x->applied_by, prev->turn, prev->action, prev->turn + 1,
+				      prev->action);
+			paired++;
+			*finals += x->truncated && x->action == -1;
+		}
+	}
+	return paired;
 }
 
 static xr_reader *reader_of(const struct engine *e, uint32_t lo, uint32_t hi)
@@ -428,6 +481,12 @@ static void lifecycle(void)
 	CHECK_EQ(e.st_finals, e.res.finals);
 	CHECK_EQ(e.st_lat_count, 6); /* each creation's first record timed */
 	CHECK_EQ(e.res.resets, 1);
+	/* Every record read, the reset's and the destruction's final records
+	 * among them (unless those games had just ended by themselves). */
+	uint32_t paired_finals, paired = check_pairs(&lg, &paired_finals);
+	CHECK(paired > lg.n / 2);
+	printf("lifecycle: %u records pair with the one before (%u final records among them): "
+	       "applied = the earlier action, by POLICY\n", paired, paired_finals);
 	free(lg.r);
 }
 
@@ -790,8 +849,12 @@ static void *stop_reader_main(void *p)
 				f = b.frames[i];
 			CHECK_RC(xr_exp_view_init(&v, xr_frame_data(f), f->len), 0);
 			CHECK(sr->lg.n < MAX_RECS);
-			sr->lg.r[sr->lg.n++] = (struct rec){.game = v.f.game_id, .player = v.f.player_id,
-							    .done = v.f.done, .truncated = v.f.truncated};
+			sr->lg.r[sr->lg.n++] = (struct rec){.seq = v.f.seq, .game = v.f.game_id,
+							    .player = v.f.player_id, .turn = v.f.turn,
+							    .action = v.f.action, .done = v.f.done,
+							    .truncated = v.f.truncated,
+							    .applied = v.f.applied,
+							    .applied_by = v.f.applied_by};
 		}
 		CHECK_RC(xr_batch_release(sr->r, &b), 0);
 		if (sr->lg.n >= sr->before)
@@ -832,6 +895,11 @@ static void stop_ends_episodes(void)
 	CHECK(e.res.finals > 0);
 	if (open)
 		FAILF("%u (game, player) pairs' last record ends no episode", open);
+	/* The final records at the stop carry the last step's action too. */
+	uint32_t paired_finals, paired = check_pairs(&sr.lg, &paired_finals);
+	CHECK(paired > sr.lg.n / 2 && paired_finals > 0);
+	printf("stop: %u records pair with the one before, %u final records among them\n", paired,
+	       paired_finals);
 	printf("stop: %llu truncated records at stop; the last record of each of %u (game, "
 	       "player) pairs ends its episode\n",
 	       (unsigned long long)e.res.finals, pairs);

@@ -4,7 +4,9 @@
  * verifies and has the game's shapes; its action is legal under the mask in
  * the same record; per (game, player) turns count up by one within an
  * episode, a done/truncated record ends it and the next record starts at
- * turn 0; terminal rewards are in {-1, 0, +1}; the shard's counts match what
+ * turn 0; consecutive records pair into transitions (a record's `applied`
+ * is the previous record's `action`, by POLICY; an episode's first record
+ * says -1, NONE); terminal rewards are in {-1, 0, +1}; the shard's counts match what
  * a reader sees; and the same seed gives the same records. A shard waiting
  * on a full lossless ring keeps the arena's heartbeat going.
  */
@@ -26,6 +28,7 @@
 struct track {
 	int64_t turn; /* last turn seen, -1 = none */
 	bool ended;
+	int32_t action; /* the last record's */
 };
 
 /* An arena whose one Experience stream is shaped for the grid game under
@@ -78,7 +81,7 @@ static uint64_t run(uint64_t seed, uint64_t *episodes_seen)
 	for (int g = 0; g < GAMES; g++)
 		for (int p = 0; p < PLAYERS; p++)
 			tr[g][p] = (struct track){.turn = -1};
-	uint64_t got = 0, hash = 1469598103934665603ull, terminals = 0;
+	uint64_t got = 0, hash = 1469598103934665603ull, terminals = 0, paired = 0;
 	xr_batch b;
 	int n;
 	while ((n = xr_reader_read(r, 1, 1000, 0, &b)) > 0) {
@@ -103,7 +106,19 @@ static uint64_t run(uint64_t seed, uint64_t *episodes_seen)
 				FAILF("game %u player %u: turn %u after %lld%s", v.f.game_id,
 				      v.f.player_id, v.f.turn, (long long)t1->turn,
 				      t1->ended ? " (episode ended)" : "");
+			/* The step between two records of a pair applied what the
+			 * first one's action said; the first record of an episode
+			 * follows no step. */
+			if (want == 0 && (v.f.applied != -1 || v.f.applied_by != XR_SRC_NONE))
+				FAILF("game %u player %u turn 0: applied %d by %u, want -1 by NONE",
+				      v.f.game_id, v.f.player_id, v.f.applied, v.f.applied_by);
+			if (want > 0 && (v.f.applied != t1->action || v.f.applied_by != XR_SRC_POLICY))
+				FAILF("game %u player %u turn %u: applied %d by %u, but the record "
+				      "before chose %d (POLICY)", v.f.game_id, v.f.player_id, v.f.turn,
+				      v.f.applied, v.f.applied_by, t1->action);
+			paired += want > 0;
 			t1->turn = v.f.turn;
+			t1->action = v.f.action;
 			t1->ended = v.f.done || v.f.truncated;
 			if (t1->ended) {
 				terminals++;
@@ -125,6 +140,7 @@ static uint64_t run(uint64_t seed, uint64_t *episodes_seen)
 	}
 	CHECK_RC(n, 0);
 	CHECK_EQ(got, RECORDS);
+	CHECK(paired > RECORDS / 2);
 	/* Each finished episode emits one terminal record per player still in
 	 * it; at least one per episode, at most PLAYERS. */
 	CHECK(res.episodes > 0);
