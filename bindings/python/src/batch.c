@@ -92,7 +92,7 @@ Lease *lease_new(Reader *rd, const xr_batch *b)
 
 static const char *const field_names[F_COUNT] = {
 	"obs", "action", "reward", "done", "truncated", "mask", "game_id", "player_id", "turn",
-	"seq", "t_ns",
+	"seq", "t_ns", "applied", "applied_by",
 };
 
 /* The numpy type of a field and where it sits in a record. */
@@ -124,6 +124,8 @@ static int field_layout(const Reader *rd, int f, int *typenum, uint32_t *off, in
 	case F_TURN: *typenum = NPY_UINT32; *off = t->off_turn; return 0;
 	case F_SEQ: *typenum = NPY_UINT64; *off = t->off_seq; return 0;
 	case F_T_NS: *typenum = NPY_UINT64; *off = t->off_t_ns; return 0;
+	case F_APPLIED: *typenum = NPY_INT32; *off = t->off_applied; return 0;
+	case F_APPLIED_BY: *typenum = NPY_UINT8; *off = t->off_applied_by; return 0;
 	}
 	return -1;
 }
@@ -206,6 +208,8 @@ static int gather(Batch *self, const xr_batch *b)
 		PUT(F_TURN, uint32_t, v.f.turn);
 		PUT(F_SEQ, uint64_t, v.f.seq);
 		PUT(F_T_NS, uint64_t, v.f.t_ns);
+		PUT(F_APPLIED, int32_t, v.f.applied);
+		PUT(F_APPLIED_BY, uint8_t, v.f.applied_by);
 #undef PUT
 		memcpy((char *)PyArray_DATA((PyArrayObject *)self->fields[F_OBS]) +
 			       (size_t)i * v.obs_bytes,
@@ -415,6 +419,12 @@ static PyGetSetDef batch_getset[] = {
 	FIELD("turn", F_TURN, "turns, (N,) uint32"),
 	FIELD("seq", F_SEQ, "sequence numbers in the ring, (N,) uint64"),
 	FIELD("t_ns", F_T_NS, "engine time of the step (CLOCK_MONOTONIC ns), (N,) uint64"),
+	FIELD("applied", F_APPLIED,
+	      "the action the player's previous step applied (-1: none yet, an episode's "
+	      "first record), (N,) int32"),
+	FIELD("applied_by", F_APPLIED_BY,
+	      "who chose `applied` (xring.SOURCES: 0 NONE, 1 POLICY, 2 AGENT, 3 TIMEOUT, "
+	      "4 WRONG_TURN, 5 OUT_OF_RANGE, 6 ILLEGAL), (N,) uint8"),
 	{"ring", (getter)batch_get_ring, NULL, "the ring (shard) the batch came from", NULL},
 	{"dropped", (getter)batch_get_dropped, NULL, "records lost just before it (lossy)", NULL},
 	{"first_seq", (getter)batch_get_first_seq, NULL, "seq of the first record", NULL},

@@ -64,7 +64,7 @@ typedef struct {
 
 enum {
 	F_OBS, F_ACTION, F_REWARD, F_DONE, F_TRUNCATED, F_MASK, F_GAME_ID, F_PLAYER_ID, F_TURN,
-	F_SEQ, F_T_NS, F_COUNT,
+	F_SEQ, F_T_NS, F_APPLIED, F_APPLIED_BY, F_COUNT,
 };
 
 typedef struct {

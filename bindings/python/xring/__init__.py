@@ -36,10 +36,14 @@ Reader = _xring.Reader
 Batch = _xring.Batch
 
 FIELDS = ("obs", "action", "reward", "done", "truncated", "mask", "game_id", "player_id",
-          "turn", "seq", "t_ns")
+          "turn", "seq", "t_ns", "applied", "applied_by")
+
+# The names of Batch.applied_by's values (the schema's ActionSource): SOURCES[v] for
+# v < len(SOURCES); a larger value is a source of a newer engine.
+SOURCES = ("NONE", "POLICY", "AGENT", "TIMEOUT", "WRONG_TURN", "OUT_OF_RANGE", "ILLEGAL")
 
 __all__ = [
-    "attach", "Engine", "Reader", "Batch", "LeasedArray", "FIELDS", "XringError",
+    "attach", "Engine", "Reader", "Batch", "LeasedArray", "FIELDS", "SOURCES", "XringError",
     "NoEngineError", "PermissionRefusedError", "EngineClosedError", "EvictedError",
     "TooManyReadersError", "PolicyError", "LayoutError", "TooManyBatchesHeldError",
     "ReleasedError", "NoSuchGameError", "GameLimitError", "control_path",

@@ -16,7 +16,8 @@ SHAPES = {"obs": (9, 20, 20), "mask": (1601,)}
 DTYPES = {"obs": torch.uint8, "action": torch.int32, "reward": torch.float32,
           "done": torch.bool, "truncated": torch.bool, "mask": torch.uint8,
           "game_id": torch.int32, "player_id": torch.int32, "turn": torch.int32,
-          "seq": torch.int64, "t_ns": torch.int64}
+          "seq": torch.int64, "t_ns": torch.int64, "applied": torch.int32,
+          "applied_by": torch.uint8}
 
 
 def _check_batch(d, n=None):

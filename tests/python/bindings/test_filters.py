@@ -12,7 +12,8 @@ from xrtest import check_accounting, own_engine, reader, record_table
 N = 30000
 
 # name -> (reader options, predicate on a record_table row)
-#   row: (game, player, turn, action, reward, done, truncated, obs#, mask#)
+#   row: (game, player, turn, action, reward, done, truncated, obs#, mask#,
+#         applied, applied_by)
 FILTERS = {
     "games": (dict(games=[3, (10, 12), range(50, 60)]),
               lambda row: row[0] == 3 or 10 <= row[0] <= 12 or 50 <= row[0] < 60),

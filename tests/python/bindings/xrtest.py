@@ -131,13 +131,15 @@ def row_digest(a):
 
 def record_table(batch):
     """seq -> (game, player, turn, action, reward, done, truncated, obs and mask
-    digests) for every record of a batch (copied out; the batch stays leased)."""
+    digests, applied, applied_by) for every record of a batch (copied out; the
+    batch stays leased)."""
     seq = batch.seq.copy()
     cols = [batch.game_id.copy(), batch.player_id.copy(), batch.turn.copy(),
             batch.action.copy(), batch.reward.copy(), batch.done.copy(),
             batch.truncated.copy(), row_digest(batch.obs.copy())]
     cols.append(row_digest(batch.mask.copy()) if batch.mask is not None
                 else np.zeros(len(seq), np.int64))
+    cols += [batch.applied.copy(), batch.applied_by.copy()]
     return {int(s): tuple(c[i].item() for c in cols) for i, s in enumerate(seq)}
 
 
