@@ -56,7 +56,7 @@ struct xr_agent {
 	uint32_t frames_cap;
 	bool held;
 	xr_batch cur;
-	uint64_t records, sent, skipped, dropped;
+	uint64_t records, sent, skipped, dropped, evictions;
 };
 
 int xr_fallback_parse(const char *s, uint32_t *out)
@@ -205,7 +205,8 @@ static int resubscribe(xr_agent *a)
 	xr_filter f = {.games = games, .n_games = a->n_claims, .players = players,
 		       .n_players = np};
 	xr_reader_opts ro = {.stream = a->stream, .policy = XR_POLICY_LOSSY, .label = a->label,
-			     .filter = &f, .wait = a->opts.wait, .engine_uid = a->opts.engine_uid};
+			     .filter = &f, .wait = a->opts.wait, .engine_uid = a->opts.engine_uid,
+			     .short_lease = 1};
 	int rc = xr_reader_attach(a->name, &ro, &a->r);
 	if (rc < 0) {
 		a->r = NULL;
@@ -329,6 +330,16 @@ int xr_agent_recv(xr_agent *a, uint32_t min, uint32_t max, int64_t max_wait_ns, 
 		uint64_t now = mono_ns();
 		int64_t left = end == UINT64_MAX ? -1 : now >= end ? 0 : (int64_t)(end - now);
 		int n = xr_reader_read(a->r, min, max, left, &a->cur);
+		if (n == XR_EEVICTED) {
+			/* It held the engine up (stopped, or far too slow): its
+			 * place in the stream is gone, its seats are not. On from
+			 * the newest record; what it missed fell back. */
+			a->evictions++;
+			int rc = resubscribe(a);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
 		if (n <= 0)
 			return n;
 		uint32_t k = 0;
@@ -440,6 +451,7 @@ int xr_agent_stats_get(xr_agent *a, xr_agent_stats *s)
 	s->sent = a->sent;
 	s->skipped = a->skipped;
 	s->dropped = a->dropped;
+	s->evictions = a->evictions;
 	if (!a->r)
 		return 0;
 	const struct xr_arena *ar = xr__reader_arena(a->r);

@@ -283,7 +283,8 @@ static int attach_control(struct xr_reader *r)
 	memset(&m, 0, sizeof(m));
 	memcpy(m.stream, r->stream_name, sizeof(m.stream));
 	m.policy = r->opts.policy;
-	m.flags = r->woken ? XR_CTL_SUB_WAKE : 0;
+	m.flags = (r->woken ? XR_CTL_SUB_WAKE : 0) |
+		  (r->opts.short_lease ? XR_CTL_SUB_SHORT_LEASE : 0);
 	slot_label(m.label, sizeof(m.label), r);
 	xr__ctl_filter_to_wire(&m.filter, r->opts.filter ? &r->filter : NULL);
 	rc = xr__ctl_subscribe(r->sock, &m, &pfd, &sub);

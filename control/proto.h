@@ -89,6 +89,11 @@ struct xr_ctl_filter {
 };
 
 #define XR_CTL_SUB_WAKE 1u /* send WAKE messages when this reader sleeps */
+#define XR_CTL_SUB_SHORT_LEASE 2u /* evict this reader after XR_SHORT_LEASE_NS of
+				   * holding the writer up, not --lease-timeout:
+				   * an agent's reader, whose seats fall back
+				   * meanwhile (shm/ring_writer.c, check_stall) */
+#define XR_SHORT_LEASE_NS 100000000ull
 
 struct xr_ctl_subscribe {
 	char stream[XR_STREAM_NAME_MAX + 1];

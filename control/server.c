@@ -349,9 +349,9 @@ static int check_subscribe(struct xr_server *c, struct conn *k, const struct xr_
 		REFUSE(-EINVAL, "this connection has a reader already: one reader per connection");
 	if (!memchr(m->stream, 0, sizeof(m->stream)) || !memchr(m->label, 0, sizeof(m->label)))
 		REFUSE(-EPROTO, "malformed SUBSCRIBE: stream or label not NUL-terminated");
-	if (m->flags & ~XR_CTL_SUB_WAKE)
+	if (m->flags & ~(XR_CTL_SUB_WAKE | XR_CTL_SUB_SHORT_LEASE))
 		REFUSE(-EPROTO, "malformed SUBSCRIBE: unknown flag bits 0x%x",
-		       m->flags & ~XR_CTL_SUB_WAKE);
+		       m->flags & ~(XR_CTL_SUB_WAKE | XR_CTL_SUB_SHORT_LEASE));
 	for (uint32_t i = 0; i < l->n_streams; i++)
 		if (!strncmp(l->streams[i].name, m->stream, sizeof(m->stream)))
 			s = (int)i;
@@ -394,8 +394,10 @@ static void do_subscribe(struct xr_server *c, uint32_t ci, const struct xr_ctl_h
 		drop_conn(c, ci);
 		return;
 	}
-	struct xr_peer_claim claim = {.owner = k->owner, .stream = stream, .policy = policy,
-				      .uid = k->uid, .pid = k->pid, .label = m->label};
+	struct xr_peer_claim claim = {
+		.owner = k->owner, .stream = stream, .policy = policy, .uid = k->uid,
+		.pid = k->pid, .label = m->label,
+		.lease_timeout_ns = (m->flags & XR_CTL_SUB_SHORT_LEASE) ? XR_SHORT_LEASE_NS : 0};
 	slot = xr__peer_claim(c->a, &claim, &page_fd);
 	if (slot < 0) {
 		if (slot == -EBUSY)

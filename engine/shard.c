@@ -426,10 +426,12 @@ static void take_answer(struct shard *sh, struct game_slot *s, uint32_t p, uint6
 			src = XR_SRC_OUT_OF_RANGE;
 		else
 			src = ss->scratch[a] ? XR_SRC_AGENT : XR_SRC_ILLEGAL;
-	} else if (tag == 0 || tag == s->last_tag[p]) {
-		src = XR_SRC_TIMEOUT; /* nothing for this turn yet */
+	} else if (tag == 0 || !s->tag[p] || (int32_t)(s->tag[p] - tag) > 0) {
+		/* Nothing yet, or an answer to an earlier record (tags follow
+		 * the ring's seq): nothing for this turn in time. */
+		src = XR_SRC_TIMEOUT;
 	} else {
-		src = XR_SRC_WRONG_TURN;
+		src = XR_SRC_WRONG_TURN; /* tagged for a record not yet written */
 	}
 	/* An answer to the turn before that came after it timed out. */
 	if ((s->timed_out >> p & 1u) && tag == s->last_tag[p] && tag)

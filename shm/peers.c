@@ -220,6 +220,7 @@ int xr__peer_claim(struct xr_arena *a, const struct xr_peer_claim *c, int *page_
 			return rc;
 		xr_store_relaxed(&p->stream, c->stream);
 		xr_store_relaxed(&p->policy, c->policy);
+		xr_store_relaxed(&p->lease_timeout_ns, c->lease_timeout_ns);
 		p->owner = c->owner;
 		/* The reader-table entry is FREE: nobody reads these fields
 		 * until the release below publishes them (PI1). */

@@ -39,6 +39,7 @@ struct xr_peer {
 				       * writer that saw an old ACTIVE may load it
 				       * while the next claim stores it */
 	_Atomic uint32_t policy;
+	_Atomic uint64_t lease_timeout_ns; /* set at claim as stream is; 0: the writer's */
 	int page_fd;                  /* control thread only: the holder's memfd; -1 */
 	struct xr_owner owner;        /* control thread only */
 	struct xr_peer_page *page;    /* fixed address for the arena's life */
@@ -73,6 +74,8 @@ struct xr_peer_claim {
 	uint32_t uid;
 	int32_t pid;                  /* SO_PEERCRED: shown, never trusted */
 	const char *label;
+	uint64_t lease_timeout_ns;    /* lossy: evicted after holding a writer up this
+				       * long, if shorter than the writer's; 0: none */
 };
 
 /* Arena creation/destruction: the table, and address space for its pages.

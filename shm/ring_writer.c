@@ -407,7 +407,12 @@ static void check_stall(struct xr_writer *w, uint32_t slot)
 	struct xr_lease_clock *c;
 	uint64_t now, timeout;
 
-	if (!w->lease_timeout_ns)
+	/* A reader that asked for a shorter timeout (an agent's: its seats
+	 * fall back while it is away) gets it, and its eviction strikes its
+	 * uid's other readers nothing: it asked for it. Relaxed, as policy
+	 * below. */
+	uint64_t own = xr_load_relaxed(&w->peers->slot[slot].lease_timeout_ns);
+	if (!w->lease_timeout_ns && !own)
 		return; /* never evict: nothing to count */
 	now = xr__now_ns();
 	/* The engine's own records of the slot (private memory, and the
@@ -420,7 +425,12 @@ static void check_stall(struct xr_writer *w, uint32_t slot)
 		return;
 	}
 	c = clock_of(w, info->uid, now);
-	timeout = timeout_for(w, info->uid, now);
+	timeout = w->lease_timeout_ns ? timeout_for(w, info->uid, now) : UINT64_MAX;
+	bool strike = true;
+	if (own && own < timeout) {
+		timeout = own;
+		strike = false;
+	}
 	if (w->policy == XR_POLICY_LOSSY) {
 		/* This look is a record dropped (xr_writer_reserve). */
 		if ((int64_t)(c->drops2 - (w->frames - c->w0)) <= 0) {
@@ -430,7 +440,8 @@ static void check_stall(struct xr_writer *w, uint32_t slot)
 		}
 		c->drops2 += 2;
 		if (now - c->since >= timeout)
-			evict_for_lease(w, slot, info->uid, now, c != &w->lc[XR_LEASE_CLOCKS]);
+			evict_for_lease(w, slot, info->uid, now,
+					strike && c != &w->lc[XR_LEASE_CLOCKS]);
 		return;
 	}
 	if (w->stop_clock != (int)(c - w->lc)) {
@@ -443,7 +454,7 @@ static void check_stall(struct xr_writer *w, uint32_t slot)
 	}
 	if (c->bucket + (now - w->stop_start) >= timeout) {
 		stop_over(w, now);
-		evict_for_lease(w, slot, info->uid, now, c != &w->lc[XR_LEASE_CLOCKS]);
+		evict_for_lease(w, slot, info->uid, now, strike && c != &w->lc[XR_LEASE_CLOCKS]);
 	}
 }
 

@@ -103,6 +103,9 @@ typedef struct xr_agent_stats {
 	uint64_t sent;         /* answers written */
 	uint64_t skipped;      /* records of the stream not of its seats */
 	uint64_t dropped;      /* records lost to its lagging */
+	uint64_t evictions;    /* times it held the engine up 100 ms with a batch
+			       * and was evicted: xr_agent_recv() subscribed
+			       * again, from the newest record */
 	uint32_t agent;        /* its index in the engine's agent table */
 	uint32_t claims;
 	uint64_t seats;

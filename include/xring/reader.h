@@ -110,6 +110,11 @@ typedef struct xr_reader_opts {
 	const char *label;   /* shown by `xring info`; NULL: the program name */
 	const xr_filter *filter; /* NULL: every record */
 	uint32_t wait;       /* enum xr_wait_mode */
+	/* Nonzero: the engine evicts this reader (XR_EEVICTED) once it has held
+	 * the writer up for 100 ms with a batch, not after the engine's
+	 * --lease-timeout: for a reader that would rather lose its place than
+	 * stop a stream (an agent's, whose seats fall back meanwhile). */
+	uint32_t short_lease;
 	uint32_t transport;  /* enum xr_transport */
 	/* The reader trusts an engine run by root or by its own uid; to read
 	 * from an engine of another user, name that user's uid here (0: no
