@@ -63,6 +63,8 @@ static void *engine_main(void *p)
 
 /* An engine of `games` 8x8 grid games of 2 players on `shards` shards, as
  * fast as its agents allow, their turns waiting timeout_ms for them. */
+static double tick_ms; /* the next engine's --tick-ms */
+
 static void engine_start(struct engine *e, const char *tag, uint32_t games, uint32_t shards,
 			 double timeout_ms, uint32_t fallback)
 {
@@ -82,7 +84,8 @@ static void engine_start(struct engine *e, const char *tag, uint32_t games, uint
 	e->so = (xr_server_opts){.allow_uid = e->allow, .n_allow_uid = 1};
 	e->eo = (struct xr_engine_opts){
 		.shard = {.vt = vt, .cfg = cfg, .games = games, .obs_dtype = XR_DTYPE_U8,
-			  .high_watermark = 0.9, .low_watermark = 0.5},
+			  .tick_ns = (uint64_t)(tick_ms * 1e6), .high_watermark = 0.9,
+			  .low_watermark = 0.5},
 		.shards = shards, .numa_node = -1};
 	e->shape = (struct xr_gdir_shape){.vt = vt, .board_h = BOARD, .board_w = BOARD,
 					  .players = PLAYERS, .obs_dtype = XR_DTYPE_U8,
@@ -90,7 +93,8 @@ static void engine_start(struct engine *e, const char *tag, uint32_t games, uint
 	e->go = (struct xr_gdir_opts){.shards = shards, .shapes = &e->shape, .n_shapes = 1,
 				      .start = games, .start_seed = 1, .max_agents = 8,
 				      .fallback = fallback,
-				      .action_timeout_ns = (uint64_t)(timeout_ms * 1e6)};
+				      .action_timeout_ns = (uint64_t)(timeout_ms * 1e6),
+				      .tick_ns = (uint64_t)(tick_ms * 1e6)};
 	CHECK_RC(xr_host_create(&e->spec, &e->so, &e->go, &e->h, why, sizeof(why)), 0);
 	CHECK(pthread_create(&e->th, NULL, engine_main, e) == 0);
 }
@@ -200,7 +204,7 @@ struct actor {
 	int32_t (*answer)(const struct rec *r, uint32_t i);
 	const xr_exp_template *t;
 	_Atomic int stop;
-	uint64_t answered;
+	_Atomic uint64_t answered;
 };
 
 static void *actor_main(void *p)
@@ -220,7 +224,7 @@ static void *actor_main(void *p)
 			act[i] = ac->answer(&r, (uint32_t)i);
 		}
 		CHECK_RC(xr_agent_send(ac->a, &b, act), 0);
-		ac->answered += (uint64_t)n;
+		xr_store_relaxed(&ac->answered, xr_load_relaxed(&ac->answered) + (uint64_t)n);
 	}
 	return NULL;
 }
@@ -265,6 +269,8 @@ static void turns(void)
 		if (ok == games * PLAYERS)
 			break;
 	}
+	xr_store_relaxed(&ac.stop, 1);
+	CHECK(pthread_join(th, NULL) == 0);
 	/* The shards publish their counts twice a second (while they run:
 	 * the trainer reads on, or they would pause for it). */
 	xr_agent_stats st;
@@ -275,8 +281,6 @@ static void turns(void)
 		free(more.r);
 		CHECK_RC(xr_agent_stats_get(ac.a, &st), 0);
 	} while (st.actions < games * PLAYERS * want && xr__now_ns() < until);
-	xr_store_relaxed(&ac.stop, 1);
-	CHECK(pthread_join(th, NULL) == 0);
 	xr_agent_detach(ac.a);
 
 	/* Pair every record with the next of its seat. */
@@ -439,11 +443,10 @@ static void bad_answers(void)
 		}
 		drain(tr, &e.t, &lg, 5);
 	}
-	uint64_t before = gac.answered, until = xr__now_ns() + 10000000000ull;
-	while (xr_load_relaxed(&gac.stop) == 0 && gac.answered < before + 100 &&
-	       xr__now_ns() < until)
+	uint64_t before = xr_load_relaxed(&gac.answered), until = xr__now_ns() + 10000000000ull;
+	while (xr_load_relaxed(&gac.answered) < before + 100 && xr__now_ns() < until)
 		drain(tr, &e.t, &lg, 5);
-	CHECK(gac.answered >= before + 100);
+	CHECK(xr_load_relaxed(&gac.answered) >= before + 100);
 
 	xr_agent_stats st;
 	until = xr__now_ns() + 5000000000ull;
@@ -655,6 +658,86 @@ static void killed_agent(void)
 	free(lg.r);
 }
 
+/* With a tick, a turn a tick: an agent that answers every other record
+ * gets exactly those answered applied, and a timeout for the others at
+ * the tick; the games keep the tick's pace. Lazy observations: with
+ * nobody else reading, the agent's seats are observed. */
+static _Atomic uint64_t odd_skipped;
+static int32_t answer_even_turns(const struct rec *r, uint32_t i)
+{
+	(void)i;
+	return r->best;
+}
+
+static void ticks(void)
+{
+	struct engine e;
+	struct log lg = {0};
+	const uint32_t games = 8;
+
+	tick_ms = 5;
+	engine_start(&e, "agents-tick", games, 1, 0, XR_FALLBACK_REPEAT);
+	tick_ms = 0;
+	xr_reader *tr = trainer(&e);
+	xr_agent *a;
+	CHECK_RC(xr_agent_attach(e.name, &(xr_agent_opts){.label = "ticks", .capacity = 8}, &a), 0);
+	CHECK_RC(xr_agent_claim(a, 0, games - 1, 1u << 0, NULL), 0);
+	uint64_t until = xr__now_ns() + 20000000000ull;
+	uint32_t agent_n = 0, timeout_n = 0;
+	while ((agent_n < 40 || timeout_n < 40) && xr__now_ns() < until) {
+		xr_obs_batch b;
+		static int32_t act[4096];
+		int n = xr_agent_recv(a, 1, 4096, 2000000, &b);
+		CHECK(n >= 0);
+		if (n > 0) {
+			/* Records of odd turns get no answer. */
+			uint32_t k = 0;
+			for (int i = 0; i < n; i++) {
+				struct rec r = decode(&e.t, b.frames[i]);
+				act[i] = answer_even_turns(&r, 0);
+				k += r.turn % 2;
+			}
+			if (k == 0)
+				CHECK_RC(xr_agent_send(a, &b, act), 0);
+			else
+				CHECK_RC(xr_agent_release_batch(a, &b), 0); /* a mix: none */
+			xr_fetch_add_sc(&odd_skipped, k);
+		}
+		uint32_t from = lg.n;
+		drain(tr, &e.t, &lg, 0);
+		for (uint32_t i = from; i < lg.n; i++) {
+			agent_n += lg.r[i].applied_by == XR_SRC_AGENT;
+			timeout_n += lg.r[i].applied_by == XR_SRC_TIMEOUT;
+		}
+	}
+	CHECK(agent_n >= 40 && timeout_n >= 40);
+	/* Pairs: an answered record's next applies it; an unanswered one's
+	 * falls back to the seat's previous action (repeat), if legal. */
+	uint64_t paired = 0;
+	for (uint32_t i = 0; i < lg.n; i++) {
+		const struct rec *r = &lg.r[i], *n = next_of(&lg, i);
+		if (!n || r->player != 0 || r->action >= 0 || r->done || r->truncated)
+			continue;
+		if (n->applied_by == XR_SRC_AGENT) {
+			CHECK_EQ(n->applied, r->best);
+			paired++;
+		} else {
+			CHECK_EQ(n->applied_by, XR_SRC_TIMEOUT);
+			CHECK(n->applied == -1 || n->applied == r->applied);
+		}
+		/* A tick apart, at least: the game waited for its tick. */
+		CHECK(n->t_ns >= r->t_ns + 4000000);
+	}
+	CHECK(paired >= 20);
+	printf("ticks: %u answers applied at their ticks, %u timeouts (repeat), every turn a tick "
+	       "apart\n",
+	       agent_n, timeout_n);
+	xr_agent_detach(a);
+	xr_reader_detach(tr);
+	engine_stop(&e);
+	free(lg.r);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -663,6 +746,7 @@ int main(void)
 	bad_answers();
 	conflicts();
 	killed_agent();
+	ticks();
 	printf("ok\n");
 	return 0;
 }

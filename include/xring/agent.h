@@ -28,7 +28,8 @@
  * it was the agent's action or a fallback, and why), and action -1. The
  * answer to it is applied at the game's next step.
  *
- * Thread safety: one xr_agent is used by one thread at a time.
+ * Thread safety: one xr_agent is used by one thread at a time (stats
+ * included); xr_agent_cancel() from any.
  */
 
 #include <stddef.h>
