@@ -366,6 +366,80 @@ static void print_readers(const struct xr_arena *a, uint32_t s, uint32_t r, bool
 		printf("      no readers\n");
 }
 
+/* The upper bound, in ns, of the bucket of sum holding quantile q. */
+static uint64_t rtt_quantile(const uint64_t *hist, uint64_t n, double q)
+{
+	uint64_t seen = 0;
+
+	if (!n)
+		return 0;
+	for (uint32_t b = 0; b < XR_AGENT_RTT_BUCKETS; b++) {
+		seen += hist[b];
+		if ((double)seen >= q * (double)n)
+			return 1ull << (10 + b);
+	}
+	return 1ull << (10 + XR_AGENT_RTT_BUCKETS - 1);
+}
+
+/* The agents the engine has had (live, or gone with their counts), each
+ * summed over the rings' shards. */
+static void print_agents(const struct xr_arena *a, bool json)
+{
+	bool first = true;
+
+	if (json)
+		printf(",\"agents\":[");
+	for (uint32_t i = 0; i < XR_MAX_AGENTS; i++) {
+		const struct xr_agent_info *f = &a->agents[i];
+		uint32_t state = xr_load_acquire(&f->state);
+		if (state == XR_AGENT_FREE)
+			continue;
+		uint64_t c[8] = {0}, hist[XR_AGENT_RTT_BUCKETS] = {0}, n = 0;
+		for (uint32_t r = 0; r < a->lay.n_rings; r++) {
+			const struct xr_agent_counts *k = &a->agent_stats[(size_t)i * a->lay.n_rings + r];
+			c[0] += xr_load_relaxed(&k->actions);
+			c[1] += xr_load_relaxed(&k->timeouts);
+			c[2] += xr_load_relaxed(&k->late);
+			c[3] += xr_load_relaxed(&k->wrong_turn);
+			c[4] += xr_load_relaxed(&k->out_of_range);
+			c[5] += xr_load_relaxed(&k->illegal);
+			c[6] += xr_load_relaxed(&k->fallbacks);
+			c[7] += xr_load_relaxed(&k->waiting);
+			n += xr_load_relaxed(&k->rtt_count);
+			for (uint32_t b = 0; b < XR_AGENT_RTT_BUCKETS; b++)
+				hist[b] += xr_load_relaxed(&k->rtt_hist[b]);
+		}
+		char label[sizeof(f->label) + 1];
+		printable_label(label, f->label, sizeof(f->label));
+		uint64_t p50 = rtt_quantile(hist, n, 0.5), p99 = rtt_quantile(hist, n, 0.99),
+			 p999 = rtt_quantile(hist, n, 0.999);
+		const char *st = state == XR_AGENT_LIVE ? "live" : "gone";
+		if (json)
+			printf("%s{\"agent\":%u,\"state\":\"%s\",\"pid\":%d,\"uid\":%u,\"label\":"
+			       "\"%s\",\"claims\":%u,\"seats\":%" PRIu64 ",\"actions\":%" PRIu64
+			       ",\"timeouts\":%" PRIu64 ",\"late\":%" PRIu64 ",\"wrong_turn\":%" PRIu64
+			       ",\"out_of_range\":%" PRIu64 ",\"illegal\":%" PRIu64
+			       ",\"fallbacks\":%" PRIu64 ",\"waiting\":%" PRIu64
+			       ",\"rtt_p50_ns\":%" PRIu64 ",\"rtt_p99_ns\":%" PRIu64
+			       ",\"rtt_p999_ns\":%" PRIu64 "}",
+			       first ? "" : ",", i, st, f->pid, f->uid, label,
+			       xr_load_relaxed(&f->claims), xr_load_relaxed(&f->seats), c[0], c[1], c[2],
+			       c[3], c[4], c[5], c[6], c[7], p50, p99, p999);
+		else
+			printf("  agent    %u pid %d %s (%s): %u claims, %" PRIu64 " seats; actions %" PRIu64
+			       ", fallbacks %" PRIu64 " (timeouts %" PRIu64 ", late %" PRIu64
+			       ", wrong turn %" PRIu64 ", out of range %" PRIu64 ", illegal %" PRIu64
+			       "), waiting %" PRIu64 "; round trip p50 %.1f us, p99 %.1f us, p999 %.1f us"
+			       " (bucket bounds)\n",
+			       i, f->pid, label, st, xr_load_relaxed(&f->claims),
+			       xr_load_relaxed(&f->seats), c[0], c[6], c[1], c[2], c[3], c[4], c[5], c[7],
+			       (double)p50 / 1e3, (double)p99 / 1e3, (double)p999 / 1e3);
+		first = false;
+	}
+	if (json)
+		printf("]");
+}
+
 int xr_cmd_info(int argc, char **argv)
 {
 	const char *name = NULL;
@@ -398,7 +472,10 @@ int xr_cmd_info(int argc, char **argv)
 			printf("]}");
 	}
 	if (json)
-		printf("]}\n");
+		printf("]");
+	print_agents(a, json);
+	if (json)
+		printf("}\n");
 	xr__arena_close(a);
 	return 0;
 }
