@@ -541,7 +541,7 @@ static int games_create(void *ctx, const struct xr_ctl_caller *who,
 		if (ow)
 			own(ow, d, ref(pl[i].k, pl[i].slot));
 		struct xr_lc_msg o = {.op = XR_LC_CREATE, .slot = pl[i].slot, .game_id = id,
-				      .stream = sh->stream, .players = sh->players,
+				      .stream = sh->stream, .players = sh->players, .uid = who->uid,
 				      .seed = m->seed + i, .t_ns = now, .g = pl[i].g, .vt = sh->vt};
 		xr__lc_push(&s->in, &o); /* never full: see the top of this file */
 	}
@@ -742,6 +742,20 @@ static int agent_open(void *ctx, const struct xr_ctl_caller *who,
 	return 0;
 }
 
+/* Whether a live game of the engine's uid has an id in lo..hi: a walk of
+ * the live ids from lo, at most hi - lo + 1 of them (a claim's range,
+ * bounded by an agent's capacity). */
+static bool engine_games_in(void *ctx, uint32_t lo, uint32_t hi)
+{
+	struct xr_gdir *d = ctx;
+	uint32_t k, slot;
+
+	for (uint32_t i = order_from(d, lo); i < d->n_order && d->order[i] <= hi; i++)
+		if (lookup(d, d->order[i], &k, &slot) && d->sh[k].ent[slot].uid == d->own_uid)
+			return true;
+	return false;
+}
+
 static int seats_claim(void *ctx, const struct xr_ctl_caller *who,
 		       const struct xr_ctl_seats_claim *m, struct xr_ctl_seats_claimed *r,
 		       char *why, size_t len)
@@ -749,7 +763,8 @@ static int seats_claim(void *ctx, const struct xr_ctl_caller *who,
 	struct xr_gdir *d = ctx;
 	struct xr_seat_caller c = {.conn = who->conn, .uid = who->uid, .pid = who->pid};
 	uint32_t id, base;
-	int rc = xr__seats_claim(d->seats, &c, m->lo, m->hi, m->players, &id, &base, why, len);
+	int rc = xr__seats_claim(d->seats, &c, m->lo, m->hi, m->players, engine_games_in, d, &id,
+				 &base, why, len);
 
 	if (rc < 0)
 		return rc;
@@ -849,7 +864,8 @@ int xr__gdir_create(const struct xr_gdir_opts *o, struct xr_gdir **out)
 	    xr__interest_create(o->max_readers ? o->max_readers : 256, &d->interest) < 0)
 		goto nomem;
 	struct xr_seats_opts so = {.max_agents = o->max_agents ? o->max_agents : 16,
-				   .shards = o->shards, .max_capacity = max};
+				   .shards = o->shards, .max_capacity = max,
+				   .engine_uid = d->own_uid};
 	if (xr__seats_create(&so, &d->seats) < 0)
 		goto nomem;
 	for (uint32_t k = 0; k < o->shards; k++) {

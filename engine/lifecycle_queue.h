@@ -31,7 +31,8 @@ struct xr_lc_msg {
 	uint32_t game_id;
 	uint32_t stream;     /* CREATE: the stream of its shape */
 	uint32_t players;    /* CREATE */
-	uint32_t pad_;
+	uint32_t uid;        /* CREATE: its creator's (agents act only for games
+			      * of their uid or the engine's: engine/seats.h) */
 	uint64_t seed;       /* CREATE, RESET */
 	uint64_t t_ns;       /* when the order was given (creation latency) */
 	void *g;             /* CREATE, FREED: the game instance */

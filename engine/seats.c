@@ -49,7 +49,7 @@ struct agent {
 
 /* A published claim: the shards' seqlocked copy source. */
 struct pub {
-	_Atomic uint32_t active, agent, lo, hi, players, base;
+	_Atomic uint32_t active, agent, lo, hi, players, base, uid;
 	_Atomic(_Atomic uint64_t *) slots;
 };
 
@@ -162,6 +162,7 @@ static void publish(struct xr_seats *s, uint32_t i)
 		xr_store_relaxed(&p[k].hi, c->hi);
 		xr_store_relaxed(&p[k].players, c->players);
 		xr_store_relaxed(&p[k].base, c->base);
+		xr_store_relaxed(&p[k].uid, a->uid);
 		xr_store_relaxed(&p[k].slots, (_Atomic uint64_t *)a->page);
 	}
 	xr_store_release(&s->seq, seq + 2); /* SE3: pairs with SE4 */
@@ -208,10 +209,21 @@ int xr__seats_open(struct xr_seats *s, const struct xr_seat_caller *who, uint32_
 			 s->o.max_capacity, capacity);
 		return -EINVAL;
 	}
+	uint32_t mine = 0, per_uid = s->o.max_per_uid ? s->o.max_per_uid
+						     : (s->o.max_agents / 4 ? s->o.max_agents / 4 : 1);
 	for (uint32_t i = 0; i < s->o.max_agents; i++) {
 		if (s->agents[i].state == A_FREE && free_i < 0)
 			free_i = (int)i;
 		retiring += s->agents[i].state == A_RETIRING;
+		mine += s->agents[i].state == A_LIVE && s->agents[i].uid == who->uid;
+	}
+	/* A uid's agents take at most a quarter of the table (the engine's
+	 * uid: all of it), so that one uid cannot keep the others out. */
+	if (who->uid != s->o.engine_uid && mine >= per_uid) {
+		snprintf(why, len, "uid %u has %u agents attached, its most (a quarter of "
+				   "--max-agents %u)",
+			 (unsigned)who->uid, mine, s->o.max_agents);
+		return -EBUSY;
 	}
 	if (free_i < 0) {
 		if (retiring)
@@ -276,8 +288,8 @@ static uint32_t find_blocks(const struct agent *a, uint32_t games)
 }
 
 int xr__seats_claim(struct xr_seats *s, const struct xr_seat_caller *who, uint32_t lo,
-		    uint32_t hi, uint32_t players, uint32_t *claim_id, uint32_t *base, char *why,
-		    size_t len)
+		    uint32_t hi, uint32_t players, xr_seats_shared_fn shared, void *ctx,
+		    uint32_t *claim_id, uint32_t *base, char *why, size_t len)
 {
 	int me = xr__seats_agent_of(s, who->conn);
 
@@ -311,7 +323,10 @@ int xr__seats_claim(struct xr_seats *s, const struct xr_seat_caller *who, uint32
 		return -ENOSPC;
 	}
 	/* A seat has one agent: no claim of any agent (this one's too) may
-	 * share a (game, player) with this one. O(agents x claims). */
+	 * share a (game, player) with this one. Claims of two uids, neither
+	 * the engine's, can share only the engine's games (each holds its own
+	 * uid's), so those conflict only where such a game is live.
+	 * O(agents x claims), and the directory's walk of the overlap. */
 	for (uint32_t i = 0; i < s->o.max_agents; i++) {
 		const struct agent *b = &s->agents[i];
 		if (b->state != A_LIVE)
@@ -322,6 +337,10 @@ int xr__seats_claim(struct xr_seats *s, const struct xr_seat_caller *who, uint32
 			if (c->hi < lo || c->lo > hi || !both)
 				continue;
 			uint32_t g = c->lo > lo ? c->lo : lo, p = (uint32_t)__builtin_ctz(both);
+			uint32_t end = c->hi < hi ? c->hi : hi;
+			if (b->uid != a->uid && b->uid != s->o.engine_uid &&
+			    a->uid != s->o.engine_uid && !(shared && shared(ctx, g, end)))
+				continue;
 			if (b == a)
 				snprintf(why, len, "seat (game %u, player %u) is this agent's already "
 						   "(claim %u)",
@@ -392,6 +411,7 @@ bool xr__seats_changed(const struct xr_seats *s, const struct xr_seats_view *v)
 int xr__seats_view_init(const struct xr_seats *s, struct xr_seats_view *v)
 {
 	memset(v, 0, sizeof(*v));
+	v->engine_uid = s->o.engine_uid;
 	v->c = calloc((size_t)s->o.max_agents * XR_SEATS_CLAIMS_MAX, sizeof(*v->c));
 	return v->c ? 0 : -ENOMEM;
 }
@@ -421,7 +441,8 @@ void xr__seats_copy(struct xr_seats *s, struct xr_seats_view *v, uint32_t shard)
 			v->c[n++] = (struct xr_seat_claim){
 				.agent = xr_load_relaxed(&p->agent), .lo = xr_load_relaxed(&p->lo),
 				.hi = xr_load_relaxed(&p->hi), .players = xr_load_relaxed(&p->players),
-				.base = xr_load_relaxed(&p->base), .slots = xr_load_relaxed(&p->slots)};
+				.base = xr_load_relaxed(&p->base), .uid = xr_load_relaxed(&p->uid),
+				.slots = xr_load_relaxed(&p->slots)};
 		}
 		xr_fence_acquire();                        /* SE5: pairs with SE2 */
 		if (xr_load_relaxed(&s->seq) == s1) {      /* SE6 */

@@ -43,6 +43,8 @@ struct xr_seats_opts {
 	uint32_t max_agents;       /* 1..XR_SEATS_AGENTS_MAX */
 	uint32_t shards;
 	uint32_t max_capacity;     /* games of one agent's page at most */
+	uint32_t engine_uid;       /* may claim any seat; its games anyone may */
+	uint32_t max_per_uid;      /* agents of one uid but the engine's; 0: a quarter */
 	struct xr_agent_info *infos; /* the arena's agent table, for tools; may be NULL */
 };
 
@@ -68,12 +70,17 @@ int xr__seats_open(struct xr_seats *s, const struct xr_seat_caller *who, uint32_
 		   const char *label, uint32_t *agent, int *fd, uint64_t *bytes, char *why,
 		   size_t len);
 
+/* Whether games lo..hi hold a live game of the engine's uid (the only
+ * games agents of two other uids can both hold): the game directory's. */
+typedef bool (*xr_seats_shared_fn)(void *ctx, uint32_t lo, uint32_t hi);
+
 /* conn's agent claims players (bit p: player p; 0: all) of games lo..hi.
- * 0 and the claim's id and first block, or -errno with why (-EBUSY names
- * the agent holding a seat of it). */
+ * It will act for those of its uid's games and the engine's (the engine's
+ * uid: for all). 0 and the claim's id and first block, or -errno with why
+ * (-EBUSY names the agent holding a seat of it). */
 int xr__seats_claim(struct xr_seats *s, const struct xr_seat_caller *who, uint32_t lo,
-		    uint32_t hi, uint32_t players, uint32_t *claim_id, uint32_t *base, char *why,
-		    size_t len);
+		    uint32_t hi, uint32_t players, xr_seats_shared_fn shared, void *ctx,
+		    uint32_t *claim_id, uint32_t *base, char *why, size_t len);
 
 /* conn's agent gives claim claim_id up. 0 or -errno with why. */
 int xr__seats_release(struct xr_seats *s, const struct xr_seat_caller *who, uint32_t claim_id,
@@ -94,9 +101,10 @@ struct xr_seats_view {
 	uint64_t seq;                   /* of the table when copied; 0: never */
 	uint32_t n;
 	struct xr_seat_claim {
-		uint32_t agent, lo, hi, players, base;
+		uint32_t agent, lo, hi, players, base, uid;
 		_Atomic uint64_t *slots;        /* the agent's page */
 	} *c;                           /* [max_agents * XR_SEATS_CLAIMS_MAX] */
+	uint32_t engine_uid;
 };
 
 bool xr__seats_changed(const struct xr_seats *s, const struct xr_seats_view *v);
@@ -105,14 +113,17 @@ int xr__seats_view_init(const struct xr_seats *s, struct xr_seats_view *v);
 void xr__seats_copy(struct xr_seats *s, struct xr_seats_view *v, uint32_t shard);
 void xr__seats_view_fini(struct xr_seats_view *v);
 
-/* Player p of game: its agent and action slot in v, or false (the
- * built-in policy plays it). */
-static inline bool xr__seats_find(const struct xr_seats_view *v, uint32_t game, uint32_t p,
-				  uint32_t *agent, _Atomic uint64_t **slot)
+/* Player p of game (created by game_uid): its agent and action slot in
+ * v, or false (the built-in policy plays it). A claim holds the seats of
+ * its uid's games and the engine's; the engine's uid's, every game's: an
+ * agent never acts for another uid's games, whatever range it claimed. */
+static inline bool xr__seats_find(const struct xr_seats_view *v, uint32_t game, uint32_t game_uid,
+				  uint32_t p, uint32_t *agent, _Atomic uint64_t **slot)
 {
 	for (uint32_t i = 0; i < v->n; i++) {
 		const struct xr_seat_claim *c = &v->c[i];
-		if (game >= c->lo && game <= c->hi && (c->players >> p & 1u)) {
+		if (game >= c->lo && game <= c->hi && (c->players >> p & 1u) &&
+		    (c->uid == game_uid || game_uid == v->engine_uid || c->uid == v->engine_uid)) {
 			*agent = c->agent;
 			*slot = c->slots + (size_t)(c->base + (game - c->lo)) *
 						   (XR_SEAT_BLOCK / sizeof(uint64_t)) + p;

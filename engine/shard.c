@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engine/shard.h"
 #include "engine/timer_wheel.h"
@@ -36,6 +37,7 @@ struct game_slot {
 	uint64_t ordered_ns;            /* its creation order's time, until its
 					 * first record is out; then 0 */
 	uint32_t id;
+	uint32_t uid;                   /* its creator's: whose agents may act for it */
 	uint32_t live_at;               /* index in the live list */
 	uint32_t turn;
 	uint16_t stream;
@@ -347,7 +349,7 @@ static void refresh_seats(struct shard *sh, struct game_slot *s)
 	for (uint32_t p = 0; sh->sgen && p < s->players; p++) {
 		uint32_t agent;
 		_Atomic uint64_t *slot;
-		if (!xr__seats_find(&sh->sv, s->id, p, &agent, &slot))
+		if (!xr__seats_find(&sh->sv, s->id, s->uid, p, &agent, &slot))
 			continue;
 		s->held |= (uint8_t)(1u << p);
 		if (s->agent[p] != agent || s->slot[p] != slot)
@@ -664,6 +666,7 @@ static void take_order(struct shard *sh, const struct xr_lc_msg *m)
 	switch (m->op) {
 	case XR_LC_CREATE:
 		*s = (struct game_slot){.vt = m->vt, .g = m->g, .seed = m->seed, .id = m->game_id,
+					.uid = m->uid,
 					.stream = (uint16_t)m->stream, .players = (uint8_t)m->players,
 					.ordered_ns = m->t_ns ? m->t_ns : 1};
 		start_episode(s, 0, true);
@@ -942,7 +945,7 @@ static int start_games(struct shard *sh)
 		xr_game_config c = o->cfg;
 		c.seed = o->cfg.seed + i;
 		*s = (struct game_slot){.vt = o->vt, .seed = c.seed, .id = o->first_game_id + i,
-					.players = (uint8_t)o->cfg.players};
+					.uid = (uint32_t)geteuid(), .players = (uint8_t)o->cfg.players};
 		int rc = o->vt->create(&c, &s->g);
 		if (rc < 0)
 			return rc;

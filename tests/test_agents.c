@@ -33,9 +33,11 @@
 #include "util/atomics.h"
 #include "peer_helpers.h"
 #include "xring/agent.h"
+#include "xring/games.h"
 
 #define BOARD 8
 #define PLAYERS 2
+#define OTHER 65533u /* a second uid besides NOBODY */
 
 struct engine {
 	char name[64];
@@ -44,7 +46,7 @@ struct engine {
 	xr_stream_spec ss;
 	xr_arena_spec spec;
 	xr_server_opts so;
-	uint32_t allow[1];
+	uint32_t allow[2];
 	struct xr_engine_opts eo;
 	struct xr_gdir_shape shape;
 	struct xr_gdir_opts go;
@@ -81,7 +83,8 @@ static void engine_start(struct engine *e, const char *tag, uint32_t games, uint
 	e->spec = (xr_arena_spec){.name = e->name, .streams = &e->ss, .n_streams = 1,
 				  .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE};
 	e->allow[0] = NOBODY;
-	e->so = (xr_server_opts){.allow_uid = e->allow, .n_allow_uid = 1};
+	e->allow[1] = OTHER;
+	e->so = (xr_server_opts){.allow_uid = e->allow, .n_allow_uid = 2};
 	e->eo = (struct xr_engine_opts){
 		.shard = {.vt = vt, .cfg = cfg, .games = games, .obs_dtype = XR_DTYPE_U8,
 			  .tick_ns = (uint64_t)(tick_ms * 1e6), .high_watermark = 0.9,
@@ -745,6 +748,96 @@ static void ticks(void)
 	free(lg.r);
 }
 
+/* foreign_games: uid OTHER creates 8 games (not owned: they stay). */
+static uint32_t other_first;
+static int other_creates(void *arg)
+{
+	xr_games *c;
+	uint32_t ids[8];
+	xr_game_spec spec = {.seed = 5};
+
+	if (xr_games_open(arg, NULL, &c) < 0 || xr_games_create(c, &spec, 8, ids) != 8)
+		return 2;
+	xr_games_close(c);
+	/* The child's exit code carries nothing but 0/1: ids are found by
+	 * the parent in the list. */
+	return 0;
+}
+
+/* An agent of uid `getuid()` claims other_first..+7 and answers them for
+ * 300 records: it acts (its answers applied) only where `mine`. */
+static int claim_and_act(void *arg)
+{
+	const char *name = arg;
+	bool mine = getuid() == OTHER;
+	xr_agent *a;
+	xr_exp_template t;
+	static int32_t act[4096];
+	uint32_t seen = 0, held = 0, applied = 0;
+
+	if (xr_agent_attach(name, &(xr_agent_opts){.label = mine ? "owner" : "stranger",
+						    .capacity = 8},
+			    &a) < 0)
+		return 2;
+	if (xr_agent_claim(a, other_first, other_first + 7, 0, NULL) < 0) {
+		fprintf(stderr, "claim: %s\n", xr_last_reason());
+		return 3;
+	}
+	xr_stream_facts sf;
+	xr_reader_stream_facts(xr_agent_reader(a), &sf);
+	if (xr_exp_template_init(&t, &sf.shape) < 0)
+		return 4;
+	uint64_t until = xr__now_ns() + 20000000000ull;
+	while (seen < 300 && xr__now_ns() < until) {
+		xr_obs_batch b;
+		int n = xr_agent_recv(a, 1, 4096, 100000000, &b);
+		if (n < 0)
+			return 5;
+		for (int i = 0; i < n; i++) {
+			struct rec r = decode(&t, b.frames[i]);
+			act[i] = r.best;
+			seen++;
+			held += r.action == -1 && !r.done && !r.truncated;
+			applied += r.applied_by == XR_SRC_AGENT;
+		}
+		if (n > 0 && xr_agent_send(a, &b, act) < 0)
+			return 6;
+	}
+	xr_agent_detach(a);
+	if (seen < 300)
+		return 7;
+	/* The owner's seats wait for it; the stranger's claim holds nothing. */
+	if (mine ? (held < seen / 2 || applied == 0) : (held != 0 || applied != 0)) {
+		fprintf(stderr, "uid %u: %u records, %u held, %u applied\n", (unsigned)getuid(), seen,
+			held, applied);
+		return 8;
+	}
+	return 0;
+}
+
+static void foreign_games(void)
+{
+	struct engine e;
+
+	if (geteuid() != 0) {
+		printf("foreign_games: skipped (needs root to run as two other uids)\n");
+		return;
+	}
+	engine_start(&e, "agents-uids", 4, 1, 20, XR_FALLBACK_NOOP);
+	CHECK_EQ(run_as(OTHER, OTHER, other_creates, e.name), 0);
+	other_first = 4; /* after the engine's 4: ids are given in order */
+	/* A stranger's claim of them is taken (nothing of its uid's or the
+	 * engine's is there to conflict over) but holds nothing: the
+	 * policy plays on, whatever it writes. */
+	CHECK_EQ(run_as(NOBODY, NOBODY, claim_and_act, e.name), 0);
+	/* Their owner's agent acts for them. */
+	CHECK_EQ(run_as(OTHER, OTHER, claim_and_act, e.name), 0);
+	printf("foreign_games: an agent of uid %u claiming uid %u's games acts for none of them; "
+	       "their owner's does\n",
+	       NOBODY, OTHER);
+	engine_stop(&e);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -754,6 +847,7 @@ int main(void)
 	conflicts();
 	killed_agent();
 	ticks();
+	foreign_games();
 	printf("ok\n");
 	return 0;
 }
