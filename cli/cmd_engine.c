@@ -89,6 +89,8 @@ static const char engine_help[] =
 	"  --max-agents N           agents attached at once, 1..64 (default: 16)\n"
 	"  --action-timeout-ms D    without --tick-ms, how long a game waits for its\n"
 	"                           agents' actions before their fallbacks (default: 100)\n"
+	"  --input-delay K          an action for turn t applies at turn t + K, 0..7\n"
+	"                           (default: 0)\n"
 	"  --fallback noop|repeat|policy  what a missing, late or bad action becomes:\n"
 	"                           the game's no-op, the seat's last action, or the\n"
 	"                           built-in policy's (default: noop)\n"
@@ -106,6 +108,7 @@ enum {
 	O_DTYPE, O_TICK, O_SHARDS, O_CONFIG, O_HIGH, O_LOW, O_ALLOW_UID, O_ALLOW_GID,
 	O_CONNS_UID, O_READERS_UID, O_REQS_UID, O_LEASE_TIMEOUT, O_MAX_GAMES, O_GAMES_UID,
 	O_CREATES_UID, O_SHAPE, O_OBSERVE, O_MAX_AGENTS, O_ACTION_TIMEOUT, O_FALLBACK,
+	O_INPUT_DELAY,
 };
 
 static const struct xr_opt engine_opts[] = {
@@ -134,6 +137,7 @@ static const struct xr_opt engine_opts[] = {
 	[O_MAX_AGENTS] = {"--max-agents", true},
 	[O_ACTION_TIMEOUT] = {"--action-timeout-ms", true},
 	[O_FALLBACK] = {"--fallback", true},
+	[O_INPUT_DELAY] = {"--input-delay", true},
 	{NULL, false},
 };
 
@@ -157,7 +161,7 @@ struct engine_args {
 	double lease_timeout_s;
 	uint32_t max_games, max_games_per_uid, creates_per_uid;
 	bool observe_subscribed;
-	uint32_t max_agents, fallback;
+	uint32_t max_agents, fallback, input_delay;
 	double action_timeout_ms;
 	/* Streams 1.. (--shape); stream 0 is ss. */
 	struct shape_arg {
@@ -342,6 +346,11 @@ static int parse_game_opt(int k, const char *v, struct engine_args *ea)
 		ea->action_timeout_ms = d;
 		return 0;
 	}
+	case O_INPUT_DELAY:
+		if (!xr_parse_int(v, 0, XR_SEAT_DEPTH_MAX - 1, &n))
+			USAGE("--input-delay must be 0..%u turns, not '%s'", XR_SEAT_DEPTH_MAX - 1, v);
+		ea->input_delay = (uint32_t)n;
+		return 0;
 	case O_FALLBACK:
 		if (xr_fallback_parse(v, &ea->fallback) < 0)
 			USAGE("--fallback must be noop, repeat or policy, not '%s'", v);
@@ -663,6 +672,7 @@ static void games_opts(const struct engine_args *ea, struct xr_gdir_shape *shape
 		.fallback = ea->fallback,
 		.action_timeout_ns = (uint64_t)(ea->action_timeout_ms * 1e6),
 		.tick_ns = (uint64_t)(ea->tick_ms * 1e6),
+		.input_delay = ea->input_delay,
 		.max_readers = ea->spec.max_readers ? ea->spec.max_readers : 64, /* xr_arena_create()'s default */
 	};
 }

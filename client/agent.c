@@ -46,6 +46,7 @@ struct xr_agent {
 	pid_t pid;
 	int sock;
 	uint32_t agent, capacity;
+	uint32_t depth;                 /* slot sets per game: --input-delay + 1 */
 	_Atomic uint64_t *page;
 	size_t page_bytes;
 	struct aclaim claims[XR_SEAT_CLAIMS_MAX];
@@ -128,8 +129,9 @@ int xr_agent_attach(const char *engine, const xr_agent_opts *opts, xr_agent **ou
 			     sizeof(r), NULL, &pfd);
 	if (rc < 0)
 		goto fail;
-	if (pfd < 0 || r.block != XR_SEAT_BLOCK || r.capacity != m.capacity ||
-	    r.page_bytes != (uint64_t)m.capacity * XR_SEAT_BLOCK || r.agent >= XR_MAX_AGENTS) {
+	if (pfd < 0 || !r.block || r.block % XR_SEAT_BLOCK ||
+	    r.block > XR_SEAT_BLOCK * XR_SEAT_DEPTH_MAX || r.capacity != m.capacity ||
+	    r.page_bytes != (uint64_t)m.capacity * r.block || r.agent >= XR_MAX_AGENTS) {
 		xr__set_last_reason("the engine's reply is not the xring control protocol");
 		rc = -EPROTO;
 		goto fail;
@@ -147,6 +149,7 @@ int xr_agent_attach(const char *engine, const xr_agent_opts *opts, xr_agent **ou
 	a->page_bytes = r.page_bytes;
 	a->agent = r.agent;
 	a->capacity = r.capacity;
+	a->depth = r.block / XR_SEAT_BLOCK;
 	*out = a;
 	return 0;
 fail:
@@ -397,8 +400,13 @@ int xr_agent_send(xr_agent *a, xr_obs_batch *b, const int32_t *actions)
 		const struct aclaim *c = seat(a, g, p);
 		if (!c)
 			continue; /* released since it was received */
-		_Atomic uint64_t *slot = a->page + (size_t)(c->base + (g - c->lo)) *
-							   (XR_SEAT_BLOCK / sizeof(uint64_t)) + p;
+		/* With --input-delay K, the set of the record's turn mod K + 1
+		 * (shm/layout.h): the answers to the K turns before it are
+		 * still to be taken. */
+		uint32_t set = get32(d + a->t.off_turn) % a->depth;
+		_Atomic uint64_t *slot =
+			a->page + ((size_t)(c->base + (g - c->lo)) * a->depth + set) *
+					  (XR_SEAT_BLOCK / sizeof(uint64_t)) + p;
 		uint64_t w = (uint64_t)xr_seat_tag(f->seq) << 32 | (uint32_t)actions[i];
 		xr_store_release(slot, w); /* AC1: pairs with nothing; see the top */
 		a->sent++;

@@ -738,7 +738,8 @@ static int agent_open(void *ctx, const struct xr_ctl_caller *who,
 		.timeout_ns = d->o.tick_ns ? 0
 				: d->o.action_timeout_ns ? d->o.action_timeout_ns
 							 : XR_SHARD_ACTION_TIMEOUT_NS,
-		.tick_ns = d->o.tick_ns, .fallback = d->o.fallback, .block = XR_SEAT_BLOCK};
+		.tick_ns = d->o.tick_ns, .fallback = d->o.fallback,
+		.block = XR_SEAT_BLOCK * (d->o.input_delay + 1)};
 	return 0;
 }
 
@@ -837,7 +838,7 @@ int xr__gdir_create(const struct xr_gdir_opts *o, struct xr_gdir **out)
 	uint32_t max = o->max_games ? o->max_games : XR_GAMES_DEFAULT_MAX;
 
 	if (!o->n_shapes || !o->shards || o->shards > 255 || o->start > max ||
-	    max > XR_GAMES_LIMIT)
+	    max > XR_GAMES_LIMIT || o->input_delay >= XR_SEAT_DEPTH_MAX)
 		return -EINVAL;
 	d = calloc(1, sizeof(*d));
 	if (!d)
@@ -865,7 +866,7 @@ int xr__gdir_create(const struct xr_gdir_opts *o, struct xr_gdir **out)
 		goto nomem;
 	struct xr_seats_opts so = {.max_agents = o->max_agents ? o->max_agents : 16,
 				   .shards = o->shards, .max_capacity = max,
-				   .engine_uid = d->own_uid};
+				   .engine_uid = d->own_uid, .depth = o->input_delay + 1};
 	if (xr__seats_create(&so, &d->seats) < 0)
 		goto nomem;
 	for (uint32_t k = 0; k < o->shards; k++) {
@@ -898,6 +899,7 @@ void xr__gdir_wire(struct xr_gdir *d, uint32_t k, struct xr_shard_opts *so)
 	so->index = k;
 	so->fallback = d->o.fallback;
 	so->action_timeout_ns = d->o.action_timeout_ns;
+	so->input_delay = d->o.input_delay;
 	if (d->arena) {
 		/* Shard k writes ring k of stream 0 (and of every stream). */
 		so->agent_stats = &d->arena->agent_stats[d->arena->lay.streams[0].first_ring + k];

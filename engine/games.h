@@ -67,6 +67,7 @@ struct xr_gdir_opts {
 	uint32_t fallback;
 	uint64_t action_timeout_ns;
 	uint64_t tick_ns;
+	uint32_t input_delay;        /* an answer for turn t applies at t + this */
 };
 
 struct xr_gdir;

@@ -73,6 +73,8 @@ int xr__seats_create(const struct xr_seats_opts *o, struct xr_seats **out)
 		s->o.max_agents = XR_SEATS_AGENTS_MAX;
 	if (!s->o.max_capacity || s->o.max_capacity > XR_SEATS_CAPACITY_MAX)
 		s->o.max_capacity = XR_SEATS_CAPACITY_MAX;
+	if (!s->o.depth || s->o.depth > XR_SEAT_DEPTH_MAX)
+		s->o.depth = 1;
 	s->agents = calloc(s->o.max_agents, sizeof(*s->agents));
 	s->pub = calloc((size_t)s->o.max_agents * XR_SEATS_CLAIMS_MAX, sizeof(*s->pub));
 	s->seen = calloc(o->shards ? o->shards : 1, sizeof(*s->seen));
@@ -235,7 +237,7 @@ int xr__seats_open(struct xr_seats *s, const struct xr_seat_caller *who, uint32_
 				 s->o.max_agents);
 		return retiring ? -EAGAIN : -EBUSY;
 	}
-	size_t n = (size_t)capacity * XR_SEAT_BLOCK;
+	size_t n = (size_t)capacity * XR_SEAT_BLOCK * s->o.depth;
 	int fd = memfd_create("xring-agent", MFD_CLOEXEC | MFD_ALLOW_SEALING), err;
 	if (fd < 0) {
 		err = -errno;
@@ -412,6 +414,7 @@ int xr__seats_view_init(const struct xr_seats *s, struct xr_seats_view *v)
 {
 	memset(v, 0, sizeof(*v));
 	v->engine_uid = s->o.engine_uid;
+	v->depth = s->o.depth;
 	v->c = calloc((size_t)s->o.max_agents * XR_SEATS_CLAIMS_MAX, sizeof(*v->c));
 	return v->c ? 0 : -ENOMEM;
 }

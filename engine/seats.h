@@ -44,6 +44,7 @@ struct xr_seats_opts {
 	uint32_t shards;
 	uint32_t max_capacity;     /* games of one agent's page at most */
 	uint32_t engine_uid;       /* may claim any seat; its games anyone may */
+	uint32_t depth;            /* slot sets per game: --input-delay + 1 (0: 1) */
 	uint32_t max_per_uid;      /* agents of one uid but the engine's; 0: a quarter */
 	struct xr_agent_info *infos; /* the arena's agent table, for tools; may be NULL */
 };
@@ -105,6 +106,7 @@ struct xr_seats_view {
 		_Atomic uint64_t *slots;        /* the agent's page */
 	} *c;                           /* [max_agents * XR_SEATS_CLAIMS_MAX] */
 	uint32_t engine_uid;
+	uint32_t depth;                 /* slot sets per game */
 };
 
 bool xr__seats_changed(const struct xr_seats *s, const struct xr_seats_view *v);
@@ -113,8 +115,9 @@ int xr__seats_view_init(const struct xr_seats *s, struct xr_seats_view *v);
 void xr__seats_copy(struct xr_seats *s, struct xr_seats_view *v, uint32_t shard);
 void xr__seats_view_fini(struct xr_seats_view *v);
 
-/* Player p of game (created by game_uid): its agent and action slot in
- * v, or false (the built-in policy plays it). A claim holds the seats of
+/* Player p of game (created by game_uid): its agent and action slot (of
+ * turn 0 mod depth; turn t's is depth t % depth, 8 words on) in v, or
+ * false (the built-in policy plays it). A claim holds the seats of
  * its uid's games and the engine's; the engine's uid's, every game's: an
  * agent never acts for another uid's games, whatever range it claimed. */
 static inline bool xr__seats_find(const struct xr_seats_view *v, uint32_t game, uint32_t game_uid,
@@ -125,7 +128,7 @@ static inline bool xr__seats_find(const struct xr_seats_view *v, uint32_t game, 
 		if (game >= c->lo && game <= c->hi && (c->players >> p & 1u) &&
 		    (c->uid == game_uid || game_uid == v->engine_uid || c->uid == v->engine_uid)) {
 			*agent = c->agent;
-			*slot = c->slots + (size_t)(c->base + (game - c->lo)) *
+			*slot = c->slots + (size_t)(c->base + (game - c->lo)) * v->depth *
 						   (XR_SEAT_BLOCK / sizeof(uint64_t)) + p;
 			return true;
 		}

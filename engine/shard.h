@@ -132,6 +132,7 @@ struct xr_shard_opts {
 	uint32_t index;
 	uint32_t fallback;
 	uint64_t action_timeout_ns;
+	uint32_t input_delay;     /* an answer to turn t's record applies at turn t + this */
 	/* Per agent, this shard's counts (NULL: none kept), in the arena's
 	 * agent table (shm/layout.h). */
 	struct xr_agent_counts *agent_stats;

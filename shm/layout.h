@@ -291,13 +291,18 @@ struct xr_agent_counts {
 
 /*
  * An agent's page (engine/seats.h): a sealed memfd of capacity blocks of
- * XR_SEAT_BLOCK bytes, one per game it may hold seats of, in each one
- * 64-bit action slot per player. The agent writes a slot with one store
+ * XR_SEAT_BLOCK bytes (times K + 1 with --input-delay K), one per game it
+ * may hold seats of, in each one 64-bit action slot per player. The agent writes a slot with one store
  * of (xr_seat_tag(seq of the record it answers) << 32 | (uint32_t)action);
  * the engine reads it as untrusted input.
  */
 #define XR_SEAT_BLOCK 64u
 #define XR_SEAT_CLAIMS_MAX 16u /* claims one agent holds at once */
+/* With --input-delay K, a game's block is K + 1 of these, one for each turn
+ * mod K + 1 (an answer for turn t applies at turn t + K, and the answers
+ * for turns t + 1 .. t + K are written meanwhile): the slot of player p of
+ * the record of turn t is word 8 * (block * (K + 1) + t % (K + 1)) + p. */
+#define XR_SEAT_DEPTH_MAX 8u
 
 static inline uint32_t xr_seat_tag(uint64_t seq)
 {

@@ -66,6 +66,7 @@ static void *engine_main(void *p)
 /* An engine of `games` 8x8 grid games of 2 players on `shards` shards, as
  * fast as its agents allow, their turns waiting timeout_ms for them. */
 static double tick_ms; /* the next engine's --tick-ms */
+static uint32_t input_delay; /* ...and --input-delay */
 
 static void engine_start(struct engine *e, const char *tag, uint32_t games, uint32_t shards,
 			 double timeout_ms, uint32_t fallback)
@@ -97,7 +98,8 @@ static void engine_start(struct engine *e, const char *tag, uint32_t games, uint
 				      .start = games, .start_seed = 1, .max_agents = 8,
 				      .fallback = fallback,
 				      .action_timeout_ns = (uint64_t)(timeout_ms * 1e6),
-				      .tick_ns = (uint64_t)(tick_ms * 1e6)};
+				      .tick_ns = (uint64_t)(tick_ms * 1e6),
+				      .input_delay = input_delay};
 	CHECK_RC(xr_host_create(&e->spec, &e->so, &e->go, &e->h, why, sizeof(why)), 0);
 	CHECK(pthread_create(&e->th, NULL, engine_main, e) == 0);
 }
@@ -748,6 +750,84 @@ static void ticks(void)
 	free(lg.r);
 }
 
+/* --input-delay 2: the answer to the record of turn t is applied at the
+ * step from turn t + 2 (the record of turn t + 3 says so); an episode's
+ * first 2 steps have no answer (DELAY). */
+static void delay(void)
+{
+	struct engine e;
+	struct log lg = {0};
+	struct actor ac = {.answer = answer_best};
+	const uint32_t games = 6, K = 2;
+
+	input_delay = K;
+	engine_start(&e, "agents-delay", games, 1, 5000, XR_FALLBACK_NOOP);
+	input_delay = 0;
+	xr_reader *tr = trainer(&e);
+	CHECK_RC(xr_agent_attach(e.name, &(xr_agent_opts){.label = "delayed", .capacity = 8},
+				 &ac.a),
+		 0);
+	CHECK_RC(xr_agent_claim(ac.a, 0, games - 1, 0, NULL), 0);
+	ac.t = &e.t;
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, actor_main, &ac) == 0);
+	uint64_t agent = 0, delayed = 0, until = xr__now_ns() + 20000000000ull;
+	while ((agent < 400 || delayed < 4) && xr__now_ns() < until) {
+		uint32_t from = lg.n;
+		drain(tr, &e.t, &lg, 10);
+		for (uint32_t i = from; i < lg.n; i++) {
+			agent += lg.r[i].applied_by == XR_SRC_AGENT;
+			delayed += lg.r[i].applied_by == XR_SRC_DELAY;
+		}
+	}
+	xr_store_relaxed(&ac.stop, 1);
+	CHECK(pthread_join(th, NULL) == 0);
+	CHECK(agent >= 400 && delayed >= 4);
+	uint64_t paired = 0;
+	for (uint32_t i = 0; i < lg.n; i++) {
+		const struct rec *r = &lg.r[i];
+		if (r->action >= 0 || r->done || r->truncated)
+			continue;
+		/* The seat's record K + 1 turns on, in the same episode. */
+		const struct rec *n = r;
+		uint32_t j = i;
+		for (uint32_t k = 0; k <= K && n; k++) {
+			n = next_of(&lg, j);
+			j = n ? (uint32_t)(n - lg.r) : j;
+		}
+		if (!n || n->turn != r->turn + K + 1)
+			continue;
+		if (n->applied_by == XR_SRC_AGENT) {
+			if (n->applied != r->best)
+				FAILF("game %u player %u: answer to turn %u (%d) applied at turn %u as %d",
+				      r->game, r->player, r->turn, r->best, n->turn - 1, n->applied);
+			paired++;
+		} else if (n->applied_by != XR_SRC_ILLEGAL) {
+			/* Legal at turn t, perhaps not at t + K. */
+			FAILF("game %u player %u turn %u: applied_by %u", n->game, n->player, n->turn,
+			      n->applied_by);
+		}
+	}
+	/* A step from turn < K of a held seat (its record said action -1):
+	 * no answer, DELAY. */
+	uint64_t starts = 0;
+	for (uint32_t i = 0; i < lg.n; i++) {
+		const struct rec *r = &lg.r[i], *n = next_of(&lg, i);
+		if (r->action < 0 && r->turn < K && n && n->turn == r->turn + 1) {
+			CHECK_EQ(n->applied_by, XR_SRC_DELAY);
+			starts += r->turn == 0;
+		}
+	}
+	CHECK(paired >= 300);
+	printf("delay: %llu answers applied %u turns after their records; the first %u steps of "
+	       "%llu seats' episodes without (DELAY)\n",
+	       (unsigned long long)paired, K, K, (unsigned long long)starts);
+	xr_agent_detach(ac.a);
+	xr_reader_detach(tr);
+	engine_stop(&e);
+	free(lg.r);
+}
+
 /* foreign_games: uid OTHER creates 8 games (not owned: they stay). */
 static uint32_t other_first;
 static int other_creates(void *arg)
@@ -847,6 +927,7 @@ int main(void)
 	conflicts();
 	killed_agent();
 	ticks();
+	delay();
 	foreign_games();
 	printf("ok\n");
 	return 0;

@@ -69,7 +69,7 @@ typedef enum xr_dtype {
 
 /* Who chose the action a record's `applied` field names. The values are the
  * schema's ActionSource enum; xr_exp_fields.applied_by holds one. A record
- * from a newer writer may carry a value past XR_SRC_ILLEGAL (a source this
+ * from a newer writer may carry a value past XR_SRC_DELAY (a source this
  * build does not know): the reader passes it through as it is, so treat
  * unknown values as "some fallback" and never index a table with one
  * unchecked. */
@@ -81,6 +81,8 @@ typedef enum xr_action_source {
 	XR_SRC_WRONG_TURN = 4,   /* fallback: the agent's action was tagged for another turn */
 	XR_SRC_OUT_OF_RANGE = 5, /* fallback: the agent's action is not 0..n_actions-1 */
 	XR_SRC_ILLEGAL = 6,      /* fallback: the agent's action is illegal under the mask */
+	XR_SRC_DELAY = 7,        /* fallback: --input-delay K, one of an episode's first K
+				  * steps, which no answer can be for */
 } xr_action_source;
 
 /* Size in bytes of one element of dtype, or 0 for an unknown dtype. */
@@ -182,7 +184,7 @@ typedef struct xr_exp_view {
  * *v. Absent scalar fields read as their schema defaults (0 / false, but
  * applied -1 and applied_by XR_SRC_NONE, as in a record of an older writer);
  * any non-zero bool byte reads as true; applied_by is passed through as
- * stored, a value past XR_SRC_ILLEGAL included (see xr_action_source). The file identifier is optional, but a
+ * stored, a value past XR_SRC_DELAY included (see xr_action_source). The file identifier is optional, but a
  * buffer carrying a different one is rejected. buf needs no alignment.
  * Returns 0, or XR_EBADREC for anything malformed (v is then undefined).
  * Safe on arbitrary bytes: never reads outside buf[0..len). Thread-safe.

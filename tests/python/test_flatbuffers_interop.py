@@ -33,7 +33,7 @@ DSIZE = {"u8": 1, "i8": 1, "u16": 2, "i16": 2, "u32": 4, "i32": 4,
 SKEW = 16  # XR_EXP_DEST_SKEW: ring records start 16 bytes past 64
 # schema ActionSource, by value
 SOURCES = ["NONE", "POLICY", "AGENT", "TIMEOUT", "WRONG_TURN", "OUT_OF_RANGE",
-           "ILLEGAL"]
+           "ILLEGAL", "DELAY"]
 
 
 def source_json(v):

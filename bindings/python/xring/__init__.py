@@ -40,7 +40,8 @@ FIELDS = ("obs", "action", "reward", "done", "truncated", "mask", "game_id", "pl
 
 # The names of Batch.applied_by's values (the schema's ActionSource): SOURCES[v] for
 # v < len(SOURCES); a larger value is a source of a newer engine.
-SOURCES = ("NONE", "POLICY", "AGENT", "TIMEOUT", "WRONG_TURN", "OUT_OF_RANGE", "ILLEGAL")
+SOURCES = ("NONE", "POLICY", "AGENT", "TIMEOUT", "WRONG_TURN", "OUT_OF_RANGE", "ILLEGAL",
+           "DELAY")
 
 __all__ = [
     "attach", "Engine", "Reader", "Batch", "LeasedArray", "FIELDS", "SOURCES", "XringError",
