@@ -27,7 +27,7 @@ static const char tail_help[] =
 	"  -n N                     stop after N records (default: no limit)\n"
 	"  --json                   one JSON object per line: seq, t_ns, game_id,\n"
 	"                           player_id, turn, action, reward, done, truncated,\n"
-	"                           obs_dtype, obs_shape\n"
+	"                           applied, applied_by, obs_dtype, obs_shape\n"
 	"  --raw DIR                write each record's FlatBuffer bytes to DIR/<seq>.bin\n"
 	"                           instead of printing it\n"
 	"  --policy lossless|lossy  reader policy (default: the stream's)\n"
@@ -111,6 +111,16 @@ static void print_shape(FILE *out, const xr_exp_view *v)
 	fputc(']', out);
 }
 
+/* applied_by's name (the schema's ActionSource), or "?" for a value this
+ * build does not know. */
+static const char *source_name(uint32_t by)
+{
+	static const char *const names[] = {"none",       "policy",       "agent",   "timeout",
+					    "wrong_turn", "out_of_range", "illegal", "delay"};
+
+	return by < sizeof(names) / sizeof(names[0]) ? names[by] : "?";
+}
+
 static void print_record(FILE *out, const xr_exp_view *v, bool json)
 {
 	const xr_exp_fields *f = &v->f;
@@ -120,9 +130,10 @@ static void print_record(FILE *out, const xr_exp_view *v, bool json)
 		fprintf(out,
 			"{\"seq\":%" PRIu64 ",\"t_ns\":%" PRIu64 ",\"game_id\":%u,\"player_id\":%u,"
 			"\"turn\":%u,\"action\":%d,\"reward\":%.9g,\"done\":%s,\"truncated\":%s,"
-			"\"obs_dtype\":",
+			"\"applied\":%d,\"applied_by\":%u,\"obs_dtype\":",
 			f->seq, f->t_ns, f->game_id, f->player_id, f->turn, f->action,
-			(double)f->reward, f->done ? "true" : "false", f->truncated ? "true" : "false");
+			(double)f->reward, f->done ? "true" : "false", f->truncated ? "true" : "false",
+			f->applied, (unsigned)f->applied_by);
 		if (dt)
 			fprintf(out, "\"%s\",\"obs_shape\":", dt);
 		else
@@ -134,9 +145,10 @@ static void print_record(FILE *out, const xr_exp_view *v, bool json)
 		fputs("}\n", out);
 		return;
 	}
-	fprintf(out, "seq=%" PRIu64 " game=%u player=%u turn=%u action=%d reward=%.3f done=%d%s obs=",
+	fprintf(out, "seq=%" PRIu64 " game=%u player=%u turn=%u action=%d reward=%.3f done=%d%s "
+		     "applied=%d by=%s obs=",
 		f->seq, f->game_id, f->player_id, f->turn, f->action, (double)f->reward, f->done,
-		f->truncated ? " truncated" : "");
+		f->truncated ? " truncated" : "", f->applied, source_name(f->applied_by));
 	if (v->obs) {
 		fputs(dt, out);
 		print_shape(out, v);

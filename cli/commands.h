@@ -7,6 +7,7 @@ int xr_cmd_engine(int argc, char **argv);
 int xr_cmd_info(int argc, char **argv);
 int xr_cmd_tail(int argc, char **argv);
 int xr_cmd_games(int argc, char **argv);
+int xr_cmd_agent(int argc, char **argv);
 int xr_cmd_setup(int argc, char **argv);
 
 #endif

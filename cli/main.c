@@ -14,6 +14,7 @@ static const char usage[] =
 	"  info     show an engine's arena: backing, streams, rings, readers\n"
 	"  tail     read records from an engine and print them\n"
 	"  games    create, destroy, reset and list a running engine's games\n"
+	"  agent    act for seats of a running engine's games (a random legal action)\n"
 	"  setup    reserve huge pages and mount hugetlbfs (root), or say why not\n"
 	"\n"
 	"`xring <command> --help` describes each command's options.\n";
@@ -28,6 +29,7 @@ int main(int argc, char **argv)
 		{"info", xr_cmd_info},
 		{"tail", xr_cmd_tail},
 		{"games", xr_cmd_games},
+		{"agent", xr_cmd_agent},
 		{"setup", xr_cmd_setup},
 	};
 

@@ -330,6 +330,41 @@ expect_err 2 "--seed 18446744073709551615: the seeds of 2 games" -- "$xring" gam
 kill -TERM "$engine"; wait "$engine"; rc=$?; engine=
 [ "$rc" -eq 0 ] || fail "engine with games exit status $rc after SIGTERM"
 
+# Agents: `xring agent` acts for seats; xring info shows it; a second agent's
+# claim of a held seat is refused naming the holder; usage errors.
+expect_err 2 "which games\? add --games LO-HI" -- "$xring" agent x
+expect_err 2 "--games must be LO-HI" -- "$xring" agent x --games 9-3
+expect_err 2 "--players must be a list of 0..7" -- "$xring" agent x --games 0-1 --players 9
+expect_err 2 "--fallback must be noop, repeat or policy" -- "$xring" engine --name x --fallback maybe
+expect_err 2 "--input-delay must be 0..7 turns" -- "$xring" engine --name x --input-delay 8
+expect_err 1 "no engine '$name-none' is running" -- "$xring" agent "$name-none" --games 0-1
+"$xring" engine --name "$name-ag" --games 8 --board 8x8 --action-timeout-ms 50 --fallback repeat \
+  --ring-size 1M --hugepages off --quiet &
+engine=$!
+for _ in $(seq 100); do "$xring" games "$name-ag" list >/dev/null 2>&1 && break; sleep 0.05; done
+"$xring" agent "$name-ag" --games 0-3 --seconds 3 > "$work/agent.out" &
+agent=$!
+# Until the agent's answers are counted (the shards publish twice a second).
+ok=
+for _ in $(seq 100); do
+  "$xring" info "$name-ag" --json | /usr/bin/python3 -c '
+import json, sys
+a = [x for x in json.load(sys.stdin)["agents"] if x["state"] == "live"]
+assert a and a[0]["label"] == "xring-agent" and a[0]["actions"] > 0, a
+' 2>/dev/null && { ok=1; break; }
+  sleep 0.05
+done
+[ -n "$ok" ] || fail "xring info --json shows no live agent with actions"
+"$xring" info "$name-ag" | grep -qE "agent +0 pid [0-9]+ xring-agent \(live\): 1 claims" \
+  || fail "xring info shows the agent"
+expect_err 1 "cannot claim games 2-5: .*seat \(game 2, player 0\) is held by agent 0 \(\"xring-agent\"" \
+  -- "$xring" agent "$name-ag" --games 2-5
+wait "$agent" || fail "xring agent exit status"
+grep -qE "^xring agent: done; [0-9]+ answers/s; actions [1-9][0-9]*, fallbacks" "$work/agent.out" \
+  || fail "xring agent summary: $(cat "$work/agent.out")"
+kill -TERM "$engine"; wait "$engine"; rc=$?; engine=
+[ "$rc" -eq 0 ] || fail "engine with agents exit status $rc after SIGTERM"
+
 # --count: the engine writes N and exits by itself.
 "$xring" engine --name "$name-count" --count 1000 --quiet || fail "engine --count"
 "$xring" engine --name "$name-count" --record-bytes 100 --count 1000 --quiet || fail "synthetic --count"
