@@ -107,7 +107,7 @@ expect_err 1 "--hugepages require: .*(too few free .* huge pages \(need [0-9]+, 
 engine=$!
 for _ in $(seq 100); do "$xring" info "$name" >/dev/null 2>&1 && break; sleep 0.05; done
 expect_err 1 "already running" -- "$xring" engine --name "$name"
-"$xring" tail "$name" -n 3 | grep -cE '^seq=[0-9]+ game=[0-9]+ player=[0-9]+ turn=[0-9]+ action=-?[0-9]+ reward=-?[0-9.]+ done=[01] obs=u8\[400\]$' \
+"$xring" tail "$name" -n 3 | grep -cE '^seq=[0-9]+ game=[0-9]+ player=[0-9]+ turn=[0-9]+ action=-?[0-9]+ reward=-?[0-9.]+ done=[01] applied=-?[0-9]+ by=[a-z_]+ obs=u8\[400\]$' \
   | grep -qx 3 || fail "tail text lines"
 "$xring" tail "$name" -n 4 --json > "$work/j"
 /usr/bin/python3 - "$work/j" <<'PY' || fail "tail --json"
