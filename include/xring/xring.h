@@ -3,6 +3,7 @@
 #define XRING_XRING_H
 
 /* Everything public: include this one header. */
+#include "xring/agent.h"
 #include "xring/arena.h"
 #include "xring/error.h"
 #include "xring/game.h"
