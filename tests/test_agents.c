@@ -67,13 +67,15 @@ static void *engine_main(void *p)
  * fast as its agents allow, their turns waiting timeout_ms for them. */
 static double tick_ms; /* the next engine's --tick-ms */
 static uint32_t input_delay; /* ...and --input-delay */
+static uint32_t turn_limit;  /* ...and its games' turn limit (0: the game's) */
 
 static void engine_start(struct engine *e, const char *tag, uint32_t games, uint32_t shards,
 			 double timeout_ms, uint32_t fallback)
 {
 	char why[512];
 	const xr_game_vtable *vt = xr_game_builtin_grid();
-	xr_game_config cfg = {.board_h = BOARD, .board_w = BOARD, .players = PLAYERS, .seed = 1};
+	xr_game_config cfg = {.board_h = BOARD, .board_w = BOARD, .players = PLAYERS, .seed = 1,
+			      .turn_limit = turn_limit};
 
 	memset(e, 0, sizeof(*e));
 	xr_test_name(e->name, sizeof(e->name), tag);
@@ -95,7 +97,8 @@ static void engine_start(struct engine *e, const char *tag, uint32_t games, uint
 					  .players = PLAYERS, .obs_dtype = XR_DTYPE_U8,
 					  .stream_name = XR_DEFAULT_STREAM};
 	e->go = (struct xr_gdir_opts){.shards = shards, .shapes = &e->shape, .n_shapes = 1,
-				      .start = games, .start_seed = 1, .max_agents = 8,
+				      .start = games, .start_seed = 1, .start_turn_limit = turn_limit,
+				      .max_agents = 8,
 				      .fallback = fallback,
 				      .action_timeout_ns = (uint64_t)(timeout_ms * 1e6),
 				      .tick_ns = (uint64_t)(tick_ms * 1e6),
@@ -240,19 +243,18 @@ static int32_t answer_best(const struct rec *r, uint32_t i)
 	return r->best;
 }
 
-static void turns(void)
+static void turns(uint32_t games, uint32_t want)
 {
 	struct engine e;
 	struct log lg = {0};
 	struct actor ac = {.answer = answer_best};
-	const uint32_t games = 40, want = 30;
 
 	engine_start(&e, "agents-turns", games, 2, 5000, XR_FALLBACK_NOOP);
 	xr_reader *tr = trainer(&e);
 	/* Some records of the policy's first. */
 	while (lg.n < 4 * games * PLAYERS)
 		drain(tr, &e.t, &lg, 100);
-	xr_agent_opts ao = {.label = "best", .capacity = 64};
+	xr_agent_opts ao = {.label = "best", .capacity = games};
 	CHECK_RC(xr_agent_attach(e.name, &ao, &ac.a), 0);
 	uint32_t claim;
 	CHECK_RC(xr_agent_claim(ac.a, 0, games - 1, 0, &claim), 0);
@@ -263,7 +265,8 @@ static void turns(void)
 	for (;;) {
 		drain(tr, &e.t, &lg, 100);
 		uint32_t ok = 0;
-		static uint32_t agent_recs[64][PLAYERS];
+		static uint32_t agent_recs[1024][PLAYERS];
+		CHECK(games <= 1024);
 		memset(agent_recs, 0, sizeof(agent_recs));
 		for (uint32_t i = 0; i < lg.n; i++)
 			if (lg.r[i].applied_by == XR_SRC_AGENT)
@@ -330,9 +333,9 @@ static void turns(void)
 		FAILF("agent stats: actions %llu timeouts %llu wrong turn %llu illegal %llu",
 		      (unsigned long long)st.actions, (unsigned long long)st.timeouts,
 		      (unsigned long long)st.wrong_turn, (unsigned long long)st.illegal);
-	printf("turns: %llu transitions of the agent's, %llu of the policy's, %llu episode "
-	       "starts; round trip p50 %llu us p99 %llu us\n",
-	       (unsigned long long)by_agent, (unsigned long long)by_policy,
+	printf("turns: %u games: %llu transitions of the agent's, %llu of the policy's, %llu "
+	       "episode starts; round trip p50 %llu us p99 %llu us\n",
+	       games, (unsigned long long)by_agent, (unsigned long long)by_policy,
 	       (unsigned long long)starts, (unsigned long long)st.rtt_p50_ns / 1000,
 	       (unsigned long long)st.rtt_p99_ns / 1000);
 	xr_reader_detach(tr);
@@ -761,8 +764,9 @@ static void delay(void)
 	const uint32_t games = 6, K = 2;
 
 	input_delay = K;
+	turn_limit = 12; /* episodes start often */
 	engine_start(&e, "agents-delay", games, 1, 5000, XR_FALLBACK_NOOP);
-	input_delay = 0;
+	input_delay = turn_limit = 0;
 	xr_reader *tr = trainer(&e);
 	CHECK_RC(xr_agent_attach(e.name, &(xr_agent_opts){.label = "delayed", .capacity = 8},
 				 &ac.a),
@@ -819,6 +823,8 @@ static void delay(void)
 		}
 	}
 	CHECK(paired >= 300);
+	if (!starts)
+		FAILF("delay: %llu DELAY records but no held episode start paired", (unsigned long long)delayed);
 	printf("delay: %llu answers applied %u turns after their records; the first %u steps of "
 	       "%llu seats' episodes without (DELAY)\n",
 	       (unsigned long long)paired, K, K, (unsigned long long)starts);
@@ -918,17 +924,62 @@ static void foreign_games(void)
 	engine_stop(&e);
 }
 
+/* The engine stopping ends an agent's wait with XR_ECLOSED, soon. */
+struct waiter {
+	xr_agent *a;
+	_Atomic int rc;
+	_Atomic uint64_t at;
+};
+
+static void *wait_main(void *p)
+{
+	struct waiter *w = p;
+	xr_obs_batch b;
+	int n;
+
+	while ((n = xr_agent_recv(w->a, 1, 64, -1, &b)) > 0)
+		CHECK_RC(xr_agent_release_batch(w->a, &b), 0);
+	xr_store_relaxed(&w->at, xr__now_ns());
+	xr_store_release(&w->rc, n);
+	return NULL;
+}
+
+static void engine_gone(void)
+{
+	struct engine e;
+	struct waiter w = {.rc = 1};
+
+	engine_start(&e, "agents-gone", 4, 1, 20, XR_FALLBACK_NOOP);
+	CHECK_RC(xr_agent_attach(e.name, &(xr_agent_opts){.label = "waits", .capacity = 4}, &w.a),
+		 0);
+	CHECK_RC(xr_agent_claim(w.a, 0, 3, 0, NULL), 0);
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, wait_main, &w) == 0);
+	uint64_t t0 = xr__now_ns();
+	engine_stop(&e);
+	CHECK(pthread_join(th, NULL) == 0);
+	CHECK_EQ(xr_load_acquire(&w.rc), XR_ECLOSED);
+	double ms = (double)(xr_load_relaxed(&w.at) - t0) / 1e6;
+	CHECK(ms < 1000);
+	printf("engine_gone: the agent's wait ended with XR_ECLOSED %.1f ms after the engine "
+	       "stopped\n",
+	       ms);
+	xr_agent_detach(w.a);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
-	turns();
+	turns(40, 30);
+	turns(1000, 5);
 	bad_answers();
 	conflicts();
 	killed_agent();
 	ticks();
 	delay();
 	foreign_games();
+	engine_gone();
 	printf("ok\n");
 	return 0;
 }
