@@ -23,3 +23,7 @@ endforeach()
 # record by record, bad answers and their fallbacks, seat conflicts, an
 # agent stopped and killed. Threads: TSan too.
 xr_test(NAME test_agents SOURCES test_agents.c LABELS "unit;engine;threads;control")
+# Red team of agents: hostile peers and careless callers (one case a
+# finding). Threads: TSan too.
+xr_test(NAME test_agents_red SOURCES test_agents_red.c LABELS "unit;engine;threads;control"
+  TIMEOUT 300)

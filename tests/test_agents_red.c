@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Red team of agents (docs/agents.md): an engine in this process, attacked
+ * by hostile peers (raw protocol, other uids) and careless callers of
+ * xring/agent.h. Each case is a finding, or an attack that should hold:
+ *
+ *   send_after_eviction  an agent that held a batch past its short lease
+ *                        (evicted, its records overwritten) and then
+ *                        answers it: xr_agent_send() must not tag answers
+ *                        with records it never handed out.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "engine/host.h"
+#include "shm/arena_priv.h"
+#include "util/atomics.h"
+#include "peer_helpers.h"
+#include "xring/agent.h"
+#include "xring/games.h"
+
+#define BOARD 8
+#define PLAYERS 2
+#define OTHER 65533u /* a second uid besides NOBODY */
+
+struct engine {
+	char name[64];
+	struct xr_host *h;
+	xr_exp_template t;
+	xr_stream_spec ss;
+	xr_arena_spec spec;
+	xr_server_opts so;
+	uint32_t allow[2];
+	struct xr_engine_opts eo;
+	struct xr_gdir_shape shape;
+	struct xr_gdir_opts go;
+	struct xr_shard_result res;
+	pthread_t th;
+	int rc;
+};
+
+struct eopts {
+	uint32_t games, shards;
+	double timeout_ms;
+	uint32_t fallback;
+	xr_policy policy;      /* the stream's; 0: lossless */
+	uint64_t ring_bytes;   /* 0: 4 MiB */
+	uint32_t max_agents;   /* 0: 8 */
+	uint32_t max_games;    /* 0: the directory's default */
+};
+
+static void *engine_main(void *p)
+{
+	struct engine *e = p;
+
+	e->rc = xr_host_run_games(e->h, &e->t, &e->eo, &e->res);
+	return NULL;
+}
+
+static void engine_start(struct engine *e, const char *tag, const struct eopts *o)
+{
+	char why[512];
+	const xr_game_vtable *vt = xr_game_builtin_grid();
+	xr_game_config cfg = {.board_h = BOARD, .board_w = BOARD, .players = PLAYERS, .seed = 1};
+
+	memset(e, 0, sizeof(*e));
+	xr_test_name(e->name, sizeof(e->name), tag);
+	e->ss = (xr_stream_spec){.policy = o->policy ? o->policy : XR_POLICY_LOSSLESS,
+				 .n_rings = o->shards,
+				 .ring_bytes = o->ring_bytes ? o->ring_bytes : 4u << 20,
+				 .kind = XR_RECORD_EXPERIENCE};
+	CHECK_RC(xr_shard_shape(vt, &cfg, XR_DTYPE_U8, &e->ss.shape), 0);
+	CHECK_RC(xr_exp_template_init(&e->t, &e->ss.shape), 0);
+	e->spec = (xr_arena_spec){.name = e->name, .streams = &e->ss, .n_streams = 1,
+				  .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE};
+	e->allow[0] = NOBODY;
+	e->allow[1] = OTHER;
+	e->so = (xr_server_opts){.allow_uid = e->allow, .n_allow_uid = 2};
+	e->eo = (struct xr_engine_opts){
+		.shard = {.vt = vt, .cfg = cfg, .games = o->games, .obs_dtype = XR_DTYPE_U8,
+			  .high_watermark = 0.9, .low_watermark = 0.5},
+		.shards = o->shards, .numa_node = -1};
+	e->shape = (struct xr_gdir_shape){.vt = vt, .board_h = BOARD, .board_w = BOARD,
+					  .players = PLAYERS, .obs_dtype = XR_DTYPE_U8,
+					  .stream_name = XR_DEFAULT_STREAM};
+	e->go = (struct xr_gdir_opts){.shards = o->shards, .shapes = &e->shape, .n_shapes = 1,
+				      .start = o->games, .start_seed = 1,
+				      .max_agents = o->max_agents ? o->max_agents : 8,
+				      .max_games = o->max_games, .fallback = o->fallback,
+				      .action_timeout_ns = (uint64_t)(o->timeout_ms * 1e6)};
+	CHECK_RC(xr_host_create(&e->spec, &e->so, &e->go, &e->h, why, sizeof(why)), 0);
+	CHECK(pthread_create(&e->th, NULL, engine_main, e) == 0);
+}
+
+static void engine_stop(struct engine *e)
+{
+	xr_host_stop(e->h);
+	CHECK(pthread_join(e->th, NULL) == 0);
+	CHECK_RC(e->rc, 0);
+	xr_host_destroy(e->h);
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0)
+		;
+}
+
+/*
+ * send_after_eviction. An agent's reader asks for the short lease: a batch
+ * held 100 ms in the writer's way gets it evicted, and the writer then
+ * overwrites the batch. An agent that answers the batch afterwards (a slow
+ * policy, a GC pause) must at worst answer the records it was handed (a
+ * past turn: a timeout). xr_agent_send() reads each frame's seq, game and
+ * player again from the ring at send time: it tags its answers with the
+ * records that now lie there, records it never handed out, and the engine
+ * applies them as the agent's (applied_by AGENT) for observations the
+ * agent never saw.
+ */
+static void send_after_eviction(void)
+{
+	struct engine e;
+	const uint32_t games = 40;
+
+	/* A lossy stream of a small ring, turns falling back after 5 us: the
+	 * ring laps in about a millisecond once nothing holds it. */
+	engine_start(&e, "red-evict", &(struct eopts){.games = games, .shards = 1,
+						      .timeout_ms = 0.005,
+						      .policy = XR_POLICY_LOSSY,
+						      .ring_bytes = 256u << 10});
+	xr_agent *a;
+	CHECK_RC(xr_agent_attach(e.name, &(xr_agent_opts){.label = "slow", .capacity = 64}, &a), 0);
+	CHECK_RC(xr_agent_claim(a, 0, games - 1, 0, NULL), 0);
+	void *base;
+	size_t len;
+	CHECK_RC(xr_agent_slots(a, &base, &len), 0);
+
+	xr_obs_batch b;
+	int n;
+	do
+		n = xr_agent_recv(a, 1, 64, 1000000000, &b);
+	while (n == 0);
+	CHECK(n > 0);
+	/* What the batch held when it was handed out. */
+	uint32_t tags[64];
+	for (int i = 0; i < n; i++)
+		tags[i] = xr_seat_tag(b.frames[i]->seq);
+	/* The caller thinks for 500 ms: evicted after 100, lapped since. */
+	sleep_ms(500);
+	uint32_t moved = 0;
+	for (int i = 0; i < n; i++)
+		moved += xr_seat_tag(b.frames[i]->seq) != tags[i];
+	memset(base, 0, len); /* only what the send writes from here */
+	int32_t act[64] = {0};
+	CHECK_RC(xr_agent_send(a, &b, act), 0);
+	uint32_t foreign = 0, written = 0;
+	for (size_t k = 0; k < len / 8; k++) {
+		uint64_t w = xr_load_relaxed((_Atomic uint64_t *)base + k);
+		if (!w)
+			continue;
+		written++;
+		bool ok = false;
+		for (int i = 0; i < n; i++)
+			ok |= (uint32_t)(w >> 32) == tags[i];
+		foreign += !ok;
+	}
+	printf("send_after_eviction: %d records handed out, %u of them overwritten by the "
+	       "send; %u answers written, %u tagged for records never handed out\n",
+	       n, moved, written, foreign);
+	if (foreign)
+		FAILF("xr_agent_send answered %u records it never handed out (the batch was "
+		      "overwritten after the agent's eviction)",
+		      foreign);
+	xr_agent_detach(a);
+	engine_stop(&e);
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	send_after_eviction();
+	printf("ok\n");
+	return 0;
+}
