@@ -54,6 +54,11 @@ struct xr_agent {
 	xr_reader *r;                   /* NULL while it holds no claim */
 	xr_exp_template t;
 	const xr_frame **frames;        /* the held batch's seats' records */
+	struct seen {                   /* ...as they were when handed out */
+		uint64_t seq;
+		uint32_t game, player, turn;
+		bool final;
+	} *seen;
 	uint32_t frames_cap;
 	bool held;
 	xr_batch cur;
@@ -326,6 +331,10 @@ int xr_agent_recv(xr_agent *a, uint32_t min, uint32_t max, int64_t max_wait_ns, 
 		if (!f)
 			return -ENOMEM;
 		a->frames = f;
+		struct seen *sn = realloc(a->seen, max * sizeof(*sn));
+		if (!sn)
+			return -ENOMEM;
+		a->seen = sn;
 		a->frames_cap = max;
 	}
 	uint64_t end = max_wait_ns < 0 ? UINT64_MAX : mono_ns() + (uint64_t)max_wait_ns;
@@ -351,11 +360,22 @@ int xr_agent_recv(xr_agent *a, uint32_t min, uint32_t max, int64_t max_wait_ns, 
 			if (a->cur.frames)
 				f = a->cur.frames[i];
 			const uint8_t *d = xr_frame_data(f);
-			if (f->len == a->t.size &&
-			    seat(a, get32(d + a->t.off_game_id), get32(d + a->t.off_player_id)))
+			uint32_t g = get32(d + a->t.off_game_id), p = get32(d + a->t.off_player_id);
+			if (f->len == a->t.size && seat(a, g, p)) {
+				/* What send() answers: this record, as read now
+				 * under the lease. The ring may be overwritten
+				 * before send() once the reader is evicted (the
+				 * short lease), and the answer must then be to a
+				 * past record (a timeout), never to whichever
+				 * record lies there by then. */
+				a->seen[k] = (struct seen){.seq = f->seq, .game = g, .player = p,
+							   .turn = get32(d + a->t.off_turn),
+							   .final = d[a->t.off_done] ||
+								    d[a->t.off_truncated]};
 				a->frames[k++] = f;
-			else
+			} else {
 				a->skipped++;
+			}
 			if (!a->cur.frames)
 				f = xr_frame_next(f);
 		}
@@ -392,22 +412,22 @@ int xr_agent_send(xr_agent *a, xr_obs_batch *b, const int32_t *actions)
 	if (rc < 0)
 		return rc;
 	for (uint32_t i = 0; i < b->count; i++) {
-		const xr_frame *f = b->frames[i];
-		const uint8_t *d = xr_frame_data(f);
-		if (d[a->t.off_done] || d[a->t.off_truncated])
+		/* The record as handed out (recv), not the ring now: see there. */
+		const struct seen *sn = &a->seen[i];
+		if (sn->final)
 			continue; /* no step follows: nothing is asked */
-		uint32_t g = get32(d + a->t.off_game_id), p = get32(d + a->t.off_player_id);
+		uint32_t g = sn->game, p = sn->player;
 		const struct aclaim *c = seat(a, g, p);
 		if (!c)
 			continue; /* released since it was received */
 		/* With --input-delay K, the set of the record's turn mod K + 1
 		 * (shm/layout.h): the answers to the K turns before it are
 		 * still to be taken. */
-		uint32_t set = get32(d + a->t.off_turn) % a->depth;
+		uint32_t set = sn->turn % a->depth;
 		_Atomic uint64_t *slot =
 			a->page + ((size_t)(c->base + (g - c->lo)) * a->depth + set) *
 					  (XR_SEAT_BLOCK / sizeof(uint64_t)) + p;
-		uint64_t w = (uint64_t)xr_seat_tag(f->seq) << 32 | (uint32_t)actions[i];
+		uint64_t w = (uint64_t)xr_seat_tag(sn->seq) << 32 | (uint32_t)actions[i];
 		xr_store_release(slot, w); /* AC1: pairs with nothing; see the top */
 		a->sent++;
 	}
@@ -527,5 +547,6 @@ void xr_agent_detach(xr_agent *a)
 	if (a->sock >= 0)
 		close(a->sock);
 	free(a->frames);
+	free(a->seen);
 	free(a);
 }
