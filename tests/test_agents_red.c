@@ -178,11 +178,109 @@ static void send_after_eviction(void)
 	engine_stop(&e);
 }
 
+/* A decoded record's legal action (the highest), and its end flags. */
+static int32_t best_of(const xr_exp_template *t, const xr_frame *f)
+{
+	const uint8_t *d = xr_frame_data(f);
+	int32_t best = -1;
+
+	for (uint32_t k = 0; k < t->shape.mask_len; k++)
+		if (d[t->off_mask + k])
+			best = (int32_t)k;
+	return best;
+}
+
+/*
+ * careless_calls: the library's misuse. Held: recv before any claim,
+ * send of a released or stale batch, actions NULL, a forked child's calls
+ * and its detach (the parent's agent goes on). The finding: a batch whose
+ * count the caller raised (xr_obs_batch is the caller's struct) made send
+ * read past the batch's arrays.
+ */
+static int32_t big_act[1 << 16];
+
+static void careless_calls(void)
+{
+	struct engine e;
+	const uint32_t games = 8;
+
+	engine_start(&e, "red-careless", &(struct eopts){.games = games, .shards = 1,
+							 .timeout_ms = 20,
+							 .policy = XR_POLICY_LOSSY});
+	xr_agent *a;
+	xr_obs_batch b;
+	CHECK_RC(xr_agent_attach(e.name, &(xr_agent_opts){.label = "careless", .capacity = 8},
+				 &a),
+		 0);
+	CHECK_EQ(xr_agent_recv(a, 1, 16, 0, &b), -EINVAL); /* no claims */
+	CHECK_RC(xr_agent_claim(a, 0, games - 1, 0, NULL), 0);
+	int n;
+	while ((n = xr_agent_recv(a, 1, 4, 1000000000, &b)) == 0)
+		;
+	CHECK(n > 0);
+	xr_obs_batch stale = b;
+	CHECK_EQ(xr_agent_send(a, &b, NULL), -EINVAL);
+	CHECK_RC(xr_agent_release_batch(a, &b), 0);
+	CHECK_EQ(xr_agent_send(a, &stale, big_act), -EINVAL); /* released */
+	while ((n = xr_agent_recv(a, 1, 4, 1000000000, &b)) == 0)
+		;
+	CHECK(n > 0);
+	CHECK_EQ(xr_agent_send(a, &stale, big_act), -EINVAL); /* an earlier one */
+
+	/* A forked child: its calls are refused, its detach leaves the
+	 * parent's agent attached. */
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		int bad = xr_agent_send(a, &b, big_act) != -EINVAL ||
+			  xr_agent_claim(a, 100, 101, 0, NULL) != -EINVAL;
+		xr_agent_detach(a);
+		_exit(bad);
+	}
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	for (int i = 0; i < n; i++)
+		big_act[i] = best_of(&e.t, b.frames[i]);
+	CHECK_RC(xr_agent_send(a, &b, big_act), 0);
+	xr_agent_stats s0, s1;
+	CHECK_RC(xr_agent_stats_get(a, &s0), 0);
+	uint64_t until = xr__now_ns() + 5 * SEC;
+	do {
+		while ((n = xr_agent_recv(a, 1, 64, 10000000, &b)) > 0) {
+			for (int i = 0; i < n; i++)
+				big_act[i] = best_of(&e.t, b.frames[i]);
+			CHECK_RC(xr_agent_send(a, &b, big_act), 0);
+		}
+		CHECK(n == 0);
+		CHECK_RC(xr_agent_stats_get(a, &s1), 0);
+	} while (s1.actions < s0.actions + 50 && xr__now_ns() < until);
+	CHECK(s1.actions >= s0.actions + 50); /* the parent's agent acts on */
+
+	/* The finding: a count raised past the batch. */
+	while ((n = xr_agent_recv(a, 1, 4, 1000000000, &b)) == 0)
+		;
+	CHECK(n > 0);
+	b.count = 1u << 16;
+	int rc = xr_agent_send(a, &b, big_act);
+	printf("careless_calls: recv before a claim, stale and released batches, NULL actions, "
+	       "a forked child's calls refused; the parent acted on (%llu answers); a batch of "
+	       "%d raised to %u: send returned %d\n",
+	       (unsigned long long)(s1.actions - s0.actions), n, b.count, rc);
+	if (rc != -EINVAL)
+		FAILF("xr_agent_send took a batch of %d records with its count raised to %u "
+		      "(reads past the batch)",
+		      n, 1u << 16);
+	xr_agent_detach(a);
+	engine_stop(&e);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	send_after_eviction();
+	careless_calls();
 	printf("ok\n");
 	return 0;
 }
