@@ -60,6 +60,7 @@ struct xr_agent {
 		bool final;
 	} *seen;
 	uint32_t frames_cap;
+	uint32_t count;                 /* records of the held batch */
 	bool held;
 	xr_batch cur;
 	uint64_t records, sent, skipped, dropped, evictions;
@@ -388,6 +389,7 @@ int xr_agent_recv(xr_agent *a, uint32_t min, uint32_t max, int64_t max_wait_ns, 
 			continue;
 		}
 		a->held = true;
+		a->count = k;
 		a->records += k;
 		*b = (xr_obs_batch){.frames = a->frames, .count = k, .ring = a->cur.ring,
 				    .dropped = a->cur.dropped, .reader = a->cur};
@@ -397,7 +399,10 @@ int xr_agent_recv(xr_agent *a, uint32_t min, uint32_t max, int64_t max_wait_ns, 
 
 static int check_batch(const xr_agent *a, const xr_obs_batch *b)
 {
-	if (!a->held || b->frames != a->frames || b->reader.id_ != a->cur.id_) {
+	/* The batch is the caller's struct: a count past the one handed out
+	 * would have send() read past frames[] and seen[]. */
+	if (!a->held || b->frames != a->frames || b->reader.id_ != a->cur.id_ ||
+	    b->count > a->count) {
 		xr__set_last_reason("not this agent's held batch (answered or released already?)");
 		return -EINVAL;
 	}
