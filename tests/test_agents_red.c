@@ -275,12 +275,92 @@ static void careless_calls(void)
 	engine_stop(&e);
 }
 
+/*
+ * retiring_share: a uid holds at most a quarter of --max-agents, so that
+ * it cannot keep other uids out. An agent gone keeps its slot until every
+ * shard has copied a table without it (its page may still be read), and a
+ * shard copies only between rounds: a shard paused for a lossless reader,
+ * or in a long round, copies nothing meanwhile. Those retiring slots were
+ * not counted as their uid's: a uid attaching and detaching agents over
+ * and over took every slot of the table, and agents of every other uid
+ * were refused (-EAGAIN) for as long as it kept on.
+ */
+static int churn_agents(void *arg)
+{
+	const char *name = arg;
+	int opened = 0;
+
+	for (int i = 0; i < 8; i++) {
+		xr_agent *a;
+		int rc = xr_agent_attach(name, &(xr_agent_opts){.label = "churn", .capacity = 1}, &a);
+		if (rc == 0) {
+			opened++;
+			xr_agent_detach(a);
+		} else if (rc != -EBUSY && rc != -EAGAIN) {
+			return 100;
+		}
+		sleep_ms(20); /* its end taken by the control thread */
+	}
+	return opened;
+}
+
+static int attach_one(void *arg)
+{
+	xr_agent *a;
+	int rc = xr_agent_attach(arg, &(xr_agent_opts){.label = "victim", .capacity = 1}, &a);
+
+	if (rc < 0) {
+		fprintf(stderr, "uid %u: xr_agent_attach: %s (%s)\n", (unsigned)getuid(),
+			xr_strerror(rc), xr_last_reason());
+		return 1;
+	}
+	xr_agent_detach(a);
+	return 0;
+}
+
+static void retiring_share(void)
+{
+	struct engine e;
+
+	if (geteuid() != 0) {
+		printf("retiring_share: skipped (needs root to run as two other uids)\n");
+		return;
+	}
+	/* 8 agents: a quarter, 2, a uid. */
+	engine_start(&e, "red-retire", &(struct eopts){.games = 8, .shards = 1, .timeout_ms = 20,
+						       .ring_bytes = 256u << 10,
+						       .max_agents = 8});
+	/* A lossless trainer that does not read for a while: the shard
+	 * pauses at the high watermark, between two records of a round. */
+	xr_reader *tr;
+	CHECK_RC(xr_reader_attach(e.name, &(xr_reader_opts){.label = "slow trainer"}, &tr), 0);
+	sleep_ms(200);
+	int opened = run_as(NOBODY, NOBODY, churn_agents, e.name);
+	CHECK(opened <= 8);
+	int victim = run_as(OTHER, OTHER, attach_one, e.name);
+	printf("retiring_share: uid %u opened %d agents one after another (its share: 2 of 8) "
+	       "while the shard paused; then uid %u's attach: %s\n",
+	       NOBODY, opened, OTHER, victim ? "refused" : "ok");
+	/* The trainer reads again: the shard moves on. */
+	xr_batch b;
+	for (int i = 0; i < 50; i++)
+		if (xr_reader_read(tr, 1, 4096, 1000000, &b) > 0)
+			CHECK_RC(xr_batch_release(tr, &b), 0);
+	xr_reader_detach(tr);
+	if (victim)
+		FAILF("uid %u kept uid %u out of the agent table: %d agents gone whose slots "
+		      "were not counted as its own",
+		      NOBODY, OTHER, opened);
+	engine_stop(&e);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	send_after_eviction();
 	careless_calls();
+	retiring_share();
 	printf("ok\n");
 	return 0;
 }
