@@ -199,7 +199,7 @@ int xr__seats_open(struct xr_seats *s, const struct xr_seat_caller *who, uint32_
 		   const char *label, uint32_t *agent, int *fd_out, uint64_t *bytes, char *why,
 		   size_t len)
 {
-	int free_i = -1, retiring = 0;
+	int free_i = -1, retiring = 0, mine_retiring = 0;
 
 	reap(s);
 	if (xr__seats_agent_of(s, who->conn) >= 0) {
@@ -217,15 +217,28 @@ int xr__seats_open(struct xr_seats *s, const struct xr_seat_caller *who, uint32_
 		if (s->agents[i].state == A_FREE && free_i < 0)
 			free_i = (int)i;
 		retiring += s->agents[i].state == A_RETIRING;
-		mine += s->agents[i].state == A_LIVE && s->agents[i].uid == who->uid;
+		/* Its agents gone whose slots the shards have not let go of
+		 * yet count too: they hold slots as well, and a uid attaching
+		 * and detaching while a shard is paused (or in a long round)
+		 * would otherwise fill the table with them. */
+		if (s->agents[i].state != A_FREE && s->agents[i].uid == who->uid) {
+			mine++;
+			mine_retiring += s->agents[i].state == A_RETIRING;
+		}
 	}
 	/* A uid's agents take at most a quarter of the table (the engine's
 	 * uid: all of it), so that one uid cannot keep the others out. */
 	if (who->uid != s->o.engine_uid && mine >= per_uid) {
-		snprintf(why, len, "uid %u has %u agents attached, its most (a quarter of "
-				   "--max-agents %u)",
-			 (unsigned)who->uid, mine, s->o.max_agents);
-		return -EBUSY;
+		if (mine_retiring)
+			snprintf(why, len, "uid %u has %u agents attached, its most (a quarter "
+					   "of --max-agents %u), %d of them gone but not let go "
+					   "of by the shards yet; retry in a moment",
+				 (unsigned)who->uid, mine, s->o.max_agents, mine_retiring);
+		else
+			snprintf(why, len, "uid %u has %u agents attached, its most (a quarter "
+					   "of --max-agents %u)",
+				 (unsigned)who->uid, mine, s->o.max_agents);
+		return mine_retiring ? -EAGAIN : -EBUSY;
 	}
 	if (free_i < 0) {
 		if (retiring)
