@@ -354,6 +354,237 @@ static void retiring_share(void)
 	engine_stop(&e);
 }
 
+/* --- a hostile agent by hand (raw protocol) ------------------------------ */
+
+struct reply {
+	struct xr_ctl_hdr h;
+	uint8_t b[512];
+};
+
+/* Connects, ATTACHes and opens an agent of `capacity` games: the socket
+ * (the page's descriptor closed), or -errno / the refusal's code. */
+static int raw_agent(const char *name, uint32_t capacity)
+{
+	char path[256];
+	struct reply r;
+	int fd, s;
+
+	if (xr_engine_socket(name, 0, path, sizeof(path)) < 0)
+		return -ENOENT;
+	s = peer_connect(path);
+	if (s < 0)
+		return s;
+	if (peer_send(s, XR_CTL_ATTACH, 1, NULL, 0, NULL, 0) < 0 ||
+	    peer_recv(s, &r, sizeof(r), &fd, 5000) <= 0 || r.h.type != XR_CTL_ATTACHED) {
+		close(s);
+		return -EPROTO;
+	}
+	close(fd);
+	struct xr_ctl_agent_open m = {.capacity = capacity};
+	strcpy(m.label, "raw");
+	if (peer_send(s, XR_CTL_AGENT_OPEN, 2, &m, sizeof(m), NULL, 0) < 0 ||
+	    peer_recv(s, &r, sizeof(r), &fd, 5000) <= 0) {
+		close(s);
+		return -EPROTO;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (r.h.type != XR_CTL_AGENT_OPENED) {
+		int code = r.h.type == XR_CTL_ERROR ? ((struct xr_ctl_error *)r.b)->code : -EPROTO;
+		if (r.h.type == XR_CTL_ERROR && getenv("RED_VERBOSE"))
+			fprintf(stderr, "AGENT_OPEN: %s\n", ((struct xr_ctl_error *)r.b)->reason);
+		close(s);
+		return code < 0 ? code : -EPROTO;
+	}
+	return s;
+}
+
+/* One request on s, its reply: the claim's id (CLAIMED), 0 (OK) or the
+ * refusal's code. */
+static int raw_request(int s, uint16_t type, const void *body, uint32_t len)
+{
+	static uint32_t id = 100;
+	struct reply r;
+	int fd;
+
+	if (peer_send(s, type, ++id, body, len, NULL, 0) < 0)
+		return -EPIPE;
+	int n = peer_recv(s, &r, sizeof(r), &fd, 10000);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return n < 0 ? n : -ECONNRESET;
+	if (r.h.type == XR_CTL_ERROR)
+		return ((struct xr_ctl_error *)r.b)->code;
+	if (r.h.type == XR_CTL_SEATS_CLAIMED) {
+		struct xr_ctl_seats_claimed c;
+		memcpy(&c, r.b, sizeof(c));
+		return (int)c.claim;
+	}
+	return r.h.type == XR_CTL_OK ? 0 : -EPROTO;
+}
+
+static int raw_claim(int s, uint32_t lo, uint32_t hi, uint32_t players)
+{
+	struct xr_ctl_seats_claim m = {.lo = lo, .hi = hi, .players = players};
+	return raw_request(s, XR_CTL_SEATS_CLAIM, &m, sizeof(m));
+}
+
+static int raw_release(int s, uint32_t claim)
+{
+	struct xr_ctl_seats_release m = {.claim = claim};
+	return raw_request(s, XR_CTL_SEATS_RELEASE, &m, sizeof(m));
+}
+
+/* The shards' steps per second of their threads' CPU time, over about
+ * `ms` (their stats tick, 2 Hz): what a step costs, whatever else the
+ * machine runs. */
+static double steps_per_cpu_s(const struct engine *e, uint32_t shards, unsigned ms)
+{
+	const struct xr_arena *ar = xr_host_arena(e->h);
+	uint64_t s0 = 0, s1 = 0, c0 = 0, c1 = 0;
+
+	for (uint32_t k = 0; k < shards; k++) {
+		s0 += xr_load_relaxed(&ar->hdr->shards[k].steps);
+		c0 += xr_load_relaxed(&ar->hdr->shards[k].cpu_ns);
+	}
+	sleep_ms(ms);
+	for (uint32_t k = 0; k < shards; k++) {
+		s1 += xr_load_relaxed(&ar->hdr->shards[k].steps);
+		c1 += xr_load_relaxed(&ar->hdr->shards[k].cpu_ns);
+	}
+	return c1 > c0 ? (double)(s1 - s0) * 1e9 / (double)(c1 - c0) : 0;
+}
+
+/*
+ * claim_churn. A uid with no games at all holds its share of the agent
+ * table (16 of --max-agents 64) with claims of ids no game has (16 each),
+ * and one of its agents claims and releases, as fast as its game request
+ * rate allows (4096 a second). Each claim or release is a new table: every
+ * shard copies it, and every game of every shard looks each of its seats
+ * up again, in every claim (engine/shard.c refresh_seats, xr__seats_find:
+ * O(claims) a seat). The shards' games, none of them that uid's, should
+ * play on at their pace.
+ */
+struct churn {
+	const char *name;
+	unsigned ms;
+	int junk;             /* claims of ids no game has, over 16 agents */
+	bool refused;         /* the same requests, refused: no new table */
+};
+
+static int churn_claims(void *arg)
+{
+	const struct churn *c = arg;
+	int socks[16], n = 0, junk = 0;
+
+	for (int i = 0; i < 16; i++) {
+		uint64_t until = xr__now_ns() + 2 * SEC;
+		while ((socks[i] = raw_agent(c->name, 16)) == -EAGAIN && xr__now_ns() < until)
+			sleep_ms(1); /* the last run's agents, not let go of yet */
+		if (socks[i] < 0) {
+			if (i < 2)
+				fprintf(stderr, "churn: agent %d: %s\n", i, strerror(-socks[i]));
+			break;
+		}
+		n++;
+		for (int k = 0; k < 16 && junk < c->junk; k++, junk++)
+			if (raw_claim(socks[i], 1000000000u + 16u * (uint32_t)i + (uint32_t)k,
+				      1000000000u + 16u * (uint32_t)i + (uint32_t)k, 0) <= 0)
+				return 2;
+	}
+	if (n < 2)
+		return 3;
+	/* The churn: its last agent's last junk claim, released and claimed
+	 * again, 4000 requests a second. */
+	int s = socks[n - 1];
+	uint32_t id = 2000000000u;
+	int claim = raw_claim(s, id, id, 0);
+	if (claim <= 0)
+		return 4;
+	uint64_t t0 = xr__now_ns(), end = t0 + (uint64_t)c->ms * MS, reqs = 0;
+	while (xr__now_ns() < end) {
+		if (c->refused) {
+			/* No such claim; a seat it holds already. */
+			if (raw_release(s, 123456789) != -ENOENT || raw_claim(s, id, id, 0) != -EBUSY)
+				return 7;
+		} else {
+			if (raw_release(s, (uint32_t)claim) < 0)
+				return 5;
+			claim = raw_claim(s, id, id, 0);
+			if (claim <= 0)
+				return 6;
+		}
+		reqs += 2;
+		uint64_t due = t0 + reqs * 250000, now = xr__now_ns(); /* 4000 a second */
+		if (now < due)
+			nanosleep(&(struct timespec){0, (long)(due - now)}, NULL);
+	}
+	for (int i = 0; i < n; i++)
+		close(socks[i]);
+	return 0;
+}
+
+struct churn_run {
+	struct churn c;
+	pid_t pid;
+};
+
+static void churn_start(struct churn_run *r)
+{
+	r->pid = fork();
+	CHECK(r->pid >= 0);
+	if (r->pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+			_exit(99);
+		_exit(churn_claims(&r->c));
+	}
+}
+
+static void churn_wait(struct churn_run *r)
+{
+	int st;
+	CHECK(waitpid(r->pid, &st, 0) == r->pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		FAILF("the churning peer failed: status 0x%x", st);
+}
+
+static void claim_churn(void)
+{
+	struct engine e;
+
+	if (geteuid() != 0) {
+		printf("claim_churn: skipped (needs root to run as another uid)\n");
+		return;
+	}
+	/* 4,000 games of the engine's on one shard, nobody's agents', no
+	 * reader: the shard plays as fast as it can. */
+	engine_start(&e, "red-churn", &(struct eopts){.games = 4000, .shards = 1, .timeout_ms = 20,
+						      .policy = XR_POLICY_LOSSY,
+						      .max_agents = 64});
+	sleep_ms(600);
+	double base = steps_per_cpu_s(&e, 1, 2000);
+	struct churn_run r = {.c = {.name = e.name, .ms = 2600, .junk = 255, .refused = true}};
+	churn_start(&r);
+	sleep_ms(300);
+	double refused = steps_per_cpu_s(&e, 1, 2000);
+	churn_wait(&r);
+	r.c.refused = false;
+	churn_start(&r);
+	sleep_ms(300);
+	double churn = steps_per_cpu_s(&e, 1, 2000);
+	churn_wait(&r);
+	printf("claim_churn: steps per shard CPU second: alone %.0f; uid %u holding 255 claims "
+	       "of ids no game has, its requests refused, %.0f (%.0f %%); claiming and "
+	       "releasing %.0f (%.0f %%)\n",
+	       base, NOBODY, refused, 100 * refused / base, churn, 100 * churn / base);
+	if (churn < 0.7 * refused)
+		FAILF("a uid with no games made each step of a shard's games cost %.1f times as "
+		      "much by claiming and releasing seats of no game",
+		      refused / churn);
+	engine_stop(&e);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -361,6 +592,7 @@ int main(void)
 	send_after_eviction();
 	careless_calls();
 	retiring_share();
+	claim_churn();
 	printf("ok\n");
 	return 0;
 }

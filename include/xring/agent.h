@@ -117,7 +117,9 @@ typedef struct xr_agent_stats {
  * a reader does: the same allow-list and trust checks): gets a page of
  * action slots for opts->capacity games. Holds no seats until claimed.
  * 0 and the handle in *out, or as xr_reader_attach(), and:
- *   -EBUSY    --max-agents agents are attached
+ *   -EBUSY    --max-agents agents are attached (or this uid's share of them)
+ *   -EAGAIN   ...some of them gone, their slots not let go of by the
+ *             shards yet: retry in a moment
  *   -ENOTSUP  the engine hosts no games (a synthetic writer)
  *   -EINVAL   capacity past the engine's --max-games
  * xr_last_reason() says why.
