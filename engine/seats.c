@@ -428,23 +428,65 @@ int xr__seats_view_init(const struct xr_seats *s, struct xr_seats_view *v)
 	memset(v, 0, sizeof(*v));
 	v->engine_uid = s->o.engine_uid;
 	v->depth = s->o.depth;
-	v->c = calloc((size_t)s->o.max_agents * XR_SEATS_CLAIMS_MAX, sizeof(*v->c));
-	return v->c ? 0 : -ENOMEM;
+	size_t total = (size_t)s->o.max_agents * XR_SEATS_CLAIMS_MAX;
+	v->c = calloc(total, sizeof(*v->c));
+	v->by[0] = calloc(total, sizeof(*v->by[0]));
+	v->by[1] = calloc(total, sizeof(*v->by[1]));
+	if (!v->c || !v->by[0] || !v->by[1]) {
+		xr__seats_view_fini(v);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 void xr__seats_view_fini(struct xr_seats_view *v)
 {
 	free(v->c);
-	v->c = NULL;
+	free(v->by[0]);
+	free(v->by[1]);
+	v->c = v->by[0] = v->by[1] = NULL;
+}
+
+static bool same_claim(const struct xr_seat_claim *a, const struct xr_seat_claim *b)
+{
+	return a->active == b->active &&
+	       (!a->active || (a->agent == b->agent && a->lo == b->lo && a->hi == b->hi &&
+			       a->players == b->players && a->base == b->base && a->uid == b->uid &&
+			       a->slots == b->slots));
+}
+
+/* Which game ranges the new copy (by[1 - cur]) changed from the last. */
+static void diff(struct xr_seats_view *v, size_t total, bool first)
+{
+	const struct xr_seat_claim *was = v->by[v->cur], *now = v->by[1 - v->cur];
+
+	v->n_changed = 0;
+	v->all_changed = first;
+	for (size_t i = 0; i < total && !v->all_changed; i++) {
+		if (same_claim(&was[i], &now[i]))
+			continue;
+		for (int k = 0; k < 2; k++) {
+			const struct xr_seat_claim *c = k ? &now[i] : &was[i];
+			if (!c->active)
+				continue;
+			if (v->n_changed == XR_SEATS_CHANGED_MAX) {
+				v->all_changed = true;
+				break;
+			}
+			v->changed[v->n_changed].lo = c->lo;
+			v->changed[v->n_changed++].hi = c->hi;
+		}
+	}
 }
 
 void xr__seats_copy(struct xr_seats *s, struct xr_seats_view *v, uint32_t shard)
 {
 	size_t total = (size_t)s->o.max_agents * XR_SEATS_CLAIMS_MAX;
 
+	struct xr_seat_claim *next = v->by[1 - v->cur];
+
 	for (;;) {
 		uint64_t s1 = xr_load_acquire(&s->seq); /* SE4: pairs with SE3 */
-		uint32_t n = 0;
 
 		if (s1 & 1) {
 			xr_cpu_relax();
@@ -452,16 +494,24 @@ void xr__seats_copy(struct xr_seats *s, struct xr_seats_view *v, uint32_t shard)
 		}
 		for (size_t i = 0; i < total; i++) {
 			const struct pub *p = &s->pub[i];
-			if (!xr_load_relaxed(&p->active))
+			if (!xr_load_relaxed(&p->active)) {
+				next[i].active = false;
 				continue;
-			v->c[n++] = (struct xr_seat_claim){
+			}
+			next[i] = (struct xr_seat_claim){
 				.agent = xr_load_relaxed(&p->agent), .lo = xr_load_relaxed(&p->lo),
 				.hi = xr_load_relaxed(&p->hi), .players = xr_load_relaxed(&p->players),
 				.base = xr_load_relaxed(&p->base), .uid = xr_load_relaxed(&p->uid),
-				.slots = xr_load_relaxed(&p->slots)};
+				.slots = xr_load_relaxed(&p->slots), .active = true};
 		}
 		xr_fence_acquire();                        /* SE5: pairs with SE2 */
 		if (xr_load_relaxed(&s->seq) == s1) {      /* SE6 */
+			uint32_t n = 0;
+			diff(v, total, v->seq == 0);
+			v->cur = 1 - v->cur;
+			for (size_t i = 0; i < total; i++)
+				if (next[i].active)
+					v->c[n++] = next[i];
 			v->n = n;
 			v->seq = s1;
 			if (shard < s->o.shards)

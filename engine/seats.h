@@ -97,6 +97,8 @@ int xr__seats_agent_of(const struct xr_seats *s, uint64_t conn);
 
 /* --- shards ------------------------------------------------------------- */
 
+#define XR_SEATS_CHANGED_MAX 64u
+
 /* A shard's copy of the claims. */
 struct xr_seats_view {
 	uint64_t seq;                   /* of the table when copied; 0: never */
@@ -104,14 +106,27 @@ struct xr_seats_view {
 	struct xr_seat_claim {
 		uint32_t agent, lo, hi, players, base, uid;
 		_Atomic uint64_t *slots;        /* the agent's page */
-	} *c;                           /* [max_agents * XR_SEATS_CLAIMS_MAX] */
+		bool active;                    /* (in by[]) */
+	} *c;                           /* the n active ones, to look seats up in */
+	/* The table entry by entry, this copy's and the one before, so that a
+	 * copy says which game ranges it changed: a shard then looks again
+	 * only at the seats of those games (a peer that claims and releases
+	 * as fast as it may costs the shards a look at the games of its own
+	 * ranges, not at every game's seats in every claim: red team). */
+	struct xr_seat_claim *by[2];    /* [max_agents * XR_SEATS_CLAIMS_MAX] */
+	uint32_t cur;                   /* by[cur] is this copy's */
+	uint32_t n_changed;             /* ranges whose games' seats changed */
+	bool all_changed;               /* ...or every game's (first copy, or more
+					 * than XR_SEATS_CHANGED_MAX ranges) */
+	struct { uint32_t lo, hi; } changed[XR_SEATS_CHANGED_MAX];
 	uint32_t engine_uid;
 	uint32_t depth;                 /* slot sets per game */
 };
 
 bool xr__seats_changed(const struct xr_seats *s, const struct xr_seats_view *v);
 int xr__seats_view_init(const struct xr_seats *s, struct xr_seats_view *v);
-/* Copies the table into v, and shows that shard `shard` copied it. */
+/* Copies the table into v, says in v which games' seats it changed, and
+ * shows that shard `shard` copied it. */
 void xr__seats_copy(struct xr_seats *s, struct xr_seats_view *v, uint32_t shard);
 void xr__seats_view_fini(struct xr_seats_view *v);
 

@@ -856,6 +856,31 @@ static void new_agents(struct shard *sh)
 	}
 }
 
+/* A new copy of the claims: the games whose seats it changed look them up
+ * again before any use of a slot (refresh_seats), the others keep theirs,
+ * which the copy has unchanged: a page is unmapped only once a copy
+ * without its claims is taken (engine/seats.c), and every game of those
+ * claims is among the changed. */
+static void copy_seats(struct shard *sh)
+{
+	const struct xr_seats_view *v = &sh->sv;
+
+	xr__seats_copy(sh->o->seats, &sh->sv, sh->o->index);
+	new_agents(sh);
+	if (v->all_changed) {
+		sh->sgen++;
+		return;
+	}
+	for (uint32_t i = 0; i < sh->n_live && v->n_changed; i++) {
+		struct game_slot *s = &sh->gs[sh->live[i]];
+		for (uint32_t k = 0; k < v->n_changed; k++)
+			if (s->id >= v->changed[k].lo && s->id <= v->changed[k].hi) {
+				s->seat_gen = 0; /* sgen is never 0 */
+				break;
+			}
+	}
+}
+
 /* Each agent's counts on this shard, for tools. */
 static void report_agents(struct shard *sh)
 {
@@ -927,11 +952,8 @@ static void round_end(struct shard *sh)
 		xr__interest_copy(sh->o->interest, &sh->iv);
 		sh->igen++;
 	}
-	if (sh->sgen && xr__seats_changed(sh->o->seats, &sh->sv)) {
-		xr__seats_copy(sh->o->seats, &sh->sv, sh->o->index);
-		sh->sgen++;
-		new_agents(sh);
-	}
+	if (sh->sgen && xr__seats_changed(sh->o->seats, &sh->sv))
+		copy_seats(sh);
 	if (!sh->o->tick_ns) {
 		sh->tick_now = (sh->now - sh->start) / sh->tick_ns;
 		xr_wheel_advance(sh->wheel, sh->tick_now, sh);
