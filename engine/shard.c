@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1111,6 +1112,10 @@ static int set_up(struct shard *sh, xr_writer *w, const xr_exp_template *t)
 		sh->igen = 1;
 	}
 	if (o->seats) {
+		/* The nap while every game waits for agents is 50 us: with the
+		 * default 50 us of timer slack it lasts twice that, which a
+		 * slow agent's answer then waits for (perf/bench_agents). */
+		prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 		if (xr__seats_view_init(o->seats, &sh->sv) < 0)
 			return -ENOMEM;
 		xr__seats_copy(o->seats, &sh->sv, o->index);
