@@ -90,16 +90,30 @@ Lease *lease_new(Reader *rd, const xr_batch *b)
 
 /* ---- Batch ---- */
 
-static const char *const field_names[F_COUNT] = {
+PyObject *raise_released(const char *fmt, const char *field)
+{
+	PyObject *mod = PyImport_ImportModule("xring._errors");
+
+	if (mod) {
+		PyObject *cls = PyObject_GetAttrString(mod, "ReleasedError");
+		if (cls) {
+			PyErr_Format(cls, fmt, field);
+			Py_DECREF(cls);
+		}
+		Py_DECREF(mod);
+	}
+	return NULL;
+}
+
+const char *const field_names[F_COUNT] = {
 	"obs", "action", "reward", "done", "truncated", "mask", "game_id", "player_id", "turn",
 	"seq", "t_ns", "applied", "applied_by",
 };
 
-/* The numpy type of a field and where it sits in a record. */
-static int field_layout(const Reader *rd, int f, int *typenum, uint32_t *off, int *nd,
-			npy_intp *dims)
+/* The numpy type of a field and where it sits in a record of template t. */
+int field_layout(const xr_exp_template *t, int f, int *typenum, uint32_t *off, int *nd,
+		 npy_intp *dims)
 {
-	const xr_exp_template *t = &rd->tpl;
 	const xr_exp_shape *s = &t->shape;
 
 	*nd = 0;
@@ -130,46 +144,50 @@ static int field_layout(const Reader *rd, int f, int *typenum, uint32_t *off, in
 	return -1;
 }
 
-/* A view of field f over the batch's records: shape (count, *dims), the
- * first axis striding from record to record. Base: the Lease. */
-static PyObject *field_view(Batch *self, int f)
+PyObject *field_array(const xr_exp_template *t, int f, const void *first, npy_intp count,
+		      npy_intp stride, PyObject *base)
 {
-	Reader *rd = self->reader;
-	const xr_batch *b = &self->lease->b;
 	npy_intp dims[1 + XR_EXP_MAX_DIMS], strides[1 + XR_EXP_MAX_DIMS];
 	int typenum, nd;
 	uint32_t off;
 
-	if (field_layout(rd, f, &typenum, &off, &nd, dims + 1) < 0 ||
-	    (f == F_MASK && rd->tpl.shape.mask_len == 0)) {
+	if (field_layout(t, f, &typenum, &off, &nd, dims + 1) < 0 ||
+	    (f == F_MASK && t->shape.mask_len == 0)) {
 		Py_RETURN_NONE;
 	}
 	PyArray_Descr *descr = PyArray_DescrFromType(typenum);
 	npy_intp item = descr->elsize;
-	dims[0] = self->count;
+	dims[0] = count;
 	strides[nd] = item;
 	for (int d = nd; d > 1; d--)
 		strides[d - 1] = strides[d] * dims[d];
-	strides[0] = b->stride;
-	char *data = (char *)xr_frame_data(b->first) + off;
+	strides[0] = stride;
+	char *data = (char *)first + off;
 	PyObject *a = PyArray_NewFromDescr((PyTypeObject *)leased_array_type, descr, nd + 1, dims,
 					   strides, data, 0 /* read-only */, NULL);
 	if (!a)
 		return NULL;
-	Py_INCREF(self->lease);
-	if (PyArray_SetBaseObject((PyArrayObject *)a, (PyObject *)self->lease) < 0) {
+	Py_INCREF(base);
+	if (PyArray_SetBaseObject((PyArrayObject *)a, base) < 0) {
 		Py_DECREF(a);
 		return NULL;
 	}
 	return a;
 }
 
-/* Copies every field out of records that cannot be viewed as one strided
- * array (filtered-out records between them, or a record not of the
- * stream's layout). Owned arrays, no lease. */
-static int gather(Batch *self, const xr_batch *b)
+/* A view of field f over the batch's records: shape (count, *dims), the
+ * first axis striding from record to record. Base: the Lease. */
+static PyObject *field_view(Batch *self, int f)
 {
-	Reader *rd = self->reader;
+	const xr_batch *b = &self->lease->b;
+
+	return field_array(&self->reader->tpl, f, xr_frame_data(b->first), self->count, b->stride,
+			   (PyObject *)self->lease);
+}
+
+int gather_fields(const xr_exp_template *t, const xr_frame *first,
+		  const xr_frame *const *frames, uint32_t count, PyObject **fields)
+{
 	const xr_frame *fr = NULL;
 
 	for (int f = 0; f < F_COUNT; f++) {
@@ -177,28 +195,28 @@ static int gather(Batch *self, const xr_batch *b)
 		int typenum, nd;
 		uint32_t off;
 
-		field_layout(rd, f, &typenum, &off, &nd, dims + 1);
-		if (f == F_MASK && rd->tpl.shape.mask_len == 0) {
+		field_layout(t, f, &typenum, &off, &nd, dims + 1);
+		if (f == F_MASK && t->shape.mask_len == 0) {
 			Py_INCREF(Py_None);
-			self->fields[f] = Py_None;
+			fields[f] = Py_None;
 			continue;
 		}
-		dims[0] = self->count;
-		self->fields[f] = PyArray_SimpleNew(nd + 1, dims, typenum);
-		if (!self->fields[f])
+		dims[0] = count;
+		fields[f] = PyArray_SimpleNew(nd + 1, dims, typenum);
+		if (!fields[f])
 			return -1;
 	}
-	for (uint32_t i = 0; i < self->count; i++) {
+	for (uint32_t i = 0; i < count; i++) {
 		xr_exp_view v;
-		fr = b->frames ? b->frames[i] : i ? xr_frame_next(fr) : b->first;
+		fr = frames ? frames[i] : i ? xr_frame_next(fr) : first;
 		if (xr_exp_view_init(&v, xr_frame_data(fr), fr->len) < 0 ||
-		    v.obs_bytes != rd->tpl.obs_bytes || v.mask_len != rd->tpl.shape.mask_len) {
+		    v.obs_bytes != t->obs_bytes || v.mask_len != t->shape.mask_len) {
 			PyErr_Format(PyExc_ValueError,
 				     "record seq %llu is not an Experience of this stream's shape",
 				     (unsigned long long)fr->seq);
 			return -1;
 		}
-#define PUT(f, T, val) ((T *)PyArray_DATA((PyArrayObject *)self->fields[f]))[i] = (val)
+#define PUT(f, T, val) ((T *)PyArray_DATA((PyArrayObject *)fields[f]))[i] = (val)
 		PUT(F_ACTION, int32_t, v.f.action);
 		PUT(F_REWARD, float, v.f.reward);
 		PUT(F_DONE, npy_bool, v.f.done);
@@ -211,18 +229,26 @@ static int gather(Batch *self, const xr_batch *b)
 		PUT(F_APPLIED, int32_t, v.f.applied);
 		PUT(F_APPLIED_BY, uint8_t, v.f.applied_by);
 #undef PUT
-		memcpy((char *)PyArray_DATA((PyArrayObject *)self->fields[F_OBS]) +
+		memcpy((char *)PyArray_DATA((PyArrayObject *)fields[F_OBS]) +
 			       (size_t)i * v.obs_bytes,
 		       v.obs, v.obs_bytes);
 		if (v.mask_len)
-			memcpy((char *)PyArray_DATA((PyArrayObject *)self->fields[F_MASK]) +
+			memcpy((char *)PyArray_DATA((PyArrayObject *)fields[F_MASK]) +
 				       (size_t)i * v.mask_len,
 			       v.mask, v.mask_len);
 	}
 	for (int f = 0; f < F_COUNT; f++)
-		if (self->fields[f] != Py_None)
-			PyArray_CLEARFLAGS((PyArrayObject *)self->fields[f], NPY_ARRAY_WRITEABLE);
+		if (fields[f] != Py_None)
+			PyArray_CLEARFLAGS((PyArrayObject *)fields[f], NPY_ARRAY_WRITEABLE);
 	return 0;
+}
+
+/* Copies every field out of records that cannot be viewed as one strided
+ * array (filtered-out records between them, or a record not of the
+ * stream's layout). Owned arrays, no lease. */
+static int gather(Batch *self, const xr_batch *b)
+{
+	return gather_fields(&self->reader->tpl, b->first, b->frames, self->count, self->fields);
 }
 
 /* Whether the batch's records can be viewed in place: back to back at one
@@ -333,20 +359,10 @@ static PyObject *batch_field(Batch *self, void *closure)
 {
 	int f = (int)(intptr_t)closure;
 
-	if (self->released) {
-		PyObject *mod = PyImport_ImportModule("xring._errors");
-		if (mod) {
-			PyObject *cls = PyObject_GetAttrString(mod, "ReleasedError");
-			if (cls) {
-				PyErr_Format(cls, "batch.%s: this batch was released; its records "
-						  "may be overwritten (copy what you keep before release())",
-					     field_names[f]);
-				Py_DECREF(cls);
-			}
-			Py_DECREF(mod);
-		}
-		return NULL;
-	}
+	if (self->released)
+		return raise_released("batch.%s: this batch was released; its records may be "
+				      "overwritten (copy what you keep before release())",
+				      field_names[f]);
 	if (!self->fields[f]) {
 		self->fields[f] = field_view(self, f);
 		if (!self->fields[f])

@@ -118,6 +118,25 @@ void reader_release(Reader *self, xr_batch *b);
 /* reader.c: detaches the C reader, if still attached. */
 void reader_detach_now(Reader *self);
 
+/* batch.c: the names of the fields (F_*), as Python knows them. */
+extern const char *const field_names[F_COUNT];
+/* batch.c: the numpy type of field f, where it sits in a record of template
+ * t, and its dimensions per record (*nd of them into dims): 0, or -1 for no
+ * such field. */
+int field_layout(const xr_exp_template *t, int f, int *typenum, uint32_t *off, int *nd,
+		 npy_intp *dims);
+/* batch.c: a read-only LeasedArray of field f over count records, the first
+ * starting at `first` (its record data), `stride` bytes apart; its base is
+ * `base` (a new reference is taken). None for a mask the game lacks. */
+PyObject *field_array(const xr_exp_template *t, int f, const void *first, npy_intp count,
+		      npy_intp stride, PyObject *base);
+/* batch.c: every field of count records copied into new arrays fields[0..F_COUNT)
+ * (records: frames[i], or contiguous from first when frames is NULL): 0, or
+ * -1 with an exception set (fields made so far are the caller's to free). */
+int gather_fields(const xr_exp_template *t, const xr_frame *first,
+		  const xr_frame *const *frames, uint32_t count, PyObject **fields);
+/* batch.c: raises xring.ReleasedError with fmt (one %s: field); NULL. */
+PyObject *raise_released(const char *fmt, const char *field);
 /* batch.c: a Lease on b (NULL: on no records, only the mapping), or NULL. */
 Lease *lease_new(Reader *rd, const xr_batch *b);
 /* batch.c: the Batch over b (a lease on it, or a copy), or NULL with an exception set. */
