@@ -7,15 +7,14 @@
 
 #include <string.h>
 
-PyObject *raise_xr_reason(int code, const char *what, const char *reason, int games)
+PyObject *raise_xr_reason(int code, const char *what, const char *reason, int kind)
 {
 	PyObject *mod = PyImport_ImportModule("xring._errors");
 
 	if (!mod)
 		return NULL;
-	PyObject *exc = PyObject_CallMethod(mod, "make", "issO", code, what,
-					    reason && reason[0] ? reason : xr_strerror(code),
-					    games ? Py_True : Py_False);
+	PyObject *exc = PyObject_CallMethod(mod, "make", "issi", code, what,
+					    reason && reason[0] ? reason : xr_strerror(code), kind);
 	Py_DECREF(mod);
 	if (exc) {
 		PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
@@ -29,5 +28,5 @@ PyObject *raise_xr(int code, const char *what)
 	/* The engine's reason belongs to a refused attach, nothing else. */
 	bool attaching = !strcmp(what, "attach") || !strcmp(what, "reattach");
 
-	return raise_xr_reason(code, what, attaching ? xr_last_reason() : NULL, 0);
+	return raise_xr_reason(code, what, attaching ? xr_last_reason() : NULL, KIND_READER);
 }

@@ -194,7 +194,7 @@ static PyObject *games_create(Games *self, PyObject *args, PyObject *kw)
 		return list;
 	/* Refused: the exception carries the ids made before the refusal
 	 * (exc.created; xring.Engine.create_games destroys them). */
-	raise_xr_reason(rc, "create games", reason, 1);
+	raise_xr_reason(rc, "create games", reason, KIND_GAMES);
 	PyObject *type, *val, *tb;
 	PyErr_Fetch(&type, &val, &tb);
 	PyErr_NormalizeException(&type, &val, &tb);
@@ -264,7 +264,7 @@ static PyObject *games_destroy(Games *self, PyObject *arg)
 	}
 	PyMem_RawFree(ids);
 	if (rc < 0)
-		return raise_xr_reason(rc, "destroy games", reason, 1);
+		return raise_xr_reason(rc, "destroy games", reason, KIND_GAMES);
 	Py_RETURN_NONE;
 }
 
@@ -288,7 +288,7 @@ static PyObject *games_reset(Games *self, PyObject *args, PyObject *kw)
 		snprintf(reason, sizeof(reason), "%s", xr_last_reason());
 	games_leave(self);
 	if (rc < 0)
-		return raise_xr_reason(rc, "reset game", reason, 1);
+		return raise_xr_reason(rc, "reset game", reason, KIND_GAMES);
 	Py_RETURN_NONE;
 }
 
@@ -333,7 +333,7 @@ static PyObject *games_list(Games *self, PyObject *unused)
 			snprintf(reason, sizeof(reason), "%s", xr_last_reason());
 		games_leave(self);
 		if (n < 0) {
-			raise_xr_reason(n, "list games", reason, 1);
+			raise_xr_reason(n, "list games", reason, KIND_GAMES);
 			goto fail;
 		}
 		for (int i = 0; i < n; i++) {
@@ -450,7 +450,7 @@ static PyObject *games_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 	if (rc < 0) {
 		snprintf(reason, sizeof(reason), "%s", xr_last_reason());
 		Py_DECREF(self);
-		return raise_xr_reason(rc, "open games", reason, 0);
+		return raise_xr_reason(rc, "open games", reason, KIND_READER);
 	}
 	self->c = c;
 	return (PyObject *)self;

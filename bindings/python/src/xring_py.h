@@ -101,10 +101,16 @@ struct open_args {
 
 /* errors.c: sets the xring._errors exception for code; returns NULL. */
 PyObject *raise_xr(int code, const char *what);
+/* What a call was, for the codes that mean something else in each. */
+enum {
+	KIND_READER = 0, /* attach, read...: xring._errors._BY_CODE */
+	KIND_GAMES = 1,  /* a game request: NoSuchGameError, GameLimitError */
+	KIND_AGENT = 2,  /* an agent's attach: TooManyAgentsError */
+	KIND_SEATS = 3,  /* a claim of seats: SeatTakenError */
+};
 /* errors.c: the same with the engine's reason (NULL or "": the code's
- * text); games: a refusal of a game request (its codes map to the games'
- * classes: NoSuchGameError, GameLimitError). */
-PyObject *raise_xr_reason(int code, const char *what, const char *reason, int games);
+ * text); kind: KIND_*, what the call was. */
+PyObject *raise_xr_reason(int code, const char *what, const char *reason, int kind);
 
 /* options.c: seconds into ns, clamped: <= 0 or NaN is 0, past 31 years "forever". */
 int64_t secs_to_ns(double s);

@@ -7,6 +7,7 @@ __all__ = [
     "XringError", "NoEngineError", "PermissionRefusedError", "EngineClosedError",
     "EvictedError", "TooManyReadersError", "PolicyError", "LayoutError",
     "TooManyBatchesHeldError", "ReleasedError", "NoSuchGameError", "GameLimitError",
+    "SeatTakenError", "TooManyAgentsError",
 ]
 
 _XR_BASE = 5000
@@ -79,6 +80,18 @@ class GameLimitError(XringError):
     30 s of retries, or a shard has too many resets waiting (retry later)."""
 
 
+class SeatTakenError(XringError):
+    """A claim refused because a seat of it is held already, by another
+    agent or by another claim of this one: ``reason`` names the seat and its
+    holder (agent index, label, pid, uid). Code -EBUSY."""
+
+
+class TooManyAgentsError(XringError):
+    """An agent's attach refused: ``code`` -EBUSY when --max-agents agents are
+    attached, -EAGAIN when some slots still belong to agents gone a moment ago
+    whose shards have not moved on yet (retry in a moment)."""
+
+
 class _InvalidError(XringError, ValueError):
     pass
 
@@ -112,13 +125,40 @@ _BY_CODE_GAMES = {
 }
 
 
-def make(code, what, reason, games=False):
-    """The exception for C error `code` from operation `what` (a game
-    request's, with games=True; not opening the connection for them, which
-    is an attach)."""
+# An agent's attach: its slot table.
+_BY_CODE_AGENT = {
+    **_BY_CODE,
+    -errno.EBUSY: TooManyAgentsError,
+    -errno.EAGAIN: TooManyAgentsError,
+}
+
+# A claim of seats: a seat held (-EBUSY, the reason naming the seat), a range
+# past the agent's capacity (-ENOSPC). A claim attaches the agent's reader
+# anew, whose refusals keep their meaning (a -EBUSY without a seat in its
+# reason is the reader's: its slots).
+_BY_CODE_SEATS = {
+    **_BY_CODE,
+    -errno.ENOSPC: _InvalidError,
+}
+
+# make()'s kind (xring_py.h's KIND_*): what the call was.
+_KIND_READER, _KIND_GAMES, _KIND_AGENT, _KIND_SEATS = range(4)
+
+
+def make(code, what, reason, kind=_KIND_READER):
+    """The exception for C error `code` from operation `what`, of kind
+    `kind`: 0 (or False) an attach or a read, 1 (or True) a game request (not
+    opening the connection for them, which is an attach), 2 an agent's
+    attach, 3 a claim of seats."""
     from . import _xring
     name, text = _xring.strerror(code)
-    cls = (_BY_CODE_GAMES if games else _BY_CODE).get(code, XringError)
+    kind = int(kind)
+    if kind == _KIND_SEATS and code == -errno.EBUSY and "seat (" in (reason or ""):
+        cls = SeatTakenError
+    else:
+        table = {_KIND_GAMES: _BY_CODE_GAMES, _KIND_AGENT: _BY_CODE_AGENT,
+                 _KIND_SEATS: _BY_CODE_SEATS}.get(kind, _BY_CODE)
+        cls = table.get(code, XringError)
     msg = f"{what}: {reason}" if reason else f"{what}: {text}"
     if reason and reason != text:
         msg += f" [{name}]"
