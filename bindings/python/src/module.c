@@ -2,14 +2,16 @@
 /*
  * xring._xring: the CPython extension under the xring package. It wraps the
  * C reader library (include/xring/reader.h) and turns batches into numpy
- * arrays that are views of the ring, not copies; and the games API
- * (include/xring/games.h), an engine's games at runtime.
+ * arrays that are views of the ring, not copies; the games API
+ * (include/xring/games.h), an engine's games at runtime; and the agent API
+ * (include/xring/agent.h), acting for seats.
  *
  * Its files, one concept each: module.c (this: the module and its
  * functions), options.c (open_reader's arguments), reader.c (Reader),
  * batch.c (Lease, Batch, their arrays), dlpack.c (torch's way in), games.c
- * (Games: an engine's games at runtime), errors.c (error codes into
- * exceptions); xring_py.h declares what they share.
+ * (Games: an engine's games at runtime), agent.c (Agent, ObsBatch: acting
+ * for seats), errors.c (error codes into exceptions); xring_py.h declares
+ * what they share.
  */
 #define XRING_PY_IMPORT_NUMPY /* this file fills the numpy C-API table */
 #include "xring_py.h"
@@ -91,7 +93,9 @@ PyMODINIT_FUNC PyInit__xring(void)
 
 	import_array();
 	if (PyType_Ready(&LeaseType) < 0 || PyType_Ready(&BatchType) < 0 ||
-	    PyType_Ready(&ReaderType) < 0 || PyType_Ready(&GamesType) < 0)
+	    PyType_Ready(&ReaderType) < 0 || PyType_Ready(&GamesType) < 0 ||
+	    PyType_Ready(&AgentLeaseType) < 0 || PyType_Ready(&ObsBatchType) < 0 ||
+	    PyType_Ready(&AgentType) < 0)
 		return NULL;
 	m = PyModule_Create(&moddef);
 	if (!m)
@@ -106,6 +110,10 @@ PyMODINIT_FUNC PyInit__xring(void)
 	PyModule_AddObject(m, "Lease", (PyObject *)&LeaseType);
 	Py_INCREF(&GamesType);
 	PyModule_AddObject(m, "Games", (PyObject *)&GamesType);
+	Py_INCREF(&AgentType);
+	PyModule_AddObject(m, "Agent", (PyObject *)&AgentType);
+	Py_INCREF(&ObsBatchType);
+	PyModule_AddObject(m, "ObsBatch", (PyObject *)&ObsBatchType);
 	PyModule_AddIntConstant(m, "BATCH_MAX", XR_BATCH_MAX);
 	PyModule_AddIntConstant(m, "HELD_MAX", XR_HELD_MAX);
 	PyModule_AddIntConstant(m, "GAMES_REQUEST_MAX", XR_GAMES_REQUEST_MAX);

@@ -82,6 +82,7 @@ extern PyTypeObject ReaderType; /* reader.c */
 extern PyTypeObject LeaseType;  /* batch.c */
 extern PyTypeObject BatchType;  /* batch.c */
 extern PyTypeObject GamesType;  /* games.c */
+extern PyTypeObject AgentType, ObsBatchType, AgentLeaseType; /* agent.c */
 extern PyObject *leased_array_type; /* xring._array.LeasedArray (batch.c; module.c sets it) */
 
 /* What open_reader's arguments ask for, checked. It points into itself

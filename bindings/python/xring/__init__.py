@@ -12,6 +12,11 @@ arrays and torch tensors that are the ring's memory.
 
     ids = engine.create_games(8, seed=1000)  # games of its own, at runtime
     engine.reset_game(ids[0], seed=42)
+
+    with engine.agent(games=ids) as agent:   # acting for every seat of them
+        b = agent.recv()
+        while b is not None:
+            b = agent.step(policy(b.obs, b.mask))
     engine.close()                           # owned games go with it
 
 See docs/python.md for the whole API.
@@ -28,12 +33,14 @@ from . import _xring
 from ._array import LeasedArray
 from ._errors import (EngineClosedError, EvictedError, GameLimitError, LayoutError,
                       NoEngineError, NoSuchGameError, PermissionRefusedError, PolicyError,
-                      ReleasedError, TooManyBatchesHeldError, TooManyReadersError, XringError)
+                      ReleasedError, SeatTakenError, TooManyAgentsError,
+                      TooManyBatchesHeldError, TooManyReadersError, XringError)
 
 _xring._set_array_type(LeasedArray)
 
 Reader = _xring.Reader
 Batch = _xring.Batch
+ObsBatch = _xring.ObsBatch
 
 FIELDS = ("obs", "action", "reward", "done", "truncated", "mask", "game_id", "player_id",
           "turn", "seq", "t_ns", "applied", "applied_by")
@@ -43,11 +50,16 @@ FIELDS = ("obs", "action", "reward", "done", "truncated", "mask", "game_id", "pl
 SOURCES = ("NONE", "POLICY", "AGENT", "TIMEOUT", "WRONG_TURN", "OUT_OF_RANGE", "ILLEGAL",
            "DELAY")
 
+# What `xring engine --fallback` may say: what a seat's missing, late or bad
+# answer becomes (the game's no-op, the seat's previous action, the policy's).
+FALLBACKS = ("noop", "repeat", "policy")
+
 __all__ = [
-    "attach", "Engine", "Reader", "Batch", "LeasedArray", "FIELDS", "SOURCES", "XringError",
-    "NoEngineError", "PermissionRefusedError", "EngineClosedError", "EvictedError",
-    "TooManyReadersError", "PolicyError", "LayoutError", "TooManyBatchesHeldError",
-    "ReleasedError", "NoSuchGameError", "GameLimitError", "control_path",
+    "attach", "Engine", "Reader", "Batch", "Agent", "ObsBatch", "LeasedArray", "FIELDS",
+    "SOURCES", "FALLBACKS", "XringError", "NoEngineError", "PermissionRefusedError",
+    "EngineClosedError", "EvictedError", "TooManyReadersError", "PolicyError", "LayoutError",
+    "TooManyBatchesHeldError", "ReleasedError", "NoSuchGameError", "GameLimitError",
+    "SeatTakenError", "TooManyAgentsError", "control_path",
 ]
 
 
@@ -58,8 +70,9 @@ def control_path(name, engine_uid=0):
     return _xring.control_path(name, engine_uid)
 
 
-# Every Engine of this process, for the fork handler below.
+# Every Engine and Agent of this process, for the fork handler below.
 _engines = weakref.WeakSet()
+_agents = weakref.WeakSet()
 
 
 def _after_fork_in_child():
@@ -76,6 +89,12 @@ def _after_fork_in_child():
         g, eng._games = eng._games, None
         if g is not None:
             g._drop_after_fork()
+    # An agent's seats are its connection's: the child closes its copies
+    # (of the connection and the action page), so that the parent's seats
+    # go back to the policy when the parent dies, whatever the child does.
+    # The child's Agent raises ValueError from then on.
+    for agent in list(_agents):
+        agent._drop_after_fork()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -282,6 +301,40 @@ class Engine:
             float(sample_rate or 0), int(sample_seed), bool(spin), transport, label,
             bool(idle_poll), self.engine_uid)
 
+    def agent(self, games=None, players=None, batch=1024, max_wait=None, spin=False,
+              capacity=None, label=None, stream=None):
+        """Attaches an agent, which acts for seats (players of games), and
+        claims `games` (see Agent.claim): their records then wait for its
+        answers (docs/python.md, "Agents").
+
+        games: game ids (an int, an iterable of ints, a range, or a list of
+        ranges and (lo, hi) pairs), or one (lo, hi) pair, inclusive; each run
+        of consecutive ids is one claim, 16 at most. None: claim later.
+        players: None (every player) or the player indices (0..7) to act for.
+        batch: records per recv(), at most (1..65536). max_wait: seconds
+        recv() waits by default (None: for ever). spin: spin while waiting
+        instead of sleeping until the engine wakes the agent. capacity: games
+        the agent may hold seats of at once (None: 65536, at most the
+        engine's --max-games). label: shown by `xring info` and in a refused
+        claim's reason (None: "python"). stream: the stream of its games
+        (None: the engine's first).
+
+        Raises TooManyAgentsError (--max-agents), SeatTakenError (a seat is
+        held: the message names the holder), and what Engine.reader raises.
+        """
+        if games is None and players is not None:
+            raise ValueError("players without games: say which games to act in")
+        a = Agent(self.name, stream, "python" if label is None else str(label),
+                  _int_arg(capacity or 0, "capacity"), _int_arg(batch, "batch"), max_wait,
+                  bool(spin), self.engine_uid)
+        if games is not None:
+            try:
+                a.claim(games, players)
+            except BaseException:
+                a.close()
+                raise
+        return a
+
     def info(self):
         """What the engine's arena says: streams, their shapes and policies,
         and the control socket. A reader is attached for the moment this
@@ -292,6 +345,106 @@ class Engine:
         facts.pop("batch", None)  # this probe's, not the stream's
         return {"name": self.name, "control": control_path(self.name, self.engine_uid),
                 "streams": [dict(facts, written_since_attach=stats["written"])]}
+
+
+class Agent(_xring.Agent):
+    """An agent of an engine: acts for seats (use Engine.agent()).
+
+    recv(timeout=None) -> ObsBatch or None: the next records of its seats
+    that wait for an answer. send(actions): one action per record of the
+    held batch. step(actions, timeout=None): send, then recv. release():
+    gives the held batch up unanswered (its seats get their fallbacks).
+    claim(games, players=None), release_claim(id), claims: the seats it
+    holds. stats(), fileno(), arm(), ring_buffer(k), close(), and the
+    context manager. See docs/python.md, "Agents".
+
+    An Agent is for one thread at a time, and for the process that made it:
+    a forked child makes its own.
+    """
+
+    def __init__(self, *args, **kwargs):
+        _agents.add(self)
+
+    def claim(self, games, players=None):
+        """Claims seats: `players` (None: all; else player indices 0..7) of
+        `games` (an int, an iterable of ints, a range, a list of ranges and
+        (lo, hi) pairs, or one (lo, hi) pair, inclusive). Games created later
+        with ids in a claimed range are claimed too (ids are never reused).
+        Each run of consecutive ids is one claim: returns its id, or a tuple
+        of ids when the games make several runs; all or none are claimed.
+        An agent holds 16 claims at most (ValueError past that).
+
+        From the engine's next round the seats wait for this agent's answers;
+        the agent receives their records from the newest on. The held batch
+        is released, and the ring is mapped anew: arrays of earlier batches
+        must be gone (RuntimeError otherwise). Raises SeatTakenError when a
+        seat is held (the message names the seat and its holder: agent,
+        label, pid, uid), ValueError when the games do not fit the agent's
+        capacity."""
+        ids = self._claim(_claim_ranges(games), _player_mask(players))
+        return ids[0] if len(ids) == 1 else ids
+
+    def release_claim(self, claim):
+        """Gives a claim up (an id, or a tuple of them as claim() returns):
+        its seats go back to the built-in policy from the engine's next
+        round. The held batch is released; arrays of earlier batches must be
+        gone, as for claim(). LookupError for an id that is no claim of this
+        agent."""
+        for c in (claim if isinstance(claim, (tuple, list)) else (claim,)):
+            self._release(_int_arg(c, "claim"))
+
+
+def _claim_ranges(games):
+    """Game ids into a sorted list of (lo, hi) runs of consecutive ids."""
+    if isinstance(games, (str, bytes)) or games is None:
+        raise TypeError(f"games must be ids, a range or (lo, hi), not {games!r}")
+    if (isinstance(games, tuple) and len(games) == 2
+            and not isinstance(games[0], (tuple, range)) and not isinstance(games[1], (tuple, range))):
+        games = [tuple(games)]      # one (lo, hi) pair, inclusive
+    elif isinstance(games, range) or not hasattr(games, "__iter__"):
+        games = [games]
+    spans = []
+    for x in games:
+        if isinstance(x, range):
+            if x.step != 1 or len(x) == 0:
+                raise ValueError("games: only non-empty ranges with step 1")
+            lo, hi = x.start, x.stop - 1
+        elif isinstance(x, tuple):
+            if len(x) != 2:
+                raise ValueError(f"games: {x!r} is not a (lo, hi) pair")
+            lo, hi = (_int_arg(v, "a game id") for v in x)
+        else:
+            lo = hi = _int_arg(x, "a game id")
+        if not 0 <= lo <= hi < 0xFFFFFFFF:
+            raise ValueError(f"games: ids are 0..{0xFFFFFFFF - 1}, lo <= hi; not ({lo}, {hi})")
+        spans.append((lo, hi))
+    if not spans:
+        raise ValueError("games: no ids")
+    spans.sort()
+    merged = []
+    for lo, hi in spans:
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _player_mask(players):
+    """None (every player) or player indices 0..7 into a bit mask (0: all)."""
+    if players is None:
+        return 0
+    if isinstance(players, (str, bytes)):
+        raise TypeError("players must be player indices, not a str")
+    mask = 0
+    for p in (players if hasattr(players, "__iter__") else (players,)):
+        p = _int_arg(p, "a player")
+        if not 0 <= p <= 7:
+            raise ValueError(f"players are 0..7, not {p}")
+        mask |= 1 << p
+    if not mask:
+        raise ValueError("players: none given (None: every player)")
+    return mask
 
 
 _DTYPE_NAMES = {"u8": "uint8", "f32": "float32"}
