@@ -90,14 +90,25 @@ class Engine:
 
 @pytest.fixture
 def engines(run_dir):
-    """engines(games=100, args=[...], name=None) starts an engine (stopped at
-    the end of the test)."""
+    """engines(*args, games=100, name=None, action_timeout_ms=None,
+    fallback=None, max_agents=None) starts an engine (stopped at the end of
+    the test); the keywords after games are the agents' flags
+    (--action-timeout-ms, --fallback noop|repeat|policy, --max-agents)."""
     started = []
     env = dict(os.environ, XRING_RUN_DIR=str(run_dir))
 
-    def make(*args, name=None, games=100, ring_size="16M", start=True):
+    def make(*args, name=None, games=100, ring_size="16M", start=True,
+             action_timeout_ms=None, fallback=None, max_agents=None):
         name = name or f"py-{uuid.uuid4().hex[:8]}"
-        e = Engine(name, ["--games", str(games), "--ring-size", ring_size] + list(args), env)
+        agents = []
+        if action_timeout_ms is not None:
+            agents += ["--action-timeout-ms", str(action_timeout_ms)]
+        if fallback is not None:
+            agents += ["--fallback", str(fallback)]
+        if max_agents is not None:
+            agents += ["--max-agents", str(max_agents)]
+        e = Engine(name, ["--games", str(games), "--ring-size", ring_size] + list(args) + agents,
+                   env)
         started.append(e)
         return e.start() if start else e
 
