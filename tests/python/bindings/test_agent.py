@@ -11,8 +11,11 @@ Every wait polls a condition with a deadline (xrtest.wait_for, or a loop with
 one); none sleeps in place of synchronisation.
 """
 import collections
+import contextlib
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import textwrap
@@ -23,6 +26,7 @@ import numpy as np
 import pytest
 
 import xring
+from conftest import REPO
 from xrtest import child_env, python, row_digest, wait_blocked_in_read, wait_for
 
 AGENT = xring.SOURCES.index("AGENT")
@@ -683,3 +687,21 @@ def test_forked_child_cannot_use_the_parents_agent(agents_engine):
         b = wait_for(lambda: agent.recv(timeout=0.05), 10, "a batch in the parent")
         agent.send(best(b.mask))
         agent.close()
+
+
+# ---- the docs' example -------------------------------------------------------
+
+def test_docs_agent_example_runs(engines):
+    """docs/python.md's agent example, exactly as written there (the engine's
+    name "demo" replaced by this test's), against the engine it names."""
+    text = (REPO / "docs" / "python.md").read_text()
+    section = text[text.index("### Agents"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert 'xring.attach("demo")' in code and "agent.step(" in code
+    e = engines("--board", "8x8", games=0)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code.replace('"demo"', repr(e.name)), "docs/python.md", "exec"),
+             {"__name__": "docs"})
+    sent = int(out.getvalue().split()[0])
+    assert sent >= 64 * 2 * 100, out.getvalue()
