@@ -360,6 +360,11 @@ int main(int argc, char **argv)
 	start_reader(&rd[0]);
 	start_reader(&rd[1]);
 	double steady = start_games ? rate(&rd[0], 1 * SEC) : 0;
+	/* The control socket answers before the shard starts (the server is
+	 * up first, so that games may be asked for at once): the count to
+	 * compare with is the one with the shard running (main, control
+	 * thread, shard), or a slow start (ASan) makes "before" short. */
+	CHECK(WAIT_UNTIL(proc_status(engine_pid, "Threads") >= 3, 10000));
 	struct sample before = sample(), mid, after;
 
 	if (ramp) {
