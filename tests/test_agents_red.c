@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "engine/host.h"
 #include "shm/arena_priv.h"
@@ -49,6 +50,7 @@ struct eopts {
 	uint64_t ring_bytes;   /* 0: 4 MiB */
 	uint32_t max_agents;   /* 0: 8 */
 	uint32_t max_games;    /* 0: the directory's default */
+	uint32_t turn_limit;   /* of the games given at start; 0: the game's */
 };
 
 static void *engine_main(void *p)
@@ -78,6 +80,7 @@ static void engine_start(struct engine *e, const char *tag, const struct eopts *
 	e->allow[0] = NOBODY;
 	e->allow[1] = OTHER;
 	e->so = (xr_server_opts){.allow_uid = e->allow, .n_allow_uid = 2};
+	cfg.turn_limit = o->turn_limit;
 	e->eo = (struct xr_engine_opts){
 		.shard = {.vt = vt, .cfg = cfg, .games = o->games, .obs_dtype = XR_DTYPE_U8,
 			  .high_watermark = 0.9, .low_watermark = 0.5},
@@ -87,6 +90,7 @@ static void engine_start(struct engine *e, const char *tag, const struct eopts *
 					  .stream_name = XR_DEFAULT_STREAM};
 	e->go = (struct xr_gdir_opts){.shards = o->shards, .shapes = &e->shape, .n_shapes = 1,
 				      .start = o->games, .start_seed = 1,
+				      .start_turn_limit = o->turn_limit,
 				      .max_agents = o->max_agents ? o->max_agents : 8,
 				      .max_games = o->max_games, .fallback = o->fallback,
 				      .action_timeout_ns = (uint64_t)(o->timeout_ms * 1e6)};
@@ -247,12 +251,12 @@ static void careless_calls(void)
 	CHECK_RC(xr_agent_stats_get(a, &s0), 0);
 	uint64_t until = xr__now_ns() + 5 * SEC;
 	do {
-		while ((n = xr_agent_recv(a, 1, 64, 10000000, &b)) > 0) {
+		while (xr__now_ns() < until && (n = xr_agent_recv(a, 1, 64, 10000000, &b)) > 0) {
 			for (int i = 0; i < n; i++)
 				big_act[i] = best_of(&e.t, b.frames[i]);
 			CHECK_RC(xr_agent_send(a, &b, big_act), 0);
 		}
-		CHECK(n == 0);
+		CHECK(n >= 0);
 		CHECK_RC(xr_agent_stats_get(a, &s1), 0);
 	} while (s1.actions < s0.actions + 50 && xr__now_ns() < until);
 	CHECK(s1.actions >= s0.actions + 50); /* the parent's agent acts on */
@@ -424,6 +428,35 @@ static int raw_request(int s, uint16_t type, const void *body, uint32_t len)
 	return r.h.type == XR_CTL_OK ? 0 : -EPROTO;
 }
 
+/* raw_agent() connected by a child of uid `uid` (the engine takes a
+ * peer's uid at connect: SO_PEERCRED), its socket passed back here, so
+ * that this process speaks for that uid. */
+static int raw_agent_as(uid_t uid, const char *name, uint32_t capacity)
+{
+	int sp[2], st;
+
+	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		close(sp[0]);
+		if (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0)
+			_exit(99);
+		int s = raw_agent(name, capacity);
+		int32_t code = s < 0 ? s : 0;
+		_exit(xr__ctl_send(sp[1], XR_CTL_OK, (uint32_t)code, NULL, 0, s >= 0 ? &s : NULL,
+				   s >= 0) < 0);
+	}
+	close(sp[1]);
+	struct reply r;
+	int fd;
+	int n = peer_recv(sp[0], &r, sizeof(r), &fd, 10000);
+	CHECK(waitpid(pid, &st, 0) == pid);
+	close(sp[0]);
+	CHECK(n >= (int)sizeof(r.h));
+	return fd >= 0 ? fd : (int)(int32_t)r.h.id;
+}
+
 static int raw_claim(int s, uint32_t lo, uint32_t hi, uint32_t players)
 {
 	struct xr_ctl_seats_claim m = {.lo = lo, .hi = hi, .players = players};
@@ -585,14 +618,925 @@ static void claim_churn(void)
 	engine_stop(&e);
 }
 
-int main(void)
+/*
+ * claim_walk. A claim is checked against every other; where it meets a
+ * claim of another uid, neither the engine's, the directory walks the
+ * ids of the overlap for a live game of the engine's (engine_games_in),
+ * on the control thread: up to the claim's range, bounded only by an
+ * agent's capacity (--max-games). A claim costs its uid one game request
+ * token, whatever the walk costs. uid OTHER holds its own 20,000 games
+ * (two claims, a player each); uid NOBODY claims and releases the same
+ * range, each claim two walks of 20,000 ids, at its request rate: the
+ * control thread spends that on nothing, and every other uid's requests
+ * (the engine's uid lists games meanwhile) wait behind it.
+ */
+#define WALK_GAMES 20000u
+static uint32_t walk_first;
+
+static int other_holds(void *arg)
 {
+	int *pp = arg; /* [0] ready (write), [1] done (read) */
+	const char *name = (const char *)(pp + 2);
+	xr_games *g;
+	static uint32_t ids[WALK_GAMES];
+
+	if (xr_games_open(name, NULL, &g) < 0)
+		return 2;
+	xr_game_spec spec = {.seed = 7};
+	if (xr_games_create(g, &spec, WALK_GAMES, ids) != (int)WALK_GAMES) {
+		fprintf(stderr, "create: %s\n", xr_last_reason());
+		return 3;
+	}
+	int s = raw_agent(name, 2 * WALK_GAMES), c0 = 0, c1 = 0;
+	if (s < 0 || (c0 = raw_claim(s, ids[0], ids[WALK_GAMES - 1], 1u << 0)) <= 0 ||
+	    (c1 = raw_claim(s, ids[0], ids[WALK_GAMES - 1], 1u << 1)) <= 0) {
+		fprintf(stderr, "uid %u: agent %d, claims %d %d\n", (unsigned)getuid(), s, c0, c1);
+		return 4;
+	}
+	if (write(pp[0], &ids[0], sizeof(ids[0])) != sizeof(ids[0]))
+		return 5;
+	char c;
+	if (read(pp[1], &c, 1) < 0)
+		return 6;
+	close(s);
+	xr_games_close(g);
+	return 0;
+}
+
+/* NOBODY: claims and releases lo..lo + WALK_GAMES - 1 for ms; the mean
+ * round trip of a claim, and how many, into *out (shared memory). */
+struct walker {
+	const char *name;
+	uint32_t lo;
+	unsigned ms;
+	struct walked {
+		uint64_t mean_ns, n;
+		int err;
+	} *out;
+};
+
+static int walk_claims(void *arg)
+{
+	const struct walker *w = arg;
+	int s = raw_agent(w->name, WALK_GAMES);
+
+	if (s < 0) {
+		w->out->err = s;
+		return 1;
+	}
+	uint64_t t0 = xr__now_ns(), end = t0 + (uint64_t)w->ms * MS, in_claims = 0, n = 0;
+	while (xr__now_ns() < end) {
+		uint64_t a = xr__now_ns();
+		int c = raw_claim(s, w->lo, w->lo + WALK_GAMES - 1, 0);
+		in_claims += xr__now_ns() - a;
+		if (c <= 0) {
+			if (c == -EAGAIN) { /* its rate: wait the quiet time out */
+				sleep_ms(20);
+				continue;
+			}
+			w->out->err = c;
+			return 1;
+		}
+		n++;
+		int rc;
+		while ((rc = raw_release(s, (uint32_t)c)) == -EAGAIN)
+			sleep_ms(20);
+		if (rc < 0) {
+			w->out->err = rc;
+			return 1;
+		}
+	}
+	close(s);
+	w->out->n = n;
+	w->out->mean_ns = n ? in_claims / n : 0;
+	return 0;
+}
+
+/* The engine's uid lists one game at a time for ms: the worst wait. */
+static uint64_t list_worst_ns(const char *name, unsigned ms)
+{
+	xr_games *g;
+	xr_game_info info;
+	uint64_t worst = 0, end = xr__now_ns() + (uint64_t)ms * MS;
+
+	CHECK_RC(xr_games_open(name, NULL, &g), 0);
+	while (xr__now_ns() < end) {
+		uint64_t a = xr__now_ns();
+		uint32_t next;
+		CHECK(xr_games_list(g, 0, &info, 1, &next) >= 0);
+		uint64_t d = xr__now_ns() - a;
+		if (d > worst)
+			worst = d;
+		sleep_ms(1);
+	}
+	xr_games_close(g);
+	return worst;
+}
+
+static void claim_walk(void)
+{
+	struct engine e;
+
+	if (geteuid() != 0) {
+		printf("claim_walk: skipped (needs root to run as two other uids)\n");
+		return;
+	}
+	engine_start(&e, "red-walk", &(struct eopts){.games = 4, .shards = 1, .timeout_ms = 20,
+						     .policy = XR_POLICY_LOSSY, .max_agents = 16,
+						     .max_games = 4 * WALK_GAMES + 100});
+	int ready[2], done[2];
+	CHECK(pipe(ready) == 0 && pipe(done) == 0);
+	union {
+		int fds[2 + 32];
+	} arg;
+	arg.fds[0] = ready[1];
+	arg.fds[1] = done[0];
+	snprintf((char *)(arg.fds + 2), 128, "%s", e.name);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(OTHER) < 0 || setuid(OTHER) < 0)
+			_exit(99);
+		_exit(other_holds(&arg));
+	}
+	close(ready[1]);
+	close(done[0]);
+	if (read(ready[0], &walk_first, sizeof(walk_first)) != sizeof(walk_first)) {
+		int st;
+		CHECK(waitpid(pid, &st, 0) == pid);
+		FAILF("uid %u's games and claims: status 0x%x", OTHER, st);
+	}
+
+	uint64_t list_alone = list_worst_ns(e.name, 500);
+	struct walked *out = mmap(NULL, 2 * sizeof(*out), PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(out != MAP_FAILED);
+	memset(out, 0, 2 * sizeof(*out));
+	/* A range next to it (no walk), then the same range (two walks). */
+	struct walker apart = {.name = e.name, .lo = walk_first + WALK_GAMES, .ms = 1500,
+			       .out = &out[0]};
+	if (run_as(NOBODY, NOBODY, walk_claims, &apart) != 0)
+		FAILF("the walker beside: %d", out[0].err);
+	struct walker over = {.name = e.name, .lo = walk_first, .ms = 3000, .out = &out[1]};
+	pid_t wp = fork();
+	CHECK(wp >= 0);
+	if (wp == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+			_exit(99);
+		_exit(walk_claims(&over));
+	}
+	sleep_ms(300);
+	uint64_t list_during = list_worst_ns(e.name, 2000);
+	int st;
+	CHECK(waitpid(wp, &st, 0) == wp);
+	CHECK(write(done[1], "x", 1) == 1);
+	int st2;
+	CHECK(waitpid(pid, &st2, 0) == pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		FAILF("the walker over: status 0x%x, %d", st, out[1].err);
+	CHECK(WIFEXITED(st2) && WEXITSTATUS(st2) == 0);
+	int us_apart = (int)(out[0].mean_ns / 1000), us_over = (int)(out[1].mean_ns / 1000);
+	printf("claim_walk: %llu claims beside, %llu over\n", (unsigned long long)out[0].n,
+	       (unsigned long long)out[1].n);
+	double busy = (double)out[1].n * (double)out[1].mean_ns / 3e9;
+	printf("claim_walk: a claim of 20,000 ids beside uid %u's claims: ~%d us; over them "
+	       "(two walks of the directory): ~%d us, %.0f %% of the control thread's time for "
+	       "one uid's claims at its rate; the engine's uid's worst list wait: %.2f ms alone, "
+	       "%.2f ms meanwhile\n",
+	       OTHER, us_apart, us_over, 100 * busy, (double)list_alone / 1e6,
+	       (double)list_during / 1e6);
+	if (us_over > 5 * us_apart + 50)
+		FAILF("a claim over another uid's claims costs the control thread %d us, one "
+		      "beside them %d us: a walk of every id of the overlap, for one token",
+		      us_over, us_apart);
+	close(ready[0]), close(done[1]);
+	engine_stop(&e);
+}
+
+/*
+ * engine_games_shared: what claim_walk's fix must keep. Claims of two
+ * uids, neither the engine's, conflict where a live game of the
+ * engine's is in both: games given at start, games its uid creates later;
+ * not where such a game was destroyed, nor where only other uids' games
+ * are.
+ */
+static void engine_games_shared(void)
+{
+	struct engine e;
+
+	if (geteuid() != 0) {
+		printf("engine_games_shared: skipped (needs root to run as two other uids)\n");
+		return;
+	}
+	engine_start(&e, "red-shared", &(struct eopts){.games = 4, .shards = 2, .timeout_ms = 20,
+						       .policy = XR_POLICY_LOSSY});
+	xr_games *g;
+	uint32_t ids[8];
+	CHECK_RC(xr_games_open(e.name, NULL, &g), 0);
+	CHECK_EQ(xr_games_create(g, &(xr_game_spec){.seed = 3}, 8, ids), 8); /* 4..11 */
+	CHECK_EQ(ids[0], 4);
+	int o = raw_agent_as(OTHER, e.name, 4096), n = raw_agent_as(NOBODY, e.name, 4096);
+	CHECK(o >= 0 && n >= 0);
+	CHECK(raw_claim(o, 0, 1, 0) > 0);      /* the engine's, given at start */
+	CHECK_EQ(raw_claim(n, 1, 2, 0), -EBUSY);
+	CHECK(raw_claim(o, 10, 11, 0) > 0);    /* created by the engine's uid */
+	CHECK_EQ(raw_claim(n, 11, 30, 0), -EBUSY);
+	/* Destroyed: nothing of the engine's is left in the overlap. */
+	CHECK_RC(xr_games_destroy(g, &ids[7], 1), 0);
+	int c = raw_claim(n, 11, 30, 0);
+	CHECK(c > 0);
+	CHECK_RC(raw_release(n, (uint32_t)c), 0);
+	/* Many destroyed (compacted lists), one left at the end. */
+	static uint32_t more[2048];
+	for (uint32_t k = 0; k < 2; k++)
+		CHECK_EQ(xr_games_create(g, &(xr_game_spec){.seed = 9}, 1024, more + 1024 * k), 1024);
+	CHECK_RC(xr_games_destroy(g, more, 1024), 0);
+	CHECK_RC(xr_games_destroy(g, more + 1024, 1023), 0);
+	c = raw_claim(o, more[0], more[2047], 0);
+	if (c <= 0)
+		FAILF("claim %u..%u: %d", more[0], more[2047], c);
+	CHECK_EQ(raw_claim(n, more[0], more[2047], 1u << 1), -EBUSY);
+	CHECK_RC(xr_games_destroy(g, more + 2047, 1), 0);
+	CHECK(raw_claim(n, more[0], more[2047], 1u << 1) > 0);
+	printf("engine_games_shared: two strangers' claims conflict over the engine's live "
+	       "games (given at start, created later), not over destroyed ones\n");
+	close(o);
+	close(n);
+	xr_games_close(g);
+	engine_stop(&e);
+}
+
+/*
+ * cancel_lost. xr_agent_cancel() "ends a wait in xr_agent_recv() with
+ * -EINTR", from any thread: like xr_reader_cancel(), a cancel with no wait
+ * under way ends the next one. But the agent's reader is not one reader:
+ * xr_agent_recv() subscribes a new one after an eviction (and claims do),
+ * and a cancel left pending on the old one is lost with it: the caller's
+ * wait goes on to its end (forever with -1).
+ */
+static void cancel_lost(void)
+{
+	struct engine e;
+
+	engine_start(&e, "red-cancel", &(struct eopts){.games = 40, .shards = 1,
+						       .timeout_ms = 0.005,
+						       .policy = XR_POLICY_LOSSY,
+						       .ring_bytes = 256u << 10});
+	xr_agent *a;
+	xr_obs_batch b;
+	xr_games *g;
+	CHECK_RC(xr_agent_attach(e.name, &(xr_agent_opts){.label = "cancel", .capacity = 8}, &a), 0);
+	CHECK_RC(xr_agent_claim(a, 0, 3, 0, NULL), 0);
+	int n;
+	while ((n = xr_agent_recv(a, 1, 64, 1000000000, &b)) == 0)
+		;
+	CHECK(n > 0);
+	/* Its games go; it holds the batch while the others lap the ring:
+	 * evicted (100 ms). */
+	CHECK_RC(xr_games_open(e.name, NULL, &g), 0);
+	uint32_t ids[4] = {0, 1, 2, 3};
+	CHECK_RC(xr_games_destroy(g, ids, 4), 0);
+	sleep_ms(400);
+	xr_agent_cancel(a);
+	uint64_t t0 = xr__now_ns();
+	int rc = xr_agent_recv(a, 1, 64, 2000000000, &b);
+	double ms = (double)(xr__now_ns() - t0) / 1e6;
+	xr_agent_stats st;
+	CHECK_RC(xr_agent_stats_get(a, &st), 0);
+	printf("cancel_lost: cancelled, then recv: %d after %.0f ms (%llu evictions)\n", rc, ms,
+	       (unsigned long long)st.evictions);
+	if (rc != -EINTR)
+		FAILF("a cancel before an eviction was lost: recv returned %d after %.0f ms", rc,
+		      ms);
+	xr_agent_detach(a);
+	xr_games_close(g);
+	engine_stop(&e);
+}
+
+/*
+ * cancel_race. xr_agent_cancel() from another thread while the agent's
+ * thread claims and releases (each subscribes a new reader, the old one
+ * freed): the cancel reads a->r unlocked and cancels a reader that may be
+ * freed meanwhile. A sanitizer build reports it (TSan: a race on a->r;
+ * ASan: a use after free, when it lands).
+ */
+static _Atomic int race_stop;
+
+static void *canceller(void *p)
+{
+	xr_agent *a = p;
+
+	while (!xr_load_relaxed(&race_stop))
+		xr_agent_cancel(a);
+	return NULL;
+}
+
+static void cancel_race(void)
+{
+	struct engine e;
+
+	engine_start(&e, "red-cancel-race", &(struct eopts){.games = 8, .shards = 1,
+							    .timeout_ms = 20,
+							    .policy = XR_POLICY_LOSSY});
+	xr_agent *a;
+	CHECK_RC(xr_agent_attach(e.name, &(xr_agent_opts){.label = "race", .capacity = 8}, &a), 0);
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, canceller, a) == 0);
+	uint32_t c;
+	int rounds = 0;
+	for (uint64_t end = xr__now_ns() + SEC; xr__now_ns() < end; rounds++) {
+		int rc;
+		while ((rc = xr_agent_claim(a, 0, 7, 0, &c)) == -EAGAIN)
+			sleep_ms(50); /* the connection's request rate */
+		CHECK_RC(rc, 0);
+		while ((rc = xr_agent_release(a, c)) == -EAGAIN)
+			sleep_ms(50);
+		CHECK_RC(rc, 0);
+	}
+	xr_store_relaxed(&race_stop, 1);
+	CHECK(pthread_join(th, NULL) == 0);
+	printf("cancel_race: %d claims and releases under a cancelling thread\n", rounds);
+	xr_agent_detach(a);
+	engine_stop(&e);
+}
+
+/* A raw connection, ATTACHed (or not). */
+static int raw_conn(const char *name, bool attach)
+{
+	char path[256];
+	struct reply r;
+	int fd;
+
+	CHECK_RC(xr_engine_socket(name, 0, path, sizeof(path)), 0);
+	int s = peer_connect(path);
+	CHECK(s >= 0);
+	if (attach) {
+		CHECK_RC(peer_send(s, XR_CTL_ATTACH, 1, NULL, 0, NULL, 0), 0);
+		CHECK(peer_recv(s, &r, sizeof(r), &fd, 5000) > 0 && r.h.type == XR_CTL_ATTACHED);
+		close(fd);
+	}
+	return s;
+}
+
+/* Sends type/body on s; wants an ERROR with code (0: any), and then the
+ * connection hung up on, or kept. */
+static void want_error(int s, const char *what, uint16_t type, const void *body, uint32_t len,
+		       int code, bool hung_up)
+{
+	struct reply r;
+	int fd;
+
+	CHECK_RC(peer_send(s, type, 9, body, len, NULL, 0), 0);
+	int n = peer_recv(s, &r, sizeof(r), &fd, 5000);
+	if (fd >= 0)
+		close(fd);
+	if (n < (int)sizeof(r.h) || r.h.type != XR_CTL_ERROR)
+		FAILF("%s: reply type 0x%x (%d bytes), not an ERROR", what, n > 0 ? r.h.type : 0, n);
+	const struct xr_ctl_error *e = (const void *)r.b;
+	if (code && e->code != code)
+		FAILF("%s: code %d (%s), want %d", what, e->code, e->reason, code);
+	struct pollfd pf = {.fd = s, .events = POLLIN};
+	bool gone = poll(&pf, 1, hung_up ? 2000 : 50) == 1 && recv(s, &r, sizeof(r), MSG_DONTWAIT) == 0;
+	if (gone != hung_up)
+		FAILF("%s: the connection was %s", what, gone ? "hung up on" : "kept");
+}
+
+static int count_maps(const char *what)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	int n = 0;
+
+	CHECK(f != NULL);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, what) != NULL;
+	fclose(f);
+	return n;
+}
+
+/*
+ * garbage: every field of AGENT_OPEN, SEATS_CLAIM and SEATS_RELEASE, wrong
+ * lengths, before ATTACH, twice, on a reader's connection, random bodies;
+ * 300 sessions opened and dropped. The engine goes on, an honest agent
+ * acts, and its descriptors and page mappings come back to where they
+ * were.
+ */
+static void garbage(void)
+{
+	struct engine e;
+	int s;
+
+	engine_start(&e, "red-garbage", &(struct eopts){.games = 8, .shards = 2, .timeout_ms = 20,
+							.policy = XR_POLICY_LOSSY,
+							.max_games = 1000});
+	sleep_ms(50);
+	int fds0 = count_fds(), maps0 = count_maps("xring-agent");
+	struct xr_ctl_agent_open ao = {.capacity = 4};
+	strcpy(ao.label, "garbage");
+	struct xr_ctl_seats_claim sc = {.lo = 0, .hi = 1};
+	struct xr_ctl_seats_release sr = {.claim = 1};
+
+	s = raw_conn(e.name, false);
+	want_error(s, "AGENT_OPEN before ATTACH", XR_CTL_AGENT_OPEN, &ao, sizeof(ao), -EPROTO, true);
+	close(s);
+	s = raw_conn(e.name, false);
+	want_error(s, "SEATS_CLAIM before ATTACH", XR_CTL_SEATS_CLAIM, &sc, sizeof(sc), -EPROTO, true);
+	close(s);
+	s = raw_conn(e.name, true);
+	want_error(s, "AGENT_OPEN short", XR_CTL_AGENT_OPEN, &ao, sizeof(ao) - 1, -EPROTO, true);
+	close(s);
+	s = raw_conn(e.name, true);
+	struct xr_ctl_agent_open bad = ao;
+	bad.flags = 1;
+	want_error(s, "AGENT_OPEN flags", XR_CTL_AGENT_OPEN, &bad, sizeof(bad), -EPROTO, true);
+	close(s);
+	s = raw_conn(e.name, true);
+	bad = ao;
+	memset(bad.label, 'x', sizeof(bad.label));
+	want_error(s, "AGENT_OPEN label", XR_CTL_AGENT_OPEN, &bad, sizeof(bad), -EPROTO, true);
+	close(s);
+	/* Refusals of well-formed requests keep the connection. */
+	s = raw_conn(e.name, true);
+	uint32_t caps[] = {0, 1001, UINT32_MAX, 1u << 22, (1u << 22) + 1};
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		bad = ao;
+		bad.capacity = caps[i];
+		want_error(s, "AGENT_OPEN capacity", XR_CTL_AGENT_OPEN, &bad, sizeof(bad), -EINVAL,
+			   false);
+	}
+	want_error(s, "SEATS_CLAIM before AGENT_OPEN", XR_CTL_SEATS_CLAIM, &sc, sizeof(sc), -EINVAL,
+		   false);
+	want_error(s, "SEATS_RELEASE before AGENT_OPEN", XR_CTL_SEATS_RELEASE, &sr, sizeof(sr),
+		   -EINVAL, false);
+	close(s);
+	s = raw_agent(e.name, 16);
+	CHECK(s >= 0);
+	want_error(s, "AGENT_OPEN twice", XR_CTL_AGENT_OPEN, &ao, sizeof(ao), -EINVAL, false);
+	CHECK_EQ(raw_claim(s, 0, UINT32_MAX, 0), -ENOSPC); /* hi - lo + 1 = 2^32 */
+	CHECK_EQ(raw_claim(s, UINT32_MAX - 16, UINT32_MAX, 0), -ENOSPC);
+	int top = raw_claim(s, UINT32_MAX - 3, UINT32_MAX, 0);
+	CHECK(top > 0);
+	CHECK_EQ(raw_claim(s, UINT32_MAX, UINT32_MAX, 1u << 7), -EBUSY); /* its own */
+	CHECK_EQ(raw_claim(s, 0, 12, 0), -ENOSPC);                       /* 12 left */
+	CHECK_RC(raw_release(s, (uint32_t)top), 0);
+	CHECK_EQ(raw_release(s, (uint32_t)top), -ENOENT);
+	CHECK_EQ(raw_release(s, 0), -ENOENT);
+	CHECK_EQ(raw_release(s, UINT32_MAX), -ENOENT);
+	int ids[16];
+	for (int k = 0; k < 16; k++) {
+		ids[k] = raw_claim(s, 100 + (uint32_t)k, 100 + (uint32_t)k, 1u << (k % 8));
+		CHECK(ids[k] > 0);
+	}
+	CHECK_EQ(raw_claim(s, 200, 200, 0), -EBUSY); /* a 17th */
+	sc = (struct xr_ctl_seats_claim){.lo = 5, .hi = 4};
+	want_error(s, "SEATS_CLAIM lo > hi", XR_CTL_SEATS_CLAIM, &sc, sizeof(sc), -EPROTO, true);
+	close(s);
+	s = raw_agent(e.name, 4);
+	sc = (struct xr_ctl_seats_claim){.lo = 0, .hi = 1, .players = 0x100};
+	want_error(s, "SEATS_CLAIM players", XR_CTL_SEATS_CLAIM, &sc, sizeof(sc), -EPROTO, true);
+	close(s);
+	s = raw_agent(e.name, 4);
+	want_error(s, "SEATS_RELEASE long", XR_CTL_SEATS_RELEASE, &sc, sizeof(sc), -EPROTO, true);
+	close(s);
+	/* An agent on a reader's connection, its reader detached, then gone. */
+	{
+		int afd, pfd;
+		struct reply r;
+		int rs = raw_conn(e.name, false);
+		uint32_t slot = peer_subscribe(rs, 0, NULL, &afd, &pfd);
+		close(afd), close(pfd);
+		CHECK_RC(peer_send(rs, XR_CTL_AGENT_OPEN, 3, &ao, sizeof(ao), NULL, 0), 0);
+		int fd, n = peer_recv(rs, &r, sizeof(r), &fd, 5000);
+		CHECK(n > 0 && r.h.type == XR_CTL_AGENT_OPENED && fd >= 0);
+		close(fd);
+		CHECK(raw_claim(rs, 0, 1, 0) > 0);
+		struct xr_ctl_detach d = {.slot = slot};
+		CHECK_RC(raw_request(rs, XR_CTL_DETACH, &d, sizeof(d)), 0);
+		CHECK_EQ(raw_claim(rs, 1, 1, 0), -EBUSY); /* still its agent's */
+		close(rs);
+	}
+	/* Random bodies of the agent verbs, on agents. */
+	uint64_t rng = 7;
+	int hung = 0, refused = 0, taken = 0;
+	for (int i = 0; i < 600; i++) {
+		uint8_t body[sizeof(struct xr_ctl_agent_open)];
+		for (size_t j = 0; j < sizeof(body); j++) {
+			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+			body[j] = (uint8_t)(rng >> 56);
+		}
+		if (i % 3 == 1 && (rng >> 20) & 1) /* some claims of sane shape */
+			memcpy(body + 4, &(uint32_t){*(uint32_t *)body + (uint32_t)(rng >> 40) % 8}, 4);
+		static const uint16_t types[] = {XR_CTL_AGENT_OPEN, XR_CTL_SEATS_CLAIM,
+						 XR_CTL_SEATS_RELEASE};
+		static const uint32_t lens[] = {sizeof(struct xr_ctl_agent_open),
+						sizeof(struct xr_ctl_seats_claim),
+						sizeof(struct xr_ctl_seats_release)};
+		s = i % 3 == 0 ? raw_conn(e.name, true) : raw_agent(e.name, 1 + (uint32_t)(rng >> 54));
+		if (s < 0) {
+			sleep_ms(5); /* slots not let go of yet */
+			continue;
+		}
+		CHECK_RC(peer_send(s, types[i % 3], 5, body, lens[i % 3], NULL, 0), 0);
+		struct reply r;
+		int fd, n = peer_recv(s, &r, sizeof(r), &fd, 5000);
+		if (fd >= 0)
+			close(fd);
+		CHECK(n > 0);
+		if (r.h.type == XR_CTL_ERROR) {
+			struct pollfd pf = {.fd = s, .events = POLLIN};
+			if (poll(&pf, 1, 20) == 1 && recv(s, &r, sizeof(r), MSG_DONTWAIT) == 0)
+				hung++;
+			else
+				refused++;
+		} else {
+			taken++;
+		}
+		close(s);
+	}
+	/* 300 sessions: attach, claim, drop. */
+	for (int i = 0; i < 300; i++) {
+		uint64_t until = xr__now_ns() + 2 * SEC;
+		while ((s = raw_agent(e.name, 8)) == -EAGAIN && xr__now_ns() < until)
+			sleep_ms(1);
+		CHECK(s >= 0);
+		CHECK(raw_claim(s, 0, 7, 0) > 0);
+		close(s);
+	}
+	/* The engine goes on: an honest agent acts for games 0..7. */
+	xr_agent *a;
+	uint64_t until = xr__now_ns() + 2 * SEC;
+	int rc;
+	while ((rc = xr_agent_attach(e.name, &(xr_agent_opts){.label = "honest", .capacity = 8},
+				     &a)) == -EAGAIN &&
+	       xr__now_ns() < until)
+		sleep_ms(1);
+	CHECK_RC(rc, 0);
+	CHECK_RC(xr_agent_claim(a, 0, 7, 0, NULL), 0);
+	xr_agent_stats st = {0};
+	until = xr__now_ns() + 5 * SEC;
+	while (st.actions < 100 && xr__now_ns() < until) {
+		xr_obs_batch b;
+		static int32_t act[64];
+		int n = xr_agent_recv(a, 1, 64, 10000000, &b);
+		CHECK(n >= 0);
+		for (int i = 0; i < n; i++)
+			act[i] = best_of(&e.t, b.frames[i]);
+		if (n > 0)
+			CHECK_RC(xr_agent_send(a, &b, act), 0);
+		CHECK_RC(xr_agent_stats_get(a, &st), 0);
+	}
+	CHECK(st.actions >= 100);
+	xr_agent_detach(a);
+	/* Descriptors and mappings back where they were (the last agent's page
+	 * may wait for the next open or end to be let go of). */
+	until = xr__now_ns() + 2 * SEC;
+	while ((count_fds() > fds0 || count_maps("xring-agent") > maps0 + 1) && xr__now_ns() < until)
+		sleep_ms(10);
+	int fds1 = count_fds(), maps1 = count_maps("xring-agent");
+	printf("garbage: agent verbs before ATTACH, malformed, out of range, twice, on a reader's "
+	       "connection; %d random bodies (%d hung up on, %d refused, %d taken); 300 sessions; "
+	       "an honest agent acts after; descriptors %d -> %d, agent pages mapped %d -> %d\n",
+	       hung + refused + taken, hung, refused, taken, fds0, fds1, maps0, maps1);
+	CHECK(fds1 <= fds0);
+	CHECK(maps1 <= maps0 + 1);
+	engine_stop(&e);
+}
+
+/*
+ * terminal_action. docs/agents.md, "Records": the action field of a record
+ * of a seat an agent holds is -1 ("for the agent chooses"); a seat of the
+ * policy's carries the policy's draw. A held seat's terminal record (done
+ * or truncated: no step follows, nothing is asked) is written as the
+ * policy's (REC_POLICY in observe()): it carries a policy draw, as if the
+ * policy played the seat, and a trainer that tells held seats by action
+ * -1 takes the agent's last record of each episode for the policy's.
+ */
+static void terminal_action(void)
+{
+	struct engine e;
+	const uint32_t games = 8;
+
+	engine_start(&e, "red-terminal", &(struct eopts){.games = games, .shards = 1,
+							 .timeout_ms = 20, .turn_limit = 4});
+	xr_reader *tr;
+	CHECK_RC(xr_reader_attach(e.name, &(xr_reader_opts){.label = "trainer"}, &tr), 0);
+	xr_agent *a;
+	CHECK_RC(xr_agent_attach(e.name, &(xr_agent_opts){.label = "term", .capacity = 8}, &a), 0);
+	CHECK_RC(xr_agent_claim(a, 0, games - 1, 0, NULL), 0);
+	uint64_t held_final = 0, held_final_policy = 0, held = 0;
+	uint64_t until = xr__now_ns() + 10 * SEC;
+	bool claimed_seen = false;
+	while (held_final < 50 && xr__now_ns() < until) {
+		xr_obs_batch b;
+		static int32_t act[4096];
+		int n = xr_agent_recv(a, 1, 4096, 1000000, &b);
+		CHECK(n >= 0);
+		for (int i = 0; i < n; i++)
+			act[i] = best_of(&e.t, b.frames[i]);
+		if (n > 0)
+			CHECK_RC(xr_agent_send(a, &b, act), 0);
+		xr_batch tb;
+		int m = xr_reader_read(tr, 1, 4096, 0, &tb);
+		CHECK(m >= 0);
+		const xr_frame *f = tb.first;
+		for (int i = 0; i < m; i++, f = xr_frame_next(f)) {
+			const uint8_t *d = xr_frame_data(f);
+			int32_t action;
+			memcpy(&action, d + e.t.off_action, 4);
+			bool final = d[e.t.off_done] || d[e.t.off_truncated];
+			/* From the first held record on, every seat is held. */
+			claimed_seen |= action == -1 && !final;
+			if (!claimed_seen)
+				continue;
+			held += !final;
+			if (final) {
+				held_final++;
+				held_final_policy += action != -1;
+			}
+		}
+		if (m > 0)
+			CHECK_RC(xr_batch_release(tr, &tb), 0);
+	}
+	printf("terminal_action: %llu records of held seats, %llu terminal, %llu of those with "
+	       "a policy draw in their action field\n",
+	       (unsigned long long)held, (unsigned long long)held_final,
+	       (unsigned long long)held_final_policy);
+	CHECK(held_final >= 50);
+	if (held_final_policy)
+		FAILF("%llu terminal records of seats an agent holds carry a policy draw as "
+		      "their action (docs/agents.md: -1)",
+		      (unsigned long long)held_final_policy);
+	xr_agent_detach(a);
+	xr_reader_detach(tr);
+	engine_stop(&e);
+}
+
+/*
+ * kill_churn: agents killed mid-call (SIGKILL at any point of recv, send,
+ * claim), over and over, on two shards, while their games wait; each next
+ * agent gets a slot whose page the last one's may have been (SE7/SE8).
+ * A trainer pairs every two consecutive records of a seat: a policy seat's
+ * draw is what the next says was applied; a held seat's next record says
+ * AGENT with the answer the agents give (the best legal action), a
+ * fallback, or POLICY (its agent gone while the game waited). The engine
+ * goes on, its descriptors come back, and a last agent attaches.
+ */
+struct pairing {
+	const struct engine *e;
+	_Atomic int stop;
+	uint64_t pairs, agent, policy_after, fallbacks, bad;
+	char why[256];
+};
+
+struct last_rec {
+	uint32_t turn;
+	int32_t action, best;
+	bool valid, final;
+};
+
+static void *pair_main(void *p)
+{
+	struct pairing *pr = p;
+	const xr_exp_template *t = &pr->e->t;
+	static struct last_rec last[64][PLAYERS];
+	xr_reader *r;
+
+	CHECK_RC(xr_reader_attach(pr->e->name, &(xr_reader_opts){.label = "pairs",
+							  .policy = XR_POLICY_LOSSY},
+				  &r),
+		 0);
+	while (!xr_load_relaxed(&pr->stop)) {
+		xr_batch b;
+		int n = xr_reader_read(r, 1, 4096, 10000000, &b);
+		if (n == XR_EEVICTED) {
+			CHECK_RC(xr_reader_reattach(r, SEC), 0);
+			memset(last, 0, sizeof(last));
+			continue;
+		}
+		CHECK(n >= 0);
+		if (n > 0 && b.dropped)
+			memset(last, 0, sizeof(last)); /* a seat's next may be gone */
+		const xr_frame *f = b.first;
+		for (int i = 0; i < n; i++, f = xr_frame_next(f)) {
+			const uint8_t *d = xr_frame_data(f);
+			uint32_t g, pl, turn;
+			int32_t action, applied;
+			memcpy(&g, d + t->off_game_id, 4);
+			memcpy(&pl, d + t->off_player_id, 4);
+			memcpy(&turn, d + t->off_turn, 4);
+			memcpy(&action, d + t->off_action, 4);
+			memcpy(&applied, d + t->off_applied, 4);
+			uint8_t by = d[t->off_applied_by];
+			if (g >= 64 || pl >= PLAYERS)
+				continue;
+			struct last_rec *l = &last[g][pl];
+			if (l->valid && !l->final && turn == l->turn + 1) {
+				pr->pairs++;
+				bool ok;
+				if (l->action >= 0)
+					ok = by == XR_SRC_POLICY && applied == l->action;
+				else if (by == XR_SRC_AGENT)
+					ok = applied == l->best, pr->agent++;
+				else if (by == XR_SRC_POLICY)
+					ok = applied >= 0, pr->policy_after++;
+				else
+					ok = by >= XR_SRC_TIMEOUT && by <= XR_SRC_ILLEGAL && applied == -1,
+					pr->fallbacks++;
+				if (!ok && !pr->bad++)
+					snprintf(pr->why, sizeof(pr->why),
+						 "game %u player %u turn %u: action %d (best %d), next "
+						 "applied %d by %u",
+						 g, pl, l->turn, l->action, l->best, applied, by);
+			}
+			*l = (struct last_rec){.turn = turn, .action = action, .best = best_of(t, f),
+					       .valid = true,
+					       .final = d[t->off_done] || d[t->off_truncated]};
+		}
+		if (n > 0)
+			CHECK_RC(xr_batch_release(r, &b), 0);
+	}
+	xr_reader_detach(r);
+	return NULL;
+}
+
+static void doomed_agent(const char *name, uint32_t lo, uint32_t hi)
+{
+	xr_agent *a;
+	xr_exp_template t;
+	static int32_t act[4096];
+
+	if (xr_agent_attach(name, &(xr_agent_opts){.label = "doomed", .capacity = 64}, &a) < 0)
+		_exit(0); /* slots not let go of yet: fine */
+	if (xr_agent_claim(a, lo, hi, 0, NULL) < 0)
+		_exit(0); /* the last one's seats not let go of yet */
+	xr_stream_facts sf;
+	xr_reader_stream_facts(xr_agent_reader(a), &sf);
+	if (xr_exp_template_init(&t, &sf.shape) < 0)
+		_exit(3);
+	for (;;) {
+		xr_obs_batch b;
+		int n = xr_agent_recv(a, 1, 4096, 10000000, &b);
+		if (n < 0)
+			_exit(4);
+		for (int i = 0; i < n; i++)
+			act[i] = best_of(&t, b.frames[i]);
+		if (n > 0 && xr_agent_send(a, &b, act) < 0)
+			_exit(5);
+	}
+}
+
+static void kill_churn(void)
+{
+	struct engine e;
+
+	engine_start(&e, "red-kill", &(struct eopts){.games = 40, .shards = 2, .timeout_ms = 5,
+						     .policy = XR_POLICY_LOSSY, .max_agents = 8});
+	struct pairing pr = {.e = &e};
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, pair_main, &pr) == 0);
+	sleep_ms(100);
+	int fds0 = count_fds();
+	uint64_t rng = 99, end = xr__now_ns() + 3 * SEC;
+	int kills = 0;
+	while (xr__now_ns() < end) {
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		/* Two at once, on overlapping ranges by turns: one may be
+		 * refused its claim, as it should. */
+		uint32_t lo = (uint32_t)(rng >> 60) * 2;
+		pid_t pid = fork();
+		CHECK(pid >= 0);
+		if (pid == 0)
+			doomed_agent(e.name, lo, lo + 7 + (uint32_t)(rng >> 58) % 16);
+		sleep_ms((unsigned)(rng >> 40) % 30);
+		CHECK(kill(pid, SIGKILL) == 0);
+		int st;
+		CHECK(waitpid(pid, &st, 0) == pid);
+		if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+			FAILF("a doomed agent failed: exit %d", WEXITSTATUS(st));
+		kills++;
+	}
+	/* A last agent takes every seat. */
+	xr_agent *a;
+	uint64_t until = xr__now_ns() + 5 * SEC;
+	int rc;
+	while ((rc = xr_agent_attach(e.name, &(xr_agent_opts){.label = "last", .capacity = 64},
+				     &a)) == -EAGAIN &&
+	       xr__now_ns() < until)
+		sleep_ms(1);
+	CHECK_RC(rc, 0);
+	CHECK_RC(xr_agent_claim(a, 0, 39, 0, NULL), 0);
+	xr_agent_detach(a);
+	sleep_ms(200);
+	xr_store_relaxed(&pr.stop, 1);
+	CHECK(pthread_join(th, NULL) == 0);
+	until = xr__now_ns() + 2 * SEC;
+	while (count_fds() > fds0 && xr__now_ns() < until)
+		sleep_ms(10);
+	printf("kill_churn: %d agents killed mid-call; %llu pairs of records (%llu the agents', "
+	       "%llu fallbacks, %llu the policy's after an agent went), %llu wrong; descriptors "
+	       "%d -> %d\n",
+	       kills, (unsigned long long)pr.pairs, (unsigned long long)pr.agent,
+	       (unsigned long long)pr.fallbacks, (unsigned long long)pr.policy_after,
+	       (unsigned long long)pr.bad, fds0, count_fds());
+	if (pr.bad)
+		FAILF("%llu pairs of records lie, first: %s", (unsigned long long)pr.bad, pr.why);
+	CHECK(pr.agent > 0);
+	CHECK(count_fds() <= fds0);
+	engine_stop(&e);
+}
+
+/*
+ * detach_forked. xr_agent_detach() says "its seats go back to the built-in
+ * policy"; the seats are the connection's, and the detach only closes the
+ * agent's descriptor of it. A child forked meanwhile (a worker pool, a
+ * subprocess before exec) holds a copy: the connection lives on, and the
+ * seats with it, answered by nobody: every turn of those games waits its
+ * timeout, for as long as the child lives. (xr_games_close() shuts its
+ * connection down for this very reason.)
+ */
+static void detach_forked(void)
+{
+	struct engine e;
+	const uint32_t games = 8;
+
+	engine_start(&e, "red-forked", &(struct eopts){.games = games, .shards = 1,
+						       .timeout_ms = 20,
+						       .policy = XR_POLICY_LOSSY});
+	xr_reader *tr;
+	CHECK_RC(xr_reader_attach(e.name, &(xr_reader_opts){.label = "trainer"}, &tr), 0);
+	xr_agent *a;
+	CHECK_RC(xr_agent_attach(e.name, &(xr_agent_opts){.label = "parent", .capacity = 8}, &a), 0);
+	CHECK_RC(xr_agent_claim(a, 0, games - 1, 0, NULL), 0);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		sleep_ms(5000); /* a worker, doing something else */
+		_exit(0);
+	}
+	xr_agent_detach(a);
+	sleep_ms(200); /* the shards' next round, many times over */
+	uint64_t held = 0, policy = 0, until = xr__now_ns() + 300 * MS;
+	while (xr__now_ns() < until) {
+		xr_batch b;
+		int n = xr_reader_read(tr, 1, 4096, 10000000, &b);
+		CHECK(n >= 0);
+		const xr_frame *f = b.first;
+		for (int i = 0; i < n; i++, f = xr_frame_next(f)) {
+			int32_t action;
+			const uint8_t *d = xr_frame_data(f);
+			memcpy(&action, d + e.t.off_action, 4);
+			if (d[e.t.off_done] || d[e.t.off_truncated])
+				continue;
+			held += action == -1;
+			policy += action >= 0;
+		}
+		if (n > 0)
+			CHECK_RC(xr_batch_release(tr, &b), 0);
+	}
+	kill(pid, SIGKILL);
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	printf("detach_forked: after the detach, with a forked child alive: %llu records of "
+	       "seats still held, %llu of the policy's\n",
+	       (unsigned long long)held, (unsigned long long)policy);
+	if (held)
+		FAILF("xr_agent_detach() left its seats held while a forked child lives (%llu "
+		      "records of them waiting for nobody)",
+		      (unsigned long long)held);
+	xr_reader_detach(tr);
+	engine_stop(&e);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		void (*fn)(void);
+	} cases[] = {
+		{"send_after_eviction", send_after_eviction},
+		{"careless_calls", careless_calls},
+		{"retiring_share", retiring_share},
+		{"claim_churn", claim_churn},
+		{"claim_walk", claim_walk},
+		{"engine_games_shared", engine_games_shared},
+		{"cancel_lost", cancel_lost},
+		{"cancel_race", cancel_race},
+		{"garbage", garbage},
+		{"terminal_action", terminal_action},
+		{"kill_churn", kill_churn},
+		{"detach_forked", detach_forked},
+	};
+
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
-	send_after_eviction();
-	careless_calls();
-	retiring_share();
-	claim_churn();
+	/* Arguments: the cases to run (all by default). */
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool run = argc < 2;
+		for (int k = 1; k < argc; k++)
+			run |= !strcmp(argv[k], cases[i].name);
+		if (run)
+			cases[i].fn();
+	}
 	printf("ok\n");
 	return 0;
 }
