@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -549,6 +550,13 @@ void xr_agent_detach(xr_agent *a)
 	}
 	if (a->page)
 		munmap((void *)a->page, a->page_bytes);
+	/* The seats are the connection's, and closing our descriptor ends it
+	 * only if no other process holds a copy (a child forked meanwhile,
+	 * until it exits or execs): the attacher shuts it down, so that the
+	 * seats go back to the policy now, as promised (as xr_games_close()
+	 * does). A child closes only its copy. */
+	if (a->sock >= 0 && a->pid == getpid())
+		shutdown(a->sock, SHUT_RDWR);
 	if (a->sock >= 0)
 		close(a->sock);
 	free(a->frames);
