@@ -178,6 +178,25 @@ static void send_after_eviction(void)
 		FAILF("xr_agent_send answered %u records it never handed out (the batch was "
 		      "overwritten after the agent's eviction)",
 		      foreign);
+	/* It recovers: recv subscribes again, and its answers are taken. */
+	xr_agent_stats s0, s1;
+	CHECK_RC(xr_agent_stats_get(a, &s0), 0);
+	uint64_t until = xr__now_ns() + 5 * SEC;
+	do {
+		static int32_t acts[4096];
+		n = xr_agent_recv(a, 1, 4096, 10000000, &b);
+		CHECK(n >= 0);
+		for (int i = 0; i < n; i++)
+			acts[i] = 0x7fffffff; /* out of range, but answered: counted */
+		if (n > 0)
+			CHECK_RC(xr_agent_send(a, &b, acts), 0);
+		CHECK_RC(xr_agent_stats_get(a, &s1), 0);
+	} while (s1.out_of_range < s0.out_of_range + 100 && xr__now_ns() < until);
+	printf("send_after_eviction: evicted %llu time(s), then %llu answers taken\n",
+	       (unsigned long long)s1.evictions,
+	       (unsigned long long)(s1.out_of_range - s0.out_of_range));
+	CHECK(s1.evictions >= 1);
+	CHECK(s1.out_of_range >= s0.out_of_range + 100);
 	xr_agent_detach(a);
 	engine_stop(&e);
 }
