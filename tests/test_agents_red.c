@@ -1526,6 +1526,58 @@ static void detach_forked(void)
 	engine_stop(&e);
 }
 
+/*
+ * engine_games_taken. docs/agents.md: "An agent acts only for games of its
+ * own uid and the engine's". Any admitted uid's agent may so claim every
+ * seat of every game of the engine's (its page holds up to --max-games),
+ * answer none, and have each of their turns wait the action timeout: the
+ * engine's games go from as fast as the shards play them to one turn per
+ * timeout, and the engine's own uid cannot take them back (its claims are
+ * refused: the seats are held). DESIGN.md's trust boundary: an admitted
+ * peer may never slow the engine beyond its own share.
+ */
+static void engine_games_taken(void)
+{
+	struct engine e;
+	const uint32_t games = 400;
+
+	if (geteuid() != 0) {
+		printf("engine_games_taken: skipped (needs root to run as another uid)\n");
+		return;
+	}
+	engine_start(&e, "red-taken", &(struct eopts){.games = games, .shards = 1,
+						      .timeout_ms = 100,
+						      .policy = XR_POLICY_LOSSY});
+	sleep_ms(600);
+	const struct xr_arena *ar = xr_host_arena(e.h);
+	uint64_t s0 = xr_load_relaxed(&ar->hdr->shards[0].steps);
+	sleep_ms(1000);
+	uint64_t alone = xr_load_relaxed(&ar->hdr->shards[0].steps) - s0;
+	int s = raw_agent_as(NOBODY, e.name, games);
+	CHECK(s >= 0);
+	CHECK(raw_claim(s, 0, games - 1, 0) > 0);
+	sleep_ms(600);
+	s0 = xr_load_relaxed(&ar->hdr->shards[0].steps);
+	sleep_ms(1000);
+	uint64_t taken = xr_load_relaxed(&ar->hdr->shards[0].steps) - s0;
+	/* The engine's own agent cannot have them back. */
+	xr_agent *a;
+	CHECK_RC(xr_agent_attach(e.name, &(xr_agent_opts){.label = "owner", .capacity = games},
+				 &a),
+		 0);
+	int rc = xr_agent_claim(a, 0, games - 1, 0, NULL);
+	printf("engine_games_taken: the engine's %u games took %llu steps a second; with uid %u "
+	       "holding every seat and answering none, %llu; the engine's uid's claim: %d (%s)\n",
+	       games, (unsigned long long)alone, NOBODY, (unsigned long long)taken, rc,
+	       rc < 0 ? xr_last_reason() : "ok");
+	xr_agent_detach(a);
+	close(s);
+	if (taken * 100 < alone)
+		FAILF("one admitted uid with no games slowed the engine's games %.0f times",
+		      (double)alone / (double)(taken ? taken : 1));
+	engine_stop(&e);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -1544,6 +1596,7 @@ int main(int argc, char **argv)
 		{"terminal_action", terminal_action},
 		{"kill_churn", kill_churn},
 		{"detach_forked", detach_forked},
+		{"engine_games_taken", engine_games_taken},
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
