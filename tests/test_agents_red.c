@@ -1578,6 +1578,112 @@ static void engine_games_taken(void)
 	engine_stop(&e);
 }
 
+/*
+ * drops_stall. On a lossy stream a reader in the writer's way has records
+ * dropped, for every reader, up to a third of them for as long as it likes
+ * without being evicted (docs/threat-model.md, "What is not promised"). A
+ * dropped record of a held seat can never be answered (its agent never saw
+ * it: tag 0), yet its game waits the whole action timeout for it: a
+ * stranger's lossy reader that costs the policy's games records costs an
+ * agent's games their turns, each dropped record 100 ms of its game.
+ */
+struct answerer {
+	xr_agent *a;
+	const xr_exp_template *t;
+	_Atomic int stop;
+	_Atomic uint64_t answered;
+};
+
+static void *answer_main(void *p)
+{
+	struct answerer *an = p;
+	static int32_t act[4096];
+
+	while (!xr_load_relaxed(&an->stop)) {
+		xr_obs_batch b;
+		int n = xr_agent_recv(an->a, 1, 4096, 10000000, &b);
+		CHECK(n >= 0);
+		for (int i = 0; i < n; i++)
+			act[i] = best_of(an->t, b.frames[i]);
+		if (n > 0)
+			CHECK_RC(xr_agent_send(an->a, &b, act), 0);
+		xr_store_relaxed(&an->answered, xr_load_relaxed(&an->answered) + (uint64_t)n);
+	}
+	return NULL;
+}
+
+static int hold_batches(void *arg)
+{
+	const char *name = arg;
+	xr_reader *r;
+
+	if (xr_reader_attach(name, &(xr_reader_opts){.label = "holder"}, &r) < 0)
+		return 2;
+	uint64_t end = xr__now_ns() + 3 * SEC;
+	while (xr__now_ns() < end) {
+		xr_batch b;
+		int n = xr_reader_read(r, 1, 4096, 10000000, &b);
+		if (n == XR_EEVICTED)
+			return 3;
+		if (n < 0)
+			return 4;
+		sleep_ms(8); /* a little longer than the ring takes to fill */
+		if (n > 0)
+			xr_batch_release(r, &b);
+	}
+	xr_reader_stats st;
+	xr_reader_stats_get(r, &st);
+	xr_reader_detach(r);
+	return 0;
+}
+
+static void drops_stall(void)
+{
+	struct engine e;
+
+	if (geteuid() != 0) {
+		printf("drops_stall: skipped (needs root to run as another uid)\n");
+		return;
+	}
+	engine_start(&e, "red-drops", &(struct eopts){.games = 48, .shards = 1, .timeout_ms = 100,
+						      .policy = XR_POLICY_LOSSY,
+						      .ring_bytes = 1u << 20});
+	struct answerer an = {.t = &e.t};
+	CHECK_RC(xr_agent_attach(e.name, &(xr_agent_opts){.label = "victim", .capacity = 8}, &an.a),
+		 0);
+	CHECK_RC(xr_agent_claim(an.a, 0, 7, 0, NULL), 0);
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, answer_main, &an) == 0);
+	sleep_ms(300);
+	uint64_t a0 = xr_load_relaxed(&an.answered);
+	sleep_ms(1000);
+	uint64_t alone = xr_load_relaxed(&an.answered) - a0;
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+			_exit(99);
+		_exit(hold_batches(e.name));
+	}
+	sleep_ms(500);
+	a0 = xr_load_relaxed(&an.answered);
+	sleep_ms(1000);
+	uint64_t held = xr_load_relaxed(&an.answered) - a0;
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	xr_store_relaxed(&an.stop, 1);
+	CHECK(pthread_join(th, NULL) == 0);
+	printf("drops_stall: the agent answered %llu records a second; while uid %u's lossy "
+	       "reader held batches (not evicted: status 0x%x), %llu\n",
+	       (unsigned long long)alone, NOBODY, st, (unsigned long long)held);
+	xr_agent_detach(an.a);
+	if (held * 20 < alone)
+		FAILF("a stranger's lossy reader cut an agent's turns %.0f times: its games wait "
+		      "the timeout for records dropped, that nobody can answer",
+		      (double)alone / (double)(held ? held : 1));
+	engine_stop(&e);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -1597,6 +1703,7 @@ int main(int argc, char **argv)
 		{"kill_churn", kill_churn},
 		{"detach_forked", detach_forked},
 		{"engine_games_taken", engine_games_taken},
+		{"drops_stall", drops_stall},
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
