@@ -4,10 +4,49 @@
  * by hostile peers (raw protocol, other uids) and careless callers of
  * xring/agent.h. Each case is a finding, or an attack that should hold:
  *
- *   send_after_eviction  an agent that held a batch past its short lease
- *                        (evicted, its records overwritten) and then
- *                        answers it: xr_agent_send() must not tag answers
- *                        with records it never handed out.
+ * (F: a finding, failing before its fix or still failing; H: held.)
+ *
+ *   send_after_eviction  F  an agent that held a batch past its short lease
+ *                           (evicted, the batch overwritten) and then
+ *                           answers it: xr_agent_send() tagged its answers
+ *                           with records it never handed out. Then it
+ *                           recovers.
+ *   careless_calls       F  misuse of the library (recv before a claim,
+ *                           stale and released batches, NULL actions, a
+ *                           forked child: H); a batch whose count the
+ *                           caller raised was read past its arrays.
+ *   retiring_share       F  agents gone keep their slots until the shards
+ *                           move on: a uid's did not count against its
+ *                           quarter, and filled the table.
+ *   claim_churn          F  a uid with no games claiming and releasing
+ *                           seats of no game among its share of junk
+ *                           claims doubles what a step costs every shard.
+ *   claim_walk           F  a claim over another uid's claims walked every
+ *                           directory id of the overlap on the control
+ *                           thread, for one token.
+ *   engine_games_shared  H  ...strangers' claims still conflict over the
+ *                           engine's live games.
+ *   cancel_lost          F  a cancel pending when the agent's reader is
+ *                           replaced (an eviction) was lost.
+ *   cancel_race          F  a cancel from another thread while claims
+ *                           replace the reader (ASan: a use after free).
+ *   garbage              H  every field of the agent verbs, lengths, order,
+ *                           random bodies, 300 sessions.
+ *   terminal_action      F  a held seat's terminal record carried a policy
+ *                           draw in its action field, not -1.
+ *   kill_churn           H  agents SIGKILLed mid-call over and over on two
+ *                           shards while a trainer pairs records.
+ *   detach_forked        F  a detach while a forked child holds a copy of
+ *                           the agent's socket left its seats held.
+ *   engine_games_taken   F  any admitted uid may hold every seat of the
+ *                           engine's games and answer none (a design choice
+ *                           at odds with the trust boundary).
+ *   drops_stall          H  a stranger's lossy reader has records dropped;
+ *                           a held seat's dropped record stalls its game the
+ *                           whole timeout: at the drops it may keep for
+ *                           ever, the agent's turns fall in proportion.
+ *
+ * Arguments: the cases to run (all by default).
  */
 #include <pthread.h>
 #include <signal.h>
@@ -1583,10 +1622,12 @@ static void engine_games_taken(void)
  * dropped, for every reader, up to a third of them for as long as it likes
  * without being evicted (docs/threat-model.md, "What is not promised"). A
  * dropped record of a held seat can never be answered (its agent never saw
- * it: tag 0), yet its game waits the whole action timeout for it: a
- * stranger's lossy reader that costs the policy's games a share of their
- * records costs an agent's games most of their turns, each dropped record
- * 100 ms of its game.
+ * it: tag 0), yet its game waits the whole action timeout for it. A reader
+ * that holds the writer up without pause (until its lease times out: 10 s)
+ * so stalls an agent's games to a turn a timeout meanwhile (a first version
+ * of this case measured 1/1000 of their turns); one that keeps the drops
+ * near the third it may drop for ever costs them in proportion (about 1.6
+ * times fewer turns here): what is checked.
  */
 struct answerer {
 	xr_agent *a;
