@@ -41,10 +41,11 @@
  *   engine_games_taken   F  any admitted uid may hold every seat of the
  *                           engine's games and answer none (a design choice
  *                           at odds with the trust boundary).
- *   drops_stall          H  a stranger's lossy reader has records dropped;
- *                           a held seat's dropped record stalls its game the
- *                           whole timeout: at the drops it may keep for
- *                           ever, the agent's turns fall in proportion.
+ *   drops_stall          F  a stranger's lossy reader keeping a third of
+ *                           the records dropped (never evicted) kept an
+ *                           agent's games waiting 90-100 % of the time: a
+ *                           held seat's dropped record, which nobody can
+ *                           answer, was waited for the whole timeout.
  *
  * Arguments: the cases to run (all by default).
  */
@@ -1623,17 +1624,17 @@ static void engine_games_taken(void)
  * without being evicted (docs/threat-model.md, "What is not promised"). A
  * dropped record of a held seat can never be answered (its agent never saw
  * it: tag 0), yet its game waits the whole action timeout for it. A reader
- * that holds the writer up without pause (until its lease times out: 10 s)
- * so stalls an agent's games to a turn a timeout meanwhile (a first version
- * of this case measured 1/1000 of their turns); one that keeps the drops
- * near the third it may drop for ever costs them in proportion (about 1.6
- * times fewer turns here): what is checked.
+ * of another uid that keeps the drops near the third it may keep for ever
+ * (adapting how long it holds each batch) keeps the agent's games waiting
+ * nearly all the time (each timeout is 100 ms of a seat), while the
+ * policy's games only lose records.
  */
 struct answerer {
 	xr_agent *a;
 	const xr_exp_template *t;
 	_Atomic int stop;
 	_Atomic uint64_t turns;   /* its seats' turns taken: actions + fallbacks */
+	_Atomic uint64_t timeouts;
 };
 
 static void *answer_main(void *p)
@@ -1652,6 +1653,7 @@ static void *answer_main(void *p)
 		xr_agent_stats st;
 		CHECK_RC(xr_agent_stats_get(an->a, &st), 0);
 		xr_store_relaxed(&an->turns, st.actions + st.fallbacks);
+		xr_store_relaxed(&an->timeouts, st.timeouts);
 	}
 	return NULL;
 }
@@ -1736,23 +1738,29 @@ static void drops_stall(void)
 	}
 	sleep_ms(1000);
 	a0 = xr_load_relaxed(&an.turns);
+	uint64_t t0 = xr_load_relaxed(&an.timeouts);
 	sleep_ms(1000);
 	uint64_t held = xr_load_relaxed(&an.turns) - a0;
+	uint64_t timeouts = xr_load_relaxed(&an.timeouts) - t0;
 	int st;
 	CHECK(waitpid(pid, &st, 0) == pid);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	xr_store_relaxed(&an.stop, 1);
 	CHECK(pthread_join(th, NULL) == 0);
+	/* Each timeout is 100 ms of one of the 16 seats waiting (a record
+	 * dropped, or this agent late: it answers in microseconds). */
+	double stalled = (double)timeouts * 0.1 / 16.0;
 	printf("drops_stall: the agent's seats took %llu turns a second; while uid %u's lossy "
-	       "reader had %.0f %% of the records dropped (%s), %llu\n",
+	       "reader had %.0f %% of the records dropped (%s), %llu, %llu of them timeouts: its "
+	       "games waited %.0f %% of the time\n",
 	       (unsigned long long)alone, NOBODY, 100 * out->drop_ratio,
-	       out->evicted ? "evicted" : "never evicted", (unsigned long long)held);
+	       out->evicted ? "evicted" : "never evicted", (unsigned long long)held,
+	       (unsigned long long)timeouts, 100 * stalled);
 	xr_agent_detach(an.a);
-	if (!out->evicted && held * 10 < alone)
-		FAILF("a stranger's lossy reader dropping %.0f %% of the records cut an agent's "
-		      "turns %.0f times: its games wait the timeout for dropped records, that "
-		      "nobody can answer",
-		      100 * out->drop_ratio, (double)alone / (double)(held ? held : 1));
+	if (!out->evicted && stalled > 0.5)
+		FAILF("a stranger's lossy reader dropping %.0f %% of the records kept an agent's "
+		      "games waiting %.0f %% of the time, for dropped records nobody can answer",
+		      100 * out->drop_ratio, 100 * stalled);
 	engine_stop(&e);
 }
 
@@ -1765,7 +1773,6 @@ int main(int argc, char **argv)
 		{"send_after_eviction", send_after_eviction},
 		{"careless_calls", careless_calls},
 		{"retiring_share", retiring_share},
-		{"claim_churn", claim_churn},
 		{"claim_walk", claim_walk},
 		{"engine_games_shared", engine_games_shared},
 		{"cancel_lost", cancel_lost},
@@ -1774,8 +1781,10 @@ int main(int argc, char **argv)
 		{"terminal_action", terminal_action},
 		{"kill_churn", kill_churn},
 		{"detach_forked", detach_forked},
-		{"engine_games_taken", engine_games_taken},
 		{"drops_stall", drops_stall},
+		/* Findings not fixed: last, a failure ends the run. */
+		{"claim_churn", claim_churn},
+		{"engine_games_taken", engine_games_taken},
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
