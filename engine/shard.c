@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,8 +68,11 @@ struct game_slot {
 	uint64_t out_ns;                /* when this turn's records went out */
 	uint64_t due_ns;                /* no tick: fallbacks from then on */
 	uint8_t agent[XR_GAME_MAX_PLAYERS];
-	uint32_t tag[XR_GAME_MAX_PLAYERS];      /* an answer to this turn's record */
-	uint32_t last_tag[XR_GAME_MAX_PLAYERS]; /* ...to the turn before */
+	/* The tag an answer to a record of turn t carries, at [p][t % depth]
+	 * (0: none can come: not asked, or dropped), and the one the last
+	 * step took. */
+	uint32_t tag[XR_GAME_MAX_PLAYERS][XR_SEAT_DEPTH_MAX];
+	uint32_t last_tag[XR_GAME_MAX_PLAYERS];
 	_Atomic uint64_t *slot[XR_GAME_MAX_PLAYERS];
 };
 
@@ -150,6 +154,7 @@ struct shard {
 	struct agent_ctr *ag;           /* [XR_MAX_AGENTS] */
 	uint32_t ag_gen[XR_MAX_AGENTS]; /* ...counting for that open of the entry */
 	uint64_t idle_since;            /* fast: when the rounds stopped moving */
+	uint32_t depth;                 /* slot sets per game: input_delay + 1 */
 	bool draining;                  /* stopping: final records only */
 	uint64_t drain_end;
 	int err;              /* first error, or -EINTR when asked to stop */
@@ -221,6 +226,7 @@ static void start_episode(struct game_slot *s, uint64_t e, bool fresh)
 		s->applied_by[p] = XR_SRC_NONE;
 	}
 	s->awaiting = false;
+	memset(s->tag, 0, sizeof(s->tag)); /* the last episode's answers answer nothing */
 	s->turn = 0;
 	s->shown = s->ended = s->terminal = false;
 }
@@ -271,7 +277,7 @@ static int write_record(struct shard *sh, struct game_slot *s, uint32_t p, bool 
 			s->vt->legal_actions(s->g, p, ss->scratch);
 			*action = xr_policy_random_legal(ss->scratch, t->shape.mask_len, &s->rng);
 		} else if (mode == REC_AGENT) {
-			s->tag[p] = 0;
+			s->tag[p][s->turn % sh->depth] = 0;
 		}
 		return 0;
 	}
@@ -296,7 +302,7 @@ static int write_record(struct shard *sh, struct game_slot *s, uint32_t p, bool 
 	if (mode == REC_POLICY)
 		*action = xr_policy_random_legal(sl.mask, t->shape.mask_len, &s->rng);
 	else if (mode == REC_AGENT)
-		s->tag[p] = xr_seat_tag(f.seq);
+		s->tag[p][s->turn % sh->depth] = xr_seat_tag(f.seq);
 	memcpy((uint8_t *)rec + t->off_action, action, sizeof(int32_t));
 	xr_writer_commit(ss->w);
 	sh->res->records++;
@@ -353,8 +359,11 @@ static void refresh_seats(struct shard *sh, struct game_slot *s)
 		if (!xr__seats_find(&sh->sv, s->id, s->uid, p, &agent, &slot))
 			continue;
 		s->held |= (uint8_t)(1u << p);
-		if (s->agent[p] != agent || s->slot[p] != slot)
+		if (s->agent[p] != agent || s->slot[p] != slot) {
+			/* A new holder: records asked of another answer nothing. */
 			s->last_tag[p] = 0;
+			memset(s->tag[p], 0, sizeof(s->tag[p]));
+		}
 		s->agent[p] = (uint8_t)agent;
 		s->slot[p] = slot;
 	}
@@ -374,25 +383,37 @@ static void rtt_add(struct agent_ctr *c, uint64_t ns)
  * is all the shard takes from the agent, tag and action together in one
  * 64-bit store (AC1, client/agent.c), so no other memory needs ordering
  * with it, and it is never torn. */
-static uint64_t slot_word(const struct game_slot *s, uint32_t p)
+static uint64_t slot_word(const struct game_slot *s, uint32_t p, uint32_t m)
 {
-	return xr_load_relaxed(s->slot[p]); /* AC2 */
+	return xr_load_relaxed(s->slot[p] + 8 * m); /* AC2 */
+}
+
+/* The step from s's turn takes the answers to the records of turn - K
+ * (--input-delay K): their set of slots, or -1 in an episode's first K
+ * steps, which no answer is for. */
+static int answer_set(const struct shard *sh, const struct game_slot *s)
+{
+	uint32_t k = sh->o->input_delay;
+
+	return s->turn < k ? -1 : (int)((s->turn - k) % sh->depth);
 }
 
 /* Whether every seat of s asked for an answer has one tagged for this
- * turn (whatever it says: it is checked when taken), or can have none: a
- * seat whose record was dropped (tag 0) was never seen by its agent, and
- * waiting for it would only stall the game, for the whole timeout, on the
- * say of whichever lossy reader had the record dropped (red team,
- * test_agents_red drops_stall). It falls back at once (TIMEOUT: no answer
- * for the turn). */
+ * turn (whatever it says: it is checked when taken). */
 static bool answered(struct shard *sh, struct game_slot *s)
 {
+	int m = answer_set(sh, s);
+
 	refresh_seats(sh, s);
+	if (m < 0)
+		return true; /* nothing to wait for */
 	for (uint32_t p = 0; p < s->players; p++) {
 		if (!(s->asked & s->held & (1u << p)))
 			continue;
-		if (s->tag[p] && (uint32_t)(slot_word(s, p) >> 32) != s->tag[p])
+		uint32_t want = s->tag[p][m];
+		/* A record not asked of this holder, or dropped, gets no
+		 * answer: not worth waiting for. */
+		if (want && (uint32_t)(slot_word(s, p, (uint32_t)m) >> 32) != want)
 			return false;
 	}
 	return true;
@@ -422,30 +443,44 @@ static void take_answer(struct shard *sh, struct game_slot *s, uint32_t p, uint6
 	struct sstream *ss = &sh->ss[s->stream];
 	uint32_t n = ss->t->shape.mask_len;
 	struct agent_ctr *c = &sh->ag[s->agent[p]];
-	uint64_t w = slot_word(s, p);
-	uint32_t tag = (uint32_t)(w >> 32);
-	int32_t a = (int32_t)(uint32_t)w;
+	int m = answer_set(sh, s);
 	uint8_t src;
 
 	s->vt->legal_actions(s->g, p, ss->scratch);
-	if (s->tag[p] && tag == s->tag[p]) {
-		rtt_add(c, now - s->out_ns);
+	if (m < 0) {
+		/* --input-delay: no answer is for this step. Not the agent's
+		 * doing: not counted. */
+		s->act[p] = fallback(sh, s, p, ss->scratch, n);
+		s->src[p] = XR_SRC_DELAY;
+		return;
+	}
+	uint32_t want = s->tag[p][m];
+	uint64_t w = slot_word(s, p, (uint32_t)m);
+	uint32_t tag = (uint32_t)(w >> 32);
+	int32_t a = (int32_t)(uint32_t)w;
+
+	if (want && tag == want) {
+		if (!sh->o->input_delay)
+			rtt_add(c, now - s->out_ns); /* this turn's records' answer */
 		if (a < 0 || (uint32_t)a >= n)
 			src = XR_SRC_OUT_OF_RANGE;
 		else
 			src = ss->scratch[a] ? XR_SRC_AGENT : XR_SRC_ILLEGAL;
-	} else if (tag == 0 || !s->tag[p] || (int32_t)(s->tag[p] - tag) > 0) {
+	} else if (tag == 0 || !want || (int32_t)(want - tag) > 0) {
 		/* Nothing yet, or an answer to an earlier record (tags follow
 		 * the ring's seq): nothing for this turn in time. */
 		src = XR_SRC_TIMEOUT;
 	} else {
 		src = XR_SRC_WRONG_TURN; /* tagged for a record not yet written */
 	}
-	/* An answer to the turn before that came after it timed out. */
-	if ((s->timed_out >> p & 1u) && tag == s->last_tag[p] && tag)
+	/* An answer to the step before's record that came after that step
+	 * timed out (in the set before this one's). */
+	uint32_t before = ((uint32_t)m + sh->depth - 1) % sh->depth;
+	if ((s->timed_out >> p & 1u) && s->last_tag[p] &&
+	    (uint32_t)(slot_word(s, p, before) >> 32) == s->last_tag[p])
 		c->late++;
 	s->timed_out = (uint8_t)((s->timed_out & ~(1u << p)) | (src == XR_SRC_TIMEOUT) << p);
-	s->last_tag[p] = s->tag[p];
+	s->last_tag[p] = want;
 	switch (src) {
 	case XR_SRC_AGENT: c->actions++; sh->res->agent_actions++; break;
 	case XR_SRC_TIMEOUT: c->timeouts++; break;
@@ -541,12 +576,9 @@ static void observe(struct shard *sh, struct game_slot *s)
 			continue;
 		}
 		bool held = (s->held >> p & 1u) && !s->terminal;
-		/* A held seat's terminal record asks nothing (no step follows)
-		 * and is still the agent's seat: -1, not a policy draw. */
-		enum rec_mode mode = held ? REC_AGENT
-				     : (s->held >> p & 1u) ? REC_FINAL : REC_POLICY;
 		int rc = write_record(sh, s, p, (s->flags[p] & XR_GAME_DONE) != 0,
-				      (s->flags[p] & XR_GAME_TRUNCATED) != 0, mode, &s->act[p]);
+				      (s->flags[p] & XR_GAME_TRUNCATED) != 0,
+				      held ? REC_AGENT : REC_POLICY, &s->act[p]);
 		if (rc < 0) {
 			sh->err = rc;
 			return;
@@ -826,6 +858,31 @@ static void new_agents(struct shard *sh)
 	}
 }
 
+/* A new copy of the claims: the games whose seats it changed look them up
+ * again before any use of a slot (refresh_seats), the others keep theirs,
+ * which the copy has unchanged: a page is unmapped only once a copy
+ * without its claims is taken (engine/seats.c), and every game of those
+ * claims is among the changed. */
+static void copy_seats(struct shard *sh)
+{
+	const struct xr_seats_view *v = &sh->sv;
+
+	xr__seats_copy(sh->o->seats, &sh->sv, sh->o->index);
+	new_agents(sh);
+	if (v->all_changed) {
+		sh->sgen++;
+		return;
+	}
+	for (uint32_t i = 0; i < sh->n_live && v->n_changed; i++) {
+		struct game_slot *s = &sh->gs[sh->live[i]];
+		for (uint32_t k = 0; k < v->n_changed; k++)
+			if (s->id >= v->changed[k].lo && s->id <= v->changed[k].hi) {
+				s->seat_gen = 0; /* sgen is never 0 */
+				break;
+			}
+	}
+}
+
 /* Each agent's counts on this shard, for tools. */
 static void report_agents(struct shard *sh)
 {
@@ -897,11 +954,8 @@ static void round_end(struct shard *sh)
 		xr__interest_copy(sh->o->interest, &sh->iv);
 		sh->igen++;
 	}
-	if (sh->sgen && xr__seats_changed(sh->o->seats, &sh->sv)) {
-		xr__seats_copy(sh->o->seats, &sh->sv, sh->o->index);
-		sh->sgen++;
-		new_agents(sh);
-	}
+	if (sh->sgen && xr__seats_changed(sh->o->seats, &sh->sv))
+		copy_seats(sh);
 	if (!sh->o->tick_ns) {
 		sh->tick_now = (sh->now - sh->start) / sh->tick_ns;
 		xr_wheel_advance(sh->wheel, sh->tick_now, sh);
@@ -1059,6 +1113,10 @@ static int set_up(struct shard *sh, xr_writer *w, const xr_exp_template *t)
 		sh->igen = 1;
 	}
 	if (o->seats) {
+		/* The nap while every game waits for agents is 50 us: with the
+		 * default 50 us of timer slack it lasts twice that, which a
+		 * slow agent's answer then waits for (perf/bench_agents). */
+		prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 		if (xr__seats_view_init(o->seats, &sh->sv) < 0)
 			return -ENOMEM;
 		xr__seats_copy(o->seats, &sh->sv, o->index);
@@ -1066,6 +1124,9 @@ static int set_up(struct shard *sh, xr_writer *w, const xr_exp_template *t)
 	}
 	if (!(sh->ag = calloc(XR_MAX_AGENTS, sizeof(*sh->ag))))
 		return -ENOMEM;
+	if (o->input_delay >= XR_SEAT_DEPTH_MAX)
+		return -EINVAL;
+	sh->depth = o->input_delay + 1;
 	sh->cap = o->capacity > o->games ? o->capacity : o->games;
 	sh->gs = calloc(sh->cap ? sh->cap : 1, sizeof(*sh->gs));
 	sh->live = calloc(sh->cap ? sh->cap : 1, sizeof(*sh->live));
