@@ -15,6 +15,18 @@
  * else from this process, so relaxed would do; the store is release so
  * that a tool reading slots sees them no earlier than the agent's own
  * writes before them.
+ *
+ * ORDERING: CN1-CN4. xr_agent_cancel() may run on any thread (or in a
+ * signal handler) while the agent's thread replaces its reader (a claim,
+ * a release, an eviction) and frees the old one. The canceller counts
+ * itself in (CN1, seq_cst) and then loads the reader (CN2, seq_cst); the
+ * agent's thread unpublishes the reader (CN3, seq_cst) and then waits for
+ * the count to be 0 (CN4, seq_cst; the canceller's way out is a release)
+ * before freeing it. In the one total order, either CN1 comes before CN4
+ * (the free waits for the cancel) or CN3 comes before CN2 (the canceller
+ * sees no reader). A cancel is also remembered (pending) until a recv
+ * ends with -EINTR, and forwarded to each new reader, so that one left on
+ * a reader that was replaced is not lost.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -53,6 +65,9 @@ struct xr_agent {
 	struct aclaim claims[XR_SEAT_CLAIMS_MAX];
 	uint32_t n_claims;
 	xr_reader *r;                   /* NULL while it holds no claim */
+	_Atomic(xr_reader *) live_r;    /* r, for xr_agent_cancel(): CN1-CN4 */
+	_Atomic uint32_t cancelling;    /* cancels under way */
+	_Atomic uint32_t cancel_pending; /* a cancel no recv has ended on yet */
 	xr_exp_template t;
 	const xr_frame **frames;        /* the held batch's seats' records */
 	struct seen {                   /* ...as they were when handed out */
@@ -196,6 +211,9 @@ static int resubscribe(xr_agent *a)
 		xr_reader_stats st;
 		if (xr_reader_stats_get(a->r, &st) == 0)
 			a->dropped += st.dropped;
+		xr_store_sc(&a->live_r, NULL);         /* CN3 */
+		while (xr_load_sc(&a->cancelling))     /* CN4 */
+			xr_cpu_relax();
 		xr_reader_detach(a->r);
 		a->r = NULL;
 	}
@@ -232,6 +250,10 @@ static int resubscribe(xr_agent *a)
 		a->r = NULL;
 		return -EINVAL;
 	}
+	xr_store_sc(&a->live_r, a->r);
+	/* A cancel that reached only the old reader (or none) holds here. */
+	if (xr_load_sc(&a->cancel_pending))
+		xr_reader_cancel(a->r);
 	return 0;
 }
 
@@ -354,6 +376,8 @@ int xr_agent_recv(xr_agent *a, uint32_t min, uint32_t max, int64_t max_wait_ns, 
 				return rc;
 			continue;
 		}
+		if (n == -EINTR)
+			xr_store_relaxed(&a->cancel_pending, 0); /* it ended this wait */
 		if (n <= 0)
 			return n;
 		uint32_t k = 0;
@@ -521,8 +545,16 @@ int xr_agent_arm(xr_agent *a, uint32_t min)
 
 void xr_agent_cancel(xr_agent *a)
 {
-	if (a && a->r)
-		xr_reader_cancel(a->r);
+	if (!a)
+		return;
+	/* Async-signal-safe: atomics, and xr_reader_cancel()'s store and
+	 * write. Never a->r: the agent's thread may be freeing it. */
+	xr_store_sc(&a->cancel_pending, 1);
+	xr_fetch_add_sc(&a->cancelling, 1);          /* CN1 */
+	xr_reader *r = xr_load_sc(&a->live_r);       /* CN2 */
+	if (r)
+		xr_reader_cancel(r);
+	xr_fetch_sub_release(&a->cancelling, 1);
 }
 
 int xr_agent_slots(const xr_agent *a, void **base, size_t *len)
