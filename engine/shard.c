@@ -576,9 +576,12 @@ static void observe(struct shard *sh, struct game_slot *s)
 			continue;
 		}
 		bool held = (s->held >> p & 1u) && !s->terminal;
+		/* A held seat's terminal record asks nothing (no step follows)
+		 * and is still the agent's seat: -1, not a policy draw. */
+		enum rec_mode mode = held ? REC_AGENT
+				     : (s->held >> p & 1u) ? REC_FINAL : REC_POLICY;
 		int rc = write_record(sh, s, p, (s->flags[p] & XR_GAME_DONE) != 0,
-				      (s->flags[p] & XR_GAME_TRUNCATED) != 0,
-				      held ? REC_AGENT : REC_POLICY, &s->act[p]);
+				      (s->flags[p] & XR_GAME_TRUNCATED) != 0, mode, &s->act[p]);
 		if (rc < 0) {
 			sh->err = rc;
 			return;
