@@ -743,20 +743,6 @@ static int agent_open(void *ctx, const struct xr_ctl_caller *who,
 	return 0;
 }
 
-/* Whether a live game of the engine's uid has an id in lo..hi: a walk of
- * the live ids from lo, at most hi - lo + 1 of them (a claim's range,
- * bounded by an agent's capacity). */
-static bool engine_games_in(void *ctx, uint32_t lo, uint32_t hi)
-{
-	struct xr_gdir *d = ctx;
-	uint32_t k, slot;
-
-	for (uint32_t i = order_from(d, lo); i < d->n_order && d->order[i] <= hi; i++)
-		if (lookup(d, d->order[i], &k, &slot) && d->sh[k].ent[slot].uid == d->own_uid)
-			return true;
-	return false;
-}
-
 static int seats_claim(void *ctx, const struct xr_ctl_caller *who,
 		       const struct xr_ctl_seats_claim *m, struct xr_ctl_seats_claimed *r,
 		       char *why, size_t len)
@@ -764,8 +750,7 @@ static int seats_claim(void *ctx, const struct xr_ctl_caller *who,
 	struct xr_gdir *d = ctx;
 	struct xr_seat_caller c = {.conn = who->conn, .uid = who->uid, .pid = who->pid};
 	uint32_t id, base;
-	int rc = xr__seats_claim(d->seats, &c, m->lo, m->hi, m->players, engine_games_in, d, &id,
-				 &base, why, len);
+	int rc = xr__seats_claim(d->seats, &c, m->lo, m->hi, m->players, &id, &base, why, len);
 
 	if (rc < 0)
 		return rc;

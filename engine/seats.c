@@ -303,8 +303,8 @@ static uint32_t find_blocks(const struct agent *a, uint32_t games)
 }
 
 int xr__seats_claim(struct xr_seats *s, const struct xr_seat_caller *who, uint32_t lo,
-		    uint32_t hi, uint32_t players, xr_seats_shared_fn shared, void *ctx,
-		    uint32_t *claim_id, uint32_t *base, char *why, size_t len)
+		    uint32_t hi, uint32_t players, uint32_t *claim_id, uint32_t *base, char *why,
+		    size_t len)
 {
 	int me = xr__seats_agent_of(s, who->conn);
 
@@ -337,14 +337,15 @@ int xr__seats_claim(struct xr_seats *s, const struct xr_seat_caller *who, uint32
 			 (unsigned long long)games, a->capacity);
 		return -ENOSPC;
 	}
-	/* A seat has one agent: no claim of any agent (this one's too) may
-	 * share a (game, player) with this one. Claims of two uids, neither
-	 * the engine's, can share only the engine's games (each holds its own
-	 * uid's), so those conflict only where such a game is live.
-	 * O(agents x claims), and the directory's walk of the overlap. */
+	/* A seat has one agent: no claim of any agent of this uid (this one
+	 * included) may share a (game, player) with this one. Claims of two
+	 * uids hold different games (each its own uid's; the engine's uid's
+	 * only those no claim of the owner's uid holds: xr__seats_find), so
+	 * they never conflict, and a stranger's claim over a range cannot keep
+	 * another uid's agents out of it. O(agents x claims). */
 	for (uint32_t i = 0; i < s->o.max_agents; i++) {
 		const struct agent *b = &s->agents[i];
-		if (b->state != A_LIVE)
+		if (b->state != A_LIVE || b->uid != a->uid)
 			continue;
 		for (uint32_t k = 0; k < b->n_claims; k++) {
 			const struct claim *c = &b->claims[k];
@@ -352,10 +353,6 @@ int xr__seats_claim(struct xr_seats *s, const struct xr_seat_caller *who, uint32
 			if (c->hi < lo || c->lo > hi || !both)
 				continue;
 			uint32_t g = c->lo > lo ? c->lo : lo, p = (uint32_t)__builtin_ctz(both);
-			uint32_t end = c->hi < hi ? c->hi : hi;
-			if (b->uid != a->uid && b->uid != s->o.engine_uid &&
-			    a->uid != s->o.engine_uid && !(shared && shared(ctx, g, end)))
-				continue;
 			if (b == a)
 				snprintf(why, len, "seat (game %u, player %u) is this agent's already "
 						   "(claim %u)",

@@ -71,17 +71,15 @@ int xr__seats_open(struct xr_seats *s, const struct xr_seat_caller *who, uint32_
 		   const char *label, uint32_t *agent, int *fd, uint64_t *bytes, char *why,
 		   size_t len);
 
-/* Whether games lo..hi hold a live game of the engine's uid (the only
- * games agents of two other uids can both hold): the game directory's. */
-typedef bool (*xr_seats_shared_fn)(void *ctx, uint32_t lo, uint32_t hi);
-
 /* conn's agent claims players (bit p: player p; 0: all) of games lo..hi.
- * It will act for those of its uid's games and the engine's (the engine's
- * uid: for all). 0 and the claim's id and first block, or -errno with why
- * (-EBUSY names the agent holding a seat of it). */
+ * It will act for its uid's games in the range (the engine's uid: for
+ * every game no claim of its owner's uid holds). A claim conflicts only
+ * with claims of its own uid: claims of two uids never hold one seat.
+ * 0 and the claim's id and first block, or -errno with why (-EBUSY names
+ * the agent holding a seat of it). */
 int xr__seats_claim(struct xr_seats *s, const struct xr_seat_caller *who, uint32_t lo,
-		    uint32_t hi, uint32_t players, xr_seats_shared_fn shared, void *ctx,
-		    uint32_t *claim_id, uint32_t *base, char *why, size_t len);
+		    uint32_t hi, uint32_t players, uint32_t *claim_id, uint32_t *base, char *why,
+		    size_t len);
 
 /* conn's agent gives claim claim_id up. 0 or -errno with why. */
 int xr__seats_release(struct xr_seats *s, const struct xr_seat_caller *who, uint32_t claim_id,
@@ -132,23 +130,32 @@ void xr__seats_view_fini(struct xr_seats_view *v);
 
 /* Player p of game (created by game_uid): its agent and action slot (of
  * turn 0 mod depth; turn t's is depth t % depth, 8 words on) in v, or
- * false (the built-in policy plays it). A claim holds the seats of
- * its uid's games and the engine's; the engine's uid's, every game's: an
- * agent never acts for another uid's games, whatever range it claimed. */
+ * false (the built-in policy plays it). A claim holds the seats of its
+ * uid's games only, and the engine's uid's claims those of any game no
+ * claim of its owner's uid holds: an agent never acts for another uid's
+ * games, nor for the engine's unless it is the engine's uid's. */
 static inline bool xr__seats_find(const struct xr_seats_view *v, uint32_t game, uint32_t game_uid,
 				  uint32_t p, uint32_t *agent, _Atomic uint64_t **slot)
 {
+	const struct xr_seat_claim *found = NULL;
+
 	for (uint32_t i = 0; i < v->n; i++) {
 		const struct xr_seat_claim *c = &v->c[i];
-		if (game >= c->lo && game <= c->hi && (c->players >> p & 1u) &&
-		    (c->uid == game_uid || game_uid == v->engine_uid || c->uid == v->engine_uid)) {
-			*agent = c->agent;
-			*slot = c->slots + (size_t)(c->base + (game - c->lo)) * v->depth *
-						   (XR_SEAT_BLOCK / sizeof(uint64_t)) + p;
-			return true;
+		if (game < c->lo || game > c->hi || !(c->players >> p & 1u))
+			continue;
+		if (c->uid == game_uid) {
+			found = c; /* its owner's: first */
+			break;
 		}
+		if (c->uid == v->engine_uid && !found)
+			found = c;
 	}
-	return false;
+	if (!found)
+		return false;
+	*agent = found->agent;
+	*slot = found->slots + (size_t)(found->base + (game - found->lo)) * v->depth *
+				       (XR_SEAT_BLOCK / sizeof(uint64_t)) + p;
+	return true;
 }
 
 #endif
