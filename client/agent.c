@@ -346,6 +346,15 @@ int xr_agent_recv(xr_agent *a, uint32_t min, uint32_t max, int64_t max_wait_ns, 
 	if (!a || !b || mine(a) < 0 || !min || min > max || max > XR_BATCH_MAX)
 		return -EINVAL;
 	drop_held(a);
+	if (!a->r && a->n_claims) {
+		/* Its reader went (an eviction, a claim or release) and the
+		 * new one was refused (a rate, a slot, a late reply): its
+		 * claims stand, so try again, rather than say it holds no
+		 * seats for as long as it lives. */
+		int rc = resubscribe(a);
+		if (rc < 0)
+			return rc;
+	}
 	if (!a->r) {
 		xr__set_last_reason("this agent holds no seats: claim some first");
 		return -EINVAL;
