@@ -174,8 +174,10 @@ XR_API int xr_agent_stats_get(xr_agent *a, xr_agent_stats *s);
 XR_API int xr_agent_fd(const xr_agent *a);
 XR_API int xr_agent_arm(xr_agent *a, uint32_t min);
 
-/* Ends a wait in xr_agent_recv() with -EINTR (any thread, or a signal
- * handler). */
+/* Ends a wait in xr_agent_recv() with -EINTR, or else the next one that
+ * has to wait, as xr_reader_cancel() (any thread, or a signal handler; a
+ * cancel holds across the agent's reader being replaced: an eviction, a
+ * claim, a release). */
 XR_API void xr_agent_cancel(xr_agent *a);
 
 /* Where the agent's page of action slots is mapped in this process, and
@@ -186,7 +188,10 @@ XR_API int xr_agent_slots(const xr_agent *a, void **base, size_t *len);
 /* The reader under the agent (stream facts, ring memory); owned by a. */
 XR_API xr_reader *xr_agent_reader(xr_agent *a);
 
-/* Detaches: its seats go back to the built-in policy. NULL is ignored. */
+/* Detaches: its seats go back to the built-in policy, at once, even while a
+ * forked child holds a copy of its socket (the attaching process shuts the
+ * connection down; a child's detach closes only its copies). NULL is
+ * ignored. */
 XR_API void xr_agent_detach(xr_agent *a);
 
 #ifdef __cplusplus
