@@ -873,7 +873,10 @@ static void copy_seats(struct shard *sh)
 	xr__seats_copy(sh->o->seats, &sh->sv, sh->o->index);
 	new_agents(sh);
 	if (v->all_changed) {
-		sh->sgen++;
+		/* Never 0: 0 is "no agents" (sh->sgen) and "look again"
+		 * (a game's seat_gen). */
+		if (++sh->sgen == 0)
+			sh->sgen = 1;
 		return;
 	}
 	for (uint32_t i = 0; i < sh->n_live && v->n_changed; i++) {
