@@ -456,15 +456,31 @@ static void bad_answers(void)
 		drain(tr, &e.t, &lg, 5);
 	CHECK(xr_load_relaxed(&gac.answered) >= before + 100);
 
+	/* The counts of the records seen above, as the shards publish them
+	 * (twice a second, while they run: the trainer reads on). */
 	xr_agent_stats st;
-	until = xr__now_ns() + 5000000000ull;
+	until = xr__now_ns() + 30000000000ull;
 	do {
 		drain(tr, &e.t, &lg, 5);
 		CHECK_RC(xr_agent_stats_get(a, &st), 0);
-	} while ((st.wrong_turn < 20 || st.out_of_range < 20 || st.illegal < 20 ||
-		  st.timeouts < 20) && xr__now_ns() < until);
-	CHECK(st.wrong_turn >= 20 && st.out_of_range >= 20 && st.illegal >= 20 &&
-	      st.timeouts >= 20 && st.actions >= 20);
+	} while ((st.wrong_turn < by_src[XR_SRC_WRONG_TURN] ||
+		  st.out_of_range < by_src[XR_SRC_OUT_OF_RANGE] ||
+		  st.illegal < by_src[XR_SRC_ILLEGAL] || st.timeouts < by_src[XR_SRC_TIMEOUT] ||
+		  st.actions < by_src[XR_SRC_AGENT]) &&
+		 xr__now_ns() < until);
+	if (st.wrong_turn < by_src[XR_SRC_WRONG_TURN] ||
+	    st.out_of_range < by_src[XR_SRC_OUT_OF_RANGE] || st.illegal < by_src[XR_SRC_ILLEGAL] ||
+	    st.timeouts < by_src[XR_SRC_TIMEOUT] || st.actions < by_src[XR_SRC_AGENT])
+		FAILF("the agent's counts (actions %llu, wrong turn %llu, out of range %llu, "
+		      "illegal %llu, timeouts %llu) are short of its records' (%llu, %llu, %llu, "
+		      "%llu, %llu)",
+		      (unsigned long long)st.actions, (unsigned long long)st.wrong_turn,
+		      (unsigned long long)st.out_of_range, (unsigned long long)st.illegal,
+		      (unsigned long long)st.timeouts, (unsigned long long)by_src[XR_SRC_AGENT],
+		      (unsigned long long)by_src[XR_SRC_WRONG_TURN],
+		      (unsigned long long)by_src[XR_SRC_OUT_OF_RANGE],
+		      (unsigned long long)by_src[XR_SRC_ILLEGAL],
+		      (unsigned long long)by_src[XR_SRC_TIMEOUT]);
 	CHECK_EQ(st.fallbacks, st.wrong_turn + st.out_of_range + st.illegal + st.timeouts);
 	printf("bad_answers: %llu right, %llu wrong turn, %llu out of range, %llu illegal, %llu "
 	       "timeouts; the good agent's %llu transitions untouched, and on through garbage\n",
