@@ -2,8 +2,8 @@
 # Builds bench_agents and its baselines if needed and runs it (issue 11):
 # steps/s of a C agent against the built-in policy at 100, 1,000 and 10,000
 # games, the action round trip of one game against a bare eventfd
-# ping-pong, and the pipe-per-environment and gRPC baselines at 1,000 games,
-# all in one run. Results go to stdout, build output and progress to stderr;
+# ping-pong, a Python agent (perf/python_agent.py) against the C agent, and
+# the pipe-per-environment and gRPC baselines at 1,000 games, all in one run. Results go to stdout, build output and progress to stderr;
 # docs/benchmarks.md ("Agents") has the results and how to read them.
 #
 #   perf/agents.sh                     the whole benchmark, text
@@ -13,8 +13,9 @@
 #                                      machine is shared: report ranges)
 #   BUILD_DIR=out perf/agents.sh       another build tree (default: build)
 #
-# The gRPC baseline runs with Debian's /usr/bin/python3 (python3-grpcio,
-# python3-numpy); without them it is reported absent, not skipped.
+# The Python agent and the gRPC baseline run with Debian's /usr/bin/python3
+# (python3-numpy; python3-grpcio for gRPC); without them they are reported
+# absent, not skipped.
 #
 # Exit status: 0 when it measured (a missed target is still 0), otherwise
 # bench_agents' status (1: a check failed).

@@ -43,6 +43,17 @@
  *            answers U us after its batch came (a policy that takes its
  *            time), which shows what the shard's wait costs once its 50 us
  *            spin is over (engine/shard.c, run_fast).
+ *   python   at --python-games games (default 1,000), perf/python_agent.py
+ *            (Debian's /usr/bin/python3, numpy, the build's package) as an
+ *            agent process, Agent.step() on batches of --python-batch
+ *            (1,024), against this program's C agent on the same engine,
+ *            the same batches and XR_WAIT_DEFAULT, taking turns per round.
+ *            Two policies, each played by both: "first legal" (numpy's
+ *            mask.argmax against memchr: the cheapest policy, so what is
+ *            left is each agent's path through xring) and "random legal"
+ *            (a numpy draw of one float per action against
+ *            xr_policy_random_legal: what a numpy policy costs). Target:
+ *            the Python agent >= 0.7 of the C agent's steps/s, first legal.
  *   baselines  at --baseline-games games (default 1,000), the same grid
  *            game and random-legal agent through the pipelines users have
  *            today, built in perf/baselines/: one worker process per
@@ -58,13 +69,16 @@
  *
  *   bench_agents [--seconds S] [--rounds R] [--games 100,1000,10000]
  *                [--shards K] [--board HxW] [--rtt-turns T] [--rtt-rounds R]
- *                [--think-us U] [--baseline-games N] [--no-steps] [--no-rtt]
+ *                [--think-us U] [--python-games N] [--python-batch B]
+ *                [--baseline-games N] [--no-steps] [--no-rtt] [--no-python]
  *                [--no-baselines] [--no-pin] [--json]
  *
  * Honesty: every answer the agent of the rtt part gave is checked in the
  * next record of its seat (applied == the answer, applied_by AGENT); a
- * mismatch exits 1. The steps part prints each agent's fallbacks (0 when
- * every answer was in time). A missed target exits 0.
+ * mismatch exits 1. The steps and python parts print each agent's
+ * fallbacks (0 when every answer was in time); a Python agent that fails
+ * exits 1, one that cannot start (no numpy, no build/python) is reported
+ * absent. A missed target exits 0.
  *
  * The machine has 2 CPUs, shared by the engine and the agent (and by
  * whatever else runs there): docs/benchmarks.md, "Agents".
@@ -111,7 +125,8 @@ struct opts {
 	uint32_t board_h, board_w;
 	uint32_t rtt_turns, rtt_rounds;
 	uint32_t baseline_games;
-	bool steps, rtt, baselines, pin, json;
+	uint32_t python_games, python_batch;
+	bool steps, rtt, python, baselines, pin, json;
 	int cpu_engine, cpu_agent; /* -1: not pinned */
 };
 
@@ -293,8 +308,17 @@ static double steps_rate(struct engine *e, double seconds)
 
 /* ---- steps: a C agent answering every seat of N games ---- */
 
+/* How an agent of this program chooses: the built-in policy's own uniform
+ * draw among the legal actions, or the first legal action (the cheapest
+ * policy there is: what is left is the agent's transport). */
+enum { P_RANDOM, P_FIRST, P_N };
+static const char *const p_name[P_N] = {"random legal", "first legal"};
+static const char *const p_key[P_N] = {"random", "first"};
+
 struct player {
 	xr_agent *a;
+	uint32_t batch;         /* records per recv, at most */
+	int policy;
 	xr_exp_template t;
 	uint64_t rng;
 	_Atomic int stop;
@@ -327,7 +351,7 @@ static void seats_back(struct engine *e, uint32_t agent)
 static void *player_main(void *p)
 {
 	struct player *pl = p;
-	int32_t *act = malloc(BATCH * sizeof(*act));
+	int32_t *act = malloc(pl->batch * sizeof(*act));
 	xr_obs_batch b;
 
 	if (!act) {
@@ -335,14 +359,21 @@ static void *player_main(void *p)
 		return NULL;
 	}
 	while (!xr_load_relaxed(&pl->stop)) {
-		int n = xr_agent_recv(pl->a, 1, BATCH, 50000000, &b);
+		int n = xr_agent_recv(pl->a, 1, pl->batch, 50000000, &b);
 		if (n < 0) {
 			pl->err = n;
 			break;
 		}
 		for (int i = 0; i < n; i++) {
 			const uint8_t *mask = (const uint8_t *)xr_frame_data(b.frames[i]) + pl->t.off_mask;
-			act[i] = xr_policy_random_legal(mask, pl->t.shape.mask_len, &pl->rng);
+			const uint8_t *one;
+
+			if (pl->policy == P_RANDOM)
+				act[i] = xr_policy_random_legal(mask, pl->t.shape.mask_len,
+								&pl->rng);
+			else
+				act[i] = (one = memchr(mask, 1, pl->t.shape.mask_len)) ?
+						 (int32_t)(one - mask) : -1;
 		}
 		if (n > 0 && (pl->err = xr_agent_send(pl->a, &b, act)) < 0)
 			break;
@@ -366,9 +397,10 @@ struct steps_row {
 /* One agent, attached, claiming every seat, playing on its thread for
  * `seconds` after a warm-up: the rate, and its counts into row. */
 static double agent_rate(struct engine *e, const struct opts *o, uint32_t games, int mode,
-			 struct steps_row *row)
+			 uint32_t batch, int policy, struct steps_row *row)
 {
-	struct player pl = {.rng = 0x9e3779b97f4a7c15ull + (uint64_t)mode};
+	struct player pl = {.rng = 0x9e3779b97f4a7c15ull + (uint64_t)mode, .batch = batch,
+			    .policy = policy};
 	xr_agent_opts ao = {.label = "bench", .capacity = games,
 			    .wait = mode == S_SPIN ? XR_WAIT_SPIN : XR_WAIT_DEFAULT};
 	xr_stream_facts sf;
@@ -434,7 +466,7 @@ static void steps_bench(const struct opts *o, uint32_t games, struct steps_row *
 				pause_ns(SEC / 2); /* the seats back to the policy */
 				row->rate[m][k] = steps_rate(&e, o->seconds);
 			} else {
-				row->rate[m][k] = agent_rate(&e, o, games, m, row);
+				row->rate[m][k] = agent_rate(&e, o, games, m, BATCH, P_RANDOM, row);
 			}
 		}
 		for (int m = 0; m < S_N; m++)
@@ -763,6 +795,155 @@ static void rtt_bench(const struct opts *o, struct rtt_mode *res)
 			summarise_rtt(&res[m], o->rtt_rounds, ends[m]);
 }
 
+
+/* The number after "key": in a JSON line, or -1. */
+static double json_num(const char *line, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = strstr(line, pat);
+	return p ? strtod(p + strlen(pat), NULL) : -1;
+}
+
+/* ---- python: a numpy agent against the C agent, batches of --python-batch ---- */
+
+struct py_part {
+	bool ran;
+	char why[256];          /* when it did not */
+	uint32_t games, batch;
+	struct py_policy {
+		double c[MAX_ROUNDS], py[MAX_ROUNDS], ratio[MAX_ROUNDS];
+		double c_med, py_med, ratio_med, ratio_lo, ratio_hi;
+		uint64_t py_fallbacks, py_copies, c_fallbacks;
+	} p[P_N];
+};
+
+struct py_child {
+	pid_t pid;
+	FILE *out;              /* its stdout */
+};
+
+/* Starts perf/python_agent.py on engine e with Debian's python3 and the
+ * build's package (PYTHONPATH), and waits up to 30 s for its "ready": 0,
+ * or -1 with why. */
+static int py_start(struct engine *e, uint32_t games, uint32_t batch, int policy,
+		    struct py_child *c, char *why, size_t len)
+{
+	char g[16], b[16], line[512];
+	int pfd[2];
+
+	snprintf(g, sizeof(g), "%u", games);
+	snprintf(b, sizeof(b), "%u", batch);
+	if (pipe(pfd) < 0)
+		die("pipe", -errno);
+	c->pid = fork();
+	if (c->pid < 0)
+		die("fork", -errno);
+	if (c->pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		close(pfd[1]);
+		unpin();
+		setenv("PYTHONPATH", XR_BUILD_DIR "/python", 1);
+		setenv("PYTHONDONTWRITEBYTECODE", "1", 1);
+		execl("/usr/bin/python3", "python3", XR_PERF_DIR "/python_agent.py", "--name",
+		      e->name, "--games", g, "--batch", b, "--policy", p_key[policy],
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	c->out = fdopen(pfd[0], "r");
+	if (!c->out)
+		die("fdopen", -errno);
+	struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+	if (poll(&p, 1, 30000) == 1 && fgets(line, sizeof(line), c->out) &&
+	    !strcmp(line, "ready\n"))
+		return 0;
+	kill(c->pid, SIGKILL);
+	int st;
+	waitpid(c->pid, &st, 0);
+	fclose(c->out);
+	snprintf(why, len, "/usr/bin/python3 %s/python_agent.py did not start (%s; its stderr "
+		 "above says why; it needs python3-numpy and the build's python/ package)",
+		 XR_PERF_DIR, WIFEXITED(st) ? "exited" : "no ready line in 30 s");
+	return -1;
+}
+
+/* Stops it (SIGTERM: it stops after its current step and prints its
+ * counts), and waits for the engine to have its seats back. */
+static void py_stop(struct engine *e, struct py_child *c, uint64_t *fallbacks,
+		    uint64_t *copies)
+{
+	char line[1024] = "";
+	int st;
+
+	kill(c->pid, SIGTERM);
+	while (fgets(line, sizeof(line), c->out) && line[0] != '{')
+		;
+	fclose(c->out);
+	if (waitpid(c->pid, &st, 0) != c->pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0 ||
+	    line[0] != '{')
+		die("the Python agent failed (its stderr above says why)", 0);
+	*fallbacks += (uint64_t)json_num(line, "fallbacks");
+	*copies += (uint64_t)json_num(line, "copies");
+	seats_back(e, (uint32_t)json_num(line, "agent"));
+}
+
+/* Per policy and round, the C agent (on this program's thread) and the
+ * Python agent (a process) in turn, the order alternating by round, each
+ * starting on seats the built-in policy holds (seats_back). */
+static void python_bench(const struct opts *o, struct py_part *r)
+{
+	struct engine e;
+	struct steps_row row;
+	struct py_child c;
+	double v[MAX_ROUNDS];
+
+	memset(r, 0, sizeof(*r));
+	r->games = o->python_games;
+	r->batch = o->python_batch;
+	engine_start(&e, o, "python", r->games, o->shards, -1);
+	pause_ns(SEC);
+	for (int p = 0; p < P_N; p++) {
+		struct py_policy *q = &r->p[p];
+
+		memset(&row, 0, sizeof(row));
+		for (uint32_t k = 0; k < o->rounds; k++) {
+			for (int i = 0; i < 2; i++) {
+				if ((i + (int)k) % 2 == 0) {
+					q->c[k] = agent_rate(&e, o, r->games, S_DEFAULT, r->batch,
+							     p, &row);
+					continue;
+				}
+				if (py_start(&e, r->games, r->batch, p, &c, r->why,
+					     sizeof(r->why)) < 0) {
+					engine_stop(&e);
+					return;
+				}
+				q->py[k] = steps_rate(&e, o->seconds);
+				py_stop(&e, &c, &q->py_fallbacks, &q->py_copies);
+			}
+			q->ratio[k] = q->py[k] / q->c[k];
+			fprintf(stderr, "bench_agents: python part, %s, %u games, round %u: C "
+				"agent %.0f, Python agent %.0f steps/s\n", p_name[p], r->games,
+				k + 1, q->c[k], q->py[k]);
+		}
+		q->c_fallbacks = row.fallbacks[S_DEFAULT];
+		memcpy(v, q->c, o->rounds * sizeof(*v));
+		q->c_med = median(v, o->rounds);
+		memcpy(v, q->py, o->rounds * sizeof(*v));
+		q->py_med = median(v, o->rounds);
+		memcpy(v, q->ratio, o->rounds * sizeof(*v));
+		q->ratio_med = median(v, o->rounds);
+		q->ratio_lo = v[0];
+		q->ratio_hi = v[o->rounds - 1];
+	}
+	engine_stop(&e);
+	r->ran = true;
+}
+
 /* ---- baselines: programs of perf/baselines/, one JSON line each ---- */
 
 enum { B_PIPE, B_GRPC_GAME, B_GRPC_ROUND, B_N };
@@ -776,17 +957,6 @@ struct baseline {
 	double rate;            /* game steps a second */
 	char line[1024];        /* its JSON line, or why it is absent */
 };
-
-/* The number after "key": in a JSON line, or -1. */
-static double json_num(const char *line, const char *key)
-{
-	char pat[64];
-	const char *p;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	p = strstr(line, pat);
-	return p ? strtod(p + strlen(pat), NULL) : -1;
-}
 
 /* Runs cmd (a shell command line), keeps its last stdout line. */
 static void run_baseline(const char *cmd, struct baseline *b)
@@ -976,6 +1146,47 @@ static void json_rtt(const struct rtt_mode *r)
 	printf("}");
 }
 
+static void print_python(const struct py_part *r)
+{
+	if (!r->ran) {
+		printf("Python agent: absent: %s\n", r->why);
+		return;
+	}
+	printf("Python agent (numpy, Agent.step, batches of %u) against the C agent (the same "
+	       "batches, default wait, the same policy), %u games, median of rounds [range]:\n",
+	       r->batch, r->games);
+	for (int p = P_N - 1; p >= 0; p--) {
+		const struct py_policy *q = &r->p[p];
+
+		printf("  %-12s C agent %9.0f steps/s (fallbacks %" PRIu64 "), Python %9.0f "
+		       "(fallbacks %" PRIu64 ", batches copied %" PRIu64 "): %.2f x [%.2f-%.2f]",
+		       p_name[p], q->c_med, q->c_fallbacks, q->py_med, q->py_fallbacks,
+		       q->py_copies, q->ratio_med, q->ratio_lo, q->ratio_hi);
+		if (p == P_FIRST)
+			printf(" (target >= 0.70: %s)\n", met(q->ratio_med >= 0.7));
+		else
+			printf(" (numpy's draw against C's: the policy's cost, no target)\n");
+	}
+}
+
+static void json_python(const struct py_part *r)
+{
+	if (!r->ran) {
+		printf("\"python\":{\"absent\":true}");
+		return;
+	}
+	printf("\"python\":{\"games\":%u,\"batch\":%u", r->games, r->batch);
+	for (int p = 0; p < P_N; p++) {
+		const struct py_policy *q = &r->p[p];
+
+		printf(",\"%s\":{\"c_agent\":%.0f,\"python_agent\":%.0f,\"ratio\":%.3f,"
+		       "\"ratio_min\":%.3f,\"ratio_max\":%.3f,\"python_fallbacks\":%" PRIu64 "}",
+		       p_key[p], q->c_med, q->py_med, q->ratio_med, q->ratio_lo, q->ratio_hi,
+		       q->py_fallbacks);
+	}
+	printf("}");
+}
+
 static void json_baselines(const struct baseline *b, double xr)
 {
 	printf("\"baselines\":{\"xring\":%.0f", xr);
@@ -994,12 +1205,13 @@ static void json_baselines(const struct baseline *b, double xr)
 static const char usage[] =
 	"usage: bench_agents [--seconds S] [--rounds R] [--games 100,1000,10000] [--shards K]\n"
 	"                    [--board HxW] [--rtt-turns T] [--rtt-rounds R]\n"
-	"                    [--think-us U] [--baseline-games N] [--no-steps] [--no-rtt]\n"
-	"                    [--no-baselines]\n"
-	"                    [--no-pin] [--json]\n"
+	"                    [--think-us U] [--python-games N] [--python-batch B]\n"
+	"                    [--baseline-games N] [--no-steps] [--no-rtt] [--no-python]\n"
+	"                    [--no-baselines] [--no-pin] [--json]\n"
 	"Agents acting for seats: steps/s against the built-in policy, the action round\n"
-	"trip against a bare eventfd ping-pong, and the pipe-per-environment and gRPC\n"
-	"baselines (perf/bench_agents.c, docs/benchmarks.md \"Agents\").\n";
+	"trip against a bare eventfd ping-pong, a Python agent against the C agent, and\n"
+	"the pipe-per-environment and gRPC baselines (perf/bench_agents.c,\n"
+	"docs/benchmarks.md \"Agents\").\n";
 
 static void parse_games(struct opts *o, char *s)
 {
@@ -1012,7 +1224,8 @@ static void parse(int argc, char **argv, struct opts *o)
 {
 	*o = (struct opts){.seconds = 2, .rounds = 5, .games = {100, 1000, 10000}, .n_games = 3,
 			   .shards = 1, .board_h = 20, .board_w = 20, .rtt_turns = 20000,
-			   .rtt_rounds = 5, .baseline_games = 1000, .steps = true, .rtt = true,
+			   .rtt_rounds = 5, .baseline_games = 1000, .python_games = 1000,
+			   .python_batch = 1024, .steps = true, .rtt = true, .python = true,
 			   .baselines = true, .pin = true};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1035,6 +1248,10 @@ static void parse(int argc, char **argv, struct opts *o)
 			think_ns = (uint64_t)(atof(v) * 1e3);
 		else if (!strcmp(a, "--baseline-games") && v)
 			o->baseline_games = (uint32_t)strtoul(v, NULL, 10);
+		else if (!strcmp(a, "--python-games") && v)
+			o->python_games = (uint32_t)strtoul(v, NULL, 10);
+		else if (!strcmp(a, "--python-batch") && v)
+			o->python_batch = (uint32_t)strtoul(v, NULL, 10);
 		else {
 			took = false;
 			if (!strcmp(a, "--no-steps"))
@@ -1043,6 +1260,8 @@ static void parse(int argc, char **argv, struct opts *o)
 				o->rtt = false;
 			else if (!strcmp(a, "--no-baselines"))
 				o->baselines = false;
+			else if (!strcmp(a, "--no-python"))
+				o->python = false;
 			else if (!strcmp(a, "--no-pin"))
 				o->pin = false;
 			else if (!strcmp(a, "--json"))
@@ -1060,7 +1279,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		i++;
 	}
 	if (!o->rounds || o->rounds > MAX_ROUNDS || !o->rtt_rounds || o->rtt_rounds > MAX_ROUNDS ||
-	    !o->shards || o->shards > 8 || !o->n_games || !o->rtt_turns) {
+	    !o->shards || o->shards > 8 || !o->n_games || !o->rtt_turns || !o->python_games ||
+	    !o->python_batch || o->python_batch > 65536) {
 		fputs(usage, stderr);
 		exit(2);
 	}
@@ -1123,6 +1343,12 @@ int main(int argc, char **argv)
 		if (!o.json)
 			print_rtt(&o, rtt);
 	}
+	static struct py_part py;
+	if (o.python) {
+		python_bench(&o, &py);
+		if (!o.json)
+			print_python(&py);
+	}
 	double xr = 0;
 	const char *xr_mode = "";
 	if (o.baselines) {
@@ -1138,6 +1364,8 @@ int main(int argc, char **argv)
 			printf(","), json_steps(rows, o.n_games);
 		if (o.rtt)
 			printf(","), json_rtt(rtt);
+		if (o.python)
+			printf(","), json_python(&py);
 		if (o.baselines)
 			printf(","), json_baselines(base, xr);
 		printf("}\n");
