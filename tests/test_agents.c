@@ -22,6 +22,11 @@
  *   killed_agent  an agent process SIGSTOPped: its seats time out, the
  *                 games go on; SIGKILLed: its seats are the policy's again
  *                 (measured), and a new agent claims them in one call.
+ *   handoff       an agent detaches while its games wait for its answers
+ *                 and the next claims the same seats at once, 30 times
+ *                 over: every game plays on within a second for each new
+ *                 agent (the deadline is 10 s), though the new agent
+ *                 often has the old one's entry and page address.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -682,6 +687,76 @@ static void killed_agent(void)
 	free(lg.r);
 }
 
+/* Answers every record, counting answers per game (games < 1024). */
+static _Atomic uint32_t handoff_seen[1024];
+static int32_t answer_count(const struct rec *r, uint32_t i)
+{
+	(void)i;
+	if (r->game < 1024)
+		xr_store_relaxed(&handoff_seen[r->game], xr_load_relaxed(&handoff_seen[r->game]) + 1);
+	return r->best;
+}
+
+static void handoff(void)
+{
+	const uint32_t games = 64, rounds = 30;
+	struct engine e;
+	struct log lg = {0};
+	uint32_t same_entry = 0, last_agent = UINT32_MAX;
+	double worst_ms = 0;
+
+	engine_start(&e, "agents-handoff", games, 1, 10000, XR_FALLBACK_NOOP);
+	xr_reader *tr = trainer(&e);
+	for (uint32_t k = 0; k < rounds; k++) {
+		struct actor ac = {.answer = answer_count, .t = &e.t};
+		xr_agent_opts ao = {.label = "handoff", .capacity = games};
+		xr_agent_stats st;
+		pthread_t th;
+		int rc;
+
+		for (uint32_t g = 0; g < games; g++)
+			xr_store_relaxed(&handoff_seen[g], 0);
+		/* The last agent detached just now: its entry may not be
+		 * free yet (-EAGAIN, the shards not past it). */
+		uint64_t t0 = xr__now_ns(), until = t0 + 5000000000ull;
+		while ((rc = xr_agent_attach(e.name, &ao, &ac.a)) == -EAGAIN &&
+		       xr__now_ns() < until)
+			drain(tr, &e.t, &lg, 1);
+		CHECK_RC(rc, 0);
+		CHECK_RC(xr_agent_claim(ac.a, 0, games - 1, 0, NULL), 0);
+		CHECK(pthread_create(&th, NULL, actor_main, &ac) == 0);
+		/* Every game answered twice (so it stepped on this agent's
+		 * answer at least once) well before the 10 s deadline. */
+		uint32_t behind = games;
+		until = t0 + 1000000000ull;
+		while (behind && xr__now_ns() < until) {
+			drain(tr, &e.t, &lg, 1);
+			behind = 0;
+			for (uint32_t g = 0; g < games; g++)
+				behind += xr_load_relaxed(&handoff_seen[g]) < 2 * PLAYERS;
+		}
+		double ms = (double)(xr__now_ns() - t0) / 1e6;
+		if (behind)
+			FAILF("handoff %u: %u of %u games had not played on for the new agent "
+			      "%.0f ms after its claim (its deadline is 10 s: they wait for an "
+			      "answer the last agent owed)", k, behind, games, ms);
+		worst_ms = ms > worst_ms ? ms : worst_ms;
+		xr_store_relaxed(&ac.stop, 1);
+		CHECK(pthread_join(th, NULL) == 0);
+		CHECK_RC(xr_agent_stats_get(ac.a, &st), 0);
+		same_entry += st.agent == last_agent;
+		last_agent = st.agent;
+		xr_agent_detach(ac.a);
+		lg.n = 0; /* the records are not looked at: only read */
+	}
+	printf("handoff: %u agents in turn on the same %u games, each playing every game within "
+	       "%.1f ms of its attach (%u of them on the last one's entry)\n",
+	       rounds, games, worst_ms, same_entry);
+	xr_reader_detach(tr);
+	engine_stop(&e);
+	free(lg.r);
+}
+
 /* With a tick, a turn a tick: an agent that answers every other record
  * gets exactly those answered applied, and a timeout for the others at
  * the tick; the games keep the tick's pace. Lazy observations: with
@@ -992,6 +1067,7 @@ int main(void)
 	bad_answers();
 	conflicts();
 	killed_agent();
+	handoff();
 	ticks();
 	delay();
 	foreign_games();
