@@ -1448,8 +1448,11 @@ static void doomed_agent(const char *name, uint32_t lo, uint32_t hi)
 	for (;;) {
 		xr_obs_batch b;
 		int n = xr_agent_recv(a, 1, 4096, 10000000, &b);
-		if (n < 0)
+		if (n < 0) {
+			fprintf(stderr, "doomed agent: recv: %s (%s)\n", xr_strerror(n),
+				xr_last_reason());
 			_exit(4);
+		}
 		for (int i = 0; i < n; i++)
 			act[i] = best_of(&t, b.frames[i]);
 		if (n > 0 && xr_agent_send(a, &b, act) < 0)
