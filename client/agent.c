@@ -29,6 +29,7 @@
  * a reader that was replaced is not lost.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -443,6 +444,29 @@ static int check_batch(const xr_agent *a, const xr_obs_batch *b)
 	return 0;
 }
 
+/* Writes the answer to one record of the agent's seats into its slot:
+ * whether it was written (not for a final record, nor for a seat no longer
+ * held). */
+static bool answer_one(xr_agent *a, uint64_t seq, uint32_t g, uint32_t p, uint32_t turn,
+		       bool final, int32_t action)
+{
+	if (final)
+		return false; /* no step follows: nothing is asked */
+	const struct aclaim *c = seat(a, g, p);
+	if (!c)
+		return false; /* released since it was received */
+	/* With --input-delay K, the set of the record's turn mod K + 1
+	 * (shm/layout.h): the answers to the K turns before it are still to
+	 * be taken. */
+	uint32_t set = turn % a->depth;
+	_Atomic uint64_t *slot = a->page + ((size_t)(c->base + (g - c->lo)) * a->depth + set) *
+						   (XR_SEAT_BLOCK / sizeof(uint64_t)) + p;
+	uint64_t w = (uint64_t)xr_seat_tag(seq) << 32 | (uint32_t)action;
+	xr_store_release(slot, w); /* AC1: pairs with nothing; see the top */
+	a->sent++;
+	return true;
+}
+
 int xr_agent_send(xr_agent *a, xr_obs_batch *b, const int32_t *actions)
 {
 	if (!a || !b || mine(a) < 0 || (b->count && !actions))
@@ -453,26 +477,41 @@ int xr_agent_send(xr_agent *a, xr_obs_batch *b, const int32_t *actions)
 	for (uint32_t i = 0; i < b->count; i++) {
 		/* The record as handed out (recv), not the ring now: see there. */
 		const struct seen *sn = &a->seen[i];
-		if (sn->final)
-			continue; /* no step follows: nothing is asked */
-		uint32_t g = sn->game, p = sn->player;
-		const struct aclaim *c = seat(a, g, p);
-		if (!c)
-			continue; /* released since it was received */
-		/* With --input-delay K, the set of the record's turn mod K + 1
-		 * (shm/layout.h): the answers to the K turns before it are
-		 * still to be taken. */
-		uint32_t set = sn->turn % a->depth;
-		_Atomic uint64_t *slot =
-			a->page + ((size_t)(c->base + (g - c->lo)) * a->depth + set) *
-					  (XR_SEAT_BLOCK / sizeof(uint64_t)) + p;
-		uint64_t w = (uint64_t)xr_seat_tag(sn->seq) << 32 | (uint32_t)actions[i];
-		xr_store_release(slot, w); /* AC1: pairs with nothing; see the top */
-		a->sent++;
+		answer_one(a, sn->seq, sn->game, sn->player, sn->turn, sn->final, actions[i]);
 	}
 	drop_held(a);
 	b->count = 0;
 	return 0;
+}
+
+int xr_agent_refs(const xr_agent *a, const xr_obs_batch *b, xr_seat_ref *refs)
+{
+	if (!a || !b || (b->count && !refs))
+		return -EINVAL;
+	int rc = check_batch(a, b);
+	if (rc < 0)
+		return rc;
+	for (uint32_t i = 0; i < b->count; i++) {
+		const struct seen *sn = &a->seen[i];
+		refs[i] = (xr_seat_ref){.seq = sn->seq, .game = sn->game, .player = sn->player,
+					.turn = sn->turn, .final = sn->final};
+	}
+	return 0;
+}
+
+int xr_agent_answer(xr_agent *a, const xr_seat_ref *refs, const int32_t *actions, uint32_t n)
+{
+	uint32_t written = 0;
+
+	if (!a || mine(a) < 0 || (n && (!refs || !actions)) || n > INT32_MAX)
+		return -EINVAL;
+	/* The references are the caller's: whatever they say, only this
+	 * agent's own slots of seats it holds are written, and the engine
+	 * reads those as untrusted (a wrong tag is a fallback). */
+	for (uint32_t i = 0; i < n; i++)
+		written += answer_one(a, refs[i].seq, refs[i].game, refs[i].player, refs[i].turn,
+				      refs[i].final != 0, actions[i]);
+	return (int)written;
 }
 
 int xr_agent_release_batch(xr_agent *a, xr_obs_batch *b)

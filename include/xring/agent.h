@@ -163,7 +163,36 @@ XR_API int xr_agent_recv(xr_agent *a, uint32_t min, uint32_t max, int64_t max_wa
  */
 XR_API int xr_agent_send(xr_agent *a, xr_obs_batch *b, const int32_t *actions);
 
-/* Releases b without answering (its seats then get their fallbacks). */
+/*
+ * A record of the agent's seats as xr_agent_recv() handed it out: enough to
+ * answer it later, after its batch is released (a policy that answers
+ * once it has records of every seat it plays, which come in several
+ * batches: xring.gym). Plain values, owned by the caller.
+ */
+typedef struct xr_seat_ref {
+	uint64_t seq;            /* the record's: its answer's tag */
+	uint32_t game, player;
+	uint32_t turn;           /* which slot set (--input-delay) */
+	uint32_t final;          /* done or truncated: nothing is asked */
+} xr_seat_ref;
+
+/* Copies the references of held batch b's records into refs[0..b->count)
+ * (the caller's array). 0, or -EINVAL (b is not this agent's held batch). */
+XR_API int xr_agent_refs(const xr_agent *a, const xr_obs_batch *b, xr_seat_ref *refs);
+
+/*
+ * Answers records by reference, whether their batch is still held or not:
+ * actions[i] for refs[i], written into the seat's action slot as
+ * xr_agent_send() writes it. Skipped: final records (nothing is asked) and
+ * seats the agent no longer holds. An answer the engine no longer waits
+ * for (its deadline passed, its game was reset) is a late answer, counted
+ * by the engine, harmless. Returns the number written, or -EINVAL.
+ */
+XR_API int xr_agent_answer(xr_agent *a, const xr_seat_ref *refs, const int32_t *actions,
+			   uint32_t n);
+
+/* Releases b without answering (its seats then get their fallbacks at their
+ * deadlines, unless xr_agent_answer() answers them before). */
 XR_API int xr_agent_release_batch(xr_agent *a, xr_obs_batch *b);
 
 /* Fills *s. 0, or -EINVAL. */

@@ -490,13 +490,13 @@ static PyObject *agent_recv(Agent *self, PyObject *args, PyObject *kw)
 	return obs_new(self, &b);
 }
 
-/* The actions for the held batch as int32, one per record: a pointer into
- * the array (*keep holds it) or into self->act; NULL with an exception set
- * (and nothing changed). */
-static const int32_t *actions_from(Agent *self, PyObject *obj, PyObject **keep)
+/* n actions as int32 (for the held batch, or refs' rows): a pointer into
+ * the array (*keep holds it) or into buf (n of them); NULL with an
+ * exception set (and nothing changed). */
+static const int32_t *actions_from(PyObject *obj, uint32_t n, int32_t *buf, const char *what,
+				   PyObject **keep)
 {
 	PyArrayObject *arr = (PyArrayObject *)PyArray_FromAny(obj, NULL, 0, 0, 0, NULL);
-	uint32_t n = self->cur.count;
 
 	*keep = NULL;
 	if (!arr)
@@ -509,9 +509,9 @@ static const int32_t *actions_from(Agent *self, PyObject *obj, PyObject **keep)
 	if (PyArray_NDIM(arr) != 1 || PyArray_DIM(arr, 0) != (npy_intp)n) {
 		PyObject *shape = PyObject_GetAttrString((PyObject *)arr, "shape");
 		PyErr_Format(PyExc_ValueError,
-			     "actions: one per record of the batch, shape (%u,), not %R: nothing "
+			     "actions: one per record of the %s, shape (%u,), not %R: nothing "
 			     "was sent",
-			     n, shape ? shape : Py_None);
+			     what, n, shape ? shape : Py_None);
 		Py_XDECREF(shape);
 		goto fail;
 	}
@@ -540,10 +540,10 @@ static const int32_t *actions_from(Agent *self, PyObject *obj, PyObject **keep)
 			Py_DECREF(w);
 			return NULL;
 		}
-		self->act[i] = (int32_t)v;
+		buf[i] = (int32_t)v;
 	}
 	Py_DECREF(w);
-	return self->act;
+	return buf;
 fail:
 	Py_DECREF(arr);
 	return NULL;
@@ -562,7 +562,7 @@ static int do_send(Agent *self, PyObject *actions)
 						  "is answered once)");
 		return -1;
 	}
-	act = actions_from(self, actions, &keep);
+	act = actions_from(actions, self->cur.count, self->act, "batch", &keep);
 	if (!act)
 		return -1;
 	int rc = xr_agent_send(self->a, &self->cur, act);
@@ -574,6 +574,79 @@ static int do_send(Agent *self, PyObject *actions)
 		return -1;
 	}
 	return 0;
+}
+
+/* xr_seat_ref is three little words: refs() hands them out as rows of a
+ * (n, 3) uint64 array, and answer() takes such rows back as they are. */
+_Static_assert(sizeof(xr_seat_ref) == 3 * sizeof(uint64_t) &&
+		       offsetof(xr_seat_ref, game) == 8 && offsetof(xr_seat_ref, turn) == 16,
+	       "xr_seat_ref is not three uint64 words");
+
+/* refs() -> (n, 3) uint64 array */
+static PyObject *agent_refs(Agent *self, PyObject *unused)
+{
+	(void)unused;
+	if (agent_check(self) < 0)
+		return NULL;
+	if (!self->held) {
+		PyErr_SetString(PyExc_ValueError, "refs(): no batch is held (recv() first)");
+		return NULL;
+	}
+	npy_intp dims[2] = {(npy_intp)self->cur.count, 3};
+	PyObject *out = PyArray_ZEROS(2, dims, NPY_UINT64, 0);
+	if (!out)
+		return NULL;
+	int rc = xr_agent_refs(self->a, &self->cur,
+			       (xr_seat_ref *)PyArray_DATA((PyArrayObject *)out));
+	if (rc < 0) {
+		Py_DECREF(out);
+		raise_xr_reason(rc, "refs", xr_last_reason(), 0);
+		return NULL;
+	}
+	return out;
+}
+
+/* answer(refs, actions) -> int */
+static PyObject *agent_answer(Agent *self, PyObject *args)
+{
+	PyObject *refs_obj, *actions, *keep = NULL;
+	PyArrayObject *refs;
+	int32_t *buf = NULL;
+	const int32_t *act;
+	int rc;
+
+	if (!PyArg_ParseTuple(args, "OO", &refs_obj, &actions) || agent_check(self) < 0)
+		return NULL;
+	refs = (PyArrayObject *)PyArray_FROM_OTF(refs_obj, NPY_UINT64, NPY_ARRAY_IN_ARRAY);
+	if (!refs)
+		return NULL;
+	if (PyArray_NDIM(refs) != 2 || PyArray_DIM(refs, 1) != 3 ||
+	    PyArray_DIM(refs, 0) > INT32_MAX) {
+		PyErr_SetString(PyExc_ValueError, "answer(): refs must be rows of refs(), shape "
+						  "(n, 3) uint64: nothing was sent");
+		goto out;
+	}
+	uint32_t n = (uint32_t)PyArray_DIM(refs, 0);
+	if (!(buf = PyMem_RawMalloc((n ? n : 1) * sizeof(*buf)))) {
+		PyErr_NoMemory();
+		goto out;
+	}
+	act = actions_from(actions, n, buf, "refs", &keep);
+	if (!act)
+		goto out;
+	rc = xr_agent_answer(self->a, (const xr_seat_ref *)PyArray_DATA(refs), act, n);
+	Py_XDECREF(keep);
+	PyMem_RawFree(buf);
+	Py_DECREF(refs);
+	if (rc < 0) {
+		raise_xr_reason(rc, "answer", xr_last_reason(), 0);
+		return NULL;
+	}
+	return PyLong_FromLong(rc);
+out:
+	PyMem_RawFree(buf);
+	Py_DECREF(refs);
+	return NULL;
 }
 
 static PyObject *agent_send(Agent *self, PyObject *actions)
@@ -990,6 +1063,15 @@ static PyMethodDef agent_methods[] = {
 	 "batch is released. A wrong length raises ValueError and sends nothing."},
 	{"step", (PyCFunction)(void (*)(void))agent_step, METH_VARARGS | METH_KEYWORDS,
 	 "step(actions, timeout=None) -> ObsBatch or None: send(actions), then recv(timeout)."},
+	{"refs", (PyCFunction)agent_refs, METH_NOARGS,
+	 "refs() -> (len(batch), 3) uint64 array: a copy of what identifies each record of\n"
+	 "the held batch (its seat, turn and tag), to answer it with answer() after the\n"
+	 "batch is released. Rows are opaque: select, reorder and stack them freely."},
+	{"answer", (PyCFunction)agent_answer, METH_VARARGS,
+	 "answer(refs, actions) -> int: answers the records refs' rows name, actions[i]\n"
+	 "for row i, whether their batch is still held or not (a policy that needs\n"
+	 "records of several batches before it acts). Final records and seats no\n"
+	 "longer held are skipped; returns how many answers were written."},
 	{"release", (PyCFunction)agent_release, METH_NOARGS,
 	 "Releases the held batch unanswered (its seats get their fallbacks)."},
 	{"_claim", (PyCFunction)agent_claim, METH_VARARGS, NULL},

@@ -327,6 +327,64 @@ def test_step_sends_then_receives(agents_engine):
             assert agent.stats()["sent"] >= 20
 
 
+def test_answer_by_refs_after_the_batch_is_gone(agents_engine):
+    """refs() copies what names each record of the held batch; answer(refs,
+    actions) answers those records later, after recv() has released their
+    batch: a policy that acts only once every seat's record is in, which
+    takes several batches (batch=1 here: one record a batch). Each answer
+    shows in its seat's next record (applied, AGENT); final records and
+    rows of seats no longer held are skipped; bad shapes send nothing."""
+    with attach(agents_engine) as eng:
+        ids = eng.create_games(4, seed=5)
+        tr = Trainer(eng, [(ids[0], ids[-1])])
+        with eng.agent(games=ids, batch=1, max_wait=5) as agent:
+            answered = {}
+            for _round in range(10):
+                pending, rows = {}, []
+                deadline = time.monotonic() + 10
+                while len(pending) < 8:                # a record of each of 8 seats
+                    tr.poll()   # a lossless trainer that stopped reading would pause the engine
+                    b = agent.recv(timeout=0.01)
+                    if b is None:
+                        assert time.monotonic() < deadline, f"records of {sorted(pending)} only"
+                        continue
+                    assert len(b) == 1
+                    r = agent.refs()
+                    assert r.shape == (1, 3) and r.dtype == np.uint64
+                    if b.done[0] or b.truncated[0] or b.action[0] != -1:
+                        continue   # a final record, or the policy's from before the claim
+                    seat = (int(b.game_id[0]), int(b.player_id[0]))
+                    assert seat not in pending, "a seat moved on without its answer"
+                    pending[seat] = (int(b.seq[0]), int(best(b.mask)[0]))
+                    rows.append(r)
+                # recv() released every batch but the last: answer them all now.
+                refs = np.concatenate(rows)
+                acts = np.array([a for _s, a in pending.values()], np.int32)
+                with pytest.raises(ValueError, match="one per record"):
+                    agent.answer(refs, acts[:-1])
+                with pytest.raises(ValueError, match=r"\(n, 3\)"):
+                    agent.answer(refs[:, :2], acts)
+                assert agent.answer(refs, acts) == 8
+                answered.update(dict(pending.values()))
+            agent.release()
+            # A final record's row is skipped, as send() skips it.
+            fin = np.array([[1, ids[0], 0]], np.uint64)
+            fin[0, 2] = 1 << 32                        # turn 0, final
+            assert agent.answer(fin, [3]) == 0
+        deadline = time.monotonic() + 10
+        while sum(1 for recs in tr.by_seat.values() for r in recs if r.seq in answered) < 80:
+            tr.poll(0.01)
+            assert time.monotonic() < deadline
+        tr.poll(0.05)
+        tr.close()
+    applied = 0
+    for r, n in tr.pairs():
+        if r.seq in answered:
+            assert (n.applied, n.applied_by) == (answered[r.seq], AGENT), (r, n)
+            applied += 1
+    assert applied >= 70   # the last round's answers may not have a next record read yet
+
+
 def test_claim_refuses_while_arrays_live_and_close_waits_for_them(agents_engine):
     """claim() maps the ring anew: it refuses while arrays of the agent's
     batches live. close() with arrays alive detaches when they go."""
