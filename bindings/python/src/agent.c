@@ -8,7 +8,10 @@
  * the one before), so unlike a Reader's Batch an ObsBatch cannot keep its
  * records leased for as long as its arrays live. Three objects carry it:
  *   Agent       owns the C batch (cur, held) and knows the ObsBatch over
- *               it (cur_batch, borrowed: the ObsBatch clears it as it goes).
+ *               it and its lease (cur_batch, cur_lease, borrowed: each
+ *               clears its pointer as it goes). The lease is marked
+ *               through cur_lease, not through the ObsBatch: arrays kept
+ *               after the ObsBatch is gone must still raise.
  *   ObsBatch    what recv() returns; holds an AgentLease until the batch
  *               is answered or released, which marks it released at once.
  *   AgentLease  the base of the ObsBatch's arrays (LeasedArray views): its
@@ -95,6 +98,8 @@ struct Agent {
 	bool held;              /* cur is the C batch held */
 	xr_obs_batch cur;
 	ObsBatch *cur_batch;    /* borrowed: the ObsBatch over cur, if alive */
+	AgentLease *cur_lease;  /* borrowed: its lease, while alive (it outlives
+				 * the ObsBatch when arrays of it are kept) */
 	Py_ssize_t outstanding; /* AgentLeases alive */
 	uint32_t claims[CLAIMS_MAX], n_claims;
 	int32_t *act;           /* actions converted to int32 (max of them) */
@@ -126,6 +131,8 @@ static void alease_dealloc(AgentLease *self)
 	Agent *ag = self->agent;
 
 	if (ag) {
+		if (ag->cur_lease == self)
+			ag->cur_lease = NULL;
 		if (--ag->outstanding == 0 && ag->closed)
 			agent_detach_now(ag);
 		Py_DECREF(ag);
@@ -177,6 +184,9 @@ static void end_batch_py(Agent *self)
 {
 	ObsBatch *ob = self->cur_batch;
 
+	if (self->cur_lease)
+		self->cur_lease->released = true;
+	self->cur_lease = NULL;
 	self->cur_batch = NULL;
 	if (!ob)
 		return;
@@ -247,6 +257,7 @@ static PyObject *obs_new(Agent *self, const xr_obs_batch *b)
 		}
 	}
 	self->cur_batch = ob;
+	self->cur_lease = ob->lease;
 	return (PyObject *)ob;
 }
 

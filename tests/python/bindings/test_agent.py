@@ -385,6 +385,26 @@ def test_answer_by_refs_after_the_batch_is_gone(agents_engine):
     assert applied >= 70   # the last round's answers may not have a next record read yet
 
 
+def test_arrays_kept_past_their_batch_object_still_end_with_it(agents_engine):
+    """An ObsBatch dropped while arrays of it are kept: the next recv()
+    releases the records all the same, and the kept arrays raise from then
+    on (they would otherwise read whatever the ring holds there later)."""
+    with attach(agents_engine) as eng:
+        ids = eng.create_games(2, seed=4)
+        with eng.agent(games=ids, max_wait=5) as agent:
+            kept = agent.recv().obs
+            assert np.asarray(kept).shape[0] >= 1      # readable while held
+            b = agent.recv()                          # the ObsBatch of `kept` is gone
+            assert b is not None
+            with pytest.raises(xring.ReleasedError):
+                kept.sum()
+            mask = b.mask
+            del b
+            agent.release()
+            with pytest.raises(xring.ReleasedError):
+                mask.sum()
+
+
 def test_claim_refuses_while_arrays_live_and_close_waits_for_them(agents_engine):
     """claim() maps the ring anew: it refuses while arrays of the agent's
     batches live. close() with arrays alive detaches when they go."""
