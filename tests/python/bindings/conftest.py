@@ -25,6 +25,14 @@ if not (PYDIR / "xring" / "__init__.py").is_file() or not list((PYDIR / "xring")
     pytest.exit(f"the Python extension is not built in {PYDIR}: run "
                 f"'cmake -S {REPO} -B {BUILD} && cmake --build {BUILD}'", returncode=1)
 sys.path.insert(0, str(PYDIR))
+# The engines xring.gym and xring.pettingzoo start come from the same build.
+os.environ.setdefault("XRING_BIN", str(XRING_BIN))
+# Gymnasium and PettingZoo, for their conformance checkers: not in Debian,
+# their released sources are in ../shared/thirdparty/python (its README).
+# Where that folder is absent, the tests that need them skip, saying so.
+THIRDPARTY = REPO.parent / "shared" / "thirdparty" / "python"
+if THIRDPARTY.is_dir():
+    sys.path.insert(1, str(THIRDPARTY))
 
 
 @pytest.fixture

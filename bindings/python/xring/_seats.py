@@ -1,0 +1,315 @@
+# SPDX-License-Identifier: MIT
+"""The seats of the ecosystem adapters (xring.gym, xring.pettingzoo): games
+created for them on an engine (one they start, or one named), one agent
+holding their seats, and the bookkeeping that turns the engine's stream of
+records into "one observation per seat per step".
+
+Why it is shaped this way (docs/ecosystem.md, "How a step works"):
+
+- A seat the agent holds asks for an answer with each record (action -1)
+  and its game waits for it (up to the engine's --action-timeout-ms; the
+  engine this module starts waits an hour). So after every step() and
+  reset() every seat holds exactly one *asking* record: the seat is
+  "blocked on us", nothing more can come for it until it is answered or
+  its game is reset. That makes what follows a reset certain: a last
+  record (truncated) of the episode cut short, then turn 0 of the new one.
+- The records of one step arrive in several batches, in the shards' order.
+  The agent copies what it needs of each record (observation, mask,
+  reward, flags, and the reference that answers it: Agent.refs()) into
+  per-seat arrays and answers later with Agent.answer(), when the user's
+  actions come. Only when one batch holds exactly every seat's record, in
+  seat order, can the observations stay views of the ring (copy=False).
+- An episode's end is a final record (done or truncated; it asks nothing),
+  followed, at the engine's next round, by turn 0 of the next episode (an
+  asking record): the engine resets its games itself. collect() waits for
+  that one too, so that a seat is blocked on us again.
+"""
+import ctypes
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+import numpy as np
+
+# The engine this module starts waits this long for an answer: steps may be
+# far apart (a training step between two env steps).
+ACTION_TIMEOUT_MS = 3600000
+
+_DTYPES = {"u8": np.uint8, "uint8": np.uint8, "f32": np.float32, "float32": np.float32}
+
+
+def dtype_name(obs_dtype):
+    """"u8" or "f32" for what create_games and the engine's CLI take."""
+    if obs_dtype is None:
+        return "u8"
+    if isinstance(obs_dtype, str) and obs_dtype in _DTYPES:
+        return "u8" if _DTYPES[obs_dtype] is np.uint8 else "f32"
+    dt = np.dtype(obs_dtype)
+    if dt == np.uint8:
+        return "u8"
+    if dt == np.float32:
+        return "f32"
+    raise ValueError(f"obs_dtype must be uint8 or float32, not {obs_dtype!r}")
+
+
+def _die_with_parent():
+    """In the engine's child process, before exec: SIGTERM when the Python
+    process that started it dies, however it dies (PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM, 0, 0, 0)
+
+
+def _ring_size(board, players, dtype, seats):
+    """Ring bytes for `seats` seats' records of a step, twice over (a final
+    record and the next episode's first), with room to spare: a power of
+    two from 16 MiB to 1 GiB."""
+    h, w = board
+    item = 4 if dtype == "f32" else 1
+    record = 9 * h * w * item + h * w * 4 + 1 + 256   # the grid game: 9 planes, its mask
+    need = 4 * max(seats, 1) * record
+    size = 16 << 20
+    while size < need and size < (1 << 30):
+        size <<= 1
+    return size
+
+
+class OwnEngine:
+    """An `xring engine` process of this Python process's own, stopped by
+    close() (and by the kernel, SIGTERM, if this process dies first)."""
+
+    def __init__(self, board, players, obs_dtype, seats, game="grid", binary=None):
+        import xring
+        exe = binary or xring._find_xring_binary()
+        if not exe:
+            raise FileNotFoundError(
+                "xring.gym: the xring program was not found ($XRING_BIN, PATH, or the build "
+                "tree): build xring, or pass engine=NAME of a running engine")
+        self.name = f"gym-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        h, w = board
+        args = [exe, "engine", "--name", self.name, "--quiet", "--game", game,
+                "--games", "0", "--board", f"{h}x{w}", "--players", str(players),
+                "--obs-dtype", obs_dtype, "--tick-ms", "0",
+                "--action-timeout-ms", str(ACTION_TIMEOUT_MS),
+                "--max-games", str(max(seats, 1) + 1024),
+                "--max-creates-per-uid", "1000000",
+                "--ring-size", str(_ring_size(board, players, obs_dtype, seats))]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace").strip()
+                raise RuntimeError(f"xring.gym: the engine did not start: {err}")
+            try:
+                self.engine = xring.attach(self.name, timeout=0.05)
+                break
+            except xring.NoEngineError:
+                if time.monotonic() > deadline:
+                    self.close()
+                    raise
+        self.closed = False
+
+    def close(self):
+        if getattr(self, "engine", None) is not None:
+            self.engine.close()
+            self.engine = None
+        p = self.proc
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        p.stderr.close()
+        self.closed = True
+
+
+class Seats:
+    """Seats of games created for an adapter, held by one agent.
+
+    games: the ids; seat s is player players_of[s] of game games_of[s].
+    After collect(), for each seat that was asked for: has_ask (an asking
+    record is held: obs[s], mask[s], reward[s], refs[s]) and, if its episode
+    ended meanwhile, got_final with final_obs[s], final_reward[s],
+    final_done[s], final_trunc[s].
+    """
+
+    def __init__(self, engine, n_games, players, seats_per_game, board, obs_dtype, seed,
+                 label, turn_limit=0):
+        self.engine = engine
+        self.ids = engine.create_games(n_games, board=board, players=players,
+                                       obs_dtype=obs_dtype, seed=seed, turn_limit=turn_limit,
+                                       owned=True)
+        self.spg = seats_per_game
+        self.n = n_games * seats_per_game
+        ids = np.asarray(self.ids, np.int64)
+        self.lo = int(ids.min())
+        self.lut = np.full(int(ids.max()) - self.lo + 1, -1, np.int64)
+        self.lut[ids - self.lo] = np.arange(n_games)
+        self.games_of = np.repeat(ids, seats_per_game)
+        self.players_of = np.tile(np.arange(seats_per_game), n_games)
+        try:
+            self.agent = engine.agent(games=self.ids,
+                                      players=None if seats_per_game == players
+                                      else list(range(seats_per_game)),
+                                      batch=min(65536, max(1024, 2 * self.n)),
+                                      max_wait=None, capacity=len(self.ids), label=label)
+        except BaseException:
+            engine.destroy_games(self.ids)
+            raise
+        facts = None
+        self._shape = None
+        self.refs = np.zeros((self.n, 3), np.uint64)
+        self.has_ask = np.zeros(self.n, bool)
+        self.got_final = np.zeros(self.n, bool)
+        self.reward = np.zeros(self.n, np.float32)
+        self.final_reward = np.zeros(self.n, np.float32)
+        self.final_done = np.zeros(self.n, bool)
+        self.final_trunc = np.zeros(self.n, bool)
+        # The last collect's answers the engine replaced with its fallback
+        # (applied_by TIMEOUT..ILLEGAL in the record after them), and all so far.
+        self.replaced = np.zeros(self.n, bool)
+        self.fallbacks = np.zeros(self.n, np.int64)
+        self.copies = 0        # steps whose observations were gathered (a copy)
+        self.views = 0         # steps whose observations were the ring's (copy=False)
+        del facts
+        self.view = None       # the ObsBatch whose views the last step handed out
+
+    # The arrays are made with the first batch: its fields give the shapes.
+    def _alloc(self, b):
+        obs, mask = b.obs, b.mask
+        self.obs = np.zeros((self.n,) + obs.shape[1:], obs.dtype)
+        self.final_obs = np.zeros_like(self.obs)
+        self.mask = np.zeros((self.n,) + mask.shape[1:], mask.dtype)
+        self.final_mask = np.zeros_like(self.mask)
+        self._shape = obs.shape[1:]
+
+    def seat_of(self, game_id, player_id):
+        g = np.asarray(game_id, np.int64) - self.lo
+        ok = (g >= 0) & (g < len(self.lut))
+        s = np.full(g.shape, -1, np.int64)
+        s[ok] = self.lut[g[ok]]
+        ok &= s >= 0
+        p = np.asarray(player_id, np.int64)
+        ok &= p < self.spg
+        return np.where(ok, s * self.spg + p, -1)
+
+    def answer(self, seats, actions):
+        """Answers the asking records of `seats` with `actions`."""
+        seats = np.asarray(seats, np.int64)
+        if len(seats):
+            self.agent.answer(self.refs[seats], np.asarray(actions, np.int32))
+        self.has_ask[seats] = False
+
+    def reset_games(self, games, seeds):
+        """Resets games (indices into ids) to seeds; their seats then wait
+        for turn 0 of the new episode (collect(..., reset=True))."""
+        for g, s in zip(np.asarray(games).tolist(), seeds):
+            self._reset_one(self.ids[g], int(s))
+        for g in np.asarray(games).tolist():
+            self.has_ask[g * self.spg:(g + 1) * self.spg] = False
+
+    def _reset_one(self, gid, seed):
+        import xring
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.engine.reset_game(gid, seed)
+                return
+            except xring.GameLimitError:
+                # The engine's rate of resets, or its shard's queue of
+                # them: wait for it, as the refusal asks.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.001)
+
+    def collect(self, need, reset=False, timeout=60.0, want_view=False):
+        """Takes records until every seat in `need` (a bool array) holds an
+        asking record. reset: only turn 0 of a new episode counts, and
+        final records are not reported (they end the episodes reset cut
+        short). Returns the ObsBatch whose views are every needed seat's
+        record in seat order when want_view and one batch was exactly that,
+        else None (the records were copied into obs/mask)."""
+        self.got_final[need] = False
+        self.replaced[need] = False
+        waiting = need & ~self.has_ask
+        left = int(waiting.sum())
+        deadline = time.monotonic() + timeout
+        view = None
+        first = True
+        while left:
+            b = self.agent.recv(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+            if b is None:
+                if time.monotonic() >= deadline:
+                    missing = np.flatnonzero(need & ~self.has_ask)[:8].tolist()
+                    raise TimeoutError(
+                        f"xring: no record for seats {missing} (of {left} waiting) in "
+                        f"{timeout:.0f} s: the engine's games are not stepping (a lossless "
+                        f"reader that stopped reading pauses them; `xring info "
+                        f"{self.engine.name}` shows it)")
+                continue
+            if self._shape is None:
+                self._alloc(b)
+            refs = self.agent.refs()
+            seat = self.seat_of(b.game_id, b.player_id)
+            done = np.asarray(b.done, bool)
+            trunc = np.asarray(b.truncated, bool)
+            final = done | trunc
+            asking = ~final & (np.asarray(b.action) == -1) & (seat >= 0)
+            if reset:
+                asking &= np.asarray(b.turn) == 0
+            else:
+                fi = np.flatnonzero(final & (seat >= 0))
+                if len(fi):
+                    s = seat[fi]
+                    self.final_obs[s] = b.obs[fi]
+                    self.final_mask[s] = b.mask[fi]
+                    self.final_reward[s] = b.reward[fi]
+                    self.final_done[s] = done[fi]
+                    self.final_trunc[s] = trunc[fi] & ~done[fi]
+                    self.got_final[s] = True
+                    src = np.asarray(b.applied_by)[fi]
+                    self.replaced[s] = (src >= 3) & (src <= 6)
+            ai = np.flatnonzero(asking)
+            if not len(ai):
+                first = False
+                continue
+            s = seat[ai]
+            if not reset:
+                # Answers the engine did not take (timeouts, illegal moves...):
+                # applied_by 3..6 (xring.SOURCES) in the record after them; a
+                # next episode's first record (after a final one) says nothing.
+                src = np.asarray(b.applied_by)[ai]
+                self.replaced[s] |= (src >= 3) & (src <= 6) & ~self.got_final[s]
+            if (want_view and first and len(ai) == len(b) and left == len(b)
+                    and np.array_equal(s, np.flatnonzero(waiting)) and not final.any()):
+                view = b        # every needed seat's record, in seat order, one batch
+            else:
+                self.obs[s] = b.obs[ai]
+                self.mask[s] = b.mask[ai]
+            self.reward[s] = b.reward[ai]
+            self.refs[s] = refs[ai]
+            newly = ~self.has_ask[s]
+            self.has_ask[s] = True
+            left -= int(np.count_nonzero(waiting[s] & newly))
+            first = False
+        self.fallbacks += self.replaced & need
+        if view is not None:
+            self.views += 1
+        elif need.any():
+            self.copies += 1
+        return view
+
+    def close(self):
+        agent, self.agent = getattr(self, "agent", None), None
+        if agent is not None:
+            agent.close()
+        if getattr(self, "ids", None):
+            try:
+                self.engine.destroy_games(self.ids)
+            except Exception:        # the engine is gone: so are its games
+                pass
+            self.ids = []
