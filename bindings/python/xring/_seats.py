@@ -138,29 +138,40 @@ class Seats:
     """
 
     def __init__(self, engine, n_games, players, seats_per_game, board, obs_dtype, seed,
-                 label, turn_limit=0):
+                 label, turn_limit=0, fresh=False):
         self.engine = engine
-        self.ids = engine.create_games(n_games, board=board, players=players,
-                                       obs_dtype=obs_dtype, seed=seed, turn_limit=turn_limit,
-                                       owned=True)
         self.spg = seats_per_game
         self.n = n_games * seats_per_game
+        claim_players = None if seats_per_game == players else list(range(seats_per_game))
+        agent_kw = dict(players=claim_players, batch=min(65536, max(1024, 2 * self.n)),
+                        max_wait=None, capacity=n_games, label=label)
+        self.agent = None
+        self.ids = []
+        if fresh:
+            # An engine of our own, with no game yet: its games will be
+            # 0..n-1 (ids are given in order), so the agent claims them
+            # before they exist and holds their seats from their first
+            # turn: every seat's first record asks, and nothing played
+            # before the claim has to be waited out (sync()).
+            self.agent = engine.agent(games=(0, n_games - 1), **agent_kw)
+        try:
+            self.ids = engine.create_games(n_games, board=board, players=players,
+                                           obs_dtype=obs_dtype, seed=seed,
+                                           turn_limit=turn_limit, owned=True)
+            if fresh and self.ids != list(range(n_games)):
+                raise RuntimeError(f"xring: the engine gave games {self.ids[:4]}..., not 0..: "
+                                   f"another process creates games on it")
+            if self.agent is None:
+                self.agent = engine.agent(games=self.ids, **agent_kw)
+        except BaseException:
+            self.close()
+            raise
         ids = np.asarray(self.ids, np.int64)
         self.lo = int(ids.min())
         self.lut = np.full(int(ids.max()) - self.lo + 1, -1, np.int64)
         self.lut[ids - self.lo] = np.arange(n_games)
         self.games_of = np.repeat(ids, seats_per_game)
         self.players_of = np.tile(np.arange(seats_per_game), n_games)
-        try:
-            self.agent = engine.agent(games=self.ids,
-                                      players=None if seats_per_game == players
-                                      else list(range(seats_per_game)),
-                                      batch=min(65536, max(1024, 2 * self.n)),
-                                      max_wait=None, capacity=len(self.ids), label=label)
-        except BaseException:
-            engine.destroy_games(self.ids)
-            raise
-        facts = None
         self._shape = None
         self.refs = np.zeros((self.n, 3), np.uint64)
         self.has_ask = np.zeros(self.n, bool)
@@ -175,8 +186,6 @@ class Seats:
         self.fallbacks = np.zeros(self.n, np.int64)
         self.copies = 0        # steps whose observations were gathered (a copy)
         self.views = 0         # steps whose observations were the ring's (copy=False)
-        del facts
-        self.view = None       # the ObsBatch whose views the last step handed out
 
     # The arrays are made with the first batch: its fields give the shapes.
     def _alloc(self, b):
@@ -226,15 +235,44 @@ class Seats:
                     raise
                 time.sleep(0.001)
 
-    def collect(self, need, reset=False, timeout=60.0, want_view=False):
+    def sync(self, timeout=60.0):
+        """Until every seat holds an asking record (blocked on us). Games
+        claimed after they started may have players out of the episode in
+        play (eliminated before the claim), which ask again only when their
+        game's next episode starts: the others' records are answered with
+        the game's no-op (-1, an out-of-range action: the fallback) until
+        then. Not needed for games claimed before their first turn."""
+        deadline = time.monotonic() + timeout
+        out = np.zeros(self.n, bool)       # out of their game's episode: asking later
+        while not self.has_ask.all():
+            try:
+                self.collect(~self.has_ask, timeout=0.05, final_ends=True)
+            except TimeoutError:
+                pass
+            out = (out | self.got_final) & ~self.has_ask
+            if time.monotonic() > deadline:
+                raise TimeoutError("xring: the seats' games did not come to ask for "
+                                   "answers (see collect())")
+            games = np.unique(np.flatnonzero(out) // self.spg)
+            if len(games):
+                drive = np.zeros(self.n, bool)
+                for g in games:
+                    drive[g * self.spg:(g + 1) * self.spg] = True
+                s = np.flatnonzero(drive & self.has_ask)
+                self.answer(s, np.full(len(s), -1, np.int32))
+
+    def collect(self, need, reset=False, timeout=60.0, want_view=False, final_ends=False):
         """Takes records until every seat in `need` (a bool array) holds an
         asking record. reset: only turn 0 of a new episode counts, and
         final records are not reported (they end the episodes reset cut
         short). Returns the ObsBatch whose views are every needed seat's
         record in seat order when want_view and one batch was exactly that,
-        else None (the records were copied into obs/mask)."""
+        else None (the records were copied into obs/mask). final_ends: a
+        final record also ends a seat's wait (a player out of its game's
+        episode asks again only when the next episode starts)."""
         self.got_final[need] = False
         self.replaced[need] = False
+        self._ended = np.zeros(self.n, bool)   # seats whose wait ended in this call
         waiting = need & ~self.has_ask
         left = int(waiting.sum())
         deadline = time.monotonic() + timeout
@@ -244,7 +282,7 @@ class Seats:
             b = self.agent.recv(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
             if b is None:
                 if time.monotonic() >= deadline:
-                    missing = np.flatnonzero(need & ~self.has_ask)[:8].tolist()
+                    missing = np.flatnonzero(waiting & ~self._ended)[:8].tolist()
                     raise TimeoutError(
                         f"xring: no record for seats {missing} (of {left} waiting) in "
                         f"{timeout:.0f} s: the engine's games are not stepping (a lossless "
@@ -273,6 +311,10 @@ class Seats:
                     self.got_final[s] = True
                     src = np.asarray(b.applied_by)[fi]
                     self.replaced[s] = (src >= 3) & (src <= 6)
+                    if final_ends:
+                        newly = waiting[s] & ~self.has_ask[s] & ~self._ended[s]
+                        self._ended[s] = True
+                        left -= int(np.count_nonzero(newly))
             ai = np.flatnonzero(asking)
             if not len(ai):
                 first = False
@@ -292,8 +334,9 @@ class Seats:
                 self.mask[s] = b.mask[ai]
             self.reward[s] = b.reward[ai]
             self.refs[s] = refs[ai]
-            newly = ~self.has_ask[s]
+            newly = ~self.has_ask[s] & ~self._ended[s]
             self.has_ask[s] = True
+            self._ended[s] = True
             left -= int(np.count_nonzero(waiting[s] & newly))
             first = False
         self.fallbacks += self.replaced & need

@@ -182,10 +182,11 @@ class XringVectorEnv(_VectorEnvBase):
         spg = players if opponent == "self" else 1
         try:
             self._seats = Seats(eng, num_envs // spg, players, spg, board, dt,
-                                0 if seed is None else int(seed), label, turn_limit)
+                                0 if seed is None else int(seed), label, turn_limit,
+                                fresh=self._own is not None)
             # Every seat blocked on us (see _seats.py): from then on a
             # reset's records are certain.
-            self._seats.collect(np.ones(num_envs, bool), timeout=self.step_timeout)
+            self._seats.sync(timeout=self.step_timeout)
         except BaseException:
             self.close()
             raise
