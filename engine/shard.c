@@ -575,9 +575,13 @@ static void observe(struct shard *sh, struct game_slot *s)
 				mask, sh->ss[s->stream].t->shape.mask_len, &s->rng);
 			continue;
 		}
-		bool held = (s->held >> p & 1u) && !s->terminal;
-		/* A held seat's terminal record asks nothing (no step follows)
-		 * and is still the agent's seat: -1, not a policy draw. */
+		/* A held seat's last record of the episode asks nothing: the
+		 * game's (terminal: no step follows) or the player's own (out
+		 * while the others play on: the game ignores its actions from
+		 * now on, and an agent does not answer a done record, so
+		 * waiting for one would hold the game up to its deadline). It
+		 * is still the agent's seat: -1, not a policy draw. */
+		bool held = (s->held >> p & 1u) && !s->terminal && !(s->flags[p] & XR_GAME_DONE);
 		enum rec_mode mode = held ? REC_AGENT
 				     : (s->held >> p & 1u) ? REC_FINAL : REC_POLICY;
 		int rc = write_record(sh, s, p, (s->flags[p] & XR_GAME_DONE) != 0,

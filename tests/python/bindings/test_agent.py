@@ -405,6 +405,36 @@ def test_arrays_kept_past_their_batch_object_still_end_with_it(agents_engine):
                 mask.sum()
 
 
+def test_a_player_out_before_its_game_ends_is_not_waited_for(engines):
+    """3 players on a 4x4 board, every seat held: a player eliminated while
+    the others play on gets a done record that asks nothing (send() skips
+    it, as it skips every final record), so its game does not wait for an
+    answer to it: no timeout in the engine's counts, over games with such
+    eliminations."""
+    e = engines("--board", "4x4", "--players", "3", games=0, action_timeout_ms=1000)
+    with attach(e) as eng:
+        ids = eng.create_games(8, seed=21)
+        early = asked = 0
+        rng = np.random.default_rng(8)
+        with eng.agent(games=ids, max_wait=5) as agent:
+            deadline = time.monotonic() + 60
+            while early < 10:
+                b = agent.recv()
+                assert b is not None
+                done, trunc, turn = np.array(b.done), np.array(b.truncated), np.array(b.turn)
+                act, seats = np.array(b.action), len(b)
+                # A done record whose game goes on: others of the game later.
+                early += int(np.count_nonzero(done & (act == -1) & (turn > 0)))
+                asked += int(np.count_nonzero(~done & ~trunc & (act == -1)))
+                mask = np.array(b.mask)
+                agent.send((rng.random(mask.shape) * mask).argmax(axis=1))
+                assert time.monotonic() < deadline, f"{early} eliminations only"
+            # The engine's counts (published twice a second) of every answer sent.
+            wait_for(lambda: agent.stats()["actions"] >= asked, 10, "the engine's counts")
+            st = agent.stats()
+        assert seats > 0 and st["timeouts"] == 0, st
+
+
 def test_claim_refuses_while_arrays_live_and_close_waits_for_them(agents_engine):
     """claim() maps the ring anew: it refuses while arrays of the agent's
     batches live. close() with arrays alive detaches when they go."""
