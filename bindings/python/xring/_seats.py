@@ -211,7 +211,16 @@ class Seats:
         seats = np.asarray(seats, np.int64)
         if len(seats):
             self.agent.answer(self.refs[seats], np.asarray(actions, np.int32))
+        self._asked_again(seats)
+
+    def _asked_again(self, seats):
+        # What the last records of these seats said is spent; what
+        # collect() reports from now on is about their next ones. (Cleared
+        # here, not in collect(): a collect for some seats keeps what it
+        # meets of the others for their own step.)
         self.has_ask[seats] = False
+        self.got_final[seats] = False
+        self.replaced[seats] = False
 
     def reset_games(self, games, seeds):
         """Resets games (indices into ids) to seeds; their seats then wait
@@ -219,7 +228,7 @@ class Seats:
         for g, s in zip(np.asarray(games).tolist(), seeds):
             self._reset_one(self.ids[g], int(s))
         for g in np.asarray(games).tolist():
-            self.has_ask[g * self.spg:(g + 1) * self.spg] = False
+            self._asked_again(np.arange(g * self.spg, (g + 1) * self.spg))
 
     def _reset_one(self, gid, seed):
         import xring
@@ -270,8 +279,6 @@ class Seats:
         else None (the records were copied into obs/mask). final_ends: a
         final record also ends a seat's wait (a player out of its game's
         episode asks again only when the next episode starts)."""
-        self.got_final[need] = False
-        self.replaced[need] = False
         self._ended = np.zeros(self.n, bool)   # seats whose wait ended in this call
         waiting = need & ~self.has_ask
         left = int(waiting.sum())
