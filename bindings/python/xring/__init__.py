@@ -59,7 +59,7 @@ __all__ = [
     "SOURCES", "FALLBACKS", "XringError", "NoEngineError", "PermissionRefusedError",
     "EngineClosedError", "EvictedError", "TooManyReadersError", "PolicyError", "LayoutError",
     "TooManyBatchesHeldError", "ReleasedError", "NoSuchGameError", "GameLimitError",
-    "SeatTakenError", "TooManyAgentsError", "control_path",
+    "SeatTakenError", "TooManyAgentsError", "control_path", "EngineProcess",
 ]
 
 
@@ -526,6 +526,15 @@ def _ranges(ids, what):
         else:
             merged.append((lo, hi))
     return merged
+
+
+def __getattr__(name):
+    # xring.EngineProcess: an engine process of this Python process's own
+    # (_seats.py), imported when first asked for.
+    if name == "EngineProcess":
+        from ._seats import EngineProcess
+        return EngineProcess
+    raise AttributeError(f"module 'xring' has no attribute {name!r}")
 
 
 def attach(name, timeout=None, engine_uid=0):

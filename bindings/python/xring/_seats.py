@@ -75,33 +75,48 @@ def _ring_size(board, players, dtype, seats):
     return size
 
 
-class OwnEngine:
-    """An `xring engine` process of this Python process's own, stopped by
-    close() (and by the kernel, SIGTERM, if this process dies first)."""
+def engine_args(board, players, obs_dtype, seats, game="grid"):
+    """The `xring engine` options of an engine for `seats` seats of games
+    created at runtime: none at start, stepping as soon as answers are in,
+    waiting an hour for them."""
+    h, w = board
+    return ["--game", game, "--games", "0", "--board", f"{h}x{w}", "--players", str(players),
+            "--obs-dtype", obs_dtype, "--tick-ms", "0",
+            "--action-timeout-ms", str(ACTION_TIMEOUT_MS),
+            "--max-games", str(max(seats, 1) + 1024),
+            "--max-creates-per-uid", "1000000",
+            "--ring-size", str(_ring_size(board, players, obs_dtype, seats))]
 
-    def __init__(self, board, players, obs_dtype, seats, game="grid", binary=None):
+
+class EngineProcess:
+    """An `xring engine --name NAME ARGS...` process of this Python
+    process's own, attached (.engine, an xring.Engine; .name), stopped by
+    close() (and by the kernel, SIGTERM, should this process die first).
+
+        with xring.EngineProcess(["--games", "100", "--board", "8x8"]) as ep:
+            reader = ep.engine.reader()
+    """
+
+    def __init__(self, args=(), name=None, binary=None, timeout=30.0):
         import xring
+        self.engine = None
+        self.proc = None
         exe = binary or xring._find_xring_binary()
         if not exe:
             raise FileNotFoundError(
-                "xring.gym: the xring program was not found ($XRING_BIN, PATH, or the build "
-                "tree): build xring, or pass engine=NAME of a running engine")
-        self.name = f"gym-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        h, w = board
-        args = [exe, "engine", "--name", self.name, "--quiet", "--game", game,
-                "--games", "0", "--board", f"{h}x{w}", "--players", str(players),
-                "--obs-dtype", obs_dtype, "--tick-ms", "0",
-                "--action-timeout-ms", str(ACTION_TIMEOUT_MS),
-                "--max-games", str(max(seats, 1) + 1024),
-                "--max-creates-per-uid", "1000000",
-                "--ring-size", str(_ring_size(board, players, obs_dtype, seats))]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                "xring: the xring program was not found ($XRING_BIN, PATH, or the build "
+                "tree): build xring, or attach to a running engine instead")
+        self.name = name or f"py-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.proc = subprocess.Popen([exe, "engine", "--name", self.name, "--quiet"] +
+                                     [str(a) for a in args],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode(errors="replace").strip()
-                raise RuntimeError(f"xring.gym: the engine did not start: {err}")
+                self.close()
+                raise RuntimeError(f"xring: the engine did not start: {err}")
             try:
                 self.engine = xring.attach(self.name, timeout=0.05)
                 break
@@ -112,10 +127,14 @@ class OwnEngine:
         self.closed = False
 
     def close(self):
-        if getattr(self, "engine", None) is not None:
+        """Detaches and stops the engine (SIGTERM: its episodes in flight
+        end with truncated records). Twice is fine."""
+        if self.engine is not None:
             self.engine.close()
             self.engine = None
-        p = self.proc
+        p, self.proc = self.proc, None
+        if p is None:
+            return
         if p.poll() is None:
             p.terminate()
             try:
@@ -125,6 +144,19 @@ class OwnEngine:
                 p.wait()
         p.stderr.close()
         self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def OwnEngine(board, players, obs_dtype, seats, game="grid"):
+    """The engine an adapter starts for itself."""
+    return EngineProcess(engine_args(board, players, obs_dtype, seats, game),
+                         name=f"gym-{os.getpid()}-{uuid.uuid4().hex[:6]}")
 
 
 class Seats:
