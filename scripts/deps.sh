@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what xring builds, runs and tests with, from Debian's archive.
 # Idempotent: a machine that has everything makes no network call.
+# (python3-cloudpickle and python3-typing-extensions: what the Gymnasium and
+# PettingZoo sources of ../shared/thirdparty/python need, for the tests.)
 set -euo pipefail
 
 PKGS=(
@@ -9,6 +11,7 @@ PKGS=(
   flatbuffers-compiler python3-flatbuffers
   python3 python3-numpy python3-pytest
   python3-dev python3-setuptools python3-pip python3-venv python3-torch python3-grpcio
+  python3-cloudpickle python3-typing-extensions
 )
 
 missing=()
