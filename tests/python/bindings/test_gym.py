@@ -249,3 +249,17 @@ def test_without_gymnasium_the_api_is_duck_typed(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_docs_examples_run(tmp_path):
+    """The Python examples at the top of docs/ecosystem.md, as written."""
+    import re
+    from conftest import REPO, THIRDPARTY
+    text = (REPO / "docs" / "ecosystem.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)[:3]
+    assert len(blocks) == 3
+    env = dict(os.environ, PYTHONPATH=f"{PYDIR}:{THIRDPARTY}", XRING_BIN=str(XRING_BIN))
+    for code in blocks:
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, (code, out.stderr)
