@@ -2,7 +2,9 @@
 # Installs what xring builds, runs and tests with, from Debian's archive.
 # Idempotent: a machine that has everything makes no network call.
 # (python3-cloudpickle and python3-typing-extensions: what the Gymnasium and
-# PettingZoo sources of ../shared/thirdparty/python need, for the tests.)
+# PettingZoo sources of ../shared/thirdparty/python need, for the tests;
+# libopenblas0-pthread: the BLAS under python3-torch, which otherwise gets
+# the reference BLAS, 5x slower for examples/ppo_grid.py.)
 set -euo pipefail
 
 PKGS=(
@@ -11,7 +13,7 @@ PKGS=(
   flatbuffers-compiler python3-flatbuffers
   python3 python3-numpy python3-pytest
   python3-dev python3-setuptools python3-pip python3-venv python3-torch python3-grpcio
-  python3-cloudpickle python3-typing-extensions
+  python3-cloudpickle python3-typing-extensions libopenblas0-pthread
 )
 
 missing=()
