@@ -10,20 +10,27 @@ Without --engine it starts its own `xring engine` (the program found by
 xring._find_xring_binary(): $XRING_BIN, PATH, or the build tree) with a name
 of its own, and stops it when it exits, also on Ctrl-C or SIGTERM.
 
-The engine's games are driven by its random-legal policy, so this is off-policy
-Q-learning from a behaviour policy we do not control: the data flow, not the
-agent's strength, is the point. The loop:
+By default the engine's games are driven by its random-legal policy, so this
+is off-policy Q-learning from a behaviour policy we do not control: the data
+flow, not the agent's strength, is the point. With --act the network plays:
+an agent (xring's agent API) holds every seat of the games and answers each
+record with an epsilon-greedy action over the legal moves (epsilon from
+--eps-start to --eps-end over --eps-steps steps), and learns from the
+records of its own play. The loop:
 
-  read one batch (a lease on the ring) -> pair each record with the previous
-  record of the same (game, player) -> transitions into a replay buffer (copies:
-  the ring is reused once the batch is released) -> release -> one gradient
-  step on a minibatch sampled from the buffer.
+  read one batch (a lease on the ring; with --act, the agent's batch, whose
+  records it answers first) -> pair each record with the previous record of
+  the same (game, player) -> transitions into a replay buffer (copies: the
+  ring is reused once the batch is released) -> release -> one gradient step
+  on a minibatch sampled from the buffer.
 
-Record convention (engine/shard.h): the record of turn t of (game, player)
-carries obs_t, mask_t, the action chosen at obs_t, and the reward and
-done/truncated flags that the PREVIOUS action led to; a terminal observation
-gets its own record. So a transition (s, a, r, s', mask', done) takes s, a from
-record t and r, done, s', mask' from record t+1 of the same (game, player).
+Record convention (docs/agents.md, "Records"): the record of turn t of (game,
+player) carries obs_t, mask_t, and the reward and done/truncated flags that
+the PREVIOUS step led to, with `applied`, the action that step applied (the
+policy's draw, an agent's answer, or a fallback); a terminal observation gets
+its own record. So a transition (s, a, r, s', mask', done) takes s from record
+t and a (applied), r, done, s', mask' from record t+1 of the same (game,
+player). (Applied -1 is the game's no-op, action H*W*4.)
 A record that is done or truncated starts no transition (the next record of
 that key is turn 0 of a new episode). A truncated s' is bootstrapped from.
 
@@ -97,6 +104,12 @@ def parse_args(argv=None):
                    help="width of the conv layers (default: 32)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default: 1; the engine has the other core)")
+    p.add_argument("--act", action="store_true",
+                   help="play: an agent holds every seat, epsilon-greedy on the network")
+    p.add_argument("--eps-start", type=float, default=1.0)
+    p.add_argument("--eps-end", type=float, default=0.05)
+    p.add_argument("--eps-steps", type=int, default=1000,
+                   help="steps over which epsilon falls (default: 1000)")
     p.add_argument("--timeout", type=float, default=30.0,
                    help="seconds to wait for the engine and for its first records (default: 30)")
     a = p.parse_args(argv)
@@ -130,6 +143,9 @@ class OwnEngine:
                "--games", str(args.games), "--board", f"{h}x{w}", "--players", "2",
                "--seed", str(args.seed), "--turn-limit", str(args.turn_limit),
                "--policy", "lossless", "--ring-size", "8M"]
+        if args.act:
+            # Its games wait for our answers between two training steps.
+            cmd += ["--action-timeout-ms", "2000"]
         # Own session: Ctrl-C reaches only us, and we stop the engine after
         # our reader is gone. PDEATHSIG: if we are killed outright, the
         # kernel stops it for us.
@@ -218,6 +234,7 @@ class Pairing:
 
     def __init__(self, torch, obs_shape, n_actions):
         self.torch = torch
+        self.noop = n_actions - 1
         self.slot_of = {}
         self.cap = 0
         self.obs_shape = obs_shape
@@ -233,7 +250,6 @@ class Pairing:
             return new
         g = lambda n: getattr(self, n, None)
         self.obs = more(g("obs"), self.obs_shape, torch.uint8)
-        self.action = more(g("action"), (), torch.int64)
         self.turn = more(g("turn"), (), torch.int64)
         self.ended = more(g("ended"), (), torch.bool)   # done or truncated
         self.valid = more(g("valid"), (), torch.bool)
@@ -261,7 +277,11 @@ class Pairing:
         s_slot, perm = torch.sort(slot, stable=True)
         cur_turn = t["turn"].to(torch.int64)[perm]
         cur_ended = (t["done"] | t["truncated"])[perm]
-        cur_action = t["action"].to(torch.int64)[perm]
+        # What the step before each record applied (its `applied`): the
+        # action of the transition that ends at it. -1: the no-op.
+        cur_applied = t["applied"].to(torch.int64)[perm]
+        cur_applied = torch.where(cur_applied < 0, torch.full_like(cur_applied, self.noop),
+                                  cur_applied)
         # Previous record: the one before in this batch if of the same key,
         # else the table's.
         inb = torch.zeros(n, dtype=torch.bool)
@@ -269,8 +289,6 @@ class Pairing:
         pi = torch.nonzero(inb).squeeze(1)          # positions whose previous is in the batch
         p_obs = self.obs[s_slot]
         p_obs[pi] = t["obs"][perm[pi - 1]]
-        p_action = self.action[s_slot]
-        p_action[pi] = cur_action[pi - 1]
         p_turn = self.turn[s_slot]
         p_turn[pi] = cur_turn[pi - 1]
         p_ended = self.ended[s_slot]
@@ -284,7 +302,6 @@ class Pairing:
         ls = s_slot[last]
         lr = perm[last]
         self.obs[ls] = t["obs"][lr]
-        self.action[ls] = cur_action[last]
         self.turn[ls] = cur_turn[last]
         self.ended[ls] = cur_ended[last]
         self.valid[ls] = True
@@ -292,7 +309,7 @@ class Pairing:
         if k.numel() == 0:
             return None
         rk = perm[k]
-        return (p_obs[k], p_action[k], t["reward"][rk], t["obs"][rk],
+        return (p_obs[k], cur_applied[k], t["reward"][rk], t["obs"][rk],
                 t["mask"][rk] != 0, t["done"][rk])
 
 
@@ -363,8 +380,19 @@ def main(argv=None):
               "engine_pid": own.proc.pid if own else None, "steps": args.steps,
               "batch": args.batch, "seed": args.seed},
              f"dqn_grid: engine {engine.name!r}" + (f" (ours, pid {own.proc.pid})" if own else ""))
-        with engine.reader(batch=args.read_batch, max_wait=0.005, label="dqn_grid") as reader:
-            run(args, torch, nn, F, reader, gen, emit)
+        if args.act:
+            # The stream's shapes, from a reader that comes and goes; then
+            # an agent holding every seat of the games (0..games-1: those of
+            # our own engine; of a named one, those ids).
+            with engine.reader(batch=1, max_wait=0, label="dqn_grid-facts") as r:
+                facts = r.facts()
+            with engine.agent(games=[(0, args.games - 1)], batch=args.read_batch,
+                              max_wait=0.005, label="dqn_grid") as agent:
+                run(args, torch, nn, F, agent, gen, emit, facts)
+        else:
+            with engine.reader(batch=args.read_batch, max_wait=0.005,
+                               label="dqn_grid") as reader:
+                run(args, torch, nn, F, reader, gen, emit, reader.facts())
     except KeyboardInterrupt:
         interrupted = True
         emit({"event": "interrupted"}, "dqn_grid: interrupted")
@@ -377,8 +405,9 @@ def main(argv=None):
     return 130 if interrupted else 1 if closed else 0
 
 
-def run(args, torch, nn, F, reader, gen, emit):
-    facts = reader.facts()
+def run(args, torch, nn, F, source, gen, emit, facts):
+    """Trains on what `source` reads: a reader, or (--act) an agent, which
+    answers each batch's records before they are learnt from."""
     if facts.get("obs_dtype") != "uint8" or not facts.get("mask_len"):
         raise SystemExit(f"dqn_grid: needs uint8 observations and a mask, the stream has "
                          f"{facts.get('obs_dtype')} and mask {facts.get('mask_len')}")
@@ -395,19 +424,45 @@ def run(args, torch, nn, F, reader, gen, emit):
     replay = Replay(torch, args.buffer, obs_shape, n_actions)
 
     n_read = n_trans = 0
+    step = 0
+    fields = ("obs", "action", "applied", "reward", "done", "truncated", "mask", "game_id",
+              "player_id", "turn")
+
+    def epsilon():
+        f = min(1.0, step / max(1, args.eps_steps))
+        return args.eps_start + f * (args.eps_end - args.eps_start)
+
+    def answer(t):
+        """Epsilon-greedy actions over each record's legal moves."""
+        legal = t["mask"] != 0
+        with torch.no_grad():
+            greedy = net(features(torch, t["obs"])).masked_fill(~legal, float("-inf"))
+            greedy = greedy.argmax(dim=1)
+        rand = (torch.rand(legal.shape, generator=gen) * legal).argmax(dim=1)
+        explore = torch.rand(len(greedy), generator=gen) < epsilon()
+        return torch.where(explore, rand, greedy).to(torch.int32).numpy()
 
     def take(timeout):
-        """Reads one batch into the replay buffer; False if nothing came."""
+        """Reads one batch into the replay buffer (--act: answering its
+        records first); False if nothing came."""
         nonlocal n_read, n_trans
-        b = reader.read(timeout=timeout)
-        if b is None:
-            return False
-        with b:
+        if args.act:
+            b = source.recv(timeout=timeout)
+            if b is None:
+                return False
             v = b.torch()
-            # Own copies of what we keep, then give the records back.
-            t = {k: v[k].clone() for k in ("obs", "action", "reward", "done", "truncated",
-                                            "mask", "game_id", "player_id", "turn")}
+            t = {k: v[k].clone() for k in fields}   # own copies: send() releases
             del v
+            source.send(answer(t))    # final records are skipped, as they ask nothing
+        else:
+            b = source.read(timeout=timeout)
+            if b is None:
+                return False
+            with b:
+                v = b.torch()
+                # Own copies of what we keep, then give the records back.
+                t = {k: v[k].clone() for k in fields}
+                del v
         n_read += t["obs"].shape[0]
         tr = pairing.feed(t)
         if tr is not None:
@@ -428,7 +483,9 @@ def run(args, torch, nn, F, reader, gen, emit):
     t_last, read_last, trans_last = t0, n_read, n_trans
     loss_sum, q_sum, n_sum = 0.0, 0.0, 0
     for step in range(1, args.steps + 1):
-        take(0)  # one batch per step, without waiting when the engine is slow
+        # One batch per step, without waiting when the engine is slow (an
+        # agent waits a little: its games wait for it).
+        take(0.002 if args.act else 0)
 
         s, a, r, s2, m2, d = replay.sample(args.batch, gen)
         x, x2 = features(torch, s), features(torch, s2)
@@ -464,7 +521,7 @@ def run(args, torch, nn, F, reader, gen, emit):
             loss_sum, q_sum, n_sum = 0.0, 0.0, 0
     el = time.monotonic() - t0
     emit({"event": "end", "steps": args.steps, "read": n_read, "transitions": n_trans,
-          "seconds": el, "stats": reader.stats()},
+          "seconds": el, "stats": source.stats(), "acting": args.act},
          f"dqn_grid: {args.steps} steps in {el:.1f} s, {n_read} records read, "
          f"{n_trans} transitions")
 

@@ -158,13 +158,29 @@ def load_example():
     return mod
 
 
+def test_dqn_acts_through_the_agent_api(run_dir):
+    """--act: the network plays every seat (epsilon-greedy) through an agent
+    and learns from the records of its own play: the engine applied its
+    answers (actions counted, no fallback), the transitions come from them,
+    and the loss is finite."""
+    lines = run_example(run_dir, "--act", "--steps", "200", "--batch", "64", "--log-every",
+                        "50", "--eps-steps", "100", "--seed", "2")
+    end = lines[-1]
+    assert end["event"] == "end" and end["acting"] is True
+    st = end["stats"]
+    assert st["actions"] > 1000 and st["fallbacks"] <= st["actions"] // 100, st
+    assert end["transitions"] > 1000
+    logs = [x for x in lines if "loss" in x]
+    assert logs and all(math.isfinite(x["loss"]) for x in logs)
+
+
 def test_dqn_pairs_records_into_transitions(engines):
     """The example's vectorised pairing against a plain loop over the same
     records, on short episodes (many resets) and uneven batches."""
     dqn = load_example()
     e = engines("--board", "6x5", "--players", "2", "--turn-limit", "12", games=7,
                 ring_size="4M")
-    fields = ("obs", "action", "reward", "done", "truncated", "mask", "game_id",
+    fields = ("obs", "action", "applied", "reward", "done", "truncated", "mask", "game_id",
               "player_id", "turn")
     got, want = [], []
     last = {}   # (game, player) -> (obs, action, turn, ended)
@@ -190,7 +206,13 @@ def test_dqn_pairs_records_into_transitions(engines):
                 turn = int(t["turn"][i])
                 p = last.get(key)
                 if p is not None and not p[3] and turn == p[2] + 1:
-                    want.append((p[0], p[1], t["reward"][i], t["obs"][i],
+                    # The transition's action is what the step applied (the
+                    # next record's `applied`): the policy's draw here, which
+                    # the record before announced in its action field.
+                    applied = int(t["applied"][i])
+                    assert applied == p[1], (key, turn, applied, p[1])
+                    a = applied if applied >= 0 else facts["mask_len"] - 1
+                    want.append((p[0], a, t["reward"][i], t["obs"][i],
                                  t["mask"][i] != 0, t["done"][i]))
                     into_truncated += bool(t["truncated"][i])
                 elif p is not None:
@@ -206,7 +228,7 @@ def test_dqn_pairs_records_into_transitions(engines):
 
     assert len(want) > 2000
     assert sorted(map(digest, got)) == sorted(map(digest, want))
-    # ...and a is a legal action in s: its own record's action. Moves need
+    # ...and a is a legal action in s: what the step from s applied. Moves need
     # an own source cell (channel 3) with 2 armies or more (channel 0).
     for s, a, *_ in got:
         a = int(a)
