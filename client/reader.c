@@ -14,6 +14,20 @@
  * writes:
  *   RI1  load_acquire(info.state); pairs with PI1 (shm/peers.c), so an
  *        EVICTED seen comes with its evict_reason.
+ *   RI2  after every walk of a ring (a read, a wait, an arm, a count):
+ *        fence_acquire, then RI1. Pairs with PI2, the release fence an
+ *        evicting writer puts between PI1 and its next overwrite of ring
+ *        bytes: a walk that read any byte written after the eviction is
+ *        followed by a load that sees EVICTED. An eviction stops the
+ *        writer honouring our lease at once, so the bytes under a walk
+ *        under way may be overwritten: the walk then finds what looks like
+ *        a malformed ring (-EPROTO: a seq lower than one read, a head more
+ *        than a ring ahead, a torn header), or records that look whole but
+ *        that no lease keeps. Either way it is XR_EEVICTED, which callers
+ *        act on (an agent subscribes again); -EPROTO only from a walk whose
+ *        slot was still ours after it. (The slot is checked at the start
+ *        of each call too, but an eviction can land between that check
+ *        and the walk: test_agents_red kill_churn, 1 run in 6.)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -293,6 +307,12 @@ static int attach_control(struct xr_reader *r)
 	if (sub.slot >= r->arena->lay.max_readers || sub.stream != r->stream ||
 	    sub.policy != r->policy) {
 		close(pfd);
+		xr__set_last_reason("engine %s answered SUBSCRIBE with slot %u, stream %u, policy "
+				    "%u, not what was asked (a slot under %u, stream %u, policy %u): "
+				    "that is not the xring control protocol; check which program "
+				    "serves %s",
+				    r->name, sub.slot, sub.stream, sub.policy,
+				    r->arena->lay.max_readers, r->stream, r->policy, r->name);
 		return -EPROTO;
 	}
 	rc = map_page(r, pfd, sub.slot);
@@ -543,6 +563,26 @@ static int reserve_idx(struct xr_reader *r, uint32_t i, uint32_t max)
 	return 0;
 }
 
+/* What a walk of ring k returned (rc), believed only if the slot was still
+ * ours after it: RI2 (top of file). */
+static int walked(struct xr_reader *r, uint32_t k, int rc)
+{
+	const struct xr_ring_rd *rr = &r->rings[k];
+
+	/* RI2: pairs with PI2; check_slot's load is RI1. */
+	xr_fence_acquire();
+	if (check_slot(r) == XR_EEVICTED)
+		return XR_EEVICTED;
+	if (rc == -EPROTO)
+		xr__set_last_reason("engine %s's ring %u is malformed at byte %llu: %s. No xring "
+				    "writer leaves that behind a lease it honours (a bug, or a "
+				    "writer that is not xring's): stop reading it, and report it "
+				    "with what `xring info %s` shows",
+				    r->name, r->first_ring + k, (unsigned long long)rr->bad_at,
+				    rr->bad, r->name);
+	return rc;
+}
+
 /* Peeks ring k for a batch; consumes a leading run of filtered-out frames
  * at once, so that a sparse filter does not walk them again. */
 static int peek(struct xr_reader *r, uint32_t k, uint32_t max, uint32_t hi, struct xr_take *t)
@@ -550,8 +590,11 @@ static int peek(struct xr_reader *r, uint32_t k, uint32_t max, uint32_t hi, stru
 	struct xr_ring_rd *rr = &r->rings[k];
 	int rc = xr__rr_peek(rr, max, rr->cap / 2, &r->filt, r->filt.all ? NULL : r->idx[hi], t);
 
-	if (rc < 0)
+	rc = walked(r, k, rc);
+	if (rc < 0) {
+		xr__rr_unpeek(rr); /* a lossy reader holding nothing holds no lease */
 		return rc;
+	}
 	if (t->skip_frames && t->count == 0) {
 		xr__rr_skip(rr, t);
 		if (rr->lossless)
@@ -904,6 +947,8 @@ int xr_reader_stats_get(xr_reader *r, xr_reader_stats *s)
 		uint64_t pending, unseen, written, lag;
 
 		rc = xr__rr_count(rr, &pending, &unseen, &written, &lag);
+		if (rc != -ETIMEDOUT)
+			rc = walked(r, k, rc);
 		if (rc == -ETIMEDOUT) {
 			/* The -EPROTO of attach (xr__rr_start), with its reason:
 			 * without one a caller cannot tell it from a malformed

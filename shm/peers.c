@@ -49,6 +49,14 @@
  * The reader loads its reader-table state with acquire (RI1, client/
  * reader.c); the table's copy is stored with release after the private
  * state (PI1), so a reader that sees EVICTED sees its evict_reason.
+ *   PI2  a release fence after PI1 at an eviction: the evicting writer's
+ *        later stores into the ring (overwriting what the evicted reader
+ *        may be walking; it honours the lease no more) are ordered after
+ *        PI1. A reader that walked, fenced with acquire and then loaded its
+ *        state (RI2) sees EVICTED if its walk read any byte stored after
+ *        the fence, and does not believe the walk. (The ring bytes are
+ *        plain memory, as in a seqlock's data: the fence pair is the
+ *        ordering in practice, and what the ring's own stores rely on.)
  *
  * GRACE. Releasing a slot replaces its page with zeros (and punches the
  * old one out), and nothing may be reading the old one then: not a
@@ -320,6 +328,7 @@ bool xr__peer_evict(struct xr_arena *a, uint32_t slot, uint32_t reason)
 		return false;
 	xr_store_relaxed(&a->infos[slot].evict_reason, reason);
 	xr_store_release(&a->infos[slot].state, XR_SLOT_EVICTED); /* PI1 */
+	xr_fence_release(); /* PI2: pairs with RI2 (client/reader.c) */
 	/* A sleeping reader learns it at once, not at its next re-check. */
 	xr__wake_kick(a, slot);
 	return true;

@@ -17,6 +17,16 @@
  * corruption. Stats use the same snapshot: frames walked up to head are
  * pending, seq gaps among them and [last frame + 1, written) were dropped, so
  * written == read + dropped + pending holds exactly, not just when quiet.
+ *
+ * Eviction. All of the above holds while the writer honours our lease. Once
+ * it evicts us it no longer does, and may overwrite the very bytes a walk
+ * is on: a walk then finds what looks like corruption (a seq lower than
+ * expected, a head more than a ring ahead, a torn header), or records that
+ * look fine but are not ours to hold. Only the caller knows the slot, so
+ * it checks it after every walk (RI2 in client/reader.c, pairing with PI2
+ * in shm/peers.c) and says XR_EEVICTED rather than believe the walk. Each
+ * refusal below names what it found (t->bad), for the reason the caller
+ * gives when the slot was still ours and the ring really is malformed.
  */
 #include <errno.h>
 #include <sched.h>
@@ -83,6 +93,14 @@ static int snapshot(const struct xr_ring_rd *rr, uint64_t *head, uint64_t *writt
 static const xr_frame *frame_at(const struct xr_ring_rd *rr, uint64_t pos)
 {
 	return (const xr_frame *)(rr->data + (pos & rr->mask));
+}
+
+/* A walk's refusal: what it found at which position, for the reason. */
+static int malformed(struct xr_take *t, uint64_t at, const char *what)
+{
+	t->bad = what;
+	t->bad_at = at;
+	return -EPROTO;
 }
 
 /*
@@ -173,7 +191,8 @@ static int take_fixed(const struct xr_ring_rd *rr, uint64_t head, uint32_t max,
 	*t = (struct xr_take){.start = p, .end = p, .taken_end = p, .head = head, .contiguous = true,
 			      .skip_end = p, .skip_next_seq = expect, .next_seq = expect};
 	if ((head - p) % size)
-		return -EPROTO;
+		return malformed(t, p, "the bytes up to the head are not whole frames of the "
+				       "ring's one frame size");
 	if (n > max)
 		n = max;
 	if (n > 1 && n * size > max_bytes)
@@ -182,9 +201,17 @@ static int take_fixed(const struct xr_ring_rd *rr, uint64_t head, uint32_t max,
 		return 0;
 	const xr_frame *first = frame_at(rr, p), *last = frame_at(rr, p + (n - 1) * size);
 	uint64_t s0 = first->seq, s1 = last->seq;
-	if (first->size != size || last->size != size || first->len != rr->fixed_len ||
-	    last->len != rr->fixed_len || s0 < expect || s1 < s0 || s1 - s0 < n - 1)
-		return -EPROTO;
+	if (first->size != size || first->len != rr->fixed_len)
+		return malformed(t, p, "a frame of another size or length than the ring's");
+	if (last->size != size || last->len != rr->fixed_len)
+		return malformed(t, p + (n - 1) * size,
+				 "a frame of another size or length than the ring's");
+	if (s0 < expect)
+		return malformed(t, p, "a sequence number lower than one already read");
+	if (s1 < s0 || s1 - s0 < n - 1)
+		return malformed(t, p + (n - 1) * size,
+				 "sequence numbers that go back, or leave no room for the "
+				 "frames between");
 	t->end = t->taken_end = p + n * size;
 	t->count = t->seen = (uint32_t)n;
 	t->full = n < avail;
@@ -211,7 +238,7 @@ static int walk(const struct xr_ring_rd *rr, uint64_t head, uint32_t max, uint64
 	/* An honest writer never has more than a ring of bytes past a lease
 	 * it honours; anything else would walk off the mapping. */
 	if (head - p > rr->cap)
-		return -EPROTO;
+		return malformed(t, p, "the head is more than a ring past the reader's place");
 	if (!flt && rr->fixed_size)
 		return take_fixed(rr, head, max, max_bytes, t);
 	*t = (struct xr_take){.start = p, .end = p, .taken_end = p, .head = head, .contiguous = true,
@@ -237,13 +264,13 @@ static int walk(const struct xr_ring_rd *rr, uint64_t head, uint32_t max, uint64
 		 * the weeds on a bug: check what we step by. */
 		if (size < XR_FRAME_HDR || (size & (rr->align - 1)) || size > head - p ||
 		    size > rr->cap / 2 || f->len > size - XR_FRAME_HDR)
-			return -EPROTO;
+			return malformed(t, p, "a frame whose size or length cannot be");
 		if (n > 0 && p + size - t->start > max_bytes) {
 			t->full = true;
 			break;
 		}
 		if (seq < expect)
-			return -EPROTO;
+			return malformed(t, p, "a sequence number lower than one already read");
 		t->gaps += seq - expect;
 		expect = seq + 1;
 		p += size;
@@ -290,7 +317,13 @@ int xr__rr_peek(struct xr_ring_rd *rr, uint32_t max, uint64_t max_bytes,
 	if (rr->lease == XR_NO_LEASE)
 		lease_at_pos(rr, true);
 	/* R3: pairs with W1: frames below head are complete. */
-	return walk(rr, xr_load_acquire(&rr->rd->head), max, max_bytes, filter, idx, t);
+	int rc = walk(rr, xr_load_acquire(&rr->rd->head), max, max_bytes, filter, idx, t);
+
+	if (rc < 0) {
+		rr->bad = t->bad;
+		rr->bad_at = t->bad_at;
+	}
+	return rc;
 }
 
 void xr__rr_skip(struct xr_ring_rd *rr, const struct xr_take *t)
@@ -355,6 +388,10 @@ int xr__rr_count(struct xr_ring_rd *rr, uint64_t *pending, uint64_t *unseen_drop
 	else
 		rc = walk(rr, head, UINT32_MAX, UINT64_MAX, NULL, NULL, &t);
 	xr__rr_unpeek(rr);
+	if (rc == -EPROTO) {
+		rr->bad = t.bad;
+		rr->bad_at = t.bad_at;
+	}
 	if (rc < 0)
 		return rc;
 	*pending = t.count;

@@ -29,6 +29,8 @@ struct xr_ring_rd {
 	uint64_t read, dropped;
 	uint64_t filtered;       /* records skipped by the reader's filter */
 	uint32_t held;           /* batches held on this ring */
+	const char *bad;         /* what the last walk refused (-EPROTO)... */
+	uint64_t bad_at;         /* ...and where: for the caller's reason */
 };
 
 /* What a walk of the ring from pos found. With a filter, frames that fail
@@ -48,6 +50,8 @@ struct xr_take {
 	uint64_t gaps;           /* records lost before/among these frames */
 	uint64_t skip_end, skip_next_seq, skip_gaps;
 	uint32_t skip_frames;
+	const char *bad;         /* -EPROTO: what was wrong (a static string)... */
+	uint64_t bad_at;         /* ...at which position */
 };
 
 /* rd: the ring's shared producer state (atomics only are read from it);
@@ -70,7 +74,11 @@ int xr__rr_start(struct xr_ring_rd *rr);
  * frame passes), max_bytes would be exceeded, or head, taking a lease first
  * if none is held. With idx, stores a pointer to each frame that passes in
  * idx[0..count). Fills *t; does not move pos. Returns 0 or -EPROTO for a
- * malformed frame.
+ * malformed frame (rr->bad and rr->bad_at say what and where). A walk
+ * trusts nothing but a lease the writer honours: one whose slot was
+ * evicted meanwhile may have walked bytes being overwritten, and the
+ * caller must check its slot after the walk (RI2, client/reader.c) before
+ * it believes either answer.
  */
 int xr__rr_peek(struct xr_ring_rd *rr, uint32_t max, uint64_t max_bytes,
 		const struct xr_filt *filter, const xr_frame **idx, struct xr_take *t);
@@ -93,7 +101,8 @@ void xr__rr_set_lease(struct xr_ring_rd *rr, uint64_t oldest);
 /* Counts pending records and not-yet-seen drops up to the current head.
  * *written is records produced since start. Returns 0, -ETIMEDOUT where
  * xr__rr_start returns -EPROTO (the writer stayed mid-publish), or -EPROTO
- * for a malformed frame. */
+ * for a malformed frame (rr->bad, rr->bad_at; and the same caveat as
+ * xr__rr_peek: check the slot after). */
 int xr__rr_count(struct xr_ring_rd *rr, uint64_t *pending, uint64_t *unseen_drops,
 		 uint64_t *written, uint64_t *lag);
 

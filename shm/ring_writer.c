@@ -92,6 +92,12 @@
  * ring data no reader can write (readers map it read-only; the fd they get is
  * O_RDONLY).
  *
+ * EVICTION. An evicted reader's leases stop counting at once (W3a), so the
+ * writer may overwrite the bytes that reader is walking right then. The
+ * reader tells that from a malformed ring by checking its slot after each
+ * walk (PI2 in shm/peers.c, RI2 in client/reader.c): XR_EEVICTED, never
+ * -EPROTO, for an honest writer's eviction.
+ *
  * CRASHES. A writer that dies leaves head at its last publish: readers see
  * only whole records, and then XR_ECLOSED. A reader that dies ends its
  * control connection; the control server releases its slot at once

@@ -1304,6 +1304,93 @@ static void test_honest_lossy_reader_is_not_evicted(void)
 	       (unsigned long long)puts);
 }
 
+/*
+ * A reader evicted while it reads: the writer stops honouring its lease and
+ * may overwrite the bytes its walk is on. What the walk then finds (a seq
+ * lower than one already read, a head more than a ring ahead) is what a
+ * malformed ring looks like, and the read said -EPROTO, with no reason:
+ * 1 run in 6 of test_agents_red kill_churn, where an agent's short lease
+ * gets it evicted mid-recv. It is XR_EEVICTED, which the reader acts on
+ * (an agent subscribes again). The reader here holds a batch and sleeps in
+ * a read, past the read's check of its slot; it is evicted as the writer
+ * does it (PS3, PI1), but without the kick, which would wake it into its
+ * slot check first: it learns from its walk, as one evicted between its
+ * check and its walk does. The writer then laps it twice over and wakes
+ * it with records. A frame really malformed, by a writer that broke the
+ * protocol, is still -EPROTO, and says what and where.
+ */
+struct evicted_read {
+	xr_reader *r;
+	atomic_int done;
+	int rc;
+};
+
+static void *read_long(void *p)
+{
+	struct evicted_read *er = p;
+	xr_batch b;
+
+	/* More records than two laps hold: only the writer's wake, after
+	 * them, ends the sleep. */
+	er->rc = xr_reader_read(er->r, 1024, 1024, 5000000000ll, &b);
+	if (er->rc > 0)
+		xr_batch_release(er->r, &b);
+	atomic_store(&er->done, 1);
+	return NULL;
+}
+
+static void test_evicted_mid_read(void)
+{
+	char name[64];
+	xr_arena *a = arena("evmid", XR_POLICY_LOSSY, name);
+	xr_writer *w = xr_test_writer(a);
+	struct evicted_read er = {.r = attach(name, XR_POLICY_DEFAULT)};
+	uint32_t slot = xr__reader_slot(er.r);
+	struct xr_peer_page *pg = xr__reader_page(er.r);
+	xr_batch b;
+	pthread_t th;
+
+	CHECK_RC(xr_test_put(w, 1000), 0);
+	xr_writer_publish(w);
+	CHECK_RC(xr_reader_read(er.r, 1, 1, 0, &b), 1); /* held: its lease stays */
+	CHECK(pthread_create(&th, NULL, read_long, &er) == 0);
+	uint64_t dl = xr__now_ns() + 5000000000ull;
+	while (!xr_load_sc(&pg->sleep_gen) && !atomic_load(&er.done) && xr__now_ns() < dl)
+		sched_yield();
+	CHECK(xr_load_sc(&pg->sleep_gen) != 0); /* asleep in the read, past its checks */
+	uint32_t st = XR_SLOT_ACTIVE;
+	CHECK(xr_cas(&a->peers->slot[slot].state, &st, XR_SLOT_EVICTED));
+	xr_store_relaxed(&a->infos[slot].evict_reason, XR_EVICT_LEASE);
+	xr_store_release(&a->infos[slot].state, XR_SLOT_EVICTED);
+	for (int i = 0; i < 2048; i++) /* 32 laps, none of them dropped */
+		CHECK_RC(xr_test_put(w, 1000), 0);
+	xr_writer_publish(w);
+	pthread_join(th, NULL);
+	if (er.rc != XR_EEVICTED)
+		FAILF("a reader evicted in the middle of a read got %d (%s; reason '%s'), not "
+		      "XR_EEVICTED", er.rc, xr_strerror(er.rc), xr_last_reason());
+	xr_reader_detach(er.r);
+
+	/* A malformed frame, the reader's slot active: -EPROTO, and why. */
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT);
+	CHECK_RC(xr_test_put(w, 1000), 0);
+	xr_writer_publish(w);
+	uint64_t at = xr_load_acquire(&a->hdr->rings[0].head) - 1024;
+	xr_frame *f = (xr_frame *)(a->ring_data[0] + (at & (RING - 1)));
+	f->seq = 0; /* lower than one this reader counted from */
+	CHECK_RC(xr_reader_read(r, 1, 1, 0, &b), -EPROTO);
+	char pos[32];
+	snprintf(pos, sizeof(pos), "%llu", (unsigned long long)at);
+	if (!strstr(xr_last_reason(), "ring 0") || !strstr(xr_last_reason(), pos) ||
+	    !strstr(xr_last_reason(), "sequence"))
+		FAILF("a malformed frame's -EPROTO says '%s': not its ring, place (%s) and what",
+		      xr_last_reason(), pos);
+	xr_reader_detach(r);
+	xr_test_destroy(a);
+	printf("  a reader evicted in the middle of a read was told XR_EEVICTED; a malformed "
+	       "frame: -EPROTO, '%s'\n", xr_last_reason());
+}
+
 /* A writer that died between W1a and W1c leaves pub_gen odd: readers say so
  * within a bound (XR_SNAPSHOT_MAX_NS), rather than spin on it for good. */
 static void test_writer_dead_mid_publish(void)
@@ -1375,6 +1462,7 @@ int main(void)
 		{"errors", test_errors},
 		{"reader table full", test_reader_table_full},
 		{"writer dead mid-publish", test_writer_dead_mid_publish},
+		{"evicted in the middle of a read", test_evicted_mid_read},
 		{"dead reader is released", test_dead_reader_is_released},
 		{"readers map records read-only", test_readers_map_records_read_only},
 		{"waits are cancellable", test_waits_are_cancellable},

@@ -224,8 +224,12 @@ XR_API int xr_reader_attach(const char *engine, const xr_reader_opts *opts, xr_r
  *   XR_ECLOSED    the engine closed or died and every published record has
  *                 been read
  *   XR_EEVICTED   the engine detached this reader (it wrote a cursor that
- *                 cannot be right, or was taken for dead)
- *   -EPROTO       the ring holds a malformed frame (a bug or corruption)
+ *                 cannot be right, held a batch past its lease timeout, or
+ *                 was taken for dead), before or during this call
+ *   -EPROTO       the ring holds a malformed frame (a bug or corruption;
+ *                 never the bytes an eviction let the engine overwrite,
+ *                 which are XR_EEVICTED); xr_last_reason() says what was
+ *                 found where
  *   -EINTR        the wait was cancelled (xr_reader_cancel), or a signal
  *                 handler ran while it slept: nothing was taken
  */
@@ -249,7 +253,7 @@ XR_API int xr_batch_release(xr_reader *r, xr_batch *b);
 /* Fills *s. Takes a short lease to count what is pending. Returns 0, or
  * XR_EEVICTED, XR_ECLOSED (after a failed xr_reader_reattach()), -EPROTO
  * (a malformed frame in the ring; or the engine stopped in the middle of a
- * publish, and xr_last_reason() says so, as at attach). */
+ * publish; xr_last_reason() says which, as at attach). */
 XR_API int xr_reader_stats_get(xr_reader *r, xr_reader_stats *s);
 
 /* Releases every lease, frees the reader's slot and the handle. Safe after
