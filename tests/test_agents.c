@@ -24,8 +24,8 @@
  *                 (measured), and a new agent claims them in one call.
  *   handoff       an agent detaches while its games wait for its answers
  *                 and the next claims the same seats at once, 30 times
- *                 over: every game plays on within a second for each new
- *                 agent (the deadline is 10 s), though the new agent
+ *                 over: every game plays on within 5 s for each new agent
+ *                 (the deadline is 10 s; 13 ms here), though the new agent
  *                 often has the old one's entry and page address.
  */
 #include <pthread.h>
@@ -726,9 +726,11 @@ static void handoff(void)
 		CHECK_RC(xr_agent_claim(ac.a, 0, games - 1, 0, NULL), 0);
 		CHECK(pthread_create(&th, NULL, actor_main, &ac) == 0);
 		/* Every game answered twice (so it stepped on this agent's
-		 * answer at least once) well before the 10 s deadline. */
+		 * answer at least once) well before the 10 s deadline (5 s:
+		 * room for a sanitizer's slowness; a game that waits for the
+		 * last agent's answer waits all 10). */
 		uint32_t behind = games;
-		until = t0 + 1000000000ull;
+		until = t0 + 5000000000ull;
 		while (behind && xr__now_ns() < until) {
 			drain(tr, &e.t, &lg, 1);
 			behind = 0;
@@ -738,7 +740,7 @@ static void handoff(void)
 		double ms = (double)(xr__now_ns() - t0) / 1e6;
 		if (behind)
 			FAILF("handoff %u: %u of %u games had not played on for the new agent "
-			      "%.0f ms after its claim (its deadline is 10 s: they wait for an "
+			      "%.0f ms after its attach (its deadline is 10 s: they wait for an "
 			      "answer the last agent owed)", k, behind, games, ms);
 		worst_ms = ms > worst_ms ? ms : worst_ms;
 		xr_store_relaxed(&ac.stop, 1);

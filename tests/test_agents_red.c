@@ -1503,6 +1503,24 @@ static void kill_churn(void)
 		sleep_ms(1);
 	CHECK_RC(rc, 0);
 	CHECK_RC(xr_agent_claim(a, 0, 39, 0, NULL), 0);
+	/* ...and plays until the trainer has paired answers of an agent: a
+	 * doomed one may have been killed before it answered anything (under
+	 * a sanitizer, attaching alone can take its 0-30 ms). */
+	xr_stream_facts sf;
+	xr_exp_template lt;
+	xr_reader_stream_facts(xr_agent_reader(a), &sf);
+	CHECK_RC(xr_exp_template_init(&lt, &sf.shape), 0);
+	until = xr__now_ns() + 20 * SEC;
+	while (xr_load_relaxed(&pr.agent) == 0 && xr__now_ns() < until) {
+		static int32_t act[4096];
+		xr_obs_batch b;
+		int n = xr_agent_recv(a, 1, 4096, 10000000, &b);
+		CHECK(n >= 0);
+		for (int i = 0; i < n; i++)
+			act[i] = best_of(&lt, b.frames[i]);
+		if (n > 0)
+			CHECK_RC(xr_agent_send(a, &b, act), 0);
+	}
 	xr_agent_detach(a);
 	sleep_ms(200);
 	xr_store_relaxed(&pr.stop, 1);
