@@ -39,6 +39,22 @@ import numpy as np
 
 from ._seats import OwnEngine, Seats, dtype_name
 
+
+class _NoGymnasium:
+    """What gymnasium's Env and VectorEnv give these classes, where gymnasium
+    is not importable: np_random and unwrapped."""
+
+    @property
+    def np_random(self):
+        if getattr(self, "_np_random", None) is None:
+            self._np_random = np.random.default_rng()
+        return self._np_random
+
+    @property
+    def unwrapped(self):
+        return self
+
+
 try:  # gymnasium is optional: the adapters duck-type its API without it
     import gymnasium
     from gymnasium import spaces as _spaces
@@ -49,8 +65,8 @@ except ImportError:  # pragma: no cover - exercised where gymnasium is absent
     gymnasium = None
     _spaces = None
     _AutoresetMode = None
-    _VectorEnvBase = object
-    _EnvBase = object
+    _VectorEnvBase = _NoGymnasium
+    _EnvBase = _NoGymnasium
 
 __all__ = ["make_vec", "make", "XringVectorEnv", "XringEnv", "Box", "Discrete",
            "AUTORESET_MODE", "episode_seed"]
@@ -210,7 +226,7 @@ class XringVectorEnv(_VectorEnvBase):
         resets only those). seed: an int (environment i gets seed + i) or a
         list of ints, one per environment; None draws them from np_random.
         Returns (obs, infos)."""
-        if _VectorEnvBase is not object:
+        if gymnasium is not None:
             super().reset(seed=seed if not isinstance(seed, (list, tuple)) else None)
         elif seed is not None and not isinstance(seed, (list, tuple)):
             self._np_random = np.random.default_rng(seed)
@@ -316,7 +332,7 @@ class XringVectorEnv(_VectorEnvBase):
     def close(self, **kwargs):
         if getattr(self, "closed", False):
             return
-        if _VectorEnvBase is not object:
+        if gymnasium is not None:
             super().close(**kwargs)        # calls close_extras, sets closed
         else:
             self.close_extras()
@@ -341,17 +357,6 @@ class XringVectorEnv(_VectorEnvBase):
         game game_ids[i // K] (K: 2 with opponent="self", else 1: player 0)."""
         return list(self._seats.ids) if self._seats else []
 
-    if _VectorEnvBase is object:
-        @property
-        def np_random(self):
-            if getattr(self, "_np_random", None) is None:
-                self._np_random = np.random.default_rng()
-            return self._np_random
-
-        @property
-        def unwrapped(self):
-            return self
-
 
 class XringEnv(_EnvBase):
     """One seat (player 0) of a grid game on an xring engine, against the
@@ -374,7 +379,7 @@ class XringEnv(_EnvBase):
         self._ended = False
 
     def reset(self, *, seed=None, options=None):
-        if _EnvBase is not object:
+        if gymnasium is not None:
             super().reset(seed=seed)
         elif seed is not None or getattr(self, "_np_random", None) is None:
             self._np_random = np.random.default_rng(seed)
@@ -400,17 +405,6 @@ class XringEnv(_EnvBase):
     @property
     def engine_name(self):
         return self._vec.engine_name if self._vec else None
-
-    if _EnvBase is object:
-        @property
-        def np_random(self):
-            if getattr(self, "_np_random", None) is None:
-                self._np_random = np.random.default_rng()
-            return self._np_random
-
-        @property
-        def unwrapped(self):
-            return self
 
 
 _M64 = (1 << 64) - 1
