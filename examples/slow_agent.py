@@ -141,6 +141,9 @@ def main():
     try:
         for r in range(args.rounds):
             alone.append(fast_rate(fast, args.seconds))
+            # The trainer's count before this slow agent: the records of its
+            # play are what is added from here (the trainer thread only adds).
+            base = trainer.timeouts
             child = subprocess.Popen(
                 [sys.executable, os.path.abspath(__file__), "--role", "slow", "--name",
                  ep.name, "--think-ms", str(args.think_ms), "--games", str(args.games),
@@ -162,13 +165,12 @@ def main():
             deadline = time.monotonic() + 10
             while True:
                 timeouts = play_while(fast, lambda: agent_timeouts(ep.name, slot))
-                if timeouts == trainer.timeouts or time.monotonic() > deadline:
+                seen = trainer.timeouts - base
+                if timeouts == seen or time.monotonic() > deadline:
                     break
-            if timeouts != trainer.timeouts:
+            if timeouts != seen:
                 raise RuntimeError(f"round {r + 1}: the engine counted {timeouts} timeouts of "
-                                   f"the slow agent, its seats' records say "
-                                   f"{trainer.timeouts}")
-            trainer.timeouts = 0      # the next slow agent's counts start at 0
+                                   f"the slow agent, its seats' records say {seen}")
         fast_st = fast.stats()
     finally:
         fast.close()

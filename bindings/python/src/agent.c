@@ -827,13 +827,14 @@ static PyObject *agent_stats(Agent *self, PyObject *unused)
 	if (rc < 0)
 		return raise_xr(rc, "stats");
 	return Py_BuildValue(
-		"{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I,s:I,s:K,"
-		"s:K,s:K}",
+		"{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I,s:I,"
+		"s:K,s:K,s:K}",
 		"actions", s.actions, "timeouts", s.timeouts, "late", s.late, "wrong_turn",
 		s.wrong_turn, "out_of_range", s.out_of_range, "illegal", s.illegal, "fallbacks",
 		s.fallbacks, "waiting", s.waiting, "rtt_count", s.rtt_count, "rtt_p50_ns",
 		s.rtt_p50_ns, "rtt_p99_ns", s.rtt_p99_ns, "rtt_p999_ns", s.rtt_p999_ns, "records",
-		s.records, "sent", s.sent, "skipped", s.skipped, "dropped", s.dropped, "agent",
+		s.records, "sent", s.sent, "skipped", s.skipped, "dropped", s.dropped, "evictions",
+		s.evictions, "agent",
 		s.agent, "claims", s.claims, "seats", s.seats, "batches", self->batches, "copies",
 		self->copies);
 }
@@ -1091,7 +1092,7 @@ static PyMethodDef agent_methods[] = {
 	 "stats() -> dict: the engine's counts of this agent (actions, timeouts, late,\n"
 	 "wrong_turn, out_of_range, illegal, fallbacks, waiting, rtt_count, rtt_p50_ns,\n"
 	 "rtt_p99_ns, rtt_p999_ns: twice a second), and its own (records, sent, skipped,\n"
-	 "dropped, agent, claims, seats, batches, copies)."},
+	 "dropped, evictions, agent, claims, seats, batches, copies)."},
 	{"fileno", (PyCFunction)agent_fileno, METH_NOARGS,
 	 "The descriptor the engine wakes this agent on (for selectors), or -1 (spin=True,\n"
 	 "or no seats). It changes with claim() and release_claim()."},

@@ -61,21 +61,38 @@ def _die_with_parent():
     libc.prctl(1, signal.SIGTERM, 0, 0, 0)
 
 
-def _ring_size(board, players, dtype, seats):
-    """Ring bytes for `seats` seats' records of a step, twice over (a final
-    record and the next episode's first), with room to spare: a power of
-    two from 16 MiB to 1 GiB."""
+def _death_signal():
+    """The pre-exec hook that ties the engine to this process, or None: the
+    kernel's parent-death signal follows the *thread* that started the
+    child, so from any thread but the main one (a pool's worker, which may
+    end while the process goes on) it would stop the engine under its user.
+    Then close() (or this process's exit) stops it."""
+    import threading
+    return _die_with_parent if threading.current_thread() is threading.main_thread() else None
+
+
+def _ring_size(board, players, dtype, seats, spg):
+    """Ring bytes for the records of a step of every game of `seats` seats
+    (`spg` seats a game; every player of a game writes a record a turn),
+    twice over (a final record and the next episode's first, or a reset's
+    last record and first), twice again for room: a power of two from 16 MiB
+    to 1 GiB. A step's records must fit: the agent's reader is lossy, and a
+    record lapped before it is read is a seat that never asks."""
     h, w = board
     item = 4 if dtype == "f32" else 1
-    record = 9 * h * w * item + h * w * 4 + 1 + 256   # the grid game: 9 planes, its mask
-    need = 4 * max(seats, 1) * record
+    record = 9 * h * w * item + h * w * 4 + 1 + 512   # the grid game's planes, mask, header
+    games = -(-max(seats, 1) // spg)
+    need = 4 * games * players * record
+    if need > 1 << 30:
+        raise ValueError(f"{seats} seats of {h}x{w} games of {players} players need a ring of "
+                         f"{need >> 20} MiB, past 1 GiB: fewer environments or a smaller board")
     size = 16 << 20
-    while size < need and size < (1 << 30):
+    while size < need:
         size <<= 1
     return size
 
 
-def engine_args(board, players, obs_dtype, seats, game="grid"):
+def engine_args(board, players, obs_dtype, seats, spg=1, game="grid"):
     """The `xring engine` options of an engine for `seats` seats of games
     created at runtime: none at start, stepping as soon as answers are in,
     waiting an hour for them."""
@@ -85,7 +102,7 @@ def engine_args(board, players, obs_dtype, seats, game="grid"):
             "--action-timeout-ms", str(ACTION_TIMEOUT_MS),
             "--max-games", str(max(seats, 1) + 1024),
             "--max-creates-per-uid", "1000000",
-            "--ring-size", str(_ring_size(board, players, obs_dtype, seats))]
+            "--ring-size", str(_ring_size(board, players, obs_dtype, seats, spg))]
 
 
 class EngineProcess:
@@ -101,6 +118,7 @@ class EngineProcess:
         import xring
         self.engine = None
         self.proc = None
+        self._pid = os.getpid()
         exe = binary or xring._find_xring_binary()
         if not exe:
             raise FileNotFoundError(
@@ -110,7 +128,8 @@ class EngineProcess:
         self.proc = subprocess.Popen([exe, "engine", "--name", self.name, "--quiet"] +
                                      [str(a) for a in args],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+                                     stderr=subprocess.PIPE, preexec_fn=_death_signal())
+        self._pid = os.getpid()
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -129,6 +148,10 @@ class EngineProcess:
     def close(self):
         """Detaches and stops the engine (SIGTERM: its episodes in flight
         end with truncated records). Twice is fine."""
+        if getattr(self, "_pid", os.getpid()) != os.getpid():
+            # A forked child's copy: the engine is the parent's to stop.
+            self.engine = self.proc = None
+            return
         if self.engine is not None:
             self.engine.close()
             self.engine = None
@@ -153,9 +176,9 @@ class EngineProcess:
         return False
 
 
-def OwnEngine(board, players, obs_dtype, seats, game="grid"):
+def OwnEngine(board, players, obs_dtype, seats, spg=1, game="grid"):
     """The engine an adapter starts for itself."""
-    return EngineProcess(engine_args(board, players, obs_dtype, seats, game),
+    return EngineProcess(engine_args(board, players, obs_dtype, seats, spg, game),
                          name=f"gym-{os.getpid()}-{uuid.uuid4().hex[:6]}")
 
 
@@ -172,6 +195,7 @@ class Seats:
     def __init__(self, engine, n_games, players, seats_per_game, board, obs_dtype, seed,
                  label, turn_limit=0, fresh=False):
         self.engine = engine
+        self._pid = os.getpid()
         self.spg = seats_per_game
         self.n = n_games * seats_per_game
         claim_players = None if seats_per_game == players else list(range(seats_per_game))
@@ -228,6 +252,16 @@ class Seats:
         self.final_mask = np.zeros_like(self.mask)
         self._shape = obs.shape[1:]
 
+    def check(self):
+        """Raises unless this process may use the seats: not after close(),
+        nor in a forked child (whose calls would reset or destroy the
+        parent's games)."""
+        if self._pid != os.getpid():
+            raise RuntimeError("xring: this environment belongs to the process that made it; "
+                               "a forked child must make its own")
+        if self.agent is None:
+            raise RuntimeError("xring: this environment is closed")
+
     def seat_of(self, game_id, player_id):
         g = np.asarray(game_id, np.int64) - self.lo
         ok = (g >= 0) & (g < len(self.lut))
@@ -240,6 +274,7 @@ class Seats:
 
     def answer(self, seats, actions):
         """Answers the asking records of `seats` with `actions`."""
+        self.check()
         seats = np.asarray(seats, np.int64)
         if len(seats):
             self.agent.answer(self.refs[seats], np.asarray(actions, np.int32))
@@ -257,6 +292,7 @@ class Seats:
     def reset_games(self, games, seeds):
         """Resets games (indices into ids) to seeds; their seats then wait
         for turn 0 of the new episode (collect(..., reset=True))."""
+        self.check()
         for g, s in zip(np.asarray(games).tolist(), seeds):
             self._reset_one(self.ids[g], int(s))
         for g in np.asarray(games).tolist():
@@ -302,6 +338,16 @@ class Seats:
                 s = np.flatnonzero(drive & self.has_ask)
                 self.answer(s, np.full(len(s), -1, np.int32))
 
+    @staticmethod
+    def _last_per_seat(idx, seat):
+        """Of the records idx (in ring order), the newest of each seat: when
+        the engine stepped a game on its deadline, a batch holds several
+        records of a seat, and only the newest one still counts."""
+        if len(idx) < 2:
+            return idx
+        _, first = np.unique(seat[idx][::-1], return_index=True)
+        return idx[np.sort(len(idx) - 1 - first)]
+
     def collect(self, need, reset=False, timeout=60.0, want_view=False, final_ends=False):
         """Takes records until every seat in `need` (a bool array) holds an
         asking record. reset: only turn 0 of a new episode counts, and
@@ -322,11 +368,15 @@ class Seats:
             if b is None:
                 if time.monotonic() >= deadline:
                     missing = np.flatnonzero(waiting & ~self._ended)[:8].tolist()
+                    st = self.agent.stats()
                     raise TimeoutError(
                         f"xring: no record for seats {missing} (of {left} waiting) in "
-                        f"{timeout:.0f} s: the engine's games are not stepping (a lossless "
-                        f"reader that stopped reading pauses them; `xring info "
-                        f"{self.engine.name}` shows it)")
+                        f"{timeout:.0f} s (agent: {st.get('records')} records, "
+                        f"{st.get('dropped')} dropped, {st.get('evictions', 0)} evictions): "
+                        f"the engine's games are not stepping (a lossless reader that "
+                        f"stopped reading pauses them), or their records were lost (a ring "
+                        f"too small for the seats; an engine with --input-delay); `xring "
+                        f"info {self.engine.name}` shows which")
                 continue
             if self._shape is None:
                 self._alloc(b)
@@ -339,7 +389,7 @@ class Seats:
             if reset:
                 asking &= np.asarray(b.turn) == 0
             else:
-                fi = np.flatnonzero(final & (seat >= 0))
+                fi = self._last_per_seat(np.flatnonzero(final & (seat >= 0)), seat)
                 if len(fi):
                     s = seat[fi]
                     self.final_obs[s] = b.obs[fi]
@@ -354,7 +404,7 @@ class Seats:
                         newly = waiting[s] & ~self.has_ask[s] & ~self._ended[s]
                         self._ended[s] = True
                         left -= int(np.count_nonzero(newly))
-            ai = np.flatnonzero(asking)
+            ai = self._last_per_seat(np.flatnonzero(asking), seat)
             if not len(ai):
                 first = False
                 continue
@@ -365,7 +415,7 @@ class Seats:
                 # next episode's first record (after a final one) says nothing.
                 src = np.asarray(b.applied_by)[ai]
                 self.replaced[s] |= (src >= 3) & (src <= 6) & ~self.got_final[s]
-            if (want_view and first and len(ai) == len(b) and left == len(b)
+            if (want_view and first and len(ai) == len(b) and left == len(b) == len(seat)
                     and np.array_equal(s, np.flatnonzero(waiting)) and not final.any()):
                 view = b        # every needed seat's record, in seat order, one batch
             else:
@@ -379,6 +429,11 @@ class Seats:
             left -= int(np.count_nonzero(waiting[s] & newly))
             first = False
         self.fallbacks += self.replaced & need
+        if view is None:
+            # Copied: give the records back now. A batch held while the
+            # user thinks would hold the ring's writer back, and get the
+            # agent evicted (its reader's short lease) on a busy engine.
+            self.agent.release()
         if view is not None:
             self.views += 1
         elif need.any():
@@ -387,6 +442,9 @@ class Seats:
 
     def close(self):
         agent, self.agent = getattr(self, "agent", None), None
+        if getattr(self, "_pid", os.getpid()) != os.getpid():
+            self.ids = []       # a forked child's copy: the games are the parent's
+            return
         if agent is not None:
             agent.close()
         if getattr(self, "ids", None):

@@ -151,6 +151,15 @@ def _batched(space, n):
     return Box(0, space.n - 1, (n,), np.int64)
 
 
+def _seed_arg(x):
+    """A seed: an integer 0..2**64 - 1."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+        raise TypeError(f"a seed must be an integer, not {x!r}")
+    if not 0 <= int(x) < 2**64:
+        raise ValueError(f"a seed must be 0..2**64 - 1, not {x}")
+    return int(x)
+
+
 def _engine_of(engine):
     import xring
     if engine is None or isinstance(engine, xring.Engine):
@@ -184,18 +193,29 @@ class XringVectorEnv(_VectorEnvBase):
             if num_envs % players:
                 raise ValueError(f"opponent='self': num_envs ({num_envs}) must be a multiple "
                                  f"of players ({players}), the seats of each game")
+        step_timeout = float(step_timeout)
+        if not 0 < step_timeout < float("inf"):
+            raise ValueError(f"step_timeout must be a number of seconds above 0, not "
+                             f"{step_timeout}")
+        if not copy and engine is not None:
+            # Views stay valid until the next step only where nothing else
+            # writes the ring: on a shared engine other games' records may
+            # lap it while the user holds a view (the agent's reader is
+            # lossy, its lease short).
+            raise ValueError("copy=False needs an engine of the vector env's own (engine=None)")
         self.num_envs = num_envs
         self.copy = bool(copy)
-        self.step_timeout = float(step_timeout)
+        self.step_timeout = step_timeout
         self.opponent = opponent
         dt = dtype_name(obs_dtype)
         self._own = None
         self._seats = None
+        self._view = None          # the batch the last step's views are of
+        spg = players if opponent == "self" else 1
         eng = _engine_of(engine)
         if eng is None:
-            self._own = OwnEngine(board, players, dt, num_envs)
+            self._own = OwnEngine(board, players, dt, num_envs, spg)
             eng = self._own.engine
-        spg = players if opponent == "self" else 1
         try:
             self._seats = Seats(eng, num_envs // spg, players, spg, board, dt,
                                 0 if seed is None else int(seed), label, turn_limit,
@@ -230,22 +250,33 @@ class XringVectorEnv(_VectorEnvBase):
             super().reset(seed=seed if not isinstance(seed, (list, tuple)) else None)
         elif seed is not None and not isinstance(seed, (list, tuple)):
             self._np_random = np.random.default_rng(seed)
-        s = self._seats
+        s = self._usable()
         n = self.num_envs
         which = np.ones(n, bool)
         if options and options.get("reset_mask") is not None:
             which = np.asarray(options["reset_mask"], bool)
             if which.shape != (n,):
                 raise ValueError(f"reset_mask must have shape ({n},)")
+            if s.spg > 1 and not np.array_equal(which[0::2], which[1::2]):
+                raise ValueError("reset_mask: with opponent='self' the two players of a game "
+                                 "(environments 2g and 2g + 1) are reset together")
         if seed is None:
             seeds = self.np_random.integers(0, 2**63, n, dtype=np.uint64).tolist()
-        elif isinstance(seed, (list, tuple)):
+        elif isinstance(seed, (list, tuple, np.ndarray)):
             if len(seed) != n:
                 raise ValueError(f"seed: one per environment ({n}), not {len(seed)}")
-            seeds = [int(x) for x in seed]
+            seeds = [_seed_arg(x) for x in seed]
         else:
-            seeds = [int(seed) + i for i in range(n)]
+            seeds = [_seed_arg(seed) + i for i in range(n)]
+        # With self-play, game g's seed is environment 2g's.
         games = np.flatnonzero(which[::s.spg])
+        if self._view is not None and not which.all():
+            # The environments not reset keep the last step's observations,
+            # which were views of a batch this reset's reads release.
+            np.copyto(s.obs, self._view.obs)
+            np.copyto(s.mask, self._view.mask)
+        self._view = None
+        self._reset_done = False       # until this reset is through
         s.reset_games(games, [seeds[g * s.spg] % 2**64 for g in games])
         s.collect(which, reset=True, timeout=self.step_timeout)
         self._pending[which] = False
@@ -253,14 +284,19 @@ class XringVectorEnv(_VectorEnvBase):
         obs = s.obs.copy() if self.copy else s.obs
         return obs, self._infos(s.mask)
 
+    def _usable(self):
+        if self.closed or self._seats is None:
+            raise RuntimeError("xring.gym: this vector env is closed")
+        self._seats.check()
+        return self._seats
+
     def step(self, actions):
         """One step of every environment: (obs, rewards, terminations,
         truncations, infos)."""
-        if self.closed:
-            raise RuntimeError("step() on a closed xring.gym vector env")
+        s = self._usable()
         if not self._reset_done:
-            raise RuntimeError("step() before reset(): call reset() first")
-        s = self._seats
+            raise RuntimeError("step() before reset() (or after a step or reset that did not "
+                               "finish, e.g. interrupted): call reset() first")
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs,):
             raise ValueError(f"actions: one per environment, shape ({self.num_envs},), "
@@ -275,9 +311,13 @@ class XringVectorEnv(_VectorEnvBase):
         acting = np.flatnonzero(act)
         # Actions past int32 become the engine's fallback, as out of range.
         a = np.clip(actions[acting], -1, 2**31 - 1).astype(np.int32)
+        self._reset_done = False       # until this step is through
+        self._view = None
         s.answer(acting, a)
         view = s.collect(act, timeout=self.step_timeout,
                          want_view=not self.copy and not pending.any())
+        self._reset_done = True
+        self._view = view
         fin = s.got_final & act
         rewards = np.where(fin, s.final_reward, s.reward).astype(np.float32)
         rewards[pending] = 0.0
@@ -370,6 +410,7 @@ class XringEnv(_EnvBase):
         if render_mode is not None:
             raise ValueError("xring.gym.XringEnv renders nothing (render_mode=None)")
         self.render_mode = None
+        self._vec = None
         self._vec = XringVectorEnv(1, board=board, players=players, opponent="random",
                                    seed=seed, engine=engine, obs_dtype=obs_dtype,
                                    turn_limit=turn_limit, copy=True, step_timeout=step_timeout,
@@ -378,21 +419,30 @@ class XringEnv(_EnvBase):
         self.action_space = self._vec.single_action_space
         self._ended = False
 
+    def _vector(self):
+        if self._vec is None:
+            raise RuntimeError("xring.gym: this env is closed")
+        return self._vec
+
     def reset(self, *, seed=None, options=None):
+        vec = self._vector()
+        if seed is not None:
+            _seed_arg(seed)
         if gymnasium is not None:
             super().reset(seed=seed)
         elif seed is not None or getattr(self, "_np_random", None) is None:
             self._np_random = np.random.default_rng(seed)
         game_seed = int(seed) if seed is not None else int(
             self.np_random.integers(0, 2**63, dtype=np.uint64))
-        obs, infos = self._vec.reset(seed=[game_seed])
+        obs, infos = vec.reset(seed=[game_seed])
         self._ended = False
         return obs[0], {"action_mask": infos["action_mask"][0]}
 
     def step(self, action):
+        vec = self._vector()
         if np.ndim(action) != 0:
             raise ValueError(f"action: one integer, not shape {np.shape(action)}")
-        obs, rew, term, trunc, infos = self._vec.step(np.array([action]))
+        obs, rew, term, trunc, infos = vec.step(np.array([action]))
         info = {"action_mask": infos["action_mask"][0], "fallback": bool(infos["fallback"][0])}
         return obs[0], float(rew[0]), bool(term[0]), bool(trunc[0]), info
 

@@ -126,13 +126,16 @@ class XringParallelEnv(_ParallelBase):
         generator, itself seeded by the last seed given): its first
         observation for every player."""
         if seed is not None:
-            self._rng = np.random.default_rng(seed)
-            game_seed = int(seed) % 2**64
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or \
+                    not 0 <= int(seed) < 2**64:
+                raise ValueError(f"seed must be an integer 0..2**64 - 1, not {seed!r}")
+            self._rng = np.random.default_rng(int(seed))
+            game_seed = int(seed)
         else:
             if self._rng is None:
                 self._rng = np.random.default_rng()
             game_seed = int(self._rng.integers(0, 2**63, dtype=np.uint64))
-        s = self._sh.seats
+        s = self._usable()
         s.reset_games([self._g], [game_seed])
         need = np.zeros(s.n, bool)
         need[self._seat0:self._seat0 + s.spg] = True
@@ -146,16 +149,20 @@ class XringParallelEnv(_ParallelBase):
         one plays the engine's fallback). Returns observations, rewards,
         terminations, truncations and infos of those agents; the ones whose
         episode ended leave env.agents."""
+        s = self._usable()
         if not self.agents:
-            raise RuntimeError("step() with no agents: the game is over, call reset()")
-        s = self._sh.seats
+            raise RuntimeError("step() with no agents: call reset() (before the first step, "
+                               "and when the game is over)")
+        if not isinstance(actions, dict):
+            raise TypeError(f"actions: a dict of agent -> action, not {type(actions).__name__}")
         live = [self._index[a] for a in self.agents]
         seats = np.array([self._seat0 + i for i in live], np.int64)
         acts = []
         for a in self.agents:
             v = actions.get(a, -1)
-            if np.ndim(v) != 0 or not float(v).is_integer():
-                raise ValueError(f"actions[{a!r}] must be an integer, not {v!r}")
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+                if not (isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iu"):
+                    raise TypeError(f"actions[{a!r}] must be an integer, not {v!r}")
             acts.append(int(np.clip(int(v), -1, 2**31 - 1)))
         s.answer(seats, np.array(acts, np.int32))
         need = np.zeros(s.n, bool)
@@ -178,6 +185,12 @@ class XringParallelEnv(_ParallelBase):
             need[self._seat0:self._seat0 + s.spg] = True
             s.collect(need & ~s.has_ask, timeout=self.step_timeout)
         return obs, rew, term, trunc, infos
+
+    def _usable(self):
+        if self.closed or self._sh.seats is None:
+            raise RuntimeError("xring.pettingzoo: this environment is closed")
+        self._sh.seats.check()
+        return self._sh.seats
 
     def render(self):
         return None

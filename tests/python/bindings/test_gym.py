@@ -263,3 +263,87 @@ def test_docs_examples_run(tmp_path):
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                              text=True, timeout=120)
         assert out.returncode == 0, (code, out.stderr)
+
+
+# ---- what the red team found (each failed before its fix) -------------------
+
+def test_a_short_engine_deadline_falls_back_instead_of_hanging(engines):
+    """A named engine with its default 100 ms deadline and a user who thinks
+    300 ms between steps: the games step on their fallbacks meanwhile (a
+    batch then holds several records of a seat: the newest counts), and
+    step() says so in infos["fallback"] instead of waiting out its timeout."""
+    import time
+    e = engines("--board", "6x6", "--ring-size", "64M", games=64, action_timeout_ms=100)
+    vec = xg.make_vec(2, board=BOARD, engine=e.name, step_timeout=5)
+    try:
+        _, infos = vec.reset(seed=1)
+        for _ in range(3):
+            time.sleep(0.3)          # the user's think time: past the engine's deadline
+            t0 = time.monotonic()
+            _, _, _, _, infos = vec.step(np.full(2, 36 * 4))   # the no-op
+            assert time.monotonic() - t0 < 2
+            assert infos["fallback"].all()
+    finally:
+        vec.close()
+
+
+def test_many_players_fit_the_ring_of_its_own_engine():
+    """2,000 seats of 8-player games (every player writes a record a turn,
+    two at a reset): the engine make_vec starts has a ring for all of them."""
+    vec = xg.make_vec(2000, board=(8, 8), players=8, seed=0, step_timeout=20)
+    try:
+        for k in range(3):
+            vec.reset(seed=k)
+            for _ in range(2):
+                vec.step(np.full(2000, 8 * 8 * 4))
+        assert vec.stats()["evictions"] == 0
+    finally:
+        vec.close()
+
+
+def test_a_forked_child_cannot_touch_the_parents_games():
+    """A forked child that resets the env is refused before anything is
+    sent, and one that exits (closing the env on the way out) leaves the
+    parent's games and engine alone."""
+    vec = xg.make_vec(2, board=BOARD)
+    try:
+        _, infos = vec.reset(seed=1)
+        ids = vec.game_ids
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                vec.reset(seed=2)
+                code = 3
+            except RuntimeError:
+                pass
+            vec.close()
+            os._exit(code)
+        _, st = os.waitpid(pid, 0)
+        assert os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0
+        assert vec._own.proc.poll() is None
+        with xring.attach(vec.engine_name) as eng:
+            assert {g["id"] for g in eng.games()} >= set(ids)
+        _, _, _, trunc, _ = vec.step(np.full(2, 36 * 4))
+        assert not trunc.any()
+    finally:
+        vec.close()
+
+
+def test_refusals_say_what_to_do(engines):
+    e = engines("--board", "6x6", games=0, action_timeout_ms=5000)
+    with pytest.raises(ValueError, match="engine of the vector env's own"):
+        xg.make_vec(2, board=BOARD, engine=e.name, copy=False)
+    with pytest.raises(ValueError, match="step_timeout"):
+        xg.make_vec(2, board=BOARD, step_timeout=float("nan"))
+    vec = xg.make_vec(4, board=BOARD, opponent="self")
+    try:
+        with pytest.raises(ValueError, match="reset together"):
+            vec.reset(seed=1, options={"reset_mask": [True, False, False, False]})
+        with pytest.raises(ValueError, match="2..64|2\\*\\*64"):
+            vec.reset(seed=[1, 2, -3, 4])
+        vec.reset(seed=1, options={"reset_mask": [False, False, True, True]})
+    finally:
+        vec.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        vec.reset(seed=1)
