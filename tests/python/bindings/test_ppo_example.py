@@ -18,6 +18,15 @@ import os
 import pathlib
 import subprocess
 
+import pytest
+
+from xrtest import UNDER_ASAN
+
+# These run an example program (torch, numpy) against an engine: the release
+# pass runs them; under the ASan pass (scripts/test.sh, 3b) they would test
+# torch's allocations through ASan's, slowly, not the extension's.
+pytestmark = pytest.mark.skipif(UNDER_ASAN, reason="an example's run: the release pass has it")
+
 REPO = pathlib.Path(__file__).resolve().parents[3]
 BUILD = pathlib.Path(os.environ.get("XRING_BUILD_DIR") or REPO / "build")
 
