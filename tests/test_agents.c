@@ -1053,7 +1053,10 @@ static void engine_gone(void)
 	CHECK(pthread_join(th, NULL) == 0);
 	CHECK_EQ(xr_load_acquire(&w.rc), XR_ECLOSED);
 	double ms = (double)(xr_load_relaxed(&w.at) - t0) / 1e6;
-	CHECK(ms < 1000);
+	/* Within a second (the issue's bound; the engine's stop itself, its
+	 * last records included, is most of it), five under TSan, whose
+	 * engine stops several times slower. */
+	CHECK(ms < (XR_TEST_TSAN ? 5000 : 1000));
 	printf("engine_gone: the agent's wait ended with XR_ECLOSED %.1f ms after the engine "
 	       "stopped\n",
 	       ms);
