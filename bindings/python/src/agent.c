@@ -444,7 +444,7 @@ static int learn_template(Agent *self)
 
 /* Waits for a batch until wait_ns from now (-1: for ever), as the Waiting
  * essay above says. The count (0: none came), or -1 with an exception set. */
-static int wait_recv(Agent *self, int64_t wait_ns, xr_obs_batch *b)
+static int wait_recv(Agent *self, int64_t wait_ns, uint32_t min, xr_obs_batch *b)
 {
 	int64_t until = wait_ns < 0 ? -1 : now_ns() + wait_ns;
 
@@ -457,7 +457,7 @@ static int wait_recv(Agent *self, int64_t wait_ns, xr_obs_batch *b)
 		slice = self->spin && (left < 0 || left > SLICE_NS) ? SLICE_NS : left;
 		self->busy = true;
 		Py_BEGIN_ALLOW_THREADS
-		n = xr_agent_recv(self->a, 1, self->max, slice, b);
+		n = xr_agent_recv(self->a, min, self->max, slice, b);
 		Py_END_ALLOW_THREADS
 		self->busy = false;
 		if (n == -EINTR || (n == 0 && slice != left)) {
@@ -476,14 +476,20 @@ static int wait_recv(Agent *self, int64_t wait_ns, xr_obs_batch *b)
 /* recv(timeout=None) -> ObsBatch or None */
 static PyObject *agent_recv(Agent *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"timeout", NULL};
+	static char *kwlist[] = {"timeout", "min", NULL};
 	PyObject *timeout_obj = Py_None;
 	int64_t wait = self->max_wait_ns;
+	unsigned long long min = 1;
 	xr_obs_batch b;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwlist, &timeout_obj) ||
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|OK", kwlist, &timeout_obj, &min) ||
 	    agent_check(self) < 0)
 		return NULL;
+	if (min < 1 || min > self->max) {
+		PyErr_Format(PyExc_ValueError, "recv(): min must be 1..%u (the agent's batch), not %llu",
+			     self->max, min);
+		return NULL;
+	}
 	if (timeout_obj != Py_None) {
 		double t = PyFloat_AsDouble(timeout_obj);
 		if (t == -1 && PyErr_Occurred())
@@ -493,7 +499,7 @@ static PyObject *agent_recv(Agent *self, PyObject *args, PyObject *kw)
 	/* xr_agent_recv releases the held batch first: its arrays end now. */
 	end_batch_py(self);
 	self->held = false;
-	int n = wait_recv(self, wait, &b);
+	int n = wait_recv(self, wait, (uint32_t)min, &b);
 	if (n <= 0)
 		return n < 0 ? NULL : (Py_INCREF(Py_None), Py_None);
 	self->cur = b;
@@ -1064,10 +1070,10 @@ static PyObject *agent_repr(Agent *self)
 
 static PyMethodDef agent_methods[] = {
 	{"recv", (PyCFunction)(void (*)(void))agent_recv, METH_VARARGS | METH_KEYWORDS,
-	 "recv(timeout=None) -> ObsBatch or None\n\n"
-	 "The next records of the agent's seats (1..batch of them), waiting up to\n"
-	 "timeout seconds (None: the agent's max_wait; its None: for ever); None if\n"
-	 "none came. The batch held before is released first. The GIL is released\n"
+	 "recv(timeout=None, min=1) -> ObsBatch or None\n\n"
+	 "The next records of the agent's seats (min..batch of them, or fewer if the\n"
+	 "wait ends first), waiting up to timeout seconds (None: the agent's max_wait;\n"
+	 "its None: for ever); None if none came. The batch held before is released first. The GIL is released\n"
 	 "while waiting, and Ctrl-C interrupts."},
 	{"send", (PyCFunction)agent_send, METH_O,
 	 "send(actions): answers the held batch, actions[i] for record i (an integer\n"

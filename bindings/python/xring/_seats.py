@@ -364,7 +364,14 @@ class Seats:
         view = None
         first = True
         while left:
-            b = self.agent.recv(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+            wait = min(1.0, max(0.0, deadline - time.monotonic()))
+            if want_view and first and left <= self.agent.batch:
+                # Every needed seat's record in one batch, if they come
+                # together (the engine steps its games in id order): a
+                # view. Waited for a moment only; else it is a copy.
+                b = self.agent.recv(timeout=min(wait, 0.1 + 5e-6 * left), min=left)
+            else:
+                b = self.agent.recv(timeout=wait)
             if b is None:
                 if time.monotonic() >= deadline:
                     missing = np.flatnonzero(waiting & ~self._ended)[:8].tolist()
