@@ -4,7 +4,11 @@
 # (python3-cloudpickle and python3-typing-extensions: what the Gymnasium and
 # PettingZoo sources of ../shared/thirdparty/python need, for the tests;
 # libopenblas0-pthread: the BLAS under python3-torch, which otherwise gets
-# the reference BLAS, 5x slower for examples/ppo_grid.py.)
+# the reference BLAS, 5x slower for examples/ppo_grid.py. clang and
+# libclang-rt-14-dev: libFuzzer for the fuzz label; spin: the checked
+# protocol model; prometheus: promtool and a real scraper for the metrics
+# endpoint's tests; tmux: the pseudo-terminal `xring top` is tested in;
+# libncurses-dev: `xring top`.)
 set -euo pipefail
 
 PKGS=(
@@ -14,6 +18,7 @@ PKGS=(
   python3 python3-numpy python3-pytest
   python3-dev python3-setuptools python3-pip python3-venv python3-torch python3-grpcio
   python3-cloudpickle python3-typing-extensions libopenblas0-pthread
+  clang libclang-rt-14-dev spin prometheus tmux libncurses-dev
 )
 
 missing=()
