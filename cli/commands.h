@@ -9,5 +9,12 @@ int xr_cmd_tail(int argc, char **argv);
 int xr_cmd_games(int argc, char **argv);
 int xr_cmd_agent(int argc, char **argv);
 int xr_cmd_setup(int argc, char **argv);
+int xr_cmd_stat(int argc, char **argv);
+int xr_cmd_top(int argc, char **argv);
+
+/* Opens engine `name`'s arena read-only for tool `cmd` (cli/open_arena.c):
+ * 0, or an exit code after one line on stderr saying why and what to do. */
+struct xr_arena;
+int xr_cli_open_arena(const char *cmd, const char *name, struct xr_arena **a);
 
 #endif

@@ -53,6 +53,7 @@
 #include "record/filter.h"
 #include "shm/arena_priv.h"
 #include "shm/peers.h"
+#include "util/atomics.h"
 #include "util/clock.h"
 #include "xring/error.h"
 #include "xring/server.h"
@@ -146,13 +147,32 @@ struct xr_server {
 	uint8_t wake_msg[sizeof(struct xr_ctl_hdr)];
 };
 
-static void send_error(int fd, uint32_t id, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+static void send_error(const struct xr_server *c, int fd, uint32_t id, int code,
+		       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static void send_error(int fd, uint32_t id, int code, const char *fmt, ...)
+/* The refusal's kind, for the engine's stats (shm/layout.h). */
+static int refusal_kind(int code)
+{
+	switch (code) {
+	case -EACCES: return XR_REFUSE_UID;
+	case -EBUSY: return XR_REFUSE_LIMIT;
+	case -EAGAIN: return XR_REFUSE_RATE;
+	case -EPROTO: return XR_REFUSE_MALFORMED;
+	case -ETIMEDOUT: return XR_REFUSE_TIMEOUT;
+	}
+	return XR_REFUSE_OTHER;
+}
+
+static void send_error(const struct xr_server *c, int fd, uint32_t id, int code,
+		       const char *fmt, ...)
 {
 	struct xr_ctl_error e = {.code = code};
 	va_list ap;
+	_Atomic uint64_t *n = &c->a->hdr->engine.refusals[refusal_kind(code)];
+
+	/* This thread alone counts: a plain increment, stored relaxed for
+	 * tools (a figure, never acted on). */
+	xr_store_relaxed(n, xr_load_relaxed(n) + 1);
 
 	va_start(ap, fmt);
 	vsnprintf(e.reason, sizeof(e.reason), fmt, ap);
@@ -185,6 +205,17 @@ static int unread(int fd)
 	return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : 0;
 }
 
+/* The connections for tools: `added` more accepted, and how many are open
+ * (this thread alone writes them: relaxed, figures only). */
+static void count_conns(struct xr_server *c, uint64_t added)
+{
+	struct xr_engine_stats *e = &c->a->hdr->engine;
+
+	if (added)
+		xr_store_relaxed(&e->connections, xr_load_relaxed(&e->connections) + added);
+	xr_store_relaxed(&e->open, c->n_conns);
+}
+
 /* Removes connection i from the table (the last one moves into i). */
 static void forget_conn(struct xr_server *c, uint32_t i)
 {
@@ -193,6 +224,7 @@ static void forget_conn(struct xr_server *c, uint32_t i)
 	xr__limits_drop_conn(&c->lim, k->uid);
 	dispose(c, k->fd, k->uid);
 	c->conns[i] = c->conns[--c->n_conns];
+	count_conns(c, 0);
 }
 
 /*
@@ -292,7 +324,7 @@ static bool peer_allowed(const struct xr_server *c, int fd, uid_t uid, gid_t gid
 
 static void refuse_peer(const struct xr_server *c, int fd, uint32_t id, uid_t uid, gid_t gid)
 {
-	send_error(fd, id, -EACCES,
+	send_error(c, fd, id, -EACCES,
 		   "engine %s refuses uid %u (gid %u): allowed are uid %u%s; start it with "
 		   "--allow-uid %u or --allow-gid %u",
 		   c->a->lay.name, (unsigned)uid, (unsigned)gid, (unsigned)geteuid(),
@@ -308,7 +340,7 @@ static void do_attach(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr 
 	/* One ATTACHED, with its descriptor, per connection (drop_conn says
 	 * why descriptors sent are counted). */
 	if (k->attached) {
-		send_error(k->fd, h->id, -EPROTO, "ATTACH twice on one connection");
+		send_error(c, k->fd, h->id, -EPROTO, "ATTACH twice on one connection");
 		drop_conn(c, ci);
 		return;
 	}
@@ -342,7 +374,7 @@ static int check_subscribe(struct xr_server *c, struct conn *k, const struct xr_
 	xr_filter f;
 	int s = -1;
 
-#define REFUSE(code, ...) do { send_error(k->fd, h->id, code, __VA_ARGS__); return code; } while (0)
+#define REFUSE(code, ...) do { send_error(c, k->fd, h->id, code, __VA_ARGS__); return code; } while (0)
 	if (!k->attached)
 		REFUSE(-EPROTO, "SUBSCRIBE before ATTACH");
 	if (k->slot >= 0)
@@ -390,7 +422,7 @@ static void do_subscribe(struct xr_server *c, uint32_t ci, const struct xr_ctl_h
 		return;
 	}
 	if (xr__limits_add_reader(&c->lim, k->uid, why, sizeof(why)) < 0) {
-		send_error(k->fd, h->id, -EBUSY, "engine %s: %s", l->name, why);
+		send_error(c, k->fd, h->id, -EBUSY, "engine %s: %s", l->name, why);
 		drop_conn(c, ci);
 		return;
 	}
@@ -401,11 +433,11 @@ static void do_subscribe(struct xr_server *c, uint32_t ci, const struct xr_ctl_h
 	slot = xr__peer_claim(c->a, &claim, &page_fd);
 	if (slot < 0) {
 		if (slot == -EBUSY)
-			send_error(k->fd, h->id, -EBUSY,
+			send_error(c, k->fd, h->id, -EBUSY,
 				   "engine %s has all %u reader slots taken (--max-readers %u)",
 				   c->a->lay.name, l->max_readers, l->max_readers);
 		else
-			send_error(k->fd, h->id, slot, "engine %s cannot make a reader page: %s",
+			send_error(c, k->fd, h->id, slot, "engine %s cannot make a reader page: %s",
 				   c->a->lay.name, strerror(-slot));
 		xr__limits_drop_reader(&c->lim, k->uid);
 		drop_conn(c, ci);
@@ -435,7 +467,7 @@ static void do_detach(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr 
 	struct conn *k = &c->conns[ci];
 
 	if (k->slot < 0 || m->slot != (uint32_t)k->slot) {
-		send_error(k->fd, h->id, -EINVAL, "DETACH of slot %u, which is not this connection's",
+		send_error(c, k->fd, h->id, -EINVAL, "DETACH of slot %u, which is not this connection's",
 			   m->slot);
 		drop_conn(c, ci);
 		return;
@@ -516,7 +548,7 @@ static void do_games(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr *
 	int rc = 0;
 
 	if (!k->attached || bad) {
-		send_error(k->fd, h->id, -EPROTO, "malformed message: %s",
+		send_error(c, k->fd, h->id, -EPROTO, "malformed message: %s",
 			   bad ? bad : "a game request before ATTACH");
 		drop_conn(c, ci);
 		return;
@@ -524,7 +556,7 @@ static void do_games(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr *
 	pthread_mutex_lock(&c->games_mu);
 	if (!c->games) {
 		pthread_mutex_unlock(&c->games_mu);
-		send_error(k->fd, h->id, -ENOTSUP, "engine %s hosts no games (a synthetic writer, or "
+		send_error(c, k->fd, h->id, -ENOTSUP, "engine %s hosts no games (a synthetic writer, or "
 						   "stopping)",
 			   c->a->lay.name);
 		return;
@@ -612,7 +644,7 @@ static void do_games(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr *
 	}
 	pthread_mutex_unlock(&c->games_mu);
 	if (rc < 0)
-		send_error(k->fd, h->id, rc, "engine %s: %s", c->a->lay.name, why);
+		send_error(c, k->fd, h->id, rc, "engine %s: %s", c->a->lay.name, why);
 }
 
 void xr__server_set_games(struct xr_server *c, const struct xr_server_games *ops, void *ctx)
@@ -666,7 +698,7 @@ static bool rate_ok(struct xr_server *c, struct conn *k, uint32_t id, bool game)
 	if (game) {
 		if (u && !xr__bucket_take(&u->games, c->lim.games_rate, c->lim.games_burst, now)) {
 			uint32_t ms = xr__bucket_retry_ms(&u->games, c->lim.games_rate);
-			send_error(k->fd, id, -EAGAIN,
+			send_error(c, k->fd, id, -EAGAIN,
 				   "too many game requests from uid %u (%.0f/s over all its "
 				   "connections); retry in %u ms",
 				   (unsigned)k->uid, c->lim.games_rate, ms);
@@ -679,13 +711,13 @@ static bool rate_ok(struct xr_server *c, struct conn *k, uint32_t id, bool game)
 	}
 
 	if (!xr__bucket_take(&k->bucket, c->lim.conn_rate, c->lim.conn_burst, now)) {
-		send_error(k->fd, id, -EAGAIN,
+		send_error(c, k->fd, id, -EAGAIN,
 			   "too many requests on one connection (%.0f/s); retry in %u ms",
 			   c->lim.conn_rate, xr__bucket_retry_ms(&k->bucket, c->lim.conn_rate));
 		return false;
 	}
 	if (u && !xr__bucket_take(&u->bucket, c->lim.uid_rate, c->lim.uid_burst, now)) {
-		send_error(k->fd, id, -EAGAIN,
+		send_error(c, k->fd, id, -EAGAIN,
 			   "too many requests from uid %u (%.0f/s over all its connections); retry "
 			   "in %u ms",
 			   (unsigned)k->uid, c->lim.uid_rate,
@@ -714,7 +746,7 @@ static void on_message(struct xr_server *c, uint32_t ci)
 	 * uids may pile up at once): unread, they go with the connection. So
 	 * what waits to be closed stays under the cap plus one message's. */
 	if (closing >= XR_CTL_CLOSING_MAX) {
-		send_error(k->fd, 0, -EBUSY,
+		send_error(c, k->fd, 0, -EBUSY,
 			   "engine %s has %u descriptors of uid %u still closing (they linger); "
 			   "hanging up",
 			   c->a->lay.name, closing, (unsigned)k->uid);
@@ -722,7 +754,7 @@ static void on_message(struct xr_server *c, uint32_t ci)
 		return;
 	}
 	if (total >= closing_total_max) {
-		send_error(k->fd, 0, -EBUSY,
+		send_error(c, k->fd, 0, -EBUSY,
 			   "engine %s has %u descriptors of all uids still closing (they linger); "
 			   "hanging up",
 			   c->a->lay.name, total);
@@ -736,7 +768,7 @@ static void on_message(struct xr_server *c, uint32_t ci)
 	if (n == -EAGAIN)
 		return;
 	if (n == -EMSGSIZE) {
-		send_error(k->fd, 0, -EPROTO, "malformed message: longer than any in the protocol");
+		send_error(c, k->fd, 0, -EPROTO, "malformed message: longer than any in the protocol");
 		drop_conn(c, ci);
 		return;
 	}
@@ -746,7 +778,7 @@ static void on_message(struct xr_server *c, uint32_t ci)
 	}
 	const char *bad = malformed(&u.h, n, n_fds);
 	if (bad) {
-		send_error(k->fd, (size_t)n >= sizeof(u.h) ? u.h.id : 0, -EPROTO,
+		send_error(c, k->fd, (size_t)n >= sizeof(u.h) ? u.h.id : 0, -EPROTO,
 			   "malformed message: %s", bad);
 		drop_conn(c, ci);
 		return;
@@ -795,19 +827,19 @@ static bool admit(struct xr_server *c, int fd, uid_t uid, gid_t gid)
 	}
 	closing = xr__closer_stuck(c->closer, uid);
 	if (closing >= XR_CTL_CLOSING_MAX) {
-		send_error(fd, 0, -EBUSY,
+		send_error(c, fd, 0, -EBUSY,
 			   "engine %s has %u descriptors of uid %u still closing (they linger); "
 			   "refusing its connections until they are gone",
 			   c->a->lay.name, closing, (unsigned)uid);
 		return false;
 	}
 	if (c->n_conns == c->max_conns) {
-		send_error(fd, 0, -EBUSY, "engine %s has too many connections (%u, all uids)",
+		send_error(c, fd, 0, -EBUSY, "engine %s has too many connections (%u, all uids)",
 			   c->a->lay.name, c->max_conns);
 		return false;
 	}
 	if (xr__limits_add_conn(&c->lim, uid, why, sizeof(why)) < 0) {
-		send_error(fd, 0, -EBUSY, "engine %s: %s", c->a->lay.name, why);
+		send_error(c, fd, 0, -EBUSY, "engine %s: %s", c->a->lay.name, why);
 		return false;
 	}
 	return true;
@@ -852,6 +884,7 @@ static void on_accept(struct xr_server *c)
 	};
 	xr__bucket_init(&k.bucket, c->lim.conn_burst, now);
 	c->conns[c->n_conns++] = k;
+	count_conns(c, 1);
 }
 
 /* Milliseconds until the first connection that has not ATTACHed is due,
@@ -888,10 +921,10 @@ static void close_idle(struct xr_server *c, struct pollfd *pf, uint64_t now)
 		if (k->attached || k->draining || pf[2 + i].revents || now - k->born_ns < idle_ns)
 			continue;
 		if (c->idle_ms % 1000 == 0)
-			send_error(k->fd, 0, -ETIMEDOUT, "no ATTACH within %u s of connecting",
+			send_error(c, k->fd, 0, -ETIMEDOUT, "no ATTACH within %u s of connecting",
 				   c->idle_ms / 1000);
 		else
-			send_error(k->fd, 0, -ETIMEDOUT, "no ATTACH within %u ms of connecting",
+			send_error(c, k->fd, 0, -ETIMEDOUT, "no ATTACH within %u ms of connecting",
 				   c->idle_ms);
 		if (drop_conn(c, i))
 			pf[2 + i] = pf[2 + c->n_conns]; /* the last moved into i */

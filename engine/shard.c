@@ -145,7 +145,7 @@ struct shard {
 	uint64_t lat_hist[XR_GAME_LAT_BUCKETS]; /* creation latencies */
 	uint64_t lat_count;
 	uint64_t last_report_ns;        /* and the counts then, for rates */
-	uint64_t last_created, last_destroyed, last_resets;
+	uint64_t last_created, last_destroyed, last_resets, last_steps;
 	uint64_t now;
 	struct xr_interest_view iv;     /* lazy: our copy of who wants what */
 	uint32_t igen;                  /* bumped at each new copy; 0: not lazy */
@@ -823,7 +823,8 @@ static uint64_t per_s(uint64_t now, uint64_t last, uint64_t dt_ns)
 	return dt_ns ? (uint64_t)((double)(now - last) * 1e9 / (double)dt_ns + 0.5) : 0;
 }
 
-/* The games' lifecycle counts and creation latencies, for tools. */
+/* The games' lifecycle counts and creation latencies, and the shard's
+ * steps/s, for tools. */
 static void report_games(struct shard *sh)
 {
 	struct xr_game_stats *g = sh->gst;
@@ -838,6 +839,7 @@ static void report_games(struct shard *sh)
 	xr_store_relaxed(&g->created_per_s, per_s(r->created, sh->last_created, dt));
 	xr_store_relaxed(&g->destroyed_per_s, per_s(r->destroyed, sh->last_destroyed, dt));
 	xr_store_relaxed(&g->resets_per_s, per_s(r->resets, sh->last_resets, dt));
+	xr_store_relaxed(&sh->st->steps_per_s, per_s(r->steps, sh->last_steps, dt));
 	for (uint32_t b = 0; b < XR_GAME_LAT_BUCKETS; b++)
 		xr_store_relaxed(&g->lat_hist[b], sh->lat_hist[b]);
 	xr_store_relaxed(&g->lat_count, sh->lat_count);
@@ -845,6 +847,7 @@ static void report_games(struct shard *sh)
 	sh->last_created = r->created;
 	sh->last_destroyed = r->destroyed;
 	sh->last_resets = r->resets;
+	sh->last_steps = r->steps;
 }
 
 /* An agent entry opened again since our last copy of the claims starts

@@ -96,6 +96,10 @@ uint64_t xr__layout_fingerprint(void)
 		F(offsetof(struct xr_agent_info, seats)),
 		F(sizeof(struct xr_agent_counts)),
 		F(offsetof(struct xr_agent_counts, rtt_hist)),
+		/* The engine's stats and the shards' steps/s (layout 7). */
+		F(offsetof(struct xr_arena_hdr, engine)),
+		F(offsetof(struct xr_shard_stats, steps_per_s)),
+		XR_REFUSE_KINDS,
 	};
 	/* FNV-1a over the words: small, stable, good enough to tell layouts apart. */
 	uint64_t h = fnv_words(0xcbf29ce484222325ull, facts, sizeof(facts) / sizeof(facts[0]));

@@ -42,7 +42,7 @@
 #include "xring/types.h"
 
 #define XR_MAGIC 0x31414e4552415258ull /* "XRARENA1" little-endian */
-#define XR_LAYOUT_VERSION 6u
+#define XR_LAYOUT_VERSION 7u
 
 #define XR_CACHELINE 64
 #define XR_MAX_STREAMS 8
@@ -149,7 +149,7 @@ struct xr_shard_stats {
 	_Atomic uint64_t cpu_ns;      /* the shard thread's CPU time */
 	_Atomic uint64_t tick_ns;     /* CLOCK_MONOTONIC of this update; 0: no shard */
 	_Atomic uint64_t ticks;       /* stats ticks so far */
-	uint64_t pad_;
+	_Atomic uint64_t steps_per_s; /* over the last stats period (layout 7) */
 };
 
 /* Creation latency buckets: bucket 0 below 2^10 ns, bucket b (b >= 1)
@@ -171,6 +171,27 @@ struct xr_game_stats {
 	_Atomic uint64_t resets_per_s;
 	_Atomic uint64_t lat_count;
 	_Atomic uint64_t lat_hist[XR_GAME_LAT_BUCKETS];
+};
+
+/* Why the control socket refused a request or a connection (the counts of
+ * struct xr_engine_stats; control/server.c counts each error it sends by
+ * its code). */
+enum {
+	XR_REFUSE_UID = 0,       /* -EACCES: the uid or gid is not allowed */
+	XR_REFUSE_LIMIT = 1,     /* -EBUSY: a limit (connections, readers, slots) */
+	XR_REFUSE_RATE = 2,      /* -EAGAIN: a rate (requests, game creations) */
+	XR_REFUSE_MALFORMED = 3, /* -EPROTO: a message the protocol does not allow */
+	XR_REFUSE_TIMEOUT = 4,   /* -ETIMEDOUT: no ATTACH in time */
+	XR_REFUSE_OTHER = 5,     /* anything else: bad arguments, unknown ids */
+	XR_REFUSE_KINDS = 6,
+};
+
+/* The engine as a whole, for tools (layout 7). The control thread alone
+ * writes it, with relaxed stores: figures to show, never to act on. */
+struct xr_engine_stats {
+	_Atomic uint64_t connections;  /* accepted, ever */
+	_Atomic uint64_t open;         /* connections open now */
+	_Atomic uint64_t refusals[XR_REFUSE_KINDS];
 };
 
 struct xr_arena_hdr {
@@ -208,6 +229,7 @@ struct xr_arena_hdr {
 	struct xr_ring_desc rings[XR_MAX_RINGS];
 	struct xr_shard_stats shards[XR_MAX_RINGS]; /* the shard writing ring i */
 	struct xr_game_stats games[XR_MAX_RINGS];   /* ...and its games */
+	struct xr_engine_stats engine;
 };
 
 /*
@@ -380,8 +402,9 @@ _Static_assert(offsetof(struct xr_game_stats, lat_hist) == 72, "game stats lat_h
 _Static_assert(offsetof(struct xr_arena_hdr, games) ==
 		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 5 * XR_CACHELINE,
 	       "hdr games");
+_Static_assert(sizeof(struct xr_engine_stats) == XR_CACHELINE, "engine stats are one line");
 _Static_assert(sizeof(struct xr_arena_hdr) ==
-		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 9 * XR_CACHELINE,
+		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 9 * XR_CACHELINE + XR_CACHELINE,
 	       "hdr size");
 _Static_assert(offsetof(struct xr_arena_hdr, writer_uid) == 496, "hdr writer_uid");
 _Static_assert(sizeof(struct xr_reader_info) == 64, "reader info is one line");
