@@ -18,6 +18,7 @@
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "engine/host.h"
+#include "engine/metrics.h"
 #include "engine/shard.h"
 #include "shm/backing.h"
 #include "shm/layout.h"
@@ -55,6 +56,9 @@ static const char engine_help[] =
 	"                           (default: 256)\n"
 	"  --lease-timeout SEC      a lossy reader holding a batch in the writer's way this\n"
 	"                           long is evicted (default: 10; 0 = never)\n"
+	"  --metrics-addr HOST:PORT serve the figures of `xring stat` to Prometheus at\n"
+	"                           http://HOST:PORT/metrics; HOST on loopback (127.0.0.1),\n"
+	"                           PORT 0 = any free one (default: no endpoint)\n"
 	"games (the default source of records):\n"
 	"  --game grid|PATH.so      the built-in grid game, or a game plugin (default: grid)\n"
 	"  --games N                games at start (default: 1000); more are created,\n"
@@ -108,7 +112,7 @@ enum {
 	O_DTYPE, O_TICK, O_SHARDS, O_CONFIG, O_HIGH, O_LOW, O_ALLOW_UID, O_ALLOW_GID,
 	O_CONNS_UID, O_READERS_UID, O_REQS_UID, O_LEASE_TIMEOUT, O_MAX_GAMES, O_GAMES_UID,
 	O_CREATES_UID, O_SHAPE, O_OBSERVE, O_MAX_AGENTS, O_ACTION_TIMEOUT, O_FALLBACK,
-	O_INPUT_DELAY,
+	O_INPUT_DELAY, O_METRICS,
 };
 
 static const struct xr_opt engine_opts[] = {
@@ -138,6 +142,7 @@ static const struct xr_opt engine_opts[] = {
 	[O_ACTION_TIMEOUT] = {"--action-timeout-ms", true},
 	[O_FALLBACK] = {"--fallback", true},
 	[O_INPUT_DELAY] = {"--input-delay", true},
+	[O_METRICS] = {"--metrics-addr", true},
 	{NULL, false},
 };
 
@@ -163,6 +168,7 @@ struct engine_args {
 	bool observe_subscribed;
 	uint32_t max_agents, fallback, input_delay;
 	double action_timeout_ms;
+	const char *metrics_addr;       /* --metrics-addr, or NULL */
 	/* Streams 1.. (--shape); stream 0 is ss. */
 	struct shape_arg {
 		const char *stream, *game;
@@ -344,6 +350,15 @@ static int parse_game_opt(int k, const char *v, struct engine_args *ea)
 			      "3600000, not '%s'",
 			      v);
 		ea->action_timeout_ms = d;
+		return 0;
+	}
+	case O_METRICS: {
+		uint32_t ip;
+		uint16_t port;
+		char why[160];
+		if (xr__metrics_parse_addr(v, &ip, &port, why, sizeof(why)) < 0)
+			USAGE("--metrics-addr %s", why);
+		ea->metrics_addr = v;
 		return 0;
 	}
 	case O_INPUT_DELAY:
@@ -834,6 +849,13 @@ int xr_cmd_engine(int argc, char **argv)
 	rc = make_host(&ea, vt ? &go : NULL, &h);
 	if (rc)
 		return rc;
+	uint16_t port = 0;
+	char why[256];
+	if (ea.metrics_addr && xr_host_serve_metrics(h, ea.metrics_addr, &port, why, sizeof(why)) < 0) {
+		xr_cli_err("engine", "--metrics-addr: %s", why);
+		xr_host_destroy(h);
+		return XR_EXIT_FAIL;
+	}
 	struct sigaction sa = {.sa_handler = on_signal};
 	running_host = h;
 	sigaction(SIGINT, &sa, NULL);
@@ -841,6 +863,14 @@ int xr_cmd_engine(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (!ea.quiet)
 		say_started(&ea, h, &t, vt);
+	if (ea.metrics_addr) {
+		/* Always said, --quiet or not: a test or a script asking for
+		 * port 0 learns the port here. */
+		printf("xring engine: metrics at http://%.*s:%u/metrics\n",
+		       (int)(strrchr(ea.metrics_addr, ':') - ea.metrics_addr), ea.metrics_addr,
+		       (unsigned)port);
+		fflush(stdout);
+	}
 	rc = vt ? run_games(&ea, h, &t, vt) : run_synth(&ea, h, &t);
 	xr_host_destroy(h);
 	return rc;

@@ -7,6 +7,9 @@
  * xr_host_stop() writes it too, from a signal handler if need be: the
  * loop then cancels every writer's wait (xr_writer_cancel), so a shard
  * paused for a slow reader stops at once instead of at its next timeout.
+ * With --metrics-addr the same poll serves the metrics endpoint
+ * (engine/metrics.c), whose sockets never block; housekeeping keeps its
+ * period whatever the endpoint's clients do.
  */
 #include <errno.h>
 #include <poll.h>
@@ -18,9 +21,11 @@
 #include <unistd.h>
 
 #include "engine/host.h"
+#include "engine/metrics.h"
 #include "shm/arena_priv.h"
-#include "util/atomics.h"
 #include "shm/peers.h"
+#include "util/atomics.h"
+#include "util/clock.h"
 #include "xring/error.h"
 #include "xring/writer.h"
 
@@ -30,6 +35,7 @@ struct xr_host {
 	xr_arena *a;
 	xr_server *srv;
 	struct xr_gdir *dir;          /* the game directory, or NULL */
+	struct xr_metrics *metrics;   /* --metrics-addr, or NULL */
 	int wake_fd;                  /* eventfd: a writer ended, or stop */
 	_Atomic int stop;             /* the writers' stop flag (a lock-free
 				       * atomic: a signal handler sets it) */
@@ -91,6 +97,16 @@ xr_arena *xr_host_arena(struct xr_host *h)
 	return h->a;
 }
 
+int xr_host_serve_metrics(struct xr_host *h, const char *addr, uint16_t *port, char *why,
+			  size_t why_len)
+{
+	int rc = xr__metrics_open(addr, &h->metrics, why, why_len);
+
+	if (rc == 0)
+		*port = xr__metrics_port(h->metrics);
+	return rc;
+}
+
 const char *xr_host_socket(const struct xr_host *h)
 {
 	return xr_server_path(h->srv);
@@ -120,17 +136,30 @@ static void writer_ended(void *p)
 static void keep_house(struct xr_host *h, xr_writer *const *ws, uint32_t n_ws, uint32_t writers)
 {
 	bool cancelled = false;
+	uint64_t due = 0; /* the next heartbeat, CLOCK_MONOTONIC */
 
 	while (xr_load_sc(&h->ended) < writers) {
-		struct pollfd pf = {.fd = h->wake_fd, .events = POLLIN};
-		uint64_t v;
+		struct pollfd pf[2 + XR_METRICS_CONNS] = {{.fd = h->wake_fd, .events = POLLIN}};
+		uint64_t v, now = xr__now_ns();
+		int n = h->metrics ? xr__metrics_pollfds(h->metrics, pf + 1) : 0;
+		int ms = now >= due ? 0 : (int)((due - now) / 1000000 + 1);
+		int mt = h->metrics ? xr__metrics_timeout_ms(h->metrics, now) : -1;
 
+		if (mt >= 0 && mt < ms)
+			ms = mt;
 		/* Drained, whatever woke it: a writer's end is counted in
 		 * `ended`, a stop in `stop`. */
-		if (poll(&pf, 1, XR_HOUSEKEEPING_MS) > 0 && read(h->wake_fd, &v, sizeof(v)) < 0)
+		int ready = poll(pf, (nfds_t)(1 + n), ms);
+		if (ready > 0 && (pf[0].revents & POLLIN) && read(h->wake_fd, &v, sizeof(v)) < 0)
 			v = 0;
-		xr_arena_heartbeat(h->a);
-		xr__peers_mirror(h->a);
+		if (h->metrics)
+			xr__metrics_serve(h->metrics, pf + 1, ready > 0 ? n : 0, h->a);
+		now = xr__now_ns();
+		if (now >= due || (ready > 0 && pf[0].revents)) {
+			xr_arena_heartbeat(h->a);
+			xr__peers_mirror(h->a);
+			due = now + XR_HOUSEKEEPING_MS * 1000000ull;
+		}
 		if (xr_load_relaxed(&h->stop) && !cancelled) {
 			for (uint32_t k = 0; k < n_ws; k++)
 				xr_writer_cancel(ws[k]);
@@ -203,6 +232,7 @@ void xr_host_destroy(struct xr_host *h)
 	xr_server_stop(h->srv);
 	xr_arena_destroy(h->a);
 	xr__gdir_destroy(h->dir); /* no server to call it now */
+	xr__metrics_close(h->metrics);
 	close(h->wake_fd);
 	free(h);
 }

@@ -79,7 +79,7 @@ struct game_slot {
 /* An agent's counts on this shard, published on the stats tick. */
 struct agent_ctr {
 	uint64_t actions, timeouts, late, wrong_turn, out_of_range, illegal, fallbacks;
-	uint64_t rtt_count, rtt_hist[XR_AGENT_RTT_BUCKETS];
+	uint64_t rtt_count, rtt_sum_ns, rtt_hist[XR_AGENT_RTT_BUCKETS];
 };
 
 /* One stream the shard writes: its ring's writer and record template. */
@@ -143,7 +143,7 @@ struct shard {
 	struct xr_shard_stats *st;      /* ours, in the arena header */
 	struct xr_game_stats *gst;      /* ...and our games' */
 	uint64_t lat_hist[XR_GAME_LAT_BUCKETS]; /* creation latencies */
-	uint64_t lat_count;
+	uint64_t lat_count, lat_sum_ns;
 	uint64_t last_report_ns;        /* and the counts then, for rates */
 	uint64_t last_created, last_destroyed, last_resets, last_steps;
 	uint64_t now;
@@ -242,6 +242,7 @@ static void creation_done(struct shard *sh, struct game_slot *s)
 		b++;
 	sh->lat_hist[b]++;
 	sh->lat_count++;
+	sh->lat_sum_ns += ns;
 	s->ordered_ns = 0;
 }
 
@@ -377,6 +378,7 @@ static void rtt_add(struct agent_ctr *c, uint64_t ns)
 		b++;
 	c->rtt_hist[b]++;
 	c->rtt_count++;
+	c->rtt_sum_ns += ns;
 }
 
 /* The word in a held seat's action slot. ORDERING: AC2, relaxed: the word
@@ -843,6 +845,7 @@ static void report_games(struct shard *sh)
 	for (uint32_t b = 0; b < XR_GAME_LAT_BUCKETS; b++)
 		xr_store_relaxed(&g->lat_hist[b], sh->lat_hist[b]);
 	xr_store_relaxed(&g->lat_count, sh->lat_count);
+	xr_store_relaxed(&g->lat_sum_ns, sh->lat_sum_ns);
 	sh->last_report_ns = now;
 	sh->last_created = r->created;
 	sh->last_destroyed = r->destroyed;
@@ -924,6 +927,7 @@ static void report_agents(struct shard *sh)
 		for (uint32_t b = 0; b < XR_AGENT_RTT_BUCKETS; b++)
 			xr_store_relaxed(&o->rtt_hist[b], c->rtt_hist[b]);
 		xr_store_relaxed(&o->rtt_count, c->rtt_count);
+		xr_store_relaxed(&o->rtt_sum_ns, c->rtt_sum_ns);
 	}
 }
 

@@ -99,6 +99,8 @@ uint64_t xr__layout_fingerprint(void)
 		/* The engine's stats and the shards' steps/s (layout 7). */
 		F(offsetof(struct xr_arena_hdr, engine)),
 		F(offsetof(struct xr_shard_stats, steps_per_s)),
+		F(sizeof(struct xr_game_stats)), F(offsetof(struct xr_game_stats, lat_sum_ns)),
+		F(offsetof(struct xr_agent_counts, rtt_sum_ns)),
 		XR_REFUSE_KINDS,
 	};
 	/* FNV-1a over the words: small, stable, good enough to tell layouts apart. */

@@ -171,6 +171,8 @@ struct xr_game_stats {
 	_Atomic uint64_t resets_per_s;
 	_Atomic uint64_t lat_count;
 	_Atomic uint64_t lat_hist[XR_GAME_LAT_BUCKETS];
+	_Atomic uint64_t lat_sum_ns;    /* the latencies' sum (layout 7) */
+	uint8_t pad_[XR_CACHELINE - 8];
 };
 
 /* Why the control socket refused a request or a connection (the counts of
@@ -309,6 +311,8 @@ struct xr_agent_counts {
 	_Atomic uint64_t waiting;      /* seats whose records wait for an answer now */
 	_Atomic uint64_t rtt_count;    /* answers timed: record written -> seen */
 	_Atomic uint64_t rtt_hist[XR_AGENT_RTT_BUCKETS];
+	_Atomic uint64_t rtt_sum_ns;   /* the round trips' sum (layout 7) */
+	uint8_t pad_[XR_CACHELINE - 8];
 };
 
 /*
@@ -395,16 +399,19 @@ _Static_assert(offsetof(struct xr_arena_hdr, state) == 512, "hdr state line");
 _Static_assert(offsetof(struct xr_arena_hdr, streams) == 576, "hdr streams");
 _Static_assert(offsetof(struct xr_arena_hdr, rings) % XR_CACHELINE == 0, "rings aligned");
 _Static_assert(sizeof(struct xr_shard_stats) == XR_CACHELINE, "shard stats are one line");
-_Static_assert(sizeof(struct xr_game_stats) == 4 * XR_CACHELINE, "game stats are 4 lines");
+_Static_assert(sizeof(struct xr_game_stats) == 5 * XR_CACHELINE, "game stats are 5 lines");
 _Static_assert(offsetof(struct xr_game_stats, finals_lost) == 32, "game stats finals_lost");
 _Static_assert(offsetof(struct xr_game_stats, lat_count) == 64, "game stats lat_count");
 _Static_assert(offsetof(struct xr_game_stats, lat_hist) == 72, "game stats lat_hist");
 _Static_assert(offsetof(struct xr_arena_hdr, games) ==
 		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 5 * XR_CACHELINE,
 	       "hdr games");
+_Static_assert(offsetof(struct xr_arena_hdr, engine) ==
+		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 10 * XR_CACHELINE,
+	       "hdr engine");
 _Static_assert(sizeof(struct xr_engine_stats) == XR_CACHELINE, "engine stats are one line");
 _Static_assert(sizeof(struct xr_arena_hdr) ==
-		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 9 * XR_CACHELINE + XR_CACHELINE,
+		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 10 * XR_CACHELINE + XR_CACHELINE,
 	       "hdr size");
 _Static_assert(offsetof(struct xr_arena_hdr, writer_uid) == 496, "hdr writer_uid");
 _Static_assert(sizeof(struct xr_reader_info) == 64, "reader info is one line");
@@ -413,7 +420,7 @@ _Static_assert(sizeof(struct xr_cursor_view) == 32, "cursor view is half a line"
 _Static_assert(sizeof(struct xr_cursor) == XR_CACHELINE, "cursor is one line");
 _Static_assert(sizeof(struct xr_agent_info) == XR_CACHELINE, "agent info is one line");
 _Static_assert(offsetof(struct xr_agent_info, seats) == 32, "agent info seats");
-_Static_assert(sizeof(struct xr_agent_counts) == 4 * XR_CACHELINE, "agent stats are 4 lines");
+_Static_assert(sizeof(struct xr_agent_counts) == 5 * XR_CACHELINE, "agent stats are 5 lines");
 _Static_assert(offsetof(struct xr_agent_counts, rtt_hist) == 72, "agent stats rtt_hist");
 _Static_assert(offsetof(struct xr_cursor, wake_pos) == 40, "cursor wake hints");
 _Static_assert(offsetof(struct xr_peer_page, cursors) == XR_CACHELINE, "peer page cursors");

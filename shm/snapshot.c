@@ -98,6 +98,7 @@ static void take_ring(const struct xr_arena *a, uint32_t r, struct xr_snap_ring 
 	o->finals = xr_load_relaxed(&g->finals);
 	o->finals_lost = xr_load_relaxed(&g->finals_lost);
 	o->creation.count = xr_load_relaxed(&g->lat_count);
+	o->creation.sum_ns = xr_load_relaxed(&g->lat_sum_ns);
 	for (uint32_t b = 0; b < XR_SNAP_BUCKETS; b++)
 		o->creation.b[b] = xr_load_relaxed(&g->lat_hist[b]);
 }
@@ -155,6 +156,7 @@ static void take_agents(const struct xr_arena *a, struct xr_snapshot *s)
 			o->fallbacks += xr_load_relaxed(&k->fallbacks);
 			o->waiting += xr_load_relaxed(&k->waiting);
 			o->rtt.count += xr_load_relaxed(&k->rtt_count);
+			o->rtt.sum_ns += xr_load_relaxed(&k->rtt_sum_ns);
 			for (uint32_t b = 0; b < XR_SNAP_BUCKETS; b++)
 				o->rtt.b[b] += xr_load_relaxed(&k->rtt_hist[b]);
 		}

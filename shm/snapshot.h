@@ -29,7 +29,7 @@ _Static_assert(XR_GAME_LAT_BUCKETS == XR_SNAP_BUCKETS, "one bucket scheme");
 _Static_assert(XR_AGENT_RTT_BUCKETS == XR_SNAP_BUCKETS, "one bucket scheme");
 
 struct xr_snap_hist {
-	uint64_t count;
+	uint64_t count, sum_ns;
 	uint64_t b[XR_SNAP_BUCKETS];
 };
 

@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The metrics endpoint's HTTP side (engine/metrics.h). Everything is
+ * non-blocking and bounded, because the loop it runs in is the one that
+ * beats the engine's heart and mirrors reader progress: a client that
+ * connects and says nothing, sends a byte a second, or never reads its
+ * answer costs one of XR_METRICS_CONNS places until its deadline, never a
+ * wait. Each answer is rendered once from a fresh snapshot when its
+ * request is complete, and then written as the socket takes it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine/metrics.h"
+#include "util/clock.h"
+
+struct mconn {
+	int fd;                        /* -1: free */
+	uint64_t deadline;             /* CLOCK_MONOTONIC ns */
+	size_t got;                    /* request bytes read */
+	char req[XR_METRICS_REQ_MAX];
+	char *out;                     /* the answer, once rendered */
+	size_t out_len, sent;
+};
+
+struct xr_metrics {
+	int lfd;
+	uint16_t port;
+	struct mconn c[XR_METRICS_CONNS];
+	int where[1 + XR_METRICS_CONNS]; /* pollfd k -> c[where[k]] (k >= 1) */
+	char *cache;                   /* the last exposition rendered... */
+	size_t cache_len;
+	uint64_t cache_ns;             /* ...and when: reused for XR_METRICS_CACHE_NS */
+};
+
+/* A client asking in a loop gets the same text for this long: rendering
+ * is the only work a request costs the housekeeping loop. */
+#define XR_METRICS_CACHE_NS 100000000ull
+
+int xr__metrics_parse_addr(const char *addr, uint32_t *ip_be, uint16_t *port, char *why,
+			   size_t len)
+{
+	const char *colon = addr ? strrchr(addr, ':') : NULL;
+	char host[64];
+	struct in_addr in;
+	char *end;
+
+	if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host)) {
+		snprintf(why, len, "'%s' is not HOST:PORT (e.g. 127.0.0.1:9464)", addr ? addr : "");
+		return -EINVAL;
+	}
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = '\0';
+	errno = 0;
+	unsigned long p = strtoul(colon + 1, &end, 10);
+	if (!colon[1] || *end || errno || p > 65535) {
+		snprintf(why, len, "'%s': the port must be 0..65535", addr);
+		return -EINVAL;
+	}
+	if (!strcmp(host, "localhost"))
+		snprintf(host, sizeof(host), "127.0.0.1");
+	if (inet_pton(AF_INET, host, &in) != 1) {
+		snprintf(why, len, "'%s': the host must be an IPv4 address such as 127.0.0.1", addr);
+		return -EINVAL;
+	}
+	if ((ntohl(in.s_addr) >> 24) != 127) {
+		snprintf(why, len, "'%s' is not a loopback address: metrics are served on 127.0.0.0/8 "
+				   "only (put a proxy in front to publish them)",
+			 addr);
+		return -EINVAL;
+	}
+	*ip_be = in.s_addr;
+	*port = (uint16_t)p;
+	return 0;
+}
+
+int xr__metrics_open(const char *addr, struct xr_metrics **out, char *why, size_t len)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	uint16_t port;
+	socklen_t sl = sizeof(sa);
+	int rc, one = 1;
+
+	if ((rc = xr__metrics_parse_addr(addr, &sa.sin_addr.s_addr, &port, why, len)) < 0)
+		return rc;
+	sa.sin_port = htons(port);
+	struct xr_metrics *m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	for (int i = 0; i < XR_METRICS_CONNS; i++)
+		m->c[i].fd = -1;
+	m->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (m->lfd < 0 || setsockopt(m->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(m->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(m->lfd, 64) < 0 ||
+	    getsockname(m->lfd, (struct sockaddr *)&sa, &sl) < 0) {
+		rc = -errno;
+		snprintf(why, len, "cannot listen on %s: %s%s", addr, strerror(-rc),
+			 rc == -EADDRINUSE ? " (another program has that port: choose another, or 0)"
+					   : "");
+		if (m->lfd >= 0)
+			close(m->lfd);
+		free(m);
+		return rc;
+	}
+	m->port = ntohs(sa.sin_port);
+	*out = m;
+	return 0;
+}
+
+uint16_t xr__metrics_port(const struct xr_metrics *m)
+{
+	return m->port;
+}
+
+static void drop(struct mconn *c)
+{
+	close(c->fd);
+	free(c->out);
+	c->fd = -1;
+	c->out = NULL;
+	c->got = c->out_len = c->sent = 0;
+}
+
+int xr__metrics_pollfds(const struct xr_metrics *m, struct pollfd *pf)
+{
+	struct xr_metrics *mm = (struct xr_metrics *)m;
+	int n = 1;
+
+	pf[0] = (struct pollfd){.fd = m->lfd, .events = POLLIN};
+	for (int i = 0; i < XR_METRICS_CONNS; i++) {
+		if (m->c[i].fd < 0)
+			continue;
+		pf[n] = (struct pollfd){.fd = m->c[i].fd, .events = m->c[i].out ? POLLOUT : POLLIN};
+		mm->where[n++] = i;
+	}
+	return n;
+}
+
+int xr__metrics_timeout_ms(const struct xr_metrics *m, uint64_t now)
+{
+	uint64_t first = UINT64_MAX;
+
+	for (int i = 0; i < XR_METRICS_CONNS; i++)
+		if (m->c[i].fd >= 0 && m->c[i].deadline < first)
+			first = m->c[i].deadline;
+	if (first == UINT64_MAX)
+		return -1;
+	return first <= now ? 0 : (int)((first - now) / 1000000 + 1);
+}
+
+static void on_accept(struct xr_metrics *m)
+{
+	/* A few per call: the listener stays readable while more wait. */
+	for (int k = 0; k < 4; k++) {
+		int fd = accept4(m->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		int i = 0;
+		while (i < XR_METRICS_CONNS && m->c[i].fd >= 0)
+			i++;
+		if (i == XR_METRICS_CONNS) {
+			close(fd); /* full: the client sees a reset and retries */
+			continue;
+		}
+		m->c[i].fd = fd;
+		m->c[i].deadline = xr__now_ns() + XR_METRICS_DEADLINE_MS * 1000000ull;
+	}
+}
+
+/* The exposition as of at most XR_METRICS_CACHE_NS ago, or NULL. */
+static const char *exposition(struct xr_metrics *m, const struct xr_arena *a, size_t *len)
+{
+	uint64_t now = xr__now_ns();
+	struct xr_snapshot s;
+	char *body;
+
+	if (m->cache && now - m->cache_ns < XR_METRICS_CACHE_NS) {
+		*len = m->cache_len;
+		return m->cache;
+	}
+	if (xr__snap_take(a, &s) < 0)
+		return NULL;
+	int rc = xr__metrics_render(&s, &body, len);
+	xr__snap_free(&s);
+	if (rc < 0)
+		return NULL;
+	free(m->cache);
+	m->cache = body;
+	m->cache_len = *len;
+	m->cache_ns = now;
+	return body;
+}
+
+/* The answer to a complete request head in c->req. */
+static void answer(struct xr_metrics *m, struct mconn *c, const struct xr_arena *a)
+{
+	static const char ok[] = "HTTP/1.1 200 OK\r\n"
+				 "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+				 "Content-Length: %zu\r\nConnection: close\r\n\r\n";
+	const char *status = NULL, *msg = NULL, *body = NULL;
+	bool head = !strncmp(c->req, "HEAD ", 5);
+	size_t body_len = 0;
+
+	if (strncmp(c->req, "GET ", 4) && !head) {
+		status = "405 Method Not Allowed";
+		msg = "only GET and HEAD\n";
+	} else {
+		const char *path = c->req + (head ? 5 : 4);
+		size_t plen = strcspn(path, " \r\n?");
+		if (plen == 1 && path[0] == '/') {
+			status = "200 OK";
+			msg = "xring engine metrics: GET /metrics\n";
+		} else if (plen != 8 || strncmp(path, "/metrics", 8)) {
+			status = "404 Not Found";
+			msg = "not found: the metrics are at /metrics\n";
+		}
+	}
+	if (!status) {
+		body = exposition(m, a, &body_len);
+		if (!body) {
+			status = "503 Service Unavailable";
+			msg = "out of memory\n";
+		}
+	}
+	size_t hlen = 256 + (body ? body_len : strlen(msg));
+	c->out = malloc(hlen);
+	if (!c->out)
+		return; /* the caller closes the connection */
+	int n;
+	if (body)
+		n = snprintf(c->out, hlen, ok, body_len);
+	else
+		n = snprintf(c->out, hlen,
+			     "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+			     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+			     status, strlen(msg));
+	c->out_len = (size_t)n;
+	if (!head) {
+		memcpy(c->out + c->out_len, body ? body : msg, body ? body_len : strlen(msg));
+		c->out_len += body ? body_len : strlen(msg);
+	}
+}
+
+static void on_read(struct xr_metrics *m, struct mconn *c, const struct xr_arena *a)
+{
+	ssize_t n = read(c->fd, c->req + c->got, sizeof(c->req) - 1 - c->got);
+
+	if (n <= 0) {
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			drop(c);
+		return;
+	}
+	c->got += (size_t)n;
+	c->req[c->got] = '\0';
+	if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n")) {
+		answer(m, c, a);
+		if (!c->out)
+			drop(c);
+	} else if (c->got == sizeof(c->req) - 1) {
+		static const char big[] = "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+					  "Content-Length: 0\r\nConnection: close\r\n\r\n";
+		if ((c->out = malloc(sizeof(big)))) {
+			memcpy(c->out, big, sizeof(big) - 1);
+			c->out_len = sizeof(big) - 1;
+		} else {
+			drop(c);
+		}
+	}
+}
+
+static void on_write(struct mconn *c)
+{
+	ssize_t n = send(c->fd, c->out + c->sent, c->out_len - c->sent, MSG_NOSIGNAL);
+
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			drop(c);
+		return;
+	}
+	c->sent += (size_t)n;
+	if (c->sent == c->out_len)
+		drop(c); /* Connection: close */
+}
+
+void xr__metrics_serve(struct xr_metrics *m, const struct pollfd *pf, int n,
+		       const struct xr_arena *a)
+{
+	uint64_t now = xr__now_ns();
+
+	for (int k = 1; k < n; k++) {
+		struct mconn *c = &m->c[m->where[k]];
+		if (c->fd != pf[k].fd)
+			continue;
+		if (pf[k].revents & (POLLERR | POLLNVAL)) {
+			drop(c);
+			continue;
+		}
+		if (c->out && (pf[k].revents & (POLLOUT | POLLHUP)))
+			on_write(c);
+		else if (!c->out && (pf[k].revents & (POLLIN | POLLHUP)))
+			on_read(m, c, a);
+	}
+	for (int i = 0; i < XR_METRICS_CONNS; i++)
+		if (m->c[i].fd >= 0 && m->c[i].deadline <= now)
+			drop(&m->c[i]);
+	if (n > 0 && pf[0].revents & POLLIN)
+		on_accept(m);
+}
+
+void xr__metrics_close(struct xr_metrics *m)
+{
+	if (!m)
+		return;
+	for (int i = 0; i < XR_METRICS_CONNS; i++)
+		if (m->c[i].fd >= 0)
+			drop(&m->c[i]);
+	close(m->lfd);
+	free(m->cache);
+	free(m);
+}
