@@ -29,6 +29,7 @@ struct mconn {
 	char req[XR_METRICS_REQ_MAX];
 	char *out;                     /* the answer, once rendered */
 	size_t out_len, sent;
+	bool draining;                 /* answered: reading to the client's end */
 };
 
 struct xr_metrics {
@@ -127,6 +128,7 @@ static void drop(struct mconn *c)
 	c->fd = -1;
 	c->out = NULL;
 	c->got = c->out_len = c->sent = 0;
+	c->draining = false;
 }
 
 int xr__metrics_pollfds(const struct xr_metrics *m, struct pollfd *pf)
@@ -138,7 +140,8 @@ int xr__metrics_pollfds(const struct xr_metrics *m, struct pollfd *pf)
 	for (int i = 0; i < XR_METRICS_CONNS; i++) {
 		if (m->c[i].fd < 0)
 			continue;
-		pf[n] = (struct pollfd){.fd = m->c[i].fd, .events = m->c[i].out ? POLLOUT : POLLIN};
+		bool writing = m->c[i].out && !m->c[i].draining;
+		pf[n] = (struct pollfd){.fd = m->c[i].fd, .events = writing ? POLLOUT : POLLIN};
 		mm->where[n++] = i;
 	}
 	return n;
@@ -209,7 +212,10 @@ static void answer(struct xr_metrics *m, struct mconn *c, const struct xr_arena 
 	bool head = !strncmp(c->req, "HEAD ", 5);
 	size_t body_len = 0;
 
-	if (strncmp(c->req, "GET ", 4) && !head) {
+	if (memchr(c->req, '\0', c->got)) {
+		status = "400 Bad Request";
+		msg = "a NUL byte in the request\n";
+	} else if (strncmp(c->req, "GET ", 4) && !head) {
 		status = "405 Method Not Allowed";
 		msg = "only GET and HEAD\n";
 	} else {
@@ -260,7 +266,7 @@ static void on_read(struct xr_metrics *m, struct mconn *c, const struct xr_arena
 	}
 	c->got += (size_t)n;
 	c->req[c->got] = '\0';
-	if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n")) {
+	if (memmem(c->req, c->got, "\r\n\r\n", 4) || memmem(c->req, c->got, "\n\n", 2)) {
 		answer(m, c, a);
 		if (!c->out)
 			drop(c);
@@ -286,8 +292,23 @@ static void on_write(struct mconn *c)
 		return;
 	}
 	c->sent += (size_t)n;
-	if (c->sent == c->out_len)
-		drop(c); /* Connection: close */
+	if (c->sent < c->out_len)
+		return;
+	/* Connection: close. Closing with bytes of the client's unread (a
+	 * request past XR_METRICS_REQ_MAX) would reset the connection, and the
+	 * client could lose the answer: end our side, then read to the
+	 * client's end (or the deadline) before closing. */
+	shutdown(c->fd, SHUT_WR);
+	c->draining = true;
+}
+
+static void on_drain(struct mconn *c)
+{
+	char sink[4096];
+	ssize_t n = read(c->fd, sink, sizeof(sink));
+
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		drop(c);
 }
 
 void xr__metrics_serve(struct xr_metrics *m, const struct pollfd *pf, int n,
@@ -303,7 +324,9 @@ void xr__metrics_serve(struct xr_metrics *m, const struct pollfd *pf, int n,
 			drop(c);
 			continue;
 		}
-		if (c->out && (pf[k].revents & (POLLOUT | POLLHUP)))
+		if (c->draining && (pf[k].revents & (POLLIN | POLLHUP)))
+			on_drain(c);
+		else if (c->out && !c->draining && (pf[k].revents & (POLLOUT | POLLHUP)))
 			on_write(c);
 		else if (!c->out && (pf[k].revents & (POLLIN | POLLHUP)))
 			on_read(m, c, a);

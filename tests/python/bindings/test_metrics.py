@@ -1,0 +1,308 @@
+# SPDX-License-Identifier: MIT
+"""`xring stat` and the engine's metrics endpoint (--metrics-addr).
+
+The endpoint is scraped and checked against `xring stat --json` taken just
+before and just after (counters between the two, constants equal), against
+`promtool check metrics`, and by a real Prometheus server where Debian's
+`prometheus` is installed (scripts/deps.sh installs it). Hostile clients
+(silent, oversized, many) must not stop the engine's housekeeping.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+import xring
+from conftest import XRING_BIN
+
+LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def parse(text):
+    """{(name, frozenset(labels)): value} and {name: type}."""
+    values, types = {}, {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, typ = line.split(" ", 3)
+            types[name] = typ
+            continue
+        if not line or line.startswith("#"):
+            continue
+        m = LINE.match(line)
+        assert m, f"not an exposition line: {line!r}"
+        labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(3) or ""))
+        key = (m.group(1), labels)
+        assert key not in values, f"series twice: {line}"
+        values[key] = float(m.group(4))
+    return values, types
+
+
+def stat(name, env):
+    out = subprocess.run([str(XRING_BIN), "stat", name, "--json"], env=env,
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def scrape(port, path="/metrics"):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return r.read().decode()
+
+
+def one(values, metric, **labels):
+    want = frozenset((k, str(v)) for k, v in labels.items())
+    hits = [v for (n, ls), v in values.items() if n == metric and want <= ls]
+    assert len(hits) == 1, f"{metric} {labels}: {len(hits)} series"
+    return hits[0]
+
+
+@pytest.fixture
+def metered(engines):
+    port = free_port()
+    e = engines("--metrics-addr", f"127.0.0.1:{port}", games=50)
+    return e, port
+
+
+def test_stat_and_metrics_agree(metered):
+    e, port = metered
+    env = e.env
+    agent = subprocess.Popen([str(XRING_BIN), "agent", e.name, "--games", "0-9"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # Lossy: while this test looks at the figures rather than reading,
+        # the games go on (a lossless reader not reading would stop them).
+        with xring.attach(e.name, timeout=5).reader(batch=256, label="metered",
+                                                     policy="lossy") as r:
+            got = 0
+            while got < 20000:
+                b = r.read(timeout=5)
+                assert b is not None
+                got += len(b)
+                b.release()
+            # Counts reach the arena on the engine's housekeeping and the
+            # shards' stats ticks: wait until the agent has been counted.
+            deadline = time.monotonic() + 10
+            while True:
+                before = stat(e.name, env)
+                if before["agents"] and before["agents"][0]["actions"] > 0 and \
+                        before["rings"][0]["shard"]["steps_per_s"] > 0:
+                    break
+                assert time.monotonic() < deadline, before
+                time.sleep(0.05)
+            text = scrape(port)
+            after = stat(e.name, env)
+    finally:
+        agent.terminate()
+        agent.wait(10)
+
+    values, types = parse(text)
+    ring = dict(stream="experience", ring=0)
+    # Constants: equal.
+    assert one(values, "xring_ring_capacity_bytes", **ring) == before["rings"][0]["capacity"]
+    assert one(values, "xring_shard_games", **ring) == before["rings"][0]["shard"]["games"] == 50
+    assert one(values, "xring_arena_bytes") == before["size"]
+    assert one(values, "xring_engine_info", name=e.name, pid=before["pid"]) == 1
+    # Counters: between the two snapshots.
+    for metric, get in [
+        ("xring_ring_records_total", lambda s: s["rings"][0]["written"]),
+        ("xring_ring_bytes_total", lambda s: s["rings"][0]["bytes"]),
+        ("xring_ring_publishes_total", lambda s: s["rings"][0]["publishes"]),
+        ("xring_shard_steps_total", lambda s: s["rings"][0]["shard"]["steps"]),
+        ("xring_shard_episodes_total", lambda s: s["rings"][0]["shard"]["episodes"]),
+        ("xring_connections_accepted_total", lambda s: s["connections"]),
+    ]:
+        v = one(values, metric, **({} if metric.startswith("xring_conn") else ring))
+        assert get(before) <= v <= get(after), (metric, get(before), v, get(after))
+    reader = [d for d in before["readers"] if d["label"] == "metered"]
+    assert len(reader) == 1
+    v = one(values, "xring_reader_records_read_total", label="metered", slot=reader[0]["slot"])
+    assert reader[0]["read"] <= v
+    assert [d for d in after["readers"] if d["label"] == "metered"][0]["read"] >= v
+    ag = before["agents"][0]
+    actions = one(values, "xring_agent_actions_total", agent=ag["agent"])
+    assert ag["actions"] <= actions <= after["agents"][0]["actions"]
+    # The round-trip histogram: cumulative, +Inf equal to its count.
+    buckets = sorted(((float(dict(ls)["le"]), v) for (n, ls), v in values.items()
+                      if n == "xring_agent_round_trip_seconds_bucket"), key=lambda t: t[0])
+    assert buckets and buckets[-1][0] == float("inf")
+    assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:]))
+    count = one(values, "xring_agent_round_trip_seconds_count", agent=ag["agent"])
+    assert buckets[-1][1] == count > 0
+    assert one(values, "xring_agent_round_trip_seconds_sum", agent=ag["agent"]) > 0
+    assert types["xring_agent_round_trip_seconds"] == "histogram"
+    assert types["xring_shard_steps_total"] == "counter"
+    # Every family's samples have HELP and TYPE.
+    for (n, _) in values:
+        base = re.sub(r"_(bucket|sum|count)$", "", n)
+        assert n in types or base in types, n
+    promtool = shutil.which("promtool")
+    if promtool:
+        out = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                             text=True, timeout=30)
+        assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_refusals_are_counted(metered):
+    e, port = metered
+    before = stat(e.name, e.env)["refusals"]["malformed"]
+    path = xring.control_path(e.name)
+    for _ in range(3):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+            s.connect(path)
+            s.sendall(b"\xff" * 64)  # no message of the protocol
+            s.settimeout(5)
+            s.recv(4096)             # the error, then the hangup
+    deadline = time.monotonic() + 5
+    while stat(e.name, e.env)["refusals"]["malformed"] < before + 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    values, _ = parse(scrape(port))
+    assert one(values, "xring_refusals_total", reason="malformed") >= before + 3
+
+
+def test_hostile_clients_do_not_stop_housekeeping(metered):
+    e, port = metered
+    idle = []
+    try:
+        # More silent connections than the endpoint has places.
+        for _ in range(40):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            idle.append(s)
+        # One that trickles a request that never ends.
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        idle.append(s)
+        s.sendall(b"GET /metrics HTTP/1.1\r\nX: ")
+        # The engine's heartbeat goes on (10 Hz) while they hang on.
+        t0 = stat(e.name, e.env)
+        deadline = time.monotonic() + 5
+        while True:
+            t1 = stat(e.name, e.env)
+            if t1["uptime_s"] >= t0["uptime_s"] + 0.5:
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert t1["heartbeat_age_s"] < 0.5
+    finally:
+        for s in idle:
+            s.close()
+    # Once they are gone, scrapes are answered again.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            text = scrape(port)
+            break
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert "xring_shard_steps_total" in text
+
+
+def test_bad_requests(metered):
+    _, port = metered
+    def raw(data):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(data)
+            out = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return out
+                out += chunk
+    assert raw(b"POST /metrics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 405")
+    assert raw(b"GET /nothing HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 404")
+    assert raw(b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 431")
+    head = raw(b"HEAD /metrics HTTP/1.0\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and head.endswith(b"\r\n\r\n")
+    assert raw(b"\x00\xff garbage\r\n\r\n").startswith(b"HTTP/1.1 400")
+    assert raw(b"\xff garbage\r\n\r\n").startswith(b"HTTP/1.1 405")
+
+
+@pytest.mark.parametrize("addr,why", [
+    ("0.0.0.0:9464", "not a loopback address"),
+    ("10.1.2.3:9464", "not a loopback address"),
+    ("127.0.0.1:70000", "port"),
+    ("127.0.0.1", "HOST:PORT"),
+    ("example.com:80", "IPv4"),
+])
+def test_metrics_addr_is_checked(run_dir, addr, why):
+    env = dict(os.environ, XRING_RUN_DIR=str(run_dir))
+    out = subprocess.run([str(XRING_BIN), "engine", "--name", "bad-metrics", "--games", "1",
+                          "--metrics-addr", addr], env=env, capture_output=True, text=True,
+                         timeout=10)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and why in lines[0], out.stderr
+
+
+def test_port_taken_is_one_line(engines):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        e = engines("--metrics-addr", f"127.0.0.1:{port}", start=False)
+        out = subprocess.run([str(XRING_BIN), "engine", "--name", e.name, "--games", "1",
+                              "--metrics-addr", f"127.0.0.1:{port}"], env=e.env,
+                             capture_output=True, text=True, timeout=10)
+    assert out.returncode == 1
+    assert out.stderr.count("\n") == 1 and "another program has that port" in out.stderr
+
+
+def test_stat_of_no_engine_is_one_line(run_dir):
+    env = dict(os.environ, XRING_RUN_DIR=str(run_dir))
+    out = subprocess.run([str(XRING_BIN), "stat", "no-such-engine"], env=env,
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 1
+    assert out.stderr.count("\n") == 1 and "no engine 'no-such-engine'" in out.stderr
+
+
+@pytest.mark.skipif(not shutil.which("prometheus"), reason="Debian's prometheus is not installed")
+def test_a_real_prometheus_scrapes_it(metered, tmp_path):
+    e, port = metered
+    web = free_port()
+    (tmp_path / "prometheus.yml").write_text(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+        "scrape_configs:\n  - job_name: xring\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{port}']\n")
+    prom = subprocess.Popen(
+        ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+         f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{web}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert prom.poll() is None, "prometheus exited"
+            try:
+                q = urllib.request.urlopen(
+                    f"http://127.0.0.1:{web}/api/v1/query?query=xring_shard_steps_total",
+                    timeout=2)
+                res = json.loads(q.read())["data"]["result"]
+                if res:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "prometheus scraped nothing in 60 s"
+            time.sleep(0.2)
+        assert float(res[0]["value"][1]) > 0
+        t = json.loads(urllib.request.urlopen(
+            f"http://127.0.0.1:{web}/api/v1/targets", timeout=5).read())
+        health = [a["health"] for a in t["data"]["activeTargets"]]
+        assert health == ["up"], t
+    finally:
+        prom.send_signal(signal.SIGTERM)
+        prom.wait(30)
