@@ -13,6 +13,7 @@ static const char usage[] =
 	"  engine   create an arena and write records into it (synthetic writer for now)\n"
 	"  info     show an engine's arena: backing, streams, rings, readers\n"
 	"  stat     one snapshot of an engine's figures (text or JSON)\n"
+	"  top      a live view of an engine: rates, lag, drops, agents (a terminal)\n"
 	"  tail     read records from an engine and print them\n"
 	"  games    create, destroy, reset and list a running engine's games\n"
 	"  agent    act for seats of a running engine's games (a random legal action)\n"
@@ -29,6 +30,7 @@ int main(int argc, char **argv)
 		{"engine", xr_cmd_engine},
 		{"info", xr_cmd_info},
 		{"stat", xr_cmd_stat},
+		{"top", xr_cmd_top},
 		{"tail", xr_cmd_tail},
 		{"games", xr_cmd_games},
 		{"agent", xr_cmd_agent},

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# `xring top` in a pseudo-terminal (tmux), read off its screen: it shows the
+# engine, its ring with a moving rate, the readers by label and the agent;
+# `s` changes the readers' sort, `q` quits with 0; the engine's end makes it
+# say so in one line and exit 1; without a terminal it refuses in one line.
+# Usage: test_top.sh XRING
+set -uo pipefail
+xring=$1
+command -v tmux >/dev/null || { echo "SKIP: tmux is not installed (scripts/deps.sh)"; exit 77; }
+name="t$$-top"
+work=$(mktemp -d)
+export XRING_RUN_DIR="$work/run"
+mkdir -p "$XRING_RUN_DIR"
+sock="$work/tmux.sock"          # a tmux server of this test's own
+tm() { tmux -S "$sock" "$@"; }
+fails=0
+pids=()
+cleanup() {
+  tm kill-server 2>/dev/null
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# until_screen PATTERN: polls the pane (up to 10 s) until it shows PATTERN.
+until_screen() {
+  local end=$((SECONDS + 10))
+  while ((SECONDS < end)); do
+    tm capture-pane -p -t top 2>/dev/null | grep -qE -- "$1" && return 0
+    sleep 0.1
+  done
+  echo "--- screen:"; tm capture-pane -p -t top 2>/dev/null
+  return 1
+}
+
+"$xring" engine --name "$name" --games 50 --quiet & pids+=($!); engine=$!
+end=$((SECONDS + 10))
+until "$xring" stat "$name" >/dev/null 2>&1; do
+  ((SECONDS < end)) || { echo "FAIL: the engine did not come up"; exit 1; }
+  sleep 0.05
+done
+"$xring" tail "$name" >/dev/null & pids+=($!)
+"$xring" agent "$name" --games 0-4 >/dev/null 2>&1 & pids+=($!)
+
+# No terminal: one line, and what to use instead.
+out=$("$xring" top "$name" 2>&1 </dev/null); rc=$?
+[ "$rc" -eq 2 ] || fail "top without a terminal exited $rc, want 2"
+[ "$(wc -l <<<"$out")" -eq 1 ] && grep -q "needs a terminal.*xring stat $name" <<<"$out" ||
+  fail "top without a terminal said: $out"
+
+tm new-session -d -s top -x 150 -y 40 \
+  "$xring top $name --interval 0.2; echo \"top exited \$?\" > $work/rc; sleep 60"
+until_screen "xring top - engine $name" || fail "no title"
+until_screen "^experience +0 +[1-9][0-9]* " || fail "no moving ring rate"
+until_screen "xring-tail +lossless +active +[1-9]" || fail "the tail reader is not shown reading"
+until_screen "xring-agent +live +40 " || fail "the agent (games 0-4, every player bit: 40 seats) is not shown"
+until_screen "sorted by rec/s" || fail "default sort"
+tm send-keys -t top s
+until_screen "sorted by lag" || fail "s did not change the sort"
+tm send-keys -t top r
+until_screen "sorted by lag, reversed" || fail "r did not reverse"
+tm send-keys -t top q
+end=$((SECONDS + 10))
+until [ -s "$work/rc" ] || ((SECONDS >= end)); do sleep 0.05; done
+[ "$(cat "$work/rc" 2>/dev/null)" = "top exited 0" ] || fail "q: $(cat "$work/rc" 2>/dev/null)"
+tm kill-server 2>/dev/null
+
+# The engine stops under it: one line, exit 1.
+rm -f "$work/rc"
+tm new-session -d -s top -x 150 -y 40 \
+  "$xring top $name --interval 0.2 2>$work/err; echo \"top exited \$?\" > $work/rc; sleep 60"
+until_screen "xring top - engine $name" || fail "no title (second run)"
+kill "$engine"
+end=$((SECONDS + 10))
+until [ -s "$work/rc" ] || ((SECONDS >= end)); do sleep 0.05; done
+[ "$(cat "$work/rc" 2>/dev/null)" = "top exited 1" ] || fail "engine gone: $(cat "$work/rc" 2>/dev/null)"
+grep -q "engine '$name' has stopped" "$work/err" || fail "engine gone said: $(cat "$work/err")"
+[ "$(wc -l <"$work/err")" -eq 1 ] || fail "engine gone: more than one line: $(cat "$work/err")"
+
+((fails == 0)) && echo "test_top: ok" || echo "test_top: $fails failure(s)"
+exit $((fails > 0))
