@@ -16,12 +16,15 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
 
 import xring
-from conftest import XRING_BIN
+from conftest import REPO, XRING_BIN
+
+EXAMPLES = REPO / "docs" / "examples"
 
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
 
@@ -303,6 +306,59 @@ def test_a_real_prometheus_scrapes_it(metered, tmp_path):
             f"http://127.0.0.1:{web}/api/v1/targets", timeout=5).read())
         health = [a["health"] for a in t["data"]["activeTargets"]]
         assert health == ["up"], t
+        # Every query of the example dashboard and alert rules is one this
+        # Prometheus accepts (a typo in PromQL is an error here).
+        for expr in example_queries():
+            q = urllib.parse.quote(expr.replace("$instance", ".*"))
+            r = json.loads(urllib.request.urlopen(
+                f"http://127.0.0.1:{web}/api/v1/query?query={q}", timeout=5).read())
+            assert r["status"] == "success", (expr, r)
     finally:
         prom.send_signal(signal.SIGTERM)
         prom.wait(30)
+
+
+def example_queries():
+    """The PromQL of docs/examples' Grafana dashboard and alert rules."""
+    dash = json.loads((EXAMPLES / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    rules = (EXAMPLES / "prometheus-alerts.yml").read_text()
+    # The rules file's exprs, folded or not (a YAML parser is not in the
+    # suite's dependencies; the file's shape is fixed: `expr:` then either
+    # the query or `|` and an indented block).
+    lines = rules.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().startswith("expr:"):
+            rest = line.split("expr:", 1)[1].strip()
+            if rest != "|":
+                exprs.append(rest)
+                continue
+            indent, block = None, []
+            for more in lines[i + 1:]:
+                if not more.strip():
+                    break
+                ind = len(more) - len(more.lstrip())
+                indent = indent if indent is not None else ind
+                if ind < indent:
+                    break
+                block.append(more.strip())
+            exprs.append(" ".join(block))
+    return exprs
+
+
+def test_examples_use_served_metrics(metered):
+    """The dashboard and alert rules name only families the engine serves,
+    and promtool accepts the rules."""
+    _, port = metered
+    _, types = parse(scrape(port))
+    exprs = example_queries()
+    assert len(exprs) >= 20
+    for expr in exprs:
+        for metric in re.findall(r"\b(xring_[a-z0-9_]+)", expr):
+            base = re.sub(r"_(bucket|sum|count)$", "", metric)
+            assert metric in types or base in types, f"{metric} in {expr!r} is not served"
+    promtool = shutil.which("promtool")
+    if promtool:
+        out = subprocess.run([promtool, "check", "rules", str(EXAMPLES / "prometheus-alerts.yml")],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0 and "SUCCESS: 8 rules found" in out.stdout, out.stdout + out.stderr
