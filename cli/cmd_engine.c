@@ -846,16 +846,22 @@ int xr_cmd_engine(int argc, char **argv)
 	struct xr_gdir_opts go;
 	if (vt)
 		games_opts(&ea, shapes, &go);
-	rc = make_host(&ea, vt ? &go : NULL, &h);
-	if (rc)
-		return rc;
-	uint16_t port = 0;
+	/* The endpoint listens before the control socket answers: whoever
+	 * sees the engine up may scrape it. */
+	struct xr_metrics *m = NULL;
 	char why[256];
-	if (ea.metrics_addr && xr_host_serve_metrics(h, ea.metrics_addr, &port, why, sizeof(why)) < 0) {
+	if (ea.metrics_addr && xr__metrics_open(ea.metrics_addr, &m, why, sizeof(why)) < 0) {
 		xr_cli_err("engine", "--metrics-addr: %s", why);
-		xr_host_destroy(h);
 		return XR_EXIT_FAIL;
 	}
+	uint16_t port = m ? xr__metrics_port(m) : 0;
+	rc = make_host(&ea, vt ? &go : NULL, &h);
+	if (rc) {
+		xr__metrics_close(m);
+		return rc;
+	}
+	if (m)
+		xr_host_serve_metrics(h, m);
 	struct sigaction sa = {.sa_handler = on_signal};
 	running_host = h;
 	sigaction(SIGINT, &sa, NULL);

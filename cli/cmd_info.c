@@ -20,6 +20,7 @@
 #include "cli/commands.h"
 #include "shm/arena_priv.h"
 #include "shm/backing.h"
+#include "shm/snapshot.h"
 #include "util/atomics.h"
 #include "util/clock.h"
 #include "util/fs.h"
@@ -131,29 +132,12 @@ static void print_engine(const struct xr_arena *a, bool json)
 		printf("  note     %s\n", h->note);
 }
 
-/* The upper bound, in ns, of the creation latency bucket where the q-th
- * quantile falls; 0 with no creation; UINT64_MAX in the last bucket,
- * which has none. */
-static uint64_t lat_quantile(const struct xr_game_stats *g, double q)
-{
-	uint64_t n = xr_load_relaxed(&g->lat_count), seen = 0;
-
-	if (!n)
-		return 0;
-	for (uint32_t b = 0; b + 1 < XR_GAME_LAT_BUCKETS; b++) {
-		seen += xr_load_relaxed(&g->lat_hist[b]);
-		if ((double)seen >= q * (double)n)
-			return 1ull << (10 + b);
-	}
-	return UINT64_MAX;
-}
-
-/* A quantile's bound as "< 1.05 ms", "< 2.1 s" or ">= 2.15 s" (the last
+/* A quantile's bound as "< 1.05 ms", "< 2.1 s" or ">= 68.7 s" (the last
  * bucket's), into buf. */
 static const char *ms_or_s(uint64_t ns, char buf[32])
 {
 	if (ns == UINT64_MAX)
-		snprintf(buf, 32, ">= %.3g s", (double)(1ull << (8 + XR_GAME_LAT_BUCKETS)) / 1e9);
+		snprintf(buf, 32, ">= %.3g s", (double)xr__snap_bucket_le(XR_SNAP_BUCKETS - 2) / 1e9);
 	else if (ns >= 1000000000ull)
 		snprintf(buf, 32, "< %.3g s", (double)ns / 1e9);
 	else
@@ -163,7 +147,10 @@ static const char *ms_or_s(uint64_t ns, char buf[32])
 
 static void print_games(const struct xr_game_stats *g, bool json)
 {
-	uint64_t p50 = lat_quantile(g, 0.5), p99 = lat_quantile(g, 0.99);
+	struct xr_snap_hist h = {0};
+
+	xr__snap_hist_add(&h, &g->creation);
+	uint64_t p50 = xr__snap_quantile(&h, 0.5), p99 = xr__snap_quantile(&h, 0.99);
 	char a50[32], a99[32];
 
 	if (json) {
@@ -287,21 +274,6 @@ static void print_readers(const struct xr_arena *a, uint32_t s, uint32_t r, bool
 		printf("      no readers\n");
 }
 
-/* The upper bound, in ns, of the bucket of sum holding quantile q. */
-static uint64_t rtt_quantile(const uint64_t *hist, uint64_t n, double q)
-{
-	uint64_t seen = 0;
-
-	if (!n)
-		return 0;
-	for (uint32_t b = 0; b < XR_AGENT_RTT_BUCKETS; b++) {
-		seen += hist[b];
-		if ((double)seen >= q * (double)n)
-			return 1ull << (10 + b);
-	}
-	return 1ull << (10 + XR_AGENT_RTT_BUCKETS - 1);
-}
-
 /* The agents the engine has had (live, or gone with their counts), each
  * summed over the rings' shards. */
 static void print_agents(const struct xr_arena *a, bool json)
@@ -315,7 +287,8 @@ static void print_agents(const struct xr_arena *a, bool json)
 		uint32_t state = xr_load_acquire(&f->state);
 		if (state == XR_AGENT_FREE)
 			continue;
-		uint64_t c[8] = {0}, hist[XR_AGENT_RTT_BUCKETS] = {0}, n = 0;
+		uint64_t c[8] = {0};
+		struct xr_snap_hist rtt = {0};
 		for (uint32_t r = 0; r < a->lay.n_rings; r++) {
 			const struct xr_agent_counts *k = &a->agent_stats[(size_t)i * a->lay.n_rings + r];
 			c[0] += xr_load_relaxed(&k->actions);
@@ -326,14 +299,12 @@ static void print_agents(const struct xr_arena *a, bool json)
 			c[5] += xr_load_relaxed(&k->illegal);
 			c[6] += xr_load_relaxed(&k->fallbacks);
 			c[7] += xr_load_relaxed(&k->waiting);
-			n += xr_load_relaxed(&k->rtt_count);
-			for (uint32_t b = 0; b < XR_AGENT_RTT_BUCKETS; b++)
-				hist[b] += xr_load_relaxed(&k->rtt_hist[b]);
+			xr__snap_hist_add(&rtt, &k->rtt);
 		}
 		char label[sizeof(f->label) + 1];
 		printable_label(label, f->label, sizeof(f->label));
-		uint64_t p50 = rtt_quantile(hist, n, 0.5), p99 = rtt_quantile(hist, n, 0.99),
-			 p999 = rtt_quantile(hist, n, 0.999);
+		uint64_t p50 = xr__snap_quantile(&rtt, 0.5), p99 = xr__snap_quantile(&rtt, 0.99),
+			 p999 = xr__snap_quantile(&rtt, 0.999);
 		const char *st = state == XR_AGENT_LIVE ? "live" : "gone";
 		if (json)
 			printf("%s{\"agent\":%u,\"state\":\"%s\",\"pid\":%d,\"uid\":%u,\"label\":"

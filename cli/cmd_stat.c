@@ -100,6 +100,20 @@ static void text_ring(const struct xr_snapshot *s, const struct xr_snap_ring *r,
 		       ", pending %" PRIu64 ", lag %" PRIu64 " KiB\n",
 		       d->slot, d->pid, d->uid, d->label, slot_state(d->state), policy_name(d->policy),
 		       d->read, d->dropped, d->pending, d->lag >> 10);
+		if (r->index == 0) {
+			/* What the reader counts itself: once, on its first ring. */
+			char a1[32], a2[32], w1[32], w2[32], f1[32], f2[32];
+			printf("        its own count: %" PRIu64 " batches, %" PRIu64 " sleeps, %" PRIu64
+			       " wakeups, %" PRIu64 " filtered, %" PRIu64 " copies; record age p50 %s"
+			       ", p99 %s; wakeup p50 %s, p99 %s; batch fill p50 %s, p99 %s\n",
+			       d->batches, d->sleeps, d->wakeups, d->filtered, d->copies,
+			       bound(xr__snap_quantile(&d->age, 0.5), a1),
+			       bound(xr__snap_quantile(&d->age, 0.99), a2),
+			       bound(xr__snap_quantile(&d->wake, 0.5), w1),
+			       bound(xr__snap_quantile(&d->wake, 0.99), w2),
+			       bound(xr__snap_quantile(&d->fill, 0.5), f1),
+			       bound(xr__snap_quantile(&d->fill, 0.99), f2));
+		}
 		any = true;
 	}
 	if (!any)
@@ -201,10 +215,24 @@ static void json(const struct xr_snapshot *s)
 		const struct xr_snap_reader *d = &s->readers[i];
 		printf("%s{\"slot\":%u,\"stream\":\"%s\",\"ring\":%u,\"pid\":%d,\"uid\":%u,"
 		       "\"label\":\"%s\",\"state\":\"%s\",\"policy\":\"%s\",\"read\":%" PRIu64
-		       ",\"dropped\":%" PRIu64 ",\"pending\":%" PRIu64 ",\"lag_bytes\":%" PRIu64 "}",
+		       ",\"dropped\":%" PRIu64 ",\"pending\":%" PRIu64 ",\"lag_bytes\":%" PRIu64,
 		       i ? "," : "", d->slot, s->streams[d->stream].name, s->rings[d->ring].index,
 		       d->pid, d->uid, d->label, slot_state(d->state), policy_name(d->policy), d->read,
 		       d->dropped, d->pending, d->lag);
+		/* The reader's own figures, the same on each of its rings. */
+		printf(",\"batches\":%" PRIu64 ",\"sleeps\":%" PRIu64 ",\"wakeups\":%" PRIu64
+		       ",\"filtered\":%" PRIu64 ",\"copies\":%" PRIu64,
+		       d->batches, d->sleeps, d->wakeups, d->filtered, d->copies);
+		json_q("age_p50_ns", &d->age, 0.5);
+		json_q("age_p99_ns", &d->age, 0.99);
+		json_q("wake_p50_ns", &d->wake, 0.5);
+		json_q("wake_p99_ns", &d->wake, 0.99);
+		json_q("fill_p50_ns", &d->fill, 0.5);
+		json_q("fill_p99_ns", &d->fill, 0.99);
+		json_hist("age_ns", &d->age);
+		json_hist("wake_ns", &d->wake);
+		json_hist("fill_ns", &d->fill);
+		printf("}");
 	}
 	printf("],\"agents\":[");
 	for (uint32_t i = 0; i < s->n_agents; i++) {

@@ -42,6 +42,7 @@
 #include "control/client.h"
 #include "control/proto.h"
 #include "shm/arena_priv.h"
+#include "shm/snapshot.h"
 #include "util/atomics.h"
 #include "xring/agent.h"
 #include "xring/error.h"
@@ -526,24 +527,9 @@ int xr_agent_release_batch(xr_agent *a, xr_obs_batch *b)
 	return 0;
 }
 
-/* The upper bound of the bucket holding quantile q of hist. */
-static uint64_t quantile(const uint64_t *hist, uint64_t count, double q)
-{
-	uint64_t want = (uint64_t)((double)count * q), seen = 0;
-
-	if (!count)
-		return 0;
-	for (uint32_t b = 0; b < XR_AGENT_RTT_BUCKETS; b++) {
-		seen += hist[b];
-		if (seen > want)
-			return 1ull << (10 + b);
-	}
-	return 1ull << (10 + XR_AGENT_RTT_BUCKETS - 1);
-}
-
 int xr_agent_stats_get(xr_agent *a, xr_agent_stats *s)
 {
-	uint64_t hist[XR_AGENT_RTT_BUCKETS] = {0};
+	struct xr_snap_hist rtt = {0};
 
 	if (!a || !s)
 		return -EINVAL;
@@ -571,13 +557,12 @@ int xr_agent_stats_get(xr_agent *a, xr_agent_stats *s)
 		s->illegal += xr_load_relaxed(&c->illegal);
 		s->fallbacks += xr_load_relaxed(&c->fallbacks);
 		s->waiting += xr_load_relaxed(&c->waiting);
-		s->rtt_count += xr_load_relaxed(&c->rtt_count);
-		for (uint32_t b = 0; b < XR_AGENT_RTT_BUCKETS; b++)
-			hist[b] += xr_load_relaxed(&c->rtt_hist[b]);
+		xr__snap_hist_add(&rtt, &c->rtt);
 	}
-	s->rtt_p50_ns = quantile(hist, s->rtt_count, 0.5);
-	s->rtt_p99_ns = quantile(hist, s->rtt_count, 0.99);
-	s->rtt_p999_ns = quantile(hist, s->rtt_count, 0.999);
+	s->rtt_count = rtt.count;
+	s->rtt_p50_ns = xr__snap_quantile(&rtt, 0.5);
+	s->rtt_p99_ns = xr__snap_quantile(&rtt, 0.99);
+	s->rtt_p999_ns = xr__snap_quantile(&rtt, 0.999);
 	return 0;
 }
 

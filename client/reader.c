@@ -48,6 +48,7 @@
 #include "record/filter.h"
 #include "shm/arena_priv.h"
 #include "shm/backing.h"
+#include "shm/hist.h"
 #include "util/atomics.h"
 #include "shm/ring_reader.h"
 #include "util/clock.h"
@@ -134,6 +135,9 @@ struct xr_reader {
 	bool armed;          /* xr_reader_arm() left us asleep */
 	uint64_t sleeps, wakeups;
 	uint64_t wake_hist[XR_LAT_BUCKETS]; /* wakeup latencies, log-linear */
+	/* Experience records: where t_ns is in a record of t_size bytes, for
+	 * the age and fill figures (t_size 0: not Experience, none kept). */
+	uint32_t t_off, t_size;
 	uint64_t wake_max;
 	uint64_t next_id;
 	bool engine_gone;    /* died without closing: drain, then XR_ECLOSED */
@@ -230,6 +234,12 @@ static int check_stream(struct xr_reader *r)
 		xr__set_last_reason("stream %s does not carry Experience records: it cannot be "
 				    "filtered", sd->name);
 		return -EINVAL;
+	}
+	xr_exp_template t;
+	r->t_size = 0;
+	if (sd->record_kind == XR_RECORD_EXPERIENCE && xr_exp_template_init(&t, &sd->shape) == 0) {
+		r->t_off = t.off_t_ns;
+		r->t_size = t.size;
 	}
 	return 0;
 }
@@ -387,6 +397,12 @@ static int attach(struct xr_reader *r)
 	 * our leases count from the first. */
 	for (uint32_t k = 0; k < r->n_rings; k++) {
 		rc = xr__rr_start(&r->rings[k]);
+		if (rc < 0 && r->rings[k].bad) {
+			xr__set_last_reason("engine %s's ring %u is malformed at byte %llu: %s",
+					    r->name, r->first_ring + k,
+					    (unsigned long long)r->rings[k].bad_at, r->rings[k].bad);
+			goto fail;
+		}
 		if (rc < 0) {
 			xr__set_last_reason("engine %s stopped in the middle of a publish on ring "
 					    "%u; restart the engine",
@@ -649,6 +665,7 @@ static void wake_up(struct xr_reader *r, uint64_t slept_at)
 		return;
 	uint64_t now = xr__now_ns(), last = 0;
 	r->wakeups++;
+	xr_store_relaxed(&r->page->figs.wakeups, r->wakeups);
 	/* From the newest publish: the one that woke us, or a later one (then
 	 * this reads a little low). */
 	for (uint32_t k = 0; k < r->n_rings; k++) {
@@ -660,6 +677,7 @@ static void wake_up(struct xr_reader *r, uint64_t slept_at)
 	 * or an eviction is not a wakeup latency. */
 	if (last > slept_at && now > last) {
 		r->wake_hist[lat_bucket(now - last)]++;
+		xr__hist_add(&r->page->figs.wake, now - last);
 		if (now - last > r->wake_max)
 			r->wake_max = now - last;
 	}
@@ -711,12 +729,51 @@ static int sleep_until_woken(struct xr_reader *r, uint32_t min, int64_t wait_ns,
 	 * cancel writes the cancel eventfd. */
 	rc = ppoll(pf, 2, wait_ns < 0 ? NULL : &ts, NULL);
 	r->sleeps++;
+	xr_store_relaxed(&r->page->figs.sleeps, r->sleeps);
 	if (pf[0].revents & (POLLHUP | POLLERR))
 		r->engine_gone = true;
 	wake_up(r, slept_at);
 	if (rc < 0 && errno == EINTR)
 		return -EINTR;
 	return cancelled(r) ? -EINTR : 0;
+}
+
+/* The t_ns of frame f, or 0 when it is not an Experience record of the
+ * stream's size (the engine checks records' sizes; this is for figures). */
+static uint64_t frame_t_ns(const struct xr_reader *r, const xr_frame *f)
+{
+	uint64_t t;
+
+	if (!r->t_size || f->len != r->t_size)
+		return 0;
+	memcpy(&t, (const uint8_t *)xr_frame_data(f) + r->t_off, sizeof(t));
+	return t;
+}
+
+/* A batch taken: its figures into our page for tools (we are the page's
+ * only writer: relaxed loads and stores, see shm/hist.h). The records are
+ * leased, so their t_ns are read while no writer may touch them. */
+static void count_batch(struct xr_reader *r, const xr_batch *b)
+{
+	struct xr_reader_figs *f = &r->page->figs;
+	uint64_t filtered = 0;
+
+	xr_store_relaxed(&f->batches, xr_load_relaxed(&f->batches) + 1);
+	for (uint32_t k = 0; k < r->n_rings; k++)
+		filtered += r->rings[k].filtered;
+	xr_store_relaxed(&f->filtered, filtered);
+	if (!r->t_size || !b->count)
+		return;
+	const xr_frame *first = b->frames ? b->frames[0] : b->first;
+	const xr_frame *last = b->frames ? b->frames[b->count - 1]
+					 : (b->stride ? (const xr_frame *)((const uint8_t *)b->first +
+								  (size_t)(b->count - 1) * b->stride)
+						      : NULL);
+	uint64_t t0 = frame_t_ns(r, first), t1 = last ? frame_t_ns(r, last) : 0, now = xr__now_ns();
+	if (t0 && now >= t0)
+		xr__hist_add(&f->age, now - t0);
+	if (t0 && t1 >= t0)
+		xr__hist_add(&f->fill, t1 - t0);
 }
 
 /* Takes what one walk of ring k found into b (or with b NULL, only counts
@@ -731,6 +788,7 @@ static int take(struct xr_reader *r, uint32_t k, uint32_t hi, struct xr_take *t,
 	}
 	xr__rr_commit(rr, t);
 	fill_batch(r, k, hi, t, b);
+	count_batch(r, b);
 	r->next_ring = (k + 1) % r->n_rings;
 	return (int)t->count;
 }
@@ -922,6 +980,12 @@ int xr_batch_release(xr_reader *r, xr_batch *b)
 	b->first = NULL;
 	b->frames = NULL;
 	return 0;
+}
+
+void xr_reader_note_copy(xr_reader *r)
+{
+	if (r && r->page)
+		xr_store_relaxed(&r->page->figs.copies, xr_load_relaxed(&r->page->figs.copies) + 1);
 }
 
 int xr_reader_stats_get(xr_reader *r, xr_reader_stats *s)

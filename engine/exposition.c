@@ -135,6 +135,11 @@ static void value(struct buf *b, uint64_t v, double scale)
 		put(b, " %.9g\n", (double)v * scale);
 }
 
+/* A histogram's series. Its buckets are log-linear, four a power of two
+ * (util/llhist.h); the exposition gives the cumulative counts at the powers
+ * of two only (256 ns .. 2^36 ns, 29 bounds), which are exact sums of
+ * whole buckets: what Prometheus needs for quantiles, at a quarter of the
+ * series. `xring stat` keeps the fine buckets. */
 static void hist_lines(struct buf *b, const char *name, const char *labels,
 		       const struct xr_snap_hist *h)
 {
@@ -142,6 +147,8 @@ static void hist_lines(struct buf *b, const char *name, const char *labels,
 
 	for (uint32_t k = 0; k + 1 < XR_SNAP_BUCKETS; k++) {
 		cum += h->b[k];
+		if (k && (k - 1) % XR_LL_SUB != XR_LL_SUB - 1)
+			continue; /* not at a power of two */
 		put(b, "%s_bucket{%s%sle=\"%.9g\"} %" PRIu64 "\n", name, labels, *labels ? "," : "",
 		    (double)xr__snap_bucket_le(k) * 1e-9, cum);
 	}
@@ -250,6 +257,67 @@ static void reader_families(struct buf *b, const struct xr_snapshot *s)
 	}
 }
 
+/* The figures a reader counts itself: one series per reader (its first
+ * ring's row carries them). */
+static void reader_own_families(struct buf *b, const struct xr_snapshot *s)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} fams[] = {
+		{"xring_reader_batches_total", "Batches the reader took.",
+		 offsetof(struct xr_snap_reader, batches)},
+		{"xring_reader_sleeps_total", "Times the reader slept waiting for a batch.",
+		 offsetof(struct xr_snap_reader, sleeps)},
+		{"xring_reader_wakeups_total", "Of those, the times a writer woke it.",
+		 offsetof(struct xr_snap_reader, wakeups)},
+		{"xring_reader_records_filtered_total", "Records the reader's filter skipped.",
+		 offsetof(struct xr_snap_reader, filtered)},
+		{"xring_reader_copies_total",
+		 "Batches copied out of the ring rather than viewed (bindings that copy).",
+		 offsetof(struct xr_snap_reader, copies)},
+	};
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} hists[] = {
+		{"xring_reader_record_age_seconds",
+		 "Age of each batch's oldest record when the reader took it (t_ns to the read).",
+		 offsetof(struct xr_snap_reader, age)},
+		{"xring_reader_wakeup_latency_seconds",
+		 "From the publish that woke the reader to the reader running again.",
+		 offsetof(struct xr_snap_reader, wake)},
+		{"xring_reader_batch_fill_seconds",
+		 "From a batch's first record's writing to its last's (t_ns).",
+		 offsetof(struct xr_snap_reader, fill)},
+	};
+	char labels[128];
+
+	for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
+		family(b, fams[f].name, "counter", fams[f].help);
+		for (uint32_t i = 0; i < s->n_readers; i++) {
+			const struct xr_snap_reader *d = &s->readers[i];
+			if (s->rings[d->ring].index != 0)
+				continue;
+			put(b, "%s{stream=\"%s\",slot=\"%u\",label=\"%s\"} %" PRIu64 "\n", fams[f].name,
+			    s->streams[d->stream].name, d->slot, d->label,
+			    *(const uint64_t *)((const char *)d + fams[f].off));
+		}
+	}
+	for (size_t f = 0; f < sizeof(hists) / sizeof(hists[0]); f++) {
+		family(b, hists[f].name, "histogram", hists[f].help);
+		for (uint32_t i = 0; i < s->n_readers; i++) {
+			const struct xr_snap_reader *d = &s->readers[i];
+			if (s->rings[d->ring].index != 0)
+				continue;
+			snprintf(labels, sizeof(labels), "stream=\"%s\",slot=\"%u\",label=\"%s\"",
+				 s->streams[d->stream].name, d->slot, d->label);
+			hist_lines(b, hists[f].name, labels,
+				   (const struct xr_snap_hist *)((const char *)d + hists[f].off));
+		}
+	}
+}
+
 static void agent_families(struct buf *b, const struct xr_snapshot *s)
 {
 	char labels[96];
@@ -308,6 +376,7 @@ int xr__metrics_render(const struct xr_snapshot *s, char **out, size_t *len)
 	engine_families(&b, s);
 	ring_and_shard_families(&b, s);
 	reader_families(&b, s);
+	reader_own_families(&b, s);
 	agent_families(&b, s);
 	if (b.oom) {
 		free(b.p);

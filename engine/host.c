@@ -97,14 +97,9 @@ xr_arena *xr_host_arena(struct xr_host *h)
 	return h->a;
 }
 
-int xr_host_serve_metrics(struct xr_host *h, const char *addr, uint16_t *port, char *why,
-			  size_t why_len)
+void xr_host_serve_metrics(struct xr_host *h, struct xr_metrics *m)
 {
-	int rc = xr__metrics_open(addr, &h->metrics, why, why_len);
-
-	if (rc == 0)
-		*port = xr__metrics_port(h->metrics);
-	return rc;
+	h->metrics = m;
 }
 
 const char *xr_host_socket(const struct xr_host *h)

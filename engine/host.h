@@ -35,13 +35,13 @@ int xr_host_create(const xr_arena_spec *spec, const xr_server_opts *so,
 
 xr_arena *xr_host_arena(struct xr_host *h);
 
-/* Serves the stats region in the Prometheus format at http://addr/metrics
- * (engine/metrics.h: addr is "HOST:PORT" on loopback) from the host's
- * housekeeping loop, once xr_host_run_*() runs. 0 and the port in *port
- * (the one chosen for port 0), or a negative errno with why[] saying what
- * and what to do. */
-int xr_host_serve_metrics(struct xr_host *h, const char *addr, uint16_t *port, char *why,
-			  size_t why_len);
+/* Serves the stats region in the Prometheus format from m (engine/
+ * metrics.h, opened by the caller before xr_host_create(), so that the
+ * endpoint listens before the control socket answers) in the host's
+ * housekeeping loop, once xr_host_run_*() runs. The host owns m from here
+ * on. */
+struct xr_metrics;
+void xr_host_serve_metrics(struct xr_host *h, struct xr_metrics *m);
 const char *xr_host_socket(const struct xr_host *h);
 
 /* Runs the games (eo->shard.stop is the host's own; eo->games its game

@@ -12,6 +12,7 @@
 #include "engine/timer_wheel.h"
 #include "engine/uring_clock.h"
 #include "shm/arena_priv.h"
+#include "shm/hist.h"
 #include "util/atomics.h"
 #include "util/clock.h"
 #include "xring/agent.h"
@@ -79,7 +80,7 @@ struct game_slot {
 /* An agent's counts on this shard, published on the stats tick. */
 struct agent_ctr {
 	uint64_t actions, timeouts, late, wrong_turn, out_of_range, illegal, fallbacks;
-	uint64_t rtt_count, rtt_sum_ns, rtt_hist[XR_AGENT_RTT_BUCKETS];
+	struct xr_lat rtt;
 };
 
 /* One stream the shard writes: its ring's writer and record template. */
@@ -142,8 +143,7 @@ struct shard {
 	struct xr_timer stats;
 	struct xr_shard_stats *st;      /* ours, in the arena header */
 	struct xr_game_stats *gst;      /* ...and our games' */
-	uint64_t lat_hist[XR_GAME_LAT_BUCKETS]; /* creation latencies */
-	uint64_t lat_count, lat_sum_ns;
+	struct xr_lat creation;         /* creation latencies */
 	uint64_t last_report_ns;        /* and the counts then, for rates */
 	uint64_t last_created, last_destroyed, last_resets, last_steps;
 	uint64_t now;
@@ -236,13 +236,8 @@ static void start_episode(struct game_slot *s, uint64_t e, bool fresh)
 static void creation_done(struct shard *sh, struct game_slot *s)
 {
 	uint64_t now = xr__now_ns(), ns = now > s->ordered_ns ? now - s->ordered_ns : 0;
-	uint32_t b = 0;
 
-	while (b + 1 < XR_GAME_LAT_BUCKETS && ns >= (1ull << (10 + b)))
-		b++;
-	sh->lat_hist[b]++;
-	sh->lat_count++;
-	sh->lat_sum_ns += ns;
+	xr__lat_add(&sh->creation, ns);
 	s->ordered_ns = 0;
 }
 
@@ -370,17 +365,6 @@ static void refresh_seats(struct shard *sh, struct game_slot *s)
 	}
 }
 
-static void rtt_add(struct agent_ctr *c, uint64_t ns)
-{
-	uint32_t b = 0;
-
-	while (b + 1 < XR_AGENT_RTT_BUCKETS && ns >= (1ull << (10 + b)))
-		b++;
-	c->rtt_hist[b]++;
-	c->rtt_count++;
-	c->rtt_sum_ns += ns;
-}
-
 /* The word in a held seat's action slot. ORDERING: AC2, relaxed: the word
  * is all the shard takes from the agent, tag and action together in one
  * 64-bit store (AC1, client/agent.c), so no other memory needs ordering
@@ -463,7 +447,7 @@ static void take_answer(struct shard *sh, struct game_slot *s, uint32_t p, uint6
 
 	if (want && tag == want) {
 		if (!sh->o->input_delay)
-			rtt_add(c, now - s->out_ns); /* this turn's records' answer */
+			xr__lat_add(&c->rtt, now - s->out_ns); /* this turn's records' answer */
 		if (a < 0 || (uint32_t)a >= n)
 			src = XR_SRC_OUT_OF_RANGE;
 		else
@@ -842,10 +826,7 @@ static void report_games(struct shard *sh)
 	xr_store_relaxed(&g->destroyed_per_s, per_s(r->destroyed, sh->last_destroyed, dt));
 	xr_store_relaxed(&g->resets_per_s, per_s(r->resets, sh->last_resets, dt));
 	xr_store_relaxed(&sh->st->steps_per_s, per_s(r->steps, sh->last_steps, dt));
-	for (uint32_t b = 0; b < XR_GAME_LAT_BUCKETS; b++)
-		xr_store_relaxed(&g->lat_hist[b], sh->lat_hist[b]);
-	xr_store_relaxed(&g->lat_count, sh->lat_count);
-	xr_store_relaxed(&g->lat_sum_ns, sh->lat_sum_ns);
+	xr__hist_publish(&g->creation, &sh->creation);
 	sh->last_report_ns = now;
 	sh->last_created = r->created;
 	sh->last_destroyed = r->destroyed;
@@ -924,10 +905,7 @@ static void report_agents(struct shard *sh)
 		xr_store_relaxed(&o->illegal, c->illegal);
 		xr_store_relaxed(&o->fallbacks, c->fallbacks);
 		xr_store_relaxed(&o->waiting, waiting[a]);
-		for (uint32_t b = 0; b < XR_AGENT_RTT_BUCKETS; b++)
-			xr_store_relaxed(&o->rtt_hist[b], c->rtt_hist[b]);
-		xr_store_relaxed(&o->rtt_count, c->rtt_count);
-		xr_store_relaxed(&o->rtt_sum_ns, c->rtt_sum_ns);
+		xr__hist_publish(&o->rtt, &c->rtt);
 	}
 }
 

@@ -102,13 +102,20 @@ static uint64_t agents_at(uint32_t max_readers, uint32_t n_rings)
 	return (n + XR_CACHELINE - 1) & ~(uint64_t)(XR_CACHELINE - 1);
 }
 
-/* The reader table's size: the readers' part, then the agents' (an entry
+/* Where the readers' own figures start: after the agents' part (an entry
  * per agent, and its counts per ring). */
-static uint64_t table_bytes(uint32_t max_readers, uint32_t n_rings)
+static uint64_t figs_at(uint32_t max_readers, uint32_t n_rings)
 {
 	return agents_at(max_readers, n_rings) +
 	       XR_MAX_AGENTS * (sizeof(struct xr_agent_info) +
 				(uint64_t)n_rings * sizeof(struct xr_agent_counts));
+}
+
+/* The reader table's size: readers, agents, then the readers' figures. */
+static uint64_t table_bytes(uint32_t max_readers, uint32_t n_rings)
+{
+	return figs_at(max_readers, n_rings) +
+	       (uint64_t)max_readers * sizeof(struct xr_reader_figs);
 }
 
 /* ---- sizing ---- */
@@ -496,12 +503,15 @@ static int publish_name(struct xr_arena *a, const char *tmp, const char *name)
 	return -EEXIST;
 }
 
-/* The agent table's two parts, in a mapped reader table. */
+/* The agent table's two parts and the readers' figures, in a mapped reader
+ * table. */
 static void map_agents(struct xr_arena *a)
 {
 	a->agents = (struct xr_agent_info *)((uint8_t *)a->infos +
 					     agents_at(a->lay.max_readers, a->lay.n_rings));
 	a->agent_stats = (struct xr_agent_counts *)(a->agents + XR_MAX_AGENTS);
+	a->figs = (struct xr_reader_figs *)((uint8_t *)a->infos +
+					    figs_at(a->lay.max_readers, a->lay.n_rings));
 }
 
 static void map_table(struct xr_arena *a)

@@ -139,6 +139,7 @@ struct xr_arena {
 	struct xr_cursor_view *views;     /* [n_rings][max_readers] */
 	struct xr_agent_info *agents;     /* [XR_MAX_AGENTS] */
 	struct xr_agent_counts *agent_stats; /* [XR_MAX_AGENTS][n_rings] */
+	struct xr_reader_figs *figs;      /* [max_readers]: the readers' own, mirrored */
 	uint8_t *ring_data[XR_MAX_RINGS];
 	uint64_t tab_mapped;         /* reader: length of the table mapping */
 	uint64_t hdr_mapped;         /* reader: length of the header mapping */

@@ -88,19 +88,19 @@ uint64_t xr__layout_fingerprint(void)
 		/* The games' stats (layout 5), which tools read. */
 		F(offsetof(struct xr_arena_hdr, games)),
 		F(offsetof(struct xr_game_stats, finals_lost)),
-		F(offsetof(struct xr_game_stats, lat_count)),
-		XR_GAME_LAT_BUCKETS,
+		F(offsetof(struct xr_game_stats, creation)),
 		/* The agent table (layout 6), after the cursor views. */
-		XR_MAX_AGENTS, XR_AGENT_RTT_BUCKETS,
+		XR_MAX_AGENTS,
 		F(sizeof(struct xr_agent_info)),
 		F(offsetof(struct xr_agent_info, seats)),
 		F(sizeof(struct xr_agent_counts)),
-		F(offsetof(struct xr_agent_counts, rtt_hist)),
+		F(offsetof(struct xr_agent_counts, rtt)),
 		/* The engine's stats and the shards' steps/s (layout 7). */
 		F(offsetof(struct xr_arena_hdr, engine)),
 		F(offsetof(struct xr_shard_stats, steps_per_s)),
-		F(sizeof(struct xr_game_stats)), F(offsetof(struct xr_game_stats, lat_sum_ns)),
-		F(offsetof(struct xr_agent_counts, rtt_sum_ns)),
+		F(sizeof(struct xr_game_stats)), F(sizeof(struct xr_hist)),
+		XR_LL_BUCKETS, XR_LL_MIN_SHIFT, XR_LL_SUB,
+		F(sizeof(struct xr_reader_figs)), F(offsetof(struct xr_peer_page, figs)),
 		XR_REFUSE_KINDS,
 	};
 	/* FNV-1a over the words: small, stable, good enough to tell layouts apart. */

@@ -11,10 +11,13 @@
  *   O_RDONLY fd and map it read-only: nothing in it is theirs to write)
  *     offset 0         HEADER: struct xr_arena_hdr: identity, backing, sizes,
  *                        streams[], rings[] (producer indices and stats),
- *                        shards[] (shard stats)
+ *                        shards[] (shard stats), games[], engine
  *     hdr->tab_off     READER TABLE: written by the engine only
  *                        struct xr_reader_info infos[max_readers]
  *                        struct xr_cursor_view views[n_rings][max_readers]
+ *                        struct xr_agent_info agents[XR_MAX_AGENTS]
+ *                        struct xr_agent_counts counts[XR_MAX_AGENTS][n_rings]
+ *                        struct xr_reader_figs figs[max_readers]
  *     rings[i].data_off RING DATA, one per ring (mapped twice, back to back)
  *
  *   PEER PAGE (one per reader: a sealed memfd the engine creates at
@@ -38,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/llhist.h"
 #include "xring/record.h"
 #include "xring/types.h"
 
@@ -50,7 +54,7 @@
 #define XR_MAX_READERS_LIMIT 256
 #define XR_PATH_MAX 192
 #define XR_NOTE_MAX 160
-#define XR_PEER_PAGE_SIZE 4096u
+#define XR_PEER_PAGE_SIZE 8192u
 
 /* Arena lifecycle, hdr->state. */
 enum {
@@ -152,9 +156,16 @@ struct xr_shard_stats {
 	_Atomic uint64_t steps_per_s; /* over the last stats period (layout 7) */
 };
 
-/* Creation latency buckets: bucket 0 below 2^10 ns, bucket b (b >= 1)
- * [2^(9+b), 2^(10+b)) ns, the last one everything from 2^(8+N) ns. */
-#define XR_GAME_LAT_BUCKETS 23
+/* A latency histogram (layout 7): XR_LL_BUCKETS log-linear buckets
+ * (util/llhist.h), their count and the sum of what they counted. One
+ * writer stores each field relaxed; a tool reading them a moment apart may
+ * see count and buckets differ by what came in between. */
+struct xr_hist {
+	_Atomic uint64_t count;
+	_Atomic uint64_t sum_ns;
+	_Atomic uint64_t b[XR_LL_BUCKETS];
+	uint8_t pad_[32];
+};
 
 /* A shard's games at runtime (engine/shard.c, on its stats tick; relaxed
  * stores by that shard only): lifecycle orders it took, and how long each
@@ -169,10 +180,7 @@ struct xr_game_stats {
 	_Atomic uint64_t created_per_s; /* over the last stats period */
 	_Atomic uint64_t destroyed_per_s;
 	_Atomic uint64_t resets_per_s;
-	_Atomic uint64_t lat_count;
-	_Atomic uint64_t lat_hist[XR_GAME_LAT_BUCKETS];
-	_Atomic uint64_t lat_sum_ns;    /* the latencies' sum (layout 7) */
-	uint8_t pad_[XR_CACHELINE - 8];
+	struct xr_hist creation;        /* request -> the game's first record */
 };
 
 /* Why the control socket refused a request or a connection (the counts of
@@ -277,7 +285,6 @@ struct xr_cursor_view {
  * of state LIVE), the counts by each shard on its stats tick (relaxed).
  */
 #define XR_MAX_AGENTS 64
-#define XR_AGENT_RTT_BUCKETS 23 /* as XR_GAME_LAT_BUCKETS: 2^10 ns .. */
 
 enum {
 	XR_AGENT_FREE = 0,
@@ -309,10 +316,7 @@ struct xr_agent_counts {
 	_Atomic uint64_t illegal;      /* an action the mask forbade */
 	_Atomic uint64_t fallbacks;    /* all but actions */
 	_Atomic uint64_t waiting;      /* seats whose records wait for an answer now */
-	_Atomic uint64_t rtt_count;    /* answers timed: record written -> seen */
-	_Atomic uint64_t rtt_hist[XR_AGENT_RTT_BUCKETS];
-	_Atomic uint64_t rtt_sum_ns;   /* the round trips' sum (layout 7) */
-	uint8_t pad_[XR_CACHELINE - 8];
+	struct xr_hist rtt;            /* answers timed: record written -> seen */
 };
 
 /*
@@ -361,6 +365,24 @@ struct xr_cursor {
  * that it cannot shrink or grow under the engine's mapping), initialises it,
  * and passes it to that reader only; a slot's next reader gets a new page.
  */
+/*
+ * What a reader counts of its own reading (layout 7): written by the
+ * reader alone into its page (relaxed), copied by the engine's
+ * housekeeping into the reader table (struct xr_reader_figs there too,
+ * after the agents) for tools, as numbers to show, never to act on.
+ */
+struct xr_reader_figs {
+	_Atomic uint64_t batches;   /* batches taken */
+	_Atomic uint64_t sleeps;    /* times it slept waiting for a batch */
+	_Atomic uint64_t wakeups;   /* ...and a writer woke it */
+	_Atomic uint64_t filtered;  /* records its filter skipped */
+	_Atomic uint64_t copies;    /* batches copied out (bindings that copy) */
+	uint64_t pad_[3];
+	struct xr_hist age;         /* a batch's oldest record's age when taken */
+	struct xr_hist wake;        /* the publish that woke it -> running again */
+	struct xr_hist fill;        /* a batch's first record -> its last (t_ns) */
+};
+
 struct xr_peer_page {
 	/* Sleep/wake (shm/wake.c): nonzero while the reader sleeps, a
 	 * generation the reader picks; a writer that wakes it swaps it back to
@@ -369,6 +391,8 @@ struct xr_peer_page {
 	uint32_t pad0_;
 	uint8_t pad1_[XR_CACHELINE - 8];
 	struct xr_cursor cursors[XR_MAX_RINGS]; /* by ring index in the arena */
+	uint8_t pad2_[XR_CACHELINE];            /* figs on its own lines */
+	struct xr_reader_figs figs;             /* layout 7 */
 };
 
 /* ---- the frozen layout ---- */
@@ -399,19 +423,19 @@ _Static_assert(offsetof(struct xr_arena_hdr, state) == 512, "hdr state line");
 _Static_assert(offsetof(struct xr_arena_hdr, streams) == 576, "hdr streams");
 _Static_assert(offsetof(struct xr_arena_hdr, rings) % XR_CACHELINE == 0, "rings aligned");
 _Static_assert(sizeof(struct xr_shard_stats) == XR_CACHELINE, "shard stats are one line");
-_Static_assert(sizeof(struct xr_game_stats) == 5 * XR_CACHELINE, "game stats are 5 lines");
+_Static_assert(sizeof(struct xr_hist) == 15 * XR_CACHELINE, "a histogram is 15 lines");
+_Static_assert(sizeof(struct xr_game_stats) == 16 * XR_CACHELINE, "game stats are 16 lines");
 _Static_assert(offsetof(struct xr_game_stats, finals_lost) == 32, "game stats finals_lost");
-_Static_assert(offsetof(struct xr_game_stats, lat_count) == 64, "game stats lat_count");
-_Static_assert(offsetof(struct xr_game_stats, lat_hist) == 72, "game stats lat_hist");
+_Static_assert(offsetof(struct xr_game_stats, creation) == 64, "game stats creation");
 _Static_assert(offsetof(struct xr_arena_hdr, games) ==
 		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 5 * XR_CACHELINE,
 	       "hdr games");
 _Static_assert(offsetof(struct xr_arena_hdr, engine) ==
-		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 10 * XR_CACHELINE,
+		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 21 * XR_CACHELINE,
 	       "hdr engine");
 _Static_assert(sizeof(struct xr_engine_stats) == XR_CACHELINE, "engine stats are one line");
 _Static_assert(sizeof(struct xr_arena_hdr) ==
-		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 10 * XR_CACHELINE + XR_CACHELINE,
+		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 21 * XR_CACHELINE + XR_CACHELINE,
 	       "hdr size");
 _Static_assert(offsetof(struct xr_arena_hdr, writer_uid) == 496, "hdr writer_uid");
 _Static_assert(sizeof(struct xr_reader_info) == 64, "reader info is one line");
@@ -420,8 +444,9 @@ _Static_assert(sizeof(struct xr_cursor_view) == 32, "cursor view is half a line"
 _Static_assert(sizeof(struct xr_cursor) == XR_CACHELINE, "cursor is one line");
 _Static_assert(sizeof(struct xr_agent_info) == XR_CACHELINE, "agent info is one line");
 _Static_assert(offsetof(struct xr_agent_info, seats) == 32, "agent info seats");
-_Static_assert(sizeof(struct xr_agent_counts) == 5 * XR_CACHELINE, "agent stats are 5 lines");
-_Static_assert(offsetof(struct xr_agent_counts, rtt_hist) == 72, "agent stats rtt_hist");
+_Static_assert(sizeof(struct xr_agent_counts) == 16 * XR_CACHELINE, "agent stats are 16 lines");
+_Static_assert(offsetof(struct xr_agent_counts, rtt) == 64, "agent stats rtt");
+_Static_assert(sizeof(struct xr_reader_figs) == 46 * XR_CACHELINE, "reader figures are 46 lines");
 _Static_assert(offsetof(struct xr_cursor, wake_pos) == 40, "cursor wake hints");
 _Static_assert(offsetof(struct xr_peer_page, cursors) == XR_CACHELINE, "peer page cursors");
 _Static_assert(sizeof(struct xr_peer_page) <= XR_PEER_PAGE_SIZE, "a peer page fits one page");

@@ -179,6 +179,29 @@ uint64_t xr__peers_new_owner(struct xr_arena *a)
 	return ++a->peers->next_owner;
 }
 
+/* A histogram a reader wrote, into the table (NULL: zeros). */
+static void copy_hist(struct xr_hist *dst, const struct xr_hist *src)
+{
+	xr_store_relaxed(&dst->count, src ? xr_load_relaxed(&src->count) : 0);
+	xr_store_relaxed(&dst->sum_ns, src ? xr_load_relaxed(&src->sum_ns) : 0);
+	for (uint32_t b = 0; b < XR_LL_BUCKETS; b++)
+		xr_store_relaxed(&dst->b[b], src ? xr_load_relaxed(&src->b[b]) : 0);
+}
+
+/* A reader's own figures (its page, untrusted: numbers to show, copied as
+ * they are, never followed), into the table for tools; NULL: zeros. */
+static void copy_figs(struct xr_reader_figs *dst, const struct xr_reader_figs *src)
+{
+	xr_store_relaxed(&dst->batches, src ? xr_load_relaxed(&src->batches) : 0);
+	xr_store_relaxed(&dst->sleeps, src ? xr_load_relaxed(&src->sleeps) : 0);
+	xr_store_relaxed(&dst->wakeups, src ? xr_load_relaxed(&src->wakeups) : 0);
+	xr_store_relaxed(&dst->filtered, src ? xr_load_relaxed(&src->filtered) : 0);
+	xr_store_relaxed(&dst->copies, src ? xr_load_relaxed(&src->copies) : 0);
+	copy_hist(&dst->age, src ? &src->age : NULL);
+	copy_hist(&dst->wake, src ? &src->wake : NULL);
+	copy_hist(&dst->fill, src ? &src->fill : NULL);
+}
+
 /* Backs slot i with page i of a new memfd of n pages, which its holder can
  * write but neither shrink (the engine's loads would fault) nor grow, and
  * returns a descriptor of it to hand over. Only page i is ever touched; the
@@ -242,6 +265,9 @@ int xr__peer_claim(struct xr_arena *a, const struct xr_peer_claim *c, int *page_
 		if (c->label)
 			memcpy(info->label, c->label, strnlen(c->label, sizeof(info->label) - 1));
 		xr_store_relaxed(&info->evict_reason, XR_EVICT_NONE);
+		/* The last reader's figures go with its slot (zero is what a
+		 * new page holds, so relaxed stores, like the mirror's). */
+		copy_figs(&a->figs[i], NULL);
 		for (uint32_t r = 0; r < a->lay.n_rings; r++) {
 			struct xr_cursor_view *v = xr__view(a, r, i);
 			xr_store_relaxed(&v->read, 0);
@@ -359,6 +385,7 @@ void xr__peers_mirror(struct xr_arena *a)
 			xr_store_relaxed(&v->pending, wr >= next ? wr - next : 0);
 			xr_store_relaxed(&v->lag, head - pos <= cap ? head - pos : cap);
 		}
+		copy_figs(&a->figs[i], &p->page->figs);
 	}
 	xr__peers_leave(t, XR_PAGES_HOUSEKEEPING);
 }

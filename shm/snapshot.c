@@ -28,7 +28,15 @@ const char *xr__snap_refusal_name(uint32_t k)
 
 uint64_t xr__snap_bucket_le(uint32_t b)
 {
-	return b + 1 < XR_SNAP_BUCKETS ? 1ull << (10 + b) : UINT64_MAX;
+	return xr_ll_upper(b);
+}
+
+void xr__snap_hist_add(struct xr_snap_hist *h, const struct xr_hist *src)
+{
+	h->count += xr_load_relaxed(&src->count);
+	h->sum_ns += xr_load_relaxed(&src->sum_ns);
+	for (uint32_t b = 0; b < XR_SNAP_BUCKETS; b++)
+		h->b[b] += xr_load_relaxed(&src->b[b]);
 }
 
 uint64_t xr__snap_quantile(const struct xr_snap_hist *h, double q)
@@ -97,10 +105,7 @@ static void take_ring(const struct xr_arena *a, uint32_t r, struct xr_snap_ring 
 	o->resets = xr_load_relaxed(&g->resets);
 	o->finals = xr_load_relaxed(&g->finals);
 	o->finals_lost = xr_load_relaxed(&g->finals_lost);
-	o->creation.count = xr_load_relaxed(&g->lat_count);
-	o->creation.sum_ns = xr_load_relaxed(&g->lat_sum_ns);
-	for (uint32_t b = 0; b < XR_SNAP_BUCKETS; b++)
-		o->creation.b[b] = xr_load_relaxed(&g->lat_hist[b]);
+	xr__snap_hist_add(&o->creation, &g->creation);
 }
 
 static void take_readers(const struct xr_arena *a, struct xr_snapshot *s)
@@ -108,6 +113,7 @@ static void take_readers(const struct xr_arena *a, struct xr_snapshot *s)
 	s->n_readers = 0;
 	for (uint32_t slot = 0; slot < a->lay.max_readers; slot++) {
 		const struct xr_reader_info *f = &a->infos[slot];
+		const struct xr_reader_figs *g = &a->figs[slot];
 		/* Pairs with PI1 (shm/peers.c): the entry's identity fields. */
 		uint32_t state = xr_load_acquire(&f->state);
 		if (state == XR_SLOT_FREE || f->stream >= a->lay.n_streams)
@@ -123,6 +129,14 @@ static void take_readers(const struct xr_arena *a, struct xr_snapshot *s)
 				.read = xr_load_relaxed(&v->read), .dropped = xr_load_relaxed(&v->dropped),
 				.pending = xr_load_relaxed(&v->pending), .lag = xr_load_relaxed(&v->lag)};
 			printable(o->label, f->label, sizeof(f->label));
+			o->batches = xr_load_relaxed(&g->batches);
+			o->sleeps = xr_load_relaxed(&g->sleeps);
+			o->wakeups = xr_load_relaxed(&g->wakeups);
+			o->filtered = xr_load_relaxed(&g->filtered);
+			o->copies = xr_load_relaxed(&g->copies);
+			xr__snap_hist_add(&o->age, &g->age);
+			xr__snap_hist_add(&o->wake, &g->wake);
+			xr__snap_hist_add(&o->fill, &g->fill);
 		}
 	}
 }
@@ -155,10 +169,7 @@ static void take_agents(const struct xr_arena *a, struct xr_snapshot *s)
 			o->illegal += xr_load_relaxed(&k->illegal);
 			o->fallbacks += xr_load_relaxed(&k->fallbacks);
 			o->waiting += xr_load_relaxed(&k->waiting);
-			o->rtt.count += xr_load_relaxed(&k->rtt_count);
-			o->rtt.sum_ns += xr_load_relaxed(&k->rtt_sum_ns);
-			for (uint32_t b = 0; b < XR_SNAP_BUCKETS; b++)
-				o->rtt.b[b] += xr_load_relaxed(&k->rtt_hist[b]);
+			xr__snap_hist_add(&o->rtt, &k->rtt);
 		}
 	}
 }

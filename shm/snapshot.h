@@ -21,18 +21,17 @@
 
 #include "shm/arena_priv.h"
 
-/* Histograms as the arena keeps them: bucket 0 below 2^10 ns, bucket b
- * [2^(9+b), 2^(10+b)) ns, the last everything above (XR_GAME_LAT_BUCKETS
- * and XR_AGENT_RTT_BUCKETS are both 23). */
-#define XR_SNAP_BUCKETS 23
-_Static_assert(XR_GAME_LAT_BUCKETS == XR_SNAP_BUCKETS, "one bucket scheme");
-_Static_assert(XR_AGENT_RTT_BUCKETS == XR_SNAP_BUCKETS, "one bucket scheme");
+/* A histogram as read from the arena (struct xr_hist: the log-linear
+ * buckets of util/llhist.h). */
+#define XR_SNAP_BUCKETS XR_LL_BUCKETS
 
 struct xr_snap_hist {
 	uint64_t count, sum_ns;
 	uint64_t b[XR_SNAP_BUCKETS];
 };
 
+/* Adds arena histogram src into h (relaxed loads). */
+void xr__snap_hist_add(struct xr_snap_hist *h, const struct xr_hist *src);
 /* The upper bound in ns of bucket b (the last: UINT64_MAX, +Inf). */
 uint64_t xr__snap_bucket_le(uint32_t b);
 /* The upper bound in ns of the bucket holding quantile q of h; 0 when h is
@@ -62,6 +61,10 @@ struct xr_snap_reader {
 	uint64_t attach_ns;            /* CLOCK_REALTIME */
 	char label[17];                /* printable (peer-chosen) */
 	uint64_t read, dropped, pending, lag;
+	/* What the reader counts itself (struct xr_reader_figs, mirrored by
+	 * the engine; per reader, the same on each of its rings' rows). */
+	uint64_t batches, sleeps, wakeups, filtered, copies;
+	struct xr_snap_hist age, wake, fill;
 };
 
 struct xr_snap_agent {

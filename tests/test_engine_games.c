@@ -146,7 +146,7 @@ static void engine_stop(struct engine *e)
 		e->st_destroyed += xr_load_relaxed(&g->destroyed);
 		e->st_resets += xr_load_relaxed(&g->resets);
 		e->st_finals += xr_load_relaxed(&g->finals);
-		e->st_lat_count += xr_load_relaxed(&g->lat_count);
+		e->st_lat_count += xr_load_relaxed(&g->creation.count);
 	}
 	xr_host_destroy(e->h);
 }

@@ -256,6 +256,11 @@ XR_API int xr_batch_release(xr_reader *r, xr_batch *b);
  * publish; xr_last_reason() says which, as at attach). */
 XR_API int xr_reader_stats_get(xr_reader *r, xr_reader_stats *s);
 
+/* Counts one batch of r copied out of the ring rather than viewed in place,
+ * in the figures tools show for this reader (`xring stat`'s copies): for
+ * bindings that copy where they cannot view. NULL is ignored. */
+XR_API void xr_reader_note_copy(xr_reader *r);
+
 /* Releases every lease, frees the reader's slot and the handle. Safe after
  * any error, including XR_ECLOSED and XR_EEVICTED. NULL is ignored. */
 XR_API void xr_reader_detach(xr_reader *r);

@@ -251,6 +251,7 @@ static PyObject *obs_new(Agent *self, const xr_obs_batch *b)
 	self->batches++;
 	if (ob->copy_reason) {
 		self->copies++;
+		xr_reader_note_copy(xr_agent_reader(self->a));
 		if (gather_fields(&self->tpl, b->frames[0], b->frames, b->count, ob->fields) < 0) {
 			Py_DECREF(ob);
 			return NULL;

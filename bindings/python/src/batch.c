@@ -287,6 +287,7 @@ PyObject *batch_new(Reader *rd, const xr_batch *b)
 	self->copy_reason = why_copy(rd, b);
 	rd->batches++;
 	if (self->copy_reason) {
+		xr_reader_note_copy(rd->r);
 		/* Copy out, then give the records back at once. Allocating may run
 		 * other threads, one of which may be in read() by the time we
 		 * release: reader_release defers then. */

@@ -362,3 +362,37 @@ def test_examples_use_served_metrics(metered):
         out = subprocess.run([promtool, "check", "rules", str(EXAMPLES / "prometheus-alerts.yml")],
                              capture_output=True, text=True, timeout=30)
         assert out.returncode == 0 and "SUCCESS: 8 rules found" in out.stdout, out.stdout + out.stderr
+
+
+def test_a_readers_own_figures_reach_stat(metered):
+    """What a reader counts itself (batches, filtered, copies, record age,
+    wakeups) reaches `xring stat` and the endpoint through its page."""
+    e, port = metered
+    taken = copied = 0
+    with xring.attach(e.name, timeout=5).reader(batch=64, games=[(0, 4)], label="own",
+                                                 policy="lossy") as r:
+        while taken < 200:
+            b = r.read(timeout=5)
+            assert b is not None
+            taken += 1
+            copied += b.copied is not None
+            b.release()
+        deadline = time.monotonic() + 5
+        while True:
+            mine = [d for d in stat(e.name, e.env)["readers"] if d["label"] == "own"]
+            assert len(mine) == 1
+            d = mine[0]
+            if d["batches"] >= taken:
+                break
+            assert time.monotonic() < deadline, d
+            time.sleep(0.02)
+        text = scrape(port)
+    assert d["filtered"] > 0             # 45 of the 50 games' records
+    assert d["copies"] == copied
+    assert d["age_ns"]["count"] >= taken
+    assert d["age_p50_ns"] is not None and d["age_p99_ns"] >= d["age_p50_ns"]
+    assert d["fill_ns"]["count"] >= taken
+    assert d["wakeups"] <= d["sleeps"]
+    values, _ = parse(text)
+    assert one(values, "xring_reader_batches_total", label="own") >= taken
+    assert one(values, "xring_reader_record_age_seconds_count", label="own") >= taken
