@@ -29,22 +29,4 @@ if(XR_FLATC AND XR_PYTHON3)
 else()
   message(STATUS "flatc or python3 not found: test_record_interop not registered")
 endif()
-
-# libFuzzer target for the verifier (clang only). It compiles the record
-# sources itself so that they carry the fuzzer's coverage instrumentation.
-option(XRING_LIBFUZZER "Build the libFuzzer record verifier target (clang)" OFF)
-if(XRING_LIBFUZZER)
-  if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
-    message(FATAL_ERROR "XRING_LIBFUZZER needs clang (CC=clang)")
-  endif()
-  add_executable(fuzz_record_verify fuzz/fuzz_record_verify.c
-    ${PROJECT_SOURCE_DIR}/record/verify.c
-    ${PROJECT_SOURCE_DIR}/record/experience.c
-    ${PROJECT_SOURCE_DIR}/util/error.c)
-  target_include_directories(fuzz_record_verify PRIVATE
-    ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR})
-  target_compile_options(fuzz_record_verify PRIVATE ${XR_WARNINGS}
-    -fsanitize=fuzzer,address,undefined)
-  target_link_options(fuzz_record_verify PRIVATE
-    -fsanitize=fuzzer,address,undefined)
-endif()
+# Its libFuzzer target, fuzz_record_verify, and its corpus replay: tests/fuzz/fuzz.cmake.
