@@ -165,6 +165,16 @@ int xr__rr_start(struct xr_ring_rd *rr)
 		 * rather than count records from before the attach as lost. */
 		if (rr->pos == at)
 			break;
+		/* Unless the ring is malformed: a writer publishes before it
+		 * moves tail, never past the head it published (make_room),
+		 * and R2, which read the tail pos is now, pairs with W2, so a
+		 * head loaded after it is at least pos. A tail past the head
+		 * would have this loop take the same snapshot for ever. */
+		if ((int64_t)(xr_load_acquire(&rr->rd->head) - rr->pos) < 0) {
+			rr->bad = "a tail past the head, which no writer leaves";
+			rr->bad_at = rr->pos;
+			return -EPROTO;
+		}
 	}
 	xr__rr_mirror(rr);
 	return 0;

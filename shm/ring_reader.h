@@ -66,7 +66,8 @@ void xr__rr_init(struct xr_ring_rd *rr, const struct xr_ring_desc *rd,
 
 /* Puts the reader at the newest record (attach). Slot must be ACTIVE.
  * Returns 0, or -EPROTO: the writer stayed mid-publish for
- * XR_SNAPSHOT_MAX_NS (it died or was stopped in the middle of one). */
+ * XR_SNAPSHOT_MAX_NS (it died or was stopped in the middle of one; rr->bad
+ * NULL), or the ring's tail is past its head (rr->bad says so). */
 int xr__rr_start(struct xr_ring_rd *rr);
 
 /*
