@@ -276,12 +276,40 @@ static bool drop_conn(struct xr_server *c, uint32_t i)
 	return true;
 }
 
+/*
+ * A kept connection may hold messages its peer sent that were never read:
+ * those queued behind the one it was hung up for. Where the kernel lets
+ * descriptors through (no SO_PASSRIGHTS), one of them may carry the peer's
+ * own end of this very connection; closed by the peer, that end then lives
+ * on in flight in our receive queue, the replies it has not read with it,
+ * and the connection would be kept for ever, counted against its uid. So
+ * each look at a kept connection reads one such message out, and hands
+ * what it carried to the closing thread, under the caps on_message keeps.
+ * The peer can add none (the connection is shut down): they run out.
+ */
+static void read_out(struct xr_server *c, struct conn *k)
+{
+	uint8_t b[XR_CTL_MSG_MAX + 1];
+	int fds[XR_CTL_FDS_MAX], n_fds;
+
+	if (xr__closer_stuck(c->closer, k->uid) >= XR_CTL_CLOSING_MAX ||
+	    xr__closer_total(c->closer) >= closing_total_max)
+		return;
+	xr__ctl_recv(k->fd, b, sizeof(b), fds, &n_fds, MSG_DONTWAIT);
+	dispose_fds(c, fds, n_fds, k->uid);
+}
+
 /* Connections whose peers have read all or closed leave the table. */
 static void reap_drained(struct xr_server *c)
 {
-	for (uint32_t i = c->n_conns; i-- > 0;)
-		if (c->conns[i].draining && unread(c->conns[i].fd) == 0)
+	for (uint32_t i = c->n_conns; i-- > 0;) {
+		if (!c->conns[i].draining)
+			continue;
+		if (unread(c->conns[i].fd) == 0)
 			forget_conn(c, i);
+		else
+			read_out(c, &c->conns[i]);
+	}
 }
 
 static bool in_list(const uint32_t *l, uint32_t n, uint32_t v)

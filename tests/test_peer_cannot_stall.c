@@ -43,6 +43,13 @@
  *                    to its next connection, and descriptors in flight,
  *                    counted against the engine's uid, piled up until
  *                    every ATTACHED failed).
+ *   own_end_in_flight_not_kept   peers that send garbage, then a message
+ *                    carrying their own end of the connection, and close
+ *                    without reading (kernels without SO_PASSRIGHTS): their
+ *                    places are free again (formerly: their ends lived on
+ *                    in flight in the engine's receive queue, the replies
+ *                    stayed unread, and the connections were kept until the
+ *                    engine stopped; found by tests/fuzz/fuzz_control.c).
  *   wake_work_is_bounded   eight filtered readers that re-sleep at every
  *                    publish with a wake position far behind head
  *                    (formerly: the writer walked the ring from there on
@@ -553,6 +560,55 @@ static void unread_replies_stay_counted(void)
 	       "its uid's place until read; freed %.0f ms after\n", ms);
 }
 
+/* A peer hung up on with replies unread, whose unread messages carry its
+ * own end of the connection (kernels without SO_PASSRIGHTS): once it
+ * closes, that end lives on in flight, in the engine's receive queue, and
+ * keeps the replies unread for ever. The engine reads such messages out of
+ * a connection it keeps (found by the control fuzzer, tests/fuzz: formerly
+ * the connection stayed in the table after the peer was gone, counted
+ * against its uid, until the engine stopped; with the engine's uid, until
+ * the table was full for every uid). */
+static void own_end_in_flight_not_kept(void)
+{
+	enum { CONNS = 3, SESSIONS = 30 };
+	char name[64], buf[512];
+	xr_server_opts o = {.max_conns_per_uid = CONNS};
+	xr_server *srv;
+	int cycles = 0, fd, s;
+
+	xr_arena *a = served("inflight", name, &o, false, &srv);
+	const char *path = xr_server_path(srv);
+
+	for (int i = 0; i < SESSIONS; i++) {
+		/* Refused at accept while the uid has CONNS kept: then the
+		 * cycles so far were enough. */
+		CHECK((s = peer_connect(path)) >= 0);
+		if (peer_send(s, XR_CTL_ATTACH, 1, NULL, 0, NULL, 0) == 0 &&
+		    send(s, "garbage!", 8, MSG_NOSIGNAL) == 8 &&
+		    peer_send(s, XR_CTL_ATTACH, 2, NULL, 0, &s, 1) == 0)
+			cycles++; /* queued behind the garbage, or read: either way */
+		close(s);
+	}
+	uint64_t t0 = xr__now_ns();
+	for (;;) {
+		CHECK((s = peer_connect(path)) >= 0);
+		if (peer_send(s, XR_CTL_ATTACH, 1, NULL, 0, NULL, 0) == 0 &&
+		    peer_recv(s, buf, sizeof(buf), &fd, 5000) > 0 && fd >= 0)
+			break;
+		close(s);
+		if (xr__now_ns() - t0 > 5 * SEC)
+			FAILF("connections of peers gone, their own ends in flight, are still "
+			      "counted 5 s after (%d sessions sent theirs)", cycles);
+		poll(NULL, 0, 10); /* a pause between tries, not a synchronisation */
+	}
+	close(fd);
+	close(s);
+	unserve(a, srv);
+	printf("own_end_in_flight_not_kept: %d peers sent their own end behind garbage and "
+	       "closed; a new connection served %.0f ms after the last\n", cycles,
+	       (double)(xr__now_ns() - t0) / 1e6);
+}
+
 /* An engine that does not accept (busy, or paused as above) with its
  * listen queue full: a reader's connect gives up after 5 s with a reason
  * (formerly: a blocking connect() waited for as long as that lasted). */
@@ -681,6 +737,7 @@ int main(void)
 	passed_fd_never_blocks(false);
 	lingering_closes_stay_with_their_uid();
 	unread_replies_stay_counted();
+	own_end_in_flight_not_kept();
 	closing_cap_pauses_accept();
 	full_queue_times_out();
 	wake_work_is_bounded();
