@@ -7,15 +7,21 @@
 
 #include "cli/args.h"
 
+/* One line, whatever the message quotes: an argument, a path or a peer's
+ * reason with a newline or an escape sequence in it would otherwise break
+ * the line (or drive the terminal), so control bytes print as '?'. */
 void xr_cli_err(const char *cmd, const char *fmt, ...)
 {
+	char msg[1024];
 	va_list ap;
 
-	fprintf(stderr, "xring %s: ", cmd);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	fprintf(stderr, "xring %s: %s\n", cmd, msg);
 }
 
 static bool parse_scaled(const char *s, uint64_t unit, uint64_t *out)
