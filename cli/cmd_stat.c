@@ -225,10 +225,13 @@ static void json(const struct xr_snapshot *s)
 		       d->batches, d->sleeps, d->wakeups, d->filtered, d->copies);
 		json_q("age_p50_ns", &d->age, 0.5);
 		json_q("age_p99_ns", &d->age, 0.99);
+		json_q("age_p999_ns", &d->age, 0.999);
 		json_q("wake_p50_ns", &d->wake, 0.5);
 		json_q("wake_p99_ns", &d->wake, 0.99);
+		json_q("wake_p999_ns", &d->wake, 0.999);
 		json_q("fill_p50_ns", &d->fill, 0.5);
 		json_q("fill_p99_ns", &d->fill, 0.99);
+		json_q("fill_p999_ns", &d->fill, 0.999);
 		json_hist("age_ns", &d->age);
 		json_hist("wake_ns", &d->wake);
 		json_hist("fill_ns", &d->fill);
