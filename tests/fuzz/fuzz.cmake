@@ -19,7 +19,8 @@ set(XR_FUZZ_DIR ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
 set(XR_FUZZ_HARNESSES
   "record_verify 15 4096"
   "arena_open 25 24576"
-  "control 30 16384")
+  "control 30 16384"
+  "shm_peers 30 512")
 
 foreach(h ${XR_FUZZ_HARNESSES})
   separate_arguments(h)

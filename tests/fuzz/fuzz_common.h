@@ -11,6 +11,9 @@
  */
 
 #include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <time.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -82,6 +85,28 @@ static inline uint64_t fz_u64(struct fz_in *in)
 	uint64_t v;
 	fz_bytes(in, &v, 8);
 	return v;
+}
+
+/* poll() that a signal does not end early: libFuzzer's timeout is a
+ * SIGALRM each second, which any thread may take. */
+static inline int fz_poll(struct pollfd *pf, nfds_t n, int ms)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		int rc = poll(pf, n, ms);
+		if (rc >= 0 || errno != EINTR)
+			return rc;
+		if (ms < 0)
+			continue;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		int64_t spent = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+		if (spent >= ms)
+			return 0;
+		ms -= (int)spent;
+		t0 = t;
+	}
 }
 
 static char fz_dir_path[64];

@@ -251,7 +251,7 @@ static void read_replies(int s, struct session *ss, bool wait)
 
 	while (!ss->gone) {
 		struct pollfd pf = {.fd = s, .events = POLLIN};
-		int rc = poll(&pf, 1, wait ? ANSWER_MS : 0);
+		int rc = fz_poll(&pf, 1, wait ? ANSWER_MS : 0);
 		if (rc == 0) {
 			if (wait)
 				FZ_FAIL("the server answered nothing for %d ms", ANSWER_MS);
@@ -322,7 +322,7 @@ static int request(int s, uint16_t type, const void *body, uint32_t len, void *r
 	if (xr__ctl_send(s, type, 1, body, len, NULL, 0) < 0)
 		return 0;
 	for (;;) {
-		if (poll(&pf, 1, ANSWER_MS) != 1)
+		if (fz_poll(&pf, 1, ANSWER_MS) != 1)
 			return 0;
 		n = xr__ctl_recv(s, reply, cap, fds, &n_fds, MSG_DONTWAIT);
 		if (n == -EAGAIN)

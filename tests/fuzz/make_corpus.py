@@ -264,6 +264,76 @@ def record_seeds():
     return s
 
 
+# ---- fuzz_shm_peers.c
+LEASE, POS, NEXT_SEQ, READ, DROPPED, WAKE_POS, WAKE_NEED = range(7)
+ABS, HEAD, TAIL, OWN = range(4)
+
+
+def cur(field, base, v, ring=0):
+    return bytes([0, ring, field, base]) + u64(v)
+
+
+def sleep_gen(v):
+    return bytes([1]) + u32(v)
+
+
+def slot(i, v):
+    return bytes([2]) + struct.pack('<H', i) + u64(v)
+
+
+def wait(n=7):
+    return bytes([3, n])
+
+
+def agent(how, d=0, a=0):
+    return bytes([4, how, d & 0xff]) + struct.pack('<i', a)
+
+
+def read(m):
+    return bytes([5, m])
+
+
+def scribble(seed):
+    return bytes([6]) + u64(seed)
+
+
+def shm_seeds():
+    s = {}
+    write(s, 'nothing', b'')
+    write(s, 'lease-at-head', cur(LEASE, HEAD, 0) + wait())
+    write(s, 'lease-in-window', cur(LEASE, HEAD, -4096) + wait() + wait())
+    write(s, 'lease-ahead', cur(LEASE, HEAD, 4096) + wait())
+    write(s, 'lease-far-behind', cur(LEASE, HEAD, -(1 << 30)) + wait())
+    write(s, 'lease-zero', cur(LEASE, ABS, 0) + wait())
+    write(s, 'lease-at-tail', cur(LEASE, TAIL, 0) + wait() + wait())
+    write(s, 'lease-other-ring', cur(LEASE, HEAD, 0, ring=0x81) + wait())
+    write(s, 'sleep-far-behind', cur(WAKE_POS, HEAD, -(1 << 20)) + cur(WAKE_NEED, ABS, 1000) +
+          sleep_gen(12345) + wait(7) + wait(7))
+    write(s, 'sleep-ahead', cur(WAKE_POS, HEAD, 1 << 20) + cur(WAKE_NEED, ABS, 0) +
+          sleep_gen(1) + wait())
+    write(s, 'sleep-need-huge', cur(WAKE_POS, HEAD, 0) + cur(WAKE_NEED, ABS, 0xffffffff) +
+          sleep_gen(7) + wait())
+    write(s, 'counters', cur(POS, HEAD, 0) + cur(NEXT_SEQ, ABS, 2**63) + cur(READ, OWN, -5) +
+          cur(DROPPED, ABS, 2**64 - 1) + wait())
+    write(s, 'read-hold', read(0x40 | 63) + read(0x40 | 63) + read(0x40 | 63) +
+          read(0x40 | 63) + wait() + wait())
+    write(s, 'read-hold-release', read(0x40 | 10) + wait() + read(0x80 | 0x40 | 10))
+    write(s, 'read-then-lease-back', read(0x40 | 5) + cur(LEASE, OWN, -64) + wait())
+    write(s, 'answers', agent(0, 0, 0) + wait() + agent(0, 0, -1) + wait() +
+          agent(0, 0, 5000) + wait() + agent(0, 0, -2**31) + wait())
+    write(s, 'answers-bent-tags', agent(1, -1, 0) + wait() + agent(1, 1, 0) + wait() +
+          agent(1, 100, 3) + wait() + agent(1, -128, 7) + wait())
+    write(s, 'answers-none', agent(2) + wait() + agent(3) + wait() + agent(0) + wait())
+    write(s, 'slots-raw', slot(0, 2**64 - 1) + slot(1, (1 << 32) | 3) + slot(8, 0) +
+          slot(9, 0x7fffffff00000001) + wait() + wait())
+    write(s, 'scribble-reader', scribble(0x9e3779b97f4a7c14) + wait() + wait())
+    write(s, 'scribble-agent', scribble(0x9e3779b97f4a7c17) + wait() + wait())
+    write(s, 'reattach', read(0x40 | 8) + bytes([7]) + read(0x40 | 8) + wait())
+    write(s, 'mixed', read(0x40 | 3) + agent(3) + cur(LEASE, HEAD, -1024) + sleep_gen(3) +
+          cur(WAKE_POS, TAIL, 0) + slot(2, 5) + wait() + agent(1, 2, 1) + read(0x80) + wait())
+    return s
+
+
 def emit(harness, seeds):
     if seeds is None:
         return
@@ -281,7 +351,7 @@ def emit(harness, seeds):
 def main():
     want = sys.argv[1:]
     for harness, make in [('record_verify', record_seeds), ('arena_open', arena_seeds),
-                          ('control', control_seeds)]:
+                          ('control', control_seeds), ('shm_peers', shm_seeds)]:
         if not want or harness in want:
             emit(harness, make())
 
