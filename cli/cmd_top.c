@@ -134,9 +134,9 @@ static void draw(struct view *v)
 	row++;
 	if (row < rows - 1) {
 		attron(A_REVERSE);
-		mvprintw(row++, 0, "%-5s %7s %-16s %-9s %-9s %11s %10s %10s %10s  (sorted by %s%s)",
+		mvprintw(row++, 0, "%-5s %7s %-16s %-9s %-9s %11s %10s %10s %10s %9s  (sorted by %s%s)",
 			 "SLOT", "PID", "READER", "POLICY", "STATE", "rec/s", "dropped", "pending",
-			 "lag KiB", key_names[v->key], v->reverse ? ", reversed" : "");
+			 "lag KiB", "age p99", key_names[v->key], v->reverse ? ", reversed" : "");
 		attroff(A_REVERSE);
 	}
 	sort_view = v;
@@ -144,12 +144,14 @@ static void draw(struct view *v)
 	for (uint32_t i = 0; i < s->n_readers && row < rows - 1; i++) {
 		const struct xr_snap_reader *d = &s->readers[i];
 		const char *pol = xr_policy_name((xr_policy)d->policy);
+		char age[16];
+		us(age, sizeof(age), xr__snap_quantile(&d->age, 0.99));
 		mvprintw(row++, 0, "%-5u %7d %-16.16s %-9s %-9s %11.0f %10" PRIu64 " %10" PRIu64
-				   " %10" PRIu64,
+				   " %10" PRIu64 " %9s",
 			 d->slot, d->pid, d->label, pol ? pol : "?",
 			 d->state == XR_SLOT_ACTIVE ? "active" : d->state == XR_SLOT_EVICTED ? "EVICTED"
 											    : "attaching",
-			 reader_rate(v, d), d->dropped, d->pending, d->lag >> 10);
+			 reader_rate(v, d), d->dropped, d->pending, d->lag >> 10, age);
 	}
 	row++;
 	if (row < rows - 1) {
