@@ -7,6 +7,8 @@
 #      with the extension built under ASan+UBSan (the sanitizers preloaded
 #      into Debian's python3)
 #   4. the tests labelled threads under TSan
+#   5. every libFuzzer harness for a short bounded time (clang; the same
+#      harnesses' corpus replays ran in 1 and 3): docs/fuzzing.md
 # Long soaks and benchmarks live in perf/, not here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,5 +41,13 @@ LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.s
 echo "== 4. threaded ring tests under TSan"
 scripts/build.sh build-tsan -DXRING_TSAN=ON -DXRING_PERF=OFF -DXRING_PYTHON=OFF
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -L threads
+
+echo "== 5. libFuzzer harnesses (clang), bounded"
+# Only the fuzz targets are built here (the rest of the tree is the gcc
+# builds' job); clang warns of casts gcc accepts (-Wcast-align), so no -Werror.
+cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DXRING_LIBFUZZER=ON -DXRING_PERF=OFF \
+  -DXRING_PYTHON=OFF -DXRING_LTO=OFF >/dev/null
+cmake --build build-fuzz -j"$(nproc)" --target fuzzers >/dev/null
+ctest --test-dir build-fuzz --output-on-failure -L libfuzzer
 
 echo "== all suites passed"
