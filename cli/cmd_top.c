@@ -8,6 +8,7 @@
 #include <curses.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,23 +68,49 @@ static double reader_rate(const struct view *v, const struct xr_snap_reader *d)
 	return p ? rate(v, d->read, p->read) : 0.0;
 }
 
-static const struct view *sort_view; /* qsort has no context argument */
+/* A reader row to draw: its sort key and rate, worked out once per draw
+ * (matching rows with the last snapshot is a scan: not in the comparison). */
+struct row {
+	double key, rate;
+	const struct xr_snap_reader *d;
+};
+
+static bool reverse_order; /* qsort has no context argument */
 
 static int by_key(const void *x, const void *y)
 {
-	const struct xr_snap_reader *a = x, *b = y;
-	double ka = 0, kb = 0;
+	const struct row *a = x, *b = y;
+	int c = a->key < b->key ? 1 : a->key > b->key ? -1 : 0; /* largest first */
 
-	switch (sort_view->key) {
-	case BY_RATE: ka = reader_rate(sort_view, a); kb = reader_rate(sort_view, b); break;
-	case BY_LAG: ka = (double)a->lag; kb = (double)b->lag; break;
-	case BY_PENDING: ka = (double)a->pending; kb = (double)b->pending; break;
-	case BY_DROPPED: ka = (double)a->dropped; kb = (double)b->dropped; break;
-	default: ka = -(double)(a->slot * XR_MAX_RINGS + a->ring);
-		kb = -(double)(b->slot * XR_MAX_RINGS + b->ring);
+	return reverse_order ? -c : c;
+}
+
+static double key_of(const struct view *v, const struct xr_snap_reader *d, double r)
+{
+	switch (v->key) {
+	case BY_RATE: return r;
+	case BY_LAG: return (double)d->lag;
+	case BY_PENDING: return (double)d->pending;
+	case BY_DROPPED: return (double)d->dropped;
 	}
-	int c = ka < kb ? 1 : ka > kb ? -1 : 0; /* largest first */
-	return sort_view->reverse ? -c : c;
+	return -(double)(d->slot * XR_MAX_RINGS + d->ring);
+}
+
+/* One line at row, cut at the screen's width: ncurses wraps a longer one
+ * into the next row (and some versions crash formatting a line longer than
+ * a small window holds). */
+static void put_line(int row, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put_line(int row, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (row < LINES)
+		mvaddnstr(row, 0, buf, COLS);
 }
 
 static void us(char *buf, size_t n, uint64_t ns)
@@ -91,7 +118,9 @@ static void us(char *buf, size_t n, uint64_t ns)
 	if (!ns)
 		snprintf(buf, n, "-");
 	else if (ns == UINT64_MAX)
-		snprintf(buf, n, ">4s");
+		snprintf(buf, n, ">=%.3gs", (double)xr__snap_bucket_le(XR_SNAP_BUCKETS - 2) / 1e9);
+	else if (ns >= 1000000000ull)
+		snprintf(buf, n, "<%.3gs", (double)ns / 1e9);
 	else if (ns >= 1000000ull)
 		snprintf(buf, n, "<%.3gms", (double)ns / 1e6);
 	else
@@ -108,21 +137,21 @@ static void draw(struct view *v)
 	for (uint32_t k = 0; k < XR_REFUSE_KINDS; k++)
 		refused += s->refusals[k];
 	attron(A_BOLD);
-	mvprintw(row++, 0, "xring top - engine %s  pid %d  up %.0f s  heartbeat %.2f s ago%s", s->name,
+	put_line(row++, "xring top - engine %s  pid %d  up %.0f s  heartbeat %.2f s ago%s", s->name,
 		 s->pid, s->uptime_s, s->heartbeat_age_s, s->open ? "" : "  CLOSED");
 	attroff(A_BOLD);
-	mvprintw(row++, 0, "%s  %.0f MiB  connections %" PRIu64 " open, %" PRIu64
+	put_line(row++, "%s  %.0f MiB  connections %" PRIu64 " open, %" PRIu64
 			   " accepted  refused %" PRIu64 "  readers %u  agents %u",
 		 s->backing, (double)s->size / 1048576.0, s->conns_open, s->connections, refused,
 		 s->n_readers, s->n_agents);
 	row++;
 	attron(A_REVERSE);
-	mvprintw(row++, 0, "%-12s %4s %11s %8s %6s %7s %8s %6s %6s %11s %5s", "RING", "#", "rec/s",
+	put_line(row++, "%-12s %4s %11s %8s %6s %7s %8s %6s %6s %11s %5s", "RING", "#", "rec/s",
 		 "MiB/s", "fill%", "stops", "stopped", "evict", "games", "steps/s", "cpu%");
 	attroff(A_REVERSE);
 	for (uint32_t i = 0; i < s->n_rings && row < rows - 1; i++) {
 		const struct xr_snap_ring *r = &s->rings[i], *p = &v->prev.rings[i];
-		mvprintw(row++, 0, "%-12.12s %4u %11.0f %8.1f %6.1f %7" PRIu64 " %7.2fs %6" PRIu64
+		put_line(row++, "%-12.12s %4u %11.0f %8.1f %6.1f %7" PRIu64 " %7.2fs %6" PRIu64
 				   " %6" PRIu64 " %11" PRIu64 " %5.0f%s",
 			 s->streams[r->stream].name, r->index, rate(v, r->written, p->written),
 			 rate(v, r->bytes, p->bytes) / 1048576.0,
@@ -134,29 +163,37 @@ static void draw(struct view *v)
 	row++;
 	if (row < rows - 1) {
 		attron(A_REVERSE);
-		mvprintw(row++, 0, "%-5s %7s %-16s %-9s %-9s %11s %10s %10s %10s %9s  (sorted by %s%s)",
+		put_line(row++, "%-5s %7s %-16s %-9s %-9s %11s %10s %10s %10s %9s  (sorted by %s%s)",
 			 "SLOT", "PID", "READER", "POLICY", "STATE", "rec/s", "dropped", "pending",
 			 "lag KiB", "age p99", key_names[v->key], v->reverse ? ", reversed" : "");
 		attroff(A_REVERSE);
 	}
-	sort_view = v;
-	qsort(s->readers, s->n_readers, sizeof(*s->readers), by_key);
-	for (uint32_t i = 0; i < s->n_readers && row < rows - 1; i++) {
-		const struct xr_snap_reader *d = &s->readers[i];
+	struct row *rs = calloc(s->n_readers ? s->n_readers : 1, sizeof(*rs));
+	for (uint32_t i = 0; rs && i < s->n_readers; i++) {
+		double r = reader_rate(v, &s->readers[i]);
+		rs[i] = (struct row){.key = key_of(v, &s->readers[i], r), .rate = r,
+				     .d = &s->readers[i]};
+	}
+	reverse_order = v->reverse;
+	if (rs)
+		qsort(rs, s->n_readers, sizeof(*rs), by_key);
+	for (uint32_t i = 0; rs && i < s->n_readers && row < rows - 1; i++) {
+		const struct xr_snap_reader *d = rs[i].d;
 		const char *pol = xr_policy_name((xr_policy)d->policy);
 		char age[16];
 		us(age, sizeof(age), xr__snap_quantile(&d->age, 0.99));
-		mvprintw(row++, 0, "%-5u %7d %-16.16s %-9s %-9s %11.0f %10" PRIu64 " %10" PRIu64
+		put_line(row++, "%-5u %7d %-16.16s %-9s %-9s %11.0f %10" PRIu64 " %10" PRIu64
 				   " %10" PRIu64 " %9s",
 			 d->slot, d->pid, d->label, pol ? pol : "?",
 			 d->state == XR_SLOT_ACTIVE ? "active" : d->state == XR_SLOT_EVICTED ? "EVICTED"
 											    : "attaching",
-			 reader_rate(v, d), d->dropped, d->pending, d->lag >> 10, age);
+			 rs[i].rate, d->dropped, d->pending, d->lag >> 10, age);
 	}
+	free(rs);
 	row++;
 	if (row < rows - 1) {
 		attron(A_REVERSE);
-		mvprintw(row++, 0, "%-5s %7s %-16s %-5s %8s %11s %9s %9s %8s %9s %9s %9s", "AGENT",
+		put_line(row++, "%-5s %7s %-16s %-5s %8s %11s %9s %9s %8s %9s %9s %9s", "AGENT",
 			 "PID", "LABEL", "STATE", "seats", "actions/s", "fallback", "timeout",
 			 "waiting", "rtt p50", "rtt p99", "rtt p999");
 		attroff(A_REVERSE);
@@ -171,13 +208,13 @@ static void draw(struct view *v)
 		us(q50, sizeof(q50), xr__snap_quantile(&g->rtt, 0.5));
 		us(q99, sizeof(q99), xr__snap_quantile(&g->rtt, 0.99));
 		us(q999, sizeof(q999), xr__snap_quantile(&g->rtt, 0.999));
-		mvprintw(row++, 0, "%-5u %7d %-16.16s %-5s %8" PRIu64 " %11.0f %9" PRIu64 " %9" PRIu64
+		put_line(row++, "%-5u %7d %-16.16s %-5s %8" PRIu64 " %11.0f %9" PRIu64 " %9" PRIu64
 				   " %8" PRIu64 " %9s %9s %9s",
 			 g->id, g->pid, g->label, g->state == XR_AGENT_LIVE ? "live" : "gone", g->seats,
 			 p ? rate(v, g->actions, p->actions) : 0.0, g->fallbacks, g->timeouts,
 			 g->waiting, q50, q99, q999);
 	}
-	mvprintw(rows - 1, 0, "q quit  s sort readers  r reverse");
+	put_line(rows - 1, "q quit  s sort readers  r reverse");
 	refresh();
 }
 

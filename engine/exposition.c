@@ -146,7 +146,9 @@ static void hist_lines(struct buf *b, const char *name, const char *labels,
 	uint64_t cum = 0;
 
 	for (uint32_t k = 0; k + 1 < XR_SNAP_BUCKETS; k++) {
-		cum += h->b[k];
+		/* Saturating: a reader's own figures are what it wrote, and a
+		 * cumulative series must not wrap and go down. */
+		cum = h->b[k] > UINT64_MAX - cum ? UINT64_MAX : cum + h->b[k];
 		if (k && (k - 1) % XR_LL_SUB != XR_LL_SUB - 1)
 			continue; /* not at a power of two */
 		put(b, "%s_bucket{%s%sle=\"%.9g\"} %" PRIu64 "\n", name, labels, *labels ? "," : "",
@@ -154,7 +156,8 @@ static void hist_lines(struct buf *b, const char *name, const char *labels,
 	}
 	/* +Inf is the count: the buckets are read a moment apart from it, and
 	 * a cumulative series must not go down. */
-	cum += h->b[XR_SNAP_BUCKETS - 1];
+	uint64_t last = h->b[XR_SNAP_BUCKETS - 1];
+	cum = last > UINT64_MAX - cum ? UINT64_MAX : cum + last;
 	uint64_t count = h->count > cum ? h->count : cum;
 	put(b, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, *labels ? "," : "", count);
 	put(b, "%s_sum{%s} %.9g\n", name, labels, (double)h->sum_ns * 1e-9);

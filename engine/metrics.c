@@ -17,19 +17,34 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "engine/metrics.h"
 #include "util/clock.h"
 
+/* A rendered exposition, shared by the cache and every connection still
+ * sending it: a client that never reads holds a reference, not a copy. */
+struct blob {
+	uint32_t refs;
+	size_t len;
+	char data[];
+};
+
 struct mconn {
 	int fd;                        /* -1: free */
 	uint64_t deadline;             /* CLOCK_MONOTONIC ns */
+	uint64_t born;                 /* accepted, for choosing whom to drop */
 	size_t got;                    /* request bytes read */
 	char req[XR_METRICS_REQ_MAX];
-	char *out;                     /* the answer, once rendered */
-	size_t out_len, sent;
+	bool answering;                /* head and body are set: sending them */
 	bool draining;                 /* answered: reading to the client's end */
+	char head[256];                /* the status line and headers */
+	size_t head_len;
+	const char *body;              /* into blob, or a static message */
+	size_t body_len;
+	struct blob *blob;             /* a reference, or NULL */
+	size_t sent;                   /* of head, then body */
 };
 
 struct xr_metrics {
@@ -37,10 +52,15 @@ struct xr_metrics {
 	uint16_t port;
 	struct mconn c[XR_METRICS_CONNS];
 	int where[1 + XR_METRICS_CONNS]; /* pollfd k -> c[where[k]] (k >= 1) */
-	char *cache;                   /* the last exposition rendered... */
-	size_t cache_len;
+	struct blob *cache;            /* the last exposition rendered... */
 	uint64_t cache_ns;             /* ...and when: reused for XR_METRICS_CACHE_NS */
 };
+
+static void unref(struct blob *b)
+{
+	if (b && --b->refs == 0)
+		free(b);
+}
 
 /* A client asking in a loop gets the same text for this long: rendering
  * is the only work a request costs the housekeeping loop. */
@@ -62,7 +82,7 @@ int xr__metrics_parse_addr(const char *addr, uint32_t *ip_be, uint16_t *port, ch
 	host[colon - addr] = '\0';
 	errno = 0;
 	unsigned long p = strtoul(colon + 1, &end, 10);
-	if (!colon[1] || *end || errno || p > 65535) {
+	if (colon[1] < '0' || colon[1] > '9' || *end || errno || p > 65535) {
 		snprintf(why, len, "'%s': the port must be 0..65535", addr);
 		return -EINVAL;
 	}
@@ -124,11 +144,12 @@ uint16_t xr__metrics_port(const struct xr_metrics *m)
 static void drop(struct mconn *c)
 {
 	close(c->fd);
-	free(c->out);
+	unref(c->blob);
 	c->fd = -1;
-	c->out = NULL;
-	c->got = c->out_len = c->sent = 0;
-	c->draining = false;
+	c->blob = NULL;
+	c->body = NULL;
+	c->got = c->head_len = c->body_len = c->sent = 0;
+	c->answering = c->draining = false;
 }
 
 int xr__metrics_pollfds(const struct xr_metrics *m, struct pollfd *pf)
@@ -140,7 +161,7 @@ int xr__metrics_pollfds(const struct xr_metrics *m, struct pollfd *pf)
 	for (int i = 0; i < XR_METRICS_CONNS; i++) {
 		if (m->c[i].fd < 0)
 			continue;
-		bool writing = m->c[i].out && !m->c[i].draining;
+		bool writing = m->c[i].answering && !m->c[i].draining;
 		pf[n] = (struct pollfd){.fd = m->c[i].fd, .events = writing ? POLLOUT : POLLIN};
 		mm->where[n++] = i;
 	}
@@ -166,40 +187,62 @@ static void on_accept(struct xr_metrics *m)
 		int fd = accept4(m->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
-		int i = 0;
-		while (i < XR_METRICS_CONNS && m->c[i].fd >= 0)
+		int i = 0, idle = -1;
+		while (i < XR_METRICS_CONNS && m->c[i].fd >= 0) {
+			/* The oldest that has not sent a whole request yet. */
+			if (!m->c[i].answering && (idle < 0 || m->c[i].born < m->c[idle].born))
+				idle = i;
 			i++;
+		}
 		if (i == XR_METRICS_CONNS) {
-			close(fd); /* full: the client sees a reset and retries */
-			continue;
+			/* Full: the oldest silent connection makes way, so that
+			 * clients that connect and say nothing cannot keep a
+			 * scraper out (it sends its request at once, and is then
+			 * past this); with none silent, the newcomer goes. */
+			if (idle < 0) {
+				close(fd);
+				continue;
+			}
+			drop(&m->c[idle]);
+			i = idle;
 		}
 		m->c[i].fd = fd;
-		m->c[i].deadline = xr__now_ns() + XR_METRICS_DEADLINE_MS * 1000000ull;
+		m->c[i].born = xr__now_ns();
+		m->c[i].deadline = m->c[i].born + XR_METRICS_DEADLINE_MS * 1000000ull;
 	}
 }
 
-/* The exposition as of at most XR_METRICS_CACHE_NS ago, or NULL. */
-static const char *exposition(struct xr_metrics *m, const struct xr_arena *a, size_t *len)
+/* The exposition as of at most XR_METRICS_CACHE_NS ago (a new reference),
+ * or NULL. */
+static struct blob *exposition(struct xr_metrics *m, const struct xr_arena *a)
 {
 	uint64_t now = xr__now_ns();
 	struct xr_snapshot s;
-	char *body;
+	char *text;
+	size_t len;
 
-	if (m->cache && now - m->cache_ns < XR_METRICS_CACHE_NS) {
-		*len = m->cache_len;
-		return m->cache;
+	if (!m->cache || now - m->cache_ns >= XR_METRICS_CACHE_NS) {
+		if (xr__snap_take(a, &s) < 0)
+			return NULL;
+		int rc = xr__metrics_render(&s, &text, &len);
+		xr__snap_free(&s);
+		if (rc < 0)
+			return NULL;
+		struct blob *b = malloc(sizeof(*b) + len);
+		if (!b) {
+			free(text);
+			return NULL;
+		}
+		memcpy(b->data, text, len);
+		free(text);
+		b->len = len;
+		b->refs = 1; /* the cache's */
+		unref(m->cache);
+		m->cache = b;
+		m->cache_ns = now;
 	}
-	if (xr__snap_take(a, &s) < 0)
-		return NULL;
-	int rc = xr__metrics_render(&s, &body, len);
-	xr__snap_free(&s);
-	if (rc < 0)
-		return NULL;
-	free(m->cache);
-	m->cache = body;
-	m->cache_len = *len;
-	m->cache_ns = now;
-	return body;
+	m->cache->refs++;
+	return m->cache;
 }
 
 /* The answer to a complete request head in c->req. */
@@ -208,9 +251,8 @@ static void answer(struct xr_metrics *m, struct mconn *c, const struct xr_arena 
 	static const char ok[] = "HTTP/1.1 200 OK\r\n"
 				 "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
 				 "Content-Length: %zu\r\nConnection: close\r\n\r\n";
-	const char *status = NULL, *msg = NULL, *body = NULL;
+	const char *status = NULL, *msg = NULL;
 	bool head = !strncmp(c->req, "HEAD ", 5);
-	size_t body_len = 0;
 
 	if (memchr(c->req, '\0', c->got)) {
 		status = "400 Bad Request";
@@ -229,30 +271,21 @@ static void answer(struct xr_metrics *m, struct mconn *c, const struct xr_arena 
 			msg = "not found: the metrics are at /metrics\n";
 		}
 	}
-	if (!status) {
-		body = exposition(m, a, &body_len);
-		if (!body) {
-			status = "503 Service Unavailable";
-			msg = "out of memory\n";
-		}
+	if (!status && !(c->blob = exposition(m, a))) {
+		status = "503 Service Unavailable";
+		msg = "out of memory\n";
 	}
-	size_t hlen = 256 + (body ? body_len : strlen(msg));
-	c->out = malloc(hlen);
-	if (!c->out)
-		return; /* the caller closes the connection */
-	int n;
-	if (body)
-		n = snprintf(c->out, hlen, ok, body_len);
-	else
-		n = snprintf(c->out, hlen,
-			     "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-			     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-			     status, strlen(msg));
-	c->out_len = (size_t)n;
-	if (!head) {
-		memcpy(c->out + c->out_len, body ? body : msg, body ? body_len : strlen(msg));
-		c->out_len += body ? body_len : strlen(msg);
-	}
+	c->body = c->blob ? c->blob->data : msg;
+	c->body_len = c->blob ? c->blob->len : strlen(msg);
+	int n = c->blob ? snprintf(c->head, sizeof(c->head), ok, c->body_len)
+			: snprintf(c->head, sizeof(c->head),
+				   "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+				   "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+				   status, c->body_len);
+	c->head_len = (size_t)n; /* the longest is 140 bytes */
+	if (head)
+		c->body_len = 0;
+	c->answering = true;
 }
 
 static void on_read(struct xr_metrics *m, struct mconn *c, const struct xr_arena *a)
@@ -268,23 +301,27 @@ static void on_read(struct xr_metrics *m, struct mconn *c, const struct xr_arena
 	c->req[c->got] = '\0';
 	if (memmem(c->req, c->got, "\r\n\r\n", 4) || memmem(c->req, c->got, "\n\n", 2)) {
 		answer(m, c, a);
-		if (!c->out)
-			drop(c);
 	} else if (c->got == sizeof(c->req) - 1) {
 		static const char big[] = "HTTP/1.1 431 Request Header Fields Too Large\r\n"
 					  "Content-Length: 0\r\nConnection: close\r\n\r\n";
-		if ((c->out = malloc(sizeof(big)))) {
-			memcpy(c->out, big, sizeof(big) - 1);
-			c->out_len = sizeof(big) - 1;
-		} else {
-			drop(c);
-		}
+		memcpy(c->head, big, sizeof(big) - 1);
+		c->head_len = sizeof(big) - 1;
+		c->answering = true;
 	}
 }
 
 static void on_write(struct mconn *c)
 {
-	ssize_t n = send(c->fd, c->out + c->sent, c->out_len - c->sent, MSG_NOSIGNAL);
+	/* The rest of the head, then the rest of the body, in one call. */
+	struct iovec iov[2];
+	int k = 0;
+	if (c->sent < c->head_len)
+		iov[k++] = (struct iovec){c->head + c->sent, c->head_len - c->sent};
+	size_t b = c->sent > c->head_len ? c->sent - c->head_len : 0;
+	if (b < c->body_len)
+		iov[k++] = (struct iovec){(char *)c->body + b, c->body_len - b};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)k};
+	ssize_t n = k ? sendmsg(c->fd, &mh, MSG_NOSIGNAL) : 0;
 
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
@@ -292,7 +329,7 @@ static void on_write(struct mconn *c)
 		return;
 	}
 	c->sent += (size_t)n;
-	if (c->sent < c->out_len)
+	if (c->sent < c->head_len + c->body_len)
 		return;
 	/* Connection: close. Closing with bytes of the client's unread (a
 	 * request past XR_METRICS_REQ_MAX) would reset the connection, and the
@@ -326,9 +363,9 @@ void xr__metrics_serve(struct xr_metrics *m, const struct pollfd *pf, int n,
 		}
 		if (c->draining && (pf[k].revents & (POLLIN | POLLHUP)))
 			on_drain(c);
-		else if (c->out && !c->draining && (pf[k].revents & (POLLOUT | POLLHUP)))
+		else if (c->answering && !c->draining && (pf[k].revents & (POLLOUT | POLLHUP)))
 			on_write(c);
-		else if (!c->out && (pf[k].revents & (POLLIN | POLLHUP)))
+		else if (!c->answering && (pf[k].revents & (POLLIN | POLLHUP)))
 			on_read(m, c, a);
 	}
 	for (int i = 0; i < XR_METRICS_CONNS; i++)
@@ -346,6 +383,6 @@ void xr__metrics_close(struct xr_metrics *m)
 		if (m->c[i].fd >= 0)
 			drop(&m->c[i]);
 	close(m->lfd);
-	free(m->cache);
+	unref(m->cache);
 	free(m);
 }

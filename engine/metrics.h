@@ -11,9 +11,11 @@
  *
  * Whoever can connect to the port can read the figures (as whoever can read
  * the arena can): the address must be loopback, and the figures carry no
- * record data. A client gets at most XR_METRICS_CONNS connections at once
- * (more are closed at accept), XR_METRICS_REQ_MAX bytes of request, and
- * XR_METRICS_DEADLINE_MS to send it and read the answer.
+ * record data. Clients share XR_METRICS_CONNS connections (when they are
+ * all taken, the oldest that has not sent a whole request yet is closed for
+ * the newcomer), and each gets XR_METRICS_REQ_MAX bytes of request and
+ * XR_METRICS_DEADLINE_MS to send it and read the answer, which it shares
+ * with the others asking (one rendering, never a copy per client).
  */
 
 #include <poll.h>

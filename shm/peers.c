@@ -182,10 +182,12 @@ uint64_t xr__peers_new_owner(struct xr_arena *a)
 /* A histogram a reader wrote, into the table (NULL: zeros). */
 static void copy_hist(struct xr_hist *dst, const struct xr_hist *src)
 {
-	xr_store_relaxed(&dst->count, src ? xr_load_relaxed(&src->count) : 0);
-	xr_store_relaxed(&dst->sum_ns, src ? xr_load_relaxed(&src->sum_ns) : 0);
+	/* Buckets, sum, then count, as xr__hist_publish: a tool reading
+	 * meanwhile sees a count no larger than its buckets (shm/hist.h). */
 	for (uint32_t b = 0; b < XR_LL_BUCKETS; b++)
 		xr_store_relaxed(&dst->b[b], src ? xr_load_relaxed(&src->b[b]) : 0);
+	xr_store_relaxed(&dst->sum_ns, src ? xr_load_relaxed(&src->sum_ns) : 0);
+	xr_store_relaxed(&dst->count, src ? xr_load_relaxed(&src->count) : 0);
 }
 
 /* A reader's own figures (its page, untrusted: numbers to show, copied as

@@ -31,12 +31,18 @@ uint64_t xr__snap_bucket_le(uint32_t b)
 	return xr_ll_upper(b);
 }
 
+/* Saturating: a reader's own histograms are numbers it wrote. */
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return b > UINT64_MAX - a ? UINT64_MAX : a + b;
+}
+
 void xr__snap_hist_add(struct xr_snap_hist *h, const struct xr_hist *src)
 {
-	h->count += xr_load_relaxed(&src->count);
-	h->sum_ns += xr_load_relaxed(&src->sum_ns);
+	h->count = sat_add(h->count, xr_load_relaxed(&src->count));
+	h->sum_ns = sat_add(h->sum_ns, xr_load_relaxed(&src->sum_ns));
 	for (uint32_t b = 0; b < XR_SNAP_BUCKETS; b++)
-		h->b[b] += xr_load_relaxed(&src->b[b]);
+		h->b[b] = sat_add(h->b[b], xr_load_relaxed(&src->b[b]));
 }
 
 uint64_t xr__snap_quantile(const struct xr_snap_hist *h, double q)
@@ -46,7 +52,7 @@ uint64_t xr__snap_quantile(const struct xr_snap_hist *h, double q)
 	if (!h->count)
 		return 0;
 	for (uint32_t b = 0; b < XR_SNAP_BUCKETS; b++) {
-		seen += h->b[b];
+		seen = sat_add(seen, h->b[b]);
 		if ((double)seen >= q * (double)h->count)
 			return xr__snap_bucket_le(b);
 	}

@@ -67,6 +67,23 @@ until [ -s "$work/rc" ] || ((SECONDS >= end)); do sleep 0.05; done
 [ "$(cat "$work/rc" 2>/dev/null)" = "top exited 0" ] || fail "q: $(cat "$work/rc" 2>/dev/null)"
 tm kill-server 2>/dev/null
 
+# A small terminal: lines are cut at its width, never wrapped onto the next
+# row, and nothing crashes (ncurses 6.4 formatting a line longer than a
+# 10x5 window held crashed before). Then q, exit 0.
+rm -f "$work/rc"
+tm new-session -d -s top -x 10 -y 5 \
+  "$xring top $name --interval 0.2; echo \"top exited \$?\" > $work/rc; sleep 60"
+until_screen "^xring top" || fail "no title in a 10x5 terminal"
+tm resize-window -t top -x 80 -y 24 2>/dev/null || tm resize-pane -t top -x 80 -y 24
+until_screen "^RING " || fail "no ring header after growing to 80x24"
+tm capture-pane -p -t top | awk 'length($0) > 80 { bad = 1 } END { exit bad }' ||
+  fail "a line wider than 80 columns"
+tm send-keys -t top q
+end=$((SECONDS + 10))
+until [ -s "$work/rc" ] || ((SECONDS >= end)); do sleep 0.05; done
+[ "$(cat "$work/rc" 2>/dev/null)" = "top exited 0" ] || fail "small terminal: $(cat "$work/rc" 2>/dev/null)"
+tm kill-server 2>/dev/null
+
 # The engine stops under it: one line, exit 1.
 rm -f "$work/rc"
 tm new-session -d -s top -x 150 -y 40 \
