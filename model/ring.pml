@@ -51,6 +51,9 @@
  *   CHECK_EVICTED_WAKE  an evicted reader asleep counts as a lost wakeup
  *                (a gap in the C code: docs/protocol-model.md, Findings)
  *   RS4_CHECKS_SLOT  the fix for that gap: RS4 also looks at the slot
+ *   WAIT_WHILE_HOLDING  a reader holding a batch still waits for as long as
+ *                it takes (Findings: its own lease can keep out what it
+ *                waits for)
  *   NR CAP NREC MINB MAXB HELD   sizes, below
  */
 
@@ -862,8 +865,15 @@ attach:
 	:: lossless ->
 		at = rpos[r];
 		lease_at_pos(1);
-		/* lapped between the snapshot and the lease: attach again */
-		if :: rpos[r] != at -> rel[r] = NONE; goto attach :: else fi
+		/* lapped between the snapshot and the lease: attach again,
+		 * unless the head (load_acquire) is behind the tail R2 saw:
+		 * -EPROTO, which no honest writer causes (W1 before W2) */
+		if
+		:: rpos[r] != at ->
+			atomic { assert(head >= rpos[r]); rel[r] = NONE };
+			goto attach
+		:: else
+		fi
 	:: else
 	fi;
 	attached++
@@ -878,7 +888,11 @@ ATTACH_END;
 		/* check_slot: RI1 load_acquire(info.state); and, each pass,
 		 * closed: the engine gone or the arena not READY (A2). Two
 		 * loads of what only the writer stores, in one step. */
+#ifndef WAIT_WHILE_HOLDING
 		atomic { nowait = (nheld > 0); st = istate[r]; cl = closed || gone };
+#else
+		atomic { st = istate[r]; cl = closed || gone };
+#endif
 		if :: st != ACTIVE -> goto evicted :: else -> st = 0 fi;
 		do
 		:: true ->

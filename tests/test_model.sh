@@ -111,11 +111,14 @@ check broken_memo            bad safety "${wake[@]}" -DNREC=4 -DBROKEN_MEMO
 check broken_no_blocked      bad safety "${blk[@]}" -DBROKEN_NO_BLOCKED
 check broken_no_rs4_ltl      bad ltl    "${wake[@]}" -DNREC=4 -DNOCLOSE -DBROKEN_NO_RS4
 
-# A gap in the C code the model found (docs/protocol-model.md, Findings):
-# an eviction's kick can miss a reader on its way to sleep. The first check
-# shows it (an error expected, while the code has the gap); the second, the
-# fix it needs (RS4 looking at the slot too), which closes it.
+# What the model found in the C code (docs/protocol-model.md, Findings): an
+# error expected while the code is as it is. 1. An eviction's kick can miss
+# a reader on its way to sleep (with `extended`, the fix it needs: RS4
+# looking at the slot too, which closes it). 2. A lossless reader that holds
+# a batch, has read what follows it and waits with no deadline waits for
+# good, and so does its writer.
 check finding_evicted_sleeper bad  safety "${wlossy[@]}" -DCHECK_EVICTED_WAKE
+check finding_wait_while_holding bad safety -DWAKE -DNR=1 -DCAP=2 -DNREC=4 -DHELD=2 -DWAIT_WHILE_HOLDING
 [ -n "$extended" ] &&
 	check finding_fix_rs4_slot good safety "${wlossy[@]}" -DCHECK_EVICTED_WAKE -DRS4_CHECKS_SLOT
 
