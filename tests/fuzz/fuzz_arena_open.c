@@ -6,7 +6,9 @@
  * over by something that is not an xring engine). What must hold: it is
  * refused, or everything the opener maps and every position it reads is
  * inside the file; a reader's walk of a ring returns batches inside its
- * mapping or -EPROTO; nothing ever reads outside a mapping or the heap.
+ * mapping or -EPROTO; what the tools show of it (shm/snapshot.c: xring
+ * stat, top, the metrics endpoint) is taken within its tables; nothing
+ * ever reads outside a mapping or the heap.
  *
  * The file is built from the input in a private directory
  * (/tmp/xr-fuzz-arena-*), named as an engine's arena (xring-fuzzarena):
@@ -51,6 +53,7 @@
 #include "record/filter.h"
 #include "shm/arena_priv.h"
 #include "shm/ring_reader.h"
+#include "shm/snapshot.h"
 #include "xring/error.h"
 #include "xring/writer.h"
 
@@ -258,9 +261,41 @@ static void check_layout(const struct xr_arena *a, uint64_t size, bool rings)
 		for (uint32_t r = 0; r < l->n_rings; r++)
 			touch((const uint8_t *)xr__view(a, r, s), sizeof(struct xr_cursor_view));
 	}
+	touch((const uint8_t *)a->figs, l->max_readers * sizeof(*a->figs));
 	touch((const uint8_t *)a->agents, XR_MAX_AGENTS * sizeof(*a->agents));
 	touch((const uint8_t *)a->agent_stats,
 	      (uint64_t)XR_MAX_AGENTS * l->n_rings * sizeof(*a->agent_stats));
+}
+
+/* Everything `xring stat`, `xring top` and the metrics endpoint show of
+ * it (shm/snapshot.c), with the percentiles they print. */
+static void check_snapshot(const struct xr_arena *a)
+{
+	static const double q[] = {0.5, 0.99, 0.999};
+	struct xr_snapshot s;
+	uint64_t sum = 0;
+
+	if (xr__snap_take(a, &s) < 0)
+		return;
+	FZ_CHECK(s.n_streams == a->lay.n_streams && s.n_rings == a->lay.n_rings);
+	FZ_CHECK(s.n_readers <= a->lay.max_readers * a->lay.n_rings);
+	FZ_CHECK(s.n_agents <= XR_MAX_AGENTS);
+	for (uint32_t k = 0; k < 3; k++) {
+		for (uint32_t r = 0; r < s.n_rings; r++)
+			sum += xr__snap_quantile(&s.rings[r].creation, q[k]);
+		for (uint32_t i = 0; i < s.n_readers; i++) {
+			FZ_CHECK(s.readers[i].ring < a->lay.n_rings && s.readers[i].slot <
+									  a->lay.max_readers);
+			FZ_CHECK(memchr(s.readers[i].label, 0, sizeof(s.readers[i].label)));
+			sum += xr__snap_quantile(&s.readers[i].age, q[k]) +
+			       xr__snap_quantile(&s.readers[i].wake, q[k]) +
+			       xr__snap_quantile(&s.readers[i].fill, q[k]);
+		}
+		for (uint32_t i = 0; i < s.n_agents; i++)
+			sum += xr__snap_quantile(&s.agents[i].rtt, q[k]);
+	}
+	sink = (uint8_t)sum;
+	xr__snap_free(&s);
 }
 
 /* One batch, as a consumer steps through it (xring tail, the Python
@@ -415,6 +450,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		return 0;
 	}
 	check_layout(a, size, ((flags >> 2) & 3) != 2);
+	check_snapshot(a);
 	for (uint32_t r = 0; r < a->lay.n_rings; r++)
 		if (a->ring_data[r])
 			read_ring(a, r, flags & 0x40, fp);
