@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "shm/arena_priv.h"
@@ -537,6 +538,41 @@ static int engine_parts(struct xr_arena *a)
 	return xr__wake_create(a);
 }
 
+/* A file that could not be built for want of room, said with what to do:
+ * the kernel's words are no help there (a tmpfs that fills while the file
+ * is prefaulted fails MADV_POPULATE_WRITE with EFAULT, "Bad address"; a
+ * hugetlbfs out of pages fails the mmap with ENOMEM). XR_ENOHUGE for
+ * hugetlbfs, -ENOSPC for a directory, with the reason added to a->note;
+ * err itself for a failure of another kind. */
+static int no_room(struct xr_arena *a, const struct xr_place *pl, int err)
+{
+	char msg[XR_NOTE_MAX + 256];
+	unsigned long long need = (a->lay.total_size + (1u << 20) - 1) >> 20;
+	struct statvfs sv;
+	bool full = err == -ENOMEM || err == -ENOSPC || err == -EFAULT;
+
+	if (pl->kind == XR_BACKING_HUGETLBFS && full) {
+		snprintf(msg, sizeof(msg),
+			 "no huge pages left in %s for %llu MiB (raise vm.nr_hugepages)",
+			 pl->dir, need);
+		note_add(a->note, sizeof(a->note), msg);
+		return XR_ENOHUGE;
+	}
+	if (pl->kind == XR_BACKING_HUGETLBFS || !full || err == -ENOMEM)
+		return err; /* tmpfs out of memory, not of room: strerror says so */
+	/* Short: with a hugetlbfs's failure before it, the note holds both. */
+	if (statvfs(pl->dir, &sv) == 0)
+		snprintf(msg, sizeof(msg),
+			 "%s is full: %llu MiB needed, %llu free (free some or lower --ring-size)",
+			 pl->dir, need, (unsigned long long)(sv.f_bavail * sv.f_frsize >> 20));
+	else
+		snprintf(msg, sizeof(msg),
+			 "%s is full: %llu MiB needed (free some or lower --ring-size)", pl->dir,
+			 need);
+	note_add(a->note, sizeof(a->note), msg);
+	return -ENOSPC;
+}
+
 /* Tries one place; 0, or an error with the reason added to a->note. */
 static int create_in(struct xr_arena *a, const xr_arena_spec *spec, const struct xr_place *pl,
 		     int node)
@@ -572,6 +608,9 @@ static int create_in(struct xr_arena *a, const xr_arena_spec *spec, const struct
 		return -ENAMETOOLONG;
 	err = build_file(a, pl, node, spec->name, tmp, sizeof(tmp));
 	if (err < 0) {
+		int full = no_room(a, pl, err);
+		if (full != err)
+			return full;
 		snprintf(msg, sizeof(msg), "%s in %s: %s", xr_backing_name(pl->kind), pl->dir,
 			 strerror(-err));
 		note_add(a->note, sizeof(a->note), msg);
