@@ -141,11 +141,22 @@ struct xr_reader {
 	uint64_t wake_max;
 	uint64_t next_id;
 	bool engine_gone;    /* died without closing: drain, then XR_ECLOSED */
+	/* When a read last looked whether the engine lives (0: never): kept
+	 * across calls, so that a caller whose reads are shorter than
+	 * XR_ALIVE_CHECK_NS (a spinning reader polling with max_wait 0, or a
+	 * few ms) still looks every 50 ms. Each call started the clock
+	 * afresh before, and such a reader returned 0 for ever after its
+	 * engine's SIGKILL (test_faults_engine). */
+	uint64_t alive_ns;
 	uint32_t n_held;
 	struct xr_held held[XR_HELD_MAX];
 	const xr_frame **idx[XR_HELD_MAX]; /* frames of filtered batches */
 	uint32_t idx_cap[XR_HELD_MAX];
 	struct xr_ring_rd rings[XR_MAX_RINGS];
+	/* Records lost among filtered-out frames a read skipped without
+	 * taking a batch (peek), per ring: the next batch of the ring says
+	 * them in its `dropped`, which would otherwise miss them. */
+	uint64_t unsaid[XR_MAX_RINGS];
 };
 
 static void slot_label(char *dst, size_t n, const struct xr_reader *r)
@@ -355,8 +366,10 @@ static void teardown(struct xr_reader *r)
 	r->info = NULL;
 	r->sock = r->qos_fd = -1;
 	r->engine_gone = r->armed = false;
+	r->alive_ns = 0;
 	r->n_held = 0;
 	memset(r->held, 0, sizeof(r->held));
+	memset(r->unsaid, 0, sizeof(r->unsaid));
 	r->sleeps = r->wakeups = 0;
 	memset(r->wake_hist, 0, sizeof(r->wake_hist));
 	r->wake_max = 0;
@@ -549,7 +562,9 @@ static void fill_batch(struct xr_reader *r, uint32_t k, uint32_t i, const struct
 {
 	struct xr_ring_rd *rr = &r->rings[k];
 	bool contiguous = r->filt.all || t->contiguous;
+	uint64_t dropped = t->gaps + r->unsaid[k];
 
+	r->unsaid[k] = 0;
 	r->held[i] = (struct xr_held){.start = t->start, .id = ++r->next_id, .ring = k};
 	r->n_held++;
 	*b = (xr_batch){
@@ -561,7 +576,7 @@ static void fill_batch(struct xr_reader *r, uint32_t k, uint32_t i, const struct
 		.first_seq = t->first_seq,
 		.stride = t->stride,
 		.len = t->len,
-		.dropped = t->gaps > UINT32_MAX ? UINT32_MAX : (uint32_t)t->gaps,
+		.dropped = dropped > UINT32_MAX ? UINT32_MAX : (uint32_t)dropped,
 		.id_ = ((uint64_t)i << 48) | r->next_id,
 	};
 }
@@ -612,6 +627,7 @@ static int peek(struct xr_reader *r, uint32_t k, uint32_t max, uint32_t hi, stru
 		return rc;
 	}
 	if (t->skip_frames && t->count == 0) {
+		r->unsaid[k] += t->skip_gaps;
 		xr__rr_skip(rr, t);
 		if (rr->lossless)
 			xr__rr_set_lease(rr, oldest_held(r, k));
@@ -798,7 +814,7 @@ static int take(struct xr_reader *r, uint32_t k, uint32_t hi, struct xr_take *t,
 static int read_or_wait(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wait_ns,
 			xr_batch *b)
 {
-	uint64_t start = 0, last_alive = 0;
+	uint64_t start = 0;
 	struct xr_scan sc[XR_MAX_RINGS];
 	struct xr_take t;
 	uint32_t hi;
@@ -848,7 +864,7 @@ static int read_or_wait(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wa
 
 		uint64_t now = xr__now_ns();
 		if (!start)
-			start = last_alive = now;
+			start = now;
 		bool expired = max_wait_ns >= 0 && now - start >= (uint64_t)max_wait_ns;
 		if (expired && best > 0) {
 			rc = peek(r, best_k, max, hi, &t);
@@ -857,8 +873,8 @@ static int read_or_wait(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wa
 		/* Everything published has been read: a closed arena ends here. */
 		if (closed)
 			return XR_ECLOSED;
-		if (now - last_alive >= XR_ALIVE_CHECK_NS) {
-			last_alive = now;
+		if (now - r->alive_ns >= XR_ALIVE_CHECK_NS) {
+			r->alive_ns = now;
 			if (!engine_alive(r)) {
 				r->engine_gone = true;
 				continue; /* one more pass drains what is left */
@@ -880,7 +896,7 @@ static int read_or_wait(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wa
 		if (rc < 0)
 			return rc;
 		/* Asleep, the alive check's clock ran: check now. */
-		last_alive = 0;
+		r->alive_ns = 0;
 	}
 }
 

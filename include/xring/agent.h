@@ -104,7 +104,10 @@ typedef struct xr_agent_stats {
 	uint64_t records;      /* records of its seats received */
 	uint64_t sent;         /* answers written */
 	uint64_t skipped;      /* records of the stream not of its seats */
-	uint64_t dropped;      /* records lost to its lagging */
+	uint64_t dropped;      /* records of the stream lost to its lagging (of
+			       * its seats and others': whose a lost record
+			       * was, nobody can tell), by its readers' own
+			       * counts */
 	uint64_t evictions;    /* times it held the engine up 100 ms with a batch
 			       * and was evicted: xr_agent_recv() subscribed
 			       * again, from the newest record */

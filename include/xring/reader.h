@@ -150,7 +150,9 @@ typedef struct xr_batch {
 	uint32_t len;        /* record length if every record has the same length,
 			      * else 0: with stride, a batch of fixed-size
 			      * records is known as such without a walk */
-	uint32_t dropped;    /* records lost just before this batch */
+	uint32_t dropped;    /* records lost just before this batch (with a
+			      * filter, those lost among the records it
+			      * skipped since this ring's last batch too) */
 	uint64_t id_;        /* internal: identifies the lease */
 } xr_batch;
 
