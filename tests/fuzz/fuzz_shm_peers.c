@@ -21,7 +21,7 @@
  * held, released; answers by reference with bent tags and actions) and
  * waits for the engine's publishes. After each input the honest reader
  * must have read 32 more records, and the honest agent answered again,
- * within 5 s (a hostile lossy lease in the writer's way holds a lossless
+ * within 10 s (a hostile lossy lease in the writer's way holds a lossless
  * stream for the lease timeout at most: then it is evicted), and the
  * engine's shards must run.
  *
@@ -43,6 +43,9 @@
  *   op % 8 == 6  random words over a whole page: u64 seed (bit 0: the
  *                agent's slots, else the reader's page)
  *   op % 8 == 7  the reader detaches and attaches again
+ * The hostile reader's own calls may fail for what it wrote (evicted, or
+ * lapped behind a lease the writer had to ignore: -EPROTO): it attaches
+ * again. -EPROTO before it wrote over its cursors is a failure.
  */
 #include <errno.h>
 #include <poll.h>
@@ -61,7 +64,7 @@
 #define HOSTILE_HI 3      /* games 0..3: the hostile agent's; 4..7 the honest one's */
 #define MAX_OPS 64
 #define PROGRESS_RECORDS 32
-#define PROGRESS_MS 5000
+#define PROGRESS_MS 10000
 #define HELD 4
 
 static struct fz_engine *eng;
@@ -78,6 +81,10 @@ static xr_reader *bad_r;      /* the hostile reader */
 static xr_agent *bad_a;       /* the hostile agent */
 static xr_batch held[HELD];
 static uint32_t n_held;
+/* The hostile reader's cursors were written over since it attached: its
+ * own walks may then find the writer lapped it (a lease the writer had to
+ * ignore), -EPROTO, which is its own doing; before that, -EPROTO is not. */
+static bool scribbled;
 
 static uint32_t get32(const uint8_t *p)
 {
@@ -181,6 +188,7 @@ static void attach_bad_reader(void)
 	int rc;
 
 	n_held = 0;
+	scribbled = false;
 	/* A slot comes back once the engine has seen the last one's hangup. */
 	for (uint64_t until = xr__now_ns() + 5000000000ull;;) {
 		rc = xr_reader_attach(eng->name, &o, &bad_r);
@@ -241,6 +249,7 @@ static void op_cursor(struct fz_in *in)
 	_Atomic uint64_t *w[6] = {&c->lease, &c->pos, &c->next_seq, &c->read, &c->dropped,
 				  &c->wake_pos};
 
+	scribbled = true;
 	if (field == 6) {
 		xr_store_relaxed(&c->wake_need, (uint32_t)v);
 		return;
@@ -289,7 +298,7 @@ static void op_agent(struct fz_in *in)
 		return;
 	}
 	for (int i = 0; i < n; i++)
-		act[i] = a + i;
+		act[i] = (int32_t)((uint32_t)a + (uint32_t)i);
 	switch (how) {
 	case 0:
 		FZ_CHECK(xr_agent_send(bad_a, &b, act) == 0);
@@ -320,8 +329,9 @@ static void op_read(struct fz_in *in)
 	int n = xr_reader_read(bad_r, 1, 1 + m % 64, m & 0x40 ? 2000000 : 0, &held[n_held]);
 	if (n > 0)
 		n_held++;
-	else if (n == XR_EEVICTED) {
-		/* Evicted for what it wrote: attach again. */
+	else if (n == XR_EEVICTED || (n == -EPROTO && scribbled)) {
+		/* Evicted for what it wrote, or lapped behind a lease it wrote
+		 * over: attach again. */
 		xr_reader_detach(bad_r);
 		attach_bad_reader();
 	} else if (n < 0 && n != -EINTR) {
@@ -341,6 +351,7 @@ static void op_scribble(struct fz_in *in)
 	} else {
 		base = xr__reader_page(bad_r);
 		n = sizeof(struct xr_peer_page) / 8;
+		scribbled = true;
 	}
 	w = base;
 	for (size_t k = 0; k < n; k++) {
@@ -358,11 +369,24 @@ static void wait_progress(void)
 	while (atomic_load_explicit(&honest_read, memory_order_relaxed) < r0 + PROGRESS_RECORDS ||
 	       atomic_load_explicit(&honest_answered, memory_order_relaxed) <= a0) {
 		fz_engine_check(eng);
-		if (xr__now_ns() > until)
-			FZ_FAIL("the honest peers stood still for %d ms: read %llu, answered %llu",
+		if (xr__now_ns() > until) {
+			const struct xr_ring_desc *rd = ring0();
+			FZ_FAIL("the honest peers stood still for %d ms: read %llu, answered %llu; "
+				"ring: head %llu tail %llu written %llu blocked %u full_waits %llu "
+				"evictions %llu publishes %llu; the hostile reader holds %u "
+				"batches, its slot %u",
 				PROGRESS_MS,
 				(unsigned long long)(atomic_load(&honest_read) - r0),
-				(unsigned long long)(atomic_load(&honest_answered) - a0));
+				(unsigned long long)(atomic_load(&honest_answered) - a0),
+				(unsigned long long)xr_load_relaxed(&rd->head),
+				(unsigned long long)xr_load_relaxed(&rd->tail),
+				(unsigned long long)xr_load_relaxed(&rd->written),
+				xr_load_relaxed(&rd->blocked),
+				(unsigned long long)xr_load_relaxed(&rd->full_waits),
+				(unsigned long long)xr_load_relaxed(&rd->evictions),
+				(unsigned long long)xr_load_relaxed(&rd->publishes), n_held,
+				xr_load_relaxed(&xr__reader_info(bad_r)->state));
+		}
 		poll(NULL, 0, 1); /* waiting for the honest threads, bounded */
 	}
 }

@@ -4,7 +4,10 @@
     tests/fuzz/make_corpus.py            # rewrites tests/fuzz/corpus/<h>/seed-*
 
 Each seed is a small valid or near-valid input in the format its harness's
-header comment describes; the fuzzer mutates from there. The seeds are
+header comment describes; the fuzzer mutates from there. The other files of a
+corpus (named by their SHA-1) are inputs libFuzzer found that reach code the
+seeds do not, merged in with -merge=1 (docs/fuzzing.md); this script leaves
+them alone. The seeds are
 committed; this script is how they were made (run it again after changing a
 format, and commit what changes). Offsets into the arena header are those of
 shm/layout.h at layout version 7; should the layout move, the seeds are still
