@@ -25,7 +25,7 @@ LIB_SOURCES = [
     "util/error.c", "util/clock.c", "util/proc.c", "util/fs.c", "util/names.c",
     "record/experience.c", "record/verify.c", "record/filter.c",
     "shm/fingerprint.c", "shm/backing.c", "shm/map.c", "shm/arena.c", "shm/peers.c",
-    "shm/ring_writer.c", "shm/ring_reader.c", "shm/wake.c",
+    "shm/ring_writer.c", "shm/ring_reader.c", "shm/wake.c", "shm/snapshot.c",
     "control/wire.c", "control/run_dir.c", "control/client.c",
     "client/reader.c", "client/games.c", "client/agent.c",
 ]
