@@ -192,14 +192,15 @@ static void print_ring(const struct xr_arena *a, uint32_t r, bool json)
 		printf("%s{\"ring\":%u,\"capacity\":%" PRIu64 ",\"written\":%" PRIu64
 		       ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"lease_stalls\":%" PRIu64
 		       ",\"full_waits\":%" PRIu64 ",\"wait_ns\":%" PRIu64 ",\"evictions\":%" PRIu64
-		       ",\"wakeups\":%" PRIu64 ",\"shard\":{\"games\":%" PRIu64 ",\"steps\":%" PRIu64
+		       ",\"wakeups\":%" PRIu64 ",\"blocked\":%s,\"shard\":{\"games\":%" PRIu64 ",\"steps\":%" PRIu64
 		       ",\"episodes\":%" PRIu64 ",\"turns_late\":%" PRIu64 ",\"cpu_ns\":%" PRIu64
 		       "}",
 		       r == sd->first_ring ? "" : ",", r - sd->first_ring, a->lay.rings[r].capacity,
 		       written, xr_load_relaxed(&rd->records), xr_load_relaxed(&rd->bytes),
 		       xr_load_relaxed(&rd->lease_stalls), xr_load_relaxed(&rd->full_waits),
 		       xr_load_relaxed(&rd->wait_ns), xr_load_relaxed(&rd->evictions),
-		       xr_load_relaxed(&rd->wakeups), xr_load_relaxed(&ss->games),
+		       xr_load_relaxed(&rd->wakeups),
+		       xr_load_relaxed(&rd->blocked) ? "true" : "false", xr_load_relaxed(&ss->games),
 		       xr_load_relaxed(&ss->steps), xr_load_relaxed(&ss->episodes),
 		       xr_load_relaxed(&ss->turns_late), cpu);
 		print_games(&a->hdr->games[r], true);
@@ -207,11 +208,13 @@ static void print_ring(const struct xr_arena *a, uint32_t r, bool json)
 		return;
 	}
 	printf("    ring %u: written %" PRIu64 " (%" PRIu64 " MiB), lease stalls %" PRIu64
-	       ", full %" PRIu64 " times (%.3f s), evictions %" PRIu64 ", wakeups sent %" PRIu64 "\n",
+	       ", full %" PRIu64 " times (%.3f s), evictions %" PRIu64 ", wakeups sent %" PRIu64
+	       "%s\n",
 	       r - sd->first_ring, written, xr_load_relaxed(&rd->bytes) >> 20,
 	       xr_load_relaxed(&rd->lease_stalls), xr_load_relaxed(&rd->full_waits),
 	       (double)xr_load_relaxed(&rd->wait_ns) / 1e9, xr_load_relaxed(&rd->evictions),
-	       xr_load_relaxed(&rd->wakeups));
+	       xr_load_relaxed(&rd->wakeups),
+	       xr_load_relaxed(&rd->blocked) ? "; stopped for its readers now" : "");
 	if (xr_load_relaxed(&ss->tick_ns))
 		printf("      shard: %" PRIu64 " games, %" PRIu64 " steps, %" PRIu64 " episodes, %" PRIu64
 		       " turns late, %.2f s CPU (%.0f ns per record)\n",

@@ -614,6 +614,44 @@ static int walked(struct xr_reader *r, uint32_t k, int rc)
 	return rc;
 }
 
+/* Whether this reader's own held batches keep ring k's writer stopped:
+ * its lossless lease there (its oldest held batch) is short of where the
+ * writer's stop needs every lease to be (blocked_need). Nothing comes from
+ * k before that batch is released. The blocked load is seq_cst, for RS4. */
+static bool holds_writer(const struct xr_reader *r, uint32_t k)
+{
+	const struct xr_ring_rd *rr = &r->rings[k];
+	uint64_t oldest;
+
+	if (!rr->lossless || !xr_load_sc(&rr->rd->blocked))
+		return false;
+	oldest = oldest_held(r, k);
+	/* Relaxed: stored before blocked, whose store released it. */
+	return oldest != XR_NO_LEASE &&
+	       (int64_t)(oldest - xr_load_relaxed(&rr->rd->blocked_need)) < 0;
+}
+
+/* Whether a wait with no deadline would be for good: every ring's writer
+ * waits for a batch this reader holds (docs/protocol-model.md, finding 2).
+ * A ring some other reader holds back, or that is merely quiet, can still
+ * end the wait. */
+static bool waits_on_itself(const struct xr_reader *r)
+{
+	for (uint32_t k = 0; k < r->n_rings; k++)
+		if (!holds_writer(r, k))
+			return false;
+	return true;
+}
+
+static int held_back(const struct xr_reader *r)
+{
+	xr__set_last_reason("engine %s's writer is stopped until you release a batch you hold, "
+			    "and what you wait for comes after it: release your oldest batch "
+			    "before waiting again, or wait with a deadline",
+			    r->name);
+	return -EDEADLK;
+}
+
 /* Peeks ring k for a batch; consumes a leading run of filtered-out frames
  * at once, so that a sparse filter does not walk them again. */
 static int peek(struct xr_reader *r, uint32_t k, uint32_t max, uint32_t hi, struct xr_take *t)
@@ -641,7 +679,7 @@ static int peek(struct xr_reader *r, uint32_t k, uint32_t max, uint32_t hi, stru
  * asleep. Returns false, and is awake again, when something came in the
  * meantime (a new head, or a writer blocked on records we hold), or the
  * engine hung up: the caller must look again rather than wait. */
-static bool go_to_sleep(struct xr_reader *r, uint32_t min, const struct xr_scan *sc)
+static bool go_to_sleep(struct xr_reader *r, uint32_t min, const struct xr_scan *sc, bool forever)
 {
 	/* RS0: a wakeup meant for an earlier sleep must not end this one. */
 	if (xr__ctl_drain(r->sock)) {
@@ -663,13 +701,29 @@ static bool go_to_sleep(struct xr_reader *r, uint32_t min, const struct xr_scan 
 	/* RS2: pairs with the writer's W1, WK2. */
 	xr_store_sc(&r->page->sleep_gen, r->sleep_gen);
 	/* RS4; and a writer blocked while we hold records short of min (its
-	 * kick may have come before our sleep_gen store). */
+	 * kick may have come before our sleep_gen store). RS4s: an eviction
+	 * whose kick loaded sleep_gen before our RS2 found no sleep to end:
+	 * PI1 (seq_cst) before that load, RS2 before this one, so either the
+	 * kick saw our sleep or we see the eviction (docs/protocol-model.md,
+	 * finding 1). A closing engine is not an eviction: it wakes or hangs
+	 * up every reader itself. */
+	if (xr_load_sc(&r->info->state) != XR_SLOT_ACTIVE &&
+	    xr_load_acquire(&r->arena->hdr->state) == XR_ARENA_READY) {
+		xr_atomic_xchg(&r->page->sleep_gen, 0);
+		return false;
+	}
 	for (uint32_t k = 0; k < r->n_rings; k++)
 		if (xr_load_sc(&r->rings[k].rd->head) != sc[k].head ||
 		    (sc[k].count > 0 && xr_load_sc(&r->rings[k].rd->blocked))) {
 			xr_atomic_xchg(&r->page->sleep_gen, 0);
 			return false;
 		}
+	/* And a stop our own batches cause, whose kick came before RS2: a
+	 * sleep with no deadline would be for good (the caller says so). */
+	if (forever && waits_on_itself(r)) {
+		xr_atomic_xchg(&r->page->sleep_gen, 0);
+		return false;
+	}
 	return true;
 }
 
@@ -737,7 +791,7 @@ static int sleep_until_woken(struct xr_reader *r, uint32_t min, int64_t wait_ns,
 	struct timespec ts = {wait_ns / 1000000000, wait_ns % 1000000000};
 	int rc;
 
-	if (!go_to_sleep(r, min, sc))
+	if (!go_to_sleep(r, min, sc, wait_ns < 0))
 		return 0;
 	/* RS5. Without a deadline, no timeout at all: everything that must
 	 * end a sleep sends a WAKE (a batch, a blocked ring, an eviction, the
@@ -887,6 +941,8 @@ static int read_or_wait(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wa
 			return 0;
 		if (cancelled(r))
 			return -EINTR;
+		if (max_wait_ns < 0 && waits_on_itself(r))
+			return held_back(r);
 		if (!r->woken || now - start < XR_SPIN_BEFORE_SLEEP_NS) {
 			xr_cpu_relax();
 			continue;
@@ -940,8 +996,11 @@ int xr_reader_arm(xr_reader *r, uint32_t min)
 			return 1;
 		sc[k] = (struct xr_scan){t.end, t.next_seq, t.head, t.count};
 	}
-	/* As sleep_until_woken, without the sleep: the caller polls the fd. */
-	if (!go_to_sleep(r, min, sc))
+	/* As sleep_until_woken, without the sleep: the caller polls the fd,
+	 * which nothing would make readable. */
+	if (waits_on_itself(r))
+		return held_back(r);
+	if (!go_to_sleep(r, min, sc, true))
 		return 1;
 	r->armed = true;
 	return 0;

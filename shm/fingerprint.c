@@ -70,6 +70,7 @@ uint64_t xr__layout_fingerprint(void)
 		F(offsetof(struct xr_ring_desc, pub_gen)),
 		F(offsetof(struct xr_ring_desc, publish_ns)),
 		F(offsetof(struct xr_ring_desc, blocked)),
+		F(offsetof(struct xr_ring_desc, blocked_need)),
 		F(offsetof(struct xr_arena_hdr, tab_off)),
 		F(offsetof(struct xr_arena_hdr, writer_uid)),
 		F(sizeof(struct xr_reader_info)),

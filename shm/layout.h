@@ -46,7 +46,7 @@
 #include "xring/types.h"
 
 #define XR_MAGIC 0x31414e4552415258ull /* "XRARENA1" little-endian */
-#define XR_LAYOUT_VERSION 7u
+#define XR_LAYOUT_VERSION 8u
 
 #define XR_CACHELINE 64
 #define XR_MAX_STREAMS 8
@@ -125,7 +125,12 @@ struct xr_ring_desc {
 	_Atomic uint64_t publish_ns; /* CLOCK_MONOTONIC of the last publish that
 				      * woke a reader (0: none yet): what wakeup
 				      * latency is measured from */
-	uint8_t pad2_[XR_CACHELINE - 32];
+	_Atomic uint64_t blocked_need; /* while blocked (layout 8): the position
+					* every lossless lease must have reached
+					* for the writer to go on; a reader whose
+					* own held batch starts before it would
+					* wait for good (-EDEADLK) */
+	uint8_t pad2_[XR_CACHELINE - 40];
 
 	/* reclamation */
 	_Atomic uint64_t tail;    /* oldest byte a new lease may start at */

@@ -355,7 +355,10 @@ bool xr__peer_evict(struct xr_arena *a, uint32_t slot, uint32_t reason)
 	if (!xr_cas(&p->state, &st, XR_SLOT_EVICTED))
 		return false;
 	xr_store_relaxed(&a->infos[slot].evict_reason, reason);
-	xr_store_release(&a->infos[slot].state, XR_SLOT_EVICTED); /* PI1 */
+	/* PI1, seq_cst: with the kick's load of the sleep word (WK1) after
+	 * it, one side of a store-buffering pair whose other side is the
+	 * reader's RS2 then RS4s (client/reader.c). */
+	xr_store_sc(&a->infos[slot].state, XR_SLOT_EVICTED);
 	xr_fence_release(); /* PI2: pairs with RI2 (client/reader.c) */
 	/* A sleeping reader learns it at once, not at its next re-check. */
 	xr__wake_kick(a, slot);

@@ -706,6 +706,13 @@ int xr_writer_wait(xr_writer *w, uint32_t len, int64_t timeout_ns)
 	if (!w->stop_ns) {
 		w->stop_ns = w->stop_acct = start;
 		xr_counter_add(&w->rd->full_waits, 1);
+		/* Where every lossless lease must be for the stop to end: past
+		 * head - low (a pause ends below the low watermark), or at
+		 * head + size - cap (the room make_room looks for). The head
+		 * does not move while stopped. Relaxed: the blocked store
+		 * below (seq_cst, so a release) publishes it. */
+		xr_store_relaxed(&w->rd->blocked_need, w->paused ? w->head - w->wm.low + 1
+								 : w->head + size - w->cap);
 		xr__wake_blocked(w, true);
 	}
 	xr__backoff_init(&b);

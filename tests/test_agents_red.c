@@ -677,10 +677,16 @@ static void claim_churn(void)
 	double refused = steps_per_cpu_s(&e, 1, 2000);
 	churn_wait(&r);
 	r.c.refused = false;
-	churn_start(&r);
-	sleep_ms(300);
-	double churn = steps_per_cpu_s(&e, 1, 2000);
-	churn_wait(&r);
+	double churn = 0;
+	/* Twice at most: a CPU second of the shard's is also its caches, which
+	 * whatever else runs on a 2-CPU machine (a build) can cost it once; a
+	 * cost the churn causes shows in both. */
+	for (int round = 0; round < 2 && churn < 0.7 * refused; round++) {
+		churn_start(&r);
+		sleep_ms(300);
+		churn = steps_per_cpu_s(&e, 1, 2000);
+		churn_wait(&r);
+	}
 	printf("claim_churn: steps per shard CPU second: alone %.0f; uid %u holding 255 claims "
 	       "of ids no game has, its requests refused, %.0f (%.0f %%); claiming and "
 	       "releasing %.0f (%.0f %%)\n",

@@ -45,6 +45,14 @@
  *                    within 100 ms of that process's SIGKILL, retrying
  *                    xr_writer_reserve only: the server frees the slot on
  *                    hangup
+ *   held_back        a lossless reader that holds a batch its stopped
+ *                    writer waits for, and has read everything after it:
+ *                    a read with no deadline (and an arm) is -EDEADLK at
+ *                    once, not a sleep for good; one with a deadline ends
+ *                    at it with 0; released, the writer goes on and the
+ *                    read gets its records. A reader whose held batch is
+ *                    not in the way (another reader's lease is) sleeps
+ *                    (ended by a cancel), it is not told -EDEADLK
  *   engine_closes    xr_arena_destroy() refuses (-EBUSY) while the server
  *                    runs and leaves the arena open; close, stop, destroy
  *                    under a sleeping reader: it gets what was published,
@@ -1673,6 +1681,127 @@ struct closer {
 	int destroy_rc;
 };
 
+/* ======================================================================
+ * held_back: a wait for records one's own held batch keeps out
+ * ====================================================================== */
+
+struct canceller {
+	xr_reader *r;
+	_Atomic uint32_t *sleep_gen;
+	pid_t tid;
+	bool slept;
+};
+
+/* Cancels the read once its thread sleeps (or after 5 s, when it never
+ * does: the read's result says so). */
+static void *canceller_main(void *p)
+{
+	struct canceller *c = p;
+	uint64_t deadline = xr__now_ns() + 5 * SEC;
+
+	while (!(c->slept = asleep(c->sleep_gen, c->tid)) && xr__now_ns() < deadline)
+		sched_yield();
+	xr_reader_cancel(c->r);
+	return NULL;
+}
+
+/* Fills the ring until the lossless writer stops; the stop starts with
+ * xr_writer_wait (which marks the ring blocked) and lasts. */
+static uint64_t fill_until_stopped(xr_writer *w, const xr_arena *a, uint64_t *put)
+{
+	int rc;
+
+	while ((rc = xr_test_put(w, 1000)) == 0)
+		(*put)++;
+	CHECK_RC(rc, -EAGAIN);
+	CHECK_RC(xr_writer_wait(w, 1000, 0), -ETIMEDOUT);
+	CHECK_EQ(xr_load_acquire(&a->hdr->rings[0].blocked), 1);
+	return xr_load_relaxed(&a->hdr->rings[0].blocked_need);
+}
+
+static void held_back(void)
+{
+	char name[64];
+	xr_batch held, b;
+	uint64_t put = 0, next = 0;
+	int n;
+
+	xr_test_name(name, sizeof(name), "held");
+	xr_arena *a = make_arena(name, XR_POLICY_LOSSLESS, 64 << 10, 4);
+	xr_writer *w = xr_test_writer(a);
+	xr_server *srv = serve(a, NULL);
+	xr_reader *r = attach_ctl(name, "holder");
+
+	/* Hold the first record; read and release everything after it. */
+	CHECK_RC(xr_test_put(w, 1000), 0);
+	put++;
+	xr_writer_publish(w);
+	CHECK_RC(xr_reader_read(r, 1, 1, 0, &held), 1);
+	uint64_t need = fill_until_stopped(w, a, &put);
+	CHECK((int64_t)need > 0); /* past the held frame, at byte 0 */
+	while ((n = xr_reader_read(r, 1, 64, 0, &b)) > 0)
+		CHECK_RC(xr_batch_release(r, &b), 0);
+	CHECK_RC(n, 0);
+
+	/* Waiting for good is refused at once, and says what to do. */
+	uint64_t t0 = xr__now_ns();
+	n = xr_reader_read(r, 1, 16, -1, &b);
+	CHECK_RC(n, -EDEADLK);
+	CHECK(xr__now_ns() - t0 < 2 * SEC);
+	if (!strstr(xr_last_reason(), "release"))
+		FAILF("-EDEADLK's reason does not say what to do: \"%s\"", xr_last_reason());
+	CHECK_RC(xr_reader_wait(r, 1, -1), -EDEADLK);
+	CHECK_RC(xr_reader_arm(r, 1), -EDEADLK);
+	/* With a deadline the wait ends there, as any. */
+	CHECK_RC(xr_reader_read(r, 1, 16, 20 * 1000000, &b), 0);
+
+	/* Released, the writer goes on and the reader reads what follows. */
+	next = held.first->seq;
+	xr_test_check_batch(&held, &next, true);
+	CHECK_RC(xr_batch_release(r, &held), 0);
+	CHECK_RC(xr_writer_wait(w, 1000, 5 * (int64_t)SEC), 0);
+	CHECK_EQ(xr_load_acquire(&a->hdr->rings[0].blocked), 0);
+	CHECK_RC(xr_test_put(w, 1000), 0);
+	put++;
+	xr_writer_publish(w);
+	n = xr_reader_read(r, 1, 16, -1, &b);
+	CHECK_RC(n, 1);
+	CHECK_EQ(b.first->seq, put - 1);
+	CHECK_RC(xr_batch_release(r, &b), 0);
+
+	/* Another reader's lease in the way, ours past it: a wait with no
+	 * deadline sleeps (it could end when the other reader moves). */
+	xr_reader *lag = attach_ctl(name, "lagger"); /* its lease: the head */
+	for (int i = 0; i < 2; i++)
+		CHECK_RC(xr_test_put(w, 1000), 0);
+	put += 2;
+	xr_writer_publish(w);
+	CHECK_RC(xr_reader_read(r, 1, 1, 0, &b), 1); /* the lagger's lease stays here */
+	CHECK_RC(xr_batch_release(r, &b), 0);
+	CHECK_RC(xr_reader_read(r, 1, 1, 0, &held), 1); /* ours: one frame on */
+	need = fill_until_stopped(w, a, &put);
+	CHECK(held.first->seq + 1 < put);
+	while ((n = xr_reader_read(r, 1, 64, 0, &b)) > 0)
+		CHECK_RC(xr_batch_release(r, &b), 0);
+	CHECK_RC(n, 0);
+	struct canceller c = {.r = r, .sleep_gen = &xr__reader_page(r)->sleep_gen,
+			      .tid = gettid_()};
+	pthread_t th;
+	CHECK_RC(pthread_create(&th, NULL, canceller_main, &c), 0);
+	n = xr_reader_read(r, 1, 16, -1, &b);
+	pthread_join(th, NULL);
+	if (!c.slept)
+		FAILF("with another reader in the way, the read did not sleep (it returned %d)",
+		      n);
+	CHECK_RC(n, -EINTR);
+	CHECK_RC(xr_batch_release(r, &held), 0);
+	xr_reader_detach(lag);
+	xr_reader_detach(r);
+	unserve(a, srv);
+	printf("held_back: -EDEADLK for a wait on itself (stop need %llu), a sleep otherwise\n",
+	       (unsigned long long)need);
+}
+
 static void *closer_main(void *p)
 {
 	struct closer *k = p;
@@ -1971,6 +2100,7 @@ int main(void)
 	conn_table_full();
 	idle_timeout();
 	reader_killed();
+	held_back();
 	engine_closes();
 	engine_killed_then_reattach();
 	/* Every server removed its socket. */

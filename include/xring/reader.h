@@ -234,6 +234,11 @@ XR_API int xr_reader_attach(const char *engine, const xr_reader_opts *opts, xr_r
  *                 found where
  *   -EINTR        the wait was cancelled (xr_reader_cancel), or a signal
  *                 handler ran while it slept: nothing was taken
+ *   -EDEADLK      max_wait_ns < 0 and the wait would be for good: a lossless
+ *                 reader's writer is stopped until a batch this reader holds
+ *                 is released, and what it waits for comes after it (in
+ *                 every ring of the stream). Release the oldest batch, or
+ *                 wait with a deadline (which then ends as usual, with 0)
  */
 XR_API int xr_reader_read(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wait_ns,
 			  xr_batch *b);
@@ -295,7 +300,10 @@ XR_API void xr_reader_cancel(xr_reader *r);
  *
  * For the engine to signal it, the reader must say it is about to wait:
  * xr_reader_arm(r, min) returns 0 when armed (wait on the fd now), or 1
- * when min records are there already (read them instead).
+ * when min records are there already (read them instead); or -EDEADLK when
+ * nothing could come before a batch the reader holds is released (as
+ * xr_reader_read() with no deadline), -ENOTSUP with XR_WAIT_SPIN, or an error
+ * of xr_reader_read().
  */
 XR_API int xr_reader_fd(const xr_reader *r);
 XR_API int xr_reader_arm(xr_reader *r, uint32_t min);

@@ -5,6 +5,7 @@
  */
 #include "xring_py.h"
 
+#include <errno.h>
 #include <string.h>
 
 PyObject *raise_xr_reason(int code, const char *what, const char *reason, int kind)
@@ -25,8 +26,12 @@ PyObject *raise_xr_reason(int code, const char *what, const char *reason, int ki
 
 PyObject *raise_xr(int code, const char *what)
 {
-	/* The engine's reason belongs to a refused attach, nothing else. */
+	/* The engine's reason belongs to a refused attach; the library's own
+	 * to the read errors it explains (a wait on one's own batch, a
+	 * malformed frame), set by the call that failed. */
 	bool attaching = !strcmp(what, "attach") || !strcmp(what, "reattach");
+	bool reading = !strcmp(what, "read") || !strcmp(what, "arm");
+	bool said = attaching || (reading && (code == -EDEADLK || code == -EPROTO));
 
-	return raise_xr_reason(code, what, attaching ? xr_last_reason() : NULL, KIND_READER);
+	return raise_xr_reason(code, what, said ? xr_last_reason() : NULL, KIND_READER);
 }

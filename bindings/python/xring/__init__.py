@@ -31,7 +31,8 @@ import weakref
 
 from . import _xring
 from ._array import LeasedArray
-from ._errors import (EngineClosedError, EvictedError, GameLimitError, LayoutError,
+from ._errors import (DeadlockError, EngineClosedError, EvictedError, GameLimitError,
+                      LayoutError,
                       NoEngineError, NoSuchGameError, PermissionRefusedError, PolicyError,
                       ReleasedError, SeatTakenError, TooManyAgentsError,
                       TooManyBatchesHeldError, TooManyReadersError, XringError)
@@ -59,7 +60,7 @@ __all__ = [
     "SOURCES", "FALLBACKS", "XringError", "NoEngineError", "PermissionRefusedError",
     "EngineClosedError", "EvictedError", "TooManyReadersError", "PolicyError", "LayoutError",
     "TooManyBatchesHeldError", "ReleasedError", "NoSuchGameError", "GameLimitError",
-    "SeatTakenError", "TooManyAgentsError", "control_path", "EngineProcess",
+    "SeatTakenError", "TooManyAgentsError", "DeadlockError", "control_path", "EngineProcess",
 ]
 
 

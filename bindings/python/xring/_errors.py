@@ -7,7 +7,7 @@ __all__ = [
     "XringError", "NoEngineError", "PermissionRefusedError", "EngineClosedError",
     "EvictedError", "TooManyReadersError", "PolicyError", "LayoutError",
     "TooManyBatchesHeldError", "ReleasedError", "NoSuchGameError", "GameLimitError",
-    "SeatTakenError", "TooManyAgentsError",
+    "SeatTakenError", "TooManyAgentsError", "DeadlockError",
 ]
 
 _XR_BASE = 5000
@@ -57,6 +57,13 @@ class LayoutError(XringError):
 
 class TooManyBatchesHeldError(XringError):
     """64 batches are held already (their arrays alive count): release some."""
+
+
+class DeadlockError(XringError):
+    """A read with no timeout would wait for good: the engine's writer is
+    stopped until a batch this reader holds is released (a batch is held
+    while its arrays are alive), and what the read waits for comes after it.
+    Release the oldest batch, or read with a timeout. Code -EDEADLK."""
 
 
 class ReleasedError(XringError, RuntimeError):
@@ -110,6 +117,7 @@ _BY_CODE = {
     -(_XR_BASE + 6): PolicyError,
     -(_XR_BASE + 1): LayoutError,
     -errno.ENOBUFS: TooManyBatchesHeldError,
+    -errno.EDEADLK: DeadlockError,
     -errno.EINVAL: _InvalidError,
     -errno.ETIMEDOUT: _TimeoutError,
     -errno.ECONNRESET: EngineClosedError,

@@ -301,3 +301,33 @@ def test_a_dropped_batch_is_released(engine):
     assert obs.shape[0] == 8 and int(obs[0].max()) >= 0   # and is usable
     del obs
     assert r.stats()["held"] == 0
+
+
+def test_waiting_on_ones_own_batch_is_refused(engines):
+    """A lossless reader whose held batch stops the writer, and who has read
+    everything after it, would wait for good with no timeout: DeadlockError
+    at once. With a timeout the read ends there (None); once the batch goes,
+    records flow again."""
+    e = engines("--shards", "1", ring_size="2M")
+    r = reader(e, batch=64)
+    held = r.read(timeout=5)
+    assert held is not None
+    first = int(held.seq[0])
+
+    # The single ring fills behind the held batch: the writer stops.
+    def stopped():
+        _drain(r)
+        return info(e)["blocked"]
+    wait_for(stopped, 20, "the writer to stop behind the held batch")
+    _drain(r)
+    with pytest.raises(xring.DeadlockError) as ei:
+        r.read(timeout=None)
+    assert ei.value.name == "EDEADLK" and "release" in ei.value.reason
+    assert r.read(timeout=0.05) is None
+
+    held.release()
+    del held
+    gc.collect()
+    b = r.read(timeout=5)
+    assert b is not None and int(b.seq[0]) > first
+    b.release()
