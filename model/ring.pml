@@ -49,11 +49,10 @@
  *   NOCLOSE      the engine never closes: the run ends with sleepers asleep
  *                (for the LTL property, which the close would hide)
  *   CHECK_EVICTED_WAKE  an evicted reader asleep counts as a lost wakeup
- *                (a gap in the C code: docs/protocol-model.md, Findings)
- *   RS4_CHECKS_SLOT  the fix for that gap: RS4 also looks at the slot
- *   WAIT_WHILE_HOLDING  a reader holding a batch still waits for as long as
- *                it takes (Findings: its own lease can keep out what it
- *                waits for)
+ *                (docs/protocol-model.md, Findings 1; RS4 loads the slot)
+ *   WAIT_WHILE_HOLDING  a reader holding a batch also waits with no
+ *                deadline, rather than only look (Findings 2: its own lease
+ *                can keep out what it waits for; it gets -EDEADLK then)
  *   NR CAP NREC MINB MAXB HELD   sizes, below
  */
 
@@ -113,6 +112,7 @@ byte written;       /* seqlock'd with head */
 byte pub_gen;       /* seqlock: odd while (head, written) change */
 byte tail;          /* W2 */
 bit blocked;        /* xr__wake_blocked */
+byte bneed;         /* blocked_need: where every lossless lease must be */
 bit closed;         /* arena state != READY (A2, xr_arena_close) */
 
 /* ring data: one slot per frame; the header's seq and the record */
@@ -324,8 +324,8 @@ inline evict_slot(b, reason)
 	if
 	:: won ->
 #ifndef BROKEN_NO_PI2
-		/* PI1: store_release(info.state, EVICTED); PI2:
-		 * fence_release, before any later store into the ring */
+		/* PI1: store_sc(info.state, EVICTED); PI2: fence_release,
+		 * before any later store into the ring */
 		atomic { istate[b] = EVICTED };
 #else
 		/* broken: no PI2 fence. The reader table's store may become
@@ -458,8 +458,10 @@ inline writer_wait()
 	if
 	:: !room ->
 #ifndef BROKEN_NO_BLOCKED
-		/* xr__wake_blocked(w, true): store_sc(blocked, 1) */
-		atomic { blocked = 1 };
+		/* xr_writer_wait: store_relaxed(blocked_need) (the room
+		 * make_room looks for); xr__wake_blocked(w, true):
+		 * store_sc(blocked, 1), which publishes it */
+		atomic { bneed = whead + 1 - CAP; blocked = 1 };
 #ifdef WAKE
 		/* then load_sc every sleep_gen, waking the sleepers */
 		k = 0;
@@ -760,6 +762,20 @@ inline take()
 	}
 }
 
+/* client/reader.c:oldest_held, into v (private). */
+#define OLDEST_HELD \
+	d_step { \
+		v = NO_LEASE; b = 0; \
+		do \
+		:: b < HELD -> \
+			if :: hn[b] != 0 && (v == NO_LEASE || hstart[b] < v) -> v = hstart[b] \
+			:: else fi; \
+			b++ \
+		:: else -> break \
+		od; \
+		b = 0 \
+	}
+
 /* client/reader.c:xr_batch_release -> shm/ring_reader.c:xr__rr_set_lease
  * (oldest_held). */
 inline release()
@@ -808,11 +824,21 @@ inline sleep_until_woken()
 	:: else
 	fi;
 #endif
-#ifdef RS4_CHECKS_SLOT
-	/* not in the C code: the fix for the gap CHECK_EVICTED_WAKE shows.
-	 * RS4 also loads the slot's state (seq_cst, as the evicting
-	 * writer's PI1 would have to be before its kick): evicted, cancel */
+#ifndef BROKEN_NO_RS4_SLOT
+	/* RS4s: load_sc(info.state): evicted, cancel (the evicting
+	 * writer's PI1 is seq_cst, before its kick) */
 	if :: !cancel -> atomic { cancel = (istate[r] != ACTIVE) } :: else fi;
+#endif
+#ifndef BROKEN_NO_EDEADLK
+	/* waits_on_itself (sleeps here have no deadline): load_sc(blocked),
+	 * and blocked_need, against the oldest held batch */
+	if
+	:: !cancel && lossless && nheld > 0 ->
+		OLDEST_HELD;
+		atomic { cancel = (blocked && v < bneed) };
+		v = 0
+	:: else
+	fi;
 #endif
 #ifdef BROKEN_SLEEP_ORDER
 	/* broken: RS2 a release store, RS4 acquire loads: the loads may be
@@ -845,7 +871,7 @@ proctype reader(byte r)
 	byte n, avail, s0, s1, gaps, tnext, q, s, b, v, at, wr;
 	byte nread, ndropped, gread, gnext;
 	byte hstart[HELD], hn[HELD], nheld;
-	bit lossless, tfull, eproto, stale, cl, bl, gone, ok, nowait;
+	bit lossless, tfull, eproto, stale, cl, bl, gone, ok, nowait, dl;
 #ifdef WAKE
 	byte sc_end, sc_head, sc_count, gen;
 	bit cancel;
@@ -884,7 +910,8 @@ ATTACH_END;
 		/* client/reader.c:read_or_wait(min MINB, max MAXB, max_wait):
 		 * holding nothing it waits for as long as it takes
 		 * (max_wait < 0); holding a batch it only looks (max_wait 0),
-		 * or it could wait for records its own batch keeps out */
+		 * or, with WAIT_WHILE_HOLDING, waits too: then a wait on its
+		 * own batch is -EDEADLK (waits_on_itself) */
 		/* check_slot: RI1 load_acquire(info.state); and, each pass,
 		 * closed: the engine gone or the arena not READY (A2). Two
 		 * loads of what only the writer stores, in one step. */
@@ -924,6 +951,19 @@ ATTACH_END;
 				:: nowait -> d_step { FORGET; nowait = 0; cl = 0 }; break
 				:: else
 				fi;
+#ifndef BROKEN_NO_EDEADLK
+				/* waits_on_itself: -EDEADLK, and the caller
+				 * (here) goes on, releasing or reading again */
+				dl = 0;
+				if
+				:: lossless && nheld > 0 ->
+					OLDEST_HELD;
+					atomic { dl = (blocked && v < bneed) };
+					v = 0
+				:: else
+				fi;
+				if :: dl -> d_step { FORGET; dl = 0; cl = 0 }; break :: else fi;
+#endif
 #ifdef WAKE
 				sleep_until_woken()
 #else

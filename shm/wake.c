@@ -54,7 +54,16 @@
  * stores blocked = 1 and then loads every sleep_gen, waking the sleepers;
  * a reader loads blocked after RS2 (in RS4), and while it is set hands out
  * a partial batch. All seq_cst: the same store-buffering argument as above,
- * either the reader sees blocked, or the writer sees it asleep.
+ * either the reader sees blocked, or the writer sees it asleep. The stop
+ * also says where every lossless lease must be for it to end
+ * (blocked_need, stored before blocked): a reader whose own held batch is
+ * short of it in every ring refuses to wait with no deadline (-EDEADLK,
+ * client/reader.c), rather than wait for itself.
+ *
+ * EVICTIONS. xr__peer_evict stores the slot's state in the reader table
+ * (PI1, seq_cst), then kicks the reader (its load of sleep_gen, seq_cst);
+ * the reader's RS4 loads that state after RS2. The same pattern once more:
+ * either the kick finds the sleep, or the reader sees it is evicted.
  *
  * SENDING. A wake is a send with MSG_DONTWAIT | MSG_NOSIGNAL on a socket
  * the engine accepted itself (the reader's control connection): nothing a

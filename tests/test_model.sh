@@ -86,7 +86,8 @@ check lossy_late_attach      good safety "${lossy[@]}" -DNR=1 -DLATE_ATTACH
 check lossy_held             good safety "${lossy[@]}" -DNR=1 -DHELD=2 -DMINB=2 -DNREC=5
 check wake_blocked           good safety "${blk[@]}"
 check wake_batches           good safety "${wake[@]}" -DNREC=4 -DLATE_ATTACH
-check wake_lossy             good safety "${wlossy[@]}"
+check wake_lossy             good safety "${wlossy[@]}" -DCHECK_EVICTED_WAKE
+check wait_while_holding     good safety -DWAKE -DNR=1 -DCAP=2 -DNREC=3 -DHELD=2 -DWAIT_WHILE_HOLDING
 check wake_ltl               good ltl    "${wake[@]}" -DNREC=4 -DNOCLOSE
 if [ -n "$extended" ]; then
 	check x_mixed_2readers   good safety -DCAP=2 -DNREC=3 -DNR=2 -DMIXED
@@ -95,6 +96,7 @@ if [ -n "$extended" ]; then
 	check x_wake_blocked_4   good safety "${blk[@]}" -DNREC=4
 	check x_wake_lossy_4     good safety "${wlossy[@]}" -DNREC=4
 	check x_wake_2readers    good safety -DWAKE -DNR=2 -DCAP=2 -DMINB=2 -DNREC=2
+	check x_wait_while_holding_4 good safety -DWAKE -DNR=1 -DCAP=2 -DNREC=4 -DHELD=2 -DWAIT_WHILE_HOLDING
 fi
 
 # Broken on purpose: spin must find each.
@@ -112,16 +114,14 @@ check broken_memo            bad safety "${wake[@]}" -DNREC=4 -DBROKEN_MEMO
 check broken_no_blocked      bad safety "${blk[@]}" -DBROKEN_NO_BLOCKED
 check broken_no_rs4_ltl      bad ltl    "${wake[@]}" -DNREC=4 -DNOCLOSE -DBROKEN_NO_RS4
 
-# What the model found in the C code (docs/protocol-model.md, Findings): an
-# error expected while the code is as it is. 1. An eviction's kick can miss
-# a reader on its way to sleep (with `extended`, the fix it needs: RS4
-# looking at the slot too, which closes it). 2. A lossless reader that holds
-# a batch, has read what follows it and waits with no deadline waits for
-# good, and so does its writer.
-check finding_evicted_sleeper bad  safety "${wlossy[@]}" -DCHECK_EVICTED_WAKE
-check finding_wait_while_holding bad safety -DWAKE -DNR=1 -DCAP=2 -DNREC=4 -DHELD=2 -DWAIT_WHILE_HOLDING
-[ -n "$extended" ] &&
-	check finding_fix_rs4_slot good safety "${wlossy[@]}" -DCHECK_EVICTED_WAKE -DRS4_CHECKS_SLOT
+# What the model found in the C code (docs/protocol-model.md, Findings),
+# fixed since; each fix removed must fail again. 1. An eviction's kick can
+# miss a reader on its way to sleep unless RS4 loads the slot too. 2. A
+# lossless reader that holds a batch, has read what follows it and waits
+# with no deadline waits for good, and so does its writer, unless it is told
+# -EDEADLK.
+check broken_no_rs4_slot     bad safety "${wlossy[@]}" -DCHECK_EVICTED_WAKE -DBROKEN_NO_RS4_SLOT
+check broken_no_edeadlk      bad safety -DWAKE -DNR=1 -DCAP=2 -DNREC=3 -DHELD=2 -DWAIT_WHILE_HOLDING -DBROKEN_NO_EDEADLK
 
 echo "model checks: $fails failed, $(($(date +%s) - start)) s"
 [ "$fails" -eq 0 ]
