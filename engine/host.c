@@ -67,7 +67,9 @@ int xr_host_create(const xr_arena_spec *spec, const xr_server_opts *so,
 		snprintf(why, why_len, "the game directory: %s", strerror(-rc));
 		goto fail;
 	}
-	rc = xr_arena_create(spec, &h->a);
+	/* Named only once the control socket listens: whoever finds the
+	 * arena by its name can attach at once. */
+	rc = xr__arena_create_unnamed(spec, &h->a);
 	if (rc < 0) {
 		snprintf(why, why_len, "%s", xr_arena_last_note());
 		goto fail;
@@ -80,6 +82,14 @@ int xr_host_create(const xr_arena_spec *spec, const xr_server_opts *so,
 	rc = xr__server_start_games(h->a, so, h->dir ? &xr__gdir_hooks : NULL, h->dir, &h->srv);
 	if (rc < 0) {
 		snprintf(why, why_len, "%s", xr_server_last_note());
+		xr_arena_destroy(h->a);
+		goto fail;
+	}
+	rc = xr__arena_publish(h->a);
+	if (rc < 0) {
+		snprintf(why, why_len, "%s", xr_arena_last_note());
+		xr_arena_close(h->a);
+		xr_server_stop(h->srv);
 		xr_arena_destroy(h->a);
 		goto fail;
 	}

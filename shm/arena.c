@@ -573,6 +573,10 @@ static int no_room(struct xr_arena *a, const struct xr_place *pl, int err)
 	return -ENOSPC;
 }
 
+/* Set by xr__arena_create_unnamed for the creation under way (the calling
+ * thread's): the name is given later, by xr__arena_publish. */
+static _Thread_local bool defer_name;
+
 /* Tries one place; 0, or an error with the reason added to a->note. */
 static int create_in(struct xr_arena *a, const xr_arena_spec *spec, const struct xr_place *pl,
 		     int node)
@@ -633,11 +637,40 @@ static int create_in(struct xr_arena *a, const xr_arena_spec *spec, const struct
 		/* A0: publishes the whole header; pairs with the acquire of state
 		 * in xr__arena_alive (A1). */
 		xr_store_release(&a->hdr->state, XR_ARENA_READY);
+		if (defer_name) {
+			a->name_pending = true;
+			snprintf(a->pending_tmp, sizeof(a->pending_tmp), "%s", tmp);
+			return 0; /* the file stays at tmp until published */
+		}
 		err = publish_name(a, tmp, spec->name);
 	}
 	if (tmp[0])
 		unlink(tmp);
 	return err;
+}
+
+int xr__arena_create_unnamed(const xr_arena_spec *spec, struct xr_arena **out)
+{
+	defer_name = true;
+	int rc = xr_arena_create(spec, out);
+	defer_name = false;
+	return rc;
+}
+
+int xr__arena_publish(struct xr_arena *a)
+{
+	if (!a || !a->owner || !a->name_pending)
+		return 0;
+	int rc = publish_name(a, a->pending_tmp, a->lay.name);
+	if (a->pending_tmp[0])
+		unlink(a->pending_tmp);
+	a->pending_tmp[0] = '\0';
+	/* Refused, the name stays another's: the close must not remove it. */
+	a->name_pending = rc < 0;
+	if (rc == -EEXIST)
+		snprintf(last_note, sizeof(last_note), "an engine named '%s' is already running",
+			 a->lay.name);
+	return rc;
 }
 
 int xr_arena_create(const xr_arena_spec *spec, xr_arena **out)
@@ -723,7 +756,15 @@ void xr_arena_close(xr_arena *a)
 		xr_writer_publish(&a->writers[r]);
 	/* A2: readers that see CLOSED (acquire) also see the last publish. */
 	xr_store_release(&a->hdr->state, XR_ARENA_CLOSED);
-	unlink(a->path);
+	/* Never published: the name may be another engine's; the file is
+	 * ours at pending_tmp. */
+	if (a->name_pending) {
+		if (a->pending_tmp[0])
+			unlink(a->pending_tmp);
+		a->pending_tmp[0] = '\0';
+	} else {
+		unlink(a->path);
+	}
 	/* Wake every sleeper: each drains what was published, then learns. */
 	xr__peers_enter(a->peers, XR_PAGES_CLOSE);
 	for (uint32_t i = 0; i < a->lay.max_readers; i++)

@@ -151,6 +151,11 @@ struct xr_arena {
 				      * (a control server): destroy refuses */
 	char path[XR_PATH_MAX];
 	char note[XR_NOTE_MAX];
+	/* Owner, created by xr__arena_create_unnamed: the name is not given
+	 * yet; the file is pending_tmp (or, when that is empty, an O_TMPFILE
+	 * reachable only through fd) until xr__arena_publish(). */
+	bool name_pending;
+	char pending_tmp[XR_PATH_MAX + 64];
 };
 
 /* How xr__arena_open maps things. */
@@ -174,6 +179,15 @@ enum {
  */
 int xr__arena_open(const char *name, int flags, int stream, struct xr_arena **out);
 void xr__arena_close(struct xr_arena *a);
+
+/* As xr_arena_create(), but the arena is not findable by its name until
+ * xr__arena_publish(): the engine first opens its control socket, so that
+ * whoever finds the arena can attach (a reader polling `xring info`, then
+ * attaching). The name is checked free now; publishing checks again.
+ * xr__arena_publish returns 0, or -EEXIST when another engine took the name
+ * meanwhile (xr_arena_last_note() says so), or -errno. */
+int xr__arena_create_unnamed(const xr_arena_spec *spec, struct xr_arena **out);
+int xr__arena_publish(struct xr_arena *a);
 
 /* The same, for an arena file already open on fd (handed over by the
  * engine's control socket). Takes ownership of fd, also on failure. */

@@ -45,6 +45,12 @@
  *                    within 100 ms of that process's SIGKILL, retrying
  *                    xr_writer_reserve only: the server frees the slot on
  *                    hangup
+ *   named_late       an arena created unnamed (the engine's way) is not
+ *                    found by its name until published, after its server
+ *                    listens; a second engine of the same name that got as
+ *                    far is refused at publish (-EEXIST, "already
+ *                    running"), and its end removes its own file, not the
+ *                    first engine's name
  *   held_back        a lossless reader that holds a batch its stopped
  *                    writer waits for, and has read everything after it:
  *                    a read with no deadline (and an arm) is -EDEADLK at
@@ -1802,6 +1808,51 @@ static void held_back(void)
 	       (unsigned long long)need);
 }
 
+static void named_late(void)
+{
+	char name[64];
+	struct stat st;
+	xr_stream_spec ss = {.policy = XR_POLICY_LOSSLESS, .ring_bytes = 64 << 10, .frame_align = 64};
+	xr_reader *r;
+
+	xr_test_name(name, sizeof(name), "late");
+	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
+			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_DEFAULT,
+			      .max_readers = 4};
+	xr_arena *a, *b;
+	CHECK_RC(xr__arena_create_unnamed(&spec, &a), 0);
+	CHECK(stat(a->path, &st) < 0 && errno == ENOENT);
+	/* A second engine of the name, started in the same moment: as far as
+	 * its own file (the name was free for both). */
+	CHECK_RC(xr__arena_create_unnamed(&spec, &b), 0);
+	xr_arena *peek;
+	CHECK_RC(xr__arena_open(name, 0, -1, &peek), -ENOENT);
+	xr_server *srv = serve(a, NULL);
+	CHECK_RC(xr__arena_publish(a), 0);
+	CHECK(stat(a->path, &st) == 0);
+	r = attach_ctl(name, "late");
+	xr_reader_detach(r);
+
+	/* The second is refused when it would take the name; the first keeps
+	 * it. Once named, the name refuses a third at creation. */
+	xr_arena *c;
+	CHECK_RC(xr__arena_create_unnamed(&spec, &c), -EEXIST);
+	char tmp[sizeof(b->pending_tmp)];
+	snprintf(tmp, sizeof(tmp), "%s", b->pending_tmp);
+	CHECK_RC(xr__arena_publish(b), -EEXIST);
+	if (!strstr(xr_arena_last_note(), "already running"))
+		FAILF("a second engine's publish: note \"%s\"", xr_arena_last_note());
+	if (tmp[0])
+		CHECK(stat(tmp, &st) < 0 && errno == ENOENT);
+	CHECK_RC(xr_arena_destroy(b), 0);
+	CHECK(stat(a->path, &st) == 0);
+	r = attach_ctl(name, "late2");
+	xr_reader_detach(r);
+	unserve(a, srv);
+	CHECK(stat(a->path, &st) < 0 && errno == ENOENT);
+	printf("named_late: not findable before its server; a second engine refused at publish\n");
+}
+
 static void *closer_main(void *p)
 {
 	struct closer *k = p;
@@ -2101,6 +2152,7 @@ int main(void)
 	idle_timeout();
 	reader_killed();
 	held_back();
+	named_late();
 	engine_closes();
 	engine_killed_then_reattach();
 	/* Every server removed its socket. */
