@@ -8,7 +8,8 @@
 # libclang-rt-14-dev: libFuzzer for the fuzz label; spin: the checked
 # protocol model; prometheus: promtool and a real scraper for the metrics
 # endpoint's tests; tmux: the pseudo-terminal `xring top` is tested in;
-# libncurses-dev: `xring top`.)
+# libncurses-dev: `xring top`; valgrind: the instruction-count gate,
+# perf/icount.py, and its callgrind.h.)
 set -euo pipefail
 
 PKGS=(
@@ -18,7 +19,7 @@ PKGS=(
   python3 python3-numpy python3-pytest
   python3-dev python3-setuptools python3-pip python3-venv python3-torch python3-grpcio
   python3-cloudpickle python3-typing-extensions libopenblas0-pthread
-  clang libclang-rt-14-dev spin prometheus tmux libncurses-dev
+  clang libclang-rt-14-dev spin prometheus tmux libncurses-dev valgrind
 )
 
 missing=()
