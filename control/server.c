@@ -128,6 +128,7 @@ struct xr_server {
 	struct xr_arena *a;
 	int lfd;
 	int ro_fd;               /* the arena, O_RDONLY: what peers are given */
+	bool ro_named;           /* ro_fd was opened by the arena's public name */
 	int stop_fd;             /* eventfd: stop the thread */
 	pthread_t th;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -320,6 +321,32 @@ static bool in_list(const uint32_t *l, uint32_t n, uint32_t v)
 	return false;
 }
 
+/* What peers are given: the arena, opened anew read-only, so that nobody
+ * holding it can write the header, the tables or the rings. By its public
+ * name when that still names the very file (so that /proc/PID/maps shows
+ * it), else through the engine's own descriptor. */
+static int open_read_only(struct xr_arena *a, int *out, bool *named)
+{
+	struct stat mine, st;
+	char proc[64];
+	int fd = open(a->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd >= 0 && (fstat(fd, &st) < 0 || fstat(a->fd, &mine) < 0 || st.st_ino != mine.st_ino ||
+			st.st_dev != mine.st_dev)) {
+		close(fd);
+		fd = -1;
+	}
+	*named = fd >= 0;
+	if (fd < 0) {
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", a->fd);
+		fd = open(proc, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return -errno;
+	*out = fd;
+	return 0;
+}
+
 /* SO_PEERCRED's uid against the allow-list; its groups (SO_PEERGROUPS,
  * supplementary ones included, however many) against the gid list. */
 static bool peer_allowed(const struct xr_server *c, int fd, uid_t uid, gid_t gid)
@@ -384,6 +411,23 @@ static void do_attach(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr 
 		.fingerprint = xr__layout_fingerprint(),
 		.engine_pid = l->writer_pid,
 	};
+	/* The engine names its arena only once this server listens
+	 * (engine/host.c): the descriptor opened at start, through the
+	 * engine's own, is taken anew by the name once there is one. Only
+	 * this thread uses ro_fd. */
+	if (!c->ro_named) {
+		int fd;
+		bool named;
+		if (open_read_only(c->a, &fd, &named) == 0) {
+			if (named) {
+				close(c->ro_fd);
+				c->ro_fd = fd;
+				c->ro_named = true;
+			} else {
+				close(fd);
+			}
+		}
+	}
 	if (xr__ctl_send(k->fd, XR_CTL_ATTACHED, h->id, &r, sizeof(r), &c->ro_fd, 1) < 0) {
 		drop_conn(c, ci);
 		return;
@@ -1096,31 +1140,6 @@ static void raise_fd_limit(void)
 	}
 }
 
-/* What peers are given: the arena, opened anew read-only, so that nobody
- * holding it can write the header, the tables or the rings. By its public
- * name when that still names the very file (so that /proc/PID/maps shows
- * it), else through the engine's own descriptor. */
-static int open_read_only(struct xr_arena *a, int *out)
-{
-	struct stat mine, st;
-	char proc[64];
-	int fd = open(a->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-
-	if (fd >= 0 && (fstat(fd, &st) < 0 || fstat(a->fd, &mine) < 0 || st.st_ino != mine.st_ino ||
-			st.st_dev != mine.st_dev)) {
-		close(fd);
-		fd = -1;
-	}
-	if (fd < 0) {
-		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", a->fd);
-		fd = open(proc, O_RDONLY | O_CLOEXEC);
-	}
-	if (fd < 0)
-		return -errno;
-	*out = fd;
-	return 0;
-}
-
 static uint32_t *copy_ids(const uint32_t *ids, uint32_t n)
 {
 	uint32_t *p = n ? malloc(n * sizeof(*p)) : NULL;
@@ -1194,7 +1213,7 @@ int xr__server_start_games(xr_arena *a, const xr_server_opts *o, const struct xr
 	    (o && o->n_allow_gid && !c->allow_gid))
 		goto fail;
 	raise_fd_limit();
-	rc = open_read_only(a, &c->ro_fd);
+	rc = open_read_only(a, &c->ro_fd, &c->ro_named);
 	if (rc < 0)
 		goto fail;
 	rc = xr__run_dir_serve(a->lay.name, c->path, sizeof(c->path), why, sizeof(why));
