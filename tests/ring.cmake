@@ -15,3 +15,5 @@ xr_test(NAME test_ring_garbage SOURCES test_ring_garbage.c LABELS "stress;ring" 
 # process (ThreadSanitizer runs it: label threads).
 xr_test(NAME test_filter_wake SOURCES test_filter_wake.c LABELS "unit;ring;threads" TIMEOUT 300)
 target_link_libraries(test_filter_wake PRIVATE m)
+# Invariant 2: the writer's thread in strict seccomp (no system call allowed).
+xr_test(NAME test_writer_syscalls SOURCES test_writer_syscalls.c LABELS "unit;ring;threads")

@@ -87,6 +87,22 @@ static inline int stress_check_stats(xr_reader *r, struct stress_result *res)
 	return 0;
 }
 
+/* Invariant 3: a held batch is never overwritten. Checked again at its
+ * release, after the writer went on (and, for a lossy reader, dropped
+ * records rather than pass the lease) while it was held. */
+static inline int stress_recheck(struct stress_result *res, const xr_batch *b)
+{
+	const xr_frame *f = b->first;
+
+	for (uint32_t i = 0; i < b->count; i++, f = xr_frame_next(f)) {
+		const char *bad = xr_stamp_check(xr_frame_data(f), f->len, f->seq);
+		if (bad || f->len != stress_len(f->seq))
+			return stress_fail(res, "held batch overwritten: seq %llu (len %u): %s",
+					   ULL(f->seq), f->len, bad ? bad : "length changed");
+	}
+	return 0;
+}
+
 /*
  * One reader's whole life: attach (already done by the caller, who passes
  * r), read until it has accounted for `total` records, verify everything.
@@ -149,6 +165,8 @@ static inline int stress_read(xr_reader *r, int role, uint64_t total, struct str
 			held[n_held++] = b;
 			if (n_held == 2) {
 				int first = (rng >> 20) & 1;
+				if (stress_recheck(res, &held[0]) < 0 || stress_recheck(res, &held[1]) < 0)
+					return -1;
 				xr_batch_release(r, &held[first]);
 				xr_batch_release(r, &held[!first]);
 				n_held = 0;
@@ -157,6 +175,8 @@ static inline int stress_read(xr_reader *r, int role, uint64_t total, struct str
 		case ROLE_LOSSY_STALL:
 			if ((rng >> 8) % 64 == 0)
 				stress_sleep_us(300); /* holding: the writer waits */
+			if (stress_recheck(res, &b) < 0)
+				return -1;
 			xr_batch_release(r, &b);
 			if ((rng >> 16) % 32 == 0)
 				stress_sleep_us(2000); /* not holding: overrun */
@@ -164,6 +184,8 @@ static inline int stress_read(xr_reader *r, int role, uint64_t total, struct str
 		case ROLE_LOSSY_HOLD:
 			if ((rng >> 8) % 8 == 0)
 				stress_sleep_us(1000); /* long lease: writer drops */
+			if (stress_recheck(res, &b) < 0)
+				return -1;
 			xr_batch_release(r, &b);
 			break;
 		default:

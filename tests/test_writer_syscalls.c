@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Invariant 2 of ../shared/DESIGN.md: a ring's writer takes no lock and
+ * makes no system call per record. The writing thread puts itself in
+ * seccomp's strict mode, where any system call but read, write, _exit and
+ * sigreturn kills the process, then writes and publishes; the kernel is
+ * the judge. A lock that ever waited would be a futex call; a clock that
+ * left the vDSO, a wake sent, a sleep, an madvise: all killed.
+ *
+ *   no_readers       1,000,000 records of 64 bytes, published every 64, on a
+ *                    lossy ring nobody reads
+ *   spinning_reader  the same while a spinning lossless reader (another
+ *                    thread, outside strict mode) checks every record: the
+ *                    writer scans its lease at every reclaim and never
+ *                    waits (the ring holds them all)
+ *   one_writer       a ring has one writer: xr_arena_writer() hands out the
+ *                    same handle for a ring however often it is asked
+ *
+ * A sleeping reader costs its writers one send per publish that brings its
+ * batch (shm/wake.c): per publish, not per record, and not tested here.
+ */
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "peer_helpers.h"
+#include "ring_helpers.h"
+#include "util/atomics.h"
+
+#define RECORDS 1000000u
+#define LEN 64u
+
+struct job {
+	xr_writer *w;
+	_Atomic int done; /* 1: wrote them all, 2: failed */
+};
+
+/* The writer, in strict mode from its first record on. Ends with the raw
+ * exit system call (strict mode's only way out; pthread_exit is not). */
+static void *write_strict(void *p)
+{
+	struct job *j = p;
+
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT) != 0) {
+		xr_store_release(&j->done, 2);
+		syscall(SYS_exit, 0);
+	}
+	for (uint32_t i = 0; i < RECORDS; i++) {
+		void *q;
+		uint64_t seq = xr_writer_next_seq(j->w);
+		if (xr_writer_reserve(j->w, LEN, &q) != 0) {
+			xr_store_release(&j->done, 2);
+			syscall(SYS_exit, 0);
+		}
+		xr_stamp(q, seq, LEN);
+		xr_writer_commit(j->w);
+		if (i % 64 == 63)
+			xr_writer_publish(j->w);
+	}
+	xr_writer_publish(j->w);
+	xr_store_release(&j->done, 1);
+	syscall(SYS_exit, 0);
+	return NULL;
+}
+
+/* Runs write_strict in a child process (strict mode's kill takes the whole
+ * process); with_reader: a spinning lossless reader thread beside it. */
+static void run(const char *tag, xr_policy policy, bool with_reader)
+{
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		char name[64];
+		xr_test_name(name, sizeof(name), tag);
+		/* 1,000,000 frames of 80 bytes fit: the writer never waits. */
+		xr_arena *a = xr_test_arena(name, policy, 128u << 20, 16, XR_HUGEPAGES_OFF);
+		struct job j = {.w = xr_test_writer(a)};
+		xr_reader *r = NULL;
+		if (with_reader) {
+			xr_reader_opts o = {.wait = XR_WAIT_SPIN, .policy = XR_POLICY_LOSSLESS};
+			CHECK_RC(xr_reader_attach(name, &o, &r), 0);
+		}
+		pthread_t th;
+		CHECK_RC(pthread_create(&th, NULL, write_strict, &j), 0);
+		/* Strict mode kills the offending thread alone (SIGKILL to it):
+		 * its end, seen by the join, without done = 1 is the verdict. */
+		uint64_t next = 0;
+		while (pthread_tryjoin_np(th, NULL) != 0) {
+			xr_batch b;
+			if (r && xr_reader_read(r, 1, 1024, 0, &b) > 0) {
+				xr_test_check_batch(&b, &next, true);
+				CHECK_RC(xr_batch_release(r, &b), 0);
+			}
+		}
+		if (xr_load_acquire(&j.done) != 1)
+			_exit(3);
+		if (r) {
+			xr_batch b;
+			while (next < RECORDS && xr_reader_read(r, 1, 1024, 0, &b) > 0) {
+				xr_test_check_batch(&b, &next, true);
+				CHECK_RC(xr_batch_release(r, &b), 0);
+			}
+			CHECK_EQ(next, RECORDS);
+			xr_reader_detach(r);
+		}
+		xr_test_destroy(a);
+		_exit(0);
+	}
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	if (WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) == 3))
+		FAILF("%s: the writer made a system call: its thread was killed in strict seccomp",
+		      tag);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	printf("%s: %u records written and published with no system call\n", tag, RECORDS);
+}
+
+static void one_writer(void)
+{
+	char name[64];
+	xr_writer *w1, *w2;
+
+	xr_test_name(name, sizeof(name), "onew");
+	xr_arena *a = xr_test_arena(name, XR_POLICY_LOSSY, 64u << 10, 16, XR_HUGEPAGES_OFF);
+	CHECK_RC(xr_arena_writer(a, 0, 0, &w1), 0);
+	CHECK_RC(xr_arena_writer(a, 0, 0, &w2), 0);
+	CHECK(w1 == w2);
+	CHECK_RC(xr_arena_writer(a, 0, 1, &w2), -EINVAL); /* no second ring to write */
+	xr_test_destroy(a);
+	printf("one_writer: one handle per ring\n");
+}
+
+int main(void)
+{
+	alarm(100);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* A sanitizer's runtime makes system calls of its own in the
+	 * writer's thread (its allocator, its reports): not ours to judge. */
+#if defined(__SANITIZE_ADDRESS__) || XR_TEST_TSAN
+	printf("no_readers, spinning_reader: skipped under a sanitizer\n");
+#else
+	run("no_readers", XR_POLICY_LOSSY, false);
+	run("spinning_reader", XR_POLICY_LOSSLESS, true);
+#endif
+	one_writer();
+	return 0;
+}
