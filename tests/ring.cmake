@@ -17,3 +17,6 @@ xr_test(NAME test_filter_wake SOURCES test_filter_wake.c LABELS "unit;ring;threa
 target_link_libraries(test_filter_wake PRIVATE m)
 # Invariant 2: the writer's thread in strict seccomp (no system call allowed).
 xr_test(NAME test_writer_syscalls SOURCES test_writer_syscalls.c LABELS "unit;ring;threads")
+add_test(NAME test_no_locks
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_no_locks.sh ${PROJECT_BINARY_DIR}/CMakeFiles/xring_obj.dir)
+set_tests_properties(test_no_locks PROPERTIES LABELS "unit;ring" TIMEOUT 60)
