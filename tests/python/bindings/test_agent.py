@@ -574,6 +574,55 @@ def test_silent_agent_gets_timeouts(engines):
         tr.close()
 
 
+def test_silent_agent_with_the_policy_fallback(engines):
+    """--fallback policy: a silent agent's seats are played by the built-in
+    policy at each deadline. Each next record says TIMEOUT, and what it
+    applied is a real action, legal under the mask of the record it answers,
+    not the no-op; and the deadline is kept (no record of a held seat comes
+    more than a second after the one before, with a 20 ms timeout)."""
+    e = engines("--board", "8x8", games=0, action_timeout_ms=20, fallback="policy")
+    with attach(e) as eng:
+        ids = eng.create_games(4, seed=19)
+        r = eng.reader(games=ids, batch=4096, max_wait=0)
+        silent = eng.agent(games=ids, label="silent")
+        last = {}                                  # seat -> (turn, mask, t_ns)
+        held = set()                               # seats whose fallbacks began
+        checked, noop, gap_max = 0, 0, 0
+
+        def enough():
+            nonlocal checked, noop, gap_max
+            silent.recv(timeout=0)                 # takes and drops: never answers
+            b = r.read(timeout=0.005)
+            if b is None:
+                return False
+            with b:
+                cols = [np.array(getattr(b, f)) for f in
+                        ("game_id", "player_id", "turn", "applied", "applied_by", "done",
+                         "truncated", "t_ns")]
+                mask = np.array(b.mask)
+            for i in range(len(cols[0])):
+                g, p, t, applied, by, done, trunc, t_ns = (c[i].item() for c in cols)
+                prev = last.get((g, p))
+                if by == TIMEOUT:
+                    held.add((g, p))               # the claim has reached the shard
+                if prev is not None and t == prev[0] + 1 and (g, p) in held:
+                    assert by == TIMEOUT, (g, p, t, by)
+                    assert 0 <= applied < mask.shape[1], applied
+                    assert prev[1][applied] == 1, f"seat {(g, p)} turn {t}: {applied} illegal"
+                    noop += applied == mask.shape[1] - 1
+                    gap_max = max(gap_max, t_ns - prev[2])
+                    checked += 1
+                last[(g, p)] = (-2 if done or trunc else t, mask[i].copy(), t_ns)
+            return checked >= 100 and silent.stats()["timeouts"] >= 100
+        wait_for(enough, 30, "100 turns of the silent agent's seats played by the policy")
+        st = silent.stats()
+        assert st["fallbacks"] == st["timeouts"] >= 100 and st["actions"] == 0, " ".join(f"{k}={v}" for k, v in sorted(st.items()) if not isinstance(v, (list, dict)))
+        assert noop < checked, "every fallback was the no-op: the policy did not play"
+        assert gap_max < 1_000_000_000, f"a held seat waited {gap_max / 1e9:.2f} s"
+        silent.close()
+        r.close()
+
+
 # ---- a killed agent ---------------------------------------------------------
 
 AGENT_CHILD = textwrap.dedent("""

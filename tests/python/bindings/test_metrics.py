@@ -399,3 +399,32 @@ def test_a_readers_own_figures_reach_stat(metered):
     values, _ = parse(text)
     assert one(values, "xring_reader_batches_total", label="own") >= taken
     assert one(values, "xring_reader_record_age_seconds_count", label="own") >= taken
+
+
+def test_stat_needs_no_answer_from_the_engine(engines):
+    """Tools read the arena's stats region, not the engine: with the engine
+    stopped (SIGSTOP) `xring stat` still answers at once, with the same
+    counters, and its heartbeat age grows; the engine goes on after SIGCONT."""
+    e = engines(games=20)
+    before = stat(e.name, e.env)
+    os.kill(e.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        a = stat(e.name, e.env)
+        deadline = time.monotonic() + 5
+        while True:                          # the heartbeat stops ageing only if it beats
+            b = stat(e.name, e.env)
+            if b["heartbeat_age_s"] >= a["heartbeat_age_s"] + 0.3:
+                break
+            assert time.monotonic() < deadline, (a["heartbeat_age_s"], b["heartbeat_age_s"])
+            time.sleep(0.05)
+        assert time.monotonic() - t0 < 5
+        assert b["streams"] == a["streams"]  # nothing moves while it is stopped
+        assert b["heartbeat_age_s"] > 0.3
+    finally:
+        os.kill(e.proc.pid, signal.SIGCONT)
+    deadline = time.monotonic() + 5
+    while stat(e.name, e.env)["heartbeat_age_s"] >= 0.5:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert before["streams"] != b["streams"] or before["uptime_s"] < b["uptime_s"]
