@@ -11,12 +11,18 @@ name="t$$-top"
 work=$(mktemp -d)
 export XRING_RUN_DIR="$work/run"
 mkdir -p "$XRING_RUN_DIR"
-sock="$work/tmux.sock"          # a tmux server of this test's own
+# A tmux server of this test's own, a new one for each session: a
+# kill-server returns before its server is gone, and a session started on
+# the same socket meanwhile dies with it ("server exited unexpectedly").
+n_sock=0
+sock=
+next_server() { n_sock=$((n_sock + 1)); sock="$work/tmux.$n_sock.sock"; }
+next_server
 tm() { tmux -S "$sock" "$@"; }
 fails=0
 pids=()
 cleanup() {
-  tm kill-server 2>/dev/null
+  for ((i = 1; i <= n_sock; i++)); do tmux -S "$work/tmux.$i.sock" kill-server 2>/dev/null; done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
   rm -rf "$work"
@@ -66,6 +72,7 @@ end=$((SECONDS + 10))
 until [ -s "$work/rc" ] || ((SECONDS >= end)); do sleep 0.05; done
 [ "$(cat "$work/rc" 2>/dev/null)" = "top exited 0" ] || fail "q: $(cat "$work/rc" 2>/dev/null)"
 tm kill-server 2>/dev/null
+next_server
 
 # A small terminal: lines are cut at its width, never wrapped onto the next
 # row, and nothing crashes (ncurses 6.4 formatting a line longer than a
@@ -83,6 +90,7 @@ end=$((SECONDS + 10))
 until [ -s "$work/rc" ] || ((SECONDS >= end)); do sleep 0.05; done
 [ "$(cat "$work/rc" 2>/dev/null)" = "top exited 0" ] || fail "small terminal: $(cat "$work/rc" 2>/dev/null)"
 tm kill-server 2>/dev/null
+next_server
 
 # The engine stops under it: one line, exit 1.
 rm -f "$work/rc"
