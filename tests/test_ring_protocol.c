@@ -1442,6 +1442,105 @@ static void test_writer_dead_mid_publish(void)
 	       "fine once it completed\n", s);
 }
 
+/* Invariant 5's bound on a lease: a batch covers at most half the ring's
+ * bytes, whatever max asks, so that a reader's lease never keeps the writer
+ * from half the ring. */
+static void test_a_batch_is_half_the_ring_at_most(void)
+{
+	char name[64];
+	xr_arena *a = arena("halfring", XR_POLICY_LOSSLESS, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT);
+	uint64_t put = 0, got = 0;
+	xr_batch b;
+	int n, rc;
+
+	while ((rc = xr_test_put(w, 1000)) == 0)
+		put++;
+	CHECK_RC(rc, -EAGAIN);
+	xr_writer_publish(w);
+	CHECK(put * 1000 > RING / 2); /* more than half the ring is waiting */
+	while ((n = xr_reader_read(r, 1, XR_BATCH_MAX, 0, &b)) > 0) {
+		if (b.bytes > RING / 2)
+			FAILF("a batch of %u records covers %llu bytes of a %u-byte ring", b.count,
+			      (unsigned long long)b.bytes, RING);
+		CHECK(b.count < put);
+		got += (uint64_t)n;
+		CHECK_RC(xr_batch_release(r, &b), 0);
+	}
+	CHECK_RC(n, 0);
+	CHECK_EQ(got, put);
+	xr_reader_detach(r);
+	xr_test_destroy(a);
+}
+
+/* Backpressure (lossless, watermarks): past the high watermark the writer
+ * pauses, counted once and timed, the ring marked blocked with where the
+ * leases must be; it goes on only once the backlog is under the low
+ * watermark, not a record before. */
+static void test_watermarks_pause_and_resume(void)
+{
+	char name[64];
+	xr_arena *a = arena("watermarks", XR_POLICY_LOSSLESS, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT);
+	const struct xr_ring_desc *rd = &a->hdr->rings[0];
+	const uint64_t frame = 1024, high = RING / 2, low = RING / 4;
+	uint64_t put = 0, head = 0;
+	xr_batch b;
+
+	CHECK_RC(xr_writer_set_watermarks(w, 0.5, 0.25), 0);
+	/* Fill one record a publish until the writer stops. */
+	for (;;) {
+		int rc = xr_writer_wait(w, 1000, 0);
+		if (rc == -ETIMEDOUT)
+			break;
+		CHECK_RC(rc, 0);
+		CHECK_RC(xr_test_put(w, 1000), 0);
+		xr_writer_publish(w);
+		put++;
+		head += frame;
+		CHECK(put < RING / frame);
+	}
+	CHECK(head > high && head <= high + frame); /* paused at the first record past high */
+	CHECK_EQ(xr_load_acquire(&rd->blocked), 1);
+	CHECK_EQ(xr_load_relaxed(&rd->blocked_need), head - low + 1);
+	CHECK_EQ(xr_load_relaxed(&rd->full_waits), 1);
+	/* More waits of the same stop: counted once, and timed. */
+	CHECK_RC(xr_writer_wait(w, 1000, 2000000), -ETIMEDOUT);
+	CHECK_EQ(xr_load_relaxed(&rd->full_waits), 1);
+	CHECK(xr_load_relaxed(&rd->wait_ns) >= 2000000);
+
+	/* Read one record at a time: the writer stays paused while the
+	 * backlog is at or above low, and goes on at the first release that
+	 * takes it below. */
+	uint64_t read = 0, next = 0;
+	for (;;) {
+		CHECK_RC(xr_reader_read(r, 1, 1, 0, &b), 1);
+		xr_test_check_batch(&b, &next, true);
+		CHECK_RC(xr_batch_release(r, &b), 0);
+		read++;
+		int rc = xr_writer_wait(w, 1000, 0);
+		if (head - read * frame >= low) {
+			if (rc != -ETIMEDOUT)
+				FAILF("the writer went on with a backlog of %llu bytes (low %llu)",
+				      (unsigned long long)(head - read * frame), (unsigned long long)low);
+			continue;
+		}
+		CHECK_RC(rc, 0);
+		break;
+	}
+	CHECK_EQ(xr_load_acquire(&rd->blocked), 0);
+	CHECK_EQ(xr_load_relaxed(&rd->full_waits), 1);
+	printf("  paused at %llu bytes of backlog (high %llu), went on at %llu (low %llu), "
+	       "%.1f ms stopped\n",
+	       (unsigned long long)head, (unsigned long long)high,
+	       (unsigned long long)(head - read * frame), (unsigned long long)low,
+	       (double)xr_load_relaxed(&rd->wait_ns) / 1e6);
+	xr_reader_detach(r);
+	xr_test_destroy(a);
+}
+
 int main(void)
 {
 	static const struct {
@@ -1454,6 +1553,8 @@ int main(void)
 		{"a lapped lossy reader restarts ahead", test_lapped_reader_restarts_ahead},
 		{"wrap is contiguous", test_wrap_is_contiguous},
 		{"lossless writer waits for reader", test_lossless_writer_waits_for_reader},
+		{"a batch is half the ring at most", test_a_batch_is_half_the_ring_at_most},
+		{"watermarks pause and resume", test_watermarks_pause_and_resume},
 		{"lossy reader overrun is counted", test_lossy_reader_overrun_is_counted},
 		{"lossy lease is never overwritten", test_lossy_lease_is_never_overwritten},
 		{"lossy reader on lossless stream", test_lossy_reader_on_lossless_stream},
