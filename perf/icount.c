@@ -18,8 +18,14 @@
  *            record (the writer's side of it not counted)
  *   engine   one engine turn per player: xr_shard_run on 64 grid games of
  *            8x8, 2 players, the built-in policy, per record written
+ *   builder  xr_exp_build of a 20x20 grid record (5,376 bytes) into a
+ *            buffer, and the copy of its observation and mask into the
+ *            slots it names: what a producer does per record
+ *   memcpy   memcpy of the same 5,376 bytes: the bound the builder is held
+ *            to (DESIGN.md: building costs little more than writing the
+ *            record's bytes)
  *
- *   icount [writer|reader|engine ...]     (default: all)
+ *   icount [writer|reader|engine|builder|memcpy ...]     (default: all)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -201,12 +207,85 @@ static void part_engine(void)
 	xr_arena_destroy(a);
 }
 
+#define BUILDS 20000u
+
+/* A 20x20 grid game's record shape (obs u8 9x20x20, mask 1601), its
+ * template, and a 1 MiB destination the records cycle through. */
+static void grid_record(xr_exp_template *t, uint8_t **dst, uint8_t *obs, uint8_t *mask)
+{
+	xr_game_config cfg = {.board_h = 20, .board_w = 20, .players = 2, .turn_limit = 40};
+	xr_exp_shape shape;
+	int rc;
+
+	if ((rc = xr_shard_shape(xr_game_builtin_grid(), &cfg, XR_DTYPE_U8, &shape)) < 0 ||
+	    (rc = xr_exp_template_init(t, &shape)) < 0)
+		die("the grid game's record shape", rc);
+	*dst = aligned_alloc(64, 1u << 20);
+	if (!*dst)
+		die("aligned_alloc", -ENOMEM);
+	memset(*dst, 0, 1u << 20);
+	for (uint32_t i = 0; i < 9 * 20 * 20; i++)
+		obs[i] = (uint8_t)i;
+	memset(mask, 1, 20 * 20 * 4 + 1);
+}
+
+static void part_builder(void)
+{
+	static uint8_t obs[9 * 20 * 20], mask[20 * 20 * 4 + 1];
+	xr_exp_template t;
+	uint8_t *dst;
+
+	grid_record(&t, &dst, obs, mask);
+	uint32_t per = (1u << 20) / t.size;
+	CALLGRIND_TOGGLE_COLLECT;
+	for (uint32_t i = 0; i < BUILDS; i++) {
+		xr_exp_fields f = {.seq = i, .t_ns = i, .game_id = i & 63, .turn = i, .action = 3,
+				   .applied = -1};
+		xr_exp_slots sl;
+		xr_exp_build(&t, dst + (size_t)(i % per) * t.size, &f, &sl);
+		memcpy(sl.obs, obs, sizeof(obs));
+		memcpy(sl.mask, mask, sizeof(mask));
+	}
+	CALLGRIND_TOGGLE_COLLECT;
+	CALLGRIND_DUMP_STATS_AT("builder");
+	if (xr_exp_verify(dst, t.size) != 0) {
+		fprintf(stderr, "icount: builder: the record does not verify\n");
+		exit(1);
+	}
+	printf("builder %u\n", BUILDS);
+	free(dst);
+}
+
+static void part_memcpy(void)
+{
+	static uint8_t obs[9 * 20 * 20], mask[20 * 20 * 4 + 1];
+	static uint8_t src[1u << 14];
+	xr_exp_template t;
+	uint8_t *dst;
+
+	grid_record(&t, &dst, obs, mask);
+	if (t.size > sizeof(src))
+		die("memcpy: record larger than its source", -EMSGSIZE);
+	memset(src, 7, sizeof(src));
+	uint32_t per = (1u << 20) / t.size;
+	CALLGRIND_TOGGLE_COLLECT;
+	for (uint32_t i = 0; i < BUILDS; i++) {
+		src[0] = (uint8_t)i;
+		memcpy(dst + (size_t)(i % per) * t.size, src, t.size);
+	}
+	CALLGRIND_TOGGLE_COLLECT;
+	CALLGRIND_DUMP_STATS_AT("memcpy");
+	printf("memcpy %u\n", BUILDS);
+	free(dst);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
 		const char *name;
 		void (*fn)(void);
-	} parts[] = {{"writer", part_writer}, {"reader", part_reader}, {"engine", part_engine}};
+	} parts[] = {{"writer", part_writer}, {"reader", part_reader}, {"engine", part_engine},
+		     {"builder", part_builder}, {"memcpy", part_memcpy}};
 	const size_t n_parts = sizeof(parts) / sizeof(parts[0]);
 
 	/* The reader part's control socket, in a directory of our own. */
@@ -228,7 +307,8 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < n_parts; i++)
 			known |= !strcmp(argv[k], parts[i].name);
 		if (!known) {
-			fprintf(stderr, "icount: no part %s (writer, reader, engine)\n", argv[k]);
+			fprintf(stderr, "icount: no part %s (writer, reader, engine, builder, memcpy)\n",
+				argv[k]);
 			rmdir(run_dir);
 			return 2;
 		}

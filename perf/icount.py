@@ -13,6 +13,12 @@ What is counted (docs/benchmarks.md, "Instruction counts"):
   engine_record   perf/icount engine: one engine turn per player (a grid
                   game's step, the built-in policy, the record built in the
                   ring), per record
+  builder_record  xr_exp_build of a 20x20 grid record (5,376 bytes) and the
+                  copy of its observation and mask into the slots it names
+  memcpy_record   memcpy of the same 5,376 bytes: the bound the builder is
+                  held to, in the same run (DESIGN.md: a record costs little
+                  more than writing its bytes): builder / memcpy must stay
+                  under BUILDER_BOUND, whatever the baselines
   python_batch    a batch of 64 read through Python from a running engine:
                   read(), the obs and reward views, release()
 
@@ -46,6 +52,8 @@ ROOT = os.path.dirname(HERE)
 BASELINE = os.path.join(HERE, "icount_baseline.json")
 
 PY_BATCHES = (200, 2200)
+
+BUILDER_BOUND = 2.0
 
 PY_READER = r"""
 import sys
@@ -176,6 +184,14 @@ def main():
         figures.update(python_part(build, work))
     print(f"icount: {time.monotonic() - t0:.0f} s under valgrind; {facts['compiler']}, "
           f"{facts['build_type'] or 'no build type'}, LTO {facts['lto']}")
+    ratio = figures["builder_record"] / figures["memcpy_record"]
+    print(f"  building a record costs {ratio:.2f}x the instructions of copying its bytes "
+          f"(bound {BUILDER_BOUND:.1f}x)")
+    if ratio > BUILDER_BOUND:
+        print(f"icount: FAIL: building a record costs {ratio:.2f}x copying its bytes, more "
+              f"than {BUILDER_BOUND:.1f}x: the builder is no longer 'little more than "
+              "writing its bytes' (record/experience.c)")
+        return 1
 
     if a.update:
         doc = {"build": facts, "why": a.update, "tolerance": a.tolerance,
