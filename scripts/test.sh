@@ -22,12 +22,12 @@ ctest --test-dir build --output-on-failure -LE interop
 
 echo "== 2. pytest"
 XRING_BUILD_DIR="$PWD/build" PYTHONDONTWRITEBYTECODE=1 \
-  /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python
+  /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=15 tests/python
 
 echo "== 3. ctest under ASan+UBSan"
 scripts/build.sh build-asan -DXRING_ASAN=ON -DXRING_UBSAN=ON -DXRING_PERF=OFF
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan --output-on-failure -LE "interop|soak"
+  ctest --test-dir build-asan --output-on-failure -LE "interop|soak|model"
 
 echo "== 3b. the Python extension under ASan+UBSan (pytest)"
 # CPython itself is not built with ASan, so the runtime is preloaded; Python's

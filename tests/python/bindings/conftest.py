@@ -9,12 +9,21 @@ fails the tests with what to build; nothing is skipped silently.
 """
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 import time
 import uuid
 
 import pytest
+
+# A suite started in the background by a non-interactive shell (`cmd &`, as
+# CI may) inherits SIGINT ignored, and so would every Python child of a
+# Ctrl-C test: Python installs no KeyboardInterrupt handler for an ignored
+# SIGINT. A handler of our own is reset to the default at exec, so the
+# children start as from a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 BUILD = pathlib.Path(os.environ.get("XRING_BUILD_DIR") or REPO / "build")
