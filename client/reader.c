@@ -941,8 +941,13 @@ static int read_or_wait(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wa
 			return 0;
 		if (cancelled(r))
 			return -EINTR;
-		if (max_wait_ns < 0 && waits_on_itself(r))
+		if (max_wait_ns < 0 && waits_on_itself(r)) {
+			/* A close since this pass's look: the next pass ends
+			 * with what is left, then XR_ECLOSED. */
+			if (xr_load_acquire(&r->arena->hdr->state) != XR_ARENA_READY)
+				continue;
 			return held_back(r);
+		}
 		if (!r->woken || now - start < XR_SPIN_BEFORE_SLEEP_NS) {
 			xr_cpu_relax();
 			continue;
@@ -992,7 +997,10 @@ int xr_reader_arm(xr_reader *r, uint32_t min)
 		xr__rr_unpeek(&r->rings[k]);
 		if (rc < 0)
 			return rc;
-		if (t.count >= min || t.full)
+		/* As a read: short of min, there is a batch when no more can
+		 * come (a full walk, or a writer blocked on what we hold). */
+		if (t.count >= min || t.full ||
+		    (t.count > 0 && xr_load_acquire(&r->rings[k].rd->blocked)))
 			return 1;
 		sc[k] = (struct xr_scan){t.end, t.next_seq, t.head, t.count};
 	}
@@ -1055,6 +1063,11 @@ int xr_batch_release(xr_reader *r, xr_batch *b)
 	b->first = NULL;
 	b->frames = NULL;
 	return 0;
+}
+
+int xr__reader_held_back(const xr_reader *r)
+{
+	return r && r->n_rings && waits_on_itself(r) ? held_back(r) : 0;
 }
 
 void xr_reader_note_copy(xr_reader *r)

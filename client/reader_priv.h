@@ -11,6 +11,12 @@
 /* The reader's slot in its engine's reader table. */
 uint32_t xr__reader_slot(const xr_reader *r);
 
+/* -EDEADLK, with the reason set, when a wait with no deadline would be for
+ * good (every ring's writer waits for a batch r holds); else 0. For callers
+ * that wait in slices (the Python binding's spin mode), which the library's
+ * own check, made only for waits with no deadline, does not see. */
+int xr__reader_held_back(const xr_reader *r);
+
 /* The page this reader writes: its sleep word and cursors (cursors[ring],
  * by the ring's index in the arena). */
 struct xr_peer_page *xr__reader_page(xr_reader *r);

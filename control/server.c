@@ -329,7 +329,11 @@ static int open_read_only(struct xr_arena *a, int *out, bool *named)
 {
 	struct stat mine, st;
 	char proc[64];
-	int fd = open(a->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	/* By name only once the engine has given it: until then the name
+	 * may be another user's file (a FIFO, or one whose open blocks). */
+	int fd = xr_load_acquire(&a->name_pending)
+			 ? -1
+			 : open(a->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
 	if (fd >= 0 && (fstat(fd, &st) < 0 || fstat(a->fd, &mine) < 0 || st.st_ino != mine.st_ino ||
 			st.st_dev != mine.st_dev)) {

@@ -181,7 +181,8 @@ def main():
     res = {"games": args.games, "slow_games": args.slow, "think_ms": args.think_ms,
            "timeout_ms": args.timeout_ms, "fast_alone": alone, "fast_beside_slow": beside,
            "ratio_median": float(np.median(ratios)), "ratios": ratios,
-           "fast_fallbacks": fast_st["fallbacks"], "slow_records": slow_stats["records"],
+           "fast_fallbacks": fast_st["fallbacks"], "fast_actions": fast_st["actions"],
+           "slow_records": slow_stats["records"],
            "slow_sent": slow_stats["sent"], "slow_timeouts_last_round": timeouts,
            "trainer_records": trainer.records}
     if args.json:

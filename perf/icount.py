@@ -27,10 +27,11 @@ around them). The Python part counts two whole runs of the interpreter
 (cachegrind), one reading 2,000 more batches than the other, and divides
 the difference by 2,000: start-up and warm-up cancel.
 
-Instruction counts depend on the compiler and the build's flags, not on the
-machine's load, so the gate holds on a shared VM where times do not. The
-baselines name the build they were taken with (compiler, build type, LTO);
-another build is compared with nothing (exit 77, skipped), and says so.
+Instruction counts depend on the compiler and the build's flags, on the CPU
+(glibc picks its memcpy for it), glibc and valgrind; not on the machine's
+load, so the gate holds on a shared VM where times do not. The baselines name
+what they were taken with (CPU model, glibc, valgrind, compiler, build type,
+LTO); anything else is compared with nothing (exit 77, skipped), and says so.
 Fails (exit 1) when a figure is more than --tolerance above its baseline;
 one more than that below it passes, with a word to update the baseline.
 --update "why" writes the figures of this run as the new baselines, with
@@ -82,7 +83,19 @@ def build_facts(build):
                 cache[m.group(1)] = m.group(2)
     cc = cache.get("CMAKE_C_COMPILER", "cc")
     version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    # glibc picks its memcpy and friends for the CPU, and valgrind counts
+    # what runs: both are part of what a count means.
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    vg = subprocess.run(["valgrind", "--version"], capture_output=True, text=True).stdout.strip()
     return {
+        "cpu": cpu,
+        "glibc": os.confstr("CS_GNU_LIBC_VERSION") or "",
+        "valgrind": vg,
         "compiler": version.splitlines()[0] if version else cc,
         "build_type": cache.get("CMAKE_BUILD_TYPE", ""),
         "lto": cache.get("XRING_LTO", "ON"),

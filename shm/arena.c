@@ -638,7 +638,7 @@ static int create_in(struct xr_arena *a, const xr_arena_spec *spec, const struct
 		 * in xr__arena_alive (A1). */
 		xr_store_release(&a->hdr->state, XR_ARENA_READY);
 		if (defer_name) {
-			a->name_pending = true;
+			xr_store_release(&a->name_pending, true);
 			snprintf(a->pending_tmp, sizeof(a->pending_tmp), "%s", tmp);
 			return 0; /* the file stays at tmp until published */
 		}
@@ -659,15 +659,18 @@ int xr__arena_create_unnamed(const xr_arena_spec *spec, struct xr_arena **out)
 
 int xr__arena_publish(struct xr_arena *a)
 {
-	if (!a || !a->owner || !a->name_pending)
+	if (!a || !a->owner || !xr_load_acquire(&a->name_pending))
 		return 0;
+	last_note[0] = '\0'; /* what holds the name, if publish_name says */
 	int rc = publish_name(a, a->pending_tmp, a->lay.name);
 	if (a->pending_tmp[0])
 		unlink(a->pending_tmp);
 	a->pending_tmp[0] = '\0';
 	/* Refused, the name stays another's: the close must not remove it. */
-	a->name_pending = rc < 0;
-	if (rc == -EEXIST)
+	/* Release: the control thread opens the arena by its name only
+	 * once it is ours (control/server.c, open_read_only). */
+	xr_store_release(&a->name_pending, rc < 0);
+	if (rc == -EEXIST && !last_note[0])
 		snprintf(last_note, sizeof(last_note), "an engine named '%s' is already running",
 			 a->lay.name);
 	return rc;
@@ -758,7 +761,7 @@ void xr_arena_close(xr_arena *a)
 	xr_store_release(&a->hdr->state, XR_ARENA_CLOSED);
 	/* Never published: the name may be another engine's; the file is
 	 * ours at pending_tmp. */
-	if (a->name_pending) {
+	if (xr_load_acquire(&a->name_pending)) {
 		if (a->pending_tmp[0])
 			unlink(a->pending_tmp);
 		a->pending_tmp[0] = '\0';

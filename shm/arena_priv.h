@@ -154,7 +154,7 @@ struct xr_arena {
 	/* Owner, created by xr__arena_create_unnamed: the name is not given
 	 * yet; the file is pending_tmp (or, when that is empty, an O_TMPFILE
 	 * reachable only through fd) until xr__arena_publish(). */
-	bool name_pending;
+	_Atomic bool name_pending; /* read by the control thread: acquire */
 	char pending_tmp[XR_PATH_MAX + 64];
 };
 

@@ -669,7 +669,9 @@ static bool may_go_on(struct xr_writer *w, uint64_t size)
 
 	if (w->paused) {
 		uint64_t worst = scan_leases(w, false, &blocker);
-		if (worst < w->wm.low) {
+		/* Under low; or nothing unread at all, which a low watermark
+		 * of 0 could otherwise never see below it. */
+		if (worst < w->wm.low || worst == 0) {
 			w->paused = false;
 			if (w->stop_clock >= 0) /* as make_room finding room */
 				stop_over(w, xr__now_ns());
@@ -680,6 +682,18 @@ static bool may_go_on(struct xr_writer *w, uint64_t size)
 	if (w->paused)
 		return false;
 	return w->head + size <= w->limit || make_room(w, size) == 0;
+}
+
+/* Where every lossless lease must be for a stop to end (blocked_need):
+ * past head - low (a pause ends below the low watermark, or at nothing
+ * unread), or at head + size - cap (the room make_room looks for); never
+ * past head. The head does not move while stopped. Readers load it after
+ * blocked, whose seq_cst store (a release) publishes it. */
+static uint64_t stop_need(const struct xr_writer *w, uint64_t size)
+{
+	uint64_t need = w->paused ? w->head - w->wm.low + 1 : w->head + size - w->cap;
+
+	return (int64_t)(need - w->head) > 0 ? w->head : need;
 }
 
 int xr_writer_wait(xr_writer *w, uint32_t len, int64_t timeout_ns)
@@ -706,13 +720,7 @@ int xr_writer_wait(xr_writer *w, uint32_t len, int64_t timeout_ns)
 	if (!w->stop_ns) {
 		w->stop_ns = w->stop_acct = start;
 		xr_counter_add(&w->rd->full_waits, 1);
-		/* Where every lossless lease must be for the stop to end: past
-		 * head - low (a pause ends below the low watermark), or at
-		 * head + size - cap (the room make_room looks for). The head
-		 * does not move while stopped. Relaxed: the blocked store
-		 * below (seq_cst, so a release) publishes it. */
-		xr_store_relaxed(&w->rd->blocked_need, w->paused ? w->head - w->wm.low + 1
-								 : w->head + size - w->cap);
+		xr_store_relaxed(&w->rd->blocked_need, stop_need(w, size));
 		xr__wake_blocked(w, true);
 	}
 	xr__backoff_init(&b);
@@ -727,6 +735,15 @@ int xr_writer_wait(xr_writer *w, uint32_t len, int64_t timeout_ns)
 		}
 		if (may_go_on(w, size))
 			break;
+		/* The stop changed kind (a pause over, the ring still full)
+		 * or this wait asks for more room than the last: readers
+		 * must see where the leases must be now, and a sleeper that
+		 * alone holds the writer must be woken to learn it. */
+		uint64_t need = stop_need(w, size);
+		if (need != xr_load_relaxed(&w->rd->blocked_need)) {
+			xr_store_relaxed(&w->rd->blocked_need, need);
+			xr__wake_blocked(w, true);
+		}
 		if (timeout_ns >= 0 && xr__now_ns() - start >= (uint64_t)timeout_ns) {
 			rc = -ETIMEDOUT;
 			break;

@@ -1545,6 +1545,24 @@ static void test_watermarks_pause_and_resume(void)
 	       (unsigned long long)head, (unsigned long long)high,
 	       (unsigned long long)(head - read * frame), (unsigned long long)low,
 	       (double)xr_load_relaxed(&rd->wait_ns) / 1e6);
+	/* A low watermark of 0: the pause ends once nothing is unread
+	 * (nothing is ever below 0), and blocked_need is the head. */
+	CHECK_RC(xr_writer_set_watermarks(w, 0.5, 0), 0);
+	int rc;
+	while ((rc = xr_writer_wait(w, 1000, 0)) == 0) {
+		CHECK_RC(xr_test_put(w, 1000), 0);
+		xr_writer_publish(w);
+	}
+	CHECK_RC(rc, -ETIMEDOUT);
+	CHECK_EQ(xr_load_relaxed(&rd->blocked_need), xr_load_relaxed(&rd->head));
+	int n;
+	while ((n = xr_reader_read(r, 1, 64, 0, &b)) > 0) {
+		CHECK_RC(xr_writer_wait(w, 1000, 0), -ETIMEDOUT); /* still something unread */
+		xr_test_check_batch(&b, &next, true);
+		CHECK_RC(xr_batch_release(r, &b), 0);
+	}
+	CHECK_RC(n, 0);
+	CHECK_RC(xr_writer_wait(w, 1000, 0), 0);
 	xr_reader_detach(r);
 	xr_test_destroy(a);
 }

@@ -11,11 +11,14 @@ xring=$1
 command -v unshare >/dev/null || { echo "SKIP: no unshare"; exit 77; }
 unshare -m --propagation private true 2>/dev/null || { echo "SKIP: no mount namespaces here"; exit 77; }
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# vm.nr_hugepages is not namespaced: whatever setup changes, put back.
+pages0=$(cat /proc/sys/vm/nr_hugepages)
+trap 'echo "$pages0" > /proc/sys/vm/nr_hugepages; rm -rf "$work"' EXIT
 export xring work
-pages=$(cat /proc/sys/vm/nr_hugepages)
+pages=$pages0
 [ "$pages" -gt 0 ] || pages=64   # a machine with none yet: ask for a few
-export pages
+raised=$((pages0 < pages))
+export pages raised
 
 unshare -m --propagation private bash -s <<'INNER'
 set -uo pipefail
@@ -41,6 +44,10 @@ line=$(awk -v d="$work/hp" '$2 == d && $3 == "hugetlbfs"' /proc/mounts)
 [ -n "$line" ] || fail "no hugetlbfs at $work/hp in /proc/mounts"
 grep -q "mode=1777" <<<"$line" || fail "the mount's mode: $line"
 [ "$(cat /proc/sys/vm/nr_hugepages)" -ge "$pages" ] || fail "vm.nr_hugepages below $pages"
+if [ "$raised" -eq 0 ]; then
+  grep -q "vm.nr_hugepages is [0-9]* (>= $pages): left as is" <<<"$out" ||
+    fail "enough pages were not left as they were: $out"
+fi
 
 # Again: the mount is found, not made twice.
 out=$("$xring" setup --pages "$pages" --mount "$work/hp2" 2>&1)

@@ -15,6 +15,7 @@
  * a partial batch is never handed out before max_wait.
  */
 #include "xring_py.h"
+#include "client/reader_priv.h"
 
 #include <errno.h>
 #include <time.h>
@@ -95,6 +96,10 @@ static int spin_wait(Reader *self, uint32_t want, int64_t until, xr_batch *b)
 		self->busy = false;
 		reader_flush_deferred(self);
 		if (last || n < 0)
+			return n;
+		/* With no deadline, the library's check for a wait on our own
+		 * batch is ours to make, between slices. */
+		if (n == 0 && until < 0 && (n = xr__reader_held_back(self->r)) < 0)
 			return n;
 		/* A wait ends early with fewer than want only when no more can
 		 * come (the engine closed, a full walk, a writer blocked on our

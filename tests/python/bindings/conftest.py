@@ -72,8 +72,10 @@ class Engine:
         import xring
         # Up means answering: the socket's file appears at bind(), a moment
         # before listen(), and a connect in between is refused.
+        # And named: the engine gives its arena its name just after its
+        # socket listens, and `xring info`/`stat` find it by that name.
         deadline = time.monotonic() + timeout
-        while not self._answers(xring):
+        while not (self._answers(xring) and self._named()):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"engine {self.name} exited: "
                                    f"{self.proc.stderr.read().decode()}")
@@ -81,6 +83,12 @@ class Engine:
                 raise RuntimeError(f"engine {self.name} did not come up in {timeout} s")
             time.sleep(0.01)
         return self
+
+    def _named(self):
+        with open("/proc/mounts") as f:
+            dirs = [line.split()[1] for line in f if line.split()[2] == "hugetlbfs"]
+        return any(os.path.exists(os.path.join(d, f"xring-{self.name}"))
+                   for d in dirs + ["/dev/shm"])
 
     def _answers(self, xring):
         old = os.environ.get("XRING_RUN_DIR")

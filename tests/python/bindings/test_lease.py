@@ -303,13 +303,14 @@ def test_a_dropped_batch_is_released(engine):
     assert r.stats()["held"] == 0
 
 
-def test_waiting_on_ones_own_batch_is_refused(engines):
+@pytest.mark.parametrize("spin", [False, True])
+def test_waiting_on_ones_own_batch_is_refused(engines, spin):
     """A lossless reader whose held batch stops the writer, and who has read
     everything after it, would wait for good with no timeout: DeadlockError
     at once. With a timeout the read ends there (None); once the batch goes,
     records flow again."""
     e = engines("--shards", "1", ring_size="2M")
-    r = reader(e, batch=64)
+    r = reader(e, batch=64, spin=spin)     # spin: waits in slices, checked between them
     held = r.read(timeout=5)
     assert held is not None
     first = int(held.seq[0])

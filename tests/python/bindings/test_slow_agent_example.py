@@ -40,6 +40,9 @@ def test_slow_agent_example(run_dir):
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["slow_games"] == 2 and res["think_ms"] == 200
-    assert res["fast_fallbacks"] == 0, res
+    # The fast agent's seats do not wait for the slow one's: they almost
+    # never fall back. Not never: on a loaded 2-CPU machine a preempted
+    # moment longer than the 50 ms deadline costs the turns in flight.
+    assert res["fast_fallbacks"] <= 0.001 * (res["fast_actions"] + res["fast_fallbacks"]), res
     assert res["slow_records"] > 0 and res["slow_timeouts_last_round"] > 0, res
     assert res["ratio_median"] >= 0.2, res
