@@ -479,19 +479,63 @@ fail:
 	return err;
 }
 
+/* Whether the name is held in a place other than ours (path): -EEXIST
+ * with the reason in last_note, or 0. */
+static int name_held_elsewhere(const char *ours, const char *name)
+{
+	struct xr_place all[XR_MAX_CANDIDATES];
+	char ignore[XR_NOTE_MAX];
+	int na = xr__places(XR_HUGEPAGES_PREFER, all, ignore, sizeof(ignore));
+
+	for (int i = 0; i < na; i++) {
+		char path[XR_PATH_MAX];
+		if (xr__arena_path(path, sizeof(path), all[i].dir, name) < 0 ||
+		    strcmp(path, ours) == 0)
+			continue;
+		enum name_state st = name_taken(path, name);
+		if (st != NAME_FREE && st != NAME_STALE)
+			return -EEXIST;
+	}
+	return 0;
+}
+
+/* Removes our link at a->path, and only if it is still ours. */
+static void unpublish(struct xr_arena *a)
+{
+	struct stat mine, there;
+
+	if (fstat(a->fd, &mine) == 0 && lstat(a->path, &there) == 0 &&
+	    mine.st_dev == there.st_dev && mine.st_ino == there.st_ino)
+		unlink(a->path);
+}
+
 /* Gives the finished file its public name: a link, which fails rather
  * than replace anything; only a stale arena of ours is removed to make
- * room. -EEXIST (reason in last_note) or -errno. */
+ * room. -EEXIST (reason in last_note) or -errno.
+ *
+ * The name is one across all places (hugetlbfs, /dev/shm), but a link is
+ * atomic in one directory only: two engines that both found the name free
+ * can link it in two places. So each looks at the other places once its
+ * link stands. Of two such engines, at least the one that links second
+ * sees the first, so at most one keeps the name; both withdrawing (each
+ * saw the other) is resolved by looking again: the name is free, and
+ * both try once more. */
 static int publish_name(struct xr_arena *a, const char *tmp, const char *name)
 {
 	char proc[64];
 
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", a->fd);
-	for (int attempt = 0; attempt < 2; attempt++) {
+	for (int attempt = 0; attempt < 4; attempt++) {
 		int rc = tmp[0] ? link(tmp, a->path)
 				: linkat(AT_FDCWD, proc, AT_FDCWD, a->path, AT_SYMLINK_FOLLOW);
-		if (rc == 0)
-			return 0;
+		if (rc == 0) {
+			if (name_held_elsewhere(a->path, name) == 0)
+				return 0;
+			unpublish(a);
+			if (name_free_everywhere(name) < 0)
+				return -EEXIST;
+			continue;
+		}
 		if (errno != EEXIST)
 			return -errno;
 		enum name_state st = name_taken(a->path, name);
@@ -500,7 +544,8 @@ static int publish_name(struct xr_arena *a, const char *tmp, const char *name)
 		if (st == NAME_STALE)
 			unlink(a->path); /* ours, and its engine is gone */
 	}
-	snprintf(last_note, sizeof(last_note), "an engine named '%s' is already running", name);
+	snprintf(last_note, sizeof(last_note),
+		 "the name '%s' is contested by another engine starting now", name);
 	return -EEXIST;
 }
 

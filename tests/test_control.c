@@ -51,6 +51,10 @@
  *                    far is refused at publish (-EEXIST, "already
  *                    running"), and its end removes its own file, not the
  *                    first engine's name
+ *   named_in_two_places   the same race across places: one engine's name
+ *                    on hugetlbfs, the other's in /dev/shm (a link is
+ *                    atomic in one directory only); the second to publish
+ *                    is refused in either order and leaves nothing
  *   held_back        a lossless reader that holds a batch its stopped
  *                    writer waits for, and has read everything after it:
  *                    a read with no deadline (and an arm) is -EDEADLK at
@@ -97,6 +101,7 @@
 #include "peer_helpers.h"
 #include "ring_helpers.h"
 #include "shm/arena_priv.h"
+#include "shm/backing.h"
 #include "shm/peers.h"
 #include "util/atomics.h"
 #include "util/clock.h"
@@ -1853,6 +1858,52 @@ static void named_late(void)
 	printf("named_late: not findable before its server; a second engine refused at publish\n");
 }
 
+/* Two engines that found a name free link it in two places (hugetlbfs
+ * and /dev/shm) at once: a link is atomic in one directory only. The one
+ * that publishes second is refused, in either order of the places, and
+ * leaves nothing under the name. Needs a hugetlbfs mount with free pages. */
+static void named_in_two_places(void)
+{
+	struct xr_place pl[XR_MAX_CANDIDATES];
+	char why[XR_NOTE_MAX], name[64];
+	int n = xr__places(XR_HUGEPAGES_REQUIRE, pl, why, sizeof(why));
+
+	if (n < 1 || xr__hugepages_free(pl[0].page_size) < 4) {
+		printf("named_in_two_places: skipped, no hugetlbfs mount with free pages (%s)\n",
+		       why);
+		return;
+	}
+	xr_stream_spec ss = {.policy = XR_POLICY_LOSSY, .ring_bytes = 64 << 10};
+	for (int order = 0; order < 2; order++) {
+		xr_test_name(name, sizeof(name), order ? "two-b" : "two-a");
+		xr_arena_spec first = {.name = name, .streams = &ss, .n_streams = 1,
+				       .numa_node = XR_NUMA_NONE, .max_readers = 2};
+		xr_arena_spec second = first;
+		first.hugepages = order ? XR_HUGEPAGES_OFF : XR_HUGEPAGES_REQUIRE;
+		second.hugepages = order ? XR_HUGEPAGES_REQUIRE : XR_HUGEPAGES_OFF;
+		xr_arena *late, *early, *peek;
+		struct stat st;
+
+		CHECK_RC(xr__arena_create_unnamed(&second, &late), 0);
+		CHECK_RC(xr_arena_create(&first, &early), 0);
+		CHECK(strcmp(early->path, late->path) != 0);
+		CHECK_RC(xr__arena_publish(late), -EEXIST);
+		if (!strstr(xr_arena_last_note(), "already running"))
+			FAILF("publish in a second place: note \"%s\"", xr_arena_last_note());
+		CHECK(stat(late->path, &st) < 0 && errno == ENOENT);
+		CHECK(stat(early->path, &st) == 0);
+		CHECK_RC(xr_arena_destroy(late), 0);
+		CHECK(stat(early->path, &st) == 0);
+		CHECK_RC(xr__arena_open(name, 0, -1, &peek), 0);
+		CHECK(peek->hdr->writer_pid == early->hdr->writer_pid);
+		CHECK(strcmp(peek->path, early->path) == 0);
+		xr__arena_close(peek);
+		CHECK_RC(xr_arena_destroy(early), 0);
+	}
+	printf("named_in_two_places: the second to publish is refused, hugetlbfs first or "
+	       "/dev/shm first, and leaves nothing\n");
+}
+
 static void *closer_main(void *p)
 {
 	struct closer *k = p;
@@ -2153,6 +2204,7 @@ int main(void)
 	reader_killed();
 	held_back();
 	named_late();
+	named_in_two_places();
 	engine_closes();
 	engine_killed_then_reattach();
 	/* Every server removed its socket. */
