@@ -177,9 +177,11 @@ static uint64_t scan_leases(struct xr_writer *w, bool evict, int *blocker)
 	/* The pages read below are not replaced until this ends (GRACE in
 	 * shm/peers.c). */
 	xr__peers_enter(w->peers, w->ring);
+	w->lease_scans++;
 	for (uint32_t i = 0; i < w->max_readers; i++) {
 		struct xr_peer *p = &w->peers->slot[i];
 
+		w->lease_visits++;
 		/* W3a: pairs with PS1 (and, seq_cst, with PG2). The state that
 		 * counts is the engine's, never one a reader could have written. */
 		if (xr_load_sc(&p->state) != XR_SLOT_ACTIVE ||

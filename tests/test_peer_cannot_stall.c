@@ -55,6 +55,10 @@
  *                    (formerly: the writer walked the ring from there on
  *                    every publish). The frames writers examine for wakeups
  *                    never exceed the frames published times the sleepers.
+ *   lease_work_is_bounded   eight readers rewrite their leases without pause
+ *                    (none, in the way, stale, about head, ahead): the
+ *                    writer scans the leases at most once per reserve and
+ *                    once per publish, max_readers slots a scan.
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -727,6 +731,106 @@ static void wake_work_is_bounded(void)
 	xr_test_destroy(a);
 }
 
+/* Peers that rewrite their leases as fast as they can, cycling through
+ * every kind of value the writer's scan tells apart. */
+struct lease_churn {
+	struct xr_peer_page *pages[8];
+	int n;
+	const _Atomic uint64_t *head;
+	uint64_t cap;
+	atomic_int stop;
+	_Atomic uint64_t rounds;
+};
+
+static void *lease_churn_main(void *p)
+{
+	struct lease_churn *c = p;
+	uint64_t k = 0;
+
+	while (!atomic_load(&c->stop)) {
+		uint64_t head = xr_load_relaxed(c->head);
+		for (int i = 0; i < c->n; i++, k++) {
+			uint64_t v;
+			switch (k % 5) {
+			case 0: v = XR_NO_LEASE; break;
+			case 1: v = head > 64 ? head - 64 : 0; break;       /* in the way */
+			case 2: v = head > c->cap ? head - c->cap - 1 : 0; break; /* stale */
+			case 3: v = head - (k & 4095); break;               /* about head */
+			default: v = i == 0 ? head + (1ull << 30) : head; break; /* ahead: evicts */
+			}
+			xr_store_sc(&c->pages[i]->cursors[0].lease, v);
+		}
+		atomic_fetch_add(&c->rounds, 1);
+	}
+	return NULL;
+}
+
+/* Gap 10 of docs/invariants.md: the writer's other loop a peer can steer,
+ * the lease scan (W3). Hostile pages keep every lease moving: blocking,
+ * stale, ahead (evicting), none. The writer still scans at most once per
+ * reserve and once per publish, and each scan looks at max_readers slots,
+ * never more. */
+static void lease_work_is_bounded(void)
+{
+	enum { PEERS = 8, RESERVES = 300000, PER = 16 };
+	char name[64];
+	struct lease_churn c = {.n = PEERS};
+	int socks[PEERS];
+
+	xr_test_name(name, sizeof(name), "leasebound");
+	xr_arena *a = xr_test_arena(name, XR_POLICY_LOSSY, 1u << 20, 64, XR_HUGEPAGES_OFF);
+	xr_writer *w = xr_test_writer(a);
+	const char *path = xr_server_path(xr_test_serve_of(a));
+
+	for (int i = 0; i < PEERS; i++) {
+		int afd, pfd;
+		socks[i] = peer_connect(path);
+		CHECK(socks[i] >= 0);
+		uint32_t slot = peer_subscribe(socks[i], 0, NULL, &afd, &pfd);
+		close(afd);
+		c.pages[i] = map_page(pfd, slot);
+	}
+	c.head = &a->hdr->rings[0].head;
+	c.cap = a->hdr->rings[0].capacity;
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, lease_churn_main, &c) == 0);
+	CHECK(WAIT_UNTIL(atomic_load(&c.rounds) > 10, 5000));
+
+	uint64_t scans0 = w->lease_scans, visits0 = w->lease_visits;
+	uint64_t written = 0, dropped = 0, t0 = xr__now_ns();
+	for (uint32_t i = 0; i < RESERVES; i++) {
+		int r = xr_test_put(w, 64);
+		CHECK(r == 0 || r == XR_EDROPPED);
+		written += r == 0;
+		dropped += r != 0;
+		if (i % PER == PER - 1)
+			xr_writer_publish(w);
+	}
+	double s = (double)(xr__now_ns() - t0) / 1e9;
+	uint64_t scans = w->lease_scans - scans0, visits = w->lease_visits - visits0;
+	atomic_store(&c.stop, 1);
+	pthread_join(th, NULL);
+
+	uint32_t max_readers = a->hdr->max_readers;
+	if (scans > RESERVES + RESERVES / PER)
+		FAILF("%llu lease scans for %u reserves and %u publishes",
+		      (unsigned long long)scans, RESERVES, RESERVES / PER);
+	if (visits > scans * max_readers)
+		FAILF("%llu slots visited in %llu scans of %u slots", (unsigned long long)visits,
+		      (unsigned long long)scans, max_readers);
+	CHECK(scans > 0 && written > 0);
+	for (int i = 0; i < PEERS; i++) {
+		munmap(c.pages[i], XR_PEER_PAGE_SIZE);
+		close(socks[i]);
+	}
+	xr_test_destroy(a);
+	printf("lease_work_is_bounded: %d peers churning leases (%llu rounds): %u reserves "
+	       "(%llu written, %llu dropped) in %.2f s, %llu scans of %u slots, %llu visits\n",
+	       PEERS, (unsigned long long)atomic_load(&c.rounds), RESERVES,
+	       (unsigned long long)written, (unsigned long long)dropped, s,
+	       (unsigned long long)scans, max_readers, (unsigned long long)visits);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -741,5 +845,6 @@ int main(void)
 	closing_cap_pauses_accept();
 	full_queue_times_out();
 	wake_work_is_bounded();
+	lease_work_is_bounded();
 	return 0;
 }
