@@ -92,11 +92,11 @@
 #define MAX_SIZES 16
 
 #ifndef XR_PEERS_HAVE_ZMQ
-const struct transport peers_zmq = {.name = "zeromq", .absent = "libzmq3-dev"};
+const struct transport peers_zmq = {.name = "zeromq", .absent = "package libzmq3-dev"};
 #endif
 #ifndef XR_PEERS_HAVE_IOX
 const struct transport peers_iox = {.name = "iceoryx",
-				    .absent = "iceoryx and libiceoryx-binding-c-dev"};
+				    .absent = "packages iceoryx and libiceoryx-binding-c-dev"};
 #endif
 
 /* The order of the tables; xring and the bare ring first: the others are
@@ -420,7 +420,7 @@ static void cell_status_line(const struct transport *t, const struct cell *x)
 static void print_size_text(uint32_t si, uint32_t size)
 {
 	const struct cell *xr = &cells[si][T_XRING], *br = &cells[si][T_BARE];
-	bool have_xr = xr->st == ST_OK, have_br = br->st == ST_OK;
+	bool have_xr = xr->st == ST_OK, have_br = br->st == ST_OK, any = false;
 	char sz[32];
 
 	size_str(size, sz, sizeof(sz));
@@ -432,6 +432,7 @@ static void print_size_text(uint32_t si, uint32_t size)
 			cell_status_line(transports[i], x);
 			continue;
 		}
+		any = true;
 		printf("  %-12s %12.0f %8.3f", transports[i]->name, x->rps, x->gbps);
 		if (have_xr)
 			printf(" %8.2f", ratio(x->rps, xr->rps));
@@ -442,6 +443,8 @@ static void print_size_text(uint32_t si, uint32_t size)
 		else
 			printf(" %8s\n", "-");
 	}
+	if (!any)
+		return;
 	printf("  %-12s %8s %8s %8s   %8s %8s %8s\n", "latency, us", "spin p50", "p99", "p999",
 	       "block p50", "p99", "p999");
 	for (size_t i = 0; i < N_T; i++) {
@@ -503,6 +506,8 @@ static void print_size_json(uint32_t si, uint32_t size)
 	for (size_t i = 0; i < N_T; i++) {
 		const struct cell *x = &cells[si][i];
 
+		if (x->st == ST_SKIPPED)
+			continue;
 		printf("{\"bench\":\"peers\",\"transport\":");
 		json_str(transports[i]->name);
 		printf(",\"size\":%u,\"status\":\"%s\"", size, st_name[x->st]);
@@ -765,7 +770,7 @@ int main(int argc, char **argv)
 			continue;
 		int rc = 0;
 		if (t->absent) {
-			snprintf(why, sizeof(why), "absent (install Debian package %s)", t->absent);
+			snprintf(why, sizeof(why), "absent (install Debian %s)", t->absent);
 			rc = -ENOENT;
 		} else if (t->start) {
 			rc = t->start(tmpdir, c.sizes, c.n_sizes, why, sizeof(why));

@@ -75,7 +75,7 @@ struct rres {
  */
 struct transport {
 	const char *name;
-	const char *absent;  /* non-NULL: not built; the Debian package to install */
+	const char *absent;  /* non-NULL: not built; the Debian package(s) to install, as "package X" */
 	bool fork_writer;
 	int (*start)(const char *dir, const uint32_t *sizes, uint32_t n_sizes,
 		     char *why, size_t why_len);  /* once, before any run (optional) */
