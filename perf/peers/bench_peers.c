@@ -132,6 +132,7 @@ struct cell {
 	double lat[2][3]; /* [spin, block][p50, p99, p999], ns */
 };
 
+cpu_set_t peers_all_cpus;
 static struct cell cells[MAX_SIZES][N_T];
 static bool started[N_T];
 static char tmpdir[64];
@@ -362,7 +363,7 @@ static int measure(const struct cfg *c, size_t ti, uint32_t size, uint64_t *lat,
 		};
 		char why[sizeof(cell->why)];
 
-		r.stop_ns = peers_now() + (uint64_t)(c->seconds * 1e9);
+		r.write_ns = (uint64_t)(c->seconds * 1e9);
 		int rc = run_one(c, t, &r, &wr, &rr, why, sizeof(why));
 		if (rc < 0) {
 			cell->st = ST_ERROR;
@@ -785,6 +786,7 @@ int main(int argc, char **argv)
 				setup_ok = false;
 		}
 	}
+	sched_getaffinity(0, sizeof(peers_all_cpus), &peers_all_cpus);
 	if (c.pin && two_cpus(&c.cpu_writer, &c.cpu_reader) >= 2)
 		pin_to(c.cpu_writer);
 	print_header(&c);

@@ -12,6 +12,7 @@
  */
 
 #include <errno.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,7 +33,7 @@ enum peer_mode {
 struct run {
 	uint32_t size;            /* payload bytes, a multiple of 8, >= 16 */
 	enum peer_mode mode;
-	uint64_t stop_ns;         /* M_TP: the writer stops publishing after this */
+	uint64_t write_ns;        /* M_TP: writing time, from the first record */
 	uint64_t n;               /* M_LAT_*: records to send */
 	uint64_t gap_min_ns, gap_max_ns; /* M_LAT_*: busy gap before each record */
 	uint32_t publish_records; /* M_TP: publish at least every N records ... */
@@ -85,6 +86,11 @@ struct transport {
 	void (*write)(const struct run *r, void *st, struct wres *res);
 	void (*cleanup)(void *st);
 };
+
+/* Every CPU the benchmark may use, before it pinned itself: for the
+ * threads a library starts beside ours (ZeroMQ's I/O threads), which we
+ * leave free to run where the scheduler likes. */
+extern cpu_set_t peers_all_cpus;
 
 extern const struct transport peers_xring, peers_bare, peers_pipe, peers_socket, peers_zmq,
 	peers_iox;

@@ -163,6 +163,7 @@ static void bare_write(const struct run *r, void *st, struct wres *res)
 	uint32_t pend = 0, pend_bytes = 0;
 
 	res->t0 = peers_now();
+	const uint64_t stop = res->t0 + r->write_ns;
 	for (;;) {
 		if (lat) {
 			if (seq == r->n)
@@ -202,7 +203,7 @@ static void bare_write(const struct run *r, void *st, struct wres *res)
 		seq++;
 		if (lat || peers_publish_due(r, &pend, &pend_bytes)) {
 			bare_publish(s, head, signal);
-			if (!lat && peers_now() >= r->stop_ns)
+			if (!lat && peers_now() >= stop)
 				break;
 		}
 	}

@@ -136,6 +136,7 @@ static void fd_write(const struct run *r, void *st, struct wres *res)
 		goto out;
 	}
 	res->t0 = peers_now();
+	const uint64_t stop = res->t0 + r->write_ns;
 	for (;;) {
 		if (lat) {
 			if (seq == r->n)
@@ -153,7 +154,7 @@ static void fd_write(const struct run *r, void *st, struct wres *res)
 				goto out;
 			}
 			used = 0;
-			if (!lat && peers_now() >= r->stop_ns)
+			if (!lat && peers_now() >= stop)
 				break;
 		}
 	}

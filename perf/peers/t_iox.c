@@ -304,6 +304,7 @@ static void iox_write(const struct run *r, void *st, struct wres *res)
 		nap_ms(1);
 	}
 	res->t0 = peers_now();
+	const uint64_t stop = res->t0 + r->write_ns;
 	for (;;) {
 		enum iox_AllocationResult a;
 
@@ -321,7 +322,7 @@ static void iox_write(const struct run *r, void *st, struct wres *res)
 		fill_record(p, seq, r->size, t0, lat);
 		iox_pub_publish_chunk(pub, p);
 		seq++;
-		if (!lat && peers_publish_due(r, &pend, &pend_bytes) && peers_now() >= r->stop_ns)
+		if (!lat && peers_publish_due(r, &pend, &pend_bytes) && peers_now() >= stop)
 			break;
 	}
 	res->t_end = peers_now();

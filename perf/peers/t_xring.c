@@ -130,6 +130,7 @@ static void xr_write(const struct run *r, void *st, struct wres *res)
 	uint32_t pend = 0, pend_bytes = 0;
 
 	res->t0 = peers_now();
+	const uint64_t stop = res->t0 + r->write_ns;
 	for (;;) {
 		void *p;
 		int rc;
@@ -157,7 +158,7 @@ static void xr_write(const struct run *r, void *st, struct wres *res)
 		seq++;
 		if (lat || peers_publish_due(r, &pend, &pend_bytes)) {
 			xr_writer_publish(s->w);
-			if (!lat && peers_now() >= r->stop_ns)
+			if (!lat && peers_now() >= stop)
 				break;
 		}
 	}

@@ -11,7 +11,10 @@
  * forever, the default) until everything has gone out.
  *
  * Both sides run in children of their own: ZeroMQ starts an I/O thread per
- * context, which a later fork of the benchmark must not inherit. Blocking:
+ * context, which a later fork of the benchmark must not inherit. That
+ * thread is left free to run on either CPU (zq_socket()); on a machine of
+ * two CPUs it then shares them with the writer and the reader, which is
+ * what ZeroMQ costs there. Blocking:
  * zmq_msg_recv(); spinning: zmq_msg_recv(ZMQ_DONTWAIT) until it has one.
  */
 #include <errno.h>
@@ -27,6 +30,27 @@ struct zmq_state {
 	char path[160];     /* the socket file */
 	char endpoint[180]; /* ipc://path */
 };
+
+/*
+ * A context and a socket, whose I/O thread may run on any of our CPUs:
+ * only the thread that calls ZeroMQ is pinned, like every transport's
+ * writer and reader. (A pinned process would put the I/O thread on the
+ * CPU its own spinning reader holds.)
+ */
+static void *zq_socket(void **ctx, int type)
+{
+	cpu_set_t mine;
+	void *sock = NULL;
+	bool pinned = sched_getaffinity(0, sizeof(mine), &mine) == 0 &&
+		      sched_setaffinity(0, sizeof(peers_all_cpus), &peers_all_cpus) == 0;
+
+	*ctx = zmq_ctx_new();
+	if (*ctx)
+		sock = zmq_socket(*ctx, type); /* the first socket starts the threads */
+	if (pinned)
+		sched_setaffinity(0, sizeof(mine), &mine);
+	return sock;
+}
 
 static int zq_prepare(const struct run *r, void **out)
 {
@@ -44,7 +68,7 @@ static void zq_read(const struct run *r, void *st, int ready_fd, struct rres *re
 {
 	struct zmq_state *s = st;
 	const int flags = r->mode == M_LAT_SPIN ? ZMQ_DONTWAIT : 0;
-	void *ctx = zmq_ctx_new(), *sock = ctx ? zmq_socket(ctx, ZMQ_PULL) : NULL;
+	void *ctx, *sock = zq_socket(&ctx, ZMQ_PULL);
 	int32_t ok = 0;
 
 	if (!sock || zmq_bind(sock, s->endpoint) < 0)
@@ -90,7 +114,7 @@ static void zq_write(const struct run *r, void *st, struct wres *res)
 {
 	struct zmq_state *s = st;
 	const bool lat = r->mode != M_TP;
-	void *ctx = zmq_ctx_new(), *sock = ctx ? zmq_socket(ctx, ZMQ_PUSH) : NULL;
+	void *ctx, *sock = zq_socket(&ctx, ZMQ_PUSH);
 	uint64_t *buf = aligned_alloc(64, r->size);
 	uint64_t seq = 0, t0 = 0, rng = 0x2545F4914F6CDD1Dull ^ r->tag;
 	uint32_t pend = 0, pend_bytes = 0;
@@ -101,6 +125,7 @@ static void zq_write(const struct run *r, void *st, struct wres *res)
 		goto out;
 	}
 	res->t0 = peers_now();
+	const uint64_t stop = res->t0 + r->write_ns;
 	for (;;) {
 		if (lat) {
 			if (seq == r->n)
@@ -117,7 +142,7 @@ static void zq_write(const struct run *r, void *st, struct wres *res)
 		}
 		seq++;
 		/* The clock as often as the others look at it. */
-		if (!lat && peers_publish_due(r, &pend, &pend_bytes) && peers_now() >= r->stop_ns)
+		if (!lat && peers_publish_due(r, &pend, &pend_bytes) && peers_now() >= stop)
 			break;
 	}
 	if (zmq_send(sock, "", 0, 0) < 0)
