@@ -147,9 +147,10 @@ static int nftw_rm(const char *p, const struct stat *sb, int flag, struct FTW *f
 	return 0;
 }
 
-/* Stops what this process started: every transport's daemon, the temporary
- * directory. Only kill(2), waitpid(2) and file removal: callable from a
- * signal handler. */
+/* Stops what this process started: every transport's daemon first (kill(2),
+ * waitpid(2), nanosleep(2): safe in a signal handler), then removes the
+ * temporary directory (nftw(3), which is not; on_signal() has made a second
+ * signal fatal by then, so the worst case is a directory left in /tmp). */
 static void stop_all(void)
 {
 	if (getpid() != main_pid)
@@ -167,8 +168,8 @@ static void stop_all(void)
 
 static void on_signal(int sig)
 {
-	stop_all();
 	signal(sig, SIG_DFL);
+	stop_all();
 	raise(sig);
 }
 
@@ -276,7 +277,7 @@ static int run_one(const struct cfg *c, const struct transport *t, struct run *r
 		close(wresult[0]);
 		if (wp > 0)
 			waitpid(wp, &ws, 0);
-		describe_death(ws, "writer", wr->why, wr->why[0] ? 0 : sizeof(wr->why));
+		describe_death(ws, "writer", wr->why, sizeof(wr->why));
 	} else {
 		t->write(r, st, wr);
 	}

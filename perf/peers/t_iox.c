@@ -25,6 +25,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -163,8 +164,10 @@ static int iox_start(const char *dir, const uint32_t *sizes, uint32_t n, char *w
 	if (roudi_pid == 0) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
-		/* Its own process group: a Ctrl-C reaches us, and we stop it. */
+		/* Its own process group: a Ctrl-C reaches us, and we stop it;
+		 * and should we be killed outright, it goes with us. */
 		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (fd >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
