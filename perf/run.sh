@@ -12,7 +12,10 @@
 # that bench_ring's numbers can be read against the state the machine was in.
 # bench_wakeup (latency from publish to the reader's return, eventfd and spin)
 # and bench_games (games created and destroyed while the engine runs flat
-# out; memory per game) run last, with --json when given.
+# out; memory per game) run next, with --json when given; bench_peers (the
+# same records through xring, the bare ring, a pipe, a Unix socket, ZeroMQ
+# and iceoryx; about a minute; it starts and stops iceoryx's RouDi itself)
+# runs last, likewise.
 #
 # Exit status: 0 when every benchmark measured (a missed target is still 0),
 # otherwise the first non-zero status (1: a data check failed).
@@ -53,4 +56,5 @@ run bench_engine
 cmake --build "$build" -j "$(nproc)" --target xring_cli xring_python >&2 && echo "run.sh: bench_python.py $json" >&2 && "$root/perf/bench_python.py" --build "$build" $json || { rc=$?; [ "$status" -ne 0 ] || status=$rc; }
 run bench_wakeup $json
 run bench_games $json
+run bench_peers $json
 exit "$status"

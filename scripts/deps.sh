@@ -9,7 +9,9 @@
 # protocol model; prometheus: promtool and a real scraper for the metrics
 # endpoint's tests; tmux: the pseudo-terminal `xring top` is tested in;
 # libncurses-dev: `xring top`; valgrind: the instruction-count gate,
-# perf/icount.py, and its callgrind.h.)
+# perf/icount.py, and its callgrind.h; libzmq3-dev, iceoryx and
+# libiceoryx-binding-c-dev: the transports perf/peers/bench_peers measures
+# xring against, ZeroMQ and iceoryx with its RouDi daemon.)
 set -euo pipefail
 
 PKGS=(
@@ -20,6 +22,7 @@ PKGS=(
   python3-dev python3-setuptools python3-pip python3-venv python3-torch python3-grpcio
   python3-cloudpickle python3-typing-extensions libopenblas0-pthread
   clang libclang-rt-14-dev spin prometheus tmux libncurses-dev valgrind
+  libzmq3-dev iceoryx libiceoryx-binding-c-dev
 )
 
 missing=()
