@@ -33,10 +33,15 @@ echo "== 3b. the Python extension under ASan+UBSan (pytest)"
 # CPython itself is not built with ASan, so the runtime is preloaded; Python's
 # own allocations at exit are not ours to chase (detect_leaks=0): leaks are
 # bounded by the tests' tracemalloc checks and by the RSS checks of step 2.
+# Two tests that exercise packaging and pure-Python examples, not the
+# extension's memory, are left to step 2: under the preloaded sanitizers they
+# took 170 of this step's 335 s.
 LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   XRING_BUILD_DIR="$PWD/build-asan" PYTHONDONTWRITEBYTECODE=1 \
-  /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python/bindings
+  /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=5 tests/python/bindings \
+    --deselect tests/python/bindings/test_pip_install.py::test_pip_install_offline \
+    --deselect tests/python/bindings/test_gym.py::test_docs_examples_run
 
 echo "== 4. threaded ring tests under TSan"
 scripts/build.sh build-tsan -DXRING_TSAN=ON -DXRING_PERF=OFF -DXRING_PYTHON=OFF

@@ -17,10 +17,10 @@
 set(XR_FUZZ_DIR ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
 # Harness, seconds of libFuzzer in the suite, its -max_len.
 set(XR_FUZZ_HARNESSES
-  "record_verify 15 4096"
-  "arena_open 25 24576"
-  "control 30 16384"
-  "shm_peers 30 512")
+  "record_verify 8 4096"
+  "arena_open 12 24576"
+  "control 15 16384"
+  "shm_peers 15 512")
 
 foreach(h ${XR_FUZZ_HARNESSES})
   separate_arguments(h)
