@@ -27,24 +27,23 @@ start=$(date +%s)
 memlim=1536	# MB; a search that needs more fails, rather than swap
 [ -n "$extended" ] && memlim=6144
 
-# check NAME good|bad MODE FLAGS...
+# run_check NAME good|bad MODE FLAGS...: one search, in the current
+# directory; prints one line, and what went wrong; returns 1 on a failure.
 #   MODE safety: assertions and invalid end states (deadlocks);
 #   MODE ltl: the never claim no_lost_wakeup, acceptance cycles (pan -a).
-check() {
-	local name=$1 want=$2 mode=$3 out errs states t0 t1
+run_check() {
+	local name=$1 want=$2 mode=$3 out errs states t0 t1 fails=0
 	shift 3
-	case $only in "  ") ;; *" $name "*) ;; *) return ;; esac
 	t0=$(date +%s.%N)
-	rm -f pan pan.* ring.pml.trail
 	if ! out=$(spin -a "$@" ring.pml 2>&1); then
-		echo "FAIL $name: spin -a $*"; printf '%s\n' "$out"; fails=$((fails + 1)); return
+		echo "FAIL $name: spin -a $*"; printf '%s\n' "$out"; return 1
 	fi
 	local cflags=(-O0 -w -DMEMLIM=$memlim -DVECTORSZ=512) hash=-w23
 	[ "$want" = bad ] && hash=-w20	# stops at the first error: a small table
 	[ "$mode" = safety ] && cflags+=(-DSAFETY)
 	[ -n "$extended" ] && cflags+=(-DCOLLAPSE)	# smaller states, a little slower
 	if ! out=$("$cc" "${cflags[@]}" -o pan pan.c 2>&1); then
-		echo "FAIL $name: $cc pan.c"; printf '%s\n' "$out"; fails=$((fails + 1)); return
+		echo "FAIL $name: $cc pan.c"; printf '%s\n' "$out"; return 1
 	fi
 	if [ "$mode" = ltl ]; then
 		out=$(./pan -a -m1000000 $hash -N no_lost_wakeup 2>&1)
@@ -70,6 +69,22 @@ check() {
 		echo "FAIL $name: the broken variant passed; the model no longer detects it"
 		fails=$((fails + 1))
 	fi
+	return $((fails > 0))
+}
+
+# check NAME ARGS...: run_check in NAME's own directory, as one of $jobs
+# searches at a time (each is one process: the CPUs are used by running
+# them side by side). Their reports are printed in order at the end.
+jobs=$(nproc 2>/dev/null || echo 1)
+[ -n "$extended" ] && jobs=1	# each may take several GB
+names=()
+check() {
+	local name=$1
+	case $only in "  ") ;; *" $name "*) ;; *) return ;; esac
+	names+=("$name")
+	mkdir "$name" && cp ring.pml "$name/"
+	while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+	( cd "$name" && run_check "$@" > ../"$name.out" 2>&1; echo $? > ../"$name.rc" ) &
 }
 
 # The protocol as the code has it: 0 errors each. Sizes are kept small for
@@ -123,5 +138,10 @@ check broken_no_rs4_ltl      bad ltl    "${wake[@]}" -DNREC=4 -DNOCLOSE -DBROKEN
 check broken_no_rs4_slot     bad safety "${wlossy[@]}" -DCHECK_EVICTED_WAKE -DBROKEN_NO_RS4_SLOT
 check broken_no_edeadlk      bad safety -DWAKE -DNR=1 -DCAP=2 -DNREC=3 -DHELD=2 -DWAIT_WHILE_HOLDING -DBROKEN_NO_EDEADLK
 
-echo "model checks: $fails failed, $(($(date +%s) - start)) s"
+wait
+for name in "${names[@]}"; do
+	cat "$name.out"
+	[ "$(cat "$name.rc" 2>/dev/null)" = 0 ] || fails=$((fails + 1))
+done
+echo "model checks: $fails failed, $(($(date +%s) - start)) s, $jobs at a time"
 [ "$fails" -eq 0 ]
