@@ -26,8 +26,10 @@ XRING_BUILD_DIR="$PWD/build" PYTHONDONTWRITEBYTECODE=1 \
 
 echo "== 3. ctest under ASan+UBSan"
 scripts/build.sh build-asan -DXRING_ASAN=ON -DXRING_UBSAN=ON -DXRING_PERF=OFF
+# Two tests at a time (the stress tests alone: RUN_SERIAL): most wait on
+# each other's processes and sockets more than they compute.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan --output-on-failure -LE "interop|soak|model"
+  ctest --test-dir build-asan --output-on-failure -j2 -LE "interop|soak|model"
 
 echo "== 3b. the Python extension under ASan+UBSan (pytest)"
 # CPython itself is not built with ASan, so the runtime is preloaded; Python's
@@ -45,7 +47,7 @@ LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.s
 
 echo "== 4. threaded ring tests under TSan"
 scripts/build.sh build-tsan -DXRING_TSAN=ON -DXRING_PERF=OFF -DXRING_PYTHON=OFF
-TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -L threads
+TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -j2 -L threads
 
 echo "== 5. libFuzzer harnesses (clang), bounded"
 # Only the fuzz targets are built here (the rest of the tree is the gcc

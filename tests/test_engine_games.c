@@ -1063,10 +1063,9 @@ static void reset_flood(void)
 	engine_start(&e, "games-rf", 4, 1, 0, &lim);
 	xr_reader *r = reader_of(&e, 0, UINT32_MAX - 1);
 	xr_games *c = games_open(&e);
-	/* The reader does not read yet: the shard pauses in its round. */
-	CHECK(WAIT_UNTIL(xr_load_relaxed(&xr_host_arena(e.h)->hdr->rings[0].written) > 100, 5000));
-	struct timespec ts = {0, 100 * (long)MS};
-	nanosleep(&ts, NULL);
+	/* The reader does not read yet: the shard stops in its round, its ring
+	 * full (formerly a 100 ms sleep, which a loaded machine outran). */
+	CHECK(WAIT_UNTIL(xr_load_acquire(&xr_host_arena(e.h)->hdr->rings[0].blocked) != 0, 10000));
 	for (uint32_t i = 1; i <= N; i++) {
 		int rc = xr_games_reset(c, 0, i);
 		if (rc < 0)
