@@ -1017,8 +1017,7 @@ static void reset_after_create(void)
 			finals = lg.r[i].truncated && lg.r[i].action == -1;
 		lg.n = 0;
 	}
-	struct timespec ts = {0, 200 * (long)MS};
-	nanosleep(&ts, NULL);
+	CHECK(WAIT_UNTIL(xr_load_acquire(&xr_host_arena(e.h)->hdr->rings[0].blocked) != 0, 10000));
 	/* A new game and its reset, while the shard is in there. */
 	CHECK_EQ(xr_games_create(c, &spec, 1, &x), 1);
 	CHECK_RC(xr_games_reset(c, x, 77), 0);
