@@ -18,6 +18,7 @@ static const char usage[] =
 	"  games    create, destroy, reset and list a running engine's games\n"
 	"  agent    act for seats of a running engine's games (a random legal action)\n"
 	"  setup    reserve huge pages and mount hugetlbfs (root), or say why not\n"
+	"  bench    measure this machine: rings, engine, wakeups, peers, Python, agents\n"
 	"\n"
 	"`xring <command> --help` describes each command's options.\n";
 
@@ -35,6 +36,7 @@ int main(int argc, char **argv)
 		{"games", xr_cmd_games},
 		{"agent", xr_cmd_agent},
 		{"setup", xr_cmd_setup},
+		{"bench", xr_cmd_bench},
 	};
 
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {

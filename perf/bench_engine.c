@@ -9,12 +9,16 @@
  * games on this 2-core machine). A sampler thread reads the engine's
  * thread count and RSS while the shards run.
  *
- *   bench_engine [--games 100,1000,10000] [--seconds S] [--shards S]
+ *   bench_engine [--games 100,1000,10000] [--seconds S] [--shards S] [--json]
+ *
+ * --json: one JSON object per N on stdout, with the bound (memcpy_gbps)
+ * and the ratio beside each figure, in place of the table.
  */
 #include <errno.h>
 #include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,9 +143,12 @@ int main(int argc, char **argv)
 {
 	uint32_t sizes[8] = {100, 1000, 10000}, n_sizes = 3, shards = 2;
 	double seconds = 3;
+	bool json = false;
 
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
+		if (!strcmp(argv[i], "--json")) {
+			json = true;
+		} else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
 			seconds = atof(argv[++i]);
 		} else if (!strcmp(argv[i], "--shards") && i + 1 < argc) {
 			shards = (uint32_t)atoi(argv[++i]);
@@ -150,7 +157,8 @@ int main(int argc, char **argv)
 			for (char *tok = strtok(argv[++i], ","); tok && n_sizes < 8; tok = strtok(NULL, ","))
 				sizes[n_sizes++] = (uint32_t)strtoul(tok, NULL, 10);
 		} else {
-			fprintf(stderr, "usage: bench_engine [--games N,N,...] [--seconds S] [--shards S]\n");
+			fprintf(stderr, "usage: bench_engine [--games N,N,...] [--seconds S] [--shards S] "
+					"[--json]\n");
 			return 2;
 		}
 	}
@@ -167,12 +175,15 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	double mc = memcpy_gbps(64u << 20, 0.5);
-	printf("bench_engine: grid 20x20, 2 players, u8 obs 9x20x20, %u-byte records, %u shard(s), "
-	       "one verifying reader process, %.1f s per N\n", t.size, shards, seconds);
-	printf("bound: memcpy %.2f GB/s (64 MiB blocks, this run); target: >= 1,000,000 "
-	       "experiences/s at 10,000 games\n\n", mc);
-	printf("%8s %12s %8s %9s %10s %8s %10s %10s\n", "games", "exp/s", "GB/s", "x memcpy",
-	       "cpu ns/exp", "threads", "rss MiB", "KiB/game");
+	if (!json) {
+		printf("bench_engine: grid 20x20, 2 players, u8 obs 9x20x20, %u-byte records, %u "
+		       "shard(s), one verifying reader process, %.1f s per N\n",
+		       t.size, shards, seconds);
+		printf("bound: memcpy %.2f GB/s (64 MiB blocks, this run); target: >= 1,000,000 "
+		       "experiences/s at 10,000 games\n\n", mc);
+		printf("%8s %12s %8s %9s %10s %8s %10s %10s\n", "games", "exp/s", "GB/s",
+		       "x memcpy", "cpu ns/exp", "threads", "rss MiB", "KiB/game");
+	}
 
 	for (uint32_t s = 0; s < n_sizes; s++) {
 		char name[64];
@@ -251,11 +262,23 @@ int main(int argc, char **argv)
 			     (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec +
 				      ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
 		double eps = (double)got[0] / seconds, gbps = (double)got[1] / seconds / 1e9;
-		printf("%8u %12.0f %8.3f %9.3f %10.0f %8ld %10.1f %10.2f\n", games, eps, gbps, gbps / mc,
-		       res.records ? cpu * 1e9 / (double)res.records : 0.0, threads,
-		       (double)rss1 / 1024.0, (double)(rss1 - rss0) / games);
+		double cpu_ns = res.records ? cpu * 1e9 / (double)res.records : 0.0;
+		if (json)
+			printf("{\"benchmark\": \"bench_engine\", \"games\": %u, \"shards\": %u, "
+			       "\"record_bytes\": %u, \"seconds\": %.3f, \"exp_per_s\": %.0f, "
+			       "\"gbps\": %.4f, \"memcpy_gbps\": %.4f, \"vs_memcpy\": %.4f, "
+			       "\"cpu_ns_per_exp\": %.1f, \"threads\": %ld, \"rss_kib\": %ld, "
+			       "\"kib_per_game\": %.3f}\n",
+			       games, shards, t.size, seconds, eps, gbps, mc, gbps / mc, cpu_ns,
+			       threads, rss1, (double)(rss1 - rss0) / games);
+		else
+			printf("%8u %12.0f %8.3f %9.3f %10.0f %8ld %10.1f %10.2f\n", games, eps,
+			       gbps, gbps / mc, cpu_ns, threads, (double)rss1 / 1024.0,
+			       (double)(rss1 - rss0) / games);
 		(void)el;
 	}
+	if (json)
+		return 0;
 	printf("\nexp/s: experiences verified by the reader per second; GB/s: their bytes; cpu: "
 	       "engine process (shards) only;\nthreads: engine threads while running (main + "
 	       "control server + shards); KiB/game: RSS growth per game beyond ring space (hugetlbfs pages are "

@@ -20,7 +20,8 @@
  *   bench_games [--seconds S] [--games N] [--json]
  *
  * Exit status 0 when it measured (a missed target is reported, not failed),
- * 1 when something did not work.
+ * 1 when something did not work. The xring program it runs is $XRING_BIN, or
+ * the one of its build tree.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -284,8 +285,13 @@ int main(int argc, char **argv)
 	if (n <= 0)
 		die("readlink /proc/self/exe");
 	exe[n] = '\0';
-	/* build/perf/bench_games -> build/xring */
-	snprintf(xring_bin, sizeof(xring_bin), "%s/../xring", dirname(exe));
+	/* $XRING_BIN (`xring bench` sets it to itself), else build/perf/bench_games
+	 * -> build/xring */
+	const char *env = getenv("XRING_BIN");
+	if (env && *env)
+		snprintf(xring_bin, sizeof(xring_bin), "%s", env);
+	else
+		snprintf(xring_bin, sizeof(xring_bin), "%s/../xring", dirname(exe));
 	if (access(xring_bin, X_OK) < 0)
 		die("no xring program next to the build's perf/ (build the xring_cli target)");
 	snprintf(name, sizeof(name), "bench-games-%d", (int)getpid());

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# `xring bench` (cli/cmd_bench.c): usage errors in one line; the part's
+# program found and given --quick's and --json's arguments; a benchmark that
+# reports a failed data check has its figures withheld and the command fails;
+# and, where this build has perf/, a real short ring run whose JSON carries
+# the bounds measured in the same run beside xring's figure.
+# Usage: test_bench.sh XRING
+set -uo pipefail
+xring=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# run ARGS...: out/err/rc of `xring bench ARGS...`
+run() {
+  "$xring" bench "$@" >"$work/out" 2>"$work/err"
+  rc=$?
+}
+
+run
+[ "$rc" -eq 2 ] || fail "no part: exit $rc, want 2"
+[ "$(wc -l <"$work/err")" -eq 1 ] || fail "no part: not one line: $(cat "$work/err")"
+grep -q "say which part" "$work/err" || fail "no part: $(cat "$work/err")"
+run nonesuch
+[ "$rc" -eq 2 ] && grep -q "unknown part or option 'nonesuch'" "$work/err" ||
+  fail "unknown part: exit $rc: $(cat "$work/err")"
+run ring engine -- --x
+[ "$rc" -eq 2 ] && grep -q "name one part" "$work/err" || fail "-- with two parts: exit $rc"
+"$xring" bench --help | grep -q "peers" || fail "--help does not list the parts"
+
+# Stand-ins for the programs: they print a figure and their arguments, and
+# exit as $FAKE_RC says.
+mkdir "$work/bin"
+for p in bench_ring bench_engine; do
+  printf '#!/bin/sh\necho "FIGURE 42 from %s: $*"\necho "progress of %s" >&2\nexit "${FAKE_RC:-0}"\n' \
+    "$p" "$p" >"$work/bin/$p"
+  chmod +x "$work/bin/$p"
+done
+export XRING_BENCH_DIR=$work/bin
+run ring --quick --json
+[ "$rc" -eq 0 ] || fail "fake ring: exit $rc: $(cat "$work/err")"
+grep -q "FIGURE 42 from bench_ring: --seconds 0.3 --rounds 3 .* --json" "$work/out" ||
+  fail "fake ring: quick and json arguments not passed: $(cat "$work/out")"
+grep -q "progress of bench_ring" "$work/err" || fail "fake ring: its stderr did not pass through"
+run engine -- --games 7
+grep -q "FIGURE 42 from bench_engine: --games 7" "$work/out" ||
+  fail "arguments after -- not passed: $(cat "$work/out")"
+
+FAKE_RC=1 run ring engine
+[ "$rc" -eq 1 ] || fail "a failed data check: exit $rc, want 1"
+grep -q FIGURE "$work/out" && fail "a failed data check: figures printed: $(cat "$work/out")"
+[ "$(grep -c "a data check failed" "$work/err")" -eq 2 ] ||
+  fail "a failed data check: not said for each part: $(cat "$work/err")"
+FAKE_RC=3 run ring
+[ "$rc" -eq 1 ] && grep -q "exited with status 3" "$work/err" && ! grep -q FIGURE "$work/out" ||
+  fail "a benchmark that failed to run: exit $rc: $(cat "$work/err")"
+
+# A part whose program is nowhere (a copy of xring away from its build's
+# perf/): one line saying where it looked and what to build.
+mkdir "$work/x" && cp "$xring" "$work/x/xring"
+real=$xring xring=$work/x/xring
+run wakeup
+xring=$real
+[ "$rc" -eq 1 ] && grep -q "no benchmark program (looked for $work/bin/bench_wakeup" "$work/err" &&
+  grep -q "target benchmarks" "$work/err" || fail "missing program: exit $rc: $(cat "$work/err")"
+unset XRING_BENCH_DIR
+
+# The real thing, from this build tree's perf/ (not built with XRING_PERF=OFF).
+if [ -x "$(dirname "$xring")/perf/bench_ring" ]; then
+  run ring --json -- --sizes 4k --rounds 1 --seconds 0.2 --memcpy-seconds 0.1 --no-pin
+  if [ "$rc" -ne 0 ]; then
+    fail "bench ring: exit $rc: $(tail -5 "$work/err")"
+  else
+    /usr/bin/python3 - "$work/out" <<'EOF' || fail "bench ring --json: $(cat "$work/out")"
+import json, sys
+objs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+rows = [r for o in objs for r in o.get("results", []) if r.get("size") == 4096]
+assert len(rows) == 1, objs
+r = rows[0]
+# xring's figure, and the bounds of the same run beside it, as ratios
+assert r["data_ok"] is True and r["gbps"] > 0, r
+assert r["memcpy_gbps"] > 0 and abs(r["ratio"] - r["gbps"] / r["memcpy_gbps"]) < 0.01 + 0.02 * r["ratio"], r
+assert r["bare_gbps"] > 0 and r["vs_bare"] > 0, r
+EOF
+  fi
+  echo "bench ring: a real 4 KiB run from this build's perf/"
+else
+  echo "bench ring: no perf/ in this build (XRING_PERF=OFF): the real run skipped"
+fi
+
+[ "$fails" -eq 0 ] && echo "test_bench: ok"
+[ "$fails" -eq 0 ]
