@@ -68,7 +68,7 @@ static const struct part parts[] = {
 };
 
 static const char usage[] =
-	"usage: xring bench PART... [--quick] [--json] [-- ARGS...]\n"
+	"usage: xring bench PART... [--quick] [--json] [--plot DIR] [-- ARGS...]\n"
 	"\n"
 	"Runs benchmarks of perf/ on this machine; each prints its figures beside the bound\n"
 	"it measured in the same run (memcpy, a bare ring, a bare eventfd) and the ratio.\n"
@@ -78,6 +78,9 @@ static const char usage[] =
 	"\n"
 	"  --quick    a short run of each part (the figures are noisier)\n"
 	"  --json     the parts' machine-readable output (one JSON object per line)\n"
+	"  --plot DIR also keep each part's JSON in DIR/PART.json and draw PNG charts\n"
+	"             there (throughput by record size, latency, engine, Python; needs\n"
+	"             python3-matplotlib); implies --json\n"
 	"  -- ARGS    passed to the part's program (one part only; see its --help)\n"
 	"\n"
 	"Programs are looked for in $XRING_BENCH_DIR, the build tree of this xring\n"
@@ -167,7 +170,8 @@ static int find_prog(const struct part *p, char *path, size_t len, char *tried, 
 
 /* Runs one part; its standard output is held in a temporary file and
  * printed only when it exits 0. Returns the exit code for the part. */
-static int run_part(const struct part *p, bool quick, bool json, int n_extra, char **extra)
+static int run_part(const struct part *p, bool quick, bool json, const char *plot_dir,
+		    int n_extra, char **extra)
 {
 	char path[PATH_MAX], tried[3 * PATH_MAX], build_arg[PATH_MAX];
 	const char *argv[MAX_ARGS];
@@ -251,19 +255,86 @@ static int run_part(const struct part *p, bool quick, bool json, int n_extra, ch
 		fclose(out);
 		return XR_EXIT_FAIL;
 	}
-	char buf[8192];
+	char buf[8192], keep[PATH_MAX];
 	size_t n;
+	FILE *kept = NULL;
+	if (plot_dir) {
+		if (!join(keep, sizeof(keep), plot_dir, p->name, NULL) ||
+		    strlen(keep) + 6 > sizeof(keep)) {
+			xr_cli_err("bench", "--plot %s: path too long", plot_dir);
+			fclose(out);
+			return XR_EXIT_FAIL;
+		}
+		strcat(keep, ".json");
+		kept = fopen(keep, "we");
+		if (!kept) {
+			xr_cli_err("bench", "%s: cannot write %s: %s", p->name, keep,
+				   strerror(errno));
+			fclose(out);
+			return XR_EXIT_FAIL;
+		}
+	}
 	rewind(out);
-	while ((n = fread(buf, 1, sizeof(buf), out)) > 0)
+	while ((n = fread(buf, 1, sizeof(buf), out)) > 0) {
 		fwrite(buf, 1, n, stdout);
+		if (kept)
+			fwrite(buf, 1, n, kept);
+	}
 	fclose(out);
 	fflush(stdout);
+	if (kept && fclose(kept) != 0) {
+		xr_cli_err("bench", "%s: writing %s: %s", p->name, keep, strerror(errno));
+		return XR_EXIT_FAIL;
+	}
+	return 0;
+}
+
+/* Charts of what the parts left in dir: perf/plot.py (from a build tree)
+ * or its installed copy. */
+static int plot(const char *dir)
+{
+	char script[PATH_MAX], exe[PATH_MAX];
+	bool from_build = exe_dir(exe, sizeof(exe)) == 0 && strcmp(exe, XR_BENCH_BUILD_ROOT) == 0;
+
+	snprintf(script, sizeof(script), "%s",
+		 from_build ? XR_BENCH_SOURCE_DIR "/plot.py" : XR_BENCH_PLOT_INSTALL);
+	if (access(script, R_OK) != 0) {
+		xr_cli_err("bench", "--plot: no %s (reinstall xring, or run the xring of a build "
+				    "tree); the JSON is in %s",
+			   script, dir);
+		return XR_EXIT_FAIL;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		xr_cli_err("bench", "--plot: fork: %s", strerror(errno));
+		return XR_EXIT_FAIL;
+	}
+	if (pid == 0) {
+		/* Its standard output (the PNGs' paths) goes to our stderr: stdout
+		 * carries the parts' JSON. */
+		dup2(STDERR_FILENO, STDOUT_FILENO);
+		execl("/usr/bin/python3", "python3", script, dir, (char *)NULL);
+		fprintf(stderr, "xring bench: --plot: cannot run /usr/bin/python3: %s\n",
+			strerror(errno));
+		_exit(127);
+	}
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		xr_cli_err("bench", "--plot: %s failed (see above; it needs Debian's "
+				    "python3-matplotlib); the JSON is in %s",
+			   script, dir);
+		return XR_EXIT_FAIL;
+	}
 	return 0;
 }
 
 int xr_cmd_bench(int argc, char **argv)
 {
 	bool quick = false, json = false;
+	const char *plot_dir = NULL;
 	bool want[sizeof(parts) / sizeof(parts[0])] = {false};
 	int n_want = 0, n_extra = 0;
 	char **extra = NULL;
@@ -277,6 +348,15 @@ int xr_cmd_bench(int argc, char **argv)
 			quick = true;
 		} else if (!strcmp(a, "--json")) {
 			json = true;
+		} else if (!strcmp(a, "--plot") || !strncmp(a, "--plot=", 7)) {
+			if (a[6] == '=') {
+				plot_dir = a + 7;
+			} else if (i + 1 < argc) {
+				plot_dir = argv[++i];
+			} else {
+				xr_cli_err("bench", "--plot needs a directory for the charts");
+				return XR_EXIT_USAGE;
+			}
 		} else if (!strcmp(a, "--")) {
 			extra = argv + i + 1;
 			n_extra = argc - i - 1;
@@ -308,9 +388,28 @@ int xr_cmd_bench(int argc, char **argv)
 		xr_cli_err("bench", "arguments after -- go to one part's program; name one part");
 		return XR_EXIT_USAGE;
 	}
-	int rc = 0;
-	for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++)
-		if (want[k] && run_part(&parts[k], quick, json, n_extra, extra) != 0)
+	if (plot_dir) {
+		struct stat st;
+		if (mkdir(plot_dir, 0755) < 0 && errno != EEXIST) {
+			xr_cli_err("bench", "--plot %s: %s", plot_dir, strerror(errno));
+			return XR_EXIT_FAIL;
+		}
+		if (stat(plot_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			xr_cli_err("bench", "--plot %s: not a directory", plot_dir);
+			return XR_EXIT_FAIL;
+		}
+		json = true; /* the charts are drawn from the parts' JSON */
+	}
+	int rc = 0, made = 0;
+	for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++) {
+		if (!want[k])
+			continue;
+		if (run_part(&parts[k], quick, json, plot_dir, n_extra, extra) != 0)
 			rc = XR_EXIT_FAIL;
+		else
+			made++;
+	}
+	if (plot_dir && made > 0 && plot(plot_dir) != 0)
+		rc = XR_EXIT_FAIL;
 	return rc;
 }

@@ -33,8 +33,15 @@ run ring engine -- --x
 # exit as $FAKE_RC says.
 mkdir "$work/bin"
 for p in bench_ring bench_engine; do
-  printf '#!/bin/sh\necho "FIGURE 42 from %s: $*"\necho "progress of %s" >&2\nexit "${FAKE_RC:-0}"\n' \
+  printf '#!/bin/sh\necho "FIGURE 42 from %s: $*"\necho "progress of %s" >&2\n' \
     "$p" "$p" >"$work/bin/$p"
+  # With --json, what bench_ring prints (its results' fields plot.py draws).
+  cat >>"$work/bin/$p" <<'FAKE'
+case " $* " in *" --json "*)
+  echo '{"bench":"ring","results":[{"size":64,"gbps":1.5,"bare_gbps":2,"memcpy_gbps":8},{"size":4096,"gbps":4,"bare_gbps":4.5,"memcpy_gbps":8}]}';;
+esac
+exit "${FAKE_RC:-0}"
+FAKE
   chmod +x "$work/bin/$p"
 done
 export XRING_BENCH_DIR=$work/bin
@@ -55,6 +62,23 @@ grep -q FIGURE "$work/out" && fail "a failed data check: figures printed: $(cat 
 FAKE_RC=3 run ring
 [ "$rc" -eq 1 ] && grep -q "exited with status 3" "$work/err" && ! grep -q FIGURE "$work/out" ||
   fail "a benchmark that failed to run: exit $rc: $(cat "$work/err")"
+
+# --plot: the part's JSON kept in DIR, and a chart drawn from it (where
+# matplotlib is installed: scripts/deps.sh installs it).
+run ring --plot "$work/plots"
+if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
+  [ "$rc" -eq 0 ] || fail "--plot: exit $rc: $(cat "$work/err")"
+  grep -q '"results"' "$work/plots/ring.json" || fail "--plot: no ring.json"
+  [ "$(head -c 4 "$work/plots/ring_throughput.png" | tail -c 3)" = PNG ] ||
+    fail "--plot: no PNG: $(ls "$work/plots"): $(cat "$work/err")"
+  grep -q "ring_throughput.png" "$work/err" || fail "--plot: the chart's path not said"
+else
+  [ "$rc" -eq 1 ] && grep -q "python3-matplotlib" "$work/err" ||
+    fail "--plot without matplotlib: exit $rc: $(cat "$work/err")"
+fi
+FAKE_RC=1 run ring --plot "$work/plots2"
+[ "$rc" -eq 1 ] && [ ! -e "$work/plots2/ring.json" ] && [ ! -e "$work/plots2/ring_throughput.png" ] ||
+  fail "--plot of a failed data check: exit $rc, $(ls "$work/plots2")"
 
 # A part whose program is nowhere (a copy of xring away from its build's
 # perf/): one line saying where it looked and what to build.

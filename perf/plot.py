@@ -1,0 +1,221 @@
+#!/usr/bin/python3
+"""Charts of a benchmark run: PNGs from the JSON that `xring bench --plot DIR`
+leaves in DIR (one file per part: ring.json, engine.json, peers.json,
+python.json). Each chart draws the bound measured in the same run beside
+xring's figure.
+
+  peers_throughput.png  GB/s against record size, every transport
+  peers_latency.png     one-way latency p50/p99/p999 by transport, spinning
+                        and blocking, one panel per record size
+  ring_throughput.png   xring against the bare ring and memcpy, by size
+  engine.png            experiences/s against games, and memcpy's rate for
+                        the same records
+  python.png            records/s into numpy against batch size: xring, a
+                        multiprocessing Queue, gRPC, memcpy
+
+Usage: plot.py DIR. Parts without a JSON file are skipped, and said so.
+Exit status 0, 1 when a file does not parse, 2 without matplotlib (Debian:
+python3-matplotlib).
+"""
+import json
+import os
+import sys
+
+
+def load(path):
+    """The JSON objects of one part's output, one per line (or one in all)."""
+    with open(path) as f:
+        text = f.read()
+    objs = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            objs.append(json.loads(line))
+    return objs
+
+
+def peers(plt, objs, out):
+    rows = [o for o in objs if o.get("transport") and o.get("status") == "ok"]
+    absent = sorted({o["transport"] for o in objs
+                     if o.get("transport") and o.get("status") != "ok"})
+    if not rows:
+        return []
+    names = []
+    for o in rows:
+        if o["transport"] not in names:
+            names.append(o["transport"])
+    sizes = sorted({o["size"] for o in rows})
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name in names:
+        pts = sorted((o["size"], o["gbps"]) for o in rows if o["transport"] == name)
+        style = "-" if name in ("xring", "bare ring", "bare") else "--"
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [fmt_size(s) for s in sizes])
+    ax.set_xlabel("record size")
+    ax.set_ylabel("GB/s (payload, writer to reader, every byte checked)")
+    title = "Throughput by transport, one run"
+    if absent:
+        title += f"\n(absent: {', '.join(absent)})"
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    p1 = os.path.join(out, "peers_throughput.png")
+    fig.savefig(p1, dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4 * len(sizes), 5), squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        here = [o for o in rows if o["size"] == size]
+        labels, xs = [], 0
+        for o in here:
+            for mode, key, shade in (("spin", "latency_spin_ns", 0.9), ("block", "latency_block_ns", 0.5)):
+                lat = o.get(key)
+                if not lat:
+                    continue
+                vals = [max(lat[p], 1) / 1e3 for p in ("p50", "p99", "p999")]
+                ax.bar([xs - 0.25, xs, xs + 0.25], vals, width=0.25, alpha=shade,
+                       color=["tab:blue", "tab:orange", "tab:red"])
+                labels.append((xs, f"{o['transport']}\n{mode}"))
+                xs += 1
+        ax.set_yscale("log")
+        ax.set_xticks([x for x, _ in labels], [t for _, t in labels], rotation=90, fontsize=7)
+        ax.set_title(f"{fmt_size(size)} records")
+        ax.set_ylabel("one-way latency, µs (p50 blue, p99 orange, p999 red)")
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    p2 = os.path.join(out, "peers_latency.png")
+    fig.savefig(p2, dpi=110)
+    plt.close(fig)
+    return [p1, p2]
+
+
+def ring(plt, objs, out):
+    res = [r for o in objs for r in o.get("results", []) if "size" in r]
+    if not res:
+        return []
+    res.sort(key=lambda r: r["size"])
+    sizes = [r["size"] for r in res]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.plot(sizes, [r["gbps"] for r in res], "-o", label="xring")
+    if all("bare_gbps" in r for r in res):
+        ax.plot(sizes, [r["bare_gbps"] for r in res], "-s", label="bare ring (same run)")
+    ax.plot(sizes, [r["memcpy_gbps"] for r in res], ":", label="memcpy, ring-sized blocks (same run)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [fmt_size(s) for s in sizes])
+    ax.set_xlabel("record size")
+    ax.set_ylabel("GB/s")
+    ax.set_title("Ring throughput between two processes")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    p = os.path.join(out, "ring_throughput.png")
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return [p]
+
+
+def engine(plt, objs, out):
+    rows = sorted((o for o in objs if o.get("benchmark") == "bench_engine"),
+                  key=lambda o: o["games"])
+    if not rows:
+        return []
+    games = [o["games"] for o in rows]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.plot(games, [o["exp_per_s"] for o in rows], "-o", label="xring engine, verified by a reader")
+    ax.plot(games, [o["memcpy_gbps"] * 1e9 / o["record_bytes"] for o in rows], ":",
+            label="memcpy of the same records (same run)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("games")
+    ax.set_ylabel("experiences/s")
+    ax.set_title(f"Engine: {rows[0]['record_bytes']}-byte grid records, "
+                 f"{rows[0]['shards']} shard(s)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    p = os.path.join(out, "engine.png")
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return [p]
+
+
+def python(plt, objs, out):
+    made = []
+    for o in objs:
+        for res in o.get("results", []):
+            b = res.get("batches") or {}
+            if not b:
+                continue
+            ns = sorted(int(n) for n in b)
+            fig, ax = plt.subplots(figsize=(8, 5))
+            for key, label in (("xring_rec_s", "xring, batch views in place"),
+                               ("xring_e2e_rec_s", "xring, engine producing"),
+                               ("queue_rec_s", "multiprocessing Queue"),
+                               ("grpc_rec_s", "gRPC stream")):
+                if all(key in b[str(n)] for n in ns):
+                    ax.plot(ns, [b[str(n)][key] for n in ns], "-o", label=label)
+            stride = res.get("stride")
+            if stride and all("memcpy_gbps" in b[str(n)] for n in ns):
+                ax.plot(ns, [b[str(n)]["memcpy_gbps"] * 1e9 / stride for n in ns], ":",
+                        label="memcpy of the batch (same run)")
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel("batch size (records)")
+            ax.set_ylabel("records/s into the consumer")
+            ax.set_title(f"Python: {res.get('dtype', '?')} observations")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend()
+            fig.tight_layout()
+            p = os.path.join(out, f"python_{res.get('dtype', 'x')}.png")
+            fig.savefig(p, dpi=110)
+            plt.close(fig)
+            made.append(p)
+    return made
+
+
+def fmt_size(n):
+    for unit, shift in (("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} B"
+
+
+def main():
+    if len(sys.argv) != 2 or not os.path.isdir(sys.argv[1]):
+        print("usage: plot.py DIR (a directory of xring bench --plot JSON files)", file=sys.stderr)
+        return 2
+    out = sys.argv[1]
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("plot.py: no matplotlib for this python3: install Debian's python3-matplotlib",
+              file=sys.stderr)
+        return 2
+    made = []
+    status = 0
+    for part, fn in (("peers", peers), ("ring", ring), ("engine", engine), ("python", python)):
+        path = os.path.join(out, part + ".json")
+        if not os.path.exists(path):
+            continue
+        try:
+            objs = load(path)
+        except (OSError, ValueError) as e:
+            print(f"plot.py: {path}: {e}", file=sys.stderr)
+            status = 1
+            continue
+        got = fn(plt, objs, out)
+        if not got:
+            print(f"plot.py: {path}: no figures to draw", file=sys.stderr)
+        made += got
+    for p in made:
+        print(p)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
