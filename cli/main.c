@@ -19,6 +19,7 @@ static const char usage[] =
 	"  agent    act for seats of a running engine's games (a random legal action)\n"
 	"  setup    reserve huge pages and mount hugetlbfs (root), or say why not\n"
 	"  bench    measure this machine: rings, engine, wakeups, peers, Python, agents\n"
+	"  profile  where the time goes: perf record of the engine, a reader or a ring\n"
 	"\n"
 	"`xring <command> --help` describes each command's options.\n";
 
@@ -37,6 +38,7 @@ int main(int argc, char **argv)
 		{"agent", xr_cmd_agent},
 		{"setup", xr_cmd_setup},
 		{"bench", xr_cmd_bench},
+		{"profile", xr_cmd_profile},
 	};
 
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
