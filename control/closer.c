@@ -90,6 +90,7 @@ static void *closer_main(void *p)
 	struct job j = *(struct job *)p;
 	struct xr_closer *c = j.c;
 
+	pthread_setname_np(pthread_self(), "xr-closer");
 	free(p);
 	pthread_mutex_lock(&c->mu);
 	for (;;) {

@@ -1012,6 +1012,7 @@ static void *serve(void *p)
 	struct xr_server *c = p;
 	struct pollfd *pf = calloc(c->max_conns + 2, sizeof(*pf));
 
+	pthread_setname_np(pthread_self(), "xr-control");
 	if (!pf)
 		return NULL;
 	for (;;) {

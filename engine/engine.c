@@ -3,6 +3,7 @@
 #include <numa.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,7 +59,11 @@ static int pick_cpu(int node, uint32_t k)
 static void *shard_main(void *p)
 {
 	struct shard_thread *st = p;
+	char name[16];
 
+	/* Named for operators and profiles (top -H, perf report --sort comm). */
+	snprintf(name, sizeof(name), "xr-shard%u", (unsigned)(st - st->e->sts));
+	pthread_setname_np(pthread_self(), name);
 	if (st->cpu >= 0) {
 		cpu_set_t set;
 		CPU_ZERO(&set);

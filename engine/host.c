@@ -201,6 +201,7 @@ static void *synth_main(void *p)
 {
 	struct xr_host *h = p;
 
+	pthread_setname_np(pthread_self(), "xr-synth");
 	h->synth_rc = xr_synth_run(h->synth_w, h->synth_t, h->synth_o, h->synth_res);
 	writer_ended(h);
 	return NULL;

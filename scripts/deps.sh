@@ -22,7 +22,7 @@ PKGS=(
   python3-dev python3-setuptools python3-pip python3-venv python3-torch python3-grpcio
   python3-cloudpickle python3-typing-extensions libopenblas0-pthread
   clang libclang-rt-14-dev spin prometheus tmux libncurses-dev valgrind
-  libzmq3-dev iceoryx libiceoryx-binding-c-dev python3-matplotlib
+  libzmq3-dev iceoryx libiceoryx-binding-c-dev python3-matplotlib linux-perf
 )
 
 missing=()

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `xring profile` (cli/cmd_profile.c, perf/profile.py): usage errors in one
+# line, and a real second of the engine under perf: the shard thread by its
+# name, its time by module with the engine's own code on top, and the note
+# on hardware counters. Skipped (77) without perf (Debian: linux-perf, which
+# scripts/deps.sh installs) or when this user may not sample.
+# Usage: test_profile.sh XRING
+set -uo pipefail
+xring=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+"$xring" profile >"$work/out" 2>"$work/err"
+rc=$?
+[ "$rc" -eq 2 ] && [ "$(wc -l <"$work/err")" -eq 1 ] && grep -q "engine, reader or ring" "$work/err" ||
+  fail "no workload: exit $rc: $(cat "$work/err")"
+"$xring" profile nonesuch >"$work/out" 2>"$work/err"
+rc=$?
+[ "$rc" -eq 2 ] && grep -q "unknown workload 'nonesuch'" "$work/err" || fail "bad workload: exit $rc"
+"$xring" profile --help | grep -q "perf record" || fail "--help"
+
+command -v perf >/dev/null || { echo "SKIP: no perf (Debian: linux-perf)"; exit 77; }
+perf record -q -e cpu-clock -o "$work/probe.data" -- true >/dev/null 2>&1 ||
+  { echo "SKIP: perf may not sample here (kernel.perf_event_paranoid)"; exit 77; }
+
+XRING_RUN_DIR=$work "$xring" profile engine --seconds 1 --games 200 --top 5 >"$work/out" 2>"$work/err"
+rc=$?
+[ "$rc" -eq 0 ] || fail "profile engine: exit $rc: $(tail -5 "$work/err")"
+grep -q "^hardware counters: " "$work/out" || fail "no word on hardware counters"
+grep -q "^workload: engine of 200 games, a verifying reader: .*exp/s" "$work/out" ||
+  fail "no workload line: $(head -5 "$work/out")"
+# The shard's thread, by name, with most samples; its time mostly in the
+# engine's modules (the game, the policy, the record).
+awk '/^== thread xr-shard0: / { s = $4 } END { exit !(s > 50) }' "$work/out" ||
+  fail "the shard's thread has not most samples: $(grep '^==' "$work/out")"
+awk '/^== thread xr-shard0/ { on = 1; next } /^== / { on = 0 }
+     on && /%  engine\/$/ { if ($1 + 0 > 30) ok = 1 } END { exit !ok }' "$work/out" ||
+  fail "the shard's time is not mostly engine/: $(cat "$work/out")"
+grep -Eq '^ +[0-9.]+ %  (grid_observe|xr_policy_random_legal|grid_legal_actions|play_turn) ' "$work/out" ||
+  fail "none of the game's functions among the top symbols: $(cat "$work/out")"
+
+[ "$fails" -eq 0 ] && echo "test_profile: ok"
+[ "$fails" -eq 0 ]
