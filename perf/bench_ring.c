@@ -152,23 +152,6 @@ struct backing_info {
 	char note[256];
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
 static inline uint64_t stamp(uint64_t seq, uint32_t size)
 {
 	return seq * STAMP_MUL + size;
@@ -918,20 +901,6 @@ static int parse_sizes(const char *s, struct cfg *c)
 			s++;
 	}
 	return c->n_sizes ? 0 : -1;
-}
-
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
 }
 
 static void size_str(uint32_t size, char *buf, size_t len)

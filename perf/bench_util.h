@@ -3,14 +3,51 @@
 #define XR_PERF_BENCH_UTIL_H
 
 /* Small helpers the two-process benchmarks share: pinning, whole reads
- * and writes on their control pipes, the CPU model for their headers. */
+ * and writes on their control pipes, the CPU model for their headers, the
+ * clock, the spin hint and JSON strings. */
 
 #include <errno.h>
 #include <sched.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+/* CLOCK_MONOTONIC in ns: one clock for every process on the machine. */
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The CPU's spin-wait hint. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* s as a JSON string, quotes and escapes included, on stdout. */
+static inline void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
 
 static inline int pin_to(int cpu)
 {

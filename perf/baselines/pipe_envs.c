@@ -49,14 +49,6 @@ struct cfg {
 	double seconds, warmup;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void fail(const char *what, int rc)
 {
 	fprintf(stderr, "baseline_pipe_envs: %s: %s\n", what, strerror(rc < 0 ? -rc : rc));

@@ -474,20 +474,6 @@ static void print_size_text(uint32_t si, uint32_t size)
 	fflush(stdout);
 }
 
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
 static void json_lat(const char *key, const double v[3])
 {
 	printf(",\"%s\":{\"p50\":%.0f,\"p99\":%.0f,\"p999\":%.0f}", key, v[0], v[1], v[2]);

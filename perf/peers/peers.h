@@ -20,6 +20,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #define PEERS_STAMP_MUL 0x9E3779B97F4A7C15ull
 #define PEERS_END UINT64_MAX /* w[0] of the end-of-stream record, where one is needed */
 
@@ -95,22 +97,9 @@ extern cpu_set_t peers_all_cpus;
 extern const struct transport peers_xring, peers_bare, peers_pipe, peers_socket, peers_zmq,
 	peers_iox;
 
-static inline uint64_t peers_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static inline void peers_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#endif
-}
+/* The clock and the spin hint are bench_util.h's. */
+#define peers_now now_ns
+#define peers_relax cpu_relax
 
 static inline uint64_t peers_stamp(uint64_t seq, uint32_t size)
 {
