@@ -30,9 +30,14 @@
  * not printed, and the exit status is 1.
  *
  * Measured, per transport and size:
- *   throughput   the writer writes for --seconds, publishing every 64 records
- *                or 64 KiB (whichever comes first) where the transport has a
- *                publish step or a user-space buffer; records/s and payload
+ *   throughput   in --rounds rounds, each transport once a round and their
+ *                order rotated each round (on a VM what moving cache lines
+ *                between the vCPUs costs drifts with where the host runs
+ *                them: the drift falls on all alike), the median round
+ *                reported. In a round the writer writes for --seconds,
+ *                publishing every 64 records or 64 KiB (whichever comes
+ *                first) where the transport has a publish step or a
+ *                user-space buffer; records/s and payload
  *                GB/s over the time from the first record to the reader's
  *                check of the last (CLOCK_MONOTONIC in both processes). The
  *                reader waits as the transport's users do by default:
@@ -110,7 +115,8 @@ enum { T_XRING = 0, T_BARE = 1 };
 struct cfg {
 	uint32_t sizes[MAX_SIZES];
 	uint32_t n_sizes;
-	double seconds;
+	double seconds;   /* throughput: writing time per round */
+	uint32_t rounds;  /* throughput rounds, transports alternating; the median counts */
 	uint64_t records; /* per latency run */
 	uint64_t gap_min_ns, gap_max_ns;
 	uint64_t ring_bytes;
@@ -128,9 +134,13 @@ enum status { ST_OK, ST_ABSENT, ST_ERROR, ST_BAD, ST_SKIPPED };
 struct cell {
 	enum status st;
 	char why[320];
-	double rps, gbps;
+	double rps, gbps;      /* the median round */
+	double rps_min, rps_max;
 	double lat[2][3]; /* [spin, block][p50, p99, p999], ns */
 };
+
+#define MAX_ROUNDS 15
+static double round_rps[MAX_SIZES][N_T][MAX_ROUNDS];
 
 cpu_set_t peers_all_cpus;
 static struct cell cells[MAX_SIZES][N_T];
@@ -338,15 +348,18 @@ static void percentiles(uint64_t *v, uint64_t n, double out[3])
 
 /* Throughput, then latency spinning and blocking, of one transport at one
  * size, into *cell. Returns -errno when a run could not be set up. */
+/* Runs modes [m0, m1) of transport ti at size: throughput (0: one round,
+ * its records/s in *rps) and the latencies (1, 2: into cell). A failed
+ * run or check marks the cell. */
 static int measure(const struct cfg *c, size_t ti, uint32_t size, uint64_t *lat, uint32_t *tag,
-		   struct cell *cell)
+		   struct cell *cell, int m0, int m1, double *rps)
 {
 	const struct transport *t = transports[ti];
 	static const enum peer_mode modes[3] = {M_TP, M_LAT_SPIN, M_LAT_BLOCK};
 	struct wres wr;
 	struct rres rr;
 
-	for (int m = 0; m < 3; m++) {
+	for (int m = m0; m < m1; m++) {
 		struct run r = {
 			.size = size,
 			.mode = modes[m],
@@ -381,15 +394,60 @@ static int measure(const struct cfg *c, size_t ti, uint32_t size, uint64_t *lat,
 		}
 		if (modes[m] == M_TP) {
 			double s = (double)(rr.t_last - wr.t0) / 1e9;
-			cell->rps = s > 0 ? (double)rr.records / s : 0;
-			cell->gbps = cell->rps * size / 1e9;
+			*rps = s > 0 ? (double)rr.records / s : 0;
 		} else {
 			uint64_t skip = c->records / 10;
 			percentiles(lat + skip, c->records - skip, cell->lat[m - 1]);
 		}
 	}
-	cell->st = ST_OK;
 	return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * One size: the throughput rounds first, every transport once a round and
+ * the order rotated each round, so that a change in the machine (on a VM,
+ * where the host puts the two vCPUs) falls on all of them alike; the median
+ * round is the figure, as in bench_ring. Then each transport's latencies.
+ */
+static void measure_size(const struct cfg *c, uint32_t si, uint64_t *lat, uint32_t *tag,
+			 bool *setup_ok, bool *data_ok)
+{
+	uint32_t size = c->sizes[si];
+
+	for (uint32_t k = 0; k < c->rounds; k++) {
+		for (size_t j = 0; j < N_T; j++) {
+			size_t i = (j + k) % N_T;
+			struct cell *x = &cells[si][i];
+			if (x->st != ST_OK)
+				continue;
+			if (measure(c, i, size, lat, tag, x, 0, 1, &round_rps[si][i][k]) < 0)
+				*setup_ok = false;
+		}
+	}
+	for (size_t i = 0; i < N_T; i++) {
+		struct cell *x = &cells[si][i];
+		if (x->st != ST_OK)
+			goto checked;
+		double v[MAX_ROUNDS];
+		memcpy(v, round_rps[si][i], c->rounds * sizeof(v[0]));
+		qsort(v, c->rounds, sizeof(v[0]), cmp_double);
+		x->rps = v[c->rounds / 2];
+		x->rps_min = v[0];
+		x->rps_max = v[c->rounds - 1];
+		x->gbps = x->rps * size / 1e9;
+		if (measure(c, i, size, lat, tag, x, 1, 3, NULL) < 0)
+			*setup_ok = false;
+	checked:
+		if (x->st == ST_BAD)
+			*data_ok = false;
+	}
 }
 
 /* ---- output ---- */
@@ -505,7 +563,9 @@ static void print_size_json(uint32_t si, uint32_t size)
 			printf("}\n");
 			continue;
 		}
-		printf(",\"records_per_s\":%.0f,\"gbps\":%.4f", x->rps, x->gbps);
+		printf(",\"records_per_s\":%.0f,\"records_per_s_min\":%.0f,"
+		       "\"records_per_s_max\":%.0f,\"gbps\":%.4f",
+		       x->rps, x->rps_min, x->rps_max, x->gbps);
 		json_lat("latency_spin_ns", x->lat[0]);
 		json_lat("latency_block_ns", x->lat[1]);
 		if (xr->st == ST_OK) {
@@ -534,9 +594,12 @@ static const char usage[] =
 	"\n"
 	"  --sizes LIST      record sizes, comma-separated, k suffix allowed,\n"
 	"                    multiples of 8, at least 16 (default 64,1k,16k,64k)\n"
-	"  --seconds S       throughput: writing time per transport and size (default 1)\n"
+	"  --seconds S       throughput: writing time per transport, size and round\n"
+	"                    (default 0.4)\n"
+	"  --rounds N        throughput rounds, the transports' order rotated each\n"
+	"                    round; the median is reported (default 3, at most 15)\n"
 	"  --records N       latency: records per transport, size and wait (default 5000)\n"
-	"  --quick           --seconds 0.2 --records 1000: the whole run within 30 s\n"
+	"  --quick           --seconds 0.1 --rounds 3 --records 1000: within 30 s\n"
 	"  --only LIST       these transports only (xring,bare,pipe,socket,zmq,iceoryx)\n"
 	"  --ring-mib N      xring's and the bare ring's size, a power of two (default 8)\n"
 	"  --no-huge         no huge pages for xring and the bare ring\n"
@@ -588,11 +651,12 @@ static int parse_only(char *s, struct cfg *c)
 static int parse_args(int argc, char **argv, struct cfg *c)
 {
 	enum { O_SIZES = 256, O_SECONDS, O_RECORDS, O_QUICK, O_ONLY, O_RING, O_NOHUGE, O_NOPIN,
-	       O_JSON, O_HELP };
+	       O_JSON, O_HELP, O_ROUNDS };
 	static const struct option lo[] = {
 		{"sizes", required_argument, NULL, O_SIZES},
 		{"seconds", required_argument, NULL, O_SECONDS},
 		{"records", required_argument, NULL, O_RECORDS},
+		{"rounds", required_argument, NULL, O_ROUNDS},
 		{"quick", no_argument, NULL, O_QUICK},
 		{"only", required_argument, NULL, O_ONLY},
 		{"ring-mib", required_argument, NULL, O_RING},
@@ -622,6 +686,11 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 			if (c->records < 100 || c->records > 10000000)
 				return -EINVAL;
 			set_records = true;
+			break;
+		case O_ROUNDS:
+			c->rounds = (uint32_t)strtoul(optarg, NULL, 10);
+			if (c->rounds < 1 || c->rounds > MAX_ROUNDS)
+				return -EINVAL;
 			break;
 		case O_QUICK:
 			c->quick = true;
@@ -657,7 +726,7 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 		return -EINVAL;
 	if (c->quick) {
 		if (!set_seconds)
-			c->seconds = 0.2;
+			c->seconds = 0.1;
 		if (!set_records)
 			c->records = 1000;
 	}
@@ -682,11 +751,12 @@ static void print_header(const struct cfg *c)
 		json_str(model);
 		printf(",\"kernel\":");
 		json_str(un.release);
-		printf("},\"config\":{\"seconds\":%g,\"records\":%" PRIu64 ",\"gap_ns\":[%" PRIu64
+		printf("},\"config\":{\"seconds\":%g,\"rounds\":%u,\"records\":%" PRIu64
+		       ",\"gap_ns\":[%" PRIu64
 		       ",%" PRIu64 "],\"ring_bytes\":%" PRIu64 ",\"huge\":%s,\"cpu_writer\":%d,"
 		       "\"cpu_reader\":%d,\"publish_records\":64,\"publish_bytes\":65536}}\n",
-		       c->seconds, c->records, c->gap_min_ns, c->gap_max_ns, c->ring_bytes,
-		       c->huge ? "true" : "false", c->cpu_writer, c->cpu_reader);
+		       c->seconds, c->rounds, c->records, c->gap_min_ns, c->gap_max_ns,
+		       c->ring_bytes, c->huge ? "true" : "false", c->cpu_writer, c->cpu_reader);
 		return;
 	}
 	printf("bench_peers: %ld CPUs (%s), kernel %s\n", sysconf(_SC_NPROCESSORS_ONLN), model,
@@ -696,13 +766,13 @@ static void print_header(const struct cfg *c)
 		       c->cpu_reader);
 	else
 		printf("  not pinned\n");
-	printf("  throughput: %.2f s of writing per transport and size, publish every 64 "
-	       "records or 64 KiB\n"
+	printf("  throughput: the median of %u rounds of %.2f s of writing per transport and "
+	       "size,\n  the order rotated each round; publish every 64 records or 64 KiB\n"
 	       "  latency: %" PRIu64 " records per wait mode (first tenth not counted), "
 	       "%.0f-%.0f us apart;\n"
 	       "  one-way, writer's clock before the fill to reader's after the check\n"
 	       "  ratios: this transport's figure / xring's, / the bare ring's (same run)\n",
-	       c->seconds, c->records, c->gap_min_ns / 1e3, c->gap_max_ns / 1e3);
+	       c->rounds, c->seconds, c->records, c->gap_min_ns / 1e3, c->gap_max_ns / 1e3);
 	fflush(stdout);
 }
 
@@ -711,7 +781,8 @@ int main(int argc, char **argv)
 	struct cfg c = {
 		.sizes = {64, 1024, 16384, 65536},
 		.n_sizes = 4,
-		.seconds = 1.0,
+		.seconds = 0.4,
+		.rounds = 3,
 		.records = 5000,
 		.gap_min_ns = 50000,
 		.gap_max_ns = 150000,
@@ -779,15 +850,7 @@ int main(int argc, char **argv)
 	print_header(&c);
 
 	for (uint32_t s = 0; s < c.n_sizes; s++) {
-		for (size_t i = 0; i < N_T; i++) {
-			struct cell *x = &cells[s][i];
-			if (x->st != ST_OK)
-				continue;
-			if (measure(&c, i, c.sizes[s], lat, &tag, x) < 0)
-				setup_ok = false;
-			if (x->st == ST_BAD)
-				data_ok = false;
-		}
+		measure_size(&c, s, lat, &tag, &setup_ok, &data_ok);
 		if (c.json)
 			print_size_json(s, c.sizes[s]);
 		else
