@@ -295,12 +295,17 @@ static const char *kind_of(mode_t m)
 }
 
 /* What holds path now. Opens nothing that could block or that is not ours;
- * why says what holds it when that is not an engine of ours. */
-static enum name_state name_state(const char *path, char *why, size_t why_len)
+ * why says what holds it when that is not an engine of ours; *seen (if not
+ * NULL) is what was looked at (st_ino 0: nothing). */
+static enum name_state name_state(const char *path, char *why, size_t why_len,
+				  struct stat *seen)
 {
 	struct xr_arena_hdr h;
 	struct stat st = {0};
 	int fd = xr__open_trusted(path, O_RDONLY, NULL, &st);
+
+	if (seen)
+		*seen = fd >= 0 ? st : (struct stat){0};
 
 	if (fd == -ENOENT)
 		return NAME_FREE;
@@ -335,10 +340,10 @@ static enum name_state name_state(const char *path, char *why, size_t why_len)
 
 /* name_state of path; when an engine or anything else holds it, says so
  * in last_note. */
-static enum name_state name_taken(const char *path, const char *name)
+static enum name_state name_taken(const char *path, const char *name, struct stat *seen)
 {
 	char why[XR_NOTE_MAX + 64] = "";
-	enum name_state st = name_state(path, why, sizeof(why));
+	enum name_state st = name_state(path, why, sizeof(why), seen);
 
 	if (st == NAME_LIVE)
 		snprintf(last_note, sizeof(last_note), "an engine named '%s' is already running", name);
@@ -360,11 +365,25 @@ static int name_free_everywhere(const char *name)
 		char path[XR_PATH_MAX];
 		if (xr__arena_path(path, sizeof(path), all[i].dir, name) < 0)
 			continue;
-		enum name_state st = name_taken(path, name);
+		enum name_state st = name_taken(path, name, NULL);
 		if (st != NAME_FREE && st != NAME_STALE)
 			return -EEXIST;
 	}
 	return 0;
+}
+
+/* Removes path if it is still the file `was` (dev and inode): what another
+ * engine of this user links there meanwhile (it found the same stale file
+ * and replaced it first) is not ours to remove. A window between the lstat
+ * and the unlink remains, open to this user's own engines only (the arena
+ * directories are sticky). */
+static void unlink_if_same(const char *path, const struct stat *was)
+{
+	struct stat there;
+
+	if (was->st_ino && lstat(path, &there) == 0 && there.st_dev == was->st_dev &&
+	    there.st_ino == was->st_ino)
+		unlink(path);
 }
 
 /* ---- creation ---- */
@@ -492,7 +511,7 @@ static int name_held_elsewhere(const char *ours, const char *name)
 		if (xr__arena_path(path, sizeof(path), all[i].dir, name) < 0 ||
 		    strcmp(path, ours) == 0)
 			continue;
-		enum name_state st = name_taken(path, name);
+		enum name_state st = name_taken(path, name, NULL);
 		if (st != NAME_FREE && st != NAME_STALE)
 			return -EEXIST;
 	}
@@ -502,11 +521,10 @@ static int name_held_elsewhere(const char *ours, const char *name)
 /* Removes our link at a->path, and only if it is still ours. */
 static void unpublish(struct xr_arena *a)
 {
-	struct stat mine, there;
+	struct stat mine;
 
-	if (fstat(a->fd, &mine) == 0 && lstat(a->path, &there) == 0 &&
-	    mine.st_dev == there.st_dev && mine.st_ino == there.st_ino)
-		unlink(a->path);
+	if (a->fd >= 0 && fstat(a->fd, &mine) == 0)
+		unlink_if_same(a->path, &mine);
 }
 
 /* Gives the finished file its public name: a link, which fails rather
@@ -538,11 +556,12 @@ static int publish_name(struct xr_arena *a, const char *tmp, const char *name)
 		}
 		if (errno != EEXIST)
 			return -errno;
-		enum name_state st = name_taken(a->path, name);
+		struct stat seen;
+		enum name_state st = name_taken(a->path, name, &seen);
 		if (st != NAME_FREE && st != NAME_STALE)
 			return -EEXIST;
 		if (st == NAME_STALE)
-			unlink(a->path); /* ours, and its engine is gone */
+			unlink_if_same(a->path, &seen); /* ours, and its engine is gone */
 	}
 	snprintf(last_note, sizeof(last_note),
 		 "the name '%s' is contested by another engine starting now", name);
@@ -811,7 +830,9 @@ void xr_arena_close(xr_arena *a)
 			unlink(a->pending_tmp);
 		a->pending_tmp[0] = '\0';
 	} else {
-		unlink(a->path);
+		/* Only if the name is still ours: another engine of this user
+		 * may have taken it over since (it found ours stale). */
+		unpublish(a);
 	}
 	/* Wake every sleeper: each drains what was published, then learns. */
 	xr__peers_enter(a->peers, XR_PAGES_CLOSE);

@@ -55,6 +55,8 @@
  *                    on hugetlbfs, the other's in /dev/shm (a link is
  *                    atomic in one directory only); the second to publish
  *                    is refused in either order and leaves nothing
+ *   close_leaves_anothers_name   an engine whose name was removed and taken
+ *                    by another engine does not remove it when it closes
  *   held_back        a lossless reader that holds a batch its stopped
  *                    writer waits for, and has read everything after it:
  *                    a read with no deadline (and an arm) is -EDEADLK at
@@ -1904,6 +1906,36 @@ static void named_in_two_places(void)
 	       "/dev/shm first, and leaves nothing\n");
 }
 
+/* An engine whose name was taken over (removed by its user, then linked by
+ * another engine of the same user, with another run directory) leaves the
+ * new engine's name alone when it closes (formerly: it removed it, and the
+ * running engine could no longer be found). */
+static void close_leaves_anothers_name(void)
+{
+	char name[64];
+	struct stat st;
+	xr_stream_spec ss = {.policy = XR_POLICY_LOSSY, .ring_bytes = 64 << 10};
+
+	xr_test_name(name, sizeof(name), "takeover");
+	xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
+			      .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE,
+			      .max_readers = 2};
+	xr_arena *old, *now;
+	CHECK_RC(xr_arena_create(&spec, &old), 0);
+	CHECK(unlink(old->path) == 0);
+	CHECK_RC(xr_arena_create(&spec, &now), 0);
+	CHECK(strcmp(old->path, now->path) == 0);
+	CHECK_RC(xr_arena_destroy(old), 0);
+	if (stat(now->path, &st) < 0)
+		FAILF("the old engine's close removed the name another engine holds");
+	xr_arena *peek;
+	CHECK_RC(xr__arena_open(name, 0, -1, &peek), 0);
+	xr__arena_close(peek);
+	CHECK_RC(xr_arena_destroy(now), 0);
+	CHECK(stat(now->path, &st) < 0 && errno == ENOENT);
+	printf("close_leaves_anothers_name: a name taken over stays with its new engine\n");
+}
+
 static void *closer_main(void *p)
 {
 	struct closer *k = p;
@@ -2205,6 +2237,7 @@ int main(void)
 	held_back();
 	named_late();
 	named_in_two_places();
+	close_leaves_anothers_name();
 	engine_closes();
 	engine_killed_then_reattach();
 	/* Every server removed its socket. */
