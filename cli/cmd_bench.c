@@ -30,6 +30,19 @@
 
 #define MAX_ARGS 48
 
+/* A SIGINT or SIGTERM to xring bench: the part running ends (SIGTERM is
+ * passed on to it; a terminal's Ctrl-C reaches it directly, and a second
+ * one would cut its own cleanup short), and no further part starts. */
+static volatile sig_atomic_t stop_sig;
+static volatile pid_t running;
+
+static void on_stop(int sig)
+{
+	stop_sig = sig;
+	if (sig == SIGTERM && running > 0)
+		kill(running, SIGTERM);
+}
+
 /* One part: its program (in the benchmark directory, or a script in the
  * source tree), the arguments --quick adds, and whether it knows --json. */
 struct part {
@@ -197,7 +210,12 @@ static int run_part(const struct part *p, bool quick, bool json, const char *plo
 		argv[argc++] = p->quick[i];
 	if (json)
 		argv[argc++] = "--json";
-	for (int i = 0; i < n_extra && argc < MAX_ARGS - 1; i++)
+	if (argc + n_extra > MAX_ARGS - 1) {
+		xr_cli_err("bench", "%s: too many arguments after -- (%d; at most %d)", p->name,
+			   n_extra, MAX_ARGS - 1 - argc);
+		return XR_EXIT_USAGE;
+	}
+	for (int i = 0; i < n_extra; i++)
 		argv[argc++] = extra[i];
 	argv[argc] = NULL;
 
@@ -229,16 +247,19 @@ static int run_part(const struct part *p, bool quick, bool json, const char *plo
 			strerror(errno));
 		_exit(127);
 	}
-	/* Ctrl-C goes to the benchmark, which cleans up (its rings, RouDi);
-	 * we wait for it and report. */
-	struct sigaction ign = {.sa_handler = SIG_IGN}, old_int, old_term;
-	sigaction(SIGINT, &ign, &old_int);
-	sigaction(SIGTERM, &ign, &old_term);
+	/* The benchmark cleans up on a signal (its rings, RouDi): we wait for
+	 * it, then report. */
+	running = pid;
+	if (stop_sig == SIGTERM)
+		kill(pid, SIGTERM); /* came before it was running */
 	int st = 0;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
+	running = 0;
+	if (stop_sig) {
+		fclose(out);
+		return 128 + stop_sig;
+	}
 
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		if (WIFSIGNALED(st))
@@ -349,12 +370,13 @@ int xr_cmd_bench(int argc, char **argv)
 		} else if (!strcmp(a, "--json")) {
 			json = true;
 		} else if (!strcmp(a, "--plot") || !strncmp(a, "--plot=", 7)) {
-			if (a[6] == '=') {
+			if (a[6] == '=')
 				plot_dir = a + 7;
-			} else if (i + 1 < argc) {
+			else if (i + 1 < argc)
 				plot_dir = argv[++i];
-			} else {
-				xr_cli_err("bench", "--plot needs a directory for the charts");
+			if (!plot_dir || !plot_dir[0] || plot_dir[0] == '-') {
+				xr_cli_err("bench", "--plot needs a directory for the charts "
+						    "(--plot DIR; ./DIR for a name that starts with -)");
 				return XR_EXIT_USAGE;
 			}
 		} else if (!strcmp(a, "--")) {
@@ -400,11 +422,24 @@ int xr_cmd_bench(int argc, char **argv)
 		}
 		json = true; /* the charts are drawn from the parts' JSON */
 	}
+	struct sigaction sa = {.sa_handler = on_stop}; /* no SA_RESTART: waitpid sees it */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	int rc = 0, made = 0;
 	for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++) {
 		if (!want[k])
 			continue;
-		if (run_part(&parts[k], quick, json, plot_dir, n_extra, extra) != 0)
+		int prc = run_part(&parts[k], quick, json, plot_dir, n_extra, extra);
+		if (stop_sig) {
+			xr_cli_err("bench", "%s: stopped by signal %d; no figures reported and no "
+					    "further part run",
+				   parts[k].name, (int)stop_sig);
+			return 128 + stop_sig;
+		}
+		if (prc == XR_EXIT_USAGE)
+			return prc;
+		if (prc != 0)
 			rc = XR_EXIT_FAIL;
 		else
 			made++;

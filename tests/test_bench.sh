@@ -33,10 +33,11 @@ run ring engine -- --x
 # exit as $FAKE_RC says.
 mkdir "$work/bin"
 for p in bench_ring bench_engine; do
-  printf '#!/bin/sh\necho "FIGURE 42 from %s: $*"\necho "progress of %s" >&2\n' \
-    "$p" "$p" >"$work/bin/$p"
+  printf '#!/bin/sh\necho "FIGURE 42 from %s: $*"\necho "progress of %s" >&2\n: >"$MARK_DIR/%s"\n' \
+    "$p" "$p" "$p" >"$work/bin/$p"
   # With --json, what bench_ring prints (its results' fields plot.py draws).
   cat >>"$work/bin/$p" <<'FAKE'
+[ -n "${HOLD:-}" ] && while [ ! -e "$HOLD" ]; do sleep 0.05; done
 case " $* " in *" --json "*)
   echo '{"bench":"ring","results":[{"size":64,"gbps":1.5,"bare_gbps":2,"memcpy_gbps":8},{"size":4096,"gbps":4,"bare_gbps":4.5,"memcpy_gbps":8}]}';;
 esac
@@ -44,7 +45,7 @@ exit "${FAKE_RC:-0}"
 FAKE
   chmod +x "$work/bin/$p"
 done
-export XRING_BENCH_DIR=$work/bin
+export XRING_BENCH_DIR=$work/bin MARK_DIR=$work
 run ring --quick --json
 [ "$rc" -eq 0 ] || fail "fake ring: exit $rc: $(cat "$work/err")"
 grep -q "FIGURE 42 from bench_ring: --seconds 0.3 --rounds 3 .* --json" "$work/out" ||
@@ -79,6 +80,31 @@ fi
 FAKE_RC=1 run ring --plot "$work/plots2"
 [ "$rc" -eq 1 ] && [ ! -e "$work/plots2/ring.json" ] && [ ! -e "$work/plots2/ring_throughput.png" ] ||
   fail "--plot of a failed data check: exit $rc, $(ls "$work/plots2")"
+
+# Careless arguments: --plot with no directory (the next option is not
+# one), too many arguments after --.
+run ring --plot --quick
+[ "$rc" -eq 2 ] && grep -q "needs a directory" "$work/err" && [ ! -e ./--quick ] ||
+  fail "--plot --quick: exit $rc: $(cat "$work/err")"
+run ring -- $(seq 1 60)
+[ "$rc" -eq 2 ] && grep -q "too many arguments after --" "$work/err" ||
+  fail "60 arguments after --: exit $rc: $(cat "$work/err")"
+
+# SIGTERM while a part runs: passed on to it, no figures, no further part,
+# exit 128+15. (The stand-in waits for a file that never comes, so it
+# stays running until the signal ends it.)
+rm -f "$work/bench_ring" "$work/bench_engine"
+HOLD=$work/never "$xring" bench ring engine >"$work/out" 2>"$work/err" &
+pid=$!
+for _ in $(seq 200); do [ -e "$work/bench_ring" ] && break; sleep 0.05; done
+[ -e "$work/bench_ring" ] || fail "SIGTERM: the part never started"
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+[ "$rc" -eq 143 ] || fail "SIGTERM: exit $rc, want 143: $(cat "$work/err")"
+[ -e "$work/bench_engine" ] && fail "SIGTERM: the next part ran"
+grep -q "stopped by signal 15" "$work/err" || fail "SIGTERM: not said: $(cat "$work/err")"
+grep -q FIGURE "$work/out" && fail "SIGTERM: figures printed"
 
 # A part whose program is nowhere (a copy of xring away from its build's
 # perf/): one line saying where it looked and what to build.
