@@ -121,9 +121,12 @@ def show(title, rows, mods, ours, top):
         print(f"   {pct:6.1f} %  {sym:<44} {module(dso, sym, mods, ours)}")
 
 
-def wait_for_name(xring, name, secs=15):
+def wait_for_name(xring, name, eng, secs=15):
+    """Until the engine answers to its name; False at once if it exited."""
     end = time.monotonic() + secs
     while time.monotonic() < end:
+        if eng.poll() is not None:
+            return False
         r = subprocess.run([xring, "info", name], capture_output=True, timeout=10)
         if r.returncode == 0:
             return True
@@ -147,8 +150,8 @@ def engine_or_reader(args, work):
     rd = None
     try:
         os.environ["XRING_RUN_DIR"] = work
-        if not wait_for_name(args.xring, name):
-            die("the engine did not start (see above)")
+        if not wait_for_name(args.xring, name, eng):
+            die("the engine did not start (see its message above)")
         rd = subprocess.Popen([args.xring, "tail", name, "--stats", "--seconds",
                                str(args.seconds + 2)], env=env, stdout=subprocess.PIPE,
                               text=True)
@@ -187,7 +190,18 @@ def ring(args, work):
     return "pid"
 
 
+class Stopped(Exception):
+    pass
+
+
+def on_term(sig, frame):
+    raise Stopped()
+
+
 def main():
+    # SIGTERM as Ctrl-C: the workload's processes and files are removed on
+    # the way out (the finally clauses), never left running.
+    signal.signal(signal.SIGTERM, on_term)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("what", choices=("engine", "reader", "ring"))
     ap.add_argument("--xring", required=True, help="the xring program")
@@ -198,13 +212,20 @@ def main():
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--top", type=int, default=12)
     args = ap.parse_args()
+    if not (0 < args.seconds <= 3600) or not (1 <= args.games <= 10_000_000) \
+            or not (16 <= args.size <= 1 << 20) or args.top < 1:
+        die("--seconds in (0, 3600], --games in [1, 10000000], --size in [16, 1 MiB], "
+            "--top at least 1", 2)
 
     if not shutil.which("perf"):
         die("perf is not installed: apt-get install linux-perf (Debian)", 2)
     paranoid = open("/proc/sys/kernel/perf_event_paranoid").read().strip()
-    if os.geteuid() != 0 and int(paranoid) > 1:
+    if os.geteuid() != 0 and int(paranoid) > 2:
         die(f"kernel.perf_event_paranoid is {paranoid}: run as root, or "
-            f"sysctl kernel.perf_event_paranoid=1", 2)
+            f"sysctl kernel.perf_event_paranoid=2 (or lower)", 2)
+    if os.geteuid() != 0 and int(paranoid) > 1:
+        print(f"note: kernel.perf_event_paranoid is {paranoid}: user-space samples only "
+              f"(the kernel's time is not seen; run as root to see it)")
     hw = hw_counters()
     print("hardware counters: " + ("available (sampling the cpu-clock software event anyway, "
                                    "for figures comparable across machines)" if hw else
@@ -240,4 +261,9 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (KeyboardInterrupt, Stopped):
+        print("xring profile: stopped; the workload was ended and its files removed",
+              file=sys.stderr)
+        sys.exit(130)

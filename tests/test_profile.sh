@@ -22,6 +22,9 @@ rc=$?
 "$xring" profile --help | grep -q "perf record" || fail "--help"
 
 command -v perf >/dev/null || { echo "SKIP: no perf (Debian: linux-perf)"; exit 77; }
+# Another user samples only user space (kernel.perf_event_paranoid 2): the
+# shares below are root's.
+[ "$(id -u)" -eq 0 ] || { echo "SKIP: not root (the figures checked include the kernel's)"; exit 77; }
 perf record -q -e cpu-clock -o "$work/probe.data" -- true >/dev/null 2>&1 ||
   { echo "SKIP: perf may not sample here (kernel.perf_event_paranoid)"; exit 77; }
 
@@ -40,6 +43,20 @@ awk '/^== thread xr-shard0/ { on = 1; next } /^== / { on = 0 }
   fail "the shard's time is not mostly engine/: $(cat "$work/out")"
 grep -Eq '^ +[0-9.]+ %  (grid_observe|xr_policy_random_legal|grid_legal_actions|play_turn) ' "$work/out" ||
   fail "none of the game's functions among the top symbols: $(cat "$work/out")"
+
+# SIGTERM mid-run: the engine, the reader and perf are ended and the
+# work directory removed (formerly: the engine ran on, orphaned).
+"$xring" profile engine --seconds 5 --games 100 >"$work/out" 2>"$work/err" &
+pid=$!
+for _ in $(seq 200); do pgrep -f -- "--name prof-$pid " >/dev/null && break; sleep 0.05; done
+pgrep -f -- "--name prof-$pid " >/dev/null || fail "SIGTERM: the engine never started"
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+[ "$rc" -eq 130 ] && grep -q "stopped; the workload was ended" "$work/err" ||
+  fail "SIGTERM: exit $rc: $(cat "$work/err")"
+for _ in $(seq 100); do pgrep -f -- "prof-$pid" >/dev/null || break; sleep 0.05; done
+pgrep -af -- "prof-$pid" && fail "SIGTERM: the workload's processes are still running"
 
 [ "$fails" -eq 0 ] && echo "test_profile: ok"
 [ "$fails" -eq 0 ]
