@@ -27,6 +27,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/paths.h"
 
 #define MAX_ARGS 48
 
@@ -97,7 +98,8 @@ static const char usage[] =
 	"  -- ARGS    passed to the part's program (one part only; see its --help)\n"
 	"\n"
 	"Programs are looked for in $XRING_BENCH_DIR, the build tree of this xring\n"
-	"(<dir>/perf), then " XR_BENCH_INSTALL_DIR ".\n"
+	"(<dir>/perf), then <prefix>/" XR_LIBEXEC_REL " beside this program's bin/,\n"
+	"then " XR_LIBEXEC_ABS ".\n"
 	"Exit status: 0 when every part measured, 1 when a part failed or a data check\n"
 	"failed (its figures are withheld), 2 on a usage error.\n";
 
@@ -128,21 +130,6 @@ static bool join(char *path, size_t len, const char *a, const char *b, const cha
 	return n > 0 && (size_t)n < len;
 }
 
-/* The directory this xring program is in. */
-static int exe_dir(char *buf, size_t len)
-{
-	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
-
-	if (n <= 0)
-		return -errno;
-	buf[n] = '\0';
-	char *slash = strrchr(buf, '/');
-	if (!slash)
-		return -ENOENT;
-	*slash = '\0';
-	return 0;
-}
-
 /* Where part p's program is: 0 and its path, or -ENOENT with where it was
  * looked for in tried. */
 static int find_prog(const struct part *p, char *path, size_t len, char *tried, size_t tried_len)
@@ -154,7 +141,7 @@ static int find_prog(const struct part *p, char *path, size_t len, char *tried, 
 	tried[0] = '\0';
 	if (p->script) {
 		/* The scripts stay in the source tree, found only from its build. */
-		if (exe_dir(dir, sizeof(dir)) == 0 && strcmp(dir, XR_BENCH_BUILD_ROOT) == 0) {
+		if (xr_cli_from_build()) {
 			if (join(path, len, XR_BENCH_SOURCE_DIR, p->prog, NULL) &&
 			    access(path, R_OK) == 0)
 				return 0;
@@ -168,13 +155,18 @@ static int find_prog(const struct part *p, char *path, size_t len, char *tried, 
 			return 0;
 		used += (size_t)snprintf(tried + used, tried_len - used, "%s, ", path);
 	}
-	if (exe_dir(dir, sizeof(dir)) == 0) {
+	if (xr_cli_exe_dir(dir, sizeof(dir)) == 0) {
 		if (join(path, len, dir, "perf", p->prog) && is_exe(path))
 			return 0;
 		used += (size_t)snprintf(tried + used, tried_len - used, "%s, ", path);
 	}
-	if (join(path, len, XR_BENCH_INSTALL_DIR, p->prog, NULL) && is_exe(path) &&
-	    strcmp(p->name, "agents") != 0)
+	/* bench_agents drives scripts of perf/: not installed. */
+	if (strcmp(p->name, "agents") == 0) {
+		if (used >= 2 && used < tried_len)
+			tried[used - 2] = '\0';
+		return -ENOENT;
+	}
+	if (xr_cli_installed(true, p->prog, path, len) == 0)
 		return 0;
 	if (used < tried_len)
 		snprintf(tried + used, tried_len - used, "%s", path);
@@ -190,7 +182,14 @@ static int run_part(const struct part *p, bool quick, bool json, const char *plo
 	const char *argv[MAX_ARGS];
 	int argc = 0;
 
-	if (find_prog(p, path, sizeof(path), tried, sizeof(tried)) < 0) {
+	int found = find_prog(p, path, sizeof(path), tried, sizeof(tried));
+	if (found < 0 && p->script) {
+		xr_cli_err("bench", "%s: no %s; run the xring of a build tree (BUILD/xring bench "
+				    "%s)",
+			   p->name, tried, p->name);
+		return XR_EXIT_FAIL;
+	}
+	if (found < 0) {
 		xr_cli_err("bench", "%s: no benchmark program (looked for %s); build the "
 				    "`benchmarks` target (cmake --build BUILD --target benchmarks) or "
 				    "set XRING_BENCH_DIR",
@@ -314,11 +313,12 @@ static int run_part(const struct part *p, bool quick, bool json, const char *plo
  * or its installed copy. */
 static int plot(const char *dir)
 {
-	char script[PATH_MAX], exe[PATH_MAX];
-	bool from_build = exe_dir(exe, sizeof(exe)) == 0 && strcmp(exe, XR_BENCH_BUILD_ROOT) == 0;
+	char script[2 * PATH_MAX];
 
-	snprintf(script, sizeof(script), "%s",
-		 from_build ? XR_BENCH_SOURCE_DIR "/plot.py" : XR_BENCH_PLOT_INSTALL);
+	if (xr_cli_from_build())
+		snprintf(script, sizeof(script), "%s", XR_BENCH_SOURCE_DIR "/plot.py");
+	else
+		xr_cli_installed(false, "plot.py", script, sizeof(script));
 	if (access(script, R_OK) != 0) {
 		xr_cli_err("bench", "--plot: no %s (reinstall xring, or run the xring of a build "
 				    "tree); the JSON is in %s",

@@ -15,6 +15,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/paths.h"
 
 static const char usage[] =
 	"usage: xring profile engine|reader|ring [--games N] [--seconds S] [--size B]\n"
@@ -37,7 +38,7 @@ static const char usage[] =
 
 int xr_cmd_profile(int argc, char **argv)
 {
-	char exe[PATH_MAX], dir[PATH_MAX], script[PATH_MAX], bench[PATH_MAX];
+	char exe[PATH_MAX], script[2 * PATH_MAX], bench[2 * PATH_MAX];
 	const char *args[32];
 	int n = 0;
 
@@ -65,16 +66,13 @@ int xr_cmd_profile(int argc, char **argv)
 		return XR_EXIT_FAIL;
 	}
 	exe[len] = '\0';
-	snprintf(dir, sizeof(dir), "%s", exe);
-	char *slash = strrchr(dir, '/');
-	if (slash)
-		*slash = '\0';
-	bool from_build = strcmp(dir, XR_BENCH_BUILD_ROOT) == 0;
-	snprintf(script, sizeof(script), "%s",
-		 from_build ? XR_BENCH_SOURCE_DIR "/profile.py" : XR_PROFILE_INSTALL);
-	snprintf(bench, sizeof(bench), "%s",
-		 from_build ? XR_BENCH_BUILD_ROOT "/perf/bench_ring"
-			    : XR_BENCH_INSTALL_DIR "/bench_ring");
+	if (xr_cli_from_build()) {
+		snprintf(script, sizeof(script), "%s", XR_BENCH_SOURCE_DIR "/profile.py");
+		snprintf(bench, sizeof(bench), "%s", XR_BENCH_BUILD_ROOT "/perf/bench_ring");
+	} else {
+		xr_cli_installed(false, "profile.py", script, sizeof(script));
+		xr_cli_installed(true, "bench_ring", bench, sizeof(bench));
+	}
 	if (access(script, R_OK) != 0) {
 		xr_cli_err("profile", "no %s (reinstall xring, or run the xring of a build tree)",
 			   script);

@@ -63,4 +63,13 @@ C
 cmake -S "$work/proj" -B "$work/proj/build" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/proj/build" >/dev/null
 "$work/proj/build/outside" | grep -q "ENOENT"
+# The installed xring finds its benchmarks under its own prefix, wherever
+# that is (formerly: only under the prefix the build was configured for).
+if [ -x "$work/prefix/libexec/xring/bench_ring" ]; then
+  env -u XRING_BENCH_DIR "$work/prefix/bin/xring" bench ring -- --sizes 4k --rounds 1 \
+    --seconds 0.05 --memcpy-seconds 0.05 --no-pin | grep -q "bare" ||
+    { echo "FAIL: the installed xring bench did not run its bench_ring"; exit 1; }
+  test -r "$work/prefix/share/xring/plot.py"
+  test -r "$work/prefix/share/xring/profile.py"
+fi
 echo "install: pkg-config and find_package builds both run"
