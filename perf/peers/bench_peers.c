@@ -147,6 +147,9 @@ static struct cell cells[MAX_SIZES][N_T];
 static bool started[N_T];
 static char tmpdir[64];
 static pid_t main_pid; /* children leave what the parent started alone */
+/* The run under way (between prepare and cleanup), for stop_all(). */
+static const struct transport *volatile cur_t;
+static void *volatile cur_st;
 
 /* ---- one run: fork the reader, write, collect ---- */
 
@@ -165,6 +168,8 @@ static void stop_all(void)
 {
 	if (getpid() != main_pid)
 		return;
+	if (cur_t && cur_t->abandon)
+		cur_t->abandon(cur_st);
 	for (size_t i = 0; i < N_T; i++)
 		if (started[i] && transports[i]->stop) {
 			transports[i]->stop();
@@ -234,9 +239,12 @@ static int run_one(const struct cfg *c, const struct transport *t, struct run *r
 		snprintf(why, why_len, "setup: %s", strerror(-rc));
 		return rc;
 	}
+	cur_st = st;
+	cur_t = t;
 	if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(result, O_CLOEXEC) < 0) {
 		rc = -errno;
 		snprintf(why, why_len, "pipe: %s", strerror(errno));
+		cur_t = NULL;
 		t->cleanup(st);
 		return rc;
 	}
@@ -299,11 +307,13 @@ static int run_one(const struct cfg *c, const struct transport *t, struct run *r
 	describe_death(ws, "reader", rr->why, sizeof(rr->why));
 	close(ready[0]);
 	close(result[0]);
+	cur_t = NULL;
 	t->cleanup(st);
 	return 0;
 fail_fds:
 	close(ready[0]);
 	close(result[0]);
+	cur_t = NULL;
 	t->cleanup(st);
 	return rc;
 }

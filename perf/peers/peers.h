@@ -87,6 +87,10 @@ struct transport {
 	void (*read)(const struct run *r, void *st, int ready_fd, struct rres *res);
 	void (*write)(const struct run *r, void *st, struct wres *res);
 	void (*cleanup)(void *st);
+	/* In a signal handler, the benchmark about to die in a run: removes
+	 * what would outlive the process (files under names), with
+	 * async-signal-safe calls only (optional). */
+	void (*abandon)(void *st);
 };
 
 /* Every CPU the benchmark may use, before it pinned itself: for the

@@ -28,6 +28,7 @@
 
 struct xr_state {
 	char name[XR_NAME_MAX + 1];
+	char arena_path[256], sock_path[256]; /* for xr_abandon */
 	xr_arena *a;
 	xr_server *srv;
 	xr_writer *w;
@@ -75,8 +76,24 @@ static int xr_prepare(const struct run *r, void **out)
 		free(s);
 		return rc;
 	}
+	xr_arena_facts f;
+	xr_arena_facts_get(s->a, &f);
+	snprintf(s->arena_path, sizeof(s->arena_path), "%s", f.path ? f.path : "");
+	snprintf(s->sock_path, sizeof(s->sock_path), "%s", xr_server_path(s->srv));
 	*out = s;
 	return 0;
+}
+
+/* The arena's file and the control socket carry this process's pid: no one
+ * would ever reclaim them. unlink(2) is async-signal-safe. */
+static void xr_abandon(void *st)
+{
+	struct xr_state *s = st;
+
+	if (s->arena_path[0])
+		unlink(s->arena_path);
+	if (s->sock_path[0])
+		unlink(s->sock_path);
 }
 
 static void xr_read(const struct run *r, void *st, int ready_fd, struct rres *res)
@@ -184,4 +201,5 @@ const struct transport peers_xring = {
 	.read = xr_read,
 	.write = xr_write,
 	.cleanup = xr_cleanup,
+	.abandon = xr_abandon,
 };
