@@ -165,21 +165,6 @@ static inline uint64_t record_sum(uint64_t st, uint64_t n)
 	return n * st + tri;
 }
 
-/* The writer's work per record: store every payload word. */
-static inline void fill_words(uint64_t *p, uint64_t st, size_t n)
-{
-	size_t i = 0;
-
-	for (; i + 4 <= n; i += 4) {
-		p[i] = st + i;
-		p[i + 1] = st + i + 1;
-		p[i + 2] = st + i + 2;
-		p[i + 3] = st + i + 3;
-	}
-	for (; i < n; i++)
-		p[i] = st + i;
-}
-
 /* The same with streaming stores, which bypass the caches: no read for
  * ownership of lines the reader holds, at the price of a trip to DRAM.
  * Streaming stores are weakly ordered: fence_nt() before publishing. */

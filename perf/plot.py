@@ -34,6 +34,17 @@ def load(path):
     return objs
 
 
+def save(plt, fig, ax, out, name):
+    """Grid, legend, layout; writes out/name and returns its path."""
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = os.path.join(out, name)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def peers(plt, objs, out):
     rows = [o for o in objs if o.get("transport") and o.get("status") == "ok"]
     absent = sorted({o["transport"] for o in objs
@@ -59,12 +70,7 @@ def peers(plt, objs, out):
     if absent:
         title += f"\n(absent: {', '.join(absent)})"
     ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    p1 = os.path.join(out, "peers_throughput.png")
-    fig.savefig(p1, dpi=110)
-    plt.close(fig)
+    p1 = save(plt, fig, ax, out, "peers_throughput.png")
 
     fig, axes = plt.subplots(1, len(sizes), figsize=(4 * len(sizes), 5), squeeze=False)
     for ax, size in zip(axes[0], sizes):
@@ -108,13 +114,7 @@ def ring(plt, objs, out):
     ax.set_xlabel("record size")
     ax.set_ylabel("GB/s")
     ax.set_title("Ring throughput between two processes")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    p = os.path.join(out, "ring_throughput.png")
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return [p]
+    return [save(plt, fig, ax, out, "ring_throughput.png")]
 
 
 def engine(plt, objs, out):
@@ -133,13 +133,7 @@ def engine(plt, objs, out):
     ax.set_ylabel("experiences/s")
     ax.set_title(f"Engine: {rows[0]['record_bytes']}-byte grid records, "
                  f"{rows[0]['shards']} shard(s)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    p = os.path.join(out, "engine.png")
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return [p]
+    return [save(plt, fig, ax, out, "engine.png")]
 
 
 def python(plt, objs, out):
@@ -166,13 +160,7 @@ def python(plt, objs, out):
             ax.set_xlabel("batch size (records)")
             ax.set_ylabel("records/s into the consumer")
             ax.set_title(f"Python: {res.get('dtype', '?')} observations")
-            ax.grid(True, which="both", alpha=0.3)
-            ax.legend()
-            fig.tight_layout()
-            p = os.path.join(out, f"python_{res.get('dtype', 'x')}.png")
-            fig.savefig(p, dpi=110)
-            plt.close(fig)
-            made.append(p)
+            made.append(save(plt, fig, ax, out, f"python_{res.get('dtype', 'x')}.png"))
     return made
 
 

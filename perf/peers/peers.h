@@ -120,19 +120,10 @@ static inline uint64_t peers_stamp(uint64_t seq, uint32_t size)
 static inline void fill_record(uint64_t *p, uint64_t seq, uint32_t size, uint64_t t0, bool lat)
 {
 	const uint64_t st = peers_stamp(seq, size);
-	const size_t n = size / 8;
-	size_t i = 2;
 
 	p[0] = seq;
 	p[1] = lat ? t0 : st + 1;
-	for (; i + 4 <= n; i += 4) {
-		p[i] = st + i;
-		p[i + 1] = st + i + 1;
-		p[i + 2] = st + i + 2;
-		p[i + 3] = st + i + 3;
-	}
-	for (; i < n; i++)
-		p[i] = st + i;
+	fill_words(p + 2, st + 2, size / 8 - 2); /* sizes are at least 16 */
 }
 
 /* Word i of a record. Records may lie at any address (a ZeroMQ message
