@@ -115,13 +115,6 @@ static void print_usage(FILE *f)
 	fprintf(f, usage, list);
 }
 
-static bool is_exe(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
-}
-
 /* path = a/b[/c]; false when it does not fit. */
 static bool join(char *path, size_t len, const char *a, const char *b, const char *c)
 {
@@ -151,12 +144,12 @@ static int find_prog(const struct part *p, char *path, size_t len, char *tried, 
 		return -ENOENT;
 	}
 	if (env && *env) {
-		if (join(path, len, env, p->prog, NULL) && is_exe(path))
+		if (join(path, len, env, p->prog, NULL) && xr_cli_usable(path, true))
 			return 0;
 		used += (size_t)snprintf(tried + used, tried_len - used, "%s, ", path);
 	}
 	if (xr_cli_exe_dir(dir, sizeof(dir)) == 0) {
-		if (join(path, len, dir, "perf", p->prog) && is_exe(path))
+		if (join(path, len, dir, "perf", p->prog) && xr_cli_usable(path, true))
 			return 0;
 		used += (size_t)snprintf(tried + used, tried_len - used, "%s, ", path);
 	}

@@ -29,7 +29,7 @@ bool xr_cli_from_build(void)
 	return xr_cli_exe_dir(dir, sizeof(dir)) == 0 && strcmp(dir, XR_BENCH_BUILD_ROOT) == 0;
 }
 
-static bool usable(const char *path, bool exe)
+bool xr_cli_usable(const char *path, bool exe)
 {
 	struct stat st;
 
@@ -47,13 +47,13 @@ int xr_cli_installed(bool libexec, const char *name, char *out, size_t len)
 	/* A relative <libexecdir> (the usual) sits beside bin/ under the prefix. */
 	if (rel[0] != '/' && xr_cli_exe_dir(dir, sizeof(dir)) == 0) {
 		n = snprintf(near, sizeof(near), "%s/../%s/%s", dir, rel, name);
-		if (n > 0 && (size_t)n < sizeof(near) && usable(near, libexec)) {
+		if (n > 0 && (size_t)n < sizeof(near) && xr_cli_usable(near, libexec)) {
 			snprintf(out, len, "%s", near);
 			return 0;
 		}
 	}
 	n = snprintf(out, len, "%s/%s", abs, name);
-	if (n > 0 && (size_t)n < len && usable(out, libexec))
+	if (n > 0 && (size_t)n < len && xr_cli_usable(out, libexec))
 		return 0;
 	if (near[0]) {
 		char abs_path[PATH_MAX];

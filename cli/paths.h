@@ -20,6 +20,9 @@ int xr_cli_exe_dir(char *buf, size_t len);
  * in (then perf/ of its source and build trees are at hand). */
 bool xr_cli_from_build(void);
 
+/* Whether path is a regular file this user may execute (exe) or read. */
+bool xr_cli_usable(const char *path, bool exe);
+
 /* An installed file: <exe_dir>/../<libexecdir>/xring/NAME (libexec) or
  * <exe_dir>/../<datadir>/xring/NAME (data), then the configured absolute
  * directory. 0 with its path in out, or -ENOENT with the places tried (one
