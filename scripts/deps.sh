@@ -18,7 +18,7 @@ PKGS=(
   build-essential cmake pkg-config
   liburing-dev libhugetlbfs-dev libhugetlbfs-bin libnuma-dev numactl libyaml-dev
   flatbuffers-compiler python3-flatbuffers
-  python3 python3-numpy python3-pytest
+  python3 python3-numpy python3-pytest python3-pytest-xdist
   python3-dev python3-setuptools python3-pip python3-venv python3-torch python3-grpcio
   python3-cloudpickle python3-typing-extensions libopenblas0-pthread
   clang libclang-rt-14-dev spin prometheus tmux libncurses-dev valgrind

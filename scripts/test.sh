@@ -18,11 +18,22 @@ scripts/build.sh build
 scripts/hugepages.sh build/xring
 
 echo "== 1. ctest (release)"
-ctest --test-dir build --output-on-failure -LE interop
+# Two tests at a time, as in 3 and 4: the stress tests (and so the soak) run
+# alone (RUN_SERIAL, tests/CMakeLists.txt); the rest mostly wait on each
+# other's processes and sockets. The instruction counts of test_icount do
+# not depend on what else runs.
+ctest --test-dir build --output-on-failure -j2 -LE interop
+
+# pytest: two tests at a time (pytest-xdist), then those marked solo (they
+# bound a time or a rate) one at a time: tests/python/conftest.py.
+pytest_two_then_solo() {
+  /usr/bin/python3 -m pytest -q -p no:cacheprovider -n 2 -m "not solo" "$@"
+  /usr/bin/python3 -m pytest -q -p no:cacheprovider -m solo "$@"
+}
 
 echo "== 2. pytest"
 XRING_BUILD_DIR="$PWD/build" PYTHONDONTWRITEBYTECODE=1 \
-  /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=15 tests/python
+  pytest_two_then_solo --durations=15 tests/python
 
 echo "== 3. ctest under ASan+UBSan"
 scripts/build.sh build-asan -DXRING_ASAN=ON -DXRING_UBSAN=ON -DXRING_PERF=OFF
@@ -41,7 +52,7 @@ echo "== 3b. the Python extension under ASan+UBSan (pytest)"
 LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   XRING_BUILD_DIR="$PWD/build-asan" PYTHONDONTWRITEBYTECODE=1 \
-  /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=5 tests/python/bindings \
+  pytest_two_then_solo --durations=5 tests/python/bindings \
     --deselect tests/python/bindings/test_pip_install.py::test_pip_install_offline \
     --deselect tests/python/bindings/test_gym.py::test_docs_examples_run
 

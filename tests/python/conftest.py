@@ -20,6 +20,16 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def pytest_configure(config):
+    # scripts/test.sh runs the suite two tests at a time (pytest-xdist, -m
+    # "not solo"), then the solo tests one at a time: those that bound a
+    # time or a rate, which a second test on a 2-CPU machine could break.
+    config.addinivalue_line("markers", "solo: bounds a time or a rate; runs with the machine "
+                            "to itself")
+
+
 SCHEMA = REPO / "schema" / "experience.fbs"
 
 

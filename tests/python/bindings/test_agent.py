@@ -749,6 +749,7 @@ RECV_CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.solo
 @pytest.mark.parametrize("mode", ["sleep", "spin"])
 def test_ctrl_c_interrupts_recv(agents_engine, run_dir, mode):
     p = subprocess.Popen([python(), "-c", RECV_CHILD, agents_engine.name, mode],

@@ -132,6 +132,7 @@ def test_memory_and_shards_on_the_numa_node(engines):
     assert len(pinned) >= min(2, len(node_cpus)), "the shard threads are not pinned"
 
 
+@pytest.mark.solo
 def test_a_ticking_shard_sleeps_on_io_uring(engines):
     e = engines("--tick-ms", "50", games=20)
     def uring():

@@ -267,6 +267,7 @@ def test_docs_examples_run(tmp_path):
 
 # ---- what the red team found (each failed before its fix) -------------------
 
+@pytest.mark.solo
 def test_a_short_engine_deadline_falls_back_instead_of_hanging(engines):
     """A named engine with its default 100 ms deadline and a user who thinks
     300 ms between steps: the games step on their fallbacks meanwhile (a

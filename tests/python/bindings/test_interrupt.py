@@ -7,10 +7,12 @@ import textwrap
 import threading
 import time
 
+import pytest
 
 from xrtest import child_env, python, reader, wait_blocked_in_read, wait_for
 
 
+@pytest.mark.solo
 def test_blocked_read_releases_the_gil(engines):
     e = engines("--tick-ms", "100000", games=2)     # writes nothing for 100 s
     r = reader(e, batch=16)

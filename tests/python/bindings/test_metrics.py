@@ -401,6 +401,7 @@ def test_a_readers_own_figures_reach_stat(metered):
     assert one(values, "xring_reader_record_age_seconds_count", label="own") >= taken
 
 
+@pytest.mark.solo
 def test_stat_needs_no_answer_from_the_engine(engines):
     """Tools read the arena's stats region, not the engine: with the engine
     stopped (SIGSTOP) `xring stat` still answers at once, with the same

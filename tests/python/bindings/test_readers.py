@@ -131,6 +131,7 @@ def test_reader_processes_see_every_record(engines, run_dir):
     assert mine_digest == outs[0]["digest"]
 
 
+@pytest.mark.solo
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_reattach_after_engine_restart(engines, sig):
     e = engines("--tick-ms", "10")

@@ -31,6 +31,7 @@ REPO = pathlib.Path(__file__).resolve().parents[3]
 BUILD = pathlib.Path(os.environ.get("XRING_BUILD_DIR") or REPO / "build")
 
 
+@pytest.mark.solo
 def test_slow_agent_example(run_dir):
     env = dict(os.environ, PYTHONPATH=str(BUILD / "python"), XRING_BIN=str(BUILD / "xring"),
                XRING_RUN_DIR=str(run_dir))
