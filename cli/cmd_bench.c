@@ -67,6 +67,9 @@ static const struct part parts[] = {
 	{"wakeup", "bench_wakeup", false, true, {"--records", "2000", "--rounds", "3"},
 	 "publish-to-return latency of a sleeping and a spinning reader, against a bare eventfd "
 	 "wakeup and a bare spinning reader"},
+	{"fanout", "bench_fanout", false, true, {"--quick", "--readers", "1,10,50"},
+	 "wakeup latency against the number of sleeping readers (1 to 100), against a bare "
+	 "eventfd per reader"},
 	{"games", "bench_games", false, true, {"--seconds", "1", "--games", "10000"},
 	 "games created and destroyed a second while the engine runs, memory per game"},
 	{"peers", "bench_peers", false, true, {"--quick"},
@@ -394,7 +397,7 @@ int xr_cmd_bench(int argc, char **argv)
 		}
 	}
 	if (n_want == 0) {
-		xr_cli_err("bench", "say which part to run (ring, engine, wakeup, games, peers, "
+		xr_cli_err("bench", "say which part to run (ring, engine, wakeup, fanout, games, peers, "
 				    "python, agents, or all); `xring bench --help` says what each "
 				    "measures");
 		return XR_EXIT_USAGE;

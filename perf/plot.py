@@ -164,6 +164,25 @@ def python(plt, objs, out):
     return made
 
 
+def fanout(plt, objs, out):
+    runs = [o for o in objs if o.get("benchmark") == "bench_fanout"]
+    if not runs:
+        return []
+    pts = sorted(runs[-1]["points"], key=lambda q: q["readers"])
+    ns = [q["readers"] for q in pts]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for key, label, style in (("xring", "xring", "-o"), ("bare_eventfd", "bare eventfd (same run)", ":s")):
+        ax.plot(ns, [q[key]["p50_us"] for q in pts], style, label=f"{label}, p50")
+        ax.plot(ns, [q[key]["last_p99_us"] for q in pts], style, alpha=0.5,
+                label=f"{label}, last reader's p99")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("sleeping readers")
+    ax.set_ylabel("publish to read's return, us")
+    ax.set_title("Wakeup latency against the number of sleeping readers")
+    return [save(plt, fig, ax, out, "fanout.png")]
+
+
 def fmt_size(n):
     for unit, shift in (("MiB", 20), ("KiB", 10)):
         if n >= 1 << shift and n % (1 << shift) == 0:
@@ -186,7 +205,8 @@ def main():
         return 2
     made = []
     status = 0
-    for part, fn in (("peers", peers), ("ring", ring), ("engine", engine), ("python", python)):
+    for part, fn in (("peers", peers), ("ring", ring), ("engine", engine),
+                     ("fanout", fanout), ("python", python)):
         path = os.path.join(out, part + ".json")
         if not os.path.exists(path):
             continue
