@@ -27,3 +27,9 @@ xr_test(NAME test_agents SOURCES test_agents.c LABELS "unit;engine;threads;contr
 # finding). Threads: TSan too.
 xr_test(NAME test_agents_red SOURCES test_agents_red.c LABELS "unit;engine;threads;control"
   TIMEOUT 300)
+# Alone in every pass: its cases measure shards' CPU per step and agents'
+# deadlines. Beside another test in the release pass (ctest -j2) it failed
+# once, churn_beside: "game 2 player 1 turn 57: action 38, next applied 129
+# by 1" (a policy seat's recorded draw not the one applied). Not explained
+# yet: issue 13's note.
+set_tests_properties(test_agents_red PROPERTIES RUN_SERIAL TRUE)
