@@ -13,6 +13,10 @@
  *
  * --json: one JSON object per N on stdout, with the bound (memcpy_gbps)
  * and the ratio beside each figure, in place of the table.
+ *
+ * Also per N, before the engine runs: the same games alone on one thread
+ * (game_alone()), and issue 14's bound on the engine's CPU per experience,
+ * 1.5 x (the record's memcpy + the game's step), with the ratio.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -76,6 +80,88 @@ static double memcpy_gbps(size_t len, double seconds)
 	free(a);
 	free(b);
 	return (double)len * (double)n / t / 1e9;
+}
+
+/*
+ * The game alone: what the same N games cost on one thread with no xring at
+ * all, per experience (one player's turn): the step (step_ns, the game's
+ * rules), and everything the shard asks of the game for a record (full_ns:
+ * observe and legal_actions of each player into a record-sized slot of a
+ * 64 MiB buffer walked like the ring, so the writes go to memory as the
+ * engine's do, the random policy's draw, the step). Thread CPU time, so
+ * what else the machine runs does not count.
+ */
+static double thread_cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int game_alone(const xr_game_vtable *vt, xr_game_config cfg, uint32_t games,
+		      const xr_exp_template *t, double seconds, double *step_ns, double *full_ns)
+{
+	const size_t buf_len = 64u << 20;
+	void **g = calloc(games, sizeof(*g));
+	int32_t (*act)[2] = calloc(games, sizeof(*act));
+	uint8_t *buf = malloc(buf_len);
+	uint64_t rng = 7, exps = 0;
+	double t_step = 0, t0, t1;
+	size_t off = 0;
+	int rc = 0;
+
+	if (!g || !act || !buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	memset(buf, 0, buf_len);
+	for (uint32_t i = 0; i < games && rc == 0; i++) {
+		cfg.seed = i + 1;
+		rc = vt->create(&cfg, &g[i]);
+		if (rc == 0)
+			rc = vt->reset(g[i], i + 1);
+	}
+	if (rc < 0)
+		goto out;
+	/* A round: every game's records (observe, mask, draw), then every
+	 * game's step, so that the step is timed apart with two clock reads a
+	 * round rather than two a step. */
+	t0 = thread_cpu_s();
+	do {
+		for (uint32_t i = 0; i < games; i++)
+			for (uint32_t p = 0; p < 2; p++) {
+				if (off + t->size > buf_len)
+					off = 0;
+				uint8_t *rec = buf + off;
+				off += t->size;
+				vt->observe(g[i], p, XR_DTYPE_U8, rec + t->off_obs);
+				vt->legal_actions(g[i], p, rec + t->off_mask);
+				act[i][p] = xr_policy_random_legal(rec + t->off_mask, t->shape.mask_len,
+								   &rng);
+			}
+		double ta = thread_cpu_s();
+		for (uint32_t i = 0; i < games; i++) {
+			float rew[2];
+			uint32_t flags[2];
+
+			if (vt->step(g[i], act[i], rew, flags) == 1)
+				vt->reset(g[i], rng++);
+		}
+		t1 = thread_cpu_s();
+		t_step += t1 - ta;
+		exps += 2ull * games;
+	} while (t1 - t0 < seconds);
+	*step_ns = t_step * 1e9 / (double)exps;
+	*full_ns = (t1 - t0) * 1e9 / (double)exps;
+out:
+	for (uint32_t i = 0; g && i < games; i++)
+		if (g[i])
+			vt->destroy(g[i]);
+	free(g);
+	free(act);
+	free(buf);
+	return rc;
 }
 
 /* Watches the process while the shards run: peak thread count and RSS. */
@@ -181,8 +267,9 @@ int main(int argc, char **argv)
 		       t.size, shards, seconds);
 		printf("bound: memcpy %.2f GB/s (64 MiB blocks, this run); target: >= 1,000,000 "
 		       "experiences/s at 10,000 games\n\n", mc);
-		printf("%8s %12s %8s %9s %10s %8s %10s %10s\n", "games", "exp/s", "GB/s",
-		       "x memcpy", "cpu ns/exp", "threads", "rss MiB", "KiB/game");
+		printf("%8s %12s %8s %9s %10s %8s %10s %10s %8s %8s %9s %8s\n", "games", "exp/s",
+		       "GB/s", "x memcpy", "cpu ns/exp", "threads", "rss MiB", "KiB/game",
+		       "game ns", "step ns", "bound ns", "x bound");
 	}
 
 	for (uint32_t s = 0; s < n_sizes; s++) {
@@ -191,6 +278,14 @@ int main(int argc, char **argv)
 		uint32_t games = sizes[s] < shards ? shards : sizes[s];
 
 		int go[2];
+		/* The game alone first, while nothing else of ours runs. */
+		double step_ns = 0, game_ns = 0;
+		if (game_alone(vt, cfg, games, &t, seconds < 1 ? seconds : 1, &step_ns, &game_ns) < 0) {
+			fprintf(stderr, "bench_engine: the game alone: cannot create %u games\n", games);
+			return 2;
+		}
+		/* Issue 14's bound: 1.5 x (the record's memcpy + the game's step). */
+		double bound_ns = 1.5 * ((double)t.size / mc + step_ns);
 
 		snprintf(name, sizeof(name), "bench-engine-%d-%u", (int)getpid(), games);
 		/* The reader is forked before this process has more threads than
@@ -268,13 +363,17 @@ int main(int argc, char **argv)
 			       "\"record_bytes\": %u, \"seconds\": %.3f, \"exp_per_s\": %.0f, "
 			       "\"gbps\": %.4f, \"memcpy_gbps\": %.4f, \"vs_memcpy\": %.4f, "
 			       "\"cpu_ns_per_exp\": %.1f, \"threads\": %ld, \"rss_kib\": %ld, "
-			       "\"kib_per_game\": %.3f}\n",
+			       "\"kib_per_game\": %.3f, \"game_ns_per_exp\": %.1f, "
+			       "\"step_ns_per_exp\": %.1f, \"bound_ns_per_exp\": %.1f, "
+			       "\"vs_bound\": %.4f}\n",
 			       games, shards, t.size, seconds, eps, gbps, mc, gbps / mc, cpu_ns,
-			       threads, rss1, (double)(rss1 - rss0) / games);
+			       threads, rss1, (double)(rss1 - rss0) / games, game_ns, step_ns,
+			       bound_ns, cpu_ns / bound_ns);
 		else
-			printf("%8u %12.0f %8.3f %9.3f %10.0f %8ld %10.1f %10.2f\n", games, eps,
-			       gbps, gbps / mc, cpu_ns, threads, (double)rss1 / 1024.0,
-			       (double)(rss1 - rss0) / games);
+			printf("%8u %12.0f %8.3f %9.3f %10.0f %8ld %10.1f %10.2f %8.0f %8.0f %9.0f "
+			       "%8.2f\n", games, eps, gbps, gbps / mc, cpu_ns, threads,
+			       (double)rss1 / 1024.0, (double)(rss1 - rss0) / games, game_ns,
+			       step_ns, bound_ns, cpu_ns / bound_ns);
 		(void)el;
 	}
 	if (json)
@@ -282,6 +381,9 @@ int main(int argc, char **argv)
 	printf("\nexp/s: experiences verified by the reader per second; GB/s: their bytes; cpu: "
 	       "engine process (shards) only;\nthreads: engine threads while running (main + "
 	       "control server + shards); KiB/game: RSS growth per game beyond ring space (hugetlbfs pages are "
-	       "not in RSS).\n");
+	       "not in RSS);\ngame ns: the same games alone on one thread, no xring (observe and mask "
+	       "into 64 MiB of record slots, the policy's draw, the step), per experience; step ns: "
+	       "the step alone;\nbound ns: 1.5 x (the record's memcpy + the step); x bound: cpu "
+	       "ns/exp over it (issue 14: at most 1).\n");
 	return 0;
 }
