@@ -153,31 +153,11 @@ static void pause_ns(uint64_t ns)
 		;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static int cmp_dbl(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 
 	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of sorted v[0..n), in us. */
-static double pct(const uint64_t *v, size_t n, double q)
-{
-	if (!n)
-		return 0;
-	size_t k = (size_t)(q * (double)n + 0.999999);
-	if (k < 1)
-		k = 1;
-	if (k > n)
-		k = n;
-	return (double)v[k - 1] / 1e3;
 }
 
 static double median(double *v, uint32_t n)
@@ -707,16 +687,16 @@ static void summarise_rtt(struct rtt_mode *r, uint32_t rounds, const size_t *rou
 	for (uint32_t k = 0; k < rounds; k++) {
 		struct samples *s = &r->k[K_TURN];
 		qsort(s->v + from, round_end[k] - from, sizeof(uint64_t), cmp_u64);
-		r->round_p50[k] = pct(s->v + from, round_end[k] - from, 0.50);
-		r->round_p99[k] = pct(s->v + from, round_end[k] - from, 0.99);
+		r->round_p50[k] = pct_us(s->v + from, round_end[k] - from, 0.50);
+		r->round_p99[k] = pct_us(s->v + from, round_end[k] - from, 0.99);
 		from = round_end[k];
 	}
 	for (int k = 0; k < K_N; k++) {
 		struct samples *s = &r->k[k];
 		qsort(s->v, s->n, sizeof(uint64_t), cmp_u64);
-		r->p50[k] = pct(s->v, s->n, 0.50);
-		r->p99[k] = pct(s->v, s->n, 0.99);
-		r->p999[k] = pct(s->v, s->n, 0.999);
+		r->p50[k] = pct_us(s->v, s->n, 0.50);
+		r->p99[k] = pct_us(s->v, s->n, 0.99);
+		r->p999[k] = pct_us(s->v, s->n, 0.999);
 	}
 }
 

@@ -309,22 +309,6 @@ static void start_round(struct shared *sh, enum kind k, uint32_t n)
 	futex(&sh->gen, FUTEX_WAKE, INT_MAX);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double pct_us(const uint64_t *v, uint64_t n, double q)
-{
-	if (!n)
-		return 0;
-	uint64_t k = (uint64_t)(q * (double)n + 0.999999);
-	k = k < 1 ? 1 : k > n ? n : k;
-	return (double)v[k - 1] / 1e3;
-}
-
 struct result {
 	uint64_t *all, *last; /* every (reader, record) latency; per record, the max */
 	uint64_t n_all, n_last;

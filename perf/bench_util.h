@@ -50,6 +50,27 @@ static inline void fill_words(uint64_t *p, uint64_t st, size_t n)
 		p[i] = st + i;
 }
 
+/* qsort's comparison of uint64_t. */
+static inline int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile q of sorted ns values v[0..n), in us (0 if n is 0). */
+static inline double pct_us(const uint64_t *v, size_t n, double q)
+{
+	if (!n)
+		return 0;
+	size_t k = (size_t)(q * (double)n + 0.999999);
+	if (k < 1)
+		k = 1;
+	if (k > n)
+		k = n;
+	return (double)v[k - 1] / 1e3;
+}
+
 /* s as a JSON string, quotes and escapes included, on stdout. */
 static inline void json_str(const char *s)
 {

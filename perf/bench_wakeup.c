@@ -416,26 +416,6 @@ static int write_round(struct writer_ctx *wc, enum mode m, uint32_t n, uint32_t 
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of sorted v[0..n), in us. */
-static double pct(const uint64_t *v, uint64_t n, double q)
-{
-	if (!n)
-		return 0;
-	uint64_t k = (uint64_t)(q * (double)n + 0.999999);
-	if (k < 1)
-		k = 1;
-	if (k > n)
-		k = n;
-	return (double)v[k - 1] / 1e3;
-}
-
 static bool is_efd(int m)
 {
 	return m == M_BARE_EFD || m == M_XR_EFD;
@@ -466,8 +446,8 @@ static void summarise(struct result *r, int m, uint32_t rounds, double wake_ms)
 		uint64_t n = r->round_off[k + 1] - r->round_off[k];
 
 		qsort(v, n, sizeof(*v), cmp_u64);
-		r->round_p50[k] = pct(v, n, 0.50);
-		r->round_p99[k] = pct(v, n, 0.99);
+		r->round_p50[k] = pct_us(v, n, 0.50);
+		r->round_p99[k] = pct_us(v, n, 0.99);
 		double allow = QUIET_MS + QUIET_SHARE * r->round_ms[k];
 		if (is_efd(m))
 			allow += wake_ms * r->round_records[k];
@@ -480,9 +460,9 @@ static void summarise(struct result *r, int m, uint32_t rounds, double wake_ms)
 	}
 	if (q) {
 		qsort(q, r->q_n, sizeof(*q), cmp_u64);
-		r->q_p50 = pct(q, r->q_n, 0.50);
-		r->q_p99 = pct(q, r->q_n, 0.99);
-		r->q_p999 = pct(q, r->q_n, 0.999);
+		r->q_p50 = pct_us(q, r->q_n, 0.50);
+		r->q_p99 = pct_us(q, r->q_n, 0.99);
+		r->q_p999 = pct_us(q, r->q_n, 0.999);
 		r->q_max = r->q_n ? (double)q[r->q_n - 1] / 1e3 : 0;
 		free(q);
 	}
@@ -490,13 +470,13 @@ static void summarise(struct result *r, int m, uint32_t rounds, double wake_ms)
 		sum += (double)r->lat[i];
 	qsort(r->lat, r->n, sizeof(*r->lat), cmp_u64);
 	qsort(r->pub, r->n_pub, sizeof(*r->pub), cmp_u64);
-	r->p50 = pct(r->lat, r->n, 0.50);
-	r->p99 = pct(r->lat, r->n, 0.99);
-	r->p999 = pct(r->lat, r->n, 0.999);
+	r->p50 = pct_us(r->lat, r->n, 0.50);
+	r->p99 = pct_us(r->lat, r->n, 0.99);
+	r->p999 = pct_us(r->lat, r->n, 0.999);
 	r->max = r->n ? (double)r->lat[r->n - 1] / 1e3 : 0;
 	r->mean = r->n ? sum / (double)r->n / 1e3 : 0;
-	r->pub_p50 = pct(r->pub, r->n_pub, 0.50);
-	r->pub_p99 = pct(r->pub, r->n_pub, 0.99);
+	r->pub_p50 = pct_us(r->pub, r->n_pub, 0.50);
+	r->pub_p99 = pct_us(r->pub, r->n_pub, 0.99);
 }
 
 /* ---- options and output ---- */

@@ -338,13 +338,6 @@ static bool verdict(const struct wres *wr, const struct rres *rr, char *why, siz
 	return false;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
 static void percentiles(uint64_t *v, uint64_t n, double out[3])
 {
 	static const double q[3] = {0.50, 0.99, 0.999};
