@@ -1361,6 +1361,19 @@ static void terminal_action(void)
  * fallback, or POLICY (its agent gone while the game waited). The engine
  * goes on, its descriptors come back, and a last agent attaches.
  */
+struct last_rec {
+	uint32_t turn;
+	int32_t action, best;
+	bool valid, final;
+};
+
+/*
+ * The seats' last records belong to one pairing and start empty. They were
+ * once a static array kept from one case to the next: churn_beside's first
+ * record of game 2 player 1 (turn 58) was paired with kill_churn's last
+ * record of its game 2 player 1 (turn 57), another engine's game, and
+ * failed (release pass, ctest -j2, where the timing made the turns meet).
+ */
 struct pairing {
 	const struct engine *e;
 	_Atomic int stop;
@@ -1368,19 +1381,14 @@ struct pairing {
 	uint32_t watch_lo, watch_hi;     /* games whose policy records are counted */
 	_Atomic uint64_t watched_policy;
 	char why[256];
-};
-
-struct last_rec {
-	uint32_t turn;
-	int32_t action, best;
-	bool valid, final;
+	struct last_rec last[64][PLAYERS]; /* the pairing thread's own */
 };
 
 static void *pair_main(void *p)
 {
 	struct pairing *pr = p;
 	const xr_exp_template *t = &pr->e->t;
-	static struct last_rec last[64][PLAYERS];
+	struct last_rec (*last)[PLAYERS] = pr->last;
 	xr_reader *r;
 
 	CHECK_RC(xr_reader_attach(pr->e->name, &(xr_reader_opts){.label = "pairs",
@@ -1392,12 +1400,12 @@ static void *pair_main(void *p)
 		int n = xr_reader_read(r, 1, 4096, 10000000, &b);
 		if (n == XR_EEVICTED) {
 			CHECK_RC(xr_reader_reattach(r, SEC), 0);
-			memset(last, 0, sizeof(last));
+			memset(pr->last, 0, sizeof(pr->last));
 			continue;
 		}
 		CHECK(n >= 0);
 		if (n > 0 && b.dropped)
-			memset(last, 0, sizeof(last)); /* a seat's next may be gone */
+			memset(pr->last, 0, sizeof(pr->last)); /* a seat's next may be gone */
 		const xr_frame *f = b.first;
 		for (int i = 0; i < n; i++, f = xr_frame_next(f)) {
 			const uint8_t *d = xr_frame_data(f);
