@@ -28,10 +28,6 @@ xr_test(NAME test_agents SOURCES test_agents.c LABELS "unit;engine;threads;contr
 xr_test(NAME test_agents_red SOURCES test_agents_red.c LABELS "unit;engine;threads;control"
   TIMEOUT 300)
 # Alone in every pass: its cases measure shards' CPU per step and agents'
-# deadlines. Beside another test (release pass, ctest -j2) churn_beside failed
-# once: "game 2 player 1 turn 57: action 38, next applied 129 by 1". The
-# cause was the test's: its pairing kept the seats' last records in a static
-# array from one case to the next, and paired kill_churn's engine's record
-# with churn_beside's. Fixed (struct pairing owns them); whether the test
-# may now run beside others is to be measured by a full CI run.
+# deadlines. Whether it may run beside others (its one failure there was the
+# test's own, fixed in f5228b7) is for a full CI run to show.
 set_tests_properties(test_agents_red PROPERTIES RUN_SERIAL TRUE)

@@ -1368,11 +1368,9 @@ struct last_rec {
 };
 
 /*
- * The seats' last records belong to one pairing and start empty. They were
- * once a static array kept from one case to the next: churn_beside's first
- * record of game 2 player 1 (turn 58) was paired with kill_churn's last
- * record of its game 2 player 1 (turn 57), another engine's game, and
- * failed (release pass, ctest -j2, where the timing made the turns meet).
+ * The seats' last records belong to one pairing and start empty: a record
+ * left by an earlier case's engine would pair with this engine's record of
+ * the same game and seat whenever their turns happen to meet.
  */
 struct pairing {
 	const struct engine *e;
