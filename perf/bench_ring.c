@@ -526,6 +526,19 @@ static int xr_round(const struct cfg *c, uint32_t size, double seconds, struct r
 		return rc;
 	}
 	xr_arena_facts_get(a, &f);
+	/* Every round on the backing of the first: a round that fell back to
+	 * 4 kB pages (huge pages gone) measures the page faults, not the ring. */
+	if (bi->backing[0] && (strcmp(bi->backing, xr_backing_name(f.backing)) ||
+			       bi->page_size != f.page_size)) {
+		fprintf(stderr,
+			"bench_ring: this round's arena is on %s (%" PRIu64 " kB pages), the first "
+			"was on %s (%" PRIu64 " kB pages): free huge pages or use --hugepages off\n",
+			xr_backing_name(f.backing), (uint64_t)f.page_size >> 10, bi->backing,
+			bi->page_size >> 10);
+		xr_server_stop(srv);
+		xr_arena_destroy(a);
+		return -ENOMEM;
+	}
 	snprintf(bi->backing, sizeof(bi->backing), "%s", xr_backing_name(f.backing));
 	bi->page_size = f.page_size;
 	bi->total_size = f.total_size;
@@ -549,6 +562,9 @@ static int xr_round(const struct cfg *c, uint32_t size, double seconds, struct r
 	xr_arena_close(a);
 	int rrc = finish_reader(pid, result_fd, &rr);
 	xr_server_stop(srv);
+	/* Its huge pages back to the pool for the next round (without this,
+	 * the eighth 256 MiB round of a run found none and fell back). */
+	xr_arena_destroy(a);
 	if (rc < 0 || rrc < 0) {
 		fprintf(stderr, "bench_ring: %s: %s\n", rc < 0 ? "writer" : "reader result",
 			xr_strerror(rc < 0 ? rc : rrc));
