@@ -182,11 +182,20 @@ struct engine_args {
 	const xr_game_vtable *vts[XR_SHARD_STREAMS_MAX];
 };
 
-static struct xr_host *running_host;
+/* The handlers stand before the arena exists: a SIGINT or SIGTERM that
+ * came between its creation and their installation ended the process by
+ * default, and left the arena file and its huge pages behind. One that
+ * comes before the host runs is kept in stop_asked, looked at once the
+ * host is there (and the handler stops a host already there itself:
+ * xr_host_stop is a flag and an eventfd write, async-signal-safe and
+ * idempotent). */
+static struct xr_host *volatile running_host;
+static volatile sig_atomic_t stop_asked;
 
 static void on_signal(int sig)
 {
 	(void)sig;
+	stop_asked = 1;
 	if (running_host)
 		xr_host_stop(running_host);
 }
@@ -850,6 +859,10 @@ int xr_cmd_engine(int argc, char **argv)
 	 * sees the engine up may scrape it. */
 	struct xr_metrics *m = NULL;
 	char why[256];
+	struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	if (ea.metrics_addr && xr__metrics_open(ea.metrics_addr, &m, why, sizeof(why)) < 0) {
 		xr_cli_err("engine", "--metrics-addr: %s", why);
 		return XR_EXIT_FAIL;
@@ -862,11 +875,9 @@ int xr_cmd_engine(int argc, char **argv)
 	}
 	if (m)
 		xr_host_serve_metrics(h, m);
-	struct sigaction sa = {.sa_handler = on_signal};
 	running_host = h;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	if (stop_asked)
+		xr_host_stop(h);
 	if (!ea.quiet)
 		say_started(&ea, h, &t, vt);
 	if (ea.metrics_addr) {
