@@ -1399,6 +1399,124 @@ static void test_evicted_mid_read(void)
 	       "frame: -EPROTO, '%s'\n", xr_last_reason());
 }
 
+/* The frame k frames back from head, in a ring of frames of one size. */
+static xr_frame *back(xr_arena *a, uint32_t k, uint32_t size)
+{
+	uint64_t at = xr_load_acquire(&a->hdr->rings[0].head) - (uint64_t)k * size;
+
+	return (xr_frame *)(a->ring_data[0] + (at & (RING - 1)));
+}
+
+/* Gives f another seq, stamped as a writer would have (the stamp checks it). */
+static void reseq(xr_frame *f, uint64_t seq)
+{
+	f->seq = seq;
+	xr_stamp((uint8_t *)f + XR_FRAME_HDR, seq, f->len);
+}
+
+/*
+ * The walk checks a run of frames like the one before only for that: the
+ * same size and length, the next seq (shm/ring_reader.c, walk). Whatever ends
+ * a run must still be seen as the full step sees it: a frame of another
+ * size or length is taken (and the batch says mixed), a seq that skips is
+ * counted as lost records, a lower seq is -EPROTO naming the frame, and the
+ * batch ends at max and at half a ring of bytes.
+ */
+static void test_runs_end_where_frames_differ(void)
+{
+	char name[64];
+	xr_arena *a = arena("runs", XR_POLICY_LOSSLESS, name);
+	xr_writer *w = xr_test_writer(a);
+	xr_reader *r = attach(name, XR_POLICY_DEFAULT);
+	uint64_t next = xr_writer_next_seq(w);
+	xr_batch b;
+
+	/* Another size, then another length of the same frame size. */
+	for (int i = 0; i < 41; i++)
+		CHECK_RC(xr_test_put(w, i == 20 ? 200 : i == 30 ? 110 : 100), 0);
+	xr_writer_publish(w);
+	CHECK_RC(xr_reader_read(r, 1, 1000, 0, &b), 41);
+	CHECK_EQ(b.stride, 0);
+	CHECK_EQ(b.len, 0);
+	CHECK_EQ(xr_test_check_batch(&b, &next, true), 0);
+	CHECK_RC(xr_batch_release(r, &b), 0);
+	for (int i = 0; i < 20; i++)
+		CHECK_RC(xr_test_put(w, i == 10 ? 110 : 100), 0);
+	xr_writer_publish(w);
+	CHECK_RC(xr_reader_read(r, 1, 1000, 0, &b), 20);
+	CHECK_EQ(b.stride, 128); /* one frame size, two lengths */
+	CHECK_EQ(b.len, 0);
+	CHECK_EQ(xr_test_check_batch(&b, &next, true), 0);
+	CHECK_RC(xr_batch_release(r, &b), 0);
+
+	/* max ends a run. */
+	for (int i = 0; i < 50; i++)
+		CHECK_RC(xr_test_put(w, 100), 0);
+	xr_writer_publish(w);
+	CHECK_RC(xr_reader_read(r, 1, 30, 0, &b), 30);
+	CHECK_EQ(b.stride, 128);
+	CHECK_EQ(b.len, 100);
+	CHECK_EQ(xr_test_check_batch(&b, &next, true), 0);
+	CHECK_RC(xr_batch_release(r, &b), 0);
+	CHECK_RC(xr_reader_read(r, 1, 1000, 0, &b), 20);
+	CHECK_EQ(xr_test_check_batch(&b, &next, true), 0);
+	CHECK_RC(xr_batch_release(r, &b), 0);
+
+	/* Half a ring of bytes ends a run: 1,000-byte records are 1,024-byte
+	 * frames, 32 of them half of 64 KiB. */
+	for (int i = 0; i < 40; i++)
+		CHECK_RC(xr_test_put(w, 1000), 0);
+	xr_writer_publish(w);
+	CHECK_RC(xr_reader_read(r, 1, 1000, 0, &b), 32);
+	CHECK_EQ(b.bytes, RING / 2);
+	CHECK_EQ(xr_test_check_batch(&b, &next, true), 0);
+	CHECK_RC(xr_batch_release(r, &b), 0);
+	CHECK_RC(xr_reader_read(r, 1, 1000, 0, &b), 8);
+	CHECK_EQ(xr_test_check_batch(&b, &next, true), 0);
+	CHECK_RC(xr_batch_release(r, &b), 0);
+
+	/* A seq that skips 3 in the middle of a run: 3 records lost. */
+	for (int i = 0; i < 30; i++)
+		CHECK_RC(xr_test_put(w, 100), 0);
+	xr_writer_publish(w);
+	for (uint32_t k = 15; k >= 1; k--) {
+		xr_frame *f = back(a, k, 128);
+		reseq(f, f->seq + 3);
+	}
+	CHECK_RC(xr_reader_read(r, 1, 1000, 0, &b), 30);
+	CHECK_EQ(xr_test_check_batch(&b, &next, false), 3);
+	CHECK_EQ(b.dropped, 3); /* the reader's count, not only the test's */
+	CHECK_RC(xr_batch_release(r, &b), 0);
+	xr_reader_stats st;
+	CHECK_RC(xr_reader_stats_get(r, &st), 0);
+	CHECK_EQ(st.read, 41 + 20 + 50 + 40 + 30);
+
+	xr_reader_detach(r);
+	xr_test_destroy(a);
+
+	/* A seq lower than the one before, in the middle of a run (a ring of
+	 * its own: the reader above now expects seqs the writer has not
+	 * reached). */
+	a = arena("runs2", XR_POLICY_LOSSLESS, name);
+	w = xr_test_writer(a);
+	r = attach(name, XR_POLICY_DEFAULT);
+	for (int i = 0; i < 30; i++)
+		CHECK_RC(xr_test_put(w, 100), 0);
+	xr_writer_publish(w);
+	xr_frame *f = back(a, 10, 128);
+	reseq(f, back(a, 25, 128)->seq);
+	CHECK_RC(xr_reader_read(r, 1, 1000, 0, &b), -EPROTO);
+	char pos[32];
+	snprintf(pos, sizeof(pos), "%llu",
+		 (unsigned long long)(xr_load_acquire(&a->hdr->rings[0].head) - 10 * 128));
+	if (!strstr(xr_last_reason(), "sequence") || !strstr(xr_last_reason(), pos))
+		FAILF("a lower seq in a run: '%s', not the sequence at %s", xr_last_reason(), pos);
+	xr_reader_detach(r);
+	xr_test_destroy(a);
+	printf("  a run of like frames ends at another size, another length, max, half a "
+	       "ring, a seq gap (3 lost) and a lower seq ('%s')\n", xr_last_reason());
+}
+
 /* A writer that died between W1a and W1c leaves pub_gen odd: readers say so
  * within a bound (XR_SNAPSHOT_MAX_NS), rather than spin on it for good. */
 static void test_writer_dead_mid_publish(void)
@@ -1590,6 +1708,7 @@ int main(void)
 		{"reader table full", test_reader_table_full},
 		{"writer dead mid-publish", test_writer_dead_mid_publish},
 		{"evicted in the middle of a read", test_evicted_mid_read},
+		{"runs end where frames differ", test_runs_end_where_frames_differ},
 		{"dead reader is released", test_dead_reader_is_released},
 		{"readers map records read-only", test_readers_map_records_read_only},
 		{"waits are cancellable", test_waits_are_cancellable},
