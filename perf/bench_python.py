@@ -426,10 +426,14 @@ def run_dtype(args, xring_mod, binary, dtype, cpus, run_id):
 
         for n in batches:
             log(f"bench_python: {dtype}: batch {n}")
-            rg = game.reader(n)
-            rs = synth.reader(n) if synth else None
+            # The old readers go first: a lossless reader that stopped reading
+            # pauses the engine at the high watermark, and a pause ends only
+            # below the low one. A new reader attached during it could be left
+            # with anything between the two pending, short of `fill`, for good.
             for old in readers:
                 old.close()
+            rg = game.reader(n)
+            rs = synth.reader(n) if synth else None
             readers = [x for x in (rg, rs) if x is not None]
             q = ctx.Queue(maxsize=2)
             out["queue_pipe_bytes"] = queue_pipe.widen_pipe(q) if args.wide_pipe else None
