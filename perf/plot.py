@@ -118,22 +118,46 @@ def ring(plt, objs, out):
 
 
 def engine(plt, objs, out):
+    """Three panels against games: experiences/s (and memcpy's rate for the
+    same records); the engine's CPU per experience beside the game alone
+    and issue 14's bound; the engine's RSS."""
     rows = sorted((o for o in objs if o.get("benchmark") == "bench_engine"),
                   key=lambda o: o["games"])
     if not rows:
         return []
     games = [o["games"] for o in rows]
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5))
+    ax = axes[0]
     ax.plot(games, [o["exp_per_s"] for o in rows], "-o", label="xring engine, verified by a reader")
     ax.plot(games, [o["memcpy_gbps"] * 1e9 / o["record_bytes"] for o in rows], ":",
-            label="memcpy of the same records (same run)")
-    ax.set_xscale("log")
+            label="one memcpy of the same records (same run)")
     ax.set_yscale("log")
-    ax.set_xlabel("games")
     ax.set_ylabel("experiences/s")
-    ax.set_title(f"Engine: {rows[0]['record_bytes']}-byte grid records, "
-                 f"{rows[0]['shards']} shard(s)")
-    return [save(plt, fig, ax, out, "engine.png")]
+    ax.set_title(f"{rows[0]['record_bytes']}-byte grid records, {rows[0]['shards']} shard(s)")
+    ax = axes[1]
+    if all("game_ns_per_exp" in o for o in rows):
+        ax.plot(games, [o["cpu_ns_per_exp"] for o in rows], "-o", label="engine CPU")
+        ax.plot(games, [o["game_ns_per_exp"] for o in rows], "-s", label="the game alone, no xring")
+        ax.plot(games, [o["bound_ns_per_exp"] for o in rows], ":",
+                label="bound: 1.5 x (memcpy + step)")
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("ns per experience")
+    ax.set_title("CPU per experience (steady state)")
+    ax = axes[2]
+    ax.plot(games, [o["rss_kib"] / 1024 for o in rows], "-o", label="engine RSS (rings not in it)")
+    ax.set_yscale("log")
+    ax.set_ylabel("MiB")
+    ax.set_title("Memory")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("games")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    path = os.path.join(out, "engine.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
 
 
 def python(plt, objs, out):

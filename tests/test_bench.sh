@@ -39,7 +39,10 @@ for p in bench_ring bench_engine; do
   cat >>"$work/bin/$p" <<'FAKE'
 [ -n "${HOLD:-}" ] && while [ ! -e "$HOLD" ]; do sleep 0.05; done
 case " $* " in *" --json "*)
-  echo '{"bench":"ring","results":[{"size":64,"gbps":1.5,"bare_gbps":2,"memcpy_gbps":8},{"size":4096,"gbps":4,"bare_gbps":4.5,"memcpy_gbps":8}]}';;
+  echo '{"bench":"ring","results":[{"size":64,"gbps":1.5,"bare_gbps":2,"memcpy_gbps":8},{"size":4096,"gbps":4,"bare_gbps":4.5,"memcpy_gbps":8}]}'
+  for g in 100 1000; do
+    echo '{"benchmark":"bench_engine","games":'$g',"shards":2,"record_bytes":5376,"exp_per_s":2000000,"memcpy_gbps":10,"cpu_ns_per_exp":700,"game_ns_per_exp":650,"bound_ns_per_exp":1000,"rss_kib":'$((g * 7))'}'
+  done;;
 esac
 exit "${FAKE_RC:-0}"
 FAKE
@@ -76,6 +79,12 @@ if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
 else
   [ "$rc" -eq 1 ] && grep -q "python3-matplotlib" "$work/err" ||
     fail "--plot without matplotlib: exit $rc: $(cat "$work/err")"
+fi
+# The engine's chart: its three panels from what bench_engine prints.
+run engine --plot "$work/plots3"
+if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
+  [ "$rc" -eq 0 ] && [ "$(head -c 4 "$work/plots3/engine.png" | tail -c 3)" = PNG ] ||
+    fail "--plot engine: exit $rc, no PNG: $(ls "$work/plots3"): $(cat "$work/err")"
 fi
 FAKE_RC=1 run ring --plot "$work/plots2"
 [ "$rc" -eq 1 ] && [ ! -e "$work/plots2/ring.json" ] && [ ! -e "$work/plots2/ring_throughput.png" ] ||
