@@ -148,5 +148,24 @@ else
   echo "bench ring: no perf/ in this build (XRING_PERF=OFF): the real run skipped"
 fi
 
+# bench_peers: a peer that hangs is reported as not measured and the others'
+# figures stand (exit 0); xring hanging fails the run (exit 2). The hook makes
+# the named transport's reader hang as a stuck transport's would.
+peers=$(dirname "$xring")/perf/bench_peers
+if [ -x "$peers" ]; then
+  XR_PEERS_TEST_STALL=pipe "$peers" --quick --sizes 64 --only xring,bare,pipe --timeout 2 \
+    --no-pin >"$work/out" 2>"$work/err"
+  rc=$?
+  [ "$rc" -eq 0 ] && grep -q "pipe .*not measured: the reader did not finish within 2 s (timed out)" \
+    "$work/out" && grep -qE "^  xring +[0-9]+ " "$work/out" ||
+    fail "bench_peers, a peer that hangs: exit $rc: $(cat "$work/out" "$work/err")"
+  XR_PEERS_TEST_STALL=xring "$peers" --quick --sizes 64 --only xring,bare --timeout 2 \
+    --no-pin >"$work/out" 2>"$work/err"
+  rc=$?
+  [ "$rc" -eq 2 ] && grep -q "xring .*not measured: .*timed out" "$work/out" ||
+    fail "bench_peers, xring hanging: exit $rc, want 2: $(cat "$work/out" "$work/err")"
+  echo "bench_peers: a peer that hangs is not measured, the rest stand; xring hanging fails"
+fi
+
 [ "$fails" -eq 0 ] && echo "test_bench: ok"
 [ "$fails" -eq 0 ]
