@@ -165,6 +165,34 @@ if [ -x "$peers" ]; then
   [ "$rc" -eq 2 ] && grep -q "xring .*not measured: .*timed out" "$work/out" ||
     fail "bench_peers, xring hanging: exit $rc, want 2: $(cat "$work/out" "$work/err")"
   echo "bench_peers: a peer that hangs is not measured, the rest stand; xring hanging fails"
+  # iceoryx (where bench_peers has it and iox-roudi is installed): one RouDi
+  # a machine, so one already running leaves iceoryx not measured, and the
+  # rest stand; a run ended by a signal leaves none of RouDi's segments nor
+  # its clients' sockets behind.
+  if command -v iox-roudi >/dev/null && ! grep -q "^  iceoryx *absent" <<<"$(
+      "$peers" --only iceoryx --sizes 64 --records 10 --seconds 0.01 --rounds 1 2>&1)"; then
+    iox-roudi >"$work/roudi.log" 2>&1 &
+    roudi=$!
+    for _ in $(seq 300); do grep -q "RouDi is ready" "$work/roudi.log" && break; sleep 0.05; done
+    "$peers" --quick --sizes 64 --only xring,iceoryx --no-pin >"$work/out" 2>"$work/err"
+    rc=$?
+    kill -TERM "$roudi"; wait "$roudi"
+    [ "$rc" -eq 0 ] && grep -q "iceoryx .*not measured: an iox-roudi is running already (pid $roudi" \
+      "$work/out" && grep -qE "^  xring +[0-9]+ " "$work/out" ||
+      fail "bench_peers beside a RouDi: exit $rc: $(cat "$work/out" "$work/err")"
+    "$peers" --sizes 64 --only iceoryx --seconds 5 --no-pin >"$work/out" 2>"$work/err" &
+    pid=$!
+    # Until its reader or writer is an iceoryx client (its socket in /tmp).
+    for _ in $(seq 300); do
+      compgen -G "/tmp/bench_peers_[rw]*" >/dev/null && break; sleep 0.05
+    done
+    compgen -G "/tmp/bench_peers_[rw]*" >/dev/null || fail "bench_peers: no iceoryx client started"
+    kill -TERM "$pid"; wait "$pid"
+    left=$(ls -d /dev/shm/iceoryx_mgmt /tmp/roudi /tmp/bench_peers_[rw]* 2>/dev/null)
+    [ -z "$left" ] || fail "bench_peers ended by SIGTERM left: $left"
+    pgrep -x iox-roudi >/dev/null && fail "bench_peers ended by SIGTERM left iox-roudi running"
+    echo "bench_peers: iceoryx beside another RouDi is not measured; SIGTERM leaves nothing of it"
+  fi
 fi
 
 [ "$fails" -eq 0 ] && echo "test_bench: ok"

@@ -151,6 +151,9 @@ static pid_t main_pid; /* children leave what the parent started alone */
 /* The run under way (between prepare and cleanup), for stop_all(). */
 static const struct transport *volatile cur_t;
 static void *volatile cur_st;
+/* Its reader and writer children, for stop_all() to end before the
+ * daemons (a client left running would outlive them, and keep its files). */
+static volatile pid_t cur_child[2] = {-1, -1};
 
 /* ---- one run: fork the reader, write, collect ---- */
 
@@ -169,6 +172,12 @@ static void stop_all(void)
 {
 	if (getpid() != main_pid)
 		return;
+	for (int k = 0; k < 2; k++)
+		if (cur_child[k] > 0) {
+			kill(cur_child[k], SIGKILL);
+			waitpid(cur_child[k], NULL, 0);
+			cur_child[k] = -1;
+		}
 	if (cur_t && cur_t->abandon)
 		cur_t->abandon(cur_st);
 	for (size_t i = 0; i < N_T; i++)
@@ -257,6 +266,8 @@ static int run_one(const struct cfg *c, const struct transport *t, struct run *r
 	}
 	fflush(NULL);
 	rp = fork();
+	if (rp > 0)
+		cur_child[0] = rp;
 	if (rp == 0) {
 		close(ready[0]);
 		close(result[0]);
@@ -282,6 +293,7 @@ static int run_one(const struct cfg *c, const struct transport *t, struct run *r
 	if (rc < 0) {
 		snprintf(why, why_len, "reader not ready: %s", strerror(-rc));
 		waitpid(rp, NULL, 0);
+		cur_child[0] = -1;
 		goto fail_fds;
 	}
 	if (t->fork_writer) {
@@ -289,9 +301,12 @@ static int run_one(const struct cfg *c, const struct transport *t, struct run *r
 			rc = -errno;
 			kill(rp, SIGKILL);
 			waitpid(rp, NULL, 0);
+			cur_child[0] = -1;
 			goto fail_fds;
 		}
 		wp = fork();
+		if (wp > 0)
+			cur_child[1] = wp;
 		if (wp == 0) {
 			close(wresult[0]);
 			child_setup(c->cpu_writer, timeout);
@@ -307,6 +322,7 @@ static int run_one(const struct cfg *c, const struct transport *t, struct run *r
 		close(wresult[0]);
 		if (wp > 0)
 			waitpid(wp, &ws, 0);
+		cur_child[1] = -1;
 		describe_death(ws, "writer", wr->why, sizeof(wr->why));
 		if (WIFSIGNALED(ws) && WTERMSIG(ws) == SIGALRM)
 			late = "the writer";
@@ -318,6 +334,7 @@ static int run_one(const struct cfg *c, const struct transport *t, struct run *r
 		snprintf(rr->why, sizeof(rr->why), "no result from the reader");
 	}
 	waitpid(rp, &ws, 0);
+	cur_child[0] = -1;
 	describe_death(ws, "reader", rr->why, sizeof(rr->why));
 	if (WIFSIGNALED(ws) && WTERMSIG(ws) == SIGALRM)
 		late = late ? "the writer and the reader" : "the reader";
@@ -880,7 +897,9 @@ int main(int argc, char **argv)
 				cells[s][i].st = rc == -ENOENT ? ST_ABSENT : ST_ERROR;
 				snprintf(cells[s][i].why, sizeof(cells[s][i].why), "%s", why);
 			}
-			if (rc != -ENOENT)
+			/* Absent, or its daemon busy with another run (-EBUSY):
+			 * said in its rows, the others' figures stand. */
+			if (rc != -ENOENT && rc != -EBUSY)
 				setup_ok = false;
 		}
 	}

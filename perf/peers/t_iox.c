@@ -17,11 +17,23 @@
  * every millisecond, no fixed sleep), and stops it by its pid at the end or
  * when the benchmark is interrupted. RouDi is not on the data path.
  *
+ * iceoryx's names are the machine's, not the run's: one RouDi at a time
+ * (its management segment is /dev/shm/iceoryx_mgmt whoever starts it). So
+ * a RouDi already running (another bench_peers, or a user's) leaves
+ * iceoryx not measured, rather than a second one fighting over the names.
+ * A RouDi that had to be killed, or whose clients were, leaves those
+ * segments (some 70 MB) and its clients' sockets in /tmp until the next
+ * RouDi starts: iox_stop() removes what is left of ours (ours: this uid's,
+ * and no other RouDi running).
+ *
  * Both sides run in children of their own: the runtime starts threads, and
  * unregisters from RouDi in a destructor that only exit() runs.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +132,76 @@ static bool roudi_ready(const char *log, char *why, size_t len)
 	return ready;
 }
 
+/* The pid of an iox-roudi other than ours, or 0. */
+static pid_t other_roudi(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t found = 0;
+
+	if (!d)
+		return 0;
+	while (!found && (e = readdir(d))) {
+		char path[64], comm[32] = "";
+		pid_t pid = (pid_t)strtol(e->d_name, NULL, 10);
+		if (pid <= 0 || pid == roudi_pid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, "iox-roudi\n"))
+			found = pid;
+		fclose(f);
+	}
+	closedir(d);
+	return found;
+}
+
+/* Removes path if it is this uid's and of the kind asked for (lstat: a
+ * link is never followed, and someone else's file never removed). */
+static void remove_ours(const char *path, mode_t kind)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & S_IFMT) == kind)
+		unlink(path);
+}
+
+/* What a RouDi that did not end cleanly leaves: its segments, its locks,
+ * and its clients' sockets (named after our children: bench_peers_[rw]*). */
+static void remove_leftovers(void)
+{
+	struct passwd *pw = getpwuid(geteuid());
+	char path[300];
+	DIR *d;
+	struct dirent *e;
+
+	if (other_roudi())
+		return; /* the names may be its now */
+	remove_ours("/dev/shm/iceoryx_mgmt", S_IFREG);
+	if (pw && !strchr(pw->pw_name, '/')) {
+		snprintf(path, sizeof(path), "/dev/shm/%s", pw->pw_name);
+		remove_ours(path, S_IFREG);
+	}
+	remove_ours("/tmp/roudi", S_IFSOCK);
+	remove_ours("/tmp/roudi.lock", S_IFREG);
+	remove_ours("/tmp/iox-unique-roudi.lock", S_IFREG);
+	if (!(d = opendir("/tmp")))
+		return;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, "bench_peers_r", 13) && strncmp(e->d_name, "bench_peers_w", 13))
+			continue;
+		/* Only a dead client's: bench_peers_[rw]PID_TAG[.lock]. */
+		pid_t pid = (pid_t)strtol(e->d_name + 13, NULL, 10);
+		if (pid > 0 && kill(pid, 0) == 0)
+			continue;
+		snprintf(path, sizeof(path), "/tmp/%s", e->d_name);
+		remove_ours(path, strstr(e->d_name, ".lock") ? S_IFREG : S_IFSOCK);
+	}
+	closedir(d);
+}
+
 static void iox_stop(void)
 {
 	int st;
@@ -136,6 +218,7 @@ static void iox_stop(void)
 	waitpid(roudi_pid, &st, 0);
 done:
 	roudi_pid = -1;
+	remove_leftovers();
 }
 
 static int iox_start(const char *dir, const uint32_t *sizes, uint32_t n, char *why, size_t len)
@@ -146,6 +229,14 @@ static int iox_start(const char *dir, const uint32_t *sizes, uint32_t n, char *w
 	if (!on_path("iox-roudi")) {
 		snprintf(why, len, "absent (install Debian package iceoryx: iox-roudi)");
 		return -ENOENT;
+	}
+	pid_t other = other_roudi();
+	if (other) {
+		snprintf(why, len,
+			 "an iox-roudi is running already (pid %d; another bench_peers?), and "
+			 "iceoryx allows one a machine: run again when it has gone",
+			 (int)other);
+		return -EBUSY;
 	}
 	snprintf(cfg, sizeof(cfg), "%s/roudi.toml", dir);
 	snprintf(log, sizeof(log), "%s/roudi.log", dir);
