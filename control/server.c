@@ -146,7 +146,19 @@ struct xr_server {
 	const struct xr_server_games *games;
 	void *games_ctx;
 	uint8_t wake_msg[sizeof(struct xr_ctl_hdr)];
+	/* The thread's counts (xr__server_work), and this poll's. */
+	struct xr_server_work work;
+	uint32_t poll_recvs, poll_accepts, poll_acts;
 };
+
+/* Stores one of the thread's counts (relaxed: tests read them while it
+ * runs, and they order nothing). */
+#define WORK_ADD(c, f, n) xr_store_relaxed(&(c)->work.f, xr_load_relaxed(&(c)->work.f) + (n))
+#define WORK_MAX(c, f, v)                                   \
+	do {                                                 \
+		if ((v) > xr_load_relaxed(&(c)->work.f))      \
+			xr_store_relaxed(&(c)->work.f, (v));   \
+	} while (0)
 
 static void send_error(const struct xr_server *c, int fd, uint32_t id, int code,
 		       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -827,6 +839,7 @@ static void on_message(struct xr_server *c, uint32_t ci)
 			   "hanging up",
 			   c->a->lay.name, closing, (unsigned)k->uid);
 		drop_conn(c, ci);
+		c->poll_acts++;
 		return;
 	}
 	if (total >= closing_total_max) {
@@ -835,6 +848,7 @@ static void on_message(struct xr_server *c, uint32_t ci)
 			   "hanging up",
 			   c->a->lay.name, total);
 		drop_conn(c, ci);
+		c->poll_acts++;
 		return;
 	}
 	int n = xr__ctl_recv(k->fd, u.b, sizeof(u.b), fds, &n_fds, MSG_DONTWAIT);
@@ -843,6 +857,8 @@ static void on_message(struct xr_server *c, uint32_t ci)
 	dispose_fds(c, fds, n_fds, k->uid);
 	if (n == -EAGAIN)
 		return;
+	c->poll_recvs++;
+	c->poll_acts++;
 	if (n == -EMSGSIZE) {
 		send_error(c, k->fd, 0, -EPROTO, "malformed message: longer than any in the protocol");
 		drop_conn(c, ci);
@@ -932,10 +948,12 @@ static void on_accept(struct xr_server *c)
 	 * included: it cannot be told before accept), stop accepting for a
 	 * while, so that the descriptors it holds stay bounded. Connections
 	 * wait in the listen queue meanwhile; connected readers are served. */
+	c->poll_acts++; /* an accept, or a pause in accepting */
 	if (xr__closer_total(c->closer) >= closing_total_max) {
 		c->accept_after_ns = xr__now_ns() + XR_CTL_ACCEPT_PAUSE_MS * 1000000ull;
 		return;
 	}
+	c->poll_accepts++;
 	int fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 	if (fd < 0) {
@@ -1002,6 +1020,7 @@ static void close_idle(struct xr_server *c, struct pollfd *pf, uint64_t now)
 		else
 			send_error(c, k->fd, 0, -ETIMEDOUT, "no ATTACH within %u ms of connecting",
 				   c->idle_ms);
+		c->poll_acts++;
 		if (drop_conn(c, i))
 			pf[2 + i] = pf[2 + c->n_conns]; /* the last moved into i */
 	}
@@ -1032,13 +1051,18 @@ static void *serve(void *p)
 					      ? -1
 					      : c->conns[i].fd,
 				.events = POLLIN};
-		if (poll(pf, n + 2, next_timeout(c, now)) < 0) {
+		int ready = poll(pf, n + 2, next_timeout(c, now));
+		if (ready < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
 		if (pf[0].revents)
 			break;
+		uint32_t polled = 0;
+		for (uint32_t i = 0; i < n; i++)
+			polled += pf[2 + i].fd >= 0;
+		c->poll_recvs = c->poll_accepts = c->poll_acts = 0;
 		close_idle(c, pf, xr__now_ns());
 		/* Backwards: drop_conn moves the last connection into i, which
 		 * was looked at already. */
@@ -1049,9 +1073,22 @@ static void *serve(void *p)
 				on_message(c, i);
 			else
 				drop_conn(c, i); /* POLLHUP/POLLERR without data */
+			if (!(pf[2 + i].revents & POLLIN))
+				c->poll_acts++;
 		}
 		if (pf[1].revents & POLLIN)
 			on_accept(c);
+		WORK_ADD(c, polls, 1);
+		if (!ready)
+			WORK_ADD(c, timeouts, 1);
+		else if (!c->poll_acts)
+			WORK_ADD(c, idle, 1);
+		WORK_ADD(c, recvs, c->poll_recvs);
+		WORK_ADD(c, accepts, c->poll_accepts);
+		WORK_MAX(c, max_recvs, c->poll_recvs);
+		WORK_MAX(c, max_accepts, c->poll_accepts);
+		if (c->poll_recvs > polled)
+			WORK_MAX(c, max_recvs_over, c->poll_recvs - polled);
 	}
 	free(pf);
 	return NULL;
@@ -1281,6 +1318,20 @@ void xr_server_stop(xr_server *c)
 	c->lfd = -1;
 	xr__arena_unhold(c->a);
 	free_server(c);
+}
+
+void xr__server_work(const struct xr_server *c, struct xr_server_work *out)
+{
+	*out = (struct xr_server_work){
+		.polls = xr_load_relaxed(&c->work.polls),
+		.timeouts = xr_load_relaxed(&c->work.timeouts),
+		.idle = xr_load_relaxed(&c->work.idle),
+		.recvs = xr_load_relaxed(&c->work.recvs),
+		.accepts = xr_load_relaxed(&c->work.accepts),
+		.max_recvs = xr_load_relaxed(&c->work.max_recvs),
+		.max_recvs_over = xr_load_relaxed(&c->work.max_recvs_over),
+		.max_accepts = xr_load_relaxed(&c->work.max_accepts),
+	};
 }
 
 uint32_t xr__server_closing_stuck(struct xr_server *c, uint32_t uid)

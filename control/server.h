@@ -29,6 +29,27 @@ struct xr_server;
  * xr__closer_stuck): what the server refuses the uid for at 64. */
 uint32_t xr__server_closing_stuck(struct xr_server *c, uint32_t uid);
 
+/* What the control thread did, counted since it started (tests: the bound
+ * on its work per poll, docs/invariants.md). A poll "acted" when it took a
+ * message, a hangup, a connection or a refusal to accept, or closed an idle
+ * connection; a poll that returned with nothing of that kind and was not a
+ * timeout is one a peer could make the thread spin on. */
+struct xr_server_work {
+	uint64_t polls;           /* poll(2) calls returned */
+	uint64_t timeouts;        /* ...of them, with nothing ready */
+	uint64_t idle;            /* ...of the rest, that acted on nothing */
+	uint64_t recvs;           /* messages read (one recv(2) each) */
+	uint64_t accepts;         /* accept4(2) calls */
+	uint32_t max_recvs;       /* most messages read in one poll */
+	uint32_t max_recvs_over;  /* most by which one poll's reads passed the
+				   * connections it polled (0: never) */
+	uint32_t max_accepts;     /* most accept4(2) calls in one poll */
+};
+
+/* A snapshot of c's counts; the thread stores them with relaxed atomics
+ * (figures, they order nothing). */
+void xr__server_work(const struct xr_server *c, struct xr_server_work *out);
+
 /* Who sent a request: its connection (the owner of what it creates, never
  * reused), and SO_PEERCRED's uid and pid at connect. */
 struct xr_ctl_caller {

@@ -2199,6 +2199,111 @@ static void make_run_dir(void)
 	atexit(remove_run_dir);
 }
 
+/*
+ * per_poll_work. The control thread's work in one poll is bounded: one
+ * message read per connection it polled, one accept; and it never spins,
+ * every poll that returned before its timeout having acted on something
+ * (a message, a hangup, a connection, an idle close). Counted by the
+ * thread itself (xr__server_work) while peers flood it: connections that
+ * send a burst of garbage and hang up, attached connections that send
+ * requests past their rate, and attached readers that sit idle.
+ */
+struct flooder {
+	const char *path;
+	bool attach; /* attach, then requests past the rate; else garbage */
+	atomic_bool *stop;
+	uint64_t sent, conns;
+};
+
+static void *flooder_main(void *p)
+{
+	struct flooder *f = p;
+	static const uint8_t junk[64] = {0xde, 0xad, 0xbe, 0xef};
+
+	while (!atomic_load(f->stop)) {
+		int s = raw_connect(f->path);
+		f->conns++;
+		CHECK(fcntl(s, F_SETFL, O_NONBLOCK) == 0);
+		/* Its replies (and the arena fd) are never read: they go with
+		 * the socket. */
+		if (f->attach && msg_send(s, XR_CTL_ATTACH, 1, NULL, 0, NULL, 0) == 0)
+			f->sent++;
+		for (int i = 0; i < 256; i++) {
+			int rc = f->attach ? msg_send(s, XR_CTL_DETACH + 100, 2 + (uint32_t)i, NULL, 0,
+						      NULL, 0)
+					   : raw_send(s, junk, sizeof(junk), NULL, 0);
+			if (rc < 0)
+				break; /* full, or hung up on */
+			f->sent++;
+		}
+		close(s);
+	}
+	return NULL;
+}
+
+static void per_poll_work(void)
+{
+	char name[64];
+	xr_server_opts o = {.max_requests_per_uid = 100000};
+	struct xr_server_work w0, w;
+	enum { FLOODERS = 4, IDLE = 16 };
+	struct flooder f[FLOODERS];
+	pthread_t th[FLOODERS];
+	xr_reader *idle[IDLE];
+
+	xr_test_name(name, sizeof(name), "perpoll");
+	xr_arena *a = make_arena(name, XR_POLICY_LOSSY, 64 << 10, 32);
+	quiesce();
+	xr_server *srv = serve(a, &o);
+	for (int i = 0; i < IDLE; i++)
+		idle[i] = attach_ctl(name, "idle");
+	xr__server_work(srv, &w0);
+	atomic_bool stop = false;
+	for (int i = 0; i < FLOODERS; i++) {
+		f[i] = (struct flooder){.path = xr_server_path(srv), .attach = i % 2, .stop = &stop};
+		CHECK(pthread_create(&th[i], NULL, flooder_main, &f[i]) == 0);
+	}
+	/* Until the thread has read 2,000 of their messages (a second here;
+	 * longer under the sanitizers), 30 s at most. */
+	uint64_t t0 = xr__now_ns();
+	do {
+		struct timespec ts = {0, 10000000};
+		nanosleep(&ts, NULL); /* polling the counts: nothing to wait on */
+		xr__server_work(srv, &w);
+	} while (w.recvs - w0.recvs < 2000 && xr__now_ns() - t0 < 30 * SEC);
+	atomic_store(&stop, true);
+	double secs = (double)(xr__now_ns() - t0) / 1e9;
+	uint64_t sent = 0, conns = 0;
+	for (int i = 0; i < FLOODERS; i++) {
+		pthread_join(th[i], NULL);
+		sent += f[i].sent;
+		conns += f[i].conns;
+	}
+	xr__server_work(srv, &w);
+	for (int i = 0; i < IDLE; i++)
+		xr_reader_detach(idle[i]);
+	unserve(a, srv);
+	uint64_t polls = w.polls - w0.polls, recvs = w.recvs - w0.recvs;
+	uint64_t idle_polls = w.idle - w0.idle, timeouts = w.timeouts - w0.timeouts;
+	printf("per_poll_work: %llu connections sent %llu messages in %.1f s beside %d idle readers: "
+	       "%llu polls (%llu timeouts, %llu that acted on nothing), %llu messages read, at "
+	       "most %u in a poll, %llu accepts, at most %u in a poll\n",
+	       (unsigned long long)conns, (unsigned long long)sent, secs, IDLE,
+	       (unsigned long long)polls, (unsigned long long)timeouts,
+	       (unsigned long long)idle_polls, (unsigned long long)recvs, w.max_recvs,
+	       (unsigned long long)(w.accepts - w0.accepts), w.max_accepts);
+	if (w.max_recvs_over)
+		FAILF("a poll read %u messages more than the connections it polled",
+		      w.max_recvs_over);
+	CHECK(w.max_accepts <= 1);
+	/* A poll that finds something it cannot act on would find it again
+	 * at once: a spin would be most of the polls. */
+	if (idle_polls > polls / 100 + 10)
+		FAILF("%llu of %llu polls acted on nothing: the control thread spins",
+		      (unsigned long long)idle_polls, (unsigned long long)polls);
+	CHECK(recvs >= 2000); /* the flood reached the thread */
+}
+
 static bool kernel_has_passrights(void)
 {
 	int sv[2], zero = 0;
@@ -2232,6 +2337,7 @@ int main(void)
 	detach_frees();
 	malformed();
 	conn_table_full();
+	per_poll_work();
 	idle_timeout();
 	reader_killed();
 	held_back();
