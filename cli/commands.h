@@ -9,6 +9,7 @@ int xr_cmd_tail(int argc, char **argv);
 int xr_cmd_games(int argc, char **argv);
 int xr_cmd_agent(int argc, char **argv);
 int xr_cmd_setup(int argc, char **argv);
+int xr_cmd_clean(int argc, char **argv);
 int xr_cmd_stat(int argc, char **argv);
 int xr_cmd_top(int argc, char **argv);
 int xr_cmd_bench(int argc, char **argv);

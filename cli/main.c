@@ -18,6 +18,7 @@ static const char usage[] =
 	"  games    create, destroy, reset and list a running engine's games\n"
 	"  agent    act for seats of a running engine's games (a random legal action)\n"
 	"  setup    reserve huge pages and mount hugetlbfs (root), or say why not\n"
+	"  clean    remove the arenas of this user's engines that are gone (killed)\n"
 	"  bench    measure this machine: rings, engine, wakeups, peers, Python, agents\n"
 	"  profile  where the time goes: perf record of the engine, a reader or a ring\n"
 	"\n"
@@ -37,6 +38,7 @@ int main(int argc, char **argv)
 		{"games", xr_cmd_games},
 		{"agent", xr_cmd_agent},
 		{"setup", xr_cmd_setup},
+		{"clean", xr_cmd_clean},
 		{"bench", xr_cmd_bench},
 		{"profile", xr_cmd_profile},
 	};

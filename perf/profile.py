@@ -174,6 +174,12 @@ def engine_or_reader(args, work):
                     p.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     p.kill()
+                    p.wait()
+        # An engine that had to be killed leaves its arena (and its huge
+        # pages): removed by name, nothing else (`xring clean`).
+        if eng and eng.returncode != 0:
+            subprocess.run([args.xring, "clean", name], env=env, capture_output=True,
+                           timeout=60)
     return "comm"
 
 

@@ -16,6 +16,7 @@
  * it validated. Shared memory holds the header for tools and readers, and the
  * atomics of the protocol.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <numa.h>
@@ -384,6 +385,58 @@ static void unlink_if_same(const char *path, const struct stat *was)
 	if (was->st_ino && lstat(path, &there) == 0 && there.st_dev == was->st_dev &&
 	    there.st_ino == was->st_ino)
 		unlink(path);
+}
+
+int xr__arena_reap_stale(const char *const *names, int n_names, bool dry_run,
+			 void (*found)(const char *path, uint64_t bytes, bool removed, void *ctx),
+			 void *ctx)
+{
+	struct xr_place all[XR_MAX_CANDIDATES];
+	struct stat dirs[XR_MAX_CANDIDATES];
+	char ignore[XR_NOTE_MAX];
+	int na = xr__places(XR_HUGEPAGES_PREFER, all, ignore, sizeof(ignore)), n = 0;
+
+	for (int i = 0; i < na; i++) {
+		DIR *d = opendir(all[i].dir);
+		struct dirent *e;
+		bool seen_dir = false;
+
+		if (!d)
+			continue;
+		/* XRING_DIR may be one of the others. */
+		if (fstat(dirfd(d), &dirs[i]) == 0)
+			for (int j = 0; j < i; j++)
+				seen_dir |= dirs[j].st_dev == dirs[i].st_dev &&
+					    dirs[j].st_ino == dirs[i].st_ino;
+		else
+			dirs[i] = (struct stat){0};
+		while (!seen_dir && (e = readdir(d))) {
+			char path[XR_PATH_MAX], why[XR_NOTE_MAX + 64];
+			struct stat was;
+			const char *name = e->d_name + 6;
+
+			if (strncmp(e->d_name, "xring-", 6) || xr__check_name(name, XR_NAME_MAX) < 0 ||
+			    xr__arena_path(path, sizeof(path), all[i].dir, name) < 0)
+				continue;
+			bool asked = n_names == 0;
+			for (int k = 0; k < n_names && !asked; k++)
+				asked = !strcmp(names[k], name);
+			if (!asked)
+				continue;
+			/* Opens nothing that is not a regular file of ours. */
+			if (name_state(path, why, sizeof(why), &was) != NAME_STALE)
+				continue;
+			bool removed = false;
+			if (!dry_run) {
+				unlink_if_same(path, &was);
+				removed = lstat(path, &(struct stat){0}) < 0 && errno == ENOENT;
+			}
+			found(path, (uint64_t)was.st_size, removed, ctx);
+			n++;
+		}
+		closedir(d);
+	}
+	return n;
 }
 
 /* ---- creation ---- */

@@ -204,6 +204,21 @@ int xr__arena_validate(const struct xr_arena_hdr *h, uint64_t file_size);
  * opened by name) its writer's process still runs. */
 bool xr__arena_alive(const struct xr_arena *a);
 
+/*
+ * Arenas of this uid whose engine is gone (closed, or its process dead):
+ * what a killed engine leaves behind, holding its huge pages or /dev/shm
+ * memory until an engine of the same name starts. Looks in every place an
+ * arena may be (hugetlbfs, /dev/shm, XRING_DIR), calls found() for each
+ * with its path and size, and unless dry_run removes it, if the file there
+ * is still the one examined. Nothing of another uid, nothing that is not an
+ * arena, no live engine's and no arena of another layout (whose liveness
+ * cannot be read) is touched. With n_names > 0, only arenas of those engine
+ * names. Returns how many were found, or -errno.
+ */
+int xr__arena_reap_stale(const char *const *names, int n_names, bool dry_run,
+			 void (*found)(const char *path, uint64_t bytes, bool removed, void *ctx),
+			 void *ctx);
+
 /* An engine-side user of the arena (a control server) starts or stops
  * holding it: xr_arena_destroy() refuses while anything holds it. */
 void xr__arena_hold(struct xr_arena *a);
