@@ -1,5 +1,5 @@
 # Tests of the arena, rings and reader library.
-xr_test(NAME test_ring_protocol SOURCES test_ring_protocol.c LABELS "unit;ring")
+xr_test(NAME test_ring_protocol SOURCES test_ring_protocol.c LABELS "unit;ring;threads")
 # One writer, three reader processes, a million random-size records per
 # phase; every record stamped and checked. Runs with or without huge pages.
 xr_test(NAME test_ring_stress_proc SOURCES test_ring_stress_proc.c LABELS "stress;ring"

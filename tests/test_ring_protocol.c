@@ -659,7 +659,7 @@ struct waiter {
 	xr_reader *r;
 	atomic_int done;
 	int rc;
-	pid_t tid;
+	_Atomic pid_t tid; /* the waiting thread's, for interrupt() to look at */
 };
 
 static void *writer_waits(void *p)
