@@ -342,7 +342,10 @@ expect_err 1 "no engine '$name-none' is running" -- "$xring" agent "$name-none" 
   --ring-size 1M --hugepages off --quiet &
 engine=$!
 for _ in $(seq 100); do "$xring" games "$name-ag" list >/dev/null 2>&1 && break; sleep 0.05; done
-"$xring" agent "$name-ag" --games 0-3 --seconds 3 > "$work/agent.out" &
+# Until told to stop: a first agent that had ended on a timer before the
+# second one's claim (a slow run: ASan, a busy machine) let that claim
+# succeed, and the second agent then ran for ever.
+"$xring" agent "$name-ag" --games 0-3 --seconds 300 > "$work/agent.out" &
 agent=$!
 # Until the agent's answers are counted (the shards publish twice a second).
 ok=
@@ -358,7 +361,8 @@ done
 "$xring" info "$name-ag" | grep -qE "agent +0 pid [0-9]+ xring-agent \(live\): 1 claims" \
   || fail "xring info shows the agent"
 expect_err 1 "cannot claim games 2-5: .*seat \(game 2, player 0\) is held by agent 0 \(\"xring-agent\"" \
-  -- "$xring" agent "$name-ag" --games 2-5
+  -- "$xring" agent "$name-ag" --games 2-5 --seconds 10
+kill -INT "$agent"
 wait "$agent" || fail "xring agent exit status"
 grep -qE "^xring agent: done; [0-9]+ answers/s; actions [1-9][0-9]*, fallbacks" "$work/agent.out" \
   || fail "xring agent summary: $(cat "$work/agent.out")"
