@@ -465,9 +465,13 @@ static int parse_writer_opt(int k, const char *v, struct engine_args *ea)
 	return 1;
 }
 
+/* What a config file added to the command line (merge_config). */
+static char **config_args, **config_merged;
+static int config_n;
+
 /* A config file's options go before the command line's, so that the
- * command line wins. *argv then lives until exit: its strings back the
- * spec's fields. 0 or an exit code. */
+ * command line wins. *argv then lives until xr_cmd_engine() returns: its
+ * strings back the spec's fields. 0 or an exit code. */
 static int merge_config(int *argc, char ***argv)
 {
 	char **args = NULL;
@@ -500,6 +504,11 @@ static int merge_config(int *argc, char ***argv)
 	memcpy(merged + 1 + nargs, *argv + 1, (size_t)(*argc - 1) * sizeof(char *));
 	*argv = merged;
 	*argc += nargs;
+	/* The options' values point into them for the whole run: freed by
+	 * xr_cmd_engine() on its way out. */
+	config_args = args;
+	config_n = nargs;
+	config_merged = merged;
 	return 0;
 }
 
@@ -821,7 +830,7 @@ static int run_synth(struct engine_args *ea, struct xr_host *h, const xr_exp_tem
 	return 0;
 }
 
-int xr_cmd_engine(int argc, char **argv)
+static int engine_main(int argc, char **argv)
 {
 	struct engine_args ea = {
 		.ss = {.policy = XR_POLICY_LOSSLESS, .n_rings = 1, .ring_bytes = 64ull << 20,
@@ -890,5 +899,14 @@ int xr_cmd_engine(int argc, char **argv)
 	}
 	rc = vt ? run_games(&ea, h, &t, vt) : run_synth(&ea, h, &t);
 	xr_host_destroy(h);
+	return rc;
+}
+
+int xr_cmd_engine(int argc, char **argv)
+{
+	int rc = engine_main(argc, argv);
+
+	xr_config_free(config_args, config_n);
+	free(config_merged);
 	return rc;
 }
