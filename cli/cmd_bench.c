@@ -15,6 +15,7 @@
  * (progress, notes) passes straight through.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -28,6 +29,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/paths.h"
+#include "util/fs.h"
 
 #define MAX_ARGS 48
 
@@ -282,8 +284,12 @@ static int run_part(const struct part *p, bool quick, bool json, const char *plo
 			return XR_EXIT_FAIL;
 		}
 		strcat(keep, ".json");
-		kept = fopen(keep, "we");
+		/* DIR is checked to be ours alone (main); no link followed even so. */
+		int kfd = open(keep, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+		kept = kfd >= 0 ? fdopen(kfd, "w") : NULL;
 		if (!kept) {
+			if (kfd >= 0)
+				close(kfd);
 			xr_cli_err("bench", "%s: cannot write %s: %s", p->name, keep,
 				   strerror(errno));
 			fclose(out);
@@ -414,7 +420,16 @@ int xr_cmd_bench(int argc, char **argv)
 		}
 		if (stat(plot_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
 			xr_cli_err("bench", "--plot %s: not a directory", plot_dir);
-			return XR_EXIT_FAIL;
+			return XR_EXIT_USAGE;
+		}
+		/* The JSON and the charts are written by name: in a directory
+		 * another user may write (--plot /tmp), a link planted there
+		 * would have them written wherever it points. */
+		char why[512];
+		if (xr__check_dir(plot_dir, NULL, why, sizeof(why)) < 0) {
+			xr_cli_err("bench", "--plot: %s; give --plot a directory of this user's that "
+					    "no other user may write", why);
+			return XR_EXIT_USAGE;
 		}
 		json = true; /* the charts are drawn from the parts' JSON */
 	}

@@ -19,6 +19,7 @@ python3-matplotlib).
 """
 import json
 import os
+import stat
 import sys
 
 
@@ -219,6 +220,14 @@ def main():
         print("usage: plot.py DIR (a directory of xring bench --plot JSON files)", file=sys.stderr)
         return 2
     out = sys.argv[1]
+    # The charts are written by name: in a directory another user may write,
+    # a link planted there would have them written wherever it points.
+    st = os.lstat(out)
+    if stat.S_ISLNK(st.st_mode) or st.st_uid not in (0, os.geteuid()) or \
+            st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        print(f"plot.py: {out} is a link, another user's, or writable by others: give it a "
+              "directory of this user's that no other user may write", file=sys.stderr)
+        return 2
     try:
         import matplotlib
         matplotlib.use("Agg")

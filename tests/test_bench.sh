@@ -86,6 +86,15 @@ if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
   [ "$rc" -eq 0 ] && [ "$(head -c 4 "$work/plots3/engine.png" | tail -c 3)" = PNG ] ||
     fail "--plot engine: exit $rc, no PNG: $(ls "$work/plots3"): $(cat "$work/err")"
 fi
+# --plot into a directory another user may write (a link planted there
+# would be written through) or into a file: refused, one line, exit 2.
+mkdir -m 1777 "$work/shared"
+run ring --plot "$work/shared"
+[ "$rc" -eq 2 ] && grep -q "writable by every user" "$work/err" && [ ! -e "$work/shared/ring.json" ] ||
+  fail "--plot into a directory of mode 1777: exit $rc: $(cat "$work/err")"
+: >"$work/afile"
+run ring --plot "$work/afile"
+[ "$rc" -eq 2 ] && grep -q "not a directory" "$work/err" || fail "--plot into a file: exit $rc"
 FAKE_RC=1 run ring --plot "$work/plots2"
 [ "$rc" -eq 1 ] && [ ! -e "$work/plots2/ring.json" ] && [ ! -e "$work/plots2/ring_throughput.png" ] ||
   fail "--plot of a failed data check: exit $rc, $(ls "$work/plots2")"
