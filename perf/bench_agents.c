@@ -240,6 +240,9 @@ static void engine_start(struct engine *e, const struct opts *o, const char *tag
 		fprintf(stderr, "bench_agents: engine: %s\n", why);
 		exit(1);
 	}
+	xr_arena_facts gf; /* a signal from here on removes it (bench_util.h) */
+	xr_arena_facts_get(xr_host_arena(e->h), &gf);
+	bench_remove_on_signal(gf.path);
 	if (pthread_create(&e->th, NULL, engine_main, e))
 		die("pthread_create", 0);
 }
@@ -250,6 +253,7 @@ static void engine_stop(struct engine *e)
 	pthread_join(e->th, NULL);
 	if (e->rc < 0)
 		die("engine", e->rc);
+	bench_keep_all();
 	xr_host_destroy(e->h);
 }
 

@@ -29,10 +29,12 @@
 #include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -44,6 +46,7 @@
 #include "xring/server.h"
 #include "xring/reader.h"
 #include "xring/record.h"
+#include "bench_util.h"
 
 static double now_s(void)
 {
@@ -264,7 +267,9 @@ static void reader_main(const char *name, double seconds, int go_fd, int fd)
 	while (now_s() < end) {
 		xr_batch b;
 		int n = xr_reader_read(r, 64, 1024, 10000000, &b);
-		if (n <= 0)
+		if (n < 0)
+			_exit(6); /* the engine is gone, or the read failed: no figures */
+		if (n == 0)
 			continue;
 		const xr_frame *f = b.first;
 		for (int i = 0; i < n; i++, f = xr_frame_next(f))
@@ -278,6 +283,19 @@ static void reader_main(const char *name, double seconds, int go_fd, int fd)
 	_exit(write(fd, got, sizeof(got)) == (ssize_t)sizeof(got) ? 0 : 4);
 }
 
+/* One line on stderr about a bad option; the exit status of a usage error. */
+__attribute__((format(printf, 1, 2))) static int usage_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("bench_engine: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
 	uint32_t sizes[8] = {100, 1000, 10000}, n_sizes = 3, shards = 2;
@@ -285,16 +303,40 @@ int main(int argc, char **argv)
 	bool json = false;
 
 	for (int i = 1; i < argc; i++) {
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		char *end;
+
 		if (!strcmp(argv[i], "--json")) {
 			json = true;
-		} else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
-			seconds = atof(argv[++i]);
-		} else if (!strcmp(argv[i], "--shards") && i + 1 < argc) {
-			shards = (uint32_t)atoi(argv[++i]);
-		} else if (!strcmp(argv[i], "--games") && i + 1 < argc) {
+		} else if (!strcmp(argv[i], "--seconds") && v) {
+			seconds = strtod(v, &end);
+			i++;
+			if (*end || end == v || !(seconds >= 0.1 && seconds <= 3600))
+				return usage_err("--seconds '%s': give a time of 0.1 to 3600 seconds", v);
+		} else if (!strcmp(argv[i], "--shards") && v) {
+			unsigned long n = strtoul(v, &end, 10);
+			i++;
+			if (*end || end == v || v[0] == '-' || n < 1 || n > 64)
+				return usage_err("--shards '%s': give 1 to 64 shards", v);
+			shards = (uint32_t)n;
+		} else if (!strcmp(argv[i], "--games") && v) {
+			char list[256];
+			i++;
+			if (strlen(v) >= sizeof(list))
+				return usage_err("--games: a list of at most 8 counts, not '%s'", v);
+			strcpy(list, v);
 			n_sizes = 0;
-			for (char *tok = strtok(argv[++i], ","); tok && n_sizes < 8; tok = strtok(NULL, ","))
-				sizes[n_sizes++] = (uint32_t)strtoul(tok, NULL, 10);
+			for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+				unsigned long n = strtoul(tok, &end, 10);
+				if (*end || end == tok || tok[0] == '-' || n < 1 || n > 10000000 ||
+				    n_sizes == 8)
+					return usage_err("--games '%s': give up to 8 counts of 1 to "
+							 "10,000,000 games, e.g. 100,1000", v);
+				sizes[n_sizes++] = (uint32_t)n;
+			}
+			if (!n_sizes)
+				return usage_err("--games '%s': give up to 8 counts of 1 to 10,000,000 "
+						 "games, e.g. 100,1000", v);
 		} else {
 			fprintf(stderr, "usage: bench_engine [--games N,N,...] [--seconds S] [--shards S] "
 					"[--json]\n");
@@ -346,8 +388,14 @@ int main(int argc, char **argv)
 		if (pipe(fds) < 0 || pipe(go) < 0)
 			return 2;
 		pid_t pid = fork();
-		if (pid == 0)
+		if (pid == 0) {
+			/* Not one moment past this process: a signal that ends it
+			 * (bench_util.h) would leave the reader mapping the arena. */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() == 1)
+				_exit(7);
 			reader_main(name, seconds, go[0], fds[1]);
+		}
 		close(go[0]);
 		xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
 				      .hugepages = XR_HUGEPAGES_PREFER, .numa_node = XR_NUMA_DEFAULT};
@@ -361,6 +409,12 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench_engine: %s\n", xr_server_last_note());
 			return 2;
 		}
+	{ /* a signal from here on removes them (bench_util.h) */
+		xr_arena_facts gf;
+		xr_arena_facts_get(a, &gf);
+		bench_remove_on_signal(gf.path);
+		bench_remove_on_signal(xr_server_path(srv));
+	}
 		char c;
 		if (write(go[1], "g", 1) != 1 || read(fds[0], &c, 1) != 1)
 			return 2;
@@ -399,6 +453,7 @@ int main(int argc, char **argv)
 		uint64_t *got = win.got;
 		xr_arena_close(a);
 		xr_server_stop(srv);
+		bench_keep_all();
 		xr_arena_destroy(a);
 		close(fds[0]);
 		if (rc < 0 || got[2] || !win.ok || !got[0] || !got[3]) {

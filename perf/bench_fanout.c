@@ -640,8 +640,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	rc = xr_server_start(a, NULL, &srv);
-	if (rc == 0)
+	if (rc == 0) {
+		xr_arena_facts gf; /* a signal from here on removes them (bench_util.h) */
+		xr_arena_facts_get(a, &gf);
+		bench_remove_on_signal(gf.path);
+		bench_remove_on_signal(xr_server_path(srv));
 		rc = xr_arena_writer(a, 0, 0, &w);
+	}
 	if (rc < 0) {
 		fprintf(stderr, "bench_fanout: serve: %s\n", xr_strerror(rc));
 		status = 2;
@@ -680,6 +685,7 @@ int main(int argc, char **argv)
 out:
 	xr_arena_close(a);
 	xr_server_stop(srv);
+	bench_keep_all();
 	xr_arena_destroy(a);
 	for (uint32_t i = 0; i < MAX_POINTS; i++)
 		for (int k = 0; k < K_COUNT; k++) {

@@ -522,10 +522,14 @@ static int xr_round(const struct cfg *c, uint32_t size, double seconds, struct r
 	if (rc < 0) {
 		fprintf(stderr, "bench_ring: xr_server_start: %s (%s)\n", xr_strerror(rc),
 			xr_server_last_note());
+		bench_keep_all();
 		xr_arena_destroy(a);
 		return rc;
 	}
 	xr_arena_facts_get(a, &f);
+	/* A signal from here on removes them (bench_util.h). */
+	bench_remove_on_signal(f.path);
+	bench_remove_on_signal(xr_server_path(srv));
 	/* Every round on the backing of the first: a round that fell back to
 	 * 4 kB pages (huge pages gone) measures the page faults, not the ring. */
 	if (bi->backing[0] && (strcmp(bi->backing, xr_backing_name(f.backing)) ||
@@ -536,6 +540,7 @@ static int xr_round(const struct cfg *c, uint32_t size, double seconds, struct r
 			xr_backing_name(f.backing), (uint64_t)f.page_size >> 10, bi->backing,
 			bi->page_size >> 10);
 		xr_server_stop(srv);
+		bench_keep_all();
 		xr_arena_destroy(a);
 		return -ENOMEM;
 	}
@@ -552,6 +557,7 @@ static int xr_round(const struct cfg *c, uint32_t size, double seconds, struct r
 		if (rc == 0)
 			fprintf(stderr, "bench_ring: reader: %s\n", xr_strerror(pid));
 		xr_server_stop(srv);
+		bench_keep_all();
 		xr_arena_destroy(a);
 		return rc < 0 ? rc : pid;
 	}
@@ -564,6 +570,7 @@ static int xr_round(const struct cfg *c, uint32_t size, double seconds, struct r
 	xr_server_stop(srv);
 	/* Its huge pages back to the pool for the next round (without this,
 	 * the eighth 256 MiB round of a run found none and fell back). */
+	bench_keep_all();
 	xr_arena_destroy(a);
 	if (rc < 0 || rrc < 0) {
 		fprintf(stderr, "bench_ring: %s: %s\n", rc < 0 ? "writer" : "reader result",

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -177,6 +178,84 @@ static inline void cpu_model(char *buf, size_t len)
 		}
 	}
 	fclose(f);
+}
+
+/* ---- what a signal must not leave behind ----
+ *
+ * A benchmark ended by SIGINT (Ctrl-C), SIGTERM (`xring bench` passes it
+ * on) or SIGHUP between xr_arena_create() and xr_arena_destroy() left its
+ * arena, and the huge pages or /dev/shm memory under it: its name carries
+ * the pid, so no later engine reuses it (a run of `xring bench engine`
+ * stopped that way kept 66 huge pages). The files named here are removed
+ * by the handler (unlink(2) is async-signal-safe) before the signal ends
+ * the process as it would have; only by the process that named them
+ * (forked readers inherit the handler, not the files). */
+#define BENCH_LEFT_MAX 8
+static char bench_left[BENCH_LEFT_MAX][256];
+static volatile pid_t bench_left_pid;
+
+static inline void bench_on_signal(int sig)
+{
+	if (getpid() == bench_left_pid)
+		for (int i = 0; i < BENCH_LEFT_MAX; i++)
+			if (bench_left[i][0])
+				unlink(bench_left[i]);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* path (an arena, a control socket) is removed should a signal end the
+ * process before bench_keep(path); NULL or "" is ignored. */
+static inline void bench_remove_on_signal(const char *path)
+{
+	sigset_t all, old;
+
+	if (!path || !path[0] || strlen(path) >= sizeof(bench_left[0]))
+		return;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old); /* the handler never sees half a path */
+	if (bench_left_pid != getpid()) {
+		struct sigaction sa = {.sa_handler = bench_on_signal};
+		sigemptyset(&sa.sa_mask);
+		memset(bench_left, 0, sizeof(bench_left));
+		bench_left_pid = getpid();
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+	}
+	for (int i = 0; i < BENCH_LEFT_MAX; i++)
+		if (!bench_left[i][0]) {
+			memcpy(bench_left[i], path, strlen(path) + 1);
+			break;
+		}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Nothing named is left for a signal to remove (the arena destroyed as
+ * usual). */
+static inline void bench_keep_all(void)
+{
+	sigset_t all, old;
+
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	memset(bench_left, 0, sizeof(bench_left));
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+/* path is the engine's to remove again (its arena destroyed normally). */
+static inline void bench_keep(const char *path)
+{
+	sigset_t all, old;
+
+	if (!path || !path[0])
+		return;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	for (int i = 0; i < BENCH_LEFT_MAX; i++)
+		if (!strcmp(bench_left[i], path))
+			bench_left[i][0] = '\0';
+	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 #endif

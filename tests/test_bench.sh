@@ -157,6 +157,32 @@ else
   echo "bench ring: no perf/ in this build (XRING_PERF=OFF): the real run skipped"
 fi
 
+# bench_engine: a bad option is one line and exit 2, never figures of
+# something else; SIGTERM mid-run (as `xring bench` passes it on) leaves no
+# arena, socket or reader behind (their names carry the pid: nothing would
+# ever reuse them).
+eng=$(dirname "$xring")/perf/bench_engine
+if [ -x "$eng" ]; then
+  for bad in "--games 0" "--games abc" "--games ,," "--shards 0" "--seconds inf"; do
+    out=$("$eng" $bad 2>&1 >/dev/null)
+    rc=$?
+    [ "$rc" -eq 2 ] && [ "$(wc -l <<<"$out")" -eq 1 ] || fail "bench_engine $bad: exit $rc: $out"
+  done
+  mkdir -m 0700 "$work/arenas"
+  XRING_DIR=$work/arenas XRING_RUN_DIR=$work/arenas "$eng" --games 100 --seconds 30 \
+    >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 200); do compgen -G "$work/arenas/xring-bench-engine-$pid-*" >/dev/null && break
+    sleep 0.05; done
+  compgen -G "$work/arenas/xring-bench-engine-$pid-*" >/dev/null || fail "bench_engine: no arena"
+  kill -TERM "$pid"; wait "$pid"
+  for _ in $(seq 100); do pgrep -f "^$eng" >/dev/null || break; sleep 0.05; done
+  left=$(ls -A "$work/arenas")
+  [ -z "$left" ] || fail "bench_engine ended by SIGTERM left: $left"
+  pgrep -af "^$eng" && fail "bench_engine ended by SIGTERM left its reader running"
+  echo "bench_engine: bad options refused; SIGTERM mid-run leaves nothing behind"
+fi
+
 # bench_peers: a peer that hangs is reported as not measured and the others'
 # figures stand (exit 0); xring hanging fails the run (exit 2). The hook makes
 # the named transport's reader hang as a stuck transport's would.
