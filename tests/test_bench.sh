@@ -215,15 +215,19 @@ if [ -x "$peers" ]; then
     [ "$rc" -eq 0 ] && grep -q "iceoryx .*not measured: an iox-roudi is running already (pid $roudi" \
       "$work/out" && grep -qE "^  xring +[0-9]+ " "$work/out" ||
       fail "bench_peers beside a RouDi: exit $rc: $(cat "$work/out" "$work/err")"
+    # What is there before (another user's files, say) is not this run's.
+    iox_files() { ls -d /dev/shm/iceoryx_mgmt /tmp/roudi /tmp/bench_peers_[rw]* 2>/dev/null | sort; }
+    before=$(iox_files)
+    new_files() { comm -13 <(echo "$before") <(iox_files) | grep bench_peers_; }
     "$peers" --sizes 64 --only iceoryx --seconds 5 --no-pin >"$work/out" 2>"$work/err" &
     pid=$!
     # Until its reader or writer is an iceoryx client (its socket in /tmp).
     for _ in $(seq 300); do
-      compgen -G "/tmp/bench_peers_[rw]*" >/dev/null && break; sleep 0.05
+      new_files >/dev/null && break; sleep 0.05
     done
-    compgen -G "/tmp/bench_peers_[rw]*" >/dev/null || fail "bench_peers: no iceoryx client started"
+    new_files >/dev/null || fail "bench_peers: no iceoryx client started"
     kill -TERM "$pid"; wait "$pid"
-    left=$(ls -d /dev/shm/iceoryx_mgmt /tmp/roudi /tmp/bench_peers_[rw]* 2>/dev/null)
+    left=$(comm -13 <(echo "$before") <(iox_files))
     [ -z "$left" ] || fail "bench_peers ended by SIGTERM left: $left"
     pgrep -x iox-roudi >/dev/null && fail "bench_peers ended by SIGTERM left iox-roudi running"
     echo "bench_peers: iceoryx beside another RouDi is not measured; SIGTERM leaves nothing of it"

@@ -164,8 +164,10 @@ static int nftw_rm(const char *p, const struct stat *sb, int flag, struct FTW *f
 	return 0;
 }
 
-/* Stops what this process started: every transport's daemon first (kill(2),
- * waitpid(2), nanosleep(2): safe in a signal handler), then removes the
+/* Stops what this process started: its run's children, then every
+ * transport's daemon (kill(2), waitpid(2), nanosleep(2), and the leftovers
+ * removed by precomputed names with lstat(2) and unlink(2): safe in a
+ * signal handler, peers_in_signal()), then removes the
  * temporary directory (nftw(3), which is not; on_signal() has made a second
  * signal fatal by then, so the worst case is a directory left in /tmp). */
 static void stop_all(void)
@@ -191,9 +193,17 @@ static void stop_all(void)
 	}
 }
 
+static volatile sig_atomic_t in_signal;
+
+bool peers_in_signal(void)
+{
+	return in_signal;
+}
+
 static void on_signal(int sig)
 {
 	signal(sig, SIG_DFL);
+	in_signal = 1;
 	stop_all();
 	raise(sig);
 }
@@ -266,8 +276,11 @@ static int run_one(const struct cfg *c, const struct transport *t, struct run *r
 	}
 	fflush(NULL);
 	rp = fork();
-	if (rp > 0)
+	if (rp > 0) {
 		cur_child[0] = rp;
+		if (t->forked)
+			t->forked(r, rp, 'r');
+	}
 	if (rp == 0) {
 		close(ready[0]);
 		close(result[0]);
@@ -305,8 +318,11 @@ static int run_one(const struct cfg *c, const struct transport *t, struct run *r
 			goto fail_fds;
 		}
 		wp = fork();
-		if (wp > 0)
+		if (wp > 0) {
 			cur_child[1] = wp;
+			if (t->forked)
+				t->forked(r, wp, 'w');
+		}
 		if (wp == 0) {
 			close(wresult[0]);
 			child_setup(c->cpu_writer, timeout);

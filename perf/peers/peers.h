@@ -91,7 +91,14 @@ struct transport {
 	 * what would outlive the process (files under names), with
 	 * async-signal-safe calls only (optional). */
 	void (*abandon)(void *st);
+	/* In the parent, after it forked run r's reader (side 'r') or writer
+	 * ('w') as pid (optional): for the names that child will make. */
+	void (*forked)(const struct run *r, pid_t pid, char side);
 };
+
+/* Whether the benchmark is ending in its signal handler (stop() may then
+ * use async-signal-safe calls only). */
+bool peers_in_signal(void);
 
 /* Every CPU the benchmark may use, before it pinned itself: for the
  * threads a library starts beside ours (ZeroMQ's I/O threads), which we

@@ -30,6 +30,7 @@
  * unregisters from RouDi in a destructor that only exit() runs.
  */
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -159,47 +160,50 @@ static pid_t other_roudi(void)
 }
 
 /* Removes path if it is this uid's and of the kind asked for (lstat: a
- * link is never followed, and someone else's file never removed). */
+ * link is never followed, and someone else's file never removed).
+ * Async-signal-safe: lstat(2), geteuid(2), unlink(2). */
 static void remove_ours(const char *path, mode_t kind)
 {
 	struct stat st;
 
-	if (lstat(path, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & S_IFMT) == kind)
+	if (path[0] && lstat(path, &st) == 0 && st.st_uid == geteuid() &&
+	    (st.st_mode & S_IFMT) == kind)
 		unlink(path);
 }
 
-/* What a RouDi that did not end cleanly leaves: its segments, its locks,
- * and its clients' sockets (named after our children: bench_peers_[rw]*). */
+/* The names a RouDi that did not end cleanly leaves, worked out before
+ * anything may need them in a signal handler: its segments (the user's is
+ * named after the user), and its clients' sockets and locks in /tmp, named
+ * after our children (iox_forked()), never matched by a pattern. */
+#define IOX_CLIENTS 64
+static char user_seg[300];
+static char clients[IOX_CLIENTS][2][48]; /* socket, lock */
+static unsigned n_clients;
+
+static void iox_forked(const struct run *r, pid_t pid, char side)
+{
+	char (*c)[48] = clients[n_clients++ % IOX_CLIENTS];
+
+	snprintf(c[0], sizeof(c[0]), "/tmp/bench_peers_%c%d_%u", side, (int)pid, r->tag);
+	snprintf(c[1], sizeof(c[1]), "/tmp/bench_peers_%c%d_%u.lock", side, (int)pid, r->tag);
+}
+
 static void remove_leftovers(void)
 {
-	struct passwd *pw = getpwuid(geteuid());
-	char path[300];
-	DIR *d;
-	struct dirent *e;
-
-	if (other_roudi())
-		return; /* the names may be its now */
+	/* Out of a signal handler, a RouDi that started since ours ended may
+	 * hold the names now (in one, ours ran until a moment ago and held
+	 * them: /proc is not read there, which is not async-signal-safe). */
+	if (!peers_in_signal() && other_roudi())
+		return;
 	remove_ours("/dev/shm/iceoryx_mgmt", S_IFREG);
-	if (pw && !strchr(pw->pw_name, '/')) {
-		snprintf(path, sizeof(path), "/dev/shm/%s", pw->pw_name);
-		remove_ours(path, S_IFREG);
-	}
+	remove_ours(user_seg, S_IFREG);
 	remove_ours("/tmp/roudi", S_IFSOCK);
 	remove_ours("/tmp/roudi.lock", S_IFREG);
 	remove_ours("/tmp/iox-unique-roudi.lock", S_IFREG);
-	if (!(d = opendir("/tmp")))
-		return;
-	while ((e = readdir(d))) {
-		if (strncmp(e->d_name, "bench_peers_r", 13) && strncmp(e->d_name, "bench_peers_w", 13))
-			continue;
-		/* Only a dead client's: bench_peers_[rw]PID_TAG[.lock]. */
-		pid_t pid = (pid_t)strtol(e->d_name + 13, NULL, 10);
-		if (pid > 0 && kill(pid, 0) == 0)
-			continue;
-		snprintf(path, sizeof(path), "/tmp/%s", e->d_name);
-		remove_ours(path, strstr(e->d_name, ".lock") ? S_IFREG : S_IFSOCK);
+	for (unsigned i = 0; i < IOX_CLIENTS; i++) {
+		remove_ours(clients[i][0], S_IFSOCK);
+		remove_ours(clients[i][1], S_IFREG);
 	}
-	closedir(d);
 }
 
 static void iox_stop(void)
@@ -229,6 +233,24 @@ static int iox_start(const char *dir, const uint32_t *sizes, uint32_t n, char *w
 	if (!on_path("iox-roudi")) {
 		snprintf(why, len, "absent (install Debian package iceoryx: iox-roudi)");
 		return -ENOENT;
+	}
+	struct passwd *pw = getpwuid(geteuid());
+	if (pw && !strchr(pw->pw_name, '/'))
+		snprintf(user_seg, sizeof(user_seg), "/dev/shm/%s", pw->pw_name);
+	/* RouDi opens its lock and socket by name and removes its segments
+	 * by name: where another user planted one of them (a link, say), it
+	 * would follow it or remove it as this user. */
+	static const char *const fixed[] = {"/tmp/roudi.lock", "/tmp/roudi",
+					    "/tmp/iox-unique-roudi.lock", "/dev/shm/iceoryx_mgmt"};
+	for (size_t i = 0; i <= sizeof(fixed) / sizeof(fixed[0]); i++) {
+		const char *p = i < sizeof(fixed) / sizeof(fixed[0]) ? fixed[i] : user_seg;
+		struct stat ps;
+		if (p[0] && lstat(p, &ps) == 0 && (S_ISLNK(ps.st_mode) || ps.st_uid != geteuid())) {
+			snprintf(why, len, "%s is %s: RouDi, run by this user, would follow it or "
+				 "remove it; remove it, then run again", p,
+				 S_ISLNK(ps.st_mode) ? "a symbolic link" : "another user's");
+			return -EBUSY;
+		}
 	}
 	pid_t other = other_roudi();
 	if (other) {
@@ -274,6 +296,15 @@ static int iox_start(const char *dir, const uint32_t *sizes, uint32_t n, char *w
 		}
 		if (waitpid(roudi_pid, &st, WNOHANG) == roudi_pid) {
 			roudi_pid = -1;
+			/* Another run's RouDi, started in the same moment, won
+			 * the names: not measured, as if it had been first. */
+			if ((other = other_roudi())) {
+				snprintf(why, len,
+					 "an iox-roudi started at the same moment (pid %d; another "
+					 "bench_peers?), and iceoryx allows one a machine: run again "
+					 "when it has gone", (int)other);
+				return -EBUSY;
+			}
 			roudi_ready(log, why, len); /* its last words */
 			if (!why[0])
 				snprintf(why, len, "iox-roudi exited (status %d)", st);
@@ -444,6 +475,7 @@ const struct transport peers_iox = {
 	.fork_writer = true,
 	.start = iox_start,
 	.stop = iox_stop,
+	.forked = iox_forked,
 	.prepare = iox_prepare,
 	.read = iox_read,
 	.write = iox_write,
