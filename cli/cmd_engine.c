@@ -898,6 +898,14 @@ static int engine_main(int argc, char **argv)
 		fflush(stdout);
 	}
 	rc = vt ? run_games(&ea, h, &t, vt) : run_synth(&ea, h, &t);
+	/* The handler must not reach the host once it is freed: with
+	 * signals blocked while the pointer goes, a handler runs either
+	 * before (on a live host) or not at all on this thread. */
+	sigset_t all, old;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	running_host = NULL;
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	xr_host_destroy(h);
 	return rc;
 }
