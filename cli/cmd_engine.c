@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <numa.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -877,7 +878,17 @@ static int engine_main(int argc, char **argv)
 		return XR_EXIT_FAIL;
 	}
 	uint16_t port = m ? xr__metrics_port(m) : 0;
+	/* The host's threads start with SIGINT and SIGTERM blocked (they
+	 * inherit this thread's mask), so that the handler only ever runs
+	 * here: never beside the host's destruction below. One that comes
+	 * meanwhile waits for the unblocking. */
+	sigset_t stops;
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGINT);
+	sigaddset(&stops, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stops, NULL);
 	rc = make_host(&ea, vt ? &go : NULL, &h);
+	pthread_sigmask(SIG_UNBLOCK, &stops, NULL);
 	if (rc) {
 		xr__metrics_close(m);
 		return rc;
@@ -898,9 +909,10 @@ static int engine_main(int argc, char **argv)
 		fflush(stdout);
 	}
 	rc = vt ? run_games(&ea, h, &t, vt) : run_synth(&ea, h, &t);
-	/* The handler must not reach the host once it is freed: with
-	 * signals blocked while the pointer goes, a handler runs either
-	 * before (on a live host) or not at all on this thread. */
+	/* The handler must not reach the host once it is freed: it runs on
+	 * this thread only (the host's threads block its signals), and with
+	 * them blocked while the pointer goes, either before, on a live host,
+	 * or after, on none. */
 	sigset_t all, old;
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
