@@ -705,5 +705,17 @@ def main():
     return 0
 
 
+def _stopped(sig, frame):
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    # Ctrl-C or SIGTERM (`xring bench` passes it on): the engines, readers
+    # and producers are stopped on the way out (the finally clauses), and
+    # the run ends in one line, not a traceback.
+    signal.signal(signal.SIGTERM, _stopped)
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("bench_python: stopped; no figures", file=sys.stderr)
+        sys.exit(130)
