@@ -30,6 +30,7 @@ xr_test(NAME test_agents_red SOURCES test_agents_red.c LABELS "unit;engine;threa
 # Alone in every pass. Its measures are of shards' CPU time per step, not
 # wall time, but CPU time is not immune to what runs beside: in a -j2 run
 # claim_churn saw each step cost 2.7 times as much while seats were claimed
-# and released (the shard waits on the seat table while the control thread
-# that holds it is off the CPU), against 1.1 times alone.
+# and released, against 1.1 times alone. Each claim makes every game look its
+# seats up again on its next turn; with less of the CPUs, the shard plays
+# fewer turns between claims, so each turn pays for more of them.
 set_tests_properties(test_agents_red PROPERTIES RUN_SERIAL TRUE)
