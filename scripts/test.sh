@@ -12,12 +12,15 @@
 # Long soaks and benchmarks live in perf/, not here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+t0=$SECONDS
+# Each step's start, in seconds since this script's: where the time goes.
+step() { echo "== $* (at $((SECONDS - t0)) s)"; }
 
 scripts/deps.sh
 scripts/build.sh build
 scripts/hugepages.sh build/xring
 
-echo "== 1. ctest (release)"
+step "1. ctest (release)"
 # Two tests at a time, as in 3 and 4: the stress tests (and so the soak) run
 # alone (RUN_SERIAL, tests/CMakeLists.txt); the rest mostly wait on each
 # other's processes and sockets. The instruction counts of test_icount do
@@ -31,18 +34,18 @@ pytest_two_then_solo() {
   /usr/bin/python3 -m pytest -q -p no:cacheprovider -m solo "$@"
 }
 
-echo "== 2. pytest"
+step "2. pytest"
 XRING_BUILD_DIR="$PWD/build" PYTHONDONTWRITEBYTECODE=1 \
   pytest_two_then_solo --durations=15 tests/python
 
-echo "== 3. ctest under ASan+UBSan"
+step "3. ctest under ASan+UBSan"
 scripts/build.sh build-asan -DXRING_ASAN=ON -DXRING_UBSAN=ON -DXRING_PERF=OFF
 # Two tests at a time (the stress tests alone: RUN_SERIAL): most wait on
 # each other's processes and sockets more than they compute.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j2 -LE "interop|soak|model"
 
-echo "== 3b. the Python extension under ASan+UBSan (pytest)"
+step "3b. the Python extension under ASan+UBSan (pytest)"
 # CPython itself is not built with ASan, so the runtime is preloaded; Python's
 # own allocations at exit are not ours to chase (detect_leaks=0): leaks are
 # bounded by the tests' tracemalloc checks and by the RSS checks of step 2.
@@ -56,11 +59,16 @@ LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.s
     --deselect tests/python/bindings/test_pip_install.py::test_pip_install_offline \
     --deselect tests/python/bindings/test_gym.py::test_docs_examples_run
 
-echo "== 4. threaded ring tests under TSan"
-scripts/build.sh build-tsan -DXRING_TSAN=ON -DXRING_PERF=OFF -DXRING_PYTHON=OFF
+step "4. threaded ring tests under TSan"
+# Only what those tests run is built (each test's program is the target of
+# its name; some run the CLI): the whole tree under TSan took a minute more.
+cmake -S . -B build-tsan -DXRING_WERROR=ON -DXRING_TSAN=ON -DXRING_PERF=OFF -DXRING_PYTHON=OFF \
+  >/dev/null
+tsan_targets=$(ctest --test-dir build-tsan -N -L threads | awk '/Test +#[0-9]+:/ { print $3 }')
+cmake --build build-tsan -j"$(nproc)" --target xring_cli $tsan_targets >/dev/null
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -j2 -L threads
 
-echo "== 5. libFuzzer harnesses (clang), bounded"
+step "5. libFuzzer harnesses (clang), bounded"
 # Only the fuzz targets are built here (the rest of the tree is the gcc
 # builds' job); clang warns of casts gcc accepts (-Wcast-align), so no -Werror.
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DXRING_LIBFUZZER=ON -DXRING_PERF=OFF \
@@ -68,4 +76,4 @@ cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DXRING_LIBFUZZER=ON -DXRING_P
 cmake --build build-fuzz -j"$(nproc)" --target fuzzers >/dev/null
 ctest --test-dir build-fuzz --output-on-failure -L libfuzzer
 
-echo "== all suites passed"
+step "all suites passed"
