@@ -146,8 +146,12 @@ struct xr_server {
 	const struct xr_server_games *games;
 	void *games_ctx;
 	uint8_t wake_msg[sizeof(struct xr_ctl_hdr)];
-	/* The thread's counts (xr__server_work), and this poll's. */
-	struct xr_server_work work;
+	/* The thread's counts (xr__server_work's fields, atomic: tests read
+	 * them while it runs), and this poll's. */
+	struct {
+		_Atomic uint64_t polls, timeouts, idle, recvs, accepts;
+		_Atomic uint32_t max_recvs, max_recvs_over, max_accepts;
+	} work;
 	uint32_t poll_recvs, poll_accepts, poll_acts;
 };
 
