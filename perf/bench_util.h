@@ -205,7 +205,7 @@ static inline void bench_on_signal(int sig)
 }
 
 /* path (an arena, a control socket) is removed should a signal end the
- * process before bench_keep(path); NULL or "" is ignored. */
+ * process before bench_keep_all(); NULL or "" is ignored. */
 static inline void bench_remove_on_signal(const char *path)
 {
 	sigset_t all, old;
@@ -240,21 +240,6 @@ static inline void bench_keep_all(void)
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
 	memset(bench_left, 0, sizeof(bench_left));
-	sigprocmask(SIG_SETMASK, &old, NULL);
-}
-
-/* path is the engine's to remove again (its arena destroyed normally). */
-static inline void bench_keep(const char *path)
-{
-	sigset_t all, old;
-
-	if (!path || !path[0])
-		return;
-	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, &old);
-	for (int i = 0; i < BENCH_LEFT_MAX; i++)
-		if (!strcmp(bench_left[i], path))
-			bench_left[i][0] = '\0';
 	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
