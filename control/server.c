@@ -1049,12 +1049,15 @@ static void *serve(void *p)
 		/* A draining connection is shut down: it would poll as hung up
 		 * for ever. It is looked at by reap_drained only. A quiet one
 		 * (rate_ok) is looked at again when its quiet ends. */
-		for (uint32_t i = 0; i < n; i++)
+		uint32_t polled = 0;
+		for (uint32_t i = 0; i < n; i++) {
 			pf[2 + i] = (struct pollfd){
 				.fd = c->conns[i].draining || c->conns[i].quiet_until_ns > now
 					      ? -1
 					      : c->conns[i].fd,
 				.events = POLLIN};
+			polled += pf[2 + i].fd >= 0;
+		}
 		int ready = poll(pf, n + 2, next_timeout(c, now));
 		if (ready < 0) {
 			if (errno == EINTR)
@@ -1063,9 +1066,6 @@ static void *serve(void *p)
 		}
 		if (pf[0].revents)
 			break;
-		uint32_t polled = 0;
-		for (uint32_t i = 0; i < n; i++)
-			polled += pf[2 + i].fd >= 0;
 		c->poll_recvs = c->poll_accepts = c->poll_acts = 0;
 		close_idle(c, pf, xr__now_ns());
 		/* Backwards: drop_conn moves the last connection into i, which
