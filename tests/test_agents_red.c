@@ -674,17 +674,21 @@ static void claim_churn(void)
 						      .max_agents = 64});
 	sleep_ms(600);
 	double base = steps_per_cpu_s(&e, 1, 2000);
-	struct churn_run r = {.c = {.name = e.name, .ms = 2600, .junk = 255, .refused = true}};
-	churn_start(&r);
-	sleep_ms(300);
-	double refused = steps_per_cpu_s(&e, 1, 2000);
-	churn_wait(&r);
-	r.c.refused = false;
-	double churn = 0;
-	/* Twice at most: a CPU second of the shard's is also its caches, which
-	 * whatever else runs on a 2-CPU machine (a build) can cost it once; a
-	 * cost the churn causes shows in both. */
-	for (int round = 0; round < 2 && churn < 0.7 * refused; round++) {
+	struct churn_run r = {.c = {.name = e.name, .ms = 2600, .junk = 255}};
+	double refused = 0, churn = 0;
+	/* Three rounds at most, each measuring the refusals and the churn back
+	 * to back: a CPU second of the shard's is also its caches, which
+	 * whatever else runs on this 2-CPU VM (the host's other guests too) can
+	 * cost it for a while; a cost the churn causes shows in every round.
+	 * (With one measure of the refusals for two rounds of churn, a noisy
+	 * stretch failed a full CI run: refused 60 %, churn 33 % of alone.) */
+	for (int round = 0; round < 3 && (!round || churn < 0.7 * refused); round++) {
+		r.c.refused = true;
+		churn_start(&r);
+		sleep_ms(300);
+		refused = steps_per_cpu_s(&e, 1, 2000);
+		churn_wait(&r);
+		r.c.refused = false;
 		churn_start(&r);
 		sleep_ms(300);
 		churn = steps_per_cpu_s(&e, 1, 2000);
