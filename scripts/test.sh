@@ -60,11 +60,14 @@ LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.s
     --deselect tests/python/bindings/test_gym.py::test_docs_examples_run
 
 step "4. threaded ring tests under TSan"
-# Only what those tests run is built (each test's program is the target of
-# its name; some run the CLI): the whole tree under TSan took a minute more.
+# Only what those tests run is built (a test's program is the target of its
+# name, where there is one: test_agents_red_rates runs test_agents_red; some
+# run the CLI): the whole tree under TSan took a minute more.
 cmake -S . -B build-tsan -DXRING_WERROR=ON -DXRING_TSAN=ON -DXRING_PERF=OFF -DXRING_PYTHON=OFF \
   >/dev/null
-tsan_targets=$(ctest --test-dir build-tsan -N -L threads | awk '/Test +#[0-9]+:/ { print $3 }')
+tsan_targets=$(grep -Fxf \
+  <(cmake --build build-tsan --target help | awk '/^\.\.\. / { print $2 }') \
+  <(ctest --test-dir build-tsan -N -L threads | awk '/Test +#[0-9]+:/ { print $3 }'))
 cmake --build build-tsan -j"$(nproc)" --target xring_cli $tsan_targets >/dev/null
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -j2 -L threads
 
@@ -74,6 +77,8 @@ step "5. libFuzzer harnesses (clang), bounded"
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DXRING_LIBFUZZER=ON -DXRING_PERF=OFF \
   -DXRING_PYTHON=OFF -DXRING_LTO=OFF >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target fuzzers >/dev/null
-ctest --test-dir build-fuzz --output-on-failure -L libfuzzer
+# Two at a time: each harness runs for its seconds (tests/fuzz/fuzz.cmake),
+# on one CPU, however many others run.
+ctest --test-dir build-fuzz --output-on-failure -j2 -L libfuzzer
 
 step "all suites passed"
