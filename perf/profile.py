@@ -41,11 +41,31 @@ def die(msg, code=1):
     sys.exit(code)
 
 
+def run_perf(cmd, timeout):
+    """subprocess.run(cmd, capture_output=True, text=True) for perf, in a
+    session of its own and stopped by us. A terminal's Ctrl-C reaching perf
+    directly, or subprocess.run()'s SIGKILL on an exception, left perf's
+    temporary /tmp/perf-vdso.so-XXXXXX behind; a SIGINT it has time to act
+    on ends a recording, or a report, and removes the file."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        so, se = p.communicate(timeout=timeout)
+    except BaseException:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.communicate(timeout=30)
+        except BaseException:
+            p.kill()
+            p.wait()
+        raise
+    return subprocess.CompletedProcess(cmd, p.returncode, so, se)
+
+
 def hw_counters():
     """Whether the cycles event counts here (a VM often has none)."""
     try:
-        r = subprocess.run(["perf", "stat", "-x,", "-e", "cycles", "true"],
-                           capture_output=True, text=True, timeout=20)
+        r = run_perf(["perf", "stat", "-x,", "-e", "cycles", "true"], 20)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return r.returncode == 0 and "<not supported>" not in r.stderr \
@@ -81,10 +101,9 @@ LINE = re.compile(r"^\s*([0-9.]+)%\s+(\S.*?)\s{2,}(\S+)\s+\[(.)\]\s+(.*?)\s*$")
 def report(data, sort_key):
     """(percent, who, dso, sym) rows of perf report, sorted by sort_key then
     dso, sym; who is the comm or pid column."""
-    r = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "-q",
-                        "-g", "none", "--percent-limit", "0.05",
-                        "--sort", f"{sort_key},dso,sym"],
-                       capture_output=True, text=True, timeout=300)
+    r = run_perf(["perf", "report", "-i", data, "--stdio", "--no-children", "-q",
+                  "-g", "none", "--percent-limit", "0.05", "--sort", f"{sort_key},dso,sym"],
+                 300)
     if r.returncode != 0:
         die(f"perf report failed: {r.stderr.strip().splitlines()[-1:]}")
     rows = []
@@ -139,7 +158,7 @@ def record(out, target_args, seconds):
     cmd = ["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-g", "-o", out] + target_args
     if target_args[0] == "-p":
         cmd += ["--", "sleep", str(seconds)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 300)
+    return run_perf(cmd, seconds + 300)
 
 
 def engine_or_reader(args, work):
@@ -159,6 +178,12 @@ def engine_or_reader(args, work):
         pid = eng.pid if args.what == "engine" else rd.pid
         r = record(os.path.join(work, "perf.data"), ["-p", str(pid)], args.seconds)
         if r.returncode != 0:
+            # A workload that ended first (stopped, or a Ctrl-C that reached
+            # it before us) is what failed, not perf: say so.
+            for who, p in (("engine", eng), ("reader", rd)):
+                if p.poll() is not None:
+                    die(f"the {who} ended (exit {p.returncode}) before it could be "
+                        f"profiled: nothing to report")
             die(f"perf record failed: {r.stderr.strip()}")
         rd.wait(timeout=args.seconds + 30)
         stats = rd.stdout.read().strip().splitlines()
