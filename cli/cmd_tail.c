@@ -31,6 +31,9 @@ static const char tail_help[] =
 	"  --raw DIR                write each record's FlatBuffer bytes to DIR/<seq>.bin\n"
 	"                           instead of printing it\n"
 	"  --policy lossless|lossy  reader policy (default: the stream's)\n"
+	"  --history N|all          start N records before the newest in each ring\n"
+	"                           (one per shard), or at the oldest each still holds\n"
+	"                           (default: at the newest)\n"
 	"  --timeout SEC            give up when no record arrives for SEC seconds\n"
 	"                           (default: wait as long as the engine runs)\n"
 	"  --stats                  print one line per second instead of records:\n"
@@ -60,7 +63,7 @@ static void on_signal(int sig)
 
 enum {
 	T_STREAM, T_N, T_JSON, T_RAW, T_POLICY, T_TIMEOUT, T_STATS, T_SECONDS, T_HELP, T_SPIN,
-	T_GAMES, T_PLAYERS, T_MIN_TURN, T_TERMINAL, T_REWARD, T_SAMPLE, T_ENGINE_UID,
+	T_GAMES, T_PLAYERS, T_MIN_TURN, T_TERMINAL, T_REWARD, T_SAMPLE, T_ENGINE_UID, T_HISTORY,
 };
 
 static const struct xr_opt tail_opts[] = {
@@ -72,7 +75,7 @@ static const struct xr_opt tail_opts[] = {
 	[T_GAMES] = {"--games", true},   [T_PLAYERS] = {"--players", true},
 	[T_MIN_TURN] = {"--min-turn", true}, [T_TERMINAL] = {"--terminal", true},
 	[T_REWARD] = {"--reward", true}, [T_SAMPLE] = {"--sample", true},
-	[T_ENGINE_UID] = {"--engine-uid", true},
+	[T_ENGINE_UID] = {"--engine-uid", true}, [T_HISTORY] = {"--history", true},
 	{NULL, false},
 };
 
@@ -369,6 +372,12 @@ static int parse_read_opt(int k, const char *v, struct tail_args *ta)
 		if (!xr_parse_int(v, 0, UINT32_MAX - 1, &uid))
 			USAGE("--engine-uid '%s' is not a uid", v);
 		ta->ro.engine_uid = (uint32_t)uid;
+		break;
+	case T_HISTORY:
+		if (!strcmp(v, "all"))
+			ta->ro.history = XR_HISTORY_ALL;
+		else if (!xr_parse_count(v, &ta->ro.history) || ta->ro.history == XR_HISTORY_ALL)
+			USAGE("--history must be a count of records or all, not '%s'", v);
 		break;
 	case T_STATS: ta->stats = true; break;
 	case T_SPIN: ta->ro.wait = XR_WAIT_SPIN; break;

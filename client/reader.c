@@ -409,7 +409,7 @@ static int attach(struct xr_reader *r)
 	/* The engine made the slot ACTIVE before it answered (shm/peers.c):
 	 * our leases count from the first. */
 	for (uint32_t k = 0; k < r->n_rings; k++) {
-		rc = xr__rr_start(&r->rings[k]);
+		rc = xr__rr_start_back(&r->rings[k], r->opts.history);
 		if (rc < 0 && r->rings[k].bad) {
 			xr__set_last_reason("engine %s's ring %u is malformed at byte %llu: %s",
 					    r->name, r->first_ring + k,

@@ -180,6 +180,109 @@ int xr__rr_start(struct xr_ring_rd *rr)
 	return 0;
 }
 
+/* Steps over frames from p towards head: at most `max` of them (UINT64_MAX:
+ * to head). Returns the position reached, or XR_NO_LEASE for a frame whose
+ * size cannot be (with *what). Only sizes are read, each checked as walk()
+ * checks them, so a malformed ring cannot take this off the mapping. */
+static uint64_t step_frames(const struct xr_ring_rd *rr, uint64_t p, uint64_t head,
+			    uint64_t max, uint64_t *n, const char **what)
+{
+	uint64_t k = 0;
+
+	if (rr->fixed_size) {
+		if ((head - p) % rr->fixed_size) {
+			*what = "the bytes up to the head are not whole frames of the ring's size";
+			return XR_NO_LEASE;
+		}
+		k = (head - p) / rr->fixed_size;
+		if (k > max)
+			k = max;
+		*n = k;
+		return p + k * rr->fixed_size;
+	}
+	while (p != head && k < max) {
+		const xr_frame *f = frame_at(rr, p);
+		uint32_t size = f->size;
+
+		if (size < XR_FRAME_HDR || (size & (rr->align - 1)) || size > head - p ||
+		    size > rr->cap / 2) {
+			*what = "a frame whose size or length cannot be";
+			return XR_NO_LEASE;
+		}
+		p += size;
+		k++;
+	}
+	*n = k;
+	return p;
+}
+
+/*
+ * History: the reader starts `back` records before the head (all that are
+ * still in the ring when fewer are), not at the head. The records there are
+ * kept by a lease taken at the oldest the writer still keeps (R1/R2 from
+ * tail, as a lossy reader's), so the frames between it and the head stay put
+ * while they are counted and stepped over. Then the lease moves forward to
+ * the start (a release store, like R4: only forward, so the writer may only
+ * gain room), or for a lossy reader goes (it leases per batch; should the
+ * writer lap it before its first read, the seq gap counts what it lost).
+ * Accounting starts at the seq of the first record kept: written - start_seq
+ * is what the reader is owed, as for a reader that attached at the head.
+ */
+static int start_back(struct xr_ring_rd *rr, uint64_t back)
+{
+	uint64_t head, written, n = 0, p;
+	const char *what = NULL;
+	int rc;
+
+	rr->pos = xr_load_acquire(&rr->rd->tail);
+	lease_at_pos(rr, false);
+	rc = snapshot(rr, &head, &written);
+	if (rc < 0)
+		goto drop;
+	rc = -EPROTO;
+	if ((int64_t)(head - rr->pos) < 0 || head - rr->pos > rr->cap) {
+		what = "a tail past the head, or more than a ring behind it";
+		goto bad;
+	}
+	if (step_frames(rr, rr->pos, head, UINT64_MAX, &n, &what) == XR_NO_LEASE)
+		goto bad;
+	p = step_frames(rr, rr->pos, head, n > back ? n - back : 0, &n, &what);
+	if (p == XR_NO_LEASE)
+		goto bad;
+	rr->start_seq = written;
+	if (p != head) {
+		uint64_t seq = frame_at(rr, p)->seq;
+		if (seq >= written) {
+			what = "a sequence number at or past the count of records written";
+			goto bad;
+		}
+		rr->start_seq = seq;
+	}
+	rr->pos = p;
+	rr->next_seq = rr->start_seq;
+	if (rr->lossless) {
+		xr_store_release(&rr->cur->lease, p); /* R4: only forward */
+		rr->lease = p;
+	} else {
+		xr_store_release(&rr->cur->lease, XR_NO_LEASE);
+		rr->lease = XR_NO_LEASE;
+	}
+	xr__rr_mirror(rr);
+	return 0;
+bad:
+	rr->bad = what;
+	rr->bad_at = rr->pos;
+drop:
+	xr_store_release(&rr->cur->lease, XR_NO_LEASE);
+	rr->lease = XR_NO_LEASE;
+	return rc;
+}
+
+int xr__rr_start_back(struct xr_ring_rd *rr, uint64_t back)
+{
+	return back ? start_back(rr, back) : xr__rr_start(rr);
+}
+
 /*
  * walk() without the walk, for a ring whose frames all have one size and no
  * filter: the run from pos is counted from the bytes, and only its first and

@@ -70,6 +70,12 @@ void xr__rr_init(struct xr_ring_rd *rr, const struct xr_ring_desc *rd,
  * NULL), or the ring's tail is past its head (rr->bad says so). */
 int xr__rr_start(struct xr_ring_rd *rr);
 
+/* Puts the reader `back` records before the newest (0: at the newest, as
+ * xr__rr_start; more than the ring holds: at the oldest it still holds), per
+ * ring, counting every record whatever the filter. Returns 0, or -EPROTO as
+ * xr__rr_start, or for frames that cannot be (rr->bad says which). */
+int xr__rr_start_back(struct xr_ring_rd *rr, uint64_t back);
+
 /*
  * Walks from pos until max frames pass the filter (NULL or f->all: every
  * frame passes), max_bytes would be exceeded, or head, taking a lease first

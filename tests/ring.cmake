@@ -1,5 +1,7 @@
 # Tests of the arena, rings and reader library.
 xr_test(NAME test_ring_protocol SOURCES test_ring_protocol.c LABELS "unit;ring;threads")
+# History: a late reader starting N records back, or at the oldest kept.
+xr_test(NAME test_reader_history SOURCES test_reader_history.c LABELS "unit;ring")
 # One writer, three reader processes, a million random-size records per
 # phase; every record stamped and checked. Runs with or without huge pages.
 xr_test(NAME test_ring_stress_proc SOURCES test_ring_stress_proc.c LABELS "stress;ring"

@@ -121,7 +121,20 @@ typedef struct xr_reader_opts {
 	 * other). The socket's peer and the arena's owner must be one of
 	 * these, or attach fails with XR_EUNTRUSTED. */
 	uint32_t engine_uid;
+	/* Where the reader starts, in each ring of the stream (one per shard):
+	 * 0, at the newest record: it reads what is written after it attached;
+	 * N, up to N records before the newest, counted before the filter;
+	 * XR_HISTORY_ALL, at the oldest record a new reader may still lease
+	 * (the ring's tail, which the writer moves ahead in chunks of an eighth
+	 * of the ring: older records an older reader holds stay out of reach). A late
+	 * joiner's way to records written before it came. Lossless or lossy,
+	 * the records it starts behind are its own from then on, as if it had
+	 * attached when the first of them was written: a lossless reader holds
+	 * the writer there until it reads on. */
+	uint64_t history;
 } xr_reader_opts;
+
+#define XR_HISTORY_ALL UINT64_MAX
 
 /* At most this many records in one batch, and this many batches held. */
 #define XR_BATCH_MAX 65536
@@ -158,7 +171,8 @@ typedef struct xr_batch {
 
 typedef struct xr_reader_stats {
 	/* Exact at every call: written == read + filtered + dropped + pending. */
-	uint64_t written;    /* records produced since this reader attached */
+	uint64_t written;    /* records produced since this reader attached (with
+			      * history: since the first record it started at) */
 	uint64_t read;       /* records handed to this reader */
 	uint64_t filtered;   /* records skipped by the reader's filter */
 	uint64_t dropped;    /* records this reader lost (lossy only) */
@@ -179,8 +193,9 @@ typedef struct xr_reader_stats {
 
 /*
  * Attaches to the stream of the running engine `engine`. Lossless readers
- * start at the newest record and see every record after it; lossy readers
- * likewise, minus what they are too slow for.
+ * start at the newest record (or opts->history records before it) and see
+ * every record after it; lossy readers likewise, minus what they are too
+ * slow for.
  *
  * Through the engine's control socket (docs/control-protocol.md) the engine
  * checks the caller's uid/gid and hands over the arena (read-only) and a page

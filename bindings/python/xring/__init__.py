@@ -22,6 +22,7 @@ arrays and torch tensors that are the ring's memory.
 See docs/python.md for the whole API.
 """
 
+import numbers
 import operator
 import os
 import shutil
@@ -274,7 +275,7 @@ class Engine:
     def reader(self, stream="experience", batch=256, min_batch=None, max_wait=0.01,
                policy=None, games=None, players=None, min_turn=None, terminal=None,
                reward_range=None, sample_rate=None, *, sample_seed=0, spin=False,
-               idle_poll=False, transport="auto", label="python"):
+               idle_poll=False, transport="auto", label="python", history=None):
         """Attaches a reader to `stream`.
 
         batch: at most this many records per batch. min_batch: wait for this
@@ -289,6 +290,12 @@ class Engine:
         idle_poll: while attached, keep idle CPUs polling instead of halting
         (/dev/cpu_dma_latency 0; needs root): faster wakeups on VMs, more
         power; stats()["idle_poll"] says whether it took.
+        history: None or 0, start at the newest record; N, up to N records
+        before it in each ring (one per engine shard, counted before the
+        filters); "all", at the oldest record each ring still holds. A late
+        joiner's way to what was written before it came; the records it
+        starts behind count as its own (a lossless reader holds the engine
+        there until it reads on).
         """
         term = None if terminal is None else ("only" if terminal else "none")
         if min_turn is not None and not 0 <= int(min_turn) <= 0xFFFFFFFF:
@@ -300,7 +307,7 @@ class Engine:
             _ranges(games, "games"), _ranges(players, "players"), int(min_turn or 0), term,
             None if reward_range is None else tuple(float(x) for x in reward_range),
             float(sample_rate or 0), int(sample_seed), bool(spin), transport, label,
-            bool(idle_poll), self.engine_uid)
+            bool(idle_poll), self.engine_uid, _history(history))
 
     def agent(self, games=None, players=None, batch=1024, max_wait=None, spin=False,
               capacity=None, label=None, stream=None):
@@ -496,6 +503,21 @@ def _dtype_arg(dt):
     if name is None:
         raise ValueError(f"obs_dtype must be uint8 ('u8') or float32 ('f32'), not {dt!r}")
     return name
+
+
+def _history(history):
+    """Engine.reader's history= as the C reader's count (2**64 - 1: all)."""
+    if history is None:
+        return 0
+    if isinstance(history, str):
+        if history == "all":
+            return 2**64 - 1
+        raise ValueError(f'history must be None, a count of records or "all", not {history!r}')
+    if isinstance(history, bool) or not isinstance(history, numbers.Integral) \
+            or not 0 <= history < 2**64 - 1:
+        raise ValueError(f'history must be None, a count of records (>= 0) or "all", '
+                         f'not {history!r}')
+    return int(history)
 
 
 def _ranges(ids, what):
