@@ -4,6 +4,8 @@
 # Lowest first (docs/architecture.md draws the same picture):
 #   0  util/                  clocks, process helpers: depend on nothing of ours
 #   1  record/ schema/        the record format: plain bytes, no shared memory
+#      table/                 replay tables' bookkeeping: samplers, removers,
+#                             rate limiter, checkpoints; private memory
 #   2  shm/                   arena, ring, wake: the shared-memory core
 #   3  control/               the control socket, which hands out shm objects
 #   4  client/ engine/        the two ends (reader library, writer engine);
@@ -30,6 +32,7 @@ LAYERS='
 util                 0
 record               1
 schema               1
+table                1
 shm                  2
 control              3
 client               4

@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A table's checkpoint (table.h): what it holds, and how a restore refuses
+ * anything but a checkpoint this code wrote, intact.
+ *
+ *   header      magic "XRTABLE" + format byte, the configuration, the
+ *               limiter's three counts, the random state, the live count
+ *   generations every slot's, live or not: a restored table must never
+ *               hand out again a key it handed out before the checkpoint
+ *   items       live items oldest first: slot, times sampled, priority,
+ *               each followed by the caller's bytes for it (io->item)
+ *   trailer     FNV-1a 64 of everything above that this file wrote
+ *
+ * Host byte order: a checkpoint moves between runs of one machine, not
+ * between machines (the magic would not match on the other byte order).
+ * The restore checks each field as it reads it, so the table it builds
+ * holds the invariants the live one did: the slots distinct, priorities
+ * finite and >= 0, no item past max_times_sampled, and the limiter's
+ * inserts - removes equal to the items restored (the rate limiter then
+ * stands where it stood: no sampler waits for ever after a restore).
+ */
+#include "table_priv.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+static const char magic[8] = {'X', 'R', 'T', 'A', 'B', 'L', 'E', 1};
+
+struct head {
+	char magic[8];
+	uint32_t capacity, sampler, remover, max_times_sampled;
+	double alpha, beta;
+	uint64_t min_size;
+	double samples_per_insert, error_buffer;
+	uint64_t seed;
+	uint64_t inserts, samples, removes;
+	uint64_t rng[4];
+	uint32_t count, pad;
+};
+
+struct entry {
+	uint32_t slot, times;
+	double prio;
+};
+
+struct io {
+	const struct xr_table_io *io;
+	uint64_t fnv;
+};
+
+static void hash(struct io *s, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		s->fnv = (s->fnv ^ b[i]) * 0x100000001b3ull;
+}
+
+static int put(struct io *s, const void *p, size_t n)
+{
+	hash(s, p, n);
+	return s->io->put(s->io->ctx, p, n);
+}
+
+static int get(struct io *s, void *p, size_t n)
+{
+	int rc = s->io->get(s->io->ctx, p, n);
+
+	if (rc == 0)
+		hash(s, p, n);
+	return rc;
+}
+
+int xr_table_save(const struct xr_table *t, const struct xr_table_io *io)
+{
+	struct io s = {io, 0xcbf29ce484222325ull};
+	struct head h;
+	int rc;
+
+	memset(&h, 0, sizeof(h));
+	memcpy(h.magic, magic, sizeof(magic));
+	h.capacity = t->cfg.capacity;
+	h.sampler = t->cfg.sampler;
+	h.remover = t->cfg.remover;
+	h.max_times_sampled = t->cfg.max_times_sampled;
+	h.alpha = t->cfg.alpha;
+	h.beta = t->cfg.beta;
+	h.min_size = t->cfg.min_size;
+	h.samples_per_insert = t->cfg.samples_per_insert;
+	h.error_buffer = t->cfg.error_buffer;
+	h.seed = t->cfg.seed;
+	h.inserts = t->lim.inserts;
+	h.samples = t->lim.samples;
+	h.removes = t->lim.removes;
+	memcpy(h.rng, t->rng, sizeof(h.rng));
+	h.count = t->size;
+	rc = put(&s, &h, sizeof(h));
+	if (rc == 0)
+		rc = put(&s, t->gen, t->cfg.capacity * sizeof(uint32_t));
+	for (uint32_t i = t->oldest; rc == 0 && i != XR_TABLE_NO_SLOT; i = t->next[i]) {
+		struct entry e = {.slot = i, .times = t->times[i], .prio = t->prio[i]};
+		rc = put(&s, &e, sizeof(e));
+		if (rc == 0 && io->item)
+			rc = io->item(io->ctx, i);
+	}
+	if (rc == 0) {
+		uint64_t sum = s.fnv;
+		rc = put(&s, &sum, sizeof(sum));
+	}
+	return rc;
+}
+
+static int bad(struct xr_table *t, const char **why, const char *what)
+{
+	xr_table_free(t);
+	*why = what;
+	return -EINVAL;
+}
+
+int xr_table_restore(struct xr_table *t, const struct xr_table_io *io, const char **why)
+{
+	struct io s = {io, 0xcbf29ce484222325ull};
+	struct xr_table_cfg cfg;
+	struct head h;
+	uint64_t sum;
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	rc = get(&s, &h, sizeof(h));
+	if (rc < 0) {
+		*why = "the checkpoint ends inside its header";
+		return rc == -ENODATA ? -EINVAL : rc;
+	}
+	if (memcmp(h.magic, magic, sizeof(magic)))
+		return bad(t, why, "not a table checkpoint of this format (magic)");
+	cfg = (struct xr_table_cfg){
+		.capacity = h.capacity, .sampler = (enum xr_sampler)h.sampler,
+		.remover = (enum xr_remover)h.remover, .alpha = h.alpha, .beta = h.beta,
+		.max_times_sampled = h.max_times_sampled, .min_size = h.min_size,
+		.samples_per_insert = h.samples_per_insert, .error_buffer = h.error_buffer,
+		.seed = h.seed};
+	if (h.sampler > XR_SAMPLER_LIFO || h.remover > XR_REMOVER_LOWEST)
+		return bad(t, why, "the checkpoint names no sampler or remover there is");
+	rc = xr_table_init(t, &cfg, why);
+	if (rc < 0)
+		return rc == -EINVAL ? -EINVAL : rc;
+	if (h.count > h.capacity)
+		return bad(t, why, "the checkpoint holds more items than its capacity");
+	if (h.inserts < h.removes || h.inserts - h.removes != h.count)
+		return bad(t, why, "the checkpoint's limiter counts do not match its items");
+	rc = get(&s, t->gen, h.capacity * sizeof(uint32_t));
+	if (rc < 0) {
+		xr_table_free(t);
+		*why = "the checkpoint ends inside its generations";
+		return rc == -ENODATA ? -EINVAL : rc;
+	}
+	for (uint32_t k = 0; k < h.count; k++) {
+		struct entry e;
+
+		rc = get(&s, &e, sizeof(e));
+		if (rc < 0) {
+			xr_table_free(t);
+			*why = "the checkpoint ends inside its items";
+			return rc == -ENODATA ? -EINVAL : rc;
+		}
+		if (e.slot >= h.capacity || t->state[e.slot] != XR_SLOT_FREE || !t->gen[e.slot])
+			return bad(t, why, "an item's slot is out of range, repeated, or never filled");
+		if (!isfinite(e.prio) || e.prio < 0)
+			return bad(t, why, "an item's priority is negative or not a number");
+		if (h.max_times_sampled && e.times >= h.max_times_sampled)
+			return bad(t, why, "an item was sampled more than max_times_sampled");
+		xr__table_fill(t, e.slot, e.prio);
+		t->times[e.slot] = e.times;
+		if (io->item) {
+			rc = io->item(io->ctx, e.slot);
+			if (rc < 0) {
+				xr_table_free(t);
+				*why = "an item's bytes could not be read back";
+				return rc == -ENODATA ? -EINVAL : rc;
+			}
+		}
+	}
+	/* Free slots: every one not filled, lowest handed out first. */
+	t->nfree = 0;
+	for (uint32_t i = h.capacity; i-- > 0;)
+		if (t->state[i] == XR_SLOT_FREE)
+			t->free[t->nfree++] = i;
+	{
+		uint64_t want = s.fnv;
+		rc = get(&s, &sum, sizeof(sum));
+		if (rc < 0 || sum != want)
+			return bad(t, why, "the checkpoint's checksum does not match: altered or cut short");
+	}
+	t->lim.inserts = h.inserts;
+	t->lim.samples = h.samples;
+	t->lim.removes = h.removes;
+	memcpy(t->rng, h.rng, sizeof(t->rng));
+	return 0;
+}

@@ -1,0 +1,399 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The replay table's bookkeeping (table.h). The structures each serve one
+ * question and are kept in step by two transitions, xr__table_fill() and unlive():
+ *   insertion order (prev/next)   fifo/lifo samplers and removers
+ *   dense array                   uniform draws in O(1)
+ *   sum tree of p^alpha           prioritized draws in O(log n)
+ *   min tree of positive p^alpha  the largest importance weight
+ *   min tree of priorities of unleased live items: the lowest-priority
+ *                                 remover's choice, leased items hidden
+ * A slot goes FREE -> LIVE (fill) -> SPENT (unlive, while leased) -> FREE
+ * (the last release), or LIVE -> FREE directly when no lease is held.
+ */
+#include "table_priv.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* xoshiro256**: fast, and 256 bits of state, so a long run of draws shows
+ * no pattern the statistical tests could trip on. */
+static uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t next_u64(uint64_t *s)
+{
+	uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return r;
+}
+
+static void seed_rng(uint64_t *s, uint64_t seed)
+{
+	for (int i = 0; i < 4; i++) { /* splitmix64 fills the state */
+		uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+		s[i] = z ^ (z >> 31);
+	}
+}
+
+/* Uniform in [0, 1), 53 bits. */
+static double next_unit(uint64_t *s)
+{
+	return (double)(next_u64(s) >> 11) * 0x1p-53;
+}
+
+/* Uniform in [0, n) without modulo bias (Lemire's multiply-and-reject). */
+static uint32_t next_below(uint64_t *s, uint32_t n)
+{
+	uint64_t m = (next_u64(s) >> 32) * n;
+
+	if ((uint32_t)m < n) {
+		uint32_t floor = (uint32_t)(-n) % n;
+		while ((uint32_t)m < floor)
+			m = (next_u64(s) >> 32) * n;
+	}
+	return (uint32_t)(m >> 32);
+}
+
+static double weight_of(const struct xr_table *t, double p)
+{
+	return t->cfg.alpha == 1 ? p : pow(p, t->cfg.alpha);
+}
+
+static bool prioritized(const struct xr_table *t)
+{
+	return t->cfg.sampler == XR_SAMPLER_PRIORITIZED;
+}
+
+static bool lowest_remover(const struct xr_table *t)
+{
+	return t->cfg.remover == XR_REMOVER_LOWEST;
+}
+
+static int check_cfg(const struct xr_table_cfg *c, const char **why)
+{
+	if (c->capacity == 0 || c->capacity > XR_TABLE_MAX_ITEMS)
+		*why = "capacity must be 1 to 2^30 items";
+	else if ((unsigned)c->sampler > XR_SAMPLER_LIFO)
+		*why = "sampler must be uniform, prioritized, fifo or lifo";
+	else if ((unsigned)c->remover > XR_REMOVER_LOWEST)
+		*why = "remover must be fifo, lifo or lowest-priority";
+	else if (!isfinite(c->alpha) || c->alpha < 0)
+		*why = "alpha must be a finite number >= 0";
+	else if (!isfinite(c->beta) || c->beta < 0)
+		*why = "beta must be a finite number >= 0";
+	else if (c->min_size > c->capacity)
+		*why = "min_size must not exceed the capacity, or no sample could ever go";
+	else
+		return 0;
+	return -EINVAL;
+}
+
+int xr_table_init(struct xr_table *t, const struct xr_table_cfg *cfg, const char **why)
+{
+	uint32_t n = cfg->capacity;
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	rc = check_cfg(cfg, why);
+	if (rc < 0)
+		return rc;
+	rc = xr_limiter_init(&t->lim, cfg->min_size, cfg->samples_per_insert, cfg->error_buffer,
+			     why);
+	if (rc < 0)
+		return rc;
+	t->cfg = *cfg;
+	t->state = calloc(n, 1);
+	t->gen = calloc(n, sizeof(uint32_t));
+	t->held = calloc(n, sizeof(uint32_t));
+	t->times = calloc(n, sizeof(uint32_t));
+	t->prio = calloc(n, sizeof(double));
+	t->free = malloc(n * sizeof(uint32_t));
+	t->prev = malloc(n * sizeof(uint32_t));
+	t->next = malloc(n * sizeof(uint32_t));
+	t->dense = malloc(n * sizeof(uint32_t));
+	t->dense_at = malloc(n * sizeof(uint32_t));
+	if (!t->state || !t->gen || !t->held || !t->times || !t->prio || !t->free || !t->prev ||
+	    !t->next || !t->dense || !t->dense_at)
+		goto nomem;
+	if (prioritized(t) &&
+	    (xr_sumtree_init(&t->sum, n) < 0 || xr_mintree_init(&t->wmin, n) < 0))
+		goto nomem;
+	if (lowest_remover(t) && xr_mintree_init(&t->rmin, n) < 0)
+		goto nomem;
+	/* Slot 0 is handed out first: a small table stays in few pages. */
+	for (uint32_t i = 0; i < n; i++)
+		t->free[i] = n - 1 - i;
+	t->nfree = n;
+	t->oldest = t->newest = XR_TABLE_NO_SLOT;
+	seed_rng(t->rng, cfg->seed);
+	return 0;
+nomem:
+	xr_table_free(t);
+	*why = "not enough memory for a table of this capacity";
+	return -ENOMEM;
+}
+
+void xr_table_free(struct xr_table *t)
+{
+	free(t->state);
+	free(t->gen);
+	free(t->held);
+	free(t->times);
+	free(t->prio);
+	free(t->free);
+	free(t->prev);
+	free(t->next);
+	free(t->dense);
+	free(t->dense_at);
+	xr_sumtree_free(&t->sum);
+	xr_mintree_free(&t->wmin);
+	xr_mintree_free(&t->rmin);
+	memset(t, 0, sizeof(*t));
+}
+
+/* The slot of a key naming an item in state LIVE (or, with spent_ok, SPENT). */
+static uint32_t slot_of(const struct xr_table *t, uint64_t key, bool spent_ok)
+{
+	uint32_t slot = (uint32_t)key, gen = (uint32_t)(key >> 32);
+
+	if (slot >= t->cfg.capacity || t->gen[slot] != gen)
+		return XR_TABLE_NO_SLOT;
+	if (t->state[slot] == XR_SLOT_LIVE || (spent_ok && t->state[slot] == XR_SLOT_SPENT))
+		return slot;
+	return XR_TABLE_NO_SLOT;
+}
+
+uint32_t xr_table_slot(const struct xr_table *t, uint64_t key)
+{
+	uint32_t slot = slot_of(t, key, true);
+
+	if (slot != XR_TABLE_NO_SLOT && t->state[slot] == XR_SLOT_SPENT && !t->held[slot])
+		return XR_TABLE_NO_SLOT;
+	return slot;
+}
+
+static void set_priority(struct xr_table *t, uint32_t slot, double p)
+{
+	t->prio[slot] = p;
+	if (prioritized(t)) {
+		double w = weight_of(t, p);
+		xr_sumtree_set(&t->sum, slot, w);
+		xr_mintree_set(&t->wmin, slot, w > 0 ? w : INFINITY);
+	}
+	if (lowest_remover(t) && !t->held[slot])
+		xr_mintree_set(&t->rmin, slot, p);
+}
+
+/* table_priv.h */
+void xr__table_fill(struct xr_table *t, uint32_t slot, double p)
+{
+	t->state[slot] = XR_SLOT_LIVE;
+	t->times[slot] = 0;
+	t->held[slot] = 0;
+	t->prev[slot] = t->newest;
+	t->next[slot] = XR_TABLE_NO_SLOT;
+	if (t->newest != XR_TABLE_NO_SLOT)
+		t->next[t->newest] = slot;
+	else
+		t->oldest = slot;
+	t->newest = slot;
+	t->dense_at[slot] = t->size;
+	t->dense[t->size] = slot;
+	t->size++;
+	t->used++;
+	set_priority(t, slot, p);
+}
+
+static void release_slot(struct xr_table *t, uint32_t slot)
+{
+	t->state[slot] = XR_SLOT_FREE;
+	t->free[t->nfree++] = slot;
+	t->used--;
+}
+
+/* A live item leaves the table: out of every structure, counted as a
+ * removal; its slot is free at once, or when its last lease ends. */
+static void unlive(struct xr_table *t, uint32_t slot)
+{
+	uint32_t p = t->prev[slot], n = t->next[slot], last;
+
+	if (p != XR_TABLE_NO_SLOT)
+		t->next[p] = n;
+	else
+		t->oldest = n;
+	if (n != XR_TABLE_NO_SLOT)
+		t->prev[n] = p;
+	else
+		t->newest = p;
+	last = t->dense[--t->size];
+	t->dense[t->dense_at[slot]] = last;
+	t->dense_at[last] = t->dense_at[slot];
+	if (prioritized(t)) {
+		xr_sumtree_set(&t->sum, slot, 0);
+		xr_mintree_set(&t->wmin, slot, INFINITY);
+	}
+	if (lowest_remover(t))
+		xr_mintree_set(&t->rmin, slot, INFINITY);
+	t->lim.removes++;
+	if (t->held[slot])
+		t->state[slot] = XR_SLOT_SPENT;
+	else
+		release_slot(t, slot);
+}
+
+/* The live unleased item the remover takes, or XR_TABLE_NO_SLOT. */
+static uint32_t victim(const struct xr_table *t)
+{
+	uint32_t s;
+
+	switch (t->cfg.remover) {
+	case XR_REMOVER_LOWEST:
+		return xr_mintree_min(&t->rmin) < INFINITY ? xr_mintree_argmin(&t->rmin)
+							    : XR_TABLE_NO_SLOT;
+	case XR_REMOVER_LIFO:
+		for (s = t->newest; s != XR_TABLE_NO_SLOT && t->held[s]; s = t->prev[s])
+			;
+		return s;
+	default:
+		for (s = t->oldest; s != XR_TABLE_NO_SLOT && t->held[s]; s = t->next[s])
+			;
+		return s;
+	}
+}
+
+static bool bad_priority(double p)
+{
+	return !isfinite(p) || p < 0;
+}
+
+int xr_table_insert(struct xr_table *t, double p, uint64_t *key, uint32_t *slot,
+		    uint64_t *evicted)
+{
+	uint32_t s;
+
+	*evicted = 0;
+	if (bad_priority(p))
+		return -EINVAL;
+	if (!xr_limiter_can_insert(&t->lim, 1))
+		return -EAGAIN;
+	if (!t->nfree) {
+		s = victim(t);
+		if (s == XR_TABLE_NO_SLOT)
+			return -EBUSY;
+		*evicted = xr_table_key(t, s);
+		unlive(t, s);
+	}
+	s = t->free[--t->nfree];
+	t->gen[s]++;
+	xr__table_fill(t, s, p);
+	t->lim.inserts++;
+	*key = xr_table_key(t, s);
+	*slot = s;
+	return 0;
+}
+
+/* One lease and one sample on a live item; it leaves the table when it has
+ * been sampled max_times_sampled times (its lease keeps its bytes). */
+static void take(struct xr_table *t, uint32_t slot)
+{
+	if (!t->held[slot]++ && lowest_remover(t))
+		xr_mintree_set(&t->rmin, slot, INFINITY);
+	t->leases++;
+	t->times[slot]++;
+	t->lim.samples++;
+	if (t->cfg.max_times_sampled && t->times[slot] >= t->cfg.max_times_sampled)
+		unlive(t, slot);
+}
+
+int xr_table_sample(struct xr_table *t, uint32_t n, uint64_t *keys, double *prob, double *weight)
+{
+	uint32_t k, want = (uint32_t)xr_limiter_samples_allowed(&t->lim, n);
+	bool ordered = t->cfg.sampler == XR_SAMPLER_FIFO || t->cfg.sampler == XR_SAMPLER_LIFO;
+	bool lifo = t->cfg.sampler == XR_SAMPLER_LIFO;
+	uint32_t walk = lifo ? t->newest : t->oldest;
+
+	if (!want || !t->size)
+		return -EAGAIN;
+	for (k = 0; k < want && t->size; k++) {
+		uint32_t s;
+		double pr = 1, w = 1;
+
+		if (ordered) {
+			if (walk == XR_TABLE_NO_SLOT)
+				break;
+			s = walk;
+			walk = lifo ? t->prev[s] : t->next[s]; /* before take() unlinks s */
+		} else if (prioritized(t) && xr_sumtree_total(&t->sum) > 0) {
+			double total = xr_sumtree_total(&t->sum);
+			s = xr_sumtree_find(&t->sum, next_unit(t->rng) * total);
+			double ws = xr_sumtree_get(&t->sum, s);
+			pr = ws / total;
+			/* (N P_i)^-beta / max_j (N P_j)^-beta = (P_min / P_i)^beta */
+			w = t->cfg.beta == 0 ? 1 : pow(xr_mintree_min(&t->wmin) / ws, t->cfg.beta);
+		} else {
+			/* Uniform, or prioritized with every priority zero (no
+			 * item is more likely than another: uniform, weight 1). */
+			s = t->dense[next_below(t->rng, t->size)];
+			pr = 1.0 / t->size;
+		}
+		keys[k] = xr_table_key(t, s);
+		if (prob)
+			prob[k] = pr;
+		if (weight)
+			weight[k] = w;
+		take(t, s);
+	}
+	return (int)k;
+}
+
+int xr_table_release(struct xr_table *t, uint64_t key)
+{
+	uint32_t s = slot_of(t, key, true);
+
+	if (s == XR_TABLE_NO_SLOT || !t->held[s])
+		return -ESTALE;
+	t->leases--;
+	if (--t->held[s])
+		return 0;
+	if (t->state[s] == XR_SLOT_SPENT)
+		release_slot(t, s);
+	else if (lowest_remover(t))
+		xr_mintree_set(&t->rmin, s, t->prio[s]);
+	return 0;
+}
+
+int xr_table_update(struct xr_table *t, uint64_t key, double p)
+{
+	uint32_t s;
+
+	if (bad_priority(p))
+		return -EINVAL;
+	s = slot_of(t, key, false);
+	if (s == XR_TABLE_NO_SLOT)
+		return -ESTALE;
+	set_priority(t, s, p);
+	return 0;
+}
+
+int xr_table_remove(struct xr_table *t, uint64_t key)
+{
+	uint32_t s = slot_of(t, key, false);
+
+	if (s == XR_TABLE_NO_SLOT)
+		return -ESTALE;
+	unlive(t, s);
+	return 0;
+}

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef XR_TABLE_TABLE_H
+#define XR_TABLE_TABLE_H
+
+/*
+ * A replay table's bookkeeping: which slots hold items, how they are
+ * sampled and removed, who holds leases on them, and the rate limiter. The
+ * items' bytes live elsewhere (slot i's item is the caller's slot i); this
+ * file decides which slot an insert fills, which items a sample returns and
+ * when a slot may be reused.
+ *
+ * Words (docs/replay.md):
+ *   item      one entry, in one slot; its key is (generation << 32) | slot,
+ *             and the generation moves on each time the slot is filled, so
+ *             a key names one item for ever and a stale key is refused.
+ *   sampler   how sample() picks: uniform; prioritized (P(i) = p_i^alpha /
+ *             sum_j p_j^alpha, with importance weight (N * P(i))^-beta /
+ *             max_j (N * P(j))^-beta); fifo or lifo (the oldest or newest
+ *             items, in order, each once per call).
+ *   remover   which item an insert into a full table removes: fifo (the
+ *             oldest), lifo (the newest) or lowest-priority. Never one that
+ *             is leased: the next in the remover's order goes instead.
+ *   lease     a sample leases each item it returns until release(): a leased
+ *             item stays in its slot, unchanged, even if it is removed
+ *             meanwhile (its slot is reused only when the last lease ends).
+ *   max_times_sampled  an item sampled that many times leaves the table
+ *             (as a removal) at that sample; its slot waits for its leases.
+ *
+ * Single-threaded: the engine's table service owns a table and is the only
+ * caller (trainers ask it through their peer pages). Every operation is
+ * O(log capacity) or better, except that the fifo and lifo removers step
+ * over leased items, at most as many as there are leases.
+ *
+ * Returns: 0 or a count on success; -EINVAL for an argument that cannot be
+ * (a priority that is negative or not finite), -ESTALE for a key that does
+ * not name an item of the table (never did, or its slot was reused),
+ * -EAGAIN when the rate limiter or an empty table says wait, -EBUSY for an
+ * insert into a full table whose every item is leased, -ENOMEM.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "limiter.h"
+#include "mintree.h"
+#include "sumtree.h"
+
+enum xr_sampler { XR_SAMPLER_UNIFORM, XR_SAMPLER_PRIORITIZED, XR_SAMPLER_FIFO, XR_SAMPLER_LIFO };
+enum xr_remover { XR_REMOVER_FIFO, XR_REMOVER_LIFO, XR_REMOVER_LOWEST };
+
+struct xr_table_cfg {
+	uint32_t capacity;            /* items, >= 1, <= XR_TABLE_MAX_ITEMS */
+	enum xr_sampler sampler;
+	enum xr_remover remover;
+	double alpha;                 /* prioritized: exponent, >= 0 */
+	double beta;                  /* prioritized: weights' exponent, >= 0 */
+	uint32_t max_times_sampled;   /* 0: no limit */
+	uint64_t min_size;            /* the limiter's (limiter.h); <= capacity */
+	double samples_per_insert;    /* 0: no ratio */
+	double error_buffer;
+	uint64_t seed;                /* the sampler's random numbers */
+};
+
+#define XR_TABLE_MAX_ITEMS (1u << 30)
+#define XR_TABLE_NO_SLOT UINT32_MAX
+
+enum xr_slot_state { XR_SLOT_FREE, XR_SLOT_LIVE, XR_SLOT_SPENT };
+
+struct xr_table {
+	struct xr_table_cfg cfg;
+	struct xr_limiter lim;
+	uint32_t size;        /* live items: in the table, sampleable */
+	uint32_t used;        /* live + spent (removed, waiting for leases) */
+	uint64_t leases;      /* leases held, all items */
+	uint8_t *state;       /* enum xr_slot_state, per slot */
+	uint32_t *gen;        /* per slot: the generation of its latest item */
+	uint32_t *held;       /* per slot: leases on it */
+	uint32_t *times;      /* per slot: times its item was sampled */
+	double *prio;         /* per slot: its item's priority */
+	uint32_t *free;       /* stack of free slots */
+	uint32_t nfree;
+	/* Live items in insertion order (fifo/lifo samplers and removers). */
+	uint32_t *prev, *next;
+	uint32_t oldest, newest;
+	/* Live items packed, for uniform draws in O(1). */
+	uint32_t *dense, *dense_at;
+	/* Prioritized: p^alpha per slot, and the smallest positive one. */
+	struct xr_sumtree sum;
+	struct xr_mintree wmin;
+	/* Lowest-priority remover: priority of each live unleased item. */
+	struct xr_mintree rmin;
+	uint64_t rng[4];
+};
+
+/* Makes an empty table. Returns 0, -EINVAL with *why naming the bad field,
+ * or -ENOMEM. The table owns its arrays until xr_table_free(). */
+int xr_table_init(struct xr_table *t, const struct xr_table_cfg *cfg, const char **why);
+void xr_table_free(struct xr_table *t);
+
+/* Inserts an item of priority p (finite, >= 0; uniform, fifo and lifo tables
+ * keep it for the remover and the checkpoint). On success *key is the new
+ * item's and *slot where its bytes go; *evicted the key the remover took to
+ * make room, or 0 when none. -EAGAIN: the limiter says wait. -EBUSY: full,
+ * and every item is leased. */
+int xr_table_insert(struct xr_table *t, double p, uint64_t *key, uint32_t *slot,
+		    uint64_t *evicted);
+
+/* Samples up to n items (n >= 1), leasing each: keys[i], and when not NULL,
+ * prob[i] (the probability the draw had) and weight[i] (its importance
+ * weight: 1 but for prioritized). Returns how many were drawn (1..n): fewer
+ * than n when the limiter allows fewer now, or the table runs out (fifo and
+ * lifo take each item at most once per call, and max_times_sampled may
+ * empty it). -EAGAIN: none may be drawn now (limiter, or an empty table). */
+int xr_table_sample(struct xr_table *t, uint32_t n, uint64_t *keys, double *prob, double *weight);
+
+/* Ends one lease on key's item. -ESTALE: no item of that key holds a lease. */
+int xr_table_release(struct xr_table *t, uint64_t key);
+
+/* Sets the priority of key's item. -ESTALE: no live item of that key. */
+int xr_table_update(struct xr_table *t, uint64_t key, double p);
+
+/* Removes key's item (its slot waits for any leases). -ESTALE as above. */
+int xr_table_remove(struct xr_table *t, uint64_t key);
+
+/* The slot of key's item, live or spent but leased: where its bytes are.
+ * XR_TABLE_NO_SLOT when the key names no such item. */
+uint32_t xr_table_slot(const struct xr_table *t, uint64_t key);
+
+static inline uint64_t xr_table_key(const struct xr_table *t, uint32_t slot)
+{
+	return (uint64_t)t->gen[slot] << 32 | slot;
+}
+
+/*
+ * Checkpoints. A checkpoint holds the configuration, the limiter's counts,
+ * the random state and every live item (key, priority, times sampled) in
+ * insertion order; after each item, item() (when not NULL) writes its bytes.
+ * Leases are not saved: they belong to processes that a restore does not
+ * bring back, and items spent but leased were removed already.
+ *
+ * put() and get() move exactly n bytes or return a negative errno. A restore
+ * checks everything it reads (a truncated or altered file is -EINVAL with
+ * *why, never a table that breaks later); items keep their keys, so keys
+ * handed out before the checkpoint still name the same items after it.
+ */
+struct xr_table_io {
+	int (*put)(void *ctx, const void *p, size_t n);
+	int (*get)(void *ctx, void *p, size_t n);
+	int (*item)(void *ctx, uint32_t slot); /* save: write; restore: read */
+	void *ctx;
+};
+
+int xr_table_save(const struct xr_table *t, const struct xr_table_io *io);
+/* Makes *t from a checkpoint (t uninitialised on entry, freed on failure). */
+int xr_table_restore(struct xr_table *t, const struct xr_table_io *io, const char **why);
+
+#endif

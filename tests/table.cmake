@@ -1,0 +1,4 @@
+# Replay tables' bookkeeping (table/): samplers against their definitions,
+# removers, leases and keys, the rate limiter, checkpoints.
+xr_test(NAME test_table SOURCES test_table.c LABELS "unit;table")
+target_link_libraries(test_table PRIVATE m)
