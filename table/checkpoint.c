@@ -8,8 +8,8 @@
  *   generations every slot's, live or not: a restored table must never
  *               hand out again a key it handed out before the checkpoint
  *   items       live items oldest first: slot, times sampled, priority,
- *               each followed by the caller's bytes for it (io->item)
- *   trailer     FNV-1a 64 of everything above that this file wrote
+ *               each followed by its io->item_size bytes
+ *   trailer     FNV-1a 64 of everything above
  *
  * Host byte order: a checkpoint moves between runs of one machine, not
  * between machines (the magic would not match on the other byte order).
@@ -101,8 +101,8 @@ int xr_table_save(const struct xr_table *t, const struct xr_table_io *io)
 	for (uint32_t i = t->oldest; rc == 0 && i != XR_TABLE_NO_SLOT; i = t->next[i]) {
 		struct entry e = {.slot = i, .times = t->times[i], .prio = t->prio[i]};
 		rc = put(&s, &e, sizeof(e));
-		if (rc == 0 && io->item)
-			rc = io->item(io->ctx, i);
+		if (rc == 0 && io->item_size)
+			rc = put(&s, io->item(io->ctx, i), io->item_size);
 	}
 	if (rc == 0) {
 		uint64_t sum = s.fnv;
@@ -172,11 +172,11 @@ int xr_table_restore(struct xr_table *t, const struct xr_table_io *io, const cha
 			return bad(t, why, "an item was sampled more than max_times_sampled");
 		xr__table_fill(t, e.slot, e.prio);
 		t->times[e.slot] = e.times;
-		if (io->item) {
-			rc = io->item(io->ctx, e.slot);
+		if (io->item_size) {
+			rc = get(&s, io->item(io->ctx, e.slot), io->item_size);
 			if (rc < 0) {
 				xr_table_free(t);
-				*why = "an item's bytes could not be read back";
+				*why = "the checkpoint ends inside an item's bytes";
 				return rc == -ENODATA ? -EINVAL : rc;
 			}
 		}

@@ -135,19 +135,23 @@ static inline uint64_t xr_table_key(const struct xr_table *t, uint32_t slot)
 /*
  * Checkpoints. A checkpoint holds the configuration, the limiter's counts,
  * the random state and every live item (key, priority, times sampled) in
- * insertion order; after each item, item() (when not NULL) writes its bytes.
+ * insertion order, each with its item_size bytes: item(ctx, slot) says where
+ * they are (save) or go (restore); item_size 0 saves none.
  * Leases are not saved: they belong to processes that a restore does not
  * bring back, and items spent but leased were removed already.
  *
- * put() and get() move exactly n bytes or return a negative errno. A restore
- * checks everything it reads (a truncated or altered file is -EINVAL with
- * *why, never a table that breaks later); items keep their keys, so keys
- * handed out before the checkpoint still name the same items after it.
+ * put() and get() move exactly n bytes or return a negative errno (get:
+ * -ENODATA when the input ends first). A checksum covers every byte, items'
+ * included, and a restore checks every field it reads: a truncated or
+ * altered checkpoint is -EINVAL with *why, never a table that breaks later.
+ * Items keep their keys, so keys handed out before the checkpoint still name
+ * the same items after it, and no key is handed out twice.
  */
 struct xr_table_io {
 	int (*put)(void *ctx, const void *p, size_t n);
 	int (*get)(void *ctx, void *p, size_t n);
-	int (*item)(void *ctx, uint32_t slot); /* save: write; restore: read */
+	void *(*item)(void *ctx, uint32_t slot);
+	size_t item_size;
 	void *ctx;
 };
 

@@ -2,3 +2,7 @@
 # removers, leases and keys, the rate limiter, checkpoints.
 xr_test(NAME test_table SOURCES test_table.c LABELS "unit;table")
 target_link_libraries(test_table PRIVATE m)
+xr_test(NAME test_table_limiter SOURCES test_table_limiter.c LABELS "unit;table")
+target_link_libraries(test_table_limiter PRIVATE m)
+xr_test(NAME test_table_checkpoint SOURCES test_table_checkpoint.c LABELS "unit;table")
+target_link_libraries(test_table_checkpoint PRIVATE m)
