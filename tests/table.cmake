@@ -6,3 +6,6 @@ xr_test(NAME test_table_limiter SOURCES test_table_limiter.c LABELS "unit;table"
 target_link_libraries(test_table_limiter PRIVATE m)
 xr_test(NAME test_table_checkpoint SOURCES test_table_checkpoint.c LABELS "unit;table")
 target_link_libraries(test_table_checkpoint PRIVATE m)
+# The engine's table service, the test playing trainers through their pages.
+xr_test(NAME test_table_service SOURCES test_table_service.c LABELS "unit;table")
+target_link_libraries(test_table_service PRIVATE m)

@@ -1,0 +1,607 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The table service (table_service.h): tables, their item stores, trainers'
+ * pages and leases, and the request loop, all owned by one thread.
+ *
+ * Memory ordering. A page carries one request at a time between two
+ * processes: the trainer fills the request's fields with plain stores and
+ * publishes with a release store of req.seq; the service's acquire load of
+ * req.seq that sees the new value makes the fields visible, and the service
+ * copies each field it uses once (a trainer that rewrites them meanwhile
+ * only changes its own request). The answer is the mirror image: plain
+ * stores of the answer, then a release store of resp.seq, which the trainer
+ * loads with acquire. In the item store, a slot's bytes are written before
+ * the release store of its key; a trainer reads only items it leases, whose
+ * bytes the service does not write until the lease ends (table/table.h).
+ */
+#include "table_service.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "util/atomics.h"
+
+struct stable {
+	bool live;
+	char name[XR_TABLE_NAME_MAX + 1];
+	struct xr_table t;
+	uint32_t item_size;
+	uint64_t stride, bytes;
+	int fd;
+	uint8_t *map;
+	_Atomic uint64_t *keys; /* in the store */
+	uint8_t *items;
+	uint32_t clients;
+};
+
+/* A trainer's leases: key -> count, open addressing with linear probing
+ * (keys are never 0: generations start at 1). */
+struct leases {
+	uint64_t *key;
+	uint32_t *count;
+	uint32_t cap, used;
+	uint64_t total;
+};
+
+struct client {
+	bool live;
+	int table;
+	uint8_t *map;
+	uint64_t bytes;
+	struct xr_tpage_req *req;
+	struct xr_tpage_resp *resp;
+	uint8_t *ins;
+	uint32_t seen;          /* the last request answered */
+	bool parked;
+	uint32_t p_seq, p_op, p_n;
+	uint64_t deadline;
+	struct leases l;
+};
+
+struct xr_tsvc {
+	struct stable tables[XR_TSVC_TABLES_MAX];
+	struct client clients[XR_TSVC_CLIENTS_MAX];
+};
+
+int xr__tsvc_create(struct xr_tsvc **out)
+{
+	struct xr_tsvc *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	*out = s;
+	return 0;
+}
+
+static void drop_table(struct stable *tb)
+{
+	if (tb->map)
+		munmap(tb->map, tb->bytes);
+	if (tb->fd >= 0)
+		close(tb->fd);
+	xr_table_free(&tb->t);
+	memset(tb, 0, sizeof(*tb));
+}
+
+void xr__tsvc_destroy(struct xr_tsvc *s)
+{
+	if (!s)
+		return;
+	for (uint32_t c = 0; c < XR_TSVC_CLIENTS_MAX; c++)
+		if (s->clients[c].live)
+			xr__tsvc_close(s, c);
+	for (int i = 0; i < XR_TSVC_TABLES_MAX; i++)
+		if (s->tables[i].live)
+			drop_table(&s->tables[i]);
+	free(s);
+}
+
+static bool good_name(const char *name)
+{
+	size_t n = strnlen(name, XR_TABLE_NAME_MAX + 1);
+
+	if (n == 0 || n > XR_TABLE_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+int xr__tsvc_table_find(const struct xr_tsvc *s, const char *name)
+{
+	for (int i = 0; i < XR_TSVC_TABLES_MAX; i++)
+		if (s->tables[i].live && !strcmp(s->tables[i].name, name))
+			return i;
+	return -ENOENT;
+}
+
+/* A memfd of n bytes, sealed so that nobody can resize it under a mapping,
+ * and mapped read-write here. */
+static int make_memfd(const char *tag, uint64_t n, int *fd_out, uint8_t **map)
+{
+	int fd = memfd_create(tag, MFD_CLOEXEC | MFD_ALLOW_SEALING), err;
+	void *p = MAP_FAILED;
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)n) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0 ||
+	    (p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	*fd_out = fd;
+	*map = p;
+	return 0;
+}
+
+int xr__tsvc_table_create(struct xr_tsvc *s, const char *name, const struct xr_table_cfg *cfg,
+			  uint32_t item_size, const char **why)
+{
+	struct stable *tb = NULL;
+	int rc;
+
+	if (!good_name(name)) {
+		*why = "a table's name is 1 to 31 characters of A-Z a-z 0-9 _ . -";
+		return -EINVAL;
+	}
+	if (item_size == 0 || item_size > (1u << 20)) {
+		*why = "an item is 1 byte to 1 MiB";
+		return -EINVAL;
+	}
+	if (xr__tsvc_table_find(s, name) >= 0) {
+		*why = "a table of that name exists";
+		return -EEXIST;
+	}
+	for (int i = 0; i < XR_TSVC_TABLES_MAX && !tb; i++)
+		if (!s->tables[i].live)
+			tb = &s->tables[i];
+	if (!tb) {
+		*why = "this engine hosts its most tables (16)";
+		return -ENOSPC;
+	}
+	memset(tb, 0, sizeof(*tb));
+	tb->fd = -1;
+	rc = xr_table_init(&tb->t, cfg, why);
+	if (rc < 0)
+		return rc;
+	tb->item_size = item_size;
+	tb->stride = ((uint64_t)item_size + 63) & ~63ull;
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t keys_off = page, items_off = keys_off + (((uint64_t)cfg->capacity * 8 + page - 1) &
+							 ~(page - 1));
+	tb->bytes = items_off + tb->stride * cfg->capacity;
+	rc = make_memfd("xring-table", tb->bytes, &tb->fd, &tb->map);
+	if (rc < 0) {
+		xr_table_free(&tb->t);
+		*why = "cannot make the table's item store (memory)";
+		return rc;
+	}
+	struct xr_tstore_hdr *h = (struct xr_tstore_hdr *)tb->map;
+	*h = (struct xr_tstore_hdr){.magic = XR_TSTORE_MAGIC, .capacity = cfg->capacity,
+				    .item_size = item_size, .stride = tb->stride,
+				    .keys_off = keys_off, .items_off = items_off,
+				    .total_size = tb->bytes};
+	snprintf(h->name, sizeof(h->name), "%s", name);
+	tb->keys = (_Atomic uint64_t *)(tb->map + keys_off);
+	tb->items = tb->map + items_off;
+	snprintf(tb->name, sizeof(tb->name), "%s", name);
+	tb->live = true;
+	return 0;
+}
+
+struct xr_table *xr__tsvc_table(struct xr_tsvc *s, int table)
+{
+	return &s->tables[table].t;
+}
+
+int xr__tsvc_store_fd(const struct xr_tsvc *s, int table, uint64_t *size)
+{
+	char proc[64];
+	int fd;
+
+	/* Opened anew read-only: a trainer holding it can map the store but
+	 * never write it (nor upgrade its mapping: no write access to ask). */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", s->tables[table].fd);
+	fd = open(proc, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	*size = s->tables[table].bytes;
+	return fd;
+}
+
+/* ---- leases ---- */
+
+static uint32_t slot_hash(uint64_t key, uint32_t cap)
+{
+	key *= 0x9e3779b97f4a7c15ull;
+	return (uint32_t)(key >> 32) & (cap - 1);
+}
+
+static int lease_grow(struct leases *l)
+{
+	uint32_t cap = l->cap ? l->cap * 2 : 1024;
+	uint64_t *key = calloc(cap, sizeof(uint64_t));
+	uint32_t *count = calloc(cap, sizeof(uint32_t));
+
+	if (!key || !count) {
+		free(key);
+		free(count);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < l->cap; i++) {
+		if (!l->key[i])
+			continue;
+		uint32_t h = slot_hash(l->key[i], cap);
+		while (key[h])
+			h = (h + 1) & (cap - 1);
+		key[h] = l->key[i];
+		count[h] = l->count[i];
+	}
+	free(l->key);
+	free(l->count);
+	l->key = key;
+	l->count = count;
+	l->cap = cap;
+	return 0;
+}
+
+static int lease_add(struct leases *l, uint64_t key)
+{
+	if ((l->used + 1) * 2 > l->cap && lease_grow(l) < 0)
+		return -ENOMEM;
+	uint32_t h = slot_hash(key, l->cap);
+	while (l->key[h] && l->key[h] != key)
+		h = (h + 1) & (l->cap - 1);
+	if (!l->key[h]) {
+		l->key[h] = key;
+		l->used++;
+	}
+	l->count[h]++;
+	l->total++;
+	return 0;
+}
+
+/* Ends one lease on key; false if this trainer holds none. */
+static bool lease_drop(struct leases *l, uint64_t key)
+{
+	if (!l->cap || !key)
+		return false;
+	uint32_t h = slot_hash(key, l->cap);
+	while (l->key[h] && l->key[h] != key)
+		h = (h + 1) & (l->cap - 1);
+	if (!l->key[h])
+		return false;
+	l->total--;
+	if (--l->count[h])
+		return true;
+	/* Backward-shift deletion: later keys of the probe run move up, so
+	 * lookups never stop at a hole they should have crossed. */
+	uint32_t hole = h, j = h;
+	for (;;) {
+		j = (j + 1) & (l->cap - 1);
+		if (!l->key[j])
+			break;
+		uint32_t home = slot_hash(l->key[j], l->cap);
+		bool between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+		if (between)
+			continue;
+		l->key[hole] = l->key[j];
+		l->count[hole] = l->count[j];
+		hole = j;
+	}
+	l->key[hole] = 0;
+	l->count[hole] = 0;
+	l->used--;
+	return true;
+}
+
+/* ---- clients ---- */
+
+int xr__tsvc_open(struct xr_tsvc *s, int table, uint32_t *client, int *page_fd,
+		  uint64_t *page_size)
+{
+	struct client *c = NULL;
+	uint32_t i;
+	int rc;
+
+	if (table < 0 || table >= XR_TSVC_TABLES_MAX || !s->tables[table].live)
+		return -ENOENT;
+	for (i = 0; i < XR_TSVC_CLIENTS_MAX; i++)
+		if (!s->clients[i].live) {
+			c = &s->clients[i];
+			break;
+		}
+	if (!c)
+		return -ENOSPC;
+	memset(c, 0, sizeof(*c));
+	c->bytes = xr_tpage_size(s->tables[table].item_size);
+	rc = make_memfd("xring-trainer", c->bytes, page_fd, &c->map);
+	if (rc < 0)
+		return rc;
+	c->req = (struct xr_tpage_req *)c->map;
+	c->resp = (struct xr_tpage_resp *)(c->map + XR_TPAGE_RESP_OFF);
+	c->ins = c->map + XR_TPAGE_INSERT_OFF;
+	c->table = table;
+	c->live = true;
+	s->tables[table].clients++;
+	*client = i;
+	*page_size = c->bytes;
+	return 0;
+}
+
+void xr__tsvc_close(struct xr_tsvc *s, uint32_t client)
+{
+	if (client >= XR_TSVC_CLIENTS_MAX || !s->clients[client].live)
+		return;
+	struct client *c = &s->clients[client];
+	struct xr_table *t = &s->tables[c->table].t;
+
+	for (uint32_t i = 0; i < c->l.cap; i++)
+		for (; c->l.count[i]; c->l.count[i]--)
+			xr_table_release(t, c->l.key[i]);
+	free(c->l.key);
+	free(c->l.count);
+	munmap(c->map, c->bytes);
+	s->tables[c->table].clients--;
+	memset(c, 0, sizeof(*c));
+}
+
+void *xr__tsvc_page(struct xr_tsvc *s, uint32_t client)
+{
+	return s->clients[client].map;
+}
+
+uint64_t xr__tsvc_leases(const struct xr_tsvc *s, uint32_t client)
+{
+	return s->clients[client].l.total;
+}
+
+/* ---- requests ---- */
+
+static void answer(struct client *c, uint32_t seq, int rc, uint32_t refused, const char *why)
+{
+	c->resp->rc = rc;
+	c->resp->refused = refused;
+	if (rc < 0)
+		snprintf(c->resp->why, sizeof(c->resp->why), "%s", why ? why : "");
+	xr_store_release(&c->resp->seq, seq);
+	c->seen = seq;
+	c->parked = false;
+}
+
+static void put_item(struct stable *tb, uint32_t slot, uint64_t key, const void *bytes,
+		     uint32_t len)
+{
+	uint8_t *dst = tb->items + (uint64_t)slot * tb->stride;
+
+	memcpy(dst, bytes, len);
+	if (len < tb->item_size)
+		memset(dst + len, 0, tb->item_size - len);
+	xr_store_release(&tb->keys[slot], key); /* after the bytes */
+}
+
+/* The largest sample the limiter can ever allow at once: inserts take D to
+ * at least max_diff - spi, and a sample of n needs D - n >= min_diff. */
+static uint64_t max_batch(const struct xr_table *t)
+{
+	if (t->lim.spi == 0)
+		return UINT64_MAX;
+	double w = t->lim.max_diff - t->lim.min_diff - t->lim.spi;
+	return w < 1 ? 1 : (uint64_t)w;
+}
+
+/* Tries to serve a SAMPLE of n now: > 0 served, 0 must wait, < 0 failed. */
+static int try_sample(struct stable *tb, struct client *c, uint32_t n)
+{
+	struct xr_table *t = &tb->t;
+	struct xr_tpage_resp *r = c->resp;
+	uint64_t keys[XR_TABLE_BATCH_MAX];
+	double prob[XR_TABLE_BATCH_MAX], weight[XR_TABLE_BATCH_MAX];
+
+	if (!t->size || xr_limiter_samples_allowed(&t->lim, n) < n)
+		return 0;
+	int m = xr_table_sample(t, n, keys, prob, weight);
+	if (m <= 0)
+		return 0;
+	for (int i = 0; i < m; i++) {
+		if (lease_add(&c->l, keys[i]) < 0) {
+			for (int j = i; j < m; j++)
+				xr_table_release(t, keys[j]);
+			for (int j = 0; j < i; j++) {
+				lease_drop(&c->l, keys[j]);
+				xr_table_release(t, keys[j]);
+			}
+			return -ENOMEM;
+		}
+		r->keys[i] = keys[i];
+		r->slots[i] = (uint32_t)keys[i];
+		r->prob[i] = prob[i];
+		r->weight[i] = weight[i];
+	}
+	return m;
+}
+
+/* Tries to serve an INSERT of n now: the items that went (> 0), 0 must
+ * wait, < 0 failed. A refusal part way answers with the part that went. */
+static int try_insert(struct stable *tb, struct client *c, uint32_t n, uint32_t *bad)
+{
+	struct xr_table *t = &tb->t;
+	int k = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		double p = c->req->prio[i]; /* read once */
+		uint64_t key, ev;
+		uint32_t slot;
+
+		if (!isfinite(p) || p < 0) {
+			*bad = i;
+			return k ? k : -EINVAL;
+		}
+		int rc = xr_table_insert(t, p, &key, &slot, &ev);
+		if (rc < 0)
+			return k;
+		put_item(tb, slot, key, c->ins + (uint64_t)i * tb->item_size, tb->item_size);
+		c->resp->keys[k] = key;
+		c->resp->slots[k] = slot;
+		k++;
+	}
+	return k;
+}
+
+static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op, uint32_t n,
+		  uint64_t timeout, uint64_t now, int *answers)
+{
+	struct stable *tb = &s->tables[c->table];
+	char why[160];
+	int rc = 0;
+	uint32_t refused = 0, bad = 0;
+
+	if (n == 0 || n > XR_TABLE_BATCH_MAX) {
+		answer(c, seq, -EINVAL, 0, "a request's count must be 1 to 1024");
+		(*answers)++;
+		return;
+	}
+	switch (op) {
+	case XR_TOP_SAMPLE:
+		if (n > max_batch(&tb->t)) {
+			snprintf(why, sizeof(why),
+				 "the rate limiter never allows more than %llu samples at once; "
+				 "ask for fewer or raise error_buffer",
+				 (unsigned long long)max_batch(&tb->t));
+			answer(c, seq, -EINVAL, 0, why);
+			(*answers)++;
+			return;
+		}
+		if (c->l.total + n > XR_TSVC_LEASES_MAX) {
+			answer(c, seq, -ENOBUFS, 0,
+			       "this trainer holds 65536 leases; release batches first");
+			(*answers)++;
+			return;
+		}
+		rc = try_sample(tb, c, n);
+		break;
+	case XR_TOP_INSERT:
+		rc = try_insert(tb, c, n, &bad);
+		if (rc == -EINVAL) {
+			snprintf(why, sizeof(why), "item %u's priority is negative or not a number",
+				 bad);
+			answer(c, seq, rc, 0, why);
+			(*answers)++;
+			return;
+		}
+		break;
+	case XR_TOP_RELEASE:
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t key = c->req->keys[i]; /* read once */
+			if (lease_drop(&c->l, key))
+				xr_table_release(&tb->t, key);
+			else
+				refused++;
+		}
+		answer(c, seq, (int)(n - refused), refused, NULL);
+		(*answers)++;
+		return;
+	case XR_TOP_UPDATE:
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t key = c->req->keys[i];
+			double p = c->req->prio[i];
+			if (xr_table_update(&tb->t, key, p) < 0)
+				refused++;
+		}
+		answer(c, seq, (int)(n - refused), refused, NULL);
+		(*answers)++;
+		return;
+	default:
+		answer(c, seq, -EINVAL, 0, "no such request (op)");
+		(*answers)++;
+		return;
+	}
+	if (rc != 0) {
+		answer(c, seq, rc, 0, rc == -ENOMEM ? "out of memory for leases" : NULL);
+		(*answers)++;
+		return;
+	}
+	/* Wait: parked until it may go or its deadline. */
+	if (!c->parked) {
+		if (timeout == 0) {
+			answer(c, seq, -EAGAIN, 0,
+			       op == XR_TOP_SAMPLE ? "the rate limiter allows no sample now"
+						   : "the rate limiter allows no insert now, or "
+						     "every item is leased");
+			(*answers)++;
+			return;
+		}
+		c->parked = true;
+		c->p_seq = seq;
+		c->p_op = op;
+		c->p_n = n;
+		c->deadline = now + (timeout < XR_TSVC_TIMEOUT_MAX_NS ? timeout
+								      : XR_TSVC_TIMEOUT_MAX_NS);
+	}
+	if (now >= c->deadline) {
+		answer(c, seq, -ETIMEDOUT, 0,
+		       op == XR_TOP_SAMPLE
+			       ? "the rate limiter did not allow the samples in time: inserts are "
+				 "slower than samples_per_insert asks"
+			       : "the rate limiter did not allow the inserts in time, or every "
+				 "item stayed leased: samples are slower than it asks");
+		(*answers)++;
+	}
+}
+
+int xr__tsvc_poll(struct xr_tsvc *s, uint64_t now_ns, uint64_t *next_ns)
+{
+	int answers = 0;
+	uint64_t next = UINT64_MAX;
+
+	for (uint32_t i = 0; i < XR_TSVC_CLIENTS_MAX; i++) {
+		struct client *c = &s->clients[i];
+		if (!c->live)
+			continue;
+		/* Acquire: pairs with the trainer's release of seq, so the
+		 * fields copied below are the ones it wrote before it. */
+		uint32_t seq = xr_load_acquire(&c->req->seq);
+		if (seq != c->seen && !(c->parked && seq == c->p_seq)) {
+			/* A new request (one that replaces a parked one drops
+			 * it: a trainer has one request in flight). */
+			c->parked = false;
+			serve(s, c, seq, c->req->op, c->req->n, c->req->timeout_ns, now_ns,
+			      &answers);
+		} else if (c->parked) {
+			serve(s, c, c->p_seq, c->p_op, c->p_n, 0, now_ns, &answers);
+		}
+		if (c->parked && c->deadline < next)
+			next = c->deadline;
+	}
+	if (next_ns)
+		*next_ns = next;
+	return answers;
+}
+
+int xr__tsvc_insert(struct xr_tsvc *s, int table, double p, const void *bytes, uint32_t len)
+{
+	struct stable *tb = &s->tables[table];
+	uint64_t key, ev;
+	uint32_t slot;
+
+	if (len > tb->item_size)
+		return -EINVAL;
+	int rc = xr_table_insert(&tb->t, p, &key, &slot, &ev);
+	if (rc < 0)
+		return rc;
+	put_item(tb, slot, key, bytes, len);
+	return 0;
+}

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef XR_ENGINE_TABLE_SERVICE_H
+#define XR_ENGINE_TABLE_SERVICE_H
+
+/*
+ * The engine's replay tables and the trainers that use them (docs/replay.md,
+ * "The service"). One thread owns all of it: the tables' bookkeeping
+ * (table/table.h, single-threaded), their item stores, and each trainer's
+ * page and leases. Trainers ask through their pages (shm/table_layout.h);
+ * the service reads each request once into its own memory and answers it.
+ *
+ * Trust. A trainer writes only its own page. What it writes there is
+ * untrusted: an op or a count out of range, keys it does not hold, a
+ * priority that is not a number, a sequence number that jumps, are each
+ * answered with an error or counted as refused, and touch nothing else.
+ * Leases are the service's own record, per trainer (keyed by the client
+ * index the control thread holds for its connection, never by anything in
+ * shared memory): a trainer can release only leases it holds, and
+ * xr__tsvc_close() ends all of them. The work of one poll is bounded by
+ * the number of trainers times one request each, whatever they write.
+ *
+ * Waiting. A sample the rate limiter does not allow yet, and an insert it
+ * does not allow or that finds a full table of leased items, is parked,
+ * retried at each poll, and answered -ETIMEDOUT at its deadline (at most
+ * XR_TSVC_TIMEOUT_MAX_NS): nothing waits for ever. A sample larger than the
+ * limiter could ever allow at once is refused at once (-EINVAL).
+ */
+
+#include <stdint.h>
+
+#include "shm/table_layout.h"
+#include "table/table.h"
+
+#define XR_TSVC_TABLES_MAX 16
+#define XR_TSVC_CLIENTS_MAX 64
+#define XR_TSVC_LEASES_MAX 65536u       /* leases one trainer may hold */
+#define XR_TSVC_TIMEOUT_MAX_NS 3600000000000ull
+
+struct xr_tsvc;
+
+int xr__tsvc_create(struct xr_tsvc **out);
+/* Closes every client and drops every table. */
+void xr__tsvc_destroy(struct xr_tsvc *s);
+
+/* Makes table `name` (1..XR_TABLE_NAME_MAX of [A-Za-z0-9_.-]) with items
+ * of item_size bytes (1..1 MiB). -EEXIST, -ENOSPC (XR_TSVC_TABLES_MAX),
+ * -EINVAL with *why, -ENOMEM. */
+int xr__tsvc_table_create(struct xr_tsvc *s, const char *name, const struct xr_table_cfg *cfg,
+			  uint32_t item_size, const char **why);
+/* The table's index, or -ENOENT. */
+int xr__tsvc_table_find(const struct xr_tsvc *s, const char *name);
+/* Its bookkeeping, for stats and checkpoints (service thread only). */
+struct xr_table *xr__tsvc_table(struct xr_tsvc *s, int table);
+/* Its item store: the memfd to hand out (read-only: writable mappings are
+ * sealed off once the service's own is made) and its size. */
+int xr__tsvc_store_fd(const struct xr_tsvc *s, int table, uint64_t *size);
+
+/* A trainer opens table `table`: a client index, the memfd of its page
+ * (read-write, sealed against resizing) and the page's size. The caller
+ * owns the fd it hands out and closes its copy. -ENOSPC, -ENOENT, -ENOMEM. */
+int xr__tsvc_open(struct xr_tsvc *s, int table, uint32_t *client, int *page_fd,
+		  uint64_t *page_size);
+/* The trainer is gone: its leases end, a parked request is dropped. */
+void xr__tsvc_close(struct xr_tsvc *s, uint32_t client);
+/* The service's mapping of a client's page (tests play trainers with it). */
+void *xr__tsvc_page(struct xr_tsvc *s, uint32_t client);
+/* Leases client holds now. */
+uint64_t xr__tsvc_leases(const struct xr_tsvc *s, uint32_t client);
+
+/* Serves every new request and every parked one that may go now, and
+ * answers the parked ones whose deadline passed. Returns the number of
+ * answers given; *next_ns (when not NULL) is the earliest deadline still
+ * parked, or UINT64_MAX. */
+int xr__tsvc_poll(struct xr_tsvc *s, uint64_t now_ns, uint64_t *next_ns);
+
+/* The engine's own insert (a table fed from a stream): len bytes (at most
+ * the item size; the rest of the slot is zeroed) at priority p. Returns 0,
+ * or the table's -EAGAIN / -EBUSY / -EINVAL (xr_table_insert). */
+int xr__tsvc_insert(struct xr_tsvc *s, int table, double p, const void *bytes, uint32_t len);
+
+#endif

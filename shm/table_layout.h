@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef XR_SHM_TABLE_LAYOUT_H
+#define XR_SHM_TABLE_LAYOUT_H
+
+/*
+ * A replay table in shared memory (docs/replay.md, "The service"): two kinds
+ * of region, neither in the arena, since tables come and go while it runs.
+ *
+ *   ITEM STORE (one per table; a memfd the engine creates, writes and seals;
+ *   trainers map it read-only)
+ *     struct xr_tstore_hdr    identity and sizes
+ *     uint64_t keys[capacity] at keys_off: the key of the item in each slot
+ *                             (0: none), stored with release after its bytes
+ *     items                   at items_off, slot i at items_off + i * stride
+ *
+ *   TRAINER PAGE (one per trainer per table; a memfd the engine creates and
+ *   hands to that trainer alone, read-write for it)
+ *     struct xr_tpage_req     the trainer's request: untrusted input, read
+ *                             once per field into the engine's own memory
+ *     struct xr_tpage_resp    the engine's answer; the trainer could
+ *                             scribble over it, which harms only itself:
+ *                             the engine never reads it back
+ *     insert area             at XR_TPAGE_INSERT_OFF: the bytes of the items
+ *                             a trainer inserts, item_size each
+ *
+ * A request is one round trip: the trainer fills the request, then stores
+ * req.seq = s (release); the engine loads it (acquire), copies what it
+ * uses, serves it (now, or parked until the limiter allows or its timeout),
+ * fills the answer and stores resp.seq = s (release), which the trainer
+ * loads (acquire). One request in flight per page.
+ */
+
+#include <assert.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define XR_TSTORE_MAGIC 0x31455453524c5258ull /* "XRLRSTE1" */
+#define XR_TABLE_BATCH_MAX 1024u     /* items per request */
+#define XR_TABLE_NAME_MAX 31
+
+enum xr_top {
+	XR_TOP_SAMPLE = 1,   /* n items, waiting up to timeout_ns for the limiter */
+	XR_TOP_RELEASE = 2,  /* end the leases on keys[0..n) */
+	XR_TOP_UPDATE = 3,   /* priorities prio[0..n) for keys[0..n) */
+	XR_TOP_INSERT = 4,   /* n items from the insert area, priorities prio[] */
+};
+
+struct xr_tstore_hdr {
+	uint64_t magic;
+	uint32_t capacity;
+	uint32_t item_size;  /* bytes of an item */
+	uint64_t stride;     /* bytes from one slot's item to the next (64-aligned) */
+	uint64_t keys_off;
+	uint64_t items_off;
+	uint64_t total_size;
+	char name[XR_TABLE_NAME_MAX + 1];
+};
+
+struct xr_tpage_req {
+	_Atomic uint32_t seq;
+	uint32_t op;         /* enum xr_top */
+	uint32_t n;
+	uint32_t pad_;
+	uint64_t timeout_ns; /* SAMPLE and INSERT: how long it may wait */
+	uint64_t keys[XR_TABLE_BATCH_MAX];
+	double prio[XR_TABLE_BATCH_MAX];
+};
+
+struct xr_tpage_resp {
+	_Atomic uint32_t seq;   /* the request answered */
+	int32_t rc;             /* items served (>= 0) or a negative errno */
+	uint32_t refused;       /* RELEASE, UPDATE: keys that named nothing of
+				 * this trainer's (or of the table's) */
+	uint32_t pad_;
+	char why[160];          /* with rc < 0: what was wrong */
+	uint64_t keys[XR_TABLE_BATCH_MAX];   /* SAMPLE, INSERT */
+	uint32_t slots[XR_TABLE_BATCH_MAX];  /* SAMPLE, INSERT */
+	double prob[XR_TABLE_BATCH_MAX];     /* SAMPLE */
+	double weight[XR_TABLE_BATCH_MAX];   /* SAMPLE */
+};
+
+#define XR_TPAGE_RESP_OFF 20480u
+#define XR_TPAGE_INSERT_OFF 65536u
+
+/* A trainer page for items of item_size bytes: the insert area holds a
+ * whole batch. */
+static inline uint64_t xr_tpage_size(uint32_t item_size)
+{
+	return XR_TPAGE_INSERT_OFF + (uint64_t)item_size * XR_TABLE_BATCH_MAX;
+}
+
+_Static_assert(sizeof(struct xr_tpage_req) <= XR_TPAGE_RESP_OFF, "request before answer");
+_Static_assert(XR_TPAGE_RESP_OFF + sizeof(struct xr_tpage_resp) <= XR_TPAGE_INSERT_OFF,
+	       "answer before the insert area");
+_Static_assert(offsetof(struct xr_tpage_req, keys) == 24, "request keys");
+_Static_assert(sizeof(struct xr_tstore_hdr) == 80, "store header");
+
+#endif
