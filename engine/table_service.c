@@ -31,7 +31,7 @@
 struct stable {
 	bool live;
 	char name[XR_TABLE_NAME_MAX + 1];
-	struct xr_table t;
+	struct xr_tb t;
 	uint32_t item_size;
 	uint64_t stride, bytes;
 	int fd;
@@ -86,7 +86,7 @@ static void drop_table(struct stable *tb)
 		munmap(tb->map, tb->bytes);
 	if (tb->fd >= 0)
 		close(tb->fd);
-	xr_table_free(&tb->t);
+	xr__tb_free(&tb->t);
 	memset(tb, 0, sizeof(*tb));
 }
 
@@ -147,7 +147,7 @@ static int make_memfd(const char *tag, uint64_t n, int *fd_out, uint8_t **map)
 	return 0;
 }
 
-int xr__tsvc_table_create(struct xr_tsvc *s, const char *name, const struct xr_table_cfg *cfg,
+int xr__tsvc_table_create(struct xr_tsvc *s, const char *name, const struct xr_tb_cfg *cfg,
 			  uint32_t item_size, const char **why)
 {
 	struct stable *tb = NULL;
@@ -174,7 +174,7 @@ int xr__tsvc_table_create(struct xr_tsvc *s, const char *name, const struct xr_t
 	}
 	memset(tb, 0, sizeof(*tb));
 	tb->fd = -1;
-	rc = xr_table_init(&tb->t, cfg, why);
+	rc = xr__tb_init(&tb->t, cfg, why);
 	if (rc < 0)
 		return rc;
 	tb->item_size = item_size;
@@ -185,7 +185,7 @@ int xr__tsvc_table_create(struct xr_tsvc *s, const char *name, const struct xr_t
 	tb->bytes = items_off + tb->stride * cfg->capacity;
 	rc = make_memfd("xring-table", tb->bytes, &tb->fd, &tb->map);
 	if (rc < 0) {
-		xr_table_free(&tb->t);
+		xr__tb_free(&tb->t);
 		*why = "cannot make the table's item store (memory)";
 		return rc;
 	}
@@ -202,7 +202,7 @@ int xr__tsvc_table_create(struct xr_tsvc *s, const char *name, const struct xr_t
 	return 0;
 }
 
-struct xr_table *xr__tsvc_table(struct xr_tsvc *s, int table)
+struct xr_tb *xr__tsvc_table(struct xr_tsvc *s, int table)
 {
 	return &s->tables[table].t;
 }
@@ -347,11 +347,11 @@ void xr__tsvc_close(struct xr_tsvc *s, uint32_t client)
 	if (client >= XR_TSVC_CLIENTS_MAX || !s->clients[client].live)
 		return;
 	struct client *c = &s->clients[client];
-	struct xr_table *t = &s->tables[c->table].t;
+	struct xr_tb *t = &s->tables[c->table].t;
 
 	for (uint32_t i = 0; i < c->l.cap; i++)
 		for (; c->l.count[i]; c->l.count[i]--)
-			xr_table_release(t, c->l.key[i]);
+			xr__tb_release(t, c->l.key[i]);
 	free(c->l.key);
 	free(c->l.count);
 	munmap(c->map, c->bytes);
@@ -395,7 +395,7 @@ static void put_item(struct stable *tb, uint32_t slot, uint64_t key, const void 
 
 /* The largest sample the limiter can ever allow at once: inserts take D to
  * at least max_diff - spi, and a sample of n needs D - n >= min_diff. */
-static uint64_t max_batch(const struct xr_table *t)
+static uint64_t max_batch(const struct xr_tb *t)
 {
 	if (t->lim.spi == 0)
 		return UINT64_MAX;
@@ -406,23 +406,23 @@ static uint64_t max_batch(const struct xr_table *t)
 /* Tries to serve a SAMPLE of n now: > 0 served, 0 must wait, < 0 failed. */
 static int try_sample(struct stable *tb, struct client *c, uint32_t n)
 {
-	struct xr_table *t = &tb->t;
+	struct xr_tb *t = &tb->t;
 	struct xr_tpage_resp *r = c->resp;
 	uint64_t keys[XR_TABLE_BATCH_MAX];
 	double prob[XR_TABLE_BATCH_MAX], weight[XR_TABLE_BATCH_MAX];
 
 	if (!t->size || xr_limiter_samples_allowed(&t->lim, n) < n)
 		return 0;
-	int m = xr_table_sample(t, n, keys, prob, weight);
+	int m = xr__tb_sample(t, n, keys, prob, weight);
 	if (m <= 0)
 		return 0;
 	for (int i = 0; i < m; i++) {
 		if (lease_add(&c->l, keys[i]) < 0) {
 			for (int j = i; j < m; j++)
-				xr_table_release(t, keys[j]);
+				xr__tb_release(t, keys[j]);
 			for (int j = 0; j < i; j++) {
 				lease_drop(&c->l, keys[j]);
-				xr_table_release(t, keys[j]);
+				xr__tb_release(t, keys[j]);
 			}
 			return -ENOMEM;
 		}
@@ -438,7 +438,7 @@ static int try_sample(struct stable *tb, struct client *c, uint32_t n)
  * wait, < 0 failed. A refusal part way answers with the part that went. */
 static int try_insert(struct stable *tb, struct client *c, uint32_t n, uint32_t *bad)
 {
-	struct xr_table *t = &tb->t;
+	struct xr_tb *t = &tb->t;
 	int k = 0;
 
 	for (uint32_t i = 0; i < n; i++) {
@@ -450,7 +450,7 @@ static int try_insert(struct stable *tb, struct client *c, uint32_t n, uint32_t 
 			*bad = i;
 			return k ? k : -EINVAL;
 		}
-		int rc = xr_table_insert(t, p, &key, &slot, &ev);
+		int rc = xr__tb_insert(t, p, &key, &slot, &ev);
 		if (rc < 0)
 			return k;
 		put_item(tb, slot, key, c->ins + (uint64_t)i * tb->item_size, tb->item_size);
@@ -507,7 +507,7 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 		for (uint32_t i = 0; i < n; i++) {
 			uint64_t key = c->req->keys[i]; /* read once */
 			if (lease_drop(&c->l, key))
-				xr_table_release(&tb->t, key);
+				xr__tb_release(&tb->t, key);
 			else
 				refused++;
 		}
@@ -518,7 +518,7 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 		for (uint32_t i = 0; i < n; i++) {
 			uint64_t key = c->req->keys[i];
 			double p = c->req->prio[i];
-			if (xr_table_update(&tb->t, key, p) < 0)
+			if (xr__tb_update(&tb->t, key, p) < 0)
 				refused++;
 		}
 		answer(c, seq, (int)(n - refused), refused, NULL);
@@ -599,7 +599,7 @@ int xr__tsvc_insert(struct xr_tsvc *s, int table, double p, const void *bytes, u
 
 	if (len > tb->item_size)
 		return -EINVAL;
-	int rc = xr_table_insert(&tb->t, p, &key, &slot, &ev);
+	int rc = xr__tb_insert(&tb->t, p, &key, &slot, &ev);
 	if (rc < 0)
 		return rc;
 	put_item(tb, slot, key, bytes, len);

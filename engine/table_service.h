@@ -45,12 +45,12 @@ void xr__tsvc_destroy(struct xr_tsvc *s);
 /* Makes table `name` (1..XR_TABLE_NAME_MAX of [A-Za-z0-9_.-]) with items
  * of item_size bytes (1..1 MiB). -EEXIST, -ENOSPC (XR_TSVC_TABLES_MAX),
  * -EINVAL with *why, -ENOMEM. */
-int xr__tsvc_table_create(struct xr_tsvc *s, const char *name, const struct xr_table_cfg *cfg,
+int xr__tsvc_table_create(struct xr_tsvc *s, const char *name, const struct xr_tb_cfg *cfg,
 			  uint32_t item_size, const char **why);
 /* The table's index, or -ENOENT. */
 int xr__tsvc_table_find(const struct xr_tsvc *s, const char *name);
 /* Its bookkeeping, for stats and checkpoints (service thread only). */
-struct xr_table *xr__tsvc_table(struct xr_tsvc *s, int table);
+struct xr_tb *xr__tsvc_table(struct xr_tsvc *s, int table);
 /* Its item store: the memfd to hand out (read-only: writable mappings are
  * sealed off once the service's own is made) and its size. */
 int xr__tsvc_store_fd(const struct xr_tsvc *s, int table, uint64_t *size);
@@ -75,7 +75,7 @@ int xr__tsvc_poll(struct xr_tsvc *s, uint64_t now_ns, uint64_t *next_ns);
 
 /* The engine's own insert (a table fed from a stream): len bytes (at most
  * the item size; the rest of the slot is zeroed) at priority p. Returns 0,
- * or the table's -EAGAIN / -EBUSY / -EINVAL (xr_table_insert). */
+ * or the table's -EAGAIN / -EBUSY / -EINVAL (xr__tb_insert). */
 int xr__tsvc_insert(struct xr_tsvc *s, int table, double p, const void *bytes, uint32_t len);
 
 #endif

@@ -70,14 +70,14 @@ static struct lat summarise(uint64_t *v, size_t n)
 	return (struct lat){pct_us(v, n, 0.5), pct_us(v, n, 0.99), pct_us(v, n, 0.999)};
 }
 
-static void fill_table(struct xr_table *t, uint32_t items, bool prio)
+static void fill_table(struct xr_tb *t, uint32_t items, bool prio)
 {
 	uint64_t key, ev;
 	uint32_t slot;
 
 	for (uint32_t i = 0; i < items; i++) {
 		double p = prio ? 0.01 + (double)(xs() % 100000) / 1000.0 : 1;
-		if (xr_table_insert(t, p, &key, &slot, &ev) < 0) {
+		if (xr__tb_insert(t, p, &key, &slot, &ev) < 0) {
 			fprintf(stderr, "bench_table: insert failed\n");
 			exit(1);
 		}
@@ -122,17 +122,17 @@ int main(int argc, char **argv)
 
 	for (int a = 0; a < n_items; a++) {
 		for (int prio = 0; prio < 2; prio++) {
-			struct xr_table t;
+			struct xr_tb t;
 			struct xr_sumtree bare;
 			uint32_t *arr = NULL;
 			const char *why;
-			struct xr_table_cfg cfg = {
+			struct xr_tb_cfg cfg = {
 				.capacity = (uint32_t)items[a],
 				.sampler = prio ? XR_SAMPLER_PRIORITIZED : XR_SAMPLER_UNIFORM,
 				.remover = prio ? XR_REMOVER_LOWEST : XR_REMOVER_FIFO,
 				.alpha = 0.6, .beta = 0.4, .seed = 1};
 
-			if (xr_table_init(&t, &cfg, &why) < 0) {
+			if (xr__tb_init(&t, &cfg, &why) < 0) {
 				fprintf(stderr, "bench_table: %s\n", why);
 				return 1;
 			}
@@ -151,9 +151,9 @@ int main(int argc, char **argv)
 				uint32_t bsz = (uint32_t)batches[c];
 				for (int r = 0; r < rounds; r++) {
 					uint64_t t0 = now_ns();
-					int m = xr_table_sample(&t, bsz, keys, prob, w);
+					int m = xr__tb_sample(&t, bsz, keys, prob, w);
 					for (int j = 0; j < m; j++)
-						xr_table_release(&t, keys[j]);
+						xr__tb_release(&t, keys[j]);
 					uint64_t t1 = now_ns();
 					if (m != (int)bsz) {
 						fprintf(stderr, "bench_table: sample gave %d\n", m);
@@ -193,7 +193,7 @@ int main(int argc, char **argv)
 			uint32_t slot;
 			t0 = now_ns();
 			for (uint64_t i = 0; i < n_ins; i++)
-				xr_table_insert(&t, 0.01 + (double)(i % 1000), &key, &slot, &ev);
+				xr__tb_insert(&t, 0.01 + (double)(i % 1000), &key, &slot, &ev);
 			t1 = now_ns();
 			if (prio) {
 				for (uint64_t i = 0; i < n_ins; i++)
@@ -219,7 +219,7 @@ int main(int argc, char **argv)
 			if (prio)
 				xr_sumtree_free(&bare);
 			free(arr);
-			xr_table_free(&t);
+			xr__tb_free(&t);
 		}
 	}
 	return 0;

@@ -45,7 +45,7 @@ struct entry {
 };
 
 struct io {
-	const struct xr_table_io *io;
+	const struct xr_tb_io *io;
 	uint64_t fnv;
 };
 
@@ -72,7 +72,7 @@ static int get(struct io *s, void *p, size_t n)
 	return rc;
 }
 
-int xr_table_save(const struct xr_table *t, const struct xr_table_io *io)
+int xr__tb_save(const struct xr_tb *t, const struct xr_tb_io *io)
 {
 	struct io s = {io, 0xcbf29ce484222325ull};
 	struct head h;
@@ -98,7 +98,7 @@ int xr_table_save(const struct xr_table *t, const struct xr_table_io *io)
 	rc = put(&s, &h, sizeof(h));
 	if (rc == 0)
 		rc = put(&s, t->gen, t->cfg.capacity * sizeof(uint32_t));
-	for (uint32_t i = t->oldest; rc == 0 && i != XR_TABLE_NO_SLOT; i = t->next[i]) {
+	for (uint32_t i = t->oldest; rc == 0 && i != XR_TB_NO_SLOT; i = t->next[i]) {
 		struct entry e = {.slot = i, .times = t->times[i], .prio = t->prio[i]};
 		rc = put(&s, &e, sizeof(e));
 		if (rc == 0 && io->item_size)
@@ -111,17 +111,17 @@ int xr_table_save(const struct xr_table *t, const struct xr_table_io *io)
 	return rc;
 }
 
-static int bad(struct xr_table *t, const char **why, const char *what)
+static int bad(struct xr_tb *t, const char **why, const char *what)
 {
-	xr_table_free(t);
+	xr__tb_free(t);
 	*why = what;
 	return -EINVAL;
 }
 
-int xr_table_restore(struct xr_table *t, const struct xr_table_io *io, const char **why)
+int xr__tb_restore(struct xr_tb *t, const struct xr_tb_io *io, const char **why)
 {
 	struct io s = {io, 0xcbf29ce484222325ull};
-	struct xr_table_cfg cfg;
+	struct xr_tb_cfg cfg;
 	struct head h;
 	uint64_t sum;
 	int rc;
@@ -134,7 +134,7 @@ int xr_table_restore(struct xr_table *t, const struct xr_table_io *io, const cha
 	}
 	if (memcmp(h.magic, magic, sizeof(magic)))
 		return bad(t, why, "not a table checkpoint of this format (magic)");
-	cfg = (struct xr_table_cfg){
+	cfg = (struct xr_tb_cfg){
 		.capacity = h.capacity, .sampler = (enum xr_sampler)h.sampler,
 		.remover = (enum xr_remover)h.remover, .alpha = h.alpha, .beta = h.beta,
 		.max_times_sampled = h.max_times_sampled, .min_size = h.min_size,
@@ -142,7 +142,7 @@ int xr_table_restore(struct xr_table *t, const struct xr_table_io *io, const cha
 		.seed = h.seed};
 	if (h.sampler > XR_SAMPLER_LIFO || h.remover > XR_REMOVER_LOWEST)
 		return bad(t, why, "the checkpoint names no sampler or remover there is");
-	rc = xr_table_init(t, &cfg, why);
+	rc = xr__tb_init(t, &cfg, why);
 	if (rc < 0)
 		return rc == -EINVAL ? -EINVAL : rc;
 	if (h.count > h.capacity)
@@ -151,7 +151,7 @@ int xr_table_restore(struct xr_table *t, const struct xr_table_io *io, const cha
 		return bad(t, why, "the checkpoint's limiter counts do not match its items");
 	rc = get(&s, t->gen, h.capacity * sizeof(uint32_t));
 	if (rc < 0) {
-		xr_table_free(t);
+		xr__tb_free(t);
 		*why = "the checkpoint ends inside its generations";
 		return rc == -ENODATA ? -EINVAL : rc;
 	}
@@ -160,7 +160,7 @@ int xr_table_restore(struct xr_table *t, const struct xr_table_io *io, const cha
 
 		rc = get(&s, &e, sizeof(e));
 		if (rc < 0) {
-			xr_table_free(t);
+			xr__tb_free(t);
 			*why = "the checkpoint ends inside its items";
 			return rc == -ENODATA ? -EINVAL : rc;
 		}
@@ -170,12 +170,12 @@ int xr_table_restore(struct xr_table *t, const struct xr_table_io *io, const cha
 			return bad(t, why, "an item's priority is negative or not a number");
 		if (h.max_times_sampled && e.times >= h.max_times_sampled)
 			return bad(t, why, "an item was sampled more than max_times_sampled");
-		xr__table_fill(t, e.slot, e.prio);
+		xr__tb_fill(t, e.slot, e.prio);
 		t->times[e.slot] = e.times;
 		if (io->item_size) {
 			rc = get(&s, io->item(io->ctx, e.slot), io->item_size);
 			if (rc < 0) {
-				xr_table_free(t);
+				xr__tb_free(t);
 				*why = "the checkpoint ends inside an item's bytes";
 				return rc == -ENODATA ? -EINVAL : rc;
 			}

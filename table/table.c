@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The replay table's bookkeeping (table.h). The structures each serve one
- * question and are kept in step by two transitions, xr__table_fill() and unlive():
+ * question and are kept in step by two transitions, xr__tb_fill() and unlive():
  *   insertion order (prev/next)   fifo/lifo samplers and removers
  *   dense array                   uniform draws in O(1)
  *   sum tree of p^alpha           prioritized draws in O(log n)
@@ -67,24 +67,24 @@ static uint32_t next_below(uint64_t *s, uint32_t n)
 	return (uint32_t)(m >> 32);
 }
 
-static double weight_of(const struct xr_table *t, double p)
+static double weight_of(const struct xr_tb *t, double p)
 {
 	return t->cfg.alpha == 1 ? p : pow(p, t->cfg.alpha);
 }
 
-static bool prioritized(const struct xr_table *t)
+static bool prioritized(const struct xr_tb *t)
 {
 	return t->cfg.sampler == XR_SAMPLER_PRIORITIZED;
 }
 
-static bool lowest_remover(const struct xr_table *t)
+static bool lowest_remover(const struct xr_tb *t)
 {
 	return t->cfg.remover == XR_REMOVER_LOWEST;
 }
 
-static int check_cfg(const struct xr_table_cfg *c, const char **why)
+static int check_cfg(const struct xr_tb_cfg *c, const char **why)
 {
-	if (c->capacity == 0 || c->capacity > XR_TABLE_MAX_ITEMS)
+	if (c->capacity == 0 || c->capacity > XR_TB_MAX_ITEMS)
 		*why = "capacity must be 1 to 2^30 items";
 	else if ((unsigned)c->sampler > XR_SAMPLER_LIFO)
 		*why = "sampler must be uniform, prioritized, fifo or lifo";
@@ -101,7 +101,7 @@ static int check_cfg(const struct xr_table_cfg *c, const char **why)
 	return -EINVAL;
 }
 
-int xr_table_init(struct xr_table *t, const struct xr_table_cfg *cfg, const char **why)
+int xr__tb_init(struct xr_tb *t, const struct xr_tb_cfg *cfg, const char **why)
 {
 	uint32_t n = cfg->capacity;
 	int rc;
@@ -137,16 +137,16 @@ int xr_table_init(struct xr_table *t, const struct xr_table_cfg *cfg, const char
 	for (uint32_t i = 0; i < n; i++)
 		t->free[i] = n - 1 - i;
 	t->nfree = n;
-	t->oldest = t->newest = XR_TABLE_NO_SLOT;
+	t->oldest = t->newest = XR_TB_NO_SLOT;
 	seed_rng(t->rng, cfg->seed);
 	return 0;
 nomem:
-	xr_table_free(t);
+	xr__tb_free(t);
 	*why = "not enough memory for a table of this capacity";
 	return -ENOMEM;
 }
 
-void xr_table_free(struct xr_table *t)
+void xr__tb_free(struct xr_tb *t)
 {
 	free(t->state);
 	free(t->gen);
@@ -165,27 +165,27 @@ void xr_table_free(struct xr_table *t)
 }
 
 /* The slot of a key naming an item in state LIVE (or, with spent_ok, SPENT). */
-static uint32_t slot_of(const struct xr_table *t, uint64_t key, bool spent_ok)
+static uint32_t slot_of(const struct xr_tb *t, uint64_t key, bool spent_ok)
 {
 	uint32_t slot = (uint32_t)key, gen = (uint32_t)(key >> 32);
 
 	if (slot >= t->cfg.capacity || t->gen[slot] != gen)
-		return XR_TABLE_NO_SLOT;
+		return XR_TB_NO_SLOT;
 	if (t->state[slot] == XR_SLOT_LIVE || (spent_ok && t->state[slot] == XR_SLOT_SPENT))
 		return slot;
-	return XR_TABLE_NO_SLOT;
+	return XR_TB_NO_SLOT;
 }
 
-uint32_t xr_table_slot(const struct xr_table *t, uint64_t key)
+uint32_t xr__tb_slot(const struct xr_tb *t, uint64_t key)
 {
 	uint32_t slot = slot_of(t, key, true);
 
-	if (slot != XR_TABLE_NO_SLOT && t->state[slot] == XR_SLOT_SPENT && !t->held[slot])
-		return XR_TABLE_NO_SLOT;
+	if (slot != XR_TB_NO_SLOT && t->state[slot] == XR_SLOT_SPENT && !t->held[slot])
+		return XR_TB_NO_SLOT;
 	return slot;
 }
 
-static void set_priority(struct xr_table *t, uint32_t slot, double p)
+static void set_priority(struct xr_tb *t, uint32_t slot, double p)
 {
 	t->prio[slot] = p;
 	if (prioritized(t)) {
@@ -198,14 +198,14 @@ static void set_priority(struct xr_table *t, uint32_t slot, double p)
 }
 
 /* table_priv.h */
-void xr__table_fill(struct xr_table *t, uint32_t slot, double p)
+void xr__tb_fill(struct xr_tb *t, uint32_t slot, double p)
 {
 	t->state[slot] = XR_SLOT_LIVE;
 	t->times[slot] = 0;
 	t->held[slot] = 0;
 	t->prev[slot] = t->newest;
-	t->next[slot] = XR_TABLE_NO_SLOT;
-	if (t->newest != XR_TABLE_NO_SLOT)
+	t->next[slot] = XR_TB_NO_SLOT;
+	if (t->newest != XR_TB_NO_SLOT)
 		t->next[t->newest] = slot;
 	else
 		t->oldest = slot;
@@ -217,7 +217,7 @@ void xr__table_fill(struct xr_table *t, uint32_t slot, double p)
 	set_priority(t, slot, p);
 }
 
-static void release_slot(struct xr_table *t, uint32_t slot)
+static void release_slot(struct xr_tb *t, uint32_t slot)
 {
 	t->state[slot] = XR_SLOT_FREE;
 	t->free[t->nfree++] = slot;
@@ -226,15 +226,15 @@ static void release_slot(struct xr_table *t, uint32_t slot)
 
 /* A live item leaves the table: out of every structure, counted as a
  * removal; its slot is free at once, or when its last lease ends. */
-static void unlive(struct xr_table *t, uint32_t slot)
+static void unlive(struct xr_tb *t, uint32_t slot)
 {
 	uint32_t p = t->prev[slot], n = t->next[slot], last;
 
-	if (p != XR_TABLE_NO_SLOT)
+	if (p != XR_TB_NO_SLOT)
 		t->next[p] = n;
 	else
 		t->oldest = n;
-	if (n != XR_TABLE_NO_SLOT)
+	if (n != XR_TB_NO_SLOT)
 		t->prev[n] = p;
 	else
 		t->newest = p;
@@ -254,21 +254,21 @@ static void unlive(struct xr_table *t, uint32_t slot)
 		release_slot(t, slot);
 }
 
-/* The live unleased item the remover takes, or XR_TABLE_NO_SLOT. */
-static uint32_t victim(const struct xr_table *t)
+/* The live unleased item the remover takes, or XR_TB_NO_SLOT. */
+static uint32_t victim(const struct xr_tb *t)
 {
 	uint32_t s;
 
 	switch (t->cfg.remover) {
 	case XR_REMOVER_LOWEST:
 		return xr_mintree_min(&t->rmin) < INFINITY ? xr_mintree_argmin(&t->rmin)
-							    : XR_TABLE_NO_SLOT;
+							    : XR_TB_NO_SLOT;
 	case XR_REMOVER_LIFO:
-		for (s = t->newest; s != XR_TABLE_NO_SLOT && t->held[s]; s = t->prev[s])
+		for (s = t->newest; s != XR_TB_NO_SLOT && t->held[s]; s = t->prev[s])
 			;
 		return s;
 	default:
-		for (s = t->oldest; s != XR_TABLE_NO_SLOT && t->held[s]; s = t->next[s])
+		for (s = t->oldest; s != XR_TB_NO_SLOT && t->held[s]; s = t->next[s])
 			;
 		return s;
 	}
@@ -279,7 +279,7 @@ static bool bad_priority(double p)
 	return !isfinite(p) || p < 0;
 }
 
-int xr_table_insert(struct xr_table *t, double p, uint64_t *key, uint32_t *slot,
+int xr__tb_insert(struct xr_tb *t, double p, uint64_t *key, uint32_t *slot,
 		    uint64_t *evicted)
 {
 	uint32_t s;
@@ -291,23 +291,23 @@ int xr_table_insert(struct xr_table *t, double p, uint64_t *key, uint32_t *slot,
 		return -EAGAIN;
 	if (!t->nfree) {
 		s = victim(t);
-		if (s == XR_TABLE_NO_SLOT)
+		if (s == XR_TB_NO_SLOT)
 			return -EBUSY;
-		*evicted = xr_table_key(t, s);
+		*evicted = xr__tb_key(t, s);
 		unlive(t, s);
 	}
 	s = t->free[--t->nfree];
 	t->gen[s]++;
-	xr__table_fill(t, s, p);
+	xr__tb_fill(t, s, p);
 	t->lim.inserts++;
-	*key = xr_table_key(t, s);
+	*key = xr__tb_key(t, s);
 	*slot = s;
 	return 0;
 }
 
 /* One lease and one sample on a live item; it leaves the table when it has
  * been sampled max_times_sampled times (its lease keeps its bytes). */
-static void take(struct xr_table *t, uint32_t slot)
+static void take(struct xr_tb *t, uint32_t slot)
 {
 	if (!t->held[slot]++ && lowest_remover(t))
 		xr_mintree_set(&t->rmin, slot, INFINITY);
@@ -318,7 +318,7 @@ static void take(struct xr_table *t, uint32_t slot)
 		unlive(t, slot);
 }
 
-int xr_table_sample(struct xr_table *t, uint32_t n, uint64_t *keys, double *prob, double *weight)
+int xr__tb_sample(struct xr_tb *t, uint32_t n, uint64_t *keys, double *prob, double *weight)
 {
 	uint32_t k, want = (uint32_t)xr_limiter_samples_allowed(&t->lim, n);
 	bool ordered = t->cfg.sampler == XR_SAMPLER_FIFO || t->cfg.sampler == XR_SAMPLER_LIFO;
@@ -332,7 +332,7 @@ int xr_table_sample(struct xr_table *t, uint32_t n, uint64_t *keys, double *prob
 		double pr = 1, w = 1;
 
 		if (ordered) {
-			if (walk == XR_TABLE_NO_SLOT)
+			if (walk == XR_TB_NO_SLOT)
 				break;
 			s = walk;
 			walk = lifo ? t->prev[s] : t->next[s]; /* before take() unlinks s */
@@ -349,7 +349,7 @@ int xr_table_sample(struct xr_table *t, uint32_t n, uint64_t *keys, double *prob
 			s = t->dense[next_below(t->rng, t->size)];
 			pr = 1.0 / t->size;
 		}
-		keys[k] = xr_table_key(t, s);
+		keys[k] = xr__tb_key(t, s);
 		if (prob)
 			prob[k] = pr;
 		if (weight)
@@ -359,11 +359,11 @@ int xr_table_sample(struct xr_table *t, uint32_t n, uint64_t *keys, double *prob
 	return (int)k;
 }
 
-int xr_table_release(struct xr_table *t, uint64_t key)
+int xr__tb_release(struct xr_tb *t, uint64_t key)
 {
 	uint32_t s = slot_of(t, key, true);
 
-	if (s == XR_TABLE_NO_SLOT || !t->held[s])
+	if (s == XR_TB_NO_SLOT || !t->held[s])
 		return -ESTALE;
 	t->leases--;
 	if (--t->held[s])
@@ -375,24 +375,24 @@ int xr_table_release(struct xr_table *t, uint64_t key)
 	return 0;
 }
 
-int xr_table_update(struct xr_table *t, uint64_t key, double p)
+int xr__tb_update(struct xr_tb *t, uint64_t key, double p)
 {
 	uint32_t s;
 
 	if (bad_priority(p))
 		return -EINVAL;
 	s = slot_of(t, key, false);
-	if (s == XR_TABLE_NO_SLOT)
+	if (s == XR_TB_NO_SLOT)
 		return -ESTALE;
 	set_priority(t, s, p);
 	return 0;
 }
 
-int xr_table_remove(struct xr_table *t, uint64_t key)
+int xr__tb_remove(struct xr_tb *t, uint64_t key)
 {
 	uint32_t s = slot_of(t, key, false);
 
-	if (s == XR_TABLE_NO_SLOT)
+	if (s == XR_TB_NO_SLOT)
 		return -ESTALE;
 	unlive(t, s);
 	return 0;

@@ -49,8 +49,8 @@
 enum xr_sampler { XR_SAMPLER_UNIFORM, XR_SAMPLER_PRIORITIZED, XR_SAMPLER_FIFO, XR_SAMPLER_LIFO };
 enum xr_remover { XR_REMOVER_FIFO, XR_REMOVER_LIFO, XR_REMOVER_LOWEST };
 
-struct xr_table_cfg {
-	uint32_t capacity;            /* items, >= 1, <= XR_TABLE_MAX_ITEMS */
+struct xr_tb_cfg {
+	uint32_t capacity;            /* items, >= 1, <= XR_TB_MAX_ITEMS */
 	enum xr_sampler sampler;
 	enum xr_remover remover;
 	double alpha;                 /* prioritized: exponent, >= 0 */
@@ -62,13 +62,13 @@ struct xr_table_cfg {
 	uint64_t seed;                /* the sampler's random numbers */
 };
 
-#define XR_TABLE_MAX_ITEMS (1u << 30)
-#define XR_TABLE_NO_SLOT UINT32_MAX
+#define XR_TB_MAX_ITEMS (1u << 30)
+#define XR_TB_NO_SLOT UINT32_MAX
 
 enum xr_slot_state { XR_SLOT_FREE, XR_SLOT_LIVE, XR_SLOT_SPENT };
 
-struct xr_table {
-	struct xr_table_cfg cfg;
+struct xr_tb {
+	struct xr_tb_cfg cfg;
 	struct xr_limiter lim;
 	uint32_t size;        /* live items: in the table, sampleable */
 	uint32_t used;        /* live + spent (removed, waiting for leases) */
@@ -94,16 +94,16 @@ struct xr_table {
 };
 
 /* Makes an empty table. Returns 0, -EINVAL with *why naming the bad field,
- * or -ENOMEM. The table owns its arrays until xr_table_free(). */
-int xr_table_init(struct xr_table *t, const struct xr_table_cfg *cfg, const char **why);
-void xr_table_free(struct xr_table *t);
+ * or -ENOMEM. The table owns its arrays until xr__tb_free(). */
+int xr__tb_init(struct xr_tb *t, const struct xr_tb_cfg *cfg, const char **why);
+void xr__tb_free(struct xr_tb *t);
 
 /* Inserts an item of priority p (finite, >= 0; uniform, fifo and lifo tables
  * keep it for the remover and the checkpoint). On success *key is the new
  * item's and *slot where its bytes go; *evicted the key the remover took to
  * make room, or 0 when none. -EAGAIN: the limiter says wait. -EBUSY: full,
  * and every item is leased. */
-int xr_table_insert(struct xr_table *t, double p, uint64_t *key, uint32_t *slot,
+int xr__tb_insert(struct xr_tb *t, double p, uint64_t *key, uint32_t *slot,
 		    uint64_t *evicted);
 
 /* Samples up to n items (n >= 1), leasing each: keys[i], and when not NULL,
@@ -112,22 +112,22 @@ int xr_table_insert(struct xr_table *t, double p, uint64_t *key, uint32_t *slot,
  * than n when the limiter allows fewer now, or the table runs out (fifo and
  * lifo take each item at most once per call, and max_times_sampled may
  * empty it). -EAGAIN: none may be drawn now (limiter, or an empty table). */
-int xr_table_sample(struct xr_table *t, uint32_t n, uint64_t *keys, double *prob, double *weight);
+int xr__tb_sample(struct xr_tb *t, uint32_t n, uint64_t *keys, double *prob, double *weight);
 
 /* Ends one lease on key's item. -ESTALE: no item of that key holds a lease. */
-int xr_table_release(struct xr_table *t, uint64_t key);
+int xr__tb_release(struct xr_tb *t, uint64_t key);
 
 /* Sets the priority of key's item. -ESTALE: no live item of that key. */
-int xr_table_update(struct xr_table *t, uint64_t key, double p);
+int xr__tb_update(struct xr_tb *t, uint64_t key, double p);
 
 /* Removes key's item (its slot waits for any leases). -ESTALE as above. */
-int xr_table_remove(struct xr_table *t, uint64_t key);
+int xr__tb_remove(struct xr_tb *t, uint64_t key);
 
 /* The slot of key's item, live or spent but leased: where its bytes are.
- * XR_TABLE_NO_SLOT when the key names no such item. */
-uint32_t xr_table_slot(const struct xr_table *t, uint64_t key);
+ * XR_TB_NO_SLOT when the key names no such item. */
+uint32_t xr__tb_slot(const struct xr_tb *t, uint64_t key);
 
-static inline uint64_t xr_table_key(const struct xr_table *t, uint32_t slot)
+static inline uint64_t xr__tb_key(const struct xr_tb *t, uint32_t slot)
 {
 	return (uint64_t)t->gen[slot] << 32 | slot;
 }
@@ -147,7 +147,7 @@ static inline uint64_t xr_table_key(const struct xr_table *t, uint32_t slot)
  * Items keep their keys, so keys handed out before the checkpoint still name
  * the same items after it, and no key is handed out twice.
  */
-struct xr_table_io {
+struct xr_tb_io {
 	int (*put)(void *ctx, const void *p, size_t n);
 	int (*get)(void *ctx, void *p, size_t n);
 	void *(*item)(void *ctx, uint32_t slot);
@@ -155,8 +155,8 @@ struct xr_table_io {
 	void *ctx;
 };
 
-int xr_table_save(const struct xr_table *t, const struct xr_table_io *io);
+int xr__tb_save(const struct xr_tb *t, const struct xr_tb_io *io);
 /* Makes *t from a checkpoint (t uninitialised on entry, freed on failure). */
-int xr_table_restore(struct xr_table *t, const struct xr_table_io *io, const char **why);
+int xr__tb_restore(struct xr_tb *t, const struct xr_tb_io *io, const char **why);
 
 #endif

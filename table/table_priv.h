@@ -6,6 +6,6 @@
 
 /* A free slot becomes a live item of priority p, the newest; the restore
  * (checkpoint.c) rebuilds a table through it, as inserts do. */
-void xr__table_fill(struct xr_table *t, uint32_t slot, double p);
+void xr__tb_fill(struct xr_tb *t, uint32_t slot, double p);
 
 #endif

@@ -10,13 +10,13 @@
 #include "ring_helpers.h"
 #include "table/table.h"
 
-static inline void table_make(struct xr_table *t, struct xr_table_cfg c)
+static inline void table_make(struct xr_tb *t, struct xr_tb_cfg c)
 {
 	const char *why = NULL;
-	int rc = xr_table_init(t, &c, &why);
+	int rc = xr__tb_init(t, &c, &why);
 
 	if (rc < 0)
-		FAILF("xr_table_init: %s (%s)", xr_err_name(rc), why ? why : "?");
+		FAILF("xr__tb_init: %s (%s)", xr_err_name(rc), why ? why : "?");
 }
 
 /* The chi-square statistic of counts[k] against probabilities p[k] over

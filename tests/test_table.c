@@ -24,36 +24,36 @@
 #include "table/sumtree.h"
 #include "table_helpers.h"
 
-static uint64_t ins(struct xr_table *t, double p)
+static uint64_t ins(struct xr_tb *t, double p)
 {
 	uint64_t key, ev;
 	uint32_t slot;
 
-	CHECK_RC(xr_table_insert(t, p, &key, &slot, &ev), 0);
+	CHECK_RC(xr__tb_insert(t, p, &key, &slot, &ev), 0);
 	CHECK_EQ((uint32_t)key, slot);
 	return key;
 }
 
-static void release_all(struct xr_table *t, const uint64_t *keys, int n)
+static void release_all(struct xr_tb *t, const uint64_t *keys, int n)
 {
 	for (int i = 0; i < n; i++)
-		CHECK_RC(xr_table_release(t, keys[i]), 0);
+		CHECK_RC(xr__tb_release(t, keys[i]), 0);
 }
 
 static void test_uniform(void)
 {
 	enum { N = 50, DRAWS = 400000, B = 64 };
-	struct xr_table t;
+	struct xr_tb t;
 	uint64_t keys[B], counts[N] = {0}, slot_of_item[N];
 	double prob[B], w[B], p[N];
 	unsigned df;
 
-	table_make(&t, (struct xr_table_cfg){.capacity = 64, .sampler = XR_SAMPLER_UNIFORM,
+	table_make(&t, (struct xr_tb_cfg){.capacity = 64, .sampler = XR_SAMPLER_UNIFORM,
 					     .remover = XR_REMOVER_FIFO, .seed = 1});
 	for (int i = 0; i < N; i++)
 		slot_of_item[i] = (uint32_t)ins(&t, 1.0 + i);
 	for (int d = 0; d < DRAWS; d += B) {
-		CHECK_RC(xr_table_sample(&t, B, keys, prob, w), B);
+		CHECK_RC(xr__tb_sample(&t, B, keys, prob, w), B);
 		for (int i = 0; i < B; i++) {
 			uint32_t s = (uint32_t)keys[i];
 			CHECK(s < N && slot_of_item[s] == s);
@@ -69,7 +69,7 @@ static void test_uniform(void)
 		FAILF("uniform: chi2 %.1f > %.1f (df %u)", x, chi2_bound(df), df);
 	CHECK_EQ(t.leases, 0);
 	CHECK_EQ(t.lim.samples, DRAWS);
-	xr_table_free(&t);
+	xr__tb_free(&t);
 	printf("uniform: %d draws over %d items, chi2 %.1f (bound %.1f)\n", DRAWS, N, x,
 	       chi2_bound(df));
 }
@@ -77,7 +77,7 @@ static void test_uniform(void)
 /* Draws DRAWS items and checks them against priorities pr[] under alpha and
  * beta: per-draw probability and weight, and the counts. Returns chi2
  * against alpha_wrong as well, through *x_wrong. */
-static void check_prioritized(struct xr_table *t, const double *pr, int n, double alpha,
+static void check_prioritized(struct xr_tb *t, const double *pr, int n, double alpha,
 			      double beta, double alpha_wrong, double *x_right, double *x_wrong)
 {
 	enum { DRAWS = 600000, B = 256 };
@@ -100,7 +100,7 @@ static void check_prioritized(struct xr_table *t, const double *pr, int n, doubl
 			pmin = p[i];
 	}
 	for (int d = 0; d < DRAWS; d += B) {
-		CHECK_RC(xr_table_sample(t, B, keys, prob, w), B);
+		CHECK_RC(xr__tb_sample(t, B, keys, prob, w), B);
 		for (int i = 0; i < B; i++) {
 			uint32_t s = (uint32_t)keys[i];
 			CHECK(s < (uint32_t)n);
@@ -127,11 +127,11 @@ static void check_prioritized(struct xr_table *t, const double *pr, int n, doubl
 static void test_prioritized(void)
 {
 	enum { N = 100 };
-	struct xr_table t;
+	struct xr_tb t;
 	double pr[N], xr, xw;
 	uint64_t key[N];
 
-	table_make(&t, (struct xr_table_cfg){.capacity = 128, .sampler = XR_SAMPLER_PRIORITIZED,
+	table_make(&t, (struct xr_tb_cfg){.capacity = 128, .sampler = XR_SAMPLER_PRIORITIZED,
 					     .remover = XR_REMOVER_FIFO, .alpha = 0.6,
 					     .beta = 0.4, .seed = 2});
 	for (int i = 0; i < N; i++) {
@@ -147,88 +147,88 @@ static void test_prioritized(void)
 	/* New priorities: reversed, and the zeros made positive. */
 	for (int i = 0; i < N; i++) {
 		pr[i] = 1.0 + (double)(N - i);
-		CHECK_RC(xr_table_update(&t, key[i], pr[i]), 0);
+		CHECK_RC(xr__tb_update(&t, key[i], pr[i]), 0);
 	}
 	check_prioritized(&t, pr, N, 0.6, 0.4, 0.0, &xr, &xw);
 	printf("prioritized after updates: chi2 %.1f, against uniform %.1f\n", xr, xw);
 	CHECK(xw > chi2_bound(N - 1));
-	CHECK_RC(xr_table_update(&t, key[0], -1), -EINVAL);
-	CHECK_RC(xr_table_update(&t, key[0], NAN), -EINVAL);
-	CHECK_RC(xr_table_update(&t, key[0] + (1ull << 32), 1), -ESTALE);
-	xr_table_free(&t);
+	CHECK_RC(xr__tb_update(&t, key[0], -1), -EINVAL);
+	CHECK_RC(xr__tb_update(&t, key[0], NAN), -EINVAL);
+	CHECK_RC(xr__tb_update(&t, key[0] + (1ull << 32), 1), -ESTALE);
+	xr__tb_free(&t);
 
 	/* Every priority zero: no item more likely than another. */
-	table_make(&t, (struct xr_table_cfg){.capacity = 8, .sampler = XR_SAMPLER_PRIORITIZED,
+	table_make(&t, (struct xr_tb_cfg){.capacity = 8, .sampler = XR_SAMPLER_PRIORITIZED,
 					     .alpha = 1, .beta = 1, .seed = 3});
 	for (int i = 0; i < 4; i++)
 		ins(&t, 0);
 	{
 		uint64_t k[16];
 		double prob[16], w[16];
-		CHECK_RC(xr_table_sample(&t, 16, k, prob, w), 16);
+		CHECK_RC(xr__tb_sample(&t, 16, k, prob, w), 16);
 		for (int i = 0; i < 16; i++)
 			CHECK(prob[i] == 0.25 && w[i] == 1);
 		release_all(&t, k, 16);
 	}
-	xr_table_free(&t);
+	xr__tb_free(&t);
 }
 
 static void test_ordered_samplers(void)
 {
-	struct xr_table t;
+	struct xr_tb t;
 	uint64_t key[10], got[10];
 
 	for (int lifo = 0; lifo < 2; lifo++) {
-		table_make(&t, (struct xr_table_cfg){
+		table_make(&t, (struct xr_tb_cfg){
 				       .capacity = 16,
 				       .sampler = lifo ? XR_SAMPLER_LIFO : XR_SAMPLER_FIFO,
 				       .seed = 4});
 		for (int i = 0; i < 10; i++)
 			key[i] = ins(&t, 1);
 		/* Each call: the oldest (newest) items in order, each once. */
-		CHECK_RC(xr_table_sample(&t, 4, got, NULL, NULL), 4);
+		CHECK_RC(xr__tb_sample(&t, 4, got, NULL, NULL), 4);
 		for (int i = 0; i < 4; i++)
 			CHECK_EQ(got[i], key[lifo ? 9 - i : i]);
 		release_all(&t, got, 4);
-		CHECK_RC(xr_table_sample(&t, 20, got, NULL, NULL), 10);
+		CHECK_RC(xr__tb_sample(&t, 20, got, NULL, NULL), 10);
 		release_all(&t, got, 10);
-		xr_table_free(&t);
+		xr__tb_free(&t);
 	}
 
 	/* A queue: fifo sampler, max_times_sampled 1. Each item once, in order,
 	 * and the table empties. */
-	table_make(&t, (struct xr_table_cfg){.capacity = 16, .sampler = XR_SAMPLER_FIFO,
+	table_make(&t, (struct xr_tb_cfg){.capacity = 16, .sampler = XR_SAMPLER_FIFO,
 					     .max_times_sampled = 1, .seed = 5});
 	for (int i = 0; i < 10; i++)
 		key[i] = ins(&t, 1);
-	CHECK_RC(xr_table_sample(&t, 3, got, NULL, NULL), 3);
-	CHECK_RC(xr_table_sample(&t, 3, got + 3, NULL, NULL), 3);
-	CHECK_RC(xr_table_sample(&t, 8, got + 6, NULL, NULL), 4);
+	CHECK_RC(xr__tb_sample(&t, 3, got, NULL, NULL), 3);
+	CHECK_RC(xr__tb_sample(&t, 3, got + 3, NULL, NULL), 3);
+	CHECK_RC(xr__tb_sample(&t, 8, got + 6, NULL, NULL), 4);
 	for (int i = 0; i < 10; i++)
 		CHECK_EQ(got[i], key[i]);
 	CHECK_EQ(t.size, 0);
 	CHECK_EQ(t.used, 10); /* spent, leased: the bytes stay */
-	CHECK_RC(xr_table_sample(&t, 1, got + 10 - 1, NULL, NULL), -EAGAIN);
-	CHECK(xr_table_slot(&t, key[5]) == (uint32_t)key[5]);
-	CHECK_RC(xr_table_update(&t, key[5], 2), -ESTALE); /* gone from the table */
+	CHECK_RC(xr__tb_sample(&t, 1, got + 10 - 1, NULL, NULL), -EAGAIN);
+	CHECK(xr__tb_slot(&t, key[5]) == (uint32_t)key[5]);
+	CHECK_RC(xr__tb_update(&t, key[5], 2), -ESTALE); /* gone from the table */
 	release_all(&t, key, 10);
 	CHECK_EQ(t.used, 0);
-	CHECK(xr_table_slot(&t, key[5]) == XR_TABLE_NO_SLOT);
-	CHECK_RC(xr_table_release(&t, key[5]), -ESTALE);
+	CHECK(xr__tb_slot(&t, key[5]) == XR_TB_NO_SLOT);
+	CHECK_RC(xr__tb_release(&t, key[5]), -ESTALE);
 	CHECK_EQ(t.lim.removes, 10);
-	xr_table_free(&t);
+	xr__tb_free(&t);
 }
 
 /* Fills a table of 8, leases items `leased` (a bit mask of insertion
  * order), inserts one more: the remover must take item `want`. */
 static void check_remover(enum xr_remover rm, const double *pr, unsigned leased, int want)
 {
-	struct xr_table t;
+	struct xr_tb t;
 	uint64_t key[8], k, ev, got[8];
 	uint32_t slot;
 	int n = 0;
 
-	table_make(&t, (struct xr_table_cfg){.capacity = 8, .sampler = XR_SAMPLER_FIFO,
+	table_make(&t, (struct xr_tb_cfg){.capacity = 8, .sampler = XR_SAMPLER_FIFO,
 					     .remover = rm, .seed = 6});
 	for (int i = 0; i < 8; i++)
 		key[i] = ins(&t, pr[i]);
@@ -236,14 +236,14 @@ static void check_remover(enum xr_remover rm, const double *pr, unsigned leased,
 	 * the ones not in the mask. */
 	if (leased) {
 		int top = 31 - __builtin_clz(leased);
-		CHECK_RC(xr_table_sample(&t, (uint32_t)top + 1, got, NULL, NULL), top + 1);
+		CHECK_RC(xr__tb_sample(&t, (uint32_t)top + 1, got, NULL, NULL), top + 1);
 		for (int i = 0; i <= top; i++)
 			if (!(leased >> i & 1))
-				CHECK_RC(xr_table_release(&t, got[i]), 0);
+				CHECK_RC(xr__tb_release(&t, got[i]), 0);
 			else
 				n++;
 	}
-	int rc = xr_table_insert(&t, 5, &k, &slot, &ev);
+	int rc = xr__tb_insert(&t, 5, &k, &slot, &ev);
 	if (want < 0) {
 		CHECK_RC(rc, -EBUSY);
 	} else {
@@ -253,14 +253,14 @@ static void check_remover(enum xr_remover rm, const double *pr, unsigned leased,
 			      leased, ev ? (int)((uint32_t)ev) : -1, want);
 		CHECK_EQ(slot, (uint32_t)key[want]); /* the slot is reused at once */
 		CHECK(k != key[want]);              /* with a new key */
-		CHECK_RC(xr_table_update(&t, key[want], 1), -ESTALE);
+		CHECK_RC(xr__tb_update(&t, key[want], 1), -ESTALE);
 	}
 	for (int i = 0; i < 8; i++)
 		if (leased >> i & 1)
-			CHECK_RC(xr_table_release(&t, key[i]), 0);
+			CHECK_RC(xr__tb_release(&t, key[i]), 0);
 	CHECK_EQ(t.leases, 0);
 	(void)n;
-	xr_table_free(&t);
+	xr__tb_free(&t);
 }
 
 static void test_removers(void)
@@ -279,63 +279,63 @@ static void test_removers(void)
 
 	/* Lowest-priority after updates and a release: the released item
 	 * competes again at its (updated) priority. */
-	struct xr_table t;
+	struct xr_tb t;
 	uint64_t key[4], got[1], k, ev;
 	uint32_t slot;
 
-	table_make(&t, (struct xr_table_cfg){.capacity = 4, .sampler = XR_SAMPLER_FIFO,
+	table_make(&t, (struct xr_tb_cfg){.capacity = 4, .sampler = XR_SAMPLER_FIFO,
 					     .remover = XR_REMOVER_LOWEST, .seed = 7});
 	for (int i = 0; i < 4; i++)
 		key[i] = ins(&t, 10 + i);
-	CHECK_RC(xr_table_sample(&t, 1, got, NULL, NULL), 1); /* leases key[0] */
-	CHECK_RC(xr_table_update(&t, key[0], 0.5), 0);        /* lowest, but leased */
-	CHECK_RC(xr_table_update(&t, key[2], 1), 0);
-	CHECK_RC(xr_table_insert(&t, 20, &k, &slot, &ev), 0);
+	CHECK_RC(xr__tb_sample(&t, 1, got, NULL, NULL), 1); /* leases key[0] */
+	CHECK_RC(xr__tb_update(&t, key[0], 0.5), 0);        /* lowest, but leased */
+	CHECK_RC(xr__tb_update(&t, key[2], 1), 0);
+	CHECK_RC(xr__tb_insert(&t, 20, &k, &slot, &ev), 0);
 	CHECK_EQ(ev, key[2]);
-	CHECK_RC(xr_table_release(&t, key[0]), 0);
-	CHECK_RC(xr_table_insert(&t, 20, &k, &slot, &ev), 0);
+	CHECK_RC(xr__tb_release(&t, key[0]), 0);
+	CHECK_RC(xr__tb_insert(&t, 20, &k, &slot, &ev), 0);
 	CHECK_EQ(ev, key[0]);
-	xr_table_free(&t);
+	xr__tb_free(&t);
 }
 
 static void test_leases_and_keys(void)
 {
-	struct xr_table t;
+	struct xr_tb t;
 	uint64_t a, b, got[2], k, ev;
 	uint32_t slot;
 
-	table_make(&t, (struct xr_table_cfg){.capacity = 2, .sampler = XR_SAMPLER_FIFO,
+	table_make(&t, (struct xr_tb_cfg){.capacity = 2, .sampler = XR_SAMPLER_FIFO,
 					     .remover = XR_REMOVER_FIFO, .seed = 8});
-	CHECK_RC(xr_table_insert(&t, -1, &k, &slot, &ev), -EINVAL);
-	CHECK_RC(xr_table_insert(&t, INFINITY, &k, &slot, &ev), -EINVAL);
+	CHECK_RC(xr__tb_insert(&t, -1, &k, &slot, &ev), -EINVAL);
+	CHECK_RC(xr__tb_insert(&t, INFINITY, &k, &slot, &ev), -EINVAL);
 	a = ins(&t, 1);
 	b = ins(&t, 1);
-	CHECK_RC(xr_table_sample(&t, 1, got, NULL, NULL), 1); /* a, leased */
+	CHECK_RC(xr__tb_sample(&t, 1, got, NULL, NULL), 1); /* a, leased */
 	CHECK_EQ(got[0], a);
 	/* Removing a leased item: out of the table, its slot kept. */
-	CHECK_RC(xr_table_remove(&t, a), 0);
-	CHECK_RC(xr_table_remove(&t, a), -ESTALE);
+	CHECK_RC(xr__tb_remove(&t, a), 0);
+	CHECK_RC(xr__tb_remove(&t, a), -ESTALE);
 	CHECK_EQ(t.size, 1);
-	CHECK(xr_table_slot(&t, a) == (uint32_t)a);
+	CHECK(xr__tb_slot(&t, a) == (uint32_t)a);
 	/* The table is full (one live, one spent): the insert takes b. */
-	CHECK_RC(xr_table_insert(&t, 1, &k, &slot, &ev), 0);
+	CHECK_RC(xr__tb_insert(&t, 1, &k, &slot, &ev), 0);
 	CHECK_EQ(ev, b);
 	CHECK_EQ(slot, (uint32_t)b);
 	/* Now a is spent and leased, k live: full, nothing removable but k. */
-	CHECK_RC(xr_table_sample(&t, 1, got, NULL, NULL), 1);
+	CHECK_RC(xr__tb_sample(&t, 1, got, NULL, NULL), 1);
 	CHECK_EQ(got[0], k);
-	CHECK_RC(xr_table_insert(&t, 1, &k, &slot, &ev), -EBUSY);
-	CHECK_RC(xr_table_release(&t, a), 0);
-	CHECK_RC(xr_table_release(&t, a), -ESTALE); /* once only */
-	CHECK(xr_table_slot(&t, a) == XR_TABLE_NO_SLOT);
+	CHECK_RC(xr__tb_insert(&t, 1, &k, &slot, &ev), -EBUSY);
+	CHECK_RC(xr__tb_release(&t, a), 0);
+	CHECK_RC(xr__tb_release(&t, a), -ESTALE); /* once only */
+	CHECK(xr__tb_slot(&t, a) == XR_TB_NO_SLOT);
 	uint64_t c = ins(&t, 1); /* a's slot, a new generation */
 	CHECK_EQ((uint32_t)c, (uint32_t)a);
 	CHECK(c != a);
-	CHECK_RC(xr_table_release(&t, a), -ESTALE);
-	CHECK_RC(xr_table_release(&t, (uint64_t)1 << 32 | 7), -ESTALE); /* slot out of range */
-	CHECK_RC(xr_table_release(&t, got[0]), 0);
+	CHECK_RC(xr__tb_release(&t, a), -ESTALE);
+	CHECK_RC(xr__tb_release(&t, (uint64_t)1 << 32 | 7), -ESTALE); /* slot out of range */
+	CHECK_RC(xr__tb_release(&t, got[0]), 0);
 	CHECK_EQ(t.leases, 0);
-	xr_table_free(&t);
+	xr__tb_free(&t);
 }
 
 static void test_sumtree_exact(void)
@@ -370,9 +370,9 @@ static void test_sumtree_exact(void)
 
 static void test_bad_config(void)
 {
-	struct xr_table t;
+	struct xr_tb t;
 	const char *why = NULL;
-	struct xr_table_cfg bad[] = {
+	struct xr_tb_cfg bad[] = {
 		{.capacity = 0},
 		{.capacity = 4, .sampler = (enum xr_sampler)9},
 		{.capacity = 4, .remover = (enum xr_remover)9},
@@ -386,7 +386,7 @@ static void test_bad_config(void)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		why = NULL;
-		CHECK_RC(xr_table_init(&t, &bad[i], &why), -EINVAL);
+		CHECK_RC(xr__tb_init(&t, &bad[i], &why), -EINVAL);
 		CHECK(why && *why);
 	}
 }

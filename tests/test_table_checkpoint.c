@@ -57,19 +57,19 @@ static void *item(void *ctx, uint32_t slot)
 	return ((struct buf *)ctx)->items[slot];
 }
 
-static struct xr_table_io io_of(struct buf *b)
+static struct xr_tb_io io_of(struct buf *b)
 {
-	return (struct xr_table_io){.put = put, .get = get, .item = item, .item_size = ITEM, .ctx = b};
+	return (struct xr_tb_io){.put = put, .get = get, .item = item, .item_size = ITEM, .ctx = b};
 }
 
-static int restore_from(struct xr_table *t, const unsigned char *p, size_t len,
+static int restore_from(struct xr_tb *t, const unsigned char *p, size_t len,
 			unsigned char (*items)[ITEM], const char **why)
 {
 	struct buf b = {.p = (unsigned char *)p, .len = len, .items = items};
-	struct xr_table_io io = io_of(&b);
+	struct xr_tb_io io = io_of(&b);
 
 	*why = NULL;
-	return xr_table_restore(t, &io, why);
+	return xr__tb_restore(t, &io, why);
 }
 
 static uint64_t fnv(const unsigned char *p, size_t n)
@@ -94,28 +94,28 @@ enum { CAP = 64, HEAD = 136 };
 int main(void)
 {
 	static unsigned char items[CAP][ITEM], items2[CAP][ITEM];
-	struct xr_table t, r;
+	struct xr_tb t, r;
 	struct buf b = {.items = items};
-	struct xr_table_io io = io_of(&b);
+	struct xr_tb_io io = io_of(&b);
 	uint64_t keys[CAP], k, ev, got[32], got2[32];
 	double pr[32], pr2[32], w[32], w2[32];
 	uint32_t slot;
 	const char *why;
 	int n = 0;
 
-	table_make(&t, (struct xr_table_cfg){.capacity = CAP, .sampler = XR_SAMPLER_PRIORITIZED,
+	table_make(&t, (struct xr_tb_cfg){.capacity = CAP, .sampler = XR_SAMPLER_PRIORITIZED,
 					     .remover = XR_REMOVER_LOWEST, .alpha = 0.7,
 					     .beta = 0.5, .max_times_sampled = 50, .min_size = 10,
 					     .samples_per_insert = 3, .error_buffer = 40,
 					     .seed = 77});
 	/* Fill past capacity so the remover has been at work, sample some. */
 	for (int i = 0; i < 100; i++) {
-		int rc = xr_table_insert(&t, 1 + (i * 13) % 17, &k, &slot, &ev);
+		int rc = xr__tb_insert(&t, 1 + (i * 13) % 17, &k, &slot, &ev);
 		if (rc == -EAGAIN) {
-			int m = xr_table_sample(&t, 32, got, NULL, NULL);
+			int m = xr__tb_sample(&t, 32, got, NULL, NULL);
 			CHECK(m > 0);
 			for (int j = 0; j < m; j++)
-				CHECK_RC(xr_table_release(&t, got[j]), 0);
+				CHECK_RC(xr__tb_release(&t, got[j]), 0);
 			i--;
 			continue;
 		}
@@ -124,9 +124,9 @@ int main(void)
 		keys[n++ % CAP] = k;
 	}
 	uint64_t removed = ev; /* the last insert's victim: a key that is gone */
-	CHECK(removed && xr_table_slot(&t, removed) == XR_TABLE_NO_SLOT);
+	CHECK(removed && xr__tb_slot(&t, removed) == XR_TB_NO_SLOT);
 
-	CHECK_RC(xr_table_save(&t, &io), 0);
+	CHECK_RC(xr__tb_save(&t, &io), 0);
 	CHECK_EQ(b.len, HEAD + CAP * 4 + t.size * (16 + ITEM) + 8);
 	CHECK_RC(restore_from(&r, b.p, b.len, items2, &why), 0);
 
@@ -142,7 +142,7 @@ int main(void)
 	CHECK_EQ(r.lim.removes, t.lim.removes);
 	CHECK_EQ(r.size, t.size);
 	CHECK(memcmp(r.gen, t.gen, CAP * sizeof(uint32_t)) == 0);
-	for (uint32_t s = t.oldest, q = r.oldest; s != XR_TABLE_NO_SLOT;
+	for (uint32_t s = t.oldest, q = r.oldest; s != XR_TB_NO_SLOT;
 	     s = t.next[s], q = r.next[q]) {
 		CHECK_EQ(q, s);
 		CHECK(r.prio[s] == t.prio[s]);
@@ -151,40 +151,40 @@ int main(void)
 	}
 	/* ... so the same draws, probabilities and weights. */
 	for (int round = 0; round < 20; round++) {
-		int m = xr_table_sample(&t, 32, got, pr, w);
-		int m2 = xr_table_sample(&r, 32, got2, pr2, w2);
+		int m = xr__tb_sample(&t, 32, got, pr, w);
+		int m2 = xr__tb_sample(&r, 32, got2, pr2, w2);
 		CHECK_EQ(m2, m);
 		if (m < 0) {
 			CHECK_RC(m, -EAGAIN);
-			CHECK_RC(xr_table_insert(&t, 2, &k, &slot, &ev), 0);
+			CHECK_RC(xr__tb_insert(&t, 2, &k, &slot, &ev), 0);
 			uint64_t k2;
-			CHECK_RC(xr_table_insert(&r, 2, &k2, &slot, &ev), 0);
+			CHECK_RC(xr__tb_insert(&r, 2, &k2, &slot, &ev), 0);
 			CHECK_EQ(k2, k);
 			continue;
 		}
 		for (int j = 0; j < m; j++) {
 			CHECK_EQ(got2[j], got[j]);
 			CHECK(pr2[j] == pr[j] && w2[j] == w[j]);
-			CHECK_RC(xr_table_release(&t, got[j]), 0);
-			CHECK_RC(xr_table_release(&r, got[j]), 0);
+			CHECK_RC(xr__tb_release(&t, got[j]), 0);
+			CHECK_RC(xr__tb_release(&r, got[j]), 0);
 		}
 	}
 	/* Old keys work, removed ones stay refused, new keys are new. */
 	int live = 0;
 	for (int i = 0; i < CAP; i++)
-		if (xr_table_slot(&r, keys[i]) != XR_TABLE_NO_SLOT) {
-			CHECK_RC(xr_table_update(&r, keys[i], 5), 0);
+		if (xr__tb_slot(&r, keys[i]) != XR_TB_NO_SLOT) {
+			CHECK_RC(xr__tb_update(&r, keys[i], 5), 0);
 			live++;
 		}
 	CHECK(live > 0);
-	CHECK_RC(xr_table_update(&r, removed, 5), -ESTALE);
+	CHECK_RC(xr__tb_update(&r, removed, 5), -ESTALE);
 	for (int i = 0; i < 200; i++) {
-		int rc = xr_table_insert(&r, 1, &k, &slot, &ev);
+		int rc = xr__tb_insert(&r, 1, &k, &slot, &ev);
 		if (rc == -EAGAIN) {
-			int m = xr_table_sample(&r, 32, got, NULL, NULL);
+			int m = xr__tb_sample(&r, 32, got, NULL, NULL);
 			CHECK(m > 0);
 			for (int j = 0; j < m; j++)
-				CHECK_RC(xr_table_release(&r, got[j]), 0);
+				CHECK_RC(xr__tb_release(&r, got[j]), 0);
 			continue;
 		}
 		CHECK_RC(rc, 0);
@@ -192,7 +192,7 @@ int main(void)
 		for (int j = 0; j < CAP; j++)
 			CHECK(k != keys[j]);
 	}
-	xr_table_free(&r);
+	xr__tb_free(&r);
 
 	/* Every truncation is refused. */
 	for (size_t len = 0; len < b.len; len++) {
@@ -246,7 +246,7 @@ int main(void)
 	printf("repeated slot: refused: %s\n", why);
 	free(c);
 	free(b.p);
-	xr_table_free(&t);
+	xr__tb_free(&t);
 	printf("ok\n");
 	return 0;
 }

@@ -26,34 +26,34 @@ static uint64_t lcg(uint64_t *s)
 
 static void test_min_size(void)
 {
-	struct xr_table t;
+	struct xr_tb t;
 	uint64_t key, ev, got[4];
 	uint32_t slot;
 
-	table_make(&t, (struct xr_table_cfg){.capacity = 100, .min_size = 10,
+	table_make(&t, (struct xr_tb_cfg){.capacity = 100, .min_size = 10,
 					     .samples_per_insert = 2, .error_buffer = 4,
 					     .seed = 1});
 	for (int i = 0; i < 9; i++) {
-		CHECK_RC(xr_table_sample(&t, 1, got, NULL, NULL), -EAGAIN);
-		CHECK_RC(xr_table_insert(&t, 1, &key, &slot, &ev), 0);
+		CHECK_RC(xr__tb_sample(&t, 1, got, NULL, NULL), -EAGAIN);
+		CHECK_RC(xr__tb_insert(&t, 1, &key, &slot, &ev), 0);
 	}
-	CHECK_RC(xr_table_sample(&t, 1, got, NULL, NULL), -EAGAIN);
-	CHECK_RC(xr_table_insert(&t, 1, &key, &slot, &ev), 0);
+	CHECK_RC(xr__tb_sample(&t, 1, got, NULL, NULL), -EAGAIN);
+	CHECK_RC(xr__tb_insert(&t, 1, &key, &slot, &ev), 0);
 	/* D = 10 * 2 - 0 = 20, min_diff = 20 - 4 = 16: four may go now. */
-	CHECK_RC(xr_table_sample(&t, 4, got, NULL, NULL), 4);
+	CHECK_RC(xr__tb_sample(&t, 4, got, NULL, NULL), 4);
 	for (int i = 0; i < 4; i++)
-		CHECK_RC(xr_table_release(&t, got[i]), 0);
-	CHECK_RC(xr_table_sample(&t, 1, got, NULL, NULL), -EAGAIN);
+		CHECK_RC(xr__tb_release(&t, got[i]), 0);
+	CHECK_RC(xr__tb_sample(&t, 1, got, NULL, NULL), -EAGAIN);
 	/* max_diff = 24: D = 16 now; inserts up to D = 24, four of them. */
 	for (int i = 0; i < 4; i++)
-		CHECK_RC(xr_table_insert(&t, 1, &key, &slot, &ev), 0);
-	CHECK_RC(xr_table_insert(&t, 1, &key, &slot, &ev), -EAGAIN);
+		CHECK_RC(xr__tb_insert(&t, 1, &key, &slot, &ev), 0);
+	CHECK_RC(xr__tb_insert(&t, 1, &key, &slot, &ev), -EAGAIN);
 	/* Partial batches: a sample of 20 gets the 8 the limiter allows. */
 	uint64_t many[20];
-	CHECK_RC(xr_table_sample(&t, 20, many, NULL, NULL), 8);
+	CHECK_RC(xr__tb_sample(&t, 20, many, NULL, NULL), 8);
 	for (int i = 0; i < 8; i++)
-		CHECK_RC(xr_table_release(&t, many[i]), 0);
-	xr_table_free(&t);
+		CHECK_RC(xr__tb_release(&t, many[i]), 0);
+	xr__tb_free(&t);
 }
 
 struct sched {
@@ -66,13 +66,13 @@ struct sched {
 static void run_schedule(const struct sched *sc, uint64_t seed)
 {
 	enum { STEPS = 200000 };
-	struct xr_table t;
+	struct xr_tb t;
 	uint64_t rng = seed, keys[64], key, ev;
 	uint32_t slot;
 	double min_diff = sc->spi * sc->min_size - sc->eb, max_diff = sc->spi * sc->min_size + sc->eb;
 	uint64_t refused_i = 0, refused_s = 0;
 
-	table_make(&t, (struct xr_table_cfg){.capacity = sc->capacity,
+	table_make(&t, (struct xr_tb_cfg){.capacity = sc->capacity,
 					     .sampler = XR_SAMPLER_UNIFORM,
 					     .max_times_sampled = sc->max_times,
 					     .min_size = sc->min_size,
@@ -90,7 +90,7 @@ static void run_schedule(const struct sched *sc, uint64_t seed)
 			FAILF("step %d: D %.2f, size %u: neither an insert nor a sample may go",
 			      step, d, t.size);
 		if ((int)(lcg(&rng) % 100) < sc->insert_pct) {
-			int rc = xr_table_insert(&t, 1, &key, &slot, &ev);
+			int rc = xr__tb_insert(&t, 1, &key, &slot, &ev);
 			if (may_insert) {
 				CHECK_RC(rc, 0);
 			} else {
@@ -103,7 +103,7 @@ static void run_schedule(const struct sched *sc, uint64_t seed)
 			if (t.lim.inserts - t.lim.removes >= sc->min_size)
 				while (allowed < n && d - (double)(allowed + 1) >= min_diff)
 					allowed++;
-			int rc = xr_table_sample(&t, n, keys, NULL, NULL);
+			int rc = xr__tb_sample(&t, n, keys, NULL, NULL);
 			if (!allowed || !t.size) {
 				CHECK_RC(rc, -EAGAIN);
 				refused_s++;
@@ -114,7 +114,7 @@ static void run_schedule(const struct sched *sc, uint64_t seed)
 				if (!sc->max_times)
 					CHECK_EQ(rc, allowed);
 				for (int i = 0; i < rc; i++)
-					CHECK_RC(xr_table_release(&t, keys[i]), 0);
+					CHECK_RC(xr__tb_release(&t, keys[i]), 0);
 			}
 		}
 		/* A sample never takes D below min_diff; an insert never takes
@@ -147,29 +147,29 @@ static void run_schedule(const struct sched *sc, uint64_t seed)
 	fflush(stdout);
 	CHECK(t.lim.inserts > 1000 && t.lim.samples > 1000);
 	CHECK(refused_i > 0 && refused_s > 0); /* the limiter was exercised both ways */
-	xr_table_free(&t);
+	xr__tb_free(&t);
 }
 
 static void test_no_ratio(void)
 {
-	struct xr_table t;
+	struct xr_tb t;
 	uint64_t key, ev, got[64];
 	uint32_t slot;
 
-	table_make(&t, (struct xr_table_cfg){.capacity = 8, .min_size = 3, .seed = 2});
+	table_make(&t, (struct xr_tb_cfg){.capacity = 8, .min_size = 3, .seed = 2});
 	for (int i = 0; i < 2; i++)
-		CHECK_RC(xr_table_insert(&t, 1, &key, &slot, &ev), 0);
-	CHECK_RC(xr_table_sample(&t, 1, got, NULL, NULL), -EAGAIN);
-	CHECK_RC(xr_table_insert(&t, 1, &key, &slot, &ev), 0);
+		CHECK_RC(xr__tb_insert(&t, 1, &key, &slot, &ev), 0);
+	CHECK_RC(xr__tb_sample(&t, 1, got, NULL, NULL), -EAGAIN);
+	CHECK_RC(xr__tb_insert(&t, 1, &key, &slot, &ev), 0);
 	for (int r = 0; r < 100; r++) {
-		CHECK_RC(xr_table_sample(&t, 64, got, NULL, NULL), 64);
+		CHECK_RC(xr__tb_sample(&t, 64, got, NULL, NULL), 64);
 		for (int i = 0; i < 64; i++)
-			CHECK_RC(xr_table_release(&t, got[i]), 0);
+			CHECK_RC(xr__tb_release(&t, got[i]), 0);
 	}
 	for (int i = 0; i < 100; i++) /* the remover makes room */
-		CHECK_RC(xr_table_insert(&t, 1, &key, &slot, &ev), 0);
+		CHECK_RC(xr__tb_insert(&t, 1, &key, &slot, &ev), 0);
 	CHECK_EQ(t.size, 8);
-	xr_table_free(&t);
+	xr__tb_free(&t);
 }
 
 int main(void)

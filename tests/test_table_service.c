@@ -90,11 +90,11 @@ int main(void)
 	uint8_t bytes[ITEM];
 
 	CHECK_RC(xr__tsvc_create(&s), 0);
-	CHECK_RC(xr__tsvc_table_create(s, "bad name!", &(struct xr_table_cfg){.capacity = 4}, ITEM,
+	CHECK_RC(xr__tsvc_table_create(s, "bad name!", &(struct xr_tb_cfg){.capacity = 4}, ITEM,
 				       &why),
 		 -EINVAL);
 	CHECK_RC(xr__tsvc_table_create(s, "replay",
-				       &(struct xr_table_cfg){.capacity = 100,
+				       &(struct xr_tb_cfg){.capacity = 100,
 							      .sampler = XR_SAMPLER_PRIORITIZED,
 							      .alpha = 1, .beta = 1,
 							      .remover = XR_REMOVER_FIFO,
@@ -103,12 +103,12 @@ int main(void)
 							      .error_buffer = 200, .seed = 1},
 				       ITEM, &why),
 		 0);
-	CHECK_RC(xr__tsvc_table_create(s, "replay", &(struct xr_table_cfg){.capacity = 4}, ITEM,
+	CHECK_RC(xr__tsvc_table_create(s, "replay", &(struct xr_tb_cfg){.capacity = 4}, ITEM,
 				       &why),
 		 -EEXIST);
 	int t = xr__tsvc_table_find(s, "replay");
 	CHECK(t >= 0);
-	struct xr_table *tab = xr__tsvc_table(s, t);
+	struct xr_tb *tab = xr__tsvc_table(s, t);
 
 	/* The store, as a trainer maps it: read-only, and only read-only. */
 	uint64_t store_size;
@@ -237,7 +237,7 @@ int main(void)
 	/* The lease cap: 64 batches of 1024 and no more. */
 	xr__tsvc_close(s, b.id);
 	CHECK_RC(xr__tsvc_table_create(s, "big",
-				       &(struct xr_table_cfg){.capacity = 1000, .seed = 2}, ITEM,
+				       &(struct xr_tb_cfg){.capacity = 1000, .seed = 2}, ITEM,
 				       &why),
 		 0);
 	int t2 = xr__tsvc_table_find(s, "big");
