@@ -48,6 +48,8 @@ enum xr_ctl_type {
 	XR_CTL_AGENT_OPEN = 8,
 	XR_CTL_SEATS_CLAIM = 9,
 	XR_CTL_SEATS_RELEASE = 10,
+	XR_CTL_TABLE_CREATE = 11,
+	XR_CTL_TABLE_OPEN = 12,
 	XR_CTL_OK = 0x81,
 	XR_CTL_ATTACHED = 0x82,
 	XR_CTL_SUBSCRIBED = 0x83,
@@ -56,6 +58,8 @@ enum xr_ctl_type {
 	XR_CTL_GAMES = 0x86,
 	XR_CTL_AGENT_OPENED = 0x87,
 	XR_CTL_SEATS_CLAIMED = 0x88,
+	XR_CTL_TABLE_CREATED = 0x89,
+	XR_CTL_TABLE_OPENED = 0x8a,
 	XR_CTL_ERROR = 0xff,
 };
 
@@ -247,6 +251,45 @@ struct xr_ctl_seats_release {
 	uint32_t pad_;
 };
 
+/*
+ * Replay tables (docs/replay.md). After ATTACH, a peer may create a table
+ * (it lives until the engine stops) and open one as a trainer: the engine
+ * answers with three descriptors, the table's item store (read-only), the
+ * trainer's page (read-write) and its end of a socket pair, the doorbell
+ * both ways (a byte each: request there, answer here). The connection's
+ * end closes its trainers: their leases end.
+ */
+#define XR_CTL_TABLE_NAME 32         /* with its NUL */
+
+struct xr_ctl_table_create {
+	char name[XR_CTL_TABLE_NAME];
+	uint32_t capacity;           /* items */
+	uint32_t item_size;          /* bytes */
+	uint32_t sampler;            /* enum xr_sampler */
+	uint32_t remover;            /* enum xr_remover */
+	uint32_t max_times_sampled;  /* 0: no limit */
+	uint32_t flags;              /* none yet: 0 */
+	double alpha, beta;
+	double samples_per_insert, error_buffer;
+	uint64_t min_size;
+	uint64_t seed;
+};
+
+struct xr_ctl_table_created {
+	uint32_t table;              /* its index in the engine */
+	uint32_t pad_;
+};
+
+struct xr_ctl_table_open {
+	char name[XR_CTL_TABLE_NAME];
+};
+
+struct xr_ctl_table_opened {
+	uint32_t table, client;
+	uint32_t capacity, item_size;
+	uint64_t store_bytes, page_bytes;
+};
+
 #define XR_CTL_REASON_MAX 256
 
 struct xr_ctl_error {
@@ -266,7 +309,7 @@ void xr__ctl_filter_to_wire(struct xr_ctl_filter *w, const xr_filter *f);
 /* Points f at w's arrays. -EINVAL if counts are out of range. */
 int xr__ctl_filter_from_wire(xr_filter *f, const struct xr_ctl_filter *w);
 
-/* Sends one message with up to 2 fds. 0 or -errno. */
+/* Sends one message with up to 3 fds. 0 or -errno. */
 int xr__ctl_send(int sock, uint16_t type, uint32_t id, const void *body, uint32_t len,
 		 const int *fds, int n_fds);
 

@@ -574,7 +574,7 @@ static void do_detach(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr 
 /* The verbs the engine's directory serves: games, and agents' seats. */
 static bool is_game_verb(uint16_t type)
 {
-	return type >= XR_CTL_GAMES_CREATE && type <= XR_CTL_SEATS_RELEASE;
+	return type >= XR_CTL_GAMES_CREATE && type <= XR_CTL_TABLE_OPEN;
 }
 
 /* What is wrong with a game verb's body beyond its length, or NULL. */
@@ -612,6 +612,19 @@ static const char *bad_game_body(uint16_t type, const void *body)
 		if (!memchr(m.label, 0, sizeof(m.label)))
 			return "AGENT_OPEN's label is not NUL-terminated";
 		return m.flags ? "AGENT_OPEN has unknown flag bits" : NULL;
+	}
+	case XR_CTL_TABLE_CREATE: {
+		struct xr_ctl_table_create m;
+		memcpy(&m, body, sizeof(m));
+		if (!memchr(m.name, 0, sizeof(m.name)))
+			return "TABLE_CREATE's name is not NUL-terminated";
+		return m.flags ? "TABLE_CREATE has unknown flag bits" : NULL;
+	}
+	case XR_CTL_TABLE_OPEN: {
+		struct xr_ctl_table_open m;
+		memcpy(&m, body, sizeof(m));
+		return memchr(m.name, 0, sizeof(m.name)) ? NULL
+							  : "TABLE_OPEN's name is not NUL-terminated";
 	}
 	case XR_CTL_SEATS_CLAIM: {
 		struct xr_ctl_seats_claim m;
@@ -733,6 +746,37 @@ static void do_games(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr *
 			snprintf(why, sizeof(why), "this engine takes no agents");
 		break;
 	}
+	case XR_CTL_TABLE_CREATE: {
+		struct xr_ctl_table_create m;
+		struct xr_ctl_table_created r;
+		memcpy(&m, body, sizeof(m));
+		rc = c->games->table_create ? c->games->table_create(c->games_ctx, &who, &m, &r, why,
+								      sizeof(why))
+					    : -ENOTSUP;
+		if (rc == 0)
+			xr__ctl_send(k->fd, XR_CTL_TABLE_CREATED, h->id, &r, sizeof(r), NULL, 0);
+		else if (rc == -ENOTSUP)
+			snprintf(why, sizeof(why), "this engine hosts no tables");
+		break;
+	}
+	case XR_CTL_TABLE_OPEN: {
+		struct xr_ctl_table_open m;
+		struct xr_ctl_table_opened r;
+		int fds[3] = {-1, -1, -1};
+		memcpy(&m, body, sizeof(m));
+		rc = c->games->table_open ? c->games->table_open(c->games_ctx, &who, &m, &r, fds, why,
+								  sizeof(why))
+					  : -ENOTSUP;
+		if (rc == 0) {
+			/* The engine made these: closing them cannot block. */
+			xr__ctl_send(k->fd, XR_CTL_TABLE_OPENED, h->id, &r, sizeof(r), fds, 3);
+			for (int i = 0; i < 3; i++)
+				close(fds[i]);
+		} else if (rc == -ENOTSUP) {
+			snprintf(why, sizeof(why), "this engine hosts no tables");
+		}
+		break;
+	}
 	}
 	pthread_mutex_unlock(&c->games_mu);
 	if (rc < 0)
@@ -771,6 +815,8 @@ static const char *malformed(const struct xr_ctl_hdr *h, int n, int n_fds)
 	case XR_CTL_AGENT_OPEN: want = sizeof(struct xr_ctl_agent_open); break;
 	case XR_CTL_SEATS_CLAIM: want = sizeof(struct xr_ctl_seats_claim); break;
 	case XR_CTL_SEATS_RELEASE: want = sizeof(struct xr_ctl_seats_release); break;
+	case XR_CTL_TABLE_CREATE: want = sizeof(struct xr_ctl_table_create); break;
+	case XR_CTL_TABLE_OPEN: want = sizeof(struct xr_ctl_table_open); break;
 	default: return "unknown message type";
 	}
 	if (h->len != want)

@@ -93,6 +93,15 @@ struct xr_server_games {
 			   char *why, size_t len);
 	int (*seats_release)(void *ctx, const struct xr_ctl_caller *who, uint32_t claim,
 			     char *why, size_t len);
+	/* Replay tables (engine/table_host.h). table_open gives three
+	 * descriptors in fds[] (store, page, doorbell), which the server sends
+	 * and closes. NULL: refused ("this engine hosts no tables"). */
+	int (*table_create)(void *ctx, const struct xr_ctl_caller *who,
+			    const struct xr_ctl_table_create *m, struct xr_ctl_table_created *r,
+			    char *why, size_t len);
+	int (*table_open)(void *ctx, const struct xr_ctl_caller *who,
+			  const struct xr_ctl_table_open *m, struct xr_ctl_table_opened *r, int fds[3],
+			  char *why, size_t len);
 };
 
 /* xr_server_start(), serving the game verbs through ops from the first

@@ -56,10 +56,12 @@ int xr__ctl_send(int sock, uint16_t type, uint32_t id, const void *body, uint32_
 	struct iovec iov[2] = {{&h, sizeof(h)}, {(void *)body, len}};
 	union {
 		struct cmsghdr c;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
+		char buf[CMSG_SPACE(3 * sizeof(int))];
 	} cm;
 	struct msghdr m = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
 
+	if (n_fds > 3)
+		return -EINVAL;
 	if (n_fds > 0) {
 		memset(&cm, 0, sizeof(cm));
 		m.msg_control = cm.buf;

@@ -42,6 +42,7 @@
 #include "engine/games.h"
 #include "engine/interest.h"
 #include "engine/seats.h"
+#include "engine/table_host.h"
 #include "shm/arena_priv.h"
 #include "xring/agent.h"
 #include "util/atomics.h"
@@ -125,6 +126,8 @@ struct xr_gdir {
 	struct xr_interest *interest;   /* --observe subscribed; else NULL */
 	struct xr_seats *seats;         /* who holds which seat */
 	struct xr_arena *arena;         /* where the agent table is shown */
+	struct xr_thost *tables;        /* replay tables: started at the first
+					 * TABLE_CREATE (a thread), else NULL */
 };
 
 static uint32_t pow2_at_least(uint64_t n)
@@ -719,6 +722,8 @@ static void games_gone(void *ctx, uint64_t conn)
 	while ((o = owner_of(d, conn, false)) && o->head != NIL)
 		destroy_one(d, o->head >> 24, o->head & 0xffffff);
 	xr__seats_gone(d->seats, conn); /* its seats back to the policy */
+	if (d->tables)
+		xr__thost_gone(d->tables, conn); /* its trainers' leases end */
 }
 
 static int agent_open(void *ctx, const struct xr_ctl_caller *who,
@@ -768,6 +773,33 @@ static int seats_release(void *ctx, const struct xr_ctl_caller *who, uint32_t cl
 	return xr__seats_release(d->seats, &c, claim, why, len);
 }
 
+static int table_create(void *ctx, const struct xr_ctl_caller *who,
+			const struct xr_ctl_table_create *m, struct xr_ctl_table_created *r, char *why,
+			size_t len)
+{
+	struct xr_gdir *d = ctx;
+
+	if (!d->tables) {
+		int rc = xr__thost_create(&d->tables, why, len);
+		if (rc < 0)
+			return rc;
+	}
+	return xr__thost_table_create(d->tables, who, m, r, why, len);
+}
+
+static int table_open(void *ctx, const struct xr_ctl_caller *who,
+		      const struct xr_ctl_table_open *m, struct xr_ctl_table_opened *r, int fds[3],
+		      char *why, size_t len)
+{
+	struct xr_gdir *d = ctx;
+
+	if (!d->tables) {
+		snprintf(why, len, "no table %s (this engine has none yet)", m->name);
+		return -ENOENT;
+	}
+	return xr__thost_table_open(d->tables, who, m, r, fds, why, len);
+}
+
 static void games_reader(void *ctx, uint32_t slot, uint32_t stream, const struct xr_filt *f)
 {
 	struct xr_gdir *d = ctx;
@@ -786,6 +818,8 @@ const struct xr_server_games xr__gdir_hooks = {
 	.agent_open = agent_open,
 	.seats_claim = seats_claim,
 	.seats_release = seats_release,
+	.table_create = table_create,
+	.table_open = table_open,
 };
 
 /* --- life --------------------------------------------------------------- */
@@ -933,5 +967,6 @@ void xr__gdir_destroy(struct xr_gdir *d)
 	free(d->owners);
 	xr__interest_destroy(d->interest);
 	xr__seats_destroy(d->seats);
+	xr__thost_destroy(d->tables);
 	free(d);
 }

@@ -207,6 +207,11 @@ struct xr_tb *xr__tsvc_table(struct xr_tsvc *s, int table)
 	return &s->tables[table].t;
 }
 
+uint32_t xr__tsvc_item_size(const struct xr_tsvc *s, int table)
+{
+	return s->tables[table].item_size;
+}
+
 int xr__tsvc_store_fd(const struct xr_tsvc *s, int table, uint64_t *size)
 {
 	char proc[64];
@@ -310,6 +315,20 @@ static bool lease_drop(struct leases *l, uint64_t key)
 
 /* ---- clients ---- */
 
+/* The figures in the store's header (relaxed: numbers to show). */
+static void show(struct stable *tb)
+{
+	struct xr_tstore_hdr *h = (struct xr_tstore_hdr *)tb->map;
+
+	xr_store_relaxed(&h->size, tb->t.size);
+	xr_store_relaxed(&h->leases, tb->t.leases);
+	xr_store_relaxed(&h->inserts, tb->t.lim.inserts);
+	xr_store_relaxed(&h->samples, tb->t.lim.samples);
+	xr_store_relaxed(&h->removes, tb->t.lim.removes);
+	xr_store_relaxed(&h->trainers, tb->clients);
+}
+
+
 int xr__tsvc_open(struct xr_tsvc *s, int table, uint32_t *client, int *page_fd,
 		  uint64_t *page_size)
 {
@@ -337,6 +356,7 @@ int xr__tsvc_open(struct xr_tsvc *s, int table, uint32_t *client, int *page_fd,
 	c->table = table;
 	c->live = true;
 	s->tables[table].clients++;
+	show(&s->tables[table]);
 	*client = i;
 	*page_size = c->bytes;
 	return 0;
@@ -356,6 +376,7 @@ void xr__tsvc_close(struct xr_tsvc *s, uint32_t client)
 	free(c->l.count);
 	munmap(c->map, c->bytes);
 	s->tables[c->table].clients--;
+	show(&s->tables[c->table]);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -562,10 +583,10 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 	}
 }
 
-int xr__tsvc_poll(struct xr_tsvc *s, uint64_t now_ns, uint64_t *next_ns)
+int xr__tsvc_poll(struct xr_tsvc *s, uint64_t now_ns, uint64_t *next_ns, uint64_t *answered)
 {
 	int answers = 0;
-	uint64_t next = UINT64_MAX;
+	uint64_t next = UINT64_MAX, mask = 0;
 
 	for (uint32_t i = 0; i < XR_TSVC_CLIENTS_MAX; i++) {
 		struct client *c = &s->clients[i];
@@ -574,6 +595,7 @@ int xr__tsvc_poll(struct xr_tsvc *s, uint64_t now_ns, uint64_t *next_ns)
 		/* Acquire: pairs with the trainer's release of seq, so the
 		 * fields copied below are the ones it wrote before it. */
 		uint32_t seq = xr_load_acquire(&c->req->seq);
+		int before = answers;
 		if (seq != c->seen && !(c->parked && seq == c->p_seq)) {
 			/* A new request (one that replaces a parked one drops
 			 * it: a trainer has one request in flight). */
@@ -585,9 +607,16 @@ int xr__tsvc_poll(struct xr_tsvc *s, uint64_t now_ns, uint64_t *next_ns)
 		}
 		if (c->parked && c->deadline < next)
 			next = c->deadline;
+		if (answers != before)
+			mask |= 1ull << i;
 	}
+	for (int i = 0; i < XR_TSVC_TABLES_MAX; i++)
+		if (s->tables[i].live)
+			show(&s->tables[i]);
 	if (next_ns)
 		*next_ns = next;
+	if (answered)
+		*answered = mask;
 	return answers;
 }
 

@@ -32,7 +32,7 @@
 #include "table/table.h"
 
 #define XR_TSVC_TABLES_MAX 16
-#define XR_TSVC_CLIENTS_MAX 64
+#define XR_TSVC_CLIENTS_MAX 64 /* a bit each in xr__tsvc_poll's answered */
 #define XR_TSVC_LEASES_MAX 65536u       /* leases one trainer may hold */
 #define XR_TSVC_TIMEOUT_MAX_NS 3600000000000ull
 
@@ -51,6 +51,7 @@ int xr__tsvc_table_create(struct xr_tsvc *s, const char *name, const struct xr_t
 int xr__tsvc_table_find(const struct xr_tsvc *s, const char *name);
 /* Its bookkeeping, for stats and checkpoints (service thread only). */
 struct xr_tb *xr__tsvc_table(struct xr_tsvc *s, int table);
+uint32_t xr__tsvc_item_size(const struct xr_tsvc *s, int table);
 /* Its item store: the memfd to hand out (read-only: writable mappings are
  * sealed off once the service's own is made) and its size. */
 int xr__tsvc_store_fd(const struct xr_tsvc *s, int table, uint64_t *size);
@@ -70,8 +71,10 @@ uint64_t xr__tsvc_leases(const struct xr_tsvc *s, uint32_t client);
 /* Serves every new request and every parked one that may go now, and
  * answers the parked ones whose deadline passed. Returns the number of
  * answers given; *next_ns (when not NULL) is the earliest deadline still
- * parked, or UINT64_MAX. */
-int xr__tsvc_poll(struct xr_tsvc *s, uint64_t now_ns, uint64_t *next_ns);
+ * parked, or UINT64_MAX; *answered (when not NULL) gets bit c set for each
+ * client c answered. The figures in each store's header are brought up to
+ * date. */
+int xr__tsvc_poll(struct xr_tsvc *s, uint64_t now_ns, uint64_t *next_ns, uint64_t *answered);
 
 /* The engine's own insert (a table fed from a stream): len bytes (at most
  * the item size; the rest of the slot is zeroed) at priority p. Returns 0,

@@ -55,6 +55,13 @@ struct xr_tstore_hdr {
 	uint64_t items_off;
 	uint64_t total_size;
 	char name[XR_TABLE_NAME_MAX + 1];
+	/* Figures, stored by the service after each poll (relaxed): numbers to
+	 * show, never to act on. */
+	_Atomic uint64_t size;       /* live items */
+	_Atomic uint64_t leases;     /* held, all trainers */
+	_Atomic uint64_t inserts, samples, removes; /* the limiter's counts */
+	_Atomic uint32_t trainers;
+	uint32_t pad_;
 };
 
 struct xr_tpage_req {
@@ -94,6 +101,6 @@ _Static_assert(sizeof(struct xr_tpage_req) <= XR_TPAGE_RESP_OFF, "request before
 _Static_assert(XR_TPAGE_RESP_OFF + sizeof(struct xr_tpage_resp) <= XR_TPAGE_INSERT_OFF,
 	       "answer before the insert area");
 _Static_assert(offsetof(struct xr_tpage_req, keys) == 24, "request keys");
-_Static_assert(sizeof(struct xr_tstore_hdr) == 80, "store header");
+_Static_assert(sizeof(struct xr_tstore_hdr) == 128, "store header");
 
 #endif

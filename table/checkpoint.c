@@ -164,7 +164,7 @@ int xr__tb_restore(struct xr_tb *t, const struct xr_tb_io *io, const char **why)
 			*why = "the checkpoint ends inside its items";
 			return rc == -ENODATA ? -EINVAL : rc;
 		}
-		if (e.slot >= h.capacity || t->state[e.slot] != XR_SLOT_FREE || !t->gen[e.slot])
+		if (e.slot >= h.capacity || t->state[e.slot] != XR_TB_FREE || !t->gen[e.slot])
 			return bad(t, why, "an item's slot is out of range, repeated, or never filled");
 		if (!isfinite(e.prio) || e.prio < 0)
 			return bad(t, why, "an item's priority is negative or not a number");
@@ -184,7 +184,7 @@ int xr__tb_restore(struct xr_tb *t, const struct xr_tb_io *io, const char **why)
 	/* Free slots: every one not filled, lowest handed out first. */
 	t->nfree = 0;
 	for (uint32_t i = h.capacity; i-- > 0;)
-		if (t->state[i] == XR_SLOT_FREE)
+		if (t->state[i] == XR_TB_FREE)
 			t->free[t->nfree++] = i;
 	{
 		uint64_t want = s.fnv;

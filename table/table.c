@@ -171,7 +171,7 @@ static uint32_t slot_of(const struct xr_tb *t, uint64_t key, bool spent_ok)
 
 	if (slot >= t->cfg.capacity || t->gen[slot] != gen)
 		return XR_TB_NO_SLOT;
-	if (t->state[slot] == XR_SLOT_LIVE || (spent_ok && t->state[slot] == XR_SLOT_SPENT))
+	if (t->state[slot] == XR_TB_LIVE || (spent_ok && t->state[slot] == XR_TB_SPENT))
 		return slot;
 	return XR_TB_NO_SLOT;
 }
@@ -180,7 +180,7 @@ uint32_t xr__tb_slot(const struct xr_tb *t, uint64_t key)
 {
 	uint32_t slot = slot_of(t, key, true);
 
-	if (slot != XR_TB_NO_SLOT && t->state[slot] == XR_SLOT_SPENT && !t->held[slot])
+	if (slot != XR_TB_NO_SLOT && t->state[slot] == XR_TB_SPENT && !t->held[slot])
 		return XR_TB_NO_SLOT;
 	return slot;
 }
@@ -200,7 +200,7 @@ static void set_priority(struct xr_tb *t, uint32_t slot, double p)
 /* table_priv.h */
 void xr__tb_fill(struct xr_tb *t, uint32_t slot, double p)
 {
-	t->state[slot] = XR_SLOT_LIVE;
+	t->state[slot] = XR_TB_LIVE;
 	t->times[slot] = 0;
 	t->held[slot] = 0;
 	t->prev[slot] = t->newest;
@@ -219,7 +219,7 @@ void xr__tb_fill(struct xr_tb *t, uint32_t slot, double p)
 
 static void release_slot(struct xr_tb *t, uint32_t slot)
 {
-	t->state[slot] = XR_SLOT_FREE;
+	t->state[slot] = XR_TB_FREE;
 	t->free[t->nfree++] = slot;
 	t->used--;
 }
@@ -249,7 +249,7 @@ static void unlive(struct xr_tb *t, uint32_t slot)
 		xr_mintree_set(&t->rmin, slot, INFINITY);
 	t->lim.removes++;
 	if (t->held[slot])
-		t->state[slot] = XR_SLOT_SPENT;
+		t->state[slot] = XR_TB_SPENT;
 	else
 		release_slot(t, slot);
 }
@@ -368,7 +368,7 @@ int xr__tb_release(struct xr_tb *t, uint64_t key)
 	t->leases--;
 	if (--t->held[s])
 		return 0;
-	if (t->state[s] == XR_SLOT_SPENT)
+	if (t->state[s] == XR_TB_SPENT)
 		release_slot(t, s);
 	else if (lowest_remover(t))
 		xr_mintree_set(&t->rmin, s, t->prio[s]);

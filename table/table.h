@@ -65,7 +65,7 @@ struct xr_tb_cfg {
 #define XR_TB_MAX_ITEMS (1u << 30)
 #define XR_TB_NO_SLOT UINT32_MAX
 
-enum xr_slot_state { XR_SLOT_FREE, XR_SLOT_LIVE, XR_SLOT_SPENT };
+enum xr_slot_state { XR_TB_FREE, XR_TB_LIVE, XR_TB_SPENT };
 
 struct xr_tb {
 	struct xr_tb_cfg cfg;

@@ -65,7 +65,7 @@ static bool ask(struct xr_tsvc *s, struct trainer *tr, uint32_t op, uint32_t n,
 	tr->req->n = n;
 	tr->req->timeout_ns = timeout;
 	atomic_store_explicit(&tr->req->seq, ++tr->seq, memory_order_release);
-	xr__tsvc_poll(s, now, NULL);
+	xr__tsvc_poll(s, now, NULL, NULL);
 	return atomic_load_explicit(&tr->resp->seq, memory_order_acquire) == tr->seq;
 }
 
@@ -133,10 +133,17 @@ int main(void)
 	CHECK(!ask(s, &a, XR_TOP_SAMPLE, 8, 1000000000, 100)); /* parked until 1e9 + 100 */
 	for (int i = 0; i < 10; i++) {
 		item_bytes(bytes, (uint64_t)i);
-		CHECK(xr__tsvc_poll(s, 200, NULL) == 0); /* still parked */
+		CHECK(xr__tsvc_poll(s, 200, NULL, NULL) == 0); /* still parked */
 		CHECK_RC(xr__tsvc_insert(s, t, 1.0 + i, bytes, ITEM), 0);
 	}
-	CHECK(xr__tsvc_poll(s, 300, NULL) == 1);
+	uint64_t mask;
+	CHECK(xr__tsvc_poll(s, 300, NULL, &mask) == 1);
+	CHECK_EQ(mask, 1ull << a.id);
+	CHECK_EQ(h->size, 10);       /* the figures trainers and tools read */
+	CHECK_EQ(h->leases, 8);
+	CHECK_EQ(h->inserts, 10);
+	CHECK_EQ(h->samples, 8);
+	CHECK_EQ(h->trainers, 2);
 	CHECK_EQ(a.resp->seq, a.seq);
 	CHECK_RC(a.resp->rc, 8);
 	CHECK_EQ(xr__tsvc_leases(s, a.id), 8);
@@ -189,7 +196,7 @@ int main(void)
 	CHECK(strstr(b.resp->why, "priority"));
 
 	/* A request sent again under the same seq is not served twice. */
-	CHECK(xr__tsvc_poll(s, 400, NULL) == 0);
+	CHECK(xr__tsvc_poll(s, 400, NULL, NULL) == 0);
 
 	/* a releases its batch (once: a second time it holds none); samples
 	 * again, as does b; a is closed holding its second batch. */
@@ -228,9 +235,9 @@ int main(void)
 	CHECK_RC(call(s, &b, XR_TOP_INSERT, 1), -EAGAIN);
 	CHECK(!ask(s, &b, XR_TOP_INSERT, 1, 5000, 10000));
 	uint64_t next;
-	CHECK(xr__tsvc_poll(s, 14999, &next) == 0);
+	CHECK(xr__tsvc_poll(s, 14999, &next, NULL) == 0);
 	CHECK_EQ(next, 15000);
-	CHECK(xr__tsvc_poll(s, 15000, &next) == 1);
+	CHECK(xr__tsvc_poll(s, 15000, &next, NULL) == 1);
 	CHECK_RC(b.resp->rc, -ETIMEDOUT);
 	CHECK_EQ(next, UINT64_MAX);
 

@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: MIT */
+#include "table_host.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine/table_service.h"
+#include "util/atomics.h"
+#include "util/clock.h"
+
+/* Tables a uid other than the engine's may create. */
+#define XR_THOST_TABLES_PER_UID 4
+/* Bytes of item store one table may take (its memfd is sparse, but inserts
+ * fill it): 16 GiB. */
+#define XR_THOST_STORE_MAX (16ull << 30)
+/* After an answer the thread looks at the pages again for this long before
+ * it sleeps: a trainer's next request is usually that close behind. */
+#define XR_THOST_SPIN_NS 50000ull
+
+struct trainer {
+	bool live;
+	uint64_t conn;
+	int bell;          /* the service's end of the pair */
+	bool deaf;         /* its end closed: out of the epoll set */
+};
+
+struct xr_thost {
+	pthread_t th;
+	pthread_mutex_t mu;
+	struct xr_tsvc *svc;
+	int ep;
+	int stop_fd;       /* eventfd: the engine's own, never a peer's */
+	_Atomic bool stop;
+	uint32_t owner_uid[XR_TSVC_TABLES_MAX];
+	bool created[XR_TSVC_TABLES_MAX];
+	uint32_t engine_uid;
+	struct trainer tr[XR_TSVC_CLIENTS_MAX];
+};
+
+/* Rings the trainers answered, drains doorbells that rang. */
+static void ring(struct xr_thost *h, uint64_t answered)
+{
+	static const char one = 1;
+
+	for (uint32_t c = 0; answered; c++, answered >>= 1)
+		if ((answered & 1) && h->tr[c].live)
+			(void)send(h->tr[c].bell, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static void *run(void *arg)
+{
+	struct xr_thost *h = arg;
+	struct epoll_event ev[16];
+	uint64_t spin_until = 0;
+
+	while (!xr_load_acquire(&h->stop)) {
+		uint64_t next, answered, now = xr__now_ns();
+		int n;
+
+		pthread_mutex_lock(&h->mu);
+		n = xr__tsvc_poll(h->svc, now, &next, &answered);
+		pthread_mutex_unlock(&h->mu);
+		ring(h, answered);
+		if (n > 0)
+			spin_until = now + XR_THOST_SPIN_NS;
+		if (now < spin_until)
+			continue;
+		int timeout = -1;
+		if (next != UINT64_MAX)
+			timeout = next <= now ? 0 : (int)((next - now + 999999) / 1000000);
+		int k = epoll_wait(h->ep, ev, 16, timeout);
+		if (k <= 0)
+			continue;
+		/* Under the lock: a trainer closed meanwhile has its bell
+		 * closed and its fd number perhaps reused; the table says
+		 * which bell index c is now, or that c is gone. A few bytes
+		 * at most per bell: one per request honestly; the rest wait
+		 * for the next round, and epoll returns at once for them. */
+		pthread_mutex_lock(&h->mu);
+		for (int i = 0; i < k; i++) {
+			char buf[8];
+			uint32_t c = ev[i].data.u32;
+			if (c >= XR_TSVC_CLIENTS_MAX || !h->tr[c].live || h->tr[c].deaf)
+				continue;
+			for (int j = 0; j < 8; j++) {
+				ssize_t r = recv(h->tr[c].bell, buf, sizeof(buf), MSG_DONTWAIT);
+				if (r > 0)
+					continue;
+				/* The trainer closed its end (0), or the pair
+				 * failed: out of the set, or epoll would return
+				 * at once for ever. Its requests are still
+				 * served, found by the polls of others' rounds
+				 * and the deadlines'. */
+				if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+					epoll_ctl(h->ep, EPOLL_CTL_DEL, h->tr[c].bell, NULL);
+					h->tr[c].deaf = true;
+				}
+				break;
+			}
+		}
+		pthread_mutex_unlock(&h->mu);
+	}
+	return NULL;
+}
+
+int xr__thost_create(struct xr_thost **out, char *why, size_t len)
+{
+	struct xr_thost *h = calloc(1, sizeof(*h));
+	int rc;
+
+	if (!h) {
+		snprintf(why, len, "out of memory for the table service");
+		return -ENOMEM;
+	}
+	h->engine_uid = (uint32_t)geteuid();
+	pthread_mutex_init(&h->mu, NULL);
+	h->ep = epoll_create1(EPOLL_CLOEXEC);
+	h->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	rc = xr__tsvc_create(&h->svc);
+	if (h->ep < 0 || h->stop_fd < 0 || rc < 0) {
+		rc = rc < 0 ? rc : -errno;
+		goto fail;
+	}
+	struct epoll_event e = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
+	if (epoll_ctl(h->ep, EPOLL_CTL_ADD, h->stop_fd, &e) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = -pthread_create(&h->th, NULL, run, h);
+	if (rc < 0)
+		goto fail;
+	*out = h;
+	return 0;
+fail:
+	snprintf(why, len, "cannot start the table service: %s", strerror(-rc));
+	if (h->ep >= 0)
+		close(h->ep);
+	if (h->stop_fd >= 0)
+		close(h->stop_fd);
+	xr__tsvc_destroy(h->svc);
+	free(h);
+	return rc;
+}
+
+void xr__thost_destroy(struct xr_thost *h)
+{
+	uint64_t one = 1;
+
+	if (!h)
+		return;
+	xr_store_release(&h->stop, true);
+	(void)write(h->stop_fd, &one, sizeof(one));
+	pthread_join(h->th, NULL);
+	for (uint32_t c = 0; c < XR_TSVC_CLIENTS_MAX; c++)
+		if (h->tr[c].live)
+			close(h->tr[c].bell);
+	xr__tsvc_destroy(h->svc);
+	close(h->ep);
+	close(h->stop_fd);
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}
+
+int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
+			   const struct xr_ctl_table_create *m, struct xr_ctl_table_created *r,
+			   char *why, size_t len)
+{
+	struct xr_tb_cfg cfg = {
+		.capacity = m->capacity, .sampler = (enum xr_sampler)m->sampler,
+		.remover = (enum xr_remover)m->remover, .alpha = m->alpha, .beta = m->beta,
+		.max_times_sampled = m->max_times_sampled, .min_size = m->min_size,
+		.samples_per_insert = m->samples_per_insert, .error_buffer = m->error_buffer,
+		.seed = m->seed};
+	const char *w = NULL;
+	int rc, mine = 0;
+
+	if (m->sampler > XR_SAMPLER_LIFO || m->remover > XR_REMOVER_LOWEST) {
+		snprintf(why, len, "table %s: no such sampler or remover", m->name);
+		return -EINVAL;
+	}
+	if ((uint64_t)m->capacity * (((uint64_t)m->item_size + 63) & ~63ull) > XR_THOST_STORE_MAX) {
+		snprintf(why, len, "table %s: capacity x item size is over 16 GiB", m->name);
+		return -E2BIG;
+	}
+	pthread_mutex_lock(&h->mu);
+	if (who->uid != h->engine_uid) {
+		for (int i = 0; i < XR_TSVC_TABLES_MAX; i++)
+			if (h->created[i] && h->owner_uid[i] == who->uid)
+				mine++;
+		if (mine >= XR_THOST_TABLES_PER_UID) {
+			pthread_mutex_unlock(&h->mu);
+			snprintf(why, len, "uid %u has created %d tables, its most", who->uid, mine);
+			return -EDQUOT;
+		}
+	}
+	rc = xr__tsvc_table_create(h->svc, m->name, &cfg, m->item_size, &w);
+	if (rc == 0) {
+		int t = xr__tsvc_table_find(h->svc, m->name);
+		h->owner_uid[t] = who->uid;
+		h->created[t] = true;
+		r->table = (uint32_t)t;
+		r->pad_ = 0;
+	}
+	pthread_mutex_unlock(&h->mu);
+	if (rc < 0)
+		snprintf(why, len, "table %s: %s", m->name, w ? w : strerror(-rc));
+	return rc;
+}
+
+int xr__thost_table_open(struct xr_thost *h, const struct xr_ctl_caller *who,
+			 const struct xr_ctl_table_open *m, struct xr_ctl_table_opened *r, int fds[3],
+			 char *why, size_t len)
+{
+	int pair[2] = {-1, -1}, store = -1, page = -1, rc;
+	uint32_t client;
+	uint64_t store_bytes, page_bytes;
+
+	pthread_mutex_lock(&h->mu);
+	int t = xr__tsvc_table_find(h->svc, m->name);
+	if (t < 0) {
+		pthread_mutex_unlock(&h->mu);
+		snprintf(why, len, "no table %s (create it first)", m->name);
+		return -ENOENT;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	store = xr__tsvc_store_fd(h->svc, t, &store_bytes);
+	if (store < 0) {
+		rc = store;
+		goto fail;
+	}
+	rc = xr__tsvc_open(h->svc, t, &client, &page, &page_bytes);
+	if (rc < 0)
+		goto fail;
+	struct epoll_event e = {.events = EPOLLIN, .data.u32 = client};
+	if (epoll_ctl(h->ep, EPOLL_CTL_ADD, pair[0], &e) < 0) {
+		rc = -errno;
+		xr__tsvc_close(h->svc, client);
+		goto fail;
+	}
+	h->tr[client] = (struct trainer){.live = true, .conn = who->conn, .bell = pair[0]};
+	struct xr_tb *tb = xr__tsvc_table(h->svc, t);
+	*r = (struct xr_ctl_table_opened){.table = (uint32_t)t, .client = client,
+					  .capacity = tb->cfg.capacity,
+					  .item_size = xr__tsvc_item_size(h->svc, t),
+					  .store_bytes = store_bytes, .page_bytes = page_bytes};
+	pthread_mutex_unlock(&h->mu);
+	fds[0] = store;
+	fds[1] = page;
+	fds[2] = pair[1];
+	return 0;
+fail:
+	pthread_mutex_unlock(&h->mu);
+	for (int i = 0; i < 2; i++)
+		if (pair[i] >= 0)
+			close(pair[i]);
+	if (store >= 0)
+		close(store);
+	if (page >= 0)
+		close(page);
+	snprintf(why, len, "cannot open table %s: %s", m->name, strerror(-rc));
+	return rc;
+}
+
+void xr__thost_gone(struct xr_thost *h, uint64_t conn)
+{
+	pthread_mutex_lock(&h->mu);
+	for (uint32_t c = 0; c < XR_TSVC_CLIENTS_MAX; c++) {
+		if (!h->tr[c].live || h->tr[c].conn != conn)
+			continue;
+		xr__tsvc_close(h->svc, c);
+		/* Closing the bell takes it out of the epoll set; the thread
+		 * looks a bell up by index under the lock, so it never uses
+		 * this fd number again for trainer c. */
+		h->tr[c].live = false;
+		close(h->tr[c].bell);
+	}
+	pthread_mutex_unlock(&h->mu);
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef XR_ENGINE_TABLE_HOST_H
+#define XR_ENGINE_TABLE_HOST_H
+
+/*
+ * The thread that runs the engine's table service (engine/table_service.h)
+ * and what the control thread asks of it: create a table, open one for a
+ * trainer, forget a connection's trainers.
+ *
+ * Doorbells. A trainer gets its end of a socket pair (SOCK_SEQPACKET) with
+ * its page: after publishing a request it sends one byte; after answering,
+ * the service sends one byte back. The service only ever receives and sends
+ * with MSG_DONTWAIT on its own end, a file description no peer holds, so no
+ * peer can make those calls block (an eventfd, shared with the peer, could
+ * be switched to blocking under the engine). A byte waits in the socket until
+ * read, so no wakeup is lost on either side: the service's epoll returns
+ * while any doorbell holds a byte, and a trainer's poll() while its answer's
+ * byte is unread. A trainer that fills its socket only fills its own: the
+ * service drains at most a few bytes per doorbell per round, and serves at
+ * most one request per trainer per round.
+ *
+ * Locking. The service's state is the table thread's; the control thread
+ * takes the host's mutex to create tables and open or close trainers, which
+ * the thread holds only while it polls the pages: engine-private, never
+ * shared with a peer, never held across a system call that waits.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "control/proto.h"
+#include "control/server.h"
+
+struct xr_thost;
+
+/* Starts the table thread. 0, or -errno with why. */
+int xr__thost_create(struct xr_thost **out, char *why, size_t len);
+/* Stops the thread; closes every trainer and table. */
+void xr__thost_destroy(struct xr_thost *h);
+
+/* The control thread's verbs (control/server.h's table hooks). */
+int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
+			   const struct xr_ctl_table_create *m, struct xr_ctl_table_created *r,
+			   char *why, size_t len);
+int xr__thost_table_open(struct xr_thost *h, const struct xr_ctl_caller *who,
+			 const struct xr_ctl_table_open *m, struct xr_ctl_table_opened *r, int fds[3],
+			 char *why, size_t len);
+/* Connection conn ended: its trainers are closed (their leases end). */
+void xr__thost_gone(struct xr_thost *h, uint64_t conn);
+
+#endif
