@@ -178,8 +178,17 @@ int xr__ctl_connect_at(const char *name, const struct xr_trust *t, struct ucred 
 	return err;
 }
 
-int xr__ctl_request(int sock, uint16_t type, const void *body, uint32_t len, uint16_t ok_type,
-		    void *reply, uint32_t reply_len, uint32_t *got, int *fd_out)
+static void close_all(int *fds, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+}
+
+int xr__ctl_request_fds(int sock, uint16_t type, const void *body, uint32_t len, uint16_t ok_type,
+			void *reply, uint32_t reply_len, uint32_t *got, int *fds_out, int want)
 {
 	static _Thread_local uint32_t next_id;
 	uint32_t id = ++next_id;
@@ -191,8 +200,8 @@ int xr__ctl_request(int sock, uint16_t type, const void *body, uint32_t len, uin
 	struct pollfd pf = {.fd = sock, .events = POLLIN};
 	uint64_t deadline = xr__now_ns() + XR_CTL_REPLY_TIMEOUT_MS * 1000000ull;
 
-	if (fd_out)
-		*fd_out = -1;
+	for (int i = 0; i < want; i++)
+		fds_out[i] = -1;
 	rc = xr__ctl_send(sock, type, id, body, len, NULL, 0);
 	/* A refusal at accept comes before our request is read, and the engine
 	 * hangs up: the send fails, but its ERROR may wait in the socket. */
@@ -225,10 +234,14 @@ int xr__ctl_request(int sock, uint16_t type, const void *body, uint32_t len, uin
 	}
 	/* An ERROR before any request was read carries id 0. */
 	bool early = n >= (int)sizeof(u.h) && u.h.type == XR_CTL_ERROR && u.h.id == 0;
-	for (int i = fd_out && n_fds == 1 ? 1 : 0; i < n_fds; i++)
-		close(fds[i]);
-	if (fd_out && n_fds == 1)
-		*fd_out = fds[0];
+	/* Exactly the descriptors asked for, or none kept. */
+	bool keep = want && n_fds == want;
+	for (int i = 0; i < n_fds; i++) {
+		if (keep)
+			fds_out[i] = fds[i];
+		else
+			close(fds[i]);
+	}
 	if (n < (int)sizeof(u.h) || u.h.magic != XR_CTL_MAGIC || u.h.version != XR_CTL_VERSION ||
 	    u.h.len != (uint32_t)n - sizeof(u.h) || (u.h.id != id && !early))
 		goto proto;
@@ -237,15 +250,12 @@ int xr__ctl_request(int sock, uint16_t type, const void *body, uint32_t len, uin
 		memcpy(&e, u.b + sizeof(u.h), sizeof(e));
 		e.reason[sizeof(e.reason) - 1] = '\0';
 		xr__set_last_reason("%s", e.reason);
-		if (fd_out && *fd_out >= 0) {
-			close(*fd_out);
-			*fd_out = -1;
-		}
+		close_all(fds_out, want);
 		/* Only codes an engine can mean; anything else is garbage. */
 		return e.code < 0 && e.code > -(XR_ERRNO_BASE + 100) ? e.code : -EPROTO;
 	}
 	if (u.h.type != ok_type || (got ? u.h.len > reply_len : u.h.len != reply_len) ||
-	    (fd_out && *fd_out < 0))
+	    (want && fds_out[0] < 0))
 		goto proto;
 	if (u.h.len)
 		memcpy(reply, u.b + sizeof(u.h), u.h.len);
@@ -253,15 +263,19 @@ int xr__ctl_request(int sock, uint16_t type, const void *body, uint32_t len, uin
 		*got = u.h.len;
 	return 0;
 proto:
-	if (fd_out && *fd_out >= 0) {
-		close(*fd_out);
-		*fd_out = -1;
-	}
+	close_all(fds_out, want);
 	xr__set_last_reason("the engine's reply is not the xring control protocol");
 	return -EPROTO;
 hung_up:
 	xr__set_last_reason("the engine hung up (it is stopping, or refused the connection)");
 	return rc == 0 || rc == -EPIPE || rc == -ECONNRESET ? -ECONNRESET : rc;
+}
+
+int xr__ctl_request(int sock, uint16_t type, const void *body, uint32_t len, uint16_t ok_type,
+		    void *reply, uint32_t reply_len, uint32_t *got, int *fd_out)
+{
+	return xr__ctl_request_fds(sock, type, body, len, ok_type, reply, reply_len, got, fd_out,
+				   fd_out ? 1 : 0);
 }
 
 int xr_engine_socket(const char *engine, uint32_t engine_uid, char *path, size_t len)

@@ -32,6 +32,11 @@ int xr__ctl_connect_at(const char *name, const struct xr_trust *t, struct ucred 
 int xr__ctl_request(int sock, uint16_t type, const void *body, uint32_t len, uint16_t ok_type,
 		    void *reply, uint32_t reply_len, uint32_t *got, int *fd_out);
 
+/* The same with `want` descriptors (up to 3) into fds_out[]: the reply
+ * must bring exactly that many, or it is a protocol error. */
+int xr__ctl_request_fds(int sock, uint16_t type, const void *body, uint32_t len, uint16_t ok_type,
+			void *reply, uint32_t reply_len, uint32_t *got, int *fds_out, int want);
+
 /* ATTACH: on success *arena_fd is the engine's arena, ours to close. */
 int xr__ctl_attach(int sock, int *arena_fd, struct xr_ctl_attached *out);
 

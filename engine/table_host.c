@@ -174,8 +174,8 @@ int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 			   char *why, size_t len)
 {
 	struct xr_tb_cfg cfg = {
-		.capacity = m->capacity, .sampler = (enum xr_sampler)m->sampler,
-		.remover = (enum xr_remover)m->remover, .alpha = m->alpha, .beta = m->beta,
+		.capacity = m->capacity, .sampler = (enum xr_table_sampler)m->sampler,
+		.remover = (enum xr_table_remover)m->remover, .alpha = m->alpha, .beta = m->beta,
 		.max_times_sampled = m->max_times_sampled, .min_size = m->min_size,
 		.samples_per_insert = m->samples_per_insert, .error_buffer = m->error_buffer,
 		.seed = m->seed};

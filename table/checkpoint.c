@@ -135,8 +135,8 @@ int xr__tb_restore(struct xr_tb *t, const struct xr_tb_io *io, const char **why)
 	if (memcmp(h.magic, magic, sizeof(magic)))
 		return bad(t, why, "not a table checkpoint of this format (magic)");
 	cfg = (struct xr_tb_cfg){
-		.capacity = h.capacity, .sampler = (enum xr_sampler)h.sampler,
-		.remover = (enum xr_remover)h.remover, .alpha = h.alpha, .beta = h.beta,
+		.capacity = h.capacity, .sampler = (enum xr_table_sampler)h.sampler,
+		.remover = (enum xr_table_remover)h.remover, .alpha = h.alpha, .beta = h.beta,
 		.max_times_sampled = h.max_times_sampled, .min_size = h.min_size,
 		.samples_per_insert = h.samples_per_insert, .error_buffer = h.error_buffer,
 		.seed = h.seed};

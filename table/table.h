@@ -45,14 +45,13 @@
 #include "limiter.h"
 #include "mintree.h"
 #include "sumtree.h"
+#include "xring/table.h" /* the samplers and removers */
 
-enum xr_sampler { XR_SAMPLER_UNIFORM, XR_SAMPLER_PRIORITIZED, XR_SAMPLER_FIFO, XR_SAMPLER_LIFO };
-enum xr_remover { XR_REMOVER_FIFO, XR_REMOVER_LIFO, XR_REMOVER_LOWEST };
 
 struct xr_tb_cfg {
 	uint32_t capacity;            /* items, >= 1, <= XR_TB_MAX_ITEMS */
-	enum xr_sampler sampler;
-	enum xr_remover remover;
+	enum xr_table_sampler sampler;
+	enum xr_table_remover remover;
 	double alpha;                 /* prioritized: exponent, >= 0 */
 	double beta;                  /* prioritized: weights' exponent, >= 0 */
 	uint32_t max_times_sampled;   /* 0: no limit */

@@ -9,3 +9,6 @@ target_link_libraries(test_table_checkpoint PRIVATE m)
 # The engine's table service, the test playing trainers through their pages.
 xr_test(NAME test_table_service SOURCES test_table_service.c LABELS "unit;table")
 target_link_libraries(test_table_service PRIVATE m)
+# Tables across processes: trainers in children of an engine here; leases
+# under concurrent insertion, a trainer SIGKILLed, the limiter, the engine's stop.
+xr_test(NAME test_table_procs SOURCES test_table_procs.c LABELS "unit;table" TIMEOUT 180)

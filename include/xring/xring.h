@@ -9,6 +9,7 @@
 #include "xring/game.h"
 #include "xring/games.h"
 #include "xring/reader.h"
+#include "xring/table.h"
 #include "xring/record.h"
 #include "xring/types.h"
 #include "xring/version.h"

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef XRING_TABLE_H
+#define XRING_TABLE_H
+
+/*
+ * Replay tables: an engine hosts named tables of items; trainers sample
+ * them in place, release what they sampled, update priorities, and insert
+ * items of their own (docs/replay.md has the words: items, keys, samplers,
+ * removers, leases, the rate limiter).
+ *
+ *     xr_table_create("demo", "replay", &(xr_table_opts){.capacity = 100000,
+ *                     .item_size = 64, .sampler = XR_SAMPLER_PRIORITIZED,
+ *                     .alpha = 0.6, .beta = 0.4, .remover = XR_REMOVER_FIFO});
+ *     xr_table *t;
+ *     xr_table_open("demo", "replay", NULL, &t);
+ *     xr_table_insert(t, items, prios, n, 1000, keys);     -- n * 64 bytes
+ *     xr_sample s;
+ *     xr_table_sample(t, 256, 1000, &s);                   -- leased
+ *     const void *item = xr_table_item(t, s.slots[0]);     -- in place
+ *     xr_table_update(t, s.keys, new_prios, s.n, NULL);
+ *     xr_table_release(t, s.keys, s.n);
+ *     xr_table_close(t);
+ *
+ * Ownership. A table belongs to its engine and lives until the engine
+ * stops. An xr_table is one trainer's handle: its own connection, page and
+ * leases. Items are read in place from the table's memory, which this
+ * process maps read-only: an item stays unchanged while this trainer holds
+ * a lease on it (from xr_table_sample() to xr_table_release() of its key),
+ * even if the table removes it meanwhile. Closing the handle, or the
+ * process's death, ends every lease it holds.
+ *
+ * Calls return 0 or a count on success, or a negative errno (xring/error.h),
+ * with xr_last_reason() saying what was wrong. Thread safety: one thread at
+ * a time per handle, in the process that opened it.
+ */
+
+#include <stdint.h>
+
+#include "xring/error.h"
+#include "xring/export.h"
+#include "xring/reader.h" /* xr_last_reason() */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct xr_table xr_table;
+
+enum xr_table_sampler {
+	XR_SAMPLER_UNIFORM = 0,
+	XR_SAMPLER_PRIORITIZED = 1,
+	XR_SAMPLER_FIFO = 2,
+	XR_SAMPLER_LIFO = 3,
+};
+
+enum xr_table_remover {
+	XR_REMOVER_FIFO = 0,
+	XR_REMOVER_LIFO = 1,
+	XR_REMOVER_LOWEST = 2, /* lowest priority */
+};
+
+/* A table to create; zero fields take the defaults given. */
+typedef struct xr_table_opts {
+	uint32_t capacity;           /* items, 1..2^30 */
+	uint32_t item_size;          /* bytes per item, 1..1 MiB */
+	uint32_t sampler;            /* enum xr_table_sampler (UNIFORM) */
+	uint32_t remover;            /* enum xr_table_remover (FIFO) */
+	double alpha, beta;          /* prioritized: P(i) ~ p_i^alpha; weights' beta */
+	uint32_t max_times_sampled;  /* 0: no limit */
+	uint64_t min_size;           /* no sample until this many items (0) */
+	double samples_per_insert;   /* the rate limiter's ratio; 0: none */
+	double error_buffer;         /* >= max(1, samples_per_insert) with a ratio */
+	uint64_t seed;               /* the sampler's random numbers */
+	uint32_t engine_uid;         /* see xr_reader_opts.engine_uid */
+} xr_table_opts;
+
+typedef struct xr_table_open_opts {
+	uint32_t engine_uid;         /* see xr_reader_opts.engine_uid */
+} xr_table_open_opts;
+
+/* What a sample gave: n items, each leased. The arrays are this handle's
+ * (valid until its next call); copy what must outlive it. */
+typedef struct xr_sample {
+	uint32_t n;
+	const uint64_t *keys;        /* release and update by these */
+	const uint32_t *slots;       /* xr_table_item(t, slots[i]) */
+	const double *prob;          /* the probability each draw had */
+	const double *weight;        /* importance weights (1 unless prioritized) */
+} xr_sample;
+
+typedef struct xr_table_stats {
+	uint64_t size;               /* items in the table */
+	uint64_t leases;             /* held by all its trainers */
+	uint64_t inserts, samples, removes; /* over its life */
+	uint32_t trainers;
+	uint32_t capacity, item_size;
+} xr_table_stats;
+
+/* Creates table `name` (1..31 of A-Z a-z 0-9 _ . -) in engine `engine`.
+ * -EEXIST: it exists; -EINVAL: a field out of range (the reason says which);
+ * -EDQUOT: this uid created its most tables. */
+XR_API int xr_table_create(const char *engine, const char *name, const xr_table_opts *o);
+
+/* Opens table `name` as a trainer. -ENOENT: no such table. */
+XR_API int xr_table_open(const char *engine, const char *name, const xr_table_open_opts *o,
+			 xr_table **out);
+
+/* Samples up to n items (1..1024), waiting up to timeout_ms (0: not at all;
+ * -1: an hour, the longest a request may wait) for the rate limiter. Returns
+ * the count sampled (fewer than n only for fifo and lifo tables, or when
+ * max_times_sampled empties the table), -EAGAIN (timeout 0, nothing may be
+ * sampled now), -ETIMEDOUT, -EINVAL (n larger than the limiter could ever
+ * allow at once), -ENOBUFS (65536 leases held: release first). */
+XR_API int xr_table_sample(xr_table *t, uint32_t n, int timeout_ms, xr_sample *s);
+
+/* The item in slot (slots[i] of a sample), read-only; NULL past capacity. */
+XR_API const void *xr_table_item(const xr_table *t, uint32_t slot);
+
+/* Ends this trainer's leases on keys[0..n). Returns how many it held;
+ * keys it does not hold are skipped (counted in n - the result). */
+XR_API int xr_table_release(xr_table *t, const uint64_t *keys, uint32_t n);
+
+/* Sets priorities[i] on keys[i] for i < n (any trainer may). Returns how
+ * many were set; *refused (when not NULL) counts keys no longer in the
+ * table and priorities that are negative or not a number. */
+XR_API int xr_table_update(xr_table *t, const uint64_t *keys, const double *priorities,
+			   uint32_t n, uint32_t *refused);
+
+/* Inserts n items (n * item_size bytes from items) at priorities[0..n),
+ * waiting up to timeout_ms for the rate limiter or for room. keys (when not
+ * NULL) gets each new item's key. Returns n, or how many went before the
+ * timeout when some did; -ETIMEDOUT, -EAGAIN (timeout 0) when none did. */
+XR_API int xr_table_insert(xr_table *t, const void *items, const double *priorities, uint32_t n,
+			   int timeout_ms, uint64_t *keys);
+
+/* The table's figures now (refreshed by the engine as it serves). */
+XR_API int xr_table_get_stats(const xr_table *t, xr_table_stats *s);
+
+/* Closes the handle: every lease it holds ends. */
+XR_API void xr_table_close(xr_table *t);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
