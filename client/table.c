@@ -207,6 +207,10 @@ int xr_table_open(const char *engine, const char *name, const xr_table_open_opts
 
 static int mine(const xr_table *t)
 {
+	if (t->sock < 0) {
+		xr__set_last_reason("this trainer was disconnected");
+		return -ENOTCONN;
+	}
 	if (t->pid == getpid())
 		return 0;
 	xr__set_last_reason("this table handle was opened by process %d: a forked child opens "
@@ -411,7 +415,7 @@ int xr_table_get_stats(const xr_table *t, xr_table_stats *s)
 	return 0;
 }
 
-void xr_table_close(xr_table *t)
+void xr_table_disconnect(xr_table *t)
 {
 	if (!t)
 		return;
@@ -423,6 +427,14 @@ void xr_table_close(xr_table *t)
 		close(t->sock);
 	if (t->bell >= 0)
 		close(t->bell);
+	t->sock = t->bell = -1;
+}
+
+void xr_table_close(xr_table *t)
+{
+	if (!t)
+		return;
+	xr_table_disconnect(t);
 	if (t->store)
 		munmap(t->store, t->store_bytes);
 	if (t->page)

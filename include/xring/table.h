@@ -136,7 +136,14 @@ XR_API int xr_table_insert(xr_table *t, const void *items, const double *priorit
 /* The table's figures now (refreshed by the engine as it serves). */
 XR_API int xr_table_get_stats(const xr_table *t, xr_table_stats *s);
 
-/* Closes the handle: every lease it holds ends. */
+/* Ends this trainer: its connection closes and every lease it holds ends;
+ * the items stay mapped (readable, no longer leased: they may change)
+ * until xr_table_close(). Other calls then fail with -ENOTCONN. For
+ * bindings whose views of the items may outlive the trainer. */
+XR_API void xr_table_disconnect(xr_table *t);
+
+/* Closes the handle: every lease it holds ends, and the items' mapping
+ * goes (pointers from xr_table_item() with it). */
 XR_API void xr_table_close(xr_table *t);
 
 #ifdef __cplusplus

@@ -78,6 +78,8 @@ static PyMethodDef mod_methods[] = {
 	{"dlpack", mod_dlpack, METH_O, "A DLPack capsule viewing a numpy array (no copy)."},
 	{"strerror", mod_strerror, METH_VARARGS, "(name, text) of an xring error code."},
 	{"_set_array_type", mod_set_array_type, METH_O, NULL},
+	{"create_table", table_create_fn, METH_VARARGS,
+	 "Creates a replay table (use xring.Engine.create_table())."},
 	{NULL, NULL, 0, NULL},
 };
 
@@ -95,7 +97,7 @@ PyMODINIT_FUNC PyInit__xring(void)
 	if (PyType_Ready(&LeaseType) < 0 || PyType_Ready(&BatchType) < 0 ||
 	    PyType_Ready(&ReaderType) < 0 || PyType_Ready(&GamesType) < 0 ||
 	    PyType_Ready(&AgentLeaseType) < 0 || PyType_Ready(&ObsBatchType) < 0 ||
-	    PyType_Ready(&AgentType) < 0)
+	    PyType_Ready(&AgentType) < 0 || PyType_Ready(&TableType) < 0)
 		return NULL;
 	m = PyModule_Create(&moddef);
 	if (!m)
@@ -112,6 +114,8 @@ PyMODINIT_FUNC PyInit__xring(void)
 	PyModule_AddObject(m, "Games", (PyObject *)&GamesType);
 	Py_INCREF(&AgentType);
 	PyModule_AddObject(m, "Agent", (PyObject *)&AgentType);
+	Py_INCREF(&TableType);
+	PyModule_AddObject(m, "Table", (PyObject *)&TableType);
 	Py_INCREF(&ObsBatchType);
 	PyModule_AddObject(m, "ObsBatch", (PyObject *)&ObsBatchType);
 	PyModule_AddIntConstant(m, "BATCH_MAX", XR_BATCH_MAX);

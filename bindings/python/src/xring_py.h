@@ -83,6 +83,8 @@ extern PyTypeObject LeaseType;  /* batch.c */
 extern PyTypeObject BatchType;  /* batch.c */
 extern PyTypeObject GamesType;  /* games.c */
 extern PyTypeObject AgentType, ObsBatchType, AgentLeaseType; /* agent.c */
+extern PyTypeObject TableType;  /* table.c */
+PyObject *table_create_fn(PyObject *mod, PyObject *args); /* table.c */
 extern PyObject *leased_array_type; /* xring._array.LeasedArray (batch.c; module.c sets it) */
 
 /* What open_reader's arguments ask for, checked. It points into itself
@@ -108,6 +110,7 @@ enum {
 	KIND_GAMES = 1,  /* a game request: NoSuchGameError, GameLimitError */
 	KIND_AGENT = 2,  /* an agent's attach: TooManyAgentsError */
 	KIND_SEATS = 3,  /* a claim of seats: SeatTakenError */
+	KIND_TABLE = 4,  /* a replay table's: NoSuchTableError, TableExistsError */
 };
 /* errors.c: the same with the engine's reason (NULL or "": the code's
  * text); kind: KIND_*, what the call was. */

@@ -34,7 +34,8 @@ from . import _xring
 from ._array import LeasedArray
 from ._errors import (DeadlockError, EngineClosedError, EvictedError, GameLimitError,
                       LayoutError,
-                      NoEngineError, NoSuchGameError, PermissionRefusedError, PolicyError,
+                      NoEngineError, NoSuchGameError, NoSuchTableError,
+                      PermissionRefusedError, PolicyError, TableExistsError,
                       ReleasedError, SeatTakenError, TooManyAgentsError,
                       TooManyBatchesHeldError, TooManyReadersError, XringError)
 
@@ -62,6 +63,7 @@ __all__ = [
     "EngineClosedError", "EvictedError", "TooManyReadersError", "PolicyError", "LayoutError",
     "TooManyBatchesHeldError", "ReleasedError", "NoSuchGameError", "GameLimitError",
     "SeatTakenError", "TooManyAgentsError", "DeadlockError", "control_path", "EngineProcess",
+    "Table", "Sample", "SAMPLERS", "REMOVERS", "NoSuchTableError", "TableExistsError",
 ]
 
 
@@ -343,6 +345,42 @@ class Engine:
                 raise
         return a
 
+    def create_table(self, name, capacity, item_size, sampler="uniform", remover="fifo",
+                     alpha=1.0, beta=0.0, max_times_sampled=0, min_size=0,
+                     samples_per_insert=0.0, error_buffer=0.0, seed=0):
+        """Creates replay table `name` in the engine (it lives until the
+        engine stops) and returns it opened as a trainer (Engine.table()).
+
+        capacity items of item_size bytes; sampler "uniform", "prioritized"
+        (P(i) ~ priority_i ** alpha, importance weights with beta), "fifo" or
+        "lifo"; remover "fifo", "lifo" or "lowest-priority" (which item a
+        full table drops for an insert; never one a trainer holds);
+        max_times_sampled (0: no limit); the rate limiter: no sample until
+        min_size items, and samples_per_insert (0: no ratio) within
+        error_buffer (at least max(1, samples_per_insert)). See
+        docs/replay.md."""
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, not {sampler!r}")
+        if remover not in REMOVERS:
+            raise ValueError(f"remover must be one of {sorted(REMOVERS)}, not {remover!r}")
+        ints = {"capacity": (capacity, 1, 1 << 30), "item_size": (item_size, 1, 1 << 20),
+                "max_times_sampled": (max_times_sampled, 0, 2**32 - 1),
+                "min_size": (min_size, 0, 1 << 30), "seed": (seed, 0, 2**64 - 1)}
+        for what, (v, lo, hi) in ints.items():
+            v = _int_arg(v, what)
+            if not lo <= v <= hi:
+                raise ValueError(f"{what} must be {lo}..{hi}, not {v}")
+        _xring.create_table(self.name, str(name), int(capacity), int(item_size),
+                            SAMPLERS[sampler], REMOVERS[remover], float(alpha), float(beta),
+                            int(max_times_sampled), int(min_size), float(samples_per_insert),
+                            float(error_buffer), int(seed), self.engine_uid)
+        return self.table(name)
+
+    def table(self, name):
+        """Opens replay table `name` as a trainer: a Table (its own
+        connection; close() it, or use it as a context manager)."""
+        return Table(self.name, str(name), self.engine_uid)
+
     def info(self):
         """What the engine's arena says: streams, their shapes and policies,
         and the control socket. A reader is attached for the moment this
@@ -353,6 +391,117 @@ class Engine:
         facts.pop("batch", None)  # this probe's, not the stream's
         return {"name": self.name, "control": control_path(self.name, self.engine_uid),
                 "streams": [dict(facts, written_since_attach=stats["written"])]}
+
+
+SAMPLERS = {"uniform": 0, "prioritized": 1, "fifo": 2, "lifo": 3}
+REMOVERS = {"fifo": 0, "lifo": 1, "lowest-priority": 2}
+
+
+def _timeout_ms(timeout):
+    """None: as long as a request may wait (an hour); else seconds >= 0."""
+    if timeout is None:
+        return -1
+    t = float(timeout)
+    if not t >= 0:
+        raise ValueError(f"timeout must be None or seconds >= 0, not {timeout!r}")
+    return min(int(t * 1000), 3600 * 1000)
+
+
+class Sample:
+    """Items sampled from a Table, each leased to this trainer until
+    release() (or the end of a ``with`` block): keys, slots, probabilities
+    and weights are numpy arrays (copies, small); items is items[slots]
+    of the table (one gather of the batch). An item stays unchanged in the
+    table while it is leased, even if the table removes it meanwhile."""
+
+    __slots__ = ("table", "keys", "slots", "probabilities", "weights", "_released")
+
+    def __init__(self, table, keys, slots, probabilities, weights):
+        self.table, self.keys, self.slots = table, keys, slots
+        self.probabilities, self.weights = probabilities, weights
+        self._released = False
+
+    def __len__(self):
+        return len(self.keys)
+
+    @property
+    def items(self):
+        """The sampled items, (n, item_size) uint8: a copy gathered from
+        the table's memory."""
+        return self.table.items[self.slots]
+
+    def release(self):
+        """Ends the leases (once; again does nothing)."""
+        if not self._released:
+            self._released = True
+            if not self.table.closed:
+                self.table.release(self.keys)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+
+class Table(_xring.Table):
+    """A replay table of an engine, opened as a trainer (Engine.table(),
+    Engine.create_table()). ``items`` is every slot's item, a read-only
+    numpy view of the table's memory (no copy)."""
+
+    def sample(self, batch, timeout=None):
+        """Samples up to `batch` items (1..1024; fewer only from fifo and
+        lifo tables or one that max_times_sampled empties), waiting up to
+        timeout seconds (None: an hour; 0: not at all) for the rate
+        limiter. Returns a Sample; its items are leased until its
+        release(). Raises TimeoutError when the limiter did not allow the
+        samples in time (its reason says why)."""
+        n = _int_arg(batch, "batch")
+        if not 1 <= n <= 1024:
+            raise ValueError(f"batch must be 1..1024, not {n}")
+        keys, slots, prob, weight = super().sample(n, _timeout_ms(timeout))
+        return Sample(self, keys, slots, prob, weight)
+
+    def insert(self, items, priorities=1.0, timeout=None):
+        """Inserts items (an array of n * item_size bytes, e.g. shape
+        (n, item_size) uint8, or any array whose bytes are the items) at
+        priorities (one each, or one for all), waiting up to timeout seconds
+        for the rate limiter or room. Returns the new items' keys (numpy
+        uint64): all of them, or those inserted before the timeout."""
+        import numpy as np
+        a = np.ascontiguousarray(items)
+        raw = a.view(np.uint8).reshape(-1)
+        size = self.stats()["item_size"]
+        if raw.size % size:
+            raise ValueError(f"items are {raw.size} bytes, not a whole number of "
+                             f"{size}-byte items")
+        n = raw.size // size
+        p = np.broadcast_to(np.asarray(priorities, dtype=np.float64), (n,))
+        return super().insert(raw, np.ascontiguousarray(p), _timeout_ms(timeout))
+
+    def update_priorities(self, keys, priorities):
+        """Sets priorities on keys (any trainer may). Returns how many were
+        set; keys no longer in the table, and priorities negative or not
+        a number, are skipped."""
+        import numpy as np
+        k = np.ascontiguousarray(keys, dtype=np.uint64).reshape(-1)
+        p = np.broadcast_to(np.asarray(priorities, dtype=np.float64), k.shape)
+        done, _refused = super().update(k, np.ascontiguousarray(p))
+        return done
+
+    def release(self, keys):
+        """Ends this trainer's leases on keys (a Sample's); returns how many
+        it held."""
+        import numpy as np
+        return super().release(np.ascontiguousarray(keys, dtype=np.uint64).reshape(-1))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
 
 class Agent(_xring.Agent):

@@ -7,6 +7,7 @@ __all__ = [
     "XringError", "NoEngineError", "PermissionRefusedError", "EngineClosedError",
     "EvictedError", "TooManyReadersError", "PolicyError", "LayoutError",
     "TooManyBatchesHeldError", "ReleasedError", "NoSuchGameError", "GameLimitError",
+    "NoSuchTableError", "TableExistsError",
     "SeatTakenError", "TooManyAgentsError", "DeadlockError",
 ]
 
@@ -69,6 +70,15 @@ class DeadlockError(XringError):
 class ReleasedError(XringError, RuntimeError):
     """A released batch's arrays were touched: their records may be
     overwritten. Copy what you keep before release()."""
+
+
+class NoSuchTableError(XringError, LookupError):
+    """Engine.table() named a replay table the engine does not have (create
+    it first: Engine.create_table())."""
+
+
+class TableExistsError(XringError, FileExistsError):
+    """Engine.create_table() named a table the engine has already."""
 
 
 class NoSuchGameError(XringError, LookupError):
@@ -149,15 +159,23 @@ _BY_CODE_SEATS = {
     -errno.ENOSPC: _InvalidError,
 }
 
+# A replay table's request: its name unknown or taken, a wait cut short.
+_BY_CODE_TABLE = {
+    **_BY_CODE,
+    -errno.ENOENT: NoSuchTableError,
+    -errno.EEXIST: TableExistsError,
+    -errno.EAGAIN: _TimeoutError,   # a wait of 0 s: the limiter said no now
+}
+
 # make()'s kind (xring_py.h's KIND_*): what the call was.
-_KIND_READER, _KIND_GAMES, _KIND_AGENT, _KIND_SEATS = range(4)
+_KIND_READER, _KIND_GAMES, _KIND_AGENT, _KIND_SEATS, _KIND_TABLE = range(5)
 
 
 def make(code, what, reason, kind=_KIND_READER):
     """The exception for C error `code` from operation `what`, of kind
     `kind`: 0 (or False) an attach or a read, 1 (or True) a game request (not
     opening the connection for them, which is an attach), 2 an agent's
-    attach, 3 a claim of seats."""
+    attach, 3 a claim of seats, 4 a replay table's request."""
     from . import _xring
     name, text = _xring.strerror(code)
     kind = int(kind)
@@ -165,7 +183,7 @@ def make(code, what, reason, kind=_KIND_READER):
         cls = SeatTakenError
     else:
         table = {_KIND_GAMES: _BY_CODE_GAMES, _KIND_AGENT: _BY_CODE_AGENT,
-                 _KIND_SEATS: _BY_CODE_SEATS}.get(kind, _BY_CODE)
+                 _KIND_SEATS: _BY_CODE_SEATS, _KIND_TABLE: _BY_CODE_TABLE}.get(kind, _BY_CODE)
         cls = table.get(code, XringError)
     msg = f"{what}: {reason}" if reason else f"{what}: {text}"
     if reason and reason != text:

@@ -1,0 +1,171 @@
+# SPDX-License-Identifier: MIT
+"""Replay tables from Python (Engine.create_table(), Engine.table(), Table,
+Sample): items in place, leases, the samplers against their definitions,
+priorities, the rate limiter's waits, refusals with the right exceptions,
+and a trainer process killed holding leases."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import xring
+from xrtest import child_env, wait_for
+
+
+def _items(n, size, first=0):
+    """n items whose bytes say which they are: item i is (first + i) as its
+    first 8 bytes, then a pattern of it."""
+    a = np.zeros((n, size), np.uint8)
+    ids = np.arange(first, first + n, dtype=np.uint64)
+    a[:, :8] = ids.view(np.uint8).reshape(n, 8)
+    a[:, 8:] = ((ids[:, None] * 7 + np.arange(8, size)) % 251).astype(np.uint8)
+    return a
+
+
+def _ids(rows):
+    return np.ascontiguousarray(rows[:, :8]).view(np.uint64).reshape(-1)
+
+
+def _intact(rows):
+    ids = _ids(rows)
+    size = rows.shape[1]
+    return (rows[:, 8:] == ((ids[:, None] * 7 + np.arange(8, size)) % 251)).all()
+
+
+def test_items_in_place_and_leases(engine):
+    e = xring.attach(engine.name, timeout=5)
+    with e.create_table("replay", capacity=1000, item_size=32) as t:
+        keys = t.insert(_items(300, 32), priorities=1.0)
+        assert len(keys) == 300 and len(set(keys.tolist())) == 300
+        st = t.stats()
+        assert (st["size"], st["inserts"], st["capacity"], st["item_size"]) == (300, 300, 1000, 32)
+        view = t.items
+        assert view.shape == (1000, 32) and view.dtype == np.uint8
+        assert not view.flags.writeable
+        with pytest.raises(ValueError):
+            view[0, 0] = 1
+        with t.sample(64) as s:
+            assert len(s) == 64
+            assert t.stats()["leases"] == 64
+            rows = s.items
+            assert _intact(rows) and (_ids(rows) < 300).all()
+            # items[slots] are the table's own bytes, read in place
+            assert np.array_equal(rows, view[s.slots])
+            assert (s.probabilities == 1 / 300).all() and (s.weights == 1).all()
+        assert t.stats()["leases"] == 0
+        assert t.release(s.keys) == 0, "released once, by the with block"
+
+
+def test_prioritized_draws_follow_priorities(engine):
+    e = xring.attach(engine.name, timeout=5)
+    pr = np.array([0.5, 1, 2, 4, 8, 0, 3, 6, 1.5, 10], np.float64)
+    with e.create_table("prio", capacity=16, item_size=8, sampler="prioritized",
+                        alpha=0.7, beta=0.5, seed=3) as t:
+        keys = t.insert(_items(10, 8), priorities=pr)
+        slot_of = {int(k) & 0xFFFFFFFF: i for i, k in enumerate(keys)}
+        p = pr ** 0.7
+        p /= p.sum()
+        counts = np.zeros(10)
+        for _ in range(40):
+            with t.sample(1024) as s:
+                idx = np.array([slot_of[int(x)] for x in s.slots])
+                np.testing.assert_allclose(s.probabilities, p[idx], rtol=1e-12)
+                pmin = p[p > 0].min()
+                np.testing.assert_allclose(s.weights, (pmin / p[idx]) ** 0.5, rtol=1e-9)
+                counts += np.bincount(idx, minlength=10)
+        assert counts[5] == 0, "priority 0 is never drawn"
+        live = p > 0
+        expected = p[live] * counts.sum()
+        chi2 = (((counts[live] - expected) ** 2) / expected).sum()
+        assert chi2 < 45, f"chi2 {chi2:.1f} with 8 degrees of freedom"   # p < 1e-6
+        # A new priority moves the draws: item 0 from the least to the most.
+        assert t.update_priorities(keys[:1], 1000.0) == 1
+        with t.sample(1024) as s:
+            assert (np.array([slot_of[int(x)] for x in s.slots]) == 0).mean() > 0.5
+        assert t.update_priorities(keys[:3], [1.0, float("nan"), -1.0]) == 1
+
+
+def test_the_rate_limiter_waits_and_times_out(engine):
+    e = xring.attach(engine.name, timeout=5)
+    with e.create_table("lim", capacity=100, item_size=8, min_size=4, samples_per_insert=1,
+                        error_buffer=4) as t:
+        with pytest.raises(TimeoutError, match="limiter"):
+            t.sample(2, timeout=0)
+        with pytest.raises(TimeoutError, match="limiter"):
+            t.sample(2, timeout=0.05)
+        with pytest.raises(ValueError, match="at once"):
+            t.sample(100)                 # more than the limiter could ever allow
+        t.insert(_items(4, 8))
+        with t.sample(4, timeout=1) as s:
+            assert len(s) == 4
+        with pytest.raises(TimeoutError):  # D back at min_diff: an insert is due
+            t.sample(1, timeout=0)
+
+
+def test_refusals(engine):
+    e = xring.attach(engine.name, timeout=5)
+    e.create_table("taken", capacity=10, item_size=8).close()
+    with pytest.raises(xring.TableExistsError, match="exists"):
+        e.create_table("taken", capacity=10, item_size=8)
+    with pytest.raises(xring.NoSuchTableError, match="nosuch"):
+        e.table("nosuch")
+    for kw, what in [({"sampler": "random"}, "sampler"), ({"remover": "oldest"}, "remover"),
+                     ({"capacity": 0}, "capacity"), ({"item_size": 0}, "item_size"),
+                     ({"alpha": -1.0}, "alpha"),
+                     ({"samples_per_insert": 4.0, "error_buffer": 1.0}, "error_buffer")]:
+        args = dict(capacity=10, item_size=8)
+        args.update(kw)
+        with pytest.raises(ValueError, match=what):
+            e.create_table("bad", **args)
+    with e.table("taken") as t:
+        with pytest.raises(ValueError, match="1..1024"):
+            t.sample(0)
+        with pytest.raises(ValueError, match="whole number"):
+            t.insert(np.zeros(12, np.uint8))
+    with pytest.raises(ValueError, match="closed"):
+        t.sample(1)
+
+
+def test_a_killed_trainer_loses_its_leases(engine, run_dir):
+    e = xring.attach(engine.name, timeout=5)
+    with e.create_table("shared", capacity=100, item_size=16) as t:
+        t.insert(_items(100, 16))
+        child = textwrap.dedent(f"""
+            import os, sys
+            import xring
+            t = xring.attach({engine.name!r}, timeout=5).table("shared")
+            held = [t.sample(100), t.sample(50)]
+            os.write(1, b"holding\\n")
+            sys.stdin.read()
+        """)
+        p = subprocess.Popen([sys.executable, "-c", child], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, env=child_env(run_dir))
+        try:
+            assert p.stdout.readline() == b"holding\n"
+            assert t.stats()["leases"] == 150 and t.stats()["trainers"] == 2
+            p.send_signal(signal.SIGKILL)
+            p.wait(10)
+            wait_for(lambda: t.stats()["leases"] == 0 and t.stats()["trainers"] == 1, 1,
+                     "the killed trainer's leases to end")
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def test_views_outlive_close(engine):
+    e = xring.attach(engine.name, timeout=5)
+    t = e.create_table("views", capacity=8, item_size=16)
+    t.insert(_items(8, 16))
+    view = t.items
+    with t.sample(4) as s:
+        rows = s.items
+    t.close()
+    assert t.closed and t.stats is not None
+    assert _intact(view) and _intact(rows)     # still mapped, readable
+    with pytest.raises(ValueError, match="closed"):
+        t.insert(_items(1, 16))
