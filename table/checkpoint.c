@@ -25,6 +25,8 @@
 #include <math.h>
 #include <string.h>
 
+#define GENS 1024 /* generations moved per put() or get() */
+
 static const char magic[8] = {'X', 'R', 'T', 'A', 'B', 'L', 'E', 1};
 
 struct head {
@@ -96,10 +98,14 @@ int xr__tb_save(const struct xr_tb *t, const struct xr_tb_io *io)
 	memcpy(h.rng, t->rng, sizeof(h.rng));
 	h.count = t->size;
 	rc = put(&s, &h, sizeof(h));
-	if (rc == 0)
-		rc = put(&s, t->gen, t->cfg.capacity * sizeof(uint32_t));
+	for (uint32_t i = 0; rc == 0 && i < t->cfg.capacity; i += GENS) {
+		uint32_t g[GENS], m = t->cfg.capacity - i < GENS ? t->cfg.capacity - i : GENS;
+		for (uint32_t j = 0; j < m; j++)
+			g[j] = t->slot[i + j].gen;
+		rc = put(&s, g, m * sizeof(uint32_t));
+	}
 	for (uint32_t i = t->oldest; rc == 0 && i != XR_TB_NO_SLOT; i = t->next[i]) {
-		struct entry e = {.slot = i, .times = t->times[i], .prio = t->prio[i]};
+		struct entry e = {.slot = i, .times = t->slot[i].times, .prio = t->prio[i]};
 		rc = put(&s, &e, sizeof(e));
 		if (rc == 0 && io->item_size)
 			rc = put(&s, io->item(io->ctx, i), io->item_size);
@@ -149,7 +155,12 @@ int xr__tb_restore(struct xr_tb *t, const struct xr_tb_io *io, const char **why)
 		return bad(t, why, "the checkpoint holds more items than its capacity");
 	if (h.inserts < h.removes || h.inserts - h.removes != h.count)
 		return bad(t, why, "the checkpoint's limiter counts do not match its items");
-	rc = get(&s, t->gen, h.capacity * sizeof(uint32_t));
+	for (uint32_t i = 0; rc == 0 && i < h.capacity; i += GENS) {
+		uint32_t g[GENS], m = h.capacity - i < GENS ? h.capacity - i : GENS;
+		rc = get(&s, g, m * sizeof(uint32_t));
+		for (uint32_t j = 0; rc == 0 && j < m; j++)
+			t->slot[i + j].gen = g[j];
+	}
 	if (rc < 0) {
 		xr__tb_free(t);
 		*why = "the checkpoint ends inside its generations";
@@ -164,14 +175,14 @@ int xr__tb_restore(struct xr_tb *t, const struct xr_tb_io *io, const char **why)
 			*why = "the checkpoint ends inside its items";
 			return rc == -ENODATA ? -EINVAL : rc;
 		}
-		if (e.slot >= h.capacity || t->state[e.slot] != XR_TB_FREE || !t->gen[e.slot])
+		if (e.slot >= h.capacity || t->slot[e.slot].state != XR_TB_FREE || !t->slot[e.slot].gen)
 			return bad(t, why, "an item's slot is out of range, repeated, or never filled");
 		if (!isfinite(e.prio) || e.prio < 0)
 			return bad(t, why, "an item's priority is negative or not a number");
 		if (h.max_times_sampled && e.times >= h.max_times_sampled)
 			return bad(t, why, "an item was sampled more than max_times_sampled");
 		xr__tb_fill(t, e.slot, e.prio);
-		t->times[e.slot] = e.times;
+		t->slot[e.slot].times = e.times;
 		if (io->item_size) {
 			rc = get(&s, io->item(io->ctx, e.slot), io->item_size);
 			if (rc < 0) {
@@ -184,7 +195,7 @@ int xr__tb_restore(struct xr_tb *t, const struct xr_tb_io *io, const char **why)
 	/* Free slots: every one not filled, lowest handed out first. */
 	t->nfree = 0;
 	for (uint32_t i = h.capacity; i-- > 0;)
-		if (t->state[i] == XR_TB_FREE)
+		if (t->slot[i].state == XR_TB_FREE)
 			t->free[t->nfree++] = i;
 	{
 		uint64_t want = s.fnv;

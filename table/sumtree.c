@@ -3,55 +3,131 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 int xr_sumtree_init(struct xr_sumtree *t, uint32_t n)
 {
-	uint32_t cap = 1;
+	uint64_t w[XR_SUMTREE_LEVELS_MAX], bytes = 0;
+	uint32_t levels = 0;
 
+	memset(t, 0, sizeof(*t));
 	if (n == 0 || n > (1u << 31))
 		return -EINVAL;
-	while (cap < n)
-		cap <<= 1;
-	t->node = calloc(2 * (size_t)cap, sizeof(double));
-	if (!t->node)
+	/* Widths from the leaves up, each a whole number of lines; the top
+	 * level has at most 8 entries (the root's children). */
+	uint64_t width = ((uint64_t)n + XR_SUMTREE_FAN - 1) / XR_SUMTREE_FAN * XR_SUMTREE_FAN;
+	for (;;) {
+		w[levels++] = width;
+		if (width <= XR_SUMTREE_FAN)
+			break;
+		width = (width / XR_SUMTREE_FAN + XR_SUMTREE_FAN - 1) / XR_SUMTREE_FAN *
+			XR_SUMTREE_FAN;
+	}
+	for (uint32_t l = 0; l < levels; l++)
+		bytes += w[l] * sizeof(double);
+	if (posix_memalign(&t->mem, 64, bytes))
 		return -ENOMEM;
-	t->cap = cap;
+	memset(t->mem, 0, bytes);
+	double *p = t->mem;
+	for (uint32_t l = 0; l < levels; l++) { /* level 0 the top */
+		t->width[l] = w[levels - 1 - l];
+		t->level[l] = p;
+		p += t->width[l];
+	}
+	t->levels = levels;
+	t->n = n;
 	return 0;
 }
 
 void xr_sumtree_free(struct xr_sumtree *t)
 {
-	free(t->node);
-	t->node = NULL;
-	t->cap = 0;
+	free(t->mem);
+	memset(t, 0, sizeof(*t));
+}
+
+static double line_sum(const double *c)
+{
+	/* In a fixed order, so a node is a function of its children alone. */
+	return ((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7]));
 }
 
 void xr_sumtree_set(struct xr_sumtree *t, uint32_t i, double w)
 {
-	uint32_t k = t->cap + i;
+	uint64_t k = i;
 
-	t->node[k] = w;
-	for (k >>= 1; k; k >>= 1)
-		t->node[k] = t->node[2 * k] + t->node[2 * k + 1];
+	t->level[t->levels - 1][k] = w;
+	for (uint32_t l = t->levels - 1; l > 0; l--) {
+		uint64_t parent = k / XR_SUMTREE_FAN;
+		t->level[l - 1][parent] = line_sum(t->level[l] + parent * XR_SUMTREE_FAN);
+		k = parent;
+	}
+	t->total = line_sum(t->level[0]);
+}
+
+/*
+ * One step: within the line of 8 children at c, the child where u falls,
+ * u made relative to it. Branch-free, since which child a random u falls in
+ * is as unpredictable as a branch can be: the child is the number of
+ * running sums at or below u. Only a child with a positive weight is
+ * chosen: child j is taken when sum(c[0..j)) <= u < sum(c[0..j]), so c[j]
+ * > 0. If rounding puts u at or past the line's sum (all 8 counted), the
+ * last positive child is taken, at its middle; the node had a positive
+ * sum, so there is one, and the leaf reached has a positive weight.
+ */
+static inline uint32_t step(const double *c, double *u)
+{
+	double pre[XR_SUMTREE_FAN], acc = 0, v = *u;
+	uint32_t j = 0;
+
+	for (uint32_t i = 0; i < XR_SUMTREE_FAN; i++) {
+		acc += c[i];
+		pre[i] = acc;
+	}
+	for (uint32_t i = 0; i < XR_SUMTREE_FAN; i++)
+		j += pre[i] <= v;
+	if (__builtin_expect(j == XR_SUMTREE_FAN, 0)) {
+		j = XR_SUMTREE_FAN - 1;
+		while (j > 0 && !(c[j] > 0))
+			j--;
+		*u = c[j] * 0.5;
+		return j;
+	}
+	*u = j ? v - pre[j - 1] : v;
+	return j;
 }
 
 uint32_t xr_sumtree_find(const struct xr_sumtree *t, double u)
 {
-	uint32_t k = 1;
+	uint64_t k = 0;
 
-	/* Every step goes to a child with a positive sum: if u falls left, the
-	 * left sum exceeds u >= 0; otherwise right unless the right sum is zero
-	 * (u at or past the total by rounding), and then the left sum is the
-	 * node's own, positive. So the leaf reached has a positive weight. */
-	while (k < t->cap) {
-		double left = t->node[2 * k];
+	for (uint32_t l = 0; l < t->levels; l++)
+		k = k * XR_SUMTREE_FAN + step(t->level[l] + k * XR_SUMTREE_FAN, &u);
+	return (uint32_t)k;
+}
 
-		if (u < left || t->node[2 * k + 1] <= 0) {
-			k = 2 * k;
-		} else {
-			u -= left;
-			k = 2 * k + 1;
+void xr_sumtree_find_many(const struct xr_sumtree *t, const double *u, uint32_t *out, uint32_t n)
+{
+	enum { CHUNK = 256 };
+	uint64_t k[CHUNK];
+	double v[CHUNK];
+
+	for (uint32_t base = 0; base < n; base += CHUNK) {
+		uint32_t m = n - base < CHUNK ? n - base : CHUNK;
+		for (uint32_t d = 0; d < m; d++) {
+			k[d] = 0;
+			v[d] = u[base + d];
 		}
+		/* Level by level: every descent's next line is asked for
+		 * (prefetched) a whole level before it is read. */
+		for (uint32_t l = 0; l < t->levels; l++) {
+			const double *lv = t->level[l];
+			for (uint32_t d = 0; d < m; d++) {
+				k[d] = k[d] * XR_SUMTREE_FAN + step(lv + k[d] * XR_SUMTREE_FAN, &v[d]);
+				if (l + 1 < t->levels)
+					__builtin_prefetch(t->level[l + 1] + k[d] * XR_SUMTREE_FAN);
+			}
+		}
+		for (uint32_t d = 0; d < m; d++)
+			out[base + d] = (uint32_t)k[d];
 	}
-	return k - t->cap;
 }

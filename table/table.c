@@ -115,17 +115,14 @@ int xr__tb_init(struct xr_tb *t, const struct xr_tb_cfg *cfg, const char **why)
 	if (rc < 0)
 		return rc;
 	t->cfg = *cfg;
-	t->state = calloc(n, 1);
-	t->gen = calloc(n, sizeof(uint32_t));
-	t->held = calloc(n, sizeof(uint32_t));
-	t->times = calloc(n, sizeof(uint32_t));
+	t->slot = calloc(n, sizeof(*t->slot));
 	t->prio = calloc(n, sizeof(double));
 	t->free = malloc(n * sizeof(uint32_t));
 	t->prev = malloc(n * sizeof(uint32_t));
 	t->next = malloc(n * sizeof(uint32_t));
 	t->dense = malloc(n * sizeof(uint32_t));
 	t->dense_at = malloc(n * sizeof(uint32_t));
-	if (!t->state || !t->gen || !t->held || !t->times || !t->prio || !t->free || !t->prev ||
+	if (!t->slot || !t->prio || !t->free || !t->prev ||
 	    !t->next || !t->dense || !t->dense_at)
 		goto nomem;
 	if (prioritized(t) &&
@@ -148,10 +145,7 @@ nomem:
 
 void xr__tb_free(struct xr_tb *t)
 {
-	free(t->state);
-	free(t->gen);
-	free(t->held);
-	free(t->times);
+	free(t->slot);
 	free(t->prio);
 	free(t->free);
 	free(t->prev);
@@ -169,9 +163,9 @@ static uint32_t slot_of(const struct xr_tb *t, uint64_t key, bool spent_ok)
 {
 	uint32_t slot = (uint32_t)key, gen = (uint32_t)(key >> 32);
 
-	if (slot >= t->cfg.capacity || t->gen[slot] != gen)
+	if (slot >= t->cfg.capacity || t->slot[slot].gen != gen)
 		return XR_TB_NO_SLOT;
-	if (t->state[slot] == XR_TB_LIVE || (spent_ok && t->state[slot] == XR_TB_SPENT))
+	if (t->slot[slot].state == XR_TB_LIVE || (spent_ok && t->slot[slot].state == XR_TB_SPENT))
 		return slot;
 	return XR_TB_NO_SLOT;
 }
@@ -180,7 +174,7 @@ uint32_t xr__tb_slot(const struct xr_tb *t, uint64_t key)
 {
 	uint32_t slot = slot_of(t, key, true);
 
-	if (slot != XR_TB_NO_SLOT && t->state[slot] == XR_TB_SPENT && !t->held[slot])
+	if (slot != XR_TB_NO_SLOT && t->slot[slot].state == XR_TB_SPENT && !t->slot[slot].held)
 		return XR_TB_NO_SLOT;
 	return slot;
 }
@@ -193,16 +187,16 @@ static void set_priority(struct xr_tb *t, uint32_t slot, double p)
 		xr_sumtree_set(&t->sum, slot, w);
 		xr_mintree_set(&t->wmin, slot, w > 0 ? w : INFINITY);
 	}
-	if (lowest_remover(t) && !t->held[slot])
+	if (lowest_remover(t) && !t->slot[slot].held)
 		xr_mintree_set(&t->rmin, slot, p);
 }
 
 /* table_priv.h */
 void xr__tb_fill(struct xr_tb *t, uint32_t slot, double p)
 {
-	t->state[slot] = XR_TB_LIVE;
-	t->times[slot] = 0;
-	t->held[slot] = 0;
+	t->slot[slot].state = XR_TB_LIVE;
+	t->slot[slot].times = 0;
+	t->slot[slot].held = 0;
 	t->prev[slot] = t->newest;
 	t->next[slot] = XR_TB_NO_SLOT;
 	if (t->newest != XR_TB_NO_SLOT)
@@ -219,7 +213,7 @@ void xr__tb_fill(struct xr_tb *t, uint32_t slot, double p)
 
 static void release_slot(struct xr_tb *t, uint32_t slot)
 {
-	t->state[slot] = XR_TB_FREE;
+	t->slot[slot].state = XR_TB_FREE;
 	t->free[t->nfree++] = slot;
 	t->used--;
 }
@@ -248,8 +242,8 @@ static void unlive(struct xr_tb *t, uint32_t slot)
 	if (lowest_remover(t))
 		xr_mintree_set(&t->rmin, slot, INFINITY);
 	t->lim.removes++;
-	if (t->held[slot])
-		t->state[slot] = XR_TB_SPENT;
+	if (t->slot[slot].held)
+		t->slot[slot].state = XR_TB_SPENT;
 	else
 		release_slot(t, slot);
 }
@@ -264,11 +258,11 @@ static uint32_t victim(const struct xr_tb *t)
 		return xr_mintree_min(&t->rmin) < INFINITY ? xr_mintree_argmin(&t->rmin)
 							    : XR_TB_NO_SLOT;
 	case XR_REMOVER_LIFO:
-		for (s = t->newest; s != XR_TB_NO_SLOT && t->held[s]; s = t->prev[s])
+		for (s = t->newest; s != XR_TB_NO_SLOT && t->slot[s].held; s = t->prev[s])
 			;
 		return s;
 	default:
-		for (s = t->oldest; s != XR_TB_NO_SLOT && t->held[s]; s = t->next[s])
+		for (s = t->oldest; s != XR_TB_NO_SLOT && t->slot[s].held; s = t->next[s])
 			;
 		return s;
 	}
@@ -297,7 +291,7 @@ int xr__tb_insert(struct xr_tb *t, double p, uint64_t *key, uint32_t *slot,
 		unlive(t, s);
 	}
 	s = t->free[--t->nfree];
-	t->gen[s]++;
+	t->slot[s].gen++;
 	xr__tb_fill(t, s, p);
 	t->lim.inserts++;
 	*key = xr__tb_key(t, s);
@@ -309,24 +303,37 @@ int xr__tb_insert(struct xr_tb *t, double p, uint64_t *key, uint32_t *slot,
  * been sampled max_times_sampled times (its lease keeps its bytes). */
 static void take(struct xr_tb *t, uint32_t slot)
 {
-	if (!t->held[slot]++ && lowest_remover(t))
+	if (!t->slot[slot].held++ && lowest_remover(t))
 		xr_mintree_set(&t->rmin, slot, INFINITY);
 	t->leases++;
-	t->times[slot]++;
+	t->slot[slot].times++;
 	t->lim.samples++;
-	if (t->cfg.max_times_sampled && t->times[slot] >= t->cfg.max_times_sampled)
+	if (t->cfg.max_times_sampled && t->slot[slot].times >= t->cfg.max_times_sampled)
 		unlive(t, slot);
 }
 
-int xr__tb_sample(struct xr_tb *t, uint32_t n, uint64_t *keys, double *prob, double *weight)
+/* The importance weight of a draw of weight ws when the smallest is wmin:
+ * (wmin / ws)^beta, with the common betas spared a pow(). */
+static double importance(double beta, double wmin, double ws)
 {
-	uint32_t k, want = (uint32_t)xr_limiter_samples_allowed(&t->lim, n);
+	double r = wmin / ws;
+
+	if (beta == 1)
+		return r;
+	if (beta == 0.5)
+		return sqrt(r);
+	return beta == 0 ? 1 : pow(r, beta);
+}
+
+/* One draw at a time: fifo and lifo, and tables where max_times_sampled
+ * may take an item out of the table in the middle of the batch. */
+static int sample_one_by_one(struct xr_tb *t, uint32_t want, uint64_t *keys, double *prob,
+			     double *weight)
+{
 	bool ordered = t->cfg.sampler == XR_SAMPLER_FIFO || t->cfg.sampler == XR_SAMPLER_LIFO;
 	bool lifo = t->cfg.sampler == XR_SAMPLER_LIFO;
-	uint32_t walk = lifo ? t->newest : t->oldest;
+	uint32_t k, walk = lifo ? t->newest : t->oldest;
 
-	if (!want || !t->size)
-		return -EAGAIN;
 	for (k = 0; k < want && t->size; k++) {
 		uint32_t s;
 		double pr = 1, w = 1;
@@ -341,8 +348,7 @@ int xr__tb_sample(struct xr_tb *t, uint32_t n, uint64_t *keys, double *prob, dou
 			s = xr_sumtree_find(&t->sum, next_unit(t->rng) * total);
 			double ws = xr_sumtree_get(&t->sum, s);
 			pr = ws / total;
-			/* (N P_i)^-beta / max_j (N P_j)^-beta = (P_min / P_i)^beta */
-			w = t->cfg.beta == 0 ? 1 : pow(xr_mintree_min(&t->wmin) / ws, t->cfg.beta);
+			w = importance(t->cfg.beta, xr_mintree_min(&t->wmin), ws);
 		} else {
 			/* Uniform, or prioritized with every priority zero (no
 			 * item is more likely than another: uniform, weight 1). */
@@ -359,16 +365,74 @@ int xr__tb_sample(struct xr_tb *t, uint32_t n, uint64_t *keys, double *prob, dou
 	return (int)k;
 }
 
+int xr__tb_sample(struct xr_tb *t, uint32_t n, uint64_t *keys, double *prob, double *weight)
+{
+	enum { CHUNK = 256 };
+	uint32_t want = (uint32_t)xr_limiter_samples_allowed(&t->lim, n);
+
+	if (!want || !t->size)
+		return -EAGAIN;
+	if (t->cfg.sampler == XR_SAMPLER_FIFO || t->cfg.sampler == XR_SAMPLER_LIFO ||
+	    t->cfg.max_times_sampled)
+		return sample_one_by_one(t, want, keys, prob, weight);
+	/*
+	 * Uniform and prioritized without max_times_sampled: no draw of the
+	 * batch changes what the next may draw (take() only counts), so the
+	 * draws are made together, a chunk at a time, and the memory each
+	 * will touch is asked for before it is read: the misses of a batch
+	 * overlap instead of following one another.
+	 */
+	for (uint32_t base = 0; base < want; base += CHUNK) {
+		uint32_t m = want - base < CHUNK ? want - base : CHUNK, s[CHUNK];
+		double pr[CHUNK], w[CHUNK];
+
+		if (prioritized(t) && xr_sumtree_total(&t->sum) > 0) {
+			double total = xr_sumtree_total(&t->sum), u[CHUNK];
+			double wmin = xr_mintree_min(&t->wmin);
+			for (uint32_t k = 0; k < m; k++)
+				u[k] = next_unit(t->rng) * total;
+			xr_sumtree_find_many(&t->sum, u, s, m);
+			for (uint32_t k = 0; k < m; k++) {
+				double ws = xr_sumtree_get(&t->sum, s[k]);
+				pr[k] = ws / total;
+				w[k] = importance(t->cfg.beta, wmin, ws);
+				__builtin_prefetch(&t->slot[s[k]], 1);
+			}
+		} else {
+			uint32_t r[CHUNK];
+			for (uint32_t k = 0; k < m; k++) {
+				r[k] = next_below(t->rng, t->size);
+				__builtin_prefetch(&t->dense[r[k]]);
+			}
+			for (uint32_t k = 0; k < m; k++) {
+				s[k] = t->dense[r[k]];
+				__builtin_prefetch(&t->slot[s[k]], 1);
+				pr[k] = 1.0 / t->size;
+				w[k] = 1;
+			}
+		}
+		for (uint32_t k = 0; k < m; k++) {
+			keys[base + k] = xr__tb_key(t, s[k]);
+			if (prob)
+				prob[base + k] = pr[k];
+			if (weight)
+				weight[base + k] = w[k];
+			take(t, s[k]);
+		}
+	}
+	return (int)want;
+}
+
 int xr__tb_release(struct xr_tb *t, uint64_t key)
 {
 	uint32_t s = slot_of(t, key, true);
 
-	if (s == XR_TB_NO_SLOT || !t->held[s])
+	if (s == XR_TB_NO_SLOT || !t->slot[s].held)
 		return -ESTALE;
 	t->leases--;
-	if (--t->held[s])
+	if (--t->slot[s].held)
 		return 0;
-	if (t->state[s] == XR_TB_SPENT)
+	if (t->slot[s].state == XR_TB_SPENT)
 		release_slot(t, s);
 	else if (lowest_remover(t))
 		xr_mintree_set(&t->rmin, s, t->prio[s]);

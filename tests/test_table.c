@@ -221,7 +221,7 @@ static void test_ordered_samplers(void)
 
 /* Fills a table of 8, leases items `leased` (a bit mask of insertion
  * order), inserts one more: the remover must take item `want`. */
-static void check_remover(enum xr_remover rm, const double *pr, unsigned leased, int want)
+static void check_remover(enum xr_table_remover rm, const double *pr, unsigned leased, int want)
 {
 	struct xr_tb t;
 	uint64_t key[8], k, ev, got[8];
@@ -374,8 +374,8 @@ static void test_bad_config(void)
 	const char *why = NULL;
 	struct xr_tb_cfg bad[] = {
 		{.capacity = 0},
-		{.capacity = 4, .sampler = (enum xr_sampler)9},
-		{.capacity = 4, .remover = (enum xr_remover)9},
+		{.capacity = 4, .sampler = (enum xr_table_sampler)9},
+		{.capacity = 4, .remover = (enum xr_table_remover)9},
 		{.capacity = 4, .alpha = -1},
 		{.capacity = 4, .beta = NAN},
 		{.capacity = 4, .min_size = 5},

@@ -141,12 +141,13 @@ int main(void)
 	CHECK_EQ(r.lim.samples, t.lim.samples);
 	CHECK_EQ(r.lim.removes, t.lim.removes);
 	CHECK_EQ(r.size, t.size);
-	CHECK(memcmp(r.gen, t.gen, CAP * sizeof(uint32_t)) == 0);
+	for (uint32_t i = 0; i < CAP; i++)
+		CHECK_EQ(r.slot[i].gen, t.slot[i].gen);
 	for (uint32_t s = t.oldest, q = r.oldest; s != XR_TB_NO_SLOT;
 	     s = t.next[s], q = r.next[q]) {
 		CHECK_EQ(q, s);
 		CHECK(r.prio[s] == t.prio[s]);
-		CHECK_EQ(r.times[s], t.times[s]);
+		CHECK_EQ(r.slot[s].times, t.slot[s].times);
 		CHECK(memcmp(items2[s], items[s], ITEM) == 0);
 	}
 	/* ... so the same draws, probabilities and weights. */
