@@ -7,15 +7,22 @@
  * the leftmost leaf holding it, in O(log n). Empty leaves hold +infinity.
  * The replay table keeps two: the smallest sampling weight (for importance
  * weights' normalisation) and the lowest priority of the items a remover may
- * take (for the lowest-priority remover). Same layout as the sum tree
- * (sumtree.h): node 1 the root, leaves at [cap, 2cap).
+ * take (for the lowest-priority remover), which changes at every sample's
+ * first lease of an item. Eight children a node, a line each, as the sum
+ * tree (sumtree.h): a set writes one line per level, 7 for a million
+ * leaves, where a binary tree writes 20.
  */
 
 #include <stdint.h>
 
+#define XR_MINTREE_FAN 8
+#define XR_MINTREE_LEVELS_MAX 12
+
 struct xr_mintree {
-	uint32_t cap;
-	double *node;
+	uint32_t n, levels;
+	double min;
+	double *level[XR_MINTREE_LEVELS_MAX]; /* level[levels - 1]: the leaves */
+	void *mem;
 };
 
 /* Makes a tree of at least n leaves (n >= 1), all +infinity. Returns 0,
@@ -23,12 +30,12 @@ struct xr_mintree {
 int xr_mintree_init(struct xr_mintree *t, uint32_t n);
 void xr_mintree_free(struct xr_mintree *t);
 
-/* Sets leaf i (i < cap) to v (+infinity: empty). */
+/* Sets leaf i (i < n) to v (+infinity: empty). */
 void xr_mintree_set(struct xr_mintree *t, uint32_t i, double v);
 
 static inline double xr_mintree_min(const struct xr_mintree *t)
 {
-	return t->node[1];
+	return t->min;
 }
 
 /* The leftmost leaf holding the minimum; meaningless when the tree is empty

@@ -76,13 +76,17 @@ void xr_sumtree_set(struct xr_sumtree *t, uint32_t i, double w)
  */
 static inline uint32_t step(const double *c, double *u)
 {
-	double pre[XR_SUMTREE_FAN], acc = 0, v = *u;
+	/* Running sums by pairs, three additions deep rather than eight, and
+	 * associated so that a zero child's running sum equals the one before
+	 * it exactly (it is never chosen) and the last is line_sum(), the
+	 * parent's own value. */
+	double a01 = c[0] + c[1], a23 = c[2] + c[3], a45 = c[4] + c[5], a67 = c[6] + c[7];
+	double a03 = a01 + a23, a47 = a45 + a67;
+	double pre[XR_SUMTREE_FAN] = {c[0],	  a01,		a01 + c[2],	    a03,
+				      a03 + c[4], a03 + a45, a03 + (a45 + c[6]), a03 + a47};
+	double v = *u;
 	uint32_t j = 0;
 
-	for (uint32_t i = 0; i < XR_SUMTREE_FAN; i++) {
-		acc += c[i];
-		pre[i] = acc;
-	}
 	for (uint32_t i = 0; i < XR_SUMTREE_FAN; i++)
 		j += pre[i] <= v;
 	if (__builtin_expect(j == XR_SUMTREE_FAN, 0)) {

@@ -6,8 +6,8 @@
  *   dense array                   uniform draws in O(1)
  *   sum tree of p^alpha           prioritized draws in O(log n)
  *   min tree of positive p^alpha  the largest importance weight
- *   min tree of priorities of unleased live items: the lowest-priority
- *                                 remover's choice, leased items hidden
+ *   min tree of priorities of live items: the lowest-priority remover's
+ *                                 choice (leased ones skipped at removal)
  * A slot goes FREE -> LIVE (fill) -> SPENT (unlive, while leased) -> FREE
  * (the last release), or LIVE -> FREE directly when no lease is held.
  */
@@ -155,6 +155,7 @@ void xr__tb_free(struct xr_tb *t)
 	xr_sumtree_free(&t->sum);
 	xr_mintree_free(&t->wmin);
 	xr_mintree_free(&t->rmin);
+	free(t->hidden);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -187,7 +188,7 @@ static void set_priority(struct xr_tb *t, uint32_t slot, double p)
 		xr_sumtree_set(&t->sum, slot, w);
 		xr_mintree_set(&t->wmin, slot, w > 0 ? w : INFINITY);
 	}
-	if (lowest_remover(t) && !t->slot[slot].held)
+	if (lowest_remover(t))
 		xr_mintree_set(&t->rmin, slot, p);
 }
 
@@ -248,15 +249,48 @@ static void unlive(struct xr_tb *t, uint32_t slot)
 		release_slot(t, slot);
 }
 
+/*
+ * The lowest-priority live item no lease holds. rmin holds every live
+ * item's priority, leased or not: samples and releases, the frequent
+ * operations, never touch it. Here the leased ones met on the way down are
+ * hidden (+infinity) until an unleased one turns up, then put back: work
+ * in the number of leased items among the lowest, few in a prioritized
+ * table, whose low items are its least sampled; at most the leases held.
+ */
+static uint32_t lowest_unleased(struct xr_tb *t)
+{
+	uint32_t found = XR_TB_NO_SLOT, n = 0;
+
+	while (xr_mintree_min(&t->rmin) < INFINITY) {
+		uint32_t s = xr_mintree_argmin(&t->rmin);
+		if (!t->slot[s].held) {
+			found = s;
+			break;
+		}
+		if (n == t->hidden_cap) {
+			uint32_t cap = t->hidden_cap ? 2 * t->hidden_cap : 64;
+			uint32_t *h = realloc(t->hidden, cap * sizeof(uint32_t));
+			if (!h)
+				break; /* no victim this time: the insert says -EBUSY */
+			t->hidden = h;
+			t->hidden_cap = cap;
+		}
+		t->hidden[n++] = s;
+		xr_mintree_set(&t->rmin, s, INFINITY);
+	}
+	while (n--)
+		xr_mintree_set(&t->rmin, t->hidden[n], t->prio[t->hidden[n]]);
+	return found;
+}
+
 /* The live unleased item the remover takes, or XR_TB_NO_SLOT. */
-static uint32_t victim(const struct xr_tb *t)
+static uint32_t victim(struct xr_tb *t)
 {
 	uint32_t s;
 
 	switch (t->cfg.remover) {
 	case XR_REMOVER_LOWEST:
-		return xr_mintree_min(&t->rmin) < INFINITY ? xr_mintree_argmin(&t->rmin)
-							    : XR_TB_NO_SLOT;
+		return lowest_unleased(t);
 	case XR_REMOVER_LIFO:
 		for (s = t->newest; s != XR_TB_NO_SLOT && t->slot[s].held; s = t->prev[s])
 			;
@@ -303,8 +337,7 @@ int xr__tb_insert(struct xr_tb *t, double p, uint64_t *key, uint32_t *slot,
  * been sampled max_times_sampled times (its lease keeps its bytes). */
 static void take(struct xr_tb *t, uint32_t slot)
 {
-	if (!t->slot[slot].held++ && lowest_remover(t))
-		xr_mintree_set(&t->rmin, slot, INFINITY);
+	t->slot[slot].held++;
 	t->leases++;
 	t->slot[slot].times++;
 	t->lim.samples++;
@@ -434,8 +467,6 @@ int xr__tb_release(struct xr_tb *t, uint64_t key)
 		return 0;
 	if (t->slot[s].state == XR_TB_SPENT)
 		release_slot(t, s);
-	else if (lowest_remover(t))
-		xr_mintree_set(&t->rmin, s, t->prio[s]);
 	return 0;
 }
 

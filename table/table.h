@@ -94,8 +94,11 @@ struct xr_tb {
 	/* Prioritized: p^alpha per slot, and the smallest positive one. */
 	struct xr_sumtree sum;
 	struct xr_mintree wmin;
-	/* Lowest-priority remover: priority of each live unleased item. */
+	/* Lowest-priority remover: priority of each live item, and room to
+	 * hide the leased ones while it looks for one it may take. */
 	struct xr_mintree rmin;
+	uint32_t *hidden;
+	uint32_t hidden_cap;
 	uint64_t rng[4];
 };
 

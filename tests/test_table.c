@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "table/mintree.h"
 #include "table/sumtree.h"
 #include "table_helpers.h"
 
@@ -368,6 +369,72 @@ static void test_sumtree_exact(void)
 	xr_sumtree_free(&st);
 }
 
+/* The trees against brute force: random sets (zeros and empties among
+ * them) over sizes around the fan-out's powers, each followed by checks of
+ * the total, the minimum and its leftmost leaf, and finds at random points
+ * and at every boundary of the prefix sums. */
+static void test_trees_brute_force(void)
+{
+	static const uint32_t sizes[] = {1, 7, 8, 9, 63, 64, 65, 513, 4097};
+	uint64_t r = 12345;
+
+	for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
+		uint32_t n = sizes[z];
+		struct xr_sumtree st;
+		struct xr_mintree mt;
+		double *w = calloc(n, sizeof(double)), *m = malloc(n * sizeof(double));
+		CHECK(w && m);
+		CHECK_RC(xr_sumtree_init(&st, n), 0);
+		CHECK_RC(xr_mintree_init(&mt, n), 0);
+		for (uint32_t i = 0; i < n; i++)
+			m[i] = INFINITY;
+		for (int it = 0; it < 2000; it++) {
+			r = r * 6364136223846793005ull + 1442695040888963407ull;
+			uint32_t i = (uint32_t)(r >> 33) % n;
+			double v = (r >> 20) % 3 == 0 ? 0 : (double)((r >> 40) % 1000) / 8;
+			w[i] = v;
+			m[i] = (r >> 24) % 5 == 0 ? INFINITY : v;
+			xr_sumtree_set(&st, i, v);
+			xr_mintree_set(&mt, i, m[i]);
+			double total = 0, lo = INFINITY;
+			uint32_t arg = 0;
+			for (uint32_t j = 0; j < n; j++) {
+				total += w[j];
+				if (m[j] < lo) {
+					lo = m[j];
+					arg = j;
+				}
+			}
+			CHECK(fabs(xr_sumtree_total(&st) - total) <= 1e-9 * (1 + total));
+			CHECK(xr_mintree_min(&mt) == lo);
+			if (lo < INFINITY)
+				CHECK_EQ(xr_mintree_argmin(&mt), arg);
+			if (total <= 0)
+				continue;
+			/* Inside each positive leaf's span, it is found. */
+			double pre = 0;
+			for (uint32_t j = 0; j < n; j++) {
+				if (w[j] > 0) {
+					uint32_t f = xr_sumtree_find(&st, pre + w[j] * 0.5), g;
+					if (f != j)
+						FAILF("n %u: find in leaf %u's span gave %u", n, j, f);
+					double u = pre + w[j] * 0.5;
+					xr_sumtree_find_many(&st, &u, &g, 1);
+					CHECK_EQ(g, j);
+				}
+				pre += w[j];
+			}
+			/* At and past the total: a positive leaf, never a zero one. */
+			CHECK(w[xr_sumtree_find(&st, total)] > 0);
+			CHECK(w[xr_sumtree_find(&st, total * 2)] > 0);
+		}
+		xr_sumtree_free(&st);
+		xr_mintree_free(&mt);
+		free(w);
+		free(m);
+	}
+}
+
 static void test_bad_config(void)
 {
 	struct xr_tb t;
@@ -400,6 +467,7 @@ int main(void)
 	test_removers();
 	test_leases_and_keys();
 	test_sumtree_exact();
+	test_trees_brute_force();
 	printf("ok\n");
 	return 0;
 }
