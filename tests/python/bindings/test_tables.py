@@ -169,3 +169,39 @@ def test_views_outlive_close(engine):
     assert _intact(view) and _intact(rows)     # still mapped, readable
     with pytest.raises(ValueError, match="closed"):
         t.insert(_items(1, 16))
+
+
+SAMPLE_CHILD = textwrap.dedent("""
+    import sys, xring
+    e = xring.attach(sys.argv[1], timeout=10)
+    t = e.create_table("starved", capacity=10, item_size=8, min_size=5)
+    print("sampling", flush=True)
+    t.sample(1)                 # no items will come: waits up to an hour
+    print("returned", flush=True)
+""")
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="poll's syscall number is x86-64's")
+def test_ctrl_c_ends_a_waiting_sample(engine, run_dir):
+    import time
+    from xrtest import syscall_of
+    p = subprocess.Popen([sys.executable, "-c", SAMPLE_CHILD, engine.name],
+                         env=child_env(run_dir), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "sampling", p.stderr.read()
+        SYS_POLL = 7    # x86-64: the trainer sleeps in poll() on its doorbell
+        wait_for(lambda: syscall_of(p.pid, p.pid) == SYS_POLL, 5,
+                 "the trainer to sleep waiting for its sample")
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=10)
+        elapsed = time.monotonic() - t0
+        out, err = p.stdout.read(), p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert "returned" not in out
+    assert err.rstrip().endswith("KeyboardInterrupt"), err
+    assert elapsed < 0.5, f"took {elapsed:.2f} s"
