@@ -380,8 +380,9 @@ int xr_table_insert(xr_table *t, const void *items, const double *priorities, ui
 	if ((rc = mine(t)) < 0)
 		return rc;
 	deadline = xr__now_ns() + (timeout_ms < 0 ? 3600000ull : (uint64_t)timeout_ms) * 1000000ull;
+	uint32_t most = xr_tpage_insert_max(t->item_size);
 	while (done < n) {
-		uint32_t k = n - done < XR_TABLE_BATCH_MAX ? n - done : XR_TABLE_BATCH_MAX;
+		uint32_t k = n - done < most ? n - done : most;
 		uint64_t now = xr__now_ns();
 		memcpy(t->ins, p + (uint64_t)done * t->item_size, (size_t)k * t->item_size);
 		memcpy(t->req->prio, priorities + done, k * sizeof(double));

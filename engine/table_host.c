@@ -12,12 +12,23 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "control/closer.h"
+#include "control/proto.h"
 #include "engine/table_service.h"
 #include "util/atomics.h"
 #include "util/clock.h"
 
-/* Tables a uid other than the engine's may create. */
+#ifndef SO_PASSRIGHTS
+#define SO_PASSRIGHTS 83 /* Linux 6.16 */
+#endif
+
+/* Tables a uid other than the engine's may create, and trainers it may
+ * hold open (a quarter of them: the rest stay for others). */
 #define XR_THOST_TABLES_PER_UID 4
+#define XR_THOST_TRAINERS_PER_UID (XR_TSVC_CLIENTS_MAX / 4)
+/* Items of one table a uid other than the engine's may ask for: its
+ * bookkeeping is made on the control thread, at about 80 bytes an item. */
+#define XR_THOST_ITEMS_PER_UID (1u << 24)
 /* Bytes of item store one table may take (its memfd is sparse, but inserts
  * fill it): 16 GiB. */
 #define XR_THOST_STORE_MAX (16ull << 30)
@@ -28,6 +39,7 @@
 struct trainer {
 	bool live;
 	uint64_t conn;
+	uint32_t uid;
 	int bell;          /* the service's end of the pair */
 	bool deaf;         /* its end closed: out of the epoll set */
 };
@@ -39,20 +51,47 @@ struct xr_thost {
 	int ep;
 	int stop_fd;       /* eventfd: the engine's own, never a peer's */
 	_Atomic bool stop;
+	struct xr_closer *closer; /* closes what a trainer may have made slow */
 	uint32_t owner_uid[XR_TSVC_TABLES_MAX];
 	bool created[XR_TSVC_TABLES_MAX];
 	uint32_t engine_uid;
 	struct trainer tr[XR_TSVC_CLIENTS_MAX];
 };
 
-/* Rings the trainers answered, drains doorbells that rang. */
+/* Rings the trainers answered (under the lock: a bell closed meanwhile is
+ * not ours to send on, and its number may be another file's by now). */
 static void ring(struct xr_thost *h, uint64_t answered)
 {
 	static const char one = 1;
 
 	for (uint32_t c = 0; answered; c++, answered >>= 1)
-		if ((answered & 1) && h->tr[c].live)
+		if ((answered & 1) && h->tr[c].live && !h->tr[c].deaf)
 			(void)send(h->tr[c].bell, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* Reads a few doorbell bytes of trainer c. Descriptors a trainer sends on
+ * its bell (where the kernel cannot refuse them: SO_PASSRIGHTS) go to the
+ * closer: their last close may take as long as the trainer arranged. */
+static void drain(struct xr_thost *h, uint32_t c)
+{
+	for (int j = 0; j < 8; j++) {
+		char buf[8];
+		int fds[XR_CTL_FDS_MAX], n_fds = 0;
+		int r = xr__ctl_recv(h->tr[c].bell, buf, sizeof(buf), fds, &n_fds, MSG_DONTWAIT);
+		for (int i = 0; i < n_fds; i++)
+			xr__closer_put(h->closer, fds[i], h->tr[c].uid);
+		if (r > 0 || r == -EMSGSIZE)
+			continue;
+		/* The trainer closed its end (0), or the pair failed: out of
+		 * the set, or epoll would return at once for ever. Its
+		 * requests are still served, found by the polls of others'
+		 * rounds and the deadlines'. */
+		if (r == 0 || (r != -EAGAIN && r != -EINTR)) {
+			epoll_ctl(h->ep, EPOLL_CTL_DEL, h->tr[c].bell, NULL);
+			h->tr[c].deaf = true;
+		}
+		break;
+	}
 }
 
 static void *run(void *arg)
@@ -67,8 +106,8 @@ static void *run(void *arg)
 
 		pthread_mutex_lock(&h->mu);
 		n = xr__tsvc_poll(h->svc, now, &next, &answered);
-		pthread_mutex_unlock(&h->mu);
 		ring(h, answered);
+		pthread_mutex_unlock(&h->mu);
 		if (n > 0)
 			spin_until = now + XR_THOST_SPIN_NS;
 		if (now < spin_until)
@@ -86,25 +125,9 @@ static void *run(void *arg)
 		 * for the next round, and epoll returns at once for them. */
 		pthread_mutex_lock(&h->mu);
 		for (int i = 0; i < k; i++) {
-			char buf[8];
 			uint32_t c = ev[i].data.u32;
-			if (c >= XR_TSVC_CLIENTS_MAX || !h->tr[c].live || h->tr[c].deaf)
-				continue;
-			for (int j = 0; j < 8; j++) {
-				ssize_t r = recv(h->tr[c].bell, buf, sizeof(buf), MSG_DONTWAIT);
-				if (r > 0)
-					continue;
-				/* The trainer closed its end (0), or the pair
-				 * failed: out of the set, or epoll would return
-				 * at once for ever. Its requests are still
-				 * served, found by the polls of others' rounds
-				 * and the deadlines'. */
-				if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-					epoll_ctl(h->ep, EPOLL_CTL_DEL, h->tr[c].bell, NULL);
-					h->tr[c].deaf = true;
-				}
-				break;
-			}
+			if (c < XR_TSVC_CLIENTS_MAX && h->tr[c].live && !h->tr[c].deaf)
+				drain(h, c);
 		}
 		pthread_mutex_unlock(&h->mu);
 	}
@@ -125,6 +148,8 @@ int xr__thost_create(struct xr_thost **out, char *why, size_t len)
 	h->ep = epoll_create1(EPOLL_CLOEXEC);
 	h->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	rc = xr__tsvc_create(&h->svc);
+	if (rc == 0)
+		rc = xr__closer_start(&h->closer);
 	if (h->ep < 0 || h->stop_fd < 0 || rc < 0) {
 		rc = rc < 0 ? rc : -errno;
 		goto fail;
@@ -146,6 +171,8 @@ fail:
 	if (h->stop_fd >= 0)
 		close(h->stop_fd);
 	xr__tsvc_destroy(h->svc);
+	if (h->closer)
+		xr__closer_stop(h->closer);
 	free(h);
 	return rc;
 }
@@ -161,8 +188,9 @@ void xr__thost_destroy(struct xr_thost *h)
 	pthread_join(h->th, NULL);
 	for (uint32_t c = 0; c < XR_TSVC_CLIENTS_MAX; c++)
 		if (h->tr[c].live)
-			close(h->tr[c].bell);
+			xr__closer_put(h->closer, h->tr[c].bell, h->tr[c].uid);
 	xr__tsvc_destroy(h->svc);
+	xr__closer_stop(h->closer);
 	close(h->ep);
 	close(h->stop_fd);
 	pthread_mutex_destroy(&h->mu);
@@ -185,6 +213,11 @@ int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 	if (m->sampler > XR_SAMPLER_LIFO || m->remover > XR_REMOVER_LOWEST) {
 		snprintf(why, len, "table %s: no such sampler or remover", m->name);
 		return -EINVAL;
+	}
+	if (who->uid != h->engine_uid && m->capacity > XR_THOST_ITEMS_PER_UID) {
+		snprintf(why, len, "table %s: at most %u items a table for uid %u (the engine's uid "
+			 "may ask for more)", m->name, XR_THOST_ITEMS_PER_UID, who->uid);
+		return -E2BIG;
 	}
 	if ((uint64_t)m->capacity * (((uint64_t)m->item_size + 63) & ~63ull) > XR_THOST_STORE_MAX) {
 		snprintf(why, len, "table %s: capacity x item size is over 16 GiB", m->name);
@@ -230,10 +263,24 @@ int xr__thost_table_open(struct xr_thost *h, const struct xr_ctl_caller *who,
 		snprintf(why, len, "no table %s (create it first)", m->name);
 		return -ENOENT;
 	}
+	if (who->uid != h->engine_uid) {
+		uint32_t mine = 0;
+		for (uint32_t c = 0; c < XR_TSVC_CLIENTS_MAX; c++)
+			mine += h->tr[c].live && h->tr[c].uid == who->uid;
+		if (mine >= XR_THOST_TRAINERS_PER_UID) {
+			pthread_mutex_unlock(&h->mu);
+			snprintf(why, len, "uid %u holds %u trainers open, its most", who->uid, mine);
+			return -EDQUOT;
+		}
+	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0) {
 		rc = -errno;
 		goto fail;
 	}
+	/* Refuse descriptors on the engine's end where the kernel can; where
+	 * it cannot, drain() hands them to the closer. */
+	int zero = 0;
+	(void)setsockopt(pair[0], SOL_SOCKET, SO_PASSRIGHTS, &zero, sizeof(zero));
 	store = xr__tsvc_store_fd(h->svc, t, &store_bytes);
 	if (store < 0) {
 		rc = store;
@@ -248,7 +295,8 @@ int xr__thost_table_open(struct xr_thost *h, const struct xr_ctl_caller *who,
 		xr__tsvc_close(h->svc, client);
 		goto fail;
 	}
-	h->tr[client] = (struct trainer){.live = true, .conn = who->conn, .bell = pair[0]};
+	h->tr[client] = (struct trainer){.live = true, .conn = who->conn, .uid = who->uid,
+					 .bell = pair[0]};
 	struct xr_tb *tb = xr__tsvc_table(h->svc, t);
 	*r = (struct xr_ctl_table_opened){.table = (uint32_t)t, .client = client,
 					  .capacity = tb->cfg.capacity,
@@ -283,7 +331,11 @@ void xr__thost_gone(struct xr_thost *h, uint64_t conn)
 		 * looks a bell up by index under the lock, so it never uses
 		 * this fd number again for trainer c. */
 		h->tr[c].live = false;
-		close(h->tr[c].bell);
+		epoll_ctl(h->ep, EPOLL_CTL_DEL, h->tr[c].bell, NULL);
+		/* Its unread messages may hold descriptors in flight, whose
+		 * release the last close runs: the closer's to do. */
+		shutdown(h->tr[c].bell, SHUT_RDWR);
+		xr__closer_put(h->closer, h->tr[c].bell, h->tr[c].uid);
 	}
 	pthread_mutex_unlock(&h->mu);
 }

@@ -127,8 +127,11 @@ int xr__tsvc_table_find(const struct xr_tsvc *s, const char *name)
 }
 
 /* A memfd of n bytes, sealed so that nobody can resize it under a mapping,
- * and mapped read-write here. */
-static int make_memfd(const char *tag, uint64_t n, int *fd_out, uint8_t **map)
+ * and mapped read-write here. With read_only, sealed against writing too
+ * once this mapping is made (F_SEAL_FUTURE_WRITE): nobody, whatever
+ * descriptor of it they hold or reopen through /proc, can map it writable
+ * or write() it; this mapping alone stays writable. */
+static int make_memfd(const char *tag, uint64_t n, bool read_only, int *fd_out, uint8_t **map)
 {
 	int fd = memfd_create(tag, MFD_CLOEXEC | MFD_ALLOW_SEALING), err;
 	void *p = MAP_FAILED;
@@ -136,9 +139,12 @@ static int make_memfd(const char *tag, uint64_t n, int *fd_out, uint8_t **map)
 	if (fd < 0)
 		return -errno;
 	if (ftruncate(fd, (off_t)n) < 0 ||
-	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0 ||
-	    (p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0 ||
+	    (p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED ||
+	    fcntl(fd, F_ADD_SEALS, (read_only ? F_SEAL_FUTURE_WRITE : 0) | F_SEAL_SEAL) < 0) {
 		err = -errno;
+		if (p != MAP_FAILED)
+			munmap(p, n);
 		close(fd);
 		return err;
 	}
@@ -183,7 +189,7 @@ int xr__tsvc_table_create(struct xr_tsvc *s, const char *name, const struct xr_t
 	uint64_t keys_off = page, items_off = keys_off + (((uint64_t)cfg->capacity * 8 + page - 1) &
 							 ~(page - 1));
 	tb->bytes = items_off + tb->stride * cfg->capacity;
-	rc = make_memfd("xring-table", tb->bytes, &tb->fd, &tb->map);
+	rc = make_memfd("xring-table", tb->bytes, true, &tb->fd, &tb->map);
 	if (rc < 0) {
 		xr__tb_free(&tb->t);
 		*why = "cannot make the table's item store (memory)";
@@ -265,6 +271,8 @@ static int lease_grow(struct leases *l)
 
 static int lease_add(struct leases *l, uint64_t key)
 {
+	if (!key)
+		return -EINVAL; /* the empty cell's mark: never a key (table.h) */
 	if ((l->used + 1) * 2 > l->cap && lease_grow(l) < 0)
 		return -ENOMEM;
 	uint32_t h = slot_hash(key, l->cap);
@@ -347,7 +355,7 @@ int xr__tsvc_open(struct xr_tsvc *s, int table, uint32_t *client, int *page_fd,
 		return -ENOSPC;
 	memset(c, 0, sizeof(*c));
 	c->bytes = xr_tpage_size(s->tables[table].item_size);
-	rc = make_memfd("xring-trainer", c->bytes, page_fd, &c->map);
+	rc = make_memfd("xring-trainer", c->bytes, false, page_fd, &c->map);
 	if (rc < 0)
 		return rc;
 	c->req = (struct xr_tpage_req *)c->map;
@@ -421,7 +429,7 @@ static uint64_t max_batch(const struct xr_tb *t)
 	if (t->lim.spi == 0)
 		return UINT64_MAX;
 	double w = t->lim.max_diff - t->lim.min_diff - t->lim.spi;
-	return w < 1 ? 1 : (uint64_t)w;
+	return w < 1 ? 1 : w >= 0x1p63 ? UINT64_MAX : (uint64_t)w;
 }
 
 /* Tries to serve a SAMPLE of n now: > 0 served, 0 must wait, < 0 failed. */
@@ -467,11 +475,11 @@ static int try_insert(struct stable *tb, struct client *c, uint32_t n, uint32_t 
 		uint64_t key, ev;
 		uint32_t slot;
 
-		if (!isfinite(p) || p < 0) {
+		int rc = xr__tb_insert(t, p, &key, &slot, &ev);
+		if (rc == -EINVAL) {
 			*bad = i;
 			return k ? k : -EINVAL;
 		}
-		int rc = xr__tb_insert(t, p, &key, &slot, &ev);
 		if (rc < 0)
 			return k;
 		put_item(tb, slot, key, c->ins + (uint64_t)i * tb->item_size, tb->item_size);
@@ -515,10 +523,17 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 		rc = try_sample(tb, c, n);
 		break;
 	case XR_TOP_INSERT:
+		if (n > xr_tpage_insert_max(tb->item_size)) {
+			snprintf(why, sizeof(why), "an insert is at most %u items of %u bytes",
+				 xr_tpage_insert_max(tb->item_size), tb->item_size);
+			answer(c, seq, -EINVAL, 0, why);
+			(*answers)++;
+			return;
+		}
 		rc = try_insert(tb, c, n, &bad);
 		if (rc == -EINVAL) {
-			snprintf(why, sizeof(why), "item %u's priority is negative or not a number",
-				 bad);
+			snprintf(why, sizeof(why),
+				 "item %u's priority is negative, not a number, or too large", bad);
 			answer(c, seq, rc, 0, why);
 			(*answers)++;
 			return;

@@ -89,12 +89,21 @@ struct xr_tpage_resp {
 
 #define XR_TPAGE_RESP_OFF 20480u
 #define XR_TPAGE_INSERT_OFF 65536u
+#define XR_TPAGE_INSERT_BYTES (16u << 20) /* an insert moves at most this */
 
-/* A trainer page for items of item_size bytes: the insert area holds a
- * whole batch. */
+/* Items one insert request may carry: a batch, or fewer of large items, so
+ * that no request costs the engine more than 16 MiB of copying. */
+static inline uint32_t xr_tpage_insert_max(uint32_t item_size)
+{
+	uint32_t n = XR_TPAGE_INSERT_BYTES / (item_size ? item_size : 1);
+	return n < 1 ? 1 : n > XR_TABLE_BATCH_MAX ? XR_TABLE_BATCH_MAX : n;
+}
+
+/* A trainer page for items of item_size bytes: the insert area holds
+ * xr_tpage_insert_max() items. */
 static inline uint64_t xr_tpage_size(uint32_t item_size)
 {
-	return XR_TPAGE_INSERT_OFF + (uint64_t)item_size * XR_TABLE_BATCH_MAX;
+	return XR_TPAGE_INSERT_OFF + (uint64_t)item_size * xr_tpage_insert_max(item_size);
 }
 
 _Static_assert(sizeof(struct xr_tpage_req) <= XR_TPAGE_RESP_OFF, "request before answer");

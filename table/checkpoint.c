@@ -129,7 +129,7 @@ int xr__tb_restore(struct xr_tb *t, const struct xr_tb_io *io, const char **why)
 	struct io s = {io, 0xcbf29ce484222325ull};
 	struct xr_tb_cfg cfg;
 	struct head h;
-	uint64_t sum;
+	uint64_t sum, times = 0;
 	int rc;
 
 	memset(t, 0, sizeof(*t));
@@ -148,6 +148,10 @@ int xr__tb_restore(struct xr_tb *t, const struct xr_tb_io *io, const char **why)
 		.seed = h.seed};
 	if (h.sampler > XR_SAMPLER_LIFO || h.remover > XR_REMOVER_LOWEST)
 		return bad(t, why, "the checkpoint names no sampler or remover there is");
+	if (io->max_capacity && h.capacity > io->max_capacity) {
+		*why = "the checkpoint's table is larger than this restore may make";
+		return -E2BIG;
+	}
 	rc = xr__tb_init(t, &cfg, why);
 	if (rc < 0)
 		return rc == -EINVAL ? -EINVAL : rc;
@@ -155,6 +159,18 @@ int xr__tb_restore(struct xr_tb *t, const struct xr_tb_io *io, const char **why)
 		return bad(t, why, "the checkpoint holds more items than its capacity");
 	if (h.inserts < h.removes || h.inserts - h.removes != h.count)
 		return bad(t, why, "the checkpoint's limiter counts do not match its items");
+	/* Where a limiter can stand: samples only take D down while D - n >=
+	 * min_diff, so D >= min(0, min_diff); inserts only take it past
+	 * max_diff while the table is below min_size, so D <= max(0, max_diff
+	 * + spi * min_size). A D outside could stop inserts and samples both
+	 * for good. */
+	if (t->lim.spi > 0) {
+		double d = (double)h.inserts * t->lim.spi - (double)h.samples;
+		double lo = t->lim.min_diff < 0 ? t->lim.min_diff : 0;
+		double hi = t->lim.max_diff + t->lim.spi * (double)h.min_size;
+		if (!(d >= lo - 1 && d <= (hi > 0 ? hi : 0) + 1))
+			return bad(t, why, "the checkpoint's limiter stands where no limiter can");
+	}
 	for (uint32_t i = 0; rc == 0 && i < h.capacity; i += GENS) {
 		uint32_t g[GENS], m = h.capacity - i < GENS ? h.capacity - i : GENS;
 		rc = get(&s, g, m * sizeof(uint32_t));
@@ -181,6 +197,9 @@ int xr__tb_restore(struct xr_tb *t, const struct xr_tb_io *io, const char **why)
 			return bad(t, why, "an item's priority is negative or not a number");
 		if (h.max_times_sampled && e.times >= h.max_times_sampled)
 			return bad(t, why, "an item was sampled more than max_times_sampled");
+		times += e.times;
+		if (times > h.samples)
+			return bad(t, why, "the items were sampled more often than the table was");
 		xr__tb_fill(t, e.slot, e.prio);
 		t->slot[e.slot].times = e.times;
 		if (io->item_size) {

@@ -14,6 +14,7 @@
 #include "table_priv.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,7 +156,6 @@ void xr__tb_free(struct xr_tb *t)
 	xr_sumtree_free(&t->sum);
 	xr_mintree_free(&t->wmin);
 	xr_mintree_free(&t->rmin);
-	free(t->hidden);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -188,7 +188,7 @@ static void set_priority(struct xr_tb *t, uint32_t slot, double p)
 		xr_sumtree_set(&t->sum, slot, w);
 		xr_mintree_set(&t->wmin, slot, w > 0 ? w : INFINITY);
 	}
-	if (lowest_remover(t))
+	if (lowest_remover(t) && !t->slot[slot].hidden)
 		xr_mintree_set(&t->rmin, slot, p);
 }
 
@@ -242,6 +242,7 @@ static void unlive(struct xr_tb *t, uint32_t slot)
 	}
 	if (lowest_remover(t))
 		xr_mintree_set(&t->rmin, slot, INFINITY);
+	t->slot[slot].hidden = 0;
 	t->lim.removes++;
 	if (t->slot[slot].held)
 		t->slot[slot].state = XR_TB_SPENT;
@@ -250,37 +251,26 @@ static void unlive(struct xr_tb *t, uint32_t slot)
 }
 
 /*
- * The lowest-priority live item no lease holds. rmin holds every live
- * item's priority, leased or not: samples and releases, the frequent
- * operations, never touch it. Here the leased ones met on the way down are
- * hidden (+infinity) until an unleased one turns up, then put back: work
- * in the number of leased items among the lowest, few in a prioritized
- * table, whose low items are its least sampled; at most the leases held.
+ * The lowest-priority live item no lease holds. rmin holds the priority of
+ * every live item but those found leased here: samples and releases, the
+ * frequent operations, leave it alone, and the leased items met on the way
+ * down are taken out (+infinity, slot.hidden) until their last lease ends
+ * (xr__tb_release puts them back). So each lease costs at most one hiding,
+ * however many inserts look; and one call hides at most XR_TB_SKIP_MAX
+ * before it gives up for now (the insert then waits, as for a table all
+ * leased), so that a trainer leasing the lowest items on purpose makes no
+ * insert cost more than that.
  */
 static uint32_t lowest_unleased(struct xr_tb *t)
 {
-	uint32_t found = XR_TB_NO_SLOT, n = 0;
-
-	while (xr_mintree_min(&t->rmin) < INFINITY) {
+	for (uint32_t n = 0; n < XR_TB_SKIP_MAX && xr_mintree_min(&t->rmin) < INFINITY; n++) {
 		uint32_t s = xr_mintree_argmin(&t->rmin);
-		if (!t->slot[s].held) {
-			found = s;
-			break;
-		}
-		if (n == t->hidden_cap) {
-			uint32_t cap = t->hidden_cap ? 2 * t->hidden_cap : 64;
-			uint32_t *h = realloc(t->hidden, cap * sizeof(uint32_t));
-			if (!h)
-				break; /* no victim this time: the insert says -EBUSY */
-			t->hidden = h;
-			t->hidden_cap = cap;
-		}
-		t->hidden[n++] = s;
+		if (!t->slot[s].held)
+			return s;
+		t->slot[s].hidden = 1;
 		xr_mintree_set(&t->rmin, s, INFINITY);
 	}
-	while (n--)
-		xr_mintree_set(&t->rmin, t->hidden[n], t->prio[t->hidden[n]]);
-	return found;
+	return XR_TB_NO_SLOT;
 }
 
 /* The live unleased item the remover takes, or XR_TB_NO_SLOT. */
@@ -291,20 +281,33 @@ static uint32_t victim(struct xr_tb *t)
 	switch (t->cfg.remover) {
 	case XR_REMOVER_LOWEST:
 		return lowest_unleased(t);
-	case XR_REMOVER_LIFO:
-		for (s = t->newest; s != XR_TB_NO_SLOT && t->slot[s].held; s = t->prev[s])
-			;
+	case XR_REMOVER_LIFO: /* at most XR_TB_SKIP_MAX leased items stepped over */
+		s = t->newest;
+		for (uint32_t n = 0; s != XR_TB_NO_SLOT && t->slot[s].held; s = t->prev[s])
+			if (++n == XR_TB_SKIP_MAX)
+				return XR_TB_NO_SLOT;
 		return s;
 	default:
-		for (s = t->oldest; s != XR_TB_NO_SLOT && t->slot[s].held; s = t->next[s])
-			;
+		s = t->oldest;
+		for (uint32_t n = 0; s != XR_TB_NO_SLOT && t->slot[s].held; s = t->next[s])
+			if (++n == XR_TB_SKIP_MAX)
+				return XR_TB_NO_SLOT;
 		return s;
 	}
 }
 
-static bool bad_priority(double p)
+/* A priority must be a finite number >= 0, and in a prioritized table one
+ * whose weight (p^alpha) leaves room for a whole table of such weights
+ * below infinity: one trainer's huge priority would otherwise make the sum
+ * infinite and every draw of every trainer meaningless. */
+static bool bad_priority(const struct xr_tb *t, double p)
 {
-	return !isfinite(p) || p < 0;
+	if (!isfinite(p) || p < 0)
+		return true;
+	if (!prioritized(t))
+		return false;
+	double w = weight_of(t, p);
+	return !isfinite(w) || w > DBL_MAX / (2.0 * t->cfg.capacity);
 }
 
 int xr__tb_insert(struct xr_tb *t, double p, uint64_t *key, uint32_t *slot,
@@ -313,7 +316,7 @@ int xr__tb_insert(struct xr_tb *t, double p, uint64_t *key, uint32_t *slot,
 	uint32_t s;
 
 	*evicted = 0;
-	if (bad_priority(p))
+	if (bad_priority(t, p))
 		return -EINVAL;
 	if (!xr_limiter_can_insert(&t->lim, 1))
 		return -EAGAIN;
@@ -325,7 +328,10 @@ int xr__tb_insert(struct xr_tb *t, double p, uint64_t *key, uint32_t *slot,
 		unlive(t, s);
 	}
 	s = t->free[--t->nfree];
-	t->slot[s].gen++;
+	/* Generation 0 is never handed out: key 0 means "no key" to callers
+	 * (xr__tb_insert's evicted, the service's lease map). */
+	if (++t->slot[s].gen == 0)
+		t->slot[s].gen = 1;
 	xr__tb_fill(t, s, p);
 	t->lim.inserts++;
 	*key = xr__tb_key(t, s);
@@ -465,8 +471,12 @@ int xr__tb_release(struct xr_tb *t, uint64_t key)
 	t->leases--;
 	if (--t->slot[s].held)
 		return 0;
-	if (t->slot[s].state == XR_TB_SPENT)
+	if (t->slot[s].state == XR_TB_SPENT) {
 		release_slot(t, s);
+	} else if (t->slot[s].hidden) {
+		t->slot[s].hidden = 0;
+		xr_mintree_set(&t->rmin, s, t->prio[s]);
+	}
 	return 0;
 }
 
@@ -474,7 +484,7 @@ int xr__tb_update(struct xr_tb *t, uint64_t key, double p)
 {
 	uint32_t s;
 
-	if (bad_priority(p))
+	if (bad_priority(t, p))
 		return -EINVAL;
 	s = slot_of(t, key, false);
 	if (s == XR_TB_NO_SLOT)

@@ -73,8 +73,14 @@ struct xr_tb_slot {
 	uint32_t held;        /* leases on it */
 	uint32_t times;       /* times its item was sampled */
 	uint8_t state;        /* enum xr_slot_state */
-	uint8_t pad_[3];
+	uint8_t hidden;       /* out of the remover's tree while leased */
+	uint8_t pad_[2];
 };
+
+/* Leased items a removal steps over at most before it gives up for now
+ * (the insert then waits as for a table all leased): bounds what a trainer
+ * holding many leases can make an insert cost. */
+#define XR_TB_SKIP_MAX 1024u
 
 struct xr_tb {
 	struct xr_tb_cfg cfg;
@@ -94,11 +100,9 @@ struct xr_tb {
 	/* Prioritized: p^alpha per slot, and the smallest positive one. */
 	struct xr_sumtree sum;
 	struct xr_mintree wmin;
-	/* Lowest-priority remover: priority of each live item, and room to
-	 * hide the leased ones while it looks for one it may take. */
+	/* Lowest-priority remover: priority of each live item but those
+	 * found leased at a removal (slot.hidden) until their leases end. */
 	struct xr_mintree rmin;
-	uint32_t *hidden;
-	uint32_t hidden_cap;
 	uint64_t rng[4];
 };
 
@@ -162,6 +166,8 @@ struct xr_tb_io {
 	void *(*item)(void *ctx, uint32_t slot);
 	size_t item_size;
 	void *ctx;
+	uint32_t max_capacity;  /* restore: refuse a larger table before any
+				 * memory is set aside for it (-E2BIG); 0: any */
 };
 
 int xr__tb_save(const struct xr_tb *t, const struct xr_tb_io *io);

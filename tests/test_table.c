@@ -339,6 +339,45 @@ static void test_leases_and_keys(void)
 	xr__tb_free(&t);
 }
 
+/* What one trainer can make of a table for everyone: generations that wrap
+ * (key 0 is never handed out), priorities too large for a sum, and leases
+ * on the lowest items making the lowest-priority remover search. */
+static void test_hostile_use(void)
+{
+	struct xr_tb t;
+	uint64_t key, ev, got[1100];
+	uint32_t slot;
+
+	table_make(&t, (struct xr_tb_cfg){.capacity = 2, .sampler = XR_SAMPLER_PRIORITIZED,
+					  .alpha = 1, .remover = XR_REMOVER_FIFO, .seed = 10});
+	t.slot[0].gen = UINT32_MAX; /* slot 0 filled 2^32 - 1 times */
+	CHECK_RC(xr__tb_insert(&t, 1, &key, &slot, &ev), 0);
+	CHECK_EQ(slot, 0);
+	CHECK_EQ(key >> 32, 1); /* not generation 0: key 0 means none */
+	CHECK_RC(xr__tb_insert(&t, 1e308, &key, &slot, &ev), -EINVAL);
+	CHECK_RC(xr__tb_insert(&t, 1, &key, &slot, &ev), 0);
+	CHECK_RC(xr__tb_update(&t, key, 1e308), -EINVAL);
+	CHECK(isfinite(xr_sumtree_total(&t.sum)));
+	xr__tb_free(&t);
+
+	/* 1,100 of the lowest items leased: the remover gives up after 1,024
+	 * (the insert waits), then finds an unleased item on the next try;
+	 * the ones it hid come back when released. */
+	table_make(&t, (struct xr_tb_cfg){.capacity = 2048, .sampler = XR_SAMPLER_FIFO,
+					  .remover = XR_REMOVER_LOWEST, .seed = 11});
+	for (int i = 0; i < 2048; i++)
+		CHECK_RC(xr__tb_insert(&t, 1 + i, &key, &slot, &ev), 0);
+	CHECK_RC(xr__tb_sample(&t, 1100, got, NULL, NULL), 1100); /* the oldest: lowest */
+	CHECK_RC(xr__tb_insert(&t, 5000, &key, &slot, &ev), -EBUSY);
+	CHECK_RC(xr__tb_insert(&t, 5000, &key, &slot, &ev), 0);
+	CHECK_EQ((uint32_t)ev, 1100); /* priority 1101: the lowest unleased */
+	for (int i = 0; i < 1100; i++)
+		CHECK_RC(xr__tb_release(&t, got[i]), 0);
+	CHECK_RC(xr__tb_insert(&t, 5000, &key, &slot, &ev), 0);
+	CHECK_EQ((uint32_t)ev, 0); /* priority 1, back in the remover's tree */
+	xr__tb_free(&t);
+}
+
 static void test_sumtree_exact(void)
 {
 	enum { N = 1000, UPDATES = 1000000 };
@@ -468,6 +507,7 @@ int main(void)
 	test_leases_and_keys();
 	test_sumtree_exact();
 	test_trees_brute_force();
+	test_hostile_use();
 	printf("ok\n");
 	return 0;
 }

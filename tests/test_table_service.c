@@ -20,6 +20,7 @@
  * Time is the poll's argument: no clock, no sleep.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,6 +119,19 @@ int main(void)
 	uint8_t *store = mmap(NULL, store_size, PROT_READ, MAP_SHARED, sfd, 0);
 	CHECK(store != MAP_FAILED);
 	CHECK(mprotect(store, 4096, PROT_READ | PROT_WRITE) < 0);
+	/* Nor reopened for writing through /proc: the store is sealed against
+	 * every write but the service's own mapping. */
+	{
+		char proc[64];
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", sfd);
+		int wfd = open(proc, O_RDWR);
+		if (wfd >= 0) {
+			CHECK(mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, wfd, 0) ==
+			      MAP_FAILED);
+			CHECK(pwrite(wfd, "x", 1, 0) < 0);
+			close(wfd);
+		}
+	}
 	const struct xr_tstore_hdr *h = (const void *)store;
 	CHECK_EQ(h->magic, XR_TSTORE_MAGIC);
 	CHECK_EQ(h->capacity, 100);
