@@ -12,3 +12,6 @@ target_link_libraries(test_table_service PRIVATE m)
 # Tables across processes: trainers in children of an engine here; leases
 # under concurrent insertion, a trainer SIGKILLed, the limiter, the engine's stop.
 xr_test(NAME test_table_procs SOURCES test_table_procs.c LABELS "unit;table" TIMEOUT 180)
+# The table host's thread and doorbells: descriptors sent on a doorbell, a
+# deaf trainer, a connection's end, per-uid caps.
+xr_test(NAME test_table_host SOURCES test_table_host.c LABELS "unit;table;threads")

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The table host (engine/table_host.h): its thread and doorbells, with this
+ * test as the control thread and as a trainer holding the descriptors a
+ * TABLE_OPEN hands out:
+ *   - a request rung on the doorbell is answered, and the answer rung back
+ *   - descriptors a trainer sends on its doorbell are closed by the
+ *     closer, not kept and not closed by the table thread (a socket whose
+ *     last close lingers would stall it), and service goes on
+ *   - a trainer that closes its doorbell is still served (deaf, not dead)
+ *   - the end of its connection (gone) ends its leases
+ *   - the trainers a uid other than the engine's may hold are capped
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine/table_host.h"
+#include "peer_helpers.h"
+#include "shm/table_layout.h"
+#include "table_helpers.h"
+
+struct trainer {
+	int fds[3];
+	struct xr_tpage_req *req;
+	struct xr_tpage_resp *resp;
+	const struct xr_tstore_hdr *hdr;
+	uint32_t seq;
+};
+
+static void open_trainer(struct xr_thost *h, uint64_t conn, uint32_t uid, struct trainer *t)
+{
+	struct xr_ctl_caller who = {.conn = conn, .uid = uid};
+	struct xr_ctl_table_open m = {.name = "t"};
+	struct xr_ctl_table_opened r;
+	char why[256];
+
+	int rc = xr__thost_table_open(h, &who, &m, &r, t->fds, why, sizeof(why));
+	if (rc < 0)
+		FAILF("open: %s", why);
+	uint8_t *p = mmap(NULL, r.page_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, t->fds[1], 0);
+	const uint8_t *st = mmap(NULL, r.store_bytes, PROT_READ, MAP_SHARED, t->fds[0], 0);
+	CHECK(p != MAP_FAILED && st != MAP_FAILED);
+	t->req = (struct xr_tpage_req *)p;
+	t->resp = (struct xr_tpage_resp *)(p + XR_TPAGE_RESP_OFF);
+	t->hdr = (const struct xr_tstore_hdr *)st;
+	t->seq = 0;
+}
+
+/* A request, rung; waits for the answer's ring (or, deaf, for the answer). */
+static int call(struct trainer *t, uint32_t op, uint32_t n, bool ring)
+{
+	char b = 1;
+
+	t->req->op = op;
+	t->req->n = n;
+	t->req->timeout_ns = 0;
+	atomic_store_explicit(&t->req->seq, ++t->seq, memory_order_release);
+	if (ring) {
+		CHECK(send(t->fds[2], &b, 1, MSG_NOSIGNAL) == 1);
+		struct pollfd pf = {.fd = t->fds[2], .events = POLLIN};
+		CHECK(poll(&pf, 1, 5000) == 1);
+		CHECK(recv(t->fds[2], &b, 1, 0) == 1);
+	} else {
+		/* Deaf: the others' rounds and the thread's own polls serve it. */
+		uint64_t until = xr__now_ns() + 5 * SEC;
+		while (atomic_load_explicit(&t->resp->seq, memory_order_acquire) != t->seq &&
+		       xr__now_ns() < until)
+			xr__sleep_ns(100000);
+	}
+	CHECK_EQ(atomic_load_explicit(&t->resp->seq, memory_order_acquire), t->seq);
+	return t->resp->rc;
+}
+
+int main(void)
+{
+	struct xr_thost *h;
+	char why[256];
+	uint32_t me = (uint32_t)geteuid();
+
+	CHECK_RC(xr__thost_create(&h, why, sizeof(why)), 0);
+	struct xr_ctl_caller engine = {.conn = 1, .uid = me};
+	struct xr_ctl_table_create m = {.name = "t", .capacity = 100, .item_size = 16, .seed = 1};
+	struct xr_ctl_table_created cr;
+	CHECK_RC(xr__thost_table_create(h, &engine, &m, &cr, why, sizeof(why)), 0);
+
+	struct trainer a, b;
+	open_trainer(h, 10, me, &a);
+	open_trainer(h, 11, me, &b);
+	for (int i = 0; i < 50; i++)
+		a.req->prio[i] = 1;
+	CHECK_RC(call(&a, XR_TOP_INSERT, 50, true), 50);
+	CHECK_RC(call(&a, XR_TOP_SAMPLE, 10, true), 10);
+	CHECK_EQ(a.hdr->leases, 10);
+
+	/* Descriptors on the doorbell: a pipe's read end, ours closed. When
+	 * the engine has closed its copy, our write end sees EPIPE. */
+	int pp[2];
+	CHECK(pipe(pp) == 0);
+	char one = 1;
+	struct iovec iov = {&one, 1};
+	union {
+		struct cmsghdr c;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	memset(&cm, 0, sizeof(cm));
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+			     .msg_controllen = sizeof(cm.buf)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &pp[0], sizeof(int));
+	ssize_t sent = sendmsg(b.fds[2], &msg, MSG_NOSIGNAL);
+	close(pp[0]);
+	if (sent == 1) {
+		/* The kernel let it through (no SO_PASSRIGHTS): the engine must
+		 * not keep it. */
+		signal(SIGPIPE, SIG_IGN);
+		uint64_t until = xr__now_ns() + 2 * SEC;
+		bool closed = false;
+		while (!closed && xr__now_ns() < until) {
+			closed = write(pp[1], "x", 1) < 0 && errno == EPIPE;
+			if (!closed)
+				xr__sleep_ns(1000000);
+		}
+		CHECK(closed);
+		printf("a descriptor sent on a doorbell was closed by the engine's closer\n");
+	} else {
+		CHECK(errno == EPERM); /* SO_PASSRIGHTS: refused at our end */
+		printf("the kernel refused a descriptor on the doorbell (SO_PASSRIGHTS)\n");
+	}
+	close(pp[1]);
+	CHECK_RC(call(&b, XR_TOP_SAMPLE, 5, true), 5); /* served on */
+
+	/* b closes its doorbell: deaf, still served. */
+	close(b.fds[2]);
+	CHECK_RC(call(&b, XR_TOP_SAMPLE, 5, false), 5);
+	CHECK_EQ(a.hdr->leases, 20);
+
+	/* b's connection ends: its 10 leases end, a's 10 stay. */
+	xr__thost_gone(h, 11);
+	CHECK_EQ(a.hdr->leases, 10);
+	CHECK_EQ(a.hdr->trainers, 1);
+
+	/* Another uid's trainers: at most a quarter of the service's. */
+	uint32_t other = me == 0 ? 65534 : 0, opened = 0;
+	struct xr_ctl_caller them = {.conn = 20, .uid = other};
+	struct xr_ctl_table_open om = {.name = "t"};
+	struct xr_ctl_table_opened r;
+	int fds[3], rc;
+	while ((rc = xr__thost_table_open(h, &them, &om, &r, fds, why, sizeof(why))) == 0) {
+		opened++;
+		for (int i = 0; i < 3; i++)
+			close(fds[i]);
+	}
+	CHECK_RC(rc, -EDQUOT);
+	CHECK_EQ(opened, 16);
+	CHECK(strstr(why, "its most"));
+	xr__thost_gone(h, 20);
+
+	xr__thost_destroy(h);
+	printf("ok\n");
+	return 0;
+}
