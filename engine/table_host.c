@@ -28,7 +28,7 @@
 #define XR_THOST_TRAINERS_PER_UID (XR_TSVC_CLIENTS_MAX / 4)
 /* Items of one table a uid other than the engine's may ask for: its
  * bookkeeping is made on the control thread, at about 80 bytes an item. */
-#define XR_THOST_ITEMS_PER_UID (1u << 24)
+#define XR_THOST_ITEMS_PER_UID (1u << 22)
 /* Bytes of item store one table may take (its memfd is sparse, but inserts
  * fill it): 16 GiB. */
 #define XR_THOST_STORE_MAX (16ull << 30)
