@@ -8,32 +8,21 @@
 
 int xr_mintree_init(struct xr_mintree *t, uint32_t n)
 {
-	uint64_t w[XR_MINTREE_LEVELS_MAX], total = 0;
-	uint32_t levels = 0;
+	uint64_t width[XR_TREE_LEVELS_MAX], total;
 
 	memset(t, 0, sizeof(*t));
 	if (n == 0 || n > (1u << 31))
 		return -EINVAL;
-	uint64_t width = ((uint64_t)n + XR_MINTREE_FAN - 1) / XR_MINTREE_FAN * XR_MINTREE_FAN;
-	for (;;) {
-		w[levels++] = width;
-		if (width <= XR_MINTREE_FAN)
-			break;
-		width = (width / XR_MINTREE_FAN + XR_MINTREE_FAN - 1) / XR_MINTREE_FAN *
-			XR_MINTREE_FAN;
-	}
-	for (uint32_t l = 0; l < levels; l++)
-		total += w[l];
+	t->levels = xr__tree_levels(n, width, &total);
 	if (posix_memalign(&t->mem, 64, total * sizeof(double)))
 		return -ENOMEM;
 	double *p = t->mem;
 	for (uint64_t k = 0; k < total; k++)
 		p[k] = INFINITY;
-	for (uint32_t l = 0; l < levels; l++) {
+	for (uint32_t l = 0; l < t->levels; l++) {
 		t->level[l] = p;
-		p += w[levels - 1 - l];
+		p += width[l];
 	}
-	t->levels = levels;
 	t->n = n;
 	t->min = INFINITY;
 	return 0;

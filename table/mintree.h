@@ -15,8 +15,10 @@
 
 #include <stdint.h>
 
-#define XR_MINTREE_FAN 8
-#define XR_MINTREE_LEVELS_MAX 12
+#include "tree_levels.h"
+
+#define XR_MINTREE_FAN XR_TREE_FAN
+#define XR_MINTREE_LEVELS_MAX XR_TREE_LEVELS_MAX
 
 struct xr_mintree {
 	uint32_t n, levels;

@@ -7,34 +7,20 @@
 
 int xr_sumtree_init(struct xr_sumtree *t, uint32_t n)
 {
-	uint64_t w[XR_SUMTREE_LEVELS_MAX], bytes = 0;
-	uint32_t levels = 0;
+	uint64_t total;
 
 	memset(t, 0, sizeof(*t));
 	if (n == 0 || n > (1u << 31))
 		return -EINVAL;
-	/* Widths from the leaves up, each a whole number of lines; the top
-	 * level has at most 8 entries (the root's children). */
-	uint64_t width = ((uint64_t)n + XR_SUMTREE_FAN - 1) / XR_SUMTREE_FAN * XR_SUMTREE_FAN;
-	for (;;) {
-		w[levels++] = width;
-		if (width <= XR_SUMTREE_FAN)
-			break;
-		width = (width / XR_SUMTREE_FAN + XR_SUMTREE_FAN - 1) / XR_SUMTREE_FAN *
-			XR_SUMTREE_FAN;
-	}
-	for (uint32_t l = 0; l < levels; l++)
-		bytes += w[l] * sizeof(double);
-	if (posix_memalign(&t->mem, 64, bytes))
+	t->levels = xr__tree_levels(n, t->width, &total);
+	if (posix_memalign(&t->mem, 64, total * sizeof(double)))
 		return -ENOMEM;
-	memset(t->mem, 0, bytes);
+	memset(t->mem, 0, total * sizeof(double));
 	double *p = t->mem;
-	for (uint32_t l = 0; l < levels; l++) { /* level 0 the top */
-		t->width[l] = w[levels - 1 - l];
+	for (uint32_t l = 0; l < t->levels; l++) { /* level 0 the top */
 		t->level[l] = p;
 		p += t->width[l];
 	}
-	t->levels = levels;
 	t->n = n;
 	return 0;
 }

@@ -23,8 +23,10 @@
 
 #include <stdint.h>
 
-#define XR_SUMTREE_FAN 8
-#define XR_SUMTREE_LEVELS_MAX 12 /* 8^11 > 2^31 leaves */
+#include "tree_levels.h"
+
+#define XR_SUMTREE_FAN XR_TREE_FAN
+#define XR_SUMTREE_LEVELS_MAX XR_TREE_LEVELS_MAX
 
 struct xr_sumtree {
 	uint32_t n;                 /* leaves asked for */
