@@ -401,6 +401,31 @@ int xr_table_insert(xr_table *t, const void *items, const double *priorities, ui
 	return (int)done;
 }
 
+static int by_path(xr_table *t, uint32_t op, const char *path)
+{
+	int rc;
+
+	if (!t || !path || !*path || strlen(path) >= XR_TPAGE_PATH_MAX) {
+		xr__set_last_reason("a checkpoint's path is 1 to %d bytes", XR_TPAGE_PATH_MAX - 1);
+		return -EINVAL;
+	}
+	if ((rc = mine(t)) < 0)
+		return rc;
+	memset(t->req->path, 0, sizeof(t->req->path));
+	memcpy(t->req->path, path, strlen(path));
+	return round_trip(t, op, 1, -1);
+}
+
+int xr_table_checkpoint(xr_table *t, const char *path)
+{
+	return by_path(t, XR_TOP_CHECKPOINT, path);
+}
+
+int xr_table_restore(xr_table *t, const char *path)
+{
+	return by_path(t, XR_TOP_RESTORE, path);
+}
+
 int xr_table_get_stats(const xr_table *t, xr_table_stats *s)
 {
 	if (!t || !s)

@@ -286,7 +286,7 @@ int xr__thost_table_open(struct xr_thost *h, const struct xr_ctl_caller *who,
 		rc = store;
 		goto fail;
 	}
-	rc = xr__tsvc_open(h->svc, t, &client, &page, &page_bytes);
+	rc = xr__tsvc_open(h->svc, t, who->uid == h->engine_uid, &client, &page, &page_bytes);
 	if (rc < 0)
 		goto fail;
 	struct epoll_event e = {.events = EPOLLIN, .data.u32 = client};

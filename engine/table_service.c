@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/atomics.h"
@@ -59,6 +60,7 @@ struct client {
 	struct xr_tpage_resp *resp;
 	uint8_t *ins;
 	uint32_t seen;          /* the last request answered */
+	bool admin;             /* the engine's uid: may checkpoint and restore */
 	bool parked;
 	uint32_t p_seq, p_op, p_n;
 	uint64_t deadline;
@@ -337,7 +339,7 @@ static void show(struct stable *tb)
 }
 
 
-int xr__tsvc_open(struct xr_tsvc *s, int table, uint32_t *client, int *page_fd,
+int xr__tsvc_open(struct xr_tsvc *s, int table, bool admin, uint32_t *client, int *page_fd,
 		  uint64_t *page_size)
 {
 	struct client *c = NULL;
@@ -362,6 +364,7 @@ int xr__tsvc_open(struct xr_tsvc *s, int table, uint32_t *client, int *page_fd,
 	c->resp = (struct xr_tpage_resp *)(c->map + XR_TPAGE_RESP_OFF);
 	c->ins = c->map + XR_TPAGE_INSERT_OFF;
 	c->table = table;
+	c->admin = admin;
 	c->live = true;
 	s->tables[table].clients++;
 	show(&s->tables[table]);
@@ -490,6 +493,169 @@ static int try_insert(struct stable *tb, struct client *c, uint32_t n, uint32_t 
 	return k;
 }
 
+/* ---- checkpoints ---- */
+
+struct ckpt_io {
+	FILE *f;
+	struct stable *tb;
+	uint8_t *scratch; /* restore's first pass: items read, not kept */
+};
+
+static int ck_put(void *ctx, const void *p, size_t n)
+{
+	return fwrite(p, 1, n, ((struct ckpt_io *)ctx)->f) == n ? 0 : -EIO;
+}
+
+static int ck_get(void *ctx, void *p, size_t n)
+{
+	FILE *f = ((struct ckpt_io *)ctx)->f;
+
+	if (fread(p, 1, n, f) == n)
+		return 0;
+	return ferror(f) ? -EIO : -ENODATA;
+}
+
+static void *ck_item(void *ctx, uint32_t slot)
+{
+	struct ckpt_io *io = ctx;
+
+	return io->scratch ? io->scratch : io->tb->items + (uint64_t)slot * io->tb->stride;
+}
+
+/*
+ * Writes the table to a new file at path (never over an existing one, nor
+ * through a link): the bookkeeping and every live item's bytes. The table's
+ * service waits meanwhile: one thread serves every table, and a checkpoint
+ * must see the table still. Returns the items written, or -errno with why.
+ */
+static int checkpoint(struct stable *tb, const char *path, char *why, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600), rc;
+	struct ckpt_io io = {.tb = tb};
+
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(why, len, "cannot create %s: %s", path, strerror(-rc));
+		return rc;
+	}
+	io.f = fdopen(fd, "w");
+	if (!io.f) {
+		rc = -errno;
+		close(fd);
+		unlink(path);
+		snprintf(why, len, "cannot write %s: %s", path, strerror(-rc));
+		return rc;
+	}
+	struct xr_tb_io x = {.put = ck_put, .item = ck_item, .item_size = tb->item_size,
+			     .ctx = &io};
+	rc = xr__tb_save(&tb->t, &x);
+	if (fflush(io.f) != 0 || fsync(fileno(io.f)) != 0)
+		rc = rc < 0 ? rc : -errno;
+	if (fclose(io.f) != 0 && rc == 0)
+		rc = -EIO;
+	if (rc < 0) {
+		unlink(path); /* ours: made above, O_EXCL */
+		snprintf(why, len, "cannot write %s: %s", path, strerror(-rc));
+		return rc;
+	}
+	return (int)tb->t.size;
+}
+
+/* One pass of a restore over an open checkpoint: into *t, the items into
+ * the store (scratch NULL) or nowhere (scratch: the first pass, which
+ * checks). */
+static int restore_pass(struct stable *tb, FILE *f, uint8_t *scratch, struct xr_tb *t,
+			const char **what)
+{
+	struct ckpt_io io = {.f = f, .tb = tb, .scratch = scratch};
+	struct xr_tb_io x = {.get = ck_get, .item = ck_item, .item_size = tb->item_size,
+			     .ctx = &io, .max_capacity = tb->t.cfg.capacity};
+
+	rewind(f);
+	int rc = xr__tb_restore(t, &x, what);
+	if (rc == 0 && t->cfg.capacity != tb->t.cfg.capacity) {
+		xr__tb_free(t);
+		*what = "the checkpoint's capacity is not this table's";
+		rc = -EINVAL;
+	}
+	if (rc == 0 && fgetc(f) != EOF) {
+		xr__tb_free(t);
+		*what = "the checkpoint has bytes past its end (another item size?)";
+		rc = -EINVAL;
+	}
+	return rc;
+}
+
+/*
+ * Replaces the table by the checkpoint at path: its configuration (the
+ * capacity must be this table's), limiter counts, items and keys, so keys
+ * from before the checkpoint name the same items again. Refused while any
+ * trainer holds a lease (its items would change under it). The file is
+ * read twice: once to check all of it (every field, the checksum, the
+ * length), once to take it, so a bad checkpoint leaves the table as it was;
+ * should the file change between the two and fail the second, the table is
+ * left empty rather than half restored. Returns the items restored.
+ */
+static int restore(struct xr_tsvc *s, int table, const char *path, char *why, size_t len)
+{
+	struct stable *tb = &s->tables[table];
+	const char *what = NULL;
+	struct xr_tb fresh;
+	struct stat st;
+	int rc;
+
+	if (tb->t.leases) {
+		snprintf(why, len, "trainers hold %llu leases on this table: release them first",
+			 (unsigned long long)tb->t.leases);
+		return -EBUSY;
+	}
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		rc = fd < 0 ? -errno : -EINVAL;
+		if (fd >= 0)
+			close(fd);
+		snprintf(why, len, "cannot read %s: %s", path,
+			 rc == -EINVAL ? "not a regular file" : strerror(-rc));
+		return rc;
+	}
+	FILE *f = fdopen(fd, "r");
+	uint8_t *scratch = malloc(tb->item_size);
+	if (!f || !scratch) {
+		if (f)
+			fclose(f);
+		else
+			close(fd);
+		free(scratch);
+		snprintf(why, len, "out of memory");
+		return -ENOMEM;
+	}
+	rc = restore_pass(tb, f, scratch, &fresh, &what);
+	if (rc == 0) {
+		xr__tb_free(&fresh);
+		rc = restore_pass(tb, f, NULL, &fresh, &what);
+		struct xr_tb_cfg cfg = tb->t.cfg;
+		xr__tb_free(&tb->t);
+		if (rc == 0) {
+			tb->t = fresh;
+		} else {
+			const char *w2;
+			xr__tb_init(&tb->t, &cfg, &w2); /* as it was made: fits */
+		}
+		for (uint32_t i = 0; i < tb->t.cfg.capacity; i++)
+			xr_store_release(&tb->keys[i], tb->t.slot[i].state == XR_TB_LIVE
+							  ? xr__tb_key(&tb->t, i)
+							  : 0);
+	}
+	fclose(f);
+	free(scratch);
+	show(tb);
+	if (rc < 0) {
+		snprintf(why, len, "cannot restore %s: %s", path, what ? what : strerror(-rc));
+		return rc;
+	}
+	return (int)tb->t.size;
+}
+
 static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op, uint32_t n,
 		  uint64_t timeout, uint64_t now, int *answers)
 {
@@ -560,6 +726,23 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 		answer(c, seq, (int)(n - refused), refused, NULL);
 		(*answers)++;
 		return;
+	case XR_TOP_CHECKPOINT:
+	case XR_TOP_RESTORE: {
+		char path[XR_TPAGE_PATH_MAX];
+		memcpy(path, c->req->path, sizeof(path)); /* read once */
+		if (!c->admin) {
+			answer(c, seq, -EPERM, 0,
+			       "only the engine's own uid may checkpoint or restore a table");
+		} else if (!memchr(path, 0, sizeof(path)) || !path[0]) {
+			answer(c, seq, -EINVAL, 0, "the path is empty or not NUL-terminated");
+		} else {
+			rc = op == XR_TOP_CHECKPOINT ? checkpoint(tb, path, why, sizeof(why))
+						     : restore(s, c->table, path, why, sizeof(why));
+			answer(c, seq, rc, 0, why);
+		}
+		(*answers)++;
+		return;
+	}
 	default:
 		answer(c, seq, -EINVAL, 0, "no such request (op)");
 		(*answers)++;

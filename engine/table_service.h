@@ -26,6 +26,7 @@
  * limiter could ever allow at once is refused at once (-EINVAL).
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "shm/table_layout.h"
@@ -58,8 +59,11 @@ int xr__tsvc_store_fd(const struct xr_tsvc *s, int table, uint64_t *size);
 
 /* A trainer opens table `table`: a client index, the memfd of its page
  * (read-write, sealed against resizing) and the page's size. The caller
- * owns the fd it hands out and closes its copy. -ENOSPC, -ENOENT, -ENOMEM. */
-int xr__tsvc_open(struct xr_tsvc *s, int table, uint32_t *client, int *page_fd,
+ * owns the fd it hands out and closes its copy. With admin (the engine's
+ * own uid), it may also checkpoint and restore the table: files the engine
+ * writes and reads as its uid, at paths the trainer names. -ENOSPC,
+ * -ENOENT, -ENOMEM. */
+int xr__tsvc_open(struct xr_tsvc *s, int table, bool admin, uint32_t *client, int *page_fd,
 		  uint64_t *page_size);
 /* The trainer is gone: its leases end, a parked request is dropped. */
 void xr__tsvc_close(struct xr_tsvc *s, uint32_t client);

@@ -44,7 +44,11 @@ enum xr_top {
 	XR_TOP_RELEASE = 2,  /* end the leases on keys[0..n) */
 	XR_TOP_UPDATE = 3,   /* priorities prio[0..n) for keys[0..n) */
 	XR_TOP_INSERT = 4,   /* n items from the insert area, priorities prio[] */
+	XR_TOP_CHECKPOINT = 5, /* write the table to the new file at path */
+	XR_TOP_RESTORE = 6,  /* replace the table by the checkpoint at path */
 };
+
+#define XR_TPAGE_PATH_MAX 256
 
 struct xr_tstore_hdr {
 	uint64_t magic;
@@ -72,6 +76,7 @@ struct xr_tpage_req {
 	uint64_t timeout_ns; /* SAMPLE and INSERT: how long it may wait */
 	uint64_t keys[XR_TABLE_BATCH_MAX];
 	double prio[XR_TABLE_BATCH_MAX];
+	char path[XR_TPAGE_PATH_MAX]; /* CHECKPOINT, RESTORE: NUL-terminated */
 };
 
 struct xr_tpage_resp {

@@ -46,7 +46,7 @@ static void open_trainer(struct xr_tsvc *s, int table, struct trainer *tr)
 {
 	uint64_t size;
 
-	CHECK_RC(xr__tsvc_open(s, table, &tr->id, &tr->fd, &size), 0);
+	CHECK_RC(xr__tsvc_open(s, table, false, &tr->id, &tr->fd, &size), 0);
 	CHECK_EQ(size, xr_tpage_size(ITEM));
 	/* The trainer's own mapping of the page, as it would have it. */
 	uint8_t *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, tr->fd, 0);
@@ -208,6 +208,12 @@ int main(void)
 	b.req->prio[0] = INFINITY;
 	CHECK_RC(call(s, &b, XR_TOP_INSERT, 1), -EINVAL);
 	CHECK(strstr(b.resp->why, "priority"));
+
+	/* Checkpoints are the engine's uid's alone: files written as it. */
+	snprintf(b.req->path, sizeof(b.req->path), "/tmp/xring-test-ckpt-%d", (int)getpid());
+	CHECK_RC(call(s, &b, XR_TOP_CHECKPOINT, 1), -EPERM);
+	CHECK_RC(call(s, &b, XR_TOP_RESTORE, 1), -EPERM);
+	CHECK(access(b.req->path, F_OK) < 0);
 
 	/* A request sent again under the same seq is not served twice. */
 	CHECK(xr__tsvc_poll(s, 400, NULL, NULL) == 0);

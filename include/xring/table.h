@@ -133,6 +133,21 @@ XR_API int xr_table_update(xr_table *t, const uint64_t *keys, const double *prio
 XR_API int xr_table_insert(xr_table *t, const void *items, const double *priorities, uint32_t n,
 			   int timeout_ms, uint64_t *keys);
 
+/* Checkpoints (the engine's own uid only: -EPERM for others). The engine
+ * writes the table, bookkeeping, rate limiter and items, to a new file at
+ * path (never over an existing file, nor through a link; -EEXIST), as its
+ * uid, and returns the items written. The table's service waits meanwhile.
+ * Relative paths are the engine's working directory's: give absolute ones. */
+XR_API int xr_table_checkpoint(xr_table *t, const char *path);
+
+/* Replaces the table by the checkpoint at path (one of a table of the same
+ * capacity and item size): items, keys, priorities, and the rate limiter
+ * where it stood, so a table that could sample before the checkpoint can
+ * after. Returns the items restored. -EBUSY while any trainer holds a
+ * lease; -EINVAL for a file that is not an intact checkpoint of such a
+ * table (the table is left as it was). */
+XR_API int xr_table_restore(xr_table *t, const char *path);
+
 /* The table's figures now (refreshed by the engine as it serves). */
 XR_API int xr_table_get_stats(const xr_table *t, xr_table_stats *s);
 

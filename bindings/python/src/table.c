@@ -301,6 +301,36 @@ out:
 	return out;
 }
 
+/* checkpoint(path) / restore(path) -> items written / restored. */
+static PyObject *by_path(Table *self, PyObject *args, int (*fn)(xr_table *, const char *),
+			 const char *what)
+{
+	const char *path;
+	int rc;
+
+	if (!PyArg_ParseTuple(args, "s", &path))
+		return NULL;
+	if (table_enter(self) < 0)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = fn(self->t, path);
+	Py_END_ALLOW_THREADS
+	table_leave(self);
+	if (rc < 0)
+		return fail(rc, what);
+	return PyLong_FromLong(rc);
+}
+
+static PyObject *table_checkpoint(Table *self, PyObject *args)
+{
+	return by_path(self, args, xr_table_checkpoint, "checkpoint");
+}
+
+static PyObject *table_restore(Table *self, PyObject *args)
+{
+	return by_path(self, args, xr_table_restore, "restore");
+}
+
 static PyObject *table_stats(Table *self, PyObject *unused)
 {
 	xr_table_stats s;
@@ -451,6 +481,10 @@ static PyMethodDef table_methods[] = {
 	 "update(keys, priorities) -> (updated, refused)"},
 	{"insert", (PyCFunction)table_insert, METH_VARARGS,
 	 "insert(items, priorities, timeout_ms) -> keys"},
+	{"checkpoint", (PyCFunction)table_checkpoint, METH_VARARGS,
+	 "checkpoint(path) -> items written (the engine's uid only)"},
+	{"restore", (PyCFunction)table_restore, METH_VARARGS,
+	 "restore(path) -> items restored (the engine's uid only)"},
 	{"stats", (PyCFunction)table_stats, METH_NOARGS, "the table's figures"},
 	{"close", (PyCFunction)table_close, METH_NOARGS,
 	 "ends this trainer now (its leases); views of items stay readable"},

@@ -490,6 +490,21 @@ class Table(_xring.Table):
         done, _refused = super().update(k, np.ascontiguousarray(p))
         return done
 
+    def checkpoint(self, path):
+        """Has the engine write the table (items, priorities, keys, the rate
+        limiter) to a new file at path (not over an existing one: -EEXIST).
+        Only the engine's own uid may. Returns the items written. The
+        table's service waits while it writes."""
+        return super().checkpoint(os.path.abspath(os.fspath(path)))
+
+    def restore(self, path):
+        """Replaces the table by the checkpoint at path (of a table of the
+        same capacity and item size): keys from before it name the same
+        items again, and the rate limiter stands where it stood. Refused
+        while any trainer holds a lease; a bad file leaves the table as it
+        was. Only the engine's own uid may. Returns the items restored."""
+        return super().restore(os.path.abspath(os.fspath(path)))
+
     def release(self, keys):
         """Ends this trainer's leases on keys (a Sample's); returns how many
         it held."""

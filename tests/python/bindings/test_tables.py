@@ -205,3 +205,53 @@ def test_ctrl_c_ends_a_waiting_sample(engine, run_dir):
     assert "returned" not in out
     assert err.rstrip().endswith("KeyboardInterrupt"), err
     assert elapsed < 0.5, f"took {elapsed:.2f} s"
+
+
+def test_checkpoint_and_restore(engine, tmp_path):
+    e = xring.attach(engine.name, timeout=5)
+    opts = dict(capacity=64, item_size=24, sampler="prioritized", alpha=0.8, beta=0.5,
+                remover="lowest-priority", min_size=8, samples_per_insert=2.0,
+                error_buffer=64.0, seed=7)
+    with e.create_table("saved", **opts) as t, e.create_table("copy", **opts) as u:
+        keys = t.insert(_items(40, 24), priorities=np.arange(1, 41, dtype=np.float64),
+                        timeout=1)     # max_diff 80: 40 inserts of 2 samples each
+        for _ in range(5):
+            with t.sample(8):
+                pass
+        path = tmp_path / "saved.ckpt"
+        assert t.checkpoint(path) == 40
+        with pytest.raises(FileExistsError):
+            t.checkpoint(path)               # never over a file
+        assert u.restore(path) == 40
+        st, su = t.stats(), u.stats()
+        for k in ("size", "inserts", "samples", "removes"):
+            assert st[k] == su[k], k
+        assert np.array_equal(t.items, u.items)
+        # The same random state and the same contents: the same draws.
+        with t.sample(16) as a, u.sample(16) as b:
+            assert np.array_equal(a.keys, b.keys)
+            np.testing.assert_array_equal(a.probabilities, b.probabilities)
+            np.testing.assert_array_equal(a.weights, b.weights)
+        # Keys from before the checkpoint name the same items in the copy.
+        assert u.update_priorities(keys[:10], 5.0) == 10
+        # The limiter stands where it stood: D = 40 * 2 - 56 = 24, min_diff
+        # = 16 - 64 = -48, so 72 more samples may go in both, then neither.
+        for table in (t, u):
+            with table.sample(72, timeout=0):
+                pass
+            with pytest.raises(TimeoutError):
+                table.sample(1, timeout=0)
+        # A damaged checkpoint is refused, and the table is as it was.
+        bad = tmp_path / "bad.ckpt"
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        bad.write_bytes(bytes(data))
+        with pytest.raises(ValueError, match="checksum"):
+            u.restore(bad)
+        assert u.stats()["size"] == 40
+        # Not while a trainer holds a lease (none may be sampled now: a
+        # fresh insert lets one).
+        u.insert(_items(1, 24, first=100))
+        with u.sample(1, timeout=0):
+            with pytest.raises(xring.XringError, match="leases"):
+                u.restore(path)
