@@ -106,6 +106,16 @@ int xr_table_create(const char *engine, const char *name, const xr_table_opts *o
 	m.error_buffer = o->error_buffer;
 	m.min_size = o->min_size;
 	m.seed = o->seed;
+	if (o->source) {
+		if (!*o->source || strlen(o->source) > XR_STREAM_NAME_MAX) {
+			xr__set_last_reason("a stream's name is 1 to %d characters",
+					    XR_STREAM_NAME_MAX);
+			return -EINVAL;
+		}
+		memcpy(m.source, o->source, strlen(o->source));
+		m.flags |= XR_CTL_TABLE_FED;
+		m.priority = o->priority;
+	}
 	rc = connect_attached(engine, o->engine_uid, &sock);
 	if (rc < 0)
 		return rc;

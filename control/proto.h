@@ -273,7 +273,11 @@ struct xr_ctl_table_create {
 	double samples_per_insert, error_buffer;
 	uint64_t min_size;
 	uint64_t seed;
+	double priority;             /* fed: each record's (finite, >= 0) */
+	char source[XR_STREAM_NAME_MAX + 1]; /* fed: the stream, NUL-terminated */
 };
+
+#define XR_CTL_TABLE_FED 1u          /* the engine feeds it from `source` */
 
 struct xr_ctl_table_created {
 	uint32_t table;              /* its index in the engine */

@@ -618,7 +618,9 @@ static const char *bad_game_body(uint16_t type, const void *body)
 		memcpy(&m, body, sizeof(m));
 		if (!memchr(m.name, 0, sizeof(m.name)))
 			return "TABLE_CREATE's name is not NUL-terminated";
-		return m.flags ? "TABLE_CREATE has unknown flag bits" : NULL;
+		if (!memchr(m.source, 0, sizeof(m.source)))
+			return "TABLE_CREATE's source is not NUL-terminated";
+		return m.flags & ~XR_CTL_TABLE_FED ? "TABLE_CREATE has unknown flag bits" : NULL;
 	}
 	case XR_CTL_TABLE_OPEN: {
 		struct xr_ctl_table_open m;

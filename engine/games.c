@@ -778,13 +778,36 @@ static int table_create(void *ctx, const struct xr_ctl_caller *who,
 			size_t len)
 {
 	struct xr_gdir *d = ctx;
+	struct xr_ctl_table_create fed = *m;
 
+	if (m->flags & XR_CTL_TABLE_FED) {
+		/* Items of the stream's records: the item size at least its
+		 * largest record (0: exactly that). */
+		const struct xr_stream_desc *sd = NULL;
+		for (uint32_t i = 0; d->arena && i < d->arena->lay.n_streams; i++)
+			if (!strcmp(d->arena->lay.streams[i].name, m->source))
+				sd = &d->arena->lay.streams[i];
+		if (!sd) {
+			snprintf(why, len, "table %s: this engine has no stream '%s'", m->name,
+				 m->source);
+			return -ENOENT;
+		}
+		uint32_t rec = sd->max_frame - XR_FRAME_HDR;
+		if (!fed.item_size)
+			fed.item_size = rec;
+		if (fed.item_size < rec) {
+			snprintf(why, len, "table %s: items of %u bytes cannot hold stream %s's "
+				 "records of up to %u (item_size 0 takes that)",
+				 m->name, fed.item_size, m->source, rec);
+			return -EINVAL;
+		}
+	}
 	if (!d->tables) {
-		int rc = xr__thost_create(&d->tables, why, len);
+		int rc = xr__thost_create(d->arena ? d->arena->lay.name : NULL, &d->tables, why, len);
 		if (rc < 0)
 			return rc;
 	}
-	return xr__thost_table_create(d->tables, who, m, r, why, len);
+	return xr__thost_table_create(d->tables, who, &fed, r, why, len);
 }
 
 static int table_open(void *ctx, const struct xr_ctl_caller *who,

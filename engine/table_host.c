@@ -2,6 +2,7 @@
 #include "table_host.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "engine/table_service.h"
 #include "util/atomics.h"
 #include "util/clock.h"
+#include "xring/reader.h"
 
 #ifndef SO_PASSRIGHTS
 #define SO_PASSRIGHTS 83 /* Linux 6.16 */
@@ -44,17 +46,43 @@ struct trainer {
 	bool deaf;         /* its end closed: out of the epoll set */
 };
 
+/* A table the engine feeds from one of its streams: the table thread is
+ * an ordinary reader of it (attached through the engine's own socket, as
+ * any reader: a slot, a lease, wakeups), each record an item. */
+#define FEED_TAG 0x10000u /* epoll data of feed t's reader: FEED_TAG + t */
+#define KICK_TAG 0x20000u /* epoll data of the kick eventfd */
+
+struct feed {
+	bool want;                   /* the table is fed (set by create) */
+	bool failed;                 /* attach or read failed for good: why */
+	bool holding;                /* b is leased: records [done, count) wait */
+	bool in_ep;                  /* the reader's descriptor is in the set */
+	bool lossy;                  /* the stream's policy: drop what is refused */
+	uint64_t dropped;            /* records a lossy feed's table refused */
+	char stream[XR_STREAM_NAME_MAX + 1];
+	char label[48];
+	double priority;
+	xr_reader *r;
+	xr_batch b;
+	uint32_t done;
+	const xr_frame *cur;         /* frame `done` of b */
+	char why[160];
+};
+
 struct xr_thost {
 	pthread_t th;
 	pthread_mutex_t mu;
 	struct xr_tsvc *svc;
 	int ep;
 	int stop_fd;       /* eventfd: the engine's own, never a peer's */
+	int kick_fd;       /* eventfd: a new feed; read by the thread */
 	_Atomic bool stop;
 	struct xr_closer *closer; /* closes what a trainer may have made slow */
 	uint32_t owner_uid[XR_TSVC_TABLES_MAX];
 	bool created[XR_TSVC_TABLES_MAX];
 	uint32_t engine_uid;
+	char engine[XR_NAME_MAX + 1]; /* its name: feeds attach to it */
+	struct feed feeds[XR_TSVC_TABLES_MAX];
 	struct trainer tr[XR_TSVC_CLIENTS_MAX];
 };
 
@@ -84,14 +112,107 @@ static void drain(struct xr_thost *h, uint32_t c)
 			continue;
 		/* The trainer closed its end (0), or the pair failed: out of
 		 * the set, or epoll would return at once for ever. Its
-		 * requests are still served, found by the polls of others'
-		 * rounds and the deadlines'. */
+		 * requests are served only when something else wakes the
+		 * thread (another trainer, a deadline): its own doing. */
 		if (r == 0 || (r != -EAGAIN && r != -EINTR)) {
 			epoll_ctl(h->ep, EPOLL_CTL_DEL, h->tr[c].bell, NULL);
 			h->tr[c].deaf = true;
 		}
 		break;
 	}
+}
+
+/* Takes feed t's reader as far as it can this round; returns whether it
+ * moved (records read or inserted: come back at once). The reader is
+ * attached here, on the table thread, never on the control thread that
+ * created the table: attaching is a request that thread must answer. */
+static bool feed_step(struct xr_thost *h, uint32_t t)
+{
+	struct feed *f = &h->feeds[t];
+	bool moved = false;
+	int rc;
+
+	if (!f->r) {
+		xr_reader_opts o = {.stream = f->stream, .label = f->label};
+		rc = xr_reader_attach(h->engine, &o, &f->r);
+		if (rc < 0) {
+			f->failed = true;
+			snprintf(f->why, sizeof(f->why), "cannot read stream %s: %s", f->stream,
+				 xr_last_reason());
+			return false;
+		}
+		xr_stream_facts facts;
+		xr_reader_stream_facts(f->r, &facts);
+		f->lossy = facts.policy == XR_POLICY_LOSSY;
+	}
+	if (!f->holding) {
+		rc = xr_reader_read(f->r, 1, XR_TABLE_BATCH_MAX, 0, &f->b);
+		if (rc == 0) {
+			/* Nothing now: armed, its descriptor wakes us. */
+			rc = xr_reader_arm(f->r, 1);
+			if (rc == 1)
+				return true;
+			int fd = xr_reader_fd(f->r);
+			if (rc == 0 && fd >= 0 && !f->in_ep) {
+				struct epoll_event e = {.events = EPOLLIN, .data.u32 = FEED_TAG + t};
+				f->in_ep = epoll_ctl(h->ep, EPOLL_CTL_ADD, fd, &e) == 0;
+			}
+			if (rc >= 0)
+				return false;
+		}
+		if (rc < 0) {
+			/* Closed (the engine stops) or evicted: no more records. */
+			f->failed = true;
+			snprintf(f->why, sizeof(f->why), "stream %s: %s", f->stream, xr_last_reason());
+			return false;
+		}
+		f->holding = true;
+		f->done = 0;
+		f->cur = f->b.first;
+	}
+	pthread_mutex_lock(&h->mu);
+	while (f->done < f->b.count) {
+		const xr_frame *fr = f->b.frames ? f->b.frames[f->done] : f->cur;
+		rc = xr__tsvc_insert(h->svc, (int)t, f->priority, xr_frame_data(fr), fr->len);
+		/* -EINVAL: a record longer than the items (the stream's frames
+		 * may be larger than its records): skipped. Else wait: the
+		 * limiter or a table all leased; samples move it on. */
+		if (rc < 0 && rc != -EINVAL)
+			break;
+		f->done++;
+		if (!f->b.frames && f->done < f->b.count)
+			f->cur = xr_frame_next(f->cur);
+		moved = true;
+	}
+	pthread_mutex_unlock(&h->mu);
+	/* A lossy stream's reader may not hold a batch the table refuses (it
+	 * would be evicted at its lease timeout): the rest of it is dropped,
+	 * as the stream drops records for readers too slow for it. */
+	if (f->lossy && f->done < f->b.count) {
+		f->dropped += f->b.count - f->done;
+		f->done = f->b.count;
+	}
+	if (f->done == f->b.count) {
+		xr_batch_release(f->r, &f->b);
+		f->holding = false;
+		moved = true;
+	} else if (f->in_ep) {
+		/* Blocked by the table: the reader's wakeups could only make
+		 * the loop spin; samples (doorbells) are what moves it now. */
+		epoll_ctl(h->ep, EPOLL_CTL_DEL, xr_reader_fd(f->r), NULL);
+		f->in_ep = false;
+	}
+	return moved;
+}
+
+static bool feed_round(struct xr_thost *h)
+{
+	bool moved = false;
+
+	for (uint32_t t = 0; t < XR_TSVC_TABLES_MAX; t++)
+		if (h->feeds[t].want && !h->feeds[t].failed)
+			moved |= feed_step(h, t);
+	return moved;
 }
 
 static void *run(void *arg)
@@ -110,6 +231,8 @@ static void *run(void *arg)
 		pthread_mutex_unlock(&h->mu);
 		if (n > 0)
 			spin_until = now + XR_THOST_SPIN_NS;
+		if (feed_round(h))
+			continue; /* records moved: look again before sleeping */
 		if (now < spin_until)
 			continue;
 		int timeout = -1;
@@ -128,13 +251,18 @@ static void *run(void *arg)
 			uint32_t c = ev[i].data.u32;
 			if (c < XR_TSVC_CLIENTS_MAX && h->tr[c].live && !h->tr[c].deaf)
 				drain(h, c);
+			/* A feed's reader: the next round reads it. */
+			if (c == KICK_TAG) {
+				uint64_t v;
+				(void)!read(h->kick_fd, &v, sizeof(v)); /* ours alone */
+			}
 		}
 		pthread_mutex_unlock(&h->mu);
 	}
 	return NULL;
 }
 
-int xr__thost_create(struct xr_thost **out, char *why, size_t len)
+int xr__thost_create(const char *engine, struct xr_thost **out, char *why, size_t len)
 {
 	struct xr_thost *h = calloc(1, sizeof(*h));
 	int rc;
@@ -143,19 +271,24 @@ int xr__thost_create(struct xr_thost **out, char *why, size_t len)
 		snprintf(why, len, "out of memory for the table service");
 		return -ENOMEM;
 	}
+	if (engine)
+		snprintf(h->engine, sizeof(h->engine), "%s", engine);
 	h->engine_uid = (uint32_t)geteuid();
 	pthread_mutex_init(&h->mu, NULL);
 	h->ep = epoll_create1(EPOLL_CLOEXEC);
 	h->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	h->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	rc = xr__tsvc_create(&h->svc);
 	if (rc == 0)
 		rc = xr__closer_start(&h->closer);
-	if (h->ep < 0 || h->stop_fd < 0 || rc < 0) {
+	if (h->ep < 0 || h->stop_fd < 0 || h->kick_fd < 0 || rc < 0) {
 		rc = rc < 0 ? rc : -errno;
 		goto fail;
 	}
 	struct epoll_event e = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
-	if (epoll_ctl(h->ep, EPOLL_CTL_ADD, h->stop_fd, &e) < 0) {
+	struct epoll_event k = {.events = EPOLLIN, .data.u32 = KICK_TAG};
+	if (epoll_ctl(h->ep, EPOLL_CTL_ADD, h->stop_fd, &e) < 0 ||
+	    epoll_ctl(h->ep, EPOLL_CTL_ADD, h->kick_fd, &k) < 0) {
 		rc = -errno;
 		goto fail;
 	}
@@ -170,6 +303,8 @@ fail:
 		close(h->ep);
 	if (h->stop_fd >= 0)
 		close(h->stop_fd);
+	if (h->kick_fd >= 0)
+		close(h->kick_fd);
 	xr__tsvc_destroy(h->svc);
 	if (h->closer)
 		xr__closer_stop(h->closer);
@@ -186,6 +321,9 @@ void xr__thost_destroy(struct xr_thost *h)
 	xr_store_release(&h->stop, true);
 	(void)write(h->stop_fd, &one, sizeof(one));
 	pthread_join(h->th, NULL);
+	for (uint32_t t = 0; t < XR_TSVC_TABLES_MAX; t++)
+		if (h->feeds[t].r)
+			xr_reader_detach(h->feeds[t].r); /* its held batch with it */
 	for (uint32_t c = 0; c < XR_TSVC_CLIENTS_MAX; c++)
 		if (h->tr[c].live)
 			xr__closer_put(h->closer, h->tr[c].bell, h->tr[c].uid);
@@ -193,6 +331,7 @@ void xr__thost_destroy(struct xr_thost *h)
 	xr__closer_stop(h->closer);
 	close(h->ep);
 	close(h->stop_fd);
+	close(h->kick_fd);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
 }
@@ -234,11 +373,31 @@ int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 			return -EDQUOT;
 		}
 	}
+	if ((m->flags & XR_CTL_TABLE_FED) && !h->engine[0]) {
+		pthread_mutex_unlock(&h->mu);
+		snprintf(why, len, "table %s: this engine feeds no tables", m->name);
+		return -ENOTSUP;
+	}
+	if ((m->flags & XR_CTL_TABLE_FED) && (!isfinite(m->priority) || m->priority < 0)) {
+		pthread_mutex_unlock(&h->mu);
+		snprintf(why, len, "table %s: the fed items' priority must be a finite number >= 0",
+			 m->name);
+		return -EINVAL;
+	}
 	rc = xr__tsvc_table_create(h->svc, m->name, &cfg, m->item_size, &w);
 	if (rc == 0) {
 		int t = xr__tsvc_table_find(h->svc, m->name);
 		h->owner_uid[t] = who->uid;
 		h->created[t] = true;
+		if (m->flags & XR_CTL_TABLE_FED) {
+			struct feed *f = &h->feeds[t];
+			*f = (struct feed){.want = true, .priority = m->priority};
+			snprintf(f->stream, sizeof(f->stream), "%s", m->source);
+			snprintf(f->label, sizeof(f->label), "table %s", m->name);
+			/* The thread may be asleep: its next round attaches. */
+			uint64_t one = 1;
+			(void)!write(h->kick_fd, &one, sizeof(one));
+		}
 		r->table = (uint32_t)t;
 		r->pad_ = 0;
 	}

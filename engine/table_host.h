@@ -33,8 +33,10 @@
 
 struct xr_thost;
 
-/* Starts the table thread. 0, or -errno with why. */
-int xr__thost_create(struct xr_thost **out, char *why, size_t len);
+/* Starts the table thread, of engine `engine` (NULL: it feeds no tables:
+ * feeds attach to the engine by its name, as readers). 0, or -errno with
+ * why. */
+int xr__thost_create(const char *engine, struct xr_thost **out, char *why, size_t len);
 /* Stops the thread; closes every trainer and table. */
 void xr__thost_destroy(struct xr_thost *h);
 

@@ -7,7 +7,8 @@
  *   - descriptors a trainer sends on its doorbell are closed by the
  *     closer, not kept and not closed by the table thread (a socket whose
  *     last close lingers would stall it), and service goes on
- *   - a trainer that closes its doorbell is still served (deaf, not dead)
+ *   - a trainer that closes its doorbell leaves the epoll set (its hangup
+ *     would wake the thread for ever), is served when others wake it
  *   - the end of its connection (gone) ends its leases
  *   - the trainers a uid other than the engine's may hold are capped
  */
@@ -83,7 +84,7 @@ int main(void)
 	char why[256];
 	uint32_t me = (uint32_t)geteuid();
 
-	CHECK_RC(xr__thost_create(&h, why, sizeof(why)), 0);
+	CHECK_RC(xr__thost_create(NULL, &h, why, sizeof(why)), 0);
 	struct xr_ctl_caller engine = {.conn = 1, .uid = me};
 	struct xr_ctl_table_create m = {.name = "t", .capacity = 100, .item_size = 16, .seed = 1};
 	struct xr_ctl_table_created cr;
@@ -138,14 +139,23 @@ int main(void)
 	close(pp[1]);
 	CHECK_RC(call(&b, XR_TOP_SAMPLE, 5, true), 5); /* served on */
 
-	/* b closes its doorbell: deaf, still served. */
+	/* b closes its doorbell: the engine takes it out of its set (or its
+	 * hangup would wake the thread for ever); a is served on. b's requests
+	 * are served only when something else wakes the thread: a's. */
 	close(b.fds[2]);
-	CHECK_RC(call(&b, XR_TOP_SAMPLE, 5, false), 5);
-	CHECK_EQ(a.hdr->leases, 20);
+	CHECK_RC(call(&a, XR_TOP_SAMPLE, 5, true), 5);
+	b.req->op = XR_TOP_SAMPLE;
+	b.req->n = 5;
+	b.req->timeout_ns = 0;
+	atomic_store_explicit(&b.req->seq, ++b.seq, memory_order_release);
+	CHECK_RC(call(&a, XR_TOP_SAMPLE, 5, true), 5); /* a's round serves b too */
+	CHECK_EQ(atomic_load_explicit(&b.resp->seq, memory_order_acquire), b.seq);
+	CHECK_RC(b.resp->rc, 5);
+	CHECK_EQ(a.hdr->leases, 10 + 5 + 5 + 5 + 5); /* a: 10 + 5 + 5, b: 5 + 5 */
 
-	/* b's connection ends: its 10 leases end, a's 10 stay. */
+	/* b's connection ends: its 10 leases end, a's 20 stay. */
 	xr__thost_gone(h, 11);
-	CHECK_EQ(a.hdr->leases, 10);
+	CHECK_EQ(a.hdr->leases, 20);
 	CHECK_EQ(a.hdr->trainers, 1);
 
 	/* Another uid's trainers: at most a quarter of the service's. */

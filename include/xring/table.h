@@ -62,7 +62,7 @@ enum xr_table_remover {
 /* A table to create; zero fields take the defaults given. */
 typedef struct xr_table_opts {
 	uint32_t capacity;           /* items, 1..2^30 */
-	uint32_t item_size;          /* bytes per item, 1..1 MiB */
+	uint32_t item_size;          /* bytes per item, 1..1 MiB (0 with source) */
 	uint32_t sampler;            /* enum xr_table_sampler (UNIFORM) */
 	uint32_t remover;            /* enum xr_table_remover (FIFO) */
 	double alpha, beta;          /* prioritized: P(i) ~ p_i^alpha; weights' beta */
@@ -72,6 +72,13 @@ typedef struct xr_table_opts {
 	double error_buffer;         /* >= max(1, samples_per_insert) with a ratio */
 	uint64_t seed;               /* the sampler's random numbers */
 	uint32_t engine_uid;         /* see xr_reader_opts.engine_uid */
+	/* Fed by the engine: each record of stream `source` (NULL: not fed)
+	 * becomes an item, its bytes the record's (item_size 0: the stream's
+	 * largest record), at `priority`. The engine reads the stream as a
+	 * reader of its own, of the stream's policy: a lossless one waits for
+	 * the table's rate limiter, and the games with it. */
+	const char *source;
+	double priority;
 } xr_table_opts;
 
 typedef struct xr_table_open_opts {

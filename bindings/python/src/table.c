@@ -449,20 +449,22 @@ static PyObject *table_repr(Table *self)
 
 /* create_table(engine, name, capacity, item_size, sampler, remover, alpha,
  * beta, max_times_sampled, min_size, samples_per_insert, error_buffer,
- * seed, engine_uid): the xring.Engine.create_table() checks come first. */
+ * seed, engine_uid, source, priority): the xring.Engine.create_table()
+ * checks come first. */
 PyObject *table_create_fn(PyObject *mod, PyObject *args)
 {
-	const char *engine, *name;
+	const char *engine, *name, *source = NULL;
 	xr_table_opts o = {0};
 	unsigned long long min_size, seed;
 	int rc;
 
 	(void)mod;
-	if (!PyArg_ParseTuple(args, "ssIIIIddIKddKI", &engine, &name, &o.capacity, &o.item_size,
+	if (!PyArg_ParseTuple(args, "ssIIIIddIKddKIzd", &engine, &name, &o.capacity, &o.item_size,
 			      &o.sampler, &o.remover, &o.alpha, &o.beta, &o.max_times_sampled,
 			      &min_size, &o.samples_per_insert, &o.error_buffer, &seed,
-			      &o.engine_uid))
+			      &o.engine_uid, &source, &o.priority))
 		return NULL;
+	o.source = source;
 	o.min_size = min_size;
 	o.seed = seed;
 	Py_BEGIN_ALLOW_THREADS

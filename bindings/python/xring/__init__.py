@@ -345,9 +345,10 @@ class Engine:
                 raise
         return a
 
-    def create_table(self, name, capacity, item_size, sampler="uniform", remover="fifo",
+    def create_table(self, name, capacity, item_size=0, sampler="uniform", remover="fifo",
                      alpha=1.0, beta=0.0, max_times_sampled=0, min_size=0,
-                     samples_per_insert=0.0, error_buffer=0.0, seed=0):
+                     samples_per_insert=0.0, error_buffer=0.0, seed=0, source=None,
+                     priority=1.0):
         """Creates replay table `name` in the engine (it lives until the
         engine stops) and returns it opened as a trainer (Engine.table()).
 
@@ -357,13 +358,16 @@ class Engine:
         full table drops for an insert; never one a trainer holds);
         max_times_sampled (0: no limit); the rate limiter: no sample until
         min_size items, and samples_per_insert (0: no ratio) within
-        error_buffer (at least max(1, samples_per_insert)). See
-        docs/replay.md."""
+        error_buffer (at least max(1, samples_per_insert)). With source (a
+        stream's name, e.g. "experience"), the engine feeds the table: each
+        record of the stream becomes an item (its bytes: item_size 0 takes
+        the stream's largest record) at `priority`. See docs/replay.md."""
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, not {sampler!r}")
         if remover not in REMOVERS:
             raise ValueError(f"remover must be one of {sorted(REMOVERS)}, not {remover!r}")
-        ints = {"capacity": (capacity, 1, 1 << 30), "item_size": (item_size, 1, 1 << 20),
+        ints = {"capacity": (capacity, 1, 1 << 30),
+                "item_size": (item_size, 0 if source is not None else 1, 1 << 20),
                 "max_times_sampled": (max_times_sampled, 0, 2**32 - 1),
                 "min_size": (min_size, 0, 1 << 30), "seed": (seed, 0, 2**64 - 1)}
         for what, (v, lo, hi) in ints.items():
@@ -373,7 +377,8 @@ class Engine:
         _xring.create_table(self.name, str(name), int(capacity), int(item_size),
                             SAMPLERS[sampler], REMOVERS[remover], float(alpha), float(beta),
                             int(max_times_sampled), int(min_size), float(samples_per_insert),
-                            float(error_buffer), int(seed), self.engine_uid)
+                            float(error_buffer), int(seed), self.engine_uid,
+                            None if source is None else str(source), float(priority))
         return self.table(name)
 
     def table(self, name):
