@@ -792,7 +792,14 @@ static int table_create(void *ctx, const struct xr_ctl_caller *who,
 				 m->source);
 			return -ENOENT;
 		}
-		uint32_t rec = sd->max_frame - XR_FRAME_HDR;
+		/* An Experience stream's records all have its shape's size;
+		 * of other streams the caller says how large items are. */
+		uint32_t rec = d->arena->lay.rings[sd->first_ring].record_len;
+		if (!rec && !fed.item_size) {
+			snprintf(why, len, "table %s: stream %s's records vary in size: give "
+				 "item_size", m->name, m->source);
+			return -EINVAL;
+		}
 		if (!fed.item_size)
 			fed.item_size = rec;
 		if (fed.item_size < rec) {

@@ -255,3 +255,19 @@ def test_checkpoint_and_restore(engine, tmp_path):
         with u.sample(1, timeout=0):
             with pytest.raises(xring.XringError, match="leases"):
                 u.restore(path)
+
+
+def test_a_table_fed_from_the_stream(engine):
+    e = xring.attach(engine.name, timeout=5)
+    with e.create_table("fed", capacity=2000, source="experience", priority=2.0,
+                        sampler="prioritized") as t:
+        size = t.stats()["item_size"]
+        assert size > 0                        # the stream's record size
+        with t.sample(64, timeout=10) as s:
+            rows = s.items
+            assert rows.shape == (64, size) and rows.any(axis=1).all()
+            assert (s.probabilities > 0).all()
+        wait_for(lambda: t.stats()["size"] == 2000, 10, "the feed to fill the table")
+        assert t.stats()["inserts"] >= 2000
+    with pytest.raises(xring.NoSuchTableError, match="nosuch"):
+        e.create_table("fed2", capacity=10, source="nosuch")
