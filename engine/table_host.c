@@ -53,7 +53,10 @@ struct trainer {
 #define KICK_TAG 0x20000u /* epoll data of the kick eventfd */
 
 struct feed {
-	bool want;                   /* the table is fed (set by create) */
+	/* The table is fed: stored (release) by the control thread once the
+	 * fields before `r` are filled; the table thread loads it (acquire)
+	 * and owns everything from `r` on. */
+	_Atomic bool want;
 	bool failed;                 /* attach or read failed for good: why */
 	bool holding;                /* b is leased: records [done, count) wait */
 	bool in_ep;                  /* the reader's descriptor is in the set */
@@ -210,7 +213,7 @@ static bool feed_round(struct xr_thost *h)
 	bool moved = false;
 
 	for (uint32_t t = 0; t < XR_TSVC_TABLES_MAX; t++)
-		if (h->feeds[t].want && !h->feeds[t].failed)
+		if (xr_load_acquire(&h->feeds[t].want) && !h->feeds[t].failed)
 			moved |= feed_step(h, t);
 	return moved;
 }
@@ -373,6 +376,15 @@ int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 			return -EDQUOT;
 		}
 	}
+	/* The feed reads as the engine's own uid, whose lossless readers may
+	 * hold the games as long as they like: a table whose limiter never
+	 * lets a record in would be another uid's way to stop the engine. */
+	if ((m->flags & XR_CTL_TABLE_FED) && who->uid != h->engine_uid) {
+		pthread_mutex_unlock(&h->mu);
+		snprintf(why, len, "table %s: only the engine's own uid may have it feed a table",
+			 m->name);
+		return -EPERM;
+	}
 	if ((m->flags & XR_CTL_TABLE_FED) && !h->engine[0]) {
 		pthread_mutex_unlock(&h->mu);
 		snprintf(why, len, "table %s: this engine feeds no tables", m->name);
@@ -391,9 +403,10 @@ int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 		h->created[t] = true;
 		if (m->flags & XR_CTL_TABLE_FED) {
 			struct feed *f = &h->feeds[t];
-			*f = (struct feed){.want = true, .priority = m->priority};
+			f->priority = m->priority;
 			snprintf(f->stream, sizeof(f->stream), "%s", m->source);
 			snprintf(f->label, sizeof(f->label), "table %s", m->name);
+			xr_store_release(&f->want, true);
 			/* The thread may be asleep: its next round attaches. */
 			uint64_t one = 1;
 			(void)!write(h->kick_fd, &one, sizeof(one));
