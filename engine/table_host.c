@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +76,7 @@ struct feed {
 struct xr_thost {
 	pthread_t th;
 	pthread_mutex_t mu;
+	_Atomic uint32_t waiting;  /* the control thread waits for mu */
 	struct xr_tsvc *svc;
 	int ep;
 	int stop_fd;       /* eventfd: the engine's own, never a peer's */
@@ -88,6 +90,29 @@ struct xr_thost {
 	struct feed feeds[XR_TSVC_TABLES_MAX];
 	struct trainer tr[XR_TSVC_CLIENTS_MAX];
 };
+
+/*
+ * The lock, taken by the table thread round after round, and now and then
+ * by the control thread. A mutex is not fair: a thread that unlocks and
+ * locks again at once keeps it from a waiter for as long as it loops (a
+ * busy feed did, seconds long, and the control thread's requests timed
+ * out). So the control thread says it waits, and the table thread lets it
+ * go first.
+ */
+static void control_lock(struct xr_thost *h)
+{
+	atomic_fetch_add_explicit(&h->waiting, 1, memory_order_relaxed);
+	pthread_mutex_lock(&h->mu);
+	atomic_fetch_sub_explicit(&h->waiting, 1, memory_order_relaxed);
+}
+
+static void thread_lock(struct xr_thost *h)
+{
+	/* Relaxed: a hint of who goes first; the mutex orders the rest. */
+	while (atomic_load_explicit(&h->waiting, memory_order_relaxed))
+		sched_yield();
+	pthread_mutex_lock(&h->mu);
+}
 
 /* Rings the trainers answered (under the lock: a bell closed meanwhile is
  * not ours to send on, and its number may be another file's by now). */
@@ -173,7 +198,7 @@ static bool feed_step(struct xr_thost *h, uint32_t t)
 		f->done = 0;
 		f->cur = f->b.first;
 	}
-	pthread_mutex_lock(&h->mu);
+	thread_lock(h);
 	while (f->done < f->b.count) {
 		const xr_frame *fr = f->b.frames ? f->b.frames[f->done] : f->cur;
 		rc = xr__tsvc_insert(h->svc, (int)t, f->priority, xr_frame_data(fr), fr->len);
@@ -228,7 +253,7 @@ static void *run(void *arg)
 		uint64_t next, answered, now = xr__now_ns();
 		int n;
 
-		pthread_mutex_lock(&h->mu);
+		thread_lock(h);
 		n = xr__tsvc_poll(h->svc, now, &next, &answered);
 		ring(h, answered);
 		pthread_mutex_unlock(&h->mu);
@@ -249,7 +274,7 @@ static void *run(void *arg)
 		 * which bell index c is now, or that c is gone. A few bytes
 		 * at most per bell: one per request honestly; the rest wait
 		 * for the next round, and epoll returns at once for them. */
-		pthread_mutex_lock(&h->mu);
+		thread_lock(h);
 		for (int i = 0; i < k; i++) {
 			uint32_t c = ev[i].data.u32;
 			if (c < XR_TSVC_CLIENTS_MAX && h->tr[c].live && !h->tr[c].deaf)
@@ -365,7 +390,7 @@ int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 		snprintf(why, len, "table %s: capacity x item size is over 16 GiB", m->name);
 		return -E2BIG;
 	}
-	pthread_mutex_lock(&h->mu);
+	control_lock(h);
 	if (who->uid != h->engine_uid) {
 		for (int i = 0; i < XR_TSVC_TABLES_MAX; i++)
 			if (h->created[i] && h->owner_uid[i] == who->uid)
@@ -428,7 +453,7 @@ int xr__thost_table_open(struct xr_thost *h, const struct xr_ctl_caller *who,
 	uint32_t client;
 	uint64_t store_bytes, page_bytes;
 
-	pthread_mutex_lock(&h->mu);
+	control_lock(h);
 	int t = xr__tsvc_table_find(h->svc, m->name);
 	if (t < 0) {
 		pthread_mutex_unlock(&h->mu);
@@ -494,7 +519,7 @@ fail:
 
 void xr__thost_gone(struct xr_thost *h, uint64_t conn)
 {
-	pthread_mutex_lock(&h->mu);
+	control_lock(h);
 	for (uint32_t c = 0; c < XR_TSVC_CLIENTS_MAX; c++) {
 		if (!h->tr[c].live || h->tr[c].conn != conn)
 			continue;
