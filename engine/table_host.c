@@ -2,6 +2,7 @@
 #include "table_host.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -154,6 +155,25 @@ static void drain(struct xr_thost *h, uint32_t c)
  * moved (records read or inserted: come back at once). The reader is
  * attached here, on the table thread, never on the control thread that
  * created the table: attaching is a request that thread must answer. */
+/* A feed that can read no more (the engine stops, an eviction, a
+ * malformed ring): out of the epoll set (a hung-up descriptor would wake
+ * the thread for ever), its batch released and its reader detached (a
+ * lossless reader that never moves would hold the stream). */
+static void feed_fail(struct xr_thost *h, struct feed *f, const char *what)
+{
+	snprintf(f->why, sizeof(f->why), "stream %s: %s", f->stream, what);
+	if (f->r) {
+		if (f->in_ep)
+			epoll_ctl(h->ep, EPOLL_CTL_DEL, xr_reader_fd(f->r), NULL);
+		if (f->holding)
+			xr_batch_release(f->r, &f->b);
+		xr_reader_detach(f->r);
+	}
+	f->r = NULL;
+	f->in_ep = f->holding = false;
+	f->failed = true;
+}
+
 static bool feed_step(struct xr_thost *h, uint32_t t)
 {
 	struct feed *f = &h->feeds[t];
@@ -164,9 +184,8 @@ static bool feed_step(struct xr_thost *h, uint32_t t)
 		xr_reader_opts o = {.stream = f->stream, .label = f->label};
 		rc = xr_reader_attach(h->engine, &o, &f->r);
 		if (rc < 0) {
-			f->failed = true;
-			snprintf(f->why, sizeof(f->why), "cannot read stream %s: %s", f->stream,
-				 xr_last_reason());
+			f->r = NULL;
+			feed_fail(h, f, xr_last_reason());
 			return false;
 		}
 		xr_stream_facts facts;
@@ -190,8 +209,7 @@ static bool feed_step(struct xr_thost *h, uint32_t t)
 		}
 		if (rc < 0) {
 			/* Closed (the engine stops) or evicted: no more records. */
-			f->failed = true;
-			snprintf(f->why, sizeof(f->why), "stream %s: %s", f->stream, xr_last_reason());
+			feed_fail(h, f, xr_last_reason());
 			return false;
 		}
 		f->holding = true;
@@ -202,11 +220,17 @@ static bool feed_step(struct xr_thost *h, uint32_t t)
 	while (f->done < f->b.count) {
 		const xr_frame *fr = f->b.frames ? f->b.frames[f->done] : f->cur;
 		rc = xr__tsvc_insert(h->svc, (int)t, f->priority, xr_frame_data(fr), fr->len);
-		/* -EINVAL: a record longer than the items (the stream's frames
-		 * may be larger than its records): skipped. Else wait: the
-		 * limiter or a table all leased; samples move it on. */
-		if (rc < 0 && rc != -EINVAL)
+		/* -EAGAIN, the rate limiter: wait, as its creator (the
+		 * engine's uid) asked; samples move it on, and no trainer can
+		 * take its inserts (trainers do not insert into a fed table).
+		 * -EBUSY, every item the remover looked at is leased: leases
+		 * are any trainer's, of any uid, and must not stop the games,
+		 * so the record is dropped, and counted. -EINVAL: a record
+		 * longer than the items: skipped, and counted. */
+		if (rc == -EAGAIN)
 			break;
+		if (rc < 0)
+			f->dropped++;
 		f->done++;
 		if (!f->b.frames && f->done < f->b.count)
 			f->cur = xr_frame_next(f->cur);
@@ -415,7 +439,10 @@ int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 		snprintf(why, len, "table %s: this engine feeds no tables", m->name);
 		return -ENOTSUP;
 	}
-	if ((m->flags & XR_CTL_TABLE_FED) && (!isfinite(m->priority) || m->priority < 0)) {
+	if ((m->flags & XR_CTL_TABLE_FED) &&
+	    (!isfinite(m->priority) || m->priority < 0 ||
+	     (m->sampler == XR_SAMPLER_PRIORITIZED &&
+	      !(pow(m->priority, m->alpha) <= DBL_MAX / (2.0 * (m->capacity ? m->capacity : 1)))))) {
 		pthread_mutex_unlock(&h->mu);
 		snprintf(why, len, "table %s: the fed items' priority must be a finite number >= 0",
 			 m->name);
@@ -428,6 +455,7 @@ int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 		h->created[t] = true;
 		if (m->flags & XR_CTL_TABLE_FED) {
 			struct feed *f = &h->feeds[t];
+			xr__tsvc_set_fed(h->svc, t);
 			f->priority = m->priority;
 			snprintf(f->stream, sizeof(f->stream), "%s", m->source);
 			snprintf(f->label, sizeof(f->label), "table %s", m->name);
@@ -519,6 +547,8 @@ fail:
 
 void xr__thost_gone(struct xr_thost *h, uint64_t conn)
 {
+	bool kicked = false;
+
 	control_lock(h);
 	for (uint32_t c = 0; c < XR_TSVC_CLIENTS_MAX; c++) {
 		if (!h->tr[c].live || h->tr[c].conn != conn)
@@ -533,6 +563,13 @@ void xr__thost_gone(struct xr_thost *h, uint64_t conn)
 		 * release the last close runs: the closer's to do. */
 		shutdown(h->tr[c].bell, SHUT_RDWR);
 		xr__closer_put(h->closer, h->tr[c].bell, h->tr[c].uid);
+		kicked = true;
 	}
 	pthread_mutex_unlock(&h->mu);
+	/* Leases ended: a feed or parked request they held back may go now,
+	 * and the thread may be asleep with nothing else to wake it. */
+	if (kicked) {
+		uint64_t one = 1;
+		(void)!write(h->kick_fd, &one, sizeof(one));
+	}
 }

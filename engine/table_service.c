@@ -38,6 +38,7 @@ struct stable {
 	int fd;
 	uint8_t *map;
 	_Atomic uint64_t *keys; /* in the store */
+	bool fed;               /* the engine feeds it: trainers do not insert */
 	uint8_t *items;
 	uint32_t clients;
 };
@@ -213,6 +214,11 @@ int xr__tsvc_table_create(struct xr_tsvc *s, const char *name, const struct xr_t
 struct xr_tb *xr__tsvc_table(struct xr_tsvc *s, int table)
 {
 	return &s->tables[table].t;
+}
+
+void xr__tsvc_set_fed(struct xr_tsvc *s, int table)
+{
+	s->tables[table].fed = true;
 }
 
 uint32_t xr__tsvc_item_size(const struct xr_tsvc *s, int table)
@@ -611,7 +617,7 @@ static int restore(struct xr_tsvc *s, int table, const char *path, char *why, si
 	}
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = fd < 0 ? -errno : -EINVAL;
+		rc = fd < 0 || !S_ISREG(st.st_mode) ? (fd < 0 ? -errno : -EINVAL) : -errno;
 		if (fd >= 0)
 			close(fd);
 		snprintf(why, len, "cannot read %s: %s", path,
@@ -629,18 +635,39 @@ static int restore(struct xr_tsvc *s, int table, const char *path, char *why, si
 		snprintf(why, len, "out of memory");
 		return -ENOMEM;
 	}
+	struct xr_tb empty;
+	uint32_t *floor = NULL;
 	rc = restore_pass(tb, f, scratch, &fresh, &what);
 	if (rc == 0) {
 		xr__tb_free(&fresh);
+		/* What the second pass may need, made before it writes into
+		 * the store: an empty table to fall back to, and the floor of
+		 * generations (keys handed out since the checkpoint). */
+		const char *w2;
+		floor = malloc((size_t)tb->t.cfg.capacity * sizeof(uint32_t));
+		rc = floor ? xr__tb_init(&empty, &tb->t.cfg, &w2) : -ENOMEM;
+		if (rc < 0) {
+			free(floor);
+			floor = NULL;
+			what = "out of memory";
+		}
+	}
+	if (rc == 0) {
+		for (uint32_t i = 0; i < tb->t.cfg.capacity; i++)
+			floor[i] = tb->t.slot[i].gen;
 		rc = restore_pass(tb, f, NULL, &fresh, &what);
-		struct xr_tb_cfg cfg = tb->t.cfg;
 		xr__tb_free(&tb->t);
 		if (rc == 0) {
+			xr__tb_free(&empty);
 			tb->t = fresh;
 		} else {
-			const char *w2;
-			xr__tb_init(&tb->t, &cfg, &w2); /* as it was made: fits */
+			tb->t = empty; /* the store was written: none of it stands */
 		}
+		/* No key handed out before is handed out again. */
+		for (uint32_t i = 0; i < tb->t.cfg.capacity; i++)
+			if (tb->t.slot[i].state != XR_TB_LIVE && floor[i] > tb->t.slot[i].gen)
+				tb->t.slot[i].gen = floor[i];
+		tb->t.gen_floor = floor;
 		for (uint32_t i = 0; i < tb->t.cfg.capacity; i++)
 			xr_store_release(&tb->keys[i], tb->t.slot[i].state == XR_TB_LIVE
 							  ? xr__tb_key(&tb->t, i)
@@ -689,6 +716,11 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 		rc = try_sample(tb, c, n);
 		break;
 	case XR_TOP_INSERT:
+		if (tb->fed) {
+			answer(c, seq, -EPERM, 0, "the engine feeds this table: trainers do not insert");
+			(*answers)++;
+			return;
+		}
 		if (n > xr_tpage_insert_max(tb->item_size)) {
 			snprintf(why, sizeof(why), "an insert is at most %u items of %u bytes",
 				 xr_tpage_insert_max(tb->item_size), tb->item_size);

@@ -53,6 +53,9 @@ int xr__tsvc_table_find(const struct xr_tsvc *s, const char *name);
 /* Its bookkeeping, for stats and checkpoints (service thread only). */
 struct xr_tb *xr__tsvc_table(struct xr_tsvc *s, int table);
 uint32_t xr__tsvc_item_size(const struct xr_tsvc *s, int table);
+/* The engine feeds `table`: trainers' inserts are refused (-EPERM), so no
+ * trainer can take the rate limiter's room for inserts from the feed. */
+void xr__tsvc_set_fed(struct xr_tsvc *s, int table);
 /* Its item store: the memfd to hand out (read-only: writable mappings are
  * sealed off once the service's own is made) and its size. */
 int xr__tsvc_store_fd(const struct xr_tsvc *s, int table, uint64_t *size);

@@ -147,6 +147,7 @@ nomem:
 void xr__tb_free(struct xr_tb *t)
 {
 	free(t->slot);
+	free(t->gen_floor);
 	free(t->prio);
 	free(t->free);
 	free(t->prev);
@@ -332,6 +333,8 @@ int xr__tb_insert(struct xr_tb *t, double p, uint64_t *key, uint32_t *slot,
 	 * (xr__tb_insert's evicted, the service's lease map). */
 	if (++t->slot[s].gen == 0)
 		t->slot[s].gen = 1;
+	if (t->gen_floor && t->slot[s].gen <= t->gen_floor[s])
+		t->slot[s].gen = t->gen_floor[s] + 1 ? t->gen_floor[s] + 1 : 1;
 	xr__tb_fill(t, s, p);
 	t->lim.inserts++;
 	*key = xr__tb_key(t, s);

@@ -104,6 +104,10 @@ struct xr_tb {
 	 * found leased at a removal (slot.hidden) until their leases end. */
 	struct xr_mintree rmin;
 	uint64_t rng[4];
+	/* After a restore: per slot, the newest generation handed out before
+	 * it, which later fills go past (NULL: none), so that no key is
+	 * handed out twice. Owned; freed with the table. */
+	uint32_t *gen_floor;
 };
 
 /* Makes an empty table. Returns 0, -EINVAL with *why naming the bad field,

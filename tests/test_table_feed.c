@@ -11,6 +11,7 @@
  *     stop within error_buffer of the samples, and a lossless stream's
  *     games with them; sampling moves both on
  *   - refusals: a stream the engine does not have, items too small
+ *   - a trainer holding every item of a fed table does not stop the games
  */
 #include <stdlib.h>
 
@@ -79,7 +80,23 @@ int main(void)
 	printf("a fed queue: %llu records taken in order, each once\n", (unsigned long long)got);
 	xr_table_close(t);
 
-	/* The limiter holds the feed: spi 1, error_buffer 32, min_size 64. */
+	/* A trainer leasing every item of a fed table does not stop the
+	 * games: the records the table cannot take are dropped. */
+	xr_table_opts tiny = {.capacity = 64, .sampler = XR_SAMPLER_FIFO, .source = "experience",
+			      .priority = 1, .seed = 4};
+	CHECK_RC(xr_table_create(engine, "tiny", &tiny), 0);
+	CHECK_RC(xr_table_open(engine, "tiny", NULL, &t), 0);
+	CHECK(FAULT_WAIT(xr_table_get_stats(t, &st) == 0 && st.size == 64, 10000));
+	CHECK_RC(xr_table_sample(t, 64, 1000, &s), 64); /* all of them, held */
+	stats(t, &st);
+	CHECK_EQ(st.leases, 64);
+	uint64_t w0 = fault_written(&e);
+	CHECK(FAULT_WAIT(fault_written(&e) > w0 + 10000, 10000));
+	printf("64 items held by a trainer: the engine wrote %llu more records meanwhile\n",
+	       (unsigned long long)(fault_written(&e) - w0));
+	xr_table_close(t);
+	/* The limiter holds the feed: spi 1, error_buffer 32, min_size 64 (last:
+	 * once nobody samples, it holds the games of this lossless stream). */
 	xr_table_opts lim = {.capacity = 10000, .source = "experience", .priority = 1,
 			     .min_size = 64, .samples_per_insert = 1, .error_buffer = 32,
 			     .seed = 3};
@@ -105,6 +122,7 @@ int main(void)
 	printf("the limiter held the feed: %llu inserts for %llu samples\n",
 	       (unsigned long long)st.inserts, (unsigned long long)st.samples);
 	xr_table_close(t);
+
 	fault_engine_stop(&e);
 	printf("ok\n");
 	return 0;

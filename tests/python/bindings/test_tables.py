@@ -249,6 +249,18 @@ def test_checkpoint_and_restore(engine, tmp_path):
         with pytest.raises(ValueError, match="checksum"):
             u.restore(bad)
         assert u.stats()["size"] == 40
+        # A table restored to an earlier checkpoint hands out no key it
+        # handed out since: keys of items inserted after the checkpoint
+        # stay refused, and new inserts get new keys.
+        with e.create_table("again", capacity=8, item_size=24) as a:
+            a.insert(_items(8, 24))
+            p2 = tmp_path / "again.ckpt"
+            a.checkpoint(p2)
+            later = a.insert(_items(8, 24, first=50))   # replace every item
+            assert a.restore(p2) == 8
+            assert a.update_priorities(later, 2.0) == 0
+            fresh = a.insert(_items(8, 24, first=90))
+            assert not set(fresh.tolist()) & set(later.tolist())
         # Not while a trainer holds a lease (none may be sampled now: a
         # fresh insert lets one).
         u.insert(_items(1, 24, first=100))
@@ -269,5 +281,7 @@ def test_a_table_fed_from_the_stream(engine):
             assert (s.probabilities > 0).all()
         wait_for(lambda: t.stats()["size"] == 2000, 10, "the feed to fill the table")
         assert t.stats()["inserts"] >= 2000
+        with pytest.raises(PermissionError, match="feeds this table"):
+            t.insert(np.zeros(size, np.uint8))
     with pytest.raises(xring.NoSuchTableError, match="nosuch"):
         e.create_table("fed2", capacity=10, source="nosuch")
