@@ -447,6 +447,8 @@ int xr_table_get_stats(const xr_table *t, xr_table_stats *s)
 		.samples = atomic_load_explicit(&t->hdr->samples, memory_order_relaxed),
 		.removes = atomic_load_explicit(&t->hdr->removes, memory_order_relaxed),
 		.trainers = atomic_load_explicit(&t->hdr->trainers, memory_order_relaxed),
+		.feed = atomic_load_explicit(&t->hdr->feed, memory_order_relaxed),
+		.feed_dropped = atomic_load_explicit(&t->hdr->feed_dropped, memory_order_relaxed),
 		.capacity = t->capacity, .item_size = t->item_size};
 	return 0;
 }

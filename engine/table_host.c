@@ -63,7 +63,8 @@ struct feed {
 	bool holding;                /* b is leased: records [done, count) wait */
 	bool in_ep;                  /* the reader's descriptor is in the set */
 	bool lossy;                  /* the stream's policy: drop what is refused */
-	uint64_t dropped;            /* records a lossy feed's table refused */
+	uint64_t dropped;            /* records the table refused and the feed dropped */
+	uint64_t shown;              /* dropped, as the store's header shows it */
 	char stream[XR_STREAM_NAME_MAX + 1];
 	char label[48];
 	double priority;
@@ -172,6 +173,7 @@ static void feed_fail(struct xr_thost *h, struct feed *f, const char *what)
 	f->r = NULL;
 	f->in_ep = f->holding = false;
 	f->failed = true;
+	xr__tsvc_show_feed(h->svc, (int)(f - h->feeds), XR_TFEED_FAILED, f->dropped);
 }
 
 static bool feed_step(struct xr_thost *h, uint32_t t)
@@ -243,6 +245,10 @@ static bool feed_step(struct xr_thost *h, uint32_t t)
 	if (f->lossy && f->done < f->b.count) {
 		f->dropped += f->b.count - f->done;
 		f->done = f->b.count;
+	}
+	if (f->dropped != f->shown) {
+		f->shown = f->dropped;
+		xr__tsvc_show_feed(h->svc, (int)t, XR_TFEED_ON, f->dropped);
 	}
 	if (f->done == f->b.count) {
 		xr_batch_release(f->r, &f->b);

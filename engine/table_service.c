@@ -219,6 +219,15 @@ struct xr_tb *xr__tsvc_table(struct xr_tsvc *s, int table)
 void xr__tsvc_set_fed(struct xr_tsvc *s, int table)
 {
 	s->tables[table].fed = true;
+	xr__tsvc_show_feed(s, table, XR_TFEED_ON, 0);
+}
+
+void xr__tsvc_show_feed(struct xr_tsvc *s, int table, uint32_t state, uint64_t dropped)
+{
+	struct xr_tstore_hdr *h = (struct xr_tstore_hdr *)s->tables[table].map;
+
+	xr_store_relaxed(&h->feed, state);
+	xr_store_relaxed(&h->feed_dropped, dropped);
 }
 
 uint32_t xr__tsvc_item_size(const struct xr_tsvc *s, int table)

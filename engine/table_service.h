@@ -56,6 +56,8 @@ uint32_t xr__tsvc_item_size(const struct xr_tsvc *s, int table);
 /* The engine feeds `table`: trainers' inserts are refused (-EPERM), so no
  * trainer can take the rate limiter's room for inserts from the feed. */
 void xr__tsvc_set_fed(struct xr_tsvc *s, int table);
+/* Shows the feed's state (XR_TFEED_*) and drops in the store's header. */
+void xr__tsvc_show_feed(struct xr_tsvc *s, int table, uint32_t state, uint64_t dropped);
 /* Its item store: the memfd to hand out (read-only: writable mappings are
  * sealed off once the service's own is made) and its size. */
 int xr__tsvc_store_fd(const struct xr_tsvc *s, int table, uint64_t *size);

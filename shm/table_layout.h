@@ -65,8 +65,12 @@ struct xr_tstore_hdr {
 	_Atomic uint64_t leases;     /* held, all trainers */
 	_Atomic uint64_t inserts, samples, removes; /* the limiter's counts */
 	_Atomic uint32_t trainers;
-	uint32_t pad_;
+	_Atomic uint32_t feed;       /* XR_TFEED_*: the engine's feed of it */
+	_Atomic uint64_t feed_dropped; /* records the feed could not insert */
+	uint8_t pad_[56];
 };
+
+enum { XR_TFEED_NONE = 0, XR_TFEED_ON = 1, XR_TFEED_FAILED = 2 };
 
 struct xr_tpage_req {
 	_Atomic uint32_t seq;
@@ -115,6 +119,6 @@ _Static_assert(sizeof(struct xr_tpage_req) <= XR_TPAGE_RESP_OFF, "request before
 _Static_assert(XR_TPAGE_RESP_OFF + sizeof(struct xr_tpage_resp) <= XR_TPAGE_INSERT_OFF,
 	       "answer before the insert area");
 _Static_assert(offsetof(struct xr_tpage_req, keys) == 24, "request keys");
-_Static_assert(sizeof(struct xr_tstore_hdr) == 128, "store header");
+_Static_assert(sizeof(struct xr_tstore_hdr) == 192, "store header");
 
 #endif

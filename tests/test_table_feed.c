@@ -53,6 +53,8 @@ int main(void)
 	CHECK_RC(xr_table_open(engine, "queue", NULL, &t), 0);
 	stats(t, &st);
 	CHECK(st.item_size > 0);
+	CHECK_EQ(st.feed, 1);
+	CHECK_EQ(st.feed_dropped, 0);
 	uint64_t last = 0, got = 0;
 	bool first = true;
 	uint64_t until = xr__now_ns() + 30 * SEC;
@@ -92,6 +94,8 @@ int main(void)
 	CHECK_EQ(st.leases, 64);
 	uint64_t w0 = fault_written(&e);
 	CHECK(FAULT_WAIT(fault_written(&e) > w0 + 10000, 10000));
+	CHECK(FAULT_WAIT(xr_table_get_stats(t, &st) == 0 && st.feed_dropped > 0, 10000));
+	CHECK_EQ(st.feed, 1);
 	printf("64 items held by a trainer: the engine wrote %llu more records meanwhile\n",
 	       (unsigned long long)(fault_written(&e) - w0));
 	xr_table_close(t);

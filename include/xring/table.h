@@ -101,6 +101,11 @@ typedef struct xr_table_stats {
 	uint64_t inserts, samples, removes; /* over its life */
 	uint32_t trainers;
 	uint32_t capacity, item_size;
+	uint32_t feed;               /* 0: not fed; 1: the engine feeds it; 2: its
+				      * feed failed (the engine stopped, or its
+				      * stream could not be read) */
+	uint64_t feed_dropped;       /* records the feed could not insert (a table
+				      * all leased; a lossy stream's refused) */
 } xr_table_stats;
 
 /* Creates table `name` (1..31 of A-Z a-z 0-9 _ . -) in engine `engine`.

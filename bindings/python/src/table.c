@@ -340,11 +340,14 @@ static PyObject *table_stats(Table *self, PyObject *unused)
 		return NULL;
 	xr_table_get_stats(self->t, &s);
 	table_leave(self);
-	return Py_BuildValue("{sKsKsKsKsKsIsIsI}", "size", (unsigned long long)s.size, "leases",
-			     (unsigned long long)s.leases, "inserts", (unsigned long long)s.inserts,
-			     "samples", (unsigned long long)s.samples, "removes",
-			     (unsigned long long)s.removes, "trainers", s.trainers, "capacity",
-			     s.capacity, "item_size", s.item_size);
+	static const char *const feeds[] = {"none", "feeding", "failed"};
+	return Py_BuildValue("{sKsKsKsKsKsIsIsIsssK}", "size", (unsigned long long)s.size,
+			     "leases", (unsigned long long)s.leases, "inserts",
+			     (unsigned long long)s.inserts, "samples", (unsigned long long)s.samples,
+			     "removes", (unsigned long long)s.removes, "trainers", s.trainers,
+			     "capacity", s.capacity, "item_size", s.item_size, "feed",
+			     s.feed < 3 ? feeds[s.feed] : "?", "feed_dropped",
+			     (unsigned long long)s.feed_dropped);
 }
 
 /* Ends the trainer now (its leases end); the mapping stays for the views

@@ -275,6 +275,7 @@ def test_a_table_fed_from_the_stream(engine):
                         sampler="prioritized") as t:
         size = t.stats()["item_size"]
         assert size > 0                        # the stream's record size
+        assert t.stats()["feed"] == "feeding"
         with t.sample(64, timeout=10) as s:
             rows = s.items
             assert rows.shape == (64, size) and rows.any(axis=1).all()
