@@ -307,6 +307,11 @@ struct xr_ctl_error {
 _Static_assert(sizeof(struct xr_ctl_games_destroy) >= sizeof(struct xr_ctl_subscribe),
 	       "the largest request");
 _Static_assert(sizeof(struct xr_ctl_game_info) == 96, "game info");
+_Static_assert(sizeof(struct xr_ctl_table_create) == 144, "table create");
+_Static_assert(offsetof(struct xr_ctl_table_create, source) == 112, "table create source");
+_Static_assert(sizeof(struct xr_ctl_table_created) == 8, "table created");
+_Static_assert(sizeof(struct xr_ctl_table_open) == 32, "table open");
+_Static_assert(sizeof(struct xr_ctl_table_opened) == 32, "table opened");
 
 /* control/wire.c */
 void xr__ctl_filter_to_wire(struct xr_ctl_filter *w, const xr_filter *f);

@@ -119,6 +119,10 @@ _Static_assert(sizeof(struct xr_tpage_req) <= XR_TPAGE_RESP_OFF, "request before
 _Static_assert(XR_TPAGE_RESP_OFF + sizeof(struct xr_tpage_resp) <= XR_TPAGE_INSERT_OFF,
 	       "answer before the insert area");
 _Static_assert(offsetof(struct xr_tpage_req, keys) == 24, "request keys");
+_Static_assert(offsetof(struct xr_tpage_req, path) == 24 + 16 * XR_TABLE_BATCH_MAX, "request path");
+_Static_assert(offsetof(struct xr_tpage_resp, why) == 16, "answer reason");
+_Static_assert(offsetof(struct xr_tpage_resp, keys) == 176, "answer keys");
+_Static_assert(offsetof(struct xr_tstore_hdr, size) == 80, "store figures");
 _Static_assert(sizeof(struct xr_tstore_hdr) == 192, "store header");
 
 #endif
