@@ -7,6 +7,10 @@
 #   perf/run.sh --sizes 64,64k     other options go to bench_ring
 #   BUILD_DIR=out perf/run.sh      another build tree (default: build)
 #
+# bench_python.py and bench_replay.py (replay-table sampling from Python
+# against numpy replay buffers, and 1, 2, 4 sampling processes on one table;
+# about two minutes) run after bench_engine.
+#
 # probe_coherence runs before and after bench_ring: it measures the machine
 # (how fast cache lines move between the two CPUs), which on a VM drifts, so
 # that bench_ring's numbers can be read against the state the machine was in.
@@ -54,6 +58,7 @@ run bench_ring "$@"
 run probe_coherence $json
 run bench_engine
 cmake --build "$build" -j "$(nproc)" --target xring_cli xring_python >&2 && echo "run.sh: bench_python.py $json" >&2 && "$root/perf/bench_python.py" --build "$build" $json || { rc=$?; [ "$status" -ne 0 ] || status=$rc; }
+echo "run.sh: bench_replay.py $json" >&2 && "$root/perf/bench_replay.py" --build "$build" $json || { rc=$?; [ "$status" -ne 0 ] || status=$rc; }
 run bench_wakeup $json
 run bench_games $json
 run bench_peers $json
