@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """A small DQN on the built-in grid game, trained on experience streamed from
-a running engine, on the CPU.
+a running engine, on the CPU, with prioritized replay in a replay table the
+engine hosts.
 
     PYTHONPATH=build/python /usr/bin/python3 examples/dqn_grid.py --steps 2000
     PYTHONPATH=build/python /usr/bin/python3 examples/dqn_grid.py --engine demo
@@ -20,9 +21,28 @@ records of its own play. The loop:
 
   read one batch (a lease on the ring; with --act, the agent's batch, whose
   records it answers first) -> pair each record with the previous record of
-  the same (game, player) -> transitions into a replay buffer (copies: the
-  ring is reused once the batch is released) -> release -> one gradient step
-  on a minibatch sampled from the buffer.
+  the same (game, player) -> transitions (copies: the ring is reused once the
+  batch is released) -> release -> insert them into the replay table -> one
+  gradient step on a minibatch the table samples -> the minibatch's TD errors
+  back to the table as its items' priorities.
+
+Replay (docs/replay.md): a table in the engine (--table, default "dqn_grid";
+created with Engine.create_table(), or opened if the engine has one of that
+name and item size, e.g. from an earlier run against --engine), of --buffer
+transitions, sampler "prioritized" (P(i) ~ p_i^alpha, --alpha), importance
+weights with the table's fixed --beta (no annealing: the table's beta is set
+at its creation), remover "fifo", rate limiter min_size = --warmup (samples
+wait for it; no samples-per-insert ratio). Each transition is one item, a
+numpy structured dtype (transition_dtype()) inserted with Table.insert() at
+the largest priority set so far (1 at first), so that each is likely drawn
+soon. Minibatches come from xring.torch.TableDataset: dicts of tensors over
+the batch's one gather out of the table, the transition's fields views of
+it; the loss is the Huber loss weighted by the importance weights, and
+|TD error| + --prio-eps goes back with Table.update_priorities(). The
+dataset holds the batch's leases until the next batch is taken, so the
+table does not remove those items while the step runs and every update
+finds its item. --replay python keeps the transitions in a buffer of this
+process instead (uniform draws, weights 1, no priorities), for comparison.
 
 Record convention (docs/agents.md, "Records"): the record of turn t of (game,
 player) carries obs_t, mask_t, and the reward and done/truncated flags that
@@ -46,9 +66,10 @@ a target network copied every --target-every steps, Huber loss, Adam; the
 target's argmax is over the legal actions of s' (its record's mask).
 
 Output: a line every --log-every steps (step, loss averaged over those steps,
-mean Q, records read per second, transitions per second, buffer size); with
---json one JSON object per line instead, including a first {"event": "start"}
-and a last {"event": "end"} line.
+mean Q, records read per second, transitions per second, buffer size: the
+table's items); with --json one JSON object per line instead, including a
+first {"event": "start"} and a last {"event": "end"} line (with the table's
+stats() and the priority updates made and refused).
 """
 
 import argparse
@@ -98,6 +119,17 @@ def parse_args(argv=None):
                    help="steps between copies of the network into the target (default: 100)")
     p.add_argument("--buffer", type=int, default=50000,
                    help="replay capacity in transitions (default: 50000)")
+    p.add_argument("--replay", choices=("table", "python"), default="table",
+                   help="where the transitions are kept: a prioritized replay table in the "
+                        "engine, or a uniform buffer in this process (default: table)")
+    p.add_argument("--table", default="dqn_grid",
+                   help="the replay table's name (default: dqn_grid)")
+    p.add_argument("--alpha", type=float, default=0.6,
+                   help="prioritization exponent of the table (default: 0.6)")
+    p.add_argument("--beta", type=float, default=0.4,
+                   help="importance-weight exponent of the table (default: 0.4)")
+    p.add_argument("--prio-eps", type=float, default=1e-3,
+                   help="added to |TD error| to make a priority (default: 1e-3)")
     p.add_argument("--warmup", type=int, default=2000,
                    help="transitions in the buffer before training starts (default: 2000)")
     p.add_argument("--channels", type=int, default=32,
@@ -124,6 +156,10 @@ def parse_args(argv=None):
             p.error(f"--{k.replace('_', '-')}: must be at least 1")
     if a.buffer < a.batch:
         p.error("--buffer must be at least --batch")
+    if a.warmup > a.buffer:
+        p.error("--warmup must be at most --buffer (a full buffer would never reach it)")
+    if not (a.alpha >= 0 and a.beta >= 0 and a.prio_eps > 0):
+        p.error("--alpha and --beta must be >= 0, --prio-eps > 0")
     return a
 
 
@@ -313,8 +349,89 @@ class Pairing:
                 t["mask"][rk] != 0, t["done"][rk])
 
 
+def transition_dtype(obs_shape, n_actions):
+    """One transition as one item of the replay table: (s, a, r, s2, mask2,
+    done), laid out with align=True so that each field of a sampled batch is
+    a view of the batch's items (xring.torch.TableDataset)."""
+    import numpy as np
+    return np.dtype([("a", np.int64), ("r", np.float32), ("d", np.float32),
+                     ("s", np.uint8, obs_shape), ("s2", np.uint8, obs_shape),
+                     ("m2", np.bool_, (n_actions,))], align=True)
+
+
+class TableReplay:
+    """Transitions in a prioritized replay table of the engine: inserted at
+    the largest priority set so far, sampled with importance weights by an
+    xring.torch.TableDataset, their priorities set from the TD errors."""
+
+    def __init__(self, torch, engine, args, obs_shape, n_actions):
+        import numpy as np
+        import xring.torch
+        self.np, self.torch, self.args = np, torch, args
+        self.dtype = transition_dtype(obs_shape, n_actions)
+        try:
+            self.table = engine.create_table(
+                args.table, capacity=args.buffer, item_size=self.dtype.itemsize,
+                sampler="prioritized", alpha=args.alpha, beta=args.beta, remover="fifo",
+                min_size=max(args.warmup, args.batch), seed=args.seed)
+        except xring.TableExistsError:
+            # An earlier run's (against a named engine): the same transitions
+            # if the same item size; its sampler and figures are its own.
+            self.table = engine.table(args.table)
+            size = self.table.stats()["item_size"]
+            if size != self.dtype.itemsize:
+                self.table.close()
+                raise SystemExit(f"dqn_grid: the engine's table {args.table!r} has "
+                                 f"{size}-byte items, not this board's "
+                                 f"{self.dtype.itemsize}: use --table")
+        self.dataset = xring.torch.TableDataset(engine, args.table, batch=args.batch,
+                                                timeout=args.timeout, dtype=self.dtype)
+        self.batches = iter(self.dataset)
+        self.max_prio = 1.0
+        self.updated = self.refused = 0
+
+    @property
+    def size(self):
+        return self.table.stats()["size"]
+
+    def add(self, s, a, r, s2, m2, d):
+        rows = self.np.zeros(s.shape[0], self.dtype)
+        rows["s"], rows["a"], rows["r"] = s.numpy(), a.numpy(), r.numpy()
+        rows["s2"], rows["m2"], rows["d"] = s2.numpy(), m2.numpy(), d.numpy()
+        keys = self.table.insert(rows, priorities=self.max_prio, timeout=self.args.timeout)
+        if len(keys) < len(rows):
+            raise SystemExit(f"dqn_grid: the table took {len(keys)} of {len(rows)} "
+                             f"transitions in {self.args.timeout} s")
+
+    def sample(self, n, gen):
+        """(s, a, r, s2, m2, d, weights, keys): tensors over the batch's
+        gather, leased until the next sample()."""
+        b = next(self.batches)
+        return (b["s"], b["a"], b["r"], b["s2"], b["m2"], b["d"], b["weights"].float(),
+                b["keys"])
+
+    def update(self, keys, td):
+        p = td.abs().double() + self.args.prio_eps
+        self.max_prio = max(self.max_prio, float(p.max()))
+        k = keys.numpy().view(self.np.uint64)     # the keys' bits
+        done = self.table.update_priorities(k, p.numpy())
+        self.updated += done
+        self.refused += len(k) - done
+
+    def summary(self):
+        """The end's figures: the dataset's leases ended first."""
+        self.batches.close()
+        return {"table": self.table.stats(), "priority_updates": self.updated,
+                "priority_refused": self.refused, "max_priority": self.max_prio}
+
+    def close(self):
+        self.batches.close()
+        self.table.close()
+
+
 class Replay:
-    """A preallocated ring of transitions; uniform sampling."""
+    """--replay python: a preallocated ring of transitions in this process;
+    uniform sampling, weights 1, no priorities."""
 
     def __init__(self, torch, cap, obs_shape, n_actions):
         self.torch = torch
@@ -339,7 +456,16 @@ class Replay:
 
     def sample(self, n, gen):
         i = self.torch.randint(self.size, (n,), generator=gen)
-        return self.s[i], self.a[i], self.r[i], self.s2[i], self.m2[i], self.d[i]
+        return self.s[i], self.a[i], self.r[i], self.s2[i], self.m2[i], self.d[i], None, None
+
+    def update(self, keys, td):
+        pass
+
+    def summary(self):
+        return {}
+
+    def close(self):
+        pass
 
 
 # ---------------------------------------------------------------- main
@@ -388,11 +514,11 @@ def main(argv=None):
                 facts = r.facts()
             with engine.agent(games=[(0, args.games - 1)], batch=args.read_batch,
                               max_wait=0.005, label="dqn_grid") as agent:
-                run(args, torch, nn, F, agent, gen, emit, facts)
+                run(args, torch, nn, F, engine, agent, gen, emit, facts)
         else:
             with engine.reader(batch=args.read_batch, max_wait=0.005,
                                label="dqn_grid") as reader:
-                run(args, torch, nn, F, reader, gen, emit, reader.facts())
+                run(args, torch, nn, F, engine, reader, gen, emit, reader.facts())
     except KeyboardInterrupt:
         interrupted = True
         emit({"event": "interrupted"}, "dqn_grid: interrupted")
@@ -405,7 +531,7 @@ def main(argv=None):
     return 130 if interrupted else 1 if closed else 0
 
 
-def run(args, torch, nn, F, source, gen, emit, facts):
+def run(args, torch, nn, F, engine, source, gen, emit, facts):
     """Trains on what `source` reads: a reader, or (--act) an agent, which
     answers each batch's records before they are learnt from."""
     if facts.get("obs_dtype") != "uint8" or not facts.get("mask_len"):
@@ -421,8 +547,18 @@ def run(args, torch, nn, F, source, gen, emit, facts):
         p.requires_grad_(False)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     pairing = Pairing(torch, obs_shape, n_actions)
-    replay = Replay(torch, args.buffer, obs_shape, n_actions)
+    if args.replay == "table":
+        replay = TableReplay(torch, engine, args, obs_shape, n_actions)
+    else:
+        replay = Replay(torch, args.buffer, obs_shape, n_actions)
+    try:
+        train(args, torch, nn, F, source, gen, emit, net, target, opt, pairing, replay)
+    finally:
+        replay.close()
 
+
+def train(args, torch, nn, F, source, gen, emit, net, target, opt, pairing, replay):
+    """The warm-up, then --steps steps: a batch read, a minibatch learnt."""
     n_read = n_trans = 0
     step = 0
     fields = ("obs", "action", "applied", "reward", "done", "truncated", "mask", "game_id",
@@ -487,7 +623,7 @@ def run(args, torch, nn, F, source, gen, emit, facts):
         # agent waits a little: its games wait for it).
         take(0.002 if args.act else 0)
 
-        s, a, r, s2, m2, d = replay.sample(args.batch, gen)
+        s, a, r, s2, m2, d, wt, keys = replay.sample(args.batch, gen)
         x, x2 = features(torch, s), features(torch, s2)
         q = net(x).gather(1, a.unsqueeze(1)).squeeze(1)
         with torch.no_grad():
@@ -495,11 +631,16 @@ def run(args, torch, nn, F, source, gen, emit, facts):
             # s', the target network values the pick.
             a2 = net(x2).masked_fill(~m2, float("-inf")).argmax(dim=1, keepdim=True)
             y = r + args.gamma * (1.0 - d) * target(x2).gather(1, a2).squeeze(1)
-        loss = F.smooth_l1_loss(q, y)
+        if wt is None:
+            loss = F.smooth_l1_loss(q, y)
+        else:
+            # Prioritized replay: each draw's loss by its importance weight.
+            loss = (wt * F.smooth_l1_loss(q, y, reduction="none")).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(net.parameters(), 10.0)
         opt.step()
+        replay.update(keys, (q.detach() - y))
         if step % args.target_every == 0:
             target.load_state_dict(net.state_dict())
 
@@ -520,8 +661,9 @@ def run(args, torch, nn, F, source, gen, emit, facts):
             t_last, read_last, trans_last = now, n_read, n_trans
             loss_sum, q_sum, n_sum = 0.0, 0.0, 0
     el = time.monotonic() - t0
-    emit({"event": "end", "steps": args.steps, "read": n_read, "transitions": n_trans,
-          "seconds": el, "stats": source.stats(), "acting": args.act},
+    emit(dict({"event": "end", "steps": args.steps, "read": n_read, "transitions": n_trans,
+               "seconds": el, "stats": source.stats(), "acting": args.act,
+               "replay": args.replay}, **replay.summary()),
          f"dqn_grid: {args.steps} steps in {el:.1f} s, {n_read} records read, "
          f"{n_trans} transitions")
 
