@@ -406,7 +406,10 @@ class TableReplay:
     def sample(self, n, gen):
         """(s, a, r, s2, m2, d, weights, keys): tensors over the batch's
         gather, leased until the next sample()."""
-        b = next(self.batches)
+        try:
+            b = next(self.batches)
+        except StopIteration:   # the dataset's iteration ends when the engine stops
+            raise xring.EngineClosedError("the engine stopped (its replay table is gone)")
         return (b["s"], b["a"], b["r"], b["s2"], b["m2"], b["d"], b["weights"].float(),
                 b["keys"])
 
