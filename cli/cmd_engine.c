@@ -698,6 +698,7 @@ static void games_opts(const struct engine_args *ea, struct xr_gdir_shape *shape
 		.shapes = shapes,
 		.n_shapes = 1 + ea->n_shapes,
 		.params = ea->gcfg.params,
+		.lease_timeout_ns = lease_ns(ea->lease_timeout_s),
 		.start = ea->synth.games,
 		.start_seed = ea->gcfg.seed,
 		.start_turn_limit = ea->gcfg.turn_limit,

@@ -44,6 +44,8 @@
 #include <unistd.h>
 
 #include "client/reader_priv.h"
+#include "client/group.h"
+#include "shm/group_layout.h"
 #include "control/client.h"
 #include "record/filter.h"
 #include "shm/arena_priv.h"
@@ -157,6 +159,11 @@ struct xr_reader {
 	 * taking a batch (peek), per ring: the next batch of the ring says
 	 * them in its `dropped`, which would otherwise miss them. */
 	uint64_t unsaid[XR_MAX_RINGS];
+	/* A consumer group's member (opts.group): its batches come from the
+	 * engine's group service (client/group.h), not from its cursors,
+	 * and its own slot is a lossy one that never leases. */
+	char group[XR_GROUP_NAME_MAX + 1];
+	struct xr_gmember *gm;
 };
 
 static void slot_label(char *dst, size_t n, const struct xr_reader *r)
@@ -240,6 +247,9 @@ static int check_stream(struct xr_reader *r)
 		xr__set_last_reason("stream %s is lossy: attach with policy lossy", sd->name);
 		return XR_EPOLICY;
 	}
+	/* A member's slot only maps the rings: its group's reader holds them. */
+	if (r->opts.group)
+		r->policy = XR_POLICY_LOSSY;
 	if (xr__filter_compile(&r->filt, filtered ? &r->filter : NULL,
 			       sd->record_kind == XR_RECORD_EXPERIENCE ? &sd->shape : NULL) < 0) {
 		xr__set_last_reason("stream %s does not carry Experience records: it cannot be "
@@ -314,10 +324,10 @@ static int attach_control(struct xr_reader *r)
 	rc = check_stream(r);
 	if (rc < 0)
 		return rc;
-	r->woken = r->opts.wait != XR_WAIT_SPIN;
+	r->woken = r->opts.wait != XR_WAIT_SPIN && !r->opts.group;
 	memset(&m, 0, sizeof(m));
 	memcpy(m.stream, r->stream_name, sizeof(m.stream));
-	m.policy = r->opts.policy;
+	m.policy = r->opts.group ? XR_POLICY_LOSSY : r->opts.policy;
 	m.flags = (r->woken ? XR_CTL_SUB_WAKE : 0) |
 		  (r->opts.short_lease ? XR_CTL_SUB_SHORT_LEASE : 0);
 	slot_label(m.label, sizeof(m.label), r);
@@ -347,6 +357,8 @@ static int attach_control(struct xr_reader *r)
 /* Undoes what attach built, leaving the options. */
 static void teardown(struct xr_reader *r)
 {
+	xr__gm_leave(r->gm);
+	r->gm = NULL;
 	if (r->page && r->info) {
 		for (uint32_t k = 0; k < r->n_rings; k++)
 			xr_store_release(&r->rings[k].cur->lease, XR_NO_LEASE);
@@ -423,6 +435,16 @@ static int attach(struct xr_reader *r)
 			goto fail;
 		}
 	}
+	if (r->opts.group) {
+		struct xr_gm_rings rings = {.n = r->n_rings};
+		for (uint32_t k = 0; k < r->n_rings; k++) {
+			rings.base[k] = r->rings[k].data;
+			rings.len[k] = 2 * r->rings[k].cap;
+		}
+		rc = xr__gm_join(r->sock, r->name, r->group, r->opts.policy, &rings, &r->gm);
+		if (rc < 0)
+			goto fail;
+	}
 	return 0;
 fail:
 	teardown(r);
@@ -452,6 +474,17 @@ static int copy_opts(struct xr_reader *r, const char *engine, const xr_reader_op
 	}
 	r->opts.stream = r->stream_name;
 	r->opts.label = r->label;
+	if (o && o->group) {
+		size_t n = strlen(o->group);
+		if (n == 0 || n > XR_GROUP_NAME_MAX || o->filter || o->history) {
+			xr__set_last_reason("a group is named by 1 to %d characters, and its members "
+					    "take no filter and no history",
+					    XR_GROUP_NAME_MAX);
+			return -EINVAL;
+		}
+		memcpy(r->group, o->group, n + 1);
+		r->opts.group = r->group;
+	}
 	if (o && o->filter) {
 		const xr_filter *f = o->filter;
 		if (f->n_games > XR_FILTER_RANGES_MAX || f->n_players > XR_FILTER_RANGES_MAX ||
@@ -778,6 +811,11 @@ static bool cancelled(struct xr_reader *r)
 	return true;
 }
 
+static bool cancel_taken(void *arg)
+{
+	return cancelled(arg);
+}
+
 /* Sleeps until a writer says a batch of min is ready in some ring,
  * max_wait_ns passes, the engine goes away, or the wait is cancelled
  * (-EINTR: xr_reader_cancel, or a signal handler ran): RS0-RS6 (top of
@@ -876,6 +914,10 @@ static int read_or_wait(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wa
 
 	if (!r || min == 0 || min > max || max > XR_BATCH_MAX)
 		return -EINVAL;
+	if (r->gm) {
+		struct xr_gm_cancel c = {.fd = r->cancel_fd, .taken = cancel_taken, .arg = r};
+		return xr__gm_read(r->gm, min, max, max_wait_ns, b, &c);
+	}
 	if (r->n_held >= XR_HELD_MAX)
 		return -ENOBUFS;
 	rc = check_slot(r);
@@ -981,7 +1023,7 @@ int xr_reader_arm(xr_reader *r, uint32_t min)
 
 	if (!r || min == 0 || min > XR_BATCH_MAX)
 		return -EINVAL;
-	if (!r->woken)
+	if (!r->woken || r->gm)
 		return -ENOTSUP;
 	rc = check_slot(r);
 	if (rc < 0)
@@ -1048,6 +1090,8 @@ int xr_batch_release(xr_reader *r, xr_batch *b)
 
 	if (!r || !b)
 		return -EINVAL;
+	if (r->gm)
+		return xr__gm_release(r->gm, b);
 	i = (uint32_t)(b->id_ >> 48);
 	if (i >= XR_HELD_MAX)
 		return -EINVAL;
@@ -1067,7 +1111,7 @@ int xr_batch_release(xr_reader *r, xr_batch *b)
 
 int xr__reader_held_back(const xr_reader *r)
 {
-	return r && r->n_rings && waits_on_itself(r) ? held_back(r) : 0;
+	return r && !r->gm && r->n_rings && waits_on_itself(r) ? held_back(r) : 0;
 }
 
 void xr_reader_note_copy(xr_reader *r)
@@ -1092,6 +1136,8 @@ int xr_reader_stats_get(xr_reader *r, xr_reader_stats *s)
 	s->wake_ns_p50 = lat_percentile(r->wake_hist, n, 0.50, r->wake_max);
 	s->wake_ns_p99 = lat_percentile(r->wake_hist, n, 0.99, r->wake_max);
 	s->wake_ns_max = r->wake_max;
+	if (r->gm)
+		return xr__gm_stats(r->gm, s);
 	if (rc < 0)
 		return rc;
 	for (uint32_t k = 0; k < r->n_rings; k++) {
@@ -1169,4 +1215,9 @@ const struct xr_reader_info *xr__reader_info(const xr_reader *r)
 const struct xr_arena *xr__reader_arena(const xr_reader *r)
 {
 	return r->arena;
+}
+
+struct xr_gpage *xr__reader_group_page(xr_reader *r)
+{
+	return r->gm ? xr__gm_page(r->gm) : NULL;
 }

@@ -31,4 +31,9 @@ const struct xr_reader_info *xr__reader_info(const xr_reader *r);
 struct xr_arena;
 const struct xr_arena *xr__reader_arena(const xr_reader *r);
 
+/* A group member's page (opts.group), or NULL: to play a member that
+ * writes nonsense there. */
+struct xr_gpage;
+struct xr_gpage *xr__reader_group_page(xr_reader *r);
+
 #endif

@@ -50,6 +50,7 @@ enum xr_ctl_type {
 	XR_CTL_SEATS_RELEASE = 10,
 	XR_CTL_TABLE_CREATE = 11,
 	XR_CTL_TABLE_OPEN = 12,
+	XR_CTL_GROUP_JOIN = 13,
 	XR_CTL_OK = 0x81,
 	XR_CTL_ATTACHED = 0x82,
 	XR_CTL_SUBSCRIBED = 0x83,
@@ -60,6 +61,7 @@ enum xr_ctl_type {
 	XR_CTL_SEATS_CLAIMED = 0x88,
 	XR_CTL_TABLE_CREATED = 0x89,
 	XR_CTL_TABLE_OPENED = 0x8a,
+	XR_CTL_GROUP_JOINED = 0x8b,
 	XR_CTL_ERROR = 0xff,
 };
 
@@ -294,6 +296,27 @@ struct xr_ctl_table_opened {
 	uint64_t store_bytes, page_bytes;
 };
 
+/*
+ * Consumer groups (docs/groups.md). A peer subscribed to a stream (its
+ * connection holds a reader slot) joins a group of that stream: the engine
+ * answers with two descriptors, the member's page (read-write) and its end
+ * of a socket pair, its doorbell. The connection's end ends the membership:
+ * what the member held goes back to the group.
+ */
+#define XR_CTL_GROUP_NAME 32         /* with its NUL */
+
+struct xr_ctl_group_join {
+	char group[XR_CTL_GROUP_NAME];
+	uint32_t policy;             /* for a new group: xr_policy (0: the stream's) */
+	uint32_t flags;              /* none yet: 0 */
+};
+
+struct xr_ctl_group_joined {
+	uint32_t member;             /* its index in the engine */
+	uint32_t policy;             /* the group's */
+	uint64_t page_bytes;
+};
+
 #define XR_CTL_REASON_MAX 256
 
 struct xr_ctl_error {
@@ -312,6 +335,8 @@ _Static_assert(offsetof(struct xr_ctl_table_create, source) == 112, "table creat
 _Static_assert(sizeof(struct xr_ctl_table_created) == 8, "table created");
 _Static_assert(sizeof(struct xr_ctl_table_open) == 32, "table open");
 _Static_assert(sizeof(struct xr_ctl_table_opened) == 32, "table opened");
+_Static_assert(sizeof(struct xr_ctl_group_join) == 40, "group join");
+_Static_assert(sizeof(struct xr_ctl_group_joined) == 16, "group joined");
 
 /* control/wire.c */
 void xr__ctl_filter_to_wire(struct xr_ctl_filter *w, const xr_filter *f);

@@ -564,6 +564,13 @@ static void do_detach(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr 
 		drop_conn(c, ci);
 		return;
 	}
+	/* A member's slot goes, and its membership with it: what it holds
+	 * goes back to its group now, not when the connection ends (a
+	 * process that forked holds copies of the connection). */
+	pthread_mutex_lock(&c->games_mu);
+	if (c->games && c->games->group_leave)
+		c->games->group_leave(c->games_ctx, k->owner.id);
+	pthread_mutex_unlock(&c->games_mu);
 	tell_reader(c, (uint32_t)k->slot, 0, NULL);
 	xr__peers_release_owner(c->a, &k->owner);
 	xr__limits_drop_reader(&c->lim, k->uid);
@@ -574,7 +581,7 @@ static void do_detach(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr 
 /* The verbs the engine's directory serves: games, and agents' seats. */
 static bool is_game_verb(uint16_t type)
 {
-	return type >= XR_CTL_GAMES_CREATE && type <= XR_CTL_TABLE_OPEN;
+	return type >= XR_CTL_GAMES_CREATE && type <= XR_CTL_GROUP_JOIN;
 }
 
 /* What is wrong with a game verb's body beyond its length, or NULL. */
@@ -627,6 +634,15 @@ static const char *bad_game_body(uint16_t type, const void *body)
 		memcpy(&m, body, sizeof(m));
 		return memchr(m.name, 0, sizeof(m.name)) ? NULL
 							  : "TABLE_OPEN's name is not NUL-terminated";
+	}
+	case XR_CTL_GROUP_JOIN: {
+		struct xr_ctl_group_join m;
+		memcpy(&m, body, sizeof(m));
+		if (!memchr(m.group, 0, sizeof(m.group)))
+			return "GROUP_JOIN's group is not NUL-terminated";
+		if (m.policy > XR_POLICY_LOSSY)
+			return "GROUP_JOIN's policy is not 0, 1 or 2";
+		return m.flags ? "GROUP_JOIN has unknown flag bits" : NULL;
 	}
 	case XR_CTL_SEATS_CLAIM: {
 		struct xr_ctl_seats_claim m;
@@ -779,6 +795,35 @@ static void do_games(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr *
 		}
 		break;
 	}
+	case XR_CTL_GROUP_JOIN: {
+		struct xr_ctl_group_join m;
+		struct xr_ctl_group_joined r;
+		int fds[2] = {-1, -1};
+		memcpy(&m, body, sizeof(m));
+		if (k->slot < 0) {
+			rc = -EINVAL;
+			snprintf(why, sizeof(why), "GROUP_JOIN before SUBSCRIBE: a member is a "
+				 "reader of the stream first");
+			break;
+		}
+		/* The engine's own records: the reader table's entry it wrote,
+		 * and its private copy of the layout. */
+		uint32_t si = c->a->infos[k->slot].stream;
+		const struct xr_stream_desc *sd = &c->a->lay.streams[si];
+		rc = c->games->group_join ? c->games->group_join(c->games_ctx, &who, sd->name,
+								  sd->policy, &m, &r, fds, why,
+								  sizeof(why))
+					  : -ENOTSUP;
+		if (rc == 0) {
+			/* The engine made these: closing them cannot block. */
+			xr__ctl_send(k->fd, XR_CTL_GROUP_JOINED, h->id, &r, sizeof(r), fds, 2);
+			for (int i = 0; i < 2; i++)
+				close(fds[i]);
+		} else if (rc == -ENOTSUP) {
+			snprintf(why, sizeof(why), "this engine hosts no consumer groups");
+		}
+		break;
+	}
 	}
 	pthread_mutex_unlock(&c->games_mu);
 	if (rc < 0)
@@ -819,6 +864,7 @@ static const char *malformed(const struct xr_ctl_hdr *h, int n, int n_fds)
 	case XR_CTL_SEATS_RELEASE: want = sizeof(struct xr_ctl_seats_release); break;
 	case XR_CTL_TABLE_CREATE: want = sizeof(struct xr_ctl_table_create); break;
 	case XR_CTL_TABLE_OPEN: want = sizeof(struct xr_ctl_table_open); break;
+	case XR_CTL_GROUP_JOIN: want = sizeof(struct xr_ctl_group_join); break;
 	default: return "unknown message type";
 	}
 	if (h->len != want)

@@ -102,6 +102,15 @@ struct xr_server_games {
 	int (*table_open)(void *ctx, const struct xr_ctl_caller *who,
 			  const struct xr_ctl_table_open *m, struct xr_ctl_table_opened *r, int fds[3],
 			  char *why, size_t len);
+	/* Consumer groups (engine/group_host.h): the connection's reader,
+	 * subscribed to `stream` (of policy stream_policy), joins group m->group.
+	 * Gives two descriptors in fds[] (page, doorbell), which the server
+	 * sends and closes. NULL: refused ("this engine hosts no groups"). */
+	int (*group_join)(void *ctx, const struct xr_ctl_caller *who, const char *stream,
+			  uint32_t stream_policy, const struct xr_ctl_group_join *m,
+			  struct xr_ctl_group_joined *r, int fds[2], char *why, size_t len);
+	/* The connection's reader detached: its group membership ends. */
+	void (*group_leave)(void *ctx, uint64_t conn);
 };
 
 /* xr_server_start(), serving the game verbs through ops from the first

@@ -42,6 +42,7 @@
 #include "engine/games.h"
 #include "engine/interest.h"
 #include "engine/seats.h"
+#include "engine/group_host.h"
 #include "engine/table_host.h"
 #include "shm/arena_priv.h"
 #include "xring/agent.h"
@@ -128,6 +129,8 @@ struct xr_gdir {
 	struct xr_arena *arena;         /* where the agent table is shown */
 	struct xr_thost *tables;        /* replay tables: started at the first
 					 * TABLE_CREATE (a thread), else NULL */
+	struct xr_ghost *groups;        /* consumer groups: started at the
+					 * first GROUP_JOIN (a thread) */
 };
 
 static uint32_t pow2_at_least(uint64_t n)
@@ -724,6 +727,8 @@ static void games_gone(void *ctx, uint64_t conn)
 	xr__seats_gone(d->seats, conn); /* its seats back to the policy */
 	if (d->tables)
 		xr__thost_gone(d->tables, conn); /* its trainers' leases end */
+	if (d->groups)
+		xr__ghost_gone(d->groups, conn); /* its grants back to its group */
 }
 
 static int agent_open(void *ctx, const struct xr_ctl_caller *who,
@@ -838,6 +843,33 @@ static void games_reader(void *ctx, uint32_t slot, uint32_t stream, const struct
 		xr__interest_set(d->interest, slot, stream, f);
 }
 
+static int group_join(void *ctx, const struct xr_ctl_caller *who, const char *stream,
+		      uint32_t stream_policy, const struct xr_ctl_group_join *m,
+		      struct xr_ctl_group_joined *r, int fds[2], char *why, size_t len)
+{
+	struct xr_gdir *d = ctx;
+
+	if (!d->arena) {
+		snprintf(why, len, "this engine hosts no consumer groups");
+		return -ENOTSUP;
+	}
+	if (!d->groups) {
+		uint64_t lease = d->o.lease_timeout_ns ? d->o.lease_timeout_ns : 10000000000ull;
+		int rc = xr__ghost_create(d->arena->lay.name, lease / 4, &d->groups, why, len);
+		if (rc < 0)
+			return rc;
+	}
+	return xr__ghost_join(d->groups, who, stream, stream_policy, m, r, fds, why, len);
+}
+
+static void group_leave(void *ctx, uint64_t conn)
+{
+	struct xr_gdir *d = ctx;
+
+	if (d->groups)
+		xr__ghost_gone(d->groups, conn);
+}
+
 const struct xr_server_games xr__gdir_hooks = {
 	.create = games_create,
 	.destroy = games_destroy,
@@ -850,6 +882,8 @@ const struct xr_server_games xr__gdir_hooks = {
 	.seats_release = seats_release,
 	.table_create = table_create,
 	.table_open = table_open,
+	.group_join = group_join,
+	.group_leave = group_leave,
 };
 
 /* --- life --------------------------------------------------------------- */
@@ -998,5 +1032,6 @@ void xr__gdir_destroy(struct xr_gdir *d)
 	xr__interest_destroy(d->interest);
 	xr__seats_destroy(d->seats);
 	xr__thost_destroy(d->tables);
+	xr__ghost_destroy(d->groups);
 	free(d);
 }

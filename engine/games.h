@@ -68,6 +68,9 @@ struct xr_gdir_opts {
 	uint64_t action_timeout_ns;
 	uint64_t tick_ns;
 	uint32_t input_delay;        /* an answer for turn t applies at t + this */
+	/* The writers' lease timeout (0: their default, 10 s): a lossy
+	 * consumer group's members hold a grant a quarter of it at most. */
+	uint64_t lease_timeout_ns;
 };
 
 struct xr_gdir;

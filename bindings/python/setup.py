@@ -28,7 +28,7 @@ LIB_SOURCES = [
     "shm/fingerprint.c", "shm/backing.c", "shm/map.c", "shm/arena.c", "shm/peers.c",
     "shm/ring_writer.c", "shm/ring_reader.c", "shm/wake.c", "shm/snapshot.c",
     "control/wire.c", "control/run_dir.c", "control/client.c",
-    "client/reader.c", "client/games.c", "client/agent.c", "client/table.c",
+    "client/reader.c", "client/games.c", "client/agent.c", "client/table.c", "client/group.c",
 ]
 
 # The extension's own files (src/xring_py.h is their private header).

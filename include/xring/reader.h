@@ -132,6 +132,19 @@ typedef struct xr_reader_opts {
 	 * attached when the first of them was written: a lossless reader holds
 	 * the writer there until it reads on. */
 	uint64_t history;
+	/* NULL, or the consumer group of this stream to join (1 to 31 of
+	 * A-Z a-z 0-9 _ . -; docs/groups.md). The members of a group split
+	 * the stream's records: each record goes to one member, in batches
+	 * read in place as usual, and what a member holds when it detaches or
+	 * dies goes back to the group for another member. The group's policy
+	 * is its first member's (policy above); it holds a lossless stream
+	 * for all its members as one reader would. A group belongs to the uid
+	 * of its first member: others get -EACCES. A member's batches are
+	 * contiguous, of one ring, at most max records; one given back by a
+	 * member that died may be smaller than min. Not with a filter or
+	 * history (-EINVAL); xr_reader_arm() is -ENOTSUP and xr_reader_fd()
+	 * -1 for a member. */
+	const char *group;
 } xr_reader_opts;
 
 #define XR_HISTORY_ALL UINT64_MAX
@@ -189,6 +202,13 @@ typedef struct xr_reader_stats {
 	uint32_t held;       /* batches held (leases) */
 	uint32_t policy;     /* the policy in force, LOSSLESS or LOSSY */
 	uint32_t idle_poll;  /* XR_WAIT_IDLE_POLL in force */
+	/* A group member's (opts.group): written, dropped and pending above
+	 * are its group's, read is this member's, and for the group as a
+	 * whole written == group_done + group_held + pending + dropped. */
+	uint32_t members;    /* members of the group now */
+	uint64_t group_done; /* records released by members, living or gone */
+	uint64_t group_held; /* records in members' hands now */
+	uint64_t redelivered; /* records a member left that went to another */
 } xr_reader_stats;
 
 /*
@@ -220,7 +240,10 @@ typedef struct xr_reader_stats {
  *                 limit of this uid's is reached (connections, readers,
  *                 descriptors still closing); the reason names it
  *   -EACCES       refused: this uid/gid is not allowed (--allow-uid), or the
- *                 socket cannot be reached (the reason names the path)
+ *                 socket cannot be reached (the reason names the path), or
+ *                 opts->group is another uid's
+ *   -EDQUOT, -ENOSPC  opts->group: this uid's groups or members, or the
+ *                 engine's, are at their most (the reason says which)
  *   -EPROTO       the engine answered with something that is not the
  *                 control protocol
  * After a refusal by the engine, xr_last_reason() has its one-line reason.
