@@ -34,6 +34,8 @@ static const char tail_help[] =
 	"  --history N|all          start N records before the newest in each ring\n"
 	"                           (one per shard), or at the oldest each still holds\n"
 	"                           (default: at the newest)\n"
+	"  --group NAME             join consumer group NAME of the stream: its members\n"
+	"                           split the records, each to one of them\n"
 	"  --timeout SEC            give up when no record arrives for SEC seconds\n"
 	"                           (default: wait as long as the engine runs)\n"
 	"  --stats                  print one line per second instead of records:\n"
@@ -64,6 +66,7 @@ static void on_signal(int sig)
 enum {
 	T_STREAM, T_N, T_JSON, T_RAW, T_POLICY, T_TIMEOUT, T_STATS, T_SECONDS, T_HELP, T_SPIN,
 	T_GAMES, T_PLAYERS, T_MIN_TURN, T_TERMINAL, T_REWARD, T_SAMPLE, T_ENGINE_UID, T_HISTORY,
+	T_GROUP,
 };
 
 static const struct xr_opt tail_opts[] = {
@@ -76,6 +79,7 @@ static const struct xr_opt tail_opts[] = {
 	[T_MIN_TURN] = {"--min-turn", true}, [T_TERMINAL] = {"--terminal", true},
 	[T_REWARD] = {"--reward", true}, [T_SAMPLE] = {"--sample", true},
 	[T_ENGINE_UID] = {"--engine-uid", true}, [T_HISTORY] = {"--history", true},
+	[T_GROUP] = {"--group", true},
 	{NULL, false},
 };
 
@@ -379,6 +383,7 @@ static int parse_read_opt(int k, const char *v, struct tail_args *ta)
 		else if (!xr_parse_count(v, &ta->ro.history) || ta->ro.history == XR_HISTORY_ALL)
 			USAGE("--history must be a count of records or all, not '%s'", v);
 		break;
+	case T_GROUP: ta->ro.group = v; break;
 	case T_STATS: ta->stats = true; break;
 	case T_SPIN: ta->ro.wait = XR_WAIT_SPIN; break;
 	case T_SECONDS:

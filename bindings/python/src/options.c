@@ -23,7 +23,7 @@ int64_t secs_to_ns(double s)
 
 /* open_reader's arguments as they come, before any check. */
 struct raw_args {
-	const char *stream, *policy, *terminal, *transport, *label;
+	const char *stream, *policy, *terminal, *transport, *label, *group;
 	unsigned batch, min_batch, min_turn, engine_uid;
 	double max_wait, sample_rate;
 	unsigned long long sample_seed, history;
@@ -145,6 +145,7 @@ static int opts_from(const struct raw_args *in, struct open_args *a)
 	o->wait = in->spin ? XR_WAIT_SPIN : in->idle_poll ? XR_WAIT_IDLE_POLL : XR_WAIT_DEFAULT;
 	o->engine_uid = in->engine_uid;
 	o->history = in->history;
+	o->group = in->group;
 	a->spin = in->spin;
 	if (in->policy && xr_policy_parse(in->policy, &o->policy) < 0) {
 		PyErr_Format(PyExc_ValueError, "policy must be 'lossless', 'lossy' or None, not %s",
@@ -171,17 +172,17 @@ int open_args_parse(PyObject *args, PyObject *kw, struct open_args *a)
 	static char *kwlist[] = {"name", "stream", "batch", "min_batch", "max_wait", "policy",
 				 "games", "players", "min_turn", "terminal", "reward_range",
 				 "sample_rate", "sample_seed", "spin", "transport", "label",
-				 "idle_poll", "engine_uid", "history", NULL};
+				 "idle_poll", "engine_uid", "history", "group", NULL};
 	struct raw_args in = {.label = "python", .batch = 256, .max_wait = 0.01,
 			      .games = Py_None, .players = Py_None, .reward = Py_None};
 
 	memset(a, 0, sizeof(*a));
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|zIIdzOOIzOdKpzspIK", kwlist, &a->name,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|zIIdzOOIzOdKpzspIKz", kwlist, &a->name,
 					 &in.stream, &in.batch, &in.min_batch, &in.max_wait,
 					 &in.policy, &in.games, &in.players, &in.min_turn,
 					 &in.terminal, &in.reward, &in.sample_rate, &in.sample_seed,
 					 &in.spin, &in.transport, &in.label, &in.idle_poll,
-					 &in.engine_uid, &in.history))
+					 &in.engine_uid, &in.history, &in.group))
 		return -1;
 	if (sizes_from(&in, a) < 0 || filter_from(&in, a) < 0 || opts_from(&in, a) < 0)
 		return -1;

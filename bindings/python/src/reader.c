@@ -217,7 +217,7 @@ static PyObject *reader_stats(Reader *self, PyObject *unused)
 	rc = xr_reader_stats_get(self->r, &s);
 	if (rc < 0)
 		return raise_xr(rc, "stats");
-	return Py_BuildValue(
+	PyObject *d = Py_BuildValue(
 		"{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I,s:K,s:K,s:K,s:d,s:d,s:d,s:O}", "written", s.written,
 		"read", s.read, "filtered", s.filtered, "dropped", s.dropped, "pending", s.pending,
 		"sleeps", s.sleeps, "wakeups", s.wakeups, "lag_bytes", s.lag_bytes, "held", s.held,
@@ -226,6 +226,19 @@ static PyObject *reader_stats(Reader *self, PyObject *unused)
 		(double)s.wake_ns_p50 / 1e3, "wake_p99_us", (double)s.wake_ns_p99 / 1e3,
 		"wake_max_us", (double)s.wake_ns_max / 1e3, "idle_poll",
 		s.idle_poll ? Py_True : Py_False);
+	if (d && s.members) {
+		/* A group member's: the group's own account. */
+		PyObject *g = Py_BuildValue("{s:I,s:K,s:K,s:K}", "members", s.members, "group_done",
+					    s.group_done, "group_held", s.group_held,
+					    "redelivered", s.redelivered);
+		if (!g || PyDict_Update(d, g) < 0) {
+			Py_XDECREF(g);
+			Py_DECREF(d);
+			return NULL;
+		}
+		Py_DECREF(g);
+	}
+	return d;
 }
 
 /* The stream's facts and record layout, at attach and after a reattach. The

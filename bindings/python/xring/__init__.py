@@ -277,7 +277,7 @@ class Engine:
     def reader(self, stream="experience", batch=256, min_batch=None, max_wait=0.01,
                policy=None, games=None, players=None, min_turn=None, terminal=None,
                reward_range=None, sample_rate=None, *, sample_seed=0, spin=False,
-               idle_poll=False, transport="auto", label="python", history=None):
+               idle_poll=False, transport="auto", label="python", history=None, group=None):
         """Attaches a reader to `stream`.
 
         batch: at most this many records per batch. min_batch: wait for this
@@ -298,6 +298,12 @@ class Engine:
         joiner's way to what was written before it came; the records it
         starts behind count as its own (a lossless reader holds the engine
         there until it reads on).
+        group: None, or the name of a consumer group of the stream to join
+        (1 to 31 of A-Z a-z 0-9 _ . -): the group's members split its
+        records, each to one member; what a member holds when it closes or
+        dies goes to another (docs/groups.md). Its policy is its first
+        member's. Not with filters or history. stats() then says the
+        group's figures too: members, group_done, group_held, redelivered.
         """
         term = None if terminal is None else ("only" if terminal else "none")
         if min_turn is not None and not 0 <= int(min_turn) <= 0xFFFFFFFF:
@@ -309,7 +315,8 @@ class Engine:
             _ranges(games, "games"), _ranges(players, "players"), int(min_turn or 0), term,
             None if reward_range is None else tuple(float(x) for x in reward_range),
             float(sample_rate or 0), int(sample_seed), bool(spin), transport, label,
-            bool(idle_poll), self.engine_uid, _history(history))
+            bool(idle_poll), self.engine_uid, _history(history),
+            None if group is None else str(group))
 
     def agent(self, games=None, players=None, batch=1024, max_wait=None, spin=False,
               capacity=None, label=None, stream=None):
