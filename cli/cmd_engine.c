@@ -18,6 +18,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/config.h"
+#include "cli/table_spec.h"
 #include "engine/host.h"
 #include "engine/metrics.h"
 #include "engine/shard.h"
@@ -90,6 +91,13 @@ static const char engine_help[] =
 	"  --low-watermark F        ...and resume them below this fraction (default: 0.5)\n"
 	"  --tick-ms T              each game takes a turn every T ms (timer wheel, io_uring);\n"
 	"                           0 = as fast as the ring allows (default: 0)\n"
+	"replay tables (docs/replay.md):\n"
+	"  --table NAME:CAP[:K=V,...]  a table made at start, before the games play\n"
+	"                           (repeatable): item_size, sampler, remover, alpha,\n"
+	"                           beta, max_times_sampled, min_size, samples_per_insert,\n"
+	"                           error_buffer, seed, source (a stream: fed by the\n"
+	"                           engine), priority; e.g. replay:100000:sampler=\n"
+	"                           prioritized,alpha=0.6,source=experience\n"
 	"agents (processes that act for seats: docs/agents.md):\n"
 	"  --max-agents N           agents attached at once, 1..64 (default: 16)\n"
 	"  --action-timeout-ms D    without --tick-ms, how long a game waits for its\n"
@@ -113,7 +121,7 @@ enum {
 	O_DTYPE, O_TICK, O_SHARDS, O_CONFIG, O_HIGH, O_LOW, O_ALLOW_UID, O_ALLOW_GID,
 	O_CONNS_UID, O_READERS_UID, O_REQS_UID, O_LEASE_TIMEOUT, O_MAX_GAMES, O_GAMES_UID,
 	O_CREATES_UID, O_SHAPE, O_OBSERVE, O_MAX_AGENTS, O_ACTION_TIMEOUT, O_FALLBACK,
-	O_INPUT_DELAY, O_METRICS,
+	O_INPUT_DELAY, O_METRICS, O_TABLE,
 };
 
 static const struct xr_opt engine_opts[] = {
@@ -144,6 +152,7 @@ static const struct xr_opt engine_opts[] = {
 	[O_FALLBACK] = {"--fallback", true},
 	[O_INPUT_DELAY] = {"--input-delay", true},
 	[O_METRICS] = {"--metrics-addr", true},
+	[O_TABLE] = {"--table", true},
 	{NULL, false},
 };
 
@@ -163,6 +172,8 @@ struct engine_args {
 	xr_dtype obs_dtype;
 	double tick_ms;
 	uint32_t shards;
+	struct xr_cli_table tables[XR_CLI_TABLES_MAX]; /* --table, made at start */
+	uint32_t n_tables;
 	double high_wm, low_wm;
 	double lease_timeout_s;
 	uint32_t max_games, max_games_per_uid, creates_per_uid;
@@ -371,6 +382,16 @@ static int parse_game_opt(int k, const char *v, struct engine_args *ea)
 		ea->metrics_addr = v;
 		return 0;
 	}
+	case O_TABLE: {
+		char why[200];
+		if (ea->n_tables == XR_CLI_TABLES_MAX)
+			USAGE("--table: at most %d tables", XR_CLI_TABLES_MAX);
+		if (xr_cli_table_parse(v, &ea->tables[ea->n_tables], why, sizeof(why)) < 0)
+			USAGE("--table '%s': %s (NAME:CAPACITY[:KEY=VALUE,...]; see docs/replay.md)",
+			      v, why);
+		ea->n_tables++;
+		return 0;
+	}
 	case O_INPUT_DELAY:
 		if (!xr_parse_int(v, 0, XR_SEAT_DEPTH_MAX - 1, &n))
 			USAGE("--input-delay must be 0..%u turns, not '%s'", XR_SEAT_DEPTH_MAX - 1, v);
@@ -532,6 +553,9 @@ static int check_args(const struct engine_args *ea)
 		USAGE("--shards is for games; the synthetic writer (--record-bytes) has one");
 	if (ea->max_games && ea->synth.games > ea->max_games)
 		USAGE("--games %u is more than --max-games %u", ea->synth.games, ea->max_games);
+	if (ea->n_tables && ea->record_bytes)
+		USAGE("--table is for engines of games; the synthetic writer (--record-bytes) "
+		      "hosts no tables");
 	return 0;
 }
 
@@ -832,6 +856,27 @@ static int run_synth(struct engine_args *ea, struct xr_host *h, const xr_exp_tem
 	return 0;
 }
 
+/* --table: made through the engine's own socket, which answers from here
+ * on, before the games play (a fed table sees their first record). */
+static int make_tables(const struct engine_args *ea)
+{
+	for (uint32_t i = 0; i < ea->n_tables; i++) {
+		const struct xr_cli_table *ct = &ea->tables[i];
+		int rc = xr_table_create(ea->spec.name, ct->name, &ct->opts);
+		if (rc < 0) {
+			xr_cli_err("engine", "--table %s: %s", ct->name,
+				   xr_last_reason()[0] ? xr_last_reason() : xr_strerror(rc));
+			return XR_EXIT_FAIL;
+		}
+		if (!ea->quiet)
+			printf("xring engine: table %s, %u items%s%s\n", ct->name,
+			       ct->opts.capacity, ct->opts.source ? ", fed from " : "",
+			       ct->opts.source ? ct->opts.source : "");
+	}
+	fflush(stdout);
+	return 0;
+}
+
 static int engine_main(int argc, char **argv)
 {
 	struct engine_args ea = {
@@ -908,6 +953,12 @@ static int engine_main(int argc, char **argv)
 		       (int)(strrchr(ea.metrics_addr, ':') - ea.metrics_addr), ea.metrics_addr,
 		       (unsigned)port);
 		fflush(stdout);
+	}
+	rc = make_tables(&ea);
+	if (rc) {
+		xr_host_stop(h);
+		xr_host_destroy(h);
+		return rc;
 	}
 	rc = vt ? run_games(&ea, h, &t, vt) : run_synth(&ea, h, &t);
 	/* The handler must not reach the host once it is freed: it runs on

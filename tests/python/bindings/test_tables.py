@@ -286,3 +286,35 @@ def test_a_table_fed_from_the_stream(engine):
             t.insert(np.zeros(size, np.uint8))
     with pytest.raises(xring.NoSuchTableError, match="nosuch"):
         e.create_table("fed2", capacity=10, source="nosuch")
+
+
+def test_tables_declared_at_start(engines, run_dir):
+    eng = engines("--table", "replay:500:sampler=prioritized,alpha=0.6,beta=0.4,"
+                  "source=experience,priority=2",
+                  "--table", "own:16:item_size=8,sampler=fifo,max_times_sampled=1")
+    e = xring.attach(eng.name, timeout=5)
+    with e.table("replay") as t:
+        s = t.stats()
+        assert s["capacity"] == 500 and s["feed"] == "feeding"
+        wait_for(lambda: t.stats()["size"] == 500, 10, "the feed to fill the table")
+        with t.sample(32, timeout=10) as smp:
+            # One priority for all: alpha changes nothing, beta gives weights 1.
+            assert np.allclose(smp.probabilities, 1 / 500)
+            assert np.allclose(smp.weights, 1.0)
+    with e.table("own") as t:
+        t.insert(np.arange(8, dtype=np.uint8))
+        with t.sample(1, timeout=1) as smp:
+            assert bytes(smp.items[0]) == bytes(range(8))
+        with pytest.raises(TimeoutError):
+            t.sample(1, timeout=0)             # fifo, each item once: none left
+    # A table the engine cannot make stops it at start, with the reason.
+    from xrtest import XRING_BIN
+    out = subprocess.run([str(XRING_BIN), "engine", "--name", eng.name + "x", "--games", "2",
+                          "--table", "r:10:source=nosuch"], env=eng.env, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode != 0
+    assert "--table r" in out.stderr and "nosuch" in out.stderr
+    out = subprocess.run([str(XRING_BIN), "engine", "--name", eng.name + "y",
+                          "--table", "r:10:sampler=zzz"], env=eng.env, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 2 and "sampler 'zzz'" in out.stderr
