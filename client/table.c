@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "control/client.h"
+#include "record/transition.h"
 #include "control/proto.h"
 #include "shm/table_layout.h"
 #include "util/atomics.h"
@@ -116,6 +117,14 @@ int xr_table_create(const char *engine, const char *name, const xr_table_opts *o
 		m.flags |= XR_CTL_TABLE_FED;
 		m.priority = o->priority;
 	}
+	if (o->item > XR_ITEM_TRANSITION ||
+	    (o->item == XR_ITEM_TRANSITION && (!o->source || o->item_size))) {
+		xr__set_last_reason("transitions are of a stream (source), sized by the engine "
+				    "(item_size 0)");
+		return -EINVAL;
+	}
+	if (o->item == XR_ITEM_TRANSITION)
+		m.flags |= XR_CTL_TABLE_TRANSITION;
 	rc = connect_attached(engine, o->engine_uid, &sock);
 	if (rc < 0)
 		return rc;
@@ -451,6 +460,24 @@ int xr_table_get_stats(const xr_table *t, xr_table_stats *s)
 		.feed_dropped = atomic_load_explicit(&t->hdr->feed_dropped, memory_order_relaxed),
 		.capacity = t->capacity, .item_size = t->item_size};
 	return 0;
+}
+
+void xr_table_item_layout(const xr_table *t, xr_item_layout *l)
+{
+	const struct xr_tstore_hdr *h = t->hdr;
+	xr_exp_shape sh = {.obs_dtype = (xr_dtype)h->obs_dtype, .obs_ndim = h->obs_ndim,
+			   .mask_len = h->mask_len};
+	xr_item_layout tl;
+
+	*l = (xr_item_layout){.item = XR_ITEM_RECORD};
+	if (h->item_kind != XR_ITEM_TRANSITION || h->obs_ndim > XR_EXP_MAX_DIMS)
+		return;
+	memcpy(sh.obs_dims, h->obs_dims, sizeof(sh.obs_dims));
+	xr__trans_layout(&sh, &tl);
+	/* The engine's word for it, checked against the items' size: a
+	 * layout past the item is none. */
+	if (tl.next_mask_off + tl.mask_len <= t->item_size && tl.obs_bytes)
+		*l = tl;
 }
 
 void xr_table_disconnect(xr_table *t)

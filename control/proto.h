@@ -280,6 +280,8 @@ struct xr_ctl_table_create {
 };
 
 #define XR_CTL_TABLE_FED 1u          /* the engine feeds it from `source` */
+#define XR_CTL_TABLE_TRANSITION 2u   /* ...with transitions (xring/table.h): FED
+				      * too, item_size 0 */
 
 struct xr_ctl_table_created {
 	uint32_t table;              /* its index in the engine */

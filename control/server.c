@@ -627,7 +627,11 @@ static const char *bad_game_body(uint16_t type, const void *body)
 			return "TABLE_CREATE's name is not NUL-terminated";
 		if (!memchr(m.source, 0, sizeof(m.source)))
 			return "TABLE_CREATE's source is not NUL-terminated";
-		return m.flags & ~XR_CTL_TABLE_FED ? "TABLE_CREATE has unknown flag bits" : NULL;
+		if (m.flags & ~(XR_CTL_TABLE_FED | XR_CTL_TABLE_TRANSITION))
+			return "TABLE_CREATE has unknown flag bits";
+		return (m.flags & XR_CTL_TABLE_TRANSITION) && !(m.flags & XR_CTL_TABLE_FED)
+			       ? "TABLE_CREATE asks for transitions of no stream"
+			       : NULL;
 	}
 	case XR_CTL_TABLE_OPEN: {
 		struct xr_ctl_table_open m;

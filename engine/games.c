@@ -44,6 +44,7 @@
 #include "engine/seats.h"
 #include "engine/group_host.h"
 #include "engine/table_host.h"
+#include "record/transition.h"
 #include "shm/arena_priv.h"
 #include "xring/agent.h"
 #include "util/atomics.h"
@@ -784,6 +785,7 @@ static int table_create(void *ctx, const struct xr_ctl_caller *who,
 {
 	struct xr_gdir *d = ctx;
 	struct xr_ctl_table_create fed = *m;
+	const xr_exp_shape *trans = NULL;
 
 	if (m->flags & XR_CTL_TABLE_FED) {
 		/* Items of the stream's records: the item size at least its
@@ -797,6 +799,17 @@ static int table_create(void *ctx, const struct xr_ctl_caller *who,
 				 m->source);
 			return -ENOENT;
 		}
+		if (m->flags & XR_CTL_TABLE_TRANSITION) {
+			/* Sized by the engine, of the stream's shape. */
+			if (sd->record_kind != XR_RECORD_EXPERIENCE || m->item_size) {
+				snprintf(why, len, "table %s: transitions are of an Experience "
+					 "stream's records, item_size 0 (stream %s)", m->name,
+					 m->source);
+				return -EINVAL;
+			}
+			fed.item_size = xr__trans_item_size(&sd->shape);
+			trans = &sd->shape;
+		}
 		/* An Experience stream's records all have its shape's size;
 		 * of other streams the caller says how large items are. */
 		uint32_t rec = d->arena->lay.rings[sd->first_ring].record_len;
@@ -807,7 +820,7 @@ static int table_create(void *ctx, const struct xr_ctl_caller *who,
 		}
 		if (!fed.item_size)
 			fed.item_size = rec;
-		if (fed.item_size < rec) {
+		if (!trans && fed.item_size < rec) {
 			snprintf(why, len, "table %s: items of %u bytes cannot hold stream %s's "
 				 "records of up to %u (item_size 0 takes that)",
 				 m->name, fed.item_size, m->source, rec);
@@ -819,7 +832,7 @@ static int table_create(void *ctx, const struct xr_ctl_caller *who,
 		if (rc < 0)
 			return rc;
 	}
-	return xr__thost_table_create(d->tables, who, &fed, r, why, len);
+	return xr__thost_table_create(d->tables, who, &fed, trans, r, why, len);
 }
 
 static int table_open(void *ctx, const struct xr_ctl_caller *who,

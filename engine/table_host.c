@@ -18,6 +18,7 @@
 #include "control/closer.h"
 #include "control/proto.h"
 #include "engine/table_service.h"
+#include "engine/transitions.h"
 #include "util/atomics.h"
 #include "util/clock.h"
 #include "xring/reader.h"
@@ -73,6 +74,11 @@ struct feed {
 	uint32_t done;
 	const xr_frame *cur;         /* frame `done` of b */
 	char why[160];
+	/* Transitions (XR_CTL_TABLE_TRANSITION): the seats' last records, and
+	 * the item record `done` made, waiting to go in when `built`. */
+	struct xr_trans *trans;
+	uint8_t *item;
+	bool built;
 };
 
 struct xr_thost {
@@ -221,7 +227,25 @@ static bool feed_step(struct xr_thost *h, uint32_t t)
 	thread_lock(h);
 	while (f->done < f->b.count) {
 		const xr_frame *fr = f->b.frames ? f->b.frames[f->done] : f->cur;
-		rc = xr__tsvc_insert(h->svc, (int)t, f->priority, xr_frame_data(fr), fr->len);
+		if (f->trans && !f->built) {
+			/* A record makes a transition with its seat's last, or
+			 * none: then it is only kept, as the seat's last. */
+			rc = xr__trans_feed(f->trans, xr_frame_data(fr), fr->len, f->item);
+			f->built = rc == 1;
+			if (rc < 0)
+				f->dropped++;
+			if (rc != 1) {
+				f->done++;
+				if (!f->b.frames && f->done < f->b.count)
+					f->cur = xr_frame_next(f->cur);
+				moved = true;
+				continue;
+			}
+		}
+		rc = f->trans ? xr__tsvc_insert(h->svc, (int)t, f->priority, f->item,
+						xr__tsvc_item_size(h->svc, (int)t))
+			      : xr__tsvc_insert(h->svc, (int)t, f->priority, xr_frame_data(fr),
+						fr->len);
 		/* -EAGAIN, the rate limiter: wait, as its creator (the
 		 * engine's uid) asked; samples move it on, and no trainer can
 		 * take its inserts (trainers do not insert into a fed table).
@@ -233,6 +257,7 @@ static bool feed_step(struct xr_thost *h, uint32_t t)
 			break;
 		if (rc < 0)
 			f->dropped++;
+		f->built = false;
 		f->done++;
 		if (!f->b.frames && f->done < f->b.count)
 			f->cur = xr_frame_next(f->cur);
@@ -245,6 +270,7 @@ static bool feed_step(struct xr_thost *h, uint32_t t)
 	if (f->lossy && f->done < f->b.count) {
 		f->dropped += f->b.count - f->done;
 		f->done = f->b.count;
+		f->built = false;
 	}
 	if (f->dropped != f->shown) {
 		f->shown = f->dropped;
@@ -379,9 +405,12 @@ void xr__thost_destroy(struct xr_thost *h)
 	xr_store_release(&h->stop, true);
 	(void)write(h->stop_fd, &one, sizeof(one));
 	pthread_join(h->th, NULL);
-	for (uint32_t t = 0; t < XR_TSVC_TABLES_MAX; t++)
+	for (uint32_t t = 0; t < XR_TSVC_TABLES_MAX; t++) {
 		if (h->feeds[t].r)
 			xr_reader_detach(h->feeds[t].r); /* its held batch with it */
+		xr__trans_destroy(h->feeds[t].trans);
+		free(h->feeds[t].item);
+	}
 	for (uint32_t c = 0; c < XR_TSVC_CLIENTS_MAX; c++)
 		if (h->tr[c].live)
 			xr__closer_put(h->closer, h->tr[c].bell, h->tr[c].uid);
@@ -395,8 +424,8 @@ void xr__thost_destroy(struct xr_thost *h)
 }
 
 int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
-			   const struct xr_ctl_table_create *m, struct xr_ctl_table_created *r,
-			   char *why, size_t len)
+			   const struct xr_ctl_table_create *m, const xr_exp_shape *trans,
+			   struct xr_ctl_table_created *r, char *why, size_t len)
 {
 	struct xr_tb_cfg cfg = {
 		.capacity = m->capacity, .sampler = (enum xr_table_sampler)m->sampler,
@@ -454,13 +483,33 @@ int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 			 m->name);
 		return -EINVAL;
 	}
+	struct xr_trans *tr = NULL;
+	uint8_t *item = NULL;
+	if (trans) {
+		rc = xr__trans_create(trans, &tr);
+		item = rc == 0 ? malloc(m->item_size) : NULL;
+		if (!item) {
+			xr__trans_destroy(tr);
+			pthread_mutex_unlock(&h->mu);
+			snprintf(why, len, "table %s: out of memory", m->name);
+			return -ENOMEM;
+		}
+	}
 	rc = xr__tsvc_table_create(h->svc, m->name, &cfg, m->item_size, &w);
+	if (rc < 0) {
+		xr__trans_destroy(tr);
+		free(item);
+	}
 	if (rc == 0) {
 		int t = xr__tsvc_table_find(h->svc, m->name);
 		h->owner_uid[t] = who->uid;
 		h->created[t] = true;
+		if (trans)
+			xr__tsvc_set_transitions(h->svc, t, trans);
 		if (m->flags & XR_CTL_TABLE_FED) {
 			struct feed *f = &h->feeds[t];
+			f->trans = tr;
+			f->item = item;
 			xr__tsvc_set_fed(h->svc, t);
 			f->priority = m->priority;
 			snprintf(f->stream, sizeof(f->stream), "%s", m->source);

@@ -67,7 +67,13 @@ struct xr_tstore_hdr {
 	_Atomic uint32_t trainers;
 	_Atomic uint32_t feed;       /* XR_TFEED_*: the engine's feed of it */
 	_Atomic uint64_t feed_dropped; /* records the feed could not insert */
-	uint8_t pad_[56];
+	/* What an item is (enum xr_table_item), and for transitions the
+	 * stream's observations: written before the store is handed out. */
+	uint32_t item_kind;
+	uint32_t obs_dtype, obs_ndim;
+	int32_t obs_dims[8];
+	uint32_t mask_len;
+	uint8_t pad_[8];
 };
 
 enum { XR_TFEED_NONE = 0, XR_TFEED_ON = 1, XR_TFEED_FAILED = 2 };
@@ -124,5 +130,6 @@ _Static_assert(offsetof(struct xr_tpage_resp, why) == 16, "answer reason");
 _Static_assert(offsetof(struct xr_tpage_resp, keys) == 176, "answer keys");
 _Static_assert(offsetof(struct xr_tstore_hdr, size) == 80, "store figures");
 _Static_assert(sizeof(struct xr_tstore_hdr) == 192, "store header");
+_Static_assert(offsetof(struct xr_tstore_hdr, item_kind) == 136, "store item kind");
 
 #endif

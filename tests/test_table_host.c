@@ -88,7 +88,7 @@ int main(void)
 	struct xr_ctl_caller engine = {.conn = 1, .uid = me};
 	struct xr_ctl_table_create m = {.name = "t", .capacity = 100, .item_size = 16, .seed = 1};
 	struct xr_ctl_table_created cr;
-	CHECK_RC(xr__thost_table_create(h, &engine, &m, &cr, why, sizeof(why)), 0);
+	CHECK_RC(xr__thost_table_create(h, &engine, &m, NULL, &cr, why, sizeof(why)), 0);
 
 	struct trainer a, b;
 	open_trainer(h, 10, me, &a);

@@ -24,7 +24,7 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 # (The engine's sources, games and io_uring, are not needed to read or act.)
 LIB_SOURCES = [
     "util/error.c", "util/clock.c", "util/proc.c", "util/fs.c", "util/names.c",
-    "record/experience.c", "record/verify.c", "record/filter.c",
+    "record/experience.c", "record/verify.c", "record/filter.c", "record/transition.c",
     "shm/fingerprint.c", "shm/backing.c", "shm/map.c", "shm/arena.c", "shm/peers.c",
     "shm/ring_writer.c", "shm/ring_reader.c", "shm/wake.c", "shm/snapshot.c",
     "control/wire.c", "control/run_dir.c", "control/client.c",

@@ -79,7 +79,57 @@ typedef struct xr_table_opts {
 	 * the table's rate limiter, and the games with it. */
 	const char *source;
 	double priority;
+	/* With source: what an item is (enum xr_table_item): a record as it
+	 * is (XR_ITEM_RECORD), or a transition the engine builds from two
+	 * consecutive records of one seat (XR_ITEM_TRANSITION, of an
+	 * Experience stream; item_size must be 0: the engine sizes it). */
+	uint32_t item;
 } xr_table_opts;
+
+enum xr_table_item {
+	XR_ITEM_RECORD = 0,
+	XR_ITEM_TRANSITION = 1,
+};
+
+/*
+ * A transition item: what a seat saw at turn t, what was applied, and what
+ * followed. The engine pairs record t of (game, player) with the next
+ * record of the same seat, turn t + 1, and writes:
+ *
+ *     offset 0                          struct xr_transition
+ *     offset XR_TRANSITION_OBS          obs_t: obs_bytes, the stream's dtype and dims
+ *     + round16(obs_bytes)              obs_t+1
+ *     + 2 round16(obs_bytes)            mask_t: legal actions at t, mask_len bytes
+ *     + 2 round16(obs_bytes) + round16(mask_len)   mask_t+1
+ *
+ * (round16: up to a multiple of 16). A record that is done or truncated
+ * starts no transition (the seat's next record is turn 0 of a new episode),
+ * and neither does a record whose successor is missing (a lossy stream's
+ * gap): a pair is made only of turns t and t + 1. xr_table_item_layout()
+ * gives the offsets and the observation's shape of a table's items.
+ */
+typedef struct xr_transition {
+	uint64_t seq;        /* record t+1's */
+	uint32_t game_id, player_id;
+	uint32_t turn;       /* t */
+	int32_t action;      /* applied at the step from t: record t+1's applied */
+	float reward;        /* record t+1's: what that step gave */
+	uint8_t done;        /* record t+1's: the episode ended there */
+	uint8_t truncated;   /* ...or was cut short there */
+	uint8_t applied_by;  /* record t+1's (enum xr_action_source) */
+	uint8_t pad_;
+	uint32_t obs_bytes, mask_len;
+	uint8_t pad2_[24];
+} xr_transition;
+
+#define XR_TRANSITION_OBS 64u
+
+typedef struct xr_item_layout {
+	uint32_t item;       /* enum xr_table_item */
+	uint32_t obs_off, next_obs_off, mask_off, next_mask_off; /* TRANSITION */
+	uint32_t obs_bytes, mask_len;
+	xr_exp_shape shape;  /* of the stream's observations (TRANSITION) */
+} xr_item_layout;
 
 typedef struct xr_table_open_opts {
 	uint32_t engine_uid;         /* see xr_reader_opts.engine_uid */
@@ -124,6 +174,9 @@ XR_API int xr_table_open(const char *engine, const char *name, const xr_table_op
  * sampled now), -ETIMEDOUT, -EINVAL (n larger than the limiter could ever
  * allow at once), -ENOBUFS (65536 leases held: release first). */
 XR_API int xr_table_sample(xr_table *t, uint32_t n, int timeout_ms, xr_sample *s);
+
+/* What the items of t are, and for transitions where their fields lie. */
+XR_API void xr_table_item_layout(const xr_table *t, xr_item_layout *l);
 
 /* The item in slot (slots[i] of a sample), read-only; NULL past capacity. */
 XR_API const void *xr_table_item(const xr_table *t, uint32_t slot);

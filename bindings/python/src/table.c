@@ -350,6 +350,31 @@ static PyObject *table_stats(Table *self, PyObject *unused)
 			     (unsigned long long)s.feed_dropped);
 }
 
+/* What the items are: {"item": "record"}, or for transitions where each
+ * field lies (xring/table.h). */
+static PyObject *table_layout(Table *self, PyObject *unused)
+{
+	xr_item_layout l;
+
+	(void)unused;
+	if (table_enter(self) < 0)
+		return NULL;
+	xr_table_item_layout(self->t, &l);
+	table_leave(self);
+	if (l.item != XR_ITEM_TRANSITION)
+		return Py_BuildValue("{ss}", "item", "record");
+	PyObject *shape = PyTuple_New(l.shape.obs_ndim);
+	if (!shape)
+		return NULL;
+	for (uint32_t i = 0; i < l.shape.obs_ndim; i++)
+		PyTuple_SET_ITEM(shape, i, PyLong_FromLong(l.shape.obs_dims[i]));
+	return Py_BuildValue("{sssIsIsIsIsIsIsssN}", "item", "transition", "obs_off", l.obs_off,
+			     "next_obs_off", l.next_obs_off, "mask_off", l.mask_off,
+			     "next_mask_off", l.next_mask_off, "obs_bytes", l.obs_bytes,
+			     "mask_len", l.mask_len, "obs_dtype", xr_dtype_name(l.shape.obs_dtype),
+			     "obs_shape", shape);
+}
+
 /* Ends the trainer now (its leases end); the mapping stays for the views
  * until dealloc. */
 static PyObject *table_close(Table *self, PyObject *unused)
@@ -452,7 +477,7 @@ static PyObject *table_repr(Table *self)
 
 /* create_table(engine, name, capacity, item_size, sampler, remover, alpha,
  * beta, max_times_sampled, min_size, samples_per_insert, error_buffer,
- * seed, engine_uid, source, priority): the xring.Engine.create_table()
+ * seed, engine_uid, source, priority[, item]): the xring.Engine.create_table()
  * checks come first. */
 PyObject *table_create_fn(PyObject *mod, PyObject *args)
 {
@@ -462,10 +487,10 @@ PyObject *table_create_fn(PyObject *mod, PyObject *args)
 	int rc;
 
 	(void)mod;
-	if (!PyArg_ParseTuple(args, "ssIIIIddIKddKIzd", &engine, &name, &o.capacity, &o.item_size,
-			      &o.sampler, &o.remover, &o.alpha, &o.beta, &o.max_times_sampled,
-			      &min_size, &o.samples_per_insert, &o.error_buffer, &seed,
-			      &o.engine_uid, &source, &o.priority))
+	if (!PyArg_ParseTuple(args, "ssIIIIddIKddKIzd|I", &engine, &name, &o.capacity,
+			      &o.item_size, &o.sampler, &o.remover, &o.alpha, &o.beta,
+			      &o.max_times_sampled, &min_size, &o.samples_per_insert,
+			      &o.error_buffer, &seed, &o.engine_uid, &source, &o.priority, &o.item))
 		return NULL;
 	o.source = source;
 	o.min_size = min_size;
@@ -491,6 +516,8 @@ static PyMethodDef table_methods[] = {
 	{"restore", (PyCFunction)table_restore, METH_VARARGS,
 	 "restore(path) -> items restored (the engine's uid only)"},
 	{"stats", (PyCFunction)table_stats, METH_NOARGS, "the table's figures"},
+	{"layout", (PyCFunction)table_layout, METH_NOARGS,
+	 "what the items are, and where a transition's fields lie"},
 	{"close", (PyCFunction)table_close, METH_NOARGS,
 	 "ends this trainer now (its leases); views of items stay readable"},
 	{NULL, NULL, 0, NULL},

@@ -355,7 +355,7 @@ class Engine:
     def create_table(self, name, capacity, item_size=0, sampler="uniform", remover="fifo",
                      alpha=1.0, beta=0.0, max_times_sampled=0, min_size=0,
                      samples_per_insert=0.0, error_buffer=0.0, seed=0, source=None,
-                     priority=1.0):
+                     priority=1.0, item="record"):
         """Creates replay table `name` in the engine (it lives until the
         engine stops) and returns it opened as a trainer (Engine.table()).
 
@@ -368,7 +368,15 @@ class Engine:
         error_buffer (at least max(1, samples_per_insert)). With source (a
         stream's name, e.g. "experience"), the engine feeds the table: each
         record of the stream becomes an item (its bytes: item_size 0 takes
-        the stream's largest record) at `priority`. See docs/replay.md."""
+        the stream's largest record) at `priority`; with item="transition"
+        too, each item is a transition the engine builds from two
+        consecutive records of one seat (Sample.obs, .action, .reward,
+        .next_obs, .done, ...; item_size 0: the engine sizes it). See
+        docs/replay.md."""
+        if item not in ("record", "transition"):
+            raise ValueError(f'item must be "record" or "transition", not {item!r}')
+        if item == "transition" and source is None:
+            raise ValueError('item="transition" needs a source stream')
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, not {sampler!r}")
         if remover not in REMOVERS:
@@ -385,7 +393,8 @@ class Engine:
                             SAMPLERS[sampler], REMOVERS[remover], float(alpha), float(beta),
                             int(max_times_sampled), int(min_size), float(samples_per_insert),
                             float(error_buffer), int(seed), self.engine_uid,
-                            None if source is None else str(source), float(priority))
+                            None if source is None else str(source), float(priority),
+                            1 if item == "transition" else 0)
         return self.table(name)
 
     def table(self, name):
@@ -423,15 +432,24 @@ class Sample:
     """Items sampled from a Table, each leased to this trainer until
     release() (or the end of a ``with`` block): keys, slots, probabilities
     and weights are numpy arrays (copies, small); items is items[slots]
-    of the table (one gather of the batch). An item stays unchanged in the
-    table while it is leased, even if the table removes it meanwhile."""
+    of the table (one gather of the batch, made at the first use). An item
+    stays unchanged in the table while it is leased, even if the table
+    removes it meanwhile.
 
-    __slots__ = ("table", "keys", "slots", "probabilities", "weights", "_released")
+    A table of transitions (create_table(item="transition")) gives their
+    fields too, each a view of that one gather: obs and next_obs (n, *the
+    stream's observation shape), mask and next_mask (n, mask_len) uint8,
+    action (int32: applied at the step from obs), reward (float32), done,
+    truncated (bool), game_id, player_id, turn (uint32: obs's turn), seq
+    (uint64: next_obs's record)."""
+
+    __slots__ = ("table", "keys", "slots", "probabilities", "weights", "_released", "_items")
 
     def __init__(self, table, keys, slots, probabilities, weights):
         self.table, self.keys, self.slots = table, keys, slots
         self.probabilities, self.weights = probabilities, weights
         self._released = False
+        self._items = None
 
     def __len__(self):
         return len(self.keys)
@@ -439,8 +457,39 @@ class Sample:
     @property
     def items(self):
         """The sampled items, (n, item_size) uint8: a copy gathered from
-        the table's memory."""
-        return self.table.items[self.slots]
+        the table's memory, once."""
+        if self._items is None:
+            self._items = self.table.items[self.slots]
+        return self._items
+
+    def _field(self, name):
+        layout = self.table.layout()
+        if layout["item"] != "transition":
+            raise AttributeError(f"{name}: this table's items are records, not transitions")
+        import numpy as np
+        items = self.items
+        if name in _TRANSITION_HEAD.names:
+            return items[:, :_TRANSITION_HEAD.itemsize].view(_TRANSITION_HEAD)[:, 0][name]
+        if name in ("obs", "next_obs"):
+            off = layout["obs_off" if name == "obs" else "next_obs_off"]
+            dt = np.dtype(_NP_DTYPES[layout["obs_dtype"]])
+            raw = items[:, off:off + layout["obs_bytes"]]
+            return raw.view(dt).reshape((len(items),) + tuple(layout["obs_shape"]))
+        off = layout["mask_off" if name == "mask" else "next_mask_off"]
+        return items[:, off:off + layout["mask_len"]]
+
+    obs = property(lambda self: self._field("obs"))
+    next_obs = property(lambda self: self._field("next_obs"))
+    mask = property(lambda self: self._field("mask"))
+    next_mask = property(lambda self: self._field("next_mask"))
+    action = property(lambda self: self._field("action"))
+    reward = property(lambda self: self._field("reward"))
+    done = property(lambda self: self._field("done").astype(bool))
+    truncated = property(lambda self: self._field("truncated").astype(bool))
+    game_id = property(lambda self: self._field("game_id"))
+    player_id = property(lambda self: self._field("player_id"))
+    turn = property(lambda self: self._field("turn"))
+    seq = property(lambda self: self._field("seq"))
 
     def release(self):
         """Ends the leases (once; again does nothing)."""
@@ -455,6 +504,23 @@ class Sample:
     def __exit__(self, *exc):
         self.release()
         return False
+
+
+def _transition_head():
+    """struct xr_transition (xring/table.h) as a numpy dtype."""
+    import numpy as np
+    return np.dtype({"names": ["seq", "game_id", "player_id", "turn", "action", "reward",
+                               "done", "truncated", "applied_by", "obs_bytes", "mask_len"],
+                     "formats": ["<u8", "<u4", "<u4", "<u4", "<i4", "<f4", "u1", "u1", "u1",
+                                 "<u4", "<u4"],
+                     "offsets": [0, 8, 12, 16, 20, 24, 28, 29, 30, 32, 36],
+                     "itemsize": 64})
+
+
+_TRANSITION_HEAD = _transition_head()
+_NP_DTYPES = {"u8": "u1", "i8": "i1", "u16": "<u2", "i16": "<i2", "u32": "<u4", "i32": "<i4",
+              "u64": "<u8", "i64": "<i8", "f16": "<f2", "f32": "<f4", "f64": "<f8",
+              "bool": "?"}
 
 
 class Table(_xring.Table):

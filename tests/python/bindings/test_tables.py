@@ -318,3 +318,74 @@ def test_tables_declared_at_start(engines, run_dir):
                           "--table", "r:10:sampler=zzz"], env=eng.env, capture_output=True,
                          text=True, timeout=30)
     assert out.returncode == 2 and "sampler 'zzz'" in out.stderr
+
+
+def test_a_table_of_transitions(engine):
+    """Transitions the engine builds from a seat's consecutive records, checked
+    against the records themselves, read meanwhile by a lossless reader."""
+    import threading
+    from xrtest import row_digest
+    e = xring.attach(engine.name, timeout=5)
+    records, stop = {}, threading.Event()
+
+    def read_all(r):
+        while not stop.is_set():
+            b = r.read(timeout=0.05)
+            if b is None:
+                continue
+            obs, mask = row_digest(b.obs), row_digest(b.mask)
+            for i, seq in enumerate(b.seq):
+                records[int(seq)] = (int(b.game_id[i]), int(b.player_id[i]), int(b.turn[i]),
+                                     int(b.applied[i]), float(b.reward[i]), bool(b.done[i]),
+                                     bool(b.truncated[i]), int(obs[i]), int(mask[i]))
+            b.release()
+
+    got = []
+    with e.reader(batch=1024, min_batch=1, max_wait=0.05) as r:
+        th = threading.Thread(target=read_all, args=(r,))
+        th.start()
+        try:
+            with e.create_table("trans", capacity=4096, source="experience",
+                                item="transition", sampler="fifo", max_times_sampled=1) as t:
+                lay = t.layout()
+                assert lay["item"] == "transition" and lay["obs_bytes"] > 0
+                assert t.stats()["item_size"] >= lay["next_mask_off"] + lay["mask_len"]
+                while len(got) < 3000:
+                    with t.sample(256, timeout=10) as s:
+                        assert s.obs.shape[1:] == tuple(lay["obs_shape"])
+                        cols = {k: getattr(s, k).copy() for k in
+                                ("seq", "game_id", "player_id", "turn", "action", "reward",
+                                 "done", "truncated")}
+                        for k in ("obs", "next_obs", "mask", "next_mask"):
+                            cols[k] = row_digest(getattr(s, k))
+                        got += [dict(zip(cols, v)) for v in zip(*cols.values())]
+        finally:
+            stop.set()
+            th.join()
+    by_seat = {(g, p, turn): (o, m) for g, p, turn, _, _, _, _, o, m in records.values()}
+    checked = 0
+    for x in got:
+        rec = records.get(int(x["seq"]))
+        if rec is None:
+            continue                              # before the reader's first record
+        g, p, turn, applied, reward, done, trunc, obs, mask = rec
+        assert (g, p, turn) == (x["game_id"], x["player_id"], x["turn"] + 1)
+        assert (applied, reward, done, trunc) == (x["action"], x["reward"], x["done"],
+                                                  x["truncated"])
+        assert (obs, mask) == (x["next_obs"], x["next_mask"])
+        prev = by_seat.get((g, p, int(x["turn"])))
+        if prev is not None and prev != (x["obs"], x["mask"]):
+            # The seat's record of turn t may be of an earlier episode (turns
+            # start again at 0): only the latest before seq counts.
+            earlier = [s for s, v in records.items()
+                       if v[:3] == (g, p, int(x["turn"])) and s < int(x["seq"])]
+            assert earlier and records[max(earlier)][7:] == (x["obs"], x["mask"]), \
+                "obs_t is not the seat's record of turn t"
+        if prev is not None:
+            checked += 1
+    assert checked > 1000, f"only {checked} transitions checked against both records"
+    with pytest.raises(ValueError, match="source"):
+        e.create_table("t2", capacity=10, item="transition")
+    with pytest.raises(ValueError):
+        e.create_table("t3", capacity=10, source="experience", item="transition",
+                       item_size=64)
