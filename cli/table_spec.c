@@ -86,10 +86,19 @@ static int key_value(char *kv, struct xr_cli_table *t, char *why, size_t len)
 		return count(k, v, UINT64_MAX, &o->seed, why, len);
 	} else if (!strcmp(k, "source")) {
 		o->source = v;
+	} else if (!strcmp(k, "item")) {
+		static const char *const items[] = {"record", "transition"};
+		for (uint32_t i = 0; i < 2; i++)
+			if (!strcmp(v, items[i])) {
+				o->item = i;
+				return 0;
+			}
+		snprintf(why, len, "item '%s' is not record or transition", v);
+		return -1;
 	} else {
 		snprintf(why, len, "no key '%s' (item_size, sampler, remover, alpha, beta, "
 			 "max_times_sampled, min_size, samples_per_insert, error_buffer, seed, "
-			 "source, priority)", k);
+			 "source, priority, item)", k);
 		return -1;
 	}
 	return 0;

@@ -10,7 +10,7 @@
  * keys: item_size, sampler (uniform|prioritized|fifo|lifo), remover
  * (fifo|lifo|lowest-priority), alpha, beta, max_times_sampled, min_size,
  * samples_per_insert, error_buffer, seed, source (a stream: the engine
- * feeds the table), priority. The engine creates it once its control
+ * feeds the table), priority, item (record|transition). The engine creates it once its control
  * socket answers, before its games play (docs/replay.md).
  */
 

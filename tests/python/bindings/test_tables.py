@@ -291,7 +291,8 @@ def test_a_table_fed_from_the_stream(engine):
 def test_tables_declared_at_start(engines, run_dir):
     eng = engines("--table", "replay:500:sampler=prioritized,alpha=0.6,beta=0.4,"
                   "source=experience,priority=2",
-                  "--table", "own:16:item_size=8,sampler=fifo,max_times_sampled=1")
+                  "--table", "own:16:item_size=8,sampler=fifo,max_times_sampled=1",
+                  "--table", "tr:64:source=experience,item=transition")
     e = xring.attach(eng.name, timeout=5)
     with e.table("replay") as t:
         s = t.stats()
@@ -307,6 +308,10 @@ def test_tables_declared_at_start(engines, run_dir):
             assert bytes(smp.items[0]) == bytes(range(8))
         with pytest.raises(TimeoutError):
             t.sample(1, timeout=0)             # fifo, each item once: none left
+    with e.table("tr") as t:
+        assert t.layout()["item"] == "transition"
+        with t.sample(4, timeout=10) as smp:
+            assert (smp.turn + 1 >= 1).all() and smp.obs.shape[0] == 4
     # A table the engine cannot make stops it at start, with the reason.
     from xrtest import XRING_BIN
     out = subprocess.run([str(XRING_BIN), "engine", "--name", eng.name + "x", "--games", "2",
