@@ -14,7 +14,7 @@ int xr_mintree_init(struct xr_mintree *t, uint32_t n)
 	if (n == 0 || n > (1u << 31))
 		return -EINVAL;
 	t->levels = xr__tree_levels(n, width, &total);
-	if (posix_memalign(&t->mem, 64, total * sizeof(double)))
+	if (xr__tree_alloc(&t->mem, total * sizeof(double)) < 0)
 		return -ENOMEM;
 	double *p = t->mem;
 	for (uint64_t k = 0; k < total; k++)

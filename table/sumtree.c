@@ -13,7 +13,7 @@ int xr_sumtree_init(struct xr_sumtree *t, uint32_t n)
 	if (n == 0 || n > (1u << 31))
 		return -EINVAL;
 	t->levels = xr__tree_levels(n, t->width, &total);
-	if (posix_memalign(&t->mem, 64, total * sizeof(double)))
+	if (xr__tree_alloc(&t->mem, total * sizeof(double)) < 0)
 		return -ENOMEM;
 	memset(t->mem, 0, total * sizeof(double));
 	double *p = t->mem;

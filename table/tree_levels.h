@@ -9,6 +9,8 @@
  */
 
 #include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 
 #define XR_TREE_FAN 8
 #define XR_TREE_LEVELS_MAX 12 /* 8^11 > 2^31 leaves */
@@ -34,6 +36,25 @@ static inline uint32_t xr__tree_levels(uint32_t n, uint64_t width[XR_TREE_LEVELS
 		*total += width[l];
 	}
 	return levels;
+}
+
+/* Memory for a tree of `bytes`, zeroed: aligned to a cache line, and past
+ * 2 MiB to a huge page with transparent huge pages asked for (a sample of
+ * a large table is a walk of random lines: with 4 KiB pages nearly each
+ * is a TLB miss too). Best effort: without them, 4 KiB pages. 0, -1. */
+static inline int xr__tree_alloc(void **mem, uint64_t bytes)
+{
+	const uint64_t huge = 2u << 20;
+	uint64_t align = bytes >= huge ? huge : 64;
+	uint64_t len = bytes >= huge ? (bytes + huge - 1) / huge * huge : bytes;
+
+	if (posix_memalign(mem, align, len))
+		return -1;
+#ifdef MADV_HUGEPAGE
+	if (bytes >= huge)
+		(void)madvise(*mem, len, MADV_HUGEPAGE);
+#endif
+	return 0;
 }
 
 #endif
