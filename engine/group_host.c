@@ -13,9 +13,9 @@
  * The internal batch a grant is a piece of stays leased in the ring until
  * every piece is done, so the bytes a member reads do not change under it.
  *
- * Locking. All of it is this thread's, under h->mu; the control thread
- * takes the mutex for a join or a connection's end, never across anything
- * that waits. The thread leaves the mutex to attach and detach the groups'
+ * Locking. All of it is this thread's, under the base's mutex
+ * (engine/service_base.h); the control thread takes the mutex for a join or
+ * a connection's end, never across anything that waits. The thread leaves the mutex to attach and detach the groups'
  * readers: attaching is a request the control thread must answer.
  */
 #include "group_host.h"
@@ -35,16 +35,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "control/closer.h"
+#include "engine/service_base.h"
 #include "shm/group_layout.h"
 #include "util/atomics.h"
 #include "util/clock.h"
 #include "xring/error.h"
 #include "xring/reader.h"
 
-#ifndef SO_PASSRIGHTS
-#define SO_PASSRIGHTS 83 /* Linux 6.16 */
-#endif
 
 #define XR_GROUP_WAIT_MAX_NS 3600000000000ull /* as a table's longest wait */
 #define XR_GROUP_DRAIN_NS 2000000000ull /* at the engine's stop */
@@ -112,11 +109,8 @@ struct member {
 
 struct xr_ghost {
 	pthread_t th;
-	pthread_mutex_t mu;
-	_Atomic uint32_t waiting; /* the control thread waits for mu */
-	int ep, stop_fd, kick_fd;
+	struct xr_svc_base b;
 	_Atomic bool stop;
-	struct xr_closer *closer;
 	char engine[XR_NAME_MAX + 1];
 	uint32_t engine_uid;
 	uint64_t hold_ns;
@@ -125,29 +119,6 @@ struct xr_ghost {
 	struct group g[XR_GROUPS_MAX];
 	struct member m[XR_GMEMBERS_MAX];
 };
-
-/* As the table host's: the control thread says it waits, and the thread,
- * which locks round after round, lets it go first. */
-static void control_lock(struct xr_ghost *h)
-{
-	atomic_fetch_add_explicit(&h->waiting, 1, memory_order_relaxed);
-	pthread_mutex_lock(&h->mu);
-	atomic_fetch_sub_explicit(&h->waiting, 1, memory_order_relaxed);
-}
-
-static void thread_lock(struct xr_ghost *h)
-{
-	/* Relaxed: a hint of who goes first; the mutex orders the rest. */
-	while (atomic_load_explicit(&h->waiting, memory_order_relaxed))
-		sched_yield();
-	pthread_mutex_lock(&h->mu);
-}
-
-static void kick(struct xr_ghost *h)
-{
-	uint64_t one = 1;
-	(void)!write(h->kick_fd, &one, sizeof(one)); /* ours alone: never blocks */
-}
 
 /* ---- pieces and the queue ---- */
 
@@ -553,7 +524,7 @@ static uint64_t round_locked(struct xr_ghost *h, uint64_t now)
 		int fd = xr_reader_fd(G->r);
 		if (rc == 0 && fd >= 0 && !G->in_ep) {
 			struct epoll_event e = {.events = EPOLLIN, .data.u32 = GROUP_TAG + g};
-			G->in_ep = epoll_ctl(h->ep, EPOLL_CTL_ADD, fd, &e) == 0;
+			G->in_ep = epoll_ctl(h->b.ep, EPOLL_CTL_ADD, fd, &e) == 0;
 		}
 	}
 	return next;
@@ -563,35 +534,13 @@ static uint64_t round_locked(struct xr_ghost *h, uint64_t now)
  * meanwhile is not ours to send on). */
 static void ring_answered(struct xr_ghost *h)
 {
-	static const char one = 1;
-
 	for (uint32_t i = 0; i < XR_GMEMBERS_MAX; i++) {
 		struct member *M = &h->m[i];
 		if (!M->answered)
 			continue;
 		M->answered = false;
 		if (M->live && !M->deaf)
-			(void)send(M->bell, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-	}
-}
-
-/* A few doorbell bytes of member i; descriptors sent on it go to the
- * closer (engine/table_host.c's drain says why). */
-static void drain(struct xr_ghost *h, struct member *M)
-{
-	for (int j = 0; j < 8; j++) {
-		char buf[8];
-		int fds[XR_CTL_FDS_MAX], n_fds = 0;
-		int r = xr__ctl_recv(M->bell, buf, sizeof(buf), fds, &n_fds, MSG_DONTWAIT);
-		for (int i = 0; i < n_fds; i++)
-			xr__closer_put(h->closer, fds[i], M->uid);
-		if (r > 0 || r == -EMSGSIZE)
-			continue;
-		if (r == 0 || (r != -EAGAIN && r != -EINTR)) {
-			epoll_ctl(h->ep, EPOLL_CTL_DEL, M->bell, NULL);
-			M->deaf = true;
-		}
-		break;
+			xr__svc_bell_ring(M->bell);
 	}
 }
 
@@ -606,7 +555,7 @@ static void readers(struct xr_ghost *h)
 		char stream[XR_STREAM_NAME_MAX + 1], label[48];
 		int rc;
 
-		thread_lock(h);
+		xr__svc_thread_lock(&h->b);
 		bool attach = G->used && !G->dying && !G->r && !G->failed;
 		if (G->used && G->dying) {
 			/* Nobody is left to take what it holds: released. */
@@ -614,7 +563,7 @@ static void readers(struct xr_ghost *h)
 				if (G->ib[i].refs)
 					xr_batch_release(G->r, &G->ib[i].b);
 			if (G->in_ep && G->r)
-				epoll_ctl(h->ep, EPOLL_CTL_DEL, xr_reader_fd(G->r), NULL);
+				epoll_ctl(h->b.ep, EPOLL_CTL_DEL, xr_reader_fd(G->r), NULL);
 			old = G->r;
 			free(G->q);
 			memset(G, 0, sizeof(*G));
@@ -624,16 +573,16 @@ static void readers(struct xr_ghost *h)
 			snprintf(label, sizeof(label), "group %s", G->name);
 			o = (xr_reader_opts){.stream = stream, .label = label, .policy = G->policy};
 		}
-		pthread_mutex_unlock(&h->mu);
+		pthread_mutex_unlock(&h->b.mu);
 		if (old)
 			xr_reader_detach(old);
 		if (!attach)
 			continue;
 		rc = xr_reader_attach(h->engine, &o, &r);
-		thread_lock(h);
+		xr__svc_thread_lock(&h->b);
 		if (rc == 0 && (!G->used || G->dying)) {
 			/* It ended while we attached. */
-			pthread_mutex_unlock(&h->mu);
+			pthread_mutex_unlock(&h->b.mu);
 			xr_reader_detach(r);
 			continue;
 		}
@@ -651,7 +600,7 @@ static void readers(struct xr_ghost *h)
 				G->base[k] = base;
 			}
 		}
-		pthread_mutex_unlock(&h->mu);
+		pthread_mutex_unlock(&h->b.mu);
 	}
 }
 
@@ -663,36 +612,36 @@ static void *run(void *arg)
 	while (!xr_load_acquire(&h->stop)) {
 		readers(h);
 		uint64_t now = xr__now_ns();
-		thread_lock(h);
+		xr__svc_thread_lock(&h->b);
 		uint64_t next = round_locked(h, now);
 		ring_answered(h);
-		pthread_mutex_unlock(&h->mu);
+		pthread_mutex_unlock(&h->b.mu);
 		int timeout = -1;
 		if (next != UINT64_MAX)
 			timeout = next <= now ? 0 : (int)((next - now + 999999) / 1000000);
-		int k = epoll_wait(h->ep, ev, 16, timeout);
+		int k = epoll_wait(h->b.ep, ev, 16, timeout);
 		if (k <= 0)
 			continue;
-		thread_lock(h);
+		xr__svc_thread_lock(&h->b);
 		for (int i = 0; i < k; i++) {
 			uint32_t tag = ev[i].data.u32;
 			if (tag < XR_GMEMBERS_MAX && h->m[tag].live && !h->m[tag].deaf)
-				drain(h, &h->m[tag]);
-			else if (tag == KICK_TAG) {
-				uint64_t v;
-				(void)!read(h->kick_fd, &v, sizeof(v));
-			} else if (tag >= GROUP_TAG && tag < GROUP_TAG + XR_GROUPS_MAX) {
+				h->m[tag].deaf =
+					!xr__svc_bell_drain(&h->b, h->m[tag].bell, h->m[tag].uid);
+			else if (tag == KICK_TAG)
+				xr__svc_kicked(&h->b);
+			else if (tag >= GROUP_TAG && tag < GROUP_TAG + XR_GROUPS_MAX) {
 				/* A group's reader woke: its wakeup message is
 				 * read by its next read or arm. Out of the set
 				 * until armed again, or a hung-up socket would
 				 * wake us for ever. */
 				struct group *G = &h->g[tag - GROUP_TAG];
 				if (G->in_ep && G->r)
-					epoll_ctl(h->ep, EPOLL_CTL_DEL, xr_reader_fd(G->r), NULL);
+					epoll_ctl(h->b.ep, EPOLL_CTL_DEL, xr_reader_fd(G->r), NULL);
 				G->in_ep = false;
 			}
 		}
-		pthread_mutex_unlock(&h->mu);
+		pthread_mutex_unlock(&h->b.mu);
 	}
 	return NULL;
 }
@@ -712,46 +661,23 @@ int xr__ghost_create(const char *engine, uint64_t hold_ns, struct xr_ghost **out
 	h->hold_ns = hold_ns;
 	for (uint32_t i = 0; i < XR_GMEMBERS_MAX; i++)
 		h->m[i].g = -1;
-	pthread_mutex_init(&h->mu, NULL);
-	h->ep = epoll_create1(EPOLL_CLOEXEC);
-	h->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	h->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	rc = xr__closer_start(&h->closer);
-	if (h->ep < 0 || h->stop_fd < 0 || h->kick_fd < 0 || rc < 0) {
-		rc = rc < 0 ? rc : -errno;
-		goto fail;
+	rc = xr__svc_init(&h->b, STOP_TAG, KICK_TAG);
+	if (rc == 0) {
+		rc = -pthread_create(&h->th, NULL, run, h);
+		if (rc < 0)
+			xr__svc_fini(&h->b);
 	}
-	struct epoll_event e = {.events = EPOLLIN, .data.u32 = STOP_TAG};
-	struct epoll_event k = {.events = EPOLLIN, .data.u32 = KICK_TAG};
-	if (epoll_ctl(h->ep, EPOLL_CTL_ADD, h->stop_fd, &e) < 0 ||
-	    epoll_ctl(h->ep, EPOLL_CTL_ADD, h->kick_fd, &k) < 0) {
-		rc = -errno;
-		goto fail;
+	if (rc < 0) {
+		snprintf(why, len, "cannot start consumer groups: %s", strerror(-rc));
+		free(h);
+		return rc;
 	}
-	rc = -pthread_create(&h->th, NULL, run, h);
-	if (rc < 0)
-		goto fail;
 	*out = h;
 	return 0;
-fail:
-	snprintf(why, len, "cannot start consumer groups: %s", strerror(-rc));
-	if (h->ep >= 0)
-		close(h->ep);
-	if (h->stop_fd >= 0)
-		close(h->stop_fd);
-	if (h->kick_fd >= 0)
-		close(h->kick_fd);
-	if (h->closer)
-		xr__closer_stop(h->closer);
-	pthread_mutex_destroy(&h->mu);
-	free(h);
-	return rc;
 }
 
 void xr__ghost_destroy(struct xr_ghost *h)
 {
-	uint64_t one = 1;
-
 	if (!h)
 		return;
 	/* The arena is closed: the thread hands out what the groups' readers
@@ -760,26 +686,25 @@ void xr__ghost_destroy(struct xr_ghost *h)
 	uint64_t until = xr__now_ns() + XR_GROUP_DRAIN_NS;
 	while (xr__now_ns() < until) {
 		bool busy = false;
-		kick(h);
-		control_lock(h);
+		xr__svc_kick(&h->b);
+		xr__svc_control_lock(&h->b);
 		for (uint32_t g = 0; g < XR_GROUPS_MAX; g++)
 			busy |= h->g[g].used && !h->g[g].dying &&
 				(!h->g[g].failed || h->g[g].held || h->g[g].q_len);
-		pthread_mutex_unlock(&h->mu);
+		pthread_mutex_unlock(&h->b.mu);
 		if (!busy)
 			break;
 		xr__sleep_ns(1000000);
 	}
 	xr_store_release(&h->stop, true);
-	(void)!write(h->stop_fd, &one, sizeof(one));
+	xr__svc_stop(&h->b);
 	pthread_join(h->th, NULL);
 	for (uint32_t i = 0; i < XR_GMEMBERS_MAX; i++) {
 		struct member *M = &h->m[i];
 		if (!M->live)
 			continue;
 		/* The member's next wait sees its doorbell hang up. */
-		shutdown(M->bell, SHUT_RDWR);
-		xr__closer_put(h->closer, M->bell, M->uid);
+		xr__svc_bell_close(&h->b, M->bell, M->uid);
 		munmap(M->page, XR_GPAGE_SIZE);
 	}
 	for (uint32_t g = 0; g < XR_GROUPS_MAX; g++) {
@@ -787,11 +712,7 @@ void xr__ghost_destroy(struct xr_ghost *h)
 			xr_reader_detach(h->g[g].r); /* its held batches with it */
 		free(h->g[g].q);
 	}
-	xr__closer_stop(h->closer);
-	close(h->ep);
-	close(h->stop_fd);
-	close(h->kick_fd);
-	pthread_mutex_destroy(&h->mu);
+	xr__svc_fini(&h->b);
 	free(h);
 }
 
@@ -855,18 +776,14 @@ int xr__ghost_join(struct xr_ghost *h, const struct xr_ctl_caller *who, const ch
 		return XR_EPOLICY;
 	}
 	rc = make_page(&page_fd, &page);
-	if (rc == 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
-				  pair) < 0)
-		rc = -errno;
+	if (rc == 0)
+		rc = xr__svc_bell_pair(pair);
 	if (rc < 0) {
 		snprintf(why, len, "group %s: cannot make a member's page: %s", m->group,
 			 strerror(-rc));
 		goto fail;
 	}
-	int zero = 0;
-	(void)setsockopt(pair[0], SOL_SOCKET, SO_PASSRIGHTS, &zero, sizeof(zero));
-
-	control_lock(h);
+	xr__svc_control_lock(&h->b);
 	for (int g = 0; g < XR_GROUPS_MAX; g++) {
 		struct group *G = &h->g[g];
 		if (!G->used) {
@@ -912,7 +829,7 @@ int xr__ghost_join(struct xr_ghost *h, const struct xr_ctl_caller *who, const ch
 		goto unlock;
 	}
 	struct epoll_event e = {.events = EPOLLIN, .data.u32 = (uint32_t)mi};
-	if (epoll_ctl(h->ep, EPOLL_CTL_ADD, pair[0], &e) < 0) {
+	if (epoll_ctl(h->b.ep, EPOLL_CTL_ADD, pair[0], &e) < 0) {
 		rc = -errno;
 		snprintf(why, len, "group %s: %s", m->group, strerror(-rc));
 		goto unlock;
@@ -932,13 +849,13 @@ int xr__ghost_join(struct xr_ghost *h, const struct xr_ctl_caller *who, const ch
 				   .uid = who->uid, .page = page};
 	*r = (struct xr_ctl_group_joined){.member = (uint32_t)mi, .policy = h->g[gi].policy,
 					  .page_bytes = XR_GPAGE_SIZE};
-	pthread_mutex_unlock(&h->mu);
-	kick(h);
+	pthread_mutex_unlock(&h->b.mu);
+	xr__svc_kick(&h->b);
 	fds[0] = page_fd;
 	fds[1] = pair[1];
 	return 0;
 unlock:
-	pthread_mutex_unlock(&h->mu);
+	pthread_mutex_unlock(&h->b.mu);
 fail:
 	for (int i = 0; i < 2; i++)
 		if (pair[i] >= 0)
@@ -955,21 +872,19 @@ void xr__ghost_gone(struct xr_ghost *h, uint64_t conn)
 	bool kicked = false;
 	uint64_t now = xr__now_ns();
 
-	control_lock(h);
+	xr__svc_control_lock(&h->b);
 	for (uint32_t i = 0; i < XR_GMEMBERS_MAX; i++) {
 		struct member *M = &h->m[i];
 		if (!M->live || M->conn != conn)
 			continue;
 		leave(h, M, now);
-		epoll_ctl(h->ep, EPOLL_CTL_DEL, M->bell, NULL);
-		shutdown(M->bell, SHUT_RDWR);
-		xr__closer_put(h->closer, M->bell, M->uid);
+		xr__svc_bell_close(&h->b, M->bell, M->uid);
 		munmap(M->page, XR_GPAGE_SIZE);
 		*M = (struct member){.g = -1};
 		kicked = true;
 	}
-	pthread_mutex_unlock(&h->mu);
+	pthread_mutex_unlock(&h->b.mu);
 	/* Its grants went back: parked members may take them now. */
 	if (kicked)
-		kick(h);
+		xr__svc_kick(&h->b);
 }

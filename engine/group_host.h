@@ -13,7 +13,7 @@
  * as the group's policy says. The thread takes batches from that reader and
  * grants them, whole or in pieces, to members that ask, through each
  * member's page (shm/group_layout.h) and doorbell (a socket pair, as a
- * table's trainer has: engine/table_host.h says why). A member reads the
+ * table's trainer has: engine/service_base.h says why). A member reads the
  * records in place in the arena it maps as a reader, and gives each grant
  * back done (released) or returned (for another member). An internal batch
  * is released to the ring when every piece of it is done.

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "control/closer.h"
+#include "engine/service_base.h"
 #include "control/proto.h"
 #include "engine/table_service.h"
 #include "engine/transitions.h"
@@ -23,9 +24,6 @@
 #include "util/clock.h"
 #include "xring/reader.h"
 
-#ifndef SO_PASSRIGHTS
-#define SO_PASSRIGHTS 83 /* Linux 6.16 */
-#endif
 
 /* Tables a uid other than the engine's may create, and trainers it may
  * hold open (a quarter of them: the rest stay for others). */
@@ -83,14 +81,9 @@ struct feed {
 
 struct xr_thost {
 	pthread_t th;
-	pthread_mutex_t mu;
-	_Atomic uint32_t waiting;  /* the control thread waits for mu */
+	struct xr_svc_base b;
 	struct xr_tsvc *svc;
-	int ep;
-	int stop_fd;       /* eventfd: the engine's own, never a peer's */
-	int kick_fd;       /* eventfd: a new feed; read by the thread */
 	_Atomic bool stop;
-	struct xr_closer *closer; /* closes what a trainer may have made slow */
 	uint32_t owner_uid[XR_TSVC_TABLES_MAX];
 	bool created[XR_TSVC_TABLES_MAX];
 	uint32_t engine_uid;
@@ -99,63 +92,20 @@ struct xr_thost {
 	struct trainer tr[XR_TSVC_CLIENTS_MAX];
 };
 
-/*
- * The lock, taken by the table thread round after round, and now and then
- * by the control thread. A mutex is not fair: a thread that unlocks and
- * locks again at once keeps it from a waiter for as long as it loops (a
- * busy feed did, seconds long, and the control thread's requests timed
- * out). So the control thread says it waits, and the table thread lets it
- * go first.
- */
-static void control_lock(struct xr_thost *h)
-{
-	atomic_fetch_add_explicit(&h->waiting, 1, memory_order_relaxed);
-	pthread_mutex_lock(&h->mu);
-	atomic_fetch_sub_explicit(&h->waiting, 1, memory_order_relaxed);
-}
-
-static void thread_lock(struct xr_thost *h)
-{
-	/* Relaxed: a hint of who goes first; the mutex orders the rest. */
-	while (atomic_load_explicit(&h->waiting, memory_order_relaxed))
-		sched_yield();
-	pthread_mutex_lock(&h->mu);
-}
-
 /* Rings the trainers answered (under the lock: a bell closed meanwhile is
  * not ours to send on, and its number may be another file's by now). */
 static void ring(struct xr_thost *h, uint64_t answered)
 {
-	static const char one = 1;
-
 	for (uint32_t c = 0; answered; c++, answered >>= 1)
 		if ((answered & 1) && h->tr[c].live && !h->tr[c].deaf)
-			(void)send(h->tr[c].bell, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+			xr__svc_bell_ring(h->tr[c].bell);
 }
 
-/* Reads a few doorbell bytes of trainer c. Descriptors a trainer sends on
- * its bell (where the kernel cannot refuse them: SO_PASSRIGHTS) go to the
- * closer: their last close may take as long as the trainer arranged. */
+/* Reads a few doorbell bytes of trainer c (engine/service_base.h). */
 static void drain(struct xr_thost *h, uint32_t c)
 {
-	for (int j = 0; j < 8; j++) {
-		char buf[8];
-		int fds[XR_CTL_FDS_MAX], n_fds = 0;
-		int r = xr__ctl_recv(h->tr[c].bell, buf, sizeof(buf), fds, &n_fds, MSG_DONTWAIT);
-		for (int i = 0; i < n_fds; i++)
-			xr__closer_put(h->closer, fds[i], h->tr[c].uid);
-		if (r > 0 || r == -EMSGSIZE)
-			continue;
-		/* The trainer closed its end (0), or the pair failed: out of
-		 * the set, or epoll would return at once for ever. Its
-		 * requests are served only when something else wakes the
-		 * thread (another trainer, a deadline): its own doing. */
-		if (r == 0 || (r != -EAGAIN && r != -EINTR)) {
-			epoll_ctl(h->ep, EPOLL_CTL_DEL, h->tr[c].bell, NULL);
-			h->tr[c].deaf = true;
-		}
-		break;
-	}
+	if (!xr__svc_bell_drain(&h->b, h->tr[c].bell, h->tr[c].uid))
+		h->tr[c].deaf = true;
 }
 
 /* Takes feed t's reader as far as it can this round; returns whether it
@@ -171,7 +121,7 @@ static void feed_fail(struct xr_thost *h, struct feed *f, const char *what)
 	snprintf(f->why, sizeof(f->why), "stream %s: %s", f->stream, what);
 	if (f->r) {
 		if (f->in_ep)
-			epoll_ctl(h->ep, EPOLL_CTL_DEL, xr_reader_fd(f->r), NULL);
+			epoll_ctl(h->b.ep, EPOLL_CTL_DEL, xr_reader_fd(f->r), NULL);
 		if (f->holding)
 			xr_batch_release(f->r, &f->b);
 		xr_reader_detach(f->r);
@@ -210,7 +160,7 @@ static bool feed_step(struct xr_thost *h, uint32_t t)
 			int fd = xr_reader_fd(f->r);
 			if (rc == 0 && fd >= 0 && !f->in_ep) {
 				struct epoll_event e = {.events = EPOLLIN, .data.u32 = FEED_TAG + t};
-				f->in_ep = epoll_ctl(h->ep, EPOLL_CTL_ADD, fd, &e) == 0;
+				f->in_ep = epoll_ctl(h->b.ep, EPOLL_CTL_ADD, fd, &e) == 0;
 			}
 			if (rc >= 0)
 				return false;
@@ -224,7 +174,7 @@ static bool feed_step(struct xr_thost *h, uint32_t t)
 		f->done = 0;
 		f->cur = f->b.first;
 	}
-	thread_lock(h);
+	xr__svc_thread_lock(&h->b);
 	while (f->done < f->b.count) {
 		const xr_frame *fr = f->b.frames ? f->b.frames[f->done] : f->cur;
 		if (f->trans && !f->built) {
@@ -263,7 +213,7 @@ static bool feed_step(struct xr_thost *h, uint32_t t)
 			f->cur = xr_frame_next(f->cur);
 		moved = true;
 	}
-	pthread_mutex_unlock(&h->mu);
+	pthread_mutex_unlock(&h->b.mu);
 	/* A lossy stream's reader may not hold a batch the table refuses (it
 	 * would be evicted at its lease timeout): the rest of it is dropped,
 	 * as the stream drops records for readers too slow for it. */
@@ -283,7 +233,7 @@ static bool feed_step(struct xr_thost *h, uint32_t t)
 	} else if (f->in_ep) {
 		/* Blocked by the table: the reader's wakeups could only make
 		 * the loop spin; samples (doorbells) are what moves it now. */
-		epoll_ctl(h->ep, EPOLL_CTL_DEL, xr_reader_fd(f->r), NULL);
+		epoll_ctl(h->b.ep, EPOLL_CTL_DEL, xr_reader_fd(f->r), NULL);
 		f->in_ep = false;
 	}
 	return moved;
@@ -309,10 +259,10 @@ static void *run(void *arg)
 		uint64_t next, answered, now = xr__now_ns();
 		int n;
 
-		thread_lock(h);
+		xr__svc_thread_lock(&h->b);
 		n = xr__tsvc_poll(h->svc, now, &next, &answered);
 		ring(h, answered);
-		pthread_mutex_unlock(&h->mu);
+		pthread_mutex_unlock(&h->b.mu);
 		if (n > 0)
 			spin_until = now + XR_THOST_SPIN_NS;
 		if (feed_round(h))
@@ -322,7 +272,7 @@ static void *run(void *arg)
 		int timeout = -1;
 		if (next != UINT64_MAX)
 			timeout = next <= now ? 0 : (int)((next - now + 999999) / 1000000);
-		int k = epoll_wait(h->ep, ev, 16, timeout);
+		int k = epoll_wait(h->b.ep, ev, 16, timeout);
 		if (k <= 0)
 			continue;
 		/* Under the lock: a trainer closed meanwhile has its bell
@@ -330,18 +280,16 @@ static void *run(void *arg)
 		 * which bell index c is now, or that c is gone. A few bytes
 		 * at most per bell: one per request honestly; the rest wait
 		 * for the next round, and epoll returns at once for them. */
-		thread_lock(h);
+		xr__svc_thread_lock(&h->b);
 		for (int i = 0; i < k; i++) {
 			uint32_t c = ev[i].data.u32;
 			if (c < XR_TSVC_CLIENTS_MAX && h->tr[c].live && !h->tr[c].deaf)
 				drain(h, c);
 			/* A feed's reader: the next round reads it. */
-			if (c == KICK_TAG) {
-				uint64_t v;
-				(void)!read(h->kick_fd, &v, sizeof(v)); /* ours alone */
-			}
+			if (c == KICK_TAG)
+				xr__svc_kicked(&h->b);
 		}
-		pthread_mutex_unlock(&h->mu);
+		pthread_mutex_unlock(&h->b.mu);
 	}
 	return NULL;
 }
@@ -358,52 +306,32 @@ int xr__thost_create(const char *engine, struct xr_thost **out, char *why, size_
 	if (engine)
 		snprintf(h->engine, sizeof(h->engine), "%s", engine);
 	h->engine_uid = (uint32_t)geteuid();
-	pthread_mutex_init(&h->mu, NULL);
-	h->ep = epoll_create1(EPOLL_CLOEXEC);
-	h->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	h->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	rc = xr__svc_init(&h->b, UINT32_MAX, KICK_TAG);
+	if (rc < 0) {
+		free(h);
+		snprintf(why, len, "cannot start the table service: %s", strerror(-rc));
+		return rc;
+	}
 	rc = xr__tsvc_create(&h->svc);
 	if (rc == 0)
-		rc = xr__closer_start(&h->closer);
-	if (h->ep < 0 || h->stop_fd < 0 || h->kick_fd < 0 || rc < 0) {
-		rc = rc < 0 ? rc : -errno;
-		goto fail;
+		rc = -pthread_create(&h->th, NULL, run, h);
+	if (rc < 0) {
+		snprintf(why, len, "cannot start the table service: %s", strerror(-rc));
+		xr__tsvc_destroy(h->svc);
+		xr__svc_fini(&h->b);
+		free(h);
+		return rc;
 	}
-	struct epoll_event e = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
-	struct epoll_event k = {.events = EPOLLIN, .data.u32 = KICK_TAG};
-	if (epoll_ctl(h->ep, EPOLL_CTL_ADD, h->stop_fd, &e) < 0 ||
-	    epoll_ctl(h->ep, EPOLL_CTL_ADD, h->kick_fd, &k) < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	rc = -pthread_create(&h->th, NULL, run, h);
-	if (rc < 0)
-		goto fail;
 	*out = h;
 	return 0;
-fail:
-	snprintf(why, len, "cannot start the table service: %s", strerror(-rc));
-	if (h->ep >= 0)
-		close(h->ep);
-	if (h->stop_fd >= 0)
-		close(h->stop_fd);
-	if (h->kick_fd >= 0)
-		close(h->kick_fd);
-	xr__tsvc_destroy(h->svc);
-	if (h->closer)
-		xr__closer_stop(h->closer);
-	free(h);
-	return rc;
 }
 
 void xr__thost_destroy(struct xr_thost *h)
 {
-	uint64_t one = 1;
-
 	if (!h)
 		return;
 	xr_store_release(&h->stop, true);
-	(void)write(h->stop_fd, &one, sizeof(one));
+	xr__svc_stop(&h->b);
 	pthread_join(h->th, NULL);
 	for (uint32_t t = 0; t < XR_TSVC_TABLES_MAX; t++) {
 		if (h->feeds[t].r)
@@ -413,13 +341,9 @@ void xr__thost_destroy(struct xr_thost *h)
 	}
 	for (uint32_t c = 0; c < XR_TSVC_CLIENTS_MAX; c++)
 		if (h->tr[c].live)
-			xr__closer_put(h->closer, h->tr[c].bell, h->tr[c].uid);
+			xr__closer_put(h->b.closer, h->tr[c].bell, h->tr[c].uid);
 	xr__tsvc_destroy(h->svc);
-	xr__closer_stop(h->closer);
-	close(h->ep);
-	close(h->stop_fd);
-	close(h->kick_fd);
-	pthread_mutex_destroy(&h->mu);
+	xr__svc_fini(&h->b);
 	free(h);
 }
 
@@ -449,13 +373,13 @@ int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 		snprintf(why, len, "table %s: capacity x item size is over 16 GiB", m->name);
 		return -E2BIG;
 	}
-	control_lock(h);
+	xr__svc_control_lock(&h->b);
 	if (who->uid != h->engine_uid) {
 		for (int i = 0; i < XR_TSVC_TABLES_MAX; i++)
 			if (h->created[i] && h->owner_uid[i] == who->uid)
 				mine++;
 		if (mine >= XR_THOST_TABLES_PER_UID) {
-			pthread_mutex_unlock(&h->mu);
+			pthread_mutex_unlock(&h->b.mu);
 			snprintf(why, len, "uid %u has created %d tables, its most", who->uid, mine);
 			return -EDQUOT;
 		}
@@ -464,13 +388,13 @@ int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 	 * hold the games as long as they like: a table whose limiter never
 	 * lets a record in would be another uid's way to stop the engine. */
 	if ((m->flags & XR_CTL_TABLE_FED) && who->uid != h->engine_uid) {
-		pthread_mutex_unlock(&h->mu);
+		pthread_mutex_unlock(&h->b.mu);
 		snprintf(why, len, "table %s: only the engine's own uid may have it feed a table",
 			 m->name);
 		return -EPERM;
 	}
 	if ((m->flags & XR_CTL_TABLE_FED) && !h->engine[0]) {
-		pthread_mutex_unlock(&h->mu);
+		pthread_mutex_unlock(&h->b.mu);
 		snprintf(why, len, "table %s: this engine feeds no tables", m->name);
 		return -ENOTSUP;
 	}
@@ -478,7 +402,7 @@ int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 	    (!isfinite(m->priority) || m->priority < 0 ||
 	     (m->sampler == XR_SAMPLER_PRIORITIZED &&
 	      !(pow(m->priority, m->alpha) <= DBL_MAX / (2.0 * (m->capacity ? m->capacity : 1)))))) {
-		pthread_mutex_unlock(&h->mu);
+		pthread_mutex_unlock(&h->b.mu);
 		snprintf(why, len, "table %s: the fed items' priority must be a finite number >= 0",
 			 m->name);
 		return -EINVAL;
@@ -490,7 +414,7 @@ int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 		item = rc == 0 ? malloc(m->item_size) : NULL;
 		if (!item) {
 			xr__trans_destroy(tr);
-			pthread_mutex_unlock(&h->mu);
+			pthread_mutex_unlock(&h->b.mu);
 			snprintf(why, len, "table %s: out of memory", m->name);
 			return -ENOMEM;
 		}
@@ -516,13 +440,12 @@ int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 			snprintf(f->label, sizeof(f->label), "table %s", m->name);
 			xr_store_release(&f->want, true);
 			/* The thread may be asleep: its next round attaches. */
-			uint64_t one = 1;
-			(void)!write(h->kick_fd, &one, sizeof(one));
+			xr__svc_kick(&h->b);
 		}
 		r->table = (uint32_t)t;
 		r->pad_ = 0;
 	}
-	pthread_mutex_unlock(&h->mu);
+	pthread_mutex_unlock(&h->b.mu);
 	if (rc < 0)
 		snprintf(why, len, "table %s: %s", m->name, w ? w : strerror(-rc));
 	return rc;
@@ -536,10 +459,10 @@ int xr__thost_table_open(struct xr_thost *h, const struct xr_ctl_caller *who,
 	uint32_t client;
 	uint64_t store_bytes, page_bytes;
 
-	control_lock(h);
+	xr__svc_control_lock(&h->b);
 	int t = xr__tsvc_table_find(h->svc, m->name);
 	if (t < 0) {
-		pthread_mutex_unlock(&h->mu);
+		pthread_mutex_unlock(&h->b.mu);
 		snprintf(why, len, "no table %s (create it first)", m->name);
 		return -ENOENT;
 	}
@@ -548,19 +471,14 @@ int xr__thost_table_open(struct xr_thost *h, const struct xr_ctl_caller *who,
 		for (uint32_t c = 0; c < XR_TSVC_CLIENTS_MAX; c++)
 			mine += h->tr[c].live && h->tr[c].uid == who->uid;
 		if (mine >= XR_THOST_TRAINERS_PER_UID) {
-			pthread_mutex_unlock(&h->mu);
+			pthread_mutex_unlock(&h->b.mu);
 			snprintf(why, len, "uid %u holds %u trainers open, its most", who->uid, mine);
 			return -EDQUOT;
 		}
 	}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0) {
-		rc = -errno;
+	rc = xr__svc_bell_pair(pair);
+	if (rc < 0)
 		goto fail;
-	}
-	/* Refuse descriptors on the engine's end where the kernel can; where
-	 * it cannot, drain() hands them to the closer. */
-	int zero = 0;
-	(void)setsockopt(pair[0], SOL_SOCKET, SO_PASSRIGHTS, &zero, sizeof(zero));
 	store = xr__tsvc_store_fd(h->svc, t, &store_bytes);
 	if (store < 0) {
 		rc = store;
@@ -570,7 +488,7 @@ int xr__thost_table_open(struct xr_thost *h, const struct xr_ctl_caller *who,
 	if (rc < 0)
 		goto fail;
 	struct epoll_event e = {.events = EPOLLIN, .data.u32 = client};
-	if (epoll_ctl(h->ep, EPOLL_CTL_ADD, pair[0], &e) < 0) {
+	if (epoll_ctl(h->b.ep, EPOLL_CTL_ADD, pair[0], &e) < 0) {
 		rc = -errno;
 		xr__tsvc_close(h->svc, client);
 		goto fail;
@@ -582,13 +500,13 @@ int xr__thost_table_open(struct xr_thost *h, const struct xr_ctl_caller *who,
 					  .capacity = tb->cfg.capacity,
 					  .item_size = xr__tsvc_item_size(h->svc, t),
 					  .store_bytes = store_bytes, .page_bytes = page_bytes};
-	pthread_mutex_unlock(&h->mu);
+	pthread_mutex_unlock(&h->b.mu);
 	fds[0] = store;
 	fds[1] = page;
 	fds[2] = pair[1];
 	return 0;
 fail:
-	pthread_mutex_unlock(&h->mu);
+	pthread_mutex_unlock(&h->b.mu);
 	for (int i = 0; i < 2; i++)
 		if (pair[i] >= 0)
 			close(pair[i]);
@@ -604,7 +522,7 @@ void xr__thost_gone(struct xr_thost *h, uint64_t conn)
 {
 	bool kicked = false;
 
-	control_lock(h);
+	xr__svc_control_lock(&h->b);
 	for (uint32_t c = 0; c < XR_TSVC_CLIENTS_MAX; c++) {
 		if (!h->tr[c].live || h->tr[c].conn != conn)
 			continue;
@@ -613,18 +531,12 @@ void xr__thost_gone(struct xr_thost *h, uint64_t conn)
 		 * looks a bell up by index under the lock, so it never uses
 		 * this fd number again for trainer c. */
 		h->tr[c].live = false;
-		epoll_ctl(h->ep, EPOLL_CTL_DEL, h->tr[c].bell, NULL);
-		/* Its unread messages may hold descriptors in flight, whose
-		 * release the last close runs: the closer's to do. */
-		shutdown(h->tr[c].bell, SHUT_RDWR);
-		xr__closer_put(h->closer, h->tr[c].bell, h->tr[c].uid);
+		xr__svc_bell_close(&h->b, h->tr[c].bell, h->tr[c].uid);
 		kicked = true;
 	}
-	pthread_mutex_unlock(&h->mu);
+	pthread_mutex_unlock(&h->b.mu);
 	/* Leases ended: a feed or parked request they held back may go now,
 	 * and the thread may be asleep with nothing else to wake it. */
-	if (kicked) {
-		uint64_t one = 1;
-		(void)!write(h->kick_fd, &one, sizeof(one));
-	}
+	if (kicked)
+		xr__svc_kick(&h->b);
 }

@@ -7,17 +7,10 @@
  * and what the control thread asks of it: create a table, open one for a
  * trainer, forget a connection's trainers.
  *
- * Doorbells. A trainer gets its end of a socket pair (SOCK_SEQPACKET) with
- * its page: after publishing a request it sends one byte; after answering,
- * the service sends one byte back. The service only ever receives and sends
- * with MSG_DONTWAIT on its own end, a file description no peer holds, so no
- * peer can make those calls block (an eventfd, shared with the peer, could
- * be switched to blocking under the engine). A byte waits in the socket until
- * read, so no wakeup is lost on either side: the service's epoll returns
- * while any doorbell holds a byte, and a trainer's poll() while its answer's
- * byte is unread. A trainer that fills its socket only fills its own: the
- * service drains at most a few bytes per doorbell per round, and serves at
- * most one request per trainer per round.
+ * Doorbells. A trainer gets its end of a socket pair with its page, as
+ * engine/service_base.h describes. A trainer that fills its socket only
+ * fills its own: the service drains at most a few bytes per doorbell per
+ * round, and serves at most one request per trainer per round.
  *
  * Locking. The service's state is the table thread's; the control thread
  * takes the host's mutex to create tables and open or close trainers, which
