@@ -258,6 +258,20 @@ static void print_readers(const struct xr_arena *a, uint32_t s, uint32_t r, bool
 		o.policy = sl->policy;
 		printable_label(o.label, sl->label, sizeof(sl->label));
 		reader_ring(a, slot, r, &o);
+		bool member = xr_load_relaxed(&sl->group_member) != 0;
+		if (member) {
+			/* Its records come through its group's reader. */
+			if (json)
+				printf("%s{\"slot\":%u,\"pid\":%d,\"label\":\"%s\",\"state\":\"%s\","
+				       "\"group_member\":true}",
+				       first ? "" : ",", slot, o.pid, o.label, slot_state(o.state));
+			else
+				printf("      reader %u pid %d %s (%s, group member): reads through "
+				       "its group's reader\n",
+				       slot, o.pid, o.label, slot_state(o.state));
+			first = false;
+			continue;
+		}
 		if (json)
 			printf("%s{\"slot\":%u,\"pid\":%d,\"label\":\"%s\",\"state\":\"%s\",\"policy\":"
 			       "\"%s\",\"read\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"pending\":%" PRIu64

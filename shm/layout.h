@@ -46,7 +46,7 @@
 #include "xring/types.h"
 
 #define XR_MAGIC 0x31414e4552415258ull /* "XRARENA1" little-endian */
-#define XR_LAYOUT_VERSION 8u
+#define XR_LAYOUT_VERSION 9u
 
 #define XR_CACHELINE 64
 #define XR_MAX_STREAMS 8
@@ -263,7 +263,11 @@ struct xr_reader_info {
 					* namespace); nothing is keyed by it */
 	uint32_t uid;
 	uint32_t gen;                  /* bumped at every claim */
-	uint32_t pad_;
+	/* Nonzero: the reader joined a consumer group (docs/groups.md): its
+	 * records come through its group, and its own cursors say nothing.
+	 * Stored (relaxed) by the control thread at the join, zeroed with the
+	 * slot's other fields at the next claim: for tools to show. */
+	_Atomic uint32_t group_member;
 	uint64_t attach_ns;            /* CLOCK_REALTIME */
 	char label[16];
 	uint8_t pad1_[8];

@@ -267,6 +267,7 @@ int xr__peer_claim(struct xr_arena *a, const struct xr_peer_claim *c, int *page_
 		if (c->label)
 			memcpy(info->label, c->label, strnlen(c->label, sizeof(info->label) - 1));
 		xr_store_relaxed(&info->evict_reason, XR_EVICT_NONE);
+		xr_store_relaxed(&info->group_member, 0);
 		/* The last reader's figures go with its slot (zero is what a
 		 * new page holds, so relaxed stores, like the mirror's). */
 		copy_figs(&a->figs[i], NULL);

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import xring
-from xrtest import child_env, python, reader, wait_for
+from xrtest import child_env, info, python, reader, wait_for
 
 
 def _seqs(batch):
@@ -47,6 +47,10 @@ def test_members_split_the_stream(engine):
         assert s["read"] == len(got[id(a)])
         assert s["group_done"] >= len(got[id(a)]) + len(got[id(b)])
         assert s["redelivered"] == 0
+        # xring info shows the members as such, and the group's own reader.
+        readers = info(engine)["readers"]
+        assert sum(1 for r in readers if r.get("group_member")) == 2
+        assert any(r["label"] == "group split" for r in readers)
         # A member that closes leaves: the other takes every record.
         a.close()
         s = b.stats()
