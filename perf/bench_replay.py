@@ -41,9 +41,12 @@ get when nothing is shared, the CPUs the only limit). On a 2-CPU machine
 the engine's table thread is a runnable thread too: 2 samplers already
 share the CPUs with it, 4 oversubscribe them (the output says so).
 
-Pinning (unless --no-pin, or fewer than 2 CPUs allowed): the engine on the
-first CPU for the whole run, this process on the second for part 1; in
-part 2 the samplers are not pinned.
+Pinning (unless --no-pin, or fewer than 2 CPUs allowed): in part 1 the
+engine on the first CPU, this process on the second; in part 2 nothing is
+pinned (the engine's threads are let go on every CPU again), as a trainer
+would run. Part 2 also prints CPU time a batch: the samplers' (process
+time) and the engine's (/proc), which says where the CPUs went (both
+sides spin a little before they sleep: docs/replay.md, "The service").
 
   perf/bench_replay.py [--build DIR] [--items 100000,1000000]
                        [--batches 32,256,1024] [--samplers uniform,prioritized]
@@ -114,28 +117,43 @@ def summary(ns):
 
 # -- the two ways to sample -------------------------------------------------
 
-def xring_round(t, b):
-    """One timed round through the engine's table: ns."""
+def xring_round(t, b, parts=None):
+    """One timed round through the engine's table: ns. With parts (three
+    lists), also the sample, the gather and the release apart."""
     t0 = time.perf_counter_ns()
     s = t.sample(b)
-    x = s.items
-    s.release()
     t1 = time.perf_counter_ns()
+    x = s.items
+    t2 = time.perf_counter_ns()
+    s.release()
+    t3 = time.perf_counter_ns()
     if len(x) != b:
         raise RuntimeError(f"xring sampled {len(x)} of {b}")
-    return t1 - t0
+    if parts is not None:
+        parts[0].append(t1 - t0)
+        parts[1].append(t2 - t1)
+        parts[2].append(t3 - t2)
+    return t3 - t0
 
 
-def numpy_round(buf, b, prioritized):
+def numpy_round(buf, b, prioritized, parts=None):
+    """One timed round of a numpy buffer: its sample(), written out as its
+    two steps (the draw with weights, the gather) so that parts (two lists)
+    can take each apart."""
     t0 = time.perf_counter_ns()
     if prioritized:
-        _slots, x, _w, _p = buf.sample(b, BETA)
+        slots, _w, _p = buf.draw_weighted(b, BETA)
     else:
-        _slots, x = buf.sample(b)
+        slots = buf.draw(b)
     t1 = time.perf_counter_ns()
+    x = buf.items[slots]
+    t2 = time.perf_counter_ns()
     if len(x) != b:
         raise RuntimeError(f"numpy sampled {len(x)} of {b}")
-    return t1 - t0
+    if parts is not None:
+        parts[0].append(t1 - t0)
+        parts[1].append(t2 - t1)
+    return t2 - t0
 
 
 def make_numpy(sampler, n, item_size):
@@ -204,7 +222,7 @@ def part1(args, xring, engine, run):
             prefault(t)
             run["tables"][(n, sampler)] = name
             for b in args.batches:
-                xs, ns = [], []
+                xs, ns, parts, nparts = [], [], ([], [], []), ([], [])
                 for _ in range(args.warmup):
                     xring_round(t, b)
                     numpy_round(buf, b, prioritized)
@@ -212,13 +230,17 @@ def part1(args, xring, engine, run):
                 done = 0
                 while done < args.rounds:
                     k = min(block, args.rounds - done)
-                    xs += [xring_round(t, b) for _ in range(k)]
-                    ns += [numpy_round(buf, b, prioritized) for _ in range(k)]
+                    xs += [xring_round(t, b, parts) for _ in range(k)]
+                    ns += [numpy_round(buf, b, prioritized, nparts) for _ in range(k)]
                     done += k
                 x, nb = summary(xs), summary(ns)
                 row = {"sampler": sampler, "items": n, "batch": b, "xring": x, "numpy": nb,
                        "ratio_p50": x["p50"] / nb["p50"], "ratio_p99": x["p99"] / nb["p99"],
-                       "fill_s": fill_s}
+                       "fill_s": fill_s, "xring_parts_p50": {
+                           k: pct(np.asarray(v) / 1e3, 50)
+                           for k, v in zip(("sample", "gather", "release"), parts)},
+                       "numpy_parts_p50": {
+                           k: pct(np.asarray(v) / 1e3, 50) for k, v in zip(("draw", "gather"), nparts)}}
                 rows.append(row)
                 if not args.json:
                     print_row(row)
@@ -267,15 +289,20 @@ def print_head1(args, meta):
           f"{args.rounds} rounds a line; a round: sample B + gather the items (+ release, xring);\n"
           f"'  update' lines: update_priorities of a sampled batch's B keys alone")
     print(f"{'sampler':<12}{'items':>8}{'batch':>6} | {'xring us p50':>12}{'p99':>8} | "
-          f"{'numpy us p50':>12}{'p99':>8} | {'xring/numpy p50':>15}{'p99':>6}")
+          f"{'numpy us p50':>12}{'p99':>8} | {'xring/numpy p50':>15}{'p99':>6} | "
+          f"xring p50: sample  gather release | numpy p50: draw  gather")
     sys.stdout.flush()
 
 
 def print_row(r):
     x, nb = r["xring"], r["numpy"]
+    parts = ""
+    if "xring_parts_p50" in r:
+        parts = " | " + " ".join(f"{v:7.1f}" for v in r["xring_parts_p50"].values()) + " | " + \
+            " ".join(f"{v:7.1f}" for v in r["numpy_parts_p50"].values())
     print(f"{r['sampler']:<12}{r['items']:>8}{r['batch']:>6} | {x['p50']:>12.1f}{x['p99']:>8.1f} | "
-          f"{nb['p50']:>12.1f}{nb['p99']:>8.1f} | {r['ratio_p50']:>15.2f}{r['ratio_p99']:>6.2f}",
-          flush=True)
+          f"{nb['p50']:>12.1f}{nb['p99']:>8.1f} | {r['ratio_p50']:>15.2f}{r['ratio_p99']:>6.2f}"
+          f"{parts}", flush=True)
 
 
 # -- part 2 -----------------------------------------------------------------
@@ -304,19 +331,39 @@ def worker(spec):
     deadline = float(go[1])
     lat = []
     start = time.monotonic()
+    cpu0 = time.process_time()
     end = start
     while end < deadline:
         lat.append(one())
         end = time.monotonic()
     s = summary(lat)
+    s["cpu_s"] = time.process_time() - cpu0
+    s["batches"] = len(lat)
     s["batches_per_s"] = len(lat) / (end - start)
     s["samples_per_s"] = s["batches_per_s"] * spec["batch"]
     print(json.dumps(s), flush=True)
     return 0
 
 
-def run_procs(args, k, spec, env):
-    """k worker processes of spec, started together: their figures."""
+def proc_cpu_s(pid):
+    """CPU seconds (user + system, all threads) of process pid so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def unpin(pid, cpus):
+    """Every thread of process pid may run on cpus again."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def run_procs(args, k, spec, env, engine_pid):
+    """k worker processes of spec, started together: their figures, and the
+    engine's CPU seconds over their run."""
     procs = []
     try:
         for i in range(k):
@@ -327,6 +374,7 @@ def run_procs(args, k, spec, env):
             line = p.stdout.readline()
             if line.strip() != "ready":
                 raise RuntimeError(f"a sampler did not start: {line!r}")
+        e0 = proc_cpu_s(engine_pid)
         deadline = time.monotonic() + args.procs_seconds
         for p in procs:
             p.stdin.write(f"go {deadline!r}\n")
@@ -337,7 +385,7 @@ def run_procs(args, k, spec, env):
             if p.wait(timeout=args.procs_seconds + 60) != 0 or not line:
                 raise RuntimeError(f"a sampler failed (status {p.returncode})")
             out.append(json.loads(line))
-        return out
+        return out, proc_cpu_s(engine_pid) - e0
     finally:
         for p in procs:
             if p.poll() is None:
@@ -365,7 +413,8 @@ def part2(args, xring, engine, run, env):
                 spec = {"kind": kind, "engine": run["engine"], "table": name, "batch": b,
                         "sampler": sampler, "items": n, "item_size": args.item_size,
                         "warmup": args.warmup}
-                res = run_procs(args, k, spec, env)
+                res, ecpu = run_procs(args, k, spec, env, run["engine_pid"])
+                batches = sum(r["batches"] for r in res)
                 agg = sum(r["samples_per_s"] for r in res)
                 if k == 1:
                     base[kind] = agg
@@ -373,7 +422,9 @@ def part2(args, xring, engine, run, env):
                        "per_process": res, "aggregate_samples_per_s": agg,
                        "p50_median": float(np.median([r["p50"] for r in res])),
                        "p99_max": max(r["p99"] for r in res),
-                       "vs_1": agg / base[kind] if kind in base else float("nan")}
+                       "vs_1": agg / base[kind] if kind in base else float("nan"),
+                       "cpu_us_per_batch_samplers": sum(r["cpu_s"] for r in res) / batches * 1e6,
+                       "cpu_us_per_batch_engine": ecpu / batches * 1e6 if kind == "xring" else 0.0}
                 rows.append(row)
                 if not args.json:
                     print_row2(row, args)
@@ -392,12 +443,13 @@ def print_head2(args):
               f"runnable thread, so {', '.join(map(str, over))} sampler(s) oversubscribe the "
               f"CPUs; numpy: {', '.join(str(k) for k in args.procs if k > cpus) or 'none'} "
               f"process counts exceed them.")
-    if args.pin_cpu is not None:
-        print(f"the engine (its table thread) stays on CPU {args.pin_cpu}; samplers not pinned")
+    print("nothing pinned: the engine's threads and the samplers go where the scheduler "
+          "puts them")
     print("numpy rows: each process its own private buffer of the same contents (nothing "
           "shared, N copies): the CPUs' bound, not a shared buffer")
     print(f"{'sampler':<12}{'kind':<6}{'procs':>5} | {'per process k samples/s':<30} | "
-          f"{'aggregate':>10} {'vs 1 proc':>9} | {'p50 us (median)':>15} {'p99 max':>8}")
+          f"{'aggregate':>10} {'vs 1 proc':>9} | {'p50 us (median)':>15} {'p99 max':>8} | "
+          f"CPU us/batch: samplers engine")
     sys.stdout.flush()
 
 
@@ -405,7 +457,8 @@ def print_row2(r, args):
     per = " ".join(f"{x['samples_per_s'] / 1e3:.0f}" for x in r["per_process"])
     print(f"{r['sampler']:<12}{r['kind']:<6}{r['procs']:>5} | {per:<30} | "
           f"{r['aggregate_samples_per_s'] / 1e3:>9.0f}k {r['vs_1']:>9.2f} | "
-          f"{r['p50_median']:>15.1f} {r['p99_max']:>8.1f}", flush=True)
+          f"{r['p50_median']:>15.1f} {r['p99_max']:>8.1f} | "
+          f"{r['cpu_us_per_batch_samplers']:>21.1f} {r['cpu_us_per_batch_engine']:>6.1f}", flush=True)
 
 
 def print_compare2(rows):
@@ -522,11 +575,11 @@ def main():
             "numpy": np.__version__, "pin": pin, "item_size": args.item_size,
             "rounds": args.rounds, "loadavg_start": open("/proc/loadavg").read().split()[:3]}
     name = f"bench-replay-{os.getpid()}"
-    run = {"engine": name, "tables": {}}
+    run = {"engine": name, "tables": {}, "engine_pid": None}
     eng = None
     try:
         eng = Engine(xring, binary, name, pin[0] if pin else None, env)
-        args.pin_cpu = pin[0] if pin else None
+        run["engine_pid"] = eng.proc.pid
         if pin:
             os.sched_setaffinity(0, {pin[1]})
         if not args.json:
@@ -535,6 +588,8 @@ def main():
         rows2 = []
         if not args.no_procs:
             os.sched_setaffinity(0, allowed)
+            if pin:
+                unpin(eng.proc.pid, allowed)
             if not args.json:
                 print_head2(args)
             rows2 = part2(args, xring, eng.engine, run, env)

@@ -54,12 +54,16 @@ class UniformReplay:
         self.size = min(self.size + n, self.capacity)
         return slots
 
-    def sample(self, batch):
-        """(slots, items): `batch` slots drawn uniformly with replacement, and
-        their items gathered (a copy, as any batch needs)."""
+    def draw(self, batch):
+        """`batch` slots drawn uniformly with replacement."""
         if self.size == 0:
             raise ValueError("sample from an empty buffer")
-        idx = self.rng.integers(0, self.size, batch)
+        return self.rng.integers(0, self.size, batch)
+
+    def sample(self, batch):
+        """(slots, items): draw(batch), and the items gathered (a copy, as any
+        batch needs)."""
+        idx = self.draw(batch)
         return idx, self.items[idx]
 
 
@@ -179,11 +183,17 @@ class PrioritizedReplay:
             idx += go
         return idx - self.cap2
 
-    def sample(self, batch, beta=0.4):
-        """(slots, items, weights, probabilities) of `batch` draws; weights
-        are (N P(i))^-beta / max_j (N P(j))^-beta = (P(i) / P_min)^-beta."""
+    def draw_weighted(self, batch, beta=0.4):
+        """(slots, weights, probabilities) of `batch` draws; weights are
+        (N P(i))^-beta / max_j (N P(j))^-beta = (P(i) / P_min)^-beta."""
         slots = self.draw(batch)
         w = self.sum[slots + self.cap2]
         prob = w / self.sum[1]
         weights = (w / self.min[1]) ** -beta
+        return slots, weights, prob
+
+    def sample(self, batch, beta=0.4):
+        """(slots, items, weights, probabilities): draw_weighted(), and the
+        items gathered."""
+        slots, weights, prob = self.draw_weighted(batch, beta)
         return slots, self.items[slots], weights, prob
