@@ -54,8 +54,8 @@ sides spin a little before they sleep: docs/replay.md, "The service").
                        [--procs-items N] [--procs-batch B] [--procs-seconds S]
                        [--no-procs] [--no-pin] [--quick] [--json]
 
---quick: 100,000 items only, 200 rounds, 1 s per process count (~30 s).
-Default: about two minutes on 2 CPUs.
+--quick: 100,000 items only, 200 rounds, 1 s per process count (~20 s).
+Default: about 65 s on 2 CPUs.
 
 Runs with Debian's /usr/bin/python3 (numpy); the xring program and the
 python/ package come from the CMake build (--build, else $BUILD_DIR, else

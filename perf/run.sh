@@ -9,7 +9,7 @@
 #
 # bench_python.py and bench_replay.py (replay-table sampling from Python
 # against numpy replay buffers, and 1, 2, 4 sampling processes on one table;
-# about two minutes) run after bench_engine.
+# about a minute) run after bench_engine.
 #
 # probe_coherence runs before and after bench_ring: it measures the machine
 # (how fast cache lines move between the two CPUs), which on a VM drifts, so
