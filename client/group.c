@@ -45,7 +45,21 @@ struct xr_gmember {
 	uint64_t read;       /* records taken */
 	struct xr_gpage_resp last; /* the figures of the last STATS */
 	struct xr_gm_rings rings;
+	pid_t pid;           /* the joiner: a forked child shares the page */
 };
+
+/* A member is its process's: a child forked after the join shares the
+ * page and its request numbers, and the two would take each other's
+ * answers. */
+static int own(const struct xr_gmember *g)
+{
+	if (getpid() == g->pid)
+		return 0;
+	xr__set_last_reason("this group member was joined by process %d: a forked child "
+			    "joins (attaches) anew",
+			    (int)g->pid);
+	return -EINVAL;
+}
 
 int xr__gm_join(int sock, const char *engine, const char *group, uint32_t policy,
 		const struct xr_gm_rings *rings, struct xr_gmember **out)
@@ -71,6 +85,7 @@ int xr__gm_join(int sock, const char *engine, const char *group, uint32_t policy
 		return -ENOMEM;
 	}
 	g->bell = fds[1];
+	g->pid = getpid();
 	g->policy = r.policy;
 	g->rings = *rings;
 	if (got != sizeof(r) || r.page_bytes != XR_GPAGE_SIZE || fstat(fds[0], &st) < 0 ||
@@ -221,6 +236,8 @@ int xr__gm_read(struct xr_gmember *g, uint32_t min, uint32_t max, int64_t wait_n
 
 	if (min == 0 || min > max || max > XR_BATCH_MAX)
 		return -EINVAL;
+	if (own(g) < 0)
+		return -EINVAL;
 	if (g->kept) {
 		if (g->keep.count <= max) {
 			if (b) {
@@ -261,6 +278,8 @@ int xr__gm_release(struct xr_gmember *g, xr_batch *b)
 {
 	uint32_t slot = (uint32_t)(b->id_ >> 48);
 
+	if (own(g) < 0)
+		return -EINVAL;
 	if (slot >= XR_GROUP_HOLD || !(g->occ >> slot & 1) ||
 	    ((g->tag[slot] >> 2) & ((1ull << 48) - 1)) != (b->id_ & ((1ull << 48) - 1)) ||
 	    (g->kept && g->keep.id_ == b->id_))
@@ -275,6 +294,8 @@ int xr__gm_release(struct xr_gmember *g, xr_batch *b)
 int xr__gm_stats(struct xr_gmember *g, xr_reader_stats *s)
 {
 	/* One request at a time: with a TAKE in flight, the last figures. */
+	if (own(g) < 0)
+		return -EINVAL;
 	if (!g->in_flight) {
 		ask(g, XR_GOP_STATS, 1, 1, 0);
 		int rc = await(g, xr__now_ns() + XR_GM_GRACE_NS, NULL);

@@ -581,11 +581,14 @@ static uint64_t oldest_held(const struct xr_reader *r, uint32_t k)
 	return oldest;
 }
 
+/* The first free entry of held[], or XR_HELD_MAX when all are taken
+ * (bounded: reading held[XR_HELD_MAX] would let the compiler drop the
+ * callers' check for a full table, as it once did). */
 static uint32_t free_held(const struct xr_reader *r)
 {
 	uint32_t i = 0;
 
-	while (r->held[i].id)
+	while (i < XR_HELD_MAX && r->held[i].id)
 		i++;
 	return i;
 }
@@ -1190,6 +1193,11 @@ void xr_reader_stream_facts(const xr_reader *r, xr_stream_facts *f)
 	f->frame_align = sd->frame_align;
 	f->record_kind = sd->record_kind;
 	f->shape = sd->shape;
+}
+
+int xr_reader_status(const xr_reader *r)
+{
+	return r ? check_slot(r) : -EINVAL;
 }
 
 uint32_t xr__reader_slot(const xr_reader *r)

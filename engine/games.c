@@ -867,8 +867,12 @@ static int group_join(void *ctx, const struct xr_ctl_caller *who, const char *st
 		return -ENOTSUP;
 	}
 	if (!d->groups) {
+		/* UINT64_MAX: the writers never evict (--lease-timeout 0), and
+		 * a lossy group's members hold as long as they like (0). */
 		uint64_t lease = d->o.lease_timeout_ns ? d->o.lease_timeout_ns : 10000000000ull;
-		int rc = xr__ghost_create(d->arena->lay.name, lease / 4, &d->groups, why, len);
+		uint64_t hold = lease == UINT64_MAX ? 0 : lease / 4;
+		int rc = xr__ghost_create(d->arena->lay.name, hold, d->arena->lay.max_readers,
+					  &d->groups, why, len);
 		if (rc < 0)
 			return rc;
 	}

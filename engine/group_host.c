@@ -54,12 +54,13 @@
 struct piece {
 	uint32_t ib, ring, count, stride, len;
 	uint64_t off, bytes, first_seq;
-	uint64_t since; /* handed out or queued: a lossy group's hold clock */
 };
 
 struct ibatch {
 	xr_batch b;
-	uint32_t refs; /* pieces out or queued; 0: free */
+	uint32_t refs;    /* pieces out or queued; 0: free */
+	uint64_t read_at; /* when the group's reader took it: a lossy group's
+			   * hold clock, which no piece's return resets */
 };
 
 struct group {
@@ -102,6 +103,7 @@ struct member {
 	uint64_t seen;     /* the last request taken */
 	uint32_t min, max;
 	uint64_t deadline;
+	uint64_t asked;    /* its place among parked requests */
 	uint64_t occ;      /* hold slots in use */
 	uint64_t held;     /* records in them */
 	struct grant gr[XR_GROUP_HOLD];
@@ -114,8 +116,9 @@ struct xr_ghost {
 	char engine[XR_NAME_MAX + 1];
 	uint32_t engine_uid;
 	uint64_t hold_ns;
+	uint32_t others_groups; /* groups all other uids may have together */
 	uint64_t next_tag;
-	uint32_t turn;     /* which member is served first: rotates */
+	uint64_t asks;     /* requests parked so far: their order */
 	struct group g[XR_GROUPS_MAX];
 	struct member m[XR_GMEMBERS_MAX];
 };
@@ -130,7 +133,7 @@ static void unref(struct group *G, uint32_t ib)
 	G->n_ib--;
 }
 
-static int q_push(struct group *G, const struct piece *p, uint64_t now)
+static int q_push(struct group *G, const struct piece *p)
 {
 	if (G->q_len == G->q_cap) {
 		uint32_t cap = G->q_cap ? 2 * G->q_cap : 64;
@@ -144,9 +147,7 @@ static int q_push(struct group *G, const struct piece *p, uint64_t now)
 		G->q_cap = cap;
 		G->q_head = 0;
 	}
-	struct piece *d = &G->q[(G->q_head + G->q_len++) % G->q_cap];
-	*d = *p;
-	d->since = now;
+	G->q[(G->q_head + G->q_len++) % G->q_cap] = *p;
 	G->queued += p->count;
 	return 0;
 }
@@ -154,40 +155,54 @@ static int q_push(struct group *G, const struct piece *p, uint64_t now)
 /* A piece going back to the group: queued for another member. Out of
  * memory for the queue (it grows only as members return pieces), the
  * records are lost to the group rather than handed out twice: counted. */
-static void give_back(struct group *G, const struct piece *p, uint64_t now)
+static void give_back(struct group *G, const struct piece *p)
 {
-	if (q_push(G, p, now) < 0) {
+	if (q_push(G, p) < 0) {
 		G->lost += p->count;
 		unref(G, p->ib);
 	}
 }
 
 /* The first max records of the queue's oldest piece, out of the queue:
- * the rest stays at its head, a piece of the same batch. */
+ * the rest stays at its head, a piece of the same batch. Its batch is
+ * leased (the caller checked the group's reader is not evicted), so its
+ * frames are as the writer published them; the walk is bounded all the
+ * same, and a frame that does not fit ends it: the whole piece is then
+ * lost to the group (count 0 returned), never a pointer out of it. */
 static struct piece q_take(struct group *G, uint32_t max)
 {
 	struct piece *h = &G->q[G->q_head], p = *h;
 
 	if (p.count > max) {
-		const uint8_t *start = G->base[p.ring] + p.off;
+		const uint8_t *start = G->base[p.ring] + p.off, *end = start + p.bytes;
 		const xr_frame *f = (const xr_frame *)start;
-		for (uint32_t i = 0; i < max; i++)
-			f = xr_frame_next(f);
+		bool bad = false;
+		for (uint32_t i = 0; i < max && !bad; i++) {
+			const uint8_t *next = (const uint8_t *)xr_frame_next(f);
+			bad = (const uint8_t *)f + sizeof(xr_frame) > end || next <= (const uint8_t *)f ||
+			      next > end || ((uintptr_t)next & 7);
+			f = (const xr_frame *)next;
+		}
 		uint64_t cut = (uint64_t)((const uint8_t *)f - start);
-		p.count = max;
-		p.bytes = cut;
-		h->count -= max;
-		h->off += cut;
-		h->bytes -= cut;
-		h->first_seq += max;
-		/* The same batch, two pieces now: the lengths may differ in
-		 * the part each has, so they are only known if they were. */
-		G->ib[p.ib].refs++;
-	} else {
-		G->q_head = (G->q_head + 1) % G->q_cap;
-		G->q_len--;
+		if (!bad && cut < p.bytes) {
+			p.count = max;
+			p.bytes = cut;
+			h->count -= max;
+			h->off += cut;
+			h->bytes -= cut;
+			h->first_seq += max;
+			G->ib[p.ib].refs++; /* one batch, two pieces now */
+			G->queued -= p.count;
+			return p;
+		}
+		G->lost += p.count;
+		p.count = 0;
 	}
-	G->queued -= p.count;
+	G->q_head = (G->q_head + 1) % G->q_cap;
+	G->q_len--;
+	G->queued -= h->count;
+	if (!p.count)
+		unref(G, p.ib);
 	return p;
 }
 
@@ -235,14 +250,13 @@ static void answer(struct xr_ghost *h, struct member *M, int rc, const struct gr
 	M->answered = true;
 }
 
-static void grant(struct xr_ghost *h, struct member *M, const struct piece *p, uint64_t now)
+static void grant(struct xr_ghost *h, struct member *M, const struct piece *p)
 {
 	struct group *G = &h->g[M->g];
 	uint32_t slot = (uint32_t)__builtin_ctzll(~M->occ);
 
 	h->next_tag += 4;
 	M->gr[slot] = (struct grant){.tag = h->next_tag, .p = *p};
-	M->gr[slot].p.since = now;
 	M->occ |= 1ull << slot;
 	M->held += p->count;
 	G->held += p->count;
@@ -252,7 +266,7 @@ static void grant(struct xr_ghost *h, struct member *M, const struct piece *p, u
 /* Grant `slot` of M ends: done (the records are used) or back to the
  * group (redelivered: counted as such when the member did not ask). */
 static void end_grant(struct xr_ghost *h, struct member *M, uint32_t slot, bool done,
-		      bool asked, uint64_t now)
+		      bool asked)
 {
 	struct group *G = &h->g[M->g];
 	struct piece p = M->gr[slot].p;
@@ -268,12 +282,12 @@ static void end_grant(struct xr_ghost *h, struct member *M, uint32_t slot, bool 
 	}
 	if (!asked)
 		G->redelivered += p.count;
-	give_back(G, &p, now);
+	give_back(G, &p);
 }
 
 /* What member M gave back since the last look. The tag in rel[slot] must
  * be the grant's own: a stale or made-up word names nothing. */
-static void collect(struct xr_ghost *h, struct member *M, uint64_t now)
+static void collect(struct xr_ghost *h, struct member *M)
 {
 	for (uint64_t occ = M->occ; occ; occ &= occ - 1) {
 		uint32_t s = (uint32_t)__builtin_ctzll(occ);
@@ -286,23 +300,23 @@ static void collect(struct xr_ghost *h, struct member *M, uint64_t now)
 		if ((v & ~XR_GREL_MASK) != M->gr[s].tag)
 			continue;
 		if ((v & XR_GREL_MASK) == XR_GREL_DONE)
-			end_grant(h, M, s, true, true, now);
+			end_grant(h, M, s, true, true);
 		else if ((v & XR_GREL_MASK) == XR_GREL_RETURN)
-			end_grant(h, M, s, false, true, now);
+			end_grant(h, M, s, false, true);
 	}
 }
 
 /* Member M leaves its group: what it did not say it was done with goes
  * back. The last member's leaving ends the group (its reader detaches on
  * the thread). */
-static void leave(struct xr_ghost *h, struct member *M, uint64_t now)
+static void leave(struct xr_ghost *h, struct member *M)
 {
 	if (M->g < 0)
 		return;
 	struct group *G = &h->g[M->g];
-	collect(h, M, now);
+	collect(h, M);
 	for (uint64_t occ = M->occ; occ; occ &= occ - 1)
-		end_grant(h, M, (uint32_t)__builtin_ctzll(occ), false, false, now);
+		end_grant(h, M, (uint32_t)__builtin_ctzll(occ), false, false);
 	if (--G->members == 0)
 		G->dying = true;
 	M->g = -1;
@@ -349,6 +363,7 @@ static void take_request(struct xr_ghost *h, struct member *M, uint64_t now)
 								     : (uint64_t)wait;
 	M->deadline = now + w;
 	M->waiting = true;
+	M->asked = ++h->asks;
 }
 
 static void fail_group(struct group *G, int rc)
@@ -371,6 +386,7 @@ static int read_piece(struct group *G, uint32_t max, struct piece *p)
 	if (n <= 0)
 		return n;
 	G->ib[i].refs = 1;
+	G->ib[i].read_at = xr__now_ns();
 	G->n_ib++;
 	*p = (struct piece){.ib = i, .ring = b->ring, .count = b->count, .stride = b->stride,
 			    .len = b->len,
@@ -400,10 +416,12 @@ static void serve(struct xr_ghost *h, struct member *M, uint64_t now)
 		answer(h, M, G->fail_rc, NULL, 0);
 		return;
 	}
-	if (G->q_len) {
+	while (G->q_len) {
 		p = q_take(G, M->max);
-		grant(h, M, &p, now);
-		return;
+		if (p.count) {
+			grant(h, M, &p);
+			return;
+		}
 	}
 	/* No reader yet (it attaches on this thread, soon), or every batch
 	 * it may hold is out: a release or the deadline moves this on. */
@@ -420,7 +438,7 @@ static void serve(struct xr_ghost *h, struct member *M, uint64_t now)
 	if (rc == 1 || (due && (rc == 0 || rc == -EDEADLK))) {
 		rc = read_piece(G, M->max, &p);
 		if (rc > 0) {
-			grant(h, M, &p, now);
+			grant(h, M, &p);
 			return;
 		}
 	} else if (rc == -EDEADLK) {
@@ -440,38 +458,69 @@ static void serve(struct xr_ghost *h, struct member *M, uint64_t now)
 		answer(h, M, 0, NULL, 0);
 }
 
-/* A lossy group's clock: a member holding a grant past hold_ns is
- * evicted (its grants go back), and a returned piece nobody took in that
- * time is dropped, so the group's reader never holds a batch long enough
- * for the writer to evict it. */
+/* A lossy group's clock, by batch: the group's reader took each batch at
+ * read_at, and a lossy reader holding one too long is evicted by the
+ * writer. A member holding a piece of a batch older than hold_ns is
+ * evicted from the group (its grants go back), and queued pieces of such a
+ * batch are dropped; giving a piece back and taking it again does not
+ * reset the clock. */
 static void lossy_clock(struct xr_ghost *h, struct group *G, uint64_t now, uint64_t *next)
 {
+	if (!h->hold_ns)
+		return; /* the writer never evicts (--lease-timeout 0) */
 	for (uint32_t i = 0; i < XR_GMEMBERS_MAX; i++) {
 		struct member *M = &h->m[i];
 		if (!M->live || M->g != (int)(G - h->g))
 			continue;
 		for (uint64_t occ = M->occ; occ; occ &= occ - 1) {
-			uint64_t t = M->gr[__builtin_ctzll(occ)].p.since + h->hold_ns;
+			uint64_t t = G->ib[M->gr[__builtin_ctzll(occ)].p.ib].read_at + h->hold_ns;
 			if (t > now) {
 				if (t < *next)
 					*next = t;
 				continue;
 			}
 			bool waiting = M->waiting;
-			leave(h, M, now);
+			leave(h, M);
 			M->evicted = true;
 			if (waiting)
 				answer(h, M, XR_EEVICTED, NULL, 0);
 			break;
 		}
 	}
-	while (G->q_len && G->q[G->q_head].since + h->hold_ns <= now) {
-		struct piece p = q_take(G, UINT32_MAX);
+	/* The queue, whole: a piece given back lately may be of an old batch. */
+	for (uint32_t k = G->q_len; k-- > 0;) {
+		struct piece p = G->q[G->q_head];
+		G->q_head = (G->q_head + 1) % G->q_cap;
+		G->q_len--;
+		uint64_t t = G->ib[p.ib].read_at + h->hold_ns;
+		if (t <= now) {
+			G->queued -= p.count;
+			G->lost += p.count;
+			unref(G, p.ib);
+			continue;
+		}
+		if (t < *next)
+			*next = t;
+		G->q[(G->q_head + G->q_len++) % G->q_cap] = p; /* to the back, in order */
+	}
+}
+
+/* A group whose reader the writer evicted (a lossy group held too long)
+ * ends: its batches' bytes may be overwritten now, so nothing queued is
+ * handed out, and every member's next request says XR_EEVICTED. */
+static void check_evicted(struct group *G)
+{
+	if (!G->r || G->failed || xr_reader_status(G->r) != XR_EEVICTED)
+		return;
+	fail_group(G, XR_EEVICTED);
+	while (G->q_len) {
+		struct piece p = G->q[G->q_head];
+		G->q_head = (G->q_head + 1) % G->q_cap;
+		G->q_len--;
+		G->queued -= p.count;
 		G->lost += p.count;
 		unref(G, p.ib);
 	}
-	if (G->q_len && G->q[G->q_head].since + h->hold_ns < *next)
-		*next = G->q[G->q_head].since + h->hold_ns;
 }
 
 /* One round over every member and group, under the mutex. Returns the
@@ -485,21 +534,31 @@ static uint64_t round_locked(struct xr_ghost *h, uint64_t now)
 		if (!M->live)
 			continue;
 		if (M->g >= 0)
-			collect(h, M, now);
+			collect(h, M);
 		if (!M->waiting)
 			take_request(h, M, now);
 	}
-	for (uint32_t g = 0; g < XR_GROUPS_MAX; g++)
-		if (h->g[g].used && !h->g[g].dying && h->g[g].policy == XR_POLICY_LOSSY)
+	for (uint32_t g = 0; g < XR_GROUPS_MAX; g++) {
+		if (!h->g[g].used || h->g[g].dying)
+			continue;
+		check_evicted(&h->g[g]);
+		if (h->g[g].policy == XR_POLICY_LOSSY && !h->g[g].failed)
 			lossy_clock(h, &h->g[g], now, &next);
-	/* Parked requests, from a member that turns each round: the first
-	 * served takes what is there. */
-	h->turn = (h->turn + 1) % XR_GMEMBERS_MAX;
-	for (uint32_t j = 0; j < XR_GMEMBERS_MAX; j++) {
-		struct member *M = &h->m[(h->turn + j) % XR_GMEMBERS_MAX];
-		if (M->live && M->waiting && M->g >= 0)
-			serve(h, M, now);
 	}
+	/* Parked requests, oldest first: the first served takes what is
+	 * there, so members that ask as often get as much. */
+	uint32_t order[XR_GMEMBERS_MAX], n = 0;
+	for (uint32_t i = 0; i < XR_GMEMBERS_MAX; i++) {
+		if (!h->m[i].live || !h->m[i].waiting || h->m[i].g < 0)
+			continue;
+		uint32_t j = n++;
+		for (; j > 0 && h->m[order[j - 1]].asked > h->m[i].asked; j--)
+			order[j] = order[j - 1];
+		order[j] = i;
+	}
+	for (uint32_t j = 0; j < n; j++)
+		if (h->m[order[j]].waiting) /* a serve may end another's wait */
+			serve(h, &h->m[order[j]], now);
 	/* Those still parked: their groups' readers armed for the smallest
 	 * of their mins (a batch of it wakes the thread), and deadlines. */
 	uint32_t least[XR_GROUPS_MAX];
@@ -516,8 +575,8 @@ static uint64_t round_locked(struct xr_ghost *h, uint64_t now)
 	}
 	for (uint32_t g = 0; g < XR_GROUPS_MAX; g++) {
 		struct group *G = &h->g[g];
-		if (!least[g] || !G->r || G->failed)
-			continue;
+		if (!least[g] || !G->r || G->failed || G->n_ib == XR_HELD_MAX)
+			continue; /* full: a release wakes the thread, not the ring */
 		int rc = xr_reader_arm(G->r, least[g]);
 		if (rc == 1)
 			next = now; /* there now: serve at once */
@@ -617,8 +676,10 @@ static void *run(void *arg)
 		ring_answered(h);
 		pthread_mutex_unlock(&h->b.mu);
 		int timeout = -1;
-		if (next != UINT64_MAX)
-			timeout = next <= now ? 0 : (int)((next - now + 999999) / 1000000);
+		if (next != UINT64_MAX) {
+			uint64_t ms = next <= now ? 0 : (next - now + 999999) / 1000000;
+			timeout = ms > 3600000 ? 3600000 : (int)ms;
+		}
 		int k = epoll_wait(h->b.ep, ev, 16, timeout);
 		if (k <= 0)
 			continue;
@@ -646,8 +707,8 @@ static void *run(void *arg)
 	return NULL;
 }
 
-int xr__ghost_create(const char *engine, uint64_t hold_ns, struct xr_ghost **out, char *why,
-		     size_t len)
+int xr__ghost_create(const char *engine, uint64_t hold_ns, uint32_t max_readers,
+		     struct xr_ghost **out, char *why, size_t len)
 {
 	struct xr_ghost *h = calloc(1, sizeof(*h));
 	int rc = 0;
@@ -659,6 +720,9 @@ int xr__ghost_create(const char *engine, uint64_t hold_ns, struct xr_ghost **out
 	snprintf(h->engine, sizeof(h->engine), "%s", engine);
 	h->engine_uid = (uint32_t)geteuid();
 	h->hold_ns = hold_ns;
+	/* An eighth of the reader slots at most, which are the engine's
+	 * uid's (the rest of its quarter stays its own). */
+	h->others_groups = max_readers / 8 < XR_GROUPS_OTHERS ? max_readers / 8 : XR_GROUPS_OTHERS;
 	for (uint32_t i = 0; i < XR_GMEMBERS_MAX; i++)
 		h->m[i].g = -1;
 	rc = xr__svc_init(&h->b, STOP_TAG, KICK_TAG);
@@ -756,7 +820,7 @@ int xr__ghost_join(struct xr_ghost *h, const struct xr_ctl_caller *who, const ch
 		   struct xr_ctl_group_joined *r, int fds[2], char *why, size_t len)
 {
 	int pair[2] = {-1, -1}, page_fd = -1, gi = -1, free_g = -1, mi = -1, rc;
-	uint32_t mine_g = 0, mine_m = 0;
+	uint32_t mine_g = 0, mine_m = 0, others_g = 0, others_m = 0;
 	struct xr_gpage *page = NULL;
 	bool other = who->uid != h->engine_uid;
 
@@ -774,6 +838,16 @@ int xr__ghost_join(struct xr_ghost *h, const struct xr_ctl_caller *who, const ch
 		snprintf(why, len, "stream %s is lossy: a lossless group cannot be promised every "
 			 "record; join with policy lossy", stream);
 		return XR_EPOLICY;
+	}
+	/* A group's reader is the engine's own (its thread attaches it), and
+	 * what a lossy reader holds in the writer's way is charged to its uid:
+	 * another uid's lossy group would spend the engine's uid's share of
+	 * the writer's patience, and get its readers evicted. */
+	if (other && policy == XR_POLICY_LOSSY) {
+		snprintf(why, len, "group %s: only the engine's uid may make a lossy group (its "
+			 "reader's holds are charged to that uid); join with policy lossless",
+			 m->group);
+		return -EPERM;
 	}
 	rc = make_page(&page_fd, &page);
 	if (rc == 0)
@@ -794,7 +868,10 @@ int xr__ghost_join(struct xr_ghost *h, const struct xr_ctl_caller *who, const ch
 		if (G->dying)
 			continue;
 		mine_g += G->uid == who->uid;
-		if (!strcmp(G->name, m->group) && !strcmp(G->stream, stream))
+		others_g += G->uid != h->engine_uid;
+		/* Each uid's groups are its own: the same name of another
+		 * uid is another group (no uid can squat a name). */
+		if (G->uid == who->uid && !strcmp(G->name, m->group) && !strcmp(G->stream, stream))
 			gi = g;
 	}
 	for (int i = 0; i < XR_GMEMBERS_MAX; i++) {
@@ -804,17 +881,12 @@ int xr__ghost_join(struct xr_ghost *h, const struct xr_ctl_caller *who, const ch
 			continue;
 		}
 		mine_m += h->m[i].uid == who->uid;
+		others_m += h->m[i].uid != h->engine_uid;
 		if (h->m[i].conn == who->conn && h->m[i].g >= 0) {
 			snprintf(why, len, "this connection is a member of a group already");
 			rc = -EEXIST;
 			goto unlock;
 		}
-	}
-	if (gi >= 0 && h->g[gi].uid != who->uid) {
-		snprintf(why, len, "group %s of stream %s belongs to uid %u: uid %u may not join it",
-			 m->group, stream, h->g[gi].uid, who->uid);
-		rc = -EACCES;
-		goto unlock;
 	}
 	if (mi < 0 || (gi < 0 && free_g < 0)) {
 		snprintf(why, len, "the engine has %s at once, its most",
@@ -825,6 +897,15 @@ int xr__ghost_join(struct xr_ghost *h, const struct xr_ctl_caller *who, const ch
 	if (other && (mine_m >= XR_GMEMBERS_PER_UID || (gi < 0 && mine_g >= XR_GROUPS_PER_UID))) {
 		snprintf(why, len, "uid %u has %u groups and %u members, its most (%d and %d)",
 			 who->uid, mine_g, mine_m, XR_GROUPS_PER_UID, XR_GMEMBERS_PER_UID);
+		rc = -EDQUOT;
+		goto unlock;
+	}
+	/* The engine's uid keeps the rest: groups (each a reader slot of its
+	 * uid's) and members of all other uids together stop short of it. */
+	if (other && (others_m >= XR_GMEMBERS_OTHERS || (gi < 0 && others_g >= h->others_groups))) {
+		snprintf(why, len, "other uids have %u groups and %u members, their most (%u and "
+			 "%d): the rest is the engine's uid's", others_g, others_m, h->others_groups,
+			 XR_GMEMBERS_OTHERS);
 		rc = -EDQUOT;
 		goto unlock;
 	}
@@ -870,14 +951,13 @@ fail:
 void xr__ghost_gone(struct xr_ghost *h, uint64_t conn)
 {
 	bool kicked = false;
-	uint64_t now = xr__now_ns();
 
 	xr__svc_control_lock(&h->b);
 	for (uint32_t i = 0; i < XR_GMEMBERS_MAX; i++) {
 		struct member *M = &h->m[i];
 		if (!M->live || M->conn != conn)
 			continue;
-		leave(h, M, now);
+		leave(h, M);
 		xr__svc_bell_close(&h->b, M->bell, M->uid);
 		munmap(M->page, XR_GPAGE_SIZE);
 		*M = (struct member){.g = -1};

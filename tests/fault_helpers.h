@@ -45,6 +45,7 @@ struct fault_engine_opts {
 	uint32_t max_agents;     /* 0: 16 */
 	double action_timeout_ms; /* 0: the shard's default (100 ms) */
 	double tick_ms;          /* 0: as fast as the rings allow */
+	double lease_timeout_ms; /* 0: the writers' default (10 s) */
 };
 
 struct fault_engine {
@@ -96,6 +97,7 @@ static inline void fault_engine_create(struct fault_engine *e, const char *tag,
 	e->eo = (struct xr_engine_opts){
 		.shard = {.vt = vt, .cfg = cfg, .games = o->games, .obs_dtype = XR_DTYPE_U8,
 			  .tick_ns = (uint64_t)(o->tick_ms * 1e6), .high_watermark = 0.9,
+			  .lease_timeout_ns = (uint64_t)(o->lease_timeout_ms * 1e6),
 			  .low_watermark = 0.5},
 		.shards = o->shards, .numa_node = -1};
 	e->shape = (struct xr_gdir_shape){.vt = vt, .board_h = board, .board_w = board,
@@ -107,7 +109,8 @@ static inline void fault_engine_create(struct fault_engine *e, const char *tag,
 				      .max_agents = o->max_agents,
 				      .fallback = XR_FALLBACK_NOOP,
 				      .action_timeout_ns = (uint64_t)(o->action_timeout_ms * 1e6),
-				      .tick_ns = (uint64_t)(o->tick_ms * 1e6)};
+				      .tick_ns = (uint64_t)(o->tick_ms * 1e6),
+				      .lease_timeout_ns = (uint64_t)(o->lease_timeout_ms * 1e6)};
 	int rc = xr_host_create(&e->spec, &e->so, &e->go, &e->h, why, sizeof(why));
 	if (rc < 0)
 		FAILF("engine %s: %s (%s)", e->name, xr_strerror(rc), why);

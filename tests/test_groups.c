@@ -14,7 +14,13 @@
  *     redelivered == what the victim held, written == done + held +
  *     pending + dropped
  *   - a member that held records detaching gives them back too (done by
- *     this process's own member)
+ *     this process's own member); members that ask alike get alike shares
+ *   - a lossy group (lease timeout 2 s: members hold a batch 0.5 s at most):
+ *     a member holding a batch too long is evicted from the group
+ *     (XR_EEVICTED), and the group goes on for the others, the stream with
+ *     it; another member holding 64 batches while one waits leaves the
+ *     waiter its deadline's answer
+ *   - a reader holding XR_HELD_MAX batches cannot arm (-ENOBUFS)
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -155,12 +161,82 @@ static void refusals(void)
 	CHECK(strstr(xr_last_reason(), "group"));
 }
 
+/* A lossy group: the member that holds a batch past a quarter of the
+ * lease timeout is evicted from the group, which goes on. */
+static void lossy_group(void)
+{
+	struct fault_engine e;
+	xr_batch b, held[XR_HELD_MAX];
+	xr_reader_stats st;
+
+	fault_engine_create(&e, "glossy",
+			    &(struct fault_engine_opts){.games = 8, .shards = 1,
+							.policy = XR_POLICY_LOSSY,
+							.lease_timeout_ms = 2000});
+	engine = e.name;
+	fault_engine_run(&e);
+	xr_reader *slow = join("lossy", 0), *fast = join("lossy", 0);
+	CHECK_RC(xr_reader_stats_get(slow, &st), 0);
+	CHECK_EQ(st.policy, XR_POLICY_LOSSY);
+	/* The slow one holds 64 batches: the fast one's wait still ends. */
+	for (int i = 0; i < XR_HELD_MAX; i++)
+		CHECK(xr_reader_read(slow, 1, 8, 5 * SEC, &held[i]) > 0);
+	CHECK_RC(xr_reader_read(slow, 1, 8, 0, &b), -ENOBUFS);
+	uint64_t t0 = xr__now_ns();
+	int n = xr_reader_read(fast, 1, 8, 200 * MS, &b);
+	CHECK(n >= 0);
+	if (n > 0)
+		CHECK_RC(xr_batch_release(fast, &b), 0);
+	CHECK(xr__now_ns() - t0 < 3 * SEC);
+	/* Past 0.5 s the slow member is out, and the group goes on: the
+	 * fast one reads on, without an error, for as long again. */
+	uint64_t got = 0, until = xr__now_ns() + 1500 * MS;
+	while (xr__now_ns() < until) {
+		int rc = xr_reader_read(fast, 1, 8, 100 * MS, &b);
+		if (rc < 0)
+			FAILF("the member that releases: %s", xr_strerror(rc));
+		if (rc > 0) {
+			got += (uint64_t)rc;
+			CHECK_RC(xr_batch_release(fast, &b), 0);
+		}
+	}
+	CHECK(got > 0);
+	/* Its releases come too late to count (the engine took the batches
+	 * back); its next request is told. */
+	for (int i = 0; i < XR_HELD_MAX; i++)
+		CHECK_RC(xr_batch_release(slow, &held[i]), 0);
+	CHECK_RC(xr_reader_read(slow, 1, 8, 0, &b), XR_EEVICTED);
+	CHECK_RC(xr_reader_stats_get(fast, &st), 0);
+	CHECK_EQ(st.members, 1);
+	CHECK(st.dropped + st.redelivered > 0);
+	xr_reader_detach(slow);
+	xr_reader_detach(fast);
+	fault_engine_stop(&e);
+}
+
 int main(void)
 {
 	struct fault_engine e;
 	pid_t kids[3];
 	xr_reader_stats st;
 
+	lossy_group();
+	/* A plain reader with XR_HELD_MAX batches: nothing to arm with. */
+	{
+		struct fault_engine e2;
+		xr_reader *r;
+		xr_batch bs[XR_HELD_MAX];
+		xr_id_range g = {0, 1000};
+		xr_filter f = {.games = &g, .n_games = 1};
+		fault_engine_create(&e2, "gheld", &(struct fault_engine_opts){.games = 4, .shards = 1});
+		fault_engine_run(&e2);
+		CHECK_RC(xr_reader_attach(e2.name, &(xr_reader_opts){.filter = &f}, &r), 0);
+		for (int i = 0; i < XR_HELD_MAX; i++)
+			CHECK(xr_reader_read(r, 1, 4, 5 * SEC, &bs[i]) > 0);
+		CHECK_RC(xr_reader_arm(r, 1), -ENOBUFS);
+		xr_reader_detach(r);
+		fault_engine_stop(&e2);
+	}
 	sh = fault_shared(sizeof(*sh) + LOG_MAX * sizeof(struct used));
 	/* Rings large enough that the batch this process holds until its
 	 * detach stops no writer before the victim has its batches. */
@@ -263,6 +339,13 @@ int main(void)
 			      (unsigned long long)u->seq - 1);
 	}
 	CHECK(per_ring[0] > 0 && per_ring[1] > 0);
+	/* The two members that read to the end asked alike: neither starved. */
+	uint64_t by[10] = {0};
+	for (uint64_t i = 0; i < total; i++)
+		by[sh->log[i].who]++;
+	if (by[1] * 20 < total || by[2] * 20 < total)
+		FAILF("members 1 and 2 took %llu and %llu of %llu records: one starved",
+		      (unsigned long long)by[1], (unsigned long long)by[2], (unsigned long long)total);
 	/* The first batch this process took, given back at its detach, was
 	 * used by someone. */
 	bool found = false;

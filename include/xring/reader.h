@@ -138,8 +138,9 @@ typedef struct xr_reader_opts {
 	 * read in place as usual, and what a member holds when it detaches or
 	 * dies goes back to the group for another member. The group's policy
 	 * is its first member's (policy above); it holds a lossless stream
-	 * for all its members as one reader would. A group belongs to the uid
-	 * of its first member: others get -EACCES. A member's batches are
+	 * for all its members as one reader would; a lossy group is the
+	 * engine's uid's alone (-EPERM). Groups are per uid: another uid's of
+	 * the same name is another group. A member's batches are
 	 * contiguous, of one ring, at most max records; one given back by a
 	 * member that died may be smaller than min. Not with a filter or
 	 * history (-EINVAL); xr_reader_arm() is -ENOTSUP and xr_reader_fd()
@@ -240,8 +241,8 @@ typedef struct xr_reader_stats {
  *                 limit of this uid's is reached (connections, readers,
  *                 descriptors still closing); the reason names it
  *   -EACCES       refused: this uid/gid is not allowed (--allow-uid), or the
- *                 socket cannot be reached (the reason names the path), or
- *                 opts->group is another uid's
+ *                 socket cannot be reached (the reason names the path)
+ *   -EPERM        opts->group: a lossy group of a uid not the engine's
  *   -EDQUOT, -ENOSPC  opts->group: this uid's groups or members, or the
  *                 engine's, are at their most (the reason says which)
  *   -EPROTO       the engine answered with something that is not the
@@ -381,6 +382,11 @@ typedef struct xr_stream_facts {
 } xr_stream_facts;
 
 XR_API void xr_reader_stream_facts(const xr_reader *r, xr_stream_facts *f);
+
+/* Whether r may still read, without reading: 0, XR_EEVICTED (the engine
+ * detached it: its batches' bytes may be overwritten now), or XR_ECLOSED (a
+ * reattach failed). Cheap: no ring is walked. */
+XR_API int xr_reader_status(const xr_reader *r);
 
 #ifdef __cplusplus
 }

@@ -302,7 +302,8 @@ class Engine:
         (1 to 31 of A-Z a-z 0-9 _ . -): the group's members split its
         records, each to one member; what a member holds when it closes or
         dies goes to another (docs/groups.md). Its policy is its first
-        member's. Not with filters or history. stats() then says the
+        member's (lossy: the engine's uid only); groups are per uid. Not
+        with filters or history. stats() then says the
         group's figures too: members, group_done, group_held, redelivered.
         """
         term = None if terminal is None else ("only" if terminal else "none")
@@ -310,13 +311,15 @@ class Engine:
             raise ValueError(f"min_turn must be 0..{0xFFFFFFFF}, not {min_turn}")
         if sample_rate is not None and not 0 < float(sample_rate) <= 1:
             raise ValueError(f"sample_rate must be in (0, 1], not {sample_rate}")
+        if group is not None and not isinstance(group, str):
+            raise TypeError(f"group must be a name (str) or None, not {group!r}")
         return _xring.open_reader(
             self.name, stream, batch, min_batch or 0, max_wait, policy,
             _ranges(games, "games"), _ranges(players, "players"), int(min_turn or 0), term,
             None if reward_range is None else tuple(float(x) for x in reward_range),
             float(sample_rate or 0), int(sample_seed), bool(spin), transport, label,
             bool(idle_poll), self.engine_uid, _history(history),
-            None if group is None else str(group))
+            group)
 
     def agent(self, games=None, players=None, batch=1024, max_wait=None, spin=False,
               capacity=None, label=None, stream=None):

@@ -104,3 +104,5 @@ def test_group_refusals(engine):
         e.reader(group="no/slash")
     with pytest.raises(ValueError):
         e.reader(group="x" * 32)
+    with pytest.raises(TypeError):
+        e.reader(group=123)
