@@ -303,14 +303,26 @@ gone:
 
 int xr_table_sample(xr_table *t, uint32_t n, int timeout_ms, xr_sample *s)
 {
+	return xr_table_sample_release(t, n, timeout_ms, NULL, 0, s);
+}
+
+int xr_table_sample_release(xr_table *t, uint32_t n, int timeout_ms, const uint64_t *release,
+			    uint32_t n_release, xr_sample *s)
+{
 	int rc;
 
-	if (!t || !s || n == 0 || n > XR_TABLE_BATCH_MAX) {
-		xr__set_last_reason("a sample is 1 to 1024 items");
+	if (!t || !s || n == 0 || n > XR_TABLE_BATCH_MAX || n_release > XR_TABLE_BATCH_MAX ||
+	    (n_release && !release)) {
+		xr__set_last_reason("a sample is 1 to 1024 items, and releases at most 1024");
 		return -EINVAL;
 	}
 	if ((rc = mine(t)) < 0)
 		return rc;
+	/* Copied first: release may point into this page's answer (the last
+	 * sample's keys), which the request overwrites only once answered. */
+	if (n_release)
+		memmove(t->req->keys, release, n_release * sizeof(uint64_t));
+	t->req->n_release = n_release;
 	rc = round_trip(t, XR_TOP_SAMPLE, n, timeout_ms);
 	if (rc < 0)
 		return rc;

@@ -718,6 +718,20 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 		(*answers)++;
 		return;
 	}
+	/* A sample may carry the keys of the trainer's last batch: their
+	 * leases end first, once (not again while the sample waits), so that
+	 * a trainer's round is one request. Keys it does not hold are
+	 * refused, as in a RELEASE. */
+	if (op == XR_TOP_SAMPLE && !c->parked) {
+		uint32_t k = c->req->n_release; /* read once */
+		if (k > XR_TABLE_BATCH_MAX)
+			k = XR_TABLE_BATCH_MAX;
+		for (uint32_t i = 0; i < k; i++) {
+			uint64_t key = c->req->keys[i];
+			if (lease_drop(&c->l, key))
+				xr__tb_release(&tb->t, key);
+		}
+	}
 	switch (op) {
 	case XR_TOP_SAMPLE:
 		if (n > max_batch(&tb->t)) {

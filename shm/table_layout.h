@@ -82,7 +82,7 @@ struct xr_tpage_req {
 	_Atomic uint32_t seq;
 	uint32_t op;         /* enum xr_top */
 	uint32_t n;
-	uint32_t pad_;
+	uint32_t n_release;  /* SAMPLE: keys[0..n_release) released first, once */
 	uint64_t timeout_ns; /* SAMPLE and INSERT: how long it may wait */
 	uint64_t keys[XR_TABLE_BATCH_MAX];
 	double prio[XR_TABLE_BATCH_MAX];

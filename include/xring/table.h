@@ -175,6 +175,14 @@ XR_API int xr_table_open(const char *engine, const char *name, const xr_table_op
  * allow at once), -ENOBUFS (65536 leases held: release first). */
 XR_API int xr_table_sample(xr_table *t, uint32_t n, int timeout_ms, xr_sample *s);
 
+/* As xr_table_sample(), and first ends the leases on release[0..n_release)
+ * (at most 1024; keys this trainer does not hold are ignored), in the same
+ * request: a trainer's round (the last batch back, the next one out) is one
+ * round trip. The releases happen even if the sample then fails or times
+ * out. */
+XR_API int xr_table_sample_release(xr_table *t, uint32_t n, int timeout_ms,
+				   const uint64_t *release, uint32_t n_release, xr_sample *s);
+
 /* What the items of t are, and for transitions where their fields lie. */
 XR_API void xr_table_item_layout(const xr_table *t, xr_item_layout *l);
 

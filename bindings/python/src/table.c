@@ -103,31 +103,52 @@ static int sliced(Table *self, int timeout_ms, int (*fn)(Table *, int, void *), 
 
 struct sample_call {
 	uint32_t n;
+	const uint64_t *release; /* sent with the first slice only */
+	uint32_t n_release;
 	xr_sample s;
 };
 
 static int do_sample(Table *self, int ms, void *arg)
 {
 	struct sample_call *c = arg;
+	int rc = xr_table_sample_release(self->t, c->n, ms, c->release, c->n_release, &c->s);
 
-	return xr_table_sample(self->t, c->n, ms, &c->s);
+	c->n_release = 0;
+	return rc;
 }
 
-/* sample(n, timeout_ms) -> (keys, slots, probabilities, weights), each a
- * numpy copy; the items stay leased until release(keys). */
+static PyArrayObject *as_array(PyObject *o, int typenum, const char *what);
+
+/* sample(n, timeout_ms[, release]) -> (keys, slots, probabilities, weights),
+ * each a numpy copy; the items stay leased until release(keys). The keys in
+ * release (the last batch's) are released first, in the same request. */
 static PyObject *table_sample(Table *self, PyObject *args)
 {
 	unsigned int n;
 	int timeout_ms;
-	struct sample_call c;
-	PyObject *out = NULL;
+	struct sample_call c = {0};
+	PyObject *out = NULL, *release = Py_None;
+	PyArrayObject *rel = NULL;
 
-	if (!PyArg_ParseTuple(args, "Ii", &n, &timeout_ms))
+	if (!PyArg_ParseTuple(args, "Ii|O", &n, &timeout_ms, &release))
 		return NULL;
 	if (n < 1 || n > 1024)
 		return PyErr_Format(PyExc_ValueError, "a sample is 1 to 1024 items, not %u", n);
-	if (table_enter(self) < 0)
+	if (release != Py_None) {
+		rel = as_array(release, NPY_UINT64, "release");
+		if (!rel)
+			return NULL;
+		if (PyArray_SIZE(rel) > 1024) {
+			Py_DECREF(rel);
+			return PyErr_Format(PyExc_ValueError, "a sample releases at most 1024 keys");
+		}
+		c.release = PyArray_DATA(rel);
+		c.n_release = (uint32_t)PyArray_SIZE(rel);
+	}
+	if (table_enter(self) < 0) {
+		Py_XDECREF(rel);
 		return NULL;
+	}
 	c.n = n;
 	int rc = sliced(self, timeout_ms, do_sample, &c);
 	if (rc >= 0) {
@@ -149,6 +170,7 @@ static PyObject *table_sample(Table *self, PyObject *args)
 		}
 	}
 	table_leave(self);
+	Py_XDECREF(rel);
 	if (rc == -2)
 		return NULL;
 	if (rc < 0)
@@ -505,7 +527,7 @@ PyObject *table_create_fn(PyObject *mod, PyObject *args)
 
 static PyMethodDef table_methods[] = {
 	{"sample", (PyCFunction)table_sample, METH_VARARGS,
-	 "sample(n, timeout_ms) -> (keys, slots, probabilities, weights)"},
+	 "sample(n, timeout_ms[, release]) -> (keys, slots, probabilities, weights)"},
 	{"release", (PyCFunction)table_release, METH_O, "release(keys) -> how many were held"},
 	{"update", (PyCFunction)table_update, METH_VARARGS,
 	 "update(keys, priorities) -> (updated, refused)"},

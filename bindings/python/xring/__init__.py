@@ -531,17 +531,30 @@ class Table(_xring.Table):
     Engine.create_table()). ``items`` is every slot's item, a read-only
     numpy view of the table's memory (no copy)."""
 
-    def sample(self, batch, timeout=None):
+    def sample(self, batch, timeout=None, release=None):
         """Samples up to `batch` items (1..1024; fewer only from fifo and
         lifo tables or one that max_times_sampled empties), waiting up to
         timeout seconds (None: an hour; 0: not at all) for the rate
         limiter. Returns a Sample; its items are leased until its
         release(). Raises TimeoutError when the limiter did not allow the
-        samples in time (its reason says why)."""
+        samples in time (its reason says why).
+
+        release: the last Sample (or its keys): its leases end first, in
+        the same request to the engine (one round trip a round instead of
+        two); the Sample counts as released, even if this sample fails."""
         n = _int_arg(batch, "batch")
         if not 1 <= n <= 1024:
             raise ValueError(f"batch must be 1..1024, not {n}")
-        keys, slots, prob, weight = super().sample(n, _timeout_ms(timeout))
+        rel = None
+        if isinstance(release, Sample):
+            if release.table is not self:
+                raise ValueError("release: a Sample of another Table")
+            rel = None if release._released else release.keys
+            release._released = True
+        elif release is not None:
+            rel = release
+        keys, slots, prob, weight = (super().sample(n, _timeout_ms(timeout)) if rel is None
+                                     else super().sample(n, _timeout_ms(timeout), rel))
         return Sample(self, keys, slots, prob, weight)
 
     def insert(self, items, priorities=1.0, timeout=None):

@@ -193,10 +193,10 @@ class TableDataset(torch.utils.data.IterableDataset):
         try:
             while self.limit is None or n < self.limit:
                 try:
-                    if s is not None:
-                        s.release()  # the next batch is taken: the last one goes
-                        s = None
-                    s = table.sample(self.batch, timeout=self.timeout)
+                    # The next batch is taken and the last one goes, in one
+                    # request to the engine.
+                    last, s = s, None
+                    s = table.sample(self.batch, timeout=self.timeout, release=last)
                 except xring.EngineClosedError:
                     s = None         # the engine is gone, and the leases with it
                     return

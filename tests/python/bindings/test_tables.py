@@ -394,3 +394,26 @@ def test_a_table_of_transitions(engine):
     with pytest.raises(ValueError):
         e.create_table("t3", capacity=10, source="experience", item="transition",
                        item_size=64)
+
+
+def test_a_sample_releases_the_last_in_the_same_request(engine):
+    e = xring.attach(engine.name, timeout=5)
+    with e.create_table("rr", capacity=64, item_size=8) as t:
+        t.insert(np.arange(64 * 8, dtype=np.uint8).reshape(64, 8))
+        a = t.sample(16, timeout=1)
+        assert t.stats()["leases"] == 16
+        b = t.sample(8, timeout=1, release=a)
+        assert t.stats()["leases"] == 8          # a's 16 ended, b's 8 held
+        assert a._released
+        a.release()                              # again: nothing
+        assert t.stats()["leases"] == 8
+        c = t.sample(4, timeout=1, release=b.keys)
+        assert t.stats()["leases"] == 4
+        c.release()
+        assert t.stats()["leases"] == 0
+        # Keys this trainer does not hold are ignored, not an error.
+        d = t.sample(2, timeout=1, release=np.array([1, 2, 3], dtype=np.uint64))
+        assert t.stats()["leases"] == 2
+        d.release()
+        with pytest.raises(ValueError):
+            t.sample(1, release=np.zeros(1025, dtype=np.uint64))
