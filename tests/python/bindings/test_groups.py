@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import xring
-from xrtest import child_env, info, python, reader, wait_for
+from xrtest import child_env, info, python, reader
 
 
 def _seqs(batch):

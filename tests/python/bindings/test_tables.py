@@ -13,17 +13,7 @@ import numpy as np
 import pytest
 
 import xring
-from xrtest import child_env, wait_for
-
-
-def _items(n, size, first=0):
-    """n items whose bytes say which they are: item i is (first + i) as its
-    first 8 bytes, then a pattern of it."""
-    a = np.zeros((n, size), np.uint8)
-    ids = np.arange(first, first + n, dtype=np.uint64)
-    a[:, :8] = ids.view(np.uint8).reshape(n, 8)
-    a[:, 8:] = ((ids[:, None] * 7 + np.arange(8, size)) % 251).astype(np.uint8)
-    return a
+from xrtest import child_env, wait_for, tagged_items as _items
 
 
 def _ids(rows):

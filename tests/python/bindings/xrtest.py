@@ -196,3 +196,13 @@ class own_engine:
             f.unlink()
         self.run.rmdir()
         return False
+
+
+def tagged_items(n, size, first=0):
+    """n items whose bytes say which they are: item i is (first + i) as its
+    first 8 bytes, then a pattern of it."""
+    a = np.zeros((n, size), np.uint8)
+    ids = np.arange(first, first + n, dtype=np.uint64)
+    a[:, :8] = ids.view(np.uint8).reshape(n, 8)
+    a[:, 8:] = ((ids[:, None] * 7 + np.arange(8, size)) % 251).astype(np.uint8)
+    return a
