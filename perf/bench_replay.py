@@ -136,6 +136,21 @@ def xring_round(t, b, parts=None):
     return t3 - t0
 
 
+def xring_one_request(t, b, rounds):
+    """rounds timed rounds in which the sample also releases the last batch
+    (Table.sample(release=...)): one request a round; ns each."""
+    out, s = [], None
+    for _ in range(rounds):
+        t0 = time.perf_counter_ns()
+        s = t.sample(b, release=s)
+        x = s.items
+        out.append(time.perf_counter_ns() - t0)
+        if len(x) != b:
+            raise RuntimeError(f"xring sampled {len(x)} of {b}")
+    s.release()
+    return out
+
+
 def numpy_round(buf, b, prioritized, parts=None):
     """One timed round of a numpy buffer: its sample(), written out as its
     two steps (the draw with weights, the gather) so that parts (two lists)
@@ -234,7 +249,12 @@ def part1(args, xring, engine, run):
                     ns += [numpy_round(buf, b, prioritized, nparts) for _ in range(k)]
                     done += k
                 x, nb = summary(xs), summary(ns)
+                # The same rounds as one request each (the release rides
+                # with the next sample), against the two-request round above.
+                one = summary(xring_one_request(t, b, args.rounds))
                 row = {"sampler": sampler, "items": n, "batch": b, "xring": x, "numpy": nb,
+                       "xring_one_request": one,
+                       "one_request_ratio_p50": one["p50"] / x["p50"],
                        "ratio_p50": x["p50"] / nb["p50"], "ratio_p99": x["p99"] / nb["p99"],
                        "fill_s": fill_s, "xring_parts_p50": {
                            k: pct(np.asarray(v) / 1e3, 50)
@@ -303,6 +323,11 @@ def print_row(r):
     print(f"{r['sampler']:<12}{r['items']:>8}{r['batch']:>6} | {x['p50']:>12.1f}{x['p99']:>8.1f} | "
           f"{nb['p50']:>12.1f}{nb['p99']:>8.1f} | {r['ratio_p50']:>15.2f}{r['ratio_p99']:>6.2f}"
           f"{parts}", flush=True)
+    if "xring_one_request" in r:
+        o = r["xring_one_request"]
+        print(f"{'':<26} | one request a round (sample(release=last)): p50 {o['p50']:.1f} "
+              f"p99 {o['p99']:.1f} us, {r['one_request_ratio_p50']:.2f} of the two-request "
+              f"round's p50", flush=True)
 
 
 # -- part 2 -----------------------------------------------------------------
