@@ -819,6 +819,8 @@ static void do_games(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr *
 								  sizeof(why))
 					  : -ENOTSUP;
 		if (rc == 0) {
+			/* Relaxed: a flag for tools (cli/cmd_info.c loads it
+			 * relaxed), ordering nothing. */
 			xr_store_relaxed(&c->a->infos[k->slot].group_member, 1);
 			/* The engine made these: closing them cannot block. */
 			xr__ctl_send(k->fd, XR_CTL_GROUP_JOINED, h->id, &r, sizeof(r), fds, 2);

@@ -705,6 +705,22 @@ static int restore(struct xr_tsvc *s, int table, const char *path, char *why, si
 	return (int)tb->t.size;
 }
 
+/* Ends c's leases on keys[0..n) of its page (each read once); returns how
+ * many named no lease of c's. */
+static uint32_t release_keys(struct stable *tb, struct client *c, uint32_t n)
+{
+	uint32_t refused = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t key = c->req->keys[i];
+		if (lease_drop(&c->l, key))
+			xr__tb_release(&tb->t, key);
+		else
+			refused++;
+	}
+	return refused;
+}
+
 static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op, uint32_t n,
 		  uint64_t timeout, uint64_t now, int *answers)
 {
@@ -724,13 +740,7 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 	 * refused, as in a RELEASE. */
 	if (op == XR_TOP_SAMPLE && !c->parked) {
 		uint32_t k = c->req->n_release; /* read once */
-		if (k > XR_TABLE_BATCH_MAX)
-			k = XR_TABLE_BATCH_MAX;
-		for (uint32_t i = 0; i < k; i++) {
-			uint64_t key = c->req->keys[i];
-			if (lease_drop(&c->l, key))
-				xr__tb_release(&tb->t, key);
-		}
+		(void)release_keys(tb, c, k < XR_TABLE_BATCH_MAX ? k : XR_TABLE_BATCH_MAX);
 	}
 	switch (op) {
 	case XR_TOP_SAMPLE:
@@ -774,13 +784,7 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 		}
 		break;
 	case XR_TOP_RELEASE:
-		for (uint32_t i = 0; i < n; i++) {
-			uint64_t key = c->req->keys[i]; /* read once */
-			if (lease_drop(&c->l, key))
-				xr__tb_release(&tb->t, key);
-			else
-				refused++;
-		}
+		refused = release_keys(tb, c, n);
 		answer(c, seq, (int)(n - refused), refused, NULL);
 		(*answers)++;
 		return;
