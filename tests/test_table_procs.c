@@ -71,13 +71,15 @@ static void insert_tags(xr_table *t, uint64_t first, uint32_t n)
 
 /* A trainer that samples the small table `rounds` times, holding each
  * batch while this looks again at every item it holds. */
-static void churn_trainer(uint32_t rounds, _Atomic uint64_t *checked)
+/* At least `rounds` rounds, and on until *stop: the inserts must run while
+ * batches are held, however fast the rounds go. */
+static void churn_trainer(uint32_t rounds, _Atomic uint64_t *checked, _Atomic uint32_t *stop)
 {
 	xr_table *t = open_table("small");
 	xr_sample s;
 	uint64_t keys[32], first[32];
 
-	for (uint32_t r = 0; r < rounds; r++) {
+	for (uint32_t r = 0; r < rounds || !atomic_load(stop); r++) {
 		int n = xr_table_sample(t, 32, 5000, &s);
 		if (n != 32)
 			FAILF("sample: %d (%s)", n, xr_last_reason());
@@ -127,13 +129,14 @@ static void wait_ok(pid_t pid, const char *what)
 struct churn_arg {
 	uint32_t rounds;
 	_Atomic uint64_t *checked;
+	_Atomic uint32_t *stop; /* set by the inserting parent: enough inserts seen */
 };
 
 static void churn_main(void *p)
 {
 	struct churn_arg *a = p;
 
-	churn_trainer(a->rounds, a->checked);
+	churn_trainer(a->rounds, a->checked, a->stop);
 }
 
 struct holder_arg {
@@ -261,10 +264,12 @@ int main(void)
 	xr_table *small = open_table("small");
 	insert_tags(small, 1000, SMALL);
 	_Atomic uint64_t *checked = (_Atomic uint64_t *)&sh[8];
-	struct churn_arg ca = {.rounds = 2000, .checked = checked};
+	_Atomic uint32_t *stop = &sh[40];
+	struct churn_arg ca = {.rounds = 2000, .checked = checked, .stop = stop};
 	pid_t c1 = spawn(churn_main, &ca), c2 = spawn(churn_main, &ca);
 	uint64_t tag = 2000, inserted = 0, until = xr__now_ns() + 60 * SEC;
-	while (atomic_load(checked) < 2 * 2000 * 32 && xr__now_ns() < until) {
+	while ((atomic_load(checked) < 2 * 2000 * 32 || inserted <= 2000) &&
+	       xr__now_ns() < until) {
 		/* All held at once would leave no room: the insert then
 		 * waits, and tells us so; that is fine, the trainers go on. */
 		uint64_t item[ITEM / 8];
@@ -273,6 +278,7 @@ int main(void)
 		if (xr_table_insert(small, item, &p, 1, 1000, NULL) == 1)
 			inserted++;
 	}
+	atomic_store(stop, 1);
 	wait_ok(c1, "trainer 1");
 	wait_ok(c2, "trainer 2");
 	CHECK(inserted > 1000);
