@@ -478,16 +478,25 @@ void xr_table_item_layout(const xr_table *t, xr_item_layout *l)
 {
 	const struct xr_tstore_hdr *h = t->hdr;
 	xr_exp_shape sh = {.obs_dtype = (xr_dtype)h->obs_dtype, .obs_ndim = h->obs_ndim,
-			   .mask_len = h->mask_len};
+			   .mask_len = h->mask_len, .extras_len = h->extras_len};
 	xr_item_layout tl;
+	xr_exp_template tpl;
 
 	*l = (xr_item_layout){.item = XR_ITEM_RECORD};
-	if (h->item_kind != XR_ITEM_TRANSITION || h->obs_ndim > XR_EXP_MAX_DIMS)
+	if (h->has_shape != 1 || h->obs_ndim > XR_EXP_MAX_DIMS)
 		return;
 	memcpy(sh.obs_dims, h->obs_dims, sizeof(sh.obs_dims));
-	xr__trans_layout(&sh, &tl);
 	/* The engine's word for it, checked against the items' size: a
 	 * layout past the item is none. */
+	if (h->item_kind == XR_ITEM_RECORD) {
+		if (xr_exp_template_init(&tpl, &sh) == 0 && tpl.size <= t->item_size)
+			*l = (xr_item_layout){.item = XR_ITEM_RECORD, .obs_bytes = tpl.obs_bytes,
+					      .mask_len = sh.mask_len, .shape = sh};
+		return;
+	}
+	if (h->item_kind != XR_ITEM_TRANSITION)
+		return;
+	xr__trans_layout(&sh, &tl);
 	if (tl.next_mask_off + tl.mask_len <= t->item_size && tl.obs_bytes)
 		*l = tl;
 }

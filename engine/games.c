@@ -785,7 +785,7 @@ static int table_create(void *ctx, const struct xr_ctl_caller *who,
 {
 	struct xr_gdir *d = ctx;
 	struct xr_ctl_table_create fed = *m;
-	const xr_exp_shape *trans = NULL;
+	const xr_exp_shape *shape = NULL;
 
 	if (m->flags & XR_CTL_TABLE_FED) {
 		/* Items of the stream's records: the item size at least its
@@ -808,8 +808,11 @@ static int table_create(void *ctx, const struct xr_ctl_caller *who,
 				return -EINVAL;
 			}
 			fed.item_size = xr__trans_item_size(&sd->shape);
-			trans = &sd->shape;
 		}
+		/* The table tells its trainers the records' shape: they read an
+		 * item's fields (Sample.obs, ...) as they read a batch's. */
+		if (sd->record_kind == XR_RECORD_EXPERIENCE)
+			shape = &sd->shape;
 		/* An Experience stream's records all have its shape's size;
 		 * of other streams the caller says how large items are. */
 		uint32_t rec = d->arena->lay.rings[sd->first_ring].record_len;
@@ -820,7 +823,7 @@ static int table_create(void *ctx, const struct xr_ctl_caller *who,
 		}
 		if (!fed.item_size)
 			fed.item_size = rec;
-		if (!trans && fed.item_size < rec) {
+		if (!(m->flags & XR_CTL_TABLE_TRANSITION) && fed.item_size < rec) {
 			snprintf(why, len, "table %s: items of %u bytes cannot hold stream %s's "
 				 "records of up to %u (item_size 0 takes that)",
 				 m->name, fed.item_size, m->source, rec);
@@ -832,7 +835,7 @@ static int table_create(void *ctx, const struct xr_ctl_caller *who,
 		if (rc < 0)
 			return rc;
 	}
-	return xr__thost_table_create(d->tables, who, &fed, trans, r, why, len);
+	return xr__thost_table_create(d->tables, who, &fed, shape, r, why, len);
 }
 
 static int table_open(void *ctx, const struct xr_ctl_caller *who,

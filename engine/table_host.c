@@ -348,9 +348,10 @@ void xr__thost_destroy(struct xr_thost *h)
 }
 
 int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
-			   const struct xr_ctl_table_create *m, const xr_exp_shape *trans,
+			   const struct xr_ctl_table_create *m, const xr_exp_shape *shape,
 			   struct xr_ctl_table_created *r, char *why, size_t len)
 {
+	const xr_exp_shape *trans = (m->flags & XR_CTL_TABLE_TRANSITION) ? shape : NULL;
 	struct xr_tb_cfg cfg = {
 		.capacity = m->capacity, .sampler = (enum xr_table_sampler)m->sampler,
 		.remover = (enum xr_table_remover)m->remover, .alpha = m->alpha, .beta = m->beta,
@@ -428,8 +429,9 @@ int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 		int t = xr__tsvc_table_find(h->svc, m->name);
 		h->owner_uid[t] = who->uid;
 		h->created[t] = true;
-		if (trans)
-			xr__tsvc_set_transitions(h->svc, t, trans);
+		if (shape)
+			xr__tsvc_set_item(h->svc, t,
+					  trans ? XR_ITEM_TRANSITION : XR_ITEM_RECORD, shape);
 		if (m->flags & XR_CTL_TABLE_FED) {
 			struct feed *f = &h->feeds[t];
 			f->trans = tr;

@@ -35,8 +35,9 @@ int xr__thost_create(const char *engine, struct xr_thost **out, char *why, size_
 void xr__thost_destroy(struct xr_thost *h);
 
 /* The control thread's verbs (control/server.h's table hooks). */
-/* trans: the stream's shape when the feed makes transitions
- * (XR_CTL_TABLE_TRANSITION), else NULL. */
+/* shape: the fed stream's records' shape when it is an Experience stream
+ * (the feed makes transitions of them with XR_CTL_TABLE_TRANSITION), else
+ * NULL. */
 int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 			   const struct xr_ctl_table_create *m, const xr_exp_shape *trans,
 			   struct xr_ctl_table_created *r, char *why, size_t len);

@@ -230,17 +230,19 @@ void xr__tsvc_show_feed(struct xr_tsvc *s, int table, uint32_t state, uint64_t d
 	xr_store_relaxed(&h->feed_dropped, dropped);
 }
 
-void xr__tsvc_set_transitions(struct xr_tsvc *s, int table, const xr_exp_shape *sh)
+void xr__tsvc_set_item(struct xr_tsvc *s, int table, uint32_t kind, const xr_exp_shape *sh)
 {
 	struct xr_tstore_hdr *h = (struct xr_tstore_hdr *)s->tables[table].map;
 
 	/* Before the store is handed out (the descriptor's passing orders
 	 * these stores before any trainer's loads). */
-	h->item_kind = XR_ITEM_TRANSITION;
+	h->item_kind = kind;
 	h->obs_dtype = (uint32_t)sh->obs_dtype;
 	h->obs_ndim = sh->obs_ndim;
 	memcpy(h->obs_dims, sh->obs_dims, sizeof(h->obs_dims));
 	h->mask_len = sh->mask_len;
+	h->extras_len = sh->extras_len;
+	h->has_shape = 1;
 }
 
 uint32_t xr__tsvc_item_size(const struct xr_tsvc *s, int table)

@@ -58,9 +58,10 @@ uint32_t xr__tsvc_item_size(const struct xr_tsvc *s, int table);
 void xr__tsvc_set_fed(struct xr_tsvc *s, int table);
 /* Shows the feed's state (XR_TFEED_*) and drops in the store's header. */
 void xr__tsvc_show_feed(struct xr_tsvc *s, int table, uint32_t state, uint64_t dropped);
-/* Says in the store's header that `table`'s items are transitions of
- * records of shape sh (xring/table.h). */
-void xr__tsvc_set_transitions(struct xr_tsvc *s, int table, const xr_exp_shape *sh);
+/* Says in the store's header what `table`'s items are (enum
+ * xr_table_item): Experience records of shape sh, or transitions of them
+ * (xring/table.h). */
+void xr__tsvc_set_item(struct xr_tsvc *s, int table, uint32_t kind, const xr_exp_shape *sh);
 /* Its item store: the memfd to hand out (read-only: writable mappings are
  * sealed off once the service's own is made) and its size. */
 int xr__tsvc_store_fd(const struct xr_tsvc *s, int table, uint64_t *size);

@@ -67,13 +67,15 @@ struct xr_tstore_hdr {
 	_Atomic uint32_t trainers;
 	_Atomic uint32_t feed;       /* XR_TFEED_*: the engine's feed of it */
 	_Atomic uint64_t feed_dropped; /* records the feed could not insert */
-	/* What an item is (enum xr_table_item), and for transitions the
-	 * stream's observations: written before the store is handed out. */
+	/* What an item is (enum xr_table_item), and for transitions or
+	 * Experience records fed from a stream that stream's record shape:
+	 * written before the store is handed out. */
 	uint32_t item_kind;
 	uint32_t obs_dtype, obs_ndim;
 	int32_t obs_dims[8];
 	uint32_t mask_len;
-	uint8_t pad_[8];
+	uint32_t extras_len;
+	uint32_t has_shape;  /* 1: the fields above say the records' shape */
 };
 
 enum { XR_TFEED_NONE = 0, XR_TFEED_ON = 1, XR_TFEED_FAILED = 2 };

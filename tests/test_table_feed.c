@@ -55,6 +55,11 @@ int main(void)
 	CHECK(st.item_size > 0);
 	CHECK_EQ(st.feed, 1);
 	CHECK_EQ(st.feed_dropped, 0);
+	/* The table says its items are the stream's records, of its shape. */
+	xr_item_layout lay;
+	xr_table_item_layout(t, &lay);
+	CHECK_EQ(lay.item, XR_ITEM_RECORD);
+	CHECK(lay.obs_bytes > 0 && lay.shape.obs_ndim > 0);
 	uint64_t last = 0, got = 0;
 	bool first = true;
 	uint64_t until = xr__now_ns() + 30 * SEC;
@@ -69,6 +74,8 @@ int main(void)
 			const uint8_t *item = xr_table_item(t, s.slots[i]);
 			if (xr_exp_view_init(&v, item, st.item_size) < 0)
 				FAILF("item %d of a fed table is not an Experience record", i);
+			CHECK_EQ(v.obs_bytes, lay.obs_bytes);
+			CHECK_EQ(v.mask_len, lay.mask_len);
 			if (!first && v.f.seq <= last)
 				FAILF("fed items out of order: seq %llu after %llu",
 				      (unsigned long long)v.f.seq, (unsigned long long)last);

@@ -124,11 +124,19 @@ typedef struct xr_transition {
 
 #define XR_TRANSITION_OBS 64u
 
+/*
+ * What a table's items are (xr_table_item_layout()). TRANSITION: the
+ * offsets above and the stream's shape. RECORD, of a table fed from an
+ * Experience stream: obs_bytes != 0 and shape is the stream's record shape,
+ * so each item is one such record (read it with xr_exp_view_init() over
+ * the item's item_size bytes; the bytes past the record are zero). RECORD
+ * otherwise: obs_bytes 0, the items are what their inserters made them.
+ */
 typedef struct xr_item_layout {
 	uint32_t item;       /* enum xr_table_item */
 	uint32_t obs_off, next_obs_off, mask_off, next_mask_off; /* TRANSITION */
 	uint32_t obs_bytes, mask_len;
-	xr_exp_shape shape;  /* of the stream's observations (TRANSITION) */
+	xr_exp_shape shape;  /* of the stream's records (see above) */
 } xr_item_layout;
 
 typedef struct xr_table_open_opts {
@@ -183,7 +191,8 @@ XR_API int xr_table_sample(xr_table *t, uint32_t n, int timeout_ms, xr_sample *s
 XR_API int xr_table_sample_release(xr_table *t, uint32_t n, int timeout_ms,
 				   const uint64_t *release, uint32_t n_release, xr_sample *s);
 
-/* What the items of t are, and for transitions where their fields lie. */
+/* What the items of t are, and for transitions where their fields lie
+ * (xr_item_layout). */
 XR_API void xr_table_item_layout(const xr_table *t, xr_item_layout *l);
 
 /* The item in slot (slots[i] of a sample), read-only; NULL past capacity. */

@@ -185,11 +185,8 @@ static PyObject *field_view(Batch *self, int f)
 			   (PyObject *)self->lease);
 }
 
-int gather_fields(const xr_exp_template *t, const xr_frame *first,
-		  const xr_frame *const *frames, uint32_t count, PyObject **fields)
+int fields_new(const xr_exp_template *t, uint32_t count, PyObject **fields)
 {
-	const xr_frame *fr = NULL;
-
 	for (int f = 0; f < F_COUNT; f++) {
 		npy_intp dims[1 + XR_EXP_MAX_DIMS];
 		int typenum, nd;
@@ -206,40 +203,63 @@ int gather_fields(const xr_exp_template *t, const xr_frame *first,
 		if (!fields[f])
 			return -1;
 	}
+	return 0;
+}
+
+int fields_put(const xr_exp_template *t, PyObject **fields, uint32_t i, const void *rec,
+	       size_t len)
+{
+	xr_exp_view v;
+
+	if (xr_exp_view_init(&v, rec, len) < 0 || v.obs_bytes != t->obs_bytes ||
+	    v.mask_len != t->shape.mask_len)
+		return -1;
+#define PUT(f, T, val) ((T *)PyArray_DATA((PyArrayObject *)fields[f]))[i] = (val)
+	PUT(F_ACTION, int32_t, v.f.action);
+	PUT(F_REWARD, float, v.f.reward);
+	PUT(F_DONE, npy_bool, v.f.done);
+	PUT(F_TRUNCATED, npy_bool, v.f.truncated);
+	PUT(F_GAME_ID, uint32_t, v.f.game_id);
+	PUT(F_PLAYER_ID, uint32_t, v.f.player_id);
+	PUT(F_TURN, uint32_t, v.f.turn);
+	PUT(F_SEQ, uint64_t, v.f.seq);
+	PUT(F_T_NS, uint64_t, v.f.t_ns);
+	PUT(F_APPLIED, int32_t, v.f.applied);
+	PUT(F_APPLIED_BY, uint8_t, v.f.applied_by);
+#undef PUT
+	memcpy((char *)PyArray_DATA((PyArrayObject *)fields[F_OBS]) + (size_t)i * v.obs_bytes,
+	       v.obs, v.obs_bytes);
+	if (v.mask_len)
+		memcpy((char *)PyArray_DATA((PyArrayObject *)fields[F_MASK]) +
+			       (size_t)i * v.mask_len,
+		       v.mask, v.mask_len);
+	return 0;
+}
+
+void fields_seal(PyObject **fields)
+{
+	for (int f = 0; f < F_COUNT; f++)
+		if (fields[f] != Py_None)
+			PyArray_CLEARFLAGS((PyArrayObject *)fields[f], NPY_ARRAY_WRITEABLE);
+}
+
+int gather_fields(const xr_exp_template *t, const xr_frame *first,
+		  const xr_frame *const *frames, uint32_t count, PyObject **fields)
+{
+	const xr_frame *fr = NULL;
+
+	if (fields_new(t, count, fields) < 0)
+		return -1;
 	for (uint32_t i = 0; i < count; i++) {
-		xr_exp_view v;
 		fr = frames ? frames[i] : i ? xr_frame_next(fr) : first;
-		if (xr_exp_view_init(&v, xr_frame_data(fr), fr->len) < 0 ||
-		    v.obs_bytes != t->obs_bytes || v.mask_len != t->shape.mask_len) {
+		if (fields_put(t, fields, i, xr_frame_data(fr), fr->len) < 0) {
 			PyErr_Format(PyExc_ValueError,
 				     "record seq %llu is not an Experience of this stream's shape",
 				     (unsigned long long)fr->seq);
 			return -1;
 		}
-#define PUT(f, T, val) ((T *)PyArray_DATA((PyArrayObject *)fields[f]))[i] = (val)
-		PUT(F_ACTION, int32_t, v.f.action);
-		PUT(F_REWARD, float, v.f.reward);
-		PUT(F_DONE, npy_bool, v.f.done);
-		PUT(F_TRUNCATED, npy_bool, v.f.truncated);
-		PUT(F_GAME_ID, uint32_t, v.f.game_id);
-		PUT(F_PLAYER_ID, uint32_t, v.f.player_id);
-		PUT(F_TURN, uint32_t, v.f.turn);
-		PUT(F_SEQ, uint64_t, v.f.seq);
-		PUT(F_T_NS, uint64_t, v.f.t_ns);
-		PUT(F_APPLIED, int32_t, v.f.applied);
-		PUT(F_APPLIED_BY, uint8_t, v.f.applied_by);
-#undef PUT
-		memcpy((char *)PyArray_DATA((PyArrayObject *)fields[F_OBS]) +
-			       (size_t)i * v.obs_bytes,
-		       v.obs, v.obs_bytes);
-		if (v.mask_len)
-			memcpy((char *)PyArray_DATA((PyArrayObject *)fields[F_MASK]) +
-				       (size_t)i * v.mask_len,
-			       v.mask, v.mask_len);
 	}
-	for (int f = 0; f < F_COUNT; f++)
-		if (fields[f] != Py_None)
-			PyArray_CLEARFLAGS((PyArrayObject *)fields[f], NPY_ARRAY_WRITEABLE);
+	fields_seal(fields);
 	return 0;
 }
 

@@ -118,6 +118,14 @@ PyMODINIT_FUNC PyInit__xring(void)
 	PyModule_AddObject(m, "Table", (PyObject *)&TableType);
 	Py_INCREF(&ObsBatchType);
 	PyModule_AddObject(m, "ObsBatch", (PyObject *)&ObsBatchType);
+	PyObject *names = PyTuple_New(F_COUNT);
+	for (int f = 0; names && f < F_COUNT; f++)
+		PyTuple_SET_ITEM(names, f, PyUnicode_FromString(field_names[f]));
+	if (!names || PyModule_AddObject(m, "FIELD_NAMES", names) < 0) {
+		Py_XDECREF(names);
+		Py_DECREF(m);
+		return NULL;
+	}
 	PyModule_AddIntConstant(m, "BATCH_MAX", XR_BATCH_MAX);
 	PyModule_AddIntConstant(m, "HELD_MAX", XR_HELD_MAX);
 	PyModule_AddIntConstant(m, "GAMES_REQUEST_MAX", XR_GAMES_REQUEST_MAX);

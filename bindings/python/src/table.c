@@ -383,18 +383,77 @@ static PyObject *table_layout(Table *self, PyObject *unused)
 		return NULL;
 	xr_table_item_layout(self->t, &l);
 	table_leave(self);
-	if (l.item != XR_ITEM_TRANSITION)
+	if (l.item != XR_ITEM_TRANSITION && !l.obs_bytes)
 		return Py_BuildValue("{ss}", "item", "record");
 	PyObject *shape = PyTuple_New(l.shape.obs_ndim);
 	if (!shape)
 		return NULL;
 	for (uint32_t i = 0; i < l.shape.obs_ndim; i++)
 		PyTuple_SET_ITEM(shape, i, PyLong_FromLong(l.shape.obs_dims[i]));
+	if (l.item != XR_ITEM_TRANSITION)
+		return Py_BuildValue("{sssIsIsssN}", "item", "record", "obs_bytes", l.obs_bytes,
+				     "mask_len", l.mask_len, "obs_dtype",
+				     xr_dtype_name(l.shape.obs_dtype), "obs_shape", shape);
 	return Py_BuildValue("{sssIsIsIsIsIsIsssN}", "item", "transition", "obs_off", l.obs_off,
 			     "next_obs_off", l.next_obs_off, "mask_off", l.mask_off,
 			     "next_mask_off", l.next_mask_off, "obs_bytes", l.obs_bytes,
 			     "mask_len", l.mask_len, "obs_dtype", xr_dtype_name(l.shape.obs_dtype),
 			     "obs_shape", shape);
+}
+
+/* records(slots) -> a tuple of arrays, one per field (field_names' order),
+ * copied out of the records in those slots of a table fed from an
+ * Experience stream; each record is verified first (the table's memory is
+ * the engine's, but a trainer may have inserted anything). */
+static PyObject *table_records(Table *self, PyObject *arg)
+{
+	PyObject *fields[F_COUNT] = {0}, *out = NULL;
+	xr_item_layout l;
+	xr_exp_template tpl;
+
+	PyArrayObject *slots = (PyArrayObject *)PyArray_FROMANY(arg, NPY_UINT32, 1, 1,
+								NPY_ARRAY_CARRAY_RO);
+	if (!slots)
+		return NULL;
+	if (table_enter(self) < 0)
+		goto out;
+	xr_table_item_layout(self->t, &l);
+	if (!l.obs_bytes || l.item != XR_ITEM_RECORD || xr_exp_template_init(&tpl, &l.shape) < 0) {
+		PyErr_SetString(PyExc_AttributeError,
+				"this table's items are not records of a known shape (only a table "
+				"fed from an Experience stream's records has them)");
+		goto leave;
+	}
+	npy_intp n = PyArray_DIM(slots, 0);
+	const uint32_t *sl = PyArray_DATA(slots);
+	if (fields_new(&tpl, (uint32_t)n, fields) < 0)
+		goto leave;
+	for (npy_intp i = 0; i < n; i++) {
+		const void *item = xr_table_item(self->t, sl[i]);
+		if (!item) {
+			PyErr_Format(PyExc_ValueError, "slot %u is past the table's capacity %u",
+				     sl[i], self->capacity);
+			goto leave;
+		}
+		if (fields_put(&tpl, fields, (uint32_t)i, item, self->item_size) < 0) {
+			PyErr_Format(PyExc_ValueError, "the item in slot %u is not an Experience "
+				     "record of the fed stream's shape", sl[i]);
+			goto leave;
+		}
+	}
+	fields_seal(fields);
+	out = PyTuple_New(F_COUNT);
+	for (int f = 0; out && f < F_COUNT; f++) {
+		PyTuple_SET_ITEM(out, f, fields[f]);
+		fields[f] = NULL;
+	}
+leave:
+	table_leave(self);
+out:
+	for (int f = 0; f < F_COUNT; f++)
+		Py_XDECREF(fields[f]);
+	Py_DECREF(slots);
+	return out;
 }
 
 /* Ends the trainer now (its leases end); the mapping stays for the views
@@ -540,6 +599,8 @@ static PyMethodDef table_methods[] = {
 	{"stats", (PyCFunction)table_stats, METH_NOARGS, "the table's figures"},
 	{"layout", (PyCFunction)table_layout, METH_NOARGS,
 	 "what the items are, and where a transition's fields lie"},
+	{"records", (PyCFunction)table_records, METH_O,
+	 "records(slots) -> every field of the records in those slots (field_names' order)"},
 	{"close", (PyCFunction)table_close, METH_NOARGS,
 	 "ends this trainer now (its leases); views of items stay readable"},
 	{NULL, NULL, 0, NULL},

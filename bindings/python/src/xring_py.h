@@ -145,6 +145,14 @@ PyObject *field_array(const xr_exp_template *t, int f, const void *first, npy_in
  * -1 with an exception set (fields made so far are the caller's to free). */
 int gather_fields(const xr_exp_template *t, const xr_frame *first,
 		  const xr_frame *const *frames, uint32_t count, PyObject **fields);
+/* batch.c: the steps of gather_fields(), for records that are not frames
+ * (a table's items): new arrays for count records (0 or -1 with an
+ * exception); record i from rec[0..len), verified (-1, no exception, when
+ * it is not an Experience of t's shape); the arrays made read-only. */
+int fields_new(const xr_exp_template *t, uint32_t count, PyObject **fields);
+int fields_put(const xr_exp_template *t, PyObject **fields, uint32_t i, const void *rec,
+	       size_t len);
+void fields_seal(PyObject **fields);
 /* batch.c: raises xring.ReleasedError with fmt (one %s: field); NULL. */
 PyObject *raise_released(const char *fmt, const char *field);
 /* batch.c: a Lease on b (NULL: on no records, only the mapping), or NULL. */

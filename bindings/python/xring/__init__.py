@@ -439,20 +439,32 @@ class Sample:
     stays unchanged in the table while it is leased, even if the table
     removes it meanwhile.
 
-    A table of transitions (create_table(item="transition")) gives their
-    fields too, each a view of that one gather: obs and next_obs (n, *the
-    stream's observation shape), mask and next_mask (n, mask_len) uint8,
-    action (int32: applied at the step from obs), reward (float32), done,
-    truncated (bool), game_id, player_id, turn (uint32: obs's turn), seq
-    (uint64: next_obs's record)."""
+    Item fields as arrays, read-only, each with the batch on its first axis:
 
-    __slots__ = ("table", "keys", "slots", "probabilities", "weights", "_released", "_items")
+    - a table of transitions (create_table(item="transition")): obs and
+      next_obs (n, *the stream's observation shape), mask and next_mask
+      (n, mask_len) uint8, action (int32: applied at the step from obs),
+      reward (float32), done, truncated (bool), game_id, player_id, turn
+      (uint32: obs's turn), seq (uint64: next_obs's record); views of the
+      one gather.
+    - a table fed with an Experience stream's records (source=..., the
+      default item): the fields a reader's Batch has (obs, mask, action,
+      reward, done, truncated, game_id, player_id, turn, seq, t_ns,
+      applied, applied_by), copied out of the leased records in one pass
+      that verifies each record first (ValueError for an item that is not
+      one, e.g. bytes a trainer inserted).
+
+    Other tables' items are what their inserters made them: only items."""
+
+    __slots__ = ("table", "keys", "slots", "probabilities", "weights", "_released", "_items",
+                 "_records")
 
     def __init__(self, table, keys, slots, probabilities, weights):
         self.table, self.keys, self.slots = table, keys, slots
         self.probabilities, self.weights = probabilities, weights
         self._released = False
         self._items = None
+        self._records = None
 
     def __len__(self):
         return len(self.keys)
@@ -467,8 +479,8 @@ class Sample:
 
     def _field(self, name):
         layout = self.table.layout()
-        if layout["item"] != "transition":
-            raise AttributeError(f"{name}: this table's items are records, not transitions")
+        if layout["item"] == "record":
+            return self._record_field(name, layout)
         import numpy as np
         items = self.items
         if name in _TRANSITION_HEAD.names:
@@ -478,8 +490,26 @@ class Sample:
             dt = np.dtype(_NP_DTYPES[layout["obs_dtype"]])
             raw = items[:, off:off + layout["obs_bytes"]]
             return raw.view(dt).reshape((len(items),) + tuple(layout["obs_shape"]))
-        off = layout["mask_off" if name == "mask" else "next_mask_off"]
-        return items[:, off:off + layout["mask_len"]]
+        if name in ("mask", "next_mask"):
+            off = layout["mask_off" if name == "mask" else "next_mask_off"]
+            return items[:, off:off + layout["mask_len"]]
+        raise AttributeError(f"{name}: a transition has no such field")
+
+    def _record_field(self, name, layout):
+        if "obs_shape" not in layout:
+            raise AttributeError(f"{name}: this table's items are not records of a known "
+                                 "shape (fields come with a table fed from an Experience "
+                                 "stream)")
+        if name in ("next_obs", "next_mask"):
+            raise AttributeError(f"{name}: this table's items are records, not transitions "
+                                 "(create_table(item=\"transition\"))")
+        if self._released:
+            from ._errors import ReleasedError
+            raise ReleasedError(f"{name}: this sample was released (its records may have "
+                                "been replaced since); read fields before release()")
+        if self._records is None:
+            self._records = dict(zip(_xring.FIELD_NAMES, self.table.records(self.slots)))
+        return self._records[name]
 
     obs = property(lambda self: self._field("obs"))
     next_obs = property(lambda self: self._field("next_obs"))
@@ -493,6 +523,9 @@ class Sample:
     player_id = property(lambda self: self._field("player_id"))
     turn = property(lambda self: self._field("turn"))
     seq = property(lambda self: self._field("seq"))
+    t_ns = property(lambda self: self._field("t_ns"))
+    applied = property(lambda self: self._field("applied"))
+    applied_by = property(lambda self: self._field("applied_by"))
 
     def release(self):
         """Ends the leases (once; again does nothing)."""

@@ -278,6 +278,76 @@ def test_a_table_fed_from_the_stream(engine):
         e.create_table("fed2", capacity=10, source="nosuch")
 
 
+def test_a_fed_tables_records_give_their_fields(engine):
+    """A table fed with the stream's records gives each sampled record's
+    fields as arrays, checked against the same records read by a lossless
+    reader meanwhile."""
+    import threading
+    from xrtest import row_digest
+    e = xring.attach(engine.name, timeout=5)
+    records, stop = {}, threading.Event()
+
+    def read_all(r):
+        while not stop.is_set():
+            b = r.read(timeout=0.05)
+            if b is None:
+                continue
+            obs, mask = row_digest(b.obs), row_digest(b.mask)
+            for i, seq in enumerate(b.seq):
+                records[int(seq)] = (int(b.game_id[i]), int(b.player_id[i]), int(b.turn[i]),
+                                     int(b.action[i]), float(b.reward[i]), bool(b.done[i]),
+                                     int(b.applied[i]), int(b.applied_by[i]), int(b.t_ns[i]),
+                                     int(obs[i]), int(mask[i]))
+            b.release()
+
+    names = ("game_id", "player_id", "turn", "action", "reward", "done", "applied",
+             "applied_by", "t_ns")
+    got = []
+    with e.reader(batch=1024, min_batch=1, max_wait=0.05) as r:
+        th = threading.Thread(target=read_all, args=(r,))
+        th.start()
+        try:
+            with e.create_table("recs", capacity=4096, source="experience", sampler="fifo",
+                                max_times_sampled=1) as t:
+                lay = t.layout()
+                assert lay["item"] == "record" and lay["obs_bytes"] > 0
+                while len(got) < 2000:
+                    with t.sample(256, timeout=10) as s:
+                        assert s.obs.shape == (len(s),) + tuple(lay["obs_shape"])
+                        assert s.obs.dtype == np.dtype(_NP[lay["obs_dtype"]])
+                        assert s.mask.shape == (len(s), lay["mask_len"])
+                        assert not s.obs.flags.writeable
+                        cols = {k: getattr(s, k).copy() for k in ("seq",) + names}
+                        cols["obs"], cols["mask"] = row_digest(s.obs), row_digest(s.mask)
+                        got += [dict(zip(cols, v)) for v in zip(*cols.values())]
+                    with pytest.raises(AttributeError, match="not transitions"):
+                        s.next_obs
+                s = t.sample(8, timeout=10)
+                s.release()
+                with pytest.raises(xring.ReleasedError):
+                    s.obs                     # never read while leased: gone
+        finally:
+            stop.set()
+            th.join()
+    checked = 0
+    for x in got:
+        rec = records.get(int(x["seq"]))
+        if rec is None:
+            continue                          # before the reader's first record
+        assert rec == tuple(x[k] for k in names + ("obs", "mask")), x["seq"]
+        checked += 1
+    assert checked > 1000, f"only {checked} records checked"
+    # A table of the trainers' own bytes has no fields to give.
+    with e.create_table("raw", capacity=4, item_size=16) as t:
+        t.insert(np.zeros((1, 16), np.uint8))
+        with t.sample(1, timeout=1) as s:
+            with pytest.raises(AttributeError, match="known shape"):
+                s.obs
+
+
+_NP = {"u8": "u1", "f32": "<f4"}
+
+
 def test_tables_declared_at_start(engines, run_dir):
     eng = engines("--table", "replay:500:sampler=prioritized,alpha=0.6,beta=0.4,"
                   "source=experience,priority=2",
