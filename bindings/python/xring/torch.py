@@ -124,6 +124,12 @@ class TableDataset(torch.utils.data.IterableDataset):
     (np.dtype(..., align=True) lays fields out so), else a copy; unsigned
     16/32/64-bit fields come as int16/32/64 with the same bits.
 
+    With `fields` (names of Sample fields: those of a table of transitions,
+    e.g. ("obs", "action", "reward", "next_obs", "done"), or of one fed with
+    an Experience stream's records), each is one more entry, the Sample's
+    array as a tensor (an AttributeError at the first batch when the
+    table's items have no such field).
+
     The batch's items stay leased to the iterator until the next batch is
     taken (the tensors never needed the lease: they are the gather's; it
     keeps the table from removing them while a training step runs, so the
@@ -135,7 +141,7 @@ class TableDataset(torch.utils.data.IterableDataset):
     may set any item's priority), through a table handle of this process."""
 
     def __init__(self, engine, table, batch, timeout=None, limit=None, engine_uid=0,
-                 dtype=None):
+                 dtype=None, fields=()):
         super().__init__()
         self.engine = engine if isinstance(engine, str) else engine.name
         self.engine_uid = engine_uid if isinstance(engine, str) else engine.engine_uid
@@ -154,6 +160,17 @@ class TableDataset(torch.utils.data.IterableDataset):
         reserved = {"items", "keys", "slots", "probabilities", "weights"}
         if self.dtype is not None and reserved & set(self.dtype.names):
             raise ValueError(f"dtype's fields may not be named {sorted(reserved)}")
+        self.fields = (fields,) if isinstance(fields, str) else tuple(fields)
+        known = {"obs", "next_obs", "mask", "next_mask", "action", "reward", "done",
+                 "truncated", "game_id", "player_id", "turn", "seq", "t_ns", "applied",
+                 "applied_by"}
+        unknown = [f for f in self.fields if f not in known]
+        if unknown:
+            raise ValueError(f"fields: no Sample field {unknown[0]!r} (known: "
+                             f"{', '.join(sorted(known))})")
+        if self.dtype is not None and set(self.fields) & set(self.dtype.names):
+            raise ValueError("fields and dtype name the same entry: "
+                             f"{sorted(set(self.fields) & set(self.dtype.names))}")
         self._handle = None      # the table handle of update_priorities()...
         self._handle_pid = 0     # ...in this process
 
@@ -184,6 +201,16 @@ class TableDataset(torch.utils.data.IterableDataset):
                "weights": torch.from_numpy(s.weights)}
         if self.dtype is not None:
             out.update(self._fields(items))
+        for name in self.fields:
+            a = getattr(s, name)
+            if not a.flags.writeable:
+                # The Sample's own copy (a record's fields), private to this
+                # iterator: torch warns of read-only arrays, so say it is not.
+                try:
+                    a.setflags(write=True)
+                except ValueError:
+                    a = a.copy()
+            out[name] = _tensor_of(a)
         return out
 
     def __iter__(self):

@@ -194,6 +194,44 @@ def test_a_structured_dtype_gives_fields_as_views(engines):
             xt.TableDataset(e.name, "pk", **bad)
 
 
+def test_fields_of_fed_records_and_transitions(engines):
+    """fields=(...) adds a Sample's field arrays as tensors: a fed table's
+    records (checked against the items' own bytes, parsed by the table's
+    Sample) and transitions."""
+    e = engines(games=4)
+    eng = xring.attach(e.name, timeout=5)
+    with eng.create_table("recs", capacity=512, source="experience") as t, \
+            eng.create_table("tr", capacity=512, source="experience", item="transition"):
+        lay = t.layout()
+        ds = xt.TableDataset(e.name, "recs", batch=32, limit=1, timeout=10,
+                             fields=("obs", "mask", "action", "reward", "done", "seq"))
+        b = next(iter(ds))
+        assert tuple(b["obs"].shape) == (32,) + tuple(lay["obs_shape"])
+        assert tuple(b["mask"].shape) == (32, lay["mask_len"])
+        assert b["action"].dtype == torch.int32 and b["done"].dtype == torch.bool
+        assert b["seq"].dtype == torch.int64 and (b["seq"] > 0).any()
+        # Each row's fields are its own item's: its observation's and its
+        # seq's bytes lie in the item's bytes (records differ in both).
+        rows, obs = b["items"].numpy(), b["obs"].numpy().reshape(32, -1)
+        seqs = b["seq"].numpy().view(np.uint64)
+        for i in range(32):
+            item = rows[i].tobytes()
+            assert obs[i].tobytes() in item and seqs[i].tobytes() in item, i
+            assert obs[i].nbytes == lay["obs_bytes"]
+        tb = next(iter(xt.TableDataset(e.name, "tr", batch=16, limit=1, timeout=10,
+                                       fields="next_obs")))
+        assert tuple(tb["next_obs"].shape) == (16,) + tuple(lay["obs_shape"])
+        # A field the table's items lack: at the first batch.
+        with pytest.raises(AttributeError, match="not transitions"):
+            next(iter(xt.TableDataset(e.name, "recs", batch=1, timeout=10,
+                                      fields="next_obs")))
+    with pytest.raises(ValueError, match="no Sample field"):
+        xt.TableDataset(e.name, "recs", batch=1, fields=("nosuch",))
+    with pytest.raises(ValueError, match="same entry"):
+        xt.TableDataset(e.name, "recs", batch=1, fields=("obs",),
+                        dtype=[("obs", np.uint8)])
+
+
 def test_priorities_sent_back_move_the_draws(engines):
     e = _engine(engines)
     eng = xring.attach(e.name, timeout=5)
