@@ -96,7 +96,8 @@ static const char engine_help[] =
 	"                           (repeatable): item_size, sampler, remover, alpha,\n"
 	"                           beta, max_times_sampled, min_size, samples_per_insert,\n"
 	"                           error_buffer, seed, source (a stream: fed by the\n"
-	"                           engine), priority, item (record|transition), e.g.\n"
+	"                           engine), priority, item (record|transition),\n"
+	"                           restore (a checkpoint file to start from), e.g.\n"
 	"                           replay:100000:sampler=prioritized,source=experience\n"
 	"agents (processes that act for seats: docs/agents.md):\n"
 	"  --max-agents N           agents attached at once, 1..64 (default: 16)\n"
@@ -856,6 +857,28 @@ static int run_synth(struct engine_args *ea, struct xr_host *h, const xr_exp_tem
 	return 0;
 }
 
+/* restore=PATH of a --table: the table starts as the checkpoint left it
+ * (items, keys, priorities, the rate limiter), restored through a trainer's
+ * handle like any restore (this process is the engine: its uid may). A
+ * fed table's feed may have put records in first; the restore replaces
+ * them. Returns the items restored, or -1 after the error line. */
+static int restore_table(const char *engine, const struct xr_cli_table *ct)
+{
+	xr_table *t;
+	int rc = xr_table_open(engine, ct->name, NULL, &t);
+
+	if (rc == 0) {
+		rc = xr_table_restore(t, ct->restore);
+		xr_table_close(t);
+	}
+	if (rc < 0) {
+		xr_cli_err("engine", "--table %s: restore from %s: %s", ct->name, ct->restore,
+			   xr_last_reason()[0] ? xr_last_reason() : xr_strerror(rc));
+		return -1;
+	}
+	return rc;
+}
+
 /* --table: made through the engine's own socket, which answers from here
  * on, before the games play (a fed table sees their first record). */
 static int make_tables(const struct engine_args *ea)
@@ -868,10 +891,15 @@ static int make_tables(const struct engine_args *ea)
 				   xr_last_reason()[0] ? xr_last_reason() : xr_strerror(rc));
 			return XR_EXIT_FAIL;
 		}
+		int restored = ct->restore ? restore_table(ea->spec.name, ct) : 0;
+		if (restored < 0)
+			return XR_EXIT_FAIL;
 		if (!ea->quiet)
-			printf("xring engine: table %s, %u items%s%s\n", ct->name,
+			printf("xring engine: table %s, %u items%s%s%s%s\n", ct->name,
 			       ct->opts.capacity, ct->opts.source ? ", fed from " : "",
-			       ct->opts.source ? ct->opts.source : "");
+			       ct->opts.source ? ct->opts.source : "",
+			       ct->restore ? ", restored from " : "",
+			       ct->restore ? ct->restore : "");
 	}
 	fflush(stdout);
 	return 0;

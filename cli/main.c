@@ -10,11 +10,12 @@ static const char usage[] =
 	"usage: xring <command> [options]\n"
 	"\n"
 	"commands:\n"
-	"  engine   create an arena and write records into it (synthetic writer for now)\n"
+	"  engine   run an engine: its games, rings, replay tables and control socket\n"
 	"  info     show an engine's arena: backing, streams, rings, readers\n"
 	"  stat     one snapshot of an engine's figures (text or JSON)\n"
 	"  top      a live view of an engine: rates, lag, drops, agents (a terminal)\n"
 	"  tail     read records from an engine and print them\n"
+	"  table    show a replay table of a running engine; checkpoint or restore it\n"
 	"  games    create, destroy, reset and list a running engine's games\n"
 	"  agent    act for seats of a running engine's games (a random legal action)\n"
 	"  setup    reserve huge pages and mount hugetlbfs (root), or say why not\n"
@@ -39,6 +40,7 @@ int main(int argc, char **argv)
 		{"agent", xr_cmd_agent},
 		{"setup", xr_cmd_setup},
 		{"clean", xr_cmd_clean},
+		{"table", xr_cmd_table},
 		{"bench", xr_cmd_bench},
 		{"profile", xr_cmd_profile},
 	};

@@ -86,6 +86,12 @@ static int key_value(char *kv, struct xr_cli_table *t, char *why, size_t len)
 		return count(k, v, UINT64_MAX, &o->seed, why, len);
 	} else if (!strcmp(k, "source")) {
 		o->source = v;
+	} else if (!strcmp(k, "restore")) {
+		if (!*v) {
+			snprintf(why, len, "restore needs a checkpoint's path");
+			return -1;
+		}
+		t->restore = v;
 	} else if (!strcmp(k, "item")) {
 		static const char *const items[] = {"record", "transition"};
 		for (uint32_t i = 0; i < 2; i++)
@@ -98,7 +104,7 @@ static int key_value(char *kv, struct xr_cli_table *t, char *why, size_t len)
 	} else {
 		snprintf(why, len, "no key '%s' (item_size, sampler, remover, alpha, beta, "
 			 "max_times_sampled, min_size, samples_per_insert, error_buffer, seed, "
-			 "source, priority, item)", k);
+			 "source, priority, item, restore)", k);
 		return -1;
 	}
 	return 0;

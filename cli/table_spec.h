@@ -10,8 +10,9 @@
  * keys: item_size, sampler (uniform|prioritized|fifo|lifo), remover
  * (fifo|lifo|lowest-priority), alpha, beta, max_times_sampled, min_size,
  * samples_per_insert, error_buffer, seed, source (a stream: the engine
- * feeds the table), priority, item (record|transition). The engine creates it once its control
- * socket answers, before its games play (docs/replay.md).
+ * feeds the table), priority, item (record|transition), restore (a
+ * checkpoint file the table starts from). The engine creates it once its
+ * control socket answers, before its games play (docs/replay.md).
  */
 
 #include <stddef.h>
@@ -23,6 +24,7 @@
 struct xr_cli_table {
 	char spec[512];       /* the text, cut in place: name and source point in */
 	const char *name;
+	const char *restore;  /* a checkpoint to restore it from, or NULL */
 	xr_table_opts opts;
 };
 

@@ -385,6 +385,71 @@ def test_tables_declared_at_start(engines, run_dir):
     assert out.returncode == 2 and "sampler 'zzz'" in out.stderr
 
 
+def test_a_table_survives_an_engine_restart_from_its_checkpoint(engines, tmp_path):
+    """`xring table --checkpoint` on one engine, `--table ...,restore=PATH` on
+    the next: the same items under the same keys, the same figures, and the
+    rate limiter where it stood (it neither blocks nor lets more through)."""
+    from xrtest import XRING_BIN
+    spec = ("replay:64:item_size=24,sampler=prioritized,alpha=0.8,beta=0.5,min_size=8,"
+            "samples_per_insert=2,error_buffer=64,seed=3")
+    a = engines("--table", spec, games=1)
+    ea = xring.attach(a.name, timeout=5)
+
+    def cli(*args, eng=a):
+        return subprocess.run([str(XRING_BIN), "table", eng.name] + list(args), env=eng.env,
+                              capture_output=True, text=True, timeout=30)
+
+    with ea.table("replay") as t:
+        keys = t.insert(_items(40, 24), priorities=np.arange(1, 41, dtype=np.float64),
+                        timeout=1)
+        for _ in range(5):
+            with t.sample(8):
+                pass
+        items, before = t.items.copy(), t.stats()
+    path = tmp_path / "replay.ckpt"
+    out = cli("replay", "--checkpoint", str(path))
+    assert out.returncode == 0, out.stderr
+    assert f"wrote 40 items to {path}" in out.stdout and "size       40 of 64" in out.stdout
+    # Never over a file; no such table; a usage error: one line each.
+    for args, code, what in [(("replay", "--checkpoint", str(path)), 1, "exists"),
+                             (("nosuch",), 1, "no table nosuch"),
+                             (("replay", "--checkpoint", "x", "--restore", "y"), 2, "not both"),
+                             ((), 2, "name an engine")]:
+        out = cli(*args)
+        assert out.returncode == code and what in out.stderr, (args, out.stderr)
+        assert out.stderr.count("\n") == 1 and out.stderr.startswith("xring table: "), args
+    a.stop()
+
+    b = engines("--table", spec + f",restore={path}", games=1)
+    out = cli("replay", "--json", eng=b)
+    assert out.returncode == 0, out.stderr
+    import json
+    js = json.loads(out.stdout)
+    assert (js["size"], js["inserts"], js["samples"], js["capacity"]) == (
+        40, before["inserts"], before["samples"], 64)
+    with xring.attach(b.name, timeout=5).table("replay") as t:
+        after = t.stats()
+        for k in ("size", "inserts", "samples", "removes"):
+            assert after[k] == before[k], k
+        assert np.array_equal(t.items, items)
+        assert t.update_priorities(keys, 2.0) == 40      # the same keys
+        # D = 40 * 2 - 40 = 40 and min_diff = 8 * 2 - 64 = -48 leave 88
+        # samples: exactly those, then a wait (a limiter that forgot its
+        # samples would allow 128).
+        for n in (72, 16):
+            with t.sample(n, timeout=0):
+                pass
+        with pytest.raises(TimeoutError):
+            t.sample(1, timeout=0)
+    # A checkpoint that is not one stops the engine at start, saying so.
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint" * 8)
+    out = subprocess.run([str(XRING_BIN), "engine", "--name", b.name + "z", "--games", "1",
+                          "--table", spec + f",restore={bad}"], env=b.env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and "--table replay: restore from" in out.stderr, out.stderr
+
+
 def test_a_table_of_transitions(engine):
     """Transitions the engine builds from a seat's consecutive records, checked
     against the records themselves, read meanwhile by a lossless reader."""
