@@ -66,11 +66,18 @@ static void json_path(const char *p)
 		unsigned char c = (unsigned char)*p;
 		if (c == '"' || c == '\\')
 			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
+		else if (c < 0x20 || c >= 0x7f)
+			printf("\\u%04x", c); /* bytes, as Latin-1: valid JSON whatever they are */
 		else
 			putchar(c);
 	}
+}
+
+/* A path for a terminal: control bytes shown as '?'. */
+static void text_path(const char *p)
+{
+	for (; *p; p++)
+		putchar((unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p);
 }
 
 /* The engine resolves a relative path in its own directory: make it ours. */
@@ -130,6 +137,10 @@ int xr_cmd_table(int argc, char **argv)
 		xr_cli_err("table", "--checkpoint or --restore, not both");
 		return XR_EXIT_USAGE;
 	}
+	if ((ckpt && !*ckpt) || (restore && !*restore)) {
+		xr_cli_err("table", "--%s needs a file's path", ckpt ? "checkpoint" : "restore");
+		return XR_EXIT_USAGE;
+	}
 	xr_table *t;
 	rc = xr_table_open(pos[0], pos[1], NULL, &t);
 	if (rc < 0) {
@@ -186,9 +197,12 @@ int xr_cmd_table(int argc, char **argv)
 		printf("}\n");
 		return 0;
 	}
-	if (act)
-		printf("xring table: %s %d items %s %s\n", ckpt ? "wrote" : "restored", done,
-		       ckpt ? "to" : "from", path);
+	if (act) {
+		printf("xring table: %s %d items %s ", ckpt ? "wrote" : "restored", done,
+		       ckpt ? "to" : "from");
+		text_path(path);
+		putchar('\n');
+	}
 	printf("table %s of engine %s\n", pos[1], pos[0]);
 	printf("  items      %s%s%s, %u bytes each\n", item, shape[0] ? " of " : "", shape,
 	       st.item_size);

@@ -87,8 +87,8 @@ static int key_value(char *kv, struct xr_cli_table *t, char *why, size_t len)
 	} else if (!strcmp(k, "source")) {
 		o->source = v;
 	} else if (!strcmp(k, "restore")) {
-		if (!*v) {
-			snprintf(why, len, "restore needs a checkpoint's path");
+		if (!*v || strlen(v) > 255) {
+			snprintf(why, len, "restore needs a checkpoint's path of 1 to 255 bytes");
 			return -1;
 		}
 		t->restore = v;

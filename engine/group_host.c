@@ -38,6 +38,7 @@
 #include "engine/service_base.h"
 #include "shm/group_layout.h"
 #include "util/atomics.h"
+#include "util/fs.h"
 #include "util/clock.h"
 #include "xring/error.h"
 #include "xring/reader.h"
@@ -793,28 +794,6 @@ static bool good_name(const char *s)
 	return true;
 }
 
-/* The member's page: a memfd sealed against resizing (a member that could
- * shrink it would fault the engine's loads), mapped read-write here. */
-static int make_page(int *fd_out, struct xr_gpage **map)
-{
-	int fd = memfd_create("xring-group-member", MFD_CLOEXEC | MFD_ALLOW_SEALING), err;
-	void *p = MAP_FAILED;
-
-	if (fd < 0)
-		return -errno;
-	if (ftruncate(fd, XR_GPAGE_SIZE) < 0 ||
-	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0 ||
-	    (p = mmap(NULL, XR_GPAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
-		    MAP_FAILED) {
-		err = -errno;
-		close(fd);
-		return err;
-	}
-	*fd_out = fd;
-	*map = p;
-	return 0;
-}
-
 int xr__ghost_join(struct xr_ghost *h, const struct xr_ctl_caller *who, const char *stream,
 		   uint32_t stream_policy, const struct xr_ctl_group_join *m,
 		   struct xr_ctl_group_joined *r, int fds[2], char *why, size_t len)
@@ -849,7 +828,11 @@ int xr__ghost_join(struct xr_ghost *h, const struct xr_ctl_caller *who, const ch
 			 m->group);
 		return -EPERM;
 	}
-	rc = make_page(&page_fd, &page);
+	/* Sealed against resizing: a member that could shrink its page
+	 * would fault the engine's loads. */
+	uint8_t *pm = NULL;
+	rc = xr__memfd_map("xring-group-member", XR_GPAGE_SIZE, false, &page_fd, &pm);
+	page = (struct xr_gpage *)pm;
 	if (rc == 0)
 		rc = xr__svc_bell_pair(pair);
 	if (rc < 0) {

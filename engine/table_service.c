@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "util/atomics.h"
+#include "util/fs.h"
 
 struct stable {
 	bool live;
@@ -129,33 +130,6 @@ int xr__tsvc_table_find(const struct xr_tsvc *s, const char *name)
 	return -ENOENT;
 }
 
-/* A memfd of n bytes, sealed so that nobody can resize it under a mapping,
- * and mapped read-write here. With read_only, sealed against writing too
- * once this mapping is made (F_SEAL_FUTURE_WRITE): nobody, whatever
- * descriptor of it they hold or reopen through /proc, can map it writable
- * or write() it; this mapping alone stays writable. */
-static int make_memfd(const char *tag, uint64_t n, bool read_only, int *fd_out, uint8_t **map)
-{
-	int fd = memfd_create(tag, MFD_CLOEXEC | MFD_ALLOW_SEALING), err;
-	void *p = MAP_FAILED;
-
-	if (fd < 0)
-		return -errno;
-	if (ftruncate(fd, (off_t)n) < 0 ||
-	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0 ||
-	    (p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED ||
-	    fcntl(fd, F_ADD_SEALS, (read_only ? F_SEAL_FUTURE_WRITE : 0) | F_SEAL_SEAL) < 0) {
-		err = -errno;
-		if (p != MAP_FAILED)
-			munmap(p, n);
-		close(fd);
-		return err;
-	}
-	*fd_out = fd;
-	*map = p;
-	return 0;
-}
-
 int xr__tsvc_table_create(struct xr_tsvc *s, const char *name, const struct xr_tb_cfg *cfg,
 			  uint32_t item_size, const char **why)
 {
@@ -192,7 +166,7 @@ int xr__tsvc_table_create(struct xr_tsvc *s, const char *name, const struct xr_t
 	uint64_t keys_off = page, items_off = keys_off + (((uint64_t)cfg->capacity * 8 + page - 1) &
 							 ~(page - 1));
 	tb->bytes = items_off + tb->stride * cfg->capacity;
-	rc = make_memfd("xring-table", tb->bytes, true, &tb->fd, &tb->map);
+	rc = xr__memfd_map("xring-table", tb->bytes, true, &tb->fd, &tb->map);
 	if (rc < 0) {
 		xr__tb_free(&tb->t);
 		*why = "cannot make the table's item store (memory)";
@@ -387,7 +361,7 @@ int xr__tsvc_open(struct xr_tsvc *s, int table, bool admin, uint32_t *client, in
 		return -ENOSPC;
 	memset(c, 0, sizeof(*c));
 	c->bytes = xr_tpage_size(s->tables[table].item_size);
-	rc = make_memfd("xring-trainer", c->bytes, false, page_fd, &c->map);
+	rc = xr__memfd_map("xring-trainer", c->bytes, false, page_fd, &c->map);
 	if (rc < 0)
 		return rc;
 	c->req = (struct xr_tpage_req *)c->map;
@@ -545,6 +519,22 @@ static int ck_get(void *ctx, void *p, size_t n)
 	return ferror(f) ? -EIO : -ENODATA;
 }
 
+/* What the table's items are, as its checkpoints say: the store header's
+ * own words (the engine wrote them), so a checkpoint of records of another
+ * stream shape, or of transitions, is not restored into this table. */
+static void item_tag(const struct stable *tb, uint8_t tag[XR_TB_TAG])
+{
+	const struct xr_tstore_hdr *h = (const struct xr_tstore_hdr *)tb->map;
+	uint32_t w[5] = {h->item_kind, h->has_shape, h->obs_dtype, h->obs_ndim, h->mask_len};
+
+	_Static_assert(sizeof(w) + sizeof(h->obs_dims) + sizeof(h->extras_len) <= XR_TB_TAG,
+		       "the tag holds the item's words");
+	memset(tag, 0, XR_TB_TAG);
+	memcpy(tag, w, sizeof(w));
+	memcpy(tag + sizeof(w), h->obs_dims, sizeof(h->obs_dims));
+	memcpy(tag + sizeof(w) + sizeof(h->obs_dims), &h->extras_len, sizeof(h->extras_len));
+}
+
 static void *ck_item(void *ctx, uint32_t slot)
 {
 	struct ckpt_io *io = ctx;
@@ -560,12 +550,16 @@ static void *ck_item(void *ctx, uint32_t slot)
  */
 static int checkpoint(struct stable *tb, const char *path, char *why, size_t len)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600), rc;
+	int fd = xr__open_no_links(path, O_WRONLY | O_CREAT | O_EXCL, 0600), rc;
 	struct ckpt_io io = {.tb = tb};
 
+	/* The messages leave the path out: the caller has it, and a long one
+	 * would crowd the reason out of the answer's line. */
 	if (fd < 0) {
-		rc = -errno;
-		snprintf(why, len, "cannot create %s: %s", path, strerror(-rc));
+		rc = fd;
+		snprintf(why, len, "cannot create the file: %s",
+			 rc == -ELOOP ? "a symbolic link on its path (none is followed)"
+				      : strerror(-rc));
 		return rc;
 	}
 	io.f = fdopen(fd, "w");
@@ -573,11 +567,12 @@ static int checkpoint(struct stable *tb, const char *path, char *why, size_t len
 		rc = -errno;
 		close(fd);
 		unlink(path);
-		snprintf(why, len, "cannot write %s: %s", path, strerror(-rc));
+		snprintf(why, len, "cannot write the file: %s", strerror(-rc));
 		return rc;
 	}
 	struct xr_tb_io x = {.put = ck_put, .item = ck_item, .item_size = tb->item_size,
 			     .ctx = &io};
+	item_tag(tb, x.item_tag);
 	rc = xr__tb_save(&tb->t, &x);
 	if (fflush(io.f) != 0 || fsync(fileno(io.f)) != 0)
 		rc = rc < 0 ? rc : -errno;
@@ -585,7 +580,7 @@ static int checkpoint(struct stable *tb, const char *path, char *why, size_t len
 		rc = -EIO;
 	if (rc < 0) {
 		unlink(path); /* ours: made above, O_EXCL */
-		snprintf(why, len, "cannot write %s: %s", path, strerror(-rc));
+		snprintf(why, len, "cannot write the file: %s", strerror(-rc));
 		return rc;
 	}
 	return (int)tb->t.size;
@@ -600,6 +595,7 @@ static int restore_pass(struct stable *tb, FILE *f, uint8_t *scratch, struct xr_
 	struct ckpt_io io = {.f = f, .tb = tb, .scratch = scratch};
 	struct xr_tb_io x = {.get = ck_get, .item = ck_item, .item_size = tb->item_size,
 			     .ctx = &io, .max_capacity = tb->t.cfg.capacity};
+	item_tag(tb, x.item_tag);
 
 	rewind(f);
 	int rc = xr__tb_restore(t, &x, what);
@@ -610,7 +606,7 @@ static int restore_pass(struct stable *tb, FILE *f, uint8_t *scratch, struct xr_
 	}
 	if (rc == 0 && fgetc(f) != EOF) {
 		xr__tb_free(t);
-		*what = "the checkpoint has bytes past its end (another item size?)";
+		*what = "the checkpoint has bytes past its end";
 		rc = -EINVAL;
 	}
 	return rc;
@@ -639,13 +635,15 @@ static int restore(struct xr_tsvc *s, int table, const char *path, char *why, si
 			 (unsigned long long)tb->t.leases);
 		return -EBUSY;
 	}
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = fd < 0 || !S_ISREG(st.st_mode) ? (fd < 0 ? -errno : -EINVAL) : -errno;
+	int fd = xr__open_no_links(path, O_RDONLY | O_NONBLOCK, 0);
+	rc = fd < 0 ? fd : fstat(fd, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL : 0;
+	if (rc < 0) {
 		if (fd >= 0)
 			close(fd);
-		snprintf(why, len, "cannot read %s: %s", path,
-			 rc == -EINVAL ? "not a regular file" : strerror(-rc));
+		snprintf(why, len, "cannot read the file: %s",
+			 rc == -EINVAL  ? "not a regular file"
+			 : rc == -ELOOP ? "a symbolic link on its path (none is followed)"
+					: strerror(-rc));
 		return rc;
 	}
 	FILE *f = fdopen(fd, "r");
@@ -701,7 +699,7 @@ static int restore(struct xr_tsvc *s, int table, const char *path, char *why, si
 	free(scratch);
 	show(tb);
 	if (rc < 0) {
-		snprintf(why, len, "cannot restore %s: %s", path, what ? what : strerror(-rc));
+		snprintf(why, len, "not restored: %s", what ? what : strerror(-rc));
 		return rc;
 	}
 	return (int)tb->t.size;

@@ -3,8 +3,9 @@
  * A table's checkpoint (table.h): what it holds, and how a restore refuses
  * anything but a checkpoint this code wrote, intact.
  *
- *   header      magic "XRTABLE" + format byte, the configuration, the
- *               limiter's three counts, the random state, the live count
+ *   header      magic "XRTABLE" + format byte (2), the configuration, the
+ *               limiter's three counts, the random state, the live count,
+ *               the item size and the caller's tag of what items are
  *   generations every slot's, live or not: a restored table must never
  *               hand out again a key it handed out before the checkpoint
  *   items       live items oldest first: slot, times sampled, priority,
@@ -27,7 +28,7 @@
 
 #define GENS 1024 /* generations moved per put() or get() */
 
-static const char magic[8] = {'X', 'R', 'T', 'A', 'B', 'L', 'E', 1};
+static const char magic[8] = {'X', 'R', 'T', 'A', 'B', 'L', 'E', 2};
 
 struct head {
 	char magic[8];
@@ -38,7 +39,8 @@ struct head {
 	uint64_t seed;
 	uint64_t inserts, samples, removes;
 	uint64_t rng[4];
-	uint32_t count, pad;
+	uint32_t count, item_size;
+	uint8_t item_tag[XR_TB_TAG];
 };
 
 struct entry {
@@ -97,6 +99,8 @@ int xr__tb_save(const struct xr_tb *t, const struct xr_tb_io *io)
 	h.removes = t->lim.removes;
 	memcpy(h.rng, t->rng, sizeof(h.rng));
 	h.count = t->size;
+	h.item_size = (uint32_t)io->item_size;
+	memcpy(h.item_tag, io->item_tag, sizeof(h.item_tag));
 	rc = put(&s, &h, sizeof(h));
 	for (uint32_t i = 0; rc == 0 && i < t->cfg.capacity; i += GENS) {
 		uint32_t g[GENS], m = t->cfg.capacity - i < GENS ? t->cfg.capacity - i : GENS;
@@ -138,8 +142,15 @@ int xr__tb_restore(struct xr_tb *t, const struct xr_tb_io *io, const char **why)
 		*why = "the checkpoint ends inside its header";
 		return rc == -ENODATA ? -EINVAL : rc;
 	}
-	if (memcmp(h.magic, magic, sizeof(magic)))
-		return bad(t, why, "not a table checkpoint of this format (magic)");
+	if (memcmp(h.magic, magic, 7))
+		return bad(t, why, "not a table checkpoint (magic)");
+	if (h.magic[7] != magic[7])
+		return bad(t, why, "a table checkpoint of another format (an older xring's?)");
+	if (h.item_size != io->item_size)
+		return bad(t, why, "the checkpoint's items are of another size than this table's");
+	if (memcmp(h.item_tag, io->item_tag, sizeof(h.item_tag)))
+		return bad(t, why, "the checkpoint's items are not this table's kind (records of "
+			   "another stream shape, or transitions and records)");
 	cfg = (struct xr_tb_cfg){
 		.capacity = h.capacity, .sampler = (enum xr_table_sampler)h.sampler,
 		.remover = (enum xr_table_remover)h.remover, .alpha = h.alpha, .beta = h.beta,
@@ -149,7 +160,8 @@ int xr__tb_restore(struct xr_tb *t, const struct xr_tb_io *io, const char **why)
 	if (h.sampler > XR_SAMPLER_LIFO || h.remover > XR_REMOVER_LOWEST)
 		return bad(t, why, "the checkpoint names no sampler or remover there is");
 	if (io->max_capacity && h.capacity > io->max_capacity) {
-		*why = "the checkpoint's table is larger than this restore may make";
+		*why = "the checkpoint's capacity is larger than this table's (or than a restore "
+		       "may make)";
 		return -E2BIG;
 	}
 	rc = xr__tb_init(t, &cfg, why);

@@ -162,8 +162,12 @@ static inline uint64_t xr__tb_key(const struct xr_tb *t, uint32_t slot)
  * included, and a restore checks every field it reads: a truncated or
  * altered checkpoint is -EINVAL with *why, never a table that breaks later.
  * Items keep their keys, so keys handed out before the checkpoint still name
- * the same items after it, and no key is handed out twice.
+ * the same items after it, and no key is handed out twice. The item size and
+ * io->item_tag are saved too: a checkpoint of other items is refused with a
+ * reason that says so.
  */
+#define XR_TB_TAG 64
+
 struct xr_tb_io {
 	int (*put)(void *ctx, const void *p, size_t n);
 	int (*get)(void *ctx, void *p, size_t n);
@@ -172,6 +176,10 @@ struct xr_tb_io {
 	void *ctx;
 	uint32_t max_capacity;  /* restore: refuse a larger table before any
 				 * memory is set aside for it (-E2BIG); 0: any */
+	/* What the items are, in the caller's words (the engine's: item size,
+	 * item kind, a fed stream's record shape): saved in the header; a
+	 * restore whose tag differs is refused. Zeros: untagged. */
+	uint8_t item_tag[XR_TB_TAG];
 };
 
 int xr__tb_save(const struct xr_tb *t, const struct xr_tb_io *io);

@@ -89,7 +89,7 @@ static void reseal(unsigned char *p, size_t len)
 	memcpy(p + len - 8, &h, 8);
 }
 
-enum { CAP = 64, HEAD = 136 };
+enum { CAP = 64, HEAD = 200 };
 
 int main(void)
 {
@@ -238,6 +238,22 @@ int main(void)
 		if (rc != -EINVAL)
 			FAILF("%s altered: %s, want -EINVAL", alter[i].what, xr_err_name(rc));
 		printf("%-10s altered: refused: %s\n", alter[i].what, why);
+	}
+	/* Items of another size, or of another kind (the caller's tag), are
+	 * refused as such, not as a damaged file. */
+	{
+		struct buf b2 = {.p = b.p, .len = b.len, .items = items2};
+		struct xr_tb_io io2 = io_of(&b2);
+		io2.item_size = ITEM - 1;
+		CHECK_RC(xr__tb_restore(&r, &io2, &why), -EINVAL);
+		CHECK(strstr(why, "another size") != NULL);
+		b2.len = b.len;
+		b2.at = 0;
+		io2 = io_of(&b2);
+		io2.item_tag[3] = 1;
+		CHECK_RC(xr__tb_restore(&r, &io2, &why), -EINVAL);
+		CHECK(strstr(why, "kind") != NULL);
+		printf("other items: refused: %s\n", why);
 	}
 	/* The second item in the first one's slot. */
 	memcpy(c, b.p, b.len);

@@ -3,6 +3,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/openat2.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -100,4 +103,40 @@ int xr__check_dir(const char *dir, const struct xr_trust *t, char *why, size_t w
 		return XR_EUNTRUSTED;
 	}
 	return 0;
+}
+
+/* xr__memfd_map: the seals go on before the mapping is handed to anyone;
+ * F_SEAL_FUTURE_WRITE only after this process's own writable mapping. */
+int xr__memfd_map(const char *tag, uint64_t n, bool read_only, int *fd_out, uint8_t **map)
+{
+	int fd = memfd_create(tag, MFD_CLOEXEC | MFD_ALLOW_SEALING), err;
+	void *p = MAP_FAILED;
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)n) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0 ||
+	    (p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED ||
+	    fcntl(fd, F_ADD_SEALS, (read_only ? F_SEAL_FUTURE_WRITE : 0) | F_SEAL_SEAL) < 0) {
+		err = -errno;
+		if (p != MAP_FAILED)
+			munmap(p, n);
+		close(fd);
+		return err;
+	}
+	*fd_out = fd;
+	*map = p;
+	return 0;
+}
+
+int xr__open_no_links(const char *path, int flags, mode_t mode)
+{
+	struct open_how how = {.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
+			       .mode = (flags & O_CREAT) ? mode : 0,
+			       .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+	long fd = syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+
+	if (fd < 0 && errno == ENOSYS)
+		fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+	return fd < 0 ? -errno : (int)fd;
 }

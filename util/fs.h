@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -42,5 +43,25 @@ int xr__open_trusted(const char *path, int flags, const struct xr_trust *t, stru
  * or -errno; with why, a one-line reason naming dir.
  */
 int xr__check_dir(const char *dir, const struct xr_trust *t, char *why, size_t why_len);
+
+/*
+ * open(path, flags, mode) with no symbolic link followed anywhere in the
+ * path, not only in its last component (openat2's RESOLVE_NO_SYMLINKS), so
+ * that a link planted in a directory on the way (another user's, in /tmp)
+ * cannot send a file the engine writes or reads as its uid elsewhere; the
+ * last component is never followed either (-ELOOP). On a kernel without
+ * openat2 (before 5.6), O_NOFOLLOW alone. The fd, or -errno.
+ */
+int xr__open_no_links(const char *path, int flags, mode_t mode);
+
+/*
+ * A memfd of n bytes (named tag), sealed so that nobody can resize it under
+ * a mapping, and mapped read-write here (*map). With read_only, sealed
+ * against writing too once this mapping is made (F_SEAL_FUTURE_WRITE):
+ * nobody, whatever descriptor of it they hold or reopen through /proc, can
+ * map it writable or write() it; this mapping alone stays writable. 0 and
+ * the descriptor in *fd_out, or -errno with nothing left open.
+ */
+int xr__memfd_map(const char *tag, uint64_t n, bool read_only, int *fd_out, uint8_t **map);
 
 #endif

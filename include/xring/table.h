@@ -217,7 +217,8 @@ XR_API int xr_table_insert(xr_table *t, const void *items, const double *priorit
 
 /* Checkpoints (the engine's own uid only: -EPERM for others). The engine
  * writes the table, bookkeeping, rate limiter and items, to a new file at
- * path (never over an existing file, nor through a link; -EEXIST), as its
+ * path (never over an existing file: -EEXIST; never through a symbolic
+ * link anywhere on the path: -ELOOP), as its
  * uid, and returns the items written. The table's service waits meanwhile.
  * Relative paths are the engine's working directory's: give absolute ones. */
 XR_API int xr_table_checkpoint(xr_table *t, const char *path);

@@ -212,8 +212,12 @@ int fields_put(const xr_exp_template *t, PyObject **fields, uint32_t i, const vo
 	xr_exp_view v;
 
 	if (xr_exp_view_init(&v, rec, len) < 0 || v.obs_bytes != t->obs_bytes ||
-	    v.mask_len != t->shape.mask_len)
+	    v.mask_len != t->shape.mask_len || v.obs_dtype != t->shape.obs_dtype ||
+	    v.obs_ndim != t->shape.obs_ndim)
 		return -1;
+	for (uint32_t d = 0; d < v.obs_ndim; d++)
+		if (v.obs_dims[d] != t->shape.obs_dims[d])
+			return -1;
 #define PUT(f, T, val) ((T *)PyArray_DATA((PyArrayObject *)fields[f]))[i] = (val)
 	PUT(F_ACTION, int32_t, v.f.action);
 	PUT(F_REWARD, float, v.f.reward);

@@ -37,6 +37,8 @@ typedef struct {
 	PyThread_type_lock lock;
 	uint32_t capacity, item_size;
 	bool closing;            /* close() called: disconnected, still mapped */
+	bool close_asked;        /* close() waits for the lock: a waiting call
+				  * gives up at its next slice (under the GIL) */
 	char name[40];
 } Table;
 
@@ -98,6 +100,10 @@ static int sliced(Table *self, int timeout_ms, int (*fn)(Table *, int, void *), 
 			return rc;
 		if (PyErr_CheckSignals() < 0)
 			return -2;
+		if (self->close_asked) {
+			PyErr_SetString(PyExc_ValueError, "this table was closed (by another thread)");
+			return -2;
+		}
 	}
 }
 
@@ -401,16 +407,26 @@ static PyObject *table_layout(Table *self, PyObject *unused)
 			     "obs_shape", shape);
 }
 
-/* records(slots) -> a tuple of arrays, one per field (field_names' order),
+/* _records(slots) -> a tuple of arrays, one per field (field_names' order),
  * copied out of the records in those slots of a table fed from an
  * Experience stream; each record is verified first (the table's memory is
- * the engine's, but a trainer may have inserted anything). */
+ * the engine's, but a restore may have brought anything). For Sample: the
+ * slots are its leased ones, which nothing rewrites meanwhile. */
 static PyObject *table_records(Table *self, PyObject *arg)
 {
 	PyObject *fields[F_COUNT] = {0}, *out = NULL;
 	xr_item_layout l;
 	xr_exp_template tpl;
 
+	/* A Sample's own slots: uint32, 1-d, at most a batch. Nothing is
+	 * converted (a cast would wrap 2**32 to slot 0). */
+	if (!PyArray_Check(arg) || PyArray_TYPE((PyArrayObject *)arg) != NPY_UINT32 ||
+	    PyArray_NDIM((PyArrayObject *)arg) != 1 ||
+	    PyArray_DIM((PyArrayObject *)arg, 0) > 1024 /* a sample's most */) {
+		PyErr_SetString(PyExc_TypeError, "_records: slots must be a 1-d numpy uint32 array "
+				"of at most 1024 (a Sample's)");
+		return NULL;
+	}
 	PyArrayObject *slots = (PyArrayObject *)PyArray_FROMANY(arg, NPY_UINT32, 1, 1,
 								NPY_ARRAY_CARRAY_RO);
 	if (!slots)
@@ -461,7 +477,15 @@ out:
 static PyObject *table_close(Table *self, PyObject *unused)
 {
 	(void)unused;
-	PyThread_acquire_lock(self->lock, WAIT_LOCK);
+	/* Another thread's sample or insert may hold the lock for as long as
+	 * it waits: it gives up at its next slice, and we wait without the
+	 * GIL, which it needs to get there. */
+	self->close_asked = true;
+	if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
+		Py_BEGIN_ALLOW_THREADS
+		PyThread_acquire_lock(self->lock, WAIT_LOCK);
+		Py_END_ALLOW_THREADS
+	}
 	if (self->t && !self->closing) {
 		self->closing = true;
 		Py_BEGIN_ALLOW_THREADS
@@ -599,8 +623,8 @@ static PyMethodDef table_methods[] = {
 	{"stats", (PyCFunction)table_stats, METH_NOARGS, "the table's figures"},
 	{"layout", (PyCFunction)table_layout, METH_NOARGS,
 	 "what the items are, and where a transition's fields lie"},
-	{"records", (PyCFunction)table_records, METH_O,
-	 "records(slots) -> every field of the records in those slots (field_names' order)"},
+	{"_records", (PyCFunction)table_records, METH_O,
+	 "_records(slots) -> every field of the records in a Sample's leased slots (internal)"},
 	{"close", (PyCFunction)table_close, METH_NOARGS,
 	 "ends this trainer now (its leases); views of items stay readable"},
 	{NULL, NULL, 0, NULL},

@@ -457,14 +457,15 @@ class Sample:
     Other tables' items are what their inserters made them: only items."""
 
     __slots__ = ("table", "keys", "slots", "probabilities", "weights", "_released", "_items",
-                 "_records")
+                 "_records", "_layout")
 
-    def __init__(self, table, keys, slots, probabilities, weights):
+    def __init__(self, table, keys, slots, probabilities, weights, layout=None):
         self.table, self.keys, self.slots = table, keys, slots
         self.probabilities, self.weights = probabilities, weights
         self._released = False
         self._items = None
         self._records = None
+        self._layout = layout
 
     def __len__(self):
         return len(self.keys)
@@ -478,7 +479,9 @@ class Sample:
         return self._items
 
     def _field(self, name):
-        layout = self.table.layout()
+        if self._records is not None and name in self._records:
+            return self._records[name]       # copied already: no table needed
+        layout = self._layout if self._layout is not None else self.table.layout()
         if layout["item"] == "record":
             return self._record_field(name, layout)
         import numpy as np
@@ -507,8 +510,7 @@ class Sample:
             from ._errors import ReleasedError
             raise ReleasedError(f"{name}: this sample was released (its records may have "
                                 "been replaced since); read fields before release()")
-        if self._records is None:
-            self._records = dict(zip(_xring.FIELD_NAMES, self.table.records(self.slots)))
+        self._records = dict(zip(_xring.FIELD_NAMES, self.table._records(self.slots)))
         return self._records[name]
 
     obs = property(lambda self: self._field("obs"))
@@ -588,7 +590,10 @@ class Table(_xring.Table):
             rel = release
         keys, slots, prob, weight = (super().sample(n, _timeout_ms(timeout)) if rel is None
                                      else super().sample(n, _timeout_ms(timeout), rel))
-        return Sample(self, keys, slots, prob, weight)
+        lay = self.__dict__.get("_lay")
+        if lay is None:                          # fixed for the table's life
+            lay = self._lay = self.layout()
+        return Sample(self, keys, slots, prob, weight, lay)
 
     def insert(self, items, priorities=1.0, timeout=None):
         """Inserts items (an array of n * item_size bytes, e.g. shape

@@ -160,6 +160,7 @@ class TableDataset(torch.utils.data.IterableDataset):
         reserved = {"items", "keys", "slots", "probabilities", "weights"}
         if self.dtype is not None and reserved & set(self.dtype.names):
             raise ValueError(f"dtype's fields may not be named {sorted(reserved)}")
+        fields = () if fields is None else fields
         self.fields = (fields,) if isinstance(fields, str) else tuple(fields)
         known = {"obs", "next_obs", "mask", "next_mask", "action", "reward", "done",
                  "truncated", "game_id", "player_id", "turn", "seq", "t_ns", "applied",

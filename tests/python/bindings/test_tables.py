@@ -326,6 +326,11 @@ def test_a_fed_tables_records_give_their_fields(engine):
                 s.release()
                 with pytest.raises(xring.ReleasedError):
                     s.obs                     # never read while leased: gone
+                s = t.sample(4, timeout=10)
+                seq = s.seq.copy()
+                s.release()
+            # Copied fields outlive the table's close, as items do.
+            assert np.array_equal(s.seq, seq) and s.obs.shape[0] == 4
         finally:
             stop.set()
             th.join()
@@ -448,6 +453,63 @@ def test_a_table_survives_an_engine_restart_from_its_checkpoint(engines, tmp_pat
                           "--table", spec + f",restore={bad}"], env=b.env,
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 1 and "--table replay: restore from" in out.stderr, out.stderr
+
+
+def test_checkpoints_refuse_other_items_and_links(engine, tmp_path):
+    """A checkpoint restores only into a table of the same items (size,
+    kind, record shape), and no file is made or read through a symbolic
+    link anywhere on its path."""
+    e = xring.attach(engine.name, timeout=5)
+    with e.create_table("fed", capacity=32, source="experience") as fed:
+        size = fed.stats()["item_size"]
+        wait_for(lambda: fed.stats()["size"] == 32, 10, "the feed to fill the table")
+        path = tmp_path / "fed.ckpt"
+        assert fed.checkpoint(path) == 32
+        # Same capacity and item size, but raw bytes, not the stream's records.
+        with e.create_table("raw", capacity=32, item_size=size) as raw:
+            with pytest.raises(ValueError, match="not this table's kind"):
+                raw.restore(path)
+        with e.create_table("small", capacity=32, item_size=size - 8) as small:
+            with pytest.raises(ValueError, match="another size"):
+                small.restore(path)
+        # A directory on the way that is a link: refused both ways.
+        real = tmp_path / "real"
+        real.mkdir()
+        (tmp_path / "link").symlink_to(real)
+        with pytest.raises(xring.XringError, match="symbolic link"):
+            fed.checkpoint(tmp_path / "link" / "x.ckpt")
+        assert not (real / "x.ckpt").exists()
+        (real / "y.ckpt").write_bytes(path.read_bytes())
+        with pytest.raises(xring.XringError, match="symbolic link"):
+            fed.restore(tmp_path / "link" / "y.ckpt")
+
+
+def test_close_from_another_thread_ends_a_waiting_sample(engine):
+    import threading
+    import time
+    e = xring.attach(engine.name, timeout=5)
+    t = e.create_table("empty", capacity=8, item_size=8)
+    from xrtest import syscall_of
+    got, tid = [], []
+
+    def wait():
+        tid.append(threading.get_native_id())
+        try:
+            t.sample(1, timeout=30)
+        except Exception as exc:          # noqa: BLE001 - what it raised is the point
+            got.append(exc)
+
+    th = threading.Thread(target=wait)
+    th.start()
+    # Parked: the sampler sleeps in poll (7) or ppoll (271) for the engine.
+    wait_for(lambda: tid and syscall_of(os.getpid(), tid[0]) in (7, 271), 5,
+             "the sampler to wait for the engine")
+    t0 = time.monotonic()
+    t.close()
+    th.join(10)
+    assert not th.is_alive(), "close() left the waiting sample waiting"
+    assert time.monotonic() - t0 < 5
+    assert got and isinstance(got[0], (ValueError, xring.XringError)), got
 
 
 def test_a_table_of_transitions(engine):
