@@ -73,6 +73,9 @@ static const char engine_help[] =
 	"                           bursts of twice that (default: 10000)\n"
 	"  --shards S               writer threads, pinned to the node's CPUs, one ring\n"
 	"                           each; games are spread evenly (default: 1)\n"
+	"  --producers N            N more rings in each stream for external producers\n"
+	"                           (processes writing records: docs/producers.md); with\n"
+	"                           --games 0 an engine serves producers only (default: 0)\n"
 	"  --board HxW              board size (default: the game's, 20x20 for grid)\n"
 	"  --players K              players per game (default: 2)\n"
 	"  --seed X                 seed of game 0's first episode (default: 1)\n"
@@ -122,7 +125,7 @@ enum {
 	O_DTYPE, O_TICK, O_SHARDS, O_CONFIG, O_HIGH, O_LOW, O_ALLOW_UID, O_ALLOW_GID,
 	O_CONNS_UID, O_READERS_UID, O_REQS_UID, O_LEASE_TIMEOUT, O_MAX_GAMES, O_GAMES_UID,
 	O_CREATES_UID, O_SHAPE, O_OBSERVE, O_MAX_AGENTS, O_ACTION_TIMEOUT, O_FALLBACK,
-	O_INPUT_DELAY, O_METRICS, O_TABLE,
+	O_INPUT_DELAY, O_METRICS, O_TABLE, O_PRODUCERS,
 };
 
 static const struct xr_opt engine_opts[] = {
@@ -154,6 +157,7 @@ static const struct xr_opt engine_opts[] = {
 	[O_INPUT_DELAY] = {"--input-delay", true},
 	[O_METRICS] = {"--metrics-addr", true},
 	[O_TABLE] = {"--table", true},
+	[O_PRODUCERS] = {"--producers", true},
 	{NULL, false},
 };
 
@@ -173,6 +177,7 @@ struct engine_args {
 	xr_dtype obs_dtype;
 	double tick_ms;
 	uint32_t shards;
+	uint32_t producers;          /* --producers: slots per stream */
 	struct xr_cli_table tables[XR_CLI_TABLES_MAX]; /* --table, made at start */
 	uint32_t n_tables;
 	double high_wm, low_wm;
@@ -432,6 +437,11 @@ static int parse_game_opt(int k, const char *v, struct engine_args *ea)
 			USAGE("--turn-limit must be 1..100000000, not '%s'", v);
 		ea->gcfg.turn_limit = (uint32_t)n;
 		return 0;
+	case O_PRODUCERS:
+		if (!xr_parse_int(v, 0, XR_MAX_RINGS - 1, &n))
+			USAGE("--producers must be 0..%d, not '%s'", XR_MAX_RINGS - 1, v);
+		ea->producers = (uint32_t)n;
+		return 0;
 	case O_SHARDS:
 		if (!xr_parse_int(v, 1, XR_MAX_RINGS, &n))
 			USAGE("--shards must be 1..%d, not '%s'", XR_MAX_RINGS, v);
@@ -557,6 +567,9 @@ static int check_args(const struct engine_args *ea)
 	if (ea->n_tables && ea->record_bytes)
 		USAGE("--table is for engines of games; the synthetic writer (--record-bytes) "
 		      "hosts no tables");
+	if (ea->producers && ea->record_bytes)
+		USAGE("--producers is for engines of games (or of none: --games 0); the synthetic "
+		      "writer (--record-bytes) takes no producers");
 	return 0;
 }
 
@@ -586,7 +599,8 @@ static int parse_args(int argc, char **argv, struct engine_args *ea)
 		if (rc)
 			return rc;
 	}
-	ea->ss.n_rings = ea->shards;
+	ea->ss.n_rings = ea->shards + ea->producers;
+	ea->ss.producers = ea->producers;
 	return check_args(ea);
 }
 
@@ -683,10 +697,16 @@ static int make_shape(struct engine_args *ea, const xr_game_vtable **vt, xr_exp_
 	for (uint32_t i = 0; i < ea->n_shapes; i++)
 		if ((rc = make_more_shape(ea, *vt, i)))
 			return rc;
-	if ((1 + ea->n_shapes) * ea->shards > XR_MAX_RINGS)
+	uint32_t per = ea->shards + ea->producers;
+	if ((1 + ea->n_shapes) * per > XR_MAX_RINGS && !ea->producers)
 		USAGE("%u streams x %u shards make %u rings; an arena holds at most %d: fewer --shape "
 		      "or --shards",
-		      1 + ea->n_shapes, ea->shards, (1 + ea->n_shapes) * ea->shards, XR_MAX_RINGS);
+		      1 + ea->n_shapes, ea->shards, (1 + ea->n_shapes) * per, XR_MAX_RINGS);
+	if ((1 + ea->n_shapes) * per > XR_MAX_RINGS)
+		USAGE("%u streams x (%u shards + %u producer slots) make %u rings; an arena holds at "
+		      "most %d: fewer --shape, --shards or --producers",
+		      1 + ea->n_shapes, ea->shards, ea->producers, (1 + ea->n_shapes) * per,
+		      XR_MAX_RINGS);
 	ea->spec.streams = ea->streams;
 	ea->spec.n_streams = 1 + ea->n_shapes;
 	return 0;
@@ -696,7 +716,7 @@ static int make_shape(struct engine_args *ea, const xr_game_vtable **vt, xr_exp_
  * carries (a board left to the game's default is the observation's
  * (C, H, W)), the limits, the games at start. */
 static void games_opts(const struct engine_args *ea, struct xr_gdir_shape *shapes,
-		       struct xr_gdir_opts *go)
+		       struct xr_gdir_table *gtables, struct xr_gdir_opts *go)
 {
 	uint32_t max_games = ea->max_games;
 
@@ -734,7 +754,15 @@ static void games_opts(const struct engine_args *ea, struct xr_gdir_shape *shape
 		.tick_ns = (uint64_t)(ea->tick_ms * 1e6),
 		.input_delay = ea->input_delay,
 		.max_readers = ea->spec.max_readers ? ea->spec.max_readers : 64, /* xr_arena_create()'s default */
+		.high_watermark = ea->high_wm,
+		.low_watermark = ea->low_wm,
+		.tables = gtables,
+		.n_tables = ea->n_tables,
 	};
+	for (uint32_t i = 0; i < ea->n_tables; i++)
+		gtables[i] = (struct xr_gdir_table){.name = ea->tables[i].name,
+						    .opts = ea->tables[i].opts,
+						    .restore = ea->tables[i].restore};
 }
 
 /* The host: arena and control server. 0 or an exit code. */
@@ -745,7 +773,9 @@ static int make_host(struct engine_args *ea, const struct xr_gdir_opts *go, stru
 
 	if (rc == 0)
 		return 0;
-	if (rc == -EEXIST)
+	if (!strncmp(why, "--table ", 8))
+		xr_cli_err("engine", "%s", why); /* a declared table (or its restore) */
+	else if (rc == -EEXIST)
 		xr_cli_err("engine", "%s; pick another --name",
 			   why[0] ? why : "an engine of that name is already running");
 	else if (rc == XR_ENOHUGE)
@@ -857,52 +887,18 @@ static int run_synth(struct engine_args *ea, struct xr_host *h, const xr_exp_tem
 	return 0;
 }
 
-/* restore=PATH of a --table: the table starts as the checkpoint left it
- * (items, keys, priorities, the rate limiter), restored through a trainer's
- * handle like any restore (this process is the engine: its uid may). A
- * fed table's feed may have put records in first; the restore replaces
- * them. Returns the items restored, or -1 after the error line. */
-static int restore_table(const char *engine, const struct xr_cli_table *ct)
+/* --table: made by the engine before its control socket serves (restored
+ * too, with restore=), so no trainer sees one before it is whole; said
+ * here. */
+static void say_tables(const struct engine_args *ea)
 {
-	xr_table *t;
-	int rc = xr_table_open(engine, ct->name, NULL, &t);
-
-	if (rc == 0) {
-		rc = xr_table_restore(t, ct->restore);
-		xr_table_close(t);
-	}
-	if (rc < 0) {
-		xr_cli_err("engine", "--table %s: restore from %s: %s", ct->name, ct->restore,
-			   xr_last_reason()[0] ? xr_last_reason() : xr_strerror(rc));
-		return -1;
-	}
-	return rc;
-}
-
-/* --table: made through the engine's own socket, which answers from here
- * on, before the games play (a fed table sees their first record). */
-static int make_tables(const struct engine_args *ea)
-{
-	for (uint32_t i = 0; i < ea->n_tables; i++) {
+	for (uint32_t i = 0; i < ea->n_tables && !ea->quiet; i++) {
 		const struct xr_cli_table *ct = &ea->tables[i];
-		int rc = xr_table_create(ea->spec.name, ct->name, &ct->opts);
-		if (rc < 0) {
-			xr_cli_err("engine", "--table %s: %s", ct->name,
-				   xr_last_reason()[0] ? xr_last_reason() : xr_strerror(rc));
-			return XR_EXIT_FAIL;
-		}
-		int restored = ct->restore ? restore_table(ea->spec.name, ct) : 0;
-		if (restored < 0)
-			return XR_EXIT_FAIL;
-		if (!ea->quiet)
-			printf("xring engine: table %s, %u items%s%s%s%s\n", ct->name,
-			       ct->opts.capacity, ct->opts.source ? ", fed from " : "",
-			       ct->opts.source ? ct->opts.source : "",
-			       ct->restore ? ", restored from " : "",
-			       ct->restore ? ct->restore : "");
+		printf("xring engine: table %s, %u items%s%s%s%s\n", ct->name, ct->opts.capacity,
+		       ct->opts.source ? ", fed from " : "", ct->opts.source ? ct->opts.source : "",
+		       ct->restore ? ", restored from " : "", ct->restore ? ct->restore : "");
 	}
 	fflush(stdout);
-	return 0;
 }
 
 static int engine_main(int argc, char **argv)
@@ -936,9 +932,10 @@ static int engine_main(int argc, char **argv)
 	if (rc)
 		return rc;
 	struct xr_gdir_shape shapes[XR_SHARD_STREAMS_MAX];
+	struct xr_gdir_table gtables[XR_CLI_TABLES_MAX];
 	struct xr_gdir_opts go;
 	if (vt)
-		games_opts(&ea, shapes, &go);
+		games_opts(&ea, shapes, gtables, &go);
 	/* The endpoint listens before the control socket answers: whoever
 	 * sees the engine up may scrape it. */
 	struct xr_metrics *m = NULL;
@@ -982,12 +979,7 @@ static int engine_main(int argc, char **argv)
 		       (unsigned)port);
 		fflush(stdout);
 	}
-	rc = make_tables(&ea);
-	if (rc) {
-		xr_host_stop(h);
-		xr_host_destroy(h);
-		return rc;
-	}
+	say_tables(&ea);
 	rc = vt ? run_games(&ea, h, &t, vt) : run_synth(&ea, h, &t);
 	/* The handler must not reach the host once it is freed: it runs on
 	 * this thread only (the host's threads block its signals), and with

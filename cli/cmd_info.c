@@ -181,6 +181,18 @@ static void print_games(const struct xr_game_stats *g, bool json)
 	printf("\n");
 }
 
+/* Who writes ring r: the engine's words for it (xr_ring_desc.writer). */
+static const char *writer_name(const struct xr_arena *a, uint32_t r)
+{
+	switch (xr_load_relaxed(&a->hdr->rings[r].writer)) {
+	case XR_RING_ENGINE: return "shard";
+	case XR_RING_PRODUCER_IDLE: return "producer slot, free";
+	case XR_RING_PRODUCER_LIVE: return "producer";
+	case XR_RING_PRODUCER_ENDED: return "producer slot, its producer ended";
+	}
+	return "?";
+}
+
 static void print_ring(const struct xr_arena *a, uint32_t r, bool json)
 {
 	const struct xr_stream_desc *sd = &a->lay.streams[a->lay.rings[r].stream];
@@ -192,7 +204,7 @@ static void print_ring(const struct xr_arena *a, uint32_t r, bool json)
 		printf("%s{\"ring\":%u,\"capacity\":%" PRIu64 ",\"written\":%" PRIu64
 		       ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"lease_stalls\":%" PRIu64
 		       ",\"full_waits\":%" PRIu64 ",\"wait_ns\":%" PRIu64 ",\"evictions\":%" PRIu64
-		       ",\"wakeups\":%" PRIu64 ",\"blocked\":%s,\"shard\":{\"games\":%" PRIu64 ",\"steps\":%" PRIu64
+		       ",\"wakeups\":%" PRIu64 ",\"blocked\":%s,\"writer\":\"%s\",\"shard\":{\"games\":%" PRIu64 ",\"steps\":%" PRIu64
 		       ",\"episodes\":%" PRIu64 ",\"turns_late\":%" PRIu64 ",\"cpu_ns\":%" PRIu64
 		       "}",
 		       r == sd->first_ring ? "" : ",", r - sd->first_ring, a->lay.rings[r].capacity,
@@ -200,17 +212,18 @@ static void print_ring(const struct xr_arena *a, uint32_t r, bool json)
 		       xr_load_relaxed(&rd->lease_stalls), xr_load_relaxed(&rd->full_waits),
 		       xr_load_relaxed(&rd->wait_ns), xr_load_relaxed(&rd->evictions),
 		       xr_load_relaxed(&rd->wakeups),
-		       xr_load_relaxed(&rd->blocked) ? "true" : "false", xr_load_relaxed(&ss->games),
+		       xr_load_relaxed(&rd->blocked) ? "true" : "false", writer_name(a, r),
+		       xr_load_relaxed(&ss->games),
 		       xr_load_relaxed(&ss->steps), xr_load_relaxed(&ss->episodes),
 		       xr_load_relaxed(&ss->turns_late), cpu);
 		print_games(&a->hdr->games[r], true);
 		printf(",\"readers\":[");
 		return;
 	}
-	printf("    ring %u: written %" PRIu64 " (%" PRIu64 " MiB), lease stalls %" PRIu64
+	printf("    ring %u (%s): written %" PRIu64 " (%" PRIu64 " MiB), lease stalls %" PRIu64
 	       ", full %" PRIu64 " times (%.3f s), evictions %" PRIu64 ", wakeups sent %" PRIu64
 	       "%s\n",
-	       r - sd->first_ring, written, xr_load_relaxed(&rd->bytes) >> 20,
+	       r - sd->first_ring, writer_name(a, r), written, xr_load_relaxed(&rd->bytes) >> 20,
 	       xr_load_relaxed(&rd->lease_stalls), xr_load_relaxed(&rd->full_waits),
 	       (double)xr_load_relaxed(&rd->wait_ns) / 1e9, xr_load_relaxed(&rd->evictions),
 	       xr_load_relaxed(&rd->wakeups),

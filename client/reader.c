@@ -948,10 +948,14 @@ static int read_or_wait(xr_reader *r, uint32_t min, uint32_t max, int64_t max_wa
 			if (rc < 0)
 				return rc;
 			/* Short of min, still hand out what there is when no more
-			 * can come: closed, a full walk, or a writer blocked on
-			 * the lease this very batch holds (shm/wake.c). */
+			 * can come: closed, a full walk, a writer blocked on
+			 * the lease this very batch holds (shm/wake.c)... */
+			/* ...or its producer has gone (acquire: pairs with the
+			 * engine's release after its last publish). */
 			if (t.count >= min ||
-			    (t.count > 0 && (closed || t.full || xr_load_acquire(&rr->rd->blocked))))
+			    (t.count > 0 && (closed || t.full || xr_load_acquire(&rr->rd->blocked) ||
+					     xr_load_acquire(&rr->rd->writer) ==
+						     XR_RING_PRODUCER_ENDED)))
 				return take(r, k, hi, &t, b);
 			sc[k] = (struct xr_scan){t.end, t.next_seq, t.head, t.count};
 			if (t.count > best) {
@@ -1193,6 +1197,21 @@ void xr_reader_stream_facts(const xr_reader *r, xr_stream_facts *f)
 	f->frame_align = sd->frame_align;
 	f->record_kind = sd->record_kind;
 	f->shape = sd->shape;
+	f->producers = sd->producers;
+}
+
+int xr_reader_ring_writer(const xr_reader *r, uint32_t k)
+{
+	_Static_assert((int)XR_WRITER_ENDED == (int)XR_RING_PRODUCER_ENDED &&
+			       (int)XR_WRITER_PRODUCER == (int)XR_RING_PRODUCER_LIVE &&
+			       (int)XR_WRITER_IDLE == (int)XR_RING_PRODUCER_IDLE,
+		       "the public words are the layout's");
+	if (!r || k >= r->n_rings)
+		return -EINVAL;
+	/* Acquire: as in read_or_wait(), what the ring's last writer
+	 * published is visible once its end is. */
+	uint32_t w = xr_load_acquire(&r->rings[k].rd->writer);
+	return w <= XR_RING_PRODUCER_ENDED ? (int)w : XR_WRITER_ENGINE;
 }
 
 int xr_reader_status(const xr_reader *r)

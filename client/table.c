@@ -93,38 +93,12 @@ int xr_table_create(const char *engine, const char *name, const xr_table_opts *o
 	if (!engine || !o)
 		return -EINVAL;
 	xr__set_last_reason("%s", "");
-	rc = name_to_wire(name, m.name);
-	if (rc < 0)
+	char why[XR_CTL_REASON_MAX];
+	rc = xr__ctl_table_to_wire(name, o, &m, why, sizeof(why));
+	if (rc < 0) {
+		xr__set_last_reason("%s", why);
 		return rc;
-	m.capacity = o->capacity;
-	m.item_size = o->item_size;
-	m.sampler = o->sampler;
-	m.remover = o->remover;
-	m.max_times_sampled = o->max_times_sampled;
-	m.alpha = o->alpha;
-	m.beta = o->beta;
-	m.samples_per_insert = o->samples_per_insert;
-	m.error_buffer = o->error_buffer;
-	m.min_size = o->min_size;
-	m.seed = o->seed;
-	if (o->source) {
-		if (!*o->source || strlen(o->source) > XR_STREAM_NAME_MAX) {
-			xr__set_last_reason("a stream's name is 1 to %d characters",
-					    XR_STREAM_NAME_MAX);
-			return -EINVAL;
-		}
-		memcpy(m.source, o->source, strlen(o->source));
-		m.flags |= XR_CTL_TABLE_FED;
-		m.priority = o->priority;
 	}
-	if (o->item > XR_ITEM_TRANSITION ||
-	    (o->item == XR_ITEM_TRANSITION && (!o->source || o->item_size))) {
-		xr__set_last_reason("transitions are of a stream (source), sized by the engine "
-				    "(item_size 0)");
-		return -EINVAL;
-	}
-	if (o->item == XR_ITEM_TRANSITION)
-		m.flags |= XR_CTL_TABLE_TRANSITION;
 	rc = connect_attached(engine, o->engine_uid, &sock);
 	if (rc < 0)
 		return rc;

@@ -51,6 +51,7 @@ enum xr_ctl_type {
 	XR_CTL_TABLE_CREATE = 11,
 	XR_CTL_TABLE_OPEN = 12,
 	XR_CTL_GROUP_JOIN = 13,
+	XR_CTL_PRODUCER_OPEN = 14,
 	XR_CTL_OK = 0x81,
 	XR_CTL_ATTACHED = 0x82,
 	XR_CTL_SUBSCRIBED = 0x83,
@@ -62,6 +63,7 @@ enum xr_ctl_type {
 	XR_CTL_TABLE_CREATED = 0x89,
 	XR_CTL_TABLE_OPENED = 0x8a,
 	XR_CTL_GROUP_JOINED = 0x8b,
+	XR_CTL_PRODUCER_OPENED = 0x8c,
 	XR_CTL_ERROR = 0xff,
 };
 
@@ -319,6 +321,30 @@ struct xr_ctl_group_joined {
 	uint64_t page_bytes;
 };
 
+/*
+ * External producers (docs/producers.md). A peer takes a producer slot of a
+ * stream (a ring no shard writes): the engine answers with two descriptors,
+ * the producer's staging ring (read-write, shm/producer_layout.h) and its
+ * end of a socket pair, its doorbell. The connection's end ends the
+ * producer: what it had published is taken, then its ring is marked ended.
+ */
+struct xr_ctl_producer_open {
+	char stream[XR_STREAM_NAME_MAX + 1];
+	uint64_t stage_bytes;        /* 0: the default; else a power of two in
+				      * [XR_PSTAGE_MIN, XR_PSTAGE_MAX] */
+	uint32_t flags;              /* none yet: 0 */
+	uint32_t pad_;               /* 0 */
+};
+
+struct xr_ctl_producer_opened {
+	uint32_t slot;               /* the engine's producer slot */
+	uint32_t ring;               /* the arena ring it writes */
+	uint32_t ring_in_stream;     /* ...as the stream's rings count */
+	uint32_t record_kind;        /* the stream's xr_record_kind */
+	uint64_t stage_bytes;        /* the memfd's size (header page included) */
+	xr_exp_shape shape;          /* the stream's, when EXPERIENCE */
+};
+
 #define XR_CTL_REASON_MAX 256
 
 struct xr_ctl_error {
@@ -339,9 +365,17 @@ _Static_assert(sizeof(struct xr_ctl_table_open) == 32, "table open");
 _Static_assert(sizeof(struct xr_ctl_table_opened) == 32, "table opened");
 _Static_assert(sizeof(struct xr_ctl_group_join) == 40, "group join");
 _Static_assert(sizeof(struct xr_ctl_group_joined) == 16, "group joined");
+_Static_assert(sizeof(struct xr_ctl_producer_open) == 48, "producer open");
+_Static_assert(sizeof(struct xr_ctl_producer_opened) == 24 + sizeof(xr_exp_shape),
+	       "producer opened");
 
 /* control/wire.c */
 void xr__ctl_filter_to_wire(struct xr_ctl_filter *w, const xr_filter *f);
+/* The TABLE_CREATE message for table `name` of o (xring/table.h): 0, or
+ * -EINVAL with why (a bad name, source or item). */
+struct xr_table_opts;
+int xr__ctl_table_to_wire(const char *name, const struct xr_table_opts *o,
+			  struct xr_ctl_table_create *m, char *why, size_t len);
 /* Points f at w's arrays. -EINVAL if counts are out of range. */
 int xr__ctl_filter_from_wire(xr_filter *f, const struct xr_ctl_filter *w);
 

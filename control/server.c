@@ -581,7 +581,7 @@ static void do_detach(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr 
 /* The verbs the engine's directory serves: games, and agents' seats. */
 static bool is_game_verb(uint16_t type)
 {
-	return type >= XR_CTL_GAMES_CREATE && type <= XR_CTL_GROUP_JOIN;
+	return type >= XR_CTL_GAMES_CREATE && type <= XR_CTL_PRODUCER_OPEN;
 }
 
 /* What is wrong with a game verb's body beyond its length, or NULL. */
@@ -647,6 +647,13 @@ static const char *bad_game_body(uint16_t type, const void *body)
 		if (m.policy > XR_POLICY_LOSSY)
 			return "GROUP_JOIN's policy is not 0, 1 or 2";
 		return m.flags ? "GROUP_JOIN has unknown flag bits" : NULL;
+	}
+	case XR_CTL_PRODUCER_OPEN: {
+		struct xr_ctl_producer_open m;
+		memcpy(&m, body, sizeof(m));
+		if (!memchr(m.stream, 0, sizeof(m.stream)))
+			return "PRODUCER_OPEN's stream is not NUL-terminated";
+		return m.flags || m.pad_ ? "PRODUCER_OPEN has unknown flag bits" : NULL;
 	}
 	case XR_CTL_SEATS_CLAIM: {
 		struct xr_ctl_seats_claim m;
@@ -831,6 +838,25 @@ static void do_games(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr *
 		}
 		break;
 	}
+	case XR_CTL_PRODUCER_OPEN: {
+		struct xr_ctl_producer_open m;
+		struct xr_ctl_producer_opened r;
+		int fds[2] = {-1, -1};
+		memcpy(&m, body, sizeof(m));
+		if (!c->games->producer_open) {
+			rc = -ENOTSUP;
+			snprintf(why, sizeof(why), "this engine takes no producers");
+			break;
+		}
+		rc = c->games->producer_open(c->games_ctx, &who, &m, &r, fds, why, sizeof(why));
+		if (rc == 0) {
+			/* The engine made these: closing them cannot block. */
+			xr__ctl_send(k->fd, XR_CTL_PRODUCER_OPENED, h->id, &r, sizeof(r), fds, 2);
+			for (int i = 0; i < 2; i++)
+				close(fds[i]);
+		}
+		break;
+	}
 	}
 	pthread_mutex_unlock(&c->games_mu);
 	if (rc < 0)
@@ -872,6 +898,7 @@ static const char *malformed(const struct xr_ctl_hdr *h, int n, int n_fds)
 	case XR_CTL_TABLE_CREATE: want = sizeof(struct xr_ctl_table_create); break;
 	case XR_CTL_TABLE_OPEN: want = sizeof(struct xr_ctl_table_open); break;
 	case XR_CTL_GROUP_JOIN: want = sizeof(struct xr_ctl_group_join); break;
+	case XR_CTL_PRODUCER_OPEN: want = sizeof(struct xr_ctl_producer_open); break;
 	default: return "unknown message type";
 	}
 	if (h->len != want)

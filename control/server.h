@@ -111,6 +111,12 @@ struct xr_server_games {
 			  struct xr_ctl_group_joined *r, int fds[2], char *why, size_t len);
 	/* The connection's reader detached: its group membership ends. */
 	void (*group_leave)(void *ctx, uint64_t conn);
+	/* PRODUCER_OPEN: a producer slot of stream m->stream for the caller's
+	 * connection; fds[0] its staging ring, fds[1] its doorbell's end. Its
+	 * end is the connection's (gone). */
+	int (*producer_open)(void *ctx, const struct xr_ctl_caller *who,
+			     const struct xr_ctl_producer_open *m,
+			     struct xr_ctl_producer_opened *r, int fds[2], char *why, size_t len);
 };
 
 /* xr_server_start(), serving the game verbs through ops from the first

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "control/proto.h"
+#include "xring/table.h"
 
 void xr__ctl_filter_to_wire(struct xr_ctl_filter *w, const xr_filter *f)
 {
@@ -110,4 +111,44 @@ int xr__ctl_recv(int sock, void *buf, uint32_t cap, int *fds, int *n_fds, int fl
 	if (m.msg_flags & MSG_TRUNC)
 		return -EMSGSIZE;
 	return (int)n;
+}
+
+int xr__ctl_table_to_wire(const char *name, const xr_table_opts *o, struct xr_ctl_table_create *m,
+			  char *why, size_t len)
+{
+	memset(m, 0, sizeof(*m));
+	if (!name || !*name || strlen(name) >= XR_CTL_TABLE_NAME) {
+		snprintf(why, len, "a table's name is 1 to %d characters", XR_CTL_TABLE_NAME - 1);
+		return -EINVAL;
+	}
+	memcpy(m->name, name, strlen(name));
+	m->capacity = o->capacity;
+	m->item_size = o->item_size;
+	m->sampler = o->sampler;
+	m->remover = o->remover;
+	m->max_times_sampled = o->max_times_sampled;
+	m->alpha = o->alpha;
+	m->beta = o->beta;
+	m->samples_per_insert = o->samples_per_insert;
+	m->error_buffer = o->error_buffer;
+	m->min_size = o->min_size;
+	m->seed = o->seed;
+	if (o->source) {
+		if (!*o->source || strlen(o->source) > XR_STREAM_NAME_MAX) {
+			snprintf(why, len, "a stream's name is 1 to %d characters", XR_STREAM_NAME_MAX);
+			return -EINVAL;
+		}
+		memcpy(m->source, o->source, strlen(o->source));
+		m->flags |= XR_CTL_TABLE_FED;
+		m->priority = o->priority;
+	}
+	if (o->item > XR_ITEM_TRANSITION ||
+	    (o->item == XR_ITEM_TRANSITION && (!o->source || o->item_size))) {
+		snprintf(why, len, "transitions are of a stream (source), sized by the engine "
+			 "(item_size 0)");
+		return -EINVAL;
+	}
+	if (o->item == XR_ITEM_TRANSITION)
+		m->flags |= XR_CTL_TABLE_TRANSITION;
+	return 0;
 }

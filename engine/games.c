@@ -43,6 +43,7 @@
 #include "engine/interest.h"
 #include "engine/seats.h"
 #include "engine/group_host.h"
+#include "engine/producers.h"
 #include "engine/table_host.h"
 #include "record/transition.h"
 #include "shm/arena_priv.h"
@@ -132,6 +133,9 @@ struct xr_gdir {
 					 * TABLE_CREATE (a thread), else NULL */
 	struct xr_ghost *groups;        /* consumer groups: started at the
 					 * first GROUP_JOIN (a thread) */
+	struct xr_prods *prods;         /* producer slots (the host's), or NULL */
+	bool serving;                   /* the control socket answers (tables'
+					 * feeds attach through it) */
 };
 
 static uint32_t pow2_at_least(uint64_t n)
@@ -730,6 +734,8 @@ static void games_gone(void *ctx, uint64_t conn)
 		xr__thost_gone(d->tables, conn); /* its trainers' leases end */
 	if (d->groups)
 		xr__ghost_gone(d->groups, conn); /* its grants back to its group */
+	if (d->prods)
+		xr__prods_gone(d->prods, conn); /* its ring ends once drained */
 }
 
 static int agent_open(void *ctx, const struct xr_ctl_caller *who,
@@ -834,6 +840,8 @@ static int table_create(void *ctx, const struct xr_ctl_caller *who,
 		int rc = xr__thost_create(d->arena ? d->arena->lay.name : NULL, &d->tables, why, len);
 		if (rc < 0)
 			return rc;
+		if (d->serving)
+			xr__thost_serve(d->tables);
 	}
 	return xr__thost_table_create(d->tables, who, &fed, shape, r, why, len);
 }
@@ -890,6 +898,19 @@ static void group_leave(void *ctx, uint64_t conn)
 		xr__ghost_gone(d->groups, conn);
 }
 
+static int producer_open(void *ctx, const struct xr_ctl_caller *who,
+			 const struct xr_ctl_producer_open *m, struct xr_ctl_producer_opened *r,
+			 int fds[2], char *why, size_t len)
+{
+	struct xr_gdir *d = ctx;
+
+	if (!d->prods) {
+		snprintf(why, len, "this engine has no producer slots (start it with --producers N)");
+		return -ENOTSUP;
+	}
+	return xr__prods_open(d->prods, who, m, r, fds, why, len);
+}
+
 const struct xr_server_games xr__gdir_hooks = {
 	.create = games_create,
 	.destroy = games_destroy,
@@ -904,6 +925,7 @@ const struct xr_server_games xr__gdir_hooks = {
 	.table_open = table_open,
 	.group_join = group_join,
 	.group_leave = group_leave,
+	.producer_open = producer_open,
 };
 
 /* --- life --------------------------------------------------------------- */
@@ -1009,6 +1031,47 @@ void xr__gdir_wire(struct xr_gdir *d, uint32_t k, struct xr_shard_opts *so)
 		so->agent_stats_stride = d->arena->lay.n_rings;
 		so->agent_infos = d->arena->agents;
 	}
+}
+
+int xr__gdir_make_tables(struct xr_gdir *d, char *why, size_t len)
+{
+	/* As a TABLE_CREATE of the engine's own uid, before any connection. */
+	struct xr_ctl_caller self = {.conn = 0, .uid = (uint32_t)geteuid(), .pid = getpid()};
+	char w[XR_CTL_REASON_MAX];
+
+	for (uint32_t i = 0; i < d->o.n_tables; i++) {
+		const struct xr_gdir_table *gt = &d->o.tables[i];
+		struct xr_ctl_table_create m;
+		struct xr_ctl_table_created r;
+		int rc = xr__ctl_table_to_wire(gt->name, &gt->opts, &m, w, sizeof(w));
+		if (rc == 0)
+			rc = table_create(d, &self, &m, &r, w, sizeof(w));
+		if (rc < 0) {
+			snprintf(why, len, "--table %s: %s", gt->name, w);
+			return rc;
+		}
+		if (gt->restore) {
+			rc = xr__thost_table_restore(d->tables, r.table, gt->restore, w, sizeof(w));
+			if (rc < 0) {
+				snprintf(why, len, "--table %s: restore from %s: %s", gt->name,
+					 gt->restore, w);
+				return rc;
+			}
+		}
+	}
+	return 0;
+}
+
+void xr__gdir_serve(struct xr_gdir *d)
+{
+	d->serving = true;
+	if (d->tables)
+		xr__thost_serve(d->tables);
+}
+
+void xr__gdir_set_producers(struct xr_gdir *d, struct xr_prods *p)
+{
+	d->prods = p;
 }
 
 void xr__gdir_set_arena(struct xr_gdir *d, struct xr_arena *a)

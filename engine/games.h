@@ -26,6 +26,7 @@
 
 #include "control/server.h"
 #include "engine/shard.h"
+#include "xring/table.h"
 #include "xring/game.h"
 
 /* One shape of game an engine's streams carry: games of it go to stream
@@ -36,6 +37,12 @@ struct xr_gdir_shape {
 	xr_dtype obs_dtype;
 	uint32_t stream;
 	const char *stream_name;
+};
+
+struct xr_gdir_table {
+	const char *name;
+	xr_table_opts opts;
+	const char *restore;         /* a checkpoint file, or NULL */
 };
 
 struct xr_gdir_opts {
@@ -71,6 +78,12 @@ struct xr_gdir_opts {
 	/* The writers' lease timeout (0: their default, 10 s): a lossy
 	 * consumer group's members hold a grant a quarter of it at most. */
 	uint64_t lease_timeout_ns;
+	/* The writers' watermarks (0, 0: none), for producer rings' too. */
+	double high_watermark, low_watermark;
+	/* Replay tables made at start (xr__gdir_make_tables), before anyone
+	 * can connect: restored from a checkpoint too when `restore` is set. */
+	const struct xr_gdir_table *tables;
+	uint32_t n_tables;
 };
 
 struct xr_gdir;
@@ -82,6 +95,17 @@ int xr__gdir_create(const struct xr_gdir_opts *o, struct xr_gdir **out);
 /* The arena the engine serves (after it is made, before the server
  * starts): where the agent table is shown. */
 void xr__gdir_set_arena(struct xr_gdir *d, struct xr_arena *a);
+/* The producer slots' service (engine/producers.h; NULL: none), which the
+ * host owns: before the control socket serves, and NULL again before the
+ * host stops it (the hooks are unset by then). */
+struct xr_prods;
+void xr__gdir_set_producers(struct xr_gdir *d, struct xr_prods *p);
+/* Makes o.tables (and restores them), as the engine's own uid, before the
+ * control socket serves: no trainer can open one before its restore. 0, or
+ * the first failure with why ("--table NAME: ..."). */
+int xr__gdir_make_tables(struct xr_gdir *d, char *why, size_t len);
+/* The control socket serves from now on: tables' feeds may attach. */
+void xr__gdir_serve(struct xr_gdir *d);
 
 /* What shard k runs on: its queues, its slot count, and where it shows
  * its games' turns. Before the shards start. */

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "engine/host.h"
+#include "engine/producers.h"
 #include "engine/metrics.h"
 #include "shm/arena_priv.h"
 #include "shm/peers.h"
@@ -35,6 +36,7 @@ struct xr_host {
 	xr_arena *a;
 	xr_server *srv;
 	struct xr_gdir *dir;          /* the game directory, or NULL */
+	struct xr_prods *prods;       /* producer slots' thread, or NULL */
 	struct xr_metrics *metrics;   /* --metrics-addr, or NULL */
 	int wake_fd;                  /* eventfd: a writer ended, or stop */
 	_Atomic int stop;             /* the writers' stop flag (a lock-free
@@ -74,20 +76,45 @@ int xr_host_create(const xr_arena_spec *spec, const xr_server_opts *so,
 		snprintf(why, why_len, "%s", xr_arena_last_note());
 		goto fail;
 	}
-	if (h->dir)
+	if (h->dir) {
 		xr__gdir_set_arena(h->dir, h->a);
+		/* Producer rings' writer: the engine's own thread, like the
+		 * shards, so it runs from here to the arena's close. */
+		struct xr_prod_opts po = {.engine_uid = (uint32_t)geteuid(),
+					  .lease_timeout_ns = go->lease_timeout_ns,
+					  .high_watermark = go->high_watermark,
+					  .low_watermark = go->low_watermark};
+		rc = xr__prods_create(h->a, &po, &h->prods, why, why_len);
+		if (rc < 0) {
+			xr_arena_destroy(h->a);
+			goto fail;
+		}
+		xr__gdir_set_producers(h->dir, h->prods);
+		/* Declared tables exist, restored, before anyone can connect. */
+		rc = xr__gdir_make_tables(h->dir, why, why_len);
+		if (rc < 0) {
+			xr__prods_destroy(h->prods);
+			xr_arena_destroy(h->a);
+			goto fail;
+		}
+	}
 	/* Game requests are served from the first connection on: a client
 	 * that finds the socket finds the games. Orders wait in the shards'
 	 * queues until the shards run. */
 	rc = xr__server_start_games(h->a, so, h->dir ? &xr__gdir_hooks : NULL, h->dir, &h->srv);
 	if (rc < 0) {
 		snprintf(why, why_len, "%s", xr_server_last_note());
+		xr__prods_destroy(h->prods);
 		xr_arena_destroy(h->a);
 		goto fail;
 	}
+	if (h->dir)
+		xr__gdir_serve(h->dir); /* tables' feeds attach through the socket */
 	rc = xr__arena_publish(h->a);
 	if (rc < 0) {
 		snprintf(why, why_len, "%s", xr_arena_last_note());
+		xr__server_set_games(h->srv, NULL, NULL);
+		xr__prods_destroy(h->prods);
 		xr_arena_close(h->a);
 		xr_server_stop(h->srv);
 		xr_arena_destroy(h->a);
@@ -232,6 +259,14 @@ void xr_host_destroy(struct xr_host *h)
 {
 	if (!h)
 		return;
+	/* No hook runs from here on (the games' ones are unset after the
+	 * shards end; here for good), so the producer thread, the last
+	 * writer, can stop. */
+	if (h->srv)
+		xr__server_set_games(h->srv, NULL, NULL);
+	xr__prods_destroy(h->prods);
+	if (h->dir)
+		xr__gdir_set_producers(h->dir, NULL);
 	/* Readers drain what was published, then see XR_ECLOSED; the hangup
 	 * that follows is then no news to them. */
 	xr_arena_close(h->a);

@@ -84,6 +84,7 @@ struct xr_thost {
 	struct xr_svc_base b;
 	struct xr_tsvc *svc;
 	_Atomic bool stop;
+	_Atomic bool serving;        /* the control socket answers: feeds may attach */
 	uint32_t owner_uid[XR_TSVC_TABLES_MAX];
 	bool created[XR_TSVC_TABLES_MAX];
 	uint32_t engine_uid;
@@ -243,6 +244,10 @@ static bool feed_round(struct xr_thost *h)
 {
 	bool moved = false;
 
+	/* Relaxed: a flag the thread looks at each round (the kick that
+	 * follows its store wakes it). */
+	if (!xr_load_relaxed(&h->serving))
+		return false;
 	for (uint32_t t = 0; t < XR_TSVC_TABLES_MAX; t++)
 		if (xr_load_acquire(&h->feeds[t].want) && !h->feeds[t].failed)
 			moved |= feed_step(h, t);
@@ -324,6 +329,21 @@ int xr__thost_create(const char *engine, struct xr_thost **out, char *why, size_
 	}
 	*out = h;
 	return 0;
+}
+
+void xr__thost_serve(struct xr_thost *h)
+{
+	xr_store_relaxed(&h->serving, true);
+	xr__svc_kick(&h->b);
+}
+
+int xr__thost_table_restore(struct xr_thost *h, uint32_t table, const char *path, char *why,
+			    size_t len)
+{
+	xr__svc_control_lock(&h->b);
+	int rc = xr__tsvc_restore(h->svc, (int)table, path, why, len);
+	pthread_mutex_unlock(&h->b.mu);
+	return rc;
 }
 
 void xr__thost_destroy(struct xr_thost *h)

@@ -33,6 +33,15 @@ struct xr_thost;
 int xr__thost_create(const char *engine, struct xr_thost **out, char *why, size_t len);
 /* Stops the thread; closes every trainer and table. */
 void xr__thost_destroy(struct xr_thost *h);
+/* Feeds attach from here on: the engine's control socket serves. Tables
+ * made before (the engine's declared ones, which exist before anyone can
+ * connect) start being fed now. */
+void xr__thost_serve(struct xr_thost *h);
+/* Replaces table `table` by the checkpoint at path, as the engine's own
+ * request (at start: a declared table's restore=). The items restored, or
+ * -errno with why. */
+int xr__thost_table_restore(struct xr_thost *h, uint32_t table, const char *path, char *why,
+			    size_t len);
 
 /* The control thread's verbs (control/server.h's table hooks). */
 /* shape: the fed stream's records' shape when it is an Experience stream

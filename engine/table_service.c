@@ -705,6 +705,11 @@ static int restore(struct xr_tsvc *s, int table, const char *path, char *why, si
 	return (int)tb->t.size;
 }
 
+int xr__tsvc_restore(struct xr_tsvc *s, int table, const char *path, char *why, size_t len)
+{
+	return restore(s, table, path, why, len);
+}
+
 /* Ends c's leases on keys[0..n) of its page (each read once); returns how
  * many named no lease of c's. */
 static uint32_t release_keys(struct stable *tb, struct client *c, uint32_t n)

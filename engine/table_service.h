@@ -62,6 +62,10 @@ void xr__tsvc_show_feed(struct xr_tsvc *s, int table, uint32_t state, uint64_t d
  * xr_table_item): Experience records of shape sh, or transitions of them
  * (xring/table.h). */
 void xr__tsvc_set_item(struct xr_tsvc *s, int table, uint32_t kind, const xr_exp_shape *sh);
+/* Replaces `table` by the checkpoint at path now (the engine's own
+ * start: no trainer is served meanwhile). Returns the items restored, or
+ * -errno with why (as a trainer's RESTORE). */
+int xr__tsvc_restore(struct xr_tsvc *s, int table, const char *path, char *why, size_t len);
 /* Its item store: the memfd to hand out (read-only: writable mappings are
  * sealed off once the service's own is made) and its size. */
 int xr__tsvc_store_fd(const struct xr_tsvc *s, int table, uint64_t *size);

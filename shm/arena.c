@@ -140,7 +140,8 @@ static int check_spec(const xr_arena_spec *spec)
 			return -EINVAL;
 		if (s->policy > XR_POLICY_LOSSY || !is_pow2(align) || align < 16 || align > 4096)
 			return -EINVAL;
-		if (s->ring_bytes > (1ull << 40) || s->n_rings > XR_MAX_RINGS)
+		if (s->ring_bytes > (1ull << 40) || s->n_rings > XR_MAX_RINGS ||
+		    s->producers > (s->n_rings ? s->n_rings : 1))
 			return -EINVAL;
 		if (s->kind == XR_RECORD_EXPERIENCE) {
 			xr_exp_template t;
@@ -205,6 +206,7 @@ static void make_layout(const xr_arena_spec *spec, uint64_t page, struct xr_layo
 		sd->record_kind = s->kind;
 		sd->ring_capacity = cap;
 		sd->max_frame = (uint32_t)(cap / 2 > UINT32_MAX ? UINT32_MAX : cap / 2);
+		sd->producers = s->producers;
 		for (uint32_t k = 0; k < n; k++, r++) {
 			l->rings[r] = (struct xr_ring_fixed){
 				.data_off = off,
@@ -475,6 +477,10 @@ static void write_header(struct xr_arena *a, const struct xr_place *pl, int node
 		rd->frame_align = l->rings[r].frame_align;
 		rd->record_len = l->rings[r].record_len;
 		rd->index = r;
+		/* Before the arena is published: no release needed. */
+		const struct xr_stream_desc *sd = &l->streams[rd->stream];
+		rd->writer = r >= sd->first_ring + sd->n_rings - sd->producers
+				     ? XR_RING_PRODUCER_IDLE : XR_RING_ENGINE;
 	}
 	/* The file is new, so every byte is zero: the reader table starts
 	 * FREE. No reader can see the arena yet. */
@@ -1001,7 +1007,7 @@ static int validate_streams(const struct xr_arena_hdr *h)
 	for (uint32_t i = 0; i < h->n_streams; i++) {
 		const struct xr_stream_desc *sd = &h->streams[i];
 
-		if (sd->n_rings < 1 || sd->first_ring >= h->n_rings ||
+		if (sd->n_rings < 1 || sd->first_ring >= h->n_rings || sd->producers > sd->n_rings ||
 		    sd->n_rings > h->n_rings - sd->first_ring || !memchr(sd->name, 0, sizeof(sd->name)) ||
 		    (sd->policy != XR_POLICY_LOSSLESS && sd->policy != XR_POLICY_LOSSY) ||
 		    sd->record_kind > XR_RECORD_EXPERIENCE)

@@ -46,7 +46,7 @@
 #include "xring/types.h"
 
 #define XR_MAGIC 0x31414e4552415258ull /* "XRARENA1" little-endian */
-#define XR_LAYOUT_VERSION 9u
+#define XR_LAYOUT_VERSION 10u
 
 #define XR_CACHELINE 64
 #define XR_MAX_STREAMS 8
@@ -94,7 +94,18 @@ struct xr_stream_desc {
 	uint32_t max_frame;    /* largest frame a writer may reserve */
 	uint64_t ring_capacity;
 	xr_exp_shape shape;    /* valid when record_kind == EXPERIENCE */
-	uint8_t pad_[16];
+	uint32_t producers;    /* the last `producers` of its rings are for
+				* external producers (xring/producer.h) */
+	uint8_t pad_[12];
+};
+
+/* xr_ring_desc.writer */
+enum xr_ring_writer {
+	XR_RING_ENGINE = 0,         /* one of the engine's shards */
+	XR_RING_PRODUCER_IDLE = 1,  /* a producer slot no producer holds yet */
+	XR_RING_PRODUCER_LIVE = 2,  /* a producer writes it */
+	XR_RING_PRODUCER_ENDED = 3, /* its producer went: nothing more comes
+				     * until another producer takes the slot */
 };
 
 /*
@@ -113,7 +124,13 @@ struct xr_ring_desc {
 				* frame is one size; 0: any length. The writer
 				* refuses other lengths, which lets a reader
 				* take a run of frames without a walk. */
-	uint8_t pad1_[XR_CACHELINE - 32];
+	/* Who writes the ring (enum xr_ring_writer): a shard of the engine,
+	 * or an external producer's slot, idle, live or ended. The engine
+	 * stores it (release) when a producer comes or goes; readers load it
+	 * (acquire) to hand out what an ended ring has left without waiting
+	 * for more, and tools to show it. */
+	_Atomic uint32_t writer;
+	uint8_t pad1_[XR_CACHELINE - 36];
 
 	/* publication */
 	_Atomic uint64_t head;    /* bytes published, free-running */

@@ -46,6 +46,7 @@ struct fault_engine_opts {
 	double action_timeout_ms; /* 0: the shard's default (100 ms) */
 	double tick_ms;          /* 0: as fast as the rings allow */
 	double lease_timeout_ms; /* 0: the writers' default (10 s) */
+	uint32_t producers;      /* producer slots after the shards' rings */
 };
 
 struct fault_engine {
@@ -86,7 +87,8 @@ static inline void fault_engine_create(struct fault_engine *e, const char *tag,
 	memset(e, 0, sizeof(*e));
 	xr_test_name(e->name, sizeof(e->name), tag);
 	e->ss = (xr_stream_spec){.policy = o->policy ? o->policy : XR_POLICY_LOSSLESS,
-				 .n_rings = o->shards,
+				 .n_rings = o->shards + o->producers,
+				 .producers = o->producers,
 				 .ring_bytes = o->ring_bytes ? o->ring_bytes : 1u << 20,
 				 .kind = XR_RECORD_EXPERIENCE};
 	CHECK_RC(xr_shard_shape(vt, &cfg, XR_DTYPE_U8, &e->ss.shape), 0);

@@ -288,6 +288,9 @@ expect_err 2 "--shape small: a stream of that name is declared already" -- "$xri
 expect_err 2 "--shape is for games" -- "$xring" engine --name x --record-bytes 100 --shape s:8x8:2
 expect_err 2 "--shape a: stream experience carries that shape already" -- "$xring" engine --name x --board 8x8 --shape a:8x8:2
 expect_err 2 "5 streams x 8 shards make 40 rings; an arena holds at most 32" -- "$xring" engine --name x --shards 8 --shape a:8x8:2,b:6x6:2,c:5x5:2,d:4x4:2
+expect_err 2 "make 34 rings; an arena holds at most 32: fewer --shape, --shards or --producers" -- "$xring" engine --name x --shards 8 --producers 9 --shape a:8x8:2
+expect_err 2 "--producers must be 0..31, not '40'" -- "$xring" engine --name x --producers 40
+expect_err 2 "takes no producers" -- "$xring" engine --name x --producers 1 --record-bytes 64
 expect_err 2 "--obs-dtype must be u8 or f32, not 'i8'" -- "$xring" games x create 1 --obs-dtype i8
 expect_err 2 "unknown verb 'make'" -- "$xring" games x make 3
 expect_err 2 "create takes a count" -- "$xring" games x create

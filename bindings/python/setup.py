@@ -20,7 +20,8 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 
 # The reader's side of the library: arena, rings, records, control client,
 # the games API's client (client/games.c), the agent's (client/agent.c) and
-# a trainer's of replay tables (client/table.c).
+# a trainer's of replay tables (client/table.c), a producer's
+# (client/producer.c).
 # (The engine's sources, games and io_uring, are not needed to read or act.)
 LIB_SOURCES = [
     "util/error.c", "util/clock.c", "util/proc.c", "util/fs.c", "util/names.c",
@@ -29,11 +30,12 @@ LIB_SOURCES = [
     "shm/ring_writer.c", "shm/ring_reader.c", "shm/wake.c", "shm/snapshot.c",
     "control/wire.c", "control/run_dir.c", "control/client.c",
     "client/reader.c", "client/games.c", "client/agent.c", "client/table.c", "client/group.c",
+    "client/producer.c",
 ]
 
 # The extension's own files (src/xring_py.h is their private header).
 MODULE_SOURCES = ["module.c", "options.c", "reader.c", "batch.c", "dlpack.c", "games.c",
-                  "agent.c", "errors.c", "table.c"]
+                  "agent.c", "errors.c", "table.c", "producer.c"]
 
 
 # A copy of the library's sources under build/, so that compiling them leaves

@@ -40,6 +40,9 @@ typedef struct xr_stream_spec {
 	uint32_t frame_align;    /* power of two in [16, 4096]; 0 means 64 */
 	xr_record_kind kind;
 	xr_exp_shape shape;      /* the record shape when kind is EXPERIENCE */
+	uint32_t producers;      /* of n_rings, the last this many are slots for
+				  * external producers (xring/producer.h),
+				  * written by no shard; <= n_rings */
 } xr_stream_spec;
 
 typedef struct xr_arena_spec {

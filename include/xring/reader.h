@@ -379,9 +379,24 @@ typedef struct xr_stream_facts {
 	uint32_t frame_align;
 	uint32_t record_kind; /* xr_record_kind */
 	xr_exp_shape shape;   /* when record_kind is XR_RECORD_EXPERIENCE */
+	uint32_t producers;   /* of n_rings, the last this many are producer
+			       * slots (xring/producer.h), the rest shards' */
 } xr_stream_facts;
 
 XR_API void xr_reader_stream_facts(const xr_reader *r, xr_stream_facts *f);
+
+/* Who writes ring k (0 .. n_rings) of r's stream now. */
+enum xr_ring_writer_state {
+	XR_WRITER_ENGINE = 0,        /* a shard of the engine */
+	XR_WRITER_IDLE = 1,          /* a producer slot nobody has taken yet */
+	XR_WRITER_PRODUCER = 2,      /* an external producer */
+	XR_WRITER_ENDED = 3,         /* its producer went: what it wrote is all
+				      * there is, until another takes the slot
+				      * (reads hand it out without waiting for
+				      * min) */
+};
+/* Returns an xr_ring_writer_state, or -EINVAL for no such ring. */
+XR_API int xr_reader_ring_writer(const xr_reader *r, uint32_t k);
 
 /* Whether r may still read, without reading: 0, XR_EEVICTED (the engine
  * detached it: its batches' bytes may be overwritten now), or XR_ECLOSED (a

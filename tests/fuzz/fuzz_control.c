@@ -35,8 +35,10 @@
  *     bit 3     raw: the message is the next (u16 % 4200) bytes, as they are
  *     bit 4     wait for its answer before sending the next message
  *   raw: the bytes. Else a message built from
- *     byte t    its type: t itself if t >= 0x80, else t % 11 (the requests,
- *               and 0)
+ *     byte t    its type: t itself if t >= 0x80, else t % 12 (the requests
+ *               up to SEATS_RELEASE, and 0), 11 standing for PRODUCER_OPEN
+ *               (the table and group requests are left out: a table of the
+ *               engine's uid may be gigabytes)
  *     byte f    bit 0: the body is the next (u16 % 4200) bytes long, not the
  *               type's size; bit 1: the header's len field is the next u32;
  *               bit 2: magic and version are the next 6 bytes
@@ -72,7 +74,7 @@ static void init(void)
 	static const struct fz_engine_cfg cfg = {
 		.games = 4, .max_games = 64, .max_agents = 4, .max_readers = 16,
 		.ring_bytes = 1u << 20, .tick_ms = 10, .action_timeout_ms = 20,
-		.lease_timeout_ms = 50, .observe_subscribed = true,
+		.lease_timeout_ms = 50, .observe_subscribed = true, .producers = 2,
 		/* Sessions come back to back from one uid: its request rate
 		 * is not what is fuzzed here. */
 		.max_requests_per_uid = 100000000,
@@ -117,6 +119,7 @@ static uint32_t body_len(uint16_t type)
 	case XR_CTL_AGENT_OPEN: return sizeof(struct xr_ctl_agent_open);
 	case XR_CTL_SEATS_CLAIM: return sizeof(struct xr_ctl_seats_claim);
 	case XR_CTL_SEATS_RELEASE: return sizeof(struct xr_ctl_seats_release);
+	case XR_CTL_PRODUCER_OPEN: return sizeof(struct xr_ctl_producer_open);
 	}
 	return 0;
 }
@@ -227,6 +230,10 @@ static void check_reply(const uint8_t *b, ssize_t n, const int *fds, int n_fds)
 	case XR_CTL_SEATS_CLAIMED:
 		FZ_CHECK(h.len == sizeof(struct xr_ctl_seats_claimed));
 		break;
+	case XR_CTL_PRODUCER_OPENED:
+		FZ_CHECK(h.len == sizeof(struct xr_ctl_producer_opened));
+		want_fds = 2;
+		break;
 	case XR_CTL_ERROR: {
 		struct xr_ctl_error e;
 		FZ_CHECK(h.len == sizeof(e));
@@ -290,8 +297,8 @@ static bool one_message(int s, struct fz_in *in, struct session *ss)
 		len = fz_bytes(in, msg, fz_u16(in) % RAW_MAX);
 	} else {
 		uint8_t t = fz_u8(in), f = fz_u8(in);
-		struct xr_ctl_hdr h = {XR_CTL_MAGIC, XR_CTL_VERSION, t >= 0x80 ? t : t % 11, 0,
-				       fz_u8(in)};
+		uint16_t type = t >= 0x80 ? t : t % 12 == 11 ? XR_CTL_PRODUCER_OPEN : t % 12;
+		struct xr_ctl_hdr h = {XR_CTL_MAGIC, XR_CTL_VERSION, type, 0, fz_u8(in)};
 		uint32_t body = f & 1 ? fz_u16(in) % RAW_MAX : body_len(h.type);
 		h.len = f & 2 ? fz_u32(in) : body;
 		if (f & 4) {

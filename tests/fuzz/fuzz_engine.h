@@ -31,6 +31,7 @@ struct fz_engine_cfg {
 	bool observe_subscribed;
 	uint32_t max_requests_per_uid;
 	uint32_t max_conns_per_uid;  /* 0: the default */
+	uint32_t producers;        /* producer slots after the shard's ring */
 };
 
 struct fz_engine {
@@ -82,8 +83,9 @@ static inline struct fz_engine *fz_engine_start(const char *tag, const struct fz
 
 	fz_private_dir(tag);
 	snprintf(e.name, sizeof(e.name), "fz%d-%s", (int)getpid(), tag);
-	e.ss = (xr_stream_spec){.policy = XR_POLICY_LOSSLESS, .n_rings = 1,
-				.ring_bytes = c->ring_bytes, .kind = XR_RECORD_EXPERIENCE};
+	e.ss = (xr_stream_spec){.policy = XR_POLICY_LOSSLESS, .n_rings = 1 + c->producers,
+				.producers = c->producers, .ring_bytes = c->ring_bytes,
+				.kind = XR_RECORD_EXPERIENCE};
 	FZ_CHECK(xr_shard_shape(vt, &cfg, XR_DTYPE_U8, &e.ss.shape) == 0);
 	FZ_CHECK(xr_exp_template_init(&e.t, &e.ss.shape) == 0);
 	e.spec = (xr_arena_spec){.name = e.name, .streams = &e.ss, .n_streams = 1,

@@ -120,8 +120,9 @@ def arena_seeds():
 
 # ---- fuzz_control.c
 ATTACH, SUBSCRIBE, DETACH, CREATE, DESTROY, RESET, LIST, AGENT_OPEN, CLAIM, RELEASE = range(1, 11)
+PRODUCER = 11  # the harness's type byte 11 is PRODUCER_OPEN (14)
 BODY = {ATTACH: 0, SUBSCRIBE: 1128, DETACH: 8, CREATE: 72, DESTROY: 4104, RESET: 16, LIST: 8,
-        AGENT_OPEN: 24, CLAIM: 16, RELEASE: 8}
+        AGENT_OPEN: 24, CLAIM: 16, RELEASE: 8, PRODUCER: 48}
 WAIT = 0x10
 
 
@@ -210,6 +211,17 @@ def control_seeds():
     write(s, 'agent-unterminated', a + msg(AGENT_OPEN, struct.pack('<II16s', 4, 0, b'x' * 16)))
     write(s, 'claim-not-agent', a + msg(CLAIM, struct.pack('<IIII', 0, 1, 0, 0)))
     write(s, 'release-unknown', a + ao + msg(RELEASE, struct.pack('<II', 99, 0)))
+    po = msg(PRODUCER, struct.pack('<32sQII', b'experience', 0, 0, 0))
+    write(s, 'producer', a + po)
+    write(s, 'producer-twice', a + po + po)
+    write(s, 'producer-two-sessions', a + po + msg(SUBSCRIBE, sub()) + msg(LIST, struct.pack('<II', 0, 8)))
+    write(s, 'producer-no-stream', a + msg(PRODUCER, struct.pack('<32sQII', b'nope', 0, 0, 0)))
+    write(s, 'producer-stage', a + msg(PRODUCER, struct.pack('<32sQII', b'experience', 100000, 0, 0)) +
+          msg(PRODUCER, struct.pack('<32sQII', b'experience', 1 << 16, 0, 0)) +
+          msg(PRODUCER, struct.pack('<32sQII', b'experience', 1 << 40, 0, 0)))
+    write(s, 'producer-flags', a + msg(PRODUCER, struct.pack('<32sQII', b'experience', 0, 1, 0)))
+    write(s, 'producer-unterminated', a + msg(PRODUCER, b'p' * 48))
+    write(s, 'producer-before-attach', msg(PRODUCER, struct.pack('<32sQII', b'experience', 0, 0, 0)))
     for k, what in enumerate(['pipe', 'memfd', 'socket', 'eventfd', 'self'], 1):
         write(s, 'fds-' + what, msg(ATTACH, fds=k))
     write(s, 'fds-many', bytes([WAIT | 6, 252, ATTACH, 0, 1]))

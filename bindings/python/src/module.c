@@ -97,7 +97,8 @@ PyMODINIT_FUNC PyInit__xring(void)
 	if (PyType_Ready(&LeaseType) < 0 || PyType_Ready(&BatchType) < 0 ||
 	    PyType_Ready(&ReaderType) < 0 || PyType_Ready(&GamesType) < 0 ||
 	    PyType_Ready(&AgentLeaseType) < 0 || PyType_Ready(&ObsBatchType) < 0 ||
-	    PyType_Ready(&AgentType) < 0 || PyType_Ready(&TableType) < 0)
+	    PyType_Ready(&AgentType) < 0 || PyType_Ready(&TableType) < 0 ||
+	    PyType_Ready(&ProducerType) < 0)
 		return NULL;
 	m = PyModule_Create(&moddef);
 	if (!m)
@@ -116,6 +117,8 @@ PyMODINIT_FUNC PyInit__xring(void)
 	PyModule_AddObject(m, "Agent", (PyObject *)&AgentType);
 	Py_INCREF(&TableType);
 	PyModule_AddObject(m, "Table", (PyObject *)&TableType);
+	Py_INCREF(&ProducerType);
+	PyModule_AddObject(m, "Producer", (PyObject *)&ProducerType);
 	Py_INCREF(&ObsBatchType);
 	PyModule_AddObject(m, "ObsBatch", (PyObject *)&ObsBatchType);
 	PyObject *names = PyTuple_New(F_COUNT);

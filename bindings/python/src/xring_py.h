@@ -84,6 +84,7 @@ extern PyTypeObject BatchType;  /* batch.c */
 extern PyTypeObject GamesType;  /* games.c */
 extern PyTypeObject AgentType, ObsBatchType, AgentLeaseType; /* agent.c */
 extern PyTypeObject TableType;  /* table.c */
+extern PyTypeObject ProducerType; /* producer.c */
 PyObject *table_create_fn(PyObject *mod, PyObject *args); /* table.c */
 extern PyObject *leased_array_type; /* xring._array.LeasedArray (batch.c; module.c sets it) */
 
@@ -111,6 +112,7 @@ enum {
 	KIND_AGENT = 2,  /* an agent's attach: TooManyAgentsError */
 	KIND_SEATS = 3,  /* a claim of seats: SeatTakenError */
 	KIND_TABLE = 4,  /* a replay table's: NoSuchTableError, TableExistsError */
+	KIND_PRODUCER = 5, /* a producer's: NoProducerSlotError, ProducerEndedError */
 };
 /* errors.c: the same with the engine's reason (NULL or "": the code's
  * text); kind: KIND_*, what the call was. */

@@ -35,6 +35,7 @@ from ._array import LeasedArray
 from ._errors import (DeadlockError, EngineClosedError, EvictedError, GameLimitError,
                       LayoutError,
                       NoEngineError, NoSuchGameError, NoSuchTableError,
+                      NoProducerSlotError, ProducerEndedError,
                       PermissionRefusedError, PolicyError, TableExistsError,
                       ReleasedError, SeatTakenError, TooManyAgentsError,
                       TooManyBatchesHeldError, TooManyReadersError, XringError)
@@ -64,6 +65,7 @@ __all__ = [
     "TooManyBatchesHeldError", "ReleasedError", "NoSuchGameError", "GameLimitError",
     "SeatTakenError", "TooManyAgentsError", "DeadlockError", "control_path", "EngineProcess",
     "Table", "Sample", "SAMPLERS", "REMOVERS", "NoSuchTableError", "TableExistsError",
+    "Producer", "NoProducerSlotError", "ProducerEndedError",
 ]
 
 
@@ -405,6 +407,16 @@ class Engine:
         connection; close() it, or use it as a context manager)."""
         return Table(self.name, str(name), self.engine_uid)
 
+    def producer(self, stream=None, stage_bytes=0):
+        """Takes a producer slot of `stream` (None: the default stream): a
+        Producer writing records that the stream's readers read like any
+        others (the engine must have slots: xring engine --producers N).
+        stage_bytes: its staging ring (0: 4 MiB; else a power of two from
+        64 KiB to 256 MiB). Raises NoProducerSlotError when there is no
+        free slot. See docs/producers.md."""
+        return Producer(self.name, None if stream is None else str(stream),
+                        int(stage_bytes), self.engine_uid)
+
     def info(self):
         """What the engine's arena says: streams, their shapes and policies,
         and the control socket. A reader is attached for the moment this
@@ -421,14 +433,20 @@ SAMPLERS = {"uniform": 0, "prioritized": 1, "fifo": 2, "lifo": 3}
 REMOVERS = {"fifo": 0, "lifo": 1, "lowest-priority": 2}
 
 
-def _timeout_ms(timeout):
-    """None: as long as a request may wait (an hour); else seconds >= 0."""
+def _seconds(timeout):
+    """A timeout's seconds: None, or a number >= 0 (else ValueError)."""
     if timeout is None:
-        return -1
+        return None
     t = float(timeout)
     if not t >= 0:
         raise ValueError(f"timeout must be None or seconds >= 0, not {timeout!r}")
-    return min(int(t * 1000), 3600 * 1000)
+    return t
+
+
+def _timeout_ms(timeout):
+    """None: as long as a request may wait (an hour); else seconds >= 0."""
+    t = _seconds(timeout)
+    return -1 if t is None else min(int(t * 1000), 3600 * 1000)
 
 
 class Sample:
@@ -649,6 +667,60 @@ class Table(_xring.Table):
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+class Producer(_xring.Producer):
+    """An external producer of a stream (Engine.producer()): records it
+    writes are built in place in its staging ring with the stream's layout
+    (one copy of the observation and mask, from the caller's arrays), then
+    checked and copied into its ring by the engine. ``layout`` is the
+    stream's record shape. close() (or the end of a ``with`` block, or this
+    process's death) ends it: the engine takes what was written, then marks
+    the ring ended (its readers see the end)."""
+
+    def write(self, obs, action=0, reward=0.0, done=False, truncated=False, game_id=0,
+              player_id=0, turn=0, mask=None, applied=-1, applied_by=0, t_ns=None,
+              timeout=None):
+        """Writes one record: obs (the stream's observation, any array of
+        its bytes and dtype), mask (mask_len bytes; None: all legal), the
+        scalar fields, t_ns (None: now, CLOCK_MONOTONIC). Waits up to timeout
+        seconds (None: for ever) for room: on a lossless stream the readers
+        may hold the ring (TimeoutError). The engine sets seq. Raises
+        ProducerEndedError if the engine ended this producer."""
+        return self._write(obs, action, reward, done, truncated, game_id, player_id, turn,
+                           mask, applied, applied_by,
+                           time.monotonic_ns() if t_ns is None else t_ns,
+                           _timeout_ns(timeout), False)
+
+    def write_many(self, obs, action=0, reward=0.0, done=False, truncated=False, game_id=0,
+                   player_id=0, turn=0, mask=None, applied=-1, applied_by=0, t_ns=None,
+                   timeout=None):
+        """Writes n records, obs shaped (n, *the observation's shape) and each
+        other field one value per record or one for all; one publish for
+        them all. Returns n."""
+        return self._write(obs, action, reward, done, truncated, game_id, player_id, turn,
+                           mask, applied, applied_by,
+                           time.monotonic_ns() if t_ns is None else t_ns,
+                           _timeout_ns(timeout), True)
+
+    def flush(self, timeout=None):
+        """Waits until the engine has taken every record written (it is in
+        the ring, or a lossy ring dropped and counted it), up to timeout
+        seconds (None: for ever); TimeoutError if not."""
+        self._flush(_timeout_ns(timeout))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def _timeout_ns(timeout):
+    """None: for ever (-1); else seconds >= 0, in ns."""
+    t = _seconds(timeout)
+    return -1 if t is None else min(int(t * 1e9), 2**62)
 
 
 class Agent(_xring.Agent):

@@ -7,7 +7,7 @@ __all__ = [
     "XringError", "NoEngineError", "PermissionRefusedError", "EngineClosedError",
     "EvictedError", "TooManyReadersError", "PolicyError", "LayoutError",
     "TooManyBatchesHeldError", "ReleasedError", "NoSuchGameError", "GameLimitError",
-    "NoSuchTableError", "TableExistsError",
+    "NoSuchTableError", "TableExistsError", "NoProducerSlotError", "ProducerEndedError",
     "SeatTakenError", "TooManyAgentsError", "DeadlockError",
 ]
 
@@ -109,6 +109,19 @@ class TooManyAgentsError(XringError):
     whose shards have not moved on yet (retry in a moment)."""
 
 
+class NoProducerSlotError(XringError):
+    """A producer's open refused: ``code`` -EBUSY when every producer slot of
+    the stream is taken, -ENOTSUP when the engine has none (start it with
+    --producers N), -EDQUOT when this uid holds its most."""
+
+
+class ProducerEndedError(XringError):
+    """The engine ended this producer: it refused a record it wrote
+    (``code`` XR_EBADREC: not a well-formed Experience record of the
+    stream's shape; -EPROTO: a staging ring it broke), with its reason.
+    The records before it are in the ring."""
+
+
 class _InvalidError(XringError, ValueError):
     pass
 
@@ -167,15 +180,25 @@ _BY_CODE_TABLE = {
     -errno.EAGAIN: _TimeoutError,   # a wait of 0 s: the limiter said no now
 }
 
+# A producer's: no slot for it, or the engine ended it.
+_BY_CODE_PRODUCER = {
+    **_BY_CODE,
+    -errno.EBUSY: NoProducerSlotError,
+    -errno.ENOTSUP: NoProducerSlotError,
+    -errno.EDQUOT: NoProducerSlotError,
+    -(_XR_BASE + 4): ProducerEndedError,
+    -errno.EPROTO: ProducerEndedError,
+}
+
 # make()'s kind (xring_py.h's KIND_*): what the call was.
-_KIND_READER, _KIND_GAMES, _KIND_AGENT, _KIND_SEATS, _KIND_TABLE = range(5)
+_KIND_READER, _KIND_GAMES, _KIND_AGENT, _KIND_SEATS, _KIND_TABLE, _KIND_PRODUCER = range(6)
 
 
 def make(code, what, reason, kind=_KIND_READER):
     """The exception for C error `code` from operation `what`, of kind
     `kind`: 0 (or False) an attach or a read, 1 (or True) a game request (not
     opening the connection for them, which is an attach), 2 an agent's
-    attach, 3 a claim of seats, 4 a replay table's request."""
+    attach, 3 a claim of seats, 4 a replay table's request, 5 a producer's."""
     from . import _xring
     name, text = _xring.strerror(code)
     kind = int(kind)
@@ -183,7 +206,8 @@ def make(code, what, reason, kind=_KIND_READER):
         cls = SeatTakenError
     else:
         table = {_KIND_GAMES: _BY_CODE_GAMES, _KIND_AGENT: _BY_CODE_AGENT,
-                 _KIND_SEATS: _BY_CODE_SEATS, _KIND_TABLE: _BY_CODE_TABLE}.get(kind, _BY_CODE)
+                 _KIND_SEATS: _BY_CODE_SEATS, _KIND_TABLE: _BY_CODE_TABLE,
+                 _KIND_PRODUCER: _BY_CODE_PRODUCER}.get(kind, _BY_CODE)
         cls = table.get(code, XringError)
     msg = f"{what}: {reason}" if reason else f"{what}: {text}"
     if reason and reason != text:

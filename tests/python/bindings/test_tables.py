@@ -3,6 +3,7 @@
 Sample): items in place, leases, the samplers against their definitions,
 priorities, the rate limiter's waits, refusals with the right exceptions,
 and a trainer process killed holding leases."""
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,6 +15,36 @@ import pytest
 
 import xring
 from xrtest import child_env, wait_for, tagged_items as _items
+
+
+@contextlib.contextmanager
+def _recording(e, fields):
+    """A lossless reader of e's stream on a thread while the block runs:
+    yields {seq: (its record's fields, in the order of `fields`)}, "obs" and
+    "mask" as row_digest()s."""
+    import threading
+    from xrtest import row_digest
+    records, stop = {}, threading.Event()
+
+    def read_all(r):
+        while not stop.is_set():
+            b = r.read(timeout=0.05)
+            if b is None:
+                continue
+            cols = [row_digest(getattr(b, f)) if f in ("obs", "mask") else getattr(b, f)
+                    for f in fields]
+            for i, seq in enumerate(b.seq):
+                records[int(seq)] = tuple(c[i].item() for c in cols)
+            b.release()
+
+    with e.reader(batch=1024, min_batch=1, max_wait=0.05) as r:
+        th = threading.Thread(target=read_all, args=(r,))
+        th.start()
+        try:
+            yield records
+        finally:
+            stop.set()
+            th.join()
 
 
 def _ids(rows):
@@ -282,58 +313,36 @@ def test_a_fed_tables_records_give_their_fields(engine):
     """A table fed with the stream's records gives each sampled record's
     fields as arrays, checked against the same records read by a lossless
     reader meanwhile."""
-    import threading
     from xrtest import row_digest
     e = xring.attach(engine.name, timeout=5)
-    records, stop = {}, threading.Event()
-
-    def read_all(r):
-        while not stop.is_set():
-            b = r.read(timeout=0.05)
-            if b is None:
-                continue
-            obs, mask = row_digest(b.obs), row_digest(b.mask)
-            for i, seq in enumerate(b.seq):
-                records[int(seq)] = (int(b.game_id[i]), int(b.player_id[i]), int(b.turn[i]),
-                                     int(b.action[i]), float(b.reward[i]), bool(b.done[i]),
-                                     int(b.applied[i]), int(b.applied_by[i]), int(b.t_ns[i]),
-                                     int(obs[i]), int(mask[i]))
-            b.release()
-
     names = ("game_id", "player_id", "turn", "action", "reward", "done", "applied",
              "applied_by", "t_ns")
     got = []
-    with e.reader(batch=1024, min_batch=1, max_wait=0.05) as r:
-        th = threading.Thread(target=read_all, args=(r,))
-        th.start()
-        try:
-            with e.create_table("recs", capacity=4096, source="experience", sampler="fifo",
-                                max_times_sampled=1) as t:
-                lay = t.layout()
-                assert lay["item"] == "record" and lay["obs_bytes"] > 0
-                while len(got) < 2000:
-                    with t.sample(256, timeout=10) as s:
-                        assert s.obs.shape == (len(s),) + tuple(lay["obs_shape"])
-                        assert s.obs.dtype == np.dtype(_NP[lay["obs_dtype"]])
-                        assert s.mask.shape == (len(s), lay["mask_len"])
-                        assert not s.obs.flags.writeable
-                        cols = {k: getattr(s, k).copy() for k in ("seq",) + names}
-                        cols["obs"], cols["mask"] = row_digest(s.obs), row_digest(s.mask)
-                        got += [dict(zip(cols, v)) for v in zip(*cols.values())]
-                    with pytest.raises(AttributeError, match="not transitions"):
-                        s.next_obs
-                s = t.sample(8, timeout=10)
-                s.release()
-                with pytest.raises(xring.ReleasedError):
-                    s.obs                     # never read while leased: gone
-                s = t.sample(4, timeout=10)
-                seq = s.seq.copy()
-                s.release()
-            # Copied fields outlive the table's close, as items do.
-            assert np.array_equal(s.seq, seq) and s.obs.shape[0] == 4
-        finally:
-            stop.set()
-            th.join()
+    with _recording(e, names + ("obs", "mask")) as records:
+        with e.create_table("recs", capacity=4096, source="experience", sampler="fifo",
+                            max_times_sampled=1) as t:
+            lay = t.layout()
+            assert lay["item"] == "record" and lay["obs_bytes"] > 0
+            while len(got) < 2000:
+                with t.sample(256, timeout=10) as s:
+                    assert s.obs.shape == (len(s),) + tuple(lay["obs_shape"])
+                    assert s.obs.dtype == np.dtype(_NP[lay["obs_dtype"]])
+                    assert s.mask.shape == (len(s), lay["mask_len"])
+                    assert not s.obs.flags.writeable
+                    cols = {k: getattr(s, k).copy() for k in ("seq",) + names}
+                    cols["obs"], cols["mask"] = row_digest(s.obs), row_digest(s.mask)
+                    got += [dict(zip(cols, v)) for v in zip(*cols.values())]
+                with pytest.raises(AttributeError, match="not transitions"):
+                    s.next_obs
+            s = t.sample(8, timeout=10)
+            s.release()
+            with pytest.raises(xring.ReleasedError):
+                s.obs                     # never read while leased: gone
+            s = t.sample(4, timeout=10)
+            seq = s.seq.copy()
+            s.release()
+        # Copied fields outlive the table's close, as items do.
+        assert np.array_equal(s.seq, seq) and s.obs.shape[0] == 4
     checked = 0
     for x in got:
         rec = records.get(int(x["seq"]))
@@ -359,6 +368,7 @@ def test_tables_declared_at_start(engines, run_dir):
                   "--table", "own:16:item_size=8,sampler=fifo,max_times_sampled=1",
                   "--table", "tr:64:source=experience,item=transition")
     e = xring.attach(eng.name, timeout=5)
+    # The engine makes them before its socket answers: there as soon as it is.
     with e.table("replay") as t:
         s = t.stats()
         assert s["capacity"] == 500 and s["feed"] == "feeding"
@@ -426,6 +436,8 @@ def test_a_table_survives_an_engine_restart_from_its_checkpoint(engines, tmp_pat
     a.stop()
 
     b = engines("--table", spec + f",restore={path}", games=1)
+    # Made and restored before the socket answered: a trainer that comes at
+    # once finds the checkpoint's table, never an empty one.
     out = cli("replay", "--json", eng=b)
     assert out.returncode == 0, out.stderr
     import json
@@ -515,45 +527,25 @@ def test_close_from_another_thread_ends_a_waiting_sample(engine):
 def test_a_table_of_transitions(engine):
     """Transitions the engine builds from a seat's consecutive records, checked
     against the records themselves, read meanwhile by a lossless reader."""
-    import threading
     from xrtest import row_digest
     e = xring.attach(engine.name, timeout=5)
-    records, stop = {}, threading.Event()
-
-    def read_all(r):
-        while not stop.is_set():
-            b = r.read(timeout=0.05)
-            if b is None:
-                continue
-            obs, mask = row_digest(b.obs), row_digest(b.mask)
-            for i, seq in enumerate(b.seq):
-                records[int(seq)] = (int(b.game_id[i]), int(b.player_id[i]), int(b.turn[i]),
-                                     int(b.applied[i]), float(b.reward[i]), bool(b.done[i]),
-                                     bool(b.truncated[i]), int(obs[i]), int(mask[i]))
-            b.release()
-
     got = []
-    with e.reader(batch=1024, min_batch=1, max_wait=0.05) as r:
-        th = threading.Thread(target=read_all, args=(r,))
-        th.start()
-        try:
-            with e.create_table("trans", capacity=4096, source="experience",
-                                item="transition", sampler="fifo", max_times_sampled=1) as t:
-                lay = t.layout()
-                assert lay["item"] == "transition" and lay["obs_bytes"] > 0
-                assert t.stats()["item_size"] >= lay["next_mask_off"] + lay["mask_len"]
-                while len(got) < 3000:
-                    with t.sample(256, timeout=10) as s:
-                        assert s.obs.shape[1:] == tuple(lay["obs_shape"])
-                        cols = {k: getattr(s, k).copy() for k in
-                                ("seq", "game_id", "player_id", "turn", "action", "reward",
-                                 "done", "truncated")}
-                        for k in ("obs", "next_obs", "mask", "next_mask"):
-                            cols[k] = row_digest(getattr(s, k))
-                        got += [dict(zip(cols, v)) for v in zip(*cols.values())]
-        finally:
-            stop.set()
-            th.join()
+    with _recording(e, ("game_id", "player_id", "turn", "applied", "reward", "done",
+                        "truncated", "obs", "mask")) as records:
+        with e.create_table("trans", capacity=4096, source="experience",
+                            item="transition", sampler="fifo", max_times_sampled=1) as t:
+            lay = t.layout()
+            assert lay["item"] == "transition" and lay["obs_bytes"] > 0
+            assert t.stats()["item_size"] >= lay["next_mask_off"] + lay["mask_len"]
+            while len(got) < 3000:
+                with t.sample(256, timeout=10) as s:
+                    assert s.obs.shape[1:] == tuple(lay["obs_shape"])
+                    cols = {k: getattr(s, k).copy() for k in
+                            ("seq", "game_id", "player_id", "turn", "action", "reward",
+                             "done", "truncated")}
+                    for k in ("obs", "next_obs", "mask", "next_mask"):
+                        cols[k] = row_digest(getattr(s, k))
+                    got += [dict(zip(cols, v)) for v in zip(*cols.values())]
     by_seat = {(g, p, turn): (o, m) for g, p, turn, _, _, _, _, o, m in records.values()}
     checked = 0
     for x in got:

@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: MIT
+"""External producers from Python (Engine.producer(), Producer): records
+written with write() and write_many() come out of the stream, every field
+and byte as written, to an ordinary reader; refusals raise the right
+exceptions; a producer process SIGKILLed after a flush loses nothing, and
+its ring is shown ended (`xring info --json`)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import xring
+from xrtest import XRING_BIN, child_env
+
+
+def _engine(engines):
+    return engines("--producers", "2", games=0)
+
+
+def _read(r, n, timeout=10):
+    """n records of the reader, as lists of columns."""
+    import time
+    cols = {k: [] for k in ("seq", "game_id", "player_id", "turn", "action", "reward", "done",
+                            "truncated", "applied", "applied_by", "t_ns", "obs", "mask")}
+    end = time.monotonic() + timeout
+    got = 0
+    while got < n:
+        assert time.monotonic() < end, f"{got} of {n} records"
+        b = r.read(timeout=0.2)
+        if b is None:
+            continue
+        for k in cols:
+            cols[k].append(np.array(getattr(b, k)))
+        got += len(b)
+        b.release()
+    return {k: np.concatenate(v) for k, v in cols.items()}
+
+
+def test_records_written_are_the_records_read(engines):
+    e = xring.attach(_engine(engines).name, timeout=5)
+    with e.reader(batch=512, max_wait=0.05) as r, e.producer() as p:
+        lay = p.layout
+        shape, n = tuple(lay["obs_shape"]), 1000
+        assert lay["obs_dtype"] == "u8" and lay["mask_len"] > 0
+        obs = (np.arange(n)[:, None] * 7 + np.arange(int(np.prod(shape)))) % 251
+        obs = obs.astype(np.uint8).reshape((n,) + shape)
+        mask = (np.arange(n)[:, None] + np.arange(lay["mask_len"])) % 3 == 0
+        assert p.write_many(obs, action=np.arange(n) % 5, reward=np.arange(n) * 0.25,
+                            done=np.arange(n) % 10 == 9, game_id=7, player_id=np.arange(n) % 2,
+                            turn=np.arange(n), mask=mask.astype(np.uint8),
+                            applied=np.arange(n) - 1, applied_by=2, t_ns=12345) == n
+        # One more through write(), with the defaults: no mask is all legal.
+        p.write(obs[0], action=3, game_id=8, turn=99)
+        p.flush(timeout=10)
+        st = p.stats()
+        assert st["records"] == n + 1 and st["published"] == n + 1 and st["pending_bytes"] == 0
+        got = _read(r, n + 1)
+    assert (np.diff(got["seq"].astype(np.int64)) == 1).all()
+    assert np.array_equal(got["obs"][:n].reshape(obs.shape), obs)
+    assert np.array_equal(got["mask"][:n], mask.astype(np.uint8))
+    assert np.array_equal(got["action"][:n], np.arange(n) % 5)
+    assert np.array_equal(got["reward"][:n], (np.arange(n) * 0.25).astype(np.float32))
+    assert np.array_equal(got["done"][:n], np.arange(n) % 10 == 9)
+    assert (got["game_id"][:n] == 7).all() and np.array_equal(got["turn"][:n], np.arange(n))
+    assert np.array_equal(got["player_id"][:n], np.arange(n) % 2)
+    assert np.array_equal(got["applied"][:n], np.arange(n) - 1)
+    assert (got["applied_by"][:n] == 2).all() and (got["t_ns"][:n] == 12345).all()
+    assert got["game_id"][n] == 8 and got["turn"][n] == 99 and got["action"][n] == 3
+    assert (got["mask"][n] == 1).all() and got["t_ns"][n] > 12345
+
+
+def test_refusals(engines):
+    e = xring.attach(_engine(engines).name, timeout=5)
+    with pytest.raises(xring.NoEngineError):
+        xring.attach(e.name, timeout=5).producer(stream="nosuch")
+    with pytest.raises(ValueError, match="power of two"):
+        e.producer(stage_bytes=100000)
+    with e.producer() as p, e.producer() as q:
+        with pytest.raises(xring.NoProducerSlotError, match="taken"):
+            e.producer()
+        with pytest.raises(ValueError, match="obs"):
+            p.write(np.zeros(3, np.uint8))
+        with pytest.raises(ValueError, match="action"):
+            q.write_many(np.zeros((2,) + tuple(q.layout["obs_shape"]), np.uint8),
+                         action=[1, 2, 3])
+    assert p.closed
+    with pytest.raises(ValueError, match="closed"):
+        p.write(np.zeros(tuple(p.layout["obs_shape"]), np.uint8))
+    plain = xring.attach(engines(games=1).name, timeout=5)
+    with pytest.raises(xring.NoProducerSlotError, match="--producers"):
+        plain.producer()
+
+
+def test_a_killed_producer_loses_nothing_it_flushed(engines, run_dir):
+    eng = _engine(engines)
+    e = xring.attach(eng.name, timeout=5)
+    with e.reader(batch=512, max_wait=0.05) as r:
+        child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+            import os, signal, sys
+            import numpy as np
+            import xring
+            p = xring.attach({eng.name!r}, timeout=5).producer()
+            shape = tuple(p.layout["obs_shape"])
+            obs = np.full((500,) + shape, 9, np.uint8)
+            p.write_many(obs, turn=np.arange(500), game_id=5)
+            p.flush(timeout=10)
+            print("flushed", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+            """)], env=child_env(run_dir), stdout=subprocess.PIPE, text=True)
+        out, _ = child.communicate(timeout=60)
+        assert "flushed" in out and child.returncode == -signal.SIGKILL
+        got = _read(r, 500)
+        assert np.array_equal(got["turn"], np.arange(500)) and (got["game_id"] == 5).all()
+        assert (got["obs"] == 9).all()
+    info = subprocess.run([str(XRING_BIN), "info", eng.name, "--json"], env=eng.env,
+                          capture_output=True, text=True, timeout=30)
+    assert info.returncode == 0, info.stderr
+    rings = json.loads(info.stdout)["streams"][0]["rings"]
+    writers = [ring["writer"] for ring in rings]
+    assert writers[0] == "shard" and "producer slot, its producer ended" in writers[1:], writers
