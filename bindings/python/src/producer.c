@@ -29,7 +29,8 @@ typedef struct {
 	PyObject_HEAD
 	xr_producer *p;          /* NULL once closed */
 	PyThread_type_lock lock;
-	const xr_exp_template *t;
+	xr_exp_template tpl;     /* the stream's, ours: it outlives close() */
+	const xr_exp_template *t; /* &tpl once open */
 	bool close_asked;        /* close() waits: a waiting write gives up */
 } Producer;
 
@@ -369,7 +370,8 @@ static PyObject *producer_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 		return fail(rc, "open producer");
 	}
 	self->p = p;
-	self->t = xr_producer_template(p);
+	self->tpl = *xr_producer_template(p); /* Experience streams only: never NULL */
+	self->t = &self->tpl;
 	return (PyObject *)self;
 }
 
