@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -49,6 +50,7 @@ struct xr_producer {
 	uint64_t cap;
 	uint32_t max_len;
 	uint32_t ring;            /* of the stream's rings */
+	uint64_t resume_tag, resume_taken; /* the slot's earlier producers' */
 	uint64_t head;            /* committed (ours) */
 	uint64_t published;       /* stored to hdr->head */
 	uint64_t n_committed, n_published;
@@ -87,6 +89,7 @@ int xr_producer_open(const char *engine, const xr_producer_opts *o, xr_producer 
 	}
 	memcpy(m.stream, stream, strlen(stream));
 	m.stage_bytes = o->stage_bytes;
+	m.ring = o->ring;
 	xr_producer *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
@@ -138,6 +141,8 @@ int xr_producer_open(const char *engine, const xr_producer_opts *o, xr_producer 
 	}
 	p->data = p->map + XR_PSTAGE_HDR;
 	p->ring = r.ring_in_stream;
+	p->resume_tag = r.last_tag;
+	p->resume_taken = r.taken;
 	/* The stream's template builds our records in place (the engine
 	 * builds them anew with the same one). */
 	p->experience = r.record_kind == XR_RECORD_EXPERIENCE;
@@ -230,6 +235,17 @@ int xr_producer_reserve(xr_producer *p, uint32_t len, void **payload)
 	p->res_flen = flen;
 	*payload = p->data + pos + XR_PFRAME_HDR;
 	return 0;
+}
+
+void xr_producer_commit_tag(xr_producer *p, uint64_t tag)
+{
+	if (!p || !p->res_flen)
+		return;
+	/* In the frame's header (res_at is the frame's own start, past any
+	 * pad), written before the publish that covers it. */
+	memcpy(p->data + (p->res_at & (p->cap - 1)) + offsetof(struct xr_pframe, tag), &tag,
+	       sizeof(tag));
+	xr_producer_commit(p);
 }
 
 void xr_producer_commit(xr_producer *p)
@@ -373,7 +389,9 @@ int xr_producer_get_stats(const xr_producer *p, xr_producer_stats *s)
 		.published = p->n_published,
 		.pending_bytes = p->published - xr_load_acquire(&p->hdr->tail),
 		.ring = p->ring,
-		.max_len = p->max_len};
+		.max_len = p->max_len,
+		.resume_tag = p->resume_tag,
+		.resume_taken = p->resume_taken};
 	return 0;
 }
 

@@ -333,7 +333,9 @@ struct xr_ctl_producer_open {
 	uint64_t stage_bytes;        /* 0: the default; else a power of two in
 				      * [XR_PSTAGE_MIN, XR_PSTAGE_MAX] */
 	uint32_t flags;              /* none yet: 0 */
-	uint32_t pad_;               /* 0 */
+	uint32_t ring;               /* 0: the first free slot; else the slot of
+				      * the stream's ring `ring` (ring 0 is
+				      * always a shard's) */
 };
 
 struct xr_ctl_producer_opened {
@@ -342,6 +344,10 @@ struct xr_ctl_producer_opened {
 	uint32_t ring_in_stream;     /* ...as the stream's rings count */
 	uint32_t record_kind;        /* the stream's xr_record_kind */
 	uint64_t stage_bytes;        /* the memfd's size (header page included) */
+	uint64_t last_tag;           /* the tag of the last record the engine took
+				      * from the slot's earlier producers (0:
+				      * none) */
+	uint64_t taken;              /* how many records it took from them */
 	xr_exp_shape shape;          /* the stream's, when EXPERIENCE */
 };
 
@@ -366,7 +372,7 @@ _Static_assert(sizeof(struct xr_ctl_table_opened) == 32, "table opened");
 _Static_assert(sizeof(struct xr_ctl_group_join) == 40, "group join");
 _Static_assert(sizeof(struct xr_ctl_group_joined) == 16, "group joined");
 _Static_assert(sizeof(struct xr_ctl_producer_open) == 48, "producer open");
-_Static_assert(sizeof(struct xr_ctl_producer_opened) == 24 + sizeof(xr_exp_shape),
+_Static_assert(sizeof(struct xr_ctl_producer_opened) == 40 + sizeof(xr_exp_shape),
 	       "producer opened");
 
 /* control/wire.c */

@@ -653,7 +653,7 @@ static const char *bad_game_body(uint16_t type, const void *body)
 		memcpy(&m, body, sizeof(m));
 		if (!memchr(m.stream, 0, sizeof(m.stream)))
 			return "PRODUCER_OPEN's stream is not NUL-terminated";
-		return m.flags || m.pad_ ? "PRODUCER_OPEN has unknown flag bits" : NULL;
+		return m.flags ? "PRODUCER_OPEN has unknown flag bits" : NULL;
 	}
 	case XR_CTL_SEATS_CLAIM: {
 		struct xr_ctl_seats_claim m;

@@ -80,6 +80,9 @@ struct slot {
 	uint64_t cap, tail, drain_to;
 	uint32_t max_len;
 	uint64_t records, dropped;
+	/* The slot's, across its producers: the last record's tag, and how
+	 * many records it took (a bridge coming back resumes after them). */
+	uint64_t last_tag, taken;
 	bool stalled;         /* the ring had no room for the next record */
 	uint32_t stall_len;
 	uint8_t *scratch;     /* max_len bytes: an Experience record's copy */
@@ -225,6 +228,8 @@ static bool pump(struct xr_prods *p, struct slot *s)
 			s->dropped++;
 		else
 			s->records++;
+		s->last_tag = fh.tag;
+		s->taken++;
 		s->tail += flen;
 		n++;
 		bytes += flen;
@@ -452,9 +457,18 @@ int xr__prods_open(struct xr_prods *p, const struct xr_ctl_caller *who,
 				rc = -EEXIST;
 				goto unlock;
 			}
-		} else if (si < 0 && s->stream == (uint32_t)stream) {
+		} else if (si < 0 && s->stream == (uint32_t)stream &&
+			   (!m->ring || s->ring == p->a->lay.streams[stream].first_ring + m->ring)) {
 			si = (int)i;
 		}
+	}
+	if (si < 0 && m->ring) {
+		snprintf(why, len, "ring %u of stream %s is not a free producer slot (its slots: "
+			 "rings %u to %u)", m->ring, m->stream,
+			 p->a->lay.streams[stream].n_rings - p->a->lay.streams[stream].producers,
+			 p->a->lay.streams[stream].n_rings - 1);
+		rc = -EBUSY;
+		goto unlock;
 	}
 	if (si < 0) {
 		snprintf(why, len, "every producer slot of stream %s is taken (%u)", m->stream,
@@ -504,13 +518,15 @@ int xr__prods_open(struct xr_prods *p, const struct xr_ctl_caller *who,
 	*s = (struct slot){.st = LIVE, .ring = s->ring, .stream = s->stream, .w = s->w,
 			   .tpl = s->tpl, .conn = who->conn, .uid = who->uid, .bell = pair[0],
 			   .map = map, .map_bytes = bytes, .hdr = h, .data = map + XR_PSTAGE_HDR,
-			   .cap = cap, .max_len = (uint32_t)max, .scratch = s->scratch};
+			   .cap = cap, .max_len = (uint32_t)max, .scratch = s->scratch,
+			   .last_tag = s->last_tag, .taken = s->taken};
 	/* The staging ring starts where the last producer's frames ended: a
 	 * fresh memfd, so at 0. The ring goes on from its own head. */
 	xr_store_release(&p->a->hdr->rings[s->ring].writer, XR_RING_PRODUCER_LIVE);
 	*r = (struct xr_ctl_producer_opened){
 		.slot = (uint32_t)si, .ring = s->ring, .ring_in_stream = s->ring - sd->first_ring,
-		.record_kind = sd->record_kind, .stage_bytes = bytes, .shape = sd->shape};
+		.record_kind = sd->record_kind, .stage_bytes = bytes, .last_tag = s->last_tag,
+		.taken = s->taken, .shape = sd->shape};
 	pthread_mutex_unlock(&p->b.mu);
 	xr__svc_kick(&p->b);
 	fds[0] = fd;

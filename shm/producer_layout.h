@@ -55,7 +55,9 @@ enum xr_pframe_kind {
 struct xr_pframe {
 	uint32_t len;        /* the record's bytes (RECORD) */
 	uint32_t kind;       /* enum xr_pframe_kind */
-	uint64_t reserved;
+	uint64_t tag;        /* the producer's word for the record (a bridge's:
+			      * where it came from); the engine keeps the last
+			      * one it took, for the slot's next producer */
 };
 
 /* The producer's state as the engine shows it (xr_pstage_hdr.state). */

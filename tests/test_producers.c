@@ -64,6 +64,8 @@ static void build(const xr_exp_template *t, void *dst, uint32_t tag, uint64_t i)
 			((uint8_t *)s.mask)[j] = (uint8_t)((i + j) & 1);
 }
 
+static bool tagged; /* produce() commits with tag i + 1 */
+
 /* Writes n records of `tag` through the producer API, publishing every
  * 64, waiting for room when the staging ring is full. */
 static void produce(xr_producer *p, uint32_t tag, uint64_t from, uint64_t n)
@@ -80,7 +82,10 @@ static void produce(xr_producer *p, uint32_t tag, uint64_t from, uint64_t n)
 			FAILF("producer %u, record %llu: %s (%s)", tag, (unsigned long long)i,
 			      xr_strerror(rc), xr_last_reason());
 		build(t, dst, tag, i);
-		xr_producer_commit(p);
+		if (tagged)
+			xr_producer_commit_tag(p, i + 1);
+		else
+			xr_producer_commit(p);
 		if (i % 64 == 63)
 			CHECK_RC(xr_producer_publish(p), 0);
 	}
@@ -367,6 +372,7 @@ int main(void)
 	CHECK(pid >= 0);
 	if (pid == 0) {
 		xr_producer *p = open_producer();
+		tagged = true;
 		produce(p, 2, 0, 3000);
 		raise(SIGKILL);
 	}
@@ -375,6 +381,25 @@ int main(void)
 	read_ring(r, &sn, 1, 2, before + 3000);
 	wait_writer(r, 1, XR_WRITER_ENDED);
 	printf("a SIGKILLed producer's 3000 published records: all taken, then the end\n");
+	/* Its slot, asked for again by ring, says where it ended: the last
+	 * record's tag, and how many records the slot took in all. */
+	{
+		xr_producer *p;
+		xr_producer_stats st;
+		CHECK_RC(xr_producer_open(engine, &(xr_producer_opts){.ring = 5}, &p), -EBUSY);
+		CHECK(strstr(xr_last_reason(), "not a free producer slot") != NULL);
+		CHECK_RC(xr_producer_open(engine, &(xr_producer_opts){.ring = 1}, &p), 0);
+		CHECK_RC(xr_producer_get_stats(p, &st), 0);
+		CHECK_EQ(st.ring, 1);
+		CHECK_EQ(st.resume_tag, 3000);
+		CHECK_EQ(st.resume_taken, 23000);
+		xr_producer *q;
+		CHECK_RC(xr_producer_open(engine, &(xr_producer_opts){.ring = 1}, &q), -EBUSY);
+		xr_producer_close(p);
+		wait_writer(r, 1, XR_WRITER_ENDED);
+		printf("its slot, taken again by ring: resume after tag %llu\n",
+		       (unsigned long long)st.resume_tag);
+	}
 
 	/* Backpressure: this reader holds a batch of the producer's ring; the
 	 * ring stops, the staging ring fills, nothing is lost. */

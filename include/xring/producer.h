@@ -70,6 +70,11 @@ typedef struct xr_producer_opts {
 				  * two from 64 KiB to 256 MiB (64 MiB for uids
 				  * other than the engine's) */
 	uint32_t engine_uid;     /* see xr_reader_opts.engine_uid */
+	uint32_t ring;           /* 0: the stream's first free producer slot;
+				  * else the slot of the stream's ring `ring`
+				  * (xr_producer_stats.ring of an earlier
+				  * producer: a bridge coming back takes its
+				  * slot again, and learns where it was) */
 } xr_producer_opts;
 
 typedef struct xr_producer_stats {
@@ -79,6 +84,12 @@ typedef struct xr_producer_stats {
 	uint64_t pending_bytes;  /* published, not yet taken by the engine */
 	uint32_t ring;           /* the ring it writes, of the stream's rings */
 	uint32_t max_len;        /* the longest record the engine takes */
+	/* What the engine had taken from the slot's earlier producers when this
+	 * one opened it: the tag of the last record (xr_producer_commit_tag(),
+	 * 0: none) and how many records. A producer that resumes a sequence
+	 * (a bridge after its restart) starts after that tag. */
+	uint64_t resume_tag;
+	uint64_t resume_taken;
 } xr_producer_stats;
 
 /* Takes a producer slot of a stream of engine `engine` (o may be NULL).
@@ -104,6 +115,11 @@ XR_API const xr_exp_template *xr_producer_template(const xr_producer *p);
 XR_API int xr_producer_reserve(xr_producer *p, uint32_t len, void **payload);
 /* Makes the reserved record part of the next publish. */
 XR_API void xr_producer_commit(xr_producer *p);
+/* The same, with a tag: the producer's word for where the record came
+ * from (e.g. a bridge's position in its source). The engine keeps the tag
+ * of the last record it took from the slot, across producers: the slot's
+ * next producer finds it in xr_producer_stats.resume_tag. */
+XR_API void xr_producer_commit_tag(xr_producer *p, uint64_t tag);
 /* Hands every committed record to the engine (one release store, and a
  * doorbell byte if the engine sleeps). Returns 0, or the producer's end as
  * xr_producer_reserve() does. */

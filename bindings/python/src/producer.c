@@ -285,11 +285,12 @@ static PyObject *producer_stats(Producer *self, PyObject *unused)
 		return NULL;
 	xr_producer_get_stats(self->p, &s);
 	leave(self);
-	return Py_BuildValue("{sKsKsKsKsIsI}", "records", (unsigned long long)s.records,
+	return Py_BuildValue("{sKsKsKsKsIsIsKsK}", "records", (unsigned long long)s.records,
 			     "dropped", (unsigned long long)s.dropped, "published",
 			     (unsigned long long)s.published, "pending_bytes",
 			     (unsigned long long)s.pending_bytes, "ring", s.ring, "max_len",
-			     s.max_len);
+			     s.max_len, "resume_tag", (unsigned long long)s.resume_tag,
+			     "resume_taken", (unsigned long long)s.resume_taken);
 }
 
 static PyObject *producer_close(Producer *self, PyObject *unused)
@@ -344,13 +345,14 @@ static PyObject *producer_get_shape(Producer *self, void *c)
 
 static PyObject *producer_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"engine", "stream", "stage_bytes", "engine_uid", NULL};
+	static char *kwlist[] = {"engine", "stream", "stage_bytes", "engine_uid", "ring", NULL};
 	const char *engine, *stream = NULL;
 	unsigned long long stage = 0;
-	unsigned int uid = 0;
+	unsigned int uid = 0, ring = 0;
 	int rc;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|zKI", kwlist, &engine, &stream, &stage, &uid))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|zKII", kwlist, &engine, &stream, &stage, &uid,
+					 &ring))
 		return NULL;
 	Producer *self = (Producer *)type->tp_alloc(type, 0);
 	if (!self)
@@ -360,7 +362,8 @@ static PyObject *producer_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 		Py_DECREF(self);
 		return PyErr_NoMemory();
 	}
-	xr_producer_opts o = {.stream = stream, .stage_bytes = stage, .engine_uid = uid};
+	xr_producer_opts o = {.stream = stream, .stage_bytes = stage, .engine_uid = uid,
+			      .ring = ring};
 	xr_producer *p = NULL;
 	Py_BEGIN_ALLOW_THREADS
 	rc = xr_producer_open(engine, &o, &p);
@@ -408,7 +411,7 @@ PyTypeObject ProducerType = {
 	.tp_name = "xring._xring.Producer",
 	.tp_basicsize = sizeof(Producer),
 	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-	.tp_doc = "Producer(engine, stream=None, stage_bytes=0, engine_uid=0): an external\n"
+	.tp_doc = "Producer(engine, stream=None, stage_bytes=0, engine_uid=0, ring=0): an external\n"
 		  "producer of a stream (use xring.Engine.producer()).",
 	.tp_new = producer_new,
 	.tp_dealloc = (destructor)producer_dealloc,

@@ -407,15 +407,18 @@ class Engine:
         connection; close() it, or use it as a context manager)."""
         return Table(self.name, str(name), self.engine_uid)
 
-    def producer(self, stream=None, stage_bytes=0):
+    def producer(self, stream=None, stage_bytes=0, ring=0):
         """Takes a producer slot of `stream` (None: the default stream): a
         Producer writing records that the stream's readers read like any
         others (the engine must have slots: xring engine --producers N).
         stage_bytes: its staging ring (0: 4 MiB; else a power of two from
-        64 KiB to 256 MiB). Raises NoProducerSlotError when there is no
+        64 KiB to 256 MiB). ring: 0, the first free slot; else the slot of
+        the stream's ring `ring` (an earlier producer's stats()["ring"]: its
+        stats() then say where the slot's producers stopped, resume_tag and
+        resume_taken). Raises NoProducerSlotError when there is no such
         free slot. See docs/producers.md."""
         return Producer(self.name, None if stream is None else str(stream),
-                        int(stage_bytes), self.engine_uid)
+                        int(stage_bytes), self.engine_uid, int(ring))
 
     def info(self):
         """What the engine's arena says: streams, their shapes and policies,

@@ -117,6 +117,12 @@ def test_a_killed_producer_loses_nothing_it_flushed(engines, run_dir):
         got = _read(r, 500)
         assert np.array_equal(got["turn"], np.arange(500)) and (got["game_id"] == 5).all()
         assert (got["obs"] == 9).all()
+    # Its slot, taken again by ring, says what the engine took from it.
+    with e.producer(ring=1) as p:
+        st = p.stats()
+        assert st["ring"] == 1 and st["resume_taken"] == 500 and st["resume_tag"] == 0
+        with pytest.raises(xring.NoProducerSlotError, match="not a free producer slot"):
+            e.producer(ring=1)
     info = subprocess.run([str(XRING_BIN), "info", eng.name, "--json"], env=eng.env,
                           capture_output=True, text=True, timeout=30)
     assert info.returncode == 0, info.stderr
