@@ -37,6 +37,7 @@ shm                  2
 control              3
 client               4
 engine               4
+bridge               4
 cli                  5
 bindings/python/src  5
 '

@@ -11,7 +11,8 @@
 # libncurses-dev: `xring top`; valgrind: the instruction-count gate,
 # perf/icount.py, and its callgrind.h; libzmq3-dev, iceoryx and
 # libiceoryx-binding-c-dev: the transports perf/peers/bench_peers measures
-# xring against, ZeroMQ and iceoryx with its RouDi daemon.)
+# xring against, ZeroMQ and iceoryx with its RouDi daemon; libzstd-dev: the
+# bridge's compressed messages.)
 set -euo pipefail
 
 PKGS=(
@@ -23,6 +24,7 @@ PKGS=(
   python3-cloudpickle python3-typing-extensions libopenblas0-pthread
   clang libclang-rt-14-dev spin prometheus tmux libncurses-dev valgrind
   libzmq3-dev iceoryx libiceoryx-binding-c-dev python3-matplotlib linux-perf
+  libzstd-dev
 )
 
 missing=()

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bridge messages (wire.h): built by `xring bridge out`, checked by
+ * `xring bridge in`. The parse is the trust boundary between hosts: it
+ * reads each field once from the message, bounds every length by what it
+ * knows (the message's own length, XR_BR_RAW_MAX, the caller's max_rec),
+ * decompresses only into a buffer it sized and only as far as raw_len, and
+ * walks the records once to check them before any is handed out.
+ */
+#include "bridge/wire.h"
+
+#include <errno.h>
+#include <string.h>
+#include <zstd.h>
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+#define FNV0 0xcbf29ce484222325ull
+
+uint64_t xr__br_source(const char *engine, const char *stream)
+{
+	return fnv(fnv(fnv(FNV0, engine, strlen(engine)), "/", 1), stream, strlen(stream));
+}
+
+void xr__br_begin(struct xr_br_build *b, void *buf, size_t cap, uint64_t source,
+		  uint64_t incarnation, uint32_t ring)
+{
+	*b = (struct xr_br_build){.buf = buf, .cap = cap};
+	b->h = (struct xr_br_hdr){.magic = XR_BR_MAGIC, .version = XR_BR_VERSION,
+				  .source = source, .incarnation = incarnation, .ring = ring};
+}
+
+int xr__br_add(struct xr_br_build *b, uint64_t seq, const void *rec, uint32_t len)
+{
+	size_t need = sizeof(struct xr_br_rec) + (((size_t)len + 7) & ~(size_t)7);
+
+	if (len == 0 || len > XR_BR_REC_MAX || (b->h.count && seq <= b->last_seq))
+		return -EINVAL;
+	if (need > b->cap - b->used || b->used + need > XR_BR_RAW_MAX)
+		return -ENOSPC;
+	struct xr_br_rec r = {.seq = seq, .len = len};
+	memcpy(b->buf + b->used, &r, sizeof(r));
+	memcpy(b->buf + b->used + sizeof(r), rec, len);
+	memset(b->buf + b->used + sizeof(r) + len, 0, need - sizeof(r) - len);
+	b->used += need;
+	b->h.count++;
+	b->last_seq = seq;
+	return 0;
+}
+
+long xr__br_seal(struct xr_br_build *b, int zstd_level, void *out, size_t out_cap)
+{
+	uint8_t *o = out;
+	size_t len;
+
+	if (out_cap < sizeof(struct xr_br_hdr))
+		return -ENOSPC;
+	if (zstd_level > 0) {
+		if (out_cap - sizeof(b->h) < ZSTD_compressBound(b->used))
+			return -ENOSPC;
+		size_t z = ZSTD_compress(o + sizeof(b->h), out_cap - sizeof(b->h), b->buf, b->used,
+					 zstd_level);
+		if (ZSTD_isError(z))
+			return -EIO;
+		len = z;
+		b->h.flags = XR_BR_ZSTD;
+	} else {
+		if (b->used > out_cap - sizeof(b->h))
+			return -ENOSPC;
+		memcpy(o + sizeof(b->h), b->buf, b->used);
+		len = b->used;
+		b->h.flags = 0;
+	}
+	b->h.raw_len = (uint32_t)b->used;
+	b->h.len = (uint32_t)len;
+	b->h.check = 0;
+	uint64_t c = fnv(fnv(FNV0, &b->h, sizeof(b->h)), o + sizeof(b->h), len);
+	b->h.check = c;
+	memcpy(o, &b->h, sizeof(b->h));
+	return (long)(sizeof(b->h) + len);
+}
+
+static int bad(const char **why, const char *what)
+{
+	*why = what;
+	return -EPROTO;
+}
+
+int xr__br_parse(const void *msg, size_t len, uint32_t max_rec, void *scratch,
+		 size_t scratch_cap, struct xr_br_msg *m, const char **why)
+{
+	const uint8_t *p = msg;
+	struct xr_br_hdr h;
+
+	if (len < sizeof(h))
+		return bad(why, "shorter than a bridge message's header");
+	memcpy(&h, p, sizeof(h)); /* read once: the fields below are ours */
+	if (h.magic != XR_BR_MAGIC)
+		return bad(why, "not a bridge message (magic)");
+	if (h.version != XR_BR_VERSION || (h.flags & ~XR_BR_ZSTD))
+		return bad(why, "a bridge message of another version, or unknown flags");
+	if (h.len != len - sizeof(h))
+		return bad(why, "its length is not its header's");
+	if (h.raw_len > XR_BR_RAW_MAX || h.count > h.raw_len / sizeof(struct xr_br_rec))
+		return bad(why, "more records than a message may carry");
+	uint64_t check = h.check;
+	h.check = 0;
+	if (fnv(fnv(FNV0, &h, sizeof(h)), p + sizeof(h), h.len) != check)
+		return bad(why, "its checksum does not match");
+	const uint8_t *recs = p + sizeof(h);
+	if (h.flags & XR_BR_ZSTD) {
+		if (scratch_cap < h.raw_len)
+			return bad(why, "no room for its records");
+		size_t z = ZSTD_decompress(scratch, h.raw_len, recs, h.len);
+		if (ZSTD_isError(z) || z != h.raw_len)
+			return bad(why, "its compressed records do not decompress to their length");
+		recs = scratch;
+	} else if (h.len != h.raw_len) {
+		return bad(why, "its records' length is not its header's");
+	}
+	/* The walk: every record within the records, seqs growing. */
+	size_t at = 0;
+	uint64_t last = 0;
+	for (uint32_t i = 0; i < h.count; i++) {
+		struct xr_br_rec r;
+		if (h.raw_len - at < sizeof(r))
+			return bad(why, "a record's header past the records' end");
+		memcpy(&r, recs + at, sizeof(r));
+		size_t need = sizeof(r) + (((size_t)r.len + 7) & ~(size_t)7);
+		if (r.len == 0 || r.len > max_rec || r.len > XR_BR_REC_MAX || need > h.raw_len - at)
+			return bad(why, "a record's length is 0, too large, or past the records' end");
+		if (i && r.seq <= last)
+			return bad(why, "its records' seqs do not grow");
+		last = r.seq;
+		at += need;
+	}
+	if (at != h.raw_len)
+		return bad(why, "bytes past its last record");
+	*m = (struct xr_br_msg){.source = h.source, .incarnation = h.incarnation, .ring = h.ring,
+				.count = h.count, .recs = recs, .raw_len = h.raw_len};
+	return 0;
+}
+
+int xr__br_next(const struct xr_br_msg *m, size_t *it, uint64_t *seq, const void **rec,
+		uint32_t *len)
+{
+	struct xr_br_rec r;
+
+	if (*it >= m->raw_len)
+		return 0;
+	/* Checked by the parse: within the records. */
+	memcpy(&r, m->recs + *it, sizeof(r));
+	*seq = r.seq;
+	*len = r.len;
+	*rec = m->recs + *it + sizeof(r);
+	*it += sizeof(r) + (((size_t)r.len + 7) & ~(size_t)7);
+	return 1;
+}

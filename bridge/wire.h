@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef XR_BRIDGE_WIRE_H
+#define XR_BRIDGE_WIRE_H
+
+/*
+ * A bridge message (docs/bridge.md): a batch of records of one source ring,
+ * as `xring bridge out` publishes it to a NATS JetStream subject and
+ * `xring bridge in` takes it. Everything in a message is untrusted to the
+ * side that reads it: anyone who may publish on the subject can put bytes
+ * there, so xr__br_parse() checks every field and length, the checksum and,
+ * for a compressed payload, decompresses into a bound it chose itself.
+ *
+ *     header    struct xr_br_hdr, 64 bytes, little-endian
+ *     payload   `len` bytes (zstd-compressed when flags has XR_BR_ZSTD;
+ *               `raw_len` bytes once decompressed), the records:
+ *                   struct xr_br_rec (seq, len), then len bytes, padded to 8
+ *
+ * (source, incarnation, ring, seq) names a record across hosts: source is
+ * FNV-1a 64 of "engine/stream", incarnation the source engine's start (its
+ * arena's writer_start: a restarted engine numbers from 0 again), ring and
+ * seq the record's in the source. Within a message seqs only grow (a lossy
+ * stream's dropped records leave gaps).
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define XR_BR_MAGIC 0x31524258u   /* "XBR1" */
+#define XR_BR_VERSION 1u
+#define XR_BR_ZSTD 1u             /* flags: the payload is one zstd frame */
+#define XR_BR_RAW_MAX (16u << 20) /* a message's records, decompressed, at most */
+#define XR_BR_REC_MAX (8u << 20)  /* one record, at most */
+
+struct xr_br_hdr {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t flags;
+	uint64_t source;
+	uint64_t incarnation;
+	uint32_t ring;
+	uint32_t count;          /* records */
+	uint32_t raw_len;        /* the records' bytes */
+	uint32_t len;            /* the payload's bytes, as sent */
+	uint64_t check;          /* FNV-1a 64 of the header (check 0) and payload */
+	uint8_t pad_[16];
+};
+
+struct xr_br_rec {
+	uint64_t seq;
+	uint32_t len;
+	uint32_t pad_;
+};
+
+_Static_assert(sizeof(struct xr_br_hdr) == 64, "bridge header");
+_Static_assert(sizeof(struct xr_br_rec) == 16, "bridge record header");
+
+/* Building a message: records appended into buf (cap bytes: the records'
+ * room, past the header's 64), then sealed, compressed or not. */
+struct xr_br_build {
+	uint8_t *buf;
+	size_t cap;
+	struct xr_br_hdr h;
+	size_t used;             /* records' bytes so far */
+	uint64_t last_seq;
+};
+
+void xr__br_begin(struct xr_br_build *b, void *buf, size_t cap, uint64_t source,
+		  uint64_t incarnation, uint32_t ring);
+/* Appends a record: 0, or -ENOSPC (no room: seal this message first),
+ * -EINVAL (seq not past the last one's, len 0 or past XR_BR_REC_MAX). */
+int xr__br_add(struct xr_br_build *b, uint64_t seq, const void *rec, uint32_t len);
+/* Seals the message: with zstd (level > 0), compressed into out (out_cap
+ * bytes), else copied there. Returns the message's length, or -ENOSPC,
+ * -EIO (the compressor failed). */
+long xr__br_seal(struct xr_br_build *b, int zstd_level, void *out, size_t out_cap);
+
+/* A parsed message: its header's words, and its records, in place in the
+ * message or in the caller's scratch (a compressed one). */
+struct xr_br_msg {
+	uint64_t source, incarnation;
+	uint32_t ring, count;
+	const uint8_t *recs;     /* raw_len bytes of records */
+	size_t raw_len;
+};
+
+/* Checks a message of len bytes from anyone and fills *m: every field, the
+ * checksum, the records' walk (count of them, seqs growing, each within
+ * the records and at most max_rec bytes). A compressed payload is
+ * decompressed into scratch (scratch_cap bytes, at least XR_BR_RAW_MAX for
+ * any message), never past raw_len. 0, or -EPROTO with *why. */
+int xr__br_parse(const void *msg, size_t len, uint32_t max_rec, void *scratch,
+		 size_t scratch_cap, struct xr_br_msg *m, const char **why);
+
+/* The records of a parsed message, in order: *it starts at 0; returns 1
+ * and the next record, or 0 at the end. */
+int xr__br_next(const struct xr_br_msg *m, size_t *it, uint64_t *seq, const void **rec,
+		uint32_t *len);
+
+/* FNV-1a 64 of "engine/stream": a record's source. */
+uint64_t xr__br_source(const char *engine, const char *stream);
+
+#endif

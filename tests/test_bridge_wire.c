@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bridge messages (bridge/wire.h), the bytes between hosts:
+ *   - round trip, plain and zstd: every record back, in order, byte for byte
+ *   - a full message says so (-ENOSPC); bad appends are refused
+ *   - every truncation, and a flipped byte anywhere, is refused (-EPROTO)
+ *   - fields altered under a valid checksum are refused by their checks:
+ *     a count past the records, seqs that do not grow, a record past the
+ *     end or past max_rec, a raw length past XR_BR_RAW_MAX (a zip bomb's),
+ *     a compressed payload that inflates to another length
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bridge/wire.h"
+#include "ring_helpers.h"
+
+enum { N = 300, CAP = 1 << 20 };
+
+static uint8_t recs[CAP], msg[CAP + 64], scratch[XR_BR_RAW_MAX];
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* Re-seals an altered message: its checksum over the header (check 0) and
+ * payload. */
+static void reseal(uint8_t *m, size_t len)
+{
+	struct xr_br_hdr h;
+
+	memcpy(&h, m, sizeof(h));
+	h.check = 0;
+	memcpy(m, &h, sizeof(h));
+	h.check = fnv(fnv(0xcbf29ce484222325ull, m, sizeof(h)), m + sizeof(h), len - sizeof(h));
+	memcpy(m, &h, sizeof(h));
+}
+
+static uint32_t rec_len(uint32_t i)
+{
+	return 1 + (i * 37) % 700;
+}
+
+static void fill(uint8_t *b, uint32_t i, uint32_t len)
+{
+	for (uint32_t j = 0; j < len; j++)
+		b[j] = (uint8_t)(i * 13 + j * 7);
+}
+
+static long build(int level, uint32_t n)
+{
+	struct xr_br_build b;
+	uint8_t r[1024];
+
+	xr__br_begin(&b, recs, sizeof(recs), xr__br_source("a", "experience"), 77, 3);
+	for (uint32_t i = 0; i < n; i++) {
+		fill(r, i, rec_len(i));
+		CHECK_RC(xr__br_add(&b, 1000 + 2 * i, r, rec_len(i)), 0); /* gaps: lossy */
+	}
+	long len = xr__br_seal(&b, level, msg, sizeof(msg));
+	CHECK(len > 64);
+	return len;
+}
+
+static void check_all(const uint8_t *m, size_t len, uint32_t n)
+{
+	struct xr_br_msg pm;
+	const char *why = NULL;
+	uint8_t want[1024];
+
+	int rc = xr__br_parse(m, len, 4096, scratch, sizeof(scratch), &pm, &why);
+	if (rc < 0)
+		FAILF("a sound message refused: %s", why);
+	CHECK_EQ(pm.count, n);
+	CHECK_EQ(pm.ring, 3);
+	CHECK_EQ(pm.incarnation, 77);
+	CHECK(pm.source == xr__br_source("a", "experience"));
+	size_t it = 0;
+	uint64_t seq;
+	const void *rec;
+	uint32_t rl, i = 0;
+	while (xr__br_next(&pm, &it, &seq, &rec, &rl)) {
+		CHECK_EQ(seq, 1000 + 2 * i);
+		CHECK_EQ(rl, rec_len(i));
+		fill(want, i, rl);
+		CHECK(memcmp(rec, want, rl) == 0);
+		i++;
+	}
+	CHECK_EQ(i, n);
+}
+
+static void refused(const uint8_t *m, size_t len, const char *what, const char *want)
+{
+	struct xr_br_msg pm;
+	const char *why = NULL;
+
+	int rc = xr__br_parse(m, len, 4096, scratch, sizeof(scratch), &pm, &why);
+	if (rc != -EPROTO)
+		FAILF("%s: %d, want -EPROTO", what, rc);
+	if (want && !strstr(why, want))
+		FAILF("%s: refused for '%s', want '%s'", what, why, want);
+}
+
+int main(void)
+{
+	static uint8_t c[CAP + 64];
+
+	for (int level = 0; level <= 3; level += 3) {
+		long len = build(level, N);
+		check_all(msg, (size_t)len, N);
+		printf("%s: %d records in %ld bytes\n", level ? "zstd" : "plain", N, len);
+		/* Every truncation and every flipped byte, of a smaller one. */
+		len = build(level, 24);
+		check_all(msg, (size_t)len, 24);
+		for (long cut = 0; cut < len; cut++)
+			refused(msg, (size_t)cut, "a cut message", NULL);
+		for (long at = 0; at < len; at++) {
+			memcpy(c, msg, (size_t)len);
+			c[at] ^= 0x40;
+			refused(c, (size_t)len, "a flipped byte", NULL);
+		}
+	}
+
+	/* Full, and bad appends. */
+	{
+		struct xr_br_build b;
+		uint8_t small[256], r[200] = {0};
+		xr__br_begin(&b, small, sizeof(small), 1, 1, 0);
+		CHECK_RC(xr__br_add(&b, 5, r, sizeof(r)), 0);
+		CHECK_RC(xr__br_add(&b, 6, r, sizeof(r)), -ENOSPC);
+		CHECK_RC(xr__br_add(&b, 5, r, 8), -EINVAL);   /* seq not past the last */
+		CHECK_RC(xr__br_add(&b, 9, r, 0), -EINVAL);
+	}
+
+	/* Fields altered under a valid checksum (plain payload). */
+	long len = build(0, 4);
+	struct xr_br_hdr h;
+	memcpy(&h, msg, sizeof(h));
+	/* count one more than there are */
+	memcpy(c, msg, (size_t)len);
+	((struct xr_br_hdr *)c)->count = h.count + 1;
+	reseal(c, (size_t)len);
+	refused(c, (size_t)len, "count + 1", "past the records' end");
+	/* count past what raw_len could hold */
+	memcpy(c, msg, (size_t)len);
+	((struct xr_br_hdr *)c)->count = h.raw_len;
+	reseal(c, (size_t)len);
+	refused(c, (size_t)len, "count huge", "more records");
+	/* seqs that do not grow: the second record's seq = the first's */
+	memcpy(c, msg, (size_t)len);
+	{
+		uint8_t *r0 = c + 64;
+		struct xr_br_rec a;
+		memcpy(&a, r0, sizeof(a));
+		uint8_t *r1 = r0 + sizeof(a) + ((a.len + 7) & ~7u);
+		memcpy(r1, &a.seq, 8);
+	}
+	reseal(c, (size_t)len);
+	refused(c, (size_t)len, "seqs not growing", "do not grow");
+	/* a record past max_rec, and one past the end */
+	memcpy(c, msg, (size_t)len);
+	{
+		struct xr_br_rec a;
+		memcpy(&a, c + 64, sizeof(a));
+		a.len = 5000;
+		memcpy(c + 64, &a, sizeof(a));
+	}
+	reseal(c, (size_t)len);
+	refused(c, (size_t)len, "a record past max_rec", "too large");
+	memcpy(c, msg, (size_t)len);
+	{
+		struct xr_br_rec a;
+		memcpy(&a, c + 64, sizeof(a));
+		a.len = 4000; /* within max_rec, past the end */
+		memcpy(c + 64, &a, sizeof(a));
+	}
+	reseal(c, (size_t)len);
+	refused(c, (size_t)len, "a record past the end", "past the records' end");
+	/* raw_len past the bound: a zip bomb's promise */
+	long zl = build(3, N);
+	memcpy(c, msg, (size_t)zl);
+	((struct xr_br_hdr *)c)->raw_len = XR_BR_RAW_MAX + 1;
+	reseal(c, (size_t)zl);
+	refused(c, (size_t)zl, "raw_len past the bound", "more records");
+	/* a compressed payload that inflates to another length */
+	memcpy(c, msg, (size_t)zl);
+	((struct xr_br_hdr *)c)->raw_len -= 8;
+	reseal(c, (size_t)zl);
+	refused(c, (size_t)zl, "raw_len short of the payload", "decompress");
+	/* a plain payload whose raw_len is not its length */
+	len = build(0, 4);
+	memcpy(c, msg, (size_t)len);
+	((struct xr_br_hdr *)c)->raw_len += 8;
+	reseal(c, (size_t)len);
+	refused(c, (size_t)len, "raw_len not len", NULL);
+	/* unknown flags, another version */
+	memcpy(c, msg, (size_t)len);
+	((struct xr_br_hdr *)c)->flags = 4;
+	reseal(c, (size_t)len);
+	refused(c, (size_t)len, "unknown flags", "flags");
+	printf("ok\n");
+	return 0;
+}
