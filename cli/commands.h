@@ -15,6 +15,7 @@ int xr_cmd_top(int argc, char **argv);
 int xr_cmd_bench(int argc, char **argv);
 int xr_cmd_profile(int argc, char **argv);
 int xr_cmd_table(int argc, char **argv);
+int xr_cmd_bridge(int argc, char **argv);
 
 /* Opens engine `name`'s arena read-only for tool `cmd` (cli/open_arena.c):
  * 0, or an exit code after one line on stderr saying why and what to do. */

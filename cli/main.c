@@ -16,6 +16,7 @@ static const char usage[] =
 	"  top      a live view of an engine: rates, lag, drops, agents (a terminal)\n"
 	"  tail     read records from an engine and print them\n"
 	"  table    show a replay table of a running engine; checkpoint or restore it\n"
+	"  bridge   carry a stream between hosts through NATS JetStream (out, in)\n"
 	"  games    create, destroy, reset and list a running engine's games\n"
 	"  agent    act for seats of a running engine's games (a random legal action)\n"
 	"  setup    reserve huge pages and mount hugetlbfs (root), or say why not\n"
@@ -41,6 +42,7 @@ int main(int argc, char **argv)
 		{"setup", xr_cmd_setup},
 		{"clean", xr_cmd_clean},
 		{"table", xr_cmd_table},
+		{"bridge", xr_cmd_bridge},
 		{"bench", xr_cmd_bench},
 		{"profile", xr_cmd_profile},
 	};

@@ -1198,6 +1198,7 @@ void xr_reader_stream_facts(const xr_reader *r, xr_stream_facts *f)
 	f->record_kind = sd->record_kind;
 	f->shape = sd->shape;
 	f->producers = sd->producers;
+	f->engine_start = r->arena->lay.writer_start;
 }
 
 int xr_reader_ring_writer(const xr_reader *r, uint32_t k)

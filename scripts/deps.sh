@@ -11,8 +11,9 @@
 # libncurses-dev: `xring top`; valgrind: the instruction-count gate,
 # perf/icount.py, and its callgrind.h; libzmq3-dev, iceoryx and
 # libiceoryx-binding-c-dev: the transports perf/peers/bench_peers measures
-# xring against, ZeroMQ and iceoryx with its RouDi daemon; libzstd-dev: the
-# bridge's compressed messages.)
+# xring against, ZeroMQ and iceoryx with its RouDi daemon; libzstd-dev,
+# libnats-dev and nats-server: the bridge between hosts, its compressed
+# messages, NATS JetStream's C client and the server its tests start.)
 set -euo pipefail
 
 PKGS=(
@@ -24,7 +25,7 @@ PKGS=(
   python3-cloudpickle python3-typing-extensions libopenblas0-pthread
   clang libclang-rt-14-dev spin prometheus tmux libncurses-dev valgrind
   libzmq3-dev iceoryx libiceoryx-binding-c-dev python3-matplotlib linux-perf
-  libzstd-dev
+  libzstd-dev libnats-dev nats-server
 )
 
 missing=()

@@ -381,6 +381,9 @@ typedef struct xr_stream_facts {
 	xr_exp_shape shape;   /* when record_kind is XR_RECORD_EXPERIENCE */
 	uint32_t producers;   /* of n_rings, the last this many are producer
 			       * slots (xring/producer.h), the rest shards' */
+	uint64_t engine_start; /* the engine process's start (its clock ticks
+				* since boot): another number once the engine
+				* restarts, whose rings number from 0 again */
 } xr_stream_facts;
 
 XR_API void xr_reader_stream_facts(const xr_reader *r, xr_stream_facts *f);

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef XR_BRIDGE_BRIDGE_H
+#define XR_BRIDGE_BRIDGE_H
+
+/*
+ * `xring bridge out|in` (docs/bridge.md): a stream carried between hosts
+ * through NATS JetStream.
+ *
+ * out: an ordinary reader of a local stream (lossless by default: the
+ * records wait for the bridge) publishing batches of one ring's records
+ * (bridge/wire.h) to subject SUBJECT.<source>.<ring> of a JetStream stream
+ * it makes if missing, each with a message id JetStream deduplicates by;
+ * a batch is released once JetStream acknowledged every message of it. On
+ * a restart it reads, per ring, the last message it published, and goes on
+ * after its last record (what the ring still holds: it reads with history).
+ *
+ * in: a durable pull consumer of SUBJECT.> writing the records into a
+ * local stream as an external producer (xring/producer.h), in order,
+ * exactly once: a record whose (source, incarnation, ring, seq) came
+ * before is skipped, and each record carries a tag (the JetStream
+ * sequence of its message and its place in it) which the engine keeps, so
+ * that after the bridge's own restart it skips what the engine already
+ * took. Messages are acknowledged once the engine has taken their records.
+ * A message that is not a bridge message, or a record not of the local
+ * stream's shape, is refused and counted, never written.
+ */
+
+#include <signal.h>
+#include <stdint.h>
+
+struct xr_bridge_opts {
+	const char *engine;      /* the local engine */
+	const char *stream;      /* its stream (NULL: the default) */
+	const char *nats;        /* NATS URL(s), comma-separated */
+	const char *subject;     /* the subject prefix */
+	const char *js_stream;   /* the JetStream stream (NULL: from the subject) */
+	int replicas;            /* out, when it makes the stream: 1.. */
+	int zstd;                /* out: 0 none, else the level */
+	uint32_t max_bytes;      /* out: a message's records at most */
+	int lossy;               /* out: read lossy */
+	const char *durable;     /* in: the consumer's name (NULL: from the names) */
+	int max_ack_pending;     /* in: messages in flight (0: 64) */
+	uint32_t ring;           /* in: the producer slot's ring (0: the first free) */
+	int quiet;
+	volatile sig_atomic_t *stop;
+};
+
+struct xr_bridge_stats {
+	uint64_t records, bytes, messages;
+	uint64_t duplicates;     /* in: records skipped, seen before */
+	uint64_t refused;        /* in: messages (or records) refused */
+	uint64_t retries;        /* out: publishes tried again */
+};
+
+/* Each runs until *o->stop, or a failure it cannot ride out. 0, or -errno
+ * with why (one line: what went wrong and what to do). */
+int xr__bridge_out(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, char *why,
+		   size_t len);
+int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, char *why,
+		  size_t len);
+
+#endif

@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `xring bridge in` (bridge.h): JetStream messages into a local stream.
+ *
+ * Exactly once, from at-least-once delivery. A record is written when it
+ * is new by two tests:
+ *   - its tag, (the message's JetStream stream sequence << 21) | its place
+ *     in the message + 1, is past the tag of the last record the engine
+ *     took from this producer slot (xr_producer_stats.resume_tag): after
+ *     the bridge's own restart, the messages it had not acknowledged come
+ *     again, and what of them the engine already has is skipped;
+ *   - its (source, incarnation, ring, seq) is past the last one written of
+ *     that source ring: the same records published twice (an out bridge
+ *     that restarted past JetStream's duplicate window) are skipped.
+ * Messages are acknowledged only once the engine has taken their records
+ * (xr_producer_flush), so a message the bridge dies holding comes again.
+ *
+ * What comes from the subject is anyone's: a message is checked whole
+ * before any record of it is written (bridge/wire.c), and each record is
+ * verified as the engine would (a well-formed Experience record of the
+ * local stream's shape), so nothing from the subject can end the
+ * producer. What fails is counted (refused) and acknowledged with the
+ * rest (it would fail again).
+ */
+#include "bridge/bridge.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bridge/js.h"
+#include "bridge/wire.h"
+#include "xring/error.h"
+#include "xring/producer.h"
+#include "xring/reader.h"
+
+#define TAG_SHIFT 21       /* a message holds fewer than 2^21 records */
+#define SOURCES_MAX 4096   /* source rings remembered */
+#define FETCH 16
+
+struct seen {
+	uint64_t source, incarnation;
+	uint32_t ring;
+	bool used;
+	bool any;             /* a record of it was taken: last is one */
+	uint64_t last;
+};
+
+struct in {
+	const struct xr_bridge_opts *o;
+	struct xr_bridge_stats *st;
+	xr_producer *p;
+	const xr_exp_template *t;
+	uint64_t resume_tag;
+	struct seen *seen;
+	uint8_t *scratch;
+	uint64_t refused_said;
+};
+
+static struct seen *seen_of(struct in *b, uint64_t source, uint64_t inc, uint32_t ring)
+{
+	uint64_t h = (source ^ inc * 0x9e3779b97f4a7c15ull ^ ring) * 0xff51afd7ed558ccdull;
+
+	for (uint32_t i = 0; i < SOURCES_MAX; i++) {
+		struct seen *s = &b->seen[(h + i) & (SOURCES_MAX - 1)];
+		if (!s->used) {
+			*s = (struct seen){.source = source, .incarnation = inc, .ring = ring,
+					   .used = true};
+			return s;
+		}
+		if (s->source == source && s->incarnation == inc && s->ring == ring)
+			return s;
+	}
+	return NULL;
+}
+
+/* Whether rec is what the engine takes: a well-formed Experience record
+ * of the local stream's shape (as engine/producers.c checks it). */
+static bool fits(const struct in *b, const void *rec, uint32_t len)
+{
+	xr_exp_view v;
+	const xr_exp_template *t = b->t;
+
+	if (xr_exp_view_init(&v, rec, len) < 0 || !v.obs || v.obs_dtype != t->shape.obs_dtype ||
+	    v.obs_ndim != t->shape.obs_ndim || v.obs_bytes != t->obs_bytes ||
+	    v.mask_len != t->shape.mask_len || v.extras_len != t->shape.extras_len)
+		return false;
+	for (uint32_t d = 0; d < v.obs_ndim; d++)
+		if (v.obs_dims[d] != t->shape.obs_dims[d])
+			return false;
+	return true;
+}
+
+static void refuse(struct in *b, const char *subject, const char *why)
+{
+	b->st->refused++;
+	/* Said now and then: a flood of garbage must not flood the log. */
+	if (!b->o->quiet && b->st->refused >= b->refused_said * 2) {
+		fprintf(stderr, "xring bridge: refused a message on %s: %s (%" PRIu64 " so far)\n",
+			subject, why, b->st->refused);
+		b->refused_said = b->st->refused;
+	}
+}
+
+/* Writes record rec with tag, waiting for room. 0, or the producer's end. */
+static int write_one(struct in *b, const void *rec, uint32_t len, uint64_t tag)
+{
+	void *dst;
+	int rc;
+
+	while ((rc = xr_producer_reserve(b->p, len, &dst)) == -EAGAIN) {
+		if (*b->o->stop)
+			return -EINTR;
+		rc = xr_producer_wait(b->p, len, 100000000);
+		if (rc < 0 && rc != -ETIMEDOUT)
+			return rc;
+	}
+	if (rc < 0)
+		return rc;
+	memcpy(dst, rec, len);
+	xr_producer_commit_tag(b->p, tag);
+	return 0;
+}
+
+/* The records of one message that are new. 0, or the producer's end. */
+static int take(struct in *b, natsMsg *m)
+{
+	jsMsgMetaData *md = NULL;
+	struct xr_br_msg pm;
+	const char *why;
+
+	if (natsMsg_GetMetaData(&md, m) != NATS_OK) {
+		refuse(b, natsMsg_GetSubject(m), "no JetStream metadata");
+		return 0;
+	}
+	uint64_t sseq = md->Sequence.Stream;
+	jsMsgMetaData_Destroy(md);
+	if (xr__br_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), b->t->size,
+			 b->scratch, XR_BR_RAW_MAX, &pm, &why) < 0) {
+		refuse(b, natsMsg_GetSubject(m), why);
+		return 0;
+	}
+	struct seen *sn = seen_of(b, pm.source, pm.incarnation, pm.ring);
+	size_t it = 0;
+	uint64_t seq, k = 0;
+	const void *rec;
+	uint32_t len;
+	while (xr__br_next(&pm, &it, &seq, &rec, &len)) {
+		uint64_t tag = sseq << TAG_SHIFT | ++k;
+		bool old = sn && sn->any && seq <= sn->last;
+		if (tag <= b->resume_tag || old) {
+			/* Taken before (this bridge's last life), or a record
+			 * published twice. */
+			b->st->duplicates++;
+			if (sn && (!sn->any || seq > sn->last)) {
+				sn->last = seq;
+				sn->any = true;
+			}
+			continue;
+		}
+		if (!fits(b, rec, len)) {
+			refuse(b, natsMsg_GetSubject(m), "a record not of this stream's shape");
+			continue;
+		}
+		int rc = write_one(b, rec, len, tag);
+		if (rc < 0)
+			return rc;
+		if (sn) {
+			sn->last = seq;
+			sn->any = true;
+		}
+		b->st->records++;
+		b->st->bytes += len;
+	}
+	b->st->messages++;
+	return 0;
+}
+
+int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, char *why,
+		  size_t len)
+{
+	struct in b = {.o = o, .st = st};
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	natsSubscription *sub = NULL;
+	char js_stream[128], durable[128], filter[300];
+	int rc;
+
+	if (o->js_stream)
+		snprintf(js_stream, sizeof(js_stream), "%s", o->js_stream);
+	else
+		xr__js_default_name(o->subject, js_stream, sizeof(js_stream));
+	if (o->durable)
+		snprintf(durable, sizeof(durable), "%s", o->durable);
+	else
+		snprintf(durable, sizeof(durable), "xring-in-%s", o->engine);
+	for (char *c = durable; *c; c++)
+		if (*c == '.' || *c == '*' || *c == '>' || *c == ' ')
+			*c = '-';
+	snprintf(filter, sizeof(filter), "%s.>", o->subject);
+	b.seen = calloc(SOURCES_MAX, sizeof(*b.seen));
+	b.scratch = malloc(XR_BR_RAW_MAX);
+	if (!b.seen || !b.scratch) {
+		rc = -ENOMEM;
+		snprintf(why, len, "out of memory");
+		goto out;
+	}
+	xr_producer_opts po = {.stream = o->stream, .ring = o->ring, .stage_bytes = 16u << 20};
+	rc = xr_producer_open(o->engine, &po, &b.p);
+	if (rc < 0) {
+		snprintf(why, len, "cannot write engine %s's stream: %s", o->engine,
+			 xr_last_reason()[0] ? xr_last_reason() : xr_strerror(rc));
+		goto out;
+	}
+	b.t = xr_producer_template(b.p);
+	xr_producer_stats ps;
+	xr_producer_get_stats(b.p, &ps);
+	b.resume_tag = ps.resume_tag;
+	rc = xr__js_connect(o->nats, &nc, &js, why, len);
+	if (rc == 0)
+		rc = xr__js_ensure_stream(js, js_stream, o->subject, o->replicas, why, len);
+	if (rc < 0)
+		goto out;
+	jsSubOptions so;
+	jsErrCode err = 0;
+	jsSubOptions_Init(&so);
+	so.Stream = js_stream;
+	so.Config.AckPolicy = js_AckExplicit;
+	so.Config.MaxAckPending = o->max_ack_pending > 0 ? o->max_ack_pending : 64;
+	so.Config.AckWait = 30ll * 1000000000ll;
+	so.Config.DeliverPolicy = js_DeliverAll;
+	natsStatus s = js_PullSubscribe(&sub, js, filter, durable, NULL, &so, &err);
+	if (s != NATS_OK) {
+		rc = -EIO;
+		snprintf(why, len, "cannot consume %s of JetStream stream %s as %s: %s (%d)", filter,
+			 js_stream, durable, natsStatus_GetText(s), (int)err);
+		goto out;
+	}
+	if (!o->quiet) {
+		printf("xring bridge in: %s (JetStream stream %s, consumer %s) -> %s, ring %u%s\n",
+		       o->subject, js_stream, durable, o->engine, ps.ring,
+		       ps.resume_tag ? " (resuming)" : "");
+		fflush(stdout);
+	}
+	while (!*o->stop) {
+		natsMsgList list = {0};
+		s = natsSubscription_Fetch(&list, sub, FETCH, 500, &err);
+		if (s == NATS_TIMEOUT)
+			continue;
+		if (s != NATS_OK) {
+			/* A lost connection: the library reconnects; wait. */
+			continue;
+		}
+		for (int i = 0; i < list.Count && rc == 0; i++)
+			rc = take(&b, list.Msgs[i]);
+		/* The engine has them all before JetStream forgets them. */
+		while (rc == 0 && (rc = xr_producer_flush(b.p, 100000000)) == -ETIMEDOUT)
+			if (*o->stop)
+				break;
+		if (rc == 0)
+			for (int i = 0; i < list.Count; i++)
+				natsMsg_Ack(list.Msgs[i], NULL);
+		natsMsgList_Destroy(&list);
+		if (rc == -ETIMEDOUT || rc == -EINTR) {
+			rc = 0; /* stopped: what was not acknowledged comes again */
+			break;
+		}
+		if (rc < 0) {
+			snprintf(why, len, "writing engine %s's stream: %s", o->engine,
+				 xr_last_reason()[0] ? xr_last_reason() : xr_strerror(rc));
+			break;
+		}
+	}
+out:
+	natsSubscription_Destroy(sub);
+	xr__js_close(nc, js);
+	xr_producer_close(b.p);
+	free(b.seen);
+	free(b.scratch);
+	return rc;
+}

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/* The bridge's JetStream side (js.h). */
+#include "bridge/js.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define DUP_WINDOW_NS (600ll * 1000000000ll)
+
+void xr__js_default_name(const char *subject, char *out, size_t len)
+{
+	size_t n = (size_t)snprintf(out, len, "xring-%s", subject);
+
+	for (size_t i = 6; i < n && i < len; i++)
+		if (out[i] == '.' || out[i] == '*' || out[i] == '>' || out[i] == ' ')
+			out[i] = '-';
+}
+
+int xr__js_connect(const char *url, natsConnection **nc, jsCtx **js, char *why, size_t len)
+{
+	natsOptions *opts = NULL;
+	natsStatus s = natsOptions_Create(&opts);
+	char buf[1024];
+	const char *srv[16];
+	int n = 0;
+
+	/* The list, each server of it (strtok_r: the caller's string stays). */
+	snprintf(buf, sizeof(buf), "%s", url);
+	char *save = NULL;
+	for (char *t = strtok_r(buf, ",", &save); t && n < 16; t = strtok_r(NULL, ",", &save))
+		srv[n++] = t;
+	if (s == NATS_OK && n)
+		s = natsOptions_SetServers(opts, srv, n);
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxReconnect(opts, -1); /* for ever */
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectWait(opts, 200);
+	if (s == NATS_OK)
+		s = natsOptions_SetRetryOnFailedConnect(opts, false, NULL, NULL);
+	if (s == NATS_OK)
+		s = natsConnection_Connect(nc, opts);
+	if (s == NATS_OK)
+		s = natsConnection_JetStream(js, *nc, NULL);
+	natsOptions_Destroy(opts);
+	if (s != NATS_OK) {
+		snprintf(why, len, "cannot connect to NATS at %s: %s; is nats-server running there "
+			 "with JetStream (-js)?", url, natsStatus_GetText(s));
+		return -ENOTCONN;
+	}
+	return 0;
+}
+
+void xr__js_close(natsConnection *nc, jsCtx *js)
+{
+	jsCtx_Destroy(js);
+	if (nc) {
+		natsConnection_Close(nc);
+		natsConnection_Destroy(nc);
+	}
+}
+
+int xr__js_ensure_stream(jsCtx *js, const char *name, const char *subject, int replicas,
+			 char *why, size_t len)
+{
+	jsStreamInfo *si = NULL;
+	jsErrCode err = 0;
+	natsStatus s = js_GetStreamInfo(&si, js, name, NULL, &err);
+
+	if (s == NATS_OK) {
+		jsStreamInfo_Destroy(si);
+		return 0;
+	}
+	char subj[300];
+	const char *subjects[1] = {subj};
+	jsStreamConfig cfg;
+	snprintf(subj, sizeof(subj), "%s.>", subject);
+	jsStreamConfig_Init(&cfg);
+	cfg.Name = name;
+	cfg.Subjects = subjects;
+	cfg.SubjectsLen = 1;
+	cfg.Storage = js_FileStorage;
+	cfg.Replicas = replicas > 0 ? replicas : 1;
+	cfg.Duplicates = DUP_WINDOW_NS;
+	s = js_AddStream(&si, js, &cfg, NULL, &err);
+	if (s == NATS_OK) {
+		jsStreamInfo_Destroy(si);
+		return 0;
+	}
+	/* Another bridge made it meanwhile: fine. */
+	if (js_GetStreamInfo(&si, js, name, NULL, &err) == NATS_OK) {
+		jsStreamInfo_Destroy(si);
+		return 0;
+	}
+	snprintf(why, len, "cannot make JetStream stream %s of %s: %s (%d)", name, subj,
+		 natsStatus_GetText(s), (int)err);
+	return -EIO;
+}

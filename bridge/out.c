@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `xring bridge out` (bridge.h): a local stream's records to JetStream.
+ *
+ * Nothing is released before JetStream has it: the reader's batch is held
+ * (lossless: the engine waits for the bridge, as for any slow reader) until
+ * every message made of it is acknowledged by JetStream, and a publish that
+ * fails is tried again with the same message id, which JetStream's
+ * duplicate window turns into one message. So a record leaves the ring
+ * once, for good, and reaches the subject once.
+ */
+#include "bridge/bridge.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bridge/js.h"
+#include "bridge/wire.h"
+#include "shm/layout.h"
+#include "xring/error.h"
+#include "xring/reader.h"
+
+struct out {
+	const struct xr_bridge_opts *o;
+	struct xr_bridge_stats *st;
+	jsCtx *js;
+	char js_stream[128];
+	uint64_t source, incarnation;
+	uint8_t *recs, *msg;
+	size_t msg_cap;
+	bool have_last[XR_MAX_RINGS];
+	uint64_t last[XR_MAX_RINGS];
+};
+
+static void subject_of(const struct out *b, uint32_t ring, char *out, size_t len)
+{
+	snprintf(out, len, "%s.%016" PRIx64 ".%u", b->o->subject, b->source, ring);
+}
+
+static void nap_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* Publishes one sealed message until JetStream takes it (or the stop). */
+static int publish(struct out *b, uint32_t ring, uint64_t first_seq, long len)
+{
+	char subj[300], id[96];
+	int wait = 50;
+
+	subject_of(b, ring, subj, sizeof(subj));
+	snprintf(id, sizeof(id), "%016" PRIx64 "-%" PRIu64 "-%u-%" PRIu64, b->source,
+		 b->incarnation, ring, first_seq);
+	for (;;) {
+		natsMsg *m = NULL;
+		jsPubAck *ack = NULL;
+		jsPubOptions po;
+		jsErrCode err = 0;
+		jsPubOptions_Init(&po);
+		po.MsgId = id;
+		po.MaxWait = 5000;
+		natsStatus s = natsMsg_Create(&m, subj, NULL, (const char *)b->msg, (int)len);
+		if (s == NATS_OK)
+			s = js_PublishMsg(&ack, b->js, m, &po, &err);
+		natsMsg_Destroy(m);
+		jsPubAck_Destroy(ack);
+		if (s == NATS_OK)
+			return 0;
+		if (*b->o->stop)
+			return -EINTR;
+		b->st->retries++;
+		if (!b->o->quiet && b->st->retries % 20 == 1)
+			fprintf(stderr, "xring bridge: publish to %s: %s (%d); trying again\n", subj,
+				natsStatus_GetText(s), (int)err);
+		nap_ms(wait);
+		wait = wait < 1000 ? 2 * wait : 1000;
+	}
+}
+
+/* The last record this source published from ring k, from the subject's
+ * last message: the bridge goes on after it. */
+static void resume_point(struct out *b, uint32_t k)
+{
+	char subj[300];
+	natsMsg *m = NULL;
+	jsErrCode err = 0;
+	struct xr_br_msg pm;
+	const char *why;
+
+	subject_of(b, k, subj, sizeof(subj));
+	if (js_GetLastMsg(&m, b->js, b->js_stream, subj, NULL, &err) != NATS_OK)
+		return;
+	if (xr__br_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), XR_BR_REC_MAX,
+			 b->recs, XR_BR_RAW_MAX, &pm, &why) == 0 &&
+	    pm.source == b->source && pm.incarnation == b->incarnation && pm.ring == k) {
+		size_t it = 0;
+		uint64_t seq;
+		const void *rec;
+		uint32_t len;
+		while (xr__br_next(&pm, &it, &seq, &rec, &len)) {
+			b->last[k] = seq;
+			b->have_last[k] = true;
+		}
+	}
+	natsMsg_Destroy(m);
+}
+
+static int seal_and_publish(struct out *b, struct xr_br_build *bb, uint64_t first_seq)
+{
+	if (!bb->h.count)
+		return 0;
+	long len = xr__br_seal(bb, b->o->zstd, b->msg, b->msg_cap);
+	if (len < 0)
+		return (int)len;
+	int rc = publish(b, bb->h.ring, first_seq, len);
+	if (rc == 0) {
+		b->st->messages++;
+		b->st->records += bb->h.count;
+		b->st->bytes += (uint64_t)len;
+		b->last[bb->h.ring] = bb->last_seq;
+		b->have_last[bb->h.ring] = true;
+	}
+	return rc;
+}
+
+/* One batch: its records in messages of at most max_bytes, each published
+ * before the next is made. */
+static int send_batch(struct out *b, const xr_batch *bt)
+{
+	struct xr_br_build bb;
+	const xr_frame *f = bt->first;
+	uint64_t first = 0;
+	int rc = 0;
+
+	xr__br_begin(&bb, b->recs, b->o->max_bytes, b->source, b->incarnation, bt->ring);
+	for (uint32_t i = 0; i < bt->count && rc == 0; i++, f = i < bt->count ? xr_frame_next(f) : f) {
+		if (bt->frames)
+			f = bt->frames[i];
+		if (b->have_last[bt->ring] && f->seq <= b->last[bt->ring])
+			continue; /* published before a restart */
+		if (!bb.h.count)
+			first = f->seq;
+		rc = xr__br_add(&bb, f->seq, xr_frame_data(f), f->len);
+		if (rc == -ENOSPC) {
+			rc = seal_and_publish(b, &bb, first);
+			xr__br_begin(&bb, b->recs, b->o->max_bytes, b->source, b->incarnation,
+				     bt->ring);
+			first = f->seq;
+			if (rc == 0)
+				rc = xr__br_add(&bb, f->seq, xr_frame_data(f), f->len);
+		}
+	}
+	if (rc == 0)
+		rc = seal_and_publish(b, &bb, first);
+	return rc;
+}
+
+int xr__bridge_out(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, char *why,
+		   size_t len)
+{
+	struct out b = {.o = o, .st = st};
+	natsConnection *nc = NULL;
+	xr_reader *r = NULL;
+	xr_stream_facts f;
+	int rc;
+
+	if (o->js_stream)
+		snprintf(b.js_stream, sizeof(b.js_stream), "%s", o->js_stream);
+	else
+		xr__js_default_name(o->subject, b.js_stream, sizeof(b.js_stream));
+	rc = xr__js_connect(o->nats, &nc, &b.js, why, len);
+	if (rc == 0)
+		rc = xr__js_ensure_stream(b.js, b.js_stream, o->subject, o->replicas, why, len);
+	if (rc < 0)
+		goto out;
+	xr_reader_opts ro = {.stream = o->stream, .label = "bridge out",
+			     .policy = o->lossy ? XR_POLICY_LOSSY : XR_POLICY_LOSSLESS,
+			     .history = XR_HISTORY_ALL};
+	rc = xr_reader_attach(o->engine, &ro, &r);
+	if (rc < 0) {
+		snprintf(why, len, "cannot read engine %s: %s", o->engine,
+			 xr_last_reason()[0] ? xr_last_reason() : xr_strerror(rc));
+		goto out;
+	}
+	xr_reader_stream_facts(r, &f);
+	b.source = xr__br_source(o->engine, f.name);
+	b.incarnation = f.engine_start;
+	b.msg_cap = 64 + (o->max_bytes > XR_BR_RAW_MAX ? XR_BR_RAW_MAX : o->max_bytes) * 2 + 4096;
+	b.recs = malloc(XR_BR_RAW_MAX);
+	b.msg = malloc(b.msg_cap);
+	if (!b.recs || !b.msg) {
+		rc = -ENOMEM;
+		snprintf(why, len, "out of memory");
+		goto out;
+	}
+	for (uint32_t k = 0; k < f.n_rings && k < XR_MAX_RINGS; k++)
+		resume_point(&b, k);
+	if (!o->quiet) {
+		printf("xring bridge out: %s/%s -> %s (JetStream stream %s), %s%s\n", o->engine,
+		       f.name, o->subject, b.js_stream, o->lossy ? "lossy" : "lossless",
+		       o->zstd ? ", zstd" : "");
+		fflush(stdout);
+	}
+	while (!*o->stop) {
+		xr_batch bt;
+		int n = xr_reader_read(r, 1, 4096, 50000000, &bt);
+		if (n == 0 || n == -EINTR)
+			continue; /* a signal: the loop's test says whether it was a stop */
+		if (n == XR_ECLOSED) {
+			rc = 0; /* the engine stopped: everything it published went */
+			break;
+		}
+		if (n < 0) {
+			rc = n;
+			snprintf(why, len, "reading engine %s: %s", o->engine, xr_strerror(n));
+			break;
+		}
+		rc = send_batch(&b, &bt);
+		xr_batch_release(r, &bt);
+		if (rc == -EINTR) {
+			rc = 0;
+			break;
+		}
+		if (rc < 0) {
+			snprintf(why, len, "cannot make a bridge message: %s", xr_strerror(rc));
+			break;
+		}
+	}
+out:
+	if (r)
+		xr_reader_detach(r);
+	free(b.recs);
+	free(b.msg);
+	xr__js_close(nc, b.js);
+	return rc;
+}
