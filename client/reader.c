@@ -748,9 +748,14 @@ static bool go_to_sleep(struct xr_reader *r, uint32_t min, const struct xr_scan 
 		xr_atomic_xchg(&r->page->sleep_gen, 0);
 		return false;
 	}
+	/* ...and a ring that ended with records for us: its end's kick (the
+	 * producer thread's, after its seq_cst store of `writer`) may have
+	 * loaded sleep_gen before our RS2, so we look at `writer` after it. */
 	for (uint32_t k = 0; k < r->n_rings; k++)
 		if (xr_load_sc(&r->rings[k].rd->head) != sc[k].head ||
-		    (sc[k].count > 0 && xr_load_sc(&r->rings[k].rd->blocked))) {
+		    (sc[k].count > 0 && (xr_load_sc(&r->rings[k].rd->blocked) ||
+					 xr_load_sc(&r->rings[k].rd->writer) ==
+						 XR_RING_PRODUCER_ENDED))) {
 			xr_atomic_xchg(&r->page->sleep_gen, 0);
 			return false;
 		}

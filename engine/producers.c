@@ -14,8 +14,9 @@
  * never another's. Every loop is bounded: a round takes at most
  * XR_PROD_ROUND_RECORDS records or XR_PROD_ROUND_BYTES bytes of one
  * producer before the next producer's turn; a producer's ring that is full
- * (lossless) makes the thread wait on that ring for at most a millisecond
- * at a time, so the others, the stop and the control thread still get in.
+ * (lossless) is looked at again each round without waiting (so one ring's
+ * slow readers never hold another producer), and while any is full the
+ * thread sleeps a millisecond at most between rounds.
  *
  * Memory ordering. Producer head: loaded with acquire (pairs with the
  * producer's release/seq_cst store of head after its frames), so the
@@ -23,8 +24,11 @@
  * copied the frames below it, so the producer may reuse the room only once
  * we are done reading it. Sleep flags: the store-buffering handshake of
  * shm/producer_layout.h, seq_cst on both sides. The ring's `writer` word:
- * release after the slot's staging ring is ready, acquire by readers;
- * readers need it only to stop waiting on an ended ring.
+ * release when a producer takes the slot; at its end seq_cst, then every
+ * sleeping reader kicked (xr__wake_all), against the readers' seq_cst
+ * store of their sleep word then load of `writer` (go_to_sleep in
+ * client/reader.c): either the kick finds the sleep or the reader sees the
+ * end, and hands out what the ring has.
  */
 #include "engine/producers.h"
 
@@ -42,17 +46,20 @@
 #include "engine/service_base.h"
 #include "shm/arena_priv.h"
 #include "shm/producer_layout.h"
+#include "shm/wake.h"
 #include "util/atomics.h"
 #include "util/clock.h"
 #include "util/fs.h"
+#include "util/proc.h"
 #include "xring/error.h"
 #include "xring/record.h"
 #include "xring/writer.h"
 
 #define XR_PROD_ROUND_RECORDS 1024u
 #define XR_PROD_ROUND_BYTES (4u << 20)
-#define XR_PROD_STALL_NS 1000000ull   /* a full ring's wait, at most, at a time */
-#define XR_PROD_IDLE_MS 1000          /* the thread's sleep, at most */
+#define XR_PROD_STALL_MS 1             /* a sleep while a ring is full */
+#define XR_PROD_IDLE_MS 100           /* the thread's sleep, at most */
+#define XR_PROD_LIVENESS_NS 100000000ull /* openers looked at, this often */
 #define XR_PROD_PER_UID 4             /* slots a uid other than the engine's may hold */
 #define XR_PROD_STAGE_OTHERS (64u << 20) /* their staging rings' largest */
 
@@ -70,6 +77,8 @@ struct slot {
 	/* The producer's, while not FREE. */
 	uint64_t conn;
 	uint32_t uid;
+	pid_t pid;            /* its opener, and when that process started: */
+	uint64_t pid_start;   /* its death ends the producer (see liveness()) */
 	int bell;             /* our end */
 	bool deaf;            /* its doorbell failed: no more wakeups from it */
 	uint8_t *map;
@@ -92,6 +101,7 @@ struct xr_prods {
 	struct xr_svc_base b;
 	struct xr_arena *a;
 	struct xr_prod_opts o;
+	uint64_t looked_ns;   /* the last liveness() */
 	pthread_t th;
 	_Atomic bool stop;
 	uint32_t n;
@@ -135,9 +145,17 @@ static int copy_one(struct slot *s, const uint8_t *src, uint32_t len)
 	void *dst;
 	int rc;
 
+	/* Room first: a full ring costs a look, not a copy and a check of
+	 * the record each time. The reservation is not committed unless the
+	 * record passes (the next reserve takes the same room). */
+	const xr_exp_template *t = s->tpl;
+	uint64_t seq = xr_writer_next_seq(s->w);
+	rc = xr_writer_reserve(s->w, t->size, &dst);
+	if (rc < 0)
+		return rc == -EAGAIN || rc == XR_EDROPPED ? rc : (fault(s, rc,
+			"the ring cannot take a record (%s)", xr_strerror(rc)), -EPROTO);
 	/* Verified in our copy: the producer may rewrite src meanwhile. */
 	xr_exp_view v;
-	const xr_exp_template *t = s->tpl;
 	memcpy(s->scratch, src, len);
 	if (xr_exp_view_init(&v, s->scratch, len) < 0) {
 		fault(s, XR_EBADREC, "record %llu is not a well-formed Experience record",
@@ -154,11 +172,6 @@ static int copy_one(struct slot *s, const uint8_t *src, uint32_t len)
 		      "mask and extras)", (unsigned long long)s->records + s->dropped);
 		return -EPROTO;
 	}
-	uint64_t seq = xr_writer_next_seq(s->w);
-	rc = xr_writer_reserve(s->w, t->size, &dst);
-	if (rc < 0)
-		return rc == -EAGAIN || rc == XR_EDROPPED ? rc : (fault(s, rc,
-			"the ring cannot take a record (%s)", xr_strerror(rc)), -EPROTO);
 	xr_exp_fields f = v.f;
 	xr_exp_slots sl;
 	f.seq = seq; /* the ring's: readers find a record's seq in both places */
@@ -251,9 +264,12 @@ static void end_slot(struct xr_prods *p, struct slot *s)
 {
 	struct xr_ring_desc *rd = &p->a->hdr->rings[s->ring];
 
-	/* Release: everything it wrote is published (pump) before readers
-	 * see the end. */
-	xr_store_release(&rd->writer, XR_RING_PRODUCER_ENDED);
+	/* seq_cst: everything it wrote is published (pump) before readers
+	 * see the end; and the store comes before the kicks' loads of the
+	 * readers' sleep words, so a reader going to sleep meanwhile either
+	 * is woken or sees the end itself (client/reader.c, go_to_sleep). */
+	xr_store_sc(&rd->writer, XR_RING_PRODUCER_ENDED);
+	xr__wake_all(s->w);
 	xr__svc_bell_close(&p->b, s->bell, s->uid);
 	munmap(s->map, s->map_bytes);
 	free(s->scratch);
@@ -265,16 +281,37 @@ static void end_slot(struct xr_prods *p, struct slot *s)
 	s->bell = -1;
 }
 
+/* A producer's end is its connection's; but a child forked after the open
+ * holds the connection too, and would keep the slot for as long as it
+ * lives, the ring never ended. So the opener's death ends the producer as
+ * well: looked at every XR_PROD_LIVENESS_NS (a read of /proc/PID/stat
+ * each, the start time telling a recycled pid). Under the lock. */
+static void liveness(struct xr_prods *p, uint64_t now)
+{
+	if (now - p->looked_ns < XR_PROD_LIVENESS_NS)
+		return;
+	p->looked_ns = now;
+	for (uint32_t i = 0; i < p->n; i++) {
+		struct slot *s = &p->s[i];
+		if (s->st != LIVE || !s->pid || xr__proc_alive(s->pid, s->pid_start))
+			continue;
+		/* As xr__prods_gone(): what it had published, at most a lap. */
+		uint64_t head = xr_load_acquire(&s->hdr->head);
+		s->drain_to = head - s->tail <= s->cap ? head : s->tail;
+		s->st = DRAINING;
+	}
+}
+
 static void *run(void *arg)
 {
 	struct xr_prods *p = arg;
 	struct epoll_event ev[16];
 
 	while (!xr_load_acquire(&p->stop)) {
-		bool more = false;
-		struct slot *stalled = NULL;
+		bool more = false, stalled = false;
 
 		xr__svc_thread_lock(&p->b);
+		liveness(p, xr__now_ns());
 		for (uint32_t i = 0; i < p->n; i++) {
 			struct slot *s = &p->s[i];
 			if (s->st == FREE)
@@ -282,20 +319,30 @@ static void *run(void *arg)
 			more |= pump(p, s);
 			if (s->st == DRAINING && s->tail == s->drain_to && !s->stalled)
 				end_slot(p, s);
-			else if (s->stalled && !stalled)
-				stalled = s;
 		}
 		pthread_mutex_unlock(&p->b.mu);
 		if (more)
 			continue;
-		if (stalled) {
-			/* Only this thread uses the writer, and the control
-			 * thread frees no slot: the wait needs no lock. */
-			(void)xr_writer_wait(stalled->w, stalled->stall_len, XR_PROD_STALL_NS);
-			continue;
+		/* Each full ring looked at again, without waiting: a look is what
+		 * ends a writer's pause at its high watermark once its readers
+		 * are below the low one (shm/ring_writer.c), and what marks the
+		 * ring blocked for its readers. One ring's readers never hold
+		 * another's producer: only this thread uses the writers, and the
+		 * control thread frees no slot, so no lock is needed. */
+		for (uint32_t i = 0; i < p->n; i++) {
+			struct slot *s = &p->s[i];
+			if (s->st == FREE || !s->stalled)
+				continue;
+			if (xr_writer_wait(s->w, s->stall_len, 0) == 0)
+				more = true;
+			else
+				stalled = true;
 		}
+		if (more)
+			continue;
 		/* To sleep: each producer told to ring, then its head looked at
-		 * again (the handshake's other half). */
+		 * again (the handshake's other half). With a ring full, a short
+		 * sleep: its readers' releases ring no doorbell of ours. */
 		bool news = false;
 		xr__svc_thread_lock(&p->b);
 		for (uint32_t i = 0; i < p->n; i++) {
@@ -303,10 +350,12 @@ static void *run(void *arg)
 			if (s->st == FREE)
 				continue;
 			xr_store_sc(&s->hdr->sleeping, 1);
-			news |= xr_load_sc(&s->hdr->head) != s->tail || s->st == DRAINING;
+			news |= (xr_load_sc(&s->hdr->head) != s->tail && !s->stalled) ||
+				(s->st == DRAINING && !s->stalled);
 		}
 		pthread_mutex_unlock(&p->b.mu);
-		int k = news ? 0 : epoll_wait(p->b.ep, ev, 16, XR_PROD_IDLE_MS);
+		int ms = stalled ? XR_PROD_STALL_MS : XR_PROD_IDLE_MS;
+		int k = news ? 0 : epoll_wait(p->b.ep, ev, 16, ms);
 		xr__svc_thread_lock(&p->b);
 		for (int i = 0; i < k; i++) {
 			uint32_t tag = ev[i].data.u32;
@@ -516,7 +565,8 @@ int xr__prods_open(struct xr_prods *p, const struct xr_ctl_caller *who,
 	h->max_len = (uint32_t)max;
 	h->state = XR_PSTAGE_LIVE;
 	*s = (struct slot){.st = LIVE, .ring = s->ring, .stream = s->stream, .w = s->w,
-			   .tpl = s->tpl, .conn = who->conn, .uid = who->uid, .bell = pair[0],
+			   .tpl = s->tpl, .conn = who->conn, .uid = who->uid, .pid = who->pid,
+			   .pid_start = who->pid > 0 ? xr__proc_start(who->pid) : 0, .bell = pair[0],
 			   .map = map, .map_bytes = bytes, .hdr = h, .data = map + XR_PSTAGE_HDR,
 			   .cap = cap, .max_len = (uint32_t)max, .scratch = s->scratch,
 			   .last_tag = s->last_tag, .taken = s->taken};

@@ -187,10 +187,16 @@ void xr__wake_kick(struct xr_arena *a, uint32_t slot)
 
 void xr__wake_blocked(struct xr_writer *w, bool on)
 {
+	xr_store_sc(&w->rd->blocked, on ? 1u : 0u);
+	if (on)
+		xr__wake_all(w);
+}
+
+void xr__wake_all(struct xr_writer *w)
+{
 	struct xr_wake *wk = w->wake;
 
-	xr_store_sc(&w->rd->blocked, on ? 1u : 0u);
-	if (!on || !wk)
+	if (!wk)
 		return;
 	xr__peers_enter(w->peers, w->ring);
 	for (uint32_t word = 0; word * 64 < wk->n; word++) {

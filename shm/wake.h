@@ -70,6 +70,10 @@ void xr__wake_check(struct xr_writer *w);
  * cannot fill (a sparse filter holding the ring) releases it. */
 void xr__wake_blocked(struct xr_writer *w, bool on);
 
+/* Writer: wakes every sleeping reader, whatever it waits for (the ring's
+ * producer ended: what the ring has is all there is for now). */
+void xr__wake_all(struct xr_writer *w);
+
 /* Wakes slot whatever it waits for (eviction, shutdown), if it sleeps.
  * Inside a section of shm/peers.c (xr__peers_enter). */
 void xr__wake_kick(struct xr_arena *a, uint32_t slot);

@@ -112,7 +112,8 @@ static inline void fault_engine_create(struct fault_engine *e, const char *tag,
 				      .fallback = XR_FALLBACK_NOOP,
 				      .action_timeout_ns = (uint64_t)(o->action_timeout_ms * 1e6),
 				      .tick_ns = (uint64_t)(o->tick_ms * 1e6),
-				      .lease_timeout_ns = (uint64_t)(o->lease_timeout_ms * 1e6)};
+				      .lease_timeout_ns = (uint64_t)(o->lease_timeout_ms * 1e6),
+				      .high_watermark = 0.9, .low_watermark = 0.5};
 	int rc = xr_host_create(&e->spec, &e->so, &e->go, &e->h, why, sizeof(why));
 	if (rc < 0)
 		FAILF("engine %s: %s (%s)", e->name, xr_strerror(rc), why);

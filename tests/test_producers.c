@@ -112,30 +112,36 @@ struct seen {
 
 /* Reads until ring k has `want` records (of tag, from record i0), each
  * checked, or fails after 20 s. */
-static void read_ring(xr_reader *r, struct seen *sn, uint32_t k, uint32_t tag, uint64_t want)
+static void read_ring(xr_reader *r, struct seen *sn, uint32_t want_k, uint32_t want_tag,
+		      uint64_t want)
 {
 	uint64_t until = xr__now_ns() + 20 * SEC;
 
-	if (sn->tag[k] != tag) {
-		sn->tag[k] = tag;
-		sn->next_i[k] = 0;
+	if (sn->tag[want_k] != want_tag) {
+		sn->tag[want_k] = want_tag;
+		sn->next_i[want_k] = 0;
 	}
-	while (sn->n[k] < want) {
+	while (sn->n[want_k] < want) {
 		xr_batch b;
 		if (xr__now_ns() > until)
-			FAILF("ring %u: %llu of %llu records of producer %u after 20 s", k,
-			      (unsigned long long)sn->n[k], (unsigned long long)want, tag);
+			FAILF("ring %u: %llu of %llu records of producer %u after 20 s", want_k,
+			      (unsigned long long)sn->n[want_k], (unsigned long long)want, want_tag);
 		int n = xr_reader_read(r, 1, 256, 100 * MS, &b);
 		if (n == 0)
 			continue;
 		if (n < 0)
 			FAILF("read: %s (%s)", xr_strerror(n), xr_last_reason());
-		if (b.ring != k)
-			FAILF("records on ring %u, which no producer writes", b.ring);
+		/* Another producer's ring may have records too (one this test
+		 * knows of: its tag is set): checked as well. */
+		uint32_t rk = b.ring;
+		uint32_t rtag = sn->tag[rk];
+		if (rk != want_k && !rtag)
+			FAILF("records on ring %u, which no producer writes", rk);
 		const xr_frame *f = b.first;
 		for (uint32_t j = 0; j < b.count; j++, f = j < b.count ? xr_frame_next(f) : f) {
 			xr_exp_view v;
 			xr_exp_fields want_f;
+			uint32_t k = rk, tag = rtag;
 			uint64_t i = sn->next_i[k]++;
 			if (f->len != tpl.size || xr_exp_view_init(&v, xr_frame_data(f), f->len) < 0)
 				FAILF("ring %u seq %llu: not a record of the stream's layout", k,
@@ -449,6 +455,129 @@ int main(void)
 		       "held, and lost nothing\n", (unsigned long long)stuck);
 	}
 
+	/* One producer's ring held by a reader stops no other producer: this
+	 * reader holds a batch of ring 1 (its writer past its watermark, then
+	 * full) while producer B writes 20,000 records into ring 2, which the
+	 * same reader takes meanwhile. */
+	{
+		xr_producer *a = open_producer();
+		xr_producer_stats sa;
+		xr_batch held;
+		int n;
+		CHECK_RC(xr_producer_get_stats(a, &sa), 0);
+		CHECK_EQ(sa.ring, 1);
+		produce(a, 5, 0, 1);
+		while ((n = xr_reader_read(r, 1, 1, SEC, &held)) == 0)
+			;
+		CHECK_EQ(n, 1);
+		CHECK_EQ(held.ring, 1);
+		uint64_t n1_before = sn.n[1];
+		sn.tag[1] = 5;
+		sn.next_i[1] = 1;
+		sn.n[1]++;
+		sn.last_seq[1] = held.first_seq;
+		/* A fills ring 1 behind the held batch (its writer stops), then
+		 * its own staging ring. */
+		for (uint64_t i = 1;; i++) {
+			void *dst;
+			int rc = xr_producer_reserve(a, tpl.size, &dst);
+			if (rc == -EAGAIN)
+				break;
+			CHECK_RC(rc, 0);
+			build(&tpl, dst, 5, i);
+			xr_producer_commit(a);
+			CHECK_RC(xr_producer_publish(a), 0);
+		}
+		CHECK_RC(xr_producer_flush(a, 100 * MS), -ETIMEDOUT);
+		/* B in a child (its records need this reader meanwhile). */
+		pid = fork();
+		CHECK(pid >= 0);
+		if (pid == 0) {
+			xr_producer *bp = open_producer();
+			xr_producer_stats sb;
+			CHECK_RC(xr_producer_get_stats(bp, &sb), 0);
+			CHECK_EQ(sb.ring, 2);
+			produce(bp, 6, 0, 20000);
+			CHECK_RC(xr_producer_flush(bp, 20 * SEC), 0);
+			xr_producer_close(bp);
+			_exit(0);
+		}
+		read_ring(r, &sn, 2, 6, sn.n[2] + 20000);
+		CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+		      WEXITSTATUS(status) == 0);
+		printf("a held ring stopped only its own producer: 20000 records of another went "
+		       "by meanwhile\n");
+		xr_batch_release(r, &held);
+		xr_producer_stats st;
+		CHECK_RC(xr_producer_get_stats(a, &st), 0);
+		read_ring(r, &sn, 1, 5, n1_before + st.published);
+		xr_producer_close(a);
+		wait_writer(r, 1, XR_WRITER_ENDED);
+		wait_writer(r, 2, XR_WRITER_ENDED);
+	}
+
+	/* A reader asleep for more records than an ended ring has is woken by
+	 * its end and gets what there is. */
+	{
+		xr_reader *r2;
+		xr_batch b;
+		CHECK_RC(xr_reader_attach(engine, &(xr_reader_opts){.label = "min100"}, &r2), 0);
+		pid = fork();
+		CHECK(pid >= 0);
+		if (pid == 0) {
+			xr_producer *p = open_producer();
+			produce(p, 7, 0, 50);
+			CHECK_RC(xr_producer_flush(p, 5 * SEC), 0);
+			xr_producer_close(p);
+			_exit(0);
+		}
+		uint64_t t0 = xr__now_ns();
+		int n = xr_reader_read(r2, 100, 100, 30 * SEC, &b);
+		uint64_t took = xr__now_ns() - t0;
+		if (n != 50)
+			FAILF("a reader waiting for 100 of an ended ring's 50 records got %d", n);
+		/* Well before the read's own deadline: the end woke it. */
+		if (took > 10 * SEC)
+			FAILF("the end of the ring woke the reader only after %.1f s", took / 1e9);
+		xr_batch_release(r2, &b);
+		xr_reader_detach(r2);
+		CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+		      WEXITSTATUS(status) == 0);
+		read_ring(r, &sn, 1, 7, sn.n[1] + 50);
+		wait_writer(r, 1, XR_WRITER_ENDED);
+		printf("a reader waiting for 100 records of an ended ring's 50: woken, in %.0f ms\n",
+		       took / 1e6);
+	}
+
+	/* A producer that forked a child after its open, then died: the
+	 * child holds the connection, but the opener's death ends the
+	 * producer all the same (its 10 records in the ring, then the end). */
+	{
+		int fds[2];
+		CHECK(pipe(fds) == 0);
+		pid = fork();
+		CHECK(pid >= 0);
+		if (pid == 0) {
+			xr_producer *p = open_producer();
+			pid_t kid = fork();
+			if (kid == 0) {
+				char c;
+				close(fds[1]);
+				(void)!read(fds[0], &c, 1); /* until the test is done */
+				_exit(0);
+			}
+			produce(p, 8, 0, 10);
+			CHECK_RC(xr_producer_flush(p, 5 * SEC), 0);
+			raise(SIGKILL);
+		}
+		close(fds[0]);
+		CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status));
+		read_ring(r, &sn, 1, 8, sn.n[1] + 10);
+		wait_writer(r, 1, XR_WRITER_ENDED);
+		close(fds[1]); /* the grandchild ends */
+		printf("a dead producer's forked child did not keep its slot\n");
+	}
+
 	/* Hostile producers, each ended alone, beside a good one. */
 	xr_producer *good = open_producer(); /* takes ring 1; the hostile ones ring 2 */
 	hostile(r, &sn, 10, bad_len, "bad frame");
@@ -456,8 +585,8 @@ int main(void)
 	hostile(r, &sn, 12, bad_record, "not a well-formed");
 	hostile(r, &sn, 13, other_shape, "not of the stream's shape");
 	produce(good, 4, 0, 1000);
-	CHECK_RC(xr_producer_flush(good, 5 * SEC), 0);
 	read_ring(r, &sn, 1, 4, sn.n[1] + 1000);
+	CHECK_RC(xr_producer_flush(good, 5 * SEC), 0);
 	/* Through the API, a malformed record: the producer's next call says
 	 * so, with the engine's reason. */
 	{

@@ -106,18 +106,104 @@ struct cols {
 		*applied_by, *t_ns;
 };
 
+/* A column of a write: one value, or one per record (many). Nothing is
+ * cast that would change a value: a float into an integer field is a
+ * TypeError, an integer past its field's range (a negative into an
+ * unsigned one) a ValueError; only the flags (done, truncated) take any
+ * value's truth. */
 static PyArrayObject *column(PyObject *o, int typenum, const char *name, npy_intp n, bool many)
 {
-	PyArrayObject *a = (PyArrayObject *)PyArray_FROMANY(o, typenum, 0, 1,
-							     NPY_ARRAY_CARRAY_RO | NPY_ARRAY_FORCECAST);
-	if (!a)
+	/* What the value is, as it is (a Python float stays a float: asked
+	 * for as an integer, numpy would truncate it). A Python int is taken
+	 * by Python's own conversion, which says when it does not fit. */
+	PyArrayObject *raw = NULL, *a = NULL;
+	if (PyLong_Check(o) && !PyBool_Check(o)) {
+		int over = 0;
+		long long v = PyLong_AsLongLongAndOverflow(o, &over);
+		if (over > 0) {
+			unsigned long long u = PyLong_AsUnsignedLongLong(o);
+			if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+				PyErr_Format(PyExc_ValueError, "%s: past the field's range", name);
+				return NULL;
+			}
+			raw = (PyArrayObject *)PyArray_Scalar(&u, PyArray_DescrFromType(NPY_UINT64),
+							      NULL);
+			raw = raw ? (PyArrayObject *)PyArray_FromAny((PyObject *)raw, NULL, 0, 0,
+								     NPY_ARRAY_CARRAY_RO, NULL)
+				  : NULL;
+		} else if (over < 0 || (v == -1 && PyErr_Occurred())) {
+			PyErr_Clear();
+			PyErr_Format(PyExc_ValueError, "%s: past the field's range", name);
+			return NULL;
+		} else {
+			npy_intp none = 0;
+			raw = (PyArrayObject *)PyArray_SimpleNew(0, &none, NPY_INT64);
+			if (raw)
+				*(int64_t *)PyArray_DATA(raw) = v;
+		}
+	} else {
+		raw = (PyArrayObject *)PyArray_FromAny(o, NULL, 0, 1, NPY_ARRAY_CARRAY_RO, NULL);
+	}
+	int as = typenum == NPY_BOOL ? NPY_BOOL : typenum == NPY_FLOAT32 ? NPY_FLOAT64
+		 : typenum == NPY_UINT64			   ? NPY_UINT64
+								   : NPY_INT64;
+
+	if (!raw)
 		return NULL;
-	if (PyArray_NDIM(a) == 1 && (!many || PyArray_DIM(a, 0) != n)) {
+	bool integral = PyArray_ISINTEGER(raw) || PyArray_ISBOOL(raw);
+	if (as != NPY_BOOL && !integral && !(as == NPY_FLOAT64 && PyArray_ISFLOAT(raw))) {
+		PyErr_Format(PyExc_TypeError, "%s: %s, not a value of %s", name,
+			     as == NPY_FLOAT64 ? "a number" : "an integer", Py_TYPE(o)->tp_name);
+		goto out;
+	}
+	if (PyArray_NDIM(raw) == 1 && (!many || PyArray_DIM(raw, 0) != n)) {
 		PyErr_Format(PyExc_ValueError, "%s: one value%s", name,
 			     many ? " or one per record" : "");
-		Py_DECREF(a);
-		return NULL;
+		goto out;
 	}
+	/* Integers into 64 bits without wrapping: an unsigned past INT64_MAX
+	 * fits only an unsigned field, a negative none. */
+	if (as == NPY_INT64 || as == NPY_UINT64) {
+		bool neg = false, huge = false;
+		PyArrayObject *w = (PyArrayObject *)PyArray_FROMANY((PyObject *)raw,
+				PyArray_ISUNSIGNED(raw) ? NPY_UINT64 : NPY_INT64, 0, 1,
+				NPY_ARRAY_CARRAY_RO | NPY_ARRAY_FORCECAST);
+		if (!w)
+			goto out;
+		for (npy_intp i = 0; i < PyArray_SIZE(w); i++) {
+			if (PyArray_TYPE(w) == NPY_UINT64)
+				huge |= ((const uint64_t *)PyArray_DATA(w))[i] > INT64_MAX;
+			else
+				neg |= ((const int64_t *)PyArray_DATA(w))[i] < 0;
+		}
+		Py_DECREF(w);
+		if (neg && as == NPY_UINT64) {
+			PyErr_Format(PyExc_ValueError, "%s: a negative value, in a field of none", name);
+			goto out;
+		}
+		if (huge && as == NPY_INT64) {
+			PyErr_Format(PyExc_ValueError, "%s: a value past the field's range", name);
+			goto out;
+		}
+	}
+	a = (PyArrayObject *)PyArray_FROMANY((PyObject *)raw, as, 0, 1,
+					     NPY_ARRAY_CARRAY_RO | NPY_ARRAY_FORCECAST);
+	if (a && as == NPY_INT64) {
+		int64_t lo = typenum == NPY_INT32 ? INT32_MIN : 0;
+		int64_t hi = typenum == NPY_INT32 ? INT32_MAX : typenum == NPY_UINT8 ? UINT8_MAX
+										       : UINT32_MAX;
+		const int64_t *v = PyArray_DATA(a);
+		for (npy_intp i = 0; i < PyArray_SIZE(a); i++)
+			if (v[i] < lo || v[i] > hi) {
+				PyErr_Format(PyExc_ValueError, "%s: %lld is past the field's range "
+					     "%lld..%lld", name, (long long)v[i], (long long)lo,
+					     (long long)hi);
+				Py_CLEAR(a);
+				break;
+			}
+	}
+out:
+	Py_DECREF(raw);
 	return a;
 }
 
@@ -126,11 +212,9 @@ static double col_at(PyArrayObject *a, npy_intp i)
 	if (PyArray_NDIM(a) == 0)
 		i = 0;
 	switch (PyArray_TYPE(a)) {
-	case NPY_INT32: return ((const int32_t *)PyArray_DATA(a))[i];
-	case NPY_UINT32: return ((const uint32_t *)PyArray_DATA(a))[i];
-	case NPY_FLOAT32: return ((const float *)PyArray_DATA(a))[i];
+	case NPY_INT64: return (double)((const int64_t *)PyArray_DATA(a))[i];
+	case NPY_FLOAT64: return ((const double *)PyArray_DATA(a))[i];
 	case NPY_BOOL: return ((const npy_bool *)PyArray_DATA(a))[i];
-	case NPY_UINT8: return ((const uint8_t *)PyArray_DATA(a))[i];
 	}
 	return 0;
 }
@@ -146,6 +230,36 @@ static void cols_free(struct cols *c)
 
 	for (size_t i = 0; i < sizeof(*c) / sizeof(*all); i++)
 		Py_XDECREF(all[i]);
+}
+
+/* The exception of a write that stopped after `done` of n records (they
+ * are published: readers get them): says so in its message and in its
+ * `written` attribute, so that a caller who tries again does not write
+ * them twice. */
+static void partly(npy_intp done, npy_intp n)
+{
+	PyObject *type, *value, *tb;
+
+	PyErr_Fetch(&type, &value, &tb);
+	PyErr_NormalizeException(&type, &value, &tb);
+	if (value) {
+		PyObject *written = PyLong_FromLongLong((long long)done);
+		PyObject *msg = PyUnicode_FromFormat("%S (%lld of the %lld records were written "
+						     "before it: e.written)",
+						     value, (long long)done, (long long)n);
+		if (written)
+			PyObject_SetAttrString(value, "written", written);
+		if (msg) {
+			PyObject *args = PyTuple_Pack(1, msg);
+			if (args) {
+				PyObject_SetAttrString(value, "args", args);
+				Py_DECREF(args);
+			}
+		}
+		Py_XDECREF(written);
+		Py_XDECREF(msg);
+	}
+	PyErr_Restore(type, value, tb);
 }
 
 /* write(obs, action, reward, done, truncated, game_id, player_id, turn,
@@ -170,8 +284,9 @@ static PyObject *producer_write(Producer *self, PyObject *args)
 				"the Python producer does not build (u8 and f32 only)");
 		goto out;
 	}
-	c.obs = (PyArrayObject *)PyArray_FROMANY(o[0], obs_type, 0, 0,
-						 NPY_ARRAY_CARRAY_RO | NPY_ARRAY_FORCECAST);
+	/* The observation as it is: of the stream's dtype, or safely cast to
+	 * it (a float array into a u8 stream is a TypeError, not a rounding). */
+	c.obs = (PyArrayObject *)PyArray_FROMANY(o[0], obs_type, 0, 0, NPY_ARRAY_CARRAY_RO);
 	if (!c.obs)
 		goto out;
 	npy_intp n = many ? (PyArray_NDIM(c.obs) ? PyArray_DIM(c.obs, 0) : -1) : 1;
@@ -182,8 +297,7 @@ static PyObject *producer_write(Producer *self, PyObject *args)
 		goto out;
 	}
 	if (o[8] != Py_None) {
-		c.mask = (PyArrayObject *)PyArray_FROMANY(o[8], NPY_UINT8, 0, 0,
-							  NPY_ARRAY_CARRAY_RO | NPY_ARRAY_FORCECAST);
+		c.mask = (PyArrayObject *)PyArray_FROMANY(o[8], NPY_UINT8, 0, 0, NPY_ARRAY_CARRAY_RO);
 		if (!c.mask)
 			goto out;
 		if ((uint64_t)PyArray_NBYTES(c.mask) != (uint64_t)n * t->shape.mask_len) {
@@ -235,6 +349,8 @@ static PyObject *producer_write(Producer *self, PyObject *args)
 		fail(rc, "write");
 	else if (i == n)
 		out = PyLong_FromLongLong((long long)n);
+	else if (i > 0)
+		partly(i, n);
 out:
 	cols_free(&c);
 	leave(self);

@@ -443,7 +443,7 @@ def _seconds(timeout):
     t = float(timeout)
     if not t >= 0:
         raise ValueError(f"timeout must be None or seconds >= 0, not {timeout!r}")
-    return t
+    return None if t == float("inf") else t
 
 
 def _timeout_ms(timeout):

@@ -96,6 +96,39 @@ def test_refusals(engines):
         plain.producer()
 
 
+def test_values_are_written_as_they_are_or_refused(engines):
+    """No value is rounded, wrapped or cast into a field that cannot hold
+    it; a write_many that stops partway says how many it wrote."""
+    e = xring.attach(_engine(engines).name, timeout=5)
+    with e.producer() as p:
+        shape = tuple(p.layout["obs_shape"])
+        obs = np.zeros(shape, np.uint8)
+        for kw, exc in [({"action": 2**40}, ValueError), ({"game_id": -1}, ValueError),
+                        ({"applied_by": 256}, ValueError), ({"turn": 1.5}, TypeError),
+                        ({"t_ns": -5}, (TypeError, OverflowError, ValueError)),
+                        ({"mask": np.full(p.layout["mask_len"], 0.5)}, TypeError)]:
+            with pytest.raises(exc):
+                p.write(obs, **kw)
+        with pytest.raises(TypeError):
+            p.write(np.full(shape, 300.7))           # floats into a u8 stream
+        assert p.stats()["published"] == 0           # nothing of them went
+        p.write(obs, action=-(2**31), game_id=2**32 - 1, reward=1e30, t_ns=2**63)
+        assert p.stats()["published"] == 1
+        # A lossless reader that holds its first batch stops the ring: a
+        # write_many past what fits stops partway, and says how far.
+        with e.reader(batch=1, max_wait=0.5) as r:
+            p.write(obs)
+            held = r.read(timeout=5)
+            assert held is not None and len(held) == 1
+            many = np.zeros((20000,) + shape, np.uint8)
+            with pytest.raises(TimeoutError) as ei:
+                p.write_many(many, turn=np.arange(20000), timeout=1)
+            written = ei.value.written
+            assert 0 < written < 20000 and f"{written} of the 20000" in str(ei.value)
+            assert p.stats()["published"] == 2 + written
+            held.release()
+
+
 def test_a_killed_producer_loses_nothing_it_flushed(engines, run_dir):
     eng = _engine(engines)
     e = xring.attach(eng.name, timeout=5)
