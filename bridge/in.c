@@ -223,14 +223,27 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 		rc = xr__js_ensure_stream(js, js_stream, o->subject, o->replicas, why, len);
 	if (rc < 0)
 		goto out;
-	jsSubOptions so;
+	/* The durable consumer anew, from its ack floor: messages a bridge
+	 * that died had taken but not acknowledged would come again only after
+	 * their ack wait, behind newer ones, out of their order (and the
+	 * source seqs' test below would take them for duplicates). In order,
+	 * the tags skip what the engine already took. */
+	jsConsumerInfo *ci = NULL;
 	jsErrCode err = 0;
+	uint64_t floor = 0;
+	if (js_GetConsumerInfo(&ci, js, js_stream, durable, NULL, &err) == NATS_OK) {
+		floor = ci->AckFloor.Stream;
+		jsConsumerInfo_Destroy(ci);
+		js_DeleteConsumer(js, js_stream, durable, NULL, &err);
+	}
+	jsSubOptions so;
 	jsSubOptions_Init(&so);
 	so.Stream = js_stream;
 	so.Config.AckPolicy = js_AckExplicit;
 	so.Config.MaxAckPending = o->max_ack_pending > 0 ? o->max_ack_pending : 64;
 	so.Config.AckWait = 30ll * 1000000000ll;
-	so.Config.DeliverPolicy = js_DeliverAll;
+	so.Config.DeliverPolicy = floor ? js_DeliverByStartSequence : js_DeliverAll;
+	so.Config.OptStartSeq = floor ? floor + 1 : 0;
 	natsStatus s = js_PullSubscribe(&sub, js, filter, durable, NULL, &so, &err);
 	if (s != NATS_OK) {
 		rc = -EIO;
