@@ -53,7 +53,27 @@ def nats(tmp_path):
         proc.wait()
 
 
+_LIVE = []
+
+
+@pytest.fixture(autouse=True)
+def _no_bridge_left():
+    """Every bridge a test started is gone after it, whatever it asserted."""
+    yield
+    for p in _LIVE:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    _LIVE.clear()
+
+
 def _bridge(eng, direction, url, *extra):
+    p = _bridge_proc(eng, direction, url, *extra)
+    _LIVE.append(p)
+    return p
+
+
+def _bridge_proc(eng, direction, url, *extra):
     return subprocess.Popen([str(XRING_BIN), "bridge", direction, eng.name, "--nats", url,
                              "--subject", "xr.test"] + list(extra), env=eng.env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -114,11 +134,14 @@ def _run(engines, nats, count, kill=None):
     a, b = _source_and_sink(engines, count)
     ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
     src, dst = _Records(), _Records()
+    return _bridged(a, b, ea, eb, url, count, kill, src, dst, {})
+
+
+def _bridged(a, b, ea, eb, url, count, kill, src, dst, procs):
     with ea.reader(batch=512, max_wait=0.05, history="all") as ra, \
             eb.reader(batch=512, max_wait=0.05) as rb:
-        out = _bridge(a, "out", url, "--zstd", "3", "--max-bytes", "64K")
-        inn = _bridge(b, "in", url, "--ring", "1")
-        procs = {"out": out, "in": inn}
+        procs["out"] = _bridge(a, "out", url, "--zstd", "3", "--max-bytes", "64K")
+        procs["in"] = _bridge(b, "in", url, "--ring", "1")
         restarted = []
 
         def keep_up():
