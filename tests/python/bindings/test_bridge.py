@@ -105,23 +105,31 @@ class _Records:
             self.n += 1
 
 
+def _take_one(r, rec, timeout):
+    """One batch of r into rec, if one comes within timeout; False once
+    the engine has closed (and everything was read)."""
+    try:
+        b = r.read(timeout=timeout)
+    except xring.EngineClosedError:
+        return False
+    if b is not None:
+        rec.take(b)
+        b.release()
+    return True
+
+
 def _read_until(r, rec, pred, timeout, what, poll=None):
     end = time.monotonic() + timeout
     while not pred():
         assert time.monotonic() < end, f"{what}: {rec.n} records after {timeout} s"
-        try:
-            b = r.read(timeout=0.1)
-        except xring.EngineClosedError:
+        if not _take_one(r, rec, 0.1):
             return
-        if b is not None:
-            rec.take(b)
-            b.release()
         if poll:
             poll()
 
 
-def _source_and_sink(engines, count):
-    a = engines("--ring-size", "64M", "--tick-ms", "5", "--count", str(count), games=8)
+def _source_and_sink(engines, count, tick_ms):
+    a = engines("--ring-size", "64M", "--tick-ms", str(tick_ms), "--count", str(count), games=8)
     b = engines("--producers", "1", "--ring-size", "16M", games=0)
     return a, b
 
@@ -131,7 +139,10 @@ def _run(engines, nats, count, kill=None):
     once b has a third of them, and started again. Returns the records of
     both ends."""
     url, _ = nats
-    a, b = _source_and_sink(engines, count)
+    # The source stops at count; with a bridge killed, it must still be
+    # running when the new bridge out comes (a stopped engine's records
+    # are gone): 16 records every 20 ms, a third of them written in 2.5 s.
+    a, b = _source_and_sink(engines, count, 20 if kill else 5)
     ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
     src, dst = _Records(), _Records()
     return _bridged(a, b, ea, eb, url, count, kill, src, dst, {})
@@ -145,14 +156,7 @@ def _bridged(a, b, ea, eb, url, count, kill, src, dst, procs):
         restarted = []
 
         def keep_up():
-            # Both ends read as we go: the source is lossless.
-            try:
-                bt = ra.read(timeout=0)
-            except xring.EngineClosedError:
-                return
-            if bt is not None:
-                src.take(bt)
-                bt.release()
+            _take_one(ra, src, 0)         # both ends as we go: the source is lossless
             if kill and not restarted and dst.n >= count // 3:
                 p = procs[kill]
                 p.kill()
@@ -165,10 +169,7 @@ def _bridged(a, b, ea, eb, url, count, kill, src, dst, procs):
         # A moment for anything extra (a duplicate) to arrive: none may.
         deadline = time.monotonic() + 0.5
         while time.monotonic() < deadline:
-            bt = rb.read(timeout=0.1)
-            if bt is not None:
-                dst.take(bt)
-                bt.release()
+            _take_one(rb, dst, 0.1)
         rc_in, out_in, err_in = _stop(procs["in"])
         rc_out, out_out, err_out = _stop(procs["out"])
     assert rc_in == 0, err_in
