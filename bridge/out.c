@@ -146,6 +146,8 @@ static int send_batch(struct out *b, const xr_batch *bt)
 		if (!bb.h.count)
 			first = f->seq;
 		rc = xr__br_add(&bb, f->seq, xr_frame_data(f), f->len);
+		if (rc == -ENOSPC && !bb.h.count)
+			return -EMSGSIZE; /* one record past --max-bytes */
 		if (rc == -ENOSPC) {
 			rc = seal_and_publish(b, &bb, first);
 			xr__br_begin(&bb, b->recs, b->o->max_bytes, b->source, b->incarnation,
@@ -224,6 +226,11 @@ int xr__bridge_out(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, c
 		xr_batch_release(r, &bt);
 		if (rc == -EINTR) {
 			rc = 0;
+			break;
+		}
+		if (rc == -EMSGSIZE) {
+			snprintf(why, len, "a record of the stream is larger than --max-bytes %u: give "
+				 "more", o->max_bytes);
 			break;
 		}
 		if (rc < 0) {
