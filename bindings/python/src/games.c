@@ -44,11 +44,7 @@ typedef struct {
  * exception set if the connection is closed (perhaps while waiting). */
 static int games_enter(Games *self)
 {
-	if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
-		Py_BEGIN_ALLOW_THREADS
-		PyThread_acquire_lock(self->lock, WAIT_LOCK);
-		Py_END_ALLOW_THREADS
-	}
+	lock_nogil(self->lock);
 	if (!self->c) {
 		PyThread_release_lock(self->lock);
 		PyErr_SetString(PyExc_ValueError, "this games connection is closed");
@@ -371,11 +367,7 @@ static void games_close_now(Games *self)
 static PyObject *games_close(Games *self, PyObject *unused)
 {
 	(void)unused;
-	if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
-		Py_BEGIN_ALLOW_THREADS
-		PyThread_acquire_lock(self->lock, WAIT_LOCK);
-		Py_END_ALLOW_THREADS
-	}
+	lock_nogil(self->lock);
 	games_close_now(self);
 	PyThread_release_lock(self->lock);
 	Py_RETURN_NONE;

@@ -44,11 +44,7 @@ static PyObject *fail(int rc, const char *what)
 
 static int enter(Producer *self)
 {
-	if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
-		Py_BEGIN_ALLOW_THREADS
-		PyThread_acquire_lock(self->lock, WAIT_LOCK);
-		Py_END_ALLOW_THREADS
-	}
+	lock_nogil(self->lock);
 	if (!self->p) {
 		PyThread_release_lock(self->lock);
 		PyErr_SetString(PyExc_ValueError, "this producer is closed");
@@ -413,11 +409,7 @@ static PyObject *producer_close(Producer *self, PyObject *unused)
 {
 	(void)unused;
 	self->close_asked = true;
-	if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
-		Py_BEGIN_ALLOW_THREADS
-		PyThread_acquire_lock(self->lock, WAIT_LOCK);
-		Py_END_ALLOW_THREADS
-	}
+	lock_nogil(self->lock);
 	xr_producer *p = self->p;
 	self->p = NULL;
 	PyThread_release_lock(self->lock);

@@ -44,11 +44,7 @@ typedef struct {
 
 static int table_enter(Table *self)
 {
-	if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
-		Py_BEGIN_ALLOW_THREADS
-		PyThread_acquire_lock(self->lock, WAIT_LOCK);
-		Py_END_ALLOW_THREADS
-	}
+	lock_nogil(self->lock);
 	if (!self->t || self->closing) {
 		PyThread_release_lock(self->lock);
 		PyErr_SetString(PyExc_ValueError, "this table is closed");
@@ -481,11 +477,7 @@ static PyObject *table_close(Table *self, PyObject *unused)
 	 * it waits: it gives up at its next slice, and we wait without the
 	 * GIL, which it needs to get there. */
 	self->close_asked = true;
-	if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
-		Py_BEGIN_ALLOW_THREADS
-		PyThread_acquire_lock(self->lock, WAIT_LOCK);
-		Py_END_ALLOW_THREADS
-	}
+	lock_nogil(self->lock);
 	if (self->t && !self->closing) {
 		self->closing = true;
 		Py_BEGIN_ALLOW_THREADS

@@ -11,6 +11,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pythread.h>
 #include <structmember.h>
 
 /* One numpy C-API table for the whole extension: module.c fills it
@@ -102,6 +103,18 @@ struct open_args {
 };
 
 /* ---- calls across files ---- */
+
+/* Takes an object's lock; when another thread holds it, waits with the GIL
+ * released (that thread may need the GIL to get to its release: a sample
+ * or write waiting in slices, a close asked meanwhile). */
+static inline void lock_nogil(PyThread_type_lock lock)
+{
+	if (!PyThread_acquire_lock(lock, NOWAIT_LOCK)) {
+		Py_BEGIN_ALLOW_THREADS
+		PyThread_acquire_lock(lock, WAIT_LOCK);
+		Py_END_ALLOW_THREADS
+	}
+}
 
 /* errors.c: sets the xring._errors exception for code; returns NULL. */
 PyObject *raise_xr(int code, const char *what);
