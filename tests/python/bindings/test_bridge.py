@@ -139,10 +139,11 @@ def _run(engines, nats, count, kill=None):
     once b has a third of them, and started again. Returns the records of
     both ends."""
     url, _ = nats
-    # The source stops at count; with a bridge killed, it must still be
-    # running when the new bridge out comes (a stopped engine's records
-    # are gone): 16 records every 20 ms, a third of them written in 2.5 s.
-    a, b = _source_and_sink(engines, count, 20 if kill else 5)
+    # The source stops at count, and must still be running when a bridge
+    # out comes, the first (slow to start under ASan, on a busy machine) or
+    # one after a kill (a stopped engine's records are gone): 16 records
+    # every 20 ms, 3,000 in about 4 s.
+    a, b = _source_and_sink(engines, count, 20)
     ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
     src, dst = _Records(), _Records()
     return _bridged(a, b, ea, eb, url, count, kill, src, dst, {})
