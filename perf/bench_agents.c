@@ -236,6 +236,8 @@ static void engine_start(struct engine *e, const struct opts *o, const char *tag
 				      .start = games, .start_seed = 1, .max_agents = 8,
 				      .fallback = XR_FALLBACK_NOOP,
 				      .action_timeout_ns = TIMEOUT_NS};
+	sigset_t was;
+	bench_hold_signals(&was); /* until the arena is known (bench_util.h) */
 	if ((rc = xr_host_create(&e->spec, &e->so, &e->go, &e->h, why, sizeof(why))) < 0) {
 		fprintf(stderr, "bench_agents: engine: %s\n", why);
 		exit(1);
@@ -243,6 +245,7 @@ static void engine_start(struct engine *e, const struct opts *o, const char *tag
 	xr_arena_facts gf; /* a signal from here on removes it (bench_util.h) */
 	xr_arena_facts_get(xr_host_arena(e->h), &gf);
 	bench_remove_on_signal(gf.path);
+	bench_release_signals(&was);
 	if (pthread_create(&e->th, NULL, engine_main, e))
 		die("pthread_create", 0);
 }

@@ -397,6 +397,10 @@ int main(int argc, char **argv)
 			reader_main(name, seconds, go[0], fds[1]);
 		}
 		close(go[0]);
+		/* A signal between the arena's making and the handler knowing
+		 * it would leave the arena behind. */
+		sigset_t was;
+		bench_hold_signals(&was);
 		xr_arena_spec spec = {.name = name, .streams = &ss, .n_streams = 1,
 				      .hugepages = XR_HUGEPAGES_PREFER, .numa_node = XR_NUMA_DEFAULT};
 		xr_arena *a;
@@ -407,6 +411,7 @@ int main(int argc, char **argv)
 		}
 		if (xr_server_start(a, NULL, &srv) < 0) {
 			fprintf(stderr, "bench_engine: %s\n", xr_server_last_note());
+			xr_arena_destroy(a);
 			return 2;
 		}
 	{ /* a signal from here on removes them (bench_util.h) */
@@ -414,6 +419,7 @@ int main(int argc, char **argv)
 		xr_arena_facts_get(a, &gf);
 		bench_remove_on_signal(gf.path);
 		bench_remove_on_signal(xr_server_path(srv));
+		bench_release_signals(&was);
 	}
 		char c;
 		if (write(go[1], "g", 1) != 1 || read(fds[0], &c, 1) != 1)

@@ -633,6 +633,8 @@ int main(int argc, char **argv)
 	int rc, status = 0;
 
 	snprintf(name, sizeof(name), "bench-fanout-%d", (int)getpid());
+	sigset_t was;
+	bench_hold_signals(&was); /* until the arena is known (bench_util.h) */
 	rc = xr_arena_create(&as, &a);
 	if (rc < 0) {
 		fprintf(stderr, "bench_fanout: xr_arena_create: %s (%s)\n", xr_strerror(rc),
@@ -647,6 +649,7 @@ int main(int argc, char **argv)
 		bench_remove_on_signal(xr_server_path(srv));
 		rc = xr_arena_writer(a, 0, 0, &w);
 	}
+	bench_release_signals(&was);
 	if (rc < 0) {
 		fprintf(stderr, "bench_fanout: serve: %s\n", xr_strerror(rc));
 		status = 2;

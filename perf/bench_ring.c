@@ -510,10 +510,13 @@ static int xr_round(const struct cfg *c, uint32_t size, double seconds, struct r
 	pid_t pid = -1;
 
 	snprintf(name, sizeof(name), "bench-ring-%d-%u", (int)getpid(), size);
+	sigset_t was;
+	bench_hold_signals(&was); /* until the arena is known (bench_util.h) */
 	rc = xr_arena_create(&as, &a);
 	if (rc < 0) {
 		fprintf(stderr, "bench_ring: xr_arena_create: %s (%s)\n", xr_strerror(rc),
 			xr_arena_last_note());
+		bench_release_signals(&was);
 		return rc;
 	}
 	/* Readers attach through the control socket: setup only, nothing of
@@ -524,12 +527,14 @@ static int xr_round(const struct cfg *c, uint32_t size, double seconds, struct r
 			xr_server_last_note());
 		bench_keep_all();
 		xr_arena_destroy(a);
+		bench_release_signals(&was);
 		return rc;
 	}
 	xr_arena_facts_get(a, &f);
 	/* A signal from here on removes them (bench_util.h). */
 	bench_remove_on_signal(f.path);
 	bench_remove_on_signal(xr_server_path(srv));
+	bench_release_signals(&was);
 	/* Every round on the backing of the first: a round that fell back to
 	 * 4 kB pages (huge pages gone) measures the page faults, not the ring. */
 	if (bi->backing[0] && (strcmp(bi->backing, xr_backing_name(f.backing)) ||

@@ -204,6 +204,26 @@ static inline void bench_on_signal(int sig)
 	raise(sig);
 }
 
+/* Holds back the signals that would end the process (they stay pending)
+ * until bench_release_signals(): made before an arena or socket is made and
+ * released once bench_remove_on_signal() knows it, so no signal falls between
+ * the making and the knowing. */
+static inline void bench_hold_signals(sigset_t *was)
+{
+	sigset_t ends;
+
+	sigemptyset(&ends);
+	sigaddset(&ends, SIGINT);
+	sigaddset(&ends, SIGTERM);
+	sigaddset(&ends, SIGHUP);
+	sigprocmask(SIG_BLOCK, &ends, was);
+}
+
+static inline void bench_release_signals(const sigset_t *was)
+{
+	sigprocmask(SIG_SETMASK, was, NULL);
+}
+
 /* path (an arena, a control socket) is removed should a signal end the
  * process before bench_keep_all(); NULL or "" is ignored. */
 static inline void bench_remove_on_signal(const char *path)

@@ -825,10 +825,13 @@ int main(int argc, char **argv)
 	int rc, status = 0;
 
 	snprintf(name, sizeof(name), "bench-wakeup-%d", (int)getpid());
+	sigset_t was;
+	bench_hold_signals(&was); /* until the arena is known (bench_util.h) */
 	rc = xr_arena_create(&as, &a);
 	if (rc < 0) {
 		fprintf(stderr, "bench_wakeup: xr_arena_create: %s (%s)\n", xr_strerror(rc),
 			xr_arena_last_note());
+		bench_release_signals(&was);
 		status = 2;
 		goto out_reader;
 	}
@@ -840,6 +843,7 @@ int main(int argc, char **argv)
 		bench_remove_on_signal(xr_server_path(srv));
 		rc = xr_arena_writer(a, 0, 0, &wc.w);
 	}
+	bench_release_signals(&was);
 	if (rc < 0) {
 		fprintf(stderr, "bench_wakeup: serve: %s\n", xr_strerror(rc));
 		status = 2;
