@@ -318,8 +318,10 @@ int xr__thost_create(const char *engine, struct xr_thost **out, char *why, size_
 		return rc;
 	}
 	rc = xr__tsvc_create(&h->svc);
-	if (rc == 0)
+	if (rc == 0) {
+		xr__tsvc_set_clock(h->svc, xr__now_ns);
 		rc = -pthread_create(&h->th, NULL, run, h);
+	}
 	if (rc < 0) {
 		snprintf(why, len, "cannot start the table service: %s", strerror(-rc));
 		xr__tsvc_destroy(h->svc);

@@ -72,7 +72,13 @@ struct client {
 struct xr_tsvc {
 	struct stable tables[XR_TSVC_TABLES_MAX];
 	struct client clients[XR_TSVC_CLIENTS_MAX];
+	uint64_t (*clock)(void);
 };
+
+void xr__tsvc_set_clock(struct xr_tsvc *s, uint64_t (*clock)(void))
+{
+	s->clock = clock;
+}
 
 int xr__tsvc_create(struct xr_tsvc **out)
 {
@@ -844,8 +850,13 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 		c->p_seq = seq;
 		c->p_op = op;
 		c->p_n = n;
-		c->deadline = now + (timeout < XR_TSVC_TIMEOUT_MAX_NS ? timeout
-								      : XR_TSVC_TIMEOUT_MAX_NS);
+		/* From a clock read after the request was seen: the poll's
+		 * now may be older than the request (the thread preempted or
+		 * waiting for its lock in between), and a deadline from it
+		 * would answer before the trainer's timeout had passed. */
+		uint64_t seen = s->clock ? s->clock() : now;
+		c->deadline = (seen > now ? seen : now) +
+			      (timeout < XR_TSVC_TIMEOUT_MAX_NS ? timeout : XR_TSVC_TIMEOUT_MAX_NS);
 	}
 	if (now >= c->deadline) {
 		answer(c, seq, -ETIMEDOUT, 0,

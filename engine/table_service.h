@@ -40,6 +40,9 @@
 struct xr_tsvc;
 
 int xr__tsvc_create(struct xr_tsvc **out);
+/* The clock a parked request's deadline is counted from (read when the
+ * request is first seen); without one (tests), the now_ns of the poll. */
+void xr__tsvc_set_clock(struct xr_tsvc *s, uint64_t (*clock)(void));
 /* Closes every client and drops every table. */
 void xr__tsvc_destroy(struct xr_tsvc *s);
 

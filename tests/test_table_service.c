@@ -57,6 +57,11 @@ static void open_trainer(struct xr_tsvc *s, int table, struct trainer *tr)
 	tr->seq = 0;
 }
 
+static uint64_t seen_at_20000(void)
+{
+	return 20000;
+}
+
 /* Sends a request; polls the service once at `now`; returns whether an
  * answer came. */
 static bool ask(struct xr_tsvc *s, struct trainer *tr, uint32_t op, uint32_t n,
@@ -260,6 +265,15 @@ int main(void)
 	CHECK(xr__tsvc_poll(s, 15000, &next, NULL) == 1);
 	CHECK_RC(b.resp->rc, -ETIMEDOUT);
 	CHECK_EQ(next, UINT64_MAX);
+	/* The deadline counts from when the request was seen (the clock),
+	 * not from a poll's now that may be older than the request. */
+	xr__tsvc_set_clock(s, seen_at_20000);
+	CHECK(!ask(s, &b, XR_TOP_INSERT, 1, 5000, 10000));
+	CHECK(xr__tsvc_poll(s, 15000, &next, NULL) == 0);
+	CHECK_EQ(next, 25000);
+	CHECK(xr__tsvc_poll(s, 25000, &next, NULL) == 1);
+	CHECK_RC(b.resp->rc, -ETIMEDOUT);
+	xr__tsvc_set_clock(s, NULL);
 
 	/* The lease cap: 64 batches of 1024 and no more. */
 	xr__tsvc_close(s, b.id);
