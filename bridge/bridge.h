@@ -23,10 +23,17 @@
  * took. Messages are acknowledged once the engine has taken their records.
  * A message that is not a bridge message, or a record not of the local
  * stream's shape, is refused and counted, never written.
+ *
+ * With a key (both sides the same secret), every message is MACed and a
+ * message without a good MAC is a stranger's: in refuses it, out does not
+ * resume from it. Without one, whoever may publish on SUBJECT.> may forge
+ * records, and the subject's permissions are all that stands in the way.
  */
 
 #include <signal.h>
 #include <stdint.h>
+
+struct xr_br_key;
 
 struct xr_bridge_opts {
 	const char *engine;      /* the local engine */
@@ -41,6 +48,8 @@ struct xr_bridge_opts {
 	const char *durable;     /* in: the consumer's name (NULL: from the names) */
 	int max_ack_pending;     /* in: messages in flight (0: 64) */
 	uint32_t ring;           /* in: the producer slot's ring (0: the first free) */
+	const struct xr_br_key *key; /* MAC messages with it, take none without
+				      * a good one (NULL: unauthenticated) */
 	int quiet;
 	volatile sig_atomic_t *stop;
 };

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bridge/claim.h"
 #include "bridge/js.h"
 #include "bridge/wire.h"
 #include "xring/error.h"
@@ -138,7 +139,7 @@ static int take(struct in *b, natsMsg *m)
 	uint64_t sseq = md->Sequence.Stream;
 	jsMsgMetaData_Destroy(md);
 	if (xr__br_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), b->t->size,
-			 b->scratch, XR_BR_RAW_MAX, &pm, &why) < 0) {
+			 b->o->key, b->scratch, XR_BR_RAW_MAX, &pm, &why) < 0) {
 		refuse(b, natsMsg_GetSubject(m), why);
 		return 0;
 	}
@@ -185,7 +186,8 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 	natsConnection *nc = NULL;
 	jsCtx *js = NULL;
 	natsSubscription *sub = NULL;
-	char js_stream[128], durable[128], filter[300];
+	struct xr_br_claim *claim = NULL;
+	char js_stream[128], durable[128], filter[300], who[200];
 	int rc;
 
 	if (o->js_stream)
@@ -221,8 +223,32 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 	rc = xr__js_connect(o->nats, &nc, &js, why, len);
 	if (rc == 0)
 		rc = xr__js_ensure_stream(js, js_stream, o->subject, o->replicas, why, len);
+	snprintf(who, sizeof(who), "engine %s ring %u", o->engine, ps.ring);
+	if (rc == 0)
+		rc = xr__br_claim(nc, js_stream, durable, who, &claim, why, len);
 	if (rc < 0)
 		goto out;
+	/* Tags are JetStream sequences of one stream: a slot last written
+	 * from another (the stream deleted and made again, another
+	 * --subject) may hold a tag past every sequence of this one, and all
+	 * of it would be skipped. Such a tag is not this stream's: from its
+	 * start. (One still below this stream's last sequence cannot be told
+	 * apart: docs/bridge.md.) */
+	jsStreamInfo *si = NULL;
+	jsErrCode serr = 0;
+	if (b.resume_tag && js_GetStreamInfo(&si, js, js_stream, NULL, &serr) == NATS_OK) {
+		uint64_t last = si->State.LastSeq;
+		jsStreamInfo_Destroy(si);
+		if ((b.resume_tag >> TAG_SHIFT) > last) {
+			if (!o->quiet)
+				fprintf(stderr, "xring bridge: ring %u was last written from another "
+					"JetStream stream (its tag %" PRIu64 " is past %s's last "
+					"message, %" PRIu64 "): taking %s from its start\n",
+					ps.ring, b.resume_tag >> TAG_SHIFT, js_stream, last,
+					js_stream);
+			b.resume_tag = 0;
+		}
+	}
 	/* The durable consumer anew, from its ack floor: messages a bridge
 	 * that died had taken but not acknowledged would come again only after
 	 * their ack wait, behind newer ones, out of their order (and the
@@ -252,9 +278,10 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 		goto out;
 	}
 	if (!o->quiet) {
-		printf("xring bridge in: %s (JetStream stream %s, consumer %s) -> %s, ring %u%s\n",
+		printf("xring bridge in: %s (JetStream stream %s, consumer %s) -> %s, ring %u%s, "
+		       "%s\n",
 		       o->subject, js_stream, durable, o->engine, ps.ring,
-		       ps.resume_tag ? " (resuming)" : "");
+		       b.resume_tag ? " (resuming)" : "", o->key ? "MACs checked" : "unauthenticated");
 		fflush(stdout);
 	}
 	while (!*o->stop) {
@@ -288,6 +315,7 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 	}
 out:
 	natsSubscription_Destroy(sub);
+	xr__br_claim_drop(claim);
 	xr__js_close(nc, js);
 	xr_producer_close(b.p);
 	free(b.seen);

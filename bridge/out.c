@@ -12,11 +12,13 @@
 #include "bridge/bridge.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bridge/js.h"
 #include "bridge/wire.h"
@@ -95,9 +97,15 @@ static void resume_point(struct out *b, uint32_t k)
 	subject_of(b, k, subj, sizeof(subj));
 	if (js_GetLastMsg(&m, b->js, b->js_stream, subj, NULL, &err) != NATS_OK)
 		return;
-	if (xr__br_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), XR_BR_REC_MAX,
-			 b->recs, XR_BR_RAW_MAX, &pm, &why) == 0 &&
-	    pm.source == b->source && pm.incarnation == b->incarnation && pm.ring == k) {
+	int rc = xr__br_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), XR_BR_REC_MAX,
+			      b->o->key, b->recs, XR_BR_RAW_MAX, &pm, &why);
+	if (rc < 0 && !b->o->quiet)
+		/* Not ours (a forger's, or another key's): no resume point from
+		 * it. What the ring holds goes again, and bridge in skips what
+		 * it had (its sources' seqs). */
+		fprintf(stderr, "xring bridge: the last message on %s is not a bridge's of this "
+			"key (%s): publishing ring %u from what it holds\n", subj, why, k);
+	if (rc == 0 && pm.source == b->source && pm.incarnation == b->incarnation && pm.ring == k) {
 		size_t it = 0;
 		uint64_t seq;
 		const void *rec;
@@ -110,11 +118,42 @@ static void resume_point(struct out *b, uint32_t k)
 	natsMsg_Destroy(m);
 }
 
+/* The source: this host's engine/stream (two hosts' engines of one name
+ * are two sources). */
+static uint64_t source_of(const char *engine, const char *stream)
+{
+	char host[256] = "", name[600];
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(name, sizeof(name), "%s:%s", host, engine);
+	return xr__br_source(name, stream);
+}
+
+/* The engine's run: its start in clock ticks since boot, which another
+ * boot may repeat, with the boot's id. */
+static uint64_t incarnation_of(uint64_t engine_start)
+{
+	char boot[64] = "";
+	uint64_t h = 0xcbf29ce484222325ull;
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		ssize_t n = read(fd, boot, sizeof(boot) - 1);
+		(void)n;
+		close(fd);
+	}
+	for (const char *c = boot; *c && *c != '\n'; c++)
+		h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
+	for (int i = 0; i < 8; i++)
+		h = (h ^ (uint8_t)(engine_start >> (8 * i))) * 0x100000001b3ull;
+	return h;
+}
+
 static int seal_and_publish(struct out *b, struct xr_br_build *bb, uint64_t first_seq)
 {
 	if (!bb->h.count)
 		return 0;
-	long len = xr__br_seal(bb, b->o->zstd, b->msg, b->msg_cap);
+	long len = xr__br_seal(bb, b->o->zstd, b->o->key, b->msg, b->msg_cap);
 	if (len < 0)
 		return (int)len;
 	int rc = publish(b, bb->h.ring, first_seq, len);
@@ -190,8 +229,8 @@ int xr__bridge_out(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, c
 		goto out;
 	}
 	xr_reader_stream_facts(r, &f);
-	b.source = xr__br_source(o->engine, f.name);
-	b.incarnation = f.engine_start;
+	b.source = source_of(o->engine, f.name);
+	b.incarnation = incarnation_of(f.engine_start);
 	b.msg_cap = 64 + (o->max_bytes > XR_BR_RAW_MAX ? XR_BR_RAW_MAX : o->max_bytes) * 2 + 4096;
 	b.recs = malloc(XR_BR_RAW_MAX);
 	b.msg = malloc(b.msg_cap);
@@ -203,9 +242,9 @@ int xr__bridge_out(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, c
 	for (uint32_t k = 0; k < f.n_rings && k < XR_MAX_RINGS; k++)
 		resume_point(&b, k);
 	if (!o->quiet) {
-		printf("xring bridge out: %s/%s -> %s (JetStream stream %s), %s%s\n", o->engine,
-		       f.name, o->subject, b.js_stream, o->lossy ? "lossy" : "lossless",
-		       o->zstd ? ", zstd" : "");
+		printf("xring bridge out: %s/%s -> %s (JetStream stream %s), %s%s, %s\n",
+		       o->engine, f.name, o->subject, b.js_stream, o->lossy ? "lossy" : "lossless",
+		       o->zstd ? ", zstd" : "", o->key ? "MACed" : "unauthenticated");
 		fflush(stdout);
 	}
 	while (!*o->stop) {

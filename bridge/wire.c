@@ -5,11 +5,18 @@
  * reads each field once from the message, bounds every length by what it
  * knows (the message's own length, XR_BR_RAW_MAX, the caller's max_rec),
  * decompresses only into a buffer it sized and only as far as raw_len, and
- * walks the records once to check them before any is handed out.
+ * walks the records once to check them before any is handed out. With a
+ * key, the MAC is checked before anything but the header's lengths is
+ * believed: a forger who may publish on the subject but has no key gets no
+ * further than the checksum.
  */
 #include "bridge/wire.h"
 
 #include <errno.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 #include <string.h>
 #include <zstd.h>
 
@@ -27,6 +34,37 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 uint64_t xr__br_source(const char *engine, const char *stream)
 {
 	return fnv(fnv(fnv(FNV0, engine, strlen(engine)), "/", 1), stream, strlen(stream));
+}
+
+/* HMAC-SHA256 of hdr (check and mac taken as zero) and the payload,
+ * truncated: 0, or -EIO (the library failed). */
+static int mac_of(const struct xr_br_key *k, const struct xr_br_hdr *hdr, const void *payload,
+		  size_t len, uint8_t out[XR_BR_MAC_LEN])
+{
+	struct xr_br_hdr h = *hdr;
+	uint8_t full[EVP_MAX_MD_SIZE];
+	size_t n = 0;
+	char digest[] = "SHA256";
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+		OSSL_PARAM_construct_end(),
+	};
+	int ok = 0;
+
+	h.check = 0;
+	memset(h.mac, 0, sizeof(h.mac));
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *c = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	if (c && EVP_MAC_init(c, k->bytes, k->len, params) && EVP_MAC_update(c, (void *)&h, sizeof(h)) &&
+	    EVP_MAC_update(c, payload, len) && EVP_MAC_final(c, full, &n, sizeof(full)) &&
+	    n >= XR_BR_MAC_LEN)
+		ok = 1;
+	EVP_MAC_CTX_free(c);
+	EVP_MAC_free(mac);
+	if (ok)
+		memcpy(out, full, XR_BR_MAC_LEN);
+	OPENSSL_cleanse(full, sizeof(full));
+	return ok ? 0 : -EIO;
 }
 
 void xr__br_begin(struct xr_br_build *b, void *buf, size_t cap, uint64_t source,
@@ -55,7 +93,8 @@ int xr__br_add(struct xr_br_build *b, uint64_t seq, const void *rec, uint32_t le
 	return 0;
 }
 
-long xr__br_seal(struct xr_br_build *b, int zstd_level, void *out, size_t out_cap)
+long xr__br_seal(struct xr_br_build *b, int zstd_level, const struct xr_br_key *key, void *out,
+		 size_t out_cap)
 {
 	uint8_t *o = out;
 	size_t len;
@@ -80,6 +119,12 @@ long xr__br_seal(struct xr_br_build *b, int zstd_level, void *out, size_t out_ca
 	}
 	b->h.raw_len = (uint32_t)b->used;
 	b->h.len = (uint32_t)len;
+	memset(b->h.mac, 0, sizeof(b->h.mac));
+	if (key) {
+		b->h.flags |= XR_BR_MAC;
+		if (mac_of(key, &b->h, o + sizeof(b->h), len, b->h.mac) < 0)
+			return -EIO;
+	}
 	b->h.check = 0;
 	uint64_t c = fnv(fnv(FNV0, &b->h, sizeof(b->h)), o + sizeof(b->h), len);
 	b->h.check = c;
@@ -93,8 +138,8 @@ static int bad(const char **why, const char *what)
 	return -EPROTO;
 }
 
-int xr__br_parse(const void *msg, size_t len, uint32_t max_rec, void *scratch,
-		 size_t scratch_cap, struct xr_br_msg *m, const char **why)
+int xr__br_parse(const void *msg, size_t len, uint32_t max_rec, const struct xr_br_key *key,
+		 void *scratch, size_t scratch_cap, struct xr_br_msg *m, const char **why)
 {
 	const uint8_t *p = msg;
 	struct xr_br_hdr h;
@@ -104,7 +149,7 @@ int xr__br_parse(const void *msg, size_t len, uint32_t max_rec, void *scratch,
 	memcpy(&h, p, sizeof(h)); /* read once: the fields below are ours */
 	if (h.magic != XR_BR_MAGIC)
 		return bad(why, "not a bridge message (magic)");
-	if (h.version != XR_BR_VERSION || (h.flags & ~XR_BR_ZSTD))
+	if (h.version != XR_BR_VERSION || (h.flags & ~(XR_BR_ZSTD | XR_BR_MAC)))
 		return bad(why, "a bridge message of another version, or unknown flags");
 	if (h.len != len - sizeof(h))
 		return bad(why, "its length is not its header's");
@@ -114,6 +159,20 @@ int xr__br_parse(const void *msg, size_t len, uint32_t max_rec, void *scratch,
 	h.check = 0;
 	if (fnv(fnv(FNV0, &h, sizeof(h)), p + sizeof(h), h.len) != check)
 		return bad(why, "its checksum does not match");
+	if (key) {
+		uint8_t want[XR_BR_MAC_LEN];
+		if (!(h.flags & XR_BR_MAC))
+			return bad(why, "it carries no MAC, and this bridge has a key (is the other "
+					"side's --key-file given?)");
+		if (mac_of(key, &h, p + sizeof(h), h.len, want) < 0)
+			return bad(why, "its MAC could not be computed");
+		if (CRYPTO_memcmp(want, h.mac, sizeof(want)) != 0)
+			return bad(why, "its MAC does not match: not from a bridge with this key");
+	} else if (!(h.flags & XR_BR_MAC)) {
+		for (size_t i = 0; i < sizeof(h.mac); i++)
+			if (h.mac[i])
+				return bad(why, "bytes in its MAC and no MAC flag");
+	}
 	const uint8_t *recs = p + sizeof(h);
 	if (h.flags & XR_BR_ZSTD) {
 		if (scratch_cap < h.raw_len)

@@ -16,10 +16,15 @@
  *                   struct xr_br_rec (seq, len), then len bytes, padded to 8
  *
  * (source, incarnation, ring, seq) names a record across hosts: source is
- * FNV-1a 64 of "engine/stream", incarnation the source engine's start (its
- * arena's writer_start: a restarted engine numbers from 0 again), ring and
- * seq the record's in the source. Within a message seqs only grow (a lossy
- * stream's dropped records leave gaps).
+ * FNV-1a 64 of "engine/stream", incarnation the source engine's run (its
+ * start and the host's boot: a restarted engine numbers from 0 again), ring
+ * and seq the record's in the source. Within a message seqs only grow (a
+ * lossy stream's dropped records leave gaps).
+ *
+ * The checksum finds corruption, not forgery: anyone may compute it. With a
+ * key (the same secret file on both sides), a message carries a MAC,
+ * HMAC-SHA256 truncated to 128 bits, over the header (check and mac zero)
+ * and the payload; a side with a key takes no message without a good one.
  */
 
 #include <stddef.h>
@@ -28,6 +33,10 @@
 #define XR_BR_MAGIC 0x31524258u   /* "XBR1" */
 #define XR_BR_VERSION 1u
 #define XR_BR_ZSTD 1u             /* flags: the payload is one zstd frame */
+#define XR_BR_MAC 2u              /* flags: mac holds the message's MAC */
+#define XR_BR_MAC_LEN 16u
+#define XR_BR_KEY_MIN 16u         /* a key's bytes, at least */
+#define XR_BR_KEY_MAX 4096u
 #define XR_BR_RAW_MAX (16u << 20) /* a message's records, decompressed, at most */
 #define XR_BR_REC_MAX (8u << 20)  /* one record, at most */
 
@@ -42,8 +51,19 @@ struct xr_br_hdr {
 	uint32_t raw_len;        /* the records' bytes */
 	uint32_t len;            /* the payload's bytes, as sent */
 	uint64_t check;          /* FNV-1a 64 of the header (check 0) and payload */
-	uint8_t pad_[16];
+	uint8_t mac[XR_BR_MAC_LEN]; /* with XR_BR_MAC, else zeros */
 };
+
+/* A bridge's secret: the bytes of its key file. */
+struct xr_br_key {
+	size_t len;
+	uint8_t bytes[XR_BR_KEY_MAX];
+};
+
+/* Reads key file path into *k: a regular file (no symbolic link) of
+ * XR_BR_KEY_MIN..XR_BR_KEY_MAX bytes, owned by this user and readable by
+ * no one else. 0, or -errno with why (one line, what to do). */
+int xr__br_key_load(const char *path, struct xr_br_key *k, char *why, size_t len);
 
 struct xr_br_rec {
 	uint64_t seq;
@@ -70,9 +90,10 @@ void xr__br_begin(struct xr_br_build *b, void *buf, size_t cap, uint64_t source,
  * -EINVAL (seq not past the last one's, len 0 or past XR_BR_REC_MAX). */
 int xr__br_add(struct xr_br_build *b, uint64_t seq, const void *rec, uint32_t len);
 /* Seals the message: with zstd (level > 0), compressed into out (out_cap
- * bytes), else copied there. Returns the message's length, or -ENOSPC,
- * -EIO (the compressor failed). */
-long xr__br_seal(struct xr_br_build *b, int zstd_level, void *out, size_t out_cap);
+ * bytes), else copied there; with key (not NULL), MACed. Returns the
+ * message's length, or -ENOSPC, -EIO (the compressor or the MAC failed). */
+long xr__br_seal(struct xr_br_build *b, int zstd_level, const struct xr_br_key *key, void *out,
+		 size_t out_cap);
 
 /* A parsed message: its header's words, and its records, in place in the
  * message or in the caller's scratch (a compressed one). */
@@ -84,12 +105,14 @@ struct xr_br_msg {
 };
 
 /* Checks a message of len bytes from anyone and fills *m: every field, the
- * checksum, the records' walk (count of them, seqs growing, each within
- * the records and at most max_rec bytes). A compressed payload is
- * decompressed into scratch (scratch_cap bytes, at least XR_BR_RAW_MAX for
- * any message), never past raw_len. 0, or -EPROTO with *why. */
-int xr__br_parse(const void *msg, size_t len, uint32_t max_rec, void *scratch,
-		 size_t scratch_cap, struct xr_br_msg *m, const char **why);
+ * checksum, with key (not NULL) its MAC (a message without one is refused),
+ * the records' walk (count of them, seqs growing, each within the records
+ * and at most max_rec bytes). A compressed payload is decompressed into
+ * scratch (scratch_cap bytes, at least XR_BR_RAW_MAX for any message),
+ * never past raw_len, and only once the MAC is good. 0, or -EPROTO with
+ * *why. */
+int xr__br_parse(const void *msg, size_t len, uint32_t max_rec, const struct xr_br_key *key,
+		 void *scratch, size_t scratch_cap, struct xr_br_msg *m, const char **why);
 
 /* The records of a parsed message, in order: *it starts at 0; returns 1
  * and the next record, or 0 at the end. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bridge/bridge.h"
+#include "bridge/wire.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 
@@ -21,8 +22,13 @@ static const char bridge_help[] =
 	"NATS JetStream, in batches, under SUBJ.<source>.<ring>; in: consumes SUBJ.> of\n"
 	"JetStream through a durable consumer and writes the records into a stream of\n"
 	"engine NAME as an external producer (start it with --producers N), exactly once\n"
-	"(docs/bridge.md). Both make the JetStream stream if it is missing.\n"
+"(docs/bridge.md). Both make the JetStream stream if it is missing.\n"
 	"\n"
+	"  --key-file PATH       the secret both sides share (a file of 16..4096 bytes,\n"
+	"                        mode 600: `head -c 32 /dev/urandom > PATH`): out MACs\n"
+	"                        every message with it, in takes no message without it\n"
+	"  --unauthenticated     no key: whoever may publish on SUBJ.> may forge records\n"
+	"                        (only where NATS permissions keep everyone else off)\n"
 	"  --stream S            the local stream (default: experience)\n"
 	"  --nats URL[,URL...]   the NATS servers (nats://HOST:PORT)\n"
 	"  --subject SUBJ        the subject prefix, e.g. xring.games\n"
@@ -51,7 +57,7 @@ static void on_signal(int sig)
 int xr_cmd_bridge(int argc, char **argv)
 {
 	enum { O_STREAM, O_NATS, O_SUBJ, O_JS, O_REPL, O_ZSTD, O_MAXB, O_LOSSY, O_DUR, O_MAP,
-	       O_RING, O_QUIET, O_HELP };
+	       O_RING, O_QUIET, O_KEY, O_NOAUTH, O_HELP };
 	static const struct xr_opt opts[] = {
 		[O_STREAM] = {"--stream", true},     [O_NATS] = {"--nats", true},
 		[O_SUBJ] = {"--subject", true},      [O_JS] = {"--js-stream", true},
@@ -59,10 +65,12 @@ int xr_cmd_bridge(int argc, char **argv)
 		[O_MAXB] = {"--max-bytes", true},    [O_LOSSY] = {"--lossy", false},
 		[O_DUR] = {"--durable", true},       [O_MAP] = {"--max-ack-pending", true},
 		[O_RING] = {"--ring", true},         [O_QUIET] = {"--quiet", false},
+		[O_KEY] = {"--key-file", true},      [O_NOAUTH] = {"--unauthenticated", false},
 		[O_HELP] = {"--help", false},        {NULL, false},
 	};
 	struct xr_bridge_opts o = {.replicas = 1, .max_bytes = 256u << 10, .stop = &stop};
-	const char *v, *dir = NULL;
+	const char *v, *dir = NULL, *key_file = NULL;
+	bool no_auth = false;
 	int i = 1, k;
 	long n;
 	uint64_t size;
@@ -123,6 +131,8 @@ int xr_cmd_bridge(int argc, char **argv)
 			o.ring = (uint32_t)n;
 			break;
 		case O_QUIET: o.quiet = 1; break;
+		case O_KEY: key_file = v; break;
+		case O_NOAUTH: no_auth = true; break;
 		case O_HELP: fputs(bridge_help, stdout); return 0;
 		}
 	}
@@ -140,6 +150,21 @@ int xr_cmd_bridge(int argc, char **argv)
 		xr_cli_err("bridge", "--subject '%s' must be a NATS subject without wildcards, up to "
 				     "200 characters", o.subject);
 		return XR_EXIT_USAGE;
+	}
+	if (!key_file == !no_auth) {
+		xr_cli_err("bridge", key_file ? "give --key-file or --unauthenticated, not both"
+					      : "give --key-file PATH (the same secret on both sides; "
+						"see `xring bridge --help`), or --unauthenticated");
+		return XR_EXIT_USAGE;
+	}
+	static struct xr_br_key key;
+	if (key_file) {
+		char kwhy[400];
+		if (xr__br_key_load(key_file, &key, kwhy, sizeof(kwhy)) < 0) {
+			xr_cli_err("bridge", "%s", kwhy);
+			return XR_EXIT_USAGE;
+		}
+		o.key = &key;
 	}
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);

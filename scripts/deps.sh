@@ -12,8 +12,9 @@
 # perf/icount.py, and its callgrind.h; libzmq3-dev, iceoryx and
 # libiceoryx-binding-c-dev: the transports perf/peers/bench_peers measures
 # xring against, ZeroMQ and iceoryx with its RouDi daemon; libzstd-dev,
-# libnats-dev and nats-server: the bridge between hosts, its compressed
-# messages, NATS JetStream's C client and the server its tests start.)
+# libnats-dev, libssl-dev and nats-server: the bridge between hosts, its
+# compressed messages, NATS JetStream's C client, its messages' MACs and the
+# server its tests start.)
 set -euo pipefail
 
 PKGS=(
@@ -25,7 +26,7 @@ PKGS=(
   python3-cloudpickle python3-typing-extensions libopenblas0-pthread
   clang libclang-rt-14-dev spin prometheus tmux libncurses-dev valgrind
   libzmq3-dev iceoryx libiceoryx-binding-c-dev python3-matplotlib linux-perf
-  libzstd-dev libnats-dev nats-server
+  libzstd-dev libnats-dev libssl-dev nats-server
 )
 
 missing=()

@@ -8,8 +8,18 @@
  *     a count past the records, seqs that do not grow, a record past the
  *     end or past max_rec, a raw length past XR_BR_RAW_MAX (a zip bomb's),
  *     a compressed payload that inflates to another length
+ *   - with a key: a message altered under a valid checksum (a forger's,
+ *     who can compute it) is refused by its MAC, at every byte; one without
+ *     a MAC, or with another key's, is refused; a side without a key still
+ *     reads a MACed message
+ *   - key files: a good one read whole; one others may read, a symbolic
+ *     link, one too short, refused with what to do
  */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +30,7 @@
 enum { N = 300, CAP = 1 << 20 };
 
 static uint8_t recs[CAP], msg[CAP + 64], scratch[XR_BR_RAW_MAX];
+static const struct xr_br_key *key; /* the one build() seals with, parses check with */
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
@@ -64,7 +75,7 @@ static long build(int level, uint32_t n)
 		fill(r, i, rec_len(i));
 		CHECK_RC(xr__br_add(&b, 1000 + 2 * i, r, rec_len(i)), 0); /* gaps: lossy */
 	}
-	long len = xr__br_seal(&b, level, msg, sizeof(msg));
+	long len = xr__br_seal(&b, level, key, msg, sizeof(msg));
 	CHECK(len > 64);
 	return len;
 }
@@ -75,7 +86,7 @@ static void check_all(const uint8_t *m, size_t len, uint32_t n)
 	const char *why = NULL;
 	uint8_t want[1024];
 
-	int rc = xr__br_parse(m, len, 4096, scratch, sizeof(scratch), &pm, &why);
+	int rc = xr__br_parse(m, len, 4096, key, scratch, sizeof(scratch), &pm, &why);
 	if (rc < 0)
 		FAILF("a sound message refused: %s", why);
 	CHECK_EQ(pm.count, n);
@@ -101,11 +112,99 @@ static void refused(const uint8_t *m, size_t len, const char *what, const char *
 	struct xr_br_msg pm;
 	const char *why = NULL;
 
-	int rc = xr__br_parse(m, len, 4096, scratch, sizeof(scratch), &pm, &why);
+	int rc = xr__br_parse(m, len, 4096, key, scratch, sizeof(scratch), &pm, &why);
 	if (rc != -EPROTO)
 		FAILF("%s: %d, want -EPROTO", what, rc);
 	if (want && !strstr(why, want))
 		FAILF("%s: refused for '%s', want '%s'", what, why, want);
+}
+
+static void keyed(struct xr_br_key *k, uint8_t salt)
+{
+	memset(k, 0, sizeof(*k));
+	k->len = 32;
+	for (uint32_t i = 0; i < k->len; i++)
+		k->bytes[i] = (uint8_t)(i * 29 + salt);
+}
+
+static void macs(void)
+{
+	static uint8_t c[CAP + 64];
+	static struct xr_br_key k1, k2;
+	keyed(&k1, 1);
+	keyed(&k2, 2);
+
+	for (int level = 0; level <= 3; level += 3) {
+		key = &k1;
+		long len = build(level, 24);
+		CHECK(((struct xr_br_hdr *)msg)->flags & XR_BR_MAC);
+		check_all(msg, (size_t)len, 24);
+		/* A forger's: any byte altered, the checksum made good again. */
+		for (long at = 0; at < len; at++) {
+			if (at >= 40 && at < 48)
+				continue; /* the checksum itself: reseal puts it back */
+			memcpy(c, msg, (size_t)len);
+			c[at] ^= 0x01;
+			reseal(c, (size_t)len);
+			/* magic, version, flags, count, lengths: refused by their
+			 * own checks first; the rest only the MAC can catch. */
+			bool own = at < 8 || (at >= 28 && at < 40);
+			refused(c, (size_t)len, "a forged byte", own ? NULL : "MAC");
+		}
+		/* Another key's MAC. */
+		key = &k2;
+		refused(msg, (size_t)len, "another key's MAC", "MAC does not match");
+		/* A side without a key reads it still. */
+		key = NULL;
+		check_all(msg, (size_t)len, 24);
+		/* No MAC, to a side with a key. */
+		len = build(level, 24);
+		key = &k1;
+		refused(msg, (size_t)len, "no MAC", "carries no MAC");
+		/* MAC bytes without the flag, to a side without a key. */
+		key = NULL;
+		memcpy(c, msg, (size_t)len);
+		((struct xr_br_hdr *)c)->mac[3] = 1;
+		reseal(c, (size_t)len);
+		refused(c, (size_t)len, "mac bytes, no flag", "no MAC flag");
+	}
+	printf("MACs: forged bytes, another key, no MAC: each refused\n");
+}
+
+static void key_files(void)
+{
+	char dir[] = "/tmp/xr-bridge-key-XXXXXX", path[128], link_path[160], why[256];
+	struct xr_br_key k;
+	uint8_t bytes[40];
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/key", dir);
+	snprintf(link_path, sizeof(link_path), "%s/link", dir);
+	for (uint32_t i = 0; i < sizeof(bytes); i++)
+		bytes[i] = (uint8_t)(i * 7 + 3);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0);
+	CHECK(write(fd, bytes, sizeof(bytes)) == (ssize_t)sizeof(bytes));
+	close(fd);
+	CHECK_RC(xr__br_key_load(path, &k, why, sizeof(why)), 0);
+	CHECK_EQ(k.len, sizeof(bytes));
+	CHECK(memcmp(k.bytes, bytes, sizeof(bytes)) == 0);
+	CHECK(symlink(path, link_path) == 0);
+	CHECK_RC(xr__br_key_load(link_path, &k, why, sizeof(why)), -ELOOP);
+	CHECK(strstr(why, "symbolic link"));
+	CHECK(chmod(path, 0640) == 0);
+	CHECK_RC(xr__br_key_load(path, &k, why, sizeof(why)), -EPERM);
+	CHECK(strstr(why, "chmod 600"));
+	CHECK_EQ(k.len, 0);
+	CHECK(chmod(path, 0600) == 0);
+	CHECK(truncate(path, XR_BR_KEY_MIN - 1) == 0);
+	CHECK_RC(xr__br_key_load(path, &k, why, sizeof(why)), -EINVAL);
+	CHECK(strstr(why, "/dev/urandom"));
+	CHECK_RC(xr__br_key_load(dir, &k, why, sizeof(why)), -EINVAL); /* not a file */
+	unlink(link_path);
+	unlink(path);
+	rmdir(dir);
+	printf("key files: a good one read; shared, linked, short, a directory refused\n");
 }
 
 int main(void)
@@ -205,6 +304,8 @@ int main(void)
 	((struct xr_br_hdr *)c)->flags = 4;
 	reseal(c, (size_t)len);
 	refused(c, (size_t)len, "unknown flags", "flags");
+	macs();
+	key_files();
 	printf("ok\n");
 	return 0;
 }

@@ -3,10 +3,16 @@
 temporary directory) that the test starts on a loopback port and stops by
 its pid: a source engine's records reach the destination engine's stream
 as they were (every field, observation and mask; seq is each ring's own),
-each once, across a SIGKILLed bridge in and a SIGKILLed bridge out, and a
-garbage message on the subject is refused and counted, never written."""
+each once, across a SIGKILLed bridge in and a SIGKILLed bridge out; a
+garbage message on the subject is refused and counted, never written; with
+a key, a forger who may publish on the subject (but has no key) changes
+nothing, neither what bridge in writes nor where a restarted bridge out
+goes on; a second bridge in on a consumer in use is refused."""
+import base64
+import json
 import os
 import shutil
+import struct
 import signal
 import socket
 import subprocess
@@ -65,6 +71,15 @@ def _no_bridge_left():
             p.kill()
             p.wait()
     _LIVE.clear()
+
+
+@pytest.fixture
+def key(tmp_path):
+    path = tmp_path / "bridge.key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, os.urandom(32))
+    os.close(fd)
+    return str(path)
 
 
 def _bridge(eng, direction, url, *extra):
@@ -134,10 +149,10 @@ def _source_and_sink(engines, count, tick_ms):
     return a, b
 
 
-def _run(engines, nats, count, kill=None):
+def _run(engines, nats, key, count, kill=None, meanwhile=None):
     """Bridges a's records to b; `kill` (None, "in" or "out") is SIGKILLed
-    once b has a third of them, and started again. Returns the records of
-    both ends."""
+    once b has a third of them, and started again (after `meanwhile()`).
+    Returns the records of both ends."""
     url, _ = nats
     # The source stops at count, and must still be running when a bridge
     # out comes, the first (slow to start under ASan, on a busy machine) or
@@ -146,14 +161,16 @@ def _run(engines, nats, count, kill=None):
     a, b = _source_and_sink(engines, count, 20)
     ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
     src, dst = _Records(), _Records()
-    return _bridged(a, b, ea, eb, url, count, kill, src, dst, {})
+    return _bridged(a, b, ea, eb, url, key, count, kill, meanwhile, src, dst, {})
 
 
-def _bridged(a, b, ea, eb, url, count, kill, src, dst, procs):
+def _bridged(a, b, ea, eb, url, key, count, kill, meanwhile, src, dst, procs):
+    out_args = ("--zstd", "3", "--max-bytes", "64K", "--key-file", key)
+    in_args = ("--ring", "1", "--key-file", key)
     with ea.reader(batch=512, max_wait=0.05, history="all") as ra, \
             eb.reader(batch=512, max_wait=0.05) as rb:
-        procs["out"] = _bridge(a, "out", url, "--zstd", "3", "--max-bytes", "64K")
-        procs["in"] = _bridge(b, "in", url, "--ring", "1")
+        procs["out"] = _bridge(a, "out", url, *out_args)
+        procs["in"] = _bridge(b, "in", url, *in_args)
         restarted = []
 
         def keep_up():
@@ -162,8 +179,10 @@ def _bridged(a, b, ea, eb, url, count, kill, src, dst, procs):
                 p = procs[kill]
                 p.kill()
                 p.communicate(timeout=30)
-                procs[kill] = (_bridge(a, "out", url, "--zstd", "3", "--max-bytes", "64K")
-                               if kill == "out" else _bridge(b, "in", url, "--ring", "1"))
+                if meanwhile:
+                    meanwhile()
+                procs[kill] = (_bridge(a, "out", url, *out_args)
+                               if kill == "out" else _bridge(b, "in", url, *in_args))
                 restarted.append(True)
         _read_until(rb, dst, lambda: dst.n >= count, 60, "the destination", keep_up)
         _read_until(ra, src, lambda: False, 10, "the source")   # to its end
@@ -177,7 +196,7 @@ def _bridged(a, b, ea, eb, url, count, kill, src, dst, procs):
     assert rc_out == 0, err_out
     if kill:
         assert restarted, f"the {kill} bridge was not killed"
-    return src, dst, out_in
+    return src, dst, out_in, err_out
 
 
 def _same(src, dst, count):
@@ -187,20 +206,128 @@ def _same(src, dst, count):
     assert dst.rows == src.rows
 
 
-def test_records_cross_the_bridge_as_they_were(engines, nats):
-    src, dst, out = _run(engines, nats, 3000)
+def test_records_cross_the_bridge_as_they_were(engines, nats, key):
+    src, dst, out, _ = _run(engines, nats, key, 3000)
     _same(src, dst, 3000)
     assert "3000 records" in out and "0 refused" in out
 
 
-def test_a_killed_bridge_in_comes_back_exactly_once(engines, nats):
-    src, dst, out = _run(engines, nats, 6000, kill="in")
+def test_a_killed_bridge_in_comes_back_exactly_once(engines, nats, key):
+    src, dst, out, _ = _run(engines, nats, key, 6000, kill="in")
     _same(src, dst, 6000)
 
 
-def test_a_killed_bridge_out_comes_back_exactly_once(engines, nats):
-    src, dst, _ = _run(engines, nats, 6000, kill="out")
+def test_a_killed_bridge_out_comes_back_exactly_once(engines, nats, key):
+    src, dst, _, _ = _run(engines, nats, key, 6000, kill="out")
     _same(src, dst, 6000)
+
+
+def _nats_request(port, subject, payload):
+    """One request over the NATS protocol by hand; the reply's payload."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        f = s.makefile("rb")
+        f.readline()                                           # INFO
+        s.sendall(b'CONNECT {"verbose":false}\r\nSUB _INBOX.t 1\r\n'
+                  b"PUB %s _INBOX.t %d\r\n%s\r\n" % (subject.encode(), len(payload), payload))
+        while True:
+            line = f.readline()
+            assert line, "nats-server closed the connection"
+            if line.startswith(b"PING"):
+                s.sendall(b"PONG\r\n")
+            if line.startswith(b"MSG "):
+                data = f.read(int(line.split()[-1]) + 2)[:-2]
+                return data
+
+
+def _publish(port, subject, msgs):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.recv(4096)                                              # INFO
+        s.sendall(b"CONNECT {}\r\n")
+        for m in msgs:
+            s.sendall(b"PUB %s %d\r\n%s\r\n" % (subject.encode(), len(m), m))
+        s.sendall(b"PING\r\n")
+        wait_for(lambda: b"PONG" in s.recv(4096), 5, "nats-server to take them")
+
+
+def _a_record(eng, tmp_path):
+    """One well-formed record of eng's stream, its bytes (`xring tail --raw`)."""
+    d = tmp_path / "rec"
+    d.mkdir(exist_ok=True)
+    out = subprocess.run([str(XRING_BIN), "tail", eng.name, "-n", "1", "--raw", str(d)],
+                         env=eng.env, capture_output=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return next(d.iterdir()).read_bytes()
+
+
+def test_a_forger_on_the_subject_changes_nothing(engines, nats, key, tmp_path):
+    """Someone who may publish on the subject, without the key, copies a
+    real message's source, incarnation and ring and publishes, on its
+    subject, a well-formed record with a seq past anything the source will
+    write: its checksum good, without a MAC, with a made-up one. bridge in
+    refuses each (without a key it would write it, take its seq as the
+    source's, and skip every record after it as seen); bridge out, killed
+    and started again with these as the last messages of its subject, goes
+    on from where it was (it would resume past everything)."""
+    url, port = nats
+    forged = []
+    probe = engines(games=1)
+    record = _a_record(probe, tmp_path)
+
+    def forge():
+        got = json.loads(_nats_request(port, "$JS.API.STREAM.MSG.GET.xring-xr-test",
+                                       b'{"seq": 1}'))
+        real = base64.b64decode(got["message"]["data"])
+        subject = got["message"]["subject"]
+        _, _, _, source, inc, ring = struct.unpack_from("<IHHQQI", real)
+        payload = (struct.pack("<QII", 1 << 62, len(record), 0) + record
+                   + b"\0" * (-len(record) % 8))
+        for flags, mac in ((0, b""), (2, os.urandom(16))):
+            head = struct.pack("<IHHQQIIIIQ16s", 0x31524258, 1, flags, source, inc, ring, 1,
+                               len(payload), len(payload), 0, mac)
+            check = _fnv(payload, _fnv(head))
+            forged.append(head[:40] + struct.pack("<Q", check) + head[48:] + payload)
+        _publish(port, subject, forged)
+    src, dst, out, err_out = _run(engines, nats, key, 6000, kill="out", meanwhile=forge)
+    _same(src, dst, 6000)
+    assert len(forged) == 2
+    assert "2 refused" in out, out
+    assert "is not a bridge's of this key" in err_out, err_out
+
+
+def test_a_second_bridge_in_on_a_consumer_in_use_is_refused(engines, nats, key):
+    url, _ = nats
+    b = engines("--producers", "2", "--ring-size", "16M", games=0)
+    first = _bridge(b, "in", url, "--key-file", key)
+    line = first.stdout.readline()
+    assert "xring bridge in:" in line, line + first.stderr.read()
+    second = _bridge(b, "in", url, "--key-file", key)
+    _, err = second.communicate(timeout=30)
+    assert second.returncode != 0
+    assert "is in use by another bridge in" in err and f"pid {first.pid}" in err, err
+    assert first.poll() is None
+    rc, _, err = _stop(first)
+    assert rc == 0, err
+    # Once the first is gone, the consumer is free again.
+    third = _bridge(b, "in", url, "--key-file", key)
+    line = third.stdout.readline()
+    assert "xring bridge in:" in line, line + third.stderr.read()
+    rc, _, err = _stop(third)
+    assert rc == 0, err
+
+
+def test_a_bridge_without_a_key_or_with_a_careless_one_is_refused(engines, nats, tmp_path):
+    url, _ = nats
+    a = engines(games=1)
+    r = subprocess.run([str(XRING_BIN), "bridge", "out", a.name, "--nats", url, "--subject",
+                        "xr.test"], env=a.env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "--key-file" in r.stderr and len(r.stderr.splitlines()) == 1
+    loose = tmp_path / "loose.key"
+    loose.write_bytes(os.urandom(32))
+    loose.chmod(0o644)
+    r = subprocess.run([str(XRING_BIN), "bridge", "out", a.name, "--nats", url, "--subject",
+                        "xr.test", "--key-file", str(loose)], env=a.env, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 2 and "chmod 600" in r.stderr, r.stderr
 
 
 def _fnv(data, h=0xcbf29ce484222325):
@@ -223,16 +350,11 @@ def _bridge_message(record, seq=7):
 
 def test_garbage_on_the_subject_is_refused_and_counted(engines, nats, tmp_path):
     url, port = nats
-    a = engines(games=2)
-    (tmp_path / "rec").mkdir()
-    out = subprocess.run([str(XRING_BIN), "tail", a.name, "-n", "1", "--raw",
-                          str(tmp_path / "rec")], env=a.env, capture_output=True, timeout=30)
-    assert out.returncode == 0, out.stderr
-    record = next((tmp_path / "rec").iterdir()).read_bytes()
+    record = _a_record(engines(games=2), tmp_path)
     b = engines("--producers", "1", "--ring-size", "16M", games=0)
     eb = xring.attach(b.name, timeout=5)
     with eb.reader(batch=64, max_wait=0.05) as rb:
-        inn = _bridge(b, "in", url, "--ring", "1")
+        inn = _bridge(b, "in", url, "--ring", "1", "--unauthenticated")
         line = inn.stdout.readline()
         assert "xring bridge in:" in line, line + inn.stderr.read()
         # Plain NATS publishes (the protocol by hand) onto the stream's
@@ -241,13 +363,7 @@ def test_garbage_on_the_subject_is_refused_and_counted(engines, nats, tmp_path):
         # out of the engine once the three before it went through.
         msgs = [b"hello", b"XBR1" + b"\0" * 60,
                 b"XBR1\x01\x00\x01\x00" + b"\xff" * 56 + b"x" * 100, _bridge_message(record)]
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.recv(4096)                                  # INFO
-            s.sendall(b"CONNECT {}\r\n")
-            for m in msgs:
-                s.sendall(b"PUB xr.test.g.0 %d\r\n%s\r\n" % (len(m), m))
-            s.sendall(b"PING\r\n")
-            wait_for(lambda: b"PONG" in s.recv(4096), 5, "nats-server to take them")
+        _publish(port, "xr.test.g.0", msgs)
         got = []
 
         def one():

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef XR_BRIDGE_CLAIM_H
+#define XR_BRIDGE_CLAIM_H
+
+/*
+ * One `xring bridge in` per durable consumer. A second one on the same
+ * consumer would remake it under the first (a restart begins from the ack
+ * floor anew) and the two would share the messages between two engines.
+ * JetStream does not say whether a pull consumer has a live puller, so each
+ * bridge in answers for itself: it subscribes to
+ * _XRING.in.<stream>.<durable> (core NATS, nothing stored), answers who it
+ * is, and, before touching the consumer, asks whether anyone else answers.
+ * Two that start at once may each hear the other and both refuse: safe,
+ * and said. Anyone who may publish there may answer and so stop a bridge
+ * in from starting (never make one share): the subject's permissions are
+ * the deployment's (docs/bridge.md).
+ */
+
+#include <stddef.h>
+#include <nats/nats.h>
+
+struct xr_br_claim;
+
+/* Claims consumer durable of js_stream for this process (who: what to
+ * answer, e.g. "engine B ring 2"). 0 and *out (xr__br_claim_drop it), or
+ * -EBUSY (another answers: why names it), -EIO. */
+int xr__br_claim(natsConnection *nc, const char *js_stream, const char *durable,
+		 const char *who, struct xr_br_claim **out, char *why, size_t len);
+void xr__br_claim_drop(struct xr_br_claim *c);
+
+#endif
