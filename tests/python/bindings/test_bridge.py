@@ -378,3 +378,38 @@ def test_garbage_on_the_subject_is_refused_and_counted(engines, nats, tmp_path):
         assert rc == 0, se
         assert "1 records in 1 messages" in so and "3 refused" in so, so + se
         assert len(got) == 1
+
+
+def test_a_slot_last_written_from_another_jetstream_stream_takes_this_one_whole(
+        engines, nats, key):
+    """The JetStream stream is deleted and made again (its sequences start
+    from 1), and bridge in comes back to the same slot: the slot's tag, of
+    the old stream, is past every sequence of the new one. Each record of
+    the new stream still arrives (were the tag believed, every one up to it
+    would be skipped as taken)."""
+    url, port = nats
+    a, b = _source_and_sink(engines, 1500, 20)
+    ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
+    src, dst = _Records(), _Records()
+    _bridged(a, b, ea, eb, url, key, 1500, None, None, src, dst, {})
+    _same(src, dst, 1500)
+    got = json.loads(_nats_request(port, "$JS.API.STREAM.DELETE.xring-xr-test", b""))
+    assert got.get("success") is True, got
+    # A new source, a new stream: in first (it makes the stream, empty).
+    a2 = engines("--ring-size", "64M", "--tick-ms", "20", "--count", "600", games=8)
+    ea2 = xring.attach(a2.name, timeout=5)
+    src2, dst2 = _Records(), _Records()
+    with ea2.reader(batch=512, max_wait=0.05, history="all") as ra, \
+            eb.reader(batch=512, max_wait=0.05) as rb:
+        inn = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
+        line = inn.stdout.readline()
+        assert "xring bridge in:" in line, line + inn.stderr.read()
+        out = _bridge(a2, "out", url, "--key-file", key)
+        _read_until(rb, dst2, lambda: dst2.n >= 600, 60, "the destination",
+                    lambda: _take_one(ra, src2, 0))
+        _read_until(ra, src2, lambda: False, 10, "the source")
+        rc_in, _, err_in = _stop(inn)
+        rc_out, _, err_out = _stop(out)
+    assert rc_in == 0 and rc_out == 0, err_in + err_out
+    assert "was last written from another JetStream stream" in err_in, err_in
+    _same(src2, dst2, 600)
