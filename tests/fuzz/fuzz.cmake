@@ -20,7 +20,8 @@ set(XR_FUZZ_HARNESSES
   "record_verify 8 4096"
   "arena_open 12 24576"
   "control 15 16384"
-  "shm_peers 15 512")
+  "shm_peers 15 512"
+  "bridge_msg 10 65536")
 
 foreach(h ${XR_FUZZ_HARNESSES})
   separate_arguments(h)
@@ -34,6 +35,8 @@ foreach(h ${XR_FUZZ_HARNESSES})
   set_tests_properties(test_fuzz_${name}_replay PROPERTIES
     LABELS "fuzz" SKIP_RETURN_CODE 77 TIMEOUT 300)
 endforeach()
+# Bridge messages are the bridge's (bridge/wire.c, with zstd and libcrypto).
+target_link_libraries(fuzz_bridge_msg_replay PRIVATE xring_bridge)
 
 option(XRING_LIBFUZZER "Build the libFuzzer targets (clang): docs/fuzzing.md" OFF)
 if(XRING_LIBFUZZER)
@@ -75,6 +78,10 @@ if(XRING_LIBFUZZER)
     target_link_libraries(fuzz_${name} PRIVATE xring_fuzz)
     set_target_properties(fuzz_${name} PROPERTIES INTERPROCEDURAL_OPTIMIZATION OFF)
     add_dependencies(fuzzers fuzz_${name})
+    if(name STREQUAL "bridge_msg")
+      target_sources(fuzz_${name} PRIVATE ${PROJECT_SOURCE_DIR}/bridge/wire.c)
+      target_link_libraries(fuzz_${name} PRIVATE PkgConfig::ZSTD PkgConfig::CRYPTO)
+    endif()
     add_test(NAME test_fuzz_${name}
       COMMAND ${XR_FUZZ_DIR}/run_fuzzer.sh $<TARGET_FILE:fuzz_${name}> ${secs} ${max_len}
         ${CMAKE_CURRENT_BINARY_DIR}/fuzz-work/${name}

@@ -349,6 +349,30 @@ def shm_seeds():
     return s
 
 
+# ---- fuzz_bridge_msg.c: a mode byte, then a bridge message (bridge/wire.h)
+def bridge_msg(recs, flags=0, source=0x1234, inc=7, ring=1):
+    payload = b''
+    for seq, rec in recs:
+        payload += struct.pack('<QII', seq, len(rec), 0) + rec + b'\0' * (-len(rec) % 8)
+    head = struct.pack('<IHHQQIIIIQ16s', 0x31524258, 1, flags, source, inc, ring, len(recs),
+                       len(payload), len(payload), 0, b'')
+    return head + payload  # the harness makes check (mode bit 0) and mac (bit 2) good
+
+
+def bridge_seeds():
+    s = {}
+    one = [(5, bytes(range(40)))]
+    many = [(100 + 3 * i, bytes([i]) * (1 + i * 7 % 90)) for i in range(12)]
+    # max_rec 64 << 3 = 512 (mode bits 3-7 = 3)
+    write(s, 'plain-one', bytes([1 | 3 << 3]) + bridge_msg(one))
+    write(s, 'plain-many', bytes([1 | 3 << 3]) + bridge_msg(many))
+    write(s, 'keyed-many', bytes([1 | 2 | 4 | 3 << 3]) + bridge_msg(many, flags=2))
+    write(s, 'keyed-no-mac', bytes([1 | 2 | 3 << 3]) + bridge_msg(one))
+    write(s, 'no-check', bytes([3 << 3]) + bridge_msg(one))
+    write(s, 'zstd-flag', bytes([1 | 3 << 3]) + bridge_msg(one, flags=1))
+    return s
+
+
 def emit(harness, seeds):
     if seeds is None:
         return
@@ -366,7 +390,8 @@ def emit(harness, seeds):
 def main():
     want = sys.argv[1:]
     for harness, make in [('record_verify', record_seeds), ('arena_open', arena_seeds),
-                          ('control', control_seeds), ('shm_peers', shm_seeds)]:
+                          ('control', control_seeds), ('shm_peers', shm_seeds),
+                          ('bridge_msg', bridge_seeds)]:
         if not want or harness in want:
             emit(harness, make())
 
