@@ -164,9 +164,9 @@ def _run(engines, nats, key, count, kill=None, meanwhile=None):
     return _bridged(a, b, ea, eb, url, key, count, kill, meanwhile, src, dst, {})
 
 
-def _bridged(a, b, ea, eb, url, key, count, kill, meanwhile, src, dst, procs):
-    out_args = ("--zstd", "3", "--max-bytes", "64K", "--key-file", key)
-    in_args = ("--ring", "1", "--key-file", key)
+def _bridged(a, b, ea, eb, url, key, count, kill, meanwhile, src, dst, procs, both=()):
+    out_args = ("--zstd", "3", "--max-bytes", "64K", "--key-file", key) + tuple(both)
+    in_args = ("--ring", "1", "--key-file", key) + tuple(both)
     with ea.reader(batch=512, max_wait=0.05, history="all") as ra, \
             eb.reader(batch=512, max_wait=0.05) as rb:
         procs["out"] = _bridge(a, "out", url, *out_args)
@@ -175,14 +175,16 @@ def _bridged(a, b, ea, eb, url, key, count, kill, meanwhile, src, dst, procs):
 
         def keep_up():
             _take_one(ra, src, 0)         # both ends as we go: the source is lossless
-            if kill and not restarted and dst.n >= count // 3:
-                p = procs[kill]
-                p.kill()
-                p.communicate(timeout=30)
+            if (kill or meanwhile) and not restarted and dst.n >= count // 3:
+                if kill:
+                    p = procs[kill]
+                    p.kill()
+                    p.communicate(timeout=30)
                 if meanwhile:
                     meanwhile()
-                procs[kill] = (_bridge(a, "out", url, *out_args)
-                               if kill == "out" else _bridge(b, "in", url, *in_args))
+                if kill:
+                    procs[kill] = (_bridge(a, "out", url, *out_args)
+                                   if kill == "out" else _bridge(b, "in", url, *in_args))
                 restarted.append(True)
         _read_until(rb, dst, lambda: dst.n >= count, 60, "the destination", keep_up)
         _read_until(ra, src, lambda: False, 10, "the source")   # to its end
@@ -194,8 +196,8 @@ def _bridged(a, b, ea, eb, url, key, count, kill, meanwhile, src, dst, procs):
         rc_out, out_out, err_out = _stop(procs["out"])
     assert rc_in == 0, err_in
     assert rc_out == 0, err_out
-    if kill:
-        assert restarted, f"the {kill} bridge was not killed"
+    if kill or meanwhile:
+        assert restarted, f"the {kill or 'meanwhile'} step did not run"
     return src, dst, out_in, err_out
 
 
@@ -413,3 +415,67 @@ def test_a_slot_last_written_from_another_jetstream_stream_takes_this_one_whole(
     assert rc_in == 0 and rc_out == 0, err_in + err_out
     assert "was last written from another JetStream stream" in err_in, err_in
     _same(src2, dst2, 600)
+
+
+@pytest.fixture
+def nats_cluster(tmp_path):
+    """Three nats-servers with JetStream in one cluster, on loopback, each
+    stopped by its pid; yields (client URLs, the processes)."""
+    ports = [(_free_port(), _free_port()) for _ in range(3)]
+    procs = []
+    for i, (cp, rp) in enumerate(ports):
+        routes = ", ".join(f"nats-route://127.0.0.1:{r}" for j, (_, r) in enumerate(ports)
+                           if j != i)
+        conf = tmp_path / f"n{i}.conf"
+        conf.write_text(f"server_name: n{i}\nlisten: 127.0.0.1:{cp}\n"
+                        f"jetstream {{ store_dir: \"{tmp_path / f'js{i}'}\" }}\n"
+                        f"cluster {{ name: xr\n listen: 127.0.0.1:{rp}\n routes: [{routes}] }}\n")
+        procs.append(subprocess.Popen([NATS, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE))
+    try:
+        def ready():
+            for p in procs:
+                assert p.poll() is None, p.stderr.read().decode()
+            try:   # JetStream answers once the cluster has elected its meta leader
+                got = json.loads(_nats_request(ports[0][0], "$JS.API.INFO", b""))
+            except OSError:
+                return False
+            return "error" not in got
+        wait_for(ready, 60, "the JetStream cluster to elect a leader")
+        yield ",".join(f"nats://127.0.0.1:{cp}" for cp, _ in ports), procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def test_a_cluster_node_killed_loses_nothing(engines, nats_cluster, key):
+    """The JetStream stream has three replicas on a three-node cluster; a
+    third of the way through, the node the stream's leader is on is
+    SIGKILLed. Publishes are tried again until the new leader takes them,
+    the consumer goes on from the survivors, and each of the 6,000 records
+    arrives once."""
+    urls, procs = nats_cluster
+    ports = [int(u.rsplit(":", 1)[1]) for u in urls.split(",")]
+    killed = []
+
+    def kill_the_leader():
+        got = json.loads(_nats_request(ports[0], "$JS.API.STREAM.INFO.xring-xr-test", b""))
+        leader = got["cluster"]["leader"]
+        i = int(leader[1:])
+        procs[i].kill()
+        procs[i].wait()
+        killed.append(leader)
+    a, b = _source_and_sink(engines, 6000, 20)
+    ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
+    src, dst = _Records(), _Records()
+    _bridged(a, b, ea, eb, urls, key, 6000, None, kill_the_leader, src, dst, {},
+             both=("--replicas", "3"))
+    assert killed, "no node was killed"
+    _same(src, dst, 6000)
