@@ -479,3 +479,38 @@ def test_a_cluster_node_killed_loses_nothing(engines, nats_cluster, key):
              both=("--replicas", "3"))
     assert killed, "no node was killed"
     _same(src, dst, 6000)
+
+
+def test_a_restarted_source_engine_is_a_new_incarnation(engines, nats, key):
+    """The source engine ends (its bridge out with it) and one of the same
+    name starts: its rings number from 0 again, and with the same bridge in
+    running throughout, each of its records arrives too (were they taken
+    for the old run's seqs, all would be skipped as duplicates)."""
+    url, _ = nats
+    a, b = _source_and_sink(engines, 600, 20)
+    eb = xring.attach(b.name, timeout=5)
+    src, dst = _Records(), _Records()
+    with eb.reader(batch=512, max_wait=0.05) as rb:
+        inn = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
+        for run, source in enumerate((a, None)):
+            if source is None:   # the same name again, once the first is gone
+                assert a.proc.wait(30) == 0
+                source = engines("--ring-size", "64M", "--tick-ms", "20", "--count", "600",
+                                 name=a.name, games=8)
+            ea = xring.attach(source.name, timeout=5)
+            with ea.reader(batch=512, max_wait=0.05, history="all") as ra:
+                out = _bridge(source, "out", url, "--key-file", key)
+                want = 600 * (run + 1)
+                _read_until(rb, dst, lambda: dst.n >= want, 60, f"run {run} at the destination",
+                            lambda: _take_one(ra, src, 0))
+                _read_until(ra, src, lambda: False, 10, "the source")
+            # The engine ended: its bridge out ends by itself, content.
+            _, err = out.communicate(timeout=30)
+            assert out.returncode == 0, err
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            _take_one(rb, dst, 0.1)
+        rc, so, se = _stop(inn)
+    assert rc == 0, se
+    assert "1200 records" in so and "0 duplicates" in so, so
+    _same(src, dst, 1200)
