@@ -31,6 +31,33 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 
 #define FNV0 0xcbf29ce484222325ull
 
+/* The checksum: FNV-1a's step a word at a time (a byte at a time held the
+ * bridge to well under a GB/s), with the high half folded down each step so
+ * that a flip in a word's top bits reaches every bit of the sum. */
+static uint64_t sum_words(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, b + i, sizeof(w));
+		h = (h ^ w) * 0x100000001b3ull;
+		h ^= h >> 32;
+	}
+	for (; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+uint64_t xr__br_check(const struct xr_br_hdr *h, const void *payload, size_t len)
+{
+	struct xr_br_hdr c = *h;
+
+	c.check = 0;
+	return sum_words(sum_words(FNV0, &c, sizeof(c)), payload, len);
+}
+
 uint64_t xr__br_source(const char *engine, const char *stream)
 {
 	return fnv(fnv(fnv(FNV0, engine, strlen(engine)), "/", 1), stream, strlen(stream));
@@ -125,9 +152,7 @@ long xr__br_seal(struct xr_br_build *b, int zstd_level, const struct xr_br_key *
 		if (mac_of(key, &b->h, o + sizeof(b->h), len, b->h.mac) < 0)
 			return -EIO;
 	}
-	b->h.check = 0;
-	uint64_t c = fnv(fnv(FNV0, &b->h, sizeof(b->h)), o + sizeof(b->h), len);
-	b->h.check = c;
+	b->h.check = xr__br_check(&b->h, o + sizeof(b->h), len);
 	memcpy(o, &b->h, sizeof(b->h));
 	return (long)(sizeof(b->h) + len);
 }
@@ -155,9 +180,7 @@ int xr__br_parse(const void *msg, size_t len, uint32_t max_rec, const struct xr_
 		return bad(why, "its length is not its header's");
 	if (h.raw_len > XR_BR_RAW_MAX || h.count > h.raw_len / sizeof(struct xr_br_rec))
 		return bad(why, "more records than a message may carry");
-	uint64_t check = h.check;
-	h.check = 0;
-	if (fnv(fnv(FNV0, &h, sizeof(h)), p + sizeof(h), h.len) != check)
+	if (xr__br_check(&h, p + sizeof(h), h.len) != h.check)
 		return bad(why, "its checksum does not match");
 	if (key) {
 		uint8_t want[XR_BR_MAC_LEN];

@@ -50,7 +50,7 @@ struct xr_br_hdr {
 	uint32_t count;          /* records */
 	uint32_t raw_len;        /* the records' bytes */
 	uint32_t len;            /* the payload's bytes, as sent */
-	uint64_t check;          /* FNV-1a 64 of the header (check 0) and payload */
+	uint64_t check;          /* xr__br_check(): of the header (check 0) and payload */
 	uint8_t mac[XR_BR_MAC_LEN]; /* with XR_BR_MAC, else zeros */
 };
 
@@ -118,6 +118,10 @@ int xr__br_parse(const void *msg, size_t len, uint32_t max_rec, const struct xr_
  * and the next record, or 0 at the end. */
 int xr__br_next(const struct xr_br_msg *m, size_t *it, uint64_t *seq, const void **rec,
 		uint32_t *len);
+
+/* A message's checksum: of header h (its check taken as 0) and the
+ * payload's len bytes (docs/bridge.md, "Messages"). */
+uint64_t xr__br_check(const struct xr_br_hdr *h, const void *payload, size_t len);
 
 /* FNV-1a 64 of "engine/stream": a record's source. */
 uint64_t xr__br_source(const char *engine, const char *stream);

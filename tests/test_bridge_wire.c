@@ -32,15 +32,6 @@ enum { N = 300, CAP = 1 << 20 };
 static uint8_t recs[CAP], msg[CAP + 64], scratch[XR_BR_RAW_MAX];
 static const struct xr_br_key *key; /* the one build() seals with, parses check with */
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 0x100000001b3ull;
-	return h;
-}
-
 /* Re-seals an altered message: its checksum over the header (check 0) and
  * payload. */
 static void reseal(uint8_t *m, size_t len)
@@ -48,9 +39,7 @@ static void reseal(uint8_t *m, size_t len)
 	struct xr_br_hdr h;
 
 	memcpy(&h, m, sizeof(h));
-	h.check = 0;
-	memcpy(m, &h, sizeof(h));
-	h.check = fnv(fnv(0xcbf29ce484222325ull, m, sizeof(h)), m + sizeof(h), len - sizeof(h));
+	h.check = xr__br_check(&h, m + sizeof(h), len - sizeof(h));
 	memcpy(m, &h, sizeof(h));
 }
 

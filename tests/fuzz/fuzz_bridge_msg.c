@@ -28,15 +28,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 static volatile unsigned int sink;
 static uint8_t scratch[XR_BR_RAW_MAX];
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 0x100000001b3ull;
-	return h;
-}
-
 static void make_mac(const struct xr_br_key *k, uint8_t *m, size_t n)
 {
 	struct xr_br_hdr h;
@@ -57,9 +48,7 @@ static void make_check(uint8_t *m, size_t n)
 	struct xr_br_hdr h;
 
 	memcpy(&h, m, sizeof(h));
-	h.check = 0;
-	memcpy(m, &h, sizeof(h));
-	h.check = fnv(fnv(0xcbf29ce484222325ull, m, sizeof(h)), m + sizeof(h), n - sizeof(h));
+	h.check = xr__br_check(&h, m + sizeof(h), n - sizeof(h));
 	memcpy(m, &h, sizeof(h));
 }
 
