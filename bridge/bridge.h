@@ -48,6 +48,8 @@ struct xr_bridge_opts {
 	const char *durable;     /* in: the consumer's name (NULL: from the names) */
 	int max_ack_pending;     /* in: messages in flight (0: 64) */
 	uint32_t ring;           /* in: the producer slot's ring (0: the first free) */
+	int ack_refused;         /* in: acknowledge refused messages even before a
+				  * good one (else it stops, acknowledging none) */
 	const struct xr_br_key *key; /* MAC messages with it, take none without
 				      * a good one (NULL: unauthenticated) */
 	int quiet;
@@ -59,6 +61,8 @@ struct xr_bridge_stats {
 	uint64_t duplicates;     /* in: records skipped, seen before */
 	uint64_t refused;        /* in: messages (or records) refused */
 	uint64_t retries;        /* out: publishes tried again */
+	uint64_t gaps;           /* in: messages lost on the way, the consumer
+				  * remade to have them again */
 };
 
 /* Each runs until *o->stop, or a failure it cannot ride out. 0, or -errno

@@ -11,11 +11,14 @@
  * _XRING.in.<stream>.<durable> (core NATS, nothing stored), answers who it
  * is, and, before touching the consumer, asks whether anyone else answers.
  * Two that start at once may each hear the other and both refuse: safe,
- * and said. Anyone who may publish there may answer and so stop a bridge
+ * and said. A bridge in asks again every few seconds and before it remakes
+ * its consumer, and stops if anyone answers: one that was paused (SIGSTOP,
+ * a VM's pause) while another took over gives way. Anyone who may publish there may answer and so stop a bridge
  * in from starting (never make one share): the subject's permissions are
  * the deployment's (docs/bridge.md).
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <nats/nats.h>
 
@@ -26,6 +29,12 @@ struct xr_br_claim;
  * -EBUSY (another answers: why names it), -EIO. */
 int xr__br_claim(natsConnection *nc, const char *js_stream, const char *durable,
 		 const char *who, struct xr_br_claim **out, char *why, size_t len);
+/* Asks again (a paused bridge in may have been taken for gone, and
+ * another started): 0, or -EBUSY with why (what: the consumer's words).
+ * With wait, for answers as at the claim; without, it looks at the answers
+ * to its last ask and asks anew (called every few seconds: no wait). */
+int xr__br_claim_check(natsConnection *nc, struct xr_br_claim *c, const char *what, char *why,
+		       size_t len, bool wait);
 void xr__br_claim_drop(struct xr_br_claim *c);
 
 #endif

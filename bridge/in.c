@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bridge/claim.h"
 #include "bridge/js.h"
@@ -40,6 +41,7 @@
 #define TAG_SHIFT 21       /* a message holds fewer than 2^21 records */
 #define SOURCES_MAX 4096   /* source rings remembered */
 #define FETCH 16
+#define CLAIM_EVERY_NS 2000000000ull
 
 struct seen {
 	uint64_t source, incarnation;
@@ -48,6 +50,12 @@ struct seen {
 	bool any;             /* a record of it was taken: last is one */
 	uint64_t last;
 };
+
+/* What take() says of a message besides 0 (taken or refused: acknowledge
+ * it) and a producer's end (< 0). */
+#define TAKE_GAP 1   /* past the sequence expected: remake from it */
+#define TAKE_STOP 2  /* another key's, or another shape, before any good
+		      * one: stop, acknowledging nothing */
 
 struct in {
 	const struct xr_bridge_opts *o;
@@ -58,6 +66,24 @@ struct in {
 	struct seen *seen;
 	uint8_t *scratch;
 	uint64_t refused_said;
+	bool seen_full_said;
+	/* The consumer filters the whole stream, so its messages come with
+	 * stream sequences one after another. One that does not is a message
+	 * lost on the way (delivered, say the server, and so sent again only
+	 * after its ack wait, behind newer ones, whose source seqs would then
+	 * have it taken for a duplicate): the consumer is remade from the one
+	 * expected. A hole the stream itself has (a message deleted) shows as
+	 * the same jump just after a remake, and is let be. */
+	uint64_t next_sseq;
+	bool jump_ok;
+	bool any_good;        /* a message of the key and shape taken, this run */
+	char stop_why[300];
+	natsConnection *nc;
+	struct xr_br_claim *claim;
+	uint64_t claim_at;    /* when to ask again */
+	jsCtx *js;
+	natsSubscription *sub;
+	char js_stream[128], durable[128], filter[300];
 };
 
 static struct seen *seen_of(struct in *b, uint64_t source, uint64_t inc, uint32_t ring)
@@ -96,11 +122,18 @@ static bool fits(const struct in *b, const void *rec, uint32_t len)
 
 static void refuse(struct in *b, const char *subject, const char *why)
 {
+	char subj[120];
+
 	b->st->refused++;
-	/* Said now and then: a flood of garbage must not flood the log. */
+	/* Said now and then: a flood of garbage must not flood the log. The
+	 * subject is a stranger's: printable bytes only. */
 	if (!b->o->quiet && b->st->refused >= b->refused_said * 2) {
+		snprintf(subj, sizeof(subj), "%s", subject ? subject : "?");
+		for (char *c = subj; *c; c++)
+			if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+				*c = '?';
 		fprintf(stderr, "xring bridge: refused a message on %s: %s (%" PRIu64 " so far)\n",
-			subject, why, b->st->refused);
+			subj, why, b->st->refused);
 		b->refused_said = b->st->refused;
 	}
 }
@@ -125,7 +158,23 @@ static int write_one(struct in *b, const void *rec, uint32_t len, uint64_t tag)
 	return 0;
 }
 
-/* The records of one message that are new. 0, or the producer's end. */
+/* Whether every record of pm fits the stream (the first good message of a
+ * run is looked at whole before any of it is written). */
+static bool all_fit(const struct in *b, const struct xr_br_msg *pm)
+{
+	size_t it = 0;
+	uint64_t seq;
+	const void *rec;
+	uint32_t len;
+
+	while (xr__br_next(pm, &it, &seq, &rec, &len))
+		if (!fits(b, rec, len))
+			return false;
+	return true;
+}
+
+/* The records of one message that are new: 0 (acknowledge it), TAKE_GAP,
+ * TAKE_STOP, or the producer's end. */
 static int take(struct in *b, natsMsg *m)
 {
 	jsMsgMetaData *md = NULL;
@@ -138,12 +187,44 @@ static int take(struct in *b, natsMsg *m)
 	}
 	uint64_t sseq = md->Sequence.Stream;
 	jsMsgMetaData_Destroy(md);
-	if (xr__br_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), b->t->size,
-			 b->o->key, b->scratch, XR_BR_RAW_MAX, &pm, &why) < 0) {
+	if (b->next_sseq && sseq < b->next_sseq) {
+		/* Taken in this run already (its ack was lost): again. */
+		return 0;
+	}
+	if (b->next_sseq && sseq > b->next_sseq && !b->jump_ok)
+		return TAKE_GAP;
+	b->jump_ok = false;
+	b->next_sseq = sseq + 1;
+	int prc = xr__br_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), b->t->size,
+			       b->o->key, b->scratch, XR_BR_RAW_MAX, &pm, &why);
+	bool shape_ok = prc == 0 && (b->any_good || all_fit(b, &pm));
+	if (!b->any_good && !b->o->ack_refused && (prc == -EKEYREJECTED || (prc == 0 && !shape_ok))) {
+		/* Before any good message, one with a good checksum that is
+		 * another key's or another shape's is more likely a mistake
+		 * of ours than a stranger's: acknowledged away, the stream
+		 * would be lost to it. */
+		snprintf(b->stop_why, sizeof(b->stop_why),
+			 prc ? "the first message (JetStream sequence %" PRIu64 ") was refused: %s; is "
+			       "--key-file the same as bridge out's? Nothing was acknowledged (if it "
+			       "is a stranger's, start again with --ack-refused)"
+			     : "the first message (JetStream sequence %" PRIu64 ") has records not of "
+			       "this stream's shape%s; is it the stream bridge out reads? Nothing was "
+			       "acknowledged (--ack-refused: take them away)",
+			 sseq, prc ? why : "");
+		return TAKE_STOP;
+	}
+	if (prc < 0) {
 		refuse(b, natsMsg_GetSubject(m), why);
 		return 0;
 	}
+	b->any_good = true;
 	struct seen *sn = seen_of(b, pm.source, pm.incarnation, pm.ring);
+	if (!sn && !b->seen_full_said && !b->o->quiet) {
+		fprintf(stderr, "xring bridge: %u source rings seen: the newest are no longer "
+			"checked for duplicates (restart bridge in to forget the old)\n",
+			SOURCES_MAX);
+		b->seen_full_said = true;
+	}
 	size_t it = 0;
 	uint64_t seq, k = 0;
 	const void *rec;
@@ -179,29 +260,81 @@ static int take(struct in *b, natsMsg *m)
 	return 0;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Whether the consumer is still this bridge's alone (claim.h): 0, or
+ * -EBUSY with why. Asked every CLAIM_EVERY_NS and before a remake. */
+static int still_ours(struct in *b, bool wait, char *why, size_t len)
+{
+	char what[300];
+
+	b->claim_at = mono_ns() + CLAIM_EVERY_NS;
+	snprintf(what, sizeof(what), "consumer %s of JetStream stream %s", b->durable,
+		 b->js_stream);
+	int rc = xr__br_claim_check(b->nc, b->claim, what, why, len, wait);
+	return rc == -EBUSY ? rc : 0; /* a failed ask: the connection's, ridden out */
+}
+
+/* The durable consumer made anew, delivering from stream sequence start
+ * (0: the stream's first): 0, or -EIO with why. */
+static int subscribe(struct in *b, uint64_t start, char *why, size_t len)
+{
+	jsErrCode err = 0;
+	jsSubOptions so;
+
+	if (b->sub) {
+		natsSubscription_Destroy(b->sub);
+		b->sub = NULL;
+	}
+	js_DeleteConsumer(b->js, b->js_stream, b->durable, NULL, &err);
+	jsSubOptions_Init(&so);
+	so.Stream = b->js_stream;
+	so.Config.AckPolicy = js_AckExplicit;
+	so.Config.MaxAckPending = b->o->max_ack_pending > 0 ? b->o->max_ack_pending : 64;
+	so.Config.AckWait = 30ll * 1000000000ll;
+	so.Config.DeliverPolicy = start ? js_DeliverByStartSequence : js_DeliverAll;
+	so.Config.OptStartSeq = start;
+	err = 0;
+	natsStatus s = js_PullSubscribe(&b->sub, b->js, b->filter, b->durable, NULL, &so, &err);
+	if (s != NATS_OK) {
+		snprintf(why, len, "cannot consume %s of JetStream stream %s as %s: %s (%d)",
+			 b->filter, b->js_stream, b->durable, natsStatus_GetText(s), (int)err);
+		return -EIO;
+	}
+	/* Whatever comes first is where it starts: a hole before it is the
+	 * stream's. */
+	b->next_sseq = start;
+	b->jump_ok = true;
+	return 0;
+}
+
 int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, char *why,
 		  size_t len)
 {
 	struct in b = {.o = o, .st = st};
 	natsConnection *nc = NULL;
 	jsCtx *js = NULL;
-	natsSubscription *sub = NULL;
 	struct xr_br_claim *claim = NULL;
-	char js_stream[128], durable[128], filter[300], who[200];
+	char *js_stream = b.js_stream, *durable = b.durable, *filter = b.filter, who[200];
 	int rc;
 
 	if (o->js_stream)
-		snprintf(js_stream, sizeof(js_stream), "%s", o->js_stream);
+		snprintf(js_stream, sizeof(b.js_stream), "%s", o->js_stream);
 	else
-		xr__js_default_name(o->subject, js_stream, sizeof(js_stream));
+		xr__js_default_name(o->subject, js_stream, sizeof(b.js_stream));
 	if (o->durable)
-		snprintf(durable, sizeof(durable), "%s", o->durable);
+		snprintf(durable, sizeof(b.durable), "%s", o->durable);
 	else
-		snprintf(durable, sizeof(durable), "xring-in-%s", o->engine);
+		snprintf(durable, sizeof(b.durable), "xring-in-%s", o->engine);
 	for (char *c = durable; *c; c++)
 		if (*c == '.' || *c == '*' || *c == '>' || *c == ' ')
 			*c = '-';
-	snprintf(filter, sizeof(filter), "%s.>", o->subject);
+	snprintf(filter, sizeof(b.filter), "%s.>", o->subject);
 	b.seen = calloc(SOURCES_MAX, sizeof(*b.seen));
 	b.scratch = malloc(XR_BR_RAW_MAX);
 	if (!b.seen || !b.scratch) {
@@ -260,23 +393,13 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 	if (js_GetConsumerInfo(&ci, js, js_stream, durable, NULL, &err) == NATS_OK) {
 		floor = ci->AckFloor.Stream;
 		jsConsumerInfo_Destroy(ci);
-		js_DeleteConsumer(js, js_stream, durable, NULL, &err);
 	}
-	jsSubOptions so;
-	jsSubOptions_Init(&so);
-	so.Stream = js_stream;
-	so.Config.AckPolicy = js_AckExplicit;
-	so.Config.MaxAckPending = o->max_ack_pending > 0 ? o->max_ack_pending : 64;
-	so.Config.AckWait = 30ll * 1000000000ll;
-	so.Config.DeliverPolicy = floor ? js_DeliverByStartSequence : js_DeliverAll;
-	so.Config.OptStartSeq = floor ? floor + 1 : 0;
-	natsStatus s = js_PullSubscribe(&sub, js, filter, durable, NULL, &so, &err);
-	if (s != NATS_OK) {
-		rc = -EIO;
-		snprintf(why, len, "cannot consume %s of JetStream stream %s as %s: %s (%d)", filter,
-			 js_stream, durable, natsStatus_GetText(s), (int)err);
+	b.js = js;
+	b.nc = nc;
+	b.claim = claim;
+	rc = subscribe(&b, floor ? floor + 1 : 0, why, len);
+	if (rc < 0)
 		goto out;
-	}
 	if (!o->quiet) {
 		printf("xring bridge in: %s (JetStream stream %s, consumer %s) -> %s, ring %u%s, "
 		       "%s\n",
@@ -286,23 +409,55 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 	}
 	while (!*o->stop) {
 		natsMsgList list = {0};
-		s = natsSubscription_Fetch(&list, sub, FETCH, 500, &err);
+		err = 0;
+		if (mono_ns() >= b.claim_at && (rc = still_ours(&b, false, why, len)) < 0)
+			break;
+		natsStatus s = natsSubscription_Fetch(&list, b.sub, FETCH, 500, &err);
 		if (s == NATS_TIMEOUT)
 			continue;
 		if (s != NATS_OK) {
-			/* A lost connection: the library reconnects; wait. */
-			continue;
+			if (err == JSConsumerNotFoundErr || s == NATS_NOT_FOUND) {
+				rc = -ENOENT;
+				snprintf(why, len, "consumer %s of JetStream stream %s was deleted under "
+					 "this bridge in; nothing unacknowledged is lost: start it "
+					 "again", durable, js_stream);
+				break;
+			}
+			continue; /* a lost connection: the library reconnects */
 		}
-		for (int i = 0; i < list.Count && rc == 0; i++)
-			rc = take(&b, list.Msgs[i]);
+		int taken = list.Count, verdict = 0;
+		for (int i = 0; i < list.Count; i++) {
+			verdict = take(&b, list.Msgs[i]);
+			if (verdict != 0) {
+				taken = i;
+				break;
+			}
+		}
+		rc = verdict < 0 ? verdict : 0;
 		/* The engine has them all before JetStream forgets them. */
 		while (rc == 0 && (rc = xr_producer_flush(b.p, 100000000)) == -ETIMEDOUT)
 			if (*o->stop)
 				break;
 		if (rc == 0)
-			for (int i = 0; i < list.Count; i++)
+			for (int i = 0; i < taken; i++)
 				natsMsg_Ack(list.Msgs[i], NULL);
 		natsMsgList_Destroy(&list);
+		if (rc == 0 && verdict == TAKE_STOP) {
+			rc = -EKEYREJECTED;
+			snprintf(why, len, "%s", b.stop_why);
+			break;
+		}
+		if (rc == 0 && verdict == TAKE_GAP) {
+			/* The rest of the list was not acknowledged; from the
+			 * one expected, they come again in order. */
+			b.st->gaps++;
+			rc = still_ours(&b, true, why, len);
+			if (rc == 0)
+				rc = subscribe(&b, b.next_sseq, why, len);
+			if (rc < 0)
+				break;
+			continue;
+		}
 		if (rc == -ETIMEDOUT || rc == -EINTR) {
 			rc = 0; /* stopped: what was not acknowledged comes again */
 			break;
@@ -314,7 +469,7 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 		}
 	}
 out:
-	natsSubscription_Destroy(sub);
+	natsSubscription_Destroy(b.sub);
 	xr__br_claim_drop(claim);
 	xr__js_close(nc, js);
 	xr_producer_close(b.p);

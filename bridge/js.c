@@ -3,6 +3,7 @@
 #include "bridge/js.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -67,14 +68,25 @@ int xr__js_ensure_stream(jsCtx *js, const char *name, const char *subject, int r
 	jsErrCode err = 0;
 	natsStatus s = js_GetStreamInfo(&si, js, name, NULL, &err);
 
+	char subj[300];
+	snprintf(subj, sizeof(subj), "%s.>", subject);
 	if (s == NATS_OK) {
+		/* Someone's stream of that name: it must keep our subjects, or
+		 * every publish would be refused for ever. */
+		bool ours = false;
+		for (int i = 0; si->Config && i < si->Config->SubjectsLen; i++)
+			if (!strcmp(si->Config->Subjects[i], subj) || !strcmp(si->Config->Subjects[i], ">"))
+				ours = true;
 		jsStreamInfo_Destroy(si);
+		if (!ours) {
+			snprintf(why, len, "JetStream stream %s exists and does not keep %s: give another "
+				 "--js-stream, or none (xring-SUBJ is made)", name, subj);
+			return -EINVAL;
+		}
 		return 0;
 	}
-	char subj[300];
 	const char *subjects[1] = {subj};
 	jsStreamConfig cfg;
-	snprintf(subj, sizeof(subj), "%s.>", subject);
 	jsStreamConfig_Init(&cfg);
 	cfg.Name = name;
 	cfg.Subjects = subjects;

@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zstd.h>
+
 #include "bridge/js.h"
 #include "bridge/wire.h"
 #include "shm/layout.h"
@@ -50,14 +52,20 @@ static void nap_ms(int ms)
 }
 
 /* Publishes one sealed message until JetStream takes it (or the stop). */
-static int publish(struct out *b, uint32_t ring, uint64_t first_seq, long len)
+static int publish(struct out *b, uint32_t ring, uint64_t first_seq, uint64_t last_seq,
+		   long len)
 {
 	char subj[300], id[96];
 	int wait = 50;
 
 	subject_of(b, ring, subj, sizeof(subj));
-	snprintf(id, sizeof(id), "%016" PRIx64 "-%" PRIu64 "-%u-%" PRIu64, b->source,
-		 b->incarnation, ring, first_seq);
+	/* The message's first and last record: the same id is the same
+	 * records. (The first alone once named two messages of different
+	 * records, when a restarted out published again from further back
+	 * and cut its messages elsewhere: JetStream dropped the second as a
+	 * duplicate, and the records only it carried were lost.) */
+	snprintf(id, sizeof(id), "%016" PRIx64 "-%" PRIx64 "-%u-%" PRIu64 "-%" PRIu64, b->source,
+		 b->incarnation, ring, first_seq, last_seq);
 	for (;;) {
 		natsMsg *m = NULL;
 		jsPubAck *ack = NULL;
@@ -75,6 +83,8 @@ static int publish(struct out *b, uint32_t ring, uint64_t first_seq, long len)
 			return 0;
 		if (*b->o->stop)
 			return -EINTR;
+		if (s == NATS_MAX_PAYLOAD)
+			return -EMSGSIZE; /* it never will go: said at the start, or here */
 		b->st->retries++;
 		if (!b->o->quiet && b->st->retries % 20 == 1)
 			fprintf(stderr, "xring bridge: publish to %s: %s (%d); trying again\n", subj,
@@ -156,7 +166,7 @@ static int seal_and_publish(struct out *b, struct xr_br_build *bb, uint64_t firs
 	long len = xr__br_seal(bb, b->o->zstd, b->o->key, b->msg, b->msg_cap);
 	if (len < 0)
 		return (int)len;
-	int rc = publish(b, bb->h.ring, first_seq, len);
+	int rc = publish(b, bb->h.ring, first_seq, bb->last_seq, len);
 	if (rc == 0) {
 		b->st->messages++;
 		b->st->records += bb->h.count;
@@ -219,6 +229,18 @@ int xr__bridge_out(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, c
 		rc = xr__js_ensure_stream(b.js, b.js_stream, o->subject, o->replicas, why, len);
 	if (rc < 0)
 		goto out;
+	/* A message larger than the server takes is refused for ever: said
+	 * now, not retried. (Its id header, a few hundred bytes, beside.) */
+	int64_t max_payload = natsConnection_GetMaxPayload(nc);
+	size_t largest = 64 + (o->zstd ? ZSTD_compressBound(o->max_bytes) : o->max_bytes) + 512;
+	if (max_payload > 0 && largest > (size_t)max_payload) {
+		rc = -EMSGSIZE;
+		snprintf(why, len, "--max-bytes %u makes messages of up to %zu bytes, and the NATS "
+			 "server takes at most %lld (its max_payload): give --max-bytes %lldK or less, "
+			 "or raise max_payload", o->max_bytes, largest, (long long)max_payload,
+			 (long long)(max_payload / 100 * 99 - 4096) / 1024);
+		goto out;
+	}
 	xr_reader_opts ro = {.stream = o->stream, .label = "bridge out",
 			     .policy = o->lossy ? XR_POLICY_LOSSY : XR_POLICY_LOSSLESS,
 			     .history = XR_HISTORY_ALL};
@@ -268,8 +290,9 @@ int xr__bridge_out(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, c
 			break;
 		}
 		if (rc == -EMSGSIZE) {
-			snprintf(why, len, "a record of the stream is larger than --max-bytes %u: give "
-				 "more", o->max_bytes);
+			snprintf(why, len, "a record of the stream is larger than --max-bytes %u, or a "
+				 "message than the server's max_payload: give more --max-bytes, or raise "
+				 "max_payload", o->max_bytes);
 			break;
 		}
 		if (rc < 0) {

@@ -180,17 +180,23 @@ int xr__br_parse(const void *msg, size_t len, uint32_t max_rec, const struct xr_
 		return bad(why, "its length is not its header's");
 	if (h.raw_len > XR_BR_RAW_MAX || h.count > h.raw_len / sizeof(struct xr_br_rec))
 		return bad(why, "more records than a message may carry");
+	if (h.count == 0)
+		return bad(why, "no records (a bridge sends none such)");
 	if (xr__br_check(&h, p + sizeof(h), h.len) != h.check)
 		return bad(why, "its checksum does not match");
 	if (key) {
 		uint8_t want[XR_BR_MAC_LEN];
-		if (!(h.flags & XR_BR_MAC))
-			return bad(why, "it carries no MAC, and this bridge has a key (is the other "
-					"side's --key-file given?)");
+		if (!(h.flags & XR_BR_MAC)) {
+			*why = "it carries no MAC, and this bridge has a key (is the other side's "
+			       "--key-file given?)";
+			return -EKEYREJECTED;
+		}
 		if (mac_of(key, &h, p + sizeof(h), h.len, want) < 0)
 			return bad(why, "its MAC could not be computed");
-		if (CRYPTO_memcmp(want, h.mac, sizeof(want)) != 0)
-			return bad(why, "its MAC does not match: not from a bridge with this key");
+		if (CRYPTO_memcmp(want, h.mac, sizeof(want)) != 0) {
+			*why = "its MAC does not match: not from a bridge with this key";
+			return -EKEYREJECTED;
+		}
 	} else if (!(h.flags & XR_BR_MAC)) {
 		for (size_t i = 0; i < sizeof(h.mac); i++)
 			if (h.mac[i])

@@ -44,9 +44,27 @@ static const char bridge_help[] =
 	"  --max-ack-pending N   messages in flight (default: 64)\n"
 	"  --ring K              the producer slot to take: the stream's ring K (default:\n"
 	"                        the first free one); give the same K after a restart\n"
+	"  --ack-refused         acknowledge refused messages even before a good one\n"
+	"                        (else another key's or shape's first message stops it,\n"
+	"                        acknowledging nothing)\n"
 	"  --quiet               print nothing but errors\n";
 
 static volatile sig_atomic_t stop;
+
+/* A NATS name the bridge may put into the protocol: printable ASCII but
+ * space, * and >; with dots, a subject's tokens, none of them empty. */
+static bool name_ok(const char *s, bool dots, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > max || (dots && (s[0] == '.' || s[n - 1] == '.' || strstr(s, ".."))))
+		return false;
+	for (const char *c = s; *c; c++)
+		if (*c <= ' ' || *c > '~' || *c == '*' || *c == '>' || (!dots && (*c == '.' ||
+		    *c == '/' || *c == '\\')))
+			return false;
+	return true;
+}
 
 static void on_signal(int sig)
 {
@@ -57,7 +75,7 @@ static void on_signal(int sig)
 int xr_cmd_bridge(int argc, char **argv)
 {
 	enum { O_STREAM, O_NATS, O_SUBJ, O_JS, O_REPL, O_ZSTD, O_MAXB, O_LOSSY, O_DUR, O_MAP,
-	       O_RING, O_QUIET, O_KEY, O_NOAUTH, O_HELP };
+	       O_RING, O_QUIET, O_KEY, O_NOAUTH, O_ACKREF, O_HELP };
 	static const struct xr_opt opts[] = {
 		[O_STREAM] = {"--stream", true},     [O_NATS] = {"--nats", true},
 		[O_SUBJ] = {"--subject", true},      [O_JS] = {"--js-stream", true},
@@ -66,6 +84,7 @@ int xr_cmd_bridge(int argc, char **argv)
 		[O_DUR] = {"--durable", true},       [O_MAP] = {"--max-ack-pending", true},
 		[O_RING] = {"--ring", true},         [O_QUIET] = {"--quiet", false},
 		[O_KEY] = {"--key-file", true},      [O_NOAUTH] = {"--unauthenticated", false},
+		[O_ACKREF] = {"--ack-refused", false},
 		[O_HELP] = {"--help", false},        {NULL, false},
 	};
 	struct xr_bridge_opts o = {.replicas = 1, .max_bytes = 256u << 10, .stop = &stop};
@@ -133,6 +152,7 @@ int xr_cmd_bridge(int argc, char **argv)
 		case O_QUIET: o.quiet = 1; break;
 		case O_KEY: key_file = v; break;
 		case O_NOAUTH: no_auth = true; break;
+		case O_ACKREF: o.ack_refused = 1; break;
 		case O_HELP: fputs(bridge_help, stdout); return 0;
 		}
 	}
@@ -145,10 +165,15 @@ int xr_cmd_bridge(int argc, char **argv)
 		xr_cli_err("bridge", "name the engine, --nats and --subject (see `xring bridge --help`)");
 		return XR_EXIT_USAGE;
 	}
-	if (!*o.subject || strpbrk(o.subject, "*> \t") || o.subject[strlen(o.subject) - 1] == '.' ||
-	    strlen(o.subject) > 200) {
-		xr_cli_err("bridge", "--subject '%s' must be a NATS subject without wildcards, up to "
-				     "200 characters", o.subject);
+	if (!name_ok(o.subject, true, 200)) {
+		xr_cli_err("bridge", "--subject must be a NATS subject: tokens of printable characters "
+				     "(no spaces, no * or >) joined by single dots, up to 200 characters");
+		return XR_EXIT_USAGE;
+	}
+	if ((o.js_stream && !name_ok(o.js_stream, false, 100)) ||
+	    (o.durable && !name_ok(o.durable, false, 100))) {
+		xr_cli_err("bridge", "--js-stream and --durable must be names of printable characters "
+				     "(no spaces, dots, * or >), up to 100 characters");
 		return XR_EXIT_USAGE;
 	}
 	if (!key_file == !no_auth) {
@@ -174,13 +199,14 @@ int xr_cmd_bridge(int argc, char **argv)
 	char why[512] = "";
 	int rc = out ? xr__bridge_out(&o, &st, why, sizeof(why))
 		     : xr__bridge_in(&o, &st, why, sizeof(why));
-	if (!o.quiet) {
+	if (!o.quiet && (rc == 0 || st.messages || st.refused)) { /* not after a failed start */
 		printf("xring bridge %s: %" PRIu64 " records in %" PRIu64 " messages (%" PRIu64
 		       " bytes)",
 		       dir, st.records, st.messages, st.bytes);
 		if (in)
-			printf(", %" PRIu64 " duplicates skipped, %" PRIu64 " refused", st.duplicates,
-			       st.refused);
+			printf(", %" PRIu64 " duplicates skipped, %" PRIu64 " refused, %" PRIu64
+			       " lost on the way and fetched again", st.duplicates, st.refused,
+			       st.gaps);
 		else
 			printf(", %" PRIu64 " publishes retried", st.retries);
 		printf("\n");
