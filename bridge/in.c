@@ -277,7 +277,20 @@ static int still_ours(struct in *b, bool wait, char *why, size_t len)
 	snprintf(what, sizeof(what), "consumer %s of JetStream stream %s", b->durable,
 		 b->js_stream);
 	int rc = xr__br_claim_check(b->nc, b->claim, what, why, len, wait);
-	return rc == -EBUSY ? rc : 0; /* a failed ask: the connection's, ridden out */
+	if (rc == -EBUSY)
+		return rc;
+	/* Its consumer deleted by hand, fetches would time out for ever
+	 * (no answer, no error): asked outright. */
+	jsConsumerInfo *ci = NULL;
+	jsErrCode err = 0;
+	if (js_GetConsumerInfo(&ci, b->js, b->js_stream, b->durable, NULL, &err) == NATS_OK) {
+		jsConsumerInfo_Destroy(ci);
+	} else if (err == JSConsumerNotFoundErr) {
+		snprintf(why, len, "consumer %s of JetStream stream %s was deleted under this bridge "
+			 "in; nothing unacknowledged is lost: start it again", b->durable, b->js_stream);
+		return -ENOENT;
+	}
+	return 0; /* a failed ask: the connection's, ridden out */
 }
 
 /* The durable consumer made anew, delivering from stream sequence start
@@ -412,19 +425,20 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 		err = 0;
 		if (mono_ns() >= b.claim_at && (rc = still_ours(&b, false, why, len)) < 0)
 			break;
+		uint64_t asked = mono_ns();
 		natsStatus s = natsSubscription_Fetch(&list, b.sub, FETCH, 500, &err);
+		/* Far longer than the fetch may take: this process was paused
+		 * (SIGSTOP, a VM's pause), and another bridge in may have taken
+		 * the consumer meanwhile. Asked before anything fetched is
+		 * taken: what is not acknowledged goes to the other. */
+		if (mono_ns() - asked > 2000000000ull && (rc = still_ours(&b, true, why, len)) < 0) {
+			natsMsgList_Destroy(&list);
+			break;
+		}
 		if (s == NATS_TIMEOUT)
 			continue;
-		if (s != NATS_OK) {
-			if (err == JSConsumerNotFoundErr || s == NATS_NOT_FOUND) {
-				rc = -ENOENT;
-				snprintf(why, len, "consumer %s of JetStream stream %s was deleted under "
-					 "this bridge in; nothing unacknowledged is lost: start it "
-					 "again", durable, js_stream);
-				break;
-			}
+		if (s != NATS_OK)
 			continue; /* a lost connection: the library reconnects */
-		}
 		int taken = list.Count, verdict = 0;
 		for (int i = 0; i < list.Count; i++) {
 			verdict = take(&b, list.Msgs[i]);

@@ -522,3 +522,175 @@ def test_a_restarted_source_engine_is_a_new_incarnation(engines, nats, key):
     assert rc == 0, se
     assert "1200 records" in so and "0 duplicates" in so, so
     _same(src, dst, 1200)
+
+
+def _key_file(tmp_path, name):
+    path = tmp_path / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, os.urandom(32))
+    os.close(fd)
+    return str(path)
+
+
+def test_a_bridge_in_with_another_key_stops_and_acknowledges_nothing(engines, nats, key,
+                                                                    tmp_path):
+    """A careless operator gives bridge in another key than bridge out's:
+    it stops at the first message, saying so, and acknowledges nothing, so
+    that bridge in with the right key then takes every record (were the
+    refused messages acknowledged, they would be gone)."""
+    url, _ = nats
+    a, b = _source_and_sink(engines, 600, 20)
+    ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
+    src, dst = _Records(), _Records()
+    with ea.reader(batch=512, max_wait=0.05, history="all") as ra, \
+            eb.reader(batch=512, max_wait=0.05) as rb:
+        out = _bridge(a, "out", url, "--key-file", key)
+        wrong = _bridge(b, "in", url, "--ring", "1", "--key-file", _key_file(tmp_path, "other"))
+        _, err = wrong.communicate(timeout=60)
+        assert wrong.returncode == 1, err
+        assert "is --key-file the same as bridge out's" in err and len(err.splitlines()) == 1
+        inn = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
+        _read_until(rb, dst, lambda: dst.n >= 600, 60, "the destination",
+                    lambda: _take_one(ra, src, 0))
+        _read_until(ra, src, lambda: False, 10, "the source")
+        rc_in, so, se = _stop(inn)
+        _stop(out)
+    assert rc_in == 0, se
+    _same(src, dst, 600)
+
+
+def test_bridge_in_paused_while_another_took_its_consumer_gives_way(engines, nats, key):
+    """bridge in is SIGSTOPped (a VM's pause) long enough for a second to
+    take its consumer; once it runs again it gives way: it stops, saying
+    who has the consumer, and the second runs on."""
+    url, _ = nats
+    b = engines("--producers", "2", "--ring-size", "16M", games=0)
+    first = _bridge(b, "in", url, "--key-file", key)
+    assert "xring bridge in:" in first.stdout.readline()
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = _bridge(b, "in", url, "--key-file", key)
+        line = second.stdout.readline()
+        assert "xring bridge in:" in line, line + second.stderr.read()
+    finally:
+        first.send_signal(signal.SIGCONT)
+    _, err = first.communicate(timeout=30)
+    assert first.returncode == 1, err
+    assert "is in use by another bridge in" in err and f"pid {second.pid}" in err, err
+    assert second.poll() is None
+    rc, _, err = _stop(second)
+    assert rc == 0, err
+
+
+def test_bridge_in_whose_consumer_is_deleted_stops_and_says_so(engines, nats, key):
+    url, port = nats
+    b = engines("--producers", "1", "--ring-size", "16M", games=0)
+    inn = _bridge(b, "in", url, "--key-file", key)
+    assert "xring bridge in:" in inn.stdout.readline()
+    got = json.loads(_nats_request(port, f"$JS.API.CONSUMER.DELETE.xring-xr-test.xring-in-{b.name}",
+                                   b""))
+    assert got.get("success") is True, got
+    _, err = inn.communicate(timeout=30)
+    assert inn.returncode == 1 and "was deleted under this bridge in" in err, err
+
+
+def test_careless_bridge_options_are_one_line_each(engines, nats, key, tmp_path):
+    """Names that would reach the NATS protocol raw, and --max-bytes past
+    what the server takes (its max_payload, 1 MiB by default: retried for
+    ever before), are refused at the start with one line."""
+    url, _ = nats
+    a = engines(games=1)
+    for bad in (["--subject", "a..b"], ["--subject", ".x"], ["--subject", "x\ny"],
+                ["--subject", "x", "--js-stream", "a.b"], ["--subject", "x", "--durable", "d e"]):
+        r = subprocess.run([str(XRING_BIN), "bridge", "out", a.name, "--nats", url,
+                            "--key-file", key] + bad, env=a.env, capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, (bad, r.stderr)
+    r = subprocess.run([str(XRING_BIN), "bridge", "out", a.name, "--nats", url, "--subject",
+                        "xr.test", "--key-file", key, "--max-bytes", "4M"], env=a.env,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "max_payload" in r.stderr and len(r.stderr.splitlines()) == 1, \
+        r.stderr
+
+
+class _Blip:
+    """A TCP proxy to nats-server on loopback; once armed, the first chunk
+    from the server that carries a message on the subject is swallowed and
+    the connection cut: a network blip while a fetch's messages are on the
+    wire (the server counts them delivered)."""
+
+    def __init__(self, port):
+        import threading
+        self.port_to, self.armed, self.cut = port, False, threading.Event()
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(16)
+        self.port = self.ls.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            s = socket.create_connection(("127.0.0.1", self.port_to))
+            threading.Thread(target=self._pump, args=(c, s, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(s, c, True), daemon=True).start()
+
+    def _pump(self, a, b, down):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                if down and self.armed and not self.cut.is_set() and b"MSG xr.test." in d:
+                    self.cut.set()
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            x.close()
+
+    def close(self):
+        self.ls.close()
+
+
+def test_a_message_lost_on_the_way_to_bridge_in_comes_again_in_order(engines, nats, key):
+    """The connection between bridge in and NATS drops a fetch's message
+    on the wire. The server counts it delivered and would send it again
+    only after its ack wait (30 s), behind newer ones, which bridge in
+    would then take for a duplicate; bridge in sees the sequence it expected
+    skipped, remakes its consumer from it, and each record arrives once,
+    well within the ack wait."""
+    url, port = nats
+    blip = _Blip(port)
+    try:
+        a, b = _source_and_sink(engines, 1200, 20)
+        ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
+        src, dst = _Records(), _Records()
+        with ea.reader(batch=512, max_wait=0.05, history="all") as ra, \
+                eb.reader(batch=512, max_wait=0.05) as rb:
+            out = _bridge(a, "out", url, "--key-file", key)
+            inn = _bridge(b, "in", f"nats://127.0.0.1:{blip.port}", "--ring", "1",
+                          "--key-file", key)
+
+            def keep_up():
+                _take_one(ra, src, 0)
+                if dst.n >= 200:
+                    blip.armed = True
+            _read_until(rb, dst, lambda: dst.n >= 1200, 20, "the destination", keep_up)
+            _read_until(ra, src, lambda: False, 10, "the source")
+            rc_in, so, se = _stop(inn)
+            _stop(out)
+        assert blip.cut.is_set(), "the proxy never cut a message"
+        assert rc_in == 0, se
+        _same(src, dst, 1200)
+    finally:
+        blip.close()
