@@ -148,7 +148,7 @@ static int write_one(struct in *b, const void *rec, uint32_t len, uint64_t tag)
 		if (*b->o->stop)
 			return -EINTR;
 		rc = xr_producer_wait(b->p, len, 100000000);
-		if (rc < 0 && rc != -ETIMEDOUT)
+		if (rc < 0 && rc != -ETIMEDOUT && rc != -EINTR)
 			return rc;
 	}
 	if (rc < 0)
@@ -448,10 +448,16 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 			}
 		}
 		rc = verdict < 0 ? verdict : 0;
-		/* The engine has them all before JetStream forgets them. */
-		while (rc == 0 && (rc = xr_producer_flush(b.p, 100000000)) == -ETIMEDOUT)
-			if (*o->stop)
+		/* The engine has them all before JetStream forgets them. A
+		 * signal that is not a stop only interrupts the wait. */
+		while (rc == 0) {
+			int f = xr_producer_flush(b.p, 100000000);
+			if (f == 0)
 				break;
+			if ((f == -ETIMEDOUT || f == -EINTR) && !*o->stop)
+				continue;
+			rc = f;
+		}
 		if (rc == 0)
 			for (int i = 0; i < taken; i++)
 				natsMsg_Ack(list.Msgs[i], NULL);

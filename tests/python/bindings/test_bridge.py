@@ -186,7 +186,11 @@ def _bridged(a, b, ea, eb, url, key, count, kill, meanwhile, src, dst, procs, bo
                     procs[kill] = (_bridge(a, "out", url, *out_args)
                                    if kill == "out" else _bridge(b, "in", url, *in_args))
                 restarted.append(True)
-        _read_until(rb, dst, lambda: dst.n >= count, 60, "the destination", keep_up)
+        try:
+            _read_until(rb, dst, lambda: dst.n >= count, 60, "the destination", keep_up)
+        except AssertionError as e:
+            said = {k: _stop(p) for k, p in procs.items()}
+            raise AssertionError(f"{e}; the bridges said: {said}") from None
         _read_until(ra, src, lambda: False, 10, "the source")   # to its end
         # A moment for anything extra (a duplicate) to arrive: none may.
         deadline = time.monotonic() + 0.5
