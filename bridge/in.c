@@ -33,6 +33,7 @@
 
 #include "bridge/claim.h"
 #include "bridge/js.h"
+#include "bridge/state.h"
 #include "bridge/wire.h"
 #include "xring/error.h"
 #include "xring/producer.h"
@@ -78,6 +79,8 @@ struct in {
 	bool jump_ok;
 	bool any_good;        /* a message of the key and shape taken, this run */
 	char stop_why[300];
+	char state[600];      /* the seen map's file (state.h), "" when none */
+	bool dirty;
 	natsConnection *nc;
 	struct xr_br_claim *claim;
 	uint64_t claim_at;    /* when to ask again */
@@ -101,6 +104,66 @@ static struct seen *seen_of(struct in *b, uint64_t source, uint64_t inc, uint32_
 			return s;
 	}
 	return NULL;
+}
+
+/* The seen map's file: every source ring's last record taken, so that a
+ * real message published again (a restarted out that had lost its place,
+ * or anyone replaying one) is skipped after this bridge's restart too. */
+#define IN_STATE_MAGIC 0x53494258u /* "XBIS" */
+struct in_state_rec {
+	uint64_t source, incarnation, last;
+	uint32_t ring, pad_;
+};
+
+static void state_load(struct in *b)
+{
+	size_t cap = 8 + (size_t)SOURCES_MAX * sizeof(struct in_state_rec);
+	uint8_t *buf = b->state[0] ? malloc(cap) : NULL;
+	long n = buf ? xr__br_state_load(b->state, buf, cap) : -1;
+	uint32_t magic, count;
+
+	if (n >= 8) {
+		memcpy(&magic, buf, 4);
+		memcpy(&count, buf + 4, 4);
+		if (magic == IN_STATE_MAGIC && count <= SOURCES_MAX &&
+		    (size_t)n == 8 + count * sizeof(struct in_state_rec))
+			for (uint32_t i = 0; i < count; i++) {
+				struct in_state_rec r;
+				memcpy(&r, buf + 8 + i * sizeof(r), sizeof(r));
+				struct seen *sn = seen_of(b, r.source, r.incarnation, r.ring);
+				if (sn) {
+					sn->any = true;
+					sn->last = r.last;
+				}
+			}
+	}
+	free(buf);
+}
+
+/* Written once the engine has taken what it says: never ahead of it. */
+static void state_save(struct in *b)
+{
+	if (!b->state[0] || !b->dirty)
+		return;
+	size_t cap = 8 + (size_t)SOURCES_MAX * sizeof(struct in_state_rec);
+	uint8_t *buf = malloc(cap);
+	uint32_t magic = IN_STATE_MAGIC, count = 0;
+	if (!buf)
+		return;
+	for (uint32_t i = 0; i < SOURCES_MAX; i++) {
+		const struct seen *s = &b->seen[i];
+		if (!s->used || !s->any)
+			continue;
+		struct in_state_rec r = {.source = s->source, .incarnation = s->incarnation,
+					 .last = s->last, .ring = s->ring};
+		memcpy(buf + 8 + count * sizeof(r), &r, sizeof(r));
+		count++;
+	}
+	memcpy(buf, &magic, 4);
+	memcpy(buf + 4, &count, 4);
+	if (xr__br_state_save(b->state, buf, 8 + count * sizeof(struct in_state_rec)) == 0)
+		b->dirty = false;
+	free(buf);
 }
 
 /* Whether rec is what the engine takes: a well-formed Experience record
@@ -239,6 +302,7 @@ static int take(struct in *b, natsMsg *m)
 			if (sn && (!sn->any || seq > sn->last)) {
 				sn->last = seq;
 				sn->any = true;
+				b->dirty = true;
 			}
 			continue;
 		}
@@ -252,6 +316,7 @@ static int take(struct in *b, natsMsg *m)
 		if (sn) {
 			sn->last = seq;
 			sn->any = true;
+			b->dirty = true;
 		}
 		b->st->records++;
 		b->st->bytes += len;
@@ -363,6 +428,9 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 		goto out;
 	}
 	b.t = xr_producer_template(b.p);
+	if (xr__br_state_path(o->engine, "in", durable, b.state, sizeof(b.state)) < 0)
+		b.state[0] = '\0';
+	state_load(&b);
 	xr_producer_stats ps;
 	xr_producer_get_stats(b.p, &ps);
 	b.resume_tag = ps.resume_tag;
@@ -458,9 +526,11 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 				continue;
 			rc = f;
 		}
-		if (rc == 0)
+		if (rc == 0) {
+			state_save(&b);
 			for (int i = 0; i < taken; i++)
 				natsMsg_Ack(list.Msgs[i], NULL);
+		}
 		natsMsgList_Destroy(&list);
 		if (rc == 0 && verdict == TAKE_STOP) {
 			rc = -EKEYREJECTED;

@@ -23,6 +23,7 @@
 #include <zstd.h>
 
 #include "bridge/js.h"
+#include "bridge/state.h"
 #include "bridge/wire.h"
 #include "shm/layout.h"
 #include "xring/error.h"
@@ -38,7 +39,48 @@ struct out {
 	size_t msg_cap;
 	bool have_last[XR_MAX_RINGS];
 	uint64_t last[XR_MAX_RINGS];
+	char state[600];          /* its file (state.h), "" when none */
+	bool dirty;
 };
+
+/* The file: where each ring stands, of one source's incarnation. */
+#define OUT_STATE_MAGIC 0x534f4258u /* "XBOS" */
+struct out_state {
+	uint32_t magic, version;
+	uint64_t source, incarnation;
+	uint8_t have[XR_MAX_RINGS];
+	uint64_t last[XR_MAX_RINGS];
+};
+
+static void state_load(struct out *b)
+{
+	struct out_state s;
+
+	if (!b->state[0] || xr__br_state_load(b->state, &s, sizeof(s)) != (long)sizeof(s) ||
+	    s.magic != OUT_STATE_MAGIC || s.version != 1 || s.source != b->source ||
+	    s.incarnation != b->incarnation)
+		return; /* none, or of another run of the engine: its rings are new */
+	for (uint32_t k = 0; k < XR_MAX_RINGS; k++)
+		if (s.have[k]) {
+			b->have_last[k] = true;
+			b->last[k] = s.last[k];
+		}
+}
+
+static void state_save(struct out *b)
+{
+	struct out_state s = {.magic = OUT_STATE_MAGIC, .version = 1, .source = b->source,
+			      .incarnation = b->incarnation};
+
+	if (!b->state[0] || !b->dirty)
+		return;
+	for (uint32_t k = 0; k < XR_MAX_RINGS; k++) {
+		s.have[k] = b->have_last[k];
+		s.last[k] = b->last[k];
+	}
+	if (xr__br_state_save(b->state, &s, sizeof(s)) == 0)
+		b->dirty = false;
+}
 
 static void subject_of(const struct out *b, uint32_t ring, char *out, size_t len)
 {
@@ -111,17 +153,23 @@ static void resume_point(struct out *b, uint32_t k)
 			      b->o->key, b->recs, XR_BR_RAW_MAX, &pm, &why);
 	if (rc < 0 && !b->o->quiet)
 		/* Not ours (a forger's, or another key's): no resume point from
-		 * it. What the ring holds goes again, and bridge in skips what
-		 * it had (its sources' seqs). */
+		 * it. This bridge's own file says where it stood; without one,
+		 * what the ring holds goes again, and bridge in skips what it
+		 * had (its sources' seqs). */
 		fprintf(stderr, "xring bridge: the last message on %s is not a bridge's of this "
-			"key (%s): publishing ring %u from what it holds\n", subj, why, k);
+			"key (%s): ring %u goes on from %s\n", subj, why, k,
+			b->have_last[k] ? "this bridge's own record of it" : "what it holds");
 	if (rc == 0 && pm.source == b->source && pm.incarnation == b->incarnation && pm.ring == k) {
 		size_t it = 0;
-		uint64_t seq;
+		uint64_t seq, last = 0;
 		const void *rec;
 		uint32_t len;
-		while (xr__br_next(&pm, &it, &seq, &rec, &len)) {
-			b->last[k] = seq;
+		while (xr__br_next(&pm, &it, &seq, &rec, &len))
+			last = seq;
+		/* Past the file's (a bridge killed between publishing and
+		 * writing its file): the subject's, MACed, is ours. */
+		if (!b->have_last[k] || last > b->last[k]) {
+			b->last[k] = last;
 			b->have_last[k] = true;
 		}
 	}
@@ -173,6 +221,7 @@ static int seal_and_publish(struct out *b, struct xr_br_build *bb, uint64_t firs
 		b->st->bytes += (uint64_t)len;
 		b->last[bb->h.ring] = bb->last_seq;
 		b->have_last[bb->h.ring] = true;
+		b->dirty = true;
 	}
 	return rc;
 }
@@ -261,6 +310,9 @@ int xr__bridge_out(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, c
 		snprintf(why, len, "out of memory");
 		goto out;
 	}
+	if (xr__br_state_path(o->engine, "out", b.js_stream, b.state, sizeof(b.state)) < 0)
+		b.state[0] = '\0';
+	state_load(&b);
 	for (uint32_t k = 0; k < f.n_rings && k < XR_MAX_RINGS; k++)
 		resume_point(&b, k);
 	if (!o->quiet) {
@@ -284,6 +336,7 @@ int xr__bridge_out(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, c
 			break;
 		}
 		rc = send_batch(&b, &bt);
+		state_save(&b); /* before the release: what the file says went, went */
 		xr_batch_release(r, &bt);
 		if (rc == -EINTR) {
 			rc = 0;

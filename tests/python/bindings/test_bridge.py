@@ -698,3 +698,34 @@ def test_a_message_lost_on_the_way_to_bridge_in_comes_again_in_order(engines, na
         _same(src, dst, 1200)
     finally:
         blip.close()
+
+
+def test_both_bridges_restarted_behind_a_forged_last_message_and_a_replay_write_nothing_twice(
+        engines, nats, key):
+    """Both bridges die; meanwhile someone without the key publishes a
+    byte on a ring's subject (its last message now) and publishes again,
+    verbatim, the stream's first real message (no message id: JetStream
+    keeps it). Both bridges start again: out goes on from its own file, not
+    from the subject's last message, and in skips the replayed records by
+    its own file of what it took. Each of the 6,000 records arrives once
+    (without the files, out published its ring again and the restarted in,
+    having forgotten, wrote it twice)."""
+    url, port = nats
+    a, b = _source_and_sink(engines, 6000, 20)
+    ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
+    src, dst, procs = _Records(), _Records(), {}
+
+    def meanwhile():
+        p = procs["in"]
+        p.kill()
+        p.communicate(timeout=30)
+        got = json.loads(_nats_request(port, "$JS.API.STREAM.MSG.GET.xring-xr-test",
+                                       b'{"seq": 1}'))
+        real = base64.b64decode(got["message"]["data"])
+        _publish(port, got["message"]["subject"], [real, b"x"])
+        procs["in"] = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
+    _, _, out_in, err_out = _bridged(a, b, ea, eb, url, key, 6000, "out", meanwhile, src, dst,
+                                     procs)
+    _same(src, dst, 6000)
+    assert "this bridge's own record of it" in err_out, err_out
+    assert "1 refused" in out_in, out_in
