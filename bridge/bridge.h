@@ -61,6 +61,8 @@ struct xr_bridge_stats {
 	uint64_t duplicates;     /* in: records skipped, seen before */
 	uint64_t refused;        /* in: messages (or records) refused */
 	uint64_t retries;        /* out: publishes tried again */
+	uint64_t dropped;        /* out, lossy: records the engine wrote over
+				  * before the bridge read them (so never sent) */
 	uint64_t gaps;           /* in: messages lost on the way, the consumer
 				  * remade to have them again */
 };

@@ -354,8 +354,12 @@ int xr__bridge_out(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, c
 		}
 	}
 out:
-	if (r)
+	if (r) {
+		xr_reader_stats rs;
+		if (xr_reader_stats_get(r, &rs) == 0)
+			st->dropped = rs.dropped;
 		xr_reader_detach(r);
+	}
 	free(b.recs);
 	free(b.msg);
 	xr__js_close(nc, b.js);

@@ -209,6 +209,8 @@ int xr_cmd_bridge(int argc, char **argv)
 			       st.gaps);
 		else
 			printf(", %" PRIu64 " publishes retried", st.retries);
+		if (out && o.lossy)
+			printf(", %" PRIu64 " dropped at the source (lossy: never sent)", st.dropped);
 		printf("\n");
 		fflush(stdout);
 	}

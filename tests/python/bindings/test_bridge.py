@@ -729,3 +729,29 @@ def test_both_bridges_restarted_behind_a_forged_last_message_and_a_replay_write_
     _same(src, dst, 6000)
     assert "this bridge's own record of it" in err_out, err_out
     assert "1 refused" in out_in, out_in
+
+
+def test_a_lossy_bridge_out_counts_its_drops_and_what_it_sent_arrives_once(engines, nats, key):
+    """--lossy: the source engine never waits for the bridge. Games flat
+    out into a 1 MiB ring outrun it, and what the engine wrote over before
+    the bridge read it is counted at the source (its last line) and never
+    sent; what it sent arrives, each record once."""
+    url, _ = nats
+    a = engines("--ring-size", "1M", games=64)
+    b = engines("--producers", "1", "--ring-size", "64M", games=0)
+    eb = xring.attach(b.name, timeout=5)
+    dst = _Records()
+    with eb.reader(batch=512, max_wait=0.05) as rb:
+        inn = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
+        out = _bridge(a, "out", url, "--key-file", key, "--lossy")
+        _read_until(rb, dst, lambda: dst.n >= 3000, 60, "the destination")
+        rc_out, so, se = _stop(out)
+        assert rc_out == 0, se
+        sent = int(so.strip().splitlines()[-1].split(": ")[1].split()[0])
+        dropped = int(so.split(" dropped at the source")[0].rsplit(", ", 1)[1])
+        _read_until(rb, dst, lambda: dst.n >= sent, 30, "what bridge out sent")
+        rc_in, si, se = _stop(inn)
+    assert rc_in == 0, se
+    assert dropped > 0, so
+    assert dst.n == sent and dst.dups == 0, (dst.n, sent, dst.dups)
+    assert f"{sent} records" in si, si
