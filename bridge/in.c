@@ -80,7 +80,7 @@ struct in {
 	bool any_good;        /* a message of the key and shape taken, this run */
 	char stop_why[300];
 	char state[600];      /* the seen map's file (state.h), "" when none */
-	bool dirty;
+	bool dirty, state_said;
 	natsConnection *nc;
 	struct xr_br_claim *claim;
 	uint64_t claim_at;    /* when to ask again */
@@ -161,8 +161,14 @@ static void state_save(struct in *b)
 	}
 	memcpy(buf, &magic, 4);
 	memcpy(buf + 4, &count, 4);
-	if (xr__br_state_save(b->state, buf, 8 + count * sizeof(struct in_state_rec)) == 0)
+	int rc = xr__br_state_save(b->state, buf, 8 + count * sizeof(struct in_state_rec));
+	if (rc == 0) {
 		b->dirty = false;
+	} else if (!b->state_said && !b->o->quiet) {
+		fprintf(stderr, "xring bridge: cannot write %s (%s): after a restart, records "
+			"published again are not known as taken\n", b->state, strerror(-rc));
+		b->state_said = true;
+	}
 	free(buf);
 }
 

@@ -40,7 +40,7 @@ struct out {
 	bool have_last[XR_MAX_RINGS];
 	uint64_t last[XR_MAX_RINGS];
 	char state[600];          /* its file (state.h), "" when none */
-	bool dirty;
+	bool dirty, state_said;
 };
 
 /* The file: where each ring stands, of one source's incarnation. */
@@ -78,8 +78,14 @@ static void state_save(struct out *b)
 		s.have[k] = b->have_last[k];
 		s.last[k] = b->last[k];
 	}
-	if (xr__br_state_save(b->state, &s, sizeof(s)) == 0)
+	int rc = xr__br_state_save(b->state, &s, sizeof(s));
+	if (rc == 0) {
 		b->dirty = false;
+	} else if (!b->state_said && !b->o->quiet) {
+		fprintf(stderr, "xring bridge: cannot write %s (%s): after a restart this bridge "
+			"will go on from the subject's last message\n", b->state, strerror(-rc));
+		b->state_said = true;
+	}
 }
 
 static void subject_of(const struct out *b, uint32_t ring, char *out, size_t len)
