@@ -440,7 +440,7 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 	xr_producer_stats ps;
 	xr_producer_get_stats(b.p, &ps);
 	b.resume_tag = ps.resume_tag;
-	rc = xr__js_connect(o->nats, &nc, &js, why, len);
+	rc = xr__js_connect(o->nats, NULL, &nc, &js, why, len);
 	if (rc == 0)
 		rc = xr__js_ensure_stream(js, js_stream, o->subject, o->replicas, why, len);
 	snprintf(who, sizeof(who), "engine %s ring %u", o->engine, ps.ring);

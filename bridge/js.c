@@ -18,7 +18,8 @@ void xr__js_default_name(const char *subject, char *out, size_t len)
 			out[i] = '-';
 }
 
-int xr__js_connect(const char *url, natsConnection **nc, jsCtx **js, char *why, size_t len)
+int xr__js_connect(const char *url, jsOptions *jo, natsConnection **nc, jsCtx **js, char *why,
+		   size_t len)
 {
 	natsOptions *opts = NULL;
 	natsStatus s = natsOptions_Create(&opts);
@@ -42,7 +43,7 @@ int xr__js_connect(const char *url, natsConnection **nc, jsCtx **js, char *why, 
 	if (s == NATS_OK)
 		s = natsConnection_Connect(nc, opts);
 	if (s == NATS_OK)
-		s = natsConnection_JetStream(js, *nc, NULL);
+		s = natsConnection_JetStream(js, *nc, jo);
 	natsOptions_Destroy(opts);
 	if (s != NATS_OK) {
 		snprintf(why, len, "cannot connect to NATS at %s: %s; is nats-server running there "

@@ -16,8 +16,10 @@
 void xr__js_default_name(const char *subject, char *out, size_t len);
 
 /* Connects to url (comma-separated servers), reconnecting for ever on a
- * lost connection. 0, or -ENOTCONN with why. */
-int xr__js_connect(const char *url, natsConnection **nc, jsCtx **js, char *why, size_t len);
+ * lost connection, and makes its JetStream context (jo: its options, NULL
+ * for the defaults). 0, or -ENOTCONN with why. */
+int xr__js_connect(const char *url, jsOptions *jo, natsConnection **nc, jsCtx **js, char *why,
+		   size_t len);
 void xr__js_close(natsConnection *nc, jsCtx *js);
 
 /* Makes stream `name` of subjects "subject.>" (file storage, replicas,

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ struct out {
 	size_t msg_cap;
 	bool have_last[XR_MAX_RINGS];
 	uint64_t last[XR_MAX_RINGS];
+	_Atomic uint64_t async_failed; /* asynchronous publishes that failed */
 	char state[600];          /* its file (state.h), "" when none */
 	bool dirty, state_said;
 };
@@ -99,6 +101,18 @@ static void nap_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
+/* The message's id: its first and last record, so that the same id is the
+ * same records. (The first alone once named two messages of different
+ * records, when a restarted out published again from further back and cut
+ * its messages elsewhere: JetStream dropped the second as a duplicate, and
+ * the records only it carried were lost.) */
+static void msg_id(const struct out *b, uint32_t ring, uint64_t first_seq, uint64_t last_seq,
+		   char *id, size_t len)
+{
+	snprintf(id, len, "%016" PRIx64 "-%" PRIx64 "-%u-%" PRIu64 "-%" PRIu64, b->source,
+		 b->incarnation, ring, first_seq, last_seq);
+}
+
 /* Publishes one sealed message until JetStream takes it (or the stop). */
 static int publish(struct out *b, uint32_t ring, uint64_t first_seq, uint64_t last_seq,
 		   long len)
@@ -107,13 +121,7 @@ static int publish(struct out *b, uint32_t ring, uint64_t first_seq, uint64_t la
 	int wait = 50;
 
 	subject_of(b, ring, subj, sizeof(subj));
-	/* The message's first and last record: the same id is the same
-	 * records. (The first alone once named two messages of different
-	 * records, when a restarted out published again from further back
-	 * and cut its messages elsewhere: JetStream dropped the second as a
-	 * duplicate, and the records only it carried were lost.) */
-	snprintf(id, sizeof(id), "%016" PRIx64 "-%" PRIx64 "-%u-%" PRIu64 "-%" PRIu64, b->source,
-		 b->incarnation, ring, first_seq, last_seq);
+	msg_id(b, ring, first_seq, last_seq, id, sizeof(id));
 	for (;;) {
 		natsMsg *m = NULL;
 		jsPubAck *ack = NULL;
@@ -140,6 +148,29 @@ static int publish(struct out *b, uint32_t ring, uint64_t first_seq, uint64_t la
 		nap_ms(wait);
 		wait = wait < 1000 ? 2 * wait : 1000;
 	}
+}
+
+/* Sends one sealed message without waiting for its ack (complete()
+ * waits): 0, or -EIO (not even sent: the batch goes again one by one). */
+static int publish_async(struct out *b, uint32_t ring, uint64_t first_seq, uint64_t last_seq,
+			 long len)
+{
+	char subj[300], id[96];
+	natsMsg *m = NULL;
+	jsPubOptions po;
+
+	subject_of(b, ring, subj, sizeof(subj));
+	msg_id(b, ring, first_seq, last_seq, id, sizeof(id));
+	jsPubOptions_Init(&po);
+	po.MsgId = id;
+	po.MaxWait = 10000;
+	natsStatus s = natsMsg_Create(&m, subj, NULL, (const char *)b->msg, (int)len);
+	if (s == NATS_OK)
+		s = js_PublishMsgAsync(b->js, &m, &po);
+	natsMsg_Destroy(m); /* NULL once the library took it */
+	if (s == NATS_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	return s == NATS_OK ? 0 : -EIO;
 }
 
 /* The last record this source published from ring k, from the subject's
@@ -213,28 +244,52 @@ static uint64_t incarnation_of(uint64_t engine_start)
 	return h;
 }
 
-static int seal_and_publish(struct out *b, struct xr_br_build *bb, uint64_t first_seq)
+/* What one pass over a batch sent. */
+struct sent {
+	uint64_t messages, records, bytes, last;
+	bool any;
+};
+
+/* Called on libnats' thread for an asynchronous publish that failed (the
+ * server's error, or no ack in time): the batch goes again, one message at
+ * a time (send_batch). */
+static void on_async_error(jsCtx *js, jsPubAckErr *pae, void *arg)
+{
+	struct out *b = arg;
+
+	(void)js;
+	(void)pae;
+	/* Relaxed: read after js_PublishAsyncComplete returned, which orders
+	 * it (the library's own lock). */
+	atomic_fetch_add_explicit(&b->async_failed, 1, memory_order_relaxed);
+}
+
+static int seal_and_publish(struct out *b, struct xr_br_build *bb, uint64_t first_seq,
+			    bool async, struct sent *sn)
 {
 	if (!bb->h.count)
 		return 0;
 	long len = xr__br_seal(bb, b->o->zstd, b->o->key, b->msg, b->msg_cap);
 	if (len < 0)
 		return (int)len;
-	int rc = publish(b, bb->h.ring, first_seq, bb->last_seq, len);
+	int rc = async ? publish_async(b, bb->h.ring, first_seq, bb->last_seq, len)
+		       : publish(b, bb->h.ring, first_seq, bb->last_seq, len);
 	if (rc == 0) {
-		b->st->messages++;
-		b->st->records += bb->h.count;
-		b->st->bytes += (uint64_t)len;
-		b->last[bb->h.ring] = bb->last_seq;
-		b->have_last[bb->h.ring] = true;
-		b->dirty = true;
+		sn->messages++;
+		sn->records += bb->h.count;
+		sn->bytes += (uint64_t)len;
+		sn->last = bb->last_seq;
+		sn->any = true;
 	}
 	return rc;
 }
 
-/* One batch: its records in messages of at most max_bytes, each published
- * before the next is made. */
-static int send_batch(struct out *b, const xr_batch *bt)
+/* One pass over a batch: its records in messages of at most max_bytes,
+ * each published in turn (async: without waiting for the acks, which
+ * complete() waits for). The same records always make the same messages
+ * (the same cuts, so the same ids): a second pass is deduplicated by
+ * JetStream wherever the first got through. */
+static int pass(struct out *b, const xr_batch *bt, bool async, struct sent *sn)
 {
 	struct xr_br_build bb;
 	const xr_frame *f = bt->first;
@@ -253,7 +308,7 @@ static int send_batch(struct out *b, const xr_batch *bt)
 		if (rc == -ENOSPC && !bb.h.count)
 			return -EMSGSIZE; /* one record past --max-bytes */
 		if (rc == -ENOSPC) {
-			rc = seal_and_publish(b, &bb, first);
+			rc = seal_and_publish(b, &bb, first, async, sn);
 			xr__br_begin(&bb, b->recs, b->o->max_bytes, b->source, b->incarnation,
 				     bt->ring);
 			first = f->seq;
@@ -262,7 +317,54 @@ static int send_batch(struct out *b, const xr_batch *bt)
 		}
 	}
 	if (rc == 0)
-		rc = seal_and_publish(b, &bb, first);
+		rc = seal_and_publish(b, &bb, first, async, sn);
+	return rc;
+}
+
+/* Waits for every asynchronous publish's ack: 0 when all came, else
+ * -EAGAIN (one failed or none came in time: what is left is dropped, and
+ * the batch goes again one message at a time). */
+static int complete(struct out *b)
+{
+	jsPubOptions po;
+	natsMsgList left = {0};
+
+	jsPubOptions_Init(&po);
+	po.MaxWait = 10000;
+	natsStatus s = js_PublishAsyncComplete(b->js, &po);
+	if (s == NATS_OK && !atomic_load_explicit(&b->async_failed, memory_order_relaxed))
+		return 0;
+	if (js_PublishAsyncGetPendingList(&left, b->js) == NATS_OK)
+		natsMsgList_Destroy(&left);
+	atomic_store_explicit(&b->async_failed, 0, memory_order_relaxed);
+	return -EAGAIN;
+}
+
+/* One batch to JetStream, every message acknowledged before it returns:
+ * its messages all in flight at once, then, should any fail, again one at
+ * a time, each tried until JetStream takes it. */
+static int send_batch(struct out *b, const xr_batch *bt)
+{
+	struct sent sn = {0};
+	int rc = pass(b, bt, true, &sn);
+
+	if (rc == 0)
+		rc = complete(b);
+	else if (rc != -EMSGSIZE)
+		(void)complete(b); /* what went, before the pass again */
+	if (rc == -EAGAIN || (rc < 0 && rc != -EMSGSIZE && rc != -EINTR)) {
+		b->st->retries++;
+		sn = (struct sent){0};
+		rc = pass(b, bt, false, &sn);
+	}
+	if (rc == 0 && sn.any) {
+		b->st->messages += sn.messages;
+		b->st->records += sn.records;
+		b->st->bytes += sn.bytes;
+		b->last[bt->ring] = sn.last;
+		b->have_last[bt->ring] = true;
+		b->dirty = true;
+	}
 	return rc;
 }
 
@@ -279,7 +381,14 @@ int xr__bridge_out(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, c
 		snprintf(b.js_stream, sizeof(b.js_stream), "%s", o->js_stream);
 	else
 		xr__js_default_name(o->subject, b.js_stream, sizeof(b.js_stream));
-	rc = xr__js_connect(o->nats, &nc, &b.js, why, len);
+	/* A batch's messages in flight together, each acknowledged before
+	 * the batch is released (send_batch). */
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.PublishAsync.MaxPending = 64;
+	jo.PublishAsync.ErrHandler = on_async_error;
+	jo.PublishAsync.ErrHandlerClosure = &b;
+	rc = xr__js_connect(o->nats, &jo, &nc, &b.js, why, len);
 	if (rc == 0)
 		rc = xr__js_ensure_stream(b.js, b.js_stream, o->subject, o->replicas, why, len);
 	if (rc < 0)
