@@ -68,15 +68,15 @@ struct in {
 	uint8_t *scratch;
 	uint64_t refused_said;
 	bool seen_full_said;
-	/* The consumer filters the whole stream, so its messages come with
-	 * stream sequences one after another. One that does not is a message
-	 * lost on the way (delivered, say the server, and so sent again only
-	 * after its ack wait, behind newer ones, whose source seqs would then
-	 * have it taken for a duplicate): the consumer is remade from the one
-	 * expected. A hole the stream itself has (a message deleted) shows as
-	 * the same jump just after a remake, and is let be. */
-	uint64_t next_sseq;
-	bool jump_ok;
+	/* A consumer numbers its deliveries 1, 2, 3... (a redelivery too
+	 * gets the next number). One that skips a number is a delivery lost
+	 * on the way (the server counts it delivered, and would send it again
+	 * only after its ack wait, behind newer ones, whose source seqs would
+	 * then have it taken for a duplicate): the consumer is remade from
+	 * the stream sequence after the last message taken. A hole in the
+	 * stream (a message deleted, another subject's) skips no number. */
+	uint64_t next_cseq;   /* the delivery expected */
+	uint64_t next_sseq;   /* the stream sequence after the last taken */
 	bool any_good;        /* a message of the key and shape taken, this run */
 	char stop_why[300];
 	char state[600];      /* the seen map's file (state.h), "" when none */
@@ -254,15 +254,15 @@ static int take(struct in *b, natsMsg *m)
 		refuse(b, natsMsg_GetSubject(m), "no JetStream metadata");
 		return 0;
 	}
-	uint64_t sseq = md->Sequence.Stream;
+	uint64_t sseq = md->Sequence.Stream, cseq = md->Sequence.Consumer;
 	jsMsgMetaData_Destroy(md);
-	if (b->next_sseq && sseq < b->next_sseq) {
+	if (cseq != b->next_cseq)
+		return TAKE_GAP;
+	b->next_cseq++;
+	if (sseq < b->next_sseq) {
 		/* Taken in this run already (its ack was lost): again. */
 		return 0;
 	}
-	if (b->next_sseq && sseq > b->next_sseq && !b->jump_ok)
-		return TAKE_GAP;
-	b->jump_ok = false;
 	b->next_sseq = sseq + 1;
 	int prc = xr__br_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), b->t->size,
 			       b->o->key, b->scratch, XR_BR_RAW_MAX, &pm, &why);
@@ -331,6 +331,12 @@ static int take(struct in *b, natsMsg *m)
 	return 0;
 }
 
+static void nap_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
 static uint64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -390,10 +396,8 @@ static int subscribe(struct in *b, uint64_t start, char *why, size_t len)
 			 b->filter, b->js_stream, b->durable, natsStatus_GetText(s), (int)err);
 		return -EIO;
 	}
-	/* Whatever comes first is where it starts: a hole before it is the
-	 * stream's. */
+	b->next_cseq = 1;
 	b->next_sseq = start;
-	b->jump_ok = true;
 	return 0;
 }
 
@@ -434,7 +438,9 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 		goto out;
 	}
 	b.t = xr_producer_template(b.p);
-	if (xr__br_state_path(o->engine, "in", durable, b.state, sizeof(b.state)) < 0)
+	char state_key[300];
+	snprintf(state_key, sizeof(state_key), "%s-%s", js_stream, durable);
+	if (xr__br_state_path(o->engine, "in", state_key, b.state, sizeof(b.state)) < 0)
 		b.state[0] = '\0';
 	state_load(&b);
 	xr_producer_stats ps;
@@ -477,9 +483,33 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 	jsConsumerInfo *ci = NULL;
 	jsErrCode err = 0;
 	uint64_t floor = 0;
-	if (js_GetConsumerInfo(&ci, js, js_stream, durable, NULL, &err) == NATS_OK) {
+	/* The server's word beside the ask (claim.c), which a flood of asks
+	 * can starve: a live bridge in has a pull request waiting nearly
+	 * always, and a dead one's expires within its fetch's 500 ms. None
+	 * waiting: no one pulls (or a live one between two fetches: the ask
+	 * is the answer to that). Some: asked again three times, 550 ms
+	 * apart; any then is a live puller's. */
+	int64_t waiting = 0, live = 0;
+	for (int i = 0; i < 4; i++) {
+		if (i)
+			nap_ms(550);
+		if (js_GetConsumerInfo(&ci, js, js_stream, durable, NULL, &err) != NATS_OK)
+			break;
 		floor = ci->AckFloor.Stream;
+		waiting = ci->NumWaiting;
 		jsConsumerInfo_Destroy(ci);
+		if (i == 0 && !waiting)
+			break;
+		if (i > 0 && waiting > live)
+			live = waiting;
+	}
+	if (live) {
+		waiting = live;
+		rc = -EBUSY;
+		snprintf(why, len, "consumer %s of JetStream stream %s is being pulled from by another "
+			 "bridge in (%lld pull requests waiting); stop it first, or give this one "
+			 "another --durable", durable, js_stream, (long long)waiting);
+		goto out;
 	}
 	b.js = js;
 	b.nc = nc;
@@ -547,7 +577,7 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 			/* The rest of the list was not acknowledged; from the
 			 * one expected, they come again in order. */
 			b.st->gaps++;
-			rc = still_ours(&b, true, why, len);
+			rc = still_ours(&b, false, why, len);
 			if (rc == 0)
 				rc = subscribe(&b, b.next_sseq, why, len);
 			if (rc < 0)

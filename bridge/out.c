@@ -425,7 +425,9 @@ int xr__bridge_out(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, c
 		snprintf(why, len, "out of memory");
 		goto out;
 	}
-	if (xr__br_state_path(o->engine, "out", b.js_stream, b.state, sizeof(b.state)) < 0)
+	char state_key[300];
+	snprintf(state_key, sizeof(state_key), "%s-%s", b.js_stream, f.name);
+	if (xr__br_state_path(o->engine, "out", state_key, b.state, sizeof(b.state)) < 0)
 		b.state[0] = '\0';
 	state_load(&b);
 	for (uint32_t k = 0; k < f.n_rings && k < XR_MAX_RINGS; k++)

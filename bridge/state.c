@@ -23,7 +23,7 @@ int xr__br_state_path(const char *engine, const char *kind, const char *key, cha
 	if (!slash)
 		return -EINVAL;
 	*slash = '\0';
-	char k[120];
+	char k[300];
 	snprintf(k, sizeof(k), "%s", key);
 	for (char *c = k; *c; c++) /* a name, never a path */
 		if (*c == '/' || *c < ' ' || *c > '~')

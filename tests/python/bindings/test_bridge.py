@@ -666,13 +666,16 @@ class _Blip:
         self.ls.close()
 
 
-def test_a_message_lost_on_the_way_to_bridge_in_comes_again_in_order(engines, nats, key):
+@pytest.mark.parametrize("armed_at", [0, 200])
+def test_a_message_lost_on_the_way_to_bridge_in_comes_again_in_order(engines, nats, key,
+                                                                     armed_at):
     """The connection between bridge in and NATS drops a fetch's message
-    on the wire. The server counts it delivered and would send it again
-    only after its ack wait (30 s), behind newer ones, which bridge in
-    would then take for a duplicate; bridge in sees the sequence it expected
-    skipped, remakes its consumer from it, and each record arrives once,
-    well within the ack wait."""
+    on the wire: its very first (armed_at 0), or once 200 records came.
+    The server counts it delivered and would send it again only after its
+    ack wait (30 s), behind newer ones, which bridge in would then take for
+    a duplicate; bridge in sees a delivery number skipped, remakes its
+    consumer from the stream sequence after the last it took, and each
+    record arrives once, well within the ack wait."""
     url, port = nats
     blip = _Blip(port)
     try:
@@ -681,13 +684,14 @@ def test_a_message_lost_on_the_way_to_bridge_in_comes_again_in_order(engines, na
         src, dst = _Records(), _Records()
         with ea.reader(batch=512, max_wait=0.05, history="all") as ra, \
                 eb.reader(batch=512, max_wait=0.05) as rb:
+            blip.armed = armed_at == 0
             out = _bridge(a, "out", url, "--key-file", key)
             inn = _bridge(b, "in", f"nats://127.0.0.1:{blip.port}", "--ring", "1",
                           "--key-file", key)
 
             def keep_up():
                 _take_one(ra, src, 0)
-                if dst.n >= 200:
+                if dst.n >= armed_at:
                     blip.armed = True
             _read_until(rb, dst, lambda: dst.n >= 1200, 20, "the destination", keep_up)
             _read_until(ra, src, lambda: False, 10, "the source")
@@ -755,3 +759,37 @@ def test_a_lossy_bridge_out_counts_its_drops_and_what_it_sent_arrives_once(engin
     assert dropped > 0, so
     assert dst.n == sent and dst.dups == 0, (dst.n, sent, dst.dups)
     assert f"{sent} records" in si, si
+
+
+def test_a_flood_of_asks_does_not_let_a_second_bridge_in_share_a_consumer(engines, nats, key):
+    """Someone floods the ask subject of bridge in's consumer, so that its
+    answers (at most one each 50 ms) go to the flood and a second bridge
+    in, asking, hears none: the second is still refused, on the server's
+    word (the first's pull requests waiting on the consumer)."""
+    import threading
+    url, port = nats
+    b = engines("--producers", "2", "--ring-size", "16M", games=0)
+    first = _bridge(b, "in", url, "--key-file", key)
+    assert "xring bridge in:" in first.stdout.readline()
+    done = threading.Event()
+
+    def flood():
+        subj = f"_XRING.in.xring-xr-test.xring-in-{b.name}".encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.recv(4096)
+            s.sendall(b"CONNECT {}\r\n")
+            while not done.is_set():
+                s.sendall(b"PUB %s _INBOX.flood 1\r\nx\r\n" % subj * 50)
+    t = threading.Thread(target=flood, daemon=True)
+    t.start()
+    try:
+        second = _bridge(b, "in", url, "--key-file", key)
+        _, err = second.communicate(timeout=60)
+    finally:
+        done.set()
+        t.join(10)
+    assert second.returncode == 1, err
+    assert "another bridge in" in err and len(err.splitlines()) == 1, err
+    assert first.poll() is None
+    rc, _, err = _stop(first)
+    assert rc == 0, err
