@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
+
+#include "util/clock.h"
 #include <unistd.h>
 
 #define ASK_MS 500 /* answers are waited for this long */
@@ -24,12 +25,6 @@ struct xr_br_claim {
 	natsSubscription *replies;
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* On libnats' thread: answer whoever asks, but not our own ask. */
 static void on_ask(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
@@ -42,7 +37,7 @@ static void on_ask(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
 	/* Only to an inbox (never onto a subject a stream keeps: our answer
 	 * would be published there with our rights), and at most one each
 	 * 50 ms: enough for every honest asker, who waits ASK_MS. */
-	uint64_t now = mono_ns();
+	uint64_t now = xr__now_ns();
 	if (reply && !strncmp(reply, "_INBOX.", 7) && now - c->answered_ns >= 50000000ull &&
 	    !(n == (int)strlen(c->nonce) && !memcmp(natsMsg_GetData(m), c->nonce, (size_t)n))) {
 		c->answered_ns = now;

@@ -29,12 +29,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "bridge/claim.h"
 #include "bridge/js.h"
 #include "bridge/state.h"
 #include "bridge/wire.h"
+#include "util/clock.h"
 #include "xring/error.h"
 #include "xring/producer.h"
 #include "xring/reader.h"
@@ -331,18 +331,7 @@ static int take(struct in *b, natsMsg *m)
 	return 0;
 }
 
-static void nap_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* Whether the consumer is still this bridge's alone (claim.h): 0, or
  * -EBUSY with why. Asked every CLAIM_EVERY_NS and before a remake. */
@@ -350,7 +339,7 @@ static int still_ours(struct in *b, bool wait, char *why, size_t len)
 {
 	char what[300];
 
-	b->claim_at = mono_ns() + CLAIM_EVERY_NS;
+	b->claim_at = xr__now_ns() + CLAIM_EVERY_NS;
 	snprintf(what, sizeof(what), "consumer %s of JetStream stream %s", b->durable,
 		 b->js_stream);
 	int rc = xr__br_claim_check(b->nc, b->claim, what, why, len, wait);
@@ -492,7 +481,7 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 	int64_t waiting = 0, live = 0;
 	for (int i = 0; i < 4; i++) {
 		if (i)
-			nap_ms(550);
+			xr__sleep_ns(550000000ull);
 		if (js_GetConsumerInfo(&ci, js, js_stream, durable, NULL, &err) != NATS_OK)
 			break;
 		floor = ci->AckFloor.Stream;
@@ -527,15 +516,15 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 	while (!*o->stop) {
 		natsMsgList list = {0};
 		err = 0;
-		if (mono_ns() >= b.claim_at && (rc = still_ours(&b, false, why, len)) < 0)
+		if (xr__now_ns() >= b.claim_at && (rc = still_ours(&b, false, why, len)) < 0)
 			break;
-		uint64_t asked = mono_ns();
+		uint64_t asked = xr__now_ns();
 		natsStatus s = natsSubscription_Fetch(&list, b.sub, FETCH, 500, &err);
 		/* Far longer than the fetch may take: this process was paused
 		 * (SIGSTOP, a VM's pause), and another bridge in may have taken
 		 * the consumer meanwhile. Asked before anything fetched is
 		 * taken: what is not acknowledged goes to the other. */
-		if (mono_ns() - asked > 2000000000ull && (rc = still_ours(&b, true, why, len)) < 0) {
+		if (xr__now_ns() - asked > 2000000000ull && (rc = still_ours(&b, true, why, len)) < 0) {
 			natsMsgList_Destroy(&list);
 			break;
 		}

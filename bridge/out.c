@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <zstd.h>
@@ -27,6 +26,7 @@
 #include "bridge/state.h"
 #include "bridge/wire.h"
 #include "shm/layout.h"
+#include "util/clock.h"
 #include "xring/error.h"
 #include "xring/reader.h"
 
@@ -95,11 +95,6 @@ static void subject_of(const struct out *b, uint32_t ring, char *out, size_t len
 	snprintf(out, len, "%s.%016" PRIx64 ".%u", b->o->subject, b->source, ring);
 }
 
-static void nap_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
 
 /* The message's id: its first and last record, so that the same id is the
  * same records. (The first alone once named two messages of different
@@ -145,7 +140,7 @@ static int publish(struct out *b, uint32_t ring, uint64_t first_seq, uint64_t la
 		if (!b->o->quiet && b->st->retries % 20 == 1)
 			fprintf(stderr, "xring bridge: publish to %s: %s (%d); trying again\n", subj,
 				natsStatus_GetText(s), (int)err);
-		nap_ms(wait);
+		xr__sleep_ns((uint64_t)wait * 1000000ull);
 		wait = wait < 1000 ? 2 * wait : 1000;
 	}
 }
