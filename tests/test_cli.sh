@@ -293,9 +293,12 @@ expect_err 2 "--producers must be 0..31, not '40'" -- "$xring" engine --name x -
 expect_err 2 "takes no producers" -- "$xring" engine --name x --producers 1 --record-bytes 64
 expect_err 2 "say out or in" -- "$xring" bridge sideways x --nats nats://127.0.0.1:1 --subject a
 expect_err 2 "name the engine, --nats and --subject" -- "$xring" bridge out x --subject a
-expect_err 2 "must be a NATS subject without wildcards" -- "$xring" bridge in x --nats nats://127.0.0.1:1 --subject "a.>"
+expect_err 2 "must be a NATS subject: tokens of printable characters" -- "$xring" bridge in x --nats nats://127.0.0.1:1 --subject "a.>" --unauthenticated
 expect_err 2 "--zstd must be a level 1..19" -- "$xring" bridge out x --nats nats://127.0.0.1:1 --subject a --zstd 30
-expect_err 1 "cannot connect to NATS at nats://127.0.0.1:1" -- "$xring" bridge out x --nats nats://127.0.0.1:1 --subject a
+expect_err 2 "give --key-file PATH" -- "$xring" bridge out x --nats nats://127.0.0.1:1 --subject a
+expect_err 2 "not both" -- "$xring" bridge out x --nats nats://127.0.0.1:1 --subject a --unauthenticated --key-file /nonexistent
+expect_err 2 "cannot open key file /nonexistent" -- "$xring" bridge out x --nats nats://127.0.0.1:1 --subject a --key-file /nonexistent
+expect_err 1 "cannot connect to NATS at nats://127.0.0.1:1" -- "$xring" bridge out x --nats nats://127.0.0.1:1 --subject a --unauthenticated
 expect_err 2 "--obs-dtype must be u8 or f32, not 'i8'" -- "$xring" games x create 1 --obs-dtype i8
 expect_err 2 "unknown verb 'make'" -- "$xring" games x make 3
 expect_err 2 "create takes a count" -- "$xring" games x create
