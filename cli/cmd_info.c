@@ -204,19 +204,25 @@ static void print_ring(const struct xr_arena *a, uint32_t r, bool json)
 		printf("%s{\"ring\":%u,\"capacity\":%" PRIu64 ",\"written\":%" PRIu64
 		       ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"lease_stalls\":%" PRIu64
 		       ",\"full_waits\":%" PRIu64 ",\"wait_ns\":%" PRIu64 ",\"evictions\":%" PRIu64
-		       ",\"wakeups\":%" PRIu64 ",\"blocked\":%s,\"writer\":\"%s\",\"shard\":{\"games\":%" PRIu64 ",\"steps\":%" PRIu64
-		       ",\"episodes\":%" PRIu64 ",\"turns_late\":%" PRIu64 ",\"cpu_ns\":%" PRIu64
-		       "}",
+		       ",\"wakeups\":%" PRIu64 ",\"blocked\":%s,\"writer\":\"%s\"",
 		       r == sd->first_ring ? "" : ",", r - sd->first_ring, a->lay.rings[r].capacity,
 		       written, xr_load_relaxed(&rd->records), xr_load_relaxed(&rd->bytes),
 		       xr_load_relaxed(&rd->lease_stalls), xr_load_relaxed(&rd->full_waits),
 		       xr_load_relaxed(&rd->wait_ns), xr_load_relaxed(&rd->evictions),
 		       xr_load_relaxed(&rd->wakeups),
-		       xr_load_relaxed(&rd->blocked) ? "true" : "false", writer_name(a, r),
-		       xr_load_relaxed(&ss->games),
-		       xr_load_relaxed(&ss->steps), xr_load_relaxed(&ss->episodes),
-		       xr_load_relaxed(&ss->turns_late), cpu);
-		print_games(&a->hdr->games[r], true);
+		       xr_load_relaxed(&rd->blocked) ? "true" : "false", writer_name(a, r));
+		/* A producer slot has no shard and no games: null, not zeros
+		 * that read as an idle shard's. */
+		if (xr_load_relaxed(&rd->writer) == XR_RING_ENGINE) {
+			printf(",\"shard\":{\"games\":%" PRIu64 ",\"steps\":%" PRIu64
+			       ",\"episodes\":%" PRIu64 ",\"turns_late\":%" PRIu64
+			       ",\"cpu_ns\":%" PRIu64 "}",
+			       xr_load_relaxed(&ss->games), xr_load_relaxed(&ss->steps),
+			       xr_load_relaxed(&ss->episodes), xr_load_relaxed(&ss->turns_late), cpu);
+			print_games(&a->hdr->games[r], true);
+		} else {
+			printf(",\"shard\":null,\"games\":null");
+		}
 		printf(",\"readers\":[");
 		return;
 	}

@@ -162,3 +162,16 @@ def test_a_killed_producer_loses_nothing_it_flushed(engines, run_dir):
     rings = json.loads(info.stdout)["streams"][0]["rings"]
     writers = [ring["writer"] for ring in rings]
     assert writers[0] == "shard" and "producer slot, its producer ended" in writers[1:], writers
+
+
+def test_info_json_gives_a_producer_ring_no_shard(engines):
+    """`xring info --json`: a producer slot's ring says who writes it, and
+    has no shard and no games (null), where a shard's ring has both."""
+    e = engines("--producers", "1", games=1)
+    out = subprocess.run([str(XRING_BIN), "info", e.name, "--json"], env=e.env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    rings = json.loads(out.stdout)["streams"][0]["rings"]
+    assert [r["writer"] for r in rings] == ["shard", "producer slot, free"], rings
+    assert isinstance(rings[0]["shard"], dict) and isinstance(rings[0]["games"], dict)
+    assert rings[1]["shard"] is None and rings[1]["games"] is None
