@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The five-line loop from the README, against a running engine."""
+import os
+
 import numpy as np
 import torch
 
@@ -39,12 +41,25 @@ def test_batch_is_a_view_of_the_ring(engine):
 
 def _arena_mappings(engine_name):
     """This process's mappings of the engine's arena file, from the kernel's
-    own list: (lo, hi, perms) of every line naming the file."""
+    own list: (lo, hi, perms) of every line naming the file's device and
+    inode. Not its path: a file made unnamed (O_TMPFILE) and linked later
+    keeps the name "#inode (deleted)" in the maps of whoever got its fd."""
+    with open("/proc/mounts") as f:
+        dirs = [ln.split()[1] for ln in f if ln.split()[2] == "hugetlbfs"]
+    st = None
+    for d in dirs + ["/dev/shm"]:
+        try:
+            st = os.stat(f"{d}/xring-{engine_name}")
+            break
+        except FileNotFoundError:
+            pass
+    assert st is not None, f"no arena file for {engine_name}"
+    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
     out = []
     with open("/proc/self/maps") as f:
         for line in f:
             parts = line.split(maxsplit=5)
-            if len(parts) == 6 and f"xring-{engine_name}" in parts[5]:
+            if len(parts) >= 5 and parts[3] == dev and int(parts[4]) == st.st_ino:
                 lo, hi = (int(x, 16) for x in parts[0].split("-"))
                 out.append((lo, hi, parts[1]))
     return out
