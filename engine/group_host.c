@@ -85,6 +85,7 @@ struct group {
 
 struct grant {
 	uint64_t tag;
+	uint64_t at; /* when it was granted: a lossy group's member clock */
 	struct piece p;
 };
 
@@ -251,13 +252,13 @@ static void answer(struct xr_ghost *h, struct member *M, int rc, const struct gr
 	M->answered = true;
 }
 
-static void grant(struct xr_ghost *h, struct member *M, const struct piece *p)
+static void grant(struct xr_ghost *h, struct member *M, const struct piece *p, uint64_t now)
 {
 	struct group *G = &h->g[M->g];
 	uint32_t slot = (uint32_t)__builtin_ctzll(~M->occ);
 
 	h->next_tag += 4;
-	M->gr[slot] = (struct grant){.tag = h->next_tag, .p = *p};
+	M->gr[slot] = (struct grant){.tag = h->next_tag, .at = now, .p = *p};
 	M->occ |= 1ull << slot;
 	M->held += p->count;
 	G->held += p->count;
@@ -420,7 +421,7 @@ static void serve(struct xr_ghost *h, struct member *M, uint64_t now)
 	while (G->q_len) {
 		p = q_take(G, M->max);
 		if (p.count) {
-			grant(h, M, &p);
+			grant(h, M, &p, now);
 			return;
 		}
 	}
@@ -439,7 +440,7 @@ static void serve(struct xr_ghost *h, struct member *M, uint64_t now)
 	if (rc == 1 || (due && (rc == 0 || rc == -EDEADLK))) {
 		rc = read_piece(G, M->max, &p);
 		if (rc > 0) {
-			grant(h, M, &p);
+			grant(h, M, &p, now);
 			return;
 		}
 	} else if (rc == -EDEADLK) {
@@ -459,12 +460,21 @@ static void serve(struct xr_ghost *h, struct member *M, uint64_t now)
 		answer(h, M, 0, NULL, 0);
 }
 
-/* A lossy group's clock, by batch: the group's reader took each batch at
- * read_at, and a lossy reader holding one too long is evicted by the
- * writer. A member holding a piece of a batch older than hold_ns is
- * evicted from the group (its grants go back), and queued pieces of such a
- * batch are dropped; giving a piece back and taking it again does not
- * reset the clock. */
+/* A lossy group's clocks. The group's reader took each batch at read_at,
+ * and the writer evicts a lossy reader that holds one for the lease
+ * timeout (4 hold_ns). So a batch must be done within that, however its
+ * pieces travel:
+ *  - a queued piece of a batch older than hold_ns is dropped, never
+ *    handed out: what a member is granted is at most hold_ns old;
+ *  - a member is evicted from the group (its grants go back, and are
+ *    dropped as old) when it has held a piece for hold_ns since it got it.
+ * A batch is thus done or dropped by read_at + 2 hold_ns, half the lease
+ * timeout, whatever its members do; giving a piece back and taking it
+ * again cannot reset that, the queue's own clock being the batch's. The
+ * member's clock is its grant's, not the batch's: a member that takes a
+ * queued piece just before its batch's hold_ns ends has a whole hold_ns
+ * to release it, like any other (evicting it there would punish the
+ * member that keeps up for the one that did not). */
 static void lossy_clock(struct xr_ghost *h, struct group *G, uint64_t now, uint64_t *next)
 {
 	if (!h->hold_ns)
@@ -474,7 +484,7 @@ static void lossy_clock(struct xr_ghost *h, struct group *G, uint64_t now, uint6
 		if (!M->live || M->g != (int)(G - h->g))
 			continue;
 		for (uint64_t occ = M->occ; occ; occ &= occ - 1) {
-			uint64_t t = G->ib[M->gr[__builtin_ctzll(occ)].p.ib].read_at + h->hold_ns;
+			uint64_t t = M->gr[__builtin_ctzll(occ)].at + h->hold_ns;
 			if (t > now) {
 				if (t < *next)
 					*next = t;

@@ -20,6 +20,8 @@
  *     (XR_EEVICTED), and the group goes on for the others, the stream with
  *     it; another member holding 64 batches while one waits leaves the
  *     waiter its deadline's answer
+ *   - a lossy group's member clock starts when it gets a piece: one handed
+ *     a piece another gave back late has its whole hold time for it
  *   - a reader holding XR_HELD_MAX batches cannot arm (-ENOBUFS)
  */
 #include <signal.h>
@@ -29,6 +31,7 @@
 #include "client/reader_priv.h"
 #include "fault_helpers.h"
 #include "shm/group_layout.h"
+#include "util/clock.h"
 
 #define LOG_MAX (8u << 20)
 
@@ -214,6 +217,52 @@ static void lossy_group(void)
 	fault_engine_stop(&e);
 }
 
+/* A lossy group's member clock is its grant's: a member handed a piece
+ * another gave back, of a batch near its group's hold time, has a whole
+ * hold time to release it (lease timeout 8 s: 2 s each). */
+static void lossy_late_piece(void)
+{
+	struct fault_engine e;
+	xr_batch a, b;
+
+	fault_engine_create(&e, "glate",
+			    &(struct fault_engine_opts){.games = 8, .shards = 1,
+							.policy = XR_POLICY_LOSSY,
+							.lease_timeout_ms = 8000});
+	engine = e.name;
+	fault_engine_run(&e);
+	xr_reader *first = join("late", 0), *second = join("late", 0);
+	CHECK(xr_reader_read(first, 1, 8, 5 * SEC, &a) > 0);
+	uint64_t got_at = xr__now_ns();
+	uint32_t ring = a.ring;
+	uint64_t seq = a.first_seq;
+	/* Held for half the hold time, then given back by leaving. */
+	xr__sleep_ns(1000 * MS);
+	xr_reader_detach(first);
+	/* The second takes it (after fresh pieces it releases at once, if
+	 * it asks before the engine has seen the first leave). */
+	for (;;) {
+		CHECK(xr__now_ns() - got_at < 1800 * MS);
+		int n = xr_reader_read(second, 1, 8, 100 * MS, &b);
+		CHECK(n >= 0);
+		if (n > 0 && b.ring == ring && b.first_seq == seq)
+			break;
+		if (n > 0)
+			CHECK_RC(xr_batch_release(second, &b), 0);
+	}
+	/* Held past the batch's hold time, within its own. */
+	xr__sleep_ns(1500 * MS);
+	CHECK(xr__now_ns() - got_at > 2000 * MS);
+	CHECK_RC(xr_batch_release(second, &b), 0);
+	int n = xr_reader_read(second, 1, 8, 1 * SEC, &b);
+	if (n < 0)
+		FAILF("a member that held a late piece within its own time: %s", xr_strerror(n));
+	if (n > 0)
+		CHECK_RC(xr_batch_release(second, &b), 0);
+	xr_reader_detach(second);
+	fault_engine_stop(&e);
+}
+
 int main(void)
 {
 	struct fault_engine e;
@@ -221,6 +270,7 @@ int main(void)
 	xr_reader_stats st;
 
 	lossy_group();
+	lossy_late_piece();
 	/* A plain reader with XR_HELD_MAX batches: nothing to arm with. */
 	{
 		struct fault_engine e2;
