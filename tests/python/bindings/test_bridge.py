@@ -22,11 +22,19 @@ import numpy as np
 import pytest
 
 import xring
-from xrtest import XRING_BIN, row_digest, wait_for
+from xrtest import UNDER_ASAN, XRING_BIN, row_digest, wait_for
 
 NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
 pytestmark = pytest.mark.skipif(not os.path.exists(NATS),
                                 reason="nats-server is not installed (scripts/deps.sh)")
+
+
+# The bridge's C code runs under ASan in the sanitizer pass (scripts/test.sh,
+# 3b) through the tests not marked so; these add little there to what the
+# others run (a NATS cluster's failover, restarts the others make too) and
+# a minute of that pass's time: the release pass has them.
+same_paths_as_others = pytest.mark.skipif(
+    UNDER_ASAN, reason="the same bridge paths as other tests: the release pass has it")
 
 
 def _free_port():
@@ -394,6 +402,7 @@ def test_garbage_on_the_subject_is_refused_and_counted(engines, nats, tmp_path):
         assert len(got) == 1
 
 
+@same_paths_as_others
 def test_a_slot_last_written_from_another_jetstream_stream_takes_this_one_whole(
         engines, nats, key):
     """The JetStream stream is deleted and made again (its sequences start
@@ -467,6 +476,7 @@ def nats_cluster(tmp_path):
                 p.wait()
 
 
+@same_paths_as_others
 def test_a_cluster_node_killed_loses_nothing(engines, nats_cluster, key):
     """The JetStream stream has three replicas on a three-node cluster; a
     third of the way through, the node the stream's leader is on is
@@ -563,6 +573,7 @@ def test_a_bridge_in_with_another_key_stops_and_acknowledges_nothing(engines, na
     _same(src, dst, 600)
 
 
+@same_paths_as_others
 def test_bridge_in_paused_while_another_took_its_consumer_gives_way(engines, nats, key):
     """bridge in is SIGSTOPped (a VM's pause) long enough for a second to
     take its consumer; once it runs again it gives way: it stops, saying
@@ -704,6 +715,7 @@ def test_a_message_lost_on_the_way_to_bridge_in_comes_again_in_order(engines, na
         blip.close()
 
 
+@same_paths_as_others
 def test_both_bridges_restarted_behind_a_forged_last_message_and_a_replay_write_nothing_twice(
         engines, nats, key):
     """Both bridges die; meanwhile someone without the key publishes a
