@@ -21,7 +21,7 @@
 #include "xring/table.h"
 
 static const char table_help[] =
-	"usage: xring table NAME TABLE [--checkpoint PATH | --restore PATH] [--json]\n"
+	"usage: xring table NAME TABLE [--checkpoint PATH | --restore PATH | --drop] [--json]\n"
 	"\n"
 	"Shows replay table TABLE of engine NAME: its items (records or\n"
 	"transitions, their size and observation shape), how full it is, its\n"
@@ -33,6 +33,9 @@ static const char table_help[] =
 	"                      (never over one); the engine's own user only\n"
 	"  --restore PATH      have the engine replace the table by checkpoint PATH\n"
 	"                      (refused while any trainer holds a lease)\n"
+	"  --drop              drop the table: its name is free at once, its trainers'\n"
+	"                      requests fail from now on, its memory goes with the\n"
+	"                      last of them; its creator's user or the engine's only\n"
 	"  --json              one JSON object instead of text\n";
 
 static const char *feed_name(uint32_t f)
@@ -104,10 +107,10 @@ int xr_cmd_table(int argc, char **argv)
 {
 	static const struct xr_opt opts[] = {
 		{"--checkpoint", true}, {"--restore", true}, {"--json", false},
-		{"--help", false}, {NULL, false},
+		{"--help", false}, {"--drop", false}, {NULL, false},
 	};
 	const char *v, *pos[2] = {NULL, NULL}, *ckpt = NULL, *restore = NULL;
-	bool json = false;
+	bool json = false, drop = false;
 	int i = 1, k, n_pos = 0, rc;
 
 	while (i < argc) {
@@ -126,6 +129,7 @@ int xr_cmd_table(int argc, char **argv)
 		case 1: restore = v; break;
 		case 2: json = true; break;
 		case 3: fputs(table_help, stdout); return 0;
+		case 4: drop = true; break;
 		}
 	}
 	if (n_pos < 2) {
@@ -133,13 +137,28 @@ int xr_cmd_table(int argc, char **argv)
 				    "NAME TABLE; see --help)");
 		return XR_EXIT_USAGE;
 	}
-	if (ckpt && restore) {
-		xr_cli_err("table", "--checkpoint or --restore, not both");
+	if ((ckpt != NULL) + (restore != NULL) + drop > 1) {
+		xr_cli_err("table", "one of --checkpoint, --restore and --drop at a time");
 		return XR_EXIT_USAGE;
 	}
 	if ((ckpt && !*ckpt) || (restore && !*restore)) {
 		xr_cli_err("table", "--%s needs a file's path", ckpt ? "checkpoint" : "restore");
 		return XR_EXIT_USAGE;
+	}
+	if (drop) {
+		rc = xr_table_drop(pos[0], pos[1], NULL);
+		if (rc < 0) {
+			char what[128];
+			snprintf(what, sizeof(what), "cannot drop table %s of engine %s", pos[1],
+				 pos[0]);
+			return fail(what, rc);
+		}
+		if (json)
+			printf("{\"engine\":\"%s\",\"table\":\"%s\",\"dropped\":true}\n", pos[0],
+			       pos[1]);
+		else
+			printf("xring table: dropped table %s of engine %s\n", pos[1], pos[0]);
+		return 0;
 	}
 	xr_table *t;
 	rc = xr_table_open(pos[0], pos[1], NULL, &t);

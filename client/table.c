@@ -108,6 +108,26 @@ int xr_table_create(const char *engine, const char *name, const xr_table_opts *o
 	return rc;
 }
 
+int xr_table_drop(const char *engine, const char *name, const xr_table_open_opts *o)
+{
+	struct xr_ctl_table_open m;
+	int sock, rc;
+
+	if (!engine)
+		return -EINVAL;
+	xr__set_last_reason("%s", "");
+	rc = name_to_wire(name, m.name);
+	if (rc < 0)
+		return rc;
+	rc = connect_attached(engine, o ? o->engine_uid : 0, &sock);
+	if (rc < 0)
+		return rc;
+	rc = xr__ctl_request(sock, XR_CTL_TABLE_DROP, &m, sizeof(m), XR_CTL_OK, NULL, 0, NULL,
+			     NULL);
+	close(sock);
+	return rc;
+}
+
 /* The store and page as the engine described them, checked before use: a
  * regular memfd of the size it said, a header that agrees with itself. */
 static int map_fds(xr_table *t, const struct xr_ctl_table_opened *r, const int fds[3])

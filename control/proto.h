@@ -52,6 +52,7 @@ enum xr_ctl_type {
 	XR_CTL_TABLE_OPEN = 12,
 	XR_CTL_GROUP_JOIN = 13,
 	XR_CTL_PRODUCER_OPEN = 14,
+	XR_CTL_TABLE_DROP = 15,      /* body: struct xr_ctl_table_open (the name) */
 	XR_CTL_OK = 0x81,
 	XR_CTL_ATTACHED = 0x82,
 	XR_CTL_SUBSCRIBED = 0x83,

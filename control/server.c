@@ -581,7 +581,7 @@ static void do_detach(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr 
 /* The verbs the engine's directory serves: games, and agents' seats. */
 static bool is_game_verb(uint16_t type)
 {
-	return type >= XR_CTL_GAMES_CREATE && type <= XR_CTL_PRODUCER_OPEN;
+	return type >= XR_CTL_GAMES_CREATE && type <= XR_CTL_TABLE_DROP;
 }
 
 /* What is wrong with a game verb's body beyond its length, or NULL. */
@@ -633,11 +633,14 @@ static const char *bad_game_body(uint16_t type, const void *body)
 			       ? "TABLE_CREATE asks for transitions of no stream"
 			       : NULL;
 	}
-	case XR_CTL_TABLE_OPEN: {
+	case XR_CTL_TABLE_OPEN:
+	case XR_CTL_TABLE_DROP: {
 		struct xr_ctl_table_open m;
 		memcpy(&m, body, sizeof(m));
-		return memchr(m.name, 0, sizeof(m.name)) ? NULL
-							  : "TABLE_OPEN's name is not NUL-terminated";
+		if (memchr(m.name, 0, sizeof(m.name)))
+			return NULL;
+		return type == XR_CTL_TABLE_OPEN ? "TABLE_OPEN's name is not NUL-terminated"
+						 : "TABLE_DROP's name is not NUL-terminated";
 	}
 	case XR_CTL_GROUP_JOIN: {
 		struct xr_ctl_group_join m;
@@ -806,6 +809,18 @@ static void do_games(struct xr_server *c, uint32_t ci, const struct xr_ctl_hdr *
 		}
 		break;
 	}
+	case XR_CTL_TABLE_DROP: {
+		struct xr_ctl_table_open m;
+		memcpy(&m, body, sizeof(m));
+		rc = c->games->table_drop ? c->games->table_drop(c->games_ctx, &who, &m, why,
+								  sizeof(why))
+					  : -ENOTSUP;
+		if (rc == 0)
+			xr__ctl_send(k->fd, XR_CTL_OK, h->id, NULL, 0, NULL, 0);
+		else if (rc == -ENOTSUP)
+			snprintf(why, sizeof(why), "this engine hosts no tables");
+		break;
+	}
 	case XR_CTL_GROUP_JOIN: {
 		struct xr_ctl_group_join m;
 		struct xr_ctl_group_joined r;
@@ -897,6 +912,7 @@ static const char *malformed(const struct xr_ctl_hdr *h, int n, int n_fds)
 	case XR_CTL_SEATS_RELEASE: want = sizeof(struct xr_ctl_seats_release); break;
 	case XR_CTL_TABLE_CREATE: want = sizeof(struct xr_ctl_table_create); break;
 	case XR_CTL_TABLE_OPEN: want = sizeof(struct xr_ctl_table_open); break;
+	case XR_CTL_TABLE_DROP: want = sizeof(struct xr_ctl_table_open); break;
 	case XR_CTL_GROUP_JOIN: want = sizeof(struct xr_ctl_group_join); break;
 	case XR_CTL_PRODUCER_OPEN: want = sizeof(struct xr_ctl_producer_open); break;
 	default: return "unknown message type";

@@ -102,6 +102,9 @@ struct xr_server_games {
 	int (*table_open)(void *ctx, const struct xr_ctl_caller *who,
 			  const struct xr_ctl_table_open *m, struct xr_ctl_table_opened *r, int fds[3],
 			  char *why, size_t len);
+	/* Drops table m->name; answered OK. */
+	int (*table_drop)(void *ctx, const struct xr_ctl_caller *who,
+			  const struct xr_ctl_table_open *m, char *why, size_t len);
 	/* Consumer groups (engine/group_host.h): the connection's reader,
 	 * subscribed to `stream` (of policy stream_policy), joins group m->group.
 	 * Gives two descriptors in fds[] (page, doorbell), which the server

@@ -859,6 +859,18 @@ static int table_open(void *ctx, const struct xr_ctl_caller *who,
 	return xr__thost_table_open(d->tables, who, m, r, fds, why, len);
 }
 
+static int table_drop(void *ctx, const struct xr_ctl_caller *who,
+		      const struct xr_ctl_table_open *m, char *why, size_t len)
+{
+	struct xr_gdir *d = ctx;
+
+	if (!d->tables) {
+		snprintf(why, len, "no table %s (this engine has none)", m->name);
+		return -ENOENT;
+	}
+	return xr__thost_table_drop(d->tables, who, m, why, len);
+}
+
 static void games_reader(void *ctx, uint32_t slot, uint32_t stream, const struct xr_filt *f)
 {
 	struct xr_gdir *d = ctx;
@@ -923,6 +935,7 @@ const struct xr_server_games xr__gdir_hooks = {
 	.seats_release = seats_release,
 	.table_create = table_create,
 	.table_open = table_open,
+	.table_drop = table_drop,
 	.group_join = group_join,
 	.group_leave = group_leave,
 	.producer_open = producer_open,

@@ -32,6 +32,14 @@
 /* Items of one table a uid other than the engine's may ask for: its
  * bookkeeping is made on the control thread, at about 80 bytes an item. */
 #define XR_THOST_ITEMS_PER_UID (1u << 22)
+/* Items a uid other than the engine's may create tables of in a minute:
+ * two of its largest. Making a table's bookkeeping is the control thread's
+ * work (about 1 s at the largest), and dropping a table frees its place in
+ * XR_THOST_TABLES_PER_UID: without this budget a uid could create and drop
+ * for ever, and the control thread would serve nobody else. */
+#define XR_THOST_ITEMS_PER_UID_MINUTE (2ull << 22)
+#define XR_THOST_BUDGET_UIDS 16
+#define XR_THOST_MINUTE_NS 60000000000ull
 /* Bytes of item store one table may take (its memfd is sparse, but inserts
  * fill it): 16 GiB. */
 #define XR_THOST_STORE_MAX (16ull << 30)
@@ -58,6 +66,11 @@ struct feed {
 	 * fields before `r` are filled; the table thread loads it (acquire)
 	 * and owns everything from `r` on. */
 	_Atomic bool want;
+	/* Its table was dropped: stored (release) by the control thread
+	 * under the mutex; the table thread, seeing it (acquire), tears the
+	 * feed down and says so (xr__tsvc_feed_gone), after which the
+	 * table's index may be another table's. */
+	_Atomic bool quit;
 	bool failed;                 /* attach or read failed for good: why */
 	bool holding;                /* b is leased: records [done, count) wait */
 	bool in_ep;                  /* the reader's descriptor is in the set */
@@ -91,7 +104,44 @@ struct xr_thost {
 	char engine[XR_NAME_MAX + 1]; /* its name: feeds attach to it */
 	struct feed feeds[XR_TSVC_TABLES_MAX];
 	struct trainer tr[XR_TSVC_CLIENTS_MAX];
+	/* Creations by uids other than the engine's, in the minute since
+	 * `since` (control thread, under the mutex). */
+	struct {
+		uint32_t uid;
+		uint64_t since, items;
+	} budget[XR_THOST_BUDGET_UIDS];
 };
+
+/* Whether uid may create a table of `items` now, and if so counts it. A
+ * uid not in the table takes the entry whose minute ended longest ago (or
+ * the oldest: each uid's count then starts afresh, which only a uid among
+ * more than XR_THOST_BUDGET_UIDS others creating at once could use, and
+ * the allow-list bounds those). */
+static bool budget_take(struct xr_thost *h, uint32_t uid, uint64_t items, uint64_t now)
+{
+	uint32_t pick = 0;
+
+	for (uint32_t i = 0; i < XR_THOST_BUDGET_UIDS; i++) {
+		if (h->budget[i].items && h->budget[i].uid == uid) {
+			pick = i;
+			goto found;
+		}
+		if (h->budget[i].since < h->budget[pick].since)
+			pick = i;
+	}
+	h->budget[pick].uid = uid;
+	h->budget[pick].since = now;
+	h->budget[pick].items = 0;
+found:
+	if (now - h->budget[pick].since >= XR_THOST_MINUTE_NS) {
+		h->budget[pick].since = now;
+		h->budget[pick].items = 0;
+	}
+	if (h->budget[pick].items + items > XR_THOST_ITEMS_PER_UID_MINUTE)
+		return false;
+	h->budget[pick].items += items ? items : 1;
+	return true;
+}
 
 /* Rings the trainers answered (under the lock: a bell closed meanwhile is
  * not ours to send on, and its number may be another file's by now). */
@@ -240,6 +290,27 @@ static bool feed_step(struct xr_thost *h, uint32_t t)
 	return moved;
 }
 
+/* Feed t's table was dropped: its reader detached (a lossless one would
+ * hold the stream for ever), its memory freed, and the table told. */
+static void feed_teardown(struct xr_thost *h, uint32_t t)
+{
+	struct feed *f = &h->feeds[t];
+
+	if (f->r) {
+		if (f->in_ep)
+			epoll_ctl(h->b.ep, EPOLL_CTL_DEL, xr_reader_fd(f->r), NULL);
+		if (f->holding)
+			xr_batch_release(f->r, &f->b);
+		xr_reader_detach(f->r);
+	}
+	xr__trans_destroy(f->trans);
+	free(f->item);
+	xr__svc_thread_lock(&h->b);
+	memset(f, 0, sizeof(*f));
+	xr__tsvc_feed_gone(h->svc, (int)t);
+	pthread_mutex_unlock(&h->b.mu);
+}
+
 static bool feed_round(struct xr_thost *h)
 {
 	bool moved = false;
@@ -248,9 +319,14 @@ static bool feed_round(struct xr_thost *h)
 	 * follows its store wakes it). */
 	if (!xr_load_relaxed(&h->serving))
 		return false;
-	for (uint32_t t = 0; t < XR_TSVC_TABLES_MAX; t++)
-		if (xr_load_acquire(&h->feeds[t].want) && !h->feeds[t].failed)
+	for (uint32_t t = 0; t < XR_TSVC_TABLES_MAX; t++) {
+		if (!xr_load_acquire(&h->feeds[t].want))
+			continue;
+		if (xr_load_acquire(&h->feeds[t].quit))
+			feed_teardown(h, t);
+		else if (!h->feeds[t].failed)
 			moved |= feed_step(h, t);
+	}
 	return moved;
 }
 
@@ -406,6 +482,13 @@ int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 			snprintf(why, len, "uid %u has created %d tables, its most", who->uid, mine);
 			return -EDQUOT;
 		}
+		if (!budget_take(h, who->uid, m->capacity, xr__now_ns())) {
+			pthread_mutex_unlock(&h->b.mu);
+			snprintf(why, len, "uid %u created tables of %llu items in the last minute, its "
+				 "most; try again in a minute", who->uid,
+				 (unsigned long long)XR_THOST_ITEMS_PER_UID_MINUTE);
+			return -EAGAIN;
+		}
 	}
 	/* The feed reads as the engine's own uid, whose lossless readers may
 	 * hold the games as long as they like: a table whose limiter never
@@ -540,6 +623,33 @@ fail:
 		close(page);
 	snprintf(why, len, "cannot open table %s: %s", m->name, strerror(-rc));
 	return rc;
+}
+
+int xr__thost_table_drop(struct xr_thost *h, const struct xr_ctl_caller *who,
+			 const struct xr_ctl_table_open *m, char *why, size_t len)
+{
+	xr__svc_control_lock(&h->b);
+	int t = xr__tsvc_table_find(h->svc, m->name);
+	if (t < 0) {
+		pthread_mutex_unlock(&h->b.mu);
+		snprintf(why, len, "no table %s", m->name);
+		return -ENOENT;
+	}
+	if (who->uid != h->engine_uid && !(h->created[t] && h->owner_uid[t] == who->uid)) {
+		pthread_mutex_unlock(&h->b.mu);
+		snprintf(why, len, "table %s: only the uid that created it or the engine's may drop it",
+			 m->name);
+		return -EPERM;
+	}
+	xr__tsvc_table_drop(h->svc, t);
+	h->created[t] = false; /* out of its creator's count at once */
+	if (xr_load_relaxed(&h->feeds[t].want))
+		xr_store_release(&h->feeds[t].quit, true);
+	pthread_mutex_unlock(&h->b.mu);
+	/* Its trainers' parked requests are answered, and its feed torn
+	 * down, on the thread's next round. */
+	xr__svc_kick(&h->b);
+	return 0;
 }
 
 void xr__thost_gone(struct xr_thost *h, uint64_t conn)

@@ -53,6 +53,13 @@ int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 int xr__thost_table_open(struct xr_thost *h, const struct xr_ctl_caller *who,
 			 const struct xr_ctl_table_open *m, struct xr_ctl_table_opened *r, int fds[3],
 			 char *why, size_t len);
+/* Drops table m->name (the engine's uid, or the uid that created it;
+ * -EPERM for others, -ENOENT): its name is free at once; its trainers'
+ * requests fail -EIDRM from the thread's next round, its feed's reader
+ * detaches, and its memory goes with its last trainer
+ * (engine/table_service.h). */
+int xr__thost_table_drop(struct xr_thost *h, const struct xr_ctl_caller *who,
+			 const struct xr_ctl_table_open *m, char *why, size_t len);
 /* Connection conn ended: its trainers are closed (their leases end). */
 void xr__thost_gone(struct xr_thost *h, uint64_t conn);
 

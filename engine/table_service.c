@@ -40,6 +40,8 @@ struct stable {
 	uint8_t *map;
 	_Atomic uint64_t *keys; /* in the store */
 	bool fed;               /* the engine feeds it: trainers do not insert */
+	bool dropped;           /* its name is free; every request fails -EIDRM */
+	bool feed_held;         /* dropped, and its feed not torn down yet */
 	uint8_t *items;
 	uint32_t clients;
 };
@@ -131,9 +133,48 @@ static bool good_name(const char *name)
 int xr__tsvc_table_find(const struct xr_tsvc *s, const char *name)
 {
 	for (int i = 0; i < XR_TSVC_TABLES_MAX; i++)
-		if (s->tables[i].live && !strcmp(s->tables[i].name, name))
+		if (s->tables[i].live && !s->tables[i].dropped && !strcmp(s->tables[i].name, name))
 			return i;
 	return -ENOENT;
+}
+
+/* A dropped table goes once nothing uses it: no trainer (whose mapping of
+ * the store would keep its memory anyway) and no feed (whose reader the
+ * table thread detaches in its own time). */
+static void maybe_free(struct stable *tb)
+{
+	if (tb->live && tb->dropped && !tb->clients && !tb->feed_held)
+		drop_table(tb);
+}
+
+int xr__tsvc_table_drop(struct xr_tsvc *s, int table)
+{
+	if (table < 0 || table >= XR_TSVC_TABLES_MAX || !s->tables[table].live ||
+	    s->tables[table].dropped)
+		return -ENOENT;
+	struct stable *tb = &s->tables[table];
+	struct xr_tstore_hdr *h = (struct xr_tstore_hdr *)tb->map;
+
+	tb->dropped = true;
+	tb->feed_held = tb->fed;
+	/* Relaxed: a figure to show; the trainers learn it from the answer
+	 * to their next request (-EIDRM), parked ones at the next poll. */
+	xr_store_relaxed(&h->dropped, 1u);
+	maybe_free(tb);
+	return 0;
+}
+
+void xr__tsvc_feed_gone(struct xr_tsvc *s, int table)
+{
+	struct stable *tb = &s->tables[table];
+
+	tb->feed_held = false;
+	maybe_free(tb);
+}
+
+bool xr__tsvc_table_dropped(const struct xr_tsvc *s, int table)
+{
+	return s->tables[table].dropped;
 }
 
 int xr__tsvc_table_create(struct xr_tsvc *s, const char *name, const struct xr_tb_cfg *cfg,
@@ -356,7 +397,8 @@ int xr__tsvc_open(struct xr_tsvc *s, int table, bool admin, uint32_t *client, in
 	uint32_t i;
 	int rc;
 
-	if (table < 0 || table >= XR_TSVC_TABLES_MAX || !s->tables[table].live)
+	if (table < 0 || table >= XR_TSVC_TABLES_MAX || !s->tables[table].live ||
+	    s->tables[table].dropped)
 		return -ENOENT;
 	for (i = 0; i < XR_TSVC_CLIENTS_MAX; i++)
 		if (!s->clients[i].live) {
@@ -396,9 +438,13 @@ void xr__tsvc_close(struct xr_tsvc *s, uint32_t client)
 	free(c->l.key);
 	free(c->l.count);
 	munmap(c->map, c->bytes);
-	s->tables[c->table].clients--;
-	show(&s->tables[c->table]);
+	struct stable *tb = &s->tables[c->table];
+	tb->clients--;
 	memset(c, 0, sizeof(*c));
+	if (tb->dropped)
+		maybe_free(tb);
+	else
+		show(tb);
 }
 
 void *xr__tsvc_page(struct xr_tsvc *s, uint32_t client)
@@ -753,6 +799,17 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 		uint32_t k = c->req->n_release; /* read once */
 		(void)release_keys(tb, c, k < XR_TABLE_BATCH_MAX ? k : XR_TABLE_BATCH_MAX);
 	}
+	if (tb->dropped && op != XR_TOP_RELEASE) {
+		/* Whatever else it asks, parked or new. Releases still end
+		 * leases (a trainer's round or its with-block's end should not
+		 * fail for a drop); what it holds stays readable until it
+		 * closes (the store stays mapped, and nothing writes it
+		 * again), but nothing more comes. */
+		c->parked = false;
+		answer(c, seq, -EIDRM, 0, "the table was dropped");
+		(*answers)++;
+		return;
+	}
 	switch (op) {
 	case XR_TOP_SAMPLE:
 		if (n > max_batch(&tb->t)) {
@@ -897,7 +954,7 @@ int xr__tsvc_poll(struct xr_tsvc *s, uint64_t now_ns, uint64_t *next_ns, uint64_
 			mask |= 1ull << i;
 	}
 	for (int i = 0; i < XR_TSVC_TABLES_MAX; i++)
-		if (s->tables[i].live)
+		if (s->tables[i].live && !s->tables[i].dropped)
 			show(&s->tables[i]);
 	if (next_ns)
 		*next_ns = next;
@@ -912,6 +969,8 @@ int xr__tsvc_insert(struct xr_tsvc *s, int table, double p, const void *bytes, u
 	uint64_t key, ev;
 	uint32_t slot;
 
+	if (tb->dropped)
+		return -EIDRM;
 	if (len > tb->item_size)
 		return -EINVAL;
 	int rc = xr__tb_insert(&tb->t, p, &key, &slot, &ev);

@@ -51,8 +51,19 @@ void xr__tsvc_destroy(struct xr_tsvc *s);
  * -EINVAL with *why, -ENOMEM. */
 int xr__tsvc_table_create(struct xr_tsvc *s, const char *name, const struct xr_tb_cfg *cfg,
 			  uint32_t item_size, const char **why);
-/* The table's index, or -ENOENT. */
+/* The table's index, or -ENOENT (dropped tables have no name). */
 int xr__tsvc_table_find(const struct xr_tsvc *s, const char *name);
+/* Drops `table`: its name is free at once (a new table may take it), and
+ * every request of its trainers but a release, new or parked, is answered
+ * -EIDRM from the next poll on; their leases and mappings stay theirs until they
+ * close. The table itself, bookkeeping and store, goes when its last
+ * trainer closes and, for a fed table, once xr__tsvc_feed_gone() says its
+ * feed is torn down (until then its index is not reused). 0, -ENOENT. */
+int xr__tsvc_table_drop(struct xr_tsvc *s, int table);
+/* The feed of dropped `table` is torn down (its reader detached). */
+void xr__tsvc_feed_gone(struct xr_tsvc *s, int table);
+/* Whether `table` was dropped (its index not yet reused). */
+bool xr__tsvc_table_dropped(const struct xr_tsvc *s, int table);
 /* Its bookkeeping, for stats and checkpoints (service thread only). */
 struct xr_tb *xr__tsvc_table(struct xr_tsvc *s, int table);
 uint32_t xr__tsvc_item_size(const struct xr_tsvc *s, int table);

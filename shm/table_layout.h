@@ -76,6 +76,7 @@ struct xr_tstore_hdr {
 	uint32_t mask_len;
 	uint32_t extras_len;
 	uint32_t has_shape;  /* 1: the fields above say the records' shape */
+	_Atomic uint32_t dropped; /* 1: the table was dropped (requests: -EIDRM) */
 };
 
 enum { XR_TFEED_NONE = 0, XR_TFEED_ON = 1, XR_TFEED_FAILED = 2 };
@@ -131,7 +132,8 @@ _Static_assert(offsetof(struct xr_tpage_req, path) == 24 + 16 * XR_TABLE_BATCH_M
 _Static_assert(offsetof(struct xr_tpage_resp, why) == 16, "answer reason");
 _Static_assert(offsetof(struct xr_tpage_resp, keys) == 176, "answer keys");
 _Static_assert(offsetof(struct xr_tstore_hdr, size) == 80, "store figures");
-_Static_assert(sizeof(struct xr_tstore_hdr) == 192, "store header");
+_Static_assert(offsetof(struct xr_tstore_hdr, dropped) == 192, "store dropped");
+_Static_assert(sizeof(struct xr_tstore_hdr) == 200, "store header");
 _Static_assert(offsetof(struct xr_tstore_hdr, item_kind) == 136, "store item kind");
 
 #endif

@@ -11,6 +11,9 @@
  *     would wake the thread for ever), is served when others wake it
  *   - the end of its connection (gone) ends its leases
  *   - the trainers a uid other than the engine's may hold are capped
+ *   - drops: only by the table's creator or the engine's uid; a trainer of
+ *     a dropped table gets -EIDRM; creations of other uids budgeted by the
+ *     minute (creating and dropping cannot keep the control thread)
  */
 #include <errno.h>
 #include <poll.h>
@@ -173,6 +176,34 @@ int main(void)
 	CHECK_EQ(opened, 16);
 	CHECK(strstr(why, "its most"));
 	xr__thost_gone(h, 20);
+
+	/* Drops: another uid may drop only what it created; a uid's creations
+	 * are budgeted by the minute, so that creating and dropping cannot
+	 * keep the control thread (which makes the bookkeeping) for ever. */
+	struct xr_ctl_table_open dm = {.name = "t"};
+	CHECK_RC(xr__thost_table_drop(h, &them, &dm, why, sizeof(why)), -EPERM);
+	CHECK(strstr(why, "only the uid that created it"));
+	struct xr_ctl_table_open nosuch = {.name = "nosuch"};
+	CHECK_RC(xr__thost_table_drop(h, &engine, &nosuch, why, sizeof(why)), -ENOENT);
+	struct xr_ctl_table_create big = {.name = "big", .capacity = 1u << 22, .item_size = 8,
+					  .seed = 2};
+	struct xr_ctl_table_open bm = {.name = "big"};
+	for (int i = 0; i < 2; i++) {
+		CHECK_RC(xr__thost_table_create(h, &them, &big, NULL, &cr, why, sizeof(why)), 0);
+		CHECK_RC(xr__thost_table_drop(h, &them, &bm, why, sizeof(why)), 0);
+	}
+	big.capacity = 1;
+	CHECK_RC(xr__thost_table_create(h, &them, &big, NULL, &cr, why, sizeof(why)), -EAGAIN);
+	CHECK(strstr(why, "in the last minute"));
+	CHECK_RC(xr__thost_table_create(h, &engine, &big, NULL, &cr, why, sizeof(why)), 0);
+
+	/* The engine drops "t" under a: a's requests fail -EIDRM, its leases
+	 * and the store as they were. */
+	CHECK_RC(xr__thost_table_drop(h, &engine, &dm, why, sizeof(why)), 0);
+	CHECK_RC(call(&a, XR_TOP_SAMPLE, 1, true), -EIDRM);
+	CHECK_EQ(a.hdr->dropped, 1);
+	CHECK_EQ(a.hdr->leases, 20);
+	CHECK_RC(xr__thost_table_drop(h, &engine, &dm, why, sizeof(why)), -ENOENT);
 
 	xr__thost_destroy(h);
 	printf("ok\n");

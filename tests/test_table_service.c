@@ -17,6 +17,10 @@
  *   - trainer inserts: bytes and priorities from the page, partial when the
  *     limiter stops them part way
  *   - one trainer holds at most XR_TSVC_LEASES_MAX leases
+ *   - a table dropped with trainers on it: its name free at once, their
+ *     requests (a parked one too) answered -EIDRM, their leases theirs, its
+ *     index reused only once the last has closed (and a fed table's feed
+ *     is gone)
  * Time is the poll's argument: no clock, no sleep.
  */
 #include <errno.h>
@@ -292,6 +296,72 @@ int main(void)
 	CHECK_EQ(xr__tsvc_table(s, t2)->leases, XR_TSVC_LEASES_MAX);
 	xr__tsvc_close(s, a.id);
 	CHECK_EQ(xr__tsvc_table(s, t2)->leases, 0);
+
+	/* Dropping a table while two trainers have it open, one holding
+	 * leases and one parked: the name is free at once (a new table of it
+	 * takes another index), both get -EIDRM (the parked one at the next
+	 * poll), what the first holds stays as it was, and the old index is
+	 * reused only once both have closed. Its limiter (D = I - S within
+	 * [-2, 2]) parks a sample of 3 once 2 items are in and 2 sampled. */
+	CHECK_RC(xr__tsvc_table_create(s, "gone",
+				       &(struct xr_tb_cfg){.capacity = 100, .samples_per_insert = 1,
+							      .error_buffer = 2, .seed = 5},
+				       ITEM, &why),
+		 0);
+	int tg = xr__tsvc_table_find(s, "gone");
+	CHECK(tg >= 0);
+	for (int i = 0; i < 2; i++)
+		CHECK_RC(xr__tsvc_insert(s, tg, 1, bytes, ITEM), 0);
+	open_trainer(s, tg, &a);
+	open_trainer(s, tg, &b);
+	CHECK_RC(call(s, &a, XR_TOP_SAMPLE, 2), 2);
+	uint64_t gk = a.resp->keys[0];
+	CHECK(!ask(s, &b, XR_TOP_SAMPLE, 3, 1000000, 100));
+	CHECK(xr__tsvc_poll(s, 150, NULL, NULL) == 0); /* parked */
+	CHECK_RC(xr__tsvc_table_drop(s, tg), 0);
+	CHECK(xr__tsvc_table_dropped(s, tg));
+	CHECK_RC(xr__tsvc_table_drop(s, tg), -ENOENT);
+	CHECK_RC(xr__tsvc_table_find(s, "gone"), -ENOENT);
+	CHECK_RC(xr__tsvc_insert(s, tg, 1, bytes, ITEM), -EIDRM); /* a feed's, were it fed */
+	CHECK(xr__tsvc_poll(s, 200, NULL, &mask) == 1);        /* b's parked sample */
+	CHECK_EQ(mask, 1ull << b.id);
+	CHECK_RC(b.resp->rc, -EIDRM);
+	CHECK(strstr(b.resp->why, "dropped"));
+	CHECK_RC(call(s, &a, XR_TOP_SAMPLE, 1), -EIDRM);
+	CHECK_EQ(xr__tsvc_leases(s, a.id), 2);
+	a.req->keys[0] = gk; /* releases still end leases */
+	CHECK_RC(call(s, &a, XR_TOP_RELEASE, 1), 1);
+	CHECK_EQ(xr__tsvc_leases(s, a.id), 1);
+	{
+		uint32_t cl;
+		int pfd;
+		uint64_t psz;
+		CHECK_RC(xr__tsvc_open(s, tg, false, &cl, &pfd, &psz), -ENOENT);
+	}
+	CHECK_RC(xr__tsvc_table_create(s, "gone", &(struct xr_tb_cfg){.capacity = 8, .seed = 3},
+				       ITEM, &why),
+		 0);
+	int t3 = xr__tsvc_table_find(s, "gone");
+	CHECK(t3 >= 0 && t3 != tg);
+	xr__tsvc_close(s, b.id);
+	CHECK(xr__tsvc_table_dropped(s, tg)); /* a has it still */
+	xr__tsvc_close(s, a.id);
+	CHECK(!xr__tsvc_table_dropped(s, tg)); /* gone: its index free */
+	CHECK_RC(xr__tsvc_table_create(s, "again", &(struct xr_tb_cfg){.capacity = 8, .seed = 4},
+				       ITEM, &why),
+		 0);
+	CHECK_EQ(xr__tsvc_table_find(s, "again"), tg);
+	/* A fed table waits for its feed too: dropped with no trainer, its
+	 * index is not reused before xr__tsvc_feed_gone(). */
+	xr__tsvc_set_fed(s, t3);
+	CHECK_RC(xr__tsvc_table_drop(s, t3), 0);
+	CHECK(xr__tsvc_table_dropped(s, t3));
+	xr__tsvc_feed_gone(s, t3);
+	CHECK(!xr__tsvc_table_dropped(s, t3));
+	/* The first store is dropped too, mapped here still: unchanged. */
+	CHECK_RC(xr__tsvc_table_drop(s, t), 0);
+	CHECK_EQ(h->dropped, 1);
+	CHECK_EQ(h->magic, XR_TSTORE_MAGIC);
 
 	munmap(store, store_size);
 	close(sfd);

@@ -175,6 +175,15 @@ XR_API int xr_table_create(const char *engine, const char *name, const xr_table_
 XR_API int xr_table_open(const char *engine, const char *name, const xr_table_open_opts *o,
 			 xr_table **out);
 
+/* Drops table `name` (its creator's uid or the engine's; o may be NULL):
+ * its name is free at once, for a new table to take. Its trainers' calls
+ * but xr_table_release() fail -EIDRM from then on ("the table was
+ * dropped"), waiting ones at once; what they hold stays readable, and unchanging, until they close
+ * (xr_table_close()), when the table's memory goes. A fed table's feed
+ * stops (its reader leaves the stream). -ENOENT: no such table; -EPERM:
+ * another uid's. */
+XR_API int xr_table_drop(const char *engine, const char *name, const xr_table_open_opts *o);
+
 /* Samples up to n items (1..1024), waiting up to timeout_ms (0: not at all;
  * -1: an hour, the longest a request may wait) for the rate limiter. Returns
  * the count sampled (fewer than n only for fifo and lifo tables, or when

@@ -120,6 +120,7 @@ static uint32_t body_len(uint16_t type)
 	case XR_CTL_SEATS_CLAIM: return sizeof(struct xr_ctl_seats_claim);
 	case XR_CTL_SEATS_RELEASE: return sizeof(struct xr_ctl_seats_release);
 	case XR_CTL_PRODUCER_OPEN: return sizeof(struct xr_ctl_producer_open);
+	case XR_CTL_TABLE_DROP: return sizeof(struct xr_ctl_table_open);
 	}
 	return 0;
 }
@@ -297,7 +298,10 @@ static bool one_message(int s, struct fz_in *in, struct session *ss)
 		len = fz_bytes(in, msg, fz_u16(in) % RAW_MAX);
 	} else {
 		uint8_t t = fz_u8(in), f = fz_u8(in);
-		uint16_t type = t >= 0x80 ? t : t % 12 == 11 ? XR_CTL_PRODUCER_OPEN : t % 12;
+		uint16_t type = t >= 0x80   ? t
+				: t == 0x7f ? XR_CTL_TABLE_DROP
+				: t % 12 == 11 ? XR_CTL_PRODUCER_OPEN
+					       : t % 12;
 		struct xr_ctl_hdr h = {XR_CTL_MAGIC, XR_CTL_VERSION, type, 0, fz_u8(in)};
 		uint32_t body = f & 1 ? fz_u16(in) % RAW_MAX : body_len(h.type);
 		h.len = f & 2 ? fz_u32(in) : body;

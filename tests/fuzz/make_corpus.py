@@ -121,8 +121,9 @@ def arena_seeds():
 # ---- fuzz_control.c
 ATTACH, SUBSCRIBE, DETACH, CREATE, DESTROY, RESET, LIST, AGENT_OPEN, CLAIM, RELEASE = range(1, 11)
 PRODUCER = 11  # the harness's type byte 11 is PRODUCER_OPEN (14)
+TDROP = 0x7f   # ...and 0x7f is TABLE_DROP (15)
 BODY = {ATTACH: 0, SUBSCRIBE: 1128, DETACH: 8, CREATE: 72, DESTROY: 4104, RESET: 16, LIST: 8,
-        AGENT_OPEN: 24, CLAIM: 16, RELEASE: 8, PRODUCER: 48}
+        AGENT_OPEN: 24, CLAIM: 16, RELEASE: 8, PRODUCER: 48, TDROP: 32}
 WAIT = 0x10
 
 
@@ -221,6 +222,9 @@ def control_seeds():
           msg(PRODUCER, struct.pack('<32sQII', b'experience', 1 << 40, 0, 0)))
     write(s, 'producer-flags', a + msg(PRODUCER, struct.pack('<32sQII', b'experience', 0, 1, 0)))
     write(s, 'producer-unterminated', a + msg(PRODUCER, b'p' * 48))
+    write(s, 'table-drop-none', a + msg(TDROP, b'nosuch'))
+    write(s, 'table-drop-unterminated', a + msg(TDROP, b't' * 32))
+    write(s, 'table-drop-before-attach', msg(TDROP, b'replay'))
     write(s, 'producer-before-attach', msg(PRODUCER, struct.pack('<32sQII', b'experience', 0, 0, 0)))
     for k, what in enumerate(['pipe', 'memfd', 'socket', 'eventfd', 'self'], 1):
         write(s, 'fds-' + what, msg(ATTACH, fds=k))

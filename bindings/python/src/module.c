@@ -80,6 +80,8 @@ static PyMethodDef mod_methods[] = {
 	{"_set_array_type", mod_set_array_type, METH_O, NULL},
 	{"create_table", table_create_fn, METH_VARARGS,
 	 "Creates a replay table (use xring.Engine.create_table())."},
+	{"drop_table", table_drop_fn, METH_VARARGS,
+	 "Drops a replay table (use xring.Engine.drop_table())."},
 	{NULL, NULL, 0, NULL},
 };
 

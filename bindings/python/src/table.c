@@ -600,6 +600,24 @@ PyObject *table_create_fn(PyObject *mod, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+/* drop_table(engine, name, engine_uid): xring.Engine.drop_table(). */
+PyObject *table_drop_fn(PyObject *mod, PyObject *args)
+{
+	const char *engine, *name;
+	xr_table_open_opts o = {0};
+	int rc;
+
+	(void)mod;
+	if (!PyArg_ParseTuple(args, "ssI", &engine, &name, &o.engine_uid))
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = xr_table_drop(engine, name, &o);
+	Py_END_ALLOW_THREADS
+	if (rc < 0)
+		return fail(rc, "drop table");
+	Py_RETURN_NONE;
+}
+
 static PyMethodDef table_methods[] = {
 	{"sample", (PyCFunction)table_sample, METH_VARARGS,
 	 "sample(n, timeout_ms[, release]) -> (keys, slots, probabilities, weights)"},

@@ -87,6 +87,7 @@ extern PyTypeObject AgentType, ObsBatchType, AgentLeaseType; /* agent.c */
 extern PyTypeObject TableType;  /* table.c */
 extern PyTypeObject ProducerType; /* producer.c */
 PyObject *table_create_fn(PyObject *mod, PyObject *args); /* table.c */
+PyObject *table_drop_fn(PyObject *mod, PyObject *args);   /* table.c */
 extern PyObject *leased_array_type; /* xring._array.LeasedArray (batch.c; module.c sets it) */
 
 /* What open_reader's arguments ask for, checked. It points into itself

@@ -36,7 +36,8 @@ from ._errors import (DeadlockError, EngineClosedError, EvictedError, GameLimitE
                       LayoutError,
                       NoEngineError, NoSuchGameError, NoSuchTableError,
                       NoProducerSlotError, ProducerEndedError,
-                      PermissionRefusedError, PolicyError, TableExistsError,
+                      PermissionRefusedError, PolicyError, TableDroppedError,
+                      TableExistsError,
                       ReleasedError, SeatTakenError, TooManyAgentsError,
                       TooManyBatchesHeldError, TooManyReadersError, XringError)
 
@@ -65,6 +66,7 @@ __all__ = [
     "TooManyBatchesHeldError", "ReleasedError", "NoSuchGameError", "GameLimitError",
     "SeatTakenError", "TooManyAgentsError", "DeadlockError", "control_path", "EngineProcess",
     "Table", "Sample", "SAMPLERS", "REMOVERS", "NoSuchTableError", "TableExistsError",
+    "TableDroppedError",
     "Producer", "NoProducerSlotError", "ProducerEndedError",
 ]
 
@@ -362,7 +364,8 @@ class Engine:
                      samples_per_insert=0.0, error_buffer=0.0, seed=0, source=None,
                      priority=1.0, item="record"):
         """Creates replay table `name` in the engine (it lives until the
-        engine stops) and returns it opened as a trainer (Engine.table()).
+        engine stops or drop_table()) and returns it opened as a trainer
+        (Engine.table()).
 
         capacity items of item_size bytes; sampler "uniform", "prioritized"
         (P(i) ~ priority_i ** alpha, importance weights with beta), "fifo" or
@@ -401,6 +404,16 @@ class Engine:
                             None if source is None else str(source), float(priority),
                             1 if item == "transition" else 0)
         return self.table(name)
+
+    def drop_table(self, name):
+        """Drops replay table `name` (created by this uid, or any as the
+        engine's uid: PermissionRefusedError otherwise; NoSuchTableError
+        when there is none). Its name is free at once. Tables open on it
+        get TableDroppedError from every request but a release, waiting
+        ones at once;
+        their samples' arrays stay readable, and unchanging, until they
+        close, when its memory goes. A fed table's feed leaves its stream."""
+        _xring.drop_table(self.name, str(name), self.engine_uid)
 
     def table(self, name):
         """Opens replay table `name` as a trainer: a Table (its own

@@ -81,6 +81,12 @@ class TableExistsError(XringError, FileExistsError):
     """Engine.create_table() named a table the engine has already."""
 
 
+class TableDroppedError(XringError, LookupError):
+    """The replay table was dropped (Engine.drop_table()) while this Table
+    had it open: every request but a release now fails so (code -EIDRM). Its samples'
+    arrays stay readable, and unchanging, until the Table closes."""
+
+
 class NoSuchGameError(XringError, LookupError):
     """A game request named what the engine does not have: destroy or reset
     of an id that is no live game (the reason names the id, and says whether
@@ -177,6 +183,7 @@ _BY_CODE_TABLE = {
     **_BY_CODE,
     -errno.ENOENT: NoSuchTableError,
     -errno.EEXIST: TableExistsError,
+    -errno.EIDRM: TableDroppedError,
     -errno.EAGAIN: _TimeoutError,   # a wait of 0 s: the limiter said no now
 }
 

@@ -428,7 +428,8 @@ def test_a_table_survives_an_engine_restart_from_its_checkpoint(engines, tmp_pat
     # Never over a file; no such table; a usage error: one line each.
     for args, code, what in [(("replay", "--checkpoint", str(path)), 1, "exists"),
                              (("nosuch",), 1, "no table nosuch"),
-                             (("replay", "--checkpoint", "x", "--restore", "y"), 2, "not both"),
+                             (("replay", "--checkpoint", "x", "--restore", "y"), 2, "at a time"),
+                             (("replay", "--drop", "--restore", "y"), 2, "at a time"),
                              ((), 2, "name an engine")]:
         out = cli(*args)
         assert out.returncode == code and what in out.stderr, (args, out.stderr)
@@ -458,6 +459,13 @@ def test_a_table_survives_an_engine_restart_from_its_checkpoint(engines, tmp_pat
                 pass
         with pytest.raises(TimeoutError):
             t.sample(1, timeout=0)
+    # Dropped from the command line: once; then there is no such table.
+    out = cli("replay", "--drop", eng=b)
+    assert out.returncode == 0 and f"dropped table replay of engine {b.name}" in out.stdout, out
+    for args in (("replay",), ("replay", "--drop")):
+        out = cli(*args, eng=b)
+        assert out.returncode == 1 and "no table replay" in out.stderr, (args, out.stderr)
+        assert out.stderr.count("\n") == 1, out.stderr
     # A checkpoint that is not one stops the engine at start, saying so.
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"not a checkpoint" * 8)
@@ -596,3 +604,120 @@ def test_a_sample_releases_the_last_in_the_same_request(engine):
         d.release()
         with pytest.raises(ValueError):
             t.sample(1, release=np.zeros(1025, dtype=np.uint64))
+
+
+def test_a_dropped_table_fails_its_trainers_and_frees_its_name(engine):
+    """Engine.drop_table(): the name is free at once; a trainer on the
+    dropped table gets TableDroppedError from every request, a waiting one
+    at once; what it holds stays readable and unchanged until it closes."""
+    import threading
+    import time
+    from xrtest import syscall_of
+    e = xring.attach(engine.name, timeout=5)
+    t = e.create_table("d", capacity=100, item_size=32)
+    t.insert(_items(50, 32), np.ones(50))
+    s = t.sample(8)
+    held = t.items.copy()               # every slot, as the store has it
+    waiter = e.create_table("w", capacity=8, item_size=8, min_size=4)
+    got, tid = [], []
+
+    def wait():
+        tid.append(threading.get_native_id())
+        try:
+            waiter.sample(1, timeout=30)
+        except Exception as exc:          # noqa: BLE001 - what it raised is the point
+            got.append(exc)
+
+    th = threading.Thread(target=wait)
+    th.start()
+    wait_for(lambda: tid and syscall_of(os.getpid(), tid[0]) in (7, 271), 5,
+             "the sampler to wait for the engine")
+    t0 = time.monotonic()
+    e.drop_table("w")
+    th.join(10)
+    assert not th.is_alive() and time.monotonic() - t0 < 5, "a waiting sample kept waiting"
+    assert got and isinstance(got[0], xring.TableDroppedError), got
+    assert "dropped" in str(got[0])
+
+    e.drop_table("d")
+    with pytest.raises(xring.TableDroppedError, match="dropped"):
+        t.sample(1)
+    with pytest.raises(xring.TableDroppedError):
+        t.insert(_items(1, 32), np.ones(1))
+    assert (t.items == held).all() and _intact(t.items[s.slots])
+    with pytest.raises(xring.NoSuchTableError):
+        e.table("d")
+    with pytest.raises(xring.NoSuchTableError, match="d"):
+        e.drop_table("d")
+    # The name is free while the old table is still open here.
+    with e.create_table("d", capacity=10, item_size=8) as t2:
+        t2.insert(np.zeros(8, np.uint8), np.ones(1))
+        assert t2.stats()["size"] == 1
+    assert (t.items == held).all()
+    s.release()
+    t.close()
+    waiter.close()
+
+
+def test_a_dropped_fed_table_leaves_the_stream(engine):
+    """A fed table's feed is a reader of the stream: dropped, the reader
+    goes (a lossless one left behind would hold the games for ever), and
+    the stream goes on for the others."""
+    import json as _json
+    from xrtest import XRING_BIN
+
+    def feed_readers():
+        out = subprocess.run([str(XRING_BIN), "stat", engine.name, "--json"],
+                             env=engine.env, capture_output=True, text=True, timeout=10)
+        assert out.returncode == 0, out.stderr
+        return [r for r in _json.loads(out.stdout)["readers"]
+                if r.get("label") == "table fedd"]
+
+    e = xring.attach(engine.name, timeout=5)
+    with e.create_table("fedd", capacity=500, source="experience") as t:
+        wait_for(lambda: t.stats()["size"] == 500, 10, "the feed to fill the table")
+        assert len(feed_readers()) == 1
+        e.drop_table("fedd")
+        wait_for(lambda: not feed_readers(), 10, "the dropped table's feed to leave")
+        with pytest.raises(xring.TableDroppedError):
+            t.sample(1)
+    with e.reader(batch=64) as r:        # the games go on
+        for _ in range(3):
+            b = r.read(timeout=5)
+            assert b is not None and len(b) > 0
+            b.release()
+
+
+DROP_CHILD = textwrap.dedent("""
+    import json, sys, xring
+    e = xring.attach(sys.argv[1], timeout=5)
+    out = {}
+    try:
+        e.drop_table("ours")
+    except xring.XringError as exc:
+        out["ours"] = [type(exc).__name__, str(exc)]
+    e.create_table("theirs", capacity=4, item_size=8).close()
+    e.drop_table("theirs")
+    out["theirs"] = "dropped"
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a child as uid 65534")
+def test_only_its_creator_or_the_engine_drops_a_table(engines, run_dir):
+    import json as _json
+    from xrtest import python
+    e = engines("--board", "8x8", "--tick-ms", "10", "--allow-uid", "65534", games=0)
+    eng = xring.attach(e.name, timeout=5)
+    eng.create_table("ours", capacity=4, item_size=8).close()
+    out = subprocess.run([python(), "-c", DROP_CHILD, e.name], env=child_env(run_dir),
+                         user=65534, group=0, extra_groups=[], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    res = _json.loads(out.stdout)
+    cls, msg = res["ours"]
+    assert cls == "PermissionRefusedError" and "only the uid that created it" in msg, res
+    assert res["theirs"] == "dropped"
+    eng.drop_table("ours")                # the engine's uid may
+    with pytest.raises(xring.NoSuchTableError):
+        eng.table("ours")
