@@ -167,9 +167,8 @@ static void drain(struct xr_thost *h, uint32_t c)
  * malformed ring): out of the epoll set (a hung-up descriptor would wake
  * the thread for ever), its batch released and its reader detached (a
  * lossless reader that never moves would hold the stream). */
-static void feed_fail(struct xr_thost *h, struct feed *f, const char *what)
+static void feed_detach(struct xr_thost *h, struct feed *f)
 {
-	snprintf(f->why, sizeof(f->why), "stream %s: %s", f->stream, what);
 	if (f->r) {
 		if (f->in_ep)
 			epoll_ctl(h->b.ep, EPOLL_CTL_DEL, xr_reader_fd(f->r), NULL);
@@ -177,6 +176,12 @@ static void feed_fail(struct xr_thost *h, struct feed *f, const char *what)
 			xr_batch_release(f->r, &f->b);
 		xr_reader_detach(f->r);
 	}
+}
+
+static void feed_fail(struct xr_thost *h, struct feed *f, const char *what)
+{
+	snprintf(f->why, sizeof(f->why), "stream %s: %s", f->stream, what);
+	feed_detach(h, f);
 	f->r = NULL;
 	f->in_ep = f->holding = false;
 	f->failed = true;
@@ -296,13 +301,7 @@ static void feed_teardown(struct xr_thost *h, uint32_t t)
 {
 	struct feed *f = &h->feeds[t];
 
-	if (f->r) {
-		if (f->in_ep)
-			epoll_ctl(h->b.ep, EPOLL_CTL_DEL, xr_reader_fd(f->r), NULL);
-		if (f->holding)
-			xr_batch_release(f->r, &f->b);
-		xr_reader_detach(f->r);
-	}
+	feed_detach(h, f);
 	xr__trans_destroy(f->trans);
 	free(f->item);
 	xr__svc_thread_lock(&h->b);

@@ -504,11 +504,11 @@ def test_checkpoints_refuse_other_items_and_links(engine, tmp_path):
             fed.restore(tmp_path / "link" / "y.ckpt")
 
 
-def test_close_from_another_thread_ends_a_waiting_sample(engine):
+def _waiting_sample(t):
+    """A thread sampling t (which has nothing to sample) with a 30 s
+    timeout, returned once it waits for the engine, with the list its
+    exception goes to."""
     import threading
-    import time
-    e = xring.attach(engine.name, timeout=5)
-    t = e.create_table("empty", capacity=8, item_size=8)
     from xrtest import syscall_of
     got, tid = [], []
 
@@ -524,6 +524,14 @@ def test_close_from_another_thread_ends_a_waiting_sample(engine):
     # Parked: the sampler sleeps in poll (7) or ppoll (271) for the engine.
     wait_for(lambda: tid and syscall_of(os.getpid(), tid[0]) in (7, 271), 5,
              "the sampler to wait for the engine")
+    return th, got
+
+
+def test_close_from_another_thread_ends_a_waiting_sample(engine):
+    import time
+    e = xring.attach(engine.name, timeout=5)
+    t = e.create_table("empty", capacity=8, item_size=8)
+    th, got = _waiting_sample(t)
     t0 = time.monotonic()
     t.close()
     th.join(10)
@@ -610,28 +618,14 @@ def test_a_dropped_table_fails_its_trainers_and_frees_its_name(engine):
     """Engine.drop_table(): the name is free at once; a trainer on the
     dropped table gets TableDroppedError from every request, a waiting one
     at once; what it holds stays readable and unchanged until it closes."""
-    import threading
     import time
-    from xrtest import syscall_of
     e = xring.attach(engine.name, timeout=5)
     t = e.create_table("d", capacity=100, item_size=32)
     t.insert(_items(50, 32), np.ones(50))
     s = t.sample(8)
     held = t.items.copy()               # every slot, as the store has it
     waiter = e.create_table("w", capacity=8, item_size=8, min_size=4)
-    got, tid = [], []
-
-    def wait():
-        tid.append(threading.get_native_id())
-        try:
-            waiter.sample(1, timeout=30)
-        except Exception as exc:          # noqa: BLE001 - what it raised is the point
-            got.append(exc)
-
-    th = threading.Thread(target=wait)
-    th.start()
-    wait_for(lambda: tid and syscall_of(os.getpid(), tid[0]) in (7, 271), 5,
-             "the sampler to wait for the engine")
+    th, got = _waiting_sample(waiter)
     t0 = time.monotonic()
     e.drop_table("w")
     th.join(10)
