@@ -32,9 +32,10 @@
 /* Items of one table a uid other than the engine's may ask for: its
  * bookkeeping is made on the control thread, at about 80 bytes an item. */
 #define XR_THOST_ITEMS_PER_UID (1u << 22)
-/* Items a uid other than the engine's may create tables of in a minute:
- * two of its largest. Making a table's bookkeeping is the control thread's
- * work (about 1 s at the largest), and dropping a table frees its place in
+/* Items a uid other than the engine's may create tables of: a bucket of
+ * two of its largest tables, refilling at that a minute. Making a table's
+ * bookkeeping is the control thread's work (about 1 s at the largest), and
+ * a table dropped (once its last trainer closes) frees its place among
  * XR_THOST_TABLES_PER_UID: without this budget a uid could create and drop
  * for ever, and the control thread would serve nobody else. */
 #define XR_THOST_ITEMS_PER_UID_MINUTE (2ull << 22)
@@ -92,6 +93,14 @@ struct feed {
 	bool built;
 };
 
+/* A uid's bucket of items it may create tables of: `left` at `at`. */
+struct budget {
+	bool used;
+	uint32_t uid;
+	uint64_t at;
+	double left;
+};
+
 struct xr_thost {
 	pthread_t th;
 	struct xr_svc_base b;
@@ -104,42 +113,45 @@ struct xr_thost {
 	char engine[XR_NAME_MAX + 1]; /* its name: feeds attach to it */
 	struct feed feeds[XR_TSVC_TABLES_MAX];
 	struct trainer tr[XR_TSVC_CLIENTS_MAX];
-	/* Creations by uids other than the engine's, in the minute since
-	 * `since` (control thread, under the mutex). */
-	struct {
-		uint32_t uid;
-		uint64_t since, items;
-	} budget[XR_THOST_BUDGET_UIDS];
+	/* Token buckets of uids other than the engine's creations
+	 * (control thread, under the mutex). */
+	struct budget budget[XR_THOST_BUDGET_UIDS];
 };
 
-/* Whether uid may create a table of `items` now, and if so counts it. A
- * uid not in the table takes the entry whose minute ended longest ago (or
- * the oldest: each uid's count then starts afresh, which only a uid among
- * more than XR_THOST_BUDGET_UIDS others creating at once could use, and
- * the allow-list bounds those). */
-static bool budget_take(struct xr_thost *h, uint32_t uid, uint64_t items, uint64_t now)
+/* Whether uid may create a table of `items` now; if so takes them from its
+ * bucket, else *wait_s says when it may. A uid not in the table takes a
+ * free entry or the one looked at longest ago, full: a uid could refill
+ * its bucket that way only among more than XR_THOST_BUDGET_UIDS others
+ * creating at once, which the allow-list bounds. */
+static bool budget_take(struct xr_thost *h, uint32_t uid, uint64_t items, uint64_t now,
+			double *wait_s)
 {
+	const double cap = (double)XR_THOST_ITEMS_PER_UID_MINUTE;
+	const double per_ns = cap / (double)XR_THOST_MINUTE_NS;
 	uint32_t pick = 0;
+	bool found = false;
 
-	for (uint32_t i = 0; i < XR_THOST_BUDGET_UIDS; i++) {
-		if (h->budget[i].items && h->budget[i].uid == uid) {
+	for (uint32_t i = 0; i < XR_THOST_BUDGET_UIDS && !found; i++) {
+		if (h->budget[i].used && h->budget[i].uid == uid) {
 			pick = i;
-			goto found;
+			found = true;
+		} else if (!h->budget[i].used ||
+			   (h->budget[pick].used && h->budget[i].at < h->budget[pick].at)) {
+			pick = i;
 		}
-		if (h->budget[i].since < h->budget[pick].since)
-			pick = i;
 	}
-	h->budget[pick].uid = uid;
-	h->budget[pick].since = now;
-	h->budget[pick].items = 0;
-found:
-	if (now - h->budget[pick].since >= XR_THOST_MINUTE_NS) {
-		h->budget[pick].since = now;
-		h->budget[pick].items = 0;
-	}
-	if (h->budget[pick].items + items > XR_THOST_ITEMS_PER_UID_MINUTE)
+	if (!found)
+		h->budget[pick] = (struct budget){.used = true, .uid = uid, .at = now,
+						  .left = cap};
+	double left = h->budget[pick].left + (double)(now - h->budget[pick].at) * per_ns;
+	h->budget[pick].left = left < cap ? left : cap;
+	h->budget[pick].at = now;
+	double want = items ? (double)items : 1.0;
+	if (h->budget[pick].left < want) {
+		*wait_s = (want - h->budget[pick].left) / per_ns / 1e9;
 		return false;
-	h->budget[pick].items += items ? items : 1;
+	}
+	h->budget[pick].left -= want;
 	return true;
 }
 
@@ -473,19 +485,24 @@ int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 	}
 	xr__svc_control_lock(&h->b);
 	if (who->uid != h->engine_uid) {
+		/* Its tables dropped but still open count: each keeps its
+		 * place among the engine's 16 until its last trainer goes. */
 		for (int i = 0; i < XR_TSVC_TABLES_MAX; i++)
-			if (h->created[i] && h->owner_uid[i] == who->uid)
+			if (h->created[i] && h->owner_uid[i] == who->uid &&
+			    xr__tsvc_table_live(h->svc, i))
 				mine++;
 		if (mine >= XR_THOST_TABLES_PER_UID) {
 			pthread_mutex_unlock(&h->b.mu);
 			snprintf(why, len, "uid %u has created %d tables, its most", who->uid, mine);
 			return -EDQUOT;
 		}
-		if (!budget_take(h, who->uid, m->capacity, xr__now_ns())) {
+		double wait_s;
+		if (!budget_take(h, who->uid, m->capacity, xr__now_ns(), &wait_s)) {
 			pthread_mutex_unlock(&h->b.mu);
-			snprintf(why, len, "uid %u created tables of %llu items in the last minute, its "
-				 "most; try again in a minute", who->uid,
-				 (unsigned long long)XR_THOST_ITEMS_PER_UID_MINUTE);
+			snprintf(why, len, "uid %u may create tables of %llu items a minute; this "
+				 "one's %u fit in %.1f s", who->uid,
+				 (unsigned long long)XR_THOST_ITEMS_PER_UID_MINUTE, m->capacity,
+				 wait_s < 0.1 ? 0.1 : wait_s);
 			return -EAGAIN;
 		}
 	}
@@ -640,8 +657,7 @@ int xr__thost_table_drop(struct xr_thost *h, const struct xr_ctl_caller *who,
 			 m->name);
 		return -EPERM;
 	}
-	xr__tsvc_table_drop(h->svc, t);
-	h->created[t] = false; /* out of its creator's count at once */
+	xr__tsvc_table_drop(h->svc, t); /* its creator's count keeps it until freed */
 	if (xr_load_relaxed(&h->feeds[t].want))
 		xr_store_release(&h->feeds[t].quit, true);
 	pthread_mutex_unlock(&h->b.mu);

@@ -172,6 +172,11 @@ void xr__tsvc_feed_gone(struct xr_tsvc *s, int table)
 	maybe_free(tb);
 }
 
+bool xr__tsvc_table_live(const struct xr_tsvc *s, int table)
+{
+	return s->tables[table].live;
+}
+
 bool xr__tsvc_table_dropped(const struct xr_tsvc *s, int table)
 {
 	return s->tables[table].dropped;

@@ -62,6 +62,8 @@ int xr__tsvc_table_find(const struct xr_tsvc *s, const char *name);
 int xr__tsvc_table_drop(struct xr_tsvc *s, int table);
 /* The feed of dropped `table` is torn down (its reader detached). */
 void xr__tsvc_feed_gone(struct xr_tsvc *s, int table);
+/* Whether index `table` holds a table, dropped or not. */
+bool xr__tsvc_table_live(const struct xr_tsvc *s, int table);
 /* Whether `table` was dropped (its index not yet reused). */
 bool xr__tsvc_table_dropped(const struct xr_tsvc *s, int table);
 /* Its bookkeeping, for stats and checkpoints (service thread only). */

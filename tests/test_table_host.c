@@ -37,13 +37,15 @@ struct trainer {
 	uint32_t seq;
 };
 
-static void open_trainer(struct xr_thost *h, uint64_t conn, uint32_t uid, struct trainer *t)
+static void open_trainer_named(struct xr_thost *h, uint64_t conn, uint32_t uid,
+			       const char *name, struct trainer *t)
 {
 	struct xr_ctl_caller who = {.conn = conn, .uid = uid};
-	struct xr_ctl_table_open m = {.name = "t"};
+	struct xr_ctl_table_open m = {0};
 	struct xr_ctl_table_opened r;
 	char why[256];
 
+	snprintf(m.name, sizeof(m.name), "%s", name);
 	int rc = xr__thost_table_open(h, &who, &m, &r, t->fds, why, sizeof(why));
 	if (rc < 0)
 		FAILF("open: %s", why);
@@ -54,6 +56,11 @@ static void open_trainer(struct xr_thost *h, uint64_t conn, uint32_t uid, struct
 	t->resp = (struct xr_tpage_resp *)(p + XR_TPAGE_RESP_OFF);
 	t->hdr = (const struct xr_tstore_hdr *)st;
 	t->seq = 0;
+}
+
+static void open_trainer(struct xr_thost *h, uint64_t conn, uint32_t uid, struct trainer *t)
+{
+	open_trainer_named(h, conn, uid, "t", t);
 }
 
 /* A request, rung; waits for the answer's ring (or, deaf, for the answer). */
@@ -192,10 +199,27 @@ int main(void)
 		CHECK_RC(xr__thost_table_create(h, &them, &big, NULL, &cr, why, sizeof(why)), 0);
 		CHECK_RC(xr__thost_table_drop(h, &them, &bm, why, sizeof(why)), 0);
 	}
-	big.capacity = 1;
 	CHECK_RC(xr__thost_table_create(h, &them, &big, NULL, &cr, why, sizeof(why)), -EAGAIN);
-	CHECK(strstr(why, "in the last minute"));
+	CHECK(strstr(why, "a minute; this one's 4194304 fit in"));
 	CHECK_RC(xr__thost_table_create(h, &engine, &big, NULL, &cr, why, sizeof(why)), 0);
+	CHECK_RC(xr__thost_table_drop(h, &engine, &bm, why, sizeof(why)), 0);
+	/* A table dropped while a trainer has it open keeps its place among
+	 * its creator's 4 until that trainer goes: a uid cannot fill the
+	 * engine's 16 by dropping what it keeps open. */
+	struct trainer keep[4];
+	for (int i = 0; i < 4; i++) {
+		struct xr_ctl_table_create sm = {.capacity = 1, .item_size = 8, .seed = 3};
+		snprintf(sm.name, sizeof(sm.name), "kept%d", i);
+		CHECK_RC(xr__thost_table_create(h, &them, &sm, NULL, &cr, why, sizeof(why)), 0);
+		struct xr_ctl_table_open km = {0};
+		memcpy(km.name, sm.name, sizeof(km.name));
+		open_trainer_named(h, 30, other, km.name, &keep[i]);
+		CHECK_RC(xr__thost_table_drop(h, &them, &km, why, sizeof(why)), 0);
+	}
+	struct xr_ctl_table_create fifth = {.name = "fifth", .capacity = 1, .item_size = 8};
+	CHECK_RC(xr__thost_table_create(h, &them, &fifth, NULL, &cr, why, sizeof(why)), -EDQUOT);
+	xr__thost_gone(h, 30);
+	CHECK_RC(xr__thost_table_create(h, &them, &fifth, NULL, &cr, why, sizeof(why)), 0);
 
 	/* The engine drops "t" under a: a's requests fail -EIDRM, its leases
 	 * and the store as they were. */

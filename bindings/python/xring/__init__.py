@@ -37,7 +37,7 @@ from ._errors import (DeadlockError, EngineClosedError, EvictedError, GameLimitE
                       NoEngineError, NoSuchGameError, NoSuchTableError,
                       NoProducerSlotError, ProducerEndedError,
                       PermissionRefusedError, PolicyError, TableDroppedError,
-                      TableExistsError,
+                      TableExistsError, TableLimitError,
                       ReleasedError, SeatTakenError, TooManyAgentsError,
                       TooManyBatchesHeldError, TooManyReadersError, XringError)
 
@@ -66,7 +66,7 @@ __all__ = [
     "TooManyBatchesHeldError", "ReleasedError", "NoSuchGameError", "GameLimitError",
     "SeatTakenError", "TooManyAgentsError", "DeadlockError", "control_path", "EngineProcess",
     "Table", "Sample", "SAMPLERS", "REMOVERS", "NoSuchTableError", "TableExistsError",
-    "TableDroppedError",
+    "TableDroppedError", "TableLimitError",
     "Producer", "NoProducerSlotError", "ProducerEndedError",
 ]
 

@@ -81,6 +81,14 @@ class TableExistsError(XringError, FileExistsError):
     """Engine.create_table() named a table the engine has already."""
 
 
+class TableLimitError(XringError):
+    """Engine.create_table() refused for a limit: ``code`` -EDQUOT when this
+    uid created its 4 tables (dropped ones still open count), -ENOSPC when
+    the engine hosts its 16, -E2BIG for a table too large, -EAGAIN when this
+    uid (not the engine's) created tables of too many items lately (the
+    reason says when this one fits)."""
+
+
 class TableDroppedError(XringError, LookupError):
     """The replay table was dropped (Engine.drop_table()) while this Table
     had it open: every request but a release now fails so (code -EIDRM). Its samples'
@@ -211,6 +219,9 @@ def make(code, what, reason, kind=_KIND_READER):
     kind = int(kind)
     if kind == _KIND_SEATS and code == -errno.EBUSY and "seat (" in (reason or ""):
         cls = SeatTakenError
+    elif kind == _KIND_TABLE and what == "create table" and code in (
+            -errno.EDQUOT, -errno.ENOSPC, -errno.E2BIG, -errno.EAGAIN):
+        cls = TableLimitError
     else:
         table = {_KIND_GAMES: _BY_CODE_GAMES, _KIND_AGENT: _BY_CODE_AGENT,
                  _KIND_SEATS: _BY_CODE_SEATS, _KIND_TABLE: _BY_CODE_TABLE,

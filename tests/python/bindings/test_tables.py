@@ -693,6 +693,13 @@ DROP_CHILD = textwrap.dedent("""
     e.create_table("theirs", capacity=4, item_size=8).close()
     e.drop_table("theirs")
     out["theirs"] = "dropped"
+    kept = [e.create_table("k%d" % i, capacity=1, item_size=8) for i in range(4)]
+    for i in range(4):
+        e.drop_table("k%d" % i)          # dropped, but open here: they count
+    try:
+        e.create_table("fifth", capacity=1, item_size=8)
+    except xring.TableLimitError as exc:
+        out["fifth"] = [exc.name, str(exc)]
     print(json.dumps(out))
 """)
 
@@ -712,6 +719,8 @@ def test_only_its_creator_or_the_engine_drops_a_table(engines, run_dir):
     cls, msg = res["ours"]
     assert cls == "PermissionRefusedError" and "only the uid that created it" in msg, res
     assert res["theirs"] == "dropped"
+    name, msg = res["fifth"]
+    assert name == "EDQUOT" and "has created 4 tables" in msg, res
     eng.drop_table("ours")                # the engine's uid may
     with pytest.raises(xring.NoSuchTableError):
         eng.table("ours")
