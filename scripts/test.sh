@@ -43,7 +43,7 @@ scripts/build.sh build-asan -DXRING_ASAN=ON -DXRING_UBSAN=ON -DXRING_PERF=OFF
 # Two tests at a time (the stress tests alone: RUN_SERIAL): most wait on
 # each other's processes and sockets more than they compute.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan --output-on-failure -j2 -LE "interop|soak|model"
+  ctest --test-dir build-asan --output-on-failure -j2 -LE "interop|soak|model|rates"
 
 step "3b. the Python extension under ASan+UBSan (pytest)"
 # CPython itself is not built with ASan, so the runtime is preloaded; Python's

@@ -31,10 +31,11 @@ set(XR_AGENTS_RED_RATES claim_churn claim_walk drops_stall engine_games_taken)
 xr_test(NAME test_agents_red SOURCES test_agents_red.c LABELS "unit;engine;threads;control"
   TIMEOUT 300 ARGS --except ${XR_AGENTS_RED_RATES})
 add_test(NAME test_agents_red_rates COMMAND test_agents_red ${XR_AGENTS_RED_RATES})
-# Not labelled threads: under TSan its cases would measure TSan, and their
-# threads are test_agents_red's (which TSan runs).
+# Not labelled threads, and labelled rates: under TSan or ASan its cases
+# would measure the sanitizer, and their threads and claims are
+# test_agents_red's (which both sanitizer passes run).
 set_tests_properties(test_agents_red_rates PROPERTIES
-  LABELS "unit;engine;control" SKIP_RETURN_CODE 77 TIMEOUT 300
+  LABELS "unit;engine;control;rates" SKIP_RETURN_CODE 77 TIMEOUT 300
   ENVIRONMENT "XRING_RUN_DIR=${XR_TEST_RUN_DIR}")
 # Its measures are of shards' CPU time per step, not wall time, but CPU time
 # is not immune to what runs beside: in a -j2 run claim_churn saw each step
