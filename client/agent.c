@@ -44,6 +44,7 @@
 #include "shm/arena_priv.h"
 #include "shm/snapshot.h"
 #include "util/atomics.h"
+#include "util/proc.h"
 #include "xring/agent.h"
 #include "xring/error.h"
 
@@ -109,7 +110,7 @@ const char *xr_fallback_name(uint32_t f)
 
 static int mine(const xr_agent *a)
 {
-	if (a->pid == getpid())
+	if (a->pid == xr__self_pid())
 		return 0;
 	xr__set_last_reason("this agent was attached by process %d: a forked child attaches "
 			    "its own",
@@ -135,7 +136,7 @@ int xr_agent_attach(const char *engine, const xr_agent_opts *opts, xr_agent **ou
 	xr_agent *a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
-	a->pid = getpid();
+	a->pid = xr__self_pid();
 	a->sock = -1;
 	snprintf(a->name, sizeof(a->name), "%s", engine);
 	snprintf(a->stream, sizeof(a->stream), "%s", o.stream ? o.stream : XR_DEFAULT_STREAM);
@@ -620,7 +621,7 @@ void xr_agent_detach(xr_agent *a)
 {
 	if (!a)
 		return;
-	if (a->pid == getpid()) {
+	if (a->pid == xr__self_pid()) {
 		drop_held(a);
 		if (a->r)
 			xr_reader_detach(a->r);
@@ -632,7 +633,7 @@ void xr_agent_detach(xr_agent *a)
 	 * until it exits or execs): the attacher shuts it down, so that the
 	 * seats go back to the policy now, as promised (as xr_games_close()
 	 * does). A child closes only its copy. */
-	if (a->sock >= 0 && a->pid == getpid())
+	if (a->sock >= 0 && a->pid == xr__self_pid())
 		shutdown(a->sock, SHUT_RDWR);
 	if (a->sock >= 0)
 		close(a->sock);

@@ -17,6 +17,7 @@
 
 #include "control/client.h"
 #include "control/proto.h"
+#include "util/proc.h"
 #include "xring/error.h"
 #include "xring/games.h"
 #include "xring/record.h"
@@ -37,7 +38,7 @@ struct xr_games {
  * handle is the opener's alone: other processes get -EINVAL. */
 static int mine(const xr_games *c)
 {
-	if (c->pid == getpid())
+	if (c->pid == xr__self_pid())
 		return 0;
 	xr__set_last_reason("this games handle was opened by process %d: a forked child opens "
 			    "its own",
@@ -59,7 +60,7 @@ int xr_games_open(const char *engine, const xr_games_opts *opts, xr_games **out)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->pid = getpid();
+	c->pid = xr__self_pid();
 	c->sock = xr__ctl_connect(engine, &trust, &peer);
 	if (c->sock < 0) {
 		rc = c->sock;
@@ -269,7 +270,7 @@ void xr_games_close(xr_games *c)
 	 * the opener shuts it down, so that the engine sees the end now and
 	 * destroys the games it owns, as promised. A child closes only its
 	 * copy, leaving its parent's connection alone. */
-	if (c->sock >= 0 && c->pid == getpid())
+	if (c->sock >= 0 && c->pid == xr__self_pid())
 		shutdown(c->sock, SHUT_RDWR);
 	if (c->sock >= 0)
 		close(c->sock);

@@ -24,6 +24,7 @@
 #include "shm/group_layout.h"
 #include "util/atomics.h"
 #include "util/clock.h"
+#include "util/proc.h"
 #include "xring/error.h"
 
 /* How long past its own deadline a wait gives the engine to answer before
@@ -53,7 +54,7 @@ struct xr_gmember {
  * answers. */
 static int own(const struct xr_gmember *g)
 {
-	if (getpid() == g->pid)
+	if (xr__self_pid() == g->pid)
 		return 0;
 	xr__set_last_reason("this group member was joined by process %d: a forked child "
 			    "joins (attaches) anew",
@@ -85,7 +86,7 @@ int xr__gm_join(int sock, const char *engine, const char *group, uint32_t policy
 		return -ENOMEM;
 	}
 	g->bell = fds[1];
-	g->pid = getpid();
+	g->pid = xr__self_pid();
 	g->policy = r.policy;
 	g->rings = *rings;
 	if (got != sizeof(r) || r.page_bytes != XR_GPAGE_SIZE || fstat(fds[0], &st) < 0 ||

@@ -37,6 +37,7 @@
 #include "util/atomics.h"
 #include "util/clock.h"
 #include "util/fs.h"
+#include "util/proc.h"
 #include "xring/error.h"
 
 struct xr_producer {
@@ -94,7 +95,7 @@ int xr_producer_open(const char *engine, const xr_producer_opts *o, xr_producer 
 	if (!p)
 		return -ENOMEM;
 	p->bell = -1;
-	p->pid = getpid();
+	p->pid = xr__self_pid();
 	trust.extra = o->engine_uid ? o->engine_uid : (uid_t)-1;
 	p->sock = xr__ctl_connect(engine, &trust, &peer);
 	if (p->sock < 0) {
@@ -170,7 +171,7 @@ const xr_exp_template *xr_producer_template(const xr_producer *p)
 /* 0 while the engine takes from us; else the end, with the reason. */
 static int ended(const xr_producer *p)
 {
-	if (p->pid != getpid()) {
+	if (p->pid != xr__self_pid()) {
 		xr__set_last_reason("this producer was opened by process %d: a forked child "
 				    "opens its own", (int)p->pid);
 		return -EINVAL;
@@ -404,7 +405,7 @@ void xr_producer_close(xr_producer *p)
 {
 	if (!p)
 		return;
-	if (p->hdr && p->pid == getpid())
+	if (p->hdr && p->pid == xr__self_pid())
 		(void)xr_producer_publish(p);
 	if (p->map)
 		munmap(p->map, p->map_bytes);
@@ -413,7 +414,7 @@ void xr_producer_close(xr_producer *p)
 	if (p->sock >= 0) {
 		/* As xr_table_disconnect(): the engine sees the end now, not
 		 * when a forked child's copy of the socket closes too. */
-		if (p->pid == getpid())
+		if (p->pid == xr__self_pid())
 			shutdown(p->sock, SHUT_RDWR);
 		close(p->sock);
 	}

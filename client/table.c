@@ -27,11 +27,12 @@
 #include <unistd.h>
 
 #include "control/client.h"
-#include "record/transition.h"
 #include "control/proto.h"
+#include "record/transition.h"
 #include "shm/table_layout.h"
 #include "util/atomics.h"
 #include "util/clock.h"
+#include "util/proc.h"
 #include "xring/table.h"
 
 #define XR_TABLE_SPIN_NS 20000ull /* spin this long before sleeping */
@@ -193,7 +194,7 @@ int xr_table_open(const char *engine, const char *name, const xr_table_open_opts
 	if (!t)
 		return -ENOMEM;
 	t->bell = -1;
-	t->pid = getpid();
+	t->pid = xr__self_pid();
 	rc = connect_attached(engine, o ? o->engine_uid : 0, &t->sock);
 	if (rc < 0) {
 		free(t);
@@ -224,7 +225,7 @@ static int mine(const xr_table *t)
 		xr__set_last_reason("this trainer was disconnected");
 		return -ENOTCONN;
 	}
-	if (t->pid == getpid())
+	if (t->pid == xr__self_pid())
 		return 0;
 	xr__set_last_reason("this table handle was opened by process %d: a forked child opens "
 			    "its own",
@@ -501,7 +502,7 @@ void xr_table_disconnect(xr_table *t)
 		return;
 	/* As xr_games_close(): the opener shuts the connection down, so that
 	 * the engine sees its end now and ends this trainer's leases. */
-	if (t->sock >= 0 && t->pid == getpid())
+	if (t->sock >= 0 && t->pid == xr__self_pid())
 		shutdown(t->sock, SHUT_RDWR);
 	if (t->sock >= 0)
 		close(t->sock);

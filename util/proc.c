@@ -1,13 +1,48 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "util/atomics.h"
 #include "util/proc.h"
+
+/* 0 until the first call, and in a child until its first. Relaxed: each
+ * thread stores the same value, and a thread that sees 0 asks the kernel.
+ * After fork() the child has one thread, and the handler runs in it before
+ * fork() returns there. */
+static _Atomic int self_pid;
+static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+
+static void forget_pid(void)
+{
+	xr_store_relaxed(&self_pid, 0);
+}
+
+static void watch_forks(void)
+{
+	/* Without the handler the cache would outlive a fork: ask every time. */
+	if (pthread_atfork(NULL, NULL, forget_pid) != 0)
+		xr_store_relaxed(&self_pid, -1);
+}
+
+pid_t xr__self_pid(void)
+{
+	int p = xr_load_relaxed(&self_pid);
+
+	if (p > 0)
+		return p;
+	pthread_once(&self_once, watch_forks);
+	if (xr_load_relaxed(&self_pid) < 0)
+		return getpid();
+	p = (int)getpid();
+	xr_store_relaxed(&self_pid, p);
+	return p;
+}
 
 /* Reads the state letter (field 3) and start time (field 22) of
  * /proc/PID/stat. Returns 0, or -1 if the process is gone or unreadable. */
