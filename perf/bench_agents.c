@@ -76,7 +76,8 @@
  *                [--shards K] [--board HxW] [--rtt-turns T] [--rtt-rounds R]
  *                [--think-us U] [--python-games N] [--python-batch B]
  *                [--baseline-games N] [--no-steps] [--no-rtt] [--no-python]
- *                [--no-baselines] [--no-pin] [--json]
+ *                [--no-baselines] [--no-pin] [--hugepages prefer|require|off]
+ *                [--json]
  *
  * Honesty: every answer the agent of the rtt part gave is checked in the
  * next record of its seat (applied == the answer, applied_by AGENT); a
@@ -133,6 +134,7 @@ struct opts {
 	uint32_t baseline_games;
 	uint32_t python_games, python_batch;
 	bool steps, rtt, python, baselines, pin, json;
+	xr_hugepages hugepages;
 	int cpu_engine, cpu_agent; /* -1: not pinned */
 };
 
@@ -211,6 +213,11 @@ static uint64_t ring_bytes(uint32_t games, uint32_t shards, uint32_t rec)
 	return b;
 }
 
+/* The first engine's arena backing, for the output: on 4 KiB pages a
+ * virtual machine's first touch of each page costs tens of microseconds,
+ * which the round trip's p99 shows (docs/benchmarks.md). */
+static char backing[64];
+
 static void engine_start(struct engine *e, const struct opts *o, const char *tag, uint32_t games,
 			 uint32_t shards, int cpu)
 {
@@ -230,7 +237,7 @@ static void engine_start(struct engine *e, const struct opts *o, const char *tag
 		die("record shape", rc);
 	e->ss.ring_bytes = ring_bytes(games, shards, e->t.size);
 	e->spec = (xr_arena_spec){.name = e->name, .streams = &e->ss, .n_streams = 1,
-				  .hugepages = XR_HUGEPAGES_OFF, .numa_node = XR_NUMA_NONE};
+				  .hugepages = o->hugepages, .numa_node = XR_NUMA_NONE};
 	e->eo = (struct xr_engine_opts){
 		.shard = {.vt = vt, .cfg = cfg, .games = games, .obs_dtype = XR_DTYPE_U8,
 			  .high_watermark = 0.9, .low_watermark = 0.5},
@@ -251,6 +258,9 @@ static void engine_start(struct engine *e, const struct opts *o, const char *tag
 	xr_arena_facts gf; /* a signal from here on removes it (bench_util.h) */
 	xr_arena_facts_get(xr_host_arena(e->h), &gf);
 	bench_remove_on_signal(gf.path);
+	if (!backing[0])
+		snprintf(backing, sizeof(backing), "%s, %" PRIu64 " KiB pages",
+			 xr_backing_name(gf.backing), (uint64_t)gf.page_size >> 10);
 	bench_release_signals(&was);
 	if (pthread_create(&e->th, NULL, engine_main, e))
 		die("pthread_create", 0);
@@ -1066,8 +1076,8 @@ static const char *met(bool ok)
 static void print_steps(const struct opts *o, const struct steps_row *rows, uint32_t n)
 {
 	printf("steps/s: game steps a second (records / %d players), median of %u rounds "
-	       "[range]; agent/built-in of each round's adjacent measurements:\n", PLAYERS,
-	       o->rounds);
+	       "[range]; agent/built-in of each round's adjacent measurements; arena on %s:\n",
+	       PLAYERS, o->rounds, backing);
 	for (uint32_t i = 0; i < n; i++) {
 		const struct steps_row *r = &rows[i];
 		printf("  %6u games\n", r->games);
@@ -1092,7 +1102,7 @@ static void print_steps(const struct opts *o, const struct steps_row *rows, uint
 static void print_rtt(const struct opts *o, const struct rtt_mode *r)
 {
 	printf("round trip, one game, both seats held by one agent; %u rounds x %u turns a mode; "
-	       "us, p50 / p99 / p999:\n", o->rtt_rounds, o->rtt_turns);
+	       "arena on %s; us, p50 / p99 / p999:\n", o->rtt_rounds, o->rtt_turns, backing);
 	printf("  %-26s %-24s %-24s %-24s %-22s %s\n", "", "turn", "answer", "full",
 	       "engine rtt (<= bucket)", "slept/turn");
 	for (int m = 0; m < R_N; m++) {
@@ -1267,7 +1277,8 @@ static const char usage[] =
 	"                    [--board HxW] [--rtt-turns T] [--rtt-rounds R]\n"
 	"                    [--think-us U] [--python-games N] [--python-batch B]\n"
 	"                    [--baseline-games N] [--no-steps] [--no-rtt] [--no-python]\n"
-	"                    [--no-baselines] [--no-pin] [--json]\n"
+	"                    [--no-baselines] [--no-pin] [--hugepages prefer|require|off]\n"
+	"                    [--json]\n"
 	"Agents acting for seats: steps/s against the built-in policy, the action round\n"
 	"trip against a bare eventfd ping-pong, a Python agent against the C agent, and\n"
 	"the pipe-per-environment and gRPC baselines (perf/bench_agents.c,\n"
@@ -1286,7 +1297,7 @@ static void parse(int argc, char **argv, struct opts *o)
 			   .shards = 1, .board_h = 20, .board_w = 20, .rtt_turns = 20000,
 			   .rtt_rounds = 5, .baseline_games = 1000, .python_games = 1000,
 			   .python_batch = 1024, .steps = true, .rtt = true, .python = true,
-			   .baselines = true, .pin = true};
+			   .baselines = true, .pin = true, .hugepages = XR_HUGEPAGES_PREFER};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		bool took = v != NULL;
@@ -1310,6 +1321,11 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->baseline_games = (uint32_t)strtoul(v, NULL, 10);
 		else if (!strcmp(a, "--python-games") && v)
 			o->python_games = (uint32_t)strtoul(v, NULL, 10);
+		else if (!strcmp(a, "--hugepages") && v)
+			took = !strcmp(v, "prefer")    ? (o->hugepages = XR_HUGEPAGES_PREFER, true)
+			       : !strcmp(v, "require") ? (o->hugepages = XR_HUGEPAGES_REQUIRE, true)
+			       : !strcmp(v, "off")     ? (o->hugepages = XR_HUGEPAGES_OFF, true)
+						       : false;
 		else if (!strcmp(a, "--python-batch") && v)
 			o->python_batch = (uint32_t)strtoul(v, NULL, 10);
 		else {
@@ -1418,8 +1434,9 @@ int main(int argc, char **argv)
 			print_baselines(&o, base, xr, xr_mode);
 	}
 	if (o.json) {
-		printf("{\"bench\":\"agents\",\"board\":\"%ux%u\",\"shards\":%u,\"cpus\":%d",
-		       o.board_h, o.board_w, o.shards, CPU_COUNT(&allowed));
+		printf("{\"bench\":\"agents\",\"board\":\"%ux%u\",\"shards\":%u,\"cpus\":%d,"
+		       "\"backing\":\"%s\"",
+		       o.board_h, o.board_w, o.shards, CPU_COUNT(&allowed), backing);
 		if (o.steps)
 			printf(","), json_steps(rows, o.n_games);
 		if (o.rtt)
