@@ -211,6 +211,10 @@ static void print_ring(const struct xr_arena *a, uint32_t r, bool json)
 		       xr_load_relaxed(&rd->wait_ns), xr_load_relaxed(&rd->evictions),
 		       xr_load_relaxed(&rd->wakeups),
 		       xr_load_relaxed(&rd->blocked) ? "true" : "false", writer_name(a, r));
+		uint32_t wr = xr_load_acquire(&rd->writer);
+		if (wr == XR_RING_PRODUCER_LIVE || wr == XR_RING_PRODUCER_ENDED)
+			printf(",\"producer\":{\"pid\":%d,\"uid\":%u}",
+			       xr_load_relaxed(&rd->producer_pid), xr_load_relaxed(&rd->producer_uid));
 		/* A producer slot has no shard and no games: null, not zeros
 		 * that read as an idle shard's. */
 		if (xr_load_relaxed(&rd->writer) == XR_RING_ENGINE) {
@@ -226,10 +230,21 @@ static void print_ring(const struct xr_arena *a, uint32_t r, bool json)
 		printf(",\"readers\":[");
 		return;
 	}
+	char who[96];
+	uint32_t wr = xr_load_acquire(&rd->writer);
+	int32_t ppid = xr_load_relaxed(&rd->producer_pid);
+	uint32_t puid = xr_load_relaxed(&rd->producer_uid);
+	if (wr == XR_RING_PRODUCER_LIVE)
+		snprintf(who, sizeof(who), "producer pid %d uid %u", ppid, puid);
+	else if (wr == XR_RING_PRODUCER_ENDED)
+		snprintf(who, sizeof(who), "producer slot, its producer (pid %d uid %u) ended", ppid,
+			 puid);
+	else
+		snprintf(who, sizeof(who), "%s", writer_name(a, r));
 	printf("    ring %u (%s): written %" PRIu64 " (%" PRIu64 " MiB), lease stalls %" PRIu64
 	       ", full %" PRIu64 " times (%.3f s), evictions %" PRIu64 ", wakeups sent %" PRIu64
 	       "%s\n",
-	       r - sd->first_ring, writer_name(a, r), written, xr_load_relaxed(&rd->bytes) >> 20,
+	       r - sd->first_ring, who, written, xr_load_relaxed(&rd->bytes) >> 20,
 	       xr_load_relaxed(&rd->lease_stalls), xr_load_relaxed(&rd->full_waits),
 	       (double)xr_load_relaxed(&rd->wait_ns) / 1e9, xr_load_relaxed(&rd->evictions),
 	       xr_load_relaxed(&rd->wakeups),

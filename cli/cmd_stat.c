@@ -12,6 +12,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "shm/snapshot.h"
+#include "shm/table_layout.h"
 #include "xring/reader.h"
 
 static const char stat_help[] =
@@ -21,7 +22,9 @@ static const char stat_help[] =
 	"(uptime, connections, refusals by reason), each ring (written, fill,\n"
 	"stops, evictions, wakeups) with its shard (games, steps/s, CPU) and its\n"
 	"games, each reader (read, dropped, pending, lag) and each agent (actions,\n"
-	"fallbacks by reason, round-trip percentiles). Run as the engine's user.\n"
+	"fallbacks by reason, round-trip percentiles), and each replay table\n"
+	"(items, leases, trainers, inserts, samples, its feed). Run as the engine's\n"
+	"user.\n"
 	"\n"
 	"  --json   one JSON object instead of text\n";
 
@@ -155,6 +158,21 @@ static void text(const struct xr_snapshot *s)
 	}
 	if (!s->n_agents)
 		printf("  no agents\n");
+	for (uint32_t i = 0; i < s->n_tables; i++) {
+		const struct xr_snap_table *t = &s->tables[i];
+		printf("  table %s (%s, creator uid %u): %s items of %u bytes, %s sampler, %s "
+		       "remover; %" PRIu64 " of %u items, %" PRIu64 " leased, %u trainers; inserts %"
+		       PRIu64 ", samples %" PRIu64 ", removes %" PRIu64 "; feed %s",
+		       t->name, t->state == XR_TVIEW_DROPPED ? "dropped" : "live", t->creator_uid,
+		       xr__snap_item_name(t->item_kind), t->item_size, xr__snap_sampler_name(t->sampler),
+		       xr__snap_remover_name(t->remover), t->size, t->capacity, t->leases, t->trainers,
+		       t->inserts, t->samples, t->removes, xr__snap_feed_name(t->feed));
+		if (t->feed != XR_TFEED_NONE)
+			printf(" (%" PRIu64 " records not inserted)", t->feed_dropped);
+		printf("\n");
+	}
+	if (!s->n_tables)
+		printf("  no tables\n");
 }
 
 static void json_hist(const char *key, const struct xr_snap_hist *h)
@@ -253,6 +271,21 @@ static void json(const struct xr_snapshot *s)
 		json_q("rtt_p999_ns", &g->rtt, 0.999);
 		json_hist("rtt_ns", &g->rtt);
 		printf("}");
+	}
+	printf("],\"tables\":[");
+	for (uint32_t i = 0; i < s->n_tables; i++) {
+		const struct xr_snap_table *t = &s->tables[i];
+		printf("%s{\"table\":%u,\"name\":\"%s\",\"state\":\"%s\",\"creator_uid\":%u,"
+		       "\"item\":\"%s\",\"item_size\":%u,\"capacity\":%u,\"sampler\":\"%s\","
+		       "\"remover\":\"%s\",\"size\":%" PRIu64 ",\"leases\":%" PRIu64
+		       ",\"trainers\":%u,\"inserts\":%" PRIu64 ",\"samples\":%" PRIu64
+		       ",\"removes\":%" PRIu64 ",\"feed\":\"%s\",\"feed_dropped\":%" PRIu64 "}",
+		       i ? "," : "", t->index, t->name,
+		       t->state == XR_TVIEW_DROPPED ? "dropped" : "live", t->creator_uid,
+		       xr__snap_item_name(t->item_kind), t->item_size, t->capacity,
+		       xr__snap_sampler_name(t->sampler), xr__snap_remover_name(t->remover), t->size,
+		       t->leases, t->trainers, t->inserts, t->samples, t->removes,
+		       xr__snap_feed_name(t->feed), t->feed_dropped);
 	}
 	printf("]}\n");
 }

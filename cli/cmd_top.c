@@ -26,7 +26,8 @@ static const char top_help[] =
 	"A live view of engine NAME, refreshed every SEC seconds (default: 1):\n"
 	"its rings and shards (records/s, MiB/s, fill, writer stops, steps/s,\n"
 	"CPU), readers (records/s, dropped, pending, lag) and agents (actions/s,\n"
-	"fallbacks, waiting seats, round-trip percentiles). Run as the engine's\n"
+	"fallbacks, waiting seats, round-trip percentiles) and replay tables\n"
+	"(items, leases, trainers, inserts/s, samples/s). Run as the engine's\n"
 	"user, in a terminal. Keys: s sorts the readers by the next column,\n"
 	"r reverses the order, q quits.\n"
 	"\n"
@@ -213,6 +214,27 @@ static void draw(struct view *v)
 			 g->id, g->pid, g->label, g->state == XR_AGENT_LIVE ? "live" : "gone", g->seats,
 			 p ? rate(v, g->actions, p->actions) : 0.0, g->fallbacks, g->timeouts,
 			 g->waiting, q50, q99, q999);
+	}
+	if (s->n_tables && row + 1 < rows - 1) {
+		row++;
+		attron(A_REVERSE);
+		put_line(row++, "%-16s %-7s %-11s %10s %10s %8s %8s %10s %10s %-6s", "TABLE", "STATE",
+			 "SAMPLER", "items", "capacity", "leased", "trainers", "inserts/s",
+			 "samples/s", "FEED");
+		attroff(A_REVERSE);
+	}
+	for (uint32_t i = 0; i < s->n_tables && row < rows - 1; i++) {
+		const struct xr_snap_table *t = &s->tables[i];
+		const struct xr_snap_table *p = NULL;
+		for (uint32_t k = 0; v->have_prev && k < v->prev.n_tables; k++)
+			if (v->prev.tables[k].index == t->index &&
+			    !strcmp(v->prev.tables[k].name, t->name))
+				p = &v->prev.tables[k];
+		put_line(row++, "%-16.16s %-7s %-11s %10" PRIu64 " %10u %8" PRIu64 " %8u %10.0f %10.0f %-6s",
+			 t->name, t->state == XR_TVIEW_DROPPED ? "dropped" : "live",
+			 xr__snap_sampler_name(t->sampler), t->size, t->capacity, t->leases,
+			 t->trainers, p ? rate(v, t->inserts, p->inserts) : 0.0,
+			 p ? rate(v, t->samples, p->samples) : 0.0, xr__snap_feed_name(t->feed));
 	}
 	put_line(rows - 1, "q quit  s sort readers  r reverse");
 	refresh();

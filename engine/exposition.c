@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -370,6 +371,46 @@ static void agent_families(struct buf *b, const struct xr_snapshot *s)
 	}
 }
 
+static void table_families(struct buf *b, const struct xr_snapshot *s)
+{
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} f[] = {
+		{"xring_table_items", "gauge", "Items in the replay table.",
+		 offsetof(struct xr_snap_table, size)},
+		{"xring_table_leases", "gauge", "Leases its trainers hold on its items.",
+		 offsetof(struct xr_snap_table, leases)},
+		{"xring_table_inserts_total", "counter", "Items inserted (the rate limiter's count).",
+		 offsetof(struct xr_snap_table, inserts)},
+		{"xring_table_samples_total", "counter", "Items sampled (the rate limiter's count).",
+		 offsetof(struct xr_snap_table, samples)},
+		{"xring_table_removes_total", "counter", "Items removed to make room, or spent.",
+		 offsetof(struct xr_snap_table, removes)},
+		{"xring_table_feed_dropped_total", "counter",
+		 "Records of its stream the engine's feed could not insert.",
+		 offsetof(struct xr_snap_table, feed_dropped)},
+	};
+
+	family(b, "xring_table_capacity", "gauge", "The replay table's capacity, in items.");
+	for (uint32_t i = 0; i < s->n_tables; i++)
+		put(b, "xring_table_capacity{table=\"%s\",state=\"%s\",sampler=\"%s\"} %u\n",
+		    s->tables[i].name, s->tables[i].state == XR_TVIEW_DROPPED ? "dropped" : "live",
+		    xr__snap_sampler_name(s->tables[i].sampler), s->tables[i].capacity);
+	family(b, "xring_table_trainers", "gauge", "Trainers that have the table open.");
+	for (uint32_t i = 0; i < s->n_tables; i++)
+		put(b, "xring_table_trainers{table=\"%s\"} %u\n", s->tables[i].name,
+		    s->tables[i].trainers);
+	for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++) {
+		family(b, f[k].name, f[k].type, f[k].help);
+		for (uint32_t i = 0; i < s->n_tables; i++) {
+			uint64_t v;
+			memcpy(&v, (const char *)&s->tables[i] + f[k].off, sizeof(v));
+			put(b, "%s{table=\"%s\"} %" PRIu64 "\n", f[k].name, s->tables[i].name, v);
+		}
+	}
+}
+
 int xr__metrics_render(const struct xr_snapshot *s, char **out, size_t *len)
 {
 	struct buf b = {.cap = 16384};
@@ -381,6 +422,7 @@ int xr__metrics_render(const struct xr_snapshot *s, char **out, size_t *len)
 	reader_families(&b, s);
 	reader_own_families(&b, s);
 	agent_families(&b, s);
+	table_families(&b, s);
 	if (b.oom) {
 		free(b.p);
 		return -ENOMEM;

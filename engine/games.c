@@ -837,7 +837,9 @@ static int table_create(void *ctx, const struct xr_ctl_caller *who,
 		}
 	}
 	if (!d->tables) {
-		int rc = xr__thost_create(d->arena ? d->arena->lay.name : NULL, &d->tables, why, len);
+		int rc = xr__thost_create(d->arena ? d->arena->lay.name : NULL,
+					  d->arena ? d->arena->hdr->tables : NULL, &d->tables, why,
+					  len);
 		if (rc < 0)
 			return rc;
 		if (d->serving)
@@ -1130,4 +1132,12 @@ void xr__gdir_destroy(struct xr_gdir *d)
 	xr__thost_destroy(d->tables);
 	xr__ghost_destroy(d->groups);
 	free(d);
+}
+
+void xr__gdir_stop_tables(struct xr_gdir *d)
+{
+	if (!d)
+		return;
+	xr__thost_destroy(d->tables);
+	d->tables = NULL;
 }

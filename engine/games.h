@@ -117,5 +117,9 @@ extern const struct xr_server_games xr__gdir_hooks;
 /* After every shard has ended (joined): frees every instance left in the
  * pools and queues, and the directory. */
 void xr__gdir_destroy(struct xr_gdir *d);
+/* Stops the table thread and ends every table (xr__thost_destroy): before
+ * the arena is unmapped, since the tables' figures are kept in it. The
+ * control server must be stopped (nothing calls in meanwhile). */
+void xr__gdir_stop_tables(struct xr_gdir *d);
 
 #endif

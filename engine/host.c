@@ -50,6 +50,15 @@ struct xr_host {
 	int synth_rc;
 };
 
+/* Unmaps the arena, the table thread ended first: it keeps the tables'
+ * figures in the arena (their views). Nothing else may call into the
+ * tables then (the control server stopped, or never started). */
+static void drop_arena(struct xr_host *h)
+{
+	xr__gdir_stop_tables(h->dir);
+	xr_arena_destroy(h->a);
+}
+
 int xr_host_create(const xr_arena_spec *spec, const xr_server_opts *so,
 		   const struct xr_gdir_opts *go, struct xr_host **out, char *why, size_t why_len)
 {
@@ -86,7 +95,7 @@ int xr_host_create(const xr_arena_spec *spec, const xr_server_opts *so,
 					  .low_watermark = go->low_watermark};
 		rc = xr__prods_create(h->a, &po, &h->prods, why, why_len);
 		if (rc < 0) {
-			xr_arena_destroy(h->a);
+			drop_arena(h);
 			goto fail;
 		}
 		xr__gdir_set_producers(h->dir, h->prods);
@@ -94,7 +103,7 @@ int xr_host_create(const xr_arena_spec *spec, const xr_server_opts *so,
 		rc = xr__gdir_make_tables(h->dir, why, why_len);
 		if (rc < 0) {
 			xr__prods_destroy(h->prods);
-			xr_arena_destroy(h->a);
+			drop_arena(h);
 			goto fail;
 		}
 	}
@@ -105,7 +114,7 @@ int xr_host_create(const xr_arena_spec *spec, const xr_server_opts *so,
 	if (rc < 0) {
 		snprintf(why, why_len, "%s", xr_server_last_note());
 		xr__prods_destroy(h->prods);
-		xr_arena_destroy(h->a);
+		drop_arena(h);
 		goto fail;
 	}
 	if (h->dir)
@@ -117,7 +126,7 @@ int xr_host_create(const xr_arena_spec *spec, const xr_server_opts *so,
 		xr__prods_destroy(h->prods);
 		xr_arena_close(h->a);
 		xr_server_stop(h->srv);
-		xr_arena_destroy(h->a);
+		drop_arena(h);
 		goto fail;
 	}
 	*out = h;
@@ -271,7 +280,7 @@ void xr_host_destroy(struct xr_host *h)
 	 * that follows is then no news to them. */
 	xr_arena_close(h->a);
 	xr_server_stop(h->srv);
-	xr_arena_destroy(h->a);
+	drop_arena(h);
 	xr__gdir_destroy(h->dir); /* no server to call it now */
 	xr__metrics_close(h->metrics);
 	close(h->wake_fd);

@@ -386,7 +386,8 @@ static void *run(void *arg)
 	return NULL;
 }
 
-int xr__thost_create(const char *engine, struct xr_thost **out, char *why, size_t len)
+int xr__thost_create(const char *engine, struct xr_table_view *views, struct xr_thost **out,
+		     char *why, size_t len)
 {
 	struct xr_thost *h = calloc(1, sizeof(*h));
 	int rc;
@@ -407,6 +408,7 @@ int xr__thost_create(const char *engine, struct xr_thost **out, char *why, size_
 	rc = xr__tsvc_create(&h->svc);
 	if (rc == 0) {
 		xr__tsvc_set_clock(h->svc, xr__now_ns);
+		xr__tsvc_set_views(h->svc, views);
 		rc = -pthread_create(&h->th, NULL, run, h);
 	}
 	if (rc < 0) {
@@ -550,6 +552,7 @@ int xr__thost_table_create(struct xr_thost *h, const struct xr_ctl_caller *who,
 		int t = xr__tsvc_table_find(h->svc, m->name);
 		h->owner_uid[t] = who->uid;
 		h->created[t] = true;
+		xr__tsvc_set_creator(h->svc, t, who->uid);
 		if (shape)
 			xr__tsvc_set_item(h->svc, t,
 					  trans ? XR_ITEM_TRANSITION : XR_ITEM_RECORD, shape);

@@ -23,14 +23,17 @@
 
 #include "control/proto.h"
 #include "control/server.h"
+#include "shm/layout.h"
 #include "xring/record.h"
 
 struct xr_thost;
 
 /* Starts the table thread, of engine `engine` (NULL: it feeds no tables:
- * feeds attach to the engine by its name, as readers). 0, or -errno with
- * why. */
-int xr__thost_create(const char *engine, struct xr_thost **out, char *why, size_t len);
+ * feeds attach to the engine by its name, as readers), keeping the tables'
+ * figures in `views` (the arena's, XR_MAX_TABLES of them, for tools; NULL:
+ * none). 0, or -errno with why. */
+int xr__thost_create(const char *engine, struct xr_table_view *views, struct xr_thost **out,
+		     char *why, size_t len);
 /* Stops the thread; closes every trainer and table. */
 void xr__thost_destroy(struct xr_thost *h);
 /* Feeds attach from here on: the engine's control socket serves. Tables

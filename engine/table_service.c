@@ -75,7 +75,56 @@ struct xr_tsvc {
 	struct stable tables[XR_TSVC_TABLES_MAX];
 	struct client clients[XR_TSVC_CLIENTS_MAX];
 	uint64_t (*clock)(void);
+	struct xr_table_view *views; /* the arena's, for tools; NULL in tests */
 };
+
+_Static_assert(XR_TSVC_TABLES_MAX == XR_MAX_TABLES, "a view per table index");
+
+void xr__tsvc_set_views(struct xr_tsvc *s, struct xr_table_view *views)
+{
+	s->views = views;
+}
+
+static struct xr_table_view *view_of(struct xr_tsvc *s, const struct stable *tb)
+{
+	return s->views ? &s->views[tb - s->tables] : NULL;
+}
+
+/* Publishes a new table's entry for tools: the fields written while the
+ * entry is FREE, then the release store of LIVE (a tool's acquire load of
+ * state pairs with it). */
+static void view_open(struct xr_tsvc *s, const struct stable *tb)
+{
+	struct xr_table_view *v = view_of(s, tb);
+
+	if (!v)
+		return;
+	snprintf(v->name, sizeof(v->name), "%s", tb->name);
+	v->capacity = tb->t.cfg.capacity;
+	v->item_size = tb->item_size;
+	v->sampler = (uint32_t)tb->t.cfg.sampler;
+	v->remover = (uint32_t)tb->t.cfg.remover;
+	xr_store_relaxed(&v->item_kind, 0u);
+	xr_store_relaxed(&v->creator_uid, 0u);
+	xr_store_relaxed(&v->feed, (uint32_t)XR_TFEED_NONE);
+	xr_store_relaxed(&v->feed_dropped, 0);
+	/* An index's last table's figures are not this one's. */
+	xr_store_relaxed(&v->size, 0);
+	xr_store_relaxed(&v->leases, 0);
+	xr_store_relaxed(&v->inserts, 0);
+	xr_store_relaxed(&v->samples, 0);
+	xr_store_relaxed(&v->removes, 0);
+	xr_store_relaxed(&v->trainers, 0u);
+	xr_store_release(&v->state, (uint32_t)XR_TVIEW_LIVE);
+}
+
+void xr__tsvc_set_creator(struct xr_tsvc *s, int table, uint32_t uid)
+{
+	struct xr_table_view *v = view_of(s, &s->tables[table]);
+
+	if (v)
+		xr_store_relaxed(&v->creator_uid, uid);
+}
 
 void xr__tsvc_set_clock(struct xr_tsvc *s, uint64_t (*clock)(void))
 {
@@ -92,8 +141,12 @@ int xr__tsvc_create(struct xr_tsvc **out)
 	return 0;
 }
 
-static void drop_table(struct stable *tb)
+static void drop_table(struct xr_tsvc *s, struct stable *tb)
 {
+	struct xr_table_view *v = view_of(s, tb);
+
+	if (v)
+		xr_store_relaxed(&v->state, (uint32_t)XR_TVIEW_FREE);
 	if (tb->map)
 		munmap(tb->map, tb->bytes);
 	if (tb->fd >= 0)
@@ -111,7 +164,7 @@ void xr__tsvc_destroy(struct xr_tsvc *s)
 			xr__tsvc_close(s, c);
 	for (int i = 0; i < XR_TSVC_TABLES_MAX; i++)
 		if (s->tables[i].live)
-			drop_table(&s->tables[i]);
+			drop_table(s, &s->tables[i]);
 	free(s);
 }
 
@@ -141,10 +194,10 @@ int xr__tsvc_table_find(const struct xr_tsvc *s, const char *name)
 /* A dropped table goes once nothing uses it: no trainer (whose mapping of
  * the store would keep its memory anyway) and no feed (whose reader the
  * table thread detaches in its own time). */
-static void maybe_free(struct stable *tb)
+static void maybe_free(struct xr_tsvc *s, struct stable *tb)
 {
 	if (tb->live && tb->dropped && !tb->clients && !tb->feed_held)
-		drop_table(tb);
+		drop_table(s, tb);
 }
 
 int xr__tsvc_table_drop(struct xr_tsvc *s, int table)
@@ -160,7 +213,10 @@ int xr__tsvc_table_drop(struct xr_tsvc *s, int table)
 	/* Relaxed: a figure to show; the trainers learn it from the answer
 	 * to their next request (-EIDRM), parked ones at the next poll. */
 	xr_store_relaxed(&h->dropped, 1u);
-	maybe_free(tb);
+	struct xr_table_view *v = view_of(s, tb);
+	if (v)
+		xr_store_relaxed(&v->state, (uint32_t)XR_TVIEW_DROPPED);
+	maybe_free(s, tb);
 	return 0;
 }
 
@@ -169,7 +225,7 @@ void xr__tsvc_feed_gone(struct xr_tsvc *s, int table)
 	struct stable *tb = &s->tables[table];
 
 	tb->feed_held = false;
-	maybe_free(tb);
+	maybe_free(s, tb);
 }
 
 bool xr__tsvc_table_live(const struct xr_tsvc *s, int table)
@@ -234,6 +290,7 @@ int xr__tsvc_table_create(struct xr_tsvc *s, const char *name, const struct xr_t
 	tb->items = tb->map + items_off;
 	snprintf(tb->name, sizeof(tb->name), "%s", name);
 	tb->live = true;
+	view_open(s, tb);
 	return 0;
 }
 
@@ -251,9 +308,14 @@ void xr__tsvc_set_fed(struct xr_tsvc *s, int table)
 void xr__tsvc_show_feed(struct xr_tsvc *s, int table, uint32_t state, uint64_t dropped)
 {
 	struct xr_tstore_hdr *h = (struct xr_tstore_hdr *)s->tables[table].map;
+	struct xr_table_view *v = view_of(s, &s->tables[table]);
 
 	xr_store_relaxed(&h->feed, state);
 	xr_store_relaxed(&h->feed_dropped, dropped);
+	if (v) {
+		xr_store_relaxed(&v->feed, state);
+		xr_store_relaxed(&v->feed_dropped, dropped);
+	}
 }
 
 void xr__tsvc_set_item(struct xr_tsvc *s, int table, uint32_t kind, const xr_exp_shape *sh)
@@ -269,6 +331,9 @@ void xr__tsvc_set_item(struct xr_tsvc *s, int table, uint32_t kind, const xr_exp
 	h->mask_len = sh->mask_len;
 	h->extras_len = sh->extras_len;
 	h->has_shape = 1;
+	struct xr_table_view *v = view_of(s, &s->tables[table]);
+	if (v)
+		xr_store_relaxed(&v->item_kind, 1 + kind); /* 0: trainers' bytes */
 }
 
 uint32_t xr__tsvc_item_size(const struct xr_tsvc *s, int table)
@@ -381,10 +446,12 @@ static bool lease_drop(struct leases *l, uint64_t key)
 
 /* ---- clients ---- */
 
-/* The figures in the store's header (relaxed: numbers to show). */
-static void show(struct stable *tb)
+/* The figures in the store's header and in the arena's view of the table
+ * (relaxed: numbers to show). */
+static void show(struct xr_tsvc *s, struct stable *tb)
 {
 	struct xr_tstore_hdr *h = (struct xr_tstore_hdr *)tb->map;
+	struct xr_table_view *v = view_of(s, tb);
 
 	xr_store_relaxed(&h->size, tb->t.size);
 	xr_store_relaxed(&h->leases, tb->t.leases);
@@ -392,6 +459,14 @@ static void show(struct stable *tb)
 	xr_store_relaxed(&h->samples, tb->t.lim.samples);
 	xr_store_relaxed(&h->removes, tb->t.lim.removes);
 	xr_store_relaxed(&h->trainers, tb->clients);
+	if (!v)
+		return;
+	xr_store_relaxed(&v->size, tb->t.size);
+	xr_store_relaxed(&v->leases, tb->t.leases);
+	xr_store_relaxed(&v->inserts, tb->t.lim.inserts);
+	xr_store_relaxed(&v->samples, tb->t.lim.samples);
+	xr_store_relaxed(&v->removes, tb->t.lim.removes);
+	xr_store_relaxed(&v->trainers, tb->clients);
 }
 
 
@@ -424,7 +499,7 @@ int xr__tsvc_open(struct xr_tsvc *s, int table, bool admin, uint32_t *client, in
 	c->admin = admin;
 	c->live = true;
 	s->tables[table].clients++;
-	show(&s->tables[table]);
+	show(s, &s->tables[table]);
 	*client = i;
 	*page_size = c->bytes;
 	return 0;
@@ -447,9 +522,9 @@ void xr__tsvc_close(struct xr_tsvc *s, uint32_t client)
 	tb->clients--;
 	memset(c, 0, sizeof(*c));
 	if (tb->dropped)
-		maybe_free(tb);
+		maybe_free(s, tb);
 	else
-		show(tb);
+		show(s, tb);
 }
 
 void *xr__tsvc_page(struct xr_tsvc *s, uint32_t client)
@@ -754,7 +829,7 @@ static int restore(struct xr_tsvc *s, int table, const char *path, char *why, si
 	}
 	fclose(f);
 	free(scratch);
-	show(tb);
+	show(s, tb);
 	if (rc < 0) {
 		snprintf(why, len, "not restored: %s", what ? what : strerror(-rc));
 		return rc;
@@ -960,7 +1035,7 @@ int xr__tsvc_poll(struct xr_tsvc *s, uint64_t now_ns, uint64_t *next_ns, uint64_
 	}
 	for (int i = 0; i < XR_TSVC_TABLES_MAX; i++)
 		if (s->tables[i].live && !s->tables[i].dropped)
-			show(&s->tables[i]);
+			show(s, &s->tables[i]);
 	if (next_ns)
 		*next_ns = next;
 	if (answered)

@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "shm/layout.h"
 #include "shm/table_layout.h"
 #include "table/table.h"
 
@@ -43,6 +44,11 @@ int xr__tsvc_create(struct xr_tsvc **out);
 /* The clock a parked request's deadline is counted from (read when the
  * request is first seen); without one (tests), the now_ns of the poll. */
 void xr__tsvc_set_clock(struct xr_tsvc *s, uint64_t (*clock)(void));
+/* The arena's table views (shm/layout.h) this service keeps up to date for
+ * tools: entry i is table index i. Without (tests), none. */
+void xr__tsvc_set_views(struct xr_tsvc *s, struct xr_table_view *views);
+/* Says in `table`'s view that uid created it. */
+void xr__tsvc_set_creator(struct xr_tsvc *s, int table, uint32_t uid);
 /* Closes every client and drops every table. */
 void xr__tsvc_destroy(struct xr_tsvc *s);
 

@@ -105,6 +105,10 @@ uint64_t xr__layout_fingerprint(void)
 		XR_LL_BUCKETS, XR_LL_MIN_SHIFT, XR_LL_SUB,
 		F(sizeof(struct xr_reader_figs)), F(offsetof(struct xr_peer_page, figs)),
 		XR_REFUSE_KINDS,
+		/* The replay tables' views (layout 11). */
+		XR_MAX_TABLES, F(offsetof(struct xr_arena_hdr, tables)),
+		F(sizeof(struct xr_table_view)), F(offsetof(struct xr_table_view, size)),
+		F(offsetof(struct xr_ring_desc, producer_pid)),
 	};
 	/* FNV-1a over the words: small, stable, good enough to tell layouts apart. */
 	uint64_t h = fnv_words(0xcbf29ce484222325ull, facts, sizeof(facts) / sizeof(facts[0]));

@@ -46,7 +46,7 @@
 #include "xring/types.h"
 
 #define XR_MAGIC 0x31414e4552415258ull /* "XRARENA1" little-endian */
-#define XR_LAYOUT_VERSION 10u
+#define XR_LAYOUT_VERSION 11u
 
 #define XR_CACHELINE 64
 #define XR_MAX_STREAMS 8
@@ -130,7 +130,12 @@ struct xr_ring_desc {
 	 * (acquire) to hand out what an ended ring has left without waiting
 	 * for more, and tools to show it. */
 	_Atomic uint32_t writer;
-	uint8_t pad1_[XR_CACHELINE - 36];
+	/* A producer slot's last holder (layout 11), for tools: its pid (0 in
+	 * another PID namespace) and uid at PRODUCER_OPEN, stored (relaxed)
+	 * before the release store of PRODUCER_LIVE. */
+	_Atomic int32_t producer_pid;
+	_Atomic uint32_t producer_uid;
+	uint8_t pad1_[XR_CACHELINE - 44];
 
 	/* publication */
 	_Atomic uint64_t head;    /* bytes published, free-running */
@@ -226,6 +231,35 @@ struct xr_engine_stats {
 	_Atomic uint64_t refusals[XR_REFUSE_KINDS];
 };
 
+/* Replay tables an engine hosts (engine/table_service.h), as tools see them
+ * (layout 11): entry i is table index i. The table service alone writes
+ * them, under its host's mutex (the control thread at a create or a drop,
+ * the table thread after each of its rounds): name, capacity, item_size, sampler and remover while state is FREE,
+ * before the release store of LIVE that publishes them (a tool reading an
+ * entry being reused may see a torn name: figures to show, never to act
+ * on); the atomics with relaxed stores, as in the table's own store header
+ * (shm/table_layout.h). */
+#define XR_MAX_TABLES 16
+
+enum { XR_TVIEW_FREE = 0, XR_TVIEW_LIVE = 1, XR_TVIEW_DROPPED = 2 };
+
+struct xr_table_view {
+	_Atomic uint32_t state;      /* XR_TVIEW_*: DROPPED until its last trainer closes */
+	_Atomic uint32_t creator_uid;
+	uint32_t capacity, item_size;
+	_Atomic uint32_t item_kind;  /* 0: bytes its trainers insert; fed by the
+				      * engine: 1 + enum xr_table_item */
+	uint32_t sampler, remover;   /* enum xr_table_sampler, xr_table_remover */
+	_Atomic uint32_t feed;       /* XR_TFEED_* */
+	char name[32];               /* NUL-terminated, [A-Za-z0-9_.-] */
+	_Atomic uint64_t size, leases;
+	_Atomic uint64_t inserts, samples, removes;
+	_Atomic uint64_t feed_dropped;
+	_Atomic uint32_t trainers;
+	uint32_t pad_;
+	uint8_t pad1_[64 - 56];
+};
+
 struct xr_arena_hdr {
 	/* identity: written once while CREATING, then read-only */
 	uint64_t magic;
@@ -262,6 +296,7 @@ struct xr_arena_hdr {
 	struct xr_shard_stats shards[XR_MAX_RINGS]; /* the shard writing ring i */
 	struct xr_game_stats games[XR_MAX_RINGS];   /* ...and its games */
 	struct xr_engine_stats engine;
+	struct xr_table_view tables[XR_MAX_TABLES];
 };
 
 /*
@@ -442,6 +477,7 @@ _Static_assert(sizeof(struct xr_ring_desc) == 4 * XR_CACHELINE, "ring desc is 4 
 _Static_assert(offsetof(struct xr_ring_desc, record_len) == 28,
 	       "ring record_len in what was padding: older engines leave it 0");
 _Static_assert(offsetof(struct xr_ring_desc, head) == 1 * XR_CACHELINE, "ring head line");
+_Static_assert(offsetof(struct xr_ring_desc, producer_uid) == 40, "ring producer uid");
 _Static_assert(offsetof(struct xr_ring_desc, tail) == 2 * XR_CACHELINE, "ring tail line");
 _Static_assert(offsetof(struct xr_ring_desc, records) == 3 * XR_CACHELINE, "ring stats line");
 _Static_assert(offsetof(struct xr_arena_hdr, name) == 96, "hdr name");
@@ -460,8 +496,11 @@ _Static_assert(offsetof(struct xr_arena_hdr, engine) ==
 		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 21 * XR_CACHELINE,
 	       "hdr engine");
 _Static_assert(sizeof(struct xr_engine_stats) == XR_CACHELINE, "engine stats are one line");
+_Static_assert(sizeof(struct xr_table_view) == 2 * XR_CACHELINE, "a table view is 2 lines");
+_Static_assert(offsetof(struct xr_table_view, size) == 64, "table view counts");
 _Static_assert(sizeof(struct xr_arena_hdr) ==
-		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 21 * XR_CACHELINE + XR_CACHELINE,
+		       576 + XR_MAX_STREAMS * 128 + XR_MAX_RINGS * 21 * XR_CACHELINE + XR_CACHELINE +
+			       XR_MAX_TABLES * 2 * XR_CACHELINE,
 	       "hdr size");
 _Static_assert(offsetof(struct xr_arena_hdr, writer_uid) == 496, "hdr writer_uid");
 _Static_assert(sizeof(struct xr_reader_info) == 64, "reader info is one line");

@@ -180,6 +180,62 @@ static void take_agents(const struct xr_arena *a, struct xr_snapshot *s)
 	}
 }
 
+static void take_tables(const struct xr_arena *a, struct xr_snapshot *s)
+{
+	s->n_tables = 0;
+	for (uint32_t i = 0; i < XR_MAX_TABLES; i++) {
+		const struct xr_table_view *v = &a->hdr->tables[i];
+		/* Pairs with the release of LIVE (engine/table_service.c). */
+		uint32_t state = xr_load_acquire(&v->state);
+		if (state != XR_TVIEW_LIVE && state != XR_TVIEW_DROPPED)
+			continue;
+		struct xr_snap_table *o = &s->tables[s->n_tables++];
+		*o = (struct xr_snap_table){
+			.index = i, .state = state,
+			.creator_uid = xr_load_relaxed(&v->creator_uid),
+			.capacity = v->capacity, .item_size = v->item_size,
+			.item_kind = xr_load_relaxed(&v->item_kind),
+			.sampler = v->sampler, .remover = v->remover,
+			.feed = xr_load_relaxed(&v->feed),
+			.size = xr_load_relaxed(&v->size), .leases = xr_load_relaxed(&v->leases),
+			.inserts = xr_load_relaxed(&v->inserts),
+			.samples = xr_load_relaxed(&v->samples),
+			.removes = xr_load_relaxed(&v->removes),
+			.feed_dropped = xr_load_relaxed(&v->feed_dropped),
+			.trainers = xr_load_relaxed(&v->trainers)};
+		printable(o->name, v->name, sizeof(v->name) - 1);
+	}
+}
+
+static const char *name_of(const char *const *names, uint32_t n, uint32_t v)
+{
+	return v < n ? names[v] : "?";
+}
+
+const char *xr__snap_sampler_name(uint32_t v)
+{
+	static const char *const n[] = {"uniform", "prioritized", "fifo", "lifo"};
+	return name_of(n, 4, v);
+}
+
+const char *xr__snap_remover_name(uint32_t v)
+{
+	static const char *const n[] = {"fifo", "lifo", "lowest-priority"};
+	return name_of(n, 3, v);
+}
+
+const char *xr__snap_item_name(uint32_t v)
+{
+	static const char *const n[] = {"bytes", "record", "transition"};
+	return name_of(n, 3, v);
+}
+
+const char *xr__snap_feed_name(uint32_t v)
+{
+	static const char *const n[] = {"none", "on", "failed"};
+	return name_of(n, 3, v);
+}
+
 int xr__snap_take(const struct xr_arena *a, struct xr_snapshot *s)
 {
 	const struct xr_arena_hdr *h = a->hdr;
@@ -225,6 +281,7 @@ int xr__snap_take(const struct xr_arena *a, struct xr_snapshot *s)
 		take_ring(a, r, &s->rings[r]);
 	take_readers(a, s);
 	take_agents(a, s);
+	take_tables(a, s);
 	return 0;
 }
 

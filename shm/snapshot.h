@@ -5,7 +5,7 @@
 /*
  * One reading of everything an arena's stats region says (shm/layout.h):
  * the engine, its streams and rings, the shards writing them, their games,
- * the readers and the agents. `xring stat` prints it, `xring top` draws it
+ * the readers, the agents and the replay tables. `xring stat` prints it, `xring top` draws it
  * once a second, and the engine's metrics endpoint serves it to Prometheus
  * (engine/metrics.c), so that the three never disagree about a figure.
  *
@@ -77,6 +77,16 @@ struct xr_snap_agent {
 	struct xr_snap_hist rtt;       /* record written -> answer seen */
 };
 
+struct xr_snap_table {
+	uint32_t index, state, creator_uid;  /* state: XR_TVIEW_LIVE or _DROPPED */
+	char name[32];                 /* printable */
+	uint32_t capacity, item_size;
+	uint32_t item_kind;            /* 0 bytes; 1 + enum xr_table_item */
+	uint32_t sampler, remover, feed; /* enum xr_table_sampler, _remover; XR_TFEED_* */
+	uint64_t size, leases, inserts, samples, removes, feed_dropped;
+	uint32_t trainers;
+};
+
 struct xr_snapshot {
 	char name[XR_NAME_MAX + 1];
 	char path[XR_PATH_MAX];
@@ -91,7 +101,7 @@ struct xr_snapshot {
 	bool open;                     /* the arena is READY (not closed) */
 	uint64_t connections, conns_open;
 	uint64_t refusals[XR_REFUSE_KINDS];
-	uint32_t n_streams, n_rings, n_readers, n_agents;
+	uint32_t n_streams, n_rings, n_readers, n_agents, n_tables;
 	struct {
 		char name[XR_STREAM_NAME_MAX + 1];
 		uint32_t policy, n_rings, first_ring;
@@ -100,7 +110,15 @@ struct xr_snapshot {
 	struct xr_snap_ring rings[XR_MAX_RINGS];
 	struct xr_snap_reader *readers;  /* [n_readers]: (slot, ring) pairs in use */
 	struct xr_snap_agent agents[XR_MAX_AGENTS];
+	struct xr_snap_table tables[XR_MAX_TABLES];
 };
+
+/* What tools call a table's sampler, remover, item kind (as in the view)
+ * and feed state: "uniform", "fifo", "record", "on", ...; "?" out of range. */
+const char *xr__snap_sampler_name(uint32_t v);
+const char *xr__snap_remover_name(uint32_t v);
+const char *xr__snap_item_name(uint32_t v);
+const char *xr__snap_feed_name(uint32_t v);
 
 /* What XR_REFUSE_* kind k is called in tools ("uid", "limit", ...). */
 const char *xr__snap_refusal_name(uint32_t k);

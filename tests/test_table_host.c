@@ -94,7 +94,7 @@ int main(void)
 	char why[256];
 	uint32_t me = (uint32_t)geteuid();
 
-	CHECK_RC(xr__thost_create(NULL, &h, why, sizeof(why)), 0);
+	CHECK_RC(xr__thost_create(NULL, NULL, &h, why, sizeof(why)), 0);
 	struct xr_ctl_caller engine = {.conn = 1, .uid = me};
 	struct xr_ctl_table_create m = {.name = "t", .capacity = 100, .item_size = 16, .seed = 1};
 	struct xr_ctl_table_created cr;

@@ -99,7 +99,11 @@ int main(void)
 	struct trainer a, b;
 	uint8_t bytes[ITEM];
 
+	/* The arena's views for tools (shm/layout.h), as an engine gives them. */
+	static struct xr_table_view views[XR_MAX_TABLES];
+
 	CHECK_RC(xr__tsvc_create(&s), 0);
+	xr__tsvc_set_views(s, views);
 	CHECK_RC(xr__tsvc_table_create(s, "bad name!", &(struct xr_tb_cfg){.capacity = 4}, ITEM,
 				       &why),
 		 -EINVAL);
@@ -167,6 +171,23 @@ int main(void)
 	CHECK_EQ(h->inserts, 10);
 	CHECK_EQ(h->samples, 8);
 	CHECK_EQ(h->trainers, 2);
+	{	/* The same figures in the table's view, and what the table is. */
+		const struct xr_table_view *v = &views[t];
+		CHECK_EQ(v->state, XR_TVIEW_LIVE);
+		CHECK(!strcmp(v->name, "replay"));
+		CHECK_EQ(v->capacity, 100);
+		CHECK_EQ(v->item_size, ITEM);
+		CHECK_EQ(v->sampler, XR_SAMPLER_PRIORITIZED);
+		CHECK_EQ(v->remover, XR_REMOVER_FIFO);
+		CHECK_EQ(v->item_kind, 0);
+		CHECK_EQ(v->size, 10);
+		CHECK_EQ(v->leases, 8);
+		CHECK_EQ(v->inserts, 10);
+		CHECK_EQ(v->samples, 8);
+		CHECK_EQ(v->trainers, 2);
+		for (int i = 0; i < XR_MAX_TABLES; i++)
+			CHECK(i == t || views[i].state == XR_TVIEW_FREE);
+	}
 	CHECK_EQ(a.resp->seq, a.seq);
 	CHECK_RC(a.resp->rc, 8);
 	CHECK_EQ(xr__tsvc_leases(s, a.id), 8);
@@ -318,8 +339,10 @@ int main(void)
 	uint64_t gk = a.resp->keys[0];
 	CHECK(!ask(s, &b, XR_TOP_SAMPLE, 3, 1000000, 100));
 	CHECK(xr__tsvc_poll(s, 150, NULL, NULL) == 0); /* parked */
+	CHECK_EQ(views[tg].state, XR_TVIEW_LIVE);
 	CHECK_RC(xr__tsvc_table_drop(s, tg), 0);
 	CHECK(xr__tsvc_table_dropped(s, tg));
+	CHECK_EQ(views[tg].state, XR_TVIEW_DROPPED); /* shown until its last close */
 	CHECK_RC(xr__tsvc_table_drop(s, tg), -ENOENT);
 	CHECK_RC(xr__tsvc_table_find(s, "gone"), -ENOENT);
 	CHECK_RC(xr__tsvc_insert(s, tg, 1, bytes, ITEM), -EIDRM); /* a feed's, were it fed */
@@ -345,15 +368,22 @@ int main(void)
 	CHECK(t3 >= 0 && t3 != tg);
 	xr__tsvc_close(s, b.id);
 	CHECK(xr__tsvc_table_dropped(s, tg)); /* a has it still */
+	CHECK_EQ(views[tg].state, XR_TVIEW_DROPPED);
 	xr__tsvc_close(s, a.id);
 	CHECK(!xr__tsvc_table_dropped(s, tg)); /* gone: its index free */
+	CHECK_EQ(views[tg].state, XR_TVIEW_FREE);
 	CHECK_RC(xr__tsvc_table_create(s, "again", &(struct xr_tb_cfg){.capacity = 8, .seed = 4},
 				       ITEM, &why),
 		 0);
 	CHECK_EQ(xr__tsvc_table_find(s, "again"), tg);
+	CHECK_EQ(views[tg].state, XR_TVIEW_LIVE);
+	CHECK(!strcmp(views[tg].name, "again"));
+	CHECK_EQ(views[tg].capacity, 8);
+	CHECK_EQ(views[tg].size, 0); /* the old table's figures are not the new one's */
 	/* A fed table waits for its feed too: dropped with no trainer, its
 	 * index is not reused before xr__tsvc_feed_gone(). */
 	xr__tsvc_set_fed(s, t3);
+	CHECK_EQ(views[t3].feed, XR_TFEED_ON);
 	CHECK_RC(xr__tsvc_table_drop(s, t3), 0);
 	CHECK(xr__tsvc_table_dropped(s, t3));
 	xr__tsvc_feed_gone(s, t3);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `xring top` in a pseudo-terminal (tmux), read off its screen: it shows the
-# engine, its ring with a moving rate, the readers by label and the agent;
+# engine, its ring with a moving rate, the readers by label, the agent and
+# the replay table the engine feeds;
 # `s` changes the readers' sort, `q` quits with 0; the engine's end makes it
 # say so in one line and exit 1; without a terminal it refuses in one line.
 # Usage: test_top.sh XRING
@@ -41,7 +42,8 @@ until_screen() {
   return 1
 }
 
-"$xring" engine --name "$name" --games 50 --quiet & pids+=($!); engine=$!
+"$xring" engine --name "$name" --games 50 --quiet --table replay:1000:source=experience &
+pids+=($!); engine=$!
 end=$((SECONDS + 10))
 until "$xring" stat "$name" >/dev/null 2>&1; do
   ((SECONDS < end)) || { echo "FAIL: the engine did not come up"; exit 1; }
@@ -62,6 +64,8 @@ until_screen "xring top - engine $name" || fail "no title"
 until_screen "^experience +0 +[1-9][0-9]* " || fail "no moving ring rate"
 until_screen "xring-tail +lossless +active +[1-9]" || fail "the tail reader is not shown reading"
 until_screen "xring-agent +live +40 " || fail "the agent (games 0-4, every player bit: 40 seats) is not shown"
+until_screen "^replay +live +uniform +1000 +1000 +0 +0 .* on" ||
+  fail "the fed table (full, no trainer) is not shown"
 until_screen "sorted by rec/s" || fail "default sort"
 tm send-keys -t top s
 until_screen "sorted by lag" || fail "s did not change the sort"

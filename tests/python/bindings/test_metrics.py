@@ -19,6 +19,7 @@ import time
 import urllib.parse
 import urllib.request
 
+import numpy as np
 import pytest
 
 import xring
@@ -429,3 +430,62 @@ def test_stat_needs_no_answer_from_the_engine(engines):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert before["streams"] != b["streams"] or before["uptime_s"] < b["uptime_s"]
+
+
+def _tables(name, env):
+    return {t["name"]: t for t in stat(name, env)["tables"]}
+
+
+def test_tables_reach_stat_and_metrics(metered):
+    """Replay tables are in the arena's stats region: `xring stat` and the
+    endpoint show each table's kind and figures as its trainers see them
+    (Table.stats()), a fed one's feed, a dropped one until its last trainer
+    closes, and none after."""
+    e, port = metered
+    x = xring.attach(e.name, timeout=5)
+    rng = np.random.default_rng(3)
+    t = x.create_table("plain", capacity=100, item_size=32, sampler="prioritized",
+                       remover="lowest-priority")
+    t.insert(rng.integers(0, 255, (50, 32), dtype=np.uint8), np.arange(1, 51, dtype=np.float64))
+    s = t.sample(8)
+    fed = x.create_table("fed", capacity=300, source="experience")
+    deadline = time.monotonic() + 10
+    while _tables(e.name, e.env).get("fed", {}).get("size") != 300:
+        assert time.monotonic() < deadline, _tables(e.name, e.env)
+        time.sleep(0.05)
+    got = _tables(e.name, e.env)
+    mine = t.stats()
+    p = got["plain"]
+    assert (p["state"], p["item"], p["item_size"], p["capacity"], p["sampler"], p["remover"],
+            p["feed"], p["creator_uid"]) == ("live", "bytes", 32, 100, "prioritized",
+                                             "lowest-priority", "none", os.geteuid())
+    for k in ("size", "leases", "inserts", "samples", "removes", "trainers"):
+        assert p[k] == mine[k], (k, p, mine)
+    assert (p["size"], p["leases"], p["inserts"], p["samples"]) == (50, 8, 50, 8)
+    f = got["fed"]
+    assert (f["feed"], f["item"], f["sampler"], f["trainers"]) == ("on", "record", "uniform", 1)
+    assert f["inserts"] >= 300 and f["item_size"] == fed.stats()["item_size"]
+
+    values, types = parse(scrape(port))
+    assert one(values, "xring_table_items", table="plain") == 50
+    assert one(values, "xring_table_leases", table="plain") == 8
+    assert one(values, "xring_table_inserts_total", table="plain") == 50
+    assert one(values, "xring_table_capacity", table="plain", sampler="prioritized") == 100
+    assert one(values, "xring_table_trainers", table="fed") == 1
+    assert types["xring_table_samples_total"] == "counter"
+    assert types["xring_table_items"] == "gauge"
+
+    x.drop_table("plain")                   # still open here: shown as dropped
+    assert _tables(e.name, e.env)["plain"]["state"] == "dropped"
+    s.release()
+    t.close()
+    deadline = time.monotonic() + 5
+    while "plain" in _tables(e.name, e.env):  # goes with its last trainer
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    fed.close()
+
+    text = subprocess.run([str(XRING_BIN), "stat", e.name], env=e.env, capture_output=True,
+                          text=True, timeout=10).stdout
+    assert re.search(r"table fed \(live, creator uid \d+\): record items of \d+ bytes, "
+                     r"uniform sampler, fifo remover; 300 of 300 items", text), text

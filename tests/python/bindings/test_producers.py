@@ -150,18 +150,30 @@ def test_a_killed_producer_loses_nothing_it_flushed(engines, run_dir):
         got = _read(r, 500)
         assert np.array_equal(got["turn"], np.arange(500)) and (got["game_id"] == 5).all()
         assert (got["obs"] == 9).all()
+
+    def rings():
+        info = subprocess.run([str(XRING_BIN), "info", eng.name, "--json"], env=eng.env,
+                              capture_output=True, text=True, timeout=30)
+        assert info.returncode == 0, info.stderr
+        return json.loads(info.stdout)["streams"][0]["rings"]
+    # `xring info` names the holder of a slot, and the last one of an ended slot.
+    ended = [r for r in rings() if r["writer"] == "producer slot, its producer ended"]
+    assert [r["producer"] for r in ended] == [{"pid": child.pid, "uid": os.geteuid()}], ended
     # Its slot, taken again by ring, says what the engine took from it.
     with e.producer(ring=1) as p:
         st = p.stats()
         assert st["ring"] == 1 and st["resume_taken"] == 500 and st["resume_tag"] == 0
         with pytest.raises(xring.NoProducerSlotError, match="not a free producer slot"):
             e.producer(ring=1)
-    info = subprocess.run([str(XRING_BIN), "info", eng.name, "--json"], env=eng.env,
-                          capture_output=True, text=True, timeout=30)
-    assert info.returncode == 0, info.stderr
-    rings = json.loads(info.stdout)["streams"][0]["rings"]
-    writers = [ring["writer"] for ring in rings]
+        now = rings()[1]
+        assert now["writer"] == "producer", now
+        assert now["producer"] == {"pid": os.getpid(), "uid": os.geteuid()}, now
+    writers = [ring["writer"] for ring in rings()]
     assert writers[0] == "shard" and "producer slot, its producer ended" in writers[1:], writers
+    text = subprocess.run([str(XRING_BIN), "info", eng.name], env=eng.env,
+                          capture_output=True, text=True, timeout=30).stdout
+    assert f"producer slot, its producer (pid {os.getpid()} uid {os.geteuid()}) ended" in text, \
+        text
 
 
 def test_info_json_gives_a_producer_ring_no_shard(engines):
@@ -175,3 +187,4 @@ def test_info_json_gives_a_producer_ring_no_shard(engines):
     assert [r["writer"] for r in rings] == ["shard", "producer slot, free"], rings
     assert isinstance(rings[0]["shard"], dict) and isinstance(rings[0]["games"], dict)
     assert rings[1]["shard"] is None and rings[1]["games"] is None
+    assert "producer" not in rings[1]           # a free slot: no holder to name
