@@ -72,7 +72,8 @@ struct feed {
 	 * feed down and says so (xr__tsvc_feed_gone), after which the
 	 * table's index may be another table's. */
 	_Atomic bool quit;
-	bool failed;                 /* attach or read failed for good: why */
+	bool failed;                 /* attach or read failed: why; tried again at retry_at */
+	uint64_t retry_at, backoff_ns;
 	bool holding;                /* b is leased: records [done, count) wait */
 	bool in_ep;                  /* the reader's descriptor is in the set */
 	bool lossy;                  /* the stream's policy: drop what is refused */
@@ -190,13 +191,26 @@ static void feed_detach(struct xr_thost *h, struct feed *f)
 	}
 }
 
+/* A failed feed is tried again (a new reader, from the stream's newest
+ * record), after 100 ms, then twice as long each time up to 5 s: what
+ * failed may pass (every reader slot taken when the table was made, an
+ * eviction), and a table fed once should not stay unfed for good. What it
+ * missed meanwhile is missed, as for any reader that comes back. */
+#define FEED_RETRY_FIRST_NS 100000000ull
+#define FEED_RETRY_MAX_NS 5000000000ull
+
 static void feed_fail(struct xr_thost *h, struct feed *f, const char *what)
 {
 	snprintf(f->why, sizeof(f->why), "stream %s: %s", f->stream, what);
 	feed_detach(h, f);
 	f->r = NULL;
 	f->in_ep = f->holding = false;
+	f->built = false;
 	f->failed = true;
+	f->backoff_ns = !f->backoff_ns ? FEED_RETRY_FIRST_NS
+		      : f->backoff_ns >= FEED_RETRY_MAX_NS / 2 ? FEED_RETRY_MAX_NS
+							  : 2 * f->backoff_ns;
+	f->retry_at = xr__now_ns() + f->backoff_ns;
 	xr__tsvc_show_feed(h->svc, (int)(f - h->feeds), XR_TFEED_FAILED, f->dropped);
 }
 
@@ -217,6 +231,11 @@ static bool feed_step(struct xr_thost *h, uint32_t t)
 		xr_stream_facts facts;
 		xr_reader_stream_facts(f->r, &facts);
 		f->lossy = facts.policy == XR_POLICY_LOSSY;
+		if (f->failed) { /* attached again, after a gap */
+			f->failed = false;
+			xr__trans_forget(f->trans);
+			xr__tsvc_show_feed(h->svc, (int)t, XR_TFEED_ON, f->dropped);
+		}
 	}
 	if (!f->holding) {
 		rc = xr_reader_read(f->r, 1, XR_TABLE_BATCH_MAX, 0, &f->b);
@@ -241,6 +260,7 @@ static bool feed_step(struct xr_thost *h, uint32_t t)
 		f->holding = true;
 		f->done = 0;
 		f->cur = f->b.first;
+		f->backoff_ns = 0; /* it reads: the next failure waits 100 ms again */
 	}
 	xr__svc_thread_lock(&h->b);
 	while (f->done < f->b.count) {
@@ -322,21 +342,29 @@ static void feed_teardown(struct xr_thost *h, uint32_t t)
 	pthread_mutex_unlock(&h->b.mu);
 }
 
-static bool feed_round(struct xr_thost *h)
+/* One round of every feed; *retry_at (when not NULL) gets the earliest
+ * time a failed one is to be tried again, or UINT64_MAX. */
+static bool feed_round(struct xr_thost *h, uint64_t now, uint64_t *retry_at)
 {
 	bool moved = false;
 
+	*retry_at = UINT64_MAX;
 	/* Relaxed: a flag the thread looks at each round (the kick that
 	 * follows its store wakes it). */
 	if (!xr_load_relaxed(&h->serving))
 		return false;
 	for (uint32_t t = 0; t < XR_TSVC_TABLES_MAX; t++) {
-		if (!xr_load_acquire(&h->feeds[t].want))
+		struct feed *f = &h->feeds[t];
+		if (!xr_load_acquire(&f->want))
 			continue;
-		if (xr_load_acquire(&h->feeds[t].quit))
+		if (xr_load_acquire(&f->quit)) {
 			feed_teardown(h, t);
-		else if (!h->feeds[t].failed)
+			continue;
+		}
+		if (!f->failed || now >= f->retry_at)
 			moved |= feed_step(h, t);
+		if (f->failed && f->retry_at < *retry_at)
+			*retry_at = f->retry_at;
 	}
 	return moved;
 }
@@ -357,10 +385,13 @@ static void *run(void *arg)
 		pthread_mutex_unlock(&h->b.mu);
 		if (n > 0)
 			spin_until = now + XR_THOST_SPIN_NS;
-		if (feed_round(h))
+		uint64_t retry;
+		if (feed_round(h, now, &retry))
 			continue; /* records moved: look again before sleeping */
 		if (now < spin_until)
 			continue;
+		if (retry < next)
+			next = retry; /* a failed feed's next try */
 		int timeout = -1;
 		if (next != UINT64_MAX)
 			timeout = next <= now ? 0 : (int)((next - now + 999999) / 1000000);

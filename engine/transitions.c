@@ -56,6 +56,13 @@ void xr__trans_destroy(struct xr_trans *t)
 	free(t);
 }
 
+void xr__trans_forget(struct xr_trans *t)
+{
+	/* As after a terminal record: the seat's next record starts anew. */
+	for (uint32_t i = 0; t && i < t->cap; i++)
+		t->tab[i].terminal = true;
+}
+
 static uint32_t slot_of(const struct seat *tab, uint32_t cap, uint64_t key)
 {
 	uint32_t i = (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);

@@ -31,5 +31,9 @@ void xr__trans_destroy(struct xr_trans *t);
  * -ENOSPC when XR_TRANS_SEATS_MAX seats are kept and rec is of a new one;
  * -ENOMEM. */
 int xr__trans_feed(struct xr_trans *t, const void *rec, uint32_t len, uint8_t *out);
+/* The stream had a gap (a feed that attached again): no seat's next record
+ * pairs with its last one, which the gap may have made another episode's
+ * (a turn that follows by number after a reset it did not see). */
+void xr__trans_forget(struct xr_trans *t);
 
 #endif

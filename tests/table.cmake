@@ -15,6 +15,9 @@ xr_test(NAME test_table_procs SOURCES test_table_procs.c LABELS "unit;table" TIM
 # The table host's thread and doorbells: descriptors sent on a doorbell, a
 # deaf trainer, a connection's end, per-uid caps.
 xr_test(NAME test_table_host SOURCES test_table_host.c LABELS "unit;table;threads")
+# A fed table's transitions: which records pair, and none across a gap the
+# feed had to come back from.
+xr_test(NAME test_transitions SOURCES test_transitions.c LABELS "unit;table")
 # Tables the engine feeds from its stream: records whole and in order, the
 # rate limiter holding the feed.
 xr_test(NAME test_table_feed SOURCES test_table_feed.c LABELS "unit;table" TIMEOUT 120)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -724,3 +725,25 @@ def test_only_its_creator_or_the_engine_drops_a_table(engines, run_dir):
     eng.drop_table("ours")                # the engine's uid may
     with pytest.raises(xring.NoSuchTableError):
         eng.table("ours")
+
+
+def test_a_feed_that_failed_attaches_again(engines):
+    """A fed table whose feed could not attach (every reader slot taken
+    when it was made) is not left unfed for good: the table thread tries
+    again (100 ms, then twice as long each time, up to 5 s), and once a
+    slot is free the feed attaches and items come; meanwhile its state says
+    failed, in the table's stats and in `xring stat`."""
+    e = engines("--max-readers", "2", games=20)
+    x = xring.attach(e.name, timeout=5)
+    taken = [x.reader(batch=64, policy="lossy") for _ in range(2)]
+    t = x.create_table("late", capacity=500, source="experience")
+    wait_for(lambda: t.stats()["feed"] == "failed", 5, "the feed to fail (no reader slot)")
+    assert t.stats()["size"] == 0
+    taken.pop().close()
+    wait_for(lambda: t.stats()["feed"] == "feeding" and t.stats()["size"] > 0, 10,
+             "the feed to attach again once a slot was free")
+    with t.sample(8, timeout=5) as s:
+        assert s.items.shape[0] == 8 and s.items.any(axis=1).all()
+    for r in taken:
+        r.close()
+    t.close()
