@@ -218,7 +218,7 @@ static void draw(struct view *v)
 	if (s->n_tables && row + 1 < rows - 1) {
 		row++;
 		attron(A_REVERSE);
-		put_line(row++, "%-16s %-7s %-11s %10s %10s %8s %8s %10s %10s %-6s", "TABLE", "STATE",
+		put_line(row++, "%-31s %-7s %-11s %10s %10s %8s %8s %10s %10s %-6s", "TABLE", "STATE",
 			 "SAMPLER", "items", "capacity", "leased", "trainers", "inserts/s",
 			 "samples/s", "FEED");
 		attroff(A_REVERSE);
@@ -230,7 +230,7 @@ static void draw(struct view *v)
 			if (v->prev.tables[k].index == t->index &&
 			    !strcmp(v->prev.tables[k].name, t->name))
 				p = &v->prev.tables[k];
-		put_line(row++, "%-16.16s %-7s %-11s %10" PRIu64 " %10u %8" PRIu64 " %8u %10.0f %10.0f %-6s",
+		put_line(row++, "%-31.31s %-7s %-11s %10" PRIu64 " %10u %8" PRIu64 " %8u %10.0f %10.0f %-6s",
 			 t->name, t->state == XR_TVIEW_DROPPED ? "dropped" : "live",
 			 xr__snap_sampler_name(t->sampler), t->size, t->capacity, t->leases,
 			 t->trainers, p ? rate(v, t->inserts, p->inserts) : 0.0,

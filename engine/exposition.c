@@ -392,21 +392,26 @@ static void table_families(struct buf *b, const struct xr_snapshot *s)
 		 offsetof(struct xr_snap_table, feed_dropped)},
 	};
 
+	/* Labels table and index: a dropped table still open and a new one
+	 * of its name are two tables at once, at two indices. */
 	family(b, "xring_table_capacity", "gauge", "The replay table's capacity, in items.");
 	for (uint32_t i = 0; i < s->n_tables; i++)
-		put(b, "xring_table_capacity{table=\"%s\",state=\"%s\",sampler=\"%s\"} %u\n",
-		    s->tables[i].name, s->tables[i].state == XR_TVIEW_DROPPED ? "dropped" : "live",
+		put(b, "xring_table_capacity{table=\"%s\",index=\"%u\",state=\"%s\",sampler=\"%s\"} "
+		       "%u\n",
+		    s->tables[i].name, s->tables[i].index,
+		    s->tables[i].state == XR_TVIEW_DROPPED ? "dropped" : "live",
 		    xr__snap_sampler_name(s->tables[i].sampler), s->tables[i].capacity);
 	family(b, "xring_table_trainers", "gauge", "Trainers that have the table open.");
 	for (uint32_t i = 0; i < s->n_tables; i++)
-		put(b, "xring_table_trainers{table=\"%s\"} %u\n", s->tables[i].name,
-		    s->tables[i].trainers);
+		put(b, "xring_table_trainers{table=\"%s\",index=\"%u\"} %u\n", s->tables[i].name,
+		    s->tables[i].index, s->tables[i].trainers);
 	for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++) {
 		family(b, f[k].name, f[k].type, f[k].help);
 		for (uint32_t i = 0; i < s->n_tables; i++) {
 			uint64_t v;
 			memcpy(&v, (const char *)&s->tables[i] + f[k].off, sizeof(v));
-			put(b, "%s{table=\"%s\"} %" PRIu64 "\n", f[k].name, s->tables[i].name, v);
+			put(b, "%s{table=\"%s\",index=\"%u\"} %" PRIu64 "\n", f[k].name,
+			    s->tables[i].name, s->tables[i].index, v);
 		}
 	}
 }

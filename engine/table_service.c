@@ -225,6 +225,9 @@ void xr__tsvc_feed_gone(struct xr_tsvc *s, int table)
 	struct stable *tb = &s->tables[table];
 
 	tb->feed_held = false;
+	/* Its reader has left the stream: no feed now, what it dropped kept. */
+	const struct xr_tstore_hdr *h = (const struct xr_tstore_hdr *)tb->map;
+	xr__tsvc_show_feed(s, table, XR_TFEED_NONE, xr_load_relaxed(&h->feed_dropped));
 	maybe_free(s, tb);
 }
 
@@ -523,8 +526,8 @@ void xr__tsvc_close(struct xr_tsvc *s, uint32_t client)
 	memset(c, 0, sizeof(*c));
 	if (tb->dropped)
 		maybe_free(s, tb);
-	else
-		show(s, tb);
+	if (tb->live)
+		show(s, tb); /* a dropped table's too, until it goes */
 }
 
 void *xr__tsvc_page(struct xr_tsvc *s, uint32_t client)
@@ -1034,7 +1037,7 @@ int xr__tsvc_poll(struct xr_tsvc *s, uint64_t now_ns, uint64_t *next_ns, uint64_
 			mask |= 1ull << i;
 	}
 	for (int i = 0; i < XR_TSVC_TABLES_MAX; i++)
-		if (s->tables[i].live && !s->tables[i].dropped)
+		if (s->tables[i].live) /* dropped ones too: tools show them until they go */
 			show(s, &s->tables[i]);
 	if (next_ns)
 		*next_ns = next;

@@ -6,41 +6,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "util/atomics.h"
 #include "util/proc.h"
 
-/* 0 until the first call, and in a child until its first. Relaxed: each
- * thread stores the same value, and a thread that sees 0 asks the kernel.
- * After fork() the child has one thread, and the handler runs in it before
- * fork() returns there. */
-static _Atomic int self_pid;
-static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+/*
+ * The cached pid lives in a page of its own marked MADV_WIPEONFORK: the
+ * kernel hands a child of any fork (fork(), _Fork(), a raw fork or clone
+ * system call without CLONE_VM, none of which need run atfork handlers) a
+ * zeroed copy, so the child finds 0 and asks the kernel. 0 until the first
+ * call too. Relaxed: each thread stores the same value, and a thread that
+ * sees 0 asks the kernel. Where the page cannot be had (a kernel before
+ * 4.14, no memory), `cache` stays NULL and every call asks the kernel.
+ * A child made with CLONE_VM shares the parent's memory, this page
+ * included, and sees its parent's pid: such a child (vfork's) may not call
+ * into xring before it execs anyway.
+ */
+static _Atomic int *cache;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 
-static void forget_pid(void)
+static void make_cache(void)
 {
-	xr_store_relaxed(&self_pid, 0);
-}
+	long page = sysconf(_SC_PAGESIZE);
+	void *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
 
-static void watch_forks(void)
-{
-	/* Without the handler the cache would outlive a fork: ask every time. */
-	if (pthread_atfork(NULL, NULL, forget_pid) != 0)
-		xr_store_relaxed(&self_pid, -1);
+	if (p == MAP_FAILED)
+		return;
+	if (madvise(p, (size_t)page, MADV_WIPEONFORK) < 0) {
+		munmap(p, (size_t)page);
+		return;
+	}
+	cache = p;
 }
 
 pid_t xr__self_pid(void)
 {
-	int p = xr_load_relaxed(&self_pid);
-
+	pthread_once(&cache_once, make_cache);
+	if (!cache)
+		return getpid();
+	int p = xr_load_relaxed(cache);
 	if (p > 0)
 		return p;
-	pthread_once(&self_once, watch_forks);
-	if (xr_load_relaxed(&self_pid) < 0)
-		return getpid();
 	p = (int)getpid();
-	xr_store_relaxed(&self_pid, p);
+	xr_store_relaxed(cache, p);
 	return p;
 }
 

@@ -17,12 +17,12 @@ bool xr__proc_alive(pid_t pid, uint64_t start);
 
 /* This process's id without a system call (getpid() is one since glibc 2.25,
  * and a handle's "is this still my process" check runs on every agent
- * turn). The cache is refreshed in a child by a pthread_atfork() handler, so
- * it is right after fork(); a child made by a raw clone(2) that then calls
- * into xring would see its parent's pid. The check it serves (a forked
- * child must not use its parent's handle) guards against mistakes, not
- * against a hostile process: such a child shares the parent's memory and
- * descriptors anyway. */
+ * turn). Cached in a page the kernel wipes in a child of any fork
+ * (MADV_WIPEONFORK), so a child's first call asks the kernel; a child made
+ * with CLONE_VM (vfork) shares the cache and sees its parent's pid. The
+ * check it serves (a forked child must not use its parent's handle)
+ * guards against mistakes, not against a hostile process: such a child
+ * shares the parent's memory and descriptors anyway. */
 pid_t xr__self_pid(void);
 
 #endif

@@ -37,7 +37,7 @@ from ._errors import (DeadlockError, EngineClosedError, EvictedError, GameLimitE
                       NoEngineError, NoSuchGameError, NoSuchTableError,
                       NoProducerSlotError, ProducerEndedError,
                       PermissionRefusedError, PolicyError, TableDroppedError,
-                      TableExistsError, TableLimitError,
+                      TableExistsError, TableLimitError, TooManyRequestsError,
                       ReleasedError, SeatTakenError, TooManyAgentsError,
                       TooManyBatchesHeldError, TooManyReadersError, XringError)
 
@@ -66,7 +66,7 @@ __all__ = [
     "TooManyBatchesHeldError", "ReleasedError", "NoSuchGameError", "GameLimitError",
     "SeatTakenError", "TooManyAgentsError", "DeadlockError", "control_path", "EngineProcess",
     "Table", "Sample", "SAMPLERS", "REMOVERS", "NoSuchTableError", "TableExistsError",
-    "TableDroppedError", "TableLimitError",
+    "TableDroppedError", "TableLimitError", "TooManyRequestsError",
     "Producer", "NoProducerSlotError", "ProducerEndedError",
 ]
 
@@ -403,7 +403,17 @@ class Engine:
                             float(error_buffer), int(seed), self.engine_uid,
                             None if source is None else str(source), float(priority),
                             1 if item == "transition" else 0)
-        return self.table(name)
+        # The table exists now. Opening it is a request of its own, which
+        # the engine's request rate may refuse for a moment: waited out
+        # (5 s at most), not left as a table without the handle asked for.
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                return self.table(name)
+            except TooManyRequestsError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
 
     def drop_table(self, name):
         """Drops replay table `name` (created by this uid, or any as the

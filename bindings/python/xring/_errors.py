@@ -89,6 +89,13 @@ class TableLimitError(XringError):
     reason says when this one fits)."""
 
 
+class TooManyRequestsError(XringError):
+    """The engine refused a request for its request rate (code -EAGAIN):
+    one connection's, or one uid's over all its connections (xring engine
+    --max-requests-per-uid, 256 a second by default). The reason says when
+    to try again."""
+
+
 class TableDroppedError(XringError, LookupError):
     """The replay table was dropped (Engine.drop_table()) while this Table
     had it open: every request but a release now fails so (code -EIDRM). Its samples'
@@ -219,6 +226,8 @@ def make(code, what, reason, kind=_KIND_READER):
     kind = int(kind)
     if kind == _KIND_SEATS and code == -errno.EBUSY and "seat (" in (reason or ""):
         cls = SeatTakenError
+    elif code == -errno.EAGAIN and "too many requests" in (reason or ""):
+        cls = TooManyRequestsError  # control/server.c's rate, whatever the request
     elif kind == _KIND_TABLE and what == "create table" and code in (
             -errno.EDQUOT, -errno.ENOSPC, -errno.E2BIG, -errno.EAGAIN):
         cls = TableLimitError

@@ -475,14 +475,39 @@ def test_tables_reach_stat_and_metrics(metered):
     assert types["xring_table_samples_total"] == "counter"
     assert types["xring_table_items"] == "gauge"
 
+    t2 = x.table("plain")                   # a second trainer
     x.drop_table("plain")                   # still open here: shown as dropped
     assert _tables(e.name, e.env)["plain"]["state"] == "dropped"
+    t2.close()                              # its figures still move (formerly frozen)
+    deadline = time.monotonic() + 5
+    while _tables(e.name, e.env)["plain"]["trainers"] != 1:
+        assert time.monotonic() < deadline, _tables(e.name, e.env)
+        time.sleep(0.05)
+    # A new table of the dropped one's name: two tables of one name, two
+    # series each (parse() refuses a series twice), told apart by index.
+    with x.create_table("plain", capacity=7, item_size=8):
+        deadline = time.monotonic() + 5
+        while True:                         # the endpoint's next snapshot has it
+            values, _ = parse(scrape(port))
+            caps = sorted(v for (n, ls), v in values.items()
+                          if n == "xring_table_capacity" and ("table", "plain") in ls)
+            if caps == [7, 100] or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert caps == [7, 100], caps
+        items = [ls for (n, ls), v in values.items()
+                 if n == "xring_table_items" and ("table", "plain") in ls]
+        assert len({dict(ls)["index"] for ls in items}) == 2, items
     s.release()
     t.close()
+
+    def dropped():
+        return [d for d in stat(e.name, e.env)["tables"] if d["state"] == "dropped"]
     deadline = time.monotonic() + 5
-    while "plain" in _tables(e.name, e.env):  # goes with its last trainer
-        assert time.monotonic() < deadline
+    while dropped():                        # goes with its last trainer
+        assert time.monotonic() < deadline, dropped()
         time.sleep(0.05)
+    assert _tables(e.name, e.env)["plain"]["capacity"] == 7  # the new one stays
     fed.close()
 
     text = subprocess.run([str(XRING_BIN), "stat", e.name], env=e.env, capture_output=True,

@@ -4,6 +4,7 @@ Sample): items in place, leases, the samplers against their definitions,
 priorities, the rate limiter's waits, refusals with the right exceptions,
 and a trainer process killed holding leases."""
 import contextlib
+import errno
 import os
 import signal
 import subprocess
@@ -747,3 +748,37 @@ def test_a_feed_that_failed_attaches_again(engines):
     for r in taken:
         r.close()
     t.close()
+
+
+def test_the_request_rate_is_its_own_error(engines):
+    """A table request the engine's request rate refuses raises the public
+    TooManyRequestsError (-EAGAIN, the reason saying when to retry), not a
+    private class nor a table's limit."""
+    e = engines("--max-requests-per-uid", "10", games=1)
+    x = xring.attach(e.name, timeout=5)
+    with pytest.raises(xring.TooManyRequestsError, match="too many requests") as got:
+        for _ in range(500):
+            with pytest.raises(xring.NoSuchTableError):
+                x.drop_table("nosuch")
+    assert got.value.code == -errno.EAGAIN and "retry in" in str(got.value)
+
+
+def test_create_table_waits_out_a_refused_open(engine, monkeypatch):
+    """create_table() is two requests, the create and the open; the open
+    refused for the request rate is tried again (up to 5 s), so the caller
+    gets the handle of the table it made rather than an error and a table
+    it cannot reach by that name again (TableExistsError)."""
+    x = xring.attach(engine.name, timeout=5)
+    real, refused = xring.Engine.table, []
+
+    def table(self, name):
+        if len(refused) < 3:
+            refused.append(name)
+            raise xring.TooManyRequestsError("open table: too many requests", -errno.EAGAIN,
+                                             "EAGAIN", "too many requests")
+        return real(self, name)
+    monkeypatch.setattr(xring.Engine, "table", table)
+    with x.create_table("waited", capacity=10, item_size=8) as t:
+        assert refused == ["waited"] * 3
+        t.insert(np.zeros(8, np.uint8), np.ones(1))
+        assert t.stats()["size"] == 1
