@@ -193,8 +193,25 @@ static const char *writer_name(const struct xr_arena *a, uint32_t r)
 	return "?";
 }
 
+/* Whether ring r's writer is or was a producer, and then its (last)
+ * holder. Acquire: pairs with the release store of PRODUCER_LIVE in
+ * engine/producers.c, which publishes the pid and uid stored before it. */
+static bool producer_of(const struct xr_ring_desc *rd, int32_t *pid, uint32_t *uid)
+{
+	uint32_t wr = xr_load_acquire(&rd->writer);
+
+	if (wr != XR_RING_PRODUCER_LIVE && wr != XR_RING_PRODUCER_ENDED)
+		return false;
+	*pid = xr_load_relaxed(&rd->producer_pid);
+	*uid = xr_load_relaxed(&rd->producer_uid);
+	return true;
+}
+
 static void print_ring(const struct xr_arena *a, uint32_t r, bool json)
 {
+	int32_t ppid;
+	uint32_t puid;
+
 	const struct xr_stream_desc *sd = &a->lay.streams[a->lay.rings[r].stream];
 	const struct xr_ring_desc *rd = &a->hdr->rings[r];
 	const struct xr_shard_stats *ss = &a->hdr->shards[r];
@@ -211,10 +228,8 @@ static void print_ring(const struct xr_arena *a, uint32_t r, bool json)
 		       xr_load_relaxed(&rd->wait_ns), xr_load_relaxed(&rd->evictions),
 		       xr_load_relaxed(&rd->wakeups),
 		       xr_load_relaxed(&rd->blocked) ? "true" : "false", writer_name(a, r));
-		uint32_t wr = xr_load_acquire(&rd->writer);
-		if (wr == XR_RING_PRODUCER_LIVE || wr == XR_RING_PRODUCER_ENDED)
-			printf(",\"producer\":{\"pid\":%d,\"uid\":%u}",
-			       xr_load_relaxed(&rd->producer_pid), xr_load_relaxed(&rd->producer_uid));
+		if (producer_of(rd, &ppid, &puid))
+			printf(",\"producer\":{\"pid\":%d,\"uid\":%u}", ppid, puid);
 		/* A producer slot has no shard and no games: null, not zeros
 		 * that read as an idle shard's. */
 		if (xr_load_relaxed(&rd->writer) == XR_RING_ENGINE) {
@@ -231,16 +246,13 @@ static void print_ring(const struct xr_arena *a, uint32_t r, bool json)
 		return;
 	}
 	char who[96];
-	uint32_t wr = xr_load_acquire(&rd->writer);
-	int32_t ppid = xr_load_relaxed(&rd->producer_pid);
-	uint32_t puid = xr_load_relaxed(&rd->producer_uid);
-	if (wr == XR_RING_PRODUCER_LIVE)
+	if (!producer_of(rd, &ppid, &puid))
+		snprintf(who, sizeof(who), "%s", writer_name(a, r));
+	else if (xr_load_relaxed(&rd->writer) == XR_RING_PRODUCER_LIVE)
 		snprintf(who, sizeof(who), "producer pid %d uid %u", ppid, puid);
-	else if (wr == XR_RING_PRODUCER_ENDED)
+	else
 		snprintf(who, sizeof(who), "producer slot, its producer (pid %d uid %u) ended", ppid,
 			 puid);
-	else
-		snprintf(who, sizeof(who), "%s", writer_name(a, r));
 	printf("    ring %u (%s): written %" PRIu64 " (%" PRIu64 " MiB), lease stalls %" PRIu64
 	       ", full %" PRIu64 " times (%.3f s), evictions %" PRIu64 ", wakeups sent %" PRIu64
 	       "%s\n",

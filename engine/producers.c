@@ -574,7 +574,8 @@ int xr__prods_open(struct xr_prods *p, const struct xr_ctl_caller *who,
 	 * fresh memfd, so at 0. The ring goes on from its own head. */
 	xr_store_relaxed(&p->a->hdr->rings[s->ring].producer_pid, (int32_t)who->pid);
 	xr_store_relaxed(&p->a->hdr->rings[s->ring].producer_uid, who->uid);
-	/* Publishes the holder above with the state, for tools. */
+	/* Release: publishes the holder above with the state, for tools;
+	 * pairs with the acquire load in cli/cmd_info.c (producer_of). */
 	xr_store_release(&p->a->hdr->rings[s->ring].writer, XR_RING_PRODUCER_LIVE);
 	*r = (struct xr_ctl_producer_opened){
 		.slot = (uint32_t)si, .ring = s->ring, .ring_in_stream = s->ring - sd->first_ring,
