@@ -23,9 +23,9 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def pytest_configure(config):
-    # scripts/test.sh runs the suite two tests at a time (pytest-xdist, -m
+    # scripts/test.sh runs the suite three tests at a time (pytest-xdist, -m
     # "not solo"), then the solo tests one at a time: those that bound a
-    # time or a rate, which a second test on a 2-CPU machine could break.
+    # time or a rate, which other tests on a 2-CPU machine could break.
     config.addinivalue_line("markers", "solo: bounds a time or a rate; runs with the machine "
                             "to itself")
 

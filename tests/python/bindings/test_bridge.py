@@ -159,7 +159,8 @@ def _source_and_sink(engines, count, tick_ms):
 
 def _run(engines, nats, key, count, kill=None, meanwhile=None):
     """Bridges a's records to b; `kill` (None, "in" or "out") is SIGKILLed
-    once b has a third of them, and started again (after `meanwhile()`).
+    once b has a third of them (or a has written half), and started again
+    (after `meanwhile()`).
     Returns the records of both ends."""
     url, _ = nats
     # The source stops at count, and must still be running when a bridge
@@ -183,7 +184,11 @@ def _bridged(a, b, ea, eb, url, key, count, kill, meanwhile, src, dst, procs, bo
 
         def keep_up():
             _take_one(ra, src, 0)         # both ends as we go: the source is lossless
-            if (kill or meanwhile) and not restarted and dst.n >= count // 3:
+            # Once a third has arrived, or, with the destination behind (a
+            # loaded machine), half the source is written: a bridge out
+            # started again must find the source still running.
+            if (kill or meanwhile) and not restarted and (dst.n >= count // 3
+                                                          or src.n >= count // 2):
                 if kill:
                     p = procs[kill]
                     p.kill()

@@ -109,7 +109,12 @@ def test_dqn_loss_is_finite_and_falls(run_dir):
         for k in ("loss", "q", "exp_per_s", "trans_per_s"):
             assert math.isfinite(x[k]), x
         assert x["loss"] >= 0
-        assert x["exp_per_s"] > 0 and x["trans_per_s"] > 0
+        # A window of 25 steps may see no new record when the engine's
+        # shard waits for a CPU (tests run beside it): the rates are >= 0
+        # each, and experience kept flowing over the run.
+        assert x["exp_per_s"] >= 0 and x["trans_per_s"] >= 0
+    assert logs[-1]["read"] > logs[0]["read"] > 0, logs
+    assert logs[-1]["transitions"] > logs[0]["transitions"] > 0, logs
     losses = [x["loss"] for x in logs]
     first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
     assert last < 0.5 * first, f"the loss did not fall: {losses}"
