@@ -9,6 +9,7 @@
  * request, store req.seq with release (the engine's acquire load of it sees
  * the fields), ring (one byte on the doorbell), then wait for resp.seq to
  * equal it (acquire: the answer's fields are then visible): a short spin,
+ * longer while the service says it is on this request (resp.working),
  * then poll() on the doorbell, whose byte the engine sends after the answer.
  * A byte waits in the socket until read, so an answer given between our
  * check and our poll() is not missed. The engine's death ends a wait: the
@@ -35,7 +36,13 @@
 #include "util/proc.h"
 #include "xring/table.h"
 
-#define XR_TABLE_SPIN_NS 20000ull /* spin this long before sleeping */
+/* Spin this long before sleeping; while the service says it is working on
+ * our request (resp.working), up to XR_TABLE_SPIN_WORKING_NS: a prioritized
+ * sample of 256 from a million items takes it 15-25 us, of 1,024 about
+ * 100 us, and a wakeup from poll() costs 10 us and more at p99 (measured:
+ * prioritized 256, p50 36.6 -> 25.7 us through the engine). */
+#define XR_TABLE_SPIN_NS 20000ull
+#define XR_TABLE_SPIN_WORKING_NS 500000ull
 
 struct xr_table {
 	int sock, bell;
@@ -257,7 +264,11 @@ static int round_trip(xr_table *t, uint32_t op, uint32_t n, int timeout_ms)
 		if (atomic_load_explicit(&t->resp->seq, memory_order_acquire) == seq)
 			break;
 		uint64_t now = xr__now_ns();
-		if (now - start < XR_TABLE_SPIN_NS) {
+		/* Relaxed: a hint only (the acquire of resp.seq above is what
+		 * makes an answer visible). */
+		if (now - start < XR_TABLE_SPIN_NS ||
+		    (now - start < XR_TABLE_SPIN_WORKING_NS &&
+		     atomic_load_explicit(&t->resp->working, memory_order_relaxed) == seq)) {
 			xr_cpu_relax();
 			continue;
 		}

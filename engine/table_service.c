@@ -1026,8 +1026,16 @@ int xr__tsvc_poll(struct xr_tsvc *s, uint64_t now_ns, uint64_t *next_ns, uint64_
 			/* A new request (one that replaces a parked one drops
 			 * it: a trainer has one request in flight). */
 			c->parked = false;
-			serve(s, c, seq, c->req->op, c->req->n, c->req->timeout_ns, now_ns,
-			      &answers);
+			uint32_t op = c->req->op; /* read once */
+			/* Relaxed: a hint to a spinning trainer (the answer is
+			 * coming), which reads nothing through it. Not for a
+			 * checkpoint or restore, which may take seconds. */
+			bool brief = op != XR_TOP_CHECKPOINT && op != XR_TOP_RESTORE;
+			if (brief)
+				atomic_store_explicit(&c->resp->working, seq, memory_order_relaxed);
+			serve(s, c, seq, op, c->req->n, c->req->timeout_ns, now_ns, &answers);
+			if (brief && c->parked)
+				atomic_store_explicit(&c->resp->working, 0, memory_order_relaxed);
 		} else if (c->parked) {
 			serve(s, c, c->p_seq, c->p_op, c->p_n, 0, now_ns, &answers);
 		}

@@ -27,7 +27,8 @@
  * req.seq = s (release); the engine loads it (acquire), copies what it
  * uses, serves it (now, or parked until the limiter allows or its timeout),
  * fills the answer and stores resp.seq = s (release), which the trainer
- * loads (acquire). One request in flight per page.
+ * loads (acquire). One request in flight per page. While the service works
+ * on a request it says so in resp.working, and the trainer spins on.
  */
 
 #include <assert.h>
@@ -97,7 +98,12 @@ struct xr_tpage_resp {
 	int32_t rc;             /* items served (>= 0) or a negative errno */
 	uint32_t refused;       /* RELEASE, UPDATE: keys that named nothing of
 				 * this trainer's (or of the table's) */
-	uint32_t pad_;
+	/* The seq of the request the service is working on now, stored
+	 * (relaxed) before it serves a SAMPLE, RELEASE, UPDATE or INSERT and
+	 * cleared when one parks: a hint that the answer is coming soon, on
+	 * which the trainer keeps spinning instead of going to sleep. Nothing
+	 * is read through it (resp.seq carries the answer). */
+	_Atomic uint32_t working;
 	char why[160];          /* with rc < 0: what was wrong */
 	uint64_t keys[XR_TABLE_BATCH_MAX];   /* SAMPLE, INSERT */
 	uint32_t slots[XR_TABLE_BATCH_MAX];  /* SAMPLE, INSERT */

@@ -2,6 +2,7 @@
 #include "sumtree.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,13 +14,13 @@ int xr_sumtree_init(struct xr_sumtree *t, uint32_t n)
 	if (n == 0 || n > (1u << 31))
 		return -EINVAL;
 	t->levels = xr__tree_levels(n, t->width, &total);
-	if (xr__tree_alloc(&t->mem, total * sizeof(double)) < 0)
+	if (xr__tree_alloc(&t->mem, 2 * total * sizeof(double)) < 0)
 		return -ENOMEM;
-	memset(t->mem, 0, total * sizeof(double));
+	memset(t->mem, 0, 2 * total * sizeof(double));
 	double *p = t->mem;
 	for (uint32_t l = 0; l < t->levels; l++) { /* level 0 the top */
 		t->level[l] = p;
-		p += t->width[l];
+		p += 2 * t->width[l];
 	}
 	t->n = n;
 	return 0;
@@ -31,59 +32,65 @@ void xr_sumtree_free(struct xr_sumtree *t)
 	memset(t, 0, sizeof(*t));
 }
 
-static double line_sum(const double *c)
+/* A line's running sums from its children's values, in one fixed order
+ * (sumtree.h): returns the last, the line's sum. */
+static double run_line(double *r, const double *c)
 {
-	/* In a fixed order, so a node is a function of its children alone. */
-	return ((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7]));
+	double s = c[0];
+
+	r[0] = s;
+	for (int i = 1; i < XR_SUMTREE_FAN; i++)
+		r[i] = s += c[i];
+	return s;
 }
 
 void xr_sumtree_set(struct xr_sumtree *t, uint32_t i, double w)
 {
 	uint64_t k = i;
 
-	t->level[t->levels - 1][k] = w;
-	for (uint32_t l = t->levels - 1; l > 0; l--) {
-		uint64_t parent = k / XR_SUMTREE_FAN;
-		t->level[l - 1][parent] = line_sum(t->level[l] + parent * XR_SUMTREE_FAN);
-		k = parent;
+	*xr__sumtree_val(t->level[t->levels - 1], k) = w;
+	for (uint32_t l = t->levels; l-- > 0;) {
+		double *run = xr__sumtree_run(t->level[l], k);
+		double sum = run_line(run, run + XR_SUMTREE_FAN);
+		k /= XR_SUMTREE_FAN;
+		if (l == 0)
+			t->total = sum;
+		else
+			*xr__sumtree_val(t->level[l - 1], k) = sum;
 	}
-	t->total = line_sum(t->level[0]);
 }
 
 /*
- * One step: within the line of 8 children at c, the child where u falls,
- * u made relative to it. Branch-free, since which child a random u falls in
- * is as unpredictable as a branch can be: the child is the number of
- * running sums at or below u. Only a child with a positive weight is
- * chosen: child j is taken when sum(c[0..j)) <= u < sum(c[0..j]), so c[j]
- * > 0. If rounding puts u at or past the line's sum (all 8 counted), the
- * last positive child is taken, at its middle; the node had a positive
+ * One step: within the line of running sums r, the child where u falls, u
+ * made relative to it. The child is the number of running sums at or below
+ * u, branch-free, since which child a random u falls in is as unpredictable
+ * as a branch can be. Only a child with a positive weight is chosen: child
+ * j is taken when r[j-1] <= u < r[j], so r[j] > r[j-1] and the child is
+ * positive. If rounding puts u at or past the line's sum (all 8 counted),
+ * the last positive child is taken, at its middle; the node had a positive
  * sum, so there is one, and the leaf reached has a positive weight.
  */
-static inline uint32_t step(const double *c, double *u)
+static inline uint32_t finish(const double *r, double v, uint32_t j, double *u)
 {
-	/* Running sums by pairs, three additions deep rather than eight, and
-	 * associated so that a zero child's running sum equals the one before
-	 * it exactly (it is never chosen) and the last is line_sum(), the
-	 * parent's own value. */
-	double a01 = c[0] + c[1], a23 = c[2] + c[3], a45 = c[4] + c[5], a67 = c[6] + c[7];
-	double a03 = a01 + a23, a47 = a45 + a67;
-	double pre[XR_SUMTREE_FAN] = {c[0],	  a01,		a01 + c[2],	    a03,
-				      a03 + c[4], a03 + a45, a03 + (a45 + c[6]), a03 + a47};
+	if (__builtin_expect(j == XR_SUMTREE_FAN, 0)) {
+		j = XR_SUMTREE_FAN - 1;
+		while (j > 0 && !(r[j] > r[j - 1]))
+			j--;
+		*u = (j ? r[j] - r[j - 1] : r[0]) * 0.5;
+		return j;
+	}
+	*u = j ? v - r[j - 1] : v;
+	return j;
+}
+
+static inline uint32_t step(const double *r, double *u)
+{
 	double v = *u;
 	uint32_t j = 0;
 
 	for (uint32_t i = 0; i < XR_SUMTREE_FAN; i++)
-		j += pre[i] <= v;
-	if (__builtin_expect(j == XR_SUMTREE_FAN, 0)) {
-		j = XR_SUMTREE_FAN - 1;
-		while (j > 0 && !(c[j] > 0))
-			j--;
-		*u = c[j] * 0.5;
-		return j;
-	}
-	*u = j ? v - pre[j - 1] : v;
-	return j;
+		j += r[i] <= v;
+	return finish(r, v, j, u);
 }
 
 uint32_t xr_sumtree_find(const struct xr_sumtree *t, double u)
@@ -91,33 +98,99 @@ uint32_t xr_sumtree_find(const struct xr_sumtree *t, double u)
 	uint64_t k = 0;
 
 	for (uint32_t l = 0; l < t->levels; l++)
-		k = k * XR_SUMTREE_FAN + step(t->level[l] + k * XR_SUMTREE_FAN, &u);
+		k = k * XR_SUMTREE_FAN + step(t->level[l] + 2 * k * XR_SUMTREE_FAN, &u);
 	return (uint32_t)k;
 }
 
-void xr_sumtree_find_many(const struct xr_sumtree *t, const double *u, uint32_t *out, uint32_t n)
+/* The descents of find_many, level by level: every descent's next line is
+ * asked for (prefetched) a whole level before it is read. STEP is the
+ * step, generic or AVX2's. */
+#define FIND_MANY(STEP)                                                                     \
+	for (uint32_t base = 0; base < n; base += CHUNK) {                                  \
+		uint32_t m = n - base < CHUNK ? n - base : CHUNK;                           \
+		for (uint32_t d = 0; d < m; d++) {                                          \
+			k[d] = 0;                                                           \
+			v[d] = u[base + d];                                                 \
+		}                                                                           \
+		for (uint32_t l = 0; l < t->levels; l++) {                                  \
+			const double *lv = t->level[l];                                     \
+			const double *next = l + 1 < t->levels ? t->level[l + 1] : NULL;   \
+			for (uint32_t d = 0; d < m; d++) {                                  \
+				k[d] = k[d] * XR_SUMTREE_FAN +                              \
+				       STEP(lv + 2 * k[d] * XR_SUMTREE_FAN, &v[d]);         \
+				if (!next)                                                  \
+					continue;                                           \
+				const double *b = next + 2 * k[d] * XR_SUMTREE_FAN;         \
+				__builtin_prefetch(b);                                      \
+				if (l + 2 == t->levels) /* the leaves: get() reads them */  \
+					__builtin_prefetch(b + XR_SUMTREE_FAN);             \
+			}                                                                   \
+		}                                                                           \
+		for (uint32_t d = 0; d < m; d++)                                            \
+			out[base + d] = (uint32_t)k[d];                                     \
+	}
+
+enum { CHUNK = 256 };
+
+void xr__sumtree_find_many_generic(const struct xr_sumtree *t, const double *u, uint32_t *out,
+				   uint32_t n)
 {
-	enum { CHUNK = 256 };
 	uint64_t k[CHUNK];
 	double v[CHUNK];
 
-	for (uint32_t base = 0; base < n; base += CHUNK) {
-		uint32_t m = n - base < CHUNK ? n - base : CHUNK;
-		for (uint32_t d = 0; d < m; d++) {
-			k[d] = 0;
-			v[d] = u[base + d];
-		}
-		/* Level by level: every descent's next line is asked for
-		 * (prefetched) a whole level before it is read. */
-		for (uint32_t l = 0; l < t->levels; l++) {
-			const double *lv = t->level[l];
-			for (uint32_t d = 0; d < m; d++) {
-				k[d] = k[d] * XR_SUMTREE_FAN + step(lv + k[d] * XR_SUMTREE_FAN, &v[d]);
-				if (l + 1 < t->levels)
-					__builtin_prefetch(t->level[l + 1] + k[d] * XR_SUMTREE_FAN);
-			}
-		}
-		for (uint32_t d = 0; d < m; d++)
-			out[base + d] = (uint32_t)k[d];
-	}
+	FIND_MANY(step)
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+/* step() with two 4-wide compares: about 30 % of a batch's time at a
+ * million leaves, where the generic step's eight scalar compares were half
+ * of it (perf/bench_table). Same result bit for bit: the same compares. */
+__attribute__((target("avx2,popcnt"))) static inline uint32_t step_avx2(const double *r,
+									double *u)
+{
+	double v = *u;
+	__m256d vv = _mm256_set1_pd(v);
+	__m256d lo = _mm256_loadu_pd(r), hi = _mm256_loadu_pd(r + 4);
+	unsigned mask = (unsigned)_mm256_movemask_pd(_mm256_cmp_pd(lo, vv, _CMP_LE_OQ)) |
+			(unsigned)_mm256_movemask_pd(_mm256_cmp_pd(hi, vv, _CMP_LE_OQ)) << 4;
+
+	return finish(r, v, (uint32_t)__builtin_popcount(mask), u);
+}
+
+__attribute__((target("avx2,popcnt"))) static void find_many_avx2(const struct xr_sumtree *t,
+								   const double *u, uint32_t *out,
+								   uint32_t n)
+{
+	uint64_t k[CHUNK];
+	double v[CHUNK];
+
+	FIND_MANY(step_avx2)
+}
+
+static bool have_avx2(void)
+{
+	/* __builtin_cpu_supports() reads what libgcc's constructor found:
+	 * cheap, and the same answer every call. */
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+}
+#else
+static bool have_avx2(void)
+{
+	return false;
+}
+
+static void find_many_avx2(const struct xr_sumtree *t, const double *u, uint32_t *out, uint32_t n)
+{
+	xr__sumtree_find_many_generic(t, u, out, n);
+}
+#endif
+
+void xr_sumtree_find_many(const struct xr_sumtree *t, const double *u, uint32_t *out, uint32_t n)
+{
+	if (have_avx2())
+		find_many_avx2(t, u, out, n);
+	else
+		xr__sumtree_find_many_generic(t, u, out, n);
 }

@@ -9,16 +9,25 @@
  *
  * Eight children a node, stored together: each level is an array in which
  * the children of node i of the level above are entries 8i..8i+7, one
- * cache line. A descent reads one line per level: 7 levels for a million
+ * cache line. Each line is kept twice, side by side in a block of two
+ * cache lines: its running sums (what a descent reads: the child where u
+ * falls is the number of running sums at or below u, eight compares and no
+ * additions, two vector compares where the CPU has AVX2), then the
+ * children's own values (what a set recomputes from, and what
+ * xr_sumtree_get() reads: after a descent, from the line beside the one
+ * just read). A descent reads one line per level: 7 levels for a million
  * leaves, where a binary tree reads 20 lines, most of them misses once the
  * tree outgrows the cache. xr_sumtree_find_many() runs many descents level
  * by level and prefetches each one's next line, so their misses overlap
  * instead of following one another.
  *
- * A set recomputes every node on the leaf's path from its children instead
- * of adding a delta: the sums then never drift from the leaves however many
- * updates there are (a delta tree accumulates rounding error and, after
- * millions of updates, can hold a positive total over leaves all zero).
+ * A set recomputes every line on the leaf's path from the values of its
+ * children instead of adding a delta: the sums then never drift from the
+ * leaves however many updates there are (a delta tree accumulates rounding
+ * error and, after millions of updates, can hold a positive total over
+ * leaves all zero). A line's running sums are added in one fixed order, so
+ * a zero child's running sum equals the one before it exactly (it is never
+ * chosen) and the last is the parent's value exactly.
  */
 
 #include <stdint.h>
@@ -32,7 +41,10 @@ struct xr_sumtree {
 	uint32_t n;                 /* leaves asked for */
 	uint32_t levels;            /* level 0: the root's children ... leaves */
 	double total;
-	double *level[XR_SUMTREE_LEVELS_MAX]; /* level[levels - 1]: the leaves */
+	/* Level l (0 the top, levels - 1 the leaves) of width[l] entries:
+	 * width[l] / 8 blocks of 16 doubles, a line's running sums and then
+	 * its values. */
+	double *level[XR_SUMTREE_LEVELS_MAX];
 	uint64_t width[XR_SUMTREE_LEVELS_MAX];
 	void *mem;
 };
@@ -46,9 +58,20 @@ void xr_sumtree_free(struct xr_sumtree *t);
 /* Sets leaf i (i < n) to w (finite, >= 0; the caller checks). */
 void xr_sumtree_set(struct xr_sumtree *t, uint32_t i, double w);
 
+/* Entry i's value in a level's blocks; and line i / 8's running sums. */
+static inline double *xr__sumtree_val(double *level, uint64_t i)
+{
+	return level + i / XR_SUMTREE_FAN * 2 * XR_SUMTREE_FAN + XR_SUMTREE_FAN + i % XR_SUMTREE_FAN;
+}
+
+static inline double *xr__sumtree_run(double *level, uint64_t i)
+{
+	return level + i / XR_SUMTREE_FAN * 2 * XR_SUMTREE_FAN;
+}
+
 static inline double xr_sumtree_get(const struct xr_sumtree *t, uint32_t i)
 {
-	return t->level[t->levels - 1][i];
+	return *xr__sumtree_val(t->level[t->levels - 1], i);
 }
 
 static inline double xr_sumtree_total(const struct xr_sumtree *t)
@@ -63,7 +86,12 @@ static inline double xr_sumtree_total(const struct xr_sumtree *t)
  * checks the total first). */
 uint32_t xr_sumtree_find(const struct xr_sumtree *t, double u);
 
-/* xr_sumtree_find() of u[0..n) into out[0..n), the descents interleaved. */
+/* xr_sumtree_find() of u[0..n) into out[0..n), the descents interleaved;
+ * with AVX2 where the CPU has it. */
 void xr_sumtree_find_many(const struct xr_sumtree *t, const double *u, uint32_t *out, uint32_t n);
+
+/* The same without AVX2, whatever the CPU: for the tests, which check both. */
+void xr__sumtree_find_many_generic(const struct xr_sumtree *t, const double *u, uint32_t *out,
+				   uint32_t n);
 
 #endif

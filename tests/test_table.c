@@ -460,12 +460,38 @@ static void test_trees_brute_force(void)
 					double u = pre + w[j] * 0.5;
 					xr_sumtree_find_many(&st, &u, &g, 1);
 					CHECK_EQ(g, j);
+					g = UINT32_MAX;
+					xr__sumtree_find_many_generic(&st, &u, &g, 1);
+					CHECK_EQ(g, j);
 				}
 				pre += w[j];
 			}
 			/* At and past the total: a positive leaf, never a zero one. */
 			CHECK(w[xr_sumtree_find(&st, total)] > 0);
 			CHECK(w[xr_sumtree_find(&st, total * 2)] > 0);
+			double past[2] = {total, total * 2};
+			uint32_t got[2];
+			xr_sumtree_find_many(&st, past, got, 2);
+			CHECK(w[got[0]] > 0 && w[got[1]] > 0);
+			xr__sumtree_find_many_generic(&st, past, got, 2);
+			CHECK(w[got[0]] > 0 && w[got[1]] > 0);
+			if (it % 500 == 0) {
+				/* A batch past one chunk (256): each descent as the
+				 * single find's, both ways. */
+				enum { B = 300 };
+				double u[B];
+				uint32_t a[B], b[B];
+				for (int q = 0; q < B; q++) {
+					r = r * 6364136223846793005ull + 1442695040888963407ull;
+					u[q] = (double)(r >> 11) * 0x1p-53 * total;
+				}
+				xr_sumtree_find_many(&st, u, a, B);
+				xr__sumtree_find_many_generic(&st, u, b, B);
+				for (int q = 0; q < B; q++)
+					if (a[q] != xr_sumtree_find(&st, u[q]) || b[q] != a[q])
+						FAILF("n %u: batch draw %d gave %u and %u, find %u", n,
+						      q, a[q], b[q], xr_sumtree_find(&st, u[q]));
+			}
 		}
 		xr_sumtree_free(&st);
 		xr_mintree_free(&mt);
