@@ -103,7 +103,7 @@ static const char engine_help[] =
 	"                           restore (a checkpoint file to start from), e.g.\n"
 	"                           replay:100000:sampler=prioritized,source=experience\n"
 	"agents (processes that act for seats: docs/agents.md):\n"
-	"  --max-agents N           agents attached at once, 1..64 (default: 16)\n"
+	"  --max-agents N           agents attached at once, 1..128 (default: 16)\n"
 	"  --action-timeout-ms D    without --tick-ms, how long a game waits for its\n"
 	"                           agents' actions before their fallbacks (default: 100)\n"
 	"  --input-delay K          an action for turn t applies at turn t + K, 0..7\n"
