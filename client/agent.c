@@ -44,6 +44,7 @@
 #include "shm/arena_priv.h"
 #include "shm/snapshot.h"
 #include "util/atomics.h"
+#include "util/clock.h"
 #include "util/proc.h"
 #include "xring/agent.h"
 #include "xring/error.h"
@@ -67,6 +68,10 @@ struct xr_agent {
 	size_t page_bytes;
 	struct aclaim claims[XR_SEAT_CLAIMS_MAX];
 	uint32_t n_claims;
+	/* A reattach that failed: no connection (sock -1), and the claims the
+	 * next one makes again. */
+	struct aclaim lost[XR_SEAT_CLAIMS_MAX];
+	uint32_t n_lost;
 	xr_reader *r;                   /* NULL while it holds no claim */
 	_Atomic(xr_reader *) live_r;    /* r, for xr_agent_cancel(): CN1-CN4 */
 	_Atomic uint32_t cancelling;    /* cancels under way */
@@ -118,38 +123,39 @@ static int mine(const xr_agent *a)
 	return -EINVAL;
 }
 
-int xr_agent_attach(const char *engine, const xr_agent_opts *opts, xr_agent **out)
+/* XR_ECLOSED after a reattach that failed: no engine, no page, no seats. */
+static int connected(const xr_agent *a)
 {
-	xr_agent_opts o = opts ? *opts : (xr_agent_opts){0};
-	struct xr_trust trust = {.extra = o.engine_uid ? o.engine_uid : (uid_t)-1};
-	struct xr_ctl_agent_open m = {.capacity = o.capacity ? o.capacity
-							      : XR_AGENT_DEFAULT_CAPACITY};
+	if (a->sock >= 0)
+		return 0;
+	xr__set_last_reason("agent of engine '%s': its engine went and xr_agent_reattach() has "
+			    "not succeeded since; call it again",
+			    a->name);
+	return XR_ECLOSED;
+}
+
+/* Connects to a->name's engine as an agent with a's options and maps its
+ * page of action slots: a->sock, page, agent, capacity, depth. On failure
+ * leaves none of them open. */
+static int agent_open(xr_agent *a)
+{
+	const xr_agent_opts *o = &a->opts;
+	struct xr_trust trust = {.extra = o->engine_uid ? o->engine_uid : (uid_t)-1};
+	struct xr_ctl_agent_open m = {.capacity = o->capacity ? o->capacity
+							       : XR_AGENT_DEFAULT_CAPACITY};
 	struct xr_ctl_agent_opened r;
 	struct xr_ctl_attached att;
 	struct ucred peer;
 	int afd, pfd = -1, rc;
 
-	if (!engine || !out || strlen(engine) > XR_NAME_MAX ||
-	    (o.stream && strlen(o.stream) > XR_STREAM_NAME_MAX))
-		return -EINVAL;
-	xr__set_last_reason("%s", "");
-	xr_agent *a = calloc(1, sizeof(*a));
-	if (!a)
-		return -ENOMEM;
-	a->pid = xr__self_pid();
-	a->sock = -1;
-	snprintf(a->name, sizeof(a->name), "%s", engine);
-	snprintf(a->stream, sizeof(a->stream), "%s", o.stream ? o.stream : XR_DEFAULT_STREAM);
-	snprintf(a->label, sizeof(a->label), "%s",
-		 o.label ? o.label : program_invocation_short_name);
 	memcpy(m.label, a->label, sizeof(m.label) - 1);
-	a->opts = o;
-	a->sock = xr__ctl_connect(engine, &trust, &peer);
+	a->sock = xr__ctl_connect(a->name, &trust, &peer);
 	if (a->sock < 0) {
 		rc = a->sock;
+		a->sock = -1;
 		if (rc == -ENOENT)
-			xr__set_last_reason("no engine '%s' is running (no control socket)", engine);
-		goto fail;
+			xr__set_last_reason("no engine '%s' is running (no control socket)", a->name);
+		return rc;
 	}
 	if ((rc = xr__ctl_attach(a->sock, &afd, &att)) < 0)
 		goto fail;
@@ -173,19 +179,47 @@ int xr_agent_attach(const char *engine, const xr_agent_opts *opts, xr_agent **ou
 		goto fail;
 	}
 	close(pfd);
-	pfd = -1;
 	a->page = p;
 	a->page_bytes = r.page_bytes;
 	a->agent = r.agent;
 	a->capacity = r.capacity;
 	a->depth = r.block / XR_SEAT_BLOCK;
-	*out = a;
 	return 0;
 fail:
 	if (pfd >= 0)
 		close(pfd);
-	xr_agent_detach(a);
+	close(a->sock);
+	a->sock = -1;
 	return rc;
+}
+
+int xr_agent_attach(const char *engine, const xr_agent_opts *opts, xr_agent **out)
+{
+	xr_agent_opts o = opts ? *opts : (xr_agent_opts){0};
+	int rc;
+
+	if (!engine || !out || strlen(engine) > XR_NAME_MAX ||
+	    (o.stream && strlen(o.stream) > XR_STREAM_NAME_MAX))
+		return -EINVAL;
+	xr__set_last_reason("%s", "");
+	xr_agent *a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->pid = xr__self_pid();
+	a->sock = -1;
+	snprintf(a->name, sizeof(a->name), "%s", engine);
+	snprintf(a->stream, sizeof(a->stream), "%s", o.stream ? o.stream : XR_DEFAULT_STREAM);
+	snprintf(a->label, sizeof(a->label), "%s",
+		 o.label ? o.label : program_invocation_short_name);
+	a->opts = o;
+	a->opts.stream = NULL; /* the caller's string: a->stream keeps it */
+	a->opts.label = NULL;
+	if ((rc = agent_open(a)) < 0) {
+		xr_agent_detach(a);
+		return rc;
+	}
+	*out = a;
+	return 0;
 }
 
 /* The claim holding (game, player), or NULL. */
@@ -272,6 +306,8 @@ int xr_agent_claim(xr_agent *a, uint32_t lo, uint32_t hi, uint32_t players, uint
 
 	if (!a || mine(a) < 0)
 		return -EINVAL;
+	if (connected(a) < 0)
+		return XR_ECLOSED;
 	if (lo > hi || players >> 8) {
 		xr__set_last_reason("games %u..%u, players 0x%x: not a claim (lo <= hi, players "
 				    "bits 0..7)",
@@ -321,6 +357,8 @@ int xr_agent_release(xr_agent *a, uint32_t claim)
 
 	if (!a || mine(a) < 0)
 		return -EINVAL;
+	if (connected(a) < 0)
+		return XR_ECLOSED;
 	int rc = xr__ctl_request(a->sock, XR_CTL_SEATS_RELEASE, &m, sizeof(m), XR_CTL_OK, NULL, 0,
 				 NULL, NULL);
 	if (rc < 0)
@@ -331,6 +369,64 @@ int xr_agent_release(xr_agent *a, uint32_t claim)
 			break;
 		}
 	return resubscribe(a);
+}
+
+int xr_agent_reattach(xr_agent *a, int64_t timeout_ns)
+{
+	uint64_t start = xr__now_ns();
+
+	if (!a || mine(a) < 0)
+		return -EINVAL;
+	/* Off the old engine: the held batch, the reader, the page, the
+	 * connection. The claims wait in lost[] (already there when a
+	 * reattach before this one failed). */
+	if (a->sock >= 0) {
+		memcpy(a->lost, a->claims, a->n_claims * sizeof(a->lost[0]));
+		a->n_lost = a->n_claims;
+		a->n_claims = 0;
+		(void)resubscribe(a); /* no claims: detaches the reader */
+		munmap((void *)a->page, a->page_bytes);
+		a->page = NULL;
+		shutdown(a->sock, SHUT_RDWR);
+		close(a->sock);
+		a->sock = -1;
+	}
+	for (;;) {
+		int rc = agent_open(a);
+		if (rc == 0)
+			break;
+		/* Not up yet: no socket, the old one's leftovers, or an engine
+		 * still starting or stopping (as xr_reader_reattach()). */
+		if (rc != -ENOENT && rc != XR_ECLOSED && rc != -ECONNRESET && rc != -ECONNREFUSED &&
+		    rc != -EAGAIN)
+			return rc;
+		if (timeout_ns >= 0 && xr__now_ns() - start >= (uint64_t)timeout_ns) {
+			xr__set_last_reason("engine '%s' did not come back in time (%s)", a->name,
+					    xr_last_reason());
+			return -ETIMEDOUT;
+		}
+		xr__sleep_ns(5000000);
+	}
+	/* The same seats again, in the order they were claimed. A claim
+	 * refused (another agent took a seat meanwhile) ends the reattach:
+	 * the agent is attached, with the claims made before it. */
+	uint32_t n = a->n_lost;
+	a->n_lost = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		int rc = xr_agent_claim(a, a->lost[i].lo, a->lost[i].hi, a->lost[i].players, NULL);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int xr_agent_claims(const xr_agent *a, uint32_t *ids, uint32_t max)
+{
+	if (!a || (max && !ids))
+		return -EINVAL;
+	for (uint32_t i = 0; i < a->n_claims && i < max; i++)
+		ids[i] = a->claims[i].id;
+	return (int)a->n_claims;
 }
 
 static uint32_t get32(const uint8_t *p)
@@ -353,6 +449,8 @@ int xr_agent_recv(xr_agent *a, uint32_t min, uint32_t max, int64_t max_wait_ns, 
 {
 	if (!a || !b || mine(a) < 0 || !min || min > max || max > XR_BATCH_MAX)
 		return -EINVAL;
+	if (connected(a) < 0)
+		return XR_ECLOSED;
 	drop_held(a);
 	if (!a->r && a->n_claims) {
 		/* Its reader went (an eviction, a claim or release) and the
@@ -607,6 +705,8 @@ int xr_agent_slots(const xr_agent *a, void **base, size_t *len)
 {
 	if (!a || !base || !len)
 		return -EINVAL;
+	if (connected(a) < 0)
+		return XR_ECLOSED;
 	*base = (void *)a->page;
 	*len = a->page_bytes;
 	return 0;

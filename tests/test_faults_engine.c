@@ -15,10 +15,11 @@
  * lossless reader read every seq of each ring in order up to the end, and
  * its stats then say it read all that was written (pending 0, dropped 0);
  * an engine of the same name starts over the dead one's files (arena and
- * socket); each reader reattaches in one call (xr_reader_reattach(), made
- * at once and waiting for the new engine), each agent attaches and claims
- * again (an agent has no reattach), and all of them take records of the
- * new engine. At the end the engine is stopped with SIGTERM: every peer
+ * socket); each reader and agent reattaches in one call
+ * (xr_reader_reattach(), xr_agent_reattach(): made at once and waiting for
+ * the new engine; the agent's claim of its ten games made again), and all
+ * of them take records of the new engine (an agent's, of its own games
+ * only, as the records' game ids say). At the end the engine is stopped with SIGTERM: every peer
  * gets XR_ECLOSED, the engine exits 0 and leaves no file behind.
  * (test_ring_kill engine_killed: one sleeping reader of a bare arena;
  * test_agents engine_gone: an agent of an engine stopped cleanly.)
@@ -162,7 +163,12 @@ static void *agent_main(void *arg)
 	struct peer *p = arg;
 	static _Thread_local int32_t act[4096];
 	xr_agent *a = agent_up(p);
+	uint32_t lo = p->kind == P_AGENT ? 0 : 10;
+	xr_agent_stats st0;
 
+	CHECK_RC(xr_agent_stats_get(a, &st0), 0);
+	uint64_t seats = st0.seats; /* ten games' players */
+	CHECK(seats >= 10);
 	xr_store_release(&p->cycle, 1);
 	for (;;) {
 		xr_obs_batch b;
@@ -172,6 +178,9 @@ static void *agent_main(void *arg)
 				xr_exp_view v;
 				CHECK_RC(xr_exp_view_init(&v, xr_frame_data(b.frames[i]), b.frames[i]->len),
 					 0);
+				if (v.f.game_id < lo || v.f.game_id > lo + 9)
+					FAILF("%s: a record of game %u, not of its games %u..%u",
+					      peer_names[p->kind], v.f.game_id, lo, lo + 9);
 				act[i] = 0;
 				for (uint32_t k = 0; k < v.mask_len; k++)
 					if (v.mask[k])
@@ -187,11 +196,20 @@ static void *agent_main(void *arg)
 		if (n != XR_ECLOSED)
 			fail_peer(p, "recv", n);
 		saw_end(p, n, xr__now_ns());
-		xr_agent_detach(a);
-		if (xr_load_acquire(&stopping))
+		if (xr_load_acquire(&stopping)) {
+			xr_agent_detach(a);
 			return NULL;
+		}
 		uint64_t t0 = xr__now_ns();
-		a = agent_up(p);
+		int rc = xr_agent_reattach(a, 60 * (int64_t)SEC);
+		if (rc < 0)
+			fail_peer(p, "reattach", rc);
+		xr_agent_stats st;
+		CHECK_RC(xr_agent_stats_get(a, &st), 0);
+		if (st.claims != 1 || st.seats != seats)
+			FAILF("%s: after its reattach %u claims, %llu seats (want 1, %llu)",
+			      peer_names[p->kind], st.claims, (unsigned long long)st.seats,
+			      (unsigned long long)seats);
 		xr_store_relaxed(&p->reattached_ns, xr__now_ns() - t0);
 		xr_store_relaxed(&p->records, 0);
 		xr_store_release(&p->cycle, xr_load_relaxed(&p->cycle) + 1);

@@ -221,6 +221,25 @@ XR_API int xr_agent_slots(const xr_agent *a, void **base, size_t *len);
 /* The reader under the agent (stream facts, ring memory); owned by a. */
 XR_API xr_reader *xr_agent_reader(xr_agent *a);
 
+/*
+ * Attaches this agent again, with the same options, to the engine of the
+ * same name after that engine restarted (the old one is gone: calls
+ * returned XR_ECLOSED), and claims its seats again, claim by claim in the
+ * order they were made (their ids are the new engine's). A held batch is
+ * dropped; the counts kept here go on, the engine's start from zero. Waits
+ * up to timeout_ns (negative: forever) for the engine to come up. Returns
+ * 0; -ETIMEDOUT; as xr_agent_attach(); or as xr_agent_claim() (a seat
+ * taken meanwhile: attached, holding the claims made before the refused
+ * one). After a failure other calls return XR_ECLOSED until a reattach
+ * succeeds; xr_agent_detach() is always allowed.
+ */
+XR_API int xr_agent_reattach(xr_agent *a, int64_t timeout_ns);
+
+/* The ids of the claims the agent holds, in the order they were made, into
+ * ids[0..max): returns how many it holds (at most 16; more than max: only
+ * max written), or -EINVAL. */
+XR_API int xr_agent_claims(const xr_agent *a, uint32_t *ids, uint32_t max);
+
 /* Detaches: its seats go back to the built-in policy, at once, even while a
  * forked child holds a copy of its socket (the attaching process shuts the
  * connection down; a child's detach closes only its copies). NULL is

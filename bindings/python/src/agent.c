@@ -822,6 +822,48 @@ static PyObject *agent_release_claim(Agent *self, PyObject *arg)
 	Py_RETURN_NONE;
 }
 
+/* reattach(timeout=None): attaches again to the restarted engine of the
+ * same name and claims the same seats (new claim ids: Agent.claims). */
+static PyObject *agent_reattach(Agent *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"timeout", NULL};
+	PyObject *timeout_o = Py_None;
+	double timeout = -1;
+	char reason[512] = "";
+	uint32_t ids[CLAIMS_MAX];
+	int rc, n;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwlist, &timeout_o))
+		return NULL;
+	if (timeout_o != Py_None) {
+		timeout = PyFloat_AsDouble(timeout_o);
+		if (timeout == -1 && PyErr_Occurred())
+			return NULL;
+		if (timeout < 0)
+			return PyErr_Format(PyExc_ValueError, "reattach: timeout must be >= 0 or None");
+	}
+	if (agent_check(self) < 0 || before_reclaim(self, "reattach") < 0)
+		return NULL;
+	self->busy = true;
+	Py_BEGIN_ALLOW_THREADS
+	rc = xr_agent_reattach(self->a, timeout < 0 ? -1 : (int64_t)(timeout * 1e9));
+	if (rc < 0)
+		snprintf(reason, sizeof(reason), "%s", xr_last_reason());
+	Py_END_ALLOW_THREADS
+	self->busy = false;
+	/* The claims it holds now, made or not: the new engine's ids. */
+	n = xr_agent_claims(self->a, ids, CLAIMS_MAX);
+	self->n_claims = 0;
+	for (int i = 0; i < n && i < CLAIMS_MAX; i++)
+		self->claims[self->n_claims++] = ids[i];
+	if (rc < 0)
+		return raise_xr_reason(rc, "reattach", reason, KIND_SEATS);
+	self->batches = 0;
+	if (learn_template(self) < 0)
+		return NULL;
+	Py_RETURN_NONE;
+}
+
 static PyObject *agent_stats(Agent *self, PyObject *unused)
 {
 	xr_agent_stats s;
@@ -1095,6 +1137,10 @@ static PyMethodDef agent_methods[] = {
 	 "Releases the held batch unanswered (its seats get their fallbacks)."},
 	{"_claim", (PyCFunction)agent_claim, METH_VARARGS, NULL},
 	{"_release", (PyCFunction)agent_release_claim, METH_O, NULL},
+	{"reattach", (PyCFunction)(void (*)(void))agent_reattach, METH_VARARGS | METH_KEYWORDS,
+	 "reattach(timeout=None): after the engine restarted (recv raised ClosedError), attach "
+	 "to the new one of the same name and claim the same seats again (new claim ids: "
+	 "claims). Waits up to timeout seconds (None: forever) for it to come up."},
 	{"stats", (PyCFunction)agent_stats, METH_NOARGS,
 	 "stats() -> dict: the engine's counts of this agent (actions, timeouts, late,\n"
 	 "wrong_turn, out_of_range, illegal, fallbacks, waiting, rtt_count, rtt_p50_ns,\n"

@@ -868,3 +868,43 @@ def test_docs_agent_example_runs(engines):
              {"__name__": "docs"})
     sent = int(out.getvalue().split()[0])
     assert sent >= 64 * 2 * 100, out.getvalue()
+
+
+def test_reattach_after_the_engine_was_killed_claims_the_same_seats(engines):
+    """issue 13: an agent of an engine SIGKILLed gets EngineClosedError,
+    and reattach() brings it back, in one call, on the engine restarted
+    under the same name: attached again, the same games claimed (new claim
+    ids), and playing them. Without an engine, reattach times out and the
+    agent says it is detached until a reattach succeeds."""
+    e = engines("--board", "8x8", "--tick-ms", "0", games=8, action_timeout_ms=5000)
+    eng = attach(e)
+    with eng.agent(games=range(2, 6), max_wait=5) as agent:
+        b = next_batch(agent)
+        assert set(np.unique(b.game_id)) <= {2, 3, 4, 5}
+        agent.send(best(b.mask))
+        before = agent.stats()
+        e.stop(signal.SIGKILL)
+        t0 = time.monotonic()
+        with pytest.raises(xring.EngineClosedError):
+            for _ in range(100000):
+                agent.recv(timeout=5)
+                agent.release()
+        assert time.monotonic() - t0 < 1.0
+        with pytest.raises(TimeoutError):
+            agent.reattach(timeout=0.2)
+        assert agent.claims == ()
+        with pytest.raises(xring.EngineClosedError):
+            agent.recv(timeout=0.1)
+        e.start()
+        agent.reattach(timeout=10)
+        assert len(agent.claims) == 1
+        after = agent.stats()
+        assert after["seats"] == before["seats"] and after["claims"] == 1
+        games = set()
+        for _ in range(20):
+            b = next_batch(agent)
+            games |= set(np.unique(b.game_id).tolist())
+            agent.send(best(b.mask))
+        assert games <= {2, 3, 4, 5} and games, games
+        # The new engine took its answers: its records say so.
+        wait_for(lambda: agent.stats()["actions"] > 0, 10, "the engine to take its answers")
