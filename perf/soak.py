@@ -19,7 +19,7 @@ warm-up's, fds and threads unchanged, no lossless reader dropped a record,
 the lossless readers' lag never above the ring, every reader and agent
 still attached, and each p99 series' last third no more than 3x its first
 third's median (they are bucket bounds: a step of one bucket is 25 %).
-The suite runs it for 60 s (tests/perf_soak.cmake); docs/benchmarks.md
+The suite runs it for 60 s (tests/soak.cmake); docs/benchmarks.md
 records a 30-minute run.
 """
 import argparse

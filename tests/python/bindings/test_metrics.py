@@ -24,6 +24,7 @@ import pytest
 
 import xring
 from conftest import REPO, XRING_BIN
+from xrtest import wait_for
 
 EXAMPLES = REPO / "docs" / "examples"
 
@@ -514,3 +515,95 @@ def test_tables_reach_stat_and_metrics(metered):
                           text=True, timeout=10).stdout
     assert re.search(r"table fed \(live, creator uid \d+\): record items of \d+ bytes, "
                      r"uniform sampler, fifo remover; 300 of 300 items", text), text
+
+
+def _reader_row(s, label):
+    rows = [d for d in s["readers"] if d["label"] == label and d["ring"] == 0]
+    assert len(rows) == 1, (label, s["readers"])
+    return rows[0]
+
+
+def test_the_alerts_series_match_stat(engines):
+    """The series docs/prometheus-alerts.yml and the dashboard alert on, each
+    checked against `xring stat --json` taken just before and just after the
+    scrape (a counter between the two, a gauge that cannot move equal):
+    a lossy reader that stopped reading drops; a silent agent's seats time
+    out; a lossless reader that stopped reading stops the writer; a reader
+    that reads and sleeps fills the wakeup-latency and batch-fill
+    histograms. And the histograms' bounds are the powers of two from
+    256 ns to 2^36 ns, then +Inf (docs/operations.md)."""
+    port = free_port()
+    e = engines("--metrics-addr", f"127.0.0.1:{port}", "--shards", "1", "--board", "8x8",
+                games=50, ring_size="1M", action_timeout_ms=20)
+    env = e.env
+    eng = xring.attach(e.name, timeout=5)
+    silent = eng.agent(games=range(0, 5), label="silent")     # never answers
+    lossy = eng.reader(batch=64, policy="lossy", label="stalled-lossy")
+    b = lossy.read(timeout=5)
+    assert b is not None
+    b.release()
+    del b
+    with eng.reader(batch=256, label="sleeper", policy="lossy") as sleeper:
+        got = 0
+        while got < 5000:
+            b = sleeper.read(timeout=5)
+            assert b is not None
+            got += len(b)
+            b.release()
+        # The lossy reader, lapped meanwhile, reads once more: what it
+        # lost is counted as it moves (a reader that never moves has lost
+        # nothing yet, it is only behind: pending).
+        b = lossy.read(timeout=5)
+        assert b is not None
+        b.release()
+        del b
+        wait_for(lambda: _reader_row(stat(e.name, env), "stalled-lossy")["dropped"] > 0 and
+                 stat(e.name, env)["agents"][0]["timeouts"] > 0, 10,
+                 "the stalled lossy reader's drops and the silent agent's timeouts")
+        # Now a lossless reader stops reading: the writer stops for it.
+        stuck = eng.reader(batch=64, label="stuck-lossless")
+        b = stuck.read(timeout=5)
+        assert b is not None
+        b.release()
+        del b
+        wait_for(lambda: stat(e.name, env)["rings"][0]["blocked"] and
+                 stat(e.name, env)["rings"][0]["wait_ns"] > 0, 10,
+                 "the writer to stop for the lossless reader")
+        before = stat(e.name, env)
+        text = scrape(port)
+        after = stat(e.name, env)
+    values, types = parse(text)
+
+    def between(metric, get, scale=1, **labels):
+        v = one(values, metric, **labels)
+        lo, hi = get(before) * scale, get(after) * scale
+        assert lo - 1e-9 <= v <= hi + 1e-9, (metric, labels, lo, v, hi)
+        return v
+
+    rl = _reader_row(before, "stalled-lossy")
+    assert between("xring_reader_records_dropped_total",
+                   lambda s: _reader_row(s, "stalled-lossy")["dropped"],
+                   slot=rl["slot"], ring=0) > 0
+    rs = _reader_row(before, "stuck-lossless")
+    assert one(values, "xring_reader_lag_bytes", slot=rs["slot"], ring=0) == \
+        rs["lag_bytes"] == _reader_row(after, "stuck-lossless")["lag_bytes"] > 0
+    assert between("xring_ring_writer_stopped_seconds_total",
+                   lambda s: s["rings"][0]["wait_ns"], 1e-9, stream="experience", ring=0) > 0
+    ag = before["agents"][0]
+    assert ag["label"] == "silent"
+    assert between("xring_agent_fallbacks_total", lambda s: s["agents"][0]["timeouts"],
+                   agent=ag["agent"], reason="timeout") > 0
+    sl = _reader_row(before, "sleeper")
+    for metric, key in [("xring_reader_wakeup_latency_seconds", "wake_ns"),
+                        ("xring_reader_batch_fill_seconds", "fill_ns")]:
+        assert types[metric] == "histogram"
+        assert between(metric + "_count", lambda s: _reader_row(s, "sleeper")[key]["count"],
+                       slot=sl["slot"]) > 0
+        les = sorted(float(dict(ls)["le"]) for (n, ls), v in values.items()
+                     if n == metric + "_bucket" and dict(ls)["slot"] == str(sl["slot"]))
+        want = [2.0 ** k * 1e-9 for k in range(8, 37)]     # printed to 9 digits
+        assert len(les) == len(want) + 1 and les[-1] == float("inf"), les
+        assert all(abs(a - w) <= 1e-8 * w for a, w in zip(les, want)), les
+    lossy.close()
+    stuck.close()
+    silent.close()
