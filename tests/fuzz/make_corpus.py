@@ -125,12 +125,27 @@ TDROP = 0x7f   # ...and 0x7f is TABLE_DROP (15)
 BODY = {ATTACH: 0, SUBSCRIBE: 1128, DETACH: 8, CREATE: 72, DESTROY: 4104, RESET: 16, LIST: 8,
         AGENT_OPEN: 24, CLAIM: 16, RELEASE: 8, PRODUCER: 48, TDROP: 32}
 WAIT = 0x10
+TABLES = 0x20  # with it, the type byte t is TABLE_CREATE, TABLE_OPEN, GROUP_JOIN by t % 3
+TCREATE, TOPEN, GJOIN = 0, 1, 2
+TBODY = {TCREATE: 144, TOPEN: 32, GJOIN: 40}
 
 
 def msg(t, body=b'', wait=True, fds=0, mid=1, extra=b''):
     """A structured message of type t (body padded to its type's size)."""
     body = bytes(body).ljust(BODY.get(t, 0), b'\0')[:BODY.get(t, 0)]
     return bytes([(WAIT if wait else 0) | fds]) + extra + bytes([t, 0, mid]) + body
+
+
+def tmsg(t, body=b'', wait=True, fds=0, mid=1):
+    """A table or group request: t is TCREATE, TOPEN or GJOIN."""
+    body = bytes(body).ljust(TBODY[t], b'\0')[:TBODY[t]]
+    return bytes([(WAIT if wait else 0) | TABLES | fds, t, 0, mid]) + body
+
+
+def tcreate(name=b'fz', capacity=64, item_size=16, sampler=0, remover=0, mts=0, flags=0,
+            alpha=0.6, beta=0.4, spi=0.0, eb=0.0, min_size=0, seed=1, prio=1.0, source=b''):
+    return struct.pack('<32sIIIIIIddddQQd32s', name, capacity, item_size, sampler, remover, mts,
+                       flags, alpha, beta, spi, eb, min_size, seed, prio, source)
 
 
 def msg_len(t, body, hdr_len=None, wait=True):
@@ -226,6 +241,26 @@ def control_seeds():
     write(s, 'table-drop-unterminated', a + msg(TDROP, b't' * 32))
     write(s, 'table-drop-before-attach', msg(TDROP, b'replay'))
     write(s, 'producer-before-attach', msg(PRODUCER, struct.pack('<32sQII', b'experience', 0, 0, 0)))
+    write(s, 'table-create-open-drop', a + tmsg(TCREATE, tcreate()) + tmsg(TOPEN, b'fz') +
+          msg(TDROP, b'fz'))
+    write(s, 'table-prioritized', a + tmsg(TCREATE, tcreate(b'p', 128, 8, sampler=1, remover=2,
+                                                            spi=2.0, eb=10.0, min_size=4)))
+    write(s, 'table-fed', a + tmsg(TCREATE, tcreate(b'fed', 256, 0, flags=1,
+                                                    source=b'experience')))
+    write(s, 'table-transitions', a + tmsg(TCREATE, tcreate(b'tr', 256, 0, flags=3,
+                                                            source=b'experience')))
+    write(s, 'table-bad', a + tmsg(TCREATE, tcreate(b'x' * 32)) +
+          tmsg(TCREATE, tcreate(capacity=0)) + tmsg(TCREATE, tcreate(sampler=9)) +
+          tmsg(TCREATE, tcreate(alpha=float('nan'))) + tmsg(TCREATE, tcreate(flags=4)))
+    write(s, 'table-twice', a + tmsg(TCREATE, tcreate()) + tmsg(TCREATE, tcreate()))
+    write(s, 'table-open-none', a + tmsg(TOPEN, b'nosuch') + tmsg(TOPEN, b'o' * 32))
+    write(s, 'table-before-attach', tmsg(TCREATE, tcreate()) + tmsg(TOPEN, b'fz'))
+    gj = tmsg(GJOIN, struct.pack('<32sII', b'g', 0, 0))
+    write(s, 'group-join', a + gj + gj)
+    write(s, 'group-bad', a + tmsg(GJOIN, struct.pack('<32sII', b'g' * 32, 0, 0)) +
+          tmsg(GJOIN, struct.pack('<32sII', b'g', 7, 0)) +
+          tmsg(GJOIN, struct.pack('<32sII', b'g', 0, 1)))
+    write(s, 'raw-table-huge', raw(hdr(11, 144) + tcreate(capacity=1 << 30, item_size=1 << 20)))
     for k, what in enumerate(['pipe', 'memfd', 'socket', 'eventfd', 'self'], 1):
         write(s, 'fds-' + what, msg(ATTACH, fds=k))
     write(s, 'fds-many', bytes([WAIT | 6, 252, ATTACH, 0, 1]))

@@ -36,6 +36,8 @@ static int run_file(const char *path)
 		exit(1);
 	}
 	fclose(f);
+	if (getenv("FZ_NAMES"))
+		fprintf(stderr, "replay: %s\n", path);
 	LLVMFuzzerTestOneInput(buf, (size_t)st.st_size);
 	free(buf);
 	return 1;
