@@ -106,6 +106,7 @@ struct xr_prods {
 	_Atomic bool stop;
 	uint32_t n;
 	struct slot *s;
+	uint32_t *stuck;      /* [n]: the thread's list of its slots stalled */
 	xr_exp_template tpl[XR_MAX_STREAMS];
 };
 
@@ -309,6 +310,7 @@ static void *run(void *arg)
 
 	while (!xr_load_acquire(&p->stop)) {
 		bool more = false, stalled = false;
+		uint32_t n_stuck = 0;
 
 		xr__svc_thread_lock(&p->b);
 		liveness(p, xr__now_ns());
@@ -319,6 +321,8 @@ static void *run(void *arg)
 			more |= pump(p, s);
 			if (s->st == DRAINING && s->tail == s->drain_to && !s->stalled)
 				end_slot(p, s);
+			else if (s->stalled)
+				p->stuck[n_stuck++] = i;
 		}
 		pthread_mutex_unlock(&p->b.mu);
 		if (more)
@@ -327,12 +331,14 @@ static void *run(void *arg)
 		 * ends a writer's pause at its high watermark once its readers
 		 * are below the low one (shm/ring_writer.c), and what marks the
 		 * ring blocked for its readers. One ring's readers never hold
-		 * another's producer: only this thread uses the writers, and the
-		 * control thread frees no slot, so no lock is needed. */
-		for (uint32_t i = 0; i < p->n; i++) {
-			struct slot *s = &p->s[i];
-			if (s->st == FREE || !s->stalled)
-				continue;
+		 * another's producer. No lock: the slots are those listed under
+		 * it just now, and what is read of them here (the writer, the
+		 * length stalled on) only this thread writes; the control thread
+		 * may meanwhile mark one DRAINING, but frees none (this thread
+		 * does) and so opens none of these. Their state is not read
+		 * here: the control thread writes it (TSan saw that read). */
+		for (uint32_t k = 0; k < n_stuck; k++) {
+			struct slot *s = &p->s[p->stuck[k]];
 			if (xr_writer_wait(s->w, s->stall_len, 0) == 0)
 				more = true;
 			else
@@ -386,7 +392,9 @@ int xr__prods_create(struct xr_arena *a, const struct xr_prod_opts *o, struct xr
 	if (!n)
 		return 0;
 	struct xr_prods *p = calloc(1, sizeof(*p));
-	if (!p || !(p->s = calloc(n, sizeof(*p->s)))) {
+	if (!p || !(p->s = calloc(n, sizeof(*p->s))) || !(p->stuck = calloc(n, sizeof(*p->stuck)))) {
+		if (p)
+			free(p->s);
 		free(p);
 		snprintf(why, len, "out of memory for producer slots");
 		return -ENOMEM;
@@ -424,6 +432,7 @@ int xr__prods_create(struct xr_arena *a, const struct xr_prod_opts *o, struct xr
 	if (rc < 0) {
 		snprintf(why, len, "cannot start the producer thread: %s", xr_strerror(rc));
 		free(p->s);
+		free(p->stuck);
 		free(p);
 		return rc;
 	}
@@ -450,6 +459,7 @@ void xr__prods_destroy(struct xr_prods *p)
 	}
 	xr__svc_fini(&p->b);
 	free(p->s);
+	free(p->stuck);
 	free(p);
 }
 
