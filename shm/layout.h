@@ -308,19 +308,24 @@ struct xr_arena_hdr {
 struct xr_reader_info {
 	_Atomic uint32_t state;        /* XR_SLOT_* */
 	_Atomic uint32_t evict_reason; /* XR_EVICT_* */
-	uint32_t stream;
-	uint32_t policy;               /* LOSSLESS or LOSSY */
-	int32_t pid;                   /* SO_PEERCRED at SUBSCRIBE: informational
+	/* The identity fields are atomic (plain C accesses of them are
+	 * atomic too): a thread of the engine's process (a shard's writer,
+	 * the metrics snapshot) may read them while the control thread
+	 * claims the slot again; what it reads may be the next occupant's,
+	 * which the state and gen let it tell, but no read races a write. */
+	_Atomic uint32_t stream;
+	_Atomic uint32_t policy;       /* LOSSLESS or LOSSY */
+	_Atomic int32_t pid;           /* SO_PEERCRED at SUBSCRIBE: informational
 					* (0 when the peer is in another PID
 					* namespace); nothing is keyed by it */
-	uint32_t uid;
-	uint32_t gen;                  /* bumped at every claim */
+	_Atomic uint32_t uid;
+	_Atomic uint32_t gen;          /* bumped at every claim */
 	/* Nonzero: the reader joined a consumer group (docs/groups.md): its
 	 * records come through its group, and its own cursors say nothing.
 	 * Stored (relaxed) by the control thread at the join, zeroed with the
 	 * slot's other fields at the next claim: for tools to show. */
 	_Atomic uint32_t group_member;
-	uint64_t attach_ns;            /* CLOCK_REALTIME */
+	_Atomic uint64_t attach_ns;    /* CLOCK_REALTIME */
 	char label[16];
 	uint8_t pad1_[8];
 };

@@ -4,7 +4,7 @@ xr_test(NAME test_timer_wheel SOURCES test_timer_wheel.c LABELS "unit;engine")
 xr_test(NAME test_engine_shard SOURCES test_engine_shard.c LABELS "unit;engine;threads")
 # 10,000 games on 2 shards for a bounded time, two reader processes through
 # the control socket: zero loss and exact accounting.
-xr_test(NAME test_engine_readers SOURCES test_engine_readers.c LABELS "stress;engine"
+xr_test(NAME test_engine_readers SOURCES test_engine_readers.c LABELS "stress;engine;threads"
   ARGS 2 TIMEOUT 300)
 # Games created, reset and destroyed through the control socket while the
 # engine runs; refusals; garbage; episodes ended at stop. Threads: TSan too.

@@ -2,6 +2,8 @@
 # engines killed and stopped under load, resources missing at creation,
 # a hundred peers at once. Label stress; each asserts zero loss where the
 # policy promises it. Sanitized builds run smaller counts (fault_helpers.h).
+# Those with an engine in the test's process are labelled threads too: the
+# TSan pass runs them (scripts/test.sh).
 #
 # Readers and agents SIGKILLed 200 times at random points while an honest
 # reader and agent go on; a lossless and a lossy reader SIGSTOPped.
@@ -13,15 +15,15 @@ if(XRING_ASAN OR XRING_UBSAN OR XRING_TSAN)
 else()
   set(XR_FAULTS_TIMEOUT 300)
 endif()
-xr_test(NAME test_faults SOURCES test_faults.c LABELS "stress;engine;faults"
+xr_test(NAME test_faults SOURCES test_faults.c LABELS "stress;engine;faults;threads"
   ARGS all 200 TIMEOUT ${XR_FAULTS_TIMEOUT})
 # `xring engine` SIGKILLed under load, three times: every reader and agent
 # gets XR_ECLOSED within a second and comes back to the restarted engine.
-xr_test(NAME test_faults_engine SOURCES test_faults_engine.c LABELS "stress;engine;faults"
+xr_test(NAME test_faults_engine SOURCES test_faults_engine.c LABELS "stress;engine;faults;threads"
   ARGS $<TARGET_FILE:xring_cli> 3 TIMEOUT 180)
 # 100 lossless readers of one stream (each gets every record; aggregate
-# throughput printed) and the agent cap: 64 agents acting, the 65th refused.
-xr_test(NAME test_many_peers SOURCES test_many_peers.c LABELS "stress;engine;faults"
+# throughput printed) and 100 agents acting, the 101st refused.
+xr_test(NAME test_many_peers SOURCES test_many_peers.c LABELS "stress;engine;faults;threads"
   ARGS $<TARGET_FILE:xring_cli> TIMEOUT 240)
 # Resources missing at creation: no huge pages left, /dev/shm full, the run
 # directory not writable; one line each (mounts in a private namespace:

@@ -11,7 +11,7 @@ xr_test(NAME test_table_service SOURCES test_table_service.c LABELS "unit;table"
 target_link_libraries(test_table_service PRIVATE m)
 # Tables across processes: trainers in children of an engine here; leases
 # under concurrent insertion, a trainer SIGKILLed, the limiter, the engine's stop.
-xr_test(NAME test_table_procs SOURCES test_table_procs.c LABELS "unit;table" TIMEOUT 180)
+xr_test(NAME test_table_procs SOURCES test_table_procs.c LABELS "unit;table;threads" TIMEOUT 180)
 # The table host's thread and doorbells: descriptors sent on a doorbell, a
 # deaf trainer, a connection's end, per-uid caps.
 xr_test(NAME test_table_host SOURCES test_table_host.c LABELS "unit;table;threads")
@@ -20,4 +20,4 @@ xr_test(NAME test_table_host SOURCES test_table_host.c LABELS "unit;table;thread
 xr_test(NAME test_transitions SOURCES test_transitions.c LABELS "unit;table")
 # Tables the engine feeds from its stream: records whole and in order, the
 # rate limiter holding the feed.
-xr_test(NAME test_table_feed SOURCES test_table_feed.c LABELS "unit;table" TIMEOUT 120)
+xr_test(NAME test_table_feed SOURCES test_table_feed.c LABELS "unit;table;threads" TIMEOUT 120)
