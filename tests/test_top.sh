@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `xring top` in a pseudo-terminal (tmux), read off its screen: it shows the
 # engine, its ring with a moving rate, the readers by label, the agent and
-# the replay table the engine feeds;
-# `s` changes the readers' sort, `q` quits with 0; the engine's end makes it
+# the replay table the engine feeds; the ring's shard columns, a reader's
+# drops, pending, lag and age p99; `s` changes the readers' sort (a stopped
+# lossy reader first by lag, last reversed), `q` quits with 0; the engine's end makes it
 # say so in one line and exit 1; without a terminal it refuses in one line.
 # Usage: test_top.sh XRING
 set -uo pipefail
@@ -24,7 +25,7 @@ fails=0
 pids=()
 cleanup() {
   for ((i = 1; i <= n_sock; i++)); do tmux -S "$work/tmux.$i.sock" kill-server 2>/dev/null; done
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
   wait 2>/dev/null
   rm -rf "$work"
 }
@@ -51,6 +52,15 @@ until "$xring" stat "$name" >/dev/null 2>&1; do
 done
 "$xring" tail "$name" >/dev/null & pids+=($!)
 "$xring" agent "$name" --games 0-4 >/dev/null 2>&1 & pids+=($!)
+# A lossy reader that stops reading (SIGSTOP once attached): its lag grows
+# past the others', so sorting by lag puts it first, and reversed, last.
+"$xring" tail "$name" --policy lossy >/dev/null & pids+=($!); stopped=$!
+end=$((SECONDS + 10))
+until "$xring" stat "$name" --json 2>/dev/null | grep -q '"policy":"lossy","read":[1-9]'; do
+  ((SECONDS < end)) || { echo "FAIL: the lossy tail did not read"; exit 1; }
+  sleep 0.05
+done
+kill -STOP "$stopped"
 
 # No terminal: one line, and what to use instead.
 out=$("$xring" top "$name" 2>&1 </dev/null); rc=$?
@@ -66,11 +76,34 @@ until_screen "xring-tail +lossless +active +[1-9]" || fail "the tail reader is n
 until_screen "xring-agent +live +40 " || fail "the agent (games 0-4, every player bit: 40 seats) is not shown"
 until_screen "^replay +live +uniform +1000 +1000 +0 +0 .* on" ||
   fail "the fed table (full, no trainer) is not shown"
+until_screen "RING +# +rec/s +MiB/s +fill% +stops +stopped +evict +games +steps/s +cpu%" ||
+  fail "no ring header"
+until_screen "^experience +0 +[0-9]+ +[0-9.]+ +[0-9.]+ +[0-9]+ +[0-9.]+s +[0-9]+ +50 +[1-9][0-9]* +[0-9]+" ||
+  fail "the ring's shard (50 games, steps/s) is not shown"
+until_screen "xring-tail +lossless +active +[0-9]+ +0 +[0-9]+ +[0-9]+ +<[0-9.]+(us|ms|s)" ||
+  fail "the tail reader's drops, pending, lag and age p99 are not shown"
 until_screen "sorted by rec/s" || fail "default sort"
+# row_of PATTERN: the pane's line number of the first row matching PATTERN.
+row_of() { tm capture-pane -p -t top | grep -nE -- "$1" | head -1 | cut -d: -f1; }
+# until_order lt|gt: polls (up to 10 s) until the stopped lossy reader's row
+# is above (lt) or below (gt) the lossless tail's.
+until_order() {
+  local end=$((SECONDS + 10)) lossy lossless
+  while ((SECONDS < end)); do
+    lossy=$(row_of "xring-tail +lossy ") lossless=$(row_of "xring-tail +lossless ")
+    [ -n "$lossy" ] && [ -n "$lossless" ] && [ "$lossy" "-$1" "$lossless" ] && return 0
+    sleep 0.1
+  done
+  echo "--- screen (lossy reader row ${lossy:-none}, tail row ${lossless:-none}):"
+  tm capture-pane -p -t top
+  return 1
+}
 tm send-keys -t top s
 until_screen "sorted by lag" || fail "s did not change the sort"
+until_order lt || fail "by lag, the stopped lossy reader is not above the tail"
 tm send-keys -t top r
 until_screen "sorted by lag, reversed" || fail "r did not reverse"
+until_order gt || fail "reversed, the stopped lossy reader is not below the tail"
 tm send-keys -t top q
 end=$((SECONDS + 10))
 until [ -s "$work/rc" ] || ((SECONDS >= end)); do sleep 0.05; done
