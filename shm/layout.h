@@ -246,10 +246,10 @@ enum { XR_TVIEW_FREE = 0, XR_TVIEW_LIVE = 1, XR_TVIEW_DROPPED = 2 };
 struct xr_table_view {
 	_Atomic uint32_t state;      /* XR_TVIEW_*: DROPPED until its last trainer closes */
 	_Atomic uint32_t creator_uid;
-	uint32_t capacity, item_size;
+	_Atomic uint32_t capacity, item_size; /* atomics: the metrics snapshot reads them */
 	_Atomic uint32_t item_kind;  /* 0: bytes its trainers insert; fed by the
 				      * engine: 1 + enum xr_table_item */
-	uint32_t sampler, remover;   /* enum xr_table_sampler, xr_table_remover */
+	_Atomic uint32_t sampler, remover; /* enum xr_table_sampler, xr_table_remover */
 	_Atomic uint32_t feed;       /* XR_TFEED_* */
 	char name[32];               /* NUL-terminated, [A-Za-z0-9_.-] */
 	_Atomic uint64_t size, leases;
@@ -360,13 +360,15 @@ enum {
 };
 
 struct xr_agent_info {
+	/* Atomics, as the reader table's identity fields: the metrics
+	 * snapshot reads them while the control thread opens the entry. */
 	_Atomic uint32_t state;        /* XR_AGENT_* */
-	uint32_t uid;
-	int32_t pid;                   /* SO_PEERCRED: informational */
+	_Atomic uint32_t uid;
+	_Atomic int32_t pid;           /* SO_PEERCRED: informational */
 	_Atomic uint32_t claims;
-	uint32_t capacity;             /* games its page holds */
+	_Atomic uint32_t capacity;     /* games its page holds */
 	_Atomic uint32_t gen;          /* bumped at every open of this entry */
-	uint64_t attach_ns;            /* CLOCK_REALTIME */
+	_Atomic uint64_t attach_ns;    /* CLOCK_REALTIME */
 	_Atomic uint64_t seats;        /* (game, player) pairs its claims cover */
 	char label[16];
 	uint8_t pad_[8];
