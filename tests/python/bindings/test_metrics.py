@@ -77,6 +77,16 @@ def one(values, metric, **labels):
     return hits[0]
 
 
+def read_records(r, n):
+    """Reads batches of r until n records have come (each batch in 5 s)."""
+    got = 0
+    while got < n:
+        b = r.read(timeout=5)
+        assert b is not None
+        got += len(b)
+        b.release()
+
+
 @pytest.fixture
 def metered(engines):
     port = free_port()
@@ -94,12 +104,7 @@ def test_stat_and_metrics_agree(metered):
         # the games go on (a lossless reader not reading would stop them).
         with xring.attach(e.name, timeout=5).reader(batch=256, label="metered",
                                                      policy="lossy") as r:
-            got = 0
-            while got < 20000:
-                b = r.read(timeout=5)
-                assert b is not None
-                got += len(b)
-                b.release()
+            read_records(r, 20000)
             # Counts reach the arena on the engine's housekeeping and the
             # shards' stats ticks: wait until the agent has been counted.
             deadline = time.monotonic() + 10
@@ -539,33 +544,19 @@ def test_the_alerts_series_match_stat(engines):
     eng = xring.attach(e.name, timeout=5)
     silent = eng.agent(games=range(0, 5), label="silent")     # never answers
     lossy = eng.reader(batch=64, policy="lossy", label="stalled-lossy")
-    b = lossy.read(timeout=5)
-    assert b is not None
-    b.release()
-    del b
+    read_records(lossy, 1)
     with eng.reader(batch=256, label="sleeper", policy="lossy") as sleeper:
-        got = 0
-        while got < 5000:
-            b = sleeper.read(timeout=5)
-            assert b is not None
-            got += len(b)
-            b.release()
+        read_records(sleeper, 5000)
         # The lossy reader, lapped meanwhile, reads once more: what it
         # lost is counted as it moves (a reader that never moves has lost
         # nothing yet, it is only behind: pending).
-        b = lossy.read(timeout=5)
-        assert b is not None
-        b.release()
-        del b
+        read_records(lossy, 1)
         wait_for(lambda: _reader_row(stat(e.name, env), "stalled-lossy")["dropped"] > 0 and
                  stat(e.name, env)["agents"][0]["timeouts"] > 0, 10,
                  "the stalled lossy reader's drops and the silent agent's timeouts")
         # Now a lossless reader stops reading: the writer stops for it.
         stuck = eng.reader(batch=64, label="stuck-lossless")
-        b = stuck.read(timeout=5)
-        assert b is not None
-        b.release()
-        del b
+        read_records(stuck, 1)
         wait_for(lambda: stat(e.name, env)["rings"][0]["blocked"] and
                  stat(e.name, env)["rings"][0]["wait_ns"] > 0, 10,
                  "the writer to stop for the lossless reader")
