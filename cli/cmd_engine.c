@@ -564,6 +564,13 @@ static int check_args(const struct engine_args *ea)
 		USAGE("--shards is for games; the synthetic writer (--record-bytes) has one");
 	if (ea->max_games && ea->synth.games > ea->max_games)
 		USAGE("--games %u is more than --max-games %u", ea->synth.games, ea->max_games);
+	/* An agent reads its seats' records through a reader slot: agents
+	 * past the slots would attach and never act. */
+	uint32_t readers = ea->spec.max_readers ? ea->spec.max_readers : 64;
+	if (ea->max_agents > readers)
+		USAGE("--max-agents %u is more than --max-readers %u (each agent reads through a "
+		      "reader slot): raise --max-readers",
+		      ea->max_agents, readers);
 	if (ea->n_tables && ea->record_bytes)
 		USAGE("--table is for engines of games; the synthetic writer (--record-bytes) "
 		      "hosts no tables");

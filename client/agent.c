@@ -68,10 +68,13 @@ struct xr_agent {
 	size_t page_bytes;
 	struct aclaim claims[XR_SEAT_CLAIMS_MAX];
 	uint32_t n_claims;
-	/* A reattach that failed: no connection (sock -1), and the claims the
-	 * next one makes again. */
+	/* Claims a reattach has still to make again: after one that found no
+	 * engine (no connection, sock -1), or one whose claims were refused
+	 * (reclaiming: connected to the new engine, the rate refused one: the
+	 * next reattach goes on from there rather than start over). */
 	struct aclaim lost[XR_SEAT_CLAIMS_MAX];
 	uint32_t n_lost;
+	bool reclaiming;
 	xr_reader *r;                   /* NULL while it holds no claim */
 	_Atomic(xr_reader *) live_r;    /* r, for xr_agent_cancel(): CN1-CN4 */
 	_Atomic uint32_t cancelling;    /* cancels under way */
@@ -299,11 +302,43 @@ static int resubscribe(xr_agent *a)
 	return 0;
 }
 
+/* Asks the engine for claims[i] (players as the request gives them: 0 is
+ * every player), which the reader's filter holds already; on success the
+ * entry gets its id, players and base. 0, or as xr_agent_claim(). */
+static int send_claim(xr_agent *a, uint32_t i, uint32_t players)
+{
+	struct aclaim *c = &a->claims[i];
+	struct xr_ctl_seats_claim m = {.lo = c->lo, .hi = c->hi, .players = players};
+	struct xr_ctl_seats_claimed r;
+	int rc = xr__ctl_request(a->sock, XR_CTL_SEATS_CLAIM, &m, sizeof(m), XR_CTL_SEATS_CLAIMED,
+				 &r, sizeof(r), NULL, NULL);
+
+	if (rc < 0)
+		return rc;
+	if (r.lo != c->lo || r.hi != c->hi || r.players >> 8 || !r.players ||
+	    (uint64_t)r.base + ((uint64_t)c->hi - c->lo + 1) > a->capacity) {
+		xr__set_last_reason("the engine's reply is not the xring control protocol");
+		return -EPROTO;
+	}
+	c->id = r.claim;
+	c->players = r.players;
+	c->base = r.base;
+	return 0;
+}
+
+/* Back to the reader of the claims held, keeping the reason of the error
+ * that brought it here. */
+static void resubscribe_after(xr_agent *a)
+{
+	char why[XR_CTL_REASON_MAX];
+
+	snprintf(why, sizeof(why), "%s", xr_last_reason());
+	(void)resubscribe(a); /* best effort */
+	xr__set_last_reason("%s", why);
+}
+
 int xr_agent_claim(xr_agent *a, uint32_t lo, uint32_t hi, uint32_t players, uint32_t *claim)
 {
-	struct xr_ctl_seats_claim m = {.lo = lo, .hi = hi, .players = players};
-	struct xr_ctl_seats_claimed r;
-
 	if (!a || mine(a) < 0)
 		return -EINVAL;
 	if (connected(a) < 0)
@@ -328,26 +363,14 @@ int xr_agent_claim(xr_agent *a, uint32_t lo, uint32_t hi, uint32_t players, uint
 	a->n_claims++;
 	int rc = resubscribe(a);
 	if (rc == 0)
-		rc = xr__ctl_request(a->sock, XR_CTL_SEATS_CLAIM, &m, sizeof(m),
-				     XR_CTL_SEATS_CLAIMED, &r, sizeof(r), NULL, NULL);
-	uint64_t games = (uint64_t)hi - lo + 1;
-	if (rc == 0 && (r.lo != lo || r.hi != hi || r.players >> 8 || !r.players ||
-			(uint64_t)r.base + games > a->capacity)) {
-		xr__set_last_reason("the engine's reply is not the xring control protocol");
-		rc = -EPROTO;
-	}
+		rc = send_claim(a, a->n_claims - 1, players);
 	if (rc < 0) {
-		char why[XR_CTL_REASON_MAX];
-		snprintf(why, sizeof(why), "%s", xr_last_reason());
 		a->n_claims--;
-		resubscribe(a); /* best effort: back to the seats it holds */
-		xr__set_last_reason("%s", why);
+		resubscribe_after(a);
 		return rc;
 	}
-	a->claims[a->n_claims - 1] = (struct aclaim){.id = r.claim, .lo = lo, .hi = hi,
-						     .players = r.players, .base = r.base};
 	if (claim)
-		*claim = r.claim;
+		*claim = a->claims[a->n_claims - 1].id;
 	return 0;
 }
 
@@ -371,6 +394,52 @@ int xr_agent_release(xr_agent *a, uint32_t claim)
 	return resubscribe(a);
 }
 
+static bool past(uint64_t start, int64_t timeout_ns)
+{
+	return timeout_ns >= 0 && xr__now_ns() - start >= (uint64_t)timeout_ns;
+}
+
+/* After a reattach's connection: the claims in lost[] made again, in
+ * order, beside those it holds, with one reader for them all (its filter
+ * holds them before the first request, as xr_agent_claim() has it). A
+ * refusal for the rate (-EAGAIN) is tried again until the reattach's time
+ * is up, and if it still is, the next reattach goes on from there. Claims
+ * not made stay in lost[]. */
+static int reclaim(xr_agent *a, uint64_t start, int64_t timeout_ns)
+{
+	uint32_t base = a->n_claims, n = a->n_lost;
+	int rc;
+
+	if (n > XR_SEAT_CLAIMS_MAX - base)
+		n = XR_SEAT_CLAIMS_MAX - base; /* claimed meanwhile: the engine's most */
+	memcpy(a->claims + base, a->lost, n * sizeof(a->claims[0]));
+	for (uint32_t i = 0; i < n; i++)
+		a->claims[base + i].id = 0;
+	a->n_claims = base + n;
+	while ((rc = resubscribe(a)) == -EAGAIN && !past(start, timeout_ns))
+		xr__sleep_ns(5000000);
+	uint32_t made = 0;
+	for (; rc == 0 && made < n; made++) {
+		while ((rc = send_claim(a, base + made, a->claims[base + made].players)) == -EAGAIN &&
+		       !past(start, timeout_ns))
+			xr__sleep_ns(5000000);
+		if (rc < 0)
+			break;
+	}
+	if (rc < 0) {
+		/* base + [0, made) are held; the rest wait in lost[]. */
+		memmove(a->lost, a->lost + made, (a->n_lost - made) * sizeof(a->lost[0]));
+		a->n_lost -= made;
+		a->n_claims = base + made;
+		a->reclaiming = rc == -EAGAIN;
+		resubscribe_after(a);
+		return rc;
+	}
+	a->n_lost = 0;
+	a->reclaiming = false;
+	return 0;
+}
+
 int xr_agent_reattach(xr_agent *a, int64_t timeout_ns)
 {
 	uint64_t start = xr__now_ns();
@@ -378,11 +447,20 @@ int xr_agent_reattach(xr_agent *a, int64_t timeout_ns)
 	if (!a || mine(a) < 0)
 		return -EINVAL;
 	/* Off the old engine: the held batch, the reader, the page, the
-	 * connection. The claims wait in lost[] (already there when a
-	 * reattach before this one failed). */
+	 * connection. What it holds goes to lost[], before what an earlier
+	 * reattach could not make again (already there), at most the
+	 * engine's limit of claims. */
+	if (a->reclaiming && a->sock >= 0)
+		return reclaim(a, start, timeout_ns);
 	if (a->sock >= 0) {
-		memcpy(a->lost, a->claims, a->n_claims * sizeof(a->lost[0]));
-		a->n_lost = a->n_claims;
+		struct aclaim all[2 * XR_SEAT_CLAIMS_MAX];
+		uint32_t k = 0;
+		for (uint32_t i = 0; i < a->n_claims; i++)
+			all[k++] = a->claims[i];
+		for (uint32_t i = 0; i < a->n_lost; i++)
+			all[k++] = a->lost[i];
+		a->n_lost = k < XR_SEAT_CLAIMS_MAX ? k : XR_SEAT_CLAIMS_MAX;
+		memcpy(a->lost, all, a->n_lost * sizeof(a->lost[0]));
 		a->n_claims = 0;
 		(void)resubscribe(a); /* no claims: detaches the reader */
 		munmap((void *)a->page, a->page_bytes);
@@ -400,24 +478,20 @@ int xr_agent_reattach(xr_agent *a, int64_t timeout_ns)
 		if (rc != -ENOENT && rc != XR_ECLOSED && rc != -ECONNRESET && rc != -ECONNREFUSED &&
 		    rc != -EAGAIN)
 			return rc;
-		if (timeout_ns >= 0 && xr__now_ns() - start >= (uint64_t)timeout_ns) {
+		if (past(start, timeout_ns)) {
+			char why[XR_CTL_REASON_MAX];
+			snprintf(why, sizeof(why), "%s", xr_last_reason());
 			xr__set_last_reason("engine '%s' did not come back in time (%s)", a->name,
-					    xr_last_reason());
+					    why);
 			return -ETIMEDOUT;
 		}
 		xr__sleep_ns(5000000);
 	}
 	/* The same seats again, in the order they were claimed. A claim
 	 * refused (another agent took a seat meanwhile) ends the reattach:
-	 * the agent is attached, with the claims made before it. */
-	uint32_t n = a->n_lost;
-	a->n_lost = 0;
-	for (uint32_t i = 0; i < n; i++) {
-		int rc = xr_agent_claim(a, a->lost[i].lo, a->lost[i].hi, a->lost[i].players, NULL);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
+	 * the agent is attached, with the claims made before it, and the
+	 * rest are tried again by the next reattach. */
+	return reclaim(a, start, timeout_ns);
 }
 
 int xr_agent_claims(const xr_agent *a, uint32_t *ids, uint32_t max)

@@ -225,6 +225,9 @@ expect_err 2 "--lease-timeout must be 0 \(never\) or at least 0.001 s, not .0.00
 expect_err 2 "--high-watermark must be a fraction between 0 and 1, not '2'" -- "$xring" engine --name x --high-watermark 2
 expect_err 2 "--low-watermark 0.95 must be below --high-watermark 0.90" -- "$xring" engine --name x --low-watermark 0.95
 expect_err 2 "--games 5 is more than --max-games 4" -- "$xring" engine --name x --games 5 --max-games 4
+expect_err 2 "--max-agents 100 is more than --max-readers 64 \\(each agent reads through a reader slot\\): raise --max-readers" \
+  -- "$xring" engine --name x --max-agents 100
+expect_err 2 "--max-agents 100 is more than --max-readers 80" -- "$xring" engine --name x --max-agents 100 --max-readers 80
 "$xring" engine --name "$name-sh" --games 9 --shards 3 --board 8x8 --quiet &
 engine=$!
 for _ in $(seq 100); do "$xring" info "$name-sh" >/dev/null 2>&1 && break; sleep 0.05; done

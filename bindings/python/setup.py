@@ -36,7 +36,7 @@ LIB_SOURCES = [
 
 # The extension's own files (src/xring_py.h is their private header).
 MODULE_SOURCES = ["module.c", "options.c", "reader.c", "batch.c", "dlpack.c", "games.c",
-                  "agent.c", "errors.c", "table.c", "producer.c"]
+                  "agent.c", "errors.c", "table.c", "producer.c", "reattach.c"]
 
 
 # A copy of the library's sources under build/, so that compiling them leaves

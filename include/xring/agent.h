@@ -227,11 +227,14 @@ XR_API xr_reader *xr_agent_reader(xr_agent *a);
  * returned XR_ECLOSED), and claims its seats again, claim by claim in the
  * order they were made (their ids are the new engine's). A held batch is
  * dropped; the counts kept here go on, the engine's start from zero. Waits
- * up to timeout_ns (negative: forever) for the engine to come up. Returns
- * 0; -ETIMEDOUT; as xr_agent_attach(); or as xr_agent_claim() (a seat
- * taken meanwhile: attached, holding the claims made before the refused
- * one). After a failure other calls return XR_ECLOSED until a reattach
- * succeeds; xr_agent_detach() is always allowed.
+ * up to timeout_ns (negative: forever) for the engine to come up; claims
+ * refused for the uid's request rate are asked again meanwhile. Returns 0;
+ * -ETIMEDOUT (no engine came); as xr_agent_attach(); or as xr_agent_claim()
+ * (-EAGAIN: the rate still refused one when the time was up; -EBUSY: a seat
+ * taken meanwhile). Then the agent holds the claims made before the refused
+ * one, and the next xr_agent_reattach() makes the rest (going on from there
+ * after -EAGAIN, starting over otherwise). Until a reattach connects, other
+ * calls return XR_ECLOSED; xr_agent_detach() is always allowed.
  */
 XR_API int xr_agent_reattach(xr_agent *a, int64_t timeout_ns);
 

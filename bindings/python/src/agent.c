@@ -824,38 +824,38 @@ static PyObject *agent_release_claim(Agent *self, PyObject *arg)
 
 /* reattach(timeout=None): attaches again to the restarted engine of the
  * same name and claims the same seats (new claim ids: Agent.claims). */
+static int agent_reattach_call(void *ctx, int64_t slice_ns)
+{
+	return xr_agent_reattach(ctx, slice_ns);
+}
+
+/* reattach(timeout=None): attaches again to the restarted engine of the
+ * same name and claims the same seats (new claim ids: Agent.claims). */
 static PyObject *agent_reattach(Agent *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"timeout", NULL};
 	PyObject *timeout_o = Py_None;
-	double timeout = -1;
+	int64_t timeout;
 	char reason[512] = "";
 	uint32_t ids[CLAIMS_MAX];
 	int rc, n;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwlist, &timeout_o))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwlist, &timeout_o) ||
+	    reattach_timeout(timeout_o, &timeout) < 0)
 		return NULL;
-	if (timeout_o != Py_None) {
-		timeout = PyFloat_AsDouble(timeout_o);
-		if (timeout == -1 && PyErr_Occurred())
-			return NULL;
-		if (timeout < 0)
-			return PyErr_Format(PyExc_ValueError, "reattach: timeout must be >= 0 or None");
-	}
 	if (agent_check(self) < 0 || before_reclaim(self, "reattach") < 0)
 		return NULL;
 	self->busy = true;
-	Py_BEGIN_ALLOW_THREADS
-	rc = xr_agent_reattach(self->a, timeout < 0 ? -1 : (int64_t)(timeout * 1e9));
-	if (rc < 0)
-		snprintf(reason, sizeof(reason), "%s", xr_last_reason());
-	Py_END_ALLOW_THREADS
+	int interrupted = reattach_sliced(agent_reattach_call, self->a, timeout, reason,
+					  sizeof(reason), &rc);
 	self->busy = false;
 	/* The claims it holds now, made or not: the new engine's ids. */
 	n = xr_agent_claims(self->a, ids, CLAIMS_MAX);
 	self->n_claims = 0;
 	for (int i = 0; i < n && i < CLAIMS_MAX; i++)
 		self->claims[self->n_claims++] = ids[i];
+	if (interrupted < 0)
+		return NULL;
 	if (rc < 0)
 		return raise_xr_reason(rc, "reattach", reason, KIND_SEATS);
 	self->batches = 0;

@@ -10,7 +10,8 @@
  * functions), options.c (open_reader's arguments), reader.c (Reader),
  * batch.c (Lease, Batch, their arrays), dlpack.c (torch's way in), games.c
  * (Games: an engine's games at runtime), agent.c (Agent, ObsBatch: acting
- * for seats), errors.c (error codes into exceptions); xring_py.h declares
+ * for seats), errors.c (error codes into exceptions), reattach.c (the
+ * reattaches' wait, which Ctrl-C ends); xring_py.h declares
  * what they share.
  */
 #define XRING_PY_IMPORT_NUMPY /* this file fills the numpy C-API table */

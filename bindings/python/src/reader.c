@@ -275,13 +275,31 @@ static PyObject *reader_close(Reader *self, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
+static int reader_reattach_call(void *ctx, int64_t slice_ns)
+{
+	return xr_reader_reattach(ctx, slice_ns);
+}
+
 static PyObject *reader_reattach(Reader *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"timeout", NULL};
-	double timeout = -1;
+	PyObject *timeout_o = Py_None;
+	int64_t timeout;
+	char reason[512] = "";
 	int rc;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|d", kwlist, &timeout) || check_open(self) < 0)
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwlist, &timeout_o) ||
+	    check_open(self) < 0)
+		return NULL;
+	/* A negative number has meant "for ever" here (as None does). */
+	if (timeout_o != Py_None && PyNumber_Check(timeout_o)) {
+		double t = PyFloat_AsDouble(timeout_o);
+		if (t == -1 && PyErr_Occurred())
+			return NULL;
+		if (t < 0)
+			timeout_o = Py_None;
+	}
+	if (reattach_timeout(timeout_o, &timeout) < 0)
 		return NULL;
 	if (self->outstanding) {
 		PyErr_SetString(PyExc_RuntimeError,
@@ -290,12 +308,13 @@ static PyObject *reader_reattach(Reader *self, PyObject *args, PyObject *kw)
 		return NULL;
 	}
 	self->busy = true;
-	Py_BEGIN_ALLOW_THREADS
-	rc = xr_reader_reattach(self->r, timeout < 0 ? -1 : secs_to_ns(timeout));
-	Py_END_ALLOW_THREADS
+	int interrupted = reattach_sliced(reader_reattach_call, self->r, timeout, reason,
+					  sizeof(reason), &rc);
 	self->busy = false;
+	if (interrupted < 0)
+		return NULL;
 	if (rc < 0)
-		return raise_xr(rc, "reattach");
+		return raise_xr_reason(rc, "reattach", reason, 0);
 	/* The restarted engine may have another shape: arrays follow it. */
 	if (reader_learn_stream(self) < 0)
 		return NULL;

@@ -134,6 +134,16 @@ PyObject *raise_xr_reason(int code, const char *what, const char *reason, int ki
 
 /* options.c: seconds into ns, clamped: <= 0 or NaN is 0, past 31 years "forever". */
 int64_t secs_to_ns(double s);
+/* reattach.c: a reattach's timeout (None: -1, for ever) into *ns: 0, or -1
+ * with ValueError (NaN, negative) or TypeError set. */
+int reattach_timeout(PyObject *o, int64_t *ns);
+/* reattach.c: call(ctx, slice) in slices of at most 50 ms, the GIL released
+ * in each, signal handlers run between, until it returns other than
+ * -ETIMEDOUT or -EAGAIN or timeout_ns (< 0: never) has passed; its last
+ * return in *rc, xr_last_reason() of a failed one in reason. 0, or -1 with
+ * the exception a signal handler raised (Ctrl-C). */
+int reattach_sliced(int (*call)(void *ctx, int64_t slice_ns), void *ctx, int64_t timeout_ns,
+		    char *reason, size_t len, int *rc);
 /* options.c: open_reader's arguments into *a: 0, or -1 with an exception set. */
 int open_args_parse(PyObject *args, PyObject *kw, struct open_args *a);
 

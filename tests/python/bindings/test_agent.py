@@ -908,3 +908,76 @@ def test_reattach_after_the_engine_was_killed_claims_the_same_seats(engines):
         assert games <= {2, 3, 4, 5} and games, games
         # The new engine took its answers: its records say so.
         wait_for(lambda: agent.stats()["actions"] > 0, 10, "the engine to take its answers")
+
+
+@pytest.mark.parametrize("what", ["agent", "reader"])
+def test_reattach_waits_in_slices_ctrl_c_ends_it(engines, what):
+    """With its engine gone and none coming, reattach() waits out its
+    timeout (5 s here; None is for ever), the GIL released in 50 ms slices:
+    a SIGINT ends it with KeyboardInterrupt at once, not at the timeout. A
+    NaN timeout is refused (it was for ever)."""
+    e = engines("--board", "8x8", "--tick-ms", "5", games=4)
+    eng = attach(e)
+    peer = eng.agent(games=range(0, 2)) if what == "agent" else eng.reader(batch=8)
+    with peer:
+        e.stop(signal.SIGKILL)
+        with pytest.raises(xring.EngineClosedError):
+            for _ in range(100000):
+                if what == "agent":
+                    peer.recv(timeout=5)
+                    peer.release()
+                else:
+                    b = peer.read(timeout=5)
+                    if b is not None:
+                        b.release()
+        with pytest.raises(ValueError):
+            peer.reattach(timeout=float("nan"))
+        timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        t0 = time.monotonic()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                peer.reattach(timeout=5)
+        finally:
+            timer.cancel()
+        assert time.monotonic() - t0 < 2.0
+
+
+def test_many_agents_reattach_with_every_claim_under_the_request_rate(engines):
+    """20 agents of one uid, 16 claims each (single games), then the engine
+    restarted: their reattaches come at once, more claims than the uid's
+    request rate lets through in a second. Each reattach waits out the
+    refusals for the rate and comes back with all 16 claims, the same
+    seats (a refused claim once ended the reattach and lost the rest)."""
+    n_agents, per = 20, 16
+    e = engines("--board", "4x4", "--tick-ms", "50", games=n_agents * per * 2,
+                max_agents=n_agents + 4)
+    eng = attach(e)
+
+    def with_rate(f):
+        end = time.monotonic() + 60
+        while True:
+            try:
+                return f()
+            except xring.TooManyRequestsError:
+                assert time.monotonic() < end, "the request rate never let it through"
+                # An agent's 16 claims are some 60 requests (each claim
+                # moves its reader): let the uid's bucket fill again.
+                time.sleep(0.3)
+
+    agents = []
+    try:
+        for k in range(n_agents):
+            games = [k * per * 2 + 2 * j for j in range(per)]   # 16 ranges of one game
+            agents.append(with_rate(lambda: eng.agent(games=games, label=f"a{k}")))
+        seats = [a.stats()["seats"] for a in agents]
+        assert all(len(a.claims) == per for a in agents)
+        e.stop(signal.SIGKILL)
+        e.start()
+        for a in agents:
+            a.reattach(timeout=60)
+        assert [len(a.claims) for a in agents] == [per] * n_agents
+        assert [a.stats()["seats"] for a in agents] == seats
+    finally:
+        for a in agents:
+            a.close()
