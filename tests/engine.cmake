@@ -14,15 +14,16 @@ xr_test(NAME test_engine_games SOURCES test_engine_games.c LABELS "unit;engine;t
 # lossless readers; 500 creations and destructions a second. Zero loss,
 # every episode ended, threads/fds/RSS flat, stats equal what was done.
 # Under the sanitizers the sustained run is 4 s: what it finds there is a
-# memory error, which the load's first seconds reach as well as its last;
-# its rates and flatness are the release pass's.
+# memory error or a race, which the load's first seconds reach as well as
+# its last; its rates and flatness are the release pass's. Labelled
+# threads: the TSan pass runs them against its engine (xring_cli).
 foreach(mode_secs "ramp;3" "sustained;12" "burst;6")
   list(GET mode_secs 0 mode)
   list(GET mode_secs 1 secs)
   if(mode STREQUAL "sustained" AND (XRING_ASAN OR XRING_UBSAN OR XRING_TSAN))
     set(secs 4)
   endif()
-  xr_test(NAME test_games_load_${mode} SOURCES test_games_load.c LABELS "stress;engine"
+  xr_test(NAME test_games_load_${mode} SOURCES test_games_load.c LABELS "stress;engine;threads"
           ARGS $<TARGET_FILE:xring_cli> ${mode} ${secs} TIMEOUT 300)
 endforeach()
 # Agents acting for seats through shared memory: the turn protocol paired
