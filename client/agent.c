@@ -349,8 +349,12 @@ int xr_agent_claim(xr_agent *a, uint32_t lo, uint32_t hi, uint32_t players, uint
 				    lo, hi, players);
 		return -EINVAL;
 	}
-	if (a->n_claims == XR_SEAT_CLAIMS_MAX) {
-		xr__set_last_reason("this agent holds %u claims, its most", XR_SEAT_CLAIMS_MAX);
+	/* Claims a reattach has still to make count: together, the engine's
+	 * most. */
+	if (a->n_claims + a->n_lost >= XR_SEAT_CLAIMS_MAX) {
+		xr__set_last_reason("this agent holds %u claims and has %u to make again at its next "
+				    "reattach: %u, its most",
+				    a->n_claims, a->n_lost, XR_SEAT_CLAIMS_MAX);
 		return -EBUSY;
 	}
 	/* The reader first, with the new seats in its filter: it starts at
@@ -369,8 +373,19 @@ int xr_agent_claim(xr_agent *a, uint32_t lo, uint32_t hi, uint32_t players, uint
 		resubscribe_after(a);
 		return rc;
 	}
+	/* A claim to be made again that shares a seat with this one never
+	 * could be (the engine refuses an agent's own overlap): this one,
+	 * the newer, stands for it. */
+	const struct aclaim *c = &a->claims[a->n_claims - 1];
+	for (uint32_t i = 0; i < a->n_lost;) {
+		const struct aclaim *l = &a->lost[i];
+		if (l->lo <= c->hi && c->lo <= l->hi && (l->players & c->players))
+			a->lost[i] = a->lost[--a->n_lost];
+		else
+			i++;
+	}
 	if (claim)
-		*claim = a->claims[a->n_claims - 1].id;
+		*claim = c->id;
 	return 0;
 }
 
@@ -399,6 +414,26 @@ static bool past(uint64_t start, int64_t timeout_ns)
 	return timeout_ns >= 0 && xr__now_ns() - start >= (uint64_t)timeout_ns;
 }
 
+/* A wait before asking again what the uid's request rate refused: twice
+ * as long each time, 5 ms to 320 ms, give or take a quarter (by pid), so
+ * that the uid's processes asking together do not keep spending its new
+ * tokens on each other's first requests (a reader's attach is two). */
+static void back_off(uint64_t *ns)
+{
+	uint64_t jitter = (uint64_t)xr__self_pid() * 2654435761u % (*ns / 2 + 1);
+
+	xr__sleep_ns(*ns * 3 / 4 + jitter);
+	if (*ns < 320000000ull)
+		*ns *= 2;
+}
+
+/* The connection, or the engine behind it, is gone. */
+static bool conn_lost(int rc)
+{
+	return rc == XR_ECLOSED || rc == -ECONNRESET || rc == -EPIPE || rc == -ENOTCONN ||
+	       rc == -ENOENT || rc == -ECONNREFUSED;
+}
+
 /* After a reattach's connection: the claims in lost[] made again, in
  * order, beside those it holds, with one reader for them all (its filter
  * holds them before the first request, as xr_agent_claim() has it). A
@@ -416,13 +451,14 @@ static int reclaim(xr_agent *a, uint64_t start, int64_t timeout_ns)
 	for (uint32_t i = 0; i < n; i++)
 		a->claims[base + i].id = 0;
 	a->n_claims = base + n;
+	uint64_t wait = 5000000;
 	while ((rc = resubscribe(a)) == -EAGAIN && !past(start, timeout_ns))
-		xr__sleep_ns(5000000);
+		back_off(&wait);
 	uint32_t made = 0;
 	for (; rc == 0 && made < n; made++) {
 		while ((rc = send_claim(a, base + made, a->claims[base + made].players)) == -EAGAIN &&
 		       !past(start, timeout_ns))
-			xr__sleep_ns(5000000);
+			back_off(&wait);
 		if (rc < 0)
 			break;
 	}
@@ -431,7 +467,9 @@ static int reclaim(xr_agent *a, uint64_t start, int64_t timeout_ns)
 		memmove(a->lost, a->lost + made, (a->n_lost - made) * sizeof(a->lost[0]));
 		a->n_lost -= made;
 		a->n_claims = base + made;
-		a->reclaiming = rc == -EAGAIN;
+		/* Refused for the rate, or a seat another agent took: the next
+		 * reattach goes on from here, the seats held kept held. */
+		a->reclaiming = rc == -EAGAIN || rc == -EBUSY;
 		resubscribe_after(a);
 		return rc;
 	}
@@ -450,8 +488,13 @@ int xr_agent_reattach(xr_agent *a, int64_t timeout_ns)
 	 * connection. What it holds goes to lost[], before what an earlier
 	 * reattach could not make again (already there), at most the
 	 * engine's limit of claims. */
-	if (a->reclaiming && a->sock >= 0)
-		return reclaim(a, start, timeout_ns);
+	if (a->reclaiming && a->sock >= 0) {
+		int rc = reclaim(a, start, timeout_ns);
+		if (!conn_lost(rc))
+			return rc;
+		/* The engine went meanwhile: start over, within the time. */
+		a->reclaiming = false;
+	}
 	if (a->sock >= 0) {
 		struct aclaim all[2 * XR_SEAT_CLAIMS_MAX];
 		uint32_t k = 0;

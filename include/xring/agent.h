@@ -232,9 +232,12 @@ XR_API xr_reader *xr_agent_reader(xr_agent *a);
  * -ETIMEDOUT (no engine came); as xr_agent_attach(); or as xr_agent_claim()
  * (-EAGAIN: the rate still refused one when the time was up; -EBUSY: a seat
  * taken meanwhile). Then the agent holds the claims made before the refused
- * one, and the next xr_agent_reattach() makes the rest (going on from there
- * after -EAGAIN, starting over otherwise). Until a reattach connects, other
- * calls return XR_ECLOSED; xr_agent_detach() is always allowed.
+ * one, and the next xr_agent_reattach() goes on from there (its seats kept
+ * held; it starts over if the engine went meanwhile). Claims still to make
+ * count against the 16 an agent may hold; one the caller makes that shares
+ * a seat with one still to make takes its place. Until a reattach
+ * connects, other calls return XR_ECLOSED; xr_agent_detach() is always
+ * allowed.
  */
 XR_API int xr_agent_reattach(xr_agent *a, int64_t timeout_ns);
 

@@ -981,3 +981,38 @@ def test_many_agents_reattach_with_every_claim_under_the_request_rate(engines):
     finally:
         for a in agents:
             a.close()
+
+
+def test_a_reattach_refused_a_seat_goes_on_from_there(engines):
+    """After a restart another agent takes one of its seats first: the
+    reattach says so (SeatTakenError), the agent keeps the claims made
+    before it, and a claim it makes meanwhile of a seat still to be made
+    again stands for that one. Once the other agent goes, the next
+    reattach makes the rest, without dropping what it holds."""
+    e = engines("--board", "4x4", "--tick-ms", "20", games=16)
+    eng = attach(e)
+    with eng.agent(games=[0, 2, 4, 6]) as a:
+        assert len(a.claims) == 4
+        seats = a.stats()["seats"]
+        e.stop(signal.SIGKILL)
+        e.start()
+        eng2 = attach(e)
+        with eng2.agent(games=[2]) as other:
+            with pytest.raises(xring.SeatTakenError):
+                a.reattach(timeout=10)
+            assert len(a.claims) == 1                 # game 0's, made before
+            held = a.claims[0]
+            a.claim([4])                              # one still to be made again
+            assert len(a.claims) == 2
+
+        def reattached():
+            # The other agent's seats are free once the engine has seen
+            # it go (its connection's end, a moment after close()).
+            try:
+                a.reattach(timeout=10)
+                return True
+            except xring.SeatTakenError:
+                return False
+        wait_for(reattached, 10, "the other agent's seat to be free")
+        assert len(a.claims) == 4 and held in a.claims
+        assert a.stats()["seats"] == seats
