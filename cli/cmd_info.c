@@ -276,12 +276,16 @@ static void print_ring(const struct xr_arena *a, uint32_t r, bool json)
  * 0x9b being CSI), or that JSON would need escaped, becomes '?', so that
  * no label can move the cursor, retitle the terminal or break the JSON.
  * dst holds n + 1 bytes. */
-static void printable_label(char *dst, const char *src, size_t n)
+static void printable_label(char *dst, const _Atomic char *src, size_t n)
 {
+	char raw[64];
 	size_t i;
 
-	for (i = 0; i < n && src[i]; i++) {
-		unsigned char c = (unsigned char)src[i];
+	if (n > sizeof(raw))
+		n = sizeof(raw);
+	xr__label_get(raw, src, n); /* a byte at a time: the engine may write it */
+	for (i = 0; i < n && raw[i]; i++) {
+		unsigned char c = (unsigned char)raw[i];
 		dst[i] = c < 0x20 || c >= 0x7f || c == '"' || c == '\\' ? '?' : (char)c;
 	}
 	dst[i] = '\0';

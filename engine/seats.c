@@ -136,7 +136,7 @@ static void show(struct xr_seats *s, uint32_t i, bool opened)
 		f->pid = a->pid;
 		f->capacity = a->capacity;
 		f->attach_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-		memcpy(f->label, a->label, sizeof(f->label));
+		xr__label_put(f->label, a->label, sizeof(f->label));
 		xr_store_relaxed(&f->gen, xr_load_relaxed(&f->gen) + 1);
 	}
 	xr_store_relaxed(&f->claims, a->n_claims);

@@ -99,7 +99,7 @@ static void view_open(struct xr_tsvc *s, const struct stable *tb)
 
 	if (!v)
 		return;
-	snprintf(v->name, sizeof(v->name), "%s", tb->name);
+	xr__label_put(v->name, tb->name, sizeof(v->name));
 	v->capacity = tb->t.cfg.capacity;
 	v->item_size = tb->item_size;
 	v->sampler = (uint32_t)tb->t.cfg.sampler;

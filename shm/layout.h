@@ -251,7 +251,8 @@ struct xr_table_view {
 				      * engine: 1 + enum xr_table_item */
 	_Atomic uint32_t sampler, remover; /* enum xr_table_sampler, xr_table_remover */
 	_Atomic uint32_t feed;       /* XR_TFEED_* */
-	char name[32];               /* NUL-terminated, [A-Za-z0-9_.-] */
+	_Atomic char name[32];       /* NUL-terminated, [A-Za-z0-9_.-]; byte-wise
+				      * atomic: xr__label_put(), xr__label_get() */
 	_Atomic uint64_t size, leases;
 	_Atomic uint64_t inserts, samples, removes;
 	_Atomic uint64_t feed_dropped;
@@ -326,7 +327,7 @@ struct xr_reader_info {
 	 * slot's other fields at the next claim: for tools to show. */
 	_Atomic uint32_t group_member;
 	_Atomic uint64_t attach_ns;    /* CLOCK_REALTIME */
-	char label[16];
+	_Atomic char label[16];        /* byte-wise atomic: xr__label_put/get() */
 	uint8_t pad1_[8];
 };
 
@@ -370,7 +371,7 @@ struct xr_agent_info {
 	_Atomic uint32_t gen;          /* bumped at every open of this entry */
 	_Atomic uint64_t attach_ns;    /* CLOCK_REALTIME */
 	_Atomic uint64_t seats;        /* (game, player) pairs its claims cover */
-	char label[16];
+	_Atomic char label[16];        /* byte-wise atomic: xr__label_put/get() */
 	uint8_t pad_[8];
 };
 
@@ -525,5 +526,25 @@ _Static_assert(offsetof(struct xr_peer_page, cursors) == XR_CACHELINE, "peer pag
 _Static_assert(sizeof(struct xr_peer_page) <= XR_PEER_PAGE_SIZE, "a peer page fits one page");
 
 uint64_t xr__layout_fingerprint(void);
+
+/* A label or name in the arena, a byte at a time with relaxed atomics:
+ * the engine's threads read them (the metrics snapshot) while the one that
+ * owns the entry writes them. put: src's first n - 1 bytes at most, the
+ * rest zeros; get: all n bytes. */
+static inline void xr__label_put(_Atomic char *dst, const char *src, size_t n)
+{
+	size_t i = 0;
+
+	for (; src && i + 1 < n && src[i]; i++)
+		atomic_store_explicit(&dst[i], src[i], memory_order_relaxed);
+	for (; i < n; i++)
+		atomic_store_explicit(&dst[i], 0, memory_order_relaxed);
+}
+
+static inline void xr__label_get(char *dst, const _Atomic char *src, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst[i] = atomic_load_explicit((_Atomic char *)&src[i], memory_order_relaxed);
+}
 
 #endif

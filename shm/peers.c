@@ -263,9 +263,7 @@ int xr__peer_claim(struct xr_arena *a, const struct xr_peer_claim *c, int *page_
 		info->uid = c->uid;
 		info->gen++;
 		info->attach_ns = xr__wall_ns();
-		memset(info->label, 0, sizeof(info->label));
-		if (c->label)
-			memcpy(info->label, c->label, strnlen(c->label, sizeof(info->label) - 1));
+		xr__label_put(info->label, c->label, sizeof(info->label));
 		xr_store_relaxed(&info->evict_reason, XR_EVICT_NONE);
 		xr_store_relaxed(&info->group_member, 0);
 		/* The last reader's figures go with its slot (zero is what a

@@ -74,6 +74,18 @@ static void printable(char *dst, const char *src, size_t n)
 	dst[i] = '\0';
 }
 
+/* printable() of a label or name its owner may be writing meanwhile (a
+ * reader's, an agent's, a table's): read a byte at a time, relaxed. */
+static void printable_label(char *dst, const _Atomic char *src, size_t n)
+{
+	char raw[64];
+
+	if (n > sizeof(raw))
+		n = sizeof(raw);
+	xr__label_get(raw, src, n);
+	printable(dst, raw, n);
+}
+
 static void take_ring(const struct xr_arena *a, uint32_t r, struct xr_snap_ring *o)
 {
 	const struct xr_ring_desc *rd = &a->hdr->rings[r];
@@ -134,7 +146,7 @@ static void take_readers(const struct xr_arena *a, struct xr_snapshot *s)
 				.attach_ns = f->attach_ns,
 				.read = xr_load_relaxed(&v->read), .dropped = xr_load_relaxed(&v->dropped),
 				.pending = xr_load_relaxed(&v->pending), .lag = xr_load_relaxed(&v->lag)};
-			printable(o->label, f->label, sizeof(f->label));
+			printable_label(o->label, f->label, sizeof(f->label));
 			o->batches = xr_load_relaxed(&g->batches);
 			o->sleeps = xr_load_relaxed(&g->sleeps);
 			o->wakeups = xr_load_relaxed(&g->wakeups);
@@ -163,7 +175,7 @@ static void take_agents(const struct xr_arena *a, struct xr_snapshot *s)
 					    .attach_ns = f->attach_ns,
 					    .claims = xr_load_relaxed(&f->claims),
 					    .seats = xr_load_relaxed(&f->seats)};
-		printable(o->label, f->label, sizeof(f->label));
+		printable_label(o->label, f->label, sizeof(f->label));
 		/* Summed over the shards: each counts the turns it played. */
 		for (uint32_t r = 0; r < a->lay.n_rings; r++) {
 			const struct xr_agent_counts *k = &a->agent_stats[(size_t)i * a->lay.n_rings + r];
@@ -203,7 +215,7 @@ static void take_tables(const struct xr_arena *a, struct xr_snapshot *s)
 			.removes = xr_load_relaxed(&v->removes),
 			.feed_dropped = xr_load_relaxed(&v->feed_dropped),
 			.trainers = xr_load_relaxed(&v->trainers)};
-		printable(o->name, v->name, sizeof(v->name) - 1);
+		printable_label(o->name, v->name, sizeof(v->name) - 1);
 	}
 }
 

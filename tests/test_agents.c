@@ -535,7 +535,9 @@ static void conflicts(void)
 	const struct xr_arena *ar = xr_host_arena(e.h);
 	CHECK_EQ(xr_load_acquire(&ar->agents[st.agent].state), XR_AGENT_LIVE);
 	CHECK_EQ(xr_load_relaxed(&ar->agents[st.agent].seats), 20);
-	CHECK(!strcmp(ar->agents[st.agent].label, "bob"));
+	char label[sizeof(ar->agents[st.agent].label)];
+	xr__label_get(label, ar->agents[st.agent].label, sizeof(label));
+	CHECK(!strcmp(label, "bob"));
 	xr_agent_detach(a);
 	xr_agent_detach(b);
 	engine_stop(&e);

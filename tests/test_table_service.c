@@ -174,7 +174,9 @@ int main(void)
 	{	/* The same figures in the table's view, and what the table is. */
 		const struct xr_table_view *v = &views[t];
 		CHECK_EQ(v->state, XR_TVIEW_LIVE);
-		CHECK(!strcmp(v->name, "replay"));
+		char vn[sizeof(v->name)];
+		xr__label_get(vn, v->name, sizeof(vn));
+		CHECK(!strcmp(vn, "replay"));
 		CHECK_EQ(v->capacity, 100);
 		CHECK_EQ(v->item_size, ITEM);
 		CHECK_EQ(v->sampler, XR_SAMPLER_PRIORITIZED);
@@ -377,7 +379,9 @@ int main(void)
 		 0);
 	CHECK_EQ(xr__tsvc_table_find(s, "again"), tg);
 	CHECK_EQ(views[tg].state, XR_TVIEW_LIVE);
-	CHECK(!strcmp(views[tg].name, "again"));
+	char vn[sizeof(views[tg].name)];
+	xr__label_get(vn, views[tg].name, sizeof(vn));
+	CHECK(!strcmp(vn, "again"));
 	CHECK_EQ(views[tg].capacity, 8);
 	CHECK_EQ(views[tg].size, 0); /* the old table's figures are not the new one's */
 	/* A fed table waits for its feed too: dropped with no trainer, its
