@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/clock.h"
+
 #define DUP_WINDOW_NS (600ll * 1000000000ll)
+#define STREAM_MAKE_NS (30ull * 1000000000ull) /* a timed-out make asked again this long */
 
 void xr__js_default_name(const char *subject, char *out, size_t len)
 {
@@ -95,15 +98,26 @@ int xr__js_ensure_stream(jsCtx *js, const char *name, const char *subject, int r
 	cfg.Storage = js_FileStorage;
 	cfg.Replicas = replicas > 0 ? replicas : 1;
 	cfg.Duplicates = DUP_WINDOW_NS;
-	s = js_AddStream(&si, js, &cfg, NULL, &err);
-	if (s == NATS_OK) {
-		jsStreamInfo_Destroy(si);
-		return 0;
-	}
-	/* Another bridge made it meanwhile: fine. */
-	if (js_GetStreamInfo(&si, js, name, NULL, &err) == NATS_OK) {
-		jsStreamInfo_Destroy(si);
-		return 0;
+	/* A replicated stream is made by the cluster's consensus, which a busy
+	 * or electing cluster may take longer than one API call's wait for:
+	 * a timeout is asked again (the stream may have been made meanwhile),
+	 * for up to STREAM_MAKE_NS. */
+	uint64_t until = xr__now_ns() + STREAM_MAKE_NS;
+	for (;;) {
+		s = js_AddStream(&si, js, &cfg, NULL, &err);
+		if (s == NATS_OK) {
+			jsStreamInfo_Destroy(si);
+			return 0;
+		}
+		/* Another bridge made it meanwhile, or our timed-out call did:
+		 * fine. */
+		natsStatus g = js_GetStreamInfo(&si, js, name, NULL, &err);
+		if (g == NATS_OK) {
+			jsStreamInfo_Destroy(si);
+			return 0;
+		}
+		if ((s != NATS_TIMEOUT && g != NATS_TIMEOUT) || xr__now_ns() >= until)
+			break;
 	}
 	snprintf(why, len, "cannot make JetStream stream %s of %s: %s (%d)", name, subj,
 		 natsStatus_GetText(s), (int)err);

@@ -26,8 +26,8 @@ def pytest_configure(config):
     # scripts/test.sh runs the suite three tests at a time (pytest-xdist, -m
     # "not solo"), then the solo tests one at a time: those that bound a
     # time or a rate, which other tests on a 2-CPU machine could break.
-    config.addinivalue_line("markers", "solo: bounds a time or a rate; runs with the machine "
-                            "to itself")
+    config.addinivalue_line("markers", "solo: bounds a time or a rate, or loads the machine "
+                            "(a three-server cluster); runs with the machine to itself")
 
 
 SCHEMA = REPO / "schema" / "experience.fbs"

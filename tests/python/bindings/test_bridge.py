@@ -481,6 +481,9 @@ def nats_cluster(tmp_path):
                 p.wait()
 
 
+# Alone (solo): three nats-servers electing leaders and replicating beside
+# other tests took longer than JetStream's API waits on a loaded machine.
+@pytest.mark.solo
 @same_paths_as_others
 def test_a_cluster_node_killed_loses_nothing(engines, nats_cluster, key):
     """The JetStream stream has three replicas on a three-node cluster; a
