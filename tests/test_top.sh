@@ -2,8 +2,9 @@
 # `xring top` in a pseudo-terminal (tmux), read off its screen: it shows the
 # engine, its ring with a moving rate, the readers by label, the agent and
 # the replay table the engine feeds; the ring's shard columns, a reader's
-# drops, pending, lag and age p99; `s` changes the readers' sort (a stopped
-# lossy reader first by lag, last reversed), `q` quits with 0; the engine's end makes it
+# drops, pending, lag and age p99; rows sorted by rec/s (the tail of every
+# game's records above an agent's reader of 5 games), `r` reverses them, `s`
+# changes the key, `q` quits with 0; the engine's end makes it
 # say so in one line and exit 1; without a terminal it refuses in one line.
 # Usage: test_top.sh XRING
 set -uo pipefail
@@ -50,17 +51,15 @@ until "$xring" stat "$name" >/dev/null 2>&1; do
   ((SECONDS < end)) || { echo "FAIL: the engine did not come up"; exit 1; }
   sleep 0.05
 done
-"$xring" tail "$name" >/dev/null & pids+=($!)
+# The agent's reader first, so that it has the lower slot: sorted by rec/s
+# the tail must come above it, which slot order would not give.
 "$xring" agent "$name" --games 0-4 >/dev/null 2>&1 & pids+=($!)
-# A lossy reader that stops reading (SIGSTOP once attached): its lag grows
-# past the others', so sorting by lag puts it first, and reversed, last.
-"$xring" tail "$name" --policy lossy >/dev/null & pids+=($!); stopped=$!
 end=$((SECONDS + 10))
-until "$xring" stat "$name" --json 2>/dev/null | grep -q '"policy":"lossy","read":[1-9]'; do
-  ((SECONDS < end)) || { echo "FAIL: the lossy tail did not read"; exit 1; }
+until "$xring" stat "$name" --json 2>/dev/null | grep -q '"label":"xring-agent","state":"active"'; do
+  ((SECONDS < end)) || { echo "FAIL: the agent's reader did not attach"; exit 1; }
   sleep 0.05
 done
-kill -STOP "$stopped"
+"$xring" tail "$name" >/dev/null & pids+=($!)
 
 # No terminal: one line, and what to use instead.
 out=$("$xring" top "$name" 2>&1 </dev/null); rc=$?
@@ -85,25 +84,26 @@ until_screen "xring-tail +lossless +active +[0-9]+ +0 +[0-9]+ +[0-9]+ +<[0-9.]+(
 until_screen "sorted by rec/s" || fail "default sort"
 # row_of PATTERN: the pane's line number of the first row matching PATTERN.
 row_of() { tm capture-pane -p -t top | grep -nE -- "$1" | head -1 | cut -d: -f1; }
-# until_order lt|gt: polls (up to 10 s) until the stopped lossy reader's row
-# is above (lt) or below (gt) the lossless tail's.
+# until_order lt|gt: polls (up to 10 s) until the tail's row (every record:
+# 50 games') is above (lt) or below (gt) the agent's reader's (its 5 games').
 until_order() {
-  local end=$((SECONDS + 10)) lossy lossless
+  local end=$((SECONDS + 10)) tail agent
   while ((SECONDS < end)); do
-    lossy=$(row_of "xring-tail +lossy ") lossless=$(row_of "xring-tail +lossless ")
-    [ -n "$lossy" ] && [ -n "$lossless" ] && [ "$lossy" "-$1" "$lossless" ] && return 0
+    tail=$(row_of "xring-tail +lossless ") agent=$(row_of "xring-agent +lossy ")
+    [ -n "$tail" ] && [ -n "$agent" ] && [ "$tail" "-$1" "$agent" ] && return 0
     sleep 0.1
   done
-  echo "--- screen (lossy reader row ${lossy:-none}, tail row ${lossless:-none}):"
+  echo "--- screen (tail row ${tail:-none}, agent's reader row ${agent:-none}):"
   tm capture-pane -p -t top
   return 1
 }
+until_order lt || fail "by rec/s, the tail (all games) is not above the agent's reader (5 games)"
+tm send-keys -t top r
+until_screen "sorted by rec/s, reversed" || fail "r did not reverse"
+until_order gt || fail "reversed, the tail is not below the agent's reader"
+tm send-keys -t top r
 tm send-keys -t top s
 until_screen "sorted by lag" || fail "s did not change the sort"
-until_order lt || fail "by lag, the stopped lossy reader is not above the tail"
-tm send-keys -t top r
-until_screen "sorted by lag, reversed" || fail "r did not reverse"
-until_order gt || fail "reversed, the stopped lossy reader is not below the tail"
 tm send-keys -t top q
 end=$((SECONDS + 10))
 until [ -s "$work/rc" ] || ((SECONDS >= end)); do sleep 0.05; done
