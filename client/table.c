@@ -264,8 +264,9 @@ static int round_trip(xr_table *t, uint32_t op, uint32_t n, int timeout_ms)
 		if (atomic_load_explicit(&t->resp->seq, memory_order_acquire) == seq)
 			break;
 		uint64_t now = xr__now_ns();
-		/* Relaxed: a hint only (the acquire of resp.seq above is what
-		 * makes an answer visible). */
+		/* Relaxed: a hint only, paired with the service's relaxed
+		 * stores of it (engine/table_service.c, xr__tsvc_poll); the
+		 * acquire of resp.seq above is what makes an answer visible. */
 		if (now - start < XR_TABLE_SPIN_NS ||
 		    (now - start < XR_TABLE_SPIN_WORKING_NS &&
 		     atomic_load_explicit(&t->resp->working, memory_order_relaxed) == seq)) {

@@ -1028,7 +1028,8 @@ int xr__tsvc_poll(struct xr_tsvc *s, uint64_t now_ns, uint64_t *next_ns, uint64_
 			c->parked = false;
 			uint32_t op = c->req->op; /* read once */
 			/* Relaxed: a hint to a spinning trainer (the answer is
-			 * coming), which reads nothing through it. Not for a
+			 * coming), whose relaxed load of it in round_trip()
+			 * (client/table.c) reads nothing through it. Not for a
 			 * checkpoint or restore, which may take seconds. */
 			bool brief = op != XR_TOP_CHECKPOINT && op != XR_TOP_RESTORE;
 			if (brief)
