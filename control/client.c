@@ -257,7 +257,7 @@ int xr__ctl_request_fds(int sock, uint16_t type, const void *body, uint32_t len,
 	if (u.h.type != ok_type || (got ? u.h.len > reply_len : u.h.len != reply_len) ||
 	    (want && fds_out[0] < 0))
 		goto proto;
-	if (u.h.len)
+	if (u.h.len && reply) /* reply_len 0 (no buffer) admits no bytes: checked above */
 		memcpy(reply, u.b + sizeof(u.h), u.h.len);
 	if (got)
 		*got = u.h.len;
