@@ -4,8 +4,11 @@
  * and consumer of the same bytes through the same nats-server, with
  * nothing of xring on the path. What a team would write by hand to carry
  * record batches through JetStream, done as `xring bridge` does it: a
- * publisher that waits for each message's ack (with a Nats-Msg-Id), a
- * durable pull consumer that fetches up to 16 and acknowledges each.
+ * publisher of messages with a Nats-Msg-Id, a durable pull consumer that
+ * fetches up to 16 and acknowledges each. The publisher waits for each
+ * message's ack, or with --window N publishes N messages without waiting
+ * (at most 64 unacknowledged, as `bridge out` does) and then waits for all
+ * their acks, as `bridge out` does with a batch's messages.
  *
  *   bench_nats --url URL --stream NAME --subject SUBJ --msg-bytes B
  *              --seconds T --payload FILE
@@ -35,7 +38,7 @@
 static const char *url, *stream_name, *subject, *payload_path;
 static size_t msg_bytes = 256 << 10;
 static double seconds = 3;
-static int latency_n, interval_ms = 10;
+static int latency_n, interval_ms = 10, window = 1;
 static atomic_int pub_done;
 static uint64_t run_id;
 
@@ -54,9 +57,13 @@ static void die(const char *what, natsStatus s)
 
 static void connect_js(natsConnection **nc, jsCtx **js)
 {
+	jsOptions jo;
 	natsStatus s = natsConnection_ConnectTo(nc, url);
+
+	jsOptions_Init(&jo);
+	jo.PublishAsync.MaxPending = 64; /* bridge/out.c's */
 	if (s == NATS_OK)
-		s = natsConnection_JetStream(js, *nc, NULL);
+		s = natsConnection_JetStream(js, *nc, &jo);
 	if (s != NATS_OK)
 		die("connect", s);
 }
@@ -122,14 +129,25 @@ static void *publisher(void *arg)
 		po.MsgId = id;
 		po.MaxWait = 5000;
 		natsStatus s = natsMsg_Create(&m, subj, NULL, (const char *)buf, (int)msg_bytes);
-		if (s == NATS_OK)
+		if (s == NATS_OK && window > 1) {
+			/* The library owns m once it is queued. */
+			s = js_PublishMsgAsync(js, &m, &po);
+			if (s == NATS_OK && (i + 1) % (uint64_t)window == 0)
+				s = js_PublishAsyncComplete(js, NULL);
+		} else if (s == NATS_OK) {
 			s = js_PublishMsg(&ack, js, m, &po, NULL);
+		}
 		natsMsg_Destroy(m);
 		jsPubAck_Destroy(ack);
 		if (s != NATS_OK)
 			die("publish", s);
 		r->msgs++;
 		r->bytes += msg_bytes;
+	}
+	if (window > 1) {
+		natsStatus s = js_PublishAsyncComplete(js, NULL);
+		if (s != NATS_OK)
+			die("publish (the last acks)", s);
 	}
 	atomic_store(&pub_done, 1);
 	free(buf);
@@ -167,12 +185,15 @@ int main(int argc, char **argv)
 			latency_n = atoi(v);
 		else if (!strcmp(a, "--interval-ms"))
 			interval_ms = atoi(v);
+		else if (!strcmp(a, "--window"))
+			window = atoi(v);
 		else
 			goto usage;
 		i++;
 	}
 	if (!url || !stream_name || !subject || msg_bytes < 8 || msg_bytes > (8u << 20) ||
-	    (!latency_n && !payload_path) || seconds <= 0 || latency_n < 0 || interval_ms < 0)
+	    (!latency_n && !payload_path) || seconds <= 0 || latency_n < 0 || interval_ms < 0 ||
+	    window < 1 || window > 4096)
 		goto usage;
 
 	natsConnection *nc;
@@ -270,6 +291,6 @@ int main(int argc, char **argv)
 	return 0;
 usage:
 	fprintf(stderr, "usage: bench_nats --url URL --stream NAME --subject SUBJ [--msg-bytes B] "
-			"(--seconds T --payload FILE | --latency N [--interval-ms I])\n");
+			"(--seconds T --payload FILE [--window N] | --latency N [--interval-ms I])\n");
 	return 2;
 }
