@@ -227,6 +227,10 @@ class Bench:
                         fields[f].append(np.array(v[:k]))
                 got += k
                 b.release()
+            # A live view keeps its batch leased, and this lossless reader
+            # attached past the with: the engine would stop a ring's lap
+            # later (with --records past a lap, xring tail below waited).
+            del b, v
         raw = os.path.join(self.work, "raw")
         os.mkdir(raw)
         out = subprocess.run([self.bin, "tail", name, "-n", "2000", "--raw", raw], env=self.env,

@@ -27,6 +27,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <nats/nats.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -191,6 +192,10 @@ int main(int argc, char **argv)
 			goto usage;
 		i++;
 	}
+	/* As bridge/js.c does: libnats mallocs each message, and glibc would
+	 * map (and fault in) each anew. The bound gets what the bridge gets. */
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	if (!url || !stream_name || !subject || msg_bytes < 8 || msg_bytes > (8u << 20) ||
 	    (!latency_n && !payload_path) || seconds <= 0 || latency_n < 0 || interval_ms < 0 ||
 	    window < 1 || window > 4096)
