@@ -19,10 +19,17 @@
  *     record, a record of another shape: each ends that producer alone
  *     with a reason, the records before it delivered, nothing after; a
  *     good producer beside them is not disturbed
+ *   - a producer that floods its doorbell (bytes, and descriptors passed
+ *     on it) as fast as it can: another producer's 20,000 records all
+ *     come meanwhile, nothing appears on the flooder's ring, and every
+ *     descriptor it passed is closed again
  *   - the engine's stop ends a producer's wait with XR_ECLOSED
  */
+#include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include "control/client.h"
@@ -232,6 +239,58 @@ static void raw_publish(struct raw *w, uint64_t head)
 
 	atomic_store_explicit(&w->h->head, head, memory_order_seq_cst);
 	(void)send(w->bell, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* Descriptors open in this process (the engine's are among them). */
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	CHECK(d != NULL);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 3; /* ".", ".." and the directory's own */
+}
+
+struct flood {
+	int bell, pass; /* pass: a descriptor sent along every 4th byte */
+	atomic_bool stop;
+	uint64_t sent, with_fd, fd_refused; /* refused: SO_PASSRIGHTS (Linux 6.16+) */
+};
+
+/* Rings the bell as fast as the socket takes it, never blocking. */
+static void *flood_main(void *arg)
+{
+	struct flood *fl = arg;
+	char one = 1;
+
+	for (uint64_t i = 0; !atomic_load(&fl->stop); i++) {
+		struct iovec iov = {.iov_base = &one, .iov_len = 1};
+		union {
+			struct cmsghdr h;
+			char b[CMSG_SPACE(sizeof(int))];
+		} u;
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		if (i % 4 == 0) {
+			memset(&u, 0, sizeof(u));
+			mh.msg_control = u.b;
+			mh.msg_controllen = sizeof(u.b);
+			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(c), &fl->pass, sizeof(int));
+		}
+		if (sendmsg(fl->bell, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) == 1) {
+			fl->sent++;
+			fl->with_fd += i % 4 == 0;
+		} else if (i % 4 == 0 && errno == EPERM) {
+			fl->fd_refused++;
+		}
+	}
+	return NULL;
 }
 
 static void raw_close(struct raw *w)
@@ -514,6 +573,61 @@ int main(void)
 		xr_producer_close(a);
 		wait_writer(r, 1, XR_WRITER_ENDED);
 		wait_writer(r, 2, XR_WRITER_ENDED);
+	}
+
+	/* A producer that floods its doorbell, descriptors and all, slows no
+	 * other: the flooder (slot 1, by hand, in a thread of this process)
+	 * rings while a producer in a child writes 20,000 records into slot
+	 * 2. Every descriptor passed is closed again (the engine is in this
+	 * process: its descriptors are ours to count). */
+	{
+		struct raw w;
+		struct flood fl = {0};
+		pthread_t th;
+		int pfd[2];
+		CHECK(pipe(pfd) == 0);
+		raw_open(&w);
+		CHECK_EQ(w.h->ring, 1);
+		int base = open_fds();
+		fl.bell = w.bell;
+		fl.pass = pfd[0];
+		CHECK(pthread_create(&th, NULL, flood_main, &fl) == 0);
+		pid = fork();
+		CHECK(pid >= 0);
+		if (pid == 0) {
+			xr_producer *p = open_producer();
+			xr_producer_stats st;
+			CHECK_RC(xr_producer_get_stats(p, &st), 0);
+			CHECK_EQ(st.ring, 2);
+			produce(p, 8, 0, 20000);
+			CHECK_RC(xr_producer_flush(p, 20 * SEC), 0);
+			xr_producer_close(p);
+			_exit(0);
+		}
+		read_ring(r, &sn, 2, 8, sn.n[2] + 20000);
+		CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+		      WEXITSTATUS(status) == 0);
+		atomic_store(&fl.stop, true);
+		pthread_join(th, NULL);
+		if (fl.sent < 1000)
+			FAILF("the flood rang only %llu times", (unsigned long long)fl.sent);
+		/* What the bell still holds is drained as the thread passes. */
+		if (!FAULT_WAIT(open_fds() <= base, 5000))
+			FAILF("%d descriptors open after the flood, %d before it: the engine kept "
+			      "some it was passed", open_fds(), base);
+		CHECK_EQ(atomic_load(&w.h->state) == XR_PSTAGE_FAULT, 0);
+		wait_writer(r, 2, XR_WRITER_ENDED);
+		if (fl.with_fd == 0 && fl.fd_refused == 0)
+			FAILF("no descriptor was passed, nor refused by the kernel");
+		printf("a producer's doorbell flooded %llu times (%llu with a descriptor, %llu "
+		       "descriptors refused by the kernel): 20000 records of another came "
+		       "meanwhile; every descriptor passed closed again\n",
+		       (unsigned long long)fl.sent, (unsigned long long)fl.with_fd,
+		       (unsigned long long)fl.fd_refused);
+		raw_close(&w);
+		close(pfd[0]);
+		close(pfd[1]);
+		wait_writer(r, 1, XR_WRITER_ENDED);
 	}
 
 	/* A reader asleep for more records than an ended ring has is woken by
