@@ -65,6 +65,8 @@ struct xr_bridge_stats {
 				  * before the bridge read them (so never sent) */
 	uint64_t gaps;           /* in: messages lost on the way, the consumer
 				  * remade to have them again */
+	uint64_t forged_answers; /* in: answers to its claim's asks without a
+				  * good MAC, passed over (claim.h) */
 };
 
 /* Each runs until *o->stop, or a failure it cannot ride out. 0, or -errno

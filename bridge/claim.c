@@ -10,20 +10,77 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "util/clock.h"
+#include <openssl/crypto.h>
 #include <unistd.h>
 
-#define ASK_MS 500 /* answers are waited for this long */
+#include "bridge/wire.h"
+#include "util/clock.h"
+
+#define ASK_MS 500       /* answers are waited for this long */
+#define MAC_TAG " mac="  /* an answer's MAC follows it, in hex */
+#define LOOK_MAX 64      /* answers looked at per check without waiting */
 
 struct xr_br_claim {
 	natsSubscription *sub;
 	char subj[400];
-	char nonce[40];          /* our asks carry it: we do not answer ourselves */
+	char nonce[40];          /* our asks begin with it: we do not answer ourselves */
 	char answer[300];
+	const struct xr_br_key *key; /* NULL: answers unauthenticated */
 	uint64_t answered_ns;    /* the last answer's time (libnats' thread only) */
 	natsInbox *inbox;        /* xr__br_claim_check's asks: answers come here */
 	natsSubscription *replies;
+	char challenge[80];      /* the last ask's, which its answers must MAC */
+	uint64_t ignored;        /* answers without a good MAC */
 };
+
+/* With a key, an answer is "WHO mac=HEX": the MAC of the subject, the
+ * ask's challenge (fresh for each ask: an answer recorded once is no
+ * answer to another) and WHO. Someone who may publish on the subject but
+ * has no key cannot answer, and so cannot keep a bridge in from starting
+ * or running. 0, or -EIO. */
+static int answer_mac(const struct xr_br_claim *c, const char *challenge, const char *who,
+		      size_t who_len, char hex[2 * XR_BR_MAC_LEN + 1])
+{
+	static const char what[] = "xring bridge in claim 1";
+	uint8_t mac[XR_BR_MAC_LEN];
+	const void *parts[] = {what, c->subj, challenge, who};
+	size_t lens[] = {sizeof(what), strlen(c->subj) + 1, strlen(challenge) + 1, who_len};
+
+	if (xr__br_hmac(c->key, parts, lens, 4, mac) < 0)
+		return -EIO;
+	for (int i = 0; i < (int)XR_BR_MAC_LEN; i++)
+		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+	return 0;
+}
+
+/* Whether m answers the ask of challenge: any answer without a key; with
+ * one, only an answer whose MAC is good. *who_len: the WHO part's. */
+static bool answers(const struct xr_br_claim *c, natsMsg *m, const char *challenge,
+		    int *who_len)
+{
+	const char *d = natsMsg_GetData(m);
+	int n = natsMsg_GetDataLength(m);
+	int tag = (int)strlen(MAC_TAG), hex = 2 * (int)XR_BR_MAC_LEN;
+	char want[2 * XR_BR_MAC_LEN + 1];
+
+	*who_len = n;
+	if (!c->key)
+		return true;
+	if (n < tag + hex || memcmp(d + n - hex - tag, MAC_TAG, (size_t)tag) != 0)
+		return false;
+	*who_len = n - hex - tag;
+	return answer_mac(c, challenge, d, (size_t)*who_len, want) == 0 &&
+	       CRYPTO_memcmp(want, d + n - hex, (size_t)hex) == 0;
+}
+
+static void new_challenge(const struct xr_br_claim *c, char *out, size_t len)
+{
+	uint64_t r = 0;
+
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+		r = xr__now_ns() * 0x9e3779b97f4a7c15ull;
+	snprintf(out, len, "%s-%016" PRIx64, c->nonce, r);
+}
 
 
 /* On libnats' thread: answer whoever asks, but not our own ask. */
@@ -38,10 +95,23 @@ static void on_ask(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
 	 * would be published there with our rights), and at most one each
 	 * 50 ms: enough for every honest asker, who waits ASK_MS. */
 	uint64_t now = xr__now_ns();
+	size_t own = strlen(c->nonce);
+	char challenge[80], out[sizeof(c->answer) + sizeof(MAC_TAG) + 2 * XR_BR_MAC_LEN];
 	if (reply && !strncmp(reply, "_INBOX.", 7) && now - c->answered_ns >= 50000000ull &&
-	    !(n == (int)strlen(c->nonce) && !memcmp(natsMsg_GetData(m), c->nonce, (size_t)n))) {
+	    n > 0 && n < (int)sizeof(challenge) &&
+	    !(n > (int)own && !memcmp(natsMsg_GetData(m), c->nonce, own) &&
+	      natsMsg_GetData(m)[own] == '-')) {
 		c->answered_ns = now;
-		natsConnection_PublishString(nc, reply, c->answer);
+		snprintf(challenge, sizeof(challenge), "%.*s", n, natsMsg_GetData(m));
+		char hex[2 * XR_BR_MAC_LEN + 1];
+		if (!c->key)
+			snprintf(out, sizeof(out), "%s", c->answer);
+		else if (answer_mac(c, challenge, c->answer, strlen(c->answer), hex) == 0)
+			snprintf(out, sizeof(out), "%s" MAC_TAG "%s", c->answer, hex);
+		else
+			out[0] = '\0';
+		if (out[0])
+			natsConnection_PublishString(nc, reply, out);
 	}
 	natsMsg_Destroy(m);
 }
@@ -54,11 +124,11 @@ static void token(const char *in, char *out, size_t len)
 			*p = '-';
 }
 
-/* Names who answered m in why (a stranger's bytes: printable only). */
-static int busy(natsMsg *m, const char *what, char *why, size_t len)
+/* Names who answered m (its first n bytes) in why (a stranger's bytes:
+ * printable only). */
+static int busy(natsMsg *m, int n, const char *what, char *why, size_t len)
 {
 	char said[128];
-	int n = natsMsg_GetDataLength(m);
 
 	snprintf(said, sizeof(said), "%.*s", n < 127 ? n : 127, natsMsg_GetData(m));
 	for (char *p = said; *p; p++)
@@ -77,23 +147,37 @@ static int ask(natsConnection *nc, struct xr_br_claim *c, const char *what, char
 {
 	natsInbox *inbox = NULL;
 	natsSubscription *replies = NULL;
+	char challenge[80];
 	int rc = 0;
 
+	new_challenge(c, challenge, sizeof(challenge));
 	natsStatus s = natsInbox_Create(&inbox);
 	if (s == NATS_OK)
 		s = natsConnection_SubscribeSync(&replies, nc, inbox);
 	if (s == NATS_OK)
 		s = natsConnection_FlushTimeout(nc, 2000);
 	if (s == NATS_OK)
-		s = natsConnection_PublishRequestString(nc, c->subj, inbox, c->nonce);
+		s = natsConnection_PublishRequestString(nc, c->subj, inbox, challenge);
 	if (s != NATS_OK) {
 		snprintf(why, len, "cannot ask who consumes %s: %s", what, natsStatus_GetText(s));
 		rc = -EIO;
 		goto out;
 	}
-	natsMsg *m = NULL;
-	if (natsSubscription_NextMsg(&m, replies, ASK_MS) == NATS_OK)
-		rc = busy(m, what, why, len);
+	/* Answers without a good MAC are passed over: until ASK_MS is up. */
+	uint64_t end = xr__now_ns() + ASK_MS * 1000000ull;
+	for (uint64_t now = xr__now_ns(); now < end; now = xr__now_ns()) {
+		natsMsg *m = NULL;
+		int who_len;
+		if (natsSubscription_NextMsg(&m, replies, (int64_t)((end - now + 999999) / 1000000)) !=
+		    NATS_OK)
+			break;
+		if (answers(c, m, challenge, &who_len)) {
+			rc = busy(m, who_len, what, why, len);
+			break;
+		}
+		c->ignored++;
+		natsMsg_Destroy(m);
+	}
 out:
 	natsSubscription_Destroy(replies);
 	natsInbox_Destroy(inbox);
@@ -104,24 +188,41 @@ int xr__br_claim_check(natsConnection *nc, struct xr_br_claim *c, const char *wh
 		       size_t len, bool wait)
 {
 	natsMsg *m = NULL;
+	int who_len;
 
 	if (wait)
 		return ask(nc, c, what, why, len);
 	/* Without waiting: the answers to the last ask have had the time
-	 * between two checks to come; then the next ask goes. */
+	 * between two checks to come; then the next ask goes. A flood of
+	 * answers without a good MAC is looked at LOOK_MAX at a time. */
 	if (!c->replies) {
 		if (natsInbox_Create(&c->inbox) != NATS_OK ||
 		    natsConnection_SubscribeSync(&c->replies, nc, c->inbox) != NATS_OK)
 			return -EIO;
-	} else if (natsSubscription_NextMsg(&m, c->replies, 1) == NATS_OK) {
-		return busy(m, what, why, len);
+	} else {
+		for (int i = 0; i < LOOK_MAX && natsSubscription_NextMsg(&m, c->replies, 1) == NATS_OK;
+		     i++) {
+			if (answers(c, m, c->challenge, &who_len))
+				return busy(m, who_len, what, why, len);
+			c->ignored++;
+			natsMsg_Destroy(m);
+		}
 	}
-	return natsConnection_PublishRequestString(nc, c->subj, c->inbox, c->nonce) == NATS_OK
-		       ? 0 : -EIO;
+	new_challenge(c, c->challenge, sizeof(c->challenge));
+	return natsConnection_PublishRequestString(nc, c->subj, c->inbox, c->challenge) ==
+			       NATS_OK
+		       ? 0
+		       : -EIO;
+}
+
+uint64_t xr__br_claim_ignored(const struct xr_br_claim *c)
+{
+	return c ? c->ignored : 0;
 }
 
 int xr__br_claim(natsConnection *nc, const char *js_stream, const char *durable,
-		 const char *who, struct xr_br_claim **out, char *why, size_t len)
+		 const char *who, const struct xr_br_key *key, struct xr_br_claim **out,
+		 char *why, size_t len)
 {
 	struct xr_br_claim *c = calloc(1, sizeof(*c));
 	char a[160], b[160], host[128] = "", what[400];
@@ -135,6 +236,7 @@ int xr__br_claim(natsConnection *nc, const char *js_stream, const char *durable,
 	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
 		r = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
 	snprintf(c->nonce, sizeof(c->nonce), "ask-%016" PRIx64, r);
+	c->key = key;
 	gethostname(host, sizeof(host) - 1);
 	snprintf(c->answer, sizeof(c->answer), "%s (pid %d on %s)", who, (int)getpid(), host);
 	token(js_stream, a, sizeof(a));

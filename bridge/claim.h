@@ -13,22 +13,34 @@
  * Two that start at once may each hear the other and both refuse: safe,
  * and said. A bridge in asks again every few seconds and before it remakes
  * its consumer, and stops if anyone answers: one that was paused (SIGSTOP,
- * a VM's pause) while another took over gives way. Anyone who may publish there may answer and so stop a bridge
- * in from starting (never make one share): the subject's permissions are
- * the deployment's (docs/bridge.md).
+ * a VM's pause) while another took over gives way.
+ *
+ * With the bridges' key, an answer carries a MAC of the ask's challenge
+ * (fresh for each ask) and who answers; answers without a good one are
+ * passed over and counted. So only a holder of the key can keep a bridge in
+ * from starting. Without a key (--unauthenticated), anyone who may publish
+ * there may answer and so stop a bridge in from starting (never make one
+ * share): the subject's permissions are the deployment's (docs/bridge.md).
  */
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <nats/nats.h>
 
 struct xr_br_claim;
+struct xr_br_key;
 
 /* Claims consumer durable of js_stream for this process (who: what to
- * answer, e.g. "engine B ring 2"). 0 and *out (xr__br_claim_drop it), or
- * -EBUSY (another answers: why names it), -EIO. */
+ * answer, e.g. "engine B ring 2"; key: the bridges' key, NULL for none,
+ * kept by the caller while the claim lives). 0 and *out
+ * (xr__br_claim_drop it), or -EBUSY (another answers: why names it),
+ * -EIO. */
 int xr__br_claim(natsConnection *nc, const char *js_stream, const char *durable,
-		 const char *who, struct xr_br_claim **out, char *why, size_t len);
+		 const char *who, const struct xr_br_key *key, struct xr_br_claim **out,
+		 char *why, size_t len);
+/* Answers passed over so far: without a good MAC (with a key). */
+uint64_t xr__br_claim_ignored(const struct xr_br_claim *c);
 /* Asks again (a paused bridge in may have been taken for gone, and
  * another started): 0, or -EBUSY with why (what: the consumer's words).
  * With wait, for answers as at the claim; without, it looks at the answers

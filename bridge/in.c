@@ -598,7 +598,7 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 		rc = xr__js_ensure_stream(js, js_stream, o->subject, o->replicas, why, len);
 	snprintf(who, sizeof(who), "engine %s ring %u", o->engine, ps.ring);
 	if (rc == 0)
-		rc = xr__br_claim(nc, js_stream, durable, who, &claim, why, len);
+		rc = xr__br_claim(nc, js_stream, durable, who, o->key, &claim, why, len);
 	if (rc < 0)
 		goto out;
 	/* Tags are JetStream sequences of one stream: a slot last written
@@ -730,6 +730,7 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 	pthread_mutex_destroy(&tk.mu);
 	pthread_cond_destroy(&tk.cv);
 out:
+	st->forged_answers = xr__br_claim_ignored(claim);
 	natsSubscription_Destroy(b.sub);
 	xr__br_claim_drop(claim);
 	xr__js_close(nc, js);

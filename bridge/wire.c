@@ -63,14 +63,11 @@ uint64_t xr__br_source(const char *engine, const char *stream)
 	return fnv(fnv(fnv(FNV0, engine, strlen(engine)), "/", 1), stream, strlen(stream));
 }
 
-/* HMAC-SHA256 of hdr (check and mac taken as zero) and the payload,
- * truncated: 0, or -EIO (the library failed). */
-static int mac_of(const struct xr_br_key *k, const struct xr_br_hdr *hdr, const void *payload,
-		  size_t len, uint8_t out[XR_BR_MAC_LEN])
+int xr__br_hmac(const struct xr_br_key *k, const void *const *parts, const size_t *lens, int n,
+		uint8_t out[XR_BR_MAC_LEN])
 {
-	struct xr_br_hdr h = *hdr;
 	uint8_t full[EVP_MAX_MD_SIZE];
-	size_t n = 0;
+	size_t got = 0;
 	char digest[] = "SHA256";
 	OSSL_PARAM params[] = {
 		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
@@ -78,20 +75,34 @@ static int mac_of(const struct xr_br_key *k, const struct xr_br_hdr *hdr, const 
 	};
 	int ok = 0;
 
-	h.check = 0;
-	memset(h.mac, 0, sizeof(h.mac));
 	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	EVP_MAC_CTX *c = mac ? EVP_MAC_CTX_new(mac) : NULL;
-	if (c && EVP_MAC_init(c, k->bytes, k->len, params) && EVP_MAC_update(c, (void *)&h, sizeof(h)) &&
-	    EVP_MAC_update(c, payload, len) && EVP_MAC_final(c, full, &n, sizeof(full)) &&
-	    n >= XR_BR_MAC_LEN)
+	if (c && EVP_MAC_init(c, k->bytes, k->len, params)) {
 		ok = 1;
+		for (int i = 0; i < n && ok; i++)
+			ok = EVP_MAC_update(c, parts[i], lens[i]);
+		ok = ok && EVP_MAC_final(c, full, &got, sizeof(full)) && got >= XR_BR_MAC_LEN;
+	}
 	EVP_MAC_CTX_free(c);
 	EVP_MAC_free(mac);
 	if (ok)
 		memcpy(out, full, XR_BR_MAC_LEN);
 	OPENSSL_cleanse(full, sizeof(full));
 	return ok ? 0 : -EIO;
+}
+
+/* HMAC-SHA256 of hdr (check and mac taken as zero) and the payload,
+ * truncated: 0, or -EIO (the library failed). */
+static int mac_of(const struct xr_br_key *k, const struct xr_br_hdr *hdr, const void *payload,
+		  size_t len, uint8_t out[XR_BR_MAC_LEN])
+{
+	struct xr_br_hdr h = *hdr;
+
+	h.check = 0;
+	memset(h.mac, 0, sizeof(h.mac));
+	const void *parts[] = {&h, payload};
+	size_t lens[] = {sizeof(h), len};
+	return xr__br_hmac(k, parts, lens, 2, out);
 }
 
 void xr__br_begin(struct xr_br_build *b, void *buf, size_t cap, uint64_t source,

@@ -65,6 +65,11 @@ struct xr_br_key {
  * no one else. 0, or -errno with why (one line, what to do). */
 int xr__br_key_load(const char *path, struct xr_br_key *k, char *why, size_t len);
 
+/* HMAC-SHA256 with key k of n byte strings one after the other, its first
+ * XR_BR_MAC_LEN bytes into out: 0, or -EIO (the library failed). */
+int xr__br_hmac(const struct xr_br_key *k, const void *const *parts, const size_t *lens, int n,
+		uint8_t out[XR_BR_MAC_LEN]);
+
 struct xr_br_rec {
 	uint64_t seq;
 	uint32_t len;

@@ -207,6 +207,9 @@ int xr_cmd_bridge(int argc, char **argv)
 			printf(", %" PRIu64 " duplicates skipped, %" PRIu64 " refused, %" PRIu64
 			       " lost on the way and fetched again", st.duplicates, st.refused,
 			       st.gaps);
+		if (in && st.forged_answers)
+			printf(", %" PRIu64 " answers to its claim without a good MAC passed over",
+			       st.forged_answers);
 		else
 			printf(", %" PRIu64 " publishes retried", st.retries);
 		if (out && o.lossy)

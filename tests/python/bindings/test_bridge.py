@@ -334,6 +334,84 @@ def test_a_second_bridge_in_on_a_consumer_in_use_is_refused(engines, nats, key):
     assert rc == 0, err
 
 
+class _Answerer:
+    """Someone who may publish on `_XRING.in.>` but has no key: answers
+    every bridge in's ask with each of `answers`, through the NATS protocol
+    by hand, and counts the asks it answered."""
+
+    def __init__(self, port, answers):
+        import threading
+        self.answers, self.asked = answers, 0
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.f = self.s.makefile("rb")
+        self.f.readline()                                          # INFO
+        self.s.sendall(b'CONNECT {"verbose":false}\r\nSUB _XRING.in.> 1\r\nPING\r\n')
+        while not self.f.readline().startswith(b"PONG"):           # subscribed
+            pass
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        try:
+            while True:
+                line = self.f.readline()
+                if not line:
+                    return
+                if line.startswith(b"PING"):
+                    self.s.sendall(b"PONG\r\n")
+                if line.startswith(b"MSG "):
+                    parts = line.split()
+                    self.f.read(int(parts[-1]) + 2)
+                    if len(parts) == 5:                            # MSG subj sid reply len
+                        for a in self.answers:
+                            self.s.sendall(b"PUB %s %d\r\n%s\r\n" % (parts[3], len(a), a))
+                        self.asked += 1
+        except OSError:
+            return
+
+    def close(self):
+        self.s.close()
+        self.t.join(5)
+
+
+def test_an_answer_without_the_key_keeps_no_bridge_in_from_its_consumer(engines, nats, key):
+    """With a key, an answer to bridge in's ask must carry a MAC of that
+    ask's challenge: someone without the key who answers every ask, with
+    words of their own and with a real bridge in's answer recorded before
+    (a replay), keeps no bridge in from starting or running; it counts what
+    it passed over. Without a key, the same words stop a bridge in, as
+    documented (the subject's permissions are then all there is)."""
+    url, port = nats
+    b = engines("--producers", "2", "--ring-size", "16M", games=0)
+    first = _bridge(b, "in", url, "--key-file", key)
+    line = first.stdout.readline()
+    assert "xring bridge in:" in line, line + first.stderr.read()
+    subject = f"_XRING.in.xring-xr-test.xring-in-{b.name}"
+    recorded = _nats_request(port, subject, b"ask-0123456789abcdef-0000000000000001")
+    assert f"pid {first.pid}".encode() in recorded and b" mac=" in recorded, recorded
+    rc, _, err = _stop(first)
+    assert rc == 0, err
+    forger = _Answerer(port, [b"engine evil (pid 1 on nowhere)", recorded])
+    try:
+        second = _bridge(b, "in", url, "--key-file", key)
+        line = second.stdout.readline()
+        assert "xring bridge in:" in line, line + second.stderr.read()
+        # It asks again every 2 s: two more asks answered, and it runs on.
+        asked = forger.asked
+        wait_for(lambda: forger.asked >= asked + 2 or second.poll() is not None, 30,
+                 "two more asks of the running bridge in")
+        assert second.poll() is None, second.stderr.read()
+        rc, out, err = _stop(second)
+        assert rc == 0, err
+        assert "answers to its claim without a good MAC passed over" in out, out
+        # Without a key, the forger's words are taken (docs/bridge.md).
+        third = _bridge(b, "in", url, "--unauthenticated", "--durable", "plain")
+        _, err = third.communicate(timeout=30)
+        assert third.returncode == 1 and "engine evil" in err, err
+    finally:
+        forger.close()
+
+
 def test_a_bridge_without_a_key_or_with_a_careless_one_is_refused(engines, nats, tmp_path):
     url, _ = nats
     a = engines(games=1)
