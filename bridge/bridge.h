@@ -30,7 +30,8 @@
  * records, and the subject's permissions are all that stands in the way.
  */
 
-#include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct xr_br_key;
@@ -53,7 +54,10 @@ struct xr_bridge_opts {
 	const struct xr_br_key *key; /* MAC messages with it, take none without
 				      * a good one (NULL: unauthenticated) */
 	int quiet;
-	volatile sig_atomic_t *stop;
+	/* Set by a signal handler, read by any of the bridge's threads:
+	 * relaxed, a flag through which nothing else is read (lock-free, so
+	 * a handler may store it). */
+	atomic_int *stop;
 };
 
 struct xr_bridge_stats {

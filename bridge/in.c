@@ -28,10 +28,12 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bridge/claim.h"
 #include "bridge/js.h"
@@ -46,6 +48,7 @@
 #define SOURCES_MAX 4096   /* source rings remembered */
 #define FETCH_MAX 32  /* messages a fetch asks for at most */
 #define CLAIM_EVERY_NS 2000000000ull
+#define PAUSED_NS 1000000000ull  /* a fetch and hand-over this long: asked again */
 
 struct seen {
 	uint64_t source, incarnation;
@@ -90,7 +93,15 @@ struct in {
 	jsCtx *js;
 	natsSubscription *sub;
 	char js_stream[128], durable[128], filter[300];
+	atomic_bool quit;     /* the taker is to end (taker_stop): relaxed, a flag */
 };
+
+/* A stop, or the taker's end asked for: waits for the engine end. */
+static bool stopping(const struct in *b)
+{
+	return atomic_load_explicit(b->o->stop, memory_order_relaxed) ||
+	       atomic_load_explicit(&b->quit, memory_order_relaxed);
+}
 
 static struct seen *seen_of(struct in *b, uint64_t source, uint64_t inc, uint32_t ring)
 {
@@ -217,7 +228,7 @@ static int write_one(struct in *b, const void *rec, uint32_t len, uint64_t tag)
 	int rc;
 
 	while ((rc = xr_producer_reserve(b->p, len, &dst)) == -EAGAIN) {
-		if (*b->o->stop)
+		if (stopping(b))
 			return -EINTR;
 		rc = xr_producer_wait(b->p, len, 100000000);
 		if (rc < 0 && rc != -ETIMEDOUT && rc != -EINTR)
@@ -359,7 +370,7 @@ static int take_list(struct in *b, natsMsgList *list)
 		int f = xr_producer_flush(b->p, 100000000);
 		if (f == 0)
 			break;
-		if ((f == -ETIMEDOUT || f == -EINTR) && !*b->o->stop)
+		if ((f == -ETIMEDOUT || f == -EINTR) && !stopping(b))
 			continue;
 		rc = f;
 	}
@@ -445,6 +456,28 @@ static int taker_start(struct taker *tk)
 	return -rc;
 }
 
+/* Whether there is room for a list (none queued, or the taker said
+ * something), waiting up to wait_ns for it. */
+static bool taker_room(struct taker *tk, uint64_t wait_ns)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += (time_t)(wait_ns / 1000000000ull);
+	until.tv_nsec += (long)(wait_ns % 1000000000ull);
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&tk->mu);
+	while (tk->has_next && !tk->said)
+		if (pthread_cond_timedwait(&tk->cv, &tk->mu, &until) == ETIMEDOUT)
+			break;
+	bool room = !tk->has_next || tk->said;
+	pthread_mutex_unlock(&tk->mu);
+	return room;
+}
+
 /* Waits while one list is queued; a list handed over after the taker
  * said something is dropped, unacknowledged (it comes again). */
 static void hand_over(struct taker *tk, natsMsgList *list)
@@ -483,6 +516,10 @@ static void taker_go_on(struct taker *tk)
  * 0. */
 static int taker_stop(struct taker *tk)
 {
+	/* A list waiting for the engine is left unacknowledged: after this
+	 * thread's own end (a consumer deleted or taken), the taker must not
+	 * wait for a destination that does not move. */
+	atomic_store_explicit(&tk->b->quit, true, memory_order_relaxed);
 	pthread_mutex_lock(&tk->mu);
 	tk->quit = true;
 	pthread_cond_broadcast(&tk->cv);
@@ -674,26 +711,37 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 	int map = o->max_ack_pending > 0 ? o->max_ack_pending : 64;
 	int fetch = map / 3 < 1 ? 1 : map / 3 > FETCH_MAX ? FETCH_MAX : map / 3;
 	struct taker tk = {.b = &b};
+	pthread_condattr_t ca;
 	pthread_mutex_init(&tk.mu, NULL);
-	pthread_cond_init(&tk.cv, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* taker_room's deadline */
+	pthread_cond_init(&tk.cv, &ca);
+	pthread_condattr_destroy(&ca);
 	if ((rc = taker_start(&tk)) < 0) {
 		snprintf(why, len, "cannot start the thread that takes messages: %s", strerror(-rc));
 		goto out;
 	}
-	while (!*o->stop) {
+	/* This thread's last look at the clock: a step that took far longer
+	 * than it may (PAUSED_NS) means a pause. */
+	uint64_t last = xr__now_ns();
+	while (!atomic_load_explicit(o->stop, memory_order_relaxed)) {
 		natsMsgList list = {0};
 		int said = taker_said(&tk);
 		if (said == TAKE_GAP) {
 			/* The rest was dropped unacknowledged; from the one
 			 * expected, they come again in order. The taker is idle:
-			 * b is this thread's again until the next hand_over(). */
+			 * b is this thread's again until the next hand_over().
+			 * Asked, waiting for answers, before the remake: a gap is
+			 * also what another bridge in pulling from the consumer
+			 * makes, and a remake would take it back from it. */
 			b.st->gaps++;
-			rc = still_ours(&b, false, why, len);
+			rc = still_ours(&b, true, why, len);
 			if (rc == 0)
 				rc = subscribe(&b, b.next_sseq, why, len);
 			if (rc < 0)
 				break;
 			taker_go_on(&tk);
+			last = xr__now_ns();
 			continue;
 		}
 		if (said != 0)
@@ -701,13 +749,34 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 		err = 0;
 		if (xr__now_ns() >= b.claim_at && (rc = still_ours(&b, false, why, len)) < 0)
 			break;
-		uint64_t asked = xr__now_ns();
 		natsStatus s = natsSubscription_Fetch(&list, b.sub, fetch, 500, &err);
-		/* Far longer than the fetch may take: this process was paused
-		 * (SIGSTOP, a VM's pause), and another bridge in may have taken
-		 * the consumer meanwhile. Asked before anything fetched is
-		 * taken: what is not acknowledged goes to the other. */
-		if (xr__now_ns() - asked > 2000000000ull && (rc = still_ours(&b, true, why, len)) < 0) {
+		/* A step that took far longer than it may (a fetch 500 ms at
+		 * most, a wait below 100 ms, the rest of a round less): this
+		 * process was paused (SIGSTOP, a VM's pause), and another
+		 * bridge in may have taken the consumer meanwhile (a live
+		 * one's pull requests last 0.5 s). Asked before the list is
+		 * handed over: what is not acknowledged goes to the other. */
+		uint64_t now = xr__now_ns();
+		bool paused = now - last > PAUSED_NS;
+		last = now;
+		/* While the taker is behind (a slow destination), the claim is
+		 * still looked at every CLAIM_EVERY_NS and a stop heard. */
+		while (s == NATS_OK && rc == 0 && !taker_room(&tk, 100000000ull) &&
+		       !atomic_load_explicit(o->stop, memory_order_relaxed)) {
+			now = xr__now_ns();
+			paused |= now - last > PAUSED_NS;
+			last = now;
+			if (now >= b.claim_at)
+				rc = still_ours(&b, false, why, len);
+		}
+		now = xr__now_ns();
+		paused |= now - last > PAUSED_NS;
+		last = now;
+		if (rc == 0 && paused) {
+			rc = still_ours(&b, true, why, len);
+			last = xr__now_ns();
+		}
+		if (rc < 0 || atomic_load_explicit(o->stop, memory_order_relaxed)) {
 			natsMsgList_Destroy(&list);
 			break;
 		}

@@ -132,7 +132,7 @@ static int publish(struct out *b, uint32_t ring, uint64_t first_seq, uint64_t la
 		jsPubAck_Destroy(ack);
 		if (s == NATS_OK)
 			return 0;
-		if (*b->o->stop)
+		if (atomic_load_explicit(b->o->stop, memory_order_relaxed))
 			return -EINTR;
 		if (s == NATS_MAX_PAYLOAD)
 			return -EMSGSIZE; /* it never will go: said at the start, or here */
@@ -433,7 +433,7 @@ int xr__bridge_out(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, c
 		       o->zstd ? ", zstd" : "", o->key ? "MACed" : "unauthenticated");
 		fflush(stdout);
 	}
-	while (!*o->stop) {
+	while (!atomic_load_explicit(o->stop, memory_order_relaxed)) {
 		xr_batch bt;
 		int n = xr_reader_read(r, 1, 4096, 50000000, &bt);
 		if (n == 0 || n == -EINTR)

@@ -6,6 +6,7 @@
  */
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,7 +50,7 @@ static const char bridge_help[] =
 	"                        acknowledging nothing)\n"
 	"  --quiet               print nothing but errors\n";
 
-static volatile sig_atomic_t stop;
+static atomic_int stop; /* bridge.h: struct xr_bridge_opts */
 
 /* A NATS name the bridge may put into the protocol: printable ASCII but
  * space, * and >; with dots, a subject's tokens, none of them empty. */
@@ -69,7 +70,7 @@ static bool name_ok(const char *s, bool dots, size_t max)
 static void on_signal(int sig)
 {
 	(void)sig;
-	stop = 1;
+	atomic_store_explicit(&stop, 1, memory_order_relaxed);
 }
 
 int xr_cmd_bridge(int argc, char **argv)

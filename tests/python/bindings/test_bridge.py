@@ -683,6 +683,83 @@ def test_bridge_in_paused_while_another_took_its_consumer_gives_way(engines, nat
     assert rc == 0, err
 
 
+def test_bridge_in_paused_under_load_gives_way_within_a_fetch_or_two(engines, nats, key):
+    """Under load, bridge in A is SIGSTOPped with lists in hand; B takes the
+    consumer (into ring 2 of the same engine) and A runs again: A gives way,
+    having written no more than what it held unacknowledged when it was
+    stopped (each fetch a third of --max-ack-pending messages, at most two
+    of them in its taker's hands), and every record arrives. Before A timed
+    its whole round and asked before a remake, it pulled beside B until
+    each saw the other: thousands of records twice."""
+    url, _ = nats
+    count = 15000
+    a = engines("--ring-size", "256M", "--tick-ms", "2", "--count", str(count), games=8)
+    b = engines("--producers", "2", "--ring-size", "64M", games=0)
+    ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
+    src, dst = _Records(), _Records()
+    with ea.reader(batch=512, max_wait=0.05, history="all") as ra, \
+            eb.reader(batch=512, max_wait=0.05) as rb:
+        out = _bridge(a, "out", url, "--key-file", key, "--max-bytes", "16K")
+        first = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
+        assert "xring bridge in:" in first.stdout.readline()
+        _read_until(rb, dst, lambda: dst.n >= 3000, 30, "the destination",
+                    lambda: _take_one(ra, src, 0))
+        first.send_signal(signal.SIGSTOP)
+        try:
+            second = _bridge(b, "in", url, "--ring", "2", "--key-file", key)
+            line = second.stdout.readline()
+            assert "xring bridge in:" in line, line + second.stderr.read()
+        finally:
+            first.send_signal(signal.SIGCONT)
+        end = time.monotonic() + 30
+        while first.poll() is None:
+            assert time.monotonic() < end, "the paused bridge in did not give way"
+            _take_one(rb, dst, 0.05)
+            _take_one(ra, src, 0)
+        err = first.stderr.read()
+        assert first.returncode == 1, err
+        assert "is in use by another bridge in" in err and f"pid {second.pid}" in err, err
+        _read_until(rb, dst, lambda: dst.n - dst.dups >= count, 60, "the destination",
+                    lambda: _take_one(ra, src, 0))
+        _read_until(ra, src, lambda: False, 10, "the source")
+        rc, _, err = _stop(second)
+        assert rc == 0, err
+        _stop(out)
+    assert src.n == count and dst.n - dst.dups == count
+    assert dst.rows == src.rows
+    # 16 KiB messages of 2 or 3 records: two fetches of 21 are about 130.
+    assert dst.dups <= 300, f"{dst.dups} records twice"
+
+
+def test_bridge_in_whose_consumer_is_deleted_while_its_engine_is_stopped_stops(
+        engines, nats, key):
+    """The destination engine stopped (SIGSTOP: bridge in's taker waits for
+    it) and the consumer deleted meanwhile: bridge in still looks at its
+    consumer while it waits, and stops with one line, the engine still
+    stopped."""
+    url, port = nats
+    a, b = _source_and_sink(engines, 12000, 5)
+    ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
+    src, dst = _Records(), _Records()
+    with ea.reader(batch=512, max_wait=0.05, history="all") as ra, \
+            eb.reader(batch=512, max_wait=0.05) as rb:
+        out = _bridge(a, "out", url, "--key-file", key)
+        inn = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
+        _read_until(rb, dst, lambda: dst.n >= 500, 30, "the destination",
+                    lambda: _take_one(ra, src, 0))
+        b.proc.send_signal(signal.SIGSTOP)
+        try:
+            got = json.loads(_nats_request(
+                port, f"$JS.API.CONSUMER.DELETE.xring-xr-test.xring-in-{b.name}", b""))
+            assert got.get("success") is True, got
+            _, err = inn.communicate(timeout=20)
+        finally:
+            b.proc.send_signal(signal.SIGCONT)
+        assert inn.returncode == 1 and "was deleted" in err, err
+        assert len(err.strip().splitlines()) == 1, err
+        _stop(out)
+
+
 def test_bridge_in_whose_consumer_is_deleted_stops_and_says_so(engines, nats, key):
     url, port = nats
     b = engines("--producers", "1", "--ring-size", "16M", games=0)
