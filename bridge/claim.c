@@ -18,7 +18,6 @@
 
 #define ASK_MS 500       /* answers are waited for this long */
 #define MAC_TAG " mac="  /* an answer's MAC follows it, in hex */
-#define LOOK_MAX 64      /* answers looked at per check without waiting */
 
 struct xr_br_claim {
 	natsSubscription *sub;
@@ -27,9 +26,6 @@ struct xr_br_claim {
 	char answer[300];
 	const struct xr_br_key *key; /* NULL: answers unauthenticated */
 	uint64_t answered_ns;    /* the last answer's time (libnats' thread only) */
-	natsInbox *inbox;        /* xr__br_claim_check's asks: answers come here */
-	natsSubscription *replies;
-	char challenge[80];      /* the last ask's, which its answers must MAC */
 	uint64_t ignored;        /* answers without a good MAC */
 };
 
@@ -184,37 +180,6 @@ out:
 	return rc;
 }
 
-int xr__br_claim_check(natsConnection *nc, struct xr_br_claim *c, const char *what, char *why,
-		       size_t len, bool wait)
-{
-	natsMsg *m = NULL;
-	int who_len;
-
-	if (wait)
-		return ask(nc, c, what, why, len);
-	/* Without waiting: the answers to the last ask have had the time
-	 * between two checks to come; then the next ask goes. A flood of
-	 * answers without a good MAC is looked at LOOK_MAX at a time. */
-	if (!c->replies) {
-		if (natsInbox_Create(&c->inbox) != NATS_OK ||
-		    natsConnection_SubscribeSync(&c->replies, nc, c->inbox) != NATS_OK)
-			return -EIO;
-	} else {
-		for (int i = 0; i < LOOK_MAX && natsSubscription_NextMsg(&m, c->replies, 1) == NATS_OK;
-		     i++) {
-			if (answers(c, m, c->challenge, &who_len))
-				return busy(m, who_len, what, why, len);
-			c->ignored++;
-			natsMsg_Destroy(m);
-		}
-	}
-	new_challenge(c, c->challenge, sizeof(c->challenge));
-	return natsConnection_PublishRequestString(nc, c->subj, c->inbox, c->challenge) ==
-			       NATS_OK
-		       ? 0
-		       : -EIO;
-}
-
 uint64_t xr__br_claim_ignored(const struct xr_br_claim *c)
 {
 	return c ? c->ignored : 0;
@@ -270,8 +235,6 @@ void xr__br_claim_drop(struct xr_br_claim *c)
 	bool done = !c->sub || (natsSubscription_Drain(c->sub) == NATS_OK &&
 				natsSubscription_WaitForDrainCompletion(c->sub, 2000) == NATS_OK);
 	natsSubscription_Destroy(c->sub);
-	natsSubscription_Destroy(c->replies);
-	natsInbox_Destroy(c->inbox);
 	if (done)
 		free(c);
 }

@@ -11,9 +11,10 @@
  * _XRING.in.<stream>.<durable> (core NATS, nothing stored), answers who it
  * is, and, before touching the consumer, asks whether anyone else answers.
  * Two that start at once may each hear the other and both refuse: safe,
- * and said. A bridge in asks again every few seconds and before it remakes
- * its consumer, and stops if anyone answers: one that was paused (SIGSTOP,
- * a VM's pause) while another took over gives way.
+ * and said. Once running, a bridge in does not ask again: one that took
+ * over while it was paused (SIGSTOP, a VM's pause) made the consumer anew,
+ * which the first sees in the consumer's creation time (bridge/in.c,
+ * still_ours) and gives way.
  *
  * With the bridges' key, an answer carries a MAC of the ask's challenge
  * (fresh for each ask) and who answers; answers without a good one are
@@ -41,12 +42,6 @@ int xr__br_claim(natsConnection *nc, const char *js_stream, const char *durable,
 		 char *why, size_t len);
 /* Answers passed over so far: without a good MAC (with a key). */
 uint64_t xr__br_claim_ignored(const struct xr_br_claim *c);
-/* Asks again (a paused bridge in may have been taken for gone, and
- * another started): 0, or -EBUSY with why (what: the consumer's words).
- * With wait, for answers as at the claim; without, it looks at the answers
- * to its last ask and asks anew (called every few seconds: no wait). */
-int xr__br_claim_check(natsConnection *nc, struct xr_br_claim *c, const char *what, char *why,
-		       size_t len, bool wait);
 void xr__br_claim_drop(struct xr_br_claim *c);
 
 #endif

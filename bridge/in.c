@@ -89,7 +89,8 @@ struct in {
 	bool dirty, state_said;
 	natsConnection *nc;
 	struct xr_br_claim *claim;
-	uint64_t claim_at;    /* when to ask again */
+	uint64_t claim_at;    /* when to look at the consumer again */
+	int64_t made;         /* its creation time (JetStream's) when made, 0: unknown */
 	jsCtx *js;
 	natsSubscription *sub;
 	char js_stream[128], durable[128], filter[300];
@@ -528,30 +529,38 @@ static int taker_stop(struct taker *tk)
 	return tk->said < 0 ? tk->said : 0;
 }
 
-/* Whether the consumer is still this bridge's alone (claim.h): 0, or
- * -EBUSY with why. Asked every CLAIM_EVERY_NS and before a remake. */
-static int still_ours(struct in *b, bool wait, char *why, size_t len)
+/* Whether the consumer is still the one this bridge made: 0, -ENOENT
+ * (deleted), or -EBUSY (made again: another bridge in took it over while
+ * this one was paused or cut off; each makes its consumer anew when it
+ * starts, claim.h). JetStream's creation time of it is the server's clock:
+ * no two hosts' clocks are compared. Looked at every CLAIM_EVERY_NS, after
+ * a pause, and before a remake. A failed ask (the connection's) is ridden
+ * out. */
+static int still_ours(struct in *b, char *why, size_t len)
 {
-	char what[300];
-
-	b->claim_at = xr__now_ns() + CLAIM_EVERY_NS;
-	snprintf(what, sizeof(what), "consumer %s of JetStream stream %s", b->durable,
-		 b->js_stream);
-	int rc = xr__br_claim_check(b->nc, b->claim, what, why, len, wait);
-	if (rc == -EBUSY)
-		return rc;
-	/* Its consumer deleted by hand, fetches would time out for ever
-	 * (no answer, no error): asked outright. */
 	jsConsumerInfo *ci = NULL;
 	jsErrCode err = 0;
+	int rc = 0;
+
+	b->claim_at = xr__now_ns() + CLAIM_EVERY_NS;
 	if (js_GetConsumerInfo(&ci, b->js, b->js_stream, b->durable, NULL, &err) == NATS_OK) {
+		if (!b->made) {
+			b->made = ci->Created; /* not known at the make: now */
+		} else if (ci->Created != b->made) {
+			snprintf(why, len, "consumer %s of JetStream stream %s was made again by another "
+				 "bridge in while this one was paused or cut off (it goes on; what this "
+				 "one had not acknowledged goes to it); stop it first, or give this one "
+				 "another --durable", b->durable, b->js_stream);
+			rc = -EBUSY;
+		}
 		jsConsumerInfo_Destroy(ci);
 	} else if (err == JSConsumerNotFoundErr) {
+		/* Fetches would time out for ever (no answer, no error). */
 		snprintf(why, len, "consumer %s of JetStream stream %s was deleted under this bridge "
 			 "in; nothing unacknowledged is lost: start it again", b->durable, b->js_stream);
-		return -ENOENT;
+		rc = -ENOENT;
 	}
-	return 0; /* a failed ask: the connection's, ridden out */
+	return rc;
 }
 
 /* The durable consumer made anew, delivering from stream sequence start
@@ -582,6 +591,12 @@ static int subscribe(struct in *b, uint64_t start, char *why, size_t len)
 	}
 	b->next_cseq = 1;
 	b->next_sseq = start;
+	/* What still_ours() compares with (0: asked there). */
+	jsConsumerInfo *ci = NULL;
+	b->made = js_GetConsumerInfo(&ci, b->js, b->js_stream, b->durable, NULL, NULL) == NATS_OK
+			  ? ci->Created
+			  : 0;
+	jsConsumerInfo_Destroy(ci);
 	return 0;
 }
 
@@ -731,11 +746,12 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 			/* The rest was dropped unacknowledged; from the one
 			 * expected, they come again in order. The taker is idle:
 			 * b is this thread's again until the next hand_over().
-			 * Asked, waiting for answers, before the remake: a gap is
-			 * also what another bridge in pulling from the consumer
-			 * makes, and a remake would take it back from it. */
+			 * Looked at before the remake: a gap is also what another
+			 * bridge in pulling from the consumer makes (one that took
+			 * it over while this one was paused), and a remake would
+			 * take it back from it. */
 			b.st->gaps++;
-			rc = still_ours(&b, true, why, len);
+			rc = still_ours(&b, why, len);
 			if (rc == 0)
 				rc = subscribe(&b, b.next_sseq, why, len);
 			if (rc < 0)
@@ -747,7 +763,7 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 		if (said != 0)
 			break; /* the taker's end: taker_stop() says it */
 		err = 0;
-		if (xr__now_ns() >= b.claim_at && (rc = still_ours(&b, false, why, len)) < 0)
+		if (xr__now_ns() >= b.claim_at && (rc = still_ours(&b, why, len)) < 0)
 			break;
 		natsStatus s = natsSubscription_Fetch(&list, b.sub, fetch, 500, &err);
 		/* A step that took far longer than it may (a fetch 500 ms at
@@ -767,13 +783,13 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 			paused |= now - last > PAUSED_NS;
 			last = now;
 			if (now >= b.claim_at)
-				rc = still_ours(&b, false, why, len);
+				rc = still_ours(&b, why, len);
 		}
 		now = xr__now_ns();
 		paused |= now - last > PAUSED_NS;
 		last = now;
 		if (rc == 0 && paused) {
-			rc = still_ours(&b, true, why, len);
+			rc = still_ours(&b, why, len);
 			last = xr__now_ns();
 		}
 		if (rc < 0 || atomic_load_explicit(o->stop, memory_order_relaxed)) {

@@ -378,8 +378,8 @@ def test_an_answer_without_the_key_keeps_no_bridge_in_from_its_consumer(engines,
     """With a key, an answer to bridge in's ask must carry a MAC of that
     ask's challenge: someone without the key who answers every ask, with
     words of their own and with a real bridge in's answer recorded before
-    (a replay), keeps no bridge in from starting or running; it counts what
-    it passed over. Without a key, the same words stop a bridge in, as
+    (a replay), keeps no bridge in from starting; it counts what it passed
+    over. Without a key, the same words stop a bridge in, as
     documented (the subject's permissions are then all there is)."""
     url, port = nats
     b = engines("--producers", "2", "--ring-size", "16M", games=0)
@@ -396,11 +396,7 @@ def test_an_answer_without_the_key_keeps_no_bridge_in_from_its_consumer(engines,
         second = _bridge(b, "in", url, "--key-file", key)
         line = second.stdout.readline()
         assert "xring bridge in:" in line, line + second.stderr.read()
-        # It asks again every 2 s: two more asks answered, and it runs on.
-        asked = forger.asked
-        wait_for(lambda: forger.asked >= asked + 2 or second.poll() is not None, 30,
-                 "two more asks of the running bridge in")
-        assert second.poll() is None, second.stderr.read()
+        assert forger.asked >= 1
         rc, out, err = _stop(second)
         assert rc == 0, err
         assert "answers to its claim without a good MAC passed over" in out, out
@@ -663,7 +659,7 @@ def test_a_bridge_in_with_another_key_stops_and_acknowledges_nothing(engines, na
 def test_bridge_in_paused_while_another_took_its_consumer_gives_way(engines, nats, key):
     """bridge in is SIGSTOPped (a VM's pause) long enough for a second to
     take its consumer; once it runs again it gives way: it stops, saying
-    who has the consumer, and the second runs on."""
+    its consumer was made again by another, and the second runs on."""
     url, _ = nats
     b = engines("--producers", "2", "--ring-size", "16M", games=0)
     first = _bridge(b, "in", url, "--key-file", key)
@@ -677,7 +673,7 @@ def test_bridge_in_paused_while_another_took_its_consumer_gives_way(engines, nat
         first.send_signal(signal.SIGCONT)
     _, err = first.communicate(timeout=30)
     assert first.returncode == 1, err
-    assert "is in use by another bridge in" in err and f"pid {second.pid}" in err, err
+    assert "was made again by another bridge in" in err and len(err.splitlines()) == 1, err
     assert second.poll() is None
     rc, _, err = _stop(second)
     assert rc == 0, err
@@ -688,9 +684,10 @@ def test_bridge_in_paused_under_load_gives_way_within_a_fetch_or_two(engines, na
     consumer (into ring 2 of the same engine) and A runs again: A gives way,
     having written no more than what it held unacknowledged when it was
     stopped (each fetch a third of --max-ack-pending messages, at most two
-    of them in its taker's hands), and every record arrives. Before A timed
-    its whole round and asked before a remake, it pulled beside B until
-    each saw the other: thousands of records twice."""
+    of them in its taker's hands), and every record arrives. A sees that
+    its consumer was made anew (B makes it when it starts). Before A timed
+    its whole round and looked before a remake, it pulled beside B until
+    each heard the other: thousands of records twice."""
     url, _ = nats
     count = 15000
     a = engines("--ring-size", "256M", "--tick-ms", "2", "--count", str(count), games=8)
@@ -718,7 +715,7 @@ def test_bridge_in_paused_under_load_gives_way_within_a_fetch_or_two(engines, na
             _take_one(ra, src, 0)
         err = first.stderr.read()
         assert first.returncode == 1, err
-        assert "is in use by another bridge in" in err and f"pid {second.pid}" in err, err
+        assert "was made again by another bridge in" in err, err
         _read_until(rb, dst, lambda: dst.n - dst.dups >= count, 60, "the destination",
                     lambda: _take_one(ra, src, 0))
         _read_until(ra, src, lambda: False, 10, "the source")
