@@ -25,7 +25,6 @@
  *     descriptor it passed is closed again
  *   - the engine's stop ends a producer's wait with XR_ECLOSED
  */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -107,6 +106,26 @@ static xr_producer *open_producer(void)
 	if (rc < 0)
 		FAILF("xr_producer_open: %s (%s)", xr_strerror(rc), xr_last_reason());
 	return p;
+}
+
+/* A child that opens a producer (its slot's ring must be want_ring),
+ * writes n records of tag, flushes and closes: its pid. */
+static pid_t child_producing(uint32_t want_ring, uint32_t tag, uint64_t n)
+{
+	pid_t pid = fork();
+
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		xr_producer *p = open_producer();
+		xr_producer_stats st;
+		CHECK_RC(xr_producer_get_stats(p, &st), 0);
+		CHECK_EQ(st.ring, want_ring);
+		produce(p, tag, 0, n);
+		CHECK_RC(xr_producer_flush(p, 20 * SEC), 0);
+		xr_producer_close(p);
+		_exit(0);
+	}
+	return pid;
 }
 
 /* What the reader got of one producer's records, ring by ring. */
@@ -239,19 +258,6 @@ static void raw_publish(struct raw *w, uint64_t head)
 
 	atomic_store_explicit(&w->h->head, head, memory_order_seq_cst);
 	(void)send(w->bell, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-}
-
-/* Descriptors open in this process (the engine's are among them). */
-static int open_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	CHECK(d != NULL);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n - 3; /* ".", ".." and the directory's own */
 }
 
 struct flood {
@@ -549,18 +555,7 @@ int main(void)
 		}
 		CHECK_RC(xr_producer_flush(a, 100 * MS), -ETIMEDOUT);
 		/* B in a child (its records need this reader meanwhile). */
-		pid = fork();
-		CHECK(pid >= 0);
-		if (pid == 0) {
-			xr_producer *bp = open_producer();
-			xr_producer_stats sb;
-			CHECK_RC(xr_producer_get_stats(bp, &sb), 0);
-			CHECK_EQ(sb.ring, 2);
-			produce(bp, 6, 0, 20000);
-			CHECK_RC(xr_producer_flush(bp, 20 * SEC), 0);
-			xr_producer_close(bp);
-			_exit(0);
-		}
+		pid = child_producing(2, 6, 20000);
 		read_ring(r, &sn, 2, 6, sn.n[2] + 20000);
 		CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
 		      WEXITSTATUS(status) == 0);
@@ -588,22 +583,11 @@ int main(void)
 		CHECK(pipe(pfd) == 0);
 		raw_open(&w);
 		CHECK_EQ(w.h->ring, 1);
-		int base = open_fds();
+		int base = count_fds();
 		fl.bell = w.bell;
 		fl.pass = pfd[0];
 		CHECK(pthread_create(&th, NULL, flood_main, &fl) == 0);
-		pid = fork();
-		CHECK(pid >= 0);
-		if (pid == 0) {
-			xr_producer *p = open_producer();
-			xr_producer_stats st;
-			CHECK_RC(xr_producer_get_stats(p, &st), 0);
-			CHECK_EQ(st.ring, 2);
-			produce(p, 8, 0, 20000);
-			CHECK_RC(xr_producer_flush(p, 20 * SEC), 0);
-			xr_producer_close(p);
-			_exit(0);
-		}
+		pid = child_producing(2, 8, 20000);
 		read_ring(r, &sn, 2, 8, sn.n[2] + 20000);
 		CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
 		      WEXITSTATUS(status) == 0);
@@ -612,9 +596,9 @@ int main(void)
 		if (fl.sent < 1000)
 			FAILF("the flood rang only %llu times", (unsigned long long)fl.sent);
 		/* What the bell still holds is drained as the thread passes. */
-		if (!FAULT_WAIT(open_fds() <= base, 5000))
+		if (!FAULT_WAIT(count_fds() <= base, 5000))
 			FAILF("%d descriptors open after the flood, %d before it: the engine kept "
-			      "some it was passed", open_fds(), base);
+			      "some it was passed", count_fds(), base);
 		CHECK_EQ(atomic_load(&w.h->state) == XR_PSTAGE_FAULT, 0);
 		wait_writer(r, 2, XR_WRITER_ENDED);
 		if (fl.with_fd == 0 && fl.fd_refused == 0)
