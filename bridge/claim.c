@@ -17,7 +17,8 @@
 #include "util/clock.h"
 
 #define ASK_MS 500       /* answers are waited for this long */
-#define MAC_TAG " mac="  /* an answer's MAC follows it, in hex */
+#define MAC_TAG " mac="  /* an ask's or answer's MAC follows it, in hex */
+#define SEEN_ASKS 16     /* with a key: the last challenges answered */
 
 struct xr_br_claim {
 	natsSubscription *sub;
@@ -26,6 +27,8 @@ struct xr_br_claim {
 	char answer[300];
 	const struct xr_br_key *key; /* NULL: answers unauthenticated */
 	uint64_t answered_ns;    /* the last answer's time (libnats' thread only) */
+	char seen[SEEN_ASKS][80]; /* with a key: challenges answered (libnats' thread) */
+	int seen_at;
 	uint64_t ignored;        /* answers without a good MAC */
 };
 
@@ -79,36 +82,77 @@ static void new_challenge(const struct xr_br_claim *c, char *out, size_t len)
 }
 
 
-/* On libnats' thread: answer whoever asks, but not our own ask. */
+/* With a key, an ask is "CHALLENGE mac=HEX": the MAC of the subject and
+ * the challenge. Only key holders ask then, so their asks are answered
+ * each (a flood of strangers' asks, which are not answered, cannot take
+ * the answers away from them), once per challenge (a recorded ask played
+ * again is not). 0, or -EIO. */
+static int ask_mac(const struct xr_br_claim *c, const char *challenge,
+		   char hex[2 * XR_BR_MAC_LEN + 1])
+{
+	static const char what[] = "xring bridge in ask 1";
+	uint8_t mac[XR_BR_MAC_LEN];
+	const void *parts[] = {what, c->subj, challenge};
+	size_t lens[] = {sizeof(what), strlen(c->subj) + 1, strlen(challenge)};
+
+	if (xr__br_hmac(c->key, parts, lens, 3, mac) < 0)
+		return -EIO;
+	for (int i = 0; i < (int)XR_BR_MAC_LEN; i++)
+		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+	return 0;
+}
+
+/* On libnats' thread: answer whoever asks (with a key, whoever asks with
+ * a good MAC), but not our own ask. */
 static void on_ask(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 {
 	struct xr_br_claim *c = arg;
 	const char *reply = natsMsg_GetReply(m);
+	const char *d = natsMsg_GetData(m);
 	int n = natsMsg_GetDataLength(m);
+	size_t own = strlen(c->nonce);
+	int tag = (int)strlen(MAC_TAG), hexn = 2 * (int)XR_BR_MAC_LEN;
+	char challenge[80], hex[2 * XR_BR_MAC_LEN + 1];
+	char out[sizeof(c->answer) + sizeof(MAC_TAG) + 2 * XR_BR_MAC_LEN];
 
 	(void)sub;
-	/* Only to an inbox (never onto a subject a stream keeps: our answer
-	 * would be published there with our rights), and at most one each
-	 * 50 ms: enough for every honest asker, who waits ASK_MS. */
-	uint64_t now = xr__now_ns();
-	size_t own = strlen(c->nonce);
-	char challenge[80], out[sizeof(c->answer) + sizeof(MAC_TAG) + 2 * XR_BR_MAC_LEN];
-	if (reply && !strncmp(reply, "_INBOX.", 7) && now - c->answered_ns >= 50000000ull &&
-	    n > 0 && n < (int)sizeof(challenge) &&
-	    !(n > (int)own && !memcmp(natsMsg_GetData(m), c->nonce, own) &&
-	      natsMsg_GetData(m)[own] == '-')) {
+	/* Only to an inbox: never onto a subject a stream keeps (our answer
+	 * would be published there with our rights). */
+	if (!reply || strncmp(reply, "_INBOX.", 7) != 0)
+		goto out;
+	if (c->key) {
+		int cn = n - tag - hexn;
+		if (cn <= 0 || cn >= (int)sizeof(challenge) || memcmp(d + cn, MAC_TAG, (size_t)tag))
+			goto out;
+		memcpy(challenge, d, (size_t)cn);
+		challenge[cn] = '\0';
+		if (strlen(challenge) != (size_t)cn || ask_mac(c, challenge, hex) < 0 ||
+		    CRYPTO_memcmp(hex, d + cn + tag, (size_t)hexn) != 0)
+			goto out;
+		for (int i = 0; i < SEEN_ASKS; i++)
+			if (!strcmp(c->seen[i], challenge))
+				goto out; /* answered once */
+		snprintf(c->seen[c->seen_at], sizeof(c->seen[0]), "%s", challenge);
+		c->seen_at = (c->seen_at + 1) % SEEN_ASKS;
+	} else {
+		/* Anyone's: at most one answer each 50 ms, enough for every
+		 * honest asker, who waits ASK_MS. */
+		uint64_t now = xr__now_ns();
+		if (now - c->answered_ns < 50000000ull || n <= 0 || n >= (int)sizeof(challenge))
+			goto out;
 		c->answered_ns = now;
-		snprintf(challenge, sizeof(challenge), "%.*s", n, natsMsg_GetData(m));
-		char hex[2 * XR_BR_MAC_LEN + 1];
-		if (!c->key)
-			snprintf(out, sizeof(out), "%s", c->answer);
-		else if (answer_mac(c, challenge, c->answer, strlen(c->answer), hex) == 0)
-			snprintf(out, sizeof(out), "%s" MAC_TAG "%s", c->answer, hex);
-		else
-			out[0] = '\0';
-		if (out[0])
-			natsConnection_PublishString(nc, reply, out);
+		snprintf(challenge, sizeof(challenge), "%.*s", n, d);
 	}
+	if (strlen(challenge) > own && !memcmp(challenge, c->nonce, own) && challenge[own] == '-')
+		goto out; /* our own */
+	if (!c->key)
+		snprintf(out, sizeof(out), "%s", c->answer);
+	else if (answer_mac(c, challenge, c->answer, strlen(c->answer), hex) == 0)
+		snprintf(out, sizeof(out), "%s" MAC_TAG "%s", c->answer, hex);
+	else
+		goto out;
+	natsConnection_PublishString(nc, reply, out);
+out:
 	natsMsg_Destroy(m);
 }
 
@@ -146,14 +190,18 @@ static int ask(natsConnection *nc, struct xr_br_claim *c, const char *what, char
 	char challenge[80];
 	int rc = 0;
 
+	char asked[sizeof(challenge) + sizeof(MAC_TAG) + 2 * XR_BR_MAC_LEN], hex[2 * XR_BR_MAC_LEN + 1];
 	new_challenge(c, challenge, sizeof(challenge));
+	snprintf(asked, sizeof(asked), "%s", challenge);
+	if (c->key && ask_mac(c, challenge, hex) == 0)
+		snprintf(asked, sizeof(asked), "%s" MAC_TAG "%s", challenge, hex);
 	natsStatus s = natsInbox_Create(&inbox);
 	if (s == NATS_OK)
 		s = natsConnection_SubscribeSync(&replies, nc, inbox);
 	if (s == NATS_OK)
 		s = natsConnection_FlushTimeout(nc, 2000);
 	if (s == NATS_OK)
-		s = natsConnection_PublishRequestString(nc, c->subj, inbox, challenge);
+		s = natsConnection_PublishRequestString(nc, c->subj, inbox, asked);
 	if (s != NATS_OK) {
 		snprintf(why, len, "cannot ask who consumes %s: %s", what, natsStatus_GetText(s));
 		rc = -EIO;

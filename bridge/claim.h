@@ -13,13 +13,15 @@
  * Two that start at once may each hear the other and both refuse: safe,
  * and said. Once running, a bridge in does not ask again: one that took
  * over while it was paused (SIGSTOP, a VM's pause) made the consumer anew,
- * which the first sees in the consumer's creation time (bridge/in.c,
- * still_ours) and gives way.
+ * which the first sees in the token in the consumer's description
+ * (bridge/in.c, still_ours) and gives way.
  *
- * With the bridges' key, an answer carries a MAC of the ask's challenge
- * (fresh for each ask) and who answers; answers without a good one are
- * passed over and counted. So only a holder of the key can keep a bridge in
- * from starting. Without a key (--unauthenticated), anyone who may publish
+ * With the bridges' key, an ask carries a MAC of its challenge (fresh for
+ * each ask), and only such asks are answered, each challenge once; an
+ * answer carries a MAC of the ask's challenge and who answers, and answers
+ * without a good one are passed over and counted. So only a holder of the
+ * key can keep a bridge in from starting, and a flood of strangers' asks
+ * takes no answer away. Without a key (--unauthenticated), anyone who may publish
  * there may answer and so stop a bridge in from starting (never make one
  * share): the subject's permissions are the deployment's (docs/bridge.md).
  */

@@ -33,7 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bridge/claim.h"
 #include "bridge/js.h"
@@ -90,7 +92,7 @@ struct in {
 	natsConnection *nc;
 	struct xr_br_claim *claim;
 	uint64_t claim_at;    /* when to look at the consumer again */
-	int64_t made;         /* its creation time (JetStream's) when made, 0: unknown */
+	char made[40];        /* the description of the consumer this bridge made */
 	jsCtx *js;
 	natsSubscription *sub;
 	char js_stream[128], durable[128], filter[300];
@@ -532,10 +534,12 @@ static int taker_stop(struct taker *tk)
 /* Whether the consumer is still the one this bridge made: 0, -ENOENT
  * (deleted), or -EBUSY (made again: another bridge in took it over while
  * this one was paused or cut off; each makes its consumer anew when it
- * starts, claim.h). JetStream's creation time of it is the server's clock:
- * no two hosts' clocks are compared. Looked at every CLAIM_EVERY_NS, after
- * a pause, and before a remake. A failed ask (the connection's) is ridden
- * out. */
+ * starts, claim.h). Each make writes a random token of its own into the
+ * consumer's description, which JetStream keeps (across its restarts too:
+ * its creation time does not stay put). Looked at every CLAIM_EVERY_NS,
+ * after a pause, and before a remake. A failed ask (the connection's) is
+ * ridden out. The answer is the server's, to whoever may answer on the
+ * JetStream API: the deployment's permissions (docs/deploy-bridge.md). */
 static int still_ours(struct in *b, char *why, size_t len)
 {
 	jsConsumerInfo *ci = NULL;
@@ -544,9 +548,8 @@ static int still_ours(struct in *b, char *why, size_t len)
 
 	b->claim_at = xr__now_ns() + CLAIM_EVERY_NS;
 	if (js_GetConsumerInfo(&ci, b->js, b->js_stream, b->durable, NULL, &err) == NATS_OK) {
-		if (!b->made) {
-			b->made = ci->Created; /* not known at the make: now */
-		} else if (ci->Created != b->made) {
+		const char *d = ci->Config ? ci->Config->Description : NULL;
+		if (!d || strcmp(d, b->made) != 0) {
 			snprintf(why, len, "consumer %s of JetStream stream %s was made again by another "
 				 "bridge in while this one was paused or cut off (it goes on; what this "
 				 "one had not acknowledged goes to it); stop it first, or give this one "
@@ -582,6 +585,11 @@ static int subscribe(struct in *b, uint64_t start, char *why, size_t len)
 	so.Config.AckWait = 30ll * 1000000000ll;
 	so.Config.DeliverPolicy = start ? js_DeliverByStartSequence : js_DeliverAll;
 	so.Config.OptStartSeq = start;
+	uint64_t token = 0;
+	if (getrandom(&token, sizeof(token), 0) != sizeof(token))
+		token = xr__now_ns() ^ ((uint64_t)getpid() << 32);
+	snprintf(b->made, sizeof(b->made), "xring bridge in %016" PRIx64, token);
+	so.Config.Description = b->made;
 	err = 0;
 	natsStatus s = js_PullSubscribe(&b->sub, b->js, b->filter, b->durable, NULL, &so, &err);
 	if (s != NATS_OK) {
@@ -591,12 +599,6 @@ static int subscribe(struct in *b, uint64_t start, char *why, size_t len)
 	}
 	b->next_cseq = 1;
 	b->next_sseq = start;
-	/* What still_ours() compares with (0: asked there). */
-	jsConsumerInfo *ci = NULL;
-	b->made = js_GetConsumerInfo(&ci, b->js, b->js_stream, b->durable, NULL, NULL) == NATS_OK
-			  ? ci->Created
-			  : 0;
-	jsConsumerInfo_Destroy(ci);
 	return 0;
 }
 

@@ -337,15 +337,16 @@ def test_a_second_bridge_in_on_a_consumer_in_use_is_refused(engines, nats, key):
 class _Answerer:
     """Someone who may publish on `_XRING.in.>` but has no key: answers
     every bridge in's ask with each of `answers`, through the NATS protocol
-    by hand, and counts the asks it answered."""
+    by hand, and counts the asks it answered; keeps every message it sees
+    (on `subject`: another, such as `_INBOX.>`, to listen to the wire)."""
 
-    def __init__(self, port, answers):
+    def __init__(self, port, answers, subject=b"_XRING.in.>"):
         import threading
-        self.answers, self.asked = answers, 0
+        self.answers, self.asked, self.seen = answers, 0, []
         self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
         self.f = self.s.makefile("rb")
         self.f.readline()                                          # INFO
-        self.s.sendall(b'CONNECT {"verbose":false}\r\nSUB _XRING.in.> 1\r\nPING\r\n')
+        self.s.sendall(b'CONNECT {"verbose":false}\r\nSUB %s 1\r\nPING\r\n' % subject)
         while not self.f.readline().startswith(b"PONG"):           # subscribed
             pass
         self.t = threading.Thread(target=self._run, daemon=True)
@@ -361,7 +362,7 @@ class _Answerer:
                     self.s.sendall(b"PONG\r\n")
                 if line.startswith(b"MSG "):
                     parts = line.split()
-                    self.f.read(int(parts[-1]) + 2)
+                    self.seen.append(self.f.read(int(parts[-1]) + 2)[:-2])
                     if len(parts) == 5:                            # MSG subj sid reply len
                         for a in self.answers:
                             self.s.sendall(b"PUB %s %d\r\n%s\r\n" % (parts[3], len(a), a))
@@ -377,35 +378,85 @@ class _Answerer:
 def test_an_answer_without_the_key_keeps_no_bridge_in_from_its_consumer(engines, nats, key):
     """With a key, an answer to bridge in's ask must carry a MAC of that
     ask's challenge: someone without the key who answers every ask, with
-    words of their own and with a real bridge in's answer recorded before
-    (a replay), keeps no bridge in from starting; it counts what it passed
-    over. Without a key, the same words stop a bridge in, as
+    words of their own and with a real bridge in's answer recorded from
+    the wire earlier (a replay), keeps no bridge in from starting; it counts
+    what it passed over. Without a key, the same words stop a bridge in, as
     documented (the subject's permissions are then all there is)."""
     url, port = nats
     b = engines("--producers", "2", "--ring-size", "16M", games=0)
+    sniffer = _Answerer(port, [], subject=b"_INBOX.>")
     first = _bridge(b, "in", url, "--key-file", key)
     line = first.stdout.readline()
     assert "xring bridge in:" in line, line + first.stderr.read()
-    subject = f"_XRING.in.xring-xr-test.xring-in-{b.name}"
-    recorded = _nats_request(port, subject, b"ask-0123456789abcdef-0000000000000001")
-    assert f"pid {first.pid}".encode() in recorded and b" mac=" in recorded, recorded
+    second = _bridge(b, "in", url, "--key-file", key)          # answered: refused
+    _, err = second.communicate(timeout=30)
+    assert second.returncode == 1 and f"pid {first.pid}" in err, err
+    recorded = wait_for(lambda: next((m for m in sniffer.seen if b" mac=" in m), None), 10,
+                        "the first's answer on the wire")
+    sniffer.close()
     rc, _, err = _stop(first)
     assert rc == 0, err
     forger = _Answerer(port, [b"engine evil (pid 1 on nowhere)", recorded])
     try:
-        second = _bridge(b, "in", url, "--key-file", key)
-        line = second.stdout.readline()
-        assert "xring bridge in:" in line, line + second.stderr.read()
+        third = _bridge(b, "in", url, "--key-file", key)
+        line = third.stdout.readline()
+        assert "xring bridge in:" in line, line + third.stderr.read()
         assert forger.asked >= 1
-        rc, out, err = _stop(second)
+        rc, out, err = _stop(third)
         assert rc == 0, err
         assert "answers to its claim without a good MAC passed over" in out, out
         # Without a key, the forger's words are taken (docs/bridge.md).
-        third = _bridge(b, "in", url, "--unauthenticated", "--durable", "plain")
-        _, err = third.communicate(timeout=30)
-        assert third.returncode == 1 and "engine evil" in err, err
+        plain = _bridge(b, "in", url, "--unauthenticated", "--durable", "plain")
+        _, err = plain.communicate(timeout=30)
+        assert plain.returncode == 1 and "engine evil" in err, err
     finally:
         forger.close()
+
+
+def test_a_flood_of_asks_while_bridge_in_is_behind_lets_no_second_one_start(engines, nats,
+                                                                          key):
+    """The destination's ring full (its trainer does not read), so bridge in
+    waits for it and pulls nothing (the server sees no pull request), while
+    someone without the key floods the ask subject: a second bridge in with
+    the key still hears the first (with a key, only asks with a good MAC are
+    answered, each of them), and is refused."""
+    import threading
+    url, port = nats
+    a = engines("--ring-size", "64M", "--tick-ms", "5", "--count", "12000", games=8)
+    b = engines("--producers", "2", "--ring-size", "4M", games=0)
+    ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
+    src = _Records()
+    done = threading.Event()
+
+    def flood():
+        subj = f"_XRING.in.xring-xr-test.xring-in-{b.name}".encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.recv(4096)
+            s.sendall(b"CONNECT {}\r\n")
+            while not done.is_set():
+                s.sendall(b"PUB %s _INBOX.flood 1\r\nx\r\n" % subj * 50)
+    with ea.reader(batch=512, max_wait=0.05, history="all") as ra, \
+            eb.reader(batch=512, max_wait=0.05) as rb:
+        out = _bridge(a, "out", url, "--key-file", key, "--max-bytes", "16K")
+        first = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
+        assert "xring bridge in:" in first.stdout.readline()
+        # rb reads nothing: the destination's ring (4 MiB) fills.
+        wait_for(lambda: _take_one(ra, src, 0.05) is not None and
+                 rb.stats()["lag_bytes"] > (3 << 20), 60, "the destination's ring to fill")
+        t = threading.Thread(target=flood, daemon=True)
+        t.start()
+        try:
+            second = _bridge(b, "in", url, "--ring", "2", "--key-file", key)
+            _, err = second.communicate(timeout=60)
+        finally:
+            done.set()
+            t.join(10)
+        assert second.returncode == 1, err
+        assert f"in use by another bridge in: engine {b.name} ring 1 (pid {first.pid}" in err, err
+        assert first.poll() is None
+        rc, _, err = _stop(first)
+        assert rc == 0, err
+        _stop(out)
 
 
 def test_a_bridge_without_a_key_or_with_a_careless_one_is_refused(engines, nats, tmp_path):
@@ -755,6 +806,62 @@ def test_bridge_in_whose_consumer_is_deleted_while_its_engine_is_stopped_stops(
         assert inn.returncode == 1 and "was deleted" in err, err
         assert len(err.strip().splitlines()) == 1, err
         _stop(out)
+
+
+def _nats_server(port, store):
+    proc = subprocess.Popen([NATS, "-js", "-sd", store, "-a", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def up():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            return proc.poll() is not None
+    wait_for(up, 10, "nats-server to listen")
+    assert proc.poll() is None, proc.stderr.read().decode()
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_nats_server_restarted_under_a_running_bridge_in_is_ridden_out(engines, key,
+                                                                         tmp_path, sig):
+    """The nats-server (file storage) killed or stopped, and started again on
+    the same port and store, while the bridges run: bridge in does not take
+    the consumer JetStream brings back for another's (its creation time
+    comes back a little later than it was; the token bridge in wrote into
+    its description does not), and every record arrives once."""
+    port, store = _free_port(), str(tmp_path / "js")
+    srv = _nats_server(port, store)
+    url = f"nats://127.0.0.1:{port}"
+    count = 9000
+    a, b = _source_and_sink(engines, count, 10)
+    ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
+    src, dst = _Records(), _Records()
+    try:
+        with ea.reader(batch=512, max_wait=0.05, history="all") as ra, \
+                eb.reader(batch=512, max_wait=0.05) as rb:
+            out = _bridge(a, "out", url, "--key-file", key, "--max-bytes", "16K")
+            inn = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
+            assert "xring bridge in:" in inn.stdout.readline()
+            _read_until(rb, dst, lambda: dst.n >= 2000, 30, "the destination",
+                        lambda: _take_one(ra, src, 0))
+            srv.send_signal(sig)
+            srv.wait(10)
+            srv = _nats_server(port, store)
+
+            def both_run():
+                _take_one(ra, src, 0)
+                assert inn.poll() is None, inn.stderr.read()
+            _read_until(rb, dst, lambda: dst.n >= count, 90, "the destination", both_run)
+            _read_until(ra, src, lambda: False, 10, "the source")
+            rc, _, err = _stop(inn)
+            assert rc == 0, err
+            _stop(out)
+        _same(src, dst, count)
+    finally:
+        srv.kill()
+        srv.wait()
 
 
 def test_bridge_in_whose_consumer_is_deleted_stops_and_says_so(engines, nats, key):
