@@ -334,6 +334,32 @@ def test_a_second_bridge_in_on_a_consumer_in_use_is_refused(engines, nats, key):
     assert rc == 0, err
 
 
+class _AskFlood:
+    """Someone without the key floods the ask subject of engine `name`'s
+    bridge in (default names), from a thread, while the with block runs."""
+
+    def __init__(self, port, name):
+        import threading
+        self.port, self.name, self.done = port, name, threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        subj = f"_XRING.in.xring-xr-test.xring-in-{self.name}".encode()
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.recv(4096)
+            s.sendall(b"CONNECT {}\r\n")
+            while not self.done.is_set():
+                s.sendall(b"PUB %s _INBOX.flood 1\r\nx\r\n" % subj * 50)
+
+    def __enter__(self):
+        self.t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.t.join(10)
+
+
 class _Answerer:
     """Someone who may publish on `_XRING.in.>` but has no key: answers
     every bridge in's ask with each of `answers`, through the NATS protocol
@@ -420,21 +446,11 @@ def test_a_flood_of_asks_while_bridge_in_is_behind_lets_no_second_one_start(engi
     someone without the key floods the ask subject: a second bridge in with
     the key still hears the first (with a key, only asks with a good MAC are
     answered, each of them), and is refused."""
-    import threading
     url, port = nats
     a = engines("--ring-size", "64M", "--tick-ms", "5", "--count", "12000", games=8)
     b = engines("--producers", "2", "--ring-size", "4M", games=0)
     ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
     src = _Records()
-    done = threading.Event()
-
-    def flood():
-        subj = f"_XRING.in.xring-xr-test.xring-in-{b.name}".encode()
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.recv(4096)
-            s.sendall(b"CONNECT {}\r\n")
-            while not done.is_set():
-                s.sendall(b"PUB %s _INBOX.flood 1\r\nx\r\n" % subj * 50)
     with ea.reader(batch=512, max_wait=0.05, history="all") as ra, \
             eb.reader(batch=512, max_wait=0.05) as rb:
         out = _bridge(a, "out", url, "--key-file", key, "--max-bytes", "16K")
@@ -443,14 +459,9 @@ def test_a_flood_of_asks_while_bridge_in_is_behind_lets_no_second_one_start(engi
         # rb reads nothing: the destination's ring (4 MiB) fills.
         wait_for(lambda: _take_one(ra, src, 0.05) is not None and
                  rb.stats()["lag_bytes"] > (3 << 20), 60, "the destination's ring to fill")
-        t = threading.Thread(target=flood, daemon=True)
-        t.start()
-        try:
+        with _AskFlood(port, b.name):
             second = _bridge(b, "in", url, "--ring", "2", "--key-file", key)
             _, err = second.communicate(timeout=60)
-        finally:
-            done.set()
-            t.join(10)
         assert second.returncode == 1, err
         assert f"in use by another bridge in: engine {b.name} ring 1 (pid {first.pid}" in err, err
         assert first.poll() is None
@@ -1040,33 +1051,19 @@ def test_a_lossy_bridge_out_counts_its_drops_and_what_it_sent_arrives_once(engin
     assert f"{sent} records" in si, si
 
 
-def test_a_flood_of_asks_does_not_let_a_second_bridge_in_share_a_consumer(engines, nats, key):
-    """Someone floods the ask subject of bridge in's consumer, so that its
-    answers (at most one each 50 ms) go to the flood and a second bridge
-    in, asking, hears none: the second is still refused, on the server's
-    word (the first's pull requests waiting on the consumer)."""
-    import threading
+def test_a_flood_of_asks_does_not_let_a_second_bridge_in_share_a_consumer(engines, nats):
+    """Without a key, someone floods the ask subject of bridge in's
+    consumer, so that its answers (at most one each 50 ms) go to the flood
+    and a second bridge in, asking, hears none: the second is still
+    refused, on the server's word (the first's pull requests waiting on the
+    consumer). With a key the flood is not answered at all (above)."""
     url, port = nats
     b = engines("--producers", "2", "--ring-size", "16M", games=0)
-    first = _bridge(b, "in", url, "--key-file", key)
+    first = _bridge(b, "in", url, "--unauthenticated")
     assert "xring bridge in:" in first.stdout.readline()
-    done = threading.Event()
-
-    def flood():
-        subj = f"_XRING.in.xring-xr-test.xring-in-{b.name}".encode()
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.recv(4096)
-            s.sendall(b"CONNECT {}\r\n")
-            while not done.is_set():
-                s.sendall(b"PUB %s _INBOX.flood 1\r\nx\r\n" % subj * 50)
-    t = threading.Thread(target=flood, daemon=True)
-    t.start()
-    try:
-        second = _bridge(b, "in", url, "--key-file", key)
+    with _AskFlood(port, b.name):
+        second = _bridge(b, "in", url, "--unauthenticated")
         _, err = second.communicate(timeout=60)
-    finally:
-        done.set()
-        t.join(10)
     assert second.returncode == 1, err
     assert "another bridge in" in err and len(err.splitlines()) == 1, err
     assert first.poll() is None
