@@ -54,9 +54,10 @@ struct xr_bridge_opts {
 	const struct xr_br_key *key; /* MAC messages with it, take none without
 				      * a good one (NULL: unauthenticated) */
 	int quiet;
-	/* Set by a signal handler, read by any of the bridge's threads:
-	 * relaxed, a flag through which nothing else is read (lock-free, so
-	 * a handler may store it). */
+	/* Stored by the CLI's signal handler (cli/cmd_bridge.c on_signal),
+	 * loaded by any of the bridge's threads (out.c's loop, in.c's loop
+	 * and stopping()). Relaxed: a flag through which nothing else is
+	 * read; lock-free, so a handler may store it. */
 	atomic_int *stop;
 };
 

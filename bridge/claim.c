@@ -19,6 +19,8 @@
 #define ASK_MS 500       /* answers are waited for this long */
 #define MAC_TAG " mac="  /* an ask's or answer's MAC follows it, in hex */
 #define SEEN_ASKS 16     /* with a key: the last challenges answered */
+#define ASK "xring bridge in ask 1"       /* what a MAC is of (mac_hex) */
+#define ANSWER "xring bridge in claim 1"
 
 struct xr_br_claim {
 	natsSubscription *sub;
@@ -32,24 +34,42 @@ struct xr_br_claim {
 	uint64_t ignored;        /* answers without a good MAC */
 };
 
-/* With a key, an answer is "WHO mac=HEX": the MAC of the subject, the
- * ask's challenge (fresh for each ask: an answer recorded once is no
- * answer to another) and WHO. Someone who may publish on the subject but
- * has no key cannot answer, and so cannot keep a bridge in from starting
- * or running. 0, or -EIO. */
-static int answer_mac(const struct xr_br_claim *c, const char *challenge, const char *who,
-		      size_t who_len, char hex[2 * XR_BR_MAC_LEN + 1])
+/* With a key, asks and answers end in " mac=HEX": an ask is "CHALLENGE
+ * mac=HEX", the MAC of the subject and the challenge (fresh for each ask);
+ * an answer is "WHO mac=HEX", the MAC of the subject, the ask's challenge
+ * (an answer recorded once is no answer to another ask) and WHO. Someone
+ * who may publish on the subject but has no key can neither ask nor
+ * answer. `what` keeps the two kinds apart; who is NULL for an ask. 0, or
+ * -EIO. */
+static int mac_hex(const struct xr_br_claim *c, const char *what, const char *challenge,
+		   const char *who, size_t who_len, char hex[2 * XR_BR_MAC_LEN + 1])
 {
-	static const char what[] = "xring bridge in claim 1";
 	uint8_t mac[XR_BR_MAC_LEN];
 	const void *parts[] = {what, c->subj, challenge, who};
-	size_t lens[] = {sizeof(what), strlen(c->subj) + 1, strlen(challenge) + 1, who_len};
+	size_t lens[] = {strlen(what) + 1, strlen(c->subj) + 1, strlen(challenge) + 1, who_len};
 
-	if (xr__br_hmac(c->key, parts, lens, 4, mac) < 0)
+	if (xr__br_hmac(c->key, parts, lens, who ? 4 : 3, mac) < 0)
 		return -EIO;
 	for (int i = 0; i < (int)XR_BR_MAC_LEN; i++)
 		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
 	return 0;
+}
+
+/* The length of d's part before its " mac=HEX" (n bytes in all), or -1
+ * when it has none. */
+static int before_mac(const char *d, int n)
+{
+	int tag = (int)strlen(MAC_TAG), hex = 2 * (int)XR_BR_MAC_LEN;
+
+	if (n < tag + hex || memcmp(d + n - hex - tag, MAC_TAG, (size_t)tag) != 0)
+		return -1;
+	return n - hex - tag;
+}
+
+/* Whether d's MAC (after its first len bytes and MAC_TAG) is want. */
+static bool mac_is(const char *d, int len, const char *want)
+{
+	return CRYPTO_memcmp(want, d + len + strlen(MAC_TAG), 2 * XR_BR_MAC_LEN) == 0;
 }
 
 /* Whether m answers the ask of challenge: any answer without a key; with
@@ -58,18 +78,14 @@ static bool answers(const struct xr_br_claim *c, natsMsg *m, const char *challen
 		    int *who_len)
 {
 	const char *d = natsMsg_GetData(m);
-	int n = natsMsg_GetDataLength(m);
-	int tag = (int)strlen(MAC_TAG), hex = 2 * (int)XR_BR_MAC_LEN;
 	char want[2 * XR_BR_MAC_LEN + 1];
 
-	*who_len = n;
+	*who_len = natsMsg_GetDataLength(m);
 	if (!c->key)
 		return true;
-	if (n < tag + hex || memcmp(d + n - hex - tag, MAC_TAG, (size_t)tag) != 0)
-		return false;
-	*who_len = n - hex - tag;
-	return answer_mac(c, challenge, d, (size_t)*who_len, want) == 0 &&
-	       CRYPTO_memcmp(want, d + n - hex, (size_t)hex) == 0;
+	*who_len = before_mac(d, *who_len);
+	return *who_len >= 0 && mac_hex(c, ANSWER, challenge, d, (size_t)*who_len, want) == 0 &&
+	       mac_is(d, *who_len, want);
 }
 
 static void new_challenge(const struct xr_br_claim *c, char *out, size_t len)
@@ -82,26 +98,6 @@ static void new_challenge(const struct xr_br_claim *c, char *out, size_t len)
 }
 
 
-/* With a key, an ask is "CHALLENGE mac=HEX": the MAC of the subject and
- * the challenge. Only key holders ask then, so their asks are answered
- * each (a flood of strangers' asks, which are not answered, cannot take
- * the answers away from them), once per challenge (a recorded ask played
- * again is not). 0, or -EIO. */
-static int ask_mac(const struct xr_br_claim *c, const char *challenge,
-		   char hex[2 * XR_BR_MAC_LEN + 1])
-{
-	static const char what[] = "xring bridge in ask 1";
-	uint8_t mac[XR_BR_MAC_LEN];
-	const void *parts[] = {what, c->subj, challenge};
-	size_t lens[] = {sizeof(what), strlen(c->subj) + 1, strlen(challenge)};
-
-	if (xr__br_hmac(c->key, parts, lens, 3, mac) < 0)
-		return -EIO;
-	for (int i = 0; i < (int)XR_BR_MAC_LEN; i++)
-		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-	return 0;
-}
-
 /* On libnats' thread: answer whoever asks (with a key, whoever asks with
  * a good MAC), but not our own ask. */
 static void on_ask(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
@@ -111,7 +107,6 @@ static void on_ask(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
 	const char *d = natsMsg_GetData(m);
 	int n = natsMsg_GetDataLength(m);
 	size_t own = strlen(c->nonce);
-	int tag = (int)strlen(MAC_TAG), hexn = 2 * (int)XR_BR_MAC_LEN;
 	char challenge[80], hex[2 * XR_BR_MAC_LEN + 1];
 	char out[sizeof(c->answer) + sizeof(MAC_TAG) + 2 * XR_BR_MAC_LEN];
 
@@ -121,13 +116,16 @@ static void on_ask(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
 	if (!reply || strncmp(reply, "_INBOX.", 7) != 0)
 		goto out;
 	if (c->key) {
-		int cn = n - tag - hexn;
-		if (cn <= 0 || cn >= (int)sizeof(challenge) || memcmp(d + cn, MAC_TAG, (size_t)tag))
+		/* Only key holders ask: each ask answered (a flood of
+		 * strangers' asks takes no answer away from them), each
+		 * challenge once (a recorded ask played again is not). */
+		int cn = before_mac(d, n);
+		if (cn <= 0 || cn >= (int)sizeof(challenge))
 			goto out;
 		memcpy(challenge, d, (size_t)cn);
 		challenge[cn] = '\0';
-		if (strlen(challenge) != (size_t)cn || ask_mac(c, challenge, hex) < 0 ||
-		    CRYPTO_memcmp(hex, d + cn + tag, (size_t)hexn) != 0)
+		if (strlen(challenge) != (size_t)cn || mac_hex(c, ASK, challenge, NULL, 0, hex) < 0 ||
+		    !mac_is(d, cn, hex))
 			goto out;
 		for (int i = 0; i < SEEN_ASKS; i++)
 			if (!strcmp(c->seen[i], challenge))
@@ -147,7 +145,7 @@ static void on_ask(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
 		goto out; /* our own */
 	if (!c->key)
 		snprintf(out, sizeof(out), "%s", c->answer);
-	else if (answer_mac(c, challenge, c->answer, strlen(c->answer), hex) == 0)
+	else if (mac_hex(c, ANSWER, challenge, c->answer, strlen(c->answer), hex) == 0)
 		snprintf(out, sizeof(out), "%s" MAC_TAG "%s", c->answer, hex);
 	else
 		goto out;
@@ -193,7 +191,7 @@ static int ask(natsConnection *nc, struct xr_br_claim *c, const char *what, char
 	char asked[sizeof(challenge) + sizeof(MAC_TAG) + 2 * XR_BR_MAC_LEN], hex[2 * XR_BR_MAC_LEN + 1];
 	new_challenge(c, challenge, sizeof(challenge));
 	snprintf(asked, sizeof(asked), "%s", challenge);
-	if (c->key && ask_mac(c, challenge, hex) == 0)
+	if (c->key && mac_hex(c, ASK, challenge, NULL, 0, hex) == 0)
 		snprintf(asked, sizeof(asked), "%s" MAC_TAG "%s", challenge, hex);
 	natsStatus s = natsInbox_Create(&inbox);
 	if (s == NATS_OK)

@@ -97,7 +97,10 @@ struct in {
 	jsCtx *js;
 	natsSubscription *sub;
 	char js_stream[128], durable[128], filter[300];
-	atomic_bool quit;     /* the taker is to end (taker_stop): relaxed, a flag */
+	/* The taker is to end: stored by taker_stop(), loaded by stopping()
+	 * in the taker's waits for the engine. Relaxed: a flag, nothing is
+	 * read through it (the join orders the rest). */
+	atomic_bool quit;
 };
 
 /* A stop, or the taker's end asked for: waits for the engine end. */
@@ -482,14 +485,13 @@ static bool taker_room(struct taker *tk, uint64_t wait_ns)
 	return room;
 }
 
-/* Waits while one list is queued; a list handed over after the taker
- * said something is dropped, unacknowledged (it comes again). */
+/* Queues list for the taker, once taker_room() said there is room (only
+ * this thread queues); a list handed over after the taker said something
+ * is dropped, unacknowledged (it comes again). */
 static void hand_over(struct taker *tk, natsMsgList *list)
 {
 	pthread_mutex_lock(&tk->mu);
-	while (tk->has_next && !tk->said)
-		pthread_cond_wait(&tk->cv, &tk->mu);
-	if (tk->said) {
+	if (tk->said || tk->has_next) {
 		natsMsgList_Destroy(list);
 	} else {
 		tk->next = *list;
@@ -530,6 +532,17 @@ static int taker_stop(struct taker *tk)
 	pthread_mutex_unlock(&tk->mu);
 	pthread_join(tk->th, NULL);
 	return tk->said < 0 ? tk->said : 0;
+}
+
+/* Whether the step since *last took longer than any but a paused
+ * process's (PAUSED_NS); *last becomes now. */
+static bool took_long(uint64_t *last)
+{
+	uint64_t now = xr__now_ns();
+	bool slow = now - *last > PAUSED_NS;
+
+	*last = now;
+	return slow;
 }
 
 /* Whether the consumer is still the one this bridge made: 0, -ENOENT
@@ -784,22 +797,16 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 		 * bridge in may have taken the consumer meanwhile (a live
 		 * one's pull requests last 0.5 s). Asked before the list is
 		 * handed over: what is not acknowledged goes to the other. */
-		uint64_t now = xr__now_ns();
-		bool paused = now - last > PAUSED_NS;
-		last = now;
+		bool paused = took_long(&last);
 		/* While the taker is behind (a slow destination), the claim is
 		 * still looked at every CLAIM_EVERY_NS and a stop heard. */
 		while (s == NATS_OK && rc == 0 && !taker_room(&tk, 100000000ull) &&
 		       !atomic_load_explicit(o->stop, memory_order_relaxed)) {
-			now = xr__now_ns();
-			paused |= now - last > PAUSED_NS;
-			last = now;
-			if (now >= b.claim_at)
+			paused |= took_long(&last);
+			if (last >= b.claim_at)
 				rc = still_ours(&b, why, len);
 		}
-		now = xr__now_ns();
-		paused |= now - last > PAUSED_NS;
-		last = now;
+		paused |= took_long(&last);
 		if (rc == 0 && paused) {
 			rc = still_ours(&b, why, len);
 			last = xr__now_ns();

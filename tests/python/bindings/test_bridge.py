@@ -9,6 +9,7 @@ a key, a forger who may publish on the subject (but has no key) changes
 nothing, neither what bridge in writes nor where a restarted bridge out
 goes on; a second bridge in on a consumer in use is refused."""
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -43,12 +44,11 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def nats(tmp_path):
-    port = _free_port()
-    proc = subprocess.Popen([NATS, "-js", "-sd", str(tmp_path / "js"), "-a", "127.0.0.1",
-                             "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+def _nats_server(port, store):
+    """A nats-server with JetStream on loopback port, its store in store,
+    once it listens."""
+    proc = subprocess.Popen([NATS, "-js", "-sd", store, "-a", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def up():
         try:
@@ -58,6 +58,37 @@ def nats(tmp_path):
             return proc.poll() is not None    # died: stop waiting, say so below
     wait_for(up, 10, "nats-server to listen")
     assert proc.poll() is None, proc.stderr.read().decode()
+    return proc
+
+
+@contextlib.contextmanager
+def _both_ends(a, b):
+    """Lossless readers of source a (from its oldest record) and
+    destination b, and the _Records of what each took."""
+    ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
+    src, dst = _Records(), _Records()
+    with ea.reader(batch=512, max_wait=0.05, history="all") as ra, \
+            eb.reader(batch=512, max_wait=0.05) as rb:
+        yield ra, rb, src, dst
+
+
+def _bridges_flowing(a, b, url, key, ends, at_least, *out_args):
+    """bridge out of a and bridge in to b (ring 1), with key, running until
+    b's reader of ends (_both_ends) has taken at_least records: (out, in)."""
+    ra, rb, src, dst = ends
+    out = _bridge(a, "out", url, "--key-file", key, *out_args)
+    inn = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
+    line = inn.stdout.readline()
+    assert "xring bridge in:" in line, line + inn.stderr.read()
+    _read_until(rb, dst, lambda: dst.n >= at_least, 30, "the destination",
+                lambda: _take_one(ra, src, 0))
+    return out, inn
+
+
+@pytest.fixture
+def nats(tmp_path):
+    port = _free_port()
+    proc = _nats_server(port, str(tmp_path / "js"))
     yield f"nats://127.0.0.1:{port}", port
     proc.send_signal(signal.SIGTERM)
     try:
@@ -754,15 +785,9 @@ def test_bridge_in_paused_under_load_gives_way_within_a_fetch_or_two(engines, na
     count = 15000
     a = engines("--ring-size", "256M", "--tick-ms", "2", "--count", str(count), games=8)
     b = engines("--producers", "2", "--ring-size", "64M", games=0)
-    ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
-    src, dst = _Records(), _Records()
-    with ea.reader(batch=512, max_wait=0.05, history="all") as ra, \
-            eb.reader(batch=512, max_wait=0.05) as rb:
-        out = _bridge(a, "out", url, "--key-file", key, "--max-bytes", "16K")
-        first = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
-        assert "xring bridge in:" in first.stdout.readline()
-        _read_until(rb, dst, lambda: dst.n >= 3000, 30, "the destination",
-                    lambda: _take_one(ra, src, 0))
+    with _both_ends(a, b) as ends:
+        ra, rb, src, dst = ends
+        out, first = _bridges_flowing(a, b, url, key, ends, 3000, "--max-bytes", "16K")
         first.send_signal(signal.SIGSTOP)
         try:
             second = _bridge(b, "in", url, "--ring", "2", "--key-file", key)
@@ -798,14 +823,8 @@ def test_bridge_in_whose_consumer_is_deleted_while_its_engine_is_stopped_stops(
     stopped."""
     url, port = nats
     a, b = _source_and_sink(engines, 12000, 5)
-    ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
-    src, dst = _Records(), _Records()
-    with ea.reader(batch=512, max_wait=0.05, history="all") as ra, \
-            eb.reader(batch=512, max_wait=0.05) as rb:
-        out = _bridge(a, "out", url, "--key-file", key)
-        inn = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
-        _read_until(rb, dst, lambda: dst.n >= 500, 30, "the destination",
-                    lambda: _take_one(ra, src, 0))
+    with _both_ends(a, b) as ends:
+        out, inn = _bridges_flowing(a, b, url, key, ends, 500)
         b.proc.send_signal(signal.SIGSTOP)
         try:
             got = json.loads(_nats_request(
@@ -817,21 +836,6 @@ def test_bridge_in_whose_consumer_is_deleted_while_its_engine_is_stopped_stops(
         assert inn.returncode == 1 and "was deleted" in err, err
         assert len(err.strip().splitlines()) == 1, err
         _stop(out)
-
-
-def _nats_server(port, store):
-    proc = subprocess.Popen([NATS, "-js", "-sd", store, "-a", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def up():
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            return proc.poll() is not None
-    wait_for(up, 10, "nats-server to listen")
-    assert proc.poll() is None, proc.stderr.read().decode()
-    return proc
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
@@ -847,16 +851,10 @@ def test_a_nats_server_restarted_under_a_running_bridge_in_is_ridden_out(engines
     url = f"nats://127.0.0.1:{port}"
     count = 9000
     a, b = _source_and_sink(engines, count, 10)
-    ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
-    src, dst = _Records(), _Records()
     try:
-        with ea.reader(batch=512, max_wait=0.05, history="all") as ra, \
-                eb.reader(batch=512, max_wait=0.05) as rb:
-            out = _bridge(a, "out", url, "--key-file", key, "--max-bytes", "16K")
-            inn = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
-            assert "xring bridge in:" in inn.stdout.readline()
-            _read_until(rb, dst, lambda: dst.n >= 2000, 30, "the destination",
-                        lambda: _take_one(ra, src, 0))
+        with _both_ends(a, b) as ends:
+            ra, rb, src, dst = ends
+            out, inn = _bridges_flowing(a, b, url, key, ends, 2000, "--max-bytes", "16K")
             srv.send_signal(sig)
             srv.wait(10)
             srv = _nats_server(port, store)
