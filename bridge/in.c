@@ -51,7 +51,6 @@
 #define FETCH_MAX 32  /* messages a fetch asks for at most */
 #define CLAIM_EVERY_NS 2000000000ull
 #define PAUSED_NS 1000000000ull  /* a fetch and hand-over this long: asked again */
-#define REMAKE_NS 300000000ull   /* a consumer not found: looked at again after this */
 
 struct seen {
 	uint64_t source, incarnation;
@@ -562,14 +561,6 @@ static int still_ours(struct in *b, char *why, size_t len)
 
 	b->claim_at = xr__now_ns() + CLAIM_EVERY_NS;
 	natsStatus s = js_GetConsumerInfo(&ci, b->js, b->js_stream, b->durable, NULL, &err);
-	if (s != NATS_OK && err == JSConsumerNotFoundErr) {
-		/* Another bridge in remakes it by deleting it first: looked at
-		 * again once it has had the time to make it (a make is one
-		 * request), so that a takeover is not called a deletion. */
-		xr__sleep_ns(REMAKE_NS);
-		err = 0;
-		s = js_GetConsumerInfo(&ci, b->js, b->js_stream, b->durable, NULL, &err);
-	}
 	if (s == NATS_OK) {
 		const char *d = ci->Config ? ci->Config->Description : NULL;
 		if (!d || strcmp(d, b->made) != 0) {
@@ -581,7 +572,9 @@ static int still_ours(struct in *b, char *why, size_t len)
 		}
 		jsConsumerInfo_Destroy(ci);
 	} else if (err == JSConsumerNotFoundErr) {
-		/* Fetches would time out for ever (no answer, no error). */
+		/* Fetches would time out for ever (no answer, no error). Also
+		 * what a look between another bridge in's delete and make of
+		 * it sees (a takeover): this one stops all the same. */
 		snprintf(why, len, "consumer %s of JetStream stream %s was deleted under this bridge "
 			 "in; nothing unacknowledged is lost: start it again", b->durable, b->js_stream);
 		rc = -ENOENT;

@@ -802,7 +802,8 @@ def test_bridge_in_paused_under_load_gives_way_within_a_fetch_or_two(engines, na
             _take_one(ra, src, 0)
         err = first.stderr.read()
         assert first.returncode == 1, err
-        assert "was made again by another bridge in" in err, err
+        # Made again, or deleted if A looked between B's delete and make.
+        assert "was made again by another bridge in" in err or "was deleted" in err, err
         _read_until(rb, dst, lambda: dst.n - dst.dups >= count, 60, "the destination",
                     lambda: _take_one(ra, src, 0))
         _read_until(ra, src, lambda: False, 10, "the source")
