@@ -185,6 +185,17 @@ static inline uint32_t fault_agents_live(const struct fault_engine *e, pid_t pid
 	return n;
 }
 
+/* Answers the engine has taken from agents (for the turn, in range,
+ * legal), all agents and shards together. */
+static inline uint64_t fault_agent_actions(const struct fault_engine *e)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < (size_t)XR_MAX_AGENTS * e->a->lay.n_rings; i++)
+		n += xr_load_relaxed(&e->a->agent_stats[i].actions);
+	return n;
+}
+
 /* fork(), the child to die with this process (a test killed by its
  * timeout leaves no peers behind). */
 static inline pid_t fault_fork(void)
