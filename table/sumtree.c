@@ -103,8 +103,13 @@ uint32_t xr_sumtree_find(const struct xr_sumtree *t, double u)
 }
 
 /* The descents of find_many, level by level: every descent's next line is
- * asked for (prefetched) a whole level before it is read. STEP is the
- * step, generic or AVX2's. */
+ * asked for (prefetched) a whole level before it is read. At the leaves,
+ * the leaf's value is read from the line beside the one just read (it was
+ * asked for with it), and the caller's record of the leaf asked for: a
+ * batch's reads of them after the descents (table.c: one slot a draw)
+ * then find them arrived, where a prefetch issued after the descents,
+ * just before the reads, left each read waiting. STEP is the step,
+ * generic or AVX2's. */
 #define FIND_MANY(STEP)                                                                     \
 	for (uint32_t base = 0; base < n; base += CHUNK) {                                  \
 		uint32_t m = n - base < CHUNK ? n - base : CHUNK;                           \
@@ -116,10 +121,15 @@ uint32_t xr_sumtree_find(const struct xr_sumtree *t, double u)
 			const double *lv = t->level[l];                                     \
 			const double *next = l + 1 < t->levels ? t->level[l + 1] : NULL;   \
 			for (uint32_t d = 0; d < m; d++) {                                  \
-				k[d] = k[d] * XR_SUMTREE_FAN +                              \
-				       STEP(lv + 2 * k[d] * XR_SUMTREE_FAN, &v[d]);         \
-				if (!next)                                                  \
+				const double *line = lv + 2 * k[d] * XR_SUMTREE_FAN;       \
+				uint32_t j = STEP(line, &v[d]);                             \
+				k[d] = k[d] * XR_SUMTREE_FAN + j;                           \
+				if (!next) { /* the leaves */                               \
+					val[base + d] = line[XR_SUMTREE_FAN + j];           \
+					if (pf)                                             \
+						__builtin_prefetch(pf + k[d] * pf_stride, 1); \
 					continue;                                           \
+				}                                                           \
 				const double *b = next + 2 * k[d] * XR_SUMTREE_FAN;         \
 				__builtin_prefetch(b);                                      \
 				if (l + 2 == t->levels) /* the leaves: get() reads them */  \
@@ -133,8 +143,9 @@ uint32_t xr_sumtree_find(const struct xr_sumtree *t, double u)
 enum { CHUNK = 256 };
 
 void xr__sumtree_find_many_generic(const struct xr_sumtree *t, const double *u, uint32_t *out,
-				   uint32_t n)
+				   double *val, const void *prefetch, size_t pf_stride, uint32_t n)
 {
+	const char *pf = prefetch;
 	uint64_t k[CHUNK];
 	double v[CHUNK];
 
@@ -161,8 +172,10 @@ __attribute__((target("avx2,popcnt"))) static inline uint32_t step_avx2(const do
 
 __attribute__((target("avx2,popcnt"))) static void find_many_avx2(const struct xr_sumtree *t,
 								   const double *u, uint32_t *out,
-								   uint32_t n)
+								   double *val, const void *prefetch,
+								   size_t pf_stride, uint32_t n)
 {
+	const char *pf = prefetch;
 	uint64_t k[CHUNK];
 	double v[CHUNK];
 
@@ -181,16 +194,18 @@ static bool have_avx2(void)
 	return false;
 }
 
-static void find_many_avx2(const struct xr_sumtree *t, const double *u, uint32_t *out, uint32_t n)
+static void find_many_avx2(const struct xr_sumtree *t, const double *u, uint32_t *out,
+			   double *val, const void *prefetch, size_t pf_stride, uint32_t n)
 {
-	xr__sumtree_find_many_generic(t, u, out, n);
+	xr__sumtree_find_many_generic(t, u, out, val, prefetch, pf_stride, n);
 }
 #endif
 
-void xr_sumtree_find_many(const struct xr_sumtree *t, const double *u, uint32_t *out, uint32_t n)
+void xr_sumtree_find_many(const struct xr_sumtree *t, const double *u, uint32_t *out,
+			  double *val, const void *prefetch, size_t pf_stride, uint32_t n)
 {
 	if (have_avx2())
-		find_many_avx2(t, u, out, n);
+		find_many_avx2(t, u, out, val, prefetch, pf_stride, n);
 	else
-		xr__sumtree_find_many_generic(t, u, out, n);
+		xr__sumtree_find_many_generic(t, u, out, val, prefetch, pf_stride, n);
 }

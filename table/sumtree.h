@@ -30,6 +30,7 @@
  * chosen) and the last is the parent's value exactly.
  */
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tree_levels.h"
@@ -86,12 +87,16 @@ static inline double xr_sumtree_total(const struct xr_sumtree *t)
  * checks the total first). */
 uint32_t xr_sumtree_find(const struct xr_sumtree *t, double u);
 
-/* xr_sumtree_find() of u[0..n) into out[0..n), the descents interleaved;
- * with AVX2 where the CPU has it. */
-void xr_sumtree_find_many(const struct xr_sumtree *t, const double *u, uint32_t *out, uint32_t n);
+/* xr_sumtree_find() of u[0..n) into out[0..n), and each found leaf's
+ * xr_sumtree_get() into val[0..n); the descents interleaved, with AVX2
+ * where the CPU has it. prefetch, when not NULL, is the caller's array of
+ * a record of pf_stride bytes per leaf: each found leaf's record is asked
+ * for (prefetched for writing) as soon as the leaf is known. */
+void xr_sumtree_find_many(const struct xr_sumtree *t, const double *u, uint32_t *out,
+			  double *val, const void *prefetch, size_t pf_stride, uint32_t n);
 
 /* The same without AVX2, whatever the CPU: for the tests, which check both. */
 void xr__sumtree_find_many_generic(const struct xr_sumtree *t, const double *u, uint32_t *out,
-				   uint32_t n);
+				   double *val, const void *prefetch, size_t pf_stride, uint32_t n);
 
 #endif

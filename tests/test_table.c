@@ -457,12 +457,15 @@ static void test_trees_brute_force(void)
 					uint32_t f = xr_sumtree_find(&st, pre + w[j] * 0.5), g;
 					if (f != j)
 						FAILF("n %u: find in leaf %u's span gave %u", n, j, f);
-					double u = pre + w[j] * 0.5;
-					xr_sumtree_find_many(&st, &u, &g, 1);
+					double u = pre + w[j] * 0.5, val = -1;
+					xr_sumtree_find_many(&st, &u, &g, &val, NULL, 0, 1);
 					CHECK_EQ(g, j);
+					CHECK(val == xr_sumtree_get(&st, j));
 					g = UINT32_MAX;
-					xr__sumtree_find_many_generic(&st, &u, &g, 1);
+					val = -1;
+					xr__sumtree_find_many_generic(&st, &u, &g, &val, NULL, 0, 1);
 					CHECK_EQ(g, j);
+					CHECK(val == xr_sumtree_get(&st, j));
 				}
 				pre += w[j];
 			}
@@ -471,26 +474,31 @@ static void test_trees_brute_force(void)
 			CHECK(w[xr_sumtree_find(&st, total * 2)] > 0);
 			double past[2] = {total, total * 2};
 			uint32_t got[2];
-			xr_sumtree_find_many(&st, past, got, 2);
+			double vals[2];
+			xr_sumtree_find_many(&st, past, got, vals, NULL, 0, 2);
 			CHECK(w[got[0]] > 0 && w[got[1]] > 0);
-			xr__sumtree_find_many_generic(&st, past, got, 2);
+			xr__sumtree_find_many_generic(&st, past, got, vals, NULL, 0, 2);
 			CHECK(w[got[0]] > 0 && w[got[1]] > 0);
 			if (it % 500 == 0) {
 				/* A batch past one chunk (256): each descent as the
 				 * single find's, both ways. */
 				enum { B = 300 };
-				double u[B];
+				double u[B], va[B], vb[B];
 				uint32_t a[B], b[B];
 				for (int q = 0; q < B; q++) {
 					r = r * 6364136223846793005ull + 1442695040888963407ull;
 					u[q] = (double)(r >> 11) * 0x1p-53 * total;
 				}
-				xr_sumtree_find_many(&st, u, a, B);
-				xr__sumtree_find_many_generic(&st, u, b, B);
+				/* The prefetch of a record per leaf reads nothing:
+				 * any array of n records will do. */
+				xr_sumtree_find_many(&st, u, a, va, w, sizeof(w[0]), B);
+				xr__sumtree_find_many_generic(&st, u, b, vb, m, sizeof(m[0]), B);
 				for (int q = 0; q < B; q++)
-					if (a[q] != xr_sumtree_find(&st, u[q]) || b[q] != a[q])
-						FAILF("n %u: batch draw %d gave %u and %u, find %u", n,
-						      q, a[q], b[q], xr_sumtree_find(&st, u[q]));
+					if (a[q] != xr_sumtree_find(&st, u[q]) || b[q] != a[q] ||
+					    va[q] != xr_sumtree_get(&st, a[q]) || vb[q] != va[q])
+						FAILF("n %u: batch draw %d gave %u and %u (values %g, "
+						      "%g), find %u", n, q, a[q], b[q], va[q], vb[q],
+						      xr_sumtree_find(&st, u[q]));
 			}
 		}
 		xr_sumtree_free(&st);
