@@ -19,7 +19,8 @@
  * leaves, where a binary tree reads 20 lines, most of them misses once the
  * tree outgrows the cache. xr_sumtree_find_many() runs many descents level
  * by level and prefetches each one's next line, so their misses overlap
- * instead of following one another.
+ * instead of following one another; at the leaves it reads the found
+ * leaf's value too, and asks for the caller's record of the leaf.
  *
  * A set recomputes every line on the leaf's path from the values of its
  * children instead of adding a delta: the sums then never drift from the
