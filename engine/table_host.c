@@ -417,6 +417,13 @@ static void *run(void *arg)
 	return NULL;
 }
 
+/* A checkpoint's thread is done (table_service.c): the next round answers
+ * it, and lets the table's waiting requests and feed go on. */
+static void wake(void *ctx)
+{
+	xr__svc_kick(&((struct xr_thost *)ctx)->b);
+}
+
 int xr__thost_create(const char *engine, struct xr_table_view *views, struct xr_thost **out,
 		     char *why, size_t len)
 {
@@ -440,6 +447,7 @@ int xr__thost_create(const char *engine, struct xr_table_view *views, struct xr_
 	if (rc == 0) {
 		xr__tsvc_set_clock(h->svc, xr__now_ns);
 		xr__tsvc_set_views(h->svc, views);
+		xr__tsvc_set_waker(h->svc, wake, h);
 		rc = -pthread_create(&h->th, NULL, run, h);
 	}
 	if (rc < 0) {

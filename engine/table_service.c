@@ -13,12 +13,24 @@
  * loads with acquire. In the item store, a slot's bytes are written before
  * the release store of its key; a trainer reads only items it leases, whose
  * bytes the service does not write until the lease ends (table/table.h).
+ *
+ * A checkpoint is written by a thread of its own (struct job), so that a
+ * table of gigabytes holds up no other table. The job's thread reads the
+ * table's bookkeeping and items; the service thread changes neither while
+ * the job runs: the table's requests wait parked, the feed's inserts are
+ * refused as the rate limiter refuses them, and its trainers' closes and
+ * its drop are finished after the job. The service thread's own reads of
+ * it (the figures it shows) race with nothing: both only read. What the
+ * thread was given it sees through pthread_create(); what it wrote (rc,
+ * why, the file) the service sees through the release store of done, read
+ * with acquire, and the pthread_join() that follows.
  */
 #include "table_service.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +56,7 @@ struct stable {
 	bool feed_held;         /* dropped, and its feed not torn down yet */
 	uint8_t *items;
 	uint32_t clients;
+	struct job *job;        /* a checkpoint being written, or NULL */
 };
 
 /* A trainer's leases: key -> count, open addressing with linear probing
@@ -65,7 +78,9 @@ struct client {
 	uint8_t *ins;
 	uint32_t seen;          /* the last request answered */
 	bool admin;             /* the engine's uid: may checkpoint and restore */
+	bool closing;           /* closed while its table's job ran: finished after */
 	bool parked;
+	uint32_t released;      /* the SAMPLE whose keys to release were released */
 	uint32_t p_seq, p_op, p_n;
 	uint64_t deadline;
 	struct leases l;
@@ -76,6 +91,24 @@ struct xr_tsvc {
 	struct client clients[XR_TSVC_CLIENTS_MAX];
 	uint64_t (*clock)(void);
 	struct xr_table_view *views; /* the arena's, for tools; NULL in tests */
+	void (*wake)(void *);        /* a job is done: poll again */
+	void *wake_ctx;
+	void (*job_hook)(void *);    /* tests: on a job's thread, before it writes */
+	void *job_hook_ctx;
+};
+
+/* A checkpoint of tb being written to path by thread, for client's
+ * request seq (the file header's words above). */
+struct job {
+	pthread_t thread;
+	struct xr_tsvc *s;
+	struct stable *tb;
+	char path[XR_TPAGE_PATH_MAX];
+	uint32_t client, seq;
+	int rc;
+	char why[160];
+	_Atomic bool done;   /* release by the thread, acquire by the service */
+	_Atomic bool cancel; /* the service stops: give up, remove the file */
 };
 
 _Static_assert(XR_TSVC_TABLES_MAX == XR_MAX_TABLES, "a view per table index");
@@ -131,6 +164,18 @@ void xr__tsvc_set_clock(struct xr_tsvc *s, uint64_t (*clock)(void))
 	s->clock = clock;
 }
 
+void xr__tsvc_set_waker(struct xr_tsvc *s, void (*wake)(void *), void *ctx)
+{
+	s->wake = wake;
+	s->wake_ctx = ctx;
+}
+
+void xr__tsvc_set_job_hook(struct xr_tsvc *s, void (*hook)(void *), void *ctx)
+{
+	s->job_hook = hook;
+	s->job_hook_ctx = ctx;
+}
+
 int xr__tsvc_create(struct xr_tsvc **out)
 {
 	struct xr_tsvc *s = calloc(1, sizeof(*s));
@@ -155,10 +200,17 @@ static void drop_table(struct xr_tsvc *s, struct stable *tb)
 	memset(tb, 0, sizeof(*tb));
 }
 
+static void job_end(struct xr_tsvc *s, struct stable *tb, int *answers, uint64_t *mask);
+
 void xr__tsvc_destroy(struct xr_tsvc *s)
 {
 	if (!s)
 		return;
+	for (int i = 0; i < XR_TSVC_TABLES_MAX; i++)
+		if (s->tables[i].job) {
+			atomic_store_explicit(&s->tables[i].job->cancel, true, memory_order_relaxed);
+			job_end(s, &s->tables[i], NULL, NULL);
+		}
 	for (uint32_t c = 0; c < XR_TSVC_CLIENTS_MAX; c++)
 		if (s->clients[c].live)
 			xr__tsvc_close(s, c);
@@ -196,7 +248,7 @@ int xr__tsvc_table_find(const struct xr_tsvc *s, const char *name)
  * table thread detaches in its own time). */
 static void maybe_free(struct xr_tsvc *s, struct stable *tb)
 {
-	if (tb->live && tb->dropped && !tb->clients && !tb->feed_held)
+	if (tb->live && tb->dropped && !tb->clients && !tb->feed_held && !tb->job)
 		drop_table(s, tb);
 }
 
@@ -508,11 +560,27 @@ int xr__tsvc_open(struct xr_tsvc *s, int table, bool admin, uint32_t *client, in
 	return 0;
 }
 
+static void close_now(struct xr_tsvc *s, struct client *c);
+
 void xr__tsvc_close(struct xr_tsvc *s, uint32_t client)
 {
 	if (client >= XR_TSVC_CLIENTS_MAX || !s->clients[client].live)
 		return;
 	struct client *c = &s->clients[client];
+
+	if (s->tables[c->table].job) {
+		/* Its leases end in the bookkeeping the job is reading: once
+		 * the job is done (job_end). Nothing of its page is read
+		 * meanwhile, and its index is not handed out. */
+		c->closing = true;
+		c->parked = false;
+		return;
+	}
+	close_now(s, c);
+}
+
+static void close_now(struct xr_tsvc *s, struct client *c)
+{
 	struct xr_tb *t = &s->tables[c->table].t;
 
 	for (uint32_t i = 0; i < c->l.cap; i++)
@@ -638,11 +706,17 @@ struct ckpt_io {
 	FILE *f;
 	struct stable *tb;
 	uint8_t *scratch; /* restore's first pass: items read, not kept */
+	_Atomic bool *cancel;
 };
 
 static int ck_put(void *ctx, const void *p, size_t n)
 {
-	return fwrite(p, 1, n, ((struct ckpt_io *)ctx)->f) == n ? 0 : -EIO;
+	struct ckpt_io *io = ctx;
+
+	/* Relaxed: a request to stop soon; nothing is read through it. */
+	if (io->cancel && atomic_load_explicit(io->cancel, memory_order_relaxed))
+		return -ECANCELED;
+	return fwrite(p, 1, n, io->f) == n ? 0 : -EIO;
 }
 
 static int ck_get(void *ctx, void *p, size_t n)
@@ -679,14 +753,16 @@ static void *ck_item(void *ctx, uint32_t slot)
 
 /*
  * Writes the table to a new file at path (never over an existing one, nor
- * through a link): the bookkeeping and every live item's bytes. The table's
- * service waits meanwhile: one thread serves every table, and a checkpoint
- * must see the table still. Returns the items written, or -errno with why.
+ * through a link): the bookkeeping and every live item's bytes. On a job's
+ * thread: nothing of the table changes meanwhile (the file header's
+ * words). *cancel set, it stops soon with -ECANCELED. Returns the items
+ * written, or -errno with why; on an error the file is removed.
  */
-static int checkpoint(struct stable *tb, const char *path, char *why, size_t len)
+static int checkpoint(struct stable *tb, const char *path, _Atomic bool *cancel, char *why,
+		      size_t len)
 {
 	int fd = xr__open_no_links(path, O_WRONLY | O_CREAT | O_EXCL, 0600), rc;
-	struct ckpt_io io = {.tb = tb};
+	struct ckpt_io io = {.tb = tb, .cancel = cancel};
 
 	/* The messages leave the path out: the caller has it, and a long one
 	 * would crowd the reason out of the answer's line. */
@@ -715,10 +791,82 @@ static int checkpoint(struct stable *tb, const char *path, char *why, size_t len
 		rc = -EIO;
 	if (rc < 0) {
 		unlink(path); /* ours: made above, O_EXCL */
-		snprintf(why, len, "cannot write the file: %s", strerror(-rc));
+		snprintf(why, len, rc == -ECANCELED ? "the engine stopped while it was written"
+						    : "cannot write the file: %s",
+			 strerror(-rc));
 		return rc;
 	}
 	return (int)tb->t.size;
+}
+
+static void *job_run(void *arg)
+{
+	struct job *j = arg;
+
+	if (j->s->job_hook)
+		j->s->job_hook(j->s->job_hook_ctx);
+	j->rc = checkpoint(j->tb, j->path, &j->cancel, j->why, sizeof(j->why));
+	/* Release: rc, why and the file are the service's once it sees
+	 * done (with acquire); pthread_join() orders them too. */
+	atomic_store_explicit(&j->done, true, memory_order_release);
+	if (j->s->wake)
+		j->s->wake(j->s->wake_ctx);
+	return NULL;
+}
+
+/* Starts the checkpoint of c's table to path for request seq, on a thread
+ * of its own; the request stays parked until job_end() answers it. 0, or
+ * -errno with why. */
+static int job_start(struct xr_tsvc *s, struct client *c, uint32_t seq, const char *path,
+		     char *why, size_t len)
+{
+	struct stable *tb = &s->tables[c->table];
+	struct job *j = calloc(1, sizeof(*j));
+	int rc;
+
+	if (!j) {
+		snprintf(why, len, "out of memory");
+		return -ENOMEM;
+	}
+	*j = (struct job){.s = s, .tb = tb, .client = (uint32_t)(c - s->clients), .seq = seq};
+	memcpy(j->path, path, sizeof(j->path));
+	/* (It inherits the service thread's signal mask.) */
+	rc = pthread_create(&j->thread, NULL, job_run, j);
+	if (rc != 0) {
+		free(j);
+		snprintf(why, len, "cannot start a thread to write it: %s", strerror(rc));
+		return -rc;
+	}
+	tb->job = j;
+	c->parked = true;
+	c->p_seq = seq;
+	c->p_op = XR_TOP_CHECKPOINT;
+	c->p_n = 1;
+	c->deadline = UINT64_MAX;
+	return 0;
+}
+
+/* The job of tb is done (or told to stop): its thread joined, its client
+ * answered (when answers is not NULL and it still waits for this one),
+ * and what waited for the table finished: its trainers' closes, its drop. */
+static void job_end(struct xr_tsvc *s, struct stable *tb, int *answers, uint64_t *mask)
+{
+	struct job *j = tb->job;
+
+	pthread_join(j->thread, NULL);
+	tb->job = NULL;
+	struct client *c = &s->clients[j->client];
+	if (answers && c->live && !c->closing && c->parked && c->p_seq == j->seq) {
+		answer(c, j->seq, j->rc, 0, j->why);
+		(*answers)++;
+		*mask |= 1ull << j->client;
+	}
+	free(j);
+	for (uint32_t i = 0; i < XR_TSVC_CLIENTS_MAX; i++)
+		if (s->clients[i].live && s->clients[i].closing &&
+		    &s->tables[s->clients[i].table] == tb)
+			close_now(s, &s->clients[i]);
+	maybe_free(s, tb);
 }
 
 /* One pass of a restore over an open checkpoint: into *t, the items into
@@ -842,6 +990,10 @@ static int restore(struct xr_tsvc *s, int table, const char *path, char *why, si
 
 int xr__tsvc_restore(struct xr_tsvc *s, int table, const char *path, char *why, size_t len)
 {
+	if (s->tables[table].job) {
+		snprintf(why, len, "a checkpoint of the table is being written");
+		return -EBUSY;
+	}
 	return restore(s, table, path, why, len);
 }
 
@@ -861,6 +1013,54 @@ static uint32_t release_keys(struct stable *tb, struct client *c, uint32_t n)
 	return refused;
 }
 
+/* Parks c's request seq (not parked yet) until its deadline, timeout
+ * from now; with no timeout, until it may go. */
+static void park(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op, uint32_t n,
+		 uint64_t timeout, uint64_t now)
+{
+	c->parked = true;
+	c->p_seq = seq;
+	c->p_op = op;
+	c->p_n = n;
+	if (timeout == UINT64_MAX) {
+		c->deadline = UINT64_MAX;
+		return;
+	}
+	/* From a clock read after the request was seen: the poll's now may
+	 * be older than the request (the thread preempted or waiting for its
+	 * lock in between), and a deadline from it would answer before the
+	 * trainer's timeout had passed. */
+	uint64_t seen = s->clock ? s->clock() : now;
+	c->deadline = (seen > now ? seen : now) +
+		      (timeout < XR_TSVC_TIMEOUT_MAX_NS ? timeout : XR_TSVC_TIMEOUT_MAX_NS);
+}
+
+/* A request to a table whose checkpoint is being written (job): nothing of
+ * the table may change, so it waits, parked. A sample or an insert for at
+ * most its timeout, as for the rate limiter (none: -EAGAIN at once); any
+ * other until the job ends, which bounds it. */
+static void wait_for_job(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op,
+			 uint32_t n, uint64_t timeout, uint64_t now, int *answers)
+{
+	bool timed = op == XR_TOP_SAMPLE || op == XR_TOP_INSERT;
+
+	if (!c->parked) {
+		if (timed && timeout == 0) {
+			answer(c, seq, -EAGAIN, 0,
+			       "a checkpoint of the table is being written; ask again, or with a "
+			       "timeout");
+			(*answers)++;
+			return;
+		}
+		park(s, c, seq, op, n, timed ? timeout : UINT64_MAX, now);
+	}
+	if (now >= c->deadline) {
+		answer(c, seq, -ETIMEDOUT, 0,
+		       "a checkpoint of the table was being written all the while");
+		(*answers)++;
+	}
+}
+
 static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op, uint32_t n,
 		  uint64_t timeout, uint64_t now, int *answers)
 {
@@ -874,11 +1074,16 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 		(*answers)++;
 		return;
 	}
+	if (tb->job) {
+		wait_for_job(s, c, seq, op, n, timeout, now, answers);
+		return;
+	}
 	/* A sample may carry the keys of the trainer's last batch: their
 	 * leases end first, once (not again while the sample waits), so that
 	 * a trainer's round is one request. Keys it does not hold are
 	 * refused, as in a RELEASE. */
-	if (op == XR_TOP_SAMPLE && !c->parked) {
+	if (op == XR_TOP_SAMPLE && c->released != seq) {
+		c->released = seq;
 		uint32_t k = c->req->n_release; /* read once */
 		(void)release_keys(tb, c, k < XR_TABLE_BATCH_MAX ? k : XR_TABLE_BATCH_MAX);
 	}
@@ -958,9 +1163,14 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 			       "only the engine's own uid may checkpoint or restore a table");
 		} else if (!memchr(path, 0, sizeof(path)) || !path[0]) {
 			answer(c, seq, -EINVAL, 0, "the path is empty or not NUL-terminated");
+		} else if (op == XR_TOP_CHECKPOINT) {
+			/* Answered when written (job_end): parked till then. */
+			rc = job_start(s, c, seq, path, why, sizeof(why));
+			if (rc == 0)
+				return;
+			answer(c, seq, rc, 0, why);
 		} else {
-			rc = op == XR_TOP_CHECKPOINT ? checkpoint(tb, path, why, sizeof(why))
-						     : restore(s, c->table, path, why, sizeof(why));
+			rc = restore(s, c->table, path, why, sizeof(why));
 			answer(c, seq, rc, 0, why);
 		}
 		(*answers)++;
@@ -986,17 +1196,7 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 			(*answers)++;
 			return;
 		}
-		c->parked = true;
-		c->p_seq = seq;
-		c->p_op = op;
-		c->p_n = n;
-		/* From a clock read after the request was seen: the poll's
-		 * now may be older than the request (the thread preempted or
-		 * waiting for its lock in between), and a deadline from it
-		 * would answer before the trainer's timeout had passed. */
-		uint64_t seen = s->clock ? s->clock() : now;
-		c->deadline = (seen > now ? seen : now) +
-			      (timeout < XR_TSVC_TIMEOUT_MAX_NS ? timeout : XR_TSVC_TIMEOUT_MAX_NS);
+		park(s, c, seq, op, n, timeout, now);
 	}
 	if (now >= c->deadline) {
 		answer(c, seq, -ETIMEDOUT, 0,
@@ -1014,9 +1214,15 @@ int xr__tsvc_poll(struct xr_tsvc *s, uint64_t now_ns, uint64_t *next_ns, uint64_
 	int answers = 0;
 	uint64_t next = UINT64_MAX, mask = 0;
 
+	/* Acquire: pairs with the job thread's release of done (its rc, its
+	 * why, its file). */
+	for (int i = 0; i < XR_TSVC_TABLES_MAX; i++)
+		if (s->tables[i].job &&
+		    atomic_load_explicit(&s->tables[i].job->done, memory_order_acquire))
+			job_end(s, &s->tables[i], &answers, &mask);
 	for (uint32_t i = 0; i < XR_TSVC_CLIENTS_MAX; i++) {
 		struct client *c = &s->clients[i];
-		if (!c->live)
+		if (!c->live || c->closing)
 			continue;
 		/* Acquire: pairs with the trainer's release of seq, so the
 		 * fields copied below are the ones it wrote before it. */
@@ -1065,6 +1271,8 @@ int xr__tsvc_insert(struct xr_tsvc *s, int table, double p, const void *bytes, u
 		return -EIDRM;
 	if (len > tb->item_size)
 		return -EINVAL;
+	if (tb->job)
+		return -EAGAIN; /* a checkpoint is being written: as the limiter */
 	int rc = xr__tb_insert(&tb->t, p, &key, &slot, &ev);
 	if (rc < 0)
 		return rc;

@@ -6,7 +6,9 @@
  * The engine's replay tables and the trainers that use them (docs/replay.md,
  * "The service"). One thread owns all of it: the tables' bookkeeping
  * (table/table.h, single-threaded), their item stores, and each trainer's
- * page and leases. Trainers ask through their pages (shm/table_layout.h);
+ * page and leases. A checkpoint alone is written by a thread of its own,
+ * during which its table stands still and the others are served (see
+ * "Checkpoints" below). Trainers ask through their pages (shm/table_layout.h);
  * the service reads each request once into its own memory and answers it.
  *
  * Trust. A trainer writes only its own page. What it writes there is
@@ -24,6 +26,16 @@
  * retried at each poll, and answered -ETIMEDOUT at its deadline (at most
  * XR_TSVC_TIMEOUT_MAX_NS): nothing waits for ever. A sample larger than the
  * limiter could ever allow at once is refused at once (-EINVAL).
+ *
+ * Checkpoints. A trainer's CHECKPOINT starts a thread that writes the
+ * file, and is answered by the first poll after it ends. Meanwhile nothing
+ * of that table changes: its trainers' requests wait, parked (a sample or
+ * an insert for at most its timeout, -EAGAIN without one; anything else
+ * until the file is written); the engine's inserts get -EAGAIN; a trainer
+ * that closes has its leases ended after, and a drop frees the table
+ * after. Every other table is served as before. RESTORE is done in the
+ * poll, as before: a restore replaces the table outright, and is a start's
+ * business more than a run's.
  */
 
 #include <stdbool.h>
@@ -44,6 +56,13 @@ int xr__tsvc_create(struct xr_tsvc **out);
 /* The clock a parked request's deadline is counted from (read when the
  * request is first seen); without one (tests), the now_ns of the poll. */
 void xr__tsvc_set_clock(struct xr_tsvc *s, uint64_t (*clock)(void));
+/* Called from a checkpoint's thread when it is done: the caller's loop
+ * should poll again (the engine's host kicks its thread). Without one
+ * (tests), the next poll sees it anyway. */
+void xr__tsvc_set_waker(struct xr_tsvc *s, void (*wake)(void *), void *ctx);
+/* Tests: hook(ctx) runs on each checkpoint's thread before it writes, so
+ * a test can hold a checkpoint in flight. */
+void xr__tsvc_set_job_hook(struct xr_tsvc *s, void (*hook)(void *), void *ctx);
 /* The arena's table views (shm/layout.h) this service keeps up to date for
  * tools: entry i is table index i. Without (tests), none. */
 void xr__tsvc_set_views(struct xr_tsvc *s, struct xr_table_view *views);
@@ -86,7 +105,8 @@ void xr__tsvc_show_feed(struct xr_tsvc *s, int table, uint32_t state, uint64_t d
 void xr__tsvc_set_item(struct xr_tsvc *s, int table, uint32_t kind, const xr_exp_shape *sh);
 /* Replaces `table` by the checkpoint at path now (the engine's own
  * start: no trainer is served meanwhile). Returns the items restored, or
- * -errno with why (as a trainer's RESTORE). */
+ * -errno with why (as a trainer's RESTORE; -EBUSY while a checkpoint of
+ * it is being written). */
 int xr__tsvc_restore(struct xr_tsvc *s, int table, const char *path, char *why, size_t len);
 /* Its item store: the memfd to hand out (read-only: writable mappings are
  * sealed off once the service's own is made) and its size. */
@@ -100,7 +120,8 @@ int xr__tsvc_store_fd(const struct xr_tsvc *s, int table, uint64_t *size);
  * -ENOENT, -ENOMEM. */
 int xr__tsvc_open(struct xr_tsvc *s, int table, bool admin, uint32_t *client, int *page_fd,
 		  uint64_t *page_size);
-/* The trainer is gone: its leases end, a parked request is dropped. */
+/* The trainer is gone: its leases end, a parked request is dropped (its
+ * leases after its table's checkpoint, while one is being written). */
 void xr__tsvc_close(struct xr_tsvc *s, uint32_t client);
 /* The service's mapping of a client's page (tests play trainers with it). */
 void *xr__tsvc_page(struct xr_tsvc *s, uint32_t client);
@@ -117,7 +138,8 @@ int xr__tsvc_poll(struct xr_tsvc *s, uint64_t now_ns, uint64_t *next_ns, uint64_
 
 /* The engine's own insert (a table fed from a stream): len bytes (at most
  * the item size; the rest of the slot is zeroed) at priority p. Returns 0,
- * or the table's -EAGAIN / -EBUSY / -EINVAL (xr__tb_insert). */
+ * or the table's -EAGAIN / -EBUSY / -EINVAL (xr__tb_insert); -EAGAIN too
+ * while its checkpoint is being written. */
 int xr__tsvc_insert(struct xr_tsvc *s, int table, double p, const void *bytes, uint32_t len);
 
 #endif

@@ -9,6 +9,10 @@ target_link_libraries(test_table_checkpoint PRIVATE m)
 # The engine's table service, the test playing trainers through their pages.
 xr_test(NAME test_table_service SOURCES test_table_service.c LABELS "unit;table")
 target_link_libraries(test_table_service PRIVATE m)
+# A checkpoint in flight: written by a thread of its own while the other
+# tables are served and its own stands still (TSan runs it: threads).
+xr_test(NAME test_table_service_checkpoint SOURCES test_table_service_checkpoint.c
+  LABELS "unit;table;threads")
 # Tables across processes: trainers in children of an engine here; leases
 # under concurrent insertion, a trainer SIGKILLed, the limiter, the engine's stop.
 xr_test(NAME test_table_procs SOURCES test_table_procs.c LABELS "unit;table;threads" TIMEOUT 180)

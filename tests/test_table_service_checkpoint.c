@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A checkpoint in flight (engine/table_service.h, "Checkpoints"): the test
+ * holds the checkpoint's thread (the job hook) and plays the trainers.
+ * While table A's file is being written:
+ *   - table B is served: samples, the engine's inserts
+ *   - nothing of A changes: the engine's inserts are -EAGAIN; a trainer's
+ *     sample is -EAGAIN without a timeout, -ETIMEDOUT at its deadline with
+ *     one; a release waits, however late the poll; a trainer closed with
+ *     leases keeps them counted; the checkpoint's own request is not
+ *     answered
+ * and once the thread is let go and says so (the waker):
+ *   - the checkpoint is answered with A's item count, and the file
+ *     restores into a table of the same shape with those items
+ *   - the release that waited is answered, the closed trainer's leases end
+ *   - a table dropped during its checkpoint is freed after it
+ * Then a service destroyed with a checkpoint in flight stops it and joins
+ * its thread (ASan: nothing leaked). Labelled threads: TSan runs it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "engine/table_service.h"
+#include "table_helpers.h"
+
+enum { ITEM = 32, ITEMS = 200 };
+
+struct trainer {
+	uint32_t id;
+	struct xr_tpage_req *req;
+	struct xr_tpage_resp *resp;
+	uint32_t seq;
+};
+
+static int hold[2];    /* the job hook reads a byte from hold[0] */
+static int entered[2]; /* ...after writing one to entered[1] */
+static int woken;      /* the waker's eventfd */
+
+static void hook(void *ctx)
+{
+	char b = 1;
+
+	(void)ctx;
+	CHECK(write(entered[1], &b, 1) == 1);
+	CHECK(read(hold[0], &b, 1) == 1);
+}
+
+static void wake(void *ctx)
+{
+	uint64_t one = 1;
+
+	(void)ctx;
+	CHECK(write(woken, &one, sizeof(one)) == sizeof(one));
+}
+
+/* Waits up to 10 s for fd to be readable, and reads what it says. */
+static void wait_fd(int fd, const char *what)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	uint64_t v;
+
+	if (poll(&p, 1, 10000) != 1)
+		FAILF("no sign in 10 s that %s", what);
+	CHECK(read(fd, &v, fd == woken ? sizeof(v) : 1) > 0);
+}
+
+static void open_trainer(struct xr_tsvc *s, int table, bool admin, struct trainer *tr)
+{
+	uint64_t size;
+	int fd;
+
+	CHECK_RC(xr__tsvc_open(s, table, admin, &tr->id, &fd, &size), 0);
+	uint8_t *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(p != MAP_FAILED);
+	close(fd);
+	tr->req = (struct xr_tpage_req *)p;
+	tr->resp = (struct xr_tpage_resp *)(p + XR_TPAGE_RESP_OFF);
+	tr->seq = 0;
+}
+
+static bool answered(const struct trainer *tr)
+{
+	return atomic_load_explicit(&tr->resp->seq, memory_order_acquire) == tr->seq;
+}
+
+/* Sends a request, polls once at now; whether it was answered. */
+static bool ask(struct xr_tsvc *s, struct trainer *tr, uint32_t op, uint32_t n,
+		uint64_t timeout, uint64_t now)
+{
+	tr->req->op = op;
+	tr->req->n = n;
+	tr->req->timeout_ns = timeout;
+	atomic_store_explicit(&tr->req->seq, ++tr->seq, memory_order_release);
+	xr__tsvc_poll(s, now, NULL, NULL);
+	return answered(tr);
+}
+
+static int make(struct xr_tsvc *s, const char *name)
+{
+	const char *why = NULL;
+	uint8_t bytes[ITEM];
+
+	CHECK_RC(xr__tsvc_table_create(s, name,
+				       &(struct xr_tb_cfg){.capacity = 1000,
+							      .sampler = XR_SAMPLER_UNIFORM,
+							      .remover = XR_REMOVER_FIFO, .seed = 1},
+				       ITEM, &why),
+		 0);
+	int t = xr__tsvc_table_find(s, name);
+	CHECK(t >= 0);
+	for (int i = 0; i < ITEMS; i++) {
+		memset(bytes, i, sizeof(bytes));
+		CHECK_RC(xr__tsvc_insert(s, t, 1, bytes, ITEM), 0);
+	}
+	return t;
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/xring-ckpt-XXXXXX", path[XR_TPAGE_PATH_MAX];
+	struct trainer adm, ta, tc, tb;
+	struct xr_tsvc *s;
+	uint8_t bytes[ITEM] = {0};
+
+	CHECK(mkdtemp(dir) != NULL);
+	CHECK(pipe(hold) == 0 && pipe(entered) == 0);
+	woken = eventfd(0, EFD_CLOEXEC);
+	CHECK(woken >= 0);
+	CHECK_RC(xr__tsvc_create(&s), 0);
+	xr__tsvc_set_waker(s, wake, NULL);
+	xr__tsvc_set_job_hook(s, hook, NULL);
+	int a = make(s, "a"), b = make(s, "b");
+	struct xr_tb *ta_tab = xr__tsvc_table(s, a);
+	open_trainer(s, a, true, &adm);
+	open_trainer(s, a, false, &ta);
+	open_trainer(s, a, false, &tc);
+	open_trainer(s, b, false, &tb);
+	/* Leases on A from before: ta's to release during the checkpoint,
+	 * tc's to hold when it closes during it. */
+	CHECK(ask(s, &ta, XR_TOP_SAMPLE, 10, 0, 1) && ta.resp->rc == 10);
+	CHECK(ask(s, &tc, XR_TOP_SAMPLE, 5, 0, 1) && tc.resp->rc == 5);
+	CHECK_EQ(ta_tab->leases, 15);
+
+	/* The checkpoint starts, and is held. */
+	snprintf(path, sizeof(path), "%s/a.ckpt", dir);
+	memcpy(adm.req->path, path, sizeof(path));
+	CHECK(!ask(s, &adm, XR_TOP_CHECKPOINT, 1, 0, 2));
+	wait_fd(entered[0], "the checkpoint's thread started");
+
+	/* B is served. */
+	CHECK(ask(s, &tb, XR_TOP_SAMPLE, 7, 0, 3));
+	CHECK_RC(tb.resp->rc, 7);
+	CHECK_RC(xr__tsvc_insert(s, b, 1, bytes, ITEM), 0);
+
+	/* A stands still. */
+	CHECK_RC(xr__tsvc_insert(s, a, 1, bytes, ITEM), -EAGAIN);
+	uint64_t samples = ta_tab->lim.samples;
+	struct trainer t2;
+	open_trainer(s, a, false, &t2);
+	CHECK(ask(s, &t2, XR_TOP_SAMPLE, 1, 0, 4));
+	CHECK_RC(t2.resp->rc, -EAGAIN);
+	CHECK(strstr(t2.resp->why, "checkpoint"));
+	CHECK(!ask(s, &t2, XR_TOP_SAMPLE, 1, 1000, 5));
+	uint64_t next;
+	CHECK(xr__tsvc_poll(s, 1004, &next, NULL) == 0);
+	CHECK_EQ(next, 1005);
+	CHECK(xr__tsvc_poll(s, 1005, NULL, NULL) == 1);
+	CHECK_RC(t2.resp->rc, -ETIMEDOUT);
+	memcpy(ta.req->keys, ta.resp->keys, 10 * sizeof(uint64_t));
+	CHECK(!ask(s, &ta, XR_TOP_RELEASE, 10, 0, 6));
+	CHECK(xr__tsvc_poll(s, UINT64_MAX / 2, NULL, NULL) == 0);
+	CHECK(!answered(&ta) && !answered(&adm));
+	xr__tsvc_close(s, tc.id);
+	CHECK_EQ(ta_tab->leases, 15);
+	CHECK_EQ(ta_tab->lim.samples, samples);
+	CHECK_EQ(ta_tab->size, ITEMS);
+
+	/* Let go: the waker says it is done, and the next poll answers. */
+	char go = 1;
+	CHECK(write(hold[1], &go, 1) == 1);
+	wait_fd(woken, "the checkpoint's thread ended");
+	CHECK(xr__tsvc_poll(s, UINT64_MAX / 2, NULL, NULL) == 2); /* adm and ta */
+	CHECK(answered(&adm));
+	CHECK_RC(adm.resp->rc, ITEMS);
+	CHECK(answered(&ta));
+	CHECK_RC(ta.resp->rc, 10);
+	CHECK_EQ(ta_tab->leases, 0); /* ta's released, tc's ended with its close */
+	CHECK_RC(xr__tsvc_insert(s, a, 1, bytes, ITEM), 0);
+
+	/* The file is A as it stood: a table of its shape restores from it. */
+	char why[160];
+	int c = make(s, "c");
+	CHECK_RC(xr__tsvc_restore(s, c, path, why, sizeof(why)), ITEMS);
+
+	/* A table dropped while its checkpoint is written goes after it. */
+	snprintf(path, sizeof(path), "%s/a2.ckpt", dir);
+	memcpy(adm.req->path, path, sizeof(path));
+	CHECK(!ask(s, &adm, XR_TOP_CHECKPOINT, 1, 0, 7));
+	wait_fd(entered[0], "the second checkpoint's thread started");
+	CHECK_RC(xr__tsvc_table_drop(s, a), 0);
+	xr__tsvc_close(s, adm.id);
+	xr__tsvc_close(s, ta.id);
+	xr__tsvc_close(s, t2.id);
+	CHECK(xr__tsvc_table_live(s, a)); /* the job still reads it */
+	CHECK(write(hold[1], &go, 1) == 1);
+	wait_fd(woken, "the second checkpoint's thread ended");
+	CHECK(xr__tsvc_poll(s, UINT64_MAX / 2, NULL, NULL) == 0); /* adm closed */
+	CHECK(!xr__tsvc_table_live(s, a));
+	CHECK(access(path, F_OK) == 0);
+	unlink(path);
+
+	/* Destroyed with a checkpoint in flight: it is stopped, its thread
+	 * joined, and its file either whole or gone. */
+	struct trainer adm2;
+	open_trainer(s, b, true, &adm2);
+	snprintf(path, sizeof(path), "%s/b.ckpt", dir);
+	memcpy(adm2.req->path, path, sizeof(path));
+	CHECK(!ask(s, &adm2, XR_TOP_CHECKPOINT, 1, 0, 8));
+	wait_fd(entered[0], "the third checkpoint's thread started");
+	CHECK(write(hold[1], &go, 1) == 1);
+	xr__tsvc_destroy(s);
+	if (access(path, F_OK) == 0) {
+		CHECK_RC(xr__tsvc_create(&s), 0);
+		int d = make(s, "d");
+		CHECK_RC(xr__tsvc_restore(s, d, path, why, sizeof(why)), ITEMS + 1);
+		xr__tsvc_destroy(s);
+		unlink(path);
+	}
+	snprintf(path, sizeof(path), "%s/a.ckpt", dir);
+	CHECK(unlink(path) == 0);
+	CHECK(rmdir(dir) == 0);
+	printf("a checkpoint in flight: the other table served, its own held still, answered "
+	       "after\n");
+	return 0;
+}
