@@ -7,20 +7,24 @@
  * total, and find the leaf where a prefix sum falls (the prioritized
  * sampler's draw), each in O(log n).
  *
- * Eight children a node, stored together: each level is an array in which
- * the children of node i of the level above are entries 8i..8i+7, one
- * cache line. Each line is kept twice, side by side in a block of two
- * cache lines: its running sums (what a descent reads: the child where u
- * falls is the number of running sums at or below u, eight compares and no
- * additions, two vector compares where the CPU has AVX2), then the
- * children's own values (what a set recomputes from, and what
- * xr_sumtree_get() reads: after a descent, from the line beside the one
- * just read). A descent reads one line per level: 7 levels for a million
- * leaves, where a binary tree reads 20 lines, most of them misses once the
- * tree outgrows the cache. xr_sumtree_find_many() runs many descents level
- * by level and prefetches each one's next line, so their misses overlap
- * instead of following one another; at the leaves it reads the found
- * leaf's value too, and asks for the caller's record of the leaf.
+ * Eight children a node above the leaves, four at the leaves, each node's
+ * children stored together: each level is an array in which the children
+ * of node i of the level above are entries 8i..8i+7 (4i..4i+3 at the
+ * leaves). A node's children are kept twice: their running sums (what a
+ * descent reads: the child where u falls is the number of running sums at
+ * or below u, compares and no additions, vector compares where the CPU has
+ * AVX2), then their own values (what a set recomputes from, and what
+ * xr_sumtree_get() reads). Above the leaves that is a block of two cache
+ * lines, sums then values; at the leaves one line, four sums then four
+ * values, so that a descent's last step reads the leaf's value from the
+ * line it has just read: a draw's leaf costs one line, where two lines
+ * (sums, values) cost two misses. A descent reads one line per level: 7
+ * levels for a million leaves, where a binary tree reads 20 lines, most of
+ * them misses once the tree outgrows the cache. xr_sumtree_find_many()
+ * runs many descents level by level and prefetches each one's next line,
+ * so their misses overlap instead of following one another; at the leaves
+ * it reads the found leaf's value too, and asks for the caller's record of
+ * the leaf.
  *
  * A set recomputes every line on the leaf's path from the values of its
  * children instead of adding a delta: the sums then never drift from the
@@ -36,16 +40,17 @@
 
 #include "tree_levels.h"
 
-#define XR_SUMTREE_FAN XR_TREE_FAN
-#define XR_SUMTREE_LEVELS_MAX XR_TREE_LEVELS_MAX
+#define XR_SUMTREE_FAN XR_TREE_FAN /* above the leaves */
+#define XR_SUMTREE_LEAF_FAN 4       /* the leaves' nodes: 4 sums, 4 values, a line */
+#define XR_SUMTREE_LEVELS_MAX (XR_TREE_LEVELS_MAX + 1)
 
 struct xr_sumtree {
 	uint32_t n;                 /* leaves asked for */
 	uint32_t levels;            /* level 0: the root's children ... leaves */
 	double total;
 	/* Level l (0 the top, levels - 1 the leaves) of width[l] entries:
-	 * width[l] / 8 blocks of 16 doubles, a line's running sums and then
-	 * its values. */
+	 * width[l] / fan blocks of 2 * fan doubles, the running sums of a
+	 * node's children and then their values; fan is 8, 4 at the leaves. */
 	double *level[XR_SUMTREE_LEVELS_MAX];
 	uint64_t width[XR_SUMTREE_LEVELS_MAX];
 	void *mem;
@@ -60,20 +65,21 @@ void xr_sumtree_free(struct xr_sumtree *t);
 /* Sets leaf i (i < n) to w (finite, >= 0; the caller checks). */
 void xr_sumtree_set(struct xr_sumtree *t, uint32_t i, double w);
 
-/* Entry i's value in a level's blocks; and line i / 8's running sums. */
-static inline double *xr__sumtree_val(double *level, uint64_t i)
+/* Entry i's value in a level's blocks of fan; and the running sums of the
+ * block it is in. */
+static inline double *xr__sumtree_val(double *level, uint64_t i, uint32_t fan)
 {
-	return level + i / XR_SUMTREE_FAN * 2 * XR_SUMTREE_FAN + XR_SUMTREE_FAN + i % XR_SUMTREE_FAN;
+	return level + i / fan * 2 * fan + fan + i % fan;
 }
 
-static inline double *xr__sumtree_run(double *level, uint64_t i)
+static inline double *xr__sumtree_run(double *level, uint64_t i, uint32_t fan)
 {
-	return level + i / XR_SUMTREE_FAN * 2 * XR_SUMTREE_FAN;
+	return level + i / fan * 2 * fan;
 }
 
 static inline double xr_sumtree_get(const struct xr_sumtree *t, uint32_t i)
 {
-	return *xr__sumtree_val(t->level[t->levels - 1], i);
+	return *xr__sumtree_val(t->level[t->levels - 1], i, XR_SUMTREE_LEAF_FAN);
 }
 
 static inline double xr_sumtree_total(const struct xr_sumtree *t)

@@ -409,12 +409,14 @@ static void test_sumtree_exact(void)
 }
 
 /* The trees against brute force: random sets (zeros and empties among
- * them) over sizes around the fan-out's powers, each followed by checks of
+ * them) over sizes around the fan-outs' powers (8, and the sum tree's 4
+ * at its leaves times 8s), each followed by checks of
  * the total, the minimum and its leftmost leaf, and finds at random points
  * and at every boundary of the prefix sums. */
 static void test_trees_brute_force(void)
 {
-	static const uint32_t sizes[] = {1, 7, 8, 9, 63, 64, 65, 513, 4097};
+	static const uint32_t sizes[] = {1,  3,  4,   5,   7,   8,   9,    31,   32,  33,
+					 63, 64, 65, 255, 256, 257, 513, 2049, 4097};
 	uint64_t r = 12345;
 
 	for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
