@@ -376,20 +376,6 @@ int xr__bridge_out(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, c
 		snprintf(b.js_stream, sizeof(b.js_stream), "%s", o->js_stream);
 	else
 		xr__js_default_name(o->subject, b.js_stream, sizeof(b.js_stream));
-	/* The engine first, then JetStream: a replicated stream on a cluster
-	 * still electing takes seconds to make, and an engine that stops
-	 * meanwhile (--count) would take its records with it. Attached, the
-	 * records wait in the ring (lossless: the engine waits for the bridge
-	 * once the ring is full) and are read after the engine has gone. */
-	xr_reader_opts ro = {.stream = o->stream, .label = "bridge out",
-			     .policy = o->lossy ? XR_POLICY_LOSSY : XR_POLICY_LOSSLESS,
-			     .history = XR_HISTORY_ALL};
-	rc = xr_reader_attach(o->engine, &ro, &r);
-	if (rc < 0) {
-		snprintf(why, len, "cannot read engine %s: %s", o->engine,
-			 xr_last_reason()[0] ? xr_last_reason() : xr_strerror(rc));
-		goto out;
-	}
 	/* A batch's messages in flight together, each acknowledged before
 	 * the batch is released (send_batch). */
 	jsOptions jo;
@@ -412,6 +398,15 @@ int xr__bridge_out(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, c
 			 "server takes at most %lld (its max_payload): give --max-bytes %lldK or less, "
 			 "or raise max_payload", o->max_bytes, largest, (long long)max_payload,
 			 (long long)(max_payload / 100 * 99 - 4096) / 1024);
+		goto out;
+	}
+	xr_reader_opts ro = {.stream = o->stream, .label = "bridge out",
+			     .policy = o->lossy ? XR_POLICY_LOSSY : XR_POLICY_LOSSLESS,
+			     .history = XR_HISTORY_ALL};
+	rc = xr_reader_attach(o->engine, &ro, &r);
+	if (rc < 0) {
+		snprintf(why, len, "cannot read engine %s: %s", o->engine,
+			 xr_last_reason()[0] ? xr_last_reason() : xr_strerror(rc));
 		goto out;
 	}
 	xr_reader_stream_facts(r, &f);
