@@ -669,6 +669,23 @@ def test_a_cluster_node_killed_loses_nothing(engines, nats_cluster, key):
         procs[i].kill()
         procs[i].wait()
         killed.append(leader)
+    # The replicated stream first, as an operator would make it: a newly
+    # formed cluster may take longer to make it than the source engine runs
+    # (a CI run: bridge out, making it, found the engine stopped at its
+    # count). bridge out finds it and checks it keeps its subjects.
+    conf = json.dumps({"name": "xring-xr-test", "subjects": ["xr.test.>"], "storage": "file",
+                       "num_replicas": 3, "duplicate_window": 600_000_000_000}).encode()
+
+    def stream_led():
+        try:
+            got = json.loads(_nats_request(ports[0], "$JS.API.STREAM.INFO.xring-xr-test", b""))
+            if "error" in got:
+                _nats_request(ports[0], "$JS.API.STREAM.CREATE.xring-xr-test", conf)
+                return False
+            return bool(got.get("cluster", {}).get("leader"))
+        except (OSError, ValueError):
+            return False
+    wait_for(stream_led, 60, "the three-replica stream to have a leader", step=0.2)
     a, b = _source_and_sink(engines, 6000, 20)
     ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
     src, dst = _Records(), _Records()
