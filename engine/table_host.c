@@ -492,7 +492,13 @@ void xr__thost_destroy(struct xr_thost *h)
 	for (uint32_t c = 0; c < XR_TSVC_CLIENTS_MAX; c++)
 		if (h->tr[c].live)
 			xr__closer_put(h->b.closer, h->tr[c].bell, h->tr[c].uid);
-	xr__tsvc_destroy(h->svc);
+	if (xr__tsvc_destroy(h->svc) == -EBUSY) {
+		/* Its thread may still kick us: the service's memory and ours
+		 * stay for the process's exit. */
+		fprintf(stderr, "xring engine: a table checkpoint is stuck in a write (its file "
+				"system does not answer); stopping without it, its file removed\n");
+		return;
+	}
 	xr__svc_fini(&h->b);
 	free(h);
 }

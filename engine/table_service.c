@@ -17,10 +17,16 @@
  * A checkpoint is written by a thread of its own (struct job), so that a
  * table of gigabytes holds up no other table. The job's thread reads the
  * table's bookkeeping and items; the service thread changes neither while
- * the job runs: the table's requests wait parked, the feed's inserts are
- * refused as the rate limiter refuses them, and its trainers' closes and
- * its drop are finished after the job. The service thread's own reads of
- * it (the figures it shows) race with nothing: both only read. What the
+ * the job runs: the table's samples, inserts and restores wait parked, the
+ * feed's inserts are refused as the rate limiter refuses them, and what
+ * must not wait is taken now and done to the bookkeeping after the job
+ * (job_end): leases ended by a release, a sample's releases or a
+ * trainer's close (the trainer's own record of them, which the job does
+ * not read, changes at once, so a closing trainer's slot is free at once),
+ * and priority updates (checked now, against a table that cannot change
+ * before they are applied). A drop frees the table after the job. The
+ * service thread's reads of the table meanwhile race with nothing: both
+ * only read. What the
  * thread was given it sees through pthread_create(); what it wrote (rc,
  * why, the file) the service sees through the release store of done, read
  * with acquire, and the pthread_join() that follows.
@@ -37,6 +43,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/atomics.h"
@@ -78,7 +85,6 @@ struct client {
 	uint8_t *ins;
 	uint32_t seen;          /* the last request answered */
 	bool admin;             /* the engine's uid: may checkpoint and restore */
-	bool closing;           /* closed while its table's job ran: finished after */
 	bool parked;
 	uint32_t released;      /* the SAMPLE whose keys to release were released */
 	uint32_t p_seq, p_op, p_n;
@@ -109,7 +115,15 @@ struct job {
 	char why[160];
 	_Atomic bool done;   /* release by the thread, acquire by the service */
 	_Atomic bool cancel; /* the service stops: give up, remove the file */
+	/* Per slot, for job_end(): leases ended meanwhile, and the last
+	 * priority sent meanwhile (NaN: none; made at the first update). */
+	uint32_t *ended;
+	double *prio;
+	bool joined;
 };
+
+/* How long a stopping service waits for its checkpoints' threads. */
+#define JOB_STOP_NS 2000000000ull
 
 _Static_assert(XR_TSVC_TABLES_MAX == XR_MAX_TABLES, "a view per table index");
 
@@ -202,15 +216,34 @@ static void drop_table(struct xr_tsvc *s, struct stable *tb)
 
 static void job_end(struct xr_tsvc *s, struct stable *tb, int *answers, uint64_t *mask);
 
-void xr__tsvc_destroy(struct xr_tsvc *s)
+int xr__tsvc_destroy(struct xr_tsvc *s)
 {
 	if (!s)
-		return;
+		return 0;
+	/* Every checkpoint told to stop, then each waited for: a thread
+	 * stops at its next write. One stuck in a write (a hung file
+	 * system) is left to the process's exit after JOB_STOP_NS, with all
+	 * it may touch (this service, its tables): the caller is told. */
 	for (int i = 0; i < XR_TSVC_TABLES_MAX; i++)
-		if (s->tables[i].job) {
+		if (s->tables[i].job)
 			atomic_store_explicit(&s->tables[i].job->cancel, true, memory_order_relaxed);
-			job_end(s, &s->tables[i], NULL, NULL);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += JOB_STOP_NS / 1000000000ull;
+	for (int i = 0; i < XR_TSVC_TABLES_MAX; i++) {
+		struct job *j = s->tables[i].job;
+		if (!j)
+			continue;
+		if (pthread_timedjoin_np(j->thread, NULL, &until) != 0) {
+			unlink(j->path); /* never a file cut short */
+			pthread_detach(j->thread);
+			return -EBUSY;
 		}
+		/* Joined: job_end() joins nothing more (a thread joined once
+		 * is not joined again). */
+		j->joined = true;
+		job_end(s, &s->tables[i], NULL, NULL);
+	}
 	for (uint32_t c = 0; c < XR_TSVC_CLIENTS_MAX; c++)
 		if (s->clients[c].live)
 			xr__tsvc_close(s, c);
@@ -218,6 +251,7 @@ void xr__tsvc_destroy(struct xr_tsvc *s)
 		if (s->tables[i].live)
 			drop_table(s, &s->tables[i]);
 	free(s);
+	return 0;
 }
 
 static bool good_name(const char *name)
@@ -560,36 +594,21 @@ int xr__tsvc_open(struct xr_tsvc *s, int table, bool admin, uint32_t *client, in
 	return 0;
 }
 
-static void close_now(struct xr_tsvc *s, struct client *c);
+static void end_lease(struct stable *tb, uint64_t key);
 
 void xr__tsvc_close(struct xr_tsvc *s, uint32_t client)
 {
 	if (client >= XR_TSVC_CLIENTS_MAX || !s->clients[client].live)
 		return;
 	struct client *c = &s->clients[client];
-
-	if (s->tables[c->table].job) {
-		/* Its leases end in the bookkeeping the job is reading: once
-		 * the job is done (job_end). Nothing of its page is read
-		 * meanwhile, and its index is not handed out. */
-		c->closing = true;
-		c->parked = false;
-		return;
-	}
-	close_now(s, c);
-}
-
-static void close_now(struct xr_tsvc *s, struct client *c)
-{
-	struct xr_tb *t = &s->tables[c->table].t;
+	struct stable *tb = &s->tables[c->table];
 
 	for (uint32_t i = 0; i < c->l.cap; i++)
 		for (; c->l.count[i]; c->l.count[i]--)
-			xr__tb_release(t, c->l.key[i]);
+			end_lease(tb, c->l.key[i]);
 	free(c->l.key);
 	free(c->l.count);
 	munmap(c->map, c->bytes);
-	struct stable *tb = &s->tables[c->table];
 	tb->clients--;
 	memset(c, 0, sizeof(*c));
 	if (tb->dropped)
@@ -716,7 +735,9 @@ static int ck_put(void *ctx, const void *p, size_t n)
 	/* Relaxed: a request to stop soon; nothing is read through it. */
 	if (io->cancel && atomic_load_explicit(io->cancel, memory_order_relaxed))
 		return -ECANCELED;
-	return fwrite(p, 1, n, io->f) == n ? 0 : -EIO;
+	if (fwrite(p, 1, n, io->f) == n)
+		return 0;
+	return errno ? -errno : -EIO; /* ENOSPC, EDQUOT say more than EIO */
 }
 
 static int ck_get(void *ctx, void *p, size_t n)
@@ -784,11 +805,14 @@ static int checkpoint(struct stable *tb, const char *path, _Atomic bool *cancel,
 	struct xr_tb_io x = {.put = ck_put, .item = ck_item, .item_size = tb->item_size,
 			     .ctx = &io};
 	item_tag(tb, x.item_tag);
+	errno = 0;
 	rc = xr__tb_save(&tb->t, &x);
-	if (fflush(io.f) != 0 || fsync(fileno(io.f)) != 0)
-		rc = rc < 0 ? rc : -errno;
+	/* Synced only when whole: a file given up is removed, not waited
+	 * for (a stop cancels a checkpoint, and must not wait on its disk). */
+	if (rc == 0 && (fflush(io.f) != 0 || fsync(fileno(io.f)) != 0))
+		rc = errno ? -errno : -EIO;
 	if (fclose(io.f) != 0 && rc == 0)
-		rc = -EIO;
+		rc = errno ? -errno : -EIO;
 	if (rc < 0) {
 		unlink(path); /* ours: made above, O_EXCL */
 		snprintf(why, len, rc == -ECANCELED ? "the engine stopped while it was written"
@@ -830,9 +854,16 @@ static int job_start(struct xr_tsvc *s, struct client *c, uint32_t seq, const ch
 	}
 	*j = (struct job){.s = s, .tb = tb, .client = (uint32_t)(c - s->clients), .seq = seq};
 	memcpy(j->path, path, sizeof(j->path));
+	j->ended = calloc(tb->t.cfg.capacity, sizeof(*j->ended));
+	if (!j->ended) {
+		free(j);
+		snprintf(why, len, "out of memory");
+		return -ENOMEM;
+	}
 	/* (It inherits the service thread's signal mask.) */
 	rc = pthread_create(&j->thread, NULL, job_run, j);
 	if (rc != 0) {
+		free(j->ended);
 		free(j);
 		snprintf(why, len, "cannot start a thread to write it: %s", strerror(rc));
 		return -rc;
@@ -846,26 +877,69 @@ static int job_start(struct xr_tsvc *s, struct client *c, uint32_t seq, const ch
 	return 0;
 }
 
-/* The job of tb is done (or told to stop): its thread joined, its client
- * answered (when answers is not NULL and it still waits for this one),
- * and what waited for the table finished: its trainers' closes, its drop. */
+/* Ends one lease on key's item: now, or while tb's checkpoint is being
+ * written, after it (job_end). The key is one the service handed out
+ * and a trainer's record held: its slot is in range. */
+static void end_lease(struct stable *tb, uint64_t key)
+{
+	if (tb->job)
+		tb->job->ended[(uint32_t)key]++;
+	else
+		xr__tb_release(&tb->t, key);
+}
+
+/* A priority update while tb's checkpoint is being written: checked now
+ * (the table cannot change before it is applied), applied by job_end();
+ * the last one of a slot wins, as it would have. 0, or the check's
+ * -EINVAL / -ESTALE, or -ENOMEM. */
+static int update_later(struct stable *tb, uint64_t key, double p)
+{
+	struct job *j = tb->job;
+	uint32_t slot;
+	int rc = xr__tb_update_check(&tb->t, key, p, &slot);
+
+	if (rc < 0)
+		return rc;
+	if (!j->prio) {
+		j->prio = malloc((size_t)tb->t.cfg.capacity * sizeof(double));
+		if (!j->prio)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < tb->t.cfg.capacity; i++)
+			j->prio[i] = NAN;
+	}
+	j->prio[slot] = p;
+	return 0;
+}
+
+/* The job of tb is done: its thread joined, what was taken for after it
+ * done to the table, its client answered (when answers is not NULL and it
+ * still waits for this one), a drop's free done. */
 static void job_end(struct xr_tsvc *s, struct stable *tb, int *answers, uint64_t *mask)
 {
 	struct job *j = tb->job;
 
-	pthread_join(j->thread, NULL);
+	if (!j->joined)
+		pthread_join(j->thread, NULL);
 	tb->job = NULL;
+	/* Leases ended, then priorities: a live item's lease and its
+	 * priority are independent, and a spent item takes no update (its
+	 * check refused it). */
+	for (uint32_t i = 0; i < tb->t.cfg.capacity; i++) {
+		uint64_t key = xr__tb_key(&tb->t, i);
+		for (; j->ended[i]; j->ended[i]--)
+			xr__tb_release(&tb->t, key);
+		if (j->prio && !isnan(j->prio[i]))
+			(void)xr__tb_update(&tb->t, key, j->prio[i]);
+	}
 	struct client *c = &s->clients[j->client];
-	if (answers && c->live && !c->closing && c->parked && c->p_seq == j->seq) {
+	if (answers && c->live && c->parked && c->p_seq == j->seq) {
 		answer(c, j->seq, j->rc, 0, j->why);
 		(*answers)++;
 		*mask |= 1ull << j->client;
 	}
+	free(j->ended);
+	free(j->prio);
 	free(j);
-	for (uint32_t i = 0; i < XR_TSVC_CLIENTS_MAX; i++)
-		if (s->clients[i].live && s->clients[i].closing &&
-		    &s->tables[s->clients[i].table] == tb)
-			close_now(s, &s->clients[i]);
 	maybe_free(s, tb);
 }
 
@@ -1006,7 +1080,7 @@ static uint32_t release_keys(struct stable *tb, struct client *c, uint32_t n)
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t key = c->req->keys[i];
 		if (lease_drop(&c->l, key))
-			xr__tb_release(&tb->t, key);
+			end_lease(tb, key);
 		else
 			refused++;
 	}
@@ -1035,10 +1109,10 @@ static void park(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op,
 		      (timeout < XR_TSVC_TIMEOUT_MAX_NS ? timeout : XR_TSVC_TIMEOUT_MAX_NS);
 }
 
-/* A request to a table whose checkpoint is being written (job): nothing of
- * the table may change, so it waits, parked. A sample or an insert for at
- * most its timeout, as for the rate limiter (none: -EAGAIN at once); any
- * other until the job ends, which bounds it. */
+/* A request to a table whose checkpoint is being written (job) that must
+ * change it now: it waits, parked. A sample or an insert for at most its
+ * timeout, as for the rate limiter (none: -EAGAIN at once); a checkpoint or
+ * a restore until the job ends (their trainers wait without a bound). */
 static void wait_for_job(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op,
 			 uint32_t n, uint64_t timeout, uint64_t now, int *answers)
 {
@@ -1074,10 +1148,6 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 		(*answers)++;
 		return;
 	}
-	if (tb->job) {
-		wait_for_job(s, c, seq, op, n, timeout, now, answers);
-		return;
-	}
 	/* A sample may carry the keys of the trainer's last batch: their
 	 * leases end first, once (not again while the sample waits), so that
 	 * a trainer's round is one request. Keys it does not hold are
@@ -1096,6 +1166,12 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 		c->parked = false;
 		answer(c, seq, -EIDRM, 0, "the table was dropped");
 		(*answers)++;
+		return;
+	}
+	/* While the table's checkpoint is being written: releases and
+	 * updates go on (taken now, done after), the rest waits. */
+	if (tb->job && op != XR_TOP_RELEASE && op != XR_TOP_UPDATE) {
+		wait_for_job(s, c, seq, op, n, timeout, now, answers);
 		return;
 	}
 	switch (op) {
@@ -1148,7 +1224,15 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 		for (uint32_t i = 0; i < n; i++) {
 			uint64_t key = c->req->keys[i];
 			double p = c->req->prio[i];
-			if (xr__tb_update(&tb->t, key, p) < 0)
+			rc = tb->job ? update_later(tb, key, p) : xr__tb_update(&tb->t, key, p);
+			if (rc == -ENOMEM) { /* only ever at the first key */
+				answer(c, seq, rc, 0,
+				       "out of memory to keep updates until the table's checkpoint "
+				       "is written");
+				(*answers)++;
+				return;
+			}
+			if (rc < 0)
 				refused++;
 		}
 		answer(c, seq, (int)(n - refused), refused, NULL);
@@ -1222,7 +1306,7 @@ int xr__tsvc_poll(struct xr_tsvc *s, uint64_t now_ns, uint64_t *next_ns, uint64_
 			job_end(s, &s->tables[i], &answers, &mask);
 	for (uint32_t i = 0; i < XR_TSVC_CLIENTS_MAX; i++) {
 		struct client *c = &s->clients[i];
-		if (!c->live || c->closing)
+		if (!c->live)
 			continue;
 		/* Acquire: pairs with the trainer's release of seq, so the
 		 * fields copied below are the ones it wrote before it. */

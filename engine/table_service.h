@@ -29,11 +29,12 @@
  *
  * Checkpoints. A trainer's CHECKPOINT starts a thread that writes the
  * file, and is answered by the first poll after it ends. Meanwhile nothing
- * of that table changes: its trainers' requests wait, parked (a sample or
- * an insert for at most its timeout, -EAGAIN without one; anything else
- * until the file is written); the engine's inserts get -EAGAIN; a trainer
- * that closes has its leases ended after, and a drop frees the table
- * after. Every other table is served as before. RESTORE is done in the
+ * of that table changes: its samples and inserts wait, parked (for at most
+ * their timeouts, -EAGAIN without one), as do a CHECKPOINT or RESTORE of
+ * it; the engine's inserts get -EAGAIN. Releases (a sample's too),
+ * priority updates and a trainer's close are answered at once and done to
+ * the table after the file is written; a drop frees the table after.
+ * Every other table is served as before. RESTORE is done in the
  * poll, as before: a restore replaces the table outright, and is a start's
  * business more than a run's.
  */
@@ -68,8 +69,12 @@ void xr__tsvc_set_job_hook(struct xr_tsvc *s, void (*hook)(void *), void *ctx);
 void xr__tsvc_set_views(struct xr_tsvc *s, struct xr_table_view *views);
 /* Says in `table`'s view that uid created it. */
 void xr__tsvc_set_creator(struct xr_tsvc *s, int table, uint32_t uid);
-/* Closes every client and drops every table. */
-void xr__tsvc_destroy(struct xr_tsvc *s);
+/* Stops every checkpoint being written (its file removed), closes every
+ * client and drops every table. -EBUSY: a checkpoint's thread did not stop
+ * within 2 s (stuck in a write): nothing is freed, for it may still touch
+ * any of it, and its file's name is removed; the caller leaves it to the
+ * process's exit. Else 0. */
+int xr__tsvc_destroy(struct xr_tsvc *s);
 
 /* Makes table `name` (1..XR_TABLE_NAME_MAX of [A-Za-z0-9_.-]) with items
  * of item_size bytes (1..1 MiB). -EEXIST, -ENOSPC (XR_TSVC_TABLES_MAX),

@@ -533,6 +533,14 @@ int xr__tb_release(struct xr_tb *t, uint64_t key)
 	return 0;
 }
 
+int xr__tb_update_check(const struct xr_tb *t, uint64_t key, double p, uint32_t *slot)
+{
+	if (bad_priority(t, p))
+		return -EINVAL;
+	*slot = slot_of(t, key, false);
+	return *slot == XR_TB_NO_SLOT ? -ESTALE : 0;
+}
+
 int xr__tb_update(struct xr_tb *t, uint64_t key, double p)
 {
 	uint32_t s;

@@ -136,6 +136,9 @@ int xr__tb_release(struct xr_tb *t, uint64_t key);
 
 /* Sets the priority of key's item. -ESTALE: no live item of that key. */
 int xr__tb_update(struct xr_tb *t, uint64_t key, double p);
+/* What xr__tb_update() would return, changing nothing; 0 with *slot set
+ * to the item's slot. */
+int xr__tb_update_check(const struct xr_tb *t, uint64_t key, double p, uint32_t *slot);
 
 /* Removes key's item (its slot waits for any leases). -ESTALE as above. */
 int xr__tb_remove(struct xr_tb *t, uint64_t key);

@@ -6,16 +6,21 @@
  *   - table B is served: samples, the engine's inserts
  *   - nothing of A changes: the engine's inserts are -EAGAIN; a trainer's
  *     sample is -EAGAIN without a timeout, -ETIMEDOUT at its deadline with
- *     one; a release waits, however late the poll; a trainer closed with
- *     leases keeps them counted; the checkpoint's own request is not
- *     answered
+ *     one; the checkpoint's own request is not answered
+ *   - what must not wait is answered at once and done to A after: a
+ *     release, a refused sample's releases, priority updates (checked at
+ *     once: one naming no item is refused), a trainer's close (its slot
+ *     free at once, its leases ended after)
  * and once the thread is let go and says so (the waker):
  *   - the checkpoint is answered with A's item count, and the file
  *     restores into a table of the same shape with those items
- *   - the release that waited is answered, the closed trainer's leases end
- *   - a table dropped during its checkpoint is freed after it
+ *   - the leases taken are ended and the updates applied
+ *   - a table dropped during its checkpoint answers -EIDRM at once, and is
+ *     freed after it
  * Then a service destroyed with a checkpoint in flight stops it and joins
- * its thread (ASan: nothing leaked). Labelled threads: TSan runs it.
+ * its thread (ASan: nothing leaked), and one whose checkpoint is stuck in
+ * a write gives up on it after 2 s (-EBUSY), its file's name removed.
+ * Labelled threads: TSan runs it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +47,7 @@ struct trainer {
 static int hold[2];    /* the job hook reads a byte from hold[0] */
 static int entered[2]; /* ...after writing one to entered[1] */
 static int woken;      /* the waker's eventfd */
+struct xr_tsvc *volatile xr_test_abandoned; /* a root LeakSanitizer sees */
 
 static void hook(void *ctx)
 {
@@ -125,7 +131,7 @@ static int make(struct xr_tsvc *s, const char *name)
 int main(void)
 {
 	char dir[] = "/tmp/xring-ckpt-XXXXXX", path[XR_TPAGE_PATH_MAX];
-	struct trainer adm, ta, tc, tb;
+	struct trainer adm, ta, tc, td, tb;
 	struct xr_tsvc *s;
 	uint8_t bytes[ITEM] = {0};
 
@@ -141,12 +147,14 @@ int main(void)
 	open_trainer(s, a, true, &adm);
 	open_trainer(s, a, false, &ta);
 	open_trainer(s, a, false, &tc);
+	open_trainer(s, a, false, &td);
 	open_trainer(s, b, false, &tb);
 	/* Leases on A from before: ta's to release during the checkpoint,
 	 * tc's to hold when it closes during it. */
 	CHECK(ask(s, &ta, XR_TOP_SAMPLE, 10, 0, 1) && ta.resp->rc == 10);
 	CHECK(ask(s, &tc, XR_TOP_SAMPLE, 5, 0, 1) && tc.resp->rc == 5);
-	CHECK_EQ(ta_tab->leases, 15);
+	CHECK(ask(s, &td, XR_TOP_SAMPLE, 4, 0, 1) && td.resp->rc == 4);
+	CHECK_EQ(ta_tab->leases, 19);
 
 	/* The checkpoint starts, and is held. */
 	snprintf(path, sizeof(path), "%s/a.ckpt", dir);
@@ -159,7 +167,8 @@ int main(void)
 	CHECK_RC(tb.resp->rc, 7);
 	CHECK_RC(xr__tsvc_insert(s, b, 1, bytes, ITEM), 0);
 
-	/* A stands still. */
+	/* A stands still: the engine's inserts wait; a sample is -EAGAIN
+	 * without a timeout, -ETIMEDOUT at its deadline with one. */
 	CHECK_RC(xr__tsvc_insert(s, a, 1, bytes, ITEM), -EAGAIN);
 	uint64_t samples = ta_tab->lim.samples;
 	struct trainer t2;
@@ -173,25 +182,51 @@ int main(void)
 	CHECK_EQ(next, 1005);
 	CHECK(xr__tsvc_poll(s, 1005, NULL, NULL) == 1);
 	CHECK_RC(t2.resp->rc, -ETIMEDOUT);
-	memcpy(ta.req->keys, ta.resp->keys, 10 * sizeof(uint64_t));
-	CHECK(!ask(s, &ta, XR_TOP_RELEASE, 10, 0, 6));
-	CHECK(xr__tsvc_poll(s, UINT64_MAX / 2, NULL, NULL) == 0);
-	CHECK(!answered(&ta) && !answered(&adm));
+	/* What must not wait is answered now and done after: a release; a
+	 * sample's releases (the sample itself refused); updates, checked
+	 * now (one names no item); a close, whose slot is free at once. */
+	uint64_t ta_keys[10], td_keys[4];
+	memcpy(ta_keys, ta.resp->keys, sizeof(ta_keys));
+	memcpy(td_keys, td.resp->keys, sizeof(td_keys));
+	memcpy(ta.req->keys, ta_keys, sizeof(ta_keys));
+	CHECK(ask(s, &ta, XR_TOP_RELEASE, 10, 0, 6));
+	CHECK_RC(ta.resp->rc, 10);
+	ta.req->keys[0] = ta_keys[0];
+	ta.req->keys[1] = ta_keys[1];
+	ta.req->keys[2] = 12345; /* no item's key */
+	for (int i = 0; i < 3; i++)
+		ta.req->prio[i] = 5;
+	CHECK(ask(s, &ta, XR_TOP_UPDATE, 3, 0, 7));
+	CHECK_RC(ta.resp->rc, 2);
+	CHECK_EQ(ta.resp->refused, 1);
+	memcpy(td.req->keys, td_keys, sizeof(td_keys));
+	td.req->n_release = 4;
+	CHECK(ask(s, &td, XR_TOP_SAMPLE, 1, 0, 8));
+	CHECK_RC(td.resp->rc, -EAGAIN);
+	CHECK_EQ(xr__tsvc_leases(s, td.id), 0);
+	uint32_t tc_id = tc.id;
 	xr__tsvc_close(s, tc.id);
-	CHECK_EQ(ta_tab->leases, 15);
+	struct trainer t4;
+	open_trainer(s, a, false, &t4);
+	CHECK_EQ(t4.id, tc_id);
+	/* ...and none of it has touched the table the thread is reading. */
+	CHECK_EQ(ta_tab->leases, 10 + 5 + 4);
 	CHECK_EQ(ta_tab->lim.samples, samples);
 	CHECK_EQ(ta_tab->size, ITEMS);
+	CHECK(ta_tab->prio[(uint32_t)ta_keys[0]] == 1);
+	CHECK(!answered(&adm));
 
-	/* Let go: the waker says it is done, and the next poll answers. */
+	/* Let go: the waker says it is done, the next poll answers, and
+	 * what was taken is done. */
 	char go = 1;
 	CHECK(write(hold[1], &go, 1) == 1);
 	wait_fd(woken, "the checkpoint's thread ended");
-	CHECK(xr__tsvc_poll(s, UINT64_MAX / 2, NULL, NULL) == 2); /* adm and ta */
+	CHECK(xr__tsvc_poll(s, UINT64_MAX / 2, NULL, NULL) == 1);
 	CHECK(answered(&adm));
 	CHECK_RC(adm.resp->rc, ITEMS);
-	CHECK(answered(&ta));
-	CHECK_RC(ta.resp->rc, 10);
-	CHECK_EQ(ta_tab->leases, 0); /* ta's released, tc's ended with its close */
+	CHECK_EQ(ta_tab->leases, 0);
+	CHECK(ta_tab->prio[(uint32_t)ta_keys[0]] == 5 && ta_tab->prio[(uint32_t)ta_keys[1]] == 5);
+	CHECK(ta_tab->prio[(uint32_t)ta_keys[2]] == 1);
 	CHECK_RC(xr__tsvc_insert(s, a, 1, bytes, ITEM), 0);
 
 	/* The file is A as it stood: a table of its shape restores from it. */
@@ -205,6 +240,10 @@ int main(void)
 	CHECK(!ask(s, &adm, XR_TOP_CHECKPOINT, 1, 0, 7));
 	wait_fd(entered[0], "the second checkpoint's thread started");
 	CHECK_RC(xr__tsvc_table_drop(s, a), 0);
+	CHECK(ask(s, &t2, XR_TOP_SAMPLE, 1, 1000, 9)); /* at once */
+	CHECK_RC(t2.resp->rc, -EIDRM);
+	xr__tsvc_close(s, t4.id);
+	xr__tsvc_close(s, td.id);
 	xr__tsvc_close(s, adm.id);
 	xr__tsvc_close(s, ta.id);
 	xr__tsvc_close(s, t2.id);
@@ -233,6 +272,25 @@ int main(void)
 		xr__tsvc_destroy(s);
 		unlink(path);
 	}
+	/* One stuck (the hook does not return till let go): the service
+	 * gives up on it after 2 s and frees nothing it may touch; let go, it
+	 * finds itself cancelled and leaves no file. */
+	CHECK_RC(xr__tsvc_create(&s), 0);
+	xr__tsvc_set_waker(s, wake, NULL);
+	xr__tsvc_set_job_hook(s, hook, NULL);
+	int e = make(s, "e");
+	struct trainer adm3;
+	open_trainer(s, e, true, &adm3);
+	snprintf(path, sizeof(path), "%s/e.ckpt", dir);
+	memcpy(adm3.req->path, path, sizeof(path));
+	CHECK(!ask(s, &adm3, XR_TOP_CHECKPOINT, 1, 0, 1));
+	wait_fd(entered[0], "the stuck checkpoint's thread started");
+	CHECK_RC(xr__tsvc_destroy(s), -EBUSY);
+	xr_test_abandoned = s; /* still the thread's: kept reachable (LeakSanitizer) */
+	CHECK(write(hold[1], &go, 1) == 1); /* its first write fails: cancelled */
+	wait_fd(woken, "the stuck checkpoint's thread ended");
+	CHECK(access(path, F_OK) < 0);
+
 	snprintf(path, sizeof(path), "%s/a.ckpt", dir);
 	CHECK(unlink(path) == 0);
 	CHECK(rmdir(dir) == 0);

@@ -669,8 +669,11 @@ class Table(_xring.Table):
     def checkpoint(self, path):
         """Has the engine write the table (items, priorities, keys, the rate
         limiter) to a new file at path (not over an existing one: -EEXIST).
-        Only the engine's own uid may. Returns the items written. The
-        table's service waits while it writes."""
+        Only the engine's own uid may. Returns the items written. It is
+        written by a thread of its own: other tables are served meanwhile;
+        this one's samples and inserts wait (at most their timeouts),
+        releases and priority updates are answered at once and applied
+        after it."""
         return super().checkpoint(os.path.abspath(os.fspath(path)))
 
     def restore(self, path):
