@@ -496,7 +496,7 @@ void xr__thost_destroy(struct xr_thost *h)
 		/* Its thread may still kick us: the service's memory and ours
 		 * stay for the process's exit. */
 		fprintf(stderr, "xring engine: a table checkpoint is stuck in a write (its file "
-				"system does not answer); stopping without it, its file removed\n");
+				"system does not answer); stopping without it, its file cut short\n");
 		return;
 	}
 	xr__svc_fini(&h->b);

@@ -116,14 +116,16 @@ struct job {
 	_Atomic bool done;   /* release by the thread, acquire by the service */
 	_Atomic bool cancel; /* the service stops: give up, remove the file */
 	/* Per slot, for job_end(): leases ended meanwhile, and the last
-	 * priority sent meanwhile (NaN: none; made at the first update). */
+	 * priority sent meanwhile (made at the first update). */
 	uint32_t *ended;
 	double *prio;
+	uint64_t *has_prio; /* bit per slot: prio[slot] was sent */
 	bool joined;
 };
 
 /* How long a stopping service waits for its checkpoints' threads. */
 #define JOB_STOP_NS 2000000000ull
+#define JOB_NOBODY UINT32_MAX /* job.client: its trainer closed */
 
 _Static_assert(XR_TSVC_TABLES_MAX == XR_MAX_TABLES, "a view per table index");
 
@@ -221,9 +223,10 @@ int xr__tsvc_destroy(struct xr_tsvc *s)
 	if (!s)
 		return 0;
 	/* Every checkpoint told to stop, then each waited for: a thread
-	 * stops at its next write. One stuck in a write (a hung file
-	 * system) is left to the process's exit after JOB_STOP_NS, with all
-	 * it may touch (this service, its tables): the caller is told. */
+	 * stops at its next write. One stuck in a write (a file system that
+	 * does not answer) is left to the process's exit after JOB_STOP_NS,
+	 * with all it may touch (this service, its tables): the caller is
+	 * told. */
 	for (int i = 0; i < XR_TSVC_TABLES_MAX; i++)
 		if (s->tables[i].job)
 			atomic_store_explicit(&s->tables[i].job->cancel, true, memory_order_relaxed);
@@ -235,7 +238,10 @@ int xr__tsvc_destroy(struct xr_tsvc *s)
 		if (!j)
 			continue;
 		if (pthread_timedjoin_np(j->thread, NULL, &until) != 0) {
-			unlink(j->path); /* never a file cut short */
+			/* Not even its file's name is removed: the file system
+			 * that holds the thread would hold us too. A file cut
+			 * short is refused by a restore (its length, its
+			 * checksum). */
 			pthread_detach(j->thread);
 			return -EBUSY;
 		}
@@ -603,6 +609,10 @@ void xr__tsvc_close(struct xr_tsvc *s, uint32_t client)
 	struct client *c = &s->clients[client];
 	struct stable *tb = &s->tables[c->table];
 
+	/* Its checkpoint goes on; its answer goes to nobody (its slot may be
+	 * another trainer's before the checkpoint ends). */
+	if (tb->job && tb->job->client == client)
+		tb->job->client = JOB_NOBODY;
 	for (uint32_t i = 0; i < c->l.cap; i++)
 		for (; c->l.count[i]; c->l.count[i]--)
 			end_lease(tb, c->l.key[i]);
@@ -721,12 +731,34 @@ static int try_insert(struct stable *tb, struct client *c, uint32_t n, uint32_t 
 
 /* ---- checkpoints ---- */
 
+/* A checkpoint is written with write(2) from a buffer of its own, not
+ * stdio: the process's exit flushes every stdio stream, and one whose
+ * file system stopped answering would hold the engine's exit with it. */
+enum { CK_BUF = 1 << 20 };
+
 struct ckpt_io {
-	FILE *f;
+	FILE *f;          /* restore: reading */
+	int fd;           /* checkpoint: writing, from buf */
+	uint8_t *buf;
+	size_t used;
 	struct stable *tb;
 	uint8_t *scratch; /* restore's first pass: items read, not kept */
 	_Atomic bool *cancel;
 };
+
+static int ck_flush(struct ckpt_io *io)
+{
+	for (size_t done = 0; done < io->used;) {
+		ssize_t w = write(io->fd, io->buf + done, io->used - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO; /* ENOSPC, EDQUOT say more */
+		done += (size_t)w;
+	}
+	io->used = 0;
+	return 0;
+}
 
 static int ck_put(void *ctx, const void *p, size_t n)
 {
@@ -735,9 +767,19 @@ static int ck_put(void *ctx, const void *p, size_t n)
 	/* Relaxed: a request to stop soon; nothing is read through it. */
 	if (io->cancel && atomic_load_explicit(io->cancel, memory_order_relaxed))
 		return -ECANCELED;
-	if (fwrite(p, 1, n, io->f) == n)
-		return 0;
-	return errno ? -errno : -EIO; /* ENOSPC, EDQUOT say more than EIO */
+	while (n) {
+		size_t k = CK_BUF - io->used < n ? CK_BUF - io->used : n;
+		memcpy(io->buf + io->used, p, k);
+		io->used += k;
+		p = (const uint8_t *)p + k;
+		n -= k;
+		if (io->used == CK_BUF) {
+			int rc = ck_flush(io);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
 }
 
 static int ck_get(void *ctx, void *p, size_t n)
@@ -794,25 +836,27 @@ static int checkpoint(struct stable *tb, const char *path, _Atomic bool *cancel,
 				      : strerror(-rc));
 		return rc;
 	}
-	io.f = fdopen(fd, "w");
-	if (!io.f) {
-		rc = -errno;
+	io.fd = fd;
+	io.buf = malloc(CK_BUF);
+	if (!io.buf) {
 		close(fd);
 		unlink(path);
-		snprintf(why, len, "cannot write the file: %s", strerror(-rc));
-		return rc;
+		snprintf(why, len, "out of memory");
+		return -ENOMEM;
 	}
 	struct xr_tb_io x = {.put = ck_put, .item = ck_item, .item_size = tb->item_size,
 			     .ctx = &io};
 	item_tag(tb, x.item_tag);
-	errno = 0;
 	rc = xr__tb_save(&tb->t, &x);
 	/* Synced only when whole: a file given up is removed, not waited
 	 * for (a stop cancels a checkpoint, and must not wait on its disk). */
-	if (rc == 0 && (fflush(io.f) != 0 || fsync(fileno(io.f)) != 0))
-		rc = errno ? -errno : -EIO;
-	if (fclose(io.f) != 0 && rc == 0)
-		rc = errno ? -errno : -EIO;
+	if (rc == 0)
+		rc = ck_flush(&io);
+	if (rc == 0 && fsync(fd) != 0)
+		rc = -errno;
+	free(io.buf);
+	if (close(fd) != 0 && rc == 0)
+		rc = errno == EINTR ? 0 : -errno;
 	if (rc < 0) {
 		unlink(path); /* ours: made above, O_EXCL */
 		snprintf(why, len, rc == -ECANCELED ? "the engine stopped while it was written"
@@ -901,13 +945,21 @@ static int update_later(struct stable *tb, uint64_t key, double p)
 	if (rc < 0)
 		return rc;
 	if (!j->prio) {
-		j->prio = malloc((size_t)tb->t.cfg.capacity * sizeof(double));
-		if (!j->prio)
+		/* Zeroed by the kernel as touched (calloc: fresh pages past a
+		 * size), not filled here: the service's thread serves every
+		 * table. */
+		j->prio = calloc(tb->t.cfg.capacity, sizeof(double));
+		j->has_prio = calloc((tb->t.cfg.capacity + 63) / 64, sizeof(uint64_t));
+		if (!j->prio || !j->has_prio) {
+			free(j->prio);
+			free(j->has_prio);
+			j->prio = NULL;
+			j->has_prio = NULL;
 			return -ENOMEM;
-		for (uint32_t i = 0; i < tb->t.cfg.capacity; i++)
-			j->prio[i] = NAN;
+		}
 	}
 	j->prio[slot] = p;
+	j->has_prio[slot / 64] |= 1ull << (slot % 64);
 	return 0;
 }
 
@@ -928,17 +980,18 @@ static void job_end(struct xr_tsvc *s, struct stable *tb, int *answers, uint64_t
 		uint64_t key = xr__tb_key(&tb->t, i);
 		for (; j->ended[i]; j->ended[i]--)
 			xr__tb_release(&tb->t, key);
-		if (j->prio && !isnan(j->prio[i]))
+		if (j->prio && (j->has_prio[i / 64] >> (i % 64) & 1))
 			(void)xr__tb_update(&tb->t, key, j->prio[i]);
 	}
-	struct client *c = &s->clients[j->client];
-	if (answers && c->live && c->parked && c->p_seq == j->seq) {
+	struct client *c = j->client == JOB_NOBODY ? NULL : &s->clients[j->client];
+	if (answers && c && c->live && c->parked && c->p_seq == j->seq) {
 		answer(c, j->seq, j->rc, 0, j->why);
 		(*answers)++;
 		*mask |= 1ull << j->client;
 	}
 	free(j->ended);
 	free(j->prio);
+	free(j->has_prio);
 	free(j);
 	maybe_free(s, tb);
 }
@@ -1157,7 +1210,9 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 		uint32_t k = c->req->n_release; /* read once */
 		(void)release_keys(tb, c, k < XR_TABLE_BATCH_MAX ? k : XR_TABLE_BATCH_MAX);
 	}
-	if (tb->dropped && op != XR_TOP_RELEASE) {
+	bool own_job = tb->job && tb->job->client == (uint32_t)(c - s->clients) &&
+		       tb->job->seq == seq;
+	if (tb->dropped && op != XR_TOP_RELEASE && !own_job) {
 		/* Whatever else it asks, parked or new. Releases still end
 		 * leases (a trainer's round or its with-block's end should not
 		 * fail for a drop); what it holds stays readable until it

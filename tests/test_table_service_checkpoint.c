@@ -242,17 +242,48 @@ int main(void)
 	CHECK_RC(xr__tsvc_table_drop(s, a), 0);
 	CHECK(ask(s, &t2, XR_TOP_SAMPLE, 1, 1000, 9)); /* at once */
 	CHECK_RC(t2.resp->rc, -EIDRM);
+	xr__tsvc_poll(s, 20, NULL, NULL);
+	CHECK(!answered(&adm)); /* its file is still being written */
 	xr__tsvc_close(s, t4.id);
 	xr__tsvc_close(s, td.id);
-	xr__tsvc_close(s, adm.id);
 	xr__tsvc_close(s, ta.id);
 	xr__tsvc_close(s, t2.id);
 	CHECK(xr__tsvc_table_live(s, a)); /* the job still reads it */
 	CHECK(write(hold[1], &go, 1) == 1);
 	wait_fd(woken, "the second checkpoint's thread ended");
-	CHECK(xr__tsvc_poll(s, UINT64_MAX / 2, NULL, NULL) == 0); /* adm closed */
-	CHECK(!xr__tsvc_table_live(s, a));
+	CHECK(xr__tsvc_poll(s, 21, NULL, NULL) == 1);
+	CHECK(answered(&adm));
+	CHECK_RC(adm.resp->rc, ITEMS + 1);
 	CHECK(access(path, F_OK) == 0);
+	unlink(path);
+	xr__tsvc_close(s, adm.id);
+	CHECK(!xr__tsvc_table_live(s, a)); /* freed with its last trainer */
+
+	/* The trainer that asked closes while it is written: its slot is
+	 * another's at once, and the checkpoint's answer goes to nobody (not
+	 * to the new trainer, whose first request has the same number). */
+	struct trainer adm4, tn;
+	open_trainer(s, b, true, &adm4);
+	snprintf(path, sizeof(path), "%s/b2.ckpt", dir);
+	memcpy(adm4.req->path, path, sizeof(path));
+	CHECK(!ask(s, &adm4, XR_TOP_CHECKPOINT, 1, 0, 22));
+	wait_fd(entered[0], "the fourth checkpoint's thread started");
+	uint32_t asked = adm4.id;
+	xr__tsvc_close(s, adm4.id);
+	const char *cwhy = NULL;
+	CHECK_RC(xr__tsvc_table_create(s, "empty", &(struct xr_tb_cfg){.capacity = 8, .seed = 1},
+				       ITEM, &cwhy),
+		 0);
+	open_trainer(s, xr__tsvc_table_find(s, "empty"), false, &tn);
+	CHECK_EQ(tn.id, asked);
+	CHECK(!ask(s, &tn, XR_TOP_SAMPLE, 1, 1000, 23)); /* parked: nothing to sample */
+	CHECK(write(hold[1], &go, 1) == 1);
+	wait_fd(woken, "the fourth checkpoint's thread ended");
+	CHECK(xr__tsvc_poll(s, 24, NULL, NULL) == 0);
+	CHECK(!answered(&tn));
+	CHECK(xr__tsvc_poll(s, 1023, NULL, NULL) == 1);
+	CHECK_RC(tn.resp->rc, -ETIMEDOUT);
+	CHECK(access(path, F_OK) == 0); /* written all the same */
 	unlink(path);
 
 	/* Destroyed with a checkpoint in flight: it is stopped, its thread
