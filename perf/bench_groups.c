@@ -2,8 +2,9 @@
 /*
  * bench_groups: records a second a consumer group's members take between
  * them (docs/groups.md), against one plain reader of the same stream in the
- * same run: an engine (`xring engine` started here, G grid games, as fast as
- * its readers let it); first a lossless reader alone for S seconds, then,
+ * same run: an engine (`xring engine` started here, G grid games of board
+ * HxW, as fast as its readers let it: a small board's small records show
+ * what the group's own path costs, which a large one's rate hides); first a lossless reader alone for S seconds, then,
  * for each M, a lossless group of M members in M processes for S seconds.
  * Each member takes batches of up to B records and releases each at once.
  * The ratio is the group's records/s over the reader's: what splitting one
@@ -11,7 +12,8 @@
  * engine, the group's thread and the members share them: the line says how
  * many there are.
  *
- *   bench_groups XRING [--games G] [--seconds S] [--members 1,2,4] [--batch B]
+ *   bench_groups XRING [--games G] [--board HxW] [--seconds S] [--members 1,2,4]
+ *                [--batch B]
  */
 #include <signal.h>
 #include <stdio.h>
@@ -110,11 +112,12 @@ int main(int argc, char **argv)
 	int games = 1000, members[8] = {1, 2, 4}, n_members = 3;
 	double secs = 3;
 	uint32_t batch = 4096;
+	const char *board = NULL; /* the engine's */
 	char name[64], gs[16];
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: bench_groups XRING [--games G] [--seconds S] "
-				"[--members 1,2,4] [--batch B]\n");
+		fprintf(stderr, "usage: bench_groups XRING [--games G] [--board HxW] "
+				"[--seconds S] [--members 1,2,4] [--batch B]\n");
 		return 2;
 	}
 	for (int i = 2; i + 1 < argc; i += 2) {
@@ -122,6 +125,8 @@ int main(int argc, char **argv)
 			games = atoi(argv[i + 1]);
 		} else if (!strcmp(argv[i], "--seconds")) {
 			secs = atof(argv[i + 1]);
+		} else if (!strcmp(argv[i], "--board")) {
+			board = argv[i + 1]; /* the engine checks it */
 		} else if (!strcmp(argv[i], "--batch")) {
 			batch = (uint32_t)atoi(argv[i + 1]);
 		} else if (!strcmp(argv[i], "--members")) {
@@ -152,8 +157,12 @@ int main(int argc, char **argv)
 	snprintf(gs, sizeof(gs), "%d", games);
 	pid_t eng = fork();
 	if (eng == 0) {
-		execl(argv[1], argv[1], "engine", "--name", name, "--games", gs, "--quiet",
-		      (char *)NULL);
+		if (board)
+			execl(argv[1], argv[1], "engine", "--name", name, "--games", gs, "--board",
+			      board, "--quiet", (char *)NULL);
+		else
+			execl(argv[1], argv[1], "engine", "--name", name, "--games", gs, "--quiet",
+			      (char *)NULL);
 		_exit(127);
 	}
 	/* The engine is starting: attach until it answers (10 s at most). */
@@ -177,9 +186,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	double alone = (double)recs / took;
-	printf("engine of %d games, %ld CPUs: a plain reader takes %.0f records/s (%.0f a "
-	       "batch)\n",
-	       games, sysconf(_SC_NPROCESSORS_ONLN), alone, (double)recs / (double)batches);
+	printf("engine of %d games of %s", games, board ? board : "the default board");
+	printf(", %ld CPUs: a plain reader takes %.0f records/s (%.0f a batch)\n",
+	       sysconf(_SC_NPROCESSORS_ONLN), alone, (double)recs / (double)batches);
 	printf("%8s | %14s | %10s | %s\n", "members", "records/s", "per batch",
 	       "ratio to the plain reader");
 	for (int i = 0; i < n_members; i++) {
