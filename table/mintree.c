@@ -8,12 +8,12 @@
 
 int xr_mintree_init(struct xr_mintree *t, uint32_t n)
 {
-	uint64_t width[XR_TREE_LEVELS_MAX], total;
+	uint64_t width[XR_TREE_LEVELS_MAX] = {0}, total;
 
 	memset(t, 0, sizeof(*t));
 	if (n == 0 || n > (1u << 31))
 		return -EINVAL;
-	t->levels = xr__tree_levels(n, width, &total);
+	t->levels = xr__tree_levels(n, XR_TREE_FAN, width, &total);
 	if (xr__tree_alloc(&t->mem, total * sizeof(double)) < 0)
 		return -ENOMEM;
 	double *p = t->mem;

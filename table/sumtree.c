@@ -9,32 +9,6 @@
 #define FAN XR_SUMTREE_FAN
 #define LEAF_FAN XR_SUMTREE_LEAF_FAN
 
-/* The widths of a tree of n leaves, top level first: the leaves rounded up
- * to whole nodes of 4, then each level above one entry per node below,
- * rounded up to whole nodes of 8, up to a top level of one node. Returns
- * the number of levels; *total gets the widths' sum. */
-static uint32_t widths(uint32_t n, uint64_t width[XR_SUMTREE_LEVELS_MAX], uint64_t *total)
-{
-	uint64_t up[XR_SUMTREE_LEVELS_MAX];
-	uint64_t w = ((uint64_t)n + LEAF_FAN - 1) / LEAF_FAN * LEAF_FAN;
-	uint32_t levels = 0;
-
-	up[levels++] = w;
-	w = (w / LEAF_FAN + FAN - 1) / FAN * FAN;
-	for (;;) {
-		up[levels++] = w;
-		if (w <= FAN)
-			break;
-		w = (w / FAN + FAN - 1) / FAN * FAN;
-	}
-	*total = 0;
-	for (uint32_t l = 0; l < levels; l++) {
-		width[l] = up[levels - 1 - l];
-		*total += width[l];
-	}
-	return levels;
-}
-
 static inline uint32_t fan_of(const struct xr_sumtree *t, uint32_t l)
 {
 	return l + 1 == t->levels ? LEAF_FAN : FAN;
@@ -47,7 +21,7 @@ int xr_sumtree_init(struct xr_sumtree *t, uint32_t n)
 	memset(t, 0, sizeof(*t));
 	if (n == 0 || n > (1u << 31))
 		return -EINVAL;
-	t->levels = widths(n, t->width, &total);
+	t->levels = xr__tree_levels(n, LEAF_FAN, t->width, &total);
 	if (xr__tree_alloc(&t->mem, 2 * total * sizeof(double)) < 0)
 		return -ENOMEM;
 	memset(t->mem, 0, 2 * total * sizeof(double));

@@ -42,7 +42,7 @@
 
 #define XR_SUMTREE_FAN XR_TREE_FAN /* above the leaves */
 #define XR_SUMTREE_LEAF_FAN 4       /* the leaves' nodes: 4 sums, 4 values, a line */
-#define XR_SUMTREE_LEVELS_MAX (XR_TREE_LEVELS_MAX + 1)
+#define XR_SUMTREE_LEVELS_MAX XR_TREE_LEVELS_MAX
 
 struct xr_sumtree {
 	uint32_t n;                 /* leaves asked for */

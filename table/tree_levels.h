@@ -13,22 +13,26 @@
 #include <sys/mman.h>
 
 #define XR_TREE_FAN 8
-#define XR_TREE_LEVELS_MAX 12 /* 8^11 > 2^31 leaves */
+#define XR_TREE_LEVELS_MAX 13 /* 4 * 8^10 > 2^31 leaves, and a top level */
 
-/* The widths of a tree of n leaves (1..2^31), top level first, into
- * width[]; returns the number of levels; *total gets their sum. The top
- * level is one line: the root's children. */
-static inline uint32_t xr__tree_levels(uint32_t n, uint64_t width[XR_TREE_LEVELS_MAX],
-				       uint64_t *total)
+/* The widths of a tree of n leaves (1..2^31) whose lowest nodes have
+ * leaf_fan children (4 or 8) and all others XR_TREE_FAN, top level first,
+ * into width[]: the leaves rounded up to whole lowest nodes, then each
+ * level above one entry per node below, rounded up to whole nodes, up to
+ * a top level of one node (the root's children). Returns the number of
+ * levels; *total gets their sum. */
+static inline uint32_t xr__tree_levels(uint32_t n, uint32_t leaf_fan,
+				       uint64_t width[XR_TREE_LEVELS_MAX], uint64_t *total)
 {
-	uint64_t up[XR_TREE_LEVELS_MAX], w = ((uint64_t)n + XR_TREE_FAN - 1) / XR_TREE_FAN * XR_TREE_FAN;
-	uint32_t levels = 0;
+	uint64_t up[XR_TREE_LEVELS_MAX], w = ((uint64_t)n + leaf_fan - 1) / leaf_fan * leaf_fan;
+	uint32_t levels = 0, fan = leaf_fan;
 
 	for (;;) {
 		up[levels++] = w;
-		if (w <= XR_TREE_FAN)
+		if (w <= XR_TREE_FAN && fan == XR_TREE_FAN)
 			break;
-		w = (w / XR_TREE_FAN + XR_TREE_FAN - 1) / XR_TREE_FAN * XR_TREE_FAN;
+		w = (w / fan + XR_TREE_FAN - 1) / XR_TREE_FAN * XR_TREE_FAN;
+		fan = XR_TREE_FAN;
 	}
 	*total = 0;
 	for (uint32_t l = 0; l < levels; l++) {

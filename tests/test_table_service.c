@@ -34,49 +34,21 @@
 
 #include "engine/table_service.h"
 #include "table_helpers.h"
+#include "table_trainer.h"
 
 enum { ITEM = 40 };
-
-struct trainer {
-	uint32_t id;
-	int fd;
-	struct xr_tpage_req *req;
-	struct xr_tpage_resp *resp;
-	uint8_t *ins;
-	uint32_t seq;
-};
 
 static void open_trainer(struct xr_tsvc *s, int table, struct trainer *tr)
 {
 	uint64_t size;
 
-	CHECK_RC(xr__tsvc_open(s, table, false, &tr->id, &tr->fd, &size), 0);
+	trainer_open(s, table, false, tr, &size);
 	CHECK_EQ(size, xr_tpage_size(ITEM));
-	/* The trainer's own mapping of the page, as it would have it. */
-	uint8_t *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, tr->fd, 0);
-	CHECK(p != MAP_FAILED);
-	tr->req = (struct xr_tpage_req *)p;
-	tr->resp = (struct xr_tpage_resp *)(p + XR_TPAGE_RESP_OFF);
-	tr->ins = p + XR_TPAGE_INSERT_OFF;
-	tr->seq = 0;
 }
 
 static uint64_t seen_at_20000(void)
 {
 	return 20000;
-}
-
-/* Sends a request; polls the service once at `now`; returns whether an
- * answer came. */
-static bool ask(struct xr_tsvc *s, struct trainer *tr, uint32_t op, uint32_t n,
-		uint64_t timeout, uint64_t now)
-{
-	tr->req->op = op;
-	tr->req->n = n;
-	tr->req->timeout_ns = timeout;
-	atomic_store_explicit(&tr->req->seq, ++tr->seq, memory_order_release);
-	xr__tsvc_poll(s, now, NULL, NULL);
-	return atomic_load_explicit(&tr->resp->seq, memory_order_acquire) == tr->seq;
 }
 
 static int call(struct xr_tsvc *s, struct trainer *tr, uint32_t op, uint32_t n)

@@ -34,15 +34,9 @@
 
 #include "engine/table_service.h"
 #include "table_helpers.h"
+#include "table_trainer.h"
 
 enum { ITEM = 32, ITEMS = 200 };
-
-struct trainer {
-	uint32_t id;
-	struct xr_tpage_req *req;
-	struct xr_tpage_resp *resp;
-	uint32_t seq;
-};
 
 static int hold[2];    /* the job hook reads a byte from hold[0] */
 static int entered[2]; /* ...after writing one to entered[1] */
@@ -80,32 +74,20 @@ static void wait_fd(int fd, const char *what)
 static void open_trainer(struct xr_tsvc *s, int table, bool admin, struct trainer *tr)
 {
 	uint64_t size;
-	int fd;
 
-	CHECK_RC(xr__tsvc_open(s, table, admin, &tr->id, &fd, &size), 0);
-	uint8_t *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	CHECK(p != MAP_FAILED);
-	close(fd);
-	tr->req = (struct xr_tpage_req *)p;
-	tr->resp = (struct xr_tpage_resp *)(p + XR_TPAGE_RESP_OFF);
-	tr->seq = 0;
+	trainer_open(s, table, admin, tr, &size);
+	close(tr->fd);
 }
 
-static bool answered(const struct trainer *tr)
+/* Has admin trainer tr ask for a checkpoint of its table to dir/file at
+ * now, and waits for its thread to reach the hook (held there). */
+static void checkpoint_held(struct xr_tsvc *s, struct trainer *tr, const char *dir,
+			    const char *file, uint64_t now, char path[XR_TPAGE_PATH_MAX])
 {
-	return atomic_load_explicit(&tr->resp->seq, memory_order_acquire) == tr->seq;
-}
-
-/* Sends a request, polls once at now; whether it was answered. */
-static bool ask(struct xr_tsvc *s, struct trainer *tr, uint32_t op, uint32_t n,
-		uint64_t timeout, uint64_t now)
-{
-	tr->req->op = op;
-	tr->req->n = n;
-	tr->req->timeout_ns = timeout;
-	atomic_store_explicit(&tr->req->seq, ++tr->seq, memory_order_release);
-	xr__tsvc_poll(s, now, NULL, NULL);
-	return answered(tr);
+	snprintf(path, XR_TPAGE_PATH_MAX, "%s/%s", dir, file);
+	memcpy(tr->req->path, path, XR_TPAGE_PATH_MAX);
+	CHECK(!ask(s, tr, XR_TOP_CHECKPOINT, 1, 0, now));
+	wait_fd(entered[0], "a checkpoint's thread started");
 }
 
 static int make(struct xr_tsvc *s, const char *name)
@@ -157,10 +139,7 @@ int main(void)
 	CHECK_EQ(ta_tab->leases, 19);
 
 	/* The checkpoint starts, and is held. */
-	snprintf(path, sizeof(path), "%s/a.ckpt", dir);
-	memcpy(adm.req->path, path, sizeof(path));
-	CHECK(!ask(s, &adm, XR_TOP_CHECKPOINT, 1, 0, 2));
-	wait_fd(entered[0], "the checkpoint's thread started");
+	checkpoint_held(s, &adm, dir, "a.ckpt", 2, path);
 
 	/* B is served. */
 	CHECK(ask(s, &tb, XR_TOP_SAMPLE, 7, 0, 3));
@@ -214,7 +193,7 @@ int main(void)
 	CHECK_EQ(ta_tab->lim.samples, samples);
 	CHECK_EQ(ta_tab->size, ITEMS);
 	CHECK(ta_tab->prio[(uint32_t)ta_keys[0]] == 1);
-	CHECK(!answered(&adm));
+	CHECK(!trainer_answered(&adm));
 
 	/* Let go: the waker says it is done, the next poll answers, and
 	 * what was taken is done. */
@@ -222,7 +201,7 @@ int main(void)
 	CHECK(write(hold[1], &go, 1) == 1);
 	wait_fd(woken, "the checkpoint's thread ended");
 	CHECK(xr__tsvc_poll(s, UINT64_MAX / 2, NULL, NULL) == 1);
-	CHECK(answered(&adm));
+	CHECK(trainer_answered(&adm));
 	CHECK_RC(adm.resp->rc, ITEMS);
 	CHECK_EQ(ta_tab->leases, 0);
 	CHECK(ta_tab->prio[(uint32_t)ta_keys[0]] == 5 && ta_tab->prio[(uint32_t)ta_keys[1]] == 5);
@@ -235,15 +214,12 @@ int main(void)
 	CHECK_RC(xr__tsvc_restore(s, c, path, why, sizeof(why)), ITEMS);
 
 	/* A table dropped while its checkpoint is written goes after it. */
-	snprintf(path, sizeof(path), "%s/a2.ckpt", dir);
-	memcpy(adm.req->path, path, sizeof(path));
-	CHECK(!ask(s, &adm, XR_TOP_CHECKPOINT, 1, 0, 7));
-	wait_fd(entered[0], "the second checkpoint's thread started");
+	checkpoint_held(s, &adm, dir, "a2.ckpt", 7, path);
 	CHECK_RC(xr__tsvc_table_drop(s, a), 0);
 	CHECK(ask(s, &t2, XR_TOP_SAMPLE, 1, 1000, 9)); /* at once */
 	CHECK_RC(t2.resp->rc, -EIDRM);
 	xr__tsvc_poll(s, 20, NULL, NULL);
-	CHECK(!answered(&adm)); /* its file is still being written */
+	CHECK(!trainer_answered(&adm)); /* its file is still being written */
 	xr__tsvc_close(s, t4.id);
 	xr__tsvc_close(s, td.id);
 	xr__tsvc_close(s, ta.id);
@@ -252,7 +228,7 @@ int main(void)
 	CHECK(write(hold[1], &go, 1) == 1);
 	wait_fd(woken, "the second checkpoint's thread ended");
 	CHECK(xr__tsvc_poll(s, 21, NULL, NULL) == 1);
-	CHECK(answered(&adm));
+	CHECK(trainer_answered(&adm));
 	CHECK_RC(adm.resp->rc, ITEMS + 1);
 	CHECK(access(path, F_OK) == 0);
 	unlink(path);
@@ -264,10 +240,7 @@ int main(void)
 	 * to the new trainer, whose first request has the same number). */
 	struct trainer adm4, tn;
 	open_trainer(s, b, true, &adm4);
-	snprintf(path, sizeof(path), "%s/b2.ckpt", dir);
-	memcpy(adm4.req->path, path, sizeof(path));
-	CHECK(!ask(s, &adm4, XR_TOP_CHECKPOINT, 1, 0, 22));
-	wait_fd(entered[0], "the fourth checkpoint's thread started");
+	checkpoint_held(s, &adm4, dir, "b2.ckpt", 22, path);
 	uint32_t asked = adm4.id;
 	xr__tsvc_close(s, adm4.id);
 	const char *cwhy = NULL;
@@ -280,7 +253,7 @@ int main(void)
 	CHECK(write(hold[1], &go, 1) == 1);
 	wait_fd(woken, "the fourth checkpoint's thread ended");
 	CHECK(xr__tsvc_poll(s, 24, NULL, NULL) == 0);
-	CHECK(!answered(&tn));
+	CHECK(!trainer_answered(&tn));
 	CHECK(xr__tsvc_poll(s, 1023, NULL, NULL) == 1);
 	CHECK_RC(tn.resp->rc, -ETIMEDOUT);
 	CHECK(access(path, F_OK) == 0); /* written all the same */
@@ -290,10 +263,7 @@ int main(void)
 	 * joined, and its file either whole or gone. */
 	struct trainer adm2;
 	open_trainer(s, b, true, &adm2);
-	snprintf(path, sizeof(path), "%s/b.ckpt", dir);
-	memcpy(adm2.req->path, path, sizeof(path));
-	CHECK(!ask(s, &adm2, XR_TOP_CHECKPOINT, 1, 0, 8));
-	wait_fd(entered[0], "the third checkpoint's thread started");
+	checkpoint_held(s, &adm2, dir, "b.ckpt", 8, path);
 	CHECK(write(hold[1], &go, 1) == 1);
 	xr__tsvc_destroy(s);
 	if (access(path, F_OK) == 0) {
@@ -312,10 +282,7 @@ int main(void)
 	int e = make(s, "e");
 	struct trainer adm3;
 	open_trainer(s, e, true, &adm3);
-	snprintf(path, sizeof(path), "%s/e.ckpt", dir);
-	memcpy(adm3.req->path, path, sizeof(path));
-	CHECK(!ask(s, &adm3, XR_TOP_CHECKPOINT, 1, 0, 1));
-	wait_fd(entered[0], "the stuck checkpoint's thread started");
+	checkpoint_held(s, &adm3, dir, "e.ckpt", 1, path);
 	CHECK_RC(xr__tsvc_destroy(s), -EBUSY);
 	xr_test_abandoned = s; /* still the thread's: kept reachable (LeakSanitizer) */
 	CHECK(write(hold[1], &go, 1) == 1); /* its first write fails: cancelled */
