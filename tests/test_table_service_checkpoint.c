@@ -266,6 +266,8 @@ int main(void)
 	checkpoint_held(s, &adm2, dir, "b.ckpt", 8, path);
 	CHECK(write(hold[1], &go, 1) == 1);
 	xr__tsvc_destroy(s);
+	/* Joined, so its waker has run: taken here, not by the next wait. */
+	wait_fd(woken, "the destroyed checkpoint's thread ended");
 	if (access(path, F_OK) == 0) {
 		CHECK_RC(xr__tsvc_create(&s), 0);
 		int d = make(s, "d");
