@@ -66,9 +66,15 @@ cmake --build "$work/proj/build" >/dev/null
 # The installed xring finds its benchmarks under its own prefix, wherever
 # that is (formerly: only under the prefix the build was configured for).
 if [ -x "$work/prefix/libexec/xring/bench_ring" ]; then
-  env -u XRING_BENCH_DIR "$work/prefix/bin/xring" bench ring -- --sizes 4k --rounds 1 \
-    --seconds 0.05 --memcpy-seconds 0.05 --no-pin | grep -q "bare" ||
-    { echo "FAIL: the installed xring bench did not run its bench_ring"; exit 1; }
+  # Into a file, bounded: a pipe into grep -q would close on the first
+  # match, and a CI run once spent the test's whole 300 s here without
+  # saying where.
+  rc=0
+  env -u XRING_BENCH_DIR timeout 120 "$work/prefix/bin/xring" bench ring -- --sizes 4k \
+    --rounds 1 --seconds 0.05 --memcpy-seconds 0.05 --no-pin >"$work/bench.out" 2>&1 || rc=$?
+  grep -q "bare" "$work/bench.out" ||
+    { echo "FAIL: the installed xring bench did not run its bench_ring (exit $rc):"
+      tail -20 "$work/bench.out"; exit 1; }
   test -r "$work/prefix/share/xring/plot.py"
   test -r "$work/prefix/share/xring/profile.py"
 fi
