@@ -26,10 +26,9 @@
  * and priority updates (checked now, against a table that cannot change
  * before they are applied). A drop frees the table after the job. The
  * service thread's reads of the table meanwhile race with nothing: both
- * only read. What the
- * thread was given it sees through pthread_create(); what it wrote (rc,
- * why, the file) the service sees through the release store of done, read
- * with acquire, and the pthread_join() that follows.
+ * only read. What the thread was given it sees through pthread_create();
+ * what it wrote (rc, why, the file) the service sees through the release
+ * store of done, read with acquire, and the pthread_join() that follows.
  */
 #include "table_service.h"
 
@@ -120,6 +119,7 @@ struct job {
 	uint32_t *ended;
 	double *prio;
 	uint64_t *has_prio; /* bit per slot: prio[slot] was sent */
+	uint64_t taken;     /* leases and priorities kept, for job_end() */
 	bool joined;
 };
 
@@ -885,6 +885,9 @@ static void *job_run(void *arg)
 /* Starts the checkpoint of c's table to path for request seq, on a thread
  * of its own; the request stays parked until job_end() answers it. 0, or
  * -errno with why. */
+static void park(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op, uint32_t n,
+		 uint64_t timeout, uint64_t now);
+
 static int job_start(struct xr_tsvc *s, struct client *c, uint32_t seq, const char *path,
 		     char *why, size_t len)
 {
@@ -913,11 +916,7 @@ static int job_start(struct xr_tsvc *s, struct client *c, uint32_t seq, const ch
 		return -rc;
 	}
 	tb->job = j;
-	c->parked = true;
-	c->p_seq = seq;
-	c->p_op = XR_TOP_CHECKPOINT;
-	c->p_n = 1;
-	c->deadline = UINT64_MAX;
+	park(s, c, seq, XR_TOP_CHECKPOINT, 1, UINT64_MAX, 0);
 	return 0;
 }
 
@@ -926,9 +925,10 @@ static int job_start(struct xr_tsvc *s, struct client *c, uint32_t seq, const ch
  * and a trainer's record held: its slot is in range. */
 static void end_lease(struct stable *tb, uint64_t key)
 {
-	if (tb->job)
+	if (tb->job) {
 		tb->job->ended[(uint32_t)key]++;
-	else
+		tb->job->taken++;
+	} else
 		xr__tb_release(&tb->t, key);
 }
 
@@ -960,6 +960,7 @@ static int update_later(struct stable *tb, uint64_t key, double p)
 	}
 	j->prio[slot] = p;
 	j->has_prio[slot / 64] |= 1ull << (slot % 64);
+	j->taken++;
 	return 0;
 }
 
@@ -976,7 +977,7 @@ static void job_end(struct xr_tsvc *s, struct stable *tb, int *answers, uint64_t
 	/* Leases ended, then priorities: a live item's lease and its
 	 * priority are independent, and a spent item takes no update (its
 	 * check refused it). */
-	for (uint32_t i = 0; i < tb->t.cfg.capacity; i++) {
+	for (uint32_t i = 0; j->taken && i < tb->t.cfg.capacity; i++) {
 		uint64_t key = xr__tb_key(&tb->t, i);
 		for (; j->ended[i]; j->ended[i]--)
 			xr__tb_release(&tb->t, key);
@@ -1162,28 +1163,24 @@ static void park(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op,
 		      (timeout < XR_TSVC_TIMEOUT_MAX_NS ? timeout : XR_TSVC_TIMEOUT_MAX_NS);
 }
 
-/* A request to a table whose checkpoint is being written (job) that must
- * change it now: it waits, parked. A sample or an insert for at most its
- * timeout, as for the rate limiter (none: -EAGAIN at once); a checkpoint or
- * a restore until the job ends (their trainers wait without a bound). */
-static void wait_for_job(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op,
-			 uint32_t n, uint64_t timeout, uint64_t now, int *answers)
+/* A request that may not go now waits, parked, for at most timeout
+ * (UINT64_MAX: until it may go): -EAGAIN at once without one, saying
+ * now_why; -ETIMEDOUT at its deadline, saying late_why. What it waits
+ * for (the rate limiter, room, a checkpoint) is retried at each poll. */
+static void wait_or_fail(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op,
+			 uint32_t n, uint64_t timeout, uint64_t now, const char *now_why,
+			 const char *late_why, int *answers)
 {
-	bool timed = op == XR_TOP_SAMPLE || op == XR_TOP_INSERT;
-
 	if (!c->parked) {
-		if (timed && timeout == 0) {
-			answer(c, seq, -EAGAIN, 0,
-			       "a checkpoint of the table is being written; ask again, or with a "
-			       "timeout");
+		if (timeout == 0) {
+			answer(c, seq, -EAGAIN, 0, now_why);
 			(*answers)++;
 			return;
 		}
-		park(s, c, seq, op, n, timed ? timeout : UINT64_MAX, now);
+		park(s, c, seq, op, n, timeout, now);
 	}
 	if (now >= c->deadline) {
-		answer(c, seq, -ETIMEDOUT, 0,
-		       "a checkpoint of the table was being written all the while");
+		answer(c, seq, -ETIMEDOUT, 0, late_why);
 		(*answers)++;
 	}
 }
@@ -1224,9 +1221,15 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 		return;
 	}
 	/* While the table's checkpoint is being written: releases and
-	 * updates go on (taken now, done after), the rest waits. */
+	 * updates go on (taken now, done after); the rest waits, a sample or
+	 * an insert for at most its timeout, a checkpoint or a restore till
+	 * the job ends (their trainers wait without a bound). */
 	if (tb->job && op != XR_TOP_RELEASE && op != XR_TOP_UPDATE) {
-		wait_for_job(s, c, seq, op, n, timeout, now, answers);
+		bool timed = op == XR_TOP_SAMPLE || op == XR_TOP_INSERT;
+		wait_or_fail(s, c, seq, op, n, timed ? timeout : UINT64_MAX, now,
+			     "a checkpoint of the table is being written; ask again, or with a "
+			     "timeout",
+			     "a checkpoint of the table was being written all the while", answers);
 		return;
 	}
 	switch (op) {
@@ -1325,27 +1328,15 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 		(*answers)++;
 		return;
 	}
-	/* Wait: parked until it may go or its deadline. */
-	if (!c->parked) {
-		if (timeout == 0) {
-			answer(c, seq, -EAGAIN, 0,
-			       op == XR_TOP_SAMPLE ? "the rate limiter allows no sample now"
-						   : "the rate limiter allows no insert now, or "
-						     "every item is leased");
-			(*answers)++;
-			return;
-		}
-		park(s, c, seq, op, n, timeout, now);
-	}
-	if (now >= c->deadline) {
-		answer(c, seq, -ETIMEDOUT, 0,
-		       op == XR_TOP_SAMPLE
-			       ? "the rate limiter did not allow the samples in time: inserts are "
-				 "slower than samples_per_insert asks"
-			       : "the rate limiter did not allow the inserts in time, or every "
-				 "item stayed leased: samples are slower than it asks");
-		(*answers)++;
-	}
+	bool sample = op == XR_TOP_SAMPLE;
+	wait_or_fail(s, c, seq, op, n, timeout, now,
+		     sample ? "the rate limiter allows no sample now"
+			    : "the rate limiter allows no insert now, or every item is leased",
+		     sample ? "the rate limiter did not allow the samples in time: inserts are "
+			      "slower than samples_per_insert asks"
+			    : "the rate limiter did not allow the inserts in time, or every item "
+			      "stayed leased: samples are slower than it asks",
+		     answers);
 }
 
 int xr__tsvc_poll(struct xr_tsvc *s, uint64_t now_ns, uint64_t *next_ns, uint64_t *answered)

@@ -378,43 +378,29 @@ static double importance(double beta, double wmin, double ws)
 
 __m256d _ZGVdN4vv_pow(__m256d x, __m256d y); /* libmvec's AVX2 pow() */
 
-__attribute__((target("avx2"))) static void importance_avx2(double beta, double wmin,
-							     const double *ws, double *w,
-							     uint32_t m)
+__attribute__((target("avx2"))) static uint32_t importance_avx2(double beta, double wmin,
+								 const double *ws, double *w,
+								 uint32_t m)
 {
 	__m256d vb = _mm256_set1_pd(beta), vm = _mm256_set1_pd(wmin);
 	uint32_t k = 0;
 
 	for (; k + 4 <= m; k += 4)
 		_mm256_storeu_pd(w + k, _ZGVdN4vv_pow(_mm256_div_pd(vm, _mm256_loadu_pd(ws + k)), vb));
-	for (; k < m; k++)
-		w[k] = importance(beta, wmin, ws[k]);
-}
-
-static bool vector_pow(double beta)
-{
-	return beta != 1 && beta != 0.5 && beta != 0 && __builtin_cpu_supports("avx2");
-}
-#else
-static void importance_avx2(double beta, double wmin, const double *ws, double *w, uint32_t m)
-{
-	(void)beta, (void)wmin, (void)ws, (void)w, (void)m;
-}
-
-static bool vector_pow(double beta)
-{
-	(void)beta;
-	return false;
+	return k;
 }
 #endif
 
 static void importance_many(double beta, double wmin, const double *ws, double *w, uint32_t m)
 {
-	if (vector_pow(beta)) {
-		importance_avx2(beta, wmin, ws, w, m);
-		return;
-	}
-	for (uint32_t k = 0; k < m; k++)
+	uint32_t k = 0;
+
+#if defined(XR_HAVE_MVEC) && defined(__x86_64__) && defined(__GNUC__)
+	/* The betas importance() spares a pow() stay scalar. */
+	if (beta != 1 && beta != 0.5 && beta != 0 && __builtin_cpu_supports("avx2"))
+		k = importance_avx2(beta, wmin, ws, w, m);
+#endif
+	for (; k < m; k++)
 		w[k] = importance(beta, wmin, ws[k]);
 }
 
@@ -544,14 +530,11 @@ int xr__tb_update_check(const struct xr_tb *t, uint64_t key, double p, uint32_t 
 int xr__tb_update(struct xr_tb *t, uint64_t key, double p)
 {
 	uint32_t s;
+	int rc = xr__tb_update_check(t, key, p, &s);
 
-	if (bad_priority(t, p))
-		return -EINVAL;
-	s = slot_of(t, key, false);
-	if (s == XR_TB_NO_SLOT)
-		return -ESTALE;
-	set_priority(t, s, p);
-	return 0;
+	if (rc == 0)
+		set_priority(t, s, p);
+	return rc;
 }
 
 int xr__tb_remove(struct xr_tb *t, uint64_t key)
