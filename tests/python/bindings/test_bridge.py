@@ -880,7 +880,12 @@ def test_a_nats_server_restarted_under_a_running_bridge_in_is_ridden_out(engines
             def both_run():
                 _take_one(ra, src, 0)
                 assert inn.poll() is None, inn.stderr.read()
-            _read_until(rb, dst, lambda: dst.n >= count, 90, "the destination", both_run)
+            try:
+                _read_until(rb, dst, lambda: dst.n >= count, 90, "the destination", both_run)
+            except AssertionError as e:
+                said = {k: _stop(p) for k, p in (("out", out), ("in", inn))}
+                raise AssertionError(f"{e}; the source had {src.n}; the bridges said: "
+                                     f"{said}") from None
             _read_until(ra, src, lambda: False, 10, "the source")
             rc, _, err = _stop(inn)
             assert rc == 0, err
