@@ -66,6 +66,10 @@ struct xr_bridge_stats {
 	uint64_t duplicates;     /* in: records skipped, seen before */
 	uint64_t refused;        /* in: messages (or records) refused */
 	uint64_t retries;        /* out: publishes tried again */
+	uint64_t copies;         /* out: messages sent again, after one ahead of
+				  * them that JetStream stored later */
+	uint64_t late;           /* in: messages that came before one ahead of
+				  * them, passed over (their copy comes after) */
 	uint64_t dropped;        /* out, lossy: records the engine wrote over
 				  * before the bridge read them (so never sent) */
 	uint64_t gaps;           /* in: messages lost on the way, the consumer

@@ -2,8 +2,8 @@
 /*
  * `xring bridge in` (bridge.h): JetStream messages into a local stream.
  *
- * Exactly once, from at-least-once delivery. A record is written when it
- * is new by two tests:
+ * Exactly once, from at-least-once delivery, in each source ring's order.
+ * A record is written when it is new by two tests:
  *   - its tag, (the message's JetStream stream sequence << 21) | its place
  *     in the message + 1, is past the tag of the last record the engine
  *     took from this producer slot (xr_producer_stats.resume_tag): after
@@ -12,6 +12,8 @@
  *   - its (source, incarnation, ring, seq) is past the last one written of
  *     that source ring: the same records published twice (an out bridge
  *     that restarted past JetStream's duplicate window) are skipped.
+ * A message that came ahead of the one before it (wire.h, prev) is passed
+ * over: its copy comes after that one (out.c, "Order").
  * Messages are acknowledged only once the engine has taken their records
  * (xr_producer_flush), so a message the bridge dies holding comes again.
  *
@@ -313,6 +315,17 @@ static int take(struct in *b, natsMsg *m)
 			"checked for duplicates (restart bridge in to forget the old)\n",
 			SOURCES_MAX);
 		b->seen_full_said = true;
+	}
+	/* A message whose predecessor (prev) is not written yet came ahead
+	 * of it: the predecessor was lost on the way and stored after it.
+	 * Taken now, the predecessor's records would then pass for
+	 * duplicates; passed over, bridge out sends this one again after the
+	 * predecessor (out.c, "Order"). Unless the engine took it in this
+	 * bridge's last life (its tag): it was in order then. */
+	if (sn && sn->any && pm.has_prev && pm.prev > sn->last &&
+	    (sseq << TAG_SHIFT | 1) > b->resume_tag) {
+		b->st->late++;
+		return 0;
 	}
 	size_t it = 0;
 	uint64_t seq, k = 0;

@@ -8,6 +8,15 @@
  * fails is tried again with the same message id, which JetStream's
  * duplicate window turns into one message. So a record leaves the ring
  * once, for good, and reaches the subject once.
+ *
+ * Order. A batch's messages are in flight together, and one can be lost on
+ * the way (a server stopped, a stream leader killed) while those after it
+ * are stored. Sent again, it is stored after them. Each message names the
+ * one before it (wire.h, prev), so bridge in passes over a message whose
+ * predecessor it has not written; and every acknowledgement says where
+ * the message stands in the stream, so this side sees each message stored
+ * before one ahead of it and publishes it again, under a new id, after
+ * (order_check, pass). Bridge in then takes that copy, in order.
  */
 #include "bridge/bridge.h"
 
@@ -15,6 +24,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdatomic.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +40,14 @@
 #include "xring/error.h"
 #include "xring/reader.h"
 
+#define BATCH_MAX 4096 /* records a read takes, so messages a pass makes */
+
+/* An asynchronous publish of the pass under way: where JetStream put it. */
+struct flight {
+	uint64_t seq;   /* its stream sequence, once acknowledged */
+	bool acked;     /* acknowledged (a failure leaves it false) */
+};
+
 struct out {
 	const struct xr_bridge_opts *o;
 	struct xr_bridge_stats *st;
@@ -40,7 +58,19 @@ struct out {
 	size_t msg_cap;
 	bool have_last[XR_MAX_RINGS];
 	uint64_t last[XR_MAX_RINGS];
-	_Atomic uint64_t async_failed; /* asynchronous publishes that failed */
+	/* The acknowledgements of the asynchronous pass, written by libnats'
+	 * thread (on_ack) and read by this one after js_PublishAsyncComplete.
+	 * Under mu: an ack given up on (complete() timed out) may still be in
+	 * its handler when the next pass begins; gen, bumped under mu at
+	 * each pass, tells its writes from the current pass's. */
+	pthread_mutex_t mu;
+	uint32_t gen;
+	struct flight *flights;
+	uint32_t n_flights;
+	/* The synchronous pass: the furthest stream sequence of the batch so
+	 * far; a message acknowledged below it was stored before one ahead of
+	 * it, and goes again (pass). */
+	uint64_t high;
 	char state[600];          /* its file (state.h), "" when none */
 	bool dirty, state_said;
 };
@@ -100,23 +130,29 @@ static void subject_of(const struct out *b, uint32_t ring, char *out, size_t len
  * same records. (The first alone once named two messages of different
  * records, when a restarted out published again from further back and cut
  * its messages elsewhere: JetStream dropped the second as a duplicate, and
- * the records only it carried were lost.) */
+ * the records only it carried were lost.) A copy sent after a message that
+ * came late (pass) adds after, that message's stream sequence: the copy's
+ * id is new to JetStream, and the same for the same copy. */
 static void msg_id(const struct out *b, uint32_t ring, uint64_t first_seq, uint64_t last_seq,
-		   char *id, size_t len)
+		   uint64_t after, char *id, size_t len)
 {
-	snprintf(id, len, "%016" PRIx64 "-%" PRIx64 "-%u-%" PRIu64 "-%" PRIu64, b->source,
-		 b->incarnation, ring, first_seq, last_seq);
+	int n = snprintf(id, len, "%016" PRIx64 "-%" PRIx64 "-%u-%" PRIu64 "-%" PRIu64, b->source,
+			 b->incarnation, ring, first_seq, last_seq);
+	if (after && n > 0 && (size_t)n < len)
+		snprintf(id + n, len - (size_t)n, "-after-%" PRIu64, after);
 }
 
-/* Publishes one sealed message until JetStream takes it (or the stop). */
+/* Publishes one sealed message until JetStream takes it (or the stop):
+ * 0 and its stream sequence in *seq (a duplicate's: the first copy's), or
+ * -EINTR, -EMSGSIZE. */
 static int publish(struct out *b, uint32_t ring, uint64_t first_seq, uint64_t last_seq,
-		   long len)
+		   uint64_t after, long len, uint64_t *seq)
 {
-	char subj[300], id[96];
+	char subj[300], id[128];
 	int wait = 50;
 
 	subject_of(b, ring, subj, sizeof(subj));
-	msg_id(b, ring, first_seq, last_seq, id, sizeof(id));
+	msg_id(b, ring, first_seq, last_seq, after, id, sizeof(id));
 	for (;;) {
 		natsMsg *m = NULL;
 		jsPubAck *ack = NULL;
@@ -128,6 +164,8 @@ static int publish(struct out *b, uint32_t ring, uint64_t first_seq, uint64_t la
 		natsStatus s = natsMsg_Create(&m, subj, NULL, (const char *)b->msg, (int)len);
 		if (s == NATS_OK)
 			s = js_PublishMsg(&ack, b->js, m, &po, &err);
+		if (s == NATS_OK)
+			*seq = ack->Sequence;
 		natsMsg_Destroy(m);
 		jsPubAck_Destroy(ack);
 		if (s == NATS_OK)
@@ -145,23 +183,33 @@ static int publish(struct out *b, uint32_t ring, uint64_t first_seq, uint64_t la
 	}
 }
 
+#define FLIGHT_HDR "Xring-Flight" /* "gen.index": on_ack's way back to it */
+
 /* Sends one sealed message without waiting for its ack (complete()
- * waits): 0, or -EIO (not even sent: the batch goes again one by one). */
+ * waits; on_ack notes where it went): 0, or -EIO (not even sent: the
+ * batch goes again one by one). */
 static int publish_async(struct out *b, uint32_t ring, uint64_t first_seq, uint64_t last_seq,
 			 long len)
 {
-	char subj[300], id[96];
+	char subj[300], id[128], fl[32];
 	natsMsg *m = NULL;
 	jsPubOptions po;
 
+	if (b->n_flights >= BATCH_MAX)
+		return -EIO; /* cannot be: a message has a record at least */
 	subject_of(b, ring, subj, sizeof(subj));
-	msg_id(b, ring, first_seq, last_seq, id, sizeof(id));
+	msg_id(b, ring, first_seq, last_seq, 0, id, sizeof(id));
+	snprintf(fl, sizeof(fl), "%u.%u", b->gen, b->n_flights);
 	jsPubOptions_Init(&po);
 	po.MsgId = id;
 	po.MaxWait = 10000;
 	natsStatus s = natsMsg_Create(&m, subj, NULL, (const char *)b->msg, (int)len);
 	if (s == NATS_OK)
+		s = natsMsgHeader_Set(m, FLIGHT_HDR, fl);
+	if (s == NATS_OK) {
+		b->flights[b->n_flights++] = (struct flight){0};
 		s = js_PublishMsgAsync(b->js, &m, &po);
+	}
 	natsMsg_Destroy(m); /* NULL once the library took it */
 	if (s == NATS_MAX_PAYLOAD)
 		return -EMSGSIZE;
@@ -169,7 +217,7 @@ static int publish_async(struct out *b, uint32_t ring, uint64_t first_seq, uint6
 }
 
 /* The last record this source published from ring k, from the subject's
- * last message: the bridge goes on after it. */
+ * last message: a bridge without its own file goes on after it. */
 static void resume_point(struct out *b, uint32_t k)
 {
 	char subj[300];
@@ -198,9 +246,13 @@ static void resume_point(struct out *b, uint32_t k)
 		uint32_t len;
 		while (xr__br_next(&pm, &it, &seq, &rec, &len))
 			last = seq;
-		/* Past the file's (a bridge killed between publishing and
-		 * writing its file): the subject's, MACed, is ours. */
-		if (!b->have_last[k] || last > b->last[k]) {
+		/* Only without a file of this bridge's own. Past the file's
+		 * (a bridge killed before writing it), the subject's last can
+		 * have been stored before a message ahead of it, lost on the
+		 * way: going on from the file sends the batch again, and the
+		 * order is put right (complete, pass). Without a file, that
+		 * lost message is lost for good (docs/bridge.md, "Order"). */
+		if (!b->have_last[k]) {
 			b->last[k] = last;
 			b->have_last[k] = true;
 		}
@@ -245,18 +297,25 @@ struct sent {
 	bool any;
 };
 
-/* Called on libnats' thread for an asynchronous publish that failed (the
- * server's error, or no ack in time): the batch goes again, one message at
- * a time (send_batch). */
-static void on_async_error(jsCtx *js, jsPubAckErr *pae, void *arg)
+/* Called on libnats' thread for each asynchronous publish, acknowledged
+ * or failed (the server's error, or no ack in time): notes where
+ * JetStream put it, for complete(). */
+static void on_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *arg)
 {
 	struct out *b = arg;
+	const char *fl = NULL;
+	unsigned gen, i;
 
 	(void)js;
 	(void)pae;
-	/* Relaxed: read after js_PublishAsyncComplete returned, which orders
-	 * it (the library's own lock). */
-	atomic_fetch_add_explicit(&b->async_failed, 1, memory_order_relaxed);
+	if (natsMsgHeader_Get(m, FLIGHT_HDR, &fl) == NATS_OK && fl &&
+	    sscanf(fl, "%u.%u", &gen, &i) == 2) {
+		pthread_mutex_lock(&b->mu);
+		if (gen == b->gen && i < b->n_flights && pa)
+			b->flights[i] = (struct flight){.seq = pa->Sequence, .acked = true};
+		pthread_mutex_unlock(&b->mu);
+	}
+	natsMsg_Destroy(m); /* ours, with an ack handler */
 }
 
 static int seal_and_publish(struct out *b, struct xr_br_build *bb, uint64_t first_seq,
@@ -267,8 +326,22 @@ static int seal_and_publish(struct out *b, struct xr_br_build *bb, uint64_t firs
 	long len = xr__br_seal(bb, b->o->zstd, b->o->key, b->msg, b->msg_cap);
 	if (len < 0)
 		return (int)len;
-	int rc = async ? publish_async(b, bb->h.ring, first_seq, bb->last_seq, len)
-		       : publish(b, bb->h.ring, first_seq, bb->last_seq, len);
+	int rc;
+	if (async) {
+		rc = publish_async(b, bb->h.ring, first_seq, bb->last_seq, len);
+	} else {
+		uint64_t seq = 0;
+		rc = publish(b, bb->h.ring, first_seq, bb->last_seq, 0, len, &seq);
+		if (rc == 0 && seq < b->high) {
+			/* Stored before a message ahead of it (which bridge in
+			 * has not written when it comes to this one, and so
+			 * passes over it): again, after. */
+			b->st->copies++;
+			rc = publish(b, bb->h.ring, first_seq, bb->last_seq, b->high, len, &seq);
+		}
+		if (rc == 0 && seq > b->high)
+			b->high = seq;
+	}
 	if (rc == 0) {
 		sn->messages++;
 		sn->records += bb->h.count;
@@ -280,22 +353,30 @@ static int seal_and_publish(struct out *b, struct xr_br_build *bb, uint64_t firs
 }
 
 /* One pass over a batch: its records in messages of at most max_bytes,
- * each published in turn (async: without waiting for the acks, which
- * complete() waits for). The same records always make the same messages
- * (the same cuts, so the same ids): a second pass is deduplicated by
- * JetStream wherever the first got through. */
+ * each naming the one before (prev), each published in turn (async:
+ * without waiting for the acks, which complete() waits for). The same
+ * records always make the same messages (the same cuts, so the same ids):
+ * a second pass is deduplicated by JetStream wherever the first got
+ * through. */
 static int pass(struct out *b, const xr_batch *bt, bool async, struct sent *sn)
 {
 	struct xr_br_build bb;
 	const xr_frame *f = bt->first;
-	uint64_t first = 0;
+	uint64_t first = 0, prev = b->last[bt->ring];
+	bool has_prev = b->have_last[bt->ring];
 	int rc = 0;
 
-	xr__br_begin(&bb, b->recs, b->o->max_bytes, b->source, b->incarnation, bt->ring);
+	pthread_mutex_lock(&b->mu);
+	b->gen++;
+	b->n_flights = 0;
+	pthread_mutex_unlock(&b->mu);
+	b->high = 0;
+	xr__br_begin(&bb, b->recs, b->o->max_bytes, b->source, b->incarnation, bt->ring,
+		     has_prev ? &prev : NULL);
 	for (uint32_t i = 0; i < bt->count && rc == 0; i++, f = i < bt->count ? xr_frame_next(f) : f) {
 		if (bt->frames)
 			f = bt->frames[i];
-		if (b->have_last[bt->ring] && f->seq <= b->last[bt->ring])
+		if (has_prev && f->seq <= prev)
 			continue; /* published before a restart */
 		if (!bb.h.count)
 			first = f->seq;
@@ -304,8 +385,9 @@ static int pass(struct out *b, const xr_batch *bt, bool async, struct sent *sn)
 			return -EMSGSIZE; /* one record past --max-bytes */
 		if (rc == -ENOSPC) {
 			rc = seal_and_publish(b, &bb, first, async, sn);
+			prev = bb.last_seq;
 			xr__br_begin(&bb, b->recs, b->o->max_bytes, b->source, b->incarnation,
-				     bt->ring);
+				     bt->ring, &prev);
 			first = f->seq;
 			if (rc == 0)
 				rc = xr__br_add(&bb, f->seq, xr_frame_data(f), f->len);
@@ -316,28 +398,35 @@ static int pass(struct out *b, const xr_batch *bt, bool async, struct sent *sn)
 	return rc;
 }
 
-/* Waits for every asynchronous publish's ack: 0 when all came, else
- * -EAGAIN (one failed or none came in time: what is left is dropped, and
- * the batch goes again one message at a time). */
+/* Waits for every asynchronous publish's ack: 0 when all came, each
+ * stored after the one before it (a duplicate is where its first copy
+ * is), else -EAGAIN (one failed, none came in time, or one was stored
+ * before a message ahead of it: what is left is dropped, and the batch
+ * goes again one message at a time, which puts the order right). */
 static int complete(struct out *b)
 {
 	jsPubOptions po;
 	natsMsgList left = {0};
+	bool in_order = true;
 
 	jsPubOptions_Init(&po);
 	po.MaxWait = 10000;
 	natsStatus s = js_PublishAsyncComplete(b->js, &po);
-	if (s == NATS_OK && !atomic_load_explicit(&b->async_failed, memory_order_relaxed))
-		return 0;
-	if (js_PublishAsyncGetPendingList(&left, b->js) == NATS_OK)
+	if (s != NATS_OK && js_PublishAsyncGetPendingList(&left, b->js) == NATS_OK)
 		natsMsgList_Destroy(&left);
-	atomic_store_explicit(&b->async_failed, 0, memory_order_relaxed);
-	return -EAGAIN;
+	pthread_mutex_lock(&b->mu);
+	for (uint32_t i = 0; i < b->n_flights && in_order; i++)
+		in_order = b->flights[i].acked && (!i || b->flights[i].seq > b->flights[i - 1].seq);
+	b->gen++; /* what comes for this pass now is too late to count */
+	pthread_mutex_unlock(&b->mu);
+	return s == NATS_OK && in_order ? 0 : -EAGAIN;
 }
 
-/* One batch to JetStream, every message acknowledged before it returns:
- * its messages all in flight at once, then, should any fail, again one at
- * a time, each tried until JetStream takes it. */
+/* One batch to JetStream, every message acknowledged, in order, before it
+ * returns: its messages all in flight at once, then, should any fail or
+ * be stored out of order, again one at a time, each tried until JetStream
+ * takes it, and sent again after should it have been stored before one
+ * ahead of it. */
 static int send_batch(struct out *b, const xr_batch *bt)
 {
 	struct sent sn = {0};
@@ -381,8 +470,9 @@ int xr__bridge_out(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, c
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.PublishAsync.MaxPending = 64;
-	jo.PublishAsync.ErrHandler = on_async_error;
-	jo.PublishAsync.ErrHandlerClosure = &b;
+	jo.PublishAsync.AckHandler = on_ack;
+	jo.PublishAsync.AckHandlerClosure = &b;
+	pthread_mutex_init(&b.mu, NULL);
 	rc = xr__js_connect(o->nats, &jo, &nc, &b.js, why, len);
 	if (rc == 0)
 		rc = xr__js_ensure_stream(b.js, b.js_stream, o->subject, o->replicas, why, len);
@@ -415,7 +505,8 @@ int xr__bridge_out(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, c
 	b.msg_cap = 64 + (o->max_bytes > XR_BR_RAW_MAX ? XR_BR_RAW_MAX : o->max_bytes) * 2 + 4096;
 	b.recs = malloc(XR_BR_RAW_MAX);
 	b.msg = malloc(b.msg_cap);
-	if (!b.recs || !b.msg) {
+	b.flights = calloc(BATCH_MAX, sizeof(*b.flights));
+	if (!b.recs || !b.msg || !b.flights) {
 		rc = -ENOMEM;
 		snprintf(why, len, "out of memory");
 		goto out;
@@ -435,7 +526,7 @@ int xr__bridge_out(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, c
 	}
 	while (!atomic_load_explicit(o->stop, memory_order_relaxed)) {
 		xr_batch bt;
-		int n = xr_reader_read(r, 1, 4096, 50000000, &bt);
+		int n = xr_reader_read(r, 1, BATCH_MAX, 50000000, &bt);
 		if (n == 0 || n == -EINTR)
 			continue; /* a signal: the loop's test says whether it was a stop */
 		if (n == XR_ECLOSED) {
@@ -472,8 +563,10 @@ out:
 			st->dropped = rs.dropped;
 		xr_reader_detach(r);
 	}
+	xr__js_close(nc, b.js); /* no ack handler runs past it */
 	free(b.recs);
 	free(b.msg);
-	xr__js_close(nc, b.js);
+	free(b.flights);
+	pthread_mutex_destroy(&b.mu);
 	return rc;
 }

@@ -106,18 +106,21 @@ static int mac_of(const struct xr_br_key *k, const struct xr_br_hdr *hdr, const 
 }
 
 void xr__br_begin(struct xr_br_build *b, void *buf, size_t cap, uint64_t source,
-		  uint64_t incarnation, uint32_t ring)
+		  uint64_t incarnation, uint32_t ring, const uint64_t *prev)
 {
 	*b = (struct xr_br_build){.buf = buf, .cap = cap};
 	b->h = (struct xr_br_hdr){.magic = XR_BR_MAGIC, .version = XR_BR_VERSION,
-				  .source = source, .incarnation = incarnation, .ring = ring};
+				  .flags = prev ? XR_BR_PREV : 0, .source = source,
+				  .incarnation = incarnation, .ring = ring,
+				  .prev = prev ? *prev : 0};
 }
 
 int xr__br_add(struct xr_br_build *b, uint64_t seq, const void *rec, uint32_t len)
 {
 	size_t need = sizeof(struct xr_br_rec) + (((size_t)len + 7) & ~(size_t)7);
 
-	if (len == 0 || len > XR_BR_REC_MAX || (b->h.count && seq <= b->last_seq))
+	if (len == 0 || len > XR_BR_REC_MAX || (b->h.count && seq <= b->last_seq) ||
+	    (!b->h.count && (b->h.flags & XR_BR_PREV) && seq <= b->h.prev))
 		return -EINVAL;
 	if (need > b->cap - b->used || b->used + need > XR_BR_RAW_MAX)
 		return -ENOSPC;
@@ -147,13 +150,13 @@ long xr__br_seal(struct xr_br_build *b, int zstd_level, const struct xr_br_key *
 		if (ZSTD_isError(z))
 			return -EIO;
 		len = z;
-		b->h.flags = XR_BR_ZSTD;
+		b->h.flags = (uint16_t)((b->h.flags & XR_BR_PREV) | XR_BR_ZSTD);
 	} else {
 		if (b->used > out_cap - sizeof(b->h))
 			return -ENOSPC;
 		memcpy(o + sizeof(b->h), b->buf, b->used);
 		len = b->used;
-		b->h.flags = 0;
+		b->h.flags &= XR_BR_PREV;
 	}
 	b->h.raw_len = (uint32_t)b->used;
 	b->h.len = (uint32_t)len;
@@ -185,7 +188,7 @@ int xr__br_parse(const void *msg, size_t len, uint32_t max_rec, const struct xr_
 	memcpy(&h, p, sizeof(h)); /* read once: the fields below are ours */
 	if (h.magic != XR_BR_MAGIC)
 		return bad(why, "not a bridge message (magic)");
-	if (h.version != XR_BR_VERSION || (h.flags & ~(XR_BR_ZSTD | XR_BR_MAC)))
+	if (h.version != XR_BR_VERSION || (h.flags & ~(XR_BR_ZSTD | XR_BR_MAC | XR_BR_PREV)))
 		return bad(why, "a bridge message of another version, or unknown flags");
 	if (h.len != len - sizeof(h))
 		return bad(why, "its length is not its header's");
@@ -213,6 +216,8 @@ int xr__br_parse(const void *msg, size_t len, uint32_t max_rec, const struct xr_
 			if (h.mac[i])
 				return bad(why, "bytes in its MAC and no MAC flag");
 	}
+	if (!(h.flags & XR_BR_PREV) && h.prev)
+		return bad(why, "a previous message named and no flag for it");
 	const uint8_t *recs = p + sizeof(h);
 	if (h.flags & XR_BR_ZSTD) {
 		if (scratch_cap < h.raw_len)
@@ -237,13 +242,16 @@ int xr__br_parse(const void *msg, size_t len, uint32_t max_rec, const struct xr_
 			return bad(why, "a record's length is 0, too large, or past the records' end");
 		if (i && r.seq <= last)
 			return bad(why, "its records' seqs do not grow");
+		if (!i && (h.flags & XR_BR_PREV) && r.seq <= h.prev)
+			return bad(why, "its first seq is not past the message before it");
 		last = r.seq;
 		at += need;
 	}
 	if (at != h.raw_len)
 		return bad(why, "bytes past its last record");
 	*m = (struct xr_br_msg){.source = h.source, .incarnation = h.incarnation, .ring = h.ring,
-				.count = h.count, .recs = recs, .raw_len = h.raw_len};
+				.count = h.count, .has_prev = (h.flags & XR_BR_PREV) != 0,
+				.prev = h.prev, .recs = recs, .raw_len = h.raw_len};
 	return 0;
 }
 

@@ -10,7 +10,7 @@
  * there, so xr__br_parse() checks every field and length, the checksum and,
  * for a compressed payload, decompresses into a bound it chose itself.
  *
- *     header    struct xr_br_hdr, 64 bytes, little-endian
+ *     header    struct xr_br_hdr, 72 bytes, little-endian
  *     payload   `len` bytes (zstd-compressed when flags has XR_BR_ZSTD;
  *               `raw_len` bytes once decompressed), the records:
  *                   struct xr_br_rec (seq, len), then len bytes, padded to 8
@@ -21,19 +21,29 @@
  * and seq the record's in the source. Within a message seqs only grow (a
  * lossy stream's dropped records leave gaps).
  *
+ * prev (with XR_BR_PREV) chains a ring's messages: the last seq of the
+ * message bridge out published before this one from the ring. A message
+ * can reach the subject before one published ahead of it (lost on the way,
+ * and sent again after its followers were stored); bridge in, which writes
+ * a ring's records in order, knows such a follower by a prev it has not
+ * written yet, and leaves it to the copy bridge out sends after the late
+ * one (docs/bridge.md, "Order").
+ *
  * The checksum finds corruption, not forgery: anyone may compute it. With a
  * key (the same secret file on both sides), a message carries a MAC,
  * HMAC-SHA256 truncated to 128 bits, over the header (check and mac zero)
  * and the payload; a side with a key takes no message without a good one.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define XR_BR_MAGIC 0x31524258u   /* "XBR1" */
-#define XR_BR_VERSION 1u
+#define XR_BR_VERSION 2u
 #define XR_BR_ZSTD 1u             /* flags: the payload is one zstd frame */
 #define XR_BR_MAC 2u              /* flags: mac holds the message's MAC */
+#define XR_BR_PREV 4u             /* flags: prev holds the ring's message before */
 #define XR_BR_MAC_LEN 16u
 #define XR_BR_KEY_MIN 16u         /* a key's bytes, at least */
 #define XR_BR_KEY_MAX 4096u
@@ -52,6 +62,7 @@ struct xr_br_hdr {
 	uint32_t len;            /* the payload's bytes, as sent */
 	uint64_t check;          /* xr__br_check(): of the header (check 0) and payload */
 	uint8_t mac[XR_BR_MAC_LEN]; /* with XR_BR_MAC, else zeros */
+	uint64_t prev;           /* with XR_BR_PREV (below its first seq), else 0 */
 };
 
 /* A bridge's secret: the bytes of its key file. */
@@ -76,11 +87,11 @@ struct xr_br_rec {
 	uint32_t pad_;
 };
 
-_Static_assert(sizeof(struct xr_br_hdr) == 64, "bridge header");
+_Static_assert(sizeof(struct xr_br_hdr) == 72, "bridge header");
 _Static_assert(sizeof(struct xr_br_rec) == 16, "bridge record header");
 
 /* Building a message: records appended into buf (cap bytes: the records'
- * room, past the header's 64), then sealed, compressed or not. */
+ * room, past the header's 72), then sealed, compressed or not. */
 struct xr_br_build {
 	uint8_t *buf;
 	size_t cap;
@@ -89,8 +100,10 @@ struct xr_br_build {
 	uint64_t last_seq;
 };
 
+/* prev: the last seq of the ring's message before this one, or NULL (none
+ * known: the first of a bridge out without a place to go on from). */
 void xr__br_begin(struct xr_br_build *b, void *buf, size_t cap, uint64_t source,
-		  uint64_t incarnation, uint32_t ring);
+		  uint64_t incarnation, uint32_t ring, const uint64_t *prev);
 /* Appends a record: 0, or -ENOSPC (no room: seal this message first),
  * -EINVAL (seq not past the last one's, len 0 or past XR_BR_REC_MAX). */
 int xr__br_add(struct xr_br_build *b, uint64_t seq, const void *rec, uint32_t len);
@@ -105,14 +118,16 @@ long xr__br_seal(struct xr_br_build *b, int zstd_level, const struct xr_br_key *
 struct xr_br_msg {
 	uint64_t source, incarnation;
 	uint32_t ring, count;
+	bool has_prev;           /* XR_BR_PREV: prev is the ring's message before */
+	uint64_t prev;
 	const uint8_t *recs;     /* raw_len bytes of records */
 	size_t raw_len;
 };
 
 /* Checks a message of len bytes from anyone and fills *m: every field, the
  * checksum, with key (not NULL) its MAC (a message without one is refused),
- * the records' walk (count of them, seqs growing, each within the records
- * and at most max_rec bytes). A compressed payload is decompressed into
+ * the records' walk (count of them, seqs growing and past prev, each within
+ * the records and at most max_rec bytes). A compressed payload is decompressed into
  * scratch (scratch_cap bytes, at least XR_BR_RAW_MAX for any message),
  * never past raw_len, and only once the MAC is good. 0, or with *why
  * -EKEYREJECTED (a good checksum, but no MAC or another key's: a forger's,

@@ -208,11 +208,14 @@ int xr_cmd_bridge(int argc, char **argv)
 			printf(", %" PRIu64 " duplicates skipped, %" PRIu64 " refused, %" PRIu64
 			       " lost on the way and fetched again", st.duplicates, st.refused,
 			       st.gaps);
+		if (in && st.late)
+			printf(", %" PRIu64 " ahead of their order passed over", st.late);
 		if (in && st.forged_answers)
 			printf(", %" PRIu64 " answers to its claim without a good MAC passed over",
 			       st.forged_answers);
-		else
-			printf(", %" PRIu64 " publishes retried", st.retries);
+		if (out)
+			printf(", %" PRIu64 " publishes retried, %" PRIu64 " sent again in order",
+			       st.retries, st.copies);
 		if (out && o.lossy)
 			printf(", %" PRIu64 " dropped at the source (lossy: never sent)", st.dropped);
 		printf("\n");

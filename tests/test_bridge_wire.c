@@ -29,7 +29,7 @@
 
 enum { N = 300, CAP = 1 << 20 };
 
-static uint8_t recs[CAP], msg[CAP + 64], scratch[XR_BR_RAW_MAX];
+static uint8_t recs[CAP], msg[CAP + sizeof(struct xr_br_hdr)], scratch[XR_BR_RAW_MAX];
 static const struct xr_br_key *key; /* the one build() seals with, parses check with */
 
 /* Re-seals an altered message: its checksum over the header (check 0) and
@@ -59,13 +59,15 @@ static long build(int level, uint32_t n)
 	struct xr_br_build b;
 	uint8_t r[1024];
 
-	xr__br_begin(&b, recs, sizeof(recs), xr__br_source("a", "experience"), 77, 3);
+	const uint64_t prev = 997; /* the message before ended there */
+
+	xr__br_begin(&b, recs, sizeof(recs), xr__br_source("a", "experience"), 77, 3, &prev);
 	for (uint32_t i = 0; i < n; i++) {
 		fill(r, i, rec_len(i));
 		CHECK_RC(xr__br_add(&b, 1000 + 2 * i, r, rec_len(i)), 0); /* gaps: lossy */
 	}
 	long len = xr__br_seal(&b, level, key, msg, sizeof(msg));
-	CHECK(len > 64);
+	CHECK(len > (long)sizeof(struct xr_br_hdr));
 	return len;
 }
 
@@ -82,6 +84,8 @@ static void check_all(const uint8_t *m, size_t len, uint32_t n)
 	CHECK_EQ(pm.ring, 3);
 	CHECK_EQ(pm.incarnation, 77);
 	CHECK(pm.source == xr__br_source("a", "experience"));
+	CHECK(pm.has_prev);
+	CHECK_EQ(pm.prev, 997);
 	size_t it = 0;
 	uint64_t seq;
 	const void *rec;
@@ -120,7 +124,7 @@ static void keyed(struct xr_br_key *k, uint8_t salt)
 
 static void macs(void)
 {
-	static uint8_t c[CAP + 64];
+	static uint8_t c[CAP + sizeof(struct xr_br_hdr)];
 	static struct xr_br_key k1, k2;
 	keyed(&k1, 1);
 	keyed(&k2, 2);
@@ -200,7 +204,7 @@ static void key_files(void)
 
 int main(void)
 {
-	static uint8_t c[CAP + 64];
+	static uint8_t c[CAP + sizeof(struct xr_br_hdr)];
 
 	for (int level = 0; level <= 3; level += 3) {
 		long len = build(level, N);
@@ -222,7 +226,10 @@ int main(void)
 	{
 		struct xr_br_build b;
 		uint8_t small[256], r[200] = {0};
-		xr__br_begin(&b, small, sizeof(small), 1, 1, 0);
+		const uint64_t prev = 5;
+		xr__br_begin(&b, small, sizeof(small), 1, 1, 0, &prev);
+		CHECK_RC(xr__br_add(&b, 5, r, sizeof(r)), -EINVAL); /* not past prev */
+		xr__br_begin(&b, small, sizeof(small), 1, 1, 0, NULL);
 		CHECK_RC(xr__br_add(&b, 5, r, sizeof(r)), 0);
 		CHECK_RC(xr__br_add(&b, 6, r, sizeof(r)), -ENOSPC);
 		CHECK_RC(xr__br_add(&b, 5, r, 8), -EINVAL);   /* seq not past the last */
@@ -246,7 +253,7 @@ int main(void)
 	/* seqs that do not grow: the second record's seq = the first's */
 	memcpy(c, msg, (size_t)len);
 	{
-		uint8_t *r0 = c + 64;
+		uint8_t *r0 = c + sizeof(struct xr_br_hdr);
 		struct xr_br_rec a;
 		memcpy(&a, r0, sizeof(a));
 		uint8_t *r1 = r0 + sizeof(a) + ((a.len + 7) & ~7u);
@@ -258,18 +265,18 @@ int main(void)
 	memcpy(c, msg, (size_t)len);
 	{
 		struct xr_br_rec a;
-		memcpy(&a, c + 64, sizeof(a));
+		memcpy(&a, c + sizeof(struct xr_br_hdr), sizeof(a));
 		a.len = 5000;
-		memcpy(c + 64, &a, sizeof(a));
+		memcpy(c + sizeof(struct xr_br_hdr), &a, sizeof(a));
 	}
 	reseal(c, (size_t)len);
 	refused(c, (size_t)len, "a record past max_rec", "too large");
 	memcpy(c, msg, (size_t)len);
 	{
 		struct xr_br_rec a;
-		memcpy(&a, c + 64, sizeof(a));
+		memcpy(&a, c + sizeof(struct xr_br_hdr), sizeof(a));
 		a.len = 4000; /* within max_rec, past the end */
-		memcpy(c + 64, &a, sizeof(a));
+		memcpy(c + sizeof(struct xr_br_hdr), &a, sizeof(a));
 	}
 	reseal(c, (size_t)len);
 	refused(c, (size_t)len, "a record past the end", "past the records' end");
@@ -297,9 +304,29 @@ int main(void)
 	refused(c, (size_t)len, "count 0", "no records");
 	/* unknown flags, another version */
 	memcpy(c, msg, (size_t)len);
-	((struct xr_br_hdr *)c)->flags = 4;
+	((struct xr_br_hdr *)c)->flags = 8;
 	reseal(c, (size_t)len);
 	refused(c, (size_t)len, "unknown flags", "flags");
+	/* the message before named at or past this one's first record, or
+	 * named without its flag */
+	memcpy(c, msg, (size_t)len);
+	((struct xr_br_hdr *)c)->prev = 1000;
+	reseal(c, (size_t)len);
+	refused(c, (size_t)len, "prev at the first seq", "not past the message before");
+	memcpy(c, msg, (size_t)len);
+	((struct xr_br_hdr *)c)->flags &= (uint16_t)~XR_BR_PREV;
+	reseal(c, (size_t)len);
+	refused(c, (size_t)len, "prev without its flag", "no flag for it");
+	memcpy(c, msg, (size_t)len);
+	((struct xr_br_hdr *)c)->flags &= (uint16_t)~XR_BR_PREV;
+	((struct xr_br_hdr *)c)->prev = 0;
+	reseal(c, (size_t)len);
+	{
+		struct xr_br_msg pm;
+		const char *why = NULL;
+		CHECK_RC(xr__br_parse(c, (size_t)len, 4096, key, scratch, sizeof(scratch), &pm, &why), 0);
+		CHECK(!pm.has_prev);
+	}
 	macs();
 	key_files();
 	printf("ok\n");

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import struct
 import signal
@@ -141,10 +142,12 @@ def _stop(p):
 
 class _Records:
     """Every record a lossless reader takes, keyed by what names a step:
-    (game, player, turn, t_ns) -> the fields and digests of obs and mask."""
+    (game, player, turn, t_ns) -> the fields and digests of obs and mask;
+    and how many came before one of their seat's they follow at the source
+    (a seat's records are in its game's ring, in the order of their t_ns)."""
 
     def __init__(self):
-        self.rows, self.n, self.dups = {}, 0, 0
+        self.rows, self.n, self.dups, self.disordered, self.seat_t = {}, 0, 0, 0, {}
 
     def take(self, b):
         obs, mask = row_digest(b.obs), row_digest(b.mask)
@@ -155,6 +158,9 @@ class _Records:
                    int(obs[i]), int(mask[i]))
             if key in self.rows:
                 self.dups += 1
+            if key[3] < self.seat_t.get(key[:2], -1):
+                self.disordered += 1
+            self.seat_t[key[:2]] = key[3]
             self.rows[key] = val
             self.n += 1
 
@@ -250,8 +256,9 @@ def _bridged(a, b, ea, eb, url, key, count, kill, meanwhile, src, dst, procs, bo
 
 
 def _same(src, dst, count):
-    assert src.n == count and src.dups == 0
+    assert src.n == count and src.dups == 0 and src.disordered == 0
     assert dst.dups == 0, f"{dst.dups} records came twice"
+    assert dst.disordered == 0, f"{dst.disordered} records came before one they follow"
     assert dst.n == count, f"{dst.n} records at the destination, {count} at the source"
     assert dst.rows == src.rows
 
@@ -332,8 +339,8 @@ def test_a_forger_on_the_subject_changes_nothing(engines, nats, key, tmp_path):
         payload = (struct.pack("<QII", 1 << 62, len(record), 0) + record
                    + b"\0" * (-len(record) % 8))
         for flags, mac in ((0, b""), (2, os.urandom(16))):
-            head = struct.pack("<IHHQQIIIIQ16s", 0x31524258, 1, flags, source, inc, ring, 1,
-                               len(payload), len(payload), 0, mac)
+            head = struct.pack("<IHHQQIIIIQ16sQ", 0x31524258, 2, flags, source, inc, ring, 1,
+                               len(payload), len(payload), 0, mac, 0)
             check = _fnv(payload, _fnv(head))
             forged.append(head[:40] + struct.pack("<Q", check) + head[48:] + payload)
         _publish(port, subject, forged)
@@ -535,11 +542,10 @@ def _bridge_message(record, seq=7):
     own reading of the format."""
     import struct
     payload = struct.pack("<QII", seq, len(record), 0) + record + b"\0" * (-len(record) % 8)
-    head = struct.pack("<IHHQQIIIIQ16s", 0x31524258, 1, 0, 0x1234, 1, 0, 1, len(payload),
-                       len(payload), 0, b"")
+    head = struct.pack("<IHHQQIIIIQ16sQ", 0x31524258, 2, 0, 0x1234, 1, 0, 1, len(payload),
+                       len(payload), 0, b"", 0)
     check = _fnv(payload, _fnv(head))
-    return struct.pack("<IHHQQIIIIQ16s", 0x31524258, 1, 0, 0x1234, 1, 0, 1, len(payload),
-                       len(payload), check, b"") + payload
+    return head[:40] + struct.pack("<Q", check) + head[48:] + payload
 
 
 def test_garbage_on_the_subject_is_refused_and_counted(engines, nats, tmp_path):
@@ -555,8 +561,8 @@ def test_garbage_on_the_subject_is_refused_and_counted(engines, nats, tmp_path):
         # subjects: three that are not bridge messages (not one, cut short,
         # a header promising the impossible), then a good one, which comes
         # out of the engine once the three before it went through.
-        msgs = [b"hello", b"XBR1" + b"\0" * 60,
-                b"XBR1\x01\x00\x01\x00" + b"\xff" * 56 + b"x" * 100, _bridge_message(record)]
+        msgs = [b"hello", b"XBR1" + b"\0" * 68,
+                b"XBR1\x02\x00\x01\x00" + b"\xff" * 64 + b"x" * 100, _bridge_message(record)]
         _publish(port, "xr.test.g.0", msgs)
         got = []
 
@@ -1012,6 +1018,122 @@ def test_a_message_lost_on_the_way_to_bridge_in_comes_again_in_order(engines, na
         _same(src, dst, 1200)
     finally:
         blip.close()
+
+
+class _Divert:
+    """A TCP proxy to nats-server on loopback that sends the `nth` message
+    bridge out publishes on the stream's subjects to a subject no stream
+    keeps (same length: the protocol's sizes stay true), and passes
+    everything else as it is: a message lost on the way to JetStream while
+    the ones after it are stored (a server stopped, or a stream's leader
+    killed, between them). The server answers it "no responders"."""
+
+    PUB = b"HPUB xr.test."
+
+    def __init__(self, port, nth):
+        import threading
+        self.port_to, self.nth, self.seen, self.done = port, nth, 0, threading.Event()
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(16)
+        self.port = self.ls.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            s = socket.create_connection(("127.0.0.1", self.port_to))
+            threading.Thread(target=self._pump, args=(c, s, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(s, c, False), daemon=True).start()
+
+    def _divert(self, buf):
+        """buf with the nth publish diverted, and how much of it may go
+        (a publish's start cut by a read stays for the next)."""
+        at = 0
+        while not self.done.is_set():
+            i = buf.find(self.PUB, at)
+            if i < 0:
+                break
+            self.seen += 1
+            if self.seen == self.nth:
+                buf = buf[:i] + b"HPUB xr.tesX." + buf[i + len(self.PUB):]
+                self.done.set()
+            at = i + len(self.PUB)
+        keep = 0
+        if not self.done.is_set():    # a tail that may be a publish's start
+            keep = next((k for k in range(len(self.PUB) - 1, 0, -1)
+                         if buf.endswith(self.PUB[:k])), 0)
+        return buf, max(at, len(buf) - keep)
+
+    def _pump(self, a, b, up):
+        carry = b""
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                if up:
+                    buf, n = self._divert(carry + d)
+                    b.sendall(buf[:n])
+                    carry = buf[n:]
+                else:
+                    b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            x.close()
+
+    def close(self):
+        self.ls.close()
+
+
+def test_a_message_lost_on_the_way_to_jetstream_is_sent_again_in_order(engines, nats, key):
+    """Bridge out starts behind 600 records of the source, so its first
+    batch is some 25 messages in flight at once; the second is lost on the
+    way (_Divert) and the 23 after it are stored. Out publishes the batch
+    again one message at a time: the lost one is stored now, after its
+    followers, which out sees by their stream sequences and sends again
+    after it. In passes over the followers that came ahead of it and takes
+    their copies. Every record arrives once, each seat's in order (before,
+    in took the late message's records for duplicates: they were lost)."""
+    url, port = nats
+    divert = _Divert(port, 2)
+    try:
+        a, b = _source_and_sink(engines, 3000, 20)
+        ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
+        src, dst = _Records(), _Records()
+        with ea.reader(batch=512, max_wait=0.05, history="all") as ra, \
+                eb.reader(batch=512, max_wait=0.05) as rb:
+            _read_until(ra, src, lambda: src.n >= 600, 30, "the source")
+            out = _bridge(a, "out", f"nats://127.0.0.1:{divert.port}", "--max-bytes", "64K",
+                          "--key-file", key)
+            inn = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
+            try:
+                _read_until(rb, dst, lambda: dst.n >= 3000, 60, "the destination",
+                            lambda: _take_one(ra, src, 0))
+            except AssertionError as e:
+                raise AssertionError(f"{e}; the bridges said: {_stop(out)} {_stop(inn)}") \
+                    from None
+            _read_until(ra, src, lambda: False, 10, "the source")
+            rc_in, out_in, err_in = _stop(inn)
+            rc_out, out_out, err_out = _stop(out)
+        assert divert.done.is_set(), "the proxy never diverted a message"
+        assert rc_in == 0 and rc_out == 0, (err_in, err_out)
+        _same(src, dst, 3000)
+        again = re.search(r"(\d+) sent again in order", out_out)
+        late = re.search(r"(\d+) ahead of their order passed over", out_in)
+        assert again and int(again.group(1)) > 0, out_out
+        assert late and int(late.group(1)) == int(again.group(1)), (out_in, out_out)
+    finally:
+        divert.close()
 
 
 @same_paths_as_others
