@@ -16,7 +16,7 @@
  * predecessor it has not written; and every acknowledgement says where
  * the message stands in the stream, so this side sees each message stored
  * before one ahead of it and publishes it again, under a new id, after
- * (order_check, pass). Bridge in then takes that copy, in order.
+ * (complete, pass). Bridge in then takes that copy, in order.
  */
 #include "bridge/bridge.h"
 
@@ -207,7 +207,9 @@ static int publish_async(struct out *b, uint32_t ring, uint64_t first_seq, uint6
 	if (s == NATS_OK)
 		s = natsMsgHeader_Set(m, FLIGHT_HDR, fl);
 	if (s == NATS_OK) {
+		pthread_mutex_lock(&b->mu); /* on_ack reads n_flights */
 		b->flights[b->n_flights++] = (struct flight){0};
+		pthread_mutex_unlock(&b->mu);
 		s = js_PublishMsgAsync(b->js, &m, &po);
 	}
 	natsMsg_Destroy(m); /* NULL once the library took it */
