@@ -933,18 +933,15 @@ def test_careless_bridge_options_are_one_line_each(engines, nats, key, tmp_path)
         r.stderr
 
 
-class _Blip:
-    """A TCP proxy to nats-server on loopback that swallows the chunk from
-    the server carrying the `nth` message on the subject (counted by the
-    chunks that start one) and cuts the connection: a network blip while a
-    fetch's messages are on the wire (the server counts them delivered).
-    Counted, not timed: a cut armed once the destination had 200 records
-    found none left to cut when bridge in had fetched them all already (a
-    slow start under ASan, the records all in the stream by then)."""
+class _Proxy:
+    """A TCP proxy to nats-server on loopback: what each side sends goes
+    through _pass(data, down) (down: from the server), which says what to
+    send on, what to keep for the next read, or None to cut the
+    connection."""
 
-    def __init__(self, port, nth=1):
+    def __init__(self, port):
         import threading
-        self.port_to, self.nth, self.seen, self.cut = port, nth, 0, threading.Event()
+        self.port_to = port
         self.ls = socket.socket()
         self.ls.bind(("127.0.0.1", 0))
         self.ls.listen(16)
@@ -963,17 +960,16 @@ class _Blip:
             threading.Thread(target=self._pump, args=(s, c, True), daemon=True).start()
 
     def _pump(self, a, b, down):
+        carry = b""
         try:
             while True:
                 d = a.recv(65536)
                 if not d:
                     break
-                if down and not self.cut.is_set() and b"MSG xr.test." in d:
-                    self.seen += 1
-                    if self.seen == self.nth:
-                        self.cut.set()
-                        break
-                b.sendall(d)
+                send, carry = self._pass(carry + d, down)
+                if send is None:
+                    break
+                b.sendall(send)
         except OSError:
             pass
         for x in (a, b):
@@ -985,6 +981,29 @@ class _Blip:
 
     def close(self):
         self.ls.close()
+
+
+class _Blip(_Proxy):
+    """A TCP proxy to nats-server on loopback that swallows the chunk from
+    the server carrying the `nth` message on the subject (counted by the
+    chunks that start one) and cuts the connection: a network blip while a
+    fetch's messages are on the wire (the server counts them delivered).
+    Counted, not timed: a cut armed once the destination had 200 records
+    found none left to cut when bridge in had fetched them all already (a
+    slow start under ASan, the records all in the stream by then)."""
+
+    def __init__(self, port, nth=1):
+        import threading
+        self.nth, self.seen, self.cut = nth, 0, threading.Event()
+        super().__init__(port)
+
+    def _pass(self, d, down):
+        if down and not self.cut.is_set() and b"MSG xr.test." in d:
+            self.seen += 1
+            if self.seen == self.nth:
+                self.cut.set()
+                return None, b""
+        return d, b""
 
 
 @pytest.mark.parametrize("nth", [1, 3])
@@ -1020,7 +1039,7 @@ def test_a_message_lost_on_the_way_to_bridge_in_comes_again_in_order(engines, na
         blip.close()
 
 
-class _Divert:
+class _Divert(_Proxy):
     """A TCP proxy to nats-server on loopback that sends the `nth` message
     bridge out publishes on the stream's subjects to a subject no stream
     keeps (same length: the protocol's sizes stay true), and passes
@@ -1032,27 +1051,14 @@ class _Divert:
 
     def __init__(self, port, nth):
         import threading
-        self.port_to, self.nth, self.seen, self.done = port, nth, 0, threading.Event()
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(16)
-        self.port = self.ls.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.nth, self.seen, self.done = nth, 0, threading.Event()
+        super().__init__(port)
 
-    def _accept(self):
-        import threading
-        while True:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            s = socket.create_connection(("127.0.0.1", self.port_to))
-            threading.Thread(target=self._pump, args=(c, s, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(s, c, False), daemon=True).start()
-
-    def _divert(self, buf):
-        """buf with the nth publish diverted, and how much of it may go
-        (a publish's start cut by a read stays for the next)."""
+    def _pass(self, buf, down):
+        """buf with the nth publish diverted; what may go now, and what
+        stays for the next read (a tail that may be a publish's start)."""
+        if down:
+            return buf, b""
         at = 0
         while not self.done.is_set():
             i = buf.find(self.PUB, at)
@@ -1064,35 +1070,11 @@ class _Divert:
                 self.done.set()
             at = i + len(self.PUB)
         keep = 0
-        if not self.done.is_set():    # a tail that may be a publish's start
+        if not self.done.is_set():
             keep = next((k for k in range(len(self.PUB) - 1, 0, -1)
                          if buf.endswith(self.PUB[:k])), 0)
-        return buf, max(at, len(buf) - keep)
-
-    def _pump(self, a, b, up):
-        carry = b""
-        try:
-            while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                if up:
-                    buf, n = self._divert(carry + d)
-                    b.sendall(buf[:n])
-                    carry = buf[n:]
-                else:
-                    b.sendall(d)
-        except OSError:
-            pass
-        for x in (a, b):
-            try:
-                x.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            x.close()
-
-    def close(self):
-        self.ls.close()
+        n = max(at, len(buf) - keep)
+        return buf[:n], buf[n:]
 
 
 def test_a_message_lost_on_the_way_to_jetstream_is_sent_again_in_order(engines, nats, key):
@@ -1108,10 +1090,7 @@ def test_a_message_lost_on_the_way_to_jetstream_is_sent_again_in_order(engines, 
     divert = _Divert(port, 2)
     try:
         a, b = _source_and_sink(engines, 3000, 20)
-        ea, eb = xring.attach(a.name, timeout=5), xring.attach(b.name, timeout=5)
-        src, dst = _Records(), _Records()
-        with ea.reader(batch=512, max_wait=0.05, history="all") as ra, \
-                eb.reader(batch=512, max_wait=0.05) as rb:
+        with _both_ends(a, b) as (ra, rb, src, dst):
             _read_until(ra, src, lambda: src.n >= 600, 30, "the source")
             out = _bridge(a, "out", f"nats://127.0.0.1:{divert.port}", "--max-bytes", "64K",
                           "--key-file", key)
