@@ -76,7 +76,7 @@ struct in {
 	uint64_t resume_tag;
 	struct seen *seen;
 	uint8_t *scratch;
-	uint64_t refused_said;
+	uint64_t refused_said, late_said;
 	bool seen_full_said;
 	/* A consumer numbers its deliveries 1, 2, 3... (a redelivery too
 	 * gets the next number). One that skips a number is a delivery lost
@@ -325,6 +325,14 @@ static int take(struct in *b, natsMsg *m)
 	if (sn && sn->any && pm.has_prev && pm.prev > sn->last &&
 	    (sseq << TAG_SHIFT | 1) > b->resume_tag) {
 		b->st->late++;
+		if (!b->o->quiet && b->st->late >= b->late_said * 2) {
+			fprintf(stderr, "xring bridge: a message of ring %u of source %016" PRIx64
+				" came ahead of the one before it (that one ends at seq %" PRIu64
+				", %" PRIu64 " taken): passed over, for its copy bridge out sends "
+				"after (%" PRIu64 " so far)\n", pm.ring, pm.source, pm.prev, sn->last,
+				b->st->late);
+			b->late_said = b->st->late;
+		}
 		return 0;
 	}
 	size_t it = 0;

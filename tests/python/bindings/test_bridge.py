@@ -1111,6 +1111,7 @@ def test_a_message_lost_on_the_way_to_jetstream_is_sent_again_in_order(engines, 
         late = re.search(r"(\d+) ahead of their order passed over", out_in)
         assert again and int(again.group(1)) > 0, out_out
         assert late and int(late.group(1)) == int(again.group(1)), (out_in, out_out)
+        assert "came ahead of the one before it" in err_in, err_in
     finally:
         divert.close()
 
