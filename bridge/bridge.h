@@ -70,6 +70,8 @@ struct xr_bridge_stats {
 				  * them that JetStream stored later */
 	uint64_t late;           /* in: messages that came before one ahead of
 				  * them, passed over (their copy comes after) */
+	uint64_t holes;          /* in: messages taken after records that never
+				  * came (wire.h, base) */
 	uint64_t dropped;        /* out, lossy: records the engine wrote over
 				  * before the bridge read them (so never sent) */
 	uint64_t gaps;           /* in: messages lost on the way, the consumer

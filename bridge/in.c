@@ -76,7 +76,7 @@ struct in {
 	uint64_t resume_tag;
 	struct seen *seen;
 	uint8_t *scratch;
-	uint64_t refused_said, late_said;
+	uint64_t refused_said, late_said, holes_said;
 	bool seen_full_said;
 	/* A consumer numbers its deliveries 1, 2, 3... (a redelivery too
 	 * gets the next number). One that skips a number is a delivery lost
@@ -321,9 +321,25 @@ static int take(struct in *b, natsMsg *m)
 	 * Taken now, the predecessor's records would then pass for
 	 * duplicates; passed over, bridge out sends this one again after the
 	 * predecessor (out.c, "Order"). Unless the engine took it in this
-	 * bridge's last life (its tag): it was in order then. */
-	if (sn && sn->any && pm.has_prev && pm.prev > sn->last &&
-	    (sseq << TAG_SHIFT | 1) > b->resume_tag) {
+	 * bridge's last life (its tag): it was in order then. And unless it
+	 * is the first message of its batch (prev is the batch's base): bridge
+	 * out began that batch once the one before was stored whole and in
+	 * order, so what is missing before it never comes (a bridge out that
+	 * lost its place, messages a stream's limits took away), and waiting
+	 * would stop the ring for good: it is taken, the hole said. (A later
+	 * message of such a batch waits for the first, which comes.) */
+	bool behind = sn && sn->any && pm.has_prev && pm.prev > sn->last &&
+		      (sseq << TAG_SHIFT | 1) > b->resume_tag;
+	if (behind && pm.has_base && pm.base == pm.prev) {
+		b->st->holes++;
+		if (!b->o->quiet && b->st->holes >= b->holes_said * 2) {
+			fprintf(stderr, "xring bridge: ring %u of source %016" PRIx64 " has a hole: "
+				"taken up to seq %" PRIu64 ", and a message follows seq %" PRIu64
+				": the records between never came (%" PRIu64 " so far)\n", pm.ring,
+				pm.source, sn->last, pm.prev, b->st->holes);
+			b->holes_said = b->st->holes;
+		}
+	} else if (behind) {
 		b->st->late++;
 		if (!b->o->quiet && b->st->late >= b->late_said * 2) {
 			fprintf(stderr, "xring bridge: a message of ring %u of source %016" PRIx64

@@ -364,8 +364,12 @@ static int pass(struct out *b, const xr_batch *bt, bool async, struct sent *sn)
 {
 	struct xr_br_build bb;
 	const xr_frame *f = bt->first;
-	uint64_t first = 0, prev = b->last[bt->ring];
-	bool has_prev = b->have_last[bt->ring];
+	/* base: where the batch begins, the last record published before it
+	 * (after a restart, from the file): the prev of its first message and
+	 * the base of each (wire.h). */
+	const uint64_t base = b->last[bt->ring];
+	const bool has_base = b->have_last[bt->ring];
+	uint64_t first = 0, prev = base;
 	int rc = 0;
 
 	pthread_mutex_lock(&b->mu);
@@ -374,11 +378,11 @@ static int pass(struct out *b, const xr_batch *bt, bool async, struct sent *sn)
 	pthread_mutex_unlock(&b->mu);
 	b->high = 0;
 	xr__br_begin(&bb, b->recs, b->o->max_bytes, b->source, b->incarnation, bt->ring,
-		     has_prev ? &prev : NULL);
+		     has_base ? &prev : NULL, has_base ? &base : NULL);
 	for (uint32_t i = 0; i < bt->count && rc == 0; i++, f = i < bt->count ? xr_frame_next(f) : f) {
 		if (bt->frames)
 			f = bt->frames[i];
-		if (has_prev && f->seq <= prev)
+		if (has_base && f->seq <= base)
 			continue; /* published before a restart */
 		if (!bb.h.count)
 			first = f->seq;
@@ -389,7 +393,7 @@ static int pass(struct out *b, const xr_batch *bt, bool async, struct sent *sn)
 			rc = seal_and_publish(b, &bb, first, async, sn);
 			prev = bb.last_seq;
 			xr__br_begin(&bb, b->recs, b->o->max_bytes, b->source, b->incarnation,
-				     bt->ring, &prev);
+				     bt->ring, &prev, has_base ? &base : NULL);
 			first = f->seq;
 			if (rc == 0)
 				rc = xr__br_add(&bb, f->seq, xr_frame_data(f), f->len);

@@ -106,13 +106,18 @@ static int mac_of(const struct xr_br_key *k, const struct xr_br_hdr *hdr, const 
 }
 
 void xr__br_begin(struct xr_br_build *b, void *buf, size_t cap, uint64_t source,
-		  uint64_t incarnation, uint32_t ring, const uint64_t *prev)
+		  uint64_t incarnation, uint32_t ring, const uint64_t *prev,
+		  const uint64_t *base)
 {
+	if (!prev)
+		base = NULL;
 	*b = (struct xr_br_build){.buf = buf, .cap = cap};
 	b->h = (struct xr_br_hdr){.magic = XR_BR_MAGIC, .version = XR_BR_VERSION,
-				  .flags = prev ? XR_BR_PREV : 0, .source = source,
-				  .incarnation = incarnation, .ring = ring,
-				  .prev = prev ? *prev : 0};
+				  .flags = (uint16_t)((prev ? XR_BR_PREV : 0) |
+						      (base ? XR_BR_BASE : 0)),
+				  .source = source, .incarnation = incarnation, .ring = ring,
+				  .prev = prev ? *prev : 0,
+				  .base = base ? (*base < *prev ? *base : *prev) : 0};
 }
 
 int xr__br_add(struct xr_br_build *b, uint64_t seq, const void *rec, uint32_t len)
@@ -150,13 +155,13 @@ long xr__br_seal(struct xr_br_build *b, int zstd_level, const struct xr_br_key *
 		if (ZSTD_isError(z))
 			return -EIO;
 		len = z;
-		b->h.flags = (uint16_t)((b->h.flags & XR_BR_PREV) | XR_BR_ZSTD);
+		b->h.flags = (uint16_t)((b->h.flags & (XR_BR_PREV | XR_BR_BASE)) | XR_BR_ZSTD);
 	} else {
 		if (b->used > out_cap - sizeof(b->h))
 			return -ENOSPC;
 		memcpy(o + sizeof(b->h), b->buf, b->used);
 		len = b->used;
-		b->h.flags &= XR_BR_PREV;
+		b->h.flags &= XR_BR_PREV | XR_BR_BASE;
 	}
 	b->h.raw_len = (uint32_t)b->used;
 	b->h.len = (uint32_t)len;
@@ -188,7 +193,8 @@ int xr__br_parse(const void *msg, size_t len, uint32_t max_rec, const struct xr_
 	memcpy(&h, p, sizeof(h)); /* read once: the fields below are ours */
 	if (h.magic != XR_BR_MAGIC)
 		return bad(why, "not a bridge message (magic)");
-	if (h.version != XR_BR_VERSION || (h.flags & ~(XR_BR_ZSTD | XR_BR_MAC | XR_BR_PREV)))
+	if (h.version != XR_BR_VERSION ||
+	    (h.flags & ~(XR_BR_ZSTD | XR_BR_MAC | XR_BR_PREV | XR_BR_BASE)))
 		return bad(why, "a bridge message of another version, or unknown flags");
 	if (h.len != len - sizeof(h))
 		return bad(why, "its length is not its header's");
@@ -216,8 +222,10 @@ int xr__br_parse(const void *msg, size_t len, uint32_t max_rec, const struct xr_
 			if (h.mac[i])
 				return bad(why, "bytes in its MAC and no MAC flag");
 	}
-	if (!(h.flags & XR_BR_PREV) && h.prev)
-		return bad(why, "a previous message named and no flag for it");
+	if ((!(h.flags & XR_BR_PREV) && h.prev) || (!(h.flags & XR_BR_BASE) && h.base))
+		return bad(why, "a previous message or batch named and no flag for it");
+	if ((h.flags & XR_BR_BASE) && (!(h.flags & XR_BR_PREV) || h.base > h.prev))
+		return bad(why, "its batch begins past the message before it");
 	const uint8_t *recs = p + sizeof(h);
 	if (h.flags & XR_BR_ZSTD) {
 		if (scratch_cap < h.raw_len)
@@ -251,7 +259,8 @@ int xr__br_parse(const void *msg, size_t len, uint32_t max_rec, const struct xr_
 		return bad(why, "bytes past its last record");
 	*m = (struct xr_br_msg){.source = h.source, .incarnation = h.incarnation, .ring = h.ring,
 				.count = h.count, .has_prev = (h.flags & XR_BR_PREV) != 0,
-				.prev = h.prev, .recs = recs, .raw_len = h.raw_len};
+				.has_base = (h.flags & XR_BR_BASE) != 0, .prev = h.prev,
+				.base = h.base, .recs = recs, .raw_len = h.raw_len};
 	return 0;
 }
 

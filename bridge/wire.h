@@ -10,7 +10,7 @@
  * there, so xr__br_parse() checks every field and length, the checksum and,
  * for a compressed payload, decompresses into a bound it chose itself.
  *
- *     header    struct xr_br_hdr, 72 bytes, little-endian
+ *     header    struct xr_br_hdr, 80 bytes, little-endian
  *     payload   `len` bytes (zstd-compressed when flags has XR_BR_ZSTD;
  *               `raw_len` bytes once decompressed), the records:
  *                   struct xr_br_rec (seq, len), then len bytes, padded to 8
@@ -27,7 +27,12 @@
  * and sent again after its followers were stored); bridge in, which writes
  * a ring's records in order, knows such a follower by a prev it has not
  * written yet, and leaves it to the copy bridge out sends after the late
- * one (docs/bridge.md, "Order").
+ * one (docs/bridge.md, "Order"). base (with XR_BR_BASE) is the prev of
+ * the first message of the batch this one was published in: bridge out
+ * publishes a batch only once the one before is stored whole and in order,
+ * so a message whose base bridge in has not written follows a loss that
+ * nothing will fill (a bridge out that lost its place, messages a stream's
+ * limits took away), and waiting for it would stop the ring for good.
  *
  * The checksum finds corruption, not forgery: anyone may compute it. With a
  * key (the same secret file on both sides), a message carries a MAC,
@@ -44,6 +49,7 @@
 #define XR_BR_ZSTD 1u             /* flags: the payload is one zstd frame */
 #define XR_BR_MAC 2u              /* flags: mac holds the message's MAC */
 #define XR_BR_PREV 4u             /* flags: prev holds the ring's message before */
+#define XR_BR_BASE 8u             /* flags: base holds the batch's first prev */
 #define XR_BR_MAC_LEN 16u
 #define XR_BR_KEY_MIN 16u         /* a key's bytes, at least */
 #define XR_BR_KEY_MAX 4096u
@@ -63,6 +69,7 @@ struct xr_br_hdr {
 	uint64_t check;          /* xr__br_check(): of the header (check 0) and payload */
 	uint8_t mac[XR_BR_MAC_LEN]; /* with XR_BR_MAC, else zeros */
 	uint64_t prev;           /* with XR_BR_PREV (below its first seq), else 0 */
+	uint64_t base;           /* with XR_BR_BASE (with PREV, at most prev), else 0 */
 };
 
 /* A bridge's secret: the bytes of its key file. */
@@ -87,11 +94,11 @@ struct xr_br_rec {
 	uint32_t pad_;
 };
 
-_Static_assert(sizeof(struct xr_br_hdr) == 72, "bridge header");
+_Static_assert(sizeof(struct xr_br_hdr) == 80, "bridge header");
 _Static_assert(sizeof(struct xr_br_rec) == 16, "bridge record header");
 
 /* Building a message: records appended into buf (cap bytes: the records'
- * room, past the header's 72), then sealed, compressed or not. */
+ * room, past the header's 80), then sealed, compressed or not. */
 struct xr_br_build {
 	uint8_t *buf;
 	size_t cap;
@@ -101,9 +108,12 @@ struct xr_br_build {
 };
 
 /* prev: the last seq of the ring's message before this one, or NULL (none
- * known: the first of a bridge out without a place to go on from). */
+ * known: the first of a bridge out without a place to go on from); base:
+ * the prev of its batch's first message, or NULL (none known), not past
+ * prev. */
 void xr__br_begin(struct xr_br_build *b, void *buf, size_t cap, uint64_t source,
-		  uint64_t incarnation, uint32_t ring, const uint64_t *prev);
+		  uint64_t incarnation, uint32_t ring, const uint64_t *prev,
+		  const uint64_t *base);
 /* Appends a record: 0, or -ENOSPC (no room: seal this message first),
  * -EINVAL (seq not past the last one's, len 0 or past XR_BR_REC_MAX). */
 int xr__br_add(struct xr_br_build *b, uint64_t seq, const void *rec, uint32_t len);
@@ -119,7 +129,8 @@ struct xr_br_msg {
 	uint64_t source, incarnation;
 	uint32_t ring, count;
 	bool has_prev;           /* XR_BR_PREV: prev is the ring's message before */
-	uint64_t prev;
+	bool has_base;           /* XR_BR_BASE: base is its batch's first prev */
+	uint64_t prev, base;
 	const uint8_t *recs;     /* raw_len bytes of records */
 	size_t raw_len;
 };

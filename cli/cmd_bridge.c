@@ -210,6 +210,8 @@ int xr_cmd_bridge(int argc, char **argv)
 			       st.gaps);
 		if (in && st.late)
 			printf(", %" PRIu64 " ahead of their order passed over", st.late);
+		if (in && st.holes)
+			printf(", %" PRIu64 " after records that never came", st.holes);
 		if (in && st.forged_answers)
 			printf(", %" PRIu64 " answers to its claim without a good MAC passed over",
 			       st.forged_answers);

@@ -59,9 +59,9 @@ static long build(int level, uint32_t n)
 	struct xr_br_build b;
 	uint8_t r[1024];
 
-	const uint64_t prev = 997; /* the message before ended there */
+	const uint64_t prev = 997, base = 990; /* the message before, its batch */
 
-	xr__br_begin(&b, recs, sizeof(recs), xr__br_source("a", "experience"), 77, 3, &prev);
+	xr__br_begin(&b, recs, sizeof(recs), xr__br_source("a", "experience"), 77, 3, &prev, &base);
 	for (uint32_t i = 0; i < n; i++) {
 		fill(r, i, rec_len(i));
 		CHECK_RC(xr__br_add(&b, 1000 + 2 * i, r, rec_len(i)), 0); /* gaps: lossy */
@@ -84,8 +84,9 @@ static void check_all(const uint8_t *m, size_t len, uint32_t n)
 	CHECK_EQ(pm.ring, 3);
 	CHECK_EQ(pm.incarnation, 77);
 	CHECK(pm.source == xr__br_source("a", "experience"));
-	CHECK(pm.has_prev);
+	CHECK(pm.has_prev && pm.has_base);
 	CHECK_EQ(pm.prev, 997);
+	CHECK_EQ(pm.base, 990);
 	size_t it = 0;
 	uint64_t seq;
 	const void *rec;
@@ -227,9 +228,10 @@ int main(void)
 		struct xr_br_build b;
 		uint8_t small[256], r[200] = {0};
 		const uint64_t prev = 5;
-		xr__br_begin(&b, small, sizeof(small), 1, 1, 0, &prev);
+		xr__br_begin(&b, small, sizeof(small), 1, 1, 0, &prev, NULL);
 		CHECK_RC(xr__br_add(&b, 5, r, sizeof(r)), -EINVAL); /* not past prev */
-		xr__br_begin(&b, small, sizeof(small), 1, 1, 0, NULL);
+		xr__br_begin(&b, small, sizeof(small), 1, 1, 0, NULL, &prev);
+		CHECK(!(b.h.flags & XR_BR_BASE)); /* no base without a prev */
 		CHECK_RC(xr__br_add(&b, 5, r, sizeof(r)), 0);
 		CHECK_RC(xr__br_add(&b, 6, r, sizeof(r)), -ENOSPC);
 		CHECK_RC(xr__br_add(&b, 5, r, 8), -EINVAL);   /* seq not past the last */
@@ -304,7 +306,7 @@ int main(void)
 	refused(c, (size_t)len, "count 0", "no records");
 	/* unknown flags, another version */
 	memcpy(c, msg, (size_t)len);
-	((struct xr_br_hdr *)c)->flags = 8;
+	((struct xr_br_hdr *)c)->flags = 16;
 	reseal(c, (size_t)len);
 	refused(c, (size_t)len, "unknown flags", "flags");
 	/* the message before named at or past this one's first record, or
@@ -314,18 +316,33 @@ int main(void)
 	reseal(c, (size_t)len);
 	refused(c, (size_t)len, "prev at the first seq", "not past the message before");
 	memcpy(c, msg, (size_t)len);
-	((struct xr_br_hdr *)c)->flags &= (uint16_t)~XR_BR_PREV;
+	((struct xr_br_hdr *)c)->flags &= (uint16_t)~(XR_BR_PREV | XR_BR_BASE);
+	((struct xr_br_hdr *)c)->base = 0;
 	reseal(c, (size_t)len);
 	refused(c, (size_t)len, "prev without its flag", "no flag for it");
 	memcpy(c, msg, (size_t)len);
+	((struct xr_br_hdr *)c)->flags &= (uint16_t)~XR_BR_BASE;
+	reseal(c, (size_t)len);
+	refused(c, (size_t)len, "base without its flag", "no flag for it");
+	memcpy(c, msg, (size_t)len);
+	((struct xr_br_hdr *)c)->base = 998;
+	reseal(c, (size_t)len);
+	refused(c, (size_t)len, "base past prev", "batch begins past");
+	memcpy(c, msg, (size_t)len);
 	((struct xr_br_hdr *)c)->flags &= (uint16_t)~XR_BR_PREV;
 	((struct xr_br_hdr *)c)->prev = 0;
+	reseal(c, (size_t)len);
+	refused(c, (size_t)len, "base without prev", "batch begins past");
+	memcpy(c, msg, (size_t)len);
+	((struct xr_br_hdr *)c)->flags &= (uint16_t)~(XR_BR_PREV | XR_BR_BASE);
+	((struct xr_br_hdr *)c)->prev = 0;
+	((struct xr_br_hdr *)c)->base = 0;
 	reseal(c, (size_t)len);
 	{
 		struct xr_br_msg pm;
 		const char *why = NULL;
 		CHECK_RC(xr__br_parse(c, (size_t)len, 4096, key, scratch, sizeof(scratch), &pm, &why), 0);
-		CHECK(!pm.has_prev);
+		CHECK(!pm.has_prev && !pm.has_base);
 	}
 	macs();
 	key_files();

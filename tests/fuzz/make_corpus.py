@@ -389,12 +389,12 @@ def shm_seeds():
 
 
 # ---- fuzz_bridge_msg.c: a mode byte, then a bridge message (bridge/wire.h)
-def bridge_msg(recs, flags=0, source=0x1234, inc=7, ring=1, prev=0):
+def bridge_msg(recs, flags=0, source=0x1234, inc=7, ring=1, prev=0, base=0):
     payload = b''
     for seq, rec in recs:
         payload += struct.pack('<QII', seq, len(rec), 0) + rec + b'\0' * (-len(rec) % 8)
-    head = struct.pack('<IHHQQIIIIQ16sQ', 0x31524258, 2, flags, source, inc, ring, len(recs),
-                       len(payload), len(payload), 0, b'', prev)
+    head = struct.pack('<IHHQQIIIIQ16sQQ', 0x31524258, 2, flags, source, inc, ring, len(recs),
+                       len(payload), len(payload), 0, b'', prev, base)
     return head + payload  # the harness makes check (mode bit 0) and mac (bit 2) good
 
 
@@ -409,7 +409,9 @@ def bridge_seeds():
     write(s, 'keyed-no-mac', bytes([1 | 2 | 3 << 3]) + bridge_msg(one))
     write(s, 'no-check', bytes([3 << 3]) + bridge_msg(one))
     write(s, 'zstd-flag', bytes([1 | 3 << 3]) + bridge_msg(one, flags=1))
-    write(s, 'prev', bytes([1 | 3 << 3]) + bridge_msg(many, flags=4, prev=99))
+    write(s, 'prev', bytes([1 | 3 << 3]) + bridge_msg(many, flags=4 | 8, prev=99, base=40))
+    write(s, 'base-past-prev', bytes([1 | 3 << 3]) + bridge_msg(many, flags=4 | 8, prev=9,
+                                                                 base=50))
     write(s, 'prev-past-first', bytes([1 | 3 << 3]) + bridge_msg(one, flags=4, prev=5))
     return s
 

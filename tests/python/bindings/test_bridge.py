@@ -306,14 +306,22 @@ def _publish(port, subject, msgs):
         wait_for(lambda: b"PONG" in s.recv(4096), 5, "nats-server to take them")
 
 
-def _a_record(eng, tmp_path):
-    """One well-formed record of eng's stream, its bytes (`xring tail --raw`)."""
+def _some_records(eng, tmp_path, n):
+    """n well-formed records of eng's stream, their bytes in their order
+    (`xring tail --raw` names each by its seq)."""
     d = tmp_path / "rec"
     d.mkdir(exist_ok=True)
-    out = subprocess.run([str(XRING_BIN), "tail", eng.name, "-n", "1", "--raw", str(d)],
+    out = subprocess.run([str(XRING_BIN), "tail", eng.name, "-n", str(n), "--raw", str(d)],
                          env=eng.env, capture_output=True, timeout=30)
     assert out.returncode == 0, out.stderr
-    return next(d.iterdir()).read_bytes()
+    files = sorted(d.iterdir(), key=lambda f: int(f.stem))
+    assert len(files) == n, files
+    return [f.read_bytes() for f in files]
+
+
+def _a_record(eng, tmp_path):
+    """One well-formed record of eng's stream, its bytes."""
+    return _some_records(eng, tmp_path, 1)[0]
 
 
 def test_a_forger_on_the_subject_changes_nothing(engines, nats, key, tmp_path):
@@ -537,15 +545,22 @@ def _fnv(data, h=0xcbf29ce484222325):
     return h
 
 
-def _bridge_message(record, seq=7):
-    """A bridge message of one record (bridge/wire.h), built here: the test's
-    own reading of the format."""
-    import struct
-    payload = struct.pack("<QII", seq, len(record), 0) + record + b"\0" * (-len(record) % 8)
-    head = struct.pack("<IHHQQIIIIQ16sQ", 0x31524258, 2, 0, 0x1234, 1, 0, 1, len(payload),
-                       len(payload), 0, b"", 0)
-    check = _fnv(payload, _fnv(head))
-    return head[:40] + struct.pack("<Q", check) + head[48:] + payload
+def _bridge_message(record, seq=7, more=(), prev=None, base=None, key=None):
+    """A bridge message (bridge/wire.h) of record at seq and the (seq,
+    record) pairs of more, of ring 0 of source 0x1234, incarnation 1: the
+    test's own reading of the format. prev and base as bridge out sets
+    them (None: none); with key (its file's bytes), MACed."""
+    import hmac
+    recs = [(seq, record)] + list(more)
+    payload = b"".join(struct.pack("<QII", q, len(r), 0) + r + b"\0" * (-len(r) % 8)
+                       for q, r in recs)
+    flags = (2 if key else 0) | (4 if prev is not None else 0) | (8 if base is not None else 0)
+
+    def head(check, mac):
+        return struct.pack("<IHHQQIIIIQ16sQQ", 0x31524258, 2, flags, 0x1234, 1, 0, len(recs),
+                           len(payload), len(payload), check, mac, prev or 0, base or 0)
+    mac = hmac.new(key, head(0, b"") + payload, "sha256").digest()[:16] if key else b""
+    return head(_fnv(payload, _fnv(head(0, mac))), mac) + payload
 
 
 def test_garbage_on_the_subject_is_refused_and_counted(engines, nats, tmp_path):
@@ -581,6 +596,49 @@ def test_garbage_on_the_subject_is_refused_and_counted(engines, nats, tmp_path):
 
 
 @same_paths_as_others
+def test_bridge_in_takes_each_ring_in_order_and_goes_on_past_a_hole(engines, nats, key,
+                                                                    tmp_path):
+    """Messages of one source ring, MACed with the key, published by hand in
+    the order a lost one leaves them: records 1-2; 5-6 (its predecessor 3-4
+    lost on the way, in the same batch) ahead of 3-4; 3-4; the copy of
+    5-6; then 9-10, first of a batch whose base is 8, while 7-8 never came
+    before it (a bridge out that lost its place), and 11-12 after it; 7-8
+    at last. In takes 1-2, passes over the 5-6 that came ahead, takes 3-4
+    and the copy, takes 9-10 past the hole and says so, then 11-12, and
+    skips 7-8, now behind: 10 records, each seat's in order (without the
+    pass over, 3-4 were skipped as duplicates; without the hole rule, the
+    ring stopped at 6 for good)."""
+    url, port = nats
+    r = _some_records(engines(games=1), tmp_path, 12)
+    kb = open(key, "rb").read()
+    msgs = [_bridge_message(r[0], 1, [(2, r[1])], key=kb),
+            _bridge_message(r[4], 5, [(6, r[5])], prev=4, base=2, key=kb),
+            _bridge_message(r[2], 3, [(4, r[3])], prev=2, base=2, key=kb),
+            _bridge_message(r[4], 5, [(6, r[5])], prev=4, base=2, key=kb),
+            _bridge_message(r[8], 9, [(10, r[9])], prev=8, base=8, key=kb),
+            _bridge_message(r[10], 11, [(12, r[11])], prev=10, base=8, key=kb),
+            _bridge_message(r[6], 7, [(8, r[7])], prev=6, base=6, key=kb)]
+    b = engines("--producers", "1", "--ring-size", "16M", games=0)
+    eb = xring.attach(b.name, timeout=5)
+    dst = _Records()
+    with eb.reader(batch=64, max_wait=0.05) as rb:
+        inn = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
+        line = inn.stdout.readline()
+        assert "xring bridge in:" in line, line + inn.stderr.read()
+        _publish(port, "xr.test.g.0", msgs)
+        _read_until(rb, dst, lambda: dst.n >= 10, 30, "the destination")
+        deadline = time.monotonic() + 0.5     # anything extra (7-8) would come now
+        while time.monotonic() < deadline:
+            _take_one(rb, dst, 0.1)
+        rc, so, se = _stop(inn)
+    assert rc == 0, se
+    assert dst.n == 10 and dst.dups == 0 and dst.disordered == 0, (dst.n, so, se)
+    assert "10 records in 6 messages" in so and "2 duplicates skipped" in so, so
+    assert "1 ahead of their order passed over" in so, so
+    assert "1 after records that never came" in so, so
+    assert "has a hole: taken up to seq 6, and a message follows seq 8" in se, se
+
+
 def test_a_slot_last_written_from_another_jetstream_stream_takes_this_one_whole(
         engines, nats, key):
     """The JetStream stream is deleted and made again (its sequences start
