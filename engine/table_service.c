@@ -784,11 +784,14 @@ static int ck_put(void *ctx, const void *p, size_t n)
 
 static int ck_get(void *ctx, void *p, size_t n)
 {
-	FILE *f = ((struct ckpt_io *)ctx)->f;
+	struct ckpt_io *io = ctx;
 
-	if (fread(p, 1, n, f) == n)
+	/* Relaxed: as in ck_put. */
+	if (io->cancel && atomic_load_explicit(io->cancel, memory_order_relaxed))
+		return -ECANCELED;
+	if (fread(p, 1, n, io->f) == n)
 		return 0;
-	return ferror(f) ? -EIO : -ENODATA;
+	return ferror(io->f) ? -EIO : -ENODATA;
 }
 
 /* What the table's items are, as its checkpoints say: the store header's
@@ -1001,9 +1004,9 @@ static void job_end(struct xr_tsvc *s, struct stable *tb, int *answers, uint64_t
  * the store (scratch NULL) or nowhere (scratch: the first pass, which
  * checks). */
 static int restore_pass(struct stable *tb, FILE *f, uint8_t *scratch, struct xr_tb *t,
-			const char **what)
+			_Atomic bool *cancel, const char **what)
 {
-	struct ckpt_io io = {.f = f, .tb = tb, .scratch = scratch};
+	struct ckpt_io io = {.f = f, .tb = tb, .scratch = scratch, .cancel = cancel};
 	struct xr_tb_io x = {.get = ck_get, .item = ck_item, .item_size = tb->item_size,
 			     .ctx = &io, .max_capacity = tb->t.cfg.capacity};
 	item_tag(tb, x.item_tag);
@@ -1024,34 +1027,42 @@ static int restore_pass(struct stable *tb, FILE *f, uint8_t *scratch, struct xr_
 }
 
 /*
- * Replaces the table by the checkpoint at path: its configuration (the
- * capacity must be this table's), limiter counts, items and keys, so keys
- * from before the checkpoint name the same items again. Refused while any
- * trainer holds a lease (its items would change under it). The file is
- * read twice: once to check all of it (every field, the checksum, the
- * length), once to take it, so a bad checkpoint leaves the table as it was;
- * should the file change between the two and fail the second, the table is
- * left empty rather than half restored. Returns the items restored.
+ * A restore (restore_read, then restore_apply) replaces the table by the
+ * checkpoint at path: its configuration (the capacity must be this
+ * table's), limiter counts, items and keys, so keys from before the
+ * checkpoint name the same items again. Refused while any trainer holds a
+ * lease (its items would change under it). The file is read twice: once to
+ * check all of it (every field, the checksum, the length), once to take it,
+ * so a bad checkpoint leaves the table as it was; should the file change
+ * between the two and fail the second, the table is left empty rather than
+ * half restored.
  */
-static int restore(struct xr_tsvc *s, int table, const char *path, char *why, size_t len)
+struct restoring {
+	struct xr_tb fresh;   /* rc 0: the table read */
+	struct xr_tb empty;   /* written: what the table becomes on a failure */
+	uint32_t *floor;      /* written: for the generations handed out */
+	bool written;         /* the second pass began: the store holds its items */
+	const char *what;
+	char why[160];
+};
+
+/* The file's part, on the service's thread or a job's: reads the table
+ * tb->t is not changed meanwhile (nor its store, but by this), into
+ * r->fresh and tb's store. 0, or -errno with r->why. */
+static int restore_read(struct stable *tb, const char *path, _Atomic bool *cancel,
+			struct restoring *r)
 {
-	struct stable *tb = &s->tables[table];
-	const char *what = NULL;
-	struct xr_tb fresh;
 	struct stat st;
 	int rc;
 
-	if (tb->t.leases) {
-		snprintf(why, len, "trainers hold %llu leases on this table: release them first",
-			 (unsigned long long)tb->t.leases);
-		return -EBUSY;
-	}
+	r->what = NULL;
+	r->written = false;
 	int fd = xr__open_no_links(path, O_RDONLY | O_NONBLOCK, 0);
 	rc = fd < 0 ? fd : fstat(fd, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL : 0;
 	if (rc < 0) {
 		if (fd >= 0)
 			close(fd);
-		snprintf(why, len, "cannot read the file: %s",
+		snprintf(r->why, sizeof(r->why), "cannot read the file: %s",
 			 rc == -EINVAL  ? "not a regular file"
 			 : rc == -ELOOP ? "a symbolic link on its path (none is followed)"
 					: strerror(-rc));
@@ -1065,36 +1076,53 @@ static int restore(struct xr_tsvc *s, int table, const char *path, char *why, si
 		else
 			close(fd);
 		free(scratch);
-		snprintf(why, len, "out of memory");
+		snprintf(r->why, sizeof(r->why), "out of memory");
 		return -ENOMEM;
 	}
-	struct xr_tb empty;
-	uint32_t *floor = NULL;
-	rc = restore_pass(tb, f, scratch, &fresh, &what);
+	rc = restore_pass(tb, f, scratch, &r->fresh, cancel, &r->what);
 	if (rc == 0) {
-		xr__tb_free(&fresh);
+		xr__tb_free(&r->fresh);
 		/* What the second pass may need, made before it writes into
-		 * the store: an empty table to fall back to, and the floor of
-		 * generations (keys handed out since the checkpoint). */
+		 * the store: an empty table to fall back to, and room for the
+		 * floor of generations (keys handed out since the checkpoint). */
 		const char *w2;
-		floor = malloc((size_t)tb->t.cfg.capacity * sizeof(uint32_t));
-		rc = floor ? xr__tb_init(&empty, &tb->t.cfg, &w2) : -ENOMEM;
+		r->floor = malloc((size_t)tb->t.cfg.capacity * sizeof(uint32_t));
+		rc = r->floor ? xr__tb_init(&r->empty, &tb->t.cfg, &w2) : -ENOMEM;
 		if (rc < 0) {
-			free(floor);
-			floor = NULL;
-			what = "out of memory";
+			free(r->floor);
+			r->floor = NULL;
+			r->what = "out of memory";
 		}
 	}
 	if (rc == 0) {
+		r->written = true;
+		rc = restore_pass(tb, f, NULL, &r->fresh, cancel, &r->what);
+	}
+	fclose(f);
+	free(scratch);
+	if (rc < 0)
+		snprintf(r->why, sizeof(r->why), "not restored: %s",
+			 rc == -ECANCELED ? "the engine stopped while it was read"
+			 : r->what	  ? r->what
+					  : strerror(-rc));
+	return rc;
+}
+
+/* The table's part, on the service's thread: tb->t replaced by what
+ * restore_read made of it (rc its return). Returns the items restored,
+ * or rc. */
+static int restore_apply(struct xr_tsvc *s, struct stable *tb, int rc, struct restoring *r)
+{
+	if (r->written) {
+		uint32_t *floor = r->floor;
 		for (uint32_t i = 0; i < tb->t.cfg.capacity; i++)
 			floor[i] = tb->t.slot[i].gen;
-		rc = restore_pass(tb, f, NULL, &fresh, &what);
 		xr__tb_free(&tb->t);
 		if (rc == 0) {
-			xr__tb_free(&empty);
-			tb->t = fresh;
+			xr__tb_free(&r->empty);
+			tb->t = r->fresh;
 		} else {
-			tb->t = empty; /* the store was written: none of it stands */
+			tb->t = r->empty; /* the store was written: none of it stands */
 		}
 		/* No key handed out before is handed out again. */
 		for (uint32_t i = 0; i < tb->t.cfg.capacity; i++)
@@ -1106,14 +1134,24 @@ static int restore(struct xr_tsvc *s, int table, const char *path, char *why, si
 							  ? xr__tb_key(&tb->t, i)
 							  : 0);
 	}
-	fclose(f);
-	free(scratch);
 	show(s, tb);
-	if (rc < 0) {
-		snprintf(why, len, "not restored: %s", what ? what : strerror(-rc));
-		return rc;
+	return rc < 0 ? rc : (int)tb->t.size;
+}
+
+static int restore(struct xr_tsvc *s, int table, const char *path, char *why, size_t len)
+{
+	struct stable *tb = &s->tables[table];
+	struct restoring r = {0};
+
+	if (tb->t.leases) {
+		snprintf(why, len, "trainers hold %llu leases on this table: release them first",
+			 (unsigned long long)tb->t.leases);
+		return -EBUSY;
 	}
-	return (int)tb->t.size;
+	int rc = restore_apply(s, tb, restore_read(tb, path, NULL, &r), &r);
+	if (rc < 0)
+		snprintf(why, len, "%s", r.why);
+	return rc;
 }
 
 int xr__tsvc_restore(struct xr_tsvc *s, int table, const char *path, char *why, size_t len)
