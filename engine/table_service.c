@@ -15,7 +15,10 @@
  * bytes the service does not write until the lease ends (table/table.h).
  *
  * A checkpoint is written by a thread of its own (struct job), so that a
- * table of gigabytes holds up no other table. The job's thread reads the
+ * table of gigabytes holds up no other table; a restore is read by one the
+ * same way (its job writes the items into the store, and makes the new
+ * bookkeeping apart, which the service thread puts in place at the job's
+ * end; its updates wait too). The job's thread reads the
  * table's bookkeeping and items; the service thread changes neither while
  * the job runs: the table's samples, inserts and restores wait parked, the
  * feed's inserts are refused as the rate limiter refuses them, and what
@@ -102,12 +105,24 @@ struct xr_tsvc {
 	void *job_hook_ctx;
 };
 
-/* A checkpoint of tb being written to path by thread, for client's
- * request seq (the file header's words above). */
+/* What a restore read (restore_read), for restore_apply. */
+struct restoring {
+	struct xr_tb fresh;   /* rc 0: the table read */
+	struct xr_tb empty;   /* written: what the table becomes on a failure */
+	uint32_t *floor;      /* written: for the generations handed out */
+	bool written;         /* the second pass began: the store holds its items */
+	const char *what;
+	char why[160];
+};
+
+/* A checkpoint of tb being written to path by thread, or a restore of tb
+ * from path being read (restoring not NULL), for client's request seq (the
+ * file header's words above). */
 struct job {
 	pthread_t thread;
 	struct xr_tsvc *s;
 	struct stable *tb;
+	struct restoring *restoring;
 	char path[XR_TPAGE_PATH_MAX];
 	uint32_t client, seq;
 	int rc;
@@ -870,13 +885,19 @@ static int checkpoint(struct stable *tb, const char *path, _Atomic bool *cancel,
 	return (int)tb->t.size;
 }
 
+static int restore_read(struct stable *tb, const char *path, _Atomic bool *cancel,
+			struct restoring *r);
+
 static void *job_run(void *arg)
 {
 	struct job *j = arg;
 
 	if (j->s->job_hook)
 		j->s->job_hook(j->s->job_hook_ctx);
-	j->rc = checkpoint(j->tb, j->path, &j->cancel, j->why, sizeof(j->why));
+	if (j->restoring)
+		j->rc = restore_read(j->tb, j->path, &j->cancel, j->restoring);
+	else
+		j->rc = checkpoint(j->tb, j->path, &j->cancel, j->why, sizeof(j->why));
 	/* Release: rc, why and the file are the service's once it sees
 	 * done (with acquire); pthread_join() orders them too. */
 	atomic_store_explicit(&j->done, true, memory_order_release);
@@ -885,14 +906,15 @@ static void *job_run(void *arg)
 	return NULL;
 }
 
-/* Starts the checkpoint of c's table to path for request seq, on a thread
- * of its own; the request stays parked until job_end() answers it. 0, or
- * -errno with why. */
+/* Starts the checkpoint of c's table to path (op XR_TOP_CHECKPOINT) or its
+ * restore from path (XR_TOP_RESTORE) for request seq, on a thread of its
+ * own; the request stays parked until job_end() answers it. 0, or -errno
+ * with why. */
 static void park(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op, uint32_t n,
 		 uint64_t timeout, uint64_t now);
 
-static int job_start(struct xr_tsvc *s, struct client *c, uint32_t seq, const char *path,
-		     char *why, size_t len)
+static int job_start(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op,
+		     const char *path, char *why, size_t len)
 {
 	struct stable *tb = &s->tables[c->table];
 	struct job *j = calloc(1, sizeof(*j));
@@ -904,8 +926,13 @@ static int job_start(struct xr_tsvc *s, struct client *c, uint32_t seq, const ch
 	}
 	*j = (struct job){.s = s, .tb = tb, .client = (uint32_t)(c - s->clients), .seq = seq};
 	memcpy(j->path, path, sizeof(j->path));
-	j->ended = calloc(tb->t.cfg.capacity, sizeof(*j->ended));
-	if (!j->ended) {
+	/* A checkpoint keeps the leases ended meanwhile; a restore begins
+	 * with none, and none are made while it runs (samples wait). */
+	if (op == XR_TOP_RESTORE)
+		j->restoring = calloc(1, sizeof(*j->restoring));
+	else
+		j->ended = calloc(tb->t.cfg.capacity, sizeof(*j->ended));
+	if (!j->ended && !j->restoring) {
 		free(j);
 		snprintf(why, len, "out of memory");
 		return -ENOMEM;
@@ -914,12 +941,14 @@ static int job_start(struct xr_tsvc *s, struct client *c, uint32_t seq, const ch
 	rc = pthread_create(&j->thread, NULL, job_run, j);
 	if (rc != 0) {
 		free(j->ended);
+		free(j->restoring);
 		free(j);
-		snprintf(why, len, "cannot start a thread to write it: %s", strerror(rc));
+		snprintf(why, len, "cannot start a thread to %s it: %s",
+			 op == XR_TOP_RESTORE ? "read" : "write", strerror(rc));
 		return -rc;
 	}
 	tb->job = j;
-	park(s, c, seq, XR_TOP_CHECKPOINT, 1, UINT64_MAX, 0);
+	park(s, c, seq, op, 1, UINT64_MAX, 0);
 	return 0;
 }
 
@@ -928,7 +957,7 @@ static int job_start(struct xr_tsvc *s, struct client *c, uint32_t seq, const ch
  * and a trainer's record held: its slot is in range. */
 static void end_lease(struct stable *tb, uint64_t key)
 {
-	if (tb->job) {
+	if (tb->job && tb->job->ended) {
 		tb->job->ended[(uint32_t)key]++;
 		tb->job->taken++;
 	} else
@@ -970,6 +999,8 @@ static int update_later(struct stable *tb, uint64_t key, double p)
 /* The job of tb is done: its thread joined, what was taken for after it
  * done to the table, its client answered (when answers is not NULL and it
  * still waits for this one), a drop's free done. */
+static int restore_apply(struct xr_tsvc *s, struct stable *tb, int rc, struct restoring *r);
+
 static void job_end(struct xr_tsvc *s, struct stable *tb, int *answers, uint64_t *mask)
 {
 	struct job *j = tb->job;
@@ -977,6 +1008,12 @@ static void job_end(struct xr_tsvc *s, struct stable *tb, int *answers, uint64_t
 	if (!j->joined)
 		pthread_join(j->thread, NULL);
 	tb->job = NULL;
+	if (j->restoring) {
+		/* Applied even to a dropped table: what it read is freed with
+		 * it (maybe_free, below). */
+		j->rc = restore_apply(s, tb, j->rc, j->restoring);
+		snprintf(j->why, sizeof(j->why), "%s", j->rc < 0 ? j->restoring->why : "");
+	}
 	/* Leases ended, then priorities: a live item's lease and its
 	 * priority are independent, and a spent item takes no update (its
 	 * check refused it). */
@@ -996,6 +1033,7 @@ static void job_end(struct xr_tsvc *s, struct stable *tb, int *answers, uint64_t
 	free(j->ended);
 	free(j->prio);
 	free(j->has_prio);
+	free(j->restoring);
 	free(j);
 	maybe_free(s, tb);
 }
@@ -1037,14 +1075,6 @@ static int restore_pass(struct stable *tb, FILE *f, uint8_t *scratch, struct xr_
  * between the two and fail the second, the table is left empty rather than
  * half restored.
  */
-struct restoring {
-	struct xr_tb fresh;   /* rc 0: the table read */
-	struct xr_tb empty;   /* written: what the table becomes on a failure */
-	uint32_t *floor;      /* written: for the generations handed out */
-	bool written;         /* the second pass began: the store holds its items */
-	const char *what;
-	char why[160];
-};
 
 /* The file's part, on the service's thread or a job's: reads the table
  * tb->t is not changed meanwhile (nor its store, but by this), into
@@ -1157,7 +1187,9 @@ static int restore(struct xr_tsvc *s, int table, const char *path, char *why, si
 int xr__tsvc_restore(struct xr_tsvc *s, int table, const char *path, char *why, size_t len)
 {
 	if (s->tables[table].job) {
-		snprintf(why, len, "a checkpoint of the table is being written");
+		snprintf(why, len, s->tables[table].job->restoring
+					   ? "a restore of the table is under way"
+					   : "a checkpoint of the table is being written");
 		return -EBUSY;
 	}
 	return restore(s, table, path, why, len);
@@ -1262,12 +1294,17 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 	 * updates go on (taken now, done after); the rest waits, a sample or
 	 * an insert for at most its timeout, a checkpoint or a restore till
 	 * the job ends (their trainers wait without a bound). */
-	if (tb->job && op != XR_TOP_RELEASE && op != XR_TOP_UPDATE) {
+	if (tb->job && op != XR_TOP_RELEASE && (op != XR_TOP_UPDATE || tb->job->restoring)) {
 		bool timed = op == XR_TOP_SAMPLE || op == XR_TOP_INSERT;
 		wait_or_fail(s, c, seq, op, n, timed ? timeout : UINT64_MAX, now,
-			     "a checkpoint of the table is being written; ask again, or with a "
-			     "timeout",
-			     "a checkpoint of the table was being written all the while", answers);
+			     tb->job->restoring ? "a restore of the table is under way; ask again, "
+						  "or with a timeout"
+						: "a checkpoint of the table is being written; ask "
+						  "again, or with a timeout",
+			     tb->job->restoring ? "a restore of the table was under way all the while"
+						: "a checkpoint of the table was being written all "
+						  "the while",
+			     answers);
 		return;
 	}
 	switch (op) {
@@ -1343,14 +1380,17 @@ static void serve(struct xr_tsvc *s, struct client *c, uint32_t seq, uint32_t op
 			       "only the engine's own uid may checkpoint or restore a table");
 		} else if (!memchr(path, 0, sizeof(path)) || !path[0]) {
 			answer(c, seq, -EINVAL, 0, "the path is empty or not NUL-terminated");
-		} else if (op == XR_TOP_CHECKPOINT) {
-			/* Answered when written (job_end): parked till then. */
-			rc = job_start(s, c, seq, path, why, sizeof(why));
+		} else if (op == XR_TOP_RESTORE && tb->t.leases) {
+			snprintf(why, sizeof(why),
+				 "trainers hold %llu leases on this table: release them first",
+				 (unsigned long long)tb->t.leases);
+			answer(c, seq, -EBUSY, 0, why);
+		} else {
+			/* Answered when written or read (job_end): parked till
+			 * then, every other table served meanwhile. */
+			rc = job_start(s, c, seq, op, path, why, sizeof(why));
 			if (rc == 0)
 				return;
-			answer(c, seq, rc, 0, why);
-		} else {
-			rc = restore(s, c->table, path, why, sizeof(why));
 			answer(c, seq, rc, 0, why);
 		}
 		(*answers)++;

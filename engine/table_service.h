@@ -34,9 +34,12 @@
  * it; the engine's inserts get -EAGAIN. Releases (a sample's too),
  * priority updates and a trainer's close are answered at once and done to
  * the table after the file is written; a drop frees the table after.
- * Every other table is served as before. RESTORE is done in the
- * poll, as before: a restore replaces the table outright, and is a start's
- * business more than a run's.
+ * Every other table is served as before. A trainer's RESTORE is read by
+ * a thread of its own the same way (refused at once while any trainer
+ * holds a lease on the table): the table stands still, its priority
+ * updates wait too (they name items of the table the restore makes), and
+ * the table is replaced by the first poll after the thread ends, which
+ * answers the RESTORE.
  */
 
 #include <stdbool.h>
@@ -108,10 +111,10 @@ void xr__tsvc_show_feed(struct xr_tsvc *s, int table, uint32_t state, uint64_t d
  * xr_table_item): Experience records of shape sh, or transitions of them
  * (xring/table.h). */
 void xr__tsvc_set_item(struct xr_tsvc *s, int table, uint32_t kind, const xr_exp_shape *sh);
-/* Replaces `table` by the checkpoint at path now (the engine's own
- * start: no trainer is served meanwhile). Returns the items restored, or
- * -errno with why (as a trainer's RESTORE; -EBUSY while a checkpoint of
- * it is being written). */
+/* Replaces `table` by the checkpoint at path now, on the caller's thread
+ * (the engine's own start: no trainer is served meanwhile). Returns the
+ * items restored, or -errno with why (as a trainer's RESTORE; -EBUSY
+ * while a checkpoint or a restore of it runs). */
 int xr__tsvc_restore(struct xr_tsvc *s, int table, const char *path, char *why, size_t len);
 /* Its item store: the memfd to hand out (read-only: writable mappings are
  * sealed off once the service's own is made) and its size. */

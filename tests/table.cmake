@@ -13,6 +13,9 @@ target_link_libraries(test_table_service PRIVATE m)
 # tables are served and its own stands still (TSan runs it: threads).
 xr_test(NAME test_table_service_checkpoint SOURCES test_table_service_checkpoint.c
   LABELS "unit;table;threads")
+# A restore in flight: read by a thread of its own, the same way.
+xr_test(NAME test_table_service_restore SOURCES test_table_service_restore.c
+  LABELS "unit;table;threads")
 # Tables across processes: trainers in children of an engine here; leases
 # under concurrent insertion, a trainer SIGKILLed, the limiter, the engine's stop.
 xr_test(NAME test_table_procs SOURCES test_table_procs.c LABELS "unit;table;threads" TIMEOUT 180)

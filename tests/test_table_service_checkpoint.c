@@ -34,50 +34,8 @@
 
 #include "engine/table_service.h"
 #include "table_helpers.h"
+#include "table_jobs.h"
 #include "table_trainer.h"
-
-enum { ITEM = 32, ITEMS = 200 };
-
-static int hold[2];    /* the job hook reads a byte from hold[0] */
-static int entered[2]; /* ...after writing one to entered[1] */
-static int woken;      /* the waker's eventfd */
-struct xr_tsvc *volatile xr_test_abandoned; /* a root LeakSanitizer sees */
-
-static void hook(void *ctx)
-{
-	char b = 1;
-
-	(void)ctx;
-	CHECK(write(entered[1], &b, 1) == 1);
-	CHECK(read(hold[0], &b, 1) == 1);
-}
-
-static void wake(void *ctx)
-{
-	uint64_t one = 1;
-
-	(void)ctx;
-	CHECK(write(woken, &one, sizeof(one)) == sizeof(one));
-}
-
-/* Waits up to 10 s for fd to be readable, and reads what it says. */
-static void wait_fd(int fd, const char *what)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	uint64_t v;
-
-	if (poll(&p, 1, 10000) != 1)
-		FAILF("no sign in 10 s that %s", what);
-	CHECK(read(fd, &v, fd == woken ? sizeof(v) : 1) > 0);
-}
-
-static void open_trainer(struct xr_tsvc *s, int table, bool admin, struct trainer *tr)
-{
-	uint64_t size;
-
-	trainer_open(s, table, admin, tr, &size);
-	close(tr->fd);
-}
 
 /* Has admin trainer tr ask for a checkpoint of its table to dir/file at
  * now, and waits for its thread to reach the hook (held there). */
@@ -90,26 +48,6 @@ static void checkpoint_held(struct xr_tsvc *s, struct trainer *tr, const char *d
 	wait_fd(entered[0], "a checkpoint's thread started");
 }
 
-static int make(struct xr_tsvc *s, const char *name)
-{
-	const char *why = NULL;
-	uint8_t bytes[ITEM];
-
-	CHECK_RC(xr__tsvc_table_create(s, name,
-				       &(struct xr_tb_cfg){.capacity = 1000,
-							      .sampler = XR_SAMPLER_UNIFORM,
-							      .remover = XR_REMOVER_FIFO, .seed = 1},
-				       ITEM, &why),
-		 0);
-	int t = xr__tsvc_table_find(s, name);
-	CHECK(t >= 0);
-	for (int i = 0; i < ITEMS; i++) {
-		memset(bytes, i, sizeof(bytes));
-		CHECK_RC(xr__tsvc_insert(s, t, 1, bytes, ITEM), 0);
-	}
-	return t;
-}
-
 int main(void)
 {
 	char dir[] = "/tmp/xring-ckpt-XXXXXX", path[XR_TPAGE_PATH_MAX];
@@ -118,9 +56,7 @@ int main(void)
 	uint8_t bytes[ITEM] = {0};
 
 	CHECK(mkdtemp(dir) != NULL);
-	CHECK(pipe(hold) == 0 && pipe(entered) == 0);
-	woken = eventfd(0, EFD_CLOEXEC);
-	CHECK(woken >= 0);
+	jobs_init();
 	CHECK_RC(xr__tsvc_create(&s), 0);
 	xr__tsvc_set_waker(s, wake, NULL);
 	xr__tsvc_set_job_hook(s, hook, NULL);
@@ -197,8 +133,7 @@ int main(void)
 
 	/* Let go: the waker says it is done, the next poll answers, and
 	 * what was taken is done. */
-	char go = 1;
-	CHECK(write(hold[1], &go, 1) == 1);
+	let_go();
 	wait_fd(woken, "the checkpoint's thread ended");
 	CHECK(xr__tsvc_poll(s, UINT64_MAX / 2, NULL, NULL) == 1);
 	CHECK(trainer_answered(&adm));
@@ -225,7 +160,7 @@ int main(void)
 	xr__tsvc_close(s, ta.id);
 	xr__tsvc_close(s, t2.id);
 	CHECK(xr__tsvc_table_live(s, a)); /* the job still reads it */
-	CHECK(write(hold[1], &go, 1) == 1);
+	let_go();
 	wait_fd(woken, "the second checkpoint's thread ended");
 	CHECK(xr__tsvc_poll(s, 21, NULL, NULL) == 1);
 	CHECK(trainer_answered(&adm));
@@ -250,7 +185,7 @@ int main(void)
 	open_trainer(s, xr__tsvc_table_find(s, "empty"), false, &tn);
 	CHECK_EQ(tn.id, asked);
 	CHECK(!ask(s, &tn, XR_TOP_SAMPLE, 1, 1000, 23)); /* parked: nothing to sample */
-	CHECK(write(hold[1], &go, 1) == 1);
+	let_go();
 	wait_fd(woken, "the fourth checkpoint's thread ended");
 	CHECK(xr__tsvc_poll(s, 24, NULL, NULL) == 0);
 	CHECK(!trainer_answered(&tn));
@@ -264,7 +199,7 @@ int main(void)
 	struct trainer adm2;
 	open_trainer(s, b, true, &adm2);
 	checkpoint_held(s, &adm2, dir, "b.ckpt", 8, path);
-	CHECK(write(hold[1], &go, 1) == 1);
+	let_go();
 	xr__tsvc_destroy(s);
 	/* Joined, so its waker has run: taken here, not by the next wait. */
 	wait_fd(woken, "the destroyed checkpoint's thread ended");
@@ -287,7 +222,7 @@ int main(void)
 	checkpoint_held(s, &adm3, dir, "e.ckpt", 1, path);
 	CHECK_RC(xr__tsvc_destroy(s), -EBUSY);
 	xr_test_abandoned = s; /* still the thread's: kept reachable (LeakSanitizer) */
-	CHECK(write(hold[1], &go, 1) == 1); /* its first write fails: cancelled */
+	let_go(); /* its first write fails: cancelled */
 	wait_fd(woken, "the stuck checkpoint's thread ended");
 	CHECK(access(path, F_OK) < 0);
 
