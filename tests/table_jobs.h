@@ -72,6 +72,17 @@ static void jobs_init(void)
 	CHECK(woken >= 0);
 }
 
+/* A service whose jobs the test holds. */
+static struct xr_tsvc *jobs_service(void)
+{
+	struct xr_tsvc *s;
+
+	CHECK_RC(xr__tsvc_create(&s), 0);
+	xr__tsvc_set_waker(s, wake, NULL);
+	xr__tsvc_set_job_hook(s, hook, NULL);
+	return s;
+}
+
 /* Lets the held job go on. */
 static void let_go(void)
 {

@@ -57,9 +57,7 @@ int main(void)
 
 	CHECK(mkdtemp(dir) != NULL);
 	jobs_init();
-	CHECK_RC(xr__tsvc_create(&s), 0);
-	xr__tsvc_set_waker(s, wake, NULL);
-	xr__tsvc_set_job_hook(s, hook, NULL);
+	s = jobs_service();
 	int a = make(s, "a"), b = make(s, "b");
 	struct xr_tb *ta_tab = xr__tsvc_table(s, a);
 	open_trainer(s, a, true, &adm);
@@ -213,9 +211,7 @@ int main(void)
 	/* One stuck (the hook does not return till let go): the service
 	 * gives up on it after 2 s and frees nothing it may touch; let go, it
 	 * finds itself cancelled and leaves no file. */
-	CHECK_RC(xr__tsvc_create(&s), 0);
-	xr__tsvc_set_waker(s, wake, NULL);
-	xr__tsvc_set_job_hook(s, hook, NULL);
+	s = jobs_service();
 	int e = make(s, "e");
 	struct trainer adm3;
 	open_trainer(s, e, true, &adm3);

@@ -68,9 +68,7 @@ int main(void)
 	snprintf(path, sizeof(path), "%s/a.ckpt", dir);
 	snprintf(junk, sizeof(junk), "%s/junk", dir);
 	jobs_init();
-	CHECK_RC(xr__tsvc_create(&s), 0);
-	xr__tsvc_set_waker(s, wake, NULL);
-	xr__tsvc_set_job_hook(s, hook, NULL);
+	s = jobs_service();
 	int a = make(s, "a"), b = make(s, "b");
 	struct xr_tb *at = xr__tsvc_table(s, a);
 	open_trainer(s, a, true, &adm);
@@ -174,9 +172,7 @@ int main(void)
 
 	/* One stuck (the hook does not return till let go): given up after
 	 * 2 s; let go, its first read finds it cancelled. */
-	CHECK_RC(xr__tsvc_create(&s), 0);
-	xr__tsvc_set_waker(s, wake, NULL);
-	xr__tsvc_set_job_hook(s, hook, NULL);
+	s = jobs_service();
 	int e = make(s, "e");
 	struct trainer adm3;
 	open_trainer(s, e, true, &adm3);
