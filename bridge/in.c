@@ -60,6 +60,7 @@ struct seen {
 	bool used;
 	bool any;             /* a record of it was taken: last is one */
 	uint64_t last;
+	uint64_t touched;     /* when a message of it last came (b->touches) */
 };
 
 /* What take() says of a message besides 0 (taken or refused: acknowledge
@@ -77,7 +78,8 @@ struct in {
 	struct seen *seen;
 	uint8_t *scratch;
 	uint64_t refused_said, late_said, holes_said;
-	bool seen_full_said;
+	uint32_t n_seen;      /* entries of seen in use */
+	uint64_t touches;     /* messages looked up in seen: its clock */
 	/* A consumer numbers its deliveries 1, 2, 3... (a redelivery too
 	 * gets the next number). One that skips a number is a delivery lost
 	 * on the way (the server counts it delivered, and would send it again
@@ -87,6 +89,15 @@ struct in {
 	 * stream (a message deleted, another subject's) skips no number. */
 	uint64_t next_cseq;   /* the delivery expected */
 	uint64_t next_sseq;   /* the stream sequence after the last taken */
+	/* The stream sequence of the last message done with (taken, passed
+	 * over, refused), and the JetStream stream's making: in the seen
+	 * map's file, which says where each source ring stood after it. A
+	 * restart goes on after it: the messages before it were judged
+	 * against the map as it was then, and judged again against the map
+	 * as it is now, one passed over (its records never written) could
+	 * pass for one taken (docs/bridge.md, "Order"). */
+	uint64_t done_sseq;
+	int64_t js_created;
 	bool any_good;        /* a message of the key and shape taken, this run */
 	char stop_why[300];
 	char state[600];      /* the seen map's file (state.h), "" when none */
@@ -111,15 +122,19 @@ static bool stopping(const struct in *b)
 	       atomic_load_explicit(&b->quit, memory_order_relaxed);
 }
 
-static struct seen *seen_of(struct in *b, uint64_t source, uint64_t inc, uint32_t ring)
+static struct seen *seen_find(struct in *b, uint64_t source, uint64_t inc, uint32_t ring,
+			      bool make)
 {
 	uint64_t h = (source ^ inc * 0x9e3779b97f4a7c15ull ^ ring) * 0xff51afd7ed558ccdull;
 
 	for (uint32_t i = 0; i < SOURCES_MAX; i++) {
 		struct seen *s = &b->seen[(h + i) & (SOURCES_MAX - 1)];
 		if (!s->used) {
+			if (!make)
+				return NULL;
 			*s = (struct seen){.source = source, .incarnation = inc, .ring = ring,
 					   .used = true};
+			b->n_seen++;
 			return s;
 		}
 		if (s->source == source && s->incarnation == inc && s->ring == ring)
@@ -128,36 +143,94 @@ static struct seen *seen_of(struct in *b, uint64_t source, uint64_t inc, uint32_
 	return NULL;
 }
 
+static int newer_first(const void *x, const void *y)
+{
+	const struct seen *a = x, *c = y;
+
+	return a->touched < c->touched ? 1 : a->touched > c->touched ? -1 : 0;
+}
+
+/* The map three quarters full: the half of it whose messages came last
+ * is kept, the rest forgotten (old incarnations of restarted engines,
+ * mostly). A forgotten ring's records, should they come again, are not
+ * known as taken, and its order is taken up anew. */
+static void seen_forget(struct in *b)
+{
+	struct seen *all = malloc(SOURCES_MAX * sizeof(*all));
+	uint32_t n = 0;
+
+	if (!all)
+		return;
+	for (uint32_t i = 0; i < SOURCES_MAX; i++)
+		if (b->seen[i].used)
+			all[n++] = b->seen[i];
+	qsort(all, n, sizeof(*all), newer_first);
+	memset(b->seen, 0, SOURCES_MAX * sizeof(*b->seen));
+	b->n_seen = 0;
+	for (uint32_t i = 0; i < n && i < SOURCES_MAX / 2; i++)
+		*seen_find(b, all[i].source, all[i].incarnation, all[i].ring, true) = all[i];
+	if (!b->o->quiet)
+		fprintf(stderr, "xring bridge: %u source rings seen: the %u that came longest ago "
+			"are forgotten (should their records come again, they are not known as "
+			"taken)\n", n, n > SOURCES_MAX / 2 ? n - SOURCES_MAX / 2 : 0);
+	b->dirty = true;
+	free(all);
+}
+
+static struct seen *seen_of(struct in *b, uint64_t source, uint64_t inc, uint32_t ring)
+{
+	struct seen *s = seen_find(b, source, inc, ring, false);
+
+	if (!s && b->n_seen >= SOURCES_MAX / 4 * 3)
+		seen_forget(b);
+	if (!s)
+		s = seen_find(b, source, inc, ring, true);
+	if (s)
+		s->touched = ++b->touches;
+	return s;
+}
+
 /* The seen map's file: every source ring's last record taken, so that a
  * real message published again (a restarted out that had lost its place,
  * or anyone replaying one) is skipped after this bridge's restart too. */
-#define IN_STATE_MAGIC 0x53494258u /* "XBIS" */
+#define IN_STATE_MAGIC 0x32494258u /* "XBI2" */
+struct in_state_head {
+	uint32_t magic, count;
+	uint64_t done_sseq;  /* the last message done with */
+	int64_t js_created;  /* of the JetStream stream done_sseq is of */
+};
 struct in_state_rec {
-	uint64_t source, incarnation, last;
+	uint64_t source, incarnation, last, touched;
 	uint32_t ring, pad_;
 };
+#define IN_HEAD sizeof(struct in_state_head)
 
 static void state_load(struct in *b)
 {
-	size_t cap = 8 + (size_t)SOURCES_MAX * sizeof(struct in_state_rec);
+	size_t cap = IN_HEAD + (size_t)SOURCES_MAX * sizeof(struct in_state_rec);
 	uint8_t *buf = b->state[0] ? malloc(cap) : NULL;
 	long n = buf ? xr__br_state_load(b->state, buf, cap) : -1;
-	uint32_t magic, count;
+	struct in_state_head h;
 
-	if (n >= 8) {
-		memcpy(&magic, buf, 4);
-		memcpy(&count, buf + 4, 4);
-		if (magic == IN_STATE_MAGIC && count <= SOURCES_MAX &&
-		    (size_t)n == 8 + count * sizeof(struct in_state_rec))
-			for (uint32_t i = 0; i < count; i++) {
+	if (n >= (long)IN_HEAD) {
+		memcpy(&h, buf, sizeof(h));
+		if (h.magic == IN_STATE_MAGIC && h.count <= SOURCES_MAX &&
+		    (size_t)n == IN_HEAD + h.count * sizeof(struct in_state_rec)) {
+			b->done_sseq = h.done_sseq;
+			b->js_created = h.js_created;
+			for (uint32_t i = 0; i < h.count; i++) {
 				struct in_state_rec r;
-				memcpy(&r, buf + 8 + i * sizeof(r), sizeof(r));
-				struct seen *sn = seen_of(b, r.source, r.incarnation, r.ring);
+				memcpy(&r, buf + IN_HEAD + i * sizeof(r), sizeof(r));
+				struct seen *sn = seen_find(b, r.source, r.incarnation, r.ring, true);
 				if (sn) {
 					sn->any = true;
 					sn->last = r.last;
+					sn->touched = r.touched;
+					if (r.touched > b->touches)
+						b->touches = r.touched;
 				}
 			}
+		}
 	}
 	free(buf);
 }
@@ -167,9 +240,11 @@ static void state_save(struct in *b)
 {
 	if (!b->state[0] || !b->dirty)
 		return;
-	size_t cap = 8 + (size_t)SOURCES_MAX * sizeof(struct in_state_rec);
+	size_t cap = IN_HEAD + (size_t)SOURCES_MAX * sizeof(struct in_state_rec);
 	uint8_t *buf = malloc(cap);
-	uint32_t magic = IN_STATE_MAGIC, count = 0;
+	struct in_state_head h = {.magic = IN_STATE_MAGIC, .done_sseq = b->done_sseq,
+				  .js_created = b->js_created};
+	uint32_t count = 0;
 	if (!buf)
 		return;
 	for (uint32_t i = 0; i < SOURCES_MAX; i++) {
@@ -177,13 +252,13 @@ static void state_save(struct in *b)
 		if (!s->used || !s->any)
 			continue;
 		struct in_state_rec r = {.source = s->source, .incarnation = s->incarnation,
-					 .last = s->last, .ring = s->ring};
-		memcpy(buf + 8 + count * sizeof(r), &r, sizeof(r));
+					 .last = s->last, .touched = s->touched, .ring = s->ring};
+		memcpy(buf + IN_HEAD + count * sizeof(r), &r, sizeof(r));
 		count++;
 	}
-	memcpy(buf, &magic, 4);
-	memcpy(buf + 4, &count, 4);
-	int rc = xr__br_state_save(b->state, buf, 8 + count * sizeof(struct in_state_rec));
+	h.count = count;
+	memcpy(buf, &h, sizeof(h));
+	int rc = xr__br_state_save(b->state, buf, IN_HEAD + count * sizeof(struct in_state_rec));
 	if (rc == 0) {
 		b->dirty = false;
 	} else if (!b->state_said && !b->o->quiet) {
@@ -264,6 +339,14 @@ static bool all_fit(const struct in *b, const struct xr_br_msg *pm)
 	return true;
 }
 
+/* Message sseq is done with (its records taken or not): 0. */
+static int done(struct in *b, uint64_t sseq)
+{
+	b->done_sseq = sseq;
+	b->dirty = true;
+	return 0;
+}
+
 /* The records of one message that are new: 0 (acknowledge it), TAKE_GAP,
  * TAKE_STOP, or the producer's end. */
 static int take(struct in *b, natsMsg *m)
@@ -306,31 +389,32 @@ static int take(struct in *b, natsMsg *m)
 	}
 	if (prc < 0) {
 		refuse(b, natsMsg_GetSubject(m), why);
-		return 0;
+		return done(b, sseq);
 	}
 	b->any_good = true;
-	struct seen *sn = seen_of(b, pm.source, pm.incarnation, pm.ring);
-	if (!sn && !b->seen_full_said && !b->o->quiet) {
-		fprintf(stderr, "xring bridge: %u source rings seen: the newest are no longer "
-			"checked for duplicates (restart bridge in to forget the old)\n",
-			SOURCES_MAX);
-		b->seen_full_said = true;
-	}
+	struct seen *sn = seen_of(b, pm.source, pm.incarnation, pm.ring); /* NULL: no memory */
 	/* A message whose predecessor (prev) is not written yet came ahead
 	 * of it: the predecessor was lost on the way and stored after it.
 	 * Taken now, the predecessor's records would then pass for
 	 * duplicates; passed over, bridge out sends this one again after the
-	 * predecessor (out.c, "Order"). Unless the engine took it in this
-	 * bridge's last life (its tag): it was in order then. And unless it
-	 * is the first message of its batch (prev is the batch's base): bridge
-	 * out began that batch once the one before was stored whole and in
-	 * order, so what is missing before it never comes (a bridge out that
-	 * lost its place, messages a stream's limits took away), and waiting
-	 * would stop the ring for good: it is taken, the hole said. (A later
-	 * message of such a batch waits for the first, which comes.) */
-	bool behind = sn && sn->any && pm.has_prev && pm.prev > sn->last &&
-		      (sseq << TAG_SHIFT | 1) > b->resume_tag;
-	if (behind && pm.has_base && pm.base == pm.prev) {
+	 * predecessor (out.c, "Order"). Nothing of the ring taken yet, any
+	 * message with a predecessor is behind: the ring's first message
+	 * (none) may be the one that comes late. Unless it is the first
+	 * message of its batch (prev is the batch's base): bridge out began
+	 * that batch once the one before was stored whole and in order, so
+	 * what is missing before it never comes (a bridge out that lost its
+	 * place, messages a stream's limits took away), and waiting would stop
+	 * the ring for good: it is taken, the hole said (none when nothing
+	 * was taken: this bridge starts there). A later message of such a
+	 * batch waits for the first, which comes. The decision rests on the
+	 * seen map alone, as it stood after the message before: a restart
+	 * goes on after the last message done (done_sseq), and judges what
+	 * comes again the same way, the tags only keeping the engine from
+	 * taking a record twice. */
+	bool behind = sn && pm.has_prev && (!sn->any || pm.prev > sn->last);
+	if (behind && pm.has_base && pm.base == pm.prev && !sn->any) {
+		/* The first of the ring this bridge takes. */
+	} else if (behind && pm.has_base && pm.base == pm.prev) {
 		b->st->holes++;
 		if (!b->o->quiet && b->st->holes >= b->holes_said * 2) {
 			fprintf(stderr, "xring bridge: ring %u of source %016" PRIx64 " has a hole: "
@@ -342,14 +426,16 @@ static int take(struct in *b, natsMsg *m)
 	} else if (behind) {
 		b->st->late++;
 		if (!b->o->quiet && b->st->late >= b->late_said * 2) {
+			char upto[48] = "nothing of the ring taken yet";
+			if (sn->any)
+				snprintf(upto, sizeof(upto), "taken up to seq %" PRIu64, sn->last);
 			fprintf(stderr, "xring bridge: a message of ring %u of source %016" PRIx64
 				" came ahead of the one before it (that one ends at seq %" PRIu64
-				", %" PRIu64 " taken): passed over, for its copy bridge out sends "
-				"after (%" PRIu64 " so far)\n", pm.ring, pm.source, pm.prev, sn->last,
-				b->st->late);
+				"; %s): passed over, for its copy bridge out sends after (%" PRIu64
+				" so far)\n", pm.ring, pm.source, pm.prev, upto, b->st->late);
 			b->late_said = b->st->late;
 		}
-		return 0;
+		return done(b, sseq);
 	}
 	size_t it = 0;
 	uint64_t seq, k = 0;
@@ -385,7 +471,7 @@ static int take(struct in *b, natsMsg *m)
 		b->st->bytes += len;
 	}
 	b->st->messages++;
-	return 0;
+	return done(b, sseq);
 }
 
 
@@ -716,10 +802,15 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 	 * apart: docs/bridge.md.) */
 	jsStreamInfo *si = NULL;
 	jsErrCode serr = 0;
-	if (b.resume_tag && js_GetStreamInfo(&si, js, js_stream, NULL, &serr) == NATS_OK) {
+	if (js_GetStreamInfo(&si, js, js_stream, NULL, &serr) == NATS_OK) {
 		uint64_t last = si->State.LastSeq;
+		/* The file's last message done is of this stream only if it
+		 * was made when this one was. */
+		if (si->Created != b.js_created || b.done_sseq > last)
+			b.done_sseq = 0;
+		b.js_created = si->Created;
 		jsStreamInfo_Destroy(si);
-		if ((b.resume_tag >> TAG_SHIFT) > last) {
+		if (b.resume_tag && (b.resume_tag >> TAG_SHIFT) > last) {
 			if (!o->quiet)
 				fprintf(stderr, "xring bridge: ring %u was last written from another "
 					"JetStream stream (its tag %" PRIu64 " is past %s's last "
@@ -768,6 +859,11 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 	b.js = js;
 	b.nc = nc;
 	b.claim = claim;
+	/* From after the last message done with (or acknowledged: a file
+	 * that could not be written), not from the first unacknowledged: see
+	 * done_sseq. */
+	if (b.done_sseq > floor)
+		floor = b.done_sseq;
 	rc = subscribe(&b, floor ? floor + 1 : 0, why, len);
 	if (rc < 0)
 		goto out;

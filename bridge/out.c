@@ -58,6 +58,11 @@ struct out {
 	size_t msg_cap;
 	bool have_last[XR_MAX_RINGS];
 	uint64_t last[XR_MAX_RINGS];
+	/* A batch of the ring went out before any was done (have_last false):
+	 * said in the file before its first publish, so that a restart does
+	 * not go on from the subject's last message (one stored ahead of a
+	 * lost one, perhaps), but sends the ring again from its start. */
+	bool started[XR_MAX_RINGS];
 	/* The acknowledgements of the asynchronous pass, written by libnats'
 	 * thread (on_ack) and read by this one after js_PublishAsyncComplete.
 	 * Under mu: an ack given up on (complete() timed out) may still be in
@@ -75,8 +80,11 @@ struct out {
 	bool dirty, state_said;
 };
 
-/* The file: where each ring stands, of one source's incarnation. */
+/* The file: where each ring stands, of one source's incarnation. have:
+ * 0 nothing sent, 1 last is the last record of a batch done, 2 a batch
+ * sent and none done yet (started). */
 #define OUT_STATE_MAGIC 0x534f4258u /* "XBOS" */
+#define OUT_STATE_VERSION 2u
 struct out_state {
 	uint32_t magic, version;
 	uint64_t source, incarnation;
@@ -89,25 +97,27 @@ static void state_load(struct out *b)
 	struct out_state s;
 
 	if (!b->state[0] || xr__br_state_load(b->state, &s, sizeof(s)) != (long)sizeof(s) ||
-	    s.magic != OUT_STATE_MAGIC || s.version != 1 || s.source != b->source ||
-	    s.incarnation != b->incarnation)
+	    s.magic != OUT_STATE_MAGIC || s.version != OUT_STATE_VERSION ||
+	    s.source != b->source || s.incarnation != b->incarnation)
 		return; /* none, or of another run of the engine: its rings are new */
 	for (uint32_t k = 0; k < XR_MAX_RINGS; k++)
-		if (s.have[k]) {
+		if (s.have[k] == 1) {
 			b->have_last[k] = true;
 			b->last[k] = s.last[k];
+		} else if (s.have[k] == 2) {
+			b->started[k] = true;
 		}
 }
 
 static void state_save(struct out *b)
 {
-	struct out_state s = {.magic = OUT_STATE_MAGIC, .version = 1, .source = b->source,
-			      .incarnation = b->incarnation};
+	struct out_state s = {.magic = OUT_STATE_MAGIC, .version = OUT_STATE_VERSION,
+			      .source = b->source, .incarnation = b->incarnation};
 
 	if (!b->state[0] || !b->dirty)
 		return;
 	for (uint32_t k = 0; k < XR_MAX_RINGS; k++) {
-		s.have[k] = b->have_last[k];
+		s.have[k] = b->have_last[k] ? 1 : b->started[k] ? 2 : 0;
 		s.last[k] = b->last[k];
 	}
 	int rc = xr__br_state_save(b->state, &s, sizeof(s));
@@ -139,7 +149,18 @@ static void msg_id(const struct out *b, uint32_t ring, uint64_t first_seq, uint6
 	int n = snprintf(id, len, "%016" PRIx64 "-%" PRIx64 "-%u-%" PRIu64 "-%" PRIu64, b->source,
 			 b->incarnation, ring, first_seq, last_seq);
 	if (after && n > 0 && (size_t)n < len)
-		snprintf(id + n, len - (size_t)n, "-after-%" PRIu64, after);
+		n += snprintf(id + n, len - (size_t)n, "-after-%" PRIu64, after);
+	/* With a key, the id ends with a MAC of itself: anyone who may
+	 * publish on the subject reads the ids that went, and could publish
+	 * junk under the next ones first, which JetStream would then keep in
+	 * place of the real messages (a duplicate's ack is its first copy's). */
+	uint8_t mac[XR_BR_MAC_LEN];
+	const void *parts[] = {id};
+	size_t lens[] = {n > 0 ? (size_t)n : 0};
+	if (b->o->key && n > 0 && (size_t)n + 17 < len &&
+	    xr__br_hmac(b->o->key, parts, lens, 1, mac) == 0)
+		for (int i = 0; i < 8; i++)
+			n += snprintf(id + n, len - (size_t)n, "%s%02x", i ? "" : "-", mac[i]);
 }
 
 /* Publishes one sealed message until JetStream takes it (or the stop):
@@ -148,7 +169,7 @@ static void msg_id(const struct out *b, uint32_t ring, uint64_t first_seq, uint6
 static int publish(struct out *b, uint32_t ring, uint64_t first_seq, uint64_t last_seq,
 		   uint64_t after, long len, uint64_t *seq)
 {
-	char subj[300], id[128];
+	char subj[300], id[160];
 	int wait = 50;
 
 	subject_of(b, ring, subj, sizeof(subj));
@@ -191,7 +212,7 @@ static int publish(struct out *b, uint32_t ring, uint64_t first_seq, uint64_t la
 static int publish_async(struct out *b, uint32_t ring, uint64_t first_seq, uint64_t last_seq,
 			 long len)
 {
-	char subj[300], id[128], fl[32];
+	char subj[300], id[160], fl[32];
 	natsMsg *m = NULL;
 	jsPubOptions po;
 
@@ -253,8 +274,9 @@ static void resume_point(struct out *b, uint32_t k)
 		 * have been stored before a message ahead of it, lost on the
 		 * way: going on from the file sends the batch again, and the
 		 * order is put right (complete, pass). Without a file, that
-		 * lost message is lost for good (docs/bridge.md, "Order"). */
-		if (!b->have_last[k]) {
+		 * lost message is lost for good (docs/bridge.md, "Order"). Nor
+		 * when the file says a batch went before any was done. */
+		if (!b->have_last[k] && !b->started[k]) {
 			b->last[k] = last;
 			b->have_last[k] = true;
 		}
@@ -436,6 +458,12 @@ static int complete(struct out *b)
 static int send_batch(struct out *b, const xr_batch *bt)
 {
 	struct sent sn = {0};
+
+	if (!b->have_last[bt->ring] && !b->started[bt->ring]) {
+		b->started[bt->ring] = true;
+		b->dirty = true;
+		state_save(b);
+	}
 	int rc = pass(b, bt, true, &sn);
 
 	if (rc == 0)

@@ -639,6 +639,48 @@ def test_bridge_in_takes_each_ring_in_order_and_goes_on_past_a_hole(engines, nat
     assert "has a hole: taken up to seq 6, and a message follows seq 8" in se, se
 
 
+def test_bridge_in_forgets_the_source_rings_that_came_longest_ago(engines, nats, key,
+                                                                  tmp_path):
+    """in's file of source rings made full up front (4,096 of them, what 64
+    restarts of an engine of 64 rings leave), then a new source ring's
+    messages in the order a lost one leaves them (1-2; 5-6 ahead of 3-4;
+    3-4; 5-6's copy). in forgets the half that came longest ago, says so,
+    and checks the new ring as any other: 6 records, in order, once (with
+    the map full, the new ring had no check: 8 records, 5-6 twice). Its
+    file after it holds the half kept and the new ring."""
+    url, port = nats
+    r = _some_records(engines(games=1), tmp_path, 6)
+    kb = open(key, "rb").read()
+    b = engines("--producers", "1", "--ring-size", "16M", games=0)
+    eb = xring.attach(b.name, timeout=5)
+    path = os.path.join(b.env["XRING_RUN_DIR"],
+                        f"{b.name}.bridge-in-xring-xr-test-xring-in-{b.name}.state")
+    recs = b"".join(struct.pack("<QQQQII", 0x100000 + i, 1, 5, i + 1, 0, 0) for i in range(4096))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, struct.pack("<IIQq", 0x32494258, 4096, 0, 0) + recs)
+    os.close(fd)
+    msgs = [_bridge_message(r[0], 1, [(2, r[1])], key=kb),
+            _bridge_message(r[4], 5, [(6, r[5])], prev=4, base=2, key=kb),
+            _bridge_message(r[2], 3, [(4, r[3])], prev=2, base=2, key=kb),
+            _bridge_message(r[4], 5, [(6, r[5])], prev=4, base=2, key=kb)]
+    dst = _Records()
+    with eb.reader(batch=64, max_wait=0.05) as rb:
+        inn = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
+        line = inn.stdout.readline()
+        assert "xring bridge in:" in line, line + inn.stderr.read()
+        _publish(port, "xr.test.g.0", msgs)
+        _read_until(rb, dst, lambda: dst.n >= 6, 30, "the destination")
+        deadline = time.monotonic() + 0.5     # anything extra would come now
+        while time.monotonic() < deadline:
+            _take_one(rb, dst, 0.1)
+        rc, so, se = _stop(inn)
+    assert rc == 0, se
+    assert dst.n == 6 and dst.dups == 0 and dst.disordered == 0, (dst.n, so, se)
+    assert "4096 source rings seen: the 2048 that came longest ago are forgotten" in se, se
+    assert "1 ahead of their order passed over" in so, so
+    assert os.path.getsize(path) == 24 + 2049 * 40
+
+
 def test_a_slot_last_written_from_another_jetstream_stream_takes_this_one_whole(
         engines, nats, key):
     """The JetStream stream is deleted and made again (its sequences start
