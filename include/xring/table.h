@@ -228,8 +228,11 @@ XR_API int xr_table_insert(xr_table *t, const void *items, const double *priorit
  * writes the table, bookkeeping, rate limiter and items, to a new file at
  * path (never over an existing file: -EEXIST; never through a symbolic
  * link anywhere on the path: -ELOOP), as its
- * uid, and returns the items written. The table's service waits meanwhile.
- * Relative paths are the engine's working directory's: give absolute ones. */
+ * uid, and returns the items written. The engine writes it on a thread of
+ * its own: other tables are served meanwhile; this one's samples and
+ * inserts wait (for at most their timeouts), its releases and priority
+ * updates are answered at once and applied after. Relative paths are the
+ * engine's working directory's: give absolute ones. */
 XR_API int xr_table_checkpoint(xr_table *t, const char *path);
 
 /* Replaces the table by the checkpoint at path (one of a table of the same
@@ -237,7 +240,9 @@ XR_API int xr_table_checkpoint(xr_table *t, const char *path);
  * where it stood, so a table that could sample before the checkpoint can
  * after. Returns the items restored. -EBUSY while any trainer holds a
  * lease; -EINVAL for a file that is not an intact checkpoint of such a
- * table (the table is left as it was). */
+ * table (the table is left as it was). Read on a thread of the engine's
+ * own, as a checkpoint is written: other tables are served meanwhile; this
+ * one's samples, inserts and priority updates wait. */
 XR_API int xr_table_restore(xr_table *t, const char *path);
 
 /* The table's figures now (refreshed by the engine as it serves). */
