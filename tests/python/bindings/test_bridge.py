@@ -1391,6 +1391,7 @@ class _Squatter:
         self.s.close()
 
 
+@same_paths_as_others
 def test_a_keyless_publisher_cannot_take_out_s_next_message_ids(engines, nats, key):
     """With a key on both sides, someone without it publishes junk under
     the ids out's next messages may have. Out's ids end with a MAC of
