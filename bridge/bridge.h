@@ -68,6 +68,8 @@ struct xr_bridge_stats {
 	uint64_t retries;        /* out: publishes tried again */
 	uint64_t copies;         /* out: messages sent again, after one ahead of
 				  * them that JetStream stored later */
+	uint64_t taken_ids;      /* out: message ids found taken by another's
+				  * message: sent under ids of their own */
 	uint64_t late;           /* in: messages that came before one ahead of
 				  * them, passed over (their copy comes after) */
 	uint64_t holes;          /* in: messages taken after records that never

@@ -397,24 +397,24 @@ static int take(struct in *b, natsMsg *m)
 	 * of it: the predecessor was lost on the way and stored after it.
 	 * Taken now, the predecessor's records would then pass for
 	 * duplicates; passed over, bridge out sends this one again after the
-	 * predecessor (out.c, "Order"). Nothing of the ring taken yet, any
-	 * message with a predecessor is behind: the ring's first message
-	 * (none) may be the one that comes late. Unless it is the first
-	 * message of its batch (prev is the batch's base): bridge out began
-	 * that batch once the one before was stored whole and in order, so
-	 * what is missing before it never comes (a bridge out that lost its
-	 * place, messages a stream's limits took away), and waiting would stop
-	 * the ring for good: it is taken, the hole said (none when nothing
-	 * was taken: this bridge starts there). A later message of such a
-	 * batch waits for the first, which comes. The decision rests on the
+	 * predecessor (out.c, "Order"). Unless it is the first message of its
+	 * batch (prev is the batch's base): bridge out began that batch once
+	 * the one before was stored whole and in order, so what is missing
+	 * before it never comes (a bridge out that lost its place, messages a
+	 * stream's limits took away), and waiting would stop the ring for
+	 * good: it is taken, the hole said. A later message of such a batch
+	 * waits for the first, which comes.
+	 * Nothing of the ring taken yet (a new consumer, this bridge's file
+	 * lost, the ring forgotten): this bridge starts here, and takes what
+	 * comes. (A ring's very first message, which has no prev, is stored
+	 * before any other of the ring: bridge out sends it alone, out.c.)
+	 * The decision rests on the
 	 * seen map alone, as it stood after the message before: a restart
 	 * goes on after the last message done (done_sseq), and judges what
 	 * comes again the same way, the tags only keeping the engine from
 	 * taking a record twice. */
-	bool behind = sn && pm.has_prev && (!sn->any || pm.prev > sn->last);
-	if (behind && pm.has_base && pm.base == pm.prev && !sn->any) {
-		/* The first of the ring this bridge takes. */
-	} else if (behind && pm.has_base && pm.base == pm.prev) {
+	bool behind = sn && sn->any && pm.has_prev && pm.prev > sn->last;
+	if (behind && pm.has_base && pm.base == pm.prev) {
 		b->st->holes++;
 		if (!b->o->quiet && b->st->holes >= b->holes_said * 2) {
 			fprintf(stderr, "xring bridge: ring %u of source %016" PRIx64 " has a hole: "
@@ -426,13 +426,11 @@ static int take(struct in *b, natsMsg *m)
 	} else if (behind) {
 		b->st->late++;
 		if (!b->o->quiet && b->st->late >= b->late_said * 2) {
-			char upto[48] = "nothing of the ring taken yet";
-			if (sn->any)
-				snprintf(upto, sizeof(upto), "taken up to seq %" PRIu64, sn->last);
 			fprintf(stderr, "xring bridge: a message of ring %u of source %016" PRIx64
 				" came ahead of the one before it (that one ends at seq %" PRIu64
-				"; %s): passed over, for its copy bridge out sends after (%" PRIu64
-				" so far)\n", pm.ring, pm.source, pm.prev, upto, b->st->late);
+				"; taken up to seq %" PRIu64 "): passed over, for its copy bridge "
+				"out sends after (%" PRIu64 " so far)\n", pm.ring, pm.source, pm.prev,
+				sn->last, b->st->late);
 			b->late_said = b->st->late;
 		}
 		return done(b, sseq);

@@ -46,6 +46,7 @@
 struct flight {
 	uint64_t seq;   /* its stream sequence, once acknowledged */
 	bool acked;     /* acknowledged (a failure leaves it false) */
+	bool dup;       /* acknowledged as a duplicate: of what, complete() does not know */
 };
 
 struct out {
@@ -76,6 +77,7 @@ struct out {
 	 * far; a message acknowledged below it was stored before one ahead of
 	 * it, and goes again (pass). */
 	uint64_t high;
+	uint64_t taken_said;      /* taken ids said on stderr */
 	char state[600];          /* its file (state.h), "" when none */
 	bool dirty, state_said;
 };
@@ -144,12 +146,14 @@ static void subject_of(const struct out *b, uint32_t ring, char *out, size_t len
  * came late (pass) adds after, that message's stream sequence: the copy's
  * id is new to JetStream, and the same for the same copy. */
 static void msg_id(const struct out *b, uint32_t ring, uint64_t first_seq, uint64_t last_seq,
-		   uint64_t after, char *id, size_t len)
+		   uint64_t after, uint64_t nonce, char *id, size_t len)
 {
 	int n = snprintf(id, len, "%016" PRIx64 "-%" PRIx64 "-%u-%" PRIu64 "-%" PRIu64, b->source,
 			 b->incarnation, ring, first_seq, last_seq);
 	if (after && n > 0 && (size_t)n < len)
 		n += snprintf(id + n, len - (size_t)n, "-after-%" PRIu64, after);
+	if (nonce && n > 0 && (size_t)n < len)
+		n += snprintf(id + n, len - (size_t)n, "-n%016" PRIx64, nonce);
 	/* With a key, the id ends with a MAC of itself: anyone who may
 	 * publish on the subject reads the ids that went, and could publish
 	 * junk under the next ones first, which JetStream would then keep in
@@ -163,9 +167,28 @@ static void msg_id(const struct out *b, uint32_t ring, uint64_t first_seq, uint6
 			n += snprintf(id + n, len - (size_t)n, "%s%02x", i ? "" : "-", mac[i]);
 }
 
+/* Whether the message JetStream holds at seq is the one sealed in b->msg
+ * (len bytes): 1, 0 (another's), or -EAGAIN (not known now). */
+static int ours_at(struct out *b, uint64_t seq, long len)
+{
+	natsMsg *m = NULL;
+	jsErrCode err = 0;
+	natsStatus s = js_GetMsg(&m, b->js, b->js_stream, seq, NULL, &err);
+
+	if (s != NATS_OK)
+		return s == NATS_NOT_FOUND ? 0 : -EAGAIN;
+	int same = natsMsg_GetDataLength(m) == (int)len &&
+		   memcmp(natsMsg_GetData(m), b->msg, (size_t)len) == 0;
+	natsMsg_Destroy(m);
+	return same;
+}
+
 /* Publishes one sealed message until JetStream takes it (or the stop):
- * 0 and its stream sequence in *seq (a duplicate's: the first copy's), or
- * -EINTR, -EMSGSIZE. */
+ * 0 and its stream sequence in *seq, or -EINTR, -EMSGSIZE. A duplicate's
+ * ack names its first copy, which is looked at: anyone who saw the id go
+ * by (a message lost on the way is seen by the subject's subscribers all
+ * the same) could have published something else under it first. Not ours,
+ * the message goes under an id of its own that no one can know. */
 static int publish(struct out *b, uint32_t ring, uint64_t first_seq, uint64_t last_seq,
 		   uint64_t after, long len, uint64_t *seq)
 {
@@ -173,7 +196,7 @@ static int publish(struct out *b, uint32_t ring, uint64_t first_seq, uint64_t la
 	int wait = 50;
 
 	subject_of(b, ring, subj, sizeof(subj));
-	msg_id(b, ring, first_seq, last_seq, after, id, sizeof(id));
+	msg_id(b, ring, first_seq, last_seq, after, 0, id, sizeof(id));
 	for (;;) {
 		natsMsg *m = NULL;
 		jsPubAck *ack = NULL;
@@ -185,12 +208,31 @@ static int publish(struct out *b, uint32_t ring, uint64_t first_seq, uint64_t la
 		natsStatus s = natsMsg_Create(&m, subj, NULL, (const char *)b->msg, (int)len);
 		if (s == NATS_OK)
 			s = js_PublishMsg(&ack, b->js, m, &po, &err);
+		bool dup = s == NATS_OK && ack->Duplicate;
 		if (s == NATS_OK)
 			*seq = ack->Sequence;
 		natsMsg_Destroy(m);
 		jsPubAck_Destroy(ack);
-		if (s == NATS_OK)
+		int ours = dup ? ours_at(b, *seq, len) : 1; /* (s not OK: not looked at) */
+		if (s == NATS_OK && ours == 1)
 			return 0;
+		if (s == NATS_OK && ours == 0) {
+			/* Any new id will do: with a key, its MAC is what no one
+			 * else can make. */
+			uint64_t nonce = xr__now_ns() | 1;
+			b->st->taken_ids++;
+			if (!b->o->quiet && b->st->taken_ids >= b->taken_said * 2) {
+				fprintf(stderr, "xring bridge: message id %.*s was taken by a message "
+					"that is not this bridge's (JetStream sequence %" PRIu64 "): sent "
+					"under an id of its own (%" PRIu64 " so far)\n", 60, id, *seq,
+					b->st->taken_ids);
+				b->taken_said = b->st->taken_ids;
+			}
+			msg_id(b, ring, first_seq, last_seq, after, nonce, id, sizeof(id));
+			continue;
+		}
+		if (s == NATS_OK)
+			s = NATS_TIMEOUT; /* its first copy not known now: again */
 		if (atomic_load_explicit(b->o->stop, memory_order_relaxed))
 			return -EINTR;
 		if (s == NATS_MAX_PAYLOAD)
@@ -219,7 +261,7 @@ static int publish_async(struct out *b, uint32_t ring, uint64_t first_seq, uint6
 	if (b->n_flights >= BATCH_MAX)
 		return -EIO; /* cannot be: a message has a record at least */
 	subject_of(b, ring, subj, sizeof(subj));
-	msg_id(b, ring, first_seq, last_seq, 0, id, sizeof(id));
+	msg_id(b, ring, first_seq, last_seq, 0, 0, id, sizeof(id));
 	snprintf(fl, sizeof(fl), "%u.%u", b->gen, b->n_flights);
 	jsPubOptions_Init(&po);
 	po.MsgId = id;
@@ -336,7 +378,8 @@ static void on_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *
 	    sscanf(fl, "%u.%u", &gen, &i) == 2) {
 		pthread_mutex_lock(&b->mu);
 		if (gen == b->gen && i < b->n_flights && pa)
-			b->flights[i] = (struct flight){.seq = pa->Sequence, .acked = true};
+			b->flights[i] = (struct flight){.seq = pa->Sequence, .acked = true,
+							.dup = pa->Duplicate};
 		pthread_mutex_unlock(&b->mu);
 	}
 	natsMsg_Destroy(m); /* ours, with an ack handler */
@@ -412,7 +455,12 @@ static int pass(struct out *b, const xr_batch *bt, bool async, struct sent *sn)
 		if (rc == -ENOSPC && !bb.h.count)
 			return -EMSGSIZE; /* one record past --max-bytes */
 		if (rc == -ENOSPC) {
-			rc = seal_and_publish(b, &bb, first, async, sn);
+			/* A ring's first message (no prev: nothing of it went
+			 * before) goes alone, acknowledged before the rest: had
+			 * it been lost on the way while they were stored, bridge
+			 * in, with nothing of the ring yet, could not tell its
+			 * followers from a ring it joins in the middle. */
+			rc = seal_and_publish(b, &bb, first, async && (bb.h.flags & XR_BR_PREV), sn);
 			prev = bb.last_seq;
 			xr__br_begin(&bb, b->recs, b->o->max_bytes, b->source, b->incarnation,
 				     bt->ring, &prev, has_base ? &base : NULL);
@@ -422,15 +470,16 @@ static int pass(struct out *b, const xr_batch *bt, bool async, struct sent *sn)
 		}
 	}
 	if (rc == 0)
-		rc = seal_and_publish(b, &bb, first, async, sn);
+		rc = seal_and_publish(b, &bb, first, async && (bb.h.flags & XR_BR_PREV), sn);
 	return rc;
 }
 
 /* Waits for every asynchronous publish's ack: 0 when all came, each
- * stored after the one before it (a duplicate is where its first copy
- * is), else -EAGAIN (one failed, none came in time, or one was stored
- * before a message ahead of it: what is left is dropped, and the batch
- * goes again one message at a time, which puts the order right). */
+ * stored after the one before it and none a duplicate, else -EAGAIN (one
+ * failed, none came in time, one was stored before a message ahead of it,
+ * or one was a duplicate, whose first copy the pass one message at a time
+ * looks at: what is left is dropped, and the batch goes again one message
+ * at a time, which puts it right). */
 static int complete(struct out *b)
 {
 	jsPubOptions po;
@@ -444,7 +493,8 @@ static int complete(struct out *b)
 		natsMsgList_Destroy(&left);
 	pthread_mutex_lock(&b->mu);
 	for (uint32_t i = 0; i < b->n_flights && in_order; i++)
-		in_order = b->flights[i].acked && (!i || b->flights[i].seq > b->flights[i - 1].seq);
+		in_order = b->flights[i].acked && !b->flights[i].dup &&
+			   (!i || b->flights[i].seq > b->flights[i - 1].seq);
 	b->gen++; /* what comes for this pass now is too late to count */
 	pthread_mutex_unlock(&b->mu);
 	return s == NATS_OK && in_order ? 0 : -EAGAIN;

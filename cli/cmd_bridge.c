@@ -218,6 +218,9 @@ int xr_cmd_bridge(int argc, char **argv)
 		if (out)
 			printf(", %" PRIu64 " publishes retried, %" PRIu64 " sent again in order",
 			       st.retries, st.copies);
+		if (out && st.taken_ids)
+			printf(", %" PRIu64 " under ids of their own (theirs taken by another's)",
+			       st.taken_ids);
 		if (out && o.lossy)
 			printf(", %" PRIu64 " dropped at the source (lossy: never sent)", st.dropped);
 		printf("\n");

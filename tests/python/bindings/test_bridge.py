@@ -1240,18 +1240,24 @@ def _diverted(engines, nats, key, divert, meanwhile=None):
 @pytest.mark.parametrize("nth", [1, 2])
 def test_a_message_lost_on_the_way_to_jetstream_is_sent_again_in_order(engines, nats, key, nth):
     """Bridge out starts behind 600 records of the source, so its first
-    batch is some 50 messages in flight at once; the first or the second
-    is lost on the way (_Divert) and the ones after it are stored. Out
-    publishes the batch again one message at a time: the lost one is stored
-    now, after its followers, which out sees by their stream sequences and
-    sends again after it. In passes over the followers that came ahead of
-    it and takes their copies. Every record arrives once, each seat's in
-    order (before, in took the late message's records for duplicates: they
-    were lost; the ring's first message lost, in took the second before
-    it: seen to fail)."""
+    batch is some 50 messages in flight at once. The second is lost on the
+    way (_Divert) and the ones after it are stored. Out publishes the batch
+    again one message at a time: the lost one is stored now, after its
+    followers, which out sees by their stream sequences and sends again
+    after it. In passes over the followers that came ahead of it and takes
+    their copies. Every record arrives once, each seat's in order (before,
+    in took the late message's records for duplicates: they were lost).
+    The first lost: a ring's first message goes alone, acknowledged before
+    the rest, so it is tried again till it is stored and nothing is out of
+    order (before, in, with nothing of the ring, took the second before
+    it: 12 records lost, seen to fail)."""
     out_out, out_in, err_in = _diverted(engines, nats, key, _Divert(nats[1], nth))
     again = re.search(r"(\d+) sent again in order", out_out)
     late = re.search(r"(\d+) ahead of their order passed over", out_in)
+    if nth == 1:
+        assert again and int(again.group(1)) == 0 and not late, (out_out, out_in)
+        assert int(re.search(r"(\d+) publishes retried", out_out).group(1)) > 0, out_out
+        return
     assert again and int(again.group(1)) > 0, out_out
     assert late and int(late.group(1)) == int(again.group(1)), (out_in, out_out)
     assert "came ahead of the one before it" in err_in, err_in
@@ -1276,6 +1282,139 @@ def test_bridge_out_killed_before_it_puts_its_first_batch_in_order_loses_nothing
     out_out, out_in, _ = _diverted(engines, nats, key, divert, kill_and_start_again)
     assert "sent again in order" in out_out and "ahead of their order" in out_in, \
         (out_out, out_in)
+
+
+class _Watcher:
+    """Someone without the key who may subscribe and publish: it subscribes
+    where a message JetStream does not store still goes (xr.tesX.>, where
+    _Divert sends it; in a cluster, the subject itself while the stream has
+    no leader) and publishes a byte of junk on xr.test.junk under the id of
+    each message it sees; `squatted` once the server has it."""
+
+    def __init__(self, port):
+        import threading
+        self.squatted = threading.Event()
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.f = self.s.makefile("rb")
+        self.f.readline()
+        self.s.sendall(b'CONNECT {"verbose":false,"headers":true}\r\nSUB xr.tesX.> 1\r\n'
+                       b"PING\r\n")
+        while not self.f.readline().startswith(b"PONG"):
+            pass
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        sent = False
+        while True:
+            try:
+                line = self.f.readline()
+            except OSError:
+                return
+            if not line:
+                return
+            if line.startswith(b"PING"):
+                self.s.sendall(b"PONG\r\n")
+            elif line.startswith(b"PONG") and sent:
+                self.squatted.set()    # the server took the junk before this
+            elif line.startswith(b"HMSG "):
+                w = line.split()
+                data = self.f.read(int(w[-1]) + 2)
+                m = re.search(rb"Nats-Msg-Id: ([^\r]+)", data[:int(w[-2])])
+                if m:
+                    hdr = b"NATS/1.0\r\nNats-Msg-Id: " + m.group(1) + b"\r\n\r\n"
+                    self.s.sendall(b"HPUB xr.test.junk %d %d\r\n%sx\r\nPING\r\n"
+                                   % (len(hdr), len(hdr) + 1, hdr))
+                    sent = True
+
+    def close(self):
+        self.s.close()
+
+
+class _DivertThenWait(_Divert):
+    """_Divert, whose sending on of the diverted message's id a second time
+    (out's pass one message at a time) waits, 2 s at most, for the watcher
+    to have published under it."""
+
+    def __init__(self, port, nth, watcher):
+        self.watcher, self.diverted = watcher, None
+        super().__init__(port, nth)
+
+    def _up(self, cmd, payload):
+        mid = None
+        if cmd.startswith(b"HPUB xr.test."):
+            mid = re.search(rb"Nats-Msg-Id: ([^\r]+)", payload).group(1)
+            if self.diverted is not None and mid == self.diverted:
+                self.watcher.squatted.wait(2)
+        was = self.done.is_set()
+        sent = super()._up(cmd, payload)
+        if not was and self.done.is_set():
+            self.diverted = mid
+        return sent
+
+
+def test_a_keyless_watcher_cannot_take_the_id_of_a_message_lost_on_the_way(engines, nats, key):
+    """The divert test's second message lost on the way, and someone
+    without the key who saw it go by publishes junk under its id before out
+    sends it again. Out looks at what a duplicate's ack names, finds it is
+    not its own, and sends the message under an id of its own: every record
+    arrives (before, out took the junk's place for its message's: 2,388 of
+    3,000 arrived, seen to fail)."""
+    watcher = _Watcher(nats[1])
+    try:
+        out_out, _, _ = _diverted(engines, nats, key, _DivertThenWait(nats[1], 2, watcher))
+    finally:
+        watcher.close()
+    assert watcher.squatted.is_set(), "the watcher never published"
+    assert "1 under ids of their own" in out_out, out_out
+
+
+@pytest.mark.parametrize("how", ["file lost", "file cannot be written"])
+def test_bridge_in_without_its_file_takes_what_comes(engines, nats, key, tmp_path, how):
+    """Records 1-2 (a ring's first message), 3-4 and 5-6 (the same batch,
+    prev 2 and 4), MACed with the key. in takes 1-2, acknowledges it and
+    stops; its file is lost (another host, a run directory on tmpfs after a
+    reboot) or was never written (said on stderr). 3-4 and 5-6 come, and
+    in starts again with nothing of the ring: it takes them (before, it
+    passed them over waiting for copies that never come: 2 records of 6,
+    seen to fail)."""
+    url, port = nats
+    r = _some_records(engines(games=1), tmp_path, 6)
+    kb = open(key, "rb").read()
+    b = engines("--producers", "1", "--ring-size", "16M", games=0)
+    state = os.path.join(b.env["XRING_RUN_DIR"],
+                         f"{b.name}.bridge-in-xring-xr-test-xring-in-{b.name}.state")
+    if how == "file cannot be written":
+        os.mkdir(state)      # a rename onto it fails
+
+    def ack_floor():
+        info = json.loads(_nats_request(
+            port, f"$JS.API.CONSUMER.INFO.xring-xr-test.xring-in-{b.name}", b""))
+        return info.get("ack_floor", {}).get("stream_seq", 0)
+    dst = _Records()
+    try:
+        with xring.attach(b.name, timeout=5).reader(batch=64, max_wait=0.05) as rb:
+            inn = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
+            assert "xring bridge in:" in inn.stdout.readline()
+            _publish(port, "xr.test.g.0", [_bridge_message(r[0], 1, [(2, r[1])], key=kb)])
+            _read_until(rb, dst, lambda: dst.n >= 2, 30, "the destination")
+            wait_for(lambda: ack_floor() == 1, 10, "in to acknowledge 1-2")
+            rc, so, se = _stop(inn)
+            assert rc == 0, se
+            if how == "file lost":
+                os.unlink(state)
+            else:
+                assert "cannot write" in se, se
+            _publish(port, "xr.test.g.0", [
+                _bridge_message(r[2], 3, [(4, r[3])], prev=2, key=kb),
+                _bridge_message(r[4], 5, [(6, r[5])], prev=4, key=kb)])
+            inn = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
+            _read_until(rb, dst, lambda: dst.n >= 6, 30, "the destination")
+            rc, so, se = _stop(inn)
+    finally:
+        if os.path.isdir(state):
+            os.rmdir(state)
+    assert rc == 0, se
+    assert dst.n == 6 and dst.dups == 0 and dst.disordered == 0, (dst.n, so, se)
 
 
 @pytest.mark.parametrize("how", ["acks lost", "file and consumer lost"])
