@@ -194,6 +194,7 @@ static struct seen *seen_of(struct in *b, uint64_t source, uint64_t inc, uint32_
  * real message published again (a restarted out that had lost its place,
  * or anyone replaying one) is skipped after this bridge's restart too. */
 #define IN_STATE_MAGIC 0x32494258u /* "XBI2" */
+#define IN_STATE_MAGIC1 0x53494258u /* "XBIS": a version 1 file, read as one */
 struct in_state_head {
 	uint32_t magic, count;
 	uint64_t done_sseq;  /* the last message done with */
@@ -212,6 +213,25 @@ static void state_load(struct in *b)
 	long n = buf ? xr__br_state_load(b->state, buf, cap) : -1;
 	struct in_state_head h;
 
+	if (n >= 8) {
+		/* Version 1: magic, count, then source, incarnation, last,
+		 * ring and pad a ring. */
+		uint32_t m1, c1;
+		memcpy(&m1, buf, 4);
+		memcpy(&c1, buf + 4, 4);
+		if (m1 == IN_STATE_MAGIC1 && c1 <= SOURCES_MAX && (size_t)n == 8 + (size_t)c1 * 32)
+			for (uint32_t i = 0; i < c1; i++) {
+				uint64_t w[3];
+				uint32_t ring;
+				memcpy(w, buf + 8 + (size_t)i * 32, sizeof(w));
+				memcpy(&ring, buf + 8 + (size_t)i * 32 + 24, sizeof(ring));
+				struct seen *sn = seen_find(b, w[0], w[1], ring, true);
+				if (sn) {
+					sn->any = true;
+					sn->last = w[2];
+				}
+			}
+	}
 	if (n >= (long)IN_HEAD) {
 		memcpy(&h, buf, sizeof(h));
 		if (h.magic == IN_STATE_MAGIC && h.count <= SOURCES_MAX &&
@@ -372,18 +392,24 @@ static int take(struct in *b, natsMsg *m)
 	int prc = xr__br_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), b->t->size,
 			       b->o->key, b->scratch, XR_BR_RAW_MAX, &pm, &why);
 	bool shape_ok = prc == 0 && (b->any_good || all_fit(b, &pm));
-	if (!b->any_good && !b->o->ack_refused && (prc == -EKEYREJECTED || (prc == 0 && !shape_ok))) {
+	if (!b->any_good && !b->o->ack_refused &&
+	    (prc == -EKEYREJECTED || prc == -EPROTONOSUPPORT || (prc == 0 && !shape_ok))) {
 		/* Before any good message, one with a good checksum that is
-		 * another key's or another shape's is more likely a mistake
-		 * of ours than a stranger's: acknowledged away, the stream
-		 * would be lost to it. */
+		 * another key's or another shape's, or a bridge message of
+		 * another release, is more likely a mistake of ours than a
+		 * stranger's: acknowledged away, the stream would be lost to
+		 * it. */
 		snprintf(b->stop_why, sizeof(b->stop_why),
-			 prc ? "the first message (JetStream sequence %" PRIu64 ") was refused: %s; is "
-			       "--key-file the same as bridge out's? Nothing was acknowledged (if it "
-			       "is a stranger's, start again with --ack-refused)"
-			     : "the first message (JetStream sequence %" PRIu64 ") has records not of "
-			       "this stream's shape%s; is it the stream bridge out reads? Nothing was "
-			       "acknowledged (--ack-refused: take them away)",
+			 prc == -EPROTONOSUPPORT
+				 ? "the first message (JetStream sequence %" PRIu64 ") is %s; nothing was "
+				   "acknowledged: let a bridge in of its release take the stream first "
+				   "(docs/bridge.md, \"Upgrading\"), or start again with --ack-refused"
+			 : prc ? "the first message (JetStream sequence %" PRIu64 ") was refused: %s; "
+				 "is --key-file the same as bridge out's? Nothing was acknowledged (if "
+				 "it is a stranger's, start again with --ack-refused)"
+			       : "the first message (JetStream sequence %" PRIu64 ") has records not "
+				 "of this stream's shape%s; is it the stream bridge out reads? Nothing "
+				 "was acknowledged (--ack-refused: take them away)",
 			 sseq, prc ? why : "");
 		return TAKE_STOP;
 	}

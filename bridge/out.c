@@ -84,7 +84,8 @@ struct out {
 
 /* The file: where each ring stands, of one source's incarnation. have:
  * 0 nothing sent, 1 last is the last record of a batch done, 2 a batch
- * sent and none done yet (started). */
+ * sent and none done yet (started). Version 1's is the same without 2:
+ * read as it is. */
 #define OUT_STATE_MAGIC 0x534f4258u /* "XBOS" */
 #define OUT_STATE_VERSION 2u
 struct out_state {
@@ -99,7 +100,7 @@ static void state_load(struct out *b)
 	struct out_state s;
 
 	if (!b->state[0] || xr__br_state_load(b->state, &s, sizeof(s)) != (long)sizeof(s) ||
-	    s.magic != OUT_STATE_MAGIC || s.version != OUT_STATE_VERSION ||
+	    s.magic != OUT_STATE_MAGIC || (s.version != OUT_STATE_VERSION && s.version != 1) ||
 	    s.source != b->source || s.incarnation != b->incarnation)
 		return; /* none, or of another run of the engine: its rings are new */
 	for (uint32_t k = 0; k < XR_MAX_RINGS; k++)

@@ -193,9 +193,16 @@ int xr__br_parse(const void *msg, size_t len, uint32_t max_rec, const struct xr_
 	memcpy(&h, p, sizeof(h)); /* read once: the fields below are ours */
 	if (h.magic != XR_BR_MAGIC)
 		return bad(why, "not a bridge message (magic)");
-	if (h.version != XR_BR_VERSION ||
-	    (h.flags & ~(XR_BR_ZSTD | XR_BR_MAC | XR_BR_PREV | XR_BR_BASE)))
-		return bad(why, "a bridge message of another version, or unknown flags");
+	if (h.version != XR_BR_VERSION) {
+		*why = h.version < XR_BR_VERSION
+			       ? "a bridge message of an earlier version (both sides' bridges must "
+				 "be of one version)"
+			       : "a bridge message of a later version (both sides' bridges must be "
+				 "of one version)";
+		return -EPROTONOSUPPORT;
+	}
+	if (h.flags & ~(XR_BR_ZSTD | XR_BR_MAC | XR_BR_PREV | XR_BR_BASE))
+		return bad(why, "unknown flags");
 	if (h.len != len - sizeof(h))
 		return bad(why, "its length is not its header's");
 	if (h.raw_len > XR_BR_RAW_MAX || h.count > h.raw_len / sizeof(struct xr_br_rec))

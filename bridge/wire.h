@@ -142,7 +142,9 @@ struct xr_br_msg {
  * scratch (scratch_cap bytes, at least XR_BR_RAW_MAX for any message),
  * never past raw_len, and only once the MAC is good. 0, or with *why
  * -EKEYREJECTED (a good checksum, but no MAC or another key's: a forger's,
- * or a bridge out with another --key-file) or -EPROTO (anything else). */
+ * or a bridge out with another --key-file), -EPROTONOSUPPORT (a bridge
+ * message of another version: a bridge out of another release) or -EPROTO
+ * (anything else). */
 int xr__br_parse(const void *msg, size_t len, uint32_t max_rec, const struct xr_br_key *key,
 		 void *scratch, size_t scratch_cap, struct xr_br_msg *m, const char **why);
 

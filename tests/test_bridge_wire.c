@@ -109,8 +109,12 @@ static void refused(const uint8_t *m, size_t len, const char *what, const char *
 	int rc = xr__br_parse(m, len, 4096, key, scratch, sizeof(scratch), &pm, &why);
 	bool mac = want && (!strcmp(want, "MAC") || strstr(want, "MAC does not match") ||
 			    strstr(want, "carries no MAC"));
-	if (mac ? rc != -EKEYREJECTED : rc != -EPROTO && rc != -EKEYREJECTED)
-		FAILF("%s: %d, want %s", what, rc, mac ? "-EKEYREJECTED" : "-EPROTO");
+	bool version = want && strstr(want, "version");
+	if (mac	      ? rc != -EKEYREJECTED
+	    : version ? rc != -EPROTONOSUPPORT
+		      : rc != -EPROTO && rc != -EKEYREJECTED && rc != -EPROTONOSUPPORT)
+		FAILF("%s: %d, want %s", what, rc,
+		      mac ? "-EKEYREJECTED" : version ? "-EPROTONOSUPPORT" : "-EPROTO");
 	if (want && !strstr(why, want))
 		FAILF("%s: refused for '%s', want '%s'", what, why, want);
 }
@@ -309,6 +313,13 @@ int main(void)
 	((struct xr_br_hdr *)c)->flags = 16;
 	reseal(c, (size_t)len);
 	refused(c, (size_t)len, "unknown flags", "flags");
+	memcpy(c, msg, (size_t)len);
+	((struct xr_br_hdr *)c)->version = 1;
+	reseal(c, (size_t)len);
+	refused(c, (size_t)len, "version 1", "an earlier version");
+	((struct xr_br_hdr *)c)->version = 3;
+	reseal(c, (size_t)len);
+	refused(c, (size_t)len, "version 3", "a later version");
 	/* the message before named at or past this one's first record, or
 	 * named without its flag */
 	memcpy(c, msg, (size_t)len);

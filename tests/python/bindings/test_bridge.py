@@ -545,7 +545,7 @@ def _fnv(data, h=0xcbf29ce484222325):
     return h
 
 
-def _bridge_message(record, seq=7, more=(), prev=None, base=None, key=None):
+def _bridge_message(record, seq=7, more=(), prev=None, base=None, key=None, version=2):
     """A bridge message (bridge/wire.h) of record at seq and the (seq,
     record) pairs of more, of ring 0 of source 0x1234, incarnation 1: the
     test's own reading of the format. prev and base as bridge out sets
@@ -557,8 +557,9 @@ def _bridge_message(record, seq=7, more=(), prev=None, base=None, key=None):
     flags = (2 if key else 0) | (4 if prev is not None else 0) | (8 if base is not None else 0)
 
     def head(check, mac):
-        return struct.pack("<IHHQQIIIIQ16sQQ", 0x31524258, 2, flags, 0x1234, 1, 0, len(recs),
-                           len(payload), len(payload), check, mac, prev or 0, base or 0)
+        return struct.pack("<IHHQQIIIIQ16sQQ", 0x31524258, version, flags, 0x1234, 1, 0,
+                           len(recs), len(payload), len(payload), check, mac, prev or 0,
+                           base or 0)
     mac = hmac.new(key, head(0, b"") + payload, "sha256").digest()[:16] if key else b""
     return head(_fnv(payload, _fnv(head(0, mac))), mac) + payload
 
@@ -864,6 +865,34 @@ def test_a_bridge_in_with_another_key_stops_and_acknowledges_nothing(engines, na
         _stop(out)
     assert rc_in == 0, se
     _same(src, dst, 600)
+
+
+def test_a_bridge_in_of_another_release_stops_at_the_first_message_of_another_version(
+        engines, nats, key, tmp_path):
+    """A message of another wire version first (a bridge out of the release
+    before an upgrade): bridge in stops there, saying so in one line, and
+    acknowledges nothing; started again with --ack-refused it takes it away
+    and writes the good message behind it (before, it acknowledged the old
+    release's backlog away without a word)."""
+    url, port = nats
+    r = _some_records(engines(games=1), tmp_path, 2)
+    kb = open(key, "rb").read()
+    b = engines("--producers", "1", "--ring-size", "16M", games=0)
+    inn = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
+    assert "xring bridge in:" in inn.stdout.readline()     # its stream made
+    _publish(port, "xr.test.g.0", [_bridge_message(r[0], 1, key=kb, version=1)])
+    so, err = inn.communicate(timeout=60)
+    assert inn.returncode == 1, err
+    assert "an earlier version" in err and "Upgrading" in err and len(err.splitlines()) == 1, err
+    msgs = [_bridge_message(r[1], 2, key=kb)]
+    with xring.attach(b.name, timeout=5).reader(batch=64, max_wait=0.05) as rb:
+        inn = _bridge(b, "in", url, "--ring", "1", "--key-file", key, "--ack-refused")
+        assert "xring bridge in:" in inn.stdout.readline()
+        _publish(port, "xr.test.g.0", msgs)
+        dst = _Records()
+        _read_until(rb, dst, lambda: dst.n >= 1, 30, "the destination")
+        rc, so, se = _stop(inn)
+    assert rc == 0 and "1 refused" in so, so + se
 
 
 @same_paths_as_others
