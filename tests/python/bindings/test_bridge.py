@@ -895,6 +895,24 @@ def test_a_bridge_in_of_another_release_stops_at_the_first_message_of_another_ve
     assert rc == 0 and "1 refused" in so, so + se
 
 
+def test_bridge_in_reads_the_file_of_the_release_before(engines, nats, key, tmp_path):
+    """A version 1 file of where in stood (magic XBIS: source, incarnation,
+    last, ring a ring) says ring 0 of source 0x1234 was taken up to seq 2:
+    of 1-2 and 3-4, in skips 1-2 as taken and writes 3-4."""
+    r = _some_records(engines(games=1), tmp_path, 4)
+    kb = open(key, "rb").read()
+    b = engines("--producers", "1", "--ring-size", "16M", games=0)
+    path = os.path.join(b.env["XRING_RUN_DIR"],
+                        f"{b.name}.bridge-in-xring-xr-test-xring-in-{b.name}.state")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, struct.pack("<II", 0x53494258, 1) + struct.pack("<QQQII", 0x1234, 1, 2, 0, 0))
+    os.close(fd)
+    dst, so, se = _in_takes(b, nats, key, [_bridge_message(r[0], 1, [(2, r[1])], key=kb),
+                                           _bridge_message(r[2], 3, [(4, r[3])], prev=2,
+                                                           key=kb)], 2)
+    assert dst.n == 2 and "2 duplicates skipped" in so, (dst.n, so, se)
+
+
 @same_paths_as_others
 def test_bridge_in_paused_while_another_took_its_consumer_gives_way(engines, nats, key):
     """bridge in is SIGSTOPped (a VM's pause) long enough for a second to
