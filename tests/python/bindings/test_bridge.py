@@ -1331,27 +1331,29 @@ def test_bridge_out_killed_before_it_puts_its_first_batch_in_order_loses_nothing
         (out_out, out_in)
 
 
-class _Watcher:
-    """Someone without the key who may subscribe and publish: it subscribes
-    where a message JetStream does not store still goes (xr.tesX.>, where
-    _Divert sends it; in a cluster, the subject itself while the stream has
-    no leader) and publishes a byte of junk on xr.test.junk under the id of
-    each message it sees; `squatted` once the server has it."""
+class _Subscriber:
+    """Someone without the key who may subscribe to `subject` and publish:
+    each message's id (Nats-Msg-Id) goes to _id(mid), on a thread of its
+    own, and a PONG the server sends to _pong(). junk(mid) is a byte of
+    junk on xr.test.junk under id mid, as a publish to send."""
 
-    def __init__(self, port):
+    def __init__(self, port, subject):
         import threading
-        self.squatted = threading.Event()
         self.s = socket.create_connection(("127.0.0.1", port), timeout=30)
         self.f = self.s.makefile("rb")
         self.f.readline()
-        self.s.sendall(b'CONNECT {"verbose":false,"headers":true}\r\nSUB xr.tesX.> 1\r\n'
-                       b"PING\r\n")
+        self.s.sendall(b'CONNECT {"verbose":false,"headers":true}\r\nSUB %s 1\r\nPING\r\n'
+                       % subject)
         while not self.f.readline().startswith(b"PONG"):
             pass
         threading.Thread(target=self._run, daemon=True).start()
 
+    @staticmethod
+    def junk(mid):
+        hdr = b"NATS/1.0\r\nNats-Msg-Id: " + mid + b"\r\n\r\n"
+        return b"HPUB xr.test.junk %d %d\r\n%sx\r\n" % (len(hdr), len(hdr) + 1, hdr)
+
     def _run(self):
-        sent = False
         while True:
             try:
                 line = self.f.readline()
@@ -1361,20 +1363,40 @@ class _Watcher:
                 return
             if line.startswith(b"PING"):
                 self.s.sendall(b"PONG\r\n")
-            elif line.startswith(b"PONG") and sent:
-                self.squatted.set()    # the server took the junk before this
+            elif line.startswith(b"PONG"):
+                self._pong()
             elif line.startswith(b"HMSG "):
                 w = line.split()
                 data = self.f.read(int(w[-1]) + 2)
                 m = re.search(rb"Nats-Msg-Id: ([^\r]+)", data[:int(w[-2])])
                 if m:
-                    hdr = b"NATS/1.0\r\nNats-Msg-Id: " + m.group(1) + b"\r\n\r\n"
-                    self.s.sendall(b"HPUB xr.test.junk %d %d\r\n%sx\r\nPING\r\n"
-                                   % (len(hdr), len(hdr) + 1, hdr))
-                    sent = True
+                    self._id(m.group(1))
+
+    def _pong(self):
+        pass
 
     def close(self):
         self.s.close()
+
+
+class _Watcher(_Subscriber):
+    """Subscribes where a message JetStream does not store still goes
+    (xr.tesX.>, where _Divert sends it; in a cluster, the subject itself
+    while the stream has no leader) and publishes junk under the id of each
+    message it sees; `squatted` once the server has it."""
+
+    def __init__(self, port):
+        import threading
+        self.squatted, self.sent = threading.Event(), False
+        super().__init__(port, b"xr.tesX.>")
+
+    def _id(self, mid):
+        self.s.sendall(self.junk(mid) + b"PING\r\n")
+        self.sent = True
+
+    def _pong(self):
+        if self.sent:
+            self.squatted.set()    # the server took the junk before this
 
 
 class _DivertThenWait(_Divert):
@@ -1524,57 +1546,30 @@ def test_bridge_in_restarted_after_passing_over_a_message_takes_its_copy(engines
     assert dst.n == 6 and dst.dups == 0 and dst.disordered == 0, (dst.n, so, se)
 
 
-class _Squatter:
-    """Someone who may publish on xr.test.> but has no key: reads the
-    message ids bridge out publishes (plain headers), and publishes a byte
-    of junk under every id the next messages may have (first a little past
-    the last seen, last up to 16 further): JetStream would take out's real
-    messages for duplicates of the junk, and keep the junk."""
+class _Squatter(_Subscriber):
+    """Reads the message ids bridge out publishes on xr.test.>, and
+    publishes junk under every id the next messages may have (first a
+    little past the last seen, last up to 16 further): JetStream would take
+    out's real messages for duplicates of the junk, and keep the junk."""
 
     def __init__(self, port):
-        import threading
-        self.squatted = 0
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.f = self.s.makefile("rb")
-        self.f.readline()
-        self.s.sendall(b'CONNECT {"verbose":false,"headers":true}\r\nSUB xr.test.> 1\r\n')
-        threading.Thread(target=self._run, daemon=True).start()
+        self.squatted, self.seen = 0, 0
+        super().__init__(port, b"xr.test.>")
 
-    def _run(self):
-        seen = 0
-        while True:
-            try:
-                line = self.f.readline()
-            except OSError:
-                return
-            if not line:
-                return
-            if line.startswith(b"PING"):
-                self.s.sendall(b"PONG\r\n")
-                continue
-            if not line.startswith(b"HMSG "):
-                continue
-            w = line.split()
-            data = self.f.read(int(w[-1]) + 2)
-            m = re.search(rb"Nats-Msg-Id: ([^\r]+)", data[:int(w[-2])])
-            seen += 1
-            if not m or self.squatted or seen < 3:
-                continue
-            src, inc, ring, first0, last = m.group(1).decode().split("-")[:5]
-            junk = []
-            for first in range(int(last) + 9, int(last) + 49):
-                for end in range(first, first + 16):
-                    # Its guess: an id as the ids it read, without their MAC.
-                    for mid in (f"{src}-{inc}-{ring}-{first}-{end}",
-                                m.group(1).decode().replace(f"-{first0}-{last}", f"-{first}-{end}")):
-                        hdr = b"NATS/1.0\r\nNats-Msg-Id: " + mid.encode() + b"\r\n\r\n"
-                        junk.append(b"HPUB xr.test.junk %d %d\r\n%sx\r\n"
-                                    % (len(hdr), len(hdr) + 1, hdr))
-            self.s.sendall(b"".join(junk))
-            self.squatted = len(junk)
-
-    def close(self):
-        self.s.close()
+    def _id(self, mid):
+        self.seen += 1
+        if self.squatted or self.seen < 3:
+            return
+        src, inc, ring, first0, last = mid.decode().split("-")[:5]
+        junk = []
+        for first in range(int(last) + 9, int(last) + 49):
+            for end in range(first, first + 16):
+                # Its guess: an id as the ids it read, without their MAC.
+                for guess in (f"{src}-{inc}-{ring}-{first}-{end}",
+                              mid.decode().replace(f"-{first0}-{last}", f"-{first}-{end}")):
+                    junk.append(self.junk(guess.encode()))
+        self.s.sendall(b"".join(junk))
+        self.squatted = len(junk)
 
 
 @same_paths_as_others
