@@ -61,6 +61,7 @@ struct seen {
 	bool any;             /* a record of it was taken: last is one */
 	uint64_t last;
 	uint64_t touched;     /* when a message of it last came (b->touches) */
+	bool stale;           /* from a file behind the consumer's ack floor */
 };
 
 /* What take() says of a message besides 0 (taken or refused: acknowledge
@@ -439,7 +440,7 @@ static int take(struct in *b, natsMsg *m)
 	 * goes on after the last message done (done_sseq), and judges what
 	 * comes again the same way, the tags only keeping the engine from
 	 * taking a record twice. */
-	bool behind = sn && sn->any && pm.has_prev && pm.prev > sn->last;
+	bool behind = sn && sn->any && !sn->stale && pm.has_prev && pm.prev > sn->last;
 	if (behind && pm.has_base && pm.base == pm.prev) {
 		b->st->holes++;
 		if (!b->o->quiet && b->st->holes >= b->holes_said * 2) {
@@ -461,6 +462,8 @@ static int take(struct in *b, natsMsg *m)
 		}
 		return done(b, sseq);
 	}
+	if (sn)
+		sn->stale = false; /* taken from here: in order after it */
 	size_t it = 0;
 	uint64_t seq, k = 0;
 	const void *rec;
@@ -886,8 +889,19 @@ int xr__bridge_in(const struct xr_bridge_opts *o, struct xr_bridge_stats *st, ch
 	/* From after the last message done with (or acknowledged: a file
 	 * that could not be written), not from the first unacknowledged: see
 	 * done_sseq. */
-	if (b.done_sseq > floor)
+	if (b.done_sseq > floor) {
 		floor = b.done_sseq;
+	} else if (floor > b.done_sseq) {
+		/* Messages were acknowledged that the file does not know of
+		 * (it could not be written for a while, or another bridge in
+		 * took the consumer): what it says each ring was taken up to
+		 * may be behind, and a message whose predecessor went then
+		 * would wait for ever. Each ring starts where it is, as with
+		 * nothing taken, its marks still keeping what it says was
+		 * taken from being taken again. */
+		for (uint32_t i = 0; i < SOURCES_MAX; i++)
+			b.seen[i].stale = b.seen[i].used;
+	}
 	rc = subscribe(&b, floor ? floor + 1 : 0, why, len);
 	if (rc < 0)
 		goto out;

@@ -78,6 +78,8 @@ struct out {
 	 * it, and goes again (pass). */
 	uint64_t high;
 	uint64_t taken_said;      /* taken ids said on stderr */
+	uint32_t fetch_failed;    /* fetches of first copies failed in a row */
+	bool fetch_said;
 	char state[600];          /* its file (state.h), "" when none */
 	bool dirty, state_said;
 };
@@ -170,14 +172,33 @@ static void msg_id(const struct out *b, uint32_t ring, uint64_t first_seq, uint6
 
 /* Whether the message JetStream holds at seq is the one sealed in b->msg
  * (len bytes): 1, 0 (another's), or -EAGAIN (not known now). */
+#define FETCH_TRIES 3 /* fetches of a first copy that fail before it is believed */
+
 static int ours_at(struct out *b, uint64_t seq, long len)
 {
 	natsMsg *m = NULL;
 	jsErrCode err = 0;
 	natsStatus s = js_GetMsg(&m, b->js, b->js_stream, seq, NULL, &err);
 
-	if (s != NATS_OK)
-		return s == NATS_NOT_FOUND ? 0 : -EAGAIN;
+	if (s == NATS_NOT_FOUND)
+		return 0; /* gone (the stream's limits): goes again, under an id of its own */
+	if (s != NATS_OK) {
+		/* Not fetched (this user may not, or the server is away):
+		 * asked again, then believed, said once. Better a duplicate
+		 * believed than a bridge that never goes on. */
+		if (++b->fetch_failed < FETCH_TRIES)
+			return -EAGAIN;
+		b->fetch_failed = 0;
+		if (!b->fetch_said && !b->o->quiet) {
+			fprintf(stderr, "xring bridge: cannot fetch JetStream's first copy of a "
+				"duplicate (%s, %d): duplicates are believed to be this bridge's "
+				"(let its NATS user fetch from $JS.API.STREAM.MSG.GET.%s)\n",
+				natsStatus_GetText(s), (int)err, b->js_stream);
+			b->fetch_said = true;
+		}
+		return 1;
+	}
+	b->fetch_failed = 0;
 	int same = natsMsg_GetDataLength(m) == (int)len &&
 		   memcmp(natsMsg_GetData(m), b->msg, (size_t)len) == 0;
 	natsMsg_Destroy(m);

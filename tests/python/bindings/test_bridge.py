@@ -597,6 +597,20 @@ def test_garbage_on_the_subject_is_refused_and_counted(engines, nats, tmp_path):
 
 
 @same_paths_as_others
+def _in_file(eng):
+    """The file of where bridge in (its default consumer) stands, of eng."""
+    return os.path.join(eng.env["XRING_RUN_DIR"],
+                        f"{eng.name}.bridge-in-xring-xr-test-xring-in-{eng.name}.state")
+
+
+def _acked(port, eng):
+    """The stream sequence bridge in of eng (its default consumer) has
+    acknowledged up to."""
+    info = json.loads(_nats_request(
+        port, f"$JS.API.CONSUMER.INFO.xring-xr-test.xring-in-{eng.name}", b""))
+    return info.get("ack_floor", {}).get("stream_seq", 0)
+
+
 def _in_takes(b, nats, key, msgs, want):
     """bridge in (ring 1, with key) into engine b, msgs published by hand
     on the stream's subject: what b's reader took once want records came
@@ -660,8 +674,7 @@ def test_bridge_in_forgets_the_source_rings_that_came_longest_ago(engines, nats,
     r = _some_records(engines(games=1), tmp_path, 6)
     kb = open(key, "rb").read()
     b = engines("--producers", "1", "--ring-size", "16M", games=0)
-    path = os.path.join(b.env["XRING_RUN_DIR"],
-                        f"{b.name}.bridge-in-xring-xr-test-xring-in-{b.name}.state")
+    path = _in_file(b)
     recs = b"".join(struct.pack("<QQQQII", 0x100000 + i, 1, 5, i + 1, 0, 0) for i in range(4096))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.write(fd, struct.pack("<IIQq", 0x32494258, 4096, 0, 0) + recs)
@@ -902,8 +915,7 @@ def test_bridge_in_reads_the_file_of_the_release_before(engines, nats, key, tmp_
     r = _some_records(engines(games=1), tmp_path, 4)
     kb = open(key, "rb").read()
     b = engines("--producers", "1", "--ring-size", "16M", games=0)
-    path = os.path.join(b.env["XRING_RUN_DIR"],
-                        f"{b.name}.bridge-in-xring-xr-test-xring-in-{b.name}.state")
+    path = _in_file(b)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.write(fd, struct.pack("<II", 0x53494258, 1) + struct.pack("<QQQII", 0x1234, 1, 2, 0, 0))
     os.close(fd)
@@ -911,6 +923,138 @@ def test_bridge_in_reads_the_file_of_the_release_before(engines, nats, key, tmp_
                                            _bridge_message(r[2], 3, [(4, r[3])], prev=2,
                                                            key=kb)], 2)
     assert dst.n == 2 and "2 duplicates skipped" in so, (dst.n, so, se)
+
+
+def test_bridge_in_whose_file_fell_behind_its_acknowledgements_starts_where_it_is(
+        engines, nats, key, tmp_path):
+    """in takes 1-2 (a ring's first message), its file saying so; then its
+    file cannot be written for a while (a full disk), and it takes and
+    acknowledges 3-4 all the same (said on stderr). Its file of before
+    back, it starts again: its consumer after 3-4, its file saying 1-2.
+    The file is behind the acknowledgements, so each ring starts where it
+    is: 5-6 and 7-8 (base 2), and 9-10 (a new batch) are taken (before,
+    5-6 and 7-8 waited for a copy that never comes: seen to fail)."""
+    url, port = nats
+    r = _some_records(engines(games=1), tmp_path, 10)
+    kb = open(key, "rb").read()
+    a = engines("--producers", "1", "--ring-size", "16M", games=0)
+    state = _in_file(a)
+
+    def done_with():
+        try:
+            with open(state, "rb") as f:
+                return struct.unpack("<IIQq", f.read(24))[2]
+        except (OSError, struct.error):
+            return 0
+    dst = _Records()
+    with xring.attach(a.name, timeout=5).reader(batch=64, max_wait=0.05) as ra:
+        inn = _bridge(a, "in", url, "--ring", "1", "--key-file", key)
+        assert "xring bridge in:" in inn.stdout.readline()
+        _publish(port, "xr.test.g.0", [_bridge_message(r[0], 1, [(2, r[1])], key=kb)])
+        _read_until(ra, dst, lambda: dst.n >= 2, 30, "the destination")
+        wait_for(lambda: _acked(port, a) == 1 and done_with() == 1, 10, "1-2 acknowledged, and filed")
+        with open(state, "rb") as f:
+            saved = f.read()
+        os.unlink(state)
+        os.mkdir(state)          # every write fails now (a rename onto it)
+        _publish(port, "xr.test.g.0", [_bridge_message(r[2], 3, [(4, r[3])], prev=2, base=2,
+                                                       key=kb)])
+        _read_until(ra, dst, lambda: dst.n >= 4, 30, "the destination")
+        wait_for(lambda: _acked(port, a) == 2, 10, "3-4 acknowledged")
+        rc, so, se = _stop(inn)
+        assert rc == 0 and "cannot write" in se, se
+        os.rmdir(state)          # room again: the last good write is there
+        fd = os.open(state, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, saved)
+        os.close(fd)
+        _publish(port, "xr.test.g.0", [
+            _bridge_message(r[4], 5, [(6, r[5])], prev=4, base=2, key=kb),
+            _bridge_message(r[6], 7, [(8, r[7])], prev=6, base=2, key=kb),
+            _bridge_message(r[8], 9, [(10, r[9])], prev=8, base=8, key=kb)])
+        inn = _bridge(a, "in", url, "--ring", "1", "--key-file", key)
+        _read_until(ra, dst, lambda: dst.n >= 10, 30, "the destination")
+        rc, so, se = _stop(inn)
+    assert rc == 0, se
+    assert dst.n == 10 and dst.dups == 0 and dst.disordered == 0, (dst.n, so, se)
+
+
+def _nats_with_users(tmp_path):
+    port = _free_port()
+    conf = tmp_path / "nats.conf"
+    conf.write_text(f"""
+listen: "127.0.0.1:{port}"
+jetstream {{ store_dir: "{tmp_path / 'jsu'}" }}
+no_auth_user: admin
+accounts {{
+  A {{
+    jetstream: enabled
+    users = [
+      {{user: admin, password: a}}
+      {{user: out, password: o, permissions: {{
+          publish: {{allow: ["xr.test.>", "$JS.API.INFO", "$JS.API.STREAM.INFO.xring-xr-test",
+                            "$JS.API.STREAM.CREATE.xring-xr-test"]}},
+          subscribe: {{allow: ["_INBOX.>"]}}}}}}
+    ]
+  }}
+}}
+""")
+    proc = subprocess.Popen([NATS, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+    def up():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            return proc.poll() is not None
+    wait_for(up, 10, "nats-server to listen")
+    assert proc.poll() is None, proc.stderr.read().decode()
+    return proc, port
+
+
+@same_paths_as_others
+def test_bridge_out_that_may_not_fetch_a_duplicate_s_first_copy_believes_it(engines, key,
+                                                                           tmp_path):
+    """bridge out as a NATS user that may publish on xr.test.> and ask for
+    the stream's info (and make it), not fetch its messages; bridge in as
+    another. out sends the first records, stops and loses its file (a run
+    directory on tmpfs after a reboot); started again, it sends the ring
+    again from its start, every message a duplicate whose first copy it
+    cannot fetch: after three tries it believes them, says so once, and
+    the records after them arrive (before, it published its first message
+    again for ever: seen to fail)."""
+    proc, port = _nats_with_users(tmp_path)
+    try:
+        a = engines("--ring-size", "64M", "--tick-ms", "20", "--count", "6000", games=2)
+        b = engines("--producers", "1", "--ring-size", "64M", games=0)
+        out_url = f"nats://out:o@127.0.0.1:{port}"
+        url = f"nats://127.0.0.1:{port}"
+        with _both_ends(a, b) as (ra, rb, src, dst):
+            out = _bridge(a, "out", out_url, "--key-file", key)
+            inn = _bridge(b, "in", url, "--ring", "1", "--key-file", key)
+            _read_until(rb, dst, lambda: dst.n >= 300, 60, "the destination",
+                        lambda: _take_one(ra, src, 0))
+            rc, so, se = _stop(out)
+            assert rc == 0, se
+            sent = int(so.split("xring bridge out: ")[-1].split()[0])
+            _read_until(rb, dst, lambda: dst.n >= sent, 30, "the destination",
+                        lambda: _take_one(ra, src, 0))
+            for f in os.listdir(a.env["XRING_RUN_DIR"]):
+                if f.startswith(f"{a.name}.bridge-out-"):
+                    os.unlink(os.path.join(a.env["XRING_RUN_DIR"], f))
+            n0 = dst.n
+            out = _bridge(a, "out", out_url, "--key-file", key)
+            try:
+                _read_until(rb, dst, lambda: dst.n >= n0 + 300, 40, "the destination",
+                            lambda: _take_one(ra, src, 0))
+            finally:
+                ro, so_o, se_o = _stop(out)
+                ri, so_i, se_i = _stop(inn)
+        assert "duplicates are believed" in se_o, se_o[-2000:]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+
 
 
 @same_paths_as_others
@@ -1450,15 +1594,10 @@ def test_bridge_in_without_its_file_takes_what_comes(engines, nats, key, tmp_pat
     r = _some_records(engines(games=1), tmp_path, 6)
     kb = open(key, "rb").read()
     b = engines("--producers", "1", "--ring-size", "16M", games=0)
-    state = os.path.join(b.env["XRING_RUN_DIR"],
-                         f"{b.name}.bridge-in-xring-xr-test-xring-in-{b.name}.state")
+    state = _in_file(b)
     if how == "file cannot be written":
         os.mkdir(state)      # a rename onto it fails
 
-    def ack_floor():
-        info = json.loads(_nats_request(
-            port, f"$JS.API.CONSUMER.INFO.xring-xr-test.xring-in-{b.name}", b""))
-        return info.get("ack_floor", {}).get("stream_seq", 0)
     dst = _Records()
     try:
         with xring.attach(b.name, timeout=5).reader(batch=64, max_wait=0.05) as rb:
@@ -1466,7 +1605,7 @@ def test_bridge_in_without_its_file_takes_what_comes(engines, nats, key, tmp_pat
             assert "xring bridge in:" in inn.stdout.readline()
             _publish(port, "xr.test.g.0", [_bridge_message(r[0], 1, [(2, r[1])], key=kb)])
             _read_until(rb, dst, lambda: dst.n >= 2, 30, "the destination")
-            wait_for(lambda: ack_floor() == 1, 10, "in to acknowledge 1-2")
+            wait_for(lambda: _acked(port, b) == 1, 10, "in to acknowledge 1-2")
             rc, so, se = _stop(inn)
             assert rc == 0, se
             if how == "file lost":
@@ -1505,8 +1644,7 @@ def test_bridge_in_restarted_after_passing_over_a_message_takes_its_copy(engines
             _bridge_message(r[2], 3, [(4, r[3])], prev=2, base=2, key=kb)]
     b = engines("--producers", "1", "--ring-size", "16M", games=0)
     eb = xring.attach(b.name, timeout=5)
-    state = os.path.join(b.env["XRING_RUN_DIR"],
-                         f"{b.name}.bridge-in-xring-xr-test-xring-in-{b.name}.state")
+    state = _in_file(b)
     proxy = _DropAcks(port)
     dst = _Records()
     try:
