@@ -40,9 +40,23 @@ same_paths_as_others = pytest.mark.skipif(
 
 
 def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now, for a nats-server to listen on: from a
+    range of this pytest worker's own, below the kernel's ephemeral ports.
+    (The kernel's pick, port 0, could be handed to two workers at once, or
+    to another's outgoing connection, before a server bound it: a test then
+    took the other worker's server for its own, which went away under it.)"""
+    import random
+    w = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
+    base = 20000 + (int(w) % 6 if w.isdigit() else 0) * 2000
+    for _ in range(500):
+        port = base + random.randrange(2000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port in {base}..{base + 1999}")
 
 
 def _nats_server(port, store):
@@ -1241,7 +1255,11 @@ class _Proxy:
                 c, _ = self.ls.accept()
             except OSError:
                 return
-            s = socket.create_connection(("127.0.0.1", self.port_to))
+            try:
+                s = socket.create_connection(("127.0.0.1", self.port_to))
+            except OSError:
+                c.close()   # the server away: as a client of it would find it
+                continue
             threading.Thread(target=self._pump, args=(c, s, False), daemon=True).start()
             threading.Thread(target=self._pump, args=(s, c, True), daemon=True).start()
 
