@@ -30,9 +30,16 @@ static _Atomic uint64_t given_back;
 
 static xr_reader *join(void)
 {
-	xr_reader *r;
-	int rc = xr_reader_attach(engine, &(xr_reader_opts){.group = "t", .label = "thread"}, &r);
+	xr_reader *r = NULL;
+	int rc = 0;
 
+	/* The engine's thread (fault_engine_run starts it) serves groups once
+	 * it runs its games: -ENOTSUP, "hosts no games", till then (a CI run's
+	 * first join came that early). */
+	(void)FAULT_WAIT((rc = xr_reader_attach(engine,
+						&(xr_reader_opts){.group = "t", .label = "thread"},
+						&r)) != -ENOTSUP,
+			 10000);
 	if (rc < 0)
 		FAILF("join: %s (%s)", xr_strerror(rc), xr_last_reason());
 	return r;
